@@ -1,0 +1,63 @@
+import type { Command } from 'commander';
+import pino from 'pino';
+import { loadConfig } from '../config/config.js';
+import { REDACT_PATHS, startServer } from '../main.js';
+import { CliError } from './output.js';
+
+/** `conclave serve`: flags override env (CONCLAVE_*), which override the config file, which overrides defaults. */
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('run the vault, attestation and collateral services over HTTPS')
+    .option('--data-dir <dir>', 'data directory (SQLite db, TLS cert, master key, admin credential)', undefined)
+    .option('--host <host>', 'listen address (default 127.0.0.1)')
+    .option('--port <n>', 'listen port; 0 picks a free port (default 8443)')
+    .option('--db <url>', 'store: sqlite:PATH (default sqlite:<data-dir>/conclave.db) or postgres://…')
+    .option('--config <file>', 'JSON or YAML config file (keys as in docs/configuration.md)')
+    .option('--services <list>', 'comma-separated subset of vault,attestation,collateral')
+    .option('--simulate', 'trust the simulated TEE root (development only; tokens say so)')
+    .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
+    .option('--public-url <url>', 'public base URL when behind a proxy (token issuer, kid URLs)')
+    .option('--body-limit <bytes>', 'request body limit in bytes (default 1048576)')
+    .option('--token-lifetime <seconds>', 'attestation token lifetime (default 28800)')
+    .option('--hsm <spec>', 'PKCS#11 key protection: pkcs11:module=PATH;token=LABEL;pin-source=file:PATH|env:VAR')
+    .option('--collateral-mode <mode>', 'lazy|request|offline (default lazy)')
+    .option('--upstream-intel <url>', 'Intel PCS or another PCCS/THIM base URL')
+    .option('--intel-api-key <key>', 'Intel PCS subscription key')
+    .option('--upstream-amd <url>', 'AMD KDS (or compatible) base URL')
+    .option('--db-pool-size <n>', 'PostgreSQL connection pool size (default 10)')
+    .option('--trusted-authority <url...>', 'additional attestation authorities trusted for key release')
+    .option('--isolated', 'isolated mode: attestation policies must be signed')
+    .addHelpText('after', '\nExample:\n  conclave serve --data-dir ./data --port 8443 --simulate\n')
+    .action(async (flags: Record<string, unknown>) => {
+      let config: ReturnType<typeof loadConfig>;
+      try {
+        config = loadConfig({ flags, env: process.env });
+      } catch (e) {
+        throw new CliError((e as Error).message, 'check the flag, CONCLAVE_* variable or config key named above', 2);
+      }
+      const logger = pino({ level: config.logLevel, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, pino.destination(2));
+      const server = await startServer(config, { logger });
+      const out = process.stdout;
+      out.write(`conclave listening on ${server.url}\n`);
+      out.write(`  admin credential: ${server.adminPath}\n`);
+      out.write(`  TLS CA certificate: ${server.caPath}   (export NODE_EXTRA_CA_CERTS=${server.caPath})\n`);
+      out.write(`  services: ${config.services.join(', ')}${config.simulate ? '   [simulated TEE trusted: development only]' : ''}\n`);
+      out.write(`  try: curl --cacert ${server.caPath} ${server.url}/healthz\n`);
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, 'shutting down: finishing in-flight requests');
+        server.close().then(
+          () => process.exit(0),
+          (e) => {
+            logger.error({ err: e }, 'error during shutdown');
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+}

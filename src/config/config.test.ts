@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, test } from 'node:test';
+import { isConclaveError } from '../core/errors.js';
+import { loadConfig } from './config.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'conclave-config-'));
+
+function file(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+describe('loadConfig', () => {
+  test('defaults: ./data, 127.0.0.1:8443, sqlite in the data dir, all services', () => {
+    const c = loadConfig({ env: {} });
+    assert.equal(c.dataDir, resolve('./data'));
+    assert.equal(c.host, '127.0.0.1');
+    assert.equal(c.port, 8443);
+    assert.equal(c.db, `sqlite:${resolve('./data/conclave.db')}`);
+    assert.deepEqual(c.services, ['vault', 'attestation', 'collateral']);
+    assert.equal(c.simulate, false);
+    assert.equal(c.bodyLimit, 1024 * 1024);
+    assert.ok(Object.isFrozen(c));
+  });
+
+  test('precedence: flag > env > file > default', () => {
+    const yaml = file('c.yaml', 'port: 9001\nhost: 0.0.0.0\nlog-level: debug\nservices: [vault]\n');
+    const fromFile = loadConfig({ env: {}, configFile: yaml });
+    assert.equal(fromFile.port, 9001);
+    assert.equal(fromFile.host, '0.0.0.0');
+    assert.equal(fromFile.logLevel, 'debug');
+    assert.deepEqual(fromFile.services, ['vault']);
+    const fromEnv = loadConfig({ env: { CONCLAVE_PORT: '9002', CONCLAVE_CONFIG: yaml } });
+    assert.equal(fromEnv.port, 9002);
+    assert.equal(fromEnv.host, '0.0.0.0', 'file still applies to keys env does not set');
+    const fromFlag = loadConfig({ flags: { port: '9003', config: yaml }, env: { CONCLAVE_PORT: '9002' } });
+    assert.equal(fromFlag.port, 9003);
+  });
+
+  test('JSON config files and comma-separated services', () => {
+    const json = file('c.json', JSON.stringify({ services: 'attestation,collateral', simulate: true }));
+    const c = loadConfig({ flags: { config: json }, env: {} });
+    assert.deepEqual(c.services, ['attestation', 'collateral']);
+    assert.equal(c.simulate, true);
+  });
+
+  test('the data dir moves the default database with it', () => {
+    const c = loadConfig({ flags: { dataDir: '/tmp/x-data' }, env: {} });
+    assert.equal(c.db, 'sqlite:/tmp/x-data/conclave.db');
+  });
+
+  const bad: [string, Parameters<typeof loadConfig>[0], RegExp][] = [
+    ['port out of range', { flags: { port: '70000' }, env: {} }, /port \(flag --port\) must be an integer from 0 to 65535/],
+    ['non-numeric port in env', { env: { CONCLAVE_PORT: 'abc' } }, /port \(env CONCLAVE_PORT\)/],
+    ['unknown service', { flags: { services: 'vault,teapot' }, env: {} }, /services .* must be one of/],
+    ['bad db url', { flags: { db: 'mysql://x' }, env: {} }, /db .* must be sqlite:PATH or postgres/],
+    ['bad log level', { env: { CONCLAVE_LOG_LEVEL: 'loud' } }, /log-level/],
+    ['bad collateral mode', { flags: { collateralMode: 'eager' }, env: {} }, /collateral-mode/],
+    ['bad upstream url', { flags: { upstreamIntel: 'not a url' }, env: {} }, /upstream-intel .* must be a URL/],
+    ['bad hsm spec', { flags: { hsm: 'softhsm' }, env: {} }, /pkcs11:module=PATH/],
+  ];
+  for (const [name, sources, message] of bad) {
+    test(`rejects ${name} with config.invalid`, () => {
+      assert.throws(() => loadConfig(sources), (e: unknown) => isConclaveError(e, 'config.invalid') && message.test((e as Error).message));
+    });
+  }
+
+  test('rejects unknown keys and unreadable or invalid files, naming the file', () => {
+    assert.throws(() => loadConfig({ env: {}, configFile: file('u.yaml', 'prot: 1\n') }), (e: unknown) => isConclaveError(e, 'config.invalid') && /unknown key "prot"/.test((e as Error).message));
+    assert.throws(() => loadConfig({ env: {}, configFile: join(dir, 'missing.yaml') }), (e: unknown) => isConclaveError(e, 'config.invalid') && /cannot read config file/.test((e as Error).message));
+    assert.throws(() => loadConfig({ env: {}, configFile: file('b.json', '{nope') }), (e: unknown) => isConclaveError(e, 'config.invalid') && /not valid JSON/.test((e as Error).message));
+    assert.throws(() => loadConfig({ env: {}, configFile: file('l.yaml', '- a\n- b\n') }), (e: unknown) => isConclaveError(e, 'config.invalid'));
+  });
+});

@@ -1,0 +1,227 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { fail } from '../core/errors.js';
+
+/** The services one `conclave serve` process can run; all three by default. */
+export const SERVICES = ['vault', 'attestation', 'collateral'] as const;
+export type ServiceName = (typeof SERVICES)[number];
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+export const COLLATERAL_MODES = ['lazy', 'request', 'offline'] as const;
+export type CollateralMode = (typeof COLLATERAL_MODES)[number];
+
+/** The one typed, validated, frozen configuration object, passed down explicitly. */
+export interface Config {
+  readonly dataDir: string;
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  /** `sqlite:<path>` or `postgres://…`. */
+  readonly db: string;
+  readonly services: readonly ServiceName[];
+  /** Trust the simulated TEE root (development only). */
+  readonly simulate: boolean;
+  readonly logLevel: LogLevel;
+  /** Request body size limit in bytes. */
+  readonly bodyLimit: number;
+  /** Public base URL (token issuer, kid URLs); defaults to https://HOST:PORT as listened. */
+  readonly publicUrl: string | undefined;
+  /** Attestation token lifetime in seconds (MAA: 8 hours). */
+  readonly tokenLifetimeSeconds: number;
+  /** PKCS#11 key protection: `pkcs11:module=PATH;token=LABEL;pin-source=file:PATH|env:VAR`. */
+  readonly hsm: string | undefined;
+  readonly collateralMode: CollateralMode;
+  readonly upstreamIntel: string | undefined;
+  readonly intelApiKey: string | undefined;
+  readonly upstreamAmd: string | undefined;
+  /** Store connection pool size (PostgreSQL). */
+  readonly dbPoolSize: number;
+  /** Extra trusted attestation authorities for key release (issuer URLs). */
+  readonly trustedAuthorities: readonly string[];
+  /** Isolated mode: attestation policies must be signed by a policy-management certificate. */
+  readonly isolated: boolean;
+}
+
+/** How a key is spelled on the command line, in the environment and in the config file. */
+interface Option<K extends keyof Config> {
+  readonly key: K;
+  readonly flag: string;
+  readonly env: string;
+  readonly parse: (raw: unknown, where: string) => Config[K];
+}
+
+const str =
+  (name: string) =>
+  (raw: unknown, where: string): string => {
+    if (typeof raw !== 'string' || raw.length === 0) throw invalid(where, name, 'must be a non-empty string');
+    return raw;
+  };
+const optStr = (name: string) => (raw: unknown, where: string) => str(name)(raw, where) as string | undefined;
+
+function int(name: string, min: number, max: number) {
+  return (raw: unknown, where: string): number => {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw.trim()) ? Number(raw) : Number.NaN;
+    if (!Number.isInteger(n) || n < min || n > max) throw invalid(where, name, `must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+}
+
+function bool(name: string) {
+  return (raw: unknown, where: string): boolean => {
+    if (typeof raw === 'boolean') return raw;
+    if (raw === 'true' || raw === '1' || raw === 'yes') return true;
+    if (raw === 'false' || raw === '0' || raw === 'no' || raw === '') return false;
+    throw invalid(where, name, `must be true or false, got ${JSON.stringify(raw)}`);
+  };
+}
+
+function oneOf<T extends string>(name: string, values: readonly T[]) {
+  return (raw: unknown, where: string): T => {
+    if (typeof raw === 'string' && (values as readonly string[]).includes(raw)) return raw as T;
+    throw invalid(where, name, `must be one of ${values.join(', ')}, got ${JSON.stringify(raw)}`);
+  };
+}
+
+function url(name: string, schemes: readonly string[]) {
+  return (raw: unknown, where: string): string => {
+    const s = str(name)(raw, where);
+    let u: URL;
+    try {
+      u = new URL(s);
+    } catch {
+      throw invalid(where, name, `must be a URL, got ${JSON.stringify(s)}`);
+    }
+    if (!schemes.includes(u.protocol)) throw invalid(where, name, `must use ${schemes.join(' or ')}, got ${u.protocol}`);
+    return s.replace(/\/+$/, '');
+  };
+}
+
+function list<T extends string>(name: string, item: (raw: unknown, where: string) => T) {
+  return (raw: unknown, where: string): T[] => {
+    const parts = Array.isArray(raw) ? raw : typeof raw === 'string' ? raw.split(',').map((s) => s.trim()).filter(Boolean) : undefined;
+    if (!parts) throw invalid(where, name, 'must be a list or a comma-separated string');
+    return parts.map((p) => item(p, where));
+  };
+}
+
+function invalid(where: string, name: string, why: string) {
+  return fail('config.invalid', `${name} (${where}) ${why}`, { option: name, source: where });
+}
+
+const OPTIONS = [
+  { key: 'dataDir', flag: 'dataDir', env: 'CONCLAVE_DATA_DIR', parse: str('data-dir') },
+  { key: 'host', flag: 'host', env: 'CONCLAVE_HOST', parse: str('host') },
+  { key: 'port', flag: 'port', env: 'CONCLAVE_PORT', parse: int('port', 0, 65535) },
+  {
+    key: 'db',
+    flag: 'db',
+    env: 'CONCLAVE_DB',
+    parse: (raw: unknown, where: string) => {
+      const s = str('db')(raw, where);
+      if (!/^sqlite:/.test(s) && !/^postgres(ql)?:\/\//.test(s)) throw invalid(where, 'db', `must be sqlite:PATH or postgres://…, got ${JSON.stringify(s)}`);
+      return s;
+    },
+  },
+  { key: 'services', flag: 'services', env: 'CONCLAVE_SERVICES', parse: list('services', oneOf('services', SERVICES)) },
+  { key: 'simulate', flag: 'simulate', env: 'CONCLAVE_SIMULATE', parse: bool('simulate') },
+  { key: 'logLevel', flag: 'logLevel', env: 'CONCLAVE_LOG_LEVEL', parse: oneOf('log-level', LOG_LEVELS) },
+  { key: 'bodyLimit', flag: 'bodyLimit', env: 'CONCLAVE_BODY_LIMIT', parse: int('body-limit', 1024, 64 * 1024 * 1024) },
+  { key: 'publicUrl', flag: 'publicUrl', env: 'CONCLAVE_PUBLIC_URL', parse: url('public-url', ['https:', 'http:']) },
+  { key: 'tokenLifetimeSeconds', flag: 'tokenLifetime', env: 'CONCLAVE_TOKEN_LIFETIME', parse: int('token-lifetime', 60, 30 * 86400) },
+  { key: 'hsm', flag: 'hsm', env: 'CONCLAVE_HSM', parse: optStr('hsm') },
+  { key: 'collateralMode', flag: 'collateralMode', env: 'CONCLAVE_COLLATERAL_MODE', parse: oneOf('collateral-mode', COLLATERAL_MODES) },
+  { key: 'upstreamIntel', flag: 'upstreamIntel', env: 'CONCLAVE_UPSTREAM_INTEL', parse: url('upstream-intel', ['https:', 'http:']) },
+  { key: 'intelApiKey', flag: 'intelApiKey', env: 'CONCLAVE_INTEL_API_KEY', parse: optStr('intel-api-key') },
+  { key: 'upstreamAmd', flag: 'upstreamAmd', env: 'CONCLAVE_UPSTREAM_AMD', parse: url('upstream-amd', ['https:', 'http:']) },
+  { key: 'dbPoolSize', flag: 'dbPoolSize', env: 'CONCLAVE_DB_POOL_SIZE', parse: int('db-pool-size', 1, 1000) },
+  { key: 'trustedAuthorities', flag: 'trustedAuthority', env: 'CONCLAVE_TRUSTED_AUTHORITIES', parse: list('trusted-authorities', url('trusted-authorities', ['https:', 'http:'])) },
+  { key: 'isolated', flag: 'isolated', env: 'CONCLAVE_ISOLATED', parse: bool('isolated') },
+] as const satisfies readonly Option<keyof Config>[];
+
+/** Config-file keys are the Config property names; kebab-case spellings of them are accepted too. */
+function fileKey(key: string): string[] {
+  return [key, key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)];
+}
+
+export interface ConfigSources {
+  /** Parsed command-line flags (commander's camelCase names); undefined = not given. */
+  readonly flags?: Readonly<Record<string, unknown>>;
+  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Path of a JSON or YAML config file (flag `--config` or `CONCLAVE_CONFIG`). */
+  readonly configFile?: string | undefined;
+}
+
+/**
+ * Builds the effective configuration: flag > environment > config file > default.
+ * Every value is validated; the first bad one fails with `config.invalid` naming the option and its source.
+ */
+export function loadConfig(sources: ConfigSources): Config {
+  const flags = sources.flags ?? {};
+  const env = sources.env ?? {};
+  const filePath = (flags.config as string | undefined) ?? sources.configFile ?? env.CONCLAVE_CONFIG;
+  const file = filePath ? readConfigFile(filePath) : {};
+  const out: Record<string, unknown> = {};
+  for (const o of OPTIONS) {
+    const fromFlag = flags[o.flag];
+    const fromEnv = env[o.env];
+    const fileHit = fileKey(o.key).find((k) => k in file);
+    if (fromFlag !== undefined) out[o.key] = o.parse(fromFlag, `flag --${o.flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    else if (fromEnv !== undefined && fromEnv !== '') out[o.key] = o.parse(fromEnv, `env ${o.env}`);
+    else if (fileHit !== undefined) out[o.key] = o.parse(file[fileHit], `config file ${filePath} key ${fileHit}`);
+  }
+  for (const k of Object.keys(file)) {
+    if (!OPTIONS.some((o) => fileKey(o.key).includes(k))) throw fail('config.invalid', `unknown key "${k}" in config file ${filePath}`, { option: k });
+  }
+  const dataDir = resolve((out.dataDir as string | undefined) ?? './data');
+  const config: Config = {
+    dataDir,
+    host: (out.host as string | undefined) ?? '127.0.0.1',
+    port: (out.port as number | undefined) ?? 8443,
+    db: (out.db as string | undefined) ?? `sqlite:${resolve(dataDir, 'conclave.db')}`,
+    services: (out.services as ServiceName[] | undefined) ?? [...SERVICES],
+    simulate: (out.simulate as boolean | undefined) ?? false,
+    logLevel: (out.logLevel as LogLevel | undefined) ?? 'info',
+    bodyLimit: (out.bodyLimit as number | undefined) ?? 1024 * 1024,
+    publicUrl: out.publicUrl as string | undefined,
+    tokenLifetimeSeconds: (out.tokenLifetimeSeconds as number | undefined) ?? 8 * 3600,
+    hsm: out.hsm as string | undefined,
+    collateralMode: (out.collateralMode as CollateralMode | undefined) ?? 'lazy',
+    upstreamIntel: out.upstreamIntel as string | undefined,
+    intelApiKey: out.intelApiKey as string | undefined,
+    upstreamAmd: out.upstreamAmd as string | undefined,
+    dbPoolSize: (out.dbPoolSize as number | undefined) ?? 10,
+    trustedAuthorities: (out.trustedAuthorities as string[] | undefined) ?? [],
+    isolated: (out.isolated as boolean | undefined) ?? false,
+  };
+  if (config.services.length === 0) throw fail('config.invalid', 'services must name at least one of vault, attestation, collateral');
+  if (config.hsm !== undefined && !config.hsm.startsWith('pkcs11:')) {
+    throw fail('config.invalid', 'hsm must look like pkcs11:module=PATH;token=LABEL;pin-source=file:PATH|env:VAR', { option: 'hsm' });
+  }
+  return Object.freeze(config);
+}
+
+function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw fail('config.invalid', `cannot read config file ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`, { option: 'config' });
+  }
+  let parsed: unknown;
+  try {
+    parsed = /\.json$/i.test(path) ? JSON.parse(text) : parseYaml(text);
+  } catch (e) {
+    throw fail('config.invalid', `config file ${path} is not valid ${/\.json$/i.test(path) ? 'JSON' : 'YAML'}: ${(e as Error).message.split('\n')[0]}`, { option: 'config' });
+  }
+  if (parsed === null || parsed === undefined) return {};
+  if (typeof parsed !== 'object' || Array.isArray(parsed)) throw fail('config.invalid', `config file ${path} must hold an object`, { option: 'config' });
+  return parsed as Record<string, unknown>;
+}
+
+/** The option table, for docs and `--help` (flag, env var, config key). */
+export function describeOptions(): { key: string; flag: string; env: string }[] {
+  return OPTIONS.map((o) => ({ key: o.key, flag: `--${o.flag.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`, env: o.env }));
+}

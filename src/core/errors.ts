@@ -1,0 +1,147 @@
+/**
+ * The one error family of Conclave. Every failure that crosses a module boundary is a
+ * {@link ConclaveError} with a stable dotted `code` from {@link ERROR_CATALOGUE}, the HTTP status
+ * that code maps to, a one-line message that is safe to show a client, and a structured `detail`
+ * (offsets, fields, expected/actual values) that never holds secrets.
+ *
+ * Each HTTP API family (AKV, MAA, PCS) maps these to its own wire shape in `server/wire_errors.ts`.
+ */
+
+export interface ErrorSpec {
+  /** Default HTTP status for this code. */
+  readonly status: number;
+  /** One-line meaning, used by docs/errors.md. */
+  readonly meaning: string;
+}
+
+/**
+ * The catalogue. Codes are stable API: clients and tests match on them, so rename never, add freely.
+ * docs/errors.md is checked against this table by a test.
+ */
+export const ERROR_CATALOGUE = {
+  // ── generic request / server ──────────────────────────────────────────────
+  'request.invalid': { status: 400, meaning: 'The request is malformed or a parameter is out of range.' },
+  'request.too_large': { status: 413, meaning: 'The request body exceeds the configured size limit.' },
+  'request.not_found': { status: 404, meaning: 'No route or resource matches the request.' },
+  'request.method_not_allowed': { status: 405, meaning: 'The route exists but not for this method.' },
+  'request.unsupported_media_type': { status: 415, meaning: 'The request body has a content type this route does not accept.' },
+  'auth.unauthenticated': { status: 401, meaning: 'No valid credential or bearer token was presented.' },
+  'auth.forbidden': { status: 403, meaning: 'The caller is authenticated but lacks the permission for this operation.' },
+  'config.invalid': { status: 500, meaning: 'The effective configuration failed validation at start.' },
+  'store.unavailable': { status: 503, meaning: 'The store (SQLite/PostgreSQL) cannot be reached.' },
+  'store.conflict': { status: 409, meaning: 'A concurrent change made this write conflict; retry.' },
+  'hsm.unavailable': { status: 503, meaning: 'The key-protection provider (HSM) cannot be reached.' },
+  'upstream.unavailable': { status: 503, meaning: 'An upstream collateral service did not answer usefully.' },
+  'internal': { status: 500, meaning: 'An unexpected internal error; details are in the server log.' },
+
+  // ── binary evidence parsing ───────────────────────────────────────────────
+  'evidence.truncated': { status: 400, meaning: 'The evidence ends before a field that its declared lengths require.' },
+  'evidence.malformed': { status: 400, meaning: 'A field of the evidence has a value its format does not allow.' },
+  'evidence.unsupported': { status: 400, meaning: 'The evidence uses a version, key type or form that is not supported.' },
+  'evidence.untrusted_root': { status: 400, meaning: 'The evidence chains to a root that is not trusted (for example the simulated TEE without --simulate).' },
+
+  // ── certificates / DER ────────────────────────────────────────────────────
+  'der.malformed': { status: 400, meaning: 'A DER structure (certificate, CRL, extension) cannot be decoded.' },
+  'cert.chain_invalid': { status: 400, meaning: 'A certificate chain does not verify to the expected trust anchor.' },
+  'cert.expired': { status: 400, meaning: 'A certificate is outside its validity period at the verification time.' },
+  'cert.revoked': { status: 400, meaning: 'A certificate is listed in the issuer CRL.' },
+  'crl.invalid': { status: 400, meaning: 'A CRL has a bad signature or issuer.' },
+  'crl.expired': { status: 400, meaning: 'A CRL is past its nextUpdate at the verification time.' },
+
+  // ── DCAP quotes ───────────────────────────────────────────────────────────
+  'quote.truncated': { status: 400, meaning: 'The quote ends before a field its declared lengths require.' },
+  'quote.malformed': { status: 400, meaning: 'A quote field has a value its format does not allow.' },
+  'quote.unsupported': { status: 400, meaning: 'Quote version, TEE type, key type or certification data type is not supported.' },
+  'quote.signature_invalid': { status: 400, meaning: 'The ECDSA signature over the quote header and body does not verify with the attestation key.' },
+  'quote.qe_report_signature_invalid': { status: 400, meaning: 'The QE report signature does not verify with the PCK key.' },
+  'quote.attestation_key_mismatch': { status: 400, meaning: 'The QE report data does not bind the attestation key and QE authentication data.' },
+  'quote.pck_chain_invalid': { status: 400, meaning: 'The PCK certificate chain does not verify to the Intel SGX Root CA.' },
+  'quote.pck_revoked': { status: 400, meaning: 'The PCK certificate (or its CA) is revoked.' },
+  'quote.pck_extension_invalid': { status: 400, meaning: 'The SGX extensions of the PCK certificate are missing or malformed.' },
+  'quote.qe_identity_mismatch': { status: 400, meaning: 'The QE report does not match the QE identity (MRSIGNER, ISVPRODID, MISCSELECT, ATTRIBUTES).' },
+  'quote.tcb_level_not_found': { status: 400, meaning: 'No TCB level of the TCB info matches the platform.' },
+  'quote.qe_tcb_level_not_found': { status: 400, meaning: 'No TCB level of the QE identity matches the QE ISVSVN.' },
+  'quote.fmspc_mismatch': { status: 400, meaning: 'The TCB info is for another FMSPC or PCE-ID than the PCK certificate.' },
+  'quote.tdx_module_mismatch': { status: 400, meaning: 'The TDX module identity does not match the TD report.' },
+  'quote.collateral_mismatch': { status: 400, meaning: 'The TCB info or QE identity is for another TEE than the quote (id SGX/TDX, QE/TD_QE).' },
+
+  // ── collateral ────────────────────────────────────────────────────────────
+  'collateral.missing': { status: 400, meaning: 'Collateral needed for verification is not available.' },
+  'collateral.malformed': { status: 400, meaning: 'Collateral cannot be parsed.' },
+  'collateral.signature_invalid': { status: 400, meaning: 'A TCB info or identity signature does not verify with its issuer chain.' },
+  'collateral.chain_invalid': { status: 400, meaning: 'A collateral issuer chain does not verify to the vendor root.' },
+  'collateral.expired': { status: 400, meaning: 'Collateral is past its nextUpdate (strict freshness).' },
+  'collateral.not_found': { status: 404, meaning: 'The requested collateral is not cached and cannot be fetched.' },
+  'collateral.bundle_invalid': { status: 400, meaning: 'An offline collateral bundle failed verification.' },
+
+  // ── SEV-SNP ───────────────────────────────────────────────────────────────
+  'snp.truncated': { status: 400, meaning: 'The SNP report or evidence document is shorter than its format requires.' },
+  'snp.malformed': { status: 400, meaning: 'A field of the SNP report or evidence has a value its format does not allow.' },
+  'snp.unsupported': { status: 400, meaning: 'The SNP report version or signature algorithm is not supported.' },
+  'snp.signature_invalid': { status: 400, meaning: 'The report signature does not verify with the VCEK/VLEK.' },
+  'snp.chain_invalid': { status: 400, meaning: 'The VCEK/VLEK chain does not verify to the AMD root of the product.' },
+  'snp.product_mismatch': { status: 400, meaning: 'The product inferred from the chain disagrees with the report.' },
+  'snp.chip_id_mismatch': { status: 400, meaning: 'The VCEK hwID does not match the report CHIP_ID.' },
+  'snp.tcb_mismatch': { status: 400, meaning: 'The VCEK TCB extensions differ from the reported TCB.' },
+  'snp.revoked': { status: 400, meaning: 'A certificate of the chain is revoked by the AMD CRL.' },
+  'snp.certificate_missing': { status: 400, meaning: 'No VCEK/VLEK is available for the report.' },
+  'snp.runtime_data_mismatch': { status: 400, meaning: 'REPORT_DATA does not bind the given runtime data.' },
+  'snp.host_data_mismatch': { status: 400, meaning: 'HOST_DATA does not bind the given init-time data.' },
+
+  // ── attestation service ───────────────────────────────────────────────────
+  'attestation.runtime_data_mismatch': { status: 400, meaning: 'The runtime data does not match the report data of the evidence.' },
+  'attestation.policy_denied': { status: 400, meaning: 'The attestation policy denied the evidence.' },
+  'attestation.policy_syntax': { status: 400, meaning: 'The attestation policy text has a syntax error.' },
+  'attestation.policy_invalid': { status: 400, meaning: 'The policy JWS or its signer is not acceptable.' },
+  'attestation.policy_evaluation': { status: 400, meaning: 'A policy function failed while the policy was evaluated (for example JsonToClaimValue of a JSON object).' },
+  'attestation.type_unknown': { status: 404, meaning: 'The attestation type is not one this service knows.' },
+
+  // ── vault ─────────────────────────────────────────────────────────────────
+  'key.not_found': { status: 404, meaning: 'No key (or key version) with this name exists.' },
+  'key.conflict': { status: 409, meaning: 'The key is in a state that conflicts with the operation (for example deleted, or being recovered).' },
+  'key.invalid': { status: 400, meaning: 'A key parameter (type, size, curve, operation, attribute) is invalid.' },
+  'key.operation_not_allowed': { status: 403, meaning: 'The key does not permit this operation (key_ops, disabled, nbf/exp).' },
+  'key.crypto_failed': { status: 400, meaning: 'A cryptographic operation failed (for example a decryption with a wrong tag).' },
+  'release.policy_invalid': { status: 400, meaning: 'A key release policy is malformed.' },
+  'release.policy_required': { status: 400, meaning: 'An exportable key must carry a release policy.' },
+  'release.policy_immutable': { status: 400, meaning: 'The key release policy is immutable.' },
+  'release.not_exportable': { status: 403, meaning: 'The key is not exportable.' },
+  'release.token_invalid': { status: 401, meaning: 'The target attestation token is malformed, forged, expired or from an untrusted authority.' },
+  'release.policy_unsatisfied': { status: 403, meaning: 'The attestation token claims do not satisfy the key release policy.' },
+  'release.no_wrapping_key': { status: 400, meaning: 'The attestation token holds no RSA encryption key to wrap the released key to.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** Structured, secret-free details of a failure. */
+export type ErrorDetail = Readonly<Record<string, unknown>>;
+
+/** The single error type of Conclave. */
+export class ConclaveError extends Error {
+  override readonly name = 'ConclaveError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly detail: ErrorDetail | undefined;
+
+  constructor(code: ErrorCode, message: string, detail?: ErrorDetail, options?: { cause?: unknown; status?: number }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    this.status = options?.status ?? ERROR_CATALOGUE[code].status;
+    this.detail = detail;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; detail?: ErrorDetail } {
+    return this.detail === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, detail: this.detail };
+  }
+}
+
+/** Shorthand constructor that reads well at throw sites: `throw fail('quote.truncated', '…', {offset})`. */
+export function fail(code: ErrorCode, message: string, detail?: ErrorDetail, cause?: unknown): ConclaveError {
+  return new ConclaveError(code, message, detail, cause === undefined ? undefined : { cause });
+}
+
+export function isConclaveError(e: unknown, code?: ErrorCode): e is ConclaveError {
+  return e instanceof ConclaveError && (code === undefined || e.code === code);
+}

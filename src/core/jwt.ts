@@ -1,0 +1,60 @@
+import { type KeyObject, constants, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
+import { b64url } from './bytes.js';
+import { fail } from './errors.js';
+
+/**
+ * Compact JWS/JWT with node:crypto directly: synchronous, no threadpool hop, and a closed list of
+ * algorithms (never `none`, never HMAC with a public key). Hot paths (attestation tokens, access tokens,
+ * release responses) sign here.
+ */
+export type JwsAlg = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512';
+
+export const ASYMMETRIC_ALGS: readonly JwsAlg[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512'];
+
+function params(alg: JwsAlg, key: KeyObject) {
+  const hash = `sha${alg.slice(2)}`;
+  if (alg.startsWith('RS')) return { hash, opts: { key, padding: constants.RSA_PKCS1_PADDING } };
+  if (alg.startsWith('PS')) return { hash, opts: { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: Number(alg.slice(2)) / 8 } };
+  return { hash, opts: { key, dsaEncoding: 'ieee-p1363' as const } };
+}
+
+export function signJws(header: Record<string, unknown>, payload: unknown, key: KeyObject): string {
+  const alg = header.alg as JwsAlg;
+  if (!ASYMMETRIC_ALGS.includes(alg)) throw fail('internal', `cannot sign with alg ${String(alg)}`);
+  const input = `${b64url(JSON.stringify(header))}.${typeof payload === 'string' ? b64url(payload) : b64url(JSON.stringify(payload))}`;
+  const { hash, opts } = params(alg, key);
+  return `${input}.${b64url(cryptoSign(hash, Buffer.from(input), opts))}`;
+}
+
+export interface DecodedJws {
+  readonly header: Record<string, unknown>;
+  readonly payload: Record<string, unknown>;
+  readonly signingInput: string;
+  readonly signature: Uint8Array;
+}
+
+/** Splits and decodes a compact JWS with a JSON payload; verifies nothing. */
+export function decodeJws(token: string): DecodedJws {
+  const parts = token.split('.');
+  if (parts.length !== 3) throw fail('request.invalid', 'token is not a compact JWS (three dot-separated parts)');
+  try {
+    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as Record<string, unknown>;
+    const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
+    if (typeof header !== 'object' || header === null || typeof payload !== 'object' || payload === null) throw new Error('not objects');
+    return { header, payload, signingInput: `${parts[0]}.${parts[1]}`, signature: new Uint8Array(Buffer.from(parts[2]!, 'base64url')) };
+  } catch {
+    throw fail('request.invalid', 'token header or payload is not base64url JSON');
+  }
+}
+
+/** Verifies a decoded JWS signature with `key`; the caller has already checked `alg` is one it allows. */
+export function verifyJwsSignature(decoded: DecodedJws, key: KeyObject): boolean {
+  const alg = decoded.header.alg as JwsAlg;
+  if (!ASYMMETRIC_ALGS.includes(alg)) return false;
+  const { hash, opts } = params(alg, key);
+  try {
+    return cryptoVerify(hash, Buffer.from(decoded.signingInput), opts, decoded.signature);
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,116 @@
+import { join } from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import pino, { type Logger } from 'pino';
+import type { Config } from './config/config.js';
+import { createSealer, loadOrCreateMasterKey } from './hsm/master-key.js';
+import { buildApp } from './server/app.js';
+import { type AdminCredential, createAuthenticator, ensureAdminCredential } from './server/auth.js';
+import type { AppContext } from './server/context.js';
+import { createMetrics } from './server/metrics.js';
+import { type ServiceKey, loadOrCreateServiceKey } from './server/service-keys.js';
+import { loadOrCreateTls } from './server/tls.js';
+import { openDatabase } from './storage/database.js';
+import { MIGRATIONS } from './storage/migrations/index.js';
+
+export interface RunningServer {
+  readonly app: FastifyInstance;
+  readonly url: string;
+  readonly caPath: string;
+  readonly adminPath: string;
+  readonly admin: AdminCredential;
+  readonly ctx: AppContext;
+  /** Graceful stop: no new connections, in-flight requests finish, then the store closes. */
+  close(): Promise<void>;
+}
+
+/** Secret-bearing paths that never reach a log line. */
+export const REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers["ocp-apim-subscription-key"]',
+  'headers.authorization',
+  '*.clientSecret',
+  '*.client_secret',
+  '*.access_token',
+  '*.key_hsm',
+  '*.privateKey',
+  '*.pin',
+];
+
+export function createLogger(level: Config['logLevel']): Logger {
+  return pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } });
+}
+
+/**
+ * The composition root: config → store → key protection → signing identities → services → HTTPS.
+ * The only place that wires ports to implementations.
+ */
+export async function startServer(config: Config, opts: { logger?: Logger; now?: () => Date } = {}): Promise<RunningServer> {
+  const logger = opts.logger ?? createLogger(config.logLevel);
+  const now = opts.now ?? (() => new Date());
+  const tls = await loadOrCreateTls(config.dataDir, config.host);
+  const db = await openDatabase(config.db, { poolSize: config.dbPoolSize });
+  try {
+    await db.migrate(MIGRATIONS);
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    throw e;
+  }
+  const sealer = createSealer(loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
+  let baseUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
+  let adminId: string | undefined;
+  const keys = new Map<string, Promise<ServiceKey>>();
+  const serviceKey = (name: string, alg: 'RS256' | 'ES256', subject: string) => {
+    let k = keys.get(name);
+    if (!k) {
+      k = loadOrCreateServiceKey(db, sealer, name, alg, subject, now().getTime());
+      keys.set(name, k);
+      k.catch(() => keys.delete(name));
+    }
+    return k;
+  };
+  const accessTokenKey = await serviceKey('access-token', 'ES256', 'conclave access tokens');
+  const ctx: AppContext = {
+    config,
+    db,
+    sealer,
+    logger,
+    metrics: createMetrics(),
+    auth: createAuthenticator(db, accessTokenKey, () => baseUrl, () => adminId),
+    baseUrl: () => baseUrl,
+    now,
+    serviceKey,
+    readiness: new Map([['store', () => db.ping()]]),
+    adminClientId: () => adminId,
+    caPath: tls.caPath,
+  };
+  if (config.simulate) logger.warn('--simulate: the simulated TEE root is trusted; every token it yields carries x-conclave-simulated=true. Never use this in production.');
+  const app = await buildApp(ctx, { https: { key: tls.key, cert: tls.cert }, logger });
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    throw e;
+  }
+  const addr = app.server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  baseUrl = config.publicUrl ?? `https://${hostForUrl}:${port}`;
+  const admin = await ensureAdminCredential(db, config.dataDir, baseUrl, Math.floor(now().getTime() / 1000));
+  adminId = admin.credential.clientId;
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    url: `https://${hostForUrl}:${port}`,
+    caPath: tls.caPath,
+    adminPath: admin.path,
+    admin: admin.credential,
+    ctx,
+    close() {
+      closing ??= (async () => {
+        await app.close();
+        await db.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,111 @@
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import { fail } from '../core/errors.js';
+import type { AppContext } from './context.js';
+import { instrument } from './metrics.js';
+import { collectOpenApi } from './openapi.js';
+import { SERVICE_PLUGINS } from './services.js';
+import { TOKEN_PATH } from './auth.js';
+import { type ErrorFamily, sendError } from './wire-errors.js';
+
+declare module 'fastify' {
+  interface FastifySchema {
+    summary?: string;
+    tags?: string[];
+  }
+  interface FastifyContextConfig {
+    /** Which wire shape errors of this route take. */
+    family?: ErrorFamily;
+    hidden?: boolean;
+  }
+}
+
+/** The error family of a URL that matched no route, so even a 404 speaks the caller's dialect. */
+function familyOfPath(url: string): ErrorFamily {
+  const path = url.split('?')[0] ?? '';
+  if (/^\/(keys|deletedkeys|rng)(\/|$)/i.test(path)) return 'akv';
+  if (/^\/(attest|policies|certificates|certs)(\/|$)/i.test(path)) return 'maa';
+  if (/^\/(sgx|tdx|vcek|vlek|metadata\/THIM)(\/|$)/i.test(path)) return 'pcs';
+  return 'conclave';
+}
+
+export interface BuildOptions {
+  readonly https: { key: string; cert: string };
+  readonly logger: Logger;
+}
+
+export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<FastifyInstance> {
+  const app = Fastify({
+    https: opts.https,
+    loggerInstance: opts.logger,
+    bodyLimit: ctx.config.bodyLimit,
+    genReqId: () => randomUUID(),
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    routerOptions: { ignoreTrailingSlash: true, caseSensitive: false },
+  }) as unknown as FastifyInstance;
+
+  // Azure SDKs send an empty body with content-type application/json on the unauthenticated first
+  // request of the challenge flow; that must reach the 401, not fail JSON parsing.
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = body as string;
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(fail('request.invalid', 'request body is not valid JSON'), undefined);
+    }
+  });
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+  });
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-ms-request-id', request.id);
+    const clientRequestId = request.headers['x-ms-client-request-id'];
+    if (typeof clientRequestId === 'string') reply.header('x-ms-client-request-id', clientRequestId);
+  });
+
+  app.setErrorHandler((err, request, reply) => sendError(request.routeOptions.config?.family ?? familyOfPath(request.url), err, request, reply));
+  app.setNotFoundHandler((request, reply) =>
+    sendError(familyOfPath(request.url), fail('request.not_found', `no route for ${request.method} ${request.url.split('?')[0]}`), request, reply),
+  );
+
+  collectOpenApi(app, { title: 'Conclave', version: '0.1.0' });
+  instrument(app, ctx.metrics);
+
+  app.get('/healthz', { config: { hidden: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { hidden: true } }, async (_req, reply) => {
+    const failed: string[] = [];
+    for (const [name, check] of ctx.readiness) {
+      try {
+        await check();
+      } catch {
+        failed.push(name);
+      }
+    }
+    reply.status(failed.length ? 503 : 200);
+    return { status: failed.length ? 'unavailable' : 'ready', failed };
+  });
+
+  app.post(TOKEN_PATH, { config: { family: 'conclave' }, schema: { summary: 'OAuth2 client-credentials token endpoint' } }, async (request, reply) => {
+    const form = (request.body ?? {}) as Record<string, string | undefined>;
+    try {
+      return await ctx.auth.issueToken(form, Math.floor(ctx.now().getTime() / 1000));
+    } catch (e) {
+      // RFC 6749 §5.2 error shape for the token endpoint.
+      const err = e as { status?: number; detail?: { error?: string }; message?: string };
+      reply.status(err.status ?? 400);
+      if (err.status === 401) reply.header('WWW-Authenticate', 'Basic realm="conclave"');
+      return { error: err.detail?.error ?? 'invalid_request', error_description: err.message ?? 'invalid request' };
+    }
+  });
+
+  for (const name of ctx.config.services) {
+    await app.register(async (scope) => SERVICE_PLUGINS[name](scope, ctx));
+  }
+  return app;
+}

@@ -1,0 +1,111 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { constantTimeEqual } from '../core/bytes.js';
+import { fail } from '../core/errors.js';
+import { decodeJws, signJws, verifyJwsSignature } from '../core/jwt.js';
+import type { Database } from '../storage/database.js';
+import type { ServiceKey } from './service-keys.js';
+
+/** Who is calling: an OAuth client of ours, or a subject of a trusted external OIDC issuer. */
+export interface Principal {
+  /** Stable id: the client id, or `<issuer>#<sub>` for external tokens. */
+  readonly id: string;
+  readonly displayName: string;
+  /** The bootstrap administrator created on first start. */
+  readonly isAdmin: boolean;
+}
+
+export interface AdminCredential {
+  readonly clientId: string;
+  readonly clientSecret: string;
+  readonly tokenEndpoint: string;
+}
+
+const ACCESS_TOKEN_SECONDS = 3600;
+export const TOKEN_PATH = '/oauth2/token';
+
+function secretHash(secret: string): string {
+  return createHash('sha256').update(secret).digest('hex');
+}
+
+/** Registers a new OAuth client; the secret is returned once and stored only as a hash. */
+export async function createClient(db: Database, displayName: string, nowSeconds: number): Promise<{ clientId: string; clientSecret: string }> {
+  const clientId = randomUUID();
+  const clientSecret = randomBytes(32).toString('base64url');
+  await db.run('INSERT INTO clients (client_id, secret_sha256, display_name, created_at) VALUES (?, ?, ?, ?)', [clientId, secretHash(clientSecret), displayName, nowSeconds]);
+  return { clientId, clientSecret };
+}
+
+/**
+ * The bootstrap administrator: created once and written to `<data-dir>/admin.json` (mode 0600). A restart
+ * keeps it; a data dir whose admin.json predates the store (a new database) re-registers the same client.
+ */
+export async function ensureAdminCredential(db: Database, dataDir: string, baseUrl: string, nowSeconds: number): Promise<{ path: string; credential: AdminCredential; created: boolean }> {
+  const path = join(dataDir, 'admin.json');
+  if (existsSync(path)) {
+    const credential = JSON.parse(readFileSync(path, 'utf8')) as AdminCredential;
+    const row = await db.get('SELECT client_id FROM clients WHERE client_id = ?', [credential.clientId]);
+    if (!row) {
+      const ins = db.dialect === 'postgres' ? 'INSERT INTO clients (client_id, secret_sha256, display_name, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING' : 'INSERT OR IGNORE INTO clients (client_id, secret_sha256, display_name, created_at) VALUES (?, ?, ?, ?)';
+      await db.run(ins, [credential.clientId, secretHash(credential.clientSecret), 'admin', nowSeconds]);
+    }
+    const expected = `${baseUrl}${TOKEN_PATH}`;
+    if (credential.tokenEndpoint !== expected) {
+      const updated = { ...credential, tokenEndpoint: expected };
+      writeFileSync(path, `${JSON.stringify(updated, null, 2)}\n`, { mode: 0o600 });
+      return { path, credential: updated, created: false };
+    }
+    return { path, credential, created: false };
+  }
+  const { clientId, clientSecret } = await createClient(db, 'admin', nowSeconds);
+  const credential: AdminCredential = { clientId, clientSecret, tokenEndpoint: `${baseUrl}${TOKEN_PATH}` };
+  writeFileSync(path, `${JSON.stringify(credential, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  return { path, credential, created: true };
+}
+
+export interface Authenticator {
+  /** OAuth2 client-credentials grant: returns the token response or throws auth.unauthenticated. */
+  issueToken(form: Record<string, string | undefined>, nowSeconds: number): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }>;
+  /** Resolves a bearer token to a principal or throws auth.unauthenticated. */
+  authenticate(authorization: string | undefined, nowSeconds: number): Promise<Principal>;
+}
+
+export function createAuthenticator(db: Database, key: ServiceKey, issuer: () => string, adminClientId: () => string | undefined): Authenticator {
+  const names = new Map<string, string>();
+  return {
+    async issueToken(form, now) {
+      if (form.grant_type !== 'client_credentials') throw fail('request.invalid', 'grant_type must be client_credentials', { error: 'unsupported_grant_type' });
+      const id = form.client_id ?? '';
+      const secret = form.client_secret ?? '';
+      const row = id ? await db.get<{ secret_sha256: string; display_name: string }>('SELECT secret_sha256, display_name FROM clients WHERE client_id = ?', [id]) : undefined;
+      // One answer for unknown client and wrong secret, so the endpoint does not reveal which ids exist.
+      if (!row || !constantTimeEqual(row.secret_sha256, secretHash(secret))) throw fail('auth.unauthenticated', 'invalid client credentials', { error: 'invalid_client' });
+      names.set(id, row.display_name);
+      const payload = { iss: issuer(), sub: id, appid: id, aud: 'conclave', scope: form.scope ?? '', iat: now, nbf: now, exp: now + ACCESS_TOKEN_SECONDS, jti: randomUUID() };
+      return { access_token: signJws({ alg: 'ES256', typ: 'JWT', kid: key.kid }, payload, key.privateKey), token_type: 'Bearer', expires_in: ACCESS_TOKEN_SECONDS };
+    },
+    async authenticate(authorization, now) {
+      const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
+      if (!m) throw fail('auth.unauthenticated', 'Request is missing a Bearer or PoP token.');
+      let decoded: ReturnType<typeof decodeJws>;
+      try {
+        decoded = decodeJws(m[1]!);
+      } catch {
+        throw fail('auth.unauthenticated', 'the bearer token is malformed');
+      }
+      const p = decoded.payload;
+      if (decoded.header.alg !== 'ES256' || p.iss !== issuer() || !verifyJwsSignature(decoded, key.publicKey)) throw fail('auth.unauthenticated', 'the bearer token is not valid');
+      if (typeof p.exp !== 'number' || p.exp + 60 < now || (typeof p.nbf === 'number' && p.nbf - 60 > now)) throw fail('auth.unauthenticated', 'the bearer token has expired');
+      const sub = String(p.sub);
+      let name = names.get(sub);
+      if (name === undefined) {
+        const row = await db.get<{ display_name: string }>('SELECT display_name FROM clients WHERE client_id = ?', [sub]);
+        if (!row) throw fail('auth.unauthenticated', 'the bearer token names an unknown client');
+        name = row.display_name;
+        names.set(sub, name);
+      }
+      return { id: sub, displayName: name, isAdmin: sub === adminClientId() };
+    },
+  };
+}

@@ -1,0 +1,15 @@
+import type { FastifyInstance } from 'fastify';
+import type { ServiceName } from '../config/config.js';
+import type { AppContext } from './context.js';
+
+export type ServicePlugin = (app: FastifyInstance, ctx: AppContext) => Promise<void>;
+
+/**
+ * The three services and where their routes live. Each is an encapsulated Fastify plugin with its
+ * own error family; they share one port because their URL paths do not collide.
+ */
+export const SERVICE_PLUGINS: Record<ServiceName, ServicePlugin> = {
+  vault: async () => undefined,
+  attestation: async () => undefined,
+  collateral: async () => undefined,
+};

@@ -1,0 +1,76 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { ConclaveError, type ErrorCode } from '../core/errors.js';
+
+/** The three wire shapes of errors, one per API family. */
+export type ErrorFamily = 'akv' | 'maa' | 'pcs' | 'conclave';
+
+/** AKV's error codes (KeyNotFound, BadParameter, …) for our catalogue codes. */
+function akvCode(code: ErrorCode, status: number): string {
+  switch (code) {
+    case 'key.not_found':
+      return 'KeyNotFound';
+    case 'auth.unauthenticated':
+      return 'Unauthorized';
+    case 'auth.forbidden':
+    case 'key.operation_not_allowed':
+    case 'release.not_exportable':
+    case 'release.policy_unsatisfied':
+      return 'Forbidden';
+    case 'key.conflict':
+    case 'store.conflict':
+      return 'Conflict';
+    case 'request.too_large':
+      return 'RequestTooLarge';
+    case 'release.token_invalid':
+      return 'InvalidToken';
+    case 'store.unavailable':
+    case 'hsm.unavailable':
+      return 'ServiceUnavailable';
+    default:
+      return status >= 500 ? 'InternalServerError' : 'BadParameter';
+  }
+}
+
+/** Turns anything thrown in a handler into a ConclaveError (framework errors included). */
+export function toConclaveError(err: unknown): ConclaveError {
+  if (err instanceof ConclaveError) return err;
+  const fe = err as FastifyError;
+  switch (fe?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new ConclaveError('request.too_large', 'request body is larger than the configured limit');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ConclaveError('request.unsupported_media_type', 'unsupported content type');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new ConclaveError('request.invalid', 'request body is not valid JSON');
+    case 'FST_ERR_VALIDATION':
+      return new ConclaveError('request.invalid', fe.message);
+  }
+  if (fe?.statusCode === 400 && fe instanceof SyntaxError) return new ConclaveError('request.invalid', 'request body is not valid JSON');
+  if (typeof fe?.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new ConclaveError('request.invalid', fe.message, undefined, { status: fe.statusCode });
+  }
+  return new ConclaveError('internal', 'internal error', undefined, { cause: err });
+}
+
+/**
+ * Sends `err` in the family's wire shape. 5xx details stay in the log; clients get the code and a
+ * safe message. PCS answers with `Error-Code`/`Error-Message` headers and no body, as Intel PCS does.
+ */
+export function sendError(family: ErrorFamily, err: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const e = toConclaveError(err);
+  if (e.status >= 500) request.log.error({ err: e.cause ?? e, code: e.code }, e.message);
+  else request.log.info({ code: e.code, detail: e.detail }, e.message);
+  reply.status(e.status);
+  const message = e.status >= 500 && e.code === 'internal' ? 'internal error' : e.message;
+  switch (family) {
+    case 'akv':
+      return reply.send({ error: { code: akvCode(e.code, e.status), message, innererror: { code: e.code } } });
+    case 'maa':
+      return reply.send({ error: { code: e.code, message } });
+    case 'pcs':
+      return reply.header('Error-Code', e.code).header('Error-Message', encodeURIComponent(message)).send();
+    default:
+      return reply.send({ error: { code: e.code, message, ...(e.detail && e.status < 500 ? { detail: e.detail } : {}) } });
+  }
+}

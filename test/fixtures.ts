@@ -1,0 +1,42 @@
+/**
+ * The one module that knows where the real vendor-signed vectors live (../shared/fixtures beside the
+ * project root, or CONCLAVE_FIXTURES). Outside CI a missing folder skips the tests that need it, with a
+ * message; under CI=true it fails them.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export const FIXTURES_DIR = process.env.CONCLAVE_FIXTURES ?? resolve(projectRoot, '..', 'shared', 'fixtures');
+
+export function fixturesAvailable(): boolean {
+  return existsSync(join(FIXTURES_DIR, 'README.md'));
+}
+
+/**
+ * For node:test's `{ skip }` option: false when the fixtures are there; a skip message otherwise.
+ * Under CI the fixtures are mandatory, so this throws instead of skipping.
+ */
+export function skipWithoutFixtures(): false | string {
+  if (fixturesAvailable()) return false;
+  if (process.env.CI === 'true') throw new Error(`fixtures missing at ${FIXTURES_DIR} (required under CI)`);
+  return `fixtures not found at ${FIXTURES_DIR}; set CONCLAVE_FIXTURES`;
+}
+
+export function fixturePath(...parts: string[]): string {
+  return join(FIXTURES_DIR, ...parts);
+}
+
+export function readFixture(...parts: string[]): Buffer {
+  return readFileSync(fixturePath(...parts));
+}
+
+export function readFixtureText(...parts: string[]): string {
+  return readFileSync(fixturePath(...parts), 'utf8');
+}
+
+export function readFixtureJson<T = unknown>(...parts: string[]): T {
+  return JSON.parse(readFixtureText(...parts)) as T;
+}
