@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { CliError } from './output.js';
+import { registerPolicyCheck } from './policy-check.js';
 import { registerServe } from './serve.js';
 
 export function buildProgram(): Command {
@@ -10,6 +11,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerServe(program);
+  registerPolicyCheck(program.command('policy').description('key release policy tools'));
   return program;
 }
 

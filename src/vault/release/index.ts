@@ -1,0 +1,5 @@
+export * from './key-transfer.js';
+export * from './policy.js';
+export type * from './ports.js';
+export * from './release-jws.js';
+export * from './target-token.js';

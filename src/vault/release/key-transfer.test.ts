@@ -1,0 +1,162 @@
+import assert from 'node:assert/strict';
+import { createPrivateKey, createSecretKey, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
+import { describe, test } from 'node:test';
+import { isConclaveError } from '../../core/errors.js';
+import { readFixtureJson, skipWithoutFixtures } from '../../../test/fixtures.js';
+import {
+  assembleTransferBlob,
+  findWrappingKey,
+  KEY_TRANSFER_ENCS,
+  parseTransferBlob,
+  selectWrappingKey,
+  transferMaterialOf,
+  unwrapKeyTransfer,
+  wrapKeyForTransfer,
+  wrapWithNodeCrypto,
+} from './key-transfer.js';
+import type { WrappedKeyParts } from './ports.js';
+
+const rsa2048 = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const rsa3072 = generateKeyPairSync('rsa', { modulusLength: 3072 });
+
+const materials: Array<[string, Uint8Array, (m: Uint8Array) => void]> = [
+  [
+    'RSA-2048 PKCS#8',
+    transferMaterialOf(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey),
+    (m) => assert.equal(createPrivateKey({ key: Buffer.from(m), format: 'der', type: 'pkcs8' }).asymmetricKeyDetails?.modulusLength, 2048),
+  ],
+  [
+    'EC P-384 PKCS#8',
+    transferMaterialOf(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey),
+    (m) => assert.equal(createPrivateKey({ key: Buffer.from(m), format: 'der', type: 'pkcs8' }).asymmetricKeyDetails?.namedCurve, 'secp384r1'),
+  ],
+  ['32-byte oct', transferMaterialOf(createSecretKey(randomBytes(32))), (m) => assert.equal(m.byteLength, 32)],
+];
+
+function runtimeJwk(key: KeyObject, extra: Record<string, unknown>): Record<string, unknown> {
+  return { ...(key.export({ format: 'jwk' }) as Record<string, unknown>), ...extra };
+}
+
+function expectNoWrappingKey(claims: Record<string, unknown>): void {
+  assert.throws(() => selectWrappingKey(claims), (e: unknown) => isConclaveError(e, 'release.no_wrapping_key'));
+}
+
+describe('wrapKeyForTransfer / unwrapKeyTransfer', () => {
+  for (const enc of KEY_TRANSFER_ENCS) {
+    for (const [targetName, target] of [
+      ['RSA-2048', rsa2048],
+      ['RSA-3072', rsa3072],
+    ] as const) {
+      for (const [name, material, check] of materials) {
+        test(`${enc}, ${targetName} target, ${name}: round-trips`, () => {
+          const keyHsm = wrapKeyForTransfer(material, target.publicKey, enc, { kid: 'TpmEphemeralEncryptionKey' });
+          const out = unwrapKeyTransfer(keyHsm, target.privateKey);
+          assert.deepEqual(out, material);
+          check(out);
+        });
+      }
+    }
+  }
+
+  test('key_hsm is base64url JSON {schema_version, header{kid, alg:dir, enc}, ciphertext, generator}', () => {
+    const keyHsm = wrapKeyForTransfer(new Uint8Array(32).fill(7), rsa2048.publicKey, 'RSA_AES_KEY_WRAP_256', { kid: 'k1' });
+    assert.match(keyHsm, /^[A-Za-z0-9_-]+$/);
+    const blob = JSON.parse(Buffer.from(keyHsm, 'base64url').toString('utf8'));
+    assert.deepEqual(Object.keys(blob), ['schema_version', 'header', 'ciphertext', 'generator']);
+    assert.equal(blob.schema_version, '1.0.0');
+    assert.deepEqual(blob.header, { kid: 'k1', alg: 'dir', enc: 'RSA_AES_KEY_WRAP_256' });
+    // 256-byte RSA-OAEP KEK ‖ 40-byte RFC 5649 wrap of 32 bytes: the 296 bytes of the swagger example.
+    assert.equal(Buffer.from(blob.ciphertext, 'base64url').byteLength, 296);
+  });
+
+  test('each transfer uses a fresh KEK', () => {
+    const m = new Uint8Array(32);
+    assert.notEqual(wrapKeyForTransfer(m, rsa2048.publicKey, 'CKM_RSA_AES_KEY_WRAP'), wrapKeyForTransfer(m, rsa2048.publicKey, 'CKM_RSA_AES_KEY_WRAP'));
+  });
+
+  test('the wrong private key, a wrong enc or a tampered wrap fail with key.crypto_failed', () => {
+    const keyHsm = wrapKeyForTransfer(new Uint8Array(32).fill(1), rsa2048.publicKey, 'RSA_AES_KEY_WRAP_384');
+    const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    assert.throws(() => unwrapKeyTransfer(keyHsm, other.privateKey), (e: unknown) => isConclaveError(e, 'key.crypto_failed'));
+    const parts = wrapWithNodeCrypto(new Uint8Array(32).fill(1), rsa2048.publicKey, 'RSA_AES_KEY_WRAP_384') as WrappedKeyParts;
+    const mislabelled = assembleTransferBlob(parts, { enc: 'RSA_AES_KEY_WRAP_256' });
+    assert.throws(() => unwrapKeyTransfer(mislabelled, rsa2048.privateKey), (e: unknown) => isConclaveError(e, 'key.crypto_failed'));
+    const flipped = new Uint8Array(parts.wrappedKey);
+    flipped[3] = (flipped[3] ?? 0) ^ 1;
+    const tampered = assembleTransferBlob({ wrappedKek: parts.wrappedKek, wrappedKey: flipped }, { enc: 'RSA_AES_KEY_WRAP_384' });
+    assert.throws(() => unwrapKeyTransfer(tampered, rsa2048.privateKey), (e: unknown) => isConclaveError(e, 'key.crypto_failed'));
+  });
+
+  test('a blob assembled from externally wrapped parts (the PKCS#11 path) unwraps the same', async () => {
+    const material = new Uint8Array(randomBytes(48));
+    const parts = await wrapWithNodeCrypto(material, rsa3072.publicKey, 'CKM_RSA_AES_KEY_WRAP');
+    assert.equal(parts.wrappedKek.byteLength, 384);
+    assert.deepEqual(unwrapKeyTransfer(assembleTransferBlob(parts, { enc: 'CKM_RSA_AES_KEY_WRAP', kid: 'x' }), rsa3072.privateKey), material);
+  });
+
+  test('malformed key_hsm is refused', () => {
+    assert.throws(() => parseTransferBlob('not base64!'), (e: unknown) => isConclaveError(e, 'request.invalid'));
+    assert.throws(() => parseTransferBlob(Buffer.from('{"schema_version":"1.0.0"}').toString('base64url')), (e: unknown) => isConclaveError(e, 'request.invalid'));
+  });
+});
+
+describe('selectWrappingKey', () => {
+  const enc = rsa2048.publicKey;
+
+  test('picks the first RSA encryption key (key_ops encrypt, use enc, key_use enc)', () => {
+    for (const mark of [{ key_ops: ['encrypt'] }, { use: 'enc' }, { key_use: 'enc' }]) {
+      const w = findWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(rsa3072.publicKey, { kid: 'sign', key_ops: ['sign'] }), runtimeJwk(enc, { kid: 'enc', ...mark })] } });
+      assert.equal(w.kid, 'enc');
+      assert.equal(w.key.asymmetricKeyDetails?.modulusLength, 2048);
+    }
+  });
+
+  test('refuses sign-only, unmarked, EC and sub-2048-bit keys', () => {
+    expectNoWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(enc, { kid: 'HCLAkPub', key_ops: ['sign'] })] } });
+    expectNoWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(enc, { kid: 'plain' })] } });
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+    expectNoWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(ec, { kid: 'ec', key_ops: ['encrypt'] })] } });
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
+    expectNoWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(small, { kid: 'small', key_ops: ['encrypt'] })] } });
+    expectNoWrappingKey({});
+    expectNoWrappingKey({ 'x-ms-runtime': { 'client-payload': { keys: [runtimeJwk(enc, { key_ops: ['encrypt'] })] } } });
+  });
+
+  test('keys under x-ms-isolation-tee are not used', () => {
+    expectNoWrappingKey({ 'x-ms-isolation-tee': { 'x-ms-runtime': { keys: [runtimeJwk(enc, { kid: 'HCLEkPub', key_ops: ['encrypt'] })] } } });
+  });
+});
+
+describe('selectWrappingKey on real MAA claims', { skip: skipWithoutFixtures() }, () => {
+  test('AzureGuest token: the top-level vTPM key, not the HCL keys', () => {
+    const claims = readFixtureJson<Record<string, unknown>>('maa-claims', 'azurevm-sevsnp-sharedeus2-2024-12.payload.json');
+    const w = findWrappingKey(claims);
+    assert.equal(w.kid, 'TpmEphemeralEncryptionKey');
+    assert.equal(w.key.asymmetricKeyDetails?.modulusLength, 2048);
+  });
+
+  test('AzureGuest HCL keys lifted to the top level: HCLAkPub (sign) is skipped for HCLEkPub (encrypt)', () => {
+    const claims = readFixtureJson<Record<string, Record<string, unknown>>>('maa-claims', 'azurevm-sevsnp-sharedeus2-2024-12.payload.json');
+    const tee = claims['x-ms-isolation-tee'] as Record<string, Record<string, unknown>>;
+    assert.equal(findWrappingKey({ 'x-ms-runtime': tee['x-ms-runtime'] }).kid, 'HCLEkPub');
+    const akOnly = { keys: ((tee['x-ms-runtime'] ?? {}).keys as unknown[]).slice(0, 1) };
+    expectNoWrappingKey({ 'x-ms-runtime': akOnly });
+  });
+
+  test('SevSnpVm docs sample: HCLTransferKey; TDX sample: none', () => {
+    assert.equal(findWrappingKey(readFixtureJson('maa-claims', 'docs-sevsnpvm-sample.payload.json')).kid, 'HCLTransferKey');
+    expectNoWrappingKey(readFixtureJson('maa-claims', 'docs-tdxvm-sample.payload.json'));
+  });
+
+  test('legacy SGX token of the swagger release example: the JWKS in aas-ehd', () => {
+    const w = findWrappingKey(readFixtureJson('maa-claims', 'akv-spec-release-example-target.payload.json'));
+    assert.equal(w.kid, '5336424c-ef7e-b2af-59f9-4d088f044de5');
+  });
+
+  test('the swagger example key_hsm is the raw 256 + 40 byte ciphertext', () => {
+    const value = readFixtureJson<{ key: { key_hsm: string } }>('akv-release', 'specs-7.4-release-example.response-value.decoded.json');
+    const { header, ciphertext } = parseTransferBlob(value.key.key_hsm);
+    assert.deepEqual(header, {});
+    assert.equal(ciphertext.byteLength, 296);
+  });
+});

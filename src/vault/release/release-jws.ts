@@ -1,0 +1,89 @@
+/**
+ * The release response: `{"value": <JWS>}` whose payload holds the request echo and the key bundle with
+ * `key_hsm` (skr-maa-protocol.md §2.3). Header `alg`, `kid`, `x5c`, `x5t#S256` as the SKR sidecar
+ * parses them [SIDECAR akv.go jwsHeader]; unpadded base64url segments.
+ */
+import { createHash } from 'node:crypto';
+import { fail } from '../../core/errors.js';
+import type { KeyTransferEnc, ReleaseSigner } from './ports.js';
+import { decodeJws, type JwsHeader } from './target-token.js';
+
+/** The key as released: public JWK members plus `key_hsm`. */
+export interface ReleasedKeyJwk {
+  readonly kid: string;
+  readonly kty: string;
+  readonly key_ops?: readonly string[];
+  readonly key_hsm: string;
+  readonly [member: string]: unknown;
+}
+
+/** `release_policy` of the key bundle [SPEC74 KeyReleasePolicy]. */
+export interface ReleasePolicyBundle {
+  readonly contentType?: string;
+  readonly data?: string;
+  readonly immutable?: boolean;
+}
+
+export interface ReleaseResponseInput {
+  readonly apiVersion: string;
+  readonly enc: KeyTransferEnc;
+  /** The key identifier as requested (`request.kid`). */
+  readonly kid: string;
+  readonly nonce?: string;
+  readonly keyJwk: ReleasedKeyJwk;
+  readonly attributes: Readonly<Record<string, unknown>>;
+  readonly releasePolicy: ReleasePolicyBundle;
+}
+
+export interface ReleaseResponsePayload {
+  readonly request: { readonly 'api-version': string; readonly enc: KeyTransferEnc; readonly kid: string; readonly nonce?: string };
+  readonly response: {
+    readonly key: {
+      readonly attributes: Readonly<Record<string, unknown>>;
+      readonly key: ReleasedKeyJwk;
+      readonly release_policy: ReleasePolicyBundle;
+    };
+  };
+}
+
+function b64u(b: Uint8Array | string): string {
+  return (typeof b === 'string' ? Buffer.from(b, 'utf8') : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString('base64url');
+}
+
+/** The release payload, key order as in the swagger example and the sidecar structs. */
+export function releaseResponsePayload(input: ReleaseResponseInput): ReleaseResponsePayload {
+  const request =
+    input.nonce === undefined
+      ? { 'api-version': input.apiVersion, enc: input.enc, kid: input.kid }
+      : { 'api-version': input.apiVersion, enc: input.enc, kid: input.kid, nonce: input.nonce };
+  return { request, response: { key: { attributes: input.attributes, key: input.keyJwk, release_policy: input.releasePolicy } } };
+}
+
+/** Builds the compact JWS AKV returns as `value` of a release (RS256 over header.payload). */
+export async function buildReleaseResponse(input: ReleaseResponseInput, signer: ReleaseSigner): Promise<string> {
+  const leaf = signer.certificateChainDer[0];
+  if (leaf === undefined) throw fail('config.invalid', 'the release signing certificate chain is empty');
+  const thumbprint = createHash('sha256').update(leaf).digest('base64url');
+  const header = {
+    alg: 'RS256',
+    kid: signer.kid ?? thumbprint,
+    x5c: signer.certificateChainDer.map((der) => Buffer.from(der).toString('base64')),
+    'x5t#S256': thumbprint,
+  };
+  const signingInput = `${b64u(JSON.stringify(header))}.${b64u(JSON.stringify(releaseResponsePayload(input)))}`;
+  const signature = await signer.sign(Buffer.from(signingInput, 'ascii'));
+  return `${signingInput}.${b64u(signature)}`;
+}
+
+/**
+ * Decodes a release `value` without verifying it (the SDK verifies the signature against `x5c` and the
+ * chain against the vault host separately).
+ */
+export function decodeReleaseResponse(value: string): { header: JwsHeader; payload: ReleaseResponsePayload } {
+  const { header, payload } = decodeJws(value);
+  const p = payload as Partial<ReleaseResponsePayload>;
+  if (typeof p.request !== 'object' || typeof p.response?.key?.key !== 'object') {
+    throw fail('request.invalid', 'the release response payload lacks request or response.key.key');
+  }
+  return { header, payload: payload as unknown as ReleaseResponsePayload };
+}
