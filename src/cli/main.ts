@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { CliError } from './output.js';
 import { registerPolicyCheck } from './policy-check.js';
 import { registerServe } from './serve.js';
+import { registerVerify } from './verify.js';
 
 export function buildProgram(): Command {
   const program = new Command('conclave')
@@ -11,6 +12,7 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerServe(program);
+  registerVerify(program);
   registerPolicyCheck(program.command('policy').description('key release policy tools'));
   return program;
 }

@@ -126,7 +126,8 @@ export class ByteReader {
 
   /** A copy of the next `n` bytes, so parsed values never alias the input buffer. */
   bytesCopy(field: string, n: number): Uint8Array {
-    return this.view_(field, n).slice();
+    // Not `.slice()`: on a Node Buffer input that returns a view, and callers mutate copies.
+    return new Uint8Array(this.view_(field, n));
   }
 
   skip(field: string, n: number): void {

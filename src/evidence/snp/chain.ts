@@ -1,0 +1,260 @@
+import type { KeyObject } from 'node:crypto';
+import { createHash } from 'node:crypto';
+import { ConclaveError, fail } from '../../core/errors.js';
+import { type Certificate, type Crl, crlBytes, parseCertificate, parseCrl, publicKeyOf, verifyChain, verifyCrlSignature } from '../../core/x509.js';
+import { type VekExtensions, parseVekExtensions, productFamilyOf } from '../../collateral/amd/vek.js';
+import { AMD_PRODUCTS, AMD_ROOTS, type AmdProduct } from '../../collateral/roots/amd.js';
+
+/** Certificates for one report: the VCEK/VLEK and, optionally, its ASK/ASVK and ARK and the AMD CRL. */
+export interface SnpCertificates {
+  /** The VCEK or VLEK, DER. May instead be the first element of `chain`. */
+  readonly vcek?: Uint8Array | undefined;
+  /** DER certificates: any of VEK, ASK/ASVK, ARK, in any order (the KDS cert_chain is ASK then ARK). */
+  readonly chain?: readonly Uint8Array[] | undefined;
+  /** The AMD CRL for the product (DER or PEM), signed by the ARK. */
+  readonly crl?: Uint8Array | undefined;
+}
+
+/** Trusted roots per product. The ARK is required; ASK/ASVK are used when the evidence lacks them. */
+export interface SnpTrustAnchor {
+  readonly ark: Uint8Array | Certificate;
+  readonly ask?: Uint8Array | Certificate | undefined;
+  readonly asvk?: Uint8Array | Certificate | undefined;
+}
+
+export type SnpTrustAnchors = Partial<Record<AmdProduct, SnpTrustAnchor>>;
+
+/** A VEK chain that verified: what the per-report checks need. */
+export interface VerifiedVekChain {
+  readonly product: AmdProduct;
+  readonly signingKey: 'vcek' | 'vlek';
+  readonly vek: Certificate;
+  readonly vekKey: KeyObject;
+  readonly extensions: VekExtensions;
+  /** The window in which every certificate of the path is valid. */
+  readonly validFrom: Date;
+  readonly validTo: Date;
+  /** The CRL's nextUpdate when a CRL was checked. */
+  readonly crlNextUpdate: Date | undefined;
+}
+
+/**
+ * Verified VEK chains keyed by the SHA-256 of everything that went into the verdict (certificates,
+ * CRL, anchors, product). Passed in by the caller (one per verifier instance), never a module global.
+ * Entries are immutable facts about immutable bytes; only the time check is redone on a hit.
+ */
+export class SnpVerifierCache {
+  readonly maxEntries: number;
+  private readonly chains = new Map<string, VerifiedVekChain>();
+  private readonly anchorIds = new WeakMap<object, string>();
+
+  constructor(maxEntries = 4096) {
+    this.maxEntries = maxEntries;
+  }
+
+  get size(): number {
+    return this.chains.size;
+  }
+
+  get(key: string): VerifiedVekChain | undefined {
+    return this.chains.get(key);
+  }
+
+  set(key: string, value: VerifiedVekChain): void {
+    if (this.chains.size >= this.maxEntries) {
+      const oldest = this.chains.keys().next().value;
+      if (oldest !== undefined) this.chains.delete(oldest);
+    }
+    this.chains.set(key, value);
+  }
+
+  /** A content id for a trust-anchor object, computed once per object. */
+  anchorId(anchors: SnpTrustAnchors): string {
+    let id = this.anchorIds.get(anchors);
+    if (id === undefined) {
+      const h = createHash('sha256');
+      for (const p of AMD_PRODUCTS) {
+        const a = anchors[p];
+        h.update(p);
+        if (!a) continue;
+        for (const c of [a.ark, a.ask, a.asvk]) h.update(c === undefined ? new Uint8Array(1) : derOf(c));
+      }
+      id = h.digest('hex');
+      this.anchorIds.set(anchors, id);
+    }
+    return id;
+  }
+}
+
+function derOf(c: Uint8Array | Certificate): Uint8Array {
+  return c instanceof Uint8Array ? c : c.der;
+}
+
+function certOf(c: Uint8Array | Certificate): Certificate {
+  return c instanceof Uint8Array ? parseCertificate(c) : c;
+}
+
+function productOfName(name: string | undefined): AmdProduct | undefined {
+  if (!name) return undefined;
+  const family = productFamilyOf(name);
+  return (AMD_PRODUCTS as readonly string[]).includes(family) ? (family as AmdProduct) : undefined;
+}
+
+/** "ARK-Milan" → Milan, "SEV-Milan"/"SEV-VLEK-Milan" → Milan. */
+function productOfCn(cn: string | undefined): AmdProduct | undefined {
+  const m = /^(?:ARK|SEV|SEV-VLEK)-(\w+)$/.exec(cn ?? '');
+  return m ? productOfName(m[1]) : undefined;
+}
+
+export interface VekChainOptions {
+  readonly at: Date;
+  readonly trustAnchors?: SnpTrustAnchors | undefined;
+  readonly cache?: SnpVerifierCache | undefined;
+  /** The product the report names (CPUID, v3+) or the caller expects; must agree with the chain. */
+  readonly product?: AmdProduct | undefined;
+  /** The SIGNING_KEY of the report; the leaf must be of that kind. */
+  readonly signingKey?: 'vcek' | 'vlek' | undefined;
+}
+
+function cacheKey(certs: SnpCertificates, opts: VekChainOptions): string {
+  const h = createHash('sha256');
+  const part = (b: Uint8Array | undefined): void => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b?.byteLength ?? 0);
+    h.update(len);
+    if (b) h.update(b);
+  };
+  part(certs.vcek);
+  for (const c of certs.chain ?? []) part(c);
+  part(certs.crl);
+  h.update(`|${opts.product ?? ''}|${opts.signingKey ?? ''}|`);
+  if (opts.trustAnchors && opts.cache) h.update(opts.cache.anchorId(opts.trustAnchors));
+  return h.digest('hex');
+}
+
+function checkWindow(c: VerifiedVekChain, at: Date): void {
+  if (at < c.validFrom || at > c.validTo) {
+    throw fail('cert.expired', `the VCEK/VLEK chain is not valid at ${at.toISOString()}`, {
+      validFrom: c.validFrom.toISOString(),
+      validTo: c.validTo.toISOString(),
+    });
+  }
+  if (c.crlNextUpdate && at > c.crlNextUpdate) {
+    throw fail('crl.expired', `the AMD CRL is past its nextUpdate at ${at.toISOString()}`, { nextUpdate: c.crlNextUpdate.toISOString() });
+  }
+}
+
+/**
+ * Verifies VEK ← ASK/ASVK ← ARK (evidence-and-collateral §4.2): the ARK is pinned per product (or taken
+ * from `trustAnchors`), the product is inferred from the chain and must agree with `opts.product`,
+ * and the AMD CRL is checked when given. With a cache, a chain already verified is reused (the
+ * validity window is still checked against `at`).
+ */
+export function verifyVekChain(certs: SnpCertificates, opts: VekChainOptions): VerifiedVekChain {
+  const key = opts.cache ? cacheKey(certs, opts) : undefined;
+  if (key !== undefined) {
+    const hit = opts.cache!.get(key);
+    if (hit) {
+      checkWindow(hit, opts.at);
+      return hit;
+    }
+  }
+  let result: VerifiedVekChain;
+  try {
+    result = verifyVekChainCold(certs, opts);
+  } catch (e) {
+    // node:crypto rejects unusable keys (e.g. a malformed SPKI) with its own errors; keep one family.
+    if (e instanceof ConclaveError) throw e;
+    throw fail('snp.chain_invalid', 'a certificate of the VCEK/VLEK chain holds an unusable key', undefined, e);
+  }
+  checkWindow(result, opts.at);
+  if (key !== undefined) opts.cache!.set(key, result);
+  return result;
+}
+
+function verifyVekChainCold(certs: SnpCertificates, opts: VekChainOptions): VerifiedVekChain {
+  const all = [...(certs.vcek ? [certs.vcek] : []), ...(certs.chain ?? [])].map((d) => parseCertificate(d));
+  const isLeaf = (c: Certificate): boolean => c.subjectCN === 'SEV-VCEK' || c.subjectCN === 'SEV-VLEK' || (!c.isCA && c.extensions.has('1.3.6.1.4.1.3704.1.3.1'));
+  const vek = all.find(isLeaf);
+  if (!vek) throw fail('snp.certificate_missing', 'no VCEK or VLEK certificate was given for the report');
+  const ark = all.find((c) => c !== vek && c.subjectCN?.startsWith('ARK-'));
+  const ask = all.find((c) => c !== vek && c !== ark && c.isCA && c.subjectCN?.startsWith('SEV-'));
+
+  const signingKey: 'vcek' | 'vlek' =
+    vek.subjectCN === 'SEV-VLEK' ? 'vlek' : vek.subjectCN === 'SEV-VCEK' ? 'vcek' : (opts.signingKey ?? 'vcek');
+  if (opts.signingKey && opts.signingKey !== signingKey) {
+    throw fail('snp.chain_invalid', `the report is signed by its ${opts.signingKey.toUpperCase()} but the certificate is a ${signingKey.toUpperCase()}`, {
+      reportSigningKey: opts.signingKey,
+      certificate: vek.subjectCN,
+    });
+  }
+  if (ask) {
+    const askIsVlek = ask.subjectCN?.startsWith('SEV-VLEK-') === true;
+    if (askIsVlek !== (signingKey === 'vlek')) {
+      throw fail('snp.chain_invalid', `a ${signingKey.toUpperCase()} must be issued by ${signingKey === 'vlek' ? 'an ASVK' : 'an ASK'}, not "${ask.subjectCN}"`, {
+        issuer: ask.subjectCN,
+      });
+    }
+  }
+
+  const extensions = parseVekExtensions(vek);
+  // Every source that names a product must name the same one (snp.product_mismatch otherwise).
+  const named: Array<[string, AmdProduct | undefined, string | undefined]> = [
+    ['VEK product name', productOfName(extensions.productName), extensions.productName],
+    ['ASK/ASVK subject', productOfCn(ask?.subjectCN), ask?.subjectCN],
+    ['ARK subject', productOfCn(ark?.subjectCN), ark?.subjectCN],
+    ['report', opts.product, opts.product],
+  ];
+  let product: AmdProduct | undefined;
+  let source: string | undefined;
+  for (const [where, p, raw] of named) {
+    if (raw !== undefined && p === undefined && where !== 'report') {
+      throw fail('snp.product_mismatch', `${where} "${raw}" names no known AMD product`, { [where]: raw });
+    }
+    if (p === undefined) continue;
+    if (product !== undefined && p !== product) {
+      throw fail('snp.product_mismatch', `${where} names ${p} but ${source} names ${product}`, { expected: product, actual: p, where });
+    }
+    product = p;
+    source = where;
+  }
+  if (!product) throw fail('snp.product_mismatch', 'the AMD product cannot be inferred from the report or the certificates');
+  if (extensions.structVersion === 1 && product !== 'Turin') {
+    throw fail('snp.product_mismatch', `a Turin-format VCEK (struct version 1) was given for ${product}`, { product });
+  }
+
+  const anchor = opts.trustAnchors ? opts.trustAnchors[product] : AMD_ROOTS[product];
+  if (!anchor) throw fail('snp.chain_invalid', `no trust anchor is configured for ${product}`, { product });
+  const root = certOf(anchor.ark);
+  const pinnedIntermediate = signingKey === 'vlek' ? anchor.asvk : anchor.ask;
+  const intermediate = ask ?? (pinnedIntermediate ? certOf(pinnedIntermediate) : undefined);
+  if (!intermediate) throw fail('snp.certificate_missing', `no ${signingKey === 'vlek' ? 'ASVK' : 'ASK'} for ${product}`, { product });
+
+  const path = ark ? [vek, intermediate, ark] : [vek, intermediate];
+  verifyChain(path, root, { at: opts.at, code: 'snp.chain_invalid' });
+
+  let crlNextUpdate: Date | undefined;
+  if (certs.crl) crlNextUpdate = checkCrl(parseCrl(crlBytes(certs.crl)), root, [intermediate, vek], opts.at);
+
+  const vekKey = publicKeyOf(vek);
+  const details = vekKey.asymmetricKeyDetails;
+  if (vekKey.asymmetricKeyType !== 'ec' || details?.namedCurve !== 'secp384r1') {
+    throw fail('snp.chain_invalid', 'the VCEK/VLEK key is not ECDSA P-384', { keyType: vekKey.asymmetricKeyType, curve: details?.namedCurve });
+  }
+  const validFrom = new Date(Math.max(vek.notBefore.getTime(), intermediate.notBefore.getTime(), root.notBefore.getTime()));
+  const validTo = new Date(Math.min(vek.notAfter.getTime(), intermediate.notAfter.getTime(), root.notAfter.getTime()));
+  return { product, signingKey, vek, vekKey, extensions, validFrom, validTo, crlNextUpdate };
+}
+
+function checkCrl(crl: Crl, ark: Certificate, certs: Certificate[], at: Date): Date | undefined {
+  verifyCrlSignature(crl, ark);
+  if (at < crl.thisUpdate) throw fail('crl.invalid', 'the AMD CRL is not yet valid', { thisUpdate: crl.thisUpdate.toISOString() });
+  if (crl.nextUpdate && at > crl.nextUpdate) throw fail('crl.expired', 'the AMD CRL is past its nextUpdate', { nextUpdate: crl.nextUpdate.toISOString() });
+  for (const c of certs) {
+    // The ARK's CRL lists the ASK/ASVK (and VEKs in principle) it revoked, by serial number.
+    if (c.issuerCN === ark.subjectCN && crl.revoked.has(c.serial)) {
+      throw fail('snp.revoked', `certificate "${c.subjectCN}" is revoked by the AMD CRL`, { subject: c.subjectCN, serial: c.serial });
+    }
+  }
+  return crl.nextUpdate;
+}

@@ -1,0 +1,134 @@
+import { b64url, fromB64, sha256, toHex } from '../../core/bytes.js';
+import { fail, isConclaveError } from '../../core/errors.js';
+import { type Verified, markVerified } from '../../core/verified.js';
+import { pemToDer } from '../../core/x509.js';
+import { checkReportDataBinding } from './azure.js';
+import type { SnpCertificates } from './chain.js';
+import { type SnpRuntimeData, type SnpVerificationResult, type SnpVerifyOptions, verifySnpReport } from './verify.js';
+
+/**
+ * MAA `SevSnpVm` evidence (evidence-and-collateral §4.4; sidecar `pkg/common/maa.go`): the inner
+ * `{SnpReport, VcekCertChain, Endorsements}` JSON, every value base64url (Go's padded URL alphabet),
+ * VcekCertChain being PEM VCEK ‖ ASK ‖ ARK. The request body `{report, runtimeData, initTimeData,
+ * nonce}` wraps it once more in base64url.
+ */
+export interface MaaSevSnpEvidence {
+  readonly snpReport: Uint8Array;
+  readonly vcekCertChain: Uint8Array[];
+  /** The decoded Endorsements JSON (UVM reference info); not verified here. */
+  readonly endorsements: unknown;
+  /** From a request body: the runtime and init-time data it carries. */
+  readonly runtimeData?: Uint8Array;
+  readonly initTimeData?: Uint8Array;
+  readonly nonce?: unknown;
+}
+
+export interface MaaSevSnpVerifyOptions extends SnpVerifyOptions {
+  /** Certificates to use instead of (or in addition to) VcekCertChain. */
+  readonly certs?: SnpCertificates | undefined;
+}
+
+function asObject(input: unknown, what: string): Record<string, unknown> {
+  let v = input;
+  if (v instanceof Uint8Array) v = Buffer.from(v).toString('utf8');
+  if (typeof v === 'string') {
+    try {
+      v = JSON.parse(v);
+    } catch {
+      throw fail('snp.malformed', `${what} is not JSON`);
+    }
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw fail('snp.malformed', `${what} is not a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+function b64Field(o: Record<string, unknown>, key: string, what: string): Uint8Array {
+  const v = o[key];
+  if (typeof v !== 'string') throw fail('snp.malformed', `${what} lacks "${key}"`, { field: key });
+  try {
+    return fromB64(v, key);
+  } catch (e) {
+    if (isConclaveError(e)) throw fail('snp.malformed', `${what}.${key} is not base64url`, { field: key });
+    throw e;
+  }
+}
+
+function dataField(o: Record<string, unknown>, key: string): Uint8Array | undefined {
+  const v = o[key];
+  if (typeof v !== 'object' || v === null) return undefined;
+  const d = (v as Record<string, unknown>).data;
+  if (typeof d !== 'string' || d === '') return undefined;
+  return b64Field(v as Record<string, unknown>, 'data', key);
+}
+
+/** Parses the inner evidence JSON or the whole `/attest/SevSnpVm` request body. */
+export function parseMaaSevSnpEvidence(input: Uint8Array | string | Record<string, unknown>): MaaSevSnpEvidence {
+  let o = asObject(input, 'MAA SevSnpVm evidence');
+  let outer: Record<string, unknown> | undefined;
+  if (typeof o.report === 'string' && o.SnpReport === undefined) {
+    outer = o;
+    o = asObject(Buffer.from(b64Field(o, 'report', 'request body')).toString('utf8'), 'MAA SevSnpVm report');
+  }
+  const snpReport = b64Field(o, 'SnpReport', 'MAA SevSnpVm evidence');
+  const vcekCertChain = typeof o.VcekCertChain === 'string' ? pemToDer(Buffer.from(b64Field(o, 'VcekCertChain', 'evidence')).toString('utf8')) : [];
+  let endorsements: unknown;
+  if (typeof o.Endorsements === 'string' && o.Endorsements !== '') {
+    try {
+      endorsements = JSON.parse(Buffer.from(b64Field(o, 'Endorsements', 'evidence')).toString('utf8'));
+    } catch {
+      throw fail('snp.malformed', 'MAA SevSnpVm Endorsements is not base64url JSON');
+    }
+  }
+  const runtimeData = outer ? dataField(outer, 'runtimeData') : undefined;
+  const initTimeData = outer ? dataField(outer, 'initTimeData') : undefined;
+  return {
+    snpReport,
+    vcekCertChain,
+    endorsements,
+    ...(runtimeData ? { runtimeData } : {}),
+    ...(initTimeData ? { initTimeData } : {}),
+    ...(outer && outer.nonce !== undefined ? { nonce: outer.nonce } : {}),
+  };
+}
+
+/**
+ * Verifies MAA SevSnpVm evidence as MAA does for confidential containers (ACI/AKS): the SNP report
+ * with VcekCertChain, REPORT_DATA[0:32] = SHA-256(runtime data), and HOST_DATA = SHA-256(init-time
+ * data, the container security policy) when init-time data is given. Arguments override what a
+ * request body carries.
+ */
+export function verifyMaaSevSnpEvidence(
+  evidenceJson: Uint8Array | string | Record<string, unknown>,
+  runtimeData: Uint8Array | undefined,
+  initTimeData: Uint8Array | undefined,
+  opts: MaaSevSnpVerifyOptions,
+): Verified<SnpVerificationResult> {
+  const ev = parseMaaSevSnpEvidence(evidenceJson);
+  const certs: SnpCertificates = opts.certs ?? { chain: ev.vcekCertChain };
+  const result = verifySnpReport(ev.snpReport, certs, opts);
+  const warnings = [...result.warnings];
+  const rt = runtimeData ?? ev.runtimeData;
+  let runtime: SnpRuntimeData | undefined;
+  if (rt) {
+    warnings.push(...checkReportDataBinding(Buffer.from(result.reportData, 'hex'), rt, 'sha256', false));
+    let json: unknown;
+    try {
+      json = JSON.parse(Buffer.from(rt).toString('utf8'));
+    } catch {
+      json = undefined;
+    }
+    const keys = json && typeof json === 'object' && Array.isArray((json as Record<string, unknown>).keys) ? ((json as { keys: unknown[] }).keys.filter((k) => typeof k === 'object' && k !== null) as Record<string, unknown>[]) : undefined;
+    runtime = { format: 'maa', data: b64url(rt), ...(json !== undefined ? { json } : {}), ...(keys ? { keys } : {}) };
+  } else {
+    warnings.push('no runtime data was given; REPORT_DATA binds nothing checked');
+  }
+  const it = initTimeData ?? ev.initTimeData;
+  let init: { data: string; sha256: string } | undefined;
+  if (it) {
+    const h = toHex(sha256(it));
+    if (h !== result.hostData) throw fail('snp.host_data_mismatch', 'HOST_DATA is not SHA-256 of the init-time data', { expected: h, hostData: result.hostData });
+    init = { data: b64url(it), sha256: h };
+  }
+  if (ev.endorsements !== undefined) warnings.push('UVM endorsements were not verified');
+  return markVerified({ ...result, ...(runtime ? { runtimeData: runtime } : {}), ...(init ? { initTimeData: init } : {}), warnings });
+}

@@ -1,0 +1,461 @@
+import { ByteReader, isAllZero } from '../../core/bytes.js';
+import { fail } from '../../core/errors.js';
+import type { AmdProduct } from '../../collateral/roots/amd.js';
+
+/**
+ * The SEV-SNP ATTESTATION_REPORT structure (SEV-SNP Firmware ABI spec, Table "ATTESTATION_REPORT
+ * Structure"; evidence-and-collateral §4.1; go-sev-guest `abi/abi.go ReportToProto`). 1184 bytes,
+ * little-endian. The signature covers bytes 0x000–0x29F of the report exactly as received.
+ */
+export const SNP_REPORT_SIZE = 0x4a0;
+export const SNP_SIGNED_SIZE = 0x2a0;
+export const SNP_SUPPORTED_VERSIONS: readonly number[] = [2, 3, 4, 5];
+
+interface FieldSpec {
+  readonly offset: number;
+  readonly size: number;
+  /** First report version that defines the field (reserved, must be zero, before it). */
+  readonly since?: number;
+}
+
+/** Named fields at the spec's offsets. The encoder and the parser both use this one table. */
+export const SNP_REPORT_LAYOUT = {
+  version: { offset: 0x000, size: 4 },
+  guestSvn: { offset: 0x004, size: 4 },
+  policy: { offset: 0x008, size: 8 },
+  familyId: { offset: 0x010, size: 16 },
+  imageId: { offset: 0x020, size: 16 },
+  vmpl: { offset: 0x030, size: 4 },
+  signatureAlgo: { offset: 0x034, size: 4 },
+  currentTcb: { offset: 0x038, size: 8 },
+  platformInfo: { offset: 0x040, size: 8 },
+  signerInfo: { offset: 0x048, size: 4 },
+  reportData: { offset: 0x050, size: 64 },
+  measurement: { offset: 0x090, size: 48 },
+  hostData: { offset: 0x0c0, size: 32 },
+  idKeyDigest: { offset: 0x0e0, size: 48 },
+  authorKeyDigest: { offset: 0x110, size: 48 },
+  reportId: { offset: 0x140, size: 32 },
+  reportIdMa: { offset: 0x160, size: 32 },
+  reportedTcb: { offset: 0x180, size: 8 },
+  cpuidFamId: { offset: 0x188, size: 1, since: 3 },
+  cpuidModId: { offset: 0x189, size: 1, since: 3 },
+  cpuidStep: { offset: 0x18a, size: 1, since: 3 },
+  chipId: { offset: 0x1a0, size: 64 },
+  committedTcb: { offset: 0x1e0, size: 8 },
+  currentBuild: { offset: 0x1e8, size: 1 },
+  currentMinor: { offset: 0x1e9, size: 1 },
+  currentMajor: { offset: 0x1ea, size: 1 },
+  committedBuild: { offset: 0x1ec, size: 1 },
+  committedMinor: { offset: 0x1ed, size: 1 },
+  committedMajor: { offset: 0x1ee, size: 1 },
+  launchTcb: { offset: 0x1f0, size: 8 },
+  launchMitVector: { offset: 0x1f8, size: 8, since: 5 },
+  currentMitVector: { offset: 0x200, size: 8, since: 5 },
+  signatureR: { offset: 0x2a0, size: 72 },
+  signatureS: { offset: 0x2e8, size: 72 },
+} as const satisfies Record<string, FieldSpec>;
+
+export type SnpReportField = keyof typeof SNP_REPORT_LAYOUT;
+
+/** Reserved ranges the spec marks must-be-zero, as [start, end) per report version. */
+function reservedRanges(version: number): Array<readonly [number, number, string]> {
+  return [
+    [0x04c, 0x050, 'reserved 0x04C'],
+    [version >= 3 ? 0x18b : 0x188, 0x1a0, 'reserved 0x188'],
+    [0x1eb, 0x1ec, 'reserved 0x1EB'],
+    [0x1ef, 0x1f0, 'reserved 0x1EF'],
+    [version >= 5 ? 0x208 : 0x1f8, SNP_SIGNED_SIZE, 'reserved 0x1F8'],
+    [0x330, SNP_REPORT_SIZE, 'signature reserved 0x330'],
+  ];
+}
+
+/** Decoded TCB_VERSION. `fmc` is present only in the Turin encoding. */
+export interface SnpTcb {
+  readonly bootloader: number;
+  readonly tee: number;
+  readonly snp: number;
+  readonly microcode: number;
+  readonly fmc?: number;
+  /** The 8 bytes as stored in the report, hex (e.g. "0300000000000873"). */
+  readonly raw: string;
+  /** The TCB as a little-endian u64 printed as 16 hex digits: Azure's `tcbm` form. */
+  readonly tcbm: string;
+  /** The same u64 in decimal (it may exceed 2^53, so a string). */
+  readonly u64: string;
+}
+
+/**
+ * Which TCB_VERSION encoding applies: Milan/Genoa ([0] BL, [1] TEE, [6] SNP, [7] UCODE) or Turin and
+ * later ([0] FMC, [1] BL, [2] TEE, [3] SNP, [7] UCODE) (virtee-sev `snp.rs from_legacy_bytes/from_turin_bytes`).
+ */
+export type SnpTcbLayout = 'legacy' | 'turin';
+
+export function tcbLayoutOf(product: AmdProduct | undefined): SnpTcbLayout {
+  return product === 'Turin' ? 'turin' : 'legacy';
+}
+
+export function decodeTcb(raw: Uint8Array, layout: SnpTcbLayout): SnpTcb {
+  const hex = Buffer.from(raw).toString('hex');
+  const tcbm = Buffer.from(raw).reverse().toString('hex');
+  const u64 = BigInt(`0x${tcbm}`).toString();
+  if (layout === 'turin') {
+    return { fmc: raw[0]!, bootloader: raw[1]!, tee: raw[2]!, snp: raw[3]!, microcode: raw[7]!, raw: hex, tcbm, u64 };
+  }
+  return { bootloader: raw[0]!, tee: raw[1]!, snp: raw[6]!, microcode: raw[7]!, raw: hex, tcbm, u64 };
+}
+
+export interface SnpTcbParts {
+  readonly bootloader: number;
+  readonly tee: number;
+  readonly snp: number;
+  readonly microcode: number;
+  readonly fmc?: number | undefined;
+}
+
+export function encodeTcb(t: SnpTcbParts, layout: SnpTcbLayout): Uint8Array {
+  const b = new Uint8Array(8);
+  if (layout === 'turin') {
+    b[0] = t.fmc ?? 0;
+    b[1] = t.bootloader;
+    b[2] = t.tee;
+    b[3] = t.snp;
+  } else {
+    b[0] = t.bootloader;
+    b[1] = t.tee;
+    b[6] = t.snp;
+  }
+  b[7] = t.microcode;
+  return b;
+}
+
+/** Guest POLICY bits (ABI spec "GUEST_POLICY"; go-sev-guest `abi.SnpPolicy`). */
+export interface SnpGuestPolicy {
+  readonly abiMinor: number;
+  readonly abiMajor: number;
+  readonly smt: boolean;
+  readonly migrateMa: boolean;
+  readonly debug: boolean;
+  readonly singleSocket: boolean;
+  readonly cxlAllow: boolean;
+  readonly memAes256Xts: boolean;
+  readonly raplDis: boolean;
+  readonly ciphertextHiding: boolean;
+  readonly pageSwapDisable: boolean;
+  /** The u64 as 0x-prefixed hex. */
+  readonly raw: string;
+}
+
+export function decodePolicy(p: bigint): SnpGuestPolicy {
+  const bit = (n: number): boolean => ((p >> BigInt(n)) & 1n) === 1n;
+  return {
+    abiMinor: Number(p & 0xffn),
+    abiMajor: Number((p >> 8n) & 0xffn),
+    smt: bit(16),
+    migrateMa: bit(18),
+    debug: bit(19),
+    singleSocket: bit(20),
+    cxlAllow: bit(21),
+    memAes256Xts: bit(22),
+    raplDis: bit(23),
+    ciphertextHiding: bit(24),
+    pageSwapDisable: bit(25),
+    raw: `0x${p.toString(16)}`,
+  };
+}
+
+/** PLATFORM_INFO bits (ABI spec "PLATFORM_INFO"). */
+export interface SnpPlatformInfo {
+  readonly smtEnabled: boolean;
+  readonly tsmeEnabled: boolean;
+  readonly eccEnabled: boolean;
+  readonly raplDisabled: boolean;
+  readonly ciphertextHidingEnabled: boolean;
+  readonly aliasCheckComplete: boolean;
+  readonly tioEnabled: boolean;
+  readonly raw: string;
+}
+
+export function decodePlatformInfo(p: bigint): SnpPlatformInfo {
+  const bit = (n: number): boolean => ((p >> BigInt(n)) & 1n) === 1n;
+  return {
+    smtEnabled: bit(0),
+    tsmeEnabled: bit(1),
+    eccEnabled: bit(2),
+    raplDisabled: bit(3),
+    ciphertextHidingEnabled: bit(4),
+    aliasCheckComplete: bit(5),
+    tioEnabled: bit(7),
+    raw: `0x${p.toString(16)}`,
+  };
+}
+
+/** SIGNING_KEY values of SIGNER_INFO bits 4:2. */
+export type SnpSigningKeyKind = 'vcek' | 'vlek' | 'none';
+
+export interface SnpSignerInfo {
+  readonly authorKeyEn: boolean;
+  readonly maskChipKey: boolean;
+  readonly signingKey: SnpSigningKeyKind;
+  readonly raw: number;
+}
+
+/** A parsed attestation report. Byte fields are copies; `signedBytes` is the original 0x000–0x29F. */
+export interface SnpReport {
+  readonly version: number;
+  readonly guestSvn: number;
+  readonly policy: bigint;
+  readonly familyId: Uint8Array;
+  readonly imageId: Uint8Array;
+  readonly vmpl: number;
+  readonly signatureAlgo: number;
+  readonly currentTcb: Uint8Array;
+  readonly platformInfo: bigint;
+  readonly signerInfo: SnpSignerInfo;
+  readonly reportData: Uint8Array;
+  readonly measurement: Uint8Array;
+  readonly hostData: Uint8Array;
+  readonly idKeyDigest: Uint8Array;
+  readonly authorKeyDigest: Uint8Array;
+  readonly reportId: Uint8Array;
+  readonly reportIdMa: Uint8Array;
+  readonly reportedTcb: Uint8Array;
+  /** CPUID family/model/stepping (report v3+). */
+  readonly cpuid: { readonly family: number; readonly model: number; readonly stepping: number } | undefined;
+  readonly chipId: Uint8Array;
+  readonly committedTcb: Uint8Array;
+  readonly currentFirmware: SnpFirmwareVersion;
+  readonly committedFirmware: SnpFirmwareVersion;
+  readonly launchTcb: Uint8Array;
+  readonly launchMitVector: bigint | undefined;
+  readonly currentMitVector: bigint | undefined;
+  /** r and s as 48-byte big-endian integers (converted from the report's 72-byte little-endian form). */
+  readonly signature: { readonly r: Uint8Array; readonly s: Uint8Array };
+  /** The product the CPUID fields name (v3+), when they name a known one. */
+  readonly cpuidProduct: AmdProduct | undefined;
+  /** The bytes the signature covers: the input 0x000–0x29F, copied. */
+  readonly signedBytes: Uint8Array;
+  /** The whole 1184-byte report, copied. */
+  readonly bytes: Uint8Array;
+}
+
+export interface SnpFirmwareVersion {
+  readonly major: number;
+  readonly minor: number;
+  readonly build: number;
+}
+
+/** Product from CPUID family/model (snpguest `src/fetch.rs get_processor_model`). */
+export function productFromCpuid(family: number, model: number): AmdProduct | undefined {
+  if (family === 0x19) {
+    if (model <= 0x0f) return 'Milan';
+    if ((model >= 0x10 && model <= 0x1f) || (model >= 0xa0 && model <= 0xaf)) return 'Genoa';
+  }
+  if (family === 0x1a && model <= 0x11) return 'Turin';
+  return undefined;
+}
+
+function littleToBig48(le72: Uint8Array, which: string): Uint8Array {
+  // P-384 scalars fit 48 bytes; the ABI zero-extends them to 72 (ABI spec "ECDSA P-384 signature").
+  if (!isAllZero(le72.subarray(48))) throw fail('snp.malformed', `signature ${which} exceeds 384 bits`, { field: `signature${which}` });
+  return le72.slice(0, 48).reverse();
+}
+
+/**
+ * Parses an attestation report. Input longer than 1184 bytes is accepted only when the tail is zero
+ * padding (some transports pad to a page). Throws only `snp.truncated`, `snp.malformed` or
+ * `snp.unsupported`.
+ */
+export function parseSnpReport(bytes: Uint8Array): SnpReport {
+  if (!(bytes instanceof Uint8Array)) throw fail('snp.malformed', 'SNP report must be bytes');
+  // A plain Uint8Array view, so that `.slice()` copies even when the caller passes a Node Buffer.
+  const input = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const r = new ByteReader(input, 'SNP attestation report', 'snp.truncated');
+  r.need('version', 4);
+  const version = r.u32('version');
+  if (!SNP_SUPPORTED_VERSIONS.includes(version)) throw fail('snp.unsupported', `SNP report version ${version} is not supported`, { version });
+  r.offset = 0;
+  r.need('report', SNP_REPORT_SIZE);
+  if (input.byteLength > SNP_REPORT_SIZE && !isAllZero(input.subarray(SNP_REPORT_SIZE))) {
+    throw fail('snp.malformed', 'SNP report has non-zero bytes after offset 0x4A0', { length: input.byteLength });
+  }
+  const at = (name: SnpReportField): Uint8Array => {
+    const f = SNP_REPORT_LAYOUT[name];
+    r.offset = f.offset;
+    return r.bytesCopy(name, f.size);
+  };
+  const u8 = (name: SnpReportField): number => {
+    r.offset = SNP_REPORT_LAYOUT[name].offset;
+    return r.u8(name);
+  };
+  const u32 = (name: SnpReportField): number => {
+    r.offset = SNP_REPORT_LAYOUT[name].offset;
+    return r.u32(name);
+  };
+  const u64 = (name: SnpReportField): bigint => {
+    r.offset = SNP_REPORT_LAYOUT[name].offset;
+    return r.u64(name);
+  };
+
+  for (const [start, end, name] of reservedRanges(version)) {
+    if (!isAllZero(input.subarray(start, end))) {
+      throw fail('snp.malformed', `SNP report ${name} must be zero`, { field: name, offset: start });
+    }
+  }
+  const signatureAlgo = u32('signatureAlgo');
+  if (signatureAlgo !== 1) throw fail('snp.unsupported', `SNP signature algorithm ${signatureAlgo} is not ECDSA P-384 with SHA-384`, { signatureAlgo });
+
+  const policy = u64('policy');
+  // GUEST_POLICY bit 17 is reserved and must be one; bits 63:26 must be zero (ABI spec Table "GUEST_POLICY").
+  if (((policy >> 17n) & 1n) !== 1n) throw fail('snp.malformed', 'SNP guest policy bit 17 must be one', { policy: `0x${policy.toString(16)}` });
+  if (policy >> 26n !== 0n) throw fail('snp.malformed', 'SNP guest policy bits 63:26 must be zero', { policy: `0x${policy.toString(16)}` });
+
+  const si = u32('signerInfo');
+  if (si >>> 5 !== 0) throw fail('snp.malformed', 'SNP SIGNER_INFO bits 31:5 must be zero', { signerInfo: si });
+  const keySel = (si >>> 2) & 7;
+  let signingKey: SnpSigningKeyKind;
+  if (keySel === 0) signingKey = 'vcek';
+  else if (keySel === 1) signingKey = 'vlek';
+  else if (keySel === 7) signingKey = 'none';
+  else throw fail('snp.malformed', `SNP SIGNER_INFO.SIGNING_KEY ${keySel} is reserved`, { signerInfo: si });
+
+  const vmpl = u32('vmpl');
+  if (vmpl > 3) throw fail('snp.malformed', `SNP VMPL ${vmpl} is out of range`, { vmpl });
+
+  let cpuid: SnpReport['cpuid'];
+  let cpuidProduct: AmdProduct | undefined;
+  if (version >= 3) {
+    cpuid = { family: u8('cpuidFamId'), model: u8('cpuidModId'), stepping: u8('cpuidStep') };
+    cpuidProduct = productFromCpuid(cpuid.family, cpuid.model);
+  }
+  return {
+    version,
+    guestSvn: u32('guestSvn'),
+    policy,
+    familyId: at('familyId'),
+    imageId: at('imageId'),
+    vmpl,
+    signatureAlgo,
+    currentTcb: at('currentTcb'),
+    platformInfo: u64('platformInfo'),
+    signerInfo: { authorKeyEn: (si & 1) === 1, maskChipKey: (si & 2) === 2, signingKey, raw: si },
+    reportData: at('reportData'),
+    measurement: at('measurement'),
+    hostData: at('hostData'),
+    idKeyDigest: at('idKeyDigest'),
+    authorKeyDigest: at('authorKeyDigest'),
+    reportId: at('reportId'),
+    reportIdMa: at('reportIdMa'),
+    reportedTcb: at('reportedTcb'),
+    cpuid,
+    chipId: at('chipId'),
+    committedTcb: at('committedTcb'),
+    currentFirmware: { major: u8('currentMajor'), minor: u8('currentMinor'), build: u8('currentBuild') },
+    committedFirmware: { major: u8('committedMajor'), minor: u8('committedMinor'), build: u8('committedBuild') },
+    launchTcb: at('launchTcb'),
+    launchMitVector: version >= 5 ? u64('launchMitVector') : undefined,
+    currentMitVector: version >= 5 ? u64('currentMitVector') : undefined,
+    signature: { r: littleToBig48(at('signatureR'), 'R'), s: littleToBig48(at('signatureS'), 'S') },
+    cpuidProduct,
+    signedBytes: input.slice(0, SNP_SIGNED_SIZE),
+    bytes: input.slice(0, SNP_REPORT_SIZE),
+  };
+}
+
+/** Field values for {@link encodeSnpReport}; everything not given is zero (policy defaults to bit 17). */
+export interface SnpReportFields {
+  readonly version?: number;
+  readonly guestSvn?: number;
+  readonly policy?: bigint;
+  readonly familyId?: Uint8Array;
+  readonly imageId?: Uint8Array;
+  readonly vmpl?: number;
+  readonly currentTcb?: Uint8Array;
+  readonly platformInfo?: bigint;
+  readonly signerInfo?: number;
+  readonly reportData?: Uint8Array;
+  readonly measurement?: Uint8Array;
+  readonly hostData?: Uint8Array;
+  readonly idKeyDigest?: Uint8Array;
+  readonly authorKeyDigest?: Uint8Array;
+  readonly reportId?: Uint8Array;
+  readonly reportIdMa?: Uint8Array;
+  readonly reportedTcb?: Uint8Array;
+  readonly cpuid?: { readonly family: number; readonly model: number; readonly stepping: number };
+  readonly chipId?: Uint8Array;
+  readonly committedTcb?: Uint8Array;
+  readonly currentFirmware?: SnpFirmwareVersion;
+  readonly committedFirmware?: SnpFirmwareVersion;
+  readonly launchTcb?: Uint8Array;
+  readonly launchMitVector?: bigint;
+  readonly currentMitVector?: bigint;
+  /** Big-endian 48-byte r and s; omitted → the signature area stays zero (sign it afterwards). */
+  readonly signature?: { readonly r: Uint8Array; readonly s: Uint8Array };
+}
+
+/** Encodes a report with the same layout table the parser reads; used by the simulated TEE and tests. */
+export function encodeSnpReport(fields: SnpReportFields): Uint8Array {
+  const out = new Uint8Array(SNP_REPORT_SIZE);
+  const view = new DataView(out.buffer);
+  const put = (name: SnpReportField, value: Uint8Array | undefined): void => {
+    if (value === undefined) return;
+    const f = SNP_REPORT_LAYOUT[name];
+    if (value.byteLength > f.size) throw fail('snp.malformed', `${name} is longer than ${f.size} bytes`, { field: name });
+    out.set(value, f.offset);
+  };
+  const version = fields.version ?? 3;
+  view.setUint32(SNP_REPORT_LAYOUT.version.offset, version, true);
+  view.setUint32(SNP_REPORT_LAYOUT.guestSvn.offset, fields.guestSvn ?? 0, true);
+  view.setBigUint64(SNP_REPORT_LAYOUT.policy.offset, fields.policy ?? 1n << 17n, true);
+  put('familyId', fields.familyId);
+  put('imageId', fields.imageId);
+  view.setUint32(SNP_REPORT_LAYOUT.vmpl.offset, fields.vmpl ?? 0, true);
+  view.setUint32(SNP_REPORT_LAYOUT.signatureAlgo.offset, 1, true);
+  put('currentTcb', fields.currentTcb ?? fields.reportedTcb);
+  view.setBigUint64(SNP_REPORT_LAYOUT.platformInfo.offset, fields.platformInfo ?? 0n, true);
+  view.setUint32(SNP_REPORT_LAYOUT.signerInfo.offset, fields.signerInfo ?? 0, true);
+  put('reportData', fields.reportData);
+  put('measurement', fields.measurement);
+  put('hostData', fields.hostData);
+  put('idKeyDigest', fields.idKeyDigest);
+  put('authorKeyDigest', fields.authorKeyDigest);
+  put('reportId', fields.reportId);
+  put('reportIdMa', fields.reportIdMa);
+  put('reportedTcb', fields.reportedTcb);
+  if (fields.cpuid && version >= 3) {
+    out[SNP_REPORT_LAYOUT.cpuidFamId.offset] = fields.cpuid.family;
+    out[SNP_REPORT_LAYOUT.cpuidModId.offset] = fields.cpuid.model;
+    out[SNP_REPORT_LAYOUT.cpuidStep.offset] = fields.cpuid.stepping;
+  }
+  put('chipId', fields.chipId);
+  put('committedTcb', fields.committedTcb ?? fields.reportedTcb);
+  const fw = (p: 'current' | 'committed', v: SnpFirmwareVersion | undefined): void => {
+    if (!v) return;
+    out[SNP_REPORT_LAYOUT[`${p}Build`].offset] = v.build;
+    out[SNP_REPORT_LAYOUT[`${p}Minor`].offset] = v.minor;
+    out[SNP_REPORT_LAYOUT[`${p}Major`].offset] = v.major;
+  };
+  fw('current', fields.currentFirmware);
+  fw('committed', fields.committedFirmware ?? fields.currentFirmware);
+  put('launchTcb', fields.launchTcb ?? fields.reportedTcb);
+  if (version >= 5) {
+    view.setBigUint64(SNP_REPORT_LAYOUT.launchMitVector.offset, fields.launchMitVector ?? 0n, true);
+    view.setBigUint64(SNP_REPORT_LAYOUT.currentMitVector.offset, fields.currentMitVector ?? 0n, true);
+  }
+  if (fields.signature) setSnpReportSignature(out, fields.signature.r, fields.signature.s);
+  return out;
+}
+
+/** Writes big-endian r and s (≤48 bytes each) into the report's little-endian 72-byte slots, in place. */
+export function setSnpReportSignature(report: Uint8Array, r: Uint8Array, s: Uint8Array): void {
+  if (r.byteLength > 48 || s.byteLength > 48) throw fail('snp.malformed', 'P-384 r/s exceed 48 bytes');
+  for (const [v, name] of [
+    [r, 'signatureR'],
+    [s, 'signatureS'],
+  ] as const) {
+    const f = SNP_REPORT_LAYOUT[name];
+    const slot = report.subarray(f.offset, f.offset + f.size);
+    slot.fill(0);
+    slot.set(Uint8Array.from(v).reverse());
+  }
+}
