@@ -109,6 +109,14 @@ export const ERROR_CATALOGUE = {
   'release.token_invalid': { status: 401, meaning: 'The target attestation token is malformed, forged, expired or from an untrusted authority.' },
   'release.policy_unsatisfied': { status: 403, meaning: 'The attestation token claims do not satisfy the key release policy.' },
   'release.no_wrapping_key': { status: 400, meaning: 'The attestation token holds no RSA encryption key to wrap the released key to.' },
+  // ── SDK / agent (TEE side) ────────────────────────────────────────────────
+  'sdk.http_error': { status: 502, meaning: 'A service the SDK called (attestation, vault, token endpoint) answered with an error or could not be reached.' },
+  'sdk.release_jws_invalid': { status: 502, meaning: 'The key release JWS is malformed, its signature does not verify with x5c[0], or its certificate chain is not trusted.' },
+  'sdk.unwrap_failed': { status: 502, meaning: 'The key_hsm transfer blob could not be unwrapped with the workload key (wrong key, unknown enc, corrupt ciphertext).' },
+  'sdk.evidence_source_unavailable': { status: 503, meaning: 'The requested evidence source (configfs-tsm, Azure vTPM, simulated TEE) is not present on this machine.' },
+  'sdk.evidence_failed': { status: 503, meaning: 'The evidence source was present but producing evidence failed (for example a concurrent configfs-tsm writer).' },
+  'sdk.credential_failed': { status: 401, meaning: 'No vault access token could be obtained from the configured credential.' },
+  'sdk.token_invalid': { status: 400, meaning: 'An attestation token does not verify against its issuer metadata (signature, issuer, lifetime).' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -1,0 +1,365 @@
+import type { Action, Claim, ClaimProperty, ClaimValue, Condition, Expression, Policy, PolicyConfiguration, PropertyCondition, Rule } from './ast.js';
+import { callFunction, type EvalValue } from './functions.js';
+import { parsePolicy } from './parser.js';
+
+/** Issuer of claims that the policy itself adds or issues (claim-rule-grammar §Claim). */
+export const POLICY_ISSUER = 'AttestationPolicy';
+/** Issuer of incoming claims that come without one. */
+export const SERVICE_ISSUER = 'AttestationService';
+
+export interface EvaluationOptions {
+  /** Record a line per rule that fired (default true). */
+  readonly trace?: boolean;
+}
+
+export interface PolicyEvaluation {
+  /** Whether an authorization rule permitted (the first permit()/deny() to fire decides; none ⇒ not permitted). */
+  readonly permitted: boolean;
+  /** The outgoing claim set: claims of `issue` actions in issuancerules, in order. Empty when not permitted. */
+  readonly issued: Claim[];
+  /** Property claims (`issueproperty` in issuancerules), e.g. `report_validity_in_minutes`, `omit_x5c`. */
+  readonly properties: Record<string, unknown>;
+  /** The configuration section's values (`x-ms-sgx-tcbidentifier`, `require_valid_aik_cert`, …). */
+  readonly config: PolicyConfiguration;
+  /** Human-readable record of which rules fired and what decided the authorization. */
+  readonly trace: string[];
+}
+
+interface WorkingClaim {
+  readonly id: number;
+  readonly type: string;
+  readonly value: ClaimValue;
+  readonly issuer: string;
+}
+
+/** One claim per named condition (slot), or `undefined` while that condition is unmatched. */
+type Bindings = (WorkingClaim | undefined)[];
+
+/**
+ * What an action sees: the claim bound to each slot it names directly, and for identifiers inside
+ * function arguments the set of every claim that satisfied that condition.
+ */
+interface Scope {
+  readonly bound: Bindings;
+  readonly sets: readonly (readonly WorkingClaim[])[];
+}
+
+type CompiledExpression = (s: Scope) => EvalValue;
+type ClaimTest = (c: WorkingClaim, b: Bindings) => boolean;
+
+interface CompiledCondition {
+  readonly slot: number;
+  readonly negated: boolean;
+  /** When the condition fixes `type == "literal"`, only claims of that type are scanned. */
+  readonly type: string | undefined;
+  readonly tests: readonly ClaimTest[];
+}
+
+interface CompiledRule {
+  readonly label: string;
+  readonly slots: number;
+  /** Slots the action names outside function arguments: the rule fires once per distinct combination of them. */
+  readonly directSlots: readonly number[];
+  readonly conditions: readonly CompiledCondition[];
+  readonly kind: Action['kind'];
+  readonly run: (s: Scope, set: ClaimSet) => void;
+}
+
+/** A policy compiled to closures: parse once, evaluate on every attestation. */
+export interface CompiledPolicy {
+  readonly policy: Policy;
+  readonly authorization: readonly CompiledRule[];
+  readonly issuance: readonly CompiledRule[];
+}
+
+/** The incoming claim set, indexed by type, plus what the policy produced. */
+class ClaimSet {
+  readonly all: WorkingClaim[] = [];
+  readonly byType = new Map<string, WorkingClaim[]>();
+  readonly issued: Claim[] = [];
+  readonly properties: Record<string, unknown> = {};
+
+  add(type: string, value: ClaimValue, issuer: string): WorkingClaim {
+    const c: WorkingClaim = { id: this.all.length, type, value, issuer };
+    this.all.push(c);
+    const list = this.byType.get(type);
+    if (list) list.push(c);
+    else this.byType.set(type, [c]);
+    return c;
+  }
+}
+
+const compiledCache = new WeakMap<Policy, CompiledPolicy>();
+
+/** Compiles a parsed policy (memoised per Policy object). */
+export function compilePolicy(policy: Policy): CompiledPolicy {
+  let compiled = compiledCache.get(policy);
+  if (!compiled) {
+    compiled = {
+      policy,
+      authorization: policy.authorizationRules.map((r, i) => compileRule(r, `authorizationrules[${i}]`, 'authorization')),
+      issuance: policy.issuanceRules.map((r, i) => compileRule(r, `issuancerules[${i}]`, 'issuance')),
+    };
+    compiledCache.set(policy, compiled);
+  }
+  return compiled;
+}
+
+/**
+ * Evaluates a policy against incoming claims (claim-rule-grammar; policy-version-1-0 §segments).
+ *
+ * Authorization rules run in order; `add` (and `issue`, which inside authorizationrules reaches only the
+ * incoming set: "no claims can be issued from this section to the response token") feeds later rules;
+ * the first `permit()` or `deny()` that fires decides, and when none fires the evidence is not authorized.
+ * Only when permitted do the issuance rules run, all of them, in order.
+ *
+ * A condition holds when at least one claim satisfies it (`![…]`: when none does). A rule fires once per
+ * distinct combination of the claims bound to the identifiers its action uses directly (`c.value`,
+ * `claim=c`): the cartesian product of those conditions' matches. Inside a function argument an
+ * identifier stands for the set of all claims that matched it, which is what the documented
+ * `IsSubsetOf`/`ContainsOnlyValue` examples need (claim-rule-functions).
+ */
+export function evaluatePolicy(policy: Policy | CompiledPolicy | string, incomingClaims: readonly Claim[], opts: EvaluationOptions = {}): PolicyEvaluation {
+  const compiled = typeof policy === 'string' ? compilePolicy(parsePolicy(policy)) : 'authorization' in policy ? policy : compilePolicy(policy);
+  const tracing = opts.trace !== false;
+  const trace: string[] = [];
+  const set = new ClaimSet();
+  for (const c of incomingClaims) set.add(c.type, c.value, c.issuer ?? SERVICE_ISSUER);
+
+  let decision: 'permit' | 'deny' | undefined;
+  for (const rule of compiled.authorization) {
+    const firings = fire(rule, set);
+    if (firings.length === 0) continue;
+    if (rule.kind === 'permit' || rule.kind === 'deny') {
+      decision = rule.kind;
+      if (tracing) trace.push(`${rule.label}: ${rule.kind}()`);
+      break;
+    }
+    for (const f of firings) rule.run(f, set);
+    if (tracing) trace.push(`${rule.label}: ${rule.kind}() ×${firings.length}`);
+  }
+  const config = compiled.policy.configuration;
+  if (decision !== 'permit') {
+    if (tracing) trace.push(decision === 'deny' ? 'not authorized: a deny() rule fired' : 'not authorized: no authorization rule permitted');
+    return { permitted: false, issued: [], properties: {}, config, trace };
+  }
+  for (const rule of compiled.issuance) {
+    const firings = fire(rule, set);
+    if (firings.length === 0) continue;
+    for (const f of firings) rule.run(f, set);
+    if (tracing) trace.push(`${rule.label}: ${rule.kind}() ×${firings.length}`);
+  }
+  return { permitted: true, issued: set.issued, properties: set.properties, config, trace };
+}
+
+/**
+ * The scopes a rule fires with. All bindings are collected before any action runs, so claims a rule
+ * adds are visible to later rules only.
+ */
+function fire(rule: CompiledRule, set: ClaimSet): Scope[] {
+  const conditions = rule.conditions;
+  const decisive = rule.kind === 'permit' || rule.kind === 'deny';
+  const groups = new Map<string, { bound: Bindings; sets: Map<number, WorkingClaim>[] }>();
+  const b: Bindings = new Array(rule.slots).fill(undefined);
+  let fired = false;
+
+  const complete = (): void => {
+    fired = true;
+    if (decisive) return;
+    const key = rule.directSlots.map((s) => b[s]!.id).join(',');
+    let g = groups.get(key);
+    if (!g) {
+      g = { bound: b.slice(), sets: Array.from({ length: rule.slots }, () => new Map<number, WorkingClaim>()) };
+      groups.set(key, g);
+    }
+    for (let s = 0; s < rule.slots; s++) g.sets[s]!.set(b[s]!.id, b[s]!);
+  };
+
+  const step = (i: number): void => {
+    if (decisive && fired) return;
+    if (i === conditions.length) {
+      complete();
+      return;
+    }
+    const cond = conditions[i]!;
+    const candidates = cond.type === undefined ? set.all : (set.byType.get(cond.type) ?? []);
+    if (cond.slot < 0) {
+      let found = false;
+      for (const c of candidates) {
+        if (satisfies(cond, c, b)) {
+          found = true;
+          break;
+        }
+      }
+      if (found !== cond.negated) step(i + 1);
+      return;
+    }
+    const n = candidates.length;
+    for (let k = 0; k < n; k++) {
+      const c = candidates[k]!;
+      if (!satisfies(cond, c, b)) continue;
+      b[cond.slot] = c;
+      step(i + 1);
+      if (decisive && fired) return;
+    }
+    b[cond.slot] = undefined;
+  };
+  step(0);
+
+  if (decisive) return fired ? [{ bound: [], sets: [] }] : [];
+  return [...groups.values()].map((g) => ({ bound: g.bound, sets: g.sets.map((m) => [...m.values()]) }));
+}
+
+function satisfies(cond: CompiledCondition, c: WorkingClaim, b: Bindings): boolean {
+  for (const t of cond.tests) if (!t(c, b)) return false;
+  return true;
+}
+
+function compileRule(rule: Rule, label: string, section: 'authorization' | 'issuance'): CompiledRule {
+  const slotOf = new Map<string, number>();
+  for (const c of rule.conditions) if (c.identifier !== undefined) slotOf.set(c.identifier, slotOf.size);
+  const direct = new Set<number>();
+  const a = rule.action;
+  if (a.kind !== 'permit' && a.kind !== 'deny') {
+    if (a.claim !== undefined) direct.add(slotOf.get(a.claim)!);
+    for (const e of [a.type, a.value, a.valueType, a.issuer]) if (e?.kind === 'property') direct.add(slotOf.get(e.identifier)!);
+  }
+  return {
+    label: `${label} (line ${rule.at.line})`,
+    slots: slotOf.size,
+    directSlots: [...direct].sort((x, y) => x - y),
+    conditions: rule.conditions.map((c) => compileCondition(c, slotOf)),
+    kind: a.kind,
+    run: compileAction(a, slotOf, section),
+  };
+}
+
+function compileCondition(c: Condition, slotOf: ReadonlyMap<string, number>): CompiledCondition {
+  let type: string | undefined;
+  const tests: ClaimTest[] = [];
+  for (const p of c.properties) {
+    if (type === undefined && p.property === 'type' && p.operator === '==' && p.operand.kind === 'literal' && typeof p.operand.value === 'string') {
+      type = p.operand.value;
+      continue;
+    }
+    tests.push(compilePropertyCondition(p, slotOf));
+  }
+  return { slot: c.identifier === undefined ? -1 : slotOf.get(c.identifier)!, negated: c.negated, type, tests };
+}
+
+function propertyOf(c: WorkingClaim, p: ClaimProperty): ClaimValue {
+  switch (p) {
+    case 'type':
+      return c.type;
+    case 'value':
+      return c.value;
+    case 'issuer':
+      return c.issuer;
+    case 'valueType':
+      return typeof c.value === 'boolean' ? 'Boolean' : typeof c.value === 'number' ? 'Integer' : 'String';
+  }
+}
+
+/**
+ * `==`/`!=` compare like-typed values (a Boolean claim never equals the string "true"); `<`, `<=`, `>`,
+ * `>=` hold only between integers (claim-rule-grammar operator table).
+ */
+function compare(op: PropertyCondition['operator'], a: ClaimValue, b: ClaimValue): boolean {
+  switch (op) {
+    case '==':
+      return a === b;
+    case '!=':
+      return a !== b;
+    default:
+      if (typeof a !== 'number' || typeof b !== 'number') return false;
+      return op === '<' ? a < b : op === '<=' ? a <= b : op === '>' ? a > b : a >= b;
+  }
+}
+
+function compilePropertyCondition(p: PropertyCondition, slotOf: ReadonlyMap<string, number>): ClaimTest {
+  const operand = compileExpression(p.operand, slotOf, false);
+  const { property, operator } = p;
+  if (p.operand.kind === 'literal') {
+    const v = p.operand.value;
+    return (c) => compare(operator, propertyOf(c, property), v);
+  }
+  return (c, b) => {
+    const right = operand({ bound: b, sets: [] });
+    if (right === null) return false;
+    const left = propertyOf(c, property);
+    // A set operand (JsonToClaimValue of an array) is satisfied by any member.
+    if (Array.isArray(right)) return (right as readonly ClaimValue[]).some((r) => compare(operator, left, r));
+    return compare(operator, left, right as ClaimValue);
+  };
+}
+
+function compileExpression(e: Expression, slotOf: ReadonlyMap<string, number>, inFunction: boolean): CompiledExpression {
+  switch (e.kind) {
+    case 'literal': {
+      const v = e.value;
+      return () => v;
+    }
+    case 'property': {
+      const slot = slotOf.get(e.identifier)!;
+      const p = e.property;
+      if (inFunction) {
+        return (s) => {
+          const claims = s.sets[slot];
+          if (claims === undefined || claims.length === 0) {
+            const c = s.bound[slot];
+            return c === undefined ? null : propertyOf(c, p);
+          }
+          return claims.length === 1 ? propertyOf(claims[0]!, p) : claims.map((c) => propertyOf(c, p));
+        };
+      }
+      return (s) => {
+        const c = s.bound[slot];
+        return c === undefined ? null : propertyOf(c, p);
+      };
+    }
+    case 'call': {
+      const args = e.args.map((a) => compileExpression(a, slotOf, true));
+      const name = e.name;
+      return (s) =>
+        callFunction(
+          name,
+          args.map((a) => a(s)),
+        );
+    }
+  }
+}
+
+function scalarString(v: EvalValue): string | undefined {
+  if (v === null || Array.isArray(v)) return undefined;
+  return String(v);
+}
+
+function compileAction(a: Action, slotOf: ReadonlyMap<string, number>, section: 'authorization' | 'issuance'): (s: Scope, set: ClaimSet) => void {
+  if (a.kind === 'permit' || a.kind === 'deny') return () => {};
+  const claimSlot = a.claim === undefined ? undefined : slotOf.get(a.claim)!;
+  const type = a.type ? compileExpression(a.type, slotOf, false) : undefined;
+  const value = a.value ? compileExpression(a.value, slotOf, false) : undefined;
+  const issuerExpr = a.issuer ? compileExpression(a.issuer, slotOf, false) : undefined;
+  const kind = a.kind;
+  const emit = (set: ClaimSet, t: string, v: ClaimValue, issuer: string): void => {
+    set.add(t, v, issuer);
+    if (kind === 'issue' && section === 'issuance') set.issued.push({ type: t, value: v, issuer });
+  };
+  return (s, set) => {
+    if (claimSlot !== undefined) {
+      const c = s.bound[claimSlot]!;
+      if (kind === 'issueproperty') set.properties[c.type] = c.value;
+      emit(set, c.type, c.value, c.issuer);
+      return;
+    }
+    const t = scalarString(type!(s));
+    const v = value!(s);
+    // The empty claim value (JSON null) makes add/issue a no-op (claim-rule-functions §JsonToClaimValue).
+    if (t === undefined || v === null) return;
+    const issuer = (issuerExpr ? scalarString(issuerExpr(s)) : undefined) ?? POLICY_ISSUER;
+    if (kind === 'issueproperty') set.properties[t] = v;
+    // A set value becomes one claim per member, all with the same type (claim-rule-functions §JsonToClaimValue).
+    if (Array.isArray(v)) for (const m of v as readonly ClaimValue[]) emit(set, t, m, issuer);
+    else emit(set, t, v as ClaimValue, issuer);
+  };
+}

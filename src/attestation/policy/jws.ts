@@ -1,0 +1,138 @@
+import { constants, type KeyObject, verify as cryptoVerify } from 'node:crypto';
+import { b64url, sha256 } from '../../core/bytes.js';
+import { fail } from '../../core/errors.js';
+import { parseCertificate, publicKeyOf } from '../../core/x509.js';
+
+/** The protected header of a policy JWS as far as MAA reads it. */
+export interface PolicyJwsHeader {
+  readonly alg: string;
+  readonly x5c?: readonly string[];
+  readonly [name: string]: unknown;
+}
+
+export interface DecodedPolicyJws {
+  readonly policyText: string;
+  readonly header: PolicyJwsHeader;
+  /** True when the JWS carried a signature that verified with its `x5c[0]`. */
+  readonly signed: boolean;
+  /** DER of `x5c[0]`, the signer; whether it is an allowed policy-management certificate is the caller's decision. */
+  readonly signingCertificateDer?: Uint8Array;
+  /** DER of every `x5c` entry, signer first. */
+  readonly certificateChainDer?: readonly Uint8Array[];
+}
+
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+/**
+ * JWS algorithms accepted for signed policies. `RSA256` is not a JOSE name, but Microsoft's own
+ * published signed-policy sample (policy-examples, "Signed Policy for an SGX enclave") uses it for RS256.
+ */
+const ALGORITHMS: Record<string, { hash: string; padding?: number; saltLength?: number; ec?: true }> = {
+  RS256: { hash: 'sha256', padding: constants.RSA_PKCS1_PADDING },
+  RSA256: { hash: 'sha256', padding: constants.RSA_PKCS1_PADDING },
+  RS384: { hash: 'sha384', padding: constants.RSA_PKCS1_PADDING },
+  RS512: { hash: 'sha512', padding: constants.RSA_PKCS1_PADDING },
+  PS256: { hash: 'sha256', padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
+  PS384: { hash: 'sha384', padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 },
+  PS512: { hash: 'sha512', padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 64 },
+  ES256: { hash: 'sha256', ec: true },
+  ES384: { hash: 'sha384', ec: true },
+  ES512: { hash: 'sha512', ec: true },
+};
+
+function invalid(message: string, detail?: Record<string, unknown>): never {
+  throw fail('attestation.policy_invalid', message, detail);
+}
+
+function decodeJsonPart(part: string, what: string): unknown {
+  if (!B64URL.test(part)) invalid(`the JWS ${what} is not base64url`);
+  try {
+    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  } catch {
+    return invalid(`the JWS ${what} is not JSON`);
+  }
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Whether a string has the shape of a compact JWS (three base64url parts) rather than policy text. */
+export function looksLikeJws(s: string): boolean {
+  return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/.test(s.trim());
+}
+
+/**
+ * Decodes a policy JWS as `@azure/attestation` and MAA's author-sign-policy page form it: payload
+ * `{"AttestationPolicy": Base64Url(UTF-8 policy)}`, header `{"alg":"none"}` or a signing algorithm with
+ * `x5c`. A signed JWS must verify with `x5c[0]` (RFC 7515 §5.2) or `attestation.policy_invalid` is thrown.
+ * The older published sample carries the policy text itself rather than its base64url in `AttestationPolicy`;
+ * a value with characters outside the base64url alphabet is taken as text (policy text always has `=`/`;`).
+ */
+export function decodePolicyJws(jws: string): DecodedPolicyJws {
+  if (typeof jws !== 'string') invalid('the policy JWS must be a string');
+  const parts = jws.trim().split('.');
+  if (parts.length !== 3) invalid('the policy is not a compact JWS (three dot-separated parts)', { parts: parts.length });
+  const [h, p, s] = parts as [string, string, string];
+  const header = decodeJsonPart(h, 'header');
+  if (!isObject(header) || typeof header.alg !== 'string') invalid('the JWS header has no alg');
+  if (p === '') invalid('the JWS has an empty payload (no AttestationPolicy)');
+  const payload = decodeJsonPart(p, 'payload');
+  if (!isObject(payload) || typeof payload.AttestationPolicy !== 'string') invalid('the JWS payload has no AttestationPolicy string');
+  const encoded = payload.AttestationPolicy;
+  const policyText = B64URL.test(encoded) ? Buffer.from(encoded, 'base64url').toString('utf8') : encoded;
+
+  const typedHeader = header as PolicyJwsHeader;
+  if (header.alg === 'none') {
+    if (s !== '') invalid('an alg "none" JWS must have an empty signature');
+    return { policyText, header: typedHeader, signed: false };
+  }
+  const alg = ALGORITHMS[header.alg];
+  if (!alg) invalid(`unsupported JWS alg ${header.alg}`, { alg: header.alg });
+  const x5c = header.x5c;
+  if (!Array.isArray(x5c) || x5c.length === 0 || !x5c.every((c) => typeof c === 'string')) invalid('a signed policy JWS needs an x5c certificate');
+  const chain = (x5c as string[]).map((c) => {
+    // x5c is standard base64 (RFC 7515 §4.1.6).
+    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(c)) invalid('an x5c entry is not base64');
+    return new Uint8Array(Buffer.from(c, 'base64'));
+  });
+  let key: KeyObject;
+  try {
+    key = publicKeyOf(parseCertificate(chain[0]!));
+  } catch (e) {
+    throw fail('attestation.policy_invalid', 'x5c[0] is not a usable certificate', undefined, e);
+  }
+  if (!B64URL.test(s) || s === '') invalid('the JWS signature is not base64url');
+  const signature = Buffer.from(s, 'base64url');
+  const input = Buffer.from(`${h}.${p}`, 'ascii');
+  let ok: boolean;
+  try {
+    ok = alg.ec
+      ? key.asymmetricKeyType === 'ec' && cryptoVerify(alg.hash, input, { key, dsaEncoding: 'ieee-p1363' }, signature)
+      : key.asymmetricKeyType !== 'ec' && cryptoVerify(alg.hash, input, { key, padding: alg.padding, saltLength: alg.saltLength }, signature);
+  } catch {
+    ok = false;
+  }
+  if (!ok) invalid('the policy JWS signature does not verify with x5c[0]', { alg: header.alg });
+  return { policyText, header: typedHeader, signed: true, signingCertificateDer: chain[0]!, certificateChainDer: chain };
+}
+
+/** The unsigned JWS `@azure/attestation` sends for setPolicy: `eyJhbGciOiJub25lIn0.<payload>.` */
+export function encodePolicyJws(text: string): string {
+  return `${b64url('{"alg":"none"}')}.${b64url(JSON.stringify({ AttestationPolicy: b64url(text) }))}.`;
+}
+
+/**
+ * `x-ms-policy-hash`: BASE64URL(SHA256(UTF8(BASE64URL(UTF8(policy text))))) (claim-sets, "Outgoing
+ * claims"). The inner BASE64URL(UTF8(text)) is exactly the JWS `AttestationPolicy` value, so the hash is
+ * of the policy, not of the JWS that carried it. A JWS argument is decoded (and, if signed, verified) first.
+ */
+export function policyHash(policyTextOrJws: string): string {
+  const text = looksLikeJws(policyTextOrJws) ? decodePolicyJws(policyTextOrJws).policyText : policyTextOrJws;
+  return b64url(sha256(new TextEncoder().encode(b64url(text))));
+}
+
+/** `x-ms-policy-token-hash` of a setPolicy result: BASE64URL(SHA256(the JWS string as sent)) (@azure/attestation README). */
+export function policyTokenHash(jws: string): string {
+  return b64url(sha256(new TextEncoder().encode(jws)));
+}
