@@ -1,9 +1,23 @@
 import type { Command } from 'commander';
+import { verifyQuoteCommand } from './verify-quote.js';
 import { verifySnpCommand } from './verify-snp.js';
 
 /** `conclave verify quote|snp`: offline verification of evidence files, printing the result JSON. */
 export function registerVerify(program: Command): void {
   const verify = program.command('verify').description('verify attestation evidence offline against vendor roots and collateral');
+  verify
+    .command('quote')
+    .argument('<quote-file>', 'DCAP quote (binary, hex or base64)')
+    .description('verify an Intel SGX/TDX DCAP quote: PCK chain to the Intel root, CRLs, TCB info, QE identity, signatures')
+    .option('--collateral <file>', 'QvE-style collateral JSON (pck_crl_issuer_chain, root_ca_crl, pck_crl, tcb_info, …)')
+    .option('--pccs <url>', 'fetch collateral from a PCS/PCCS/THIM-compatible base URL')
+    .option('--at <iso8601>', 'verification time (default now)')
+    .option('--freshness <policy>', 'strict (every nextUpdate enforced) or azure (collateral nextUpdate not enforced)', 'strict')
+    .option('--ca-file <file>', 'extra CA certificate (PEM) to trust for --pccs')
+    .addHelpText('after', '\nExample:\n  conclave verify quote quote.bin --collateral collateral.json --at 2025-06-20T00:00:00Z\n\nExit codes: 0 verified, 1 verification failed, 2 usage or I/O error.')
+    .action(async (file: string, opts: Record<string, string>) => {
+      process.exitCode = await verifyQuoteCommand(file, opts);
+    });
   verify
     .command('snp')
     .argument('<evidence-file>', 'SNP report (raw), Azure HCL report / trustee evidence JSON, or MAA SevSnpVm JSON')

@@ -1,0 +1,89 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fixturePath, readFixture, readFixtureJson, skipWithoutFixtures } from '../../test/fixtures.js';
+import { verifyQuoteCommand } from './verify-quote.js';
+
+const skip = skipWithoutFixtures();
+
+/** Runs the command with stdout/stderr captured. */
+async function run(quote: string, opts: Parameters<typeof verifyQuoteCommand>[1]): Promise<{ code: number; out: string; err: string }> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const code = await verifyQuoteCommand(quote, opts, { stdout: { write: (s: string) => out.push(s) }, stderr: { write: (s: string) => err.push(s) } });
+  return { code, out: out.join(''), err: err.join('') };
+}
+
+describe('conclave verify quote', { skip }, () => {
+  if (skip) return;
+  const dir = 'intel/sgx-v3-phala';
+
+  test('verified quote: exit 0 and the result JSON', async () => {
+    const r = await run(fixturePath(dir, 'quote.bin'), { collateral: fixturePath(dir, 'collateral.orig.json'), at: '2025-06-20T00:00:00Z' });
+    assert.equal(r.code, 0, r.err);
+    const j = JSON.parse(r.out) as { verified: boolean; status: string };
+    assert.equal(j.verified, true);
+    assert.equal(j.status, 'ConfigurationAndSWHardeningNeeded');
+  });
+
+  test('failed verification: exit 1 with an error code', async () => {
+    const r = await run(fixturePath(dir, 'quote.bin'), { collateral: fixturePath(dir, 'collateral.orig.json'), at: '2025-09-01T00:00:00Z' });
+    assert.equal(r.code, 1);
+    assert.deepEqual(JSON.parse(r.out).error.code, 'collateral.expired');
+  });
+
+  test('usage and I/O errors: exit 2', async () => {
+    assert.equal((await run(fixturePath(dir, 'quote.bin'), {})).code, 2);
+    assert.equal((await run(fixturePath(dir, 'quote.bin'), { collateral: 'x', pccs: 'http://127.0.0.1:1' })).code, 2);
+    assert.equal((await run(fixturePath(dir, 'quote.bin'), { collateral: fixturePath(dir, 'collateral.orig.json'), freshness: 'lax' })).code, 2);
+    assert.equal((await run('/nonexistent/quote.bin', { collateral: fixturePath(dir, 'collateral.orig.json') })).code, 2);
+  });
+
+  test('hex-encoded quote file is accepted', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'conclave-quote-'));
+    const f = join(tmp, 'quote.hex');
+    writeFileSync(f, readFixture(dir, 'quote.bin').toString('hex'));
+    const r = await run(f, { collateral: fixturePath(dir, 'collateral.orig.json'), at: '2025-06-20T00:00:00Z' });
+    assert.equal(r.code, 0, r.out + r.err);
+  });
+
+  test('--pccs fetches the collateral from a PCCS-compatible server (v4 routes, hex CRLs)', async () => {
+    const tdx = 'intel/tdx-v4-phala';
+    const col = readFixtureJson<Record<string, string>>(tdx, 'collateral.orig.json');
+    const seen: string[] = [];
+    const server = createServer((req, res) => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      seen.push(url.pathname + url.search);
+      const send = (body: string, headers: Record<string, string>): void => {
+        res.writeHead(200, headers);
+        res.end(body);
+      };
+      if (url.pathname === '/tdx/certification/v4/tcb') {
+        send(readFixture(tdx, 'tcb_info_response.json').toString('utf8'), { 'TCB-Info-Issuer-Chain': encodeURIComponent(col.tcb_info_issuer_chain!) });
+      } else if (url.pathname === '/tdx/certification/v4/qe/identity') {
+        send(readFixture(tdx, 'qe_identity_response.json').toString('utf8'), { 'SGX-Enclave-Identity-Issuer-Chain': encodeURIComponent(col.qe_identity_issuer_chain!) });
+      } else if (url.pathname === '/sgx/certification/v4/pckcrl' && url.searchParams.get('ca') === 'platform') {
+        send(col.pck_crl!, { 'SGX-PCK-CRL-Issuer-Chain': encodeURIComponent(col.pck_crl_issuer_chain!) });
+      } else if (url.pathname === '/sgx/certification/v4/rootcacrl') {
+        send(col.root_ca_crl!, {});
+      } else {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const r = await run(fixturePath(tdx, 'quote.bin'), { pccs: `http://127.0.0.1:${port}/sgx/certification/v4/`, at: '2025-06-20T00:00:00Z' });
+      assert.equal(r.code, 0, r.out + r.err);
+      assert.equal(JSON.parse(r.out).status, 'UpToDate');
+      assert.ok(seen.some((s) => s === '/tdx/certification/v4/tcb?fmspc=B0C06F000000'));
+    } finally {
+      server.close();
+    }
+  });
+});

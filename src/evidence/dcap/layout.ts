@@ -1,0 +1,80 @@
+import type { ByteReader } from '../../core/bytes.js';
+import { fail } from '../../core/errors.js';
+
+/**
+ * Binary layouts as tables of named fields at the spec's offsets. One table both decodes (through the
+ * bounds-checked ByteReader, so a truncated input names the field and absolute offset) and encodes (for
+ * the simulated TEE and the round-trip tests). Integers are little-endian; a numeric `type` is a byte
+ * string of that length.
+ */
+export type FieldType = 'u16' | 'u32' | number;
+
+export interface Field {
+  readonly name: string;
+  /** Offset from the start of the structure, as the spec writes it. */
+  readonly offset: number;
+  readonly type: FieldType;
+}
+
+export type Layout = readonly Field[];
+
+type ValueOf<T extends FieldType> = T extends number ? Uint8Array : number;
+
+/** The decoded record of a layout: one property per field. */
+export type Decoded<L extends Layout> = { readonly [F in L[number] as F['name']]: ValueOf<F['type']> };
+
+function fieldSize(t: FieldType): number {
+  return t === 'u16' ? 2 : t === 'u32' ? 4 : t;
+}
+
+/** Total size of a layout (offset of the last field plus its size). */
+export function layoutSize(layout: Layout): number {
+  const last = layout[layout.length - 1];
+  return last ? last.offset + fieldSize(last.type) : 0;
+}
+
+/**
+ * Decodes `layout` at the reader's position. Byte fields are copies, so a parsed quote never aliases the
+ * caller's buffer, unless `copy` is false (a transient parse inside one synchronous verification).
+ */
+export function decodeLayout<L extends Layout>(r: ByteReader, layout: L, structure: string, copy = true): Decoded<L> {
+  const base = r.offset;
+  const out: Record<string, number | Uint8Array> = {};
+  for (const f of layout) {
+    if (r.offset - base !== f.offset) throw new Error(`layout ${structure}: field ${f.name} is not at offset ${f.offset}`);
+    const name = `${structure}.${f.name}`;
+    out[f.name] = f.type === 'u16' ? r.u16(name) : f.type === 'u32' ? r.u32(name) : copy ? r.bytesCopy(name, f.type) : r.view_(name, f.type);
+  }
+  return out as Decoded<L>;
+}
+
+/** Encodes a record into `layout`; byte fields must have exactly their declared size. */
+export function encodeLayout<L extends Layout>(layout: L, values: Decoded<L>, structure: string): Uint8Array {
+  const out = new Uint8Array(layoutSize(layout));
+  const view = new DataView(out.buffer);
+  const record = values as Readonly<Record<string, number | Uint8Array>>;
+  for (const f of layout) {
+    const v = record[f.name];
+    if (f.type === 'u16' || f.type === 'u32') {
+      const max = f.type === 'u16' ? 0xffff : 0xffffffff;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
+        throw fail('quote.malformed', `${structure}.${f.name} must be a ${f.type}`, { structure, field: f.name, offset: f.offset });
+      }
+      if (f.type === 'u16') view.setUint16(f.offset, v, true);
+      else view.setUint32(f.offset, v, true);
+    } else {
+      if (!(v instanceof Uint8Array) || v.byteLength !== f.type) {
+        throw fail('quote.malformed', `${structure}.${f.name} must be ${f.type} bytes`, { structure, field: f.name, offset: f.offset, size: f.type });
+      }
+      out.set(v, f.offset);
+    }
+  }
+  return out;
+}
+
+/** A record of zeroed fields, the starting point for building a structure by hand. */
+export function zeroLayout<L extends Layout>(layout: L): Decoded<L> {
+  const out: Record<string, number | Uint8Array> = {};
+  for (const f of layout) out[f.name] = typeof f.type === 'number' ? new Uint8Array(f.type) : 0;
+  return out as Decoded<L>;
+}

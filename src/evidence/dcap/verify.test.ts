@@ -1,0 +1,400 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
+import { type QuoteCollateral, collateralFromPcsResponses, parseQuoteCollateral } from '../../collateral/intel/collateral.js';
+import { isConclaveError } from '../../core/errors.js';
+import { VerifierCache } from './cache.js';
+import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultTcbInfo } from './testing.js';
+import { type QuoteVerificationResult, parseQuote, verifyQuote } from './index.js';
+
+const skip = skipWithoutFixtures();
+
+function bytes(...p: string[]): Uint8Array {
+  return new Uint8Array(readFixture('intel', ...p));
+}
+
+/** The collateral of each fixture folder: QvE JSON where present, else the raw PCS files. */
+function collateralOf(folder: string): QuoteCollateral {
+  switch (folder) {
+    case 'sgx-v3-phala':
+    case 'tdx-v4-phala':
+    case 'tdx-v5-fmspc90C06F':
+      return parseQuoteCollateral(readFixtureText('intel', folder, 'collateral.orig.json'));
+    case 'sgx-v3-occlum-platformca':
+      return collateralFromPcsResponses({
+        tcbInfoResponse: bytes(folder, 'sgx_tcbinfov3_00606a000000.json'),
+        tcbInfoIssuerChain: [bytes(folder, 'tcb_signing.der')],
+        qeIdentityResponse: bytes(folder, 'sgx_qeidentity_v4.json'),
+        qeIdentityIssuerChain: [bytes(folder, 'tcb_signing.der')],
+        pckCrl: bytes(folder, 'platform_crl.der'),
+        pckCrlIssuerChain: [bytes(folder, 'platform_ca.der')],
+        rootCaCrl: bytes(folder, 'intel_root_ca_crl.der'),
+      });
+    case 'tdx-v4-automata':
+      return collateralFromPcsResponses({
+        tcbInfoResponse: readFixtureText('intel', folder, 'tcb_info_v3_with_tdx_module.json'),
+        tcbInfoIssuerChain: [bytes(folder, 'signing.der'), bytes(folder, 'root.der')],
+        qeIdentityResponse: readFixtureText('intel', folder, 'qe_identity.json'),
+        qeIdentityIssuerChain: [bytes(folder, 'signing.der'), bytes(folder, 'root.der')],
+        pckCrl: bytes(folder, 'pck_platform_crl.der'),
+        pckCrlIssuerChain: [bytes(folder, 'platform.der'), bytes(folder, 'root.der')],
+        rootCaCrl: bytes(folder, 'intel_root_ca_crl.der'),
+      });
+    case 'tdx-v4-azure-trustee':
+      return collateralFromPcsResponses({
+        tcbInfoResponse: bytes(folder, 'tcb_info.json'),
+        tcbInfoIssuerChain: [bytes(folder, 'tcb_signing.der')],
+        qeIdentityResponse: bytes(folder, 'identity.json'),
+        qeIdentityIssuerChain: [bytes(folder, 'tcb_signing.der')],
+        pckCrl: bytes(folder, 'pck_crl.der'),
+        pckCrlIssuerChain: [bytes(folder, 'platform_ca.der')],
+        rootCaCrl: bytes(folder, 'intel_root_ca_crl.der'),
+      });
+    default:
+      throw new Error(`no collateral mapping for ${folder}`);
+  }
+}
+
+interface Expected {
+  readonly verify_at?: string;
+  readonly status: string;
+  readonly advisory_ids?: readonly string[];
+  readonly fmspc?: string;
+  readonly qe?: { readonly isvsvn: number; readonly status: string };
+  readonly tdx_module?: { readonly id: string; readonly status: string; readonly isvsvn?: number; readonly advisory_ids?: readonly string[] };
+  readonly quote_version?: number;
+}
+
+const FOLDERS = ['sgx-v3-phala', 'sgx-v3-occlum-platformca', 'tdx-v4-phala', 'tdx-v4-automata', 'tdx-v4-azure-trustee', 'tdx-v5-fmspc90C06F'];
+
+function cases(): { folder: string; file: string; expected: Expected; at: Date }[] {
+  const out = [];
+  for (const folder of FOLDERS) {
+    const all = readFixtureJson<Record<string, Expected & { verify_at?: string }>>('intel', folder, 'expected.json');
+    const shared = (all as Record<string, unknown>)._collateral as string | undefined;
+    const sharedAt = shared ? /verify_at (\S+)/.exec(shared)?.[1] : undefined;
+    for (const [file, expected] of Object.entries(all)) {
+      if (file.startsWith('_') || !file.endsWith('.bin') || file === 'hcl-report.bin') continue;
+      out.push({ folder, file, expected, at: new Date(expected.verify_at ?? sharedAt ?? '') });
+    }
+  }
+  return out;
+}
+
+describe('verifyQuote on the real Intel vectors (strict freshness)', { skip }, () => {
+  if (skip) return;
+  for (const c of cases()) {
+    test(`${c.folder}/${c.file} → ${c.expected.status.slice(0, 40)}`, () => {
+      const quote = bytes(c.folder, c.file);
+      const collateral = collateralOf(c.folder);
+      if (c.expected.status.startsWith('ERROR')) {
+        assert.throws(() => verifyQuote(quote, collateral, { at: c.at }), (e) => isConclaveError(e, 'quote.tcb_level_not_found'));
+        return;
+      }
+      const r = verifyQuote(quote, collateral, { at: c.at, freshness: 'strict' });
+      assert.equal(r.verified, true);
+      assert.equal(r.status, c.expected.status);
+      assert.deepEqual([...r.advisoryIds].sort(), [...(c.expected.advisory_ids ?? [])].sort());
+      if (c.expected.fmspc) assert.equal(r.fmspc, c.expected.fmspc.toLowerCase());
+      if (c.expected.quote_version) assert.equal(r.quoteVersion, c.expected.quote_version);
+      if (c.expected.qe) {
+        assert.equal(r.qe.isvsvn, c.expected.qe.isvsvn);
+        assert.equal(r.qe.status, c.expected.qe.status);
+      }
+      if (c.expected.tdx_module) {
+        assert.equal(r.tee, 'tdx');
+        const m = r.tcb.tdxModule;
+        assert.equal(m?.id, c.expected.tdx_module.id);
+        assert.equal(m?.status, c.expected.tdx_module.status);
+        if (c.expected.tdx_module.isvsvn !== undefined) assert.equal(m?.isvsvn, c.expected.tdx_module.isvsvn);
+        if (c.expected.tdx_module.advisory_ids) assert.deepEqual([...(m?.advisoryIds ?? [])].sort(), [...c.expected.tdx_module.advisory_ids].sort());
+      }
+      assert.deepEqual(r.collateral.expired, []);
+    });
+  }
+
+  test('SGX result carries the report fields of expected.json', () => {
+    const exp = readFixtureJson<Record<string, { report: Record<string, unknown>; pceid: string }>>('intel', 'sgx-v3-phala', 'expected.json')['quote.bin']!;
+    const r = verifyQuote(bytes('sgx-v3-phala', 'quote.bin'), collateralOf('sgx-v3-phala'), { at: new Date('2025-06-20T00:00:00Z') });
+    assert.equal(r.tee, 'sgx');
+    if (r.tee !== 'sgx') return;
+    assert.equal(r.report.mrenclave, exp.report.mrenclave);
+    assert.equal(r.report.mrsigner, exp.report.mrsigner);
+    assert.equal(r.report.isvprodid, exp.report.isvprodid);
+    assert.equal(r.report.attributes, exp.report.attributes);
+    assert.equal(r.report.debug, false);
+    assert.equal(r.report.reportdata.length, 128);
+    assert.ok(Buffer.from(r.report.reportdata, 'hex').toString('latin1').startsWith('Hello, world!'));
+    assert.equal(r.pceId, exp.pceid);
+    assert.equal(r.tcb.pckCa, 'processor');
+    assert.deepEqual(r.tcb.sgxtcbcomponents, [11, 11, 2, 2, 255, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    assert.equal(r.tcb.pcesvn, 13);
+  });
+
+  test('TDX result carries the TD fields of expected.json', () => {
+    const exp = readFixtureJson<Record<string, Record<string, string>>>('intel', 'tdx-v4-phala', 'expected.json')['quote.bin']!;
+    const r = verifyQuote(bytes('tdx-v4-phala', 'quote.bin'), collateralOf('tdx-v4-phala'), { at: new Date('2025-06-20T00:00:00Z') });
+    assert.equal(r.tee, 'tdx');
+    if (r.tee !== 'tdx') return;
+    assert.equal(r.td.mrtd, exp.mrtd);
+    assert.equal(r.td.rtmr0, exp.rtmr0);
+    assert.equal(r.td.mrseam, exp.mrseam);
+    assert.equal(r.td.teetcbsvn, exp.tee_tcb_svn);
+    assert.equal(r.td.tdattributes, exp.td_attributes);
+    assert.equal(r.td.xfam, exp.xfam);
+    assert.equal(r.td.debug, false);
+  });
+
+  test('a debug enclave verifies and is reported as debug', () => {
+    // quote2-automata.bin is a debug enclave (ATTRIBUTES.FLAGS bit 1).
+    const r = verifyQuote(bytes('sgx-v3-phala', 'quote2-automata.bin'), collateralOf('sgx-v3-phala'), { at: new Date('2025-06-20T00:00:00Z') });
+    assert.equal(r.tee === 'sgx' && r.report.debug, true);
+    assert.ok(r.warnings.some((w) => w.includes('debug')));
+  });
+
+  test('warm cache gives the same verdict and still checks each quote', () => {
+    const cache = new VerifierCache();
+    const collateral = collateralOf('tdx-v4-phala');
+    const quote = bytes('tdx-v4-phala', 'quote.bin');
+    const at = new Date('2025-06-20T00:00:00Z');
+    const cold = verifyQuote(quote, collateral, { at });
+    const warm1 = verifyQuote(quote, collateral, { at, cache });
+    const warm2 = verifyQuote(quote, collateral, { at, cache });
+    assert.deepEqual(warm1, cold);
+    assert.deepEqual(warm2, cold);
+    assert.ok(cache.hits >= 3);
+    const bad = quote.slice();
+    bad[100]! ^= 1;
+    assert.throws(() => verifyQuote(bad, collateral, { at, cache }), (e) => isConclaveError(e, 'quote.signature_invalid'));
+    // expiry is evaluated per call even when the collateral is cached
+    assert.throws(() => verifyQuote(quote, collateral, { at: new Date('2025-08-01T00:00:00Z'), cache }), (e) => isConclaveError(e, 'collateral.expired'));
+  });
+});
+
+function expectCode(fn: () => unknown, code: string, label: string): void {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(isConclaveError(e), `${label}: threw a non-ConclaveError ${String(e)}`);
+    assert.equal(e.code, code, `${label}: ${e.message}`);
+    return;
+  }
+  assert.fail(`${label}: verification unexpectedly succeeded`);
+}
+
+describe('verifyQuote rejects mutated real vectors', { skip }, () => {
+  if (skip) return;
+  const vectors = [
+    { folder: 'sgx-v3-phala', file: 'quote.bin', at: new Date('2025-06-20T00:00:00Z') },
+    { folder: 'tdx-v4-phala', file: 'quote.bin', at: new Date('2025-06-20T00:00:00Z') },
+    { folder: 'tdx-v5-fmspc90C06F', file: 'quote-gotdxguest-uptodate.bin', at: new Date('2026-02-19T00:00:00Z') },
+  ];
+  for (const v of vectors) {
+    test(`${v.folder}/${v.file}: single-byte flips fail with the code of their region`, () => {
+      const original = bytes(v.folder, v.file);
+      const collateral = collateralOf(v.folder);
+      const cache = new VerifierCache();
+      const q = parseQuote(original);
+      const signedEnd = q.signedRegion.byteLength;
+      const sigStart = signedEnd + 4;
+      const v3 = q.header.version === 3;
+      const qeStart = sigStart + 128 + (v3 ? 0 : 6);
+      const authStart = qeStart + 384 + 64 + 2;
+      const regions: { name: string; from: number; to: number; code: string }[] = [
+        // version, key type and TEE type change how the quote parses; the rest is covered by the signature
+        { name: 'header (after TEE type)', from: 8, to: 48, code: 'quote.signature_invalid' },
+        // (v5: the 6-byte body descriptor at 48 decides the body layout, so it is a parse field too)
+        { name: 'body', from: q.header.version === 5 ? 54 : 48, to: signedEnd, code: 'quote.signature_invalid' },
+        { name: 'quote signature', from: sigStart, to: sigStart + 64, code: 'quote.signature_invalid' },
+        { name: 'attestation key', from: sigStart + 64, to: sigStart + 128, code: 'quote.attestation_key_mismatch' },
+        { name: 'QE report', from: qeStart, to: qeStart + 384, code: 'quote.qe_report_signature_invalid' },
+        { name: 'QE report signature', from: qeStart + 384, to: qeStart + 448, code: 'quote.qe_report_signature_invalid' },
+        { name: 'QE auth data', from: authStart, to: authStart + q.signatureData.qeAuthData.byteLength, code: 'quote.attestation_key_mismatch' },
+      ];
+      for (const region of regions) {
+        // Every byte of small regions, a stride through the large ones (all bytes would take long).
+        const step = region.to - region.from > 128 ? 7 : 1;
+        for (let i = region.from; i < region.to; i += step) {
+          const m = original.slice();
+          m[i]! ^= 0x01;
+          expectCode(() => verifyQuote(m, collateral, { at: v.at, cache }), region.code, `${region.name} byte ${i}`);
+        }
+      }
+    });
+  }
+
+  test('header version / key type / TEE type flips are parse errors', () => {
+    const original = bytes('sgx-v3-phala', 'quote.bin');
+    for (const [i, codes] of [
+      [0, ['quote.unsupported']],
+      [2, ['quote.unsupported']],
+      [4, ['quote.unsupported', 'quote.malformed']],
+    ] as const) {
+      const m = original.slice();
+      m[i]! ^= 0x01;
+      assert.throws(() => verifyQuote(m, collateralOf('sgx-v3-phala'), { at: new Date('2025-06-20T00:00:00Z') }), (e) => isConclaveError(e) && (codes as readonly string[]).includes(e.code));
+    }
+  });
+
+  test('a tampered TCB info byte fails the collateral signature', () => {
+    const c = collateralOf('sgx-v3-phala');
+    const tcbInfo = c.tcbInfo.slice();
+    const at = Buffer.from(tcbInfo).indexOf('"tcbEvaluationDataNumber":') + 26;
+    tcbInfo[at] = tcbInfo[at] === 0x31 ? 0x32 : 0x31;
+    expectCode(() => verifyQuote(bytes('sgx-v3-phala', 'quote.bin'), { ...c, tcbInfo }, { at: new Date('2025-06-20T00:00:00Z') }), 'collateral.signature_invalid', 'tcbInfo');
+    const qeIdentity = c.qeIdentity.slice();
+    qeIdentity[10]! ^= 0x01;
+    expectCode(() => verifyQuote(bytes('sgx-v3-phala', 'quote.bin'), { ...c, qeIdentity }, { at: new Date('2025-06-20T00:00:00Z') }), 'collateral.signature_invalid', 'qeIdentity');
+  });
+
+  test('a TCB info for another FMSPC fails with quote.fmspc_mismatch', () => {
+    // Real Intel-signed TCB info for FMSPC 00906ED50000 (captured 2025-05-27, valid until 2025-06-26).
+    const wrapper = readFixtureJson<{ tcb_info_json: string; issuer_chain: string }>('intel', 'pcs-responses-teepot', 'sgx_tcb_info_00906ED50000.json');
+    const other = collateralFromPcsResponses({
+      tcbInfoResponse: wrapper.tcb_info_json,
+      tcbInfoIssuerChain: wrapper.issuer_chain,
+      qeIdentityResponse: readFixtureText('intel', 'sgx-v3-phala', 'qe_identity_response.json'),
+      qeIdentityIssuerChain: readFixtureText('intel', 'sgx-v3-phala', 'qe_identity_issuer_chain.pem'),
+      pckCrl: bytes('sgx-v3-phala', 'pck_crl.der'),
+      pckCrlIssuerChain: readFixtureText('intel', 'sgx-v3-phala', 'pck_crl_issuer_chain.pem'),
+      rootCaCrl: bytes('sgx-v3-phala', 'root_ca_crl.der'),
+    });
+    expectCode(() => verifyQuote(bytes('sgx-v3-phala', 'quote.bin'), other, { at: new Date('2025-06-20T00:00:00Z') }), 'quote.fmspc_mismatch', 'fmspc');
+  });
+
+  test('SGX collateral for a TDX quote fails with quote.collateral_mismatch', () => {
+    const sgx = collateralOf('sgx-v3-phala');
+    const mixed = { ...collateralOf('tdx-v4-phala'), tcbInfo: sgx.tcbInfo, tcbInfoSignature: sgx.tcbInfoSignature };
+    expectCode(() => verifyQuote(bytes('tdx-v4-phala', 'quote.bin'), mixed, { at: new Date('2025-06-20T00:00:00Z') }), 'quote.collateral_mismatch', 'tcb info id');
+    const mixedQe = { ...collateralOf('tdx-v4-phala'), qeIdentity: sgx.qeIdentity, qeIdentitySignature: sgx.qeIdentitySignature };
+    expectCode(
+      () => verifyQuote(bytes('tdx-v4-phala', 'quote.bin'), mixedQe, { at: new Date('2025-06-20T00:00:00Z') }),
+      'quote.collateral_mismatch',
+      'tee',
+    );
+  });
+
+  test('expired collateral fails under strict and is reported under azure', () => {
+    const quote = bytes('sgx-v3-phala', 'quote.bin');
+    const c = collateralOf('sgx-v3-phala');
+    const late = new Date('2025-08-01T00:00:00Z');
+    expectCode(() => verifyQuote(quote, c, { at: late }), 'collateral.expired', 'strict');
+    const r = verifyQuote(quote, c, { at: late, freshness: 'azure' });
+    assert.equal(r.status, 'ConfigurationAndSWHardeningNeeded');
+    assert.deepEqual(r.collateral.expired.map((x) => x.item).sort(), ['pckCrl', 'qeIdentity', 'tcbInfo']);
+    assert.ok(r.warnings.length >= 3);
+    // certificates are enforced under either policy (the PCK leaf of this quote expires in 2031)
+    expectCode(() => verifyQuote(quote, c, { at: new Date('2040-01-01T00:00:00Z'), freshness: 'azure' }), 'cert.expired', 'azure certs');
+  });
+
+  test('the real quote against another trust anchor fails the PCK or collateral chain', () => {
+    const h = createDcapHierarchy();
+    assert.throws(
+      () => verifyQuote(bytes('sgx-v3-phala', 'quote.bin'), collateralOf('sgx-v3-phala'), { at: new Date('2025-06-20T00:00:00Z'), trustAnchors: { intelRoot: h.root.certificate } }),
+      (e) => isConclaveError(e) && ['crl.invalid', 'collateral.chain_invalid', 'quote.pck_chain_invalid'].includes(e.code),
+    );
+  });
+});
+
+describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
+  const at = new Date('2025-01-01T00:00:00Z');
+
+  for (const [tee, version] of [
+    ['sgx', 3],
+    ['sgx', 4],
+    ['tdx', 4],
+    ['tdx', 5],
+  ] as const) {
+    test(`a ${tee.toUpperCase()} v${version} quote verifies UpToDate under its own root`, () => {
+      const h = createDcapHierarchy();
+      const reportData = new Uint8Array(64).fill(0xab);
+      const r: QuoteVerificationResult = verifyQuote(buildSignedQuote(h, { tee, version, reportData }), buildCollateral(h, { tee }), { at, trustAnchors: { intelRoot: h.root.certificate } });
+      assert.equal(r.tee, tee);
+      assert.equal(r.quoteVersion, version);
+      assert.equal(r.status, 'UpToDate');
+      assert.equal(r.fmspc, h.platform.fmspc);
+      const rd = r.tee === 'sgx' ? r.report.reportdata : r.td.reportdata;
+      assert.equal(rd, 'ab'.repeat(64));
+    });
+  }
+
+  test('the PCK chain to a different root fails with quote.pck_chain_invalid', () => {
+    const h = createDcapHierarchy();
+    const other = createDcapHierarchy();
+    // The collateral of `other` (its root) with a quote whose PCK chain ends in `h`'s root.
+    expectCode(
+      () => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), buildCollateral(other, { tee: 'sgx' }), { at, trustAnchors: { intelRoot: other.root.certificate } }),
+      'quote.pck_chain_invalid',
+      'other root',
+    );
+    // And against the default pinned Intel root.
+    assert.throws(
+      () => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), buildCollateral(h, { tee: 'sgx' }), { at }),
+      (e) => isConclaveError(e) && ['crl.invalid', 'collateral.chain_invalid', 'quote.pck_chain_invalid'].includes(e.code),
+    );
+  });
+
+  test('a revoked PCK serial fails with quote.pck_revoked', () => {
+    const h = createDcapHierarchy({ revokedPckSerials: ['pck'] });
+    expectCode(() => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), buildCollateral(h, { tee: 'sgx' }), { at, trustAnchors: { intelRoot: h.root.certificate } }), 'quote.pck_revoked', 'revoked');
+  });
+
+  test('a platform below every TCB level fails with quote.tcb_level_not_found', () => {
+    const h = createDcapHierarchy();
+    const info = defaultTcbInfo(h, { tee: 'sgx' });
+    const levels = info.tcbLevels as { tcb: { pcesvn: number } }[];
+    levels[0]!.tcb.pcesvn = 99;
+    expectCode(
+      () => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), buildCollateral(h, { tee: 'sgx', tcbInfo: info }), { at, trustAnchors: { intelRoot: h.root.certificate } }),
+      'quote.tcb_level_not_found',
+      'tcb',
+    );
+  });
+
+  test('QE and module statuses fold into the platform status with advisories united', () => {
+    const h = createDcapHierarchy();
+    const qe = {
+      id: 'TD_QE',
+      version: 2,
+      issueDate: h.notBefore.toISOString(),
+      nextUpdate: h.notAfter.toISOString(),
+      tcbEvaluationDataNumber: 17,
+      miscselect: '00000000',
+      miscselectMask: 'FFFFFFFF',
+      attributes: '11000000000000000000000000000000',
+      attributesMask: 'FBFFFFFFFFFFFFFF0000000000000000',
+      mrsigner: 'DC9E2A7C6F948F17474E34A7FC43ED030F7C1563F1BABDDF6340C82E0E54A8C5',
+      isvprodid: 2,
+      tcbLevels: [
+        { tcb: { isvsvn: 9 }, tcbDate: '2024-03-13T00:00:00Z', tcbStatus: 'UpToDate' },
+        { tcb: { isvsvn: 1 }, tcbDate: '2023-03-13T00:00:00Z', tcbStatus: 'OutOfDate', advisoryIDs: ['INTEL-SA-99999'] },
+      ],
+    };
+    const r = verifyQuote(buildSignedQuote(h, { tee: 'tdx' }), buildCollateral(h, { tee: 'tdx', qeIdentity: qe }), { at, trustAnchors: { intelRoot: h.root.certificate } });
+    assert.equal(r.qe.status, 'OutOfDate');
+    assert.equal(r.status, 'OutOfDate');
+    assert.deepEqual(r.advisoryIds, ['INTEL-SA-99999']);
+    // A module ISVSVN below the module's only level is not supported.
+    expectCode(
+      () => verifyQuote(buildSignedQuote(h, { tee: 'tdx' }), buildCollateral(h, { tee: 'tdx', tdxModuleIsvsvn: 9 }), { at, trustAnchors: { intelRoot: h.root.certificate } }),
+      'quote.tcb_level_not_found',
+      'module',
+    );
+  });
+
+  test('a debug TD verifies and reports debug', () => {
+    const h = createDcapHierarchy();
+    const tdattributes = Uint8Array.from([1, 0, 0, 0x10, 0, 0, 0, 0]);
+    const r = verifyQuote(buildSignedQuote(h, { tee: 'tdx', tdReport: { tdattributes } }), buildCollateral(h, { tee: 'tdx' }), { at, trustAnchors: { intelRoot: h.root.certificate } });
+    assert.equal(r.tee === 'tdx' && r.td.debug, true);
+  });
+
+  test('collateral past nextUpdate: strict fails, azure reports', () => {
+    const h = createDcapHierarchy();
+    const c = buildCollateral(h, { tee: 'sgx', issueDate: new Date('2024-01-01T00:00:00Z'), nextUpdate: new Date('2024-02-01T00:00:00Z') });
+    const q = buildSignedQuote(h, { tee: 'sgx' });
+    expectCode(() => verifyQuote(q, c, { at, trustAnchors: { intelRoot: h.root.certificate } }), 'collateral.expired', 'strict');
+    const r = verifyQuote(q, c, { at, freshness: 'azure', trustAnchors: { intelRoot: h.root.certificate } });
+    assert.deepEqual(r.collateral.expired.map((x) => x.item).sort(), ['qeIdentity', 'tcbInfo']);
+  });
+});

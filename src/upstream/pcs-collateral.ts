@@ -1,0 +1,106 @@
+/**
+ * Fetches the verification collateral of one quote from any Intel PCS-compatible service: Intel PCS
+ * (api.trustedservices.intel.com), a PCCS, Azure THIM/acccache, or another Conclave, API v3 or v4
+ * (evidence-and-collateral §3.1–§3.4). Bodies are kept as received so signatures verify over them.
+ */
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { type QuoteCollateral, collateralFromPcsResponses } from '../collateral/intel/collateral.js';
+import { fail } from '../core/errors.js';
+
+/** Intel's published root CA CRL, used when the service has no `rootcacrl` route (Intel PCS). */
+export const INTEL_ROOT_CA_CRL_URL = 'https://certificates.trustedservices.intel.com/IntelSGXRootCA.der';
+
+export interface FetchCollateralOptions {
+  /** e.g. `https://api.trustedservices.intel.com/sgx/certification/v4/`, `https://pccs:8081`. */
+  readonly baseUrl: string;
+  readonly fmspc: string;
+  readonly tee: 'sgx' | 'tdx';
+  /** The CA that issued the PCK certificate, from its issuer CN. */
+  readonly pckCa: 'processor' | 'platform';
+  /** PEM CA bundle to trust for TLS (a PCCS with its own certificate). */
+  readonly ca?: string | Uint8Array;
+  readonly timeoutMs?: number;
+  readonly rootCaCrlUrl?: string;
+}
+
+interface Response {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: Uint8Array;
+}
+
+function get(url: string, opts: Pick<FetchCollateralOptions, 'ca' | 'timeoutMs'>): Promise<Response> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(url);
+    const req = (u.protocol === 'http:' ? httpRequest : httpsRequest)(
+      u,
+      { method: 'GET', ...(opts.ca && u.protocol === 'https:' ? { ca: Buffer.from(opts.ca) } : {}), timeout: opts.timeoutMs ?? 15_000 },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: new Uint8Array(Buffer.concat(chunks)) }));
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`timeout after ${opts.timeoutMs ?? 15_000} ms`)));
+    req.on('error', (e) => reject(fail('upstream.unavailable', `collateral service did not answer: ${u.origin}${u.pathname}`, { url: `${u.origin}${u.pathname}`, reason: e.message }, e)));
+    req.end();
+  });
+}
+
+async function getOk(url: string, opts: FetchCollateralOptions): Promise<Response> {
+  const res = await get(url, opts);
+  if (res.status === 404) throw fail('collateral.not_found', `collateral service has no ${new URL(url).pathname}`, { url, status: 404 });
+  if (res.status !== 200) throw fail('upstream.unavailable', `collateral service answered ${res.status} for ${new URL(url).pathname}`, { url, status: res.status });
+  return res;
+}
+
+/** An issuer-chain header, URL-decoded (PCS sends it percent-encoded). */
+function chainHeader(res: Response, names: readonly string[], url: string): string {
+  for (const n of names) {
+    const v = res.headers[n.toLowerCase()];
+    const s = Array.isArray(v) ? v[0] : v;
+    if (s) return s.includes('%') ? decodeURIComponent(s) : s;
+  }
+  throw fail('collateral.malformed', `response lacks the ${names[0]} header`, { url, header: names[0] });
+}
+
+/** `{origin}/{sgx|tdx}/certification/{v3|v4}` roots for the SGX and TDX routes of a base URL. */
+export function certificationRoots(baseUrl: string): { sgx: string; tdx: string; version: 'v3' | 'v4' } {
+  const u = new URL(baseUrl);
+  const m = /^(.*?)\/(sgx|tdx)\/certification\/(v[34])\/?$/.exec(u.pathname);
+  const prefix = m ? m[1]! : u.pathname.replace(/\/$/, '');
+  const version = (m?.[3] ?? 'v4') as 'v3' | 'v4';
+  const base = `${u.origin}${prefix}`;
+  return { sgx: `${base}/sgx/certification/${version}`, tdx: `${base}/tdx/certification/v4`, version };
+}
+
+/** Fetches TCB info, QE identity, PCK CRL (+ chains) and the root CA CRL for one FMSPC. */
+export async function fetchQuoteCollateral(opts: FetchCollateralOptions): Promise<QuoteCollateral> {
+  if (!/^[0-9a-fA-F]{12}$/.test(opts.fmspc)) throw fail('request.invalid', 'FMSPC must be 12 hex digits');
+  const roots = certificationRoots(opts.baseUrl);
+  const teeRoot = opts.tee === 'tdx' ? roots.tdx : roots.sgx;
+  const [tcb, qe, pckCrl] = await Promise.all([
+    getOk(`${teeRoot}/tcb?fmspc=${opts.fmspc.toUpperCase()}`, opts),
+    getOk(`${teeRoot}/qe/identity`, opts),
+    getOk(`${roots.sgx}/pckcrl?ca=${opts.pckCa}&encoding=der`, opts),
+  ]);
+  let rootCrl: Response;
+  try {
+    rootCrl = await getOk(`${roots.sgx}/rootcacrl`, opts);
+  } catch {
+    rootCrl = await getOk(opts.rootCaCrlUrl ?? INTEL_ROOT_CA_CRL_URL, opts);
+  }
+  const text = (b: Uint8Array): string => Buffer.from(b).toString('latin1');
+  const crl = (b: Uint8Array): string | Uint8Array => (/^[0-9a-fA-F\s]+$/.test(text(b)) || text(b).startsWith('-----BEGIN') ? text(b) : b);
+  return collateralFromPcsResponses({
+    tcbInfoResponse: tcb.body,
+    tcbInfoIssuerChain: chainHeader(tcb, ['TCB-Info-Issuer-Chain', 'SGX-TCB-Info-Issuer-Chain'], 'tcb'),
+    qeIdentityResponse: qe.body,
+    qeIdentityIssuerChain: chainHeader(qe, ['SGX-Enclave-Identity-Issuer-Chain', 'SGX-QE-Identity-Issuer-Chain', 'Enclave-Identity-Issuer-Chain'], 'qe/identity'),
+    pckCrl: crl(pckCrl.body),
+    pckCrlIssuerChain: chainHeader(pckCrl, ['SGX-PCK-CRL-Issuer-Chain'], 'pckcrl'),
+    rootCaCrl: crl(rootCrl.body),
+  });
+}
