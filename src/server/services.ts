@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServiceName } from '../config/config.js';
+import { attestationPlugin } from './attestation/plugin.js';
 import type { AppContext } from './context.js';
 
 export type ServicePlugin = (app: FastifyInstance, ctx: AppContext) => Promise<void>;
@@ -10,6 +11,6 @@ export type ServicePlugin = (app: FastifyInstance, ctx: AppContext) => Promise<v
  */
 export const SERVICE_PLUGINS: Record<ServiceName, ServicePlugin> = {
   vault: async () => undefined,
-  attestation: async () => undefined,
+  attestation: attestationPlugin,
   collateral: async () => undefined,
 };

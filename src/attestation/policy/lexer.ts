@@ -24,7 +24,7 @@ const QUOTES = new Set(['"', '\u201c', '\u201d']);
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', "'": "'", n: '\n', r: '\r', t: '\t', b: '\b', f: '\f' };
 
 export function syntaxError(message: string, at: SourcePosition, near: string): never {
-  throw fail('attestation.policy_syntax', message, { line: at.line, column: at.column, near: near.slice(0, 40) });
+  throw fail('attestation.policy_syntax', `${message} at line ${at.line}, column ${at.column}`, { line: at.line, column: at.column, near: near.slice(0, 40) });
 }
 
 function isIdentStart(c: string): boolean {

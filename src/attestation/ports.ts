@@ -1,0 +1,26 @@
+import type { QuoteCollateral } from '../collateral/intel/collateral.js';
+
+/** Where the attestation service gets Intel collateral (our collateral service, or any PCS/THIM). */
+export interface QuoteCollateralSource {
+  getQuoteCollateral(req: { tee: 'sgx' | 'tdx'; fmspc: string; pceId: string; caType: 'processor' | 'platform' }): Promise<QuoteCollateral>;
+}
+
+/** A policy as stored: the policy text, the JWS it arrived in, and its signer (if signed). */
+export interface StoredPolicy {
+  readonly text: string;
+  readonly jws: string;
+  /** DER of the signing certificate when the policy JWS was signed. */
+  readonly signerCertDer?: Uint8Array | undefined;
+}
+
+/** Persistence of attestation policies and policy-management certificates (per attestation type). */
+export interface PolicyStore {
+  getPolicy(type: string): Promise<StoredPolicy | undefined>;
+  setPolicy(type: string, policy: StoredPolicy): Promise<void>;
+  resetPolicy(type: string): Promise<void>;
+  listCertificates(): Promise<Uint8Array[]>;
+  addCertificate(der: Uint8Array): Promise<boolean>;
+  removeCertificate(der: Uint8Array): Promise<boolean>;
+  /** A number that changes whenever a policy changes on any replica (cache invalidation). */
+  version(): Promise<number>;
+}

@@ -1,0 +1,266 @@
+/**
+ * The attestation service (MAA semantics): evidence bytes → verified facts → claims → policy → token.
+ * Pure domain logic over ports: collateral, policy storage, the signing key and the clock come in as
+ * parameters; the HTTP layer (server/attestation) only translates wire formats.
+ */
+import { parsePckSgxExtension } from '../collateral/intel/pck-extension.js';
+import { fromB64 } from '../core/bytes.js';
+import { ConclaveError, fail } from '../core/errors.js';
+import { type Certificate, parseCertificate, pemToDer } from '../core/x509.js';
+import { VerifierCache, parseQuote, verifyQuote } from '../evidence/dcap/index.js';
+import type { Quote } from '../evidence/dcap/quote.js';
+import type { SimulatedTee } from '../evidence/simulated/index.js';
+import { SIMULATED_ROOT_CN } from '../evidence/simulated/index.js';
+import { SnpVerifierCache, verifyAzureHclReport, verifyMaaSevSnpEvidence } from '../evidence/snp/index.js';
+import { isHclReport } from '../evidence/azure-vtpm/hcl.js';
+import { type Claims, incomingClaims, sgxClaims, snpClaims, tdxClaims } from './claims.js';
+import { type CompiledPolicy, DEFAULT_POLICIES, type PolicyAttestationType, compilePolicy, decodePolicyJws, evaluatePolicy, looksLikeJws, parsePolicy, policyHash } from './policy/index.js';
+import type { PolicyStore, QuoteCollateralSource, StoredPolicy } from './ports.js';
+import { type DataInput, checkReportDataBinding, parseDataInput } from './runtime-data.js';
+import { type TokenSigner, issueToken } from './token.js';
+
+/** The `/attest/{type}` evidence types this service verifies. */
+export const ATTEST_TYPES = ['SgxEnclave', 'OpenEnclave', 'TdxVm', 'SevSnpVm'] as const;
+export type AttestType = (typeof ATTEST_TYPES)[number];
+
+/** Types that have a policy (`/policies/{type}`). */
+export const POLICY_TYPES: readonly PolicyAttestationType[] = ['SgxEnclave', 'OpenEnclave', 'TdxVm', 'SevSnpVm', 'Tpm', 'VBS'];
+
+/** Finds the canonical spelling of a type in a URL (MAA matches case-insensitively: the sidecar sends `SevSnpVM`). */
+export function canonicalType<T extends string>(raw: string, types: readonly T[]): T {
+  const t = types.find((x) => x.toLowerCase() === raw.toLowerCase());
+  if (!t) throw fail('attestation.type_unknown', `unknown attestation type "${raw}"; expected one of ${types.join(', ')}`, { type: raw });
+  return t;
+}
+
+export interface AttestationServiceDeps {
+  readonly collateral: QuoteCollateralSource;
+  readonly policies: PolicyStore;
+  readonly signer: () => Promise<TokenSigner>;
+  readonly issuer: () => string;
+  readonly now: () => Date;
+  readonly tokenLifetimeSeconds: number;
+  /** Present only when the operator opted in (`--simulate`): its roots are trusted, its tokens say so. */
+  readonly simulated?: SimulatedTee | undefined;
+  /** Called with each verified platform (FMSPC and TCB), for the collateral baseline dry run. */
+  readonly onPlatformSeen?: (p: { tee: 'sgx' | 'tdx' | 'snp'; fmspc?: string; status?: string; tcb?: unknown }) => void;
+}
+
+export interface AttestRequest {
+  readonly quote?: unknown;
+  readonly report?: unknown;
+  readonly runtimeData?: unknown;
+  readonly initTimeData?: unknown;
+  readonly draftPolicyForAttestation?: unknown;
+  readonly nonce?: unknown;
+}
+
+export interface AttestationService {
+  attest(type: AttestType, body: AttestRequest): Promise<{ token: string; claims: Claims }>;
+  /** The policy in force for a type (stored or default). */
+  policy(type: PolicyAttestationType): Promise<StoredPolicy & { isDefault: boolean }>;
+  /** Checks and stores a policy JWS; returns what was stored. */
+  setPolicy(type: PolicyAttestationType, jws: string, isolated: boolean): Promise<StoredPolicy>;
+  resetPolicy(type: PolicyAttestationType, jws: string, isolated: boolean): Promise<void>;
+}
+
+interface CachedPolicy {
+  readonly compiled: CompiledPolicy;
+  readonly stored: StoredPolicy & { isDefault: boolean };
+  readonly hash: string;
+}
+
+/** Policy caches re-check the store's version at most this often, bounding cross-replica staleness. */
+const POLICY_RECHECK_MS = 1000;
+
+export function createAttestationService(deps: AttestationServiceDeps): AttestationService {
+  const dcapCache = new VerifierCache();
+  const snpCache = new SnpVerifierCache();
+  const policyCache = new Map<string, CachedPolicy>();
+  let policyVersion = -1;
+  let versionCheckedAt = 0;
+
+  async function currentPolicy(type: PolicyAttestationType): Promise<CachedPolicy> {
+    const nowMs = Date.now();
+    if (nowMs - versionCheckedAt > POLICY_RECHECK_MS) {
+      versionCheckedAt = nowMs;
+      const v = await deps.policies.version();
+      if (v !== policyVersion) {
+        policyCache.clear();
+        policyVersion = v;
+      }
+    }
+    let cached = policyCache.get(type);
+    if (!cached) {
+      const stored = await deps.policies.getPolicy(type);
+      const text = stored?.text ?? DEFAULT_POLICIES[type];
+      const compiled = compilePolicy(parsePolicy(text));
+      cached = {
+        compiled,
+        stored: stored ? { ...stored, isDefault: false } : { text, jws: '', isDefault: true },
+        hash: policyHash(text),
+      };
+      policyCache.set(type, cached);
+    }
+    return cached;
+  }
+
+  function trustAnchorsFor(quote: Quote): { intelRoot?: Certificate; simulated: boolean } {
+    const pem = Buffer.from(quote.signatureData.certificationData.data).toString('latin1');
+    const chain = pemToDer(pem).map(parseCertificate);
+    const root = chain[chain.length - 1];
+    if (root?.subjectCN === SIMULATED_ROOT_CN || root?.issuerCN === SIMULATED_ROOT_CN) {
+      if (!deps.simulated) {
+        throw fail('evidence.untrusted_root', 'the quote chains to the simulated TEE root, which this server trusts only when started with --simulate', {
+          root: SIMULATED_ROOT_CN,
+        });
+      }
+      return { intelRoot: deps.simulated.intelRoot, simulated: true };
+    }
+    return { simulated: false };
+  }
+
+  async function attestQuote(tee: 'sgx' | 'tdx', quoteBytes: Uint8Array, runtime: DataInput | undefined, initTime: DataInput | undefined, at: Date) {
+    const quote = parseQuote(quoteBytes);
+    if ((quote.header.teeType === 0 ? 'sgx' : 'tdx') !== tee) {
+      throw fail('quote.unsupported', `a ${tee === 'sgx' ? 'TDX' : 'SGX'} quote was sent to the ${tee === 'sgx' ? 'SGX' : 'TDX'} route`);
+    }
+    const anchors = trustAnchorsFor(quote);
+    const pemChain = pemToDer(Buffer.from(quote.signatureData.certificationData.data).toString('latin1')).map(parseCertificate);
+    const pck = pemChain[0];
+    if (!pck) throw fail('quote.pck_chain_invalid', 'the quote carries no PCK certificate');
+    const ext = parsePckSgxExtension(pck);
+    const caType = /platform/i.test(pck.issuerCN ?? '') ? 'platform' : 'processor';
+    const collateral = anchors.simulated
+      ? deps.simulated!.collateral(tee)
+      : await deps.collateral.getQuoteCollateral({ tee, fmspc: ext.fmspc, pceId: ext.pceId, caType });
+    const result = verifyQuote(quote, collateral, {
+      at,
+      freshness: 'azure',
+      cache: dcapCache,
+      ...(anchors.intelRoot ? { trustAnchors: { intelRoot: anchors.intelRoot } } : {}),
+    });
+    deps.onPlatformSeen?.({ tee, fmspc: result.fmspc, status: result.status, tcb: result.tcb });
+    if (result.tee === 'sgx') {
+      if (runtime) checkReportDataBinding(result.report.reportdata, runtime, 'SGX runtime data');
+      return { claims: sgxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: anchors.simulated };
+    }
+    if (runtime) checkReportDataBinding(result.td.reportdata, runtime, 'TDX runtime data');
+    return { claims: tdxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: anchors.simulated };
+  }
+
+  function attestSnp(reportField: string, runtime: DataInput | undefined, initTime: DataInput | undefined, at: Date) {
+    const decoded = fromB64(reportField, 'report');
+    const opts = { at, cache: snpCache };
+    if (isHclReport(decoded)) {
+      // Azure CVM form: the HCL report from the vTPM binds its own runtime data (HCLAkPub, HCLEkPub, …).
+      const r = verifyAzureHclReport(decoded, {}, { ...opts, ...(runtime ? { runtimeData: runtime.bytes } : {}) });
+      return { claims: snpClaims(r, 'azure-hcl', runtime, initTime), simulated: false };
+    }
+    // Container form: base64url(JSON {SnpReport, VcekCertChain, Endorsements}). Try the pinned AMD roots
+    // first; the simulated roots only when the operator opted in.
+    try {
+      const r = verifyMaaSevSnpEvidence(decoded, runtime?.bytes, initTime?.bytes, opts);
+      return { claims: snpClaims(r, 'container', runtime, initTime), simulated: false };
+    } catch (e) {
+      if (!(e instanceof ConclaveError) || e.code !== 'snp.chain_invalid' || !deps.simulated) throw e;
+      const r = verifyMaaSevSnpEvidence(decoded, runtime?.bytes, initTime?.bytes, { ...opts, trustAnchors: deps.simulated.amdAnchors });
+      return { claims: snpClaims(r, 'container', runtime, initTime), simulated: true };
+    }
+  }
+
+  return {
+    async attest(type, body) {
+      if (typeof body !== 'object' || body === null) throw fail('request.invalid', 'the request body must be a JSON object');
+      const at = deps.now();
+      const runtime = parseDataInput(body.runtimeData, 'runtimeData');
+      const initTime = parseDataInput(body.initTimeData, 'initTimeData');
+      const evidenceField = type === 'SgxEnclave' || type === 'TdxVm' ? 'quote' : 'report';
+      const evidence = (body as Record<string, unknown>)[evidenceField];
+      if (typeof evidence !== 'string' || evidence === '') throw fail('request.invalid', `the request needs "${evidenceField}" (base64url)`, { field: evidenceField });
+      let verified: { claims: Claims; simulated: boolean };
+      if (type === 'SevSnpVm') verified = attestSnp(evidence, runtime, initTime, at);
+      else {
+        let bytes = fromB64(evidence, evidenceField);
+        // Open Enclave wraps the quote in a 16-byte header {version=1, type=2 (remote), size u64}.
+        if (type === 'OpenEnclave' && bytes.byteLength > 16 && bytes[0] === 1 && bytes[4] === 2) bytes = bytes.subarray(16);
+        verified = await attestQuote(type === 'TdxVm' ? 'tdx' : 'sgx', bytes, runtime, initTime, at);
+      }
+
+      // Policy: the stored one (or MAA's default), or a draft evaluated without storing (unsigned token).
+      let compiled: CompiledPolicy;
+      let hash: string;
+      let signerCertDer: Uint8Array | undefined;
+      const draft = body.draftPolicyForAttestation;
+      if (draft !== undefined && draft !== null && draft !== '') {
+        if (typeof draft !== 'string') throw fail('request.invalid', 'draftPolicyForAttestation must be a string');
+        const text = looksLikeJws(draft) ? decodePolicyJws(draft).policyText : draft;
+        compiled = compilePolicy(parsePolicy(text));
+        hash = policyHash(text);
+      } else {
+        const p = await currentPolicy(type);
+        compiled = p.compiled;
+        hash = p.hash;
+        signerCertDer = p.stored.signerCertDer;
+      }
+      const evaluation = evaluatePolicy(compiled, incomingClaims(verified.claims));
+      if (!evaluation.permitted) {
+        throw fail('attestation.policy_denied', `the attestation policy denied the evidence: ${evaluation.trace.join('; ') || 'no authorization rule permitted it'}`, {
+          trace: evaluation.trace,
+        });
+      }
+      const claims: Claims = { ...verified.claims };
+      for (const c of evaluation.issued) {
+        if (c.type in verified.claims) continue; // the service's own claims are not overridable by policy
+        const prev = claims[c.type];
+        claims[c.type] = prev === undefined ? c.value : Array.isArray(prev) ? [...prev, c.value] : [prev, c.value];
+      }
+      claims['x-ms-policy-hash'] = hash;
+      if (signerCertDer) claims['x-ms-policy-signer'] = { kty: parseCertificate(signerCertDer).signatureAlgorithm.kind === 'ecdsa' ? 'EC' : 'RSA', x5c: [Buffer.from(signerCertDer).toString('base64')] };
+      if (body.nonce !== undefined && body.nonce !== null && body.nonce !== '') claims.nonce = body.nonce;
+      if (verified.simulated) claims['x-conclave-simulated'] = true;
+      const isDraft = draft !== undefined && draft !== null && draft !== '';
+      const token = issueToken(claims, deps.issuer(), isDraft ? 'unsigned' : await deps.signer(), { now: at, lifetimeSeconds: deps.tokenLifetimeSeconds });
+      return { token, claims };
+    },
+
+    async policy(type) {
+      return (await currentPolicy(type)).stored;
+    },
+
+    async setPolicy(type, jws, isolated) {
+      const decoded = decodePolicyJws(jws);
+      await checkSigner(decoded.signed, decoded.signingCertificateDer, isolated);
+      parsePolicy(decoded.policyText); // syntax errors reject the upload, with line and column
+      const stored: StoredPolicy = { text: decoded.policyText, jws: jws.trim(), signerCertDer: decoded.signingCertificateDer };
+      await deps.policies.setPolicy(type, stored);
+      policyCache.delete(type);
+      versionCheckedAt = 0;
+      return stored;
+    },
+
+    async resetPolicy(type, jws, isolated) {
+      const parts = jws.trim().split('.');
+      if (parts.length !== 3) throw fail('attestation.policy_invalid', 'the reset body is not a compact JWS');
+      const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8') || '{}') as { alg?: string; x5c?: string[] };
+      if (isolated) {
+        if (header.alg === 'none' || !header.x5c?.length) throw fail('attestation.policy_invalid', 'isolated mode: a policy reset must be signed by a policy-management certificate');
+        const der = new Uint8Array(Buffer.from(header.x5c[0]!, 'base64'));
+        await checkSigner(true, der, true);
+      }
+      await deps.policies.resetPolicy(type);
+      policyCache.delete(type);
+      versionCheckedAt = 0;
+    },
+  };
+
+  async function checkSigner(signed: boolean, der: Uint8Array | undefined, isolated: boolean): Promise<void> {
+    if (!isolated) return;
+    if (!signed || !der) throw fail('attestation.policy_invalid', 'isolated mode: the policy must be signed by a policy-management certificate (unsigned policies are refused)');
+    const allowed = await deps.policies.listCertificates();
+    if (!allowed.some((c) => Buffer.from(c).equals(Buffer.from(der)))) {
+      throw fail('attestation.policy_invalid', 'isolated mode: the policy signer is not a registered policy-management certificate');
+    }
+  }
+}
+

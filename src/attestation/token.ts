@@ -1,0 +1,55 @@
+import { randomBytes } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { b64url } from '../core/bytes.js';
+import { signJws } from '../core/jwt.js';
+
+/** The service's token-signing identity: what `/certs` publishes and tokens name in `kid`. */
+export interface TokenSigner {
+  readonly kid: string;
+  readonly privateKey: KeyObject;
+  readonly certDer: Uint8Array;
+}
+
+export interface TokenTimes {
+  readonly now: Date;
+  readonly lifetimeSeconds: number;
+}
+
+/**
+ * Issues an MAA-shaped token: RS256, header `{alg, jku, kid, typ}`, and the registered claims MAA sets
+ * (`iss`, `iat`, `nbf` = `iat`, `exp`, `jti` as 64 hex, `x-ms-ver`). A draft-policy evaluation yields an
+ * unsigned token (`alg: none`), as MAA says such tokens "cannot be validated".
+ */
+export function issueToken(claims: Record<string, unknown>, issuer: string, signer: TokenSigner | 'unsigned', times: TokenTimes): string {
+  const iat = Math.floor(times.now.getTime() / 1000);
+  const payload = { ...claims, iss: issuer, iat, nbf: iat, exp: iat + times.lifetimeSeconds, jti: randomBytes(32).toString('hex'), 'x-ms-ver': '1.0' };
+  if (signer === 'unsigned') return `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify(payload))}.`;
+  return signJws({ alg: 'RS256', jku: `${issuer}/certs`, kid: signer.kid, typ: 'JWT' }, payload, signer.privateKey);
+}
+
+/** `GET /certs`: the JWKS with `x5c`, as MAA publishes its signing certificates. */
+export function signingKeySet(signers: readonly TokenSigner[]): { keys: Record<string, unknown>[] } {
+  return {
+    keys: signers.map((s) => {
+      const jwk = s.privateKey.type === 'private' ? (s.privateKey.export({ format: 'jwk' }) as Record<string, unknown>) : {};
+      return { alg: 'RS256', kid: s.kid, kty: 'RSA', use: 'sig', n: jwk.n, e: jwk.e, x5c: [Buffer.from(s.certDer).toString('base64')] };
+    }),
+  };
+}
+
+/** `GET /.well-known/openid-configuration`, as MAA serves it. */
+export function openIdMetadata(issuer: string): Record<string, unknown> {
+  return {
+    issuer,
+    jwks_uri: `${issuer}/certs`,
+    response_types_supported: ['token', 'none'],
+    id_token_signing_alg_values_supported: ['RS256'],
+    revocation_endpoint: `${issuer}/revoke`,
+    claims_supported: [
+      'iss', 'iat', 'nbf', 'exp', 'jti', 'nonce', 'x-ms-ver', 'x-ms-attestation-type', 'x-ms-policy-hash', 'x-ms-runtime', 'x-ms-inittime',
+      'x-ms-sgx-is-debuggable', 'x-ms-sgx-mrenclave', 'x-ms-sgx-mrsigner', 'x-ms-sgx-product-id', 'x-ms-sgx-svn', 'x-ms-sgx-ehd', 'x-ms-sgx-collateral',
+      'x-ms-sevsnpvm-launchmeasurement', 'x-ms-sevsnpvm-hostdata', 'x-ms-sevsnpvm-is-debuggable', 'x-ms-isolation-tee',
+      'tdx_mrtd', 'tdx_rtmr0', 'tdx_rtmr1', 'tdx_rtmr2', 'tdx_rtmr3', 'tdx_report_data', 'attester_tcb_status', 'x-conclave-simulated',
+    ],
+  };
+}

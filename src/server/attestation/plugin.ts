@@ -1,0 +1,146 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { ATTEST_TYPES, type AttestRequest, POLICY_TYPES, canonicalType, createAttestationService } from '../../attestation/service.js';
+import { issueToken, openIdMetadata, signingKeySet, type TokenSigner } from '../../attestation/token.js';
+import { encodePolicyJws, policyTokenHash, type PolicyAttestationType } from '../../attestation/policy/index.js';
+import { fail } from '../../core/errors.js';
+import { decodeJws, verifyJwsSignature } from '../../core/jwt.js';
+import { parseCertificate, publicKeyOf } from '../../core/x509.js';
+import { loadOrCreateSimulatedTee } from '../../evidence/simulated/index.js';
+import { createPolicyStore } from '../../storage/attestation-store.js';
+import { createHttpGetter } from '../../upstream/https-get.js';
+import type { AppContext } from '../context.js';
+import { createPcsCollateralSource } from './collateral-source.js';
+
+/** api-versions of MAA's data plane that we accept (skr-maa-protocol.md §4.1); a missing one is refused as MAA does. */
+export const MAA_API_VERSIONS = ['2018-09-01-preview', '2020-10-01', '2022-08-01', '2022-09-01-preview', '2025-06-01', '2026-03-11-preview'];
+
+function checkApiVersion(request: FastifyRequest): void {
+  const v = (request.query as Record<string, string | undefined>)['api-version'];
+  if (!v) throw fail('request.invalid', `the api-version query parameter is required; supported: ${MAA_API_VERSIONS.join(', ')}`);
+  if (!MAA_API_VERSIONS.includes(v)) throw fail('request.invalid', `api-version ${v} is not supported; supported: ${MAA_API_VERSIONS.join(', ')}`, { apiVersion: v });
+}
+
+const maa = { config: { family: 'maa' as const } };
+
+/**
+ * The `attestation` service: MAA's data plane (`/attest/*`, `/certs`, OpenID metadata) and its policy
+ * management plane (`/policies/*`, `/certificates*`), which needs an administrator's bearer token.
+ */
+export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const issuer = () => ctx.baseUrl();
+  const signer = async (): Promise<TokenSigner> => {
+    const k = await ctx.serviceKey('attestation-signing', 'RS256', `${ctx.baseUrl()}`);
+    return { kid: k.kid, privateKey: k.privateKey, certDer: k.certDer };
+  };
+  const policies = createPolicyStore(ctx.db, ctx.now);
+  const collateralBase = () => (ctx.config.services.includes('collateral') ? ctx.baseUrl() : ctx.config.upstreamIntel);
+  const service = createAttestationService({
+    collateral: createPcsCollateralSource(collateralBase, createHttpGetter({ caFiles: [ctx.caPath] })),
+    policies,
+    signer,
+    issuer,
+    now: ctx.now,
+    tokenLifetimeSeconds: ctx.config.tokenLifetimeSeconds,
+    simulated: ctx.config.simulate ? loadOrCreateSimulatedTee(ctx.config.dataDir) : undefined,
+  });
+  ctx.readiness.set('attestation-signing-key', async () => void (await signer()));
+
+  /** A service-signed token over a management result, as MAA answers policy calls. */
+  const resultToken = async (claims: Record<string, unknown>) => ({
+    token: issueToken(claims, issuer(), await signer(), { now: ctx.now(), lifetimeSeconds: ctx.config.tokenLifetimeSeconds }),
+  });
+  const requireAdmin = async (request: FastifyRequest) => {
+    const principal = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
+    if (!principal.isAdmin) throw fail('auth.forbidden', 'managing attestation policy needs the administrator');
+    return principal;
+  };
+  const bodyText = (request: FastifyRequest): string => {
+    const b = request.body;
+    if (typeof b === 'string') return b;
+    if (Buffer.isBuffer(b)) return b.toString('utf8');
+    if (b && typeof b === 'object') throw fail('request.invalid', 'the body must be a JWS (text/plain)');
+    return '';
+  };
+
+  app.post('/attest/:type', { ...maa, schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm)', tags: ['attestation'] } }, async (request) => {
+    checkApiVersion(request);
+    const type = canonicalType((request.params as { type: string }).type, ATTEST_TYPES);
+    const { token } = await service.attest(type, (request.body ?? {}) as AttestRequest);
+    return { token };
+  });
+
+  app.get('/certs', { ...maa, schema: { summary: 'Token signing keys (JWKS with x5c)', tags: ['attestation'] } }, async () => signingKeySet([await signer()]));
+  app.get('/.well-known/openid-configuration', { ...maa, schema: { summary: 'OpenID metadata', tags: ['attestation'] } }, async () => openIdMetadata(issuer()));
+
+  app.get('/policies/:type', { ...maa, schema: { summary: 'Get the attestation policy of a type', tags: ['attestation'] } }, async (request) => {
+    checkApiVersion(request);
+    await requireAdmin(request);
+    const type = canonicalType((request.params as { type: string }).type, POLICY_TYPES);
+    const p = await service.policy(type);
+    const claims: Record<string, unknown> = { 'x-ms-policy': p.jws || encodePolicyJws(p.text) };
+    if (p.signerCertDer) claims['x-ms-policy-signer'] = signerJwk(p.signerCertDer);
+    return resultToken(claims);
+  });
+
+  app.put('/policies/:type', { ...maa, schema: { summary: 'Set the attestation policy of a type (JWS body)', tags: ['attestation'] } }, async (request) => {
+    checkApiVersion(request);
+    await requireAdmin(request);
+    const type = canonicalType((request.params as { type: string }).type, POLICY_TYPES) as PolicyAttestationType;
+    const jws = bodyText(request).trim();
+    const stored = await service.setPolicy(type, jws, ctx.config.isolated);
+    const claims: Record<string, unknown> = { 'x-ms-policy-result': 'Updated', 'x-ms-policy-token-hash': policyTokenHash(jws), 'x-ms-policy': stored.jws };
+    if (stored.signerCertDer) claims['x-ms-policy-signer'] = signerJwk(stored.signerCertDer);
+    return resultToken(claims);
+  });
+
+  // `POST /policies/{type}:reset` — the colon is part of the last path segment.
+  app.post('/policies/:typeAction', { ...maa, schema: { summary: 'Reset a policy to the default (POST /policies/{type}:reset)', tags: ['attestation'] } }, async (request) => {
+    checkApiVersion(request);
+    await requireAdmin(request);
+    const raw = (request.params as { typeAction: string }).typeAction;
+    const m = /^(.+):reset$/i.exec(raw);
+    if (!m) throw fail('request.not_found', `no route for POST /policies/${raw}`);
+    const type = canonicalType(m[1]!, POLICY_TYPES);
+    await service.resetPolicy(type, bodyText(request) || 'eyJhbGciOiJub25lIn0..', ctx.config.isolated);
+    return resultToken({ 'x-ms-policy-result': 'Removed' });
+  });
+
+  app.get('/certificates', { ...maa, schema: { summary: 'Policy-management certificates', tags: ['attestation'] } }, async (request) => {
+    checkApiVersion(request);
+    await requireAdmin(request);
+    const certs = await policies.listCertificates();
+    return resultToken({ 'x-ms-policy-certificates': { keys: certs.map(signerJwk) } });
+  });
+
+  for (const action of ['add', 'remove'] as const) {
+    app.post(`/certificates::${action}`, { ...maa, schema: { summary: `${action} a policy-management certificate (JWS signed by an existing one)`, tags: ['attestation'] } }, async (request) => {
+      checkApiVersion(request);
+      await requireAdmin(request);
+      const jws = decodeJws(bodyText(request).trim());
+      const x5c = jws.header.x5c;
+      const cert = (jws.payload.policyCertificate as { x5c?: string[] } | undefined)?.x5c?.[0];
+      if (!Array.isArray(x5c) || typeof x5c[0] !== 'string' || !cert) throw fail('attestation.policy_invalid', 'the body must be a JWS signed with x5c, whose payload is {"policyCertificate": {"kty", "x5c": [...]}}');
+      const signerDer = new Uint8Array(Buffer.from(x5c[0], 'base64'));
+      const signerCert = parseCertificate(signerDer);
+      if (!verifyJwsSignature(jws, publicKeyOf(signerCert))) throw fail('attestation.policy_invalid', 'the certificate-management JWS signature does not verify with its x5c[0]');
+      const existing = await policies.listCertificates();
+      const target = new Uint8Array(Buffer.from(cert, 'base64'));
+      parseCertificate(target);
+      // An existing management certificate must sign; the very first one may sign its own addition.
+      const allowed = existing.some((c) => Buffer.from(c).equals(Buffer.from(signerDer))) || (existing.length === 0 && action === 'add' && Buffer.from(target).equals(Buffer.from(signerDer)));
+      if (!allowed) throw fail('attestation.policy_invalid', 'the certificate-management JWS must be signed by a registered policy-management certificate');
+      if (action === 'add') await policies.addCertificate(target);
+      else await policies.removeCertificate(target);
+      return resultToken({
+        'x-ms-certificate-thumbprint': createHash('sha1').update(target).digest('hex').toUpperCase(),
+        'x-ms-certificate-result': action === 'add' ? 'IsPresent' : 'IsAbsent',
+      });
+    });
+  }
+}
+
+function signerJwk(der: Uint8Array): Record<string, unknown> {
+  const cert = parseCertificate(der);
+  return { kty: cert.signatureAlgorithm.kind === 'ecdsa' ? 'EC' : 'RSA', x5c: [Buffer.from(der).toString('base64')] };
+}
