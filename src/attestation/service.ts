@@ -220,7 +220,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       if (body.nonce !== undefined && body.nonce !== null && body.nonce !== '') claims.nonce = body.nonce;
       if (verified.simulated) claims['x-conclave-simulated'] = true;
       const isDraft = draft !== undefined && draft !== null && draft !== '';
-      const token = issueToken(claims, deps.issuer(), isDraft ? 'unsigned' : await deps.signer(), { now: at, lifetimeSeconds: deps.tokenLifetimeSeconds });
+      const token = await issueToken(claims, deps.issuer(), isDraft ? 'unsigned' : await deps.signer(), { now: at, lifetimeSeconds: deps.tokenLifetimeSeconds });
       return { token, claims };
     },
 

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { b64url } from '../core/bytes.js';
-import { signJws } from '../core/jwt.js';
+import { signJwsAsync } from '../core/jwt.js';
 
 /** The service's token-signing identity: what `/certs` publishes and tokens name in `kid`. */
 export interface TokenSigner {
@@ -20,11 +20,11 @@ export interface TokenTimes {
  * (`iss`, `iat`, `nbf` = `iat`, `exp`, `jti` as 64 hex, `x-ms-ver`). A draft-policy evaluation yields an
  * unsigned token (`alg: none`), as MAA says such tokens "cannot be validated".
  */
-export function issueToken(claims: Record<string, unknown>, issuer: string, signer: TokenSigner | 'unsigned', times: TokenTimes): string {
+export async function issueToken(claims: Record<string, unknown>, issuer: string, signer: TokenSigner | 'unsigned', times: TokenTimes): Promise<string> {
   const iat = Math.floor(times.now.getTime() / 1000);
   const payload = { ...claims, iss: issuer, iat, nbf: iat, exp: iat + times.lifetimeSeconds, jti: randomBytes(32).toString('hex'), 'x-ms-ver': '1.0' };
   if (signer === 'unsigned') return `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify(payload))}.`;
-  return signJws({ alg: 'RS256', jku: `${issuer}/certs`, kid: signer.kid, typ: 'JWT' }, payload, signer.privateKey);
+  return signJwsAsync({ alg: 'RS256', jku: `${issuer}/certs`, kid: signer.kid, typ: 'JWT' }, payload, signer.privateKey);
 }
 
 /** `GET /certs`: the JWKS with `x5c`, as MAA publishes its signing certificates. */

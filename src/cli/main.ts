@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { CliError } from './output.js';
 import { registerPolicyCheck } from './policy-check.js';
 import { registerServe } from './serve.js';
+import { registerSim } from './sim.js';
 import { registerVerify } from './verify.js';
 
 export function buildProgram(): Command {
@@ -13,6 +14,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerServe(program);
   registerVerify(program);
+  registerSim(program);
   registerPolicyCheck(program.command('policy').description('key release policy tools'));
   return program;
 }

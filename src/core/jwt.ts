@@ -26,6 +26,20 @@ export function signJws(header: Record<string, unknown>, payload: unknown, key: 
   return `${input}.${b64url(cryptoSign(hash, Buffer.from(input), opts))}`;
 }
 
+/**
+ * Like {@link signJws}, but the private-key operation runs on the libuv threadpool (node:crypto's
+ * callback form), so RSA signing of a busy server uses the other cores while the event loop serves TLS.
+ */
+export function signJwsAsync(header: Record<string, unknown>, payload: unknown, key: KeyObject): Promise<string> {
+  const alg = header.alg as JwsAlg;
+  if (!ASYMMETRIC_ALGS.includes(alg)) return Promise.reject(fail('internal', `cannot sign with alg ${String(alg)}`));
+  const input = `${b64url(JSON.stringify(header))}.${typeof payload === 'string' ? b64url(payload) : b64url(JSON.stringify(payload))}`;
+  const { hash, opts } = params(alg, key);
+  return new Promise((resolve, reject) => {
+    cryptoSign(hash, Buffer.from(input), opts, (err, sig) => (err ? reject(err) : resolve(`${input}.${b64url(sig)}`)));
+  });
+}
+
 export interface DecodedJws {
   readonly header: Record<string, unknown>;
   readonly payload: Record<string, unknown>;

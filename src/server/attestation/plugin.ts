@@ -48,7 +48,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
 
   /** A service-signed token over a management result, as MAA answers policy calls. */
   const resultToken = async (claims: Record<string, unknown>) => ({
-    token: issueToken(claims, issuer(), await signer(), { now: ctx.now(), lifetimeSeconds: ctx.config.tokenLifetimeSeconds }),
+    token: await issueToken(claims, issuer(), await signer(), { now: ctx.now(), lifetimeSeconds: ctx.config.tokenLifetimeSeconds }),
   });
   const requireAdmin = async (request: FastifyRequest) => {
     const principal = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
