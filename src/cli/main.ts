@@ -3,6 +3,9 @@ import { CliError } from './output.js';
 import { registerPolicyCheck } from './policy-check.js';
 import { registerServe } from './serve.js';
 import { registerSim } from './sim.js';
+import { registerAgent } from './agent.js';
+import { registerAttest } from './attest.js';
+import { registerToken } from './token.js';
 import { registerVerify } from './verify.js';
 
 export function buildProgram(): Command {
@@ -13,6 +16,9 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerServe(program);
+  registerAgent(program);
+  registerAttest(program);
+  registerToken(program);
   registerVerify(program);
   registerSim(program);
   registerPolicyCheck(program.command('policy').description('key release policy tools'));

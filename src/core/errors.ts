@@ -73,6 +73,7 @@ export const ERROR_CATALOGUE = {
   'collateral.expired': { status: 400, meaning: 'Collateral is past its nextUpdate (strict freshness).' },
   'collateral.not_found': { status: 404, meaning: 'The requested collateral is not cached and cannot be fetched.' },
   'collateral.bundle_invalid': { status: 400, meaning: 'An offline collateral bundle failed verification.' },
+  'collateral.below_baseline': { status: 404, meaning: 'The requested collateral is below the TCB baseline configured for it (AMD minimum TCB).' },
 
   // ── SEV-SNP ───────────────────────────────────────────────────────────────
   'snp.truncated': { status: 400, meaning: 'The SNP report or evidence document is shorter than its format requires.' },

@@ -1,0 +1,224 @@
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import { toHex } from '../core/bytes.js';
+import { isConclaveError } from '../core/errors.js';
+import { attestAndRelease } from '../sdk/attest-and-release.js';
+import { attest } from '../sdk/attest.js';
+import type { Credential } from '../sdk/credential.js';
+import { type CaInput, endpointUrl } from '../sdk/http.js';
+import { snpPartsOfBody } from '../sdk/sources/maa-body.js';
+import type { EvidenceSource, Tee } from '../sdk/sources/types.js';
+
+/**
+ * The SKR sidecar's HTTP API (microsoft/confidential-sidecar-containers `cmd/skr/README.md`,
+ * `internal/httpginendpoints`), same routes, bodies and `{"error": "…"}` shapes, so containers written
+ * for the Azure sidecar run unchanged. Plain HTTP on 127.0.0.1 only, as the sidecar: it serves the
+ * containers of its own group.
+ */
+export interface AgentOptions {
+  readonly source: EvidenceSource;
+  /** Default 8080 (the sidecar's); 0 picks a free port. */
+  readonly port?: number;
+  /** Used when a request names no maa_endpoint / akv_endpoint. */
+  readonly attestationUrl?: string;
+  readonly vaultUrl?: string;
+  /** The agent's own vault credential, used when a request carries no access_token. */
+  readonly credential?: Credential;
+  /** PEM CA(s) trusted for the attestation service, vault and token endpoint. */
+  readonly ca?: CaInput;
+  readonly trustStore?: string | readonly string[];
+  readonly allowSelfSignedReleaseCert?: boolean;
+  /** TEE asked of multi-TEE sources (sim); the sidecar speaks SEV-SNP. */
+  readonly tee?: Tee;
+  readonly log?: (line: string, fields?: Record<string, unknown>) => void;
+}
+
+export interface RunningAgent {
+  readonly url: string;
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+const MAX_BODY = 1024 * 1024;
+
+class RequestError extends Error {
+  readonly status: number;
+  constructor(status: number, message: string) {
+    super(message);
+    this.status = status;
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readJson(req: IncomingMessage): Promise<Record<string, unknown>> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_BODY) throw new RequestError(400, 'invalid request format: body too large');
+    chunks.push(c);
+  }
+  try {
+    const v = JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('not an object');
+    return v as Record<string, unknown>;
+  } catch {
+    throw new RequestError(400, 'invalid request format: body is not a JSON object');
+  }
+}
+
+function required(body: Record<string, unknown>, field: string, fallback?: string): string {
+  const v = body[field];
+  if (typeof v === 'string' && v !== '') return v;
+  if (fallback) return fallback;
+  throw new RequestError(400, `invalid request format: Key: '${field}' Error:Field validation for '${field}' failed on the 'required' tag`);
+}
+
+/** The sidecar decodes runtime_data with Go's StdEncoding: strict standard base64. */
+function stdBase64(v: string): Uint8Array {
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) {
+    throw new RequestError(400, 'decoding base64-encoded runtime data of request failed: illegal base64 data');
+  }
+  return new Uint8Array(Buffer.from(v, 'base64'));
+}
+
+/**
+ * `kid` as the sidecar takes it (`https://{akv}/keys/{kid}/release`): a name, `name/version`, or a full
+ * key URL, whose origin then names the vault.
+ */
+export function parseKid(kid: string, akvEndpoint: string | undefined): { vaultUrl: string; keyName: string; version?: string } {
+  if (/^https?:\/\//i.test(kid)) {
+    const u = new URL(kid);
+    const m = /^\/keys\/([^/]+)(?:\/([^/]+))?\/?$/.exec(u.pathname);
+    if (!m) throw new RequestError(400, `invalid request format: kid ${kid} is not a key URL (…/keys/{name}[/{version}])`);
+    return { vaultUrl: akvEndpoint ? endpointUrl(akvEndpoint) : u.origin, keyName: decodeURIComponent(m[1]!), ...(m[2] ? { version: decodeURIComponent(m[2]) } : {}) };
+  }
+  if (!akvEndpoint) throw new RequestError(400, "invalid request format: Key: 'akv_endpoint' Error:Field validation for 'akv_endpoint' failed on the 'required' tag");
+  const [name, version, ...rest] = kid.replace(/^\/+|\/+$/g, '').split('/');
+  if (!name || rest.length > 0) throw new RequestError(400, `invalid request format: kid ${kid} is not a key name`);
+  return { vaultUrl: endpointUrl(akvEndpoint), keyName: name, ...(version ? { version } : {}) };
+}
+
+function failureMessage(e: unknown): string {
+  if (isConclaveError(e)) return `${e.message} (${e.code})`;
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** REPORTED_TCB as the sidecar's `endorsed_tcb`/THIM `tcbm`: the LE u64 printed as 16 hex digits. */
+function reportedTcbHex(report: Uint8Array): string {
+  return toHex(Uint8Array.from(report.subarray(0x180, 0x188)).reverse());
+}
+
+export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
+  const log = opts.log ?? (() => undefined);
+  const tee = opts.tee ?? 'snp';
+
+  async function snpEvidence(runtimeData: Uint8Array) {
+    const ev = await opts.source.getEvidence(runtimeData, { tee, runtimeDataType: 'JSON' });
+    if (ev.path !== '/attest/SevSnpVm') throw new RequestError(403, `source ${opts.source.name} produced ${ev.path} evidence, not an SEV-SNP report`);
+    return snpPartsOfBody(ev.body);
+  }
+
+  const routes: Record<string, (body: Record<string, unknown>) => Promise<[number, unknown]>> = {
+    'POST /attest/raw': async (body) => {
+      const runtimeData = stdBase64(required(body, 'runtime_data'));
+      const { report } = await snpEvidence(runtimeData);
+      return [200, { report: toHex(report) }];
+    },
+    'POST /attest/combined': async (body) => {
+      const runtimeData = stdBase64(required(body, 'runtime_data'));
+      const { report, vcekCertChainPem } = await snpEvidence(runtimeData);
+      const combined = {
+        endorsed_tcb: reportedTcbHex(report),
+        endorsements: Buffer.from(vcekCertChainPem ?? '', 'utf8').toString('base64'),
+        evidence: Buffer.from(report).toString('base64'),
+        uvm_endorsements: '',
+      };
+      return [200, { combined_report: JSON.stringify(combined) }];
+    },
+    'POST /attest/maa': async (body) => {
+      const maa = endpointUrl(required(body, 'maa_endpoint', opts.attestationUrl));
+      const runtimeData = stdBase64(required(body, 'runtime_data'));
+      const token = await attest({ attestationUrl: maa, source: opts.source, runtimeData, runtimeDataType: 'JSON', tee, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) });
+      return [200, { token }];
+    },
+    'POST /key/release': async (body) => {
+      const maa = endpointUrl(required(body, 'maa_endpoint', opts.attestationUrl));
+      const kid = required(body, 'kid');
+      const akv = typeof body.akv_endpoint === 'string' && body.akv_endpoint !== '' ? body.akv_endpoint : opts.vaultUrl;
+      const target = parseKid(kid, akv);
+      const accessToken = typeof body.access_token === 'string' && body.access_token !== '' ? body.access_token : undefined;
+      const credential: Credential | undefined = accessToken ? () => accessToken : opts.credential;
+      if (!credential) throw new RequestError(403, 'no access token: pass access_token, or start the agent with --client-id/--client-secret/--token-endpoint or a data dir holding admin.json');
+      const released = await attestAndRelease({
+        attestationUrl: maa,
+        vaultUrl: target.vaultUrl,
+        keyName: target.keyName,
+        ...(target.version ? { version: target.version } : {}),
+        source: opts.source,
+        credential,
+        tee,
+        ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+        ...(opts.trustStore !== undefined ? { trustStore: opts.trustStore } : {}),
+        ...(opts.allowSelfSignedReleaseCert !== undefined ? { allowSelfSignedReleaseCert: opts.allowSelfSignedReleaseCert } : {}),
+      });
+      log('key released', { kid, kty: released.jwk.kty });
+      return [200, { key: JSON.stringify(released.jwk) }];
+    },
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '') || '/';
+    if (req.method === 'GET' && path === '/status') {
+      send(res, 200, { message: 'Status OK' });
+      return;
+    }
+    const route = routes[`${req.method} ${path}`];
+    if (!route) {
+      send(res, 404, { error: `no route ${req.method} ${path}` });
+      return;
+    }
+    try {
+      const body = await readJson(req);
+      const [status, out] = await route(body);
+      send(res, status, out);
+    } catch (e) {
+      if (e instanceof RequestError) {
+        send(res, e.status, { error: e.message });
+        return;
+      }
+      if (isConclaveError(e, 'request.invalid')) {
+        send(res, 400, { error: `invalid request format: ${e.message}` });
+        return;
+      }
+      // The sidecar answers every failure after parsing with 403 Forbidden.
+      log('request failed', { path, error: failureMessage(e) });
+      send(res, 403, { error: failureMessage(e) });
+    }
+  }
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch((e: unknown) => {
+      if (!res.headersSent) send(res, 500, { error: failureMessage(e) });
+    });
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port ?? 8080, '127.0.0.1', () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

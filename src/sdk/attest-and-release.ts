@@ -1,0 +1,67 @@
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { attest } from './attest.js';
+import type { Credential } from './credential.js';
+import type { CaInput } from './http.js';
+import { type ReleaseEnc, type ReleaseTrustOptions, type ReleasedKey, releaseKey } from './release.js';
+import type { EvidenceSource, Tee } from './sources/types.js';
+
+/**
+ * The runtime data of a release: `{"keys":[{"e","key_ops":["encrypt"],"kid","kty":"RSA","n"}]}` with
+ * members in the order the SKR sidecar's JSON encoder writes them and kid = RFC 7638 thumbprint
+ * (sidecar `pkg/common/crypto.go GenerateJWKSet`).
+ */
+export function wrappingJwks(publicJwk: { n: string; e: string }): { kid: string; json: string } {
+  const kid = createHash('sha256').update(JSON.stringify({ e: publicJwk.e, kty: 'RSA', n: publicJwk.n })).digest('base64url');
+  return { kid, json: JSON.stringify({ keys: [{ e: publicJwk.e, key_ops: ['encrypt'], kid, kty: 'RSA', n: publicJwk.n }] }) };
+}
+
+export interface AttestAndReleaseOptions extends ReleaseTrustOptions {
+  readonly attestationUrl: string;
+  readonly vaultUrl: string;
+  readonly keyName: string;
+  readonly version?: string;
+  readonly source: EvidenceSource;
+  readonly credential: Credential;
+  readonly tee?: Tee;
+  readonly ca?: CaInput;
+  readonly nonce?: string;
+  readonly enc?: ReleaseEnc;
+}
+
+export interface AttestAndReleaseResult extends ReleasedKey {
+  /** The attestation token that was presented to the vault. */
+  readonly token: string;
+}
+
+/**
+ * Secure key release end to end: a fresh RSA-2048 wrapping key per call (its private half never leaves
+ * this function), its JWKS as runtime data, attestation, release, unwrap.
+ */
+export async function attestAndRelease(opts: AttestAndReleaseOptions): Promise<AttestAndReleaseResult> {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pub = publicKey.export({ format: 'jwk' }) as { n: string; e: string };
+  const runtimeData = new Uint8Array(Buffer.from(wrappingJwks(pub).json, 'utf8'));
+  const token = await attest({
+    attestationUrl: opts.attestationUrl,
+    source: opts.source,
+    runtimeData,
+    runtimeDataType: 'JSON',
+    ...(opts.tee ? { tee: opts.tee } : {}),
+    ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+  });
+  const released = await releaseKey({
+    vaultUrl: opts.vaultUrl,
+    keyName: opts.keyName,
+    ...(opts.version ? { version: opts.version } : {}),
+    token,
+    credential: opts.credential,
+    privateKey,
+    ...(opts.trustStore !== undefined ? { trustStore: opts.trustStore } : {}),
+    ...(opts.allowSelfSignedReleaseCert !== undefined ? { allowSelfSignedReleaseCert: opts.allowSelfSignedReleaseCert } : {}),
+    ...(opts.at ? { at: opts.at } : {}),
+    ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+    ...(opts.nonce !== undefined ? { nonce: opts.nonce } : {}),
+    ...(opts.enc ? { enc: opts.enc } : {}),
+  });
+  return { ...released, token };
+}

@@ -1,0 +1,53 @@
+import { fail } from '../core/errors.js';
+import { type CaInput, exchangeJson } from './http.js';
+import type { EvidenceSource, MaaEvidence, Tee } from './sources/types.js';
+
+/** What MAA clients send today (the JS SDK and the sidecar use 2020-10-01; the docs list 2022-08-01). */
+export const MAA_API_VERSION = '2022-08-01';
+
+export interface AttestOptions {
+  /** Attestation service base URL (a Conclave, or an MAA instance). */
+  readonly attestationUrl: string;
+  /** A ready request: route and body. */
+  readonly evidence?: MaaEvidence;
+  /** Or a source producing evidence that binds `runtimeData`. */
+  readonly source?: EvidenceSource;
+  /** Runtime data for `source` (bound in REPORT_DATA); with `evidence`, replaces its runtimeData. */
+  readonly runtimeData?: Uint8Array;
+  readonly runtimeDataType?: 'JSON' | 'Binary';
+  /** For sources that play several TEEs. */
+  readonly tee?: Tee;
+  /** Echoed by MAA in the token's `nonce` claim. */
+  readonly nonce?: string;
+  readonly ca?: CaInput;
+  readonly apiVersion?: string;
+}
+
+/** POSTs evidence to `/attest/{type}` and returns the attestation token (a JWT). */
+export async function attest(opts: AttestOptions): Promise<string> {
+  let evidence: MaaEvidence;
+  if (opts.evidence) {
+    evidence = opts.evidence;
+    if (opts.runtimeData) {
+      evidence = { path: evidence.path, body: { ...evidence.body, runtimeData: { data: Buffer.from(opts.runtimeData).toString('base64url'), dataType: opts.runtimeDataType ?? 'JSON' } } };
+    }
+  } else if (opts.source) {
+    evidence = await opts.source.getEvidence(opts.runtimeData ?? new Uint8Array(0), {
+      ...(opts.runtimeDataType ? { runtimeDataType: opts.runtimeDataType } : {}),
+      ...(opts.tee ? { tee: opts.tee } : {}),
+    });
+  } else {
+    throw fail('request.invalid', 'attest needs evidence or an evidence source');
+  }
+  const body = opts.nonce === undefined ? evidence.body : { ...evidence.body, nonce: opts.nonce };
+  const base = opts.attestationUrl.replace(/\/+$/, '');
+  const res = await exchangeJson(`${base}${evidence.path}?api-version=${opts.apiVersion ?? MAA_API_VERSION}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    ca: opts.ca,
+    what: `attestation (${evidence.path})`,
+  });
+  if (typeof res.token !== 'string' || res.token === '') throw fail('sdk.http_error', 'the attestation response has no token', { path: evidence.path });
+  return res.token;
+}

@@ -1,0 +1,157 @@
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import { type KeyObject, constants, createCipheriv, createPrivateKey, generateKeyPairSync, publicEncrypt, randomBytes, webcrypto } from 'node:crypto';
+import { describe, test } from 'node:test';
+import * as x509 from '@peculiar/x509';
+import { signJws } from '../core/jwt.js';
+import { RELEASE_ENC_HASH, type ReleaseEnc, releasedKeyOf, unwrapKeyHsm, verifyReleaseJws } from './release.js';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+const RSA = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) } as const;
+
+async function makeCa(name: string) {
+  const keys = (await webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: `CN=${name}`,
+    notBefore: new Date(Date.now() - 3600_000),
+    notAfter: new Date(Date.now() + 86400_000),
+    signingAlgorithm: RSA,
+    keys,
+    extensions: [new x509.BasicConstraintsExtension(true, undefined, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
+  });
+  return { keys, cert };
+}
+
+async function makeLeaf(ca: { keys: CryptoKeyPair; cert: x509.X509Certificate }, notAfter = new Date(Date.now() + 86400_000)) {
+  const keys = (await webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: '02',
+    subject: 'CN=vault release signer',
+    issuer: ca.cert.subject,
+    notBefore: new Date(Date.now() - 7200_000),
+    notAfter,
+    signingAlgorithm: RSA,
+    publicKey: keys.publicKey,
+    signingKey: ca.keys.privateKey,
+  });
+  const pkcs8 = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
+  return { cert, privateKey: createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' }) };
+}
+
+/** A key_hsm made the way §2.4 describes, independent of the code under test. */
+function wrap(material: Uint8Array, wrappingKey: KeyObject, enc: ReleaseEnc): string {
+  const kek = randomBytes(32);
+  const wrappedKek = publicEncrypt({ key: wrappingKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: RELEASE_ENC_HASH[enc] }, kek);
+  const c = createCipheriv('id-aes256-wrap-pad', kek, Buffer.from('A65959A6', 'hex'));
+  const ciphertext = Buffer.concat([wrappedKek, c.update(material), c.final()]).toString('base64url');
+  return Buffer.from(JSON.stringify({ schema_version: '1.0.0', header: { alg: 'dir', enc }, ciphertext })).toString('base64url');
+}
+
+function releaseJws(signer: KeyObject, x5c: x509.X509Certificate[], keyHsm: string, enc: ReleaseEnc, kty: string): string {
+  const header = { alg: 'RS256', x5c: x5c.map((c) => Buffer.from(c.rawData).toString('base64')) };
+  const payload = {
+    request: { 'api-version': '7.4', enc, kid: 'https://v/keys/k' },
+    response: { key: { attributes: {}, key: { kid: 'https://v/keys/k/0123', kty, key_ops: ['encrypt', 'decrypt'], key_hsm: keyHsm }, release_policy: {} } },
+  };
+  return signJws(header, payload, signer);
+}
+
+describe('release JWS and key_hsm', async () => {
+  const ca = await makeCa('Test Vault CA');
+  const otherCa = await makeCa('Other CA');
+  const leaf = await makeLeaf(ca);
+  const trustStore = ca.cert.toString('pem');
+  const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+
+  const materials = {
+    RSA: () => {
+      const k = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+      return { material: new Uint8Array(k.export({ format: 'der', type: 'pkcs8' })), check: (o: KeyObject) => assert.equal(o.asymmetricKeyType, 'rsa') };
+    },
+    EC: () => {
+      const k = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+      const d = (k.export({ format: 'jwk' }) as { d: string }).d;
+      return { material: new Uint8Array(k.export({ format: 'der', type: 'pkcs8' })), check: (_o: KeyObject, jwk: JsonWebKey) => assert.equal(jwk.d, d) };
+    },
+    'oct-HSM': () => {
+      const raw = randomBytes(32);
+      return { material: new Uint8Array(raw), check: (_o: KeyObject, jwk: JsonWebKey) => assert.equal(jwk.k, raw.toString('base64url')) };
+    },
+  };
+
+  for (const [kty, make] of Object.entries(materials)) {
+    for (const enc of Object.keys(RELEASE_ENC_HASH) as ReleaseEnc[]) {
+      test(`${kty} with ${enc}: verifies and unwraps`, () => {
+        const { material, check } = make();
+        const jws = releaseJws(leaf.privateKey, [leaf.cert, ca.cert], wrap(material, workload.publicKey, enc), enc, kty);
+        const payload = verifyReleaseJws(jws, { trustStore });
+        assert.equal(payload.request.enc, enc);
+        const released = releasedKeyOf(unwrapKeyHsm(payload.response.key.key.key_hsm, payload.request.enc, workload.privateKey), payload.response.key.key);
+        check(released.keyObject, released.jwk);
+        assert.equal(released.jwk.kid, 'https://v/keys/k/0123');
+        assert.equal(released.jwk.kty, kty === 'oct-HSM' ? 'oct' : kty);
+      });
+    }
+  }
+
+  test('a leaf-only x5c chains to its CA in the trust store', () => {
+    const jws = releaseJws(leaf.privateKey, [leaf.cert], wrap(randomBytes(16), workload.publicKey, 'RSA_AES_KEY_WRAP_256'), 'RSA_AES_KEY_WRAP_256', 'oct');
+    assert.ok(verifyReleaseJws(jws, { trustStore }));
+  });
+
+  test('a tampered payload fails the signature check', () => {
+    const jws = releaseJws(leaf.privateKey, [leaf.cert, ca.cert], wrap(randomBytes(32), workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), 'CKM_RSA_AES_KEY_WRAP', 'oct');
+    const [h, p, s] = jws.split('.');
+    const payload = JSON.parse(Buffer.from(p!, 'base64url').toString('utf8'));
+    payload.request.enc = 'RSA_AES_KEY_WRAP_384';
+    const tampered = `${h}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${s}`;
+    assert.throws(() => verifyReleaseJws(tampered, { trustStore }), { code: 'sdk.release_jws_invalid', message: /signature/ });
+  });
+
+  test('a chain to another CA is refused', () => {
+    const jws = releaseJws(leaf.privateKey, [leaf.cert, ca.cert], wrap(randomBytes(32), workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), 'CKM_RSA_AES_KEY_WRAP', 'oct');
+    assert.throws(() => verifyReleaseJws(jws, { trustStore: otherCa.cert.toString('pem') }), { code: 'sdk.release_jws_invalid' });
+  });
+
+  test('a signer cert that claims the trusted CA as issuer but was signed by another key is refused', async () => {
+    const forged = await makeLeaf({ keys: otherCa.keys, cert: ca.cert });
+    const jws = releaseJws(forged.privateKey, [forged.cert], wrap(randomBytes(32), workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), 'CKM_RSA_AES_KEY_WRAP', 'oct');
+    assert.throws(() => verifyReleaseJws(jws, { trustStore }), { code: 'sdk.release_jws_invalid' });
+  });
+
+  test('an expired signer certificate is refused', async () => {
+    const old = await makeLeaf(ca, new Date(Date.now() - 3600_000));
+    const jws = releaseJws(old.privateKey, [old.cert, ca.cert], wrap(randomBytes(32), workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), 'CKM_RSA_AES_KEY_WRAP', 'oct');
+    assert.throws(() => verifyReleaseJws(jws, { trustStore }), { code: 'sdk.release_jws_invalid' });
+  });
+
+  test('self-signed x5c[0]: refused by default, accepted with allowSelfSignedReleaseCert', async () => {
+    const keys = (await webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '03', name: 'CN=conclave', notBefore: new Date(Date.now() - 1000), notAfter: new Date(Date.now() + 86400_000), signingAlgorithm: RSA, keys });
+    const pk = createPrivateKey({ key: Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)), format: 'der', type: 'pkcs8' });
+    const jws = releaseJws(pk, [cert], wrap(randomBytes(32), workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), 'CKM_RSA_AES_KEY_WRAP', 'oct');
+    assert.throws(() => verifyReleaseJws(jws), { code: 'sdk.release_jws_invalid' });
+    assert.ok(verifyReleaseJws(jws, { allowSelfSignedReleaseCert: true }));
+    // a CA-issued leaf is not "self-signed" and needs a trust store
+    const issued = releaseJws(leaf.privateKey, [leaf.cert], wrap(randomBytes(32), workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), 'CKM_RSA_AES_KEY_WRAP', 'oct');
+    assert.throws(() => verifyReleaseJws(issued, { allowSelfSignedReleaseCert: true }), { code: 'sdk.release_jws_invalid' });
+  });
+
+  test('unwrap with the wrong workload key or the wrong enc fails', () => {
+    const keyHsm = wrap(randomBytes(32), workload.publicKey, 'RSA_AES_KEY_WRAP_256');
+    const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    assert.throws(() => unwrapKeyHsm(keyHsm, 'RSA_AES_KEY_WRAP_256', other), { code: 'sdk.unwrap_failed' });
+    assert.throws(() => unwrapKeyHsm(keyHsm, 'CKM_RSA_AES_KEY_WRAP', workload.privateKey), { code: 'sdk.unwrap_failed' });
+    assert.throws(() => unwrapKeyHsm(keyHsm, 'A256KW', workload.privateKey), { code: 'sdk.unwrap_failed' });
+  });
+
+  test('corrupt key material ciphertext fails the AES unwrap integrity check', () => {
+    const blob = JSON.parse(Buffer.from(wrap(randomBytes(32), workload.publicKey, 'RSA_AES_KEY_WRAP_384'), 'base64url').toString('utf8'));
+    const ct = Buffer.from(blob.ciphertext, 'base64url');
+    ct[ct.length - 1]! ^= 1;
+    blob.ciphertext = ct.toString('base64url');
+    assert.throws(() => unwrapKeyHsm(Buffer.from(JSON.stringify(blob)).toString('base64url'), 'RSA_AES_KEY_WRAP_384', workload.privateKey), { code: 'sdk.unwrap_failed' });
+  });
+});

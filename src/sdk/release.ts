@@ -1,0 +1,222 @@
+import { type KeyObject, constants, createDecipheriv, createPrivateKey, createSecretKey, privateDecrypt } from 'node:crypto';
+import { b64url } from '../core/bytes.js';
+import { fail, isConclaveError } from '../core/errors.js';
+import { ASYMMETRIC_ALGS, type JwsAlg, decodeJws, verifyJwsSignature } from '../core/jwt.js';
+import { type Certificate, isIssuedBy, parseCertificate, pemToDer, publicKeyOf, verifyChain } from '../core/x509.js';
+import { type Credential, getAccessToken } from './credential.js';
+import { type CaInput, exchangeJson } from './http.js';
+
+/** The `enc` values of a release (skr-maa-protocol.md §2.2) and their OAEP (= MGF1) hash (§2.4). */
+export const RELEASE_ENC_HASH = {
+  CKM_RSA_AES_KEY_WRAP: 'sha1',
+  RSA_AES_KEY_WRAP_256: 'sha256',
+  RSA_AES_KEY_WRAP_384: 'sha384',
+} as const;
+export type ReleaseEnc = keyof typeof RELEASE_ENC_HASH;
+
+/** Unset `request.enc`: AKV wraps with SHA-1 (§2.3). */
+const DEFAULT_ENC: ReleaseEnc = 'CKM_RSA_AES_KEY_WRAP';
+/** RFC 5649 alternative initial value. */
+const KWP_AIV = Buffer.from('A65959A6', 'hex');
+
+/** The release JWS payload (§2.3); only what the client reads is typed. */
+export interface ReleasePayload {
+  readonly request: { readonly 'api-version'?: string; readonly enc?: string; readonly kid?: string; readonly nonce?: string };
+  readonly response: {
+    readonly key: {
+      readonly attributes?: Record<string, unknown>;
+      readonly key: { readonly kid?: string; readonly kty: string; readonly key_ops?: string[]; readonly key_hsm: string; readonly [k: string]: unknown };
+      readonly release_policy?: Record<string, unknown>;
+    };
+  };
+}
+
+export interface ReleaseTrustOptions {
+  /** PEM CA certificates (self-signed anchors) the x5c chain must end in. */
+  readonly trustStore?: string | readonly string[];
+  /**
+   * Without a trust store, accept a single self-signed x5c[0] (what a Conclave in its default setup
+   * signs with). This trusts whoever answered the HTTPS request: use only with a pinned `ca`.
+   */
+  readonly allowSelfSignedReleaseCert?: boolean;
+  /** Verification time (default now). */
+  readonly at?: Date;
+}
+
+function invalid(message: string, detail?: Record<string, unknown>, cause?: unknown) {
+  return fail('sdk.release_jws_invalid', message, detail, cause);
+}
+
+function anchorsOf(trustStore: string | readonly string[]): Certificate[] {
+  const pems = typeof trustStore === 'string' ? [trustStore] : trustStore;
+  return pems.flatMap((p) => pemToDer(p)).map((der) => parseCertificate(der));
+}
+
+/**
+ * Verifies a release `value` as the SKR sidecar does (akv.go `_releaseKey`): signature by x5c[0] under
+ * the header alg, then the x5c chain to a trust anchor, every certificate valid at `at`. Returns the payload.
+ */
+export function verifyReleaseJws(jws: string, opts: ReleaseTrustOptions = {}): ReleasePayload {
+  let decoded: ReturnType<typeof decodeJws>;
+  try {
+    decoded = decodeJws(jws);
+  } catch (e) {
+    throw invalid('the release value is not a compact JWS with JSON header and payload', undefined, e);
+  }
+  const alg = decoded.header.alg;
+  if (typeof alg !== 'string' || !ASYMMETRIC_ALGS.includes(alg as JwsAlg)) throw invalid(`release JWS alg ${String(alg)} is not allowed`, { alg });
+  const x5c = decoded.header.x5c;
+  if (!Array.isArray(x5c) || x5c.length === 0 || !x5c.every((c) => typeof c === 'string')) throw invalid('release JWS header has no x5c chain');
+  let chain: Certificate[];
+  try {
+    chain = (x5c as string[]).map((c) => parseCertificate(new Uint8Array(Buffer.from(c, 'base64'))));
+  } catch (e) {
+    throw invalid('release JWS x5c holds a certificate that cannot be parsed', undefined, e);
+  }
+  const leaf = chain[0]!;
+  if (!verifyJwsSignature(decoded, publicKeyOf(leaf))) throw invalid('release JWS signature does not verify with x5c[0]', { subject: leaf.subjectCN });
+  const at = opts.at ?? new Date();
+  if (opts.trustStore !== undefined) {
+    const anchors = anchorsOf(opts.trustStore);
+    if (anchors.length === 0) throw invalid('the release trust store holds no certificates');
+    let last: unknown;
+    for (const anchor of anchors) {
+      try {
+        verifyChain(chain, anchor, { at, code: 'sdk.release_jws_invalid', expiredCode: 'sdk.release_jws_invalid' });
+        last = undefined;
+        break;
+      } catch (e) {
+        last = e;
+      }
+    }
+    if (last !== undefined) {
+      if (isConclaveError(last) && /not valid at/.test(last.message)) throw last;
+      throw invalid('release JWS certificate chain does not end in the trust store', { subject: leaf.subjectCN, issuer: chain[chain.length - 1]!.issuerCN }, last);
+    }
+  } else {
+    if (!opts.allowSelfSignedReleaseCert) throw invalid('no trust store for the release JWS chain (give trustStore, or allowSelfSignedReleaseCert for a self-signed Conclave signer)');
+    if (chain.length !== 1 || !isIssuedBy(leaf, leaf)) throw invalid('allowSelfSignedReleaseCert accepts only a single self-signed x5c certificate', { length: chain.length });
+    if (at < leaf.notBefore || at > leaf.notAfter) {
+      throw invalid(`release signing certificate is not valid at ${at.toISOString()}`, { notBefore: leaf.notBefore.toISOString(), notAfter: leaf.notAfter.toISOString() });
+    }
+  }
+  const p = decoded.payload as Partial<ReleasePayload>;
+  const key = p.response?.key?.key;
+  if (!p.request || typeof p.request !== 'object' || !key || typeof key.key_hsm !== 'string' || typeof key.kty !== 'string') {
+    throw invalid('release JWS payload lacks request or response.key.key.key_hsm');
+  }
+  return p as ReleasePayload;
+}
+
+/**
+ * Unwraps `key_hsm` (§2.4): base64url JSON `{schema_version, header, ciphertext}` (or the bare ciphertext),
+ * ciphertext = RSA-OAEP(KEK) ‖ AES-KWP(KEK, material). Returns the key material.
+ */
+export function unwrapKeyHsm(keyHsm: string, enc: string | undefined, privateKey: KeyObject): Uint8Array {
+  const e = (enc ?? DEFAULT_ENC) as ReleaseEnc;
+  const hash = RELEASE_ENC_HASH[e];
+  if (!hash) throw fail('sdk.unwrap_failed', `unknown release enc ${String(enc)}`, { enc });
+  let ciphertext: Buffer;
+  const outer = Buffer.from(keyHsm, 'base64url');
+  if (outer[0] === 0x7b) {
+    try {
+      const blob = JSON.parse(outer.toString('utf8')) as { ciphertext?: unknown };
+      if (typeof blob.ciphertext !== 'string') throw new Error('no ciphertext');
+      ciphertext = Buffer.from(blob.ciphertext, 'base64url');
+    } catch (err) {
+      throw fail('sdk.unwrap_failed', 'key_hsm is not a transfer blob with a ciphertext', undefined, err);
+    }
+  } else {
+    ciphertext = outer;
+  }
+  const bits = privateKey.asymmetricKeyDetails?.modulusLength;
+  if (privateKey.asymmetricKeyType !== 'rsa' || privateKey.type !== 'private' || !bits) throw fail('sdk.unwrap_failed', 'the workload key is not an RSA private key');
+  const n = Math.ceil(bits / 8);
+  if (ciphertext.length <= n + 8) throw fail('sdk.unwrap_failed', 'key_hsm ciphertext is too short for the wrapping key', { length: ciphertext.length, modulusBytes: n });
+  let kek: Buffer;
+  try {
+    kek = privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, ciphertext.subarray(0, n));
+  } catch (err) {
+    throw fail('sdk.unwrap_failed', `RSA-OAEP (${hash}) decryption of the KEK failed: wrong wrapping key or enc`, { enc: e }, err);
+  }
+  try {
+    const cipher = kek.length === 16 ? 'id-aes128-wrap-pad' : kek.length === 24 ? 'id-aes192-wrap-pad' : 'id-aes256-wrap-pad';
+    const d = createDecipheriv(cipher, kek, KWP_AIV);
+    return new Uint8Array(Buffer.concat([d.update(ciphertext.subarray(n)), d.final()]));
+  } catch (err) {
+    throw fail('sdk.unwrap_failed', 'AES key unwrap (RFC 5649) of the key material failed', { enc: e }, err);
+  } finally {
+    kek.fill(0);
+  }
+}
+
+export interface ReleasedKey {
+  readonly keyObject: KeyObject;
+  /** Private JWK (RSA/EC) or `{kty:'oct', k}`, with the vault's `kid` and `key_ops`. */
+  readonly jwk: JsonWebKey & { kid?: string };
+}
+
+/** Turns unwrapped material into a key: PKCS#8 DER for RSA/EC, raw bytes for oct (§2.4). */
+export function releasedKeyOf(material: Uint8Array, released: ReleasePayload['response']['key']['key']): ReleasedKey {
+  const kty = released.kty.replace(/-HSM$/, '');
+  const extra = { ...(released.kid ? { kid: released.kid } : {}), ...(Array.isArray(released.key_ops) ? { key_ops: released.key_ops } : {}) };
+  if (kty === 'oct') {
+    return { keyObject: createSecretKey(Buffer.from(material)), jwk: { kty: 'oct', k: b64url(material), ...extra } };
+  }
+  if (kty !== 'RSA' && kty !== 'EC') throw fail('sdk.unwrap_failed', `released key type ${released.kty} is not RSA, EC or oct`, { kty: released.kty });
+  let keyObject: KeyObject;
+  try {
+    keyObject = createPrivateKey({ key: Buffer.from(material), format: 'der', type: 'pkcs8' });
+  } catch (err) {
+    throw fail('sdk.unwrap_failed', `the released ${kty} key material is not PKCS#8`, { kty }, err);
+  }
+  const expected = kty === 'RSA' ? 'rsa' : 'ec';
+  if (keyObject.asymmetricKeyType !== expected) throw fail('sdk.unwrap_failed', `the released key material is ${keyObject.asymmetricKeyType}, not ${kty}`, { kty });
+  return { keyObject, jwk: { ...(keyObject.export({ format: 'jwk' }) as JsonWebKey), ...extra } };
+}
+
+export interface ReleaseKeyOptions extends ReleaseTrustOptions {
+  /** Vault base URL, e.g. https://127.0.0.1:8443 or https://myvault.vault.azure.net. */
+  readonly vaultUrl: string;
+  readonly keyName: string;
+  readonly version?: string;
+  /** The attestation token (`target`). */
+  readonly token: string;
+  readonly credential: Credential;
+  /** The workload's RSA private key whose public half is in the token's x-ms-runtime.keys. */
+  readonly privateKey: KeyObject;
+  readonly ca?: CaInput;
+  readonly nonce?: string;
+  readonly enc?: ReleaseEnc;
+  /** Defaults to 7.4, what the SKR sidecar sends. */
+  readonly apiVersion?: string;
+}
+
+/**
+ * POST /keys/{name}[/{version}]/release with the token, verify the release JWS, unwrap `key_hsm` with
+ * the workload key.
+ */
+export async function releaseKey(opts: ReleaseKeyOptions): Promise<ReleasedKey> {
+  const accessToken = await getAccessToken(opts.credential, opts.ca);
+  const base = opts.vaultUrl.replace(/\/+$/, '');
+  const path = `/keys/${encodeURIComponent(opts.keyName)}${opts.version ? `/${encodeURIComponent(opts.version)}` : ''}/release`;
+  const body: Record<string, string> = { target: opts.token };
+  if (opts.nonce !== undefined) body.nonce = opts.nonce;
+  if (opts.enc !== undefined) body.enc = opts.enc;
+  const res = await exchangeJson(`${base}${path}?api-version=${opts.apiVersion ?? '7.4'}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${accessToken}` },
+    body: JSON.stringify(body),
+    ca: opts.ca,
+    what: `releasing key ${opts.keyName}`,
+  });
+  if (typeof res.value !== 'string') throw invalid('the release response has no value');
+  const payload = verifyReleaseJws(res.value, opts);
+  const released = payload.response.key.key;
+  const material = unwrapKeyHsm(released.key_hsm, payload.request.enc, opts.privateKey);
+  try {
+    return releasedKeyOf(material, released);
+  } finally {
+    material.fill(0);
+  }
+}

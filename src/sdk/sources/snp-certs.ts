@@ -1,0 +1,76 @@
+import { ByteReader, isAllZero } from '../../core/bytes.js';
+import { fail } from '../../core/errors.js';
+import { derToPem } from '../../core/x509.js';
+
+/**
+ * GUIDs of the SEV-SNP extended-guest-request certificate table (GHCB spec §4.1.8.1; Linux
+ * `include/uapi/linux/sev-guest.h` users): what configfs-tsm returns in `auxblob` for sev_guest.
+ */
+export const SNP_CERT_GUIDS = {
+  vcek: '63da758d-e664-4564-adc5-f4b93be8accd',
+  vlek: 'a8074bc2-a25a-483e-aae6-39c045a0b8a1',
+  ask: '4ab7b379-bbac-4fe4-a02f-05aef327c782',
+  ark: 'c0b406a4-a803-4952-9743-3fb6014cd0ae',
+  crl: '92f81bc3-5811-4d3d-97ff-d19f88dc67ea',
+} as const;
+
+export type SnpCertTable = Partial<Record<keyof typeof SNP_CERT_GUIDS, Uint8Array>> & { readonly other: ReadonlyMap<string, Uint8Array> };
+
+/** GUID text form: the first three fields are little-endian (RFC 4122 as Microsoft/UEFI store it). */
+export function guidToString(b: Uint8Array): string {
+  const h = Buffer.from(b).toString('hex');
+  const le = (s: string) => s.match(/../g)!.reverse().join('');
+  return `${le(h.slice(0, 8))}-${le(h.slice(8, 12))}-${le(h.slice(12, 16))}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+}
+
+export function guidToBytes(guid: string): Uint8Array {
+  const p = guid.split('-');
+  const le = (s: string) => s.match(/../g)!.reverse().join('');
+  return new Uint8Array(Buffer.from(le(p[0]!) + le(p[1]!) + le(p[2]!) + p[3]! + p[4]!, 'hex'));
+}
+
+/**
+ * Parses the certificate table: entries `{guid[16], offset u32, length u32}` ended by an all-zero entry;
+ * offsets count from the start of the table.
+ */
+export function parseSnpCertTable(table: Uint8Array): SnpCertTable {
+  const r = new ByteReader(table, 'SNP certificate table', 'evidence.truncated');
+  const out: Record<string, Uint8Array> = {};
+  const other = new Map<string, Uint8Array>();
+  for (;;) {
+    const guid = r.view_('guid', 16);
+    const offset = r.u32('offset');
+    const length = r.u32('length');
+    if (isAllZero(guid) && offset === 0 && length === 0) break;
+    if (offset + length > table.byteLength) throw fail('evidence.truncated', 'SNP certificate table entry points past the table', { offset, length, size: table.byteLength });
+    const data = new Uint8Array(table.subarray(offset, offset + length));
+    const name = guidToString(guid);
+    const known = (Object.keys(SNP_CERT_GUIDS) as (keyof typeof SNP_CERT_GUIDS)[]).find((k) => SNP_CERT_GUIDS[k] === name);
+    if (known) out[known] = data;
+    else other.set(name, data);
+  }
+  return { ...out, other } as SnpCertTable;
+}
+
+/** Builds a certificate table (for fakes and tests). */
+export function encodeSnpCertTable(entries: ReadonlyArray<{ guid: string; data: Uint8Array }>): Uint8Array {
+  const headerSize = (entries.length + 1) * 24;
+  const total = headerSize + entries.reduce((n, e) => n + e.data.byteLength, 0);
+  const out = Buffer.alloc(total);
+  let at = headerSize;
+  entries.forEach((e, i) => {
+    Buffer.from(guidToBytes(e.guid)).copy(out, i * 24);
+    out.writeUInt32LE(at, i * 24 + 16);
+    out.writeUInt32LE(e.data.byteLength, i * 24 + 20);
+    Buffer.from(e.data).copy(out, at);
+    at += e.data.byteLength;
+  });
+  return new Uint8Array(out);
+}
+
+/** PEM VEK ‖ ASK ‖ ARK (the MAA `VcekCertChain` order) from a table, or undefined without a VEK. */
+export function certChainPemOf(table: SnpCertTable): string | undefined {
+  const vek = table.vcek ?? table.vlek;
+  if (!vek) return undefined;
+  return [vek, table.ask, table.ark].filter((c): c is Uint8Array => c !== undefined && c.byteLength > 0).map((c) => derToPem(c)).join('');
+}

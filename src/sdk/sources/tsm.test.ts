@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { sha256 } from '../../core/bytes.js';
+import { pemToDer } from '../../core/x509.js';
+import { readFixture, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
+import { snpPartsOfBody } from './maa-body.js';
+import { SNP_CERT_GUIDS, encodeSnpCertTable, parseSnpCertTable } from './snp-certs.js';
+import { type TsmFs, requestTsmReport, tsmSource } from './tsm.js';
+
+/**
+ * A fake kernel over a temp dir with the configfs-tsm file protocol: mkdir populates the entry,
+ * every write to inblob/privlevel bumps `generation`, reading outblob produces a report over inblob.
+ */
+function fakeConfigfs(opts: { provider: string; auxblob?: Uint8Array; concurrentWriter?: boolean }) {
+  const state = new Map<string, { generation: number; inblob: Uint8Array; privlevel?: number }>();
+  const writes: string[] = [];
+  const fs: TsmFs = {
+    stat: (p) => fsp.stat(p),
+    async mkdir(p) {
+      await fsp.mkdir(p);
+      state.set(p, { generation: 0, inblob: new Uint8Array(0) });
+      await fsp.writeFile(join(p, 'provider'), `${opts.provider}\n`);
+      await fsp.writeFile(join(p, 'generation'), '0\n');
+    },
+    async rmdir(p) {
+      state.delete(p);
+      await fsp.rm(p, { recursive: true });
+    },
+    async writeFile(p, data) {
+      const s = state.get(dirname(p))!;
+      const name = basename(p);
+      if (name !== 'inblob' && name !== 'privlevel') throw Object.assign(new Error(`EACCES: ${name} is read-only`), { code: 'EACCES' });
+      if (name === 'inblob') {
+        if (data.byteLength > 64) throw new Error('EINVAL');
+        s.inblob = new Uint8Array(data);
+      } else s.privlevel = Number(Buffer.from(data).toString());
+      s.generation++;
+      writes.push(name);
+      await fsp.writeFile(join(dirname(p), 'generation'), `${s.generation}\n`);
+    },
+    async readFile(p) {
+      const dir = dirname(p);
+      const s = state.get(dir)!;
+      const name = basename(p);
+      if (name === 'outblob') {
+        const report = new Uint8Array(1184);
+        report[0] = 2;
+        report.set(s.inblob, 0x50);
+        if (opts.concurrentWriter) {
+          s.generation++;
+          await fsp.writeFile(join(dir, 'generation'), `${s.generation}\n`);
+        }
+        return report;
+      }
+      if (name === 'auxblob') {
+        if (!opts.auxblob) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
+        return opts.auxblob;
+      }
+      return new Uint8Array(await fsp.readFile(p));
+    },
+  };
+  return { fs, writes, entries: state };
+}
+
+describe('configfs-tsm source', () => {
+  const base = mkdtempSync(join(tmpdir(), 'conclave-tsm-'));
+  after(() => rmSync(base, { recursive: true, force: true }));
+  let n = 0;
+  const newRoot = async () => {
+    const root = join(base, `report${n++}`);
+    await fsp.mkdir(root);
+    return root;
+  };
+
+  test('SEV-SNP: REPORT_DATA = SHA-256(runtime data) ‖ zeros, certificates from auxblob, entry removed', { skip: skipWithoutFixtures() }, async () => {
+    const root = await newRoot();
+    const vcek = new Uint8Array(readFixture('amd', 'snp-milan-virtee', 'vcek.der'));
+    const [ask, ark] = pemToDer(readFixtureText('amd', 'snp-milan-virtee', 'cert_chain.pem'));
+    const auxblob = encodeSnpCertTable([
+      { guid: SNP_CERT_GUIDS.ark, data: ark! },
+      { guid: SNP_CERT_GUIDS.vcek, data: vcek },
+      { guid: SNP_CERT_GUIDS.ask, data: ask! },
+    ]);
+    const fake = fakeConfigfs({ provider: 'sev_guest', auxblob });
+    const runtimeData = new Uint8Array(Buffer.from('{"keys":[]}'));
+    const ev = await tsmSource({ root, fs: fake.fs }).getEvidence(runtimeData);
+    assert.equal(ev.path, '/attest/SevSnpVm');
+    const { report, vcekCertChainPem } = snpPartsOfBody(ev.body);
+    assert.deepEqual(report.subarray(0x50, 0x70), sha256(runtimeData));
+    assert.deepEqual(report.subarray(0x70, 0x90), new Uint8Array(32));
+    const chain = pemToDer(vcekCertChainPem!);
+    assert.deepEqual(chain.map((c) => Buffer.from(c).toString('hex')), [vcek, ask!, ark!].map((c) => Buffer.from(c).toString('hex')), 'VCEK, ASK, ARK order');
+    assert.equal(Buffer.from((ev.body.runtimeData as { data: string }).data, 'base64').toString(), '{"keys":[]}');
+    assert.deepEqual(await fsp.readdir(root), [], 'report entry removed');
+  });
+
+  test('TDX: outblob becomes the TdxVm quote', async () => {
+    const root = await newRoot();
+    const fake = fakeConfigfs({ provider: 'tdx_guest' });
+    const ev = await tsmSource({ root, fs: fake.fs }).getEvidence(new Uint8Array([1, 2, 3]), { runtimeDataType: 'Binary' });
+    assert.equal(ev.path, '/attest/TdxVm');
+    assert.equal(Buffer.from(ev.body.quote as string, 'base64').byteLength, 1184);
+    assert.deepEqual(ev.body.runtimeData, { data: 'AQID', dataType: 'Binary' });
+  });
+
+  test('a concurrent writer (generation moved beyond our own writes) fails', async () => {
+    const root = await newRoot();
+    const fake = fakeConfigfs({ provider: 'sev_guest', concurrentWriter: true });
+    await assert.rejects(requestTsmReport(new Uint8Array(64), { root, fs: fake.fs }), { code: 'sdk.evidence_failed' });
+    assert.deepEqual(await fsp.readdir(root), [], 'entry removed after failure');
+  });
+
+  test('privlevel counts as one of our own writes', async () => {
+    const root = await newRoot();
+    const fake = fakeConfigfs({ provider: 'sev_guest' });
+    const r = await requestTsmReport(new Uint8Array(64), { root, fs: fake.fs, privlevel: 2 });
+    assert.equal(r.generation, 2);
+    assert.deepEqual(fake.writes, ['privlevel', 'inblob']);
+    assert.equal(r.auxblob, undefined);
+  });
+
+  test('unknown provider and missing root are clear unavailability errors', async () => {
+    const root = await newRoot();
+    const fake = fakeConfigfs({ provider: 'arm_cca_guest' });
+    await assert.rejects(requestTsmReport(new Uint8Array(64), { root, fs: fake.fs }), { code: 'sdk.evidence_source_unavailable', message: /arm_cca_guest/ });
+    await assert.rejects(requestTsmReport(new Uint8Array(64), { root: join(base, 'absent') }), {
+      code: 'sdk.evidence_source_unavailable',
+      message: /configfs-tsm not found at .*Linux 6\.7\+/,
+    });
+  });
+
+  test('certificate table: round trip, unknown GUIDs kept aside, truncated table rejected', () => {
+    const t = encodeSnpCertTable([
+      { guid: SNP_CERT_GUIDS.vlek, data: new Uint8Array([1, 2]) },
+      { guid: '00112233-4455-6677-8899-aabbccddeeff', data: new Uint8Array([9]) },
+    ]);
+    const parsed = parseSnpCertTable(t);
+    assert.deepEqual(parsed.vlek, new Uint8Array([1, 2]));
+    assert.deepEqual(parsed.other.get('00112233-4455-6677-8899-aabbccddeeff'), new Uint8Array([9]));
+    assert.throws(() => parseSnpCertTable(t.subarray(0, 30)), { code: 'evidence.truncated' });
+  });
+});

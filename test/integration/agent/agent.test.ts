@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { attestAndRelease, decodeToken, simSource } from '../../../src/sdk/index.js';
+import { type TestServer, startTestServer } from '../../helpers/server.js';
+import { type AgentProcess, agentCall, createReleasableKey, runCli, spawnAgent } from './helpers.js';
+
+describe('conclave agent (SKR sidecar API) and SDK against a simulated server', () => {
+  let server: TestServer;
+  let agent: AgentProcess;
+  let hostPort: string;
+  let publicKey: Record<string, unknown>;
+
+  before(async () => {
+    server = await startTestServer({ simulate: true });
+    hostPort = new URL(server.url).host;
+    publicKey = await createReleasableKey(server, 'skr-test');
+    agent = await spawnAgent(['--source', 'sim', '--data-dir', server.dataDir, '--ca', server.caPath, '--allow-self-signed-release-cert']);
+  });
+  after(async () => {
+    await agent?.stop();
+    await server?.stop();
+  });
+
+  test('GET /status', async () => {
+    assert.deepEqual(await agentCall(agent.url, 'GET', '/status'), { status: 200, json: { message: 'Status OK' } });
+  });
+
+  test('POST /key/release exactly as the sidecar README calls it releases the key', async () => {
+    const r = await agentCall(agent.url, 'POST', '/key/release', { maa_endpoint: hostPort, akv_endpoint: hostPort, kid: 'skr-test' });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal(typeof r.json.key, 'string', 'key is a JWK as a JSON string');
+    const jwk = JSON.parse(r.json.key as string) as Record<string, unknown>;
+    assert.equal(jwk.kty, 'RSA');
+    assert.equal(jwk.n, publicKey.n, 'the released key is the vault key');
+    assert.equal(typeof jwk.d, 'string');
+  });
+
+  test('POST /attest/maa returns a token binding the runtime data', async () => {
+    const runtime = { nonce: 'abc' };
+    const r = await agentCall(agent.url, 'POST', '/attest/maa', { maa_endpoint: `https://${hostPort}`, runtime_data: Buffer.from(JSON.stringify(runtime)).toString('base64') });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const claims = decodeToken(r.json.token as string).claims;
+    assert.deepEqual(claims['x-ms-runtime'], runtime);
+  });
+
+  test('POST /attest/raw returns a hex SNP report over SHA-256(runtime_data)', async () => {
+    const r = await agentCall(agent.url, 'POST', '/attest/raw', { runtime_data: Buffer.from('hello').toString('base64') });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const report = Buffer.from(r.json.report as string, 'hex');
+    assert.equal(report.byteLength, 1184);
+    assert.equal(report.subarray(0x50, 0x70).toString('hex'), '2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824');
+  });
+
+  test('POST /attest/combined returns the sidecar combined_report JSON string', async () => {
+    const r = await agentCall(agent.url, 'POST', '/attest/combined', { runtime_data: Buffer.from('hello').toString('base64') });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const c = JSON.parse(r.json.combined_report as string) as Record<string, string>;
+    assert.deepEqual(Object.keys(c), ['endorsed_tcb', 'endorsements', 'evidence', 'uvm_endorsements']);
+    assert.match(c.endorsed_tcb!, /^[0-9a-f]{16}$/);
+    assert.equal(Buffer.from(c.evidence!, 'base64').byteLength, 1184);
+  });
+
+  test('sidecar error shapes: missing field → 400 {error}, unknown key → 403 {error}', async () => {
+    const bad = await agentCall(agent.url, 'POST', '/key/release', { akv_endpoint: hostPort });
+    assert.equal(bad.status, 400);
+    assert.equal(typeof bad.json.error, 'string');
+    const missing = await agentCall(agent.url, 'POST', '/key/release', { maa_endpoint: hostPort, akv_endpoint: hostPort, kid: 'no-such-key' });
+    assert.equal(missing.status, 403);
+    assert.match(missing.json.error as string, /404|KeyNotFound|not found/i);
+    const b64 = await agentCall(agent.url, 'POST', '/attest/raw', { runtime_data: 'not base64!' });
+    assert.equal(b64.status, 400);
+  });
+
+  test('SDK attestAndRelease in-process releases the same key', async () => {
+    const admin = JSON.parse(readFileSync(server.adminPath, 'utf8'));
+    const released = await attestAndRelease({
+      attestationUrl: server.url,
+      vaultUrl: server.url,
+      keyName: 'skr-test',
+      source: simSource({ dataDir: server.dataDir, tee: 'snp' }),
+      credential: admin,
+      ca: readFileSync(server.caPath),
+      allowSelfSignedReleaseCert: true,
+    });
+    assert.equal(released.jwk.n, publicKey.n);
+    assert.equal(released.keyObject.asymmetricKeyType, 'rsa');
+    const claims = decodeToken(released.token).claims as { 'x-ms-runtime': { keys: Array<Record<string, unknown>> } };
+    const wrappingKey = claims['x-ms-runtime'].keys[0]!;
+    assert.deepEqual(Object.keys(wrappingKey), ['e', 'key_ops', 'kid', 'kty', 'n'], 'runtime data as the sidecar writes it');
+    assert.equal('d' in wrappingKey, false);
+  });
+
+  test('conclave attest --source sim, then token verify: 0 for the token, 1 when tampered', async () => {
+    const a = await runCli(['attest', '--url', server.url, '--source', 'sim', '--tee', 'snp', '--data-dir', server.dataDir, '--ca', server.caPath, '--output', 'json']);
+    assert.equal(a.code, 0, a.stderr);
+    const token = JSON.parse(a.stdout).token as string;
+    const ok = await runCli(['token', 'verify', token, '--issuer', server.url, '--ca', server.caPath, '--output', 'json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(JSON.parse(ok.stdout).valid, true);
+    const [h, p, sig] = token.split('.');
+    const claims = JSON.parse(Buffer.from(p!, 'base64url').toString('utf8'));
+    claims['x-ms-attestation-type'] = 'sgx';
+    const forged = `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${sig}`;
+    const bad = await runCli(['token', 'verify', forged, '--issuer', server.url, '--ca', server.caPath, '--output', 'json']);
+    assert.equal(bad.code, 1);
+    assert.equal(JSON.parse(bad.stdout).code, 'sdk.token_invalid');
+  });
+});
