@@ -39,6 +39,8 @@ export interface AttestationServiceDeps {
   readonly signer: () => Promise<TokenSigner>;
   readonly issuer: () => string;
   readonly now: () => Date;
+  /** A monotonic millisecond clock for cache expiry (not for verification, which uses `now`). */
+  readonly cacheClockMs: () => number;
   readonly tokenLifetimeSeconds: number;
   /** Present only when the operator opted in (`--simulate`): its roots are trusted, its tokens say so. */
   readonly simulated?: SimulatedTee | undefined;
@@ -81,7 +83,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
   let versionCheckedAt = 0;
 
   async function currentPolicy(type: PolicyAttestationType): Promise<CachedPolicy> {
-    const nowMs = Date.now();
+    const nowMs = deps.cacheClockMs();
     if (nowMs - versionCheckedAt > POLICY_RECHECK_MS) {
       versionCheckedAt = nowMs;
       const v = await deps.policies.version();

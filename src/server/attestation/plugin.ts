@@ -41,6 +41,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     signer,
     issuer,
     now: ctx.now,
+    cacheClockMs: () => performance.now(),
     tokenLifetimeSeconds: ctx.config.tokenLifetimeSeconds,
     simulated: ctx.config.simulate ? loadOrCreateSimulatedTee(ctx.config.dataDir) : undefined,
   });
