@@ -1,8 +1,15 @@
 import type { QuoteCollateral } from '../collateral/intel/collateral.js';
+import type { AmdProduct } from '../collateral/roots/amd.js';
+import type { SnpTcbParts } from '../evidence/snp/report.js';
 
 /** Where the attestation service gets Intel collateral (our collateral service, or any PCS/THIM). */
 export interface QuoteCollateralSource {
   getQuoteCollateral(req: { tee: 'sgx' | 'tdx'; fmspc: string; pceId: string; caType: 'processor' | 'platform' }): Promise<QuoteCollateral>;
+}
+
+/** Where the attestation service gets a VCEK and its chain when evidence carries none (KDS/THIM). */
+export interface SnpCertificateSource {
+  getVcek(req: { product: AmdProduct; chipId: Uint8Array; tcb: SnpTcbParts }): Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>;
 }
 
 /** A policy as stored: the policy text, the JWS it arrived in, and its signer (if signed). */

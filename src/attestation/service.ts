@@ -12,10 +12,11 @@ import type { Quote } from '../evidence/dcap/quote.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { SIMULATED_ROOT_CN } from '../evidence/simulated/index.js';
 import { SnpVerifierCache, verifyAzureHclReport, verifyMaaSevSnpEvidence } from '../evidence/snp/index.js';
-import { isHclReport } from '../evidence/azure-vtpm/hcl.js';
+import { isHclReport, parseHclReport } from '../evidence/azure-vtpm/hcl.js';
+import { decodeTcb, parseSnpReport, productFromCpuid, tcbLayoutOf } from '../evidence/snp/report.js';
 import { type Claims, incomingClaims, sgxClaims, snpClaims, tdxClaims } from './claims.js';
 import { type CompiledPolicy, DEFAULT_POLICIES, type PolicyAttestationType, compilePolicy, decodePolicyJws, evaluatePolicy, looksLikeJws, parsePolicy, policyHash } from './policy/index.js';
-import type { PolicyStore, QuoteCollateralSource, StoredPolicy } from './ports.js';
+import type { PolicyStore, QuoteCollateralSource, SnpCertificateSource, StoredPolicy } from './ports.js';
 import { type DataInput, checkReportDataBinding, parseDataInput } from './runtime-data.js';
 import { type TokenSigner, issueToken } from './token.js';
 
@@ -35,6 +36,7 @@ export function canonicalType<T extends string>(raw: string, types: readonly T[]
 
 export interface AttestationServiceDeps {
   readonly collateral: QuoteCollateralSource;
+  readonly snpCertificates: SnpCertificateSource;
   readonly policies: PolicyStore;
   readonly signer: () => Promise<TokenSigner>;
   readonly issuer: () => string;
@@ -151,12 +153,17 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     return { claims: tdxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: anchors.simulated };
   }
 
-  function attestSnp(reportField: string, runtime: DataInput | undefined, initTime: DataInput | undefined, at: Date) {
+  async function attestSnp(reportField: string, runtime: DataInput | undefined, initTime: DataInput | undefined, at: Date) {
     const decoded = fromB64(reportField, 'report');
     const opts = { at, cache: snpCache };
     if (isHclReport(decoded)) {
       // Azure CVM form: the HCL report from the vTPM binds its own runtime data (HCLAkPub, HCLEkPub, …).
-      const r = verifyAzureHclReport(decoded, {}, { ...opts, ...(runtime ? { runtimeData: runtime.bytes } : {}) });
+      // It carries no certificates: the VCEK comes from the collateral service (KDS/THIM), by chip and TCB.
+      const report = parseSnpReport(parseHclReport(decoded).hwReport);
+      const product = report.cpuid ? productFromCpuid(report.cpuid.family, report.cpuid.model) : undefined;
+      if (!product) throw fail('snp.certificate_missing', 'the SNP report names no product (report version 2 has no CPUID); send the VCEK with the evidence');
+      const certs = await deps.snpCertificates.getVcek({ product, chipId: report.chipId, tcb: decodeTcb(report.reportedTcb, tcbLayoutOf(product)) });
+      const r = verifyAzureHclReport(decoded, certs, { ...opts, ...(runtime ? { runtimeData: runtime.bytes } : {}) });
       return { claims: snpClaims(r, 'azure-hcl', runtime, initTime), simulated: false };
     }
     // Container form: base64url(JSON {SnpReport, VcekCertChain, Endorsements}). Try the pinned AMD roots
@@ -181,7 +188,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       const evidence = (body as Record<string, unknown>)[evidenceField];
       if (typeof evidence !== 'string' || evidence === '') throw fail('request.invalid', `the request needs "${evidenceField}" (base64url)`, { field: evidenceField });
       let verified: { claims: Claims; simulated: boolean };
-      if (type === 'SevSnpVm') verified = attestSnp(evidence, runtime, initTime, at);
+      if (type === 'SevSnpVm') verified = await attestSnp(evidence, runtime, initTime, at);
       else {
         let bytes = fromB64(evidence, evidenceField);
         // Open Enclave wraps the quote in a 16-byte header {version=1, type=2 (remote), size u64}.

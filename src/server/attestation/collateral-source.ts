@@ -1,4 +1,6 @@
-import type { QuoteCollateralSource } from '../../attestation/ports.js';
+import { readFileSync } from 'node:fs';
+import type { QuoteCollateralSource, SnpCertificateSource } from '../../attestation/ports.js';
+import { fetchCertChain, fetchVcek } from '../../upstream/kds.js';
 import { type QuoteCollateral, collateralFromPcsResponses } from '../../collateral/intel/collateral.js';
 import { fail } from '../../core/errors.js';
 import type { HttpGetter } from '../../upstream/https-get.js';
@@ -52,6 +54,29 @@ export function createPcsCollateralSource(baseUrl: () => string | undefined, htt
       cache.set(key, { at: nowMs(), value });
       value.catch(() => cache.delete(key));
       return value;
+    },
+  };
+}
+
+/**
+ * VCEKs for SNP evidence that carries none (the Azure CVM HCL form), fetched with the AMD KDS API from
+ * the collateral base URL and kept in memory per chip and TCB: a VCEK never changes for those.
+ */
+export function createKdsCertificateSource(baseUrl: () => string | undefined, caFile: string): SnpCertificateSource {
+  const cache = new Map<string, Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>>();
+  return {
+    getVcek({ product, chipId, tcb }) {
+      const key = `${product}:${Buffer.from(chipId).toString('hex')}:${tcb.bootloader}.${tcb.tee}.${tcb.snp}.${tcb.microcode}.${tcb.fmc ?? ''}`;
+      let hit = cache.get(key);
+      if (!hit) {
+        const base = baseUrl();
+        if (!base) return Promise.reject(fail('snp.certificate_missing', 'no collateral service is configured to fetch the VCEK from'));
+        const opts = { baseUrl: base, ca: readFileSync(caFile) };
+        hit = Promise.all([fetchVcek(opts, product, chipId, tcb), fetchCertChain(opts, product)]).then(([vcek, chain]) => ({ vcek, chain }));
+        cache.set(key, hit);
+        hit.catch(() => cache.delete(key));
+      }
+      return hit;
     },
   };
 }

@@ -10,7 +10,7 @@ import { loadOrCreateSimulatedTee } from '../../evidence/simulated/index.js';
 import { createPolicyStore } from '../../storage/attestation-store.js';
 import { createHttpGetter } from '../../upstream/https-get.js';
 import type { AppContext } from '../context.js';
-import { createPcsCollateralSource } from './collateral-source.js';
+import { createKdsCertificateSource, createPcsCollateralSource } from './collateral-source.js';
 
 /** api-versions of MAA's data plane that we accept (skr-maa-protocol.md §4.1); a missing one is refused as MAA does. */
 export const MAA_API_VERSIONS = ['2018-09-01-preview', '2020-10-01', '2022-08-01', '2022-09-01-preview', '2025-06-01', '2026-03-11-preview'];
@@ -34,9 +34,13 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     return { kid: k.kid, privateKey: k.privateKey, certDer: k.certDer };
   };
   const policies = createPolicyStore(ctx.db, ctx.now);
-  const collateralBase = () => (ctx.config.services.includes('collateral') ? ctx.baseUrl() : ctx.config.upstreamIntel);
+  // Collateral comes from our own collateral service when it runs in this process, else from the upstreams.
+  const local = ctx.config.services.includes('collateral');
+  const collateralBase = () => (local ? ctx.baseUrl() : ctx.config.upstreamIntel);
+  const amdBase = () => (local ? ctx.baseUrl() : ctx.config.upstreamAmd);
   const service = createAttestationService({
     collateral: createPcsCollateralSource(collateralBase, createHttpGetter({ caFiles: [ctx.caPath] })),
+    snpCertificates: createKdsCertificateSource(amdBase, ctx.caPath),
     policies,
     signer,
     issuer,
