@@ -3,6 +3,9 @@ import { CliError } from './output.js';
 import { registerPolicyCheck } from './policy-check.js';
 import { registerServe } from './serve.js';
 import { registerSim } from './sim.js';
+import { registerAudit } from './audit.js';
+import { registerKey } from './key.js';
+import { registerRole } from './role.js';
 import { registerAgent } from './agent.js';
 import { registerAttest } from './attest.js';
 import { registerToken } from './token.js';
@@ -13,6 +16,7 @@ export function buildProgram(): Command {
     .description('Conclave: self-hosted Azure Key Vault (Secure Key Release), Azure Attestation and THIM/PCCS collateral cache')
     .version('0.1.0')
     .option('--debug', 'show stack traces on errors')
+    .configureHelp({ helpWidth: 100 })
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerServe(program);
@@ -21,6 +25,9 @@ export function buildProgram(): Command {
   registerToken(program);
   registerVerify(program);
   registerSim(program);
+  registerKey(program);
+  registerRole(program);
+  registerAudit(program);
   registerPolicyCheck(program.command('policy').description('key release policy tools'));
   return program;
 }

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ServiceName } from '../config/config.js';
 import { attestationPlugin } from './attestation/plugin.js';
 import type { AppContext } from './context.js';
+import { vaultPlugin } from './vault/plugin.js';
 
 export type ServicePlugin = (app: FastifyInstance, ctx: AppContext) => Promise<void>;
 
@@ -10,7 +11,7 @@ export type ServicePlugin = (app: FastifyInstance, ctx: AppContext) => Promise<v
  * own error family; they share one port because their URL paths do not collide.
  */
 export const SERVICE_PLUGINS: Record<ServiceName, ServicePlugin> = {
-  vault: async () => undefined,
+  vault: vaultPlugin,
   attestation: attestationPlugin,
   collateral: async () => undefined,
 };

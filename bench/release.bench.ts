@@ -1,0 +1,127 @@
+/**
+ * Secure Key Release throughput: `POST /keys/{name}/release` over HTTPS on loopback at a fixed
+ * concurrency, against the floor of the crypto one release needs (target-token RS256 verification,
+ * RSA-OAEP of the KEK, AES-KWP of the key, one RS256 signature of the response).
+ *
+ *   npm run bench:release -- [--requests 2000] [--concurrency 4] [--provider software]
+ *
+ * `--provider` selects the key protector; only `software` exists today (a PKCS#11 `--hsm SPEC` slots in
+ * at PROVIDERS below).
+ */
+import { constants, createCipheriv, generateKeyPairSync, publicEncrypt, randomBytes, sign } from 'node:crypto';
+import { Agent, request } from 'node:https';
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { verifyTargetToken } from '../src/vault/release/index.js';
+import { createFakeAuthority, fakeJwksPort } from '../src/vault/release/testing.js';
+import { adminJson, assignRole, policyFor, startAuthority } from '../test/integration/vault/harness.js';
+import { startTestServer } from '../test/helpers/server.js';
+
+const { values } = parseArgs({
+  options: {
+    requests: { type: 'string', default: '2000' },
+    concurrency: { type: 'string', default: '4' },
+    provider: { type: 'string', default: 'software' },
+    hsm: { type: 'string' },
+  },
+});
+const REQUESTS = Number(values.requests);
+const CONCURRENCY = Number(values.concurrency);
+const PROVIDERS: Record<string, Record<string, unknown>> = { software: {} };
+if (values.hsm !== undefined || !(values.provider! in PROVIDERS)) {
+  console.error(`provider ${values.hsm ? `pkcs11 (${values.hsm})` : values.provider} is not available yet; use --provider software`);
+  process.exit(2);
+}
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function time(label: string, n: number, fn: () => unknown): Promise<number> {
+  for (let i = 0; i < Math.min(50, n); i++) await fn();
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) await fn();
+  const us = Number(process.hrtime.bigint() - t0) / 1000 / n;
+  console.log(`  ${label.padEnd(34)} ${us.toFixed(1).padStart(8)} µs`);
+  return us;
+}
+
+async function cryptoFloor(): Promise<number> {
+  console.log('crypto floor (one core, per release):');
+  const issuer = 'https://authority.bench';
+  const authority = await createFakeAuthority(issuer);
+  const getJwks = fakeJwksPort({ [issuer]: { keys: [authority.jwk] } });
+  const now = Math.floor(Date.now() / 1000);
+  const token = authority.token({ exp: now + 3600, nbf: now });
+  const at = new Date();
+  const wrapping = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+  const signer = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  const material = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'der', type: 'pkcs8' });
+  const kek = randomBytes(32);
+  const payload = Buffer.alloc(2600, 1);
+  let total = 0;
+  total += await time('verify target token (RS256)', 500, () => verifyTargetToken(token, { trustedAuthorities: [issuer], getJwks, at }));
+  total += await time('RSA-OAEP(KEK) to the runtime key', 2000, () => publicEncrypt({ key: wrapping, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, kek));
+  total += await time('AES-256-KWP(RSA-2048 PKCS#8)', 5000, () => {
+    const c = createCipheriv('id-aes256-wrap-pad', kek, Buffer.from('A65959A6', 'hex'));
+    return Buffer.concat([c.update(material), c.final()]);
+  });
+  total += await time('RS256 signature of the response', 500, () => sign('sha256', payload, signer));
+  console.log(`  ${'sum'.padEnd(34)} ${total.toFixed(1).padStart(8)} µs  → ${(1e6 / total).toFixed(0)} releases/s/core`);
+  return total;
+}
+
+async function main(): Promise<void> {
+  const floorUs = await cryptoFloor();
+  const server = await startTestServer({ services: 'vault' });
+  const authority = await startAuthority(server);
+  try {
+    await adminJson(server, 'PUT', '/admin/vault/authorities', { authorities: [authority.url] });
+    await assignRole(server, server.admin.clientId, 'Key Vault Crypto Service Release User');
+    const bearer = await server.adminToken();
+    const created = await adminJson(server, 'POST', '/keys/bench/create?api-version=7.4', {
+      kty: 'RSA-HSM',
+      key_size: 2048,
+      attributes: { exportable: true },
+      release_policy: { data: Buffer.from(policyFor(authority.url)).toString('base64url') },
+    });
+    if (created.status !== 200) throw new Error(`create: ${created.status} ${JSON.stringify(created.json)}`);
+    const target = authority.token();
+    const body = JSON.stringify({ target, enc: 'RSA_AES_KEY_WRAP_256' });
+    const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: readFileSync(server.caPath) });
+    const url = new URL('/keys/bench/release?api-version=7.4', server.url);
+    const one = () =>
+      new Promise<number>((resolve, reject) => {
+        const t0 = process.hrtime.bigint();
+        const req = request(url, { method: 'POST', agent, headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+          res.resume();
+          res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t0) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    for (let i = 0; i < 100; i++) await one();
+    const latencies: number[] = [];
+    let next = 0;
+    const t0 = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (next < REQUESTS) {
+          next++;
+          latencies.push(await one());
+        }
+      }),
+    );
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    latencies.sort((a, b) => a - b);
+    console.log(`HTTPS release (provider ${values.provider}, concurrency ${CONCURRENCY}, ${REQUESTS} requests, server and client in one process):`);
+    console.log(`  ${(REQUESTS / seconds).toFixed(0)} releases/s   p50 ${percentile(latencies, 50).toFixed(2)} ms   p99 ${percentile(latencies, 99).toFixed(2)} ms`);
+    console.log(`  floor ${(1e6 / floorUs).toFixed(0)} releases/s/core; each release also writes one audit record (SQLite transaction)`);
+    agent.destroy();
+  } finally {
+    await authority.close();
+    await server.stop();
+  }
+}
+
+await main();

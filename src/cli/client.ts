@@ -1,0 +1,101 @@
+/**
+ * The CLI's HTTPS client for the Conclave server: where to connect and with which credential, from
+ * flags, then CONCLAVE_URL / CONCLAVE_CLIENT_ID / CONCLAVE_CLIENT_SECRET, then `<data-dir>/admin.json`.
+ * The server's local CA (`<data-dir>/tls/ca.pem`, or `--ca`/CONCLAVE_CA) is trusted besides system CAs.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { join, resolve } from 'node:path';
+import { rootCertificates } from 'node:tls';
+import type { Command } from 'commander';
+import { CliError } from './output.js';
+
+export interface ClientFlags {
+  url?: string;
+  clientId?: string;
+  clientSecret?: string;
+  dataDir?: string;
+  ca?: string;
+}
+
+export interface ServerClient {
+  readonly url: string;
+  /** Sends a JSON request with a bearer token; throws CliError on a non-2xx answer. */
+  call<T = any>(method: string, path: string, body?: unknown): Promise<T>;
+}
+
+/** Adds --url, --client-id, --client-secret, --data-dir, --ca to a command. */
+export function withClientOptions(cmd: Command): Command {
+  return cmd
+    .option('--url <url>', 'server base URL (env CONCLAVE_URL; default from <data-dir>/admin.json)')
+    .option('--client-id <id>', 'OAuth client id (env CONCLAVE_CLIENT_ID)')
+    .option('--client-secret <secret>', 'OAuth client secret (env CONCLAVE_CLIENT_SECRET)')
+    .option('--data-dir <dir>', 'data directory holding admin.json and tls/ca.pem (default ./data)')
+    .option('--ca <file>', 'CA certificate (PEM) to trust (env CONCLAVE_CA)');
+}
+
+interface HttpAnswer {
+  status: number;
+  text: string;
+}
+
+function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, ca: string[]): Promise<HttpAnswer> {
+  return new Promise((resolvePromise, reject) => {
+    const req = request(url, { method, headers, ca, timeout: 30_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (e) => reject(new CliError(`cannot reach ${url.origin}: ${e.message}`, 'is `conclave serve` running, and is --url right?', 2)));
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+function errorText(a: HttpAnswer): string {
+  try {
+    const j = JSON.parse(a.text) as { error?: { code?: string; message?: string; innererror?: { code?: string } } | string; error_description?: string };
+    if (typeof j.error === 'object') return `${a.status} ${j.error.innererror?.code ?? j.error.code ?? ''}: ${j.error.message ?? ''}`;
+    return `${a.status} ${j.error ?? ''}: ${j.error_description ?? ''}`;
+  } catch {
+    return `${a.status} ${a.text.slice(0, 200)}`;
+  }
+}
+
+export function createServerClient(flags: ClientFlags, environment: Record<string, string | undefined> = process.env): ServerClient {
+  // An empty variable counts as unset.
+  const env = Object.fromEntries(Object.entries(environment).filter(([, v]) => v !== undefined && v !== ''));
+  const dataDir = resolve(flags.dataDir ?? env.CONCLAVE_DATA_DIR ?? './data');
+  const adminPath = join(dataDir, 'admin.json');
+  const admin = existsSync(adminPath) ? (JSON.parse(readFileSync(adminPath, 'utf8')) as { clientId?: string; clientSecret?: string; tokenEndpoint?: string }) : {};
+  const url = (flags.url ?? env.CONCLAVE_URL ?? (admin.tokenEndpoint ? new URL(admin.tokenEndpoint).origin : undefined))?.replace(/\/+$/, '');
+  const clientId = flags.clientId ?? env.CONCLAVE_CLIENT_ID ?? admin.clientId;
+  const clientSecret = flags.clientSecret ?? env.CONCLAVE_CLIENT_SECRET ?? admin.clientSecret;
+  if (!url) throw new CliError('no server URL', 'pass --url, set CONCLAVE_URL, or point --data-dir at the server data directory', 2);
+  if (!clientId || !clientSecret) throw new CliError('no client credential', 'pass --client-id/--client-secret, set CONCLAVE_CLIENT_ID/CONCLAVE_CLIENT_SECRET, or use --data-dir with admin.json', 2);
+  const caFile = flags.ca ?? env.CONCLAVE_CA ?? (existsSync(join(dataDir, 'tls', 'ca.pem')) ? join(dataDir, 'tls', 'ca.pem') : undefined);
+  const ca = [...rootCertificates, ...(caFile ? [readFileSync(caFile, 'utf8')] : [])];
+  let token: string | undefined;
+
+  async function bearer(): Promise<string> {
+    if (token) return token;
+    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId!, client_secret: clientSecret! }).toString();
+    const a = await send(new URL('/oauth2/token', url), 'POST', { 'content-type': 'application/x-www-form-urlencoded' }, form, ca);
+    if (a.status !== 200) throw new CliError(`authentication failed: ${errorText(a)}`, 'check the client id and secret', 1);
+    token = (JSON.parse(a.text) as { access_token: string }).access_token;
+    return token;
+  }
+
+  return {
+    url,
+    async call(method, path, body) {
+      const headers: Record<string, string> = { authorization: `Bearer ${await bearer()}`, accept: 'application/json' };
+      const text = body === undefined ? undefined : JSON.stringify(body);
+      if (text !== undefined) headers['content-type'] = 'application/json';
+      const a = await send(new URL(path, url), method, headers, text, ca);
+      if (a.status < 200 || a.status >= 300) throw new CliError(errorText(a), undefined, 1);
+      return (a.text ? JSON.parse(a.text) : undefined) as any;
+    },
+  };
+}

@@ -1,0 +1,296 @@
+/**
+ * Software key protection: key material sealed with AES-256-GCM under the master key (Sealer), the
+ * associated data binding each blob to its key version. Private keys are PKCS#8 DER, oct keys raw bytes.
+ * Implements the vault's KeyProtector port; a PKCS#11 provider implements the same port in hardware.
+ */
+import {
+  constants,
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  createSecretKey,
+  generateKeyPairSync,
+  type JsonWebKey,
+  type KeyObject,
+  privateDecrypt,
+  privateEncrypt,
+  publicDecrypt,
+  publicEncrypt,
+  randomBytes,
+} from 'node:crypto';
+import { fail } from '../core/errors.js';
+import { signDigestEcdsa, verifyDigestEcdsa } from '../vault/ecdsa.js';
+import type { CipherRequest, CipherResult, CurveName, KeyProtector, KeyRef, PrivateJwk, ProtectedKey, PublicJwk, SignatureAlgorithm } from '../vault/ports.js';
+import { assembleTransferBlob, transferMaterialOf, wrapWithNodeCrypto } from '../vault/release/index.js';
+import type { Sealer } from './master-key.js';
+
+const NODE_CURVE: Record<CurveName, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1', 'P-256K': 'secp256k1' };
+const JWK_CURVE: Record<string, CurveName> = { 'P-256': 'P-256', 'P-384': 'P-384', 'P-521': 'P-521', 'P-256K': 'P-256K', secp256k1: 'P-256K' };
+const EC_ALG: Record<CurveName, SignatureAlgorithm> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512', 'P-256K': 'ES256K' };
+const DIGEST_LEN: Record<string, number> = { '256': 32, '384': 48, '512': 64, '256K': 32 };
+
+/** RFC 8017 §9.2 note 1: DER DigestInfo prefixes. */
+const DIGEST_INFO: Record<string, Buffer> = {
+  '256': Buffer.from('3031300d060960864801650304020105000420', 'hex'),
+  '384': Buffer.from('3041300d060960864801650304020205000430', 'hex'),
+  '512': Buffer.from('3051300d060960864801650304020305000440', 'hex'),
+};
+const KW_IV = Buffer.from('A6A6A6A6A6A6A6A6', 'hex');
+const CACHE_LIMIT = 1024;
+
+function hashName(bits: string): 'sha256' | 'sha384' | 'sha512' {
+  return `sha${bits.replace('K', '')}` as 'sha256' | 'sha384' | 'sha512';
+}
+
+function mgf1(seed: Uint8Array, length: number, hash: string): Buffer {
+  const out: Buffer[] = [];
+  let len = 0;
+  for (let i = 0; len < length; i++) {
+    const c = Buffer.alloc(4);
+    c.writeUInt32BE(i);
+    const d = createHash(hash).update(seed).update(c).digest();
+    out.push(d);
+    len += d.length;
+  }
+  return Buffer.concat(out).subarray(0, length);
+}
+
+/** RFC 8017 §9.1.1 EMSA-PSS-ENCODE of a message hash, salt length = hash length (JWA §3.5). */
+function pssEncode(mHash: Uint8Array, modBits: number, hash: string): Buffer {
+  const hLen = mHash.length;
+  const emBits = modBits - 1;
+  const emLen = Math.ceil(emBits / 8);
+  const salt = randomBytes(hLen);
+  const hh = createHash(hash).update(Buffer.alloc(8)).update(mHash).update(salt).digest();
+  const db = Buffer.concat([Buffer.alloc(emLen - 2 * hLen - 2), Uint8Array.of(1), salt]);
+  const mask = mgf1(hh, emLen - hLen - 1, hash);
+  for (let i = 0; i < db.length; i++) db[i]! ^= mask[i]!;
+  db[0]! &= 0xff >> (8 * emLen - emBits);
+  const em = Buffer.concat([db, hh, Uint8Array.of(0xbc)]);
+  const k = Math.ceil(modBits / 8);
+  return em.length < k ? Buffer.concat([Buffer.alloc(k - em.length), em]) : em;
+}
+
+/** RFC 8017 §9.1.2 EMSA-PSS-VERIFY (salt length = hash length). */
+function pssVerify(mHash: Uint8Array, encoded: Buffer, modBits: number, hash: string): boolean {
+  const hLen = mHash.length;
+  const emBits = modBits - 1;
+  const emLen = Math.ceil(emBits / 8);
+  const em = encoded.subarray(encoded.length - emLen);
+  if (encoded.length > emLen && encoded[0] !== 0) return false;
+  if (emLen < 2 * hLen + 2 || em[emLen - 1] !== 0xbc) return false;
+  const masked = Buffer.from(em.subarray(0, emLen - hLen - 1));
+  const hh = em.subarray(emLen - hLen - 1, emLen - 1);
+  if ((masked[0]! & ~(0xff >> (8 * emLen - emBits)) & 0xff) !== 0) return false;
+  const mask = mgf1(hh, masked.length, hash);
+  for (let i = 0; i < masked.length; i++) masked[i]! ^= mask[i]!;
+  masked[0]! &= 0xff >> (8 * emLen - emBits);
+  const psLen = emLen - 2 * hLen - 2;
+  for (let i = 0; i < psLen; i++) if (masked[i] !== 0) return false;
+  if (masked[psLen] !== 1) return false;
+  const salt = masked.subarray(masked.length - hLen);
+  return createHash(hash).update(Buffer.alloc(8)).update(mHash).update(salt).digest().equals(hh);
+}
+
+/** RFC 8017 §7.2.2 EME-PKCS1-v1_5 decoding, done by hand because Node 20 refuses RSA_PKCS1_PADDING decryption. */
+function pkcs1v15Unpad(em: Buffer): Buffer {
+  if (em[0] !== 0 || em[1] !== 2) throw fail('key.crypto_failed', 'decryption failed');
+  const sep = em.indexOf(0, 2);
+  if (sep < 10) throw fail('key.crypto_failed', 'decryption failed');
+  return em.subarray(sep + 1);
+}
+
+function publicJwkOf(key: KeyObject): PublicJwk {
+  const j = createPublicKey(key).export({ format: 'jwk' }) as JsonWebKey;
+  if (j.kty === 'RSA') return { n: j.n!, e: j.e! };
+  return { crv: j.crv === 'secp256k1' ? 'P-256K' : j.crv!, x: j.x!, y: j.y! };
+}
+
+function aesBits(alg: string): number {
+  return Number(alg.slice(1, 4));
+}
+
+export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
+  // Opened keys by hash of their sealed handle: immutable content, so a content-keyed cache is safe.
+  const cache = new Map<string, KeyObject>();
+
+  function open(ref: KeyRef): KeyObject {
+    const id = createHash('sha256').update(ref.binding).update(ref.handle).digest('base64url');
+    const hit = cache.get(id);
+    if (hit) return hit;
+    const raw = Buffer.from(sealer.open(ref.handle, ref.binding));
+    const key = ref.family === 'oct' ? createSecretKey(raw) : createPrivateKey({ key: raw, format: 'der', type: 'pkcs8' });
+    raw.fill(0);
+    if (cache.size >= CACHE_LIMIT) cache.clear();
+    cache.set(id, key);
+    return key;
+  }
+
+  function seal(key: KeyObject, binding: string): Uint8Array {
+    const material = transferMaterialOf(key);
+    try {
+      return sealer.seal(material, binding);
+    } finally {
+      material.fill(0);
+    }
+  }
+
+  function protect(key: KeyObject, binding: string): ProtectedKey {
+    if (key.type === 'secret') return { handle: seal(key, binding), publicJwk: {}, keySize: key.symmetricKeySize! * 8 };
+    const details = key.asymmetricKeyDetails ?? {};
+    if (key.asymmetricKeyType === 'rsa') return { handle: seal(key, binding), publicJwk: publicJwkOf(key), keySize: details.modulusLength! };
+    const crv = Object.entries(NODE_CURVE).find(([, n]) => n === details.namedCurve)?.[0] as CurveName | undefined;
+    if (!crv) throw fail('key.invalid', `unsupported curve ${String(details.namedCurve)}`);
+    return { handle: seal(key, binding), publicJwk: publicJwkOf(key), crv };
+  }
+
+  function checkFamily(ref: KeyRef, families: readonly string[], alg: string): void {
+    if (!families.includes(ref.family)) throw fail('key.invalid', `Algorithm ${alg} does not apply to a ${ref.family} key`, { field: 'alg', alg });
+  }
+
+  function rsaCipher(key: KeyObject, alg: string, data: Uint8Array, decrypt: boolean): Buffer {
+    try {
+      if (alg === 'RSA1_5') {
+        if (!decrypt) return publicEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, data);
+        return pkcs1v15Unpad(privateDecrypt({ key, padding: constants.RSA_NO_PADDING }, data));
+      }
+      const oaepHash = alg === 'RSA-OAEP' ? 'sha1' : alg === 'RSA-OAEP-256' ? 'sha256' : undefined;
+      if (!oaepHash) throw fail('key.invalid', `Algorithm ${alg} does not apply to an RSA key`, { field: 'alg', alg });
+      return decrypt ? privateDecrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, data) : publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, data);
+    } catch (e) {
+      if ((e as { code?: string }).code === 'key.invalid') throw e;
+      throw fail('key.crypto_failed', `${decrypt ? 'decryption' : 'encryption'} with ${alg} failed`, { alg }, e);
+    }
+  }
+
+  function aesCipher(key: KeyObject, req: CipherRequest, decrypt: boolean): CipherResult {
+    const alg = req.alg;
+    const bits = aesBits(alg);
+    if (!Number.isFinite(bits) || key.symmetricKeySize! * 8 !== bits) throw fail('key.invalid', `Algorithm ${alg} needs a ${bits}-bit key; this key has ${key.symmetricKeySize! * 8} bits`, { field: 'alg', alg });
+    try {
+      if (alg.endsWith('KW')) {
+        const c = decrypt ? createDecipheriv(`id-aes${bits}-wrap`, key, KW_IV) : createCipheriv(`id-aes${bits}-wrap`, key, KW_IV);
+        return { value: Buffer.concat([c.update(req.value), c.final()]) };
+      }
+      if (alg.endsWith('GCM')) {
+        const iv = req.iv ?? (decrypt ? undefined : randomBytes(12));
+        if (iv?.length !== 12) throw fail('key.invalid', `${alg} needs a 12-byte iv`, { field: 'iv' });
+        if (decrypt) {
+          if (!req.tag) throw fail('key.invalid', `${alg} decryption needs the authentication tag`, { field: 'tag' });
+          const d = createDecipheriv(`aes-${bits}-gcm` as 'aes-256-gcm', key, iv);
+          if (req.aad) d.setAAD(req.aad);
+          d.setAuthTag(req.tag);
+          return { value: Buffer.concat([d.update(req.value), d.final()]), iv };
+        }
+        const c = createCipheriv(`aes-${bits}-gcm` as 'aes-256-gcm', key, iv);
+        if (req.aad) c.setAAD(req.aad);
+        const value = Buffer.concat([c.update(req.value), c.final()]);
+        return { value, iv, tag: c.getAuthTag(), ...(req.aad ? { aad: req.aad } : {}) };
+      }
+      const iv = req.iv ?? (decrypt ? undefined : randomBytes(16));
+      if (iv?.length !== 16) throw fail('key.invalid', `${alg} needs a 16-byte iv`, { field: 'iv' });
+      const c = decrypt ? createDecipheriv(`aes-${bits}-cbc`, key, iv) : createCipheriv(`aes-${bits}-cbc`, key, iv);
+      c.setAutoPadding(alg.endsWith('CBCPAD'));
+      return { value: Buffer.concat([c.update(req.value), c.final()]), iv };
+    } catch (e) {
+      if ((e as { code?: string }).code === 'key.invalid') throw e;
+      throw fail('key.crypto_failed', `${decrypt ? 'decryption' : 'encryption'} with ${alg} failed`, { alg }, e);
+    }
+  }
+
+  function cipher(ref: KeyRef, req: CipherRequest, decrypt: boolean): CipherResult {
+    if (req.alg.startsWith('RSA')) {
+      checkFamily(ref, ['RSA'], req.alg);
+      const key = open(ref);
+      return { value: rsaCipher(decrypt ? key : createPublicKey(key), req.alg, req.value, decrypt) };
+    }
+    checkFamily(ref, ['oct'], req.alg);
+    return aesCipher(open(ref), req, decrypt);
+  }
+
+  function checkDigest(alg: SignatureAlgorithm, digest: Uint8Array): string {
+    const bits = alg.slice(2);
+    if (digest.length !== DIGEST_LEN[bits]) throw fail('key.invalid', `${alg} signs a ${DIGEST_LEN[bits]}-byte digest, got ${digest.length} bytes`, { field: 'value' });
+    return bits;
+  }
+
+  return {
+    provider: 'software',
+
+    async generate(spec, binding) {
+      if (spec.family === 'oct') return protect(createSecretKey(randomBytes(spec.keySize / 8)), binding);
+      if (spec.family === 'RSA') return protect(generateKeyPairSync('rsa', { modulusLength: spec.keySize, publicExponent: spec.publicExponent }).privateKey, binding);
+      return protect(generateKeyPairSync('ec', { namedCurve: NODE_CURVE[spec.crv] }).privateKey, binding);
+    },
+
+    async import(jwk: PrivateJwk, binding) {
+      try {
+        if (jwk.kty.startsWith('oct')) return protect(createSecretKey(Buffer.from(jwk.k ?? '', 'base64url')), binding);
+        const kty = jwk.kty.replace('-HSM', '');
+        const crv = jwk.crv === 'P-256K' ? 'secp256k1' : jwk.crv;
+        const { n, e, d, p, q, dp, dq, qi, x, y } = jwk;
+        const key = createPrivateKey({ key: { kty, n, e, d, p, q, dp, dq, qi, crv, x, y } as JsonWebKey, format: 'jwk' });
+        return protect(key, binding);
+      } catch (e) {
+        if ((e as { code?: string }).code === 'key.invalid') throw e;
+        throw fail('key.invalid', 'The JSON Web Key to import is not a valid private key', { field: 'key' }, e);
+      }
+    },
+
+    async sign(ref, alg, digest) {
+      const bits = checkDigest(alg, digest);
+      if (alg.startsWith('ES')) {
+        checkFamily(ref, ['EC'], alg);
+        const key = open(ref);
+        const jwk = key.export({ format: 'jwk' }) as JsonWebKey;
+        const crv = JWK_CURVE[jwk.crv!]!;
+        if (EC_ALG[crv] !== alg) throw fail('key.invalid', `Algorithm ${alg} does not match the key curve ${crv}`, { field: 'alg' });
+        return signDigestEcdsa(crv, Buffer.from(jwk.d!, 'base64url'), digest);
+      }
+      checkFamily(ref, ['RSA'], alg);
+      const key = open(ref);
+      if (alg.startsWith('RS')) return privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, Buffer.concat([DIGEST_INFO[bits]!, digest]));
+      if (alg.startsWith('PS')) return privateEncrypt({ key, padding: constants.RSA_NO_PADDING }, pssEncode(digest, key.asymmetricKeyDetails!.modulusLength!, hashName(bits)));
+      throw fail('key.invalid', `Unsupported signature algorithm ${alg}`, { field: 'alg' });
+    },
+
+    async verify(ref, alg, digest, signature) {
+      const bits = checkDigest(alg, digest);
+      const pub = createPublicKey(open(ref));
+      if (alg.startsWith('ES')) {
+        checkFamily(ref, ['EC'], alg);
+        const jwk = pub.export({ format: 'jwk' }) as JsonWebKey;
+        const crv = JWK_CURVE[jwk.crv!]!;
+        if (EC_ALG[crv] !== alg) throw fail('key.invalid', `Algorithm ${alg} does not match the key curve ${crv}`, { field: 'alg' });
+        return verifyDigestEcdsa(crv, Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url'), digest, signature);
+      }
+      checkFamily(ref, ['RSA'], alg);
+      try {
+        if (alg.startsWith('RS')) return publicDecrypt({ key: pub, padding: constants.RSA_PKCS1_PADDING }, signature).equals(Buffer.concat([DIGEST_INFO[bits]!, digest]));
+        return pssVerify(digest, publicDecrypt({ key: pub, padding: constants.RSA_NO_PADDING }, signature), pub.asymmetricKeyDetails!.modulusLength!, hashName(bits));
+      } catch {
+        return false;
+      }
+    },
+
+    async encrypt(ref, req) {
+      return cipher(ref, req, false);
+    },
+
+    async decrypt(ref, req) {
+      return cipher(ref, req, true);
+    },
+
+    async releaseWrapped(ref, wrappingPublicKey, enc, opts = {}) {
+      const material = transferMaterialOf(open(ref));
+      try {
+        const parts = await wrapWithNodeCrypto(material, wrappingPublicKey, enc);
+        return assembleTransferBlob(parts, { enc, ...(opts.kid !== undefined ? { kid: opts.kid } : {}) });
+      } finally {
+        material.fill(0);
+      }
+    },
+  };
+}

@@ -1,0 +1,227 @@
+/**
+ * The vault service: the AKV keys REST API (family 'akv', challenge-based bearer auth as Azure SDKs
+ * expect, azure-sdk-clients.md §1.2) and its administration API under /admin (family 'conclave').
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createSoftwareKeyProtector } from '../../hsm/software.js';
+import { fail, isConclaveError } from '../../core/errors.js';
+import { verifyAuditChain } from '../../vault/audit.js';
+import { checkApiVersion, checkKeyVersion } from '../../vault/key.js';
+import type { KeyProtector } from '../../vault/ports.js';
+import { createClient, type Principal } from '../auth.js';
+import type { AppContext } from '../context.js';
+import { createJwksFetcher } from './jwks.js';
+import { createVaultService, type VaultService } from './service.js';
+import { createVaultStore, readAuditRows } from './store.js';
+
+/** The tenant the challenge names: any GUID works for the SDK, which passes it to the credential as `tenantId`. */
+export const CHALLENGE_TENANT = '00000000-0000-0000-0000-000000000000';
+const DEFAULT_PAGE = 25;
+
+/**
+ * The challenge `resource`: the parent domain of the vault host (`myvault.vault.localtest` →
+ * `https://vault.localtest`), so the SDK's check "vault host ends with '.' + resource host" passes. For
+ * an IP or single-label host there is no parent: `https://vault.localtest`, and clients set
+ * `disableChallengeResourceVerification: true` (docs/vault.md).
+ */
+export function challengeResource(baseUrl: string): string {
+  const host = new URL(baseUrl).hostname;
+  const labels = host.split('.');
+  if (/^[\d.]+$/.test(host) || host.includes(':') || labels.length < 3) return 'https://vault.localtest';
+  return `https://${labels.slice(1).join('.')}`;
+}
+
+function query(request: FastifyRequest): URLSearchParams {
+  // Azure SDKs send `api%2Dversion=`: URLSearchParams decodes the key, a raw matcher would not.
+  const i = request.url.indexOf('?');
+  return new URLSearchParams(i < 0 ? '' : request.url.slice(i + 1));
+}
+
+function paging(q: URLSearchParams): { offset: number; limit: number } {
+  const max = q.get('maxresults');
+  const limit = max === null ? DEFAULT_PAGE : Number(max);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 25) throw fail('request.invalid', 'maxresults must be an integer from 1 to 25', { field: 'maxresults' });
+  const token = q.get('$skiptoken');
+  const offset = token === null ? 0 : Number(Buffer.from(token, 'base64url').toString('utf8'));
+  if (!Number.isInteger(offset) || offset < 0) throw fail('request.invalid', 'invalid $skiptoken', { field: '$skiptoken' });
+  return { offset, limit };
+}
+
+function nextLink(base: string, path: string, apiVersion: string, limit: number, next: number | undefined): string | null {
+  if (next === undefined) return null;
+  const q = new URLSearchParams({ 'api-version': apiVersion, $skiptoken: Buffer.from(String(next)).toString('base64url'), maxresults: String(limit) });
+  return `${base}${path}?${q.toString()}`;
+}
+
+export interface VaultPluginOptions {
+  /** The key-protection provider; the software provider under the master key when omitted. */
+  readonly protector?: KeyProtector;
+}
+
+export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: VaultPluginOptions = {}): Promise<void> {
+  const store = createVaultStore(ctx.db);
+  const service: VaultService = createVaultService({
+    ctx,
+    store,
+    protector: opts.protector ?? createSoftwareKeyProtector(ctx.sealer),
+    getJwks: createJwksFetcher({ caPath: ctx.caPath, now: ctx.now }),
+  });
+
+  /** AKV: bearer or a challenge (401 + WWW-Authenticate), then the api-version check. */
+  async function akv(request: FastifyRequest, reply: FastifyReply): Promise<{ p: Principal; v: string; q: URLSearchParams }> {
+    let p: Principal;
+    try {
+      p = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
+    } catch (e) {
+      if (isConclaveError(e, 'auth.unauthenticated')) {
+        reply.header('WWW-Authenticate', `Bearer authorization="${ctx.baseUrl()}/${CHALLENGE_TENANT}", resource="${challengeResource(ctx.baseUrl())}"`);
+      }
+      throw e;
+    }
+    const q = query(request);
+    return { p, v: checkApiVersion(q.get('api-version')), q };
+  }
+
+  async function admin(request: FastifyRequest): Promise<Principal> {
+    const p = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
+    if (!p.isAdmin) throw fail('auth.forbidden', 'only the administrator may use the administration API');
+    return p;
+  }
+
+  type P = { name: string; version?: string };
+  const version = (params: P) => (params.version === undefined || params.version === '' ? undefined : checkKeyVersion(params.version));
+  const akvRoute = (summary: string) => ({ config: { family: 'akv' as const }, schema: { summary, tags: ['vault'] } });
+  const adminRoute = (summary: string) => ({ config: { family: 'conclave' as const }, schema: { summary, tags: ['vault admin'] } });
+
+  app.post<{ Params: P }>('/keys/:name/create', akvRoute('Create a key (or a new version of it)'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.create(p, req.params.name, req.body);
+  });
+  app.put<{ Params: P }>('/keys/:name', akvRoute('Import a key'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.import(p, req.params.name, req.body);
+  });
+  app.get('/keys', akvRoute('List keys'), async (req, reply) => {
+    const { p, v, q } = await akv(req, reply);
+    const { offset, limit } = paging(q);
+    const page = await service.list(p, offset, limit);
+    return { value: page.items, nextLink: nextLink(ctx.baseUrl(), '/keys', v, limit, page.next) };
+  });
+  app.get<{ Params: P }>('/keys/:name/versions', akvRoute('List the versions of a key'), async (req, reply) => {
+    const { p, v, q } = await akv(req, reply);
+    const { offset, limit } = paging(q);
+    const page = await service.listVersions(p, req.params.name, offset, limit);
+    return { value: page.items, nextLink: nextLink(ctx.baseUrl(), `/keys/${req.params.name}/versions`, v, limit, page.next) };
+  });
+  app.get<{ Params: P }>('/keys/:name', akvRoute('Get the latest version of a key'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.get(p, req.params.name, undefined);
+  });
+  app.get<{ Params: P }>('/keys/:name/:version', akvRoute('Get a key version'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.get(p, req.params.name, version(req.params));
+  });
+  app.patch<{ Params: P }>('/keys/:name/:version', akvRoute('Update a key version'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.update(p, req.params.name, version(req.params), req.body);
+  });
+  app.patch<{ Params: P }>('/keys/:name', akvRoute('Update the latest version of a key'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.update(p, req.params.name, undefined, req.body);
+  });
+  app.post<{ Params: P }>('/keys/:name/rotate', akvRoute('Rotate a key'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.rotate(p, req.params.name);
+  });
+  app.delete<{ Params: P }>('/keys/:name', akvRoute('Delete a key (soft delete)'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.delete(p, req.params.name);
+  });
+  app.get('/deletedkeys', akvRoute('List deleted keys'), async (req, reply) => {
+    const { p, v, q } = await akv(req, reply);
+    const { offset, limit } = paging(q);
+    const page = await service.listDeleted(p, offset, limit);
+    return { value: page.items, nextLink: nextLink(ctx.baseUrl(), '/deletedkeys', v, limit, page.next) };
+  });
+  app.get<{ Params: P }>('/deletedkeys/:name', akvRoute('Get a deleted key'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.getDeleted(p, req.params.name);
+  });
+  app.post<{ Params: P }>('/deletedkeys/:name/recover', akvRoute('Recover a deleted key'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.recover(p, req.params.name);
+  });
+  app.delete<{ Params: P }>('/deletedkeys/:name', akvRoute('Purge a deleted key'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    await service.purge(p, req.params.name);
+    return reply.status(204).send();
+  });
+  app.post<{ Params: P }>('/keys/:name/backup', akvRoute('Back up a key'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.backup(p, req.params.name);
+  });
+  app.post('/keys/restore', akvRoute('Restore a key backup'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.restore(p, req.body);
+  });
+  for (const op of ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'] as const) {
+    const handler = async (req: FastifyRequest<{ Params: P }>, reply: FastifyReply) => {
+      const { p } = await akv(req, reply);
+      return service.cipher(p, req.params.name, version(req.params), op, req.body);
+    };
+    app.post<{ Params: P }>(`/keys/:name/:version/${op}`, akvRoute(`${op} with a key version`), handler);
+    app.post<{ Params: P }>(`/keys/:name/${op}`, akvRoute(`${op} with the latest key version`), handler);
+  }
+  for (const op of ['sign', 'verify'] as const) {
+    const handler = async (req: FastifyRequest<{ Params: P }>, reply: FastifyReply) => {
+      const { p } = await akv(req, reply);
+      return op === 'sign' ? service.sign(p, req.params.name, version(req.params), req.body) : service.verify(p, req.params.name, version(req.params), req.body);
+    };
+    app.post<{ Params: P }>(`/keys/:name/:version/${op}`, akvRoute(`${op} a digest`), handler);
+    app.post<{ Params: P }>(`/keys/:name/${op}`, akvRoute(`${op} a digest with the latest key version`), handler);
+  }
+  const release = async (req: FastifyRequest<{ Params: P }>, reply: FastifyReply) => {
+    const { p, v } = await akv(req, reply);
+    return service.release(p, req.params.name, version(req.params), req.body, v);
+  };
+  app.post<{ Params: P }>('/keys/:name/release', akvRoute('Secure Key Release of the latest version'), release);
+  app.post<{ Params: P }>('/keys/:name/:version/release', akvRoute('Secure Key Release of a key version'), release);
+  app.post('/rng', akvRoute('Random bytes'), async (req, reply) => {
+    const { p } = await akv(req, reply);
+    return service.random(p, req.body);
+  });
+
+  // ── administration ──
+  app.get('/admin/vault/roleAssignments', adminRoute('List role assignments'), async (req) => {
+    await admin(req);
+    return { value: await service.listAssignments() };
+  });
+  app.put('/admin/vault/roleAssignments', adminRoute('Assign a role at vault or key scope'), async (req) => service.assign(await admin(req), req.body));
+  app.delete<{ Params: { id: string } }>('/admin/vault/roleAssignments/:id', adminRoute('Remove a role assignment'), async (req, reply) => {
+    await service.unassign(await admin(req), req.params.id);
+    return reply.status(204).send();
+  });
+  app.get('/admin/vault/authorities', adminRoute('Trusted attestation authorities for key release'), async (req) => {
+    await admin(req);
+    return service.authorities();
+  });
+  app.put('/admin/vault/authorities', adminRoute('Replace the operator-managed trusted authorities'), async (req) => service.setAuthorities(await admin(req), req.body));
+  app.post('/admin/clients', adminRoute('Register an OAuth client (client credentials)'), async (req, reply) => {
+    await admin(req);
+    const name = (req.body as { displayName?: unknown } | undefined)?.displayName;
+    if (typeof name !== 'string' || name.length === 0 || name.length > 200) throw fail('request.invalid', 'displayName (1–200 characters) is required', { field: 'displayName' });
+    reply.status(201);
+    return createClient(ctx.db, name, Math.floor(ctx.now().getTime() / 1000));
+  });
+  app.get('/admin/vault/audit', adminRoute('Read the audit log'), async (req) => {
+    await admin(req);
+    const q = query(req);
+    const from = Number(q.get('from') ?? '1');
+    const limit = Math.min(Number(q.get('limit') ?? '1000'), 10000);
+    return { value: (await readAuditRows(ctx.db, from, limit)).map((r) => ({ ...r, record: JSON.parse(r.record) })) };
+  });
+  app.get('/admin/vault/audit/verify', adminRoute('Verify the audit hash chain'), async (req) => {
+    await admin(req);
+    return verifyAuditChain(await readAuditRows(ctx.db));
+  });
+}

@@ -1,0 +1,62 @@
+import type { Migration } from '../database.js';
+
+/**
+ * Vault tables, ids 200–299: keys and their versions (key material only as the protector's opaque
+ * sealed handle), role assignments, operator-trusted attestation authorities and the hash-chained
+ * audit log.
+ */
+export const VAULT_MIGRATIONS: readonly Migration[] = [
+  {
+    id: 200,
+    name: 'vault keys, roles, authorities, audit',
+    sql: `
+CREATE TABLE IF NOT EXISTS vault_keys (
+  name TEXT PRIMARY KEY,
+  latest_version TEXT,
+  deleted_at {{bigint}},
+  scheduled_purge_at {{bigint}},
+  created_at {{bigint}} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vault_key_versions (
+  name TEXT NOT NULL REFERENCES vault_keys (name) ON DELETE CASCADE,
+  version TEXT NOT NULL,
+  seq {{bigint}} NOT NULL,
+  kty TEXT NOT NULL,
+  key_size INTEGER,
+  crv TEXT,
+  key_ops TEXT NOT NULL,
+  public_jwk TEXT NOT NULL,
+  protected_key {{blob}} NOT NULL,
+  provider TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  nbf {{bigint}},
+  exp {{bigint}},
+  exportable INTEGER NOT NULL,
+  created {{bigint}} NOT NULL,
+  updated {{bigint}} NOT NULL,
+  tags TEXT,
+  release_policy TEXT,
+  policy_immutable INTEGER NOT NULL DEFAULT 0,
+  PRIMARY KEY (name, version),
+  UNIQUE (name, seq)
+);
+CREATE TABLE IF NOT EXISTS vault_role_assignments (
+  id TEXT PRIMARY KEY,
+  principal_id TEXT NOT NULL,
+  role TEXT NOT NULL,
+  scope TEXT NOT NULL,
+  created_at {{bigint}} NOT NULL,
+  UNIQUE (principal_id, role, scope)
+);
+CREATE TABLE IF NOT EXISTS vault_authorities (
+  authority TEXT PRIMARY KEY,
+  added_at {{bigint}} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vault_audit (
+  seq {{bigint}} PRIMARY KEY,
+  record TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);`,
+  },
+];

@@ -1,0 +1,111 @@
+/**
+ * Ports of the vault domain. Key material lives behind {@link KeyProtector}: the software provider
+ * (src/hsm/software.ts) seals it under the master key; a PKCS#11 provider keeps it inside the HSM. The
+ * vault stores only the provider's opaque handle and the public part.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { KeyTransferEnc } from './release/index.js';
+
+export type KeyFamily = 'RSA' | 'EC' | 'oct';
+export type CurveName = 'P-256' | 'P-384' | 'P-521' | 'P-256K';
+
+/** What to generate: family plus size (RSA modulus bits, oct key bits) or curve. */
+export type KeySpec =
+  | { readonly family: 'RSA'; readonly keySize: number; readonly publicExponent: number }
+  | { readonly family: 'EC'; readonly crv: CurveName }
+  | { readonly family: 'oct'; readonly keySize: number };
+
+/** The public members of a JWK (RFC 7518 §6): n/e for RSA, crv/x/y for EC, none for oct. */
+export interface PublicJwk {
+  readonly n?: string;
+  readonly e?: string;
+  readonly crv?: string;
+  readonly x?: string;
+  readonly y?: string;
+}
+
+/** A private JWK as AKV's ImportKey carries it (base64url members). */
+export interface PrivateJwk extends PublicJwk {
+  readonly kty: string;
+  readonly d?: string;
+  readonly p?: string;
+  readonly q?: string;
+  readonly dp?: string;
+  readonly dq?: string;
+  readonly qi?: string;
+  readonly k?: string;
+}
+
+/** A key as the protector holds it: its opaque handle and the AAD-like binding to the key version. */
+export interface KeyRef {
+  readonly family: KeyFamily;
+  /** Opaque to the vault: a sealed blob (software) or an object handle (PKCS#11). */
+  readonly handle: Uint8Array;
+  /** `vault-key:{name}/{version}`: a handle moved to another key version does not open. */
+  readonly binding: string;
+}
+
+export interface ProtectedKey {
+  readonly handle: Uint8Array;
+  readonly publicJwk: PublicJwk;
+  /** RSA modulus bits or oct key bits; undefined for EC. */
+  readonly keySize?: number;
+  readonly crv?: CurveName;
+}
+
+export type SignatureAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'ES256K';
+export type EncryptionAlgorithm =
+  | 'RSA1_5'
+  | 'RSA-OAEP'
+  | 'RSA-OAEP-256'
+  | 'A128GCM'
+  | 'A192GCM'
+  | 'A256GCM'
+  | 'A128CBC'
+  | 'A192CBC'
+  | 'A256CBC'
+  | 'A128CBCPAD'
+  | 'A192CBCPAD'
+  | 'A256CBCPAD'
+  | 'A128KW'
+  | 'A192KW'
+  | 'A256KW';
+
+/** Input of encrypt/decrypt/wrapKey/unwrapKey (AKV KeyOperationsParameters, decoded). */
+export interface CipherRequest {
+  readonly alg: EncryptionAlgorithm;
+  readonly value: Uint8Array;
+  readonly iv?: Uint8Array;
+  readonly aad?: Uint8Array;
+  readonly tag?: Uint8Array;
+}
+
+/** Output (AKV KeyOperationResult, decoded): `iv`/`tag` for AES modes the vault chose or produced. */
+export interface CipherResult {
+  readonly value: Uint8Array;
+  readonly iv?: Uint8Array;
+  readonly tag?: Uint8Array;
+  readonly aad?: Uint8Array;
+}
+
+/**
+ * The key-protection layer. Every operation that touches private or secret key material goes through
+ * it, so a provider can keep that material in hardware. Operations throw `key.crypto_failed` (bad
+ * input to the primitive) or `hsm.unavailable`.
+ */
+export interface KeyProtector {
+  /** Provider name stored with each key version (`software`, `pkcs11`). */
+  readonly provider: string;
+  generate(spec: KeySpec, binding: string): Promise<ProtectedKey>;
+  import(jwk: PrivateJwk, binding: string): Promise<ProtectedKey>;
+  /** Signs a precomputed digest (AKV sign takes the digest, not the message). */
+  sign(ref: KeyRef, alg: SignatureAlgorithm, digest: Uint8Array): Promise<Uint8Array>;
+  verify(ref: KeyRef, alg: SignatureAlgorithm, digest: Uint8Array, signature: Uint8Array): Promise<boolean>;
+  encrypt(ref: KeyRef, req: CipherRequest): Promise<CipherResult>;
+  decrypt(ref: KeyRef, req: CipherRequest): Promise<CipherResult>;
+  /**
+   * Wraps the key for Secure Key Release to the TEE's RSA key: returns `key_hsm` (skr-maa-protocol.md
+   * §2.4). A PKCS#11 provider does this with CKM_RSA_AES_KEY_WRAP inside the HSM.
+   */
+  releaseWrapped(ref: KeyRef, wrappingPublicKey: KeyObject, enc: KeyTransferEnc, opts?: { kid?: string }): Promise<string>;
+}
