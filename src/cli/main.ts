@@ -3,6 +3,7 @@ import { CliError } from './output.js';
 import { registerPolicyCheck } from './policy-check.js';
 import { registerServe } from './serve.js';
 import { registerSim } from './sim.js';
+import { registerDemo } from './demo.js';
 import { registerAudit } from './audit.js';
 import { registerKey } from './key.js';
 import { registerRole } from './role.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerToken(program);
   registerVerify(program);
   registerSim(program);
+  registerDemo(program);
   registerKey(program);
   registerRole(program);
   registerAudit(program);

@@ -13,7 +13,7 @@ export interface HttpResult {
 }
 
 export interface HttpOptions {
-  readonly method?: 'GET' | 'POST';
+  readonly method?: 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: string;
   readonly ca?: CaInput | undefined;

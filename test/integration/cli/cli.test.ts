@@ -95,6 +95,23 @@ describe('conclave (binary)', () => {
   });
 });
 
+describe('conclave demo (binary)', () => {
+  test('walks attest → release → unwrap → use → denial against a temporary server', async () => {
+    const r = await conclave(['demo'], { timeoutMs: 120_000 });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /the released key IS the vault key/);
+    assert.match(r.stdout, /decrypted inside the VM: "hello from the vault"/);
+    assert.match(r.stdout, /the enclave decrypts: "sealed for the enclave"/);
+    assert.match(r.stdout, /403 .*x-ms-sevsnpvm-launchmeasurement/);
+  });
+
+  test('a --data-dir without a server credential is a usage error', async () => {
+    const r = await conclave(['demo', '--url', 'https://127.0.0.1:1', '--data-dir', join(work, 'no-such-dir')]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /no admin credential/);
+  });
+});
+
 describe('conclave attest (binary) against a running server', () => {
   let server: TestServer;
   before(async () => {
