@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerDb } from './db.js';
 import { CliError } from './output.js';
 import { registerPolicyCheck } from './policy-check.js';
 import { registerServe } from './serve.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerAttest(program);
   registerToken(program);
   registerVerify(program);
+  registerDb(program);
   registerSim(program);
   registerDemo(program);
   registerKey(program);

@@ -1,7 +1,16 @@
+import { isConclaveError } from '../core/errors.js';
+
 /**
  * The store port: one small SQL interface that both SQLite (embedded default) and PostgreSQL
  * (scale-out) implement. SQL is written once with `?` placeholders and the portable types below;
  * each driver adapts placeholders and type names.
+ *
+ * Portable values: TEXT ↔ string, {{bigint}} ↔ number (a JS safe integer; larger values come back as
+ * `bigint` on both drivers), {{blob}} ↔ Buffer (Uint8Array accepted as a parameter), NULL ↔ null,
+ * booleans are stored as INTEGER 0/1 (a boolean parameter is sent as 0/1 on both drivers).
+ *
+ * Failures of the store itself surface as `store.unavailable` (503); serialization failures and
+ * deadlocks as `store.conflict` (409), which {@link withRetry} retries.
  */
 export interface SqlExecutor {
   all<T = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<T[]>;
@@ -9,16 +18,26 @@ export interface SqlExecutor {
   run(sql: string, params?: readonly unknown[]): Promise<{ changes: number }>;
 }
 
+/** The executor handed to a transaction body. */
+export type Transaction = SqlExecutor & {
+  /**
+   * Takes an exclusive lock named `name` until the transaction ends (PostgreSQL: a transaction-scoped
+   * advisory lock; SQLite: a no-op, since its writers are already serialised).
+   */
+  lock(name: string): Promise<void>;
+};
+
 export interface Database extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
   /**
-   * Runs `fn` in one transaction (SQLite: BEGIN IMMEDIATE, serialised; PostgreSQL: SERIALIZABLE-free
-   * READ COMMITTED plus explicit row/advisory locks where a domain needs them). Rolls back on throw.
+   * Runs `fn` in one transaction (SQLite: BEGIN IMMEDIATE, serialised; PostgreSQL: READ COMMITTED
+   * plus explicit row/advisory locks where a domain needs them). Commits when `fn` resolves, rolls
+   * back when it throws, so a failed body leaves no partial write.
    */
-  transaction<T>(fn: (tx: SqlExecutor & { lock(name: string): Promise<void> }) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /** Applies pending migrations under a lock so replicas starting together do not race. */
   migrate(migrations: readonly Migration[]): Promise<number>;
-  /** Cheap liveness probe of the store. */
+  /** Cheap liveness probe of the store; throws `store.unavailable`. */
   ping(): Promise<void>;
   close(): Promise<void>;
 }
@@ -46,4 +65,80 @@ export async function openDatabase(url: string, opts: { poolSize?: number } = {}
   }
   const { openPostgres } = await import('./postgres.js');
   return openPostgres(url, opts.poolSize ?? 10);
+}
+
+export interface RetryOptions {
+  /** Total tries, the first included (default 5). */
+  readonly attempts?: number;
+  /** Delay before the second try; doubles each time, with jitter (default 10 ms). */
+  readonly baseDelayMs?: number;
+}
+
+/**
+ * Runs `fn` again when it fails with `store.conflict` (a serialization failure or deadlock that
+ * PostgreSQL resolved by aborting this transaction), up to `attempts` tries with jittered
+ * exponential back-off; the last conflict is rethrown. `fn` must be a whole transaction, so that a
+ * retry repeats every read the write depended on.
+ */
+export async function withRetry<T>(fn: () => Promise<T>, opts: RetryOptions = {}): Promise<T> {
+  const attempts = Math.max(1, opts.attempts ?? 5);
+  const base = opts.baseDelayMs ?? 10;
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (i >= attempts || !isConclaveError(e, 'store.conflict')) throw e;
+      await sleep(base * 2 ** (i - 1) * (0.5 + Math.random()));
+    }
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Change versions: the generic cache-invalidation mechanism for replicas. A domain that caches
+ * derived state (compiled policies, parsed keys) bumps its named version in the same transaction as
+ * the change, and every replica compares the version it cached against {@link readVersion} before it
+ * trusts the cache (or at most every N seconds; see docs/scale-out.md). Table: migration 10.
+ */
+export async function bumpVersion(tx: SqlExecutor, name: string): Promise<number> {
+  const row = await tx.get<{ version: number | bigint }>(
+    'INSERT INTO change_versions (name, version) VALUES (?, 1) ON CONFLICT (name) DO UPDATE SET version = change_versions.version + 1 RETURNING version',
+    [name],
+  );
+  return Number(row?.version ?? 0);
+}
+
+/** The current version of `name`; 0 when it never changed. */
+export async function readVersion(db: SqlExecutor, name: string): Promise<number> {
+  const row = await db.get<{ version: number | bigint }>('SELECT version FROM change_versions WHERE name = ?', [name]);
+  return Number(row?.version ?? 0);
+}
+
+/**
+ * A cache of one derived value that is rebuilt when the named change version moves. The version is
+ * read at most once per `maxStalenessMs` (0: on every call), which bounds how long a replica can
+ * serve a value another replica has already replaced.
+ */
+export function versionedCache<T>(db: SqlExecutor, name: string, load: () => Promise<T>, opts: { maxStalenessMs: number; now: () => number }): { get(): Promise<T>; invalidate(): void } {
+  let cached: { version: number; value: T; checkedAt: number } | undefined;
+  return {
+    async get() {
+      const t = opts.now();
+      if (cached && t - cached.checkedAt < opts.maxStalenessMs) return cached.value;
+      const version = await readVersion(db, name);
+      if (cached && cached.version === version) {
+        cached.checkedAt = t;
+        return cached.value;
+      }
+      const value = await load();
+      cached = { version, value, checkedAt: t };
+      return value;
+    },
+    invalidate() {
+      cached = undefined;
+    },
+  };
 }

@@ -1,97 +1,206 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { fail } from '../core/errors.js';
-import { type Database, type Migration, type SqlExecutor, renderSql } from './database.js';
+import { type Database, type Migration, type SqlExecutor, type Transaction, renderSql, sleep } from './database.js';
+
+/** How long a statement keeps retrying SQLITE_BUSY from another connection before it gives up. */
+const BUSY_GIVE_UP_MS = 15_000;
+/**
+ * SQLite's own busy handler sleeps inside the synchronous call and so blocks the event loop: keep it
+ * short and do the long wait here, asynchronously.
+ */
+const BUSY_TIMEOUT_MS = 25;
+
+const BUSY = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED']);
+/** Result codes that mean the file itself cannot be used (disk, permissions, corruption). */
+const UNAVAILABLE = /^SQLITE_(IOERR|CANTOPEN|FULL|READONLY|CORRUPT|NOTADB|PROTOCOL|NOMEM)/;
+
+function primaryCode(e: unknown): string {
+  return String((e as { code?: unknown }).code ?? '');
+}
+
+function isBusy(e: unknown): boolean {
+  return BUSY.has(primaryCode(e).replace(/_(SNAPSHOT|RECOVERY|TIMEOUT|SHAREDCACHE|VTAB)$/, ''));
+}
+
+function storeError(e: unknown, path: string): unknown {
+  if (UNAVAILABLE.test(primaryCode(e)) || (e instanceof TypeError && /not open/.test(e.message))) {
+    return fail('store.unavailable', 'the SQLite store cannot be used', { path }, e);
+  }
+  return e;
+}
 
 /**
  * SQLite through better-sqlite3: WAL, one writer. better-sqlite3 is synchronous, so a transaction is
  * serialised through a promise chain: async domain code inside `transaction()` never interleaves with
- * another transaction's statements on the shared connection.
+ * another transaction's statements on the shared connection, and statements issued outside it wait
+ * until it ends (they would otherwise read its uncommitted writes or land inside it).
+ *
+ * Another process on the same file (a restarted server whose predecessor is still exiting, the
+ * `db migrate` CLI) shows up as SQLITE_BUSY; statements that did not start a change are retried with
+ * back-off for up to {@link BUSY_GIVE_UP_MS}, then fail with `store.unavailable`.
  */
 export function openSqlite(path: string): Database {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   let db: BetterSqlite3.Database;
   try {
     db = new BetterSqlite3(path);
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    retrySync(() => db.pragma('journal_mode = WAL'));
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
   } catch (e) {
-    throw fail('store.unavailable', `cannot open SQLite database ${path}`, undefined, e);
+    throw fail('store.unavailable', `cannot open SQLite database ${path}`, { path }, e);
   }
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('busy_timeout = 5000');
-  db.pragma('foreign_keys = ON');
   const stmts = new Map<string, BetterSqlite3.Statement>();
   const prep = (sql: string) => {
     let s = stmts.get(sql);
     if (!s) {
       s = db.prepare(sql);
       stmts.set(sql, s);
+      if (s.reader) s.safeIntegers(true);
     }
     return s;
   };
-  const conv = (params: readonly unknown[] | undefined) =>
-    (params ?? []).map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p) : p));
+  /** Retries a statement that failed with SQLITE_BUSY: it changed nothing, so it is safe to repeat. */
+  const busyRetry = async <T>(op: () => T): Promise<T> => {
+    const started = Date.now();
+    for (let i = 0; ; i++) {
+      try {
+        return op();
+      } catch (e) {
+        if (!isBusy(e)) throw storeError(e, path);
+        if (Date.now() - started > BUSY_GIVE_UP_MS) throw fail('store.unavailable', 'the SQLite store stayed locked by another process', { path, waitedMs: Date.now() - started }, e);
+        await sleep(Math.min(200, 5 * 2 ** i) * (0.5 + Math.random()));
+      }
+    }
+  };
   const exec: SqlExecutor = {
-    async all<T>(sql: string, params?: readonly unknown[]) {
-      return prep(sql).all(...conv(params)) as T[];
+    all<T>(sql: string, params?: readonly unknown[]) {
+      return busyRetry(() => prep(sql).all(...toSqlite(params)).map(fromSqlite) as T[]);
     },
-    async get<T>(sql: string, params?: readonly unknown[]) {
-      return prep(sql).get(...conv(params)) as T | undefined;
+    get<T>(sql: string, params?: readonly unknown[]) {
+      return busyRetry(() => {
+        const row = prep(sql).get(...toSqlite(params));
+        return (row === undefined ? undefined : fromSqlite(row)) as T | undefined;
+      });
     },
-    async run(sql: string, params?: readonly unknown[]) {
-      return { changes: prep(sql).run(...conv(params)).changes };
+    run(sql: string, params?: readonly unknown[]) {
+      return busyRetry(() => {
+        const s = prep(sql);
+        // A RETURNING statement is a "reader" to better-sqlite3; run() still executes it.
+        return { changes: s.run(...toSqlite(params)).changes };
+      });
     },
   };
   let chain: Promise<unknown> = Promise.resolve();
-  let inTx = false;
+  let open: symbol | undefined;
+  const scope = new AsyncLocalStorage<symbol>();
+  /** Outside the open transaction, wait until no transaction is open; inside it, go straight on. */
+  const outside = async () => {
+    while (open && scope.getStore() !== open) await chain.catch(() => undefined);
+  };
+  const txExec: Transaction = { ...exec, lock: async () => undefined };
+  let closed = false;
   const database: Database = {
     dialect: 'sqlite',
-    ...exec,
+    async all(sql, params) {
+      await outside();
+      return exec.all(sql, params);
+    },
+    async get(sql, params) {
+      await outside();
+      return exec.get(sql, params);
+    },
     async run(sql, params) {
-      // A write outside a transaction waits for the open one, so it cannot land inside it.
-      if (inTx) await chain.catch(() => undefined);
+      await outside();
       return exec.run(sql, params);
     },
-    transaction<T>(fn: (tx: SqlExecutor & { lock(name: string): Promise<void> }) => Promise<T>): Promise<T> {
-      const next = chain.catch(() => undefined).then(async () => {
-        inTx = true;
-        db.prepare('BEGIN IMMEDIATE').run();
-        try {
-          const r = await fn({ ...exec, lock: async () => undefined });
-          db.prepare('COMMIT').run();
-          return r;
-        } catch (e) {
-          if (db.inTransaction) db.prepare('ROLLBACK').run();
-          throw e;
-        } finally {
-          inTx = false;
-        }
-      });
+    transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+      // A transaction opened from inside another one joins it: SQLite has one connection and one writer.
+      if (open && scope.getStore() === open) return fn(txExec);
+      const next = chain
+        .catch(() => undefined)
+        .then(async () => {
+          if (closed) throw fail('store.unavailable', 'the SQLite store is closed', { path });
+          const token = Symbol('tx');
+          // Marked open before BEGIN so that no statement from outside slips in between.
+          open = token;
+          try {
+            await busyRetry(() => db.prepare('BEGIN IMMEDIATE').run());
+            const r = await scope.run(token, () => fn(txExec));
+            await busyRetry(() => db.prepare('COMMIT').run());
+            return r;
+          } catch (e) {
+            try {
+              if (db.open && db.inTransaction) db.prepare('ROLLBACK').run();
+            } catch {
+              // A failed ROLLBACK leaves nothing committed; the body's error is the one to report.
+            }
+            throw storeError(e, path);
+          } finally {
+            open = undefined;
+          }
+        });
       chain = next;
       return next;
     },
     async migrate(migrations: readonly Migration[]) {
-      db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)');
+      await outside();
+      await busyRetry(() => db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)'));
       let applied = 0;
-      const done = new Set((db.prepare('SELECT id FROM schema_migrations').all() as { id: number }[]).map((r) => r.id));
       for (const m of [...migrations].sort((a, b) => a.id - b.id)) {
-        if (done.has(m.id)) continue;
-        db.transaction(() => {
+        // Checked inside the write lock: another process may have applied it since we looked.
+        const did = await database.transaction(async () => {
+          if (db.prepare('SELECT 1 FROM schema_migrations WHERE id = ?').get(m.id)) return false;
           db.exec(renderSql(m.sql, 'sqlite'));
           db.prepare('INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, new Date().toISOString());
-        }).immediate();
-        applied++;
+          return true;
+        });
+        if (did) applied++;
       }
       return applied;
     },
     async ping() {
-      db.prepare('SELECT 1').get();
+      await outside();
+      try {
+        db.prepare('SELECT 1').get();
+      } catch (e) {
+        throw fail('store.unavailable', 'the SQLite store cannot be used', { path }, e);
+      }
     },
     async close() {
+      closed = true;
       await chain.catch(() => undefined);
-      db.close();
+      if (db.open) db.close();
     },
   };
   return database;
+}
+
+function retrySync<T>(op: () => T): T {
+  const until = Date.now() + BUSY_GIVE_UP_MS;
+  for (;;) {
+    try {
+      return op();
+    } catch (e) {
+      if (!isBusy(e) || Date.now() > until) throw e;
+    }
+  }
+}
+
+function toSqlite(params: readonly unknown[] | undefined): unknown[] {
+  return (params ?? []).map((p) => (typeof p === 'boolean' ? (p ? 1 : 0) : p instanceof Uint8Array && !Buffer.isBuffer(p) ? Buffer.from(p.buffer, p.byteOffset, p.byteLength) : p));
+}
+
+/** Integers are read as bigint (exact) and narrowed to number where that is exact too, as on PostgreSQL. */
+function fromSqlite(row: unknown): unknown {
+  const r = row as Record<string, unknown>;
+  for (const k in r) {
+    const v = r[k];
+    if (typeof v === 'bigint' && v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER)) r[k] = Number(v);
+  }
+  return r;
 }

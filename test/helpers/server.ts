@@ -5,6 +5,7 @@ import pino from 'pino';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import { type RunningServer, startServer } from '../../src/main.js';
 import { type HttpResponse, httpsClient } from './https.js';
+import { type TestDatabase, createTestDatabase, testDatabaseFor } from './postgres.js';
 
 export interface TestServer extends RunningServer {
   readonly dataDir: string;
@@ -18,11 +19,25 @@ export function tempDir(prefix = 'conclave-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-/** Starts the real server (HTTPS, port 0, SQLite in a temp dir unless `db` is given). */
+/**
+ * Starts the real server (HTTPS, port 0, SQLite in a temp dir unless `db` is given). With
+ * CONCLAVE_TEST_DB=postgres and no `db` flag, each server gets a fresh PostgreSQL database
+ * (test/helpers/postgres.ts), dropped by stop().
+ */
 export async function startTestServer(flags: Record<string, unknown> = {}, opts: { dataDir?: string; keepDataDir?: boolean; now?: () => Date } = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? tempDir();
-  const config: Config = loadConfig({ flags: { port: 0, logLevel: 'silent', ...flags, dataDir }, env: {} });
-  const server = await startServer(config, { logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), ...(opts.now ? { now: opts.now } : {}) });
+  const onPostgres = process.env.CONCLAVE_TEST_DB === 'postgres' && flags.db === undefined;
+  // A caller-managed data dir may be restarted on: it keeps its database across stop() (see testDatabaseFor).
+  const keptDb: TestDatabase | undefined = onPostgres && opts.dataDir ? await testDatabaseFor(opts.dataDir) : undefined;
+  const pgDb: TestDatabase | undefined = onPostgres && !opts.dataDir ? await createTestDatabase() : undefined;
+  let server: RunningServer;
+  try {
+    const config: Config = loadConfig({ flags: { port: 0, logLevel: 'silent', ...flags, ...(pgDb || keptDb ? { db: (pgDb ?? keptDb)?.url } : {}), dataDir }, env: {} });
+    server = await startServer(config, { logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), ...(opts.now ? { now: opts.now } : {}) });
+  } catch (e) {
+    await pgDb?.drop().catch(() => undefined);
+    throw e;
+  }
   const send = httpsClient(server.url, server.caPath);
   let token: string | undefined;
   return {
@@ -41,6 +56,7 @@ export async function startTestServer(flags: Record<string, unknown> = {}, opts:
     },
     async stop() {
       await server.close();
+      await pgDb?.drop();
       if (!opts.keepDataDir && !opts.dataDir) rmSync(dataDir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,14 @@
+#!/usr/bin/env node
+// Runs the integration suites (test/integration/**) with every test server on its own fresh
+// PostgreSQL database (CONCLAVE_TEST_DB=postgres, see test/helpers/server.ts). The server is
+// CONCLAVE_TEST_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres). Extra arguments filter
+// the files as for scripts/run-tests.mjs. Needs a build first (the scale-out suites spawn bin/conclave.js).
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+
+const filters = process.argv.slice(2);
+const r = spawnSync(process.execPath, [join(import.meta.dirname, 'run-tests.mjs'), ...(filters.length > 0 ? filters : ['test/integration/'])], {
+  stdio: 'inherit',
+  env: { ...process.env, CONCLAVE_TEST_DB: 'postgres' },
+});
+process.exit(r.status ?? 1);

@@ -1,0 +1,179 @@
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+
+/**
+ * PostgreSQL for tests. The shared server (CONCLAVE_TEST_PG_URL, default the machine's cluster at
+ * 127.0.0.1:5432, user postgres, trust auth) hosts a throw-away database per test; tests that must
+ * stop and start the server get a private cluster of their own (initdb in a temp dir).
+ */
+export const PG_ADMIN_URL = process.env.CONCLAVE_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+const PG_BIN = process.env.CONCLAVE_TEST_PG_BIN ?? '/usr/lib/postgresql/15/bin';
+
+function withDatabase(url: string, name: string): string {
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
+}
+
+async function adminQuery(url: string, sql: string): Promise<void> {
+  const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
+  await c.connect();
+  try {
+    await c.query(sql);
+  } finally {
+    await c.end();
+  }
+}
+
+let reachable: Promise<string | undefined> | undefined;
+
+/**
+ * `undefined` when the PostgreSQL server answers; otherwise the reason. Under CI=true an unreachable
+ * server is an error (the PostgreSQL suites must not pass by skipping); elsewhere it is a skip reason.
+ */
+export function postgresUnavailable(): Promise<string | undefined> {
+  reachable ??= adminQuery(PG_ADMIN_URL, 'SELECT 1').then(
+    () => undefined,
+    (e: unknown) => {
+      const reason = `PostgreSQL at ${redact(PG_ADMIN_URL)} is not reachable (${(e as Error).message}); set CONCLAVE_TEST_PG_URL or start it (pg_ctlcluster 15 main start)`;
+      if (process.env.CI === 'true') throw new Error(`CI=true: ${reason}`);
+      return reason;
+    },
+  );
+  return reachable;
+}
+
+function redact(url: string): string {
+  const u = new URL(url);
+  u.password = '';
+  return u.toString();
+}
+
+export interface TestDatabase {
+  /** Connection URL of the fresh database. */
+  readonly url: string;
+  readonly name: string;
+  drop(): Promise<void>;
+}
+
+/** Creates `conclave_test_<random>` on the shared server; `drop()` removes it (forcing out sessions). */
+export async function createTestDatabase(adminUrl = PG_ADMIN_URL): Promise<TestDatabase> {
+  const name = `conclave_test_${randomBytes(6).toString('hex')}`;
+  await adminQuery(adminUrl, `CREATE DATABASE ${name}`);
+  let dropped = false;
+  return {
+    name,
+    url: withDatabase(adminUrl, name),
+    async drop() {
+      if (dropped) return;
+      dropped = true;
+      await adminQuery(adminUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
+
+const kept = new Map<string, TestDatabase>();
+
+/**
+ * The test database of a caller-managed data dir: created on first use and remembered in the data
+ * dir, so a server restarted on the same data dir finds the same store (as with its SQLite file).
+ * It outlives stop(); all of them are dropped when the test process is about to exit.
+ */
+export async function testDatabaseFor(dataDir: string): Promise<TestDatabase> {
+  const marker = join(dataDir, '.conclave-test-postgres');
+  if (existsSync(marker)) {
+    const name = readFileSync(marker, 'utf8').trim();
+    const known = kept.get(name);
+    if (known) return known;
+  }
+  const t = await createTestDatabase();
+  writeFileSync(marker, `${t.name}\n`);
+  if (kept.size === 0) {
+    process.once('beforeExit', () => {
+      void Promise.allSettled([...kept.values()].map((k) => k.drop()));
+    });
+  }
+  kept.set(t.name, t);
+  return t;
+}
+
+export interface PrivateCluster {
+  /** URL of its `postgres` database (TCP on 127.0.0.1 and a private port). */
+  readonly url: string;
+  readonly port: number;
+  start(): void;
+  stop(): void;
+  /** Stops it and deletes its directory. */
+  destroy(): void;
+}
+
+/** `undefined` when a private cluster can be made here (initdb present, root to su to postgres). */
+export function privateClusterUnavailable(): string | undefined {
+  const r = spawnSync(join(PG_BIN, 'initdb'), ['--version'], { encoding: 'utf8' });
+  if (r.status !== 0) return `initdb not found in ${PG_BIN} (set CONCLAVE_TEST_PG_BIN)`;
+  if (process.getuid?.() !== 0 && process.env.USER !== 'postgres') return 'a private PostgreSQL cluster needs root (su postgres) or the postgres user';
+  return undefined;
+}
+
+/**
+ * initdb + start of a throw-away cluster (about 1 s, toolchain.md §5). Durability is off: the tests
+ * that use it exercise availability, not crash recovery of PostgreSQL itself.
+ */
+export async function startPrivateCluster(): Promise<PrivateCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-pg-'));
+  chmodSync(dir, 0o755);
+  const asRoot = process.getuid?.() === 0;
+  const sh = (cmd: string) => {
+    if (asRoot) execFileSync('su', ['postgres', '-c', cmd], { stdio: 'pipe' });
+    else execFileSync('sh', ['-c', cmd], { stdio: 'pipe' });
+  };
+  if (asRoot) {
+    const uid = Number(execFileSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).trim());
+    const gid = Number(execFileSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).trim());
+    chownSync(dir, uid, gid);
+  }
+  const port = await freePort();
+  sh(`${PG_BIN}/initdb -D ${dir}/data -A trust -U postgres --no-sync >/dev/null`);
+  const start = () =>
+    sh(`${PG_BIN}/pg_ctl -D ${dir}/data -o "-k ${dir} -p ${port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" -l ${dir}/log -w start >/dev/null`);
+  const stop = () => sh(`${PG_BIN}/pg_ctl -D ${dir}/data -m fast -w stop >/dev/null`);
+  start();
+  let running = true;
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    start() {
+      if (!running) start();
+      running = true;
+    },
+    stop() {
+      if (running) stop();
+      running = false;
+    },
+    destroy() {
+      try {
+        if (running) stop();
+      } finally {
+        running = false;
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  };
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
+    });
+  });
+}
