@@ -1,5 +1,7 @@
 /** `conclave key …`: the vault's keys over the AKV REST API. */
-import { readFileSync } from 'node:fs';
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { decodeReleaseResponse, unwrapKeyTransfer } from '../vault/release/index.js';
 import type { Command } from 'commander';
 import { LATEST_API_VERSION } from '../vault/key.js';
 import { type ClientFlags, createServerClient, withClientOptions } from './client.js';
@@ -21,6 +23,48 @@ function summary(bundle: any): Record<string, unknown> {
   };
 }
 
+/** The key name: the positional argument or `--name` (as `az keyvault key create --name`). */
+function nameOf(arg: string | undefined, f: { name?: string }): string {
+  const name = arg ?? f.name;
+  if (!name) throw new CliError('a key name is needed', 'pass it as the argument or with --name', 2);
+  return name;
+}
+
+function readText(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    throw new CliError(`cannot read ${file}`, 'check the path', 2);
+  }
+}
+
+/** A release policy file (the same file `az keyvault key create --policy` takes) as AKV's release_policy. */
+function releasePolicyOf(file: string, immutable: boolean): Record<string, unknown> {
+  const text = readText(file).trim();
+  try {
+    JSON.parse(text);
+  } catch {
+    throw new CliError(`${file} is not JSON`, 'a release policy is a JSON document (see docs/release-policy.md)', 2);
+  }
+  return { contentType: 'application/json; charset=utf-8', data: Buffer.from(text).toString('base64url'), immutable };
+}
+
+/** Bytes from a base64url/base64 value or a file (`@path`). */
+function bytesArg(v: string | undefined, what: string): string | undefined {
+  if (v === undefined) return undefined;
+  if (v.startsWith('@')) {
+    try {
+      return readFileSync(v.slice(1)).toString('base64url');
+    } catch {
+      throw new CliError(`cannot read ${v.slice(1)}`, undefined, 2);
+    }
+  }
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(v)) throw new CliError(`${what} must be base64url or @FILE`, undefined, 2);
+  return Buffer.from(v.replace(/-/g, '+').replace(/_/g, '/'), 'base64').toString('base64url');
+}
+
+const versioned = (name: string, version?: string) => `/keys/${encodeURIComponent(name)}${version ? `/${encodeURIComponent(version)}` : ''}`;
+
 function command(parent: Command, spec: string, description: string): Command {
   return withClientOptions(parent.command(spec).description(description)).option('-o, --output <format>', 'json or table');
 }
@@ -28,7 +72,8 @@ function command(parent: Command, spec: string, description: string): Command {
 export function registerKey(program: Command): void {
   const key = program.command('key').description('manage vault keys (AKV keys API)');
 
-  command(key, 'create <name>', 'create a key, or a new version of it')
+  command(key, 'create [name]', 'create a key, or a new version of it')
+    .option('--name <name>', 'key name (instead of the argument)')
     .option('--kty <type>', 'RSA, RSA-HSM, EC, EC-HSM, oct, oct-HSM', 'RSA')
     .option('--size <bits>', 'RSA 2048/3072/4096, oct 128/192/256')
     .option('--curve <crv>', 'P-256, P-384, P-521, P-256K')
@@ -36,21 +81,15 @@ export function registerKey(program: Command): void {
     .option('--exportable', 'allow Secure Key Release (needs --policy)')
     .option('--policy <file>', 'release policy JSON file')
     .option('--immutable', 'make the release policy immutable')
-    .action(async (name: string, f: Flags & { kty: string; size?: string; curve?: string; ops?: string; exportable?: boolean; policy?: string; immutable?: boolean }) => {
+    .addHelpText('after', '\nExample:\n  conclave key create --exportable --kty RSA-HSM --name app-key --policy policy.json\n')
+    .action(async (arg: string | undefined, f: Flags & { name?: string; kty: string; size?: string; curve?: string; ops?: string; exportable?: boolean; policy?: string; immutable?: boolean }) => {
+      const name = nameOf(arg, f);
       const body: Record<string, unknown> = { kty: f.kty };
       if (f.size) body.key_size = Number(f.size);
       if (f.curve) body.crv = f.curve;
       if (f.ops) body.key_ops = f.ops.split(',');
       if (f.exportable) body.attributes = { exportable: true };
-      if (f.policy) {
-        let text: string;
-        try {
-          text = readFileSync(f.policy, 'utf8');
-        } catch {
-          throw new CliError(`cannot read ${f.policy}`, undefined, 2);
-        }
-        body.release_policy = { contentType: 'application/json; charset=utf-8', data: Buffer.from(text.trim()).toString('base64url'), immutable: f.immutable === true };
-      }
+      if (f.policy) body.release_policy = releasePolicyOf(f.policy, f.immutable === true);
       const r = await createServerClient(f).call('POST', api(`/keys/${encodeURIComponent(name)}/create`), body);
       printResult(summary(r), f.output ?? defaultFormat());
     });
@@ -93,4 +132,133 @@ export function registerKey(program: Command): void {
       printResult(r ? summary(r) : { purged: name }, f.output ?? defaultFormat());
     });
   }
+
+  command(key, 'import [name]', 'import a private key (JWK file) into the vault')
+    .option('--name <name>', 'key name (instead of the argument)')
+    .requiredOption('--jwk <file>', 'private JWK (RSA, EC or oct) as JSON')
+    .option('--hsm', 'protect as an -HSM key')
+    .option('--exportable', 'allow Secure Key Release (needs --policy)')
+    .option('--policy <file>', 'release policy JSON file')
+    .option('--immutable', 'make the release policy immutable')
+    .action(async (arg: string | undefined, f: Flags & { name?: string; jwk: string; hsm?: boolean; exportable?: boolean; policy?: string; immutable?: boolean }) => {
+      let jwk: unknown;
+      try {
+        jwk = JSON.parse(readText(f.jwk));
+      } catch (e) {
+        if (e instanceof CliError) throw e;
+        throw new CliError(`${f.jwk} is not JSON`, undefined, 2);
+      }
+      const body: Record<string, unknown> = { key: jwk, Hsm: f.hsm === true };
+      if (f.exportable) body.attributes = { exportable: true };
+      if (f.policy) body.release_policy = releasePolicyOf(f.policy, f.immutable === true);
+      printResult(summary(await createServerClient(f).call('PUT', api(`/keys/${encodeURIComponent(nameOf(arg, f))}`), body)), f.output ?? defaultFormat());
+    });
+
+  command(key, 'update [name]', 'update attributes, tags, key_ops or the release policy of a key version')
+    .option('--name <name>', 'key name (instead of the argument)')
+    .option('--key-version <v>', 'key version (default: latest)')
+    .option('--enable', 'enable the key')
+    .option('--disable', 'disable the key')
+    .option('--ops <list>', 'comma-separated key_ops')
+    .option('--tags <list>', 'comma-separated k=v tags')
+    .option('--policy <file>', 'new release policy JSON file')
+    .option('--immutable', 'make the release policy immutable')
+    .action(async (arg: string | undefined, f: Flags & { name?: string; keyVersion?: string; enable?: boolean; disable?: boolean; ops?: string; tags?: string; policy?: string; immutable?: boolean }) => {
+      if (f.enable && f.disable) throw new CliError('--enable and --disable exclude each other', undefined, 2);
+      const body: Record<string, unknown> = { attributes: f.enable ? { enabled: true } : f.disable ? { enabled: false } : {} };
+      if (f.ops) body.key_ops = f.ops.split(',');
+      if (f.tags) body.tags = Object.fromEntries(f.tags.split(',').map((t) => t.split('=') as [string, string]));
+      if (f.policy) body.release_policy = releasePolicyOf(f.policy, f.immutable === true);
+      const r = await createServerClient(f).call('PATCH', api(`/keys/${encodeURIComponent(nameOf(arg, f))}/${f.keyVersion ? encodeURIComponent(f.keyVersion) : ''}`), body);
+      printResult(summary(r), f.output ?? defaultFormat());
+    });
+
+  command(key, 'backup [name]', 'write an opaque backup of all versions of a key (restorable into a vault with the same master key)')
+    .option('--name <name>', 'key name (instead of the argument)')
+    .requiredOption('--file <file>', 'where to write the backup')
+    .action(async (arg: string | undefined, f: Flags & { name?: string; file: string }) => {
+      const r = await createServerClient(f).call('POST', api(`/keys/${encodeURIComponent(nameOf(arg, f))}/backup`));
+      writeFileSync(f.file, String(r.value), { mode: 0o600 });
+      printResult({ backup: f.file, bytes: String(r.value).length }, f.output ?? defaultFormat());
+    });
+
+  command(key, 'restore', 'restore a key from a backup file')
+    .requiredOption('--file <file>', 'a backup written by `conclave key backup`')
+    .action(async (f: Flags & { file: string }) => {
+      printResult(summary(await createServerClient(f).call('POST', api('/keys/restore'), { value: readText(f.file).trim() })), f.output ?? defaultFormat());
+    });
+
+  command(key, 'release [name]', 'release an exportable key to the TEE key named in an attestation token')
+    .option('--name <name>', 'key name (instead of the argument)')
+    .option('--key-version <v>', 'key version (default: latest)')
+    .requiredOption('--token <file>', 'attestation token (JWT) file, or {"token": …} JSON')
+    .option('--nonce <nonce>', 'nonce echoed in the signed response')
+    .option('--enc <alg>', 'CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384')
+    .option('--private-key <file>', 'the TEE private key (PEM) to unwrap key_hsm with; without it the wrapped response is printed')
+    .addHelpText('after', '\nExample:\n  conclave key release app-key --token token.jwt --private-key tee.pem -o json\n')
+    .action(async (arg: string | undefined, f: Flags & { name?: string; keyVersion?: string; token: string; nonce?: string; enc?: string; privateKey?: string }) => {
+      const raw = readText(f.token).trim();
+      const target = raw.startsWith('{') ? String((JSON.parse(raw) as { token?: string }).token) : raw;
+      const body: Record<string, string> = { target };
+      if (f.nonce) body.nonce = f.nonce;
+      if (f.enc) body.enc = f.enc;
+      const r = await createServerClient(f).call('POST', api(`${versioned(nameOf(arg, f), f.keyVersion)}/release`), body);
+      const { payload } = decodeReleaseResponse(String(r.value));
+      const released = payload.response.key.key as Record<string, unknown>;
+      if (!f.privateKey) {
+        printResult({ value: r.value, kid: released.kid, kty: released.kty, enc: payload.request.enc }, f.output ?? defaultFormat());
+        return;
+      }
+      const privateKey = createPrivateKey(readText(f.privateKey));
+      const material = unwrapKeyTransfer(String(released.key_hsm), privateKey);
+      const jwk = released.kty === 'oct' || released.kty === 'oct-HSM' ? { kty: 'oct', k: Buffer.from(material).toString('base64url') } : createPrivateKey({ key: Buffer.from(material), format: 'der', type: 'pkcs8' }).export({ format: 'jwk' });
+      printResult({ kid: released.kid, key: jwk }, 'json');
+    });
+
+  for (const [verb, what] of [
+    ['encrypt', 'encrypt with a key (RSA1_5, RSA-OAEP, RSA-OAEP-256, A*GCM, A*CBC, A*CBCPAD)'],
+    ['decrypt', 'decrypt with a key'],
+    ['wrap', 'wrap a key with a key (RSA-OAEP…, A*KW)'],
+    ['unwrap', 'unwrap a key with a key'],
+  ] as const) {
+    command(key, `${verb} [name]`, what)
+      .option('--name <name>', 'key name (instead of the argument)')
+      .option('--key-version <v>', 'key version (default: latest)')
+      .requiredOption('--alg <alg>', 'algorithm')
+      .requiredOption('--value <b64url>', 'input as base64url, or @FILE')
+      .option('--iv <b64url>', 'AES initialisation vector')
+      .option('--aad <b64url>', 'AES-GCM additional authenticated data')
+      .option('--tag <b64url>', 'AES-GCM authentication tag (decrypt)')
+      .action(async (arg: string | undefined, f: Flags & { name?: string; keyVersion?: string; alg: string; value: string; iv?: string; aad?: string; tag?: string }) => {
+        const body: Record<string, string> = { alg: f.alg, value: bytesArg(f.value, '--value')! };
+        for (const k of ['iv', 'aad', 'tag'] as const) if (f[k]) body[k] = bytesArg(f[k], `--${k}`)!;
+        const op = verb === 'wrap' ? 'wrapkey' : verb === 'unwrap' ? 'unwrapkey' : verb;
+        printResult(await createServerClient(f).call('POST', api(`${versioned(nameOf(arg, f), f.keyVersion)}/${op}`), body), f.output ?? defaultFormat());
+      });
+  }
+
+  command(key, 'sign [name]', 'sign a digest (RS/PS 256/384/512, ES256/384/512/256K)')
+    .option('--name <name>', 'key name (instead of the argument)')
+    .option('--key-version <v>', 'key version (default: latest)')
+    .requiredOption('--alg <alg>', 'signature algorithm')
+    .requiredOption('--digest <b64url>', 'the digest to sign, base64url or @FILE')
+    .action(async (arg: string | undefined, f: Flags & { name?: string; keyVersion?: string; alg: string; digest: string }) => {
+      printResult(await createServerClient(f).call('POST', api(`${versioned(nameOf(arg, f), f.keyVersion)}/sign`), { alg: f.alg, value: bytesArg(f.digest, '--digest') }), f.output ?? defaultFormat());
+    });
+
+  command(key, 'verify [name]', 'verify a signature over a digest (exit 1 when it does not verify)')
+    .option('--name <name>', 'key name (instead of the argument)')
+    .option('--key-version <v>', 'key version (default: latest)')
+    .requiredOption('--alg <alg>', 'signature algorithm')
+    .requiredOption('--digest <b64url>', 'the digest, base64url or @FILE')
+    .requiredOption('--signature <b64url>', 'the signature, base64url or @FILE')
+    .action(async (arg: string | undefined, f: Flags & { name?: string; keyVersion?: string; alg: string; digest: string; signature: string }) => {
+      const r = await createServerClient(f).call('POST', api(`${versioned(nameOf(arg, f), f.keyVersion)}/verify`), {
+        alg: f.alg,
+        digest: bytesArg(f.digest, '--digest'),
+        value: bytesArg(f.signature, '--signature'),
+      });
+      printResult(r, f.output ?? defaultFormat());
+      if (r.value !== true) process.exitCode = 1;
+    });
 }
