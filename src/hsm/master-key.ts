@@ -23,7 +23,13 @@ export function loadOrCreateMasterKey(path: string): Uint8Array {
   }
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const k = randomBytes(32);
-  writeFileSync(path, k, { mode: 0o600, flag: 'wx' });
+  try {
+    writeFileSync(path, k, { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    // Another replica sharing the data dir created it first: use theirs.
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return loadOrCreateMasterKey(path);
+    throw e;
+  }
   return new Uint8Array(k);
 }
 

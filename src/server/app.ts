@@ -100,7 +100,8 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
       const err = e as { status?: number; detail?: { error?: string }; message?: string };
       reply.status(err.status ?? 400);
       if (err.status === 401) reply.header('WWW-Authenticate', 'Basic realm="conclave"');
-      return { error: err.detail?.error ?? 'invalid_request', error_description: err.message ?? 'invalid request' };
+      const error = err.detail?.error ?? ((err.status ?? 400) >= 500 ? 'temporarily_unavailable' : 'invalid_request');
+      return { error, error_description: (err.status ?? 400) >= 500 ? 'the service is temporarily unavailable' : (err.message ?? 'invalid request') };
     }
   });
 

@@ -47,8 +47,7 @@ export async function ensureAdminCredential(db: Database, dataDir: string, baseU
     const credential = JSON.parse(readFileSync(path, 'utf8')) as AdminCredential;
     const row = await db.get('SELECT client_id FROM clients WHERE client_id = ?', [credential.clientId]);
     if (!row) {
-      const ins = db.dialect === 'postgres' ? 'INSERT INTO clients (client_id, secret_sha256, display_name, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING' : 'INSERT OR IGNORE INTO clients (client_id, secret_sha256, display_name, created_at) VALUES (?, ?, ?, ?)';
-      await db.run(ins, [credential.clientId, secretHash(credential.clientSecret), 'admin', nowSeconds]);
+      await db.run('INSERT INTO clients (client_id, secret_sha256, display_name, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING', [credential.clientId, secretHash(credential.clientSecret), 'admin', nowSeconds]);
     }
     const expected = `${baseUrl}${TOKEN_PATH}`;
     if (credential.tokenEndpoint !== expected) {
@@ -60,7 +59,14 @@ export async function ensureAdminCredential(db: Database, dataDir: string, baseU
   }
   const { clientId, clientSecret } = await createClient(db, 'admin', nowSeconds);
   const credential: AdminCredential = { clientId, clientSecret, tokenEndpoint: `${baseUrl}${TOKEN_PATH}` };
-  writeFileSync(path, `${JSON.stringify(credential, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  try {
+    writeFileSync(path, `${JSON.stringify(credential, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+  } catch (e) {
+    // A replica sharing the data dir wrote it first: drop our client and adopt theirs.
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    await db.run('DELETE FROM clients WHERE client_id = ?', [clientId]);
+    return ensureAdminCredential(db, dataDir, baseUrl, nowSeconds);
+  }
   return { path, credential, created: true };
 }
 

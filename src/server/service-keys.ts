@@ -48,11 +48,7 @@ export async function loadOrCreateServiceKey(
     extensions: [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)],
   });
   const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
-  const sqlInsert =
-    db.dialect === 'postgres'
-      ? 'INSERT INTO service_keys (name, alg, sealed_private, cert_der, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING'
-      : 'INSERT OR IGNORE INTO service_keys (name, alg, sealed_private, cert_der, created_at) VALUES (?, ?, ?, ?, ?)';
-  await db.run(sqlInsert, [name, alg, Buffer.from(sealer.seal(pkcs8, `service-key:${name}`)), Buffer.from(cert.rawData), Math.floor(nowMs / 1000)]);
+  await db.run('INSERT INTO service_keys (name, alg, sealed_private, cert_der, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING', [name, alg, Buffer.from(sealer.seal(pkcs8, `service-key:${name}`)), Buffer.from(cert.rawData), Math.floor(nowMs / 1000)]);
   const stored = await read(db, sealer, name);
   if (!stored) throw new Error(`service key ${name} vanished after insert`);
   return stored;

@@ -1,8 +1,9 @@
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
+import { fail } from '../core/errors.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -22,7 +23,7 @@ const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
  * the listen host and the `*.vault.localtest` / `*.attest.localtest` names the Azure SDKs' challenge
  * check can use. Operators replace `tls/server.pem` + `tls/server.key` with their own.
  */
-export async function loadOrCreateTls(dataDir: string, host: string): Promise<TlsMaterial> {
+export async function loadOrCreateTls(dataDir: string, host: string, retry = true): Promise<TlsMaterial> {
   const dir = join(dataDir, 'tls');
   const caPath = join(dir, 'ca.pem');
   const certPath = join(dir, 'server.pem');
@@ -30,7 +31,7 @@ export async function loadOrCreateTls(dataDir: string, host: string): Promise<Tl
   if (existsSync(certPath) && existsSync(keyPath) && existsSync(caPath)) {
     return { key: readFileSync(keyPath, 'utf8'), cert: readFileSync(certPath, 'utf8'), caPath, created: false };
   }
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const now = Date.now();
   const caKeys = (await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify'])) as CryptoKeyPair;
   const ca = await x509.X509CertificateGenerator.createSelfSigned({
@@ -75,9 +76,23 @@ export async function loadOrCreateTls(dataDir: string, host: string): Promise<Tl
     ],
   });
   const key = x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY');
-  writeFileSync(keyPath, key, { mode: 0o600 });
-  writeFileSync(certPath, cert.toString('pem') + '\n' + ca.toString('pem') + '\n');
-  writeFileSync(caPath, ca.toString('pem') + '\n');
+  // Written into a private temporary directory and renamed into place, so a replica starting at the
+  // same time on the same data dir either wins whole or adopts the winner's identity.
+  const tmp = `${dir}.${process.pid}.tmp`;
+  mkdirSync(tmp, { recursive: true, mode: 0o700 });
+  writeFileSync(join(tmp, 'server.key'), key, { mode: 0o600 });
+  writeFileSync(join(tmp, 'server.pem'), cert.toString('pem') + '\n' + ca.toString('pem') + '\n');
+  writeFileSync(join(tmp, 'ca.pem'), ca.toString('pem') + '\n');
+  try {
+    renameSync(tmp, dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    const code = (e as NodeJS.ErrnoException).code;
+    if ((code !== 'ENOTEMPTY' && code !== 'EEXIST') || !retry) {
+      throw fail('config.invalid', `${dir} exists but lacks ca.pem, server.pem or server.key; restore them or remove the directory`);
+    }
+    return loadOrCreateTls(dataDir, host, false);
+  }
   return { key, cert: readFileSync(certPath, 'utf8'), caPath, created: true };
 }
 
