@@ -54,7 +54,7 @@ describe('conclave key, role, audit', () => {
   });
 
   test('audit verify passes, then names a deleted and a reordered record', async () => {
-    const ok = await run('audit', 'verify', '--data-dir', server.dataDir, '-o', 'json');
+    const ok = await run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db, '-o', 'json');
     assert.equal(ok.code, 0, ok.err);
     assert.ok(JSON.parse(ok.out).records >= 6);
     const rows = await server.ctx.db.all<{ seq: number; record: string; prev_hash: string; hash: string }>('SELECT seq, record, prev_hash, hash FROM vault_audit ORDER BY seq');
@@ -62,14 +62,14 @@ describe('conclave key, role, audit', () => {
     const [r3, r4] = [rows[2]!, rows[3]!];
     await server.ctx.db.run('UPDATE vault_audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = 3', [r4.record, r4.prev_hash, r4.hash]);
     await server.ctx.db.run('UPDATE vault_audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = 4', [r3.record, r3.prev_hash, r3.hash]);
-    const reordered = await run('audit', 'verify', '--data-dir', server.dataDir);
+    const reordered = await run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db);
     assert.equal(reordered.code, 1);
     assert.match(reordered.err, /sequence 3/);
     await server.ctx.db.run('UPDATE vault_audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = 3', [r3.record, r3.prev_hash, r3.hash]);
     await server.ctx.db.run('UPDATE vault_audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = 4', [r4.record, r4.prev_hash, r4.hash]);
-    assert.equal((await run('audit', 'verify', '--data-dir', server.dataDir)).code, 0);
+    assert.equal((await run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db)).code, 0);
     await server.ctx.db.run('DELETE FROM vault_audit WHERE seq = 2');
-    const deleted = await run('audit', 'verify', '--data-dir', server.dataDir);
+    const deleted = await run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db);
     assert.equal(deleted.code, 1);
     assert.match(deleted.err, /sequence 2/);
   });
