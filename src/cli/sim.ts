@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadOrCreateSimulatedTee } from '../evidence/simulated/index.js';
 import { CliError } from './output.js';
@@ -59,5 +60,22 @@ export function registerSim(program: Command): void {
         throw new CliError((e as Error).message, undefined, 2);
       }
       process.stdout.write(o.path ? `${ev.path}\n` : `${JSON.stringify(ev.body)}\n`);
+    });
+  sim
+    .command('transfer-key')
+    .description('make a TEE transfer key pair: the private key goes to a file, the runtime data {"keys":[JWK]} to stdout')
+    .requiredOption('--private-key <file>', 'where to write the RSA private key (PEM, mode 0600)')
+    .option('--bits <n>', 'RSA modulus size', '2048')
+    .addHelpText('after', '\nExample:\n  conclave sim transfer-key --private-key tee.pem > keys.json\n')
+    .action((o: { privateKey: string; bits: string }) => {
+      const bits = Number(o.bits);
+      if (![2048, 3072, 4096].includes(bits)) throw new CliError('--bits must be 2048, 3072 or 4096', undefined, 2);
+      const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+      try {
+        writeFileSync(o.privateKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+      } catch (e) {
+        throw new CliError(`cannot write ${o.privateKey}: ${(e as NodeJS.ErrnoException).code}`, undefined, 2);
+      }
+      process.stdout.write(`${JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'TpmEphemeralEncryptionKey', key_ops: ['encrypt'] }] })}\n`);
     });
 }
