@@ -1,13 +1,15 @@
 import { Command, CommanderError } from 'commander';
 import { registerDb } from './db.js';
+import { registerHsm } from './hsm.js';
 import { CliError } from './output.js';
 import { registerPolicyCheck } from './policy-check.js';
 import { registerServe } from './serve.js';
-import { registerSim } from './sim.js';
-import { registerDemo } from './demo.js';
+import { registerCollateral } from './collateral.js';
 import { registerAudit } from './audit.js';
 import { registerKey } from './key.js';
 import { registerRole } from './role.js';
+import { registerSim } from './sim.js';
+import { registerDemo } from './demo.js';
 import { registerAgent } from './agent.js';
 import { registerAttest } from './attest.js';
 import { registerToken } from './token.js';
@@ -22,11 +24,13 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   registerServe(program);
+  registerCollateral(program);
   registerAgent(program);
   registerAttest(program);
   registerToken(program);
   registerVerify(program);
   registerDb(program);
+  registerHsm(program);
   registerSim(program);
   registerDemo(program);
   registerKey(program);

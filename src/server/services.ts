@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServiceName } from '../config/config.js';
 import { attestationPlugin } from './attestation/plugin.js';
+import { collateralPlugin } from './collateral/plugin.js';
 import type { AppContext } from './context.js';
 import { vaultPlugin } from './vault/plugin.js';
 
@@ -13,5 +14,5 @@ export type ServicePlugin = (app: FastifyInstance, ctx: AppContext) => Promise<v
 export const SERVICE_PLUGINS: Record<ServiceName, ServicePlugin> = {
   vault: vaultPlugin,
   attestation: attestationPlugin,
-  collateral: async () => undefined,
+  collateral: (app, ctx) => collateralPlugin(app, ctx),
 };

@@ -1,0 +1,163 @@
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { decodeBundle, encodeBundle } from '../collateral/cache/bundle.js';
+import { verifyCollateralItem } from '../collateral/cache/verify.js';
+import { loadConfig } from '../config/config.js';
+import { isConclaveError } from '../core/errors.js';
+import { openDatabase } from '../storage/database.js';
+import { createCollateralStore } from '../storage/collateral-store.js';
+import { MIGRATIONS } from '../storage/migrations/index.js';
+import { CliError, defaultFormat, printResult } from './output.js';
+
+interface StoreFlags {
+  dataDir?: string;
+  db?: string;
+}
+
+async function openStore(flags: StoreFlags) {
+  const config = loadConfig({ flags: { dataDir: flags.dataDir, db: flags.db }, env: process.env });
+  const db = await openDatabase(config.db);
+  await db.migrate(MIGRATIONS);
+  return { db, store: createCollateralStore(db) };
+}
+
+/** A progress bar on a TTY, a plain count line otherwise (logs stay readable). */
+function progress(label: string, total: number) {
+  const tty = process.stderr.isTTY;
+  let last = -1;
+  return (done: number) => {
+    if (tty) {
+      const width = 30;
+      const filled = Math.round((done / Math.max(total, 1)) * width);
+      process.stderr.write(`\r${label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total}`);
+      if (done === total) process.stderr.write('\n');
+    } else if (done === total || done - last >= 100) {
+      last = done;
+      process.stderr.write(`${label}: ${done}/${total}\n`);
+    }
+  };
+}
+
+interface AdminFlags {
+  url: string;
+  dataDir?: string;
+  caFile?: string;
+}
+
+function send(method: string, url: string, ca: Buffer | undefined, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
+  return new Promise((res, rej) => {
+    const u = new URL(url);
+    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method, headers, ...(ca ? { ca } : {}) }, (r) => {
+      const c: Buffer[] = [];
+      r.on('data', (d: Buffer) => c.push(d));
+      r.on('end', () => res({ status: r.statusCode ?? 0, text: Buffer.concat(c).toString('utf8') }));
+    });
+    req.on('error', (e) => rej(new CliError(`cannot reach ${u.origin}: ${e.message}`, 'check --url and that conclave serve is running', 3)));
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+/** Calls the admin API with the administrator's credential (admin.json or CONCLAVE_CLIENT_ID/SECRET). */
+async function adminCall(flags: AdminFlags, method: string, path: string, body?: unknown): Promise<unknown> {
+  const dataDir = resolve(flags.dataDir ?? process.env.CONCLAVE_DATA_DIR ?? './data');
+  const caPath = flags.caFile ?? join(dataDir, 'tls', 'ca.pem');
+  const ca = existsSync(caPath) ? readFileSync(caPath) : undefined;
+  let id = process.env.CONCLAVE_CLIENT_ID;
+  let secret = process.env.CONCLAVE_CLIENT_SECRET;
+  if (!id || !secret) {
+    const p = join(dataDir, 'admin.json');
+    if (!existsSync(p)) throw new CliError(`no admin credential at ${p}`, 'pass --data-dir or set CONCLAVE_CLIENT_ID and CONCLAVE_CLIENT_SECRET', 2);
+    const cred = JSON.parse(readFileSync(p, 'utf8')) as { clientId: string; clientSecret: string };
+    id = cred.clientId;
+    secret = cred.clientSecret;
+  }
+  const base = flags.url.replace(/\/+$/, '');
+  const tok = await send('POST', `${base}/oauth2/token`, ca, { 'content-type': 'application/x-www-form-urlencoded' }, new URLSearchParams({ grant_type: 'client_credentials', client_id: id, client_secret: secret }).toString());
+  if (tok.status !== 200) throw new CliError(`token request failed (${tok.status})`, 'check the admin credential', 3);
+  const token = (JSON.parse(tok.text) as { access_token: string }).access_token;
+  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const r = await send(method, `${base}${path}`, ca, headers, body === undefined ? undefined : JSON.stringify(body));
+  const parsed = r.text ? (JSON.parse(r.text) as unknown) : {};
+  if (r.status >= 400) {
+    const e = (parsed as { error?: { code?: string; message?: string } }).error;
+    throw new CliError(`${e?.code ?? r.status}: ${e?.message ?? r.text}`, undefined, 1);
+  }
+  return parsed;
+}
+
+function jsonArg(v: string): unknown {
+  try {
+    return JSON.parse(existsSync(v) ? readFileSync(v, 'utf8') : v);
+  } catch {
+    throw new CliError(`${v} is neither a JSON file nor JSON text`, 'e.g. --set \'{"minAgeDays":30,"pinned":{"sgx":17}}\'', 2);
+  }
+}
+
+/** `conclave collateral import|export|status|baseline|refresh`. */
+export function registerCollateral(program: Command): void {
+  const c = program.command('collateral').description('collateral cache: offline bundles, status, TCB baseline, refresh');
+  const storeOpts = (cmd: Command) => cmd.option('--data-dir <dir>', 'data directory (default ./data)').option('--db <url>', 'store URL (default sqlite:<data-dir>/conclave.db)');
+  const adminOpts = (cmd: Command) =>
+    cmd.requiredOption('--url <url>', 'base URL of conclave serve').option('--data-dir <dir>', 'data directory holding admin.json and tls/ca.pem').option('--ca-file <file>', 'CA certificate to trust').option('--output <format>', 'json|table');
+
+  storeOpts(c.command('export <file>').description('write every cached item (bodies, headers, signatures) to an offline bundle')).action(async (file: string, flags: StoreFlags) => {
+    const { db, store } = await openStore(flags);
+    try {
+      const items = await store.itemsSince(0);
+      writeFileSync(file, encodeBundle(items, new Date()));
+      process.stderr.write(`exported ${items.length} items to ${file}\n`);
+    } finally {
+      await db.close();
+    }
+  });
+
+  storeOpts(c.command('import <file>').description('verify every item of a bundle against the vendor roots, then store all of them in one transaction')).action(async (file: string, flags: StoreFlags) => {
+    const items = decodeBundle(readFileSync(file, 'utf8'));
+    const tick = progress('verifying', items.length);
+    items.forEach((i, n) => {
+      try {
+        verifyCollateralItem({ ...i, version: 0 });
+      } catch (e) {
+        throw new CliError(isConclaveError(e) ? e.message : String(e), 'nothing was imported', 1);
+      }
+      tick(n + 1);
+    });
+    const { db, store } = await openStore(flags);
+    try {
+      await store.put(items);
+      process.stderr.write(`imported ${items.length} items\n`);
+    } finally {
+      await db.close();
+    }
+  });
+
+  adminOpts(c.command('status').description('what is cached, from where, its age and next refresh')).action(async (flags: AdminFlags & { output?: string }) => {
+    const r = (await adminCall(flags, 'GET', '/admin/collateral/status')) as { items: Record<string, unknown>[] };
+    const fmt = (flags.output as 'json' | 'table' | undefined) ?? defaultFormat();
+    printResult(fmt === 'table' ? r.items.map((i) => ({ key: i.key, source: i.source, ageSeconds: i.ageSeconds, nextUpdate: i.nextUpdate, stale: i.stale })) : r, fmt);
+  });
+
+  adminOpts(c.command('baseline').description('show the TCB baseline; --dry-run or --set a candidate policy'))
+    .option('--set <json|file>', 'set the policy')
+    .option('--dry-run <json|file>', 'show which recently seen platforms change status under a candidate policy')
+    .action(async (flags: AdminFlags & { set?: string; dryRun?: string; output?: string }) => {
+      const r = flags.dryRun
+        ? await adminCall(flags, 'POST', '/admin/collateral/baseline/dry-run', jsonArg(flags.dryRun))
+        : flags.set
+          ? await adminCall(flags, 'PUT', '/admin/collateral/baseline', jsonArg(flags.set))
+          : await adminCall(flags, 'GET', '/admin/collateral/baseline');
+      printResult(r, (flags.output as 'json' | 'table' | undefined) ?? 'json');
+    });
+
+  adminOpts(c.command('refresh').description('refresh cached collateral from the upstreams now'))
+    .option('--key <key>', 'one item only')
+    .action(async (flags: AdminFlags & { key?: string; output?: string }) => {
+      const r = await adminCall(flags, 'POST', `/admin/collateral/refresh${flags.key ? `?key=${encodeURIComponent(flags.key)}` : ''}`);
+      printResult(r, (flags.output as 'json' | 'table' | undefined) ?? 'json');
+    });
+}

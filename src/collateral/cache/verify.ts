@@ -1,0 +1,95 @@
+import { fail } from '../../core/errors.js';
+import { type Certificate, parseCertificate, parseCrl, pemToDer, publicKeyOf, verifyChain, verifyCrlSignature } from '../../core/x509.js';
+import { splitSignedResponse, topLevelMembers, verifyP256 } from '../intel/signed-json.js';
+import { AMD_PRODUCTS, AMD_ROOTS, type AmdProduct } from '../roots/amd.js';
+import { INTEL_SGX_ROOT_CA } from '../roots/intel.js';
+import { type CollateralItem, SIGNED_JSON_MEMBER } from './item.js';
+
+/**
+ * Checks that a cached item is what its vendor signed, before an offline bundle is accepted: signed JSON
+ * over its exact bytes with an issuer chain to the Intel SGX Root CA, CRLs by their issuers, PCK
+ * certificates to the Intel root, AMD certificates and CRLs to the pinned ARK of their product. Validity
+ * periods are not judged here (a bundle may be imported for an air-gapped site days later); verifiers
+ * judge freshness at attestation time.
+ */
+export function verifyCollateralItem(item: CollateralItem): void {
+  try {
+    check(item);
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    throw fail('collateral.bundle_invalid', `item ${item.key} does not verify: ${err.message ?? String(e)}`, { key: item.key, kind: item.kind, cause: err.code });
+  }
+}
+
+function intelChain(item: CollateralItem): Certificate[] {
+  const pem = item.meta.issuerChain;
+  if (!pem) throw fail('collateral.chain_invalid', 'issuer chain is missing');
+  const certs = pemToDer(pem).map((d) => parseCertificate(d));
+  verifyChain(certs, INTEL_SGX_ROOT_CA, { at: new Date(item.fetchedAt), enforceValidity: false, code: 'collateral.chain_invalid' });
+  return certs;
+}
+
+function productOf(item: CollateralItem): AmdProduct {
+  const p = item.scope.split('/')[2] as AmdProduct;
+  if (!AMD_PRODUCTS.includes(p)) throw fail('collateral.malformed', `unknown AMD product in ${item.scope}`);
+  return p;
+}
+
+function check(item: CollateralItem): void {
+  const at = { at: new Date(item.fetchedAt), enforceValidity: false, code: 'collateral.chain_invalid' } as const;
+  const member = SIGNED_JSON_MEMBER[item.kind];
+  if (member) {
+    const leaf = intelChain(item)[0]!;
+    let signed: Uint8Array;
+    let signature: Uint8Array;
+    if (member === 'tcbEvaluationDataNumbers') {
+      const m = topLevelMembers(item.body);
+      signed = m.get(member) ?? new Uint8Array();
+      signature = Buffer.from(JSON.parse(Buffer.from(m.get('signature') ?? '""').toString()) as string, 'hex');
+    } else ({ signed, signature } = splitSignedResponse(item.body, member));
+    if (!verifyP256(publicKeyOf(leaf), signed, signature)) throw fail('collateral.signature_invalid', 'signature does not verify over the signed body');
+    return;
+  }
+  switch (item.kind) {
+    case 'pckcrl':
+      verifyCrlSignature(parseCrl(item.body), intelChain(item)[0]!);
+      return;
+    case 'rootcacrl':
+      verifyCrlSignature(parseCrl(item.body), INTEL_SGX_ROOT_CA);
+      return;
+    case 'pckcert': {
+      const chain = intelChain(item);
+      verifyChain([...pemToDer(Buffer.from(item.body).toString('latin1')).map((d) => parseCertificate(d)), ...chain], INTEL_SGX_ROOT_CA, at);
+      return;
+    }
+    case 'pckcerts': {
+      const chain = intelChain(item);
+      const list = JSON.parse(Buffer.from(item.body).toString('utf8')) as { cert: string }[];
+      for (const e of list) {
+        if (!e.cert || e.cert === 'Not available') continue;
+        verifyChain([...pemToDer(decodeURIComponent(e.cert)).map((d) => parseCertificate(d)), ...chain], INTEL_SGX_ROOT_CA, at);
+      }
+      return;
+    }
+    case 'vcek': {
+      const r = AMD_ROOTS[productOf(item)];
+      verifyChain([parseCertificate(item.body), r.ask], r.ark, at);
+      return;
+    }
+    case 'vcek_chain':
+    case 'vlek_chain': {
+      const r = AMD_ROOTS[productOf(item)];
+      const certs = pemToDer(Buffer.from(item.body).toString('latin1')).map((d) => parseCertificate(d));
+      if (certs.length !== 2) throw fail('collateral.chain_invalid', 'AMD chain must hold the ASK (or ASVK) and the ARK');
+      verifyChain(certs, r.ark, at);
+      const expected = item.kind === 'vcek_chain' ? r.ask : r.asvk;
+      if (!Buffer.from(certs[0]!.der).equals(Buffer.from(expected.der))) throw fail('collateral.chain_invalid', 'AMD intermediate differs from the pinned one');
+      return;
+    }
+    case 'vcek_crl':
+      verifyCrlSignature(parseCrl(item.body), AMD_ROOTS[productOf(item)].ark);
+      return;
+    default:
+      throw fail('collateral.malformed', `no verification rule for ${item.kind}`);
+  }
+}

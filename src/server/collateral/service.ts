@@ -1,0 +1,232 @@
+import type { Logger } from 'pino';
+import { type BaselinePolicy, DEFAULT_BASELINE, type EvaluationSelector, baselineEvaluationNumber, chooseEvaluationNumber } from '../../collateral/baseline.js';
+import { type CollateralItem, type CollateralKind, signedDatesOf } from '../../collateral/cache/item.js';
+import { verifyCollateralItem } from '../../collateral/cache/verify.js';
+import type { CollateralMode } from '../../config/config.js';
+import { fail, isConclaveError } from '../../core/errors.js';
+import { crlBytes } from '../../core/x509.js';
+import type { CollateralStore } from '../../storage/collateral-store.js';
+import { type CollateralUpstream, intelMeta } from '../../upstream/collateral-upstream.js';
+import type { HttpResult } from '../../upstream/http.js';
+
+/**
+ * The collateral cache as the routes see it: an in-memory index of every stored item (rebuilt from the
+ * store when its version counter moves), upstream fetches on a miss (coalesced by the HTTP client), and
+ * the refresh bookkeeping. Routes turn items into ready-to-send answers and memoise those.
+ */
+export interface CollateralService {
+  readonly mode: CollateralMode;
+  readonly store: CollateralStore;
+  readonly upstream: CollateralUpstream;
+  policy(): BaselinePolicy;
+  /** Loads newer items from the store; true when something changed. */
+  sync(): Promise<boolean>;
+  items(): IterableIterator<CollateralItem>;
+  get(key: string): CollateralItem | undefined;
+  scopeItems(scope: string): readonly CollateralItem[];
+  /** Picks among the versions of a TCB info / identity for a selector under a policy. */
+  pick(scope: string, tee: string, fmspc: string | undefined, selector: EvaluationSelector, policy?: BaselinePolicy): CollateralItem | undefined;
+  /** Stores an upstream answer after verifying it; returns the stored item. */
+  ingest(kind: CollateralKind, scope: string, versioned: boolean, selector: string | null, r: HttpResult): Promise<CollateralItem>;
+  /** Fetch-on-miss allowed for this kind in this mode. */
+  mayFetch(kind: CollateralKind): boolean;
+  /** Re-fetches one stored item from its source. */
+  refresh(item: CollateralItem): Promise<CollateralItem>;
+  /** Background refresh of a stale item, at most once a minute per item; errors are recorded. */
+  refreshSoon(item: CollateralItem): void;
+  /** Refreshes every upstream-sourced item whose nextUpdate is near (or all, with `force`). */
+  refreshDue(force: boolean): Promise<{ key: string; ok: boolean; error?: string }[]>;
+  lastError(key: string): { at: number; message: string } | undefined;
+  setPolicy(p: BaselinePolicy): Promise<void>;
+}
+
+export interface ServiceDeps {
+  readonly mode: CollateralMode;
+  readonly store: CollateralStore;
+  readonly upstream: CollateralUpstream;
+  readonly now: () => Date;
+  readonly logger: Logger;
+  /** Renew collateral this long before its nextUpdate. */
+  readonly refreshAheadMs?: number;
+}
+
+const INTEL_KINDS = new Set<CollateralKind>(['tcb', 'qe_identity', 'qve_identity', 'qae_identity', 'tcb_eval_numbers', 'pckcrl', 'rootcacrl', 'pckcert', 'pckcerts']);
+const CRL_KINDS = new Set<CollateralKind>(['pckcrl', 'rootcacrl', 'vcek_crl']);
+
+function mergeSelectors(a: string | null, b: string | null): string | null {
+  const s = new Set([...(a ?? '').split(','), ...(b ?? '').split(',')].filter(Boolean));
+  return s.size ? [...s].sort().join(',') : null;
+}
+
+export function selectorOfUrl(url: string): string | null {
+  const q = new URL(url).searchParams;
+  if (q.has('tcbEvaluationDataNumber')) return null;
+  return q.get('update')?.toLowerCase() === 'early' ? 'early' : 'standard';
+}
+
+export function createCollateralService(d: ServiceDeps): CollateralService {
+  const index = new Map<string, CollateralItem>();
+  const byScope = new Map<string, CollateralItem[]>();
+  const errors = new Map<string, { at: number; message: string }>();
+  const lastTry = new Map<string, number>();
+  let version = 0;
+  let policy: BaselinePolicy = DEFAULT_BASELINE;
+  const refreshAhead = d.refreshAheadMs ?? 24 * 3600_000;
+
+  function put(item: CollateralItem): void {
+    const old = index.get(item.key);
+    index.set(item.key, item);
+    const list = byScope.get(item.scope) ?? [];
+    const next = old ? list.map((i) => (i.key === item.key ? item : i)) : [...list, item];
+    byScope.set(item.scope, next);
+  }
+
+  /** When each evaluation number became public: the TCB recovery event date Intel lists, else the earliest issueDate we hold. */
+  function published(tee: string): Map<number, Date> {
+    const out = new Map<number, Date>();
+    for (const i of index.values()) {
+      if (!i.scope.startsWith(`${tee}/`) || i.evalNumber === null || i.issueDate === null) continue;
+      const cur = out.get(i.evalNumber);
+      if (!cur || i.issueDate < cur.getTime()) out.set(i.evalNumber, new Date(i.issueDate));
+    }
+    for (const i of index.values()) {
+      if (i.kind !== 'tcb_eval_numbers' || !i.scope.startsWith(`${tee}/`)) continue;
+      try {
+        const o = JSON.parse(Buffer.from(i.body).toString('utf8')) as { tcbEvaluationDataNumbers?: { tcbEvalNumbers?: { tcbEvaluationDataNumber: number; tcbRecoveryEventDate: string }[] } };
+        for (const e of o.tcbEvaluationDataNumbers?.tcbEvalNumbers ?? []) out.set(e.tcbEvaluationDataNumber, new Date(e.tcbRecoveryEventDate));
+      } catch {
+        // a malformed list never reaches the store (it is verified); ignore defensively
+      }
+    }
+    return out;
+  }
+
+  const service: CollateralService = {
+    mode: d.mode,
+    store: d.store,
+    upstream: d.upstream,
+    policy: () => policy,
+    async sync() {
+      const v = await d.store.currentVersion();
+      if (v === version) return false;
+      for (const item of await d.store.itemsSince(version)) put(item);
+      policy = (await d.store.getSetting<BaselinePolicy>('baseline')) ?? DEFAULT_BASELINE;
+      version = v;
+      return true;
+    },
+    items: () => index.values(),
+    get: (key) => index.get(key),
+    scopeItems: (scope) => byScope.get(scope) ?? [],
+    pick(scope, tee, fmspc, selector, p = policy) {
+      const list = (byScope.get(scope) ?? []).filter((i) => i.evalNumber !== null);
+      if (list.length === 0) return undefined;
+      const newest = (xs: CollateralItem[]) => xs.reduce<CollateralItem | undefined>((a, b) => (!a || b.evalNumber! > a.evalNumber! ? b : a), undefined);
+      const standard = () => newest(list.filter((i) => i.selector?.split(',').includes('standard'))) ?? newest(list);
+      switch (selector.type) {
+        case 'early':
+          return newest(list.filter((i) => i.selector?.split(',').includes('early')));
+        case 'standard':
+          return standard();
+        case 'number':
+          return list.find((i) => i.evalNumber === selector.number);
+        default: {
+          const target = baselineEvaluationNumber(p, tee, fmspc, published(tee), d.now());
+          if (target === undefined) return standard();
+          const n = chooseEvaluationNumber(
+            list.map((i) => i.evalNumber!),
+            target,
+          );
+          return n === undefined ? undefined : list.find((i) => i.evalNumber === n);
+        }
+      }
+    },
+    async ingest(kind, scope, versioned, selector, r) {
+      const body = CRL_KINDS.has(kind) ? crlBytes(new Uint8Array(r.body)) : new Uint8Array(r.body);
+      const dates = signedDatesOf(kind, body);
+      const key = versioned ? `${scope}#${dates.evalNumber ?? 'unknown'}` : scope;
+      const meta = INTEL_KINDS.has(kind) ? intelMeta(kind, r.headers) : { contentType: r.headers['content-type'] ?? 'application/octet-stream' };
+      const item: Omit<CollateralItem, 'version'> = {
+        key,
+        kind,
+        scope,
+        evalNumber: dates.evalNumber,
+        selector: mergeSelectors(index.get(key)?.selector ?? null, selector),
+        meta,
+        body,
+        source: r.url,
+        fetchedAt: d.now().getTime(),
+        issueDate: dates.issueDate,
+        nextUpdate: dates.nextUpdate,
+      };
+      try {
+        verifyCollateralItem({ ...item, version: 0 });
+      } catch (e) {
+        throw fail('upstream.unavailable', `upstream answer for ${key} does not verify`, { key, url: r.url }, e);
+      }
+      await d.store.put([item]);
+      errors.delete(key);
+      await service.sync();
+      return index.get(key)!;
+    },
+    mayFetch(kind) {
+      if (d.mode === 'offline') return false;
+      if (INTEL_KINDS.has(kind)) return d.upstream.hasIntel && d.mode === 'lazy';
+      return d.upstream.hasAmd;
+    },
+    async refresh(item) {
+      if (!d.upstream.owns(item.source)) throw fail('collateral.not_found', `${item.key} did not come from a configured upstream`, { key: item.key });
+      lastTry.set(item.key, d.now().getTime());
+      try {
+        const url = new URL(item.source);
+        const path = url.pathname;
+        const r = INTEL_KINDS.has(item.kind)
+          ? item.kind === 'rootcacrl'
+            ? await d.upstream.intelRootCaCrl()
+            : await d.upstream.intel(path.split('/')[1] as 'sgx' | 'tdx', path.split('/')[3] as 'v3' | 'v4', path.split('/').slice(4).join('/'), Object.fromEntries(url.searchParams))
+          : await d.upstream.amd(`${path}${url.search}`);
+        return await service.ingest(item.kind, item.scope, item.evalNumber !== null, selectorOfUrl(item.source), r);
+      } catch (e) {
+        errors.set(item.key, { at: d.now().getTime(), message: isConclaveError(e) ? e.message : String(e) });
+        throw e;
+      }
+    },
+    refreshSoon(item) {
+      if (d.mode === 'offline' || !d.upstream.owns(item.source)) return;
+      const t = d.now().getTime();
+      if (t - (lastTry.get(item.key) ?? 0) < 60_000) return;
+      lastTry.set(item.key, t);
+      service.refresh(item).catch((e) => d.logger.warn({ key: item.key, err: isConclaveError(e) ? e.message : String(e) }, 'collateral refresh failed; serving stale'));
+    },
+    async refreshDue(force) {
+      const out: { key: string; ok: boolean; error?: string }[] = [];
+      if (d.mode === 'offline') return out;
+      const t = d.now().getTime();
+      const due = [...index.values()].filter((i) => {
+        if (!d.upstream.owns(i.source) || i.kind === 'pckcert' || i.kind === 'pckcerts' || i.kind === 'vcek') return false;
+        if (force) return true;
+        // A failed item waits 5 minutes before the schedule tries again.
+        if (t - (errors.get(i.key)?.at ?? 0) < 300_000) return false;
+        return i.nextUpdate !== null ? i.nextUpdate - t < refreshAhead : t - i.fetchedAt > refreshAhead;
+      });
+      // Versioned items are refreshed once per source URL (standard and early answers), not per evaluation number.
+      const seen = new Set<string>();
+      for (const i of due) {
+        if (seen.has(i.source)) continue;
+        seen.add(i.source);
+        try {
+          await service.refresh(i);
+          out.push({ key: i.key, ok: true });
+        } catch (e) {
+          out.push({ key: i.key, ok: false, error: isConclaveError(e) ? e.message : String(e) });
+        }
+      }
+      return out;
+    },
+    lastError: (key) => errors.get(key),
+    async setPolicy(p) {
+      await d.store.putSetting('baseline', p, d.now());
+      await service.sync();
+    },
+  };
+  return service;
+}

@@ -1,0 +1,147 @@
+import type { PlatformSeen } from '../collateral/baseline.js';
+import type { CollateralItem, CollateralKind, CollateralMeta } from '../collateral/cache/item.js';
+import type { PlatformSightings } from '../collateral/ports.js';
+import type { Database, SqlExecutor } from './database.js';
+
+/** The collateral repository over the store port (SQLite or PostgreSQL, same SQL). */
+export interface CollateralStore extends PlatformSightings {
+  /** The store-wide change counter; a replica reloads items when it moves. */
+  currentVersion(): Promise<number>;
+  itemsSince(version: number): Promise<CollateralItem[]>;
+  /** Writes items in one transaction (all or nothing); returns the new version. */
+  put(items: readonly Omit<CollateralItem, 'version'>[]): Promise<number>;
+  getSetting<T>(name: string): Promise<T | undefined>;
+  putSetting(name: string, value: unknown, at: Date): Promise<void>;
+  platforms(seenSince: Date): Promise<PlatformSeen[]>;
+  registerPlatform(r: Registration, at: Date): Promise<void>;
+  registrations(): Promise<(Registration & { state: string; createdAt: number })[]>;
+  setRegistrationState(qeId: string, pceId: string, state: string): Promise<void>;
+}
+
+/** A PCCS platform registration (PCKIDRetrievalTool's POST /platforms body). */
+export interface Registration {
+  readonly qeId: string;
+  readonly pceId: string;
+  readonly cpuSvn?: string | undefined;
+  readonly pceSvn?: string | undefined;
+  readonly encPpid?: string | undefined;
+  readonly platformManifest?: string | undefined;
+}
+
+interface ItemRow {
+  item_key: string;
+  kind: string;
+  scope: string;
+  eval_number: number | string | null;
+  selector: string | null;
+  meta: string;
+  body: Buffer;
+  source: string;
+  fetched_at: number | string;
+  issue_date: number | string | null;
+  next_update: number | string | null;
+  version: number | string;
+}
+
+const num = (v: number | string | null): number | null => (v === null ? null : Number(v));
+
+function toItem(r: ItemRow): CollateralItem {
+  return {
+    key: r.item_key,
+    kind: r.kind as CollateralKind,
+    scope: r.scope,
+    evalNumber: num(r.eval_number),
+    selector: r.selector,
+    meta: JSON.parse(r.meta) as CollateralMeta,
+    body: new Uint8Array(r.body.buffer, r.body.byteOffset, r.body.byteLength),
+    source: r.source,
+    fetchedAt: Number(r.fetched_at),
+    issueDate: num(r.issue_date),
+    nextUpdate: num(r.next_update),
+    version: Number(r.version),
+  };
+}
+
+async function bump(tx: SqlExecutor): Promise<number> {
+  const row = await tx.get<{ version: number | string }>('UPDATE collateral_state SET version = version + 1 WHERE id = 1 RETURNING version');
+  return Number(row?.version ?? 0);
+}
+
+export function createCollateralStore(db: Database): CollateralStore {
+  return {
+    async currentVersion() {
+      const r = await db.get<{ version: number | string }>('SELECT version FROM collateral_state WHERE id = 1');
+      return Number(r?.version ?? 0);
+    },
+    async itemsSince(version) {
+      const rows = await db.all<ItemRow>('SELECT * FROM collateral_items WHERE version > ? ORDER BY version', [version]);
+      return rows.map(toItem);
+    },
+    async put(items) {
+      return db.transaction(async (tx) => {
+        await tx.lock('collateral');
+        let v = 0;
+        for (const i of items) {
+          v = await bump(tx);
+          await tx.run(
+            `INSERT INTO collateral_items (item_key, kind, scope, eval_number, selector, meta, body, source, fetched_at, issue_date, next_update, version)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (item_key) DO UPDATE SET kind = excluded.kind, scope = excluded.scope, eval_number = excluded.eval_number,
+               selector = excluded.selector, meta = excluded.meta, body = excluded.body, source = excluded.source, fetched_at = excluded.fetched_at,
+               issue_date = excluded.issue_date, next_update = excluded.next_update, version = excluded.version`,
+            [i.key, i.kind, i.scope, i.evalNumber, i.selector, JSON.stringify(i.meta), Buffer.from(i.body), i.source, i.fetchedAt, i.issueDate, i.nextUpdate, v],
+          );
+        }
+        return v;
+      });
+    },
+    async getSetting<T>(name: string) {
+      const r = await db.get<{ value: string }>('SELECT value FROM collateral_settings WHERE name = ?', [name]);
+      return r ? (JSON.parse(r.value) as T) : undefined;
+    },
+    async putSetting(name, value, at) {
+      await db.transaction(async (tx) => {
+        await tx.run(
+          'INSERT INTO collateral_settings (name, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at',
+          [name, JSON.stringify(value), at.getTime()],
+        );
+        // Settings change what is served, so replicas must drop their prepared answers too.
+        await bump(tx);
+      });
+    },
+    async recordPlatformSeen(p, source, at) {
+      const fmspc = p.fmspc.toUpperCase();
+      const cpusvn = p.cpusvn.toLowerCase();
+      const tee = p.teeTcbSvn?.toLowerCase() ?? null;
+      const key = `${p.tee}:${fmspc}:${cpusvn}:${p.pcesvn}:${tee ?? ''}`;
+      await db.run(
+        `INSERT INTO collateral_platforms (platform_key, tee, fmspc, cpusvn, pcesvn, tee_tcb_svn, source, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (platform_key) DO UPDATE SET last_seen = excluded.last_seen, source = excluded.source`,
+        [key, p.tee, fmspc, cpusvn, p.pcesvn, tee, source, at.getTime(), at.getTime()],
+      );
+    },
+    async platforms(seenSince) {
+      const rows = await db.all<{ tee: string; fmspc: string; cpusvn: string; pcesvn: number; tee_tcb_svn: string | null; last_seen: number | string }>(
+        'SELECT tee, fmspc, cpusvn, pcesvn, tee_tcb_svn, last_seen FROM collateral_platforms WHERE last_seen >= ? ORDER BY fmspc, cpusvn',
+        [seenSince.getTime()],
+      );
+      return rows.map((r) => ({ tee: r.tee as 'sgx' | 'tdx', fmspc: r.fmspc, cpusvn: r.cpusvn, pcesvn: Number(r.pcesvn), teeTcbSvn: r.tee_tcb_svn ?? undefined, lastSeen: new Date(Number(r.last_seen)) }));
+    },
+    async registerPlatform(r, at) {
+      await db.run(
+        `INSERT INTO collateral_registrations (qe_id, pce_id, cpu_svn, pce_svn, enc_ppid, platform_manifest, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'new', ?)
+         ON CONFLICT (qe_id, pce_id) DO UPDATE SET cpu_svn = excluded.cpu_svn, pce_svn = excluded.pce_svn, enc_ppid = excluded.enc_ppid, platform_manifest = excluded.platform_manifest, state = 'new'`,
+        [r.qeId, r.pceId, r.cpuSvn ?? null, r.pceSvn ?? null, r.encPpid ?? null, r.platformManifest ?? null, at.getTime()],
+      );
+    },
+    async registrations() {
+      const rows = await db.all<{ qe_id: string; pce_id: string; cpu_svn: string | null; pce_svn: string | null; enc_ppid: string | null; platform_manifest: string | null; state: string; created_at: number | string }>(
+        'SELECT * FROM collateral_registrations ORDER BY created_at',
+      );
+      return rows.map((r) => ({ qeId: r.qe_id, pceId: r.pce_id, cpuSvn: r.cpu_svn ?? undefined, pceSvn: r.pce_svn ?? undefined, encPpid: r.enc_ppid ?? undefined, platformManifest: r.platform_manifest ?? undefined, state: r.state, createdAt: Number(r.created_at) }));
+    },
+    async setRegistrationState(qeId, pceId, state) {
+      await db.run('UPDATE collateral_registrations SET state = ? WHERE qe_id = ? AND pce_id = ?', [state, qeId, pceId]);
+    },
+  };
+}

@@ -1,0 +1,134 @@
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { rootCertificates } from 'node:tls';
+import { fail } from '../core/errors.js';
+
+/** A generic upstream GET/POST client: timeouts, bounded retries with backoff, Retry-After, coalescing. */
+export interface HttpResult {
+  readonly url: string;
+  readonly status: number;
+  /** Lowercased header names; repeated headers joined with ", ". */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly body: Buffer;
+  /** Attempts made (1 = no retry). */
+  readonly attempts: number;
+}
+
+export interface HttpClientOptions {
+  /** Per attempt, connect to last byte. */
+  readonly timeoutMs?: number;
+  /** Retries after the first attempt on network errors, 429, 502, 503, 504. */
+  readonly retries?: number;
+  readonly baseDelayMs?: number;
+  readonly maxDelayMs?: number;
+  /** A Retry-After longer than this is not waited for; the answer is returned as is. */
+  readonly maxRetryAfterMs?: number;
+  /** Extra trusted CA (PEM), on top of the system roots, for https upstreams. */
+  readonly ca?: string | Buffer | undefined;
+  readonly maxBytes?: number;
+  /** Sent with every request (e.g. Ocp-Apim-Subscription-Key). */
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+export interface HttpClient {
+  request(method: 'GET' | 'POST', url: string, opts?: { headers?: Record<string, string>; body?: string | Buffer }): Promise<HttpResult>;
+  /** GET where concurrent calls for the same URL share one upstream exchange. */
+  get(url: string, headers?: Record<string, string>): Promise<HttpResult>;
+  /** How many GETs are in flight (coalesced ones count once). */
+  inFlight(): number;
+  close(): void;
+}
+
+const RETRIABLE = new Set([429, 502, 503, 504]);
+
+/** RFC 9110 §10.2.3: delay-seconds or an HTTP-date. */
+export function retryAfterMs(value: string | undefined, nowMs: number): number | undefined {
+  if (value === undefined) return undefined;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v) * 1000;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : Math.max(0, t - nowMs);
+}
+
+export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const retries = options.retries ?? 3;
+  const baseDelay = options.baseDelayMs ?? 250;
+  const maxDelay = options.maxDelayMs ?? 5_000;
+  const maxRetryAfter = options.maxRetryAfterMs ?? 30_000;
+  const maxBytes = options.maxBytes ?? 8 << 20;
+  const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()));
+  const httpAgent = new HttpAgent({ keepAlive: true, maxSockets: 16 });
+  const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 16, ...(options.ca ? { ca: [...rootCertificates, options.ca.toString()] } : {}) });
+  const inflight = new Map<string, Promise<HttpResult>>();
+
+  function once(method: string, url: string, headers: Record<string, string>, body: string | Buffer | undefined): Promise<Omit<HttpResult, 'attempts'>> {
+    return new Promise((resolve, reject) => {
+      const u = new URL(url);
+      const https = u.protocol === 'https:';
+      const req = (https ? httpsRequest : httpRequest)(
+        u,
+        { method, headers: { accept: '*/*', ...options.headers, ...headers }, agent: https ? httpsAgent : httpAgent, timeout: timeoutMs },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > maxBytes) req.destroy(fail('upstream.unavailable', 'upstream answer exceeds the size limit', { url, maxBytes }));
+            else chunks.push(c);
+          });
+          res.on('end', () => {
+            const h: Record<string, string> = {};
+            for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h[k] = Array.isArray(v) ? v.join(', ') : v;
+            resolve({ url, status: res.statusCode ?? 0, headers: h, body: Buffer.concat(chunks) });
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('timeout', () => req.destroy(fail('upstream.unavailable', `upstream did not answer within ${timeoutMs} ms`, { url })));
+      req.on('error', reject);
+      if (body !== undefined) req.write(body);
+      req.end();
+    });
+  }
+
+  async function request(method: 'GET' | 'POST', url: string, opts: { headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<HttpResult> {
+    let lastError: unknown;
+    for (let attempt = 1; ; attempt++) {
+      let wait: number | undefined;
+      try {
+        const r = await once(method, url, opts.headers ?? {}, opts.body);
+        if (!RETRIABLE.has(r.status) || attempt > retries) return { ...r, attempts: attempt };
+        const ra = r.status === 429 || r.status === 503 ? retryAfterMs(r.headers['retry-after'], Date.now()) : undefined;
+        if (ra !== undefined && ra > maxRetryAfter) return { ...r, attempts: attempt };
+        wait = ra;
+        lastError = fail('upstream.unavailable', `upstream answered ${r.status}`, { url, status: r.status });
+      } catch (e) {
+        lastError = e;
+        if (attempt > retries) break;
+      }
+      // Exponential backoff with full jitter, unless the upstream said how long to wait.
+      await sleep(wait ?? Math.min(maxDelay, baseDelay * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+    }
+    throw fail('upstream.unavailable', `upstream ${new URL(url).host} is unreachable`, { url }, lastError);
+  }
+
+  return {
+    request,
+    get(url, headers) {
+      const key = headers ? `${url}\n${JSON.stringify(headers)}` : url;
+      let p = inflight.get(key);
+      if (!p) {
+        p = request('GET', url, headers ? { headers } : {}).finally(() => inflight.delete(key));
+        inflight.set(key, p);
+      }
+      return p;
+    },
+    inFlight: () => inflight.size,
+    close() {
+      httpAgent.destroy();
+      httpsAgent.destroy();
+    },
+  };
+}

@@ -1,0 +1,198 @@
+/**
+ * A local upstream stand-in for Intel PCS and AMD KDS that replays the real vendor answers under
+ * ../shared/fixtures with the headers PCS sends (issuer chains URL-encoded PEM, TCBm, FMSPC, CA type).
+ * The bodies are the fixture bytes, untouched. Plain http on 127.0.0.1; tests can inject failures.
+ */
+import { type IncomingMessage, type Server, createServer } from 'node:http';
+import { parsePckSgxExtension } from '../../src/collateral/intel/pck-extension.js';
+import { parseCertificate, pemToDer } from '../../src/core/x509.js';
+import { readFixture, readFixtureJson, readFixtureText } from '../fixtures.js';
+
+export interface StandinResponse {
+  readonly status: number;
+  readonly headers?: Record<string, string>;
+  readonly body?: Buffer | string;
+}
+
+/** Which collateral set answers the FMSPC-independent routes (QE identity, PCK CRL, root CRL). */
+export type StandinSet = 'teepot' | 'sgx-phala' | 'tdx-phala';
+
+export interface PcsStandin {
+  readonly url: string;
+  /** Every request as `METHOD path?query`. */
+  readonly requests: string[];
+  count(pathPart: string): number;
+  /** The next `n` requests whose path contains `pathPart` get these answers, in order. */
+  inject(pathPart: string, responses: StandinResponse[]): void;
+  /** Delay every answer (so bursts overlap). */
+  setDelay(ms: number): void;
+  close(): Promise<void>;
+}
+
+const enc = (pem: string) => encodeURIComponent(pem);
+const teepot = (f: string) => readFixtureJson<Record<string, string>>('intel', 'pcs-responses-teepot', f);
+
+function json(body: string, chainHeader: string, chain: string): StandinResponse {
+  return { status: 200, headers: { 'content-type': 'application/json', [chainHeader]: enc(chain) }, body };
+}
+
+/** The PCK chain embedded in a quote's certification data (type 5): PEM leaf, then CA, then root. */
+function pckChainOfQuote(quote: Buffer): string[] {
+  const text = quote.toString('latin1');
+  const pems = text.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----\n?/g) ?? [];
+  return pems.map((p) => (p.endsWith('\n') ? p : `${p}\n`));
+}
+
+export function pckCertAnswer(quoteParts: string[]): StandinResponse {
+  const [leaf, ...chain] = pckChainOfQuote(readFixture(...quoteParts));
+  const ext = parsePckSgxExtension(parseCertificate(pemToDer(leaf!)[0]!));
+  const pcesvn = Buffer.alloc(2);
+  pcesvn.writeUInt16LE(ext.pcesvn);
+  const cpusvn = Buffer.from(ext.sgxTcbComponents).toString('hex');
+  const ca = parseCertificate(pemToDer(chain[0]!)[0]!).subjectCN?.includes('Platform') ? 'platform' : 'processor';
+  return {
+    status: 200,
+    headers: {
+      'content-type': 'application/x-pem-file',
+      'SGX-PCK-Certificate-Issuer-Chain': enc(chain.join('')),
+      'SGX-TCBm': `${cpusvn}${pcesvn.toString('hex')}`.toUpperCase(),
+      'SGX-FMSPC': ext.fmspc.toUpperCase(),
+      'SGX-PCK-Certificate-CA-Type': ca,
+    },
+    body: leaf!,
+  };
+}
+
+function route(set: StandinSet, path: string, q: URLSearchParams): StandinResponse | undefined {
+  const fmspc = q.get('fmspc')?.toUpperCase();
+  const early = q.get('update') === 'early' || q.get('tcbEvaluationDataNumber') === '19';
+  const evalN = q.get('tcbEvaluationDataNumber');
+  const v4tcb = (f: string) => {
+    const t = teepot(f);
+    return json(t.tcb_info_json!, 'TCB-Info-Issuer-Chain', t.issuer_chain!);
+  };
+  const folder = (dir: string, header = 'TCB-Info-Issuer-Chain') => json(readFixtureText('intel', dir, 'tcb_info_response.json'), header, readFixtureText('intel', dir, 'tcb_info_issuer_chain.pem'));
+  switch (path) {
+    case '/sgx/certification/v4/tcb':
+      if (fmspc === '00906ED50000') {
+        if (evalN !== null && evalN !== '17' && evalN !== '19') return { status: 410 };
+        return v4tcb(early ? 'sgx_tcb_info_early.json' : 'sgx_tcb_info_00906ED50000.json');
+      }
+      if (fmspc === '00A067110000') return folder('sgx-v3-phala');
+      return undefined;
+    case '/sgx/certification/v3/tcb':
+      if (fmspc === '00906ED50000') {
+        const t = teepot('sgx_tcb_info_v3.json');
+        return json(t.tcb_info_json!, 'SGX-TCB-Info-Issuer-Chain', t.issuer_chain!);
+      }
+      if (fmspc === '00A067110000') return folder('sgx-v3-phala', 'SGX-TCB-Info-Issuer-Chain');
+      return undefined;
+    case '/tdx/certification/v4/tcb':
+      if (fmspc === '00806F050000') return v4tcb('tdx_tcb_info.json');
+      if (fmspc === 'B0C06F000000') return folder('tdx-v4-phala');
+      if (fmspc === '90C06F000000') return folder('tdx-v5-fmspc90C06F');
+      return undefined;
+    case '/sgx/certification/v4/qe/identity':
+    case '/sgx/certification/v3/qe/identity': {
+      if (set === 'sgx-phala') return json(readFixtureText('intel', 'sgx-v3-phala', 'qe_identity_response.json'), 'SGX-Enclave-Identity-Issuer-Chain', readFixtureText('intel', 'sgx-v3-phala', 'qe_identity_issuer_chain.pem'));
+      const t = teepot(path.includes('v3') ? 'sgx_qe_identity_v3.json' : 'sgx_qe_identity.json');
+      return json(t.enclave_identity_json!, 'SGX-Enclave-Identity-Issuer-Chain', t.issuer_chain!);
+    }
+    case '/sgx/certification/v4/qve/identity':
+    case '/sgx/certification/v3/qve/identity':
+    case '/sgx/certification/v4/qae/identity': {
+      const t = teepot(path.includes('qae') ? 'sgx_qae_identity.json' : 'sgx_qve_identity.json');
+      return json(t.enclave_identity_json!, 'SGX-Enclave-Identity-Issuer-Chain', t.issuer_chain!);
+    }
+    case '/tdx/certification/v4/qe/identity': {
+      if (set === 'tdx-phala') return json(readFixtureText('intel', 'tdx-v4-phala', 'qe_identity_response.json'), 'SGX-Enclave-Identity-Issuer-Chain', readFixtureText('intel', 'tdx-v4-phala', 'qe_identity_issuer_chain.pem'));
+      const t = teepot('tdx_qe_identity.json');
+      return json(t.enclave_identity_json!, 'SGX-Enclave-Identity-Issuer-Chain', t.issuer_chain!);
+    }
+    case '/sgx/certification/v4/tcbevaluationdatanumbers':
+    case '/tdx/certification/v4/tcbevaluationdatanumbers': {
+      const t = teepot(path.startsWith('/sgx') ? 'sgx_tcb_eval_nums.json' : 'tdx_tcb_eval_nums.json');
+      return json(t.tcb_evaluation_data_numbers_json!, 'TCB-Evaluation-Data-Numbers-Issuer-Chain', t.issuer_chain!);
+    }
+    case '/sgx/certification/v4/pckcrl':
+    case '/sgx/certification/v3/pckcrl': {
+      const ca = q.get('ca')?.toLowerCase();
+      const der = q.get('encoding') === 'der';
+      const crl = (body: Buffer, chain: string): StandinResponse => ({
+        status: 200,
+        headers: { 'content-type': der ? 'application/pkix-crl' : 'application/x-pem-file', 'SGX-PCK-CRL-Issuer-Chain': enc(chain) },
+        body: der ? body : `-----BEGIN X509 CRL-----\n${body.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END X509 CRL-----\n`,
+      });
+      if (set === 'sgx-phala' && ca === 'processor') return crl(readFixture('intel', 'sgx-v3-phala', 'pck_crl.der'), readFixtureText('intel', 'sgx-v3-phala', 'pck_crl_issuer_chain.pem'));
+      if (set === 'tdx-phala' && ca === 'platform') return crl(readFixture('intel', 'tdx-v4-phala', 'pck_crl.der'), readFixtureText('intel', 'tdx-v4-phala', 'pck_crl_issuer_chain.pem'));
+      if (ca === 'processor') {
+        const t = teepot('pck_crl_processor_der.json');
+        return crl(Buffer.from(t.crl_data_base64!, 'base64'), t.issuer_chain!);
+      }
+      if (ca === 'platform') {
+        const t = teepot('pck_crl_platform.json');
+        return crl(Buffer.from(pemToDer(t.crl_data!, 'X509 CRL')[0]!), t.issuer_chain!);
+      }
+      return { status: 400 };
+    }
+    case '/sgx/certification/v4/rootcacrl': {
+      const dir = set === 'tdx-phala' ? 'tdx-v4-phala' : 'sgx-v3-phala';
+      // PCCS answers the root CA CRL as hex of the DER (§3.2).
+      return { status: 200, headers: { 'content-type': 'application/pkix-crl' }, body: readFixture('intel', dir, 'root_ca_crl.der').toString('hex') };
+    }
+    case '/sgx/certification/v4/pckcert':
+    case '/sgx/certification/v3/pckcert':
+      if (!q.get('cpusvn') || !q.get('pceid')) return { status: 400 };
+      return pckCertAnswer(['intel', 'sgx-v3-phala', 'quote.bin']);
+  }
+  const amd = /^\/(vcek|vlek)\/v1\/(Milan|Genoa|Turin)\/(.+)$/.exec(path);
+  if (amd) {
+    const [, key, product, rest] = amd;
+    if (rest === 'cert_chain') {
+      const name = product === 'Turin' ? `ask_ark_turin_${key}.pem` : `ask_ark_${product!.toLowerCase()}${key === 'vlek' ? '_vlek' : ''}.pem`;
+      return { status: 200, headers: { 'content-type': 'application/x-pem-file' }, body: readFixture('amd', 'roots', 'kds_cert_chain', name) };
+    }
+    if (key === 'vcek' && product === 'Milan' && /^[0-9a-f]{128}$/i.test(rest!)) {
+      const doc = readFixtureJson<{ vcekCert: string }>('amd', 'azure-aci-sidecar', 'uvm_host_amd_certificate.json');
+      return { status: 200, headers: { 'content-type': 'application/pkix-cert' }, body: Buffer.from(pemToDer(doc.vcekCert)[0]!) };
+    }
+  }
+  return undefined;
+}
+
+export async function startPcsStandin(set: StandinSet = 'teepot'): Promise<PcsStandin> {
+  const requests: string[] = [];
+  const injected: { part: string; r: StandinResponse }[] = [];
+  let delay = 0;
+  const server: Server = createServer((req: IncomingMessage, res) => {
+    const u = new URL(req.url ?? '/', 'http://127.0.0.1');
+    requests.push(`${req.method} ${u.pathname}${u.search}`);
+    const answer = () => {
+      const i = injected.findIndex((x) => u.pathname.includes(x.part));
+      const r = i >= 0 ? injected.splice(i, 1)[0]!.r : (route(set, u.pathname, u.searchParams) ?? { status: 404, headers: { 'Error-Code': 'NotFound' } });
+      res.writeHead(r.status, { 'Request-ID': Math.random().toString(16).slice(2).padEnd(32, '0'), ...(r.headers ?? {}) });
+      res.end(r.body ?? '');
+    };
+    if (delay > 0) setTimeout(answer, delay);
+    else answer();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    count: (part) => requests.filter((r) => r.includes(part)).length,
+    inject(part, responses) {
+      for (const r of responses) injected.push({ part, r });
+    },
+    setDelay(ms) {
+      delay = ms;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
