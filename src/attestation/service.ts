@@ -16,6 +16,7 @@ import { isHclReport, parseHclReport } from '../evidence/azure-vtpm/hcl.js';
 import { decodeTcb, parseSnpReport, productFromCpuid, tcbLayoutOf } from '../evidence/snp/report.js';
 import { type Claims, incomingClaims, sgxClaims, snpClaims, tdxClaims } from './claims.js';
 import { type CompiledPolicy, DEFAULT_POLICIES, type PolicyAttestationType, compilePolicy, decodePolicyJws, evaluatePolicy, looksLikeJws, parsePolicy, policyHash } from './policy/index.js';
+import type { PlatformSeen } from '../collateral/baseline.js';
 import type { PolicyStore, QuoteCollateralSource, SnpCertificateSource, StoredPolicy } from './ports.js';
 import { type DataInput, checkReportDataBinding, parseDataInput } from './runtime-data.js';
 import { type TokenSigner, issueToken } from './token.js';
@@ -46,8 +47,8 @@ export interface AttestationServiceDeps {
   readonly tokenLifetimeSeconds: number;
   /** Present only when the operator opted in (`--simulate`): its roots are trusted, its tokens say so. */
   readonly simulated?: SimulatedTee | undefined;
-  /** Called with each verified platform (FMSPC and TCB), for the collateral baseline dry run. */
-  readonly onPlatformSeen?: (p: { tee: 'sgx' | 'tdx' | 'snp'; fmspc?: string; status?: string; tcb?: unknown }) => void;
+  /** Called with each verified Intel platform (FMSPC and TCB), for the collateral baseline dry run. */
+  readonly onPlatformSeen?: (p: PlatformSeen, at: Date) => void;
 }
 
 export interface AttestRequest {
@@ -144,7 +145,16 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       cache: dcapCache,
       ...(anchors.intelRoot ? { trustAnchors: { intelRoot: anchors.intelRoot } } : {}),
     });
-    deps.onPlatformSeen?.({ tee, fmspc: result.fmspc, status: result.status, tcb: result.tcb });
+    deps.onPlatformSeen?.(
+      {
+        tee,
+        fmspc: result.fmspc.toUpperCase(),
+        cpusvn: Buffer.from(result.tcb.sgxtcbcomponents).toString('hex'),
+        pcesvn: result.tcb.pcesvn,
+        ...(result.tee === 'tdx' ? { teeTcbSvn: result.td.teetcbsvn } : {}),
+      },
+      at,
+    );
     if (result.tee === 'sgx') {
       if (runtime) checkReportDataBinding(result.report.reportdata, runtime, 'SGX runtime data');
       return { claims: sgxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: anchors.simulated };

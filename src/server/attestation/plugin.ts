@@ -8,6 +8,7 @@ import { decodeJws, verifyJwsSignature } from '../../core/jwt.js';
 import { parseCertificate, publicKeyOf } from '../../core/x509.js';
 import { loadOrCreateSimulatedTee } from '../../evidence/simulated/index.js';
 import { createPolicyStore } from '../../storage/attestation-store.js';
+import { createCollateralStore } from '../../storage/collateral-store.js';
 import { createHttpGetter } from '../../upstream/https-get.js';
 import type { AppContext } from '../context.js';
 import { createKdsCertificateSource, createPcsCollateralSource } from './collateral-source.js';
@@ -34,6 +35,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     return { kid: k.kid, privateKey: k.privateKey, certDer: k.certDer };
   };
   const policies = createPolicyStore(ctx.db, ctx.now);
+  const sightings = createCollateralStore(ctx.db);
   // Collateral comes from our own collateral service when it runs in this process, else from the upstreams.
   const local = ctx.config.services.includes('collateral');
   const collateralBase = () => (local ? ctx.baseUrl() : ctx.config.upstreamIntel);
@@ -48,6 +50,10 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     cacheClockMs: () => performance.now(),
     tokenLifetimeSeconds: ctx.config.tokenLifetimeSeconds,
     simulated: ctx.config.simulate ? loadOrCreateSimulatedTee(ctx.config.dataDir) : undefined,
+    // Platforms seen feed the collateral service's baseline dry run; recording never delays or fails attestation.
+    onPlatformSeen: (p, at) => {
+      sightings.recordPlatformSeen(p, 'attestation', at).catch((e: unknown) => ctx.logger.warn({ err: e }, 'could not record the platform seen'));
+    },
   });
   ctx.readiness.set('attestation-signing-key', async () => void (await signer()));
 
