@@ -3,10 +3,9 @@
  * concurrency, against the floor of the crypto one release needs (target-token RS256 verification,
  * RSA-OAEP of the KEK, AES-KWP of the key, one RS256 signature of the response).
  *
- *   npm run bench:release -- [--requests 2000] [--concurrency 4] [--provider software]
+ *   npm run bench:release -- [--requests 2000] [--concurrency 4] [--enc RSA_AES_KEY_WRAP_256] [--hsm SPEC|softhsm]
  *
- * `--provider` selects the key protector; only `software` exists today (a PKCS#11 `--hsm SPEC` slots in
- * at PROVIDERS below).
+ * The software key protector always runs; `--hsm` adds a run with the PKCS#11 provider (docs/hsm.md).
  */
 import { constants, createCipheriv, generateKeyPairSync, publicEncrypt, randomBytes, sign } from 'node:crypto';
 import { Agent, request } from 'node:https';
@@ -23,14 +22,20 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '4' },
     provider: { type: 'string', default: 'software' },
     hsm: { type: 'string' },
+    enc: { type: 'string', default: 'RSA_AES_KEY_WRAP_256' },
   },
 });
 const REQUESTS = Number(values.requests);
 const CONCURRENCY = Number(values.concurrency);
-const PROVIDERS: Record<string, Record<string, unknown>> = { software: {} };
-if (values.hsm !== undefined || !(values.provider! in PROVIDERS)) {
-  console.error(`provider ${values.hsm ? `pkcs11 (${values.hsm})` : values.provider} is not available yet; use --provider software`);
+const PROVIDERS: Record<string, Record<string, unknown>> = { software: { hsm: undefined } };
+if (!(values.provider! in PROVIDERS)) {
+  console.error(`provider ${values.provider} is not available; use --provider software (and --hsm SPEC|softhsm for PKCS#11)`);
   process.exit(2);
+}
+// `--hsm SPEC` (or `softhsm`: a temporary SoftHSM2 token, release-sha2=hybrid) adds a PKCS#11 run after the software one.
+if (values.hsm !== undefined) {
+  const { sharedSoftHsm } = await import('../test/helpers/softhsm.js');
+  PROVIDERS.pkcs11 = { hsm: values.hsm === 'softhsm' ? `${sharedSoftHsm().spec};release-sha2=hybrid` : values.hsm };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -73,7 +78,11 @@ async function cryptoFloor(): Promise<number> {
 
 async function main(): Promise<void> {
   const floorUs = await cryptoFloor();
-  const server = await startTestServer({ services: 'vault' });
+  for (const [provider, flags] of Object.entries(PROVIDERS)) await releaseOverHttps(provider, flags, floorUs);
+}
+
+async function releaseOverHttps(provider: string, flags: Record<string, unknown>, floorUs: number): Promise<void> {
+  const server = await startTestServer({ services: 'vault', ...flags });
   const authority = await startAuthority(server);
   try {
     await adminJson(server, 'PUT', '/admin/vault/authorities', { authorities: [authority.url] });
@@ -87,7 +96,7 @@ async function main(): Promise<void> {
     });
     if (created.status !== 200) throw new Error(`create: ${created.status} ${JSON.stringify(created.json)}`);
     const target = authority.token();
-    const body = JSON.stringify({ target, enc: 'RSA_AES_KEY_WRAP_256' });
+    const body = JSON.stringify({ target, enc: values.enc });
     const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: readFileSync(server.caPath) });
     const url = new URL('/keys/bench/release?api-version=7.4', server.url);
     const one = () =>
@@ -114,7 +123,7 @@ async function main(): Promise<void> {
     );
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     latencies.sort((a, b) => a - b);
-    console.log(`HTTPS release (provider ${values.provider}, concurrency ${CONCURRENCY}, ${REQUESTS} requests, server and client in one process):`);
+    console.log(`HTTPS release (provider ${provider}, enc ${values.enc}, concurrency ${CONCURRENCY}, ${REQUESTS} requests, server and client in one process):`);
     console.log(`  ${(REQUESTS / seconds).toFixed(0)} releases/s   p50 ${percentile(latencies, 50).toFixed(2)} ms   p99 ${percentile(latencies, 99).toFixed(2)} ms`);
     console.log(`  floor ${(1e6 / floorUs).toFixed(0)} releases/s/core; each release also writes one audit record (SQLite transaction)`);
     agent.destroy();

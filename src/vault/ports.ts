@@ -88,6 +88,10 @@ export interface CipherResult {
   readonly aad?: Uint8Array;
 }
 
+export interface KeyCreationOptions {
+  readonly exportable?: boolean;
+}
+
 /**
  * The key-protection layer. Every operation that touches private or secret key material goes through
  * it, so a provider can keep that material in hardware. Operations throw `key.crypto_failed` (bad
@@ -96,8 +100,9 @@ export interface CipherResult {
 export interface KeyProtector {
   /** Provider name stored with each key version (`software`, `pkcs11`). */
   readonly provider: string;
-  generate(spec: KeySpec, binding: string): Promise<ProtectedKey>;
-  import(jwk: PrivateJwk, binding: string): Promise<ProtectedKey>;
+  /** `exportable`: whether the key may later leave by Secure Key Release (an HSM makes others non-extractable). */
+  generate(spec: KeySpec, binding: string, opts?: KeyCreationOptions): Promise<ProtectedKey>;
+  import(jwk: PrivateJwk, binding: string, opts?: KeyCreationOptions): Promise<ProtectedKey>;
   /** Signs a precomputed digest (AKV sign takes the digest, not the message). */
   sign(ref: KeyRef, alg: SignatureAlgorithm, digest: Uint8Array): Promise<Uint8Array>;
   verify(ref: KeyRef, alg: SignatureAlgorithm, digest: Uint8Array, signature: Uint8Array): Promise<boolean>;

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import { type RunningServer, startServer } from '../../src/main.js';
 import { type HttpResponse, httpsClient } from './https.js';
+import { sharedSoftHsm } from './softhsm.js';
 import { type TestDatabase, createTestDatabase, testDatabaseFor } from './postgres.js';
 
 export interface TestServer extends RunningServer {
@@ -32,7 +33,9 @@ export async function startTestServer(flags: Record<string, unknown> = {}, opts:
   const pgDb: TestDatabase | undefined = onPostgres && !opts.dataDir ? await createTestDatabase() : undefined;
   let server: RunningServer;
   try {
-    const config: Config = loadConfig({ flags: { port: 0, logLevel: 'silent', ...flags, ...(pgDb || keptDb ? { db: (pgDb ?? keptDb)?.url } : {}), dataDir }, env: {} });
+    // CONCLAVE_TEST_HSM=softhsm: keys go into one SoftHSM token per process (scripts/test-hsm.mjs, docs/hsm.md).
+    const hsm = process.env.CONCLAVE_TEST_HSM === 'softhsm' && !('hsm' in flags) ? { hsm: `${sharedSoftHsm().spec};release-sha2=hybrid` } : {};
+    const config: Config = loadConfig({ flags: { port: 0, logLevel: 'silent', ...hsm, ...flags, ...(pgDb || keptDb ? { db: (pgDb ?? keptDb)?.url } : {}), dataDir }, env: {} });
     server = await startServer(config, { logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), ...(opts.now ? { now: opts.now } : {}) });
   } catch (e) {
     await pgDb?.drop().catch(() => undefined);

@@ -4,6 +4,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createSoftwareKeyProtector } from '../../hsm/software.js';
+import { createPkcs11KeyProtector, routeKeyProtector } from '../../hsm/pkcs11.js';
+import { parsePkcs11Spec } from '../../hsm/pkcs11-spec.js';
 import { fail, isConclaveError } from '../../core/errors.js';
 import { verifyAuditChain } from '../../vault/audit.js';
 import { checkApiVersion, checkKeyVersion } from '../../vault/key.js';
@@ -58,12 +60,22 @@ export interface VaultPluginOptions {
   readonly protector?: KeyProtector;
 }
 
+/** `--hsm pkcs11:…`: new keys go into the token; keys made before stay with the software provider (docs/hsm.md). */
+async function configuredProtector(app: FastifyInstance, ctx: AppContext): Promise<KeyProtector> {
+  const software = createSoftwareKeyProtector(ctx.sealer);
+  if (ctx.config.hsm === undefined) return software;
+  const hsm = await createPkcs11KeyProtector(parsePkcs11Spec(ctx.config.hsm), { logger: ctx.logger });
+  ctx.readiness.set('hsm', () => hsm.check());
+  app.addHook('onClose', async () => hsm.close());
+  return routeKeyProtector(hsm, software);
+}
+
 export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: VaultPluginOptions = {}): Promise<void> {
   const store = createVaultStore(ctx.db);
   const service: VaultService = createVaultService({
     ctx,
     store,
-    protector: opts.protector ?? createSoftwareKeyProtector(ctx.sealer),
+    protector: opts.protector ?? (await configuredProtector(app, ctx)),
     getJwks: createJwksFetcher({ caPath: ctx.caPath, now: ctx.now }),
   });
 

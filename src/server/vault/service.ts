@@ -181,7 +181,7 @@ export function createVaultService({ ctx, store, protector, getJwks }: VaultServ
       return perform(p, 'create', 'create', { name }, async (draft) => {
         const params = parseCreateParameters(body);
         const version = newVersionId();
-        const pk = await protector.generate(params.spec, bindingOf(name, version));
+        const pk = await protector.generate(params.spec, bindingOf(name, version), { exportable: params.attributes.exportable === true });
         const now = nowSeconds();
         const key: KeyVersion = {
           name,
@@ -206,7 +206,7 @@ export function createVaultService({ ctx, store, protector, getJwks }: VaultServ
       return perform(p, 'import', 'import', { name }, async (draft) => {
         const params = parseImportParameters(body);
         const version = newVersionId();
-        const pk = await protector.import(params.jwk, bindingOf(name, version));
+        const pk = await protector.import(params.jwk, bindingOf(name, version), { exportable: params.attributes.exportable === true });
         const key: KeyVersion = {
           name,
           version,
@@ -237,7 +237,7 @@ export function createVaultService({ ctx, store, protector, getJwks }: VaultServ
             : family === 'RSA'
               ? { family, keySize: cur.keySize ?? 2048, publicExponent: 65537 }
               : { family, keySize: cur.keySize ?? 256 };
-        const pk = await protector.generate(spec, bindingOf(name, version));
+        const pk = await protector.generate(spec, bindingOf(name, version), { exportable: cur.attributes.exportable });
         const now = nowSeconds();
         const key: KeyVersion = {
           ...cur,
@@ -259,8 +259,9 @@ export function createVaultService({ ctx, store, protector, getJwks }: VaultServ
       return perform(p, 'update', 'update', { name, ...(version ? { version } : {}) }, async (draft) => {
         const cur = await live(name, version);
         draft.version = cur.version;
-        const next = applyUpdate(cur, parseUpdateParameters(body, familyOf(cur.kty)), nowSeconds());
-        await store.updateVersion(next, finish(draft));
+        const params = parseUpdateParameters(body, familyOf(cur.kty));
+        const next = await store.updateVersion(cur.name, cur.version, (fresh) => applyUpdate(fresh, params, nowSeconds()), finish(draft));
+        if (!next) throw fail('key.not_found', `A key with (name/id) ${name}/${cur.version} was not found in this key vault.`, { name, version: cur.version });
         return keyBundle(base(), next);
       }, true);
     },

@@ -137,8 +137,18 @@ export function createVaultStore(db: Database) {
       });
     },
 
-    async updateVersion(key: KeyVersion, audit: Omit<AuditRecord, 'seq'>): Promise<void> {
-      await db.transaction(async (tx) => {
+    /**
+     * Read-modify-write of one version under the per-key lock, `apply` seeing the row as it is inside
+     * the lock: computed from a read made before a concurrent update committed, an update would undo
+     * it (re-enable a disabled key, replace a policy just made immutable). `apply` may throw to refuse.
+     */
+    async updateVersion(name: string, version: string, apply: (current: KeyVersion) => KeyVersion, audit: Omit<AuditRecord, 'seq'>): Promise<KeyVersion | undefined> {
+      return db.transaction(async (tx) => {
+        await tx.lock(`vault-key:${name}`);
+        if ((await keyState(tx, name)).state !== 'live') return undefined;
+        const row = await tx.get<VersionRow>(`SELECT ${VERSION_COLUMNS} FROM vault_key_versions v WHERE v.name = ? AND v.version = ?`, [name, version]);
+        if (!row) return undefined;
+        const key = apply(fromRow(row));
         await tx.run(
           'UPDATE vault_key_versions SET key_ops = ?, enabled = ?, nbf = ?, exp = ?, updated = ?, tags = ?, release_policy = ?, policy_immutable = ? WHERE name = ? AND version = ?',
           [
@@ -155,6 +165,7 @@ export function createVaultStore(db: Database) {
           ],
         );
         await appendAudit(tx, audit);
+        return key;
       });
     },
 

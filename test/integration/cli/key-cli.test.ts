@@ -70,7 +70,8 @@ describe('conclave key (binary)', () => {
     assert.equal(imported.code, 0, imported.stderr);
     assert.equal(imported.json().kty, 'EC');
     const backupFile = join(work, 'cli-ec.backup');
-    assert.equal((await k('backup', 'cli-ec', '--file', backupFile)).code, 0);
+    const backup = await k('backup', 'cli-ec', '--file', backupFile);
+    assert.equal(backup.code, 0, backup.stderr);
     assert.ok(readFileSync(backupFile, 'utf8').length > 100);
     assert.equal((await k('delete', 'cli-ec')).code, 0);
     assert.equal((await k('purge', 'cli-ec')).code, 0);

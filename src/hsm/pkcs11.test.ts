@@ -1,0 +1,280 @@
+/**
+ * The PKCS#11 provider against a SoftHSM2 token in a temporary directory (test/helpers/softhsm.ts).
+ */
+import assert from 'node:assert/strict';
+import { constants, createDecipheriv, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, publicEncrypt, verify } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import pkcs11js from 'pkcs11js';
+import { initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
+import type { KeyRef, PrivateJwk, ProtectedKey } from '../vault/ports.js';
+import { unwrapKeyTransfer } from '../vault/release/index.js';
+import { createPkcs11KeyProtector, objectIdOf, type Pkcs11KeyProtector, routeKeyProtector } from './pkcs11.js';
+import { parsePkcs11Spec } from './pkcs11-spec.js';
+
+const skip = skipWithoutSoftHsm();
+let token: SoftHsmToken;
+let hsm: Pkcs11KeyProtector;
+let n = 0;
+
+function refOf(family: KeyRef['family'], pk: ProtectedKey, binding: string): KeyRef {
+  return { family, handle: pk.handle, binding };
+}
+
+async function make(family: 'RSA' | 'EC' | 'oct', exportable: boolean, extra: { keySize?: number; crv?: 'P-256' | 'P-384' | 'P-521' | 'P-256K' } = {}) {
+  const binding = `vault-key:t${n++}/0123456789abcdef0123456789abcdef`;
+  const spec =
+    family === 'RSA' ? { family, keySize: extra.keySize ?? 2048, publicExponent: 65537 } : family === 'EC' ? { family, crv: extra.crv ?? 'P-256' } : { family, keySize: extra.keySize ?? 256 };
+  const pk = await hsm.generate(spec, binding, { exportable });
+  return { pk, ref: refOf(family, pk, binding), binding };
+}
+
+const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+
+describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
+  before(async () => {
+    token = initSoftHsm();
+    hsm = await createPkcs11KeyProtector(parsePkcs11Spec(token.spec));
+  });
+  after(async () => {
+    await hsm?.close();
+    token?.remove();
+  });
+
+  test('RSA: RS*/PS* signatures over a digest verify with OpenSSL and in the token', async () => {
+    const { pk, ref } = await make('RSA', false);
+    assert.equal(pk.keySize, 2048);
+    const pub = createPublicKey({ key: { kty: 'RSA', n: pk.publicJwk.n!, e: pk.publicJwk.e! }, format: 'jwk' });
+    for (const [alg, hash] of [['RS256', 'sha256'], ['RS384', 'sha384'], ['RS512', 'sha512'], ['PS256', 'sha256'], ['PS384', 'sha384'], ['PS512', 'sha512']] as const) {
+      const digest = createHash(hash).update('message').digest();
+      const sig = await hsm.sign(ref, alg, digest);
+      const padding = alg.startsWith('PS') ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST } : {};
+      assert.ok(verify(hash, Buffer.from('message'), { key: pub, ...padding }, sig), alg);
+      assert.equal(await hsm.verify(ref, alg, digest, sig), true, alg);
+      assert.equal(await hsm.verify(ref, alg, createHash(hash).update('other').digest(), sig), false, alg);
+    }
+    await assert.rejects(hsm.sign(ref, 'RS256', Buffer.alloc(20)), (e: { code?: string }) => e.code === 'key.invalid');
+    await assert.rejects(hsm.sign(ref, 'ES256', Buffer.alloc(32)), (e: { code?: string }) => e.code === 'key.invalid');
+  });
+
+  test('EC: ES256/384/512/256K raw r||s verifies with OpenSSL', async () => {
+    for (const [crv, alg, hash] of [['P-256', 'ES256', 'sha256'], ['P-384', 'ES384', 'sha384'], ['P-521', 'ES512', 'sha512'], ['P-256K', 'ES256K', 'sha256']] as const) {
+      const { pk, ref } = await make('EC', false, { crv });
+      assert.equal(pk.crv, crv);
+      const pub = createPublicKey({ key: { kty: 'EC', crv: crv === 'P-256K' ? 'secp256k1' : crv, x: pk.publicJwk.x!, y: pk.publicJwk.y! }, format: 'jwk' });
+      const digest = createHash(hash).update('msg').digest();
+      const sig = await hsm.sign(ref, alg, digest);
+      assert.ok(verify(hash, Buffer.from('msg'), { key: pub, dsaEncoding: 'ieee-p1363' }, sig), alg);
+      assert.equal(await hsm.verify(ref, alg, digest, sig), true);
+      assert.equal(await hsm.verify(ref, alg, createHash(hash).update('x').digest(), sig), false);
+      if (crv === 'P-256') await assert.rejects(hsm.sign(ref, 'ES384', Buffer.alloc(48)), (e: { code?: string }) => e.code === 'key.invalid');
+    }
+  });
+
+  test('RSA encrypt/decrypt: RSA1_5, RSA-OAEP, RSA-OAEP-256 (interoperable with node:crypto)', async () => {
+    const { pk, ref } = await make('RSA', false);
+    const pub = createPublicKey({ key: { kty: 'RSA', n: pk.publicJwk.n!, e: pk.publicJwk.e! }, format: 'jwk' });
+    const pt = Buffer.from('attack at dawn');
+    for (const alg of ['RSA1_5', 'RSA-OAEP', 'RSA-OAEP-256'] as const) {
+      const c = await hsm.encrypt(ref, { alg, value: pt });
+      assert.deepEqual(Buffer.from((await hsm.decrypt(ref, { alg, value: c.value })).value), pt, alg);
+    }
+    const external = publicEncrypt({ key: pub, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, pt);
+    assert.deepEqual(Buffer.from((await hsm.decrypt(ref, { alg: 'RSA-OAEP-256', value: external })).value), pt);
+    const tampered = Buffer.from(external);
+    tampered[10]! ^= 1;
+    await assert.rejects(hsm.decrypt(ref, { alg: 'RSA-OAEP-256', value: tampered }), (e: { code?: string }) => e.code === 'key.crypto_failed');
+  });
+
+  test('oct: GCM (with aad), CBC, CBCPAD, KW inside the token', async () => {
+    const { ref } = await make('oct', false);
+    const pt = Buffer.from('sixteen byte msg and then some');
+    const gcm = await hsm.encrypt(ref, { alg: 'A256GCM', value: pt, aad: Buffer.from('aad') });
+    assert.equal(gcm.tag?.length, 16);
+    assert.deepEqual(Buffer.from((await hsm.decrypt(ref, { alg: 'A256GCM', value: gcm.value, iv: gcm.iv!, tag: gcm.tag!, aad: Buffer.from('aad') })).value), pt);
+    await assert.rejects(hsm.decrypt(ref, { alg: 'A256GCM', value: gcm.value, iv: gcm.iv!, tag: Buffer.alloc(16), aad: Buffer.from('aad') }), (e: { code?: string }) => e.code === 'key.crypto_failed');
+    const pad = await hsm.encrypt(ref, { alg: 'A256CBCPAD', value: pt });
+    assert.deepEqual(Buffer.from((await hsm.decrypt(ref, { alg: 'A256CBCPAD', value: pad.value, iv: pad.iv! })).value), pt);
+    const cbc = await hsm.encrypt(ref, { alg: 'A256CBC', value: Buffer.alloc(32, 1) });
+    assert.deepEqual(Buffer.from((await hsm.decrypt(ref, { alg: 'A256CBC', value: cbc.value, iv: cbc.iv! })).value), Buffer.alloc(32, 1));
+    const kw = await hsm.encrypt(ref, { alg: 'A256KW', value: Buffer.alloc(32, 9) });
+    assert.equal(kw.value.length, 40);
+    assert.deepEqual(Buffer.from((await hsm.decrypt(ref, { alg: 'A256KW', value: kw.value })).value), Buffer.alloc(32, 9));
+    await assert.rejects(hsm.encrypt(ref, { alg: 'A128GCM', value: pt }), (e: { code?: string }) => e.code === 'key.invalid');
+  });
+
+  test('release: key_hsm unwraps with plain node:crypto (RSA, EC, oct) and matches the key', async () => {
+    const rsa = await make('RSA', true);
+    const material = unwrapKeyTransfer(await hsm.releaseWrapped(rsa.ref, workload.publicKey, 'CKM_RSA_AES_KEY_WRAP', { kid: 'w1' }), workload.privateKey);
+    const priv = createPrivateKey({ key: Buffer.from(material), format: 'der', type: 'pkcs8' });
+    assert.equal((createPublicKey(priv).export({ format: 'jwk' }) as { n: string }).n, rsa.pk.publicJwk.n);
+    const blob = JSON.parse(Buffer.from(await hsm.releaseWrapped(rsa.ref, workload.publicKey, 'CKM_RSA_AES_KEY_WRAP', { kid: 'w1' }), 'base64url').toString());
+    assert.deepEqual(blob.header, { kid: 'w1', alg: 'dir', enc: 'CKM_RSA_AES_KEY_WRAP' });
+    assert.equal(blob.schema_version, '1.0.0');
+
+    const ec = await make('EC', true, { crv: 'P-384' });
+    const ecPriv = createPrivateKey({ key: Buffer.from(unwrapKeyTransfer(await hsm.releaseWrapped(ec.ref, workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), workload.privateKey)), format: 'der', type: 'pkcs8' });
+    assert.equal((createPublicKey(ecPriv).export({ format: 'jwk' }) as { x: string }).x, ec.pk.publicJwk.x);
+
+    const oct = await make('oct', true);
+    const k = unwrapKeyTransfer(await hsm.releaseWrapped(oct.ref, workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), workload.privateKey);
+    const enc = await hsm.encrypt(oct.ref, { alg: 'A256GCM', value: Buffer.from('secret') });
+    const d = createDecipheriv('aes-256-gcm', Buffer.from(k), Buffer.from(enc.iv!));
+    d.setAuthTag(Buffer.from(enc.tag!));
+    assert.equal(Buffer.concat([d.update(enc.value), d.final()]).toString(), 'secret');
+  });
+
+  test('release with OAEP-SHA-256/384 fails closed on a token without it (release-sha2=token)', async () => {
+    const rsa = await make('RSA', true);
+    const info = await hsm.info();
+    if (info.oaepHashes.sha256 === true) return; // a token that can: nothing to refuse
+    for (const enc of ['RSA_AES_KEY_WRAP_256', 'RSA_AES_KEY_WRAP_384'] as const) {
+      await assert.rejects(hsm.releaseWrapped(rsa.ref, workload.publicKey, enc), (e: { code?: string }) => e.code === 'hsm.mechanism_unsupported', enc);
+    }
+  });
+
+  test('release-sha2=hybrid: RSA_AES_KEY_WRAP_256/384 blobs unwrap with the requested hash', async () => {
+    const hybrid = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};release-sha2=hybrid;sessions=1`));
+    try {
+      const binding = 'vault-key:hybrid/0123456789abcdef0123456789abcdef';
+      const pk = await hybrid.generate({ family: 'RSA', keySize: 2048, publicExponent: 65537 }, binding, { exportable: true });
+      for (const enc of ['RSA_AES_KEY_WRAP_256', 'RSA_AES_KEY_WRAP_384'] as const) {
+        const m = unwrapKeyTransfer(await hybrid.releaseWrapped(refOf('RSA', pk, binding), workload.publicKey, enc), workload.privateKey);
+        assert.equal((createPublicKey(createPrivateKey({ key: Buffer.from(m), format: 'der', type: 'pkcs8' })).export({ format: 'jwk' }) as { n: string }).n, pk.publicJwk.n, enc);
+      }
+    } finally {
+      await hybrid.close();
+    }
+  });
+
+  test('a non-exportable key cannot be extracted through the token', async () => {
+    const rsa = await make('RSA', false);
+    const oct = await make('oct', false);
+    await assert.rejects(hsm.releaseWrapped(rsa.ref, workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), (e: { code?: string }) => e.code === 'key.operation_not_allowed');
+    // Straight at the token, with the same module and PIN, bypassing the provider.
+    const lib = new pkcs11js.PKCS11();
+    lib.load(token.module);
+    try {
+      lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    } catch (e) {
+      assert.match(String(e), /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
+    }
+    const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === token.label)!;
+    const s = lib.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION);
+    try {
+      const find = (binding: string, cls: number) => {
+        lib.C_FindObjectsInit(s, [
+          { type: pkcs11js.CKA_CLASS, value: cls },
+          { type: pkcs11js.CKA_ID, value: objectIdOf(binding) },
+        ]);
+        const h = lib.C_FindObjects(s, 1)[0];
+        lib.C_FindObjectsFinal(s);
+        return h;
+      };
+      const priv = find(rsa.binding, pkcs11js.CKO_PRIVATE_KEY);
+      assert.ok(priv, 'the private key object exists');
+      const [sens, extr] = lib.C_GetAttributeValue(s, priv, [{ type: pkcs11js.CKA_SENSITIVE }, { type: pkcs11js.CKA_EXTRACTABLE }]);
+      assert.deepEqual([(sens!.value as Buffer)[0], (extr!.value as Buffer)[0]], [1, 0]);
+      assert.throws(() => lib.C_GetAttributeValue(s, priv, [{ type: pkcs11js.CKA_PRIVATE_EXPONENT }]), /CKR_ATTRIBUTE_SENSITIVE/);
+      const secret = find(oct.binding, pkcs11js.CKO_SECRET_KEY);
+      assert.throws(() => lib.C_GetAttributeValue(s, secret, [{ type: pkcs11js.CKA_VALUE }]), /CKR_ATTRIBUTE_SENSITIVE/);
+      const kek = lib.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
+        { type: pkcs11js.CKA_VALUE_LEN, value: 32 },
+        { type: pkcs11js.CKA_TOKEN, value: false },
+        { type: pkcs11js.CKA_WRAP, value: true },
+      ]);
+      assert.throws(() => lib.C_WrapKey(s, { mechanism: 0x210a }, kek, priv, Buffer.alloc(4096)), /CKR_KEY_UNEXTRACTABLE/);
+      assert.throws(() => lib.C_WrapKey(s, { mechanism: 0x2109 }, kek, secret, Buffer.alloc(64)), /CKR_KEY_UNEXTRACTABLE/);
+    } finally {
+      lib.C_CloseSession(s);
+    }
+  });
+
+  test('import: private JWKs go into the token and sign there', async () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const ec = generateKeyPairSync('ec', { namedCurve: 'secp256k1' });
+    for (const [key, alg, hash, family] of [[rsa.privateKey, 'RS256', 'sha256', 'RSA'], [ec.privateKey, 'ES256K', 'sha256', 'EC']] as const) {
+      const jwk = key.export({ format: 'jwk' }) as PrivateJwk;
+      const binding = `vault-key:imp${n++}/0123456789abcdef0123456789abcdef`;
+      const pk = await hsm.import({ ...jwk, kty: `${jwk.kty}-HSM`, ...(jwk.crv === 'secp256k1' ? { crv: 'P-256K' } : {}) }, binding);
+      const digest = createHash(hash).update('imported').digest();
+      const sig = await hsm.sign(refOf(family, pk, binding), alg, digest);
+      assert.ok(verify(hash, Buffer.from('imported'), { key: createPublicKey(key), ...(family === 'EC' ? { dsaEncoding: 'ieee-p1363' as const } : {}) }, sig), alg);
+    }
+    const binding = `vault-key:imp${n++}/0123456789abcdef0123456789abcdef`;
+    const pk = await hsm.import({ kty: 'oct-HSM', k: Buffer.alloc(32, 5).toString('base64url') }, binding, { exportable: true });
+    assert.equal(pk.keySize, 256);
+    const k = unwrapKeyTransfer(await hsm.releaseWrapped(refOf('oct', pk, binding), workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), workload.privateKey);
+    assert.deepEqual(Buffer.from(k), Buffer.alloc(32, 5));
+    await assert.rejects(hsm.import({ kty: 'RSA', n: 'AQAB', e: 'AQAB', d: 'AQ' }, binding), (e: { code?: string }) => e.code === 'key.invalid');
+  });
+
+  test('a handle moved to another key version does not open', async () => {
+    const { pk } = await make('EC', false);
+    await assert.rejects(hsm.sign({ family: 'EC', handle: pk.handle, binding: 'vault-key:other/0123456789abcdef0123456789abcdef' }, 'ES256', Buffer.alloc(32)), (e: { code?: string }) => e.code === 'key.crypto_failed');
+  });
+
+  test('routeKeyProtector sends software handles to the software provider', async () => {
+    const calls: string[] = [];
+    const software = { provider: 'software', sign: async () => {
+        calls.push('software');
+        return new Uint8Array(1);
+      },
+    } as unknown as Parameters<typeof routeKeyProtector>[1];
+    const routed = routeKeyProtector(hsm, software);
+    assert.equal(routed.provider, 'pkcs11');
+    await routed.sign({ family: 'EC', handle: new Uint8Array(60), binding: 'vault-key:a/b' }, 'ES256', Buffer.alloc(32));
+    assert.deepEqual(calls, ['software']);
+    const { ref } = await make('EC', false);
+    assert.equal((await routed.sign(ref, 'ES256', Buffer.alloc(32))).length, 64);
+  });
+
+  test('a token that fails gives hsm.unavailable and readiness false, then recovers', async () => {
+    let broken = false;
+    const flaky = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=2`), {
+      wrapLibrary: (lib) =>
+        new Proxy(lib, {
+          get(target, prop, receiver) {
+            const v = Reflect.get(target, prop, receiver);
+            if (typeof v !== 'function') return v;
+            return (...args: unknown[]) => {
+              if (broken && String(prop).startsWith('C_') && prop !== 'C_CloseSession') throw new Error('C_X:CKR_DEVICE_REMOVED:50');
+              return v.apply(target, args);
+            };
+          },
+        }),
+    });
+    try {
+      const binding = 'vault-key:flaky/0123456789abcdef0123456789abcdef';
+      const pk = await flaky.generate({ family: 'EC', crv: 'P-256' }, binding);
+      const ref = refOf('EC', pk, binding);
+      await flaky.check();
+      broken = true;
+      await assert.rejects(flaky.sign(ref, 'ES256', Buffer.alloc(32)), (e: { code?: string; status?: number }) => e.code === 'hsm.unavailable' && e.status === 503);
+      await assert.rejects(flaky.check(), (e: { code?: string }) => e.code === 'hsm.unavailable');
+      await assert.rejects(flaky.sign(ref, 'ES256', Buffer.alloc(32)), (e: { code?: string }) => e.code === 'hsm.unavailable');
+      broken = false;
+      await flaky.check();
+      assert.equal((await flaky.sign(ref, 'ES256', Buffer.alloc(32))).length, 64);
+    } finally {
+      await flaky.close();
+    }
+  });
+
+  test('info reports the library, token, mechanisms and release path', async () => {
+    const info = await hsm.info();
+    assert.equal(info.token.label, token.label);
+    assert.ok(info.mechanisms.includes('CKM_RSA_PKCS_OAEP'));
+    assert.ok(info.mechanisms.includes('CKM_AES_KEY_WRAP_PAD'));
+    assert.equal(info.rsaAesKeyWrapListed, false);
+    assert.equal(info.oaepHashes.sha1, true);
+    assert.equal(typeof info.oaepHashes.sha256, 'boolean');
+    assert.ok(!JSON.stringify(info).includes(token.pin));
+  });
+
+  test('a wrong PIN or an absent token refuses to start', async () => {
+    await assert.rejects(createPkcs11KeyProtector(parsePkcs11Spec(token.spec.replace(/token=[^;]+/, 'token=absent'))), (e: { code?: string }) => e.code === 'hsm.unavailable');
+    await assert.rejects(createPkcs11KeyProtector(parsePkcs11Spec(token.spec), { env: {} }), (e: { code?: string }) => e.code === 'config.invalid');
+    await assert.rejects(createPkcs11KeyProtector(parsePkcs11Spec(token.spec.replace('module=', 'module=/nonexistent'))), (e: { code?: string }) => e.code === 'config.invalid');
+  });
+});
