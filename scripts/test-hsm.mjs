@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the vault suites (test/integration/vault, test/integration/hsm) with every test server keeping
+// Runs the vault suites (test/integration/vault, test/integration/hsm, test/integration/e2e) with every test server keeping
 // its keys in a SoftHSM2 token (CONCLAVE_TEST_HSM=softhsm, see test/helpers/server.ts and
 // test/helpers/softhsm.ts). Extra arguments replace the default file filters. Without SoftHSM the run
 // is skipped with a message, except under CI=true, where it fails.
@@ -19,7 +19,7 @@ if (missing) {
   process.exit(0);
 }
 const filters = process.argv.slice(2);
-const r = spawnSync(process.execPath, [join(import.meta.dirname, 'run-tests.mjs'), ...(filters.length > 0 ? filters : ['test/integration/vault/', 'test/integration/hsm/'])], {
+const r = spawnSync(process.execPath, [join(import.meta.dirname, 'run-tests.mjs'), ...(filters.length > 0 ? filters : ['test/integration/vault/', 'test/integration/hsm/', 'test/integration/e2e/'])], {
   stdio: 'inherit',
   env: { ...process.env, CONCLAVE_TEST_HSM: 'softhsm' },
 });
