@@ -16,6 +16,11 @@ export interface CollateralStore extends PlatformSightings {
   registerPlatform(r: Registration, at: Date): Promise<void>;
   registrations(): Promise<(Registration & { state: string; createdAt: number })[]>;
   setRegistrationState(qeId: string, pceId: string, state: string): Promise<void>;
+  /**
+   * Runs `fn` holding a store-wide lock named `name` (PostgreSQL: a transaction-scoped advisory lock,
+   * so replicas queue on it; SQLite: one process owns the file, so in-process coalescing suffices).
+   */
+  withFetchLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
 }
 
 /** A PCCS platform registration (PCKIDRetrievalTool's POST /platforms body). */
@@ -142,6 +147,13 @@ export function createCollateralStore(db: Database): CollateralStore {
     },
     async setRegistrationState(qeId, pceId, state) {
       await db.run('UPDATE collateral_registrations SET state = ? WHERE qe_id = ? AND pce_id = ?', [state, qeId, pceId]);
+    },
+    withFetchLock(name, fn) {
+      if (db.dialect !== 'postgres') return fn();
+      return db.transaction(async (tx) => {
+        await tx.lock(name);
+        return fn();
+      });
     },
   };
 }

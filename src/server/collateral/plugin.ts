@@ -141,7 +141,7 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, op
     const hit = svc.get(key);
     if (hit) return hit;
     if (!svc.mayFetch(kind)) throw fail('collateral.not_found', `${key} is not cached${ctx.config.collateralMode !== 'lazy' ? ` (mode ${ctx.config.collateralMode})` : ''}`, { key });
-    return fetch();
+    return svc.fetchOnce(key, () => svc.get(key), fetch);
   }
 
   const failing = (item: CollateralItem) => svc.lastError(item.key) !== undefined;
@@ -156,7 +156,10 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, op
       else if (version === 'v4') q.update = sel.type === 'early' ? 'early' : 'standard';
       const selector = sel.type === 'number' ? null : sel.type === 'early' ? 'early' : 'standard';
       try {
-        await svc.ingest(kind, scope, true, selector, await upstream.intel(tee, version, path, q));
+        // One fetch per URL across concurrent misses and replicas; a replica that waited finds the item stored.
+        await svc.fetchOnce(`${scope}?${new URLSearchParams(q).toString()}`, () => svc.pick(scope, tee, fmspc, sel), async () =>
+          svc.ingest(kind, scope, true, selector, await upstream.intel(tee, version, path, q)),
+        );
       } catch (e) {
         error = e;
       }
@@ -449,7 +452,7 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, op
     if (key !== undefined) {
       const item = svc.get(key);
       if (!item) throw fail('collateral.not_found', `${key} is not cached`, { key });
-      await svc.refresh(item);
+      await svc.refresh(item, { force: true });
       memo.clear();
       return { refreshed: [{ key, ok: true }] };
     }

@@ -31,7 +31,14 @@ export interface CollateralService {
   /** Fetch-on-miss allowed for this kind in this mode. */
   mayFetch(kind: CollateralKind): boolean;
   /** Re-fetches one stored item from its source. */
-  refresh(item: CollateralItem): Promise<CollateralItem>;
+  /** Fetches an item again; `force` (an operator's "refresh now") skips only a refresh another replica made while we waited. */
+  refresh(item: CollateralItem, opts?: { force?: boolean }): Promise<CollateralItem>;
+  /**
+   * One upstream fetch per item across concurrent requests and replicas: callers with the same `key`
+   * share one promise; across replicas a store lock serialises them, and after waiting for it a replica
+   * re-reads the store and returns `fresh()` when another replica already fetched the item.
+   */
+  fetchOnce(key: string, fresh: () => CollateralItem | undefined, run: () => Promise<CollateralItem>): Promise<CollateralItem>;
   /** Background refresh of a stale item, at most once a minute per item; errors are recorded. */
   refreshSoon(item: CollateralItem): void;
   /** Refreshes every upstream-sourced item whose nextUpdate is near (or all, with `force`). */
@@ -69,6 +76,7 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
   const byScope = new Map<string, CollateralItem[]>();
   const errors = new Map<string, { at: number; message: string }>();
   const lastTry = new Map<string, number>();
+  const pending = new Map<string, Promise<CollateralItem>>();
   let version = 0;
   let policy: BaselinePolicy = DEFAULT_BASELINE;
   const refreshAhead = d.refreshAheadMs ?? 24 * 3600_000;
@@ -99,6 +107,24 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
       }
     }
     return out;
+  }
+
+
+  /** Fetches an item again from the URL it came from and stores the answer. */
+  async function fetchAgain(item: CollateralItem): Promise<CollateralItem> {
+    try {
+      const url = new URL(item.source);
+      const path = url.pathname;
+      const r = INTEL_KINDS.has(item.kind)
+        ? item.kind === 'rootcacrl'
+          ? await d.upstream.intelRootCaCrl()
+          : await d.upstream.intel(path.split('/')[1] as 'sgx' | 'tdx', path.split('/')[3] as 'v3' | 'v4', path.split('/').slice(4).join('/'), Object.fromEntries(url.searchParams))
+        : await d.upstream.amd(`${path}${url.search}`);
+      return await service.ingest(item.kind, item.scope, item.evalNumber !== null, selectorOfUrl(item.source), r);
+    } catch (e) {
+      errors.set(item.key, { at: d.now().getTime(), message: isConclaveError(e) ? e.message : String(e) });
+      throw e;
+    }
   }
 
   const service: CollateralService = {
@@ -173,22 +199,32 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
       if (INTEL_KINDS.has(kind)) return d.upstream.hasIntel && d.mode === 'lazy';
       return d.upstream.hasAmd;
     },
-    async refresh(item) {
-      if (!d.upstream.owns(item.source)) throw fail('collateral.not_found', `${item.key} did not come from a configured upstream`, { key: item.key });
-      lastTry.set(item.key, d.now().getTime());
-      try {
-        const url = new URL(item.source);
-        const path = url.pathname;
-        const r = INTEL_KINDS.has(item.kind)
-          ? item.kind === 'rootcacrl'
-            ? await d.upstream.intelRootCaCrl()
-            : await d.upstream.intel(path.split('/')[1] as 'sgx' | 'tdx', path.split('/')[3] as 'v3' | 'v4', path.split('/').slice(4).join('/'), Object.fromEntries(url.searchParams))
-          : await d.upstream.amd(`${path}${url.search}`);
-        return await service.ingest(item.kind, item.scope, item.evalNumber !== null, selectorOfUrl(item.source), r);
-      } catch (e) {
-        errors.set(item.key, { at: d.now().getTime(), message: isConclaveError(e) ? e.message : String(e) });
-        throw e;
+    fetchOnce(key, fresh, run) {
+      let p = pending.get(key);
+      if (!p) {
+        p = d.store
+          .withFetchLock(`collateral-fetch:${key}`, async () => {
+            await service.sync();
+            return fresh() ?? run();
+          })
+          .finally(() => pending.delete(key));
+        pending.set(key, p);
       }
+      return p;
+    },
+    async refresh(item, opts = {}) {
+      if (!d.upstream.owns(item.source)) throw fail('collateral.not_found', `${item.key} did not come from a configured upstream`, { key: item.key });
+      const started = d.now().getTime();
+      lastTry.set(item.key, started);
+      // Fetched within the last minute (by this replica, or by another while we waited for the fetch
+      // lock): the upstream has nothing newer to give yet, so asking again would only add load.
+      const refreshedMeanwhile = () => {
+        const cur = index.get(item.key);
+        if (!cur) return undefined;
+        if (opts.force) return cur.fetchedAt > item.fetchedAt ? cur : undefined;
+        return started - cur.fetchedAt < 60_000 ? cur : undefined;
+      };
+      return service.fetchOnce(`refresh:${item.source}`, refreshedMeanwhile, () => fetchAgain(item));
     },
     refreshSoon(item) {
       if (d.mode === 'offline' || !d.upstream.owns(item.source)) return;
@@ -214,7 +250,7 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
         if (seen.has(i.source)) continue;
         seen.add(i.source);
         try {
-          await service.refresh(i);
+          await service.refresh(i, { force });
           out.push({ key: i.key, ok: true });
         } catch (e) {
           out.push({ key: i.key, ok: false, error: isConclaveError(e) ? e.message : String(e) });

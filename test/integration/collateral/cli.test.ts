@@ -25,7 +25,7 @@ test('conclave collateral export / import / status work on the data dir and the 
     }
     assert.equal(JSON.parse(out.join('')).items.length, 2);
     const file = join(dir2, 'bundle.json');
-    assert.equal(await main(['collateral', 'export', file, '--data-dir', dir]), 0);
+    assert.equal(await main(['collateral', 'export', file, '--data-dir', dir, '--db', server.ctx.config.db]), 0);
     assert.equal(await main(['collateral', 'import', file, '--data-dir', dir2]), 0);
     const bundle = JSON.parse(readFileSync(file, 'utf8')) as { items: { body: string }[] };
     const body = Buffer.from(bundle.items[0]!.body, 'base64');
