@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fixturePath, skipWithoutFixtures } from '../../fixtures.js';
 import { conclave } from '../../helpers/cli.js';
+import { sharedSoftHsm, skipWithoutSoftHsm } from '../../helpers/softhsm.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
 
 const work = mkdtempSync(join(tmpdir(), 'conclave-cli-'));
@@ -92,6 +93,27 @@ describe('conclave (binary)', () => {
     assert.match(ok.stdout, /"iss": "https:\/\/x"/);
     const bad = await conclave(['token', 'decode', 'not-a-token', '--output', 'json']);
     assert.notEqual(bad.code, 0);
+  });
+});
+
+describe('conclave db and hsm (binary)', () => {
+  test('db migrate applies the migrations once; a bad store URL is usage (2)', async () => {
+    const dataDir = join(work, 'migrate-data');
+    const first = await conclave(['db', 'migrate', '--data-dir', dataDir, '--output', 'json']);
+    assert.equal(first.code, 0, first.stderr);
+    assert.ok(first.json().applied > 0);
+    const again = await conclave(['db', 'migrate', '--data-dir', dataDir, '--output', 'json']);
+    assert.equal(again.json().applied, 0);
+    assert.equal((await conclave(['db', 'migrate', '--db', 'mysql://nope'])).code, 2);
+  });
+
+  test('hsm info reports the token and the release wrap path; a malformed spec is usage (2)', { skip: skipWithoutSoftHsm() }, async () => {
+    const hsm = sharedSoftHsm();
+    const ok = await conclave(['hsm', 'info', '--hsm', hsm.spec, '--output', 'json']);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /AES_KEY_WRAP_PAD|0x210a|two-step/i);
+    const bad = await conclave(['hsm', 'info', '--hsm', 'pkcs11:token=x']);
+    assert.equal(bad.code, 2);
   });
 });
 
