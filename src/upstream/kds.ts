@@ -1,6 +1,5 @@
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { fail } from '../core/errors.js';
+import { createHttpClient } from './http.js';
 import { pemToDer } from '../core/x509.js';
 import { type KdsTcb, kdsCertChainUrl, kdsCrlUrl, kdsVcekUrl } from '../collateral/amd/kds.js';
 import type { AmdProduct } from '../collateral/roots/amd.js';
@@ -15,37 +14,16 @@ export interface KdsClientOptions {
   readonly maxBytes?: number | undefined;
 }
 
-function get(url: string, opts: KdsClientOptions): Promise<Uint8Array> {
-  const maxBytes = opts.maxBytes ?? 1 << 20;
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
-    const req = send(
-      u,
-      { method: 'GET', timeout: opts.timeoutMs ?? 15_000, ...(u.protocol === 'https:' && opts.ca ? { ca: opts.ca } : {}) },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > maxBytes) {
-            req.destroy();
-            reject(fail('upstream.unavailable', 'KDS response exceeds the size limit', { url, maxBytes }));
-          } else chunks.push(c);
-        });
-        res.on('end', () => {
-          const status = res.statusCode ?? 0;
-          if (status === 404) reject(fail('collateral.not_found', `KDS has no such resource (${status})`, { url, status }));
-          else if (status < 200 || status >= 300) reject(fail('upstream.unavailable', `KDS answered ${status}`, { url, status }));
-          else resolve(new Uint8Array(Buffer.concat(chunks)));
-        });
-        res.on('error', (e) => reject(fail('upstream.unavailable', 'KDS response failed', { url }, e)));
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (e) => reject(fail('upstream.unavailable', `KDS request failed: ${e.message}`, { url }, e)));
-    req.end();
-  });
+async function get(url: string, opts: KdsClientOptions): Promise<Uint8Array> {
+  const client = createHttpClient({ ca: opts.ca, timeoutMs: opts.timeoutMs ?? 15_000, maxBytes: opts.maxBytes ?? 1 << 20, retries: 1 });
+  try {
+    const r = await client.get(url);
+    if (r.status === 404) throw fail('collateral.not_found', `KDS has no such resource (${r.status})`, { url, status: r.status });
+    if (r.status < 200 || r.status >= 300) throw fail('upstream.unavailable', `KDS answered ${r.status}`, { url, status: r.status });
+    return new Uint8Array(r.body);
+  } finally {
+    client.close();
+  }
 }
 
 /** KDS serves certificates as DER (VCEK) or PEM (cert_chain); accept either. */

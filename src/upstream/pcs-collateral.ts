@@ -3,10 +3,9 @@
  * (api.trustedservices.intel.com), a PCCS, Azure THIM/acccache, or another Conclave, API v3 or v4
  * (evidence-and-collateral §3.1–§3.4). Bodies are kept as received so signatures verify over them.
  */
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
 import { type QuoteCollateral, collateralFromPcsResponses } from '../collateral/intel/collateral.js';
 import { fail } from '../core/errors.js';
+import { type HttpClient, type HttpResult, createHttpClient } from './http.js';
 
 /** Intel's published root CA CRL, used when the service has no `rootcacrl` route (Intel PCS). */
 export const INTEL_ROOT_CA_CRL_URL = 'https://certificates.trustedservices.intel.com/IntelSGXRootCA.der';
@@ -22,31 +21,20 @@ export interface FetchCollateralOptions {
   readonly ca?: string | Uint8Array;
   readonly timeoutMs?: number;
   readonly rootCaCrlUrl?: string;
+  /** A long-lived client to reuse (keep-alive, coalescing); by default one is made per call. */
+  readonly http?: HttpClient;
 }
 
-interface Response {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly body: Uint8Array;
-}
+type Response = HttpResult;
 
-function get(url: string, opts: Pick<FetchCollateralOptions, 'ca' | 'timeoutMs'>): Promise<Response> {
-  return new Promise((resolve, reject) => {
-    const u = new URL(url);
-    const req = (u.protocol === 'http:' ? httpRequest : httpsRequest)(
-      u,
-      { method: 'GET', ...(opts.ca && u.protocol === 'https:' ? { ca: Buffer.from(opts.ca) } : {}), timeout: opts.timeoutMs ?? 15_000 },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: new Uint8Array(Buffer.concat(chunks)) }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error(`timeout after ${opts.timeoutMs ?? 15_000} ms`)));
-    req.on('error', (e) => reject(fail('upstream.unavailable', `collateral service did not answer: ${u.origin}${u.pathname}`, { url: `${u.origin}${u.pathname}`, reason: e.message }, e)));
-    req.end();
-  });
+async function get(url: string, opts: Pick<FetchCollateralOptions, 'ca' | 'timeoutMs' | 'http'>): Promise<Response> {
+  if (opts.http) return opts.http.get(url);
+  const client = createHttpClient({ ca: opts.ca === undefined ? undefined : Buffer.from(opts.ca), timeoutMs: opts.timeoutMs ?? 15_000, retries: 1 });
+  try {
+    return await client.get(url);
+  } finally {
+    client.close();
+  }
 }
 
 async function getOk(url: string, opts: FetchCollateralOptions): Promise<Response> {
@@ -59,8 +47,7 @@ async function getOk(url: string, opts: FetchCollateralOptions): Promise<Respons
 /** An issuer-chain header, URL-decoded (PCS sends it percent-encoded). */
 function chainHeader(res: Response, names: readonly string[], url: string): string {
   for (const n of names) {
-    const v = res.headers[n.toLowerCase()];
-    const s = Array.isArray(v) ? v[0] : v;
+    const s = res.headers[n.toLowerCase()];
     if (s) return s.includes('%') ? decodeURIComponent(s) : s;
   }
   throw fail('collateral.malformed', `response lacks the ${names[0]} header`, { url, header: names[0] });

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ATTEST_TYPES, type AttestRequest, POLICY_TYPES, canonicalType, createAttestationService } from '../../attestation/service.js';
 import { issueToken, openIdMetadata, signingKeySet, type TokenSigner } from '../../attestation/token.js';
@@ -9,7 +10,7 @@ import { parseCertificate, publicKeyOf } from '../../core/x509.js';
 import { loadOrCreateSimulatedTee } from '../../evidence/simulated/index.js';
 import { createPolicyStore } from '../../storage/attestation-store.js';
 import { createCollateralStore } from '../../storage/collateral-store.js';
-import { createHttpGetter } from '../../upstream/https-get.js';
+import { createHttpClient } from '../../upstream/http.js';
 import type { AppContext } from '../context.js';
 import { createKdsCertificateSource, createPcsCollateralSource } from './collateral-source.js';
 
@@ -41,7 +42,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   const collateralBase = () => (local ? ctx.baseUrl() : ctx.config.upstreamIntel);
   const amdBase = () => (local ? ctx.baseUrl() : ctx.config.upstreamAmd);
   const service = createAttestationService({
-    collateral: createPcsCollateralSource(collateralBase, createHttpGetter({ caFiles: [ctx.caPath] })),
+    collateral: createPcsCollateralSource(collateralBase, createHttpClient({ ca: readFileSync(ctx.caPath), retries: 1 })),
     snpCertificates: createKdsCertificateSource(amdBase, ctx.caPath),
     policies,
     signer,
