@@ -4,7 +4,7 @@ import pino, { type Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { createSealer, loadOrCreateMasterKey } from './hsm/master-key.js';
 import { buildApp } from './server/app.js';
-import { type AdminCredential, createAuthenticator, ensureAdminCredential } from './server/auth.js';
+import { type AdminCredential, createAuthenticator, ensureAdminCredential, externalIssuerOf } from './server/auth.js';
 import type { AppContext } from './server/context.js';
 import { createMetrics } from './server/metrics.js';
 import { type ServiceKey, loadOrCreateServiceKey } from './server/service-keys.js';
@@ -75,7 +75,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     sealer,
     logger,
     metrics: createMetrics(),
-    auth: createAuthenticator(db, accessTokenKey, () => baseUrl, () => adminId),
+    auth: createAuthenticator(db, accessTokenKey, () => baseUrl, () => adminId, externalIssuerOf(config, tls.caPath, now)),
     baseUrl: () => baseUrl,
     now,
     serviceKey,

@@ -76,3 +76,40 @@ describe('loadConfig', () => {
     assert.throws(() => loadConfig({ env: {}, configFile: file('l.yaml', '- a\n- b\n') }), (e: unknown) => isConclaveError(e, 'config.invalid'));
   });
 });
+
+describe('loadConfig: external OIDC issuer', () => {
+  test('issuer, audience, JWKS URI and admin subjects from flags, env and file', () => {
+    const c = loadConfig({ flags: { oidcIssuer: 'https://login.example/tenant/v2.0/', oidcAudience: 'api://conclave', oidcAdminSubject: ['alice', 'bob'] }, env: {} });
+    assert.equal(c.oidcIssuer, 'https://login.example/tenant/v2.0');
+    assert.equal(c.oidcAudience, 'api://conclave');
+    assert.equal(c.oidcJwksUri, undefined);
+    assert.deepEqual(c.oidcAdminSubjects, ['alice', 'bob']);
+    const e = loadConfig({ env: { CONCLAVE_OIDC_ISSUER: 'https://idp.example', CONCLAVE_OIDC_AUDIENCE: 'conclave', CONCLAVE_OIDC_JWKS_URI: 'https://idp.example/keys', CONCLAVE_OIDC_ADMIN_SUBJECTS: 'carol, dave' } });
+    assert.equal(e.oidcJwksUri, 'https://idp.example/keys');
+    assert.deepEqual(e.oidcAdminSubjects, ['carol', 'dave']);
+    const f = loadConfig({ env: {}, configFile: file('oidc.yaml', 'oidc-issuer: https://idp.example\noidcAudience: conclave\n') });
+    assert.equal(f.oidcIssuer, 'https://idp.example');
+    assert.equal(f.oidcAudience, 'conclave');
+  });
+
+  test('without an issuer nothing external is configured', () => {
+    const c = loadConfig({ env: {} });
+    assert.equal(c.oidcIssuer, undefined);
+    assert.deepEqual(c.oidcAdminSubjects, []);
+  });
+
+  const bad: [string, Parameters<typeof loadConfig>[0], RegExp][] = [
+    ['an issuer without an audience', { flags: { oidcIssuer: 'https://idp.example' }, env: {} }, /oidc-audience is required/],
+    ['an http issuer', { flags: { oidcIssuer: 'http://idp.example', oidcAudience: 'a' }, env: {} }, /oidc-issuer .* must use https:/],
+    ['an issuer that is not a URL', { env: { CONCLAVE_OIDC_ISSUER: 'idp', CONCLAVE_OIDC_AUDIENCE: 'a' } }, /oidc-issuer \(env CONCLAVE_OIDC_ISSUER\) must be a URL/],
+    ['an http JWKS URI', { flags: { oidcIssuer: 'https://idp.example', oidcAudience: 'a', oidcJwksUri: 'http://idp.example/keys' }, env: {} }, /oidc-jwks-uri/],
+    ['an empty audience', { flags: { oidcIssuer: 'https://idp.example', oidcAudience: '' }, env: {} }, /oidc-audience .* non-empty/],
+    ['an audience without an issuer', { flags: { oidcAudience: 'a' }, env: {} }, /need oidc-issuer/],
+    ['admin subjects without an issuer', { env: { CONCLAVE_OIDC_ADMIN_SUBJECTS: 'alice' } }, /need oidc-issuer/],
+  ];
+  for (const [name, sources, message] of bad) {
+    test(`rejects ${name} with config.invalid`, () => {
+      assert.throws(() => loadConfig(sources), (e: unknown) => isConclaveError(e, 'config.invalid') && message.test((e as Error).message));
+    });
+  }
+});

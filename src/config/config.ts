@@ -43,6 +43,14 @@ export interface Config {
   readonly trustedAuthorities: readonly string[];
   /** Isolated mode: attestation policies must be signed by a policy-management certificate. */
   readonly isolated: boolean;
+  /** External OpenID Connect issuer whose bearer tokens are accepted alongside ours. */
+  readonly oidcIssuer: string | undefined;
+  /** The `aud` an external token must carry; required with `oidcIssuer`. */
+  readonly oidcAudience: string | undefined;
+  /** The issuer's JWKS URL; discovered from `<issuer>/.well-known/openid-configuration` when unset. */
+  readonly oidcJwksUri: string | undefined;
+  /** External `sub` values that are administrators. */
+  readonly oidcAdminSubjects: readonly string[];
 }
 
 /** How a key is spelled on the command line, in the environment and in the config file. */
@@ -139,6 +147,10 @@ const OPTIONS = [
   { key: 'dbPoolSize', flag: 'dbPoolSize', env: 'CONCLAVE_DB_POOL_SIZE', parse: int('db-pool-size', 1, 1000) },
   { key: 'trustedAuthorities', flag: 'trustedAuthority', env: 'CONCLAVE_TRUSTED_AUTHORITIES', parse: list('trusted-authorities', url('trusted-authorities', ['https:', 'http:'])) },
   { key: 'isolated', flag: 'isolated', env: 'CONCLAVE_ISOLATED', parse: bool('isolated') },
+  { key: 'oidcIssuer', flag: 'oidcIssuer', env: 'CONCLAVE_OIDC_ISSUER', parse: url('oidc-issuer', ['https:']) },
+  { key: 'oidcAudience', flag: 'oidcAudience', env: 'CONCLAVE_OIDC_AUDIENCE', parse: optStr('oidc-audience') },
+  { key: 'oidcJwksUri', flag: 'oidcJwksUri', env: 'CONCLAVE_OIDC_JWKS_URI', parse: url('oidc-jwks-uri', ['https:']) },
+  { key: 'oidcAdminSubjects', flag: 'oidcAdminSubject', env: 'CONCLAVE_OIDC_ADMIN_SUBJECTS', parse: list('oidc-admin-subjects', str('oidc-admin-subjects')) },
 ] as const satisfies readonly Option<keyof Config>[];
 
 /** Config-file keys are the Config property names; kebab-case spellings of them are accepted too. */
@@ -195,10 +207,20 @@ export function loadConfig(sources: ConfigSources): Config {
     dbPoolSize: (out.dbPoolSize as number | undefined) ?? 10,
     trustedAuthorities: (out.trustedAuthorities as string[] | undefined) ?? [],
     isolated: (out.isolated as boolean | undefined) ?? false,
+    oidcIssuer: out.oidcIssuer as string | undefined,
+    oidcAudience: out.oidcAudience as string | undefined,
+    oidcJwksUri: out.oidcJwksUri as string | undefined,
+    oidcAdminSubjects: (out.oidcAdminSubjects as string[] | undefined) ?? [],
   };
   if (config.services.length === 0) throw fail('config.invalid', 'services must name at least one of vault, attestation, collateral');
   if (config.hsm !== undefined && !config.hsm.startsWith('pkcs11:')) {
     throw fail('config.invalid', 'hsm must look like pkcs11:module=PATH;token=LABEL;pin-source=file:PATH|env:VAR', { option: 'hsm' });
+  }
+  if (config.oidcIssuer !== undefined && config.oidcAudience === undefined) {
+    throw fail('config.invalid', 'oidc-audience is required when oidc-issuer is set (external tokens must be meant for this server)', { option: 'oidcAudience' });
+  }
+  if (config.oidcIssuer === undefined && (config.oidcAudience !== undefined || config.oidcJwksUri !== undefined || config.oidcAdminSubjects.length > 0)) {
+    throw fail('config.invalid', 'oidc-audience, oidc-jwks-uri and oidc-admin-subject need oidc-issuer', { option: 'oidcIssuer' });
   }
   return Object.freeze(config);
 }

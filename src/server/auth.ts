@@ -1,11 +1,14 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Config } from '../config/config.js';
 import { constantTimeEqual } from '../core/bytes.js';
-import { fail } from '../core/errors.js';
+import { fail, isConclaveError } from '../core/errors.js';
 import { decodeJws, signJws, verifyJwsSignature } from '../core/jwt.js';
 import type { Database } from '../storage/database.js';
+import { type GetJwks, verifyTargetToken } from '../vault/release/index.js';
 import type { ServiceKey } from './service-keys.js';
+import { createJwksFetcher } from './vault/jwks.js';
 
 /** Who is calling: an OAuth client of ours, or a subject of a trusted external OIDC issuer. */
 export interface Principal {
@@ -77,7 +80,59 @@ export interface Authenticator {
   authenticate(authorization: string | undefined, nowSeconds: number): Promise<Principal>;
 }
 
-export function createAuthenticator(db: Database, key: ServiceKey, issuer: () => string, adminClientId: () => string | undefined): Authenticator {
+/** An operator-configured external OpenID Connect issuer (`--oidc-issuer`, `--oidc-audience`, …). */
+export interface ExternalIssuer {
+  /** As configured, without a trailing slash; the prefix of the principal ids it yields. */
+  readonly issuer: string;
+  readonly audience: string;
+  readonly adminSubjects: readonly string[];
+  readonly getJwks: GetJwks;
+}
+
+/** The external issuer of `config`, if any, with a JWKS fetcher that trusts the system CAs plus `caPath`. */
+export function externalIssuerOf(config: Config, caPath: string, now: () => Date): ExternalIssuer | undefined {
+  if (config.oidcIssuer === undefined || config.oidcAudience === undefined) return undefined;
+  return {
+    issuer: config.oidcIssuer,
+    audience: config.oidcAudience,
+    adminSubjects: config.oidcAdminSubjects,
+    getJwks: createJwksFetcher({ caPath, now, ...(config.oidcJwksUri !== undefined ? { jwksUri: config.oidcJwksUri } : {}) }),
+  };
+}
+
+const TARGET_PREFIX = /^target attestation token rejected: /;
+
+/**
+ * An external access token (RFC 9068 shape). The JWS checks are the release target-token checks:
+ * asymmetric algorithms only, the key looked up by `kid` in the issuer's JWKS (one forced refresh on an
+ * unknown kid; never the token's own `jku`/`x5c`/`jwk`), `exp`/`nbf` with 60 s skew. Then `aud` must
+ * name our audience (RFC 7519 §4.1.3: a string or an array). The principal is `<issuer>#<sub>`: `sub`
+ * is what OpenID Connect Core §2 makes unique per issuer; Azure AD's `oid` is not used, so one rule holds
+ * for every issuer (for Azure AD app-only tokens `sub` equals `oid` anyway).
+ */
+async function authenticateExternal(token: string, payload: Record<string, unknown>, ext: ExternalIssuer, now: number): Promise<Principal> {
+  try {
+    await verifyTargetToken(token, { trustedAuthorities: [ext.issuer], getJwks: ext.getJwks, at: new Date(now * 1000) });
+  } catch (e) {
+    if (!isConclaveError(e, 'release.token_invalid')) throw e;
+    const reason = (e.detail as { reason?: unknown } | undefined)?.reason;
+    throw fail('auth.unauthenticated', `the bearer token from ${ext.issuer} is not valid: ${e.message.replace(TARGET_PREFIX, '')}`, { reason });
+  }
+  const aud = payload.aud;
+  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
+  if (!audiences.includes(ext.audience)) throw fail('auth.unauthenticated', `the bearer token from ${ext.issuer} is not meant for this server (aud must contain ${ext.audience})`, { reason: 'wrong_audience' });
+  const sub = payload.sub;
+  if (typeof sub !== 'string' || sub.length === 0) throw fail('auth.unauthenticated', `the bearer token from ${ext.issuer} has no sub`, { reason: 'malformed' });
+  const name = [payload.name, payload.preferred_username].find((v): v is string => typeof v === 'string' && v.length > 0) ?? sub;
+  return { id: `${ext.issuer}#${sub}`, displayName: name, isAdmin: ext.adminSubjects.includes(sub) };
+}
+
+/** OpenID Connect Core §3.1.3.7 compares issuers exactly; one trailing slash is forgiven. */
+function sameIssuer(iss: string, configured: string): boolean {
+  return iss.replace(/\/$/, '') === configured.replace(/\/$/, '');
+}
+
+export function createAuthenticator(db: Database, key: ServiceKey, issuer: () => string, adminClientId: () => string | undefined, external?: ExternalIssuer): Authenticator {
   const names = new Map<string, string>();
   return {
     async issueToken(form, now) {
@@ -101,7 +156,11 @@ export function createAuthenticator(db: Database, key: ServiceKey, issuer: () =>
         throw fail('auth.unauthenticated', 'the bearer token is malformed');
       }
       const p = decoded.payload;
-      if (decoded.header.alg !== 'ES256' || p.iss !== issuer() || !verifyJwsSignature(decoded, key.publicKey)) throw fail('auth.unauthenticated', 'the bearer token is not valid');
+      if (p.iss !== issuer()) {
+        if (external && typeof p.iss === 'string' && sameIssuer(p.iss, external.issuer)) return authenticateExternal(m[1]!, p, external, now);
+        throw fail('auth.unauthenticated', 'the bearer token was issued by an issuer this server does not trust', { reason: 'untrusted_issuer' });
+      }
+      if (decoded.header.alg !== 'ES256' || !verifyJwsSignature(decoded, key.publicKey)) throw fail('auth.unauthenticated', 'the bearer token is not valid');
       if (typeof p.exp !== 'number' || p.exp + 60 < now || (typeof p.nbf === 'number' && p.nbf - 60 > now)) throw fail('auth.unauthenticated', 'the bearer token has expired');
       const sub = String(p.sub);
       let name = names.get(sub);

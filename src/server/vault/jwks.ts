@@ -19,6 +19,8 @@ export interface JwksFetcherOptions {
   readonly now: () => Date;
   readonly ttlSeconds?: number;
   readonly minRefreshSeconds?: number;
+  /** A JWKS URL the operator configured (`--oidc-jwks-uri`): fetched directly, without OpenID discovery. */
+  readonly jwksUri?: string;
 }
 
 function getJson(url: string, ca: string[]): Promise<unknown> {
@@ -64,10 +66,15 @@ export function createJwksFetcher(opts: JwksFetcherOptions): GetJwks {
   const minRefresh = (opts.minRefreshSeconds ?? 10) * 1000;
   const cache = new Map<string, { at: number; jwks: Promise<JsonWebKeySet> }>();
 
-  async function load(authority: string): Promise<JsonWebKeySet> {
+  async function jwksUriOf(authority: string): Promise<string> {
+    if (opts.jwksUri !== undefined) return opts.jwksUri;
     const meta = (await getJson(`${authority.replace(/\/+$/, '')}/.well-known/openid-configuration`, ca)) as { jwks_uri?: unknown };
     if (typeof meta?.jwks_uri !== 'string') throw fail('upstream.unavailable', `the OpenID metadata of ${authority} has no jwks_uri`);
-    const jwks = (await getJson(meta.jwks_uri, ca)) as { keys?: unknown };
+    return meta.jwks_uri;
+  }
+
+  async function load(authority: string): Promise<JsonWebKeySet> {
+    const jwks = (await getJson(await jwksUriOf(authority), ca)) as { keys?: unknown };
     if (!Array.isArray(jwks?.keys)) throw fail('upstream.unavailable', `the JWKS of ${authority} has no keys array`);
     return { keys: jwks.keys };
   }

@@ -1,0 +1,185 @@
+/**
+ * Bearer tokens from an external OpenID Connect issuer (`--oidc-issuer`): a local HTTPS stand-in on
+ * 127.0.0.1 serves /.well-known/openid-configuration and its JWKS with the server's own TLS material
+ * (created first with loadOrCreateTls, so the server trusts it through its local CA).
+ */
+import assert from 'node:assert/strict';
+import { createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { b64url } from '../../../src/core/bytes.js';
+import { signJws } from '../../../src/core/jwt.js';
+import { loadOrCreateTls } from '../../../src/server/tls.js';
+import { startTestServer, tempDir, type TestServer } from '../../helpers/server.js';
+
+const AUDIENCE = 'api://conclave-test';
+
+interface Idp {
+  readonly url: string;
+  /** Signing keys by kid; the JWKS publishes exactly these. */
+  readonly keys: Map<string, { privateKey: KeyObject; publicKey: KeyObject; alg: string }>;
+  readonly hits: Map<string, number>;
+  close(): Promise<void>;
+}
+
+function rsaKey() {
+  return { ...generateKeyPairSync('rsa', { modulusLength: 2048 }), alg: 'RS256' };
+}
+
+async function startIdp(dataDir: string, jwksPath = '/certs'): Promise<Idp> {
+  const tls = await loadOrCreateTls(dataDir, '127.0.0.1');
+  const keys = new Map([['key-a', rsaKey()]]);
+  const hits = new Map<string, number>();
+  let url = '';
+  const srv: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
+    hits.set(req.url ?? '', (hits.get(req.url ?? '') ?? 0) + 1);
+    res.setHeader('content-type', 'application/json');
+    if (req.url === '/.well-known/openid-configuration') res.end(JSON.stringify({ issuer: url, jwks_uri: `${url}${jwksPath}` }));
+    else if (req.url === jwksPath) res.end(JSON.stringify({ keys: [...keys].map(([kid, k]) => ({ ...k.publicKey.export({ format: 'jwk' }), kid, use: 'sig', alg: k.alg })) }));
+    else {
+      res.statusCode = 404;
+      res.end('{}');
+    }
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  url = `https://127.0.0.1:${(srv.address() as AddressInfo).port}`;
+  return { url, keys, hits, close: () => new Promise<void>((resolve) => srv.close(() => resolve())) };
+}
+
+describe('external OIDC bearer tokens (discovered JWKS)', async () => {
+  const dataDir = tempDir();
+  const idp = await startIdp(dataDir);
+  let clock = new Date();
+  const nowS = () => Math.floor(clock.getTime() / 1000);
+  const server: TestServer = await startTestServer(
+    { services: 'vault', oidcIssuer: idp.url, oidcAudience: AUDIENCE, oidcAdminSubject: ['ops-admin'] },
+    { dataDir, now: () => clock },
+  );
+  after(async () => {
+    await server.stop();
+    await idp.close();
+  });
+
+  function token(claims: Record<string, unknown> = {}, header: Record<string, unknown> = {}, kid = 'key-a'): string {
+    const k = idp.keys.get(kid)!;
+    const t = nowS();
+    return signJws({ alg: k.alg, typ: 'JWT', kid, ...header }, { iss: idp.url, aud: AUDIENCE, sub: 'user-1', name: 'User One', iat: t, nbf: t, exp: t + 3600, ...claims }, k.privateKey);
+  }
+  const listKeys = (bearer: string) => server.send('GET', '/keys?api-version=7.4', { headers: { authorization: `Bearer ${bearer}` } });
+  const assign = async (bearer: string, principalId: string) =>
+    server.send('PUT', '/admin/vault/roleAssignments', { headers: { authorization: `Bearer ${bearer}` }, body: { principalId, role: 'Key Vault Reader', scope: '/' } });
+
+  test('a valid external token authenticates: 403 without a role, 200 once <issuer>#<sub> holds Key Vault Reader', async () => {
+    const before = await listKeys(token());
+    assert.equal(before.status, 403, before.text);
+    assert.match(before.text, new RegExp(`${idp.url}#user-1`));
+    assert.equal((await assign(await server.adminToken(), `${idp.url}#user-1`)).status, 200);
+    const r = await listKeys(token());
+    assert.equal(r.status, 200, r.text);
+    assert.ok(Array.isArray(r.json().value));
+  });
+
+  test('aud may be an array holding our audience; iss may carry one trailing slash', async () => {
+    assert.equal((await listKeys(token({ aud: ['other', AUDIENCE] }))).status, 200);
+    assert.equal((await listKeys(token({ iss: `${idp.url}/` }))).status, 200);
+  });
+
+  test('our own tokens still work', async () => {
+    assert.equal((await listKeys(await server.adminToken())).status, 200);
+  });
+
+  test('an admin subject may use the administration API; another subject may not', async () => {
+    const admin = token({ sub: 'ops-admin' });
+    assert.equal((await assign(admin, `${idp.url}#user-2`)).status, 200);
+    assert.equal((await assign(token({ sub: 'user-2' }), `${idp.url}#user-3`)).status, 403);
+  });
+
+  const rejected: [string, () => string][] = [
+    ['a wrong audience', () => token({ aud: 'api://someone-else' })],
+    ['no audience', () => token({ aud: undefined })],
+    ['an expired token (beyond 60 s skew)', () => token({ exp: nowS() - 120 })],
+    ['a token not yet valid (beyond 60 s skew)', () => token({ nbf: nowS() + 300 })],
+    ['a token without exp', () => token({ exp: undefined })],
+    ['a token without sub', () => token({ sub: undefined })],
+    [
+      'a wrong signature (another key under the published kid)',
+      () => signJws({ alg: 'RS256', kid: 'key-a' }, { iss: idp.url, aud: AUDIENCE, sub: 'user-1', exp: nowS() + 3600 }, rsaKey().privateKey),
+    ],
+    [
+      'alg none',
+      () => `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify({ iss: idp.url, aud: AUDIENCE, sub: 'user-1', exp: nowS() + 3600 }))}.`,
+    ],
+    [
+      'HS256 keyed with the public key',
+      () => {
+        const input = `${b64url(JSON.stringify({ alg: 'HS256', kid: 'key-a' }))}.${b64url(JSON.stringify({ iss: idp.url, aud: AUDIENCE, sub: 'user-1', exp: nowS() + 3600 }))}`;
+        const secret = idp.keys.get('key-a')!.publicKey.export({ type: 'spki', format: 'pem' });
+        return `${input}.${createHmac('sha256', secret).update(input).digest('base64url')}`;
+      },
+    ],
+    ['an unknown issuer', () => token({ iss: 'https://idp.elsewhere.example' })],
+    ['an issuer that only resembles ours', () => token({ iss: `${idp.url}//` })],
+    [
+      'a key named by the token itself (jku, jwk) rather than the JWKS',
+      () => {
+        const rogue = rsaKey();
+        return signJws(
+          { alg: 'RS256', kid: 'rogue', jku: `${idp.url}/certs`, jwk: rogue.publicKey.export({ format: 'jwk' }) },
+          { iss: idp.url, aud: AUDIENCE, sub: 'user-1', exp: nowS() + 3600 },
+          rogue.privateKey,
+        );
+      },
+    ],
+  ];
+  for (const [name, make] of rejected) {
+    test(`401 auth.unauthenticated for ${name}, without echoing the token`, async () => {
+      const t = make();
+      const r = await listKeys(t);
+      assert.equal(r.status, 401, r.text);
+      assert.equal(r.json().error.innererror.code, 'auth.unauthenticated');
+      assert.ok(r.headers['www-authenticate']);
+      assert.ok(!r.text.includes(t.split('.')[2] || t));
+      assert.ok(!r.text.includes(t.split('.')[1]!));
+    });
+  }
+
+  test('within the 60 s skew an expired token still passes', async () => {
+    assert.equal((await listKeys(token({ exp: nowS() - 30 }))).status, 200);
+  });
+
+  test('a rotated key (unknown kid) is found by one forced JWKS refresh', async () => {
+    idp.keys.set('key-b', { ...generateKeyPairSync('ec', { namedCurve: 'P-256' }), alg: 'ES256' });
+    clock = new Date(clock.getTime() + 30_000);
+    const fetched = idp.hits.get('/certs') ?? 0;
+    const r = await listKeys(token({}, {}, 'key-b'));
+    assert.equal(r.status, 200, r.text);
+    assert.equal(idp.hits.get('/certs'), fetched + 1);
+    // Cached now: no further fetch.
+    assert.equal((await listKeys(token({}, {}, 'key-b'))).status, 200);
+    assert.equal(idp.hits.get('/certs'), fetched + 1);
+  });
+});
+
+describe('external OIDC bearer tokens (configured JWKS URI)', async () => {
+  const dataDir = tempDir();
+  const idp = await startIdp(dataDir, '/direct-keys');
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ services: 'vault', oidcIssuer: idp.url, oidcAudience: AUDIENCE, oidcJwksUri: `${idp.url}/direct-keys` }, { dataDir });
+  });
+  after(async () => {
+    await server.stop();
+    await idp.close();
+  });
+
+  test('the configured JWKS is fetched without OpenID discovery', async () => {
+    const k = idp.keys.get('key-a')!;
+    const t = Math.floor(Date.now() / 1000);
+    const jwt = signJws({ alg: 'RS256', kid: 'key-a' }, { iss: idp.url, aud: AUDIENCE, sub: 'svc', exp: t + 600 }, k.privateKey);
+    const r = await server.send('GET', '/keys?api-version=7.4', { headers: { authorization: `Bearer ${jwt}` } });
+    assert.equal(r.status, 403, r.text);
+    assert.equal(idp.hits.get('/direct-keys'), 1);
+    assert.equal(idp.hits.get('/.well-known/openid-configuration'), undefined);
+  });
+});
