@@ -2,7 +2,7 @@
  * The PKCS#11 provider against a SoftHSM2 token in a temporary directory (test/helpers/softhsm.ts).
  */
 import assert from 'node:assert/strict';
-import { constants, createDecipheriv, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, publicEncrypt, verify } from 'node:crypto';
+import { constants, createDecipheriv, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, publicEncrypt, verify } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pkcs11js from 'pkcs11js';
 import { initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
@@ -258,6 +258,37 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
       assert.equal((await flaky.sign(ref, 'ES256', Buffer.alloc(32))).length, 64);
     } finally {
       await flaky.close();
+    }
+  });
+
+  test('service signer: generated once per label, RS256 verifies, also via CKM_RSA_PKCS over a DigestInfo', async () => {
+    const signer = await hsm.serviceSigner('unit-signing');
+    assert.equal(signer.publicKey.asymmetricKeyDetails?.modulusLength, 2048);
+    const data = Buffer.from('header.payload');
+    assert.ok(verify('sha256', data, signer.publicKey, await signer.sign(data)));
+    const spkiOf = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
+    assert.deepEqual(spkiOf((await hsm.serviceSigner('unit-signing')).publicKey), spkiOf(signer.publicKey), 'found again by label');
+    assert.notDeepEqual(spkiOf((await hsm.serviceSigner('other-signing')).publicKey), spkiOf(signer.publicKey));
+    assert.deepEqual(spkiOf((await hsm.findServiceSigner('unit-signing', signer.publicKey))!.publicKey), spkiOf(signer.publicKey));
+    assert.equal(await hsm.findServiceSigner('unit-signing', workload.publicKey), undefined);
+    assert.equal(await hsm.findServiceSigner('other-signing', signer.publicKey), undefined);
+    // A token without CKM_SHA256_RSA_PKCS: the digest is made here, the signature in the token.
+    const plain = await createPkcs11KeyProtector(parsePkcs11Spec(token.spec), {
+      wrapLibrary: (lib) =>
+        new Proxy(lib, {
+          get(target, prop, receiver) {
+            const v = Reflect.get(target, prop, receiver);
+            if (prop === 'C_GetMechanismList') return (slot: Buffer) => target.C_GetMechanismList(slot).filter((m) => m !== pkcs11js.CKM_SHA256_RSA_PKCS);
+            return typeof v === 'function' ? v.bind(target) : v;
+          },
+        }),
+    });
+    try {
+      assert.ok(!(await plain.info()).mechanisms.includes('CKM_SHA256_RSA_PKCS'));
+      const viaDigestInfo = await plain.serviceSigner('unit-signing');
+      assert.ok(verify('sha256', data, signer.publicKey, await viaDigestInfo.sign(data)));
+    } finally {
+      await plain.close();
     }
   });
 

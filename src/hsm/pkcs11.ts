@@ -11,6 +11,9 @@
  * - Release wraps inside the token in two steps (toolchain.md §6): an ephemeral AES-256 KEK wraps the key
  *   with CKM_AES_KEY_WRAP_PAD (RFC 5649), the KEK is wrapped with CKM_RSA_PKCS_OAEP under the TEE key;
  *   the parts go through assembleTransferBlob, so the blob is the software provider's format.
+ * - The service's release-signing key is an RSA-2048 pair labelled `conclave-service:{name}` (random
+ *   CKA_ID, sensitive, not extractable), generated once and found by label (serviceSigner); its
+ *   certificate is kept in the store by src/server/service-keys.ts.
  * - A small pool of logged-in R/W sessions; device-level failures drop the connection (503
  *   `hsm.unavailable`) and the next request reconnects.
  */
@@ -281,6 +284,8 @@ interface Connection {
   readonly objects: Map<string, KeyObjects>;
   /** OAEP hashes the token accepts in C_WrapKey/C_Decrypt, learnt by trying (SoftHSM: SHA-1 only). */
   readonly oaep: Map<HashName, boolean>;
+  /** Service signing keys by `label/CKA_ID`. */
+  readonly services: Map<string, Handle>;
 }
 
 export interface Pkcs11Info {
@@ -295,7 +300,21 @@ export interface Pkcs11Info {
   readonly releaseSha2: string;
 }
 
+/** A signing key of the service itself (e.g. release responses) whose private half stays in the token. */
+export interface Pkcs11ServiceSigner {
+  readonly publicKey: KeyObject;
+  /** RSASSA-PKCS1-v1_5 with SHA-256 over `data` (RS256), computed in the token. */
+  sign(data: Uint8Array): Promise<Uint8Array>;
+}
+
 export interface Pkcs11KeyProtector extends KeyProtector {
+  /**
+   * The RSA-2048 service key labelled `conclave-service:{name}`: found by label (lowest CKA_ID where a
+   * race between replicas left several), or generated once in the token (sensitive, not extractable).
+   */
+  serviceSigner(name: string): Promise<Pkcs11ServiceSigner>;
+  /** The service key labelled for `name` whose public key is `publicKey`, if the token holds it. */
+  findServiceSigner(name: string, publicKey: KeyObject): Promise<Pkcs11ServiceSigner | undefined>;
   /** Readiness: throws `hsm.unavailable` when the token cannot be reached. */
   check(): Promise<void>;
   info(): Promise<Pkcs11Info>;
@@ -355,7 +374,7 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
       throw e;
     }
     opts.logger?.info({ hsm: describePkcs11Spec(spec), sessions: spec.sessions }, 'PKCS#11 token opened');
-    return { slot, sessions, free: [...sessions], waiters: [], mechanisms: new Set(lib.C_GetMechanismList(slot)), objects: new Map(), oaep: new Map([['sha1', true]]) };
+    return { slot, sessions, free: [...sessions], waiters: [], mechanisms: new Set(lib.C_GetMechanismList(slot)), objects: new Map(), oaep: new Map([['sha1', true]]), services: new Map() };
   }
 
   function closeQuietly(s: Handle): void {
@@ -818,6 +837,81 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
     return protectedOf(binding, createPublicKey(key), 'EC', undefined, crv);
   }
 
+  const serviceLabel = (name: string) => `conclave-service:${name}`;
+
+  /** The private keys labelled for service `name` with their public keys, lowest CKA_ID first. */
+  function servicePairs(s: Handle, name: string): Array<{ id: Buffer; publicKey: KeyObject }> {
+    lib.C_FindObjectsInit(s, [
+      { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
+      { type: P.CKA_LABEL, value: serviceLabel(name) },
+    ]);
+    let keys: Handle[];
+    try {
+      keys = lib.C_FindObjects(s, 16);
+    } finally {
+      lib.C_FindObjectsFinal(s);
+    }
+    return keys
+      .map((key) => {
+        // CKA_MODULUS and CKA_PUBLIC_EXPONENT are public attributes of an RSA private key (PKCS#11 v2.40 §2.1.3).
+        const [id, n, e] = lib.C_GetAttributeValue(s, key, [{ type: P.CKA_ID }, { type: P.CKA_MODULUS }, { type: P.CKA_PUBLIC_EXPONENT }]);
+        const jwk = { kty: 'RSA', n: unsigned(n!.value as Buffer).toString('base64url'), e: unsigned(e!.value as Buffer).toString('base64url') };
+        return { id: id!.value as Buffer, publicKey: createPublicKey({ key: jwk, format: 'jwk' }) };
+      })
+      .sort((a, b) => Buffer.compare(a.id, b.id));
+  }
+
+  async function generateServiceKey(s: Handle, name: string): Promise<void> {
+    const common: pkcs11js.Template = [
+      { type: P.CKA_TOKEN, value: true },
+      { type: P.CKA_LABEL, value: serviceLabel(name) },
+      { type: P.CKA_ID, value: randomBytes(ID_LENGTH) },
+    ];
+    await lib.C_GenerateKeyPairAsync(
+      s,
+      { mechanism: P.CKM_RSA_PKCS_KEY_PAIR_GEN },
+      [...common, { type: P.CKA_PRIVATE, value: false }, { type: P.CKA_VERIFY, value: true }, { type: P.CKA_MODULUS_BITS, value: 2048 }, { type: P.CKA_PUBLIC_EXPONENT, value: bigEndian(65537) }],
+      [
+        ...common,
+        { type: P.CKA_PRIVATE, value: true },
+        { type: P.CKA_SENSITIVE, value: true },
+        { type: P.CKA_EXTRACTABLE, value: false },
+        { type: P.CKA_SIGN, value: true },
+        { type: P.CKA_DECRYPT, value: false },
+        { type: P.CKA_UNWRAP, value: false },
+      ],
+    );
+    opts.logger?.info({ token: spec.token, label: serviceLabel(name) }, 'service signing key generated in the PKCS#11 token');
+  }
+
+  function serviceSignerOf(name: string, id: Buffer, publicKey: KeyObject): Pkcs11ServiceSigner {
+    const label = serviceLabel(name);
+    const cacheKey = `${label}/${id.toString('hex')}`;
+    return {
+      publicKey,
+      sign: (data) =>
+        withSession(async (s, c) => {
+          let key = c.services.get(cacheKey);
+          if (!key) {
+            key = findOne(s, [
+              { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
+              { type: P.CKA_LABEL, value: label },
+              { type: P.CKA_ID, value: id },
+            ]);
+            if (!key) throw fail('hsm.unavailable', `the service key ${label} is missing from the HSM token`, { token: spec.token, reason: 'object_not_found' });
+            c.services.set(cacheKey, key);
+          }
+          // CKM_SHA256_RSA_PKCS hashes in the token; without it, CKM_RSA_PKCS over the DigestInfo (RFC 8017 §9.2).
+          if (c.mechanisms.has(P.CKM_SHA256_RSA_PKCS)) {
+            lib.C_SignInit(s, { mechanism: P.CKM_SHA256_RSA_PKCS }, key);
+            return new Uint8Array(await lib.C_SignAsync(s, Buffer.from(data), Buffer.alloc(512)));
+          }
+          lib.C_SignInit(s, { mechanism: P.CKM_RSA_PKCS }, key);
+          return new Uint8Array(await lib.C_SignAsync(s, Buffer.concat([DIGEST_INFO['256']!, createHash('sha256').update(data).digest()]), Buffer.alloc(512)));
+        }),
+    };
+  }
+
   function mechanismName(m: number): string {
     const name = Object.keys(P).find((k) => k.startsWith('CKM_') && (P as unknown as Record<string, unknown>)[k] === m);
     if (name) return name;
@@ -879,6 +973,23 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
     async releaseWrapped(ref, wrappingPublicKey, enc, releaseOpts = {}) {
       const parts = await withSession((s, c) => releaseParts(s, c, objectsOf(s, c, ref), wrappingPublicKey, enc));
       return assembleTransferBlob(parts, { enc, ...(releaseOpts.kid !== undefined ? { kid: releaseOpts.kid } : {}) });
+    },
+
+    async serviceSigner(name) {
+      const chosen = await withSession(async (s) => {
+        const found = servicePairs(s, name);
+        if (found.length > 0) return found[0]!;
+        await generateServiceKey(s, name);
+        return servicePairs(s, name)[0];
+      });
+      if (!chosen) throw fail('hsm.unavailable', `the service key ${serviceLabel(name)} vanished after generation`, { token: spec.token, reason: 'object_not_found' });
+      return serviceSignerOf(name, chosen.id, chosen.publicKey);
+    },
+
+    async findServiceSigner(name, publicKey) {
+      const want = publicKey.export({ type: 'spki', format: 'der' });
+      const hit = await withSession((s) => servicePairs(s, name).find((p) => want.equals(p.publicKey.export({ type: 'spki', format: 'der' }))));
+      return hit ? serviceSignerOf(name, hit.id, hit.publicKey) : undefined;
     },
 
     async check() {

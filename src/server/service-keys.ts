@@ -1,7 +1,9 @@
 import 'reflect-metadata';
-import { type KeyObject, createHash, createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
+import { type KeyObject, X509Certificate, createHash, createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { fail } from '../core/errors.js';
 import type { Sealer } from '../hsm/master-key.js';
+import type { Pkcs11KeyProtector, Pkcs11ServiceSigner } from '../hsm/pkcs11.js';
 import type { Database } from '../storage/database.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -23,6 +25,10 @@ const ALGS = {
   ES256: { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' },
 } as const;
 
+const commonName = (subject: string) => `CN=${subject.replace(/[,=+<>#;"\\]/g, ' ')}`;
+const serialNumber = () => Buffer.from(webcrypto.getRandomValues(new Uint8Array(12))).toString('hex').replace(/^[89a-f]/, '1');
+const validity = (nowMs: number) => ({ notBefore: new Date(nowMs - 3600_000), notAfter: new Date(nowMs + 5 * 365 * 86400_000) });
+
 /**
  * Loads the named service key from the store, or creates it once. Replicas starting together race on
  * the insert; the loser discards its key and reads the winner's, so all replicas sign with one key.
@@ -39,10 +45,9 @@ export async function loadOrCreateServiceKey(
   if (existing) return existing;
   const keys = (await webcrypto.subtle.generateKey(ALGS[alg], true, ['sign', 'verify'])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: Buffer.from(webcrypto.getRandomValues(new Uint8Array(12))).toString('hex').replace(/^[89a-f]/, '1'),
-    name: `CN=${subject.replace(/[,=+<>#;"\\]/g, ' ')}`,
-    notBefore: new Date(nowMs - 3600_000),
-    notAfter: new Date(nowMs + 5 * 365 * 86400_000),
+    serialNumber: serialNumber(),
+    name: commonName(subject),
+    ...validity(nowMs),
     signingAlgorithm: ALGS[alg],
     keys,
     extensions: [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)],
@@ -67,4 +72,75 @@ async function read(db: Database, sealer: Sealer, name: string): Promise<Service
     certDer,
     kid: createHash('sha256').update(certDer).digest('base64url'),
   };
+}
+
+/** An RS256 service key whose private half stays in a PKCS#11 token; the store keeps only its certificate. */
+export interface TokenServiceKey {
+  readonly name: string;
+  readonly alg: 'RS256';
+  readonly publicKey: KeyObject;
+  readonly certDer: Uint8Array;
+  readonly kid: string;
+  sign(data: Uint8Array): Promise<Uint8Array>;
+}
+
+export type ServiceKeyToken = Pick<Pkcs11KeyProtector, 'serviceSigner' | 'findServiceSigner'>;
+
+/**
+ * The row of a token-held key is apart from the software key of the same name (which stays usable when
+ * the server runs without --hsm); `sealed_private` is empty: there is nothing to seal.
+ */
+const tokenRowName = (name: string) => `pkcs11:${name}`;
+
+/**
+ * Loads the certificate of the named token-held service key, or certifies the token's key once. The
+ * stored certificate decides which token object signs, so replicas sharing the store and the token
+ * agree even if a race left two key pairs with the label. A certificate whose key the token no longer
+ * holds (token re-initialised) is replaced.
+ */
+export async function loadOrCreateTokenServiceKey(db: Database, token: ServiceKeyToken, name: string, subject: string, nowMs: number): Promise<TokenServiceKey> {
+  const row = tokenRowName(name);
+  const stored = await readCertificate(db, row);
+  if (stored) {
+    const signer = await token.findServiceSigner(name, new X509Certificate(stored).publicKey);
+    if (signer) return tokenServiceKey(name, signer, stored);
+    await db.run('DELETE FROM service_keys WHERE name = ? AND cert_der = ?', [row, Buffer.from(stored)]);
+  }
+  const signer = await token.serviceSigner(name);
+  const cert = await certifyTokenKey(signer, subject, nowMs);
+  await db.run('INSERT INTO service_keys (name, alg, sealed_private, cert_der, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING', [row, 'RS256', Buffer.alloc(0), Buffer.from(cert), Math.floor(nowMs / 1000)]);
+  const winner = await readCertificate(db, row);
+  const winnerSigner = winner && (await token.findServiceSigner(name, new X509Certificate(winner).publicKey));
+  if (!winner || !winnerSigner) throw fail('hsm.unavailable', `the HSM token does not hold the certified service key ${name}`, { reason: 'object_not_found' });
+  return tokenServiceKey(name, winnerSigner, winner);
+}
+
+async function readCertificate(db: Database, row: string): Promise<Uint8Array | undefined> {
+  const r = await db.get<{ cert_der: Uint8Array }>('SELECT cert_der FROM service_keys WHERE name = ?', [row]);
+  return r ? new Uint8Array(r.cert_der) : undefined;
+}
+
+function tokenServiceKey(name: string, signer: Pkcs11ServiceSigner, certDer: Uint8Array): TokenServiceKey {
+  return { name, alg: 'RS256', publicKey: signer.publicKey, certDer, kid: createHash('sha256').update(certDer).digest('base64url'), sign: (data) => signer.sign(data) };
+}
+
+/** Self-signed certificate over the token's public key; the TBS signature is made by the token. */
+async function certifyTokenKey(signer: Pkcs11ServiceSigner, subject: string, nowMs: number): Promise<Uint8Array> {
+  const algorithm = { name: 'RSASSA-PKCS1-v1_5', hash: { name: 'SHA-256' } };
+  // @peculiar/x509 signs through `crypto.subtle.sign(alg, signingKey, tbs)`: that call goes to the token.
+  const tokenCrypto = { subtle: { sign: async (_alg: unknown, _key: unknown, tbs: ArrayBuffer) => signer.sign(new Uint8Array(tbs)) } } as unknown as Crypto;
+  const cert = await x509.X509CertificateGenerator.create(
+    {
+      serialNumber: serialNumber(),
+      subject: commonName(subject),
+      issuer: commonName(subject),
+      ...validity(nowMs),
+      publicKey: new Uint8Array(signer.publicKey.export({ type: 'spki', format: 'der' })),
+      signingKey: { algorithm, type: 'private', extractable: false, usages: ['sign'] } as unknown as CryptoKey,
+      signingAlgorithm: algorithm,
+      extensions: [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)],
+    },
+    tokenCrypto,
+  );
+  return new Uint8Array(cert.rawData);
 }

@@ -12,8 +12,9 @@ import { checkApiVersion, checkKeyVersion } from '../../vault/key.js';
 import type { KeyProtector } from '../../vault/ports.js';
 import { createClient, type Principal } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { loadOrCreateTokenServiceKey } from '../service-keys.js';
 import { createJwksFetcher } from './jwks.js';
-import { createVaultService, type VaultService } from './service.js';
+import { createVaultService, type VaultService, type VaultServiceDeps } from './service.js';
 import { createVaultStore, readAuditRows } from './store.js';
 
 /** The tenant the challenge names: any GUID works for the SDK, which passes it to the credential as `tenantId`. */
@@ -60,14 +61,20 @@ export interface VaultPluginOptions {
   readonly protector?: KeyProtector;
 }
 
-/** `--hsm pkcs11:…`: new keys go into the token; keys made before stay with the software provider (docs/hsm.md). */
-async function configuredProtector(app: FastifyInstance, ctx: AppContext): Promise<KeyProtector> {
+/**
+ * `--hsm pkcs11:…`: new keys go into the token; keys made before stay with the software provider, and the
+ * release-signing key is generated in the token too (docs/hsm.md).
+ */
+async function configuredProtector(app: FastifyInstance, ctx: AppContext): Promise<Pick<VaultServiceDeps, 'protector' | 'releaseKey'>> {
   const software = createSoftwareKeyProtector(ctx.sealer);
-  if (ctx.config.hsm === undefined) return software;
+  if (ctx.config.hsm === undefined) return { protector: software };
   const hsm = await createPkcs11KeyProtector(parsePkcs11Spec(ctx.config.hsm), { logger: ctx.logger });
   ctx.readiness.set('hsm', () => hsm.check());
   app.addHook('onClose', async () => hsm.close());
-  return routeKeyProtector(hsm, software);
+  return {
+    protector: routeKeyProtector(hsm, software),
+    releaseKey: (subject) => loadOrCreateTokenServiceKey(ctx.db, hsm, 'release-signing', subject, ctx.now().getTime()),
+  };
 }
 
 export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: VaultPluginOptions = {}): Promise<void> {
@@ -75,7 +82,7 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: V
   const service: VaultService = createVaultService({
     ctx,
     store,
-    protector: opts.protector ?? (await configuredProtector(app, ctx)),
+    ...(opts.protector ? { protector: opts.protector } : await configuredProtector(app, ctx)),
     getJwks: createJwksFetcher({ caPath: ctx.caPath, now: ctx.now }),
   });
 

@@ -79,18 +79,23 @@ export interface VaultServiceDeps {
   readonly store: VaultStore;
   readonly protector: KeyProtector;
   readonly getJwks: GetJwks;
+  /** The release-signing key when it lives in the PKCS#11 token (plugin.ts); a software service key otherwise. */
+  readonly releaseKey?: (subject: string) => Promise<{ readonly certDer: Uint8Array; sign(data: Uint8Array): Promise<Uint8Array> }>;
 }
 
-export function createVaultService({ ctx, store, protector, getJwks }: VaultServiceDeps) {
+export function createVaultService({ ctx, store, protector, getJwks, releaseKey }: VaultServiceDeps) {
   const nowSeconds = () => Math.floor(ctx.now().getTime() / 1000);
   const base = () => ctx.baseUrl();
   let signer: Promise<ReleaseSigner> | undefined;
 
   function releaseSigner(): Promise<ReleaseSigner> {
-    signer ??= ctx.serviceKey('release-signing', 'RS256', `${ctx.baseUrl()} key release`).then((sk) => ({
-      sign: (data: Uint8Array) => cryptoSign('sha256', data, sk.privateKey),
-      certificateChainDer: [sk.certDer],
-    }));
+    const subject = `${ctx.baseUrl()} key release`;
+    signer ??= releaseKey
+      ? releaseKey(subject).then((k) => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: [k.certDer] }))
+      : ctx.serviceKey('release-signing', 'RS256', subject).then((sk) => ({
+          sign: (data: Uint8Array) => cryptoSign('sha256', data, sk.privateKey),
+          certificateChainDer: [sk.certDer],
+        }));
     signer.catch(() => {
       signer = undefined;
     });
