@@ -30,7 +30,7 @@ import {
   RECOVERABLE_DAYS,
   releasePolicyWire,
 } from '../../vault/key.js';
-import type { CipherRequest, EncryptionAlgorithm, KeyProtector, KeyRef, SignatureAlgorithm } from '../../vault/ports.js';
+import type { CipherRequest, EncryptionAlgorithm, KeyProtector, KeyRef, ProtectedKey, SignatureAlgorithm } from '../../vault/ports.js';
 import {
   buildReleaseResponse,
   DEFAULT_KEY_TRANSFER_ENC,
@@ -180,6 +180,24 @@ export function createVaultService({ ctx, store, protector, getJwks, releaseKey 
     return randomBytes(16).toString('hex');
   }
 
+  /** The first record of a key version made by create or import, from its parameters and the protector's answer. */
+  function newKeyVersion(name: string, version: string, params: ReturnType<typeof parseCreateParameters> | ReturnType<typeof parseImportParameters>, pk: ProtectedKey): KeyVersion {
+    return {
+      name,
+      version,
+      kty: params.kty,
+      ...(pk.keySize !== undefined ? { keySize: pk.keySize } : {}),
+      ...(pk.crv ? { crv: pk.crv } : {}),
+      keyOps: params.keyOps,
+      publicJwk: pk.publicJwk,
+      handle: pk.handle,
+      provider: protector.provider,
+      attributes: newAttributes(params.attributes, nowSeconds()),
+      ...(params.tags ? { tags: params.tags } : {}),
+      ...(params.releasePolicy ? { releasePolicy: params.releasePolicy } : {}),
+    };
+  }
+
   return {
     async create(p: Principal, name: string, body: unknown) {
       checkKeyName(name);
@@ -187,21 +205,7 @@ export function createVaultService({ ctx, store, protector, getJwks, releaseKey 
         const params = parseCreateParameters(body);
         const version = newVersionId();
         const pk = await protector.generate(params.spec, bindingOf(name, version), { exportable: params.attributes.exportable === true });
-        const now = nowSeconds();
-        const key: KeyVersion = {
-          name,
-          version,
-          kty: params.kty,
-          ...(pk.keySize !== undefined ? { keySize: pk.keySize } : {}),
-          ...(pk.crv ? { crv: pk.crv } : {}),
-          keyOps: params.keyOps,
-          publicJwk: pk.publicJwk,
-          handle: pk.handle,
-          provider: protector.provider,
-          attributes: newAttributes(params.attributes, now),
-          ...(params.tags ? { tags: params.tags } : {}),
-          ...(params.releasePolicy ? { releasePolicy: params.releasePolicy } : {}),
-        };
+        const key = newKeyVersion(name, version, params, pk);
         return addVersion(key, draft);
       }, true);
     },
@@ -212,20 +216,7 @@ export function createVaultService({ ctx, store, protector, getJwks, releaseKey 
         const params = parseImportParameters(body);
         const version = newVersionId();
         const pk = await protector.import(params.jwk, bindingOf(name, version), { exportable: params.attributes.exportable === true });
-        const key: KeyVersion = {
-          name,
-          version,
-          kty: params.kty,
-          ...(pk.keySize !== undefined ? { keySize: pk.keySize } : {}),
-          ...(pk.crv ? { crv: pk.crv } : {}),
-          keyOps: params.keyOps,
-          publicJwk: pk.publicJwk,
-          handle: pk.handle,
-          provider: protector.provider,
-          attributes: newAttributes(params.attributes, nowSeconds()),
-          ...(params.tags ? { tags: params.tags } : {}),
-          ...(params.releasePolicy ? { releasePolicy: params.releasePolicy } : {}),
-        };
+        const key = newKeyVersion(name, version, params, pk);
         return addVersion(key, draft);
       }, true);
     },
