@@ -28,10 +28,26 @@ export function renderErrorsDoc(): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The whole `--help` text of a command, including the examples added after the option list. */
+export function fullHelp(cmd: Command): string {
+  let text = '';
+  cmd.configureOutput({ writeOut: (s) => (text += s), writeErr: (s) => (text += s) });
+  cmd.outputHelp();
+  return text.trimEnd();
+}
+
+/** Every runnable (leaf) command with its full name. */
+export function leafCommands(cmd: Command = buildProgram(), path: string[] = []): { name: string; cmd: Command }[] {
+  const name = [...path, cmd.name()];
+  const subs = cmd.commands.filter((c) => c.name() !== 'help');
+  if (subs.length === 0) return path.length > 0 ? [{ name: name.join(' '), cmd }] : [];
+  return subs.flatMap((c) => leafCommands(c, name));
+}
+
 function walk(cmd: Command, path: string[], out: string[]): void {
   const name = [...path, cmd.name()].join(' ');
   if (path.length > 0) {
-    out.push(`## \`${name}\``, '', '```', cmd.helpInformation().trimEnd(), '```', '');
+    out.push(`## \`${name}\``, '', '```', fullHelp(cmd), '```', '');
   }
   for (const sub of cmd.commands) walk(sub, path.length === 0 ? ['conclave'] : [...path, cmd.name()], out);
 }
@@ -45,7 +61,7 @@ export function renderCliReference(): string {
     'Every command takes `--help`. Exit codes: 0 success, 1 the operation failed, 2 usage or I/O error.',
     '',
     '```',
-    program.helpInformation().trimEnd(),
+    fullHelp(program),
     '```',
     '',
   ];

@@ -15,6 +15,49 @@ import { registerAttest } from './attest.js';
 import { registerToken } from './token.js';
 import { registerVerify } from './verify.js';
 
+/**
+ * Examples for the commands whose modules do not add their own, keyed by the full command name. Every
+ * runnable command shows an example under --help (test/docs.test.ts checks it).
+ */
+const EXAMPLES: Record<string, string> = {
+  'conclave collateral export': 'conclave collateral export bundle.json --data-dir ./data',
+  'conclave collateral import': 'conclave collateral import bundle.json --data-dir ./data',
+  'conclave collateral status': 'conclave collateral status --url https://127.0.0.1:8443 --data-dir ./data',
+  'conclave collateral baseline': 'conclave collateral baseline --dry-run \'{"default":{"tcbEvaluationDataNumber":17}}\'',
+  'conclave collateral refresh': 'conclave collateral refresh --url https://127.0.0.1:8443 --data-dir ./data',
+  'conclave db migrate': 'conclave db migrate --db postgres://postgres@127.0.0.1:5432/conclave',
+  'conclave hsm info': "conclave hsm info --hsm 'pkcs11:module=/usr/lib/softhsm/libsofthsm2.so;token=conclave;pin-source=env:HSM_PIN'",
+  'conclave key get': 'conclave key get app-key --output json',
+  'conclave key list': 'conclave key list --output table',
+  'conclave key versions': 'conclave key versions app-key',
+  'conclave key rotate': 'conclave key rotate app-key',
+  'conclave key delete': 'conclave key delete app-key',
+  'conclave key recover': 'conclave key recover app-key',
+  'conclave key purge': 'conclave key purge app-key',
+  'conclave key import': 'conclave key import app-key --jwk private.jwk.json --hsm',
+  'conclave key update': 'conclave key update app-key --disable --tags team=payments',
+  'conclave key backup': 'conclave key backup app-key --file app-key.backup',
+  'conclave key restore': 'conclave key restore --file app-key.backup',
+  'conclave key encrypt': 'conclave key encrypt app-key --alg RSA-OAEP-256 --value aGVsbG8',
+  'conclave key decrypt': 'conclave key decrypt app-key --alg RSA-OAEP-256 --value @ciphertext.b64',
+  'conclave key wrap': 'conclave key wrap app-key --alg RSA-OAEP --value @aes-key.b64',
+  'conclave key unwrap': 'conclave key unwrap app-key --alg RSA-OAEP --value @wrapped.b64',
+  'conclave key sign': 'conclave key sign app-key --alg PS256 --digest @digest.b64',
+  'conclave key verify': 'conclave key verify app-key --alg PS256 --digest @digest.b64 --signature @sig.b64',
+  'conclave role assign': 'conclave role assign --principal <client-id> --role "Key Vault Crypto Service Release User" --scope /keys/app-key',
+  'conclave role list': 'conclave role list --output table',
+  'conclave role remove': 'conclave role remove <assignment-id>',
+  'conclave audit verify': 'conclave audit verify --data-dir ./data',
+  'conclave policy check': 'conclave policy check --policy policy.json --token token.json',
+};
+
+function addExamples(cmd: Command, path: string[] = []): void {
+  const name = [...path, cmd.name()].join(' ');
+  const example = EXAMPLES[name];
+  if (example) cmd.addHelpText('after', `\nExample:\n  ${example}\n`);
+  for (const sub of cmd.commands) addExamples(sub, [...path, cmd.name()]);
+}
+
 export function buildProgram(): Command {
   const program = new Command('conclave')
     .description('Conclave: self-hosted Azure Key Vault (Secure Key Release), Azure Attestation and THIM/PCCS collateral cache')
@@ -37,6 +80,7 @@ export function buildProgram(): Command {
   registerRole(program);
   registerAudit(program);
   registerPolicyCheck(program.command('policy').description('key release policy tools'));
+  addExamples(program);
   return program;
 }
 

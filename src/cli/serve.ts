@@ -48,6 +48,10 @@ export function registerServe(program: Command): void {
       out.write(`  TLS CA certificate: ${server.caPath}   (export NODE_EXTRA_CA_CERTS=${server.caPath})\n`);
       out.write(`  services: ${config.services.join(', ')}${config.simulate ? '   [simulated TEE trusted: development only]' : ''}\n`);
       out.write(`  try: curl --cacert ${server.caPath} ${server.url}/healthz\n`);
+      if (config.simulate) {
+        out.write(`  next: export PATH="$PWD/bin:$PATH"; conclave demo --url ${server.url} --data-dir ${config.dataDir}\n`);
+        out.write('        (the whole attest → release story with a simulated SEV-SNP VM and SGX enclave; README.md has the quick tour)\n');
+      }
       let stopping = false;
       const stop = (signal: string) => {
         if (stopping) return;
