@@ -59,10 +59,10 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
   let baseUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
   let adminId: string | undefined;
   const keys = new Map<string, Promise<ServiceKey>>();
-  const serviceKey = (name: string, alg: 'RS256' | 'ES256', subject: string) => {
+  const serviceKey = (name: string, alg: 'RS256' | 'ES256', subject: string, hosts?: readonly string[]) => {
     let k = keys.get(name);
     if (!k) {
-      k = loadOrCreateServiceKey(db, sealer, name, alg, subject, now().getTime());
+      k = loadOrCreateServiceKey(db, sealer, name, alg, subject, now().getTime(), hosts);
       keys.set(name, k);
       k.catch(() => keys.delete(name));
     }

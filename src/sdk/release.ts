@@ -1,4 +1,5 @@
-import { type KeyObject, constants, createDecipheriv, createPrivateKey, createSecretKey, privateDecrypt } from 'node:crypto';
+import { type KeyObject, X509Certificate, constants, createDecipheriv, createPrivateKey, createSecretKey, privateDecrypt } from 'node:crypto';
+import { isIP } from 'node:net';
 import { b64url } from '../core/bytes.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import { ASYMMETRIC_ALGS, type JwsAlg, decodeJws, verifyJwsSignature } from '../core/jwt.js';
@@ -41,6 +42,18 @@ export interface ReleaseTrustOptions {
   readonly allowSelfSignedReleaseCert?: boolean;
   /** Verification time (default now). */
   readonly at?: Date;
+  /**
+   * The vault host the release was asked of: x5c[0] must name it (subjectAltName DNS name or IP
+   * address), as AKV's release certificates do. releaseKey fills it from the vault URL.
+   */
+  readonly vaultHost?: string;
+}
+
+/** Whether a certificate's subjectAltName covers a host name or IP address (RFC 6125 via OpenSSL). */
+function certificateNamesHost(der: Uint8Array, host: string): boolean {
+  const cert = new X509Certificate(Buffer.from(der));
+  const bare = host.replace(/^\[|\]$/g, '');
+  return isIP(bare) ? cert.checkIP(bare) !== undefined : cert.checkHost(bare, { subject: 'never' }) !== undefined;
 }
 
 function invalid(message: string, detail?: Record<string, unknown>, cause?: unknown) {
@@ -99,6 +112,9 @@ export function verifyReleaseJws(jws: string, opts: ReleaseTrustOptions = {}): R
     if (at < leaf.notBefore || at > leaf.notAfter) {
       throw invalid(`release signing certificate is not valid at ${at.toISOString()}`, { notBefore: leaf.notBefore.toISOString(), notAfter: leaf.notAfter.toISOString() });
     }
+  }
+  if (opts.vaultHost !== undefined && !certificateNamesHost(leaf.der, opts.vaultHost)) {
+    throw invalid(`the release signing certificate is not valid for the vault host ${opts.vaultHost}`, { subject: leaf.subjectCN, host: opts.vaultHost });
   }
   const p = decoded.payload as Partial<ReleasePayload>;
   const key = p.response?.key?.key;
@@ -211,7 +227,7 @@ export async function releaseKey(opts: ReleaseKeyOptions): Promise<ReleasedKey> 
     what: `releasing key ${opts.keyName}`,
   });
   if (typeof res.value !== 'string') throw invalid('the release response has no value');
-  const payload = verifyReleaseJws(res.value, opts);
+  const payload = verifyReleaseJws(res.value, { ...opts, vaultHost: opts.vaultHost ?? new URL(base).hostname });
   const released = payload.response.key.key;
   const material = unwrapKeyHsm(released.key_hsm, payload.request.enc, opts.privateKey);
   try {

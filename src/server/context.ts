@@ -22,7 +22,7 @@ export interface AppContext {
   /** The clock; tests may inject one. */
   now(): Date;
   /** Loads (or creates once) a named signing identity of the service. */
-  serviceKey(name: string, alg: 'RS256' | 'ES256', subject: string): Promise<ServiceKey>;
+  serviceKey(name: string, alg: 'RS256' | 'ES256', subject: string, hosts?: readonly string[]): Promise<ServiceKey>;
   /** Readiness checks by name; `/readyz` is 200 only when all pass. Services add theirs. */
   readonly readiness: Map<string, () => Promise<void>>;
   /** The bootstrap administrator's client id. */

@@ -33,6 +33,15 @@ const validity = (nowMs: number) => ({ notBefore: new Date(nowMs - 3600_000), no
  * Loads the named service key from the store, or creates it once. Replicas starting together race on
  * the insert; the loser discards its key and reads the winner's, so all replicas sign with one key.
  */
+/** Certificate extensions of a service key: digital signature, and the host names it speaks for (SAN). */
+function extensionsFor(hosts: readonly string[] | undefined): x509.Extension[] {
+  const ext: x509.Extension[] = [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)];
+  if (hosts && hosts.length > 0) {
+    ext.push(new x509.SubjectAlternativeNameExtension(hosts.map((h) => ({ type: /^[\d.]+$|:/.test(h) ? ('ip' as const) : ('dns' as const), value: h }))));
+  }
+  return ext;
+}
+
 export async function loadOrCreateServiceKey(
   db: Database,
   sealer: Sealer,
@@ -40,6 +49,7 @@ export async function loadOrCreateServiceKey(
   alg: 'RS256' | 'ES256',
   subject: string,
   nowMs: number,
+  hosts?: readonly string[],
 ): Promise<ServiceKey> {
   const existing = await read(db, sealer, name);
   if (existing) return existing;
@@ -50,7 +60,7 @@ export async function loadOrCreateServiceKey(
     ...validity(nowMs),
     signingAlgorithm: ALGS[alg],
     keys,
-    extensions: [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)],
+    extensions: extensionsFor(hosts),
   });
   const pkcs8 = new Uint8Array(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey));
   await db.run('INSERT INTO service_keys (name, alg, sealed_private, cert_der, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING', [name, alg, Buffer.from(sealer.seal(pkcs8, `service-key:${name}`)), Buffer.from(cert.rawData), Math.floor(nowMs / 1000)]);
@@ -98,7 +108,7 @@ const tokenRowName = (name: string) => `pkcs11:${name}`;
  * agree even if a race left two key pairs with the label. A certificate whose key the token no longer
  * holds (token re-initialised) is replaced.
  */
-export async function loadOrCreateTokenServiceKey(db: Database, token: ServiceKeyToken, name: string, subject: string, nowMs: number): Promise<TokenServiceKey> {
+export async function loadOrCreateTokenServiceKey(db: Database, token: ServiceKeyToken, name: string, subject: string, nowMs: number, hosts?: readonly string[]): Promise<TokenServiceKey> {
   const row = tokenRowName(name);
   const stored = await readCertificate(db, row);
   if (stored) {
@@ -107,7 +117,7 @@ export async function loadOrCreateTokenServiceKey(db: Database, token: ServiceKe
     await db.run('DELETE FROM service_keys WHERE name = ? AND cert_der = ?', [row, Buffer.from(stored)]);
   }
   const signer = await token.serviceSigner(name);
-  const cert = await certifyTokenKey(signer, subject, nowMs);
+  const cert = await certifyTokenKey(signer, subject, nowMs, hosts);
   await db.run('INSERT INTO service_keys (name, alg, sealed_private, cert_der, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING', [row, 'RS256', Buffer.alloc(0), Buffer.from(cert), Math.floor(nowMs / 1000)]);
   const winner = await readCertificate(db, row);
   const winnerSigner = winner && (await token.findServiceSigner(name, new X509Certificate(winner).publicKey));
@@ -125,7 +135,7 @@ function tokenServiceKey(name: string, signer: Pkcs11ServiceSigner, certDer: Uin
 }
 
 /** Self-signed certificate over the token's public key; the TBS signature is made by the token. */
-async function certifyTokenKey(signer: Pkcs11ServiceSigner, subject: string, nowMs: number): Promise<Uint8Array> {
+async function certifyTokenKey(signer: Pkcs11ServiceSigner, subject: string, nowMs: number, hosts?: readonly string[]): Promise<Uint8Array> {
   const algorithm = { name: 'RSASSA-PKCS1-v1_5', hash: { name: 'SHA-256' } };
   // @peculiar/x509 signs through `crypto.subtle.sign(alg, signingKey, tbs)`: that call goes to the token.
   const tokenCrypto = { subtle: { sign: async (_alg: unknown, _key: unknown, tbs: ArrayBuffer) => signer.sign(new Uint8Array(tbs)) } } as unknown as Crypto;
@@ -138,7 +148,7 @@ async function certifyTokenKey(signer: Pkcs11ServiceSigner, subject: string, now
       publicKey: new Uint8Array(signer.publicKey.export({ type: 'spki', format: 'der' })),
       signingKey: { algorithm, type: 'private', extractable: false, usages: ['sign'] } as unknown as CryptoKey,
       signingAlgorithm: algorithm,
-      extensions: [new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true)],
+      extensions: extensionsFor(hosts),
     },
     tokenCrypto,
   );

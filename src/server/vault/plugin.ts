@@ -73,7 +73,7 @@ async function configuredProtector(app: FastifyInstance, ctx: AppContext): Promi
   app.addHook('onClose', async () => hsm.close());
   return {
     protector: routeKeyProtector(hsm, software),
-    releaseKey: (subject) => loadOrCreateTokenServiceKey(ctx.db, hsm, 'release-signing', subject, ctx.now().getTime()),
+    releaseKey: (subject, host) => loadOrCreateTokenServiceKey(ctx.db, hsm, `release-signing:${host}`, subject, ctx.now().getTime(), [host]),
   };
 }
 

@@ -80,7 +80,7 @@ export interface VaultServiceDeps {
   readonly protector: KeyProtector;
   readonly getJwks: GetJwks;
   /** The release-signing key when it lives in the PKCS#11 token (plugin.ts); a software service key otherwise. */
-  readonly releaseKey?: (subject: string) => Promise<{ readonly certDer: Uint8Array; sign(data: Uint8Array): Promise<Uint8Array> }>;
+  readonly releaseKey?: (subject: string, host: string) => Promise<{ readonly certDer: Uint8Array; sign(data: Uint8Array): Promise<Uint8Array> }>;
 }
 
 export function createVaultService({ ctx, store, protector, getJwks, releaseKey }: VaultServiceDeps) {
@@ -89,10 +89,13 @@ export function createVaultService({ ctx, store, protector, getJwks, releaseKey 
   let signer: Promise<ReleaseSigner> | undefined;
 
   function releaseSigner(): Promise<ReleaseSigner> {
+    // The certificate names the vault host (SAN), so a client can check that the release was signed
+    // for the vault it asked; one key per host, as a vault answering under two names has two identities.
+    const host = new URL(ctx.baseUrl()).hostname.replace(/^\[|\]$/g, '');
     const subject = `${ctx.baseUrl()} key release`;
     signer ??= releaseKey
-      ? releaseKey(subject).then((k) => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: [k.certDer] }))
-      : ctx.serviceKey('release-signing', 'RS256', subject).then((sk) => ({
+      ? releaseKey(subject, host).then((k) => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: [k.certDer] }))
+      : ctx.serviceKey(`release-signing:${host}`, 'RS256', subject, [host]).then((sk) => ({
           sign: (data: Uint8Array) => cryptoSign('sha256', data, sk.privateKey),
           certificateChainDer: [sk.certDer],
         }));

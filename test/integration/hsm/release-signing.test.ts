@@ -1,6 +1,6 @@
 /**
  * With `--hsm pkcs11:…` the release response JWS is signed by an RSA-2048 key generated in the token
- * (label `conclave-service:release-signing`, not extractable); its self-signed certificate in x5c is
+ * (label `conclave-service:release-signing:<vault host>`, not extractable); its self-signed certificate in x5c is
  * stored in service_keys and survives restarts, and a server on another store finds the same token key.
  */
 import assert from 'node:assert/strict';
@@ -14,7 +14,7 @@ import { sharedSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../help
 import { adminJson, adminKeyClient, assignRole, policyFor, startAuthority } from '../vault/harness.js';
 
 const skip = skipWithoutSoftHsm();
-const LABEL = 'conclave-service:release-signing';
+const LABEL = 'conclave-service:release-signing:127.0.0.1';
 
 /** Starts a vault on the token, releases one key and returns the release JWS. */
 async function releaseOn(server: TestServer, keyName: string): Promise<string> {
@@ -109,10 +109,10 @@ describe('release-signing key in a PKCS#11 token', { skip }, () => {
       assert.equal(objects.privateExponent, 'CKR_ATTRIBUTE_SENSITIVE');
       assert.equal(objects.sensitive, true);
       assert.equal(objects.extractable, false);
-      const row = await server.ctx.db.get<{ sealed_private: Uint8Array; cert_der: Uint8Array }>('SELECT sealed_private, cert_der FROM service_keys WHERE name = ?', ['pkcs11:release-signing']);
+      const row = await server.ctx.db.get<{ sealed_private: Uint8Array; cert_der: Uint8Array }>('SELECT sealed_private, cert_der FROM service_keys WHERE name = ?', ['pkcs11:release-signing:127.0.0.1']);
       assert.equal(row?.sealed_private.byteLength, 0);
       assert.deepEqual(Buffer.from(row!.cert_der), Buffer.from(first.raw));
-      assert.equal(await server.ctx.db.get('SELECT name FROM service_keys WHERE name = ?', ['release-signing']), undefined);
+      assert.equal(await server.ctx.db.get('SELECT name FROM service_keys WHERE name = ?', ['release-signing:127.0.0.1']), undefined);
     } finally {
       await server.stop();
     }
@@ -147,7 +147,7 @@ describe('release-signing key in a PKCS#11 token', { skip }, () => {
       try {
         const soft = verifiedLeaf(await releaseOn(stale, 'soft-0'));
         assert.notEqual(spki(soft.publicKey), spki(other.publicKey), 'without --hsm the software key signs');
-        await server.ctx.db.run('UPDATE service_keys SET cert_der = ? WHERE name = ?', [Buffer.from(soft.raw), 'pkcs11:release-signing']);
+        await server.ctx.db.run('UPDATE service_keys SET cert_der = ? WHERE name = ?', [Buffer.from(soft.raw), 'pkcs11:release-signing:127.0.0.1']);
       } finally {
         await stale.stop();
       }
