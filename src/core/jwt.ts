@@ -47,18 +47,32 @@ export interface DecodedJws {
   readonly signature: Uint8Array;
 }
 
-/** Splits and decodes a compact JWS with a JSON payload; verifies nothing. */
-export function decodeJws(token: string): DecodedJws {
-  const parts = token.split('.');
-  if (parts.length !== 3) throw fail('request.invalid', 'token is not a compact JWS (three dot-separated parts)');
+const B64URL = /^[A-Za-z0-9_-]*$/;
+
+function jsonPart(part: string, what: string): Record<string, unknown> {
+  if (!B64URL.test(part)) throw fail('request.invalid', `the ${what} is not base64url`, { part: what });
+  let v: unknown;
   try {
-    const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8')) as Record<string, unknown>;
-    const payload = JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
-    if (typeof header !== 'object' || header === null || typeof payload !== 'object' || payload === null) throw new Error('not objects');
-    return { header, payload, signingInput: `${parts[0]}.${parts[1]}`, signature: new Uint8Array(Buffer.from(parts[2]!, 'base64url')) };
+    v = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
   } catch {
-    throw fail('request.invalid', 'token header or payload is not base64url JSON');
+    throw fail('request.invalid', `the ${what} is not JSON`, { part: what });
   }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw fail('request.invalid', `the ${what} is not a JSON object`, { part: what });
+  return v as Record<string, unknown>;
+}
+
+/**
+ * Splits and decodes a compact JWS with a JSON payload; verifies nothing. Fails with `request.invalid`
+ * naming the part that is malformed (`detail.part`); callers rewrap that in their own error code.
+ */
+export function decodeJws(token: string): DecodedJws {
+  const parts = token.trim().split('.');
+  if (parts.length !== 3) throw fail('request.invalid', 'not a compact JWS (header.payload.signature)', { part: 'token' });
+  const [h, p, sig] = parts as [string, string, string];
+  const header = jsonPart(h, 'JWS header');
+  const payload = jsonPart(p, 'JWS payload');
+  if (!B64URL.test(sig)) throw fail('request.invalid', 'the JWS signature is not base64url', { part: 'JWS signature' });
+  return { header, payload, signingInput: `${h}.${p}`, signature: new Uint8Array(Buffer.from(sig, 'base64url')) };
 }
 
 /** Verifies a decoded JWS signature with `key`; the caller has already checked `alg` is one it allows. */

@@ -5,7 +5,8 @@
  * The token's own `jku`/`x5c`/`jwk` headers are never used to find a key: anyone can name their own.
  */
 import { createHash, createPublicKey, type KeyObject, verify as verifySignature, X509Certificate, constants } from 'node:crypto';
-import { fail } from '../../core/errors.js';
+import { fail, isConclaveError } from '../../core/errors.js';
+import { decodeJws as decodeCompactJws } from '../../core/jwt.js';
 import { markVerified, type Verified } from '../../core/verified.js';
 import { normalizeAuthority } from './policy.js';
 import type { GetJwks, Jwk } from './ports.js';
@@ -49,34 +50,16 @@ function invalid(reason: TargetTokenFailure, message: string, extra?: Record<str
   throw fail('release.token_invalid', `target attestation token rejected: ${message}`, { reason, ...extra });
 }
 
-const B64URL = /^[A-Za-z0-9_-]*$/;
-
-function decodeSegment(seg: string, what: string): Uint8Array {
-  if (!B64URL.test(seg)) invalid('malformed', `${what} is not base64url`);
-  return Buffer.from(seg, 'base64url');
-}
-
-function decodeJsonSegment(seg: string, what: string): Record<string, unknown> {
-  let v: unknown;
-  try {
-    v = JSON.parse(Buffer.from(decodeSegment(seg, what)).toString('utf8'));
-  } catch (e) {
-    if (e instanceof SyntaxError) invalid('malformed', `${what} is not JSON`);
-    throw e;
-  }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) invalid('malformed', `${what} is not a JSON object`);
-  return v as Record<string, unknown>;
-}
-
-/** Splits and decodes a compact JWS without checking anything but its shape. */
+/** Splits and decodes a compact JWS without checking anything but its shape (core/jwt.ts), as a token failure. */
 export function decodeJws(jws: string): { header: JwsHeader; payload: Record<string, unknown>; signingInput: Uint8Array; signature: Uint8Array } {
-  const parts = jws.trim().split('.');
-  if (parts.length !== 3) invalid('malformed', 'not a compact JWS (header.payload.signature)');
-  const [h, p, s] = parts as [string, string, string];
-  const header = decodeJsonSegment(h, 'JWS header');
-  if (typeof header.alg !== 'string') invalid('malformed', 'JWS header has no alg');
-  const payload = decodeJsonSegment(p, 'JWT payload');
-  return { header: header as JwsHeader, payload, signingInput: Buffer.from(`${h}.${p}`, 'ascii'), signature: decodeSegment(s, 'JWS signature') };
+  let d: ReturnType<typeof decodeCompactJws>;
+  try {
+    d = decodeCompactJws(jws);
+  } catch (e) {
+    return invalid('malformed', isConclaveError(e) ? e.message : 'not a compact JWS');
+  }
+  if (typeof d.header.alg !== 'string') invalid('malformed', 'JWS header has no alg');
+  return { header: d.header as JwsHeader, payload: d.payload, signingInput: Buffer.from(d.signingInput, 'ascii'), signature: d.signature };
 }
 
 interface AlgParams {
