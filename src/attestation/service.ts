@@ -6,7 +6,7 @@
 import { parsePckSgxExtension } from '../collateral/intel/pck-extension.js';
 import { fromB64 } from '../core/bytes.js';
 import { ConclaveError, fail } from '../core/errors.js';
-import { type Certificate, parseCertificate, pemToDer } from '../core/x509.js';
+import { parseCertificate, pemToDer } from '../core/x509.js';
 import { VerifierCache, parseQuote, verifyQuote } from '../evidence/dcap/index.js';
 import type { Quote } from '../evidence/dcap/quote.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
@@ -110,19 +110,36 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     return cached;
   }
 
-  function trustAnchorsFor(quote: Quote): { intelRoot?: Certificate; simulated: boolean } {
+  /**
+   * What the quote's PCK chain says before verification: which root it claims (the simulated one is
+   * trusted only under --simulate) and which collateral it needs. Memoised by the chain's bytes, as a
+   * platform sends the same chain with every quote; verifyQuote still checks the chain in full.
+   */
+  const pckFacts = new Map<string, { simulated: boolean; fmspc: string; pceId: string; caType: 'processor' | 'platform' }>();
+  function pckFactsOf(quote: Quote) {
     const pem = Buffer.from(quote.signatureData.certificationData.data).toString('latin1');
-    const chain = pemToDer(pem).map(parseCertificate);
-    const root = chain[chain.length - 1];
-    if (root?.subjectCN === SIMULATED_ROOT_CN || root?.issuerCN === SIMULATED_ROOT_CN) {
-      if (!deps.simulated) {
-        throw fail('evidence.untrusted_root', 'the quote chains to the simulated TEE root, which this server trusts only when started with --simulate', {
-          root: SIMULATED_ROOT_CN,
-        });
-      }
-      return { intelRoot: deps.simulated.intelRoot, simulated: true };
+    let facts = pckFacts.get(pem);
+    if (!facts) {
+      const chain = pemToDer(pem).map(parseCertificate);
+      const pck = chain[0];
+      if (!pck) throw fail('quote.pck_chain_invalid', 'the quote carries no PCK certificate');
+      const root = chain[chain.length - 1]!;
+      const ext = parsePckSgxExtension(pck);
+      facts = {
+        simulated: root.subjectCN === SIMULATED_ROOT_CN || root.issuerCN === SIMULATED_ROOT_CN,
+        fmspc: ext.fmspc,
+        pceId: ext.pceId,
+        caType: /platform/i.test(pck.issuerCN ?? '') ? 'platform' : 'processor',
+      };
+      if (pckFacts.size >= 1024) pckFacts.clear();
+      pckFacts.set(pem, facts);
     }
-    return { simulated: false };
+    if (facts.simulated && !deps.simulated) {
+      throw fail('evidence.untrusted_root', 'the quote chains to the simulated TEE root, which this server trusts only when started with --simulate', {
+        root: SIMULATED_ROOT_CN,
+      });
+    }
+    return facts;
   }
 
   async function attestQuote(tee: 'sgx' | 'tdx', quoteBytes: Uint8Array, runtime: DataInput | undefined, initTime: DataInput | undefined, at: Date) {
@@ -130,20 +147,14 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     if ((quote.header.teeType === 0 ? 'sgx' : 'tdx') !== tee) {
       throw fail('quote.unsupported', `a ${tee === 'sgx' ? 'TDX' : 'SGX'} quote was sent to the ${tee === 'sgx' ? 'SGX' : 'TDX'} route`);
     }
-    const anchors = trustAnchorsFor(quote);
-    const pemChain = pemToDer(Buffer.from(quote.signatureData.certificationData.data).toString('latin1')).map(parseCertificate);
-    const pck = pemChain[0];
-    if (!pck) throw fail('quote.pck_chain_invalid', 'the quote carries no PCK certificate');
-    const ext = parsePckSgxExtension(pck);
-    const caType = /platform/i.test(pck.issuerCN ?? '') ? 'platform' : 'processor';
-    const collateral = anchors.simulated
-      ? deps.simulated!.collateral(tee)
-      : await deps.collateral.getQuoteCollateral({ tee, fmspc: ext.fmspc, pceId: ext.pceId, caType });
+    const pck = pckFactsOf(quote);
+    const simulated = pck.simulated ? deps.simulated : undefined;
+    const collateral = simulated ? simulated.collateral(tee) : await deps.collateral.getQuoteCollateral({ tee, fmspc: pck.fmspc, pceId: pck.pceId, caType: pck.caType });
     const result = verifyQuote(quote, collateral, {
       at,
       freshness: 'azure',
       cache: dcapCache,
-      ...(anchors.intelRoot ? { trustAnchors: { intelRoot: anchors.intelRoot } } : {}),
+      ...(simulated ? { trustAnchors: { intelRoot: simulated.intelRoot } } : {}),
     });
     deps.onPlatformSeen?.(
       {
@@ -157,10 +168,10 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     );
     if (result.tee === 'sgx') {
       if (runtime) checkReportDataBinding(result.report.reportdata, runtime, 'SGX runtime data');
-      return { claims: sgxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: anchors.simulated };
+      return { claims: sgxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: simulated !== undefined };
     }
     if (runtime) checkReportDataBinding(result.td.reportdata, runtime, 'TDX runtime data');
-    return { claims: tdxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: anchors.simulated };
+    return { claims: tdxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: simulated !== undefined };
   }
 
   async function attestSnp(reportField: string, runtime: DataInput | undefined, initTime: DataInput | undefined, at: Date) {
