@@ -92,7 +92,6 @@ export function oid(t: Tlv): string {
   const c = content(t);
   if (c.length === 0) throw fail('der.malformed', 'empty OID');
   const parts: number[] = [];
-  const first = c[0]!;
   let v = 0;
   for (let i = 0; i < c.length; i++) {
     v = v * 128 + (c[i]! & 0x7f);
@@ -104,7 +103,6 @@ export function oid(t: Tlv): string {
       v = 0;
     }
   }
-  void first;
   return parts.join('.');
 }
 

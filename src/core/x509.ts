@@ -8,7 +8,6 @@ import {
   encoding,
   expectTag,
   integer,
-  integerBytes,
   oid,
   parseDer,
   readTlv,
@@ -17,7 +16,6 @@ import {
   time,
 } from './der.js';
 import { type ErrorCode, fail } from './errors.js';
-import { toHex } from './bytes.js';
 
 /** RFC 5280 certificate, parsed just far enough for chain, CRL and extension checks. */
 export interface Certificate {
@@ -334,4 +332,3 @@ export function crlBytes(input: Uint8Array | string): Uint8Array {
   throw fail('collateral.malformed', 'CRL is neither DER, hex nor PEM');
 }
 
-export { integerBytes, toHex };
