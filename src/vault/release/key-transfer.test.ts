@@ -139,7 +139,7 @@ describe('selectWrappingKey on real MAA claims', { skip: skipWithoutFixtures() }
     const claims = readFixtureJson<Record<string, Record<string, unknown>>>('maa-claims', 'azurevm-sevsnp-sharedeus2-2024-12.payload.json');
     const tee = claims['x-ms-isolation-tee'] as Record<string, Record<string, unknown>>;
     assert.equal(findWrappingKey({ 'x-ms-runtime': tee['x-ms-runtime'] }).kid, 'HCLEkPub');
-    const akOnly = { keys: (tee['x-ms-runtime']?.keys as unknown[]).slice(0, 1) };
+    const akOnly = { keys: (tee['x-ms-runtime'] as { keys: unknown[] }).keys.slice(0, 1) };
     expectNoWrappingKey({ 'x-ms-runtime': akOnly });
   });
 
