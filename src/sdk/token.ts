@@ -1,6 +1,4 @@
-import { type KeyObject, createPublicKey } from 'node:crypto';
-import { fail } from '../core/errors.js';
-import { ASYMMETRIC_ALGS, type JwsAlg, decodeJws, verifyJwsSignature } from '../core/jwt.js';
+import { ASYMMETRIC_ALGS, decodeJws, jwksCandidates, type PublicJwk, verifyJwt } from '../core/jwt.js';
 import { type CaInput, exchangeJson } from './http.js';
 
 export interface DecodedToken {
@@ -17,46 +15,48 @@ export function decodeToken(token: string): DecodedToken {
 export interface VerifyTokenOptions {
   /** The issuer URL (`iss`); its `/.well-known/openid-configuration` names the JWKS. */
   readonly issuer: string;
+  /** When set, `aud` must be or contain it. MAA attestation tokens carry no `aud`, so none by default. */
+  readonly audience?: string;
+  /** The issuer's JWKS when the caller already holds it (offline verification); else fetched over HTTPS. */
+  readonly jwks?: { readonly keys: readonly PublicJwk[] };
   readonly ca?: CaInput;
   readonly at?: Date;
-  /** Allowed clock skew for exp/nbf, seconds (default 60). */
+  /** Allowed clock skew for exp/nbf/iat, seconds (default 60, at most 300). */
   readonly skewSeconds?: number;
 }
 
-function keyOfJwk(jwk: Record<string, unknown>): KeyObject {
-  if (Array.isArray(jwk.x5c) && typeof jwk.x5c[0] === 'string') {
-    return createPublicKey({ key: `-----BEGIN CERTIFICATE-----\n${jwk.x5c[0]}\n-----END CERTIFICATE-----\n`, format: 'pem' });
-  }
-  return createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
+async function fetchJwks(issuer: string, ca: CaInput | undefined): Promise<readonly PublicJwk[]> {
+  const meta = await exchangeJson(`${issuer}/.well-known/openid-configuration`, { ca, what: 'reading the issuer metadata' });
+  const jwksUri = typeof meta.jwks_uri === 'string' ? meta.jwks_uri : `${issuer}/certs`;
+  const jwks = await exchangeJson(jwksUri, { ca, what: 'reading the issuer JWKS', headers: { accept: 'application/jwk+json, application/json' } });
+  return Array.isArray(jwks.keys) ? (jwks.keys as PublicJwk[]) : [];
 }
 
 /**
- * Verifies an attestation token against its issuer's OpenID metadata: the key named by `kid` in the
- * issuer's JWKS, the signature, `iss`, and `exp`/`nbf`. Throws `sdk.token_invalid`.
+ * Verifies an attestation token with the one token verifier (core/jwt.ts): an asymmetric algorithm, the
+ * key named by `kid` in the issuer's JWKS of the type and curve the algorithm binds (never a key from the
+ * token's own headers), `crit` refused, `typ` JWT or absent, `iss` the issuer, `exp` required, `nbf`/`iat`
+ * within the skew, `aud` when asked for. Throws `sdk.token_invalid` with `detail.reason`.
  */
 export async function verifyAttestationToken(token: string, opts: VerifyTokenOptions): Promise<DecodedToken> {
-  const d = decodeJws(token.trim());
   const issuer = opts.issuer.replace(/\/+$/, '');
-  const alg = d.header.alg;
-  if (typeof alg !== 'string' || !ASYMMETRIC_ALGS.includes(alg as JwsAlg)) throw fail('sdk.token_invalid', `token alg ${String(alg)} is not allowed`, { alg });
-  const meta = await exchangeJson(`${issuer}/.well-known/openid-configuration`, { ca: opts.ca, what: 'reading the issuer metadata' });
-  const jwksUri = typeof meta.jwks_uri === 'string' ? meta.jwks_uri : `${issuer}/certs`;
-  const jwks = await exchangeJson(jwksUri, { ca: opts.ca, what: 'reading the issuer JWKS', headers: { accept: 'application/jwk+json, application/json' } });
-  const keys = Array.isArray(jwks.keys) ? (jwks.keys as Record<string, unknown>[]) : [];
-  const jwk = keys.find((k) => k.kid === d.header.kid);
-  if (!jwk) throw fail('sdk.token_invalid', `the issuer publishes no key with kid ${String(d.header.kid)}`, { kid: d.header.kid });
-  let key: KeyObject;
-  try {
-    key = keyOfJwk(jwk);
-  } catch (e) {
-    throw fail('sdk.token_invalid', 'the issuer key cannot be read', { kid: d.header.kid }, e);
-  }
-  if (!verifyJwsSignature(d, key)) throw fail('sdk.token_invalid', 'token signature does not verify with the issuer key', { kid: d.header.kid });
-  const iss = typeof d.payload.iss === 'string' ? d.payload.iss.replace(/\/+$/, '') : undefined;
-  if (iss !== issuer) throw fail('sdk.token_invalid', `token issuer ${String(d.payload.iss)} is not ${issuer}`, { iss: d.payload.iss });
-  const now = Math.floor((opts.at ?? new Date()).getTime() / 1000);
-  const skew = opts.skewSeconds ?? 60;
-  if (typeof d.payload.exp === 'number' && now > d.payload.exp + skew) throw fail('sdk.token_invalid', 'token has expired', { exp: d.payload.exp });
-  if (typeof d.payload.nbf === 'number' && now + skew < d.payload.nbf) throw fail('sdk.token_invalid', 'token is not yet valid', { nbf: d.payload.nbf });
-  return { header: d.header, claims: d.payload };
+  let jwks: readonly PublicJwk[] | undefined = opts.jwks?.keys;
+  const v = await verifyJwt(
+    token.trim(),
+    {
+      what: 'attestation token',
+      errorCode: 'sdk.token_invalid',
+      algorithms: ASYMMETRIC_ALGS,
+      issuer: (iss) => (iss.replace(/\/+$/, '') === issuer ? issuer : undefined),
+      audience: opts.audience ?? null,
+      types: [undefined, 'JWT'],
+      keys: async ({ alg, kid, refresh }) => {
+        if (jwks === undefined || (refresh && opts.jwks === undefined)) jwks = await fetchJwks(issuer, opts.ca);
+        return jwksCandidates(jwks, kid, alg, issuer);
+      },
+      ...(opts.skewSeconds !== undefined ? { clockSkewSeconds: opts.skewSeconds } : {}),
+    },
+    opts.at ?? new Date(),
+  );
+  return { header: v.header, claims: v.claims };
 }

@@ -3,10 +3,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/config.js';
 import { constantTimeEqual } from '../core/bytes.js';
-import { fail, isConclaveError } from '../core/errors.js';
-import { decodeJws, signJws, verifyJwsSignature } from '../core/jwt.js';
+import { fail } from '../core/errors.js';
+import { decodeJws, jwksCandidates, type JwtUse, signJws, verifyJwt } from '../core/jwt.js';
 import type { Database } from '../storage/database.js';
-import { type GetJwks, verifyTargetToken } from '../vault/release/index.js';
+import { type GetJwks, TARGET_TOKEN_ALGORITHMS } from '../vault/release/index.js';
 import type { ServiceKey } from './service-keys.js';
 import { createJwksFetcher } from './vault/jwks.js';
 
@@ -100,37 +100,63 @@ export function externalIssuerOf(config: Config, caPath: string, now: () => Date
   };
 }
 
-const TARGET_PREFIX = /^target attestation token rejected: /;
+/** The audience of the access tokens this server issues (`aud`), checked on every bearer token. */
+export const ACCESS_TOKEN_AUDIENCE = 'conclave';
+
+/** Algorithms an external issuer may sign bearer tokens with: the release target-token list. */
+const EXTERNAL_ALGORITHMS = TARGET_TOKEN_ALGORITHMS;
+
+/** OpenID Connect Core §3.1.3.7 compares issuers exactly; one trailing slash is forgiven. */
+function sameIssuer(iss: string, configured: string): boolean {
+  return iss.replace(/\/$/, '') === configured.replace(/\/$/, '');
+}
 
 /**
- * An external access token (RFC 9068 shape). The JWS checks are the release target-token checks:
- * asymmetric algorithms only, the key looked up by `kid` in the issuer's JWKS (one forced refresh on an
- * unknown kid; never the token's own `jku`/`x5c`/`jwk`), `exp`/`nbf` with 60 s skew. Then `aud` must
- * name our audience (RFC 7519 §4.1.3: a string or an array). The principal is `<issuer>#<sub>`: `sub`
- * is what OpenID Connect Core §2 makes unique per issuer; Azure AD's `oid` is not used, so one rule holds
- * for every issuer (for Azure AD app-only tokens `sub` equals `oid` anyway).
+ * The bearer-token use of the one token verifier (core/jwt.ts). Our own access tokens: ES256 with the
+ * access-token key, `typ` JWT, `aud` {@link ACCESS_TOKEN_AUDIENCE}. An external issuer's (RFC 9068 shape):
+ * the release target-token algorithms, the key looked up by `kid` in the issuer's JWKS (one forced
+ * refresh on an unknown kid; never the token's own `jku`/`x5c`/`jwk`), `typ` JWT, at+jwt or absent, `aud`
+ * the configured audience (RFC 7519 §4.1.3: a string or an array). Both: `exp` required, 60 s skew,
+ * `crit` refused.
  */
-async function authenticateExternal(token: string, payload: Record<string, unknown>, ext: ExternalIssuer, now: number): Promise<Principal> {
-  try {
-    await verifyTargetToken(token, { trustedAuthorities: [ext.issuer], getJwks: ext.getJwks, at: new Date(now * 1000) });
-  } catch (e) {
-    if (!isConclaveError(e, 'release.token_invalid')) throw e;
-    const reason = (e.detail as { reason?: unknown } | undefined)?.reason;
-    throw fail('auth.unauthenticated', `the bearer token from ${ext.issuer} is not valid: ${e.message.replace(TARGET_PREFIX, '')}`, { reason });
-  }
-  const aud = payload.aud;
-  const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
-  if (!audiences.includes(ext.audience)) throw fail('auth.unauthenticated', `the bearer token from ${ext.issuer} is not meant for this server (aud must contain ${ext.audience})`, { reason: 'wrong_audience' });
+function ownUse(key: ServiceKey, issuer: string): JwtUse {
+  return {
+    what: 'the bearer token',
+    errorCode: 'auth.unauthenticated',
+    algorithms: ['ES256'],
+    issuer: (iss) => (iss === issuer ? issuer : undefined),
+    audience: ACCESS_TOKEN_AUDIENCE,
+    types: ['JWT'],
+    keys: ({ kid }) => (kid === undefined || kid === key.kid ? [key.publicKey] : []),
+  };
+}
+
+function externalUse(ext: ExternalIssuer): JwtUse {
+  return {
+    what: `the bearer token from ${ext.issuer}`,
+    errorCode: 'auth.unauthenticated',
+    algorithms: EXTERNAL_ALGORITHMS,
+    issuer: (iss) => (sameIssuer(iss, ext.issuer) ? ext.issuer : undefined),
+    audience: ext.audience,
+    types: [undefined, 'JWT', 'at+jwt'],
+    keys: async ({ alg, kid, refresh }) => jwksCandidates((await ext.getJwks(ext.issuer, { forceRefresh: refresh })).keys, kid, alg, ext.issuer),
+  };
+}
+
+/**
+ * The principal of a verified external token: `<issuer>#<sub>`. `sub` is what OpenID Connect Core §2
+ * makes unique per issuer; Azure AD's `oid` is not used, so one rule holds for every issuer (for Azure AD
+ * app-only tokens `sub` equals `oid` anyway).
+ */
+function externalPrincipal(payload: Readonly<Record<string, unknown>>, ext: ExternalIssuer): Principal {
   const sub = payload.sub;
   if (typeof sub !== 'string' || sub.length === 0) throw fail('auth.unauthenticated', `the bearer token from ${ext.issuer} has no sub`, { reason: 'malformed' });
   const name = [payload.name, payload.preferred_username].find((v): v is string => typeof v === 'string' && v.length > 0) ?? sub;
   return { id: `${ext.issuer}#${sub}`, displayName: name, isAdmin: ext.adminSubjects.includes(sub) };
 }
 
-/** OpenID Connect Core §3.1.3.7 compares issuers exactly; one trailing slash is forgiven. */
-function sameIssuer(iss: string, configured: string): boolean {
-  return iss.replace(/\/$/, '') === configured.replace(/\/$/, '');
-}
+/** Compared against when the client id is unknown, so that path costs what a wrong secret costs. */
+const UNKNOWN_CLIENT_HASH = secretHash(randomBytes(32).toString('base64url'));
 
 export function createAuthenticator(db: Database, key: ServiceKey, issuer: () => string, adminClientId: () => string | undefined, external?: ExternalIssuer): Authenticator {
   const names = new Map<string, string>();
@@ -140,28 +166,29 @@ export function createAuthenticator(db: Database, key: ServiceKey, issuer: () =>
       const id = form.client_id ?? '';
       const secret = form.client_secret ?? '';
       const row = id ? await db.get<{ secret_sha256: string; display_name: string }>('SELECT secret_sha256, display_name FROM clients WHERE client_id = ?', [id]) : undefined;
-      // One answer for unknown client and wrong secret, so the endpoint does not reveal which ids exist.
-      if (!row || !constantTimeEqual(row.secret_sha256, secretHash(secret))) throw fail('auth.unauthenticated', 'invalid client credentials', { error: 'invalid_client' });
+      // One answer, and the same work, for an unknown client and a wrong secret, so the endpoint reveals
+      // neither which ids exist nor (by timing) how much of a stored hash a guess matched.
+      const matches = constantTimeEqual(row?.secret_sha256 ?? UNKNOWN_CLIENT_HASH, secretHash(secret));
+      if (!row || !matches) throw fail('auth.unauthenticated', 'invalid client credentials', { error: 'invalid_client' });
       names.set(id, row.display_name);
-      const payload = { iss: issuer(), sub: id, appid: id, aud: 'conclave', scope: form.scope ?? '', iat: now, nbf: now, exp: now + ACCESS_TOKEN_SECONDS, jti: randomUUID() };
+      const payload = { iss: issuer(), sub: id, appid: id, aud: ACCESS_TOKEN_AUDIENCE, scope: form.scope ?? '', iat: now, nbf: now, exp: now + ACCESS_TOKEN_SECONDS, jti: randomUUID() };
       return { access_token: signJws({ alg: 'ES256', typ: 'JWT', kid: key.kid }, payload, key.privateKey), token_type: 'Bearer', expires_in: ACCESS_TOKEN_SECONDS };
     },
     async authenticate(authorization, now) {
       const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
       if (!m) throw fail('auth.unauthenticated', 'Request is missing a Bearer or PoP token.');
-      let decoded: ReturnType<typeof decodeJws>;
+      const token = m[1]!;
+      let iss: unknown;
       try {
-        decoded = decodeJws(m[1]!);
+        iss = decodeJws(token).payload.iss;
       } catch {
-        throw fail('auth.unauthenticated', 'the bearer token is malformed');
+        throw fail('auth.unauthenticated', 'the bearer token is malformed', { reason: 'malformed' });
       }
-      const p = decoded.payload;
-      if (p.iss !== issuer()) {
-        if (external && typeof p.iss === 'string' && sameIssuer(p.iss, external.issuer)) return authenticateExternal(m[1]!, p, external, now);
-        throw fail('auth.unauthenticated', 'the bearer token was issued by an issuer this server does not trust', { reason: 'untrusted_issuer' });
+      const at = new Date(now * 1000);
+      if (iss !== issuer() && external && typeof iss === 'string' && sameIssuer(iss, external.issuer)) {
+        return externalPrincipal((await verifyJwt(token, externalUse(external), at)).claims, external);
       }
-      if (decoded.header.alg !== 'ES256' || !verifyJwsSignature(decoded, key.publicKey)) throw fail('auth.unauthenticated', 'the bearer token is not valid');
-      if (typeof p.exp !== 'number' || p.exp + 60 < now || (typeof p.nbf === 'number' && p.nbf - 60 > now)) throw fail('auth.unauthenticated', 'the bearer token has expired');
+      const p = (await verifyJwt(token, ownUse(key, issuer()), at)).claims;
       const sub = String(p.sub);
       let name = names.get(sub);
       if (name === undefined) {

@@ -128,13 +128,13 @@ describe('verifyTargetToken', () => {
     await expectRejected(verifyTargetToken(`${Buffer.from('not json').toString('base64url')}.e30.`, opts()), 'malformed');
     await expectRejected(verifyTargetToken(maa.token({ ...claims, exp: undefined }), opts()), 'malformed');
     await expectRejected(verifyTargetToken(maa.token({ ...claims, exp: 'tomorrow' }), opts()), 'malformed');
-    await expectRejected(verifyTargetToken(maa.token(claims, { crit: ['b64'] }), opts()), 'malformed');
+    await expectRejected(verifyTargetToken(maa.token(claims, { crit: ['b64'] }), opts()), 'crit_not_understood');
   });
 
   test('a key of the wrong type for the alg does not verify', async () => {
     const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const ecJwk = { ...(publicKey.export({ format: 'jwk' }) as { kty: string }), kid: maa.kid };
-    await expectRejected(verifyTargetToken(maa.token(claims), opts({ [ISSUER]: { keys: [ecJwk] } })), 'bad_signature');
+    await expectRejected(verifyTargetToken(maa.token(claims), opts({ [ISSUER]: { keys: [ecJwk] } })), 'key_alg_mismatch');
   });
 });
 

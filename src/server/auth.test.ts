@@ -1,0 +1,60 @@
+/**
+ * Bearer tokens go through the one token verifier (core/jwt.ts): the server refuses what the SDK refuses.
+ * The same four forgeries as src/sdk/token.test.ts (no exp, crit, an RSA key under ES256, wrong aud),
+ * against our own access tokens and an external OIDC issuer's.
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, test } from 'node:test';
+import { isConclaveError } from '../core/errors.js';
+import { signJws } from '../core/jwt.js';
+import type { Database } from '../storage/database.js';
+import { ACCESS_TOKEN_AUDIENCE, createAuthenticator, type ExternalIssuer } from './auth.js';
+import type { ServiceKey } from './service-keys.js';
+
+const ISSUER = 'https://conclave.test';
+const EXT = 'https://idp.test';
+const NOW = 1_750_000_000;
+const es = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const key = { name: 'access-token', alg: 'ES256', privateKey: es.privateKey, publicKey: es.publicKey, certDer: new Uint8Array(), kid: 'k1' } as ServiceKey;
+const db = { get: async (_sql: string, params?: readonly unknown[]) => (params?.[0] === 'client-1' ? { display_name: 'one', secret_sha256: 'x' } : undefined) } as unknown as Database;
+const extKeys = { keys: [{ ...(es.publicKey.export({ format: 'jwk' }) as { kty: string }), kid: 'ek' }, { ...(rsa.publicKey.export({ format: 'jwk' }) as { kty: string }), kid: 'rk' }] };
+const external: ExternalIssuer = { issuer: EXT, audience: 'api://conclave', adminSubjects: [], getJwks: async () => extKeys };
+const auth = createAuthenticator(db, key, () => ISSUER, () => undefined, external);
+
+const own = (c: Record<string, unknown> = {}, h: Record<string, unknown> = {}) =>
+  signJws({ alg: 'ES256', typ: 'JWT', kid: 'k1', ...h }, { iss: ISSUER, sub: 'client-1', aud: ACCESS_TOKEN_AUDIENCE, iat: NOW, nbf: NOW, exp: NOW + 3600, ...c }, es.privateKey);
+const ext = (c: Record<string, unknown> = {}, h: Record<string, unknown> = {}) =>
+  signJws({ alg: 'ES256', typ: 'JWT', kid: 'ek', ...h }, { iss: EXT, sub: 'user-1', aud: 'api://conclave', iat: NOW, nbf: NOW, exp: NOW + 3600, ...c }, es.privateKey);
+
+async function refused(token: string, reason: string) {
+  await assert.rejects(auth.authenticate(`Bearer ${token}`, NOW), (e) => {
+    assert.ok(isConclaveError(e, 'auth.unauthenticated'), String(e));
+    assert.equal((e.detail as { reason?: string } | undefined)?.reason, reason, e.message);
+    return true;
+  });
+}
+
+describe('bearer tokens (one verifier with the SDK)', () => {
+  test('valid own and external tokens authenticate', async () => {
+    assert.equal((await auth.authenticate(`Bearer ${own()}`, NOW)).id, 'client-1');
+    assert.equal((await auth.authenticate(`Bearer ${ext()}`, NOW)).id, `${EXT}#user-1`);
+  });
+
+  for (const [name, make] of [['own access token', own], ['external OIDC token', ext]] as const) {
+    test(`${name}: without exp → refused`, () => refused(make({ exp: undefined }), 'malformed'));
+    test(`${name}: with crit → refused`, () => refused(make({}, { crit: ['exp'] }), 'crit_not_understood'));
+    test(`${name}: wrong aud → refused`, () => refused(make({ aud: 'someone-else' }), 'wrong_audience'));
+  }
+
+  test('own access token: an RSA key under ES256 → refused', async () => {
+    const rsaKeyed = createAuthenticator(db, { ...key, publicKey: rsa.publicKey }, () => ISSUER, () => undefined);
+    await assert.rejects(rsaKeyed.authenticate(`Bearer ${own()}`, NOW), (e) => isConclaveError(e, 'auth.unauthenticated') && (e.detail as { reason: string }).reason === 'key_alg_mismatch');
+  });
+
+  test('external OIDC token: an RSA key (its kid) under ES256 → refused', () => refused(ext({}, { kid: 'rk' }), 'key_alg_mismatch'));
+
+  // Issue #14 item 9: access tokens' aud was not checked; any token our key signed was a bearer token.
+  test('regression: a token signed by the access-token key without our aud is not a bearer token', () => refused(own({ aud: undefined }), 'wrong_audience'));
+});
