@@ -1,7 +1,7 @@
 /** `conclave audit verify`: checks the vault's hash-chained audit log directly in the store. */
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { readAuditRows } from '../server/vault/store.js';
+import { readAuditRows } from '../storage/vault-store.js';
 import { openDatabase } from '../storage/database.js';
 import { verifyAuditChain } from '../vault/audit.js';
 import { CliError, defaultFormat, type OutputFormat, printResult } from './output.js';

@@ -7,17 +7,11 @@ import { fail } from '../core/errors.js';
 import { decodeJws, jwksCandidates, type JwtUse, signJws, verifyJwt } from '../core/jwt.js';
 import type { Database } from '../storage/database.js';
 import { type GetJwks, TARGET_TOKEN_ALGORITHMS } from '../vault/release/index.js';
+import type { Principal } from '../vault/roles.js';
 import type { ServiceKey } from './service-keys.js';
 import { createJwksFetcher } from './vault/jwks.js';
 
-/** Who is calling: an OAuth client of ours, or a subject of a trusted external OIDC issuer. */
-export interface Principal {
-  /** Stable id: the client id, or `<issuer>#<sub>` for external tokens. */
-  readonly id: string;
-  readonly displayName: string;
-  /** The bootstrap administrator created on first start. */
-  readonly isAdmin: boolean;
-}
+export type { Principal } from '../vault/roles.js';
 
 export interface AdminCredential {
   readonly clientId: string;

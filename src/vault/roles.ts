@@ -4,6 +4,15 @@
  */
 import { fail } from '../core/errors.js';
 
+/** Who is calling: an OAuth client of ours, or a subject of a trusted external OIDC issuer. */
+export interface Principal {
+  /** Stable id: the client id, or `<issuer>#<sub>` for external tokens. */
+  readonly id: string;
+  readonly displayName: string;
+  /** The bootstrap administrator created on first start. */
+  readonly isAdmin: boolean;
+}
+
 export const ROLE_NAMES = [
   'Key Vault Administrator',
   'Key Vault Crypto Officer',

@@ -2,6 +2,7 @@
  * The vault service: the AKV keys REST API (family 'akv', challenge-based bearer auth as Azure SDKs
  * expect, azure-sdk-clients.md §1.2) and its administration API under /admin (family 'conclave').
  */
+import { sign as cryptoSign } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createSoftwareKeyProtector } from '../../hsm/software.js';
 import { createPkcs11KeyProtector, routeKeyProtector } from '../../hsm/pkcs11.js';
@@ -14,8 +15,8 @@ import { createClient, type Principal } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { loadOrCreateTokenServiceKey } from '../service-keys.js';
 import { createJwksFetcher } from './jwks.js';
-import { createVaultService, type VaultService, type VaultServiceDeps } from './service.js';
-import { createVaultStore, readAuditRows } from './store.js';
+import { createVaultService, type ReleaseKeySource, type VaultService, type VaultServiceDeps } from '../../vault/service.js';
+import { createVaultStore } from '../../storage/vault-store.js';
 
 /** The tenant the challenge names: any GUID works for the SDK, which passes it to the credential as `tenantId`. */
 export const CHALLENGE_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -67,7 +68,7 @@ export interface VaultPluginOptions {
  */
 async function configuredProtector(app: FastifyInstance, ctx: AppContext): Promise<Pick<VaultServiceDeps, 'protector' | 'releaseKey'>> {
   const software = createSoftwareKeyProtector(ctx.sealer);
-  if (ctx.config.hsm === undefined) return { protector: software };
+  if (ctx.config.hsm === undefined) return { protector: software, releaseKey: softwareReleaseKey(ctx) };
   const hsm = await createPkcs11KeyProtector(parsePkcs11Spec(ctx.config.hsm), { logger: ctx.logger });
   ctx.readiness.set('hsm', () => hsm.check());
   app.addHook('onClose', async () => hsm.close());
@@ -77,13 +78,26 @@ async function configuredProtector(app: FastifyInstance, ctx: AppContext): Promi
   };
 }
 
+/** The release-signing key as a software service key (RS256), sealed under the master key in the store. */
+function softwareReleaseKey(ctx: AppContext): ReleaseKeySource {
+  return (subject, host) =>
+    ctx.serviceKey(`release-signing:${host}`, 'RS256', subject, [host]).then((sk) => ({
+      sign: (data: Uint8Array) => cryptoSign('sha256', data, sk.privateKey),
+      certDer: sk.certDer,
+    }));
+}
+
 export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: VaultPluginOptions = {}): Promise<void> {
   const store = createVaultStore(ctx.db);
   const service: VaultService = createVaultService({
-    ctx,
     store,
-    ...(opts.protector ? { protector: opts.protector } : await configuredProtector(app, ctx)),
+    ...(opts.protector ? { protector: opts.protector, releaseKey: softwareReleaseKey(ctx) } : await configuredProtector(app, ctx)),
     getJwks: createJwksFetcher({ caPath: ctx.caPath, now: ctx.now }),
+    sealer: ctx.sealer,
+    now: ctx.now,
+    baseUrl: ctx.baseUrl,
+    trustedAuthorities: ctx.config.trustedAuthorities,
+    logger: ctx.logger,
   });
 
   /** AKV: bearer or a challenge (401 + WWW-Authenticate), then the api-version check. */
@@ -237,10 +251,10 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: V
     const q = query(req);
     const from = Number(q.get('from') ?? '1');
     const limit = Math.min(Number(q.get('limit') ?? '1000'), 10000);
-    return { value: (await readAuditRows(ctx.db, from, limit)).map((r) => ({ ...r, record: JSON.parse(r.record) })) };
+    return { value: (await store.auditRows(from, limit)).map((r) => ({ ...r, record: JSON.parse(r.record) })) };
   });
   app.get('/admin/vault/audit/verify', adminRoute('Verify the audit hash chain'), async (req) => {
     await admin(req);
-    return verifyAuditChain(await readAuditRows(ctx.db));
+    return verifyAuditChain(await store.auditRows());
   });
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import type { Database } from '../../../src/storage/database.js';
-import { readAuditRows } from '../../../src/server/vault/store.js';
+import { readAuditRows } from '../../../src/storage/vault-store.js';
 import { verifyAuditChain } from '../../../src/vault/audit.js';
 import type { HttpResponse } from '../../helpers/https.js';
 import { BIN, type Replica } from './replica.js';

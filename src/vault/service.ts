@@ -3,10 +3,10 @@
  * per AKV operation, taking the authenticated principal and decoded parameters and returning wire
  * objects. Every call (granted, denied or failed) leaves one audit record.
  */
-import { createHash, randomBytes, randomUUID, sign as cryptoSign } from 'node:crypto';
-import { ConclaveError, fail, isConclaveError } from '../../core/errors.js';
-import type { AuditRecord } from '../../vault/audit.js';
-import { canonicalJson } from '../../vault/audit.js';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { ConclaveError, fail, isConclaveError } from '../core/errors.js';
+import type { AuditRecord } from './audit.js';
+import { canonicalJson } from './audit.js';
 import {
   applyUpdate,
   attributesWire,
@@ -29,8 +29,8 @@ import {
   publicKeyWire,
   RECOVERABLE_DAYS,
   releasePolicyWire,
-} from '../../vault/key.js';
-import type { CipherRequest, EncryptionAlgorithm, KeyProtector, KeyRef, ProtectedKey, SignatureAlgorithm } from '../../vault/ports.js';
+} from './key.js';
+import type { CipherRequest, EncryptionAlgorithm, KeyProtector, KeyRef, ProtectedKey, SignatureAlgorithm } from './ports.js';
 import {
   buildReleaseResponse,
   DEFAULT_KEY_TRANSFER_ENC,
@@ -44,10 +44,8 @@ import {
   type ReleaseSigner,
   releasePolicyHash,
   verifyTargetToken,
-} from '../../vault/release/index.js';
-import { effectiveAssignments, isPermitted, parseRoleName, parseScope, type Permission, type RoleAssignment } from '../../vault/roles.js';
-import type { Principal } from '../auth.js';
-import type { AppContext } from '../context.js';
+} from './release/index.js';
+import { effectiveAssignments, isPermitted, parseRoleName, parseScope, type Permission, type Principal, type RoleAssignment } from './roles.js';
 import type { VaultStore } from './store.js';
 
 type AuditDraft = { -readonly [K in keyof Omit<AuditRecord, 'seq' | 'detail'>]: AuditRecord[K] } & { detail: Record<string, unknown> };
@@ -74,16 +72,35 @@ function refOf(k: KeyVersion): KeyRef {
   return { family: familyOf(k.kty), handle: k.handle, binding: bindingOf(k.name, k.version) };
 }
 
+/** Seals whole-key backups under the master key (src/hsm/master-key.ts). */
+export interface BackupSealer {
+  seal(plaintext: Uint8Array, aad: string): Uint8Array;
+  open(sealed: Uint8Array, aad: string): Uint8Array;
+}
+
+/** The release-signing identity of one vault host: its certificate and an RS256 signing function. */
+export type ReleaseKeySource = (subject: string, host: string) => Promise<{ readonly certDer: Uint8Array; sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }>;
+
 export interface VaultServiceDeps {
-  readonly ctx: AppContext;
   readonly store: VaultStore;
   readonly protector: KeyProtector;
   readonly getJwks: GetJwks;
-  /** The release-signing key when it lives in the PKCS#11 token (plugin.ts); a software service key otherwise. */
-  readonly releaseKey?: (subject: string, host: string) => Promise<{ readonly certDer: Uint8Array; sign(data: Uint8Array): Promise<Uint8Array> }>;
+  /** The release-signing key: in the PKCS#11 token with --hsm, a software service key otherwise. */
+  readonly releaseKey: ReleaseKeySource;
+  readonly sealer: BackupSealer;
+  /** The clock. */
+  readonly now: () => Date;
+  /** The vault's public base URL (known once the server listens): kid URLs, the built-in trusted authority. */
+  readonly baseUrl: () => string;
+  /** Authorities trusted by configuration, besides the vault itself and those the operator stored. */
+  readonly trustedAuthorities: readonly string[];
+  /** Where a failed audit append of a failed operation is reported (the operation's own error wins). */
+  readonly logger: { error(obj: object, msg: string): void };
 }
 
-export function createVaultService({ ctx, store, protector, getJwks, releaseKey }: VaultServiceDeps) {
+export function createVaultService(deps: VaultServiceDeps) {
+  const { store, protector, getJwks, releaseKey } = deps;
+  const ctx = { now: deps.now, baseUrl: deps.baseUrl, sealer: deps.sealer, logger: deps.logger, config: { trustedAuthorities: deps.trustedAuthorities } };
   const nowSeconds = () => Math.floor(ctx.now().getTime() / 1000);
   const base = () => ctx.baseUrl();
   let signer: Promise<ReleaseSigner> | undefined;
@@ -93,12 +110,7 @@ export function createVaultService({ ctx, store, protector, getJwks, releaseKey 
     // for the vault it asked; one key per host, as a vault answering under two names has two identities.
     const host = new URL(ctx.baseUrl()).hostname.replace(/^\[|\]$/g, '');
     const subject = `${ctx.baseUrl()} key release`;
-    signer ??= releaseKey
-      ? releaseKey(subject, host).then((k) => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: [k.certDer] }))
-      : ctx.serviceKey(`release-signing:${host}`, 'RS256', subject, [host]).then((sk) => ({
-          sign: (data: Uint8Array) => cryptoSign('sha256', data, sk.privateKey),
-          certificateChainDer: [sk.certDer],
-        }));
+    signer ??= releaseKey(subject, host).then((k) => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: [k.certDer] }));
     signer.catch(() => {
       signer = undefined;
     });

@@ -2,11 +2,14 @@
  * The vault's SQL: keys and versions, role assignments, trusted authorities, the audit chain. Portable
  * to SQLite and PostgreSQL; every multi-row change runs in one transaction.
  */
-import type { Database, SqlExecutor } from '../../storage/database.js';
-import { type AuditRecord, auditHash, canonicalJson, GENESIS_HASH, type StoredAuditRow } from '../../vault/audit.js';
-import type { DeletionInfo, KeyOperation, KeyType, KeyVersion } from '../../vault/key.js';
-import type { CurveName } from '../../vault/ports.js';
-import type { RoleAssignment, RoleName } from '../../vault/roles.js';
+import type { Database, SqlExecutor } from './database.js';
+import { type AuditRecord, auditHash, canonicalJson, GENESIS_HASH, type StoredAuditRow } from '../vault/audit.js';
+import type { DeletionInfo, KeyOperation, KeyType, KeyVersion } from '../vault/key.js';
+import type { CurveName } from '../vault/ports.js';
+import type { RoleAssignment, RoleName } from '../vault/roles.js';
+import type { KeyState, Page, VaultStore } from '../vault/store.js';
+
+export type { KeyState, Page, VaultStore } from '../vault/store.js';
 
 type Tx = SqlExecutor & { lock(name: string): Promise<void> };
 
@@ -90,14 +93,7 @@ function versionParams(k: KeyVersion, seq: number): unknown[] {
 const INSERT_VERSION =
   'INSERT INTO vault_key_versions (name, version, seq, kty, key_size, crv, key_ops, public_jwk, protected_key, provider, enabled, nbf, exp, exportable, created, updated, tags, release_policy, policy_immutable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
-export type KeyState = { readonly state: 'absent' } | { readonly state: 'live' } | { readonly state: 'deleted'; readonly deletion: DeletionInfo };
-
-export interface Page<T> {
-  readonly items: T[];
-  readonly next?: number;
-}
-
-export function createVaultStore(db: Database) {
+export function createVaultStore(db: Database): VaultStore {
   async function keyState(ex: SqlExecutor, name: string): Promise<KeyState> {
     const row = await ex.get<{ deleted_at: number | string | null; scheduled_purge_at: number | string | null }>('SELECT deleted_at, scheduled_purge_at FROM vault_keys WHERE name = ?', [name]);
     if (!row) return { state: 'absent' };
@@ -106,7 +102,6 @@ export function createVaultStore(db: Database) {
   }
 
   return {
-    db,
     keyState: (name: string) => keyState(db, name),
 
     /** Latest (or the given) version of a live or deleted key. */
@@ -266,10 +261,9 @@ export function createVaultStore(db: Database) {
     async audit(record: Omit<AuditRecord, 'seq'>): Promise<void> {
       await db.transaction((tx) => appendAudit(tx, record));
     },
+    auditRows: (fromSeq, limit) => readAuditRows(db, fromSeq, limit),
   };
 }
-
-export type VaultStore = ReturnType<typeof createVaultStore>;
 
 /** Appends one record under the `audit` lock, chained to the current head. */
 export async function appendAudit(tx: Tx, record: Omit<AuditRecord, 'seq'>): Promise<number> {
