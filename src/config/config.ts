@@ -10,8 +10,9 @@ export type ServiceName = (typeof SERVICES)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export const COLLATERAL_MODES = ['lazy', 'request', 'offline'] as const;
-export type CollateralMode = (typeof COLLATERAL_MODES)[number];
+import { COLLATERAL_MODES, type CollateralMode } from '../collateral/ports.js';
+
+export { COLLATERAL_MODES, type CollateralMode };
 
 /** The one typed, validated, frozen configuration object, passed down explicitly. */
 export interface Config {

@@ -1,37 +1,9 @@
-import type { PlatformSeen } from '../collateral/baseline.js';
 import type { CollateralItem, CollateralKind, CollateralMeta } from '../collateral/cache/item.js';
-import type { PlatformSightings } from '../collateral/ports.js';
+import type { CollateralStore } from '../collateral/ports.js';
 import type { Database, SqlExecutor } from './database.js';
 
-/** The collateral repository over the store port (SQLite or PostgreSQL, same SQL). */
-export interface CollateralStore extends PlatformSightings {
-  /** The store-wide change counter; a replica reloads items when it moves. */
-  currentVersion(): Promise<number>;
-  itemsSince(version: number): Promise<CollateralItem[]>;
-  /** Writes items in one transaction (all or nothing); returns the new version. */
-  put(items: readonly Omit<CollateralItem, 'version'>[]): Promise<number>;
-  getSetting<T>(name: string): Promise<T | undefined>;
-  putSetting(name: string, value: unknown, at: Date): Promise<void>;
-  platforms(seenSince: Date): Promise<PlatformSeen[]>;
-  registerPlatform(r: Registration, at: Date): Promise<void>;
-  registrations(): Promise<(Registration & { state: string; createdAt: number })[]>;
-  setRegistrationState(qeId: string, pceId: string, state: string): Promise<void>;
-  /**
-   * Runs `fn` holding a store-wide lock named `name` (PostgreSQL: a transaction-scoped advisory lock,
-   * so replicas queue on it; SQLite: one process owns the file, so in-process coalescing suffices).
-   */
-  withFetchLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
-}
+export type { CollateralStore, Registration } from '../collateral/ports.js';
 
-/** A PCCS platform registration (PCKIDRetrievalTool's POST /platforms body). */
-export interface Registration {
-  readonly qeId: string;
-  readonly pceId: string;
-  readonly cpuSvn?: string | undefined;
-  readonly pceSvn?: string | undefined;
-  readonly encPpid?: string | undefined;
-  readonly platformManifest?: string | undefined;
-}
 
 interface ItemRow {
   item_key: string;

@@ -1,6 +1,8 @@
 import { fail } from '../core/errors.js';
-import type { CollateralKind, CollateralMeta } from '../collateral/cache/item.js';
+import type { CollateralUpstream } from '../collateral/ports.js';
 import type { HttpClient, HttpResult } from './http.js';
+
+export type { CollateralUpstream } from '../collateral/ports.js';
 
 /**
  * The upstreams of the collateral service: Intel PCS (or any PCCS / THIM / another Conclave, which speak
@@ -12,19 +14,6 @@ export interface CollateralUpstreamOptions {
   readonly intelApiKey?: string | undefined;
   readonly amd?: string | undefined;
   readonly http: HttpClient;
-}
-
-export interface CollateralUpstream {
-  readonly hasIntel: boolean;
-  readonly hasAmd: boolean;
-  /** GET `{intel}/{tee}/certification/{version}/{path}?{query}`; 404 → collateral.not_found. */
-  intel(tee: 'sgx' | 'tdx', version: 'v3' | 'v4', path: string, query: Record<string, string>): Promise<HttpResult>;
-  /** The Intel SGX Root CA CRL: from a PCCS-like upstream's `rootcacrl`, or Intel's certificate site. */
-  intelRootCaCrl(): Promise<HttpResult>;
-  /** GET `{amd}{path}` (path begins with /vcek/ or /vlek/). */
-  amd(path: string): Promise<HttpResult>;
-  /** Whether a URL belongs to a configured upstream (refresh replays stored sources only there). */
-  owns(url: string): boolean;
 }
 
 const INTEL_PCS_HOST = 'api.trustedservices.intel.com';
@@ -64,35 +53,5 @@ export function createCollateralUpstream(o: CollateralUpstreamOptions): Collater
     owns(url) {
       return (intelBase !== undefined && url.startsWith(intelBase)) || (amdBase !== undefined && url.startsWith(amdBase)) || url === INTEL_ROOT_CA_CRL;
     },
-  };
-}
-
-function decoded(v: string | undefined): string | undefined {
-  if (v === undefined) return undefined;
-  try {
-    return decodeURIComponent(v);
-  } catch {
-    return v;
-  }
-}
-
-/** The header-borne facts of an Intel answer (header names per API version, §3.1). */
-export function intelMeta(kind: CollateralKind, h: Readonly<Record<string, string>>): CollateralMeta {
-  const chain =
-    kind === 'tcb'
-      ? (h['tcb-info-issuer-chain'] ?? h['sgx-tcb-info-issuer-chain'])
-      : kind === 'pckcrl'
-        ? h['sgx-pck-crl-issuer-chain']
-        : kind === 'pckcert' || kind === 'pckcerts'
-          ? h['sgx-pck-certificate-issuer-chain']
-          : kind === 'tcb_eval_numbers'
-            ? h['tcb-evaluation-data-numbers-issuer-chain']
-            : (h['sgx-enclave-identity-issuer-chain'] ?? h['sgx-qe-identity-issuer-chain']);
-  return {
-    contentType: h['content-type'] ?? 'application/octet-stream',
-    issuerChain: decoded(chain),
-    tcbm: h['sgx-tcbm'],
-    fmspc: h['sgx-fmspc'],
-    caType: h['sgx-pck-certificate-ca-type'],
   };
 }

@@ -114,3 +114,33 @@ export function identityScope(tee: Tee, version: PcsVersion, enclave: 'qe' | 'qv
 export function itemKey(scope: string, evalNumber: number | null): string {
   return evalNumber === null ? scope : `${scope}#${evalNumber}`;
 }
+
+function decoded(v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  try {
+    return decodeURIComponent(v);
+  } catch {
+    return v;
+  }
+}
+
+/** The header-borne facts of an Intel answer (header names per API version, §3.1). */
+export function intelMeta(kind: CollateralKind, h: Readonly<Record<string, string>>): CollateralMeta {
+  const chain =
+    kind === 'tcb'
+      ? (h['tcb-info-issuer-chain'] ?? h['sgx-tcb-info-issuer-chain'])
+      : kind === 'pckcrl'
+        ? h['sgx-pck-crl-issuer-chain']
+        : kind === 'pckcert' || kind === 'pckcerts'
+          ? h['sgx-pck-certificate-issuer-chain']
+          : kind === 'tcb_eval_numbers'
+            ? h['tcb-evaluation-data-numbers-issuer-chain']
+            : (h['sgx-enclave-identity-issuer-chain'] ?? h['sgx-qe-identity-issuer-chain']);
+  return {
+    contentType: h['content-type'] ?? 'application/octet-stream',
+    issuerChain: decoded(chain),
+    tcbm: h['sgx-tcbm'],
+    fmspc: h['sgx-fmspc'],
+    caType: h['sgx-pck-certificate-ca-type'],
+  };
+}

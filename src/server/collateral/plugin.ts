@@ -15,7 +15,7 @@ import { createCollateralUpstream } from '../../upstream/collateral-upstream.js'
 import { createHttpClient } from '../../upstream/http.js';
 import type { AppContext } from '../context.js';
 import { type Prepared, crlBody, encodeChain, identityHeaders, prepare, tcbHeaders } from './responses.js';
-import { type CollateralService, createCollateralService } from './service.js';
+import { type CollateralService, createCollateralService } from '../../collateral/service.js';
 
 /** Tunables tests and the benchmark may shrink; production uses the defaults. */
 export interface CollateralPluginOptions {

@@ -1,13 +1,14 @@
-import type { Logger } from 'pino';
-import { type BaselinePolicy, DEFAULT_BASELINE, type EvaluationSelector, baselineEvaluationNumber, chooseEvaluationNumber } from '../../collateral/baseline.js';
-import { type CollateralItem, type CollateralKind, signedDatesOf } from '../../collateral/cache/item.js';
-import { verifyCollateralItem } from '../../collateral/cache/verify.js';
-import type { CollateralMode } from '../../config/config.js';
-import { fail, isConclaveError } from '../../core/errors.js';
-import { crlBytes } from '../../core/x509.js';
-import type { CollateralStore } from '../../storage/collateral-store.js';
-import { type CollateralUpstream, intelMeta } from '../../upstream/collateral-upstream.js';
-import type { HttpResult } from '../../upstream/http.js';
+import { type BaselinePolicy, DEFAULT_BASELINE, type EvaluationSelector, baselineEvaluationNumber, chooseEvaluationNumber } from './baseline.js';
+import { type CollateralItem, type CollateralKind, intelMeta, signedDatesOf } from './cache/item.js';
+import { verifyCollateralItem } from './cache/verify.js';
+import { fail, isConclaveError } from '../core/errors.js';
+import { crlBytes } from '../core/x509.js';
+import type { CollateralMode, CollateralStore, CollateralUpstream, UpstreamAnswer } from './ports.js';
+
+/** Where background refresh failures go (a pino logger fits). */
+export interface WarningLogger {
+  warn(obj: object, msg: string): void;
+}
 
 /**
  * The collateral cache as the routes see it: an in-memory index of every stored item (rebuilt from the
@@ -27,7 +28,7 @@ export interface CollateralService {
   /** Picks among the versions of a TCB info / identity for a selector under a policy. */
   pick(scope: string, tee: string, fmspc: string | undefined, selector: EvaluationSelector, policy?: BaselinePolicy): CollateralItem | undefined;
   /** Stores an upstream answer after verifying it; returns the stored item. */
-  ingest(kind: CollateralKind, scope: string, versioned: boolean, selector: string | null, r: HttpResult): Promise<CollateralItem>;
+  ingest(kind: CollateralKind, scope: string, versioned: boolean, selector: string | null, r: UpstreamAnswer): Promise<CollateralItem>;
   /** Fetch-on-miss allowed for this kind in this mode. */
   mayFetch(kind: CollateralKind): boolean;
   /** Re-fetches one stored item from its source. */
@@ -52,7 +53,7 @@ export interface ServiceDeps {
   readonly store: CollateralStore;
   readonly upstream: CollateralUpstream;
   readonly now: () => Date;
-  readonly logger: Logger;
+  readonly logger: WarningLogger;
   /** Renew collateral this long before its nextUpdate. */
   readonly refreshAheadMs?: number;
 }
