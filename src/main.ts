@@ -9,6 +9,7 @@ import type { AppContext } from './server/context.js';
 import { createMetrics } from './server/metrics.js';
 import { type ServiceKey, loadOrCreateServiceKey } from './server/service-keys.js';
 import { loadOrCreateTls } from './server/tls.js';
+import { createClientStore } from './storage/client-store.js';
 import { openDatabase } from './storage/database.js';
 import { MIGRATIONS } from './storage/migrations/index.js';
 
@@ -55,6 +56,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     await db.close().catch(() => undefined);
     throw e;
   }
+  const clients = createClientStore(db);
   const sealer = createSealer(loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
   let baseUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
   let adminId: string | undefined;
@@ -75,7 +77,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     sealer,
     logger,
     metrics: createMetrics(),
-    auth: createAuthenticator(db, accessTokenKey, () => baseUrl, () => adminId, externalIssuerOf(config, tls.caPath, now)),
+    auth: createAuthenticator(clients, accessTokenKey, () => baseUrl, () => adminId, externalIssuerOf(config, tls.caPath, now)),
     baseUrl: () => baseUrl,
     now,
     serviceKey,
@@ -95,7 +97,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   baseUrl = config.publicUrl ?? `https://${hostForUrl}:${port}`;
-  const admin = await ensureAdminCredential(db, config.dataDir, baseUrl, Math.floor(now().getTime() / 1000));
+  const admin = await ensureAdminCredential(clients, config.dataDir, baseUrl, Math.floor(now().getTime() / 1000));
   adminId = admin.credential.clientId;
   let closing: Promise<void> | undefined;
   return {

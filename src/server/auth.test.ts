@@ -8,7 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { isConclaveError } from '../core/errors.js';
 import { signJws } from '../core/jwt.js';
-import type { Database } from '../storage/database.js';
+import type { ClientStore } from '../storage/client-store.js';
 import { ACCESS_TOKEN_AUDIENCE, createAuthenticator, type ExternalIssuer } from './auth.js';
 import type { ServiceKey } from './service-keys.js';
 
@@ -18,7 +18,7 @@ const NOW = 1_750_000_000;
 const es = generateKeyPairSync('ec', { namedCurve: 'P-256' });
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const key = { name: 'access-token', alg: 'ES256', privateKey: es.privateKey, publicKey: es.publicKey, certDer: new Uint8Array(), kid: 'k1' } as ServiceKey;
-const db = { get: async (_sql: string, params?: readonly unknown[]) => (params?.[0] === 'client-1' ? { display_name: 'one', secret_sha256: 'x' } : undefined) } as unknown as Database;
+const db = { get: async (id: string) => (id === 'client-1' ? { displayName: 'one', secretSha256: 'x' } : undefined), add: async () => {}, remove: async () => {} } satisfies ClientStore;
 const extKeys = { keys: [{ ...(es.publicKey.export({ format: 'jwk' }) as { kty: string }), kid: 'ek' }, { ...(rsa.publicKey.export({ format: 'jwk' }) as { kty: string }), kid: 'rk' }] };
 const external: ExternalIssuer = { issuer: EXT, audience: 'api://conclave', adminSubjects: [], getJwks: async () => extKeys };
 const auth = createAuthenticator(db, key, () => ISSUER, () => undefined, external);

@@ -5,7 +5,7 @@ import type { Config } from '../config/config.js';
 import { constantTimeEqual } from '../core/bytes.js';
 import { fail } from '../core/errors.js';
 import { decodeJws, jwksCandidates, type JwtUse, signJws, verifyJwt } from '../core/jwt.js';
-import type { Database } from '../storage/database.js';
+import type { ClientStore } from '../storage/client-store.js';
 import { type GetJwks, TARGET_TOKEN_ALGORITHMS } from '../vault/release/index.js';
 import type { Principal } from '../vault/roles.js';
 import type { ServiceKey } from './service-keys.js';
@@ -27,10 +27,10 @@ function secretHash(secret: string): string {
 }
 
 /** Registers a new OAuth client; the secret is returned once and stored only as a hash. */
-export async function createClient(db: Database, displayName: string, nowSeconds: number): Promise<{ clientId: string; clientSecret: string }> {
+export async function createClient(clients: ClientStore, displayName: string, nowSeconds: number): Promise<{ clientId: string; clientSecret: string }> {
   const clientId = randomUUID();
   const clientSecret = randomBytes(32).toString('base64url');
-  await db.run('INSERT INTO clients (client_id, secret_sha256, display_name, created_at) VALUES (?, ?, ?, ?)', [clientId, secretHash(clientSecret), displayName, nowSeconds]);
+  await clients.add({ clientId, secretSha256: secretHash(clientSecret), displayName, createdAt: nowSeconds });
   return { clientId, clientSecret };
 }
 
@@ -38,13 +38,13 @@ export async function createClient(db: Database, displayName: string, nowSeconds
  * The bootstrap administrator: created once and written to `<data-dir>/admin.json` (mode 0600). A restart
  * keeps it; a data dir whose admin.json predates the store (a new database) re-registers the same client.
  */
-export async function ensureAdminCredential(db: Database, dataDir: string, baseUrl: string, nowSeconds: number): Promise<{ path: string; credential: AdminCredential; created: boolean }> {
+export async function ensureAdminCredential(clients: ClientStore, dataDir: string, baseUrl: string, nowSeconds: number): Promise<{ path: string; credential: AdminCredential; created: boolean }> {
   const path = join(dataDir, 'admin.json');
   if (existsSync(path)) {
     const credential = JSON.parse(readFileSync(path, 'utf8')) as AdminCredential;
-    const row = await db.get('SELECT client_id FROM clients WHERE client_id = ?', [credential.clientId]);
+    const row = await clients.get(credential.clientId);
     if (!row) {
-      await db.run('INSERT INTO clients (client_id, secret_sha256, display_name, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (client_id) DO NOTHING', [credential.clientId, secretHash(credential.clientSecret), 'admin', nowSeconds]);
+      await clients.add({ clientId: credential.clientId, secretSha256: secretHash(credential.clientSecret), displayName: 'admin', createdAt: nowSeconds }, { ifAbsent: true });
     }
     const expected = `${baseUrl}${TOKEN_PATH}`;
     if (credential.tokenEndpoint !== expected) {
@@ -54,15 +54,15 @@ export async function ensureAdminCredential(db: Database, dataDir: string, baseU
     }
     return { path, credential, created: false };
   }
-  const { clientId, clientSecret } = await createClient(db, 'admin', nowSeconds);
+  const { clientId, clientSecret } = await createClient(clients, 'admin', nowSeconds);
   const credential: AdminCredential = { clientId, clientSecret, tokenEndpoint: `${baseUrl}${TOKEN_PATH}` };
   try {
     writeFileSync(path, `${JSON.stringify(credential, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
   } catch (e) {
     // A replica sharing the data dir wrote it first: drop our client and adopt theirs.
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    await db.run('DELETE FROM clients WHERE client_id = ?', [clientId]);
-    return ensureAdminCredential(db, dataDir, baseUrl, nowSeconds);
+    await clients.remove(clientId);
+    return ensureAdminCredential(clients, dataDir, baseUrl, nowSeconds);
   }
   return { path, credential, created: true };
 }
@@ -152,19 +152,19 @@ function externalPrincipal(payload: Readonly<Record<string, unknown>>, ext: Exte
 /** Compared against when the client id is unknown, so that path costs what a wrong secret costs. */
 const UNKNOWN_CLIENT_HASH = secretHash(randomBytes(32).toString('base64url'));
 
-export function createAuthenticator(db: Database, key: ServiceKey, issuer: () => string, adminClientId: () => string | undefined, external?: ExternalIssuer): Authenticator {
+export function createAuthenticator(clients: ClientStore, key: ServiceKey, issuer: () => string, adminClientId: () => string | undefined, external?: ExternalIssuer): Authenticator {
   const names = new Map<string, string>();
   return {
     async issueToken(form, now) {
       if (form.grant_type !== 'client_credentials') throw fail('request.invalid', 'grant_type must be client_credentials', { error: 'unsupported_grant_type' });
       const id = form.client_id ?? '';
       const secret = form.client_secret ?? '';
-      const row = id ? await db.get<{ secret_sha256: string; display_name: string }>('SELECT secret_sha256, display_name FROM clients WHERE client_id = ?', [id]) : undefined;
+      const row = id ? await clients.get(id) : undefined;
       // One answer, and the same work, for an unknown client and a wrong secret, so the endpoint reveals
       // neither which ids exist nor (by timing) how much of a stored hash a guess matched.
-      const matches = constantTimeEqual(row?.secret_sha256 ?? UNKNOWN_CLIENT_HASH, secretHash(secret));
+      const matches = constantTimeEqual(row?.secretSha256 ?? UNKNOWN_CLIENT_HASH, secretHash(secret));
       if (!row || !matches) throw fail('auth.unauthenticated', 'invalid client credentials', { error: 'invalid_client' });
-      names.set(id, row.display_name);
+      names.set(id, row.displayName);
       const payload = { iss: issuer(), sub: id, appid: id, aud: ACCESS_TOKEN_AUDIENCE, scope: form.scope ?? '', iat: now, nbf: now, exp: now + ACCESS_TOKEN_SECONDS, jti: randomUUID() };
       return { access_token: signJws({ alg: 'ES256', typ: 'JWT', kid: key.kid }, payload, key.privateKey), token_type: 'Bearer', expires_in: ACCESS_TOKEN_SECONDS };
     },
@@ -186,9 +186,9 @@ export function createAuthenticator(db: Database, key: ServiceKey, issuer: () =>
       const sub = String(p.sub);
       let name = names.get(sub);
       if (name === undefined) {
-        const row = await db.get<{ display_name: string }>('SELECT display_name FROM clients WHERE client_id = ?', [sub]);
+        const row = await clients.get(sub);
         if (!row) throw fail('auth.unauthenticated', 'the bearer token names an unknown client');
-        name = row.display_name;
+        name = row.displayName;
         names.set(sub, name);
       }
       return { id: sub, displayName: name, isAdmin: sub === adminClientId() };

@@ -16,6 +16,7 @@ import type { AppContext } from '../context.js';
 import { loadOrCreateTokenServiceKey } from '../service-keys.js';
 import { createJwksFetcher } from './jwks.js';
 import { createVaultService, type ReleaseKeySource, type VaultService, type VaultServiceDeps } from '../../vault/service.js';
+import { createClientStore } from '../../storage/client-store.js';
 import { createVaultStore } from '../../storage/vault-store.js';
 
 /** The tenant the challenge names: any GUID works for the SDK, which passes it to the credential as `tenantId`. */
@@ -244,7 +245,7 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: V
     const name = (req.body as { displayName?: unknown } | undefined)?.displayName;
     if (typeof name !== 'string' || name.length === 0 || name.length > 200) throw fail('request.invalid', 'displayName (1–200 characters) is required', { field: 'displayName' });
     reply.status(201);
-    return createClient(ctx.db, name, Math.floor(ctx.now().getTime() / 1000));
+    return createClient(createClientStore(ctx.db), name, Math.floor(ctx.now().getTime() / 1000));
   });
   app.get('/admin/vault/audit', adminRoute('Read the audit log'), async (req) => {
     await admin(req);
