@@ -33,7 +33,7 @@ const area = (relPath: string) => relPath.split('/')[0]!;
 /** What each area of src/ may import from src/ (besides itself). */
 const ALLOWED: Record<string, readonly string[]> = {
   core: [],
-  evidence: ['core', 'collateral'],
+  evidence: ['core'],
   collateral: ['core', 'evidence'],
   attestation: ['core', 'evidence', 'collateral'],
   vault: ['core'],

@@ -3,7 +3,7 @@
  * claims MAA has no name for carry the `x-conclave-` prefix. These are the claims the service always
  * emits; policy issuance rules may add more.
  */
-import type { QuoteCollateral } from '../collateral/intel/collateral.js';
+import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
 import { b64url, sha256Hex } from '../core/bytes.js';
 import type { SgxQuoteVerificationResult, TdxQuoteVerificationResult } from '../evidence/dcap/result.js';
 import type { SnpVerificationResult } from '../evidence/snp/verify.js';

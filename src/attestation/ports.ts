@@ -1,5 +1,5 @@
-import type { QuoteCollateral } from '../collateral/intel/collateral.js';
-import type { AmdProduct } from '../collateral/roots/amd.js';
+import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
+import type { AmdProduct } from '../evidence/snp/roots.js';
 import type { SnpTcbParts } from '../evidence/snp/report.js';
 
 /** Where the attestation service gets Intel collateral (our collateral service, or any PCS/THIM). */

@@ -3,7 +3,7 @@
  * Pure domain logic over ports: collateral, policy storage, the signing key and the clock come in as
  * parameters; the HTTP layer (server/attestation) only translates wire formats.
  */
-import { parsePckSgxExtension } from '../collateral/intel/pck-extension.js';
+import { parsePckSgxExtension } from '../evidence/dcap/pck-extension.js';
 import { fromB64 } from '../core/bytes.js';
 import { ConclaveError, fail } from '../core/errors.js';
 import { parseCertificate, pemToDer } from '../core/x509.js';

@@ -3,7 +3,7 @@
  * prints the verification result as JSON. Exit 0 verified, 1 verification failed, 2 usage or I/O error.
  */
 import { readFile } from 'node:fs/promises';
-import { parsePckSgxExtension } from '../collateral/intel/pck-extension.js';
+import { parsePckSgxExtension } from '../evidence/dcap/pck-extension.js';
 import { isConclaveError } from '../core/errors.js';
 import { parseCertificate, pemToDer } from '../core/x509.js';
 import { type QuoteCollateral, parseQuote, parseQuoteCollateral, teeOf, verifyQuote } from '../evidence/dcap/index.js';

@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { isConclaveError } from '../core/errors.js';
 import { pemToDer } from '../core/x509.js';
 import { isThimAmdCertification, parseThimAmdCertification } from '../collateral/amd/thim.js';
-import { AMD_PRODUCTS, type AmdProduct } from '../collateral/roots/amd.js';
+import { AMD_PRODUCTS, type AmdProduct } from '../evidence/snp/roots.js';
 import { parseHclReport } from '../evidence/azure-vtpm/hcl.js';
 import {
   type SnpCertificates,

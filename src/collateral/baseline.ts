@@ -1,7 +1,7 @@
 import { fail } from '../core/errors.js';
 import type { KdsTcb } from './amd/kds.js';
-import type { TcbInfo, TcbStatus } from './intel/tcb-info.js';
-import type { AmdProduct } from './roots/amd.js';
+import type { TcbInfo, TcbStatus } from '../evidence/dcap/tcb-info.js';
+import type { AmdProduct } from '../evidence/snp/roots.js';
 
 /**
  * TCB baseline pinning, after Azure THIM: by default the service answers the TCB info / QE identity of

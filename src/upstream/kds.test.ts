@@ -3,7 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { isConclaveError } from '../core/errors.js';
-import { AMD_ASK_GENOA_PEM, AMD_ARK_GENOA_PEM } from '../collateral/roots/amd.js';
+import { AMD_ASK_GENOA_PEM, AMD_ARK_GENOA_PEM } from '../evidence/snp/roots.js';
 import { fetchCertChain, fetchCrl, fetchVcek } from './kds.js';
 
 test('KDS client: PEM cert_chain, DER CRL, 404 and 5xx mapped to codes', async () => {

@@ -2,7 +2,7 @@ import { fail } from '../core/errors.js';
 import { createHttpClient } from './http.js';
 import { pemToDer } from '../core/x509.js';
 import { type KdsTcb, kdsCertChainUrl, kdsCrlUrl, kdsVcekUrl } from '../collateral/amd/kds.js';
-import type { AmdProduct } from '../collateral/roots/amd.js';
+import type { AmdProduct } from '../evidence/snp/roots.js';
 
 /** How to reach an AMD KDS-compatible service (AMD's, or another Conclave, or a test server). */
 export interface KdsClientOptions {

@@ -3,7 +3,7 @@
  * (api.trustedservices.intel.com), a PCCS, Azure THIM/acccache, or another Conclave, API v3 or v4
  * (evidence-and-collateral §3.1–§3.4). Bodies are kept as received so signatures verify over them.
  */
-import { type QuoteCollateral, collateralFromPcsResponses } from '../collateral/intel/collateral.js';
+import { type QuoteCollateral, collateralFromPcsResponses } from '../evidence/dcap/collateral.js';
 import { fail } from '../core/errors.js';
 import { type HttpClient, type HttpResult, createHttpClient } from './http.js';
 

@@ -4,7 +4,7 @@
  * The bodies are the fixture bytes, untouched. Plain http on 127.0.0.1; tests can inject failures.
  */
 import { type IncomingMessage, type Server, createServer } from 'node:http';
-import { parsePckSgxExtension } from '../../src/collateral/intel/pck-extension.js';
+import { parsePckSgxExtension } from '../../src/evidence/dcap/pck-extension.js';
 import { parseCertificate, pemToDer } from '../../src/core/x509.js';
 import { readFixture, readFixtureJson, readFixtureText } from '../fixtures.js';
 

@@ -4,10 +4,10 @@ import fc from 'fast-check';
 import { ConclaveError, isConclaveError } from '../../core/errors.js';
 import { parseCertificate } from '../../core/x509.js';
 import { readFixture, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
-import { AMD_ROOTS } from '../roots/amd.js';
+import { AMD_ROOTS } from '../../evidence/snp/roots.js';
 import { kdsCertChainUrl, kdsCrlUrl, kdsVcekUrl } from './kds.js';
 import { parseThimAmdCertification } from './thim.js';
-import { parseVekExtensions } from './vek.js';
+import { parseVekExtensions } from '../../evidence/snp/vek.js';
 import { createHash } from 'node:crypto';
 
 const skip = skipWithoutFixtures();

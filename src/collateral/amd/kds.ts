@@ -1,6 +1,6 @@
 import { toHex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
-import type { AmdProduct } from '../roots/amd.js';
+import type { AmdProduct } from '../../evidence/snp/roots.js';
 
 /** AMD Key Distribution Service, the public default base URL (evidence-and-collateral §3.5). */
 export const AMD_KDS_BASE_URL = 'https://kdsintf.amd.com';

@@ -1,6 +1,6 @@
 import { fail } from '../../core/errors.js';
 import { parseCertificate, parseCrl } from '../../core/x509.js';
-import { topLevelMembers } from '../intel/signed-json.js';
+import { topLevelMembers } from '../../evidence/dcap/signed-json.js';
 
 /**
  * One cached upstream answer, kept so that it can be replayed byte for byte (evidence-and-collateral §3):

@@ -1,8 +1,8 @@
 import { fail } from '../../core/errors.js';
 import { type Certificate, parseCertificate, parseCrl, pemToDer, publicKeyOf, verifyChain, verifyCrlSignature } from '../../core/x509.js';
-import { splitSignedResponse, topLevelMembers, verifyP256 } from '../intel/signed-json.js';
-import { AMD_PRODUCTS, AMD_ROOTS, type AmdProduct } from '../roots/amd.js';
-import { INTEL_SGX_ROOT_CA } from '../roots/intel.js';
+import { splitSignedResponse, topLevelMembers, verifyP256 } from '../../evidence/dcap/signed-json.js';
+import { AMD_PRODUCTS, AMD_ROOTS, type AmdProduct } from '../../evidence/snp/roots.js';
+import { INTEL_SGX_ROOT_CA } from '../../evidence/dcap/roots.js';
 import { type CollateralItem, SIGNED_JSON_MEMBER } from './item.js';
 
 /**

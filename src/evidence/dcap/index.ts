@@ -38,5 +38,5 @@ export {
   parseQuoteCollateral,
   collateralFromPcsResponses,
   quoteCollateralToJson,
-} from '../../collateral/intel/collateral.js';
-export { INTEL_SGX_ROOT_CA, INTEL_SGX_ROOT_CA_PEM } from '../../collateral/roots/intel.js';
+} from './collateral.js';
+export { INTEL_SGX_ROOT_CA, INTEL_SGX_ROOT_CA_PEM } from './roots.js';

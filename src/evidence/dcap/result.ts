@@ -1,4 +1,4 @@
-import type { TcbStatus } from '../../collateral/intel/tcb-info.js';
+import type { TcbStatus } from './tcb-info.js';
 import type { QuoteStatus } from './tcb.js';
 
 /** The verdict of {@link verifyQuote}; every byte value is lowercase hex. */

@@ -1,4 +1,4 @@
-import type { EnclaveIdentity, IsvsvnLevel, TcbInfo, TcbLevel, TcbStatus, TdxModule, TdxModuleIdentity } from '../../collateral/intel/tcb-info.js';
+import type { EnclaveIdentity, IsvsvnLevel, TcbInfo, TcbLevel, TcbStatus, TdxModule, TdxModuleIdentity } from './tcb-info.js';
 
 /**
  * TCB level matching and status composition, after Intel's QVL (`TcbLevelCheck.cpp`,

@@ -5,8 +5,8 @@
  * Everything is synchronous node:crypto plus the DER encoders of src/core/der.ts.
  */
 import { type KeyObject, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import type { QuoteCollateral } from '../../collateral/intel/collateral.js';
-import { SGX_EXTENSION_OID } from '../../collateral/intel/pck-extension.js';
+import type { QuoteCollateral } from './collateral.js';
+import { SGX_EXTENSION_OID } from './pck-extension.js';
 import { sha256 } from '../../core/bytes.js';
 import { TAG, encodeInt, encodeOid, tlv } from '../../core/der.js';
 import { type Certificate, derToPem, parseCertificate } from '../../core/x509.js';

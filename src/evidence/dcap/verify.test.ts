@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
-import { type QuoteCollateral, collateralFromPcsResponses, parseQuoteCollateral } from '../../collateral/intel/collateral.js';
+import { type QuoteCollateral, collateralFromPcsResponses, parseQuoteCollateral } from './collateral.js';
 import { isConclaveError } from '../../core/errors.js';
 import { VerifierCache } from './cache.js';
 import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultTcbInfo } from './testing.js';

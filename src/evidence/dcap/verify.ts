@@ -1,9 +1,9 @@
 import type { KeyObject } from 'node:crypto';
-import type { QuoteCollateral } from '../../collateral/intel/collateral.js';
-import { type PckSgxExtension, parsePckSgxExtension } from '../../collateral/intel/pck-extension.js';
-import { verifyP256 } from '../../collateral/intel/signed-json.js';
-import { type EnclaveIdentity, type TcbInfo, type TcbStatus, parseEnclaveIdentity, parseTcbInfo } from '../../collateral/intel/tcb-info.js';
-import { INTEL_SGX_ROOT_CA } from '../../collateral/roots/intel.js';
+import type { QuoteCollateral } from './collateral.js';
+import { type PckSgxExtension, parsePckSgxExtension } from './pck-extension.js';
+import { verifyP256 } from './signed-json.js';
+import { type EnclaveIdentity, type TcbInfo, type TcbStatus, parseEnclaveIdentity, parseTcbInfo } from './tcb-info.js';
+import { INTEL_SGX_ROOT_CA } from './roots.js';
 import { equalBytes, sha256, toHex } from '../../core/bytes.js';
 import { ConclaveError, type ErrorCode, fail, isConclaveError } from '../../core/errors.js';
 import { type Verified, markVerified } from '../../core/verified.js';

@@ -10,7 +10,7 @@
 import { type KeyObject, createHash, createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { QuoteCollateral } from '../../collateral/intel/collateral.js';
+import type { QuoteCollateral } from '../dcap/collateral.js';
 import { b64url, sha256 } from '../../core/bytes.js';
 import { type Certificate, derToPem, parseCertificate } from '../../core/x509.js';
 import { type DcapHierarchy, type Issued, buildCollateral, buildSignedQuote, createDcapHierarchy } from '../dcap/testing.js';

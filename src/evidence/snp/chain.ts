@@ -2,8 +2,8 @@ import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { ConclaveError, fail } from '../../core/errors.js';
 import { type Certificate, type Crl, crlBytes, parseCertificate, parseCrl, publicKeyOf, verifyChain, verifyCrlSignature } from '../../core/x509.js';
-import { type VekExtensions, parseVekExtensions, productFamilyOf } from '../../collateral/amd/vek.js';
-import { AMD_PRODUCTS, AMD_ROOTS, type AmdProduct } from '../../collateral/roots/amd.js';
+import { type VekExtensions, parseVekExtensions, productFamilyOf } from './vek.js';
+import { AMD_PRODUCTS, AMD_ROOTS, type AmdProduct } from './roots.js';
 
 /** Certificates for one report: the VCEK/VLEK and, optionally, its ASK/ASVK and ARK and the AMD CRL. */
 export interface SnpCertificates {

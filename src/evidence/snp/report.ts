@@ -1,6 +1,6 @@
 import { ByteReader, isAllZero } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
-import type { AmdProduct } from '../../collateral/roots/amd.js';
+import type { AmdProduct } from './roots.js';
 
 /**
  * The SEV-SNP ATTESTATION_REPORT structure (SEV-SNP Firmware ABI spec, Table "ATTESTATION_REPORT

@@ -5,8 +5,8 @@
  */
 import { type KeyObject, constants, createHash, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
 import { TAG, encodeInt, encodeOid, tlv } from '../../core/der.js';
-import { VEK_OID } from '../../collateral/amd/vek.js';
-import type { AmdProduct } from '../../collateral/roots/amd.js';
+import { VEK_OID } from './vek.js';
+import type { AmdProduct } from './roots.js';
 import type { SnpTrustAnchors } from './chain.js';
 import { type SnpReportFields, type SnpTcbParts, encodeSnpReport, encodeTcb, tcbLayoutOf } from './report.js';
 import { signSnpReport } from './sign.js';

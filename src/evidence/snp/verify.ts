@@ -2,7 +2,7 @@ import { verify as cryptoVerify } from 'node:crypto';
 import { equalBytes, isAllZero, toHex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import { type Verified, markVerified } from '../../core/verified.js';
-import type { AmdProduct } from '../../collateral/roots/amd.js';
+import type { AmdProduct } from './roots.js';
 import { type SnpCertificates, type SnpTrustAnchors, type SnpVerifierCache, type VerifiedVekChain, verifyVekChain } from './chain.js';
 import {
   type SnpFirmwareVersion,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { QuoteCollateralSource, SnpCertificateSource } from '../../attestation/ports.js';
 import { fetchCertChain, fetchVcek } from '../../upstream/kds.js';
-import type { QuoteCollateral } from '../../collateral/intel/collateral.js';
+import type { QuoteCollateral } from '../../evidence/dcap/collateral.js';
 import { fail, isConclaveError } from '../../core/errors.js';
 import { fetchQuoteCollateral } from '../../upstream/pcs-collateral.js';
 import type { HttpClient } from '../../upstream/http.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { collateralFromPcsResponses, parseQuoteCollateral } from '../../../src/collateral/intel/collateral.js';
+import { collateralFromPcsResponses, parseQuoteCollateral } from '../../../src/evidence/dcap/collateral.js';
 import { verifyQuote } from '../../../src/evidence/dcap/index.js';
 import { createCollateralStore } from '../../../src/storage/collateral-store.js';
 import { fixturePath, readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';

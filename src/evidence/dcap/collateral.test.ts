@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { fixturePath, readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { isConclaveError } from '../../core/errors.js';
 import { parseCertificate, pemToDer } from '../../core/x509.js';
-import { INTEL_SGX_ROOT_CA, INTEL_SGX_ROOT_CA_SHA256 } from '../roots/intel.js';
+import { INTEL_SGX_ROOT_CA, INTEL_SGX_ROOT_CA_SHA256 } from './roots.js';
 import { parseQuoteCollateral, quoteCollateralToJson } from './collateral.js';
 import { parsePckSgxExtension } from './pck-extension.js';
 import { splitSignedResponse, verifyP256 } from './signed-json.js';
