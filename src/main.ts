@@ -10,7 +10,7 @@ import { createMetrics } from './server/metrics.js';
 import { type ServiceKey, loadOrCreateServiceKey } from './server/service-keys.js';
 import { loadOrCreateTls } from './server/tls.js';
 import { createClientStore } from './storage/client-store.js';
-import { openDatabase } from './storage/database.js';
+import { openDatabase } from './storage/open.js';
 import { MIGRATIONS } from './storage/migrations/index.js';
 
 export interface RunningServer {

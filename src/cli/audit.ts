@@ -2,7 +2,7 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { readAuditRows } from '../storage/vault-store.js';
-import { openDatabase } from '../storage/database.js';
+import { openDatabase } from '../storage/open.js';
 import { verifyAuditChain } from '../vault/audit.js';
 import { CliError, defaultFormat, type OutputFormat, printResult } from './output.js';
 

@@ -7,7 +7,7 @@ import { decodeBundle, encodeBundle } from '../collateral/cache/bundle.js';
 import { verifyCollateralItem } from '../collateral/cache/verify.js';
 import { loadConfig } from '../config/config.js';
 import { isConclaveError } from '../core/errors.js';
-import { openDatabase } from '../storage/database.js';
+import { openDatabase } from '../storage/open.js';
 import { createCollateralStore } from '../storage/collateral-store.js';
 import { MIGRATIONS } from '../storage/migrations/index.js';
 import { CliError, defaultFormat, printResult } from './output.js';

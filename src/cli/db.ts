@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { loadConfig } from '../config/config.js';
 import { isConclaveError } from '../core/errors.js';
-import { openDatabase } from '../storage/database.js';
+import { openDatabase } from '../storage/open.js';
 import { MIGRATIONS } from '../storage/migrations/index.js';
 import { CliError, defaultFormat, printResult } from './output.js';
 

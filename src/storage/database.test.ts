@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../../test/helpers/postgres.js';
 import { isConclaveError } from '../core/errors.js';
-import { type Database, type Migration, bumpVersion, openDatabase, readVersion, versionedCache, withRetry } from './database.js';
+import { type Database, type Migration, bumpVersion, readVersion, versionedCache, withRetry } from './database.js';
+import { openDatabase } from './open.js';
 import { MIGRATIONS } from './migrations/index.js';
 
 const SCHEMA: readonly Migration[] = [

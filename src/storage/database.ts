@@ -58,14 +58,6 @@ export function renderSql(sql: string, dialect: 'sqlite' | 'postgres'): string {
     : sql.replaceAll('{{blob}}', 'BYTEA').replaceAll('{{bigint}}', 'BIGINT').replaceAll('{{serial}}', 'BIGSERIAL PRIMARY KEY');
 }
 
-export async function openDatabase(url: string, opts: { poolSize?: number } = {}): Promise<Database> {
-  if (url.startsWith('sqlite:')) {
-    const { openSqlite } = await import('./sqlite.js');
-    return openSqlite(url.slice('sqlite:'.length));
-  }
-  const { openPostgres } = await import('./postgres.js');
-  return openPostgres(url, opts.poolSize ?? 10);
-}
 
 export interface RetryOptions {
   /** Total tries, the first included (default 5). */

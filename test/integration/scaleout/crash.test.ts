@@ -3,7 +3,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { decodePolicyJws, encodePolicyJws } from '../../../src/attestation/policy/index.js';
-import { openDatabase } from '../../../src/storage/database.js';
+import { openDatabase } from '../../../src/storage/open.js';
 import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
 import { tempDir } from '../../helpers/server.js';
 import { type Replica, builtCliMissing, startReplica } from './replica.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { encodePolicyJws } from '../../../src/attestation/policy/index.js';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
-import { openDatabase } from '../../../src/storage/database.js';
+import { openDatabase } from '../../../src/storage/open.js';
 import { decodeReleaseResponse, unwrapKeyTransfer } from '../../../src/vault/release/index.js';
 import { skipWithoutFixtures } from '../../fixtures.js';
 import { type PcsStandin, startPcsStandin } from '../../helpers/pcs-standin.js';
