@@ -55,7 +55,7 @@ export function isAllZero(b: Uint8Array): boolean {
 }
 
 /**
- * A bounds-checked little-endian cursor over a byte array. Each read names the field it reads, so a
+ * A bounds-checked cursor (little-endian unless a `*be` read is used) over a byte array. Each read names the field it reads, so a
  * truncated input fails with `{structure, field, offset, needBytes, gotBytes}` rather than an anonymous
  * "not enough data".
  */
@@ -112,6 +112,28 @@ export class ByteReader {
   u64(field: string): bigint {
     this.need(field, 8);
     const v = this.view.getBigUint64(this.offset, true);
+    this.offset += 8;
+    return v;
+  }
+
+  /** Big-endian reads, for the formats that are (TPM 2.0 structures, Part 2 §1). */
+  u16be(field: string): number {
+    this.need(field, 2);
+    const v = this.view.getUint16(this.offset, false);
+    this.offset += 2;
+    return v;
+  }
+
+  u32be(field: string): number {
+    this.need(field, 4);
+    const v = this.view.getUint32(this.offset, false);
+    this.offset += 4;
+    return v;
+  }
+
+  u64be(field: string): bigint {
+    this.need(field, 8);
+    const v = this.view.getBigUint64(this.offset, false);
     this.offset += 8;
     return v;
   }

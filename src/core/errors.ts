@@ -90,6 +90,18 @@ export const ERROR_CATALOGUE = {
   'snp.runtime_data_mismatch': { status: 400, meaning: 'REPORT_DATA does not bind the given runtime data.' },
   'snp.host_data_mismatch': { status: 400, meaning: 'HOST_DATA does not bind the given init-time data.' },
 
+  // ── TPM 2.0 evidence (Azure confidential VM vTPM, MAA TPM protocol) ───────
+  'tpm.truncated': { status: 400, meaning: 'A TPM structure or event log ends before a field its declared lengths require.' },
+  'tpm.malformed': { status: 400, meaning: 'A TPM structure, event log or TPM evidence document has a value its format does not allow.' },
+  'tpm.unsupported': { status: 400, meaning: 'The TPM evidence uses an algorithm, key type or structure that is not supported.' },
+  'tpm.quote_signature_invalid': { status: 400, meaning: 'The TPM quote (TPMS_ATTEST) signature does not verify with the attestation key.' },
+  'tpm.pcr_digest_mismatch': { status: 400, meaning: 'The PCR values sent do not hash to the PCR digest the TPM quote signs.' },
+  'tpm.nonce_mismatch': { status: 400, meaning: 'The TPM quote qualifying data is not the expected nonce or challenge.' },
+  'tpm.ak_mismatch': { status: 400, meaning: 'The attestation key is not the one the hardware report binds (HCLAkPub).' },
+  'tpm.eventlog_mismatch': { status: 400, meaning: 'Replaying the TCG event log does not give the quoted PCR values, or an event does not match its digest.' },
+  'tpm.key_certification_invalid': { status: 400, meaning: 'The TPM key certification (TPM2_Certify) does not verify, does not name the key, or the key attributes are not acceptable.' },
+  'tpm.challenge_invalid': { status: 400, meaning: 'The TPM protocol challenge or service context is missing, forged or expired.' },
+
   // ── attestation service ───────────────────────────────────────────────────
   'attestation.runtime_data_mismatch': { status: 400, meaning: 'The runtime data does not match the report data of the evidence.' },
   'attestation.policy_denied': { status: 400, meaning: 'The attestation policy denied the evidence.' },

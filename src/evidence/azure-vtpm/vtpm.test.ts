@@ -1,0 +1,167 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { readFixture, readVector, skipWithoutFixtures } from '../../../test/fixtures.js';
+import { isConclaveError } from '../../core/errors.js';
+import { FakeTpm } from '../tpm/testing.js';
+import { type AzureVtpmEvidence, parseAzureVtpmEvidence } from './evidence.js';
+import { parseHclReport, parseHclRuntimeClaims } from './hcl.js';
+import { verifyVtpmEvidence } from './vtpm.js';
+
+const skip = skipWithoutFixtures();
+
+const REAL: readonly [string, () => Buffer][] = [
+  ['SNP Milan v0', () => readFixture('amd', 'azure-cvm-hcl-milan-trustee', 'evidence-v0.json')],
+  ['SNP Genoa v0', () => readFixture('amd', 'azure-cvm-hcl-genoa-trustee', 'evidence-genoa.json')],
+  ['SNP v1', () => readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v1.json')],
+  ['SNP v2', () => readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v2.json')],
+  ['TDX v0', () => readVector('azure-vtpm-trustee', 'az-tdx-vtpm-evidence-v0.json')],
+  ['TDX v1', () => readFixture('intel', 'tdx-v4-azure-trustee', 'evidence-v1.json')],
+];
+
+function akOf(e: AzureVtpmEvidence): Record<string, unknown> | undefined {
+  return parseHclRuntimeClaims(parseHclReport(e.hclReport).runtimeData).hclAkPub;
+}
+
+function verify(e: AzureVtpmEvidence, over: Partial<Parameters<typeof verifyVtpmEvidence>[0]> = {}) {
+  return verifyVtpmEvidence({ hclAkPub: akOf(e), quote: e.tpmQuote, ...over });
+}
+
+function code(c: string) {
+  return (e: unknown) => isConclaveError(e) && e.code === c;
+}
+
+describe('Azure vTPM evidence (trustee forms) on real Azure CVMs', { skip }, () => {
+  test('every published form parses and its quote verifies with HCLAkPub', () => {
+    for (const [name, load] of REAL) {
+      const e = parseAzureVtpmEvidence(load());
+      assert.ok(e, name);
+      const r = verify(e);
+      assert.equal(r.quote.pcrs.length, 24, name);
+      assert.equal(e.form, name.startsWith('TDX') ? 'trustee-az-tdx-vtpm' : 'trustee-az-snp-vtpm');
+    }
+  });
+
+  test('v2: the quote nonce is the report data the HCL user-data carries', () => {
+    const e = parseAzureVtpmEvidence(readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v2.json'))!;
+    assert.equal(e.version, 2);
+    const claims = parseHclRuntimeClaims(parseHclReport(e.hclReport).runtimeData);
+    const nonce = Buffer.from(claims.userData!, 'hex').subarray(0, 48);
+    assert.equal(verify(e, { expectedNonce: nonce }).quote.extraData.byteLength, 48);
+    assert.throws(() => verify(e, { expectedNonce: Buffer.from('challenge') }), code('tpm.nonce_mismatch'));
+  });
+
+  test('a byte flip in the quote, a PCR value, the AK or the signature fails with its own code', () => {
+    const e = parseAzureVtpmEvidence(readFixture('amd', 'azure-cvm-hcl-milan-trustee', 'evidence-v0.json'))!;
+    // Any byte of the signed TPMS_ATTEST: the signature no longer verifies (or the structure no longer parses).
+    for (let i = 0; i < e.tpmQuote.message.byteLength; i += 7) {
+      const message = Uint8Array.from(e.tpmQuote.message);
+      message[i]! ^= 0x01;
+      assert.throws(
+        () => verify(e, { quote: { ...e.tpmQuote, message } }),
+        (err: unknown) => isConclaveError(err) && ['tpm.quote_signature_invalid', 'tpm.malformed', 'tpm.truncated', 'tpm.unsupported'].includes(err.code),
+        `message byte ${i}`,
+      );
+    }
+    const pcrs = e.tpmQuote.pcrs.map((p) => ({ ...p, value: Uint8Array.from(p.value) }));
+    pcrs[7]!.value[0]! ^= 0x80;
+    assert.throws(() => verify(e, { quote: { ...e.tpmQuote, pcrs } }), code('tpm.pcr_digest_mismatch'));
+    const signature = Uint8Array.from(e.tpmQuote.signature);
+    signature[100]! ^= 0x01;
+    assert.throws(() => verify(e, { quote: { ...e.tpmQuote, signature } }), code('tpm.quote_signature_invalid'));
+    const ak = { ...akOf(e)! };
+    const n = Buffer.from(ak.n as string, 'base64url');
+    n[10]! ^= 0x01;
+    assert.throws(() => verify(e, { hclAkPub: { ...ak, n: n.toString('base64url') } }), code('tpm.quote_signature_invalid'));
+    assert.throws(() => verify(e, { hclAkPub: undefined }), code('tpm.ak_mismatch'));
+    // Another vTPM's AK (the Genoa VM's) cannot vouch for the Milan quote.
+    const genoa = parseAzureVtpmEvidence(readFixture('amd', 'azure-cvm-hcl-genoa-trustee', 'evidence-genoa.json'))!;
+    assert.throws(() => verify(e, { hclAkPub: akOf(genoa) }), code('tpm.quote_signature_invalid'));
+  });
+
+  test('malformed documents are typed errors, other JSON is not claimed', () => {
+    const doc = JSON.parse(readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v1.json').toString('utf8'));
+    assert.equal(parseAzureVtpmEvidence(Buffer.from('{"report":"x"}')), undefined);
+    assert.equal(parseAzureVtpmEvidence(Buffer.from('not json')), undefined);
+    assert.throws(() => parseAzureVtpmEvidence(Buffer.from(JSON.stringify({ ...doc, version: 3 }))), code('tpm.unsupported'));
+    assert.throws(() => parseAzureVtpmEvidence(Buffer.from(JSON.stringify({ ...doc, tpm_quote: { ...doc.tpm_quote, pcrs: doc.tpm_quote.pcrs.slice(1) } }))), code('tpm.pcr_digest_mismatch'));
+    assert.throws(() => parseAzureVtpmEvidence(Buffer.from(JSON.stringify({ ...doc, tpm_quote: { ...doc.tpm_quote, message: 'zz' } }))), code('tpm.malformed'));
+    assert.throws(() => parseAzureVtpmEvidence(Buffer.from(JSON.stringify({ ...doc, tpm_quote: { ...doc.tpm_quote, message: doc.tpm_quote.message.slice(0, 40) } }))), code('tpm.truncated'));
+  });
+});
+
+describe('vTPM evidence with a boot event log (fake TPM)', () => {
+  test('the log replays to the quote; secure boot read from PCR 7', () => {
+    const tpm = new FakeTpm().bootLinux(true);
+    const q = tpm.quote([0, 1, 2, 3, 4, 5, 6, 7], Buffer.from('nonce'));
+    const r = verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), akPublicArea: tpm.akPublicArea(), quote: q, eventLog: tpm.eventLog(), expectedNonce: Buffer.from('nonce') });
+    assert.deepEqual(r.replay?.replayedPcrs, [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(r.boot?.secureBoot, true);
+    assert.equal(r.boot?.complete, true);
+    assert.equal(r.boot?.kernelDebugging, false);
+
+    const off = new FakeTpm().bootLinux(false);
+    const q2 = off.quote([0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(verifyVtpmEvidence({ hclAkPub: off.akJwk(), quote: q2, eventLog: off.eventLog() }).boot?.secureBoot, false);
+  });
+
+  test('a byte flip in the event log, a hidden extend or another VM\'s log fails with tpm.eventlog_mismatch', () => {
+    const tpm = new FakeTpm().bootLinux(true);
+    const q = tpm.quote([0, 1, 2, 3, 4, 5, 6, 7]);
+    const log = tpm.eventLog();
+    // Flip a digest byte of the last event (PCR 4): replay differs from the quote.
+    const flipped = Uint8Array.from(log);
+    flipped[flipped.byteLength - 11 - 4 - 32 + 5]! ^= 0x01;
+    assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q, eventLog: flipped }), code('tpm.eventlog_mismatch'));
+    // The SecureBoot event data changed to "off" while its digest still says "on": its content is not trusted.
+    const sb = Buffer.from(log);
+    const at = sb.indexOf(Buffer.from('SecureBoot', 'utf16le'));
+    sb[at + 20]! ^= 0x01;
+    assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q, eventLog: sb }), code('tpm.eventlog_mismatch'));
+    // Extends the log does not show.
+    tpm.extend(0, new Uint8Array(32).fill(7));
+    const q2 = tpm.quote([0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q2, eventLog: log }), code('tpm.eventlog_mismatch'));
+    // Garbage and the old SHA-1 log format are refused with their own codes.
+    assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q2, eventLog: Uint8Array.of(1, 2, 3) }), code('tpm.truncated'));
+    const sha1Log = Buffer.alloc(48);
+    sha1Log.writeUInt32LE(16, 28);
+    assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q2, eventLog: sha1Log }), code('tpm.unsupported'));
+  });
+
+  test('Windows boot configuration events set the debug flags; unreplayed ones make the set incomplete', () => {
+    const tpm = new FakeTpm().bootLinux(true);
+    tpm.measureSipa([
+      { type: 0x00050001, value: Uint8Array.of(1) }, // OSKERNELDEBUG on
+      { type: 0x00050002, value: Uint8Array.of(1) }, // CODEINTEGRITY on
+    ]);
+    const q = tpm.quote([0, 1, 2, 3, 4, 5, 6, 7, 12]);
+    const r = verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q, eventLog: tpm.eventLog() });
+    assert.equal(r.boot?.windowsEvents, true);
+    assert.equal(r.boot?.kernelDebugging, true);
+    assert.equal(r.boot?.codeIntegrity, true);
+    const q2 = tpm.quote([0, 1, 2, 3, 4, 5, 6, 7]);
+    const r2 = verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q2, eventLog: tpm.eventLog() });
+    assert.equal(r2.boot?.complete, false, 'PCR 12 was not quoted: the debug flags cannot vouch');
+  });
+
+  test('the AK sent must be HCLAkPub; the certified encryption key must be PolicyPCR-bound', () => {
+    const tpm = new FakeTpm().bootLinux(true);
+    const other = new FakeTpm();
+    const pcrs = [0, 1, 2, 3, 4, 5, 6, 7];
+    const q = tpm.quote(pcrs);
+    assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), akPublicArea: other.akPublicArea(), quote: q }), code('tpm.ak_mismatch'));
+    const key = tpm.ephemeralKey(pcrs);
+    const r = verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q, encryptionKey: key });
+    assert.equal(r.encryptionKey?.jwk.kty, 'RSA');
+    // Certified by another TPM's AK.
+    const foreign = other.ephemeralKey(pcrs);
+    assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q, encryptionKey: foreign }), code('tpm.key_certification_invalid'));
+    // A key bound to other PCR values (created before a PCR changed).
+    const stale = tpm.ephemeralKey(pcrs);
+    tpm.measure(5, 4, Buffer.from('late'));
+    const q2 = tpm.quote(pcrs);
+    assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q2, encryptionKey: stale }), code('tpm.key_certification_invalid'));
+    // The public area swapped for another key under the same certification.
+    assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q2, encryptionKey: { ...tpm.ephemeralKey(pcrs), publicArea: foreign.publicArea } }), code('tpm.key_certification_invalid'));
+  });
+});
