@@ -53,7 +53,7 @@ const OID_HASH: Record<string, 'sha256' | 'sha384' | 'sha512'> = {
   '2.16.840.1.101.3.4.2.3': 'sha512',
 };
 
-function parseSignatureAlgorithm(t: Tlv): SignatureAlgorithm {
+export function parseSignatureAlgorithm(t: Tlv): SignatureAlgorithm {
   const [algOid, params] = children(expectTag(t, TAG.SEQUENCE, 'AlgorithmIdentifier'));
   const o = oid(algOid!);
   switch (o) {
@@ -172,7 +172,12 @@ const keyCache = new WeakMap<Uint8Array, KeyObject>();
 export function publicKeyOf(cert: Certificate): KeyObject {
   let k = keyCache.get(cert.spki);
   if (!k) {
-    k = createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' });
+    try {
+      k = createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' });
+    } catch (e) {
+      // A malformed key is bad input (4xx), never an internal error.
+      throw fail('der.malformed', `the public key of "${cert.subjectCN ?? '?'}" cannot be decoded`, { subject: cert.subjectCN }, e);
+    }
     keyCache.set(cert.spki, k);
   }
   return k;

@@ -7,7 +7,7 @@ import { fail } from '../../core/errors.js';
  * the simulated TEE and the round-trip tests). Integers are little-endian; a numeric `type` is a byte
  * string of that length.
  */
-export type FieldType = 'u16' | 'u32' | number;
+export type FieldType = 'u8' | 'u16' | 'u32' | number;
 
 export interface Field {
   readonly name: string;
@@ -24,7 +24,7 @@ type ValueOf<T extends FieldType> = T extends number ? Uint8Array : number;
 export type Decoded<L extends Layout> = { readonly [F in L[number] as F['name']]: ValueOf<F['type']> };
 
 function fieldSize(t: FieldType): number {
-  return t === 'u16' ? 2 : t === 'u32' ? 4 : t;
+  return t === 'u8' ? 1 : t === 'u16' ? 2 : t === 'u32' ? 4 : t;
 }
 
 /** Total size of a layout (offset of the last field plus its size). */
@@ -43,7 +43,7 @@ export function decodeLayout<L extends Layout>(r: ByteReader, layout: L, structu
   for (const f of layout) {
     if (r.offset - base !== f.offset) throw new Error(`layout ${structure}: field ${f.name} is not at offset ${f.offset}`);
     const name = `${structure}.${f.name}`;
-    out[f.name] = f.type === 'u16' ? r.u16(name) : f.type === 'u32' ? r.u32(name) : copy ? r.bytesCopy(name, f.type) : r.view_(name, f.type);
+    out[f.name] = f.type === 'u8' ? r.u8(name) : f.type === 'u16' ? r.u16(name) : f.type === 'u32' ? r.u32(name) : copy ? r.bytesCopy(name, f.type) : r.view_(name, f.type);
   }
   return out as Decoded<L>;
 }
@@ -55,12 +55,13 @@ export function encodeLayout<L extends Layout>(layout: L, values: Decoded<L>, st
   const record = values as Readonly<Record<string, number | Uint8Array>>;
   for (const f of layout) {
     const v = record[f.name];
-    if (f.type === 'u16' || f.type === 'u32') {
-      const max = f.type === 'u16' ? 0xffff : 0xffffffff;
+    if (f.type === 'u8' || f.type === 'u16' || f.type === 'u32') {
+      const max = f.type === 'u8' ? 0xff : f.type === 'u16' ? 0xffff : 0xffffffff;
       if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
         throw fail('quote.malformed', `${structure}.${f.name} must be a ${f.type}`, { structure, field: f.name, offset: f.offset });
       }
-      if (f.type === 'u16') view.setUint16(f.offset, v, true);
+      if (f.type === 'u8') view.setUint8(f.offset, v);
+      else if (f.type === 'u16') view.setUint16(f.offset, v, true);
       else view.setUint32(f.offset, v, true);
     } else {
       if (!(v instanceof Uint8Array) || v.byteLength !== f.type) {

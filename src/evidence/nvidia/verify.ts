@@ -1,0 +1,300 @@
+import { createHash, verify as cryptoVerify } from 'node:crypto';
+import { equalBytes, toHex } from '../../core/bytes.js';
+import { fail } from '../../core/errors.js';
+import { type OcspResult, verifyOcspResponse } from '../../core/ocsp.js';
+import { type Verified, markVerified } from '../../core/verified.js';
+import { type Certificate, publicKeyOf } from '../../core/x509.js';
+import { DeviceChainCache, type GpuArchitecture, type VerifiedDeviceChain, parseDeviceChain, verifyDeviceChain } from './chain.js';
+import { type MeasurementComparison, type RimSource, compareMeasurements } from './measurements.js';
+import type { GpuFeatureFlag } from './opaque.js';
+import { type GpuReport, parseGpuReport } from './report.js';
+import { type Rim, RimCache, verifyRim } from './rim.js';
+import { NVIDIA_DEVICE_IDENTITY_CA, NVIDIA_RIM_ROOT_CA } from './roots.js';
+
+/** One GPU's evidence as the driver hands it out (nvmlDeviceGetConfComputeGpuAttestationReport / …Certificate). */
+export interface GpuEvidence {
+  readonly report: Uint8Array;
+  /** PEM text of `attestationCertChain`, leaf first. */
+  readonly certificateChain: string;
+  /** Architecture the collector declared; must agree with the chain when given. */
+  readonly arch?: GpuArchitecture | undefined;
+}
+
+/** OCSP responses for the chains, already fetched (the collateral cache does the fetching). */
+export interface GpuOcspInput {
+  /** The DER OCSP response covering `cert` (issued by `issuer`), if one is at hand. */
+  readonly lookup: (cert: Certificate, issuer: Certificate) => Uint8Array | undefined;
+  /** `require`: every checked certificate needs a response; `if-present`: check those that have one. */
+  readonly mode: 'require' | 'if-present';
+  /** Tolerate `certificateHold` (reported as a warning), as NVIDIA's verifier can be told to. */
+  readonly allowHold?: boolean;
+}
+
+export interface GpuVerifyOptions {
+  readonly at: Date;
+  /** The nonce the report must answer (the SPDM request nonce). */
+  readonly nonce: Uint8Array;
+  /** RIM documents for the report's driver and VBIOS (see {@link gpuRimIds}); absent ones are not compared. */
+  readonly rims?: { readonly driver?: string | Uint8Array | undefined; readonly vbios?: string | Uint8Array | undefined } | undefined;
+  readonly ocsp?: GpuOcspInput | undefined;
+  /** Trust anchors; default to the pinned NVIDIA roots. Tests and the simulated TEE pass their own. */
+  readonly trust?: { readonly deviceRoot?: Certificate | undefined; readonly rimRoot?: Certificate | undefined } | undefined;
+  readonly cache?: GpuVerifierCache | undefined;
+}
+
+/** Verified chains, RIMs and OCSP responses by content hash; one per verifier instance. */
+export class GpuVerifierCache {
+  readonly chains = new DeviceChainCache();
+  readonly rims = new RimCache();
+  readonly ocsp = new Map<string, OcspResult>();
+}
+
+export type OcspStatusClaim = 'good' | 'revoked' | 'unknown' | 'not-checked';
+
+export interface ChainStatus {
+  readonly status: 'valid';
+  readonly expirationDate: string;
+  readonly ocspStatus: OcspStatusClaim;
+  readonly revocationReason?: string;
+}
+
+export interface GpuRimResult extends ChainStatus {
+  readonly id: string;
+  readonly sha256: string;
+  readonly version: string;
+}
+
+/** The verified facts of one GPU report; byte fields are lowercase hex. */
+export interface GpuVerificationResult {
+  readonly verified: true;
+  readonly architecture: GpuArchitecture;
+  readonly ueid: string;
+  readonly hwmodel: string;
+  readonly oemid: string | undefined;
+  readonly nonce: string;
+  readonly driverVersion: string;
+  readonly vbiosVersion: string;
+  readonly driverRimId: string;
+  readonly vbiosRimId: string;
+  readonly fwid: string | undefined;
+  /** null when the report carries no FWID (drivers before 550). */
+  readonly fwidMatch: boolean | null;
+  readonly featureFlag: GpuFeatureFlag | undefined;
+  readonly opaqueDataVersion: number | undefined;
+  readonly nvdec0Status: number | undefined;
+  /** SPDM measurement values, by 1-based index. */
+  readonly measurements: Readonly<Record<number, string>>;
+  readonly deviceChain: ChainStatus;
+  readonly driverRim: GpuRimResult | undefined;
+  readonly vbiosRim: GpuRimResult | undefined;
+  readonly measurementComparison: MeasurementComparison | undefined;
+  /** `success` when every active golden value of both RIMs matched; `not-compared` without RIMs. */
+  readonly measres: 'success' | 'fail' | 'not-compared';
+  readonly trailingBytes: number;
+  readonly warnings: readonly string[];
+}
+
+/** The RIM ids of a report (gpu-attestation §6): driver RIM by architecture and version, VBIOS RIM by project/SKU/version. */
+export function rimIdsOf(report: GpuReport, arch: GpuArchitecture): { driver: string; vbios: string } {
+  const o = report.opaque;
+  if (!o.driverVersion || !o.vbiosVersion) throw fail('gpu.malformed', 'the report names no driver or VBIOS version', { field: 'DRIVER_VERSION/VBIOS_VERSION' });
+  if (!o.project || !o.projectSku || !o.chipSku) throw fail('gpu.malformed', 'the report names no project, project SKU or chip SKU', { field: 'PROJECT/PROJECT_SKU/CHIP_SKU' });
+  const driver = arch === 'HOPPER' ? `NV_GPU_DRIVER_GH100_${o.driverVersion}` : `NV_GPU_CC_DRIVER_${o.chipInfo ?? 'GB100'}_${o.driverVersion}`;
+  const vbios = `NV_GPU_VBIOS_${o.project}_${o.projectSku}_${o.chipSku}_${o.vbiosVersion.replace(/\./g, '')}`;
+  return { driver, vbios };
+}
+
+/**
+ * The RIM ids an evidence needs, read without verifying anything (for fetching RIMs before verification;
+ * the ids are recomputed from verified facts during verification).
+ */
+export function gpuRimIds(evidence: GpuEvidence): { driver: string; vbios: string; arch: GpuArchitecture } {
+  const report = parseGpuReport(evidence.report);
+  const leaf = parseDeviceChain(evidence.certificateChain)[0]!;
+  const arch: GpuArchitecture = evidence.arch ?? ((leaf.subjectCN ?? '').startsWith('GB') ? 'BLACKWELL' : 'HOPPER');
+  return { ...rimIdsOf(report, arch), arch };
+}
+
+function ocspFor(
+  chain: readonly Certificate[],
+  root: Certificate,
+  from: number,
+  opts: GpuVerifyOptions,
+  what: string,
+  warnings: string[],
+): { ocspStatus: OcspStatusClaim; revocationReason?: string } {
+  const ocsp = opts.ocsp;
+  if (!ocsp) return { ocspStatus: 'not-checked' };
+  // Issuer of chain[i] is chain[i+1]; the chain may or may not end in the root itself.
+  const path = equalBytes(chain[chain.length - 1]!.der, root.der) ? chain : [...chain, root];
+  let checked = 0;
+  for (let i = path.length - 2; i >= from; i--) {
+    const cert = path[i]!;
+    const issuer = path[i + 1]!;
+    const der = ocsp.lookup(cert, issuer);
+    if (!der) {
+      if (ocsp.mode === 'require') throw fail('ocsp.not_covered', `no OCSP response for "${cert.subjectCN ?? '?'}" of the ${what} chain`, { chain: what, subject: cert.subjectCN });
+      continue;
+    }
+    const key = `${createHash('sha256').update(der).digest('hex')}:${createHash('sha256').update(cert.der).digest('hex')}`;
+    let r = opts.cache?.ocsp.get(key);
+    const at = opts.at.getTime();
+    // A cached result is reused only inside its own validity window; otherwise verify (and fail) afresh.
+    if (!r?.nextUpdate || Date.parse(r.thisUpdate) - 300_000 > at || at > Date.parse(r.nextUpdate) + 300_000) {
+      r = verifyOcspResponse(der, { cert, issuer, root, at: opts.at });
+      if (opts.cache && r.nextUpdate !== undefined) opts.cache.ocsp.set(key, r);
+    }
+    checked++;
+    if (r.status === 'revoked') {
+      if (r.revocationReason === 'certificateHold' && ocsp.allowHold) {
+        warnings.push(`${what} certificate "${cert.subjectCN ?? '?'}" is on hold (tolerated)`);
+        continue;
+      }
+      throw fail('ocsp.revoked', `certificate "${cert.subjectCN ?? '?'}" of the ${what} chain is revoked (${r.revocationReason ?? 'unspecified'})`, {
+        chain: what,
+        subject: cert.subjectCN,
+        reason: r.revocationReason,
+        revocationTime: r.revocationTime,
+      });
+    }
+    if (r.status === 'unknown') throw fail('ocsp.unknown', `OCSP does not know certificate "${cert.subjectCN ?? '?'}" of the ${what} chain`, { chain: what, subject: cert.subjectCN });
+  }
+  return { ocspStatus: checked > 0 ? 'good' : 'not-checked' };
+}
+
+function verifyRimFor(
+  source: RimSource,
+  doc: string | Uint8Array,
+  id: string,
+  expectedVersion: string,
+  opts: GpuVerifyOptions,
+  rimRoot: Certificate,
+  warnings: string[],
+): { rim: Verified<Rim>; result: GpuRimResult } {
+  const rim = verifyRim(doc, { at: opts.at, root: rimRoot, cache: opts.cache?.rims });
+  if (rim.colloquialVersion.toLowerCase() !== expectedVersion.toLowerCase()) {
+    throw fail('rim.version_mismatch', `the ${source} RIM is for version ${rim.colloquialVersion}, the report for ${expectedVersion}`, {
+      rim: source,
+      expected: expectedVersion,
+      actual: rim.colloquialVersion,
+    });
+  }
+  const ocsp = ocspFor(rim.signer, rimRoot, 0, opts, `${source} RIM`, warnings);
+  return { rim, result: { id, sha256: rim.sha256, version: rim.colloquialVersion, status: 'valid', expirationDate: rim.notAfter.toISOString(), ...ocsp } };
+}
+
+/**
+ * Verifies one GPU's evidence (gpu-attestation §3–§7): parse; the request nonce; the device chain to the
+ * pinned NVIDIA Device Identity CA; the report signature (ECDSA P-384 over request ‖ response without the
+ * signature) with the attestation certificate; the FWID binding; OCSP of the chain when responses are
+ * given; then the driver and VBIOS RIMs (XML-DSig to the pinned RIM root, version match, OCSP) and the
+ * measurement comparison. Authenticity failures throw; a measurement mismatch is a verified fact
+ * (`measres: fail` with every mismatching index) for {@link validateGpuMeasurements} or a policy to judge.
+ */
+export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions): Verified<GpuVerificationResult> {
+  const warnings: string[] = [];
+  const report = parseGpuReport(evidence.report);
+  if (!equalBytes(report.request.nonce, opts.nonce)) {
+    throw fail('gpu.nonce_mismatch', 'the GPU report answers another nonce', { expected: toHex(opts.nonce), actual: toHex(report.request.nonce) });
+  }
+  const deviceRoot = opts.trust?.deviceRoot ?? NVIDIA_DEVICE_IDENTITY_CA;
+  const rimRoot = opts.trust?.rimRoot ?? NVIDIA_RIM_ROOT_CA;
+  const chain: VerifiedDeviceChain = verifyDeviceChain(evidence.certificateChain, { at: opts.at, root: deviceRoot, cache: opts.cache?.chains });
+  if (evidence.arch && evidence.arch !== chain.architecture) {
+    throw fail('gpu.unsupported', `the evidence says ${evidence.arch} but the chain is of a ${chain.architecture} GPU`, { expected: evidence.arch, actual: chain.architecture });
+  }
+  let leafKey: ReturnType<typeof publicKeyOf>;
+  try {
+    leafKey = publicKeyOf(chain.leaf);
+  } catch (e) {
+    throw fail('gpu.chain_invalid', 'the attestation certificate has a malformed key', { subject: chain.leaf.subjectCN }, e);
+  }
+  if (!cryptoVerify('sha384', report.signedBytes, { key: leafKey, dsaEncoding: 'ieee-p1363' }, report.signature)) {
+    throw fail('gpu.signature_invalid', 'the GPU report signature does not verify with the attestation certificate', { subject: chain.leaf.subjectCN });
+  }
+  let fwidMatch: boolean | null = null;
+  if (report.opaque.fwid) {
+    if (!equalBytes(report.opaque.fwid, chain.fwid)) {
+      throw fail('gpu.fwid_mismatch', 'the FWID of the report differs from the FWID of its attestation certificate', {
+        expected: toHex(chain.fwid),
+        actual: toHex(report.opaque.fwid),
+      });
+    }
+    fwidMatch = true;
+  } else warnings.push('the report carries no FWID (driver before 550), so it is not bound to the firmware of its certificate');
+  if (report.trailingBytes > 0) warnings.push(`${report.trailingBytes} zero bytes follow the report signature`);
+  const device = ocspFor(chain.certificates, deviceRoot, 1, opts, 'device', warnings);
+
+  const ids = rimIdsOf(report, chain.architecture);
+  const driverVersion = report.opaque.driverVersion!;
+  const vbiosVersion = report.opaque.vbiosVersion!;
+  const rims: Partial<Record<RimSource, Rim>> = {};
+  let driverRim: GpuRimResult | undefined;
+  let vbiosRim: GpuRimResult | undefined;
+  if (opts.rims?.driver !== undefined) {
+    const v = verifyRimFor('driver', opts.rims.driver, ids.driver, driverVersion, opts, rimRoot, warnings);
+    rims.driver = v.rim;
+    driverRim = v.result;
+  }
+  if (opts.rims?.vbios !== undefined) {
+    const v = verifyRimFor('vbios', opts.rims.vbios, ids.vbios, vbiosVersion, opts, rimRoot, warnings);
+    rims.vbios = v.rim;
+    vbiosRim = v.result;
+  }
+  const comparison = rims.driver || rims.vbios ? compareMeasurements(report, rims) : undefined;
+  let measres: GpuVerificationResult['measres'] = 'not-compared';
+  if (comparison) measres = comparison.result === 'fail' ? 'fail' : rims.driver && rims.vbios ? 'success' : 'not-compared';
+  if (comparison && measres === 'not-compared') warnings.push(`only the ${rims.driver ? 'driver' : 'VBIOS'} RIM was compared`);
+  const measurements: Record<number, string> = {};
+  for (const m of report.measurements) measurements[m.index] = toHex(m.value);
+  return markVerified({
+    verified: true,
+    architecture: chain.architecture,
+    ueid: chain.ueid,
+    hwmodel: chain.hwmodel,
+    oemid: rims.driver?.firmwareManufacturerId ?? rims.vbios?.firmwareManufacturerId,
+    nonce: toHex(report.request.nonce),
+    driverVersion,
+    vbiosVersion,
+    driverRimId: ids.driver,
+    vbiosRimId: ids.vbios,
+    fwid: report.opaque.fwid ? toHex(report.opaque.fwid) : undefined,
+    fwidMatch,
+    featureFlag: report.opaque.featureFlag,
+    opaqueDataVersion: report.opaque.opaqueDataVersion,
+    nvdec0Status: report.opaque.nvdec0Status,
+    measurements,
+    deviceChain: { status: 'valid', expirationDate: chain.notAfter.toISOString(), ...device },
+    driverRim,
+    vbiosRim,
+    measurementComparison: comparison,
+    measres,
+    trailingBytes: report.trailingBytes,
+    warnings,
+  });
+}
+
+/**
+ * Policy on verified facts: every active golden value of both RIMs must have matched. Throws
+ * `gpu.measurement_mismatch` naming the first mismatching index with its expected and actual values
+ * (all of them in `detail.mismatches`), or `rim.not_found` when a RIM was not compared.
+ */
+export function validateGpuMeasurements(result: Verified<GpuVerificationResult>): void {
+  if (!result.driverRim || !result.vbiosRim) {
+    throw fail('rim.not_found', `the ${result.driverRim ? 'VBIOS' : 'driver'} RIM was not available, so the measurements were not compared`, {
+      driverRimId: result.driverRimId,
+      vbiosRimId: result.vbiosRimId,
+    });
+  }
+  const m = result.measurementComparison?.mismatches ?? [];
+  if (m.length > 0) {
+    const first = m[0]!;
+    throw fail('gpu.measurement_mismatch', `GPU measurement ${first.index} (${first.measurementSource} RIM) matches no golden value`, {
+      index: first.index,
+      expected: first.goldenValues,
+      actual: first.runtimeValue,
+      mismatches: m,
+    });
+  }
+}
+
