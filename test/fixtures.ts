@@ -1,7 +1,8 @@
 /**
- * The one module that knows where the real vendor-signed vectors live (../shared/fixtures beside the
- * project root, or CONCLAVE_FIXTURES). Outside CI a missing folder skips the tests that need it, with a
- * message; under CI=true it fails them.
+ * The one module that knows where the real vendor-signed vectors live: test/vectors/ in the repository
+ * (provenance in test/vectors/PROVENANCE.md), or the folder CONCLAVE_FIXTURES names. A fresh clone has
+ * them all, so no real-vector test skips; a missing folder (only possible through CONCLAVE_FIXTURES)
+ * skips them with a message outside CI and fails them under CI=true.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -9,10 +10,10 @@ import { fileURLToPath } from 'node:url';
 
 const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-export const FIXTURES_DIR = process.env.CONCLAVE_FIXTURES ?? resolve(projectRoot, '..', 'shared', 'fixtures');
+export const FIXTURES_DIR = process.env.CONCLAVE_FIXTURES ?? resolve(projectRoot, 'test', 'vectors');
 
 export function fixturesAvailable(): boolean {
-  return existsSync(join(FIXTURES_DIR, 'README.md'));
+  return existsSync(join(FIXTURES_DIR, 'intel')) && existsSync(join(FIXTURES_DIR, 'amd'));
 }
 
 /**

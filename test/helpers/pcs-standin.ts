@@ -1,6 +1,6 @@
 /**
  * A local upstream stand-in for Intel PCS and AMD KDS that replays the real vendor answers under
- * ../shared/fixtures with the headers PCS sends (issuer chains URL-encoded PEM, TCBm, FMSPC, CA type).
+ * test/vectors with the headers PCS sends (issuer chains URL-encoded PEM, TCBm, FMSPC, CA type).
  * The bodies are the fixture bytes, untouched. Plain http on 127.0.0.1; tests can inject failures.
  */
 import { type IncomingMessage, type Server, createServer } from 'node:http';

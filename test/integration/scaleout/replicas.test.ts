@@ -37,7 +37,7 @@ describe('scale-out: two replicas on one PostgreSQL', { skip }, () => {
   let b: Replica;
   let balancer: Balancer;
   let PUBLIC_URL: string;
-  /** Intel PCS stand-in (replays the vendor fixtures); absent without ../shared/fixtures. */
+  /** Intel PCS stand-in (replays the vendor fixtures); absent without the vectors. */
   let pcs: PcsStandin | undefined;
   before(async () => {
     balancer = await startBalancer();
