@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
+import { verifyGpuCommand } from './verify-gpu.js';
 import { verifyQuoteCommand } from './verify-quote.js';
 import { verifySnpCommand } from './verify-snp.js';
 
-/** `conclave verify quote|snp`: offline verification of evidence files, printing the result JSON. */
+/** `conclave verify quote|snp|gpu`: offline verification of evidence files, printing the result JSON. */
 export function registerVerify(program: Command): void {
   const verify = program.command('verify').description('verify attestation evidence offline against vendor roots and collateral');
   verify
@@ -32,5 +33,17 @@ export function registerVerify(program: Command): void {
     .addHelpText('after', '\nExample:\n  conclave verify snp report.bin --vcek vcek.pem --at 2025-06-01T00:00:00Z\n\nExit codes: 0 verified, 1 verification failed, 2 usage or I/O error.')
     .action(async (file: string, opts: Record<string, string>) => {
       process.exitCode = await verifySnpCommand(file, opts);
+    });
+  verify
+    .command('gpu')
+    .argument('<evidence-file>', "GPU attestation report (binary, hex or base64), or NVIDIA's serialised evidence JSON")
+    .description('verify NVIDIA GPU evidence: report signature, device chain to the pinned NVIDIA root, FWID, and measurements against signed RIMs')
+    .option('--chain <file>', 'attestation certificate chain (PEM, leaf first) for a bare report')
+    .option('--rim <dir>', 'directory of driver and VBIOS RIMs (SWID XML); one valid RIM per version')
+    .option('--nonce <hex>', 'the 32-byte nonce the report must answer (default: not checked for a bare report)')
+    .option('--at <iso8601>', 'verification time (default now)')
+    .addHelpText('after', '\nExample:\n  conclave verify gpu report.bin --chain chain.pem --rim rims/ --at 2024-01-01T00:00:00Z\n\nExit codes: 0 verified (with --rim: every measurement matched), 1 verification failed, 2 usage or I/O error.')
+    .action(async (file: string, opts: Record<string, string>) => {
+      process.exitCode = await verifyGpuCommand(file, opts);
     });
 }

@@ -56,6 +56,7 @@ export const MEASUREMENT_BLOCK_LAYOUT = [
   { name: 'dmtfSpecMeasurementValueSize', offset: 0x05, type: 'u16' },
 ] as const satisfies Layout;
 const DMTF_HEADER_SIZE = 3;
+const MEASUREMENT_BLOCK_SIZE = layoutSize(MEASUREMENT_BLOCK_LAYOUT);
 
 export type SpdmRequest = Decoded<typeof SPDM_REQUEST_LAYOUT>;
 
@@ -136,8 +137,10 @@ export function parseGpuReport(bytes: Uint8Array): GpuReport {
   const seen = new Set<number>();
   while (r.offset < recordEnd) {
     const at = r.offset;
-    const block = new ByteReader(input.subarray(0, recordEnd), 'GPU measurement record', 'gpu.truncated', at);
-    const h = decodeLayout(block, MEASUREMENT_BLOCK_LAYOUT, `measurement[${measurements.length}]`);
+    if (at + MEASUREMENT_BLOCK_SIZE > recordEnd) {
+      throw fail('gpu.truncated', 'a measurement block runs past the measurement record', { field: 'measurementRecord', offset: at });
+    }
+    const h = decodeLayout(r, MEASUREMENT_BLOCK_LAYOUT, 'measurement');
     if (h.measurementSpecification !== SPDM_MEASUREMENT_SPEC_DMTF) {
       throw fail('gpu.malformed', `measurement block ${h.index} is not in the DMTF format`, { field: 'measurementSpecification', index: h.index, offset: at + 1 });
     }
@@ -148,9 +151,11 @@ export function parseGpuReport(bytes: Uint8Array): GpuReport {
       throw fail('gpu.malformed', `measurement block index ${h.index} is reserved or repeated`, { field: 'index', index: h.index, offset: at });
     }
     seen.add(h.index);
-    const value = block.bytesCopy(`measurement[${h.index}].value`, h.dmtfSpecMeasurementValueSize);
+    if (r.offset + h.dmtfSpecMeasurementValueSize > recordEnd) {
+      throw fail('gpu.truncated', `measurement block ${h.index} runs past the measurement record`, { field: 'measurementRecord', index: h.index, offset: at });
+    }
+    const value = r.bytesCopy('measurement.value', h.dmtfSpecMeasurementValueSize);
     measurements.push({ index: h.index, valueType: h.dmtfSpecMeasurementValueType, value });
-    r.offset = block.offset;
   }
   if (measurements.length !== header.numberOfBlocks) {
     throw fail('gpu.malformed', `the response declares ${header.numberOfBlocks} measurement blocks but holds ${measurements.length}`, {

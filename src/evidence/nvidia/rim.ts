@@ -144,7 +144,10 @@ export function verifyRim(input: string | Uint8Array, opts: RimVerifyOptions): V
   const key = `${sha256}:${createHash('sha256').update(root.der).digest('hex')}`;
   const cached = opts.cache?.get(key);
   if (cached) {
-    checkSignerValidity(cached.signer, root, opts.at);
+    // Signatures were verified when it was cached; only the validity windows depend on `at`.
+    for (const c of cached.signer) {
+      if (opts.at < c.notBefore || opts.at > c.notAfter) checkSignerValidity(cached.signer, root, opts.at);
+    }
     return cached;
   }
   const text = bytes.toString('utf8');
