@@ -20,6 +20,8 @@ import type { PlatformSeen } from '../collateral/baseline.js';
 import type { PolicyStore, QuoteCollateralSource, SnpCertificateSource, StoredPolicy } from './ports.js';
 import { type DataInput, checkReportDataBinding, parseDataInput } from './runtime-data.js';
 import { type TokenSigner, issueToken } from './token.js';
+import { GpuVerifierCache } from '../evidence/nvidia/index.js';
+import { type GpuReferenceSource, attestGpus, gpuPolicyClaims } from './gpu.js';
 
 /** The `/attest/{type}` evidence types this service verifies. */
 export const ATTEST_TYPES = ['SgxEnclave', 'OpenEnclave', 'TdxVm', 'SevSnpVm'] as const;
@@ -47,6 +49,8 @@ export interface AttestationServiceDeps {
   readonly tokenLifetimeSeconds: number;
   /** Present only when the operator opted in (`--simulate`): its roots are trusted, its tokens say so. */
   readonly simulated?: SimulatedTee | undefined;
+  /** NVIDIA RIMs for GPU evidence (composite attestation); without it GPU measurements are not compared. */
+  readonly gpuReferences?: GpuReferenceSource | undefined;
   /** Called with each verified Intel platform (FMSPC and TCB), for the collateral baseline dry run. */
   readonly onPlatformSeen?: (p: PlatformSeen, at: Date) => void;
 }
@@ -58,6 +62,8 @@ export interface AttestRequest {
   readonly initTimeData?: unknown;
   readonly draftPolicyForAttestation?: unknown;
   readonly nonce?: unknown;
+  /** Composite attestation: NVIDIA serialised evidence of the VM's GPUs (TdxVm and SevSnpVm only). */
+  readonly gpuEvidence?: unknown;
 }
 
 export interface AttestationService {
@@ -81,6 +87,7 @@ const POLICY_RECHECK_MS = 1000;
 export function createAttestationService(deps: AttestationServiceDeps): AttestationService {
   const dcapCache = new VerifierCache();
   const snpCache = new SnpVerifierCache();
+  const gpuCache = new GpuVerifierCache();
   const policyCache = new Map<string, CachedPolicy>();
   let policyVersion = -1;
   let versionCheckedAt = 0;
@@ -217,6 +224,15 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
         verified = await attestQuote(type === 'TdxVm' ? 'tdx' : 'sgx', bytes, runtime, initTime, at);
       }
 
+      // Composite attestation: the GPUs answer a nonce derived from the runtime data the CPU evidence binds.
+      if (body.gpuEvidence !== undefined && body.gpuEvidence !== null) {
+        if (type !== 'TdxVm' && type !== 'SevSnpVm') throw fail('request.invalid', 'gpuEvidence is accepted with TdxVm and SevSnpVm evidence only', { field: 'gpuEvidence' });
+        if (!runtime) throw fail('request.invalid', 'gpuEvidence needs runtimeData: the GPU nonce is derived from the runtime data the CPU evidence binds', { field: 'runtimeData' });
+        const gpu = await attestGpus(body.gpuEvidence, runtime.bytes, { at, cache: gpuCache, references: deps.gpuReferences, simulated: deps.simulated?.gpus });
+        if (gpu.simulated !== verified.simulated) throw fail('evidence.untrusted_root', 'simulated and real evidence cannot be combined in one attestation');
+        verified = { claims: { ...verified.claims, ...gpu.claims }, simulated: verified.simulated };
+      }
+
       // Policy: the stored one (or MAA's default), or a draft evaluated without storing (unsigned token).
       let compiled: CompiledPolicy;
       let hash: string;
@@ -233,7 +249,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
         hash = p.hash;
         signerCertDer = p.stored.signerCertDer;
       }
-      const evaluation = evaluatePolicy(compiled, incomingClaims(verified.claims));
+      const evaluation = evaluatePolicy(compiled, [...incomingClaims(verified.claims), ...gpuPolicyClaims(verified.claims)]);
       if (!evaluation.permitted) {
         throw fail('attestation.policy_denied', `the attestation policy denied the evidence: ${evaluation.trace.join('; ') || 'no authorization rule permitted it'}`, {
           trace: evaluation.trace,

@@ -16,6 +16,9 @@ import { type Certificate, derToPem, parseCertificate } from '../../core/x509.js
 import { type DcapHierarchy, type Issued, buildCollateral, buildSignedQuote, createDcapHierarchy } from '../dcap/testing.js';
 import type { SnpTrustAnchors } from '../snp/chain.js';
 import { type FakeKeyPair, type FakeSnpHierarchy, createFakeSnpHierarchy, makeFakeSnpReport } from '../snp/testing.js';
+import { gpuNonceFor } from '../nvidia/nonce.js';
+import { serializeGpuEvidence } from '../nvidia/serialized.js';
+import { type SimulatedGpus, loadOrCreateSimulatedGpus } from './gpu.js';
 
 /** FMSPC of the simulated platform: no Intel platform has it, so real collateral never matches. */
 export const SIMULATED_FMSPC = 'ccc0c0a7e500';
@@ -36,6 +39,10 @@ export interface SimulatedEvidenceOptions {
   readonly debug?: boolean;
   /** SNP: init-time data bound through HOST_DATA (e.g. a container security policy). */
   readonly initTimeData?: Uint8Array;
+  /** TDX/SNP: attach this many simulated GPUs (composite CPU + GPU attestation), bound to the runtime data. */
+  readonly gpus?: number;
+  /** GPU numbers (0-based) whose measurement differs from the simulated RIM. */
+  readonly gpuMismatch?: readonly number[];
 }
 
 export interface SimulatedEvidence {
@@ -50,6 +57,8 @@ export interface SimulatedTee {
   /** Trust anchors that make simulated evidence verify. */
   readonly intelRoot: Certificate;
   readonly amdAnchors: SnpTrustAnchors;
+  /** Simulated NVIDIA GPUs (trust anchors, RIMs, evidence). */
+  readonly gpus: SimulatedGpus;
   /** Complete, signed collateral for the simulated platform. */
   collateral(tee: 'sgx' | 'tdx'): QuoteCollateral;
   /** A request body for the matching `/attest/…` route, with the runtime data bound as MAA binds it. */
@@ -76,13 +85,19 @@ function runtimeDataField(opts: SimulatedEvidenceOptions): Record<string, string
   return { data: b64url(opts.runtimeData), dataType: opts.runtimeDataType ?? 'JSON' };
 }
 
-function build(dcap: DcapHierarchy, snp: FakeSnpHierarchy): SimulatedTee {
+function gpuEvidenceField(gpus: SimulatedGpus, opts: SimulatedEvidenceOptions): Record<string, unknown> {
+  if (!opts.gpus) return {};
+  return { gpuEvidence: serializeGpuEvidence(gpus.evidence(gpuNonceFor(opts.runtimeData), opts.gpus, opts.gpuMismatch)) };
+}
+
+function build(dcap: DcapHierarchy, snp: FakeSnpHierarchy, gpus: SimulatedGpus): SimulatedTee {
   const collateral = { sgx: buildCollateral(dcap, { tee: 'sgx' }), tdx: buildCollateral(dcap, { tee: 'tdx' }) };
   return {
     dcap,
     snp,
     intelRoot: dcap.root.certificate,
     amdAnchors: snp.trustAnchors,
+    gpus,
     collateral: (tee) => collateral[tee],
     evidence(opts) {
       const rd = reportData(opts.runtimeData);
@@ -107,7 +122,7 @@ function build(dcap: DcapHierarchy, snp: FakeSnpHierarchy): SimulatedTee {
           reportData: rd,
           tdReport: { mrtd: hex(opts.measurement, DEFAULT_MEASUREMENT, 48, 'measurement'), tdattributes },
         });
-        return { path: '/attest/TdxVm', body: { quote: b64url(quote), runtimeData: runtimeDataField(opts) } };
+        return { path: '/attest/TdxVm', body: { quote: b64url(quote), runtimeData: runtimeDataField(opts), ...gpuEvidenceField(gpus, opts) } };
       }
       const policy = 0x30000n | (opts.debug ? 1n << 19n : 0n) | (1n << 16n); // ABI 0.0, SMT allowed, reserved bit 17, debug bit 19
       const report = makeFakeSnpReport(snp, {
@@ -118,7 +133,7 @@ function build(dcap: DcapHierarchy, snp: FakeSnpHierarchy): SimulatedTee {
       });
       const chainPem = [snp.vek.der, ...snp.chain].map((d) => derToPem(d)).join('');
       const inner = { SnpReport: b64url(report), VcekCertChain: b64url(chainPem) };
-      const body: Record<string, unknown> = { report: b64url(JSON.stringify(inner)), runtimeData: runtimeDataField(opts) };
+      const body: Record<string, unknown> = { report: b64url(JSON.stringify(inner)), runtimeData: runtimeDataField(opts), ...gpuEvidenceField(gpus, opts) };
       if (opts.initTimeData) body.initTimeData = { data: b64url(opts.initTimeData), dataType: 'Binary' };
       return { path: '/attest/SevSnpVm', body };
     },
@@ -227,7 +242,7 @@ export function loadOrCreateSimulatedTee(dataDir: string): SimulatedTee {
   let tee: SimulatedTee;
   if (existsSync(path)) {
     const { dcap, snp } = deserialise(readFileSync(path, 'utf8'));
-    tee = build(dcap, snp);
+    tee = build(dcap, snp, loadOrCreateSimulatedGpus(dataDir));
   } else {
     const dcap = createDcapHierarchy({ rootName: SIMULATED_ROOT_CN, platform: { fmspc: SIMULATED_FMSPC }, caType: 'platform' });
     const snp = createFakeSnpHierarchy({ product: 'Milan', rsaBits: 2048 });
@@ -238,7 +253,7 @@ export function loadOrCreateSimulatedTee(dataDir: string): SimulatedTee {
     if (!existsSync(path)) renameSync(tmp, path);
     else rmSync(tmp, { force: true });
     const stored = deserialise(readFileSync(path, 'utf8'));
-    tee = build(stored.dcap, stored.snp);
+    tee = build(stored.dcap, stored.snp, loadOrCreateSimulatedGpus(dataDir));
   }
   loaded.set(path, tee);
   return tee;

@@ -1,0 +1,162 @@
+/**
+ * Composite attestation, the GPU half: the evidence of N NVIDIA GPUs arriving with the CPU evidence,
+ * verified against one nonce derived from the CPU-bound runtime data, turned into one claim set per GPU
+ * (NVIDIA's NRAS/EAT claim names) plus an overall result.
+ */
+import { toHex } from '../core/bytes.js';
+import { fail, isConclaveError } from '../core/errors.js';
+import type { Verified } from '../core/verified.js';
+import type { Certificate } from '../core/x509.js';
+import { type GpuVerificationResult, type GpuVerifierCache, gpuRimIds, parseDeviceChain, verifyGpuEvidence } from '../evidence/nvidia/index.js';
+import { gpuNonceFor } from '../evidence/nvidia/nonce.js';
+import { parseSerializedGpuEvidence } from '../evidence/nvidia/serialized.js';
+import type { SimulatedGpus } from '../evidence/simulated/gpu.js';
+import type { Claim } from './policy/index.js';
+
+/** Where the attestation service gets NVIDIA RIMs (the collateral cache, or NVIDIA's RIM service). */
+export interface GpuReferenceSource {
+  /** The RIM document with this id, or undefined when none is known. */
+  getRim(id: string): Promise<Uint8Array | string | undefined>;
+}
+
+export type GpuClaimSet = Record<string, unknown>;
+
+export interface GpuAttestation {
+  /** Token claims: `x-conclave-gpus` {GPU-0: {...}, …}, `x-conclave-gpu-count`, `x-nvidia-overall-att-result`, `x-conclave-gpu-nonce`. */
+  readonly claims: Record<string, unknown>;
+  readonly simulated: boolean;
+}
+
+function chainClaim(c: { expirationDate: string; ocspStatus: string; revocationReason?: string }): Record<string, unknown> {
+  return {
+    'x-nvidia-cert-status': 'valid',
+    'x-nvidia-cert-ocsp-status': c.ocspStatus,
+    'x-nvidia-cert-expiration-date': c.expirationDate,
+    ...(c.revocationReason ? { 'x-nvidia-cert-revocation-reason': c.revocationReason } : {}),
+  };
+}
+
+/** One GPU's claims, named as NVIDIA's NRAS (claims version 3) names them where a name exists. */
+export function gpuClaims(r: Verified<GpuVerificationResult>): GpuClaimSet {
+  const success = r.measres === 'success';
+  const claims: GpuClaimSet = {
+    measres: r.measres,
+    ...(success ? { secboot: true, dbgstat: 'disabled' } : {}),
+    hwmodel: r.hwmodel,
+    ueid: r.ueid,
+    ...(r.oemid ? { oemid: r.oemid } : {}),
+    eat_nonce: r.nonce,
+    'x-nvidia-gpu-arch-check': true,
+    'x-nvidia-gpu-architecture': r.architecture,
+    'x-nvidia-gpu-driver-version': r.driverVersion,
+    'x-nvidia-gpu-vbios-version': r.vbiosVersion,
+    'x-nvidia-gpu-attestation-report-parsed': true,
+    'x-nvidia-gpu-attestation-report-nonce-match': true,
+    'x-nvidia-gpu-attestation-report-signature-verified': true,
+    'x-nvidia-gpu-attestation-report-cert-chain-fwid-match': r.fwidMatch === true,
+    'x-nvidia-gpu-attestation-report-cert-chain': chainClaim(r.deviceChain),
+    'x-nvidia-gpu-driver-rim-fetched': r.driverRim !== undefined,
+    'x-nvidia-gpu-vbios-rim-fetched': r.vbiosRim !== undefined,
+    ...(r.featureFlag ? { 'x-nvidia-gpu-mode': r.featureFlag } : {}),
+  };
+  for (const [name, rim] of [
+    ['driver', r.driverRim],
+    ['vbios', r.vbiosRim],
+  ] as const) {
+    if (!rim) continue;
+    claims[`x-nvidia-gpu-${name}-rim-signature-verified`] = true;
+    claims[`x-nvidia-gpu-${name}-rim-version-match`] = true;
+    claims[`x-nvidia-gpu-${name}-rim-measurements-available`] = true;
+    claims[`x-nvidia-gpu-${name}-rim-cert-chain`] = chainClaim(rim);
+  }
+  if (r.measurementComparison) claims['x-nvidia-gpu-vbios-index-no-conflict'] = true;
+  if (r.measres === 'fail') claims['x-nvidia-mismatch-measurement-records'] = r.measurementComparison?.mismatches ?? [];
+  if (r.warnings.length > 0) claims['x-nvidia-attestation-warning'] = r.warnings.join('; ');
+  return claims;
+}
+
+export interface AttestGpusOptions {
+  readonly at: Date;
+  readonly cache: GpuVerifierCache;
+  readonly references?: GpuReferenceSource | undefined;
+  /** Present only under --simulate. */
+  readonly simulated?: SimulatedGpus | undefined;
+}
+
+/**
+ * Verifies every GPU of a composite attestation against the nonce derived from `runtimeData`
+ * ({@link gpuNonceFor}). Real GPUs are verified to the pinned NVIDIA roots with RIMs from `references`;
+ * simulated ones only when the simulated TEE is trusted. Authenticity failures throw, naming the GPU;
+ * a measurement mismatch becomes `measres: "fail"` for the policy to judge.
+ */
+export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: AttestGpusOptions): Promise<GpuAttestation> {
+  const list = parseSerializedGpuEvidence(input);
+  const nonce = gpuNonceFor(runtimeData);
+  const perGpu: Record<string, GpuClaimSet> = {};
+  const kinds = new Set<boolean>();
+  let overall = true;
+  for (const [i, ev] of list.entries()) {
+    const name = `GPU-${i}`;
+    try {
+      let simulated = false;
+      let rims: { driver?: Uint8Array | string | undefined; vbios?: Uint8Array | string | undefined } = {};
+      let trust: { deviceRoot: Certificate; rimRoot: Certificate } | undefined;
+      if (opts.simulated && isSimulatedChain(ev.certificateChain, opts.simulated)) {
+        simulated = true;
+        rims = opts.simulated.rims;
+        trust = opts.simulated.trust;
+      } else if (opts.references) {
+        const ids = gpuRimIds(ev);
+        const [driver, vbios] = await Promise.all([opts.references.getRim(ids.driver), opts.references.getRim(ids.vbios)]);
+        rims = { driver, vbios };
+      }
+      const r = verifyGpuEvidence(ev, { at: opts.at, nonce, rims, cache: opts.cache, ...(trust ? { trust } : {}) });
+      kinds.add(simulated);
+      perGpu[name] = gpuClaims(r);
+      if (r.measres !== 'success') overall = false;
+    } catch (e) {
+      if (isConclaveError(e)) throw fail(e.code, `${name}: ${e.message}`, { gpu: name, ...(e.detail ?? {}) }, e);
+      throw e;
+    }
+  }
+  if (kinds.size > 1) throw fail('evidence.untrusted_root', 'simulated and real GPUs cannot be attested together');
+  return {
+    claims: {
+      'x-conclave-gpus': perGpu,
+      'x-conclave-gpu-count': list.length,
+      'x-conclave-gpu-nonce': toHex(nonce),
+      'x-nvidia-overall-att-result': overall,
+    },
+    simulated: kinds.has(true),
+  };
+}
+
+/**
+ * Whether a chain names the simulated device root as its top issuer (a cheap routing decision: the chain
+ * is then verified in full against the simulated root, and only under --simulate).
+ */
+function isSimulatedChain(pem: string, sim: SimulatedGpus): boolean {
+  try {
+    const certs = parseDeviceChain(pem);
+    const top = certs[certs.length - 1]!;
+    return top.issuerCN === sim.trust.deviceRoot.subjectCN || top.subjectCN === sim.trust.deviceRoot.subjectCN;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The GPU claims as the MAA policy language sees them: each GPU's scalar claims as
+ * `x-conclave-gpus.GPU-<n>.<claim>`, the same paths a key release policy names.
+ */
+export function gpuPolicyClaims(claims: Record<string, unknown>): Claim[] {
+  const out: Claim[] = [];
+  const gpus = claims['x-conclave-gpus'];
+  if (!gpus || typeof gpus !== 'object') return out;
+  for (const [gpu, set] of Object.entries(gpus as Record<string, GpuClaimSet>)) {
+    for (const [k, v] of Object.entries(set)) {
+      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') out.push({ type: `x-conclave-gpus.${gpu}.${k}`, value: v });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,124 @@
+/**
+ * Confidential AI end to end: a simulated TDX VM with two simulated NVIDIA GPUs → one composite
+ * attestation (the GPUs answer a nonce derived from the runtime data the TD quote binds) → a token with
+ * the CPU claims and one claim set per GPU → release of an exportable key whose policy requires both
+ * GPUs; one GPU with a different measurement → 403 naming that GPU and claim.
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
+import { decodeReleaseResponse, unwrapKeyTransfer } from '../../../src/vault/release/index.js';
+import { type TestServer, startTestServer } from '../../helpers/server.js';
+
+describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulated GPUs)', () => {
+  let server: TestServer;
+  let bearer: string;
+  const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = { ...workload.publicKey.export({ format: 'jwk' }), kid: 'workload', key_ops: ['encrypt'] };
+  const runtime = new TextEncoder().encode(JSON.stringify({ keys: [jwk] }));
+
+  before(async () => {
+    server = await startTestServer({ simulate: true });
+    bearer = `Bearer ${await server.adminToken()}`;
+    const r = await server.send('PUT', '/admin/vault/roleAssignments', {
+      headers: { authorization: bearer },
+      body: { principalId: server.admin.clientId, role: 'Key Vault Crypto Service Release User', scope: '/' },
+    });
+    assert.equal(r.status, 200, r.text);
+  });
+  after(() => server.stop());
+
+  async function attest(opts: { gpus: number; gpuMismatch?: number[] }): Promise<{ token: string; claims: Record<string, any> }> {
+    const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'tdx', runtimeData: runtime, ...opts });
+    const r = await server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: ev.body });
+    assert.equal(r.status, 200, r.text);
+    const token = r.json().token as string;
+    return { token, claims: JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) };
+  }
+
+  async function createModelKey(): Promise<string> {
+    const name = `model-${randomBytes(4).toString('hex')}`;
+    const policy = {
+      version: '1.0.0',
+      anyOf: [
+        {
+          authority: server.url,
+          allOf: [
+            { claim: 'x-ms-attestation-type', equals: 'tdxvm' },
+            { claim: 'x-conclave-gpu-count', equals: 2 },
+            { claim: 'x-conclave-gpus.GPU-0.measres', equals: 'success' },
+            { claim: 'x-conclave-gpus.GPU-1.measres', equals: 'success' },
+            { claim: 'x-conclave-gpus.GPU-0.dbgstat', equals: 'disabled' },
+            { claim: 'x-conclave-gpus.GPU-1.dbgstat', equals: 'disabled' },
+            { claim: 'x-nvidia-overall-att-result', equals: true },
+          ],
+        },
+      ],
+    };
+    const r = await server.send('POST', `/keys/${name}/create?api-version=7.4`, {
+      headers: { authorization: bearer },
+      body: { kty: 'oct-HSM', key_size: 256, attributes: { exportable: true }, release_policy: { data: Buffer.from(JSON.stringify(policy)).toString('base64url') } },
+    });
+    assert.equal(r.status, 200, r.text);
+    return name;
+  }
+
+  test('the token carries the CPU claims, one NRAS-named claim set per GPU and the overall result', async () => {
+    const { claims } = await attest({ gpus: 2 });
+    assert.equal(claims['x-ms-attestation-type'], 'tdxvm');
+    assert.equal(claims['x-conclave-simulated'], true);
+    assert.equal(claims['x-conclave-gpu-count'], 2);
+    assert.equal(claims['x-nvidia-overall-att-result'], true);
+    for (const g of ['GPU-0', 'GPU-1']) {
+      const c = claims['x-conclave-gpus'][g];
+      assert.equal(c.measres, 'success');
+      assert.equal(c.secboot, true);
+      assert.equal(c['x-nvidia-gpu-attestation-report-signature-verified'], true);
+      assert.equal(c.eat_nonce, claims['x-conclave-gpu-nonce']);
+    }
+    assert.notEqual(claims['x-conclave-gpus']['GPU-0'].ueid, claims['x-conclave-gpus']['GPU-1'].ueid);
+  });
+
+  test('a key whose policy requires both GPUs is released to the VM when CPU and GPUs pass', async () => {
+    const name = await createModelKey();
+    const { token } = await attest({ gpus: 2 });
+    const r = await server.send('POST', `/keys/${name}/release?api-version=7.4`, { headers: { authorization: bearer }, body: { target: token } });
+    assert.equal(r.status, 200, r.text);
+    const { payload } = decodeReleaseResponse(r.json().value) as any;
+    assert.equal(unwrapKeyTransfer(payload.response.key.key.key_hsm, workload.privateKey).byteLength, 32);
+  });
+
+  test('one GPU with a different measurement: the token says measres fail for it, and the release is 403 naming it', async () => {
+    const name = await createModelKey();
+    const { token, claims } = await attest({ gpus: 2, gpuMismatch: [1] });
+    assert.equal(claims['x-conclave-gpus']['GPU-0'].measres, 'success');
+    assert.equal(claims['x-conclave-gpus']['GPU-1'].measres, 'fail');
+    assert.equal(claims['x-conclave-gpus']['GPU-1']['x-nvidia-mismatch-measurement-records'][0].index, 5);
+    assert.equal(claims['x-nvidia-overall-att-result'], false);
+    const r = await server.send('POST', `/keys/${name}/release?api-version=7.4`, { headers: { authorization: bearer }, body: { target: token } });
+    assert.equal(r.status, 403, r.text);
+    assert.match(r.text, /x-conclave-gpus\.GPU-1\.measres/);
+    assert.match(r.text, /success/);
+    assert.match(r.text, /fail/);
+  });
+
+  test('GPU evidence for another runtime data (replayed from another VM) is refused with gpu.nonce_mismatch', async () => {
+    const tee = loadOrCreateSimulatedTee(server.dataDir);
+    const other = tee.evidence({ tee: 'tdx', runtimeData: new TextEncoder().encode('{"keys":[]}'), gpus: 2 });
+    const mine = tee.evidence({ tee: 'tdx', runtimeData: runtime });
+    const r = await server.send('POST', '/attest/TdxVm?api-version=2022-08-01', { body: { ...mine.body, gpuEvidence: other.body.gpuEvidence } });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.text, /GPU-0/);
+    assert.match(r.text, /nonce/i);
+  });
+
+  test('single-TEE requests are unchanged, and gpuEvidence without runtime data is refused', async () => {
+    const { claims } = await attest({ gpus: 0 });
+    assert.equal(claims['x-conclave-gpus'], undefined);
+    const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'tdx', runtimeData: runtime, gpus: 1 });
+    const { runtimeData: _omit, ...noRuntime } = ev.body as Record<string, unknown>;
+    const r = await server.send('POST', '/attest/TdxVm?api-version=2022-08-01', { body: noRuntime });
+    assert.equal(r.status, 400, r.text);
+  });
+});
