@@ -3,6 +3,8 @@ import { loadConfig } from '../config/config.js';
 import { isConclaveError } from '../core/errors.js';
 import { createPkcs11KeyProtector } from '../hsm/pkcs11.js';
 import { parsePkcs11Spec } from '../hsm/pkcs11-spec.js';
+import { unpinTokenServiceKey } from '../server/service-keys.js';
+import { openDatabase } from '../storage/database.js';
 import { CliError, defaultFormat, printResult } from './output.js';
 
 /**
@@ -38,6 +40,31 @@ export function registerHsm(program: Command): void {
         throw e;
       } finally {
         await provider?.close();
+      }
+    });
+  hsm
+    .command('unpin-service-key')
+    .description('forget the stored certificate that pins a token-held service key (after re-initialising the token on purpose); the next start certifies the key the token holds')
+    .argument('<name>', 'service key name, e.g. release-signing:vault.example.com')
+    .option('--db <url>', 'store: sqlite:PATH (default sqlite:<data-dir>/conclave.db) or postgres://…')
+    .option('--data-dir <dir>', 'data directory (locates the default SQLite store)')
+    .option('--config <file>', 'JSON or YAML config file')
+    .option('--output <format>', 'json|table')
+    .action(async (name: string, flags: { db?: string; dataDir?: string; config?: string; output?: string }) => {
+      const format = flags.output === 'json' || flags.output === 'table' ? flags.output : defaultFormat();
+      let config: ReturnType<typeof loadConfig>;
+      try {
+        config = loadConfig({ flags: { ...flags, output: undefined }, env: process.env });
+      } catch (e) {
+        throw new CliError((e as Error).message, 'check --db (sqlite:PATH or postgres://…) and --data-dir', 2);
+      }
+      const store = await openDatabase(config.db, { poolSize: 1 });
+      try {
+        const unpinned = await unpinTokenServiceKey(store, name);
+        if (!unpinned) throw new CliError(`no pinned token service key named ${name}`, 'the name is what the refusal to start named, e.g. release-signing:vault.example.com', 1);
+        printResult({ unpinned: name, next: 'the next start certifies the key the token holds (it must be sensitive and never extractable)' }, format);
+      } finally {
+        await store.close();
       }
     });
 }

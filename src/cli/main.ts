@@ -27,6 +27,7 @@ const EXAMPLES: Record<string, string> = {
   'conclave collateral refresh': 'conclave collateral refresh --url https://127.0.0.1:8443 --data-dir ./data',
   'conclave db migrate': 'conclave db migrate --db postgres://postgres@127.0.0.1:5432/conclave',
   'conclave hsm info': "conclave hsm info --hsm 'pkcs11:module=/usr/lib/softhsm/libsofthsm2.so;token=conclave;pin-source=env:HSM_PIN'",
+  'conclave hsm unpin-service-key': 'conclave hsm unpin-service-key release-signing:vault.example.com --data-dir ./data',
   'conclave key get': 'conclave key get app-key --output json',
   'conclave key list': 'conclave key list --output table',
   'conclave key versions': 'conclave key versions app-key',

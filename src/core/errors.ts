@@ -31,6 +31,7 @@ export const ERROR_CATALOGUE = {
   'store.unavailable': { status: 503, meaning: 'The store (SQLite/PostgreSQL) cannot be reached.' },
   'store.conflict': { status: 409, meaning: 'A concurrent change made this write conflict; retry.' },
   'hsm.unavailable': { status: 503, meaning: 'The key-protection provider (HSM) cannot be reached.' },
+  'hsm.key_untrusted': { status: 503, meaning: 'A service key in the HSM token is not the one its stored certificate pins, or is extractable or not sensitive: the service refuses to use it (and to start).' },
   'hsm.mechanism_unsupported': { status: 400, meaning: 'The HSM token lacks the PKCS#11 mechanism (or parameters) this operation needs; the vault fails closed rather than substitute another.' },
   'upstream.unavailable': { status: 503, meaning: 'An upstream collateral service did not answer usefully.' },
   'internal': { status: 500, meaning: 'An unexpected internal error; details are in the server log.' },

@@ -231,7 +231,9 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
 
   test('a token that fails gives hsm.unavailable and readiness false, then recovers', async () => {
     let broken = false;
+    let t = 0;
     const flaky = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=2`), {
+      now: () => t,
       wrapLibrary: (lib) =>
         new Proxy(lib, {
           get(target, prop, receiver) {
@@ -254,6 +256,7 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
       await assert.rejects(flaky.check(), (e: { code?: string }) => e.code === 'hsm.unavailable');
       await assert.rejects(flaky.sign(ref, 'ES256', Buffer.alloc(32)), (e: { code?: string }) => e.code === 'hsm.unavailable');
       broken = false;
+      t += 60_000; // past the reconnection backoff
       await flaky.check();
       assert.equal((await flaky.sign(ref, 'ES256', Buffer.alloc(32))).length, 64);
     } finally {

@@ -12,10 +12,12 @@
  *   with CKM_AES_KEY_WRAP_PAD (RFC 5649), the KEK is wrapped with CKM_RSA_PKCS_OAEP under the TEE key;
  *   the parts go through assembleTransferBlob, so the blob is the software provider's format.
  * - The service's release-signing key is an RSA-2048 pair labelled `conclave-service:{name}` (random
- *   CKA_ID, sensitive, not extractable), generated once and found by label (serviceSigner); its
- *   certificate is kept in the store by src/server/service-keys.ts.
+ *   CKA_ID, sensitive, not extractable), generated once; its certificate, kept in the store by
+ *   src/server/service-keys.ts, pins it by public key, and every load checks CKA_SENSITIVE,
+ *   CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE (`hsm.key_untrusted` otherwise).
  * - A small pool of logged-in R/W sessions; device-level failures drop the connection (503
- *   `hsm.unavailable`) and the next request reconnects.
+ *   `hsm.unavailable`); the next request reconnects, later ones back off (1 s doubling to 60 s), a
+ *   refused PIN is never tried again, and a token re-initialised meanwhile is found again.
  */
 import { constants, createHash, createPrivateKey, createPublicKey, createSecretKey, generateKeyPairSync, type JsonWebKey, type KeyObject, publicEncrypt, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -93,6 +95,8 @@ const DEVICE_FAILURES = new Set([
   'CKR_OBJECT_HANDLE_INVALID',
   'CKR_KEY_HANDLE_INVALID',
 ]);
+/** Login answers after which trying the PIN again could lock the token. */
+const PIN_FAILURES = new Set(['CKR_PIN_INCORRECT', 'CKR_PIN_LOCKED', 'CKR_PIN_EXPIRED', 'CKR_PIN_INVALID', 'CKR_PIN_LEN_RANGE']);
 const MECHANISM_FAILURES = new Set(['CKR_MECHANISM_INVALID', 'CKR_MECHANISM_PARAM_INVALID', 'CKR_ARGUMENTS_BAD', 'CKR_KEY_FUNCTION_NOT_PERMITTED', 'CKR_FUNCTION_NOT_SUPPORTED']);
 const DATA_FAILURES = new Set([
   'CKR_ENCRYPTED_DATA_INVALID',
@@ -151,6 +155,16 @@ function acquireModule(path: string): Lib {
   }
   modules.set(path, { lib, users: 1 });
   return lib;
+}
+
+/** C_Finalize and C_Initialize again: other users of the module reconnect on their next call. */
+function reinitializeModule(lib: Lib): void {
+  try {
+    lib.C_Finalize();
+  } catch {
+    // not initialised: nothing to finalise
+  }
+  initialize(lib);
 }
 
 function releaseModule(path: string): void {
@@ -275,6 +289,15 @@ interface KeyObjects {
   readonly publicKey?: KeyObject;
 }
 
+interface ServicePair {
+  readonly key: Handle;
+  readonly id: Buffer;
+  readonly publicKey: KeyObject;
+  readonly protection: Readonly<Record<'sensitive' | 'extractable' | 'alwaysSensitive' | 'neverExtractable', boolean>>;
+}
+
+const spkiOf = (k: KeyObject): Buffer => k.export({ type: 'spki', format: 'der' });
+
 interface Connection {
   readonly slot: Handle;
   readonly sessions: Handle[];
@@ -311,9 +334,13 @@ export interface Pkcs11KeyProtector extends KeyProtector {
   /**
    * The RSA-2048 service key labelled `conclave-service:{name}`: found by label (lowest CKA_ID where a
    * race between replicas left several), or generated once in the token (sensitive, not extractable).
+   * Throws `hsm.key_untrusted` when a labelled key is extractable or not sensitive (now or ever).
    */
   serviceSigner(name: string): Promise<Pkcs11ServiceSigner>;
-  /** The service key labelled for `name` whose public key is `publicKey`, if the token holds it. */
+  /**
+   * The service key labelled for `name` whose public key is `publicKey`, if the token holds it. Throws
+   * `hsm.key_untrusted` when that key is extractable or not sensitive (now or ever).
+   */
   findServiceSigner(name: string, publicKey: KeyObject): Promise<Pkcs11ServiceSigner | undefined>;
   /** Readiness: throws `hsm.unavailable` when the token cannot be reached. */
   check(): Promise<void>;
@@ -323,6 +350,13 @@ export interface Pkcs11KeyProtector extends KeyProtector {
 
 export interface Pkcs11Options {
   readonly logger?: Logger;
+  /**
+   * Reconnection after a device failure: the first try is immediate, later ones wait `initialMs`,
+   * doubling up to `maxMs` (default 1 s … 60 s); calls in between fail fast without touching the token.
+   */
+  readonly reconnectBackoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** Test seam: the clock of the backoff (ms). */
+  readonly now?: () => number;
   readonly env?: NodeJS.ProcessEnv;
   /** Test seam: wraps the loaded module (fault injection). */
   readonly wrapLibrary?: (lib: Lib) => Lib;
@@ -348,14 +382,44 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
   const lib = opts.wrapLibrary ? opts.wrapLibrary(raw) : raw;
   let conn: Promise<Connection> | undefined;
   let closed = false;
+  const backoff = opts.reconnectBackoff ?? { initialMs: 1_000, maxMs: 60_000 };
+  const clock = opts.now ?? Date.now;
+  /** Consecutive failed connections (failed opens, or connections dropped before an operation succeeded). */
+  let failures = 0;
+  let retryAt = 0;
+  /** A PIN the token refused after start: never tried again (a PIN lockout is worse than an outage). */
+  let loginRefused: Error | undefined;
+  let opened = false;
+
+  function failed(): void {
+    failures++;
+    retryAt = failures <= 1 ? 0 : clock() + Math.min(backoff.maxMs, backoff.initialMs * 2 ** (failures - 2));
+  }
 
   function unavailable(e: unknown, what: string): never {
     throw fail('hsm.unavailable', `the HSM token '${spec.token}' cannot be reached (${what})`, { token: spec.token, reason: pkcs11ReturnValue(e) ?? 'error' }, e);
   }
 
+  /** The slot holding the token labelled as configured; a slot that errors is skipped. */
+  function findSlot(): Handle | undefined {
+    return lib.C_GetSlotList(true).find((s) => {
+      try {
+        return lib.C_GetTokenInfo(s).label.trim() === spec.token;
+      } catch {
+        return false;
+      }
+    });
+  }
+
   async function open(): Promise<Connection> {
     initialize(lib);
-    const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === spec.token);
+    let slot = findSlot();
+    if (!slot && opened) {
+      // A token re-initialised (or re-inserted) while we run gets a new slot that the module only lists
+      // after C_Finalize/C_Initialize (SoftHSM2 keeps its slot list from C_Initialize).
+      reinitializeModule(lib);
+      slot = findSlot();
+    }
     if (!slot) throw fail('hsm.unavailable', `no token labelled '${spec.token}' is present`, { token: spec.token, reason: 'token_not_present' });
     const sessions: Handle[] = [];
     try {
@@ -368,11 +432,15 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
       }
     } catch (e) {
       for (const s of sessions) closeQuietly(s);
-      if (pkcs11ReturnValue(e) === 'CKR_PIN_INCORRECT' || pkcs11ReturnValue(e) === 'CKR_PIN_LOCKED') {
-        throw fail('hsm.unavailable', `login to the HSM token '${spec.token}' failed`, { token: spec.token, reason: pkcs11ReturnValue(e) });
+      const rv = pkcs11ReturnValue(e);
+      if (rv !== undefined && PIN_FAILURES.has(rv)) {
+        const refused = fail('hsm.unavailable', `login to the HSM token '${spec.token}' failed (${rv})${opened ? '; not retried until restart, to avoid locking the PIN' : ''}`, { token: spec.token, reason: rv });
+        if (opened) loginRefused = refused;
+        throw refused;
       }
       throw e;
     }
+    opened = true;
     opts.logger?.info({ hsm: describePkcs11Spec(spec), sessions: spec.sessions }, 'PKCS#11 token opened');
     return { slot, sessions, free: [...sessions], waiters: [], mechanisms: new Set(lib.C_GetMechanismList(slot)), objects: new Map(), oaep: new Map([['sha1', true]]), services: new Map() };
   }
@@ -387,9 +455,15 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
 
   async function connection(): Promise<Connection> {
     if (closed) throw fail('hsm.unavailable', 'the PKCS#11 provider is closed', { token: spec.token, reason: 'closed' });
+    if (loginRefused) throw loginRefused;
     if (!conn) {
+      // After repeated failures, wait before logging in again: health checks and requests in between
+      // fail fast instead of hammering the token (and its PIN counter).
+      const wait = retryAt - clock();
+      if (wait > 0) throw fail('hsm.unavailable', `the HSM token '${spec.token}' failed; reconnecting in ${Math.ceil(wait / 1000)} s`, { token: spec.token, reason: 'backoff', retryInMs: wait });
       const attempt = open().catch((e: unknown) => {
         conn = undefined;
+        failed();
         if (isConclaveError(e)) throw e;
         return unavailable(e, 'open');
       });
@@ -402,6 +476,7 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
     void conn?.then((cur) => {
       if (cur !== c) return;
       conn = undefined;
+      failed();
       for (const s of c.sessions) closeQuietly(s);
       opts.logger?.warn({ token: spec.token }, 'PKCS#11 token failed; reconnecting on the next request');
     }, () => undefined);
@@ -422,7 +497,9 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
     const c = await connection();
     const s = c.free.pop() ?? (await new Promise<Handle>((resolve) => c.waiters.push(resolve)));
     try {
-      return await fn(s, c);
+      const out = await fn(s, c);
+      failures = 0;
+      return out;
     } catch (e) {
       if (isConclaveError(e)) throw e;
       const rv = pkcs11ReturnValue(e);
@@ -840,7 +917,7 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
   const serviceLabel = (name: string) => `conclave-service:${name}`;
 
   /** The private keys labelled for service `name` with their public keys, lowest CKA_ID first. */
-  function servicePairs(s: Handle, name: string): Array<{ id: Buffer; publicKey: KeyObject }> {
+  function servicePairs(s: Handle, name: string): ServicePair[] {
     lib.C_FindObjectsInit(s, [
       { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
       { type: P.CKA_LABEL, value: serviceLabel(name) },
@@ -851,14 +928,43 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
     } finally {
       lib.C_FindObjectsFinal(s);
     }
-    return keys
-      .map((key) => {
-        // CKA_MODULUS and CKA_PUBLIC_EXPONENT are public attributes of an RSA private key (PKCS#11 v2.40 §2.1.3).
-        const [id, n, e] = lib.C_GetAttributeValue(s, key, [{ type: P.CKA_ID }, { type: P.CKA_MODULUS }, { type: P.CKA_PUBLIC_EXPONENT }]);
-        const jwk = { kty: 'RSA', n: unsigned(n!.value as Buffer).toString('base64url'), e: unsigned(e!.value as Buffer).toString('base64url') };
-        return { id: id!.value as Buffer, publicKey: createPublicKey({ key: jwk, format: 'jwk' }) };
-      })
-      .sort((a, b) => Buffer.compare(a.id, b.id));
+    return keys.map((key) => servicePair(s, key)).sort((a, b) => Buffer.compare(a.id, b.id));
+  }
+
+  function servicePair(s: Handle, key: Handle): ServicePair {
+    // CKA_MODULUS and CKA_PUBLIC_EXPONENT are public attributes of an RSA private key (PKCS#11 v2.40 §2.1.3).
+    const [id, n, e] = lib.C_GetAttributeValue(s, key, [{ type: P.CKA_ID }, { type: P.CKA_MODULUS }, { type: P.CKA_PUBLIC_EXPONENT }]);
+    const jwk = { kty: 'RSA', n: unsigned(n!.value as Buffer).toString('base64url'), e: unsigned(e!.value as Buffer).toString('base64url') };
+    return { key, id: id!.value as Buffer, publicKey: createPublicKey({ key: jwk, format: 'jwk' }), protection: protectionOf(s, key) };
+  }
+
+  /**
+   * The attributes that keep a private key inside the token (PKCS#11 v2.40 §4.9): sensitive and not
+   * extractable now, and always so since it was made (a key once readable may have been copied).
+   */
+  function protectionOf(s: Handle, key: Handle): Record<'sensitive' | 'extractable' | 'alwaysSensitive' | 'neverExtractable', boolean> {
+    const [sensitive, extractable, always, never] = lib.C_GetAttributeValue(s, key, [
+      { type: P.CKA_SENSITIVE },
+      { type: P.CKA_EXTRACTABLE },
+      { type: P.CKA_ALWAYS_SENSITIVE },
+      { type: P.CKA_NEVER_EXTRACTABLE },
+    ]);
+    const bool = (a: pkcs11js.Attribute | undefined) => (a!.value as Buffer)[0] === 1;
+    return { sensitive: bool(sensitive), extractable: bool(extractable), alwaysSensitive: bool(always), neverExtractable: bool(never) };
+  }
+
+  /** Refuses a service key that could have left the token: `hsm.key_untrusted` naming the attribute. */
+  function requireProtected(name: string, pair: ServicePair): void {
+    const p = pair.protection;
+    const bad = !p.sensitive ? 'CKA_SENSITIVE' : p.extractable ? 'CKA_EXTRACTABLE' : !p.alwaysSensitive ? 'CKA_ALWAYS_SENSITIVE' : !p.neverExtractable ? 'CKA_NEVER_EXTRACTABLE' : undefined;
+    if (bad === undefined) return;
+    opts.logger?.error({ token: spec.token, label: serviceLabel(name), id: pair.id.toString('hex'), attribute: bad }, 'service key in the token is not protected; refusing it');
+    throw fail('hsm.key_untrusted', `the service key ${serviceLabel(name)} (CKA_ID ${pair.id.toString('hex')}) in the HSM token has ${bad} ${bad === 'CKA_EXTRACTABLE' ? 'true' : 'false'}: its private key may exist outside the token`, {
+      token: spec.token,
+      label: serviceLabel(name),
+      id: pair.id.toString('hex'),
+      attribute: bad,
+    });
   }
 
   async function generateServiceKey(s: Handle, name: string): Promise<void> {
@@ -893,12 +999,17 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
         withSession(async (s, c) => {
           let key = c.services.get(cacheKey);
           if (!key) {
-            key = findOne(s, [
+            const found = findOne(s, [
               { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY },
               { type: P.CKA_LABEL, value: label },
               { type: P.CKA_ID, value: id },
             ]);
-            if (!key) throw fail('hsm.unavailable', `the service key ${label} is missing from the HSM token`, { token: spec.token, reason: 'object_not_found' });
+            if (!found) throw fail('hsm.unavailable', `the service key ${label} is missing from the HSM token`, { token: spec.token, reason: 'object_not_found' });
+            // Every load (also after a reconnect) checks that this is still the pinned, protected key.
+            const pair = servicePair(s, found);
+            if (!spkiOf(pair.publicKey).equals(spkiOf(publicKey))) throw fail('hsm.key_untrusted', `the service key ${label} in the HSM token is not the pinned key`, { token: spec.token, label, id: id.toString('hex') });
+            requireProtected(name, pair);
+            key = found;
             c.services.set(cacheKey, key);
           }
           // CKM_SHA256_RSA_PKCS hashes in the token; without it, CKM_RSA_PKCS over the DigestInfo (RFC 8017 §9.2).
@@ -977,18 +1088,23 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
 
     async serviceSigner(name) {
       const chosen = await withSession(async (s) => {
-        const found = servicePairs(s, name);
-        if (found.length > 0) return found[0]!;
-        await generateServiceKey(s, name);
-        return servicePairs(s, name)[0];
+        let found = servicePairs(s, name);
+        if (found.length === 0) {
+          await generateServiceKey(s, name);
+          found = servicePairs(s, name);
+        }
+        // A labelled pair that could have left the token is an attack or a mistake: refuse, never skip it.
+        for (const p of found) requireProtected(name, p);
+        return found[0];
       });
       if (!chosen) throw fail('hsm.unavailable', `the service key ${serviceLabel(name)} vanished after generation`, { token: spec.token, reason: 'object_not_found' });
       return serviceSignerOf(name, chosen.id, chosen.publicKey);
     },
 
     async findServiceSigner(name, publicKey) {
-      const want = publicKey.export({ type: 'spki', format: 'der' });
-      const hit = await withSession((s) => servicePairs(s, name).find((p) => want.equals(p.publicKey.export({ type: 'spki', format: 'der' }))));
+      const want = spkiOf(publicKey);
+      const hit = await withSession((s) => servicePairs(s, name).find((p) => want.equals(spkiOf(p.publicKey))));
+      if (hit) requireProtected(name, hit);
       return hit ? serviceSignerOf(name, hit.id, hit.publicKey) : undefined;
     },
 

@@ -104,25 +104,51 @@ const tokenRowName = (name: string) => `pkcs11:${name}`;
 
 /**
  * Loads the certificate of the named token-held service key, or certifies the token's key once. The
- * stored certificate decides which token object signs, so replicas sharing the store and the token
- * agree even if a race left two key pairs with the label. A certificate whose key the token no longer
- * holds (token re-initialised) is replaced.
+ * stored certificate pins which token object signs (by its public key), so replicas sharing the store
+ * and the token agree even if a race left two key pairs with the label. A pinned key the token no longer
+ * holds is `hsm.key_untrusted`: another PIN holder may have replaced it, so nothing is certified anew
+ * until an operator unpins it (`conclave hsm unpin-service-key`, after re-initialising the token on purpose).
  */
 export async function loadOrCreateTokenServiceKey(db: Database, token: ServiceKeyToken, name: string, subject: string, nowMs: number, hosts?: readonly string[]): Promise<TokenServiceKey> {
   const row = tokenRowName(name);
   const stored = await readCertificate(db, row);
-  if (stored) {
-    const signer = await token.findServiceSigner(name, new X509Certificate(stored).publicKey);
-    if (signer) return tokenServiceKey(name, signer, stored);
-    await db.run('DELETE FROM service_keys WHERE name = ? AND cert_der = ?', [row, Buffer.from(stored)]);
-  }
+  if (stored) return tokenServiceKey(name, await pinnedSigner(token, name, stored), stored);
   const signer = await token.serviceSigner(name);
   const cert = await certifyTokenKey(signer, subject, nowMs, hosts);
   await db.run('INSERT INTO service_keys (name, alg, sealed_private, cert_der, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING', [row, 'RS256', Buffer.alloc(0), Buffer.from(cert), Math.floor(nowMs / 1000)]);
   const winner = await readCertificate(db, row);
-  const winnerSigner = winner && (await token.findServiceSigner(name, new X509Certificate(winner).publicKey));
-  if (!winner || !winnerSigner) throw fail('hsm.unavailable', `the HSM token does not hold the certified service key ${name}`, { reason: 'object_not_found' });
-  return tokenServiceKey(name, winnerSigner, winner);
+  if (!winner) throw fail('hsm.unavailable', `the certificate of the service key ${name} vanished after insert`, { reason: 'object_not_found' });
+  return tokenServiceKey(name, await pinnedSigner(token, name, winner), winner);
+}
+
+/** The token key pinned by a stored certificate, checked to be in the token and protected there. */
+async function pinnedSigner(token: ServiceKeyToken, name: string, certDer: Uint8Array): Promise<Pkcs11ServiceSigner> {
+  const signer = await token.findServiceSigner(name, new X509Certificate(certDer).publicKey);
+  if (signer) return signer;
+  const pin = createHash('sha256').update(new X509Certificate(certDer).publicKey.export({ type: 'spki', format: 'der' })).digest('hex');
+  throw fail(
+    'hsm.key_untrusted',
+    `the HSM token does not hold the service key ${name} pinned by its stored certificate (SPKI SHA-256 ${pin}); if the token was re-initialised on purpose, run \`conclave hsm unpin-service-key ${name}\``,
+    { name, spkiSha256: pin },
+  );
+}
+
+/**
+ * Start-up check: every token-held service key pinned in the store is in the token, sensitive and not
+ * extractable. Throws `hsm.key_untrusted` (the server then refuses to start).
+ */
+export async function verifyPinnedTokenServiceKeys(db: Database, token: ServiceKeyToken): Promise<string[]> {
+  const rows = await db.all<{ name: string; cert_der: Uint8Array }>("SELECT name, cert_der FROM service_keys WHERE name LIKE 'pkcs11:%' ORDER BY name", []);
+  for (const r of rows) await pinnedSigner(token, r.name.slice(tokenRowName('').length), new Uint8Array(r.cert_der));
+  return rows.map((r) => r.name.slice(tokenRowName('').length));
+}
+
+/** Forgets the pinned certificate of a token-held service key (operator action after a deliberate token re-initialisation). */
+export async function unpinTokenServiceKey(db: Database, name: string): Promise<boolean> {
+  const had = await readCertificate(db, tokenRowName(name));
+  if (!had) return false;
+  await db.run('DELETE FROM service_keys WHERE name = ?', [tokenRowName(name)]);
+  return true;
 }
 
 async function readCertificate(db: Database, row: string): Promise<Uint8Array | undefined> {

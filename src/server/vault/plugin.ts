@@ -13,7 +13,7 @@ import { checkApiVersion, checkKeyVersion } from '../../vault/key.js';
 import type { KeyProtector } from '../../vault/ports.js';
 import { createClient, type Principal } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { loadOrCreateTokenServiceKey } from '../service-keys.js';
+import { loadOrCreateTokenServiceKey, verifyPinnedTokenServiceKeys } from '../service-keys.js';
 import { createJwksFetcher } from './jwks.js';
 import { createVaultService, type ReleaseKeySource, type VaultService, type VaultServiceDeps } from '../../vault/service.js';
 import { createClientStore } from '../../storage/client-store.js';
@@ -71,8 +71,15 @@ async function configuredProtector(app: FastifyInstance, ctx: AppContext): Promi
   const software = createSoftwareKeyProtector(ctx.sealer);
   if (ctx.config.hsm === undefined) return { protector: software, releaseKey: softwareReleaseKey(ctx) };
   const hsm = await createPkcs11KeyProtector(parsePkcs11Spec(ctx.config.hsm), { logger: ctx.logger });
-  ctx.readiness.set('hsm', () => hsm.check());
   app.addHook('onClose', async () => hsm.close());
+  // A pinned service key that is gone from the token or could have left it: refuse to start.
+  try {
+    await verifyPinnedTokenServiceKeys(ctx.db, hsm);
+  } catch (e) {
+    await hsm.close();
+    throw e;
+  }
+  ctx.readiness.set('hsm', () => hsm.check());
   return {
     protector: routeKeyProtector(hsm, software),
     releaseKey: (subject, host) => loadOrCreateTokenServiceKey(ctx.db, hsm, `release-signing:${host}`, subject, ctx.now().getTime(), [host]),

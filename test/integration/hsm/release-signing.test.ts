@@ -11,6 +11,7 @@ import pkcs11js from 'pkcs11js';
 import { decodeReleaseResponse } from '../../../src/vault/release/index.js';
 import { startTestServer, type TestServer, tempDir } from '../../helpers/server.js';
 import { sharedSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../helpers/softhsm.js';
+import { runCli } from '../agent/helpers.js';
 import { adminJson, adminKeyClient, assignRole, policyFor, startAuthority } from '../vault/harness.js';
 
 const skip = skipWithoutSoftHsm();
@@ -84,6 +85,61 @@ function tokenObjects(token: SoftHsmToken): { publicKeys: KeyObject[]; privateEx
   }
 }
 
+type Lib = pkcs11js.PKCS11;
+
+/** A logged-in session on the test token from a second PKCS#11 application (the "other PIN holder"). */
+function withTokenSession(token: SoftHsmToken, fn: (lib: Lib, s: Buffer) => void): void {
+  const lib = new pkcs11js.PKCS11();
+  lib.load(token.module);
+  try {
+    lib.C_Initialize();
+  } catch (e) {
+    if (!String(e).includes('CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw e;
+  }
+  const slot = lib.C_GetSlotList(true).find((x) => lib.C_GetTokenInfo(x).label.trim() === token.label)!;
+  const s = lib.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+  try {
+    try {
+      lib.C_Login(s, pkcs11js.CKU_USER, token.pin);
+    } catch (e) {
+      if (!String(e).includes('CKR_USER_ALREADY_LOGGED_IN')) throw e;
+    }
+    fn(lib, s);
+  } finally {
+    lib.C_CloseSession(s);
+  }
+}
+
+function findLabelled(lib: Lib, s: Buffer): Buffer[] {
+  lib.C_FindObjectsInit(s, [{ type: pkcs11js.CKA_LABEL, value: LABEL }]);
+  try {
+    return lib.C_FindObjects(s, 64);
+  } finally {
+    lib.C_FindObjectsFinal(s);
+  }
+}
+
+/** An RSA pair under the release-signing label; `thenLock` makes it sensitive and unextractable after the fact. */
+function generateLabelledPair(lib: Lib, s: Buffer, o: { extractable: boolean; sensitive: boolean; thenLock?: boolean }): void {
+  const common = [
+    { type: pkcs11js.CKA_TOKEN, value: true },
+    { type: pkcs11js.CKA_LABEL, value: LABEL },
+    { type: pkcs11js.CKA_ID, value: Buffer.alloc(16) },
+  ];
+  const { privateKey } = lib.C_GenerateKeyPair(
+    s,
+    { mechanism: pkcs11js.CKM_RSA_PKCS_KEY_PAIR_GEN },
+    [...common, { type: pkcs11js.CKA_VERIFY, value: true }, { type: pkcs11js.CKA_MODULUS_BITS, value: 2048 }, { type: pkcs11js.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }],
+    [...common, { type: pkcs11js.CKA_PRIVATE, value: true }, { type: pkcs11js.CKA_SENSITIVE, value: o.sensitive }, { type: pkcs11js.CKA_EXTRACTABLE, value: o.extractable }, { type: pkcs11js.CKA_SIGN, value: true }],
+  );
+  if (o.thenLock) {
+    lib.C_SetAttributeValue(s, privateKey, [
+      { type: pkcs11js.CKA_SENSITIVE, value: true },
+      { type: pkcs11js.CKA_EXTRACTABLE, value: false },
+    ]);
+  }
+}
+
 const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' }).toString('base64');
 
 describe('release-signing key in a PKCS#11 token', { skip }, () => {
@@ -136,28 +192,67 @@ describe('release-signing key in a PKCS#11 token', { skip }, () => {
     }
   });
 
-  test('a stored certificate whose key the token lacks is replaced by one over the token key', async () => {
+  test('a PIN holder who swaps the release-signing key in the token: the server refuses to start and to certify it', async () => {
     const dataDir = tempDir();
     dirs.push(dataDir);
     let server = await startTestServer({ services: 'vault', hsm: token.spec }, { dataDir });
+    let genuine: X509Certificate;
+    const db = String(server.ctx.config.db);
     try {
-      // A certificate over another key (as after the token was re-initialised).
-      const other = verifiedLeaf(await releaseOn(server, 'stale-0'));
-      const stale = await startTestServer({ services: 'vault', hsm: undefined });
-      try {
-        const soft = verifiedLeaf(await releaseOn(stale, 'soft-0'));
-        assert.notEqual(spki(soft.publicKey), spki(other.publicKey), 'without --hsm the software key signs');
-        await server.ctx.db.run('UPDATE service_keys SET cert_der = ? WHERE name = ?', [Buffer.from(soft.raw), 'pkcs11:release-signing:127.0.0.1']);
-      } finally {
-        await stale.stop();
-      }
+      genuine = verifiedLeaf(await releaseOn(server, 'swap-0'));
     } finally {
       await server.stop();
     }
+    // Another process with the user PIN destroys the pair and plants an extractable one under the label.
+    withTokenSession(token, (lib, s) => {
+      for (const h of findLabelled(lib, s)) lib.C_DestroyObject(s, h);
+      generateLabelledPair(lib, s, { extractable: true, sensitive: false });
+    });
+    const started = await startTestServer({ services: 'vault', hsm: token.spec }, { dataDir }).then(
+      async (s) => {
+        await s.stop();
+        return 'started';
+      },
+      (e: { code?: string; message?: string }) => e,
+    );
+    assert.equal(typeof started === 'object' ? started.code : started, 'hsm.key_untrusted', String(typeof started === 'object' ? started.message : started));
+    // The operator unpins (as after a deliberate re-initialisation): the planted pair is still refused.
+    const unpin = await runCli(['hsm', 'unpin-service-key', 'release-signing:127.0.0.1', '--db', db, '--output', 'json']);
+    assert.equal(unpin.code, 0, unpin.stderr);
     server = await startTestServer({ services: 'vault', hsm: token.spec }, { dataDir });
     try {
-      const leaf = verifiedLeaf(await releaseOn(server, 'stale-1'));
-      assert.equal(spki(leaf.publicKey), spki(tokenObjects(token).publicKeys[0]!));
+      await assert.rejects(releaseOn(server, 'swap-1'), (e: { statusCode?: number; code?: string; message?: string }) => {
+        assert.equal(e.statusCode, 503, e.message);
+        assert.match(String(e.message), /CKA_EXTRACTABLE|CKA_SENSITIVE/);
+        return true;
+      });
+      const row = await server.ctx.db.get('SELECT name FROM service_keys WHERE name = ?', ['pkcs11:release-signing:127.0.0.1']);
+      assert.equal(row, undefined, 'the planted key was not certified');
+    } finally {
+      await server.stop();
+    }
+    // A pair imported as sensitive and not extractable but once readable (CKA_ALWAYS_SENSITIVE false) is refused too.
+    withTokenSession(token, (lib, s) => {
+      for (const h of findLabelled(lib, s)) lib.C_DestroyObject(s, h);
+      generateLabelledPair(lib, s, { extractable: true, sensitive: false, thenLock: true });
+    });
+    server = await startTestServer({ services: 'vault', hsm: token.spec }, { dataDir });
+    try {
+      await assert.rejects(releaseOn(server, 'swap-2'), (e: { statusCode?: number; message?: string }) => e.statusCode === 503 && /CKA_ALWAYS_SENSITIVE|CKA_NEVER_EXTRACTABLE/.test(String(e.message)));
+    } finally {
+      await server.stop();
+    }
+    // With the planted objects gone, the next start generates and certifies a new protected key.
+    withTokenSession(token, (lib, s) => {
+      for (const h of findLabelled(lib, s)) lib.C_DestroyObject(s, h);
+    });
+    server = await startTestServer({ services: 'vault', hsm: token.spec }, { dataDir });
+    try {
+      const fresh = verifiedLeaf(await releaseOn(server, 'swap-3'));
+      assert.notEqual(spki(fresh.publicKey), spki(genuine.publicKey));
+      const objects = tokenObjects(token);
+      assert.equal(objects.extractable, false);
+      assert.equal(objects.sensitive, true);
     } finally {
       await server.stop();
     }
