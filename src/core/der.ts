@@ -34,7 +34,11 @@ export const TAG = {
   SET: 0x31,
 } as const;
 
-/** Reads one TLV at `offset`, bounded by `limit`. */
+/**
+ * Reads one TLV at `offset`, bounded by `limit`. DER only (X.690 §10.1): the definite length form, in the
+ * fewest octets; indefinite lengths, long forms of short lengths and leading zero length octets are
+ * refused, so one value has one encoding and a content hash names one meaning.
+ */
 export function readTlv(input: Uint8Array, offset = 0, limit = input.byteLength): Tlv {
   if (offset + 2 > limit) throw fail('der.malformed', 'DER value truncated (no tag/length)', { offset });
   const tag = input[offset]!;
@@ -43,10 +47,13 @@ export function readTlv(input: Uint8Array, offset = 0, limit = input.byteLength)
   let len = input[p++]!;
   if (len & 0x80) {
     const n = len & 0x7f;
-    if (n === 0 || n > 4) throw fail('der.malformed', 'DER length form not allowed', { offset });
+    if (n === 0) throw fail('der.malformed', 'DER forbids the indefinite length form', { offset });
+    if (n > 4) throw fail('der.malformed', 'DER length form not allowed', { offset });
     if (p + n > limit) throw fail('der.malformed', 'DER length truncated', { offset });
+    if (input[p] === 0) throw fail('der.malformed', 'DER length is not minimal (leading zero octet)', { offset });
     len = 0;
     for (let i = 0; i < n; i++) len = len * 256 + input[p++]!;
+    if (len < 0x80) throw fail('der.malformed', 'DER length is not minimal (long form for a short length)', { offset });
   }
   if (p + len > limit) throw fail('der.malformed', 'DER value runs past its container', { offset, length: len });
   return { tag, start: offset, contentStart: p, end: p + len, input };
@@ -86,31 +93,55 @@ export function parseDer(input: Uint8Array, what = 'DER value'): Tlv {
   return t;
 }
 
-/** Dotted-decimal OID string. */
+/**
+ * Dotted-decimal OID string (X.690 §8.19): every subidentifier in the fewest octets (no leading 0x80),
+ * the last octet without the continuation bit. Arcs are exact at any size (bigint past 2^53).
+ */
 export function oid(t: Tlv): string {
   expectTag(t, TAG.OID, 'OID');
   const c = content(t);
-  if (c.length === 0) throw fail('der.malformed', 'empty OID');
-  const parts: number[] = [];
+  if (c.length === 0) throw fail('der.malformed', 'empty OID', { offset: t.start });
+  if (c[c.length - 1]! & 0x80) throw fail('der.malformed', 'OID truncated inside a subidentifier', { offset: t.start });
+  const parts: string[] = [];
   let v = 0;
+  let big: bigint | undefined;
+  let first = true;
   for (let i = 0; i < c.length; i++) {
-    v = v * 128 + (c[i]! & 0x7f);
-    if (!(c[i]! & 0x80)) {
-      if (parts.length === 0) {
-        const a = v < 80 ? Math.floor(v / 40) : 2;
-        parts.push(a, v - a * 40);
-      } else parts.push(v);
+    const b = c[i]!;
+    if (b === 0x80 && (i === 0 || !(c[i - 1]! & 0x80))) throw fail('der.malformed', 'OID subidentifier is not minimal (leading 0x80)', { offset: t.start });
+    if (big !== undefined) big = big * 128n + BigInt(b & 0x7f);
+    else if (v >= 2 ** 45) big = BigInt(v) * 128n + BigInt(b & 0x7f);
+    else v = v * 128 + (b & 0x7f);
+    if (!(b & 0x80)) {
+      if (first) {
+        // X.690 §8.19.4: the first subidentifier is 40·arc1 + arc2, arc1 ∈ {0, 1, 2}; only arc1 = 2 has arc2 ≥ 40.
+        if (big !== undefined) parts.push('2', (big - 80n).toString());
+        else {
+          const a = v < 80 ? Math.floor(v / 40) : 2;
+          parts.push(String(a), String(v - a * 40));
+        }
+        first = false;
+      } else parts.push(big !== undefined ? big.toString() : String(v));
       v = 0;
+      big = undefined;
     }
   }
   return parts.join('.');
 }
 
-/** An INTEGER as a non-negative bigint (DER sign byte stripped). */
+function minimalInteger(t: Tlv, c: Uint8Array): void {
+  // X.690 §8.3.2: the first nine bits of a multi-octet INTEGER are not all equal.
+  if (c.length > 1 && ((c[0] === 0 && !(c[1]! & 0x80)) || (c[0] === 0xff && c[1]! & 0x80))) {
+    throw fail('der.malformed', 'INTEGER is not minimally encoded', { offset: t.start });
+  }
+}
+
+/** An INTEGER as a bigint (two's complement, minimal encoding required). */
 export function integer(t: Tlv): bigint {
   expectTag(t, TAG.INTEGER, 'INTEGER');
   const c = content(t);
-  if (c.length === 0) throw fail('der.malformed', 'empty INTEGER');
+  if (c.length === 0) throw fail('der.malformed', 'empty INTEGER', { offset: t.start });
+  minimalInteger(t, c);
   let v = 0n;
   for (const b of c) v = (v << 8n) | BigInt(b);
   if (c[0]! & 0x80) v -= 1n << BigInt(c.length * 8);
@@ -121,7 +152,8 @@ export function integer(t: Tlv): bigint {
 export function smallInt(t: Tlv): number {
   if (t.tag !== TAG.INTEGER && t.tag !== TAG.ENUMERATED) throw fail('der.malformed', 'expected INTEGER', { offset: t.start });
   const c = content(t);
-  if (c.length === 0 || c.length > 6) throw fail('der.malformed', 'INTEGER out of range', { offset: t.start });
+  if (c.length === 0 || c.length > 6 || c[0]! & 0x80) throw fail('der.malformed', 'INTEGER out of range', { offset: t.start });
+  minimalInteger(t, c);
   let v = 0;
   for (const b of c) v = v * 256 + b;
   return v;
@@ -131,6 +163,8 @@ export function smallInt(t: Tlv): number {
 export function integerBytes(t: Tlv): Uint8Array {
   expectTag(t, TAG.INTEGER, 'INTEGER');
   const c = content(t);
+  if (c.length === 0) throw fail('der.malformed', 'empty INTEGER', { offset: t.start });
+  minimalInteger(t, c);
   return c.length > 1 && c[0] === 0 ? c.subarray(1) : c;
 }
 
@@ -142,23 +176,53 @@ export function bitString(t: Tlv): Uint8Array {
   return c.subarray(1);
 }
 
-/** UTCTime or GeneralizedTime (RFC 5280 §4.1.2.5) as a Date. */
+/** A DER BOOLEAN (X.690 §11.1: FALSE is 0x00, TRUE is 0xFF, nothing else). */
+export function boolean(t: Tlv): boolean {
+  expectTag(t, TAG.BOOLEAN, 'BOOLEAN');
+  const c = content(t);
+  if (c.length !== 1 || (c[0] !== 0 && c[0] !== 0xff)) throw fail('der.malformed', 'BOOLEAN is not 0x00 or 0xFF', { offset: t.start });
+  return c[0] === 0xff;
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function calendarDate(t: Tlv, s: string, year: number, mo: number, d: number, h: number, mi: number, sec: number): Date {
+  const leapYear = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  const days = mo === 2 && leapYear ? 29 : (DAYS_IN_MONTH[mo - 1] ?? 0);
+  // A leap second exists only as 23:59:60 at the end of June or December (ITU-R TF.460).
+  const leapSecond = sec === 60 && h === 23 && mi === 59 && ((mo === 6 && d === 30) || (mo === 12 && d === 31));
+  if (mo < 1 || mo > 12 || d < 1 || d > days || h > 23 || mi > 59 || (sec > 59 && !leapSecond)) {
+    throw fail('der.malformed', `time value "${s}" is not a calendar date and time`, { offset: t.start });
+  }
+  return new Date(Date.UTC(year, mo - 1, d, h, mi, sec));
+}
+
+/**
+ * UTCTime or GeneralizedTime as DER and RFC 5280 §4.1.2.5 write them: seconds present, `Z` (UTC), a
+ * real calendar date and time; GeneralizedTime fractions without trailing zeros (X.690 §11.7.3).
+ */
 export function time(t: Tlv): Date {
   const s = Buffer.from(content(t)).toString('latin1');
   let m: RegExpExecArray | null;
   if (t.tag === TAG.UTC_TIME && (m = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(s))) {
     const yy = Number(m[1]);
-    return new Date(Date.UTC(yy >= 50 ? 1900 + yy : 2000 + yy, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+    return calendarDate(t, s, yy >= 50 ? 1900 + yy : 2000 + yy, Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
   }
-  if (t.tag === TAG.GENERALIZED_TIME && (m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.\d+)?Z$/.exec(s))) {
-    return new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
+  if (t.tag === TAG.GENERALIZED_TIME && (m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(?:\.\d*[1-9])?Z$/.exec(s))) {
+    return calendarDate(t, s, Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6]));
   }
   throw fail('der.malformed', `bad time value "${s}"`, { offset: t.start });
 }
 
-/** A string type (UTF8String, PrintableString, IA5String) as text. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** A string type (UTF8String, PrintableString, IA5String) as text; invalid UTF-8 is malformed, not repaired. */
 export function text(t: Tlv): string {
-  return Buffer.from(content(t)).toString('utf8');
+  try {
+    return UTF8.decode(content(t));
+  } catch {
+    throw fail('der.malformed', 'string value is not valid UTF-8', { offset: t.start });
+  }
 }
 
 /** Finds the child of a SEQUENCE of `SEQUENCE { OID, value }` pairs whose OID matches (e.g. SGX extension). */
@@ -189,15 +253,11 @@ export function tlv(tag: number, ...parts: Uint8Array[]): Uint8Array {
 }
 
 export function encodeOid(dotted: string): Uint8Array {
-  const n = dotted.split('.').map(Number);
-  const out: number[] = [n[0]! * 40 + n[1]!];
-  for (const v of n.slice(2)) {
-    const stack: number[] = [v & 0x7f];
-    let x = Math.floor(v / 128);
-    while (x > 0) {
-      stack.unshift((x & 0x7f) | 0x80);
-      x = Math.floor(x / 128);
-    }
+  const n = dotted.split('.').map((a) => BigInt(a));
+  const out: number[] = [];
+  for (const v of [n[0]! * 40n + n[1]!, ...n.slice(2)]) {
+    const stack: number[] = [Number(v & 0x7fn)];
+    for (let x = v >> 7n; x > 0n; x >>= 7n) stack.unshift(Number(x & 0x7fn) | 0x80);
     out.push(...stack);
   }
   return tlv(TAG.OID, Uint8Array.from(out));

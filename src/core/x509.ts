@@ -3,6 +3,7 @@ import {
   TAG,
   type Tlv,
   bitString,
+  boolean,
   children,
   content,
   encoding,
@@ -33,8 +34,23 @@ export interface Certificate {
   readonly notAfter: Date;
   readonly spki: Uint8Array;
   readonly extensions: ReadonlyMap<string, Extension>;
+  /** basicConstraints cA (RFC 5280 §4.2.1.9). */
   readonly isCA: boolean;
+  /** basicConstraints pathLenConstraint, when present. */
+  readonly pathLen: number | undefined;
+  /** keyUsage bits (RFC 5280 §4.2.1.3) as a mask of {@link KEY_USAGE}; undefined when the extension is absent. */
+  readonly keyUsage: number | undefined;
 }
+
+/** keyUsage bit masks: bit n of the named BIT STRING is `1 << n`. */
+export const KEY_USAGE = { digitalSignature: 1 << 0, keyCertSign: 1 << 5, cRLSign: 1 << 6 } as const;
+
+/**
+ * Critical extensions a verifier here processes or that only narrow what it accepts: basicConstraints,
+ * keyUsage, extKeyUsage, subjectAltName, subject/authority key identifiers. Any other critical extension
+ * refuses the certificate (RFC 5280 §4.2).
+ */
+export const UNDERSTOOD_CRITICAL_EXTENSIONS: ReadonlySet<string> = new Set(['2.5.29.19', '2.5.29.15', '2.5.29.37', '2.5.29.17', '2.5.29.14', '2.5.29.35']);
 
 export interface Extension {
   readonly critical: boolean;
@@ -100,41 +116,124 @@ function commonName(name: Tlv): string | undefined {
   return undefined;
 }
 
-/** Parses a DER certificate. */
+/**
+ * A named BIT STRING (keyUsage) as a mask, bit n = 1 << n. Unused bits must be zero. X.690 §11.2.2 also
+ * asks DER to drop trailing zero bits, but AMD's ASK certificates (all of Milan, Genoa, Turin, VCEK and
+ * VLEK) encode keyUsage keyCertSign as 03 02 01 04, one trailing zero bit kept; OpenSSL and AMD's own
+ * tools accept it, and the field sits inside the signed part, so accepting it opens no malleability.
+ */
+function namedBits(t: Tlv): number {
+  expectTag(t, TAG.BIT_STRING, 'BIT STRING');
+  const c = content(t);
+  const unused = c[0];
+  if (unused === undefined || unused > 7 || (c.length === 1 && unused !== 0) || c.length > 5) throw fail('der.malformed', 'named BIT STRING is malformed', { offset: t.start });
+  if (c.length > 1 && c[c.length - 1]! & ((1 << unused) - 1)) throw fail('der.malformed', 'named BIT STRING has non-zero unused bits', { offset: t.start });
+  let mask = 0;
+  for (let i = 1; i < c.length; i++) for (let bit = 0; bit < 8; bit++) if (c[i]! & (0x80 >> bit)) mask |= 1 << ((i - 1) * 8 + bit);
+  return mask;
+}
+
+function basicConstraints(value: Uint8Array): { isCA: boolean; pathLen: number | undefined } {
+  const seq = expectTag(parseDer(value, 'basicConstraints'), TAG.SEQUENCE, 'basicConstraints');
+  const kids = children(seq);
+  let i = 0;
+  let isCA = false;
+  if (kids[i]?.tag === TAG.BOOLEAN) {
+    // DER omits a DEFAULT value: an explicit FALSE is a second encoding of the same meaning.
+    if (!boolean(kids[i]!)) throw fail('der.malformed', 'basicConstraints encodes cA FALSE explicitly');
+    isCA = true;
+    i++;
+  }
+  let pathLen: number | undefined;
+  if (kids[i]?.tag === TAG.INTEGER) pathLen = smallInt(kids[i++]!);
+  if (i !== kids.length) throw fail('der.malformed', 'basicConstraints has unexpected fields');
+  return { isCA, pathLen };
+}
+
+/** Parses the Extensions of a TBSCertificate or TBSCertList (RFC 5280 §4.1): no duplicates, DER booleans. */
+function parseExtensions(wrapper: Tlv): Map<string, Extension> {
+  const seq = expectTag(readTlv(wrapper.input, wrapper.contentStart, wrapper.end), TAG.SEQUENCE, 'Extensions');
+  if (seq.end !== wrapper.end) throw fail('der.malformed', 'Extensions wrapper holds trailing bytes', { offset: seq.end });
+  const extensions = new Map<string, Extension>();
+  for (const ext of children(seq)) {
+    const parts = children(expectTag(ext, TAG.SEQUENCE, 'Extension'));
+    if (parts.length < 2 || parts.length > 3) throw fail('der.malformed', 'Extension has the wrong number of fields', { offset: ext.start });
+    const id = oid(parts[0]!);
+    let critical = false;
+    if (parts.length === 3) {
+      critical = boolean(parts[1]!);
+      if (!critical) throw fail('der.malformed', `extension ${id} encodes critical FALSE explicitly (DER omits a DEFAULT)`, { oid: id });
+    }
+    const value = content(expectTag(parts[parts.length - 1]!, TAG.OCTET_STRING, 'extnValue'));
+    if (extensions.has(id)) throw fail('der.malformed', `extension ${id} appears twice (RFC 5280 §4.2)`, { oid: id });
+    extensions.set(id, { critical, value });
+  }
+  return extensions;
+}
+
+/** The three fields of a signed structure (RFC 5280 §4.1.1), exactly three. */
+function signedParts(der: Uint8Array, what: string): [Tlv, Tlv, Tlv] {
+  const outer = expectTag(parseDer(der, what), TAG.SEQUENCE, what);
+  const kids = children(outer);
+  if (kids.length !== 3) throw fail('der.malformed', `${what} has ${kids.length} fields, expected tbs, signatureAlgorithm, signature`);
+  return kids as [Tlv, Tlv, Tlv];
+}
+
+function sameAlgorithm(inner: Tlv | undefined, outer: Tlv, what: string): void {
+  // RFC 5280 §4.1.1.2 / §5.1.1.2: the signed copy of the algorithm must equal the unsigned one, or the
+  // unsigned field could be swapped without touching the signature.
+  if (!inner || !equalBytes(encoding(inner), encoding(outer))) throw fail('der.malformed', `${what}: the signature algorithm inside the signed part differs from the outer one`);
+}
+
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/**
+ * Parses a DER certificate strictly: DER lengths, exactly the RFC 5280 §4.1 fields in order, nothing
+ * trailing at any level, inner and outer signature algorithms equal, no duplicate extensions.
+ */
 export function parseCertificate(der: Uint8Array): Certificate {
-  const cert = expectTag(parseDer(der, 'certificate'), TAG.SEQUENCE, 'Certificate');
-  const [tbsT, sigAlgT, sigT] = children(cert);
-  if (!tbsT || !sigAlgT || !sigT) throw fail('der.malformed', 'certificate lacks tbsCertificate/signature');
+  const [tbsT, sigAlgT, sigT] = signedParts(der, 'certificate');
   const tbsKids = children(expectTag(tbsT, TAG.SEQUENCE, 'TBSCertificate'));
   let i = 0;
-  if (tbsKids[0]?.tag === 0xa0) i++; // [0] version
+  let version = 0;
+  if (tbsKids[0]?.tag === 0xa0) {
+    const v = tbsKids[i++]!;
+    const inner = readTlv(v.input, v.contentStart, v.end);
+    if (inner.end !== v.end) throw fail('der.malformed', 'version holds trailing bytes');
+    version = smallInt(expectTag(inner, TAG.INTEGER, 'version'));
+    // v1 is the DEFAULT and DER omits it; only v2 (1) and v3 (2) are written out.
+    if (version !== 1 && version !== 2) throw fail('der.malformed', `certificate version ${version} is not allowed here`);
+  }
   const serialT = tbsKids[i++];
-  i++; // signature AlgorithmIdentifier (inner)
+  const innerAlgT = tbsKids[i++];
   const issuerT = tbsKids[i++];
   const validityT = tbsKids[i++];
   const subjectT = tbsKids[i++];
   const spkiT = tbsKids[i++];
   if (!serialT || !issuerT || !validityT || !subjectT || !spkiT) throw fail('der.malformed', 'TBSCertificate is incomplete');
-  const [nb, na] = children(validityT);
-  if (!nb || !na) throw fail('der.malformed', 'Validity is incomplete');
-  const extensions = new Map<string, Extension>();
-  let isCA = false;
+  expectTag(issuerT, TAG.SEQUENCE, 'issuer');
+  expectTag(subjectT, TAG.SEQUENCE, 'subject');
+  expectTag(spkiT, TAG.SEQUENCE, 'subjectPublicKeyInfo');
+  sameAlgorithm(innerAlgT, sigAlgT, 'certificate');
+  const validity = children(expectTag(validityT, TAG.SEQUENCE, 'Validity'));
+  if (validity.length !== 2) throw fail('der.malformed', 'Validity must hold exactly notBefore and notAfter');
+  const [nb, na] = validity as [Tlv, Tlv];
+  // Optional [1] issuerUniqueID, [2] subjectUniqueID (v2+), [3] extensions (v3), in this order, once each.
+  let extensions = new Map<string, Extension>();
+  let lastTag = 0;
   for (; i < tbsKids.length; i++) {
     const k = tbsKids[i]!;
-    if (k.tag !== 0xa3) continue;
-    const seq = readTlv(k.input, k.contentStart, k.end);
-    for (const ext of children(seq)) {
-      const parts = children(ext);
-      const id = oid(parts[0]!);
-      const critical = parts.length === 3 && parts[1]!.tag === TAG.BOOLEAN && content(parts[1]!)[0] !== 0;
-      const value = content(expectTag(parts[parts.length - 1]!, TAG.OCTET_STRING, 'extnValue'));
-      extensions.set(id, { critical, value });
-      if (id === '2.5.29.19') {
-        const bc = children(parseDer(value, 'basicConstraints'));
-        isCA = bc[0]?.tag === TAG.BOOLEAN && content(bc[0])[0] !== 0;
-      }
-    }
+    const n = k.tag & 0x1f;
+    if ((k.tag & 0xc0) !== 0x80 || n < 1 || n > 3 || n <= lastTag) throw fail('der.malformed', `unexpected field 0x${k.tag.toString(16)} in TBSCertificate`, { offset: k.start });
+    if (version < 1 || (n === 3 && version !== 2)) throw fail('der.malformed', 'TBSCertificate field not allowed in this certificate version', { offset: k.start });
+    lastTag = n;
+    if (n === 3) extensions = parseExtensions(expectTag(k, 0xa3, 'extensions'));
   }
+  const bc = extensions.get('2.5.29.19');
+  const { isCA, pathLen } = bc ? basicConstraints(bc.value) : { isCA: false, pathLen: undefined };
+  const ku = extensions.get('2.5.29.15');
   return {
     der,
     tbs: encoding(tbsT),
@@ -150,6 +249,8 @@ export function parseCertificate(der: Uint8Array): Certificate {
     spki: encoding(spkiT),
     extensions,
     isCA,
+    pathLen,
+    keyUsage: ku ? namedBits(parseDer(ku.value, 'keyUsage')) : undefined,
   };
 }
 
@@ -225,8 +326,38 @@ export interface ChainResult {
 }
 
 /**
+ * The per-certificate rules of RFC 5280 §6.1 that a signature check alone misses, for `cert` at position
+ * `depth` of a path (0 = leaf): an unknown critical extension refuses it (§4.2); an issuer (depth > 0)
+ * must be a CA (basicConstraints cA, §4.2.1.9) allowed to sign certificates (keyUsage keyCertSign when
+ * keyUsage is present, §4.2.1.3), and its pathLenConstraint must admit the `depth - 1` intermediate CA
+ * certificates below it. Every real vendor chain (Intel SGX, AMD ARK/ASK, NVIDIA) carries keyUsage on
+ * its CAs; the "when present" rule is RFC 5280's and OpenSSL's.
+ */
+export function checkPathCertificate(cert: Certificate, depth: number, code: ErrorCode = 'cert.chain_invalid'): void {
+  const name = cert.subjectCN ?? cert.serial;
+  for (const [id, ext] of cert.extensions) {
+    if (ext.critical && !UNDERSTOOD_CRITICAL_EXTENSIONS.has(id)) throw fail(code, `certificate "${name}" carries the unknown critical extension ${id}`, { subject: cert.subjectCN, oid: id });
+  }
+  if (depth === 0) return;
+  if (!cert.isCA) throw fail(code, `certificate "${name}" is used as an issuer but is not a CA`, { subject: cert.subjectCN });
+  if (cert.keyUsage !== undefined && !(cert.keyUsage & KEY_USAGE.keyCertSign)) throw fail(code, `certificate "${name}" is used as an issuer but its keyUsage lacks keyCertSign`, { subject: cert.subjectCN });
+  if (cert.pathLen !== undefined && depth - 1 > cert.pathLen) {
+    throw fail(code, `certificate "${name}" allows ${cert.pathLen} intermediate CA(s) below it, the path has ${depth - 1}`, { subject: cert.subjectCN, pathLen: cert.pathLen, actual: depth - 1 });
+  }
+}
+
+/** A CRL issuer must be allowed to sign CRLs (keyUsage cRLSign when keyUsage is present, RFC 5280 §4.2.1.3). */
+export function checkCrlSigner(issuer: Certificate): void {
+  if (issuer.keyUsage !== undefined && !(issuer.keyUsage & KEY_USAGE.cRLSign)) {
+    throw fail('crl.invalid', `"${issuer.subjectCN ?? '?'}" signs CRLs but its keyUsage lacks cRLSign`, { issuer: issuer.subjectCN });
+  }
+}
+
+/**
  * Verifies `chain` (leaf first) up to `root`, a trusted self-signed anchor compared by its exact DER.
- * The last element of `chain` may be the root itself, or an intermediate the root signed.
+ * The last element of `chain` may be the root itself, or an intermediate the root signed. Each link:
+ * name and signature, {@link checkPathCertificate} (the anchor too: its constraints are the vendor's own),
+ * and validity at `opts.at`.
  */
 export function verifyChain(chain: readonly Certificate[], root: Certificate, opts: ChainOptions): ChainResult {
   const code = opts.code ?? 'cert.chain_invalid';
@@ -248,7 +379,7 @@ export function verifyChain(chain: readonly Certificate[], root: Certificate, op
         issuer: issuer.subjectCN,
       });
     }
-    if (i > 0 && !c.isCA) throw fail(code, `certificate "${c.subjectCN ?? '?'}" is used as an issuer but is not a CA`, { subject: c.subjectCN });
+    checkPathCertificate(c, i, code);
     if (opts.at < c.notBefore || opts.at > c.notAfter) {
       if (opts.enforceValidity === false) outOfValidity.push(c.subjectCN ?? c.serial);
       else
@@ -276,26 +407,32 @@ export interface Crl {
   readonly revoked: ReadonlySet<string>;
 }
 
+/** Parses a DER CRL strictly (RFC 5280 §5.1): fields in order, inner and outer algorithms equal, nothing trailing. */
 export function parseCrl(der: Uint8Array): Crl {
-  const crl = expectTag(parseDer(der, 'CRL'), TAG.SEQUENCE, 'CertificateList');
-  const [tbsT, sigAlgT, sigT] = children(crl);
-  if (!tbsT || !sigAlgT || !sigT) throw fail('der.malformed', 'CRL lacks tbsCertList/signature');
+  const [tbsT, sigAlgT, sigT] = signedParts(der, 'CRL');
   const kids = children(expectTag(tbsT, TAG.SEQUENCE, 'TBSCertList'));
   let i = 0;
-  if (kids[0]?.tag === TAG.INTEGER) i++; // version
-  i++; // signature
+  // version is v2 (1) when present; v1 CRLs omit it.
+  if (kids[0]?.tag === TAG.INTEGER && smallInt(kids[i++]!) !== 1) throw fail('der.malformed', 'CRL version must be v2 when present');
+  sameAlgorithm(kids[i++], sigAlgT, 'CRL');
   const issuerT = kids[i++];
   const thisT = kids[i++];
   if (!issuerT || !thisT) throw fail('der.malformed', 'TBSCertList is incomplete');
+  expectTag(issuerT, TAG.SEQUENCE, 'issuer');
   let nextUpdate: Date | undefined;
   if (kids[i] && (kids[i]!.tag === TAG.UTC_TIME || kids[i]!.tag === TAG.GENERALIZED_TIME)) nextUpdate = time(kids[i++]!);
   const revoked = new Set<string>();
   if (kids[i] && kids[i]!.tag === TAG.SEQUENCE) {
-    for (const entry of children(kids[i]!)) {
-      const serial = children(entry)[0];
-      if (serial) revoked.add(integer(serial).toString(16));
+    for (const entry of children(kids[i++]!)) {
+      const e = children(expectTag(entry, TAG.SEQUENCE, 'revokedCertificate'));
+      if (e.length < 2 || e.length > 3) throw fail('der.malformed', 'revokedCertificate has the wrong number of fields', { offset: entry.start });
+      time(e[1]!);
+      if (e[2]) expectTag(e[2], TAG.SEQUENCE, 'crlEntryExtensions');
+      revoked.add(integer(e[0]!).toString(16));
     }
   }
+  if (kids[i]?.tag === 0xa0) parseExtensions(kids[i++]!);
+  if (i !== kids.length) throw fail('der.malformed', 'TBSCertList has unexpected trailing fields', { offset: kids[i]!.start });
   return {
     der,
     tbs: encoding(tbsT),
@@ -311,6 +448,7 @@ export function parseCrl(der: Uint8Array): Crl {
 
 /** Verifies that `crl` is signed by `issuer` and names it. */
 export function verifyCrlSignature(crl: Crl, issuer: Certificate): void {
+  checkCrlSigner(issuer);
   if (!sameName(crl.issuer, issuer.subject) || !verifySignature(crl.signatureAlgorithm, publicKeyOf(issuer), crl.tbs, crl.signature)) {
     throw fail('crl.invalid', `CRL of "${crl.issuerCN ?? '?'}" is not signed by "${issuer.subjectCN ?? '?'}"`, {
       crlIssuer: crl.issuerCN,

@@ -7,7 +7,7 @@ import { INTEL_SGX_ROOT_CA } from './roots.js';
 import { equalBytes, sha256, toHex } from '../../core/bytes.js';
 import { ConclaveError, type ErrorCode, fail, isConclaveError } from '../../core/errors.js';
 import { type Verified, markVerified } from '../../core/verified.js';
-import { type Certificate, type Crl, parseCertificate, parseCrl, pemToDer, verifySignature } from '../../core/x509.js';
+import { type Certificate, type Crl, checkCrlSigner, checkPathCertificate, parseCertificate, parseCrl, pemToDer, verifySignature } from '../../core/x509.js';
 import { isSgxDebug } from '../sgx/report-body.js';
 import { isTdDebug } from '../tdx/td-report.js';
 import type { VerifierCache } from './cache.js';
@@ -114,8 +114,10 @@ class CertPool {
       if (!this.issued(c, issuer)) {
         throw fail(code, `${what}: "${c.subjectCN ?? '?'}" is not signed by "${issuer.subjectCN ?? '?'}"`, { what, subject: c.subjectCN, issuer: issuer.subjectCN });
       }
-      if (i > 0 && !c.isCA) throw fail(code, `${what}: "${c.subjectCN ?? '?'}" is used as an issuer but is not a CA`, { what, subject: c.subjectCN });
+      checkPathCertificate(c, i, code);
     }
+    // The anchor's own constraints bound the whole path (its pathLen counts the CAs below it).
+    checkPathCertificate(root, certs.length, code);
     return certs;
   }
 }
@@ -134,6 +136,7 @@ function issuedBy(child: Certificate, issuer: Certificate): boolean {
 }
 
 function verifyCrlSignature(crl: Crl, issuer: Certificate): void {
+  checkCrlSigner(issuer);
   if (!equalBytes(crl.issuer, issuer.subject) || !verifySignature(crl.signatureAlgorithm, keyOf(issuer, 'crl.invalid'), crl.tbs, crl.signature)) {
     throw fail('crl.invalid', `CRL of "${crl.issuerCN ?? '?'}" is not signed by "${issuer.subjectCN ?? '?'}"`, { crlIssuer: crl.issuerCN, expectedIssuer: issuer.subjectCN });
   }
