@@ -5,7 +5,7 @@ import { readFixture, skipWithoutFixtures } from '../../test/fixtures.js';
 import { TAG, boolean, encodeOid, integer, oid, parseDer, readTlv, time, tlv } from './der.js';
 import { isConclaveError } from './errors.js';
 import { isIssuedBy, parseCertificate, parseCrl } from './x509.js';
-import { INTEL_SGX_ROOT_CA } from '../collateral/roots/intel.js';
+import { INTEL_SGX_ROOT_CA } from '../evidence/dcap/roots.js';
 
 const bytes = (hex: string) => new Uint8Array(Buffer.from(hex.replace(/\s+/g, ''), 'hex'));
 const malformed = (f: () => unknown) =>

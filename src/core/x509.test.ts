@@ -7,7 +7,7 @@ import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { readFixture, skipWithoutFixtures } from '../../test/fixtures.js';
-import { AMD_ROOTS } from '../collateral/roots/amd.js';
+import { AMD_ROOTS } from '../evidence/snp/roots.js';
 import { TAG, encodeInt, encodeOid, tlv } from './der.js';
 import { type ErrorCode, isConclaveError } from './errors.js';
 import { type Certificate, isIssuedBy, parseCertificate, parseCrl, verifyChain, verifyCrlSignature } from './x509.js';

@@ -85,6 +85,23 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
     await assert.rejects(hsm.decrypt(ref, { alg: 'RSA-OAEP-256', value: tampered }), (e: { code?: string }) => e.code === 'key.crypto_failed');
   });
 
+  test('OAEP padding failures give one error, whether the token or the host removes the padding (#13)', async () => {
+    const { pk, ref } = await make('RSA', false);
+    const pub = createPublicKey({ key: { kty: 'RSA', n: pk.publicJwk.n!, e: pk.publicJwk.e! }, format: 'jwk' });
+    const seen = new Set<string>();
+    for (const [alg, oaepHash] of [['RSA-OAEP', 'sha1'], ['RSA-OAEP-256', 'sha256']] as const) {
+      for (const at of [0, 10, 200]) {
+        const c = publicEncrypt({ key: pub, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, Buffer.from('attack at dawn'));
+        c[at]! ^= 1;
+        await assert.rejects(hsm.decrypt(ref, { alg, value: c }), (e: { code?: string; message?: string; detail?: unknown }) => {
+          seen.add(JSON.stringify([e.code, e.message, e.detail ?? null]));
+          return true;
+        });
+      }
+    }
+    assert.deepEqual([...seen], [JSON.stringify(['key.crypto_failed', 'decryption failed', null])]);
+  });
+
   test('oct: GCM (with aad), CBC, CBCPAD, KW inside the token', async () => {
     const { ref } = await make('oct', false);
     const pt = Buffer.from('sixteen byte msg and then some');

@@ -24,6 +24,7 @@ import { readFileSync } from 'node:fs';
 import pkcs11js from 'pkcs11js';
 import type { Logger } from 'pino';
 import { fail, isConclaveError } from '../core/errors.js';
+import { oaepDecode } from './oaep.js';
 import { content, parseDer, TAG, tlv } from '../core/der.js';
 import type {
   CipherRequest,
@@ -227,48 +228,6 @@ function ecPointOf(value: Buffer): Buffer {
     }
   }
   return value;
-}
-
-function mgf1(seed: Uint8Array, length: number, hash: HashName): Buffer {
-  const out: Buffer[] = [];
-  for (let i = 0, len = 0; len < length; i++) {
-    const c = Buffer.alloc(4);
-    c.writeUInt32BE(i);
-    const d = createHash(hash).update(seed).update(c).digest();
-    out.push(d);
-    len += d.length;
-  }
-  return Buffer.concat(out).subarray(0, length);
-}
-
-/**
- * RFC 8017 §7.1.2 EME-OAEP decoding (empty label) of the raw RSA decryption done in the token, for
- * tokens without OAEP-SHA-2. One error for every failure, no early exit on the checks (§7.1.2 note).
- */
-function oaepDecode(em: Buffer, hash: HashName): Buffer {
-  const hLen = HASH_MECH[hash].len;
-  const k = em.length;
-  if (k < 2 * hLen + 2) throw fail('key.crypto_failed', 'decryption failed');
-  const maskedSeed = em.subarray(1, 1 + hLen);
-  const maskedDb = em.subarray(1 + hLen);
-  const seedMask = mgf1(maskedDb, hLen, hash);
-  const seed = Buffer.alloc(hLen);
-  for (let i = 0; i < hLen; i++) seed[i] = maskedSeed[i]! ^ seedMask[i]!;
-  const dbMask = mgf1(seed, k - hLen - 1, hash);
-  const db = Buffer.alloc(k - hLen - 1);
-  for (let i = 0; i < db.length; i++) db[i] = maskedDb[i]! ^ dbMask[i]!;
-  const lHash = createHash(hash).digest();
-  let bad = em[0]!;
-  for (let i = 0; i < hLen; i++) bad |= db[i]! ^ lHash[i]!;
-  let sep = -1;
-  for (let i = hLen; i < db.length; i++) {
-    const b = db[i]!;
-    const first = sep < 0 ? 1 : 0;
-    if (first && b === 1) sep = i;
-    else if (first && b !== 0) bad |= 1;
-  }
-  if (bad !== 0 || sep < 0) throw fail('key.crypto_failed', 'decryption failed');
-  return db.subarray(sep + 1);
 }
 
 function aesBits(alg: string): number {
@@ -657,6 +616,22 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
     }
   }
 
+  /**
+   * A padding failure inside the token reads as the host-side decoder's one error (src/hsm/oaep.ts), whatever
+   * return value the token chose (SoftHSM2: CKR_GENERAL_ERROR), so no message tells one failure from another.
+   * A lost device still answers 503.
+   */
+  async function uniformDecryptFailure(s: Handle, c: Connection, decrypt: () => Promise<Buffer>): Promise<Buffer> {
+    try {
+      return await decrypt();
+    } catch (e) {
+      const rv = pkcs11ReturnValue(e);
+      const deviceLost = rv === undefined || (DEVICE_FAILURES.has(rv) && !(rv === 'CKR_GENERAL_ERROR' && sessionAlive(s, c)));
+      if (deviceLost || MECHANISM_FAILURES.has(rv)) throw e;
+      throw fail('key.crypto_failed', 'decryption failed');
+    }
+  }
+
   async function rsaCipher(s: Handle, c: Connection, o: KeyObjects, alg: string, data: Uint8Array, decrypt: boolean): Promise<Buffer> {
     const k = Math.ceil((o.bits ?? 2048) / 8);
     const input = Buffer.from(data);
@@ -672,17 +647,17 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
     }
     if (alg === 'RSA1_5') {
       lib.C_DecryptInit(s, { mechanism: P.CKM_RSA_PKCS }, o.key);
-      return lib.C_DecryptAsync(s, input, Buffer.alloc(k));
+      return uniformDecryptFailure(s, c, () => lib.C_DecryptAsync(s, input, Buffer.alloc(k)));
     }
     const hash: HashName = alg === 'RSA-OAEP' ? 'sha1' : 'sha256';
     const inToken = await tryOaep(c, hash, async () => {
       lib.C_DecryptInit(s, oaepParams(hash), o.key);
-      return lib.C_DecryptAsync(s, input, Buffer.alloc(k));
+      return uniformDecryptFailure(s, c, () => lib.C_DecryptAsync(s, input, Buffer.alloc(k)));
     });
     if (inToken.ok) return inToken.value;
     // The private-key operation stays in the token (CKM_RSA_X_509); only the padding is removed here.
     lib.C_DecryptInit(s, { mechanism: P.CKM_RSA_X_509 }, o.key);
-    const em = leftPad(await lib.C_DecryptAsync(s, input, Buffer.alloc(k)), k);
+    const em = leftPad(await uniformDecryptFailure(s, c, () => lib.C_DecryptAsync(s, input, Buffer.alloc(k))), k);
     return oaepDecode(em, hash);
   }
 
