@@ -41,3 +41,22 @@ export function checkReportDataBinding(reportDataHex: string, data: DataInput, w
     });
   }
 }
+
+/**
+ * MAA's binding of init-time data (per its dataType, the decoded bytes): SHA-256 of the data must equal
+ * the first 32 bytes of the register the TEE fixes at launch, SGX CONFIGID (set only with KSS), TDX
+ * MRCONFIGID, SNP HOST_DATA. `x-ms-inittime` is issued only after this check: a claim the evidence does
+ * not vouch for never reaches a token.
+ */
+export function checkInitTimeBinding(registerHex: string, data: DataInput, register: string): void {
+  const expected = toHex(sha256(data.bytes));
+  const actual = registerHex.slice(0, 64);
+  if (expected !== actual) {
+    throw fail('attestation.init_time_data_mismatch', `SHA-256 of the init-time data (${expected}) does not match the first 32 bytes of ${register} (${actual})`, {
+      field: 'initTimeData',
+      register,
+      expected,
+      actual,
+    });
+  }
+}

@@ -18,7 +18,7 @@ import { type Claims, incomingClaims, sgxClaims, snpClaims, tdxClaims } from './
 import { type CompiledPolicy, DEFAULT_POLICIES, type PolicyAttestationType, compilePolicy, decodePolicyJws, evaluatePolicy, looksLikeJws, parsePolicy, policyHash } from './policy/index.js';
 import type { PlatformSeen } from '../collateral/baseline.js';
 import type { PolicyStore, QuoteCollateralSource, SnpCertificateSource, StoredPolicy } from './ports.js';
-import { type DataInput, checkReportDataBinding, parseDataInput } from './runtime-data.js';
+import { type DataInput, checkInitTimeBinding, checkReportDataBinding, parseDataInput } from './runtime-data.js';
 import { type TokenSigner, issueToken } from './token.js';
 import { GpuVerifierCache } from '../evidence/nvidia/index.js';
 import { type GpuReferenceSource, attestGpus, gpuPolicyClaims } from './gpu.js';
@@ -175,9 +175,11 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     );
     if (result.tee === 'sgx') {
       if (runtime) checkReportDataBinding(result.report.reportdata, runtime, 'SGX runtime data');
+      if (initTime) checkInitTimeBinding(result.report.configid, initTime, 'SGX CONFIGID');
       return { claims: sgxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: simulated !== undefined };
     }
     if (runtime) checkReportDataBinding(result.td.reportdata, runtime, 'TDX runtime data');
+    if (initTime) checkInitTimeBinding(result.td.mrconfigid, initTime, 'TDX MRCONFIGID');
     return { claims: tdxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: simulated !== undefined };
   }
 
@@ -192,6 +194,8 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       if (!product) throw fail('snp.certificate_missing', 'the SNP report names no product (report version 2 has no CPUID); send the VCEK with the evidence');
       const certs = await deps.snpCertificates.getVcek({ product, chipId: report.chipId, tcb: decodeTcb(report.reportedTcb, tcbLayoutOf(product)) });
       const r = verifyAzureHclReport(decoded, certs, { ...opts, ...(runtime ? { runtimeData: runtime.bytes } : {}) });
+      // The HCL form binds its own runtime data; init-time data binds through the SNP report's HOST_DATA as in the container form.
+      if (initTime) checkInitTimeBinding(r.hostData, initTime, 'SNP HOST_DATA');
       return { claims: snpClaims(r, 'azure-hcl', runtime, initTime), simulated: false };
     }
     // Container form: base64url(JSON {SnpReport, VcekCertChain, Endorsements}). Try the pinned AMD roots

@@ -132,6 +132,7 @@ export const ERROR_CATALOGUE = {
 
   // ── attestation service ───────────────────────────────────────────────────
   'attestation.runtime_data_mismatch': { status: 400, meaning: 'The runtime data does not match the report data of the evidence.' },
+  'attestation.init_time_data_mismatch': { status: 400, meaning: 'The init-time data does not match the hash the evidence carries (SGX CONFIGID, TDX MRCONFIGID, SNP HOST_DATA).' },
   'attestation.policy_denied': { status: 400, meaning: 'The attestation policy denied the evidence.' },
   'attestation.policy_syntax': { status: 400, meaning: 'The attestation policy text has a syntax error.' },
   'attestation.policy_invalid': { status: 400, meaning: 'The policy JWS or its signer is not acceptable.' },

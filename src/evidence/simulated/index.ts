@@ -37,8 +37,12 @@ export interface SimulatedEvidenceOptions {
   /** SNP: launch measurement (48 bytes hex); TDX: MRTD (48 bytes hex). */
   readonly measurement?: string;
   readonly debug?: boolean;
-  /** SNP: init-time data bound through HOST_DATA (e.g. a container security policy). */
+  /**
+   * Init-time data the evidence binds as MAA binds it: SHA-256 in SGX CONFIGID (with KSS), TDX MRCONFIGID
+   * or SNP HOST_DATA (e.g. a container security policy); sent as `initTimeData` of type `initTimeDataType`.
+   */
   readonly initTimeData?: Uint8Array;
+  readonly initTimeDataType?: 'JSON' | 'Binary';
   /** TDX/SNP: attach this many simulated GPUs (composite CPU + GPU attestation), bound to the runtime data. */
   readonly gpus?: number;
   /** GPU numbers (0-based) whose measurement differs from the simulated RIM. */
@@ -75,6 +79,17 @@ function hex(h: string | undefined, fallback: Uint8Array, bytes: number, what: s
   return new Uint8Array(Buffer.from(h, 'hex'));
 }
 
+/** `bytes` followed by zeros up to `size` (a SHA-256 in a wider measurement register). */
+function padded(bytes: Uint8Array, size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  out.set(bytes);
+  return out;
+}
+
+function initTimeDataField(opts: SimulatedEvidenceOptions): { initTimeData?: { data: string; dataType: 'JSON' | 'Binary' } } {
+  return opts.initTimeData ? { initTimeData: { data: b64url(opts.initTimeData), dataType: opts.initTimeDataType ?? 'Binary' } } : {};
+}
+
 function reportData(runtimeData: Uint8Array): Uint8Array {
   const rd = new Uint8Array(64);
   rd.set(sha256(runtimeData));
@@ -105,12 +120,18 @@ function build(dcap: DcapHierarchy, snp: FakeSnpHierarchy, gpus: SimulatedGpus):
         const attributes = new Uint8Array(16);
         attributes[0] = 0x05 | (opts.debug ? 0x02 : 0); // INIT | MODE64BIT (| DEBUG)
         attributes[8] = 0x07;
+        if (opts.initTimeData) attributes[0] |= 0x80; // KSS: CONFIGID is the enclave's, not zero
         const quote = buildSignedQuote(dcap, {
           tee: 'sgx',
           reportData: rd,
-          sgxReport: { mrenclave: hex(opts.mrenclave, DEFAULT_MRENCLAVE, 32, 'mrenclave'), mrsigner: hex(opts.mrsigner, DEFAULT_MRSIGNER, 32, 'mrsigner'), attributes },
+          sgxReport: {
+            mrenclave: hex(opts.mrenclave, DEFAULT_MRENCLAVE, 32, 'mrenclave'),
+            mrsigner: hex(opts.mrsigner, DEFAULT_MRSIGNER, 32, 'mrsigner'),
+            attributes,
+            ...(opts.initTimeData ? { configid: padded(sha256(opts.initTimeData), 64) } : {}),
+          },
         });
-        return { path: '/attest/SgxEnclave', body: { quote: b64url(quote), runtimeData: runtimeDataField(opts) } };
+        return { path: '/attest/SgxEnclave', body: { quote: b64url(quote), runtimeData: runtimeDataField(opts), ...initTimeDataField(opts) } };
       }
       if (opts.tee === 'tdx') {
         const tdattributes = new Uint8Array(8);
@@ -120,9 +141,9 @@ function build(dcap: DcapHierarchy, snp: FakeSnpHierarchy, gpus: SimulatedGpus):
           tee: 'tdx',
           version: 4,
           reportData: rd,
-          tdReport: { mrtd: hex(opts.measurement, DEFAULT_MEASUREMENT, 48, 'measurement'), tdattributes },
+          tdReport: { mrtd: hex(opts.measurement, DEFAULT_MEASUREMENT, 48, 'measurement'), tdattributes, ...(opts.initTimeData ? { mrconfigid: padded(sha256(opts.initTimeData), 48) } : {}) },
         });
-        return { path: '/attest/TdxVm', body: { quote: b64url(quote), runtimeData: runtimeDataField(opts), ...gpuEvidenceField(gpus, opts) } };
+        return { path: '/attest/TdxVm', body: { quote: b64url(quote), runtimeData: runtimeDataField(opts), ...initTimeDataField(opts), ...gpuEvidenceField(gpus, opts) } };
       }
       const policy = 0x30000n | (opts.debug ? 1n << 19n : 0n) | (1n << 16n); // ABI 0.0, SMT allowed, reserved bit 17, debug bit 19
       const report = makeFakeSnpReport(snp, {
@@ -134,7 +155,7 @@ function build(dcap: DcapHierarchy, snp: FakeSnpHierarchy, gpus: SimulatedGpus):
       const chainPem = [snp.vek.der, ...snp.chain].map((d) => derToPem(d)).join('');
       const inner = { SnpReport: b64url(report), VcekCertChain: b64url(chainPem) };
       const body: Record<string, unknown> = { report: b64url(JSON.stringify(inner)), runtimeData: runtimeDataField(opts), ...gpuEvidenceField(gpus, opts) };
-      if (opts.initTimeData) body.initTimeData = { data: b64url(opts.initTimeData), dataType: 'Binary' };
+      Object.assign(body, initTimeDataField(opts));
       return { path: '/attest/SevSnpVm', body };
     },
   };

@@ -105,6 +105,24 @@ describe('attestation service: MAA wire compatibility', async () => {
     assert.equal(r.json().error.code, 'attestation.runtime_data_mismatch');
   });
 
+  test('initTimeData is bound as MAA binds it (SGX CONFIGID with KSS, TDX MRCONFIGID): a mismatch is 400, a match yields x-ms-inittime (#13)', async () => {
+    const initJson = new TextEncoder().encode('{"config":"v1"}');
+    for (const tee of ['sgx', 'tdx'] as const) {
+      const ev = sim().evidence({ tee, runtimeData: runtimeJson, initTimeData: initJson, initTimeDataType: 'JSON' });
+      const ok = await server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: ev.body });
+      assert.equal(ok.status, 200, ok.text);
+      assert.deepEqual(decode(ok.json().token)['x-ms-inittime'], { config: 'v1' }, tee);
+      const bad = await server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: { ...ev.body, initTimeData: { data: b64url('{"config":"v2"}'), dataType: 'JSON' } } });
+      assert.equal(bad.status, 400, tee);
+      assert.equal(bad.json().error.code, 'attestation.init_time_data_mismatch', tee);
+      // Evidence without a CONFIGID/MRCONFIGID binds no init-time data: sending some is refused, never echoed.
+      const none = sim().evidence({ tee, runtimeData: runtimeJson });
+      const unbound = await server.send('POST', `${none.path}?api-version=2022-08-01`, { body: { ...none.body, initTimeData: { data: b64url('{"config":"v1"}'), dataType: 'JSON' } } });
+      assert.equal(unbound.status, 400, tee);
+      assert.equal(unbound.json().error.code, 'attestation.init_time_data_mismatch', tee);
+    }
+  });
+
   test('api-version is required and checked; unknown types are 404', async () => {
     const ev = sim().evidence({ tee: 'sgx', runtimeData: runtimeJson });
     assert.equal((await server.send('POST', '/attest/SgxEnclave', { body: ev.body })).status, 400);
