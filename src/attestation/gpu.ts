@@ -7,7 +7,8 @@ import { toHex } from '../core/bytes.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import type { Verified } from '../core/verified.js';
 import type { Certificate } from '../core/x509.js';
-import { type GpuVerificationResult, type GpuVerifierCache, gpuRimIds, parseDeviceChain, verifyGpuEvidence } from '../evidence/nvidia/index.js';
+import { type GpuOcspInput, type GpuVerificationResult, type GpuVerifierCache, NVIDIA_DEVICE_IDENTITY_CA, NVIDIA_RIM_ROOT_CA, gpuRimIds, parseDeviceChain, verifyGpuEvidence } from '../evidence/nvidia/index.js';
+import { parseCertificate } from '../core/x509.js';
 import { gpuNonceFor } from '../evidence/nvidia/nonce.js';
 import { parseSerializedGpuEvidence } from '../evidence/nvidia/serialized.js';
 import type { SimulatedGpus } from '../evidence/simulated/gpu.js';
@@ -17,6 +18,8 @@ import type { Claim } from './policy/index.js';
 export interface GpuReferenceSource {
   /** The RIM document with this id, or undefined when none is known. */
   getRim(id: string): Promise<Uint8Array | string | undefined>;
+  /** A DER OCSP response for `cert` (issued by `issuer`), or undefined when none can be had. */
+  getOcsp?(cert: Certificate, issuer: Certificate): Promise<Uint8Array | undefined>;
 }
 
 export type GpuClaimSet = Record<string, unknown>;
@@ -101,6 +104,7 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
       let simulated = false;
       let rims: { driver?: Uint8Array | string | undefined; vbios?: Uint8Array | string | undefined } = {};
       let trust: { deviceRoot: Certificate; rimRoot: Certificate } | undefined;
+      let ocsp: GpuOcspInput | undefined;
       if (opts.simulated && isSimulatedChain(ev.certificateChain, opts.simulated)) {
         simulated = true;
         rims = opts.simulated.rims;
@@ -109,8 +113,9 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
         const ids = gpuRimIds(ev);
         const [driver, vbios] = await Promise.all([opts.references.getRim(ids.driver), opts.references.getRim(ids.vbios)]);
         rims = { driver, vbios };
+        ocsp = await prefetchOcsp(opts.references, ev.certificateChain, [driver, vbios]);
       }
-      const r = verifyGpuEvidence(ev, { at: opts.at, nonce, rims, cache: opts.cache, ...(trust ? { trust } : {}) });
+      const r = verifyGpuEvidence(ev, { at: opts.at, nonce, rims, cache: opts.cache, ocsp, ...(trust ? { trust } : {}) });
       kinds.add(simulated);
       perGpu[name] = gpuClaims(r);
       if (r.measres !== 'success') overall = false;
@@ -129,6 +134,52 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
     },
     simulated: kinds.has(true),
   };
+}
+
+/** Certificates of a RIM's KeyInfo, read without verifying anything: only to know which OCSP answers to fetch. */
+function rimSignerCertificates(doc: Uint8Array | string | undefined): Certificate[] {
+  if (doc === undefined) return [];
+  const text = typeof doc === 'string' ? doc : Buffer.from(doc).toString('utf8');
+  const out: Certificate[] = [];
+  for (const m of text.matchAll(/<(?:[A-Za-z0-9_]+:)?X509Certificate>([A-Za-z0-9+/=\s]{16,8192})<\//g)) {
+    try {
+      out.push(parseCertificate(new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'))));
+    } catch {
+      // verification will say what is wrong with it
+    }
+    if (out.length >= 6) break;
+  }
+  return out;
+}
+
+/**
+ * Fetches OCSP answers for the certificates NVIDIA's verifiers check (the device chain below the root
+ * down to the identity certificate; the RIM chains down to the signer), so that verification, which is
+ * synchronous, can look them up. Certificates without an answer stay unchecked (`not-checked`).
+ */
+async function prefetchOcsp(refs: GpuReferenceSource, chainPem: string, rims: readonly (Uint8Array | string | undefined)[]): Promise<GpuOcspInput | undefined> {
+  if (!refs.getOcsp) return undefined;
+  const pairs: Array<[Certificate, Certificate]> = [];
+  const add = (chain: Certificate[], root: Certificate, from: number) => {
+    const path = chain.length > 0 && Buffer.from(chain[chain.length - 1]!.der).equals(Buffer.from(root.der)) ? chain : [...chain, root];
+    for (let i = from; i < path.length - 1; i++) pairs.push([path[i]!, path[i + 1]!]);
+  };
+  try {
+    add(parseDeviceChain(chainPem), NVIDIA_DEVICE_IDENTITY_CA, 1);
+  } catch {
+    return undefined;
+  }
+  for (const doc of rims) {
+    const certs = rimSignerCertificates(doc);
+    if (certs.length > 0) add(certs, NVIDIA_RIM_ROOT_CA, 0);
+  }
+  const answers = await Promise.all(pairs.map(([c, i]) => refs.getOcsp!(c, i).catch(() => undefined)));
+  const byCert = new Map<string, Uint8Array>();
+  pairs.forEach(([c, i], k) => {
+    const a = answers[k];
+    if (a) byCert.set(`${c.serial}:${Buffer.from(i.spki).toString('base64')}`, a);
+  });
+  return { mode: 'if-present', lookup: (cert, issuer) => byCert.get(`${cert.serial}:${Buffer.from(issuer.spki).toString('base64')}`) };
 }
 
 /**

@@ -25,6 +25,8 @@ export function registerServe(program: Command): void {
     .option('--upstream-intel <url>', 'Intel PCS or another PCCS/THIM base URL')
     .option('--intel-api-key <key>', 'Intel PCS subscription key')
     .option('--upstream-amd <url>', 'AMD KDS (or compatible) base URL')
+    .option('--upstream-nvidia-rim <url>', 'NVIDIA RIM service (or a compatible mirror, e.g. another Conclave) base URL')
+    .option('--upstream-nvidia-ocsp <url>', 'NVIDIA OCSP responder URL')
     .option('--db-pool-size <n>', 'PostgreSQL connection pool size (default 10)')
     .option('--trusted-authority <url...>', 'additional attestation authorities trusted for key release')
     .option('--isolated', 'isolated mode: attestation policies must be signed')

@@ -55,7 +55,7 @@ export interface UpstreamAnswer {
 
 /**
  * The upstreams of the collateral service (src/upstream/collateral-upstream.ts): Intel PCS (or any PCCS,
- * THIM or another Conclave, which speak the same paths) and AMD KDS.
+ * THIM or another Conclave, which speak the same paths), AMD KDS, and NVIDIA's RIM service and OCSP responder.
  */
 export interface CollateralUpstream {
   readonly hasIntel: boolean;
@@ -66,6 +66,12 @@ export interface CollateralUpstream {
   intelRootCaCrl(): Promise<UpstreamAnswer>;
   /** GET `{amd}{path}` (path begins with /vcek/ or /vlek/). */
   amd(path: string): Promise<UpstreamAnswer>;
+  readonly hasNvidiaRim: boolean;
+  readonly hasNvidiaOcsp: boolean;
+  /** GET `{nvidiaRim}/v1/rim/{id}` (NVIDIA's RIM service or a mirror); 404 → collateral.not_found. */
+  nvidiaRim(id: string): Promise<UpstreamAnswer>;
+  /** POST an OCSP request (DER) to the NVIDIA OCSP responder. */
+  nvidiaOcsp(request: Uint8Array): Promise<UpstreamAnswer>;
   /** Whether a URL belongs to a configured upstream (refresh replays stored sources only there). */
   owns(url: string): boolean;
 }

@@ -4,6 +4,7 @@ import { verifyCollateralItem } from './cache/verify.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import { crlBytes } from '../core/x509.js';
 import type { CollateralMode, CollateralStore, CollateralUpstream, UpstreamAnswer } from './ports.js';
+import { fetchNvidiaAgain } from './nvidia.js';
 
 /** Where background refresh failures go (a pino logger fits). */
 export interface WarningLogger {
@@ -114,6 +115,7 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
   /** Fetches an item again from the URL it came from and stores the answer. */
   async function fetchAgain(item: CollateralItem): Promise<CollateralItem> {
     try {
+      if (item.kind === 'nvidia_rim' || item.kind === 'nvidia_ocsp') return await fetchNvidiaAgain(service, item);
       const url = new URL(item.source);
       const path = url.pathname;
       const r = INTEL_KINDS.has(item.kind)
@@ -198,6 +200,8 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
     mayFetch(kind) {
       if (d.mode === 'offline') return false;
       if (INTEL_KINDS.has(kind)) return d.upstream.hasIntel && d.mode === 'lazy';
+      if (kind === 'nvidia_rim') return d.upstream.hasNvidiaRim;
+      if (kind === 'nvidia_ocsp') return d.upstream.hasNvidiaOcsp;
       return d.upstream.hasAmd;
     },
     fetchOnce(key, fresh, run) {

@@ -38,6 +38,10 @@ export interface Config {
   readonly upstreamIntel: string | undefined;
   readonly intelApiKey: string | undefined;
   readonly upstreamAmd: string | undefined;
+  /** NVIDIA RIM service (or a compatible mirror) base URL. */
+  readonly upstreamNvidiaRim: string | undefined;
+  /** NVIDIA OCSP responder URL. */
+  readonly upstreamNvidiaOcsp: string | undefined;
   /** Store connection pool size (PostgreSQL). */
   readonly dbPoolSize: number;
   /** Extra trusted attestation authorities for key release (issuer URLs). */
@@ -145,6 +149,8 @@ const OPTIONS = [
   { key: 'upstreamIntel', flag: 'upstreamIntel', env: 'CONCLAVE_UPSTREAM_INTEL', parse: url('upstream-intel', ['https:', 'http:']) },
   { key: 'intelApiKey', flag: 'intelApiKey', env: 'CONCLAVE_INTEL_API_KEY', parse: optStr('intel-api-key') },
   { key: 'upstreamAmd', flag: 'upstreamAmd', env: 'CONCLAVE_UPSTREAM_AMD', parse: url('upstream-amd', ['https:', 'http:']) },
+  { key: 'upstreamNvidiaRim', flag: 'upstreamNvidiaRim', env: 'CONCLAVE_UPSTREAM_NVIDIA_RIM', parse: url('upstream-nvidia-rim', ['https:', 'http:']) },
+  { key: 'upstreamNvidiaOcsp', flag: 'upstreamNvidiaOcsp', env: 'CONCLAVE_UPSTREAM_NVIDIA_OCSP', parse: url('upstream-nvidia-ocsp', ['https:', 'http:']) },
   { key: 'dbPoolSize', flag: 'dbPoolSize', env: 'CONCLAVE_DB_POOL_SIZE', parse: int('db-pool-size', 1, 1000) },
   { key: 'trustedAuthorities', flag: 'trustedAuthority', env: 'CONCLAVE_TRUSTED_AUTHORITIES', parse: list('trusted-authorities', url('trusted-authorities', ['https:', 'http:'])) },
   { key: 'isolated', flag: 'isolated', env: 'CONCLAVE_ISOLATED', parse: bool('isolated') },
@@ -205,6 +211,8 @@ export function loadConfig(sources: ConfigSources): Config {
     upstreamIntel: out.upstreamIntel as string | undefined,
     intelApiKey: out.intelApiKey as string | undefined,
     upstreamAmd: out.upstreamAmd as string | undefined,
+    upstreamNvidiaRim: out.upstreamNvidiaRim as string | undefined,
+    upstreamNvidiaOcsp: out.upstreamNvidiaOcsp as string | undefined,
     dbPoolSize: (out.dbPoolSize as number | undefined) ?? 10,
     trustedAuthorities: (out.trustedAuthorities as string[] | undefined) ?? [],
     isolated: (out.isolated as boolean | undefined) ?? false,

@@ -235,6 +235,40 @@ export function parseOcspResponse(der: Uint8Array): OcspResponse {
   }
 }
 
+/** Whether two CertIDs name the same certificate (same hash algorithm). */
+export function sameCertId(a: OcspCertId, b: OcspCertId): boolean {
+  return a.hash === b.hash && a.serial === b.serial && equalBytes(a.issuerNameHash, b.issuerNameHash) && equalBytes(a.issuerKeyHash, b.issuerKeyHash);
+}
+
+/** The CertID of a request (its first Request), and its nonce if any. */
+export function parseOcspRequest(der: Uint8Array): { certId: OcspCertId; nonce: Uint8Array | undefined } {
+  try {
+    const [tbs] = children(expectTag(parseDer(der, 'OCSPRequest'), TAG.SEQUENCE, 'OCSPRequest'));
+    const kids = children(expectTag(tbs!, TAG.SEQUENCE, 'TBSRequest'));
+    const list = kids.find((k) => k.tag === TAG.SEQUENCE);
+    const first = list ? children(list)[0] : undefined;
+    if (!first) malformed('the OCSP request names no certificate');
+    const certId = parseCertId(children(first)[0]!);
+    let nonce: Uint8Array | undefined;
+    const exts = kids.find((k) => k.tag === 0xa2);
+    if (exts) {
+      for (const ext of children(explicit(exts))) {
+        const parts = children(ext);
+        if (oid(parts[0]!) === OID_OCSP_NONCE) nonce = content(expectTag(parseDer(content(parts[parts.length - 1]!), 'nonce'), TAG.OCTET_STRING, 'nonce'));
+      }
+    }
+    return { certId, nonce };
+  } catch (e) {
+    if (e && typeof e === 'object' && 'code' in e && (e as { code: string }).code === 'ocsp.malformed') throw e;
+    return malformed('the OCSP request cannot be decoded', e);
+  }
+}
+
+/** An OCSPRequest for a CertID (no nonce): what a cache sends upstream on a miss. */
+export function buildOcspRequestFor(id: OcspCertId): Uint8Array {
+  return tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, encodeCertId(id)))));
+}
+
 function hasOcspSigningEku(cert: Certificate): boolean {
   const eku = cert.extensions.get(OID_EXT_KEY_USAGE);
   if (!eku) return false;
@@ -247,9 +281,11 @@ function matchesResponderId(cert: Certificate, rid: OcspResponse['responderId'])
 }
 
 export interface OcspVerifyOptions {
-  /** The certificate whose status is asked, and its issuer. */
-  readonly cert: Certificate;
-  readonly issuer: Certificate;
+  /**
+   * The certificate whose status is asked, and its issuer; or only the CertID a request named (a cache
+   * answering requests), in which case the responder must prove itself by a chain to `root`.
+   */
+  readonly target: { readonly cert: Certificate; readonly issuer: Certificate } | { readonly certId: OcspCertId };
   /** The pinned root of the PKI: a responder certificate chaining to it is authorised. */
   readonly root: Certificate;
   readonly at: Date;
@@ -276,15 +312,16 @@ export interface OcspResult {
  */
 export function verifyOcspResponse(input: Uint8Array | OcspResponse, opts: OcspVerifyOptions): OcspResult {
   const resp = input instanceof Uint8Array ? parseOcspResponse(input) : input;
-  const subject = opts.cert.subjectCN;
+  const issuer = 'issuer' in opts.target ? opts.target.issuer : undefined;
+  const subject = 'cert' in opts.target ? opts.target.cert.subjectCN : `serial ${opts.target.certId.serial}`;
   // Who signed: the issuing CA itself, or a responder certificate the response carries.
   let signer: Certificate | undefined;
-  if (matchesResponderId(opts.issuer, resp.responderId)) signer = opts.issuer;
+  if (issuer && matchesResponderId(issuer, resp.responderId)) signer = issuer;
   else {
     const candidate = resp.certs.find((c) => matchesResponderId(c, resp.responderId));
     if (!candidate) throw fail('ocsp.unauthorized', 'the OCSP responder is neither the issuing CA nor a certificate the response carries', { subject });
     if (!hasOcspSigningEku(candidate)) throw fail('ocsp.unauthorized', `OCSP responder "${candidate.subjectCN ?? '?'}" lacks id-kp-OCSPSigning`, { subject, responder: candidate.subjectCN });
-    if (!isIssuedBy(candidate, opts.issuer)) {
+    if (!issuer || !isIssuedBy(candidate, issuer)) {
       const path = [candidate, ...resp.certs.filter((c) => c !== candidate)];
       try {
         verifyChain(path, opts.root, { at: opts.at, code: 'ocsp.unauthorized' });
@@ -299,11 +336,12 @@ export function verifyOcspResponse(input: Uint8Array | OcspResponse, opts: OcspV
   if (!verifySignature(resp.signatureAlgorithm, publicKeyOf(signer), resp.tbs, resp.signature)) {
     throw fail('ocsp.signature_invalid', `the OCSP response for "${subject ?? '?'}" does not verify with "${signer.subjectCN ?? '?'}"`, { subject, responder: signer.subjectCN });
   }
+  const target = opts.target;
   const single = resp.responses.find((r) => {
-    const want = certIdFor(opts.cert, opts.issuer, r.certId.hash);
-    return r.certId.serial === want.serial && equalBytes(r.certId.issuerNameHash, want.issuerNameHash) && equalBytes(r.certId.issuerKeyHash, want.issuerKeyHash);
+    const want = 'certId' in target ? target.certId : certIdFor(target.cert, target.issuer, r.certId.hash);
+    return r.certId.hash === want.hash && sameCertId(r.certId, want);
   });
-  if (!single) throw fail('ocsp.not_covered', `the OCSP response does not cover "${subject ?? '?'}"`, { subject, serial: opts.cert.serial });
+  if (!single) throw fail('ocsp.not_covered', `the OCSP response does not cover "${subject ?? '?'}"`, { subject });
   let nonceMatched: boolean | undefined;
   if (opts.nonce) {
     if (!resp.nonce || !equalBytes(resp.nonce, opts.nonce)) throw fail('ocsp.nonce_mismatch', 'the OCSP response does not echo the request nonce', { subject });

@@ -13,6 +13,10 @@ export interface CollateralUpstreamOptions {
   readonly intel?: string | undefined;
   readonly intelApiKey?: string | undefined;
   readonly amd?: string | undefined;
+  /** NVIDIA RIM service base (`https://rim.attestation.nvidia.com`) or a compatible mirror (another Conclave). */
+  readonly nvidiaRim?: string | undefined;
+  /** NVIDIA OCSP responder URL (`https://ocsp.ndis.nvidia.com/`). */
+  readonly nvidiaOcsp?: string | undefined;
   readonly http: HttpClient;
 }
 
@@ -28,6 +32,8 @@ function checked(r: HttpResult): HttpResult {
 export function createCollateralUpstream(o: CollateralUpstreamOptions): CollateralUpstream {
   const intelBase = o.intel?.replace(/\/+$/, '').replace(/\/(sgx|tdx)\/certification\/v[34]$/, '');
   const amdBase = o.amd?.replace(/\/+$/, '');
+  const rimBase = o.nvidiaRim?.replace(/\/+$/, '').replace(/\/v1\/rim$/, '');
+  const ocspUrl = o.nvidiaOcsp;
   const keyHeader = o.intelApiKey ? { 'Ocp-Apim-Subscription-Key': o.intelApiKey } : undefined;
   const needIntel = () => {
     if (!intelBase) throw fail('collateral.not_found', 'collateral is not cached and no Intel upstream is configured');
@@ -36,6 +42,16 @@ export function createCollateralUpstream(o: CollateralUpstreamOptions): Collater
   return {
     hasIntel: intelBase !== undefined,
     hasAmd: amdBase !== undefined,
+    hasNvidiaRim: rimBase !== undefined,
+    hasNvidiaOcsp: ocspUrl !== undefined,
+    async nvidiaRim(id) {
+      if (!rimBase) throw fail('collateral.not_found', 'the RIM is not cached and no NVIDIA RIM upstream is configured');
+      return checked(await o.http.get(`${rimBase}/v1/rim/${encodeURIComponent(id)}`));
+    },
+    async nvidiaOcsp(request) {
+      if (!ocspUrl) throw fail('collateral.not_found', 'the OCSP response is not cached and no NVIDIA OCSP upstream is configured');
+      return checked(await o.http.request('POST', ocspUrl, { headers: { 'content-type': 'application/ocsp-request' }, body: Buffer.from(request) }));
+    },
     async intel(tee, version, path, query) {
       const qs = new URLSearchParams(query).toString();
       const url = `${needIntel()}/${tee}/certification/${version}/${path}${qs ? `?${qs}` : ''}`;
@@ -51,7 +67,13 @@ export function createCollateralUpstream(o: CollateralUpstreamOptions): Collater
       return checked(await o.http.get(`${amdBase}${path}`));
     },
     owns(url) {
-      return (intelBase !== undefined && url.startsWith(intelBase)) || (amdBase !== undefined && url.startsWith(amdBase)) || url === INTEL_ROOT_CA_CRL;
+      return (
+        (intelBase !== undefined && url.startsWith(intelBase)) ||
+        (amdBase !== undefined && url.startsWith(amdBase)) ||
+        (rimBase !== undefined && url.startsWith(rimBase)) ||
+        (ocspUrl !== undefined && url.split('#')[0] === ocspUrl) ||
+        url === INTEL_ROOT_CA_CRL
+      );
     },
   };
 }

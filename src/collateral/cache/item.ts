@@ -1,6 +1,7 @@
 import { fail } from '../../core/errors.js';
 import { parseCertificate, parseCrl } from '../../core/x509.js';
 import { topLevelMembers } from '../../evidence/dcap/signed-json.js';
+import { parseOcspResponse } from '../../core/ocsp.js';
 
 /**
  * One cached upstream answer, kept so that it can be replayed byte for byte (evidence-and-collateral §3):
@@ -21,6 +22,8 @@ export const COLLATERAL_KINDS = [
   'vcek_chain',
   'vlek_chain',
   'vcek_crl',
+  'nvidia_rim',
+  'nvidia_ocsp',
 ] as const;
 export type CollateralKind = (typeof COLLATERAL_KINDS)[number];
 
@@ -92,6 +95,11 @@ export function signedDatesOf(kind: CollateralKind, body: Uint8Array): SignedDat
   if (kind === 'pckcrl' || kind === 'rootcacrl' || kind === 'vcek_crl') {
     const crl = parseCrl(body);
     return { issueDate: crl.thisUpdate.getTime(), nextUpdate: crl.nextUpdate?.getTime() ?? null, evalNumber: null };
+  }
+  if (kind === 'nvidia_ocsp') {
+    const single = parseOcspResponse(body).responses[0];
+    if (!single) throw fail('collateral.malformed', 'the OCSP response holds no single response', { kind });
+    return { issueDate: single.thisUpdate.getTime(), nextUpdate: single.nextUpdate?.getTime() ?? null, evalNumber: null };
   }
   if (kind === 'vcek') {
     const c = parseCertificate(body);

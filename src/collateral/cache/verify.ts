@@ -4,6 +4,7 @@ import { splitSignedResponse, topLevelMembers, verifyP256 } from '../../evidence
 import { AMD_PRODUCTS, AMD_ROOTS, type AmdProduct } from '../../evidence/snp/roots.js';
 import { INTEL_SGX_ROOT_CA } from '../../evidence/dcap/roots.js';
 import { type CollateralItem, SIGNED_JSON_MEMBER } from './item.js';
+import { verifyNvidiaOcspItem, verifyNvidiaRimItem } from '../nvidia.js';
 
 /**
  * Checks that a cached item is what its vendor signed, before an offline bundle is accepted: signed JSON
@@ -88,6 +89,12 @@ function check(item: CollateralItem): void {
     }
     case 'vcek_crl':
       verifyCrlSignature(parseCrl(item.body), AMD_ROOTS[productOf(item)].ark);
+      return;
+    case 'nvidia_rim':
+      verifyNvidiaRimItem(item);
+      return;
+    case 'nvidia_ocsp':
+      verifyNvidiaOcspItem(item);
       return;
     default:
       throw fail('collateral.malformed', `no verification rule for ${item.kind}`);

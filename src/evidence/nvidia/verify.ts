@@ -141,7 +141,7 @@ function ocspFor(
     const at = opts.at.getTime();
     // A cached result is reused only inside its own validity window; otherwise verify (and fail) afresh.
     if (!r?.nextUpdate || Date.parse(r.thisUpdate) - 300_000 > at || at > Date.parse(r.nextUpdate) + 300_000) {
-      r = verifyOcspResponse(der, { cert, issuer, root, at: opts.at });
+      r = verifyOcspResponse(der, { target: { cert, issuer }, root, at: opts.at });
       if (opts.cache && r.nextUpdate !== undefined) opts.cache.ocsp.set(key, r);
     }
     checked++;

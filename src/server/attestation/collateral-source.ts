@@ -5,6 +5,9 @@ import type { QuoteCollateral } from '../../evidence/dcap/collateral.js';
 import { fail, isConclaveError } from '../../core/errors.js';
 import { fetchQuoteCollateral } from '../../upstream/pcs-collateral.js';
 import type { HttpClient } from '../../upstream/http.js';
+import type { GpuReferenceSource } from '../../attestation/gpu.js';
+import { rimFromServiceAnswer } from '../../collateral/nvidia.js';
+import { buildOcspRequest, parseOcspResponse } from '../../core/ocsp.js';
 
 /** How long fetched collateral is reused before asking the collateral service again. */
 const TTL_MS = 5 * 60_000;
@@ -52,6 +55,60 @@ export function createKdsCertificateSource(baseUrl: () => string | undefined, ca
         hit.catch(() => cache.delete(key));
       }
       return hit;
+    },
+  };
+}
+
+/**
+ * NVIDIA RIMs for GPU evidence, fetched by RIM id with the NVIDIA RIM service API (`GET /v1/rim/{id}`)
+ * from the collateral base URL (our collateral cache, or NVIDIA's service) and kept in memory for a few
+ * minutes. An unknown id is `undefined` (the GPU's measurements are then not compared), not an error.
+ */
+export function createNvidiaRimSource(
+  baseUrl: () => string | undefined,
+  http: HttpClient,
+  nowMs: () => number = Date.now,
+  ocspUrl: () => string | undefined = () => {
+    const b = baseUrl();
+    return b ? `${b.replace(/\/+$/, '')}/ocsp` : undefined;
+  },
+): GpuReferenceSource {
+  const cache = new Map<string, { at: number; value: Promise<Uint8Array | undefined> }>();
+  return {
+    getOcsp(cert, issuer) {
+      const url = ocspUrl();
+      if (!url) return Promise.resolve(undefined);
+      const request = buildOcspRequest(cert, issuer, { hash: 'sha384' });
+      const key = `ocsp:${Buffer.from(request).toString('base64')}`;
+      const hit = cache.get(key);
+      if (hit && nowMs() - hit.at < TTL_MS) return hit.value;
+      const value = http.request('POST', url, { headers: { 'content-type': 'application/ocsp-request' }, body: Buffer.from(request) }).then((r) => {
+        // Anything but a successful OCSP response (RFC 6960 responseStatus 0) means "no answer to give".
+        if (r.status !== 200) return undefined;
+        try {
+          parseOcspResponse(new Uint8Array(r.body));
+        } catch {
+          return undefined;
+        }
+        return new Uint8Array(r.body);
+      });
+      cache.set(key, { at: nowMs(), value });
+      value.catch(() => cache.delete(key));
+      return value;
+    },
+    getRim(id) {
+      const hit = cache.get(id);
+      if (hit && nowMs() - hit.at < TTL_MS) return hit.value;
+      const base = baseUrl();
+      if (!base) return Promise.resolve(undefined);
+      const value = http.get(`${base.replace(/\/+$/, '')}/v1/rim/${encodeURIComponent(id)}`).then((r) => {
+        if (r.status === 404) return undefined;
+        if (r.status !== 200) throw fail('upstream.unavailable', `the RIM service answered ${r.status} for ${id}`, { id, status: r.status });
+        return rimFromServiceAnswer(id, r.body);
+      });
+      cache.set(id, { at: nowMs(), value });
+      value.catch(() => cache.delete(id));
+      return value;
     },
   };
 }

@@ -12,7 +12,7 @@ import { createPolicyStore } from '../../storage/attestation-store.js';
 import { createCollateralStore } from '../../storage/collateral-store.js';
 import { createHttpClient } from '../../upstream/http.js';
 import type { AppContext } from '../context.js';
-import { createKdsCertificateSource, createPcsCollateralSource } from './collateral-source.js';
+import { createKdsCertificateSource, createNvidiaRimSource, createPcsCollateralSource } from './collateral-source.js';
 
 /** api-versions of MAA's data plane that we accept (skr-maa-protocol.md §4.1); a missing one is refused as MAA does. */
 export const MAA_API_VERSIONS = ['2018-09-01-preview', '2020-10-01', '2022-08-01', '2022-09-01-preview', '2025-06-01', '2026-03-11-preview'];
@@ -41,8 +41,11 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   const local = ctx.config.services.includes('collateral');
   const collateralBase = () => (local ? ctx.baseUrl() : ctx.config.upstreamIntel);
   const amdBase = () => (local ? ctx.baseUrl() : ctx.config.upstreamAmd);
+  const rimBase = () => (local ? ctx.baseUrl() : ctx.config.upstreamNvidiaRim);
+  const collateralHttp = createHttpClient({ ca: readFileSync(ctx.caPath), retries: 1 });
   const service = createAttestationService({
-    collateral: createPcsCollateralSource(collateralBase, createHttpClient({ ca: readFileSync(ctx.caPath), retries: 1 })),
+    collateral: createPcsCollateralSource(collateralBase, collateralHttp),
+    gpuReferences: createNvidiaRimSource(rimBase, collateralHttp),
     snpCertificates: createKdsCertificateSource(amdBase, ctx.caPath),
     policies,
     signer,

@@ -16,6 +16,7 @@ import { createHttpClient } from '../../upstream/http.js';
 import type { AppContext } from '../context.js';
 import { type Prepared, crlBody, encodeChain, identityHeaders, prepare, tcbHeaders } from './responses.js';
 import { type CollateralService, createCollateralService } from '../../collateral/service.js';
+import { registerNvidiaCollateralRoutes } from './nvidia.js';
 
 /** Tunables tests and the benchmark may shrink; production uses the defaults. */
 export interface CollateralPluginOptions {
@@ -69,7 +70,14 @@ function product(p: string): AmdProduct {
 
 export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, opts: CollateralPluginOptions = {}): Promise<void> {
   const http = createHttpClient({ retries: opts.upstreamRetries ?? 3, timeoutMs: opts.upstreamTimeoutMs ?? 15_000 });
-  const upstream = createCollateralUpstream({ intel: ctx.config.upstreamIntel, intelApiKey: ctx.config.intelApiKey, amd: ctx.config.upstreamAmd, http });
+  const upstream = createCollateralUpstream({
+    intel: ctx.config.upstreamIntel,
+    intelApiKey: ctx.config.intelApiKey,
+    amd: ctx.config.upstreamAmd,
+    nvidiaRim: ctx.config.upstreamNvidiaRim,
+    nvidiaOcsp: ctx.config.upstreamNvidiaOcsp,
+    http,
+  });
   const store = createCollateralStore(ctx.db);
   const svc: CollateralService = createCollateralService({ mode: ctx.config.collateralMode, store, upstream, now: ctx.now, logger: ctx.logger.child({ service: 'collateral' }) });
   await svc.sync();
@@ -413,6 +421,8 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, op
     });
   });
 
+  registerNvidiaCollateralRoutes(app, { svc, serve, cached, failing, now });
+
   // ── Admin API (bearer token of the administrator) ──────────────────────────────────────────────
   async function admin(request: FastifyRequest): Promise<void> {
     const p = await ctx.auth.authenticate(request.headers.authorization, Math.floor(now() / 1000));
@@ -443,7 +453,7 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, op
   app.get('/admin/collateral/status', { config: ADMIN, schema: { summary: 'Cached collateral: source, age, next refresh', tags: ['Collateral admin'] } }, async (request) => {
     await admin(request);
     await svc.sync();
-    return { mode: ctx.config.collateralMode, upstreams: { intel: ctx.config.upstreamIntel ?? null, amd: ctx.config.upstreamAmd ?? null }, items: [...svc.items()].map(describe) };
+    return { mode: ctx.config.collateralMode, upstreams: { intel: ctx.config.upstreamIntel ?? null, amd: ctx.config.upstreamAmd ?? null, nvidiaRim: ctx.config.upstreamNvidiaRim ?? null, nvidiaOcsp: ctx.config.upstreamNvidiaOcsp ?? null }, items: [...svc.items()].map(describe) };
   });
 
   app.post('/admin/collateral/refresh', { config: ADMIN, schema: { summary: 'Refresh cached collateral now', tags: ['Collateral admin'] } }, async (request) => {

@@ -103,6 +103,28 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
     assert.match(r.text, /fail/);
   });
 
+  test('the MAA policy language sees each GPU: a rule can require every GPU to pass and issue per-GPU claims', async () => {
+    const policy = [
+      'version= 1.0;',
+      'authorizationrules {',
+      '  c1:[type=="x-nvidia-overall-att-result", value==true] && c2:[type=="x-conclave-gpus.GPU-1.dbgstat", value=="disabled"] => permit();',
+      '};',
+      'issuancerules {',
+      '  c:[type=="x-conclave-gpus.GPU-1.hwmodel"] => issue(type="gpu1-hwmodel", value=c.value);',
+      '};',
+    ].join('\n');
+    const tee = loadOrCreateSimulatedTee(server.dataDir);
+    const good = tee.evidence({ tee: 'tdx', runtimeData: runtime, gpus: 2 });
+    const ok = await server.send('POST', '/attest/TdxVm?api-version=2022-08-01', { body: { ...good.body, draftPolicyForAttestation: policy } });
+    assert.equal(ok.status, 200, ok.text);
+    const claims = JSON.parse(Buffer.from((ok.json().token as string).split('.')[1]!, 'base64url').toString('utf8'));
+    assert.equal(claims['gpu1-hwmodel'], 'GH100 A01 GSP BROM');
+    const bad = tee.evidence({ tee: 'tdx', runtimeData: runtime, gpus: 2, gpuMismatch: [0] });
+    const denied = await server.send('POST', '/attest/TdxVm?api-version=2022-08-01', { body: { ...bad.body, draftPolicyForAttestation: policy } });
+    assert.equal(denied.status, 400, denied.text);
+    assert.match(denied.text, /policy/i);
+  });
+
   test('GPU evidence for another runtime data (replayed from another VM) is refused with gpu.nonce_mismatch', async () => {
     const tee = loadOrCreateSimulatedTee(server.dataDir);
     const other = tee.evidence({ tee: 'tdx', runtimeData: new TextEncoder().encode('{"keys":[]}'), gpus: 2 });
