@@ -12,6 +12,7 @@ import { loadOrCreateTls } from './server/tls.js';
 import { createClientStore } from './storage/client-store.js';
 import { openDatabase } from './storage/open.js';
 import { MIGRATIONS } from './storage/migrations/index.js';
+import { checkTrustMode, describeStore } from './storage/store-meta.js';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
@@ -52,6 +53,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
   const db = await openDatabase(config.db, { poolSize: config.dbPoolSize });
   try {
     await db.migrate(MIGRATIONS);
+    await checkTrustMode(db, config.simulate ? 'simulate' : 'real', describeStore(config.db));
   } catch (e) {
     await db.close().catch(() => undefined);
     throw e;
@@ -86,7 +88,13 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     caPath: tls.caPath,
   };
   if (config.simulate) logger.warn('--simulate: the simulated TEE root is trusted; every token it yields carries x-conclave-simulated=true. Never use this in production.');
-  const app = await buildApp(ctx, { https: { key: tls.key, cert: tls.cert }, logger });
+  let app: FastifyInstance;
+  try {
+    app = await buildApp(ctx, { https: { key: tls.key, cert: tls.cert }, logger });
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    throw e;
+  }
   try {
     await app.listen({ host: config.host, port: config.port });
   } catch (e) {

@@ -6,6 +6,7 @@
 import { parsePckSgxExtension } from '../evidence/dcap/pck-extension.js';
 import { fromB64 } from '../core/bytes.js';
 import { ConclaveError, fail } from '../core/errors.js';
+import { createTurnQueue } from '../core/turns.js';
 import { parseCertificate, pemToDer } from '../core/x509.js';
 import { VerifierCache, parseQuote, verifyQuote } from '../evidence/dcap/index.js';
 import type { Quote } from '../evidence/dcap/quote.js';
@@ -15,7 +16,7 @@ import { SnpVerifierCache, verifyAzureHclReport, verifyMaaSevSnpEvidence } from 
 import { isHclReport, parseHclReport } from '../evidence/azure-vtpm/hcl.js';
 import { decodeTcb, parseSnpReport, productFromCpuid, tcbLayoutOf } from '../evidence/snp/report.js';
 import { type Claims, incomingClaims, sgxClaims, snpClaims, tdxClaims } from './claims.js';
-import { type CompiledPolicy, DEFAULT_POLICIES, type PolicyAttestationType, compilePolicy, decodePolicyJws, evaluatePolicy, looksLikeJws, parsePolicy, policyHash } from './policy/index.js';
+import { type CompiledPolicy, DEFAULT_POLICIES, type PolicyAttestationType, compilePolicy, decodePolicyJws, evaluatePolicy, looksLikeJws, parsePolicy, policyHash, verifyManagementJws } from './policy/index.js';
 import type { PlatformSeen } from '../collateral/baseline.js';
 import type { PolicyStore, QuoteCollateralSource, SnpCertificateSource, StoredPolicy } from './ports.js';
 import { type DataInput, checkInitTimeBinding, checkReportDataBinding, parseDataInput } from './runtime-data.js';
@@ -42,6 +43,8 @@ export interface AttestationServiceDeps {
   readonly snpCertificates: SnpCertificateSource;
   readonly policies: PolicyStore;
   readonly signer: () => Promise<TokenSigner>;
+  /** Signs tokens from simulated evidence (present only with `simulated`); never the production key. */
+  readonly simulatedSigner?: () => Promise<TokenSigner>;
   readonly issuer: () => string;
   readonly now: () => Date;
   /** A monotonic millisecond clock for cache expiry (not for verification, which uses `now`). */
@@ -81,6 +84,15 @@ interface CachedPolicy {
   readonly hash: string;
 }
 
+/**
+ * The largest `draftPolicyForAttestation` evaluated (policy text or its JWS). Drafts come from anyone who
+ * can attest; MAA's own samples are a few kilobytes.
+ */
+export const MAX_DRAFT_POLICY_CHARS = 64 * 1024;
+
+/** Evaluations waiting for their turn of the event loop before new ones are refused (429). */
+const MAX_WAITING_EVALUATIONS = 256;
+
 /** Policy caches re-check the store's version at most this often, bounding cross-replica staleness. */
 const POLICY_RECHECK_MS = 1000;
 
@@ -89,6 +101,8 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
   const snpCache = new SnpVerifierCache();
   const gpuCache = new GpuVerifierCache();
   const policyCache = new Map<string, CachedPolicy>();
+  // Policy evaluation is CPU-bound and budgeted; one at a time, each in its own turn of the event loop.
+  const evaluationTurn = createTurnQueue(MAX_WAITING_EVALUATIONS);
   let policyVersion = -1;
   let versionCheckedAt = 0;
 
@@ -244,6 +258,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       const draft = body.draftPolicyForAttestation;
       if (draft !== undefined && draft !== null && draft !== '') {
         if (typeof draft !== 'string') throw fail('request.invalid', 'draftPolicyForAttestation must be a string');
+        if (draft.length > MAX_DRAFT_POLICY_CHARS) throw fail('request.too_large', `draftPolicyForAttestation is longer than ${MAX_DRAFT_POLICY_CHARS} characters`, { field: 'draftPolicyForAttestation', max: MAX_DRAFT_POLICY_CHARS });
         const text = looksLikeJws(draft) ? decodePolicyJws(draft).policyText : draft;
         compiled = compilePolicy(parsePolicy(text));
         hash = policyHash(text);
@@ -253,7 +268,8 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
         hash = p.hash;
         signerCertDer = p.stored.signerCertDer;
       }
-      const evaluation = evaluatePolicy(compiled, [...incomingClaims(verified.claims), ...gpuPolicyClaims(verified.claims)]);
+      const incoming = [...incomingClaims(verified.claims), ...gpuPolicyClaims(verified.claims)];
+      const evaluation = await evaluationTurn(() => evaluatePolicy(compiled, incoming));
       if (!evaluation.permitted) {
         throw fail('attestation.policy_denied', `the attestation policy denied the evidence: ${evaluation.trace.join('; ') || 'no authorization rule permitted it'}`, {
           trace: evaluation.trace,
@@ -270,7 +286,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       if (body.nonce !== undefined && body.nonce !== null && body.nonce !== '') claims.nonce = body.nonce;
       if (verified.simulated) claims['x-conclave-simulated'] = true;
       const isDraft = draft !== undefined && draft !== null && draft !== '';
-      const token = await issueToken(claims, deps.issuer(), isDraft ? 'unsigned' : await deps.signer(), { now: at, lifetimeSeconds: deps.tokenLifetimeSeconds });
+      const token = await issueToken(claims, deps.issuer(), isDraft ? 'unsigned' : await signerFor(verified.simulated), { now: at, lifetimeSeconds: deps.tokenLifetimeSeconds });
       return { token, claims };
     },
 
@@ -290,19 +306,22 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     },
 
     async resetPolicy(type, jws, isolated) {
-      const parts = jws.trim().split('.');
-      if (parts.length !== 3) throw fail('attestation.policy_invalid', 'the reset body is not a compact JWS');
-      const header = JSON.parse(Buffer.from(parts[0]!, 'base64url').toString('utf8') || '{}') as { alg?: string; x5c?: string[] };
-      if (isolated) {
-        if (header.alg === 'none' || !header.x5c?.length) throw fail('attestation.policy_invalid', 'isolated mode: a policy reset must be signed by a policy-management certificate');
-        const der = new Uint8Array(Buffer.from(header.x5c[0]!, 'base64'));
-        await checkSigner(true, der, true);
-      }
+      // The signature is checked before the signer is looked up: naming a registered certificate in
+      // x5c proves nothing, only a signature that verifies with it does.
+      const reset = verifyManagementJws(jws);
+      await checkSigner(reset.signed, reset.signingCertificateDer, isolated);
       await deps.policies.resetPolicy(type);
       policyCache.delete(type);
       versionCheckedAt = 0;
     },
   };
+
+  /** Simulated and real trust never share a key: simulated evidence is signed by the simulate-only key or not at all. */
+  async function signerFor(simulated: boolean): Promise<TokenSigner> {
+    if (!simulated) return deps.signer();
+    if (!deps.simulated || !deps.simulatedSigner) throw fail('evidence.untrusted_root', 'simulated evidence is trusted only by a server started with --simulate');
+    return deps.simulatedSigner();
+  }
 
   async function checkSigner(signed: boolean, der: Uint8Array | undefined, isolated: boolean): Promise<void> {
     if (!isolated) return;

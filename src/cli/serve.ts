@@ -30,6 +30,7 @@ export function registerServe(program: Command): void {
     .option('--db-pool-size <n>', 'PostgreSQL connection pool size (default 10)')
     .option('--trusted-authority <url...>', 'additional attestation authorities trusted for key release')
     .option('--isolated', 'isolated mode: attestation policies must be signed')
+    .option('--policy-certificate <pem-file...>', 'policy-management certificates registered at start (isolated mode needs one)')
     .option('--oidc-issuer <url>', 'external OpenID Connect issuer whose bearer tokens are accepted (principal id <issuer>#<sub>)')
     .option('--oidc-audience <aud>', 'audience external tokens must carry (required with --oidc-issuer)')
     .option('--oidc-jwks-uri <url>', "the issuer's JWKS URL (default: discovered from <issuer>/.well-known/openid-configuration)")

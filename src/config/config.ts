@@ -48,6 +48,8 @@ export interface Config {
   readonly trustedAuthorities: readonly string[];
   /** Isolated mode: attestation policies must be signed by a policy-management certificate. */
   readonly isolated: boolean;
+  /** PEM files of policy-management certificates registered at every start (isolated mode needs one). */
+  readonly policyCertificates: readonly string[];
   /** External OpenID Connect issuer whose bearer tokens are accepted alongside ours. */
   readonly oidcIssuer: string | undefined;
   /** The `aud` an external token must carry; required with `oidcIssuer`. */
@@ -154,6 +156,7 @@ const OPTIONS = [
   { key: 'dbPoolSize', flag: 'dbPoolSize', env: 'CONCLAVE_DB_POOL_SIZE', parse: int('db-pool-size', 1, 1000) },
   { key: 'trustedAuthorities', flag: 'trustedAuthority', env: 'CONCLAVE_TRUSTED_AUTHORITIES', parse: list('trusted-authorities', url('trusted-authorities', ['https:', 'http:'])) },
   { key: 'isolated', flag: 'isolated', env: 'CONCLAVE_ISOLATED', parse: bool('isolated') },
+  { key: 'policyCertificates', flag: 'policyCertificate', env: 'CONCLAVE_POLICY_CERTIFICATES', parse: list('policy-certificates', str('policy-certificates')) },
   { key: 'oidcIssuer', flag: 'oidcIssuer', env: 'CONCLAVE_OIDC_ISSUER', parse: url('oidc-issuer', ['https:']) },
   { key: 'oidcAudience', flag: 'oidcAudience', env: 'CONCLAVE_OIDC_AUDIENCE', parse: optStr('oidc-audience') },
   { key: 'oidcJwksUri', flag: 'oidcJwksUri', env: 'CONCLAVE_OIDC_JWKS_URI', parse: url('oidc-jwks-uri', ['https:']) },
@@ -216,6 +219,7 @@ export function loadConfig(sources: ConfigSources): Config {
     dbPoolSize: (out.dbPoolSize as number | undefined) ?? 10,
     trustedAuthorities: (out.trustedAuthorities as string[] | undefined) ?? [],
     isolated: (out.isolated as boolean | undefined) ?? false,
+    policyCertificates: (out.policyCertificates as string[] | undefined) ?? [],
     oidcIssuer: out.oidcIssuer as string | undefined,
     oidcAudience: out.oidcAudience as string | undefined,
     oidcJwksUri: out.oidcJwksUri as string | undefined,

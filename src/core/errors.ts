@@ -24,11 +24,13 @@ export const ERROR_CATALOGUE = {
   'request.too_large': { status: 413, meaning: 'The request body exceeds the configured size limit.' },
   'request.not_found': { status: 404, meaning: 'No route or resource matches the request.' },
   'request.method_not_allowed': { status: 405, meaning: 'The route exists but not for this method.' },
+  'request.rate_limited': { status: 429, meaning: 'Too many requests of this kind from this client (or waiting in all); retry after the Retry-After seconds.' },
   'request.unsupported_media_type': { status: 415, meaning: 'The request body has a content type this route does not accept.' },
   'auth.unauthenticated': { status: 401, meaning: 'No valid credential or bearer token was presented.' },
   'auth.forbidden': { status: 403, meaning: 'The caller is authenticated but lacks the permission for this operation.' },
   'config.invalid': { status: 500, meaning: 'The effective configuration failed validation at start.' },
   'store.unavailable': { status: 503, meaning: 'The store (SQLite/PostgreSQL) cannot be reached.' },
+  'store.mode_mismatch': { status: 500, meaning: 'The store was initialised in the other trust mode (--simulate or not); a server refuses to use it, so simulated and real trust never mix.' },
   'store.conflict': { status: 409, meaning: 'A concurrent change made this write conflict; retry.' },
   'hsm.unavailable': { status: 503, meaning: 'The key-protection provider (HSM) cannot be reached.' },
   'hsm.key_untrusted': { status: 503, meaning: 'A service key in the HSM token is not the one its stored certificate pins, or is extractable or not sensitive: the service refuses to use it (and to start).' },
@@ -137,6 +139,7 @@ export const ERROR_CATALOGUE = {
   'attestation.policy_syntax': { status: 400, meaning: 'The attestation policy text has a syntax error.' },
   'attestation.policy_invalid': { status: 400, meaning: 'The policy JWS or its signer is not acceptable.' },
   'attestation.policy_evaluation': { status: 400, meaning: 'A policy function failed while the policy was evaluated (for example JsonToClaimValue of a JSON object).' },
+  'attestation.policy_budget': { status: 400, meaning: 'Evaluating the attestation policy exceeded its budget (steps, bindings, claims or time); a rule binds too many claim combinations.' },
   'attestation.type_unknown': { status: 404, meaning: 'The attestation type is not one this service knows.' },
 
   // ── vault ─────────────────────────────────────────────────────────────────

@@ -21,6 +21,8 @@ function akvCode(code: ErrorCode, status: number): string {
       return 'Conflict';
     case 'request.too_large':
       return 'RequestTooLarge';
+    case 'request.rate_limited':
+      return 'Throttled';
     case 'release.token_invalid':
       return 'InvalidToken';
     case 'store.unavailable':
@@ -62,6 +64,11 @@ export function sendError(family: ErrorFamily, err: unknown, request: FastifyReq
   if (e.status >= 500) request.log.error({ err: e.cause ?? e, code: e.code }, e.message);
   else request.log.info({ code: e.code, detail: e.detail }, e.message);
   reply.status(e.status);
+  // Overload and outages say when to come back (RFC 9110 §10.2.3); clients and SDKs honour it.
+  if (e.status === 429 || e.status === 503) {
+    const after = (e.detail as { retryAfterSeconds?: unknown } | undefined)?.retryAfterSeconds;
+    reply.header('Retry-After', String(typeof after === 'number' && after > 0 ? Math.ceil(after) : 1));
+  }
   const message = e.status >= 500 && e.code === 'internal' ? 'internal error' : e.message;
   switch (family) {
     case 'akv':

@@ -94,6 +94,8 @@ export interface VaultServiceDeps {
   readonly baseUrl: () => string;
   /** Authorities trusted by configuration, besides the vault itself and those the operator stored. */
   readonly trustedAuthorities: readonly string[];
+  /** Whether this server runs with --simulate: only then do tokens from simulated evidence release keys. */
+  readonly simulate: boolean;
   /** Where a failed audit append of a failed operation is reported (the operation's own error wins). */
   readonly logger: { error(obj: object, msg: string): void };
 }
@@ -445,6 +447,11 @@ export function createVaultService(deps: VaultServiceDeps) {
         if (!key.attributes.exportable || !key.releasePolicy) throw fail('release.not_exportable', `Key ${name} is not exportable and cannot be released.`, { name });
         const trusted = [ctx.baseUrl(), ...ctx.config.trustedAuthorities, ...(await store.authorities())];
         const token = await verifyTargetToken(b.target, { trustedAuthorities: trusted, getJwks, at });
+        // Simulated and real trust never mix: whoever signed it, a token that says it comes from a
+        // simulated TEE releases nothing on a server that does not itself run with --simulate.
+        if (token.claims['x-conclave-simulated'] !== undefined && !deps.simulate) {
+          throw fail('release.token_invalid', 'target attestation token rejected: it comes from simulated evidence (x-conclave-simulated), which this vault does not trust because it runs without --simulate', { reason: 'simulated', issuer: token.issuer });
+        }
         draft.detail.issuer = token.issuer;
         if (typeof token.claims.jti === 'string') draft.detail.jti = token.claims.jti;
         draft.detail.claimsSha256 = createHash('sha256').update(canonicalJson(token.claims)).digest('hex');

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { ConclaveError } from '../../core/errors.js';
 import type { Claim } from './ast.js';
 import { DEFAULT_POLICIES } from './defaults.js';
-import { compilePolicy, evaluatePolicy } from './evaluator.js';
+import { DEFAULT_EVALUATION_BUDGET, type EvaluationBudget, compilePolicy, evaluatePolicy } from './evaluator.js';
 import {
   AUTHOR_SIGN_DRAFT_DENY,
   AUTHOR_SIGN_SAMPLE,
@@ -15,6 +15,7 @@ import {
   FUNCTIONS_JSON_ARRAY_RULES,
   FUNCTIONS_JSON_TO_CLAIM_VALUE_RULES,
   FUNCTIONS_NOT_CONDITION_RULES,
+  POLICY_EXAMPLES,
   SGX_CUSTOM,
   SGX_DEFAULT,
   SGX_KEY_ROTATION_DURING,
@@ -400,5 +401,47 @@ describe('evaluatePolicy: rule semantics', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('evaluation budget (#14 item 3)', () => {
+  const many = (n: number): Claim[] => Array.from({ length: n }, (_, i) => ({ type: `t${i}`, value: `v${i}` }));
+  const STALL = 'version=1.0; authorizationrules { c1:[type != ""] && c2:[type != ""] && c3:[type != ""] && c4:[type != ""] && [type == "never"] => permit(); => permit(); };';
+  const GROW =
+    'version=1.0; authorizationrules { => permit(); }; issuancerules { c1:[type != ""] && c2:[type != ""] => add(type=c1.type, value=c2.value); c1:[type != ""] && c2:[type != ""] => add(type=c1.type, value=c2.value); c1:[type != ""] && c2:[type != ""] => issue(type=c1.type, value=c2.value); };';
+  const budget = (over: Partial<EvaluationBudget>): EvaluationBudget => ({ ...DEFAULT_EVALUATION_BUDGET, maxMillis: 60_000, ...over });
+  const limitOf = (e: unknown) => e instanceof ConclaveError && e.code === 'attestation.policy_budget' && (e.detail as { limit: string }).limit;
+
+  test('a rule that enumerates N⁴ combinations stops at exactly the step limit (deterministic, not by time)', () => {
+    for (const maxSteps of [1_000, 50_000]) {
+      assert.throws(() => evaluatePolicy(STALL, many(40), { budget: budget({ maxSteps }) }), (e) => limitOf(e) === 'steps' && (e as ConclaveError).detail?.max === maxSteps);
+    }
+    assert.throws(() => evaluatePolicy(STALL, many(40)), (e) => limitOf(e) === 'steps' && /authorizationrules\[0\]/.test((e as Error).message));
+    // With few claims the same rule is cheap and fits: the budget limits work, not syntax.
+    assert.equal(evaluatePolicy(STALL, many(5)).permitted, true);
+  });
+
+  test('rules that feed each other claims stop at the binding, claim or issued-claim limit', () => {
+    assert.throws(() => evaluatePolicy(GROW, many(40)), (e) => ['bindings', 'steps', 'claims'].includes(String(limitOf(e))));
+    assert.throws(() => evaluatePolicy(GROW, many(10), { budget: budget({ maxSteps: 1e9, maxBindings: 1e9, maxClaims: 2_000 }) }), (e) => limitOf(e) === 'claims');
+    assert.throws(() => evaluatePolicy(GROW, many(5), { budget: budget({ maxSteps: 1e9, maxBindings: 1e9, maxClaims: 1e9, maxIssuedClaims: 50 }) }), (e) => limitOf(e) === 'issuedClaims');
+    assert.throws(() => evaluatePolicy(GROW, many(40), { budget: budget({ maxSteps: 1e9, maxBindings: 100 }) }), (e) => limitOf(e) === 'bindings');
+  });
+
+  test('the time limit is a backstop', () => {
+    assert.throws(() => evaluatePolicy(STALL, many(40), { budget: budget({ maxSteps: 1e12, maxMillis: 5 }) }), (e) => limitOf(e) === 'time');
+  });
+
+  test("every published policy uses under 1% of the default step budget on MAA's claim set", () => {
+    for (const ex of POLICY_EXAMPLES) {
+      let r: ReturnType<typeof evaluatePolicy>;
+      try {
+        r = evaluatePolicy(ex.text, sgxClaims());
+      } catch (e) {
+        if (e instanceof ConclaveError && e.code !== 'attestation.policy_budget') continue; // a sample for another TEE's claims
+        throw e;
+      }
+      assert.ok(r.steps < DEFAULT_EVALUATION_BUDGET.maxSteps / 100, `${ex.name}: ${r.steps} steps`);
+    }
   });
 });

@@ -1,3 +1,4 @@
+import { fail } from '../../core/errors.js';
 import type { Action, Claim, ClaimProperty, ClaimValue, Condition, Expression, Policy, PolicyConfiguration, PropertyCondition, Rule } from './ast.js';
 import { callFunction, type EvalValue } from './functions.js';
 import { parsePolicy } from './parser.js';
@@ -10,6 +11,66 @@ export const SERVICE_ISSUER = 'AttestationService';
 export interface EvaluationOptions {
   /** Record a line per rule that fired (default true). */
   readonly trace?: boolean;
+  /** Limits on the work of one evaluation (default {@link DEFAULT_EVALUATION_BUDGET}). */
+  readonly budget?: EvaluationBudget;
+}
+
+/**
+ * What one evaluation may cost. A rule's conditions are matched as a cartesian product of claims, so a
+ * few rules that bind every claim (and add claims that later rules bind again) grow exponentially; the
+ * budget stops them with `attestation.policy_budget` (400) instead of stalling the event loop. Steps make
+ * the bound deterministic; the time limit is only a backstop for steps that are slow on their own.
+ */
+export interface EvaluationBudget {
+  /** Claim tests, rule firings and function calls, all rules together. */
+  readonly maxSteps: number;
+  /** Distinct firings (binding combinations) of one rule. */
+  readonly maxBindings: number;
+  /** Claims in the working set: incoming plus those the policy adds or issues. */
+  readonly maxClaims: number;
+  /** Claims issued to the token. */
+  readonly maxIssuedClaims: number;
+  /** Wall-clock backstop in milliseconds. */
+  readonly maxMillis: number;
+}
+
+/**
+ * Generous for real policies (every policy MAA's documentation publishes takes under a hundred steps on
+ * their claim sets) and small enough that one evaluation cannot hold the event loop for long.
+ */
+export const DEFAULT_EVALUATION_BUDGET: EvaluationBudget = { maxSteps: 20_000, maxBindings: 2_048, maxClaims: 10_000, maxIssuedClaims: 1_000, maxMillis: 100 };
+
+/** Steps one new binding costs (it allocates a map per slot). */
+const BINDING_STEPS = 8;
+
+/** Counts the work of one evaluation against its budget. */
+class Meter {
+  steps = 0;
+  private readonly started = performance.now();
+  readonly budget: EvaluationBudget;
+  constructor(budget: EvaluationBudget) {
+    this.budget = budget;
+  }
+
+  /** A policy function call: its cost grows with its arguments (JmesPath over a large document), so the clock is read every time. */
+  call(rule: string, args: readonly EvalValue[]): void {
+    let size = 0;
+    for (const a of args) size += typeof a === 'string' ? a.length : Array.isArray(a) ? a.length : 1;
+    this.step(rule, 1 + (size >> 10));
+    if (performance.now() - this.started > this.budget.maxMillis) exceeded('time', this.budget.maxMillis, rule);
+  }
+
+  step(rule: string, n = 1): void {
+    this.steps += n;
+    if (this.steps > this.budget.maxSteps) exceeded('steps', this.budget.maxSteps, rule);
+    // The clock is read once per 1024 steps: cheap, and still a bound on a slow step.
+    if ((this.steps & 1023) < n && performance.now() - this.started > this.budget.maxMillis) exceeded('time', this.budget.maxMillis, rule);
+  }
+}
+
+function exceeded(limit: 'steps' | 'bindings' | 'claims' | 'issuedClaims' | 'time', max: number, rule: string): never {
+  const unit = limit === 'time' ? `${max} ms` : `${max} ${limit === 'issuedClaims' ? 'issued claims' : limit}`;
+  throw fail('attestation.policy_budget', `the attestation policy exceeded its evaluation budget (${unit}) at ${rule}; simplify the rule's conditions (bind claims by type)`, { limit, max, rule });
 }
 
 export interface PolicyEvaluation {
@@ -23,6 +84,8 @@ export interface PolicyEvaluation {
   readonly config: PolicyConfiguration;
   /** Human-readable record of which rules fired and what decided the authorization. */
   readonly trace: string[];
+  /** Budget steps the evaluation used (see {@link EvaluationBudget}). */
+  readonly steps: number;
 }
 
 interface WorkingClaim {
@@ -42,10 +105,12 @@ type Bindings = (WorkingClaim | undefined)[];
 interface Scope {
   readonly bound: Bindings;
   readonly sets: readonly (readonly WorkingClaim[])[];
+  readonly meter: Meter;
+  readonly rule: string;
 }
 
 type CompiledExpression = (s: Scope) => EvalValue;
-type ClaimTest = (c: WorkingClaim, b: Bindings) => boolean;
+type ClaimTest = (c: WorkingClaim, b: Bindings, m: Meter, rule: string) => boolean;
 
 interface CompiledCondition {
   readonly slot: number;
@@ -78,8 +143,13 @@ class ClaimSet {
   readonly byType = new Map<string, WorkingClaim[]>();
   readonly issued: Claim[] = [];
   readonly properties: Record<string, unknown> = {};
+  readonly meter: Meter;
+  constructor(meter: Meter) {
+    this.meter = meter;
+  }
 
-  add(type: string, value: ClaimValue, issuer: string): WorkingClaim {
+  add(type: string, value: ClaimValue, issuer: string, rule = 'incoming claims'): WorkingClaim {
+    if (this.all.length >= this.meter.budget.maxClaims) exceeded('claims', this.meter.budget.maxClaims, rule);
     const c: WorkingClaim = { id: this.all.length, type, value, issuer };
     this.all.push(c);
     const list = this.byType.get(type);
@@ -123,7 +193,7 @@ export function evaluatePolicy(policy: Policy | CompiledPolicy | string, incomin
   const compiled = typeof policy === 'string' ? compilePolicy(parsePolicy(policy)) : 'authorization' in policy ? policy : compilePolicy(policy);
   const tracing = opts.trace !== false;
   const trace: string[] = [];
-  const set = new ClaimSet();
+  const set = new ClaimSet(new Meter(opts.budget ?? DEFAULT_EVALUATION_BUDGET));
   for (const c of incomingClaims) set.add(c.type, c.value, c.issuer ?? SERVICE_ISSUER);
 
   let decision: 'permit' | 'deny' | undefined;
@@ -141,7 +211,7 @@ export function evaluatePolicy(policy: Policy | CompiledPolicy | string, incomin
   const config = compiled.policy.configuration;
   if (decision !== 'permit') {
     if (tracing) trace.push(decision === 'deny' ? 'not authorized: a deny() rule fired' : 'not authorized: no authorization rule permitted');
-    return { permitted: false, issued: [], properties: {}, config, trace };
+    return { permitted: false, issued: [], properties: {}, config, trace, steps: set.meter.steps };
   }
   for (const rule of compiled.issuance) {
     const firings = fire(rule, set);
@@ -149,7 +219,7 @@ export function evaluatePolicy(policy: Policy | CompiledPolicy | string, incomin
     for (const f of firings) rule.run(f, set);
     if (tracing) trace.push(`${rule.label}: ${rule.kind}() ×${firings.length}`);
   }
-  return { permitted: true, issued: set.issued, properties: set.properties, config, trace };
+  return { permitted: true, issued: set.issued, properties: set.properties, config, trace, steps: set.meter.steps };
 }
 
 /**
@@ -160,6 +230,8 @@ function fire(rule: CompiledRule, set: ClaimSet): Scope[] {
   const conditions = rule.conditions;
   const decisive = rule.kind === 'permit' || rule.kind === 'deny';
   const groups = new Map<string, { bound: Bindings; sets: Map<number, WorkingClaim>[] }>();
+  const meter = set.meter;
+  const label = rule.label;
   const b: Bindings = new Array(rule.slots).fill(undefined);
   let fired = false;
 
@@ -169,6 +241,9 @@ function fire(rule: CompiledRule, set: ClaimSet): Scope[] {
     const key = rule.directSlots.map((s) => b[s]!.id).join(',');
     let g = groups.get(key);
     if (!g) {
+      if (groups.size >= meter.budget.maxBindings) exceeded('bindings', meter.budget.maxBindings, label);
+      // A new binding allocates its claim sets: it weighs as much as several claim tests.
+      meter.step(label, BINDING_STEPS);
       g = { bound: b.slice(), sets: Array.from({ length: rule.slots }, () => new Map<number, WorkingClaim>()) };
       groups.set(key, g);
     }
@@ -186,7 +261,8 @@ function fire(rule: CompiledRule, set: ClaimSet): Scope[] {
     if (cond.slot < 0) {
       let found = false;
       for (const c of candidates) {
-        if (satisfies(cond, c, b)) {
+        meter.step(label);
+        if (satisfies(cond, c, b, meter, label)) {
           found = true;
           break;
         }
@@ -197,7 +273,8 @@ function fire(rule: CompiledRule, set: ClaimSet): Scope[] {
     const n = candidates.length;
     for (let k = 0; k < n; k++) {
       const c = candidates[k]!;
-      if (!satisfies(cond, c, b)) continue;
+      meter.step(label);
+      if (!satisfies(cond, c, b, meter, label)) continue;
       b[cond.slot] = c;
       step(i + 1);
       if (decisive && fired) return;
@@ -206,12 +283,12 @@ function fire(rule: CompiledRule, set: ClaimSet): Scope[] {
   };
   step(0);
 
-  if (decisive) return fired ? [{ bound: [], sets: [] }] : [];
-  return [...groups.values()].map((g) => ({ bound: g.bound, sets: g.sets.map((m) => [...m.values()]) }));
+  if (decisive) return fired ? [{ bound: [], sets: [], meter, rule: label }] : [];
+  return [...groups.values()].map((g) => ({ bound: g.bound, sets: g.sets.map((m) => [...m.values()]), meter, rule: label }));
 }
 
-function satisfies(cond: CompiledCondition, c: WorkingClaim, b: Bindings): boolean {
-  for (const t of cond.tests) if (!t(c, b)) return false;
+function satisfies(cond: CompiledCondition, c: WorkingClaim, b: Bindings, m: Meter, rule: string): boolean {
+  for (const t of cond.tests) if (!t(c, b, m, rule)) return false;
   return true;
 }
 
@@ -283,8 +360,8 @@ function compilePropertyCondition(p: PropertyCondition, slotOf: ReadonlyMap<stri
     const v = p.operand.value;
     return (c) => compare(operator, propertyOf(c, property), v);
   }
-  return (c, b) => {
-    const right = operand({ bound: b, sets: [] });
+  return (c, b, meter, rule) => {
+    const right = operand({ bound: b, sets: [], meter, rule });
     if (right === null) return false;
     const left = propertyOf(c, property);
     // A set operand (JsonToClaimValue of an array) is satisfied by any member.
@@ -320,11 +397,11 @@ function compileExpression(e: Expression, slotOf: ReadonlyMap<string, number>, i
     case 'call': {
       const args = e.args.map((a) => compileExpression(a, slotOf, true));
       const name = e.name;
-      return (s) =>
-        callFunction(
-          name,
-          args.map((a) => a(s)),
-        );
+      return (s) => {
+        const values = args.map((a) => a(s));
+        s.meter.call(s.rule, values);
+        return callFunction(name, values);
+      };
     }
   }
 }
@@ -341,15 +418,19 @@ function compileAction(a: Action, slotOf: ReadonlyMap<string, number>, section: 
   const value = a.value ? compileExpression(a.value, slotOf, false) : undefined;
   const issuerExpr = a.issuer ? compileExpression(a.issuer, slotOf, false) : undefined;
   const kind = a.kind;
-  const emit = (set: ClaimSet, t: string, v: ClaimValue, issuer: string): void => {
-    set.add(t, v, issuer);
-    if (kind === 'issue' && section === 'issuance') set.issued.push({ type: t, value: v, issuer });
+  const emit = (s: Scope, set: ClaimSet, t: string, v: ClaimValue, issuer: string): void => {
+    set.add(t, v, issuer, s.rule);
+    if (kind === 'issue' && section === 'issuance') {
+      if (set.issued.length >= s.meter.budget.maxIssuedClaims) exceeded('issuedClaims', s.meter.budget.maxIssuedClaims, s.rule);
+      set.issued.push({ type: t, value: v, issuer });
+    }
   };
   return (s, set) => {
+    s.meter.step(s.rule);
     if (claimSlot !== undefined) {
       const c = s.bound[claimSlot]!;
       if (kind === 'issueproperty') set.properties[c.type] = c.value;
-      emit(set, c.type, c.value, c.issuer);
+      emit(s, set, c.type, c.value, c.issuer);
       return;
     }
     const t = scalarString(type!(s));
@@ -359,7 +440,7 @@ function compileAction(a: Action, slotOf: ReadonlyMap<string, number>, section: 
     const issuer = (issuerExpr ? scalarString(issuerExpr(s)) : undefined) ?? POLICY_ISSUER;
     if (kind === 'issueproperty') set.properties[t] = v;
     // A set value becomes one claim per member, all with the same type (claim-rule-functions §JsonToClaimValue).
-    if (Array.isArray(v)) for (const m of v as readonly ClaimValue[]) emit(set, t, m, issuer);
-    else emit(set, t, v as ClaimValue, issuer);
+    if (Array.isArray(v)) for (const m of v as readonly ClaimValue[]) emit(s, set, t, m, issuer);
+    else emit(s, set, t, v as ClaimValue, issuer);
   };
 }

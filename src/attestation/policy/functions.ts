@@ -1,4 +1,5 @@
 import { fail } from '../../core/errors.js';
+import { MAX_JSON_DEPTH, jsonTextTooDeep } from '../../core/json.js';
 import type { ClaimValue } from './ast.js';
 import { searchJmesPath } from './jmespath.js';
 
@@ -34,6 +35,7 @@ function asSet(v: EvalValue): readonly ClaimValue[] {
 }
 
 function parseJson(fn: string, text: string): unknown {
+  if (jsonTextTooDeep(text)) evaluationError(fn, `argument nests deeper than ${MAX_JSON_DEPTH} levels`);
   try {
     return JSON.parse(text);
   } catch {

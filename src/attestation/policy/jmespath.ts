@@ -14,8 +14,17 @@ export function searchJmesPath(data: unknown, query: string): unknown {
     if (astCache.size > 1024) astCache.clear();
     astCache.set(query, ast);
   }
-  return interpret(ast, data);
+  try {
+    return interpret(ast, data);
+  } catch (e) {
+    // A long chain (a.a.a…) nests without recursion in the parser but recurses here.
+    if (e instanceof RangeError) queryError('the expression or the document nests too deeply');
+    throw e;
+  }
 }
+
+/** How deeply a JMESPath expression may nest. */
+const MAX_QUERY_DEPTH = 64;
 
 /** Parsed queries keyed by query text (content-addressed, so sharing it is safe). */
 const astCache = new Map<string, Node>();
@@ -168,9 +177,14 @@ class JmesParser {
     return n;
   }
 
+  private depth = 0;
+
   private expr(rbp: number): Node {
+    // Nesting is bounded: the interpreter walks the tree recursively.
+    if (++this.depth > MAX_QUERY_DEPTH) queryError(`the expression nests deeper than ${MAX_QUERY_DEPTH} levels`);
     let left = this.nud();
     while (rbp < this.bp()) left = this.led(left);
+    this.depth--;
     return left;
   }
 

@@ -62,35 +62,39 @@ export function looksLikeJws(s: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/.test(s.trim());
 }
 
+/** A policy-management JWS (policy set or reset, certificate add or remove) after its signature check. */
+export interface ManagementJws {
+  readonly header: PolicyJwsHeader;
+  /** The base64url payload part as sent ('' for a reset, as `@azure/attestation` sends it). */
+  readonly payloadPart: string;
+  /** True when the JWS carried a signature that verified with its `x5c[0]`. */
+  readonly signed: boolean;
+  readonly signingCertificateDer?: Uint8Array;
+  readonly certificateChainDer?: readonly Uint8Array[];
+}
+
 /**
- * Decodes a policy JWS as `@azure/attestation` and MAA's author-sign-policy page form it: payload
- * `{"AttestationPolicy": Base64Url(UTF-8 policy)}`, header `{"alg":"none"}` or a signing algorithm with
- * `x5c`. A signed JWS must verify with `x5c[0]` (RFC 7515 §5.2) or `attestation.policy_invalid` is thrown.
- * The older published sample carries the policy text itself rather than its base64url in `AttestationPolicy`;
- * a value with characters outside the base64url alphabet is taken as text (policy text always has `=`/`;`).
+ * Checks the shape and signature of any policy-management JWS: the header must be a JSON object with
+ * `alg`; `alg: none` must carry no signature; any other alg must verify with `x5c[0]` (RFC 7515 §5.2),
+ * whatever the payload. Whether the signer is a registered management certificate is the caller's call.
  */
-export function decodePolicyJws(jws: string): DecodedPolicyJws {
-  if (typeof jws !== 'string') invalid('the policy JWS must be a string');
+export function verifyManagementJws(jws: string): ManagementJws {
+  if (typeof jws !== 'string') invalid('the JWS must be a string');
   const parts = jws.trim().split('.');
-  if (parts.length !== 3) invalid('the policy is not a compact JWS (three dot-separated parts)', { parts: parts.length });
+  if (parts.length !== 3) invalid('the body is not a compact JWS (three dot-separated parts)', { parts: parts.length });
   const [h, p, s] = parts as [string, string, string];
   const header = decodeJsonPart(h, 'header');
   if (!isObject(header) || typeof header.alg !== 'string') invalid('the JWS header has no alg');
-  if (p === '') invalid('the JWS has an empty payload (no AttestationPolicy)');
-  const payload = decodeJsonPart(p, 'payload');
-  if (!isObject(payload) || typeof payload.AttestationPolicy !== 'string') invalid('the JWS payload has no AttestationPolicy string');
-  const encoded = payload.AttestationPolicy;
-  const policyText = B64URL.test(encoded) ? Buffer.from(encoded, 'base64url').toString('utf8') : encoded;
-
+  if (!B64URL.test(p)) invalid('the JWS payload is not base64url');
   const typedHeader = header as PolicyJwsHeader;
   if (header.alg === 'none') {
     if (s !== '') invalid('an alg "none" JWS must have an empty signature');
-    return { policyText, header: typedHeader, signed: false };
+    return { header: typedHeader, payloadPart: p, signed: false };
   }
   const alg = ALGORITHMS[header.alg];
   if (!alg) invalid(`unsupported JWS alg ${header.alg}`, { alg: header.alg });
   const x5c = header.x5c;
-  if (!Array.isArray(x5c) || x5c.length === 0 || !x5c.every((c) => typeof c === 'string')) invalid('a signed policy JWS needs an x5c certificate');
+  if (!Array.isArray(x5c) || x5c.length === 0 || !x5c.every((c) => typeof c === 'string')) invalid('a signed JWS needs an x5c certificate');
   const chain = (x5c as string[]).map((c) => {
     // x5c is standard base64 (RFC 7515 §4.1.6).
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(c)) invalid('an x5c entry is not base64');
@@ -113,8 +117,34 @@ export function decodePolicyJws(jws: string): DecodedPolicyJws {
   } catch {
     ok = false;
   }
-  if (!ok) invalid('the policy JWS signature does not verify with x5c[0]', { alg: header.alg });
-  return { policyText, header: typedHeader, signed: true, signingCertificateDer: chain[0]!, certificateChainDer: chain };
+  if (!ok) invalid('the JWS signature does not verify with x5c[0]', { alg: header.alg });
+  return { header: typedHeader, payloadPart: p, signed: true, signingCertificateDer: chain[0]!, certificateChainDer: chain };
+}
+
+/** The JSON object payload of a management JWS. */
+export function managementPayload(m: ManagementJws): Record<string, unknown> {
+  if (m.payloadPart === '') invalid('the JWS has an empty payload');
+  const payload = decodeJsonPart(m.payloadPart, 'payload');
+  if (!isObject(payload)) invalid('the JWS payload is not a JSON object');
+  return payload;
+}
+
+/**
+ * Decodes a policy JWS as `@azure/attestation` and MAA's author-sign-policy page form it: payload
+ * `{"AttestationPolicy": Base64Url(UTF-8 policy)}`, header `{"alg":"none"}` or a signing algorithm with
+ * `x5c`. A signed JWS must verify with `x5c[0]` (RFC 7515 §5.2) or `attestation.policy_invalid` is thrown.
+ * The older published sample carries the policy text itself rather than its base64url in `AttestationPolicy`;
+ * a value with characters outside the base64url alphabet is taken as text (policy text always has `=`/`;`).
+ */
+export function decodePolicyJws(jws: string): DecodedPolicyJws {
+  const m = verifyManagementJws(jws);
+  if (m.payloadPart === '') invalid('the JWS has an empty payload (no AttestationPolicy)');
+  const payload = managementPayload(m);
+  if (typeof payload.AttestationPolicy !== 'string') invalid('the JWS payload has no AttestationPolicy string');
+  const encoded = payload.AttestationPolicy;
+  const policyText = B64URL.test(encoded) ? Buffer.from(encoded, 'base64url').toString('utf8') : encoded;
+  if (!m.signed) return { policyText, header: m.header, signed: false };
+  return { policyText, header: m.header, signed: true, signingCertificateDer: m.signingCertificateDer!, certificateChainDer: m.certificateChainDer! };
 }
 
 /** The unsigned JWS `@azure/attestation` sends for setPolicy: `eyJhbGciOiJub25lIn0.<payload>.` */

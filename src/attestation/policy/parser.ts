@@ -30,6 +30,9 @@ const ACTIONS = new Set(['permit', 'deny', 'issue', 'add', 'issueproperty']);
 /** Largest integer a policy literal may hold; MAA integers are 64-bit, ours must stay exact in a double. */
 const MAX_INTEGER = Number.MAX_SAFE_INTEGER;
 
+/** How deeply function calls may nest in a policy (MAA's samples nest two). */
+export const MAX_CALL_DEPTH = 16;
+
 /**
  * Parses MAA attestation policy text (versions 1.0, 1.1, 1.2).
  *
@@ -48,6 +51,8 @@ class Parser {
   private readonly text: string;
   private readonly tokens: Token[];
   private pos = 0;
+  /** Function calls open at this point: nesting is bounded, as every later pass over the tree recurses. */
+  private callDepth = 0;
   private version: PolicyVersion = '1.0';
   private section: Section = 'authorizationrules';
 
@@ -250,6 +255,8 @@ class Parser {
     const canonical = Object.keys(FUNCTION_ARITY).find((f) => f.toLowerCase() === name.text.toLowerCase());
     if (canonical === undefined) this.fail(`unknown function '${name.text}'`, name);
     if (this.version !== '1.2') this.fail('functions need policy version 1.2', name);
+    if (this.callDepth >= MAX_CALL_DEPTH) this.fail(`function calls nest deeper than ${MAX_CALL_DEPTH} levels`, name);
+    this.callDepth++;
     this.expectPunct('(');
     const args: Expression[] = [];
     if (!this.isPunct(')')) {
@@ -260,6 +267,7 @@ class Parser {
       }
     }
     this.expectPunct(')', `to close the call of ${canonical}`);
+    this.callDepth--;
     if (args.length !== FUNCTION_ARITY[canonical]) this.fail(`${canonical} takes ${FUNCTION_ARITY[canonical]} argument(s), not ${args.length}`, name);
     return { kind: 'call', name: canonical, args, at };
   }

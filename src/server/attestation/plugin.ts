@@ -3,15 +3,15 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ATTEST_TYPES, type AttestRequest, POLICY_TYPES, canonicalType, createAttestationService } from '../../attestation/service.js';
 import { issueToken, openIdMetadata, signingKeySet, type TokenSigner } from '../../attestation/token.js';
-import { encodePolicyJws, policyTokenHash, type PolicyAttestationType } from '../../attestation/policy/index.js';
+import { encodePolicyJws, managementPayload, policyTokenHash, type PolicyAttestationType, verifyManagementJws } from '../../attestation/policy/index.js';
 import { fail } from '../../core/errors.js';
-import { decodeJws, verifyJwsSignature } from '../../core/jwt.js';
-import { parseCertificate, publicKeyOf } from '../../core/x509.js';
+import { parseCertificate, pemToDer } from '../../core/x509.js';
 import { loadOrCreateSimulatedTee } from '../../evidence/simulated/index.js';
 import { createPolicyStore } from '../../storage/attestation-store.js';
 import { createCollateralStore } from '../../storage/collateral-store.js';
 import { createHttpClient } from '../../upstream/http.js';
 import type { AppContext } from '../context.js';
+import { createRateLimiter } from '../rate-limit.js';
 import { createKdsCertificateSource, createNvidiaRimSource, createPcsCollateralSource } from './collateral-source.js';
 
 /** api-versions of MAA's data plane that we accept (skr-maa-protocol.md §4.1); a missing one is refused as MAA does. */
@@ -31,10 +31,15 @@ const maa = { config: { family: 'maa' as const } };
  */
 export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const issuer = () => ctx.baseUrl();
-  const signer = async (): Promise<TokenSigner> => {
-    const k = await ctx.serviceKey('attestation-signing', 'RS256', `${ctx.baseUrl()}`);
+  const signerOf = (name: string, subject: () => string) => async (): Promise<TokenSigner> => {
+    const k = await ctx.serviceKey(name, 'RS256', subject());
     return { kid: k.kid, privateKey: k.privateKey, certDer: k.certDer };
   };
+  const signer = signerOf('attestation-signing', () => ctx.baseUrl());
+  // Tokens from simulated evidence get a signing key of their own, which exists only under --simulate:
+  // a server without the flag never creates, publishes or trusts it (docs/security.md).
+  const simulatedSigner = ctx.config.simulate ? signerOf('attestation-signing-simulated', () => `${ctx.baseUrl()} simulated TEE tokens, development only`) : undefined;
+  const publishedSigners = async () => (simulatedSigner ? [await signer(), await simulatedSigner()] : [await signer()]);
   const policies = createPolicyStore(ctx.db, ctx.now);
   const sightings = createCollateralStore(ctx.db);
   // Collateral comes from our own collateral service when it runs in this process, else from the upstreams.
@@ -49,6 +54,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     snpCertificates: createKdsCertificateSource(amdBase, ctx.caPath),
     policies,
     signer,
+    ...(simulatedSigner ? { simulatedSigner } : {}),
     issuer,
     now: ctx.now,
     cacheClockMs: () => performance.now(),
@@ -59,6 +65,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
       sightings.recordPlatformSeen(p, 'attestation', at).catch((e: unknown) => ctx.logger.warn({ err: e }, 'could not record the platform seen'));
     },
   });
+  await registerPolicyCertificates(ctx, policies);
   ctx.readiness.set('attestation-signing-key', async () => void (await signer()));
 
   /** A service-signed token over a management result, as MAA answers policy calls. */
@@ -78,14 +85,18 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     return '';
   };
 
+  // Draft policies are evaluated for anyone who can attest, as MAA does; they are rate-limited per client.
+  const drafts = createRateLimiter({ perSecond: 5, burst: 20 });
   app.post('/attest/:type', { ...maa, schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     const type = canonicalType((request.params as { type: string }).type, ATTEST_TYPES);
+    const draft = (request.body as { draftPolicyForAttestation?: unknown } | undefined)?.draftPolicyForAttestation;
+    if (draft !== undefined && draft !== null && draft !== '') drafts.take(request.ip, 'draft policy evaluations');
     const { token } = await service.attest(type, (request.body ?? {}) as AttestRequest);
     return { token };
   });
 
-  app.get('/certs', { ...maa, schema: { summary: 'Token signing keys (JWKS with x5c)', tags: ['attestation'] } }, async () => signingKeySet([await signer()]));
+  app.get('/certs', { ...maa, schema: { summary: 'Token signing keys (JWKS with x5c)', tags: ['attestation'] } }, async () => signingKeySet(await publishedSigners()));
   app.get('/.well-known/openid-configuration', { ...maa, schema: { summary: 'OpenID metadata', tags: ['attestation'] } }, async () => openIdMetadata(issuer()));
 
   app.get('/policies/:type', { ...maa, schema: { summary: 'Get the attestation policy of a type', tags: ['attestation'] } }, async (request) => {
@@ -132,18 +143,25 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     app.post(`/certificates::${action}`, { ...maa, schema: { summary: `${action} a policy-management certificate (JWS signed by an existing one)`, tags: ['attestation'] } }, async (request) => {
       checkApiVersion(request);
       await requireAdmin(request);
-      const jws = decodeJws(bodyText(request).trim());
-      const x5c = jws.header.x5c;
-      const cert = (jws.payload.policyCertificate as { x5c?: string[] } | undefined)?.x5c?.[0];
-      if (!Array.isArray(x5c) || typeof x5c[0] !== 'string' || !cert) throw fail('attestation.policy_invalid', 'the body must be a JWS signed with x5c, whose payload is {"policyCertificate": {"kty", "x5c": [...]}}');
-      const signerDer = new Uint8Array(Buffer.from(x5c[0], 'base64'));
-      const signerCert = parseCertificate(signerDer);
-      if (!verifyJwsSignature(jws, publicKeyOf(signerCert))) throw fail('attestation.policy_invalid', 'the certificate-management JWS signature does not verify with its x5c[0]');
+      const jws = verifyManagementJws(bodyText(request));
+      const policyCertificate = managementPayload(jws).policyCertificate as { x5c?: unknown } | undefined;
+      const cert = Array.isArray(policyCertificate?.x5c) ? policyCertificate.x5c[0] : undefined;
+      if (!jws.signed || typeof cert !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(cert)) {
+        throw fail('attestation.policy_invalid', 'the body must be a JWS signed with x5c, whose payload is {"policyCertificate": {"kty", "x5c": [...]}}');
+      }
+      const signerDer = jws.signingCertificateDer!;
       const existing = await policies.listCertificates();
       const target = new Uint8Array(Buffer.from(cert, 'base64'));
-      parseCertificate(target);
-      // An existing management certificate must sign; the very first one may sign its own addition.
-      const allowed = existing.some((c) => Buffer.from(c).equals(Buffer.from(signerDer))) || (existing.length === 0 && action === 'add' && Buffer.from(target).equals(Buffer.from(signerDer)));
+      try {
+        parseCertificate(target);
+      } catch (e) {
+        throw fail('attestation.policy_invalid', 'policyCertificate.x5c[0] is not a certificate', undefined, e);
+      }
+      // An existing management certificate must sign. Outside isolated mode the very first one may sign
+      // its own addition; in isolated mode the first ones come from the operator (--policy-certificate).
+      const allowed =
+        existing.some((c) => Buffer.from(c).equals(Buffer.from(signerDer))) ||
+        (!ctx.config.isolated && existing.length === 0 && action === 'add' && Buffer.from(target).equals(Buffer.from(signerDer)));
       if (!allowed) throw fail('attestation.policy_invalid', 'the certificate-management JWS must be signed by a registered policy-management certificate');
       if (action === 'add') await policies.addCertificate(target);
       else await policies.removeCertificate(target);
@@ -152,6 +170,28 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
         'x-ms-certificate-result': action === 'add' ? 'IsPresent' : 'IsAbsent',
       });
     });
+  }
+}
+
+/**
+ * Registers the operator's policy-management certificates (`--policy-certificate`). Isolated mode needs
+ * at least one: the first management key must come from whoever runs the server, never from a bearer
+ * token, or isolation would be only as strong as the administrator credential.
+ */
+async function registerPolicyCertificates(ctx: AppContext, policies: ReturnType<typeof createPolicyStore>): Promise<void> {
+  for (const path of ctx.config.policyCertificates) {
+    let ders: Uint8Array[];
+    try {
+      ders = pemToDer(readFileSync(path, 'latin1'));
+      if (ders.length === 0) throw new Error('no PEM certificate');
+      for (const der of ders) parseCertificate(der);
+    } catch (e) {
+      throw fail('config.invalid', `policy-certificate ${path} is not a readable PEM certificate file`, { option: 'policyCertificates' }, e);
+    }
+    for (const der of ders) await policies.addCertificate(der);
+  }
+  if (ctx.config.isolated && (await policies.listCertificates()).length === 0) {
+    throw fail('config.invalid', 'isolated mode needs at least one policy-management certificate: pass --policy-certificate <pem-file>', { option: 'policyCertificates' });
   }
 }
 

@@ -105,6 +105,7 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: V
     now: ctx.now,
     baseUrl: ctx.baseUrl,
     trustedAuthorities: ctx.config.trustedAuthorities,
+    simulate: ctx.config.simulate,
     logger: ctx.logger,
   });
 

@@ -11,4 +11,13 @@ CREATE TABLE IF NOT EXISTS change_versions (
   version {{bigint}} NOT NULL
 );`,
   },
+  {
+    id: 11,
+    name: 'store metadata',
+    sql: `
+CREATE TABLE IF NOT EXISTS store_meta (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);`,
+  },
 ];

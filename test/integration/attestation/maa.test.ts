@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { AttestationAdministrationClient, AttestationClient } from '@azure/attestation';
 import { encodePolicyJws } from '../../../src/attestation/policy/index.js';
 import { b64url, sha256, toHex } from '../../../src/core/bytes.js';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
+import { newPolicySigner } from '../../helpers/policy-signer.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
 
 const runtimeJson = new TextEncoder().encode(JSON.stringify({ keys: [{ kty: 'RSA', kid: 'wk', key_ops: ['encrypt'], n: 'AQAB', e: 'AQAB' }] }));
@@ -38,9 +39,10 @@ describe('attestation service: MAA wire compatibility', async () => {
     const meta = (await client.getOpenIdMetadata()) as Record<string, unknown>;
     assert.equal(meta.issuer, server.url);
     assert.equal(meta.jwks_uri, `${server.url}/certs`);
+    // Under --simulate: the production signer and the simulate-only one (docs/security.md).
     const signers = await client.getAttestationSigners();
-    assert.equal(signers.length, 1);
-    assert.match(signers[0]!.certificates[0]!, /BEGIN CERTIFICATE/);
+    assert.equal(signers.length, 2);
+    for (const s of signers) assert.match(s.certificates[0]!, /BEGIN CERTIFICATE/);
   });
 
   test('attestSgxEnclave with runtime JSON: the SDK validates the token and reads the claims', async () => {
@@ -213,7 +215,8 @@ describe('attestation service: trust and isolation', () => {
   });
 
   test('isolated mode refuses unsigned policies and accepts ones signed by a management certificate', async () => {
-    const server = await startTestServer({ isolated: true });
+    const management = await newPolicySigner('management');
+    const server = await startTestServer({ isolated: true, policyCertificate: [management.pemPath] });
     try {
       const token = await server.adminToken();
       const headers = { authorization: `Bearer ${token}`, 'content-type': 'text/plain' };
@@ -221,15 +224,13 @@ describe('attestation service: trust and isolation', () => {
       const unsigned = await server.send('PUT', '/policies/SgxEnclave?api-version=2020-10-01', { headers, body: encodePolicyJws(text) });
       assert.equal(unsigned.status, 400);
       assert.equal(unsigned.json().error.code, 'attestation.policy_invalid');
-      // Register a management certificate (the first may sign its own addition), then sign with it.
-      const { certDer, privateKey } = await selfSignedRsa(server);
+      // The operator registered a management certificate (--policy-certificate); sign with it.
+      const { certDer, privateKey } = management;
       const x5c = [Buffer.from(certDer).toString('base64')];
       const jws = (payload: unknown) => {
         const input = `${b64url(JSON.stringify({ alg: 'RS256', x5c }))}.${b64url(JSON.stringify(payload))}`;
         return `${input}.${b64url(sign('sha256', Buffer.from(input), privateKey))}`;
       };
-      const add = await server.send('POST', '/certificates:add?api-version=2020-10-01', { headers, body: jws({ policyCertificate: { kty: 'RSA', x5c } }) });
-      assert.equal(add.status, 200, add.text);
       const signed = await server.send('PUT', '/policies/SgxEnclave?api-version=2020-10-01', { headers, body: jws({ AttestationPolicy: b64url(text) }) });
       assert.equal(signed.status, 200, signed.text);
       const claims = decode(signed.json().token);
@@ -241,8 +242,3 @@ describe('attestation service: trust and isolation', () => {
   });
 });
 
-async function selfSignedRsa(server: TestServer) {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const k = await server.ctx.serviceKey('test-policy-signer', 'RS256', 'policy signer');
-  return { certDer: k.certDer, privateKey: k.privateKey ?? privateKey };
-}

@@ -1,0 +1,95 @@
+/**
+ * #14 item 2: isolated mode cannot be lifted without a management key. Every isolated-mode policy
+ * operation (set, reset, certificate add and remove) needs a JWS whose signature verifies with a
+ * registered policy-management certificate.
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { b64url } from '../../../src/core/bytes.js';
+import { type PolicySigner, newPolicySigner } from '../../helpers/policy-signer.js';
+import { type TestServer, startTestServer } from '../../helpers/server.js';
+
+type Signer = PolicySigner;
+const newSigner = newPolicySigner;
+
+const x5cOf = (s: Signer) => [Buffer.from(s.certDer).toString('base64')];
+
+/** A compact JWS (payload as given: '' for a reset, as the Azure SDK sends it) signed by `s`, or with a forged signature. */
+function jws(s: Signer, payload: unknown, opts: { forge?: boolean; signer?: Signer } = {}): string {
+  const header = b64url(JSON.stringify({ alg: 'RS256', x5c: x5cOf(s) }));
+  const body = payload === '' ? '' : b64url(JSON.stringify(payload));
+  const input = `${header}.${body}`;
+  const sig = opts.forge ? sign('sha256', Buffer.from(input), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey) : sign('sha256', Buffer.from(input), (opts.signer ?? s).privateKey);
+  return `${input}.${b64url(sig)}`;
+}
+
+const TEXT = 'version=1.0; authorizationrules { => permit(); }; issuancerules { => issue(type="isolated", value=true); };';
+
+describe('isolated mode: every policy operation needs a registered management key', () => {
+  let server: TestServer;
+  let management: Signer;
+  let outsider: Signer;
+  let headers: Record<string, string>;
+
+  const send = (method: string, path: string, body: string) => server.send(method, `${path}?api-version=2022-08-01`, { headers, body });
+  const policyText = async () => {
+    const r = await server.send('GET', '/policies/SgxEnclave?api-version=2022-08-01', { headers });
+    const claims = JSON.parse(Buffer.from(r.json().token.split('.')[1], 'base64url').toString());
+    return Buffer.from(JSON.parse(Buffer.from(claims['x-ms-policy'].split('.')[1], 'base64url').toString()).AttestationPolicy, 'base64url').toString();
+  };
+
+  before(async () => {
+    management = await newSigner('management');
+    outsider = await newSigner('outsider');
+    server = await startTestServer({ isolated: true, policyCertificate: [management.pemPath] });
+    headers = { authorization: `Bearer ${await server.adminToken()}`, 'content-type': 'text/plain' };
+    const set = await send('PUT', '/policies/SgxEnclave', jws(management, { AttestationPolicy: b64url(TEXT) }));
+    assert.equal(set.status, 200, set.text);
+  });
+  after(() => server?.stop());
+
+  test('a reset naming a registered certificate but with a forged signature is refused, and the policy stays', async () => {
+    const r = await send('POST', '/policies/SgxEnclave:reset', jws(management, '', { forge: true }));
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json().error.code, 'attestation.policy_invalid');
+    assert.equal(await policyText(), TEXT);
+  });
+
+  test('a reset signed by an unregistered certificate, an unsigned reset and a reset with a non-JSON header are refused', async () => {
+    for (const body of [jws(outsider, ''), 'eyJhbGciOiJub25lIn0..', `${b64url('not json')}..`, 'x']) {
+      const r = await send('POST', '/policies/SgxEnclave:reset', body);
+      assert.equal(r.status, 400, `${body.slice(0, 40)}: ${r.text}`);
+      assert.equal(r.json().error.code, 'attestation.policy_invalid');
+    }
+    assert.equal(await policyText(), TEXT);
+  });
+
+  test('a set with a forged signature over a registered x5c is refused', async () => {
+    const r = await send('PUT', '/policies/SgxEnclave', jws(management, { AttestationPolicy: b64url('version=1.0; authorizationrules { => permit(); };') }, { forge: true }));
+    assert.equal(r.status, 400, r.text);
+    assert.equal(await policyText(), TEXT);
+  });
+
+  test('certificates: add and remove need a signature by a registered certificate (no self-signed bootstrap)', async () => {
+    const body = (s: Signer, target: Signer, opts: { forge?: boolean } = {}) => jws(s, { policyCertificate: { kty: 'RSA', x5c: x5cOf(target) } }, opts);
+    for (const b of [body(outsider, outsider), body(management, outsider, { forge: true })]) {
+      const r = await send('POST', '/certificates:add', b);
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json().error.code, 'attestation.policy_invalid');
+    }
+    const removeForged = await send('POST', '/certificates:remove', body(management, management, { forge: true }));
+    assert.equal(removeForged.status, 400, removeForged.text);
+    // The registered key can add the outsider; then the outsider can reset.
+    assert.equal((await send('POST', '/certificates:add', body(management, outsider))).status, 200);
+    const reset = await send('POST', '/policies/SgxEnclave:reset', jws(outsider, ''));
+    assert.equal(reset.status, 200, reset.text);
+    assert.notEqual(await policyText(), TEXT);
+  });
+});
+
+describe('isolated mode with no management certificate', () => {
+  test('refuses to start: the certificate must come from the operator, not from a bearer token', async () => {
+    await assert.rejects(startTestServer({ isolated: true }), (e: { code?: string; message?: string }) => e.code === 'config.invalid' && /policy-certificate/.test(e.message ?? ''));
+  });
+});

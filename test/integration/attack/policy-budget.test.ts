@@ -1,0 +1,131 @@
+/**
+ * #14 item 3: one unauthenticated request cannot stall the server. A draft (or stored) policy whose
+ * rules bind every claim is stopped by the evaluation budget with a typed 400, drafts are size- and
+ * rate-limited, and /healthz keeps answering while such requests arrive together.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
+import { encodePolicyJws } from '../../../src/attestation/policy/index.js';
+import { type TestServer, startTestServer } from '../../helpers/server.js';
+
+/** Four conditions that each match every claim, and one that never matches: ~N⁴ claim tests before the rule fails. */
+const STALL = 'version=1.0; authorizationrules { c1:[type != ""] && c2:[type != ""] && c3:[type != ""] && c4:[type != ""] && [type == "never"] => permit(); => permit(); };';
+/** Each rule adds a claim per pair of claims, which the next rule pairs again: N², N⁴, N⁸ claims. */
+const GROW =
+  'version=1.0; authorizationrules { => permit(); }; issuancerules { c1:[type != ""] && c2:[type != ""] => add(type=c1.type, value=c2.value); c1:[type != ""] && c2:[type != ""] => add(type=c1.type, value=c2.value); c1:[type != ""] && c2:[type != ""] => issue(type=c1.type, value=c2.value); };';
+
+function attestBody(server: TestServer, draft?: string) {
+  const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'sgx', runtimeData: new TextEncoder().encode('{"a":1}') });
+  return { path: `${ev.path}?api-version=2022-08-01`, body: { ...ev.body, ...(draft !== undefined ? { draftPolicyForAttestation: draft } : {}) } };
+}
+
+describe('policy evaluation budget', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ simulate: true });
+  });
+  after(() => server?.stop());
+
+  test('combinatorial draft policies are refused with attestation.policy_budget (400), naming the limit and rule', async () => {
+    for (const [policy, limits] of [
+      [STALL, ['steps']],
+      [GROW, ['bindings', 'claims', 'steps']],
+    ] as const) {
+      const a = attestBody(server, policy);
+      const r = await server.send('POST', a.path, { body: a.body });
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json().error.code, 'attestation.policy_budget');
+      assert.match(r.json().error.message, /budget \(\d+ (steps|bindings|claims)\) at (authorization|issuance)rules\[\d\]/);
+      assert.ok(limits.some((l) => r.json().error.message.includes(l)), r.json().error.message);
+    }
+  });
+
+  test('the same budget holds for a stored policy', async () => {
+    const headers = { authorization: `Bearer ${await server.adminToken()}`, 'content-type': 'text/plain' };
+    const set = await server.send('PUT', '/policies/SgxEnclave?api-version=2022-08-01', { headers, body: encodePolicyJws(STALL) });
+    assert.equal(set.status, 200, set.text);
+    try {
+      const a = attestBody(server);
+      const r = await server.send('POST', a.path, { body: a.body });
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json().error.code, 'attestation.policy_budget');
+    } finally {
+      assert.equal((await server.send('POST', '/policies/SgxEnclave:reset?api-version=2022-08-01', { headers, body: 'eyJhbGciOiJub25lIn0..' })).status, 200);
+    }
+  });
+
+  test('an oversize draft is refused before it is parsed (413)', async () => {
+    const a = attestBody(server, `version=1.0; authorizationrules { => permit(); }; ${' '.repeat(70_000)}`);
+    const r = await server.send('POST', a.path, { body: a.body });
+    assert.equal(r.status, 413, r.text);
+    assert.equal(r.json().error.code, 'request.too_large');
+  });
+
+  test('function calls and JMESPath expressions nested without end are typed 400s', async () => {
+    const deepCall = `version=1.2; authorizationrules { => permit(); }; issuancerules { c:[type=="x-ms-sgx-mrenclave"] => issue(type="n", value=${'NegateBool('.repeat(5000)}true${')'.repeat(5000)}); };`;
+    const deepQuery = `version=1.2; authorizationrules { => permit(); }; issuancerules { c:[type=="x-ms-runtime"] => issue(type="n", value=JmesPath(c.value, "${'('.repeat(20000)}a${')'.repeat(20000)}")); };`;
+    const longChain = `version=1.2; authorizationrules { => permit(); }; issuancerules { c:[type=="x-ms-runtime"] => issue(type="n", value=JmesPath(c.value, "a${'.a'.repeat(20000)}")); };`;
+    for (const policy of [deepCall, deepQuery, longChain]) {
+      const a = attestBody(server, policy);
+      const r = await server.send('POST', a.path, { body: a.body });
+      assert.equal(r.status, 400, `${policy.slice(0, 120)}: ${r.text.slice(0, 300)}`);
+      assert.match(r.json().error.code, /^attestation\.policy_(syntax|evaluation)$/);
+    }
+  });
+});
+
+describe('/healthz during a burst of combinatorial drafts', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ simulate: true });
+  });
+  after(() => server?.stop());
+
+  test('every attack gets its 400 and /healthz keeps answering', async () => {
+    // Warm the connection and the evidence path so the probes measure the event loop, not set-up.
+    assert.equal((await server.send('GET', '/healthz')).status, 200);
+    const attacks = Array.from({ length: 16 }, () => {
+      const a = attestBody(server, STALL);
+      return server.send('POST', a.path, { body: a.body });
+    });
+    let settled = false;
+    const all = Promise.all(attacks).finally(() => {
+      settled = true;
+    });
+    const latencies: number[] = [];
+    while (!settled || latencies.length < 5) {
+      const t = performance.now();
+      const h = await server.send('GET', '/healthz');
+      latencies.push(performance.now() - t);
+      assert.equal(h.status, 200);
+    }
+    for (const r of await all) {
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json().error.code, 'attestation.policy_budget');
+    }
+    // Unbudgeted, each of these evaluations holds the loop for about a second (N⁴ claim tests), so the
+    // probes would wait many seconds. The budget bounds one evaluation to 20 000 claim tests and the
+    // evaluations take turns with I/O, so a probe waits for at most one of them. The bound here is
+    // generous for a loaded CI machine; the design target (100 ms) is what a quiet machine shows.
+    const worst = Math.max(...latencies);
+    console.log(`healthz during the burst: [${latencies.map((l) => l.toFixed(0)).join(", ")}] ms; ${latencies.length} probes, median ${latencies.sort((x, y) => x - y)[latencies.length >> 1]!.toFixed(1)} ms, worst ${worst.toFixed(1)} ms`);
+    assert.ok(worst < 1000, `healthz waited ${worst.toFixed(0)} ms`);
+  });
+
+  test('drafts are rate-limited per client (429 with Retry-After)', async () => {
+    let limited: { status: number; headers: Record<string, unknown>; text: string } | undefined;
+    for (let i = 0; i < 40 && !limited; i++) {
+      const a = attestBody(server, 'version=1.0; authorizationrules { => permit(); };');
+      const r = await server.send('POST', a.path, { body: a.body });
+      if (r.status === 429) limited = r;
+      else assert.equal(r.status, 200, r.text);
+    }
+    assert.ok(limited, 'no draft was rate-limited');
+    assert.equal(JSON.parse(limited.text).error.code, 'request.rate_limited');
+    assert.match(String(limited.headers['retry-after']), /^\d+$/);
+    // Attestation without a draft is not limited.
+    const a = attestBody(server);
+    assert.equal((await server.send('POST', a.path, { body: a.body })).status, 200);
+  });
+});
