@@ -38,7 +38,7 @@ export interface EvaluationBudget {
  * Generous for real policies (every policy MAA's documentation publishes takes under a hundred steps on
  * their claim sets) and small enough that one evaluation cannot hold the event loop for long.
  */
-export const DEFAULT_EVALUATION_BUDGET: EvaluationBudget = { maxSteps: 20_000, maxBindings: 2_048, maxClaims: 10_000, maxIssuedClaims: 1_000, maxMillis: 100 };
+export const DEFAULT_EVALUATION_BUDGET: EvaluationBudget = { maxSteps: 20_000, maxBindings: 2_048, maxClaims: 10_000, maxIssuedClaims: 1_000, maxMillis: 250 };
 
 /** Steps one new binding costs (it allocates a map per slot). */
 const BINDING_STEPS = 8;
