@@ -24,6 +24,8 @@ export function registerServe(program: Command): void {
     .option('--collateral-mode <mode>', 'lazy|request|offline (default lazy)')
     .option('--upstream-intel <url>', 'Intel PCS or another PCCS/THIM base URL')
     .option('--intel-api-key <key>', 'Intel PCS subscription key')
+    .option('--pccs-admin-token-hash <sha512>', 'SHA-512 (hex) of the PCCS admin-token (PCCS AdminTokenHash)')
+    .option('--pccs-user-token-hash <sha512>', 'SHA-512 (hex) of the PCCS user-token for platform registration (PCCS UserTokenHash)')
     .option('--upstream-amd <url>', 'AMD KDS (or compatible) base URL')
     .option('--upstream-nvidia-rim <url>', 'NVIDIA RIM service (or a compatible mirror, e.g. another Conclave) base URL')
     .option('--upstream-nvidia-ocsp <url>', 'NVIDIA OCSP responder URL')

@@ -25,15 +25,26 @@ export interface CollateralStore extends PlatformSightings {
   getSetting<T>(name: string): Promise<T | undefined>;
   putSetting(name: string, value: unknown, at: Date): Promise<void>;
   platforms(seenSince: Date): Promise<PlatformSeen[]>;
-  registerPlatform(r: Registration, at: Date): Promise<void>;
-  registrations(): Promise<(Registration & { state: string; createdAt: number })[]>;
-  setRegistrationState(qeId: string, pceId: string, state: string): Promise<void>;
+  /** Adds or replaces the registration of a platform (QE ID + PCE ID) in `state`. */
+  registerPlatform(r: Registration, at: Date, state?: RegistrationState): Promise<void>;
+  registrations(state?: RegistrationState): Promise<StoredRegistration[]>;
+  registration(qeId: string, pceId: string): Promise<StoredRegistration | undefined>;
+  /** Returns the registrations in `state` and moves them to `next`, in one transaction (PCCS GET platforms drains its queue). */
+  takeRegistrations(state: RegistrationState, next: RegistrationState): Promise<StoredRegistration[]>;
+  setRegistrationState(qeId: string, pceId: string, state: RegistrationState): Promise<void>;
   /**
    * Runs `fn` holding a store-wide lock named `name` (PostgreSQL: a transaction-scoped advisory lock,
    * so replicas queue on it; SQLite: one process owns the file, so in-process coalescing suffices).
    */
   withFetchLock<T>(name: string, fn: () => Promise<T>): Promise<T>;
 }
+
+/**
+ * Where a registration stands: `new` waits for an administrator (offline mode; PCCSAdminTool `get`),
+ * `not_available` has no PCK certificate at PCS yet (`get -s reg_na`), `delivered` was handed out,
+ * `registered` is known for lazy fetches, `cached` had its certificates fetched, `failed` could not be.
+ */
+export type RegistrationState = 'new' | 'not_available' | 'delivered' | 'registered' | 'cached' | 'failed';
 
 /** A PCCS platform registration (PCKIDRetrievalTool's POST /platforms body). */
 export interface Registration {
@@ -43,6 +54,11 @@ export interface Registration {
   readonly pceSvn?: string | undefined;
   readonly encPpid?: string | undefined;
   readonly platformManifest?: string | undefined;
+}
+
+export interface StoredRegistration extends Registration {
+  readonly state: string;
+  readonly createdAt: number;
 }
 
 /** One upstream HTTP answer, as the cache stores it (headers lowercased). */
@@ -60,8 +76,16 @@ export interface UpstreamAnswer {
 export interface CollateralUpstream {
   readonly hasIntel: boolean;
   readonly hasAmd: boolean;
+  /**
+   * The Intel upstream is Intel's PCS itself (QCNL's test: the host is under trustedservices.intel.com),
+   * which knows platforms only by encrypted PPID or platform manifest; a PCCS, THIM or Conclave also
+   * answers by QE ID.
+   */
+  readonly intelIsPcs: boolean;
   /** GET `{intel}/{tee}/certification/{version}/{path}?{query}`; 404 → collateral.not_found. */
   intel(tee: 'sgx' | 'tdx', version: 'v3' | 'v4', path: string, query: Record<string, string>): Promise<UpstreamAnswer>;
+  /** POST `{intel}/{tee}/certification/{version}/{path}` with a JSON body (PCS `pckcert`/`pckcerts` by platform manifest). */
+  intelPost(tee: 'sgx' | 'tdx', version: 'v3' | 'v4', path: string, body: Readonly<Record<string, string>>): Promise<UpstreamAnswer>;
   /** The Intel SGX Root CA CRL: from a PCCS-like upstream's `rootcacrl`, or Intel's certificate site. */
   intelRootCaCrl(): Promise<UpstreamAnswer>;
   /** GET `{amd}{path}` (path begins with /vcek/ or /vlek/). */

@@ -59,8 +59,8 @@ export interface ServiceDeps {
   readonly refreshAheadMs?: number;
 }
 
-const INTEL_KINDS = new Set<CollateralKind>(['tcb', 'qe_identity', 'qve_identity', 'qae_identity', 'tcb_eval_numbers', 'pckcrl', 'rootcacrl', 'pckcert', 'pckcerts']);
-const CRL_KINDS = new Set<CollateralKind>(['pckcrl', 'rootcacrl', 'vcek_crl']);
+const INTEL_KINDS = new Set<CollateralKind>(['tcb', 'qe_identity', 'qve_identity', 'qae_identity', 'tcb_eval_numbers', 'pckcrl', 'rootcacrl', 'pckcert', 'pckcerts', 'fmspcs']);
+const CRL_KINDS = new Set<CollateralKind>(['pckcrl', 'rootcacrl', 'vcek_crl', 'vlek_crl']);
 
 function mergeSelectors(a: string | null, b: string | null): string | null {
   const s = new Set([...(a ?? '').split(','), ...(b ?? '').split(',')].filter(Boolean));

@@ -42,6 +42,10 @@ export interface Config {
   readonly upstreamNvidiaRim: string | undefined;
   /** NVIDIA OCSP responder URL. */
   readonly upstreamNvidiaOcsp: string | undefined;
+  /** PCCS `AdminTokenHash`: SHA-512 (hex) of the token the `admin-token` header carries (docs/collateral.md). */
+  readonly pccsAdminTokenHash: string | undefined;
+  /** PCCS `UserTokenHash`: SHA-512 (hex) of the token the `user-token` header carries to register platforms. */
+  readonly pccsUserTokenHash: string | undefined;
   /** Store connection pool size (PostgreSQL). */
   readonly dbPoolSize: number;
   /** Extra trusted attestation authorities for key release (issuer URLs). */
@@ -122,6 +126,14 @@ function list<T extends string>(name: string, item: (raw: unknown, where: string
   };
 }
 
+/** A SHA-512 digest in hex, as PCCS keeps its tokens (lower-cased). */
+function sha512Hex(name: string) {
+  return (raw: unknown, where: string): string => {
+    if (typeof raw !== 'string' || !/^[0-9a-fA-F]{128}$/.test(raw)) throw invalid(where, name, 'must be the SHA-512 of the token, 128 hex characters');
+    return raw.toLowerCase();
+  };
+}
+
 function invalid(where: string, name: string, why: string) {
   return fail('config.invalid', `${name} (${where}) ${why}`, { option: name, source: where });
 }
@@ -150,6 +162,8 @@ const OPTIONS = [
   { key: 'collateralMode', flag: 'collateralMode', env: 'CONCLAVE_COLLATERAL_MODE', parse: oneOf('collateral-mode', COLLATERAL_MODES) },
   { key: 'upstreamIntel', flag: 'upstreamIntel', env: 'CONCLAVE_UPSTREAM_INTEL', parse: url('upstream-intel', ['https:', 'http:']) },
   { key: 'intelApiKey', flag: 'intelApiKey', env: 'CONCLAVE_INTEL_API_KEY', parse: optStr('intel-api-key') },
+  { key: 'pccsAdminTokenHash', flag: 'pccsAdminTokenHash', env: 'CONCLAVE_PCCS_ADMIN_TOKEN_HASH', parse: sha512Hex('pccs-admin-token-hash') },
+  { key: 'pccsUserTokenHash', flag: 'pccsUserTokenHash', env: 'CONCLAVE_PCCS_USER_TOKEN_HASH', parse: sha512Hex('pccs-user-token-hash') },
   { key: 'upstreamAmd', flag: 'upstreamAmd', env: 'CONCLAVE_UPSTREAM_AMD', parse: url('upstream-amd', ['https:', 'http:']) },
   { key: 'upstreamNvidiaRim', flag: 'upstreamNvidiaRim', env: 'CONCLAVE_UPSTREAM_NVIDIA_RIM', parse: url('upstream-nvidia-rim', ['https:', 'http:']) },
   { key: 'upstreamNvidiaOcsp', flag: 'upstreamNvidiaOcsp', env: 'CONCLAVE_UPSTREAM_NVIDIA_OCSP', parse: url('upstream-nvidia-ocsp', ['https:', 'http:']) },
@@ -216,6 +230,8 @@ export function loadConfig(sources: ConfigSources): Config {
     upstreamAmd: out.upstreamAmd as string | undefined,
     upstreamNvidiaRim: out.upstreamNvidiaRim as string | undefined,
     upstreamNvidiaOcsp: out.upstreamNvidiaOcsp as string | undefined,
+    pccsAdminTokenHash: out.pccsAdminTokenHash as string | undefined,
+    pccsUserTokenHash: out.pccsUserTokenHash as string | undefined,
     dbPoolSize: (out.dbPoolSize as number | undefined) ?? 10,
     trustedAuthorities: (out.trustedAuthorities as string[] | undefined) ?? [],
     isolated: (out.isolated as boolean | undefined) ?? false,

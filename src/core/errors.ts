@@ -77,6 +77,8 @@ export const ERROR_CATALOGUE = {
   'collateral.expired': { status: 400, meaning: 'Collateral is past its nextUpdate (strict freshness).' },
   'collateral.not_found': { status: 404, meaning: 'The requested collateral is not cached and cannot be fetched.' },
   'collateral.bundle_invalid': { status: 400, meaning: 'An offline collateral bundle failed verification.' },
+  'collateral.platform_unknown': { status: 461, meaning: 'The platform is not registered and this cache does not fetch PCK certificates on demand (PCCS 461, request and offline modes).' },
+  'collateral.integrity_error': { status: 460, meaning: 'Uploaded collateral (PUT platformcollateral) does not verify to the Intel SGX Root CA (PCCS 460).' },
   'collateral.below_baseline': { status: 404, meaning: 'The requested collateral is below the TCB baseline configured for it (AMD minimum TCB).' },
 
   // ── SEV-SNP ───────────────────────────────────────────────────────────────

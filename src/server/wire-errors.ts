@@ -33,6 +33,36 @@ function akvCode(code: ErrorCode, status: number): string {
   }
 }
 
+/**
+ * PCCS answers an error with its status and one fixed message per status (DCAP
+ * QuoteGeneration/pccs/constants/pccs_status_code.js); the message goes in `Error-Message`.
+ */
+const PCCS_STATUS_MESSAGES: Readonly<Record<number, string>> = {
+  400: 'Invalid request parameters.',
+  401: 'Authentication failed.',
+  404: 'No cache data for this platform.',
+  460: "The integrity of the data can't be verified.",
+  461: 'The platform was not found in the cache.',
+  462: 'Certificates are not available for certain TCBs.',
+  500: 'Internal server error occurred.',
+  502: 'Unable to retrieve the collateral from the Intel SGX PCS.',
+  503: 'Server is currently unable to process the request.',
+};
+
+/**
+ * Intel PCS names its 400 errors (`Error-Code: InvalidRequestSyntax`, `InvalidPlatformManifest`, PCS API
+ * v4); other statuses carry Conclave's code, which `X-Conclave-Error-Code` always holds.
+ */
+function pcsErrorCode(e: ConclaveError): string {
+  if (e.status !== 400) return e.code;
+  return e.detail?.parameter === 'platformManifest' || e.detail?.parameter === 'platform_manifest' ? 'InvalidPlatformManifest' : 'InvalidRequestSyntax';
+}
+
+/** A header value: printable ASCII only. */
+function headerSafe(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 512);
+}
+
 /** Turns anything thrown in a handler into a ConclaveError (framework errors included). */
 export function toConclaveError(err: unknown): ConclaveError {
   if (err instanceof ConclaveError) return err;
@@ -76,7 +106,12 @@ export function sendError(family: ErrorFamily, err: unknown, request: FastifyReq
     case 'maa':
       return reply.send({ error: { code: e.code, message } });
     case 'pcs':
-      return reply.header('Error-Code', e.code).header('Error-Message', encodeURIComponent(message)).send();
+      return reply
+        .header('Error-Code', pcsErrorCode(e))
+        .header('Error-Message', PCCS_STATUS_MESSAGES[e.status] ?? headerSafe(message))
+        .header('X-Conclave-Error-Code', e.code)
+        .type('text/plain; charset=utf-8')
+        .send(message);
     default:
       return reply.send({ error: { code: e.code, message, ...(e.detail && e.status < 500 ? { detail: e.detail } : {}) } });
   }

@@ -20,6 +20,21 @@ interface ItemRow {
   version: number | string;
 }
 
+interface RegistrationRow {
+  qe_id: string;
+  pce_id: string;
+  cpu_svn: string | null;
+  pce_svn: string | null;
+  enc_ppid: string | null;
+  platform_manifest: string | null;
+  state: string;
+  created_at: number | string;
+}
+
+function toRegistration(r: RegistrationRow) {
+  return { qeId: r.qe_id, pceId: r.pce_id, cpuSvn: r.cpu_svn ?? undefined, pceSvn: r.pce_svn ?? undefined, encPpid: r.enc_ppid ?? undefined, platformManifest: r.platform_manifest ?? undefined, state: r.state, createdAt: Number(r.created_at) };
+}
+
 const num = (v: number | string | null): number | null => (v === null ? null : Number(v));
 
 function toItem(r: ItemRow): CollateralItem {
@@ -104,18 +119,31 @@ export function createCollateralStore(db: Database): CollateralStore {
       );
       return rows.map((r) => ({ tee: r.tee as 'sgx' | 'tdx', fmspc: r.fmspc, cpusvn: r.cpusvn, pcesvn: Number(r.pcesvn), teeTcbSvn: r.tee_tcb_svn ?? undefined, lastSeen: new Date(Number(r.last_seen)) }));
     },
-    async registerPlatform(r, at) {
+    async registerPlatform(r, at, state = 'new') {
       await db.run(
-        `INSERT INTO collateral_registrations (qe_id, pce_id, cpu_svn, pce_svn, enc_ppid, platform_manifest, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'new', ?)
-         ON CONFLICT (qe_id, pce_id) DO UPDATE SET cpu_svn = excluded.cpu_svn, pce_svn = excluded.pce_svn, enc_ppid = excluded.enc_ppid, platform_manifest = excluded.platform_manifest, state = 'new'`,
-        [r.qeId, r.pceId, r.cpuSvn ?? null, r.pceSvn ?? null, r.encPpid ?? null, r.platformManifest ?? null, at.getTime()],
+        `INSERT INTO collateral_registrations (qe_id, pce_id, cpu_svn, pce_svn, enc_ppid, platform_manifest, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (qe_id, pce_id) DO UPDATE SET cpu_svn = excluded.cpu_svn, pce_svn = excluded.pce_svn, enc_ppid = excluded.enc_ppid, platform_manifest = excluded.platform_manifest, state = excluded.state`,
+        [r.qeId, r.pceId, r.cpuSvn ?? null, r.pceSvn ?? null, r.encPpid ?? null, r.platformManifest ?? null, state, at.getTime()],
       );
     },
-    async registrations() {
-      const rows = await db.all<{ qe_id: string; pce_id: string; cpu_svn: string | null; pce_svn: string | null; enc_ppid: string | null; platform_manifest: string | null; state: string; created_at: number | string }>(
-        'SELECT * FROM collateral_registrations ORDER BY created_at',
+    async registrations(state) {
+      const rows = await db.all<RegistrationRow>(
+        state === undefined ? 'SELECT * FROM collateral_registrations ORDER BY created_at' : 'SELECT * FROM collateral_registrations WHERE state = ? ORDER BY created_at',
+        state === undefined ? [] : [state],
       );
-      return rows.map((r) => ({ qeId: r.qe_id, pceId: r.pce_id, cpuSvn: r.cpu_svn ?? undefined, pceSvn: r.pce_svn ?? undefined, encPpid: r.enc_ppid ?? undefined, platformManifest: r.platform_manifest ?? undefined, state: r.state, createdAt: Number(r.created_at) }));
+      return rows.map(toRegistration);
+    },
+    async registration(qeId, pceId) {
+      const row = await db.get<RegistrationRow>('SELECT * FROM collateral_registrations WHERE qe_id = ? AND pce_id = ?', [qeId, pceId]);
+      return row ? toRegistration(row) : undefined;
+    },
+    takeRegistrations(state, next) {
+      // One transaction: two administrators (or replicas) draining the queue never both get a platform.
+      return db.transaction(async (tx) => {
+        const rows = await tx.all<RegistrationRow>('SELECT * FROM collateral_registrations WHERE state = ? ORDER BY created_at', [state]);
+        await tx.run('UPDATE collateral_registrations SET state = ? WHERE state = ?', [next, state]);
+        return rows.map(toRegistration);
+      });
     },
     async setRegistrationState(qeId, pceId, state) {
       await db.run('UPDATE collateral_registrations SET state = ? WHERE qe_id = ? AND pce_id = ?', [state, qeId, pceId]);

@@ -52,10 +52,15 @@ export function createCollateralUpstream(o: CollateralUpstreamOptions): Collater
       if (!ocspUrl) throw fail('collateral.not_found', 'the OCSP response is not cached and no NVIDIA OCSP upstream is configured');
       return checked(await o.http.request('POST', ocspUrl, { headers: { 'content-type': 'application/ocsp-request' }, body: Buffer.from(request) }));
     },
+    intelIsPcs: intelBase !== undefined && new URL(intelBase).hostname.endsWith('trustedservices.intel.com'),
     async intel(tee, version, path, query) {
       const qs = new URLSearchParams(query).toString();
       const url = `${needIntel()}/${tee}/certification/${version}/${path}${qs ? `?${qs}` : ''}`;
       return checked(await o.http.get(url, keyHeader));
+    },
+    async intelPost(tee, version, path, body) {
+      const url = `${needIntel()}/${tee}/certification/${version}/${path}`;
+      return checked(await o.http.request('POST', url, { headers: { 'content-type': 'application/json', ...keyHeader }, body: JSON.stringify(body) }));
     },
     async intelRootCaCrl() {
       const base = needIntel();

@@ -63,7 +63,41 @@ export function pckCertAnswer(quoteParts: string[]): StandinResponse {
   };
 }
 
-function route(set: StandinSet, path: string, q: URLSearchParams): StandinResponse | undefined {
+/**
+ * Two real machines of one FMSPC (00A067110000) with the same raw TCB: what PCS knows of each, by
+ * encrypted PPID (PCS) or QE ID (a PCCS-like upstream). The PPIDs and QE IDs are made up; the
+ * certificates are the real leaves of the two sgx-v3-phala quotes.
+ */
+export const STANDIN_PLATFORMS = [
+  { qeId: '11111111111111111111111111111111', encPpid: 'A1'.repeat(384), manifest: 'C1'.repeat(64), quote: ['intel', 'sgx-v3-phala', 'quote.bin'] },
+  { qeId: '22222222222222222222222222222222', encPpid: 'B2'.repeat(384), manifest: 'C2'.repeat(64), quote: ['intel', 'sgx-v3-phala', 'quote2-automata.bin'] },
+] as const;
+
+/** PCS's `pckcerts` answer for one platform: every TCB level it has a certificate for (here one). */
+function pckCertsAnswer(quote: readonly string[]): StandinResponse {
+  const one = pckCertAnswer([...quote]);
+  const h = one.headers!;
+  const tcbm = Buffer.from(h['SGX-TCBm']!, 'hex');
+  const tcb: Record<string, number> = {};
+  for (let i = 0; i < 16; i++) tcb[`sgxtcbcomp${String(i + 1).padStart(2, '0')}svn`] = tcbm[i]!;
+  tcb.pcesvn = tcbm.readUInt16LE(16);
+  const body = JSON.stringify([{ tcb, tcbm: h['SGX-TCBm'], cert: encodeURIComponent(String(one.body)) }]);
+  return { status: 200, headers: { 'content-type': 'application/json', 'SGX-PCK-Certificate-Issuer-Chain': h['SGX-PCK-Certificate-Issuer-Chain']!, 'SGX-FMSPC': h['SGX-FMSPC']!, 'SGX-PCK-Certificate-CA-Type': h['SGX-PCK-Certificate-CA-Type']! }, body };
+}
+
+/** Which platform a PCK request names: an all-zero or unknown PPID names none (PCS answers 404). */
+function platformOf(q: URLSearchParams, manifest?: string): (typeof STANDIN_PLATFORMS)[number] | 'default' | undefined {
+  if (manifest !== undefined) return STANDIN_PLATFORMS.find((p) => p.manifest === manifest.toUpperCase());
+  const ppid = q.get('encrypted_ppid')?.toUpperCase();
+  if (ppid !== undefined) {
+    if (/^0+$/.test(ppid)) return undefined;
+    return STANDIN_PLATFORMS.find((p) => p.encPpid === ppid) ?? 'default';
+  }
+  const qeid = q.get('qeid')?.toUpperCase();
+  return STANDIN_PLATFORMS.find((p) => p.qeId === qeid) ?? 'default';
+}
+
+function route(set: StandinSet, path: string, q: URLSearchParams, body?: string): StandinResponse | undefined {
   const fmspc = q.get('fmspc')?.toUpperCase();
   const early = q.get('update') === 'early' || q.get('tcbEvaluationDataNumber') === '19';
   const evalN = q.get('tcbEvaluationDataNumber');
@@ -142,8 +176,28 @@ function route(set: StandinSet, path: string, q: URLSearchParams): StandinRespon
     }
     case '/sgx/certification/v4/pckcert':
     case '/sgx/certification/v3/pckcert':
-      if (!q.get('cpusvn') || !q.get('pceid')) return { status: 400 };
-      return pckCertAnswer(['intel', 'sgx-v3-phala', 'quote.bin']);
+    case '/sgx/certification/v4/pckcerts':
+    case '/sgx/certification/v3/pckcerts': {
+      // POST carries {platformManifest, pceid[, cpusvn, pcesvn]} as JSON (PCS API v3/v4).
+      let manifest: string | undefined;
+      if (body !== undefined) {
+        try {
+          const b = JSON.parse(body) as Record<string, string>;
+          manifest = b.platformManifest ?? '';
+          for (const k of ['pceid', 'cpusvn', 'pcesvn']) if (b[k] !== undefined) q.set(k, b[k]);
+        } catch {
+          return { status: 400, headers: { 'Error-Code': 'InvalidRequestSyntax' } };
+        }
+      }
+      const many = path.endsWith('pckcerts');
+      if (!q.get('pceid') || (!many && !q.get('cpusvn'))) return { status: 400, headers: { 'Error-Code': 'InvalidRequestSyntax' } };
+      const p = platformOf(q, manifest);
+      if (p === undefined) return { status: 404 };
+      const quote = p === 'default' ? ['intel', 'sgx-v3-phala', 'quote.bin'] : p.quote;
+      return many ? pckCertsAnswer(quote) : pckCertAnswer([...quote]);
+    }
+    case '/sgx/certification/v4/fmspcs':
+      return { status: 200, headers: { 'content-type': 'application/json' }, body: teepot(q.get('platform') === null ? 'fmspcs_no_filter.json' : 'fmspcs_all_platforms.json').fmspcs_json! };
   }
   const amd = /^\/(vcek|vlek)\/v1\/(Milan|Genoa|Turin)\/(.+)$/.exec(path);
   if (amd) {
@@ -167,14 +221,19 @@ export async function startPcsStandin(set: StandinSet = 'teepot'): Promise<PcsSt
   const server: Server = createServer((req: IncomingMessage, res) => {
     const u = new URL(req.url ?? '/', 'http://127.0.0.1');
     requests.push(`${req.method} ${u.pathname}${u.search}`);
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
     const answer = () => {
       const i = injected.findIndex((x) => u.pathname.includes(x.part));
-      const r = i >= 0 ? injected.splice(i, 1)[0]!.r : (route(set, u.pathname, u.searchParams) ?? { status: 404, headers: { 'Error-Code': 'NotFound' } });
+      const body = req.method === 'POST' ? Buffer.concat(chunks).toString('utf8') : undefined;
+      const r = i >= 0 ? injected.splice(i, 1)[0]!.r : (route(set, u.pathname, u.searchParams, body) ?? { status: 404, headers: { 'Error-Code': 'NotFound' } });
       res.writeHead(r.status, { 'Request-ID': Math.random().toString(16).slice(2).padEnd(32, '0'), ...(r.headers ?? {}) });
       res.end(r.body ?? '');
     };
-    if (delay > 0) setTimeout(answer, delay);
-    else answer();
+    req.on('end', () => {
+      if (delay > 0) setTimeout(answer, delay);
+      else answer();
+    });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const addr = server.address();

@@ -24,6 +24,8 @@ export const COLLATERAL_KINDS = [
   'vcek_crl',
   'nvidia_rim',
   'nvidia_ocsp',
+  'vlek_crl',
+  'fmspcs',
 ] as const;
 export type CollateralKind = (typeof COLLATERAL_KINDS)[number];
 
@@ -92,7 +94,7 @@ export function signedDatesOf(kind: CollateralKind, body: Uint8Array): SignedDat
     const n = o.tcbEvaluationDataNumber;
     return { issueDate: time(o.issueDate), nextUpdate: time(o.nextUpdate), evalNumber: typeof n === 'number' ? n : null };
   }
-  if (kind === 'pckcrl' || kind === 'rootcacrl' || kind === 'vcek_crl') {
+  if (kind === 'pckcrl' || kind === 'rootcacrl' || kind === 'vcek_crl' || kind === 'vlek_crl') {
     const crl = parseCrl(body);
     return { issueDate: crl.thisUpdate.getTime(), nextUpdate: crl.nextUpdate?.getTime() ?? null, evalNumber: null };
   }

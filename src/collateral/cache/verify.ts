@@ -88,6 +88,7 @@ function check(item: CollateralItem): void {
       return;
     }
     case 'vcek_crl':
+    case 'vlek_crl':
       verifyCrlSignature(parseCrl(item.body), AMD_ROOTS[productOf(item)].ark);
       return;
     case 'nvidia_rim':
@@ -96,6 +97,15 @@ function check(item: CollateralItem): void {
     case 'nvidia_ocsp':
       verifyNvidiaOcspItem(item);
       return;
+    case 'fmspcs': {
+      // PCS's FMSPC index is not signed: it carries no trust (nothing is verified against it), so only
+      // its shape is checked.
+      const list = JSON.parse(Buffer.from(item.body).toString('utf8')) as unknown;
+      if (!Array.isArray(list) || !list.every((e) => typeof e?.fmspc === 'string' && /^[0-9a-fA-F]{12}$/.test(e.fmspc) && (e.platform === undefined || typeof e.platform === 'string'))) {
+        throw fail('collateral.malformed', 'fmspcs must be a JSON array of {fmspc, platform}');
+      }
+      return;
+    }
     default:
       throw fail('collateral.malformed', `no verification rule for ${item.kind}`);
   }

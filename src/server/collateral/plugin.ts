@@ -17,6 +17,9 @@ import type { AppContext } from '../context.js';
 import { type Prepared, crlBody, encodeChain, identityHeaders, prepare, tcbHeaders } from './responses.js';
 import { type CollateralService, createCollateralService } from '../../collateral/service.js';
 import { registerNvidiaCollateralRoutes } from './nvidia.js';
+import { ENC_PPID_HEX, type PlatformRef, canonicalPcesvn, isRealPpid } from '../../collateral/intel/pck.js';
+import { createPlatformService } from '../../collateral/platforms.js';
+import { pccsRoutes, pcsRequestId } from './pccs.js';
 
 /** Tunables tests and the benchmark may shrink; production uses the defaults. */
 export interface CollateralPluginOptions {
@@ -39,20 +42,7 @@ const hex = (v: string | undefined, len: number | [number, number], name: string
   return v.toUpperCase();
 };
 
-/**
- * PCESVN arrives little-endian from Intel QCNL and dcap-qvl ("0D00" = 13) but big-endian from
- * Azure-DCAP-Client ("000D", §3.4). PCE SVNs are small, so a value that only fits a byte when read
- * big-endian was sent big-endian. The canonical form is Intel's little-endian hex.
- */
-export function canonicalPcesvn(v: string): string {
-  const b = Buffer.from(hex(v, 4, 'pcesvn'), 'hex');
-  const le = b.readUInt16LE(0);
-  const be = b.readUInt16BE(0);
-  const n = le > 0xff && be <= 0xff ? be : le;
-  const out = Buffer.alloc(2);
-  out.writeUInt16LE(n);
-  return out.toString('hex').toUpperCase();
-}
+export { canonicalPcesvn };
 
 /** THIM AMD `tcbm`: REPORTED_TCB as a u64 in hex (§3.5), byte 0 least significant. */
 export function tcbFromTcbm(product: AmdProduct, tcbm: string): KdsTcb {
@@ -60,6 +50,17 @@ export function tcbFromTcbm(product: AmdProduct, tcbm: string): KdsTcb {
   return product === 'Turin'
     ? { fmc: b[0]!, bootloader: b[1]!, tee: b[2]!, snp: b[3]!, microcode: b[7]! }
     : { bootloader: b[0]!, tee: b[1]!, snp: b[6]!, microcode: b[7]! };
+}
+
+/**
+ * The platform a PCK request names: QE ID (PCCS, QCNL) and/or encrypted PPID (PCS), with PCE ID. An
+ * all-zero PPID, as QCNL sends at quote time, names nothing (pck.ts).
+ */
+function platformOf(q: Query): PlatformRef {
+  const pceId = hex(q.pceid, 4, 'pceid');
+  const qeId = q.qeid !== undefined ? hex(q.qeid, [1, 260], 'qeid') : undefined;
+  const ppid = q.encrypted_ppid !== undefined && q.encrypted_ppid !== '' ? hex(q.encrypted_ppid, ENC_PPID_HEX, 'encrypted_ppid') : undefined;
+  return { pceId, qeId, encPpid: isRealPpid(ppid) ? ppid : undefined };
 }
 
 function product(p: string): AmdProduct {
@@ -80,6 +81,7 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, op
   });
   const store = createCollateralStore(ctx.db);
   const svc: CollateralService = createCollateralService({ mode: ctx.config.collateralMode, store, upstream, now: ctx.now, logger: ctx.logger.child({ service: 'collateral' }) });
+  const platforms = createPlatformService({ svc, now: ctx.now });
   await svc.sync();
   const memo = new Map<string, Prepared>();
   const now = () => ctx.now().getTime();
@@ -104,6 +106,10 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, op
     clearInterval(clearTimer);
     clearInterval(refreshTimer);
     http.close();
+  });
+  // PCS and PCCS put a Request-ID on every answer, errors included (PCCS middleware/addRequestId.js).
+  app.addHook('onRequest', async (request, reply) => {
+    if (/^\/(sgx|tdx|vcek|vlek|metadata\/THIM)\//i.test(request.url)) reply.header('Request-ID', pcsRequestId(request));
   });
   ctx.readiness.set('collateral', async () => {
     await store.currentVersion();
@@ -140,8 +146,7 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, op
       memo.set(request.url, p);
     }
     if (p.item && p.staleAt !== null && t > p.staleAt) svc.refreshSoon(p.item);
-    const rid = request.headers['request-id'];
-    reply.code(p.status).headers(p.headers).header('Request-ID', typeof rid === 'string' ? rid : request.id.replaceAll('-', ''));
+    reply.code(p.status).headers(p.headers);
     return reply.send(p.body);
   }
 
@@ -266,12 +271,7 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, op
       guard(request);
       return serve(request, reply, async () => {
         const q = request.query as Query;
-        const id = q.encrypted_ppid !== undefined ? `ppid:${hex(q.encrypted_ppid, [1, 768], 'encrypted_ppid')}` : `qeid:${hex(q.qeid, [1, 260], 'qeid')}`;
-        const cpusvn = hex(q.cpusvn, 32, 'cpusvn');
-        const pcesvn = canonicalPcesvn(q.pcesvn ?? '');
-        const pceid = hex(q.pceid, 4, 'pceid');
-        const scope = `sgx/${version}/pckcert/${pceid}/${id}/${cpusvn}/${pcesvn}`;
-        const item = await cached('pckcert', scope, async () => fetchPckCert(version, scope, q, cpusvn, pcesvn, pceid));
+        const item = await platforms.pckCert({ version, platform: platformOf(q), cpusvn: hex(q.cpusvn, 32, 'cpusvn'), pcesvn: canonicalPcesvn(q.pcesvn ?? '') });
         const chain = encodeChain(item.meta.issuerChain ?? '');
         const fields = { 'SGX-TCBm': item.meta.tcbm ?? '', 'SGX-FMSPC': item.meta.fmspc ?? '', 'SGX-PCK-Certificate-CA-Type': item.meta.caType ?? '' };
         if (thim) {
@@ -286,72 +286,14 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, op
     app.get(`${prefix}/pckcerts`, { config: PCS, schema: { summary: 'All PCK certificates of a platform', tags } }, (request, reply) => {
       guard(request);
       return serve(request, reply, async () => {
-        const q = request.query as Query;
-        const id = q.encrypted_ppid !== undefined ? `ppid:${hex(q.encrypted_ppid, [1, 768], 'encrypted_ppid')}` : `qeid:${hex(q.qeid, [1, 260], 'qeid')}`;
-        const pceid = hex(q.pceid, 4, 'pceid');
-        const scope = `sgx/${version}/pckcerts/${pceid}/${id}`;
-        const query: Record<string, string> = { pceid, ...(q.encrypted_ppid ? { encrypted_ppid: q.encrypted_ppid } : { qeid: q.qeid ?? '' }) };
-        const item = await cached('pckcerts', scope, async () => svc.ingest('pckcerts', scope, false, null, await upstream.intel('sgx', version, 'pckcerts', query)));
+        const item = await platforms.pckCerts(version, platformOf(request.query as Query));
         return prepare(item, { 'SGX-PCK-Certificate-Issuer-Chain': encodeChain(item.meta.issuerChain ?? ''), 'SGX-FMSPC': item.meta.fmspc ?? '', 'SGX-PCK-Certificate-CA-Type': item.meta.caType ?? '' }, Buffer.from(item.body), 'application/json', now(), false);
       });
     });
 
-    if (!thim) {
-      app.post(`${prefix}/platforms`, { config: PCS, schema: { summary: 'PCCS platform registration (PCKIDRetrievalTool)', tags } }, async (request, reply) => {
-        const b = (request.body ?? {}) as Record<string, string | undefined>;
-        const reg = {
-          qeId: hex(b.qe_id, [1, 260], 'qe_id'),
-          pceId: hex(b.pce_id, 4, 'pce_id'),
-          cpuSvn: b.cpu_svn !== undefined ? hex(b.cpu_svn, 32, 'cpu_svn') : undefined,
-          pceSvn: b.pce_svn !== undefined ? hex(b.pce_svn, 4, 'pce_svn') : undefined,
-          encPpid: b.enc_ppid !== undefined ? hex(b.enc_ppid, [0, 768], 'enc_ppid') : undefined,
-          platformManifest: b.platform_manifest,
-        };
-        await store.registerPlatform(reg, ctx.now());
-        // REQ mode (PCCS): registration is what fills the cache; the runtime routes then serve it.
-        if (ctx.config.collateralMode === 'request' && upstream.hasIntel && reg.cpuSvn && reg.pceSvn) {
-          const q: Query = { qeid: reg.qeId, cpusvn: reg.cpuSvn, pcesvn: reg.pceSvn, pceid: reg.pceId, ...(reg.encPpid ? { encrypted_ppid: reg.encPpid } : {}) };
-          const id = reg.encPpid ? `ppid:${reg.encPpid}` : `qeid:${reg.qeId}`;
-          const pcesvn = canonicalPcesvn(reg.pceSvn);
-          try {
-            const cert = await fetchPckCert(version, `sgx/${version}/pckcert/${reg.pceId}/${id}/${reg.cpuSvn}/${pcesvn}`, q, reg.cpuSvn, pcesvn, reg.pceId);
-            await prefetchFor(cert);
-            await store.setRegistrationState(reg.qeId, reg.pceId, 'cached');
-          } catch (e) {
-            await store.setRegistrationState(reg.qeId, reg.pceId, 'failed');
-            throw e;
-          }
-        }
-        reply.code(201).header('Request-ID', request.id.replaceAll('-', ''));
-        return reply.send();
-      });
-    }
   }
 
-  async function fetchPckCert(version: PcsVersion, scope: string, q: Query, cpusvn: string, pcesvn: string, pceid: string): Promise<CollateralItem> {
-    const query: Record<string, string> = { cpusvn, pcesvn, pceid };
-    if (q.encrypted_ppid) query.encrypted_ppid = q.encrypted_ppid;
-    if (q.qeid) query.qeid = q.qeid;
-    const item = await svc.ingest('pckcert', scope, false, null, await upstream.intel('sgx', version, 'pckcert', query));
-    if (item.meta.fmspc && item.meta.tcbm && item.meta.tcbm.length === 36) {
-      const tcbm = Buffer.from(item.meta.tcbm, 'hex');
-      await store.recordPlatformSeen({ tee: 'sgx', fmspc: item.meta.fmspc, cpusvn: tcbm.subarray(0, 16).toString('hex'), pcesvn: tcbm.readUInt16LE(16) }, 'registration', ctx.now());
-    }
-    return item;
-  }
-
-  /** What PCCS REQ mode caches on registration: TCB info of the FMSPC, identities, CRLs. */
-  async function prefetchFor(cert: CollateralItem): Promise<void> {
-    const fmspc = cert.meta.fmspc;
-    const fetchOne = async (kind: CollateralKind, scope: string, versionedItem: boolean, path: string, q: Record<string, string>) =>
-      svc.ingest(kind, scope, versionedItem, versionedItem ? 'standard' : null, await upstream.intel('sgx', 'v4', path, q));
-    if (fmspc) await fetchOne('tcb', tcbScope('sgx', 'v4', fmspc), true, 'tcb', { fmspc, update: 'standard' });
-    await fetchOne('qe_identity', identityScope('sgx', 'v4', 'qe'), true, 'qe/identity', { update: 'standard' });
-    await fetchOne('qve_identity', identityScope('sgx', 'v4', 'qve'), true, 'qve/identity', { update: 'standard' });
-    const ca = cert.meta.caType?.toLowerCase() === 'platform' ? 'platform' : 'processor';
-    await fetchOne('pckcrl', `sgx/pckcrl/${ca}`, false, 'pckcrl', { ca, encoding: 'der' });
-    await svc.ingest('rootcacrl', 'sgx/rootcacrl', false, null, await upstream.intelRootCaCrl());
-  }
+  pccsRoutes(app, ctx, { svc, platforms, serve, cached, clearMemo: () => memo.clear(), mounts });
 
   // ── AMD KDS-compatible routes ──────────────────────────────────────────────────────────────────
   const spl = (q: Query, name: string): number => {
@@ -384,14 +326,18 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext, op
       }),
     );
   }
-  app.get('/vcek/v1/:product/crl', { config: PCS, schema: { summary: 'AMD CRL of the product', tags: ['AMD KDS'] } }, (request, reply) =>
-    serve(request, reply, async () => {
-      const prod = product((request.params as { product: string }).product);
-      const scope = `amd/vcek_crl/${prod}`;
-      const item = await cached('vcek_crl', scope, async () => svc.ingest('vcek_crl', scope, false, null, await upstream.amd(`/vcek/v1/${prod}/crl`)));
-      return prepare(item, {}, Buffer.from(item.body), 'application/pkix-crl', now(), failing(item));
-    }),
-  );
+  // KDS publishes one CRL per key kind: the ARK revokes ASKs (VCEK) and ASVKs (VLEK).
+  for (const key of ['vcek', 'vlek'] as const) {
+    const kind: CollateralKind = key === 'vcek' ? 'vcek_crl' : 'vlek_crl';
+    app.get(`/${key}/v1/:product/crl`, { config: PCS, schema: { summary: `AMD ${key.toUpperCase()} CRL of the product (DER)`, tags: ['AMD KDS'] } }, (request, reply) =>
+      serve(request, reply, async () => {
+        const prod = product((request.params as { product: string }).product);
+        const scope = `amd/${kind}/${prod}`;
+        const item = await cached(kind, scope, async () => svc.ingest(kind, scope, false, null, await upstream.amd(`/${key}/v1/${prod}/crl`)));
+        return prepare(item, {}, Buffer.from(item.body), 'application/pkix-crl', now(), failing(item));
+      }),
+    );
+  }
   // A wildcard, not `:hwid`: a Milan/Genoa hwid is 128 characters, above the router's parameter limit.
   app.get('/vcek/v1/:product/*', { config: PCS, schema: { summary: 'AMD VCEK for a chip and TCB (DER)', tags: ['AMD KDS'] } }, (request, reply) =>
     serve(request, reply, async () => {

@@ -80,7 +80,8 @@ describe('collateral service: PCS / THIM / KDS routes against the real fixtures'
     assert.equal(root.text, readFixture('intel', 'sgx-v3-phala', 'root_ca_crl.der').toString('hex'));
     const bad = await server.send('GET', '/sgx/certification/v4/pckcrl?ca=nope');
     assert.equal(bad.status, 400);
-    assert.equal(bad.headers['error-code'], 'request.invalid');
+    assert.equal(bad.headers['error-code'], 'InvalidRequestSyntax');
+    assert.equal(bad.headers['x-conclave-error-code'], 'request.invalid');
   });
 
   test('pckcert: both pcesvn byte orders reach the same cached certificate, with the PCS headers', async () => {
@@ -125,9 +126,12 @@ describe('collateral service: PCS / THIM / KDS routes against the real fixtures'
     assert.equal(vcek.status, 200);
   });
 
-  test('registration is accepted (201) and PCK fetches record the platform for dry runs', async () => {
-    const r = await server.send('POST', '/sgx/certification/v4/platforms', { body: { qe_id: 'AABB', pce_id: '0000', cpu_svn: '0B0B0202FF0100000000000000000000', pce_svn: '0D00' } });
-    assert.equal(r.status, 201);
+  test('registration is accepted (200, as PCCS) and PCK fetches record the platform for dry runs', async () => {
+    const r = await server.send('POST', '/sgx/certification/v4/platforms', {
+      headers: { authorization: `Bearer ${await server.adminToken()}` },
+      body: { qe_id: 'AABB', pce_id: '0000', cpu_svn: '0B0B0202FF0100000000000000000000', pce_svn: '0D00', enc_ppid: 'A1'.repeat(384) },
+    });
+    assert.equal(r.status, 200);
     const seen = await createCollateralStore(server.ctx.db).platforms(new Date(0));
     assert.ok(seen.some((p) => p.fmspc === '00A067110000'));
   });
