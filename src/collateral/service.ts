@@ -170,8 +170,15 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
       }
     },
     async ingest(kind, scope, versioned, selector, r) {
-      const body = CRL_KINDS.has(kind) ? crlBytes(new Uint8Array(r.body)) : new Uint8Array(r.body);
-      const dates = signedDatesOf(kind, body);
+      let body: Uint8Array;
+      let dates: ReturnType<typeof signedDatesOf>;
+      try {
+        body = CRL_KINDS.has(kind) ? crlBytes(new Uint8Array(r.body)) : new Uint8Array(r.body);
+        dates = signedDatesOf(kind, body);
+      } catch (e) {
+        // An upstream that answers something unparseable is an upstream failure, not the caller's.
+        throw fail('upstream.unavailable', `upstream answer for ${scope} cannot be parsed`, { scope, url: r.url }, e);
+      }
       const key = versioned ? `${scope}#${dates.evalNumber ?? 'unknown'}` : scope;
       const meta = INTEL_KINDS.has(kind) ? intelMeta(kind, r.headers) : { contentType: r.headers['content-type'] ?? 'application/octet-stream' };
       const item: Omit<CollateralItem, 'version'> = {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ConclaveError, type ErrorCode } from '../core/errors.js';
 
@@ -58,6 +59,12 @@ function pcsErrorCode(e: ConclaveError): string {
   return e.detail?.parameter === 'platformManifest' || e.detail?.parameter === 'platform_manifest' ? 'InvalidPlatformManifest' : 'InvalidRequestSyntax';
 }
 
+/** PCS and PCCS echo the caller's Request-ID or make a 32-hex one (PCCS middleware/addRequestId.js). */
+export function pcsRequestId(request: FastifyRequest): string {
+  const rid = request.headers['request-id'];
+  return typeof rid === 'string' && /^[\x21-\x7e]{1,128}$/.test(rid) ? rid : randomUUID().replaceAll('-', '');
+}
+
 /** A header value: printable ASCII only. */
 function headerSafe(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?').slice(0, 512);
@@ -106,6 +113,7 @@ export function sendError(family: ErrorFamily, err: unknown, request: FastifyReq
     case 'maa':
       return reply.send({ error: { code: e.code, message } });
     case 'pcs':
+      if (!reply.hasHeader('request-id')) reply.header('Request-ID', pcsRequestId(request));
       return reply
         .header('Error-Code', pcsErrorCode(e))
         .header('Error-Message', PCCS_STATUS_MESSAGES[e.status] ?? headerSafe(message))

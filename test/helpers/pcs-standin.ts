@@ -15,7 +15,54 @@ export interface StandinResponse {
 }
 
 /** Which collateral set answers the FMSPC-independent routes (QE identity, PCK CRL, root CRL). */
-export type StandinSet = 'teepot' | 'sgx-phala' | 'tdx-phala';
+export type StandinSet = 'teepot' | 'sgx-phala' | 'tdx-phala' | FolderSetName;
+
+/**
+ * Collateral sets captured with one quote each (test/vectors/intel/<folder>): the TCB info of the quote's
+ * FMSPC, the QE identity, the PCK CRL and the root CA CRL, each with the issuer chain it was served with.
+ */
+export interface FolderSet {
+  readonly tee: 'sgx' | 'tdx';
+  readonly fmspc: string;
+  readonly folder: string;
+  readonly tcb: string;
+  readonly qe: string;
+  readonly ca: 'processor' | 'platform';
+  readonly pckCrl: string;
+  readonly rootCrl: string;
+  /** Issuer chains (PEM): TCB signing for TCB info and identity, the PCK CA for the CRL. */
+  readonly signingChain: string;
+  readonly crlChain: string;
+}
+
+const derChain = (folder: string, ...ders: string[]) => ders.map((f) => `-----BEGIN CERTIFICATE-----\n${readFixture('intel', folder, f).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END CERTIFICATE-----\n`).join('');
+const rootPem = () => readFixtureText('intel', 'roots', 'Intel_SGX_Provisioning_Certification_RootCA.pem');
+
+export const FOLDER_SETS = {
+  'sgx-phala': () => ({ tee: 'sgx', fmspc: '00A067110000', folder: 'sgx-v3-phala', tcb: 'tcb_info_response.json', qe: 'qe_identity_response.json', ca: 'processor', pckCrl: 'pck_crl.der', rootCrl: 'root_ca_crl.der', signingChain: readFixtureText('intel', 'sgx-v3-phala', 'tcb_info_issuer_chain.pem'), crlChain: readFixtureText('intel', 'sgx-v3-phala', 'pck_crl_issuer_chain.pem') }),
+  'sgx-occlum': () => ({ tee: 'sgx', fmspc: '00606A000000', folder: 'sgx-v3-occlum-platformca', tcb: 'sgx_tcbinfov3_00606a000000.json', qe: 'sgx_qeidentity_v4.json', ca: 'platform', pckCrl: 'platform_crl.der', rootCrl: 'intel_root_ca_crl.der', signingChain: derChain('sgx-v3-occlum-platformca', 'tcb_signing.der') + rootPem(), crlChain: derChain('sgx-v3-occlum-platformca', 'platform_ca.der') + rootPem() }),
+  'tdx-phala': () => ({ tee: 'tdx', fmspc: 'B0C06F000000', folder: 'tdx-v4-phala', tcb: 'tcb_info_response.json', qe: 'qe_identity_response.json', ca: 'platform', pckCrl: 'pck_crl.der', rootCrl: 'root_ca_crl.der', signingChain: readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_issuer_chain.pem'), crlChain: readFixtureText('intel', 'tdx-v4-phala', 'pck_crl_issuer_chain.pem') }),
+  'tdx-automata': () => ({ tee: 'tdx', fmspc: '00806F050000', folder: 'tdx-v4-automata', tcb: 'tcb_info_v3_with_tdx_module.json', qe: 'qe_identity.json', ca: 'platform', pckCrl: 'pck_platform_crl.der', rootCrl: 'intel_root_ca_crl.der', signingChain: derChain('tdx-v4-automata', 'signing.der', 'root.der'), crlChain: derChain('tdx-v4-automata', 'platform.der', 'root.der') }),
+  'tdx-azure': () => ({ tee: 'tdx', fmspc: '00806F050000', folder: 'tdx-v4-azure-trustee', tcb: 'tcb_info.json', qe: 'identity.json', ca: 'platform', pckCrl: 'pck_crl.der', rootCrl: 'intel_root_ca_crl.der', signingChain: derChain('tdx-v4-azure-trustee', 'tcb_signing.der') + rootPem(), crlChain: derChain('tdx-v4-azure-trustee', 'platform_ca.der') + rootPem() }),
+  'tdx-v5': () => ({ tee: 'tdx', fmspc: '90C06F000000', folder: 'tdx-v5-fmspc90C06F', tcb: 'tcb_info_response.json', qe: 'qe_identity_response.json', ca: 'platform', pckCrl: 'pck_crl.der', rootCrl: 'root_ca_crl.der', signingChain: readFixtureText('intel', 'tdx-v5-fmspc90C06F', 'tcb_info_issuer_chain.pem'), crlChain: readFixtureText('intel', 'tdx-v5-fmspc90C06F', 'pck_crl_issuer_chain.pem') }),
+} as const satisfies Record<string, () => FolderSet>;
+export type FolderSetName = Exclude<keyof typeof FOLDER_SETS, 'sgx-phala' | 'tdx-phala'>;
+
+/** The answers of a folder set for the FMSPC-independent routes and its own FMSPC; undefined elsewhere. */
+function folderRoute(f: FolderSet, path: string, q: URLSearchParams): StandinResponse | undefined {
+  const chainHeaders = (h: string, chain: string) => ({ 'content-type': 'application/json', [h]: enc(chain) });
+  if (path === `/${f.tee}/certification/v4/tcb` && q.get('fmspc')?.toUpperCase() === f.fmspc) {
+    return { status: 200, headers: chainHeaders('TCB-Info-Issuer-Chain', f.signingChain), body: readFixtureText('intel', f.folder, f.tcb) };
+  }
+  if (path === `/${f.tee}/certification/v4/qe/identity`) return { status: 200, headers: chainHeaders('SGX-Enclave-Identity-Issuer-Chain', f.signingChain), body: readFixtureText('intel', f.folder, f.qe) };
+  if (path === '/sgx/certification/v4/pckcrl' && q.get('ca')?.toLowerCase() === f.ca) {
+    const der = readFixture('intel', f.folder, f.pckCrl);
+    const asDer = q.get('encoding') === 'der';
+    return { status: 200, headers: { 'content-type': asDer ? 'application/pkix-crl' : 'application/x-pem-file', 'SGX-PCK-CRL-Issuer-Chain': enc(f.crlChain) }, body: asDer ? der : `-----BEGIN X509 CRL-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n-----END X509 CRL-----\n` };
+  }
+  if (path === '/sgx/certification/v4/rootcacrl') return { status: 200, headers: { 'content-type': 'application/pkix-crl' }, body: readFixture('intel', f.folder, f.rootCrl).toString('hex') };
+  return undefined;
+}
 
 export interface PcsStandin {
   readonly url: string;
@@ -98,6 +145,10 @@ function platformOf(q: URLSearchParams, manifest?: string): (typeof STANDIN_PLAT
 }
 
 function route(set: StandinSet, path: string, q: URLSearchParams, body?: string): StandinResponse | undefined {
+  if (set in FOLDER_SETS && set !== 'sgx-phala' && set !== 'tdx-phala') {
+    const hit = folderRoute(FOLDER_SETS[set as FolderSetName](), path, q);
+    if (hit) return hit;
+  }
   const fmspc = q.get('fmspc')?.toUpperCase();
   const early = q.get('update') === 'early' || q.get('tcbEvaluationDataNumber') === '19';
   const evalN = q.get('tcbEvaluationDataNumber');
@@ -196,8 +247,14 @@ function route(set: StandinSet, path: string, q: URLSearchParams, body?: string)
       const quote = p === 'default' ? ['intel', 'sgx-v3-phala', 'quote.bin'] : p.quote;
       return many ? pckCertsAnswer(quote) : pckCertAnswer([...quote]);
     }
-    case '/sgx/certification/v4/fmspcs':
-      return { status: 200, headers: { 'content-type': 'application/json' }, body: teepot(q.get('platform') === null ? 'fmspcs_no_filter.json' : 'fmspcs_all_platforms.json').fmspcs_json! };
+    case '/sgx/certification/v4/fmspcs': {
+      // PCS's real list, narrowed to the FMSPCs this stand-in has SGX TCB info for (a PCS that knew more
+      // would be asked for TCB info it cannot give).
+      const platform = q.get('platform');
+      const list = JSON.parse(teepot(platform === null ? 'fmspcs_no_filter.json' : 'fmspcs_all_platforms.json').fmspcs_json!) as { fmspc: string; platform: string }[];
+      const served = list.filter((e) => (platform === null || platform === 'all' || e.platform === platform) && route(set, '/sgx/certification/v4/tcb', new URLSearchParams({ fmspc: e.fmspc }))?.status === 200);
+      return { status: 200, headers: { 'content-type': 'application/json' }, body: JSON.stringify(served) };
+    }
   }
   const amd = /^\/(vcek|vlek)\/v1\/(Milan|Genoa|Turin)\/(.+)$/.exec(path);
   if (amd) {

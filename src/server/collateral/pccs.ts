@@ -6,7 +6,6 @@
  * calls (`fmspcs`, `POST pckcert(s)` with a platform manifest). Each handler translates HTTP to a call
  * of the collateral domain (platforms.ts, platform-collateral.ts, appraisal-policy.ts).
  */
-import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { appraisalPolicyId, parseAppraisalPolicy } from '../../collateral/appraisal-policy.js';
 import type { CollateralItem, CollateralKind, PcsVersion, Tee } from '../../collateral/cache/item.js';
@@ -31,12 +30,6 @@ export interface PccsRouteDeps {
   cached(kind: CollateralKind, key: string, fetch: () => Promise<CollateralItem>): Promise<CollateralItem>;
   clearMemo(): void;
   readonly mounts: readonly { prefix: string; tee: Tee; version: PcsVersion; thim: boolean }[];
-}
-
-/** PCCS echoes the caller's Request-ID or makes a 32-hex one (middleware/addRequestId.js). */
-export function pcsRequestId(request: FastifyRequest): string {
-  const rid = request.headers['request-id'];
-  return typeof rid === 'string' && /^[\x21-\x7e]{1,128}$/.test(rid) ? rid : randomUUID().replaceAll('-', '');
 }
 
 function hexParam(v: unknown, pattern: RegExp, name: string): string {

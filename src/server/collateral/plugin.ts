@@ -19,7 +19,8 @@ import { type CollateralService, createCollateralService } from '../../collatera
 import { registerNvidiaCollateralRoutes } from './nvidia.js';
 import { ENC_PPID_HEX, type PlatformRef, canonicalPcesvn, isRealPpid } from '../../collateral/intel/pck.js';
 import { createPlatformService } from '../../collateral/platforms.js';
-import { pccsRoutes, pcsRequestId } from './pccs.js';
+import { pcsRequestId } from '../wire-errors.js';
+import { pccsRoutes } from './pccs.js';
 
 /** Tunables tests and the benchmark may shrink; production uses the defaults. */
 export interface CollateralPluginOptions {
