@@ -11,6 +11,7 @@ import { openDatabase } from '../storage/open.js';
 import { createCollateralStore } from '../storage/collateral-store.js';
 import { MIGRATIONS } from '../storage/migrations/index.js';
 import { CliError, defaultFormat, printResult } from './output.js';
+import { qcnlConfig, trustInstructions } from './qcnl-config.js';
 
 interface StoreFlags {
   dataDir?: string;
@@ -98,7 +99,7 @@ function jsonArg(v: string): unknown {
   }
 }
 
-/** `conclave collateral import|export|status|baseline|refresh`. */
+/** `conclave collateral import|export|status|baseline|refresh|qcnl-config`. */
 export function registerCollateral(program: Command): void {
   const c = program.command('collateral').description('collateral cache: offline bundles, status, TCB baseline, refresh');
   const storeOpts = (cmd: Command) => cmd.option('--data-dir <dir>', 'data directory (default ./data)').option('--db <url>', 'store URL (default sqlite:<data-dir>/conclave.db)');
@@ -159,5 +160,23 @@ export function registerCollateral(program: Command): void {
     .action(async (flags: AdminFlags & { key?: string; output?: string }) => {
       const r = await adminCall(flags, 'POST', `/admin/collateral/refresh${flags.key ? `?key=${encodeURIComponent(flags.key)}` : ''}`);
       printResult(r, (flags.output as 'json' | 'table' | undefined) ?? 'json');
+    });
+
+  c.command('qcnl-config')
+    .description("print a /etc/sgx_default_qcnl.conf for Intel's QCNL/QPL pointing at this server (PCCS style, or Azure THIM style with --thim)")
+    .option('--url <url>', 'Conclave as TEE hosts reach it (default: the configured public URL, else https://HOST:PORT)')
+    .option('--ca <file>', "Conclave's TLS CA; prints how to trust it on a TEE host (default <data-dir>/tls/ca.pem when present)")
+    .option('--thim', 'Azure THIM layout: PCK certificates from /metadata/THIM first (local_pck_url, Metadata header)')
+    .option('--api-version <v>', 'QCNL pccs_api_version: 3.1 (DER CRLs) or 3.0 (hex CRLs)', '3.1')
+    .option('--tcb-update <type>', 'QCNL tcb_update_type: standard or early', 'standard')
+    .option('--data-dir <dir>', 'data directory (default ./data)')
+    .action((flags: { url?: string; ca?: string; thim?: boolean; apiVersion: string; tcbUpdate: string; dataDir?: string }) => {
+      if (flags.apiVersion !== '3.0' && flags.apiVersion !== '3.1') throw new CliError('--api-version must be 3.0 or 3.1', 'QCNL knows only these two', 2);
+      if (flags.tcbUpdate !== 'standard' && flags.tcbUpdate !== 'early') throw new CliError('--tcb-update must be standard or early', '', 2);
+      const config = loadConfig({ flags: { dataDir: flags.dataDir }, env: process.env });
+      const url = flags.url ?? config.publicUrl ?? `https://${config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host}:${config.port}`;
+      process.stdout.write(`${JSON.stringify(qcnlConfig({ url, thim: flags.thim === true, apiVersion: flags.apiVersion, tcbUpdate: flags.tcbUpdate }), null, 2)}\n`);
+      const ca = flags.ca ?? (existsSync(join(config.dataDir, 'tls', 'ca.pem')) ? join(config.dataDir, 'tls', 'ca.pem') : undefined);
+      if (ca) process.stderr.write(trustInstructions(ca));
     });
 }

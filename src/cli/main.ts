@@ -25,6 +25,7 @@ const EXAMPLES: Record<string, string> = {
   'conclave collateral status': 'conclave collateral status --url https://127.0.0.1:8443 --data-dir ./data',
   'conclave collateral baseline': 'conclave collateral baseline --dry-run \'{"default":{"tcbEvaluationDataNumber":17}}\'',
   'conclave collateral refresh': 'conclave collateral refresh --url https://127.0.0.1:8443 --data-dir ./data',
+  'conclave collateral qcnl-config': 'conclave collateral qcnl-config --url https://conclave.example:8443 --ca ./data/tls/ca.pem > /etc/sgx_default_qcnl.conf',
   'conclave db migrate': 'conclave db migrate --db postgres://postgres@127.0.0.1:5432/conclave',
   'conclave hsm info': "conclave hsm info --hsm 'pkcs11:module=/usr/lib/softhsm/libsofthsm2.so;token=conclave;pin-source=env:HSM_PIN'",
   'conclave hsm unpin-service-key': 'conclave hsm unpin-service-key release-signing:vault.example.com --data-dir ./data',
