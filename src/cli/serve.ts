@@ -37,6 +37,11 @@ export function registerServe(program: Command): void {
     .option('--oidc-audience <aud>', 'audience external tokens must carry (required with --oidc-issuer)')
     .option('--oidc-jwks-uri <url>', "the issuer's JWKS URL (default: discovered from <issuer>/.well-known/openid-configuration)")
     .option('--oidc-admin-subject <sub...>', 'external token subjects (sub) that are administrators')
+    .option('--recoverable-days <n>', 'vault soft delete: days a deleted key stays recoverable, 7-90 (default 90)')
+    .option('--purge-protection', 'vault purge protection: deleted keys are purged only at their scheduled purge date')
+    .option('--maintenance-interval <seconds>', 'seconds between runs of scheduled rotations and purges; 0 = off (default 60)')
+    .option('--release-cert <pem>', "operator's release-signing certificate chain (PEM, leaf first; SAN = the vault host)")
+    .option('--release-key <pem>', "the release-signing certificate's private key (PEM, PKCS#8)")
     .addHelpText('after', '\nExample:\n  conclave serve --data-dir ./data --port 8443 --simulate\n')
     .action(async (flags: Record<string, unknown>) => {
       let config: ReturnType<typeof loadConfig>;

@@ -62,6 +62,15 @@ export interface Config {
   readonly oidcJwksUri: string | undefined;
   /** External `sub` values that are administrators. */
   readonly oidcAdminSubjects: readonly string[];
+  /** Vault soft delete: days a deleted key stays recoverable (7–90, AKV's range). */
+  readonly recoverableDays: number;
+  /** Vault purge protection: a deleted key is purged only at its scheduled purge date. */
+  readonly purgeProtection: boolean;
+  /** Seconds between runs of the vault's scheduled work (rotation policies, purges); 0 turns the timer off. */
+  readonly maintenanceIntervalSeconds: number;
+  /** PEM certificate (chain, leaf first) and key of an operator's release-signing identity. */
+  readonly releaseCert: string | undefined;
+  readonly releaseKey: string | undefined;
 }
 
 /** How a key is spelled on the command line, in the environment and in the config file. */
@@ -175,6 +184,11 @@ const OPTIONS = [
   { key: 'oidcAudience', flag: 'oidcAudience', env: 'CONCLAVE_OIDC_AUDIENCE', parse: optStr('oidc-audience') },
   { key: 'oidcJwksUri', flag: 'oidcJwksUri', env: 'CONCLAVE_OIDC_JWKS_URI', parse: url('oidc-jwks-uri', ['https:']) },
   { key: 'oidcAdminSubjects', flag: 'oidcAdminSubject', env: 'CONCLAVE_OIDC_ADMIN_SUBJECTS', parse: list('oidc-admin-subjects', str('oidc-admin-subjects')) },
+  { key: 'recoverableDays', flag: 'recoverableDays', env: 'CONCLAVE_RECOVERABLE_DAYS', parse: int('recoverable-days', 7, 90) },
+  { key: 'purgeProtection', flag: 'purgeProtection', env: 'CONCLAVE_PURGE_PROTECTION', parse: bool('purge-protection') },
+  { key: 'maintenanceIntervalSeconds', flag: 'maintenanceInterval', env: 'CONCLAVE_MAINTENANCE_INTERVAL', parse: int('maintenance-interval', 0, 86400) },
+  { key: 'releaseCert', flag: 'releaseCert', env: 'CONCLAVE_RELEASE_CERT', parse: optStr('release-cert') },
+  { key: 'releaseKey', flag: 'releaseKey', env: 'CONCLAVE_RELEASE_KEY', parse: optStr('release-key') },
 ] as const satisfies readonly Option<keyof Config>[];
 
 /** Config-file keys are the Config property names; kebab-case spellings of them are accepted too. */
@@ -240,6 +254,11 @@ export function loadConfig(sources: ConfigSources): Config {
     oidcAudience: out.oidcAudience as string | undefined,
     oidcJwksUri: out.oidcJwksUri as string | undefined,
     oidcAdminSubjects: (out.oidcAdminSubjects as string[] | undefined) ?? [],
+    recoverableDays: (out.recoverableDays as number | undefined) ?? 90,
+    purgeProtection: (out.purgeProtection as boolean | undefined) ?? false,
+    maintenanceIntervalSeconds: (out.maintenanceIntervalSeconds as number | undefined) ?? 60,
+    releaseCert: out.releaseCert as string | undefined,
+    releaseKey: out.releaseKey as string | undefined,
   };
   if (config.services.length === 0) throw fail('config.invalid', 'services must name at least one of vault, attestation, collateral');
   if (config.hsm !== undefined && !config.hsm.startsWith('pkcs11:')) {
@@ -250,6 +269,12 @@ export function loadConfig(sources: ConfigSources): Config {
   }
   if (config.oidcIssuer === undefined && (config.oidcAudience !== undefined || config.oidcJwksUri !== undefined || config.oidcAdminSubjects.length > 0)) {
     throw fail('config.invalid', 'oidc-audience, oidc-jwks-uri and oidc-admin-subject need oidc-issuer', { option: 'oidcIssuer' });
+  }
+  if ((config.releaseCert === undefined) !== (config.releaseKey === undefined)) {
+    throw fail('config.invalid', 'release-cert and release-key go together (the operator\'s release-signing certificate and its private key)', { option: config.releaseCert === undefined ? 'releaseCert' : 'releaseKey' });
+  }
+  if (config.releaseCert !== undefined && config.hsm !== undefined) {
+    throw fail('config.invalid', 'release-cert/release-key and hsm are exclusive: with --hsm the release-signing key is made in the token', { option: 'releaseCert' });
   }
   return Object.freeze(config);
 }

@@ -157,6 +157,8 @@ export const ERROR_CATALOGUE = {
   'release.token_invalid': { status: 401, meaning: 'The target attestation token is malformed, forged, expired or from an untrusted authority.' },
   'release.policy_unsatisfied': { status: 403, meaning: 'The attestation token claims do not satisfy the key release policy.' },
   'release.no_wrapping_key': { status: 400, meaning: 'The attestation token holds no RSA encryption key to wrap the released key to.' },
+  'key.attestation_unavailable': { status: 400, meaning: 'Key attestation is not offered: the key protectors of this vault have no vendor attestation of key generation.' },
+  'backup.foreign': { status: 400, meaning: 'The backup is corrupt or was sealed under another master key: it restores only into a vault with the master key that made it.' },
   // ── SDK / agent (TEE side) ────────────────────────────────────────────────
   'sdk.http_error': { status: 502, meaning: 'A service the SDK called (attestation, vault, token endpoint) answered with an error or could not be reached.' },
   'sdk.release_jws_invalid': { status: 502, meaning: 'The key release JWS is malformed, its signature does not verify with x5c[0], or its certificate chain is not trusted.' },

@@ -7,7 +7,8 @@ import { type AuditRecord, auditHash, canonicalJson, GENESIS_HASH, type StoredAu
 import type { DeletionInfo, KeyOperation, KeyType, KeyVersion } from '../vault/key.js';
 import type { CurveName } from '../vault/ports.js';
 import type { RoleAssignment, RoleName } from '../vault/roles.js';
-import type { KeyState, Page, VaultStore } from '../vault/store.js';
+import { deserializeRotationPolicy, type RotationPolicy, serializeRotationPolicy } from '../vault/rotation.js';
+import type { AuditEntry, KeyState, Page, RotationCandidate, RotationPlan, VaultStore } from '../vault/store.js';
 
 export type { KeyState, Page, VaultStore } from '../vault/store.js';
 
@@ -93,12 +94,34 @@ function versionParams(k: KeyVersion, seq: number): unknown[] {
 const INSERT_VERSION =
   'INSERT INTO vault_key_versions (name, version, seq, kty, key_size, crv, key_ops, public_jwk, protected_key, provider, enabled, nbf, exp, exportable, created, updated, tags, release_policy, policy_immutable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
+/** The per-key lock: one name in any case is one key. */
+const keyLock = (name: string) => `vault-key:${name.toLowerCase()}`;
+
 export function createVaultStore(db: Database): VaultStore {
+  /** The key named `name` in any case; the exact spelling wins where a pre-201 store holds several. */
   async function keyState(ex: SqlExecutor, name: string): Promise<KeyState> {
-    const row = await ex.get<{ deleted_at: number | string | null; scheduled_purge_at: number | string | null }>('SELECT deleted_at, scheduled_purge_at FROM vault_keys WHERE name = ?', [name]);
+    const row = await ex.get<{ name: string; deleted_at: number | string | null; scheduled_purge_at: number | string | null }>(
+      'SELECT name, deleted_at, scheduled_purge_at FROM vault_keys WHERE name_lower = ? ORDER BY CASE WHEN name = ? THEN 0 ELSE 1 END, created_at, name LIMIT 1',
+      [name.toLowerCase(), name],
+    );
     if (!row) return { state: 'absent' };
-    if (row.deleted_at === null) return { state: 'live' };
-    return { state: 'deleted', deletion: { deletedDate: Number(row.deleted_at), scheduledPurgeDate: Number(row.scheduled_purge_at) } };
+    if (row.deleted_at === null) return { state: 'live', name: row.name };
+    return { state: 'deleted', name: row.name, deletion: { deletedDate: Number(row.deleted_at), scheduledPurgeDate: Number(row.scheduled_purge_at) } };
+  }
+
+  async function insertVersion(tx: Tx, key: KeyVersion): Promise<void> {
+    const max = await tx.get<{ m: number | string | null }>('SELECT MAX(seq) AS m FROM vault_key_versions WHERE name = ?', [key.name]);
+    await tx.run(INSERT_VERSION, versionParams(key, Number(max?.m ?? 0) + 1));
+    await tx.run('UPDATE vault_keys SET latest_version = ? WHERE name = ?', [key.version, key.name]);
+  }
+
+  async function readPolicy(ex: SqlExecutor, name: string): Promise<RotationPolicy | undefined> {
+    const row = await ex.get<{ policy: string }>('SELECT policy FROM vault_rotation_policies WHERE name = ?', [name]);
+    return row ? deserializeRotationPolicy(row.policy) : undefined;
+  }
+
+  async function writePolicy(tx: Tx, name: string, policy: RotationPolicy): Promise<void> {
+    await tx.run('INSERT INTO vault_rotation_policies (name, policy, updated) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET policy = excluded.policy, updated = excluded.updated', [name, serializeRotationPolicy(policy), policy.updated]);
   }
 
   return {
@@ -117,16 +140,17 @@ export function createVaultStore(db: Database): VaultStore {
      * advisory lock on PostgreSQL, the single writer on SQLite) serialises concurrent versions of one
      * key so none is lost and `latest` is the highest sequence. Returns false when the key is deleted.
      */
-    async addVersion(key: KeyVersion, nowSeconds: number, audit?: Omit<AuditRecord, 'seq'>): Promise<'ok' | 'deleted'> {
+    async addVersion(key: KeyVersion, nowSeconds: number, audit?: Omit<AuditRecord, 'seq'>): Promise<'ok' | 'deleted' | 'renamed'> {
       return db.transaction(async (tx) => {
-        await tx.lock(`vault-key:${key.name}`);
-        await tx.run('INSERT INTO vault_keys (name, latest_version, deleted_at, scheduled_purge_at, created_at) VALUES (?, NULL, NULL, NULL, ?) ON CONFLICT (name) DO NOTHING', [key.name, nowSeconds]);
+        await tx.lock(keyLock(key.name));
         const st = await keyState(tx, key.name);
         if (st.state === 'deleted') return 'deleted';
-        const max = await tx.get<{ m: number | string | null }>('SELECT MAX(seq) AS m FROM vault_key_versions WHERE name = ?', [key.name]);
-        const seq = Number(max?.m ?? 0) + 1;
-        await tx.run(INSERT_VERSION, versionParams(key, seq));
-        await tx.run('UPDATE vault_keys SET latest_version = ? WHERE name = ?', [key.version, key.name]);
+        // The version's material is bound to the name it was made for: another spelling is another key.
+        if (st.state === 'live' && st.name !== key.name) return 'renamed';
+        if (st.state === 'absent') {
+          await tx.run('INSERT INTO vault_keys (name, name_lower, latest_version, deleted_at, scheduled_purge_at, created_at) VALUES (?, ?, NULL, NULL, NULL, ?)', [key.name, key.name.toLowerCase(), nowSeconds]);
+        }
+        await insertVersion(tx, key);
         if (audit) await appendAudit(tx, audit);
         return 'ok';
       });
@@ -139,7 +163,7 @@ export function createVaultStore(db: Database): VaultStore {
      */
     async updateVersion(name: string, version: string, apply: (current: KeyVersion) => KeyVersion, audit: Omit<AuditRecord, 'seq'>): Promise<KeyVersion | undefined> {
       return db.transaction(async (tx) => {
-        await tx.lock(`vault-key:${name}`);
+        await tx.lock(keyLock(name));
         if ((await keyState(tx, name)).state !== 'live') return undefined;
         const row = await tx.get<VersionRow>(`SELECT ${VERSION_COLUMNS} FROM vault_key_versions v WHERE v.name = ? AND v.version = ?`, [name, version]);
         if (!row) return undefined;
@@ -198,26 +222,81 @@ export function createVaultStore(db: Database): VaultStore {
       });
     },
 
-    async purge(name: string, audit: Omit<AuditRecord, 'seq'>): Promise<boolean> {
+    async purge(name: string, audit: Omit<AuditRecord, 'seq'>, dueBy?: number): Promise<boolean> {
       return db.transaction(async (tx) => {
-        await tx.run('DELETE FROM vault_key_versions WHERE name = ? AND EXISTS (SELECT 1 FROM vault_keys WHERE name = ? AND deleted_at IS NOT NULL)', [name, name]);
-        const r = await tx.run('DELETE FROM vault_keys WHERE name = ? AND deleted_at IS NOT NULL', [name]);
+        await tx.lock(keyLock(name));
+        // One statement decides: of replicas purging the same key, exactly one deletes the row and audits.
+        const due = dueBy === undefined ? '' : ' AND scheduled_purge_at <= ?';
+        const args = dueBy === undefined ? [name] : [name, dueBy];
+        await tx.run(`DELETE FROM vault_key_versions WHERE name = ? AND EXISTS (SELECT 1 FROM vault_keys WHERE name = ? AND deleted_at IS NOT NULL${due})`, [name, ...args]);
+        const r = await tx.run(`DELETE FROM vault_keys WHERE name = ? AND deleted_at IS NOT NULL${due}`, args);
         if (r.changes === 1) await appendAudit(tx, audit);
         return r.changes === 1;
       });
     },
 
+    async duePurges(nowSeconds: number, limit: number): Promise<string[]> {
+      const rows = await db.all<{ name: string }>('SELECT name FROM vault_keys WHERE deleted_at IS NOT NULL AND scheduled_purge_at <= ? ORDER BY scheduled_purge_at, name LIMIT ?', [nowSeconds, limit]);
+      return rows.map((r) => r.name);
+    },
+
     /** Restores all versions of a backup under its name; false when the name is taken (live or deleted). */
-    async restore(versions: readonly KeyVersion[], latest: string, nowSeconds: number, audit: Omit<AuditRecord, 'seq'>): Promise<boolean> {
+    async restore(versions: readonly KeyVersion[], latest: string, nowSeconds: number, audit: Omit<AuditRecord, 'seq'>, rotationPolicy?: RotationPolicy): Promise<boolean> {
       const name = versions[0]!.name;
       return db.transaction(async (tx) => {
-        await tx.lock(`vault-key:${name}`);
-        const ins = await tx.run('INSERT INTO vault_keys (name, latest_version, deleted_at, scheduled_purge_at, created_at) VALUES (?, ?, NULL, NULL, ?) ON CONFLICT (name) DO NOTHING', [name, latest, nowSeconds]);
-        if (ins.changes !== 1) return false;
+        await tx.lock(keyLock(name));
+        if ((await keyState(tx, name)).state !== 'absent') return false;
+        await tx.run('INSERT INTO vault_keys (name, name_lower, latest_version, deleted_at, scheduled_purge_at, created_at) VALUES (?, ?, ?, NULL, NULL, ?)', [name, name.toLowerCase(), latest, nowSeconds]);
         let seq = 0;
         for (const v of versions) await tx.run(INSERT_VERSION, versionParams(v, ++seq));
+        if (rotationPolicy) await writePolicy(tx, name, rotationPolicy);
         await appendAudit(tx, audit);
         return true;
+      });
+    },
+
+    // ── rotation ──
+    rotationPolicy: (name: string) => readPolicy(db, name),
+
+    async setRotationPolicy(name: string, policy: RotationPolicy, audit: AuditEntry): Promise<boolean> {
+      return db.transaction(async (tx) => {
+        await tx.lock(keyLock(name));
+        if ((await keyState(tx, name)).state !== 'live') return false;
+        await writePolicy(tx, name, policy);
+        await appendAudit(tx, audit);
+        return true;
+      });
+    },
+
+    async rotationCandidates(offset: number, limit: number): Promise<RotationCandidate[]> {
+      const rows = await db.all<VersionRow & { policy: string }>(
+        `SELECT ${VERSION_COLUMNS}, p.policy FROM vault_rotation_policies p JOIN vault_keys k ON k.name = p.name JOIN vault_key_versions v ON v.name = k.name AND v.version = k.latest_version WHERE k.deleted_at IS NULL ORDER BY p.name LIMIT ? OFFSET ?`,
+        [limit, offset],
+      );
+      return rows.map((r) => ({ name: r.name, policy: deserializeRotationPolicy(r.policy), latest: fromRow(r) }));
+    },
+
+    async rotateIfDue(name: string, plan: RotationPlan): Promise<KeyVersion | undefined> {
+      return db.transaction(async (tx) => {
+        await tx.lock(keyLock(name));
+        const st = await keyState(tx, name);
+        if (st.state !== 'live') return undefined;
+        const policy = await readPolicy(tx, st.name);
+        const row = await tx.get<VersionRow>(`SELECT ${VERSION_COLUMNS} FROM vault_key_versions v JOIN vault_keys k ON k.name = v.name AND k.latest_version = v.version WHERE v.name = ?`, [st.name]);
+        if (!policy || !row) return undefined;
+        const next = await plan(fromRow(row), policy);
+        if (!next) return undefined;
+        await insertVersion(tx, next.version);
+        await appendAudit(tx, next.audit);
+        return next.version;
+      });
+    },
+
+    async recordNotice(name: string, version: string, nowSeconds: number, audit: AuditEntry): Promise<boolean> {
+      return db.transaction(async (tx) => {
+        const r = await tx.run('INSERT INTO vault_rotation_notices (name, version, notified_at) VALUES (?, ?, ?) ON CONFLICT (name, version) DO NOTHING', [name, version, nowSeconds]);
+        if (r.changes === 1) await appendAudit(tx, audit);
+        return r.changes === 1;
       });
     },
 

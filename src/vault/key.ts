@@ -5,6 +5,7 @@
  */
 import { fail } from '../core/errors.js';
 import type { CurveName, KeyFamily, KeySpec, PrivateJwk, PublicJwk } from './ports.js';
+import type { ApiVersion } from './api-version.js';
 import { canonicalReleasePolicyJson, parseReleasePolicyData } from './release/index.js';
 
 export const KEY_TYPES = ['RSA', 'RSA-HSM', 'EC', 'EC-HSM', 'oct', 'oct-HSM'] as const;
@@ -13,12 +14,8 @@ export const CURVES: readonly CurveName[] = ['P-256', 'P-384', 'P-521', 'P-256K'
 export const KEY_OPERATIONS = ['encrypt', 'decrypt', 'sign', 'verify', 'wrapKey', 'unwrapKey', 'import', 'export'] as const;
 export type KeyOperation = (typeof KEY_OPERATIONS)[number];
 
-/** The api-versions whose keys API this vault speaks (7.3 brought Secure Key Release). */
-export const API_VERSIONS = ['7.3-preview', '7.3', '7.4', '7.5-preview.1', '7.5', '7.6-preview.1', '7.6-preview.2', '7.6', '2025-06-01', '2025-07-01'] as const;
-export const LATEST_API_VERSION = '2025-07-01';
+export { API_VERSIONS, checkApiVersion, LATEST_API_VERSION } from './api-version.js';
 
-export const RECOVERABLE_DAYS = 90;
-export const RECOVERY_LEVEL = 'Recoverable+Purgeable';
 export const RELEASE_POLICY_CONTENT_TYPE = 'application/json; charset=utf-8';
 
 const RSA_SIZES = [2048, 3072, 4096];
@@ -34,15 +31,9 @@ const DEFAULT_OPS: Record<KeyFamily, readonly KeyOperation[]> = {
 const ALLOWED_OPS: Record<KeyFamily, readonly KeyOperation[]> = {
   RSA: [...DEFAULT_OPS.RSA, 'import', 'export'],
   EC: ['sign', 'verify', 'import', 'export'],
-  oct: [...DEFAULT_OPS.oct, 'import', 'export'],
+  // HS256/384/512 (HMAC) need sign/verify on an oct key; asked for explicitly, as Managed HSM has it.
+  oct: [...DEFAULT_OPS.oct, 'sign', 'verify', 'import', 'export'],
 };
-
-export function checkApiVersion(v: string | null | undefined): string {
-  if (!v || !(API_VERSIONS as readonly string[]).includes(v)) {
-    throw fail('request.invalid', `The specified version (${v ?? ''}) is not recognized. Consider using the latest supported version (${LATEST_API_VERSION}).`, { apiVersion: v ?? null });
-  }
-  return v;
-}
 
 export function checkKeyName(name: string): string {
   if (!NAME.test(name)) throw fail('request.invalid', `The request URI contains an invalid name: ${name}`, { field: 'key-name' });
@@ -224,6 +215,8 @@ export function parseCreateParameters(body: unknown): CreateParameters {
 export interface ImportParameters {
   readonly kty: KeyType;
   readonly jwk: PrivateJwk;
+  /** BYOK: the key transfer blob (base64url of its JSON), wrapped to a KEK of this vault. */
+  readonly keyHsm?: string;
   readonly keyOps: readonly KeyOperation[];
   readonly attributes: AttributeInput;
   readonly tags?: Record<string, string>;
@@ -239,6 +232,9 @@ export function parseImportParameters(body: unknown): ImportParameters {
   const family = familyOf(key.kty);
   const b64 = (m: string) => key[m] === undefined || (typeof key[m] === 'string' && /^[A-Za-z0-9_-]*={0,2}$/.test(key[m] as string));
   for (const m of ['n', 'e', 'd', 'p', 'q', 'dp', 'dq', 'qi', 'x', 'y', 'k']) if (!b64(m)) bad(`key.${m}`, `key.${m} must be base64url`);
+  const hsm = body.Hsm ?? body.hsm;
+  const kty = (hsm === true && !key.kty.endsWith('-HSM') ? `${key.kty}-HSM` : key.kty) as KeyType;
+  if (key.key_hsm !== undefined && key.key_hsm !== null) return parseByokImport(body, key, family, kty);
   if (family === 'RSA' && (!key.n || !key.e || !key.d)) bad('key', 'An RSA key to import needs n, e and d (and should carry p, q, dp, dq, qi)');
   if (family === 'EC' && (!key.crv || !key.d)) bad('key', 'An EC key to import needs crv, x, y and d');
   if (family === 'EC' && !(CURVES as readonly string[]).includes(key.crv as string)) bad('key.crv', `Invalid curve ${JSON.stringify(key.crv)}`);
@@ -248,8 +244,6 @@ export function parseImportParameters(body: unknown): ImportParameters {
     if (len > 64) bad('key.k', 'JSON Web Key: k property of oct key is too large, maximum size is 64');
     if (![16, 24, 32].includes(len)) bad('key.k', `oct keys must be 128, 192 or 256 bits, got ${len * 8}`);
   }
-  const hsm = body.Hsm ?? body.hsm;
-  const kty = (hsm === true && !key.kty.endsWith('-HSM') ? `${key.kty}-HSM` : key.kty) as KeyType;
   const attributes = parseAttributes(body.attributes);
   const releasePolicy = parseReleasePolicyInput(body.release_policy);
   checkExportRules(attributes.exportable === true, releasePolicy);
@@ -257,6 +251,31 @@ export function parseImportParameters(body: unknown): ImportParameters {
   return {
     kty,
     jwk: key as unknown as PrivateJwk,
+    keyOps: parseKeyOps(key.key_ops, family) ?? DEFAULT_OPS[family],
+    attributes,
+    ...(tags ? { tags } : {}),
+    ...(releasePolicy ? { releasePolicy } : {}),
+  };
+}
+
+/**
+ * BYOK (Azure's BYOK specification): `key: {kty: RSA-HSM | EC-HSM | oct-HSM, key_ops?, key_hsm}`, where
+ * `key_hsm` is the key transfer blob — JSON `{schema_version, header: {kid: <KEK kid>, alg: "dir", enc},
+ * ciphertext}` — base64-encoded (either alphabet). Only HSM key types come in this way.
+ */
+function parseByokImport(body: Record<string, unknown>, key: Record<string, unknown>, family: KeyFamily, kty: KeyType): ImportParameters {
+  if (!kty.endsWith('-HSM')) bad('key.kty', `A key_hsm (BYOK) import must be an HSM key type (RSA-HSM, EC-HSM, oct-HSM), got ${kty}`);
+  if (typeof key.key_hsm !== 'string' || !/^[A-Za-z0-9_\-+/]+={0,2}$/.test(key.key_hsm) || key.key_hsm.length > 65536) bad('key.key_hsm', 'key.key_hsm must be the base64-encoded key transfer blob');
+  for (const m of ['d', 'p', 'q', 'dp', 'dq', 'qi', 'k']) if (key[m] !== undefined) bad(`key.${m}`, `key.${m} must not accompany key_hsm`);
+  const attributes = parseAttributes(body.attributes);
+  const releasePolicy = parseReleasePolicyInput(body.release_policy);
+  checkExportRules(attributes.exportable === true, releasePolicy);
+  const tags = parseTags(body.tags);
+  const keyHsm = key.key_hsm.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return {
+    kty,
+    jwk: { kty },
+    keyHsm,
     keyOps: parseKeyOps(key.key_ops, family) ?? DEFAULT_OPS[family],
     attributes,
     ...(tags ? { tags } : {}),
@@ -343,20 +362,40 @@ export function checkOperationPermitted(key: KeyVersion, op: KeyOperation): void
 
 // ── wire shapes ───────────────────────────────────────────────────────────────────────────────────
 
+/** How a response is rendered: the vault's URL, the request's api-version and the soft-delete setting. */
+export interface KeyView {
+  readonly baseUrl: string;
+  readonly api: ApiVersion;
+  /** Soft-delete retention in days (7–90). */
+  readonly recoverableDays: number;
+  readonly purgeProtection: boolean;
+}
+
+/**
+ * AKV's DeletionRecoveryLevel for the vault's soft-delete setting: purge protection makes keys merely
+ * `Recoverable` (no purge before the date); a retention under 90 days is `Customized…`.
+ */
+export function recoveryLevel(v: Pick<KeyView, 'recoverableDays' | 'purgeProtection'>): string {
+  const base = v.recoverableDays < 90 ? 'CustomizedRecoverable' : 'Recoverable';
+  return v.purgeProtection ? base : `${base}+Purgeable`;
+}
+
 export function keyId(baseUrl: string, name: string, version?: string): string {
   return version === undefined ? `${baseUrl}/keys/${name}` : `${baseUrl}/keys/${name}/${version}`;
 }
 
-export function attributesWire(a: KeyAttributes): Record<string, unknown> {
+export function attributesWire(view: KeyView, a: KeyAttributes, provider?: string): Record<string, unknown> {
   return {
     enabled: a.enabled,
     ...(a.nbf !== undefined ? { nbf: a.nbf } : {}),
     ...(a.exp !== undefined ? { exp: a.exp } : {}),
     created: a.created,
     updated: a.updated,
-    recoveryLevel: RECOVERY_LEVEL,
-    recoverableDays: RECOVERABLE_DAYS,
-    exportable: a.exportable,
+    recoveryLevel: recoveryLevel(view),
+    ...(view.api.has('recoverableDays') ? { recoverableDays: view.recoverableDays } : {}),
+    ...(view.api.has('release') ? { exportable: a.exportable } : {}),
+    // Azure names its HSM platform with a number; Conclave names the key protector that holds the key.
+    ...(view.api.has('hsmPlatform') && provider !== undefined ? { hsmPlatform: provider } : {}),
   };
 }
 
@@ -370,20 +409,20 @@ export function publicKeyWire(baseUrl: string, key: KeyVersion): Record<string, 
 }
 
 /** KeyBundle [SPEC74]. */
-export function keyBundle(baseUrl: string, key: KeyVersion): Record<string, unknown> {
+export function keyBundle(view: KeyView, key: KeyVersion): Record<string, unknown> {
   return {
-    key: publicKeyWire(baseUrl, key),
-    attributes: attributesWire(key.attributes),
+    key: publicKeyWire(view.baseUrl, key),
+    attributes: attributesWire(view, key.attributes, key.provider),
     ...(key.tags ? { tags: key.tags } : {}),
-    ...(key.releasePolicy ? { release_policy: releasePolicyWire(key.releasePolicy) } : {}),
+    ...(key.releasePolicy && view.api.has('release') ? { release_policy: releasePolicyWire(key.releasePolicy) } : {}),
   };
 }
 
 /** KeyItem: `kid` without version in `GET /keys`, with version in `GET /keys/{name}/versions`. */
-export function keyItem(baseUrl: string, key: KeyVersion, withVersion: boolean): Record<string, unknown> {
+export function keyItem(view: KeyView, key: KeyVersion, withVersion: boolean): Record<string, unknown> {
   return {
-    kid: keyId(baseUrl, key.name, withVersion ? key.version : undefined),
-    attributes: attributesWire(key.attributes),
+    kid: keyId(view.baseUrl, key.name, withVersion ? key.version : undefined),
+    attributes: attributesWire(view, key.attributes, key.provider),
     ...(key.tags ? { tags: key.tags } : {}),
   };
 }
@@ -397,10 +436,10 @@ function deletionWire(baseUrl: string, name: string, d: DeletionInfo): Record<st
   return { recoveryId: `${baseUrl}/deletedkeys/${name}`, deletedDate: d.deletedDate, scheduledPurgeDate: d.scheduledPurgeDate };
 }
 
-export function deletedKeyBundle(baseUrl: string, key: KeyVersion, d: DeletionInfo): Record<string, unknown> {
-  return { ...deletionWire(baseUrl, key.name, d), ...keyBundle(baseUrl, key) };
+export function deletedKeyBundle(view: KeyView, key: KeyVersion, d: DeletionInfo): Record<string, unknown> {
+  return { ...deletionWire(view.baseUrl, key.name, d), ...keyBundle(view, key) };
 }
 
-export function deletedKeyItem(baseUrl: string, key: KeyVersion, d: DeletionInfo): Record<string, unknown> {
-  return { ...deletionWire(baseUrl, key.name, d), ...keyItem(baseUrl, key, false) };
+export function deletedKeyItem(view: KeyView, key: KeyVersion, d: DeletionInfo): Record<string, unknown> {
+  return { ...deletionWire(view.baseUrl, key.name, d), ...keyItem(view, key, false) };
 }

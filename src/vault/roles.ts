@@ -74,7 +74,7 @@ export function parseScope(v: unknown): string {
 
 /** Whether the assignments grant `permission` on `keyName` (vault-scoped operations pass undefined). */
 export function isPermitted(assignments: readonly Pick<RoleAssignment, 'role' | 'scope'>[], permission: Permission, keyName: string | undefined): boolean {
-  return assignments.some((a) => (a.scope === '/' || (keyName !== undefined && a.scope === `/keys/${keyName}`)) && GRANTS[a.role].includes(permission));
+  return assignments.some((a) => (a.scope === '/' || (keyName !== undefined && a.scope.toLowerCase() === `/keys/${keyName}`.toLowerCase())) && GRANTS[a.role].includes(permission));
 }
 
 /**

@@ -7,8 +7,26 @@
 import type { AuditRecord, StoredAuditRow } from './audit.js';
 import type { DeletionInfo, KeyVersion } from './key.js';
 import type { RoleAssignment } from './roles.js';
+import type { RotationPolicy } from './rotation.js';
 
-export type KeyState = { readonly state: 'absent' } | { readonly state: 'live' } | { readonly state: 'deleted'; readonly deletion: DeletionInfo };
+/**
+ * A key's state, found by name in any case (AKV key names are case-insensitive); `name` is the name as
+ * stored, in the case of its creation, which every later call uses.
+ */
+export type KeyState =
+  | { readonly state: 'absent' }
+  | { readonly state: 'live'; readonly name: string }
+  | { readonly state: 'deleted'; readonly name: string; readonly deletion: DeletionInfo };
+
+/** What the rotator needs of a key with a rotation policy. */
+export interface RotationCandidate {
+  readonly name: string;
+  readonly policy: RotationPolicy;
+  readonly latest: KeyVersion;
+}
+
+/** The plan of one rotation, made under the key's lock from its latest version and policy. */
+export type RotationPlan = (latest: KeyVersion, policy: RotationPolicy) => Promise<{ readonly version: KeyVersion; readonly audit: AuditEntry } | undefined>;
 
 export interface Page<T> {
   readonly items: T[];
@@ -20,13 +38,14 @@ export type AuditEntry = Omit<AuditRecord, 'seq'>;
 
 export interface VaultStore {
   keyState(name: string): Promise<KeyState>;
-  /** Latest (or the given) version of a live or deleted key. */
+  /** Latest (or the given) version of a live or deleted key, by its stored name. */
   getVersion(name: string, version: string | undefined): Promise<KeyVersion | undefined>;
   /**
    * Adds a version and makes it `latest`, creating the key if absent; concurrent versions of one key are
-   * serialised so none is lost and `latest` is the highest. `'deleted'` when the key is deleted.
+   * serialised so none is lost and `latest` is the highest. `'deleted'` when the key is deleted;
+   * `'renamed'` when a key of the same name in another case was created meanwhile (retry).
    */
-  addVersion(key: KeyVersion, nowSeconds: number, audit?: AuditEntry): Promise<'ok' | 'deleted'>;
+  addVersion(key: KeyVersion, nowSeconds: number, audit?: AuditEntry): Promise<'ok' | 'deleted' | 'renamed'>;
   /**
    * Read-modify-write of one version under the per-key lock, `apply` seeing the version as it is inside
    * the lock; `apply` may throw to refuse. Undefined when the key or version is gone.
@@ -38,9 +57,26 @@ export interface VaultStore {
   allVersions(name: string): Promise<KeyVersion[]>;
   /** Soft delete (with `deletion`) or recover (without); false when the key was not in the expected state. */
   setDeleted(name: string, deletion: DeletionInfo | undefined, audit: AuditEntry): Promise<boolean>;
-  purge(name: string, audit: AuditEntry): Promise<boolean>;
-  /** Restores all versions of a backup under its name; false when the name is taken (live or deleted). */
-  restore(versions: readonly KeyVersion[], latest: string, nowSeconds: number, audit: AuditEntry): Promise<boolean>;
+  /** Purges a deleted key (all versions, its policy); with `dueBy`, only if its purge date is not after it. */
+  purge(name: string, audit: AuditEntry, dueBy?: number): Promise<boolean>;
+  /** Names of deleted keys whose scheduled purge date is not after `nowSeconds`, oldest first. */
+  duePurges(nowSeconds: number, limit: number): Promise<string[]>;
+  /** Restores all versions of a backup under its name; false when the name is taken (live or deleted, any case). */
+  restore(versions: readonly KeyVersion[], latest: string, nowSeconds: number, audit: AuditEntry, rotationPolicy?: RotationPolicy): Promise<boolean>;
+
+  rotationPolicy(name: string): Promise<RotationPolicy | undefined>;
+  /** Stores a key's rotation policy; false when the key is not live. */
+  setRotationPolicy(name: string, policy: RotationPolicy, audit: AuditEntry): Promise<boolean>;
+  /** Live keys with a stored rotation policy, by name, `offset`-paged. */
+  rotationCandidates(offset: number, limit: number): Promise<RotationCandidate[]>;
+  /**
+   * Under the key's lock (so that replicas agree), reads the live key's latest version and policy and,
+   * when `plan` returns a version, adds it with its audit record in the same transaction. Undefined when
+   * nothing was due (or the key is gone).
+   */
+  rotateIfDue(name: string, plan: RotationPlan): Promise<KeyVersion | undefined>;
+  /** Records that a Notify action fired for a version; false when it already had (exactly once). */
+  recordNotice(name: string, version: string, nowSeconds: number, audit: AuditEntry): Promise<boolean>;
 
   assignmentsOf(principalId: string): Promise<Pick<RoleAssignment, 'role' | 'scope'>[]>;
   listAssignments(): Promise<RoleAssignment[]>;

@@ -9,7 +9,8 @@ import { createPkcs11KeyProtector, routeKeyProtector } from '../../hsm/pkcs11.js
 import { parsePkcs11Spec } from '../../hsm/pkcs11-spec.js';
 import { fail, isConclaveError } from '../../core/errors.js';
 import { verifyAuditChain } from '../../vault/audit.js';
-import { checkApiVersion, checkKeyVersion } from '../../vault/key.js';
+import { type ApiVersion, checkApiVersion, requireFeature } from '../../vault/api-version.js';
+import { checkKeyVersion } from '../../vault/key.js';
 import type { KeyProtector } from '../../vault/ports.js';
 import { createClient, type Principal } from '../auth.js';
 import type { AppContext } from '../context.js';
@@ -56,6 +57,29 @@ function nextLink(base: string, path: string, apiVersion: string, limit: number,
   if (next === undefined) return null;
   const q = new URLSearchParams({ 'api-version': apiVersion, $skiptoken: Buffer.from(String(next)).toString('base64url'), maxresults: String(limit) });
   return `${base}${path}?${q.toString()}`;
+}
+
+/**
+ * The vault's scheduled work on a timer (`--maintenance-interval`, 0 = off). Every replica runs it;
+ * the store decides each action exactly once. Runs never overlap within a process.
+ */
+function scheduleMaintenance(app: FastifyInstance, ctx: AppContext, service: VaultService): void {
+  const seconds = ctx.config.maintenanceIntervalSeconds;
+  if (seconds === 0) return;
+  let running: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    running ??= service
+      .runMaintenance()
+      .catch((e) => ctx.logger.error({ err: e }, 'vault maintenance failed'))
+      .finally(() => {
+        running = undefined;
+      });
+  }, seconds * 1000);
+  timer.unref();
+  app.addHook('onClose', async () => {
+    clearInterval(timer);
+    await running;
+  });
 }
 
 export interface VaultPluginOptions {
@@ -106,11 +130,13 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: V
     baseUrl: ctx.baseUrl,
     trustedAuthorities: ctx.config.trustedAuthorities,
     simulate: ctx.config.simulate,
+    softDelete: { recoverableDays: ctx.config.recoverableDays, purgeProtection: ctx.config.purgeProtection },
     logger: ctx.logger,
   });
+  scheduleMaintenance(app, ctx, service);
 
   /** AKV: bearer or a challenge (401 + WWW-Authenticate), then the api-version check. */
-  async function akv(request: FastifyRequest, reply: FastifyReply): Promise<{ p: Principal; v: string; q: URLSearchParams }> {
+  async function akv(request: FastifyRequest, reply: FastifyReply): Promise<{ p: Principal; v: ApiVersion; q: URLSearchParams }> {
     let p: Principal;
     try {
       p = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
@@ -131,67 +157,90 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: V
   }
 
   type P = { name: string; version?: string };
-  const version = (params: P) => (params.version === undefined || params.version === '' ? undefined : checkKeyVersion(params.version));
+  /**
+   * The `{version}` segment: 32 hex digits, or empty for the latest. Anything else is an operation this
+   * vault does not have (`…/rotationpolicy` of an older build, a typo), never a version to look up.
+   */
+  const version = (req: FastifyRequest<{ Params: P }>) => {
+    const v = req.params.version;
+    if (v === undefined || v === '') return undefined;
+    if (!/^[0-9a-f]{32}$/i.test(v)) throw fail('request.not_found', `no operation ${JSON.stringify(v)} on keys: ${req.method} ${req.url.split('?')[0]}`, { segment: v });
+    return checkKeyVersion(v);
+  };
   const akvRoute = (summary: string) => ({ config: { family: 'akv' as const }, schema: { summary, tags: ['vault'] } });
   const adminRoute = (summary: string) => ({ config: { family: 'conclave' as const }, schema: { summary, tags: ['vault admin'] } });
 
   app.post<{ Params: P }>('/keys/:name/create', akvRoute('Create a key (or a new version of it)'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.create(p, req.params.name, req.body);
+    const { p, v } = await akv(req, reply);
+    return service.create(p, v, req.params.name, req.body);
   });
-  app.put<{ Params: P }>('/keys/:name', akvRoute('Import a key'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.import(p, req.params.name, req.body);
+  app.put<{ Params: P }>('/keys/:name', akvRoute('Import a key (a JWK, or a BYOK key transfer blob in key.key_hsm)'), async (req, reply) => {
+    const { p, v } = await akv(req, reply);
+    return service.import(p, v, req.params.name, req.body);
   });
   app.get('/keys', akvRoute('List keys'), async (req, reply) => {
     const { p, v, q } = await akv(req, reply);
     const { offset, limit } = paging(q);
-    const page = await service.list(p, offset, limit);
-    return { value: page.items, nextLink: nextLink(ctx.baseUrl(), '/keys', v, limit, page.next) };
+    const page = await service.list(p, v, offset, limit);
+    return { value: page.items, nextLink: nextLink(ctx.baseUrl(), '/keys', v.value, limit, page.next) };
   });
   app.get<{ Params: P }>('/keys/:name/versions', akvRoute('List the versions of a key'), async (req, reply) => {
     const { p, v, q } = await akv(req, reply);
     const { offset, limit } = paging(q);
-    const page = await service.listVersions(p, req.params.name, offset, limit);
-    return { value: page.items, nextLink: nextLink(ctx.baseUrl(), `/keys/${req.params.name}/versions`, v, limit, page.next) };
+    const page = await service.listVersions(p, v, req.params.name, offset, limit);
+    return { value: page.items, nextLink: nextLink(ctx.baseUrl(), `/keys/${req.params.name}/versions`, v.value, limit, page.next) };
+  });
+  app.get<{ Params: P }>('/keys/:name/rotationpolicy', akvRoute('Get the rotation policy of a key'), async (req, reply) => {
+    const { p, v } = await akv(req, reply);
+    return service.getRotationPolicy(p, v, req.params.name);
+  });
+  app.put<{ Params: P }>('/keys/:name/rotationpolicy', akvRoute('Set the rotation policy of a key'), async (req, reply) => {
+    const { p, v } = await akv(req, reply);
+    return service.setRotationPolicy(p, v, req.params.name, req.body);
   });
   app.get<{ Params: P }>('/keys/:name', akvRoute('Get the latest version of a key'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.get(p, req.params.name, undefined);
+    const { p, v } = await akv(req, reply);
+    return service.get(p, v, req.params.name, undefined);
   });
   app.get<{ Params: P }>('/keys/:name/:version', akvRoute('Get a key version'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.get(p, req.params.name, version(req.params));
+    const { p, v } = await akv(req, reply);
+    return service.get(p, v, req.params.name, version(req));
+  });
+  app.get<{ Params: P }>('/keys/:name/:version/attestation', akvRoute('Key attestation (not offered: see docs/vault.md)'), async (req, reply) => {
+    const { v } = await akv(req, reply);
+    requireFeature(v, 'attestation', 'getKeyAttestation');
+    version(req);
+    throw fail('key.attestation_unavailable', 'Key attestation is not offered: the key protectors of this vault (software, PKCS#11) have no vendor attestation of where a key was generated.');
   });
   app.patch<{ Params: P }>('/keys/:name/:version', akvRoute('Update a key version'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.update(p, req.params.name, version(req.params), req.body);
+    const { p, v } = await akv(req, reply);
+    return service.update(p, v, req.params.name, version(req), req.body);
   });
   app.patch<{ Params: P }>('/keys/:name', akvRoute('Update the latest version of a key'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.update(p, req.params.name, undefined, req.body);
+    const { p, v } = await akv(req, reply);
+    return service.update(p, v, req.params.name, undefined, req.body);
   });
   app.post<{ Params: P }>('/keys/:name/rotate', akvRoute('Rotate a key'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.rotate(p, req.params.name);
+    const { p, v } = await akv(req, reply);
+    return service.rotate(p, v, req.params.name);
   });
   app.delete<{ Params: P }>('/keys/:name', akvRoute('Delete a key (soft delete)'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.delete(p, req.params.name);
+    const { p, v } = await akv(req, reply);
+    return service.delete(p, v, req.params.name);
   });
   app.get('/deletedkeys', akvRoute('List deleted keys'), async (req, reply) => {
     const { p, v, q } = await akv(req, reply);
     const { offset, limit } = paging(q);
-    const page = await service.listDeleted(p, offset, limit);
-    return { value: page.items, nextLink: nextLink(ctx.baseUrl(), '/deletedkeys', v, limit, page.next) };
+    const page = await service.listDeleted(p, v, offset, limit);
+    return { value: page.items, nextLink: nextLink(ctx.baseUrl(), '/deletedkeys', v.value, limit, page.next) };
   });
   app.get<{ Params: P }>('/deletedkeys/:name', akvRoute('Get a deleted key'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.getDeleted(p, req.params.name);
+    const { p, v } = await akv(req, reply);
+    return service.getDeleted(p, v, req.params.name);
   });
   app.post<{ Params: P }>('/deletedkeys/:name/recover', akvRoute('Recover a deleted key'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.recover(p, req.params.name);
+    const { p, v } = await akv(req, reply);
+    return service.recover(p, v, req.params.name);
   });
   app.delete<{ Params: P }>('/deletedkeys/:name', akvRoute('Purge a deleted key'), async (req, reply) => {
     const { p } = await akv(req, reply);
@@ -203,13 +252,13 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: V
     return service.backup(p, req.params.name);
   });
   app.post('/keys/restore', akvRoute('Restore a key backup'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.restore(p, req.body);
+    const { p, v } = await akv(req, reply);
+    return service.restore(p, v, req.body);
   });
   for (const op of ['encrypt', 'decrypt', 'wrapKey', 'unwrapKey'] as const) {
     const handler = async (req: FastifyRequest<{ Params: P }>, reply: FastifyReply) => {
       const { p } = await akv(req, reply);
-      return service.cipher(p, req.params.name, version(req.params), op, req.body);
+      return service.cipher(p, req.params.name, version(req), op, req.body);
     };
     app.post<{ Params: P }>(`/keys/:name/:version/${op}`, akvRoute(`${op} with a key version`), handler);
     app.post<{ Params: P }>(`/keys/:name/${op}`, akvRoute(`${op} with the latest key version`), handler);
@@ -217,20 +266,24 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: V
   for (const op of ['sign', 'verify'] as const) {
     const handler = async (req: FastifyRequest<{ Params: P }>, reply: FastifyReply) => {
       const { p } = await akv(req, reply);
-      return op === 'sign' ? service.sign(p, req.params.name, version(req.params), req.body) : service.verify(p, req.params.name, version(req.params), req.body);
+      return op === 'sign' ? service.sign(p, req.params.name, version(req), req.body) : service.verify(p, req.params.name, version(req), req.body);
     };
     app.post<{ Params: P }>(`/keys/:name/:version/${op}`, akvRoute(`${op} a digest`), handler);
     app.post<{ Params: P }>(`/keys/:name/${op}`, akvRoute(`${op} a digest with the latest key version`), handler);
   }
   const release = async (req: FastifyRequest<{ Params: P }>, reply: FastifyReply) => {
     const { p, v } = await akv(req, reply);
-    return service.release(p, req.params.name, version(req.params), req.body, v);
+    return service.release(p, v, req.params.name, version(req), req.body);
   };
   app.post<{ Params: P }>('/keys/:name/release', akvRoute('Secure Key Release of the latest version'), release);
   app.post<{ Params: P }>('/keys/:name/:version/release', akvRoute('Secure Key Release of a key version'), release);
   app.post('/rng', akvRoute('Random bytes'), async (req, reply) => {
-    const { p } = await akv(req, reply);
-    return service.random(p, req.body);
+    const { p, v } = await akv(req, reply);
+    return service.random(p, v, req.body);
+  });
+  app.post('/admin/vault/maintenance', adminRoute('Run due rotations, rotation notices and purges now'), async (req) => {
+    await admin(req);
+    return service.runMaintenance();
   });
 
   // ── administration ──

@@ -59,4 +59,27 @@ CREATE TABLE IF NOT EXISTS vault_audit (
   hash TEXT NOT NULL
 );`,
   },
+  {
+    id: 201,
+    name: 'vault: case-insensitive key names, rotation policies and notices',
+    // Key names become case-insensitive (AKV's rule): `name` keeps the case of creation, `name_lower`
+    // finds it in any case. Existing stores may hold names that differ only in case; they stay apart,
+    // each reachable by its exact name (lookups prefer the exact match), so nothing is merged or lost.
+    sql: `
+ALTER TABLE vault_keys ADD COLUMN name_lower TEXT;
+UPDATE vault_keys SET name_lower = lower(name);
+CREATE INDEX IF NOT EXISTS vault_keys_name_lower ON vault_keys (name_lower);
+CREATE TABLE IF NOT EXISTS vault_rotation_policies (
+  name TEXT PRIMARY KEY REFERENCES vault_keys (name) ON DELETE CASCADE,
+  policy TEXT NOT NULL,
+  updated {{bigint}} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS vault_rotation_notices (
+  name TEXT NOT NULL REFERENCES vault_keys (name) ON DELETE CASCADE,
+  version TEXT NOT NULL,
+  notified_at {{bigint}} NOT NULL,
+  PRIMARY KEY (name, version)
+);
+CREATE INDEX IF NOT EXISTS vault_keys_purge_due ON vault_keys (scheduled_purge_at);`,
+  },
 ];

@@ -13,8 +13,41 @@ import { KeyClient, type KeyClientOptions } from '@azure/keyvault-keys';
 import { createFakeAuthority, type FakeAuthority } from '../../../src/vault/release/testing.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
 
-export async function startVault(opts: { now?: () => Date } = {}): Promise<TestServer> {
-  return startTestServer({ services: 'vault' }, opts.now ? { now: opts.now } : {});
+export async function startVault(opts: { now?: () => Date; flags?: Record<string, unknown>; dataDir?: string } = {}): Promise<TestServer> {
+  return startTestServer({ services: 'vault', ...opts.flags }, { ...(opts.now ? { now: opts.now } : {}), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
+}
+
+/** A clock the test moves: starts at the real now. */
+export function testClock(start = Date.now()): { now: () => Date; advance(seconds: number): void; set(ms: number): void } {
+  let t = start;
+  return {
+    now: () => new Date(t),
+    advance(seconds) {
+      t += seconds * 1000;
+    },
+    set(ms) {
+      t = ms;
+    },
+  };
+}
+
+/** A fresh administrator token (tests that move the clock outlive a cached one). */
+export async function freshAdminToken(server: TestServer): Promise<string> {
+  const r = await server.send('POST', '/oauth2/token', {
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: server.admin.clientId, client_secret: server.admin.clientSecret }).toString(),
+  });
+  if (r.status !== 200) throw new Error(`admin token: ${r.status} ${r.text}`);
+  return r.json().access_token as string;
+}
+
+/** Raw AKV call as the administrator, with the given api-version. */
+export async function akvCall(server: TestServer, method: string, path: string, body?: unknown, apiVersion = '7.4'): Promise<{ status: number; json: any }> {
+  const r = await server.send(method, `${path}${path.includes('?') ? '&' : '?'}api-version=${apiVersion}`, {
+    headers: { authorization: `Bearer ${await freshAdminToken(server)}` },
+    ...(body !== undefined ? { body: body as object } : {}),
+  });
+  return { status: r.status, json: r.text ? JSON.parse(r.text) : undefined };
 }
 
 /** Client credentials → bearer token from our /oauth2/token. */
@@ -49,7 +82,7 @@ export function adminKeyClient(server: TestServer): KeyClient {
 }
 
 export async function adminJson(server: TestServer, method: string, path: string, body?: object): Promise<{ status: number; json: any }> {
-  const r = await server.send(method, path, { headers: { authorization: `Bearer ${await server.adminToken()}` }, ...(body ? { body } : {}) });
+  const r = await server.send(method, path, { headers: { authorization: `Bearer ${await freshAdminToken(server)}` }, ...(body ? { body } : {}) });
   return { status: r.status, json: r.text ? JSON.parse(r.text) : undefined };
 }
 

@@ -35,7 +35,7 @@ describe('@azure/keyvault-keys against conclave', () => {
   });
 
   test('an unknown api-version is refused with BadParameter', async () => {
-    const r = await server.send('GET', '/keys?api-version=2016-10-01', { headers: { authorization: `Bearer ${await server.adminToken()}` } });
+    const r = await server.send('GET', '/keys?api-version=2014-12-01', { headers: { authorization: `Bearer ${await server.adminToken()}` } });
     assert.equal(r.status, 400);
     assert.equal(r.json().error.code, 'BadParameter');
   });

@@ -1,0 +1,66 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../../test/helpers/postgres.js';
+import type { Database } from './database.js';
+import { MIGRATIONS } from './migrations/index.js';
+import { openDatabase } from './open.js';
+import { createVaultStore } from './vault-store.js';
+
+const pgSkip = await postgresUnavailable();
+
+/** A store as migration 200 left it, holding names that differ only in case, then migrated to now. */
+async function migratedFromV200(db: Database): Promise<void> {
+  await db.migrate(MIGRATIONS.filter((m) => m.id <= 200));
+  const insert = async (name: string, created: number) => {
+    await db.run('INSERT INTO vault_keys (name, latest_version, deleted_at, scheduled_purge_at, created_at) VALUES (?, ?, NULL, NULL, ?)', [name, 'a'.repeat(32), created]);
+    await db.run(
+      'INSERT INTO vault_key_versions (name, version, seq, kty, key_size, crv, key_ops, public_jwk, protected_key, provider, enabled, nbf, exp, exportable, created, updated, tags, release_policy, policy_immutable) VALUES (?, ?, 1, ?, NULL, ?, ?, ?, ?, ?, 1, NULL, NULL, 0, ?, ?, NULL, NULL, 0)',
+      [name, 'a'.repeat(32), 'EC', 'P-256', '["sign","verify"]', '{}', Buffer.from([1]), 'software', created, created],
+    );
+  };
+  await insert('Foo', 100);
+  await insert('foo', 200);
+  await insert('Bar', 300);
+  await db.migrate(MIGRATIONS);
+}
+
+async function checkCaseInsensitive(db: Database): Promise<void> {
+  await migratedFromV200(db);
+  const store = createVaultStore(db);
+  assert.deepEqual(await store.keyState('bar'), { state: 'live', name: 'Bar' });
+  assert.deepEqual(await store.keyState('BAR'), { state: 'live', name: 'Bar' });
+  // names that collided before the migration stay apart, each found by its exact spelling
+  assert.deepEqual(await store.keyState('Foo'), { state: 'live', name: 'Foo' });
+  assert.deepEqual(await store.keyState('foo'), { state: 'live', name: 'foo' });
+  assert.deepEqual(await store.keyState('FOO'), { state: 'live', name: 'Foo' }, 'otherwise the first created');
+  assert.deepEqual(await store.keyState('baz'), { state: 'absent' });
+  assert.equal((await store.getVersion('Bar', undefined))?.name, 'Bar');
+}
+
+describe('vault store: case-insensitive key names after migration 201', () => {
+  test('SQLite', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conclave-vs-'));
+    const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);
+    try {
+      await checkCaseInsensitive(db);
+    } finally {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  let pg: TestDatabase | undefined;
+  after(() => pg?.drop());
+  test('PostgreSQL', { skip: pgSkip }, async () => {
+    pg = await createTestDatabase();
+    const db = await openDatabase(pg.url, { poolSize: 2 });
+    try {
+      await checkCaseInsensitive(db);
+    } finally {
+      await db.close();
+    }
+  });
+});

@@ -1,0 +1,156 @@
+/**
+ * What every part of the vault service shares: its ports, the clock, the permission check, the audited
+ * `perform` wrapper, and the lookup of a key by name in any case. The parts (key lifecycle, crypto and
+ * release, rotation and purge, access control, full backup) are built on one core.
+ */
+import { ConclaveError, fail, isConclaveError } from '../core/errors.js';
+import type { ApiVersion } from './api-version.js';
+import type { AuditRecord } from './audit.js';
+import { type DeletionInfo, familyOf, type KeyVersion, type KeyView } from './key.js';
+import type { KeyProtector, KeyRef } from './ports.js';
+import type { GetJwks } from './release/index.js';
+import { effectiveAssignments, isPermitted, type Permission, type Principal } from './roles.js';
+import type { AuditEntry, VaultStore } from './store.js';
+
+export type AuditDraft = { -readonly [K in keyof Omit<AuditRecord, 'seq' | 'detail'>]: AuditRecord[K] } & { detail: Record<string, unknown> };
+
+/** Seals whole-key backups under the master key (src/hsm/master-key.ts). */
+export interface BackupSealer {
+  seal(plaintext: Uint8Array, aad: string): Uint8Array;
+  open(sealed: Uint8Array, aad: string): Uint8Array;
+}
+
+/** The release-signing identity of one vault host: its certificate chain (leaf first) and a signing function. */
+export type ReleaseKeySource = (subject: string, host: string) => Promise<{ readonly certDer: Uint8Array; readonly chainDer?: readonly Uint8Array[]; sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }>;
+
+/** Soft delete: how long a deleted key stays recoverable, and whether it may be purged before that. */
+export interface SoftDeleteSettings {
+  /** 7–90 days (AKV's range). */
+  readonly recoverableDays: number;
+  /** Purge before the scheduled purge date is refused. */
+  readonly purgeProtection: boolean;
+}
+
+export interface VaultServiceDeps {
+  readonly store: VaultStore;
+  readonly protector: KeyProtector;
+  readonly getJwks: GetJwks;
+  /** The release-signing key: in the PKCS#11 token with --hsm, a software service key otherwise. */
+  readonly releaseKey: ReleaseKeySource;
+  readonly sealer: BackupSealer;
+  /** The clock. */
+  readonly now: () => Date;
+  /** The vault's public base URL (known once the server listens): kid URLs, the built-in trusted authority. */
+  readonly baseUrl: () => string;
+  /** Authorities trusted by configuration, besides the vault itself and those the operator stored. */
+  readonly trustedAuthorities: readonly string[];
+  /** Whether this server runs with --simulate: only then do tokens from simulated evidence release keys. */
+  readonly simulate: boolean;
+  readonly softDelete: SoftDeleteSettings;
+  /** Where a failed audit append of a failed operation, and background failures, are reported. */
+  readonly logger: { error(obj: object, msg: string): void; info?(obj: object, msg: string): void };
+}
+
+/** The principal of the vault's own background work (scheduled rotation and purge). */
+export const MAINTENANCE_PRINCIPAL = 'conclave:maintenance';
+
+export function bindingOf(name: string, version: string): string {
+  return `vault-key:${name}/${version}`;
+}
+
+export function refOf(k: KeyVersion): KeyRef {
+  return { family: familyOf(k.kty), handle: k.handle, binding: bindingOf(k.name, k.version) };
+}
+
+export function finish(draft: AuditDraft): AuditEntry {
+  const { detail, ...rest } = draft;
+  return Object.keys(detail).length ? { ...rest, detail } : rest;
+}
+
+export function keyNotFound(name: string, version?: string): ConclaveError {
+  return fail(
+    'key.not_found',
+    `A key with (name/id) ${name}${version ? `/${version}` : ''} was not found in this key vault. If you recently deleted this key you may be able to recover it using the correct recovery command.`,
+    { name, ...(version ? { version } : {}) },
+  );
+}
+
+export function createVaultCore(deps: VaultServiceDeps) {
+  const { store } = deps;
+  const nowSeconds = () => Math.floor(deps.now().getTime() / 1000);
+
+  function view(api: ApiVersion): KeyView {
+    return { baseUrl: deps.baseUrl(), api, recoverableDays: deps.softDelete.recoverableDays, purgeProtection: deps.softDelete.purgeProtection };
+  }
+
+  async function authorize(p: Principal, permission: Permission, keyName: string | undefined): Promise<void> {
+    const assignments = effectiveAssignments(await store.assignmentsOf(p.id), p.isAdmin);
+    if (!isPermitted(assignments, permission, keyName)) {
+      const hint = permission === 'release' ? ' Release requires the Key Vault Crypto Service Release User role (also for administrators).' : '';
+      throw fail('auth.forbidden', `Caller ${p.displayName} (${p.id}) is not authorized to perform action '${permission}' on ${keyName ? `key ${keyName}` : 'this vault'}.${hint}`, {
+        permission,
+        scope: keyName ? `/keys/${keyName}` : '/',
+      });
+    }
+  }
+
+  /**
+   * Runs one audited operation. `selfAudited`: the operation appends its success record inside its own
+   * transaction (mutations); otherwise success is appended after it returns. Every call, granted,
+   * denied or failed, leaves one record.
+   */
+  async function perform<T>(
+    p: Principal,
+    operation: string,
+    permission: Permission | undefined,
+    key: { name?: string; version?: string },
+    fn: (draft: AuditDraft) => Promise<T>,
+    selfAudited = false,
+  ): Promise<T> {
+    const draft: AuditDraft = {
+      time: deps.now().toISOString(),
+      principal: p.id,
+      operation,
+      ...(key.name !== undefined ? { key: key.name } : {}),
+      ...(key.version !== undefined ? { version: key.version } : {}),
+      result: 'success',
+      status: 200,
+      detail: {},
+    };
+    let result: T;
+    try {
+      if (permission) await authorize(p, permission, key.name);
+      result = await fn(draft);
+    } catch (e) {
+      const err = isConclaveError(e) ? e : new ConclaveError('internal', 'internal error', undefined, { cause: e });
+      const denied = err.status === 401 || err.status === 403;
+      await store
+        .audit({ ...draft, result: denied ? 'denied' : 'failed', status: err.status, code: err.code, message: err.message, ...(Object.keys(draft.detail).length ? { detail: draft.detail } : {}) })
+        .catch((ae) => deps.logger.error({ err: ae }, 'audit append failed'));
+      throw e;
+    }
+    if (!selfAudited) await store.audit(finish(draft));
+    return result;
+  }
+
+  /** The live key `name` (any case) at its latest or the given version; the draft learns its stored name. */
+  async function live(name: string, version?: string, draft?: AuditDraft): Promise<KeyVersion> {
+    const st = await store.keyState(name);
+    const k = st.state === 'live' ? await store.getVersion(st.name, version) : undefined;
+    if (!k) throw keyNotFound(name, version);
+    if (draft) draft.key = k.name;
+    return k;
+  }
+
+  async function deleted(name: string, draft?: AuditDraft): Promise<{ key: KeyVersion; deletion: DeletionInfo }> {
+    const st = await store.keyState(name);
+    const key = st.state === 'deleted' ? await store.getVersion(st.name, undefined) : undefined;
+    if (st.state !== 'deleted' || !key) throw fail('key.not_found', `Deleted Key not found: ${name}`, { name });
+    if (draft) draft.key = key.name;
+    return { key, deletion: st.deletion };
+  }
+
+  return { deps, store, protector: deps.protector, nowSeconds, view, authorize, perform, live, deleted };
+}
+
+export type VaultCore = ReturnType<typeof createVaultCore>;

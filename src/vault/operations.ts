@@ -1,0 +1,178 @@
+/**
+ * The key operations of the AKV keys API that use key material: encrypt/decrypt/wrapKey/unwrapKey,
+ * sign/verify, random bytes, and Secure Key Release (skr-maa-protocol.md §1.5, §2.3). The material stays
+ * behind the KeyProtector port.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { fail } from '../core/errors.js';
+import { type ApiVersion, requireFeature } from './api-version.js';
+import { canonicalJson } from './audit.js';
+import { refOf, type VaultCore } from './core.js';
+import { attributesWire, checkOperationPermitted, checkUsable, familyOf, type KeyOperation, keyId, publicKeyWire, releasePolicyWire } from './key.js';
+import type { CipherRequest, EncryptionAlgorithm, SignatureAlgorithm } from './ports.js';
+import {
+  buildReleaseResponse,
+  DEFAULT_KEY_TRANSFER_ENC,
+  evaluateReleasePolicy,
+  explainDecision,
+  findWrappingKey,
+  isKeyTransferEnc,
+  type KeyTransferEnc,
+  parseReleasePolicy,
+  type ReleaseSigner,
+  releasePolicyHash,
+  verifyTargetToken,
+} from './release/index.js';
+import type { Principal } from './roles.js';
+
+function b64(v: unknown, field: string, required: boolean): Uint8Array | undefined {
+  if (v === undefined || v === null) {
+    if (required) throw fail('request.invalid', `${field} is required`, { field });
+    return undefined;
+  }
+  if (typeof v !== 'string' || !/^[A-Za-z0-9_\-+/]*={0,2}$/.test(v)) throw fail('request.invalid', `${field} must be base64url`, { field });
+  return new Uint8Array(Buffer.from(v, 'base64url'));
+}
+
+const u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+
+/** Key-wrap algorithms: for wrapKey/unwrapKey only (AES KW of JWA, and the PKCS#11 names Managed HSM accepts). */
+const isWrapAlgorithm = (alg: string) => /KW$/.test(alg) || alg.startsWith('CKM_AES_KEY_WRAP');
+
+export function createKeyOperations(core: VaultCore) {
+  const { store, protector, perform, live, nowSeconds } = core;
+  const { deps } = core;
+  const base = () => deps.baseUrl();
+  let signer: Promise<ReleaseSigner> | undefined;
+
+  function releaseSigner(): Promise<ReleaseSigner> {
+    // The certificate names the vault host (SAN), so a client can check that the release was signed
+    // for the vault it asked; one key per host, as a vault answering under two names has two identities.
+    const host = new URL(deps.baseUrl()).hostname.replace(/^\[|\]$/g, '');
+    const subject = `${deps.baseUrl()} key release`;
+    signer ??= deps.releaseKey(subject, host).then((k) => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: k.chainDer ?? [k.certDer] }));
+    signer.catch(() => {
+      signer = undefined;
+    });
+    return signer;
+  }
+
+  return {
+    async cipher(p: Principal, name: string, version: string | undefined, op: 'encrypt' | 'decrypt' | 'wrapKey' | 'unwrapKey', body: unknown) {
+      return perform(p, op, 'crypto', { name, ...(version ? { version } : {}) }, async (draft) => {
+        const b = (body ?? {}) as Record<string, unknown>;
+        if (typeof b.alg !== 'string') throw fail('request.invalid', 'alg is required', { field: 'alg' });
+        const key = await live(name, version, draft);
+        draft.version = key.version;
+        checkUsable(key, op, nowSeconds());
+        checkOperationPermitted(key, op as KeyOperation);
+        const iv = b64(b.iv, 'iv', false);
+        const aad = b64(b.aad, 'aad', false);
+        const tag = b64(b.tag, 'tag', false);
+        const req: CipherRequest = { alg: b.alg as EncryptionAlgorithm, value: b64(b.value, 'value', true)!, ...(iv ? { iv } : {}), ...(aad ? { aad } : {}), ...(tag ? { tag } : {}) };
+        draft.detail.alg = b.alg;
+        if ((op === 'wrapKey' || op === 'unwrapKey') && /GCM|CBC/.test(b.alg)) throw fail('key.invalid', `Algorithm ${b.alg} is not a key-wrap algorithm`, { field: 'alg' });
+        if ((op === 'encrypt' || op === 'decrypt') && isWrapAlgorithm(b.alg)) throw fail('key.invalid', `Algorithm ${b.alg} is for wrapKey/unwrapKey only`, { field: 'alg' });
+        const r = op === 'encrypt' || op === 'wrapKey' ? await protector.encrypt(refOf(key), req) : await protector.decrypt(refOf(key), req);
+        return {
+          kid: keyId(base(), key.name, key.version),
+          value: u(r.value),
+          ...(r.iv ? { iv: u(r.iv) } : {}),
+          ...(r.tag ? { tag: u(r.tag) } : {}),
+          ...(r.aad ? { aad: u(r.aad) } : {}),
+        };
+      });
+    },
+
+    async sign(p: Principal, name: string, version: string | undefined, body: unknown) {
+      return perform(p, 'sign', 'crypto', { name, ...(version ? { version } : {}) }, async (draft) => {
+        const b = (body ?? {}) as Record<string, unknown>;
+        if (typeof b.alg !== 'string') throw fail('request.invalid', 'alg is required', { field: 'alg' });
+        const key = await live(name, version, draft);
+        draft.version = key.version;
+        draft.detail.alg = b.alg;
+        checkUsable(key, 'sign', nowSeconds());
+        checkOperationPermitted(key, 'sign');
+        const sig = await protector.sign(refOf(key), b.alg as SignatureAlgorithm, b64(b.value, 'value', true)!);
+        return { kid: keyId(base(), key.name, key.version), value: u(sig) };
+      });
+    },
+
+    async verify(p: Principal, name: string, version: string | undefined, body: unknown) {
+      return perform(p, 'verify', 'crypto', { name, ...(version ? { version } : {}) }, async (draft) => {
+        const b = (body ?? {}) as Record<string, unknown>;
+        if (typeof b.alg !== 'string') throw fail('request.invalid', 'alg is required', { field: 'alg' });
+        const key = await live(name, version, draft);
+        draft.version = key.version;
+        draft.detail.alg = b.alg;
+        checkUsable(key, 'verify', nowSeconds());
+        checkOperationPermitted(key, 'verify');
+        const ok = await protector.verify(refOf(key), b.alg as SignatureAlgorithm, b64(b.digest, 'digest', true)!, b64(b.value, 'value', true)!);
+        return { value: ok };
+      });
+    },
+
+    async random(p: Principal, api: ApiVersion, body: unknown) {
+      requireFeature(api, 'mhsm', 'getRandomBytes');
+      return perform(p, 'rng', 'rng', {}, async () => {
+        const count = (body as { count?: unknown } | undefined)?.count;
+        if (typeof count !== 'number' || !Number.isInteger(count) || count < 1 || count > 128) throw fail('request.invalid', 'count must be an integer from 1 to 128', { field: 'count' });
+        return { value: u(randomBytes(count)) };
+      });
+    },
+
+    /** Secure Key Release (skr-maa-protocol.md §1.5, §2.3). */
+    async release(p: Principal, api: ApiVersion, name: string, version: string | undefined, body: unknown) {
+      requireFeature(api, 'release', 'release');
+      return perform(p, 'release', 'release', { name, ...(version ? { version } : {}) }, async (draft) => {
+        const b = (body ?? {}) as Record<string, unknown>;
+        if (typeof b.target !== 'string' || b.target.length === 0) throw fail('request.invalid', 'target (the attestation token) is required', { field: 'target' });
+        if (b.nonce !== undefined && b.nonce !== null && typeof b.nonce !== 'string') throw fail('request.invalid', 'nonce must be a string', { field: 'nonce' });
+        if (b.enc !== undefined && b.enc !== null && !isKeyTransferEnc(b.enc)) throw fail('request.invalid', 'enc must be one of CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256, RSA_AES_KEY_WRAP_384', { field: 'enc' });
+        const enc: KeyTransferEnc = (b.enc as KeyTransferEnc | undefined) ?? DEFAULT_KEY_TRANSFER_ENC;
+        const key = await live(name, version, draft);
+        draft.version = key.version;
+        const at = deps.now();
+        checkUsable(key, 'release', Math.floor(at.getTime() / 1000));
+        if (!key.attributes.exportable || !key.releasePolicy) throw fail('release.not_exportable', `Key ${key.name} is not exportable and cannot be released.`, { name: key.name });
+        const trusted = [deps.baseUrl(), ...deps.trustedAuthorities, ...(await store.authorities())];
+        const token = await verifyTargetToken(b.target, { trustedAuthorities: trusted, getJwks: deps.getJwks, at });
+        // Simulated and real trust never mix: whoever signed it, a token that says it comes from a
+        // simulated TEE releases nothing on a server that does not itself run with --simulate.
+        if (token.claims['x-conclave-simulated'] !== undefined && !deps.simulate) {
+          throw fail('release.token_invalid', 'target attestation token rejected: it comes from simulated evidence (x-conclave-simulated), which this vault does not trust because it runs without --simulate', { reason: 'simulated', issuer: token.issuer });
+        }
+        draft.detail.issuer = token.issuer;
+        if (typeof token.claims.jti === 'string') draft.detail.jti = token.claims.jti;
+        draft.detail.claimsSha256 = createHash('sha256').update(canonicalJson(token.claims)).digest('hex');
+        const policy = parseReleasePolicy(key.releasePolicy.json);
+        draft.detail.policyHash = releasePolicyHash(policy);
+        const decision = evaluateReleasePolicy(policy, token.claims, token.issuer);
+        draft.detail.trace = decision.trace;
+        if (!decision.released) {
+          const explanation = explainDecision(decision);
+          draft.detail.explanation = explanation;
+          throw fail('release.policy_unsatisfied', `Target environment attestation statement does not satisfy the key release policy: ${explanation}`, { failures: decision.failures });
+        }
+        const wrapping = findWrappingKey(token.claims);
+        const keyHsm = await protector.releaseWrapped(refOf(key), wrapping.key, enc, wrapping.kid !== undefined ? { kid: wrapping.kid } : {});
+        const requested = keyId(base(), name, version);
+        const jwk = { ...publicKeyWire(base(), key), key_hsm: keyHsm } as { kid: string; kty: string; key_hsm: string };
+        const value = await buildReleaseResponse(
+          {
+            apiVersion: api.value,
+            enc,
+            kid: requested,
+            ...(typeof b.nonce === 'string' ? { nonce: b.nonce } : {}),
+            keyJwk: jwk,
+            attributes: { ...attributesWire(core.view(api), key.attributes, key.provider), ...(familyOf(key.kty) === 'RSA' && key.keySize ? { key_size: key.keySize } : {}) },
+            releasePolicy: releasePolicyWire(key.releasePolicy),
+          },
+          await releaseSigner(),
+        );
+        draft.detail.enc = enc;
+        return { value };
+      });
+    },
+  };
+}
