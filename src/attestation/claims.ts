@@ -149,10 +149,16 @@ export function snpClaims(r: SnpVerificationResult, form: 'container' | 'azure-h
   return claims;
 }
 
-/** The incoming claim set a policy sees: every top-level scalar claim (objects as JSON text). */
+/**
+ * The incoming claim set a policy sees: every top-level scalar claim (objects as JSON text), and the
+ * scalar members of `x-ms-isolation-tee` as `x-ms-isolation-tee.<name>` (the dot path SKR policies use).
+ */
 export function incomingClaims(claims: Claims): Claim[] {
+  const tee = claims['x-ms-isolation-tee'];
+  const nested: [string, unknown][] =
+    typeof tee === 'object' && tee !== null && !Array.isArray(tee) ? Object.entries(tee).map(([k, v]) => [`x-ms-isolation-tee.${k}`, v]) : [];
   const out: Claim[] = [];
-  for (const [type, value] of Object.entries(claims)) {
+  for (const [type, value] of [...Object.entries(claims), ...nested]) {
     if (value === undefined || value === null) continue;
     if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') out.push({ type, value });
     else if (Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) {

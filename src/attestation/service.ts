@@ -14,6 +14,9 @@ import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { SIMULATED_ROOT_CN } from '../evidence/simulated/index.js';
 import { SnpVerifierCache, verifyAzureHclReport, verifyMaaSevSnpEvidence } from '../evidence/snp/index.js';
 import { isHclReport, parseHclReport } from '../evidence/azure-vtpm/hcl.js';
+import { parseAzureVtpmEvidence } from '../evidence/azure-vtpm/evidence.js';
+import { parseGuestAttestationInfo } from '../evidence/azure-vtpm/guest.js';
+import { createAzureVmAttester, sealTokenToTpmKey } from './azure-vm.js';
 import { decodeTcb, parseSnpReport, productFromCpuid, tcbLayoutOf } from '../evidence/snp/report.js';
 import { type Claims, incomingClaims, sgxClaims, snpClaims, tdxClaims } from './claims.js';
 import { type CompiledPolicy, DEFAULT_POLICIES, type PolicyAttestationType, compilePolicy, decodePolicyJws, evaluatePolicy, looksLikeJws, parsePolicy, policyHash, verifyManagementJws } from './policy/index.js';
@@ -29,7 +32,10 @@ export const ATTEST_TYPES = ['SgxEnclave', 'OpenEnclave', 'TdxVm', 'SevSnpVm'] a
 export type AttestType = (typeof ATTEST_TYPES)[number];
 
 /** Types that have a policy (`/policies/{type}`). */
-export const POLICY_TYPES: readonly PolicyAttestationType[] = ['SgxEnclave', 'OpenEnclave', 'TdxVm', 'SevSnpVm', 'Tpm', 'VBS'];
+export const POLICY_TYPES: readonly PolicyAttestationType[] = ['SgxEnclave', 'OpenEnclave', 'TdxVm', 'SevSnpVm', 'AzureGuest', 'Tpm', 'VBS'];
+
+/** The claim that holds the TEE claims of an Azure VM token (and, in policies, the prefix that addresses them). */
+const ISOLATION_TEE = 'x-ms-isolation-tee';
 
 /** Finds the canonical spelling of a type in a URL (MAA matches case-insensitively: the sidecar sends `SevSnpVM`). */
 export function canonicalType<T extends string>(raw: string, types: readonly T[]): T {
@@ -71,6 +77,8 @@ export interface AttestRequest {
 
 export interface AttestationService {
   attest(type: AttestType, body: AttestRequest): Promise<{ token: string; claims: Claims }>;
+  /** `/attest/AzureGuest`: the token, and the token sealed to the vTPM's ephemeral key when the guest sent one. */
+  attestGuest(body: unknown): Promise<{ token: string; claims: Claims; sealed: string | undefined }>;
   /** The policy in force for a type (stored or default). */
   policy(type: PolicyAttestationType): Promise<StoredPolicy & { isDefault: boolean }>;
   /** Checks and stores a policy JWS; returns what was stored. */
@@ -164,6 +172,19 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
   }
 
   async function attestQuote(tee: 'sgx' | 'tdx', quoteBytes: Uint8Array, runtime: DataInput | undefined, initTime: DataInput | undefined, at: Date) {
+    const { result, collateral, simulated } = await verifyDcap(tee, quoteBytes, at);
+    if (result.tee === 'sgx') {
+      if (runtime) checkReportDataBinding(result.report.reportdata, runtime, 'SGX runtime data');
+      if (initTime) checkInitTimeBinding(result.report.configid, initTime, 'SGX CONFIGID');
+      return { claims: sgxClaims(result, quoteBytes, collateral, runtime, initTime), simulated };
+    }
+    if (runtime) checkReportDataBinding(result.td.reportdata, runtime, 'TDX runtime data');
+    if (initTime) checkInitTimeBinding(result.td.mrconfigid, initTime, 'TDX MRCONFIGID');
+    return { claims: tdxClaims(result, quoteBytes, collateral, runtime, initTime), simulated };
+  }
+
+  /** DCAP verification with the service's collateral (or the simulated TEE's, under --simulate). */
+  async function verifyDcap(tee: 'sgx' | 'tdx', quoteBytes: Uint8Array, at: Date) {
     const quote = parseQuote(quoteBytes);
     if ((quote.header.teeType === 0 ? 'sgx' : 'tdx') !== tee) {
       throw fail('quote.unsupported', `a ${tee === 'sgx' ? 'TDX' : 'SGX'} quote was sent to the ${tee === 'sgx' ? 'SGX' : 'TDX'} route`);
@@ -187,19 +208,28 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       },
       at,
     );
-    if (result.tee === 'sgx') {
-      if (runtime) checkReportDataBinding(result.report.reportdata, runtime, 'SGX runtime data');
-      if (initTime) checkInitTimeBinding(result.report.configid, initTime, 'SGX CONFIGID');
-      return { claims: sgxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: simulated !== undefined };
-    }
-    if (runtime) checkReportDataBinding(result.td.reportdata, runtime, 'TDX runtime data');
-    if (initTime) checkInitTimeBinding(result.td.mrconfigid, initTime, 'TDX MRCONFIGID');
-    return { claims: tdxClaims(result, quoteBytes, collateral, runtime, initTime), simulated: simulated !== undefined };
+    return { result, collateral, simulated: simulated !== undefined };
   }
+
+  const azure = createAzureVmAttester({
+    snpCertificates: deps.snpCertificates,
+    async verifyTdQuote(quote, at) {
+      const { result, collateral, simulated } = await verifyDcap('tdx', quote, at);
+      if (simulated || result.tee !== 'tdx') throw fail('evidence.untrusted_root', 'Azure vTPM evidence needs a TD quote from real Intel hardware');
+      return { result, collateral };
+    },
+  });
 
   async function attestSnp(reportField: string, runtime: DataInput | undefined, initTime: DataInput | undefined, at: Date) {
     const decoded = fromB64(reportField, 'report');
     const opts = { at, cache: snpCache };
+    const vtpm = parseAzureVtpmEvidence(decoded);
+    if (vtpm) {
+      if (vtpm.form !== 'trustee-az-snp-vtpm') throw fail('request.invalid', 'TDX vTPM evidence belongs to /attest/TdxVm');
+      const claims = await azure.attestTrustee(vtpm, runtime?.bytes, at);
+      if (initTime) checkInitTimeBinding(String(claims['x-ms-sevsnpvm-hostdata']), initTime, 'SNP HOST_DATA');
+      return { claims, simulated: false };
+    }
     if (isHclReport(decoded)) {
       // Azure CVM form: the HCL report from the vTPM binds its own runtime data (HCLAkPub, HCLEkPub, …).
       // It carries no certificates: the VCEK comes from the collateral service (KDS/THIM), by chip and TCB.
@@ -224,6 +254,58 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     }
   }
 
+  async function finish(type: PolicyAttestationType, verified: { claims: Claims; simulated: boolean }, body: AttestRequest, at: Date): Promise<{ token: string; claims: Claims }> {
+    // Policy: the stored one (or MAA's default), or a draft evaluated without storing (unsigned token).
+    let compiled: CompiledPolicy;
+    let hash: string;
+    let signerCertDer: Uint8Array | undefined;
+    const draft = body.draftPolicyForAttestation;
+    if (draft !== undefined && draft !== null && draft !== '') {
+      if (typeof draft !== 'string') throw fail('request.invalid', 'draftPolicyForAttestation must be a string');
+      if (draft.length > MAX_DRAFT_POLICY_CHARS) throw fail('request.too_large', `draftPolicyForAttestation is longer than ${MAX_DRAFT_POLICY_CHARS} characters`, { field: 'draftPolicyForAttestation', max: MAX_DRAFT_POLICY_CHARS });
+      const text = looksLikeJws(draft) ? decodePolicyJws(draft).policyText : draft;
+      compiled = compilePolicy(parsePolicy(text));
+      hash = policyHash(text);
+    } else {
+      const p = await currentPolicy(type);
+      compiled = p.compiled;
+      hash = p.hash;
+      signerCertDer = p.stored.signerCertDer;
+    }
+    const incoming = [...incomingClaims(verified.claims), ...gpuPolicyClaims(verified.claims)];
+    const evaluation = await evaluationTurn(() => evaluatePolicy(compiled, incoming));
+    if (!evaluation.permitted) {
+      throw fail('attestation.policy_denied', `the attestation policy denied the evidence: ${evaluation.trace.join('; ') || 'no authorization rule permitted it'}`, {
+        trace: evaluation.trace,
+      });
+    }
+    const claims: Claims = { ...verified.claims };
+    for (const c of evaluation.issued) {
+      if (c.type in verified.claims) continue; // the service's own claims are not overridable by policy
+      if (c.type.startsWith(`${ISOLATION_TEE}.`)) {
+        // `x-ms-isolation-tee.<name>`: a claim the policy places inside the nested TEE claims (AzureGuest shape).
+        const tee = claims[ISOLATION_TEE];
+        const name = c.type.slice(ISOLATION_TEE.length + 1);
+        if (typeof tee === 'object' && tee !== null && !(name in tee)) claims[ISOLATION_TEE] = { ...tee, [name]: c.value };
+        continue;
+      }
+      const prev = claims[c.type];
+      claims[c.type] = prev === undefined ? c.value : Array.isArray(prev) ? [...prev, c.value] : [prev, c.value];
+    }
+    // The SevSnpVm token's nested copy of the TEE claims mirrors a policy-issued compliance status.
+    const tee = claims[ISOLATION_TEE];
+    if (typeof claims['x-ms-compliance-status'] === 'string' && typeof tee === 'object' && tee !== null && !('x-ms-compliance-status' in tee)) {
+      claims[ISOLATION_TEE] = { ...tee, 'x-ms-compliance-status': claims['x-ms-compliance-status'] };
+    }
+    claims['x-ms-policy-hash'] = hash;
+    if (signerCertDer) claims['x-ms-policy-signer'] = { kty: parseCertificate(signerCertDer).signatureAlgorithm.kind === 'ecdsa' ? 'EC' : 'RSA', x5c: [Buffer.from(signerCertDer).toString('base64')] };
+    if (body.nonce !== undefined && body.nonce !== null && body.nonce !== '') claims.nonce = body.nonce;
+    if (verified.simulated) claims['x-conclave-simulated'] = true;
+    const isDraft = draft !== undefined && draft !== null && draft !== '';
+    const token = await issueToken(claims, deps.issuer(), isDraft ? 'unsigned' : await signerFor(verified.simulated), { now: at, lifetimeSeconds: deps.tokenLifetimeSeconds });
+    return { token, claims };
+  }
+
   return {
     async attest(type, body) {
       if (typeof body !== 'object' || body === null) throw fail('request.invalid', 'the request body must be a JSON object');
@@ -239,7 +321,13 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
         let bytes = fromB64(evidence, evidenceField);
         // Open Enclave wraps the quote in a 16-byte header {version=1, type=2 (remote), size u64}.
         if (type === 'OpenEnclave' && bytes.byteLength > 16 && bytes[0] === 1 && bytes[4] === 2) bytes = bytes.subarray(16);
-        verified = await attestQuote(type === 'TdxVm' ? 'tdx' : 'sgx', bytes, runtime, initTime, at);
+        const vtpm = type === 'TdxVm' ? parseAzureVtpmEvidence(bytes) : undefined;
+        if (vtpm) {
+          if (vtpm.form !== 'trustee-az-tdx-vtpm') throw fail('request.invalid', 'SNP vTPM evidence belongs to /attest/SevSnpVm');
+          const claims = await azure.attestTrustee(vtpm, runtime?.bytes, at);
+          if (initTime) checkInitTimeBinding(String(claims.tdx_mrconfigid), initTime, 'TDX MRCONFIGID');
+          verified = { claims, simulated: false };
+        } else verified = await attestQuote(type === 'TdxVm' ? 'tdx' : 'sgx', bytes, runtime, initTime, at);
       }
 
       // Composite attestation: the GPUs answer a nonce derived from the runtime data the CPU evidence binds.
@@ -251,45 +339,20 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
         verified = { claims: { ...verified.claims, ...gpu.claims }, simulated: verified.simulated };
       }
 
-      // Policy: the stored one (or MAA's default), or a draft evaluated without storing (unsigned token).
-      let compiled: CompiledPolicy;
-      let hash: string;
-      let signerCertDer: Uint8Array | undefined;
-      const draft = body.draftPolicyForAttestation;
-      if (draft !== undefined && draft !== null && draft !== '') {
-        if (typeof draft !== 'string') throw fail('request.invalid', 'draftPolicyForAttestation must be a string');
-        if (draft.length > MAX_DRAFT_POLICY_CHARS) throw fail('request.too_large', `draftPolicyForAttestation is longer than ${MAX_DRAFT_POLICY_CHARS} characters`, { field: 'draftPolicyForAttestation', max: MAX_DRAFT_POLICY_CHARS });
-        const text = looksLikeJws(draft) ? decodePolicyJws(draft).policyText : draft;
-        compiled = compilePolicy(parsePolicy(text));
-        hash = policyHash(text);
-      } else {
-        const p = await currentPolicy(type);
-        compiled = p.compiled;
-        hash = p.hash;
-        signerCertDer = p.stored.signerCertDer;
-      }
-      const incoming = [...incomingClaims(verified.claims), ...gpuPolicyClaims(verified.claims)];
-      const evaluation = await evaluationTurn(() => evaluatePolicy(compiled, incoming));
-      if (!evaluation.permitted) {
-        throw fail('attestation.policy_denied', `the attestation policy denied the evidence: ${evaluation.trace.join('; ') || 'no authorization rule permitted it'}`, {
-          trace: evaluation.trace,
-        });
-      }
-      const claims: Claims = { ...verified.claims };
-      for (const c of evaluation.issued) {
-        if (c.type in verified.claims) continue; // the service's own claims are not overridable by policy
-        const prev = claims[c.type];
-        claims[c.type] = prev === undefined ? c.value : Array.isArray(prev) ? [...prev, c.value] : [prev, c.value];
-      }
-      claims['x-ms-policy-hash'] = hash;
-      if (signerCertDer) claims['x-ms-policy-signer'] = { kty: parseCertificate(signerCertDer).signatureAlgorithm.kind === 'ecdsa' ? 'EC' : 'RSA', x5c: [Buffer.from(signerCertDer).toString('base64')] };
-      if (body.nonce !== undefined && body.nonce !== null && body.nonce !== '') claims.nonce = body.nonce;
-      if (verified.simulated) claims['x-conclave-simulated'] = true;
-      const isDraft = draft !== undefined && draft !== null && draft !== '';
-      const token = await issueToken(claims, deps.issuer(), isDraft ? 'unsigned' : await signerFor(verified.simulated), { now: at, lifetimeSeconds: deps.tokenLifetimeSeconds });
-      return { token, claims };
+      return finish(type, verified, body, at);
     },
 
+    async attestGuest(body) {
+      if (typeof body !== 'object' || body === null) throw fail('request.invalid', 'the request body must be a JSON object');
+      const at = deps.now();
+      const info = parseGuestAttestationInfo((body as Record<string, unknown>).AttestationInfo ?? (body as Record<string, unknown>).attestationInfo);
+      const { claims, encryptionKey } = await azure.attestGuest(info, at);
+      const done = await finish('AzureGuest', { claims, simulated: false }, {}, at);
+      // MAA seals the token to the vTPM's ephemeral key; without one (a client that sent none) it comes back as is.
+      return { ...done, sealed: encryptionKey ? sealTokenToTpmKey(done.token, encryptionKey) : undefined };
+    },
+
+  /** Policy evaluation and token issuance, the same for every evidence type. */
     async policy(type) {
       return (await currentPolicy(type)).stored;
     },

@@ -1,5 +1,5 @@
 /** The attestation types that have a policy, as named in the `/policies/{type}` route. */
-export type PolicyAttestationType = 'SgxEnclave' | 'OpenEnclave' | 'TdxVm' | 'SevSnpVm' | 'Tpm' | 'VBS';
+export type PolicyAttestationType = 'SgxEnclave' | 'OpenEnclave' | 'TdxVm' | 'SevSnpVm' | 'AzureGuest' | 'Tpm' | 'VBS';
 
 /**
  * The SGX default policy as MAA documents it (policy-examples, "Default policy for an SGX enclave",
@@ -40,13 +40,62 @@ issuancerules
 };
 `;
 
+/**
+ * Azure confidential VMs: when Conclave vouches `x-ms-compliance-status: azure-compliant-cvm`. These
+ * rules are the whole decision (the service issues no compliance claim itself), so an operator sees and
+ * can change it with `PUT /policies/{type}`: add pins (`x-ms-sevsnpvm-idkeydigest`, launch measurement,
+ * `tdx_mrtd`) to require Azure's own paravisor, or relax a condition. See docs/attestation-policy.md.
+ *
+ * - the hardware report verified (AMD/Intel chain) and binds the HCL runtime data (else no token at all);
+ * - the vTPM quote verified with the HCLAkPub that runtime data names (`x-conclave-vtpm-verified`);
+ * - the HCL ran at VMPL 0 (SNP) and the TEE is not debuggable;
+ * - secure boot is on in the signed vm-configuration, and not off in the replayed boot log;
+ * - no boot, kernel or hypervisor debugger in the replayed boot log, and no boot configuration event the
+ *   log carries outside the quoted PCRs.
+ */
+const AZURE_CVM_CONDITIONS = (tee: string, prefix: string) => {
+  const debug =
+    tee === 'sevsnpvm'
+      ? `[type=="${prefix}x-ms-sevsnpvm-vmpl", value==0] &&\n\t[type=="${prefix}x-ms-sevsnpvm-is-debuggable", value==false]`
+      : `[type=="${prefix}tdx_td_attributes_debug", value==false]`;
+  return `[type=="${prefix}x-ms-attestation-type", value=="${tee}"] &&
+\t[type=="x-conclave-vtpm-verified", value==true] &&
+\t${debug} &&
+\t[type=="x-conclave-secure-boot-config", value==true] &&
+\t![type=="secureboot", value==false] &&
+\t![type=="x-ms-azurevm-debuggersdisabled", value==false] &&
+\t![type=="x-conclave-boot-configuration-complete", value==false]`;
+};
+
+const azureVmPolicy = (prefix: string, target: string) => `version=1.2;
+authorizationrules
+{
+\t=> permit();
+};
+issuancerules
+{
+\t// Azure confidential VM (SEV-SNP): hardware report, vTPM binding, secure boot, no debugging.
+\t${AZURE_CVM_CONDITIONS('sevsnpvm', prefix)}
+\t\t=> issue(type="${target}", value="azure-compliant-cvm");
+\t// Azure confidential VM (TDX): the same, with the TD not debuggable.
+\t${AZURE_CVM_CONDITIONS('tdxvm', prefix)}
+\t\t=> issue(type="${target}", value="azure-compliant-cvm");
+};
+`;
+
+/** `/attest/SevSnpVm` and `/attest/TdxVm` with vTPM evidence: the claim at top level, as MAA's CVM tokens carry it. */
+const AZURE_CVM_TOP_LEVEL = azureVmPolicy('', 'x-ms-compliance-status');
+/** `/attest/AzureGuest`: the TEE claims and the compliance status live under `x-ms-isolation-tee`. */
+const AZURE_GUEST = azureVmPolicy('x-ms-isolation-tee.', 'x-ms-isolation-tee.x-ms-compliance-status');
+
 /** Policy text a fresh instance serves for each type until an administrator sets one. */
 export const DEFAULT_POLICIES: Readonly<Record<PolicyAttestationType, string>> = {
   SgxEnclave: SGX_DEFAULT,
   // OpenEnclave evidence is SGX evidence in another envelope; MAA evaluates it with the same claim set.
   OpenEnclave: SGX_DEFAULT,
-  TdxVm: PERMIT_ALL,
-  SevSnpVm: PERMIT_ALL,
+  TdxVm: AZURE_CVM_TOP_LEVEL,
+  SevSnpVm: AZURE_CVM_TOP_LEVEL,
+  AzureGuest: AZURE_GUEST,
   Tpm: PERMIT_ALL,
   VBS: PERMIT_ALL,
 };

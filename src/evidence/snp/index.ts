@@ -8,7 +8,7 @@ import { isHclReport } from '../azure-vtpm/hcl.js';
 import { parseTrusteeAzSnpVtpmEvidence } from './azure.js';
 import { SNP_REPORT_SIZE, SNP_SUPPORTED_VERSIONS } from './report.js';
 
-export { type AzureHclVerifyOptions, type TrusteeAzSnpVtpmEvidence, parseTrusteeAzSnpVtpmEvidence, verifyAzureHclReport } from './azure.js';
+export { type AzureHclVerifyOptions, type TrusteeAzSnpVtpmEvidence, checkReportDataBinding, parseTrusteeAzSnpVtpmEvidence, verifyAzureHclReport } from './azure.js';
 export {
   type SnpCertificates,
   type SnpTrustAnchor,

@@ -4,7 +4,7 @@
  * node:crypto and encodes with the same structure tables the verifier parses. Never trusted by a server:
  * its AK is bound to nothing unless a test binds it (a simulated HCL report, a test AIK certificate).
  */
-import { constants, createHash, generateKeyPairSync, type KeyObject, privateDecrypt, sign } from 'node:crypto';
+import { constants, createHash, createPublicKey, generateKeyPairSync, type KeyObject, privateDecrypt, sign } from 'node:crypto';
 import { equalBytes } from '../../core/bytes.js';
 import { EV } from './eventlog.js';
 import { encodeTpm2bPublic, encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName, type PcrSelection, policyPcrDigest, TPM_ALG, TPMA_OBJECT, type TpmtPublic } from './structures.js';
@@ -17,6 +17,11 @@ function rsaArea(key: KeyObject, attributes: number, scheme: { scheme: number; h
 
 /** The attributes of an Azure vTPM AK: a restricted signing key that never leaves the TPM. */
 export const AK_ATTRIBUTES = TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.userWithAuth | TPMA_OBJECT.restricted | TPMA_OBJECT.sign;
+
+/** TPM2B_PUBLIC of an AK given as a JWK (the HCLAkPub of recorded evidence), with the AK template. */
+export function akPublicAreaFromJwk(jwk: Record<string, unknown>): Uint8Array {
+  return encodeTpm2bPublic(rsaArea(createPublicKey({ key: { kty: 'RSA', n: jwk.n as string, e: jwk.e as string }, format: 'jwk' }), AK_ATTRIBUTES, { scheme: TPM_ALG.RSASSA, hashAlg: TPM_ALG.SHA256 }));
+}
 
 interface LoggedEvent {
   readonly pcr: number;

@@ -15,7 +15,7 @@ import { createRateLimiter } from '../rate-limit.js';
 import { createKdsCertificateSource, createNvidiaRimSource, createPcsCollateralSource } from './collateral-source.js';
 
 /** api-versions of MAA's data plane that we accept (skr-maa-protocol.md §4.1); a missing one is refused as MAA does. */
-export const MAA_API_VERSIONS = ['2018-09-01-preview', '2020-10-01', '2022-08-01', '2022-09-01-preview', '2025-06-01', '2026-03-11-preview'];
+export const MAA_API_VERSIONS = ['2018-09-01-preview', '2020-10-01', '2022-08-01', '2022-09-01-preview', '2023-04-01-preview', '2025-06-01', '2026-03-11-preview'];
 
 function checkApiVersion(request: FastifyRequest): void {
   const v = (request.query as Record<string, string | undefined>)['api-version'];
@@ -87,9 +87,14 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
 
   // Draft policies are evaluated for anyone who can attest, as MAA does; they are rate-limited per client.
   const drafts = createRateLimiter({ perSecond: 5, burst: 20 });
-  app.post('/attest/:type', { ...maa, schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm)', tags: ['attestation'] } }, async (request) => {
+  app.post('/attest/:type', { ...maa, schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
-    const type = canonicalType((request.params as { type: string }).type, ATTEST_TYPES);
+    const raw = (request.params as { type: string }).type;
+    if (raw.toLowerCase() === 'azureguest') {
+      const r = await service.attestGuest(request.body ?? {});
+      return { token: r.sealed ?? r.token };
+    }
+    const type = canonicalType(raw, ATTEST_TYPES);
     const draft = (request.body as { draftPolicyForAttestation?: unknown } | undefined)?.draftPolicyForAttestation;
     if (draft !== undefined && draft !== null && draft !== '') drafts.take(request.ip, 'draft policy evaluations');
     const { token } = await service.attest(type, (request.body ?? {}) as AttestRequest);

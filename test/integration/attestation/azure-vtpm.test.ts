@@ -1,0 +1,176 @@
+/**
+ * Real Azure confidential VM evidence (SNP Milan and Genoa, TDX) with its vTPM quote through
+ * `/attest/SevSnpVm`, `/attest/TdxVm` and `/attest/AzureGuest`; the full claim set of each token is
+ * compared with a checked-in golden file (test/golden/azure-vtpm/), so a renamed or extra claim fails.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { b64url } from '../../../src/core/bytes.js';
+import { parseAzureVtpmEvidence } from '../../../src/evidence/azure-vtpm/evidence.js';
+import { encodeGuestAttestationInfo } from '../../../src/evidence/azure-vtpm/guest.js';
+import { parseHclReport, parseHclRuntimeClaims } from '../../../src/evidence/azure-vtpm/hcl.js';
+import { akPublicAreaFromJwk } from '../../../src/evidence/tpm/testing.js';
+import { readFixture, readFixtureText, readVector, skipWithoutFixtures } from '../../fixtures.js';
+import { startPcsStandin } from '../../helpers/pcs-standin.js';
+import { startTestServer } from '../../helpers/server.js';
+
+const skip = skipWithoutFixtures();
+const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'golden', 'azure-vtpm');
+
+export function payload(token: string): Record<string, any> {
+  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
+}
+
+/** The claims minus what changes per issuance (times, token id, issuer URL with its port). */
+export function stable(claims: Record<string, any>): Record<string, any> {
+  const { iat, nbf, exp, jti, iss, ...rest } = claims;
+  assert.equal(typeof iat, 'number');
+  assert.equal(exp - iat, 28800);
+  assert.match(jti, /^[0-9a-f]{64}$/);
+  assert.match(iss, /^https:\/\/127\.0\.0\.1:\d+$/);
+  return rest;
+}
+
+/** Compares with the golden file; `UPDATE_GOLDEN=1` rewrites it (review the diff before committing). */
+export function assertGolden(name: string, claims: Record<string, any>): void {
+  const file = join(GOLDEN, `${name}.json`);
+  const actual = `${JSON.stringify(claims, null, 2)}\n`;
+  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(file)) {
+    if (process.env.CI === 'true') assert.fail(`golden file ${file} is missing`);
+    mkdirSync(GOLDEN, { recursive: true });
+    writeFileSync(file, actual);
+  }
+  assert.deepEqual(claims, JSON.parse(readFileSync(file, 'utf8')), `claims differ from ${file}`);
+}
+
+const milan = () => readFixture('amd', 'azure-cvm-hcl-milan-trustee', 'evidence-v0.json');
+const genoa = () => readFixture('amd', 'azure-cvm-hcl-genoa-trustee', 'evidence-genoa.json');
+const tdxV1 = () => readFixture('intel', 'tdx-v4-azure-trustee', 'evidence-v1.json');
+
+/** An AzureGuest AttestationInfo built from trustee evidence (no event log, no ephemeral key: the fixtures carry none). */
+export function guestInfoFrom(evidenceJson: Buffer): string {
+  const ev = parseAzureVtpmEvidence(evidenceJson)!;
+  const hcl = parseHclReport(ev.hclReport);
+  const doc = JSON.parse(evidenceJson.toString('utf8'));
+  const pem = typeof doc.vcek === 'string' ? doc.vcek : undefined;
+  return encodeGuestAttestationInfo({
+    protocolVersion: '2.0',
+    os: { type: 'Linux', distro: 'Ubuntu', build: 'NotApplication', versionMajor: 22, versionMinor: 4 },
+    tcgLog: new Uint8Array(0),
+    clientPayload: { nonce: 'n-123' },
+    tpm: { aikCert: new Uint8Array(0), aikPub: akPublicAreaFromJwk(parseHclRuntimeClaims(hcl.runtimeData).hclAkPub!), quote: ev.tpmQuote.message, signature: ev.tpmQuote.signature, pcrs: ev.tpmQuote.pcrs },
+    isolation: ev.tdQuote
+      ? { type: 'Tdx', tdQuote: ev.tdQuote, runtimeData: hcl.runtimeData }
+      : { type: 'SevSnp', snpReport: hcl.hwReport, vcekCertChainPem: pem, runtimeData: hcl.runtimeData },
+  });
+}
+
+describe('Azure CVM vTPM evidence through the attestation service', { skip }, () => {
+  test('SevSnpVm: Milan and Genoa (trustee v0) and v1/v2 verify, azure-compliant-cvm through the default policy', async () => {
+    const server = await startTestServer({}, { now: () => new Date('2025-06-01T00:00:00Z') });
+    try {
+      for (const [name, bytes] of [
+        ['sevsnpvm-milan-v0', milan()],
+        ['sevsnpvm-genoa-v0', genoa()],
+        ['sevsnpvm-milan-v1', readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v1.json')],
+        ['sevsnpvm-v2', readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v2.json')],
+      ] as const) {
+        const r = await server.send('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(bytes) } });
+        assert.equal(r.status, 200, `${name}: ${r.text}`);
+        const c = payload(r.json().token);
+        assert.equal(c['x-ms-attestation-type'], 'sevsnpvm', name);
+        assert.equal(c['x-ms-compliance-status'], 'azure-compliant-cvm', name);
+        assert.equal(c['x-conclave-vtpm-verified'], true, name);
+        assertGolden(name, stable(c));
+      }
+      // A byte flip anywhere in the quote's signed message is refused with a tpm.* code, as a 400.
+      const doc = JSON.parse(milan().toString('utf8'));
+      doc.quote.message[30] ^= 1;
+      const bad = await server.send('POST', '/attest/SevSnpVm?api-version=2023-04-01-preview', { body: { report: b64url(JSON.stringify(doc)) } });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.json().error.code, 'tpm.quote_signature_invalid');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('TdxVm: the Azure TDX CVM (TD quote + HCL + vTPM quote, trustee v0 and v1)', async () => {
+    const standin = await startPcsStandin('tdx-azure');
+    const server = await startTestServer({ upstreamIntel: standin.url }, { now: () => new Date('2025-10-20T00:00:00Z') });
+    try {
+      for (const [name, bytes] of [
+        ['tdxvm-v1', tdxV1()],
+        ['tdxvm-v0', readVector('azure-vtpm-trustee', 'az-tdx-vtpm-evidence-v0.json')],
+      ] as const) {
+        const r = await server.send('POST', '/attest/TdxVm?api-version=2023-04-01-preview', { body: { quote: b64url(bytes) } });
+        assert.equal(r.status, 200, `${name}: ${r.text}`);
+        const c = payload(r.json().token);
+        assert.equal(c['x-ms-attestation-type'], 'tdxvm');
+        assert.equal(c['x-ms-compliance-status'], 'azure-compliant-cvm');
+        assert.equal(c.attester_tcb_status, 'OutOfDate');
+        assertGolden(name, stable(c));
+      }
+    } finally {
+      await server.stop();
+      await standin.close();
+    }
+  });
+
+  test('AzureGuest: the real SNP and TDX CVM evidence in the guest attestation document', async () => {
+    const standin = await startPcsStandin('tdx-azure');
+    try {
+      for (const [name, bytes, at] of [
+        ['azureguest-milan', milan(), '2025-06-01T00:00:00Z'],
+        ['azureguest-genoa', genoa(), '2025-06-01T00:00:00Z'],
+        ['azureguest-tdx', tdxV1(), '2025-10-20T00:00:00Z'],
+      ] as const) {
+        const server = await startTestServer({ upstreamIntel: standin.url }, { now: () => new Date(at) });
+        try {
+          const r = await server.send('POST', '/attest/AzureGuest?api-version=2020-10-01', { body: { AttestationInfo: guestInfoFrom(bytes) } });
+          assert.equal(r.status, 200, `${name}: ${r.text}`);
+          const c = payload(r.json().token);
+          assert.equal(c['x-ms-attestation-type'], 'azurevm');
+          assert.equal(c['x-ms-isolation-tee']['x-ms-compliance-status'], 'azure-compliant-cvm', name);
+          assert.deepEqual(c['x-ms-runtime']['client-payload'], { nonce: 'n-123' });
+          assertGolden(name, stable(c));
+        } finally {
+          await server.stop();
+        }
+      }
+    } finally {
+      await standin.close();
+    }
+  });
+
+  test('every x-ms-* claim name of our Azure tokens is one the real MAA AzureGuest/SevSnpVm/TDX tokens use', () => {
+    const known = new Set<string>();
+    const collect = (o: Record<string, unknown>) => {
+      for (const [k, v] of Object.entries(o)) {
+        known.add(k);
+        if (k === 'x-ms-isolation-tee' && typeof v === 'object' && v) collect(v as Record<string, unknown>);
+      }
+    };
+    for (const f of ['azurevm-sevsnp-sharedeus2-2024-12.payload.json', 'azurevm-sevsnp-cvmga-sampleAttestationToken.payload.json', 'docs-sevsnpvm-sample.payload.json', 'docs-tdxvm-sample.payload.json']) {
+      collect(JSON.parse(readFixtureText('maa-claims', f)));
+    }
+    const names = (o: Record<string, unknown>, out: string[] = []) => {
+      for (const [k, v] of Object.entries(o)) {
+        if (k.startsWith('x-ms-')) out.push(k);
+        if (k === 'x-ms-isolation-tee' && typeof v === 'object' && v) names(v as Record<string, unknown>, out);
+      }
+      return out;
+    };
+    for (const g of ['sevsnpvm-milan-v0', 'tdxvm-v1', 'azureguest-milan', 'azureguest-tdx']) {
+      const file = join(GOLDEN, `${g}.json`);
+      const claims = JSON.parse(readFileSync(file, 'utf8'));
+      for (const n of names(claims)) assert.ok(known.has(n), `${g}: ${n} is not a claim name of a real MAA token`);
+    }
+    // And the names MAA's real AzureGuest token uses that Conclave emits on the same evidence kind.
+    const real = JSON.parse(readFixtureText('maa-claims', 'azurevm-sevsnp-sharedeus2-2024-12.payload.json'));
+    const ours = JSON.parse(readFileSync(join(GOLDEN, 'azureguest-milan.json'), 'utf8'));
+    for (const k of Object.keys(real['x-ms-isolation-tee'])) assert.ok(k in ours['x-ms-isolation-tee'], `x-ms-isolation-tee.${k} missing`);
+  });
+});
