@@ -42,7 +42,3 @@ export function readFixtureJson<T = unknown>(...parts: string[]): T {
   return JSON.parse(readFixtureText(...parts)) as T;
 }
 
-/** Vectors kept in this repository (test/vectors/<folder>/, each with a PROVENANCE.md). */
-export function readVector(...parts: string[]): Buffer {
-  return readFileSync(join(projectRoot, 'test', 'vectors', ...parts));
-}

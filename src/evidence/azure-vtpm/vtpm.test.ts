@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { readFixture, readVector, skipWithoutFixtures } from '../../../test/fixtures.js';
+import { readFixture, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { isConclaveError } from '../../core/errors.js';
 import { FakeTpm } from '../tpm/testing.js';
 import { type AzureVtpmEvidence, parseAzureVtpmEvidence } from './evidence.js';
@@ -12,9 +12,9 @@ const skip = skipWithoutFixtures();
 const REAL: readonly [string, () => Buffer][] = [
   ['SNP Milan v0', () => readFixture('amd', 'azure-cvm-hcl-milan-trustee', 'evidence-v0.json')],
   ['SNP Genoa v0', () => readFixture('amd', 'azure-cvm-hcl-genoa-trustee', 'evidence-genoa.json')],
-  ['SNP v1', () => readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v1.json')],
-  ['SNP v2', () => readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v2.json')],
-  ['TDX v0', () => readVector('azure-vtpm-trustee', 'az-tdx-vtpm-evidence-v0.json')],
+  ['SNP v1', () => readFixture('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v1.json')],
+  ['SNP v2', () => readFixture('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v2.json')],
+  ['TDX v0', () => readFixture('azure-vtpm-trustee', 'az-tdx-vtpm-evidence-v0.json')],
   ['TDX v1', () => readFixture('intel', 'tdx-v4-azure-trustee', 'evidence-v1.json')],
 ];
 
@@ -42,7 +42,7 @@ describe('Azure vTPM evidence (trustee forms) on real Azure CVMs', { skip }, () 
   });
 
   test('v2: the quote nonce is the report data the HCL user-data carries', () => {
-    const e = parseAzureVtpmEvidence(readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v2.json'))!;
+    const e = parseAzureVtpmEvidence(readFixture('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v2.json'))!;
     assert.equal(e.version, 2);
     const claims = parseHclRuntimeClaims(parseHclReport(e.hclReport).runtimeData);
     const nonce = Buffer.from(claims.userData!, 'hex').subarray(0, 48);
@@ -79,7 +79,7 @@ describe('Azure vTPM evidence (trustee forms) on real Azure CVMs', { skip }, () 
   });
 
   test('malformed documents are typed errors, other JSON is not claimed', () => {
-    const doc = JSON.parse(readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v1.json').toString('utf8'));
+    const doc = JSON.parse(readFixture('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v1.json').toString('utf8'));
     assert.equal(parseAzureVtpmEvidence(Buffer.from('{"report":"x"}')), undefined);
     assert.equal(parseAzureVtpmEvidence(Buffer.from('not json')), undefined);
     assert.throws(() => parseAzureVtpmEvidence(Buffer.from(JSON.stringify({ ...doc, version: 3 }))), code('tpm.unsupported'));

@@ -13,7 +13,7 @@ import { parseAzureVtpmEvidence } from '../../../src/evidence/azure-vtpm/evidenc
 import { encodeGuestAttestationInfo } from '../../../src/evidence/azure-vtpm/guest.js';
 import { parseHclReport, parseHclRuntimeClaims } from '../../../src/evidence/azure-vtpm/hcl.js';
 import { akPublicAreaFromJwk } from '../../../src/evidence/tpm/testing.js';
-import { readFixture, readFixtureText, readVector, skipWithoutFixtures } from '../../fixtures.js';
+import { readFixture, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
 import { startPcsStandin } from '../../helpers/pcs-standin.js';
 import { startTestServer } from '../../helpers/server.js';
 
@@ -75,8 +75,8 @@ describe('Azure CVM vTPM evidence through the attestation service', { skip }, ()
       for (const [name, bytes] of [
         ['sevsnpvm-milan-v0', milan()],
         ['sevsnpvm-genoa-v0', genoa()],
-        ['sevsnpvm-milan-v1', readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v1.json')],
-        ['sevsnpvm-v2', readVector('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v2.json')],
+        ['sevsnpvm-milan-v1', readFixture('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v1.json')],
+        ['sevsnpvm-v2', readFixture('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v2.json')],
       ] as const) {
         const r = await server.send('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(bytes) } });
         assert.equal(r.status, 200, `${name}: ${r.text}`);
@@ -103,7 +103,7 @@ describe('Azure CVM vTPM evidence through the attestation service', { skip }, ()
     try {
       for (const [name, bytes] of [
         ['tdxvm-v1', tdxV1()],
-        ['tdxvm-v0', readVector('azure-vtpm-trustee', 'az-tdx-vtpm-evidence-v0.json')],
+        ['tdxvm-v0', readFixture('azure-vtpm-trustee', 'az-tdx-vtpm-evidence-v0.json')],
       ] as const) {
         const r = await server.send('POST', '/attest/TdxVm?api-version=2023-04-01-preview', { body: { quote: b64url(bytes) } });
         assert.equal(r.status, 200, `${name}: ${r.text}`);
