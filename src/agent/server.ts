@@ -7,6 +7,7 @@ import type { Credential } from '../sdk/credential.js';
 import { type CaInput, endpointUrl } from '../sdk/http.js';
 import { snpPartsOfBody } from '../sdk/sources/maa-body.js';
 import type { EvidenceSource, Tee } from '../sdk/sources/types.js';
+import type { GpuEvidenceCollector } from '../sdk/sources/nvidia-gpu.js';
 
 /**
  * The SKR sidecar's HTTP API (microsoft/confidential-sidecar-containers `cmd/skr/README.md`,
@@ -29,6 +30,8 @@ export interface AgentOptions {
   readonly allowSelfSignedReleaseCert?: boolean;
   /** TEE asked of multi-TEE sources (sim); the sidecar speaks SEV-SNP. */
   readonly tee?: Tee;
+  /** The host's GPUs, attested with the CPU (composite attestation) on /attest/maa and /key/release. */
+  readonly gpus?: GpuEvidenceCollector;
   readonly log?: (line: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -143,7 +146,15 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     'POST /attest/maa': async (body) => {
       const maa = endpointUrl(required(body, 'maa_endpoint', opts.attestationUrl));
       const runtimeData = stdBase64(required(body, 'runtime_data'));
-      const token = await attest({ attestationUrl: maa, source: opts.source, runtimeData, runtimeDataType: 'JSON', tee, ...(opts.ca !== undefined ? { ca: opts.ca } : {}) });
+      const token = await attest({
+        attestationUrl: maa,
+        source: opts.source,
+        runtimeData,
+        runtimeDataType: 'JSON',
+        tee,
+        ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+        ...(opts.gpus ? { gpus: opts.gpus } : {}),
+      });
       return [200, { token }];
     },
     'POST /key/release': async (body) => {
@@ -162,6 +173,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         source: opts.source,
         credential,
         tee,
+        ...(opts.gpus ? { gpus: opts.gpus } : {}),
         ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
         ...(opts.trustStore !== undefined ? { trustStore: opts.trustStore } : {}),
         ...(opts.allowSelfSignedReleaseCert !== undefined ? { allowSelfSignedReleaseCert: opts.allowSelfSignedReleaseCert } : {}),

@@ -5,6 +5,7 @@ import { startAgent } from '../agent/server.js';
 import type { ClientCredential, Credential } from '../sdk/credential.js';
 import { type SourcePreference, detectEvidenceSource } from '../sdk/sources/detect.js';
 import type { Tee } from '../sdk/sources/types.js';
+import { type GpuEvidenceCollector, nvattestCollector, simulatedGpuCollector } from '../sdk/sources/nvidia-gpu.js';
 import { CliError, type OutputFormat, defaultFormat, printResult } from './output.js';
 import { readCaOption } from './token.js';
 
@@ -25,6 +26,16 @@ interface AgentFlags {
   collateralUrl?: string;
   collateralKind?: 'kds' | 'thim';
   output?: string;
+  gpus?: string;
+}
+
+/** `--gpus nvattest` (the host's GPUs through NVIDIA's collector) or `--gpus sim:N` (simulated, development). */
+function gpuCollectorOf(spec: string | undefined, dataDir: string): GpuEvidenceCollector | undefined {
+  if (spec === undefined) return undefined;
+  if (spec === 'nvattest') return nvattestCollector();
+  const m = /^sim:([1-8])$/.exec(spec);
+  if (m) return simulatedGpuCollector(dataDir, Number(m[1]));
+  throw new CliError(`--gpus must be nvattest or sim:N (N = 1..8), not ${spec}`, undefined, 2);
 }
 
 function credentialOf(flags: AgentFlags, dataDir: string): { credential?: Credential; from: string } {
@@ -64,6 +75,7 @@ export function registerAgent(program: Command): void {
     .option('--collateral-url <url>', 'KDS/THIM-compatible URL for SNP certificates when the platform gives none')
     .addOption(new Option('--collateral-kind <kind>', 'collateral URL protocol').choices(['kds', 'thim']).default('kds'))
     .option('--output <format>', 'json|table (the startup summary)')
+    .option('--gpus <collector>', 'attest the GPUs with the CPU: nvattest (NVIDIA collector, NVML) or sim:N (simulated, development)')
     .addHelpText(
       'after',
       '\nExample:\n  conclave agent --source sim --data-dir ./data --ca ./data/tls/ca.pem --allow-self-signed-release-cert\n  curl -s localhost:8080/key/release -d \'{"maa_endpoint":"127.0.0.1:8443","akv_endpoint":"127.0.0.1:8443","kid":"mykey"}\'\n',
@@ -89,8 +101,10 @@ export function registerAgent(program: Command): void {
         sim: { dataDir, tee: flags.tee },
         ...(flags.collateralUrl ? { collateral: { url: flags.collateralUrl, kind: flags.collateralKind ?? 'kds', ...(ca ? { ca } : {}) } } : {}),
       });
+      const gpus = gpuCollectorOf(flags.gpus, dataDir);
       const agent = await startAgent({
         source: detected.source,
+        ...(gpus ? { gpus } : {}),
         port,
         tee: flags.tee,
         ...(flags.attestationUrl ? { attestationUrl: flags.attestationUrl } : {}),

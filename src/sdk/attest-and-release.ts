@@ -1,4 +1,5 @@
 import { createHash, generateKeyPairSync } from 'node:crypto';
+import type { GpuEvidenceCollector } from './sources/nvidia-gpu.js';
 import { attest } from './attest.js';
 import type { Credential } from './credential.js';
 import type { CaInput } from './http.js';
@@ -23,6 +24,8 @@ export interface AttestAndReleaseOptions extends ReleaseTrustOptions {
   readonly source: EvidenceSource;
   readonly credential: Credential;
   readonly tee?: Tee;
+  /** Composite CPU + GPU attestation: the host's GPUs (see {@link attest}). */
+  readonly gpus?: GpuEvidenceCollector;
   readonly ca?: CaInput;
   readonly nonce?: string;
   readonly enc?: ReleaseEnc;
@@ -48,6 +51,7 @@ export async function attestAndRelease(opts: AttestAndReleaseOptions): Promise<A
     runtimeDataType: 'JSON',
     ...(opts.tee ? { tee: opts.tee } : {}),
     ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+    ...(opts.gpus ? { gpus: opts.gpus } : {}),
   });
   const released = await releaseKey({
     vaultUrl: opts.vaultUrl,

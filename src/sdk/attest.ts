@@ -1,6 +1,9 @@
 import { fail } from '../core/errors.js';
 import { type CaInput, exchangeJson } from './http.js';
 import type { EvidenceSource, MaaEvidence, Tee } from './sources/types.js';
+import type { GpuEvidenceCollector } from './sources/nvidia-gpu.js';
+import { gpuNonceFor } from '../evidence/nvidia/nonce.js';
+import { serializeGpuEvidence } from '../evidence/nvidia/serialized.js';
 
 /** What MAA clients send today (the JS SDK and the sidecar use 2020-10-01; the docs list 2022-08-01). */
 export const MAA_API_VERSION = '2022-08-01';
@@ -21,6 +24,11 @@ export interface AttestOptions {
   readonly nonce?: string;
   readonly ca?: CaInput;
   readonly apiVersion?: string;
+  /**
+   * Composite CPU + GPU attestation: the host's GPUs answer SHA-256("conclave-gpu-nonce-v1" ‖ runtimeData),
+   * and their evidence rides in the same request (TDX and SEV-SNP evidence only).
+   */
+  readonly gpus?: GpuEvidenceCollector;
 }
 
 /** POSTs evidence to `/attest/{type}` and returns the attestation token (a JWT). */
@@ -39,7 +47,13 @@ export async function attest(opts: AttestOptions): Promise<string> {
   } else {
     throw fail('request.invalid', 'attest needs evidence or an evidence source');
   }
-  const body = opts.nonce === undefined ? evidence.body : { ...evidence.body, nonce: opts.nonce };
+  let body = opts.nonce === undefined ? evidence.body : { ...evidence.body, nonce: opts.nonce };
+  if (opts.gpus) {
+    if (evidence.path === '/attest/SgxEnclave') throw fail('request.invalid', 'GPU evidence goes with TDX or SEV-SNP evidence, not an SGX enclave');
+    if (!opts.runtimeData) throw fail('request.invalid', 'GPU evidence needs runtimeData: the GPU nonce is derived from it');
+    const gpus = await opts.gpus.collect(gpuNonceFor(opts.runtimeData));
+    body = { ...body, gpuEvidence: serializeGpuEvidence(gpus) };
+  }
   const base = opts.attestationUrl.replace(/\/+$/, '');
   const res = await exchangeJson(`${base}${evidence.path}?api-version=${opts.apiVersion ?? MAA_API_VERSION}`, {
     method: 'POST',

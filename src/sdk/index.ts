@@ -22,6 +22,7 @@ export { type AzureVtpmSourceOptions, HCL_REPORT_NV_INDEX, HCL_USER_DATA_NV_INDE
 export { type AmdProductName, type CollateralSourceOptions, collateralSource, fetchVcekChain, kdsVcekPath, productOfReport } from './sources/collateral.js';
 export { type DetectOptions, type DetectedSource, type SourcePreference, detectEvidenceSource } from './sources/detect.js';
 export { b64urlPadded, maaReportData, sevSnpVmBody, snpPartsOfBody, tdxVmBody } from './sources/maa-body.js';
+export { type GpuEvidenceCollector, type NvattestOptions, checkCollected, nvattestCollector, simulatedGpuCollector } from './sources/nvidia-gpu.js';
 export { type SimSourceOptions, simSource } from './sources/sim.js';
 export { SNP_CERT_GUIDS, certChainPemOf, encodeSnpCertTable, parseSnpCertTable } from './sources/snp-certs.js';
 export { TSM_REPORT_ROOT, type TsmFs, type TsmReport, type TsmSourceOptions, requestTsmReport, tsmSource } from './sources/tsm.js';

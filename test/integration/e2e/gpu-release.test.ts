@@ -7,7 +7,9 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { readFileSync } from 'node:fs';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
+import { attestAndRelease, simSource, simulatedGpuCollector } from '../../../src/sdk/index.js';
 import { decodeReleaseResponse, unwrapKeyTransfer } from '../../../src/vault/release/index.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
 
@@ -101,6 +103,24 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
     assert.match(r.text, /x-conclave-gpus\.GPU-1\.measres/);
     assert.match(r.text, /success/);
     assert.match(r.text, /fail/);
+  });
+
+  test('the SDK attests CPU and GPUs in one request and releases the model key (and is refused when a GPU differs)', async () => {
+    const name = await createModelKey();
+    const common = {
+      attestationUrl: server.url,
+      vaultUrl: server.url,
+      keyName: name,
+      source: simSource({ dataDir: server.dataDir, tee: 'tdx' }),
+      tee: 'tdx' as const,
+      credential: server.admin,
+      ca: readFileSync(server.caPath, 'utf8'),
+      allowSelfSignedReleaseCert: true,
+    };
+    const released = await attestAndRelease({ ...common, gpus: simulatedGpuCollector(server.dataDir, 2) });
+    assert.equal(released.jwk.kty, 'oct');
+    await assert.rejects(attestAndRelease({ ...common, gpus: simulatedGpuCollector(server.dataDir, 2, [1]) }), (e: { message?: string }) => /GPU-1\.measres/.test(e.message ?? ''));
+    await assert.rejects(attestAndRelease({ ...common, gpus: simulatedGpuCollector(server.dataDir, 1) }), (e: { message?: string }) => /x-conclave-gpu-count/.test(e.message ?? ''));
   });
 
   test('the MAA policy language sees each GPU: a rule can require every GPU to pass and issue per-GPU claims', async () => {
