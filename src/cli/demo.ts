@@ -1,6 +1,7 @@
 /**
  * `conclave demo`: the whole Secure Key Release story against a running server (or one it starts in a
- * temporary directory), with a simulated SEV-SNP confidential VM and a simulated SGX enclave. Every step
+ * temporary directory), with a simulated SEV-SNP confidential VM, a simulated SGX enclave and a simulated
+ * TDX VM with two NVIDIA GPUs (confidential AI). Every step
  * prints what went over the wire.
  */
 import { createDecipheriv, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -142,13 +143,67 @@ export async function runDemo(ctx: Ctx): Promise<void> {
     if (e instanceof CliError) throw e;
     wire(`← 403 ${(e as Error).message}`);
   }
+  await confidentialAi(ctx, accessToken, credential, sim);
   out('\nDone: attest → release → unwrap → use, and a denial that names the failed clause.');
+}
+
+/** Step 9: a TDX VM with two GPUs gets the model key only when CPU and both GPUs pass. */
+async function confidentialAi(ctx: Ctx, accessToken: string, credential: Ctx['admin'], sim: ReturnType<typeof loadOrCreateSimulatedTee>): Promise<void> {
+  step(9, 'Confidential AI: a TDX VM with two NVIDIA GPUs receives the model key only when the CPU and both GPUs pass');
+  const modelKey = `demo-model-${randomBytes(3).toString('hex')}`;
+  const aiPolicy = {
+    version: '1.0.0',
+    anyOf: [
+      {
+        authority: ctx.url,
+        allOf: [
+          { claim: 'x-ms-attestation-type', equals: 'tdxvm' },
+          { claim: 'x-conclave-gpu-count', equals: 2 },
+          { claim: 'x-conclave-gpus.GPU-0.measres', equals: 'success' },
+          { claim: 'x-conclave-gpus.GPU-1.measres', equals: 'success' },
+          { claim: 'x-nvidia-overall-att-result', equals: true },
+        ],
+      },
+    ],
+  };
+  wire(`release policy: ${JSON.stringify(aiPolicy)}`);
+  await call(ctx, accessToken, 'POST', `/keys/${modelKey}/create?api-version=7.4`, {
+    kty: 'oct-HSM',
+    key_size: 256,
+    attributes: { exportable: true },
+    release_policy: { data: Buffer.from(JSON.stringify(aiPolicy)).toString('base64url') },
+  });
+  const vm = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const runtimeData = new TextEncoder().encode(JSON.stringify({ keys: [{ ...vm.publicKey.export({ format: 'jwk' }), kid: 'ai-vm-key', key_ops: ['encrypt'] }] }));
+  const composite = sim.evidence({ tee: 'tdx', runtimeData, gpus: 2 });
+  wire('GPU nonce = SHA-256("conclave-gpu-nonce-v1" ‖ runtime data): each GPU signs an SPDM report over it, so it cannot be replayed into another VM');
+  wire(`→ POST ${composite.path} {quote: <TD quote>, runtimeData, gpuEvidence: [2 × {arch: "HOPPER", evidence: <SPDM report>, certificate: <chain>}]}`);
+  const token = await attest({ attestationUrl: ctx.url, evidence: { path: composite.path, body: composite.body }, ca: ctx.ca });
+  const c = claimsOf(token) as Record<string, any>;
+  const gpus = c['x-conclave-gpus'] as Record<string, Record<string, unknown>>;
+  for (const [name, g] of Object.entries(gpus)) wire(`← ${name}: hwmodel ${g.hwmodel}, driver ${g['x-nvidia-gpu-driver-version']}, measres ${g.measres}, secboot ${g.secboot}`);
+  wire(`← x-nvidia-overall-att-result ${c['x-nvidia-overall-att-result']}, x-conclave-simulated ${c['x-conclave-simulated']}`);
+  const model = await releaseKey({ vaultUrl: ctx.url, keyName: modelKey, token, credential, privateKey: vm.privateKey, ca: ctx.ca, allowSelfSignedReleaseCert: true });
+  wire(`← 200 model key released to the VM (${Buffer.from(String(model.jwk.k), 'base64url').byteLength * 8}-bit AES): the model weights can be decrypted inside the CPU and GPU TEEs`);
+
+  const tampered = sim.evidence({ tee: 'tdx', runtimeData, gpus: 2, gpuMismatch: [1] });
+  wire('the same VM, but GPU-1 runs firmware whose measurement differs from NVIDIA’s reference values (RIM):');
+  const badToken = await attest({ attestationUrl: ctx.url, evidence: { path: tampered.path, body: tampered.body }, ca: ctx.ca });
+  const m = (claimsOf(badToken) as Record<string, any>)['x-conclave-gpus']['GPU-1']['x-nvidia-mismatch-measurement-records'][0];
+  wire(`← token: GPU-1 measres fail at index ${m.index} (expected ${String(m.goldenValues[0]).slice(0, 16)}…, actual ${String(m.runtimeValue).slice(0, 16)}…)`);
+  try {
+    await releaseKey({ vaultUrl: ctx.url, keyName: modelKey, token: badToken, credential, privateKey: vm.privateKey, ca: ctx.ca, allowSelfSignedReleaseCert: true });
+    throw new CliError('the VM with a differing GPU received the model key: the policy did not hold', undefined, 1);
+  } catch (e) {
+    if (e instanceof CliError) throw e;
+    wire(`← 403 ${(e as Error).message}`);
+  }
 }
 
 export function registerDemo(program: Command): void {
   program
     .command('demo')
-    .description('walk the whole Secure Key Release story with a simulated SEV-SNP VM and SGX enclave, printing each exchange')
+    .description('walk the whole Secure Key Release story with a simulated SEV-SNP VM, SGX enclave and a TDX VM with two GPUs, printing each exchange')
     .option('--url <url>', 'a running `conclave serve --simulate` (default: start one in a temporary directory)')
     .option('--data-dir <dir>', "that server's data dir (admin.json, tls/ca.pem, simulated vendor keys)", './data')
     .addHelpText('after', '\nExamples:\n  conclave demo\n  conclave demo --url https://127.0.0.1:8443 --data-dir ./data\n')

@@ -125,6 +125,8 @@ describe('conclave demo (binary)', () => {
     assert.match(r.stdout, /decrypted inside the VM: "hello from the vault"/);
     assert.match(r.stdout, /the enclave decrypts: "sealed for the enclave"/);
     assert.match(r.stdout, /403 .*x-ms-sevsnpvm-launchmeasurement/);
+    assert.match(r.stdout, /model key released to the VM/);
+    assert.match(r.stdout, /403 .*x-conclave-gpus\.GPU-1\.measres expected equals "success", actual "fail"/);
   });
 
   test('a --data-dir without a server credential is a usage error', async () => {
