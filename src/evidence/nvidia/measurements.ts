@@ -2,7 +2,18 @@ import { toHex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import { NVDEC0_DISABLED, NVDEC0_ENABLED } from './opaque.js';
 import type { GpuReport } from './report.js';
-import type { Rim } from './rim.js';
+import type { Rim, RimMeasurement } from './rim.js';
+
+/** Golden values as bytes, decoded once per verified (immutable, cached) RIM entry. */
+const goldenBytes = new WeakMap<RimMeasurement, Buffer[]>();
+function alternativesOf(m: RimMeasurement): Buffer[] {
+  let b = goldenBytes.get(m);
+  if (!b) {
+    b = m.alternatives.map((h) => Buffer.from(h, 'hex'));
+    goldenBytes.set(m, b);
+  }
+  return b;
+}
 
 /** RIM index of the NVDEC0 measurement, compared only when NVDEC0 is enabled (gpu-attestation §7 step 4). */
 export const NVDEC0_RIM_INDEX = 35;
@@ -63,8 +74,9 @@ export function compareMeasurements(report: GpuReport, rims: Readonly<Partial<Re
       }
       n++;
       const block = runtime.get(golden.index + 1);
-      const value = block ? toHex(block.value) : '';
-      if (!block || block.value.byteLength !== golden.size || !golden.alternatives.includes(value)) {
+      const actual = block ? Buffer.from(block.value.buffer, block.value.byteOffset, block.value.byteLength) : undefined;
+      if (!actual || actual.byteLength !== golden.size || !alternativesOf(golden).some((g) => g.equals(actual))) {
+        const value = block ? toHex(block.value) : '';
         mismatches.push({
           index: golden.index,
           measurementSource: source,

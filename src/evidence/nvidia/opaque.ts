@@ -110,7 +110,7 @@ export function parseOpaqueData(data: Uint8Array, base = 0): OpaqueData {
     const offset = base + r.offset;
     const type = r.u16('opaque.type');
     const length = r.u16('opaque.length');
-    const value = r.bytesCopy(`opaque[${type}].value`, length);
+    const value = r.view_('opaque.value', length);
     if (!KNOWN_TYPES.has(type)) throw fail('gpu.malformed', `unknown opaque data type ${type}`, { field: 'opaque.type', type, offset });
     if (byType.has(type)) throw fail('gpu.malformed', `opaque data type ${TYPE_NAME.get(type)} is repeated`, { field: TYPE_NAME.get(type), offset });
     byType.set(type, { value, offset });

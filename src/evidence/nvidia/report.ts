@@ -67,7 +67,7 @@ export interface MeasurementBlock {
   readonly value: Uint8Array;
 }
 
-/** A parsed GPU attestation report. Byte fields are copies of the input. */
+/** A parsed GPU attestation report. Byte fields are views into one private copy of the input. */
 export interface GpuReport {
   readonly request: SpdmRequest;
   readonly response: {
@@ -103,10 +103,11 @@ export function parseGpuReport(bytes: Uint8Array): GpuReport {
   if (bytes.byteLength > GPU_REPORT_MAX_SIZE + 64) {
     throw fail('gpu.malformed', `GPU attestation report is ${bytes.byteLength} bytes; at most ${GPU_REPORT_MAX_SIZE} are allowed`, { length: bytes.byteLength });
   }
-  const input = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // One copy of the input; every byte field below is a view into it, so nothing aliases the caller's buffer.
+  const input = new Uint8Array(bytes);
   const r = new ByteReader(input, 'GPU attestation report', 'gpu.truncated');
 
-  const request = decodeLayout(r, SPDM_REQUEST_LAYOUT, 'request');
+  const request = decodeLayout(r, SPDM_REQUEST_LAYOUT, 'request', false);
   if (request.spdmVersion !== SPDM_VERSION_1_1) {
     throw fail('gpu.unsupported', `SPDM version 0x${request.spdmVersion.toString(16)} is not supported (only 1.1)`, { field: 'request.spdmVersion', offset: 0 });
   }
@@ -121,7 +122,7 @@ export function parseGpuReport(bytes: Uint8Array): GpuReport {
   }
 
   const respStart = r.offset;
-  const header = decodeLayout(r, SPDM_RESPONSE_HEADER_LAYOUT, 'response');
+  const header = decodeLayout(r, SPDM_RESPONSE_HEADER_LAYOUT, 'response', false);
   if (header.spdmVersion !== SPDM_VERSION_1_1) {
     throw fail('gpu.unsupported', `SPDM response version 0x${header.spdmVersion.toString(16)} is not supported`, { field: 'response.spdmVersion', offset: respStart });
   }
@@ -140,7 +141,7 @@ export function parseGpuReport(bytes: Uint8Array): GpuReport {
     if (at + MEASUREMENT_BLOCK_SIZE > recordEnd) {
       throw fail('gpu.truncated', 'a measurement block runs past the measurement record', { field: 'measurementRecord', offset: at });
     }
-    const h = decodeLayout(r, MEASUREMENT_BLOCK_LAYOUT, 'measurement');
+    const h = decodeLayout(r, MEASUREMENT_BLOCK_LAYOUT, 'measurement', false);
     if (h.measurementSpecification !== SPDM_MEASUREMENT_SPEC_DMTF) {
       throw fail('gpu.malformed', `measurement block ${h.index} is not in the DMTF format`, { field: 'measurementSpecification', index: h.index, offset: at + 1 });
     }
@@ -154,7 +155,7 @@ export function parseGpuReport(bytes: Uint8Array): GpuReport {
     if (r.offset + h.dmtfSpecMeasurementValueSize > recordEnd) {
       throw fail('gpu.truncated', `measurement block ${h.index} runs past the measurement record`, { field: 'measurementRecord', index: h.index, offset: at });
     }
-    const value = r.bytesCopy('measurement.value', h.dmtfSpecMeasurementValueSize);
+    const value = r.view_('measurement.value', h.dmtfSpecMeasurementValueSize);
     measurements.push({ index: h.index, valueType: h.dmtfSpecMeasurementValueType, value });
   }
   if (measurements.length !== header.numberOfBlocks) {
@@ -165,12 +166,12 @@ export function parseGpuReport(bytes: Uint8Array): GpuReport {
     });
   }
 
-  const nonce = r.bytesCopy('response.nonce', GPU_NONCE_SIZE);
+  const nonce = r.view_('response.nonce', GPU_NONCE_SIZE);
   const opaqueLength = r.u16('response.opaqueLength');
   const opaqueStart = r.offset;
   const opaque = parseOpaqueData(r.view_('response.opaqueData', opaqueLength), opaqueStart);
   const signedEnd = r.offset;
-  const signature = r.bytesCopy('response.signature', GPU_SIGNATURE_SIZE);
+  const signature = r.view_('response.signature', GPU_SIGNATURE_SIZE);
   const trailing = input.subarray(r.offset);
   if (!isAllZero(trailing)) {
     throw fail('gpu.malformed', `the report has ${trailing.byteLength} non-zero bytes after the signature`, { offset: r.offset, trailingBytes: trailing.byteLength });
@@ -189,7 +190,7 @@ export function parseGpuReport(bytes: Uint8Array): GpuReport {
     measurements,
     opaque,
     signature,
-    signedBytes: input.slice(0, signedEnd),
+    signedBytes: input.subarray(0, signedEnd),
     trailingBytes: trailing.byteLength,
   };
 }

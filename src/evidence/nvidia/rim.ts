@@ -98,6 +98,8 @@ function readSignedContent(signedXml: string): Omit<Rim, 'sha256' | 'signer' | '
   };
 }
 
+const hashOfBuffer = new WeakMap<Uint8Array, string>();
+
 /** Verified RIMs by content hash. */
 export class RimCache {
   private readonly map = new Map<string, Verified<Rim>>();
@@ -140,7 +142,13 @@ function checkSignerValidity(signer: readonly Certificate[], root: Certificate, 
 export function verifyRim(input: string | Uint8Array, opts: RimVerifyOptions): Verified<Rim> {
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const root = opts.root ?? NVIDIA_RIM_ROOT_CA;
-  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  // The same buffer object (a RIM held by a collateral source) is hashed once. A caller that changed it in
+  // place would still get the RIM verified from the original bytes: values are never read from it again.
+  let sha256 = typeof input === 'string' ? undefined : hashOfBuffer.get(input);
+  if (sha256 === undefined) {
+    sha256 = createHash('sha256').update(bytes).digest('hex');
+    if (typeof input !== 'string') hashOfBuffer.set(input, sha256);
+  }
   const key = `${sha256}:${createHash('sha256').update(root.der).digest('hex')}`;
   const cached = opts.cache?.get(key);
   if (cached) {

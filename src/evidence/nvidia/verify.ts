@@ -245,9 +245,7 @@ export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions)
   let measres: GpuVerificationResult['measres'] = 'not-compared';
   if (comparison) measres = comparison.result === 'fail' ? 'fail' : rims.driver && rims.vbios ? 'success' : 'not-compared';
   if (comparison && measres === 'not-compared') warnings.push(`only the ${rims.driver ? 'driver' : 'VBIOS'} RIM was compared`);
-  const measurements: Record<number, string> = {};
-  for (const m of report.measurements) measurements[m.index] = toHex(m.value);
-  return markVerified({
+  const result = markVerified<GpuVerificationResult>({
     verified: true,
     architecture: chain.architecture,
     ueid: chain.ueid,
@@ -263,7 +261,7 @@ export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions)
     featureFlag: report.opaque.featureFlag,
     opaqueDataVersion: report.opaque.opaqueDataVersion,
     nvdec0Status: report.opaque.nvdec0Status,
-    measurements,
+    measurements: {},
     deviceChain: { status: 'valid', expirationDate: chain.notAfter.toISOString(), ...device },
     driverRim,
     vbiosRim,
@@ -272,6 +270,19 @@ export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions)
     trailingBytes: report.trailingBytes,
     warnings,
   });
+  // Hex of all 64 values is for output (CLI, claims of a caller that wants them); built on first read.
+  let hex: Record<number, string> | undefined;
+  Object.defineProperty(result, 'measurements', {
+    enumerable: true,
+    get: () => {
+      if (!hex) {
+        hex = {};
+        for (const m of report.measurements) hex[m.index] = toHex(m.value);
+      }
+      return hex;
+    },
+  });
+  return result;
 }
 
 /**
