@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { isConclaveError } from '../core/errors.js';
+import { GpuVerifierCache } from '../evidence/nvidia/index.js';
+import { gpuNonceFor } from '../evidence/nvidia/nonce.js';
+import { serializeGpuEvidence } from '../evidence/nvidia/serialized.js';
+import { loadOrCreateSimulatedGpus } from '../evidence/simulated/gpu.js';
+import { attestGpus, gpuPolicyClaims } from './gpu.js';
+
+const sim = loadOrCreateSimulatedGpus(mkdtempSync(join(tmpdir(), 'conclave-gpu-')));
+const runtime = new TextEncoder().encode('{"keys":[]}');
+const at = new Date('2026-01-01T00:00:00Z');
+
+describe('composite attestation: the GPU half', () => {
+  test('simulated GPUs verify only when the simulated TEE is trusted; otherwise the error names the GPU', async () => {
+    const evidence = serializeGpuEvidence(sim.evidence(gpuNonceFor(runtime), 2));
+    const ok = await attestGpus(evidence, runtime, { at, cache: new GpuVerifierCache(), simulated: sim });
+    assert.equal(ok.simulated, true);
+    assert.equal(ok.claims['x-conclave-gpu-count'], 2);
+    assert.equal(ok.claims['x-nvidia-overall-att-result'], true);
+    await assert.rejects(attestGpus(evidence, runtime, { at, cache: new GpuVerifierCache() }), (e) => {
+      assert.ok(isConclaveError(e, 'gpu.chain_invalid'));
+      assert.equal(e.detail?.gpu, 'GPU-0');
+      return true;
+    });
+  });
+
+  test('GPU evidence answering another runtime data is gpu.nonce_mismatch', async () => {
+    const evidence = serializeGpuEvidence(sim.evidence(gpuNonceFor(new TextEncoder().encode('other VM')), 1));
+    await assert.rejects(attestGpus(evidence, runtime, { at, cache: new GpuVerifierCache(), simulated: sim }), (e) => isConclaveError(e, 'gpu.nonce_mismatch'));
+  });
+
+  test('the policy language sees GPU claims as x-conclave-gpus.GPU-n.<claim>; objects are not flattened', async () => {
+    const r = await attestGpus(serializeGpuEvidence(sim.evidence(gpuNonceFor(runtime), 2, [1])), runtime, { at, cache: new GpuVerifierCache(), simulated: sim });
+    const claims = gpuPolicyClaims(r.claims);
+    assert.ok(claims.some((c) => c.type === 'x-conclave-gpus.GPU-0.measres' && c.value === 'success'));
+    assert.ok(claims.some((c) => c.type === 'x-conclave-gpus.GPU-1.measres' && c.value === 'fail'));
+    assert.ok(!claims.some((c) => c.type === 'x-conclave-gpus.GPU-1.x-nvidia-mismatch-measurement-records'));
+    assert.equal(r.claims['x-nvidia-overall-att-result'], false);
+  });
+
+  test('malformed GPU evidence lists are refused before any verification', async () => {
+    for (const bad of [[], {}, 'x', [{ evidence: '', certificate: 'x' }], Array.from({ length: 17 }, () => ({ evidence: 'AA', certificate: 'x' }))]) {
+      await assert.rejects(attestGpus(bad, runtime, { at, cache: new GpuVerifierCache() }), (e) => isConclaveError(e) && e.status === 400);
+    }
+  });
+});
