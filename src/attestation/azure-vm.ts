@@ -15,7 +15,7 @@ import type { GuestAttestationInfo } from '../evidence/azure-vtpm/guest.js';
 import { type HclRuntimeClaims, parseHclReport, parseHclRuntimeClaims } from '../evidence/azure-vtpm/hcl.js';
 import { type VtpmVerificationResult, encryptToTpmKey, pcrMap, verifyVtpmEvidence } from '../evidence/azure-vtpm/vtpm.js';
 import type { QuoteCollateral, TdxQuoteVerificationResult } from '../evidence/dcap/index.js';
-import { type SnpCertificates, SnpVerifierCache, checkReportDataBinding, verifyAzureHclReport } from '../evidence/snp/index.js';
+import { type SnpCertificates, type SnpTrustAnchors, SnpVerifierCache, checkReportDataBinding, verifyAzureHclReport } from '../evidence/snp/index.js';
 import { decodeTcb, parseSnpReport, productFromCpuid, tcbLayoutOf } from '../evidence/snp/report.js';
 import { type SnpVerificationResult, verifySnpReport } from '../evidence/snp/verify.js';
 import { type Claims, snpClaims, tdxClaims } from './claims.js';
@@ -25,6 +25,8 @@ export interface AzureVmDeps {
   readonly snpCertificates: SnpCertificateSource;
   /** DCAP verification of a TD quote with the service's collateral (and its platform bookkeeping). */
   readonly verifyTdQuote: (quote: Uint8Array, at: Date) => Promise<{ result: TdxQuoteVerificationResult; collateral: QuoteCollateral }>;
+  /** The simulated TEE's AMD roots, present only under --simulate: tried after the real roots refuse a chain. */
+  readonly simulatedAmdAnchors?: SnpTrustAnchors | undefined;
 }
 
 interface Hardware {
@@ -101,20 +103,30 @@ export function createAzureVmAttester(deps: AzureVmDeps) {
     return deps.snpCertificates.getVcek({ product, chipId: parsed.chipId, tcb: decodeTcb(parsed.reportedTcb, tcbLayoutOf(product)) });
   }
 
+  /** Real AMD roots first; the simulated roots only when the operator opted in (the token then says so). */
+  function withAmdRoots<T>(verify: (anchors: SnpTrustAnchors | undefined) => T): { value: T; simulated: boolean } {
+    try {
+      return { value: verify(undefined), simulated: false };
+    } catch (e) {
+      if (!isConclaveError(e, 'snp.chain_invalid') || !deps.simulatedAmdAnchors) throw e;
+      return { value: verify(deps.simulatedAmdAnchors), simulated: true };
+    }
+  }
+
   /** Trustee's az-snp-vtpm / az-tdx-vtpm evidence: hardware, binding, then the vTPM quote. */
-  async function hardwareOfTrustee(ev: AzureVtpmEvidence, at: Date): Promise<Hardware & { snp?: SnpVerificationResult; tdx?: { result: TdxQuoteVerificationResult; collateral: QuoteCollateral; quote: Uint8Array } }> {
+  async function hardwareOfTrustee(ev: AzureVtpmEvidence, at: Date): Promise<Hardware & { simulated: boolean; snp?: SnpVerificationResult; tdx?: { result: TdxQuoteVerificationResult; collateral: QuoteCollateral; quote: Uint8Array } }> {
     const hcl = parseHclReport(ev.hclReport);
     if (ev.form === 'trustee-az-snp-vtpm') {
       if (hcl.reportType !== 'snp') throw fail('evidence.malformed', 'az-snp-vtpm evidence holds an HCL report of a TDX VM');
       const certs = await certificatesFor(hcl.hwReport, ev.vcek?.pem, ev.vcek?.der);
-      const r = verifyAzureHclReport(ev.hclReport, certs, { at, cache: snpCache });
-      return { tee: 'sevsnpvm', teeClaims: snpTeeClaims(r), runtime: runtimeOf(hcl.runtimeData), snp: r };
+      const { value: r, simulated } = withAmdRoots((trustAnchors) => verifyAzureHclReport(ev.hclReport, certs, { at, cache: snpCache, trustAnchors }));
+      return { tee: 'sevsnpvm', teeClaims: snpTeeClaims(r), runtime: runtimeOf(hcl.runtimeData), snp: r, simulated };
     }
     if (hcl.reportType !== 'tdx') throw fail('evidence.malformed', 'az-tdx-vtpm evidence holds an HCL report of an SNP VM');
     if (!ev.tdQuote) throw fail('tpm.malformed', 'az-tdx-vtpm evidence without a TD quote');
     const { result, collateral } = await deps.verifyTdQuote(ev.tdQuote, at);
     checkTdBinding(result, hcl.runtimeData);
-    return { tee: 'tdxvm', teeClaims: tdxTeeClaims(result, ev.tdQuote, collateral), runtime: runtimeOf(hcl.runtimeData), tdx: { result, collateral, quote: ev.tdQuote } };
+    return { tee: 'tdxvm', teeClaims: tdxTeeClaims(result, ev.tdQuote, collateral), runtime: runtimeOf(hcl.runtimeData), tdx: { result, collateral, quote: ev.tdQuote }, simulated: false };
   }
 
   return {
@@ -123,7 +135,7 @@ export function createAzureVmAttester(deps: AzureVmDeps) {
      * (the request's runtimeData), must be the quote's qualifying data; a version 2 document's quote
      * nonce must also be what the HCL user-data carries.
      */
-    async attestTrustee(ev: AzureVtpmEvidence, expectedNonce: Uint8Array | undefined, at: Date): Promise<Claims> {
+    async attestTrustee(ev: AzureVtpmEvidence, expectedNonce: Uint8Array | undefined, at: Date): Promise<{ claims: Claims; simulated: boolean }> {
       const hw = await hardwareOfTrustee(ev, at);
       const v = verifyVtpmEvidence({ hclAkPub: hw.runtime.hclAkPub, quote: ev.tpmQuote, expectedNonce });
       if (ev.version === 2) {
@@ -133,19 +145,22 @@ export function createAzureVmAttester(deps: AzureVmDeps) {
         }
       }
       const base = hw.snp ? snpClaims(hw.snp, 'azure-hcl') : tdxClaims(hw.tdx!.result, hw.tdx!.quote, hw.tdx!.collateral);
-      return { ...base, 'x-ms-runtime': hw.runtime.json, ...vtpmClaims(v, hw.runtime), 'x-conclave-evidence-form': 'azure-vtpm' };
+      return { claims: { ...base, 'x-ms-runtime': hw.runtime.json, ...vtpmClaims(v, hw.runtime), 'x-conclave-evidence-form': 'azure-vtpm' }, simulated: hw.simulated };
     },
 
     /** `/attest/AzureGuest`: the guest attestation library's AttestationInfo. */
-    async attestGuest(info: GuestAttestationInfo, at: Date): Promise<{ claims: Claims; encryptionKey?: { n: string; e: string } }> {
+    async attestGuest(info: GuestAttestationInfo, at: Date): Promise<{ claims: Claims; simulated: boolean; encryptionKey?: { n: string; e: string } }> {
       const iso = info.isolation;
       if (iso.type === 'TrustedLaunch') {
         throw fail('tpm.unsupported', 'Trusted Launch VMs have no hardware report to bind the vTPM; only confidential VMs (SevSnp, Tdx) are attested');
       }
       let hw: Hardware;
+      let simulated = false;
       if (iso.type === 'SevSnp') {
         const certs = await certificatesFor(iso.snpReport, iso.vcekCertChainPem, undefined);
-        const r = verifySnpReport(iso.snpReport, certs, { at, cache: snpCache });
+        const checked = withAmdRoots((trustAnchors) => verifySnpReport(iso.snpReport, certs, { at, cache: snpCache, trustAnchors }));
+        const r = checked.value;
+        simulated = checked.simulated;
         checkReportDataBinding(Buffer.from(r.reportData, 'hex'), iso.runtimeData, 'sha256', true);
         hw = { tee: 'sevsnpvm', teeClaims: snpTeeClaims(r), runtime: runtimeOf(iso.runtimeData) };
       } else {
@@ -181,7 +196,7 @@ export function createAzureVmAttester(deps: AzureVmDeps) {
         'x-conclave-evidence-form': 'azure-guest',
       };
       const jwk = v.encryptionKey?.jwk;
-      return { claims, ...(jwk && jwk.kty === 'RSA' ? { encryptionKey: { n: jwk.n, e: jwk.e } } : {}) };
+      return { claims, simulated, ...(jwk && jwk.kty === 'RSA' ? { encryptionKey: { n: jwk.n, e: jwk.e } } : {}) };
     },
   };
 }

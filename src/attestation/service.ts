@@ -213,6 +213,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
 
   const azure = createAzureVmAttester({
     snpCertificates: deps.snpCertificates,
+    simulatedAmdAnchors: deps.simulated?.amdAnchors,
     async verifyTdQuote(quote, at) {
       const { result, collateral, simulated } = await verifyDcap('tdx', quote, at);
       if (simulated || result.tee !== 'tdx') throw fail('evidence.untrusted_root', 'Azure vTPM evidence needs a TD quote from real Intel hardware');
@@ -226,9 +227,9 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     const vtpm = parseAzureVtpmEvidence(decoded);
     if (vtpm) {
       if (vtpm.form !== 'trustee-az-snp-vtpm') throw fail('request.invalid', 'TDX vTPM evidence belongs to /attest/TdxVm');
-      const claims = await azure.attestTrustee(vtpm, runtime?.bytes, at);
-      if (initTime) checkInitTimeBinding(String(claims['x-ms-sevsnpvm-hostdata']), initTime, 'SNP HOST_DATA');
-      return { claims, simulated: false };
+      const r = await azure.attestTrustee(vtpm, runtime?.bytes, at);
+      if (initTime) checkInitTimeBinding(String(r.claims['x-ms-sevsnpvm-hostdata']), initTime, 'SNP HOST_DATA');
+      return r;
     }
     if (isHclReport(decoded)) {
       // Azure CVM form: the HCL report from the vTPM binds its own runtime data (HCLAkPub, HCLEkPub, …).
@@ -324,9 +325,8 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
         const vtpm = type === 'TdxVm' ? parseAzureVtpmEvidence(bytes) : undefined;
         if (vtpm) {
           if (vtpm.form !== 'trustee-az-tdx-vtpm') throw fail('request.invalid', 'SNP vTPM evidence belongs to /attest/SevSnpVm');
-          const claims = await azure.attestTrustee(vtpm, runtime?.bytes, at);
-          if (initTime) checkInitTimeBinding(String(claims.tdx_mrconfigid), initTime, 'TDX MRCONFIGID');
-          verified = { claims, simulated: false };
+          verified = await azure.attestTrustee(vtpm, runtime?.bytes, at);
+          if (initTime) checkInitTimeBinding(String(verified.claims.tdx_mrconfigid), initTime, 'TDX MRCONFIGID');
         } else verified = await attestQuote(type === 'TdxVm' ? 'tdx' : 'sgx', bytes, runtime, initTime, at);
       }
 
@@ -346,8 +346,8 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       if (typeof body !== 'object' || body === null) throw fail('request.invalid', 'the request body must be a JSON object');
       const at = deps.now();
       const info = parseGuestAttestationInfo((body as Record<string, unknown>).AttestationInfo ?? (body as Record<string, unknown>).attestationInfo);
-      const { claims, encryptionKey } = await azure.attestGuest(info, at);
-      const done = await finish('AzureGuest', { claims, simulated: false }, {}, at);
+      const { claims, simulated, encryptionKey } = await azure.attestGuest(info, at);
+      const done = await finish('AzureGuest', { claims, simulated }, {}, at);
       // MAA seals the token to the vTPM's ephemeral key; without one (a client that sent none) it comes back as is.
       return { ...done, sealed: encryptionKey ? sealTokenToTpmKey(done.token, encryptionKey) : undefined };
     },

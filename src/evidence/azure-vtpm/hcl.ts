@@ -109,3 +109,26 @@ export function parseHclRuntimeClaims(runtimeData: Uint8Array): HclRuntimeClaims
     vmConfiguration: typeof vm === 'object' && vm !== null ? (vm as Record<string, unknown>) : undefined,
   };
 }
+
+/**
+ * Encodes an HCL report with the layout {@link parseHclReport} reads (header, hardware report region,
+ * IGVM request data, variable data, zero padding to the 2600-byte NV buffer). The simulated Azure CVM of
+ * the tests and the SDK's replay device use it; it signs nothing.
+ */
+export function encodeHclReport(fields: { readonly hwReport: Uint8Array; readonly runtimeData: Uint8Array; readonly reportType?: 'snp' | 'tdx' }): Uint8Array {
+  const variable = fields.runtimeData.byteLength;
+  const size = Math.max(2600, HCL_IGVM_OFFSET + HCL_IGVM_HEADER_SIZE + variable);
+  const b = Buffer.alloc(size);
+  b.writeUInt32LE(HCL_SIGNATURE, 0);
+  b.writeUInt32LE(2, 4);
+  b.writeUInt32LE(HCL_IGVM_OFFSET + HCL_IGVM_HEADER_SIZE + variable, 8);
+  b.writeUInt32LE(2, 12);
+  Buffer.from(fields.hwReport).copy(b, HCL_HEADER_SIZE);
+  b.writeUInt32LE(HCL_IGVM_HEADER_SIZE + variable, HCL_IGVM_OFFSET);
+  b.writeUInt32LE(1, HCL_IGVM_OFFSET + 4);
+  b.writeUInt32LE(HCL_REPORT_TYPE[fields.reportType ?? 'snp'], HCL_IGVM_OFFSET + 8);
+  b.writeUInt32LE(1, HCL_IGVM_OFFSET + 12);
+  b.writeUInt32LE(variable, HCL_IGVM_OFFSET + 16);
+  Buffer.from(fields.runtimeData).copy(b, HCL_IGVM_OFFSET + HCL_IGVM_HEADER_SIZE);
+  return new Uint8Array(b);
+}

@@ -176,6 +176,8 @@ export class FakeTpm {
       publicArea: encodeTpm2bPublic(area),
       certifyInfo,
       signature: this.signRaw(certifyInfo),
+      /** The key's private half, which a real TPM never releases: for tests that unwrap what was sealed to it (RSA-OAEP). */
+      privateKey: key.privateKey,
       /** TPM2_RSA_Decrypt with scheme RSAES, allowed only while the PCRs are unchanged (PolicyPCR). */
       decrypt: (ciphertext: Uint8Array): Uint8Array => {
         if (!sorted.every((i, n) => equalBytes(this.pcr(i), pcrsAtCreation[n]!))) throw new Error('TPM_RC_POLICY_FAIL: the PCRs changed');
