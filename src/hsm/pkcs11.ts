@@ -574,6 +574,10 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
   }
 
   function checkDigest(alg: SignatureAlgorithm, digest: Uint8Array): string {
+    // RSNULL: CKM_RSA_PKCS over the value as given (the caller's DigestInfo); the token bounds its length.
+    if (alg === 'RSNULL') return '';
+    // HS256/384/512 need HMAC-capable secret objects; the token's oct keys are AES keys (docs/hsm.md).
+    if (alg.startsWith('HS')) throw fail('key.invalid', `${alg} is not available for keys in the PKCS#11 token`, { field: 'alg', alg });
     const bits = alg.slice(2);
     const want = DIGEST_LEN[bits];
     if (want === undefined) throw fail('key.invalid', `Unsupported signature algorithm ${alg}`, { field: 'alg' });
@@ -586,6 +590,7 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
       if (o.family !== 'EC' || !o.crv || EC_ALG[o.crv] !== alg) throw fail('key.invalid', `Algorithm ${alg} does not match the key curve ${o.crv ?? 'unknown'}`, { field: 'alg' });
       return { mech: { mechanism: P.CKM_ECDSA }, data: Buffer.from(digest) };
     }
+    if (alg === 'RSNULL') return { mech: { mechanism: P.CKM_RSA_PKCS }, data: Buffer.from(digest) };
     if (alg.startsWith('RS')) return { mech: { mechanism: P.CKM_RSA_PKCS }, data: Buffer.concat([DIGEST_INFO[bits]!, digest]) };
     if (alg.startsWith('PS')) {
       const h = HASH_MECH[`sha${bits}` as HashName];
@@ -663,11 +668,19 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
 
   async function aesCipher(s: Handle, o: KeyObjects, req: CipherRequest, decrypt: boolean): Promise<CipherResult> {
     const alg = req.alg;
-    const bits = aesBits(alg);
+    // The PKCS#11 names (Managed HSM) wrap with any AES key size.
+    const bits = alg.startsWith('CKM_') ? o.bits : aesBits(alg);
     if (!Number.isFinite(bits) || o.bits !== bits) throw fail('key.invalid', `Algorithm ${alg} needs a ${bits}-bit key; this key has ${o.bits} bits`, { field: 'alg', alg });
     const value = Buffer.from(req.value);
-    if (alg.endsWith('KW')) {
-      if (value.length < 16 || value.length % 8 !== 0) throw fail('key.crypto_failed', `${alg} takes a multiple of 8 bytes, at least 16`, { alg });
+    if (alg.endsWith('KW') || alg === 'CKM_AES_KEY_WRAP' || alg === 'CKM_AES_KEY_WRAP_PAD') {
+      const padded = alg === 'CKM_AES_KEY_WRAP_PAD';
+      const mechanism = padded ? CKM_AES_KEY_WRAP_PAD : CKM_AES_KEY_WRAP;
+      if (!padded && (value.length < 16 || value.length % 8 !== 0)) throw fail('key.invalid', `${alg} takes a multiple of 8 bytes, at least 16`, { field: 'value', alg });
+      // SoftHSM2 2.6 pads a key to whole blocks before an RFC 5649 wrap (the MLI then says the padded
+      // length), and unwraps to the padded length: only whole blocks come out right, so only those go in.
+      if (padded && !decrypt && (value.length < 16 || value.length % 8 !== 0)) {
+        throw fail('key.invalid', `${alg} with a key in the PKCS#11 token takes a multiple of 8 bytes, at least 16 (docs/hsm.md)`, { field: 'value', alg });
+      }
       // RFC 3394 inside the token: the data travels as a session secret-key object.
       if (!decrypt) {
         const tmp = lib.C_CreateObject(s, [
@@ -679,12 +692,12 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
           { type: P.CKA_VALUE, value },
         ]);
         try {
-          return { value: await lib.C_WrapKeyAsync(s, { mechanism: CKM_AES_KEY_WRAP }, o.key, tmp, Buffer.alloc(value.length + 16)) };
+          return { value: await lib.C_WrapKeyAsync(s, { mechanism }, o.key, tmp, Buffer.alloc(value.length + 16)) };
         } finally {
           lib.C_DestroyObject(s, tmp);
         }
       }
-      const tmp = await lib.C_UnwrapKeyAsync(s, { mechanism: CKM_AES_KEY_WRAP }, o.key, value, [
+      const tmp = await lib.C_UnwrapKeyAsync(s, { mechanism }, o.key, value, [
         { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
         { type: P.CKA_KEY_TYPE, value: P.CKK_GENERIC_SECRET },
         { type: P.CKA_TOKEN, value: false },
@@ -1024,6 +1037,8 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
       checkFamily(ref, alg.startsWith('ES') ? ['EC'] : ['RSA'], alg);
       return withSession(async (s, c) => {
         const o = objectsOf(s, c, ref);
+        const max = Math.ceil((o.bits ?? 2048) / 8) - 11;
+        if (alg === 'RSNULL' && digest.length > max) throw fail('key.invalid', `RSNULL signs at most ${max} bytes with this key, got ${digest.length}`, { field: 'value' });
         const { mech, data } = signMechanism(o, alg, bits, digest);
         lib.C_SignInit(s, mech, o.key);
         return new Uint8Array(await lib.C_SignAsync(s, data, Buffer.alloc(512)));
@@ -1165,5 +1180,7 @@ export function routeKeyProtector(hsm: KeyProtector, software: KeyProtector): Ke
     encrypt: (ref, req) => pick(ref).encrypt(ref, req),
     decrypt: (ref, req) => pick(ref).decrypt(ref, req),
     releaseWrapped: (ref, key, enc, opts) => pick(ref).releaseWrapped(ref, key, enc, opts),
+    // BYOK lands new keys in the token: only when the token can unwrap there (not yet, docs/vault.md).
+    ...(hsm.importTransfer ? { importTransfer: hsm.importTransfer.bind(hsm) } : {}),
   };
 }

@@ -11,6 +11,7 @@ import {
   createPrivateKey,
   createPublicKey,
   createSecretKey,
+  createHmac,
   generateKeyPairSync,
   type JsonWebKey,
   type KeyObject,
@@ -19,11 +20,12 @@ import {
   publicDecrypt,
   publicEncrypt,
   randomBytes,
+  timingSafeEqual,
 } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import { signDigestEcdsa, verifyDigestEcdsa } from '../vault/ecdsa.js';
 import type { CipherRequest, CipherResult, CurveName, KeyProtector, KeyRef, PrivateJwk, ProtectedKey, PublicJwk, SignatureAlgorithm } from '../vault/ports.js';
-import { assembleTransferBlob, transferMaterialOf, wrapWithNodeCrypto } from '../vault/release/index.js';
+import { assembleTransferBlob, transferMaterialOf, unwrapTransferCiphertext, wrapWithNodeCrypto } from '../vault/release/index.js';
 import type { Sealer } from './master-key.js';
 
 const NODE_CURVE: Record<CurveName, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1', 'P-256K': 'secp256k1' };
@@ -38,6 +40,9 @@ const DIGEST_INFO: Record<string, Buffer> = {
   '512': Buffer.from('3051300d060960864801650304020305000440', 'hex'),
 };
 const KW_IV = Buffer.from('A6A6A6A6A6A6A6A6', 'hex');
+/** RFC 5649 §3 alternative initial value. */
+const KWP_AIV = Buffer.from('A65959A6', 'hex');
+const HMAC_HASH: Record<string, 'sha256' | 'sha384' | 'sha512'> = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' };
 const CACHE_LIMIT = 1024;
 
 function hashName(bits: string): 'sha256' | 'sha384' | 'sha512' {
@@ -108,8 +113,9 @@ function publicJwkOf(key: KeyObject): PublicJwk {
   return { crv: j.crv === 'secp256k1' ? 'P-256K' : j.crv!, x: j.x!, y: j.y! };
 }
 
-function aesBits(alg: string): number {
-  return Number(alg.slice(1, 4));
+/** The AES key size an algorithm names; the CKM_* wraps take any (undefined). */
+function aesBits(alg: string): number | undefined {
+  return alg.startsWith('CKM_') ? undefined : Number(alg.slice(1, 4));
 }
 
 export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
@@ -167,11 +173,18 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
 
   function aesCipher(key: KeyObject, req: CipherRequest, decrypt: boolean): CipherResult {
     const alg = req.alg;
-    const bits = aesBits(alg);
+    const named = aesBits(alg);
+    const bits = named ?? key.symmetricKeySize! * 8;
     if (!Number.isFinite(bits) || key.symmetricKeySize! * 8 !== bits) throw fail('key.invalid', `Algorithm ${alg} needs a ${bits}-bit key; this key has ${key.symmetricKeySize! * 8} bits`, { field: 'alg', alg });
     try {
-      if (alg.endsWith('KW')) {
+      if (alg.endsWith('KW') || alg === 'CKM_AES_KEY_WRAP') {
+        // RFC 3394: the input is whole 64-bit blocks, at least two.
+        if (req.value.length < 16 || req.value.length % 8 !== 0) throw fail('key.invalid', `${alg} takes a multiple of 8 bytes, at least 16`, { field: 'value', alg });
         const c = decrypt ? createDecipheriv(`id-aes${bits}-wrap`, key, KW_IV) : createCipheriv(`id-aes${bits}-wrap`, key, KW_IV);
+        return { value: Buffer.concat([c.update(req.value), c.final()]) };
+      }
+      if (alg === 'CKM_AES_KEY_WRAP_PAD') {
+        const c = decrypt ? createDecipheriv(`id-aes${bits}-wrap-pad`, key, KWP_AIV) : createCipheriv(`id-aes${bits}-wrap-pad`, key, KWP_AIV);
         return { value: Buffer.concat([c.update(req.value), c.final()]) };
       }
       if (alg.endsWith('GCM')) {
@@ -210,7 +223,13 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
     return aesCipher(open(ref), req, decrypt);
   }
 
+  function hmac(ref: KeyRef, alg: SignatureAlgorithm, value: Uint8Array): Buffer {
+    checkFamily(ref, ['oct'], alg);
+    return createHmac(HMAC_HASH[alg]!, open(ref)).update(value).digest();
+  }
+
   function checkDigest(alg: SignatureAlgorithm, digest: Uint8Array): string {
+    if (!/^(RS|PS|ES)(256|384|512|256K)$/.test(alg)) throw fail('key.invalid', `Unsupported signature algorithm ${alg}`, { field: 'alg' });
     const bits = alg.slice(2);
     if (digest.length !== DIGEST_LEN[bits]) throw fail('key.invalid', `${alg} signs a ${DIGEST_LEN[bits]}-byte digest, got ${digest.length} bytes`, { field: 'value' });
     return bits;
@@ -240,6 +259,14 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
     },
 
     async sign(ref, alg, digest) {
+      if (alg in HMAC_HASH) return hmac(ref, alg, digest);
+      if (alg === 'RSNULL') {
+        checkFamily(ref, ['RSA'], alg);
+        const key = open(ref);
+        const k = key.asymmetricKeyDetails!.modulusLength! / 8;
+        if (digest.length > k - 11) throw fail('key.invalid', `RSNULL signs at most ${k - 11} bytes with this key, got ${digest.length}`, { field: 'value' });
+        return privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, digest);
+      }
       const bits = checkDigest(alg, digest);
       if (alg.startsWith('ES')) {
         checkFamily(ref, ['EC'], alg);
@@ -257,6 +284,18 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
     },
 
     async verify(ref, alg, digest, signature) {
+      if (alg in HMAC_HASH) {
+        const mac = hmac(ref, alg, digest);
+        return mac.length === signature.length && timingSafeEqual(mac, signature);
+      }
+      if (alg === 'RSNULL') {
+        checkFamily(ref, ['RSA'], alg);
+        try {
+          return publicDecrypt({ key: createPublicKey(open(ref)), padding: constants.RSA_PKCS1_PADDING }, signature).equals(Buffer.from(digest));
+        } catch {
+          return false;
+        }
+      }
       const bits = checkDigest(alg, digest);
       const pub = createPublicKey(open(ref));
       if (alg.startsWith('ES')) {
@@ -281,6 +320,25 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
 
     async decrypt(ref, req) {
       return cipher(ref, req, true);
+    },
+
+    async importTransfer(kek, transfer, target, binding) {
+      checkFamily(kek, ['RSA'], 'BYOK');
+      const material = Buffer.from(unwrapTransferCiphertext(transfer.ciphertext, open(kek), transfer.enc));
+      try {
+        let key: KeyObject;
+        try {
+          key = target.family === 'oct' ? createSecretKey(material) : createPrivateKey({ key: material, format: 'der', type: 'pkcs8' });
+        } catch (e) {
+          throw fail('key.invalid', `The unwrapped key material is not ${target.family === 'oct' ? 'an AES key' : 'a PKCS#8 private key'}`, { field: 'key.key_hsm' }, e);
+        }
+        const family = key.type === 'secret' ? 'oct' : key.asymmetricKeyType === 'rsa' ? 'RSA' : key.asymmetricKeyType === 'ec' ? 'EC' : 'other';
+        if (family !== target.family) throw fail('key.invalid', `The transferred key is ${family}, but key.kty names ${target.family}`, { field: 'key.kty' });
+        if (family === 'oct' && ![16, 24, 32].includes(material.length)) throw fail('key.invalid', `A transferred oct key must be 128, 192 or 256 bits, got ${material.length * 8}`, { field: 'key.key_hsm' });
+        return protect(key, binding);
+      } finally {
+        material.fill(0);
+      }
     },
 
     async releaseWrapped(ref, wrappingPublicKey, enc, opts = {}) {

@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import { type ApiVersion, requireFeature } from './api-version.js';
+import { importByok } from './byok.js';
 import { type AuditDraft, bindingOf, finish, keyNotFound, type VaultCore } from './core.js';
 import {
   applyUpdate,
@@ -107,7 +108,7 @@ export function createKeyLifecycle(core: VaultCore) {
       }, true);
     },
 
-    async import(p: Principal, api: ApiVersion, requested: string, body: unknown, unwrapByok?: (name: string, version: string, params: ReturnType<typeof parseImportParameters>) => Promise<ProtectedKey>) {
+    async import(p: Principal, api: ApiVersion, requested: string, body: unknown) {
       const name = await nameFor(requested);
       return perform(p, 'import', 'import', { name }, async (draft) => {
         const params = parseImportParameters(body);
@@ -115,9 +116,8 @@ export function createKeyLifecycle(core: VaultCore) {
         const version = newVersionId();
         let pk: ProtectedKey;
         if (params.keyHsm !== undefined) {
-          if (!unwrapByok) throw fail('request.invalid', 'BYOK import (key_hsm) is not available', { field: 'key.key_hsm' });
-          pk = await unwrapByok(name, version, params);
           draft.detail.byok = true;
+          pk = await importByok(core, name, version, { ...params, keyHsm: params.keyHsm }, draft);
         } else {
           pk = await protector.import(params.jwk, bindingOf(name, version), { exportable: params.attributes.exportable === true });
         }

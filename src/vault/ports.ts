@@ -53,7 +53,23 @@ export interface ProtectedKey {
   readonly crv?: CurveName;
 }
 
-export type SignatureAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512' | 'ES256K';
+export type SignatureAlgorithm =
+  | 'RS256'
+  | 'RS384'
+  | 'RS512'
+  | 'PS256'
+  | 'PS384'
+  | 'PS512'
+  | 'ES256'
+  | 'ES384'
+  | 'ES512'
+  | 'ES256K'
+  /** HMAC over `value` as given (oct keys; Managed HSM). */
+  | 'HS256'
+  | 'HS384'
+  | 'HS512'
+  /** RSASSA-PKCS1-v1_5 over `value` as given: the caller supplies the DigestInfo (or any encoded message). */
+  | 'RSNULL';
 export type EncryptionAlgorithm =
   | 'RSA1_5'
   | 'RSA-OAEP'
@@ -69,7 +85,10 @@ export type EncryptionAlgorithm =
   | 'A256CBCPAD'
   | 'A128KW'
   | 'A192KW'
-  | 'A256KW';
+  | 'A256KW'
+  /** RFC 3394 / RFC 5649 AES key wrap with any AES key size (PKCS#11 names; Managed HSM). */
+  | 'CKM_AES_KEY_WRAP'
+  | 'CKM_AES_KEY_WRAP_PAD';
 
 /** Input of encrypt/decrypt/wrapKey/unwrapKey (AKV KeyOperationsParameters, decoded). */
 export interface CipherRequest {
@@ -113,4 +132,13 @@ export interface KeyProtector {
    * §2.4). A PKCS#11 provider does this with CKM_RSA_AES_KEY_WRAP inside the HSM.
    */
   releaseWrapped(ref: KeyRef, wrappingPublicKey: KeyObject, enc: KeyTransferEnc, opts?: { kid?: string }): Promise<string>;
+  /**
+   * BYOK: unwraps a key transfer blob (`ciphertext` = RSA-OAEP(KEK) ‖ AES-KWP) with the KEK `kek` and
+   * protects the target key under `binding`, never holding it outside the provider. Absent where the
+   * provider cannot (the vault then refuses BYOK imports).
+   */
+  importTransfer?(kek: KeyRef, transfer: { ciphertext: Uint8Array; enc: KeyTransferEnc }, target: KeySpecFamily, binding: string, opts?: KeyCreationOptions): Promise<ProtectedKey>;
 }
+
+/** What a BYOK target key must turn out to be. */
+export type KeySpecFamily = { readonly family: 'RSA' } | { readonly family: 'EC' } | { readonly family: 'oct' };

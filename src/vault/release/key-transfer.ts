@@ -213,6 +213,11 @@ export function unwrapKeyTransfer(keyHsm: string, privateKey: KeyObject, fallbac
   const { header, ciphertext } = parseTransferBlob(keyHsm);
   const enc = header.enc ?? fallbackEnc;
   if (!isKeyTransferEnc(enc)) throw fail('key.invalid', `unsupported key transfer enc '${String(enc)}'`, { enc });
+  return unwrapTransferCiphertext(ciphertext, privateKey, enc);
+}
+
+/** RSA-OAEP(privateKey) of the AES KEK, then RFC 5649 unwrap of the rest (BYOK and release alike). */
+export function unwrapTransferCiphertext(ciphertext: Uint8Array, privateKey: KeyObject, enc: KeyTransferEnc): Uint8Array {
   const bits = privateKey.asymmetricKeyDetails?.modulusLength;
   if (privateKey.asymmetricKeyType !== 'rsa' || bits === undefined) throw fail('key.invalid', 'the unwrapping key must be an RSA private key');
   const n = Math.ceil(bits / 8);
