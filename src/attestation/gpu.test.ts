@@ -8,7 +8,7 @@ import { GpuVerifierCache } from '../evidence/nvidia/index.js';
 import { gpuNonceFor } from '../evidence/nvidia/nonce.js';
 import { serializeGpuEvidence } from '../evidence/nvidia/serialized.js';
 import { loadOrCreateSimulatedGpus } from '../evidence/simulated/gpu.js';
-import { attestGpus, gpuPolicyClaims } from './gpu.js';
+import { attestGpus, driverVersionNumber, gpuPolicyClaims } from './gpu.js';
 
 const sim = loadOrCreateSimulatedGpus(mkdtempSync(join(tmpdir(), 'conclave-gpu-')));
 const runtime = new TextEncoder().encode('{"keys":[]}');
@@ -40,6 +40,13 @@ describe('composite attestation: the GPU half', () => {
     assert.ok(claims.some((c) => c.type === 'x-conclave-gpus.GPU-1.measres' && c.value === 'fail'));
     assert.ok(!claims.some((c) => c.type === 'x-conclave-gpus.GPU-1.x-nvidia-mismatch-measurement-records'));
     assert.equal(r.claims['x-nvidia-overall-att-result'], false);
+  });
+
+  test('driver versions order as numbers for release policies', () => {
+    assert.equal(driverVersionNumber('550.90.07'), 550090007);
+    assert.equal(driverVersionNumber('575.32'), 575032000);
+    assert.ok(driverVersionNumber('550.144.03')! > driverVersionNumber('550.90.07')!);
+    assert.equal(driverVersionNumber('r550'), undefined);
   });
 
   test('malformed GPU evidence lists are refused before any verification', async () => {

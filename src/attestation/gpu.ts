@@ -39,11 +39,21 @@ function chainClaim(c: { expirationDate: string; ocspStatus: string; revocationR
   };
 }
 
+/**
+ * A driver version as a number a release policy can order (`greaterOrEquals`): major·10⁶ + minor·10³ +
+ * patch, e.g. 550.90.07 → 550090007. Undefined when the version is not of that shape.
+ */
+export function driverVersionNumber(v: string): number | undefined {
+  const m = /^(\d{1,4})\.(\d{1,3})(?:\.(\d{1,3}))?$/.exec(v);
+  return m ? Number(m[1]) * 1_000_000 + Number(m[2]) * 1_000 + Number(m[3] ?? 0) : undefined;
+}
+
 /** One GPU's claims, named as NVIDIA's NRAS (claims version 3) names them where a name exists. */
 export function gpuClaims(r: Verified<GpuVerificationResult>): GpuClaimSet {
   const success = r.measres === 'success';
   const claims: GpuClaimSet = {
     measres: r.measres,
+    ...(driverVersionNumber(r.driverVersion) !== undefined ? { 'x-conclave-driver-version-number': driverVersionNumber(r.driverVersion) } : {}),
     ...(success ? { secboot: true, dbgstat: 'disabled' } : {}),
     hwmodel: r.hwmodel,
     ueid: r.ueid,
@@ -98,6 +108,7 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
   const perGpu: Record<string, GpuClaimSet> = {};
   const kinds = new Set<boolean>();
   let overall = true;
+  let minDriver: number | undefined;
   for (const [i, ev] of list.entries()) {
     const name = `GPU-${i}`;
     try {
@@ -118,6 +129,8 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
       const r = verifyGpuEvidence(ev, { at: opts.at, nonce, rims, cache: opts.cache, ocsp, ...(trust ? { trust } : {}) });
       kinds.add(simulated);
       perGpu[name] = gpuClaims(r);
+      const dv = driverVersionNumber(r.driverVersion) ?? -1;
+      minDriver = minDriver === undefined ? dv : Math.min(minDriver, dv);
       if (r.measres !== 'success') overall = false;
     } catch (e) {
       if (isConclaveError(e)) throw fail(e.code, `${name}: ${e.message}`, { gpu: name, ...(e.detail ?? {}) }, e);
@@ -131,6 +144,8 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
       'x-conclave-gpu-count': list.length,
       'x-conclave-gpu-nonce': toHex(nonce),
       'x-nvidia-overall-att-result': overall,
+      // The oldest driver of all GPUs, so one clause can say "every GPU runs driver ≥ X" (-1: one is unreadable).
+      ...(minDriver !== undefined ? { 'x-conclave-gpu-min-driver-version-number': minDriver } : {}),
     },
     simulated: kinds.has(true),
   };

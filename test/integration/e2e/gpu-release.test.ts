@@ -54,6 +54,7 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
             { claim: 'x-conclave-gpus.GPU-0.dbgstat', equals: 'disabled' },
             { claim: 'x-conclave-gpus.GPU-1.dbgstat', equals: 'disabled' },
             { claim: 'x-nvidia-overall-att-result', equals: true },
+            { claim: 'x-conclave-gpu-min-driver-version-number', greaterOrEquals: 550090000 },
           ],
         },
       ],
@@ -72,6 +73,7 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
     assert.equal(claims['x-conclave-simulated'], true);
     assert.equal(claims['x-conclave-gpu-count'], 2);
     assert.equal(claims['x-nvidia-overall-att-result'], true);
+    assert.equal(claims['x-conclave-gpu-min-driver-version-number'], 550090007);
     for (const g of ['GPU-0', 'GPU-1']) {
       const c = claims['x-conclave-gpus'][g];
       assert.equal(c.measres, 'success');
