@@ -8,6 +8,7 @@
 import { createHash } from 'node:crypto';
 import { fail, isConclaveError } from '../core/errors.js';
 import { type OcspCertId, buildOcspRequestFor, parseOcspResponse, verifyOcspResponse } from '../core/ocsp.js';
+import type { Certificate } from '../core/x509.js';
 import { NVIDIA_DEVICE_IDENTITY_CA, NVIDIA_RIM_ROOT_CA, verifyRim } from '../evidence/nvidia/index.js';
 import type { CollateralItem } from './cache/item.js';
 import type { CollateralService } from './service.js';
@@ -42,19 +43,19 @@ function idMatchesVersion(id: string, version: string): boolean {
   return tail === v || tail === v.replace(/\./g, '');
 }
 
-export function verifyNvidiaRimItem(item: CollateralItem): void {
+export function verifyNvidiaRimItem(item: CollateralItem, rimRoot?: Certificate): void {
   const id = item.scope.replace(/^nvidia\/rim\//, '');
-  const rim = verifyRim(item.body, { at: new Date(item.fetchedAt) });
+  const rim = verifyRim(item.body, { at: new Date(item.fetchedAt), root: rimRoot });
   if (!idMatchesVersion(id, rim.colloquialVersion)) {
     throw fail('rim.version_mismatch', `the RIM stored as ${id} is for version ${rim.colloquialVersion}`, { id, version: rim.colloquialVersion });
   }
 }
 
 /** Verifies an OCSP answer for a CertID: its responder must chain to the NVIDIA device or RIM root. */
-export function verifyNvidiaOcsp(body: Uint8Array, certId: OcspCertId, at: Date): void {
+export function verifyNvidiaOcsp(body: Uint8Array, certId: OcspCertId, at: Date, roots: readonly Certificate[] = [NVIDIA_DEVICE_IDENTITY_CA, NVIDIA_RIM_ROOT_CA]): void {
   const resp = parseOcspResponse(body);
   let last: unknown;
-  for (const root of [NVIDIA_DEVICE_IDENTITY_CA, NVIDIA_RIM_ROOT_CA]) {
+  for (const root of roots) {
     try {
       verifyOcspResponse(resp, { target: { certId }, root, at });
       return;
@@ -66,8 +67,8 @@ export function verifyNvidiaOcsp(body: Uint8Array, certId: OcspCertId, at: Date)
   throw last;
 }
 
-export function verifyNvidiaOcspItem(item: CollateralItem): void {
-  verifyNvidiaOcsp(item.body, certIdOfScope(item.scope), new Date(item.fetchedAt));
+export function verifyNvidiaOcspItem(item: CollateralItem, roots?: readonly Certificate[]): void {
+  verifyNvidiaOcsp(item.body, certIdOfScope(item.scope), new Date(item.fetchedAt), roots);
 }
 
 /** The NVIDIA RIM service's answer shape: `{id, rim: base64(XML), sha256}`. */
