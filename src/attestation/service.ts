@@ -241,7 +241,8 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       const r = verifyAzureHclReport(decoded, certs, { ...opts, ...(runtime ? { runtimeData: runtime.bytes } : {}) });
       // The HCL form binds its own runtime data; init-time data binds through the SNP report's HOST_DATA as in the container form.
       if (initTime) checkInitTimeBinding(r.hostData, initTime, 'SNP HOST_DATA');
-      return { claims: snpClaims(r, 'azure-hcl', runtime, initTime), simulated: false };
+      // The bytes the report binds (the HCL variable data): a composite attestation derives the GPU nonce from them.
+      return { claims: snpClaims(r, 'azure-hcl', runtime, initTime), simulated: false, boundRuntimeData: r.runtimeData ? fromB64(r.runtimeData.data, 'runtimeData') : undefined };
     }
     // Container form: base64url(JSON {SnpReport, VcekCertChain, Endorsements}). Try the pinned AMD roots
     // first; the simulated roots only when the operator opted in.
@@ -316,7 +317,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       const evidenceField = type === 'SgxEnclave' || type === 'TdxVm' ? 'quote' : 'report';
       const evidence = (body as Record<string, unknown>)[evidenceField];
       if (typeof evidence !== 'string' || evidence === '') throw fail('request.invalid', `the request needs "${evidenceField}" (base64url)`, { field: evidenceField });
-      let verified: { claims: Claims; simulated: boolean };
+      let verified: { claims: Claims; simulated: boolean; boundRuntimeData?: Uint8Array | undefined };
       if (type === 'SevSnpVm') verified = await attestSnp(evidence, runtime, initTime, at);
       else {
         let bytes = fromB64(evidence, evidenceField);
@@ -333,8 +334,10 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       // Composite attestation: the GPUs answer a nonce derived from the runtime data the CPU evidence binds.
       if (body.gpuEvidence !== undefined && body.gpuEvidence !== null) {
         if (type !== 'TdxVm' && type !== 'SevSnpVm') throw fail('request.invalid', 'gpuEvidence is accepted with TdxVm and SevSnpVm evidence only', { field: 'gpuEvidence' });
-        if (!runtime) throw fail('request.invalid', 'gpuEvidence needs runtimeData: the GPU nonce is derived from the runtime data the CPU evidence binds', { field: 'runtimeData' });
-        const gpu = await attestGpus(body.gpuEvidence, runtime.bytes, { at, cache: gpuCache, references: deps.gpuReferences, simulated: deps.simulated?.gpus });
+        // The runtime data the CPU evidence binds: the request's, or an Azure CVM HCL report's own variable data.
+        const bound = runtime?.bytes ?? verified.boundRuntimeData;
+        if (!bound) throw fail('request.invalid', 'gpuEvidence needs runtimeData: the GPU nonce is derived from the runtime data the CPU evidence binds', { field: 'runtimeData' });
+        const gpu = await attestGpus(body.gpuEvidence, bound, { at, cache: gpuCache, references: deps.gpuReferences, simulated: deps.simulated?.gpus });
         if (gpu.simulated !== verified.simulated) throw fail('evidence.untrusted_root', 'simulated and real evidence cannot be combined in one attestation');
         verified = { claims: { ...verified.claims, ...gpu.claims }, simulated: verified.simulated };
       }
