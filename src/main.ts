@@ -7,7 +7,7 @@ import { buildApp } from './server/app.js';
 import { type AdminCredential, createAuthenticator, ensureAdminCredential, externalIssuerOf } from './server/auth.js';
 import type { AppContext } from './server/context.js';
 import { createMetrics } from './server/metrics.js';
-import { type ServiceKey, loadOrCreateServiceKey } from './server/service-keys.js';
+import { type ServiceKey, loadOrCreateServiceKey } from './hsm/service-keys.js';
 import { loadOrCreateTls } from './server/tls.js';
 import { createClientStore } from './storage/client-store.js';
 import { openDatabase } from './storage/open.js';

@@ -3,7 +3,7 @@ import { loadConfig } from '../config/config.js';
 import { isConclaveError } from '../core/errors.js';
 import { createPkcs11KeyProtector } from '../hsm/pkcs11.js';
 import { parsePkcs11Spec } from '../hsm/pkcs11-spec.js';
-import { unpinTokenServiceKey } from '../server/service-keys.js';
+import { unpinTokenServiceKey } from '../hsm/service-keys.js';
 import { openDatabase } from '../storage/open.js';
 import { CliError, defaultFormat, printResult } from './output.js';
 

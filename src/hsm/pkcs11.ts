@@ -13,7 +13,7 @@
  *   the parts go through assembleTransferBlob, so the blob is the software provider's format.
  * - The service's release-signing key is an RSA-2048 pair labelled `conclave-service:{name}` (random
  *   CKA_ID, sensitive, not extractable), generated once; its certificate, kept in the store by
- *   src/server/service-keys.ts, pins it by public key, and every load checks CKA_SENSITIVE,
+ *   src/hsm/service-keys.ts, pins it by public key, and every load checks CKA_SENSITIVE,
  *   CKA_EXTRACTABLE, CKA_ALWAYS_SENSITIVE and CKA_NEVER_EXTRACTABLE (`hsm.key_untrusted` otherwise).
  * - A small pool of logged-in R/W sessions; device-level failures drop the connection (503
  *   `hsm.unavailable`); the next request reconnects, later ones back off (1 s doubling to 60 s), a

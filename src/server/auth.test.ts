@@ -10,7 +10,7 @@ import { isConclaveError } from '../core/errors.js';
 import { signJws } from '../core/jwt.js';
 import type { ClientStore } from '../storage/client-store.js';
 import { ACCESS_TOKEN_AUDIENCE, createAuthenticator, type ExternalIssuer } from './auth.js';
-import type { ServiceKey } from './service-keys.js';
+import type { ServiceKey } from '../hsm/service-keys.js';
 
 const ISSUER = 'https://conclave.test';
 const EXT = 'https://idp.test';

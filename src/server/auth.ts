@@ -8,8 +8,8 @@ import { decodeJws, jwksCandidates, type JwtUse, signJws, verifyJwt } from '../c
 import type { ClientStore } from '../storage/client-store.js';
 import { type GetJwks, TARGET_TOKEN_ALGORITHMS } from '../vault/release/index.js';
 import type { Principal } from '../vault/roles.js';
-import type { ServiceKey } from './service-keys.js';
-import { createJwksFetcher } from './vault/jwks.js';
+import type { ServiceKey } from '../hsm/service-keys.js';
+import { createJwksFetcher } from '../upstream/jwks.js';
 
 export type { Principal } from '../vault/roles.js';
 

@@ -4,7 +4,7 @@ import type { Config } from '../config/config.js';
 import type { Sealer } from '../hsm/master-key.js';
 import type { Database } from '../storage/database.js';
 import type { Authenticator } from './auth.js';
-import type { ServiceKey } from './service-keys.js';
+import type { ServiceKey } from '../hsm/service-keys.js';
 
 /**
  * What the composition root hands every service plugin. Plain values and functions: no container,

@@ -12,7 +12,7 @@ import { createCollateralStore } from '../../storage/collateral-store.js';
 import { createHttpClient } from '../../upstream/http.js';
 import type { AppContext } from '../context.js';
 import { createRateLimiter } from '../rate-limit.js';
-import { createKdsCertificateSource, createNvidiaRimSource, createPcsCollateralSource } from './collateral-source.js';
+import { createKdsCertificateSource, createNvidiaRimSource, createPcsCollateralSource } from '../../upstream/collateral-source.js';
 
 /** api-versions of MAA's data plane that we accept (skr-maa-protocol.md §4.1); a missing one is refused as MAA does. */
 export const MAA_API_VERSIONS = ['2018-09-01-preview', '2020-10-01', '2022-08-01', '2022-09-01-preview', '2023-04-01-preview', '2025-06-01', '2026-03-11-preview'];

@@ -2,8 +2,8 @@ import 'reflect-metadata';
 import { type KeyObject, X509Certificate, createHash, createPrivateKey, createPublicKey, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { fail } from '../core/errors.js';
-import type { Sealer } from '../hsm/master-key.js';
-import type { Pkcs11KeyProtector, Pkcs11ServiceSigner } from '../hsm/pkcs11.js';
+import type { Sealer } from './master-key.js';
+import type { Pkcs11KeyProtector, Pkcs11ServiceSigner } from './pkcs11.js';
 import type { Database } from '../storage/database.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);

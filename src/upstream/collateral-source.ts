@@ -1,13 +1,13 @@
 import { readFileSync } from 'node:fs';
-import type { QuoteCollateralSource, SnpCertificateSource } from '../../attestation/ports.js';
-import { fetchCertChain, fetchVcek } from '../../upstream/kds.js';
-import type { QuoteCollateral } from '../../evidence/dcap/collateral.js';
-import { fail, isConclaveError } from '../../core/errors.js';
-import { fetchQuoteCollateral } from '../../upstream/pcs-collateral.js';
-import type { HttpClient } from '../../upstream/http.js';
-import type { GpuReferenceSource } from '../../attestation/gpu.js';
-import { rimFromServiceAnswer } from '../../collateral/nvidia.js';
-import { buildOcspRequest, parseOcspResponse } from '../../core/ocsp.js';
+import type { QuoteCollateralSource, SnpCertificateSource } from '../attestation/ports.js';
+import { fetchCertChain, fetchVcek } from './kds.js';
+import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
+import { fail, isConclaveError } from '../core/errors.js';
+import { fetchQuoteCollateral } from './pcs-collateral.js';
+import type { HttpClient } from './http.js';
+import type { GpuReferenceSource } from '../attestation/gpu.js';
+import { rimFromServiceAnswer } from '../collateral/nvidia.js';
+import { buildOcspRequest, parseOcspResponse } from '../core/ocsp.js';
 
 /** How long fetched collateral is reused before asking the collateral service again. */
 const TTL_MS = 5 * 60_000;

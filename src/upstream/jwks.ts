@@ -5,10 +5,10 @@
  * `minRefreshSeconds`, so unknown-kid tokens cannot turn the vault into a request amplifier.
  */
 import { readFileSync } from 'node:fs';
-import { fail } from '../../core/errors.js';
-import type { GetJwks, JsonWebKeySet } from '../../vault/release/index.js';
-import { normalizeAuthority } from '../../vault/release/index.js';
-import { type HttpClient, createHttpClient } from '../../upstream/http.js';
+import { fail } from '../core/errors.js';
+import type { GetJwks, JsonWebKeySet } from '../vault/release/index.js';
+import { normalizeAuthority } from '../vault/release/index.js';
+import { type HttpClient, createHttpClient } from './http.js';
 
 const MAX_BYTES = 1024 * 1024;
 const TIMEOUT_MS = 5000;
