@@ -4,15 +4,17 @@ import pino, { type Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { createSealer, loadOrCreateMasterKey } from './hsm/master-key.js';
 import { buildApp } from './server/app.js';
-import { type AdminCredential, createAuthenticator, ensureAdminCredential, externalIssuerOf } from './server/auth.js';
+import { type ComposedServices, composeServices, externalIssuerOf } from './compose.js';
+import { type AdminCredential, createAuthenticator, ensureAdminCredential } from './server/auth.js';
 import type { AppContext } from './server/context.js';
 import { createMetrics } from './server/metrics.js';
 import { type ServiceKey, loadOrCreateServiceKey } from './hsm/service-keys.js';
 import { loadOrCreateTls } from './server/tls.js';
 import { createClientStore } from './storage/client-store.js';
 import { openDatabase } from './storage/open.js';
-import { MIGRATIONS } from './storage/migrations/index.js';
 import { checkTrustMode, describeStore } from './storage/store-meta.js';
+import type { Database } from './storage/database.js';
+import { MIGRATIONS } from './storage/migrations/index.js';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
@@ -20,9 +22,16 @@ export interface RunningServer {
   readonly caPath: string;
   readonly adminPath: string;
   readonly admin: AdminCredential;
-  readonly ctx: AppContext;
+  /** What the plugins received, plus the store and the service keys (tests read and tamper with them). */
+  readonly ctx: AppContext & ServerInternals;
   /** Graceful stop: no new connections, in-flight requests finish, then the store closes. */
   close(): Promise<void>;
+}
+
+/** What the composition root holds besides the plugins' context. */
+export interface ServerInternals {
+  readonly db: Database;
+  serviceKey(name: string, alg: 'RS256' | 'ES256', subject: string, hosts?: readonly string[]): Promise<ServiceKey>;
 }
 
 /** Secret-bearing paths that never reach a log line. */
@@ -73,31 +82,36 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     return k;
   };
   const accessTokenKey = await serviceKey('access-token', 'ES256', 'conclave access tokens');
-  const ctx: AppContext = {
-    config,
-    db,
-    sealer,
-    logger,
-    metrics: createMetrics(),
-    auth: createAuthenticator(clients, accessTokenKey, () => baseUrl, () => adminId, externalIssuerOf(config, tls.caPath, now)),
-    baseUrl: () => baseUrl,
-    now,
-    serviceKey,
-    readiness: new Map([['store', () => db.ping()]]),
-    adminClientId: () => adminId,
-    caPath: tls.caPath,
-  };
+  const readiness = new Map<string, () => Promise<void>>([['store', () => db.ping()]]);
   if (config.simulate) logger.warn('--simulate: the simulated TEE root is trusted; every token it yields carries x-conclave-simulated=true. Never use this in production.');
-  let app: FastifyInstance;
+  let services: ComposedServices;
   try {
-    app = await buildApp(ctx, { https: { key: tls.key, cert: tls.cert }, logger });
+    services = await composeServices({ config, db, sealer, logger, now, baseUrl: () => baseUrl, caPath: tls.caPath, serviceKey, readiness });
   } catch (e) {
     await db.close().catch(() => undefined);
     throw e;
   }
+  const ctx: AppContext & ServerInternals = {
+    config,
+    db,
+    serviceKey,
+    logger,
+    metrics: createMetrics(),
+    auth: createAuthenticator(clients, accessTokenKey, () => baseUrl, () => adminId, externalIssuerOf(config, tls.caPath, now)),
+    services,
+    baseUrl: () => baseUrl,
+    now,
+    readiness,
+    adminClientId: () => adminId,
+    caPath: tls.caPath,
+  };
+  let app: FastifyInstance | undefined;
   try {
+    app = await buildApp(ctx, { https: { key: tls.key, cert: tls.cert }, logger });
     await app.listen({ host: config.host, port: config.port });
   } catch (e) {
+    await app?.close().catch(() => undefined);
+    await services.close().catch(() => undefined);
     await db.close().catch(() => undefined);
     throw e;
   }
@@ -118,6 +132,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     close() {
       closing ??= (async () => {
         await app.close();
+        await services.close();
         await db.close();
       })();
       return closing;

@@ -47,6 +47,8 @@ export interface CollateralService {
   refreshDue(force: boolean): Promise<{ key: string; ok: boolean; error?: string }[]>;
   lastError(key: string): { at: number; message: string } | undefined;
   setPolicy(p: BaselinePolicy): Promise<void>;
+  /** Calls `listener` whenever what the cache answers may have changed (new items, policy, failed refreshes). */
+  onChange(listener: () => void): void;
 }
 
 export interface ServiceDeps {
@@ -83,6 +85,10 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
   const pending = new Map<string, Promise<CollateralItem>>();
   let version = 0;
   let policy: BaselinePolicy = DEFAULT_BASELINE;
+  const listeners: (() => void)[] = [];
+  const changed = () => {
+    for (const l of listeners) l();
+  };
   const refreshAhead = d.refreshAheadMs ?? 24 * 3600_000;
 
   function put(item: CollateralItem): void {
@@ -143,6 +149,7 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
       for (const item of await d.store.itemsSince(version)) put(item);
       policy = (await d.store.getSetting<BaselinePolicy>('baseline')) ?? DEFAULT_BASELINE;
       version = v;
+      changed();
       return true;
     },
     items: () => index.values(),
@@ -270,9 +277,11 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
           out.push({ key: i.key, ok: false, error: isConclaveError(e) ? e.message : String(e) });
         }
       }
+      if (out.length > 0) changed();
       return out;
     },
     lastError: (key) => errors.get(key),
+    onChange: (listener) => void listeners.push(listener),
     async setPolicy(p) {
       await d.store.putSetting('baseline', p, d.now());
       await service.sync();

@@ -1,7 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Config } from '../config/config.js';
 import { constantTimeEqual } from '../core/bytes.js';
 import { fail } from '../core/errors.js';
 import { decodeJws, jwksCandidates, type JwtUse, signJws, verifyJwt } from '../core/jwt.js';
@@ -9,7 +8,6 @@ import type { ClientStore } from '../storage/client-store.js';
 import { type GetJwks, TARGET_TOKEN_ALGORITHMS } from '../vault/release/index.js';
 import type { Principal } from '../vault/roles.js';
 import type { ServiceKey } from '../hsm/service-keys.js';
-import { createJwksFetcher } from '../upstream/jwks.js';
 
 export type { Principal } from '../vault/roles.js';
 
@@ -72,6 +70,8 @@ export interface Authenticator {
   issueToken(form: Record<string, string | undefined>, nowSeconds: number): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }>;
   /** Resolves a bearer token to a principal or throws auth.unauthenticated. */
   authenticate(authorization: string | undefined, nowSeconds: number): Promise<Principal>;
+  /** Registers a new OAuth client; its secret is returned once. */
+  registerClient(displayName: string, nowSeconds: number): Promise<{ clientId: string; clientSecret: string }>;
 }
 
 /** An operator-configured external OpenID Connect issuer (`--oidc-issuer`, `--oidc-audience`, …). */
@@ -81,17 +81,6 @@ export interface ExternalIssuer {
   readonly audience: string;
   readonly adminSubjects: readonly string[];
   readonly getJwks: GetJwks;
-}
-
-/** The external issuer of `config`, if any, with a JWKS fetcher that trusts the system CAs plus `caPath`. */
-export function externalIssuerOf(config: Config, caPath: string, now: () => Date): ExternalIssuer | undefined {
-  if (config.oidcIssuer === undefined || config.oidcAudience === undefined) return undefined;
-  return {
-    issuer: config.oidcIssuer,
-    audience: config.oidcAudience,
-    adminSubjects: config.oidcAdminSubjects,
-    getJwks: createJwksFetcher({ caPath, now, ...(config.oidcJwksUri !== undefined ? { jwksUri: config.oidcJwksUri } : {}) }),
-  };
 }
 
 /** The audience of the access tokens this server issues (`aud`), checked on every bearer token. */
@@ -193,5 +182,6 @@ export function createAuthenticator(clients: ClientStore, key: ServiceKey, issue
       }
       return { id: sub, displayName: name, isAdmin: sub === adminClientId() };
     },
+    registerClient: (displayName, now) => createClient(clients, displayName, now),
   };
 }

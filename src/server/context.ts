@@ -1,29 +1,61 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { PolicyStore } from '../attestation/ports.js';
+import type { AttestationService } from '../attestation/service.js';
+import type { TokenSigner } from '../attestation/token.js';
+import type { CollateralAdmin } from '../collateral/admin.js';
+import type { CollateralLookup } from '../collateral/lookup.js';
+import type { PlatformService } from '../collateral/platforms.js';
+import type { CollateralService } from '../collateral/service.js';
+import type { VaultService } from '../vault/service.js';
 import type { Config } from '../config/config.js';
-import type { Sealer } from '../hsm/master-key.js';
-import type { Database } from '../storage/database.js';
 import type { Authenticator } from './auth.js';
-import type { ServiceKey } from '../hsm/service-keys.js';
+
+/** The domain services each plugin serves (built in src/compose.ts). */
+export interface VaultServices {
+  readonly service: VaultService;
+}
+
+export interface AttestationServices {
+  readonly service: AttestationService;
+  readonly policies: PolicyStore;
+  /** The token-signing identity (`/certs`, policy results). */
+  signer(): Promise<TokenSigner>;
+  /** Every key `/certs` publishes: the signing identity, and under --simulate the simulated-TEE one. */
+  publishedSigners(): Promise<TokenSigner[]>;
+}
+
+export interface CollateralServices {
+  readonly service: CollateralService;
+  readonly lookup: CollateralLookup;
+  readonly admin: CollateralAdmin;
+  /** PCK certificates by platform, PCCS registration and platform collateral. */
+  readonly platforms: PlatformService;
+}
+
+export interface Services {
+  readonly vault?: VaultServices | undefined;
+  readonly attestation?: AttestationServices | undefined;
+  readonly collateral?: CollateralServices | undefined;
+}
 
 /**
- * What the composition root hands every service plugin. Plain values and functions: no container,
- * no module state. `baseUrl()` is known only once the server listens (port 0 picks one).
+ * What the composition root hands every service plugin: the finished domain services and the few
+ * values the HTTP edge needs. Plain values and functions: no container, no module state, no adapters.
+ * `baseUrl()` is known only once the server listens (port 0 picks one).
  */
 export interface AppContext {
   readonly config: Config;
-  readonly db: Database;
-  readonly sealer: Sealer;
   readonly logger: Logger;
   readonly metrics: Registry;
   readonly auth: Authenticator;
+  /** The services built for `config.services` (src/compose.ts). */
+  readonly services: Services;
   /** The public base URL, e.g. https://127.0.0.1:8443 (issuer of our tokens, base of kid URLs). */
   baseUrl(): string;
   /** The clock; tests may inject one. */
   now(): Date;
-  /** Loads (or creates once) a named signing identity of the service. */
-  serviceKey(name: string, alg: 'RS256' | 'ES256', subject: string, hosts?: readonly string[]): Promise<ServiceKey>;
-  /** Readiness checks by name; `/readyz` is 200 only when all pass. Services add theirs. */
+  /** Readiness checks by name; `/readyz` is 200 only when all pass. */
   readonly readiness: Map<string, () => Promise<void>>;
   /** The bootstrap administrator's client id. */
   adminClientId(): string | undefined;

@@ -6,6 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { fail } from '../core/errors.js';
+import { verifyAuditChain } from './audit.js';
 import { createVaultCore, type VaultServiceDeps } from './core.js';
 import { createKeyLifecycle } from './lifecycle.js';
 import { createMaintenance } from './maintenance.js';
@@ -40,6 +41,14 @@ export function createVaultService(deps: VaultServiceDeps) {
       if (!(await store.removeAssignment(id, { time: ctx.now().toISOString(), principal: p.id, operation: 'roleRemove', result: 'success', status: 204, detail: { id } }))) {
         throw fail('request.not_found', `no role assignment ${id}`);
       }
+    },
+    /** Audit records from `from`, parsed (the admin API). */
+    async auditLog(from: number, limit: number) {
+      return (await store.auditRows(from, limit)).map((r) => ({ ...r, record: JSON.parse(r.record) as unknown }));
+    },
+    /** Checks the whole audit hash chain. */
+    async verifyAudit() {
+      return verifyAuditChain(await store.auditRows());
     },
     async authorities() {
       return { authorities: await store.authorities(), builtin: [ctx.baseUrl(), ...ctx.config.trustedAuthorities] };

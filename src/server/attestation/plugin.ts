@@ -1,18 +1,12 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ATTEST_TYPES, type AttestRequest, POLICY_TYPES, canonicalType, createAttestationService } from '../../attestation/service.js';
-import { issueToken, openIdMetadata, signingKeySet, type TokenSigner } from '../../attestation/token.js';
+import { ATTEST_TYPES, type AttestRequest, POLICY_TYPES, canonicalType } from '../../attestation/service.js';
+import { issueToken, openIdMetadata, signingKeySet } from '../../attestation/token.js';
 import { encodePolicyJws, managementPayload, policyTokenHash, type PolicyAttestationType, verifyManagementJws } from '../../attestation/policy/index.js';
 import { fail } from '../../core/errors.js';
 import { parseCertificate, pemToDer } from '../../core/x509.js';
-import { loadOrCreateSimulatedTee } from '../../evidence/simulated/index.js';
-import { createPolicyStore } from '../../storage/attestation-store.js';
-import { createCollateralStore } from '../../storage/collateral-store.js';
-import { createHttpClient } from '../../upstream/http.js';
 import type { AppContext } from '../context.js';
 import { createRateLimiter } from '../rate-limit.js';
-import { createKdsCertificateSource, createNvidiaRimSource, createPcsCollateralSource } from '../../upstream/collateral-source.js';
 
 /** api-versions of MAA's data plane that we accept (skr-maa-protocol.md §4.1); a missing one is refused as MAA does. */
 export const MAA_API_VERSIONS = ['2018-09-01-preview', '2020-10-01', '2022-08-01', '2022-09-01-preview', '2023-04-01-preview', '2025-06-01', '2026-03-11-preview'];
@@ -30,43 +24,9 @@ const maa = { config: { family: 'maa' as const } };
  * management plane (`/policies/*`, `/certificates*`), which needs an administrator's bearer token.
  */
 export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  if (!ctx.services.attestation) throw new Error('attestation plugin registered without an attestation service');
+  const { service, signer, publishedSigners, policies } = ctx.services.attestation;
   const issuer = () => ctx.baseUrl();
-  const signerOf = (name: string, subject: () => string) => async (): Promise<TokenSigner> => {
-    const k = await ctx.serviceKey(name, 'RS256', subject());
-    return { kid: k.kid, privateKey: k.privateKey, certDer: k.certDer };
-  };
-  const signer = signerOf('attestation-signing', () => ctx.baseUrl());
-  // Tokens from simulated evidence get a signing key of their own, which exists only under --simulate:
-  // a server without the flag never creates, publishes or trusts it (docs/security.md).
-  const simulatedSigner = ctx.config.simulate ? signerOf('attestation-signing-simulated', () => `${ctx.baseUrl()} simulated TEE tokens, development only`) : undefined;
-  const publishedSigners = async () => (simulatedSigner ? [await signer(), await simulatedSigner()] : [await signer()]);
-  const policies = createPolicyStore(ctx.db, ctx.now);
-  const sightings = createCollateralStore(ctx.db);
-  // Collateral comes from our own collateral service when it runs in this process, else from the upstreams.
-  const local = ctx.config.services.includes('collateral');
-  const collateralBase = () => (local ? ctx.baseUrl() : ctx.config.upstreamIntel);
-  const amdBase = () => (local ? ctx.baseUrl() : ctx.config.upstreamAmd);
-  const rimBase = () => (local ? ctx.baseUrl() : ctx.config.upstreamNvidiaRim);
-  const collateralHttp = createHttpClient({ ca: readFileSync(ctx.caPath), retries: 1 });
-  const service = createAttestationService({
-    collateral: createPcsCollateralSource(collateralBase, collateralHttp),
-    gpuReferences: createNvidiaRimSource(rimBase, collateralHttp),
-    snpCertificates: createKdsCertificateSource(amdBase, ctx.caPath),
-    policies,
-    signer,
-    ...(simulatedSigner ? { simulatedSigner } : {}),
-    issuer,
-    now: ctx.now,
-    cacheClockMs: () => performance.now(),
-    tokenLifetimeSeconds: ctx.config.tokenLifetimeSeconds,
-    simulated: ctx.config.simulate ? loadOrCreateSimulatedTee(ctx.config.dataDir) : undefined,
-    // Platforms seen feed the collateral service's baseline dry run; recording never delays or fails attestation.
-    onPlatformSeen: (p, at) => {
-      sightings.recordPlatformSeen(p, 'attestation', at).catch((e: unknown) => ctx.logger.warn({ err: e }, 'could not record the platform seen'));
-    },
-  });
-  await registerPolicyCertificates(ctx, policies);
-  ctx.readiness.set('attestation-signing-key', async () => void (await signer()));
 
   /** A service-signed token over a management result, as MAA answers policy calls. */
   const resultToken = async (claims: Record<string, unknown>) => ({
@@ -175,28 +135,6 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
         'x-ms-certificate-result': action === 'add' ? 'IsPresent' : 'IsAbsent',
       });
     });
-  }
-}
-
-/**
- * Registers the operator's policy-management certificates (`--policy-certificate`). Isolated mode needs
- * at least one: the first management key must come from whoever runs the server, never from a bearer
- * token, or isolation would be only as strong as the administrator credential.
- */
-async function registerPolicyCertificates(ctx: AppContext, policies: ReturnType<typeof createPolicyStore>): Promise<void> {
-  for (const path of ctx.config.policyCertificates) {
-    let ders: Uint8Array[];
-    try {
-      ders = pemToDer(readFileSync(path, 'latin1'));
-      if (ders.length === 0) throw new Error('no PEM certificate');
-      for (const der of ders) parseCertificate(der);
-    } catch (e) {
-      throw fail('config.invalid', `policy-certificate ${path} is not a readable PEM certificate file`, { option: 'policyCertificates' }, e);
-    }
-    for (const der of ders) await policies.addCertificate(der);
-  }
-  if (ctx.config.isolated && (await policies.listCertificates()).length === 0) {
-    throw fail('config.invalid', 'isolated mode needs at least one policy-management certificate: pass --policy-certificate <pem-file>', { option: 'policyCertificates' });
   }
 }
 

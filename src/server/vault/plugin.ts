@@ -2,23 +2,12 @@
  * The vault service: the AKV keys REST API (family 'akv', challenge-based bearer auth as Azure SDKs
  * expect, azure-sdk-clients.md §1.2) and its administration API under /admin (family 'conclave').
  */
-import { sign as cryptoSign } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { createSoftwareKeyProtector } from '../../hsm/software.js';
-import { createPkcs11KeyProtector, routeKeyProtector } from '../../hsm/pkcs11.js';
-import { parsePkcs11Spec } from '../../hsm/pkcs11-spec.js';
 import { fail, isConclaveError } from '../../core/errors.js';
-import { verifyAuditChain } from '../../vault/audit.js';
 import { type ApiVersion, checkApiVersion, requireFeature } from '../../vault/api-version.js';
 import { checkKeyVersion } from '../../vault/key.js';
-import type { KeyProtector } from '../../vault/ports.js';
-import { createClient, type Principal } from '../auth.js';
+import type { Principal } from '../auth.js';
 import type { AppContext } from '../context.js';
-import { loadOrCreateTokenServiceKey, verifyPinnedTokenServiceKeys } from '../../hsm/service-keys.js';
-import { createJwksFetcher } from '../../upstream/jwks.js';
-import { createVaultService, type ReleaseKeySource, type VaultService, type VaultServiceDeps } from '../../vault/service.js';
-import { createClientStore } from '../../storage/client-store.js';
-import { createVaultStore } from '../../storage/vault-store.js';
 
 /** The tenant the challenge names: any GUID works for the SDK, which passes it to the credential as `tenantId`. */
 export const CHALLENGE_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -59,81 +48,9 @@ function nextLink(base: string, path: string, apiVersion: string, limit: number,
   return `${base}${path}?${q.toString()}`;
 }
 
-/**
- * The vault's scheduled work on a timer (`--maintenance-interval`, 0 = off). Every replica runs it;
- * the store decides each action exactly once. Runs never overlap within a process.
- */
-function scheduleMaintenance(app: FastifyInstance, ctx: AppContext, service: VaultService): void {
-  const seconds = ctx.config.maintenanceIntervalSeconds;
-  if (seconds === 0) return;
-  let running: Promise<unknown> | undefined;
-  const timer = setInterval(() => {
-    running ??= service
-      .runMaintenance()
-      .catch((e) => ctx.logger.error({ err: e }, 'vault maintenance failed'))
-      .finally(() => {
-        running = undefined;
-      });
-  }, seconds * 1000);
-  timer.unref();
-  app.addHook('onClose', async () => {
-    clearInterval(timer);
-    await running;
-  });
-}
-
-export interface VaultPluginOptions {
-  /** The key-protection provider; the software provider under the master key when omitted. */
-  readonly protector?: KeyProtector;
-}
-
-/**
- * `--hsm pkcs11:…`: new keys go into the token; keys made before stay with the software provider, and the
- * release-signing key is generated in the token too (docs/hsm.md).
- */
-async function configuredProtector(app: FastifyInstance, ctx: AppContext): Promise<Pick<VaultServiceDeps, 'protector' | 'releaseKey'>> {
-  const software = createSoftwareKeyProtector(ctx.sealer);
-  if (ctx.config.hsm === undefined) return { protector: software, releaseKey: softwareReleaseKey(ctx) };
-  const hsm = await createPkcs11KeyProtector(parsePkcs11Spec(ctx.config.hsm), { logger: ctx.logger });
-  app.addHook('onClose', async () => hsm.close());
-  // A pinned service key that is gone from the token or could have left it: refuse to start.
-  try {
-    await verifyPinnedTokenServiceKeys(ctx.db, hsm);
-  } catch (e) {
-    await hsm.close();
-    throw e;
-  }
-  ctx.readiness.set('hsm', () => hsm.check());
-  return {
-    protector: routeKeyProtector(hsm, software),
-    releaseKey: (subject, host) => loadOrCreateTokenServiceKey(ctx.db, hsm, `release-signing:${host}`, subject, ctx.now().getTime(), [host]),
-  };
-}
-
-/** The release-signing key as a software service key (RS256), sealed under the master key in the store. */
-function softwareReleaseKey(ctx: AppContext): ReleaseKeySource {
-  return (subject, host) =>
-    ctx.serviceKey(`release-signing:${host}`, 'RS256', subject, [host]).then((sk) => ({
-      sign: (data: Uint8Array) => cryptoSign('sha256', data, sk.privateKey),
-      certDer: sk.certDer,
-    }));
-}
-
-export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: VaultPluginOptions = {}): Promise<void> {
-  const store = createVaultStore(ctx.db);
-  const service: VaultService = createVaultService({
-    store,
-    ...(opts.protector ? { protector: opts.protector, releaseKey: softwareReleaseKey(ctx) } : await configuredProtector(app, ctx)),
-    getJwks: createJwksFetcher({ caPath: ctx.caPath, now: ctx.now }),
-    sealer: ctx.sealer,
-    now: ctx.now,
-    baseUrl: ctx.baseUrl,
-    trustedAuthorities: ctx.config.trustedAuthorities,
-    simulate: ctx.config.simulate,
-    softDelete: { recoverableDays: ctx.config.recoverableDays, purgeProtection: ctx.config.purgeProtection },
-    logger: ctx.logger,
-  });
-  scheduleMaintenance(app, ctx, service);
+export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promise<void> {
+  const service = ctx.services.vault?.service;
+  if (!service) throw new Error('vault plugin registered without a vault service');
 
   /** AKV: bearer or a challenge (401 + WWW-Authenticate), then the api-version check. */
   async function akv(request: FastifyRequest, reply: FastifyReply): Promise<{ p: Principal; v: ApiVersion; q: URLSearchParams }> {
@@ -306,17 +223,17 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext, opts: V
     const name = (req.body as { displayName?: unknown } | undefined)?.displayName;
     if (typeof name !== 'string' || name.length === 0 || name.length > 200) throw fail('request.invalid', 'displayName (1–200 characters) is required', { field: 'displayName' });
     reply.status(201);
-    return createClient(createClientStore(ctx.db), name, Math.floor(ctx.now().getTime() / 1000));
+    return ctx.auth.registerClient(name, Math.floor(ctx.now().getTime() / 1000));
   });
   app.get('/admin/vault/audit', adminRoute('Read the audit log'), async (req) => {
     await admin(req);
     const q = query(req);
     const from = Number(q.get('from') ?? '1');
     const limit = Math.min(Number(q.get('limit') ?? '1000'), 10000);
-    return { value: (await store.auditRows(from, limit)).map((r) => ({ ...r, record: JSON.parse(r.record) })) };
+    return { value: await service.auditLog(from, limit) };
   });
   app.get('/admin/vault/audit/verify', adminRoute('Verify the audit hash chain'), async (req) => {
     await admin(req);
-    return verifyAuditChain(await store.auditRows());
+    return service.verifyAudit();
   });
 }

@@ -53,6 +53,21 @@ describe('attestation of real vendor evidence with collateral from our collatera
     }
   });
 
+  test('the attestation service reads the collateral cache in process, not over HTTPS to itself', async () => {
+    const expected = readFixtureJson<any>('intel', 'sgx-v3-phala', 'expected.json')['quote.bin'];
+    const standin = await startPcsStandin('sgx-phala');
+    try {
+      // The public URL names a port nothing listens on: a call to ourselves over HTTPS would fail.
+      const flags = { upstreamIntel: standin.url, publicUrl: 'https://127.0.0.1:9', services: ['attestation', 'collateral'] };
+      const r = await attestAt(expected.verify_at, flags, '/attest/SgxEnclave', { quote: b64url(readFixture('intel', 'sgx-v3-phala', 'quote.bin')) });
+      assert.equal(r.status, 200, r.text);
+      assert.equal(r.claims!['x-conclave-tcb-status'], expected.status);
+      assert.ok(standin.count('/tcb') >= 1, 'the TCB info came through the collateral cache');
+    } finally {
+      await standin.close();
+    }
+  });
+
   test('TDX quote v4 (Phala): TD measurements and UpToDate', async () => {
     const expected = readFixtureJson<any>('intel', 'tdx-v4-phala', 'expected.json')['quote.bin'];
     const standin = await startPcsStandin('tdx-phala');

@@ -1,0 +1,127 @@
+/**
+ * Finding collateral for a request: the cached item, else (where the mode allows) one upstream fetch
+ * shared by concurrent callers and replicas. The PCS/THIM/KDS routes answer with these items, and the
+ * attestation service reads them in process (collateral/sources.ts) when both services run together.
+ * PCK certificates and platform registration are collateral/platforms.ts.
+ */
+import { fail } from '../core/errors.js';
+import type { AmdProduct } from '../evidence/snp/roots.js';
+import type { KdsTcb } from './amd/kds.js';
+import { type EvaluationSelector, meetsAmdMinimum } from './baseline.js';
+import { type CollateralItem, type CollateralKind, type PcsVersion, type Tee, identityScope, tcbScope } from './cache/item.js';
+import type { CollateralService } from './service.js';
+
+export type IntelEnclave = 'qe' | 'qve' | 'qae';
+
+/** A hex request parameter of `len` characters (or a range), upper-cased; `request.invalid` otherwise. */
+export function hexParameter(v: string | undefined, len: number | [number, number], name: string): string {
+  const [lo, hi] = typeof len === 'number' ? [len, len] : len;
+  if (v === undefined || !/^[0-9a-fA-F]*$/.test(v) || v.length < lo || v.length > hi) throw fail('request.invalid', `${name} must be ${lo === hi ? lo : `${lo}–${hi}`} hex characters`, { parameter: name });
+  return v.toUpperCase();
+}
+
+/** THIM AMD `tcbm`: REPORTED_TCB as a u64 in hex (§3.5), byte 0 least significant. */
+export function tcbFromTcbm(product: AmdProduct, tcbm: string): KdsTcb {
+  const b = Buffer.from(hexParameter(tcbm, 16, 'tcbm'), 'hex').reverse();
+  return product === 'Turin'
+    ? { fmc: b[0]!, bootloader: b[1]!, tee: b[2]!, snp: b[3]!, microcode: b[7]! }
+    : { bootloader: b[0]!, tee: b[1]!, snp: b[6]!, microcode: b[7]! };
+}
+
+export interface CollateralLookup {
+  readonly service: CollateralService;
+  /** The cached item `key`, else (where the mode allows) one fetch shared by concurrent callers and replicas. */
+  cached(kind: CollateralKind, key: string, fetch: () => Promise<CollateralItem>): Promise<CollateralItem>;
+  tcbInfo(tee: Tee, version: PcsVersion, fmspc: string, sel: EvaluationSelector): Promise<CollateralItem>;
+  enclaveIdentity(tee: Tee, version: PcsVersion, enclave: IntelEnclave, sel: EvaluationSelector): Promise<CollateralItem>;
+  tcbEvaluationNumbers(tee: Tee): Promise<CollateralItem>;
+  pckCrl(ca: 'processor' | 'platform'): Promise<CollateralItem>;
+  rootCaCrl(): Promise<CollateralItem>;
+  /** `hwid`: the chip id in hex (the first 8 bytes of it for Turin). */
+  vcek(product: AmdProduct, hwid: string, tcb: KdsTcb): Promise<CollateralItem>;
+  certChain(product: AmdProduct, key: 'vcek' | 'vlek'): Promise<CollateralItem>;
+  /** The CRL the ARK signs over ASKs (`vcek`) or ASVKs (`vlek`). */
+  amdCrl(product: AmdProduct, key: 'vcek' | 'vlek'): Promise<CollateralItem>;
+  /** Whether the last refresh of the item failed (its answers carry a staleness warning). */
+  failing(item: CollateralItem): boolean;
+}
+
+export function createCollateralLookup(svc: CollateralService): CollateralLookup {
+  const { upstream } = svc;
+
+  async function cached(kind: CollateralKind, key: string, fetch: () => Promise<CollateralItem>): Promise<CollateralItem> {
+    const hit = svc.get(key);
+    if (hit) return hit;
+    if (!svc.mayFetch(kind)) throw fail('collateral.not_found', `${key} is not cached${svc.mode !== 'lazy' ? ` (mode ${svc.mode})` : ''}`, { key });
+    return svc.fetchOnce(key, () => svc.get(key), fetch);
+  }
+
+  function newestOf(scope: string): CollateralItem | undefined {
+    return svc.scopeItems(scope).reduce<CollateralItem | undefined>((a, b) => (b.evalNumber !== null && (!a || b.evalNumber > a.evalNumber!) ? b : a), undefined);
+  }
+
+  async function versioned(kind: CollateralKind, tee: Tee, version: PcsVersion, scope: string, fmspc: string | undefined, sel: EvaluationSelector, path: string, query: Record<string, string>): Promise<CollateralItem> {
+    let item = svc.pick(scope, tee, fmspc, sel);
+    if (item) return item;
+    let error: unknown;
+    if (svc.mayFetch(kind)) {
+      const q: Record<string, string> = { ...query };
+      if (sel.type === 'number') q.tcbEvaluationDataNumber = String(sel.number);
+      else if (version === 'v4') q.update = sel.type === 'early' ? 'early' : 'standard';
+      const selector = sel.type === 'number' ? null : sel.type === 'early' ? 'early' : 'standard';
+      try {
+        // One fetch per URL across concurrent misses and replicas; a replica that waited finds the item stored.
+        await svc.fetchOnce(`${scope}?${new URLSearchParams(q).toString()}`, () => svc.pick(scope, tee, fmspc, sel), async () =>
+          svc.ingest(kind, scope, true, selector, await upstream.intel(tee, version, path, q)),
+        );
+      } catch (e) {
+        error = e;
+      }
+    }
+    // Without an upstream answer, the newest cached version stands in for `early`, and Intel's standard
+    // one for a baseline number the upstream no longer has; an explicit number has no stand-in.
+    item = svc.pick(scope, tee, fmspc, sel) ?? (sel.type === 'number' ? undefined : (svc.pick(scope, tee, fmspc, { type: 'standard' }) ?? undefined));
+    if (sel.type === 'early') item = svc.pick(scope, tee, fmspc, sel) ?? newestOf(scope);
+    if (!item) throw error ?? fail('collateral.not_found', `no ${kind} cached for ${scope}${sel.type === 'number' ? ` at evaluation number ${sel.number}` : ''}`, { scope });
+    return item;
+  }
+
+  return {
+    service: svc,
+    cached,
+    tcbInfo: (tee, version, fmspc, sel) => versioned('tcb', tee, version, tcbScope(tee, version, fmspc), fmspc, sel, 'tcb', { fmspc }),
+    enclaveIdentity: (tee, version, enclave, sel) => versioned(`${enclave}_identity` as CollateralKind, tee, version, identityScope(tee, version, enclave), undefined, sel, `${enclave}/identity`, {}),
+    tcbEvaluationNumbers(tee) {
+      const scope = `${tee}/v4/tcbevaluationdatanumbers`;
+      return cached('tcb_eval_numbers', scope, async () => svc.ingest('tcb_eval_numbers', scope, false, null, await upstream.intel(tee, 'v4', 'tcbevaluationdatanumbers', {})));
+    },
+    pckCrl(ca) {
+      const scope = `sgx/pckcrl/${ca}`;
+      return cached('pckcrl', scope, async () => svc.ingest('pckcrl', scope, false, null, await upstream.intel('sgx', 'v4', 'pckcrl', { ca, encoding: 'der' })));
+    },
+    rootCaCrl() {
+      const scope = 'sgx/rootcacrl';
+      return cached('rootcacrl', scope, async () => svc.ingest('rootcacrl', scope, false, null, await upstream.intelRootCaCrl()));
+    },
+    async vcek(prod, hwid, tcb) {
+      if (!meetsAmdMinimum(svc.policy(), prod, tcb)) throw fail('collateral.below_baseline', `the requested TCB is below the minimum TCB configured for ${prod}`, { product: prod });
+      const id = hexParameter(hwid, prod === 'Turin' ? 16 : 128, 'hwid').toLowerCase();
+      const spec = `${prod === 'Turin' ? `${tcb.fmc ?? 0}-` : ''}${tcb.bootloader}-${tcb.tee}-${tcb.snp}-${tcb.microcode}`;
+      const scope = `amd/vcek/${prod}/${id}/${spec}`;
+      const p2 = (n: number) => String(n).padStart(2, '0');
+      const query = `${prod === 'Turin' ? `fmcSPL=${p2(tcb.fmc ?? 0)}&` : ''}blSPL=${p2(tcb.bootloader)}&teeSPL=${p2(tcb.tee)}&snpSPL=${p2(tcb.snp)}&ucodeSPL=${p2(tcb.microcode)}`;
+      return cached('vcek', scope, async () => svc.ingest('vcek', scope, false, null, await upstream.amd(`/vcek/v1/${prod}/${id}?${query}`)));
+    },
+    certChain(prod, key) {
+      const kind: CollateralKind = key === 'vcek' ? 'vcek_chain' : 'vlek_chain';
+      const scope = `amd/${kind}/${prod}`;
+      return cached(kind, scope, async () => svc.ingest(kind, scope, false, null, await upstream.amd(`/${key}/v1/${prod}/cert_chain`)));
+    },
+    amdCrl(prod, key) {
+      const kind: CollateralKind = key === 'vcek' ? 'vcek_crl' : 'vlek_crl';
+      const scope = `amd/${kind}/${prod}`;
+      return cached(kind, scope, async () => svc.ingest(kind, scope, false, null, await upstream.amd(`/${key}/v1/${prod}/crl`)));
+    },
+    failing: (item) => svc.lastError(item.key) !== undefined,
+  };
+}

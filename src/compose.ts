@@ -1,0 +1,268 @@
+/**
+ * The composition root of the services: every adapter (stores, key protection, HTTP clients, upstreams)
+ * and every timer is built here, and each domain service receives its ports as parameters. The HTTP
+ * plugins (src/server/) get the finished services and only translate the wire.
+ */
+import { readFileSync } from 'node:fs';
+import { sign as cryptoSign } from 'node:crypto';
+import type { Logger } from 'pino';
+import { cachedQuoteCollateralSource, cachedVcekSource } from './attestation/collateral-cache.js';
+import type { GpuReferenceSource } from './attestation/gpu.js';
+import type { PolicyStore, QuoteCollateralSource, SnpCertificateSource } from './attestation/ports.js';
+import { createAttestationService } from './attestation/service.js';
+import type { TokenSigner } from './attestation/token.js';
+import { createCollateralAdmin } from './collateral/admin.js';
+import { type CollateralLookup, createCollateralLookup } from './collateral/lookup.js';
+import type { CollateralStore } from './collateral/ports.js';
+import { createPlatformService } from './collateral/platforms.js';
+import { createCollateralService } from './collateral/service.js';
+import { gpuReferencesFromCache, quoteCollateralFromCache, vcekFromCache } from './collateral/sources.js';
+import type { Config } from './config/config.js';
+import { loadOrCreateSimulatedTee } from './evidence/simulated/index.js';
+import { fail } from './core/errors.js';
+import { parseCertificate, pemToDer } from './core/x509.js';
+import type { Sealer } from './hsm/master-key.js';
+import { createPkcs11KeyProtector, routeKeyProtector } from './hsm/pkcs11.js';
+import { parsePkcs11Spec } from './hsm/pkcs11-spec.js';
+import { type ServiceKey, loadOrCreateTokenServiceKey, verifyPinnedTokenServiceKeys } from './hsm/service-keys.js';
+import { createSoftwareKeyProtector } from './hsm/software.js';
+import { createPolicyStore } from './storage/attestation-store.js';
+import { createCollateralStore } from './storage/collateral-store.js';
+import type { Database } from './storage/database.js';
+import { createVaultStore } from './storage/vault-store.js';
+import { createCollateralUpstream } from './upstream/collateral-upstream.js';
+import { createNvidiaRimSource, kdsVcekFetcher, pcsQuoteCollateralFetcher } from './upstream/collateral-source.js';
+import { createHttpClient } from './upstream/http.js';
+import { createJwksFetcher } from './upstream/jwks.js';
+import { createVaultService, type ReleaseKeySource, type VaultService } from './vault/service.js';
+import type { ExternalIssuer } from './server/auth.js';
+import type { AttestationServices, CollateralServices, Services, VaultServices } from './server/context.js';
+
+/** What the services are built on: the store, the master key, the clock, the service's own identity. */
+export interface Foundation {
+  readonly config: Config;
+  readonly db: Database;
+  readonly sealer: Sealer;
+  readonly logger: Logger;
+  readonly now: () => Date;
+  /** The public base URL, known once the server listens. */
+  readonly baseUrl: () => string;
+  /** The local CA certificate (trusted for our own and operator-configured HTTPS peers). */
+  readonly caPath: string;
+  /** Loads (or creates once) a named signing identity of the service. */
+  serviceKey(name: string, alg: 'RS256' | 'ES256', subject: string, hosts?: readonly string[]): Promise<ServiceKey>;
+  /** `/readyz` checks by name; the services add theirs. */
+  readonly readiness: Map<string, () => Promise<void>>;
+}
+
+export interface ComposedServices extends Services {
+  /** Stops the timers and closes the HTTP clients and the HSM session pool. */
+  close(): Promise<void>;
+}
+
+/** Collateral timers: replicas poll the store's version every second; the refresh schedule runs every 10 minutes. */
+const COLLATERAL_SYNC_MS = 1000;
+const COLLATERAL_REFRESH_MS = 10 * 60_000;
+
+/**
+ * Builds the configured services (`config.services`) over the foundation. The attestation service reads
+ * collateral from the collateral cache in this process when that service runs here, and from the
+ * configured upstreams over HTTPS otherwise.
+ */
+export async function composeServices(f: Foundation): Promise<ComposedServices> {
+  const closers: (() => void | Promise<void>)[] = [];
+  const runs = (name: Config['services'][number]) => f.config.services.includes(name);
+  let collateralStore: CollateralStore | undefined;
+  const sightings = () => (collateralStore ??= createCollateralStore(f.db));
+  try {
+    const collateral = runs('collateral') ? await composeCollateral(f, sightings(), closers) : undefined;
+    const attestation = runs('attestation') ? await composeAttestation(f, sightings(), collateral?.lookup, closers) : undefined;
+    const vault = runs('vault') ? await composeVault(f, closers) : undefined;
+    return {
+      vault,
+      attestation,
+      collateral,
+      async close() {
+        for (const c of closers.splice(0).reverse()) await c();
+      },
+    };
+  } catch (e) {
+    for (const c of closers.reverse()) await Promise.resolve(c()).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function composeCollateral(f: Foundation, store: CollateralStore, closers: (() => void | Promise<void>)[]): Promise<CollateralServices> {
+  const http = createHttpClient({ retries: 3, timeoutMs: 15_000 });
+  closers.push(() => http.close());
+  const upstream = createCollateralUpstream({
+    intel: f.config.upstreamIntel,
+    intelApiKey: f.config.intelApiKey,
+    amd: f.config.upstreamAmd,
+    nvidiaRim: f.config.upstreamNvidiaRim,
+    nvidiaOcsp: f.config.upstreamNvidiaOcsp,
+    http,
+  });
+  const service = createCollateralService({ mode: f.config.collateralMode, store, upstream, now: f.now, logger: f.logger.child({ service: 'collateral' }) });
+  await service.sync();
+  const syncTimer = setInterval(() => service.sync().catch(() => undefined), COLLATERAL_SYNC_MS);
+  const refreshTimer = setInterval(() => {
+    service.refreshDue(false).catch((e: unknown) => f.logger.warn({ err: e }, 'collateral refresh schedule failed'));
+  }, COLLATERAL_REFRESH_MS);
+  for (const t of [syncTimer, refreshTimer]) t.unref();
+  closers.push(() => {
+    clearInterval(syncTimer);
+    clearInterval(refreshTimer);
+  });
+  f.readiness.set('collateral', async () => {
+    await store.currentVersion();
+  });
+  return { service, lookup: createCollateralLookup(service), admin: createCollateralAdmin(service, f.now), platforms: createPlatformService({ svc: service, now: f.now }) };
+}
+
+async function composeAttestation(f: Foundation, sightings: CollateralStore, local: CollateralLookup | undefined, closers: (() => void | Promise<void>)[]): Promise<AttestationServices> {
+  const signerOf = (name: string, subject: () => string) => async (): Promise<TokenSigner> => {
+    const k = await f.serviceKey(name, 'RS256', subject());
+    return { kid: k.kid, privateKey: k.privateKey, certDer: k.certDer };
+  };
+  const signer = signerOf('attestation-signing', () => f.baseUrl());
+  // Tokens from simulated evidence get a signing key of their own, which exists only under --simulate:
+  // a server without the flag never creates, publishes or trusts it (docs/security.md).
+  const simulatedSigner = f.config.simulate ? signerOf('attestation-signing-simulated', () => `${f.baseUrl()} simulated TEE tokens, development only`) : undefined;
+  const publishedSigners = async () => (simulatedSigner ? [await signer(), await simulatedSigner()] : [await signer()]);
+  const policies = createPolicyStore(f.db, f.now);
+  const nowMs = () => Date.now();
+  let collateral: QuoteCollateralSource;
+  let snpCertificates: SnpCertificateSource;
+  let gpuReferences: GpuReferenceSource;
+  if (local) {
+    collateral = cachedQuoteCollateralSource((req) => quoteCollateralFromCache(local, req, f.now), nowMs);
+    snpCertificates = cachedVcekSource((req) => vcekFromCache(local, req, f.now));
+    gpuReferences = gpuReferencesFromCache(local, f.now);
+  } else {
+    const http = createHttpClient({ ca: readFileSync(f.caPath), retries: 1 });
+    closers.push(() => http.close());
+    collateral = cachedQuoteCollateralSource(pcsQuoteCollateralFetcher(() => f.config.upstreamIntel, http), nowMs);
+    snpCertificates = cachedVcekSource(kdsVcekFetcher(() => f.config.upstreamAmd, f.caPath));
+    gpuReferences = createNvidiaRimSource(() => f.config.upstreamNvidiaRim, http);
+  }
+  const service = createAttestationService({
+    collateral,
+    gpuReferences,
+    snpCertificates,
+    policies,
+    signer,
+    ...(simulatedSigner ? { simulatedSigner } : {}),
+    issuer: f.baseUrl,
+    now: f.now,
+    cacheClockMs: () => performance.now(),
+    tokenLifetimeSeconds: f.config.tokenLifetimeSeconds,
+    simulated: f.config.simulate ? loadOrCreateSimulatedTee(f.config.dataDir) : undefined,
+    // Platforms seen feed the collateral service's baseline dry run; recording never delays or fails attestation.
+    onPlatformSeen: (p, at) => {
+      sightings.recordPlatformSeen(p, 'attestation', at).catch((e: unknown) => f.logger.warn({ err: e }, 'could not record the platform seen'));
+    },
+  });
+  await registerPolicyCertificates(f.config, policies);
+  f.readiness.set('attestation-signing-key', async () => void (await signer()));
+  return { service, policies, signer, publishedSigners };
+}
+
+/**
+ * Registers the operator's policy-management certificates (`--policy-certificate`). Isolated mode needs
+ * at least one: the first management key must come from whoever runs the server, never from a bearer
+ * token, or isolation would be only as strong as the administrator credential.
+ */
+async function registerPolicyCertificates(config: Config, policies: PolicyStore): Promise<void> {
+  for (const path of config.policyCertificates) {
+    let ders: Uint8Array[];
+    try {
+      ders = pemToDer(readFileSync(path, 'latin1'));
+      if (ders.length === 0) throw new Error('no PEM certificate');
+      for (const der of ders) parseCertificate(der);
+    } catch (e) {
+      throw fail('config.invalid', `policy-certificate ${path} is not a readable PEM certificate file`, { option: 'policyCertificates' }, e);
+    }
+    for (const der of ders) await policies.addCertificate(der);
+  }
+  if (config.isolated && (await policies.listCertificates()).length === 0) {
+    throw fail('config.invalid', 'isolated mode needs at least one policy-management certificate: pass --policy-certificate <pem-file>', { option: 'policyCertificates' });
+  }
+}
+
+/**
+ * Keys under the master key (software), or with `--hsm pkcs11:…` new keys in the token while keys made
+ * before stay with the software provider; the release-signing key then lives in the token too (docs/hsm.md).
+ */
+async function composeVault(f: Foundation, closers: (() => void | Promise<void>)[]): Promise<VaultServices> {
+  const software = createSoftwareKeyProtector(f.sealer);
+  let protector = software;
+  let releaseKey: ReleaseKeySource = (subject, host) =>
+    f.serviceKey(`release-signing:${host}`, 'RS256', subject, [host]).then((sk) => ({
+      sign: (data: Uint8Array) => cryptoSign('sha256', data, sk.privateKey),
+      certDer: sk.certDer,
+    }));
+  if (f.config.hsm !== undefined) {
+    const hsm = await createPkcs11KeyProtector(parsePkcs11Spec(f.config.hsm), { logger: f.logger });
+    // A pinned service key that is gone from the token or could have left it: refuse to start.
+    try {
+      await verifyPinnedTokenServiceKeys(f.db, hsm);
+    } catch (e) {
+      await hsm.close();
+      throw e;
+    }
+    closers.push(() => hsm.close());
+    f.readiness.set('hsm', () => hsm.check());
+    protector = routeKeyProtector(hsm, software);
+    releaseKey = (subject, host) => loadOrCreateTokenServiceKey(f.db, hsm, `release-signing:${host}`, subject, f.now().getTime(), [host]);
+  }
+  const service = createVaultService({
+    store: createVaultStore(f.db),
+    protector,
+    releaseKey,
+    getJwks: createJwksFetcher({ caPath: f.caPath, now: f.now }),
+    sealer: f.sealer,
+    now: f.now,
+    baseUrl: f.baseUrl,
+    trustedAuthorities: f.config.trustedAuthorities,
+    simulate: f.config.simulate,
+    softDelete: { recoverableDays: f.config.recoverableDays, purgeProtection: f.config.purgeProtection },
+    logger: f.logger,
+  });
+  scheduleMaintenance(f, service, closers);
+  return { service };
+}
+
+/**
+ * The vault's scheduled work on a timer (`--maintenance-interval`, 0 = off). Every replica runs it;
+ * the store decides each action exactly once. Runs never overlap within a process.
+ */
+function scheduleMaintenance(f: Foundation, service: VaultService, closers: (() => void | Promise<void>)[]): void {
+  const seconds = f.config.maintenanceIntervalSeconds;
+  if (seconds === 0) return;
+  let running: Promise<unknown> | undefined;
+  const timer = setInterval(() => {
+    running ??= service
+      .runMaintenance()
+      .catch((e) => f.logger.error({ err: e }, 'vault maintenance failed'))
+      .finally(() => {
+        running = undefined;
+      });
+  }, seconds * 1000);
+  timer.unref();
+  closers.push(async () => {
+    clearInterval(timer);
+    await running;
+  });
+}
+
+/** The operator-configured external OIDC issuer, if any, with a JWKS fetcher that trusts the system CAs plus `caPath`. */
+export function externalIssuerOf(config: Config, caPath: string, now: () => Date): ExternalIssuer | undefined {
+  if (config.oidcIssuer === undefined || config.oidcAudience === undefined) return undefined;
+  return {
+    issuer: config.oidcIssuer,
+    audience: config.oidcAudience,
+    adminSubjects: config.oidcAdminSubjects,
+    getJwks: createJwksFetcher({ caPath, now, ...(config.oidcJwksUri !== undefined ? { jwksUri: config.oidcJwksUri } : {}) }),
+  };
+}
