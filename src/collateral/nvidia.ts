@@ -10,8 +10,14 @@ import { fail, isConclaveError } from '../core/errors.js';
 import { type OcspCertId, buildOcspRequestFor, parseOcspResponse, verifyOcspResponse } from '../core/ocsp.js';
 import type { Certificate } from '../core/x509.js';
 import { NVIDIA_DEVICE_IDENTITY_CA, NVIDIA_RIM_ROOT_CA, verifyRim } from '../evidence/nvidia/index.js';
-import type { CollateralItem } from './cache/item.js';
-import type { CollateralService } from './service.js';
+import type { CollateralItem, CollateralKind } from './cache/item.js';
+import type { CollateralUpstream, UpstreamAnswer } from './ports.js';
+
+/** What fetching NVIDIA collateral needs of the cache service (collateral/service.ts). */
+export interface NvidiaFetchTarget {
+  readonly upstream: CollateralUpstream;
+  ingest(kind: CollateralKind, scope: string, versioned: boolean, selector: string | null, r: UpstreamAnswer): Promise<CollateralItem>;
+}
 
 /** NVIDIA RIM ids: `NV_GPU_DRIVER_GH100_550.90.07`, `NV_GPU_CC_DRIVER_GB100_575.32`, `NV_GPU_VBIOS_1010_0200_882_96009F0001`. */
 const RIM_ID = /^NV_GPU_[A-Z0-9_]{1,64}_[0-9A-Za-z.]{1,32}$/;
@@ -92,13 +98,13 @@ export function rimFromServiceAnswer(id: string, body: Uint8Array): Uint8Array {
 }
 
 /** Fetches a RIM by id from the NVIDIA RIM upstream and stores it (verified). */
-export async function fetchRim(svc: CollateralService, id: string): Promise<CollateralItem> {
+export async function fetchRim(svc: NvidiaFetchTarget, id: string): Promise<CollateralItem> {
   const r = await svc.upstream.nvidiaRim(checkRimId(id));
   return svc.ingest('nvidia_rim', rimScope(id), false, null, { ...r, body: rimFromServiceAnswer(id, r.body), headers: { ...r.headers, 'content-type': 'application/xml' } });
 }
 
 /** Asks the NVIDIA OCSP upstream about a CertID (without a nonce, so the answer can be cached) and stores it. */
-export async function fetchOcsp(svc: CollateralService, certId: OcspCertId): Promise<CollateralItem> {
+export async function fetchOcsp(svc: NvidiaFetchTarget, certId: OcspCertId): Promise<CollateralItem> {
   const scope = ocspScope(certId);
   const r = await svc.upstream.nvidiaOcsp(buildOcspRequestFor(certId));
   // One source per CertID, so refreshes of different certificates are not coalesced into one.
@@ -106,7 +112,7 @@ export async function fetchOcsp(svc: CollateralService, certId: OcspCertId): Pro
 }
 
 /** Refresh of a stored NVIDIA item from its upstream. */
-export async function fetchNvidiaAgain(svc: CollateralService, item: CollateralItem): Promise<CollateralItem> {
+export async function fetchNvidiaAgain(svc: NvidiaFetchTarget, item: CollateralItem): Promise<CollateralItem> {
   if (item.kind === 'nvidia_rim') return fetchRim(svc, item.scope.replace(/^nvidia\/rim\//, ''));
   return fetchOcsp(svc, certIdOfScope(item.scope));
 }
