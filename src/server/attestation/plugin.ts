@@ -4,7 +4,7 @@ import { ATTEST_TYPES, type AttestRequest, POLICY_TYPES, canonicalType } from '.
 import { issueToken, openIdMetadata, signingKeySet } from '../../attestation/token.js';
 import { encodePolicyJws, managementPayload, policyTokenHash, type PolicyAttestationType, verifyManagementJws } from '../../attestation/policy/index.js';
 import { fail } from '../../core/errors.js';
-import { parseCertificate, pemToDer } from '../../core/x509.js';
+import { parseCertificate } from '../../core/x509.js';
 import type { AppContext } from '../context.js';
 import { createRateLimiter } from '../rate-limit.js';
 
