@@ -147,6 +147,13 @@ async function composeAttestation(f: Foundation, sightings: CollateralStore, loc
     gpuReferences = createNvidiaRimSource(() => f.config.upstreamNvidiaRim, http);
   }
   const service = createAttestationService({
+    tpmAikRoots: f.config.tpmAikRoots.flatMap((path) => {
+      try {
+        return pemToDer(readFileSync(path, 'utf8'));
+      } catch (e) {
+        throw fail('config.invalid', `tpm-aik-root ${path} is not a readable PEM certificate file`, { option: 'tpmAikRoots' }, e);
+      }
+    }),
     collateral,
     gpuReferences,
     snpCertificates,

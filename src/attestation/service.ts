@@ -4,7 +4,8 @@
  * parameters; the HTTP layer (server/attestation) only translates wire formats.
  */
 import { parsePckSgxExtension } from '../evidence/dcap/pck-extension.js';
-import { fromB64 } from '../core/bytes.js';
+import { createPublicKey } from 'node:crypto';
+import { b64url, fromB64 } from '../core/bytes.js';
 import { ConclaveError, fail } from '../core/errors.js';
 import { createTurnQueue } from '../core/turns.js';
 import { parseCertificate, pemToDer } from '../core/x509.js';
@@ -17,9 +18,10 @@ import { isHclReport, parseHclReport } from '../evidence/azure-vtpm/hcl.js';
 import { parseAzureVtpmEvidence } from '../evidence/azure-vtpm/evidence.js';
 import { parseGuestAttestationInfo } from '../evidence/azure-vtpm/guest.js';
 import { createAzureVmAttester, sealTokenToTpmKey } from './azure-vm.js';
+import { createTpmProtocol } from './tpm-protocol.js';
 import { decodeTcb, parseSnpReport, productFromCpuid, tcbLayoutOf } from '../evidence/snp/report.js';
 import { type Claims, incomingClaims, sgxClaims, snpClaims, tdxClaims } from './claims.js';
-import { type CompiledPolicy, DEFAULT_POLICIES, type PolicyAttestationType, compilePolicy, decodePolicyJws, evaluatePolicy, looksLikeJws, parsePolicy, policyHash, verifyManagementJws } from './policy/index.js';
+import { type CompiledPolicy, DEFAULT_POLICIES, type PolicyAttestationType, type PolicyConfiguration, compilePolicy, decodePolicyJws, evaluatePolicy, looksLikeJws, parsePolicy, policyHash, verifyManagementJws } from './policy/index.js';
 import type { PlatformSeen } from '../collateral/baseline.js';
 import type { PolicyStore, QuoteCollateralSource, SnpCertificateSource, StoredPolicy } from './ports.js';
 import { type DataInput, checkInitTimeBinding, checkReportDataBinding, parseDataInput } from './runtime-data.js';
@@ -45,6 +47,8 @@ export function canonicalType<T extends string>(raw: string, types: readonly T[]
 }
 
 export interface AttestationServiceDeps {
+  /** DER certificates of the TPM AIK CA roots the operator trusts (`/attest/Tpm` `aikValidated`). */
+  readonly tpmAikRoots?: readonly Uint8Array[];
   readonly collateral: QuoteCollateralSource;
   readonly snpCertificates: SnpCertificateSource;
   readonly policies: PolicyStore;
@@ -77,6 +81,8 @@ export interface AttestRequest {
 
 export interface AttestationService {
   attest(type: AttestType, body: AttestRequest): Promise<{ token: string; claims: Claims }>;
+  /** `/attest/Tpm`: one message of MAA's TPM protocol (`data` of the request), the `data` of the answer. */
+  attestTpm(body: unknown): Promise<{ data: string }>;
   /** `/attest/AzureGuest`: the token, and the token sealed to the vTPM's ephemeral key when the guest sent one. */
   attestGuest(body: unknown): Promise<{ token: string; claims: Claims; sealed: string | undefined }>;
   /** The policy in force for a type (stored or default). */
@@ -256,7 +262,13 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     }
   }
 
-  async function finish(type: PolicyAttestationType, verified: { claims: Claims; simulated: boolean }, body: AttestRequest, at: Date): Promise<{ token: string; claims: Claims }> {
+  async function finish(
+    type: PolicyAttestationType,
+    verified: { claims: Claims; simulated: boolean },
+    body: AttestRequest,
+    at: Date,
+    checkConfiguration?: (config: PolicyConfiguration) => void,
+  ): Promise<{ token: string; claims: Claims }> {
     // Policy: the stored one (or MAA's default), or a draft evaluated without storing (unsigned token).
     let compiled: CompiledPolicy;
     let hash: string;
@@ -281,6 +293,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
         trace: evaluation.trace,
       });
     }
+    checkConfiguration?.(evaluation.config);
     const claims: Claims = { ...verified.claims };
     for (const c of evaluation.issued) {
       if (c.type in verified.claims) continue; // the service's own claims are not overridable by policy
@@ -308,7 +321,36 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     return { token, claims };
   }
 
+  const tpmProtocol = createTpmProtocol(
+    {
+      signer: async () => {
+        const k = await deps.signer();
+        return { privateKey: k.privateKey, publicKey: createPublicKey(k.privateKey) };
+      },
+      now: deps.now,
+    },
+    deps.tpmAikRoots ?? [],
+  );
+
   return {
+    async attestTpm(body) {
+      if (typeof body !== 'object' || body === null) throw fail('request.invalid', 'the request body must be a JSON object {"data": base64url}');
+      const m = await tpmProtocol.handle((body as Record<string, unknown>).data);
+      const answer = (reply: Record<string, unknown>) => ({ data: b64url(JSON.stringify(m.wrapped ? { payload: reply } : reply)) });
+      if (m.kind === 'init') return answer(m.reply);
+      const at = deps.now();
+      const { token } = await finish('Tpm', { claims: m.claims, simulated: false }, {}, at, (config) => {
+        // MAA's TPM configuration rules: a valid AIK certificate (default required) and the PCRs the quote must cover.
+        if (config.require_valid_aik_cert !== false && !m.aikValidated) {
+          throw fail('attestation.policy_denied', 'the AIK certificate does not chain to a trusted AIK CA (configure --tpm-aik-root, or set require_valid_aik_cert=false in the Tpm policy)', { rule: 'require_valid_aik_cert' });
+        }
+        const mask = config.required_pcr_mask ?? 0xffffff;
+        const missing = Array.from({ length: 24 }, (_, i) => i).filter((i) => (mask >>> i) & 1 && !m.requiredPcrs.includes(i));
+        if (missing.length > 0) throw fail('attestation.policy_denied', `the quote does not cover the PCRs required_pcr_mask names: ${missing.join(', ')}`, { rule: 'required_pcr_mask', missing });
+      });
+      return answer({ report: token });
+    },
+
     async attest(type, body) {
       if (typeof body !== 'object' || body === null) throw fail('request.invalid', 'the request body must be a JSON object');
       const at = deps.now();

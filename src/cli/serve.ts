@@ -33,6 +33,7 @@ export function registerServe(program: Command): void {
     .option('--trusted-authority <url...>', 'additional attestation authorities trusted for key release')
     .option('--isolated', 'isolated mode: attestation policies must be signed')
     .option('--policy-certificate <pem-file...>', 'policy-management certificates registered at start (isolated mode needs one)')
+    .option('--tpm-aik-root <pem-file...>', 'TPM AIK CA roots: AIK certificates chaining to one are aikValidated (/attest/Tpm)')
     .option('--oidc-issuer <url>', 'external OpenID Connect issuer whose bearer tokens are accepted (principal id <issuer>#<sub>)')
     .option('--oidc-audience <aud>', 'audience external tokens must carry (required with --oidc-issuer)')
     .option('--oidc-jwks-uri <url>', "the issuer's JWKS URL (default: discovered from <issuer>/.well-known/openid-configuration)")

@@ -54,6 +54,8 @@ export interface Config {
   readonly isolated: boolean;
   /** PEM files of policy-management certificates registered at every start (isolated mode needs one). */
   readonly policyCertificates: readonly string[];
+  /** PEM files of TPM AIK CA roots: an AIK certificate that chains to one is `aikValidated` (`/attest/Tpm`). */
+  readonly tpmAikRoots: readonly string[];
   /** External OpenID Connect issuer whose bearer tokens are accepted alongside ours. */
   readonly oidcIssuer: string | undefined;
   /** The `aud` an external token must carry; required with `oidcIssuer`. */
@@ -180,6 +182,7 @@ const OPTIONS = [
   { key: 'trustedAuthorities', flag: 'trustedAuthority', env: 'CONCLAVE_TRUSTED_AUTHORITIES', parse: list('trusted-authorities', url('trusted-authorities', ['https:', 'http:'])) },
   { key: 'isolated', flag: 'isolated', env: 'CONCLAVE_ISOLATED', parse: bool('isolated') },
   { key: 'policyCertificates', flag: 'policyCertificate', env: 'CONCLAVE_POLICY_CERTIFICATES', parse: list('policy-certificates', str('policy-certificates')) },
+  { key: 'tpmAikRoots', flag: 'tpmAikRoot', env: 'CONCLAVE_TPM_AIK_ROOTS', parse: list('tpm-aik-roots', str('tpm-aik-roots')) },
   { key: 'oidcIssuer', flag: 'oidcIssuer', env: 'CONCLAVE_OIDC_ISSUER', parse: url('oidc-issuer', ['https:']) },
   { key: 'oidcAudience', flag: 'oidcAudience', env: 'CONCLAVE_OIDC_AUDIENCE', parse: optStr('oidc-audience') },
   { key: 'oidcJwksUri', flag: 'oidcJwksUri', env: 'CONCLAVE_OIDC_JWKS_URI', parse: url('oidc-jwks-uri', ['https:']) },
@@ -250,6 +253,7 @@ export function loadConfig(sources: ConfigSources): Config {
     trustedAuthorities: (out.trustedAuthorities as string[] | undefined) ?? [],
     isolated: (out.isolated as boolean | undefined) ?? false,
     policyCertificates: (out.policyCertificates as string[] | undefined) ?? [],
+    tpmAikRoots: (out.tpmAikRoots as string[] | undefined) ?? [],
     oidcIssuer: out.oidcIssuer as string | undefined,
     oidcAudience: out.oidcAudience as string | undefined,
     oidcJwksUri: out.oidcJwksUri as string | undefined,

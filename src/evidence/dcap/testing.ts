@@ -113,8 +113,12 @@ export function issueCertificate(opts: {
   readonly notAfter: Date;
   readonly serial?: bigint;
   readonly extensions?: readonly Uint8Array[];
+  /** Certify this public key instead of a fresh P-256 one (the returned privateKey is then unrelated to it). */
+  readonly subjectKey?: KeyObject;
 }): Issued {
-  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const generated = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const privateKey = generated.privateKey;
+  const publicKey = opts.subjectKey ?? generated.publicKey;
   const serial = opts.serial ?? BigInt(`0x${randomBytes(16).toString('hex')}`) >> 1n;
   const issuerName = opts.issuer ? opts.issuer.certificate.subject : name(opts.subjectCN);
   const exts = [

@@ -47,9 +47,14 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
 
   // Draft policies are evaluated for anyone who can attest, as MAA does; they are rate-limited per client.
   const drafts = createRateLimiter({ perSecond: 5, burst: 20 });
-  app.post('/attest/:type', { ...maa, schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest)', tags: ['attestation'] } }, async (request) => {
+  app.post('/attest/:type', { ...maa, schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest, Tpm)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     const raw = (request.params as { type: string }).type;
+    if (raw.toLowerCase() === 'tpm') {
+      // MAA runs TPM attestation for authenticated callers only (the SDKs' attestTpm needs credentials).
+      await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
+      return service.attestTpm(request.body ?? {});
+    }
     if (raw.toLowerCase() === 'azureguest') {
       const r = await service.attestGuest(request.body ?? {});
       return { token: r.sealed ?? r.token };
