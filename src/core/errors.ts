@@ -158,6 +158,10 @@ export const ERROR_CATALOGUE = {
   'release.policy_unsatisfied': { status: 403, meaning: 'The attestation token claims do not satisfy the key release policy.' },
   'release.no_wrapping_key': { status: 400, meaning: 'The attestation token holds no RSA encryption key to wrap the released key to.' },
   'key.attestation_unavailable': { status: 400, meaning: 'Key attestation is not offered: the key protectors of this vault have no vendor attestation of key generation.' },
+  'role.invalid': { status: 400, meaning: 'A role assignment or role definition is malformed (scope, GUID name, role, unknown data action).' },
+  'role.assignment_not_found': { status: 404, meaning: 'No role assignment with this name exists at this scope.' },
+  'role.definition_not_found': { status: 404, meaning: 'No role definition with this name exists.' },
+  'role.conflict': { status: 409, meaning: 'The role assignment or definition conflicts with an existing one (same name, other content; a built-in role; a definition still assigned).' },
   'backup.foreign': { status: 400, meaning: 'The backup is corrupt or was sealed under another master key: it restores only into a vault with the master key that made it.' },
   // ── SDK / agent (TEE side) ────────────────────────────────────────────────
   'sdk.http_error': { status: 502, meaning: 'A service the SDK called (attestation, vault, token endpoint) answered with an error or could not be reached.' },

@@ -24,7 +24,7 @@ declare module 'fastify' {
 /** The error family of a URL that matched no route, so even a 404 speaks the caller's dialect. */
 function familyOfPath(url: string): ErrorFamily {
   const path = url.split('?')[0] ?? '';
-  if (/^\/(keys|deletedkeys|rng)(\/|$)/i.test(path)) return 'akv';
+  if (/^\/(keys|deletedkeys|rng|providers|backup|restore)(\/|$)/i.test(path)) return 'akv';
   if (/^\/(attest|policies|certificates|certs)(\/|$)/i.test(path)) return 'maa';
   if (/^\/(sgx|tdx|vcek|vlek|metadata\/THIM)(\/|$)/i.test(path)) return 'pcs';
   return 'conclave';

@@ -26,6 +26,12 @@ function akvCode(code: ErrorCode, status: number): string {
       return 'Throttled';
     case 'release.token_invalid':
       return 'InvalidToken';
+    case 'role.assignment_not_found':
+      return 'RoleAssignmentNotFound';
+    case 'role.definition_not_found':
+      return 'RoleDefinitionNotFound';
+    case 'role.conflict':
+      return 'Conflict';
     case 'store.unavailable':
     case 'hsm.unavailable':
       return 'ServiceUnavailable';

@@ -24,6 +24,7 @@ async function migratedFromV200(db: Database): Promise<void> {
   await insert('Foo', 100);
   await insert('foo', 200);
   await insert('Bar', 300);
+  await db.run('INSERT INTO vault_role_assignments (id, principal_id, role, scope, created_at) VALUES (?, ?, ?, ?, ?)', ['a1', 'p1', 'Key Vault Crypto Service Release User', '/keys/Bar', 1]);
   await db.migrate(MIGRATIONS);
 }
 
@@ -38,9 +39,11 @@ async function checkCaseInsensitive(db: Database): Promise<void> {
   assert.deepEqual(await store.keyState('FOO'), { state: 'live', name: 'Foo' }, 'otherwise the first created');
   assert.deepEqual(await store.keyState('baz'), { state: 'absent' });
   assert.equal((await store.getVersion('Bar', undefined))?.name, 'Bar');
+  // migration 202: an assignment made by role name now names the role definition by its id
+  assert.deepEqual(await store.assignmentsOf('p1'), [{ roleDefinitionId: '08bbd89e-9f13-488c-ac41-acfcb10c90ab', scope: '/keys/Bar' }]);
 }
 
-describe('vault store: case-insensitive key names after migration 201', () => {
+describe('vault store: migrations 201 (case-insensitive key names) and 202 (role definition ids)', () => {
   test('SQLite', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'conclave-vs-'));
     const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);

@@ -6,7 +6,7 @@ import type { Database, SqlExecutor } from './database.js';
 import { type AuditRecord, auditHash, canonicalJson, GENESIS_HASH, type StoredAuditRow } from '../vault/audit.js';
 import type { DeletionInfo, KeyOperation, KeyType, KeyVersion } from '../vault/key.js';
 import type { CurveName } from '../vault/ports.js';
-import type { RoleAssignment, RoleName } from '../vault/roles.js';
+import type { RoleAssignment, RoleDefinition } from '../vault/roles.js';
 import { deserializeRotationPolicy, type RotationPolicy, serializeRotationPolicy } from '../vault/rotation.js';
 import type { AuditEntry, KeyState, Page, RotationCandidate, RotationPlan, VaultStore } from '../vault/store.js';
 
@@ -301,26 +301,65 @@ export function createVaultStore(db: Database): VaultStore {
     },
 
     // ── roles ──
-    async assignmentsOf(principalId: string): Promise<Pick<RoleAssignment, 'role' | 'scope'>[]> {
-      return db.all<{ role: RoleName; scope: string }>('SELECT role, scope FROM vault_role_assignments WHERE principal_id = ?', [principalId]);
+    async assignmentsOf(principalId: string): Promise<Pick<RoleAssignment, 'roleDefinitionId' | 'scope'>[]> {
+      const rows = await db.all<{ role: string; scope: string }>('SELECT role, scope FROM vault_role_assignments WHERE principal_id = ?', [principalId]);
+      return rows.map((r) => ({ roleDefinitionId: r.role, scope: r.scope }));
     },
     async listAssignments(): Promise<RoleAssignment[]> {
-      const rows = await db.all<{ id: string; principal_id: string; role: RoleName; scope: string; created_at: number | string }>('SELECT id, principal_id, role, scope, created_at FROM vault_role_assignments ORDER BY created_at, id');
-      return rows.map((r) => ({ id: r.id, principalId: r.principal_id, role: r.role, scope: r.scope, createdAt: Number(r.created_at) }));
+      return (await db.all<AssignmentRow>('SELECT id, principal_id, role, scope, created_at FROM vault_role_assignments ORDER BY created_at, id')).map(assignmentOf);
     },
-    async addAssignment(a: RoleAssignment, audit: Omit<AuditRecord, 'seq'>): Promise<RoleAssignment> {
+    async getAssignment(id: string): Promise<RoleAssignment | undefined> {
+      const row = await db.get<AssignmentRow>('SELECT id, principal_id, role, scope, created_at FROM vault_role_assignments WHERE id = ?', [id]);
+      return row ? assignmentOf(row) : undefined;
+    },
+    async addAssignment(a: RoleAssignment, audit: Omit<AuditRecord, 'seq'>): Promise<{ assignment: RoleAssignment; created: boolean }> {
       return db.transaction(async (tx) => {
-        await tx.run('INSERT INTO vault_role_assignments (id, principal_id, role, scope, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (principal_id, role, scope) DO NOTHING', [a.id, a.principalId, a.role, a.scope, a.createdAt]);
-        const row = await tx.get<{ id: string; created_at: number | string }>('SELECT id, created_at FROM vault_role_assignments WHERE principal_id = ? AND role = ? AND scope = ?', [a.principalId, a.role, a.scope]);
+        await tx.lock('vault-roles');
+        const existing = await tx.get<AssignmentRow>('SELECT id, principal_id, role, scope, created_at FROM vault_role_assignments WHERE id = ? OR (principal_id = ? AND role = ? AND scope = ?) ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END LIMIT 1', [
+          a.id,
+          a.principalId,
+          a.roleDefinitionId,
+          a.scope,
+          a.id,
+        ]);
+        if (existing) return { assignment: assignmentOf(existing), created: false };
+        await tx.run('INSERT INTO vault_role_assignments (id, principal_id, role, scope, created_at) VALUES (?, ?, ?, ?, ?)', [a.id, a.principalId, a.roleDefinitionId, a.scope, a.createdAt]);
         await appendAudit(tx, audit);
-        return { ...a, id: row!.id, createdAt: Number(row!.created_at) };
+        return { assignment: a, created: true };
       });
     },
     async removeAssignment(id: string, audit: Omit<AuditRecord, 'seq'>): Promise<boolean> {
       return db.transaction(async (tx) => {
+        await tx.lock('vault-roles');
         const r = await tx.run('DELETE FROM vault_role_assignments WHERE id = ?', [id]);
         if (r.changes === 1) await appendAudit(tx, audit);
         return r.changes === 1;
+      });
+    },
+    async customRoles(): Promise<RoleDefinition[]> {
+      const rows = await db.all<{ name: string; role_name: string; description: string; permissions: string; assignable_scopes: string }>(
+        'SELECT name, role_name, description, permissions, assignable_scopes FROM vault_role_definitions ORDER BY role_name, name',
+      );
+      return rows.map((r) => ({ name: r.name, roleName: r.role_name, description: r.description, type: 'CustomRole' as const, permissions: JSON.parse(r.permissions), assignableScopes: JSON.parse(r.assignable_scopes) }));
+    },
+    async putCustomRole(d: RoleDefinition, nowSeconds: number, audit: Omit<AuditRecord, 'seq'>): Promise<void> {
+      await db.transaction(async (tx) => {
+        await tx.lock('vault-roles');
+        await tx.run(
+          'INSERT INTO vault_role_definitions (name, role_name, description, permissions, assignable_scopes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role_name = excluded.role_name, description = excluded.description, permissions = excluded.permissions, assignable_scopes = excluded.assignable_scopes, updated_at = excluded.updated_at',
+          [d.name, d.roleName, d.description, JSON.stringify(d.permissions), JSON.stringify(d.assignableScopes), nowSeconds, nowSeconds],
+        );
+        await appendAudit(tx, audit);
+      });
+    },
+    async deleteCustomRole(name: string, audit: Omit<AuditRecord, 'seq'>): Promise<'deleted' | 'in_use' | 'absent'> {
+      return db.transaction(async (tx) => {
+        await tx.lock('vault-roles');
+        if (await tx.get('SELECT 1 AS x FROM vault_role_assignments WHERE role = ? LIMIT 1', [name])) return 'in_use';
+        const r = await tx.run('DELETE FROM vault_role_definitions WHERE name = ?', [name]);
+        if (r.changes !== 1) return 'absent';
+        await appendAudit(tx, audit);
+        return 'deleted';
       });
     },
 
@@ -342,6 +381,18 @@ export function createVaultStore(db: Database): VaultStore {
     },
     auditRows: (fromSeq, limit) => readAuditRows(db, fromSeq, limit),
   };
+}
+
+interface AssignmentRow {
+  id: string;
+  principal_id: string;
+  role: string;
+  scope: string;
+  created_at: number | string;
+}
+
+function assignmentOf(r: AssignmentRow): RoleAssignment {
+  return { id: r.id, principalId: r.principal_id, roleDefinitionId: r.role, scope: r.scope, createdAt: Number(r.created_at) };
 }
 
 /** Appends one record under the `audit` lock, chained to the current head. */

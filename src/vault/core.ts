@@ -9,7 +9,7 @@ import type { AuditRecord } from './audit.js';
 import { type DeletionInfo, familyOf, type KeyVersion, type KeyView } from './key.js';
 import type { KeyProtector, KeyRef } from './ports.js';
 import type { GetJwks } from './release/index.js';
-import { effectiveAssignments, isPermitted, type Permission, type Principal } from './roles.js';
+import { BUILT_IN_ROLES, isPermitted, type Permission, type Principal, type RoleDefinition } from './roles.js';
 import type { AuditEntry, VaultStore } from './store.js';
 
 export type AuditDraft = { -readonly [K in keyof Omit<AuditRecord, 'seq' | 'detail'>]: AuditRecord[K] } & { detail: Record<string, unknown> };
@@ -83,10 +83,18 @@ export function createVaultCore(deps: VaultServiceDeps) {
     return { baseUrl: deps.baseUrl(), api, recoverableDays: deps.softDelete.recoverableDays, purgeProtection: deps.softDelete.purgeProtection };
   }
 
+  /** Built-in and custom role definitions by id; the custom ones read only when an assignment names one. */
+  async function definitionsFor(ids: readonly string[]): Promise<(id: string) => RoleDefinition | undefined> {
+    const builtIn = new Map(BUILT_IN_ROLES.map((r) => [r.name, r] as const));
+    const custom = ids.some((id) => !builtIn.has(id)) ? new Map((await store.customRoles()).map((r) => [r.name, r] as const)) : new Map<string, RoleDefinition>();
+    return (id) => builtIn.get(id) ?? custom.get(id);
+  }
+
   async function authorize(p: Principal, permission: Permission, keyName: string | undefined): Promise<void> {
-    const assignments = effectiveAssignments(await store.assignmentsOf(p.id), p.isAdmin);
-    if (!isPermitted(assignments, permission, keyName)) {
-      const hint = permission === 'release' ? ' Release requires the Key Vault Crypto Service Release User role (also for administrators).' : '';
+    const assignments = await store.assignmentsOf(p.id);
+    const definitions = await definitionsFor(assignments.map((a) => a.roleDefinitionId));
+    if (!isPermitted(assignments, definitions, permission, keyName, p.isAdmin)) {
+      const hint = permission === 'release' ? ' Release requires a role that names keys/release/action, such as Key Vault (or Managed HSM) Crypto Service Release User, also for administrators.' : '';
       throw fail('auth.forbidden', `Caller ${p.displayName} (${p.id}) is not authorized to perform action '${permission}' on ${keyName ? `key ${keyName}` : 'this vault'}.${hint}`, {
         permission,
         scope: keyName ? `/keys/${keyName}` : '/',
@@ -150,7 +158,7 @@ export function createVaultCore(deps: VaultServiceDeps) {
     return { key, deletion: st.deletion };
   }
 
-  return { deps, store, protector: deps.protector, nowSeconds, view, authorize, perform, live, deleted };
+  return { deps, store, protector: deps.protector, nowSeconds, view, authorize, definitionsFor, perform, live, deleted };
 }
 
 export type VaultCore = ReturnType<typeof createVaultCore>;

@@ -145,7 +145,7 @@ export function createKeyLifecycle(core: VaultCore) {
 
     async setRotationPolicy(p: Principal, api: ApiVersion, name: string, body: unknown) {
       requireFeature(api, 'rotation', 'updateRotationPolicy');
-      return perform(p, 'updateRotationPolicy', 'update', { name }, async (draft) => {
+      return perform(p, 'updateRotationPolicy', 'write', { name }, async (draft) => {
         const cur = await live(name, undefined, draft);
         const previous = await store.rotationPolicy(cur.name);
         const policy = parseRotationPolicy(body, nowSeconds(), previous?.created);
@@ -160,7 +160,7 @@ export function createKeyLifecycle(core: VaultCore) {
     },
 
     async update(p: Principal, api: ApiVersion, name: string, version: string | undefined, body: unknown) {
-      return perform(p, 'update', 'update', { name, ...(version ? { version } : {}) }, async (draft) => {
+      return perform(p, 'update', 'write', { name, ...(version ? { version } : {}) }, async (draft) => {
         const cur = await live(name, version, draft);
         draft.version = cur.version;
         const params = parseUpdateParameters(body, familyOf(cur.kty));
@@ -197,14 +197,14 @@ export function createKeyLifecycle(core: VaultCore) {
     },
 
     async getDeleted(p: Principal, api: ApiVersion, name: string) {
-      return perform(p, 'getDeleted', 'read', { name }, async (draft) => {
+      return perform(p, 'getDeleted', 'readDeleted', { name }, async (draft) => {
         const d = await deleted(name, draft);
         return deletedKeyBundle(view(api), d.key, d.deletion);
       });
     },
 
     async listDeleted(p: Principal, api: ApiVersion, offset: number, limit: number) {
-      return perform(p, 'listDeleted', 'read', {}, async () => {
+      return perform(p, 'listDeleted', 'readDeleted', {}, async () => {
         const page = await store.listKeys(true, offset, limit);
         return { items: page.items.map((i) => deletedKeyItem(view(api), i.key, i.deletion!)), next: page.next };
       });

@@ -59,7 +59,7 @@ export function createKeyOperations(core: VaultCore) {
 
   return {
     async cipher(p: Principal, name: string, version: string | undefined, op: 'encrypt' | 'decrypt' | 'wrapKey' | 'unwrapKey', body: unknown) {
-      return perform(p, op, 'crypto', { name, ...(version ? { version } : {}) }, async (draft) => {
+      return perform(p, op, op, { name, ...(version ? { version } : {}) }, async (draft) => {
         const b = (body ?? {}) as Record<string, unknown>;
         if (typeof b.alg !== 'string') throw fail('request.invalid', 'alg is required', { field: 'alg' });
         const key = await live(name, version, draft);
@@ -85,7 +85,7 @@ export function createKeyOperations(core: VaultCore) {
     },
 
     async sign(p: Principal, name: string, version: string | undefined, body: unknown) {
-      return perform(p, 'sign', 'crypto', { name, ...(version ? { version } : {}) }, async (draft) => {
+      return perform(p, 'sign', 'sign', { name, ...(version ? { version } : {}) }, async (draft) => {
         const b = (body ?? {}) as Record<string, unknown>;
         if (typeof b.alg !== 'string') throw fail('request.invalid', 'alg is required', { field: 'alg' });
         const key = await live(name, version, draft);
@@ -99,7 +99,7 @@ export function createKeyOperations(core: VaultCore) {
     },
 
     async verify(p: Principal, name: string, version: string | undefined, body: unknown) {
-      return perform(p, 'verify', 'crypto', { name, ...(version ? { version } : {}) }, async (draft) => {
+      return perform(p, 'verify', 'verify', { name, ...(version ? { version } : {}) }, async (draft) => {
         const b = (body ?? {}) as Record<string, unknown>;
         if (typeof b.alg !== 'string') throw fail('request.invalid', 'alg is required', { field: 'alg' });
         const key = await live(name, version, draft);

@@ -4,14 +4,14 @@
  * one core (src/vault/core.ts): key lifecycle, key operations and release, maintenance, administration.
  * Every call (granted, denied or failed) leaves one audit record.
  */
-import { randomUUID } from 'node:crypto';
 import { fail } from '../core/errors.js';
-import { verifyAuditChain } from './audit.js';
 import { createVaultCore, type VaultServiceDeps } from './core.js';
 import { createKeyLifecycle } from './lifecycle.js';
 import { createMaintenance } from './maintenance.js';
 import { createKeyOperations } from './operations.js';
-import { parseRoleName, parseScope, type Principal, type RoleAssignment } from './roles.js';
+import { createAccessControl } from './access-control.js';
+import { verifyAuditChain } from './audit.js';
+import type { Principal } from './roles.js';
 
 export { MAINTENANCE_PRINCIPAL, type BackupSealer, type ReleaseKeySource, type SoftDeleteSettings, type VaultServiceDeps } from './core.js';
 
@@ -24,24 +24,9 @@ export function createVaultService(deps: VaultServiceDeps) {
     ...createKeyLifecycle(core),
     ...createKeyOperations(core),
     ...createMaintenance(core),
+    ...createAccessControl(core),
 
     // ── administration (bootstrap administrator only) ──
-    async listAssignments() {
-      return store.listAssignments();
-    },
-    async assign(p: Principal, body: unknown): Promise<RoleAssignment> {
-      const b = (body ?? {}) as Record<string, unknown>;
-      if (typeof b.principalId !== 'string' || b.principalId.length === 0) throw fail('request.invalid', 'principalId is required', { field: 'principalId' });
-      const role = parseRoleName(b.role);
-      const scope = parseScope(b.scope);
-      const a: RoleAssignment = { id: randomUUID(), principalId: b.principalId, role, scope, createdAt: nowSeconds() };
-      return store.addAssignment(a, { time: ctx.now().toISOString(), principal: p.id, operation: 'roleAssign', result: 'success', status: 200, detail: { principalId: a.principalId, role, scope } });
-    },
-    async unassign(p: Principal, id: string): Promise<void> {
-      if (!(await store.removeAssignment(id, { time: ctx.now().toISOString(), principal: p.id, operation: 'roleRemove', result: 'success', status: 204, detail: { id } }))) {
-        throw fail('request.not_found', `no role assignment ${id}`);
-      }
-    },
     /** Audit records from `from`, parsed (the admin API). */
     async auditLog(from: number, limit: number) {
       return (await store.auditRows(from, limit)).map((r) => ({ ...r, record: JSON.parse(r.record) as unknown }));

@@ -6,7 +6,7 @@
  */
 import type { AuditRecord, StoredAuditRow } from './audit.js';
 import type { DeletionInfo, KeyVersion } from './key.js';
-import type { RoleAssignment } from './roles.js';
+import type { RoleAssignment, RoleDefinition } from './roles.js';
 import type { RotationPolicy } from './rotation.js';
 
 /**
@@ -78,10 +78,21 @@ export interface VaultStore {
   /** Records that a Notify action fired for a version; false when it already had (exactly once). */
   recordNotice(name: string, version: string, nowSeconds: number, audit: AuditEntry): Promise<boolean>;
 
-  assignmentsOf(principalId: string): Promise<Pick<RoleAssignment, 'role' | 'scope'>[]>;
+  assignmentsOf(principalId: string): Promise<Pick<RoleAssignment, 'roleDefinitionId' | 'scope'>[]>;
   listAssignments(): Promise<RoleAssignment[]>;
-  addAssignment(a: RoleAssignment, audit: AuditEntry): Promise<RoleAssignment>;
+  getAssignment(id: string): Promise<RoleAssignment | undefined>;
+  /**
+   * Adds an assignment unless its name, or its (principal, definition, scope), is taken: then the
+   * existing assignment comes back with `created: false` and nothing is written.
+   */
+  addAssignment(a: RoleAssignment, audit: AuditEntry): Promise<{ assignment: RoleAssignment; created: boolean }>;
   removeAssignment(id: string, audit: AuditEntry): Promise<boolean>;
+
+  customRoles(): Promise<RoleDefinition[]>;
+  /** Creates or replaces a custom role definition. */
+  putCustomRole(d: RoleDefinition, nowSeconds: number, audit: AuditEntry): Promise<void>;
+  /** Deletes a custom role definition; `'in_use'` while an assignment names it, `'absent'` when there is none. */
+  deleteCustomRole(name: string, audit: AuditEntry): Promise<'deleted' | 'in_use' | 'absent'>;
 
   authorities(): Promise<string[]>;
   setAuthorities(list: readonly string[], nowSeconds: number, audit: AuditEntry): Promise<void>;

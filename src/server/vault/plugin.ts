@@ -8,6 +8,7 @@ import { type ApiVersion, checkApiVersion, requireFeature } from '../../vault/ap
 import { checkKeyVersion } from '../../vault/key.js';
 import type { Principal } from '../auth.js';
 import type { AppContext } from '../context.js';
+import { registerAccessControlRoutes } from './access-control.js';
 
 /** The tenant the challenge names: any GUID works for the SDK, which passes it to the credential as `tenantId`. */
 export const CHALLENGE_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -198,6 +199,7 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
     const { p, v } = await akv(req, reply);
     return service.random(p, v, req.body);
   });
+  registerAccessControlRoutes(app, service, akv);
   app.post('/admin/vault/maintenance', adminRoute('Run due rotations, rotation notices and purges now'), async (req) => {
     await admin(req);
     return service.runMaintenance();

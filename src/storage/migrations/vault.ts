@@ -82,4 +82,25 @@ CREATE TABLE IF NOT EXISTS vault_rotation_notices (
 );
 CREATE INDEX IF NOT EXISTS vault_keys_purge_due ON vault_keys (scheduled_purge_at);`,
   },
+  {
+    id: 202,
+    name: 'vault: role definitions (custom roles); assignments name their definition by id',
+    // Assignments made before named a built-in role by its name; from now on they hold the role
+    // definition's GUID (Azure's ids), so custom roles can be assigned like built-in ones.
+    sql: `
+CREATE TABLE IF NOT EXISTS vault_role_definitions (
+  name TEXT PRIMARY KEY,
+  role_name TEXT NOT NULL,
+  description TEXT NOT NULL,
+  permissions TEXT NOT NULL,
+  assignable_scopes TEXT NOT NULL,
+  created_at {{bigint}} NOT NULL,
+  updated_at {{bigint}} NOT NULL
+);
+UPDATE vault_role_assignments SET role = '00482a5a-887f-4fb3-b363-3b7fe8e74483' WHERE role = 'Key Vault Administrator';
+UPDATE vault_role_assignments SET role = '14b46e9e-c2b7-41b4-b07b-48a6ebf60603' WHERE role = 'Key Vault Crypto Officer';
+UPDATE vault_role_assignments SET role = '12338af0-0e69-4776-bea7-57ae8d297424' WHERE role = 'Key Vault Crypto User';
+UPDATE vault_role_assignments SET role = '08bbd89e-9f13-488c-ac41-acfcb10c90ab' WHERE role = 'Key Vault Crypto Service Release User';
+UPDATE vault_role_assignments SET role = '21090545-7ca7-4776-b22c-e363652d74d2' WHERE role = 'Key Vault Reader';`,
+  },
 ];

@@ -1,0 +1,163 @@
+/**
+ * Managed HSM's access control API over raw HTTPS (the Python KeyVaultAccessControlClient drives the same
+ * routes in test/integration/vault/python.test.ts): built-in definitions with Azure's ids, a custom role
+ * that grants release only, what wildcards do not grant, and the error paths.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import type { TestServer } from '../../helpers/server.js';
+import { akvCall, type AuthorityStandIn, newClient, policyFor, startAuthority, startVault } from './harness.js';
+
+const API = '7.4-preview.1';
+const AT = '/providers/Microsoft.Authorization';
+const RELEASE = 'Microsoft.KeyVault/managedHsm/keys/release/action';
+
+let server: TestServer;
+let authority: AuthorityStandIn;
+let user: { clientId: string; clientSecret: string };
+
+async function as(who: { clientId: string; clientSecret: string }, method: string, path: string, body?: unknown, apiVersion = API) {
+  const t = await server.send('POST', '/oauth2/token', {
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: who.clientId, client_secret: who.clientSecret }).toString(),
+  });
+  const r = await server.send(method, `${path}${path.includes('?') ? '&' : '?'}api-version=${apiVersion}`, {
+    headers: { authorization: `Bearer ${t.json().access_token}` },
+    ...(body !== undefined ? { body: body as object } : {}),
+  });
+  return { status: r.status, json: r.text ? JSON.parse(r.text) : undefined };
+}
+
+const admin = (method: string, path: string, body?: unknown) => akvCall(server, method, path, body, API);
+
+before(async () => {
+  server = await startVault({ flags: { maintenanceInterval: 0 } });
+  authority = await startAuthority(server);
+  assert.equal((await akvCall(server, 'POST', '/keys/skr/create', {
+    kty: 'EC-HSM',
+    crv: 'P-256',
+    attributes: { exportable: true },
+    release_policy: { data: Buffer.from(policyFor(authority.url)).toString('base64url') },
+  })).status, 200);
+  await server.send('PUT', '/admin/vault/authorities', { headers: { authorization: `Bearer ${await server.adminToken()}` }, body: { authorities: [authority.url] } });
+  user = await newClient(server, 'workload');
+});
+after(async () => {
+  await authority?.close();
+  await server?.stop();
+});
+
+describe('Managed HSM access control API', () => {
+  test('built-in definitions carry Azure ids and names, in the list and by name', async () => {
+    const r = await admin('GET', `${AT}/roleDefinitions`);
+    assert.equal(r.status, 200);
+    const byName = new Map(r.json.value.map((d: any) => [d.properties.roleName, d]));
+    for (const [name, id] of [
+      ['Managed HSM Administrator', 'a290e904-7015-4bba-90c8-60543313cdb4'],
+      ['Managed HSM Crypto User', '21dbd100-6940-42c2-9190-5d6cb909625b'],
+      ['Managed HSM Crypto Service Release User', '21dbd100-6940-42c2-9190-5d6cb909625c'],
+      ['Key Vault Crypto Service Release User', '08bbd89e-9f13-488c-ac41-acfcb10c90ab'],
+    ]) {
+      const d: any = byName.get(name);
+      assert.equal(d?.name, id, name);
+      assert.equal(d.id, `Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/${id}`);
+      assert.equal(d.properties.type, 'AKVBuiltInRole');
+    }
+    const one = await admin('GET', `/keys${AT}/roleDefinitions/21dbd100-6940-42c2-9190-5d6cb909625c`);
+    assert.deepEqual(one.json.properties.permissions[0].dataActions, [RELEASE]);
+    assert.ok(!(byName.get('Managed HSM Crypto User') as any).properties.permissions[0].dataActions.includes(RELEASE), 'no built-in management role releases');
+  });
+
+  test('a custom role that grants release only: the principal releases and can do nothing else', async () => {
+    const defName = randomUUID();
+    const put = await admin('PUT', `${AT}/roleDefinitions/${defName}`, { properties: { roleName: 'Release only', description: 'SKR', type: 'CustomRole', permissions: [{ dataActions: [RELEASE] }], assignableScopes: ['/'] } });
+    assert.equal(put.status, 201, JSON.stringify(put.json));
+    assert.equal(put.json.properties.type, 'CustomRole');
+    const denied = await as(user, 'POST', '/keys/skr/release', { target: authority.token() });
+    assert.equal(denied.status, 403);
+    assert.equal(denied.json.error.innererror.code, 'auth.forbidden');
+    const name = randomUUID();
+    const a = await admin('PUT', `${AT}/roleAssignments/${name}`, { properties: { roleDefinitionId: put.json.id, principalId: user.clientId } });
+    assert.equal(a.status, 201, JSON.stringify(a.json));
+    assert.deepEqual(a.json, {
+      id: `/providers/Microsoft.Authorization/roleAssignments/${name}`,
+      name,
+      type: 'Microsoft.Authorization/roleAssignments',
+      properties: { scope: '/', roleDefinitionId: put.json.id, principalId: user.clientId },
+    });
+    const released = await as(user, 'POST', '/keys/skr/release', { target: authority.token() });
+    assert.equal(released.status, 200, JSON.stringify(released.json));
+    assert.equal((await as(user, 'GET', '/keys/skr')).status, 403);
+    assert.equal((await as(user, 'POST', '/keys/other/create', { kty: 'EC', crv: 'P-256' })).status, 403);
+    // in use: the definition stays until its assignments go
+    const inUse = await admin('DELETE', `${AT}/roleDefinitions/${defName}`);
+    assert.equal(inUse.status, 409);
+    const del = await admin('DELETE', `${AT}/roleAssignments/${name}`);
+    assert.equal(del.status, 200);
+    assert.equal(del.json.name, name);
+    assert.equal((await as(user, 'POST', '/keys/skr/release', { target: authority.token() })).status, 403);
+    assert.equal((await admin('DELETE', `${AT}/roleDefinitions/${defName}`)).status, 200);
+    assert.equal((await admin('GET', `${AT}/roleDefinitions/${defName}`)).status, 404);
+  });
+
+  test('a wildcard over keys grants key management but never release', async () => {
+    const def = randomUUID();
+    await admin('PUT', `${AT}/roleDefinitions/${def}`, { properties: { roleName: 'All keys', permissions: [{ dataActions: ['Microsoft.KeyVault/managedHsm/keys/*'] }] } });
+    const other = await newClient(server, 'wildcard');
+    assert.equal((await admin('PUT', `/keys${AT}/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: def, principalId: other.clientId } })).status, 201);
+    assert.equal((await as(other, 'GET', '/keys/skr')).status, 200);
+    assert.equal((await as(other, 'POST', '/keys/skr/release', { target: authority.token() })).status, 403);
+    // scope /keys does not reach vault-wide operations such as role management
+    assert.equal((await as(other, 'GET', `${AT}/roleAssignments`)).status, 403);
+  });
+
+  test('notDataActions subtract; a per-key scope covers that key only (in any case)', async () => {
+    const def = randomUUID();
+    await admin('PUT', `${AT}/roleDefinitions/${def}`, {
+      properties: { roleName: 'Read not deleted', permissions: [{ dataActions: ['Microsoft.KeyVault/managedHsm/keys/*'], notDataActions: ['Microsoft.KeyVault/managedHsm/keys/read/action'] }] },
+    });
+    const c = await newClient(server, 'scoped');
+    assert.equal((await admin('PUT', `/keys/SKR${AT}/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: def, principalId: c.clientId } })).status, 201);
+    assert.equal((await as(c, 'GET', '/keys/skr')).status, 403, 'read is subtracted');
+    assert.equal((await as(c, 'POST', '/keys/skr/sign', { alg: 'ES256', value: Buffer.alloc(32).toString('base64url') })).status, 200);
+    await admin('POST', '/keys/other2/create', { kty: 'EC', crv: 'P-256' });
+    assert.equal((await as(c, 'POST', '/keys/other2/sign', { alg: 'ES256', value: Buffer.alloc(32).toString('base64url') })).status, 403);
+  });
+
+  test('a Policy Administrator (not the bootstrap admin) manages assignments', async () => {
+    const pa = await newClient(server, 'policy admin');
+    await admin('PUT', `${AT}/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: '4bd23610-cdcf-4971-bdee-bdc562cc28e4', principalId: pa.clientId } });
+    const r = await as(pa, 'PUT', `${AT}/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: 'Microsoft.KeyVault/providers/Microsoft.Authorization/roleDefinitions/2c18b078-7c48-4d3a-af88-5a3a1b3f82b3', principalId: 'someone' } });
+    assert.equal(r.status, 201);
+    const list = await as(pa, 'GET', `${AT}/roleAssignments?$filter=${encodeURIComponent("principalId eq 'someone'")}`);
+    assert.equal(list.json.value.length, 1);
+    assert.equal((await as(pa, 'GET', '/keys/skr')).status, 403, 'roles, not keys');
+  });
+
+  test('error paths', async () => {
+    const bad = async (method: string, path: string, body: unknown, status: number, code: string, re?: RegExp) => {
+      const r = await admin(method, path, body);
+      assert.equal(r.status, status, `${method} ${path}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.error.innererror.code, code);
+      if (re) assert.match(r.json.error.message, re);
+      return r;
+    };
+    await bad('PUT', `${AT}/roleDefinitions/${randomUUID()}`, { properties: { roleName: 'x', permissions: [{ dataActions: ['Microsoft.KeyVault/managedHsm/keys/teleport/action'] }] } }, 400, 'role.invalid', /unknown data action/);
+    await bad('PUT', `${AT}/roleDefinitions/not-a-guid`, { properties: { roleName: 'x' } }, 400, 'role.invalid', /GUID/);
+    await bad('PUT', `${AT}/roleDefinitions/21dbd100-6940-42c2-9190-5d6cb909625c`, { properties: { roleName: 'mine' } }, 409, 'role.conflict', /built-in/);
+    await bad('PUT', `/keys${AT}/roleDefinitions/${randomUUID()}`, { properties: { roleName: 'y' } }, 400, 'role.invalid');
+    await bad('PUT', `${AT}/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: randomUUID(), principalId: 'p' } }, 404, 'role.definition_not_found');
+    await bad('PUT', `${AT}/roleAssignments/${randomUUID()}`, { properties: { principalId: 'p' } }, 400, 'role.invalid');
+    const missing = await bad('GET', `${AT}/roleAssignments/${randomUUID()}`, undefined, 404, 'role.assignment_not_found');
+    assert.equal(missing.json.error.code, 'RoleAssignmentNotFound');
+    await bad('DELETE', `${AT}/roleAssignments/${randomUUID()}`, undefined, 404, 'role.assignment_not_found');
+    await bad('GET', `${AT}/roleAssignments?$filter=${encodeURIComponent('whatever')}`, undefined, 400, 'role.invalid');
+    const name = randomUUID();
+    await admin('PUT', `${AT}/roleAssignments/${name}`, { properties: { roleDefinitionId: '2c18b078-7c48-4d3a-af88-5a3a1b3f82b3', principalId: 'dup' } });
+    await bad('PUT', `${AT}/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: '2c18b078-7c48-4d3a-af88-5a3a1b3f82b3', principalId: 'dup' } }, 409, 'role.conflict');
+    await bad('PUT', `${AT}/roleAssignments/${name}`, { properties: { roleDefinitionId: '2c18b078-7c48-4d3a-af88-5a3a1b3f82b3', principalId: 'other' } }, 409, 'role.conflict');
+    const v71 = await akvCall(server, 'GET', `${AT}/roleDefinitions`, undefined, '7.1');
+    assert.equal(v71.status, 400, 'not in api-version 7.1');
+  });
+});
