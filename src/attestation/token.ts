@@ -37,14 +37,16 @@ export function signingKeySet(signers: readonly TokenSigner[]): { keys: Record<s
   };
 }
 
-/** `GET /.well-known/openid-configuration`, as MAA serves it. */
+/**
+ * `GET /.well-known/openid-configuration`, as MAA serves it, listing only endpoints Conclave serves (MAA's
+ * `revocation_endpoint` is left out: there is no revocation route).
+ */
 export function openIdMetadata(issuer: string): Record<string, unknown> {
   return {
     issuer,
     jwks_uri: `${issuer}/certs`,
     response_types_supported: ['token', 'none'],
     id_token_signing_alg_values_supported: ['RS256'],
-    revocation_endpoint: `${issuer}/revoke`,
     claims_supported: [
       'iss', 'iat', 'nbf', 'exp', 'jti', 'nonce', 'x-ms-ver', 'x-ms-attestation-type', 'x-ms-policy-hash', 'x-ms-runtime', 'x-ms-inittime',
       'x-ms-sgx-is-debuggable', 'x-ms-sgx-mrenclave', 'x-ms-sgx-mrsigner', 'x-ms-sgx-product-id', 'x-ms-sgx-svn', 'x-ms-sgx-ehd', 'x-ms-sgx-collateral',

@@ -110,6 +110,9 @@ export interface RoleDefinition {
   readonly assignableScopes: readonly string[];
 }
 
+/** Azure's built-in "Attestation Reader" role id. */
+export const ATTESTATION_READER_ROLE_ID = 'fd1bd22b-8476-40bc-a0bc-69b95687b9f3';
+
 export interface RoleAssignment {
   /** A GUID: the assignment's name. */
   readonly id: string;
@@ -175,6 +178,8 @@ export const BUILT_IN_ROLES: readonly RoleDefinition[] = [
   builtIn('21dbd100-6940-42c2-9190-5d6cb909625c', 'Managed HSM Crypto Service Release User', 'Release keys to attested TEEs.', [A.release]),
   builtIn('7b127d3c-77bd-4e3e-bbe0-dbb8971fa7f8', 'Managed HSM Backup User', 'Single-key and full backup.', [A.startBackup, A.backupStatus, A.backup]),
   builtIn('6efe6056-5259-49d2-8b3d-d3d73544b20b', 'Managed HSM Restore User', 'Single-key and full restore.', [A.startRestore, A.restoreStatus, A.restore]),
+  // The attestation service's reader (GET /policies/{type}); it grants nothing on keys.
+  builtIn(ATTESTATION_READER_ROLE_ID, 'Attestation Reader', 'Read attestation policies; no key permission.', []),
 ];
 
 /** What the bootstrap administrator holds implicitly at `/`: everything but release and export. */

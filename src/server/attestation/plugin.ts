@@ -5,6 +5,7 @@ import { issueToken, openIdMetadata, signingKeySet } from '../../attestation/tok
 import { encodePolicyJws, managementPayload, policyTokenHash, type PolicyAttestationType, verifyManagementJws } from '../../attestation/policy/index.js';
 import { fail } from '../../core/errors.js';
 import { parseCertificate } from '../../core/x509.js';
+import { ATTESTATION_READER_ROLE_ID } from '../../vault/roles.js';
 import type { AppContext } from '../context.js';
 import { createRateLimiter } from '../rate-limit.js';
 
@@ -69,9 +70,15 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   app.get('/certs', { ...maa, schema: { summary: 'Token signing keys (JWKS with x5c)', tags: ['attestation'] } }, async () => signingKeySet(await publishedSigners()));
   app.get('/.well-known/openid-configuration', { ...maa, schema: { summary: 'OpenID metadata', tags: ['attestation'] } }, async () => openIdMetadata(issuer()));
 
-  app.get('/policies/:type', { ...maa, schema: { summary: 'Get the attestation policy of a type', tags: ['attestation'] } }, async (request) => {
+  app.get('/policies/:type', { ...maa, schema: { summary: 'Get the attestation policy of a type (administrator or Attestation Reader)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
-    await requireAdmin(request);
+    const principal = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
+    if (!principal.isAdmin) {
+      const assignments = (await ctx.services.vault?.service.listAssignments()) ?? [];
+      if (!assignments.some((a) => a.principalId === principal.id && a.roleDefinitionId === ATTESTATION_READER_ROLE_ID && a.scope === '/')) {
+        throw fail('auth.forbidden', 'reading attestation policy needs the administrator or the Attestation Reader role');
+      }
+    }
     const type = canonicalType((request.params as { type: string }).type, POLICY_TYPES);
     const p = await service.policy(type);
     const claims: Record<string, unknown> = { 'x-ms-policy': p.jws || encodePolicyJws(p.text) };
@@ -134,10 +141,18 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
         (!ctx.config.isolated && existing.length === 0 && action === 'add' && Buffer.from(target).equals(Buffer.from(signerDer)));
       if (!allowed) throw fail('attestation.policy_invalid', 'the certificate-management JWS must be signed by a registered policy-management certificate');
       if (action === 'add') await policies.addCertificate(target);
-      else await policies.removeCertificate(target);
+      else {
+        // An isolated provider without a policy-management certificate could never be managed again.
+        const remaining = existing.filter((c) => !Buffer.from(c).equals(Buffer.from(target)));
+        if (ctx.config.isolated && existing.length > 0 && remaining.length === 0) {
+          throw fail('attestation.policy_invalid', 'the last policy-management certificate of an isolated provider cannot be removed; add its successor first');
+        }
+        await policies.removeCertificate(target);
+      }
+      // The field names the Azure SDKs read (PolicyCertificatesModificationResult).
       return resultToken({
         'x-ms-certificate-thumbprint': createHash('sha1').update(target).digest('hex').toUpperCase(),
-        'x-ms-certificate-result': action === 'add' ? 'IsPresent' : 'IsAbsent',
+        'x-ms-policycertificates-result': action === 'add' ? 'IsPresent' : 'IsAbsent',
       });
     });
   }

@@ -1,0 +1,98 @@
+/**
+ * MAA management-plane details the Azure clients rely on: `x-ms-policycertificates-result` on policy
+ * certificate add/remove (read by @azure/attestation), an isolated provider keeps at least one
+ * management certificate, `GET /policies/{type}` for the Attestation Reader role, and OpenID metadata
+ * that names only endpoints Conclave serves.
+ */
+import assert from 'node:assert/strict';
+import { sign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { describe, test } from 'node:test';
+import { AttestationAdministrationClient } from '@azure/attestation';
+import { b64url } from '../../../src/core/bytes.js';
+import { type PolicySigner, newPolicySigner } from '../../helpers/policy-signer.js';
+import { startTestServer } from '../../helpers/server.js';
+import { assignRole, newClient } from '../vault/harness.js';
+
+function decode(token: string): Record<string, any> {
+  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
+}
+
+/** A certificate-management JWS: payload {"policyCertificate": {kty, x5c}}, signed by `signer` with x5c. */
+function managementJws(signer: PolicySigner, target: PolicySigner): string {
+  const input = `${b64url(JSON.stringify({ alg: 'RS256', x5c: [Buffer.from(signer.certDer).toString('base64')] }))}.${b64url(JSON.stringify({ policyCertificate: { kty: 'RSA', x5c: [Buffer.from(target.certDer).toString('base64')] } }))}`;
+  return `${input}.${b64url(sign('sha256', Buffer.from(input), signer.privateKey))}`;
+}
+
+describe('MAA management plane', () => {
+  test('policy certificates: the SDK reads x-ms-policycertificates-result; the last one of an isolated provider stays', async () => {
+    const first = await newPolicySigner('first');
+    const second = await newPolicySigner('second');
+    const server = await startTestServer({ isolated: true, policyCertificate: [first.pemPath] });
+    try {
+      const ca = readFileSync(server.caPath, 'utf8');
+      const credential = { getToken: async () => ({ token: await server.adminToken(), expiresOnTimestamp: Date.now() + 3_000_000 }) };
+      const admin = new AttestationAdministrationClient(server.url, credential, { tlsOptions: { ca } });
+      const toPem = (s: PolicySigner) => `-----BEGIN CERTIFICATE-----\n${Buffer.from(s.certDer).toString('base64')}\n-----END CERTIFICATE-----\n`;
+      const firstKey = readFileSync(first.pemPath, 'utf8');
+      const signerPem = first.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string;
+      const added = await admin.addPolicyManagementCertificate(toPem(second), signerPem, firstKey);
+      assert.equal(added.body.certificateResolution, 'IsPresent');
+      assert.match(added.body.certificateThumbprint, /^[0-9A-F]{40}$/);
+      const removed = await admin.removePolicyManagementCertificate(toPem(second), signerPem, firstKey);
+      assert.equal(removed.body.certificateResolution, 'IsAbsent');
+
+      const headers = { authorization: `Bearer ${await server.adminToken()}`, 'content-type': 'text/plain' };
+      const last = await server.send('POST', '/certificates:remove?api-version=2022-08-01', { headers, body: managementJws(first, first) });
+      assert.equal(last.status, 400);
+      assert.equal(last.json().error.code, 'attestation.policy_invalid');
+      assert.match(last.json().error.message, /last policy-management certificate/);
+      const list = await server.send('GET', '/certificates?api-version=2022-08-01', { headers });
+      assert.equal(decode(list.json().token)['x-ms-policy-certificates'].keys.length, 1);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('GET /policies/{type}: the Attestation Reader role reads, other principals are refused', async () => {
+    const server = await startTestServer({});
+    try {
+      const reader = await newClient(server, 'policy-reader');
+      const tokenOf = async (c: { clientId: string; clientSecret: string }) => {
+        const r = await server.send('POST', '/oauth2/token', {
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({ grant_type: 'client_credentials', client_id: c.clientId, client_secret: c.clientSecret }).toString(),
+        });
+        return r.json().access_token as string;
+      };
+      const get = async () => server.send('GET', '/policies/SevSnpVm?api-version=2022-08-01', { headers: { authorization: `Bearer ${await tokenOf(reader)}` } });
+      assert.equal((await get()).status, 403);
+      await assignRole(server, reader.clientId, 'Attestation Reader');
+      const r = await get();
+      assert.equal(r.status, 200, r.text);
+      const policy = decode(r.json().token)['x-ms-policy'] as string;
+      const text = Buffer.from(JSON.parse(Buffer.from(policy.split('.')[1]!, 'base64url').toString('utf8')).AttestationPolicy, 'base64url').toString('utf8');
+      assert.match(text, /azure-compliant-cvm/, 'the default SevSnpVm policy shows when Conclave vouches');
+      // Reading is all the role grants.
+      const put = await server.send('PUT', '/policies/SevSnpVm?api-version=2022-08-01', { headers: { authorization: `Bearer ${await tokenOf(reader)}`, 'content-type': 'text/plain' }, body: 'eyJhbGciOiJub25lIn0.e30.' });
+      assert.equal(put.status, 403);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('OpenID metadata names only endpoints that answer', async () => {
+    const server = await startTestServer({});
+    try {
+      const meta = (await server.send('GET', '/.well-known/openid-configuration')).json();
+      assert.equal(meta.revocation_endpoint, undefined);
+      for (const [k, v] of Object.entries(meta)) {
+        if (typeof v !== 'string' || !v.startsWith(server.url) || k === 'issuer') continue;
+        const r = await server.send('GET', v.slice(server.url.length));
+        assert.equal(r.status, 200, `${k} (${v}) answers ${r.status}`);
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+});
