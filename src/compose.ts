@@ -4,7 +4,8 @@
  * plugins (src/server/) get the finished services and only translate the wire.
  */
 import { readFileSync } from 'node:fs';
-import { sign as cryptoSign } from 'node:crypto';
+import { sign as cryptoSign, randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { cachedQuoteCollateralSource, cachedVcekSource } from './attestation/collateral-cache.js';
 import type { GpuReferenceSource } from './attestation/gpu.js';
@@ -30,13 +31,18 @@ import { createPolicyStore } from './storage/attestation-store.js';
 import { createCollateralStore } from './storage/collateral-store.js';
 import type { Database } from './storage/database.js';
 import { createVaultStore } from './storage/vault-store.js';
+import { createLogStore, LOG_KEY_NAME, storedLogKeys } from './storage/log-store.js';
+import { createSequencer } from './log/sequencer.js';
+import { createLogService } from './log/service.js';
+import { type LogSigner, logKeyId } from './log/tree-head.js';
+import { verifyLog } from './log/verify.js';
 import { createCollateralUpstream } from './upstream/collateral-upstream.js';
 import { createNvidiaRimSource, kdsVcekFetcher, pcsQuoteCollateralFetcher } from './upstream/collateral-source.js';
 import { createHttpClient } from './upstream/http.js';
 import { createJwksFetcher } from './upstream/jwks.js';
 import { createVaultService, type ReleaseKeySource, type VaultService } from './vault/service.js';
 import type { ExternalIssuer } from './server/auth.js';
-import type { AttestationServices, CollateralServices, Services, VaultServices } from './server/context.js';
+import type { AttestationServices, CollateralServices, LogBatchEvent, LogServices, Services, VaultServices } from './server/context.js';
 
 /** What the services are built on: the store, the master key, the clock, the service's own identity. */
 export interface Foundation {
@@ -209,6 +215,7 @@ async function composeVault(f: Foundation, closers: (() => void | Promise<void>)
       sign: (data: Uint8Array) => cryptoSign('sha256', data, sk.privateKey),
       certDer: sk.certDer,
     }));
+  let logSigner = softwareLogKey(f);
   if (f.config.hsm !== undefined) {
     const hsm = await createPkcs11KeyProtector(parsePkcs11Spec(f.config.hsm), { logger: f.logger });
     // A pinned service key that is gone from the token or could have left it: refuse to start.
@@ -222,6 +229,11 @@ async function composeVault(f: Foundation, closers: (() => void | Promise<void>)
     f.readiness.set('hsm', () => hsm.check());
     protector = routeKeyProtector(hsm, software);
     releaseKey = (subject, host) => loadOrCreateTokenServiceKey(f.db, hsm, `release-signing:${host}`, subject, f.now().getTime(), [host]);
+    // The log key in the token too (RSA-2048, PKCS#1 v1.5 SHA-256: the token's service-key mechanism).
+    logSigner = async () => {
+      const k = await loadOrCreateTokenServiceKey(f.db, hsm, LOG_KEY_NAME, `${f.baseUrl()} transparency log`, f.now().getTime());
+      return { keyId: logKeyId(k.publicKey), publicKey: k.publicKey, sign: (data) => k.sign(data) };
+    };
   }
   const service = createVaultService({
     store: createVaultStore(f.db),
@@ -237,7 +249,91 @@ async function composeVault(f: Foundation, closers: (() => void | Promise<void>)
     logger: f.logger,
   });
   scheduleMaintenance(f, service, closers);
-  return { service };
+  return { service, log: composeLog(f, logSigner, closers) };
+}
+
+/** The log key as a software service key (ECDSA P-256), sealed under the master key in the store. */
+function softwareLogKey(f: Foundation): () => Promise<LogSigner> {
+  return async () => {
+    const k = await f.serviceKey(LOG_KEY_NAME, 'ES256', `${f.baseUrl()} transparency log`);
+    return { keyId: logKeyId(k.publicKey), publicKey: k.publicKey, sign: async (data) => cryptoSign('sha256', data, { key: k.privateKey, dsaEncoding: 'ieee-p1363' }) };
+  };
+}
+
+/** Most entries in one batch: a backlog (a migrated chain, a burst) is worked off batch after batch. */
+const LOG_MAX_BATCH = 2000;
+
+/**
+ * The transparency log (docs/audit.md): its store, the read service, and this replica's sequencer,
+ * which competes for the cluster's one lease and, holding it, indexes the entries every replica writes.
+ */
+function composeLog(f: Foundation, loadSigner: () => Promise<LogSigner>, closers: (() => void | Promise<void>)[]): LogServices {
+  const store = createLogStore(f.db);
+  let signer: Promise<LogSigner> | undefined;
+  const logSigner = () => {
+    signer ??= loadSigner();
+    signer.catch(() => {
+      signer = undefined;
+    });
+    return signer;
+  };
+  const batchListeners: ((b: LogBatchEvent) => void)[] = [];
+  const leaderListeners: ((leader: boolean) => void)[] = [];
+  const logger = f.logger.child({ service: 'log' });
+  const sequencer = createSequencer({
+    store,
+    signer: logSigner,
+    nowMs: () => f.now().getTime(),
+    holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+    batchMs: f.config.logBatchMs,
+    leaseMs: f.config.logLeaseMs,
+    maxBatch: LOG_MAX_BATCH,
+    onBatch: (b) => {
+      for (const l of batchListeners) l(b);
+    },
+    onLeadership: (leader) => {
+      logger.info(leader ? 'log sequencer: this replica holds the lease' : 'log sequencer: lease lost or given up');
+      for (const l of leaderListeners) l(leader);
+    },
+  });
+  let stopped = false;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let running: Promise<void> | undefined;
+  const next = (ms: number) => {
+    if (stopped) return;
+    timer = setTimeout(() => {
+      running = sequencer
+        .tick()
+        .catch((e: unknown) => logger.warn({ err: e }, 'log sequencer round failed; retrying'))
+        .finally(() => {
+          running = undefined;
+          next(sequencer.nextDelayMs());
+        });
+    }, ms);
+    timer.unref();
+  };
+  next(0);
+  closers.push(async () => {
+    stopped = true;
+    clearTimeout(timer);
+    await running;
+    await sequencer.release().catch((e: unknown) => logger.warn({ err: e }, 'could not give the log sequencer lease up'));
+  });
+  return {
+    service: createLogService(store),
+    signer: logSigner,
+    verify: async () => verifyLog(store, await storedLogKeys(f.db)),
+    async records(from, limit) {
+      // Pending first: an entry sequenced between the two reads then shows up once, with its index.
+      const pending = await store.pendingLeaves(limit);
+      const sequenced = (await store.leaves(from, limit)).map((l) => ({ index: l.index as number | null, leafHash: l.leafHash.toString('hex'), entry: l.entry }));
+      const seen = new Set(sequenced.map((l) => l.leafHash));
+      const waiting = pending.filter((l) => !seen.has(l.leafHash.toString('hex'))).map((l) => ({ index: null, leafHash: l.leafHash.toString('hex'), entry: l.entry }));
+      return [...sequenced, ...waiting].slice(0, limit);
+    },
+    onBatch: (l) => void batchListeners.push(l),
+    onLeadership: (l) => void leaderListeners.push(l),
+  };
 }
 
 /**

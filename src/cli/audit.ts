@@ -1,27 +1,37 @@
-/** `conclave audit verify`: checks the vault's hash-chained audit log directly in the store. */
+/** `conclave audit verify`: recomputes the transparency log from the store and checks every signed head. */
+import { readFileSync } from 'node:fs';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { readAuditRows } from '../storage/vault-store.js';
+import { verifyLog } from '../log/verify.js';
+import { createLogStore, storedLogKeys } from '../storage/log-store.js';
 import { openDatabase } from '../storage/open.js';
-import { verifyAuditChain } from '../vault/audit.js';
 import { CliError, defaultFormat, type OutputFormat, printResult } from './output.js';
 
 export function registerAudit(program: Command): void {
-  const audit = program.command('audit').description('the vault audit log');
+  const audit = program.command('audit').description('the vault audit log (the transparency log)');
   audit
     .command('verify')
-    .description('verify the audit hash chain; exit 1 naming the first bad sequence number')
+    .description('recompute the log tree from its entries, check every stored signed tree head and tree node, and the migrated audit chain; exit 1 naming the first failure')
     .option('--data-dir <dir>', 'data directory (default ./data, env CONCLAVE_DATA_DIR)')
     .option('--db <url>', 'store: sqlite:PATH or postgres://… (default sqlite:<data-dir>/conclave.db)')
+    .option('--log-key <pem-file...>', 'trusted log public key(s) (GET /log/key, recorded when the log started); default: the log keys the store pins')
     .option('-o, --output <format>', 'json or table')
-    .action(async (f: { dataDir?: string; db?: string; output?: OutputFormat }) => {
+    .addHelpText('after', '\nExample:\n  conclave audit verify --data-dir ./data --log-key log-key.pem\n')
+    .action(async (f: { dataDir?: string; db?: string; logKey?: string[]; output?: OutputFormat }) => {
       const dataDir = resolve(f.dataDir ?? process.env.CONCLAVE_DATA_DIR ?? './data');
       const url = f.db ?? process.env.CONCLAVE_DB ?? `sqlite:${resolve(dataDir, 'conclave.db')}`;
+      let keys: KeyObject[] | undefined;
+      try {
+        keys = f.logKey?.map((p) => createPublicKey(readFileSync(p)));
+      } catch (e) {
+        throw new CliError(`cannot read the log key: ${(e as Error).message}`, 'pass the PEM public key that GET /log/key returned', 2);
+      }
       const db = await openDatabase(url, { poolSize: 1 });
       try {
-        const result = verifyAuditChain(await readAuditRows(db));
-        if (!result.ok) throw new CliError(`audit chain broken at sequence ${result.badSeq}: ${result.reason} (${result.count} records verified before it)`, 'restore the audit table from a backup and investigate', 1);
-        printResult({ ok: true, records: result.count, head: result.head }, f.output ?? defaultFormat());
+        const result = await verifyLog(createLogStore(db), keys ?? (await storedLogKeys(db)));
+        if (!result.ok) throw new CliError(`log verification failed (${result.code}): ${result.message} (${result.entries} entries verified before it)`, 'restore the log tables from a backup and investigate', 1);
+        printResult(result, f.output ?? defaultFormat());
       } finally {
         await db.close();
       }

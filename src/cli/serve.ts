@@ -30,6 +30,8 @@ export function registerServe(program: Command): void {
     .option('--upstream-nvidia-rim <url>', 'NVIDIA RIM service (or a compatible mirror, e.g. another Conclave) base URL')
     .option('--upstream-nvidia-ocsp <url>', 'NVIDIA OCSP responder URL')
     .option('--db-pool-size <n>', 'PostgreSQL connection pool size (default 10)')
+    .option('--log-batch-ms <ms>', 'transparency log: sequence a batch every <ms> (default 25; inclusion latency bound)')
+    .option('--log-lease-ms <ms>', 'transparency log: sequencer lease; a dead holder is replaced after it (default 3000)')
     .option('--trusted-authority <url...>', 'additional attestation authorities trusted for key release')
     .option('--isolated', 'isolated mode: attestation policies must be signed')
     .option('--policy-certificate <pem-file...>', 'policy-management certificates registered at start (isolated mode needs one)')

@@ -50,6 +50,10 @@ export interface Config {
   readonly dbPoolSize: number;
   /** Extra trusted attestation authorities for key release (issuer URLs). */
   readonly trustedAuthorities: readonly string[];
+  /** Transparency log: how often the sequencer cuts a batch (ms), the bound on inclusion latency. */
+  readonly logBatchMs: number;
+  /** Transparency log: the sequencer lease (ms), the longest a dead holder delays sequencing. */
+  readonly logLeaseMs: number;
   /** Isolated mode: attestation policies must be signed by a policy-management certificate. */
   readonly isolated: boolean;
   /** PEM files of policy-management certificates registered at every start (isolated mode needs one). */
@@ -179,6 +183,8 @@ const OPTIONS = [
   { key: 'upstreamNvidiaRim', flag: 'upstreamNvidiaRim', env: 'CONCLAVE_UPSTREAM_NVIDIA_RIM', parse: url('upstream-nvidia-rim', ['https:', 'http:']) },
   { key: 'upstreamNvidiaOcsp', flag: 'upstreamNvidiaOcsp', env: 'CONCLAVE_UPSTREAM_NVIDIA_OCSP', parse: url('upstream-nvidia-ocsp', ['https:', 'http:']) },
   { key: 'dbPoolSize', flag: 'dbPoolSize', env: 'CONCLAVE_DB_POOL_SIZE', parse: int('db-pool-size', 1, 1000) },
+  { key: 'logBatchMs', flag: 'logBatchMs', env: 'CONCLAVE_LOG_BATCH_MS', parse: int('log-batch-ms', 1, 1000) },
+  { key: 'logLeaseMs', flag: 'logLeaseMs', env: 'CONCLAVE_LOG_LEASE_MS', parse: int('log-lease-ms', 200, 60_000) },
   { key: 'trustedAuthorities', flag: 'trustedAuthority', env: 'CONCLAVE_TRUSTED_AUTHORITIES', parse: list('trusted-authorities', url('trusted-authorities', ['https:', 'http:'])) },
   { key: 'isolated', flag: 'isolated', env: 'CONCLAVE_ISOLATED', parse: bool('isolated') },
   { key: 'policyCertificates', flag: 'policyCertificate', env: 'CONCLAVE_POLICY_CERTIFICATES', parse: list('policy-certificates', str('policy-certificates')) },
@@ -251,6 +257,8 @@ export function loadConfig(sources: ConfigSources): Config {
     pccsUserTokenHash: out.pccsUserTokenHash as string | undefined,
     dbPoolSize: (out.dbPoolSize as number | undefined) ?? 10,
     trustedAuthorities: (out.trustedAuthorities as string[] | undefined) ?? [],
+    logBatchMs: (out.logBatchMs as number | undefined) ?? 25,
+    logLeaseMs: (out.logLeaseMs as number | undefined) ?? 3000,
     isolated: (out.isolated as boolean | undefined) ?? false,
     policyCertificates: (out.policyCertificates as string[] | undefined) ?? [],
     tpmAikRoots: (out.tpmAikRoots as string[] | undefined) ?? [],

@@ -163,6 +163,17 @@ export const ERROR_CATALOGUE = {
   'role.definition_not_found': { status: 404, meaning: 'No role definition with this name exists.' },
   'role.conflict': { status: 409, meaning: 'The role assignment or definition conflicts with an existing one (same name, other content; a built-in role; a definition still assigned).' },
   'backup.foreign': { status: 400, meaning: 'The backup is corrupt or was sealed under another master key: it restores only into a vault with the master key that made it.' },
+  // ── transparency log ──────────────────────────────────────────────────────
+  'log.range_invalid': { status: 400, meaning: 'A log index, size or range is malformed or outside the latest signed tree head (start > end, size 0, from > to).' },
+  'log.leaf_not_found': { status: 404, meaning: 'No log entry with this leaf hash is in the tree of the requested size (it may not be sequenced yet: retry within the batch interval).' },
+  'log.unavailable': { status: 503, meaning: 'The log has no signed tree head yet (no sequencer has run).' },
+  'log.head_malformed': { status: 502, meaning: 'A signed tree head, proof or entry from a log is malformed.' },
+  'log.signature_invalid': { status: 502, meaning: 'A signed tree head does not verify with the trusted log key (altered, or signed by another key).' },
+  'log.proof_invalid': { status: 502, meaning: 'An inclusion proof does not prove the entry in the signed tree head, or the entry does not describe the operation it was returned for.' },
+  'log.inconsistent': { status: 502, meaning: 'Two signed tree heads are not consistent: a fork (two roots for one size), a rollback, or a consistency proof that is missing or fails.' },
+  'log.entry_missing': { status: 500, meaning: 'A log index below the tree size has no entry, or a signed head is larger than the log (an entry was deleted).' },
+  'log.entry_mismatch': { status: 500, meaning: 'A stored log entry does not hash to its leaf hash, or a migrated entry differs from the audit chain record it came from (an entry was changed).' },
+  'log.root_mismatch': { status: 500, meaning: 'A stored signed tree head or tree node does not match the tree recomputed from the entries (entries reordered or replaced, or a forked head).' },
   // ── SDK / agent (TEE side) ────────────────────────────────────────────────
   'sdk.http_error': { status: 502, meaning: 'A service the SDK called (attestation, vault, token endpoint) answered with an error or could not be reached.' },
   'sdk.release_jws_invalid': { status: 502, meaning: 'The key release JWS is malformed, its signature does not verify with x5c[0], or its certificate chain is not trusted.' },

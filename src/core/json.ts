@@ -40,3 +40,17 @@ export function parseJsonText(text: string, what: string, code: ErrorCode = 'req
     throw fail(code, `${what} is not valid JSON`, { field: what });
   }
 }
+
+/**
+ * JSON with object keys sorted at every level and undefined members dropped (RFC 8785-like for the
+ * strings, numbers and booleans audit records and token claims hold): one encoding per value, so a hash
+ * of it names the value (audit log entries, the claims hash of a release).
+ */
+export function canonicalJson(v: unknown): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
+  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
+  const entries = Object.entries(v as Record<string, unknown>)
+    .filter(([, x]) => x !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
+}

@@ -8,12 +8,41 @@ import type { CollateralLookup } from '../collateral/lookup.js';
 import type { PlatformService } from '../collateral/platforms.js';
 import type { CollateralService } from '../collateral/service.js';
 import type { VaultService } from '../vault/service.js';
+import type { LogService } from '../log/service.js';
+import type { LogSigner } from '../log/tree-head.js';
+import type { LogVerification, LogVerificationFailure } from '../log/verify.js';
 import type { Config } from '../config/config.js';
 import type { Authenticator } from './auth.js';
 
 /** The domain services each plugin serves (built in src/compose.ts). */
 export interface VaultServices {
   readonly service: VaultService;
+  /** The transparency log the vault's audit records go into (docs/audit.md). */
+  readonly log: LogServices;
+}
+
+/** What one sequenced batch reports (for metrics). */
+export interface LogBatchEvent {
+  readonly treeSize: number;
+  readonly leaves: number;
+  readonly latenciesMs: readonly number[];
+}
+
+export interface LogServices {
+  /** Heads, proofs and entries (GET /log/…). */
+  readonly service: LogService;
+  /** The log key (GET /log/key). */
+  signer(): Promise<LogSigner>;
+  /** Recomputes the log from its entries and checks every stored node and signed head. */
+  verify(): Promise<LogVerification | LogVerificationFailure>;
+  /**
+   * Audit records for the admin API: the sequenced entries from index `from`, then (when the page has
+   * room) those still waiting for an index (`index: null`), so the newest record is always listed.
+   */
+  records(from: number, limit: number): Promise<{ index: number | null; leafHash: string; entry: string }[]>;
+  /** Sequencer events of this replica, for metrics. */
+  onBatch(listener: (b: LogBatchEvent) => void): void;
+  onLeadership(listener: (leader: boolean) => void): void;
 }
 
 export interface AttestationServices {

@@ -1,9 +1,14 @@
 /**
- * The vault's SQL: keys and versions, role assignments, trusted authorities, the audit chain. Portable
- * to SQLite and PostgreSQL; every multi-row change runs in one transaction.
+ * The vault's SQL: keys and versions, role assignments, trusted authorities, and the audit records it
+ * writes into the transparency log. Portable to SQLite and PostgreSQL; every multi-row change runs in
+ * one transaction, with its log entry.
  */
+import { randomBytes } from 'node:crypto';
 import type { Database, SqlExecutor } from './database.js';
-import { type AuditRecord, auditHash, canonicalJson, GENESIS_HASH, type StoredAuditRow } from '../vault/audit.js';
+
+type Tx = SqlExecutor & { lock(name: string): Promise<void> };
+import { insertLogEntry, type LogReceipt } from './log-store.js';
+import { type AuditRecord, canonicalJson } from '../vault/audit.js';
 import type { DeletionInfo, KeyOperation, KeyType, KeyVersion } from '../vault/key.js';
 import type { CurveName } from '../vault/ports.js';
 import type { RoleAssignment, RoleDefinition } from '../vault/roles.js';
@@ -12,7 +17,6 @@ import type { AuditEntry, KeyState, Page, RotationCandidate, RotationPlan, Vault
 
 export type { KeyState, Page, VaultStore } from '../vault/store.js';
 
-type Tx = SqlExecutor & { lock(name: string): Promise<void> };
 
 interface VersionRow {
   name: string;
@@ -376,10 +380,8 @@ export function createVaultStore(db: Database): VaultStore {
     },
 
     // ── audit ──
-    async audit(record: Omit<AuditRecord, 'seq'>): Promise<void> {
-      await db.transaction((tx) => appendAudit(tx, record));
-    },
-    auditRows: (fromSeq, limit) => readAuditRows(db, fromSeq, limit),
+    /** A record of its own (a read, a release, a refusal): one autocommitted insert. */
+    audit: (record: Omit<AuditRecord, 'seq'>) => appendAudit(db, record),
   };
 }
 
@@ -395,19 +397,11 @@ function assignmentOf(r: AssignmentRow): RoleAssignment {
   return { id: r.id, principalId: r.principal_id, roleDefinitionId: r.role, scope: r.scope, createdAt: Number(r.created_at) };
 }
 
-/** Appends one record under the `audit` lock, chained to the current head. */
-export async function appendAudit(tx: Tx, record: Omit<AuditRecord, 'seq'>): Promise<number> {
-  await tx.lock('vault-audit');
-  const head = await tx.get<{ seq: number | string; hash: string }>('SELECT seq, hash FROM vault_audit ORDER BY seq DESC LIMIT 1');
-  const seq = head ? Number(head.seq) + 1 : 1;
-  const prev = head?.hash ?? GENESIS_HASH;
-  const json = canonicalJson({ ...record, seq });
-  await tx.run('INSERT INTO vault_audit (seq, record, prev_hash, hash) VALUES (?, ?, ?, ?)', [seq, json, prev, auditHash(prev, json)]);
-  return seq;
-}
-
-/** All audit rows in order (for `conclave audit verify` and the admin API). */
-export async function readAuditRows(db: SqlExecutor, fromSeq = 1, limit = Number.MAX_SAFE_INTEGER): Promise<StoredAuditRow[]> {
-  const rows = await db.all<{ seq: number | string; record: string; prev_hash: string; hash: string }>('SELECT seq, record, prev_hash, hash FROM vault_audit WHERE seq >= ? ORDER BY seq LIMIT ?', [fromSeq, Math.min(limit, 1_000_000_000)]);
-  return rows.map((r) => ({ seq: Number(r.seq), record: r.record, prevHash: r.prev_hash, hash: r.hash }));
+/**
+ * Writes one audit record as a log entry, in the caller's transaction when it has one: no lock, no read
+ * of a chain head; the sequencer gives the entry its index. `entryId` (128 random bits) makes every
+ * entry, and so every leaf hash, unique, so a leaf hash names one entry.
+ */
+export async function appendAudit(ex: SqlExecutor, record: Omit<AuditRecord, 'seq'>): Promise<LogReceipt> {
+  return insertLogEntry(ex, canonicalJson({ ...record, entryId: randomBytes(16).toString('hex') }), Date.now());
 }

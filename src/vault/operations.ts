@@ -7,7 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import { type ApiVersion, requireFeature } from './api-version.js';
 import { canonicalJson } from './audit.js';
-import { refOf, type VaultCore } from './core.js';
+import { finish, refOf, type VaultCore } from './core.js';
 import { attributesWire, checkOperationPermitted, checkUsable, familyOf, type KeyOperation, keyId, publicKeyWire, releasePolicyWire } from './key.js';
 import type { CipherRequest, EncryptionAlgorithm, SignatureAlgorithm } from './ports.js';
 import {
@@ -171,8 +171,11 @@ export function createKeyOperations(core: VaultCore) {
           await releaseSigner(),
         );
         draft.detail.enc = enc;
-        return { value };
-      });
+        // The success record is stored before the key leaves; its leaf hash goes back with the key so the
+        // TEE can fetch (and check) its inclusion proof (docs/audit.md).
+        const log = await store.audit(finish(draft));
+        return { value, 'x-conclave-log': { leafHash: log.leafHash, entry: log.entry } };
+      }, true);
     },
   };
 }

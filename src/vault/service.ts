@@ -10,7 +10,6 @@ import { createKeyLifecycle } from './lifecycle.js';
 import { createMaintenance } from './maintenance.js';
 import { createKeyOperations } from './operations.js';
 import { createAccessControl } from './access-control.js';
-import { verifyAuditChain } from './audit.js';
 import type { Principal } from './roles.js';
 
 export { MAINTENANCE_PRINCIPAL, type BackupSealer, type ReleaseKeySource, type SoftDeleteSettings, type VaultServiceDeps } from './core.js';
@@ -27,14 +26,6 @@ export function createVaultService(deps: VaultServiceDeps) {
     ...createAccessControl(core),
 
     // ── administration (bootstrap administrator only) ──
-    /** Audit records from `from`, parsed (the admin API). */
-    async auditLog(from: number, limit: number) {
-      return (await store.auditRows(from, limit)).map((r) => ({ ...r, record: JSON.parse(r.record) as unknown }));
-    },
-    /** Checks the whole audit hash chain. */
-    async verifyAudit() {
-      return verifyAuditChain(await store.auditRows());
-    },
     async authorities() {
       return { authorities: await store.authorities(), builtin: [ctx.baseUrl(), ...ctx.config.trustedAuthorities] };
     },

@@ -1,10 +1,10 @@
 /**
  * The vault's storage port: keys and versions, role assignments, trusted authorities and the audit
- * chain. The SQL implementation (SQLite and PostgreSQL) is src/storage/vault-store.ts. Every mutation
- * takes the audit record of its success and writes both in one transaction, so a key change is never
- * stored without its audit record.
+ * records, which are entries of the transparency log (docs/audit.md). The SQL implementation (SQLite and
+ * PostgreSQL) is src/storage/vault-store.ts. Every mutation takes the audit record of its success and
+ * writes both in one transaction, so a key change is never stored without its audit record.
  */
-import type { AuditRecord, StoredAuditRow } from './audit.js';
+import type { AuditRecord } from './audit.js';
 import type { DeletionInfo, KeyVersion } from './key.js';
 import type { RoleAssignment, RoleDefinition } from './roles.js';
 import type { RotationPolicy } from './rotation.js';
@@ -33,8 +33,14 @@ export interface Page<T> {
   readonly next?: number;
 }
 
-/** An audit record before the store gives it its sequence number. */
+/** An audit record as an operation writes it (the log gives it its index later). */
 export type AuditEntry = Omit<AuditRecord, 'seq'>;
+
+/** What an operation learns of its stored log entry: its RFC 9162 leaf hash (hex) and the exact text hashed. */
+export interface AuditReceipt {
+  readonly leafHash: string;
+  readonly entry: string;
+}
 
 export interface VaultStore {
   keyState(name: string): Promise<KeyState>;
@@ -97,8 +103,6 @@ export interface VaultStore {
   authorities(): Promise<string[]>;
   setAuthorities(list: readonly string[], nowSeconds: number, audit: AuditEntry): Promise<void>;
 
-  /** Appends one record to the audit chain. */
-  audit(record: AuditEntry): Promise<void>;
-  /** Audit rows in order from `fromSeq` (for `conclave audit verify` and the admin API). */
-  auditRows(fromSeq?: number, limit?: number): Promise<StoredAuditRow[]>;
+  /** Stores one record as a log entry (durable when this resolves; sequenced within the batch interval). */
+  audit(record: AuditEntry): Promise<AuditReceipt>;
 }

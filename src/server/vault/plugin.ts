@@ -9,6 +9,7 @@ import { checkKeyVersion } from '../../vault/key.js';
 import type { Principal } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { registerAccessControlRoutes } from './access-control.js';
+import { logPlugin } from '../log/plugin.js';
 
 /** The tenant the challenge names: any GUID works for the SDK, which passes it to the credential as `tenantId`. */
 export const CHALLENGE_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -52,6 +53,7 @@ function nextLink(base: string, path: string, apiVersion: string, limit: number,
 export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promise<void> {
   const service = ctx.services.vault?.service;
   if (!service) throw new Error('vault plugin registered without a vault service');
+  await logPlugin(app, ctx, ctx.services.vault!.log);
 
   /** AKV: bearer or a challenge (401 + WWW-Authenticate), then the api-version check. */
   async function akv(request: FastifyRequest, reply: FastifyReply): Promise<{ p: Principal; v: ApiVersion; q: URLSearchParams }> {
@@ -226,16 +228,5 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
     if (typeof name !== 'string' || name.length === 0 || name.length > 200) throw fail('request.invalid', 'displayName (1–200 characters) is required', { field: 'displayName' });
     reply.status(201);
     return ctx.auth.registerClient(name, Math.floor(ctx.now().getTime() / 1000));
-  });
-  app.get('/admin/vault/audit', adminRoute('Read the audit log'), async (req) => {
-    await admin(req);
-    const q = query(req);
-    const from = Number(q.get('from') ?? '1');
-    const limit = Math.min(Number(q.get('limit') ?? '1000'), 10000);
-    return { value: await service.auditLog(from, limit) };
-  });
-  app.get('/admin/vault/audit/verify', adminRoute('Verify the audit hash chain'), async (req) => {
-    await admin(req);
-    return service.verifyAudit();
   });
 }

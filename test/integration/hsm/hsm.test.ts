@@ -12,6 +12,7 @@ import type { TestServer } from '../../helpers/server.js';
 import { startTestServer } from '../../helpers/server.js';
 import { sharedSoftHsm, skipWithoutSoftHsm } from '../../helpers/softhsm.js';
 import { adminJson, adminKeyClient, assignRole, type AuthorityStandIn, policyFor, startAuthority } from '../vault/harness.js';
+import { waitSequenced } from '../../helpers/log.js';
 
 const skip = skipWithoutSoftHsm();
 
@@ -77,6 +78,7 @@ describe('vault keys in a PKCS#11 token', { skip }, () => {
     const releasePolicy = { encodedPolicy: policyFor(hsmAuthority.url), contentType: 'application/json; charset=utf-8' };
     await client.createRsaKey('rel-sha2', { hsm: true, keySize: 2048, exportable: true, releasePolicy });
     await assert.rejects(client.releaseKey('rel-sha2', hsmAuthority.token(), { algorithm: 'RSA_AES_KEY_WRAP_256' }), (e: { statusCode?: number }) => e.statusCode === 400);
+    await waitSequenced(hsm.ctx.db);
     const audit = await adminJson(hsm, 'GET', '/admin/vault/audit');
     const last = audit.json.value.filter((r: { record: { operation: string } }) => r.record.operation === 'release').at(-1).record;
     assert.equal(last.code, 'hsm.mechanism_unsupported');

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import type { Database } from '../../../src/storage/database.js';
-import { readAuditRows } from '../../../src/storage/vault-store.js';
-import { verifyAuditChain } from '../../../src/vault/audit.js';
+import { verifyLog } from '../../../src/log/verify.js';
+import { createLogStore, storedLogKeys } from '../../../src/storage/log-store.js';
 import type { HttpResponse } from '../../helpers/https.js';
 import { BIN, type Replica } from './replica.js';
 
@@ -53,14 +53,14 @@ export async function listVersionIds(r: Replica, name: string): Promise<string[]
 export interface StoreCheck {
   /** Version count per key name. */
   readonly versions: Map<string, number>;
-  /** Audit records in the chain. */
+  /** Audit records stored: entries of the log, sequenced or waiting for the next batch. */
   readonly auditRecords: number;
 }
 
 /**
  * The store holds no half-written vault state: every version row has its sealed key material and a
  * parseable public JWK, each key's sequence numbers are 1..n without gaps, `latest_version` names the
- * highest sequence, and the audit chain verifies.
+ * highest sequence, and the transparency log verifies.
  */
 export async function assertVaultStoreWhole(db: Database): Promise<StoreCheck> {
   const rows = await db.all<{ name: string; version: string; seq: number | string; public_jwk: string; protected_key: Uint8Array | null; kty: string }>(
@@ -88,9 +88,9 @@ export async function assertVaultStoreWhole(db: Database): Promise<StoreCheck> {
     versions.set(k.name, vs.length);
   }
   for (const name of byName.keys()) assert.ok(versions.has(name), `versions of ${name} have no key row`);
-  const chain = verifyAuditChain(await readAuditRows(db));
-  assert.ok(chain.ok, `audit chain broken: ${JSON.stringify(chain)}`);
-  return { versions, auditRecords: chain.count };
+  const log = await verifyLog(createLogStore(db), await storedLogKeys(db));
+  assert.ok(log.ok, `transparency log broken: ${JSON.stringify(log)}`);
+  return { versions, auditRecords: log.records };
 }
 
 /** `conclave audit verify` over the store, as an operator would run it; returns the record count. */
@@ -98,6 +98,7 @@ export function cliAuditVerify(dbUrl: string, dataDir: string): number {
   const r = spawnSync(process.execPath, [BIN, 'audit', 'verify', '--db', dbUrl, '--data-dir', dataDir, '--output', 'json'], { encoding: 'utf8', timeout: 60_000 });
   assert.equal(r.status, 0, `conclave audit verify failed: ${r.stdout}\n${r.stderr}`);
   const out = JSON.parse(r.stdout) as { ok: boolean; records: number };
+  assert.equal(typeof out.records, 'number');
   assert.equal(out.ok, true);
   return out.records;
 }

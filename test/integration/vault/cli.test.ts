@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { waitSequenced } from '../../helpers/log.js';
 import type { TestServer } from '../../helpers/server.js';
 import { startVault } from './harness.js';
 
@@ -53,24 +54,34 @@ describe('conclave key, role, audit', () => {
     assert.equal((await run('role', 'remove', id, '--data-dir', server.dataDir, '-o', 'json')).code, 0);
   });
 
-  test('audit verify passes, then names a deleted and a reordered record', async () => {
-    const ok = await run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db, '-o', 'json');
+  test('audit verify passes, then names a reordered, a changed and a deleted entry (typed codes)', async () => {
+    await waitSequenced(server.ctx.db);
+    const verify = (...extra: string[]) => run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db, ...extra);
+    const ok = await verify('-o', 'json');
     assert.equal(ok.code, 0, ok.err);
     assert.ok(JSON.parse(ok.out).records >= 6);
-    const rows = await server.ctx.db.all<{ seq: number; record: string; prev_hash: string; hash: string }>('SELECT seq, record, prev_hash, hash FROM vault_audit ORDER BY seq');
-    // Swap the contents of records 3 and 4 (reorder).
-    const [r3, r4] = [rows[2]!, rows[3]!];
-    await server.ctx.db.run('UPDATE vault_audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = 3', [r4.record, r4.prev_hash, r4.hash]);
-    await server.ctx.db.run('UPDATE vault_audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = 4', [r3.record, r3.prev_hash, r3.hash]);
-    const reordered = await run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db);
+    const rows = await server.ctx.db.all<{ idx: number; leaf_hash: string; entry: string }>('SELECT idx, leaf_hash, entry FROM log_entries WHERE idx IN (2, 3) ORDER BY idx');
+    const [r2, r3] = [rows[0]!, rows[1]!];
+    const put = (idx: number, r: { leaf_hash: string; entry: string }) => server.ctx.db.run('UPDATE log_entries SET leaf_hash = ?, entry = ? WHERE idx = ?', [r.leaf_hash, r.entry, idx]);
+    // Reordered (each entry still hashes to its leaf hash): the signed heads no longer match.
+    await put(2, r3);
+    await put(3, r2);
+    const reordered = await verify();
     assert.equal(reordered.code, 1);
-    assert.match(reordered.err, /sequence 3/);
-    await server.ctx.db.run('UPDATE vault_audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = 3', [r3.record, r3.prev_hash, r3.hash]);
-    await server.ctx.db.run('UPDATE vault_audit SET record = ?, prev_hash = ?, hash = ? WHERE seq = 4', [r4.record, r4.prev_hash, r4.hash]);
-    assert.equal((await run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db)).code, 0);
-    await server.ctx.db.run('DELETE FROM vault_audit WHERE seq = 2');
-    const deleted = await run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db);
+    assert.match(reordered.err, /log\.root_mismatch/);
+    await put(2, r2);
+    await put(3, r3);
+    assert.equal((await verify()).code, 0);
+    // Changed: the entry no longer hashes to its leaf hash.
+    await put(3, { leaf_hash: r3.leaf_hash, entry: r3.entry.replace(/"time":"[^"]+"/, '"time":"2000-01-01T00:00:00.000Z"') });
+    const changed = await verify();
+    assert.equal(changed.code, 1);
+    assert.match(changed.err, /log\.entry_mismatch.*entry 3/);
+    await put(3, r3);
+    // Deleted.
+    await server.ctx.db.run('DELETE FROM log_entries WHERE idx = 2');
+    const deleted = await verify();
     assert.equal(deleted.code, 1);
-    assert.match(deleted.err, /sequence 2/);
+    assert.match(deleted.err, /log\.entry_missing.*entry 2 is missing/);
   });
 });

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createFakeAuthority, signJws } from '../../../src/vault/release/testing.js';
+import { waitSequenced } from '../../helpers/log.js';
 import type { TestServer } from '../../helpers/server.js';
 import { adminJson, assignRole, type AuthorityStandIn, newClient, policyFor, startAuthority, startVault } from './harness.js';
 
@@ -30,7 +31,8 @@ async function createKey(name: string, extra: Record<string, unknown> = {}, poli
 }
 
 async function lastAudit() {
-  const r = await adminJson(server, 'GET', '/admin/vault/audit?from=1&limit=100000');
+  const size = await waitSequenced(server.ctx.db);
+  const r = await adminJson(server, 'GET', `/admin/vault/audit?from=${size - 1}`);
   return r.json.value.at(-1).record;
 }
 
@@ -242,15 +244,17 @@ describe('store consistency and the audit chain', () => {
     assert.ok(latest.endsWith(`/${row!.version}`));
   });
 
-  test('the chain verifies, and a changed record is named', async () => {
+  test('the log verifies, and a changed entry is named with its typed code', async () => {
+    await waitSequenced(server.ctx.db);
     const ok = await adminJson(server, 'GET', '/admin/vault/audit/verify');
-    assert.equal(ok.json.ok, true);
-    assert.ok(ok.json.count > 20);
-    const row = await server.ctx.db.get<{ record: string }>('SELECT record FROM vault_audit WHERE seq = 5');
-    await server.ctx.db.run('UPDATE vault_audit SET record = ? WHERE seq = 5', [row!.record.replace(/"time":"[^"]+"/, '"time":"2000-01-01T00:00:00.000Z"')]);
+    assert.equal(ok.json.ok, true, JSON.stringify(ok.json));
+    assert.ok(ok.json.entries > 20);
+    const row = await server.ctx.db.get<{ entry: string }>('SELECT entry FROM log_entries WHERE idx = 5');
+    await server.ctx.db.run('UPDATE log_entries SET entry = ? WHERE idx = 5', [row!.entry.replace(/"time":"[^"]+"/, '"time":"2000-01-01T00:00:00.000Z"')]);
     const bad = await adminJson(server, 'GET', '/admin/vault/audit/verify');
     assert.equal(bad.json.ok, false);
-    assert.equal(bad.json.badSeq, 5);
-    await server.ctx.db.run('UPDATE vault_audit SET record = ? WHERE seq = 5', [row!.record]);
+    assert.equal(bad.json.code, 'log.entry_mismatch');
+    assert.equal(bad.json.detail.index, 5);
+    await server.ctx.db.run('UPDATE log_entries SET entry = ? WHERE idx = 5', [row!.entry]);
   });
 });

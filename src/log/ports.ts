@@ -1,0 +1,94 @@
+/**
+ * What the log needs from a store (src/storage/log-store.ts implements it on SQLite and PostgreSQL).
+ *
+ * Writers never appear here: an operation stores its entry with one plain INSERT (no index, no lock),
+ * in the transaction of the change it records. Only the sequencer, one per cluster by a lease, gives
+ * entries their indices, in batches.
+ */
+import type { NodeId } from './merkle.js';
+import type { SignedTreeHead } from './tree-head.js';
+
+/** The sequencer's hold on the log: `epoch` grows with every change of holder and fences a stale one out. */
+export interface SequencerLease {
+  readonly holder: string;
+  readonly epoch: number;
+}
+
+/** An entry waiting for its index: inserted by a writer, or a migrated audit-chain record. */
+export interface PendingLeaf {
+  readonly id: number;
+  readonly leafHash: Buffer;
+  /** When the writer stored it (its clock, ms): the start of its inclusion latency. */
+  readonly createdMs: number;
+}
+
+/** What one batch adds: indices for its entries, the perfect nodes it completes, and the new signed head. */
+export interface SealedBatch {
+  readonly leaves: readonly { readonly id: number; readonly index: number; readonly leafHash: Buffer }[];
+  readonly nodes: readonly { readonly node: NodeId; readonly hash: Buffer }[];
+  readonly head: SignedTreeHead;
+}
+
+/** The tree as the store holds it when a batch starts. */
+export interface TreeState {
+  readonly size: number;
+  readonly head: SignedTreeHead | undefined;
+}
+
+export interface LogStore {
+  /** Takes the lease when nobody holds it or it expired (at `nowMs`); undefined when another holder has it. */
+  acquire(holder: string, nowMs: number, leaseMs: number): Promise<SequencerLease | undefined>;
+  /** Extends a lease still held; false when it was lost. */
+  renew(lease: SequencerLease, nowMs: number, leaseMs: number): Promise<boolean>;
+  /** Gives the lease up (a clean shutdown) so another replica takes over at once. */
+  release(lease: SequencerLease): Promise<void>;
+  /**
+   * Whether any entry waits for an index, or a migrated entry sits at or beyond `treeSize` (two index
+   * probes, outside any transaction).
+   */
+  hasPending(treeSize: number): Promise<boolean>;
+  /**
+   * One batch in one transaction, under the lease (renewed first, which also fences out a holder whose
+   * lease was taken): reads the state and up to `limit` pending entries, lets `seal` compute the batch,
+   * and stores it. `'lost'` when the lease is no longer ours; undefined when `seal` had nothing to add.
+   */
+  sequence(lease: SequencerLease, nowMs: number, leaseMs: number, limit: number, seal: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<SealedBatch | undefined>): Promise<SealedBatch | 'lost' | undefined>;
+  /** Hashes of perfect subtrees (level 0: leaf hashes), one per id, in order; throws when one is missing. */
+  readNodes(nodes: readonly NodeId[]): Promise<Buffer[]>;
+  latestHead(): Promise<SignedTreeHead | undefined>;
+}
+
+/** A sequenced entry as stored: its index, leaf hash and the exact entry text that was hashed. */
+export interface StoredLeaf {
+  readonly index: number;
+  readonly leafHash: Buffer;
+  readonly entry: string;
+}
+
+/** A record of the audit hash chain the log replaced (its prefix): hash = SHA-256(prevHash ‖ record). */
+export interface ChainRecord {
+  readonly seq: number;
+  readonly record: string;
+  readonly prevHash: string;
+  readonly hash: string;
+}
+
+/** What the read API and the verifier read; paged, ordered, bounded by `limit`. */
+export interface LogReader {
+  latestHead(): Promise<SignedTreeHead | undefined>;
+  readNodes(nodes: readonly NodeId[]): Promise<Buffer[]>;
+  /** Sequenced entries with index ≥ `start`, in index order. */
+  leaves(start: number, limit: number): Promise<StoredLeaf[]>;
+  /** Entries still waiting for an index, in the order they were stored. */
+  pendingLeaves(limit: number): Promise<{ readonly leafHash: Buffer; readonly entry: string }[]>;
+  /** Where the entry with this leaf hash is: its index, null while it waits for one, undefined when unknown. */
+  findLeaf(leafHash: Buffer): Promise<{ readonly index: number | null } | undefined>;
+  /** Signed heads with size ≥ `fromSize`, by size. */
+  heads(fromSize: number, limit: number): Promise<SignedTreeHead[]>;
+  /** Stored nodes of one level with index in [from, to], by index. */
+  levelNodes(level: number, from: number, to: number): Promise<{ index: number; hash: Buffer }[]>;
+  /** Audit-chain records with seq ≥ `fromSeq`, by seq (the log's migrated prefix). */
+  chain(fromSeq: number, limit: number): Promise<ChainRecord[]>;
+  /** Entries not yet in a signed head: those without an index, and migrated ones at or beyond `treeSize`. */
+  pendingCount(treeSize: number): Promise<number>;
+}

@@ -1,0 +1,141 @@
+/**
+ * The sequencer: one per cluster, elected through the store by a lease. Every `batchMs` the holder takes
+ * the entries that writers stored since the last batch (no writer waits for it or takes a lock), gives
+ * them the next indices in one transaction, stores the perfect subtree nodes they complete, and signs a
+ * new tree head. Replicas that do not hold the lease check it every `leaseMs / 3` and take it over when
+ * its holder stopped renewing it (it died or lost the store); the lease's epoch fences a holder that
+ * paused past its lease out of the next batch, so two sequencers never extend the tree.
+ *
+ * The tree's right edge (a compact range) stays in memory between batches; a new holder reads it from the
+ * stored nodes and checks it against the latest signed head before it appends anything.
+ */
+import { fail } from '../core/errors.js';
+import { CompactRange, EMPTY_ROOT, perfectSubtrees } from './merkle.js';
+import type { LogStore, PendingLeaf, SealedBatch, SequencerLease, TreeState } from './ports.js';
+import { type LogSigner, signTreeHead } from './tree-head.js';
+
+export interface SequencerOptions {
+  readonly store: LogStore;
+  /** The log key (loaded once, on first use). */
+  readonly signer: () => Promise<LogSigner>;
+  readonly nowMs: () => number;
+  /** This replica's name in the lease row (unique per process). */
+  readonly holder: string;
+  /** How often the holder cuts a batch; the bound on inclusion latency besides the batch's own time. */
+  readonly batchMs: number;
+  /** How long a lease lasts without renewal: the longest a dead holder delays sequencing. */
+  readonly leaseMs: number;
+  /** Most entries per batch (a backlog is worked off in consecutive batches without waiting). */
+  readonly maxBatch: number;
+  /** After each stored batch: the new size, its entry count and each entry's inclusion latency. */
+  readonly onBatch?: (b: { readonly treeSize: number; readonly leaves: number; readonly latenciesMs: readonly number[] }) => void;
+  readonly onLeadership?: (leader: boolean) => void;
+}
+
+/**
+ * The sequencer's rounds; the composition root runs them on a timer (the domain keeps none), waiting
+ * {@link Sequencer.nextDelayMs} between them.
+ */
+export interface Sequencer {
+  /** One round: take or renew the lease, cut a batch. A failed round changed nothing; the next re-reads the state. */
+  tick(): Promise<void>;
+  /** How long to wait before the next round: 0 while a backlog remains, the batch interval while holding the lease, a third of the lease otherwise. */
+  nextDelayMs(): number;
+  /** Gives the lease up (a clean shutdown), so another replica takes over at once. Call after the last round. */
+  release(): Promise<void>;
+  readonly leader: boolean;
+}
+
+export function createSequencer(o: SequencerOptions): Sequencer {
+  let lease: SequencerLease | undefined;
+  let range: CompactRange | undefined;
+  let renewedAt = 0;
+  let backlog = false;
+
+  function lose(): void {
+    lease = undefined;
+    range = undefined;
+    o.onLeadership?.(false);
+  }
+
+  /** The stored right edge of the tree, checked against the head the state names. */
+  async function load(state: TreeState): Promise<CompactRange> {
+    const r = new CompactRange(state.size, state.size === 0 ? [] : await o.store.readNodes(perfectSubtrees({ start: 0, end: state.size })));
+    const want = state.head?.rootHash ?? EMPTY_ROOT;
+    if (!r.root().equals(want)) throw fail('log.root_mismatch', `the stored tree nodes do not give the root of the signed head of size ${state.size}`, { treeSize: state.size });
+    return r;
+  }
+
+  /** Computes a batch over the state read inside the transaction; `sealed` is its edge, ours once stored. */
+  let sealed: CompactRange | undefined;
+  async function seal(state: TreeState, pending: readonly PendingLeaf[]): Promise<SealedBatch | undefined> {
+    if (!range || range.size !== state.size || !range.root().equals(state.head?.rootHash ?? EMPTY_ROOT)) range = await load(state);
+    if (pending.length === 0 && state.head) return undefined;
+    const next = range.clone();
+    const nodes: SealedBatch['nodes'][number][] = [];
+    const leaves = pending.map((p) => {
+      const index = next.size;
+      next.append(p.leafHash, (node, hash) => nodes.push({ node, hash }));
+      return { id: p.id, index, leafHash: p.leafHash };
+    });
+    // Timestamps never go back, whatever the clock of the replica that holds the lease now.
+    const timestamp = Math.max(o.nowMs(), state.head?.timestamp ?? 0);
+    const head = await signTreeHead({ treeSize: next.size, timestamp, rootHash: next.root() }, await o.signer());
+    sealed = next;
+    return { leaves, nodes, head };
+  }
+
+  async function round(): Promise<void> {
+    const now = o.nowMs();
+    if (!lease) {
+      lease = await o.store.acquire(o.holder, now, o.leaseMs);
+      if (!lease) return;
+      renewedAt = now;
+      range = undefined;
+      o.onLeadership?.(true);
+    }
+    if (range && !(await o.store.hasPending(range.size))) {
+      if (now - renewedAt >= o.leaseMs / 3) {
+        if (await o.store.renew(lease, now, o.leaseMs)) renewedAt = now;
+        else lose();
+      }
+      return;
+    }
+    const createdMs = new Map<number, number>();
+    sealed = undefined;
+    const result = await o.store.sequence(lease, now, o.leaseMs, o.maxBatch, async (state, pending) => {
+      for (const p of pending) createdMs.set(p.id, p.createdMs);
+      return seal(state, pending);
+    });
+    renewedAt = now;
+    if (result === 'lost') return lose();
+    backlog = result !== undefined && result.leaves.length >= o.maxBatch;
+    if (!result) return;
+    range = sealed;
+    const done = o.nowMs();
+    o.onBatch?.({ treeSize: result.head.treeSize, leaves: result.leaves.length, latenciesMs: result.leaves.map((l) => done - (createdMs.get(l.id) ?? done)) });
+  }
+
+  return {
+    async tick() {
+      try {
+        await round();
+      } catch (e) {
+        range = undefined;
+        throw e;
+      }
+    },
+    nextDelayMs() {
+      return lease ? (backlog ? 0 : o.batchMs) : Math.max(o.batchMs, Math.floor(o.leaseMs / 3));
+    },
+    async release() {
+      if (!lease) return;
+      const held = lease;
+      lose();
+      await o.store.release(held);
+    },
+    get leader() {
+      return lease !== undefined;
+    },
+  };
+}

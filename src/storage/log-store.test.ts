@@ -1,0 +1,280 @@
+/**
+ * The transparency log on both stores: lock-free writers and the batching sequencer, proofs served from
+ * stored nodes, the migrated audit chain as the log's prefix, tampering detected with typed codes, and
+ * the lease between two sequencers (hand-over, a dead holder, a stale holder fenced out).
+ */
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { createTestDatabase, postgresUnavailable } from '../../test/helpers/postgres.js';
+import { hashLeaf, verifyConsistency, verifyInclusion } from '../log/merkle.js';
+import { createSequencer, type Sequencer } from '../log/sequencer.js';
+import { createLogService } from '../log/service.js';
+import { checkTreeHead, encodeTreeHead, type LogSigner, logKeyId, parseTreeHeadWire } from '../log/tree-head.js';
+import { verifyLog } from '../log/verify.js';
+import type { Database } from './database.js';
+import { createLogStore, insertLogEntry } from './log-store.js';
+import { MIGRATIONS } from './migrations/index.js';
+import { openDatabase } from './open.js';
+
+function signerOf(kind: 'ec' | 'rsa'): LogSigner & { privateKey: KeyObject } {
+  const { publicKey, privateKey } = kind === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return {
+    keyId: logKeyId(publicKey),
+    publicKey,
+    privateKey,
+    sign: async (data) => (kind === 'ec' ? sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) : sign('sha256', data, privateKey)),
+  };
+}
+
+const logKey = signerOf('ec');
+const otherKey = signerOf('ec');
+const hex = (s: string) => Buffer.from(s, 'hex');
+
+function sequencer(db: Database, holder: string, clock: { ms: number }, signer: LogSigner = logKey, maxBatch = 50): Sequencer {
+  return createSequencer({ store: createLogStore(db), signer: async () => signer, nowMs: () => clock.ms, holder, batchMs: 5, leaseMs: 1000, maxBatch });
+}
+
+/** Ticks until every stored entry is in a signed head. */
+async function drain(seq: Sequencer, db: Database): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    await seq.tick();
+    const r = await db.get<{ n: number; s: number | null }>('SELECT (SELECT COUNT(*) FROM log_entries) AS n, (SELECT MAX(tree_size) FROM log_heads) AS s');
+    if (r && r.s !== null && Number(r.s) === Number(r.n)) return Number(r.n);
+  }
+  throw new Error('the sequencer did not drain the log');
+}
+
+const entry = (i: number) => JSON.stringify({ operation: 'test', n: i, entryId: createHash('sha256').update(String(Math.random())).digest('hex') });
+
+/** Writes `n` entries concurrently, each in its own autocommitted insert (no lock, no index). */
+async function write(db: Database, n: number): Promise<string[]> {
+  return (await Promise.all(Array.from({ length: n }, (_, i) => insertLogEntry(db, entry(i), Date.now())))).map((r) => r.leafHash);
+}
+
+/** The audit chain as the pre-log vault wrote it (SHA-256(prev ‖ record), prev of seq 1 = 64 zeros). */
+async function writeLegacyChain(db: Database, n: number): Promise<string> {
+  let prev = '0'.repeat(64);
+  for (let seq = 1; seq <= n; seq++) {
+    const record = JSON.stringify({ operation: 'create', result: 'success', seq, time: new Date(2026, 0, seq).toISOString() });
+    const hash = createHash('sha256').update(prev).update(record).digest('hex');
+    await db.run('INSERT INTO vault_audit (seq, record, prev_hash, hash) VALUES (?, ?, ?, ?)', [seq, record, prev, hash]);
+    prev = hash;
+  }
+  return prev;
+}
+
+const pgSkip = await postgresUnavailable();
+const backends: { name: string; skip: string | undefined; open(): Promise<{ db: Database; open(): Promise<Database>; dispose(): Promise<void> }> }[] = [
+  {
+    name: 'sqlite',
+    skip: undefined,
+    async open() {
+      const db = await openDatabase('sqlite::memory:');
+      return { db, open: async () => db, dispose: () => db.close() };
+    },
+  },
+  {
+    name: 'postgres',
+    skip: pgSkip,
+    async open() {
+      const t = await createTestDatabase();
+      const opened: Database[] = [];
+      const open = async () => {
+        const d = await openDatabase(t.url, { poolSize: 8 });
+        opened.push(d);
+        return d;
+      };
+      return {
+        db: await open(),
+        open,
+        async dispose() {
+          for (const d of opened) await d.close();
+          await t.drop();
+        },
+      };
+    },
+  },
+];
+
+for (const backend of backends) {
+  describe(`transparency log store: ${backend.name}`, { skip: backend.skip }, () => {
+    let env: Awaited<ReturnType<(typeof backends)[number]['open']>>;
+    let db: Database;
+    let chainHead: string;
+    const clock = { ms: Date.UTC(2026, 11, 1) };
+    before(async () => {
+      env = await backend.open();
+      db = env.db;
+      // The store as it was before the log: the audit chain with 7 records, then the log's migration.
+      await db.migrate(MIGRATIONS.filter((m) => m.id !== 210));
+      chainHead = await writeLegacyChain(db, 7);
+      assert.equal(await db.migrate(MIGRATIONS), 1);
+    });
+    after(async () => env?.dispose());
+
+    test('the migrated audit chain becomes entries 0…6 verbatim, and the chain stays verifiable as the prefix', async () => {
+      const seq = sequencer(db, 'a', clock);
+      assert.equal(await drain(seq, db), 7);
+      const result = await verifyLog(createLogStore(db), [logKey.publicKey]);
+      assert.ok(result.ok, JSON.stringify(result));
+      assert.deepEqual(result.chain, { records: 7, head: chainHead });
+      const records = await db.all<{ record: string }>('SELECT record FROM vault_audit ORDER BY seq');
+      const leaves = await createLogStore(db).leaves(0, 100);
+      assert.deepEqual(leaves.map((l) => l.entry), records.map((r) => r.record));
+      assert.deepEqual(leaves.map((l) => l.leafHash.toString('hex')), records.map((r) => hashLeaf(Buffer.from(r.record)).toString('hex')));
+      await seq.release();
+    });
+
+    test('writers insert with no index; the sequencer batches them and every proof verifies against a signed head', async () => {
+      const seq = sequencer(db, 'a', clock);
+      const first = await createLogStore(db).latestHead();
+      const leaves = await write(db, 120);
+      const pending = await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM log_entries WHERE idx IS NULL');
+      assert.equal(Number(pending?.n), 120);
+      clock.ms += 10;
+      const size = await drain(seq, db);
+      assert.equal(size, 127);
+      const service = createLogService(createLogStore(db));
+      const sth = parseTreeHeadWire(await service.sth());
+      checkTreeHead(sth, logKey.publicKey);
+      assert.equal(sth.treeSize, 127);
+      for (const leaf of [leaves[0]!, leaves[57]!, leaves[119]!]) {
+        const p = await service.inclusion(leaf, undefined);
+        assert.ok(verifyInclusion(hex(leaf), p.leafIndex, p.treeSize, p.inclusionPath.map(hex), sth.rootHash));
+        assert.ok(!verifyInclusion(hex(leaf), p.leafIndex, p.treeSize, p.inclusionPath.map(hex), first!.rootHash));
+      }
+      const heads = await createLogStore(db).heads(0, 1000);
+      assert.ok(heads.length >= 4, 'a batch of at most 50 entries makes one head each');
+      for (const h of heads.filter((x) => x.treeSize > 0 && x.treeSize < sth.treeSize)) {
+        const c = await service.consistency(h.treeSize, sth.treeSize);
+        assert.ok(verifyConsistency(h.treeSize, sth.treeSize, h.rootHash, sth.rootHash, c.consistencyPath.map(hex)), `consistency ${h.treeSize} → ${sth.treeSize}`);
+      }
+      const page = await service.entries(0, 5000);
+      assert.equal(page.entries.length, 127);
+      assert.ok(page.entries.every((e) => hashLeaf(Buffer.from(e.entry)).toString('hex') === e.leafHash));
+      const verified = await verifyLog(createLogStore(db), [logKey.publicKey]);
+      assert.ok(verified.ok && verified.entries === 127 && verified.heads === heads.length, JSON.stringify(verified));
+      await seq.release();
+    });
+
+    test('bad ranges are typed 400s; an unknown or unsequenced leaf is log.leaf_not_found', async () => {
+      const service = createLogService(createLogStore(db));
+      const code = async (p: Promise<unknown>, c: string) => assert.rejects(p, (e: { code?: string }) => e.code === c);
+      await code(service.entries(5, 4), 'log.range_invalid');
+      await code(service.entries(10_000, 10_001), 'log.range_invalid');
+      await code(service.consistency(0, 5), 'log.range_invalid');
+      await code(service.consistency(6, 5), 'log.range_invalid');
+      await code(service.consistency(1, 10_000), 'log.range_invalid');
+      await code(service.inclusion('zz', undefined), 'log.range_invalid');
+      await code(service.inclusion('00'.repeat(32), undefined), 'log.leaf_not_found');
+      const [pending] = await write(db, 1);
+      await assert.rejects(service.inclusion(pending!, undefined), (e: { code?: string; detail?: { sequenced?: boolean } }) => e.code === 'log.leaf_not_found' && e.detail?.sequenced === false);
+      const seq = sequencer(db, 'a', clock);
+      await drain(seq, db);
+      await seq.release();
+      await code(service.inclusion(pending!, 5), 'log.leaf_not_found');
+    });
+
+    test('a changed, deleted or reordered entry, a forked head, a head signed by another key and a bad tree node are each typed', async () => {
+      const seq = sequencer(db, 'a', clock);
+      await drain(seq, db);
+      await seq.release();
+      const store = createLogStore(db);
+      const check = async (code: string) => {
+        const r = await verifyLog(store, [logKey.publicKey]);
+        assert.equal(r.ok ? 'ok' : r.code, code, JSON.stringify(r));
+      };
+      await check('ok');
+      const row = async (idx: number) => (await db.get<{ leaf_hash: string; entry: string }>('SELECT leaf_hash, entry FROM log_entries WHERE idx = ?', [idx]))!;
+      const put = (idx: number, r: { leaf_hash: string; entry: string }) => db.run('UPDATE log_entries SET leaf_hash = ?, entry = ? WHERE idx = ?', [r.leaf_hash, r.entry, idx]);
+      const [e20, e21] = [await row(20), await row(21)];
+
+      await put(20, { ...e20, entry: e20.entry.replace('"test"', '"tset"') });
+      await check('log.entry_mismatch');
+      // Changed with its leaf hash recomputed: the signed heads catch it.
+      const forged = e20.entry.replace('"test"', '"tset"');
+      await put(20, { entry: forged, leaf_hash: hashLeaf(Buffer.from(forged)).toString('hex') });
+      await check('log.root_mismatch');
+      await put(20, e21);
+      await put(21, e20);
+      await check('log.root_mismatch');
+      await put(20, e20);
+      await put(21, e21);
+      await check('ok');
+
+      // A migrated entry that differs from the chain record it came from.
+      const e3 = await row(3);
+      const legacy = e3.entry.replace('"create"', '"delete"');
+      await put(3, { entry: legacy, leaf_hash: hashLeaf(Buffer.from(legacy)).toString('hex') });
+      await check('log.entry_mismatch');
+      await put(3, e3);
+
+      const latest = (await store.latestHead())!;
+      const headRow = await db.get<{ root_hash: string; signature: string; key_id: string }>('SELECT root_hash, signature, key_id FROM log_heads WHERE tree_size = ?', [latest.treeSize]);
+      // A forked head: another root for the same size, validly signed.
+      const forkRoot = createHash('sha256').update('fork').digest();
+      const forkSig = sign('sha256', encodeTreeHead({ ...latest, rootHash: forkRoot }), { key: logKey.privateKey, dsaEncoding: 'ieee-p1363' });
+      await db.run('UPDATE log_heads SET root_hash = ?, signature = ? WHERE tree_size = ?', [forkRoot.toString('hex'), forkSig.toString('base64'), latest.treeSize]);
+      await check('log.root_mismatch');
+      // The right root, signed by another key (named as itself, or as the log key).
+      const otherSig = Buffer.from(await otherKey.sign(encodeTreeHead(latest))).toString('base64');
+      await db.run('UPDATE log_heads SET root_hash = ?, signature = ?, key_id = ? WHERE tree_size = ?', [headRow!.root_hash, otherSig, otherKey.keyId, latest.treeSize]);
+      await check('log.signature_invalid');
+      await db.run('UPDATE log_heads SET key_id = ? WHERE tree_size = ?', [logKey.keyId, latest.treeSize]);
+      await check('log.signature_invalid');
+      await db.run('UPDATE log_heads SET signature = ? WHERE tree_size = ?', [headRow!.signature, latest.treeSize]);
+      await check('ok');
+
+      // A stored node that proofs would be served from.
+      const node = await db.get<{ level: number; idx: number; hash: string }>('SELECT level, idx, hash FROM log_nodes WHERE level = 3 ORDER BY idx LIMIT 1');
+      await db.run('UPDATE log_nodes SET hash = ? WHERE level = ? AND idx = ?', ['11'.repeat(32), node!.level, node!.idx]);
+      await check('log.root_mismatch');
+      await db.run('UPDATE log_nodes SET hash = ? WHERE level = ? AND idx = ?', [node!.hash, node!.level, node!.idx]);
+
+      const last = await row(latest.treeSize - 1);
+      await db.run('DELETE FROM log_entries WHERE idx = ?', [latest.treeSize - 1]);
+      await check('log.entry_missing');
+      await db.run('INSERT INTO log_entries (leaf_hash, entry, created_ms, idx) VALUES (?, ?, 0, ?)', [e20.leaf_hash, e20.entry, latest.treeSize - 1]);
+      await check('log.root_mismatch');
+      await db.run('DELETE FROM log_entries WHERE idx = ?', [latest.treeSize - 1]);
+      await db.run('INSERT INTO log_entries (leaf_hash, entry, created_ms, idx) VALUES (?, ?, 0, ?)', [last.leaf_hash, last.entry, latest.treeSize - 1]);
+      await check('ok');
+    });
+
+    test('the lease: one holder at a time, hand-over on stop, take-over after a dead holder, a stale holder fenced out', async () => {
+      const d1 = await env.open();
+      const d2 = await env.open();
+      // The sequencers of the tests above stopped and gave the lease up.
+      const a = sequencer(d1, 'replica-a', clock);
+      const b = sequencer(d2, 'replica-b', clock);
+      await a.tick();
+      await b.tick();
+      assert.equal(a.leader, true);
+      assert.equal(b.leader, false);
+      await write(db, 10);
+      await b.tick();
+      assert.equal(b.leader, false);
+      await a.tick();
+      // Hand-over: a stops cleanly; b takes the lease at once.
+      await a.release();
+      await b.tick();
+      assert.equal(b.leader, true);
+      // b dies (no release); a new replica c waits until the lease expires, then takes over.
+      const c = sequencer(d1, 'replica-c', clock);
+      await c.tick();
+      assert.equal(c.leader, false);
+      clock.ms += 1001;
+      await c.tick();
+      assert.equal(c.leader, true);
+      // b wakes up believing it holds the lease: its batch finds the epoch moved and stores nothing.
+      await write(db, 5);
+      await b.tick();
+      assert.equal(b.leader, false);
+      await drain(c, db);
+      const r = await verifyLog(createLogStore(db), [logKey.publicKey]);
+      assert.ok(r.ok && r.pending === 0, JSON.stringify(r));
+      await c.release();
+    });
+  });
+}

@@ -1,0 +1,189 @@
+/**
+ * The transparency log's SQL (SQLite and PostgreSQL; tables of migration 210, docs/audit.md).
+ *
+ * Writers: {@link insertLogEntry}, one INSERT with no index and no lock, in the caller's transaction
+ * or on its own (autocommit). Sequencer: the lease row and one transaction per batch. Readers: heads,
+ * nodes, entries.
+ */
+import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
+import { fail } from '../core/errors.js';
+import { hashLeaf, type NodeId } from '../log/merkle.js';
+import type { ChainRecord, LogReader, LogStore, PendingLeaf, SealedBatch, SequencerLease, StoredLeaf, TreeState } from '../log/ports.js';
+import type { SignedTreeHead } from '../log/tree-head.js';
+import type { Database, SqlExecutor } from './database.js';
+
+/** What an operation learns of its entry: enough to ask for its inclusion proof and to check it. */
+export interface LogReceipt {
+  /** Hex RFC 9162 leaf hash: SHA-256(0x00 ‖ entry). */
+  readonly leafHash: string;
+  /** The exact entry text that was hashed. */
+  readonly entry: string;
+}
+
+/**
+ * Stores one log entry: the durable write an operation waits for. There is no ordering lock: the
+ * sequencer gives the index later. (A group-commit writer would batch these INSERTs from concurrent
+ * callers into one transaction and resolve each on its commit; this is the one place it plugs in.)
+ */
+export async function insertLogEntry(ex: SqlExecutor, entry: string, createdMs: number): Promise<LogReceipt> {
+  const leafHash = hashLeaf(Buffer.from(entry, 'utf8')).toString('hex');
+  await ex.run('INSERT INTO log_entries (leaf_hash, entry, created_ms) VALUES (?, ?, ?)', [leafHash, entry, createdMs]);
+  return { leafHash, entry };
+}
+
+interface HeadRow {
+  tree_size: number | string;
+  root_hash: string;
+  timestamp_ms: number | string;
+  key_id: string;
+  signature: string;
+}
+
+const HEAD_COLUMNS = 'tree_size, root_hash, timestamp_ms, key_id, signature';
+
+function headOf(r: HeadRow): SignedTreeHead {
+  return { treeSize: Number(r.tree_size), rootHash: Buffer.from(r.root_hash, 'hex'), timestamp: Number(r.timestamp_ms), keyId: r.key_id, signature: Buffer.from(r.signature, 'base64') };
+}
+
+/** Rows per multi-row statement (bounded by the parameter limits of both drivers). */
+const CHUNK = 500;
+
+function chunks<T>(items: readonly T[]): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += CHUNK) out.push(items.slice(i, i + CHUNK));
+  return out;
+}
+
+const placeholders = (n: number) => Array.from({ length: n }, () => '?').join(', ');
+
+async function latestHead(ex: SqlExecutor): Promise<SignedTreeHead | undefined> {
+  const r = await ex.get<HeadRow>(`SELECT ${HEAD_COLUMNS} FROM log_heads ORDER BY tree_size DESC LIMIT 1`);
+  return r ? headOf(r) : undefined;
+}
+
+async function storeBatch(tx: SqlExecutor, batch: SealedBatch): Promise<void> {
+  for (const part of chunks(batch.leaves)) {
+    const values = part.map(() => '(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT))').join(', ');
+    await tx.run(`WITH v (id, idx, leaf_hash) AS (VALUES ${values}) UPDATE log_entries SET idx = v.idx, leaf_hash = v.leaf_hash FROM v WHERE log_entries.id = v.id`, part.flatMap((l) => [l.id, l.index, l.leafHash.toString('hex')]));
+  }
+  for (const part of chunks(batch.nodes)) {
+    await tx.run(`INSERT INTO log_nodes (level, idx, hash) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`, part.flatMap((n) => [n.node.level, n.node.index, n.hash.toString('hex')]));
+  }
+  const h = batch.head;
+  await tx.run(`INSERT INTO log_heads (${HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?)`, [h.treeSize, h.rootHash.toString('hex'), h.timestamp, h.keyId, h.signature.toString('base64')]);
+}
+
+export function createLogStore(db: Database): LogStore & LogReader {
+  return {
+    async acquire(holder: string, nowMs: number, leaseMs: number): Promise<SequencerLease | undefined> {
+      const r = await db.get<{ epoch: number | string }>('UPDATE log_sequencer SET holder = ?, epoch = epoch + 1, lease_until_ms = ? WHERE id = 1 AND (holder IS NULL OR lease_until_ms < ?) RETURNING epoch', [holder, nowMs + leaseMs, nowMs]);
+      return r ? { holder, epoch: Number(r.epoch) } : undefined;
+    },
+    async renew(lease, nowMs, leaseMs) {
+      const r = await db.run('UPDATE log_sequencer SET lease_until_ms = ? WHERE id = 1 AND holder = ? AND epoch = ?', [nowMs + leaseMs, lease.holder, lease.epoch]);
+      return r.changes === 1;
+    },
+    async release(lease) {
+      await db.run('UPDATE log_sequencer SET holder = NULL, lease_until_ms = 0 WHERE id = 1 AND holder = ? AND epoch = ?', [lease.holder, lease.epoch]);
+    },
+    async hasPending(treeSize: number) {
+      if (await db.get('SELECT 1 AS x FROM log_entries WHERE idx IS NULL LIMIT 1')) return true;
+      return (await db.get('SELECT 1 AS x FROM log_entries WHERE idx >= ? LIMIT 1', [treeSize])) !== undefined;
+    },
+
+    async sequence(lease, nowMs, leaseMs, limit, seal: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<SealedBatch | undefined>) {
+      return db.transaction(async (tx) => {
+        // Renewing first locks the lease row until commit: a replica taking the lease over waits for this
+        // batch, and a holder whose lease was taken finds no row to renew and stores nothing.
+        const held = await tx.run('UPDATE log_sequencer SET lease_until_ms = ? WHERE id = 1 AND holder = ? AND epoch = ?', [nowMs + leaseMs, lease.holder, lease.epoch]);
+        if (held.changes !== 1) return 'lost' as const;
+        const head = await latestHead(tx);
+        const size = head?.treeSize ?? 0;
+        // Migrated audit-chain records carry their index already and come first, in order.
+        const migrated = await tx.all<{ id: number; idx: number; entry: string }>('SELECT id, idx, entry FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?', [size, limit]);
+        let pending: PendingLeaf[];
+        if (migrated.length > 0) {
+          migrated.forEach((r, i) => {
+            if (Number(r.idx) !== size + i) throw fail('log.entry_missing', `migrated log entry ${size + i} is missing (the next stored is ${r.idx})`, { index: size + i });
+          });
+          pending = migrated.map((r) => ({ id: Number(r.id), leafHash: hashLeaf(Buffer.from(r.entry, 'utf8')), createdMs: nowMs }));
+        } else {
+          const rows = await tx.all<{ id: number; leaf_hash: string; created_ms: number }>('SELECT id, leaf_hash, created_ms FROM log_entries WHERE idx IS NULL ORDER BY id LIMIT ?', [limit]);
+          pending = rows.map((r) => ({ id: Number(r.id), leafHash: Buffer.from(r.leaf_hash, 'hex'), createdMs: Number(r.created_ms) }));
+        }
+        const batch = await seal({ size, head }, pending);
+        if (!batch) return undefined;
+        await storeBatch(tx, batch);
+        return batch;
+      });
+    },
+
+    latestHead: () => latestHead(db),
+
+    async readNodes(nodes: readonly NodeId[]): Promise<Buffer[]> {
+      const found = new Map<string, Buffer>();
+      const byLevel = new Map<number, number[]>();
+      for (const n of nodes) byLevel.set(n.level, [...(byLevel.get(n.level) ?? []), n.index]);
+      for (const [level, indices] of byLevel) {
+        const rows =
+          level === 0
+            ? await db.all<{ idx: number; hash: string }>(`SELECT idx, leaf_hash AS hash FROM log_entries WHERE idx IN (${placeholders(indices.length)})`, indices)
+            : await db.all<{ idx: number; hash: string }>(`SELECT idx, hash FROM log_nodes WHERE level = ? AND idx IN (${placeholders(indices.length)})`, [level, ...indices]);
+        for (const r of rows) found.set(`${level}/${Number(r.idx)}`, Buffer.from(r.hash, 'hex'));
+      }
+      return nodes.map((n) => {
+        const h = found.get(`${n.level}/${n.index}`);
+        if (h?.length !== 32) throw fail(n.level === 0 ? 'log.entry_missing' : 'log.root_mismatch', `the log store lacks tree node (level ${n.level}, index ${n.index})`, { level: n.level, index: n.index });
+        return h;
+      });
+    },
+
+    async leaves(start: number, limit: number): Promise<StoredLeaf[]> {
+      const rows = await db.all<{ idx: number; leaf_hash: string; entry: string }>('SELECT idx, leaf_hash, entry FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?', [start, limit]);
+      return rows.map((r) => ({ index: Number(r.idx), leafHash: Buffer.from(r.leaf_hash, 'hex'), entry: r.entry }));
+    },
+
+    async pendingLeaves(limit: number) {
+      const rows = await db.all<{ leaf_hash: string; entry: string }>('SELECT leaf_hash, entry FROM log_entries WHERE idx IS NULL ORDER BY id LIMIT ?', [limit]);
+      return rows.map((r) => ({ leafHash: Buffer.from(r.leaf_hash, 'hex'), entry: r.entry }));
+    },
+
+    async findLeaf(leafHash: Buffer) {
+      const r = await db.get<{ idx: number | null }>('SELECT idx FROM log_entries WHERE leaf_hash = ? ORDER BY idx LIMIT 1', [leafHash.toString('hex')]);
+      return r ? { index: r.idx === null ? null : Number(r.idx) } : undefined;
+    },
+
+    async heads(fromSize: number, limit: number): Promise<SignedTreeHead[]> {
+      return (await db.all<HeadRow>(`SELECT ${HEAD_COLUMNS} FROM log_heads WHERE tree_size >= ? ORDER BY tree_size LIMIT ?`, [fromSize, limit])).map(headOf);
+    },
+
+    async levelNodes(level: number, from: number, to: number) {
+      const rows = await db.all<{ idx: number; hash: string }>('SELECT idx, hash FROM log_nodes WHERE level = ? AND idx >= ? AND idx <= ? ORDER BY idx', [level, from, to]);
+      return rows.map((r) => ({ index: Number(r.idx), hash: Buffer.from(r.hash, 'hex') }));
+    },
+
+    async chain(fromSeq: number, limit: number): Promise<ChainRecord[]> {
+      const rows = await db.all<{ seq: number; record: string; prev_hash: string; hash: string }>('SELECT seq, record, prev_hash, hash FROM vault_audit WHERE seq >= ? ORDER BY seq LIMIT ?', [fromSeq, limit]);
+      return rows.map((r) => ({ seq: Number(r.seq), record: r.record, prevHash: r.prev_hash, hash: r.hash }));
+    },
+
+    async pendingCount(treeSize: number) {
+      const r = await db.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM log_entries WHERE idx IS NULL OR idx >= ?', [treeSize]);
+      return Number(r?.n ?? 0);
+    },
+  };
+}
+
+/** Service-key names of the log key: a software key, and the HSM token's (their certificates pin them). */
+export const LOG_KEY_NAME = 'log-signing';
+const LOG_KEY_ROWS = [LOG_KEY_NAME, `pkcs11:${LOG_KEY_NAME}`];
+
+/**
+ * The log keys the store knows (from their certificates; no private key is read). An auditor should
+ * rather pin the key published when the log started (`--log-key`): whoever can write the store could
+ * replace these rows.
+ */
+export async function storedLogKeys(db: SqlExecutor): Promise<KeyObject[]> {
+  const rows = await db.all<{ cert_der: Uint8Array }>(`SELECT cert_der FROM service_keys WHERE name IN (?, ?) ORDER BY name`, LOG_KEY_ROWS);
+  return rows.map((r) => createPublicKey(new X509Certificate(Buffer.from(r.cert_der)).publicKey.export({ type: 'spki', format: 'pem' })));
+}

@@ -1,0 +1,50 @@
+import type { Migration } from '../database.js';
+
+/**
+ * The transparency log (ids 210–219; docs/audit.md). `log_entries` holds every entry: writers insert
+ * with `idx` NULL, the sequencer gives indices in batches. `log_nodes` keeps the perfect subtree hashes
+ * of level ≥ 1 (leaf hashes stay in `log_entries`), from which proofs are served; `log_heads` every signed
+ * tree head; `log_sequencer` the one lease row.
+ *
+ * The audit hash chain (`vault_audit`) becomes the log's prefix: its records are copied verbatim as
+ * entries 0…n−1 (index = seq − 1) with their leaf hash still to compute, which the first sequencer does
+ * before it sequences anything else. `vault_audit` stays as it was (no longer appended to), so the chain
+ * and its head remain verifiable against the log (`conclave audit verify`).
+ */
+export const LOG_MIGRATIONS: readonly Migration[] = [
+  {
+    id: 210,
+    name: 'transparency log: entries, tree nodes, signed heads, sequencer lease; the audit chain as its prefix',
+    sql: `
+CREATE TABLE IF NOT EXISTS log_entries (
+  id {{serial}},
+  leaf_hash TEXT NOT NULL,
+  entry TEXT NOT NULL,
+  created_ms {{bigint}} NOT NULL,
+  idx {{bigint}} UNIQUE
+);
+CREATE INDEX IF NOT EXISTS log_entries_pending ON log_entries (id) WHERE idx IS NULL;
+CREATE INDEX IF NOT EXISTS log_entries_leaf_hash ON log_entries (leaf_hash);
+CREATE TABLE IF NOT EXISTS log_nodes (
+  level INTEGER NOT NULL,
+  idx {{bigint}} NOT NULL,
+  hash TEXT NOT NULL,
+  PRIMARY KEY (level, idx)
+);
+CREATE TABLE IF NOT EXISTS log_heads (
+  tree_size {{bigint}} PRIMARY KEY,
+  root_hash TEXT NOT NULL,
+  timestamp_ms {{bigint}} NOT NULL,
+  key_id TEXT NOT NULL,
+  signature TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS log_sequencer (
+  id INTEGER PRIMARY KEY,
+  holder TEXT,
+  epoch {{bigint}} NOT NULL,
+  lease_until_ms {{bigint}} NOT NULL
+);
+INSERT INTO log_sequencer (id, holder, epoch, lease_until_ms) VALUES (1, NULL, 0, 0) ON CONFLICT (id) DO NOTHING;
+INSERT INTO log_entries (leaf_hash, entry, created_ms, idx) SELECT '', record, 0, seq - 1 FROM vault_audit ORDER BY seq;`,
+  },
+];
