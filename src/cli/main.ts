@@ -6,6 +6,7 @@ import { registerPolicyCheck } from './policy-check.js';
 import { registerServe } from './serve.js';
 import { registerCollateral } from './collateral.js';
 import { registerAudit } from './audit.js';
+import { registerLog } from './log.js';
 import { registerKey } from './key.js';
 import { registerRole } from './role.js';
 import { registerSim } from './sim.js';
@@ -81,6 +82,7 @@ export function buildProgram(): Command {
   registerKey(program);
   registerRole(program);
   registerAudit(program);
+  registerLog(program);
   registerPolicyCheck(program.command('policy').description('key release policy tools'));
   addExamples(program);
   return program;

@@ -2,7 +2,10 @@ import { createHash, generateKeyPairSync } from 'node:crypto';
 import type { GpuEvidenceCollector } from './sources/nvidia-gpu.js';
 import { attest } from './attest.js';
 import type { Credential } from './credential.js';
+import type { KeyObject } from 'node:crypto';
+import { fail } from '../core/errors.js';
 import type { CaInput } from './http.js';
+import { checkReleaseEntry, type LogInclusion, verifyLogInclusion } from './log.js';
 import { type ReleaseEnc, type ReleaseTrustOptions, type ReleasedKey, releaseKey } from './release.js';
 import type { EvidenceSource, Tee } from './sources/types.js';
 
@@ -29,11 +32,23 @@ export interface AttestAndReleaseOptions extends ReleaseTrustOptions {
   readonly ca?: CaInput;
   readonly nonce?: string;
   readonly enc?: ReleaseEnc;
+  /**
+   * Hand out the key only once the release is proven to be in the vault's transparency log: its entry
+   * names this key and token, and its inclusion proof verifies against a tree head signed by the log key
+   * (docs/audit.md). Fails with `log.*` codes otherwise.
+   */
+  readonly requireInclusion?: boolean;
+  /** The log key heads must be signed by (PEM or KeyObject); fetched from GET /log/key when unset. */
+  readonly logKey?: string | KeyObject;
+  /** How long to wait for the release to be sequenced (default 5000 ms). */
+  readonly inclusionTimeoutMs?: number;
 }
 
 export interface AttestAndReleaseResult extends ReleasedKey {
   /** The attestation token that was presented to the vault. */
   readonly token: string;
+  /** With `requireInclusion`: the verified inclusion of the release (keep `sth` to check the log grows consistently). */
+  readonly inclusion?: LogInclusion;
 }
 
 /**
@@ -67,5 +82,15 @@ export async function attestAndRelease(opts: AttestAndReleaseOptions): Promise<A
     ...(opts.nonce !== undefined ? { nonce: opts.nonce } : {}),
     ...(opts.enc ? { enc: opts.enc } : {}),
   });
-  return { ...released, token };
+  if (!opts.requireInclusion) return { ...released, token };
+  if (!released.log) throw fail('log.proof_invalid', 'the vault returned no transparency-log entry for the release', { keyName: opts.keyName });
+  const version = released.jwk.kid?.split('/').at(-1);
+  checkReleaseEntry(released.log, { keyName: opts.keyName, ...(version ? { version } : {}), token });
+  const inclusion = await verifyLogInclusion(released.log.leafHash, {
+    vaultUrl: opts.vaultUrl,
+    ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
+    ...(opts.logKey !== undefined ? { logKey: opts.logKey } : {}),
+    ...(opts.inclusionTimeoutMs !== undefined ? { timeoutMs: opts.inclusionTimeoutMs } : {}),
+  });
+  return { ...released, token, inclusion };
 }

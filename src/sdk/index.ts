@@ -1,11 +1,12 @@
 /**
- * Conclave SDK: the TEE side of Secure Key Release. Imports only src/core and its own files, so it
- * can ship as its own package. See docs/sdk.md.
+ * Conclave SDK: the TEE side of Secure Key Release. Imports only src/core, the pure RFC 9162 code of
+ * src/log and its own files, so it can ship as its own package. See docs/sdk.md.
  */
 export { type AttestOptions, MAA_API_VERSION, attest } from './attest.js';
 export { type AttestAndReleaseOptions, type AttestAndReleaseResult, attestAndRelease, wrappingJwks } from './attest-and-release.js';
 export { type ClientCredential, type Credential, getAccessToken } from './credential.js';
 export { type CaInput, endpointUrl } from './http.js';
+export { type InclusionOptions, type LogInclusion, type LogReceipt, checkReleaseEntry, verifyLogInclusion } from './log.js';
 export {
   RELEASE_ENC_HASH,
   type ReleaseEnc,

@@ -6,6 +6,7 @@ import { ASYMMETRIC_ALGS, type JwsAlg, decodeJws, verifyJwsSignature } from '../
 import { type Certificate, isIssuedBy, parseCertificate, pemToDer, publicKeyOf, verifyChain } from '../core/x509.js';
 import { type Credential, getAccessToken } from './credential.js';
 import { type CaInput, exchangeJson } from './http.js';
+import { type LogReceipt, logReceiptOf } from './log.js';
 
 /** The `enc` values of a release (skr-maa-protocol.md §2.2) and their OAEP (= MGF1) hash (§2.4). */
 export const RELEASE_ENC_HASH = {
@@ -170,6 +171,8 @@ export interface ReleasedKey {
   readonly keyObject: KeyObject;
   /** Private JWK (RSA/EC) or `{kty:'oct', k}`, with the vault's `kid` and `key_ops`. */
   readonly jwk: JsonWebKey & { kid?: string };
+  /** The release's transparency-log entry and leaf hash, when the vault keeps a log (Conclave does; AKV does not). */
+  readonly log?: LogReceipt;
 }
 
 /** Turns unwrapped material into a key: PKCS#8 DER for RSA/EC, raw bytes for oct (§2.4). */
@@ -228,10 +231,11 @@ export async function releaseKey(opts: ReleaseKeyOptions): Promise<ReleasedKey> 
   });
   if (typeof res.value !== 'string') throw invalid('the release response has no value');
   const payload = verifyReleaseJws(res.value, { ...opts, vaultHost: opts.vaultHost ?? new URL(base).hostname });
+  const log = logReceiptOf(res['x-conclave-log']);
   const released = payload.response.key.key;
   const material = unwrapKeyHsm(released.key_hsm, payload.request.enc, opts.privateKey);
   try {
-    return releasedKeyOf(material, released);
+    return { ...releasedKeyOf(material, released), ...(log ? { log } : {}) };
   } finally {
     material.fill(0);
   }

@@ -13,6 +13,7 @@ import { startTestServer } from '../../helpers/server.js';
 import { sharedSoftHsm, skipWithoutSoftHsm } from '../../helpers/softhsm.js';
 import { adminJson, adminKeyClient, assignRole, type AuthorityStandIn, policyFor, startAuthority } from '../vault/harness.js';
 import { waitSequenced } from '../../helpers/log.js';
+import { checkTreeHead, parseTreeHeadWire } from '../../../src/log/tree-head.js';
 
 const skip = skipWithoutSoftHsm();
 
@@ -82,6 +83,17 @@ describe('vault keys in a PKCS#11 token', { skip }, () => {
     const audit = await adminJson(hsm, 'GET', '/admin/vault/audit');
     const last = audit.json.value.filter((r: { record: { operation: string } }) => r.record.operation === 'release').at(-1).record;
     assert.equal(last.code, 'hsm.mechanism_unsupported');
+  });
+
+  test('the log key is in the token too (RS256): tree heads verify with it, and the log verifies', async () => {
+    const key = await hsm.send('GET', '/log/key');
+    assert.equal(key.json().alg, 'RS256');
+    const pinned = await hsm.ctx.db.get<{ cert_der: Uint8Array }>("SELECT cert_der FROM service_keys WHERE name = 'pkcs11:log-signing'");
+    assert.ok(pinned, 'the token key is pinned by its certificate in the store');
+    await waitSequenced(hsm.ctx.db);
+    checkTreeHead(parseTreeHeadWire((await hsm.send('GET', '/log/sth')).json()), createPublicKey(key.json().publicKey));
+    const verified = await adminJson(hsm, 'GET', '/admin/vault/audit/verify');
+    assert.equal(verified.json.ok, true, JSON.stringify(verified.json));
   });
 
   test('a non-exportable key is refused before it reaches the token', async () => {
