@@ -228,6 +228,22 @@ describe('the RIM XML-DSig profile defeats signature wrapping', () => {
 });
 
 describe('parsers fail closed on arbitrary input', () => {
+  test('verifyRim throws only rim.* codes for mutated documents, and refuses deep nesting', () => {
+    const doc = rims.vbios;
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: doc.length - 1 }), fc.constantFrom('<', '>', '"', '=', 'a', '0', ' ', '/', '&'), (i, ch) => {
+        try {
+          verifyRim(doc.slice(0, i) + ch + doc.slice(i + 1), { at, root: h.rimRoot.cert });
+        } catch (e) {
+          assert.ok(isConclaveError(e) && /^rim\./.test(e.code), String(e));
+        }
+      }),
+      { numRuns: 80 },
+    );
+    const deep = `${'<a>'.repeat(5000)}${'</a>'.repeat(5000)}`;
+    assert.equal(code(() => verifyRim(deep, { at, root: h.rimRoot.cert })), 'rim.malformed');
+  });
+
   test('parseGpuReport throws only gpu.* codes', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 600 }), fc.integer({ min: 0, max: report.byteLength - 1 }), fc.integer({ min: 0, max: 255 }), (junk, i, b) => {

@@ -22,6 +22,8 @@ export const DIGEST_SHA384 = 'http://www.w3.org/2001/04/xmldsig-more#sha384';
 export const SIGNATURE_ECDSA_SHA384 = 'http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384';
 /** A RIM is about 20 KB; anything far larger is not one. */
 export const MAX_XML_SIZE = 1 << 20;
+const MAX_XML_DEPTH = 32;
+const MAX_XML_ELEMENTS = 4096;
 
 class C14n11 extends C14nCanonicalization {
   override getAlgorithmName(): never {
@@ -83,6 +85,15 @@ export function parseStrictXml(text: string, code: 'rim.malformed', what: string
     errorHandler: { warning: (m: string) => problems.push(m), error: (m: string) => problems.push(m), fatalError: (m: string) => problems.push(m) },
   }).parseFromString(text, 'text/xml');
   if (problems.length > 0 || !doc?.documentElement) throw fail(code, `${what} is not well-formed XML`, { reason: problems[0]?.slice(0, 200) });
+  // Canonicalisation recurses per element: bound the depth (a RIM is four levels deep) and the element count.
+  let elements = 0;
+  const stack: Array<[Node, number]> = [[doc.documentElement as unknown as Node, 1]];
+  while (stack.length > 0) {
+    const [n, depth] = stack.pop()!;
+    if (depth > MAX_XML_DEPTH) throw fail(code, `${what} nests elements deeper than ${MAX_XML_DEPTH}`);
+    if (++elements > MAX_XML_ELEMENTS) throw fail(code, `${what} has more than ${MAX_XML_ELEMENTS} elements`);
+    for (let c = n.firstChild; c; c = c.nextSibling) if (c.nodeType === 1) stack.push([c, depth + 1]);
+  }
   return doc as unknown as Document;
 }
 
@@ -157,8 +168,12 @@ export function checkSignatureProfile(doc: Document): XmlSignatureParts {
  */
 export function verifyEnvelopedSignature(text: string, parts: XmlSignatureParts, key: KeyObject): string {
   const sx = profileSignedXml({ publicCert: key });
-  sx.loadSignature(parts.signature as never);
   let ok: boolean;
+  try {
+    sx.loadSignature(parts.signature as never);
+  } catch (e) {
+    throw fail('rim.malformed', 'the XML signature cannot be read', { reason: (e as Error).message.slice(0, 120) }, e);
+  }
   try {
     ok = sx.checkSignature(text);
   } catch (e) {
