@@ -41,3 +41,42 @@ export function httpsClient(baseUrl: string, caPath: string) {
     });
   };
 }
+
+/** The shape of fastify's `inject()`, as far as the client below needs it. */
+interface Injectable {
+  inject(opts: { method: string; url: string; headers: Record<string, string>; payload?: string | Buffer; remoteAddress?: string }): Promise<{
+    statusCode: number;
+    headers: Record<string, string | string[] | number | undefined>;
+    body: string;
+    rawPayload: Buffer;
+  }>;
+}
+
+/**
+ * The same client over fastify's `inject()`: the request goes through the server's whole routing,
+ * hooks, parsers and error mappers, without TLS or a socket. For route tests where neither is the point;
+ * the end-to-end suites keep {@link httpsClient}.
+ */
+export function injectClient(app: Injectable, baseUrl: string) {
+  return async function send(method: string, path: string, opts: { headers?: Record<string, string>; body?: string | Uint8Array | object } = {}): Promise<HttpResponse> {
+    const url = new URL(path, baseUrl);
+    if (url.hostname !== '127.0.0.1' && url.hostname !== 'localhost') throw new Error('tests talk to loopback only');
+    let payload: string | Buffer | undefined;
+    const headers: Record<string, string> = { host: url.host, ...(opts.headers ?? {}) };
+    if (opts.body !== undefined) {
+      if (typeof opts.body === 'string') payload = opts.body;
+      else if (opts.body instanceof Uint8Array) payload = Buffer.from(opts.body);
+      else {
+        payload = JSON.stringify(opts.body);
+        headers['content-type'] ??= 'application/json';
+      }
+    }
+    // A request over a socket always lets the event loop turn; so does this one, or a caller polling in a
+    // loop (a health probe during a burst) would starve everything that waits for a macrotask.
+    await new Promise((resolve) => setImmediate(resolve));
+    const r = await app.inject({ method, url: `${url.pathname}${url.search}`, headers, ...(payload !== undefined ? { payload } : {}), remoteAddress: '127.0.0.1' });
+    const out: Record<string, string | string[] | undefined> = {};
+    for (const [k, v] of Object.entries(r.headers)) out[k] = typeof v === 'number' ? String(v) : v;
+    return { status: r.statusCode, headers: out, text: r.body, raw: r.rawPayload, json: () => JSON.parse(r.body) };
+  };
+}

@@ -1,16 +1,19 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { type Config, loadConfig } from '../../src/config/config.js';
 import { type RunningServer, startServer } from '../../src/main.js';
-import { type HttpResponse, httpsClient } from './https.js';
+import { type HttpResponse, httpsClient, injectClient } from './https.js';
 import { sharedSoftHsm } from './softhsm.js';
 import { type TestDatabase, createTestDatabase, testDatabaseFor } from './postgres.js';
 
 export interface TestServer extends RunningServer {
   readonly dataDir: string;
+  /** Requests through fastify's inject(): the whole server but no TLS or socket (route tests). */
   readonly send: ReturnType<typeof httpsClient>;
+  /** Requests over HTTPS to the listening server (end-to-end suites). */
+  readonly sendHttps: ReturnType<typeof httpsClient>;
   /** An access token for the bootstrap administrator. */
   adminToken(): Promise<string>;
   stop(): Promise<void>;
@@ -18,6 +21,26 @@ export interface TestServer extends RunningServer {
 
 export function tempDir(prefix = 'conclave-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/**
+ * The simulated TEE's vendor hierarchy (`<data-dir>/simulated`: fake Intel, AMD and NVIDIA roots) of the
+ * first --simulate server of this test process, copied into the fresh data dirs of the next ones: making
+ * it costs RSA and P-384 key generation, and no test depends on two data dirs having different fake roots.
+ */
+let simulatedTemplate: string | undefined;
+
+function seedSimulatedTee(dataDir: string): void {
+  const target = join(dataDir, 'simulated');
+  if (simulatedTemplate && !existsSync(target)) cpSync(simulatedTemplate, target, { recursive: true });
+}
+
+function keepSimulatedTee(dataDir: string): void {
+  const source = join(dataDir, 'simulated');
+  if (simulatedTemplate || !existsSync(source)) return;
+  const copy = join(tempDir('conclave-test-sim-'), 'simulated');
+  cpSync(source, copy, { recursive: true });
+  simulatedTemplate = copy;
 }
 
 /**
@@ -36,17 +59,21 @@ export async function startTestServer(flags: Record<string, unknown> = {}, opts:
     // CONCLAVE_TEST_HSM=softhsm: keys go into one SoftHSM token per process (scripts/test-hsm.mjs, docs/hsm.md).
     const hsm = process.env.CONCLAVE_TEST_HSM === 'softhsm' && !('hsm' in flags) ? { hsm: `${sharedSoftHsm().spec};release-sha2=hybrid` } : {};
     const config: Config = loadConfig({ flags: { port: 0, logLevel: 'silent', ...hsm, ...flags, ...(pgDb || keptDb ? { db: (pgDb ?? keptDb)?.url } : {}), dataDir }, env: {} });
+    if (config.simulate) seedSimulatedTee(dataDir);
     server = await startServer(config, { logger: pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' }), ...(opts.now ? { now: opts.now } : {}) });
+    if (config.simulate) keepSimulatedTee(dataDir);
   } catch (e) {
     await pgDb?.drop().catch(() => undefined);
     throw e;
   }
-  const send = httpsClient(server.url, server.caPath);
+  const sendHttps = httpsClient(server.url, server.caPath);
+  const send = process.env.CONCLAVE_TEST_TRANSPORT === 'https' ? sendHttps : injectClient(server.app, server.url);
   let token: string | undefined;
   return {
     ...server,
     dataDir,
     send,
+    sendHttps,
     async adminToken() {
       if (token) return token;
       const r: HttpResponse = await send('POST', '/oauth2/token', {

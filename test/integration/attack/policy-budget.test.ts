@@ -85,10 +85,10 @@ describe('/healthz during a burst of combinatorial drafts', () => {
 
   test('every attack gets its 400 and /healthz keeps answering', async () => {
     // Warm the connection and the evidence path so the probes measure the event loop, not set-up.
-    assert.equal((await server.send('GET', '/healthz')).status, 200);
+    assert.equal((await server.sendHttps('GET', '/healthz')).status, 200);
     const attacks = Array.from({ length: 16 }, () => {
       const a = attestBody(server, STALL);
-      return server.send('POST', a.path, { body: a.body });
+      return server.sendHttps('POST', a.path, { body: a.body });
     });
     let settled = false;
     const all = Promise.all(attacks).finally(() => {
@@ -97,7 +97,7 @@ describe('/healthz during a burst of combinatorial drafts', () => {
     const latencies: number[] = [];
     while (!settled || latencies.length < 5) {
       const t = performance.now();
-      const h = await server.send('GET', '/healthz');
+      const h = await server.sendHttps('GET', '/healthz');
       latencies.push(performance.now() - t);
       assert.equal(h.status, 200);
     }
@@ -118,7 +118,7 @@ describe('/healthz during a burst of combinatorial drafts', () => {
     let limited: { status: number; headers: Record<string, unknown>; text: string } | undefined;
     for (let i = 0; i < 40 && !limited; i++) {
       const a = attestBody(server, 'version=1.0; authorizationrules { => permit(); };');
-      const r = await server.send('POST', a.path, { body: a.body });
+      const r = await server.sendHttps('POST', a.path, { body: a.body });
       if (r.status === 429) limited = r;
       else assert.equal(r.status, 200, r.text);
     }
@@ -127,6 +127,6 @@ describe('/healthz during a burst of combinatorial drafts', () => {
     assert.match(String(limited.headers['retry-after']), /^\d+$/);
     // Attestation without a draft is not limited.
     const a = attestBody(server);
-    assert.equal((await server.send('POST', a.path, { body: a.body })).status, 200);
+    assert.equal((await server.sendHttps('POST', a.path, { body: a.body })).status, 200);
   });
 });

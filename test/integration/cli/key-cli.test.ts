@@ -1,4 +1,4 @@
-/** `conclave key …` subcommands through the real binary against a running server: success and failure. */
+/** `conclave key …` subcommands through the compiled CLI (test/helpers/cli.ts) against a running server: success and failure. */
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

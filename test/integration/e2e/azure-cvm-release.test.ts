@@ -24,7 +24,7 @@ function credential(server: TestServer) {
 }
 
 async function vault(server: TestServer): Promise<KeyClient> {
-  const r = await server.send('PUT', '/admin/vault/roleAssignments', {
+  const r = await server.sendHttps('PUT', '/admin/vault/roleAssignments', {
     headers: { authorization: `Bearer ${await server.adminToken()}` },
     body: { principalId: server.admin.clientId, role: 'Key Vault Crypto Service Release User', scope: '/' },
   });
@@ -60,7 +60,7 @@ describe('Azure CVM Secure Key Release against Conclave', { skip }, () => {
       const keys = await vault(server);
       const name = `cvm-${randomBytes(4).toString('hex')}`;
       await keys.createRsaKey(name, { hsm: true, keySize: 2048, exportable: true, releasePolicy: { encodedPolicy: azurePolicy('cvm-default-skr-policy.json', server) } });
-      const r = await server.send('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(readFixture('amd', 'azure-cvm-hcl-milan-trustee', 'evidence-v0.json')) } });
+      const r = await server.sendHttps('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(readFixture('amd', 'azure-cvm-hcl-milan-trustee', 'evidence-v0.json')) } });
       assert.equal(r.status, 200, r.text);
       const token = r.json().token;
       const claims = payload(token);
@@ -87,7 +87,7 @@ describe('Azure CVM Secure Key Release against Conclave', { skip }, () => {
       const created = await keys.createRsaKey(name, { hsm: true, keySize: 2048, exportable: true, releasePolicy: { encodedPolicy: azurePolicy('cvm-default-skr-policy.json', server) } });
 
       const on = simulateAzureCvm(snp, { secureBoot: true });
-      const good = await server.send('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(on.trusteeV1()) } });
+      const good = await server.sendHttps('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(on.trusteeV1()) } });
       assert.equal(good.status, 200, good.text);
       assert.equal(payload(good.json().token)['x-conclave-simulated'], true);
       const { value } = await keys.releaseKey(name, good.json().token);
@@ -96,7 +96,7 @@ describe('Azure CVM Secure Key Release against Conclave', { skip }, () => {
       assert.equal(pub.n, Buffer.from(created.key!.n!).toString('base64url'));
 
       const off = simulateAzureCvm(snp, { secureBoot: false });
-      const bad = await server.send('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(off.trusteeV1()) } });
+      const bad = await server.sendHttps('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(off.trusteeV1()) } });
       assert.equal(bad.status, 200, bad.text);
       const claims = payload(bad.json().token);
       assert.equal(claims['x-conclave-secure-boot-config'], false);
@@ -118,7 +118,7 @@ describe('Azure CVM Secure Key Release against Conclave', { skip }, () => {
       const keys = await vault(server);
       const cvm = simulateAzureCvm(loadOrCreateSimulatedTee(server.dataDir).snp, { secureBoot: true });
       const guest = cvm.guestInfo({ clientPayload: { nonce: 'abc' } });
-      const r = await server.send('POST', '/attest/AzureGuest?api-version=2020-10-01', { body: { AttestationInfo: guest.attestationInfo } });
+      const r = await server.sendHttps('POST', '/attest/AzureGuest?api-version=2020-10-01', { body: { AttestationInfo: guest.attestationInfo } });
       assert.equal(r.status, 200, r.text);
       const sealed = r.json().token as string;
       assert.equal(sealed.split('.').length, 1, 'the answer is the sealed document, not a bare JWT');

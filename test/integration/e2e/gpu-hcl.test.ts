@@ -44,7 +44,7 @@ describe('composite attestation with an Azure CVM HCL report', { skip }, () => {
 
   async function attestWith(gpuRuntimeData: Uint8Array): Promise<{ status: number; text: string }> {
     const gpus = loadOrCreateSimulatedTee(server.dataDir).gpus.evidence(gpuNonceFor(gpuRuntimeData), 1);
-    const r = await server.send('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(hcl), gpuEvidence: serializeGpuEvidence(gpus) } });
+    const r = await server.sendHttps('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(hcl), gpuEvidence: serializeGpuEvidence(gpus) } });
     return { status: r.status, text: r.text };
   }
 

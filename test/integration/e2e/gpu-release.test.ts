@@ -23,7 +23,7 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
   before(async () => {
     server = await startTestServer({ simulate: true });
     bearer = `Bearer ${await server.adminToken()}`;
-    const r = await server.send('PUT', '/admin/vault/roleAssignments', {
+    const r = await server.sendHttps('PUT', '/admin/vault/roleAssignments', {
       headers: { authorization: bearer },
       body: { principalId: server.admin.clientId, role: 'Key Vault Crypto Service Release User', scope: '/' },
     });
@@ -33,7 +33,7 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
 
   async function attest(opts: { gpus: number; gpuMismatch?: number[] }): Promise<{ token: string; claims: Record<string, any> }> {
     const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'tdx', runtimeData: runtime, ...opts });
-    const r = await server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: ev.body });
+    const r = await server.sendHttps('POST', `${ev.path}?api-version=2022-08-01`, { body: ev.body });
     assert.equal(r.status, 200, r.text);
     const token = r.json().token as string;
     return { token, claims: JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) };
@@ -59,7 +59,7 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
         },
       ],
     };
-    const r = await server.send('POST', `/keys/${name}/create?api-version=7.4`, {
+    const r = await server.sendHttps('POST', `/keys/${name}/create?api-version=7.4`, {
       headers: { authorization: bearer },
       body: { kty: 'oct-HSM', key_size: 256, attributes: { exportable: true }, release_policy: { data: Buffer.from(JSON.stringify(policy)).toString('base64url') } },
     });
@@ -87,7 +87,7 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
   test('a key whose policy requires both GPUs is released to the VM when CPU and GPUs pass', async () => {
     const name = await createModelKey();
     const { token } = await attest({ gpus: 2 });
-    const r = await server.send('POST', `/keys/${name}/release?api-version=7.4`, { headers: { authorization: bearer }, body: { target: token } });
+    const r = await server.sendHttps('POST', `/keys/${name}/release?api-version=7.4`, { headers: { authorization: bearer }, body: { target: token } });
     assert.equal(r.status, 200, r.text);
     const { payload } = decodeReleaseResponse(r.json().value) as any;
     assert.equal(unwrapKeyTransfer(payload.response.key.key.key_hsm, workload.privateKey).byteLength, 32);
@@ -100,7 +100,7 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
     assert.equal(claims['x-conclave-gpus']['GPU-1'].measres, 'fail');
     assert.equal(claims['x-conclave-gpus']['GPU-1']['x-nvidia-mismatch-measurement-records'][0].index, 5);
     assert.equal(claims['x-nvidia-overall-att-result'], false);
-    const r = await server.send('POST', `/keys/${name}/release?api-version=7.4`, { headers: { authorization: bearer }, body: { target: token } });
+    const r = await server.sendHttps('POST', `/keys/${name}/release?api-version=7.4`, { headers: { authorization: bearer }, body: { target: token } });
     assert.equal(r.status, 403, r.text);
     assert.match(r.text, /x-conclave-gpus\.GPU-1\.measres/);
     assert.match(r.text, /success/);
@@ -137,12 +137,12 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
     ].join('\n');
     const tee = loadOrCreateSimulatedTee(server.dataDir);
     const good = tee.evidence({ tee: 'tdx', runtimeData: runtime, gpus: 2 });
-    const ok = await server.send('POST', '/attest/TdxVm?api-version=2022-08-01', { body: { ...good.body, draftPolicyForAttestation: policy } });
+    const ok = await server.sendHttps('POST', '/attest/TdxVm?api-version=2022-08-01', { body: { ...good.body, draftPolicyForAttestation: policy } });
     assert.equal(ok.status, 200, ok.text);
     const claims = JSON.parse(Buffer.from((ok.json().token as string).split('.')[1]!, 'base64url').toString('utf8'));
     assert.equal(claims['gpu1-hwmodel'], 'GH100 A01 GSP BROM');
     const bad = tee.evidence({ tee: 'tdx', runtimeData: runtime, gpus: 2, gpuMismatch: [0] });
-    const denied = await server.send('POST', '/attest/TdxVm?api-version=2022-08-01', { body: { ...bad.body, draftPolicyForAttestation: policy } });
+    const denied = await server.sendHttps('POST', '/attest/TdxVm?api-version=2022-08-01', { body: { ...bad.body, draftPolicyForAttestation: policy } });
     assert.equal(denied.status, 400, denied.text);
     assert.match(denied.text, /policy/i);
   });
@@ -151,7 +151,7 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
     const tee = loadOrCreateSimulatedTee(server.dataDir);
     const other = tee.evidence({ tee: 'tdx', runtimeData: new TextEncoder().encode('{"keys":[]}'), gpus: 2 });
     const mine = tee.evidence({ tee: 'tdx', runtimeData: runtime });
-    const r = await server.send('POST', '/attest/TdxVm?api-version=2022-08-01', { body: { ...mine.body, gpuEvidence: other.body.gpuEvidence } });
+    const r = await server.sendHttps('POST', '/attest/TdxVm?api-version=2022-08-01', { body: { ...mine.body, gpuEvidence: other.body.gpuEvidence } });
     assert.equal(r.status, 400, r.text);
     assert.match(r.text, /GPU-0/);
     assert.match(r.text, /nonce/i);
@@ -162,7 +162,7 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
     assert.equal(claims['x-conclave-gpus'], undefined);
     const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'tdx', runtimeData: runtime, gpus: 1 });
     const { runtimeData: _omit, ...noRuntime } = ev.body as Record<string, unknown>;
-    const r = await server.send('POST', '/attest/TdxVm?api-version=2022-08-01', { body: noRuntime });
+    const r = await server.sendHttps('POST', '/attest/TdxVm?api-version=2022-08-01', { body: noRuntime });
     assert.equal(r.status, 400, r.text);
   });
 });

@@ -16,9 +16,9 @@ after(() => server.stop());
 test('the release certificate names the vault host; a release read through another host name is refused', async () => {
   const ca = readFileSync(server.caPath, 'utf8');
   const auth = { authorization: `Bearer ${await server.adminToken()}` };
-  await server.send('PUT', '/admin/vault/roleAssignments', { headers: auth, body: { principalId: server.admin.clientId, role: 'Key Vault Crypto Service Release User', scope: '/' } });
+  await server.sendHttps('PUT', '/admin/vault/roleAssignments', { headers: auth, body: { principalId: server.admin.clientId, role: 'Key Vault Crypto Service Release User', scope: '/' } });
   const policy = { version: '1.0.0', anyOf: [{ authority: server.url, allOf: [{ claim: 'x-ms-sgx-is-debuggable', equals: 'false' }] }] };
-  const created = await server.send('POST', '/keys/host-bound/create?api-version=7.4', {
+  const created = await server.sendHttps('POST', '/keys/host-bound/create?api-version=7.4', {
     headers: auth,
     body: { kty: 'oct-HSM', key_size: 256, attributes: { exportable: true }, release_policy: { data: Buffer.from(JSON.stringify(policy)).toString('base64url') } },
   });

@@ -33,7 +33,7 @@ describe('Secure Key Release end to end (simulated TEE → our attestation → o
       disableChallengeResourceVerification: true,
       retryOptions: { maxRetries: 0 },
     });
-    const r = await server.send('PUT', '/admin/vault/roleAssignments', {
+    const r = await server.sendHttps('PUT', '/admin/vault/roleAssignments', {
       headers: { authorization: `Bearer ${await server.adminToken()}` },
       body: { principalId: server.admin.clientId, role: 'Key Vault Crypto Service Release User', scope: '/' },
     });
@@ -47,7 +47,7 @@ describe('Secure Key Release end to end (simulated TEE → our attestation → o
 
   async function attest(tee: 'sgx' | 'snp', opts: { measurement?: string; mrenclave?: string } = {}): Promise<string> {
     const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee, runtimeData: runtime, ...opts });
-    const r = await server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: ev.body });
+    const r = await server.sendHttps('POST', `${ev.path}?api-version=2022-08-01`, { body: ev.body });
     assert.equal(r.status, 200, r.text);
     return r.json().token;
   }

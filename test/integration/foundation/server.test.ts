@@ -13,30 +13,30 @@ describe('foundation: conclave serve over HTTPS', async () => {
   after(() => server.stop());
 
   test('healthz, readyz, metrics and openapi answer', async () => {
-    assert.equal((await server.send('GET', '/healthz')).status, 200);
-    const ready = await server.send('GET', '/readyz');
+    assert.equal((await server.sendHttps('GET', '/healthz')).status, 200);
+    const ready = await server.sendHttps('GET', '/readyz');
     assert.equal(ready.status, 200);
     assert.equal(ready.json().status, 'ready');
-    const metrics = await server.send('GET', '/metrics');
+    const metrics = await server.sendHttps('GET', '/metrics');
     assert.equal(metrics.status, 200);
     assert.match(metrics.text, /conclave_http_requests_total\{method="GET",route="\/healthz",status="200"\} 1/);
     assert.match(metrics.text, /conclave_http_request_duration_seconds_bucket/);
-    const openapi = (await server.send('GET', '/openapi.json')).json();
+    const openapi = (await server.sendHttps('GET', '/openapi.json')).json();
     assert.equal(openapi.openapi, '3.0.3');
     assert.ok(openapi.paths['/oauth2/token']);
   });
 
   test('every response carries a request id, also as x-ms-request-id', async () => {
-    const r = await server.send('GET', '/healthz', { headers: { 'x-ms-client-request-id': 'abc-123' } });
+    const r = await server.sendHttps('GET', '/healthz', { headers: { 'x-ms-client-request-id': 'abc-123' } });
     assert.match(String(r.headers['x-ms-request-id']), /^[0-9a-f-]{36}$/);
     assert.equal(r.headers['x-ms-client-request-id'], 'abc-123');
   });
 
   test('unknown routes answer 404 with a JSON body in the caller family shape', async () => {
-    const r = await server.send('GET', '/no/such/route');
+    const r = await server.sendHttps('GET', '/no/such/route');
     assert.equal(r.status, 404);
     assert.equal(r.json().error.code, 'request.not_found');
-    const akv = await server.send('GET', '/keys-nope');
+    const akv = await server.sendHttps('GET', '/keys-nope');
     assert.equal(akv.status, 404);
   });
 
@@ -46,7 +46,7 @@ describe('foundation: conclave serve over HTTPS', async () => {
     const cred = JSON.parse(readFileSync(path, 'utf8'));
     assert.deepEqual(Object.keys(cred).sort(), ['clientId', 'clientSecret', 'tokenEndpoint']);
     assert.equal(cred.tokenEndpoint, `${server.url}/oauth2/token`);
-    const r = await server.send('POST', '/oauth2/token', {
+    const r = await server.sendHttps('POST', '/oauth2/token', {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: `grant_type=client_credentials&client_id=${cred.clientId}&client_secret=${cred.clientSecret}&scope=https%3A%2F%2Fvault.azure.net%2F.default`,
     });
@@ -64,11 +64,11 @@ describe('foundation: conclave serve over HTTPS', async () => {
 
   test('a wrong client secret gets 401 with no detail leak', async () => {
     const cred = server.admin;
-    const wrong = await server.send('POST', '/oauth2/token', {
+    const wrong = await server.sendHttps('POST', '/oauth2/token', {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: `grant_type=client_credentials&client_id=${cred.clientId}&client_secret=nope`,
     });
-    const unknown = await server.send('POST', '/oauth2/token', {
+    const unknown = await server.sendHttps('POST', '/oauth2/token', {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: 'grant_type=client_credentials&client_id=someone&client_secret=nope',
     });
@@ -90,7 +90,7 @@ describe('foundation: conclave serve over HTTPS', async () => {
   });
 
   test('an oversize body is answered with 413', async () => {
-    const r = await server.send('POST', '/oauth2/token', {
+    const r = await server.sendHttps('POST', '/oauth2/token', {
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: `grant_type=client_credentials&pad=${'x'.repeat(1024 * 1024 + 10)}`,
     });
@@ -109,7 +109,7 @@ describe('foundation: conclave serve over HTTPS', async () => {
     assert.equal(after2.clientId, JSON.parse(admin).clientId);
     assert.equal(after2.clientSecret, JSON.parse(admin).clientSecret);
     // The old CA still validates the new server, and the old token's signing key survived.
-    assert.equal((await server.send('GET', '/healthz')).status, 200);
+    assert.equal((await server.sendHttps('GET', '/healthz')).status, 200);
     const principal = await server.ctx.auth.authenticate(`Bearer ${firstToken}`, Math.floor(Date.now() / 1000));
     assert.equal(principal.id, after2.clientId);
   });

@@ -1,26 +1,17 @@
 /** `conclave key|role|audit` against a running server and its data directory. */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { conclave } from '../../helpers/cli.js';
 import { waitSequenced } from '../../helpers/log.js';
 import type { TestServer } from '../../helpers/server.js';
 import { startVault } from './harness.js';
 
 let server: TestServer;
-const MAIN = fileURLToPath(new URL('../../../src/cli/main.ts', import.meta.url));
 
-/**
- * Runs the CLI in a child process: under `node --test` the test's own stdout carries the runner's
- * protocol, so the CLI's output cannot be captured in-process.
- */
-function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
-  const script = `const { main } = await import(${JSON.stringify(MAIN)}); process.exitCode = await main(process.argv.slice(1));`;
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, '--', ...argv], { env: { ...process.env, CONCLAVE_URL: '', CONCLAVE_CLIENT_ID: '', CONCLAVE_CLIENT_SECRET: '', CONCLAVE_DATA_DIR: '' } }, (error, out, err) => {
-      resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, out, err });
-    });
-  });
+/** Runs the CLI (test/helpers/cli.ts) with no CONCLAVE_* credentials from the environment. */
+async function run(...argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  const r = await conclave(argv, { env: { CONCLAVE_URL: '', CONCLAVE_CLIENT_ID: '', CONCLAVE_CLIENT_SECRET: '', CONCLAVE_DATA_DIR: '' } });
+  return { code: r.code ?? 1, out: r.stdout, err: r.stderr };
 }
 
 before(async () => {
