@@ -59,7 +59,9 @@ export async function attestAndRelease(opts: AttestAndReleaseOptions): Promise<A
   const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const pub = publicKey.export({ format: 'jwk' }) as { n: string; e: string };
   const runtimeData = new Uint8Array(Buffer.from(wrappingJwks(pub).json, 'utf8'));
+  // The workload key travels in runtime data (x-ms-runtime): the hardware evidence flow, not guest attestation.
   const token = await attest({
+    azureGuest: false,
     attestationUrl: opts.attestationUrl,
     source: opts.source,
     runtimeData,

@@ -29,12 +29,22 @@ export interface AttestOptions {
    * and their evidence rides in the same request (TDX and SEV-SNP evidence only).
    */
   readonly gpus?: GpuEvidenceCollector;
+  /**
+   * With a source that offers Azure guest attestation (the Azure vTPM): use it (default), or ask for
+   * the source's plain hardware evidence (`false`: `/attest/SevSnpVm` with the HCL report).
+   */
+  readonly azureGuest?: boolean;
 }
 
 /** POSTs evidence to `/attest/{type}` and returns the attestation token (a JWT). */
 export async function attest(opts: AttestOptions): Promise<string> {
   let evidence: MaaEvidence;
-  if (opts.evidence) {
+  let open: ((answer: string) => Promise<string>) | undefined;
+  if (!opts.evidence && opts.source?.getAzureGuestEvidence && opts.azureGuest !== false && !opts.gpus) {
+    const guest = await opts.source.getAzureGuestEvidence(opts.runtimeData ?? new Uint8Array(0));
+    evidence = guest.evidence;
+    open = guest.open;
+  } else if (opts.evidence) {
     evidence = opts.evidence;
     if (opts.runtimeData) {
       evidence = { path: evidence.path, body: { ...evidence.body, runtimeData: { data: Buffer.from(opts.runtimeData).toString('base64url'), dataType: opts.runtimeDataType ?? 'JSON' } } };
@@ -47,7 +57,7 @@ export async function attest(opts: AttestOptions): Promise<string> {
   } else {
     throw fail('request.invalid', 'attest needs evidence or an evidence source');
   }
-  let body = opts.nonce === undefined ? evidence.body : { ...evidence.body, nonce: opts.nonce };
+  let body = opts.nonce === undefined || open ? evidence.body : { ...evidence.body, nonce: opts.nonce };
   if (opts.gpus) {
     if (evidence.path === '/attest/SgxEnclave') throw fail('request.invalid', 'GPU evidence goes with TDX or SEV-SNP evidence, not an SGX enclave');
     if (!opts.runtimeData) throw fail('request.invalid', 'GPU evidence needs runtimeData: the GPU nonce is derived from it');
@@ -63,5 +73,5 @@ export async function attest(opts: AttestOptions): Promise<string> {
     what: `attestation (${evidence.path})`,
   });
   if (typeof res.token !== 'string' || res.token === '') throw fail('sdk.http_error', 'the attestation response has no token', { path: evidence.path });
-  return res.token;
+  return open ? open(res.token) : res.token;
 }

@@ -19,6 +19,8 @@ export interface SimulatedAzureCvmOptions {
   /** 64 bytes of user data the guest wrote to NV 0x01400002 (hex), default zeros. */
   readonly userData?: string;
   readonly tpm?: FakeTpm;
+  /** The HCLEkPub key pair (default: a fresh one). */
+  readonly ek?: { readonly privateKey: KeyObject; readonly publicKey: KeyObject };
 }
 
 export interface SimulatedAzureCvm {
@@ -37,7 +39,7 @@ export interface SimulatedAzureCvm {
 
 export function simulateAzureCvm(snp: FakeSnpHierarchy, opts: SimulatedAzureCvmOptions = {}): SimulatedAzureCvm {
   const tpm = opts.tpm ?? new FakeTpm().bootLinux(opts.secureBoot ?? true);
-  const ek = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ek = opts.ek ?? generateKeyPairSync('rsa', { modulusLength: 2048 });
   const ekJwk = ek.publicKey.export({ format: 'jwk' });
   const runtime = {
     keys: [tpm.akJwk(), { kid: 'HCLEkPub', key_ops: ['encrypt'], kty: 'RSA', e: ekJwk.e, n: ekJwk.n }],
@@ -83,6 +85,56 @@ export function simulateAzureCvm(snp: FakeSnpHierarchy, opts: SimulatedAzureCvmO
         isolation: { type: 'SevSnp', snpReport, vcekCertChainPem: chainPem, runtimeData },
       };
       return { attestationInfo: encodeGuestAttestationInfo(info), decrypt: key.decrypt, ephemeralPrivate: key.privateKey };
+    },
+  };
+}
+
+/**
+ * A software vTPM with the operations of the SDK's `VtpmDevice` (src/sdk/sources/vtpm-device.ts), backed
+ * by a simulated Azure CVM: writing user data refreshes the HCL report, as the Azure paravisor does.
+ */
+export function fakeVtpmDevice(snp: FakeSnpHierarchy, opts: SimulatedAzureCvmOptions = {}) {
+  const tpm = opts.tpm ?? new FakeTpm().bootLinux(opts.secureBoot ?? true);
+  const ek = opts.ek ?? generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const keys = new Map<string, ReturnType<FakeTpm['ephemeralKey']>>();
+  let current = simulateAzureCvm(snp, { ...opts, tpm, ek });
+  return {
+    name: 'fake-vtpm',
+    tpm,
+    ekPrivate: ek.privateKey,
+    chainPem: () => current.chainPem,
+    async readHclReport(userData: Uint8Array) {
+      current = simulateAzureCvm(snp, { ...opts, tpm, ek, userData: Buffer.from(userData).toString('hex') });
+      return current.hclReport;
+    },
+    async readAkCert() {
+      return new Uint8Array(0);
+    },
+    async readAkPublic() {
+      return tpm.akPublicArea();
+    },
+    async readPcrs(pcrs: readonly number[]) {
+      return pcrs.map((i) => tpm.pcr(i));
+    },
+    async quote(pcrs: readonly number[], nonce: Uint8Array) {
+      const q = tpm.quote(pcrs, nonce);
+      return { message: q.message, signature: q.signature };
+    },
+    async createEphemeralKey(pcrs: readonly number[]) {
+      // Like the null-hierarchy primary: one key per PCR state.
+      const id = pcrs.map((i) => Buffer.from(tpm.pcr(i)).toString('hex')).join('');
+      const key = keys.get(id) ?? tpm.ephemeralKey(pcrs);
+      keys.set(id, key);
+      return { publicArea: key.publicArea, certifyInfo: key.certifyInfo, signature: key.signature };
+    },
+    async decryptWithEphemeralKey(pcrs: readonly number[], ciphertext: Uint8Array) {
+      const id = pcrs.map((i) => Buffer.from(tpm.pcr(i)).toString('hex')).join('');
+      const key = keys.get(id);
+      if (!key) throw new Error('TPM_RC_POLICY_FAIL: no key for this PCR state');
+      return key.decrypt(ciphertext);
+    },
+    async readEventLog() {
+      return tpm.eventLog();
     },
   };
 }

@@ -8,6 +8,8 @@ import { parseHclReport, parseHclRuntimeClaims } from '../../evidence/azure-vtpm
 import { findExecutable, runProgram } from './exec.js';
 import { maaReportData, sevSnpVmBody } from './maa-body.js';
 import type { EvidenceOptions, EvidenceSource, MaaEvidence } from './types.js';
+import { azureGuestEvidence } from './azure-guest.js';
+import { type VtpmDevice, tpm2ToolsDevice } from './vtpm-device.js';
 
 /** vTPM NV index holding the HCL report; writing the user-data index first refreshes it (evidence-and-collateral §4.3). */
 export const HCL_REPORT_NV_INDEX = '0x01400001';
@@ -28,6 +30,10 @@ export interface AzureVtpmSourceOptions {
    * zeros), proving the report was refreshed for this request. Default true.
    */
   readonly requireUserData?: boolean;
+  /** The vTPM for guest attestation (`/attest/AzureGuest`); default tpm2-tools. */
+  readonly device?: VtpmDevice;
+  /** The TD quote of a TDX VM's TD report (Azure IMDS `/acc/tdquote`), for guest attestation of TDX CVMs. */
+  readonly tdQuote?: (tdReport: Uint8Array) => Promise<Uint8Array>;
 }
 
 /**
@@ -40,17 +46,29 @@ export function azureVtpmSource(opts: AzureVtpmSourceOptions = {}): EvidenceSour
   const nvreadName = opts.tpm2Nvread ?? 'tpm2_nvread';
   return {
     name: 'azure-vtpm',
+    // Azure's own flow: the guest attestation document, answered with a token sealed to the vTPM.
+    getAzureGuestEvidence(runtimeData: Uint8Array) {
+      return azureGuestEvidence(runtimeData, {
+        device: opts.device ?? tpm2ToolsDevice(),
+        ...(opts.certificates ? { certificates: opts.certificates } : {}),
+        ...(opts.tdQuote ? { tdQuote: opts.tdQuote } : {}),
+        ...(opts.requireUserData !== undefined ? { requireUserData: opts.requireUserData } : {}),
+      });
+    },
     describe: () => `Azure CVM vTPM HCL report (NV ${HCL_REPORT_NV_INDEX}) via ${nvreadName}`,
     async getEvidence(runtimeData: Uint8Array, _eo: EvidenceOptions = {}): Promise<MaaEvidence> {
-      const nvread = await findExecutable(nvreadName);
-      if (!nvread) throw fail('sdk.evidence_source_unavailable', `${nvreadName} not found: apt-get install tpm2-tools (Azure confidential VM with a vTPM)`, { source: 'azure-vtpm' });
       const userData = maaReportData(runtimeData);
-      await writeUserData(userData, opts);
       let raw: Uint8Array;
-      try {
-        raw = await runProgram(nvread, ['-C', 'o', HCL_REPORT_NV_INDEX]);
-      } catch (e) {
-        throw fail('sdk.evidence_failed', `reading the HCL report failed: ${(e as Error).message}`, { source: 'azure-vtpm' }, e);
+      if (opts.device) raw = await opts.device.readHclReport(userData);
+      else {
+        const nvread = await findExecutable(nvreadName);
+        if (!nvread) throw fail('sdk.evidence_source_unavailable', `${nvreadName} not found: apt-get install tpm2-tools (Azure confidential VM with a vTPM)`, { source: 'azure-vtpm' });
+        await writeUserData(userData, opts);
+        try {
+          raw = await runProgram(nvread, ['-C', 'o', HCL_REPORT_NV_INDEX]);
+        } catch (e) {
+          throw fail('sdk.evidence_failed', `reading the HCL report failed: ${(e as Error).message}`, { source: 'azure-vtpm' }, e);
+        }
       }
       let hcl: ReturnType<typeof parseHclReport>;
       try {

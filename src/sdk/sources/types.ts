@@ -1,5 +1,5 @@
 /** The MAA attestation routes the SDK produces evidence for (skr-maa-protocol.md §4.1). */
-export type MaaAttestPath = '/attest/SgxEnclave' | '/attest/SevSnpVm' | '/attest/TdxVm';
+export type MaaAttestPath = '/attest/SgxEnclave' | '/attest/SevSnpVm' | '/attest/TdxVm' | '/attest/AzureGuest';
 
 /** A ready MAA request: the route and its JSON body (`{quote|report, runtimeData, …}`). */
 export interface MaaEvidence {
@@ -34,4 +34,9 @@ export interface EvidenceSource {
    * one (the agent's `/attest/raw` and the collateral wrapper).
    */
   getSnpReport?(reportData: Uint8Array): Promise<SnpReportWithCerts>;
+  /**
+   * Azure confidential VMs: the guest attestation document (`/attest/AzureGuest`) binding `runtimeData`,
+   * and how to open the answer (sealed to the vTPM). `attest` prefers it where a source offers it.
+   */
+  getAzureGuestEvidence?(runtimeData: Uint8Array): Promise<{ evidence: MaaEvidence; open(answer: string): Promise<string> }>;
 }
