@@ -36,6 +36,7 @@ import { createSequencer } from './log/sequencer.js';
 import { createLogService } from './log/service.js';
 import { type LogSigner, logKeyId } from './log/tree-head.js';
 import { verifyLog } from './log/verify.js';
+import { createDirectoryBackupTarget } from './storage/backup-directory.js';
 import { createCollateralUpstream } from './upstream/collateral-upstream.js';
 import { createNvidiaRimSource, kdsVcekFetcher, pcsQuoteCollateralFetcher } from './upstream/collateral-source.js';
 import { createHttpClient } from './upstream/http.js';
@@ -246,6 +247,7 @@ async function composeVault(f: Foundation, closers: (() => void | Promise<void>)
     trustedAuthorities: f.config.trustedAuthorities,
     simulate: f.config.simulate,
     softDelete: { recoverableDays: f.config.recoverableDays, purgeProtection: f.config.purgeProtection },
+    backupTarget: createDirectoryBackupTarget(f.config.backupDir),
     logger: f.logger,
   });
   scheduleMaintenance(f, service, closers);

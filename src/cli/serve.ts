@@ -43,6 +43,7 @@ export function registerServe(program: Command): void {
     .option('--recoverable-days <n>', 'vault soft delete: days a deleted key stays recoverable, 7-90 (default 90)')
     .option('--purge-protection', 'vault purge protection: deleted keys are purged only at their scheduled purge date')
     .option('--maintenance-interval <seconds>', 'seconds between runs of scheduled rotations and purges; 0 = off (default 60)')
+    .option('--backup-dir <dir>', 'where full vault backups go (file:///… URIs inside it; default <data-dir>/backups)')
     .option('--release-cert <pem>', "operator's release-signing certificate chain (PEM, leaf first; SAN = the vault host)")
     .option('--release-key <pem>', "the release-signing certificate's private key (PEM, PKCS#8)")
     .addHelpText('after', '\nExample:\n  conclave serve --data-dir ./data --port 8443 --simulate\n')

@@ -74,6 +74,8 @@ export interface Config {
   readonly purgeProtection: boolean;
   /** Seconds between runs of the vault's scheduled work (rotation policies, purges); 0 turns the timer off. */
   readonly maintenanceIntervalSeconds: number;
+  /** Where the vault's full backups go (`storageResourceUri` file:///… inside it). */
+  readonly backupDir: string;
   /** PEM certificate (chain, leaf first) and key of an operator's release-signing identity. */
   readonly releaseCert: string | undefined;
   readonly releaseKey: string | undefined;
@@ -196,6 +198,7 @@ const OPTIONS = [
   { key: 'recoverableDays', flag: 'recoverableDays', env: 'CONCLAVE_RECOVERABLE_DAYS', parse: int('recoverable-days', 7, 90) },
   { key: 'purgeProtection', flag: 'purgeProtection', env: 'CONCLAVE_PURGE_PROTECTION', parse: bool('purge-protection') },
   { key: 'maintenanceIntervalSeconds', flag: 'maintenanceInterval', env: 'CONCLAVE_MAINTENANCE_INTERVAL', parse: int('maintenance-interval', 0, 86400) },
+  { key: 'backupDir', flag: 'backupDir', env: 'CONCLAVE_BACKUP_DIR', parse: str('backup-dir') },
   { key: 'releaseCert', flag: 'releaseCert', env: 'CONCLAVE_RELEASE_CERT', parse: optStr('release-cert') },
   { key: 'releaseKey', flag: 'releaseKey', env: 'CONCLAVE_RELEASE_KEY', parse: optStr('release-key') },
 ] as const satisfies readonly Option<keyof Config>[];
@@ -269,6 +272,7 @@ export function loadConfig(sources: ConfigSources): Config {
     recoverableDays: (out.recoverableDays as number | undefined) ?? 90,
     purgeProtection: (out.purgeProtection as boolean | undefined) ?? false,
     maintenanceIntervalSeconds: (out.maintenanceIntervalSeconds as number | undefined) ?? 60,
+    backupDir: resolve((out.backupDir as string | undefined) ?? resolve(dataDir, 'backups')),
     releaseCert: out.releaseCert as string | undefined,
     releaseKey: out.releaseKey as string | undefined,
   };

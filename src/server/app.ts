@@ -7,6 +7,7 @@ import { instrument } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
 import { SERVICE_PLUGINS } from './services.js';
 import { TOKEN_PATH } from './auth.js';
+import { registerIdentityRoutes } from './identity.js';
 import { type ErrorFamily, sendError } from './wire-errors.js';
 
 declare module 'fastify' {
@@ -105,6 +106,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     }
   });
 
+  registerIdentityRoutes(app, ctx);
   for (const name of ctx.config.services) {
     await app.register(async (scope) => SERVICE_PLUGINS[name](scope, ctx));
   }

@@ -68,6 +68,8 @@ export async function ensureAdminCredential(clients: ClientStore, dataDir: strin
 export interface Authenticator {
   /** OAuth2 client-credentials grant: returns the token response or throws auth.unauthenticated. */
   issueToken(form: Record<string, string | undefined>, nowSeconds: number): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }>;
+  /** The public JWK of the access-token signing key (published at the MSAL authority's jwks_uri). */
+  accessTokenJwk(): Record<string, unknown>;
   /** Resolves a bearer token to a principal or throws auth.unauthenticated. */
   authenticate(authorization: string | undefined, nowSeconds: number): Promise<Principal>;
   /** Registers a new OAuth client; its secret is returned once. */
@@ -144,6 +146,9 @@ const UNKNOWN_CLIENT_HASH = secretHash(randomBytes(32).toString('base64url'));
 export function createAuthenticator(clients: ClientStore, key: ServiceKey, issuer: () => string, adminClientId: () => string | undefined, external?: ExternalIssuer): Authenticator {
   const names = new Map<string, string>();
   return {
+    accessTokenJwk() {
+      return { ...(key.publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid: key.kid, use: 'sig', alg: 'ES256' };
+    },
     async issueToken(form, now) {
       if (form.grant_type !== 'client_credentials') throw fail('request.invalid', 'grant_type must be client_credentials', { error: 'unsupported_grant_type' });
       const id = form.client_id ?? '';

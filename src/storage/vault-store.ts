@@ -13,7 +13,7 @@ import type { DeletionInfo, KeyOperation, KeyType, KeyVersion } from '../vault/k
 import type { CurveName } from '../vault/ports.js';
 import type { RoleAssignment, RoleDefinition } from '../vault/roles.js';
 import { deserializeRotationPolicy, type RotationPolicy, serializeRotationPolicy } from '../vault/rotation.js';
-import type { AuditEntry, KeyState, Page, RotationCandidate, RotationPlan, VaultStore } from '../vault/store.js';
+import type { AuditEntry, BackupJob, KeySnapshot, KeyState, Page, RotationCandidate, RotationPlan, VaultSnapshot, VaultStore } from '../vault/store.js';
 
 export type { KeyState, Page, VaultStore } from '../vault/store.js';
 
@@ -377,6 +377,115 @@ export function createVaultStore(db: Database): VaultStore {
         for (const a of new Set(list)) await tx.run('INSERT INTO vault_authorities (authority, added_at) VALUES (?, ?)', [a, nowSeconds]);
         await appendAudit(tx, audit);
       });
+    },
+
+    // ── full backup and restore ──
+    async exportVault(): Promise<VaultSnapshot> {
+      return db.transaction(async (tx) => {
+        // One snapshot of every table: PostgreSQL's READ COMMITTED would let a write land between reads.
+        if (db.dialect === 'postgres') await tx.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+        const keyRows = await tx.all<{ name: string; latest_version: string; deleted_at: number | string | null; scheduled_purge_at: number | string | null; created_at: number | string }>(
+          'SELECT name, latest_version, deleted_at, scheduled_purge_at, created_at FROM vault_keys WHERE latest_version IS NOT NULL ORDER BY name',
+        );
+        const versions = (await tx.all<VersionRow>(`SELECT ${VERSION_COLUMNS} FROM vault_key_versions v ORDER BY v.name, v.seq`)).map(fromRow);
+        const policies = new Map((await tx.all<{ name: string; policy: string }>('SELECT name, policy FROM vault_rotation_policies')).map((r) => [r.name, deserializeRotationPolicy(r.policy)] as const));
+        const keys: KeySnapshot[] = keyRows.map((k) => ({
+          name: k.name,
+          latest: k.latest_version,
+          createdAt: Number(k.created_at),
+          ...(k.deleted_at !== null ? { deletion: { deletedDate: Number(k.deleted_at), scheduledPurgeDate: Number(k.scheduled_purge_at) } } : {}),
+          versions: versions.filter((v) => v.name === k.name),
+          ...(policies.has(k.name) ? { rotationPolicy: policies.get(k.name)! } : {}),
+        }));
+        const roleRows = await tx.all<{ name: string; role_name: string; description: string; permissions: string; assignable_scopes: string }>('SELECT name, role_name, description, permissions, assignable_scopes FROM vault_role_definitions ORDER BY name');
+        return {
+          keys,
+          customRoles: roleRows.map((r) => ({ name: r.name, roleName: r.role_name, description: r.description, type: 'CustomRole' as const, permissions: JSON.parse(r.permissions), assignableScopes: JSON.parse(r.assignable_scopes) })),
+          assignments: (await tx.all<AssignmentRow>('SELECT id, principal_id, role, scope, created_at FROM vault_role_assignments ORDER BY id')).map(assignmentOf),
+          authorities: (await tx.all<{ authority: string }>('SELECT authority FROM vault_authorities ORDER BY authority')).map((r) => r.authority),
+        };
+      });
+    },
+
+    async importVault(snapshot: VaultSnapshot, nowSeconds: number, audit: AuditEntry, onlyKey?: string): Promise<{ conflicts: string[]; keys: number }> {
+      return db.transaction(async (tx) => {
+        const keys = onlyKey === undefined ? snapshot.keys : snapshot.keys.filter((k) => k.name.toLowerCase() === onlyKey.toLowerCase());
+        const conflicts: string[] = [];
+        for (const k of keys) {
+          await tx.lock(keyLock(k.name));
+          if ((await keyState(tx, k.name)).state !== 'absent') conflicts.push(k.name);
+        }
+        if (onlyKey === undefined) {
+          await tx.lock('vault-roles');
+          for (const r of snapshot.customRoles) {
+            const have = await tx.get<{ role_name: string; permissions: string }>('SELECT role_name, permissions FROM vault_role_definitions WHERE name = ?', [r.name]);
+            if (have && (have.role_name !== r.roleName || have.permissions !== JSON.stringify(r.permissions))) conflicts.push(`role definition ${r.name}`);
+          }
+          for (const a of snapshot.assignments) {
+            const have = await tx.get<AssignmentRow>('SELECT id, principal_id, role, scope, created_at FROM vault_role_assignments WHERE id = ?', [a.id]);
+            if (have && (have.principal_id !== a.principalId || have.role !== a.roleDefinitionId || have.scope !== a.scope)) conflicts.push(`role assignment ${a.id}`);
+          }
+        }
+        if (conflicts.length > 0) return { conflicts, keys: 0 };
+        for (const k of keys) {
+          await tx.run('INSERT INTO vault_keys (name, name_lower, latest_version, deleted_at, scheduled_purge_at, created_at) VALUES (?, ?, ?, ?, ?, ?)', [
+            k.name,
+            k.name.toLowerCase(),
+            k.latest,
+            k.deletion?.deletedDate ?? null,
+            k.deletion?.scheduledPurgeDate ?? null,
+            k.createdAt,
+          ]);
+          let seq = 0;
+          for (const v of k.versions) await tx.run(INSERT_VERSION, versionParams(v, ++seq));
+          if (k.rotationPolicy) await writePolicy(tx, k.name, k.rotationPolicy);
+        }
+        if (onlyKey === undefined) {
+          for (const r of snapshot.customRoles) {
+            await tx.run('INSERT INTO vault_role_definitions (name, role_name, description, permissions, assignable_scopes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING', [
+              r.name,
+              r.roleName,
+              r.description,
+              JSON.stringify(r.permissions),
+              JSON.stringify(r.assignableScopes),
+              nowSeconds,
+              nowSeconds,
+            ]);
+          }
+          for (const a of snapshot.assignments) {
+            await tx.run('INSERT INTO vault_role_assignments (id, principal_id, role, scope, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [a.id, a.principalId, a.roleDefinitionId, a.scope, a.createdAt]);
+          }
+          for (const authority of snapshot.authorities) await tx.run('INSERT INTO vault_authorities (authority, added_at) VALUES (?, ?) ON CONFLICT (authority) DO NOTHING', [authority, nowSeconds]);
+        }
+        await appendAudit(tx, audit);
+        return { conflicts: [], keys: keys.length };
+      });
+    },
+
+    async putBackupJob(job: BackupJob): Promise<void> {
+      await db.run(
+        'INSERT INTO vault_backup_jobs (job_id, kind, status, status_details, error_code, error_message, start_time, end_time, folder_uri, principal) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO UPDATE SET status = excluded.status, status_details = excluded.status_details, error_code = excluded.error_code, error_message = excluded.error_message, end_time = excluded.end_time, folder_uri = excluded.folder_uri',
+        [job.jobId, job.kind, job.status, job.statusDetails ?? null, job.error?.code ?? null, job.error?.message ?? null, job.startTime, job.endTime ?? null, job.folderUri ?? null, job.principal],
+      );
+    },
+
+    async backupJob(jobId: string): Promise<BackupJob | undefined> {
+      const r = await db.get<{ job_id: string; kind: string; status: string; status_details: string | null; error_code: string | null; error_message: string | null; start_time: number | string; end_time: number | string | null; folder_uri: string | null; principal: string }>(
+        'SELECT job_id, kind, status, status_details, error_code, error_message, start_time, end_time, folder_uri, principal FROM vault_backup_jobs WHERE job_id = ?',
+        [jobId],
+      );
+      if (!r) return undefined;
+      return {
+        jobId: r.job_id,
+        kind: r.kind as BackupJob['kind'],
+        status: r.status as BackupJob['status'],
+        ...(r.status_details !== null ? { statusDetails: r.status_details } : {}),
+        ...(r.error_code !== null ? { error: { code: r.error_code, message: r.error_message ?? '' } } : {}),
+        startTime: Number(r.start_time),
+        ...(r.end_time !== null ? { endTime: Number(r.end_time) } : {}),
+        ...(r.folder_uri !== null ? { folderUri: r.folder_uri } : {}),
+        principal: r.principal,
+      };
     },
 
     // ── audit ──

@@ -7,7 +7,7 @@ import { ConclaveError, fail, isConclaveError } from '../core/errors.js';
 import type { ApiVersion } from './api-version.js';
 import type { AuditRecord } from './audit.js';
 import { type DeletionInfo, familyOf, type KeyVersion, type KeyView } from './key.js';
-import type { KeyProtector, KeyRef } from './ports.js';
+import type { BackupTarget, KeyProtector, KeyRef } from './ports.js';
 import type { GetJwks } from './release/index.js';
 import { BUILT_IN_ROLES, isPermitted, type Permission, type Principal, type RoleDefinition } from './roles.js';
 import type { AuditEntry, VaultStore } from './store.js';
@@ -47,6 +47,8 @@ export interface VaultServiceDeps {
   /** Whether this server runs with --simulate: only then do tokens from simulated evidence release keys. */
   readonly simulate: boolean;
   readonly softDelete: SoftDeleteSettings;
+  /** Where full backups go (Managed HSM's /backup); without it full backup is refused. */
+  readonly backupTarget?: BackupTarget;
   /** Where a failed audit append of a failed operation, and background failures, are reported. */
   readonly logger: { error(obj: object, msg: string): void; info?(obj: object, msg: string): void };
 }

@@ -142,3 +142,14 @@ export interface KeyProtector {
 
 /** What a BYOK target key must turn out to be. */
 export type KeySpecFamily = { readonly family: 'RSA' } | { readonly family: 'EC' } | { readonly family: 'oct' };
+
+/**
+ * Where full backups go (Managed HSM's `storageResourceUri` + SAS `token`): an adapter maps the URI to a
+ * place Conclave can reach (src/storage/backup-directory.ts: a directory). Files are opaque sealed bytes.
+ */
+export interface BackupTarget {
+  /** Writes the files into a new folder `folderName` of the container; returns the folder's URI. */
+  writeFolder(containerUri: string, token: string, folderName: string, files: Readonly<Record<string, Uint8Array>>): Promise<string>;
+  /** Reads one file of a backup folder (the folder given relative to the container, as the SDKs send it). */
+  readFile(containerUri: string, token: string, folder: string, file: string): Promise<Uint8Array>;
+}

@@ -10,6 +10,7 @@ import { createKeyLifecycle } from './lifecycle.js';
 import { createMaintenance } from './maintenance.js';
 import { createKeyOperations } from './operations.js';
 import { createAccessControl } from './access-control.js';
+import { createFullBackup } from './full-backup.js';
 import type { Principal } from './roles.js';
 
 export { MAINTENANCE_PRINCIPAL, type BackupSealer, type ReleaseKeySource, type SoftDeleteSettings, type VaultServiceDeps } from './core.js';
@@ -24,6 +25,7 @@ export function createVaultService(deps: VaultServiceDeps) {
     ...createKeyOperations(core),
     ...createMaintenance(core),
     ...createAccessControl(core),
+    ...createFullBackup(core, deps.backupTarget),
 
     // ── administration (bootstrap administrator only) ──
     async authorities() {

@@ -25,6 +25,38 @@ export interface RotationCandidate {
   readonly latest: KeyVersion;
 }
 
+/** One key as a full backup holds it: every version (material still sealed to its binding), its state and policy. */
+export interface KeySnapshot {
+  readonly name: string;
+  readonly latest: string;
+  readonly createdAt: number;
+  readonly deletion?: DeletionInfo;
+  readonly versions: readonly KeyVersion[];
+  readonly rotationPolicy?: RotationPolicy;
+}
+
+/** The vault's state as one full backup holds it (the audit chain stays with the vault that wrote it). */
+export interface VaultSnapshot {
+  readonly keys: readonly KeySnapshot[];
+  readonly customRoles: readonly RoleDefinition[];
+  readonly assignments: readonly RoleAssignment[];
+  readonly authorities: readonly string[];
+}
+
+/** A full backup or restore job (Managed HSM's `/backup`, `/restore`, `/keys/{name}/restore`). */
+export interface BackupJob {
+  readonly jobId: string;
+  readonly kind: 'backup' | 'restore' | 'selectiveRestore';
+  readonly status: 'InProgress' | 'Succeeded' | 'Failed';
+  readonly statusDetails?: string;
+  readonly error?: { readonly code: string; readonly message: string };
+  readonly startTime: number;
+  readonly endTime?: number;
+  /** The backup folder (backup: written; restore: read). */
+  readonly folderUri?: string;
+  readonly principal: string;
+}
+
 /** The plan of one rotation, made under the key's lock from its latest version and policy. */
 export type RotationPlan = (latest: KeyVersion, policy: RotationPolicy) => Promise<{ readonly version: KeyVersion; readonly audit: AuditEntry } | undefined>;
 
@@ -102,6 +134,18 @@ export interface VaultStore {
 
   authorities(): Promise<string[]>;
   setAuthorities(list: readonly string[], nowSeconds: number, audit: AuditEntry): Promise<void>;
+
+  /** The whole vault, read as one consistent snapshot. */
+  exportVault(): Promise<VaultSnapshot>;
+  /**
+   * Writes a snapshot (or, with `onlyKey`, that one key) into the vault in one transaction with its audit
+   * record. Nothing is written when a key of the snapshot exists already in any case (`conflicts` names
+   * them); custom roles and assignments already present with the same content are kept, other clashes
+   * are conflicts too.
+   */
+  importVault(snapshot: VaultSnapshot, nowSeconds: number, audit: AuditEntry, onlyKey?: string): Promise<{ readonly conflicts: string[]; readonly keys: number }>;
+  putBackupJob(job: BackupJob): Promise<void>;
+  backupJob(jobId: string): Promise<BackupJob | undefined>;
 
   /** Stores one record as a log entry (durable when this resolves; sequenced within the batch interval). */
   audit(record: AuditEntry): Promise<AuditReceipt>;

@@ -10,6 +10,7 @@ import type { Principal } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { registerAccessControlRoutes } from './access-control.js';
 import { logPlugin } from '../log/plugin.js';
+import { registerBackupRoutes } from './backup.js';
 
 /** The tenant the challenge names: any GUID works for the SDK, which passes it to the credential as `tenantId`. */
 export const CHALLENGE_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -17,15 +18,19 @@ const DEFAULT_PAGE = 25;
 
 /**
  * The challenge `resource`: the parent domain of the vault host (`myvault.vault.localtest` →
- * `https://vault.localtest`), so the SDK's check "vault host ends with '.' + resource host" passes. For
- * an IP or single-label host there is no parent: `https://vault.localtest`, and clients set
- * `disableChallengeResourceVerification: true` (docs/vault.md).
+ * `https://vault.localtest`), so the SDKs' check "vault host ends with '.' + resource host" passes. A
+ * non-default port goes into the resource: the Python SDK compares host and port (`netloc`), the JS SDK
+ * the host only, so `https://myvault.vault.localtest:8443` → `https://vault.localtest:8443` passes both.
+ * For an IP or single-label host there is no parent: `https://vault.localtest`, and clients disable the
+ * check (docs/vault.md).
  */
 export function challengeResource(baseUrl: string): string {
-  const host = new URL(baseUrl).hostname;
+  const url = new URL(baseUrl);
+  const host = url.hostname;
   const labels = host.split('.');
-  if (/^[\d.]+$/.test(host) || host.includes(':') || labels.length < 3) return 'https://vault.localtest';
-  return `https://${labels.slice(1).join('.')}`;
+  const port = url.port === '' ? '' : `:${url.port}`;
+  if (/^[\d.]+$/.test(host) || host.includes(':') || labels.length < 3) return `https://vault.localtest${port}`;
+  return `https://${labels.slice(1).join('.')}${port}`;
 }
 
 function query(request: FastifyRequest): URLSearchParams {
@@ -202,6 +207,7 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
     return service.random(p, v, req.body);
   });
   registerAccessControlRoutes(app, service, akv);
+  registerBackupRoutes(app, service, akv, ctx.baseUrl);
   app.post('/admin/vault/maintenance', adminRoute('Run due rotations, rotation notices and purges now'), async (req) => {
     await admin(req);
     return service.runMaintenance();

@@ -103,4 +103,21 @@ UPDATE vault_role_assignments SET role = '12338af0-0e69-4776-bea7-57ae8d297424' 
 UPDATE vault_role_assignments SET role = '08bbd89e-9f13-488c-ac41-acfcb10c90ab' WHERE role = 'Key Vault Crypto Service Release User';
 UPDATE vault_role_assignments SET role = '21090545-7ca7-4776-b22c-e363652d74d2' WHERE role = 'Key Vault Reader';`,
   },
+  {
+    id: 203,
+    name: 'vault: full backup and restore jobs',
+    sql: `
+CREATE TABLE IF NOT EXISTS vault_backup_jobs (
+  job_id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  status TEXT NOT NULL,
+  status_details TEXT,
+  error_code TEXT,
+  error_message TEXT,
+  start_time {{bigint}} NOT NULL,
+  end_time {{bigint}},
+  folder_uri TEXT,
+  principal TEXT NOT NULL
+);`,
+  },
 ];

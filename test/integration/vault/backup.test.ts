@@ -1,0 +1,85 @@
+/**
+ * Full backup and restore over raw HTTPS (the Python KeyVaultBackupClient drives the happy path in
+ * python.test.ts): the job protocol, the directory confinement, and the error paths.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { tempDir, type TestServer } from '../../helpers/server.js';
+import { akvCall, startVault } from './harness.js';
+
+const API = '7.4-preview.1';
+let server: TestServer;
+const backupDir = tempDir('conclave-backup-test-');
+const container = pathToFileURL(join(backupDir, 'c1')).href;
+const call = (method: string, path: string, body?: unknown, v = API) => akvCall(server, method, path, body, v);
+
+before(async () => {
+  server = await startVault({ flags: { maintenanceInterval: 0, backupDir } });
+  await call('POST', '/keys/b1/create', { kty: 'EC', crv: 'P-256' });
+});
+after(() => server?.stop());
+
+describe('full backup and restore', () => {
+  let folder: string;
+
+  test('POST /backup: 202, Azure-AsyncOperation, a whole folder with one 0600 file; the status URL answers', async () => {
+    const r = await server.send('POST', `/backup?api-version=${API}`, { headers: { authorization: `Bearer ${await server.adminToken()}` }, body: { storageResourceUri: container, token: '' } });
+    assert.equal(r.status, 202, r.text);
+    const job = r.json();
+    assert.equal(job.status, 'Succeeded');
+    assert.match(job.jobId, /^[0-9a-f]{32}$/);
+    assert.equal(r.headers['azure-asyncoperation'], `${server.url}/backup/${job.jobId}/pending`);
+    folder = job.azureStorageBlobContainerUri;
+    const dir = fileURLToPath(folder);
+    assert.deepEqual(readdirSync(dir), ['conclave-vault-backup.json']);
+    assert.equal(statSync(join(dir, 'conclave-vault-backup.json')).mode & 0o777, 0o600);
+    assert.equal(readdirSync(fileURLToPath(container)).filter((n) => n.startsWith('.')).length, 0, 'no temporary folder left');
+    const status = await call('GET', `/backup/${job.jobId}/pending`);
+    assert.equal(status.status, 200);
+    assert.equal(status.json.azureStorageBlobContainerUri, folder);
+    assert.equal((await call('GET', `/restore/${job.jobId}/pending`)).status, 404, 'a backup job is not a restore job');
+  });
+
+  test('restore into a vault that holds the keys: 409 naming them, nothing written', async () => {
+    const name = folder.slice(container.length + 1);
+    const r = await call('PUT', '/restore', { sasTokenParameters: { storageResourceUri: container, token: '' }, folderToRestore: name });
+    assert.equal(r.status, 409, JSON.stringify(r.json));
+    assert.match(r.json.error.message, /b1/);
+    const sel = await call('PUT', '/keys/nope/restore', { sasTokenParameters: { storageResourceUri: container, token: '' }, folder: name });
+    assert.equal(sel.status, 404);
+  });
+
+  test('the backup directory confines every path', async () => {
+    const bad = async (path: string, body: unknown, field: RegExp, method = 'POST') => {
+      const r = await call(method, path, body);
+      assert.equal(r.status, 400, JSON.stringify(r.json));
+      assert.match(r.json.error.message, field);
+    };
+    await bad('/backup', { storageResourceUri: 'https://account.blob.core.windows.net/backups', token: 'sv=…' }, /not offered yet/);
+    await bad('/backup', { storageResourceUri: 'file:///etc', token: '' }, /outside the backup directory/);
+    await bad('/backup', { storageResourceUri: `${container}/../../x`, token: '' }, /outside the backup directory/);
+    await bad('/backup', { storageResourceUri: 'not a url' }, /not a URL/);
+    await bad('/backup', {}, /storageResourceUri/);
+    await bad('/restore', { sasTokenParameters: { storageResourceUri: container }, folderToRestore: '../../etc' }, /not a backup folder name/, 'PUT');
+    await bad('/restore', { sasTokenParameters: { storageResourceUri: 'file:///' }, folderToRestore: 'etc' }, /outside the backup directory/, 'PUT');
+    await bad('/restore', { sasTokenParameters: { storageResourceUri: container } }, /folderToRestore/, 'PUT');
+    assert.equal(existsSync('/etc/conclave-vault-backup.json'), false);
+    const missing = await call('PUT', '/restore', { sasTokenParameters: { storageResourceUri: container }, folderToRestore: 'mhsm-none' });
+    assert.equal(missing.status, 404);
+    assert.equal((await call('GET', '/backup/0123456789abcdef0123456789abcdef/pending')).status, 404);
+    assert.equal((await call('POST', '/backup', { storageResourceUri: container }, '7.1')).status, 400, 'not in api-version 7.1');
+  });
+
+  test('a key restored selectively from the backup after purge', async () => {
+    const name = folder.slice(container.length + 1);
+    await call('DELETE', '/keys/b1');
+    assert.equal((await call('DELETE', '/deletedkeys/b1')).status, 204);
+    const r = await call('PUT', '/keys/B1/restore', { sasTokenParameters: { storageResourceUri: container, token: '' }, folder: name });
+    assert.equal(r.status, 202, JSON.stringify(r.json));
+    assert.equal(r.json.status, 'Succeeded');
+    assert.equal((await call('GET', '/keys/b1')).status, 200);
+  });
+});
