@@ -100,7 +100,7 @@ export async function composeServices(f: Foundation): Promise<ComposedServices> 
 }
 
 async function composeCollateral(f: Foundation, store: CollateralStore, closers: (() => void | Promise<void>)[]): Promise<CollateralServices> {
-  const http = createHttpClient({ retries: 3, timeoutMs: 15_000 });
+  const http = createHttpClient({ retries: 3, timeoutMs: f.config.upstreamTimeoutMs });
   closers.push(() => http.close());
   const upstream = createCollateralUpstream({
     intel: f.config.upstreamIntel,
@@ -142,14 +142,22 @@ async function composeAttestation(f: Foundation, sightings: CollateralStore, loc
   let collateral: QuoteCollateralSource;
   let snpCertificates: SnpCertificateSource;
   let gpuReferences: GpuReferenceSource;
+  const warn = (msg: string, fields: Record<string, unknown>) => f.logger.warn(fields, msg);
   if (local) {
-    collateral = cachedQuoteCollateralSource((req) => quoteCollateralFromCache(local, req, f.now), nowMs);
-    snpCertificates = cachedVcekSource((req) => vcekFromCache(local, req, f.now));
+    const quotes = cachedQuoteCollateralSource((req) => quoteCollateralFromCache(local, req, f.now), nowMs, warn);
+    const vceks = cachedVcekSource((req) => vcekFromCache(local, req, f.now));
+    // The in-memory copies follow the cache at once: a refresh here, or items another replica stored.
+    local.service.onChange(() => {
+      quotes.clear();
+      vceks.clear();
+    });
+    collateral = quotes;
+    snpCertificates = vceks;
     gpuReferences = gpuReferencesFromCache(local, f.now);
   } else {
     const http = createHttpClient({ ca: readFileSync(f.caPath), retries: 1 });
     closers.push(() => http.close());
-    collateral = cachedQuoteCollateralSource(pcsQuoteCollateralFetcher(() => f.config.upstreamIntel, http), nowMs);
+    collateral = cachedQuoteCollateralSource(pcsQuoteCollateralFetcher(() => f.config.upstreamIntel, http), nowMs, warn);
     snpCertificates = cachedVcekSource(kdsVcekFetcher(() => f.config.upstreamAmd, f.caPath));
     gpuReferences = createNvidiaRimSource(() => f.config.upstreamNvidiaRim, http);
   }
@@ -162,6 +170,7 @@ async function composeAttestation(f: Foundation, sightings: CollateralStore, loc
       }
     }),
     collateral,
+    freshness: f.config.collateralFreshness,
     gpuReferences,
     snpCertificates,
     policies,
@@ -368,6 +377,12 @@ export function externalIssuerOf(config: Config, caPath: string, now: () => Date
     issuer: config.oidcIssuer,
     audience: config.oidcAudience,
     adminSubjects: config.oidcAdminSubjects,
-    getJwks: createJwksFetcher({ caPath, now, ...(config.oidcJwksUri !== undefined ? { jwksUri: config.oidcJwksUri } : {}) }),
+    getJwks: createJwksFetcher({
+      caPath,
+      now,
+      ...(config.oidcJwksUri !== undefined ? { jwksUri: config.oidcJwksUri } : {}),
+      // A private CA for the OIDC issuer only: the release authorities' fetcher never loads it.
+      ...(config.oidcCa !== undefined ? { extraCaPath: config.oidcCa } : {}),
+    }),
   };
 }

@@ -4,6 +4,7 @@
  * leaves the process. Concurrent misses for one key share one fetch; a failed fetch is not remembered.
  */
 import { fail, isConclaveError } from '../core/errors.js';
+import { quoteCollateralRollback } from '../collateral/cache/guard.js';
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
 import type { QuoteCollateralSource, SnpCertificateSource } from './ports.js';
 
@@ -13,10 +14,26 @@ export const QUOTE_COLLATERAL_TTL_MS = 5 * 60_000;
 type QuoteCollateralRequest = Parameters<QuoteCollateralSource['getQuoteCollateral']>[0];
 type VcekRequest = Parameters<SnpCertificateSource['getVcek']>[0];
 
-/** Intel collateral per TEE, FMSPC and PCK CA, reused for {@link QUOTE_COLLATERAL_TTL_MS}; `collateral.not_found` reads as `collateral.missing`. */
-export function cachedQuoteCollateralSource(load: (req: QuoteCollateralRequest) => Promise<QuoteCollateral>, nowMs: () => number): QuoteCollateralSource {
+/** An in-memory copy that can be told to forget (when the collateral cache behind it changed). */
+export interface Forgetful {
+  clear(): void;
+}
+
+/**
+ * Intel collateral per TEE, FMSPC and PCK CA, reused for {@link QUOTE_COLLATERAL_TTL_MS}; `collateral.not_found`
+ * reads as `collateral.missing`. The copy only moves forward: a fetched set with an older CRL, TCB info or
+ * QE identity than the one in use is not taken (the newer good set stays in use), so a source that rolls
+ * back cannot undo revocations for the attestation service either.
+ */
+export function cachedQuoteCollateralSource(
+  load: (req: QuoteCollateralRequest) => Promise<QuoteCollateral>,
+  nowMs: () => number,
+  warn?: (msg: string, fields: Record<string, unknown>) => void,
+): QuoteCollateralSource & Forgetful {
   const cache = new Map<string, { at: number; value: Promise<QuoteCollateral> }>();
+  const newest = new Map<string, QuoteCollateral>();
   return {
+    clear: () => cache.clear(),
     getQuoteCollateral(req) {
       const { tee, fmspc, caType } = req;
       const key = `${tee}:${fmspc.toLowerCase()}:${caType}`;
@@ -28,9 +45,21 @@ export function cachedQuoteCollateralSource(load: (req: QuoteCollateralRequest) 
       } catch (e) {
         return Promise.reject(e);
       }
-      value = value.catch((e: unknown) => {
-        throw isConclaveError(e, 'collateral.not_found') ? fail('collateral.missing', `no collateral for FMSPC ${fmspc}: ${e.message}`, { fmspc, tee }) : e;
-      });
+      value = value.then(
+        (c) => {
+          const prev = newest.get(key);
+          const older = prev ? quoteCollateralRollback(c, prev) : undefined;
+          if (prev && older) {
+            warn?.('collateral answer older than the one in use; keeping the newer', { key, item: older });
+            return prev;
+          }
+          newest.set(key, c);
+          return c;
+        },
+        (e: unknown) => {
+          throw isConclaveError(e, 'collateral.not_found') ? fail('collateral.missing', `no collateral for FMSPC ${fmspc}: ${e.message}`, { fmspc, tee }) : e;
+        },
+      );
       cache.set(key, { at: nowMs(), value });
       value.catch(() => cache.delete(key));
       return value;
@@ -38,10 +67,14 @@ export function cachedQuoteCollateralSource(load: (req: QuoteCollateralRequest) 
   };
 }
 
-/** VCEKs per chip and TCB, kept for good: a VCEK never changes for those. */
-export function cachedVcekSource(load: (req: VcekRequest) => Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>): SnpCertificateSource {
+/**
+ * VCEKs per chip and TCB: a VCEK never changes for those, but `clear()` follows the cache behind (a copy
+ * an upstream got wrong is not kept until a restart). Sources check the chip and TCB before answering.
+ */
+export function cachedVcekSource(load: (req: VcekRequest) => Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>): SnpCertificateSource & Forgetful {
   const cache = new Map<string, Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>>();
   return {
+    clear: () => cache.clear(),
     getVcek(req) {
       const { product, chipId, tcb } = req;
       const key = `${product}:${Buffer.from(chipId).toString('hex')}:${tcb.bootloader}.${tcb.tee}.${tcb.snp}.${tcb.microcode}.${tcb.fmc ?? ''}`;

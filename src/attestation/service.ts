@@ -50,6 +50,8 @@ export interface AttestationServiceDeps {
   /** DER certificates of the TPM AIK CA roots the operator trusts (`/attest/Tpm` `aikValidated`). */
   readonly tpmAikRoots?: readonly Uint8Array[];
   readonly collateral: QuoteCollateralSource;
+  /** `azure` (default, as MAA): collateral past its nextUpdate is reported; `strict`: refused, naming the item. */
+  readonly freshness?: 'azure' | 'strict';
   readonly snpCertificates: SnpCertificateSource;
   readonly policies: PolicyStore;
   readonly signer: () => Promise<TokenSigner>;
@@ -200,7 +202,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     const collateral = simulated ? simulated.collateral(tee) : await deps.collateral.getQuoteCollateral({ tee, fmspc: pck.fmspc, pceId: pck.pceId, caType: pck.caType });
     const result = verifyQuote(quote, collateral, {
       at,
-      freshness: 'azure',
+      freshness: deps.freshness ?? 'azure',
       cache: dcapCache,
       ...(simulated ? { trustAnchors: { intelRoot: simulated.intelRoot } } : {}),
     });

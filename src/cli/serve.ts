@@ -29,6 +29,8 @@ export function registerServe(program: Command): void {
     .option('--upstream-amd <url>', 'AMD KDS (or compatible) base URL')
     .option('--upstream-nvidia-rim <url>', 'NVIDIA RIM service (or a compatible mirror, e.g. another Conclave) base URL')
     .option('--upstream-nvidia-ocsp <url>', 'NVIDIA OCSP responder URL')
+    .option('--upstream-timeout <ms>', 'total deadline of one upstream collateral request, connect to last byte (default 15000)')
+    .option('--collateral-freshness <policy>', 'azure (past-nextUpdate collateral reported, MAA default) or strict (refused, naming the item)')
     .option('--db-pool-size <n>', 'PostgreSQL connection pool size (default 10)')
     .option('--log-batch-ms <ms>', 'transparency log: sequence a batch every <ms> (default 25; inclusion latency bound)')
     .option('--log-lease-ms <ms>', 'transparency log: sequencer lease; a dead holder is replaced after it (default 3000)')
@@ -46,6 +48,7 @@ export function registerServe(program: Command): void {
     .option('--backup-dir <dir>', 'where full vault backups go (file:///… URIs inside it; default <data-dir>/backups)')
     .option('--release-cert <pem>', "operator's release-signing certificate chain (PEM, leaf first; SAN = the vault host)")
     .option('--release-key <pem>', "the release-signing certificate's private key (PEM, PKCS#8)")
+    .option('--oidc-ca <file>', "PEM CA trusted for the OIDC issuer's HTTPS only (a private CA; not trusted for release authorities)")
     .addHelpText('after', '\nExample:\n  conclave serve --data-dir ./data --port 8443 --simulate\n')
     .action(async (flags: Record<string, unknown>) => {
       let config: ReturnType<typeof loadConfig>;

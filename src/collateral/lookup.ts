@@ -4,12 +4,14 @@
  * attestation service reads them in process (collateral/sources.ts) when both services run together.
  * PCK certificates and platform registration are collateral/platforms.ts.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { fail } from '../core/errors.js';
 import type { AmdProduct } from '../evidence/snp/roots.js';
 import type { KdsTcb } from './amd/kds.js';
 import { type EvaluationSelector, meetsAmdMinimum } from './baseline.js';
 import { type CollateralItem, type CollateralKind, type PcsVersion, type Tee, identityScope, tcbScope } from './cache/item.js';
 import type { CollateralService } from './service.js';
+import { createFetchBudget } from './budget.js';
 
 export type IntelEnclave = 'qe' | 'qve' | 'qae';
 
@@ -44,16 +46,41 @@ export interface CollateralLookup {
   amdCrl(product: AmdProduct, key: 'vcek' | 'vlek'): Promise<CollateralItem>;
   /** Whether the last refresh of the item failed (its answers carry a staleness warning). */
   failing(item: CollateralItem): boolean;
+  /**
+   * Runs `fn` on behalf of `client` (a route passes the caller's address): upstream fetches on a miss
+   * count against that client's budget. Outside it (the attestation service in process) only the total counts.
+   */
+  asClient<T>(client: string, fn: () => Promise<T>): Promise<T>;
 }
 
-export function createCollateralLookup(svc: CollateralService): CollateralLookup {
+export interface CollateralLookupOptions {
+  /** Concurrent upstream fetches on a miss, per client and in all (the upstream pool holds 16 connections). */
+  readonly missBudget?: { readonly perClient: number; readonly total: number };
+}
+
+export function createCollateralLookup(svc: CollateralService, opts: CollateralLookupOptions = {}): CollateralLookup {
   const { upstream } = svc;
+  const client = new AsyncLocalStorage<string>();
+  const limits = opts.missBudget ?? { perClient: 4, total: 8 };
+  const perClient = createFetchBudget(limits);
+  const inProcess = createFetchBudget({ perClient: limits.total, total: limits.total });
+
+  /**
+   * Upstream fetches on a miss run under a budget per client and in all, so anonymous misses cannot take
+   * every upstream connection (refreshes of cached items do not count against it); a failed miss is
+   * remembered briefly (negative caching, in the service), so repeating it does not reach the upstream.
+   */
+  function onMiss(key: string, fresh: () => CollateralItem | undefined, fetch: () => Promise<CollateralItem>): Promise<CollateralItem> {
+    const who = client.getStore();
+    const budgeted = who === undefined ? () => inProcess.run('in-process', fetch) : () => perClient.run(who, fetch);
+    return svc.fetchOnce(key, fresh, budgeted, { negative: true });
+  }
 
   async function cached(kind: CollateralKind, key: string, fetch: () => Promise<CollateralItem>): Promise<CollateralItem> {
     const hit = svc.get(key);
     if (hit) return hit;
     if (!svc.mayFetch(kind)) throw fail('collateral.not_found', `${key} is not cached${svc.mode !== 'lazy' ? ` (mode ${svc.mode})` : ''}`, { key });
-    return svc.fetchOnce(key, () => svc.get(key), fetch);
+    return onMiss(key, () => svc.get(key), fetch);
   }
 
   function newestOf(scope: string): CollateralItem | undefined {
@@ -71,7 +98,7 @@ export function createCollateralLookup(svc: CollateralService): CollateralLookup
       const selector = sel.type === 'number' ? null : sel.type === 'early' ? 'early' : 'standard';
       try {
         // One fetch per URL across concurrent misses and replicas; a replica that waited finds the item stored.
-        await svc.fetchOnce(`${scope}?${new URLSearchParams(q).toString()}`, () => svc.pick(scope, tee, fmspc, sel), async () =>
+        await onMiss(`${scope}?${new URLSearchParams(q).toString()}`, () => svc.pick(scope, tee, fmspc, sel), async () =>
           svc.ingest(kind, scope, true, selector, await upstream.intel(tee, version, path, q)),
         );
       } catch (e) {
@@ -88,6 +115,7 @@ export function createCollateralLookup(svc: CollateralService): CollateralLookup
 
   return {
     service: svc,
+    asClient: (who, fn) => client.run(who, fn),
     cached,
     tcbInfo: (tee, version, fmspc, sel) => versioned('tcb', tee, version, tcbScope(tee, version, fmspc), fmspc, sel, 'tcb', { fmspc }),
     enclaveIdentity: (tee, version, enclave, sel) => versioned(`${enclave}_identity` as CollateralKind, tee, version, identityScope(tee, version, enclave), undefined, sel, `${enclave}/identity`, {}),

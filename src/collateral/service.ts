@@ -1,5 +1,6 @@
 import { type BaselinePolicy, DEFAULT_BASELINE, type EvaluationSelector, baselineEvaluationNumber, chooseEvaluationNumber } from './baseline.js';
 import { type CollateralItem, type CollateralKind, intelMeta, signedDatesOf } from './cache/item.js';
+import { checkCollateralForward, checkCollateralTarget } from './cache/guard.js';
 import { verifyCollateralItem } from './cache/verify.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import { crlBytes } from '../core/x509.js';
@@ -40,7 +41,7 @@ export interface CollateralService {
    * share one promise; across replicas a store lock serialises them, and after waiting for it a replica
    * re-reads the store and returns `fresh()` when another replica already fetched the item.
    */
-  fetchOnce(key: string, fresh: () => CollateralItem | undefined, run: () => Promise<CollateralItem>): Promise<CollateralItem>;
+  fetchOnce(key: string, fresh: () => CollateralItem | undefined, run: () => Promise<CollateralItem>, opts?: { negative?: boolean }): Promise<CollateralItem>;
   /** Background refresh of a stale item, at most once a minute per item; errors are recorded. */
   refreshSoon(item: CollateralItem): void;
   /** Refreshes every upstream-sourced item whose nextUpdate is near (or all, with `force`). */
@@ -61,6 +62,8 @@ export interface ServiceDeps {
   readonly refreshAheadMs?: number;
   /** Checks an answer before it is stored; the vendor-root check by default (tests substitute fake roots). */
   readonly verifyItem?: (item: CollateralItem) => void;
+  /** How long a failed fetch on a miss is answered from memory instead of asking the upstream again (default 30 s). */
+  readonly negativeTtlMs?: number;
 }
 
 const INTEL_KINDS = new Set<CollateralKind>(['tcb', 'qe_identity', 'qve_identity', 'qae_identity', 'tcb_eval_numbers', 'pckcrl', 'rootcacrl', 'pckcert', 'pckcerts', 'fmspcs']);
@@ -84,6 +87,9 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
   const lastTry = new Map<string, number>();
   const pending = new Map<string, Promise<CollateralItem>>();
   let version = 0;
+  /** Failed misses by fetch key (negative caching), so repeated anonymous misses cannot multiply upstream calls. */
+  const failedMisses = new Map<string, { at: number; error: unknown }>();
+  const negativeTtl = d.negativeTtlMs ?? 30_000;
   let policy: BaselinePolicy = DEFAULT_BASELINE;
   const listeners: (() => void)[] = [];
   const changed = () => {
@@ -119,6 +125,59 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
     return out;
   }
 
+
+  /** The PPID of the PCK certificates already cached for the platform of a pckcert/pckcerts scope. */
+  function platformPpid(kind: CollateralKind, scope: string): string | undefined {
+    if (kind !== 'pckcert' && kind !== 'pckcerts') return undefined;
+    // sgx/pckcert/{pceid}/{platform key}/{cpusvn}/{pcesvn} and sgx/pckcerts/{pceid}/{platform key}
+    const parts = scope.split('/');
+    const key = (kind === 'pckcert' ? parts.slice(3, -2) : parts.slice(3)).join('/');
+    const single = `sgx/pckcert/${parts[2]}/${key}/`;
+    const all = `sgx/pckcerts/${parts[2]}/${key}`;
+    for (const i of index.values()) {
+      if (!(i.scope.startsWith(single) || i.scope === all)) continue;
+      try {
+        const { ppid } = checkCollateralTarget(i);
+        if (ppid !== undefined) return ppid;
+      } catch {
+        // an item cached before these checks existed that fails them does not vouch for a PPID
+      }
+    }
+    return undefined;
+  }
+
+  /**
+   * An upstream answer as a cache item, after every check: signatures and chains, the target it was asked
+   * for, and that it does not move the cache backwards. Throws; nothing is stored by this function.
+   */
+  function checkedAnswer(kind: CollateralKind, scope: string, versioned: boolean, selector: string | null, r: UpstreamAnswer): Omit<CollateralItem, 'version'> {
+    const body = CRL_KINDS.has(kind) ? crlBytes(new Uint8Array(r.body)) : new Uint8Array(r.body);
+    const dates = signedDatesOf(kind, body);
+    const key = versioned ? `${scope}#${dates.evalNumber ?? 'unknown'}` : scope;
+    const meta = INTEL_KINDS.has(kind) ? intelMeta(kind, r.headers) : { contentType: r.headers['content-type'] ?? 'application/octet-stream' };
+    const item: Omit<CollateralItem, 'version'> = {
+      key,
+      kind,
+      scope,
+      evalNumber: dates.evalNumber,
+      selector: mergeSelectors(index.get(key)?.selector ?? null, selector),
+      meta,
+      body,
+      source: r.url,
+      fetchedAt: d.now().getTime(),
+      issueDate: dates.issueDate,
+      nextUpdate: dates.nextUpdate,
+    };
+    (d.verifyItem ?? verifyCollateralItem)({ ...item, version: 0 });
+    checkCollateralTarget(item, platformPpid(kind, scope));
+    // An answer to update=standard|early is compared with the newest number cached under that selector.
+    const newest =
+      versioned && selector !== null
+        ? (byScope.get(scope) ?? []).filter((i) => i.evalNumber !== null && i.selector?.split(',').includes(selector)).reduce<CollateralItem | undefined>((a, b) => (!a || b.evalNumber! > a.evalNumber! ? b : a), undefined)
+        : undefined;
+    checkCollateralForward(item, index.get(key), newest);
+    return item;
+  }
 
   /** Fetches an item again from the URL it came from and stores the answer. */
   async function fetchAgain(item: CollateralItem): Promise<CollateralItem> {
@@ -179,39 +238,18 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
       }
     },
     async ingest(kind, scope, versioned, selector, r) {
-      let body: Uint8Array;
-      let dates: ReturnType<typeof signedDatesOf>;
+      let item: Omit<CollateralItem, 'version'>;
       try {
-        body = CRL_KINDS.has(kind) ? crlBytes(new Uint8Array(r.body)) : new Uint8Array(r.body);
-        dates = signedDatesOf(kind, body);
+        item = checkedAnswer(kind, scope, versioned, selector, r);
       } catch (e) {
-        // An upstream that answers something unparseable is an upstream failure, not the caller's.
-        throw fail('upstream.unavailable', `upstream answer for ${scope} cannot be parsed`, { scope, url: r.url }, e);
-      }
-      const key = versioned ? `${scope}#${dates.evalNumber ?? 'unknown'}` : scope;
-      const meta = INTEL_KINDS.has(kind) ? intelMeta(kind, r.headers) : { contentType: r.headers['content-type'] ?? 'application/octet-stream' };
-      const item: Omit<CollateralItem, 'version'> = {
-        key,
-        kind,
-        scope,
-        evalNumber: dates.evalNumber,
-        selector: mergeSelectors(index.get(key)?.selector ?? null, selector),
-        meta,
-        body,
-        source: r.url,
-        fetchedAt: d.now().getTime(),
-        issueDate: dates.issueDate,
-        nextUpdate: dates.nextUpdate,
-      };
-      try {
-        (d.verifyItem ?? verifyCollateralItem)({ ...item, version: 0 });
-      } catch (e) {
-        throw fail('upstream.unavailable', `upstream answer for ${key} does not verify`, { key, url: r.url }, e);
+        // Whatever is wrong with an upstream answer is the upstream's failure (503), never the client's.
+        if (isConclaveError(e) && e.code.startsWith('upstream.')) throw e;
+        throw fail('upstream.unavailable', `upstream answer for ${scope} does not verify`, { key: scope, url: r.url, cause: isConclaveError(e) ? e.code : undefined }, e);
       }
       await d.store.put([item]);
-      errors.delete(key);
+      errors.delete(item.key);
       await service.sync();
-      return index.get(key)!;
+      return index.get(item.key)!;
     },
     mayFetch(kind) {
       if (d.mode === 'offline') return false;
@@ -220,14 +258,31 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
       if (kind === 'nvidia_ocsp') return d.upstream.hasNvidiaOcsp;
       return d.upstream.hasAmd;
     },
-    fetchOnce(key, fresh, run) {
+    fetchOnce(key, fresh, run, opts = {}) {
       let p = pending.get(key);
       if (!p) {
+        if (opts.negative) {
+          const failed = failedMisses.get(key);
+          if (failed && d.now().getTime() - failed.at < negativeTtl) return Promise.reject(failed.error);
+        }
         p = d.store
           .withFetchLock(`collateral-fetch:${key}`, async () => {
             await service.sync();
             return fresh() ?? run();
           })
+          .then(
+            (item) => {
+              failedMisses.delete(key);
+              return item;
+            },
+            (e: unknown) => {
+              if (opts.negative) {
+                if (failedMisses.size >= 10_000) failedMisses.clear();
+                failedMisses.set(key, { at: d.now().getTime(), error: e });
+              }
+              throw e;
+            },
+          )
           .finally(() => pending.delete(key));
         pending.set(key, p);
       }

@@ -46,6 +46,13 @@ export interface Config {
   readonly pccsAdminTokenHash: string | undefined;
   /** PCCS `UserTokenHash`: SHA-512 (hex) of the token the `user-token` header carries to register platforms. */
   readonly pccsUserTokenHash: string | undefined;
+  /** Total deadline of one upstream collateral request, connect to last byte (ms). */
+  readonly upstreamTimeoutMs: number;
+  /**
+   * `azure` (MAA's default): collateral past its nextUpdate is reported in the token's claims; `strict`:
+   * attestation refuses it (`collateral.expired` / `crl.expired`, naming the item).
+   */
+  readonly collateralFreshness: 'azure' | 'strict';
   /** Store connection pool size (PostgreSQL). */
   readonly dbPoolSize: number;
   /** Extra trusted attestation authorities for key release (issuer URLs). */
@@ -79,6 +86,8 @@ export interface Config {
   /** PEM certificate (chain, leaf first) and key of an operator's release-signing identity. */
   readonly releaseCert: string | undefined;
   readonly releaseKey: string | undefined;
+  /** PEM file of a private CA trusted for the OIDC issuer's HTTPS only (not for release authorities). */
+  readonly oidcCa: string | undefined;
 }
 
 /** How a key is spelled on the command line, in the environment and in the config file. */
@@ -184,6 +193,8 @@ const OPTIONS = [
   { key: 'upstreamAmd', flag: 'upstreamAmd', env: 'CONCLAVE_UPSTREAM_AMD', parse: url('upstream-amd', ['https:', 'http:']) },
   { key: 'upstreamNvidiaRim', flag: 'upstreamNvidiaRim', env: 'CONCLAVE_UPSTREAM_NVIDIA_RIM', parse: url('upstream-nvidia-rim', ['https:', 'http:']) },
   { key: 'upstreamNvidiaOcsp', flag: 'upstreamNvidiaOcsp', env: 'CONCLAVE_UPSTREAM_NVIDIA_OCSP', parse: url('upstream-nvidia-ocsp', ['https:', 'http:']) },
+  { key: 'upstreamTimeoutMs', flag: 'upstreamTimeout', env: 'CONCLAVE_UPSTREAM_TIMEOUT', parse: int('upstream-timeout', 100, 300_000) },
+  { key: 'collateralFreshness', flag: 'collateralFreshness', env: 'CONCLAVE_COLLATERAL_FRESHNESS', parse: oneOf('collateral-freshness', ['azure', 'strict'] as const) },
   { key: 'dbPoolSize', flag: 'dbPoolSize', env: 'CONCLAVE_DB_POOL_SIZE', parse: int('db-pool-size', 1, 1000) },
   { key: 'logBatchMs', flag: 'logBatchMs', env: 'CONCLAVE_LOG_BATCH_MS', parse: int('log-batch-ms', 1, 1000) },
   { key: 'logLeaseMs', flag: 'logLeaseMs', env: 'CONCLAVE_LOG_LEASE_MS', parse: int('log-lease-ms', 200, 60_000) },
@@ -201,6 +212,7 @@ const OPTIONS = [
   { key: 'backupDir', flag: 'backupDir', env: 'CONCLAVE_BACKUP_DIR', parse: str('backup-dir') },
   { key: 'releaseCert', flag: 'releaseCert', env: 'CONCLAVE_RELEASE_CERT', parse: optStr('release-cert') },
   { key: 'releaseKey', flag: 'releaseKey', env: 'CONCLAVE_RELEASE_KEY', parse: optStr('release-key') },
+  { key: 'oidcCa', flag: 'oidcCa', env: 'CONCLAVE_OIDC_CA', parse: optStr('oidc-ca') },
 ] as const satisfies readonly Option<keyof Config>[];
 
 /** Config-file keys are the Config property names; kebab-case spellings of them are accepted too. */
@@ -258,6 +270,8 @@ export function loadConfig(sources: ConfigSources): Config {
     upstreamNvidiaOcsp: out.upstreamNvidiaOcsp as string | undefined,
     pccsAdminTokenHash: out.pccsAdminTokenHash as string | undefined,
     pccsUserTokenHash: out.pccsUserTokenHash as string | undefined,
+    upstreamTimeoutMs: (out.upstreamTimeoutMs as number | undefined) ?? 15_000,
+    collateralFreshness: (out.collateralFreshness as 'azure' | 'strict' | undefined) ?? 'azure',
     dbPoolSize: (out.dbPoolSize as number | undefined) ?? 10,
     trustedAuthorities: (out.trustedAuthorities as string[] | undefined) ?? [],
     logBatchMs: (out.logBatchMs as number | undefined) ?? 25,
@@ -275,6 +289,7 @@ export function loadConfig(sources: ConfigSources): Config {
     backupDir: resolve((out.backupDir as string | undefined) ?? resolve(dataDir, 'backups')),
     releaseCert: out.releaseCert as string | undefined,
     releaseKey: out.releaseKey as string | undefined,
+    oidcCa: out.oidcCa as string | undefined,
   };
   if (config.services.length === 0) throw fail('config.invalid', 'services must name at least one of vault, attestation, collateral');
   if (config.hsm !== undefined && !config.hsm.startsWith('pkcs11:')) {
@@ -283,8 +298,8 @@ export function loadConfig(sources: ConfigSources): Config {
   if (config.oidcIssuer !== undefined && config.oidcAudience === undefined) {
     throw fail('config.invalid', 'oidc-audience is required when oidc-issuer is set (external tokens must be meant for this server)', { option: 'oidcAudience' });
   }
-  if (config.oidcIssuer === undefined && (config.oidcAudience !== undefined || config.oidcJwksUri !== undefined || config.oidcAdminSubjects.length > 0)) {
-    throw fail('config.invalid', 'oidc-audience, oidc-jwks-uri and oidc-admin-subject need oidc-issuer', { option: 'oidcIssuer' });
+  if (config.oidcIssuer === undefined && (config.oidcAudience !== undefined || config.oidcJwksUri !== undefined || config.oidcAdminSubjects.length > 0 || config.oidcCa !== undefined)) {
+    throw fail('config.invalid', 'oidc-audience, oidc-jwks-uri, oidc-admin-subject and oidc-ca need oidc-issuer', { option: 'oidcIssuer' });
   }
   if ((config.releaseCert === undefined) !== (config.releaseKey === undefined)) {
     throw fail('config.invalid', 'release-cert and release-key go together (the operator\'s release-signing certificate and its private key)', { option: config.releaseCert === undefined ? 'releaseCert' : 'releaseKey' });

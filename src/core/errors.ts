@@ -35,6 +35,9 @@ export const ERROR_CATALOGUE = {
   'hsm.unavailable': { status: 503, meaning: 'The key-protection provider (HSM) cannot be reached.' },
   'hsm.key_untrusted': { status: 503, meaning: 'A service key in the HSM token is not the one its stored certificate pins, or is extractable or not sensitive: the service refuses to use it (and to start).' },
   'hsm.mechanism_unsupported': { status: 400, meaning: 'The HSM token lacks the PKCS#11 mechanism (or parameters) this operation needs; the vault fails closed rather than substitute another.' },
+  'upstream.collateral_mismatch': { status: 503, meaning: 'The upstream answered validly signed collateral for another target than asked (CA, FMSPC, TEE, identity, chip, TCB or platform); it was not cached and the cached copy stays.' },
+  'upstream.collateral_rollback': { status: 503, meaning: 'The upstream answered collateral older than the cached copy (cRLNumber, thisUpdate, tcbEvaluationDataNumber or issueDate); it was not cached and the cached copy stays.' },
+  'upstream.busy': { status: 503, meaning: 'Too many upstream fetches for uncached collateral are in flight (for this client, or in all); retry shortly. Cached collateral is still served.' },
   'upstream.unavailable': { status: 503, meaning: 'An upstream collateral service did not answer usefully.' },
   'internal': { status: 500, meaning: 'An unexpected internal error; details are in the server log.' },
 

@@ -405,6 +405,8 @@ export interface Crl {
   readonly nextUpdate: Date | undefined;
   /** Revoked serial numbers, lowercase hex without leading zeros. */
   readonly revoked: ReadonlySet<string>;
+  /** The cRLNumber extension (RFC 5280 §5.2.3), monotonically increasing per issuer; absent if not present. */
+  readonly crlNumber: bigint | undefined;
 }
 
 /** Parses a DER CRL strictly (RFC 5280 §5.1): fields in order, inner and outer algorithms equal, nothing trailing. */
@@ -431,7 +433,12 @@ export function parseCrl(der: Uint8Array): Crl {
       revoked.add(integer(e[0]!).toString(16));
     }
   }
-  if (kids[i]?.tag === 0xa0) parseExtensions(kids[i++]!);
+  let crlNumber: bigint | undefined;
+  if (kids[i]?.tag === 0xa0) {
+    // cRLNumber (2.5.29.20, RFC 5280 §5.2.3): an INTEGER that grows with each CRL of the issuer.
+    const n = parseExtensions(kids[i++]!).get('2.5.29.20');
+    if (n) crlNumber = integer(expectTag(parseDer(n.value, 'cRLNumber'), TAG.INTEGER, 'cRLNumber'));
+  }
   if (i !== kids.length) throw fail('der.malformed', 'TBSCertList has unexpected trailing fields', { offset: kids[i]!.start });
   return {
     der,
@@ -443,6 +450,7 @@ export function parseCrl(der: Uint8Array): Crl {
     thisUpdate: time(thisT),
     nextUpdate,
     revoked,
+    crlNumber,
   };
 }
 

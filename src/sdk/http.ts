@@ -29,8 +29,9 @@ function caOption(ca: CaInput | undefined): (string | Buffer)[] | undefined {
 }
 
 /**
- * One HTTP(S) exchange with node:http(s). Plain http is refused except to loopback, so a mistyped URL
- * cannot send a token or evidence in clear over a network.
+ * One HTTP(S) exchange with node:http(s), never retried (a POST could act twice): a total deadline from
+ * connect to last byte (`timeoutMs`, default 30 s) and an 8 MiB response limit. Plain http is refused
+ * except to loopback, so a mistyped URL cannot send a token or evidence in clear over a network.
  */
 export function httpExchange(url: string | URL, opts: HttpOptions = {}): Promise<HttpResult> {
   const u = typeof url === 'string' ? new URL(url) : url;
@@ -44,9 +45,15 @@ export function httpExchange(url: string | URL, opts: HttpOptions = {}): Promise
   const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
   const ca = caOption(opts.ca);
   return new Promise((resolve, reject) => {
-    const req = send(u, { method: opts.method ?? 'GET', headers, ...(ca ? { ca } : {}), timeout: opts.timeoutMs ?? 30_000 }, (res) => {
+    const limit = opts.timeoutMs ?? 30_000;
+    const req = send(u, { method: opts.method ?? 'GET', headers, ...(ca ? { ca } : {}), timeout: limit }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
+      if (Number(res.headers['content-length'] ?? 0) > MAX_RESPONSE_BYTES) {
+        req.destroy();
+        reject(fail('sdk.http_error', `response from ${u.host} exceeds ${MAX_RESPONSE_BYTES} bytes`, { url: u.origin }));
+        return;
+      }
       res.on('data', (c: Buffer) => {
         size += c.length;
         if (size > MAX_RESPONSE_BYTES) {
@@ -62,6 +69,10 @@ export function httpExchange(url: string | URL, opts: HttpOptions = {}): Promise
       });
       res.on('error', (e) => reject(fail('sdk.http_error', `reading the response from ${u.host} failed: ${e.message}`, { url: u.origin }, e)));
     });
+    // A total deadline, connect to last byte: the socket timeout alone never fires on a slow drip.
+    const deadline = setTimeout(() => req.destroy(new Error(`no complete answer within ${limit} ms`)), limit);
+    deadline.unref();
+    req.on('close', () => clearTimeout(deadline));
     req.on('timeout', () => req.destroy(new Error('timed out')));
     req.on('error', (e) => reject(fail('sdk.http_error', `request to ${u.origin}${u.pathname} failed: ${e.message}`, { url: u.origin, path: u.pathname }, e)));
     if (opts.body !== undefined) req.write(opts.body);

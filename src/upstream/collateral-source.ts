@@ -9,6 +9,7 @@ import { fetchQuoteCollateral } from './pcs-collateral.js';
 import type { GpuReferenceSource } from '../attestation/gpu.js';
 import { rimFromServiceAnswer } from '../collateral/nvidia.js';
 import { buildOcspRequest, parseOcspResponse } from '../core/ocsp.js';
+import { checkVcekTarget } from '../collateral/cache/guard.js';
 
 /**
  * Intel collateral for the attestation service from a PCS-compatible base URL (a collateral service in
@@ -31,7 +32,11 @@ export function kdsVcekFetcher(baseUrl: () => string | undefined, caFile: string
     const base = baseUrl();
     if (!base) throw fail('snp.certificate_missing', 'no collateral service is configured to fetch the VCEK from');
     const opts = { baseUrl: base, ca: readFileSync(caFile) };
-    return Promise.all([fetchVcek(opts, product, chipId, tcb), fetchCertChain(opts, product)]).then(([vcek, chain]) => ({ vcek, chain }));
+    // A KDS that answers another chip's or TCB's VCEK is refused here, before anything keeps it.
+    return Promise.all([fetchVcek(opts, product, chipId, tcb), fetchCertChain(opts, product)]).then(([vcek, chain]) => {
+      checkVcekTarget(vcek, product, chipId, tcb);
+      return { vcek, chain };
+    });
   };
 }
 

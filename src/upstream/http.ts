@@ -3,7 +3,12 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { fail } from '../core/errors.js';
 
-/** A generic upstream GET/POST client: timeouts, bounded retries with backoff, Retry-After, coalescing. */
+/**
+ * A generic upstream GET/POST client: a total deadline per attempt (connect to last byte, so a slow-drip
+ * body cannot hold a request), an overall deadline across retries, bounded retries with backoff and
+ * Retry-After for GET (POST only when the caller says it is idempotent), a response size limit, and
+ * coalescing of concurrent GETs.
+ */
 export interface HttpResult {
   readonly url: string;
   readonly status: number;
@@ -15,8 +20,10 @@ export interface HttpResult {
 }
 
 export interface HttpClientOptions {
-  /** Per attempt, connect to last byte. */
+  /** Per attempt, connect to last byte (a total deadline, not an idle timeout). */
   readonly timeoutMs?: number;
+  /** All attempts and the waits between them; default twice `timeoutMs`. */
+  readonly overallTimeoutMs?: number;
   /** Retries after the first attempt on network errors, 429, 502, 503, 504. */
   readonly retries?: number;
   readonly baseDelayMs?: number;
@@ -32,7 +39,8 @@ export interface HttpClientOptions {
 }
 
 export interface HttpClient {
-  request(method: 'GET' | 'POST', url: string, opts?: { headers?: Record<string, string>; body?: string | Buffer }): Promise<HttpResult>;
+  /** POST is sent once unless `idempotent` (a retried POST could act twice). */
+  request(method: 'GET' | 'POST', url: string, opts?: { headers?: Record<string, string>; body?: string | Buffer; idempotent?: boolean }): Promise<HttpResult>;
   /** GET where concurrent calls for the same URL share one upstream exchange. */
   get(url: string, headers?: Record<string, string>): Promise<HttpResult>;
   /** How many GETs are in flight (coalesced ones count once). */
@@ -53,6 +61,7 @@ export function retryAfterMs(value: string | undefined, nowMs: number): number |
 
 export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const timeoutMs = options.timeoutMs ?? 10_000;
+  const overallMs = options.overallTimeoutMs ?? 2 * timeoutMs;
   const retries = options.retries ?? 3;
   const baseDelay = options.baseDelayMs ?? 250;
   const maxDelay = options.maxDelayMs ?? 5_000;
@@ -63,19 +72,25 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 16, ...(options.ca ? { ca: [...rootCertificates, options.ca.toString()] } : {}) });
   const inflight = new Map<string, Promise<HttpResult>>();
 
-  function once(method: string, url: string, headers: Record<string, string>, body: string | Buffer | undefined): Promise<Omit<HttpResult, 'attempts'>> {
+  function once(method: string, url: string, headers: Record<string, string>, body: string | Buffer | undefined, budgetMs: number): Promise<Omit<HttpResult, 'attempts'>> {
     return new Promise((resolve, reject) => {
       const u = new URL(url);
       const https = u.protocol === 'https:';
+      const limit = Math.max(1, Math.min(timeoutMs, budgetMs));
       const req = (https ? httpsRequest : httpRequest)(
         u,
-        { method, headers: { accept: '*/*', ...options.headers, ...headers }, agent: https ? httpsAgent : httpAgent, timeout: timeoutMs },
+        { method, headers: { accept: '*/*', ...options.headers, ...headers }, agent: https ? httpsAgent : httpAgent, timeout: limit },
         (res) => {
           const chunks: Buffer[] = [];
           let size = 0;
+          const tooLarge = () => fail('upstream.unavailable', `upstream answer exceeds the size limit of ${maxBytes} bytes`, { url, maxBytes, reason: 'too_large' });
+          if (Number(res.headers['content-length'] ?? 0) > maxBytes) {
+            req.destroy(tooLarge());
+            return;
+          }
           res.on('data', (c: Buffer) => {
             size += c.length;
-            if (size > maxBytes) req.destroy(fail('upstream.unavailable', 'upstream answer exceeds the size limit', { url, maxBytes }));
+            if (size > maxBytes) req.destroy(tooLarge());
             else chunks.push(c);
           });
           res.on('end', () => {
@@ -86,33 +101,47 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
           res.on('error', reject);
         },
       );
-      req.on('timeout', () => req.destroy(fail('upstream.unavailable', `upstream did not answer within ${timeoutMs} ms`, { url })));
+      // The socket timeout only fires on silence; this deadline covers connect to last byte.
+      const deadline = setTimeout(() => req.destroy(fail('upstream.unavailable', `upstream gave no complete answer within ${limit} ms`, { url, timeoutMs: limit })), limit);
+      deadline.unref();
+      req.on('close', () => clearTimeout(deadline));
+      req.on('timeout', () => req.destroy(fail('upstream.unavailable', `upstream did not answer within ${limit} ms`, { url })));
       req.on('error', reject);
       if (body !== undefined) req.write(body);
       req.end();
     });
   }
 
-  async function request(method: 'GET' | 'POST', url: string, opts: { headers?: Record<string, string>; body?: string | Buffer } = {}): Promise<HttpResult> {
+  async function request(method: 'GET' | 'POST', url: string, opts: { headers?: Record<string, string>; body?: string | Buffer; idempotent?: boolean } = {}): Promise<HttpResult> {
     let lastError: unknown;
+    let lastAnswer: HttpResult | undefined;
+    const maxRetries = method === 'GET' || opts.idempotent === true ? retries : 0;
+    const end = Date.now() + overallMs;
     for (let attempt = 1; ; attempt++) {
       let wait: number | undefined;
       try {
-        const r = await once(method, url, opts.headers ?? {}, opts.body);
-        if (!RETRIABLE.has(r.status) || attempt > retries) return { ...r, attempts: attempt };
+        const r = await once(method, url, opts.headers ?? {}, opts.body, end - Date.now());
+        if (!RETRIABLE.has(r.status) || attempt > maxRetries) return { ...r, attempts: attempt };
         const ra = r.status === 429 || r.status === 503 ? retryAfterMs(r.headers['retry-after'], Date.now()) : undefined;
         if (ra !== undefined && ra > maxRetryAfter) return { ...r, attempts: attempt };
         wait = ra;
-        lastError = fail('upstream.unavailable', `upstream answered ${r.status}`, { url, status: r.status });
+        lastAnswer = { ...r, attempts: attempt };
       } catch (e) {
         lastError = e;
-        if (attempt > retries) break;
+        lastAnswer = undefined;
+        // An oversized answer will be oversized again: not retried.
+        if (attempt > maxRetries || (e as { detail?: { reason?: string } }).detail?.reason === 'too_large') break;
       }
-      // Exponential backoff with full jitter, unless the upstream said how long to wait.
-      await sleep(wait ?? Math.min(maxDelay, baseDelay * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2));
+      // Exponential backoff with full jitter, unless the upstream said how long to wait; never past the
+      // overall deadline (then the last answer stands).
+      const delay = wait ?? Math.min(maxDelay, baseDelay * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+      if (Date.now() + delay >= end) break;
+      await sleep(delay);
     }
+    if (lastAnswer) return lastAnswer;
     throw fail('upstream.unavailable', `upstream ${new URL(url).host} is unreachable`, { url }, lastError);
   }
+
 
   return {
     request,

@@ -20,6 +20,10 @@ export interface JwksFetcherOptions {
   readonly minRefreshSeconds?: number;
   /** A JWKS URL the operator configured (`--oidc-jwks-uri`): fetched directly, without OpenID discovery. */
   readonly jwksUri?: string;
+  /** Extra PEM CA for this fetcher only (`--oidc-ca`: the OIDC issuer's private CA, never the release authorities'). */
+  readonly extraCaPath?: string;
+  /** Total deadline of one fetch, connect to last byte (ms); default 5000. */
+  readonly timeoutMs?: number;
 }
 
 async function getJson(url: string, http: HttpClient): Promise<unknown> {
@@ -41,11 +45,20 @@ async function getJson(url: string, http: HttpClient): Promise<unknown> {
 
 export function createJwksFetcher(opts: JwksFetcherOptions): GetJwks {
   // The shared upstream client: system roots plus the local CA, no retries on the release path.
-  const ca = opts.caPath ? readFileSync(opts.caPath, 'utf8') : undefined;
-  const http = createHttpClient({ ca, timeoutMs: TIMEOUT_MS, maxBytes: MAX_BYTES, retries: 0 });
+  const cas = [opts.caPath, opts.extraCaPath]
+    .filter((p): p is string => p !== undefined)
+    .map((p) => {
+      try {
+        return readFileSync(p, 'utf8');
+      } catch (e) {
+        throw fail('config.invalid', `cannot read the CA file ${p}`, { option: p === opts.extraCaPath ? 'oidc-ca' : 'ca' }, e);
+      }
+    });
+  const http = createHttpClient({ ca: cas.length > 0 ? cas.join('\n') : undefined, timeoutMs: opts.timeoutMs ?? TIMEOUT_MS, maxBytes: MAX_BYTES, retries: 0 });
   const ttl = (opts.ttlSeconds ?? 3600) * 1000;
   const minRefresh = (opts.minRefreshSeconds ?? 10) * 1000;
-  const cache = new Map<string, { at: number; jwks: Promise<JsonWebKeySet> }>();
+  /** `jwks` answers now; `good` is the last set that loaded, from `goodAt`. */
+  const cache = new Map<string, { at: number; jwks: Promise<JsonWebKeySet>; good: Promise<JsonWebKeySet> | undefined; goodAt: number }>();
 
   async function jwksUriOf(authority: string): Promise<string> {
     if (opts.jwksUri !== undefined) return opts.jwksUri;
@@ -66,11 +79,23 @@ export function createJwksFetcher(opts: JwksFetcherOptions): GetJwks {
     const hit = cache.get(id);
     const fresh = hit && now - hit.at < ttl && !(forceRefresh && now - hit.at >= minRefresh);
     if (fresh) return hit.jwks;
-    const jwks = load(issuer);
-    cache.set(id, { at: now, jwks });
-    jwks.catch(() => {
-      if (cache.get(id)?.jwks === jwks) cache.delete(id);
-    });
-    return jwks;
+    // A refresh that fails (issuer outage) keeps the last good key set: one token with an unknown kid
+    // during an outage must not cost every valid token its keys. Only a set past its TTL is dropped.
+    const previous = hit?.good;
+    const stillValid = hit !== undefined && previous !== undefined && now - hit.goodAt < ttl;
+    const loading = load(issuer);
+    const entry = { at: now, jwks: loading, good: previous, goodAt: hit?.goodAt ?? now };
+    cache.set(id, entry);
+    loading.then(
+      () => {
+        if (cache.get(id) === entry) cache.set(id, { ...entry, good: loading, goodAt: now });
+      },
+      () => {
+        if (cache.get(id) !== entry) return;
+        if (stillValid) cache.set(id, { ...entry, jwks: previous });
+        else cache.delete(id);
+      },
+    );
+    return stillValid ? loading.catch(() => previous) : loading;
   };
 }

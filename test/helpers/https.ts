@@ -25,20 +25,27 @@ export function httpsClient(baseUrl: string, caPath: string) {
         headers['content-type'] ??= 'application/json';
       }
     }
-    return new Promise((resolve, reject) => {
-      const req = httpsRequest(url, { method, headers, ca }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          const raw = Buffer.concat(chunks);
-          const text = raw.toString('utf8');
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, text, raw, json: () => JSON.parse(text) });
+    const attempt = (retry: boolean): Promise<HttpResponse> =>
+      new Promise((resolve, reject) => {
+        const req = httpsRequest(url, { method, headers, ca }, (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => {
+            const raw = Buffer.concat(chunks);
+            const text = raw.toString('utf8');
+            resolve({ status: res.statusCode ?? 0, headers: res.headers, text, raw, json: () => JSON.parse(text) });
+          });
         });
+        req.on('error', (e: NodeJS.ErrnoException) => {
+          // A kept-alive socket the server closed just before it was reused (a restarted test server on
+          // the same port): the request never reached a server, so sending it once more is safe.
+          if (retry && req.reusedSocket && e.code === 'ECONNRESET') attempt(false).then(resolve, reject);
+          else reject(e);
+        });
+        if (body !== undefined) req.write(body);
+        req.end();
       });
-      req.on('error', reject);
-      if (body !== undefined) req.write(body);
-      req.end();
-    });
+    return attempt(true);
   };
 }
 

@@ -12,6 +12,8 @@ export interface StandinResponse {
   readonly status: number;
   readonly headers?: Record<string, string>;
   readonly body?: Buffer | string;
+  /** A slow-drip upstream: the body is sent one byte every `dripMs` milliseconds. */
+  readonly dripMs?: number;
 }
 
 /** Which collateral set answers the FMSPC-independent routes (QE identity, PCK CRL, root CRL). */
@@ -73,6 +75,8 @@ export interface PcsStandin {
   inject(pathPart: string, responses: StandinResponse[]): void;
   /** Delay every answer (so bursts overlap). */
   setDelay(ms: number): void;
+  /** Every request whose path contains `pathPart` gets this answer until it is set to undefined. */
+  override(pathPart: string, response: StandinResponse | undefined): void;
   close(): Promise<void>;
 }
 
@@ -81,6 +85,14 @@ const teepot = (f: string) => readFixtureJson<Record<string, string>>('intel', '
 
 function json(body: string, chainHeader: string, chain: string): StandinResponse {
   return { status: 200, headers: { 'content-type': 'application/json', [chainHeader]: enc(chain) }, body };
+}
+
+/** A PCS JSON answer (TCB info, identity) with its issuer-chain header, for overrides. */
+export const jsonAnswer = json;
+
+/** A PCS PCK CRL answer (DER) with its issuer-chain header, for overrides. */
+export function crlAnswer(der: Buffer, chain: string): StandinResponse {
+  return { status: 200, headers: { 'content-type': 'application/pkix-crl', 'SGX-PCK-CRL-Issuer-Chain': enc(chain) }, body: der };
 }
 
 /** The PCK chain embedded in a quote's certification data (type 5): PEM leaf, then CA, then root. */
@@ -274,6 +286,7 @@ function route(set: StandinSet, path: string, q: URLSearchParams, body?: string)
 export async function startPcsStandin(set: StandinSet = 'teepot'): Promise<PcsStandin> {
   const requests: string[] = [];
   const injected: { part: string; r: StandinResponse }[] = [];
+  const overrides = new Map<string, StandinResponse>();
   let delay = 0;
   const server: Server = createServer((req: IncomingMessage, res) => {
     const u = new URL(req.url ?? '/', 'http://127.0.0.1');
@@ -283,9 +296,25 @@ export async function startPcsStandin(set: StandinSet = 'teepot'): Promise<PcsSt
     const answer = () => {
       const i = injected.findIndex((x) => u.pathname.includes(x.part));
       const body = req.method === 'POST' ? Buffer.concat(chunks).toString('utf8') : undefined;
-      const r = i >= 0 ? injected.splice(i, 1)[0]!.r : (route(set, u.pathname, u.searchParams, body) ?? { status: 404, headers: { 'Error-Code': 'NotFound' } });
+      const over = [...overrides].find(([part]) => `${u.pathname}${u.search}`.includes(part))?.[1];
+      const r = i >= 0 ? injected.splice(i, 1)[0]!.r : (over ?? route(set, u.pathname, u.searchParams, body) ?? { status: 404, headers: { 'Error-Code': 'NotFound' } });
       res.writeHead(r.status, { 'Request-ID': Math.random().toString(16).slice(2).padEnd(32, '0'), ...(r.headers ?? {}) });
-      res.end(r.body ?? '');
+      if (r.dripMs === undefined) {
+        res.end(r.body ?? '');
+        return;
+      }
+      const dripped = Buffer.from(r.body ?? '');
+      let at = 0;
+      const timer = setInterval(() => {
+        if (res.destroyed || at >= dripped.length) {
+          clearInterval(timer);
+          res.end();
+          return;
+        }
+        res.write(dripped.subarray(at, at + 1));
+        at++;
+      }, r.dripMs);
+      res.once('close', () => clearInterval(timer));
     };
     req.on('end', () => {
       if (delay > 0) setTimeout(answer, delay);
@@ -304,6 +333,10 @@ export async function startPcsStandin(set: StandinSet = 'teepot'): Promise<PcsSt
     },
     setDelay(ms) {
       delay = ms;
+    },
+    override(part, response) {
+      if (response) overrides.set(part, response);
+      else overrides.delete(part);
     },
     close: () =>
       new Promise<void>((r) => {

@@ -80,7 +80,7 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext): P
     let p = memo.get(request.url);
     const t = now();
     if (!p || (p.staleAt !== null && !p.stale && t > p.staleAt) || t - p.builtAt > MEMO_MAX_AGE_MS) {
-      p = { ...(await build()), builtAt: t };
+      p = { ...(await lookup.asClient(request.ip, build)), builtAt: t };
       if (memo.size >= MEMO_LIMIT) memo.clear();
       memo.set(request.url, p);
     }

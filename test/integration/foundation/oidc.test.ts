@@ -4,14 +4,18 @@
  * (created first with loadOrCreateTls, so the server trusts it through its local CA).
  */
 import assert from 'node:assert/strict';
-import { createHmac, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHmac, generateKeyPairSync, type KeyObject, webcrypto } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import 'reflect-metadata';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import * as x509 from '@peculiar/x509';
 import { b64url } from '../../../src/core/bytes.js';
 import { signJws } from '../../../src/core/jwt.js';
 import { loadOrCreateTls } from '../../../src/server/tls.js';
-import { startTestServer, tempDir, type TestServer } from '../../helpers/server.js';
+import { startTestServer, type TestServer, tempDir } from '../../helpers/server.js';
 
 const AUDIENCE = 'api://conclave-test';
 
@@ -20,6 +24,9 @@ interface Idp {
   /** Signing keys by kid; the JWKS publishes exactly these. */
   readonly keys: Map<string, { privateKey: KeyObject; publicKey: KeyObject; alg: string }>;
   readonly hits: Map<string, number>;
+  /** An outage: every request answers 503. */
+  setDown(down: boolean): void;
+  readonly caPath: string;
   close(): Promise<void>;
 }
 
@@ -27,15 +34,51 @@ function rsaKey() {
   return { ...generateKeyPairSync('rsa', { modulusLength: 2048 }), alg: 'RS256' };
 }
 
-async function startIdp(dataDir: string, jwksPath = '/certs'): Promise<Idp> {
-  const tls = await loadOrCreateTls(dataDir, '127.0.0.1');
+/** TLS for 127.0.0.1 under a private CA of its own name (not the server's local CA), as PEM files in `dir`. */
+async function privateCaTls(dir: string): Promise<{ key: string; cert: string; caPath: string }> {
+  x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+  const now = Date.now();
+  const caKeys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const ca = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01',
+    name: 'CN=Example Corp private OIDC CA',
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 86400_000),
+    signingAlgorithm: alg,
+    keys: caKeys,
+    extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true)],
+  });
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: '02',
+    subject: 'CN=idp.example',
+    issuer: ca.subject,
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 86400_000),
+    signingAlgorithm: alg,
+    publicKey: keys.publicKey,
+    signingKey: caKeys.privateKey,
+    extensions: [new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.serverAuth]), new x509.SubjectAlternativeNameExtension([{ type: 'ip', value: '127.0.0.1' }])],
+  });
+  const caPath = join(dir, 'oidc-ca.pem');
+  writeFileSync(caPath, `${ca.toString('pem')}\n`);
+  return { key: x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), cert: cert.toString('pem'), caPath };
+}
+
+async function startIdp(dataDir: string, jwksPath = '/certs', privateCa = false): Promise<Idp> {
+  const tls = privateCa ? await privateCaTls(dataDir) : await loadOrCreateTls(dataDir, '127.0.0.1');
   const keys = new Map([['key-a', rsaKey()]]);
   const hits = new Map<string, number>();
   let url = '';
+  let down = false;
   const srv: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
     hits.set(req.url ?? '', (hits.get(req.url ?? '') ?? 0) + 1);
     res.setHeader('content-type', 'application/json');
-    if (req.url === '/.well-known/openid-configuration') res.end(JSON.stringify({ issuer: url, jwks_uri: `${url}${jwksPath}` }));
+    if (down) {
+      res.statusCode = 503;
+      res.end('{}');
+    } else if (req.url === '/.well-known/openid-configuration') res.end(JSON.stringify({ issuer: url, jwks_uri: `${url}${jwksPath}` }));
     else if (req.url === jwksPath) res.end(JSON.stringify({ keys: [...keys].map(([kid, k]) => ({ ...k.publicKey.export({ format: 'jwk' }), kid, use: 'sig', alg: k.alg })) }));
     else {
       res.statusCode = 404;
@@ -44,7 +87,16 @@ async function startIdp(dataDir: string, jwksPath = '/certs'): Promise<Idp> {
   });
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
   url = `https://127.0.0.1:${(srv.address() as AddressInfo).port}`;
-  return { url, keys, hits, close: () => new Promise<void>((resolve) => srv.close(() => resolve())) };
+  return {
+    url,
+    keys,
+    hits,
+    caPath: tls.caPath,
+    setDown: (d) => {
+      down = d;
+    },
+    close: () => new Promise<void>((resolve) => srv.close(() => resolve())),
+  };
 }
 
 describe('external OIDC bearer tokens (discovered JWKS)', async () => {
@@ -158,6 +210,51 @@ describe('external OIDC bearer tokens (discovered JWKS)', async () => {
     // Cached now: no further fetch.
     assert.equal((await listKeys(token({}, {}, 'key-b'))).status, 200);
     assert.equal(idp.hits.get('/certs'), fetched + 1);
+  });
+
+  test('one unknown-kid token during an issuer outage does not wipe the cached JWKS', async () => {
+    idp.setDown(true);
+    try {
+      clock = new Date(clock.getTime() + 30_000);
+      const tries = () => (idp.hits.get('/certs') ?? 0) + (idp.hits.get('/.well-known/openid-configuration') ?? 0);
+      const before = tries();
+      assert.equal((await listKeys(token({}, { kid: 'key-unknown' }))).status, 401);
+      assert.equal(tries(), before + 1, 'the forced refresh was tried');
+      assert.equal((await listKeys(token({}, {}, 'key-a'))).status, 200, 'a valid token still verifies with the cached keys');
+      assert.equal((await listKeys(token({}, {}, 'key-b'))).status, 200);
+    } finally {
+      idp.setDown(false);
+    }
+  });
+});
+
+describe('external OIDC issuer behind a private CA (--oidc-ca)', async () => {
+  // The issuer's TLS comes from another data dir: its CA is not the server's local CA.
+  const idp = await startIdp(tempDir(), '/certs', true);
+  const servers: TestServer[] = [];
+  after(async () => {
+    for (const s of servers) await s.stop();
+    await idp.close();
+  });
+  const call = async (server: TestServer) => {
+    const t = Math.floor(Date.now() / 1000);
+    const jwt = signJws({ alg: 'RS256', kid: 'key-a' }, { iss: idp.url, aud: AUDIENCE, sub: 'ops-admin', exp: t + 600 }, idp.keys.get('key-a')!.privateKey);
+    return server.send('GET', '/keys?api-version=7.4', { headers: { authorization: `Bearer ${jwt}` } });
+  };
+
+  test('without --oidc-ca the issuer is not trusted; with it, its tokens verify', async () => {
+    const plain = await startTestServer({ services: 'vault', oidcIssuer: idp.url, oidcAudience: AUDIENCE, oidcAdminSubject: ['ops-admin'] });
+    servers.push(plain);
+    const refused = await call(plain);
+    assert.equal(refused.status, 503, 'the issuer cannot be reached over a TLS chain the server does not trust');
+    const trusting = await startTestServer({ services: 'vault', oidcIssuer: idp.url, oidcAudience: AUDIENCE, oidcAdminSubject: ['ops-admin'], oidcCa: idp.caPath });
+    servers.push(trusting);
+    const r = await call(trusting);
+    assert.equal(r.status, 200, r.text);
+  });
+
+  test('--oidc-ca is refused without --oidc-issuer', async () => {
+    await assert.rejects(startTestServer({ services: 'vault', oidcCa: idp.caPath }), (e: { code?: string }) => e.code === 'config.invalid');
   });
 });
 

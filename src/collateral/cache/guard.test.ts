@@ -1,0 +1,118 @@
+/**
+ * Target and forward checks of upstream answers (issue #23 items 2 and 4) on real vendor-signed
+ * collateral: each case is an answer Intel or AMD really signed, offered for the wrong target or in
+ * place of a newer one.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
+import { pckCertAnswer } from '../../../test/helpers/pcs-standin.js';
+import { crlBytes, parseCertificate, pemToDer } from '../../core/x509.js';
+import { parseVekExtensions } from '../../evidence/snp/vek.js';
+import { checkCollateralForward, checkCollateralTarget } from './guard.js';
+import { type CollateralItem, type CollateralKind, signedDatesOf } from './item.js';
+
+const skip = skipWithoutFixtures();
+type Item = Parameters<typeof checkCollateralTarget>[0];
+
+function item(kind: CollateralKind, scope: string, body: Uint8Array | string, opts: { source?: string; meta?: Partial<CollateralItem['meta']> } = {}): Item {
+  const bytes = typeof body === 'string' ? new Uint8Array(Buffer.from(body)) : body;
+  const dates = signedDatesOf(kind, bytes);
+  return {
+    key: dates.evalNumber !== null ? `${scope}#${dates.evalNumber}` : scope,
+    kind,
+    scope,
+    body: bytes,
+    source: opts.source ?? `https://pcs.example/${scope}`,
+    meta: { contentType: 'application/json', ...opts.meta },
+    evalNumber: dates.evalNumber,
+    issueDate: dates.issueDate,
+  };
+}
+
+const teepot = (f: string) => readFixtureJson<Record<string, string>>('intel', 'pcs-responses-teepot', f);
+const identity = (f: string) => teepot(f).enclave_identity_json!;
+const crl = (...p: string[]) => new Uint8Array(crlBytes(new Uint8Array(readFixture(...p))));
+const code = (c: string) => (e: { code?: string }) => e.code === c;
+
+describe('checkCollateralTarget: an answer for another target is refused', { skip }, () => {
+  test('TCB info: another FMSPC, the other TEE, another evaluation number than asked', () => {
+    const tdx90 = readFixtureText('intel', 'tdx-v5-fmspc90C06F', 'tcb_info_response.json');
+    assert.doesNotThrow(() => checkCollateralTarget(item('tcb', 'tdx/v4/tcb/90C06F000000', tdx90)));
+    const other = readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_response.json');
+    assert.throws(() => checkCollateralTarget(item('tcb', 'tdx/v4/tcb/90C06F000000', other)), code('upstream.collateral_mismatch'));
+    const sgx = teepot('sgx_tcb_info_00906ED50000.json').tcb_info_json!;
+    assert.throws(() => checkCollateralTarget(item('tcb', 'tdx/v4/tcb/00906ED50000', sgx)), code('upstream.collateral_mismatch'), 'an SGX TCB info for a TDX scope');
+    assert.throws(
+      () => checkCollateralTarget(item('tcb', 'tdx/v4/tcb/90C06F000000', tdx90, { source: 'https://pcs.example/tdx/certification/v4/tcb?fmspc=90C06F000000&tcbEvaluationDataNumber=17' })),
+      code('upstream.collateral_mismatch'),
+    );
+  });
+
+  test('identities: the SGX QE identity as the TDX one, QVE as QE', () => {
+    assert.doesNotThrow(() => checkCollateralTarget(item('qe_identity', 'tdx/v4/qe/identity', identity('tdx_qe_identity.json'))));
+    assert.throws(() => checkCollateralTarget(item('qe_identity', 'tdx/v4/qe/identity', identity('sgx_qe_identity.json'))), code('upstream.collateral_mismatch'));
+    assert.throws(() => checkCollateralTarget(item('qe_identity', 'sgx/v4/qe/identity', identity('sgx_qve_identity.json'))), code('upstream.collateral_mismatch'));
+    assert.throws(() => checkCollateralTarget(item('tcb_eval_numbers', 'sgx/v4/tcbevaluationdatanumbers', teepot('tdx_tcb_eval_nums.json').tcb_evaluation_data_numbers_json!)), code('upstream.collateral_mismatch'));
+  });
+
+  test('PCK CRL: the Processor-CA CRL as the Platform CRL', () => {
+    const processor = crl('intel', 'sgx-v3-phala', 'pck_crl.der');
+    const platform = crl('intel', 'tdx-v5-fmspc90C06F', 'pck_crl.der');
+    assert.doesNotThrow(() => checkCollateralTarget(item('pckcrl', 'sgx/pckcrl/platform', platform)));
+    assert.throws(() => checkCollateralTarget(item('pckcrl', 'sgx/pckcrl/platform', processor)), code('upstream.collateral_mismatch'));
+    assert.throws(() => checkCollateralTarget(item('rootcacrl', 'sgx/rootcacrl', platform)), code('upstream.collateral_mismatch'));
+  });
+
+  test("VCEK: chip B's certificate for chip A, or for another reported TCB", () => {
+    const chipA = Buffer.from(pemToDer(readFixtureText('amd', 'azure-cvm-hcl-milan-trustee', 'vcek.pem'))[0]!);
+    const chipB = readFixture('amd', 'snp-milan-virtee', 'vcek.der');
+    const trustee = readFixture('amd', 'snp-milan-trustee', 'vcek.der');
+    // snp-milan-trustee and snp-milan-virtee: two chips, the same TCB 3.0.8.115.
+    const hwid = (der: Uint8Array) => Buffer.from(parseVekExtensions(parseCertificate(der)).hwId!).toString('hex');
+    const scope = `amd/vcek/Milan/${hwid(trustee)}/3-0-8-115`;
+    assert.doesNotThrow(() => checkCollateralTarget(item('vcek', scope, new Uint8Array(trustee))));
+    assert.throws(() => checkCollateralTarget(item('vcek', scope, new Uint8Array(chipB))), code('upstream.collateral_mismatch'));
+    assert.throws(() => checkCollateralTarget(item('vcek', `amd/vcek/Milan/${hwid(trustee)}/3-0-8-116`, new Uint8Array(trustee))), code('upstream.collateral_mismatch'));
+    assert.throws(() => checkCollateralTarget(item('vcek', scope, new Uint8Array(chipA))), code('upstream.collateral_mismatch'));
+  });
+
+  test('PCK certificate: header and certificate agree, the PCE-ID asked for, one platform per id', () => {
+    const a = pckCertAnswer(['intel', 'sgx-v3-phala', 'quote.bin']);
+    const h = a.headers!;
+    const meta = { fmspc: h['SGX-FMSPC'], tcbm: h['SGX-TCBm'], caType: h['SGX-PCK-Certificate-CA-Type'] };
+    const tcbm = Buffer.from(h['SGX-TCBm']!, 'hex');
+    const cpusvn = tcbm.subarray(0, 16).toString('hex');
+    const pcesvn = tcbm.subarray(16).toString('hex').toUpperCase();
+    const ok = item('pckcert', `sgx/pckcert/0000/qe:00/${cpusvn}/${pcesvn}`, String(a.body), { meta });
+    const { ppid } = checkCollateralTarget(ok);
+    assert.match(ppid ?? '', /^[0-9a-f]{32}$/);
+    assert.throws(() => checkCollateralTarget(item('pckcert', `sgx/pckcert/0001/qe:00/${cpusvn}/${pcesvn}`, String(a.body), { meta })), code('upstream.collateral_mismatch'), 'PCE-ID');
+    assert.throws(() => checkCollateralTarget(ok, 'ffffffffffffffffffffffffffffffff'), code('upstream.collateral_mismatch'), 'another platform');
+    assert.throws(() => checkCollateralTarget(item('pckcert', ok.scope, String(a.body), { meta: { ...meta, fmspc: '00906ED50000' } })), code('upstream.collateral_mismatch'), 'FMSPC header');
+    const lower = `${'00'.repeat(16)}`;
+    assert.throws(() => checkCollateralTarget(item('pckcert', `sgx/pckcert/0000/qe:00/${lower}/${pcesvn}`, String(a.body), { meta })), code('upstream.collateral_mismatch'), 'TCB above the raw TCB');
+  });
+});
+
+describe('checkCollateralForward: cached collateral only moves forward', { skip }, () => {
+  test('a validly signed older PCK CRL (fewer revocations, expired) does not replace the newer one', () => {
+    const newer = item('pckcrl', 'sgx/pckcrl/platform', crl('intel', 'tdx-v5-fmspc90C06F', 'pck_crl.der'));
+    const older = item('pckcrl', 'sgx/pckcrl/platform', crl('intel', 'tdx-v4-azure-trustee', 'pck_crl.der'));
+    assert.throws(() => checkCollateralForward(older, newer), code('upstream.collateral_rollback'));
+    assert.doesNotThrow(() => checkCollateralForward(newer, older));
+    assert.doesNotThrow(() => checkCollateralForward(newer, newer), 'the same CRL again');
+  });
+
+  test('TCB info and identities: a lower evaluation number, or an equal one with an older issueDate', () => {
+    const n = (dir: string, f: string) => item('tcb', 'tdx/v4/tcb/00806F050000', readFixtureText('intel', dir, f));
+    const oct = n('tdx-v4-azure-trustee', 'tcb_info.json');
+    const jul = n('tdx-v4-automata', 'tcb_info_v3_with_tdx_module.json');
+    assert.throws(() => checkCollateralForward(jul, oct), code('upstream.collateral_rollback'), 'equal number, older issueDate');
+    assert.doesNotThrow(() => checkCollateralForward(oct, jul));
+    const id18 = item('qe_identity', 'tdx/v4/qe/identity', readFixtureText('intel', 'tdx-v5-fmspc90C06F', 'qe_identity_response.json'));
+    const id17 = item('qe_identity', 'tdx/v4/qe/identity', readFixtureText('intel', 'tdx-v4-azure-trustee', 'identity.json'));
+    assert.throws(() => checkCollateralForward(id17, undefined, id18), code('upstream.collateral_rollback'), 'standard answer below the newest standard number');
+    assert.doesNotThrow(() => checkCollateralForward(id18, undefined, id17));
+  });
+});

@@ -1,0 +1,225 @@
+/**
+ * Hostile collateral upstreams (issue #23 acceptance; items 2, 4, 6 and 9): a fake Intel PCS and AMD KDS
+ * on 127.0.0.1 that answer real, validly signed collateral — but rolled back, for another target, slowly,
+ * or oversized. Under each, every attestation verifies against the newest good collateral or fails
+ * closed with a typed error, and /healthz stays fast.
+ *
+ * Real vectors: the TDX quote and collateral of tdx-v5-fmspc90C06F (TCB evaluation 18, PCK Platform CRL
+ * of 2026-02-18 with 57 revocations), an older Platform CRL (tdx-v4-azure-trustee, 44 revocations) and
+ * TD_QE identity (evaluation 17), the Processor-CA CRL of sgx-v3-phala, another FMSPC's TCB info
+ * (tdx-v4-phala), the SGX QE identity, and two Milan chips' VCEKs (Azure CVM HCL, Azure ACI).
+ */
+import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
+import { after, before, describe, test } from 'node:test';
+import { b64url } from '../../../src/core/bytes.js';
+import { pemToDer } from '../../../src/core/x509.js';
+import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
+import { crlAnswer, jsonAnswer, type PcsStandin, startPcsStandin } from '../../helpers/pcs-standin.js';
+import { startTestServer, type TestServer } from '../../helpers/server.js';
+
+const skip = skipWithoutFixtures();
+const V5 = 'tdx-v5-fmspc90C06F';
+const teepot = (f: string) => readFixtureJson<Record<string, string>>('intel', 'pcs-responses-teepot', f);
+const evalOf = (body: string, member: string) => (JSON.parse(body) as Record<string, { tcbEvaluationDataNumber: number }>)[member]!.tcbEvaluationDataNumber;
+
+async function median(n: number, f: () => Promise<void>): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t = performance.now();
+    await f();
+    times.push(performance.now() - t);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(n / 2)]!;
+}
+
+describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversized', { skip }, () => {
+  let up: PcsStandin;
+  let server: TestServer;
+  let clock = new Date('2026-02-19T00:00:00Z');
+  let admin: Record<string, string>;
+  const quote = { quote: b64url(readFixture('intel', V5, 'quote-gotdxguest-uptodate.bin')) };
+  const attest = () => server.send('POST', '/attest/TdxVm?api-version=2022-08-01', { body: quote });
+  const platformCrl = () => server.send('GET', '/sgx/certification/v4/pckcrl?ca=platform&encoding=der');
+  const healthz = async () => {
+    const r = await server.send('GET', '/healthz');
+    assert.equal(r.status, 200);
+  };
+  const refreshAll = async () => {
+    const r = await server.send('POST', '/admin/collateral/refresh', { headers: admin });
+    assert.equal(r.status, 200, r.text);
+    return r.json().refreshed as { key: string; ok: boolean; error?: string }[];
+  };
+  const v5Crl = readFixture('intel', V5, 'pck_crl.der');
+
+  before(async () => {
+    up = await startPcsStandin('tdx-v5');
+    server = await startTestServer({ upstreamIntel: up.url, upstreamAmd: up.url, collateralFreshness: 'strict', upstreamTimeout: 1000 }, { now: () => clock });
+    admin = { authorization: `Bearer ${await server.adminToken()}` };
+  });
+  after(async () => {
+    await server?.stop();
+    await up?.close();
+  });
+
+  test('baseline: the TDX quote verifies against the collateral the upstream serves', async () => {
+    const r = await attest();
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual((await platformCrl()).raw, v5Crl);
+  });
+
+  test('rolled back: an older, validly signed PCK CRL and TD_QE identity are refused; the newer stay and attestation still verifies', async () => {
+    up.override('/pckcrl', crlAnswer(readFixture('intel', 'tdx-v4-azure-trustee', 'pck_crl.der'), readFixtureText('intel', V5, 'pck_crl_issuer_chain.pem')));
+    up.override('/tdx/certification/v4/qe/identity', jsonAnswer(readFixtureText('intel', 'tdx-v4-azure-trustee', 'identity.json'), 'SGX-Enclave-Identity-Issuer-Chain', readFixtureText('intel', V5, 'qe_identity_issuer_chain.pem')));
+    try {
+      const results = await refreshAll();
+      const crl = results.find((x) => x.key === 'sgx/pckcrl/platform');
+      assert.equal(crl?.ok, false, JSON.stringify(results));
+      assert.match(crl!.error!, /older than the cached copy/);
+      assert.equal(results.find((x) => x.key.startsWith('tdx/v4/qe/identity'))?.ok, false, JSON.stringify(results));
+      assert.deepEqual((await platformCrl()).raw, v5Crl, 'the CRL with 57 revocations is still served');
+      assert.equal(evalOf((await server.send('GET', '/tdx/certification/v4/qe/identity')).text, 'enclaveIdentity'), 18);
+      const r = await attest();
+      assert.equal(r.status, 200, r.text);
+    } finally {
+      up.override('/pckcrl', undefined);
+      up.override('/tdx/certification/v4/qe/identity', undefined);
+    }
+  });
+
+  test('mis-targeted: the Processor-CA CRL, another FMSPC, the SGX QE identity are refused; the good copies stay', async () => {
+    up.override('/pckcrl', crlAnswer(readFixture('intel', 'sgx-v3-phala', 'pck_crl.der'), readFixtureText('intel', 'sgx-v3-phala', 'pck_crl_issuer_chain.pem')));
+    up.override('/tdx/certification/v4/qe/identity', jsonAnswer(teepot('sgx_qe_identity.json').enclave_identity_json!, 'SGX-Enclave-Identity-Issuer-Chain', teepot('sgx_qe_identity.json').issuer_chain!));
+    up.override('fmspc=90C06F000000', jsonAnswer(readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_response.json'), 'TCB-Info-Issuer-Chain', readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_issuer_chain.pem')));
+    try {
+      const results = await refreshAll();
+      for (const key of ['sgx/pckcrl/platform', 'tdx/v4/qe/identity#18', 'tdx/v4/tcb/90C06F000000#18']) {
+        const x = results.find((r) => r.key === key);
+        assert.equal(x?.ok, false, `${key}: ${JSON.stringify(results)}`);
+        assert.match(x!.error!, /another target/);
+      }
+      assert.deepEqual((await platformCrl()).raw, v5Crl);
+      const tcb = await server.send('GET', '/tdx/certification/v4/tcb?fmspc=90C06F000000');
+      assert.equal((JSON.parse(tcb.text) as { tcbInfo: { fmspc: string } }).tcbInfo.fmspc, '90C06F000000');
+      assert.equal((await attest()).status, 200);
+      // A miss answered for another FMSPC: a typed upstream error, nothing cached.
+      up.override('fmspc=00806F050000', jsonAnswer(readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_response.json'), 'TCB-Info-Issuer-Chain', readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_issuer_chain.pem')));
+      const miss = await server.send('GET', '/tdx/certification/v4/tcb?fmspc=00806F050000');
+      assert.equal(miss.status, 503);
+      assert.equal(miss.headers['error-code'], 'upstream.collateral_mismatch');
+      // A malformed upstream body is the upstream's failure: 503, never 400.
+      up.override('fmspc=B0C06F000000', { status: 200, headers: { 'content-type': 'application/json' }, body: 'not json' });
+      const malformed = await server.send('GET', '/tdx/certification/v4/tcb?fmspc=B0C06F000000');
+      assert.equal(malformed.status, 503);
+      assert.equal(malformed.headers['error-code'], 'upstream.unavailable');
+    } finally {
+      for (const p of ['/pckcrl', '/tdx/certification/v4/qe/identity', 'fmspc=90C06F000000', 'fmspc=00806F050000', 'fmspc=B0C06F000000']) up.override(p, undefined);
+    }
+    // Failed misses are remembered briefly (negative caching); after that the right answer is cached.
+    const before = up.count('fmspc=00806F050000');
+    assert.equal((await server.send('GET', '/tdx/certification/v4/tcb?fmspc=00806F050000')).status, 503);
+    assert.equal(up.count('fmspc=00806F050000'), before, 'no upstream call within the negative-cache window');
+    clock = new Date(clock.getTime() + 31_000);
+    const ok = await server.send('GET', '/tdx/certification/v4/tcb?fmspc=00806F050000');
+    assert.equal(ok.status, 200, ok.headers['error-code'] as string);
+  });
+
+  test('slow-drip and oversized answers: bounded, typed, cached collateral still serves, /healthz stays fast', { timeout: 60_000 }, async () => {
+    up.override('/pckcrl', { ...crlAnswer(v5Crl, readFixtureText('intel', V5, 'pck_crl_issuer_chain.pem')), dripMs: 50 });
+    up.override('/tdx/certification/v4/qe/identity', { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.alloc(20 << 20, 0x20) });
+    up.override('fmspc=B0C06F000000', { ...jsonAnswer(readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_response.json'), 'TCB-Info-Issuer-Chain', readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_issuer_chain.pem')), dripMs: 50 });
+    try {
+      clock = new Date(clock.getTime() + 31_000);
+      const refreshing = refreshAll();
+      const slowMiss = server.send('GET', '/tdx/certification/v4/tcb?fmspc=B0C06F000000');
+      const ms = await median(15, healthz);
+      assert.ok(ms < 100, `/healthz median ${ms.toFixed(1)} ms while the upstream drips`);
+      const r = await attest();
+      assert.equal(r.status, 200, r.text);
+      const results = await refreshing;
+      assert.equal(results.find((x) => x.key === 'sgx/pckcrl/platform')?.ok, false, 'the drip ended at the deadline');
+      assert.equal(results.find((x) => x.key.startsWith('tdx/v4/qe/identity'))?.ok, false, 'the oversized answer was refused');
+      const miss = await slowMiss;
+      assert.equal(miss.status, 503);
+      assert.equal(miss.headers['error-code'], 'upstream.unavailable');
+      assert.deepEqual((await platformCrl()).raw, v5Crl);
+      assert.equal((await attest()).status, 200);
+    } finally {
+      for (const p of ['/pckcrl', '/tdx/certification/v4/qe/identity', 'fmspc=B0C06F000000']) up.override(p, undefined);
+    }
+  });
+
+  test('anonymous misses cannot take every upstream connection: a per-client budget', async () => {
+    up.setDelay(400);
+    try {
+      const before = up.count('/tdx/certification/v4/tcb');
+      const fmspcs = Array.from({ length: 12 }, (_, i) => `AA${i.toString(16).padStart(2, '0')}00000000`.slice(0, 12).toUpperCase());
+      const rs = await Promise.all(fmspcs.map((f) => server.send('GET', `/tdx/certification/v4/tcb?fmspc=${f}`)));
+      const busy = rs.filter((r) => r.headers['error-code'] === 'upstream.busy').length;
+      assert.ok(busy >= 1, `some misses were refused as busy: ${rs.map((r) => r.headers['error-code']).join(',')}`);
+      assert.ok(up.count('/tdx/certification/v4/tcb') - before <= 4 * 4, 'at most the budget reached the upstream (with retries)');
+      assert.equal((await attest()).status, 200, 'attestation with cached collateral is unaffected');
+    } finally {
+      up.setDelay(0);
+    }
+  });
+
+  test('strict freshness: collateral past its nextUpdate is refused, naming the item', async () => {
+    clock = new Date('2026-03-21T00:00:00Z');
+    const r = await attest();
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.json().error.code, /^(collateral|crl)\.expired$/);
+    assert.match(r.json().error.message, /pckCrl|tcbInfo|qeIdentity/);
+    clock = new Date('2026-02-19T12:00:00Z');
+  });
+
+  test("SEV-SNP: chip B's VCEK answered for chip A is refused, attestation fails closed, then verifies once the upstream answers right", async () => {
+    const dir = ['amd', 'azure-cvm-hcl-milan-trustee'];
+    const report = { report: b64url(readFixture(...dir, 'hcl_report.bin')) };
+    const snp = () => server.send('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: report });
+    // The stand-in answers the Azure ACI host's VCEK (another chip) for every Milan chip id.
+    const bad = await snp();
+    assert.notEqual(bad.status, 200);
+    assert.match(bad.json().error.code, /^upstream\./, bad.text);
+    const chipA = readFixture(...dir, 'snp_report.bin').subarray(0x1a0, 0x1e0).toString('hex');
+    up.override(`/vcek/v1/Milan/${chipA}`, { status: 200, headers: { 'content-type': 'application/pkix-cert' }, body: Buffer.from(pemToDer(readFixtureText(...dir, 'vcek.pem'))[0]!) });
+    try {
+      clock = new Date(clock.getTime() + 31_000);
+      const good = await snp();
+      assert.equal(good.status, 200, good.text);
+    } finally {
+      up.override(`/vcek/v1/Milan/${chipA}`, undefined);
+    }
+  });
+});
+
+describe('refreshed collateral is served at once', { skip }, () => {
+  let up: PcsStandin;
+  let server: TestServer;
+  let clock = new Date('2025-06-01T00:00:00Z');
+  before(async () => {
+    up = await startPcsStandin('teepot');
+    server = await startTestServer({ services: 'collateral', upstreamIntel: up.url }, { now: () => clock });
+  });
+  after(async () => {
+    await server?.stop();
+    await up?.close();
+  });
+
+  test('a background refresh of a stale item is served on the next request, not after a sweep', async () => {
+    const first = await server.send('GET', '/sgx/certification/v4/pckcrl?ca=platform&encoding=der');
+    assert.equal(first.status, 200);
+    const newer = readFixture('intel', 'tdx-v4-phala', 'pck_crl.der');
+    up.override('/pckcrl', crlAnswer(newer, readFixtureText('intel', 'tdx-v4-phala', 'pck_crl_issuer_chain.pem')));
+    clock = new Date('2025-06-30T00:00:00Z'); // past the cached CRL's nextUpdate (2025-06-26)
+    const stale = await server.send('GET', '/sgx/certification/v4/pckcrl?ca=platform&encoding=der');
+    assert.equal(stale.headers.warning, '110 - "Response is Stale"');
+    let served = stale.raw;
+    for (let i = 0; i < 50 && !served.equals(newer); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      served = (await server.send('GET', '/sgx/certification/v4/pckcrl?ca=platform&encoding=der')).raw;
+    }
+    assert.ok(served.equals(newer), 'the refreshed CRL is served within seconds');
+  });
+});
