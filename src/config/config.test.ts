@@ -62,7 +62,14 @@ describe('loadConfig', () => {
     ['bad collateral mode', { flags: { collateralMode: 'eager' }, env: {} }, /collateral-mode/],
     ['bad upstream url', { flags: { upstreamIntel: 'not a url' }, env: {} }, /upstream-intel .* must be a URL/],
     ['bad hsm spec', { flags: { hsm: 'softhsm' }, env: {} }, /pkcs11:module=PATH/],
+    ['a PCCS token instead of its hash', { env: { CONCLAVE_PCCS_USER_TOKEN_HASH: 'hunter2' } }, /pccs-user-token-hash .* SHA-512 of the token/],
+    ['a short PCCS admin hash', { flags: { pccsAdminTokenHash: 'ab'.repeat(32) }, env: {} }, /pccs-admin-token-hash/],
   ];
+  test('PCCS token hashes are kept lower-case, as PCCS config carries them', () => {
+    const c = loadConfig({ flags: { pccsAdminTokenHash: 'AB'.repeat(64) }, env: {} });
+    assert.equal(c.pccsAdminTokenHash, 'ab'.repeat(64));
+    assert.equal(c.pccsUserTokenHash, undefined);
+  });
   for (const [name, sources, message] of bad) {
     test(`rejects ${name} with config.invalid`, () => {
       assert.throws(() => loadConfig(sources), (e: unknown) => isConclaveError(e, 'config.invalid') && message.test((e as Error).message));

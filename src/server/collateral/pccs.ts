@@ -211,8 +211,10 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
       const id = appraisalPolicyId(p.policy);
       const name = `appraisalpolicy:${p.fmspc}`;
       const prior = (await svc.store.getSetting<{ id: string; type: number; policy: string; isDefault: boolean }[]>(name)) ?? [];
-      // A new default replaces the FMSPC's previous default (PCCS appraisalPolicyDao); at most 64 kept.
-      const next = [...prior.filter((x) => x.id !== id).map((x) => (p.isDefault ? { ...x, isDefault: false } : x)), { id, type: p.type, policy: p.policy, isDefault: p.isDefault }].slice(-64);
+      // A new default replaces the FMSPC's previous default (PCCS appraisalPolicyDao). At most 64 are kept:
+      // the oldest non-default ones go first.
+      const next = [...prior.filter((x) => x.id !== id).map((x) => (p.isDefault ? { ...x, isDefault: false } : x)), { id, type: p.type, policy: p.policy, isDefault: p.isDefault }];
+      while (next.length > 64) next.splice(next.findIndex((x) => !x.isDefault), 1);
       await svc.store.putSetting(name, next, ctx.now());
       return text(reply, id);
     });
