@@ -17,7 +17,6 @@ import { fail, isConclaveError } from '../core/errors.js';
 import { splitSignedResponse } from '../evidence/dcap/signed-json.js';
 import { parseTcbInfo } from '../evidence/dcap/tcb-info.js';
 import { type CollateralItem, type CollateralKind, type PcsVersion, identityScope, tcbScope } from './cache/item.js';
-import { verifyCollateralItem } from './cache/verify.js';
 import { type PckCertEntry, type PlatformRef, type SelectionLevel, isRealPpid, parsePckCerts, pckCertScope, pckCertsScope, selectPckCert } from './intel/pck.js';
 import type { Registration, RegistrationState, StoredRegistration, UpstreamAnswer } from './ports.js';
 import type { CollateralService } from './service.js';
@@ -89,33 +88,16 @@ export function createPlatformService(d: PlatformDeps): PlatformService {
     return [];
   }
 
-  /** Stores an item Conclave derived from verified cached items (a selection out of a certificate set). */
-  async function storeDerived(item: Omit<CollateralItem, 'version'>): Promise<CollateralItem> {
-    verifyCollateralItem({ ...item, version: 0 });
-    await store.put([item]);
-    await svc.sync();
-    return svc.get(item.key)!;
-  }
-
-  /** The certificate of `q` out of a cached set, stored under `scope` so the next lookup is direct. */
-  async function fromSet(set: CollateralItem, q: PckCertRequest, scope: string): Promise<CollateralItem | undefined> {
+  /**
+   * The certificate of `q` out of a cached set. Not stored: a caller could otherwise grow the store with
+   * every raw TCB it cares to ask for; the routes memoise the prepared answer instead.
+   */
+  function fromSet(set: CollateralItem, q: PckCertRequest, scope: string): CollateralItem | undefined {
     const entries: PckCertEntry[] = parsePckCerts(JSON.parse(Buffer.from(set.body).toString('utf8')));
     const i = selectPckCert({ cpusvn: q.cpusvn, pcesvn: Buffer.from(q.pcesvn, 'hex').readUInt16LE(0) }, entries, set.meta.fmspc ? selectionLevels(set.meta.fmspc) : []);
     if (i === undefined) return undefined;
     const e = entries[i]!;
-    return storeDerived({
-      key: scope,
-      kind: 'pckcert',
-      scope,
-      evalNumber: null,
-      selector: null,
-      meta: { ...set.meta, contentType: 'application/x-pem-file', tcbm: e.tcbm },
-      body: new Uint8Array(Buffer.from(e.cert!)),
-      source: set.source,
-      fetchedAt: set.fetchedAt,
-      issueDate: null,
-      nextUpdate: null,
-    });
+    return { ...set, key: scope, kind: 'pckcert', scope, meta: { ...set.meta, contentType: 'application/x-pem-file', tcbm: e.tcbm }, body: new Uint8Array(Buffer.from(e.cert!)), issueDate: null, nextUpdate: null };
   }
 
   async function seen(item: CollateralItem): Promise<void> {
@@ -163,7 +145,7 @@ export function createPlatformService(d: PlatformDeps): PlatformService {
     for (const p of refs) {
       const set = svc.get(pckCertsScope(p));
       if (!set) continue;
-      const picked = await fromSet(set, q, pckCertScope(p, q.cpusvn, q.pcesvn));
+      const picked = fromSet(set, q, pckCertScope(p, q.cpusvn, q.pcesvn));
       if (picked) return picked;
     }
     const reg = await registrationOf(platform);

@@ -50,6 +50,30 @@ for (const mode of ['lazy', 'request'] as const) {
       assert.equal(up.requests.filter((r) => r.includes(`encrypted_ppid=${ZERO_PPID}`)).length, 0, up.requests.join('\n'));
     });
 
+    test('a multi-package platform registered by manifest: its certificate set answers any raw TCB by PCK selection', async () => {
+      const qeId = '44'.repeat(16);
+      const r = await server.send('POST', '/sgx/certification/v4/platforms', { headers: { 'user-token': USER_TOKEN }, body: { qe_id: qeId, pce_id: '0000', platform_manifest: B.manifest } });
+      assert.equal(r.status, 200, r.text);
+      const at = (cpusvn: string, pcesvn: string) => server.send('GET', `/sgx/certification/v4/pckcert?qeid=${qeId}&encrypted_ppid=${ZERO_PPID}&cpusvn=${cpusvn}&pcesvn=${pcesvn}&pceid=0000`);
+      if (mode === 'lazy') {
+        // Lazy: fetched by POST pckcert with the registered manifest; never by the zero PPID.
+        const got = await at(CPUSVN, '0D00');
+        assert.equal(got.status, 200, got.text);
+        assert.equal(got.text, certOf(B));
+        assert.ok(up.requests.includes('POST /sgx/certification/v4/pckcert'));
+        return;
+      }
+      // Request mode fetched the set at registration; a newer microcode (higher components) still selects it.
+      for (const [cpusvn, pcesvn] of [[CPUSVN, '0D00'], ['0C0C0303FF0100000000000000000000', '0E00']]) {
+        const got = await at(cpusvn!, pcesvn!);
+        assert.equal(got.status, 200, `${cpusvn}/${pcesvn}: ${got.text}`);
+        assert.equal(got.text, certOf(B));
+        assert.equal(got.headers['sgx-tcbm'], `${CPUSVN}0D00`);
+      }
+      // Below every certificate of the set: none fits (PCCS: no cache data).
+      assert.equal((await at('0A0B0202FF0100000000000000000000', '0D00')).status, 404);
+    });
+
     test('a machine that never registered gets no other machine’s certificate', async () => {
       const stranger = `/sgx/certification/v4/pckcert?qeid=${'33'.repeat(16)}&encrypted_ppid=${ZERO_PPID}&cpusvn=${CPUSVN}&pcesvn=0D00&pceid=0000`;
       const r = await server.send('GET', stranger);
