@@ -11,6 +11,8 @@ import { createMetrics } from './server/metrics.js';
 import { type ServiceKey, loadOrCreateServiceKey } from './hsm/service-keys.js';
 import { loadOrCreateTls } from './server/tls.js';
 import { createClientStore } from './storage/client-store.js';
+import { createConsoleStore } from './storage/console-store.js';
+import { createConsoleSessions } from './server/console/sessions.js';
 import { openDatabase } from './storage/open.js';
 import { checkTrustMode, describeStore } from './storage/store-meta.js';
 import type { Database } from './storage/database.js';
@@ -91,19 +93,21 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     await db.close().catch(() => undefined);
     throw e;
   }
+  const consoleSessions = createConsoleSessions({ store: createConsoleStore(db), now });
   const ctx: AppContext & ServerInternals = {
     config,
     db,
     serviceKey,
     logger,
     metrics: createMetrics(),
-    auth: createAuthenticator(clients, accessTokenKey, () => baseUrl, () => adminId, externalIssuerOf(config, tls.caPath, now)),
+    auth: createAuthenticator(clients, accessTokenKey, () => baseUrl, () => adminId, externalIssuerOf(config, tls.caPath, now), (id) => consoleSessions.resolve(id)),
     services,
     baseUrl: () => baseUrl,
     now,
     readiness,
     adminClientId: () => adminId,
     caPath: tls.caPath,
+    consoleSessions,
   };
   let app: FastifyInstance | undefined;
   try {

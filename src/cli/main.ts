@@ -15,6 +15,7 @@ import { registerAgent } from './agent.js';
 import { registerAttest } from './attest.js';
 import { registerToken } from './token.js';
 import { registerVerify } from './verify.js';
+import { registerConsole } from './console.js';
 
 /**
  * Examples for the commands whose modules do not add their own, keyed by the full command name. Every
@@ -83,6 +84,7 @@ export function buildProgram(): Command {
   registerRole(program);
   registerAudit(program);
   registerLog(program);
+  registerConsole(program);
   registerPolicyCheck(program.command('policy').description('key release policy tools'));
   addExamples(program);
   return program;

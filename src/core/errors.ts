@@ -28,6 +28,7 @@ export const ERROR_CATALOGUE = {
   'request.unsupported_media_type': { status: 415, meaning: 'The request body has a content type this route does not accept.' },
   'auth.unauthenticated': { status: 401, meaning: 'No valid credential or bearer token was presented.' },
   'auth.forbidden': { status: 403, meaning: 'The caller is authenticated but lacks the permission for this operation.' },
+  'auth.csrf': { status: 403, meaning: 'A state-changing request carrying the console session cookie came from another origin or without the CSRF token of its session.' },
   'config.invalid': { status: 500, meaning: 'The effective configuration failed validation at start.' },
   'store.unavailable': { status: 503, meaning: 'The store (SQLite/PostgreSQL) cannot be reached.' },
   'store.mode_mismatch': { status: 500, meaning: 'The store was initialised in the other trust mode (--simulate or not); a server refuses to use it, so simulated and real trust never mix.' },
@@ -39,6 +40,7 @@ export const ERROR_CATALOGUE = {
   'upstream.collateral_rollback': { status: 503, meaning: 'The upstream answered collateral older than the cached copy (cRLNumber, thisUpdate, tcbEvaluationDataNumber or issueDate); it was not cached and the cached copy stays.' },
   'upstream.busy': { status: 503, meaning: 'Too many upstream fetches for uncached collateral are in flight (for this client, or in all); retry shortly. Cached collateral is still served.' },
   'upstream.unavailable': { status: 503, meaning: 'An upstream collateral service did not answer usefully.' },
+  'console.unavailable': { status: 503, meaning: 'The assets of the web console are not built into this installation (run npm run build).' },
   'internal': { status: 500, meaning: 'An unexpected internal error; details are in the server log.' },
 
   // ── binary evidence parsing ───────────────────────────────────────────────

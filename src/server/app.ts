@@ -8,6 +8,7 @@ import { collectOpenApi } from './openapi.js';
 import { SERVICE_PLUGINS } from './services.js';
 import { TOKEN_PATH } from './auth.js';
 import { registerIdentityRoutes } from './identity.js';
+import { registerConsole } from './console/plugin.js';
 import { type ErrorFamily, sendError } from './wire-errors.js';
 
 declare module 'fastify' {
@@ -107,6 +108,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
   });
 
   registerIdentityRoutes(app, ctx);
+  await registerConsole(app, ctx, { sessions: ctx.consoleSessions });
   for (const name of ctx.config.services) {
     await app.register(async (scope) => SERVICE_PLUGINS[name](scope, ctx));
   }

@@ -8,6 +8,7 @@ import type { ClientStore } from '../storage/client-store.js';
 import { type GetJwks, TARGET_TOKEN_ALGORITHMS } from '../vault/release/index.js';
 import type { Principal } from '../vault/roles.js';
 import type { ServiceKey } from '../hsm/service-keys.js';
+import type { SessionPrincipal } from '../storage/console-store.js';
 
 export type { Principal } from '../vault/roles.js';
 
@@ -74,7 +75,19 @@ export interface Authenticator {
   authenticate(authorization: string | undefined, nowSeconds: number): Promise<Principal>;
   /** Registers a new OAuth client; its secret is returned once. */
   registerClient(displayName: string, nowSeconds: number): Promise<{ clientId: string; clientSecret: string }>;
+  /** What a console session stores of an authenticated principal (its privileges are looked up anew on each request). */
+  sessionPrincipalOf(p: Principal): SessionPrincipal;
 }
+
+/**
+ * The authorization scheme of a console session. Only the console's cookie hook (server/console/csrf.ts)
+ * writes it, after its CSRF checks; the same scheme arriving from a client is refused there.
+ */
+export const SESSION_SCHEME = 'ConclaveSession';
+const SESSION_AUTHORIZATION = /^ConclaveSession (\S+)$/;
+
+/** Resolves a console session id to the principal it was opened for, or undefined when it has ended. */
+export type SessionLookup = (sessionId: string) => Promise<{ readonly principal: SessionPrincipal } | undefined>;
 
 /** An operator-configured external OpenID Connect issuer (`--oidc-issuer`, `--oidc-audience`, …). */
 export interface ExternalIssuer {
@@ -143,8 +156,28 @@ function externalPrincipal(payload: Readonly<Record<string, unknown>>, ext: Exte
 /** Compared against when the client id is unknown, so that path costs what a wrong secret costs. */
 const UNKNOWN_CLIENT_HASH = secretHash(randomBytes(32).toString('base64url'));
 
-export function createAuthenticator(clients: ClientStore, key: ServiceKey, issuer: () => string, adminClientId: () => string | undefined, external?: ExternalIssuer): Authenticator {
+export function createAuthenticator(
+  clients: ClientStore,
+  key: ServiceKey,
+  issuer: () => string,
+  adminClientId: () => string | undefined,
+  external?: ExternalIssuer,
+  sessions?: SessionLookup,
+): Authenticator {
   const names = new Map<string, string>();
+
+  /** A console session acts as its principal with the privileges that principal has now. */
+  async function sessionPrincipal(sessionId: string): Promise<Principal> {
+    const p = (await sessions?.(sessionId))?.principal;
+    if (p?.kind === 'client') {
+      const row = await clients.get(p.id);
+      if (row) return { id: p.id, displayName: row.displayName, isAdmin: p.id === adminClientId() };
+    } else if (p?.kind === 'external' && external && sameIssuer(p.issuer, external.issuer)) {
+      return { id: `${external.issuer}#${p.sub}`, displayName: p.name, isAdmin: external.adminSubjects.includes(p.sub) };
+    }
+    throw fail('auth.unauthenticated', 'the console session has ended; sign in again', { reason: 'session_ended' });
+  }
+
   return {
     accessTokenJwk() {
       return { ...(key.publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid: key.kid, use: 'sig', alg: 'ES256' };
@@ -163,6 +196,8 @@ export function createAuthenticator(clients: ClientStore, key: ServiceKey, issue
       return { access_token: signJws({ alg: 'ES256', typ: 'JWT', kid: key.kid }, payload, key.privateKey), token_type: 'Bearer', expires_in: ACCESS_TOKEN_SECONDS };
     },
     async authenticate(authorization, now) {
+      const session = SESSION_AUTHORIZATION.exec(authorization ?? '');
+      if (session) return sessionPrincipal(session[1]!);
       const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
       if (!m) throw fail('auth.unauthenticated', 'Request is missing a Bearer or PoP token.');
       const token = m[1]!;
@@ -188,5 +223,10 @@ export function createAuthenticator(clients: ClientStore, key: ServiceKey, issue
       return { id: sub, displayName: name, isAdmin: sub === adminClientId() };
     },
     registerClient: (displayName, now) => createClient(clients, displayName, now),
+    sessionPrincipalOf(p) {
+      const prefix = external ? `${external.issuer}#` : undefined;
+      if (prefix && p.id.startsWith(prefix)) return { kind: 'external', issuer: external!.issuer, sub: p.id.slice(prefix.length), name: p.displayName };
+      return { kind: 'client', id: p.id };
+    },
   };
 }

@@ -13,6 +13,7 @@ import type { LogSigner } from '../log/tree-head.js';
 import type { LogVerification, LogVerificationFailure } from '../log/verify.js';
 import type { Config } from '../config/config.js';
 import type { Authenticator } from './auth.js';
+import type { ConsoleSessions } from './console/sessions.js';
 
 /** The domain services each plugin serves (built in src/compose.ts). */
 export interface VaultServices {
@@ -90,4 +91,6 @@ export interface AppContext {
   adminClientId(): string | undefined;
   /** Where the local CA certificate lives (for clients and the tour). */
   readonly caPath: string;
+  /** Web console sign-in codes and sessions (server/console/). */
+  readonly consoleSessions: ConsoleSessions;
 }

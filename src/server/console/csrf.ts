@@ -1,0 +1,79 @@
+/**
+ * The console's session cookie at the HTTP edge. A request that carries the cookie and no Authorization
+ * header is authenticated as the session's principal through the one Authenticator (scheme
+ * `ConclaveSession`), so the console reaches every API with the same roles and audit as the CLI. A cookie is
+ * an ambient credential, so a state-changing request with it must prove it comes from the console itself:
+ *
+ * - `Origin` present and equal to this server's origin (OWASP CSRF cheat sheet, "verifying origin with
+ *   standard headers"), and `Sec-Fetch-Site`, when the browser sends it, `same-origin`;
+ * - `X-CSRF-Token` equal to the session's token (synchronizer token derived from the session id).
+ *
+ * The cookie itself is `__Host-` prefixed, HttpOnly, Secure and SameSite=Strict, so browsers do not send
+ * it on cross-site requests at all; these checks hold even where that fails (an older browser, a
+ * same-site sibling host).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { constantTimeEqual } from '../../core/bytes.js';
+import { fail } from '../../core/errors.js';
+import { SESSION_SCHEME } from '../auth.js';
+import { csrfTokenOf } from './sessions.js';
+
+/** `__Host-`: the browser accepts it only Secure, with Path=/ and no Domain (RFC 6265bis §4.1.3.2). */
+export const SESSION_COOKIE = '__Host-conclave-session';
+export const CSRF_HEADER = 'x-csrf-token';
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** The session cookie's value from a Cookie header, or undefined. Two session cookies are refused. */
+export function sessionCookieOf(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  let found: string | undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0 || part.slice(0, eq).trim() !== SESSION_COOKIE) continue;
+    if (found !== undefined) throw fail('auth.unauthenticated', 'more than one console session cookie', { reason: 'cookie' });
+    found = part.slice(eq + 1).trim();
+  }
+  return found;
+}
+
+/** The Set-Cookie value opening (`maxAgeSeconds` > 0) or clearing the session cookie. */
+export function sessionCookie(value: string, maxAgeSeconds: number): string {
+  return `${SESSION_COOKIE}=${value}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=${Math.max(0, Math.floor(maxAgeSeconds))}`;
+}
+
+/**
+ * Whether a browser request comes from this server's own pages. `origin` is required for cookie-bearing
+ * writes (browsers send it on every cross-origin request and on same-origin requests other than GET/HEAD);
+ * for the sign-in routes, which a non-browser client may call, it is checked when present.
+ */
+export function fromThisOrigin(request: FastifyRequest, baseUrl: string, opts: { requireOrigin: boolean }): boolean {
+  const site = request.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin') return false;
+  const origin = request.headers.origin;
+  if (origin === undefined) return !opts.requireOrigin;
+  const host = request.headers.host;
+  return origin === new URL(baseUrl).origin || (typeof host === 'string' && origin === `https://${host}`);
+}
+
+/** Registers the cookie-to-session hook on the root instance, ahead of every route. */
+export function registerSessionCookie(app: FastifyInstance, baseUrl: () => string): void {
+  app.addHook('onRequest', async (request) => {
+    const authorization = request.headers.authorization;
+    if (typeof authorization === 'string' && authorization.slice(0, SESSION_SCHEME.length).toLowerCase() === SESSION_SCHEME.toLowerCase()) {
+      throw fail('auth.unauthenticated', `the ${SESSION_SCHEME} scheme is not accepted from clients: send a Bearer token`, { reason: 'scheme' });
+    }
+    const sessionId = sessionCookieOf(request.headers.cookie);
+    if (sessionId === undefined || authorization !== undefined) return;
+    if (!SAFE_METHODS.has(request.method)) {
+      if (!fromThisOrigin(request, baseUrl(), { requireOrigin: true })) {
+        throw fail('auth.csrf', 'cross-site request refused: a request with the console session must come from the console (Origin)', { reason: 'origin' });
+      }
+      const token = request.headers[CSRF_HEADER];
+      if (typeof token !== 'string' || !constantTimeEqual(token, csrfTokenOf(sessionId))) {
+        throw fail('auth.csrf', `cross-site request refused: the ${CSRF_HEADER} header does not hold the session's CSRF token`, { reason: 'token' });
+      }
+    }
+    request.headers.authorization = `${SESSION_SCHEME} ${sessionId}`;
+  });
+}

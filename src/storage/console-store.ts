@@ -1,0 +1,102 @@
+import type { Database } from './database.js';
+
+/**
+ * Who a console session acts as: an OAuth client of this server, or a subject of the configured
+ * external OpenID Connect issuer. Stored as JSON; privileges are looked up anew on every request.
+ */
+export type SessionPrincipal =
+  | { readonly kind: 'client'; readonly id: string }
+  | { readonly kind: 'external'; readonly issuer: string; readonly sub: string; readonly name: string };
+
+/** How a session was opened. */
+export type SignInMethod = 'code' | 'client' | 'oidc';
+
+export interface StoredSession {
+  readonly principal: SessionPrincipal;
+  readonly method: SignInMethod;
+  readonly createdMs: number;
+  readonly expiresMs: number;
+  readonly seenMs: number;
+}
+
+/** The outcome of redeeming a sign-in code. */
+export type Redemption = { readonly status: 'ok'; readonly principal: SessionPrincipal } | { readonly status: 'unknown' | 'used' | 'expired' };
+
+/** Tables `console_sign_in_codes` and `console_sessions`, keyed by the SHA-256 (hex) of their secret. */
+export interface ConsoleStore {
+  addCode(codeSha256: string, principal: SessionPrincipal, createdMs: number, expiresMs: number): Promise<void>;
+  /** Marks the code used, once: of two concurrent redemptions exactly one gets `ok`. */
+  redeemCode(codeSha256: string, nowMs: number): Promise<Redemption>;
+  addSession(idSha256: string, s: StoredSession): Promise<void>;
+  getSession(idSha256: string): Promise<StoredSession | undefined>;
+  touchSession(idSha256: string, seenMs: number): Promise<void>;
+  removeSession(idSha256: string): Promise<void>;
+  /** Drops expired codes and sessions. */
+  purge(nowMs: number): Promise<void>;
+}
+
+function parsePrincipal(text: string): SessionPrincipal | undefined {
+  try {
+    const p = JSON.parse(text) as Record<string, unknown>;
+    if (p.kind === 'client' && typeof p.id === 'string') return { kind: 'client', id: p.id };
+    if (p.kind === 'external' && typeof p.issuer === 'string' && typeof p.sub === 'string' && typeof p.name === 'string') return { kind: 'external', issuer: p.issuer, sub: p.sub, name: p.name };
+  } catch {
+    // fall through: an unreadable row authenticates nobody
+  }
+  return undefined;
+}
+
+const METHODS: readonly SignInMethod[] = ['code', 'client', 'oidc'];
+
+export function createConsoleStore(db: Database): ConsoleStore {
+  return {
+    async addCode(codeSha256, principal, createdMs, expiresMs) {
+      await db.run('INSERT INTO console_sign_in_codes (code_sha256, principal, created_ms, expires_ms) VALUES (?, ?, ?, ?)', [codeSha256, JSON.stringify(principal), createdMs, expiresMs]);
+    },
+    async redeemCode(codeSha256, nowMs) {
+      const row = await db.get<{ principal: string; expires_ms: number | string }>(
+        'UPDATE console_sign_in_codes SET used_ms = ? WHERE code_sha256 = ? AND used_ms IS NULL RETURNING principal, expires_ms',
+        [nowMs, codeSha256],
+      );
+      if (!row) {
+        const known = await db.get('SELECT 1 AS one FROM console_sign_in_codes WHERE code_sha256 = ?', [codeSha256]);
+        return { status: known ? 'used' : 'unknown' };
+      }
+      // Checked after the update, so an expired code is spent too and never tried twice.
+      if (Number(row.expires_ms) <= nowMs) return { status: 'expired' };
+      const principal = parsePrincipal(row.principal);
+      return principal ? { status: 'ok', principal } : { status: 'unknown' };
+    },
+    async addSession(idSha256, s) {
+      await db.run('INSERT INTO console_sessions (id_sha256, principal, method, created_ms, expires_ms, seen_ms) VALUES (?, ?, ?, ?, ?, ?)', [
+        idSha256,
+        JSON.stringify(s.principal),
+        s.method,
+        s.createdMs,
+        s.expiresMs,
+        s.seenMs,
+      ]);
+    },
+    async getSession(idSha256) {
+      const row = await db.get<{ principal: string; method: string; created_ms: number | string; expires_ms: number | string; seen_ms: number | string }>(
+        'SELECT principal, method, created_ms, expires_ms, seen_ms FROM console_sessions WHERE id_sha256 = ?',
+        [idSha256],
+      );
+      if (!row) return undefined;
+      const principal = parsePrincipal(row.principal);
+      const method = METHODS.find((m) => m === row.method);
+      if (!principal || !method) return undefined;
+      return { principal, method, createdMs: Number(row.created_ms), expiresMs: Number(row.expires_ms), seenMs: Number(row.seen_ms) };
+    },
+    async touchSession(idSha256, seenMs) {
+      await db.run('UPDATE console_sessions SET seen_ms = ? WHERE id_sha256 = ?', [seenMs, idSha256]);
+    },
+    async removeSession(idSha256) {
+      await db.run('DELETE FROM console_sessions WHERE id_sha256 = ?', [idSha256]);
+    },
+    async purge(nowMs) {
+      await db.run('DELETE FROM console_sign_in_codes WHERE expires_ms <= ?', [nowMs]);
+      await db.run('DELETE FROM console_sessions WHERE expires_ms <= ?', [nowMs]);
+    },
+  };
+}
