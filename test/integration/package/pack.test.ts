@@ -78,6 +78,7 @@ describe('npm pack', () => {
     assert.ok(files.includes('bin/conclave.js'));
     assert.ok(files.includes('package.json'));
     assert.ok(files.includes('README.md'));
+    assert.ok(files.includes('dist/console/index.html') && files.includes('dist/console/manifest.json'), 'the built web console is packed');
     assert.deepEqual(files.filter((f) => /\.test\.|\.map$|^src\/|^test\/|^bench\//.test(f)), []);
     // Every compiled file has its source: nothing stale from a moved or deleted module.
     const stale = files.filter((f) => f.startsWith('dist/src/') && f.endsWith('.js') && !existsSync(join(root, f.replace(/^dist\//, '').replace(/\.js$/, '.ts'))));
@@ -151,15 +152,17 @@ describe('the installed package', () => {
         child.on('exit', (code) => reject(new Error(`serve exited ${code}: ${out}`)));
       });
       const ca = readFileSync(join(data, 'tls', 'ca.pem'));
-      const status = await new Promise<number>((resolveStatus, reject) => {
-        request(`${url}/healthz`, { ca }, (res) => {
-          res.resume();
-          resolveStatus(res.statusCode ?? 0);
-        })
-          .on('error', reject)
-          .end();
-      });
-      assert.equal(status, 200);
+      const status = (path: string) =>
+        new Promise<number>((resolveStatus, reject) => {
+          request(`${url}${path}`, { ca }, (res) => {
+            res.resume();
+            resolveStatus(res.statusCode ?? 0);
+          })
+            .on('error', reject)
+            .end();
+        });
+      assert.equal(await status('/healthz'), 200);
+      assert.equal(await status('/console/'), 200, 'the web console is built into the package');
     } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
