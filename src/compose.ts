@@ -4,7 +4,7 @@
  * plugins (src/server/) get the finished services and only translate the wire.
  */
 import { readFileSync } from 'node:fs';
-import { sign as cryptoSign, randomUUID } from 'node:crypto';
+import { type KeyObject, sign as cryptoSign, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { cachedQuoteCollateralSource, cachedVcekSource } from './attestation/collateral-cache.js';
@@ -37,6 +37,8 @@ import { createLogService } from './log/service.js';
 import { type LogSigner, logKeyId } from './log/tree-head.js';
 import { verifyLog } from './log/verify.js';
 import { createDirectoryBackupTarget } from './storage/backup-directory.js';
+import { certificateNamesHost, issueReleaseCertificate, loadOperatorReleaseIdentity, signerFor } from './hsm/release-certificate.js';
+import { loadLocalCa } from './server/tls.js';
 import { createCollateralUpstream } from './upstream/collateral-upstream.js';
 import { createNvidiaRimSource, kdsVcekFetcher, pcsQuoteCollateralFetcher } from './upstream/collateral-source.js';
 import { createHttpClient } from './upstream/http.js';
@@ -220,10 +222,11 @@ async function registerPolicyCertificates(config: Config, policies: PolicyStore)
 async function composeVault(f: Foundation, closers: (() => void | Promise<void>)[]): Promise<VaultServices> {
   const software = createSoftwareKeyProtector(f.sealer);
   let protector = software;
-  let releaseKey: ReleaseKeySource = (subject, host) =>
+  let releaseKey: VaultReleaseKey = (subject, host) =>
     f.serviceKey(`release-signing:${host}`, 'RS256', subject, [host]).then((sk) => ({
       sign: (data: Uint8Array) => cryptoSign('sha256', data, sk.privateKey),
       certDer: sk.certDer,
+      publicKey: sk.publicKey,
     }));
   let logSigner = softwareLogKey(f);
   if (f.config.hsm !== undefined) {
@@ -248,7 +251,7 @@ async function composeVault(f: Foundation, closers: (() => void | Promise<void>)
   const service = createVaultService({
     store: createVaultStore(f.db),
     protector,
-    releaseKey,
+    releaseKey: releaseIdentity(f, releaseKey),
     getJwks: createJwksFetcher({ caPath: f.caPath, now: f.now }),
     sealer: f.sealer,
     now: f.now,
@@ -344,6 +347,36 @@ function composeLog(f: Foundation, loadSigner: () => Promise<LogSigner>, closers
     },
     onBatch: (l) => void batchListeners.push(l),
     onLeadership: (l) => void leaderListeners.push(l),
+  };
+}
+
+/**
+ * The release-signing identity (docs/vault.md "Secure Key Release"): the operator's certificate and key
+ * (`--release-cert`/`--release-key`) when given; otherwise the vault's key (software, or in the PKCS#11
+ * token with --hsm) with a certificate the local CA issues for the vault host, so a TEE that trusts that CA
+ * verifies releases as the SKR sidecar does. A data dir from before the CA's key was kept signs with the
+ * key's self-signed certificate, and says so in the log.
+ */
+type VaultReleaseKey = (subject: string, host: string) => Promise<{ certDer: Uint8Array; publicKey: KeyObject; sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }>;
+
+function releaseIdentity(f: Foundation, vaultKey: VaultReleaseKey): ReleaseKeySource {
+  if (f.config.releaseCert !== undefined && f.config.releaseKey !== undefined) {
+    const op = loadOperatorReleaseIdentity(f.config.releaseCert, f.config.releaseKey);
+    const sign = signerFor(op.privateKey, op.alg);
+    return async (_subject, host) => {
+      if (!certificateNamesHost(op.chainDer[0]!, host)) {
+        throw fail('config.invalid', `the release certificate ${f.config.releaseCert} does not name the vault host ${host} in its subjectAltName`, { option: 'releaseCert', host });
+      }
+      return { certDer: op.chainDer[0]!, chainDer: op.chainDer, alg: op.alg, sign };
+    };
+  }
+  const ca = loadLocalCa(f.config.dataDir);
+  if (!ca) f.logger.warn('tls/ca.key is missing (a data dir from an older release): release responses are signed with a self-signed certificate; see docs/vault.md to have the local CA issue it');
+  return async (subject, host) => {
+    const k = await vaultKey(subject, host);
+    if (!ca) return { certDer: k.certDer, sign: (data) => k.sign(data) };
+    const issued = await issueReleaseCertificate(ca, k.publicKey, subject, host, f.now().getTime());
+    return { certDer: issued.certDer, chainDer: issued.chainDer, sign: (data) => k.sign(data) };
   };
 }
 

@@ -70,7 +70,7 @@ export function registerAgent(program: Command): void {
     .option('--client-secret <secret>', 'vault client secret')
     .option('--token-endpoint <url>', 'OAuth2 token endpoint for the client credential')
     .option('--release-trust <file>', 'PEM CA certificate(s) the release JWS x5c chain must end in')
-    .option('--allow-self-signed-release-cert', "accept a self-signed release signer (a Conclave's default); only with a pinned --ca")
+    .option('--allow-self-signed-release-cert', 'accept a self-signed release signer (a Conclave data dir from before its local CA issued release certificates); only with a pinned --ca')
     .option('--tsm-root <dir>', 'configfs-tsm report directory', '/sys/kernel/config/tsm/report')
     .option('--collateral-url <url>', 'KDS/THIM-compatible URL for SNP certificates when the platform gives none')
     .addOption(new Option('--collateral-kind <kind>', 'collateral URL protocol').choices(['kds', 'thim']).default('kds'))
@@ -78,7 +78,7 @@ export function registerAgent(program: Command): void {
     .option('--gpus <collector>', 'attest the GPUs with the CPU: nvattest (NVIDIA collector, NVML) or sim:N (simulated, development)')
     .addHelpText(
       'after',
-      '\nExample:\n  conclave agent --source sim --data-dir ./data --ca ./data/tls/ca.pem --allow-self-signed-release-cert\n  curl -s localhost:8080/key/release -d \'{"maa_endpoint":"127.0.0.1:8443","akv_endpoint":"127.0.0.1:8443","kid":"mykey"}\'\n',
+      '\nExample:\n  conclave agent --source sim --data-dir ./data --ca ./data/tls/ca.pem --release-trust ./data/tls/ca.pem\n  curl -s localhost:8080/key/release -d \'{"maa_endpoint":"127.0.0.1:8443","akv_endpoint":"127.0.0.1:8443","kid":"mykey"}\'\n',
     )
     .action(async (flags: AgentFlags) => {
       const fmt: OutputFormat = flags.output === 'json' || flags.output === 'table' ? flags.output : defaultFormat();

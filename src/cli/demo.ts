@@ -102,7 +102,7 @@ export async function runDemo(ctx: Ctx): Promise<void> {
     privateKey: workload.privateKey,
     ca: ctx.ca,
     enc: 'RSA_AES_KEY_WRAP_256',
-    allowSelfSignedReleaseCert: true,
+    trustStore: ctx.ca,
   });
   const releasedN = (createPublicKey(released.keyObject).export({ format: 'jwk' }) as { n?: string }).n;
   wire(`← 200 {value: <JWS signed by the vault>}; key_hsm unwrapped inside the VM: RSA ${released.keyObject.asymmetricKeyDetails?.modulusLength ?? '?'} bits`);
@@ -126,7 +126,7 @@ export async function runDemo(ctx: Ctx): Promise<void> {
   const sgx = sim.evidence({ tee: 'sgx', runtimeData, mrenclave: MRENCLAVE });
   const sgxToken = await attest({ attestationUrl: ctx.url, evidence: { path: sgx.path, body: sgx.body }, ca: ctx.ca });
   wire(`← token with x-ms-sgx-mrenclave ${String(claimsOf(sgxToken)['x-ms-sgx-mrenclave']).slice(0, 16)}…`);
-  const aes = await releaseKey({ vaultUrl: ctx.url, keyName: octName, token: sgxToken, credential, privateKey: workload.privateKey, ca: ctx.ca, allowSelfSignedReleaseCert: true });
+  const aes = await releaseKey({ vaultUrl: ctx.url, keyName: octName, token: sgxToken, credential, privateKey: workload.privateKey, ca: ctx.ca, trustStore: ctx.ca });
   const sealed = await call(ctx, accessToken, 'POST', `/keys/${octName}/encrypt?api-version=7.4`, { alg: 'A256GCM', value: Buffer.from('sealed for the enclave').toString('base64url') });
   const key = Buffer.from(String(aes.jwk.k), 'base64url');
   const d = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64url'));
@@ -137,7 +137,7 @@ export async function runDemo(ctx: Ctx): Promise<void> {
   const rogue = sim.evidence({ tee: 'snp', runtimeData, measurement: '00'.repeat(48) });
   const rogueToken = await attest({ attestationUrl: ctx.url, evidence: { path: rogue.path, body: rogue.body }, ca: ctx.ca });
   try {
-    await releaseKey({ vaultUrl: ctx.url, keyName, token: rogueToken, credential, privateKey: workload.privateKey, ca: ctx.ca, allowSelfSignedReleaseCert: true });
+    await releaseKey({ vaultUrl: ctx.url, keyName, token: rogueToken, credential, privateKey: workload.privateKey, ca: ctx.ca, trustStore: ctx.ca });
     throw new CliError('the rogue VM received the key: the policy did not hold', undefined, 1);
   } catch (e) {
     if (e instanceof CliError) throw e;
@@ -183,7 +183,7 @@ async function confidentialAi(ctx: Ctx, accessToken: string, credential: Ctx['ad
   const gpus = c['x-conclave-gpus'] as Record<string, Record<string, unknown>>;
   for (const [name, g] of Object.entries(gpus)) wire(`← ${name}: hwmodel ${g.hwmodel}, driver ${g['x-nvidia-gpu-driver-version']}, measres ${g.measres}, secboot ${g.secboot}`);
   wire(`← x-nvidia-overall-att-result ${c['x-nvidia-overall-att-result']}, x-conclave-simulated ${c['x-conclave-simulated']}`);
-  const model = await releaseKey({ vaultUrl: ctx.url, keyName: modelKey, token, credential, privateKey: vm.privateKey, ca: ctx.ca, allowSelfSignedReleaseCert: true });
+  const model = await releaseKey({ vaultUrl: ctx.url, keyName: modelKey, token, credential, privateKey: vm.privateKey, ca: ctx.ca, trustStore: ctx.ca });
   wire(`← 200 model key released to the VM (${Buffer.from(String(model.jwk.k), 'base64url').byteLength * 8}-bit AES): the model weights can be decrypted inside the CPU and GPU TEEs`);
 
   const tampered = sim.evidence({ tee: 'tdx', runtimeData, gpus: 2, gpuMismatch: [1] });
@@ -192,7 +192,7 @@ async function confidentialAi(ctx: Ctx, accessToken: string, credential: Ctx['ad
   const m = (claimsOf(badToken) as Record<string, any>)['x-conclave-gpus']['GPU-1']['x-nvidia-mismatch-measurement-records'][0];
   wire(`← token: GPU-1 measres fail at index ${m.index} (expected ${String(m.goldenValues[0]).slice(0, 16)}…, actual ${String(m.runtimeValue).slice(0, 16)}…)`);
   try {
-    await releaseKey({ vaultUrl: ctx.url, keyName: modelKey, token: badToken, credential, privateKey: vm.privateKey, ca: ctx.ca, allowSelfSignedReleaseCert: true });
+    await releaseKey({ vaultUrl: ctx.url, keyName: modelKey, token: badToken, credential, privateKey: vm.privateKey, ca: ctx.ca, trustStore: ctx.ca });
     throw new CliError('the VM with a differing GPU received the model key: the policy did not hold', undefined, 1);
   } catch (e) {
     if (e instanceof CliError) throw e;

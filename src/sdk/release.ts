@@ -37,8 +37,9 @@ export interface ReleaseTrustOptions {
   /** PEM CA certificates (self-signed anchors) the x5c chain must end in. */
   readonly trustStore?: string | readonly string[];
   /**
-   * Without a trust store, accept a single self-signed x5c[0] (what a Conclave in its default setup
-   * signs with). This trusts whoever answered the HTTPS request: use only with a pinned `ca`.
+   * Without a trust store, accept a single self-signed x5c[0] (what Conclave data dirs from before the
+   * local CA issued release certificates sign with). This trusts whoever answered the HTTPS request: use
+   * only with a pinned `ca`; a current Conclave's chain ends in its local CA, so give that as `trustStore`.
    */
   readonly allowSelfSignedReleaseCert?: boolean;
   /** Verification time (default now). */

@@ -83,6 +83,8 @@ export async function loadOrCreateTls(dataDir: string, host: string, retry = tru
   writeFileSync(join(tmp, 'server.key'), key, { mode: 0o600 });
   writeFileSync(join(tmp, 'server.pem'), cert.toString('pem') + '\n' + ca.toString('pem') + '\n');
   writeFileSync(join(tmp, 'ca.pem'), ca.toString('pem') + '\n');
+  // The CA's key stays, 0600 like server.key, so the CA can also certify the vault's release-signing key.
+  writeFileSync(join(tmp, 'ca.key'), x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', caKeys.privateKey), 'PRIVATE KEY'), { mode: 0o600 });
   try {
     renameSync(tmp, dir);
   } catch (e) {
@@ -100,4 +102,11 @@ function randomSerial(): string {
   const b = webcrypto.getRandomValues(new Uint8Array(16));
   b[0] = b[0]! & 0x7f;
   return Buffer.from(b).toString('hex');
+}
+
+/** The local CA (certificate and key) of a data dir; undefined for data dirs made before its key was kept. */
+export function loadLocalCa(dataDir: string): { readonly certPem: string; readonly keyPem: string } | undefined {
+  const dir = join(dataDir, 'tls');
+  if (!existsSync(join(dir, 'ca.key')) || !existsSync(join(dir, 'ca.pem'))) return undefined;
+  return { certPem: readFileSync(join(dir, 'ca.pem'), 'utf8'), keyPem: readFileSync(join(dir, 'ca.key'), 'utf8') };
 }

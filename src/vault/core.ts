@@ -21,7 +21,10 @@ export interface BackupSealer {
 }
 
 /** The release-signing identity of one vault host: its certificate chain (leaf first) and a signing function. */
-export type ReleaseKeySource = (subject: string, host: string) => Promise<{ readonly certDer: Uint8Array; readonly chainDer?: readonly Uint8Array[]; sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }>;
+export type ReleaseKeySource = (
+  subject: string,
+  host: string,
+) => Promise<{ readonly certDer: Uint8Array; readonly chainDer?: readonly Uint8Array[]; readonly alg?: 'RS256' | 'ES256' | 'ES384'; sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }>;
 
 /** Soft delete: how long a deleted key stays recoverable, and whether it may be purged before that. */
 export interface SoftDeleteSettings {

@@ -50,7 +50,7 @@ export function createKeyOperations(core: VaultCore) {
     // for the vault it asked; one key per host, as a vault answering under two names has two identities.
     const host = new URL(deps.baseUrl()).hostname.replace(/^\[|\]$/g, '');
     const subject = `${deps.baseUrl()} key release`;
-    signer ??= deps.releaseKey(subject, host).then((k) => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: k.chainDer ?? [k.certDer] }));
+    signer ??= deps.releaseKey(subject, host).then((k) => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: k.chainDer ?? [k.certDer], ...(k.alg ? { alg: k.alg } : {}) }));
     signer.catch(() => {
       signer = undefined;
     });

@@ -52,8 +52,9 @@ export interface WrappedKeyParts {
  */
 export type KeyTransferWrap<M = Uint8Array> = (material: M, wrappingKey: KeyObject, enc: KeyTransferEnc) => WrappedKeyParts | Promise<WrappedKeyParts>;
 
-/** Signs the release JWS (RS256: SHA-256 with RSASSA-PKCS1-v1_5) with the vault's release certificate key. */
+/** Signs the release JWS with the vault's release certificate key (RS256 unless `alg` says ES256/ES384). */
 export interface ReleaseSigner {
+  readonly alg?: 'RS256' | 'ES256' | 'ES384';
   sign(data: Uint8Array): Uint8Array | Promise<Uint8Array>;
   /** DER certificates, leaf first; the leaf must cover the vault's DNS name (the SKR sidecar checks it). */
   readonly certificateChainDer: readonly Uint8Array[];

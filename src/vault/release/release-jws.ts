@@ -59,13 +59,13 @@ export function releaseResponsePayload(input: ReleaseResponseInput): ReleaseResp
   return { request, response: { key: { attributes: input.attributes, key: input.keyJwk, release_policy: input.releasePolicy } } };
 }
 
-/** Builds the compact JWS AKV returns as `value` of a release (RS256 over header.payload). */
+/** Builds the compact JWS AKV returns as `value` of a release (the signer's alg, RS256 by default, over header.payload). */
 export async function buildReleaseResponse(input: ReleaseResponseInput, signer: ReleaseSigner): Promise<string> {
   const leaf = signer.certificateChainDer[0];
   if (leaf === undefined) throw fail('config.invalid', 'the release signing certificate chain is empty');
   const thumbprint = createHash('sha256').update(leaf).digest('base64url');
   const header = {
-    alg: 'RS256',
+    alg: signer.alg ?? 'RS256',
     kid: signer.kid ?? thumbprint,
     x5c: signer.certificateChainDer.map((der) => Buffer.from(der).toString('base64')),
     'x5t#S256': thumbprint,

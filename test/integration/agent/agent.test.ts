@@ -15,7 +15,7 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
     server = await startTestServer({ simulate: true });
     hostPort = new URL(server.url).host;
     publicKey = await createReleasableKey(server, 'skr-test');
-    agent = await spawnAgent(['--source', 'sim', '--data-dir', server.dataDir, '--ca', server.caPath, '--allow-self-signed-release-cert']);
+    agent = await spawnAgent(['--source', 'sim', '--data-dir', server.dataDir, '--ca', server.caPath, '--release-trust', server.caPath]);
   });
   after(async () => {
     await agent?.stop();
@@ -81,7 +81,7 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
       source: simSource({ dataDir: server.dataDir, tee: 'snp' }),
       credential: admin,
       ca: readFileSync(server.caPath),
-      allowSelfSignedReleaseCert: true,
+      trustStore: readFileSync(server.caPath, 'utf8'),
     });
     assert.equal(released.jwk.n, publicKey.n);
     assert.equal(released.keyObject.asymmetricKeyType, 'rsa');

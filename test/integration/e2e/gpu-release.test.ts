@@ -117,7 +117,7 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
       tee: 'tdx' as const,
       credential: server.admin,
       ca: readFileSync(server.caPath, 'utf8'),
-      allowSelfSignedReleaseCert: true,
+      trustStore: readFileSync(server.caPath, 'utf8'),
     };
     const released = await attestAndRelease({ ...common, gpus: simulatedGpuCollector(server.dataDir, 2) });
     assert.equal(released.jwk.kty, 'oct');

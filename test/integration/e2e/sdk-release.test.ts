@@ -27,7 +27,7 @@ test('the release certificate names the vault host; a release read through anoth
   const runtime = new TextEncoder().encode(JSON.stringify({ keys: [{ ...tee.publicKey.export({ format: 'jwk' }), kid: 't', key_ops: ['encrypt'] }] }));
   const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'sgx', runtimeData: runtime });
   const token = await attest({ attestationUrl: server.url, evidence: { path: ev.path, body: ev.body }, ca });
-  const common = { keyName: 'host-bound', token, credential: server.admin, privateKey: tee.privateKey, ca, allowSelfSignedReleaseCert: true };
+  const common = { keyName: 'host-bound', token, credential: server.admin, privateKey: tee.privateKey, ca, trustStore: ca };
   const ok = await releaseKey({ ...common, vaultUrl: server.url });
   assert.equal(ok.jwk.kty, 'oct');
   const other = server.url.replace('127.0.0.1', 'localhost');

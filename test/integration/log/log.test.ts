@@ -39,7 +39,7 @@ describe('transparency log: HTTP API and SDK inclusion proofs', () => {
       source: simSource({ dataDir: server.dataDir, tee: 'snp' }),
       credential: admin,
       ca: readFileSync(server.caPath),
-      allowSelfSignedReleaseCert: true,
+      trustStore: readFileSync(server.caPath, 'utf8'),
       ...extra,
     });
 
