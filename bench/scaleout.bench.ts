@@ -3,7 +3,11 @@
  * replicas of `conclave serve` on one PostgreSQL database, the load split between them (one closed
  * load loop per replica, half the connections each), and the ratio.
  *
- *   node --import tsx bench/scaleout.bench.ts [--connections 8] [--duration 8000] [--warmup 2000] [--rounds 3]
+ *   node --import tsx bench/scaleout.bench.ts [--connections 8] [--duration 8000] [--warmup 2000] [--rounds 3] [--workloads attest,release]
+ *
+ * The release workload is measured a third way each round, through replica A with logging disabled
+ * (bench/lib/log.ts), for the cost of the transparency log; each run with the log reports its
+ * inclusion latency (entry stored → signed tree head), and every line the host's load average.
  *
  * Both replicas run throughout (an idle replica costs nothing); each round measures every workload
  * through replica A alone, then through A and B, so a noisy neighbour on the host hits both
@@ -16,7 +20,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
@@ -24,6 +28,8 @@ import { loadOrCreateSimulatedTee } from '../src/evidence/simulated/index.js';
 import { httpsClient } from '../test/helpers/https.js';
 import { createTestDatabase, PG_ADMIN_URL } from '../test/helpers/postgres.js';
 import { startBalancer } from '../test/integration/scaleout/balancer.js';
+import { openDatabase } from '../src/storage/open.js';
+import { type InclusionLatency, inclusionLatency, setLogging } from './lib/log.js';
 import { type BenchServer, startBenchServer } from './lib/server.js';
 import { type LoadResult, runLoad } from './lib/load.js';
 
@@ -33,8 +39,10 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '8000' },
     warmup: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '3' },
+    workloads: { type: 'string', default: 'attest,release' },
   },
 });
+const WORKLOADS = values.workloads!.split(',');
 const CONNECTIONS = Number(values.connections);
 const DURATION_MS = Number(values.duration);
 const WARMUP_MS = Number(values.warmup);
@@ -63,7 +71,7 @@ async function adminToken(s: BenchServer): Promise<string> {
   return r.json().access_token as string;
 }
 
-type Measured = LoadResult & { readonly advisoryWaiters: number; readonly cpu: string };
+type Measured = LoadResult & { readonly advisoryWaiters: number; readonly cpu: string; readonly load: number; inclusion?: InclusionLatency };
 
 const TICKS_PER_SECOND = 100;
 
@@ -103,8 +111,9 @@ async function measureCpu<T>(replicas: BenchServer[], during: () => Promise<T>):
 }
 
 /**
- * Mean number of sessions of the bench database waiting on an advisory lock (the vault's audit-chain
- * head, `appendAudit`), sampled every 20 ms while `during` runs: the serialisation point of writes.
+ * Mean number of sessions of the bench database waiting on an advisory lock (before the transparency
+ * log: the audit-chain head every write took; now only per-key locks of key changes), sampled every
+ * 20 ms while `during` runs.
  */
 async function sampleAdvisoryWaits<T>(dbUrl: string, during: Promise<T>): Promise<{ result: T; mean: number }> {
   const c = new pg.Client({ connectionString: dbUrl });
@@ -132,6 +141,7 @@ async function sampleAdvisoryWaits<T>(dbUrl: string, during: Promise<T>): Promis
 /** One load loop per replica, `CONNECTIONS` split evenly; throughput is the sum, latency the worst loop's. */
 async function drive(replicas: BenchServer[], w: Workload, dbUrl: string): Promise<Measured> {
   const per = Math.max(1, Math.floor(CONNECTIONS / replicas.length));
+  const load0 = loadavg()[0]!;
   const { result: { result: results, mean }, cpu } = await measureCpu(replicas, () => sampleAdvisoryWaits(dbUrl, Promise.all(
     replicas.map((r) => runLoad({ url: `${r.url}${w.path}`, method: w.method, headers: w.headers, body: w.body, ca: r.ca, connections: per, durationMs: DURATION_MS, warmupMs: WARMUP_MS })),
   )));
@@ -144,6 +154,7 @@ async function drive(replicas: BenchServer[], w: Workload, dbUrl: string): Promi
     p99Ms: Math.max(...results.map((r) => r.p99Ms)),
     advisoryWaiters: mean,
     cpu,
+    load: (load0 + loadavg()[0]!) / 2,
     ...(firstError ? { firstError } : {}),
   };
 }
@@ -153,7 +164,8 @@ function median(rs: Measured[]): Measured {
 }
 
 function line(label: string, r: Measured): string {
-  return `  ${label.padEnd(38)} ${r.perSecond.toFixed(1).padStart(8)} req/s  p50 ${r.p50Ms.toFixed(1).padStart(6)} ms  p99 ${r.p99Ms.toFixed(1).padStart(6)} ms  lock waiters ${r.advisoryWaiters.toFixed(1)}  ${r.requests} ok, ${r.errors} errors${r.firstError ? ` (first: ${r.firstError})` : ''}\n  ${''.padEnd(38)} ${r.cpu}`;
+  const inc = r.inclusion ? `\n  ${''.padEnd(38)} inclusion latency p50 ${r.inclusion.p50Ms} ms, p99 ${r.inclusion.p99Ms} ms, max ${r.inclusion.maxMs} ms (${r.inclusion.entries} entries)` : '';
+  return `  ${label.padEnd(38)} ${r.perSecond.toFixed(1).padStart(8)} req/s  p50 ${r.p50Ms.toFixed(1).padStart(6)} ms  p99 ${r.p99Ms.toFixed(1).padStart(6)} ms  lock waiters ${r.advisoryWaiters.toFixed(1)}  ${r.requests} ok, ${r.errors} errors${r.firstError ? ` (first: ${r.firstError})` : ''}\n  ${''.padEnd(38)} ${r.cpu}, load average ${r.load.toFixed(1)}${inc}`;
 }
 
 async function main(): Promise<void> {
@@ -196,24 +208,57 @@ async function main(): Promise<void> {
     replicas.push(await startBenchServer(args, dataDir));
     balancer.targets.push(replicas[1]!.url);
     console.log(`scale-out: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), PostgreSQL ${new URL(PG_ADMIN_URL).host}, ${CONNECTIONS} connections in all, ${WARMUP_MS} ms warm-up, ${DURATION_MS} ms measured, ${ROUNDS} rounds`);
-    const runs = new Map<string, { one: Measured[]; two: Measured[] }>(workloads.map((w) => [w.name, { one: [], two: [] }]));
-    for (let round = 1; round <= ROUNDS; round++) {
-      console.log(`round ${round}:`);
-      for (const w of workloads) {
-        const one = await drive([a], w, store.url);
-        console.log(line(`${w.name}, 1 replica`, one));
-        const two = await drive(replicas, w, store.url);
-        console.log(line(`${w.name}, 2 replicas`, two));
-        runs.get(w.name)!.one.push(one);
-        runs.get(w.name)!.two.push(two);
+    const db = await openDatabase(store.url, { poolSize: 2 });
+    const selected = workloads.filter((w) => WORKLOADS.some((n) => w.name.startsWith(n)));
+    const runs = new Map<string, { one: Measured[]; two: Measured[]; off: Measured[] }>(selected.map((w) => [w.name, { one: [], two: [], off: [] }]));
+    const withLog = async (targets: BenchServer[], w: Workload): Promise<Measured> => {
+      const since = Date.now();
+      const m = await drive(targets, w, store.url);
+      if (w.name.startsWith('release')) {
+        await new Promise((res) => setTimeout(res, 500));
+        m.inclusion = await inclusionLatency(db, since);
       }
+      return m;
+    };
+    try {
+      for (let round = 1; round <= ROUNDS; round++) {
+        console.log(`round ${round}:`);
+        for (const w of selected) {
+          const one = await withLog([a], w);
+          console.log(line(`${w.name}, 1 replica`, one));
+          runs.get(w.name)!.one.push(one);
+          if (w.name.startsWith('release')) {
+            await setLogging(db, false);
+            try {
+              const off = await drive([a], w, store.url);
+              console.log(line(`${w.name}, 1 replica, logging disabled`, off));
+              runs.get(w.name)!.off.push(off);
+            } finally {
+              await setLogging(db, true);
+            }
+          }
+          const two = await withLog(replicas, w);
+          console.log(line(`${w.name}, 2 replicas`, two));
+          runs.get(w.name)!.two.push(two);
+        }
+      }
+    } finally {
+      await db.close();
     }
     console.log('median of the rounds (req/s, 1 replica → 2 replicas, ratio):');
-    for (const w of workloads) {
-      const { one, two } = runs.get(w.name)!;
+    for (const w of selected) {
+      const { one, two, off } = runs.get(w.name)!;
       const m1 = median(one);
       const m2 = median(two);
       console.log(`  ${w.name.padEnd(26)} ${m1.perSecond.toFixed(1).padStart(8)} → ${m2.perSecond.toFixed(1).padStart(8)}  ×${(m2.perSecond / m1.perSecond).toFixed(2)}  (p99 ${m1.p99Ms.toFixed(0)} → ${m2.p99Ms.toFixed(0)} ms, advisory-lock waiters ${m1.advisoryWaiters.toFixed(1)} → ${m2.advisoryWaiters.toFixed(1)})`);
+      if (off.length > 0) {
+        const mo = median(off);
+        const ratios = one.map((r, i) => r.perSecond / off[i]!.perSecond).sort((x, y) => x - y);
+        console.log(`  ${''.padEnd(26)} 1 replica with the log / logging disabled: medians ${m1.perSecond.toFixed(1)} / ${mo.perSecond.toFixed(1)} = ×${(m1.perSecond / mo.perSecond).toFixed(3)}; median of the rounds' ratios ×${ratios[Math.floor(ratios.length / 2)]!.toFixed(3)} (target ≥ 0.85)`);
+        const inc = [...one, ...two].map((r) => r.inclusion).filter((x) => x !== undefined).sort((x, y) => x.p50Ms - y.p50Ms);
+        const mid = inc[Math.floor(inc.length / 2)];
+        if (mid) console.log(`  ${''.padEnd(26)} inclusion latency (median run): p50 ${mid.p50Ms} ms, p99 ${mid.p99Ms} ms`);
+      }
     }
   } finally {
     await Promise.allSettled(replicas.map((r) => r.stop()));

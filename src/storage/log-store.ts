@@ -74,6 +74,9 @@ async function storeBatch(tx: SqlExecutor, batch: SealedBatch): Promise<void> {
 }
 
 export function createLogStore(db: Database): LogStore & LogReader {
+  // Migrated chain records are the only entries stored with an index; once a batch finds none at or
+  // beyond the tree size, none can appear again, and that query is skipped from then on.
+  let migrationDone = false;
   return {
     async acquire(holder: string, nowMs: number, leaseMs: number): Promise<SequencerLease | undefined> {
       const r = await db.get<{ epoch: number | string }>('UPDATE log_sequencer SET holder = ?, epoch = epoch + 1, lease_until_ms = ? WHERE id = 1 AND (holder IS NULL OR lease_until_ms < ?) RETURNING epoch', [holder, nowMs + leaseMs, nowMs]);
@@ -88,7 +91,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
     },
     async hasPending(treeSize: number) {
       if (await db.get('SELECT 1 AS x FROM log_entries WHERE idx IS NULL LIMIT 1')) return true;
-      return (await db.get('SELECT 1 AS x FROM log_entries WHERE idx >= ? LIMIT 1', [treeSize])) !== undefined;
+      return !migrationDone && (await db.get('SELECT 1 AS x FROM log_entries WHERE idx >= ? LIMIT 1', [treeSize])) !== undefined;
     },
 
     async sequence(lease, nowMs, leaseMs, limit, seal: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<SealedBatch | undefined>) {
@@ -100,7 +103,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
         const head = await latestHead(tx);
         const size = head?.treeSize ?? 0;
         // Migrated audit-chain records carry their index already and come first, in order.
-        const migrated = await tx.all<{ id: number; idx: number; entry: string }>('SELECT id, idx, entry FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?', [size, limit]);
+        const migrated = migrationDone ? [] : await tx.all<{ id: number; idx: number; entry: string }>('SELECT id, idx, entry FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?', [size, limit]);
         let pending: PendingLeaf[];
         if (migrated.length > 0) {
           migrated.forEach((r, i) => {
@@ -114,6 +117,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
         const batch = await seal({ size, head }, pending);
         if (!batch) return undefined;
         await storeBatch(tx, batch);
+        if (migrated.length === 0) migrationDone = true;
         return batch;
       });
     },
