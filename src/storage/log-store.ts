@@ -61,10 +61,17 @@ async function latestHead(ex: SqlExecutor): Promise<SignedTreeHead | undefined> 
   return r ? headOf(r) : undefined;
 }
 
-async function storeBatch(tx: SqlExecutor, batch: SealedBatch): Promise<void> {
+/** Stores a batch; `withLeafHashes` when its entries are migrated ones whose leaf hash was just computed. */
+async function storeBatch(tx: SqlExecutor, batch: SealedBatch, withLeafHashes: boolean): Promise<void> {
   for (const part of chunks(batch.leaves)) {
-    const values = part.map(() => '(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT))').join(', ');
-    await tx.run(`WITH v (id, idx, leaf_hash) AS (VALUES ${values}) UPDATE log_entries SET idx = v.idx, leaf_hash = v.leaf_hash FROM v WHERE log_entries.id = v.id`, part.flatMap((l) => [l.id, l.index, l.leafHash.toString('hex')]));
+    if (withLeafHashes) {
+      const values = part.map(() => '(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT))').join(', ');
+      await tx.run(`WITH v (id, idx, leaf_hash) AS (VALUES ${values}) UPDATE log_entries SET idx = v.idx, leaf_hash = v.leaf_hash FROM v WHERE log_entries.id = v.id`, part.flatMap((l) => [l.id, l.index, l.leafHash.toString('hex')]));
+    } else {
+      // Only the index changes: the leaf-hash index is left untouched.
+      const values = part.map(() => '(CAST(? AS BIGINT), CAST(? AS BIGINT))').join(', ');
+      await tx.run(`WITH v (id, idx) AS (VALUES ${values}) UPDATE log_entries SET idx = v.idx FROM v WHERE log_entries.id = v.id`, part.flatMap((l) => [l.id, l.index]));
+    }
   }
   for (const part of chunks(batch.nodes)) {
     await tx.run(`INSERT INTO log_nodes (level, idx, hash) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`, part.flatMap((n) => [n.node.level, n.node.index, n.hash.toString('hex')]));
@@ -116,7 +123,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
         }
         const batch = await seal({ size, head }, pending);
         if (!batch) return undefined;
-        await storeBatch(tx, batch);
+        await storeBatch(tx, batch, migrated.length > 0);
         if (migrated.length === 0) migrationDone = true;
         return batch;
       });
