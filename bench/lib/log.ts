@@ -11,16 +11,16 @@ import type { SqlExecutor } from '../../src/storage/database.js';
 
 export async function setLogging(db: SqlExecutor & { readonly dialect: 'sqlite' | 'postgres' }, on: boolean): Promise<void> {
   if (db.dialect === 'sqlite') {
-    await db.run(on ? 'DROP TRIGGER IF EXISTS bench_log_off' : 'CREATE TRIGGER IF NOT EXISTS bench_log_off BEFORE INSERT ON log_entries BEGIN SELECT RAISE(IGNORE); END');
+    await db.run(on ? 'DROP TRIGGER IF EXISTS bench_log_off' : 'CREATE TRIGGER IF NOT EXISTS bench_log_off BEFORE INSERT ON log_queue BEGIN SELECT RAISE(IGNORE); END');
     return;
   }
   if (on) {
-    await db.run('DROP TRIGGER IF EXISTS bench_log_off ON log_entries');
+    await db.run('DROP TRIGGER IF EXISTS bench_log_off ON log_queue');
     return;
   }
   await db.run('CREATE OR REPLACE FUNCTION bench_log_off() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$');
-  await db.run('DROP TRIGGER IF EXISTS bench_log_off ON log_entries');
-  await db.run('CREATE TRIGGER bench_log_off BEFORE INSERT ON log_entries FOR EACH ROW EXECUTE FUNCTION bench_log_off()');
+  await db.run('DROP TRIGGER IF EXISTS bench_log_off ON log_queue');
+  await db.run('CREATE TRIGGER bench_log_off BEFORE INSERT ON log_queue FOR EACH ROW EXECUTE FUNCTION bench_log_off()');
 }
 
 export interface InclusionLatency {

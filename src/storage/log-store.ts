@@ -1,9 +1,10 @@
 /**
- * The transparency log's SQL (SQLite and PostgreSQL; tables of migration 210, docs/audit.md).
+ * The transparency log's SQL (SQLite and PostgreSQL; tables of migrations 210–212, docs/audit.md).
  *
- * Writers: {@link insertLogEntry}, one INSERT with no index and no lock, in the caller's transaction
- * or on its own (autocommit). Sequencer: the lease row and one transaction per batch. Readers: heads,
- * nodes, entries.
+ * Writers: {@link insertLogEntry}, one INSERT into `log_queue` (a table with nothing but its key: the
+ * cheapest durable write), no lock, in the caller's transaction or on its own (autocommit). Sequencer:
+ * the lease row and one transaction per batch, which moves queued entries into `log_entries` with their
+ * index. Readers: heads, nodes, entries.
  */
 import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { fail } from '../core/errors.js';
@@ -27,7 +28,7 @@ export interface LogReceipt {
  */
 export async function insertLogEntry(ex: SqlExecutor, entry: string, createdMs: number): Promise<LogReceipt> {
   const leafHash = hashLeaf(Buffer.from(entry, 'utf8')).toString('hex');
-  await ex.run('INSERT INTO log_entries (leaf_hash, entry, created_ms) VALUES (?, ?, ?)', [leafHash, entry, createdMs]);
+  await ex.run('INSERT INTO log_queue (leaf_hash, entry, created_ms) VALUES (?, ?, ?)', [leafHash, entry, createdMs]);
   return { leafHash, entry };
 }
 
@@ -61,16 +62,20 @@ async function latestHead(ex: SqlExecutor): Promise<SignedTreeHead | undefined> 
   return r ? headOf(r) : undefined;
 }
 
-/** Stores a batch; `withLeafHashes` when its entries are migrated ones whose leaf hash was just computed. */
-async function storeBatch(tx: SqlExecutor, batch: SealedBatch, withLeafHashes: boolean): Promise<void> {
+/**
+ * Stores a batch: queued entries move into `log_entries` with their index (`migrated` false), or
+ * migrated chain records, already there with their index, get the leaf hash just computed.
+ */
+async function storeBatch(tx: SqlExecutor, batch: SealedBatch, migrated: boolean): Promise<void> {
   for (const part of chunks(batch.leaves)) {
-    if (withLeafHashes) {
+    if (migrated) {
       const values = part.map(() => '(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT))').join(', ');
       await tx.run(`WITH v (id, idx, leaf_hash) AS (VALUES ${values}) UPDATE log_entries SET idx = v.idx, leaf_hash = v.leaf_hash FROM v WHERE log_entries.id = v.id`, part.flatMap((l) => [l.id, l.index, l.leafHash.toString('hex')]));
     } else {
-      // Only the index changes: the leaf-hash index is left untouched.
       const values = part.map(() => '(CAST(? AS BIGINT), CAST(? AS BIGINT))').join(', ');
-      await tx.run(`WITH v (id, idx) AS (VALUES ${values}) UPDATE log_entries SET idx = v.idx FROM v WHERE log_entries.id = v.id`, part.flatMap((l) => [l.id, l.index]));
+      const params = part.flatMap((l) => [l.id, l.index]);
+      await tx.run(`WITH v (id, idx) AS (VALUES ${values}) INSERT INTO log_entries (leaf_hash, entry, created_ms, idx) SELECT q.leaf_hash, q.entry, q.created_ms, v.idx FROM log_queue q JOIN v ON v.id = q.id ORDER BY v.idx`, params);
+      await tx.run(`DELETE FROM log_queue WHERE id IN (${placeholders(part.length)})`, part.map((l) => l.id));
     }
   }
   for (const part of chunks(batch.nodes)) {
@@ -97,7 +102,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
       await db.run('UPDATE log_sequencer SET holder = NULL, lease_until_ms = 0 WHERE id = 1 AND holder = ? AND epoch = ?', [lease.holder, lease.epoch]);
     },
     async hasPending(treeSize: number) {
-      if (await db.get('SELECT 1 AS x FROM log_entries WHERE idx IS NULL LIMIT 1')) return true;
+      if (await db.get('SELECT 1 AS x FROM log_queue LIMIT 1')) return true;
       return !migrationDone && (await db.get('SELECT 1 AS x FROM log_entries WHERE idx >= ? LIMIT 1', [treeSize])) !== undefined;
     },
 
@@ -118,7 +123,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
           });
           pending = migrated.map((r) => ({ id: Number(r.id), leafHash: hashLeaf(Buffer.from(r.entry, 'utf8')), createdMs: nowMs }));
         } else {
-          const rows = await tx.all<{ id: number; leaf_hash: string; created_ms: number }>('SELECT id, leaf_hash, created_ms FROM log_entries WHERE idx IS NULL ORDER BY id LIMIT ?', [limit]);
+          const rows = await tx.all<{ id: number; leaf_hash: string; created_ms: number }>('SELECT id, leaf_hash, created_ms FROM log_queue ORDER BY id LIMIT ?', [limit]);
           pending = rows.map((r) => ({ id: Number(r.id), leafHash: Buffer.from(r.leaf_hash, 'hex'), createdMs: Number(r.created_ms) }));
         }
         const batch = await seal({ size, head }, pending);
@@ -155,13 +160,16 @@ export function createLogStore(db: Database): LogStore & LogReader {
     },
 
     async pendingLeaves(limit: number) {
-      const rows = await db.all<{ leaf_hash: string; entry: string }>('SELECT leaf_hash, entry FROM log_entries WHERE idx IS NULL ORDER BY id LIMIT ?', [limit]);
+      const rows = await db.all<{ leaf_hash: string; entry: string }>('SELECT leaf_hash, entry FROM log_queue ORDER BY id LIMIT ?', [limit]);
       return rows.map((r) => ({ leafHash: Buffer.from(r.leaf_hash, 'hex'), entry: r.entry }));
     },
 
     async findLeaf(leafHash: Buffer) {
-      const r = await db.get<{ idx: number | null }>('SELECT idx FROM log_entries WHERE leaf_hash = ? ORDER BY idx LIMIT 1', [leafHash.toString('hex')]);
-      return r ? { index: r.idx === null ? null : Number(r.idx) } : undefined;
+      const hex = leafHash.toString('hex');
+      const r = await db.get<{ idx: number }>('SELECT idx FROM log_entries WHERE leaf_hash = ? ORDER BY idx LIMIT 1', [hex]);
+      if (r) return { index: Number(r.idx) };
+      // Still queued? (The queue holds what the next batch takes: small, scanned.)
+      return (await db.get('SELECT 1 AS x FROM log_queue WHERE leaf_hash = ? LIMIT 1', [hex])) ? { index: null } : undefined;
     },
 
     async heads(fromSize: number, limit: number): Promise<SignedTreeHead[]> {
@@ -179,7 +187,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
     },
 
     async pendingCount(treeSize: number) {
-      const r = await db.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM log_entries WHERE idx IS NULL OR idx >= ?', [treeSize]);
+      const r = await db.get<{ n: number | string }>('SELECT (SELECT COUNT(*) FROM log_queue) + (SELECT COUNT(*) FROM log_entries WHERE idx >= ?) AS n', [treeSize]);
       return Number(r?.n ?? 0);
     },
   };

@@ -1,8 +1,9 @@
 import type { Migration } from '../database.js';
 
 /**
- * The transparency log (ids 210–219; docs/audit.md). `log_entries` holds every entry: writers insert
- * with `idx` NULL, the sequencer gives indices in batches. `log_nodes` keeps the perfect subtree hashes
+ * The transparency log (ids 210–219; docs/audit.md). Writers append entries to `log_queue` (since 212;
+ * before, to `log_entries` with `idx` NULL); the sequencer moves them in batches into `log_entries` with
+ * their index. `log_nodes` keeps the perfect subtree hashes
  * of level ≥ 1 (leaf hashes stay in `log_entries`), from which proofs are served; `log_heads` every signed
  * tree head; `log_sequencer` the one lease row.
  *
@@ -53,5 +54,21 @@ INSERT INTO log_entries (leaf_hash, entry, created_ms, idx) SELECT '', record, 0
     // The unique index on idx already finds the pending (NULL) entries; a second index only made every
     // write and every sequencing update dearer.
     sql: 'DROP INDEX IF EXISTS log_entries_pending;',
+  },
+  {
+    id: 212,
+    name: 'transparency log: writers append to a queue that holds nothing but its key',
+    // An entry written into log_entries touched three b-trees (the table, the index of log indices, the
+    // leaf-hash index). Writers now insert into log_queue (its key only), the cheapest durable write; the
+    // sequencer moves each batch into log_entries with its index, in one transaction.
+    sql: `
+CREATE TABLE IF NOT EXISTS log_queue (
+  id {{serial}},
+  leaf_hash TEXT NOT NULL,
+  entry TEXT NOT NULL,
+  created_ms {{bigint}} NOT NULL
+);
+INSERT INTO log_queue (leaf_hash, entry, created_ms) SELECT leaf_hash, entry, created_ms FROM log_entries WHERE idx IS NULL ORDER BY id;
+DELETE FROM log_entries WHERE idx IS NULL;`,
   },
 ];

@@ -79,7 +79,7 @@ describe('vault maintenance across replicas (PostgreSQL)', { skip }, () => {
       assert.equal(versions.items.length, 2, `rot${k} has one rotation`);
     }
     // Every audit record is a log entry (no sequencer runs here: they wait for their index).
-    const rows = await dbs[0]!.all<{ entry: string }>('SELECT entry FROM log_entries ORDER BY id');
+    const rows = await dbs[0]!.all<{ entry: string }>('SELECT entry FROM log_queue UNION ALL SELECT entry FROM log_entries');
     const records = rows.map((r) => JSON.parse(r.entry) as { operation: string; principal: string });
     assert.equal(records.filter((r) => r.operation === 'rotate' && r.principal === 'conclave:maintenance').length, KEYS);
     assert.equal(records.filter((r) => r.operation === 'purge' && r.principal === 'conclave:maintenance').length, KEYS);
