@@ -7,7 +7,7 @@
  * facts these claims state (attestation/policy/defaults.ts).
  */
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { toHex } from '../core/bytes.js';
+import { b64url, toHex } from '../core/bytes.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import { pemToDer } from '../core/x509.js';
 import type { AzureVtpmEvidence } from '../evidence/azure-vtpm/evidence.js';
@@ -221,5 +221,5 @@ export function sealTokenToTpmKey(token: string, key: { n: string; e: string }):
     Jwt: jwt.toString('base64'),
   };
   aesKey.fill(0);
-  return Buffer.from(JSON.stringify(sealed)).toString('base64url');
+  return b64url(JSON.stringify(sealed));
 }

@@ -14,7 +14,7 @@
  * and VBS enclave reports are refused with `tpm.unsupported`.
  */
 import { type KeyObject, createHash, randomBytes } from 'node:crypto';
-import { constantTimeEqual, fromB64 } from '../core/bytes.js';
+import { b64url, constantTimeEqual, fromB64 } from '../core/bytes.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import { decodeJws, signJwsAsync, verifyJwsSignature } from '../core/jwt.js';
 import { parseCertificate, publicKeyOf, verifyChain } from '../core/x509.js';
@@ -144,7 +144,7 @@ export function createTpmProtocol(deps: TpmProtocolDeps, aikRoots: readonly Uint
   async function serviceContext(challenge: Buffer): Promise<string> {
     const { privateKey } = await deps.signer();
     const exp = Math.floor(deps.now().getTime() / 1000) + TPM_CHALLENGE_SECONDS;
-    return Buffer.from(await signJwsAsync({ alg: 'RS256', typ: 'maa-tpm-context' }, { challenge: challenge.toString('base64url'), exp }, privateKey)).toString('base64url');
+    return b64url(await signJwsAsync({ alg: 'RS256', typ: 'maa-tpm-context' }, { challenge: challenge.toString('base64url'), exp }, privateKey));
   }
 
   async function checkContext(contextField: unknown, challenge: Uint8Array): Promise<void> {

@@ -15,6 +15,7 @@ import { createLogger, startServer } from '../main.js';
 import { attest, releaseKey } from '../sdk/index.js';
 import { exchangeJson } from '../sdk/http.js';
 import { CliError } from './output.js';
+import { b64url } from '../core/bytes.js';
 
 const MEASUREMENT = '5e'.repeat(48);
 const MRENCLAVE = 'c1'.repeat(32);
@@ -70,7 +71,7 @@ export async function runDemo(ctx: Ctx): Promise<void> {
     kty: 'RSA-HSM',
     key_size: 2048,
     attributes: { exportable: true },
-    release_policy: { contentType: 'application/json; charset=utf-8', data: Buffer.from(JSON.stringify(policy)).toString('base64url') },
+    release_policy: { contentType: 'application/json; charset=utf-8', data: b64url(JSON.stringify(policy)) },
   });
   wire(`← 200 kid ${created.key.kid}`);
 
@@ -109,7 +110,7 @@ export async function runDemo(ctx: Ctx): Promise<void> {
   wire(`the released key ${releasedN === created.key.n ? 'IS' : 'is NOT'} the vault key ${keyName}`);
 
   step(6, 'Use it: the vault encrypts with the public key; only the VM can decrypt');
-  const enc = await call(ctx, accessToken, 'POST', `/keys/${keyName}/encrypt?api-version=7.4`, { alg: 'RSA-OAEP-256', value: Buffer.from('hello from the vault').toString('base64url') });
+  const enc = await call(ctx, accessToken, 'POST', `/keys/${keyName}/encrypt?api-version=7.4`, { alg: 'RSA-OAEP-256', value: b64url('hello from the vault') });
   const { privateDecrypt, constants } = await import('node:crypto');
   const plain = privateDecrypt({ key: released.keyObject, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(enc.value, 'base64url'));
   wire(`decrypted inside the VM: "${plain.toString()}"`);
@@ -121,13 +122,13 @@ export async function runDemo(ctx: Ctx): Promise<void> {
     kty: 'oct-HSM',
     key_size: 256,
     attributes: { exportable: true },
-    release_policy: { data: Buffer.from(JSON.stringify(sgxPolicy)).toString('base64url') },
+    release_policy: { data: b64url(JSON.stringify(sgxPolicy)) },
   });
   const sgx = sim.evidence({ tee: 'sgx', runtimeData, mrenclave: MRENCLAVE });
   const sgxToken = await attest({ attestationUrl: ctx.url, evidence: { path: sgx.path, body: sgx.body }, ca: ctx.ca });
   wire(`← token with x-ms-sgx-mrenclave ${String(claimsOf(sgxToken)['x-ms-sgx-mrenclave']).slice(0, 16)}…`);
   const aes = await releaseKey({ vaultUrl: ctx.url, keyName: octName, token: sgxToken, credential, privateKey: workload.privateKey, ca: ctx.ca, trustStore: ctx.ca });
-  const sealed = await call(ctx, accessToken, 'POST', `/keys/${octName}/encrypt?api-version=7.4`, { alg: 'A256GCM', value: Buffer.from('sealed for the enclave').toString('base64url') });
+  const sealed = await call(ctx, accessToken, 'POST', `/keys/${octName}/encrypt?api-version=7.4`, { alg: 'A256GCM', value: b64url('sealed for the enclave') });
   const key = Buffer.from(String(aes.jwk.k), 'base64url');
   const d = createDecipheriv('aes-256-gcm', key, Buffer.from(sealed.iv, 'base64url'));
   d.setAuthTag(Buffer.from(sealed.tag, 'base64url'));
@@ -171,7 +172,7 @@ async function confidentialAi(ctx: Ctx, accessToken: string, credential: Ctx['ad
     kty: 'oct-HSM',
     key_size: 256,
     attributes: { exportable: true },
-    release_policy: { data: Buffer.from(JSON.stringify(aiPolicy)).toString('base64url') },
+    release_policy: { data: b64url(JSON.stringify(aiPolicy)) },
   });
   const vm = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const runtimeData = new TextEncoder().encode(JSON.stringify({ keys: [{ ...vm.publicKey.export({ format: 'jwk' }), kid: 'ai-vm-key', key_ops: ['encrypt'] }] }));

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { LATEST_API_VERSION } from '../vault/key.js';
 import { type ClientFlags, createServerClient, withClientOptions } from './client.js';
 import { CliError, defaultFormat, type OutputFormat, printResult } from './output.js';
+import { b64url } from '../core/bytes.js';
 
 type Flags = ClientFlags & { output?: OutputFormat };
 
@@ -46,7 +47,7 @@ function releasePolicyOf(file: string, immutable: boolean): Record<string, unkno
   } catch {
     throw new CliError(`${file} is not JSON`, 'a release policy is a JSON document (see docs/release-policy.md)', 2);
   }
-  return { contentType: 'application/json; charset=utf-8', data: Buffer.from(text).toString('base64url'), immutable };
+  return { contentType: 'application/json; charset=utf-8', data: b64url(text), immutable };
 }
 
 /** Bytes from a base64url/base64 value or a file (`@path`). */
@@ -211,7 +212,7 @@ export function registerKey(program: Command): void {
       }
       const privateKey = createPrivateKey(readText(f.privateKey));
       const material = unwrapKeyTransfer(String(released.key_hsm), privateKey);
-      const jwk = released.kty === 'oct' || released.kty === 'oct-HSM' ? { kty: 'oct', k: Buffer.from(material).toString('base64url') } : createPrivateKey({ key: Buffer.from(material), format: 'der', type: 'pkcs8' }).export({ format: 'jwk' });
+      const jwk = released.kty === 'oct' || released.kty === 'oct-HSM' ? { kty: 'oct', k: b64url(material) } : createPrivateKey({ key: Buffer.from(material), format: 'der', type: 'pkcs8' }).export({ format: 'jwk' });
       printResult({ kid: released.kid, key: jwk }, 'json');
     });
 

@@ -4,6 +4,7 @@ import type { EvidenceSource, MaaEvidence, Tee } from './sources/types.js';
 import type { GpuEvidenceCollector } from './sources/nvidia-gpu.js';
 import { gpuNonceFor } from '../evidence/nvidia/nonce.js';
 import { serializeGpuEvidence } from '../evidence/nvidia/serialized.js';
+import { b64url } from '../core/bytes.js';
 
 /** What MAA clients send today (the JS SDK and the sidecar use 2020-10-01; the docs list 2022-08-01). */
 export const MAA_API_VERSION = '2022-08-01';
@@ -47,7 +48,7 @@ export async function attest(opts: AttestOptions): Promise<string> {
   } else if (opts.evidence) {
     evidence = opts.evidence;
     if (opts.runtimeData) {
-      evidence = { path: evidence.path, body: { ...evidence.body, runtimeData: { data: Buffer.from(opts.runtimeData).toString('base64url'), dataType: opts.runtimeDataType ?? 'JSON' } } };
+      evidence = { path: evidence.path, body: { ...evidence.body, runtimeData: { data: b64url(opts.runtimeData), dataType: opts.runtimeDataType ?? 'JSON' } } };
     }
   } else if (opts.source) {
     evidence = await opts.source.getEvidence(opts.runtimeData ?? new Uint8Array(0), {

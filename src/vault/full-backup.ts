@@ -20,11 +20,12 @@ import { checkKeyName } from './key.js';
 import type { Principal, RoleAssignment, RoleDefinition } from './roles.js';
 import { deserializeRotationPolicy, serializeRotationPolicy } from './rotation.js';
 import type { BackupJob, KeySnapshot, VaultSnapshot } from './store.js';
+import { b64url } from '../core/bytes.js';
 
 export const FULL_BACKUP_FILE = 'conclave-vault-backup.json';
 const FORMAT = 'conclave-vault-backup/1';
 const AAD = 'vault-full-backup:v1';
-const u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+const u = b64url;
 
 interface SealedFile {
   readonly format: string;

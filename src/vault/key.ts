@@ -7,6 +7,7 @@ import { fail } from '../core/errors.js';
 import type { CurveName, KeyFamily, KeySpec, PrivateJwk, PublicJwk } from './ports.js';
 import type { ApiVersion } from './api-version.js';
 import { canonicalReleasePolicyJson, parseReleasePolicyData } from './release/index.js';
+import { b64url } from '../core/bytes.js';
 
 export const KEY_TYPES = ['RSA', 'RSA-HSM', 'EC', 'EC-HSM', 'oct', 'oct-HSM'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -400,7 +401,7 @@ export function attributesWire(view: KeyView, a: KeyAttributes, provider?: strin
 }
 
 export function releasePolicyWire(p: StoredReleasePolicy): { contentType: string; data: string; immutable: boolean } {
-  return { contentType: RELEASE_POLICY_CONTENT_TYPE, data: Buffer.from(p.json, 'utf8').toString('base64url'), immutable: p.immutable };
+  return { contentType: RELEASE_POLICY_CONTENT_TYPE, data: b64url(p.json), immutable: p.immutable };
 }
 
 /** The public JWK of a version with kid, kty and key_ops (never private members). */

@@ -27,6 +27,7 @@ import {
 import type { ProtectedKey } from './ports.js';
 import type { Principal } from './roles.js';
 import { DEFAULT_ROTATION_POLICY, deserializeRotationPolicy, parseRotationPolicy, type RotationPolicy, rotatedExpiry, rotationPolicyWire, serializeRotationPolicy } from './rotation.js';
+import { b64url } from '../core/bytes.js';
 
 const BACKUP_AAD = 'vault-key-backup:v1';
 const BACKUP_FORMAT = 'conclave-key-backup/1';
@@ -35,7 +36,7 @@ export function newVersionId(): string {
   return randomBytes(16).toString('hex');
 }
 
-const u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+const u = b64url;
 
 /** A version made by rotation: the latest's type, size/curve, key_ops, tags and release policy, new material. */
 export async function rotatedVersion(core: VaultCore, cur: KeyVersion, policy: RotationPolicy | undefined): Promise<KeyVersion> {

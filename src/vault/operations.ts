@@ -24,6 +24,7 @@ import {
   verifyTargetToken,
 } from './release/index.js';
 import type { Principal } from './roles.js';
+import { b64url } from '../core/bytes.js';
 
 function b64(v: unknown, field: string, required: boolean): Uint8Array | undefined {
   if (v === undefined || v === null) {
@@ -34,7 +35,7 @@ function b64(v: unknown, field: string, required: boolean): Uint8Array | undefin
   return new Uint8Array(Buffer.from(v, 'base64url'));
 }
 
-const u = (b: Uint8Array) => Buffer.from(b).toString('base64url');
+const u = b64url;
 
 /** Key-wrap algorithms: for wrapKey/unwrapKey only (AES KW of JWA, and the PKCS#11 names Managed HSM accepts). */
 const isWrapAlgorithm = (alg: string) => /KW$/.test(alg) || alg.startsWith('CKM_AES_KEY_WRAP');

@@ -1,6 +1,7 @@
 import { fail } from '../../core/errors.js';
 import { parseCertificate, parseCrl } from '../../core/x509.js';
 import { topLevelMembers } from '../../evidence/dcap/signed-json.js';
+import type { DcapTee } from '../../core/tee.js';
 import { parseOcspResponse } from '../../core/ocsp.js';
 
 /**
@@ -29,7 +30,8 @@ export const COLLATERAL_KINDS = [
 ] as const;
 export type CollateralKind = (typeof COLLATERAL_KINDS)[number];
 
-export type Tee = 'sgx' | 'tdx';
+/** The TEEs whose collateral is Intel's (PCS routes, TCB info, identities). */
+export type Tee = DcapTee;
 export type PcsVersion = 'v3' | 'v4';
 
 /** Header-borne facts of an answer, in the vendor's words. */

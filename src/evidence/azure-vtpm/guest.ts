@@ -14,7 +14,7 @@
  * SNP `Proof` = base64(JSON {SnpReport: base64url(report), VcekCertChain: base64(PEM VCEK ‖ ASK ‖ ARK)});
  * TDX `Proof` = base64(TD quote).
  */
-import { fromB64 } from '../../core/bytes.js';
+import { b64url, fromB64 } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import { TPM_ALG } from '../tpm/structures.js';
 import type { PcrValue } from '../tpm/quote.js';
@@ -182,10 +182,10 @@ export function encodeGuestAttestationInfo(i: GuestAttestationInfo): string {
           : {
               Type: 'SevSnp',
               Evidence: {
-                Proof: b(JSON.stringify({ SnpReport: Buffer.from(iso.snpReport).toString('base64url'), VcekCertChain: iso.vcekCertChainPem ? b(iso.vcekCertChainPem) : '' })),
+                Proof: b(JSON.stringify({ SnpReport: b64url(iso.snpReport), VcekCertChain: iso.vcekCertChainPem ? b(iso.vcekCertChainPem) : '' })),
                 RunTimeData: b(iso.runtimeData),
               },
             },
   };
-  return Buffer.from(JSON.stringify(doc)).toString('base64url');
+  return b64url(JSON.stringify(doc));
 }

@@ -1,5 +1,6 @@
 import { type KeyObject, createPublicKey } from 'node:crypto';
 import { fail } from '../../core/errors.js';
+import { b64url } from '../../core/bytes.js';
 
 /**
  * Public keys imported into node:crypto, keyed by the key bytes themselves. Importing a key costs more
@@ -25,7 +26,7 @@ function remember(id: string, make: () => KeyObject): KeyObject {
 
 function p256Jwk(xy: Uint8Array): KeyObject {
   return createPublicKey({
-    key: { kty: 'EC', crv: 'P-256', x: Buffer.from(xy.subarray(0, 32)).toString('base64url'), y: Buffer.from(xy.subarray(32, 64)).toString('base64url') },
+    key: { kty: 'EC', crv: 'P-256', x: b64url(xy.subarray(0, 32)), y: b64url(xy.subarray(32, 64)) },
     format: 'jwk',
   });
 }

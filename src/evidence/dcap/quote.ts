@@ -2,6 +2,7 @@ import { ByteReader } from '../../core/bytes.js';
 import { type ConclaveError, fail } from '../../core/errors.js';
 import { SGX_REPORT_BODY, SGX_REPORT_BODY_SIZE, type SgxReportBody } from '../sgx/report-body.js';
 import { TD_REPORT_10, TD_REPORT_10_SIZE, TD_REPORT_15, TD_REPORT_15_SIZE, type TdReport10, type TdReport15 } from '../tdx/td-report.js';
+import type { DcapTee } from '../../core/tee.js';
 import { type Decoded, decodeLayout, encodeLayout } from './layout.js';
 
 /**
@@ -73,7 +74,7 @@ export interface Quote {
   readonly size: number;
 }
 
-export type Tee = 'sgx' | 'tdx';
+export type Tee = DcapTee;
 
 export function teeOf(quote: Quote): Tee {
   return quote.body.kind === 'sgx' ? 'sgx' : 'tdx';

@@ -4,7 +4,7 @@
  * and the SDK's replay device use the encoders). All TPM structures are big-endian (Part 2 §1).
  */
 import { createHash } from 'node:crypto';
-import { ByteReader } from '../../core/bytes.js';
+import { b64url, ByteReader } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 
 /** TPM_ALG_ID values used here (Part 2 §6.3). */
@@ -366,11 +366,11 @@ export function publicAreaJwk(p: TpmtPublic): { kty: 'RSA'; n: string; e: string
     let eb = Buffer.alloc(4);
     eb.writeUInt32BE(e);
     while (eb.length > 1 && eb[0] === 0) eb = eb.subarray(1);
-    return { kty: 'RSA', n: Buffer.from(p.modulus).toString('base64url'), e: eb.toString('base64url') };
+    return { kty: 'RSA', n: b64url(p.modulus), e: eb.toString('base64url') };
   }
   const crv = CURVES[p.curveId];
   if (!crv) throw fail('tpm.unsupported', `ECC curve 0x${p.curveId.toString(16)} is not supported`, { curveId: p.curveId });
-  return { kty: 'EC', crv, x: Buffer.from(p.x).toString('base64url'), y: Buffer.from(p.y).toString('base64url') };
+  return { kty: 'EC', crv, x: b64url(p.x), y: b64url(p.y) };
 }
 
 /** TPM2B_NAME of an object: nameAlg ‖ H_nameAlg(TPMT_PUBLIC) (Part 1 §16). */

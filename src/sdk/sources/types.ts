@@ -1,3 +1,5 @@
+import type { Tee } from '../../core/tee.js';
+
 /** The MAA attestation routes the SDK produces evidence for (skr-maa-protocol.md §4.1). */
 export type MaaAttestPath = '/attest/SgxEnclave' | '/attest/SevSnpVm' | '/attest/TdxVm' | '/attest/AzureGuest';
 
@@ -7,7 +9,7 @@ export interface MaaEvidence {
   readonly body: Record<string, unknown>;
 }
 
-export type Tee = 'sgx' | 'tdx' | 'snp';
+export type { Tee };
 
 export interface EvidenceOptions {
   /** How MAA reads the runtime data: `JSON` → `x-ms-runtime`, `Binary` → `x-ms-sgx-ehd` (default JSON). */

@@ -11,6 +11,7 @@ import type { AppContext } from '../context.js';
 import { registerAccessControlRoutes } from './access-control.js';
 import { logPlugin } from '../log/plugin.js';
 import { registerBackupRoutes } from './backup.js';
+import { b64url } from '../../core/bytes.js';
 
 /** The tenant the challenge names: any GUID works for the SDK, which passes it to the credential as `tenantId`. */
 export const CHALLENGE_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -51,7 +52,7 @@ function paging(q: URLSearchParams): { offset: number; limit: number } {
 
 function nextLink(base: string, path: string, apiVersion: string, limit: number, next: number | undefined): string | null {
   if (next === undefined) return null;
-  const q = new URLSearchParams({ 'api-version': apiVersion, $skiptoken: Buffer.from(String(next)).toString('base64url'), maxresults: String(limit) });
+  const q = new URLSearchParams({ 'api-version': apiVersion, $skiptoken: b64url(String(next)), maxresults: String(limit) });
   return `${base}${path}?${q.toString()}`;
 }
 

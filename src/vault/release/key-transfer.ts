@@ -18,6 +18,7 @@ import { fail } from '../../core/errors.js';
 import type { Jwk, KeyTransferEnc, KeyTransferWrap, WrappedKeyParts } from './ports.js';
 import { lookupClaim } from './policy.js';
 import { importJwk } from './target-token.js';
+import { b64url } from '../../core/bytes.js';
 
 export const KEY_TRANSFER_ENCS = ['CKM_RSA_AES_KEY_WRAP', 'RSA_AES_KEY_WRAP_256', 'RSA_AES_KEY_WRAP_384'] as const;
 
@@ -166,7 +167,7 @@ export function assembleTransferBlob(parts: WrappedKeyParts, opts: { enc: KeyTra
     ciphertext: Buffer.concat([parts.wrappedKek, parts.wrappedKey]).toString('base64url'),
     generator: opts.generator ?? TRANSFER_BLOB_GENERATOR,
   };
-  return Buffer.from(JSON.stringify(blob), 'utf8').toString('base64url');
+  return b64url(JSON.stringify(blob));
 }
 
 /** `key_hsm` for key material, wrapped with node:crypto. */

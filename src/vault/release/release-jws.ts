@@ -4,6 +4,7 @@
  * parses them [SIDECAR akv.go jwsHeader]; unpadded base64url segments.
  */
 import { createHash } from 'node:crypto';
+import { b64url as b64u } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import type { KeyTransferEnc, ReleaseSigner } from './ports.js';
 import { decodeJws, type JwsHeader } from './target-token.js';
@@ -44,10 +45,6 @@ export interface ReleaseResponsePayload {
       readonly release_policy: ReleasePolicyBundle;
     };
   };
-}
-
-function b64u(b: Uint8Array | string): string {
-  return (typeof b === 'string' ? Buffer.from(b, 'utf8') : Buffer.from(b.buffer, b.byteOffset, b.byteLength)).toString('base64url');
 }
 
 /** The release payload, key order as in the swagger example and the sidecar structs. */
