@@ -75,7 +75,7 @@ const RULES: Record<string, { values: readonly string[]; types?: readonly string
   // Adapters implement the domains' ports.
   storage: { values: ['core', 'vault', 'log', 'collateral', 'attestation'] },
   hsm: { values: ['core', 'vault'], types: ['storage'] },
-  upstream: { values: ['core', 'evidence', 'collateral', 'attestation', 'vault'] },
+  upstream: { values: ['core', 'evidence', 'collateral', 'attestation', 'vault', 'sdk'] },
   sdk: { values: ['core', 'evidence', 'log', 'wire'] },
   agent: { values: ['core', 'sdk', 'wire'] },
   server: { values: ['core', 'evidence', 'collateral', 'attestation', 'vault', 'log', 'config', 'wire'], types: ['storage', 'hsm'] },

@@ -4,10 +4,10 @@
  * The server's local CA (`<data-dir>/tls/ca.pem`, or `--ca`/CONCLAVE_CA) is trusted besides system CAs.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { request } from 'node:https';
 import { join, resolve } from 'node:path';
 import { rootCertificates } from 'node:tls';
 import type { Command } from 'commander';
+import { exchange } from '../sdk/http.js';
 import { CliError } from './output.js';
 
 export interface ClientFlags {
@@ -39,18 +39,20 @@ interface HttpAnswer {
   text: string;
 }
 
-function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, ca: string[]): Promise<HttpAnswer> {
-  return new Promise((resolvePromise, reject) => {
-    const req = request(url, { method, headers, ca, timeout: 30_000 }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', (e) => reject(new CliError(`cannot reach ${url.origin}: ${e.message}`, 'is `conclave serve` running, and is --url right?', 2)));
-    if (body !== undefined) req.write(body);
-    req.end();
+/** One exchange with the server through the shared client (src/sdk/http.ts); a failure is a usage error (exit 2). */
+async function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, ca: string[]): Promise<HttpAnswer> {
+  const r = await exchange(url, {
+    method,
+    headers,
+    ...(body !== undefined ? { body } : {}),
+    ca,
+    timeoutMs: 30_000,
+    fault: (reason, u, d) => {
+      const why = reason === 'too_large' ? `the answer exceeds ${d.maxBytes} bytes` : reason === 'network' ? (d.cause?.message ?? 'failed') : `no complete answer within ${d.limitMs} ms`;
+      return new CliError(`cannot reach ${u.origin}: ${why}`, 'is `conclave serve` running, and is --url right?', 2);
+    },
   });
+  return { status: r.status, text: r.body.toString('utf8') };
 }
 
 function errorText(a: HttpAnswer): string {

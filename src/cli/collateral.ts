@@ -1,7 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { decodeBundle, encodeBundle } from '../collateral/cache/bundle.js';
 import { verifyCollateralItem } from '../collateral/cache/verify.js';
@@ -10,6 +8,7 @@ import { isConclaveError } from '../core/errors.js';
 import { openDatabase } from '../storage/open.js';
 import { createCollateralStore } from '../storage/collateral-store.js';
 import { MIGRATIONS } from '../storage/migrations/index.js';
+import { createServerClient } from './client.js';
 import { CliError, defaultFormat, printResult } from './output.js';
 import { qcnlConfig, trustInstructions } from './qcnl-config.js';
 
@@ -48,47 +47,10 @@ interface AdminFlags {
   caFile?: string;
 }
 
-function send(method: string, url: string, ca: Buffer | undefined, headers: Record<string, string>, body?: string): Promise<{ status: number; text: string }> {
-  return new Promise((res, rej) => {
-    const u = new URL(url);
-    const req = (u.protocol === 'https:' ? httpsRequest : httpRequest)(u, { method, headers, ...(ca ? { ca } : {}) }, (r) => {
-      const c: Buffer[] = [];
-      r.on('data', (d: Buffer) => c.push(d));
-      r.on('end', () => res({ status: r.statusCode ?? 0, text: Buffer.concat(c).toString('utf8') }));
-    });
-    req.on('error', (e) => rej(new CliError(`cannot reach ${u.origin}: ${e.message}`, 'check --url and that conclave serve is running', 3)));
-    if (body !== undefined) req.write(body);
-    req.end();
-  });
-}
-
-/** Calls the admin API with the administrator's credential (admin.json or CONCLAVE_CLIENT_ID/SECRET). */
+/** Calls the admin API as the administrator: the CLI's one client and credential resolution (client.ts). */
 async function adminCall(flags: AdminFlags, method: string, path: string, body?: unknown): Promise<unknown> {
-  const dataDir = resolve(flags.dataDir ?? process.env.CONCLAVE_DATA_DIR ?? './data');
-  const caPath = flags.caFile ?? join(dataDir, 'tls', 'ca.pem');
-  const ca = existsSync(caPath) ? readFileSync(caPath) : undefined;
-  let id = process.env.CONCLAVE_CLIENT_ID;
-  let secret = process.env.CONCLAVE_CLIENT_SECRET;
-  if (!id || !secret) {
-    const p = join(dataDir, 'admin.json');
-    if (!existsSync(p)) throw new CliError(`no admin credential at ${p}`, 'pass --data-dir or set CONCLAVE_CLIENT_ID and CONCLAVE_CLIENT_SECRET', 2);
-    const cred = JSON.parse(readFileSync(p, 'utf8')) as { clientId: string; clientSecret: string };
-    id = cred.clientId;
-    secret = cred.clientSecret;
-  }
-  const base = flags.url.replace(/\/+$/, '');
-  const tok = await send('POST', `${base}/oauth2/token`, ca, { 'content-type': 'application/x-www-form-urlencoded' }, new URLSearchParams({ grant_type: 'client_credentials', client_id: id, client_secret: secret }).toString());
-  if (tok.status !== 200) throw new CliError(`token request failed (${tok.status})`, 'check the admin credential', 3);
-  const token = (JSON.parse(tok.text) as { access_token: string }).access_token;
-  const headers: Record<string, string> = { authorization: `Bearer ${token}` };
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  const r = await send(method, `${base}${path}`, ca, headers, body === undefined ? undefined : JSON.stringify(body));
-  const parsed = r.text ? (JSON.parse(r.text) as unknown) : {};
-  if (r.status >= 400) {
-    const e = (parsed as { error?: { code?: string; message?: string } }).error;
-    throw new CliError(`${e?.code ?? r.status}: ${e?.message ?? r.text}`, undefined, 1);
-  }
-  return parsed;
+  const client = createServerClient({ url: flags.url, ...(flags.dataDir ? { dataDir: flags.dataDir } : {}), ...(flags.caFile ? { ca: flags.caFile } : {}) });
+  return (await client.call(method, path, body)) ?? {};
 }
 
 function jsonArg(v: string): unknown {

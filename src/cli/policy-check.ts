@@ -8,6 +8,7 @@ import type { Command } from 'commander';
 import { isConclaveError } from '../core/errors.js';
 import { evaluateReleasePolicy, explainDecision, parseReleasePolicy, type ReleasePolicy } from '../vault/release/policy.js';
 import { decodeJws } from '../vault/release/target-token.js';
+import { CliError } from './output.js';
 
 export interface PolicyCheckOptions {
   /** Path of the policy JSON (the file `az keyvault key create --policy` takes). */
@@ -30,13 +31,14 @@ const processIo: PolicyCheckIo = {
   stderr: (t) => process.stderr.write(t),
 };
 
-class UsageError extends Error {}
+/** A usage or input problem: exit 2 (README.md, CLI). */
+const usageError = (message: string) => new CliError(message, undefined, 2);
 
 async function readText(path: string, what: string): Promise<string> {
   try {
     return await readFile(path, 'utf8');
   } catch (e) {
-    throw new UsageError(`cannot read ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw usageError(`cannot read ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
 
@@ -47,13 +49,13 @@ function tokenClaims(text: string): Record<string, unknown> {
       const body = JSON.parse(jwt) as { token?: unknown };
       if (typeof body.token === 'string') jwt = body.token;
     } catch {
-      throw new UsageError('token file is neither a JWT nor JSON {"token": "..."}');
+      throw usageError('token file is neither a JWT nor JSON {"token": "..."}');
     }
   }
   try {
     return decodeJws(jwt).payload;
   } catch (e) {
-    throw new UsageError(`token file does not hold a decodable JWT: ${(e as Error).message}`);
+    throw usageError(`token file does not hold a decodable JWT: ${(e as Error).message}`);
   }
 }
 
@@ -64,27 +66,27 @@ async function loadClaims(opts: PolicyCheckOptions): Promise<{ claims: Record<st
   try {
     claims = JSON.parse(text);
   } catch (e) {
-    throw new UsageError(`claims file is not JSON: ${(e as Error).message}`);
+    throw usageError(`claims file is not JSON: ${(e as Error).message}`);
   }
-  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new UsageError('claims file must hold a JSON object');
+  if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw usageError('claims file must hold a JSON object');
   return { claims: claims as Record<string, unknown>, source: 'claims' };
 }
 
 /** Runs the dry run, prints the decision with its full trace as JSON, and returns the exit code. */
 export async function policyCheckCommand(opts: PolicyCheckOptions, io: PolicyCheckIo = processIo): Promise<number> {
   try {
-    if ((opts.token === undefined) === (opts.claims === undefined)) throw new UsageError('give exactly one of --token or --claims');
+    if ((opts.token === undefined) === (opts.claims === undefined)) throw usageError('give exactly one of --token or --claims');
     let policy: ReleasePolicy;
     const policyText = await readText(opts.policy, 'policy');
     try {
       policy = parseReleasePolicy(policyText);
     } catch (e) {
       if (!isConclaveError(e, 'release.policy_invalid')) throw e;
-      throw new UsageError(`${e.message} (${JSON.stringify(e.detail)})`);
+      throw usageError(`${e.message} (${JSON.stringify(e.detail)})`);
     }
     const { claims, source } = await loadClaims(opts);
     const issuer = opts.issuer ?? (typeof claims.iss === 'string' ? claims.iss : undefined);
-    if (issuer === undefined) throw new UsageError('the claims have no iss; give --issuer');
+    if (issuer === undefined) throw usageError('the claims have no iss; give --issuer');
     const decision = evaluateReleasePolicy(policy, claims, issuer);
     const report = {
       dryRun: true,
@@ -101,7 +103,7 @@ export async function policyCheckCommand(opts: PolicyCheckOptions, io: PolicyChe
     io.stdout(`${JSON.stringify(report, null, 2)}\n`);
     return decision.released ? 0 : 1;
   } catch (e) {
-    if (e instanceof UsageError) {
+    if (e instanceof CliError && e.exitCode === 2) {
       io.stderr(`error: ${e.message}\n`);
       return 2;
     }

@@ -22,6 +22,7 @@ import {
   verifySnpReport,
 } from '../evidence/snp/index.js';
 import { fetchVcek } from '../upstream/kds.js';
+import { CliError } from './output.js';
 
 export interface VerifySnpOptions {
   /** VCEK/VLEK file: DER, PEM (optionally followed by ASK and ARK), or a THIM AMD certification JSON. */
@@ -49,13 +50,14 @@ const processIo: VerifySnpIo = {
   stderr: (t) => process.stderr.write(t),
 };
 
-class UsageError extends Error {}
+/** A usage or input problem: exit 2 (README.md, CLI). */
+const usageError = (message: string) => new CliError(message, undefined, 2);
 
 async function readBytes(path: string, what: string): Promise<Uint8Array> {
   try {
     return new Uint8Array(await readFile(path));
   } catch (e) {
-    throw new UsageError(`cannot read ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw usageError(`cannot read ${what} file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
 
@@ -103,9 +105,9 @@ export async function verifySnpCommand(evidenceFile: string, opts: VerifySnpOpti
   let initTimeData: Uint8Array | undefined;
   try {
     at = opts.at === undefined ? new Date() : new Date(opts.at);
-    if (Number.isNaN(at.getTime())) throw new UsageError(`--at "${opts.at}" is not an ISO-8601 time`);
+    if (Number.isNaN(at.getTime())) throw usageError(`--at "${opts.at}" is not an ISO-8601 time`);
     if (opts.format !== undefined && !(FORMATS as readonly string[]).includes(opts.format)) {
-      throw new UsageError(`--format must be one of ${FORMATS.join(', ')}`);
+      throw usageError(`--format must be one of ${FORMATS.join(', ')}`);
     }
     evidence = await readBytes(evidenceFile, 'evidence');
     if (opts.vcek) {
@@ -117,7 +119,7 @@ export async function verifySnpCommand(evidenceFile: string, opts: VerifySnpOpti
     if (opts.runtimeData) runtimeData = await readBytes(opts.runtimeData, 'runtime data');
     if (opts.initTimeData) initTimeData = await readBytes(opts.initTimeData, 'init-time data');
   } catch (e) {
-    if (e instanceof UsageError || isConclaveError(e)) {
+    if ((e instanceof CliError && e.exitCode === 2) || isConclaveError(e)) {
       io.stderr(`conclave verify snp: ${e.message}\n`);
       return 2;
     }

@@ -1,5 +1,5 @@
-import { request as httpRequest } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+import { type Agent as HttpAgent, type IncomingHttpHeaders, request as httpRequest } from 'node:http';
+import { type Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { fail } from '../core/errors.js';
 
 /** PEM CA certificate(s) to trust in addition to nothing else (tests: the server's local CA). */
@@ -28,56 +28,97 @@ function caOption(ca: CaInput | undefined): (string | Buffer)[] | undefined {
   return (list as (string | Uint8Array)[]).map((c) => (typeof c === 'string' ? c : Buffer.from(c)));
 }
 
+/** Why an exchange failed: the answer was too large, it was not complete by the deadline, the socket went silent, or the network failed. */
+export type ExchangeFault = 'too_large' | 'deadline' | 'idle' | 'network';
+
+/** The one HTTP(S) exchange under the SDK, the CLI and the server's upstream client (src/upstream/http.ts). */
+export interface ExchangeOptions {
+  readonly method?: string;
+  readonly headers?: Readonly<Record<string, string>>;
+  readonly body?: string | Uint8Array;
+  /** Trusted CA certificates (PEM); they replace the system roots, so pass those too where both are meant. */
+  readonly ca?: CaInput | undefined;
+  /** A connection pool (keep-alive); by default a fresh connection. */
+  readonly agent?: HttpAgent | HttpsAgent;
+  /** A total deadline, connect to last byte (default 30 s): the socket timeout alone never fires on a slow drip. */
+  readonly timeoutMs?: number;
+  /** Response size limit (default 8 MiB), declared or streamed. */
+  readonly maxBytes?: number;
+  /** Plain http is refused except to loopback and the Azure instance metadata service, unless `any`. */
+  readonly plainHttp?: 'local' | 'any';
+  /** The error each failure becomes (the caller's error code and words); the SDK's `sdk.http_error` by default. */
+  readonly fault?: (reason: ExchangeFault, url: URL, detail: { limitMs?: number; maxBytes?: number; cause?: Error }) => Error;
+}
+
+export interface Exchanged {
+  readonly status: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Buffer;
+}
+
+function sdkFault(reason: ExchangeFault, u: URL, d: { limitMs?: number; maxBytes?: number; cause?: Error }): Error {
+  if (reason === 'too_large') return fail('sdk.http_error', `response from ${u.host} exceeds ${d.maxBytes} bytes`, { url: u.origin });
+  const why = reason === 'deadline' ? `no complete answer within ${d.limitMs} ms` : reason === 'idle' ? 'timed out' : (d.cause?.message ?? 'failed');
+  return fail('sdk.http_error', `request to ${u.origin}${u.pathname} failed: ${why}`, { url: u.origin, path: u.pathname }, d.cause);
+}
+
 /**
- * One HTTP(S) exchange with node:http(s), never retried (a POST could act twice): a total deadline from
- * connect to last byte (`timeoutMs`, default 30 s) and an 8 MiB response limit. Plain http is refused
- * except to loopback, so a mistyped URL cannot send a token or evidence in clear over a network.
+ * One HTTP(S) exchange with node:http(s), never retried here (a POST could act twice): a total deadline,
+ * a response size limit, the caller's CAs, and plain http only to loopback unless the caller allows it,
+ * so a mistyped URL cannot send a token or evidence in clear over a network.
  */
-export function httpExchange(url: string | URL, opts: HttpOptions = {}): Promise<HttpResult> {
+export function exchange(url: string | URL, opts: ExchangeOptions = {}): Promise<Exchanged> {
   const u = typeof url === 'string' ? new URL(url) : url;
-  // Plain http only to loopback (the agent) and the Azure instance metadata service (THIM).
+  const fault = opts.fault ?? sdkFault;
   const local = u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]' || u.hostname === '169.254.169.254';
-  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && local)) {
+  if (u.protocol !== 'https:' && !(u.protocol === 'http:' && (local || opts.plainHttp === 'any'))) {
     return Promise.reject(fail('request.invalid', `refusing ${u.protocol} to ${u.host}: use https`, { url: u.origin }));
   }
-  const headers: Record<string, string> = { accept: 'application/json', ...(opts.headers ?? {}) };
-  if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (opts.body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-length')) headers['content-length'] = String(Buffer.byteLength(opts.body));
   const send = u.protocol === 'https:' ? httpsRequest : httpRequest;
   const ca = caOption(opts.ca);
+  const limit = opts.timeoutMs ?? 30_000;
+  const maxBytes = opts.maxBytes ?? MAX_RESPONSE_BYTES;
   return new Promise((resolve, reject) => {
-    const limit = opts.timeoutMs ?? 30_000;
-    const req = send(u, { method: opts.method ?? 'GET', headers, ...(ca ? { ca } : {}), timeout: limit }, (res) => {
+    // Errors this exchange raised itself (the fault's own words) pass through; anything else is the network's.
+    const faulted = new WeakSet<Error>();
+    const stop = (e: Error) => {
+      faulted.add(e);
+      req.destroy(e);
+    };
+    const req = send(u, { method: opts.method ?? 'GET', headers, ...(ca ? { ca } : {}), ...(opts.agent ? { agent: opts.agent } : {}), timeout: limit }, (res) => {
       const chunks: Buffer[] = [];
       let size = 0;
-      if (Number(res.headers['content-length'] ?? 0) > MAX_RESPONSE_BYTES) {
-        req.destroy();
-        reject(fail('sdk.http_error', `response from ${u.host} exceeds ${MAX_RESPONSE_BYTES} bytes`, { url: u.origin }));
+      if (Number(res.headers['content-length'] ?? 0) > maxBytes) {
+        stop(fault('too_large', u, { maxBytes }));
         return;
       }
       res.on('data', (c: Buffer) => {
         size += c.length;
-        if (size > MAX_RESPONSE_BYTES) {
-          req.destroy();
-          reject(fail('sdk.http_error', `response from ${u.host} exceeds ${MAX_RESPONSE_BYTES} bytes`, { url: u.origin }));
-          return;
-        }
-        chunks.push(c);
+        if (size > maxBytes) stop(fault('too_large', u, { maxBytes }));
+        else chunks.push(c);
       });
-      res.on('end', () => {
-        const all = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, text: all.toString('utf8'), bytes: new Uint8Array(all) });
-      });
-      res.on('error', (e) => reject(fail('sdk.http_error', `reading the response from ${u.host} failed: ${e.message}`, { url: u.origin }, e)));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', (e) => reject(faulted.has(e) ? e : fault('network', u, { cause: e })));
     });
-    // A total deadline, connect to last byte: the socket timeout alone never fires on a slow drip.
-    const deadline = setTimeout(() => req.destroy(new Error(`no complete answer within ${limit} ms`)), limit);
+    const deadline = setTimeout(() => stop(fault('deadline', u, { limitMs: limit })), limit);
     deadline.unref();
     req.on('close', () => clearTimeout(deadline));
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (e) => reject(fail('sdk.http_error', `request to ${u.origin}${u.pathname} failed: ${e.message}`, { url: u.origin, path: u.pathname }, e)));
+    req.on('timeout', () => stop(fault('idle', u, { limitMs: limit })));
+    req.on('error', (e) => reject(faulted.has(e) ? e : fault('network', u, { cause: e })));
     if (opts.body !== undefined) req.write(opts.body);
     req.end();
   });
+}
+
+/**
+ * One HTTP(S) exchange of the SDK: a total deadline from connect to last byte (`timeoutMs`, default 30 s),
+ * an 8 MiB response limit, `sdk.http_error` on failure, plain http only to loopback.
+ */
+export async function httpExchange(url: string | URL, opts: HttpOptions = {}): Promise<HttpResult> {
+  const r = await exchange(url, { ...opts, headers: { accept: 'application/json', ...(opts.headers ?? {}) } });
+  return { status: r.status, headers: r.headers, text: r.body.toString('utf8'), bytes: new Uint8Array(r.body) };
 }
 
 /** The `{"error":{"code","message"}}` (AKV/MAA) or `{"error":"…"}` message of an error body, if any. */

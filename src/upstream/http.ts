@@ -1,7 +1,8 @@
-import { Agent as HttpAgent, request as httpRequest } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Agent as HttpAgent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import { rootCertificates } from 'node:tls';
 import { fail } from '../core/errors.js';
+import { exchange } from '../sdk/http.js';
 
 /**
  * A generic upstream GET/POST client: a total deadline per attempt (connect to last byte, so a slow-drip
@@ -72,44 +73,28 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
   const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 16, ...(options.ca ? { ca: [...rootCertificates, options.ca.toString()] } : {}) });
   const inflight = new Map<string, Promise<HttpResult>>();
 
-  function once(method: string, url: string, headers: Record<string, string>, body: string | Buffer | undefined, budgetMs: number): Promise<Omit<HttpResult, 'attempts'>> {
-    return new Promise((resolve, reject) => {
-      const u = new URL(url);
-      const https = u.protocol === 'https:';
-      const limit = Math.max(1, Math.min(timeoutMs, budgetMs));
-      const req = (https ? httpsRequest : httpRequest)(
-        u,
-        { method, headers: { accept: '*/*', ...options.headers, ...headers }, agent: https ? httpsAgent : httpAgent, timeout: limit },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          const tooLarge = () => fail('upstream.unavailable', `upstream answer exceeds the size limit of ${maxBytes} bytes`, { url, maxBytes, reason: 'too_large' });
-          if (Number(res.headers['content-length'] ?? 0) > maxBytes) {
-            req.destroy(tooLarge());
-            return;
-          }
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > maxBytes) req.destroy(tooLarge());
-            else chunks.push(c);
-          });
-          res.on('end', () => {
-            const h: Record<string, string> = {};
-            for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h[k] = Array.isArray(v) ? v.join(', ') : v;
-            resolve({ url, status: res.statusCode ?? 0, headers: h, body: Buffer.concat(chunks) });
-          });
-          res.on('error', reject);
-        },
-      );
-      // The socket timeout only fires on silence; this deadline covers connect to last byte.
-      const deadline = setTimeout(() => req.destroy(fail('upstream.unavailable', `upstream gave no complete answer within ${limit} ms`, { url, timeoutMs: limit })), limit);
-      deadline.unref();
-      req.on('close', () => clearTimeout(deadline));
-      req.on('timeout', () => req.destroy(fail('upstream.unavailable', `upstream did not answer within ${limit} ms`, { url })));
-      req.on('error', reject);
-      if (body !== undefined) req.write(body);
-      req.end();
+  /** One attempt through the shared exchange (src/sdk/http.ts), with the upstream's error words. */
+  async function once(method: string, url: string, headers: Record<string, string>, body: string | Buffer | undefined, budgetMs: number): Promise<Omit<HttpResult, 'attempts'>> {
+    const limit = Math.max(1, Math.min(timeoutMs, budgetMs));
+    const https = url.startsWith('https:');
+    const r = await exchange(url, {
+      method,
+      headers: { accept: '*/*', ...options.headers, ...headers },
+      ...(body !== undefined ? { body } : {}),
+      agent: https ? httpsAgent : httpAgent,
+      timeoutMs: limit,
+      maxBytes,
+      plainHttp: 'any',
+      fault: (reason, _u, d) => {
+        if (reason === 'too_large') return fail('upstream.unavailable', `upstream answer exceeds the size limit of ${maxBytes} bytes`, { url, maxBytes, reason: 'too_large' });
+        if (reason === 'deadline') return fail('upstream.unavailable', `upstream gave no complete answer within ${limit} ms`, { url, timeoutMs: limit });
+        if (reason === 'idle') return fail('upstream.unavailable', `upstream did not answer within ${limit} ms`, { url });
+        return d.cause ?? fail('upstream.unavailable', `upstream ${new URL(url).host} failed`, { url });
+      },
     });
+    const h: Record<string, string> = {};
+    for (const [k, v] of Object.entries(r.headers)) if (v !== undefined) h[k] = Array.isArray(v) ? v.join(', ') : v;
+    return { url, status: r.status, headers: h, body: r.body };
   }
 
   async function request(method: 'GET' | 'POST', url: string, opts: { headers?: Record<string, string>; body?: string | Buffer; idempotent?: boolean } = {}): Promise<HttpResult> {
