@@ -1,5 +1,5 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
-import { toHex } from '../core/bytes.js';
+import { constantTimeEqual, toHex } from '../core/bytes.js';
 import { isConclaveError } from '../core/errors.js';
 import { attestAndRelease } from '../sdk/attest-and-release.js';
 import { attest } from '../sdk/attest.js';
@@ -14,14 +14,24 @@ import type { GpuEvidenceCollector } from '../sdk/sources/nvidia-gpu.js';
  * `internal/httpginendpoints`), same routes, bodies and `{"error": "…"}` shapes, so containers written
  * for the Azure sidecar run unchanged. Plain HTTP on 127.0.0.1 only, as the sidecar: it serves the
  * containers of its own group.
+ *
+ * Unlike the sidecar it holds its ground against its callers (issue #23): it talks only to the
+ * attestation service and vault it was configured with (or an explicit allow-list), over HTTPS; a request
+ * naming another endpoint is refused before anything is sent. Browsers cannot drive it: only
+ * `application/json` bodies, no `Origin`, a `Host` that is its own loopback name and port (no DNS
+ * rebinding), no CORS; optionally a per-start token (`authToken`) every request must present.
  */
 export interface AgentOptions {
   readonly source: EvidenceSource;
   /** Default 8080 (the sidecar's); 0 picks a free port. */
   readonly port?: number;
-  /** Used when a request names no maa_endpoint / akv_endpoint. */
+  /** Used when a request names no maa_endpoint / akv_endpoint; the endpoints a request may name. */
   readonly attestationUrl?: string;
   readonly vaultUrl?: string;
+  /** More endpoints (https URLs or host[:port]) requests may name as maa_endpoint, akv_endpoint or kid URL. */
+  readonly allowedEndpoints?: readonly string[];
+  /** When set, every request must carry `Authorization: Bearer <authToken>` (the per-start token file). */
+  readonly authToken?: string;
   /** The agent's own vault credential, used when a request carries no access_token. */
   readonly credential?: Credential;
   /** PEM CA(s) trusted for the attestation service, vault and token endpoint. */
@@ -106,6 +116,22 @@ export function parseKid(kid: string, akvEndpoint: string | undefined): { vaultU
   return { vaultUrl: endpointUrl(akvEndpoint), keyName: name, ...(version ? { version } : {}) };
 }
 
+/**
+ * An endpoint as the agent compares it: `https://host[:port][/path]` without a default port or trailing
+ * slash. Anything but https is refused: the agent's tokens never travel in clear.
+ */
+export function normalEndpoint(endpoint: string): string {
+  let u: URL;
+  try {
+    u = new URL(endpointUrl(endpoint));
+  } catch {
+    throw new RequestError(400, `invalid request format: "${endpoint}" is not a host name or URL`);
+  }
+  if (u.protocol !== 'https:') throw new RequestError(403, `endpoint ${u.origin} is not https: the agent sends tokens only over TLS`);
+  if (u.username || u.password || u.search || u.hash) throw new RequestError(400, `invalid request format: endpoint ${endpoint} carries credentials, a query or a fragment`);
+  return `${u.origin}${u.pathname.replace(/\/+$/, '')}`;
+}
+
 function failureMessage(e: unknown): string {
   if (isConclaveError(e)) return `${e.message} (${e.code})`;
   return e instanceof Error ? e.message : String(e);
@@ -119,6 +145,23 @@ function reportedTcbHex(report: Uint8Array): string {
 export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
   const log = opts.log ?? (() => undefined);
   const tee = opts.tee ?? 'snp';
+  // Configuration errors surface here, at start (normalEndpoint throws for http or malformed URLs).
+  const extra = (opts.allowedEndpoints ?? []).map(normalEndpoint);
+  const allowedAttestation = new Set([...(opts.attestationUrl ? [normalEndpoint(opts.attestationUrl)] : []), ...extra]);
+  const allowedVault = new Set([...(opts.vaultUrl ? [normalEndpoint(opts.vaultUrl)] : []), ...extra]);
+
+  /** The endpoint a request names (or the configured one), if the agent may talk to it; else 403 before anything is sent. */
+  function allowed(named: string | undefined, configured: string | undefined, set: ReadonlySet<string>, what: string): string {
+    const e = named ?? configured;
+    if (e === undefined) throw new RequestError(400, `invalid request format: Key: '${what}' Error:Field validation for '${what}' failed on the 'required' tag`);
+    const n = normalEndpoint(e);
+    if (!set.has(n)) {
+      log('request names an endpoint the agent may not use', { what, endpoint: n });
+      throw new RequestError(403, `${what} ${n} is not an endpoint this agent may use${set.size > 0 ? ` (allowed: ${[...set].join(', ')})` : ' (start it with --attestation-url, --vault-url or --allow-endpoint)'}`);
+    }
+    return n;
+  }
+  const named = (body: Record<string, unknown>, field: string) => (typeof body[field] === 'string' && body[field] !== '' ? (body[field] as string) : undefined);
 
   async function snpEvidence(runtimeData: Uint8Array) {
     const ev = await opts.source.getEvidence(runtimeData, { tee, runtimeDataType: 'JSON' });
@@ -144,7 +187,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       return [200, { combined_report: JSON.stringify(combined) }];
     },
     'POST /attest/maa': async (body) => {
-      const maa = endpointUrl(required(body, 'maa_endpoint', opts.attestationUrl));
+      const maa = allowed(named(body, 'maa_endpoint'), opts.attestationUrl, allowedAttestation, 'maa_endpoint');
       const runtimeData = stdBase64(required(body, 'runtime_data'));
       const token = await attest({
         attestationUrl: maa,
@@ -158,16 +201,16 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       return [200, { token }];
     },
     'POST /key/release': async (body) => {
-      const maa = endpointUrl(required(body, 'maa_endpoint', opts.attestationUrl));
       const kid = required(body, 'kid');
-      const akv = typeof body.akv_endpoint === 'string' && body.akv_endpoint !== '' ? body.akv_endpoint : opts.vaultUrl;
-      const target = parseKid(kid, akv);
-      const accessToken = typeof body.access_token === 'string' && body.access_token !== '' ? body.access_token : undefined;
+      const maa = allowed(named(body, 'maa_endpoint'), opts.attestationUrl, allowedAttestation, 'maa_endpoint');
+      const target = parseKid(kid, named(body, 'akv_endpoint') ?? (/^https?:\/\//i.test(kid) ? undefined : opts.vaultUrl));
+      const vaultUrl = allowed(target.vaultUrl, undefined, allowedVault, 'akv_endpoint');
+      const accessToken = named(body, 'access_token');
       const credential: Credential | undefined = accessToken ? () => accessToken : opts.credential;
-      if (!credential) throw new RequestError(403, 'no access token: pass access_token, or start the agent with --client-id/--client-secret/--token-endpoint or a data dir holding admin.json');
+      if (!credential) throw new RequestError(403, 'no access token: pass access_token, or start the agent with --credential-file (a client holding only the release role)');
       const released = await attestAndRelease({
         attestationUrl: maa,
-        vaultUrl: target.vaultUrl,
+        vaultUrl,
         keyName: target.keyName,
         ...(target.version ? { version: target.version } : {}),
         source: opts.source,
@@ -183,8 +226,34 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     },
   };
 
+  /**
+   * What a browser page could send: refused before routing. A cross-site page cannot set a JSON content
+   * type without a CORS preflight (which the agent never approves), always sends Origin on a cross-origin
+   * POST, and a DNS-rebinding page reaches the agent under its own host name.
+   */
+  function refusal(req: IncomingMessage): [number, string] | undefined {
+    const host = (req.headers.host ?? '').toLowerCase();
+    if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) return [403, `forbidden: Host ${host || '(none)'} is not this agent (127.0.0.1:${port})`];
+    if (req.headers.origin !== undefined) return [403, 'forbidden: requests with an Origin header (browser pages) are refused'];
+    if (opts.authToken !== undefined) {
+      const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
+      if (!m || !constantTimeEqual(m[1]!, opts.authToken)) return [401, 'unauthorized: present the token of the agent token file as Authorization: Bearer <token>'];
+    }
+    if (req.method !== 'GET') {
+      const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'application/json') return [415, `unsupported media type ${type || '(none)'}: send Content-Type: application/json`];
+    }
+    return undefined;
+  }
+
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!.replace(/\/+$/, '') || '/';
+    const refused = refusal(req);
+    if (refused) {
+      req.resume();
+      send(res, refused[0], { error: refused[1] });
+      return;
+    }
     if (req.method === 'GET' && path === '/status') {
       send(res, 200, { message: 'Status OK' });
       return;
@@ -213,6 +282,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     }
   }
 
+  let port = 0;
   const server: Server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
       if (!res.headersSent) send(res, 500, { error: failureMessage(e) });
@@ -223,7 +293,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     server.listen(opts.port ?? 8080, '127.0.0.1', () => resolve());
   });
   const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
+  port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 8080);
   return {
     url: `http://127.0.0.1:${port}`,
     port,

@@ -20,6 +20,8 @@ export interface ClientFlags {
 
 export interface ServerClient {
   readonly url: string;
+  /** The CA file pinned for the server (--ca, CONCLAVE_CA or <data-dir>/tls/ca.pem), if any. */
+  readonly caFile: string | undefined;
   /** Sends a JSON request with a bearer token; throws CliError on a non-2xx answer. */
   call<T = any>(method: string, path: string, body?: unknown): Promise<T>;
 }
@@ -91,6 +93,7 @@ export function createServerClient(flags: ClientFlags, environment: Record<strin
 
   return {
     url,
+    caFile,
     async call(method, path, body) {
       const headers: Record<string, string> = { authorization: `Bearer ${await bearer()}`, accept: 'application/json' };
       const text = body === undefined ? undefined : JSON.stringify(body);

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { decodeBundle, encodeBundle } from '../collateral/cache/bundle.js';
@@ -11,6 +11,7 @@ import { MIGRATIONS } from '../storage/migrations/index.js';
 import { createServerClient } from './client.js';
 import { CliError, defaultFormat, printResult } from './output.js';
 import { qcnlConfig, trustInstructions } from './qcnl-config.js';
+import { writePrivateFile } from './files.js';
 
 interface StoreFlags {
   dataDir?: string;
@@ -72,7 +73,7 @@ export function registerCollateral(program: Command): void {
     const { db, store } = await openStore(flags);
     try {
       const items = await store.itemsSince(0);
-      writeFileSync(file, encodeBundle(items, new Date()));
+      writePrivateFile(file, encodeBundle(items, new Date()));
       process.stderr.write(`exported ${items.length} items to ${file}\n`);
     } finally {
       await db.close();

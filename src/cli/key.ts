@@ -1,12 +1,15 @@
 /** `conclave key …`: the vault's keys over the AKV REST API. */
-import { createPrivateKey } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { decodeReleaseResponse, unwrapKeyTransfer } from '../vault/release/index.js';
 import type { Command } from 'commander';
 import { LATEST_API_VERSION } from '../vault/key.js';
 import { type ClientFlags, createServerClient, withClientOptions } from './client.js';
+import { isConclaveError } from '../core/errors.js';
+import { checkReleaseAnswersRequest, verifyReleaseJws } from '../sdk/release.js';
 import { CliError, defaultFormat, type OutputFormat, printResult } from './output.js';
 import { b64url } from '../core/bytes.js';
+import { writePrivateFile } from './files.js';
 
 type Flags = ClientFlags & { output?: OutputFormat };
 
@@ -179,7 +182,7 @@ export function registerKey(program: Command): void {
     .requiredOption('--file <file>', 'where to write the backup')
     .action(async (arg: string | undefined, f: Flags & { name?: string; file: string }) => {
       const r = await createServerClient(f).call('POST', api(`/keys/${encodeURIComponent(nameOf(arg, f))}/backup`));
-      writeFileSync(f.file, String(r.value), { mode: 0o600 });
+      writePrivateFile(f.file, String(r.value));
       printResult({ backup: f.file, bytes: String(r.value).length }, f.output ?? defaultFormat());
     });
 
@@ -196,25 +199,53 @@ export function registerKey(program: Command): void {
     .option('--nonce <nonce>', 'nonce echoed in the signed response')
     .option('--enc <alg>', 'CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384')
     .option('--private-key <file>', 'the TEE private key (PEM) to unwrap key_hsm with; without it the wrapped response is printed')
+    .option('--release-trust <file>', "PEM CA certificate(s) the release JWS x5c chain must end in (default: the server's pinned CA, --ca or <data-dir>/tls/ca.pem)")
+    .option('--allow-self-signed-release-cert', 'accept a single self-signed release signer (a data dir from before its CA issued release certificates); requires a pinned CA')
     .addHelpText('after', '\nExample:\n  conclave key release app-key --token token.jwt --private-key tee.pem -o json\n')
-    .action(async (arg: string | undefined, f: Flags & { name?: string; keyVersion?: string; token: string; nonce?: string; enc?: string; privateKey?: string }) => {
+    .action(
+      async (
+        arg: string | undefined,
+        f: Flags & { name?: string; keyVersion?: string; token: string; nonce?: string; enc?: string; privateKey?: string; releaseTrust?: string; allowSelfSignedReleaseCert?: boolean },
+      ) => {
       const raw = readText(f.token).trim();
       const target = raw.startsWith('{') ? String((JSON.parse(raw) as { token?: string }).token) : raw;
-      const body: Record<string, string> = { target };
-      if (f.nonce) body.nonce = f.nonce;
+      const client = createServerClient(f);
+      if (f.allowSelfSignedReleaseCert && !client.caFile) throw new CliError('--allow-self-signed-release-cert requires --ca', 'pin the CA of the vault you trust (--ca, or --data-dir with tls/ca.pem)', 2);
+      const name = nameOf(arg, f);
+      // A fresh nonce binds the signed response to this request.
+      const nonce = f.nonce ?? randomBytes(16).toString('hex');
+      const body: Record<string, string> = { target, nonce };
       if (f.enc) body.enc = f.enc;
-      const r = await createServerClient(f).call('POST', api(`${versioned(nameOf(arg, f), f.keyVersion)}/release`), body);
+      const r = await client.call('POST', api(`${versioned(name, f.keyVersion)}/release`), body);
       const { payload } = decodeReleaseResponse(String(r.value));
       const released = payload.response.key.key as Record<string, unknown>;
       if (!f.privateKey) {
         printResult({ value: r.value, kid: released.kid, kty: released.kty, enc: payload.request.enc }, f.output ?? defaultFormat());
         return;
       }
+      // Nothing is unwrapped before the response is proven: signature by x5c[0], the chain to a trust
+      // anchor (or a single self-signed signer over a pinned TLS CA), the vault host in its SAN, and that
+      // it answers this request (nonce, key, enc).
+      // The anchors: --release-trust, else the CA pinned for the server (a Conclave's CA issues its release certificate).
+      const anchors = f.releaseTrust ?? (f.allowSelfSignedReleaseCert ? undefined : client.caFile);
+      if (!anchors && !f.allowSelfSignedReleaseCert) throw new CliError('the release JWS cannot be verified', 'pass --release-trust FILE, or --ca / --data-dir to pin the server CA', 2);
+      try {
+        const verified = verifyReleaseJws(String(r.value), {
+          ...(anchors ? { trustStore: readText(anchors) } : {}),
+          ...(f.allowSelfSignedReleaseCert ? { allowSelfSignedReleaseCert: true } : {}),
+          vaultHost: new URL(client.url).hostname,
+        });
+        checkReleaseAnswersRequest(verified, { keyName: name, version: f.keyVersion, nonce, enc: f.enc });
+      } catch (e) {
+        if (isConclaveError(e)) throw new CliError(`the release response is not trusted: ${e.message}`, undefined, 1);
+        throw e;
+      }
       const privateKey = createPrivateKey(readText(f.privateKey));
       const material = unwrapKeyTransfer(String(released.key_hsm), privateKey);
       const jwk = released.kty === 'oct' || released.kty === 'oct-HSM' ? { kty: 'oct', k: b64url(material) } : createPrivateKey({ key: Buffer.from(material), format: 'der', type: 'pkcs8' }).export({ format: 'jwk' });
       printResult({ kid: released.kid, key: jwk }, 'json');
-    });
+      },
+    );
 
   for (const [verb, what] of [
     ['encrypt', 'encrypt with a key (RSA1_5, RSA-OAEP, RSA-OAEP-256, A*GCM, A*CBC, A*CBCPAD)'],

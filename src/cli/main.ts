@@ -9,6 +9,7 @@ import { registerAudit } from './audit.js';
 import { registerLog } from './log.js';
 import { registerKey } from './key.js';
 import { registerRole } from './role.js';
+import { registerClients } from './clients.js';
 import { registerSim } from './sim.js';
 import { registerDemo } from './demo.js';
 import { registerAgent } from './agent.js';
@@ -48,6 +49,7 @@ const EXAMPLES: Record<string, string> = {
   'conclave key unwrap': 'conclave key unwrap app-key --alg RSA-OAEP --value @wrapped.b64',
   'conclave key sign': 'conclave key sign app-key --alg PS256 --digest @digest.b64',
   'conclave key verify': 'conclave key verify app-key --alg PS256 --digest @digest.b64 --signature @sig.b64',
+  'conclave client create': 'conclave client create app-agent --out ./agent-client.json',
   'conclave role assign': 'conclave role assign --principal <client-id> --role "Key Vault Crypto Service Release User" --scope /keys/app-key',
   'conclave role list': 'conclave role list --output table',
   'conclave role remove': 'conclave role remove <assignment-id>',
@@ -82,6 +84,7 @@ export function buildProgram(): Command {
   registerDemo(program);
   registerKey(program);
   registerRole(program);
+  registerClients(program);
   registerAudit(program);
   registerLog(program);
   registerConsole(program);

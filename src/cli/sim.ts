@@ -1,8 +1,9 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadOrCreateSimulatedTee } from '../evidence/simulated/index.js';
 import { CliError } from './output.js';
+import { writePrivateFile } from './files.js';
 
 /** `conclave sim evidence`: a request body for `/attest/…`, signed by the simulated TEE of a data dir. */
 export function registerSim(program: Command): void {
@@ -72,7 +73,7 @@ export function registerSim(program: Command): void {
       if (![2048, 3072, 4096].includes(bits)) throw new CliError('--bits must be 2048, 3072 or 4096', undefined, 2);
       const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: bits });
       try {
-        writeFileSync(o.privateKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+        writePrivateFile(o.privateKey, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
       } catch (e) {
         throw new CliError(`cannot write ${o.privateKey}: ${(e as NodeJS.ErrnoException).code}`, undefined, 2);
       }

@@ -17,7 +17,10 @@ export interface HttpOptions {
   readonly headers?: Readonly<Record<string, string>>;
   readonly body?: string;
   readonly ca?: CaInput | undefined;
+  /** Total deadline, connect to last byte; default 30 s. */
   readonly timeoutMs?: number;
+  /** Response size limit; default 8 MiB. */
+  readonly maxBytes?: number;
 }
 
 const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;

@@ -18,6 +18,7 @@ export {
   releasedKeyOf,
   unwrapKeyHsm,
   verifyReleaseJws,
+  checkReleaseAnswersRequest,
 } from './release.js';
 export { type AzureVtpmSourceOptions, HCL_REPORT_NV_INDEX, HCL_USER_DATA_NV_INDEX, azureVtpmSource } from './sources/azure-vtpm.js';
 export { type AmdProductName, type CollateralSourceOptions, collateralSource, fetchVcekChain, kdsVcekPath, productOfReport } from './sources/collateral.js';

@@ -4,7 +4,7 @@ import { type KeyObject, constants, createCipheriv, createPrivateKey, generateKe
 import { describe, test } from 'node:test';
 import * as x509 from '@peculiar/x509';
 import { signJws } from '../core/jwt.js';
-import { RELEASE_ENC_HASH, type ReleaseEnc, releasedKeyOf, unwrapKeyHsm, verifyReleaseJws } from './release.js';
+import { RELEASE_ENC_HASH, type ReleaseEnc, checkReleaseAnswersRequest, releasedKeyOf, unwrapKeyHsm, verifyReleaseJws } from './release.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -153,5 +153,24 @@ describe('release JWS and key_hsm', async () => {
     ct[ct.length - 1]! ^= 1;
     blob.ciphertext = ct.toString('base64url');
     assert.throws(() => unwrapKeyHsm(Buffer.from(JSON.stringify(blob)).toString('base64url'), 'RSA_AES_KEY_WRAP_384', workload.privateKey), { code: 'sdk.unwrap_failed' });
+  });
+});
+
+describe('checkReleaseAnswersRequest: the signed response answers this request', () => {
+  const payload = (request: Record<string, string>, kid: string | undefined) => ({ request, response: { key: { key: { kty: 'RSA', key_hsm: 'x', ...(kid ? { kid } : {}) } } } });
+  const kid = 'https://vault.example/keys/App-Key/0123abcd';
+  const ok = { keyName: 'app-key', nonce: 'n1', enc: 'CKM_RSA_AES_KEY_WRAP' };
+  const refused = (e: { code?: string }) => e.code === 'sdk.release_jws_invalid';
+
+  test('the same key (names are case-insensitive), version, nonce and enc pass', () => {
+    assert.doesNotThrow(() => checkReleaseAnswersRequest(payload({ nonce: 'n1', enc: 'CKM_RSA_AES_KEY_WRAP', kid }, kid), { ...ok, version: '0123abcd' }));
+  });
+  test('another key, another version, no kid, a missing or different nonce, another enc are refused', () => {
+    assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1' }, 'https://vault.example/keys/other/1'), ok), refused);
+    assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1' }, kid), { ...ok, version: 'ffff' }), refused);
+    assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1' }, undefined), ok), refused);
+    assert.throws(() => checkReleaseAnswersRequest(payload({}, kid), ok), refused);
+    assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n0' }, kid), ok), refused);
+    assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1', enc: 'RSA_AES_KEY_WRAP_256' }, kid), ok), refused);
   });
 });

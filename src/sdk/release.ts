@@ -1,4 +1,4 @@
-import { type KeyObject, X509Certificate, constants, createDecipheriv, createPrivateKey, createSecretKey, privateDecrypt } from 'node:crypto';
+import { type KeyObject, X509Certificate, constants, createDecipheriv, createPrivateKey, createSecretKey, privateDecrypt, randomBytes } from 'node:crypto';
 import { isIP } from 'node:net';
 import { b64url } from '../core/bytes.js';
 import { fail, isConclaveError } from '../core/errors.js';
@@ -195,6 +195,45 @@ export function releasedKeyOf(material: Uint8Array, released: ReleasePayload['re
   return { keyObject, jwk: { ...(keyObject.export({ format: 'jwk' }) as JsonWebKey), ...extra } };
 }
 
+/** What a release was asked for; the signed response must say the same. */
+export interface ReleaseRequestFacts {
+  readonly keyName: string;
+  readonly version?: string | undefined;
+  readonly nonce?: string | undefined;
+  readonly enc?: string | undefined;
+}
+
+/**
+ * Checks that a verified release payload answers this request: the nonce echoed, the key named by
+ * name (and version, when one was asked), the `enc` asked for. A response replayed from another
+ * release, or for another key, is `sdk.release_jws_invalid`, before anything is unwrapped.
+ */
+export function checkReleaseAnswersRequest(payload: ReleasePayload, asked: ReleaseRequestFacts): void {
+  if (asked.nonce !== undefined && payload.request.nonce !== asked.nonce) {
+    throw invalid('the release response does not echo the request nonce (a replayed or foreign response)', { expected: asked.nonce, actual: payload.request.nonce ?? null });
+  }
+  if (asked.enc !== undefined && payload.request.enc !== undefined && payload.request.enc !== asked.enc) {
+    throw invalid(`the release response is for enc ${payload.request.enc}, not ${asked.enc}`, { expected: asked.enc, actual: payload.request.enc });
+  }
+  if (payload.response.key.key.kid === undefined) throw invalid('the release response names no key (kid)');
+  for (const kid of [payload.response.key.key.kid, payload.request.kid]) {
+    if (kid === undefined) continue;
+    let path: string;
+    try {
+      path = new URL(kid).pathname;
+    } catch {
+      throw invalid(`the release response names key ${kid}, which is not a key URL`, { kid });
+    }
+    const m = /^\/keys\/([^/]+)(?:\/([^/]+))?\/?$/.exec(path);
+    const name = m ? decodeURIComponent(m[1]!) : undefined;
+    const version = m?.[2] ? decodeURIComponent(m[2]) : undefined;
+    // Key names are case-insensitive in Key Vault; versions are opaque identifiers.
+    if (name === undefined || name.toLowerCase() !== asked.keyName.toLowerCase() || (asked.version !== undefined && version !== undefined && version !== asked.version)) {
+      throw invalid(`the release response is for key ${kid}, not ${asked.keyName}${asked.version ? `/${asked.version}` : ''}`, { kid, expected: asked.keyName });
+    }
+  }
+}
+
 export interface ReleaseKeyOptions extends ReleaseTrustOptions {
   /** Vault base URL, e.g. https://127.0.0.1:8443 or https://myvault.vault.azure.net. */
   readonly vaultUrl: string;
@@ -206,6 +245,7 @@ export interface ReleaseKeyOptions extends ReleaseTrustOptions {
   /** The workload's RSA private key whose public half is in the token's x-ms-runtime.keys. */
   readonly privateKey: KeyObject;
   readonly ca?: CaInput;
+  /** Echoed in the signed response and checked; a random one is sent when none is given. */
   readonly nonce?: string;
   readonly enc?: ReleaseEnc;
   /** Defaults to 7.4, what the SKR sidecar sends. */
@@ -220,8 +260,9 @@ export async function releaseKey(opts: ReleaseKeyOptions): Promise<ReleasedKey> 
   const accessToken = await getAccessToken(opts.credential, opts.ca);
   const base = opts.vaultUrl.replace(/\/+$/, '');
   const path = `/keys/${encodeURIComponent(opts.keyName)}${opts.version ? `/${encodeURIComponent(opts.version)}` : ''}/release`;
-  const body: Record<string, string> = { target: opts.token };
-  if (opts.nonce !== undefined) body.nonce = opts.nonce;
+  // A fresh nonce binds the signed response to this request (AKV echoes it in the payload).
+  const nonce = opts.nonce ?? randomBytes(16).toString('hex');
+  const body: Record<string, string> = { target: opts.token, nonce };
   if (opts.enc !== undefined) body.enc = opts.enc;
   const res = await exchangeJson(`${base}${path}?api-version=${opts.apiVersion ?? '7.4'}`, {
     method: 'POST',
@@ -232,6 +273,7 @@ export async function releaseKey(opts: ReleaseKeyOptions): Promise<ReleasedKey> 
   });
   if (typeof res.value !== 'string') throw invalid('the release response has no value');
   const payload = verifyReleaseJws(res.value, { ...opts, vaultHost: opts.vaultHost ?? new URL(base).hostname });
+  checkReleaseAnswersRequest(payload, { keyName: opts.keyName, version: opts.version, nonce, enc: opts.enc });
   const log = logReceiptOf(res['x-conclave-log']);
   const released = payload.response.key.key;
   const material = unwrapKeyHsm(released.key_hsm, payload.request.enc, opts.privateKey);

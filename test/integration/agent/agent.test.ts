@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { attestAndRelease, decodeToken, simSource } from '../../../src/sdk/index.js';
-import { type TestServer, startTestServer } from '../../helpers/server.js';
+import { type TestServer, startTestServer, tempDir } from '../../helpers/server.js';
 import { type AgentProcess, agentCall, createReleasableKey, runCli, spawnAgent } from './helpers.js';
 
 describe('conclave agent (SKR sidecar API) and SDK against a simulated server', () => {
@@ -11,15 +12,80 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
   let hostPort: string;
   let publicKey: Record<string, unknown>;
 
+  let credentialFile: string;
   before(async () => {
     server = await startTestServer({ simulate: true });
     hostPort = new URL(server.url).host;
     publicKey = await createReleasableKey(server, 'skr-test');
-    agent = await spawnAgent(['--source', 'sim', '--data-dir', server.dataDir, '--ca', server.caPath, '--release-trust', server.caPath]);
+    // The documented least-privilege set-up: a client of its own holding only the release role on the key.
+    credentialFile = join(tempDir(), 'agent-client.json');
+    const admin = ['--url', server.url, '--data-dir', server.dataDir, '--ca', server.caPath];
+    const created = await runCli(['client', 'create', 'skr-agent', '--out', credentialFile, ...admin, '--output', 'json']);
+    assert.equal(created.code, 0, created.stderr);
+    const { clientId } = JSON.parse(created.stdout) as { clientId: string };
+    const role = await runCli(['role', 'assign', '--principal', clientId, '--role', 'Key Vault Crypto Service Release User', '--scope', '/keys/skr-test', ...admin, '--output', 'json']);
+    assert.equal(role.code, 0, role.stderr);
+    agent = await spawnAgent([
+      '--source',
+      'sim',
+      '--data-dir',
+      server.dataDir,
+      '--ca',
+      server.caPath,
+      '--release-trust',
+      server.caPath,
+      '--attestation-url',
+      server.url,
+      '--vault-url',
+      server.url,
+      '--credential-file',
+      credentialFile,
+    ]);
   });
   after(async () => {
     await agent?.stop();
     await server?.stop();
+  });
+
+  test("the credential file is the client's own, written 0600", () => {
+    assert.equal(statSync(credentialFile).mode & 0o777, 0o600);
+    const c = JSON.parse(readFileSync(credentialFile, 'utf8')) as Record<string, string>;
+    assert.equal(c.tokenEndpoint, `${server.url}/oauth2/token`);
+    assert.notEqual(c.clientId, server.admin.clientId);
+  });
+
+  test('without a credential flag the agent does not take the data dir\'s admin.json', async () => {
+    const bare = await spawnAgent(['--source', 'sim', '--data-dir', server.dataDir, '--ca', server.caPath, '--release-trust', server.caPath, '--attestation-url', server.url, '--vault-url', server.url]);
+    try {
+      const r = await agentCall(bare.url, 'POST', '/key/release', { kid: 'skr-test' });
+      assert.equal(r.status, 403);
+      assert.match(r.json.error as string, /no access token/);
+    } finally {
+      await bare.stop();
+    }
+  });
+
+  test('start-up refusals: a self-signed release signer without --ca, plain-http endpoints', async () => {
+    const base = ['agent', '--port', '0', '--source', 'sim', '--data-dir', server.dataDir];
+    const noCa = await runCli([...base, '--allow-self-signed-release-cert', '--attestation-url', server.url]);
+    assert.equal(noCa.code, 2, noCa.stderr);
+    assert.match(noCa.stderr, /requires --ca/);
+    const http = await runCli([...base, '--ca', server.caPath, '--attestation-url', `http://${hostPort}`]);
+    assert.equal(http.code, 2, http.stderr);
+    assert.match(http.stderr, /https/);
+  });
+
+  test('--auth-token-file: a fresh 0600 token per start, required on every request', async () => {
+    const file = join(tempDir(), 'agent.token');
+    const guarded = await spawnAgent(['--source', 'sim', '--data-dir', server.dataDir, '--auth-token-file', file]);
+    try {
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      const token = readFileSync(file, 'utf8').trim();
+      assert.equal((await agentCall(guarded.url, 'GET', '/status')).status, 401);
+      assert.equal((await agentCall(guarded.url, 'GET', '/status', undefined, { authorization: `Bearer ${token}` })).status, 200);
+    } finally {
+      await guarded.stop();
+    }
   });
 
   test('GET /status', async () => {
@@ -67,7 +133,7 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
     assert.equal(typeof bad.json.error, 'string');
     const missing = await agentCall(agent.url, 'POST', '/key/release', { maa_endpoint: hostPort, akv_endpoint: hostPort, kid: 'no-such-key' });
     assert.equal(missing.status, 403);
-    assert.match(missing.json.error as string, /404|KeyNotFound|not found/i);
+    assert.match(missing.json.error as string, /404|KeyNotFound|not found|not authorized/i);
     const b64 = await agentCall(agent.url, 'POST', '/attest/raw', { runtime_data: 'not base64!' });
     assert.equal(b64.status, 400);
   });

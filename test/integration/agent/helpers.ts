@@ -67,11 +67,11 @@ export function spawnAgent(args: string[]): Promise<AgentProcess> {
   });
 }
 
-/** Plain-HTTP JSON POST/GET to the agent, as a container in the group would send it (curl -d). */
-export function agentCall(url: string, method: 'GET' | 'POST', path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+/** Plain-HTTP JSON POST/GET to the agent, as a container in the group would send it (curl -H 'Content-Type: application/json' -d). */
+export function agentCall(url: string, method: 'GET' | 'POST', path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> }> {
   return new Promise((resolvePromise, reject) => {
     const text = body === undefined ? undefined : JSON.stringify(body);
-    const req = request(`${url}${path}`, { method, headers: text ? { 'content-type': 'application/json' } : {} }, (res) => {
+    const req = request(`${url}${path}`, { method, headers: { ...(text ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolvePromise({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) }));

@@ -1,7 +1,7 @@
 /** `conclave key …` subcommands through the compiled CLI (test/helpers/cli.ts) against a running server: success and failure. */
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -73,6 +73,15 @@ describe('conclave key (binary)', () => {
     const backup = await k('backup', 'cli-ec', '--file', backupFile);
     assert.equal(backup.code, 0, backup.stderr);
     assert.ok(readFileSync(backupFile, 'utf8').length > 100);
+    assert.equal(statSync(backupFile).mode & 0o777, 0o600, 'the backup is the user\'s alone');
+    // A symbolic link planted where the backup goes is not written through.
+    const elsewhere = file('elsewhere.txt', 'untouched');
+    const link = join(work, 'planted.backup');
+    symlinkSync(elsewhere, link);
+    const refused = await k('backup', 'cli-ec', '--file', link);
+    assert.equal(refused.code, 1, refused.stderr);
+    assert.match(refused.stderr, /symbolic link/);
+    assert.equal(readFileSync(elsewhere, 'utf8'), 'untouched');
     assert.equal((await k('delete', 'cli-ec')).code, 0);
     assert.equal((await k('purge', 'cli-ec')).code, 0);
     const restored = await k('restore', '--file', backupFile);
