@@ -9,6 +9,7 @@ import { isConclaveError } from '../core/errors.js';
 import { type GpuEvidence, type GpuVerificationResult, parseGpuReport, validateGpuMeasurements, verifyGpuEvidence, verifyRim } from '../evidence/nvidia/index.js';
 import { parseSerializedGpuEvidence } from '../evidence/nvidia/serialized.js';
 import type { CommandIo } from './verify-quote.js';
+import { evidenceBytes } from './input.js';
 
 export interface VerifyGpuCommandOptions {
   readonly chain?: string;
@@ -20,13 +21,6 @@ export interface VerifyGpuCommandOptions {
 const MAX_RIM_FILES = 256;
 
 /** A report file may hold the raw bytes, or hex / base64 text of them. */
-function reportBytes(raw: Buffer): Uint8Array {
-  const t = raw.toString('latin1').trim();
-  if (t.length > 0 && /^[0-9a-fA-F\s]+$/.test(t)) return new Uint8Array(Buffer.from(t.replace(/\s+/g, ''), 'hex'));
-  if (t.length > 0 && /^[A-Za-z0-9+/=\s]+$/.test(t) && !/^\d+$/.test(t)) return new Uint8Array(Buffer.from(t, 'base64'));
-  return new Uint8Array(raw);
-}
-
 interface RimFile {
   readonly file: string;
   readonly bytes: Buffer;
@@ -50,7 +44,7 @@ export async function verifyGpuCommand(file: string, opts: VerifyGpuCommandOptio
       evidence = parseSerializedGpuEvidence(text).map((e) => (e.nonce.byteLength === 0 ? { report: e.report, certificateChain: e.certificateChain, ...(e.arch ? { arch: e.arch } : {}) } : e));
     } else {
       if (!opts.chain) return usage('give --chain FILE (the attestation certificate chain, PEM) for a bare report');
-      evidence = [{ report: reportBytes(raw), certificateChain: await readFile(opts.chain, 'utf8') }];
+      evidence = [{ report: evidenceBytes(raw), certificateChain: await readFile(opts.chain, 'utf8') }];
     }
     if (opts.rim) {
       const names = (await readdir(opts.rim)).filter((n) => /\.(xml|swidtag)$/i.test(n)).sort();

@@ -30,6 +30,27 @@ describe('conclave verify quote', { skip }, () => {
     assert.equal(j.status, 'ConfigurationAndSWHardeningNeeded');
   });
 
+  test('the quote file may be binary, hex, 0x-hex (as dcap-qvl and Automata publish quotes) or base64, with line breaks', async () => {
+    const quote = readFixture(dir, 'quote.bin');
+    const work = mkdtempSync(join(tmpdir(), 'conclave-quote-forms-'));
+    const hex = quote.toString('hex');
+    const forms: Record<string, string | Buffer> = {
+      binary: quote,
+      hex,
+      '0x-hex': `0x${hex}\n`,
+      'hex in lines': `${hex.replace(/(.{64})/g, '$1\n')}\n`,
+      base64: quote.toString('base64').replace(/(.{76})/g, '$1\r\n'),
+      base64url: quote.toString('base64url'),
+    };
+    for (const [name, content] of Object.entries(forms)) {
+      const file = join(work, name);
+      writeFileSync(file, content);
+      const r = await run(file, { collateral: fixturePath(dir, 'collateral.orig.json'), at: '2025-06-20T00:00:00Z' });
+      assert.equal(r.code, 0, `${name}: ${r.out}${r.err}`);
+      assert.equal(JSON.parse(r.out).status, 'ConfigurationAndSWHardeningNeeded', name);
+    }
+  });
+
   test('failed verification: exit 1 with an error code', async () => {
     const r = await run(fixturePath(dir, 'quote.bin'), { collateral: fixturePath(dir, 'collateral.orig.json'), at: '2025-09-01T00:00:00Z' });
     assert.equal(r.code, 1);

@@ -8,6 +8,7 @@ import { isConclaveError } from '../core/errors.js';
 import { parseCertificate, pemToDer } from '../core/x509.js';
 import { type QuoteCollateral, parseQuote, parseQuoteCollateral, teeOf, verifyQuote } from '../evidence/dcap/index.js';
 import { fetchQuoteCollateral } from '../upstream/pcs-collateral.js';
+import { evidenceBytes } from './input.js';
 
 export interface VerifyQuoteCommandOptions {
   readonly collateral?: string;
@@ -18,13 +19,6 @@ export interface VerifyQuoteCommandOptions {
 }
 
 /** A quote file may hold the raw bytes, or hex / base64 text of them. */
-function quoteBytes(raw: Buffer): Uint8Array {
-  const t = raw.toString('latin1').trim();
-  if (t.length > 0 && /^[0-9a-fA-F]+$/.test(t) && t.length % 2 === 0) return new Uint8Array(Buffer.from(t, 'hex'));
-  if (t.length > 0 && /^[A-Za-z0-9+/_-]+={0,2}$/.test(t) && t.length % 4 === 0) return new Uint8Array(Buffer.from(t, 'base64'));
-  return new Uint8Array(raw);
-}
-
 /** Where the command writes; process.stdout / process.stderr unless a caller (a test) passes its own. */
 export interface CommandIo {
   readonly stdout: { write(s: string): unknown };
@@ -61,7 +55,7 @@ export async function verifyQuoteCommand(quoteFile: string, opts: VerifyQuoteCom
 
   let quote: ReturnType<typeof parseQuote>;
   try {
-    quote = parseQuote(quoteBytes(raw));
+    quote = parseQuote(evidenceBytes(raw));
   } catch (e) {
     return failed(e);
   }

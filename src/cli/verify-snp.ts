@@ -23,6 +23,7 @@ import {
 } from '../evidence/snp/index.js';
 import { fetchVcek } from '../upstream/kds.js';
 import { CliError } from './output.js';
+import { evidenceBytes } from './input.js';
 
 export interface VerifySnpOptions {
   /** VCEK/VLEK file: DER, PEM (optionally followed by ASK and ARK), or a THIM AMD certification JSON. */
@@ -109,7 +110,7 @@ export async function verifySnpCommand(evidenceFile: string, opts: VerifySnpOpti
     if (opts.format !== undefined && !(FORMATS as readonly string[]).includes(opts.format)) {
       throw usageError(`--format must be one of ${FORMATS.join(', ')}`);
     }
-    evidence = await readBytes(evidenceFile, 'evidence');
+    evidence = evidenceBytes(await readBytes(evidenceFile, 'evidence'));
     if (opts.vcek) {
       const [vcek, ...rest] = certsOf(await readBytes(opts.vcek, 'VCEK'));
       if (vcek) certs.vcek = vcek;

@@ -8,7 +8,7 @@ export function registerVerify(program: Command): void {
   const verify = program.command('verify').description('verify attestation evidence offline against vendor roots and collateral');
   verify
     .command('quote')
-    .argument('<quote-file>', 'DCAP quote (binary, hex or base64)')
+    .argument('<quote-file>', 'DCAP quote: binary, hex, 0x-prefixed hex or base64')
     .description('verify an Intel SGX/TDX DCAP quote: PCK chain to the Intel root, CRLs, TCB info, QE identity, signatures')
     .option('--collateral <file>', 'QvE-style collateral JSON (pck_crl_issuer_chain, root_ca_crl, pck_crl, tcb_info, …)')
     .option('--pccs <url>', 'fetch collateral from a PCS/PCCS/THIM-compatible base URL')
@@ -21,7 +21,7 @@ export function registerVerify(program: Command): void {
     });
   verify
     .command('snp')
-    .argument('<evidence-file>', 'SNP report (raw), Azure HCL report / trustee evidence JSON, or MAA SevSnpVm JSON')
+    .argument('<evidence-file>', 'SNP report (binary, hex, 0x-hex or base64), Azure HCL report / trustee evidence JSON, or MAA SevSnpVm JSON')
     .description('verify AMD SEV-SNP evidence: report signature, VCEK/VLEK chain to the pinned AMD root, runtime-data binding')
     .option('--vcek <file>', 'VCEK/VLEK certificate (DER or PEM, optionally followed by ASK and ARK), or THIM AMD JSON')
     .option('--chain <file>', 'ASK/ASVK and ARK (PEM as KDS cert_chain serves it)')
@@ -36,7 +36,7 @@ export function registerVerify(program: Command): void {
     });
   verify
     .command('gpu')
-    .argument('<evidence-file>', "GPU attestation report (binary, hex or base64), or NVIDIA's serialised evidence JSON")
+    .argument('<evidence-file>', "GPU attestation report (binary, hex, 0x-hex or base64), or NVIDIA's serialised evidence JSON")
     .description('verify NVIDIA GPU evidence: report signature, device chain to the pinned NVIDIA root, FWID, and measurements against signed RIMs')
     .option('--chain <file>', 'attestation certificate chain (PEM, leaf first) for a bare report')
     .option('--rim <dir>', 'directory of driver and VBIOS RIMs (SWID XML); one valid RIM per version')
