@@ -6,6 +6,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { fail } from '../core/errors.js';
+import { decodeTcb, kdsTcbQuery, tcbLayoutOf } from '../evidence/snp/report.js';
 import type { AmdProduct } from '../evidence/snp/roots.js';
 import type { KdsTcb } from './amd/kds.js';
 import { type EvaluationSelector, meetsAmdMinimum } from './baseline.js';
@@ -24,10 +25,8 @@ export function hexParameter(v: string | undefined, len: number | [number, numbe
 
 /** THIM AMD `tcbm`: REPORTED_TCB as a u64 in hex (§3.5), byte 0 least significant. */
 export function tcbFromTcbm(product: AmdProduct, tcbm: string): KdsTcb {
-  const b = Buffer.from(hexParameter(tcbm, 16, 'tcbm'), 'hex').reverse();
-  return product === 'Turin'
-    ? { fmc: b[0]!, bootloader: b[1]!, tee: b[2]!, snp: b[3]!, microcode: b[7]! }
-    : { bootloader: b[0]!, tee: b[1]!, snp: b[6]!, microcode: b[7]! };
+  const { bootloader, tee, snp, microcode, fmc } = decodeTcb(Buffer.from(hexParameter(tcbm, 16, 'tcbm'), 'hex').reverse(), tcbLayoutOf(product));
+  return { bootloader, tee, snp, microcode, ...(fmc !== undefined ? { fmc } : {}) };
 }
 
 export interface CollateralLookup {
@@ -136,8 +135,7 @@ export function createCollateralLookup(svc: CollateralService, opts: CollateralL
       const id = hexParameter(hwid, prod === 'Turin' ? 16 : 128, 'hwid').toLowerCase();
       const spec = `${prod === 'Turin' ? `${tcb.fmc ?? 0}-` : ''}${tcb.bootloader}-${tcb.tee}-${tcb.snp}-${tcb.microcode}`;
       const scope = `amd/vcek/${prod}/${id}/${spec}`;
-      const p2 = (n: number) => String(n).padStart(2, '0');
-      const query = `${prod === 'Turin' ? `fmcSPL=${p2(tcb.fmc ?? 0)}&` : ''}blSPL=${p2(tcb.bootloader)}&teeSPL=${p2(tcb.tee)}&snpSPL=${p2(tcb.snp)}&ucodeSPL=${p2(tcb.microcode)}`;
+      const query = kdsTcbQuery(tcb, tcbLayoutOf(prod));
       return cached('vcek', scope, async () => svc.ingest('vcek', scope, false, null, await upstream.amd(`/vcek/v1/${prod}/${id}?${query}`)));
     },
     certChain(prod, key) {

@@ -1,6 +1,7 @@
 import { toHex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import type { AmdProduct } from '../../evidence/snp/roots.js';
+import { kdsTcbQuery, tcbLayoutOf } from '../../evidence/snp/report.js';
 
 /** AMD Key Distribution Service, the public default base URL (evidence-and-collateral §3.5). */
 export const AMD_KDS_BASE_URL = 'https://kdsintf.amd.com';
@@ -20,11 +21,6 @@ function base(baseUrl: string): string {
   return b;
 }
 
-function spl(v: number): string {
-  // snpguest prints SPLs as %02d; KDS accepts both, and the padded form matches its own links.
-  return v.toString().padStart(2, '0');
-}
-
 /**
  * GET /vcek/v1/{product}/{hwid}?[fmcSPL=&]blSPL=&teeSPL=&snpSPL=&ucodeSPL= (AMD KDS spec; go-sev-guest
  * `kds.VCEKCertURL`, snpguest `src/fetch.rs`). hwid is the CHIP_ID hex, only its first 8 bytes on Turin.
@@ -32,10 +28,7 @@ function spl(v: number): string {
 export function kdsVcekUrl(baseUrl: string, product: AmdProduct, chipId: Uint8Array, tcb: KdsTcb): string {
   if (chipId.byteLength !== 64) throw fail('request.invalid', 'CHIP_ID must be 64 bytes', { length: chipId.byteLength });
   const hwid = toHex(product === 'Turin' ? chipId.subarray(0, 8) : chipId);
-  const q: string[] = [];
-  if (product === 'Turin') q.push(`fmcSPL=${spl(tcb.fmc ?? 0)}`);
-  q.push(`blSPL=${spl(tcb.bootloader)}`, `teeSPL=${spl(tcb.tee)}`, `snpSPL=${spl(tcb.snp)}`, `ucodeSPL=${spl(tcb.microcode)}`);
-  return `${base(baseUrl)}/vcek/v1/${product}/${hwid}?${q.join('&')}`;
+  return `${base(baseUrl)}/vcek/v1/${product}/${hwid}?${kdsTcbQuery(tcb, tcbLayoutOf(product))}`;
 }
 
 /** GET /{vcek|vlek}/v1/{product}/cert_chain → PEM ASK (or ASVK) then ARK. */

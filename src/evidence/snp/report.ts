@@ -129,6 +129,15 @@ export function encodeTcb(t: SnpTcbParts, layout: SnpTcbLayout): Uint8Array {
   return b;
 }
 
+/**
+ * A TCB as AMD KDS names its SPLs in the VCEK query (`[fmcSPL=&]blSPL=&teeSPL=&snpSPL=&ucodeSPL=`, two-digit
+ * values as snpguest prints them and KDS links them); the FMC SPL is Turin's only.
+ */
+export function kdsTcbQuery(t: SnpTcbParts, layout: SnpTcbLayout): string {
+  const spl = (n: number) => String(n).padStart(2, '0');
+  return `${layout === 'turin' ? `fmcSPL=${spl(t.fmc ?? 0)}&` : ''}blSPL=${spl(t.bootloader)}&teeSPL=${spl(t.tee)}&snpSPL=${spl(t.snp)}&ucodeSPL=${spl(t.microcode)}`;
+}
+
 /** Guest POLICY bits (ABI spec "GUEST_POLICY"; go-sev-guest `abi.SnpPolicy`). */
 export interface SnpGuestPolicy {
   readonly abiMinor: number;

@@ -3,6 +3,7 @@ import { derToPem } from '../../core/x509.js';
 import { type CaInput, errorMessageOf, httpExchange } from '../http.js';
 import { maaReportData, sevSnpVmBody } from './maa-body.js';
 import type { EvidenceOptions, EvidenceSource, MaaEvidence, SnpReportWithCerts } from './types.js';
+import { decodeTcb, kdsTcbQuery, tcbLayoutOf } from '../../evidence/snp/report.js';
 
 export type AmdProductName = 'Milan' | 'Genoa' | 'Turin';
 
@@ -31,15 +32,10 @@ export function productOfReport(report: Uint8Array): AmdProductName | undefined 
 /** The KDS VCEK path and query for a report: hwid = CHIP_ID (Turin: its first 8 bytes), SPLs of REPORTED_TCB. */
 export function kdsVcekPath(report: Uint8Array, product: AmdProductName): string {
   if (report.byteLength < 0x1e0) throw fail('evidence.truncated', 'SNP report is shorter than its CHIP_ID field', { length: report.byteLength });
-  const tcb = report.subarray(0x180, 0x188);
+  const layout = tcbLayoutOf(product);
+  const q = kdsTcbQuery(decodeTcb(report.subarray(0x180, 0x188), layout), layout);
   const chipId = Buffer.from(report.subarray(0x1a0, 0x1e0));
-  const spl = (n: number) => String(n).padStart(2, '0');
-  if (product === 'Turin') {
-    const q = `fmcSPL=${spl(tcb[0]!)}&blSPL=${spl(tcb[1]!)}&teeSPL=${spl(tcb[2]!)}&snpSPL=${spl(tcb[3]!)}&ucodeSPL=${spl(tcb[7]!)}`;
-    return `/vcek/v1/Turin/${chipId.subarray(0, 8).toString('hex')}?${q}`;
-  }
-  const q = `blSPL=${spl(tcb[0]!)}&teeSPL=${spl(tcb[1]!)}&snpSPL=${spl(tcb[6]!)}&ucodeSPL=${spl(tcb[7]!)}`;
-  return `/vcek/v1/${product}/${chipId.toString('hex')}?${q}`;
+  return `/vcek/v1/${product}/${(product === 'Turin' ? chipId.subarray(0, 8) : chipId).toString('hex')}?${q}`;
 }
 
 async function get(url: string, ca: CaInput | undefined, headers: Record<string, string> = {}): Promise<Uint8Array> {
