@@ -95,10 +95,10 @@ export interface Span {
 }
 
 /** Validity windows on one time axis, with today marked (e.g. collateral issue date → next update). */
-export function Timeline({ title, spans, now, width = 640 }: { title: string; spans: readonly Span[]; now: Date; width?: number }) {
+export function Timeline({ title, spans, now, width = 1000 }: { title: string; spans: readonly Span[]; now: Date; width?: number }) {
   const id = nextId('timeline');
   const row = 18;
-  const pad = { l: 170, r: 12, t: 8, b: 24 };
+  const pad = { l: 250, r: 12, t: 8, b: 24 };
   const height = pad.t + pad.b + Math.max(1, spans.length) * row;
   const times = spans.flatMap((s) => [s.start, s.end]).filter((d): d is Date => d !== null).map((d) => d.getTime());
   const lo = Math.min(now.getTime() - 86_400_000, ...times);
@@ -122,7 +122,7 @@ export function Timeline({ title, spans, now, width = 640 }: { title: string; sp
           return (
             <g key={`${s.label}-${i}`}>
               <text class="tick" x={pad.l - 6} y={y + 12} text-anchor="end">
-                {s.label.length > 26 ? `${s.label.slice(0, 25)}…` : s.label}
+                {s.label.length > 40 ? `${s.label.slice(0, 39)}…` : s.label}
               </text>
               <rect class={`bar ${s.tone}`} x={a} y={y + 3} width={Math.max(2, b - a)} height={row - 6} />
             </g>

@@ -1,6 +1,6 @@
 /** Small shared pieces of the console: loading state, errors, badges, times, the status live region. */
 import type { ComponentChildren } from 'preact';
-import { useCallback, useEffect, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError } from './api.js';
 import { formatTime } from './model.js';
 
@@ -92,9 +92,13 @@ let announce: (text: string) => void = () => undefined;
 /** The one polite live region: success messages of actions are read out here. */
 export function StatusRegion() {
   const [text, setText] = useState('');
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
   announce = (t: string) => {
     setText('');
+    clearTimeout(timer.current);
     setTimeout(() => setText(t), 50);
+    // Read out, then out of the way.
+    timer.current = setTimeout(() => setText(''), 6000);
   };
   return (
     <div class="status-region" role="status" aria-live="polite">

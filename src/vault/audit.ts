@@ -22,7 +22,7 @@ export interface AuditRecord {
   /** The catalogue code of a failure. */
   readonly code?: string;
   readonly message?: string;
-  /** Operation-specific facts (for a release: issuer, jti, claimsSha256, policyHash, trace, enc). */
+  /** Operation-specific facts (for a release: issuer, jti, claimsSha256, policyHash, trace, enc; a denial adds explanation and claims). */
   readonly detail?: Readonly<Record<string, unknown>>;
 }
 

@@ -36,6 +36,8 @@ function b64(v: unknown, field: string, required: boolean): Uint8Array | undefin
 }
 
 const u = b64url;
+/** A denied release records the token's claims up to this size (canonical JSON characters). */
+const MAX_AUDITED_CLAIMS_CHARS = 32 * 1024;
 
 /** Key-wrap algorithms: for wrapKey/unwrapKey only (AES KW of JWA, and the PKCS#11 names Managed HSM accepts). */
 const isWrapAlgorithm = (alg: string) => /KW$/.test(alg) || alg.startsWith('CKM_AES_KEY_WRAP');
@@ -145,7 +147,8 @@ export function createKeyOperations(core: VaultCore) {
         }
         draft.detail.issuer = token.issuer;
         if (typeof token.claims.jti === 'string') draft.detail.jti = token.claims.jti;
-        draft.detail.claimsSha256 = createHash('sha256').update(canonicalJson(token.claims)).digest('hex');
+        const claimsJson = canonicalJson(token.claims);
+        draft.detail.claimsSha256 = createHash('sha256').update(claimsJson).digest('hex');
         const policy = parseReleasePolicy(key.releasePolicy.json);
         draft.detail.policyHash = releasePolicyHash(policy);
         const decision = evaluateReleasePolicy(policy, token.claims, token.issuer);
@@ -153,6 +156,10 @@ export function createKeyOperations(core: VaultCore) {
         if (!decision.released) {
           const explanation = explainDecision(decision);
           draft.detail.explanation = explanation;
+          // The token's claims, so whoever reads the denial (conclave audit, the console) sees what the TEE presented;
+          // they are the TEE's own statements (no secret), kept only up to a size a log entry should carry.
+          if (claimsJson.length <= MAX_AUDITED_CLAIMS_CHARS) draft.detail.claims = token.claims;
+          else draft.detail.claimsOmitted = { chars: claimsJson.length };
           throw fail('release.policy_unsatisfied', `Target environment attestation statement does not satisfy the key release policy: ${explanation}`, { failures: decision.failures });
         }
         const wrapping = findWrappingKey(token.claims);

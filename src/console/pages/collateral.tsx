@@ -240,7 +240,7 @@ export function CollateralPage() {
               spans={items
                 .filter((i) => i.issueDate || i.nextUpdate)
                 .map((i) => ({
-                  label: i.key,
+                  label: i.key.replace(/^(sgx|tdx)\/v\d\//, '$1 '),
                   start: i.issueDate ? new Date(i.issueDate) : null,
                   end: i.nextUpdate ? new Date(i.nextUpdate) : null,
                   tone: i.stale ? 'bad' : 'ok',

@@ -223,12 +223,13 @@ function Roles({ name, admin }: { name: string; admin: boolean }) {
                   <button
                     type="button"
                     class="secondary"
+                    aria-label={`Remove ${a.role} from ${a.principalId}`}
                     onClick={async () => {
                       setError(await act(() => call('DELETE', `/admin/vault/roleAssignments/${encodeURIComponent(a.id)}`), 'Role assignment removed.'));
                       list.reload();
                     }}
                   >
-                    Remove {a.role} from {a.principalId}
+                    Remove
                   </button>
                 ) : (
                   <span class="muted">manage at vault scope</span>

@@ -166,7 +166,7 @@ describe('web console: sign-in and sessions', () => {
     const page = await server.send('GET', '/console/', { headers: { 'accept-encoding': 'identity' } });
     assert.equal(page.status, 200);
     const csp = String(page.headers['content-security-policy']);
-    for (const d of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"]) assert.ok(csp.includes(d), d);
+    for (const d of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'", "base-uri 'none'", "require-trusted-types-for 'script'"]) assert.ok(csp.includes(d), d);
     assert.ok(!/unsafe-inline|unsafe-eval/.test(csp));
     assert.equal(page.headers['x-content-type-options'], 'nosniff');
     assert.equal(page.headers['cache-control'], 'no-cache');
