@@ -229,7 +229,9 @@ describe('web console in a browser', { skip }, () => {
     await assertAccessible('overview with activity');
     await b.screenshot('overview');
     // The README's picture (docs/console.png) is this one: the first screen of the overview.
+    await b.page.setViewportSize({ width: 1200, height: 700 });
     await b.page.screenshot({ path: join(ARTIFACTS, 'overview-first-screen.png') });
+    await b.page.setViewportSize({ width: 1280, height: 860 });
   });
 
   test('a cross-site POST is refused: same-site pages fail the Origin check (403), cross-site ones carry no cookie (401)', async () => {
