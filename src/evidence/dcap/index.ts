@@ -24,7 +24,7 @@ export {
   encodeSgxReportBody,
   teeOf,
 } from './quote.js';
-export { type Field, type FieldType, type Layout, type Decoded, decodeLayout, encodeLayout, layoutSize, zeroLayout } from './layout.js';
+export { type Field, type FieldType, type Layout, type Decoded, decodeLayout, encodeLayout, layoutSize, zeroLayout } from '../../core/layout.js';
 export { type Freshness, type VerifyQuoteOptions, verifyQuote } from './verify.js';
 export { VerifierCache } from './cache.js';
 export type { QuoteVerificationResult, SgxQuoteVerificationResult, TdxQuoteVerificationResult, QuoteVerificationCommon } from './result.js';

@@ -3,7 +3,7 @@ import { type ConclaveError, fail } from '../../core/errors.js';
 import { SGX_REPORT_BODY, SGX_REPORT_BODY_SIZE, type SgxReportBody } from '../sgx/report-body.js';
 import { TD_REPORT_10, TD_REPORT_10_SIZE, TD_REPORT_15, TD_REPORT_15_SIZE, type TdReport10, type TdReport15 } from '../tdx/td-report.js';
 import type { DcapTee } from '../../core/tee.js';
-import { type Decoded, decodeLayout, encodeLayout } from './layout.js';
+import { type Decoded, decodeLayout, encodeLayout } from '../../core/layout.js';
 
 /**
  * Quote header, 48 bytes, all versions (DCAP `sgx_quote_3.h` sgx_quote_header_t, `sgx_quote_4.h`

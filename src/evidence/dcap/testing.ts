@@ -12,7 +12,7 @@ import { TAG, encodeInt, encodeOid, tlv } from '../../core/der.js';
 import { type Certificate, derToPem, parseCertificate } from '../../core/x509.js';
 import { SGX_REPORT_BODY, type SgxReportBody } from '../sgx/report-body.js';
 import { TD_REPORT_10, TD_REPORT_15, type TdReport10, type TdReport15 } from '../tdx/td-report.js';
-import { type Decoded, zeroLayout } from './layout.js';
+import { type Decoded, zeroLayout } from '../../core/layout.js';
 import {
   ATTESTATION_KEY_TYPE_ECDSA_P256,
   CERT_DATA_PCK_CHAIN,

@@ -1,6 +1,6 @@
 import { ByteReader, isAllZero, toHex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
-import { type Decoded, type Layout, decodeLayout, encodeLayout, layoutSize } from '../dcap/layout.js';
+import { type Decoded, type Layout, decodeLayout, encodeLayout, layoutSize } from '../../core/layout.js';
 import { type OpaqueData, encodeOpaqueData, parseOpaqueData } from './opaque.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { Decoded } from '../dcap/layout.js';
+import type { Decoded } from '../../core/layout.js';
 
 /**
  * sgx_report_body_t (384 bytes): the enclave report in SGX quotes and the QE report of every quote.

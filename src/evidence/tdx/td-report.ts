@@ -1,4 +1,4 @@
-import type { Decoded } from '../dcap/layout.js';
+import type { Decoded } from '../../core/layout.js';
 
 /**
  * TD report body 1.0 (sgx_report2_body_t, 584 bytes) as carried in TDX quotes v4/v5

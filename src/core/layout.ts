@@ -1,5 +1,5 @@
-import type { ByteReader } from '../../core/bytes.js';
-import { fail } from '../../core/errors.js';
+import type { ByteReader } from './bytes.js';
+import { fail } from './errors.js';
 
 /**
  * Binary layouts as tables of named fields at the spec's offsets. One table both decodes (through the
