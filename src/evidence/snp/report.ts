@@ -1,5 +1,6 @@
 import { ByteReader, isAllZero } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
+import { type Layout, indexLayout, reservedRanges as reservedRangesOf } from '../../core/layout.js';
 import type { AmdProduct } from './roots.js';
 
 /**
@@ -11,63 +12,64 @@ export const SNP_REPORT_SIZE = 0x4a0;
 export const SNP_SIGNED_SIZE = 0x2a0;
 export const SNP_SUPPORTED_VERSIONS: readonly number[] = [2, 3, 4, 5];
 
-interface FieldSpec {
-  readonly offset: number;
-  readonly size: number;
-  /** First report version that defines the field (reserved, must be zero, before it). */
-  readonly since?: number;
-}
+/**
+ * Named fields at the spec's offsets, with the ranges it reserves (must be zero) and the report version
+ * that took bytes out of a reserved range. The encoder and the parser both use this one table, in the
+ * layout-table mechanism of every binary format here (core/layout.ts).
+ */
+export const SNP_REPORT_TABLE = [
+  { name: 'version', offset: 0x000, type: 'u32' },
+  { name: 'guestSvn', offset: 0x004, type: 'u32' },
+  { name: 'policy', offset: 0x008, type: 'u64' },
+  { name: 'familyId', offset: 0x010, type: 16 },
+  { name: 'imageId', offset: 0x020, type: 16 },
+  { name: 'vmpl', offset: 0x030, type: 'u32' },
+  { name: 'signatureAlgo', offset: 0x034, type: 'u32' },
+  { name: 'currentTcb', offset: 0x038, type: 8 },
+  { name: 'platformInfo', offset: 0x040, type: 'u64' },
+  { name: 'signerInfo', offset: 0x048, type: 'u32' },
+  { name: 'reserved 0x04C', offset: 0x04c, type: 4, reserved: true },
+  { name: 'reportData', offset: 0x050, type: 64 },
+  { name: 'measurement', offset: 0x090, type: 48 },
+  { name: 'hostData', offset: 0x0c0, type: 32 },
+  { name: 'idKeyDigest', offset: 0x0e0, type: 48 },
+  { name: 'authorKeyDigest', offset: 0x110, type: 48 },
+  { name: 'reportId', offset: 0x140, type: 32 },
+  { name: 'reportIdMa', offset: 0x160, type: 32 },
+  { name: 'reportedTcb', offset: 0x180, type: 8 },
+  { name: 'reserved 0x188', offset: 0x188, type: 0x18, reserved: true },
+  { name: 'cpuidFamId', offset: 0x188, type: 'u8', since: 3 },
+  { name: 'cpuidModId', offset: 0x189, type: 'u8', since: 3 },
+  { name: 'cpuidStep', offset: 0x18a, type: 'u8', since: 3 },
+  { name: 'chipId', offset: 0x1a0, type: 64 },
+  { name: 'committedTcb', offset: 0x1e0, type: 8 },
+  { name: 'currentBuild', offset: 0x1e8, type: 'u8' },
+  { name: 'currentMinor', offset: 0x1e9, type: 'u8' },
+  { name: 'currentMajor', offset: 0x1ea, type: 'u8' },
+  { name: 'reserved 0x1EB', offset: 0x1eb, type: 1, reserved: true },
+  { name: 'committedBuild', offset: 0x1ec, type: 'u8' },
+  { name: 'committedMinor', offset: 0x1ed, type: 'u8' },
+  { name: 'committedMajor', offset: 0x1ee, type: 'u8' },
+  { name: 'reserved 0x1EF', offset: 0x1ef, type: 1, reserved: true },
+  { name: 'launchTcb', offset: 0x1f0, type: 8 },
+  { name: 'reserved 0x1F8', offset: 0x1f8, type: SNP_SIGNED_SIZE - 0x1f8, reserved: true },
+  { name: 'launchMitVector', offset: 0x1f8, type: 'u64', since: 5 },
+  { name: 'currentMitVector', offset: 0x200, type: 'u64', since: 5 },
+  { name: 'signatureR', offset: 0x2a0, type: 72 },
+  { name: 'signatureS', offset: 0x2e8, type: 72 },
+  { name: 'signature reserved 0x330', offset: 0x330, type: SNP_REPORT_SIZE - 0x330, reserved: true },
+] as const satisfies Layout;
 
-/** Named fields at the spec's offsets. The encoder and the parser both use this one table. */
-export const SNP_REPORT_LAYOUT = {
-  version: { offset: 0x000, size: 4 },
-  guestSvn: { offset: 0x004, size: 4 },
-  policy: { offset: 0x008, size: 8 },
-  familyId: { offset: 0x010, size: 16 },
-  imageId: { offset: 0x020, size: 16 },
-  vmpl: { offset: 0x030, size: 4 },
-  signatureAlgo: { offset: 0x034, size: 4 },
-  currentTcb: { offset: 0x038, size: 8 },
-  platformInfo: { offset: 0x040, size: 8 },
-  signerInfo: { offset: 0x048, size: 4 },
-  reportData: { offset: 0x050, size: 64 },
-  measurement: { offset: 0x090, size: 48 },
-  hostData: { offset: 0x0c0, size: 32 },
-  idKeyDigest: { offset: 0x0e0, size: 48 },
-  authorKeyDigest: { offset: 0x110, size: 48 },
-  reportId: { offset: 0x140, size: 32 },
-  reportIdMa: { offset: 0x160, size: 32 },
-  reportedTcb: { offset: 0x180, size: 8 },
-  cpuidFamId: { offset: 0x188, size: 1, since: 3 },
-  cpuidModId: { offset: 0x189, size: 1, since: 3 },
-  cpuidStep: { offset: 0x18a, size: 1, since: 3 },
-  chipId: { offset: 0x1a0, size: 64 },
-  committedTcb: { offset: 0x1e0, size: 8 },
-  currentBuild: { offset: 0x1e8, size: 1 },
-  currentMinor: { offset: 0x1e9, size: 1 },
-  currentMajor: { offset: 0x1ea, size: 1 },
-  committedBuild: { offset: 0x1ec, size: 1 },
-  committedMinor: { offset: 0x1ed, size: 1 },
-  committedMajor: { offset: 0x1ee, size: 1 },
-  launchTcb: { offset: 0x1f0, size: 8 },
-  launchMitVector: { offset: 0x1f8, size: 8, since: 5 },
-  currentMitVector: { offset: 0x200, size: 8, since: 5 },
-  signatureR: { offset: 0x2a0, size: 72 },
-  signatureS: { offset: 0x2e8, size: 72 },
-} as const satisfies Record<string, FieldSpec>;
+/** Each field's offset and size, by name. */
+export const SNP_REPORT_LAYOUT = indexLayout(SNP_REPORT_TABLE);
 
 export type SnpReportField = keyof typeof SNP_REPORT_LAYOUT;
 
-/** Reserved ranges the spec marks must-be-zero, as [start, end) per report version. */
-function reservedRanges(version: number): Array<readonly [number, number, string]> {
-  return [
-    [0x04c, 0x050, 'reserved 0x04C'],
-    [version >= 3 ? 0x18b : 0x188, 0x1a0, 'reserved 0x188'],
-    [0x1eb, 0x1ec, 'reserved 0x1EB'],
-    [0x1ef, 0x1f0, 'reserved 0x1EF'],
-    [version >= 5 ? 0x208 : 0x1f8, SNP_SIGNED_SIZE, 'reserved 0x1F8'],
-    [0x330, SNP_REPORT_SIZE, 'signature reserved 0x330'],
-  ];
+/** Reserved ranges the spec marks must-be-zero, as [start, end) per report version (computed once per version). */
+const RESERVED_BY_VERSION = new Map(SNP_SUPPORTED_VERSIONS.map((v) => [v, reservedRangesOf(SNP_REPORT_TABLE, v)] as const));
+
+function reservedRanges(version: number): ReadonlyArray<readonly [number, number, string]> {
+  return RESERVED_BY_VERSION.get(version) ?? reservedRangesOf(SNP_REPORT_TABLE, version);
 }
 
 /** Decoded TCB_VERSION. `fmc` is present only in the Turin encoding. */
