@@ -144,11 +144,28 @@ describe('web console in a browser', { skip }, () => {
     await b.page.getByLabel('Principal (client id or issuer#sub)').fill(server.admin.clientId);
     await b.page.getByRole('button', { name: 'Assign' }).click();
     await b.page.getByRole('button', { name: `Remove Key Vault Crypto Service Release User from ${server.admin.clientId}` }).waitFor();
+    // Rotate, disable and enable again.
+    await b.page.getByRole('button', { name: 'Rotate' }).click();
+    await b.page.getByRole('table', { name: 'Versions of app-key' }).getByRole('row').nth(2).waitFor();
+    await b.page.getByRole('button', { name: 'Disable' }).click();
+    await b.page.locator('.facts').getByText('disabled', { exact: true }).waitFor();
+    await b.page.getByRole('button', { name: 'Enable' }).click();
+    await b.page.locator('.facts').getByText('enabled', { exact: true }).waitFor();
     await assertAccessible('key');
     await b.screenshot('key');
     const key = await server.send('GET', `/keys/app-key?${API}`, { headers: await bearer() });
     assert.equal(key.status, 200);
     assert.equal(key.json().attributes.exportable, true);
+  });
+
+  test('delete a key and recover it', async () => {
+    assert.equal((await server.send('POST', `/keys/scratch-key/create?${API}`, { headers: await bearer(), body: { kty: 'EC', crv: 'P-256' } })).status, 200);
+    await goto('#/keys/scratch-key', 'Key scratch-key');
+    await b.page.getByRole('button', { name: 'Delete' }).click();
+    await b.page.getByRole('heading', { level: 1, name: 'Keys' }).waitFor();
+    await b.page.getByRole('button', { name: 'Recover scratch-key' }).click();
+    await b.page.getByRole('link', { name: 'scratch-key' }).waitFor();
+    assert.equal((await server.send('GET', `/keys/scratch-key?${API}`, { headers: await bearer() })).status, 200);
   });
 
   test('a denied release (simulated TEE, wrong measurement) shows the failed clause, its trace and the token claims', async () => {
@@ -187,6 +204,16 @@ describe('web console in a browser', { skip }, () => {
     await b.page.getByText('attestation.policy_denied').waitFor();
     const states = await steps.locator('li .badge').allTextContents();
     assert.deepEqual(states, ['passed', 'passed', 'passed', 'passed', 'failed', 'not reached']);
+    // Set a policy that was tried, then attest under it.
+    await b.page.getByLabel(/^Attestation policy to try/).fill('version=1.0;\nauthorizationrules {\n  => permit();\n};\nissuancerules {\n  => issue(type="console-tried", value=true);\n};');
+    await b.page.getByRole('button', { name: 'Verify' }).click();
+    await b.page.getByRole('heading', { level: 3, name: 'Result with the draft policy' }).waitFor();
+    await b.page.getByRole('table', { name: /^Claims/ }).getByText('console-tried', { exact: true }).waitFor();
+    await b.page.getByRole('button', { name: 'Set this policy for SevSnpVm' }).click();
+    await b.page.getByRole('status').filter({ hasText: 'Attestation policy for SevSnpVm set.' }).waitFor();
+    const stored = await server.send('GET', '/policies/SevSnpVm?api-version=2022-08-01', { headers: await bearer() });
+    const jws = JSON.parse(Buffer.from(stored.json().token.split('.')[1], 'base64url').toString())['x-ms-policy'] as string;
+    assert.match(Buffer.from(JSON.parse(Buffer.from(jws.split('.')[1]!, 'base64url').toString()).AttestationPolicy, 'base64url').toString(), /console-tried/);
     // A token: decoded, its signature checked against /certs in the page, and a release policy dry-run against it.
     await b.page.getByLabel(/^Attestation token/).fill(await attest(MEASUREMENT));
     await b.page.getByRole('button', { name: 'Inspect' }).click();
@@ -208,8 +235,13 @@ describe('web console in a browser', { skip }, () => {
     const table = b.page.getByRole('table', { name: 'What is cached for Intel FMSPC 00906ED50000' });
     assert.ok((await table.textContent())?.includes(up.url), 'the source is the upstream');
     await b.page.getByRole('img', { name: 'Collateral validity: issue date to next update' }).waitFor();
+    await b.page.getByLabel('Pin sgx/v4/tcb/00906ED50000').selectOption('17');
     await b.page.getByRole('button', { name: 'Dry run' }).click();
     await b.page.getByText(/platforms seen in the last 90 days would change status/).waitFor();
+    await b.page.getByRole('button', { name: 'Apply this baseline' }).click();
+    await b.page.getByRole('status').filter({ hasText: 'Baseline set.' }).waitFor();
+    const baseline = await server.send('GET', '/admin/collateral/baseline', { headers: await bearer() });
+    assert.equal(baseline.json().policy.pinned['sgx:00906ED50000'], 17);
     await assertAccessible('collateral');
     await b.screenshot('collateral');
   });
