@@ -21,6 +21,8 @@ import { csrfTokenOf } from './sessions.js';
 /** `__Host-`: the browser accepts it only Secure, with Path=/ and no Domain (RFC 6265bis §4.1.3.2). */
 export const SESSION_COOKIE = '__Host-conclave-session';
 export const CSRF_HEADER = 'x-csrf-token';
+/** Sign-in: it opens a session rather than using one, so a stale cookie must not stand in its way; it checks Origin itself. */
+export const SIGN_IN_PATH = '/console/api/session';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -65,6 +67,7 @@ export function registerSessionCookie(app: FastifyInstance, baseUrl: () => strin
     }
     const sessionId = sessionCookieOf(request.headers.cookie);
     if (sessionId === undefined || authorization !== undefined) return;
+    if (request.method === 'POST' && request.url.split('?')[0]!.replace(/\/+$/, '').toLowerCase() === SIGN_IN_PATH) return;
     if (!SAFE_METHODS.has(request.method)) {
       if (!fromThisOrigin(request, baseUrl(), { requireOrigin: true })) {
         throw fail('auth.csrf', 'cross-site request refused: a request with the console session must come from the console (Origin)', { reason: 'origin' });

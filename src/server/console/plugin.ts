@@ -16,7 +16,7 @@ import type { AppContext } from '../context.js';
 import { createRateLimiter } from '../rate-limit.js';
 import { createAttestationActivity } from './activity.js';
 import { type ConsoleAsset, loadConsoleAssets, packageRoot, pickEncoding } from './assets.js';
-import { fromThisOrigin, registerSessionCookie, sessionCookie, sessionCookieOf } from './csrf.js';
+import { fromThisOrigin, registerSessionCookie, SIGN_IN_PATH, sessionCookie, sessionCookieOf } from './csrf.js';
 import type { ConsoleSessions, OpenedSession } from './sessions.js';
 
 /**
@@ -113,7 +113,7 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     return { url: `${ctx.baseUrl()}/console/#code=${code}`, expiresAt: expiresAt.toISOString() };
   });
 
-  app.post('/console/api/session', route('Sign in to the console: {code} | {clientId, clientSecret} | {accessToken}'), async (request, reply) => {
+  app.post(SIGN_IN_PATH, route('Sign in to the console: {code} | {clientId, clientSecret} | {accessToken}'), async (request, reply) => {
     if (!fromThisOrigin(request, ctx.baseUrl(), { requireOrigin: false })) {
       throw fail('auth.csrf', 'cross-site sign-in refused: sign in from the console itself', { reason: 'origin' });
     }
@@ -142,7 +142,9 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     }
     reply.header('set-cookie', sessionCookie(opened.sessionId, (opened.expiresAt.getTime() - ctx.now().getTime()) / 1000));
     reply.header('cache-control', 'no-store');
-    return sessionBody(opened, method);
+    const answer = await sessionBody(opened, method);
+    request.log.info({ principal: answer.principal.id, method, expiresAt: answer.expiresAt }, 'console sign-in');
+    return answer;
   });
 
   app.get('/console/api/session', route('The console session: principal, CSRF token, expiry'), async (request, reply) => {

@@ -192,7 +192,9 @@ describe('web console in a browser', { skip }, () => {
   test('the playground verifies simulated evidence step by step, and tries a draft policy before it is set', async () => {
     await goto('#/playground', 'Attestation playground');
     const ev = snpEvidence(MEASUREMENT);
-    await b.page.getByLabel(/^Attestation request/).fill(JSON.stringify(ev.body));
+    // Uploaded as a file, as `conclave sim evidence … > evidence.json` leaves it.
+    await b.page.getByLabel('Or upload a file').setInputFiles({ name: 'evidence.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(ev.body)) });
+    await b.page.waitForFunction(() => (document.getElementById('evidence-text') as HTMLTextAreaElement).value.startsWith('{'));
     await b.page.getByRole('button', { name: 'Verify' }).click();
     const steps = b.page.getByRole('list', { name: 'Verification steps' }).first();
     await steps.getByText('Token issued').waitFor();

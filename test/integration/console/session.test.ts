@@ -120,6 +120,14 @@ describe('web console: sign-in and sessions', () => {
     assert.equal(forged.status, 401, forged.text);
   });
 
+  test('signing in again over a stale session cookie works (the sign-in route ignores the old session)', async () => {
+    const s = await consoleSignIn(server);
+    await server.send('DELETE', '/console/api/session', { headers: sessionHeaders(server, s, true) });
+    const again = await server.send('POST', '/console/api/session', { headers: { origin: server.url, cookie: s.cookie }, body: { code: await newCode() } });
+    assert.equal(again.status, 200, again.text);
+    assert.notEqual(String(again.headers['set-cookie']).split(';')[0], s.cookie, 'a new session id');
+  });
+
   test('the audit log names the session principal; sign-out ends the session', async () => {
     const s = await consoleSignIn(server);
     const r = await server.send('POST', `/keys/audited/create?${API}`, { headers: sessionHeaders(server, s, true), body: { kty: 'EC', crv: 'P-256' } });
