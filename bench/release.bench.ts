@@ -1,180 +1,223 @@
 /**
- * Secure Key Release throughput: `POST /keys/{name}/release` over HTTPS on loopback at a fixed
- * concurrency, against the floor of the crypto one release needs (target-token RS256 verification,
- * RSA-OAEP of the KEK, AES-KWP of the key, one RS256 signature of the response).
+ * Secure Key Release over HTTPS against its crypto floor (bench/release.md).
  *
- *   npm run bench:release -- [--requests 2000] [--concurrency 4] [--rounds 3] [--enc RSA_AES_KEY_WRAP_256] [--hsm SPEC|softhsm]
+ *   npm run bench:release -- [--concurrency 4,16] [--seconds 5] [--rounds 5] [--enc RSA_AES_KEY_WRAP_256]
+ *                            [--db postgres] [--hsm SPEC|softhsm] [--log-off 4|none] [--baseline DIR]
  *
- * The software key protector always runs; `--hsm` adds a run with the PKCS#11 provider (docs/hsm.md).
- * Each round measures the release path twice, in alternating order: with the transparency log, and with
- * logging disabled (bench/lib/log.ts), and reports the ratio of the medians and the log's inclusion
- * latency, with the host's load average beside each figure.
+ * The server is `conclave serve` in a child process (SQLite, or a throw-away PostgreSQL database with
+ * `--db postgres`; software keys, and with `--hsm` a second server on PKCS#11); this process is the
+ * client: the load generator, and the stand-in OpenID authority whose JWKS the server fetches once.
+ * Each round measures, in this order, the floor (the crypto one release cannot avoid, in this one
+ * thread: target-token RS256 verify, RSA-OAEP of the KEK, AES-KWP of the key, RS256 signature of the
+ * response) and every server × concurrency; the figures are medians of the rounds with min and max, and
+ * the ratios are taken round by round against the floor of the same round. At the `--log-off`
+ * concurrency each server is also measured with its transparency-log entries switched off (a store
+ * trigger, bench/lib/log.ts): the ratio with / without the log, and the log's inclusion latency, tell what
+ * the log costs a release (issue #17). `--baseline DIR` adds a
+ * server run from another checkout (e.g. a worktree of main), measured in the same rounds: a before and
+ * after that met the same machine.
  */
 import { constants, createCipheriv, generateKeyPairSync, publicEncrypt, randomBytes, sign } from 'node:crypto';
-import { Agent, request } from 'node:https';
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { verifyTargetToken } from '../src/vault/release/index.js';
 import { createFakeAuthority, fakeJwksPort } from '../src/vault/release/testing.js';
-import { adminJson, assignRole, policyFor, startAuthority } from '../test/integration/vault/harness.js';
-import { startTestServer } from '../test/helpers/server.js';
+import { httpsClient } from '../test/helpers/https.js';
+import { policyFor, startAuthority } from '../test/integration/vault/harness.js';
+import { openDatabase } from '../src/storage/open.js';
+import type { Database } from '../src/storage/database.js';
+import { measureOps, runLoad } from './lib/load.js';
 import { inclusionLatency, setLogging } from './lib/log.js';
+import { hostLine } from './lib/machine.js';
+import { type Case, type CaseResult, fmt, interleave, ratio } from './lib/rounds.js';
+import { type BenchServer, startBenchServer } from './lib/server.js';
 
 const { values } = parseArgs({
   options: {
-    requests: { type: 'string', default: '2000' },
-    concurrency: { type: 'string', default: '4' },
-    rounds: { type: 'string', default: '3' },
-    provider: { type: 'string', default: 'software' },
-    hsm: { type: 'string' },
+    concurrency: { type: 'string', default: '4,16' },
+    seconds: { type: 'string', default: '5' },
+    rounds: { type: 'string', default: '5' },
     enc: { type: 'string', default: 'RSA_AES_KEY_WRAP_256' },
+    db: { type: 'string', default: 'sqlite' },
+    hsm: { type: 'string' },
+    baseline: { type: 'string' },
+    'log-off': { type: 'string', default: '4' },
   },
 });
-const REQUESTS = Number(values.requests);
-const CONCURRENCY = Number(values.concurrency);
+const CONCURRENCY = values.concurrency!.split(',').map(Number);
+const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
-const PROVIDERS: Record<string, Record<string, unknown>> = { software: { hsm: undefined } };
-if (!(values.provider! in PROVIDERS)) {
-  console.error(`provider ${values.provider} is not available; use --provider software (and --hsm SPEC|softhsm for PKCS#11)`);
-  process.exit(2);
-}
-// `--hsm SPEC` (or `softhsm`: a temporary SoftHSM2 token, release-sha2=hybrid) adds a PKCS#11 run after the software one.
-if (values.hsm !== undefined) {
-  const { sharedSoftHsm } = await import('../test/helpers/softhsm.js');
-  PROVIDERS.pkcs11 = { hsm: values.hsm === 'softhsm' ? `${sharedSoftHsm().spec};release-sha2=hybrid` : values.hsm };
-}
+const LOG_OFF = values['log-off'] === 'none' ? undefined : Number(values['log-off']);
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
-
-async function time(label: string, n: number, fn: () => unknown): Promise<number> {
-  for (let i = 0; i < Math.min(50, n); i++) await fn();
-  const t0 = process.hrtime.bigint();
-  for (let i = 0; i < n; i++) await fn();
-  const us = Number(process.hrtime.bigint() - t0) / 1000 / n;
-  console.log(`  ${label.padEnd(34)} ${us.toFixed(1).padStart(8)} µs`);
-  return us;
-}
-
-async function cryptoFloor(): Promise<number> {
-  console.log('crypto floor (one core, per release):');
+/** The crypto of one release, in this thread: returns a function doing it once. */
+async function floorOperation(): Promise<() => unknown> {
   const issuer = 'https://authority.bench';
-  const authority = await createFakeAuthority(issuer);
+  const authority = await createFakeAuthority(issuer, { alg: 'RS256' });
   const getJwks = fakeJwksPort({ [issuer]: { keys: [authority.jwk] } });
   const now = Math.floor(Date.now() / 1000);
   const token = authority.token({ exp: now + 3600, nbf: now });
-  const at = new Date();
   const wrapping = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
   const signer = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   const material = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'der', type: 'pkcs8' });
-  const kek = randomBytes(32);
   const payload = Buffer.alloc(2600, 1);
-  let total = 0;
-  total += await time('verify target token (RS256)', 500, () => verifyTargetToken(token, { trustedAuthorities: [issuer], getJwks, at }));
-  total += await time('RSA-OAEP(KEK) to the runtime key', 2000, () => publicEncrypt({ key: wrapping, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, kek));
-  total += await time('AES-256-KWP(RSA-2048 PKCS#8)', 5000, () => {
+  return async () => {
+    await verifyTargetToken(token, { trustedAuthorities: [issuer], getJwks, at: new Date() });
+    const kek = randomBytes(32);
+    publicEncrypt({ key: wrapping, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, kek);
     const c = createCipheriv('id-aes256-wrap-pad', kek, Buffer.from('A65959A6', 'hex'));
-    return Buffer.concat([c.update(material), c.final()]);
-  });
-  total += await time('RS256 signature of the response', 500, () => sign('sha256', payload, signer));
-  console.log(`  ${'sum'.padEnd(34)} ${total.toFixed(1).padStart(8)} µs  → ${(1e6 / total).toFixed(0)} releases/s/core`);
-  return total;
+    Buffer.concat([c.update(material), c.final()]);
+    sign('sha256', payload, signer);
+  };
 }
 
-async function main(): Promise<void> {
-  const floorUs = await cryptoFloor();
-  for (const [provider, flags] of Object.entries(PROVIDERS)) await releaseOverHttps(provider, flags, floorUs);
+interface Target {
+  readonly label: string;
+  readonly server: BenchServer;
+  /** The server's store, opened by this process too (log switch, inclusion latency). */
+  readonly db: Database;
+  readonly bearer: string;
+  readonly body: string;
+  /** Releases this server answered (warm-ups included), for its CPU profile. */
+  answered: number;
+  close(): Promise<void>;
 }
 
-async function releaseOverHttps(provider: string, flags: Record<string, unknown>, floorUs: number): Promise<void> {
-  const server = await startTestServer({ services: 'vault', ...flags });
-  const authority = await startAuthority(server);
+async function startTarget(label: string, args: string[], root?: string): Promise<Target> {
+  const server = await startBenchServer(['--services', 'vault', ...args], undefined, root ? { root } : {});
+  const dbAt = args.indexOf('--db');
+  const db = await openDatabase(dbAt >= 0 ? args[dbAt + 1]! : `sqlite:${join(server.dataDir, 'conclave.db')}`);
+  const send = httpsClient(server.url, join(server.dataDir, 'tls', 'ca.pem'));
+  const authority = await startAuthority({ dataDir: server.dataDir });
   try {
-    await adminJson(server, 'PUT', '/admin/vault/authorities', { authorities: [authority.url] });
-    await assignRole(server, server.admin.clientId, 'Key Vault Crypto Service Release User');
-    const bearer = await server.adminToken();
-    const created = await adminJson(server, 'POST', '/keys/bench/create?api-version=7.4', {
+    const grant = new URLSearchParams({ grant_type: 'client_credentials', client_id: server.admin.clientId, client_secret: server.admin.clientSecret }).toString();
+    const bearer = (await send('POST', '/oauth2/token', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: grant })).json().access_token as string;
+    const call = async (method: string, path: string, body: object) => {
+      const r = await send(method, path, { headers: { authorization: `Bearer ${bearer}` }, body });
+      if (r.status < 200 || r.status >= 300) throw new Error(`${method} ${path}: ${r.status} ${r.text}`);
+    };
+    await call('PUT', '/admin/vault/authorities', { authorities: [authority.url] });
+    await call('PUT', '/admin/vault/roleAssignments', { principalId: server.admin.clientId, role: 'Key Vault Crypto Service Release User', scope: '/' });
+    await call('POST', '/keys/bench/create?api-version=7.4', {
       kty: 'RSA-HSM',
       key_size: 2048,
       attributes: { exportable: true },
       release_policy: { data: Buffer.from(policyFor(authority.url)).toString('base64url') },
     });
-    if (created.status !== 200) throw new Error(`create: ${created.status} ${JSON.stringify(created.json)}`);
-    const target = authority.token();
-    const body = JSON.stringify({ target, enc: values.enc });
-    const agent = new Agent({ keepAlive: true, maxSockets: CONCURRENCY, ca: readFileSync(server.caPath) });
-    const url = new URL('/keys/bench/release?api-version=7.4', server.url);
-    const one = () =>
-      new Promise<number>((resolve, reject) => {
-        const t0 = process.hrtime.bigint();
-        const req = request(url, { method: 'POST', agent, headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-          res.resume();
-          res.on('end', () => (res.statusCode === 200 ? resolve(Number(process.hrtime.bigint() - t0) / 1e6) : reject(new Error(`status ${res.statusCode}`))));
-        });
-        req.on('error', reject);
-        req.end(body);
-      });
-    for (let i = 0; i < 100; i++) await one();
-    const measure = async () => {
-      const latencies: number[] = [];
-      let next = 0;
-      const cpu0 = process.cpuUsage();
-      const load0 = loadavg()[0]!;
-      const t0 = process.hrtime.bigint();
-      await Promise.all(
-        Array.from({ length: CONCURRENCY }, async () => {
-          while (next < REQUESTS) {
-            next++;
-            latencies.push(await one());
-          }
-        }),
-      );
-      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-      const cpu = process.cpuUsage(cpu0);
-      latencies.sort((a, b) => a - b);
-      const cores = (cpu.user + cpu.system) / 1e6 / seconds;
-      return { perSecond: REQUESTS / seconds, p50: percentile(latencies, 50), p99: percentile(latencies, 99), cores, cpuMsPerRelease: (cores * 1000) / (REQUESTS / seconds), load: (load0 + loadavg()[0]!) / 2 };
+    return {
+      label,
+      server,
+      db,
+      bearer,
+      body: JSON.stringify({ target: authority.token(), enc: values.enc }),
+      answered: 0,
+      async close() {
+        await setLogging(db, true).catch(() => undefined);
+        await db.close();
+        await authority.close();
+        await server.stop();
+      },
     };
-    type Run = Awaited<ReturnType<typeof measure>>;
-    const runs: Record<'log' | 'off', Run[]> = { log: [], off: [] };
-    const show = (r: Run) => `${r.perSecond.toFixed(0).padStart(5)} releases/s   p50 ${r.p50.toFixed(2)} ms   p99 ${r.p99.toFixed(2)} ms   ${r.cores.toFixed(2)} cores = ${r.cpuMsPerRelease.toFixed(2)} ms CPU per release (server + client)   load average ${r.load.toFixed(1)}`;
-    console.log(`HTTPS release (provider ${provider}, enc ${values.enc}, concurrency ${CONCURRENCY}, ${REQUESTS} requests per run, server and client in one process, SQLite):`);
-    const inclusion: Awaited<ReturnType<typeof inclusionLatency>>[] = [];
-    const ratios: number[] = [];
-    console.log(`  warm-up run (not counted)  ${show(await measure())}`);
-    for (let round = 1; round <= ROUNDS; round++) {
-      for (const mode of round % 2 === 1 ? (['log', 'off'] as const) : (['off', 'log'] as const)) {
-        await setLogging(server.ctx.db, mode === 'log');
-        const since = Date.now();
-        const r = await measure();
-        runs[mode].push(r);
-        console.log(`  round ${round}, ${mode === 'log' ? 'with the log    ' : 'logging disabled'}  ${show(r)}`);
-        if (mode === 'log') {
-          await new Promise((res) => setTimeout(res, 300));
-          const inc = await inclusionLatency(server.ctx.db, since);
-          inclusion.push(inc);
-          console.log(`    inclusion latency (insert → signed head, ${inc.entries} entries): p50 ${inc.p50Ms} ms   p99 ${inc.p99Ms} ms   max ${inc.maxMs} ms`);
-        }
-      }
-      ratios.push(runs.log.at(-1)!.perSecond / runs.off.at(-1)!.perSecond);
-    }
-    await setLogging(server.ctx.db, true);
-    const median = (rs: Run[]) => [...rs].sort((a, b) => a.perSecond - b.perSecond)[Math.floor(rs.length / 2)]!;
-    const [on, off] = [median(runs.log), median(runs.off)];
-    console.log(`  median with the log      ${show(on)}`);
-    console.log(`  median logging disabled  ${show(off)}`);
-    const medianRatio = [...ratios].sort((a, b) => a - b)[Math.floor(ratios.length / 2)]!;
-    console.log(`  with the log / logging disabled: ×${medianRatio.toFixed(3)} (median of the rounds' ratios ${ratios.map((r) => r.toFixed(2)).join(', ')}; ratio of the medians ×${(on.perSecond / off.perSecond).toFixed(3)}; target ≥ 0.85)`);
-    console.log(`  CPU per release: ${on.cpuMsPerRelease.toFixed(2)} ms with the log, ${off.cpuMsPerRelease.toFixed(2)} ms without`);
-    const incMed = [...inclusion].sort((a, b) => a.p50Ms - b.p50Ms)[Math.floor(inclusion.length / 2)];
-    if (incMed) console.log(`  inclusion latency (median round): p50 ${incMed.p50Ms} ms, p99 ${incMed.p99Ms} ms (--log-batch-ms ${server.ctx.config.logBatchMs})`);
-    console.log(`  floor ${(1e6 / floorUs).toFixed(0)} releases/s/core`);
-    agent.destroy();
-  } finally {
+  } catch (e) {
+    await db.close();
     await authority.close();
     await server.stop();
+    throw e;
+  }
+}
+
+async function main(): Promise<void> {
+  const targets: Target[] = [];
+  const drops: Array<() => Promise<void>> = [];
+  /** Each server its own store: a fresh SQLite file in its data dir, or a throw-away PostgreSQL database. */
+  const dbArgs = async (): Promise<string[]> => {
+    if (values.db !== 'postgres') return [];
+    const { createTestDatabase } = await import('../test/helpers/postgres.js');
+    const db = await createTestDatabase();
+    drops.push(() => db.drop());
+    return ['--db', db.url];
+  };
+  try {
+    if (values.baseline) targets.push(await startTarget('baseline', await dbArgs(), values.baseline));
+    targets.push(await startTarget('software', await dbArgs()));
+    if (values.hsm !== undefined) {
+      const { sharedSoftHsm } = await import('../test/helpers/softhsm.js');
+      const spec = values.hsm === 'softhsm' ? `${sharedSoftHsm().spec};release-sha2=hybrid` : values.hsm;
+      targets.push(await startTarget('pkcs11', ['--hsm', spec, ...(await dbArgs())]));
+    }
+    const floorOnce = await floorOperation();
+    const cases: Case[] = [
+      {
+        name: 'floor',
+        async run() {
+          const m = await measureOps(floorOnce, 1000);
+          return { perSecond: m.perSecond, cpuUs: m.cpuUs };
+        },
+      },
+    ];
+    for (const t of targets) {
+      const modes = (c: number) => (c === LOG_OFF ? [true, false] : [true]);
+      for (const c of CONCURRENCY) {
+        for (const logging of modes(c)) {
+          cases.push({
+            name: `${t.label} c${c}${logging ? '' : ' log off'}`,
+            async run(round) {
+              await setLogging(t.db, logging);
+              const since = Date.now();
+              const r = await runLoad({
+                url: `${t.server.url}/keys/bench/release?api-version=7.4`,
+                method: 'POST',
+                headers: { authorization: `Bearer ${t.bearer}`, 'content-type': 'application/json' },
+                body: t.body,
+                ca: readFileSync(join(t.server.dataDir, 'tls', 'ca.pem')),
+                connections: c,
+                durationMs: SECONDS * 1000,
+                warmupMs: round === 1 ? 1500 : 500,
+                cpuPid: t.server.child.pid!,
+              });
+              t.answered += r.answered;
+              if (r.errors) throw new Error(`${r.errors} failed releases; first: ${r.firstError}`);
+              const f: Record<string, number> = { perSecond: r.perSecond, p50: r.p50Ms, p99: r.p99Ms, cpuUs: r.serverCpuUs, mainCpuUs: r.serverMainCpuUs, clientCpuUs: r.clientCpuUs };
+              if (logging) {
+                // Entries of this run that a signed head includes by now (a batch or two after the last).
+                await new Promise((res) => setTimeout(res, 300));
+                const inc = await inclusionLatency(t.db, since);
+                Object.assign(f, { inclusionP50: inc.p50Ms, inclusionP99: inc.p99Ms });
+              }
+              return f;
+            },
+          });
+        }
+      }
+    }
+    console.log(hostLine());
+    console.log(`release over HTTPS: enc ${values.enc}, store ${values.db}, ${ROUNDS} interleaved rounds of ${SECONDS} s per case; client (load generator and OpenID stand-in) in this process, server in its own`);
+    const results = await interleave(cases, ROUNDS, (round, name, f, m) =>
+      console.log(`  round ${round} ${name.padEnd(14)} ${f.perSecond!.toFixed(0).padStart(6)}/s  cpu ${f.cpuUs!.toFixed(0)} µs/op${f.mainCpuUs !== undefined ? ` (main ${f.mainCpuUs.toFixed(0)})` : ''}${f.p50 !== undefined ? `  p50 ${f.p50.toFixed(2)} ms` : ''}  (load ${m.load1.toFixed(1)})`),
+    );
+    report(results);
+    for (const t of targets) console.log(`server ${t.label} answered ${t.answered} releases${process.env.BENCH_PROFILE ? ` (CPU profile in ${process.env.BENCH_PROFILE})` : ''}`);
+  } finally {
+    for (const t of targets) await t.close();
+    for (const drop of drops) await drop();
+  }
+}
+
+function report(results: CaseResult[]): void {
+  console.log('\n| case | inclusion latency p50 ms | p99 ms | with the log / log off (per round) |');
+  console.log('|---|---|---|---|');
+  for (const r of results.filter((x) => !Number.isNaN(x.figure('inclusionP50').median))) {
+    const off = results.find((x) => x.name === `${r.name} log off`);
+    console.log(`| ${r.name} | ${fmt(r.figure('inclusionP50'))} | ${fmt(r.figure('inclusionP99'))} | ${off ? fmt(ratio(r, 'perSecond', off, 'perSecond'), 2) : ''} |`);
+  }
+  const floor = results[0]!;
+  console.log('\n| case | releases/s | vs floor (per round) | p50 ms | p99 ms | server CPU µs/release | of which event loop | floor CPU / server CPU | machine |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log(`| floor (1 thread) | ${fmt(floor.figure('perSecond'))} | 1 | | | ${fmt(floor.figure('cpuUs'))} (this process) | | | ${floor.machineLine()} |`);
+  for (const r of results.slice(1)) {
+    console.log(
+      `| ${r.name} | ${fmt(r.figure('perSecond'))} | ${fmt(ratio(r, 'perSecond', floor, 'perSecond'), 2)} | ${fmt(r.figure('p50'), 2)} | ${fmt(r.figure('p99'), 1)} | ${fmt(r.figure('cpuUs'))} | ${fmt(r.figure('mainCpuUs'))} | ${fmt(ratio(floor, 'cpuUs', r, 'cpuUs'), 2)} | ${r.machineLine()} |`,
+    );
   }
 }
 

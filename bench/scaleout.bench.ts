@@ -148,6 +148,7 @@ async function drive(replicas: BenchServer[], w: Workload, dbUrl: string): Promi
   const firstError = results.find((r) => r.firstError)?.firstError;
   return {
     requests: results.reduce((s, r) => s + r.requests, 0),
+    answered: results.reduce((s, r) => s + r.answered, 0),
     errors: results.reduce((s, r) => s + r.errors, 0),
     perSecond: results.reduce((s, r) => s + r.perSecond, 0),
     p50Ms: Math.max(...results.map((r) => r.p50Ms)),
@@ -155,6 +156,9 @@ async function drive(replicas: BenchServer[], w: Workload, dbUrl: string): Promi
     advisoryWaiters: mean,
     cpu,
     load: (load0 + loadavg()[0]!) / 2,
+    serverCpuUs: Number.NaN,
+    serverMainCpuUs: Number.NaN,
+    clientCpuUs: Number.NaN,
     ...(firstError ? { firstError } : {}),
   };
 }

@@ -21,6 +21,7 @@ import { gpuReferencesFromCache, quoteCollateralFromCache, vcekFromCache } from 
 import type { Config } from './config/config.js';
 import { loadOrCreateSimulatedTee } from './evidence/simulated/index.js';
 import { fail } from './core/errors.js';
+import { signAsync } from './core/async-crypto.js';
 import { parseCertificate, pemToDer } from './core/x509.js';
 import type { Sealer } from './hsm/master-key.js';
 import { createPkcs11KeyProtector, routeKeyProtector } from './hsm/pkcs11.js';
@@ -224,7 +225,7 @@ async function composeVault(f: Foundation, closers: (() => void | Promise<void>)
   let protector = software;
   let releaseKey: VaultReleaseKey = (subject, host) =>
     f.serviceKey(`release-signing:${host}`, 'RS256', subject, [host]).then((sk) => ({
-      sign: (data: Uint8Array) => cryptoSign('sha256', data, sk.privateKey),
+      sign: (data: Uint8Array) => signAsync('sha256', data, sk.privateKey),
       certDer: sk.certDer,
       publicKey: sk.publicKey,
     }));

@@ -1,6 +1,6 @@
 /** Starts `conclave serve` from source in a child process (so the load generator does not share its event loop). */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -13,9 +13,21 @@ export interface BenchServer {
   stop(): Promise<void>;
 }
 
-export async function startBenchServer(args: string[] = [], dataDir = mkdtempSync(join(tmpdir(), 'conclave-bench-'))): Promise<BenchServer> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/run.ts', 'serve', '--data-dir', dataDir, '--port', '0', '--log-level', 'warn', ...args], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+/**
+ * `BENCH_PROFILE=DIR` runs the server under `--cpu-prof` and writes its CPU profile into DIR when it
+ * stops (open it in Chrome DevTools or speedscope, or summarise it with bench/profile.ts).
+ */
+export async function startBenchServer(args: string[] = [], dataDir = mkdtempSync(join(tmpdir(), 'conclave-bench-')), opts: { root?: string } = {}): Promise<BenchServer> {
+  const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+  // BENCH_PERF=DIR: Linux perf samples the server's CPU time (not wall time, so it stays truthful on a busy
+  // machine), every thread, native frames included, into DIR/perf-PID.data; bench/profile.ts reads
+  // `perf script` output. Node writes JIT symbols to /tmp/perf-PID.map for it.
+  if (process.env.BENCH_PERF) profile.push('--perf-basic-prof-only-functions');
+  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'src/cli/run.ts', 'serve', '--data-dir', dataDir, '--port', '0', ...args], {
+    // The server logs at its default level (info), as a user runs it; its log goes to a file.
+    stdio: ['ignore', 'pipe', openSync(join(dataDir, 'server.log'), 'a')],
+    // `root`: another checkout (its own src/ and node_modules/), to compare two versions in one run.
+    ...(opts.root ? { cwd: opts.root } : {}),
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';
@@ -24,18 +36,27 @@ export async function startBenchServer(args: string[] = [], dataDir = mkdtempSyn
       const m = /conclave listening on (\S+)/.exec(out);
       if (m) resolve(m[1]!);
     });
-    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${out}`)));
+    child.on('exit', (code) => reject(new Error(`server exited with ${code}: ${out}\n${readFileSync(join(dataDir, 'server.log'), 'utf8').slice(-2000)}`)));
   });
+  const perf = process.env.BENCH_PERF
+    ? spawn('perf', ['record', '-q', '-e', 'cpu-clock', '-F', '499', '-g', '-p', String(child.pid), '-o', join(process.env.BENCH_PERF, `perf-${child.pid}.data`)], { stdio: 'inherit' })
+    : undefined;
   return {
     url,
     dataDir,
     ca: readFileSync(join(dataDir, 'tls', 'ca.pem'), 'utf8'),
     admin: JSON.parse(readFileSync(join(dataDir, 'admin.json'), 'utf8')),
     child,
-    stop: () =>
-      new Promise((resolve) => {
+    async stop() {
+      if (perf && perf.exitCode === null) {
+        const done = new Promise((resolve) => perf.once('exit', resolve));
+        perf.kill('SIGINT');
+        await done;
+      }
+      await new Promise<void>((resolve) => {
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
-      }),
+      });
+    },
   };
 }

@@ -1,3 +1,4 @@
+import { signAsync } from './async-crypto.js';
 import { type JsonWebKey, type KeyObject, X509Certificate, constants, createHash, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { b64url } from './bytes.js';
 import { type ErrorCode, fail } from './errors.js';
@@ -37,9 +38,7 @@ export function signJwsAsync(header: Record<string, unknown>, payload: unknown, 
   if (!ASYMMETRIC_ALGS.includes(alg)) return Promise.reject(fail('internal', `cannot sign with alg ${String(alg)}`));
   const input = `${b64url(JSON.stringify(header))}.${typeof payload === 'string' ? b64url(payload) : b64url(JSON.stringify(payload))}`;
   const { hash, opts } = params(alg, key);
-  return new Promise((resolve, reject) => {
-    cryptoSign(hash, Buffer.from(input), opts, (err, sig) => (err ? reject(err) : resolve(`${input}.${b64url(sig)}`)));
-  });
+  return signAsync(hash, Buffer.from(input), opts).then((sig) => `${input}.${b64url(sig)}`);
 }
 
 export interface DecodedJws {

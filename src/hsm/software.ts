@@ -342,7 +342,9 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
     },
 
     async releaseWrapped(ref, wrappingPublicKey, enc, opts = {}) {
-      const material = transferMaterialOf(open(ref));
+      // The sealed bytes are the transfer material itself (what seal() stored: transferMaterialOf the key),
+      // so a release opens them directly instead of exporting the cached KeyObject again (~90 µs for RSA).
+      const material = sealer.open(ref.handle, ref.binding);
       try {
         const parts = await wrapWithNodeCrypto(material, wrappingPublicKey, enc);
         return assembleTransferBlob(parts, { enc, ...(opts.kid !== undefined ? { kid: opts.kid } : {}) });

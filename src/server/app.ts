@@ -43,6 +43,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     loggerInstance: opts.logger,
     bodyLimit: ctx.config.bodyLimit,
     genReqId: () => randomUUID(),
+    // Request and response lines are debug events (below): at the default level, info, the hot paths write
+    // no log line per request.
+    disableRequestLogging: true,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, caseSensitive: false },
@@ -70,6 +73,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     const clientRequestId = request.headers['x-ms-client-request-id'];
     if (typeof clientRequestId === 'string') reply.header('x-ms-client-request-id', clientRequestId);
   });
+
+  if (opts.logger.isLevelEnabled('debug')) {
+    app.addHook('onRequest', async (request) => request.log.debug({ req: request }, 'incoming request'));
+    app.addHook('onResponse', async (request, reply) => request.log.debug({ res: reply, responseTime: reply.elapsedTime }, 'request completed'));
+  }
 
   app.setErrorHandler((err, request, reply) => sendError(request.routeOptions.config?.family ?? familyOfPath(request.url), err, request, reply));
   app.setNotFoundHandler((request, reply) =>

@@ -56,18 +56,30 @@ export function releaseResponsePayload(input: ReleaseResponseInput): ReleaseResp
   return { request, response: { key: { attributes: input.attributes, key: input.keyJwk, release_policy: input.releasePolicy } } };
 }
 
+/** The encoded JWS header of each signer: it depends on the signer alone (its certificates hold ~2 KiB). */
+const encodedHeaders = new WeakMap<ReleaseSigner, string>();
+
+function encodedHeader(signer: ReleaseSigner): string {
+  let h = encodedHeaders.get(signer);
+  if (h === undefined) {
+    const leaf = signer.certificateChainDer[0];
+    if (leaf === undefined) throw fail('config.invalid', 'the release signing certificate chain is empty');
+    const thumbprint = createHash('sha256').update(leaf).digest('base64url');
+    const header = {
+      alg: signer.alg ?? 'RS256',
+      kid: signer.kid ?? thumbprint,
+      x5c: signer.certificateChainDer.map((der) => Buffer.from(der).toString('base64')),
+      'x5t#S256': thumbprint,
+    };
+    h = b64u(JSON.stringify(header));
+    encodedHeaders.set(signer, h);
+  }
+  return h;
+}
+
 /** Builds the compact JWS AKV returns as `value` of a release (the signer's alg, RS256 by default, over header.payload). */
 export async function buildReleaseResponse(input: ReleaseResponseInput, signer: ReleaseSigner): Promise<string> {
-  const leaf = signer.certificateChainDer[0];
-  if (leaf === undefined) throw fail('config.invalid', 'the release signing certificate chain is empty');
-  const thumbprint = createHash('sha256').update(leaf).digest('base64url');
-  const header = {
-    alg: signer.alg ?? 'RS256',
-    kid: signer.kid ?? thumbprint,
-    x5c: signer.certificateChainDer.map((der) => Buffer.from(der).toString('base64')),
-    'x5t#S256': thumbprint,
-  };
-  const signingInput = `${b64u(JSON.stringify(header))}.${b64u(JSON.stringify(releaseResponsePayload(input)))}`;
+  const signingInput = `${encodedHeader(signer)}.${b64u(JSON.stringify(releaseResponsePayload(input)))}`;
   const signature = await signer.sign(Buffer.from(signingInput, 'ascii'));
   return `${signingInput}.${b64u(signature)}`;
 }

@@ -108,7 +108,7 @@ export interface AuthorityStandIn {
 }
 
 /** An HTTPS OpenID stand-in on 127.0.0.1 using the vault's own TLS identity (its local CA is trusted). */
-export async function startAuthority(server: TestServer, now: () => Date = () => new Date()): Promise<AuthorityStandIn> {
+export async function startAuthority(server: Pick<TestServer, 'dataDir'>, now: () => Date = () => new Date()): Promise<AuthorityStandIn> {
   const tls = { key: readFileSync(join(server.dataDir, 'tls', 'server.key')), cert: readFileSync(join(server.dataDir, 'tls', 'server.pem')) };
   let authority: FakeAuthority | undefined;
   let url = '';
