@@ -44,6 +44,7 @@ import { createCollateralUpstream } from './upstream/collateral-upstream.js';
 import { createNvidiaRimSource, kdsVcekFetcher, pcsQuoteCollateralFetcher } from './upstream/collateral-source.js';
 import { createHttpClient } from './upstream/http.js';
 import { createJwksFetcher } from './upstream/jwks.js';
+import { createOidcSignIn, type OidcSignIn } from './upstream/oidc-sign-in.js';
 import { createVaultService, type ReleaseKeySource, type VaultService } from './vault/service.js';
 import type { ExternalIssuer } from './server/auth.js';
 import type { AttestationServices, CollateralServices, LogBatchEvent, LogServices, Services, VaultServices } from './server/context.js';
@@ -405,6 +406,13 @@ function scheduleMaintenance(f: Foundation, service: VaultService, closers: (() 
 }
 
 /** The operator-configured external OIDC issuer, if any, with a JWKS fetcher that trusts the system CAs plus `caPath`. */
+/** The console's "Sign in with" the OIDC issuer (`--oidc-console-client-id`), trusting what the JWKS fetch trusts. */
+export function consoleOidcOf(config: Config, caPath: string): OidcSignIn | undefined {
+  if (config.oidcIssuer === undefined || config.oidcConsoleClientId === undefined) return undefined;
+  const ca = [caPath, config.oidcCa].filter((p): p is string => p !== undefined).map((p) => readFileSync(p, 'utf8'));
+  return createOidcSignIn({ issuer: config.oidcIssuer, clientId: config.oidcConsoleClientId, scope: config.oidcConsoleScope, ca: ca.join('\n') });
+}
+
 export function externalIssuerOf(config: Config, caPath: string, now: () => Date): ExternalIssuer | undefined {
   if (config.oidcIssuer === undefined || config.oidcAudience === undefined) return undefined;
   return {

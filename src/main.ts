@@ -4,7 +4,7 @@ import pino, { type Logger } from 'pino';
 import type { Config } from './config/config.js';
 import { createSealer, loadOrCreateMasterKey } from './hsm/master-key.js';
 import { buildApp } from './server/app.js';
-import { type ComposedServices, composeServices, externalIssuerOf } from './compose.js';
+import { type ComposedServices, composeServices, consoleOidcOf, externalIssuerOf } from './compose.js';
 import { type AdminCredential, createAuthenticator, ensureAdminCredential } from './server/auth.js';
 import type { AppContext } from './server/context.js';
 import { createMetrics } from './server/metrics.js';
@@ -94,6 +94,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     throw e;
   }
   const consoleSessions = createConsoleSessions({ store: createConsoleStore(db), now });
+  const consoleOidc = consoleOidcOf(config, tls.caPath);
   const ctx: AppContext & ServerInternals = {
     config,
     db,
@@ -108,6 +109,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     adminClientId: () => adminId,
     caPath: tls.caPath,
     consoleSessions,
+    consoleOidc,
   };
   let app: FastifyInstance | undefined;
   try {
@@ -115,6 +117,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     await app.listen({ host: config.host, port: config.port });
   } catch (e) {
     await app?.close().catch(() => undefined);
+    consoleOidc?.close();
     await services.close().catch(() => undefined);
     await db.close().catch(() => undefined);
     throw e;
@@ -136,6 +139,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     close() {
       closing ??= (async () => {
         await app.close();
+        consoleOidc?.close();
         await services.close();
         await db.close();
       })();

@@ -48,6 +48,8 @@ export function registerServe(program: Command): void {
     .option('--backup-dir <dir>', 'where full vault backups go (file:///… URIs inside it; default <data-dir>/backups)')
     .option('--release-cert <pem>', "operator's release-signing certificate chain (PEM, leaf first; SAN = the vault host)")
     .option('--release-key <pem>', "the release-signing certificate's private key (PEM, PKCS#8)")
+    .option('--oidc-console-client-id <id>', "the web console's client id at the OIDC issuer (public client, PKCE; redirect URI <public-url>/console/api/oidc/callback)")
+    .option('--oidc-console-scope <scopes>', 'scopes the console asks the OIDC issuer for (default openid; the access token must carry --oidc-audience)')
     .option('--oidc-ca <file>', "PEM CA trusted for the OIDC issuer's HTTPS only (a private CA; not trusted for release authorities)")
     .addHelpText('after', '\nExample:\n  conclave serve --data-dir ./data --port 8443 --simulate\n')
     .action(async (flags: Record<string, unknown>) => {

@@ -113,6 +113,7 @@ describe('loadConfig: external OIDC issuer', () => {
     ['an empty audience', { flags: { oidcIssuer: 'https://idp.example', oidcAudience: '' }, env: {} }, /oidc-audience .* non-empty/],
     ['an audience without an issuer', { flags: { oidcAudience: 'a' }, env: {} }, /need oidc-issuer/],
     ['admin subjects without an issuer', { env: { CONCLAVE_OIDC_ADMIN_SUBJECTS: 'alice' } }, /need oidc-issuer/],
+    ['a console client id without an issuer', { flags: { oidcConsoleClientId: 'c' }, env: {} }, /need oidc-issuer/],
   ];
   for (const [name, sources, message] of bad) {
     test(`rejects ${name} with config.invalid`, () => {

@@ -88,6 +88,10 @@ export interface Config {
   readonly releaseKey: string | undefined;
   /** PEM file of a private CA trusted for the OIDC issuer's HTTPS only (not for release authorities). */
   readonly oidcCa: string | undefined;
+  /** The web console's client id at the OIDC issuer: enables "Sign in with" (authorization code flow with PKCE). */
+  readonly oidcConsoleClientId: string | undefined;
+  /** The scopes the console asks the issuer for; the access token must carry `oidcAudience`. */
+  readonly oidcConsoleScope: string;
 }
 
 /** How a key is spelled on the command line, in the environment and in the config file. */
@@ -213,6 +217,8 @@ const OPTIONS = [
   { key: 'releaseCert', flag: 'releaseCert', env: 'CONCLAVE_RELEASE_CERT', parse: optStr('release-cert') },
   { key: 'releaseKey', flag: 'releaseKey', env: 'CONCLAVE_RELEASE_KEY', parse: optStr('release-key') },
   { key: 'oidcCa', flag: 'oidcCa', env: 'CONCLAVE_OIDC_CA', parse: optStr('oidc-ca') },
+  { key: 'oidcConsoleClientId', flag: 'oidcConsoleClientId', env: 'CONCLAVE_OIDC_CONSOLE_CLIENT_ID', parse: optStr('oidc-console-client-id') },
+  { key: 'oidcConsoleScope', flag: 'oidcConsoleScope', env: 'CONCLAVE_OIDC_CONSOLE_SCOPE', parse: optStr('oidc-console-scope') },
 ] as const satisfies readonly Option<keyof Config>[];
 
 /** Config-file keys are the Config property names; kebab-case spellings of them are accepted too. */
@@ -290,6 +296,8 @@ export function loadConfig(sources: ConfigSources): Config {
     releaseCert: out.releaseCert as string | undefined,
     releaseKey: out.releaseKey as string | undefined,
     oidcCa: out.oidcCa as string | undefined,
+    oidcConsoleClientId: out.oidcConsoleClientId as string | undefined,
+    oidcConsoleScope: (out.oidcConsoleScope as string | undefined) ?? 'openid',
   };
   if (config.services.length === 0) throw fail('config.invalid', 'services must name at least one of vault, attestation, collateral');
   if (config.hsm !== undefined && !config.hsm.startsWith('pkcs11:')) {
@@ -298,8 +306,8 @@ export function loadConfig(sources: ConfigSources): Config {
   if (config.oidcIssuer !== undefined && config.oidcAudience === undefined) {
     throw fail('config.invalid', 'oidc-audience is required when oidc-issuer is set (external tokens must be meant for this server)', { option: 'oidcAudience' });
   }
-  if (config.oidcIssuer === undefined && (config.oidcAudience !== undefined || config.oidcJwksUri !== undefined || config.oidcAdminSubjects.length > 0 || config.oidcCa !== undefined)) {
-    throw fail('config.invalid', 'oidc-audience, oidc-jwks-uri, oidc-admin-subject and oidc-ca need oidc-issuer', { option: 'oidcIssuer' });
+  if (config.oidcIssuer === undefined && (config.oidcAudience !== undefined || config.oidcJwksUri !== undefined || config.oidcAdminSubjects.length > 0 || config.oidcCa !== undefined || config.oidcConsoleClientId !== undefined)) {
+    throw fail('config.invalid', 'oidc-audience, oidc-jwks-uri, oidc-admin-subject, oidc-ca and oidc-console-client-id need oidc-issuer', { option: 'oidcIssuer' });
   }
   if ((config.releaseCert === undefined) !== (config.releaseKey === undefined)) {
     throw fail('config.invalid', 'release-cert and release-key go together (the operator\'s release-signing certificate and its private key)', { option: config.releaseCert === undefined ? 'releaseCert' : 'releaseKey' });

@@ -4,7 +4,7 @@
  */
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { type ApiError, call, setCsrfToken } from './api.js';
+import { ApiError, call, setCsrfToken } from './api.js';
 import { AuditPage } from './pages/audit.js';
 import { CollateralPage } from './pages/collateral.js';
 import { KeyPage, KeysPage } from './pages/keys.js';
@@ -26,7 +26,7 @@ const PAGES = [
 
 function currentRoute(): string[] {
   const h = location.hash.replace(/^#\/?/, '');
-  if (h.startsWith('code=')) return ['overview'];
+  if (h.startsWith('code=') || h.startsWith('signin-error=')) return ['overview'];
   return h.split('/').filter(Boolean).map(decodeURIComponent);
 }
 
@@ -119,8 +119,15 @@ function App() {
   const [session, setSession] = useState<Session | null | undefined>(undefined);
   const [notice, setNotice] = useState<ApiError | undefined>(undefined);
   const [oidcIssuer, setOidcIssuer] = useState<string | null>(null);
+  const [oidcSignIn, setOidcSignIn] = useState(false);
   useEffect(() => {
     const code = /^#code=([A-Za-z0-9_-]+)$/.exec(location.hash)?.[1];
+    // Where a failed "Sign in with" the identity provider comes back to.
+    const failed = /^#signin-error=([a-z_]+)$/.exec(location.hash)?.[1];
+    if (failed) {
+      history.replaceState(null, '', `${location.pathname}#/overview`);
+      setNotice(new ApiError(401, 'auth.unauthenticated', 'signing in with the identity provider failed', { reason: failed }));
+    }
     // The code leaves the address bar (and history) before anything else happens.
     if (code) history.replaceState(null, '', `${location.pathname}#/overview`);
     const start = code ? call<Session>('POST', '/console/api/session', { code }) : call<Session>('GET', '/console/api/session');
@@ -133,6 +140,7 @@ function App() {
         if (code) setNotice(e);
         const issuer = e.detail?.oidcIssuer;
         if (typeof issuer === 'string') setOidcIssuer(issuer);
+        setOidcSignIn(e.detail?.oidcSignIn === true);
         setSession(null);
       },
     );
@@ -143,6 +151,7 @@ function App() {
       <SignIn
         notice={notice}
         oidcIssuer={oidcIssuer}
+        oidcSignIn={oidcSignIn}
         onSignedIn={(s) => {
           setCsrfToken(s.csrfToken);
           setNotice(undefined);

@@ -93,4 +93,14 @@ export interface AppContext {
   readonly caPath: string;
   /** Web console sign-in codes and sessions (server/console/). */
   readonly consoleSessions: ConsoleSessions;
+  /** The console's "Sign in with" the OIDC issuer, when `--oidc-console-client-id` is set. */
+  readonly consoleOidc?: ConsoleOidcSignIn | undefined;
+}
+
+/** The authorization code flow with PKCE at the external OIDC issuer (built in src/compose.ts). */
+export interface ConsoleOidcSignIn {
+  readonly issuer: string;
+  authorizationUrl(p: { state: string; codeChallenge: string; redirectUri: string }): Promise<string>;
+  /** The access token for a code; auth.unauthenticated when the issuer refuses it. */
+  redeem(p: { code: string; codeVerifier: string; redirectUri: string }): Promise<string>;
 }

@@ -13,10 +13,15 @@ const CODE_NOTICES: Readonly<Record<string, string>> = {
   code_used: 'This sign-in link was already used. Links sign in once: run `conclave console` for a new one.',
   code_expired: 'This sign-in link has expired (links last 5 minutes). Run `conclave console` for a new one.',
   code_unknown: 'This sign-in link is not valid. Run `conclave console` for a new one.',
+  oidc_refused: 'The identity provider did not sign you in.',
+  oidc_state: 'The answer of the identity provider does not belong to a sign-in started here (or it took more than ten minutes). Try again.',
+  oidc_code: 'The identity provider refused to redeem its code. Try again.',
+  oidc_token: "The identity provider's token is not accepted by this server (issuer, audience or expiry).",
+  oidc_unavailable: 'The identity provider cannot be reached. Try again later, or sign in another way.',
 };
 
 /** Sign-in: the one-time link of `conclave console` (handled by the app), client credentials, or an OIDC token. */
-export function SignIn({ notice, oidcIssuer, onSignedIn }: { notice: ApiError | undefined; oidcIssuer: string | null; onSignedIn: (s: Session) => void }) {
+export function SignIn({ notice, oidcIssuer, oidcSignIn, onSignedIn }: { notice: ApiError | undefined; oidcIssuer: string | null; oidcSignIn: boolean; onSignedIn: (s: Session) => void }) {
   const [clientId, setClientId] = useState('');
   const [secret, setSecret] = useState('');
   const [token, setToken] = useState('');
@@ -46,6 +51,13 @@ export function SignIn({ notice, oidcIssuer, onSignedIn }: { notice: ApiError | 
         Run <code>conclave console</code> on the server for a one-time sign-in link, or sign in with the credentials of a client. The console acts as the principal you
         sign in as, with that principal's roles; every action is in the audit log.
       </p>
+      {oidcSignIn && oidcIssuer ? (
+        <p class="card">
+          <a class="button" href="/console/api/oidc/start">
+            Sign in with {oidcIssuer}
+          </a>
+        </p>
+      ) : null}
       <form
         class="card"
         aria-labelledby="client-title"

@@ -26,17 +26,22 @@ export const SIGN_IN_PATH = '/console/api/session';
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-/** The session cookie's value from a Cookie header, or undefined. Two session cookies are refused. */
-export function sessionCookieOf(header: string | undefined): string | undefined {
+/** A cookie's value from a Cookie header, or undefined. A cookie sent twice is refused (which one would count?). */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
   if (!header) return undefined;
   let found: string | undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq < 0 || part.slice(0, eq).trim() !== SESSION_COOKIE) continue;
-    if (found !== undefined) throw fail('auth.unauthenticated', 'more than one console session cookie', { reason: 'cookie' });
+    if (eq < 0 || part.slice(0, eq).trim() !== name) continue;
+    if (found !== undefined) throw fail('auth.unauthenticated', `the cookie ${name} was sent twice`, { reason: 'cookie' });
     found = part.slice(eq + 1).trim();
   }
   return found;
+}
+
+/** The session cookie's value from a Cookie header, or undefined. */
+export function sessionCookieOf(header: string | undefined): string | undefined {
+  return cookieValue(header, SESSION_COOKIE);
 }
 
 /** The Set-Cookie value opening (`maxAgeSeconds` > 0) or clearing the session cookie. */

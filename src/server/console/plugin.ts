@@ -6,8 +6,10 @@
  * principal (server/console/csrf.ts).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { constantTimeEqual } from '../../core/bytes.js';
 import { isConclaveError, fail } from '../../core/errors.js';
 import { decodeJws } from '../../core/jwt.js';
 import { canonicalReleasePolicy, evaluateReleasePolicy, explainDecision, parseReleasePolicy } from '../../vault/release/policy.js';
@@ -16,7 +18,7 @@ import type { AppContext } from '../context.js';
 import { createRateLimiter } from '../rate-limit.js';
 import { createAttestationActivity } from './activity.js';
 import { type ConsoleAsset, loadConsoleAssets, packageRoot, pickEncoding } from './assets.js';
-import { fromThisOrigin, registerSessionCookie, SIGN_IN_PATH, sessionCookie, sessionCookieOf } from './csrf.js';
+import { cookieValue, fromThisOrigin, registerSessionCookie, SIGN_IN_PATH, sessionCookie, sessionCookieOf } from './csrf.js';
 import type { ConsoleSessions, OpenedSession } from './sessions.js';
 
 /**
@@ -102,7 +104,9 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
   const currentSession = async (request: FastifyRequest) => {
     const id = sessionCookieOf(request.headers.cookie);
     const s = id === undefined ? undefined : await sessions.resolve(id);
-    if (!id || !s) throw fail('auth.unauthenticated', 'not signed in to the console', { reason: 'no_session', oidcIssuer: ctx.config.oidcIssuer ?? null });
+    if (!id || !s) {
+      throw fail('auth.unauthenticated', 'not signed in to the console', { reason: 'no_session', oidcIssuer: ctx.config.oidcIssuer ?? null, oidcSignIn: ctx.consoleOidc !== undefined });
+    }
     return { id, s };
   };
 
@@ -158,6 +162,55 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     if (id !== undefined) await sessions.close(id);
     reply.header('set-cookie', sessionCookie('', 0));
     return reply.status(204).send();
+  });
+
+  // ── "Sign in with" the OIDC issuer: authorization code flow with PKCE (RFC 6749 §4.1, RFC 7636) ──
+  // The state and the PKCE verifier ride in a short-lived cookie bound to this browser (SameSite=Lax: the
+  // issuer's redirect back is a cross-site top-level GET); the callback accepts only the state it set.
+  const OIDC_COOKIE = '__Host-conclave-oidc';
+  const clearOidcCookie = `${OIDC_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0`;
+  const redirectUri = () => `${ctx.baseUrl()}/console/api/oidc/callback`;
+  app.get('/console/api/oidc/start', route('Sign in with the OIDC issuer: a redirect to its authorization endpoint'), async (_request, reply) => {
+    const oidc = ctx.consoleOidc;
+    if (!oidc) throw fail('request.not_found', 'sign-in with the identity provider is not configured (--oidc-console-client-id)');
+    const state = randomBytes(32).toString('base64url');
+    const verifier = randomBytes(32).toString('base64url');
+    const url = await oidc.authorizationUrl({ state, codeChallenge: createHash('sha256').update(verifier).digest('base64url'), redirectUri: redirectUri() });
+    reply.header('set-cookie', `${OIDC_COOKIE}=${state}.${verifier}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=600`);
+    reply.header('cache-control', 'no-store');
+    return reply.redirect(url, 303);
+  });
+  app.get('/console/api/oidc/callback', route('Where the OIDC issuer sends the browser back: opens the session, then the console'), async (request, reply) => {
+    reply.header('cache-control', 'no-store');
+    const back = (reason: string, cookies: string[] = []) => reply.header('set-cookie', [clearOidcCookie, ...cookies]).redirect(`/console/#signin-error=${reason}`, 303);
+    const oidc = ctx.consoleOidc;
+    if (!oidc) throw fail('request.not_found', 'sign-in with the identity provider is not configured (--oidc-console-client-id)');
+    const q = request.query as Record<string, unknown>;
+    if (typeof q.error === 'string') return back('oidc_refused');
+    let pending: string | undefined;
+    try {
+      pending = cookieValue(request.headers.cookie, OIDC_COOKIE);
+    } catch {
+      return back('oidc_state');
+    }
+    const [state, verifier] = (pending ?? '').split('.');
+    if (!state || !verifier || typeof q.state !== 'string' || !constantTimeEqual(q.state, state) || typeof q.code !== 'string' || q.code.length === 0 || q.code.length > 4096) {
+      return back('oidc_state');
+    }
+    let opened: OpenedSession;
+    try {
+      const accessToken = await oidc.redeem({ code: q.code, codeVerifier: verifier, redirectUri: redirectUri() });
+      const p = await ctx.auth.authenticate(`Bearer ${accessToken}`, nowS());
+      const exp = decodeJws(accessToken).payload.exp;
+      opened = await sessions.open(ctx.auth.sessionPrincipalOf(p), 'oidc', typeof exp === 'number' ? new Date(exp * 1000) : undefined);
+      request.log.info({ principal: p.id, method: 'oidc' }, 'console sign-in');
+    } catch (e) {
+      request.log.info({ code: isConclaveError(e) ? e.code : 'internal' }, 'console sign-in with the identity provider failed');
+      if (!isConclaveError(e, 'auth.unauthenticated')) return back('oidc_unavailable');
+      return back((e.detail as { reason?: unknown } | undefined)?.reason === 'oidc_code' ? 'oidc_code' : 'oidc_token');
+    }
+    const session = sessionCookie(opened.sessionId, (opened.expiresAt.getTime() - ctx.now().getTime()) / 1000);
+    return reply.header('set-cookie', [clearOidcCookie, session]).redirect('/console/#/overview', 303);
   });
 
   // ── what the console shows that no other API has ──

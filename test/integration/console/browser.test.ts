@@ -11,7 +11,7 @@
  */
 import assert from 'node:assert/strict';
 import { generateKeyPairSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,7 +22,8 @@ import { ARTIFACTS, axeViolations, launchBrowser, skipWithoutBrowser, type TestB
 import { conclave } from '../../helpers/cli.js';
 import { requireConsoleBuild } from '../../helpers/console.js';
 import { type PcsStandin, startPcsStandin } from '../../helpers/pcs-standin.js';
-import { startTestServer, type TestServer } from '../../helpers/server.js';
+import { type OidcProvider, startOidcProvider } from '../../helpers/oidc-provider.js';
+import { startTestServer, type TestServer, tempDir } from '../../helpers/server.js';
 
 const API = 'api-version=2025-07-01';
 const MEASUREMENT = 'a1'.repeat(48);
@@ -33,6 +34,8 @@ const skip = skipWithoutBrowser();
 
 describe('web console in a browser', { skip }, () => {
   let up: PcsStandin;
+  let idp: OidcProvider;
+  let dataDir = '';
   let server: TestServer;
   let b: TestBrowser;
   let offsetMs = 0;
@@ -42,7 +45,10 @@ describe('web console in a browser', { skip }, () => {
   before(async () => {
     requireConsoleBuild();
     up = await startPcsStandin('teepot');
-    server = await startTestServer({ simulate: true, upstreamIntel: up.url, upstreamAmd: up.url }, { now });
+    dataDir = tempDir();
+    idp = await startOidcProvider(dataDir, { audience: 'api://conclave-console', clientId: 'conclave-console', now });
+    const oidc = { oidcIssuer: idp.url, oidcAudience: 'api://conclave-console', oidcAdminSubject: ['ops-admin'], oidcConsoleClientId: 'conclave-console' };
+    server = await startTestServer({ simulate: true, upstreamIntel: up.url, upstreamAmd: up.url, ...oidc }, { now, dataDir });
     b = await launchBrowser(server.dataDir);
     await b.context.clock.setFixedTime(new Date(BASE + 60_000));
     b.page.on('dialog', (d) => void d.accept());
@@ -51,6 +57,8 @@ describe('web console in a browser', { skip }, () => {
     await b?.close();
     await server?.stop();
     await up?.close();
+    await idp?.close();
+    rmSync(dataDir, { recursive: true, force: true });
   });
 
   const bearer = async () => ({ authorization: `Bearer ${await server.adminToken()}` });
@@ -118,6 +126,21 @@ describe('web console in a browser', { skip }, () => {
       assert.deepEqual(await other.cookies(), [], 'no session was opened');
     } finally {
       offsetMs = 0;
+      await other.close();
+    }
+  });
+
+  test('"Sign in with" the OIDC issuer: to the provider and back, signed in as <issuer>#<sub>', async () => {
+    const other = await b.browser.newContext();
+    try {
+      const page = await other.newPage();
+      await page.goto(`${server.url}/console/`);
+      await page.getByRole('link', { name: `Sign in with ${idp.url}` }).click();
+      await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+      await page.getByText('User ops-admin (administrator)').waitFor();
+      assert.equal(new URL(page.url()).hash, '#/overview');
+      assert.ok(idp.requests.includes('GET /authorize') && idp.requests.includes('POST /token'));
+    } finally {
       await other.close();
     }
   });

@@ -1,58 +1,123 @@
 /**
- * Console sign-in with the configured external OpenID Connect issuer (`--oidc-issuer`): a token of the
- * issuer opens a session for `<issuer>#<sub>` that ends no later than the token, with that subject's
- * roles as they are at each request. The issuer is a local HTTPS stand-in (discovery and JWKS) under the
- * server's own TLS material, so the server trusts it through its local CA.
+ * Console sign-in with the configured external OpenID Connect issuer (`--oidc-issuer`): "Sign in with" the
+ * issuer (authorization code flow with PKCE, `--oidc-console-client-id`), and a pasted token of the issuer.
+ * Either opens a session for `<issuer>#<sub>` that ends no later than the token, with that subject's roles
+ * as they are at each request. The issuer is a local stand-in (test/helpers/oidc-provider.ts).
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { createServer, type Server } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import { request } from 'node:https';
+import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { signJws } from '../../../src/core/jwt.js';
-import { loadOrCreateTls } from '../../../src/server/tls.js';
 import { consoleSignIn, sessionHeaders } from '../../helpers/console.js';
+import { type OidcProvider, startOidcProvider } from '../../helpers/oidc-provider.js';
 import { startTestServer, type TestServer, tempDir } from '../../helpers/server.js';
 
 const AUDIENCE = 'api://conclave-console-test';
+const CLIENT_ID = 'conclave-console';
 const API = 'api-version=2025-07-01';
 
+/** A GET that does not follow redirects (node:https), trusting the test CA. */
+function get(url: string, ca: Buffer, cookie?: string): Promise<{ status: number; location: string; setCookie: string[] }> {
+  return new Promise((resolve, reject) => {
+    request(url, { ca, headers: cookie ? { cookie } : {} }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, location: String(res.headers.location ?? ''), setCookie: res.headers['set-cookie'] ?? [] });
+    })
+      .on('error', reject)
+      .end();
+  });
+}
+
 describe('web console: sign-in with the external OIDC issuer', () => {
-  const key = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  let idp: Server;
+  let idp: OidcProvider;
   let issuer = '';
   let server: TestServer;
+  let ca: Buffer;
   let clock = new Date();
   before(async () => {
     const dataDir = tempDir();
-    const tls = await loadOrCreateTls(dataDir, '127.0.0.1');
-    idp = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
-      res.setHeader('content-type', 'application/json');
-      if (req.url === '/.well-known/openid-configuration') res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/keys` }));
-      else if (req.url === '/keys') res.end(JSON.stringify({ keys: [{ ...key.publicKey.export({ format: 'jwk' }), kid: 'k1', use: 'sig', alg: 'RS256' }] }));
-      else {
-        res.statusCode = 404;
-        res.end('{}');
-      }
-    });
-    await new Promise<void>((r) => idp.listen(0, '127.0.0.1', r));
-    issuer = `https://127.0.0.1:${(idp.address() as AddressInfo).port}`;
-    server = await startTestServer({ services: 'vault', oidcIssuer: issuer, oidcAudience: AUDIENCE, oidcAdminSubject: ['ops-admin'] }, { dataDir, now: () => clock });
+    idp = await startOidcProvider(dataDir, { audience: AUDIENCE, clientId: CLIENT_ID, now: () => clock });
+    issuer = idp.url;
+    server = await startTestServer(
+      { services: 'vault', oidcIssuer: issuer, oidcAudience: AUDIENCE, oidcAdminSubject: ['ops-admin'], oidcConsoleClientId: CLIENT_ID },
+      { dataDir, now: () => clock },
+    );
+    ca = readFileSync(server.caPath);
   });
   after(async () => {
     await server?.stop();
-    idp?.close();
+    await idp?.close();
   });
 
-  const token = (sub: string, claims: Record<string, unknown> = {}) => {
-    const t = Math.floor(clock.getTime() / 1000);
-    return signJws({ alg: 'RS256', typ: 'JWT', kid: 'k1' }, { iss: issuer, aud: AUDIENCE, sub, name: `User ${sub}`, iat: t, nbf: t, exp: t + 1800, ...claims }, key.privateKey);
-  };
+  const token = (sub: string, claims: Record<string, unknown> = {}) => idp.token(sub, claims);
+
+  /** Start → the issuer's authorization endpoint → the callback, as a browser would, cookies and all. */
+  async function signInWithIssuer(sub: string, tamper?: (callback: string, oidcCookie: string) => { callback: string; cookie: string | undefined }) {
+    idp.signInAs(sub);
+    const start = await get(`${server.url}/console/api/oidc/start`, ca);
+    assert.equal(start.status, 303);
+    const oidcCookie = start.setCookie.find((c) => c.startsWith('__Host-conclave-oidc='))!;
+    assert.match(oidcCookie, /; Path=\/; Secure; HttpOnly; SameSite=Lax; Max-Age=600$/);
+    const at = await get(start.location, ca);
+    assert.equal(at.status, 302, `the issuer accepted the authorization request ${start.location}`);
+    const t = tamper ? tamper(at.location, oidcCookie.split(';')[0]!) : { callback: at.location, cookie: oidcCookie.split(';')[0] };
+    return get(t.callback, ca, t.cookie);
+  }
 
   test('the sign-in page learns the issuer from the 401 of the session route', async () => {
     const r = await server.send('GET', '/console/api/session');
     assert.equal(r.status, 401);
     assert.equal(r.json().error.detail.oidcIssuer, issuer);
+    assert.equal(r.json().error.detail.oidcSignIn, true);
+  });
+
+  test('"Sign in with" the issuer: a code request with PKCE S256 for the console client, then a session for <issuer>#<sub> on the overview', async () => {
+    const start = await get(`${server.url}/console/api/oidc/start`, ca);
+    const q = new URL(start.location).searchParams;
+    assert.equal(new URL(start.location).origin + new URL(start.location).pathname, `${issuer}/authorize`);
+    assert.equal(q.get('response_type'), 'code');
+    assert.equal(q.get('client_id'), CLIENT_ID);
+    assert.equal(q.get('redirect_uri'), `${server.url}/console/api/oidc/callback`);
+    assert.equal(q.get('code_challenge_method'), 'S256');
+    assert.match(q.get('code_challenge') ?? '', /^[A-Za-z0-9_-]{43}$/);
+    assert.match(q.get('state') ?? '', /^[A-Za-z0-9_-]{43}$/);
+    const done = await signInWithIssuer('ops-admin');
+    assert.equal(done.status, 303);
+    assert.equal(done.location, '/console/#/overview');
+    const session = done.setCookie.find((c) => c.startsWith('__Host-conclave-session='))!;
+    assert.match(session, /; Secure; HttpOnly; SameSite=Strict; Max-Age=\d+$/);
+    assert.ok(done.setCookie.some((c) => /^__Host-conclave-oidc=; .*Max-Age=0$/.test(c)), 'the flow cookie is cleared');
+    const me = await server.send('GET', '/console/api/session', { headers: { cookie: session.split(';')[0]! } });
+    assert.equal(me.status, 200, me.text);
+    assert.equal(me.json().principal.id, `${issuer}#ops-admin`);
+    assert.equal(me.json().principal.isAdmin, true);
+    assert.equal(me.json().method, 'oidc');
+  });
+
+  test('an answer not bound to this browser (no flow cookie, another state) or a replayed code opens no session', async () => {
+    const noCookie = await signInWithIssuer('ops-admin', (callback) => ({ callback, cookie: undefined }));
+    assert.equal(noCookie.location, '/console/#signin-error=oidc_state');
+    let replay = '';
+    let cookie = '';
+    const otherState = await signInWithIssuer('ops-admin', (callback, c) => {
+      replay = callback;
+      cookie = c;
+      const u = new URL(callback);
+      u.searchParams.set('state', 'A'.repeat(43));
+      return { callback: u.toString(), cookie: c };
+    });
+    assert.equal(otherState.location, '/console/#signin-error=oidc_state');
+    const first = await get(replay, ca, cookie);
+    assert.equal(first.location, '/console/#/overview', 'the untampered answer signs in once');
+    const again = await get(replay, ca, cookie);
+    assert.equal(again.location, '/console/#signin-error=oidc_code', 'a replayed code is refused by the issuer');
+    for (const r of [noCookie, otherState, again]) assert.ok(!r.setCookie.some((c) => c.startsWith('__Host-conclave-session=')));
+  });
+
+  test('the issuer says no: back to the sign-in page with the reason', async () => {
+    const r = await get(`${server.url}/console/api/oidc/callback?error=access_denied&state=x`, ca);
+    assert.equal(r.status, 303);
+    assert.equal(r.location, '/console/#signin-error=oidc_refused');
   });
 
   test("an administrator subject's token opens an administrator session for <issuer>#<sub>, ending with the token", async () => {
