@@ -18,13 +18,14 @@ import type { QuoteCollateral, TdxQuoteVerificationResult } from '../evidence/dc
 import { type SnpCertificates, type SnpTrustAnchors, SnpVerifierCache, checkReportDataBinding, verifyAzureHclReport } from '../evidence/snp/index.js';
 import { decodeTcb, parseSnpReport, productFromCpuid, tcbLayoutOf } from '../evidence/snp/report.js';
 import { type SnpVerificationResult, verifySnpReport } from '../evidence/snp/verify.js';
-import { type Claims, snpClaims, tdxClaims } from './claims.js';
+import { type Claims, type EvidenceClaims, claimsOf, snpClaims, tdxClaims } from './claims.js';
 import type { SnpCertificateSource } from './ports.js';
+import type { Verified } from '../core/verified.js';
 
 export interface AzureVmDeps {
   readonly snpCertificates: SnpCertificateSource;
   /** DCAP verification of a TD quote with the service's collateral (and its platform bookkeeping). */
-  readonly verifyTdQuote: (quote: Uint8Array, at: Date) => Promise<{ result: TdxQuoteVerificationResult; collateral: QuoteCollateral }>;
+  readonly verifyTdQuote: (quote: Uint8Array, at: Date) => Promise<{ result: Verified<TdxQuoteVerificationResult>; collateral: QuoteCollateral }>;
   /** The simulated TEE's AMD roots, present only under --simulate: tried after the real roots refuse a chain. */
   readonly simulatedAmdAnchors?: SnpTrustAnchors | undefined;
 }
@@ -32,17 +33,17 @@ export interface AzureVmDeps {
 interface Hardware {
   readonly tee: 'sevsnpvm' | 'tdxvm';
   /** The TEE claims with MAA's names (`x-ms-attestation-type`, `x-ms-sevsnpvm-*` or `tdx_*`). */
-  readonly teeClaims: Claims;
+  readonly teeClaims: EvidenceClaims;
   readonly runtime: HclRuntimeClaims;
 }
 
 /** The TEE claims of an SNP result, without the runtime copies snpClaims adds for the SevSnpVm shape. */
-function snpTeeClaims(r: SnpVerificationResult): Claims {
+function snpTeeClaims(r: Verified<SnpVerificationResult>): EvidenceClaims {
   const all = snpClaims(r, 'azure-hcl');
-  return Object.fromEntries(Object.entries(all).filter(([k]) => k === 'x-ms-attestation-type' || k.startsWith('x-ms-sevsnpvm-') || k.startsWith('x-conclave-sevsnpvm-')));
+  return claimsOf(r, Object.fromEntries(Object.entries(all).filter(([k]) => k === 'x-ms-attestation-type' || k.startsWith('x-ms-sevsnpvm-') || k.startsWith('x-conclave-sevsnpvm-'))));
 }
 
-function tdxTeeClaims(result: TdxQuoteVerificationResult, quote: Uint8Array, collateral: QuoteCollateral): Claims {
+function tdxTeeClaims(result: Verified<TdxQuoteVerificationResult>, quote: Uint8Array, collateral: QuoteCollateral): EvidenceClaims {
   return tdxClaims(result, quote, collateral);
 }
 
@@ -114,7 +115,7 @@ export function createAzureVmAttester(deps: AzureVmDeps) {
   }
 
   /** Trustee's az-snp-vtpm / az-tdx-vtpm evidence: hardware, binding, then the vTPM quote. */
-  async function hardwareOfTrustee(ev: AzureVtpmEvidence, at: Date): Promise<Hardware & { simulated: boolean; snp?: SnpVerificationResult; tdx?: { result: TdxQuoteVerificationResult; collateral: QuoteCollateral; quote: Uint8Array } }> {
+  async function hardwareOfTrustee(ev: AzureVtpmEvidence, at: Date): Promise<Hardware & { simulated: boolean; snp?: Verified<SnpVerificationResult>; tdx?: { result: Verified<TdxQuoteVerificationResult>; collateral: QuoteCollateral; quote: Uint8Array } }> {
     const hcl = parseHclReport(ev.hclReport);
     if (ev.form === 'trustee-az-snp-vtpm') {
       if (hcl.reportType !== 'snp') throw fail('evidence.malformed', 'az-snp-vtpm evidence holds an HCL report of a TDX VM');
@@ -135,7 +136,7 @@ export function createAzureVmAttester(deps: AzureVmDeps) {
      * (the request's runtimeData), must be the quote's qualifying data; a version 2 document's quote
      * nonce must also be what the HCL user-data carries.
      */
-    async attestTrustee(ev: AzureVtpmEvidence, expectedNonce: Uint8Array | undefined, at: Date): Promise<{ claims: Claims; simulated: boolean }> {
+    async attestTrustee(ev: AzureVtpmEvidence, expectedNonce: Uint8Array | undefined, at: Date): Promise<{ claims: EvidenceClaims; simulated: boolean }> {
       const hw = await hardwareOfTrustee(ev, at);
       const v = verifyVtpmEvidence({ hclAkPub: hw.runtime.hclAkPub, quote: ev.tpmQuote, expectedNonce });
       if (ev.version === 2) {
@@ -145,11 +146,11 @@ export function createAzureVmAttester(deps: AzureVmDeps) {
         }
       }
       const base = hw.snp ? snpClaims(hw.snp, 'azure-hcl') : tdxClaims(hw.tdx!.result, hw.tdx!.quote, hw.tdx!.collateral);
-      return { claims: { ...base, 'x-ms-runtime': hw.runtime.json, ...vtpmClaims(v, hw.runtime), 'x-conclave-evidence-form': 'azure-vtpm' }, simulated: hw.simulated };
+      return { claims: claimsOf([base, v], { ...base, 'x-ms-runtime': hw.runtime.json, ...vtpmClaims(v, hw.runtime), 'x-conclave-evidence-form': 'azure-vtpm' }), simulated: hw.simulated };
     },
 
     /** `/attest/AzureGuest`: the guest attestation library's AttestationInfo. */
-    async attestGuest(info: GuestAttestationInfo, at: Date): Promise<{ claims: Claims; simulated: boolean; encryptionKey?: { n: string; e: string } }> {
+    async attestGuest(info: GuestAttestationInfo, at: Date): Promise<{ claims: EvidenceClaims; simulated: boolean; encryptionKey?: { n: string; e: string } }> {
       const iso = info.isolation;
       if (iso.type === 'TrustedLaunch') {
         throw fail('tpm.unsupported', 'Trusted Launch VMs have no hardware report to bind the vTPM; only confidential VMs (SevSnp, Tdx) are attested');
@@ -196,7 +197,7 @@ export function createAzureVmAttester(deps: AzureVmDeps) {
         'x-conclave-evidence-form': 'azure-guest',
       };
       const jwk = v.encryptionKey?.jwk;
-      return { claims, simulated, ...(jwk && jwk.kty === 'RSA' ? { encryptionKey: { n: jwk.n, e: jwk.e } } : {}) };
+      return { claims: claimsOf([hw.teeClaims, v], claims), simulated, ...(jwk && jwk.kty === 'RSA' ? { encryptionKey: { n: jwk.n, e: jwk.e } } : {}) };
     },
   };
 }

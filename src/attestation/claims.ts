@@ -9,8 +9,39 @@ import type { SgxQuoteVerificationResult, TdxQuoteVerificationResult } from '../
 import type { SnpVerificationResult } from '../evidence/snp/verify.js';
 import type { Claim } from './policy/index.js';
 import type { DataInput } from './runtime-data.js';
+import { markVerified, type Verified } from '../core/verified.js';
 
 export type Claims = Record<string, unknown>;
+
+/**
+ * Claims established by verification: derived from `Verified<…>` evidence only, so claims building,
+ * policy evaluation and token issuance (attestation/token.ts) cannot be handed unverified evidence.
+ */
+export type EvidenceClaims = Verified<Claims>;
+
+/**
+ * Claims derived from verified evidence (`from`: the verified result, or every one of them for
+ * composite evidence). The evidence's mark carries over; nothing else can produce it.
+ */
+export function claimsOf(from: Verified<unknown> | readonly Verified<unknown>[], claims: Claims): EvidenceClaims {
+  void from;
+  return markVerified(claims);
+}
+
+/** MAA claims of a verified SGX quote. */
+export function sgxClaims(r: Verified<SgxQuoteVerificationResult>, quote: Uint8Array, collateral: QuoteCollateral, runtime?: DataInput, initTime?: DataInput): EvidenceClaims {
+  return claimsOf(r, sgxClaimsOf(r, quote, collateral, runtime, initTime));
+}
+
+/** MAA claims of a verified TDX quote. */
+export function tdxClaims(r: Verified<TdxQuoteVerificationResult>, quote: Uint8Array, collateral: QuoteCollateral, runtime?: DataInput, initTime?: DataInput): EvidenceClaims {
+  return claimsOf(r, tdxClaimsOf(r, quote, collateral, runtime, initTime));
+}
+
+/** MAA claims of a verified SEV-SNP report (container or Azure CVM HCL form). */
+export function snpClaims(r: Verified<SnpVerificationResult>, form: 'container' | 'azure-hcl', runtime?: DataInput, initTime?: DataInput): EvidenceClaims {
+  return claimsOf(r, snpClaimsOf(r, form, runtime, initTime));
+}
 
 function concatHash(parts: readonly Uint8Array[]): string {
   return sha256Hex(Buffer.concat(parts.map((p) => Buffer.from(p))));
@@ -40,7 +71,7 @@ function runtimeClaims(runtime: DataInput | undefined, initTime: DataInput | und
   return out;
 }
 
-export function sgxClaims(r: SgxQuoteVerificationResult, quote: Uint8Array, collateral: QuoteCollateral, runtime?: DataInput, initTime?: DataInput): Claims {
+function sgxClaimsOf(r: SgxQuoteVerificationResult, quote: Uint8Array, collateral: QuoteCollateral, runtime?: DataInput, initTime?: DataInput): Claims {
   const claims: Claims = {
     'x-ms-attestation-type': 'sgx',
     'x-ms-sgx-is-debuggable': r.report.debug,
@@ -77,7 +108,7 @@ function tdAttributeBit(hex: string, bit: number): boolean {
   return ((v >> BigInt(bit)) & 1n) === 1n;
 }
 
-export function tdxClaims(r: TdxQuoteVerificationResult, quote: Uint8Array, collateral: QuoteCollateral, runtime?: DataInput, initTime?: DataInput): Claims {
+function tdxClaimsOf(r: TdxQuoteVerificationResult, quote: Uint8Array, collateral: QuoteCollateral, runtime?: DataInput, initTime?: DataInput): Claims {
   const td = r.td;
   const seamsvn = Buffer.from(td.teetcbsvn, 'hex');
   return {
@@ -115,7 +146,7 @@ export function tdxClaims(r: TdxQuoteVerificationResult, quote: Uint8Array, coll
   };
 }
 
-export function snpClaims(r: SnpVerificationResult, form: 'container' | 'azure-hcl', runtime?: DataInput, initTime?: DataInput): Claims {
+function snpClaimsOf(r: SnpVerificationResult, form: 'container' | 'azure-hcl', runtime?: DataInput, initTime?: DataInput): Claims {
   const tee: Claims = {
     'x-ms-attestation-type': 'sevsnpvm',
     'x-ms-sevsnpvm-authorkeydigest': r.authorKeyDigest,

@@ -13,6 +13,7 @@ import { gpuNonceFor } from '../evidence/nvidia/nonce.js';
 import { parseSerializedGpuEvidence } from '../evidence/nvidia/serialized.js';
 import type { SimulatedGpus } from '../evidence/simulated/gpu.js';
 import type { Claim } from './policy/index.js';
+import { type EvidenceClaims, claimsOf } from './claims.js';
 
 /** Where the attestation service gets NVIDIA RIMs (the collateral cache, or NVIDIA's RIM service). */
 export interface GpuReferenceSource {
@@ -26,7 +27,7 @@ export type GpuClaimSet = Record<string, unknown>;
 
 export interface GpuAttestation {
   /** Token claims: `x-conclave-gpus` {GPU-0: {...}, …}, `x-conclave-gpu-count`, `x-nvidia-overall-att-result`, `x-conclave-gpu-nonce`. */
-  readonly claims: Record<string, unknown>;
+  readonly claims: EvidenceClaims;
   readonly simulated: boolean;
 }
 
@@ -106,6 +107,7 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
   const list = parseSerializedGpuEvidence(input);
   const nonce = gpuNonceFor(runtimeData);
   const perGpu: Record<string, GpuClaimSet> = {};
+  const verifiedGpus: Verified<GpuVerificationResult>[] = [];
   const kinds = new Set<boolean>();
   let overall = true;
   let minDriver: number | undefined;
@@ -129,6 +131,7 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
       const r = verifyGpuEvidence(ev, { at: opts.at, nonce, rims, cache: opts.cache, ocsp, ...(trust ? { trust } : {}) });
       kinds.add(simulated);
       perGpu[name] = gpuClaims(r);
+      verifiedGpus.push(r);
       const dv = driverVersionNumber(r.driverVersion) ?? -1;
       minDriver = minDriver === undefined ? dv : Math.min(minDriver, dv);
       if (r.measres !== 'success') overall = false;
@@ -139,14 +142,14 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
   }
   if (kinds.size > 1) throw fail('evidence.untrusted_root', 'simulated and real GPUs cannot be attested together');
   return {
-    claims: {
+    claims: claimsOf(verifiedGpus, {
       'x-conclave-gpus': perGpu,
       'x-conclave-gpu-count': list.length,
       'x-conclave-gpu-nonce': toHex(nonce),
       'x-nvidia-overall-att-result': overall,
       // The oldest driver of all GPUs, so one clause can say "every GPU runs driver ≥ X" (-1: one is unreadable).
       ...(minDriver !== undefined ? { 'x-conclave-gpu-min-driver-version-number': minDriver } : {}),
-    },
+    }),
     simulated: kinds.has(true),
   };
 }

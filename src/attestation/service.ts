@@ -20,7 +20,7 @@ import { parseGuestAttestationInfo } from '../evidence/azure-vtpm/guest.js';
 import { createAzureVmAttester, sealTokenToTpmKey } from './azure-vm.js';
 import { createTpmProtocol } from './tpm-protocol.js';
 import { decodeTcb, parseSnpReport, productFromCpuid, tcbLayoutOf } from '../evidence/snp/report.js';
-import { type Claims, incomingClaims, sgxClaims, snpClaims, tdxClaims } from './claims.js';
+import { type Claims, type EvidenceClaims, claimsOf, incomingClaims, sgxClaims, snpClaims, tdxClaims } from './claims.js';
 import { type CompiledPolicy, DEFAULT_POLICIES, type PolicyAttestationType, type PolicyConfiguration, compilePolicy, decodePolicyJws, evaluatePolicy, looksLikeJws, parsePolicy, policyHash, verifyManagementJws } from './policy/index.js';
 import type { PlatformSeen } from '../collateral/baseline.js';
 import type { PolicyStore, QuoteCollateralSource, SnpCertificateSource, StoredPolicy } from './ports.js';
@@ -266,7 +266,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
 
   async function finish(
     type: PolicyAttestationType,
-    verified: { claims: Claims; simulated: boolean },
+    verified: { claims: EvidenceClaims; simulated: boolean },
     body: AttestRequest,
     at: Date,
     checkConfiguration?: (config: PolicyConfiguration) => void,
@@ -319,7 +319,8 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     if (body.nonce !== undefined && body.nonce !== null && body.nonce !== '') claims.nonce = body.nonce;
     if (verified.simulated) claims['x-conclave-simulated'] = true;
     const isDraft = draft !== undefined && draft !== null && draft !== '';
-    const token = await issueToken(claims, deps.issuer(), isDraft ? 'unsigned' : await signerFor(verified.simulated), { now: at, lifetimeSeconds: deps.tokenLifetimeSeconds });
+    // The policy adds claims to what verification established; the token carries both, derived from the evidence.
+    const token = await issueToken(claimsOf(verified.claims, claims), deps.issuer(), isDraft ? 'unsigned' : await signerFor(verified.simulated), { now: at, lifetimeSeconds: deps.tokenLifetimeSeconds });
     return { token, claims };
   }
 
@@ -361,7 +362,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       const evidenceField = type === 'SgxEnclave' || type === 'TdxVm' ? 'quote' : 'report';
       const evidence = (body as Record<string, unknown>)[evidenceField];
       if (typeof evidence !== 'string' || evidence === '') throw fail('request.invalid', `the request needs "${evidenceField}" (base64url)`, { field: evidenceField });
-      let verified: { claims: Claims; simulated: boolean; boundRuntimeData?: Uint8Array | undefined };
+      let verified: { claims: EvidenceClaims; simulated: boolean; boundRuntimeData?: Uint8Array | undefined };
       if (type === 'SevSnpVm') verified = await attestSnp(evidence, runtime, initTime, at);
       else {
         let bytes = fromB64(evidence, evidenceField);
@@ -383,7 +384,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
         if (!bound) throw fail('request.invalid', 'gpuEvidence needs runtimeData: the GPU nonce is derived from the runtime data the CPU evidence binds', { field: 'runtimeData' });
         const gpu = await attestGpus(body.gpuEvidence, bound, { at, cache: gpuCache, references: deps.gpuReferences, simulated: deps.simulated?.gpus });
         if (gpu.simulated !== verified.simulated) throw fail('evidence.untrusted_root', 'simulated and real evidence cannot be combined in one attestation');
-        verified = { claims: { ...verified.claims, ...gpu.claims }, simulated: verified.simulated };
+        verified = { claims: claimsOf([verified.claims, gpu.claims], { ...verified.claims, ...gpu.claims }), simulated: verified.simulated };
       }
 
       return finish(type, verified, body, at);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { b64url } from '../core/bytes.js';
 import { signJwsAsync } from '../core/jwt.js';
+import type { EvidenceClaims } from './claims.js';
 
 /** The service's token-signing identity: what `/certs` publishes and tokens name in `kid`. */
 export interface TokenSigner {
@@ -16,11 +17,21 @@ export interface TokenTimes {
 }
 
 /**
- * Issues an MAA-shaped token: RS256, header `{alg, jku, kid, typ}`, and the registered claims MAA sets
- * (`iss`, `iat`, `nbf` = `iat`, `exp`, `jti` as 64 hex, `x-ms-ver`). A draft-policy evaluation yields an
- * unsigned token (`alg: none`), as MAA says such tokens "cannot be validated".
+ * Issues an MAA-shaped attestation token: RS256, header `{alg, jku, kid, typ}`, and the registered claims
+ * MAA sets (`iss`, `iat`, `nbf` = `iat`, `exp`, `jti` as 64 hex, `x-ms-ver`). Only claims established by
+ * verification are accepted (`EvidenceClaims`). A draft-policy evaluation yields an unsigned token
+ * (`alg: none`), as MAA says such tokens "cannot be validated".
  */
-export async function issueToken(claims: Record<string, unknown>, issuer: string, signer: TokenSigner | 'unsigned', times: TokenTimes): Promise<string> {
+export function issueToken(claims: EvidenceClaims, issuer: string, signer: TokenSigner | 'unsigned', times: TokenTimes): Promise<string> {
+  return issue(claims, issuer, signer, times);
+}
+
+/** A service-signed token over a management result (policy get/set/reset, certificates), as MAA answers those. */
+export function issueResultToken(result: Record<string, unknown>, issuer: string, signer: TokenSigner, times: TokenTimes): Promise<string> {
+  return issue(result, issuer, signer, times);
+}
+
+async function issue(claims: Record<string, unknown>, issuer: string, signer: TokenSigner | 'unsigned', times: TokenTimes): Promise<string> {
   const iat = Math.floor(times.now.getTime() / 1000);
   const payload = { ...claims, iss: issuer, iat, nbf: iat, exp: iat + times.lifetimeSeconds, jti: randomBytes(32).toString('hex'), 'x-ms-ver': '1.0' };
   if (signer === 'unsigned') return `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify(payload))}.`;

@@ -20,7 +20,7 @@ import { decodeJws, signJwsAsync, verifyJwsSignature } from '../core/jwt.js';
 import { parseCertificate, publicKeyOf, verifyChain } from '../core/x509.js';
 import { type BootConfiguration, checkEventLog, parseTcgEventLog, readBootConfiguration } from '../evidence/tpm/eventlog.js';
 import { type PcrValue, publicKeyFromJwk, verifyCertifiedKey, verifyTpmQuote } from '../evidence/tpm/quote.js';
-import type { Claims } from './claims.js';
+import { type Claims, type EvidenceClaims, claimsOf } from './claims.js';
 
 /** How long a challenge may be answered. */
 export const TPM_CHALLENGE_SECONDS = 600;
@@ -32,7 +32,7 @@ export interface TpmProtocolDeps {
   readonly now: () => Date;
 }
 
-export type TpmMessage = ({ readonly kind: 'init'; readonly reply: Record<string, unknown> } | { readonly kind: 'request'; readonly claims: Claims; readonly requiredPcrs: readonly number[]; readonly aikValidated: boolean }) & {
+export type TpmMessage = ({ readonly kind: 'init'; readonly reply: Record<string, unknown> } | { readonly kind: 'request'; readonly claims: EvidenceClaims; readonly requiredPcrs: readonly number[]; readonly aikValidated: boolean }) & {
   /** Whether the message came in a `{"payload": …}` envelope (the answer goes back in one). */
   readonly wrapped: boolean;
 };
@@ -262,7 +262,7 @@ export function createTpmProtocol(deps: TpmProtocolDeps, aikRoots: readonly Uint
       if (boot?.secureBoot !== undefined) claims.secureBootEnabled = boot.secureBoot;
       if (boot?.complete) claims.bootDebuggingDisabled = !boot.bootDebugging;
       if (typeof att.rp_data === 'string' && att.rp_data !== '') claims.rp_data = att.rp_data;
-      return { kind: 'request', wrapped, claims, requiredPcrs: quote.pcrs.map((p) => p.index), aikValidated: validated };
+      return { kind: 'request', wrapped, claims: claimsOf(quote, claims), requiredPcrs: quote.pcrs.map((p) => p.index), aikValidated: validated };
     },
   };
 }

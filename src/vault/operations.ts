@@ -13,15 +13,15 @@ import type { CipherRequest, EncryptionAlgorithm, SignatureAlgorithm } from './p
 import {
   buildReleaseResponse,
   DEFAULT_KEY_TRANSFER_ENC,
-  evaluateReleasePolicy,
+  decideRelease,
   explainDecision,
-  findWrappingKey,
   isKeyTransferEnc,
   type KeyTransferEnc,
   parseReleasePolicy,
   type ReleaseSigner,
   releasePolicyHash,
   verifyTargetToken,
+  wrappingKeyOf,
 } from './release/index.js';
 import type { Principal } from './roles.js';
 import { b64url } from '../core/bytes.js';
@@ -151,7 +151,7 @@ export function createKeyOperations(core: VaultCore) {
         draft.detail.claimsSha256 = createHash('sha256').update(claimsJson).digest('hex');
         const policy = parseReleasePolicy(key.releasePolicy.json);
         draft.detail.policyHash = releasePolicyHash(policy);
-        const decision = evaluateReleasePolicy(policy, token.claims, token.issuer);
+        const decision = decideRelease(policy, token);
         draft.detail.trace = decision.trace;
         if (!decision.released) {
           const explanation = explainDecision(decision);
@@ -162,7 +162,7 @@ export function createKeyOperations(core: VaultCore) {
           else draft.detail.claimsOmitted = { chars: claimsJson.length };
           throw fail('release.policy_unsatisfied', `Target environment attestation statement does not satisfy the key release policy: ${explanation}`, { failures: decision.failures });
         }
-        const wrapping = findWrappingKey(token.claims);
+        const wrapping = wrappingKeyOf(token);
         const keyHsm = await protector.releaseWrapped(refOf(key), wrapping.key, enc, wrapping.kid !== undefined ? { kid: wrapping.kid } : {});
         const requested = keyId(base(), name, version);
         const jwk = { ...publicKeyWire(base(), key), key_hsm: keyHsm } as { kid: string; kty: string; key_hsm: string };

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { ATTEST_TYPES, type AttestRequest, POLICY_TYPES, canonicalType } from '../../attestation/service.js';
-import { issueToken, openIdMetadata, signingKeySet } from '../../attestation/token.js';
+import { issueResultToken, openIdMetadata, signingKeySet } from '../../attestation/token.js';
 import { encodePolicyJws, managementPayload, policyTokenHash, type PolicyAttestationType, verifyManagementJws } from '../../attestation/policy/index.js';
 import { fail } from '../../core/errors.js';
 import { parseCertificate } from '../../core/x509.js';
@@ -31,7 +31,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
 
   /** A service-signed token over a management result, as MAA answers policy calls. */
   const resultToken = async (claims: Record<string, unknown>) => ({
-    token: await issueToken(claims, issuer(), await signer(), { now: ctx.now(), lifetimeSeconds: ctx.config.tokenLifetimeSeconds }),
+    token: await issueResultToken(claims, issuer(), await signer(), { now: ctx.now(), lifetimeSeconds: ctx.config.tokenLifetimeSeconds }),
   });
   const requireAdmin = async (request: FastifyRequest) => {
     const principal = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));

@@ -1,3 +1,4 @@
+export * from './decision.js';
 export * from './key-transfer.js';
 export * from './policy.js';
 export type * from './ports.js';
