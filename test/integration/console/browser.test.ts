@@ -18,6 +18,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
+import { createCollateralStore } from '../../../src/storage/collateral-store.js';
 import { ARTIFACTS, axeViolations, launchBrowser, skipWithoutBrowser, type TestBrowser } from '../../helpers/browser.js';
 import { conclave } from '../../helpers/cli.js';
 import { requireConsoleBuild } from '../../helpers/console.js';
@@ -250,19 +251,24 @@ describe('web console in a browser', { skip }, () => {
   });
 
   test('collateral fetched through the PCS stand-in appears per FMSPC, with the baseline dry run', async () => {
-    for (const path of ['/sgx/certification/v4/tcb?fmspc=00906ed50000', '/sgx/certification/v4/qe/identity']) {
+    for (const path of ['/sgx/certification/v4/tcb?fmspc=00906ed50000', '/sgx/certification/v4/qe/identity', '/vcek/v1/Milan/cert_chain']) {
       const r = await server.send('GET', path);
       assert.equal(r.status, 200, `${path}: ${r.text}`);
     }
     assert.ok(up.count('/v4/tcb') >= 1, 'fetched from the stand-in');
+    // Two platforms of this FMSPC as attestations record them (one current, one far behind), for the fleet view.
+    const sightings = createCollateralStore(server.ctx.db);
+    await sightings.recordPlatformSeen({ tee: 'sgx', fmspc: '00906ED50000', cpusvn: 'ff'.repeat(16), pcesvn: 65535 }, 'attestation', now());
+    await sightings.recordPlatformSeen({ tee: 'sgx', fmspc: '00906ED50000', cpusvn: '00'.repeat(16), pcesvn: 0 }, 'attestation', now());
     await goto('#/collateral', 'Collateral');
     await b.page.getByRole('heading', { level: 2, name: 'Intel FMSPC 00906ED50000' }).waitFor();
     const table = b.page.getByRole('table', { name: 'What is cached for Intel FMSPC 00906ED50000' });
     assert.ok((await table.textContent())?.includes(up.url), 'the source is the upstream');
+    await b.page.getByRole('heading', { level: 2, name: 'AMD Milan' }).waitFor();
     await b.page.getByRole('img', { name: 'Collateral validity: issue date to next update' }).waitFor();
     await b.page.getByLabel('Pin sgx/v4/tcb/00906ED50000').selectOption('17');
     await b.page.getByRole('button', { name: 'Dry run' }).click();
-    await b.page.getByText(/platforms seen in the last 90 days would change status/).waitFor();
+    await b.page.getByText(/of 2 platforms seen in the last 90 days would change status/).waitFor();
     await b.page.getByRole('button', { name: 'Apply this baseline' }).click();
     await b.page.getByRole('status').filter({ hasText: 'Baseline set.' }).waitFor();
     const baseline = await server.send('GET', '/admin/collateral/baseline', { headers: await bearer() });
@@ -283,6 +289,9 @@ describe('web console in a browser', { skip }, () => {
     await goto('#/overview', 'Overview');
     await b.page.getByText(/^1 released, 1 denied, 0 failed/).waitFor();
     await b.page.getByRole('img', { name: 'Key releases per hour, last 24 hours' }).waitFor();
+    const fleet = b.page.getByRole('img', { name: 'TCB status of the platforms seen in the last 90 days' });
+    await fleet.waitFor();
+    assert.match((await fleet.locator('desc').textContent()) ?? '', /^\w+: \d(, \w+: \d)*$/);
     await assertAccessible('overview with activity');
     await b.screenshot('overview');
     // The README's picture (docs/console.png) is this one: the first screen of the overview.
