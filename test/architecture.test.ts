@@ -1,8 +1,10 @@
 /**
  * The dependency rules of ARCHITECTURE.md, enforced over every file of src/: dependencies point inward
- * (a table of what each folder may import, with no folder left out), no import cycle of any length, no
- * adapter built inside the HTTP layer, the domains do no I/O and read no clock or environment, and the
- * SDK stays free of server dependencies. The checks are plain functions, tested on synthetic graphs
+ * (a table of what each folder may import, with no folder left out, and inside each folder a table of
+ * what its sub-folders may take from each other), no import cycle of any length (src/, test helpers and
+ * benchmarks), rule tables that are themselves acyclic, drivers (database, HSM, HTTP, sockets) imported
+ * only by their adapters, no adapter or timer built inside the HTTP layer, the domains do no I/O and read
+ * no clock or environment, and the SDK stays free of server dependencies. The checks are plain functions, tested on synthetic graphs
  * below as well, so a check that cannot fail would show.
  */
 import assert from 'node:assert/strict';
@@ -85,6 +87,103 @@ const RULES: Record<string, { values: readonly string[]; types?: readonly string
   '(root)': { values: ALL.filter((a) => a !== '(root)' && a !== 'cli') },
 };
 
+/**
+ * Inside a folder, what each sub-folder may import from its siblings (its own files and the folder's
+ * top-level files are always allowed). A folder missing here may have sub-folders that import no
+ * sibling. The evidence formats are layered: DCAP reads SGX and TDX report bodies, an SNP report may
+ * come wrapped in Azure's HCL report, the vTPM evidence carries TPM quotes, and the simulated TEE
+ * builds every format. `testing.ts` files (fakes for tests) may use each other's fakes.
+ */
+const SIBLINGS: Record<string, Record<string, readonly string[]>> = {
+  evidence: {
+    tpm: [],
+    sgx: [],
+    tdx: [],
+    dcap: ['sgx', 'tdx'],
+    'azure-vtpm': ['tpm'],
+    snp: ['azure-vtpm'],
+    nvidia: [],
+    simulated: ['tpm', 'sgx', 'tdx', 'dcap', 'azure-vtpm', 'snp', 'nvidia'],
+  },
+  collateral: { intel: [], amd: [], cache: [] },
+  attestation: { policy: [] },
+  vault: { release: [] },
+  storage: { migrations: [] },
+  sdk: { sources: [] },
+  console: { pages: [] },
+  server: { log: [], vault: ['log'], attestation: [], collateral: [], console: [] },
+};
+
+/** `evidence/snp` for src/evidence/snp/verify.ts; undefined for a top-level file of a folder. */
+const subArea = (rel: string): string | undefined => {
+  const parts = rel.split('/');
+  return parts.length > 2 ? `${parts[0]}/${parts[1]}` : undefined;
+};
+
+/** Imports between sibling sub-folders that SIBLINGS does not allow. */
+function wrongWayInside(g: ReadonlyMap<string, readonly Import[]>, siblings = SIBLINGS): string[] {
+  const out: string[] = [];
+  for (const [file, imps] of g) {
+    const from = subArea(file);
+    if (!from) continue;
+    const [folder, sub] = from.split('/') as [string, string];
+    for (const imp of imps) {
+      if (!imp.spec.startsWith('.')) continue;
+      const to = subArea(imp.target);
+      if (!to || to === from || area(imp.target) !== folder) continue;
+      const target = to.split('/')[1]!;
+      if (file.endsWith('/testing.ts') && imp.target.endsWith('/testing.ts')) continue;
+      const allowed = siblings[folder]?.[sub];
+      if (allowed === undefined) out.push(`${file}: sub-folder ${from}/ has no sibling rule (add it to SIBLINGS)`);
+      else if (!allowed.includes(target)) out.push(`${file} imports ${imp.spec} (${from} → ${to})`);
+    }
+  }
+  return out;
+}
+
+/**
+ * Packages that build an adapter (a database, an HSM session, an HTTP client or server, a socket) and
+ * the folders that may import them: the HTTP layer gets its stores, protectors and clients finished from
+ * the composition root, and the domains never see a driver.
+ */
+const DRIVERS: Record<string, readonly string[]> = {
+  pg: ['storage'],
+  'better-sqlite3': ['storage'],
+  pkcs11js: ['hsm'],
+  fastify: ['server', '(root)'],
+  'prom-client': ['server'],
+  'node:http': ['upstream', 'sdk', 'agent'],
+  'node:https': ['upstream', 'sdk'],
+  'node:tls': ['upstream', 'cli'],
+  // isIP only, for names in certificates and endpoints.
+  'node:net': ['hsm', 'sdk'],
+  'node:child_process': ['sdk', 'cli'],
+  commander: ['cli'],
+  preact: ['console'],
+};
+
+/** Driver imports from folders DRIVERS does not name; any `node:` I/O module or driver not listed is reported too. */
+function wrongDrivers(g: ReadonlyMap<string, readonly Import[]>, drivers = DRIVERS): string[] {
+  const out: string[] = [];
+  for (const [file, imps] of g) {
+    for (const imp of imps) {
+      if (imp.spec.startsWith('.')) continue;
+      const allowed = drivers[imp.spec];
+      if (allowed && !allowed.includes(area(file)) && !imp.typeOnly) out.push(`${file} imports ${imp.spec}`);
+      if (!allowed && /^(node:)?(http2?|https|tls|net|dgram|child_process|worker_threads|cluster)$/.test(imp.spec) && area(file) !== '(root)') {
+        out.push(`${file} imports ${imp.spec} (an I/O module DRIVERS does not list)`);
+      }
+    }
+  }
+  return out;
+}
+
+/** Cycles in a rule table: a folder that may, through the table, reach itself. */
+function ruleCycles(rules: Record<string, { values: readonly string[]; types?: readonly string[] }>): string[][] {
+  const g = new Map(Object.entries(rules).map(([a, r]) => [a, [...r.values, ...(r.types ?? [])].map((t) => ({ spec: `./${t}`, target: t, typeOnly: false }))]));
+  return cycles(g);
+}
+
 /** Imports that point the wrong way, and folders the table does not cover. */
 function wrongWay(g: ReadonlyMap<string, readonly Import[]>, rules = RULES): string[] {
   const out: string[] = [];
@@ -155,6 +254,31 @@ describe('the import graph of src/', () => {
     assert.deepEqual(cycles(graph), []);
   });
 
+  test('inside each folder, sub-folders import their siblings only as SIBLINGS allows', () => {
+    assert.deepEqual(wrongWayInside(graph), []);
+  });
+
+  test('database, HSM, HTTP and socket drivers are imported only by their adapters (DRIVERS)', () => {
+    assert.deepEqual(wrongDrivers(graph), []);
+  });
+
+  test('the rule tables allow no cycle between folders', () => {
+    assert.deepEqual(ruleCycles(RULES), []);
+    for (const [folder, subs] of Object.entries(SIBLINGS)) {
+      assert.deepEqual(ruleCycles(Object.fromEntries(Object.entries(subs).map(([s, v]) => [s, { values: v }]))), [], folder);
+    }
+  });
+
+  test('the HTTP layer starts no timer and reads no environment (the composition root does)', () => {
+    const out: string[] = [];
+    for (const file of files(join(src, 'server'))) {
+      const text = readFileSync(file, 'utf8');
+      if (/\bset(Interval|Timeout)\(/.test(text)) out.push(`${relative(src, file)}: a timer`);
+      if (/process\.env/.test(text)) out.push(`${relative(src, file)}: process.env`);
+    }
+    assert.deepEqual(out, []);
+  });
+
   test('no domain file imports the HTTP layer, and the HTTP layer builds no adapter', () => {
     const out: string[] = [];
     for (const [file, imps] of graph) {
@@ -169,6 +293,18 @@ describe('the import graph of src/', () => {
   });
 });
 
+test('no import cycle among the test helpers and benchmarks either', () => {
+  const g = new Map<string, Import[]>();
+  for (const dir of ['test', 'bench']) {
+    for (const f of files(join(root, dir))) {
+      const rel = relative(root, f);
+      g.set(rel, parseImports(rel, readFileSync(f, 'utf8')));
+    }
+  }
+  assert.ok(g.size > 10);
+  assert.deepEqual(cycles(g), []);
+});
+
 describe('the checks themselves', () => {
   const g = (edges: Record<string, string[]>, typeOnly: string[] = []) =>
     new Map(Object.entries(edges).map(([f, ts]) => [f, ts.map((t) => ({ spec: `./${t}`, target: t, typeOnly: typeOnly.includes(`${f}>${t}`) }))]));
@@ -180,6 +316,28 @@ describe('the checks themselves', () => {
     assert.equal(wrongWay(g({ 'server/p.ts': ['storage/s.ts'], 'storage/s.ts': [] })).length, 1);
     assert.deepEqual(wrongWay(g({ 'server/p.ts': ['storage/s.ts'], 'storage/s.ts': [] }, ['server/p.ts>storage/s.ts'])), []);
     assert.equal(wrongWay(g({ 'vault/a.ts': ['(root)/main.ts'] }).set('main.ts', [])).length, 1);
+  });
+
+  test('a sibling import inside a folder is reported unless SIBLINGS allows it', () => {
+    assert.deepEqual(wrongWayInside(g({ 'evidence/dcap/a.ts': ['evidence/sgx/b.ts'], 'evidence/sgx/b.ts': [] })), []);
+    assert.equal(wrongWayInside(g({ 'evidence/sgx/b.ts': ['evidence/dcap/a.ts'], 'evidence/dcap/a.ts': [] })).length, 1);
+    assert.equal(wrongWayInside(g({ 'server/vault/a.ts': ['server/collateral/b.ts'], 'server/collateral/b.ts': [] })).length, 1);
+    assert.deepEqual(wrongWayInside(g({ 'server/vault/a.ts': ['server/app.ts'], 'server/app.ts': ['server/vault/a.ts'] })), []);
+    assert.match(wrongWayInside(g({ 'vault/newsub/a.ts': ['vault/release/b.ts'] }))[0]!, /no sibling rule/);
+  });
+
+  test('a driver imported outside its adapter is reported', () => {
+    const d = (file: string, spec: string) => new Map([[file, [{ spec, target: spec, typeOnly: false }]]]);
+    assert.deepEqual(wrongDrivers(d('storage/sqlite.ts', 'better-sqlite3')), []);
+    assert.equal(wrongDrivers(d('server/vault/plugin.ts', 'pg')).length, 1);
+    assert.equal(wrongDrivers(d('vault/service.ts', 'pkcs11js')).length, 1);
+    assert.equal(wrongDrivers(d('collateral/service.ts', 'node:https')).length, 1);
+    assert.equal(wrongDrivers(d('attestation/service.ts', 'node:net')).length, 1);
+  });
+
+  test('a rule table that lets two folders import each other is reported', () => {
+    assert.equal(ruleCycles({ a: { values: ['b'] }, b: { values: [], types: ['a'] } }).length, 1);
+    assert.deepEqual(ruleCycles({ a: { values: ['b'] }, b: { values: [] } }), []);
   });
 
   test('a folder without a rule is reported', () => {
