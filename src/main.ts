@@ -2,7 +2,9 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino, { type Logger } from 'pino';
 import type { Config } from './config/config.js';
-import { createSealer, loadOrCreateMasterKey } from './hsm/master-key.js';
+import { type Sealer, createSealer, loadOrCreateMasterKey, readMasterKey } from './hsm/master-key.js';
+import { fail } from './core/errors.js';
+import { secureDataDir } from './storage/data-dir.js';
 import { buildApp } from './server/app.js';
 import { type ComposedServices, composeServices, consoleOidcOf, externalIssuerOf } from './compose.js';
 import { type AdminCredential, createAuthenticator, ensureAdminCredential } from './server/auth.js';
@@ -14,7 +16,7 @@ import { createClientStore } from './storage/client-store.js';
 import { createConsoleStore } from './storage/console-store.js';
 import { createConsoleSessions } from './server/console/sessions.js';
 import { openDatabase } from './storage/open.js';
-import { checkTrustMode, describeStore } from './storage/store-meta.js';
+import { checkTrustMode, describeStore, readStoreMeta, recordStoreMeta } from './storage/store-meta.js';
 import type { Database } from './storage/database.js';
 import { MIGRATIONS } from './storage/migrations/index.js';
 
@@ -60,17 +62,19 @@ export function createLogger(level: Config['logLevel']): Logger {
 export async function startServer(config: Config, opts: { logger?: Logger; now?: () => Date } = {}): Promise<RunningServer> {
   const logger = opts.logger ?? createLogger(config.logLevel);
   const now = opts.now ?? (() => new Date());
+  secureDataDir(config.dataDir);
   const tls = await loadOrCreateTls(config.dataDir, config.host);
   const db = await openDatabase(config.db, { poolSize: config.dbPoolSize });
+  let sealer: Sealer;
   try {
     await db.migrate(MIGRATIONS);
     await checkTrustMode(db, config.simulate ? 'simulate' : 'real', describeStore(config.db));
+    sealer = await openMasterKey(db, join(config.dataDir, 'master.key'), describeStore(config.db));
   } catch (e) {
     await db.close().catch(() => undefined);
     throw e;
   }
   const clients = createClientStore(db);
-  const sealer = createSealer(loadOrCreateMasterKey(join(config.dataDir, 'master.key')));
   let baseUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
   let adminId: string | undefined;
   const keys = new Map<string, Promise<ServiceKey>>();
@@ -127,6 +131,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
   const hostForUrl = config.host.includes(':') ? `[${config.host}]` : config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
   baseUrl = config.publicUrl ?? `https://${hostForUrl}:${port}`;
   const admin = await ensureAdminCredential(clients, config.dataDir, baseUrl, Math.floor(now().getTime() / 1000));
+  secureDataDir(config.dataDir);
   adminId = admin.credential.clientId;
   let closing: Promise<void> | undefined;
   return {
@@ -146,4 +151,47 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
       return closing;
     },
   };
+}
+
+/** A value sealed into store_meta under the master key, so a server can tell whether its key is the store's. */
+const MASTER_KEY_CHECK = 'master_key_check';
+const MASTER_KEY_CHECK_AAD = 'store-meta:master-key-check';
+const MASTER_KEY_CHECK_VALUE = 'conclave master key check v1';
+
+/**
+ * The master key of this store. A store that holds data sealed under a master key (the check value, or
+ * service keys from before it) never gets a new one: a missing file is `store.master_key_missing` and a
+ * key that does not open the store's sealed data `store.master_key_mismatch`, both naming the file, and
+ * the data dir is left as it was. Only a store without sealed data gets a fresh key.
+ */
+async function openMasterKey(db: Database, path: string, where: string): Promise<Sealer> {
+  const check = await readStoreMeta(db, MASTER_KEY_CHECK);
+  const serviceKey = await db.get<{ name: string; sealed_private: Uint8Array }>('SELECT name, sealed_private FROM service_keys ORDER BY name LIMIT 1');
+  const existing = readMasterKey(path);
+  if (!existing && (check !== undefined || serviceKey !== undefined)) {
+    throw fail(
+      'store.master_key_missing',
+      `the master key ${path} is missing, but the store ${where} holds keys sealed under it. Restore ${path} (32 bytes, mode 0600) from the backup of this data dir, or from the secret the replicas of this store share; a new key would leave every sealed key unreadable, so none was created`,
+      { path, store: where },
+    );
+  }
+  const sealer = createSealer(existing ?? loadOrCreateMasterKey(path));
+  const opens = (sealed: string | Uint8Array, aad: string) => {
+    try {
+      sealer.open(typeof sealed === 'string' ? Buffer.from(sealed, 'base64') : new Uint8Array(sealed), aad);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  const mismatch = () =>
+    fail(
+      'store.master_key_mismatch',
+      `the master key ${path} does not open the data sealed in the store ${where}: it belongs to another store. Restore this store's master key to ${path}`,
+      { path, store: where },
+    );
+  if (check === undefined && serviceKey && !opens(serviceKey.sealed_private, `service-key:${serviceKey.name}`)) throw mismatch();
+  const inForce = check ?? (await recordStoreMeta(db, MASTER_KEY_CHECK, Buffer.from(sealer.seal(new TextEncoder().encode(MASTER_KEY_CHECK_VALUE), MASTER_KEY_CHECK_AAD)).toString('base64')));
+  if (!opens(inForce, MASTER_KEY_CHECK_AAD)) throw mismatch();
+  return sealer;
 }

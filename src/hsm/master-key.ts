@@ -15,12 +15,21 @@ export interface Sealer {
 
 const VERSION = 1;
 
+/** The master key in `path`, or undefined when there is no such file. */
+export function readMasterKey(path: string): Uint8Array | undefined {
+  if (!existsSync(path)) return undefined;
+  const k = readFileSync(path);
+  if (k.length !== 32) throw fail('config.invalid', `master key ${path} must hold 32 bytes`);
+  return new Uint8Array(k);
+}
+
+/**
+ * The master key in `path`, created (0600, race-safe between replicas sharing the data dir) when there is
+ * none. Only for a store without sealed data: the composition root decides that (src/main.ts).
+ */
 export function loadOrCreateMasterKey(path: string): Uint8Array {
-  if (existsSync(path)) {
-    const k = readFileSync(path);
-    if (k.length !== 32) throw fail('config.invalid', `master key ${path} must hold 32 bytes`);
-    return new Uint8Array(k);
-  }
+  const existing = readMasterKey(path);
+  if (existing) return existing;
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
   const k = randomBytes(32);
   try {

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, constants, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { fail } from '../core/errors.js';
@@ -33,6 +33,22 @@ function storeError(e: unknown, path: string): unknown {
 }
 
 /**
+ * The database file and its companions are 0600 whatever existed (a file made by `touch` or a restore):
+ * SQLite creates the WAL and shared-memory files with the database file's mode, so they follow.
+ */
+function privateFiles(path: string): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, constants.O_RDWR | constants.O_CREAT, 0o600));
+  for (const p of [path, `${path}-wal`, `${path}-shm`, `${path}-journal`]) {
+    try {
+      if ((statSync(p).mode & 0o777) !== 0o600) chmodSync(p, 0o600);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+  }
+}
+
+/**
  * SQLite through better-sqlite3: WAL, one writer. better-sqlite3 is synchronous, so a transaction is
  * serialised through a promise chain: async domain code inside `transaction()` never interleaves with
  * another transaction's statements on the shared connection, and statements issued outside it wait
@@ -43,9 +59,9 @@ function storeError(e: unknown, path: string): unknown {
  * back-off for up to {@link BUSY_GIVE_UP_MS}, then fail with `store.unavailable`.
  */
 export function openSqlite(path: string): Database {
-  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   let db: BetterSqlite3.Database;
   try {
+    if (path !== ':memory:') privateFiles(path);
     db = new BetterSqlite3(path);
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     retrySync(() => db.pragma('journal_mode = WAL'));
