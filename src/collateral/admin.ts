@@ -102,10 +102,16 @@ export function createCollateralAdmin(svc: CollateralService, now: () => Date) {
       await svc.sync();
       return encodeBundle([...svc.items()], now());
     },
-    /** Imports a bundle: every item verified first, then all stored in one transaction. */
+    /**
+     * Imports a bundle: every item verified first (signatures and chains, then the guard upstream answers
+     * pass: the target its scope names, never older than the cached copy), then all stored in one
+     * transaction.
+     */
     async importBundle(text: string): Promise<number> {
-      const items = decodeBundle(text);
-      for (const i of items) verifyCollateralItem({ ...i, version: 0 });
+      const decoded = decodeBundle(text);
+      for (const i of decoded) verifyCollateralItem({ ...i, version: 0 });
+      await svc.sync();
+      const items = svc.admit(decoded);
       await store.put(items);
       await svc.sync();
       return items.length;

@@ -1,6 +1,6 @@
 import { type BaselinePolicy, DEFAULT_BASELINE, type EvaluationSelector, baselineEvaluationNumber, chooseEvaluationNumber } from './baseline.js';
 import { type CollateralItem, type CollateralKind, intelMeta, signedDatesOf } from './cache/item.js';
-import { checkCollateralForward, checkCollateralTarget } from './cache/guard.js';
+import { checkCollateralForward, checkCollateralTarget, checkScopeShape } from './cache/guard.js';
 import { verifyCollateralItem } from './cache/verify.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import { crlBytes } from '../core/x509.js';
@@ -29,6 +29,13 @@ export interface CollateralService {
   scopeItems(scope: string): readonly CollateralItem[];
   /** Picks among the versions of a TCB info / identity for a selector under a policy. */
   pick(scope: string, tee: string, fmspc: string | undefined, selector: EvaluationSelector, policy?: BaselinePolicy): CollateralItem | undefined;
+  /**
+   * Checks items an operator brings (an offline bundle, a PCCS upload) as upstream answers are checked:
+   * dates and keys re-read from the signed bodies, each item the target its scope names, none older than
+   * the cached copy. Returns the items to store; throws `collateral.rollback` or `collateral.mismatch`
+   * naming the first refused item, so nothing of a refused import is stored.
+   */
+  admit(items: readonly Omit<CollateralItem, 'version'>[]): Omit<CollateralItem, 'version'>[];
   /** Stores an upstream answer after verifying it; returns the stored item. */
   ingest(kind: CollateralKind, scope: string, versioned: boolean, selector: string | null, r: UpstreamAnswer): Promise<CollateralItem>;
   /** Fetch-on-miss allowed for this kind in this mode. */
@@ -68,6 +75,12 @@ export interface ServiceDeps {
 
 const INTEL_KINDS = new Set<CollateralKind>(['tcb', 'qe_identity', 'qve_identity', 'qae_identity', 'tcb_eval_numbers', 'pckcrl', 'rootcacrl', 'pckcert', 'pckcerts', 'fmspcs']);
 const CRL_KINDS = new Set<CollateralKind>(['pckcrl', 'rootcacrl', 'vcek_crl', 'vlek_crl']);
+/** Kinds cached in versions by evaluation number (their keys carry it). */
+const VERSIONED_KINDS = new Set<CollateralKind>(['tcb', 'qe_identity', 'qve_identity', 'qae_identity']);
+
+function withoutVersion({ version: _v, ...rest }: CollateralItem): Omit<CollateralItem, 'version'> {
+  return rest;
+}
 
 function mergeSelectors(a: string | null, b: string | null): string | null {
   const s = new Set([...(a ?? '').split(','), ...(b ?? '').split(',')].filter(Boolean));
@@ -236,6 +249,47 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
           return n === undefined ? undefined : list.find((i) => i.evalNumber === n);
         }
       }
+    },
+    admit(items) {
+      const out: Omit<CollateralItem, 'version'>[] = [];
+      const seen = new Set<string>();
+      for (const given of items) {
+        try {
+          if (typeof given.source !== 'string' || !Number.isFinite(given.fetchedAt) || (given.selector !== null && typeof given.selector !== 'string')) {
+            throw fail('collateral.malformed', `${given.key}: source, fetchedAt or selector is malformed`, { key: given.key });
+          }
+          checkScopeShape(given.kind, given.scope);
+          const dates = signedDatesOf(given.kind, given.body);
+          const versioned = VERSIONED_KINDS.has(given.kind);
+          const key = versioned ? `${given.scope}#${dates.evalNumber ?? 'unknown'}` : given.scope;
+          if (key !== given.key) throw fail('collateral.mismatch', `${given.key} is filed under the wrong key: its signed content makes it ${key}`, { key: given.key, expected: key });
+          if (seen.has(key)) throw fail('collateral.mismatch', `${key} appears twice`, { key });
+          seen.add(key);
+          const item = { ...given, ...dates };
+          checkCollateralTarget(item, platformPpid(item.kind, item.scope));
+          // Standard and early answers are compared with the newest cached number under that selector.
+          const selectors = versioned ? (item.selector ?? '').split(',').filter(Boolean) : [];
+          for (const sel of selectors) {
+            const newest = (byScope.get(item.scope) ?? []).filter((i) => i.evalNumber !== null && i.selector?.split(',').includes(sel)).reduce<CollateralItem | undefined>((a, b) => (!a || b.evalNumber! > a.evalNumber! ? b : a), undefined);
+            checkCollateralForward(item, index.get(key), newest);
+          }
+          checkCollateralForward(item, index.get(key));
+          const cached = index.get(key);
+          const selector = mergeSelectors(cached?.selector ?? null, item.selector);
+          // The bytes already cached: kept as they are, with their source (an upstream copy stays refreshable).
+          if (cached && Buffer.from(cached.body).equals(item.body)) {
+            if (selector !== cached.selector) out.push({ ...withoutVersion(cached), selector });
+            continue;
+          }
+          out.push({ ...item, selector });
+        } catch (e) {
+          if (isConclaveError(e, 'upstream.collateral_rollback')) throw fail('collateral.rollback', e.message.replace(/^upstream answer for/, 'imported'), { ...e.detail }, e);
+          if (isConclaveError(e, 'upstream.collateral_mismatch')) throw fail('collateral.mismatch', e.message.replace(/^upstream answer for/, 'imported'), { ...e.detail }, e);
+          if (isConclaveError(e)) throw e;
+          throw fail('collateral.malformed', `${given.key} cannot be read as ${given.kind}`, { key: given.key, kind: given.kind }, e);
+        }
+      }
+      return out;
     },
     async ingest(kind, scope, versioned, selector, r) {
       let item: Omit<CollateralItem, 'version'>;

@@ -83,6 +83,8 @@ export const ERROR_CATALOGUE = {
   'collateral.chain_invalid': { status: 400, meaning: 'A collateral issuer chain does not verify to the vendor root.' },
   'collateral.expired': { status: 400, meaning: 'Collateral is past its nextUpdate (strict freshness).' },
   'collateral.not_found': { status: 404, meaning: 'The requested collateral is not cached and cannot be fetched.' },
+  'collateral.rollback': { status: 409, meaning: 'Imported or uploaded collateral (offline bundle, PUT platformcollateral) is older than the cached copy (cRLNumber, thisUpdate, tcbEvaluationDataNumber or issueDate); nothing of the import was stored.' },
+  'collateral.mismatch': { status: 400, meaning: 'Imported or uploaded collateral is validly signed but for another target than the item it is filed under (CA, FMSPC, TEE, identity, chip, TCB or platform); nothing of the import was stored.' },
   'collateral.bundle_invalid': { status: 400, meaning: 'An offline collateral bundle failed verification.' },
   'collateral.platform_unknown': { status: 461, meaning: 'The platform is not registered and this cache does not fetch PCK certificates on demand (PCCS 461, request and offline modes).' },
   'collateral.integrity_error': { status: 460, meaning: 'Uploaded collateral (PUT platformcollateral) does not verify to the Intel SGX Root CA (PCCS 460).' },

@@ -4,7 +4,7 @@ import type { QuoteCollateral } from '../../evidence/dcap/collateral.js';
 import { parsePckSgxExtension } from '../../evidence/dcap/pck-extension.js';
 import { topLevelMembers } from '../../evidence/dcap/signed-json.js';
 import { parseVekExtensions } from '../../evidence/snp/vek.js';
-import { type CollateralItem, SIGNED_JSON_MEMBER } from './item.js';
+import { type CollateralItem, type CollateralKind, SIGNED_JSON_MEMBER } from './item.js';
 
 /**
  * Two checks an upstream answer passes before it may replace what the cache holds (issue #23):
@@ -22,6 +22,32 @@ import { type CollateralItem, SIGNED_JSON_MEMBER } from './item.js';
  * Both run after the signature checks (verifyCollateralItem) and before anything is stored, so a
  * refused answer leaves the good copy in place.
  */
+
+/** The scope each kind is filed under (collateral/lookup.ts, intel/pck.ts, nvidia.ts build them). */
+const SCOPE_SHAPES: Record<CollateralKind, RegExp> = {
+  tcb: /^(sgx|tdx)\/v[34]\/tcb\/[0-9A-F]{12}$/,
+  qe_identity: /^(sgx|tdx)\/v[34]\/qe\/identity$/,
+  qve_identity: /^sgx\/v[34]\/qve\/identity$/,
+  qae_identity: /^sgx\/v[34]\/qae\/identity$/,
+  tcb_eval_numbers: /^(sgx|tdx)\/v4\/tcbevaluationdatanumbers$/,
+  pckcrl: /^sgx\/pckcrl\/(processor|platform)$/,
+  rootcacrl: /^sgx\/rootcacrl$/,
+  pckcert: /^sgx\/pckcert\/[0-9A-Fa-f]{4}\/[^#]+\/[0-9A-Fa-f]{32}\/[0-9A-Fa-f]{4}$/,
+  pckcerts: /^sgx\/pckcerts\/[0-9A-Fa-f]{4}\/[^#]+$/,
+  vcek: /^amd\/vcek\/[A-Za-z]+\/[0-9a-f]+\/\d+(-\d+){3,4}$/,
+  vcek_chain: /^amd\/vcek_chain\/[A-Za-z]+$/,
+  vlek_chain: /^amd\/vlek_chain\/[A-Za-z]+$/,
+  vcek_crl: /^amd\/vcek_crl\/[A-Za-z]+$/,
+  vlek_crl: /^amd\/vlek_crl\/[A-Za-z]+$/,
+  nvidia_rim: /^nvidia\/rim\/[^#]+$/,
+  nvidia_ocsp: /^nvidia\/ocsp\/(sha1|sha256|sha384|sha512)\/[0-9a-f]+\/[0-9a-f]+\/[0-9a-f]+$/,
+  fmspcs: /^sgx\/v4\/fmspcs\/[^#]+$/,
+};
+
+/** Throws `collateral.mismatch` unless `scope` has the shape items of `kind` are filed under. */
+export function checkScopeShape(kind: CollateralKind, scope: string): void {
+  if (!SCOPE_SHAPES[kind]?.test(scope)) throw fail('collateral.mismatch', `scope "${scope.slice(0, 200)}" is not where ${kind} items are filed`, { kind, scope: scope.slice(0, 200) });
+}
 
 type Item = Pick<CollateralItem, 'key' | 'kind' | 'scope' | 'body' | 'source' | 'meta' | 'evalNumber' | 'issueDate'>;
 

@@ -175,7 +175,9 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     app.put(`${prefix}/platformcollateral`, { config: PCS, bodyLimit: 64 << 20, schema: { summary: 'PCCS collateral upload (PCCSAdminTool put; admin-token)', tags } }, async (request, reply) => {
       await authorize(request, 'admin');
       const { items, platforms: regs } = readPlatformCollateral(request.body, version, ctx.now(), (f) => platforms.selectionLevels(f));
-      await svc.store.put(items);
+      // The same guard as upstream answers and bundles: each item is what it is filed as, none older than the cache.
+      await svc.sync();
+      await svc.store.put(svc.admit(items));
       for (const r of regs) await svc.store.registerPlatform(r, ctx.now(), 'cached');
       await svc.sync();
       d.clearMemo();

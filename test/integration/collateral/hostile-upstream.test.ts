@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { b64url } from '../../../src/core/bytes.js';
-import { pemToDer } from '../../../src/core/x509.js';
+import { parseCrl, pemToDer } from '../../../src/core/x509.js';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
 import { crlAnswer, jsonAnswer, type PcsStandin, startPcsStandin } from '../../helpers/pcs-standin.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
@@ -125,16 +125,88 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
     assert.equal(ok.status, 200, ok.headers['error-code'] as string);
   });
 
-  test('slow-drip and oversized answers: bounded, typed, cached collateral still serves, /healthz stays fast', { timeout: 60_000 }, async () => {
+  test('an offline bundle cannot roll back or mis-target the cache either: nothing of a refused bundle is stored', async () => {
+    type BundleItem = { key: string; kind: string; scope: string; body: string; meta: Record<string, string>; issueDate: number | null; nextUpdate: number | null; evalNumber: number | null };
+    const exported = await server.send('GET', '/admin/collateral/bundle', { headers: admin });
+    assert.equal(exported.status, 200);
+    const bundle = exported.json() as { items: BundleItem[] };
+    const crlItem = bundle.items.find((i) => i.key === 'sgx/pckcrl/platform')!;
+    const tcbItem = bundle.items.find((i) => i.scope === 'tdx/v4/tcb/90C06F000000')!;
+    assert.ok(crlItem && tcbItem, 'the cache holds the Platform CRL and the TCB info');
+    const importing = (items: BundleItem[]) => server.send('POST', '/admin/collateral/bundle', { headers: admin, body: { ...bundle, items } });
+    // The good bundle imports again (equal is not older).
+    assert.equal((await importing(bundle.items)).status, 200);
+    // Dates are read from the signed body: a bundle that claims a later nextUpdate does not extend it.
+    assert.equal((await importing([{ ...crlItem, nextUpdate: Date.parse('2031-01-01T00:00:00Z') }])).status, 200);
+
+    // Rolled back: the older Platform CRL (44 revocations), its bundle dates forged to look newest.
+    const older = readFixture('intel', 'tdx-v4-azure-trustee', 'pck_crl.der').toString('base64');
+    const forged = { ...crlItem, body: older, issueDate: Date.parse('2030-01-01T00:00:00Z'), nextUpdate: Date.parse('2031-01-01T00:00:00Z') };
+    const tcbAgain = { ...tcbItem };
+    const rolled = await importing([tcbAgain, forged]);
+    assert.equal(rolled.status, 409, rolled.text);
+    assert.equal(rolled.json().error.code, 'collateral.rollback');
+    assert.match(rolled.json().error.message, /sgx\/pckcrl\/platform/);
+
+    // Mis-targeted: the Processor-CA CRL filed as the Platform CRL; another FMSPC's TCB info filed under 90C06F.
+    const processor = { ...crlItem, body: readFixture('intel', 'sgx-v3-phala', 'pck_crl.der').toString('base64'), meta: { ...crlItem.meta, issuerChain: readFixtureText('intel', 'sgx-v3-phala', 'pck_crl_issuer_chain.pem') } };
+    const otherFmspc = { ...tcbItem, body: Buffer.from(readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_response.json')).toString('base64'), meta: { ...tcbItem.meta, issuerChain: readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_issuer_chain.pem') } };
+    for (const bad of [processor, otherFmspc]) {
+      const r = await importing([bad]);
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json().error.code, 'collateral.mismatch', r.text);
+    }
+    // A scope that does not fit its kind is refused as malformed, not with a 500.
+    const misfiled = await importing([{ ...crlItem, kind: 'tcb' }]);
+    assert.equal(misfiled.status, 400, misfiled.text);
+
+    assert.deepEqual((await platformCrl()).raw, v5Crl, 'the CRL with 57 revocations is still served');
+    const status = await server.send('GET', '/admin/collateral/status', { headers: admin });
+    const rows = status.json() as { key: string; nextUpdate: string | null }[] | { items: { key: string; nextUpdate: string | null }[] };
+    const row = (Array.isArray(rows) ? rows : rows.items).find((x) => x.key === 'sgx/pckcrl/platform');
+    assert.equal(row?.nextUpdate, parseCrl(v5Crl).nextUpdate?.toISOString(), 'dates come from the signed body, never from the bundle');
+    assert.equal((await attest()).status, 200);
+  });
+
+  test('a PCCS upload (PUT platformcollateral) passes the same guard', async () => {
+    const put = (collaterals: Record<string, unknown>) =>
+      server.send('PUT', '/sgx/certification/v4/platformcollateral', { headers: { ...admin, 'content-type': 'application/json' }, body: { platforms: [], collaterals: { version: 4, pck_certs: [], tcbinfos: [], certificates: {}, ...collaterals } } });
+    const rolled = await put({ pckcacrl: { platformCrl: readFixture('intel', 'tdx-v4-azure-trustee', 'pck_crl.der').toString('hex') } });
+    assert.equal(rolled.status, 409, rolled.text);
+    assert.equal(rolled.headers['error-code'] ?? rolled.json().error?.code, 'collateral.rollback');
+    const olderIdentity = await put({
+      tdqeidentity: readFixtureText('intel', 'tdx-v4-azure-trustee', 'identity.json'),
+      certificates: { 'SGX-Enclave-Identity-Issuer-Chain': readFixtureText('intel', V5, 'qe_identity_issuer_chain.pem') },
+    });
+    assert.equal(olderIdentity.status, 409, olderIdentity.text);
+    const processorAsPlatform = await put({ pckcacrl: { platformCrl: readFixture('intel', 'sgx-v3-phala', 'pck_crl.der').toString('hex') }, certificates: { 'SGX-PCK-Certificate-Issuer-Chain': { PLATFORM: readFixtureText('intel', 'sgx-v3-phala', 'pck_crl_issuer_chain.pem') } } });
+    assert.equal(processorAsPlatform.status, 400, processorAsPlatform.text);
+    // The same CRL again is accepted (equal is not older).
+    assert.equal((await put({ pckcacrl: { platformCrl: v5Crl.toString('hex') } })).status, 200);
+    assert.deepEqual((await platformCrl()).raw, v5Crl);
+    assert.equal(evalOf((await server.send('GET', '/tdx/certification/v4/qe/identity')).text, 'enclaveIdentity'), 18);
+    assert.equal((await attest()).status, 200);
+  });
+
+  test('slow-drip and oversized answers: bounded, typed, cached collateral still serves, /healthz stays fast', { timeout: 60_000 }, async (t) => {
     up.override('/pckcrl', { ...crlAnswer(v5Crl, readFixtureText('intel', V5, 'pck_crl_issuer_chain.pem')), dripMs: 50 });
     up.override('/tdx/certification/v4/qe/identity', { status: 200, headers: { 'content-type': 'application/json' }, body: Buffer.alloc(20 << 20, 0x20) });
     up.override('fmspc=B0C06F000000', { ...jsonAnswer(readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_response.json'), 'TCB-Info-Issuer-Chain', readFixtureText('intel', 'tdx-v4-phala', 'tcb_info_issuer_chain.pem')), dripMs: 50 });
     try {
       clock = new Date(clock.getTime() + 31_000);
-      const refreshing = refreshAll();
+      let refreshDone = false;
+      const refreshing = refreshAll().finally(() => {
+        refreshDone = true;
+      });
       const slowMiss = server.send('GET', '/tdx/certification/v4/tcb?fmspc=B0C06F000000');
+      // Responsiveness is shown by order, not by a tight timing: /healthz answers while the drip still
+      // holds the refresh (at least its 1 s deadline). The bound on the median is generous (a loaded
+      // 2-core CI machine); the measured figure is reported.
+      await healthz();
+      assert.equal(refreshDone, false, '/healthz answered while the upstream was still dripping');
       const ms = await median(15, healthz);
-      assert.ok(ms < 100, `/healthz median ${ms.toFixed(1)} ms while the upstream drips`);
+      t.diagnostic(`/healthz median ${ms.toFixed(1)} ms while the upstream drips`);
+      assert.ok(ms < 1000, `/healthz median ${ms.toFixed(1)} ms while the upstream drips`);
       const r = await attest();
       assert.equal(r.status, 200, r.text);
       const results = await refreshing;
