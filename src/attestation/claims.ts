@@ -177,6 +177,14 @@ function snpClaimsOf(r: SnpVerificationResult, form: 'container' | 'azure-hcl', 
   // CVMs (e.g. the published SKR policies) address them there.
   claims['x-ms-isolation-tee'] = { ...tee, ...(runtimeJson !== undefined ? { 'x-ms-runtime': runtimeJson } : {}) };
   if (form === 'azure-hcl') claims['x-conclave-evidence-form'] = 'azure-hcl';
+  // Confidential containers: who endorsed the UVM's launch measurement, for which feed, at which SVN
+  // (scalars, so a policy can pin the signer and a minimum SVN; see policy/defaults.ts).
+  const uvm = r.uvmEndorsement;
+  if (uvm) {
+    claims['x-conclave-uvm-issuer'] = uvm.issuer;
+    claims['x-conclave-uvm-feed'] = uvm.feed;
+    claims['x-conclave-uvm-svn'] = uvm.svn;
+  }
   return claims;
 }
 

@@ -103,6 +103,12 @@ export const ERROR_CATALOGUE = {
   'snp.certificate_missing': { status: 400, meaning: 'No VCEK/VLEK is available for the report.' },
   'snp.runtime_data_mismatch': { status: 400, meaning: 'REPORT_DATA does not bind the given runtime data.' },
   'snp.host_data_mismatch': { status: 400, meaning: 'HOST_DATA does not bind the given init-time data.' },
+  'uvm.malformed': { status: 400, meaning: 'The UVM reference information (Endorsements.Uvm) lacks its issuer, feed, SVN or launch measurement, or holds more than one endorsement.' },
+  'uvm.measurement_mismatch': { status: 400, meaning: 'The UVM endorsement is for another launch measurement than the SNP report.' },
+  'cose.malformed': { status: 400, meaning: 'A COSE_Sign1 message is not well-formed (strict CBOR, four elements, attached payload, protected x5chain).' },
+  'cose.unsupported': { status: 400, meaning: 'The COSE_Sign1 algorithm, or the signing key type for it, is not supported.' },
+  'cose.signer_invalid': { status: 400, meaning: 'The COSE_Sign1 certificate chain does not resolve its did:x509 issuer (chain to its root, CA fingerprint, extended key usage).' },
+  'cose.signature_invalid': { status: 400, meaning: 'The COSE_Sign1 signature does not verify with the key of its signing certificate.' },
 
   // ── TPM 2.0 evidence (Azure confidential VM vTPM, MAA TPM protocol) ───────
   'tpm.truncated': { status: 400, meaning: 'A TPM structure or event log ends before a field its declared lengths require.' },

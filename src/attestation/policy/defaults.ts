@@ -85,6 +85,36 @@ issuancerules
 
 /** `/attest/SevSnpVm` and `/attest/TdxVm` with vTPM evidence: the claim at top level, as MAA's CVM tokens carry it. */
 const AZURE_CVM_TOP_LEVEL = azureVmPolicy('', 'x-ms-compliance-status');
+
+/**
+ * Microsoft's utility-VM signers and the minimum SVN of each (the roots of trust Microsoft's CCF ships
+ * for Azure confidential containers): the did:x509 issuer pins Microsoft Supply Chain RSA Root CA 2022
+ * by its SHA-256 fingerprint and the signing certificate's EKU.
+ */
+export const AZURE_UVM_SIGNERS: readonly { readonly issuer: string; readonly feed: string; readonly minimumSvn: number }[] = [
+  { issuer: 'did:x509:0:sha256:I__iuL25oXEVFdTP_aBLx_eT1RPHbCQ_ECBQfYZpt9s::eku:1.3.6.1.4.1.311.76.59.1.2', feed: 'ContainerPlat-AMD-UVM', minimumSvn: 100 },
+  { issuer: 'did:x509:0:sha256:I__iuL25oXEVFdTP_aBLx_eT1RPHbCQ_ECBQfYZpt9s::eku:1.3.6.1.4.1.311.76.59.1.5', feed: 'ConfAKS-AMD-UVM', minimumSvn: 1 },
+];
+
+/**
+ * Azure confidential containers: when Conclave vouches `x-ms-compliance-status: azure-compliant-uvm`.
+ * The service has verified the SNP report, and the UVM reference information (COSE_Sign1) to the
+ * did:x509 issuer it names, and that it endorses the report's launch measurement; these rules decide
+ * which issuer and feed are trusted and the minimum SVN, and require a non-debuggable VM at VMPL 0.
+ */
+const azureUvmRule = (s: (typeof AZURE_UVM_SIGNERS)[number]) => `	[type=="x-ms-attestation-type", value=="sevsnpvm"] &&
+	[type=="x-conclave-uvm-issuer", value=="${s.issuer}"] &&
+	[type=="x-conclave-uvm-feed", value=="${s.feed}"] &&
+	[type=="x-conclave-uvm-svn", value>=${s.minimumSvn}] &&
+	[type=="x-ms-sevsnpvm-vmpl", value==0] &&
+	[type=="x-ms-sevsnpvm-is-debuggable", value==false]
+		=> issue(type="x-ms-compliance-status", value="azure-compliant-uvm");`;
+
+/** `/attest/SevSnpVm`: Azure CVMs (vTPM evidence) and Azure confidential containers (UVM endorsement). */
+const SEVSNPVM = AZURE_CVM_TOP_LEVEL.replace(
+  /\n};\n$/,
+  `\n\t// Azure confidential containers: the UVM endorsed by a trusted signer at or above its minimum SVN.\n${AZURE_UVM_SIGNERS.map(azureUvmRule).join('\n')}\n};\n`,
+);
 /** `/attest/AzureGuest`: the TEE claims and the compliance status live under `x-ms-isolation-tee`. */
 const AZURE_GUEST = azureVmPolicy('x-ms-isolation-tee.', 'x-ms-isolation-tee.x-ms-compliance-status');
 
@@ -94,7 +124,7 @@ export const DEFAULT_POLICIES: Readonly<Record<PolicyAttestationType, string>> =
   // OpenEnclave evidence is SGX evidence in another envelope; MAA evaluates it with the same claim set.
   OpenEnclave: SGX_DEFAULT,
   TdxVm: AZURE_CVM_TOP_LEVEL,
-  SevSnpVm: AZURE_CVM_TOP_LEVEL,
+  SevSnpVm: SEVSNPVM,
   AzureGuest: AZURE_GUEST,
   Tpm: PERMIT_ALL,
   VBS: PERMIT_ALL,

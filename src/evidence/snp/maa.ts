@@ -4,6 +4,7 @@ import { type Verified, markVerified } from '../../core/verified.js';
 import { pemToDer } from '../../core/x509.js';
 import { checkReportDataBinding } from './azure.js';
 import type { SnpCertificates } from './chain.js';
+import { type UvmEndorsement, uvmEndorsementOf, verifyUvmEndorsement } from './uvm.js';
 import { type SnpRuntimeData, type SnpVerificationResult, type SnpVerifyOptions, verifySnpReport } from './verify.js';
 
 /**
@@ -15,7 +16,7 @@ import { type SnpRuntimeData, type SnpVerificationResult, type SnpVerifyOptions,
 export interface MaaSevSnpEvidence {
   readonly snpReport: Uint8Array;
   readonly vcekCertChain: Uint8Array[];
-  /** The decoded Endorsements JSON (UVM reference info); not verified here. */
+  /** The decoded Endorsements JSON (`{Uvm: [COSE_Sign1]}`, the UVM reference info), verified by verifyMaaSevSnpEvidence. */
   readonly endorsements: unknown;
   /** From a request body: the runtime and init-time data it carries. */
   readonly runtimeData?: Uint8Array;
@@ -129,6 +130,12 @@ export function verifyMaaSevSnpEvidence(
     if (h !== result.hostData) throw fail('snp.host_data_mismatch', 'HOST_DATA is not SHA-256 of the init-time data', { expected: h, hostData: result.hostData });
     init = { data: b64url(it), sha256: h };
   }
-  if (ev.endorsements !== undefined) warnings.push('UVM endorsements were not verified');
-  return markVerified({ ...result, ...(runtime ? { runtimeData: runtime } : {}), ...(init ? { initTimeData: init } : {}), warnings });
+  // Confidential containers: the UVM reference information endorses the report's launch measurement.
+  const uvmBytes = uvmEndorsementOf(ev.endorsements);
+  let uvmEndorsement: UvmEndorsement | undefined;
+  if (uvmBytes) {
+    uvmEndorsement = verifyUvmEndorsement(uvmBytes, result.measurement, opts.at);
+    if (uvmEndorsement.outOfValidity.length > 0) warnings.push(`UVM endorsement signed by certificates now outside their validity: ${uvmEndorsement.outOfValidity.join(', ')}`);
+  }
+  return markVerified({ ...result, ...(runtime ? { runtimeData: runtime } : {}), ...(init ? { initTimeData: init } : {}), ...(uvmEndorsement ? { uvmEndorsement } : {}), warnings });
 }

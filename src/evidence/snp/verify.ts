@@ -1,3 +1,4 @@
+import type { UvmEndorsement } from './uvm.js';
 import { verify as cryptoVerify } from 'node:crypto';
 import { equalBytes, isAllZero, toHex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
@@ -102,6 +103,8 @@ export interface SnpVerificationResult {
   };
   readonly runtimeData?: SnpRuntimeData;
   readonly initTimeData?: SnpInitTimeData;
+  /** Confidential containers: the verified UVM endorsement of the launch measurement (MAA `Endorsements.Uvm`). */
+  readonly uvmEndorsement?: UvmEndorsement;
   readonly warnings: readonly string[];
 }
 
