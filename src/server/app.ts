@@ -10,6 +10,8 @@ import { TOKEN_PATH } from './auth.js';
 import { registerIdentityRoutes } from './identity.js';
 import { registerConsole } from './console/plugin.js';
 import { type ErrorFamily, sendError } from './wire-errors.js';
+import type { WireRoute } from '../wire/schema.js';
+import { IDENTITY } from '../wire/identity.js';
 
 declare module 'fastify' {
   interface FastifySchema {
@@ -20,6 +22,8 @@ declare module 'fastify' {
     /** Which wire shape errors of this route take. */
     family?: ErrorFamily;
     hidden?: boolean;
+    /** The route's request and response schemas (src/wire/), published in /openapi.json. */
+    wire?: WireRoute;
   }
 }
 
@@ -101,7 +105,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     return { status: failed.length ? 'unavailable' : 'ready', failed };
   });
 
-  app.post(TOKEN_PATH, { config: { family: 'conclave' }, schema: { summary: 'OAuth2 client-credentials token endpoint' } }, async (request, reply) => {
+  app.post(TOKEN_PATH, { config: { family: 'conclave', wire: IDENTITY.token }, schema: { summary: 'OAuth2 client-credentials token endpoint' } }, async (request, reply) => {
     const form = (request.body ?? {}) as Record<string, string | undefined>;
     try {
       return await ctx.auth.issueToken(form, Math.floor(ctx.now().getTime() / 1000));

@@ -10,6 +10,8 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { fail } from '../core/errors.js';
 import type { AppContext } from './context.js';
+import type { WireRoute } from '../wire/schema.js';
+import { IDENTITY } from '../wire/identity.js';
 
 /** A tenant path segment: a GUID, a domain-like name, `common`/`organizations`, or `adfs`. */
 const TENANT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
@@ -20,7 +22,7 @@ function tenantOf(raw: string): string {
 }
 
 export function registerIdentityRoutes(app: FastifyInstance, ctx: AppContext): void {
-  const route = (summary: string) => ({ config: { family: 'conclave' as const }, schema: { summary, tags: ['identity'] } });
+  const route = (summary: string, wire: WireRoute) => ({ config: { family: 'conclave' as const, wire }, schema: { summary, tags: ['identity'] } });
 
   function openIdConfiguration(tenant: string, v2: boolean): Record<string, unknown> {
     const base = ctx.baseUrl();
@@ -43,13 +45,13 @@ export function registerIdentityRoutes(app: FastifyInstance, ctx: AppContext): v
     };
   }
 
-  app.get<{ Params: { tenant: string } }>('/:tenant/v2.0/.well-known/openid-configuration', route('OpenID configuration of the authority (MSAL tenant discovery)'), async (req) =>
+  app.get<{ Params: { tenant: string } }>('/:tenant/v2.0/.well-known/openid-configuration', route('OpenID configuration of the authority (MSAL tenant discovery)', IDENTITY.openIdConfiguration), async (req) =>
     openIdConfiguration(tenantOf(req.params.tenant), true),
   );
-  app.get<{ Params: { tenant: string } }>('/:tenant/.well-known/openid-configuration', route('OpenID configuration, AD FS form (MSAL with tenant "adfs")'), async (req) =>
+  app.get<{ Params: { tenant: string } }>('/:tenant/.well-known/openid-configuration', route('OpenID configuration, AD FS form (MSAL with tenant "adfs")', IDENTITY.openIdConfiguration), async (req) =>
     openIdConfiguration(tenantOf(req.params.tenant), false),
   );
-  app.get<{ Params: { tenant: string } }>('/:tenant/discovery/v2.0/keys', route('Signing keys of the access tokens'), async (req) => {
+  app.get<{ Params: { tenant: string } }>('/:tenant/discovery/v2.0/keys', route('Signing keys of the access tokens', IDENTITY.keys), async (req) => {
     tenantOf(req.params.tenant);
     return { keys: [await ctx.auth.accessTokenJwk()] };
   });
@@ -58,7 +60,7 @@ export function registerIdentityRoutes(app: FastifyInstance, ctx: AppContext): v
    * msal's `instance_discovery="<url>"`); MSAL asks Microsoft's host by default, which is why the
    * documented settings skip it instead.
    */
-  app.get('/common/discovery/instance', route('Instance discovery (MSAL)'), async () => {
+  app.get('/common/discovery/instance', route('Instance discovery (MSAL)', IDENTITY.instanceDiscovery), async () => {
     const host = new URL(ctx.baseUrl()).host;
     return {
       tenant_discovery_endpoint: `${ctx.baseUrl()}/common/v2.0/.well-known/openid-configuration`,
@@ -66,7 +68,7 @@ export function registerIdentityRoutes(app: FastifyInstance, ctx: AppContext): v
       metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
     };
   });
-  app.post<{ Params: { tenant: string } }>('/:tenant/oauth2/v2.0/token', route('OAuth2 client-credentials token endpoint (MSAL)'), async (req, reply) => {
+  app.post<{ Params: { tenant: string } }>('/:tenant/oauth2/v2.0/token', route('OAuth2 client-credentials token endpoint (MSAL)', IDENTITY.tenantToken), async (req, reply) => {
     tenantOf(req.params.tenant);
     return tokenResponse(ctx, (req.body ?? {}) as Record<string, string | undefined>, reply);
   });

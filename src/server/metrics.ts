@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { IDENTITY } from '../wire/identity.js';
 
 /** A registry per server instance (no global default registry), with request counts and latencies per route. */
 export function createMetrics(): Registry {
@@ -27,7 +28,7 @@ export function instrument(app: FastifyInstance, registry: Registry): void {
     requests.inc({ method: request.method, route, status: String(reply.statusCode) });
     latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
   });
-  app.get('/metrics', { config: { family: 'conclave' } }, async (_req, reply) => {
+  app.get('/metrics', { config: { family: 'conclave', wire: IDENTITY.metrics }, schema: { summary: 'Prometheus metrics', tags: ['operations'] } }, async (_req, reply) => {
     reply.header('content-type', registry.contentType);
     return registry.metrics();
   });

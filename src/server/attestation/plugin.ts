@@ -8,6 +8,8 @@ import { parseCertificate } from '../../core/x509.js';
 import { ATTESTATION_READER_ROLE_ID } from '../../vault/roles.js';
 import type { AppContext } from '../context.js';
 import { createRateLimiter } from '../rate-limit.js';
+import type { WireRoute } from '../../wire/schema.js';
+import { ATTESTATION } from '../../wire/attestation.js';
 
 /** api-versions of MAA's data plane that we accept (skr-maa-protocol.md §4.1); a missing one is refused as MAA does. */
 export const MAA_API_VERSIONS = ['2018-09-01-preview', '2020-10-01', '2022-08-01', '2022-09-01-preview', '2023-04-01-preview', '2025-06-01', '2026-03-11-preview'];
@@ -18,7 +20,7 @@ function checkApiVersion(request: FastifyRequest): void {
   if (!MAA_API_VERSIONS.includes(v)) throw fail('request.invalid', `api-version ${v} is not supported; supported: ${MAA_API_VERSIONS.join(', ')}`, { apiVersion: v });
 }
 
-const maa = { config: { family: 'maa' as const } };
+const maa = (wire: WireRoute) => ({ config: { family: 'maa' as const, wire } });
 
 /**
  * The `attestation` service: MAA's data plane (`/attest/*`, `/certs`, OpenID metadata) and its policy
@@ -48,7 +50,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
 
   // Draft policies are evaluated for anyone who can attest, as MAA does; they are rate-limited per client.
   const drafts = createRateLimiter({ perSecond: 5, burst: 20 });
-  app.post('/attest/:type', { ...maa, schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest, Tpm)', tags: ['attestation'] } }, async (request) => {
+  app.post('/attest/:type', { ...maa(ATTESTATION.attest), schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest, Tpm)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     const raw = (request.params as { type: string }).type;
     if (raw.toLowerCase() === 'tpm') {
@@ -67,10 +69,10 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     return { token };
   });
 
-  app.get('/certs', { ...maa, schema: { summary: 'Token signing keys (JWKS with x5c)', tags: ['attestation'] } }, async () => signingKeySet(await publishedSigners()));
-  app.get('/.well-known/openid-configuration', { ...maa, schema: { summary: 'OpenID metadata', tags: ['attestation'] } }, async () => openIdMetadata(issuer()));
+  app.get('/certs', { ...maa(ATTESTATION.certs), schema: { summary: 'Token signing keys (JWKS with x5c)', tags: ['attestation'] } }, async () => signingKeySet(await publishedSigners()));
+  app.get('/.well-known/openid-configuration', { ...maa(ATTESTATION.openIdConfiguration), schema: { summary: 'OpenID metadata', tags: ['attestation'] } }, async () => openIdMetadata(issuer()));
 
-  app.get('/policies/:type', { ...maa, schema: { summary: 'Get the attestation policy of a type (administrator or Attestation Reader)', tags: ['attestation'] } }, async (request) => {
+  app.get('/policies/:type', { ...maa(ATTESTATION.getPolicy), schema: { summary: 'Get the attestation policy of a type (administrator or Attestation Reader)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     const principal = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
     if (!principal.isAdmin) {
@@ -86,7 +88,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     return resultToken(claims);
   });
 
-  app.put('/policies/:type', { ...maa, schema: { summary: 'Set the attestation policy of a type (JWS body)', tags: ['attestation'] } }, async (request) => {
+  app.put('/policies/:type', { ...maa(ATTESTATION.setPolicy), schema: { summary: 'Set the attestation policy of a type (JWS body)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     await requireAdmin(request);
     const type = canonicalType((request.params as { type: string }).type, POLICY_TYPES) as PolicyAttestationType;
@@ -98,7 +100,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   });
 
   // `POST /policies/{type}:reset` — the colon is part of the last path segment.
-  app.post('/policies/:typeAction', { ...maa, schema: { summary: 'Reset a policy to the default (POST /policies/{type}:reset)', tags: ['attestation'] } }, async (request) => {
+  app.post('/policies/:typeAction', { ...maa(ATTESTATION.resetPolicy), schema: { summary: 'Reset a policy to the default (POST /policies/{type}:reset)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     await requireAdmin(request);
     const raw = (request.params as { typeAction: string }).typeAction;
@@ -109,7 +111,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     return resultToken({ 'x-ms-policy-result': 'Removed' });
   });
 
-  app.get('/certificates', { ...maa, schema: { summary: 'Policy-management certificates', tags: ['attestation'] } }, async (request) => {
+  app.get('/certificates', { ...maa(ATTESTATION.listCertificates), schema: { summary: 'Policy-management certificates', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     await requireAdmin(request);
     const certs = await policies.listCertificates();
@@ -117,7 +119,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   });
 
   for (const action of ['add', 'remove'] as const) {
-    app.post(`/certificates::${action}`, { ...maa, schema: { summary: `${action} a policy-management certificate (JWS signed by an existing one)`, tags: ['attestation'] } }, async (request) => {
+    app.post(`/certificates::${action}`, { ...maa(ATTESTATION.modifyCertificates), schema: { summary: `${action} a policy-management certificate (JWS signed by an existing one)`, tags: ['attestation'] } }, async (request) => {
       checkApiVersion(request);
       await requireAdmin(request);
       const jws = verifyManagementJws(bodyText(request));

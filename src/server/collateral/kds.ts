@@ -10,6 +10,7 @@ import { derToPem } from '../../core/x509.js';
 import { AMD_PRODUCTS, type AmdProduct } from '../../evidence/snp/roots.js';
 import { prepare } from './responses.js';
 import { type CollateralRoutes, PCS, type Query, requireMetadata } from './routes.js';
+import { COLLATERAL } from '../../wire/collateral.js';
 
 /** The AMD product a route names, spelled as KDS spells it (any case in the URL). */
 export function product(p: string): AmdProduct {
@@ -28,7 +29,7 @@ export function registerKdsRoutes(app: FastifyInstance, k: CollateralRoutes): vo
   };
 
   for (const key of ['vcek', 'vlek'] as const) {
-    app.get(`/${key}/v1/:product/cert_chain`, { config: PCS, schema: { summary: `AMD ${key.toUpperCase()} chain (ASK/ASVK then ARK)`, tags: ['AMD KDS'] } }, (request, reply) =>
+    app.get(`/${key}/v1/:product/cert_chain`, { config: { ...PCS, wire: COLLATERAL.amdCertChain }, schema: { summary: `AMD ${key.toUpperCase()} chain (ASK/ASVK then ARK)`, tags: ['AMD KDS'] } }, (request, reply) =>
       serve(request, reply, async () => {
         const item = await lookup.certChain(product((request.params as { product: string }).product), key);
         return prepare(item, {}, Buffer.from(item.body), 'application/x-pem-file', now(), false);
@@ -37,7 +38,7 @@ export function registerKdsRoutes(app: FastifyInstance, k: CollateralRoutes): vo
   }
   // KDS publishes one CRL per key kind: the ARK revokes ASKs (VCEK) and ASVKs (VLEK).
   for (const key of ['vcek', 'vlek'] as const) {
-    app.get(`/${key}/v1/:product/crl`, { config: PCS, schema: { summary: `AMD ${key.toUpperCase()} CRL of the product (DER)`, tags: ['AMD KDS'] } }, (request, reply) =>
+    app.get(`/${key}/v1/:product/crl`, { config: { ...PCS, wire: COLLATERAL.amdCrl }, schema: { summary: `AMD ${key.toUpperCase()} CRL of the product (DER)`, tags: ['AMD KDS'] } }, (request, reply) =>
       serve(request, reply, async () => {
         const item = await lookup.amdCrl(product((request.params as { product: string }).product), key);
         return prepare(item, {}, Buffer.from(item.body), 'application/pkix-crl', now(), failing(item));
@@ -45,7 +46,7 @@ export function registerKdsRoutes(app: FastifyInstance, k: CollateralRoutes): vo
     );
   }
   // A wildcard, not `:hwid`: a Milan/Genoa hwid is 128 characters, above the router's parameter limit.
-  app.get('/vcek/v1/:product/*', { config: PCS, schema: { summary: 'AMD VCEK for a chip and TCB (DER)', tags: ['AMD KDS'] } }, (request, reply) =>
+  app.get('/vcek/v1/:product/*', { config: { ...PCS, wire: COLLATERAL.vcek }, schema: { summary: 'AMD VCEK for a chip and TCB (DER)', tags: ['AMD KDS'] } }, (request, reply) =>
     serve(request, reply, async () => {
       const { product: p, '*': hwid } = request.params as { product: string; '*': string };
       const prod = product(p);
@@ -56,7 +57,7 @@ export function registerKdsRoutes(app: FastifyInstance, k: CollateralRoutes): vo
     }),
   );
 
-  app.get('/metadata/THIM/amd/certification', { config: PCS, schema: { summary: 'THIM AMD certification (host identity or ?product&chipId&tcbm)', tags: ['THIM'] } }, (request, reply) => {
+  app.get('/metadata/THIM/amd/certification', { config: { ...PCS, wire: COLLATERAL.thimAmd }, schema: { summary: 'THIM AMD certification (host identity or ?product&chipId&tcbm)', tags: ['THIM'] } }, (request, reply) => {
     requireMetadata(request);
     return serve(request, reply, async () => {
       const q = request.query as Query;

@@ -13,6 +13,7 @@ import type { CollateralService } from '../../collateral/service.js';
 import { isConclaveError } from '../../core/errors.js';
 import { parseOcspRequest } from '../../core/ocsp.js';
 import { type Prepared, STALE_WARNING, prepare } from './responses.js';
+import { COLLATERAL } from '../../wire/collateral.js';
 
 export interface NvidiaRouteDeps {
   readonly svc: CollateralService;
@@ -34,7 +35,7 @@ function ocspError(status: number): Buffer {
 }
 
 export function registerNvidiaCollateralRoutes(app: FastifyInstance, d: NvidiaRouteDeps): void {
-  app.get('/v1/rim/:id', { config: PCS, schema: { summary: 'NVIDIA RIM by id (NVIDIA RIM service answer)', tags: ['NVIDIA'] } }, (request, reply) =>
+  app.get('/v1/rim/:id', { config: { ...PCS, wire: COLLATERAL.rim }, schema: { summary: 'NVIDIA RIM by id (NVIDIA RIM service answer)', tags: ['NVIDIA'] } }, (request, reply) =>
     d.serve(request, reply, async () => {
       const id = checkRimId((request.params as { id: string }).id);
       const item = await d.cached('nvidia_rim', rimScope(id), () => fetchRim(d.svc, id));
@@ -44,7 +45,7 @@ export function registerNvidiaCollateralRoutes(app: FastifyInstance, d: NvidiaRo
 
   app.register(async (ocsp) => {
     ocsp.addContentTypeParser('application/ocsp-request', { parseAs: 'buffer', bodyLimit: MAX_OCSP_REQUEST }, (_req, body, done) => done(null, body));
-    ocsp.post('/ocsp', { config: PCS, bodyLimit: MAX_OCSP_REQUEST, schema: { summary: 'NVIDIA OCSP (cached responses by CertID)', tags: ['NVIDIA'] } }, async (request, reply) => {
+    ocsp.post('/ocsp', { config: { ...PCS, wire: COLLATERAL.ocsp }, bodyLimit: MAX_OCSP_REQUEST, schema: { summary: 'NVIDIA OCSP (cached responses by CertID)', tags: ['NVIDIA'] } }, async (request, reply) => {
       reply.header('content-type', 'application/ocsp-response');
       let scope: string;
       let certId: ReturnType<typeof parseOcspRequest>['certId'];

@@ -18,6 +18,7 @@ import { derToPem } from '../../core/x509.js';
 import type { AppContext } from '../context.js';
 import { createPccsAuth } from './pccs-auth.js';
 import { type Prepared, encodeChain, prepare } from './responses.js';
+import { COLLATERAL } from '../../wire/collateral.js';
 
 type Query = Record<string, string | undefined>;
 const PCS = { family: 'pcs' as const };
@@ -66,7 +67,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     };
 
     // QCNL `pccs_api_version` 3.1: the root CA CRL (and PCK CRLs) by distribution point, raw DER.
-    app.get(`${prefix}/crl`, { config: PCS, schema: { summary: 'CRL named by its distribution point (?uri=)', tags } }, (request, reply) => {
+    app.get(`${prefix}/crl`, { config: { ...PCS, wire: COLLATERAL.crlByUri }, schema: { summary: 'CRL named by its distribution point (?uri=)', tags } }, (request, reply) => {
       guard(request);
       return d.serve(request, reply, async () => {
         const uri = (request.query as Query).uri;
@@ -89,7 +90,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
 
     if (version === 'v4') {
       // PCS `fmspcs` (PCCSAdminTool fetch); answered from the upstream, else from the cached TCB infos.
-      app.get(`${prefix}/fmspcs`, { config: PCS, schema: { summary: 'FMSPCs known to PCS (?platform=all|client|E3|E5)', tags } }, (request, reply) => {
+      app.get(`${prefix}/fmspcs`, { config: { ...PCS, wire: COLLATERAL.fmspcs }, schema: { summary: 'FMSPCs known to PCS (?platform=all|client|E3|E5)', tags } }, (request, reply) => {
         guard(request);
         return d.serve(request, reply, async () => {
           const platform = (request.query as Query).platform;
@@ -117,7 +118,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
 
     // PCS `POST pckcert(s)`: a multi-package platform's manifest, passed through to the upstream.
     for (const many of [false, true]) {
-      app.post(`${prefix}/${many ? 'pckcerts' : 'pckcert'}`, { config: PCS, bodyLimit: 1 << 20, schema: { summary: `PCK certificate${many ? 's' : ''} by platform manifest`, tags } }, async (request, reply) => {
+      app.post(`${prefix}/${many ? 'pckcerts' : 'pckcert'}`, { config: { ...PCS, wire: (many ? COLLATERAL.pckCertsByManifest : COLLATERAL.pckCertByManifest) }, bodyLimit: 1 << 20, schema: { summary: `PCK certificate${many ? 's' : ''} by platform manifest`, tags } }, async (request, reply) => {
         const b = request.body as Record<string, unknown> | undefined;
         if (typeof b !== 'object' || b === null) throw fail('request.invalid', 'the body must be JSON {platformManifest, pceid[, cpusvn, pcesvn]}');
         const body = {
@@ -137,7 +138,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     }
 
     // PCKIDRetrievalTool registration: 200 as PCCS answers (the tool treats anything else as failure).
-    app.post(`${prefix}/platforms`, { config: PCS, bodyLimit: 1 << 20, schema: { summary: 'PCCS platform registration (PCKIDRetrievalTool; user-token)', tags } }, async (request, reply) => {
+    app.post(`${prefix}/platforms`, { config: { ...PCS, wire: COLLATERAL.registerPlatform }, bodyLimit: 1 << 20, schema: { summary: 'PCCS platform registration (PCKIDRetrievalTool; user-token)', tags } }, async (request, reply) => {
       await authorize(request, 'user');
       const update = ((request.query as Query).update ?? 'standard').toLowerCase();
       if (update !== 'standard' && update !== 'early' && update !== 'all') throw fail('request.invalid', 'update must be standard, early or all', { parameter: 'update' });
@@ -161,7 +162,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     });
 
     // PCCSAdminTool `get`: the registration queue (drained), or cached platforms by FMSPC.
-    app.get(`${prefix}/platforms`, { config: PCS, schema: { summary: 'PCCS registered or cached platforms (?source=reg|reg_na|[FMSPC,…]; admin-token)', tags } }, async (request, reply) => {
+    app.get(`${prefix}/platforms`, { config: { ...PCS, wire: COLLATERAL.listPlatforms }, schema: { summary: 'PCCS registered or cached platforms (?source=reg|reg_na|[FMSPC,…]; admin-token)', tags } }, async (request, reply) => {
       await authorize(request, 'admin');
       const source = (request.query as Query).source ?? 'reg';
       let list: unknown[];
@@ -172,7 +173,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     });
 
     // PCCSAdminTool `put`: the collateral of an air-gapped cache, verified item by item, stored at once.
-    app.put(`${prefix}/platformcollateral`, { config: PCS, bodyLimit: 64 << 20, schema: { summary: 'PCCS collateral upload (PCCSAdminTool put; admin-token)', tags } }, async (request, reply) => {
+    app.put(`${prefix}/platformcollateral`, { config: { ...PCS, wire: COLLATERAL.platformCollateral }, bodyLimit: 64 << 20, schema: { summary: 'PCCS collateral upload (PCCSAdminTool put; admin-token)', tags } }, async (request, reply) => {
       await authorize(request, 'admin');
       const { items, platforms: regs } = readPlatformCollateral(request.body, version, ctx.now(), (f) => platforms.selectionLevels(f));
       // The same guard as upstream answers and bundles: each item is what it is filed as, none older than the cache.
@@ -196,18 +197,18 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
       if (failed.length > 0) throw fail('upstream.unavailable', `refresh failed for ${failed.length} item(s): ${failed.map((f) => f.key).join(', ')}`, { failed: failed.map((f) => f.key) });
       return text(reply, OK);
     };
-    app.get(`${prefix}/refresh`, { config: PCS, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
-    app.post(`${prefix}/refresh`, { config: PCS, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
+    app.get(`${prefix}/refresh`, { config: { ...PCS, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
+    app.post(`${prefix}/refresh`, { config: { ...PCS, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
 
     // Appraisal policies (the appraisal flow of DCAP 1.21+): GET is QCNL's, PUT PCCSAdminTool's.
-    app.get(`${prefix}/appraisalpolicy`, { config: PCS, schema: { summary: 'Default appraisal policy of an FMSPC', tags } }, async (request, reply) => {
+    app.get(`${prefix}/appraisalpolicy`, { config: { ...PCS, wire: COLLATERAL.getAppraisalPolicy }, schema: { summary: 'Default appraisal policy of an FMSPC', tags } }, async (request, reply) => {
       const fmspc = hexParam((request.query as Query).fmspc, /^[0-9a-fA-F]{12}$/, 'fmspc');
       const policies = (await svc.store.getSetting<{ id: string; policy: string; isDefault: boolean }[]>(`appraisalpolicy:${fmspc}`)) ?? [];
       const defaults = policies.filter((p) => p.isDefault);
       if (defaults.length === 0) throw fail('collateral.not_found', `no default appraisal policy for FMSPC ${fmspc}`, { fmspc });
       return reply.code(200).type('text/plain; charset=utf-8').send(defaults.map((p) => p.policy).join(','));
     });
-    app.put(`${prefix}/appraisalpolicy`, { config: PCS, schema: { summary: 'Store an appraisal policy for an FMSPC (admin-token)', tags } }, async (request, reply) => {
+    app.put(`${prefix}/appraisalpolicy`, { config: { ...PCS, wire: COLLATERAL.putAppraisalPolicy }, schema: { summary: 'Store an appraisal policy for an FMSPC (admin-token)', tags } }, async (request, reply) => {
       await authorize(request, 'admin');
       const p = parseAppraisalPolicy(request.body);
       const id = appraisalPolicyId(p.policy);

@@ -11,6 +11,7 @@ import { hexParameter as hex } from '../../collateral/lookup.js';
 import { fail } from '../../core/errors.js';
 import { crlBody, encodeChain, identityHeaders, prepare, tcbHeaders } from './responses.js';
 import { type CollateralRoutes, PCS, type Query, requireMetadata } from './routes.js';
+import { COLLATERAL } from '../../wire/collateral.js';
 
 export interface PcsMount {
   readonly prefix: string;
@@ -46,7 +47,7 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
       if (thim) requireMetadata(request);
     };
 
-    app.get(`${prefix}/tcb`, { config: PCS, schema: { summary: `${tee.toUpperCase()} TCB info (${version})`, tags } }, (request, reply) => {
+    app.get(`${prefix}/tcb`, { config: { ...PCS, wire: COLLATERAL.tcbInfo }, schema: { summary: `${tee.toUpperCase()} TCB info (${version})`, tags } }, (request, reply) => {
       guard(request);
       return serve(request, reply, async () => {
         const q = request.query as Query;
@@ -59,7 +60,7 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
 
     const enclaves = tee === 'tdx' ? (['qe'] as const) : version === 'v4' ? (['qe', 'qve', 'qae'] as const) : (['qe', 'qve'] as const);
     for (const enclave of enclaves) {
-      app.get(`${prefix}/${enclave}/identity`, { config: PCS, schema: { summary: `${enclave.toUpperCase()} identity (${tee}, ${version})`, tags } }, (request, reply) => {
+      app.get(`${prefix}/${enclave}/identity`, { config: { ...PCS, wire: COLLATERAL.enclaveIdentity }, schema: { summary: `${enclave.toUpperCase()} identity (${tee}, ${version})`, tags } }, (request, reply) => {
         guard(request);
         return serve(request, reply, async () => {
           const sel = selectorOf(request.query as Query);
@@ -70,7 +71,7 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
     }
 
     if (version === 'v4') {
-      app.get(`${prefix}/tcbevaluationdatanumbers`, { config: PCS, schema: { summary: 'TCB evaluation data numbers', tags } }, (request, reply) => {
+      app.get(`${prefix}/tcbevaluationdatanumbers`, { config: { ...PCS, wire: COLLATERAL.tcbEvaluationDataNumbers }, schema: { summary: 'TCB evaluation data numbers', tags } }, (request, reply) => {
         guard(request);
         return serve(request, reply, async () => {
           const item = await lookup.tcbEvaluationNumbers(tee);
@@ -81,7 +82,7 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
 
     if (tee !== 'sgx') continue;
 
-    app.get(`${prefix}/pckcrl`, { config: PCS, schema: { summary: 'PCK CRL (processor|platform)', tags } }, (request, reply) => {
+    app.get(`${prefix}/pckcrl`, { config: { ...PCS, wire: COLLATERAL.pckCrl }, schema: { summary: 'PCK CRL (processor|platform)', tags } }, (request, reply) => {
       guard(request);
       return serve(request, reply, async () => {
         const q = request.query as Query;
@@ -93,7 +94,7 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
       });
     });
 
-    app.get(`${prefix}/rootcacrl`, { config: PCS, schema: { summary: 'Intel SGX Root CA CRL (hex of DER, as PCCS)', tags } }, (request, reply) => {
+    app.get(`${prefix}/rootcacrl`, { config: { ...PCS, wire: COLLATERAL.rootCaCrl }, schema: { summary: 'Intel SGX Root CA CRL (hex of DER, as PCCS)', tags } }, (request, reply) => {
       guard(request);
       return serve(request, reply, async () => {
         const q = request.query as Query;
@@ -103,7 +104,7 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
       });
     });
 
-    app.get(`${prefix}/pckcert`, { config: PCS, schema: { summary: 'PCK certificate for a platform TCB', tags } }, (request, reply) => {
+    app.get(`${prefix}/pckcert`, { config: { ...PCS, wire: COLLATERAL.pckCert }, schema: { summary: 'PCK certificate for a platform TCB', tags } }, (request, reply) => {
       guard(request);
       return serve(request, reply, async () => {
         const q = request.query as Query;
@@ -119,7 +120,7 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
       });
     });
 
-    app.get(`${prefix}/pckcerts`, { config: PCS, schema: { summary: 'All PCK certificates of a platform', tags } }, (request, reply) => {
+    app.get(`${prefix}/pckcerts`, { config: { ...PCS, wire: COLLATERAL.pckCerts }, schema: { summary: 'All PCK certificates of a platform', tags } }, (request, reply) => {
       guard(request);
       return serve(request, reply, async () => {
         const item = await platforms.pckCerts(version, platformOf(request.query as Query));

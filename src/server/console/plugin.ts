@@ -20,6 +20,8 @@ import { createAttestationActivity } from './activity.js';
 import { type ConsoleAsset, loadConsoleAssets, packageRoot, pickEncoding } from './assets.js';
 import { cookieValue, fromThisOrigin, registerSessionCookie, SIGN_IN_PATH, sessionCookie, sessionCookieOf } from './csrf.js';
 import type { ConsoleSessions, OpenedSession } from './sessions.js';
+import type { WireRoute } from '../../wire/schema.js';
+import { CONSOLE } from '../../wire/console.js';
 
 /**
  * The console's Content-Security-Policy: scripts and styles only from its own hashed files, requests only
@@ -74,7 +76,7 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     if (m && request.method === 'POST' && m[1]!.toLowerCase() !== 'tpm') activity.record(m[1]!, reply.statusCode, ctx.now());
   });
 
-  const route = (summary: string) => ({ config: { family: 'conclave' as const }, schema: { summary, tags: ['console'] } });
+  const route = (summary: string, wire: WireRoute) => ({ config: { family: 'conclave' as const, wire }, schema: { summary, tags: ['console'] } });
   const page = { config: { family: 'conclave' as const, hidden: true } };
 
   // ── pages and assets ──
@@ -110,14 +112,14 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     return { id, s };
   };
 
-  app.post('/console/api/sign-in-codes', route('A one-time console sign-in link for the caller (conclave console)'), async (request, reply) => {
+  app.post('/console/api/sign-in-codes', route('A one-time console sign-in link for the caller (conclave console)', CONSOLE.signInCode), async (request, reply) => {
     const p = await ctx.auth.authenticate(request.headers.authorization, nowS());
     const { code, expiresAt } = await sessions.issueCode(ctx.auth.sessionPrincipalOf(p));
     reply.status(201);
     return { url: `${ctx.baseUrl()}/console/#code=${code}`, expiresAt: expiresAt.toISOString() };
   });
 
-  app.post(SIGN_IN_PATH, route('Sign in to the console: {code} | {clientId, clientSecret} | {accessToken}'), async (request, reply) => {
+  app.post(SIGN_IN_PATH, route('Sign in to the console: {code} | {clientId, clientSecret} | {accessToken}', CONSOLE.signIn), async (request, reply) => {
     if (!fromThisOrigin(request, ctx.baseUrl(), { requireOrigin: false })) {
       throw fail('auth.csrf', 'cross-site sign-in refused: sign in from the console itself', { reason: 'origin' });
     }
@@ -151,13 +153,13 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     return answer;
   });
 
-  app.get('/console/api/session', route('The console session: principal, CSRF token, expiry'), async (request, reply) => {
+  app.get('/console/api/session', route('The console session: principal, CSRF token, expiry', CONSOLE.session), async (request, reply) => {
     const { id, s } = await currentSession(request);
     reply.header('cache-control', 'no-store');
     return sessionBody({ sessionId: id, csrfToken: s.csrfToken, expiresAt: new Date(s.expiresMs) }, s.method);
   });
 
-  app.delete('/console/api/session', route('Sign out of the console'), async (request, reply) => {
+  app.delete('/console/api/session', route('Sign out of the console', CONSOLE.signOut), async (request, reply) => {
     const id = sessionCookieOf(request.headers.cookie);
     if (id !== undefined) await sessions.close(id);
     reply.header('set-cookie', sessionCookie('', 0));
@@ -170,7 +172,7 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
   const OIDC_COOKIE = '__Host-conclave-oidc';
   const clearOidcCookie = `${OIDC_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age=0`;
   const redirectUri = () => `${ctx.baseUrl()}/console/api/oidc/callback`;
-  app.get('/console/api/oidc/start', route('Sign in with the OIDC issuer: a redirect to its authorization endpoint'), async (_request, reply) => {
+  app.get('/console/api/oidc/start', route('Sign in with the OIDC issuer: a redirect to its authorization endpoint', CONSOLE.oidcStart), async (_request, reply) => {
     const oidc = ctx.consoleOidc;
     if (!oidc) throw fail('request.not_found', 'sign-in with the identity provider is not configured (--oidc-console-client-id)');
     const state = randomBytes(32).toString('base64url');
@@ -180,7 +182,7 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     reply.header('cache-control', 'no-store');
     return reply.redirect(url, 303);
   });
-  app.get('/console/api/oidc/callback', route('Where the OIDC issuer sends the browser back: opens the session, then the console'), async (request, reply) => {
+  app.get('/console/api/oidc/callback', route('Where the OIDC issuer sends the browser back: opens the session, then the console', CONSOLE.oidcCallback), async (request, reply) => {
     reply.header('cache-control', 'no-store');
     const back = (reason: string, cookies: string[] = []) => reply.header('set-cookie', [clearOidcCookie, ...cookies]).redirect(`/console/#signin-error=${reason}`, 303);
     const oidc = ctx.consoleOidc;
@@ -214,7 +216,7 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
   });
 
   // ── what the console shows that no other API has ──
-  app.get('/console/api/overview', route('Services, readiness, trust mode and attestation activity of this server'), async (request) => {
+  app.get('/console/api/overview', route('Services, readiness, trust mode and attestation activity of this server', CONSOLE.overview), async (request) => {
     await ctx.auth.authenticate(request.headers.authorization, nowS());
     const readiness = await Promise.all(
       [...ctx.readiness].map(async ([name, check]) => {
@@ -244,7 +246,7 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     };
   });
 
-  app.post('/console/api/release-policy/check', route('Validate a release policy and dry-run it against a token (conclave policy check)'), async (request) => {
+  app.post('/console/api/release-policy/check', route('Validate a release policy and dry-run it against a token (conclave policy check)', CONSOLE.releasePolicyCheck), async (request) => {
     await ctx.auth.authenticate(request.headers.authorization, nowS());
     const b = (request.body ?? {}) as { policy?: unknown; token?: unknown };
     if (typeof b !== 'object' || Array.isArray(b)) throw fail('request.invalid', 'the body must be a JSON object', { field: '' });

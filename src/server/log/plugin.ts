@@ -8,6 +8,8 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import { fail } from '../../core/errors.js';
 import { parseIndex } from '../../log/service.js';
 import type { AppContext, LogServices } from '../context.js';
+import type { WireRoute } from '../../wire/schema.js';
+import { LOG } from '../../wire/log.js';
 
 function query(request: FastifyRequest): URLSearchParams {
   const i = request.url.indexOf('?');
@@ -33,34 +35,34 @@ export async function logPlugin(app: FastifyInstance, ctx: AppContext, log: LogS
   });
   log.onLeadership((held) => leader.set(held ? 1 : 0));
 
-  const route = (summary: string) => ({ config: { family: 'conclave' as const }, schema: { summary, tags: ['log'] } });
+  const route = (summary: string, wire: WireRoute) => ({ config: { family: 'conclave' as const, wire }, schema: { summary, tags: ['log'] } });
 
-  app.get('/log/sth', route('The latest signed tree head'), async () => service.sth());
-  app.get('/log/key', route('The log key that signs tree heads (SubjectPublicKeyInfo, PEM)'), async () => {
+  app.get('/log/sth', route('The latest signed tree head', LOG.sth), async () => service.sth());
+  app.get('/log/key', route('The log key that signs tree heads (SubjectPublicKeyInfo, PEM)', LOG.key), async () => {
     const k = await log.signer();
     return { keyId: k.keyId, alg: k.publicKey.asymmetricKeyType === 'ec' ? 'ES256' : 'RS256', publicKey: k.publicKey.export({ type: 'spki', format: 'pem' }) };
   });
-  app.get('/log/proof/inclusion', route('Inclusion proof of an entry by its leaf hash (RFC 9162 §2.1.3)'), async (req) => {
+  app.get('/log/proof/inclusion', route('Inclusion proof of an entry by its leaf hash (RFC 9162 §2.1.3)', LOG.inclusion), async (req) => {
     const q = query(req);
     return service.inclusion(q.get('leaf') ?? undefined, parseIndex(q.get('size'), 'size'));
   });
-  app.get('/log/proof/consistency', route('Consistency proof between two tree sizes (RFC 9162 §2.1.4)'), async (req) => {
+  app.get('/log/proof/consistency', route('Consistency proof between two tree sizes (RFC 9162 §2.1.4)', LOG.consistency), async (req) => {
     const q = query(req);
     return service.consistency(parseIndex(q.get('from'), 'from'), parseIndex(q.get('to'), 'to'));
   });
-  app.get('/log/entries', route('Log entries start…end (inclusive; administrator)'), async (req) => {
+  app.get('/log/entries', route('Log entries start…end (inclusive; administrator)', LOG.entries), async (req) => {
     await admin(req);
     const q = query(req);
     return service.entries(parseIndex(q.get('start'), 'start'), parseIndex(q.get('end'), 'end'));
   });
-  app.get('/admin/vault/audit', route('Audit records: the log entries from index `from`, then those not yet sequenced (at most `limit`, 1000)'), async (req) => {
+  app.get('/admin/vault/audit', route('Audit records: the log entries from index `from`, then those not yet sequenced (at most `limit`, 1000)', LOG.audit), async (req) => {
     await admin(req);
     const q = query(req);
     const from = parseIndex(q.get('from'), 'from') ?? 0;
     const limit = Math.min(parseIndex(q.get('limit'), 'limit') ?? 1000, 1000);
     return { value: (await log.records(from, limit)).map((r) => ({ index: r.index, leafHash: r.leafHash, record: JSON.parse(r.entry) as unknown })) };
   });
-  app.get('/admin/vault/audit/verify', route('Recompute the log from its entries and check every signed head'), async (req) => {
+  app.get('/admin/vault/audit/verify', route('Recompute the log from its entries and check every signed head', LOG.verify), async (req) => {
     await admin(req);
     return log.verify();
   });

@@ -12,6 +12,8 @@ import { registerAccessControlRoutes } from './access-control.js';
 import { logPlugin } from '../log/plugin.js';
 import { registerBackupRoutes } from './backup.js';
 import { b64url } from '../../core/bytes.js';
+import type { WireRoute } from '../../wire/schema.js';
+import { VAULT } from '../../wire/vault.js';
 
 /** The tenant the challenge names: any GUID works for the SDK, which passes it to the credential as `tenantId`. */
 export const CHALLENGE_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -93,91 +95,91 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
     if (!/^[0-9a-f]{32}$/i.test(v)) throw fail('request.not_found', `no operation ${JSON.stringify(v)} on keys: ${req.method} ${req.url.split('?')[0]}`, { segment: v });
     return checkKeyVersion(v);
   };
-  const akvRoute = (summary: string) => ({ config: { family: 'akv' as const }, schema: { summary, tags: ['vault'] } });
-  const adminRoute = (summary: string) => ({ config: { family: 'conclave' as const }, schema: { summary, tags: ['vault admin'] } });
+  const akvRoute = (summary: string, wire: WireRoute) => ({ config: { family: 'akv' as const, wire }, schema: { summary, tags: ['vault'] } });
+  const adminRoute = (summary: string, wire: WireRoute) => ({ config: { family: 'conclave' as const, wire }, schema: { summary, tags: ['vault admin'] } });
 
-  app.post<{ Params: P }>('/keys/:name/create', akvRoute('Create a key (or a new version of it)'), async (req, reply) => {
+  app.post<{ Params: P }>('/keys/:name/create', akvRoute('Create a key (or a new version of it)', VAULT.createKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.create(p, v, req.params.name, req.body);
   });
-  app.put<{ Params: P }>('/keys/:name', akvRoute('Import a key (a JWK, or a BYOK key transfer blob in key.key_hsm)'), async (req, reply) => {
+  app.put<{ Params: P }>('/keys/:name', akvRoute('Import a key (a JWK, or a BYOK key transfer blob in key.key_hsm)', VAULT.importKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.import(p, v, req.params.name, req.body);
   });
-  app.get('/keys', akvRoute('List keys'), async (req, reply) => {
+  app.get('/keys', akvRoute('List keys', VAULT.listKeys), async (req, reply) => {
     const { p, v, q } = await akv(req, reply);
     const { offset, limit } = paging(q);
     const page = await service.list(p, v, offset, limit);
     return { value: page.items, nextLink: nextLink(ctx.baseUrl(), '/keys', v.value, limit, page.next) };
   });
-  app.get<{ Params: P }>('/keys/:name/versions', akvRoute('List the versions of a key'), async (req, reply) => {
+  app.get<{ Params: P }>('/keys/:name/versions', akvRoute('List the versions of a key', VAULT.listVersions), async (req, reply) => {
     const { p, v, q } = await akv(req, reply);
     const { offset, limit } = paging(q);
     const page = await service.listVersions(p, v, req.params.name, offset, limit);
     return { value: page.items, nextLink: nextLink(ctx.baseUrl(), `/keys/${req.params.name}/versions`, v.value, limit, page.next) };
   });
-  app.get<{ Params: P }>('/keys/:name/rotationpolicy', akvRoute('Get the rotation policy of a key'), async (req, reply) => {
+  app.get<{ Params: P }>('/keys/:name/rotationpolicy', akvRoute('Get the rotation policy of a key', VAULT.getRotationPolicy), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.getRotationPolicy(p, v, req.params.name);
   });
-  app.put<{ Params: P }>('/keys/:name/rotationpolicy', akvRoute('Set the rotation policy of a key'), async (req, reply) => {
+  app.put<{ Params: P }>('/keys/:name/rotationpolicy', akvRoute('Set the rotation policy of a key', VAULT.setRotationPolicy), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.setRotationPolicy(p, v, req.params.name, req.body);
   });
-  app.get<{ Params: P }>('/keys/:name', akvRoute('Get the latest version of a key'), async (req, reply) => {
+  app.get<{ Params: P }>('/keys/:name', akvRoute('Get the latest version of a key', VAULT.getKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.get(p, v, req.params.name, undefined);
   });
-  app.get<{ Params: P }>('/keys/:name/:version', akvRoute('Get a key version'), async (req, reply) => {
+  app.get<{ Params: P }>('/keys/:name/:version', akvRoute('Get a key version', VAULT.getKeyVersion), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.get(p, v, req.params.name, version(req));
   });
-  app.get<{ Params: P }>('/keys/:name/:version/attestation', akvRoute('Key attestation (not offered: see docs/vault.md)'), async (req, reply) => {
+  app.get<{ Params: P }>('/keys/:name/:version/attestation', akvRoute('Key attestation (not offered: see docs/vault.md)', VAULT.keyAttestation), async (req, reply) => {
     const { v } = await akv(req, reply);
     requireFeature(v, 'attestation', 'getKeyAttestation');
     version(req);
     throw fail('key.attestation_unavailable', 'Key attestation is not offered: the key protectors of this vault (software, PKCS#11) have no vendor attestation of where a key was generated.');
   });
-  app.patch<{ Params: P }>('/keys/:name/:version', akvRoute('Update a key version'), async (req, reply) => {
+  app.patch<{ Params: P }>('/keys/:name/:version', akvRoute('Update a key version', VAULT.updateKeyVersion), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.update(p, v, req.params.name, version(req), req.body);
   });
-  app.patch<{ Params: P }>('/keys/:name', akvRoute('Update the latest version of a key'), async (req, reply) => {
+  app.patch<{ Params: P }>('/keys/:name', akvRoute('Update the latest version of a key', VAULT.updateKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.update(p, v, req.params.name, undefined, req.body);
   });
-  app.post<{ Params: P }>('/keys/:name/rotate', akvRoute('Rotate a key'), async (req, reply) => {
+  app.post<{ Params: P }>('/keys/:name/rotate', akvRoute('Rotate a key', VAULT.rotateKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.rotate(p, v, req.params.name);
   });
-  app.delete<{ Params: P }>('/keys/:name', akvRoute('Delete a key (soft delete)'), async (req, reply) => {
+  app.delete<{ Params: P }>('/keys/:name', akvRoute('Delete a key (soft delete)', VAULT.deleteKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.delete(p, v, req.params.name);
   });
-  app.get('/deletedkeys', akvRoute('List deleted keys'), async (req, reply) => {
+  app.get('/deletedkeys', akvRoute('List deleted keys', VAULT.listDeleted), async (req, reply) => {
     const { p, v, q } = await akv(req, reply);
     const { offset, limit } = paging(q);
     const page = await service.listDeleted(p, v, offset, limit);
     return { value: page.items, nextLink: nextLink(ctx.baseUrl(), '/deletedkeys', v.value, limit, page.next) };
   });
-  app.get<{ Params: P }>('/deletedkeys/:name', akvRoute('Get a deleted key'), async (req, reply) => {
+  app.get<{ Params: P }>('/deletedkeys/:name', akvRoute('Get a deleted key', VAULT.getDeleted), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.getDeleted(p, v, req.params.name);
   });
-  app.post<{ Params: P }>('/deletedkeys/:name/recover', akvRoute('Recover a deleted key'), async (req, reply) => {
+  app.post<{ Params: P }>('/deletedkeys/:name/recover', akvRoute('Recover a deleted key', VAULT.recoverDeleted), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.recover(p, v, req.params.name);
   });
-  app.delete<{ Params: P }>('/deletedkeys/:name', akvRoute('Purge a deleted key'), async (req, reply) => {
+  app.delete<{ Params: P }>('/deletedkeys/:name', akvRoute('Purge a deleted key', VAULT.purgeDeleted), async (req, reply) => {
     const { p } = await akv(req, reply);
     await service.purge(p, req.params.name);
     return reply.status(204).send();
   });
-  app.post<{ Params: P }>('/keys/:name/backup', akvRoute('Back up a key'), async (req, reply) => {
+  app.post<{ Params: P }>('/keys/:name/backup', akvRoute('Back up a key', VAULT.backupKey), async (req, reply) => {
     const { p } = await akv(req, reply);
     return service.backup(p, req.params.name);
   });
-  app.post('/keys/restore', akvRoute('Restore a key backup'), async (req, reply) => {
+  app.post('/keys/restore', akvRoute('Restore a key backup', VAULT.restoreKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.restore(p, v, req.body);
   });
@@ -186,50 +188,50 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
       const { p } = await akv(req, reply);
       return service.cipher(p, req.params.name, version(req), op, req.body);
     };
-    app.post<{ Params: P }>(`/keys/:name/:version/${op}`, akvRoute(`${op} with a key version`), handler);
-    app.post<{ Params: P }>(`/keys/:name/${op}`, akvRoute(`${op} with the latest key version`), handler);
+    app.post<{ Params: P }>(`/keys/:name/:version/${op}`, akvRoute(`${op} with a key version`, VAULT.keyOperation), handler);
+    app.post<{ Params: P }>(`/keys/:name/${op}`, akvRoute(`${op} with the latest key version`, VAULT.keyOperationLatest), handler);
   }
   for (const op of ['sign', 'verify'] as const) {
     const handler = async (req: FastifyRequest<{ Params: P }>, reply: FastifyReply) => {
       const { p } = await akv(req, reply);
       return op === 'sign' ? service.sign(p, req.params.name, version(req), req.body) : service.verify(p, req.params.name, version(req), req.body);
     };
-    app.post<{ Params: P }>(`/keys/:name/:version/${op}`, akvRoute(`${op} a digest`), handler);
-    app.post<{ Params: P }>(`/keys/:name/${op}`, akvRoute(`${op} a digest with the latest key version`), handler);
+    app.post<{ Params: P }>(`/keys/:name/:version/${op}`, akvRoute(`${op} a digest`, op === 'sign' ? VAULT.keyOperation : VAULT.verify), handler);
+    app.post<{ Params: P }>(`/keys/:name/${op}`, akvRoute(`${op} a digest with the latest key version`, op === 'sign' ? VAULT.keyOperationLatest : VAULT.verifyLatest), handler);
   }
   const release = async (req: FastifyRequest<{ Params: P }>, reply: FastifyReply) => {
     const { p, v } = await akv(req, reply);
     return service.release(p, v, req.params.name, version(req), req.body);
   };
-  app.post<{ Params: P }>('/keys/:name/release', akvRoute('Secure Key Release of the latest version'), release);
-  app.post<{ Params: P }>('/keys/:name/:version/release', akvRoute('Secure Key Release of a key version'), release);
-  app.post('/rng', akvRoute('Random bytes'), async (req, reply) => {
+  app.post<{ Params: P }>('/keys/:name/release', akvRoute('Secure Key Release of the latest version', VAULT.release), release);
+  app.post<{ Params: P }>('/keys/:name/:version/release', akvRoute('Secure Key Release of a key version', VAULT.releaseVersion), release);
+  app.post('/rng', akvRoute('Random bytes', VAULT.random), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.random(p, v, req.body);
   });
   registerAccessControlRoutes(app, service, akv);
   registerBackupRoutes(app, service, akv, ctx.baseUrl);
-  app.post('/admin/vault/maintenance', adminRoute('Run due rotations, rotation notices and purges now'), async (req) => {
+  app.post('/admin/vault/maintenance', adminRoute('Run due rotations, rotation notices and purges now', VAULT.maintenance), async (req) => {
     await admin(req);
     return service.runMaintenance();
   });
 
   // ── administration ──
-  app.get('/admin/vault/roleAssignments', adminRoute('List role assignments'), async (req) => {
+  app.get('/admin/vault/roleAssignments', adminRoute('List role assignments', VAULT.adminListAssignments), async (req) => {
     await admin(req);
     return { value: await service.listAssignments() };
   });
-  app.put('/admin/vault/roleAssignments', adminRoute('Assign a role at vault or key scope'), async (req) => service.assign(await admin(req), req.body));
-  app.delete<{ Params: { id: string } }>('/admin/vault/roleAssignments/:id', adminRoute('Remove a role assignment'), async (req, reply) => {
+  app.put('/admin/vault/roleAssignments', adminRoute('Assign a role at vault or key scope', VAULT.adminAssign), async (req) => service.assign(await admin(req), req.body));
+  app.delete<{ Params: { id: string } }>('/admin/vault/roleAssignments/:id', adminRoute('Remove a role assignment', VAULT.adminUnassign), async (req, reply) => {
     await service.unassign(await admin(req), req.params.id);
     return reply.status(204).send();
   });
-  app.get('/admin/vault/authorities', adminRoute('Trusted attestation authorities for key release'), async (req) => {
+  app.get('/admin/vault/authorities', adminRoute('Trusted attestation authorities for key release', VAULT.authorities), async (req) => {
     await admin(req);
     return service.authorities();
   });
-  app.put('/admin/vault/authorities', adminRoute('Replace the operator-managed trusted authorities'), async (req) => service.setAuthorities(await admin(req), req.body));
-  app.post('/admin/clients', adminRoute('Register an OAuth client (client credentials)'), async (req, reply) => {
+  app.put('/admin/vault/authorities', adminRoute('Replace the operator-managed trusted authorities', VAULT.setAuthorities), async (req) => service.setAuthorities(await admin(req), req.body));
+  app.post('/admin/clients', adminRoute('Register an OAuth client (client credentials)', VAULT.registerClient), async (req, reply) => {
     await admin(req);
     const name = (req.body as { displayName?: unknown } | undefined)?.displayName;
     if (typeof name !== 'string' || name.length === 0 || name.length > 200) throw fail('request.invalid', 'displayName (1–200 characters) is required', { field: 'displayName' });
