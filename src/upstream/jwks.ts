@@ -84,16 +84,16 @@ export function createJwksFetcher(opts: JwksFetcherOptions): GetJwks {
     const previous = hit?.good;
     const stillValid = hit !== undefined && previous !== undefined && now - hit.goodAt < ttl;
     const loading = load(issuer);
-    const entry = { at: now, jwks: loading, good: previous, goodAt: hit?.goodAt ?? now };
+    // While a refresh is in flight (a hanging issuer holds it until the deadline), other requests keep
+    // the last good set: they never wait on, or fail with, a refresh one unknown-kid token caused.
+    const entry = { at: now, jwks: stillValid ? previous : loading, good: previous, goodAt: hit?.goodAt ?? now };
     cache.set(id, entry);
     loading.then(
       () => {
-        if (cache.get(id) === entry) cache.set(id, { ...entry, good: loading, goodAt: now });
+        if (cache.get(id) === entry) cache.set(id, { at: entry.at, jwks: loading, good: loading, goodAt: now });
       },
       () => {
-        if (cache.get(id) !== entry) return;
-        if (stillValid) cache.set(id, { ...entry, jwks: previous });
-        else cache.delete(id);
+        if (cache.get(id) === entry && !stillValid) cache.delete(id);
       },
     );
     return stillValid ? loading.catch(() => previous) : loading;

@@ -26,6 +26,8 @@ interface Idp {
   readonly hits: Map<string, number>;
   /** An outage: every request answers 503. */
   setDown(down: boolean): void;
+  /** A hanging issuer: requests are held unanswered until this is turned off again. */
+  setHang(hang: boolean): void;
   readonly caPath: string;
   close(): Promise<void>;
 }
@@ -72,10 +74,14 @@ async function startIdp(dataDir: string, jwksPath = '/certs', privateCa = false)
   const hits = new Map<string, number>();
   let url = '';
   let down = false;
+  let hang = false;
+  const held: { end(): void }[] = [];
   const srv: Server = createServer({ key: tls.key, cert: tls.cert }, (req, res) => {
     hits.set(req.url ?? '', (hits.get(req.url ?? '') ?? 0) + 1);
     res.setHeader('content-type', 'application/json');
-    if (down) {
+    if (hang) {
+      held.push({ end: () => res.destroy() });
+    } else if (down) {
       res.statusCode = 503;
       res.end('{}');
     } else if (req.url === '/.well-known/openid-configuration') res.end(JSON.stringify({ issuer: url, jwks_uri: `${url}${jwksPath}` }));
@@ -94,6 +100,10 @@ async function startIdp(dataDir: string, jwksPath = '/certs', privateCa = false)
     caPath: tls.caPath,
     setDown: (d) => {
       down = d;
+    },
+    setHang: (h) => {
+      hang = h;
+      if (!h) for (const r of held.splice(0)) r.end();
     },
     close: () => new Promise<void>((resolve) => srv.close(() => resolve())),
   };
@@ -224,6 +234,27 @@ describe('external OIDC bearer tokens (discovered JWKS)', async () => {
       assert.equal((await listKeys(token({}, {}, 'key-b'))).status, 200);
     } finally {
       idp.setDown(false);
+    }
+  });
+
+  test('valid tokens that arrive while an unknown-kid refresh hangs on the issuer still verify with the cached keys', { timeout: 30_000 }, async () => {
+    idp.setHang(true);
+    try {
+      clock = new Date(clock.getTime() + 30_000);
+      const tries = () => (idp.hits.get('/certs') ?? 0) + (idp.hits.get('/.well-known/openid-configuration') ?? 0);
+      const before = tries();
+      const unknown = listKeys(token({}, { kid: 'key-unknown-2' }));
+      // Wait until the forced refresh is on the wire (and held there), then send valid tokens.
+      while (tries() === before) await new Promise((r) => setTimeout(r, 20));
+      const valid = await Promise.all([listKeys(token({}, {}, 'key-a')), listKeys(token({}, {}, 'key-b'))]);
+      assert.deepEqual(
+        valid.map((r) => r.status),
+        [200, 200],
+        valid.map((r) => r.text).join(' '),
+      );
+      assert.equal((await unknown).status, 401);
+    } finally {
+      idp.setHang(false);
     }
   });
 });
