@@ -9,11 +9,8 @@ import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { b64url } from '../../../src/core/bytes.js';
-import { parseAzureVtpmEvidence } from '../../../src/evidence/azure-vtpm/evidence.js';
-import { encodeGuestAttestationInfo } from '../../../src/evidence/azure-vtpm/guest.js';
-import { parseHclReport, parseHclRuntimeClaims } from '../../../src/evidence/azure-vtpm/hcl.js';
-import { akPublicAreaFromJwk } from '../../../src/evidence/tpm/testing.js';
 import { readFixture, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
+import { guestInfoFrom } from '../../helpers/azure-guest.js';
 import { startPcsStandin } from '../../helpers/pcs-standin.js';
 import { startTestServer } from '../../helpers/server.js';
 
@@ -49,24 +46,6 @@ export function assertGolden(name: string, claims: Record<string, any>): void {
 const milan = () => readFixture('amd', 'azure-cvm-hcl-milan-trustee', 'evidence-v0.json');
 const genoa = () => readFixture('amd', 'azure-cvm-hcl-genoa-trustee', 'evidence-genoa.json');
 const tdxV1 = () => readFixture('intel', 'tdx-v4-azure-trustee', 'evidence-v1.json');
-
-/** An AzureGuest AttestationInfo built from trustee evidence (no event log, no ephemeral key: the fixtures carry none). */
-export function guestInfoFrom(evidenceJson: Buffer): string {
-  const ev = parseAzureVtpmEvidence(evidenceJson)!;
-  const hcl = parseHclReport(ev.hclReport);
-  const doc = JSON.parse(evidenceJson.toString('utf8'));
-  const pem = typeof doc.vcek === 'string' ? doc.vcek : undefined;
-  return encodeGuestAttestationInfo({
-    protocolVersion: '2.0',
-    os: { type: 'Linux', distro: 'Ubuntu', build: 'NotApplication', versionMajor: 22, versionMinor: 4 },
-    tcgLog: new Uint8Array(0),
-    clientPayload: { nonce: 'n-123' },
-    tpm: { aikCert: new Uint8Array(0), aikPub: akPublicAreaFromJwk(parseHclRuntimeClaims(hcl.runtimeData).hclAkPub!), quote: ev.tpmQuote.message, signature: ev.tpmQuote.signature, pcrs: ev.tpmQuote.pcrs },
-    isolation: ev.tdQuote
-      ? { type: 'Tdx', tdQuote: ev.tdQuote, runtimeData: hcl.runtimeData }
-      : { type: 'SevSnp', snpReport: hcl.hwReport, vcekCertChainPem: pem, runtimeData: hcl.runtimeData },
-  });
-}
 
 describe('Azure CVM vTPM evidence through the attestation service', { skip }, () => {
   test('SevSnpVm: Milan and Genoa (trustee v0) and v1/v2 verify, azure-compliant-cvm through the default policy', async () => {
