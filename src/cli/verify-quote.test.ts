@@ -107,4 +107,30 @@ describe('conclave verify quote', { skip }, () => {
       server.close();
     }
   });
+
+  test('--pccs has one total deadline (--timeout): a slow-drip PCCS ends the command with exit 2', { timeout: 20_000 }, async () => {
+    const timers = new Set<NodeJS.Timeout>();
+    // Every route answers 200 and then sends one byte a second: no socket is ever idle for long.
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100000' });
+      const t = setInterval(() => res.write(' '), 1000);
+      timers.add(t);
+      res.on('close', () => {
+        clearInterval(t);
+        timers.delete(t);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      const r = await run(fixturePath('intel/tdx-v4-phala', 'quote.bin'), { pccs: `http://127.0.0.1:${port}/`, timeout: '2' });
+      assert.equal(r.code, 2, r.out + r.err);
+      assert.match(r.err, /within|deadline/);
+      assert.equal((await run(fixturePath('intel/tdx-v4-phala', 'quote.bin'), { pccs: `http://127.0.0.1:${port}/`, timeout: 'soon' })).code, 2);
+    } finally {
+      for (const t of timers) clearInterval(t);
+      server.closeAllConnections();
+      server.close();
+    }
+  });
 });

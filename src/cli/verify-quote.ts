@@ -1,5 +1,5 @@
 /**
- * `conclave verify quote QUOTE_FILE (--collateral FILE | --pccs URL) [--at ISO-8601] [--freshness strict|azure]`:
+ * `conclave verify quote QUOTE_FILE (--collateral FILE | --pccs URL [--timeout SECONDS]) [--at ISO-8601] [--freshness strict|azure]`:
  * prints the verification result as JSON. Exit 0 verified, 1 verification failed, 2 usage or I/O error.
  */
 import { readFile } from 'node:fs/promises';
@@ -16,6 +16,8 @@ export interface VerifyQuoteCommandOptions {
   readonly at?: string;
   readonly freshness?: string;
   readonly caFile?: string;
+  /** Total deadline of the --pccs fetch, in seconds (default 30). */
+  readonly timeout?: string;
 }
 
 /** A quote file may hold the raw bytes, or hex / base64 text of them. */
@@ -35,6 +37,8 @@ export async function verifyQuoteCommand(quoteFile: string, opts: VerifyQuoteCom
   if (freshness !== 'strict' && freshness !== 'azure') return usage('--freshness must be strict or azure');
   const at = opts.at ? new Date(opts.at) : new Date();
   if (Number.isNaN(at.getTime())) return usage('--at must be an ISO-8601 date-time');
+  const timeoutS = opts.timeout === undefined ? 30 : Number(opts.timeout);
+  if (!/^\d+(\.\d+)?$/.test(opts.timeout ?? '30') || !(timeoutS > 0 && timeoutS <= 3600)) return usage('--timeout must be a number of seconds (at most 3600)');
 
   let raw: Buffer;
   let collateralText: string | undefined;
@@ -79,7 +83,7 @@ export async function verifyQuoteCommand(quoteFile: string, opts: VerifyQuoteCom
       return failed(e);
     }
     try {
-      collateral = await fetchQuoteCollateral({ baseUrl: opts.pccs!, fmspc, tee: teeOf(quote), pckCa, ...(ca ? { ca } : {}) });
+      collateral = await fetchQuoteCollateral({ baseUrl: opts.pccs!, fmspc, tee: teeOf(quote), pckCa, timeoutMs: timeoutS * 1000, ...(ca ? { ca } : {}) });
     } catch (e) {
       if (isConclaveError(e) && (e.code === 'collateral.malformed' || e.code === 'collateral.missing')) return failed(e);
       return usage(`fetching collateral from ${opts.pccs}: ${(e as Error).message}`);

@@ -15,6 +15,7 @@ export function registerVerify(program: Command): void {
     .option('--at <iso8601>', 'verification time (default now)')
     .option('--freshness <policy>', 'strict (every nextUpdate enforced) or azure (collateral nextUpdate not enforced)', 'strict')
     .option('--ca-file <file>', 'extra CA certificate (PEM) to trust for --pccs')
+    .option('--timeout <seconds>', 'one total deadline for the --pccs fetch, connect to last byte (default 30)')
     .addHelpText('after', '\nExample:\n  conclave verify quote quote.bin --collateral collateral.json --at 2025-06-20T00:00:00Z\n\nExit codes: 0 verified, 1 verification failed, 2 usage or I/O error.')
     .action(async (file: string, opts: Record<string, string>) => {
       process.exitCode = await verifyQuoteCommand(file, opts);

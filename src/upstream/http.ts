@@ -1,7 +1,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { rootCertificates } from 'node:tls';
-import { fail } from '../core/errors.js';
+import { fail, isConclaveError } from '../core/errors.js';
 import { exchange } from '../sdk/http.js';
 
 /**
@@ -124,7 +124,8 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
       await sleep(delay);
     }
     if (lastAnswer) return lastAnswer;
-    throw fail('upstream.unavailable', `upstream ${new URL(url).host} is unreachable`, { url }, lastError);
+    const why = isConclaveError(lastError) ? `: ${lastError.message}` : '';
+    throw fail('upstream.unavailable', `upstream ${new URL(url).host} is unreachable${why}`, { url }, lastError);
   }
 
 

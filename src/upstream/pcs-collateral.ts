@@ -8,6 +8,8 @@ import { fail } from '../core/errors.js';
 import { type HttpClient, type HttpResult, createHttpClient } from './http.js';
 
 /** Intel's published root CA CRL, used when the service has no `rootcacrl` route (Intel PCS). */
+const DEFAULT_TIMEOUT_MS = 30_000;
+
 export const INTEL_ROOT_CA_CRL_URL = 'https://certificates.trustedservices.intel.com/IntelSGXRootCA.der';
 
 export interface FetchCollateralOptions {
@@ -19,6 +21,10 @@ export interface FetchCollateralOptions {
   readonly pckCa: 'processor' | 'platform';
   /** PEM CA bundle to trust for TLS (a PCCS with its own certificate). */
   readonly ca?: string | Uint8Array;
+  /**
+   * One total deadline for the whole fetch, connect to the last byte of the last answer (default 30 s),
+   * when no long-lived `http` client is given (that one has its own deadlines).
+   */
   readonly timeoutMs?: number;
   readonly rootCaCrlUrl?: string;
   /** A long-lived client to reuse (keep-alive, coalescing); by default one is made per call. */
@@ -27,9 +33,14 @@ export interface FetchCollateralOptions {
 
 type Response = HttpResult;
 
-async function get(url: string, opts: Pick<FetchCollateralOptions, 'ca' | 'timeoutMs' | 'http'>): Promise<Response> {
+/** A fetch's options with the time its total deadline ends (ms since the epoch). */
+type Fetching = FetchCollateralOptions & { readonly endsAt: number };
+
+async function get(url: string, opts: Fetching): Promise<Response> {
   if (opts.http) return opts.http.get(url);
-  const client = createHttpClient({ ca: opts.ca === undefined ? undefined : Buffer.from(opts.ca), timeoutMs: opts.timeoutMs ?? 15_000, retries: 1 });
+  const left = opts.endsAt - Date.now();
+  if (left <= 0) throw fail('upstream.unavailable', `no complete collateral within ${opts.timeoutMs ?? DEFAULT_TIMEOUT_MS} ms`, { url });
+  const client = createHttpClient({ ca: opts.ca === undefined ? undefined : Buffer.from(opts.ca), timeoutMs: left, overallTimeoutMs: left, retries: 1 });
   try {
     return await client.get(url);
   } finally {
@@ -37,7 +48,7 @@ async function get(url: string, opts: Pick<FetchCollateralOptions, 'ca' | 'timeo
   }
 }
 
-async function getOk(url: string, opts: FetchCollateralOptions): Promise<Response> {
+async function getOk(url: string, opts: Fetching): Promise<Response> {
   const res = await get(url, opts);
   if (res.status === 404) throw fail('collateral.not_found', `collateral service has no ${new URL(url).pathname}`, { url, status: 404 });
   if (res.status !== 200) throw fail('upstream.unavailable', `collateral service answered ${res.status} for ${new URL(url).pathname}`, { url, status: res.status });
@@ -64,8 +75,9 @@ export function certificationRoots(baseUrl: string): { sgx: string; tdx: string;
 }
 
 /** Fetches TCB info, QE identity, PCK CRL (+ chains) and the root CA CRL for one FMSPC. */
-export async function fetchQuoteCollateral(opts: FetchCollateralOptions): Promise<QuoteCollateral> {
-  if (!/^[0-9a-fA-F]{12}$/.test(opts.fmspc)) throw fail('request.invalid', 'FMSPC must be 12 hex digits');
+export async function fetchQuoteCollateral(options: FetchCollateralOptions): Promise<QuoteCollateral> {
+  if (!/^[0-9a-fA-F]{12}$/.test(options.fmspc)) throw fail('request.invalid', 'FMSPC must be 12 hex digits');
+  const opts: Fetching = { ...options, endsAt: Date.now() + (options.timeoutMs ?? DEFAULT_TIMEOUT_MS) };
   const roots = certificationRoots(opts.baseUrl);
   const teeRoot = opts.tee === 'tdx' ? roots.tdx : roots.sgx;
   const [tcb, qe, pckCrl] = await Promise.all([
