@@ -78,6 +78,16 @@ describe('Azure vTPM evidence (trustee forms) on real Azure CVMs', { skip }, () 
     assert.throws(() => verify(e, { hclAkPub: akOf(genoa) }), code('tpm.quote_signature_invalid'));
   });
 
+  test('az-tdx-vtpm version 2 (v1 fields, HCL user-data bound) is read like version 1', () => {
+    // trustee publishes no TDX v2 vector; its compat layer reads any versioned document with v1's fields.
+    const v1 = JSON.parse(readFixture('intel', 'tdx-v4-azure-trustee', 'evidence-v1.json').toString('utf8'));
+    const e = parseAzureVtpmEvidence(Buffer.from(JSON.stringify({ ...v1, version: 2 })))!;
+    assert.equal(e.form, 'trustee-az-tdx-vtpm');
+    assert.equal(e.version, 2);
+    assert.ok(e.tdQuote && e.tdQuote.byteLength > 1000);
+    assert.equal(verify(e).quote.pcrs.length, 24);
+  });
+
   test('malformed documents are typed errors, other JSON is not claimed', () => {
     const doc = JSON.parse(readFixture('azure-vtpm-trustee', 'az-snp-vtpm-evidence-v1.json').toString('utf8'));
     assert.equal(parseAzureVtpmEvidence(Buffer.from('{"report":"x"}')), undefined);

@@ -4,45 +4,17 @@
  * compared with a checked-in golden file (test/golden/azure-vtpm/), so a renamed or extra claim fails.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { b64url } from '../../../src/core/bytes.js';
 import { readFixture, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
 import { guestInfoFrom } from '../../helpers/azure-guest.js';
+import { assertGolden, GOLDEN, payload, stable } from '../../helpers/golden.js';
 import { startPcsStandin } from '../../helpers/pcs-standin.js';
 import { startTestServer } from '../../helpers/server.js';
 
 const skip = skipWithoutFixtures();
-const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'golden', 'azure-vtpm');
-
-export function payload(token: string): Record<string, any> {
-  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
-}
-
-/** The claims minus what changes per issuance (times, token id, issuer URL with its port). */
-export function stable(claims: Record<string, any>): Record<string, any> {
-  const { iat, nbf, exp, jti, iss, ...rest } = claims;
-  assert.equal(typeof iat, 'number');
-  assert.equal(exp - iat, 28800);
-  assert.match(jti, /^[0-9a-f]{64}$/);
-  assert.match(iss, /^https:\/\/127\.0\.0\.1:\d+$/);
-  return rest;
-}
-
-/** Compares with the golden file; `UPDATE_GOLDEN=1` rewrites it (review the diff before committing). */
-export function assertGolden(name: string, claims: Record<string, any>): void {
-  const file = join(GOLDEN, `${name}.json`);
-  const actual = `${JSON.stringify(claims, null, 2)}\n`;
-  if (process.env.UPDATE_GOLDEN === '1' || !existsSync(file)) {
-    if (process.env.CI === 'true') assert.fail(`golden file ${file} is missing`);
-    mkdirSync(GOLDEN, { recursive: true });
-    writeFileSync(file, actual);
-  }
-  assert.deepEqual(claims, JSON.parse(readFileSync(file, 'utf8')), `claims differ from ${file}`);
-}
-
 const milan = () => readFixture('amd', 'azure-cvm-hcl-milan-trustee', 'evidence-v0.json');
 const genoa = () => readFixture('amd', 'azure-cvm-hcl-genoa-trustee', 'evidence-genoa.json');
 const tdxV1 = () => readFixture('intel', 'tdx-v4-azure-trustee', 'evidence-v1.json');
@@ -92,6 +64,11 @@ describe('Azure CVM vTPM evidence through the attestation service', { skip }, ()
         assert.equal(c.attester_tcb_status, 'OutOfDate');
         assertGolden(name, stable(c));
       }
+      // Version 2 binds the quote nonce to the HCL user-data; this VM's v1 quote (nonce "challenge") does not.
+      const v2 = { ...JSON.parse(tdxV1().toString('utf8')), version: 2 };
+      const r2 = await server.send('POST', '/attest/TdxVm?api-version=2023-04-01-preview', { body: { quote: b64url(JSON.stringify(v2)) } });
+      assert.equal(r2.status, 400, r2.text);
+      assert.equal(r2.json().error.code, 'tpm.nonce_mismatch');
     } finally {
       await server.stop();
       await standin.close();
@@ -142,7 +119,7 @@ describe('Azure CVM vTPM evidence through the attestation service', { skip }, ()
       }
       return out;
     };
-    for (const g of ['sevsnpvm-milan-v0', 'tdxvm-v1', 'azureguest-milan', 'azureguest-tdx']) {
+    for (const g of ['sevsnpvm-milan-v0', 'sevsnpvm-genoa-v0', 'sevsnpvm-milan-v1', 'sevsnpvm-v2', 'tdxvm-v0', 'tdxvm-v1', 'azureguest-milan', 'azureguest-genoa', 'azureguest-tdx', 'sevsnpvm-aci']) {
       const file = join(GOLDEN, `${g}.json`);
       const claims = JSON.parse(readFileSync(file, 'utf8'));
       for (const n of names(claims)) assert.ok(known.has(n), `${g}: ${n} is not a claim name of a real MAA token`);

@@ -14,14 +14,11 @@ import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.
 import { createTestUvmSigner } from '../../../src/evidence/snp/uvm-testing.js';
 import { decodeReleaseResponse, unwrapKeyTransfer } from '../../../src/vault/release/index.js';
 import { readFixture, readFixtureJson, skipWithoutFixtures } from '../../fixtures.js';
+import { assertGolden, payload, stable } from '../../helpers/golden.js';
 import { startTestServer } from '../../helpers/server.js';
 
 const skip = skipWithoutFixtures();
 const MS_UVM_ISSUER = 'did:x509:0:sha256:I__iuL25oXEVFdTP_aBLx_eT1RPHbCQ_ECBQfYZpt9s::eku:1.3.6.1.4.1.311.76.59.1.2';
-
-function payload(token: string): Record<string, any> {
-  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
-}
 
 /** The real ACI request body (sidecar form) with its security policy as init-time data. */
 function aciBody(): Record<string, any> {
@@ -57,6 +54,7 @@ describe('Azure confidential containers: UVM endorsement and azure-compliant-uvm
       assert.equal(c['x-conclave-uvm-svn'], 22);
       // The 2023 UVM (SVN 22) is below Microsoft's current minimum (100) the default policy pins.
       assert.equal(c['x-ms-compliance-status'], undefined);
+      assertGolden('sevsnpvm-aci', stable(c));
       assert.match(DEFAULT_POLICIES.SevSnpVm, /x-conclave-uvm-svn", value>=100\]/);
 
       // The operator lowers the minimum for this feed to 22: the same evidence is azure-compliant-uvm.
