@@ -1,45 +1,51 @@
 /**
- * Scale-out throughput: Secure Key Release and SGX attestation through one replica, then through two
- * replicas of `conclave serve` on one PostgreSQL database, the load split between them (one closed
- * load loop per replica, half the connections each), and the ratio.
+ * Scale-out throughput (bench/scaleout.md): Secure Key Release, and SGX attestation, through one replica
+ * of `conclave serve` and through two replicas on one PostgreSQL database, the load split between them
+ * (one closed load loop per replica, half the connections each); release also through one replica with
+ * its transparency-log entries switched off (bench/lib/log.ts), for what the log costs.
  *
- *   node --import tsx bench/scaleout.bench.ts [--connections 8] [--duration 8000] [--warmup 2000] [--rounds 3] [--workloads attest,release]
+ *   node --import tsx bench/scaleout.bench.ts [--connections 16] [--duration 8000] [--warmup 2000] [--rounds 3] [--workloads release,attest]
  *
- * The release workload is measured a third way each round, through replica A with logging disabled
- * (bench/lib/log.ts), for the cost of the transparency log; each run with the log reports its
- * inclusion latency (entry stored → signed tree head), and every line the host's load average.
+ * Each run reports throughput, latency, the cores each replica used and its CPU per request (from
+ * /proc, all threads), the CPU of the database's PostgreSQL backends per request, how busy the host was
+ * and its load average, the mean number of sessions waiting on a heavyweight lock, and for release
+ * with the log the inclusion latency (entry stored → the signed tree head that includes it) and the
+ * batches the sequencer cut. From the median round it prints the model of how release throughput grows
+ * with cores (bench/scaleout.md).
  *
- * Both replicas run throughout (an idle replica costs nothing); each round measures every workload
- * through replica A alone, then through A and B, so a noisy neighbour on the host hits both
- * configurations alike. The median round is reported.
+ * Both replicas run throughout (an idle replica costs nothing). Every round measures every
+ * configuration, in the reverse order of the round before (ABBA), so a neighbour's load and a drift of
+ * the host hit each alike; the median round is reported. A warm-up pass (not measured) first gets both
+ * replicas' JIT and pools going.
  *
  * Needs PostgreSQL (CONCLAVE_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres); a
  * throw-away database is created and dropped. The replicas share one data dir and name a TCP balancer
  * (bench-local) as their public URL, so attestation tokens from either replica are release targets
- * at both. The load generator runs in this process, on the same cores as the replicas and PostgreSQL.
+ * at both. The load generator is this process, on the same cores as the replicas and PostgreSQL.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { loadOrCreateSimulatedTee } from '../src/evidence/simulated/index.js';
+import { openDatabase } from '../src/storage/open.js';
 import { httpsClient } from '../test/helpers/https.js';
 import { createTestDatabase, PG_ADMIN_URL } from '../test/helpers/postgres.js';
 import { startBalancer } from '../test/integration/scaleout/balancer.js';
-import { openDatabase } from '../src/storage/open.js';
+import { runLoad } from './lib/load.js';
 import { type InclusionLatency, inclusionLatency, setLogging } from './lib/log.js';
+import { hostLine, machineInterval, processCpuSeconds } from './lib/machine.js';
 import { type BenchServer, startBenchServer } from './lib/server.js';
-import { type LoadResult, runLoad } from './lib/load.js';
 
 const { values } = parseArgs({
   options: {
-    connections: { type: 'string', default: '8' },
+    connections: { type: 'string', default: '16' },
     duration: { type: 'string', default: '8000' },
     warmup: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '3' },
-    workloads: { type: 'string', default: 'attest,release' },
+    workloads: { type: 'string', default: 'release,attest' },
   },
 });
 const WORKLOADS = values.workloads!.split(',');
@@ -71,105 +77,129 @@ async function adminToken(s: BenchServer): Promise<string> {
   return r.json().access_token as string;
 }
 
-type Measured = LoadResult & { readonly advisoryWaiters: number; readonly cpu: string; readonly load: number; inclusion?: InclusionLatency };
-
-const TICKS_PER_SECOND = 100;
-
-/** CPU seconds (user + system) a process has used, from /proc (Linux); 0 elsewhere. */
-function cpuSeconds(pid: number | undefined): number {
-  const f = `/proc/${pid}/stat`;
-  if (pid === undefined || !existsSync(f)) return 0;
-  try {
-    const fields = readFileSync(f, 'utf8').split(') ')[1]!.split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
-  } catch {
-    return 0;
-  }
+interface Measured {
+  readonly perSecond: number;
+  readonly requests: number;
+  readonly errors: number;
+  readonly firstError?: string;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  /** Cores each replica used (CPU seconds per wall second, all its threads). */
+  readonly replicaCores: readonly number[];
+  /** CPU µs of all the replicas together per answered request. */
+  readonly replicaCpuUs: number;
+  /** CPU µs of the bench database's PostgreSQL backends per answered request. */
+  readonly pgCpuUs: number;
+  /** CPU µs of this load generator per answered request. */
+  readonly clientCpuUs: number;
+  /** Share of the host's CPU time busy (every process), in cores. */
+  readonly hostBusyCores: number;
+  readonly load: number;
+  /** Mean sessions of the bench database waiting on a heavyweight lock (row, advisory, …). */
+  readonly lockWaiters: number;
+  inclusion?: InclusionLatency & { readonly heads: number };
 }
 
-/** Busy CPU seconds of the whole host (all processes: replicas, PostgreSQL, this generator, neighbours). */
-function hostBusySeconds(): number {
-  if (!existsSync('/proc/stat')) return 0;
-  const [, ...f] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/);
-  const t = f.map(Number);
-  const idle = (t[3] ?? 0) + (t[4] ?? 0);
-  return (t.reduce((x, y) => x + y, 0) - idle) / TICKS_PER_SECOND;
-}
-
-/** Cores used during `during` by each replica, by this load generator, and by the whole host. */
-async function measureCpu<T>(replicas: BenchServer[], during: () => Promise<T>): Promise<{ result: T; cpu: string }> {
-  const t0 = Date.now();
-  const before = replicas.map((r) => cpuSeconds(r.child.pid));
-  const host0 = hostBusySeconds();
-  const me0 = process.cpuUsage();
-  const result = await during();
-  const wall = (Date.now() - t0) / 1000;
-  const me = process.cpuUsage(me0);
-  const used = replicas.map((r, i) => (cpuSeconds(r.child.pid) - before[i]!) / wall);
-  const cpu = `cores: replicas ${used.map((u) => u.toFixed(2)).join('+')}, load generator ${((me.user + me.system) / 1e6 / wall).toFixed(2)}, host busy ${((hostBusySeconds() - host0) / wall).toFixed(2)} of ${cpus().length}`;
-  return { result, cpu };
+/** The process ids of the bench database's PostgreSQL backends (readable in /proc by anyone). */
+async function backendPids(c: pg.Client): Promise<number[]> {
+  const r = await c.query("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()");
+  return r.rows.map((x: { pid: number }) => x.pid);
 }
 
 /**
- * Mean number of sessions of the bench database waiting on an advisory lock (before the transparency
- * log: the audit-chain head every write took; now only per-key locks of key changes), sampled every
- * 20 ms while `during` runs.
+ * Runs `during` while sampling, every 20 ms, how many sessions of the bench database wait on a lock;
+ * and measures the CPU the replicas, the database's backends and this process spent meanwhile.
  */
-async function sampleAdvisoryWaits<T>(dbUrl: string, during: Promise<T>): Promise<{ result: T; mean: number }> {
-  const c = new pg.Client({ connectionString: dbUrl });
-  await c.connect();
+async function observe<T>(monitor: pg.Client, replicas: readonly BenchServer[], during: () => Promise<T>): Promise<{ result: T; wallS: number; replicaS: number[]; pgS: number; clientS: number; busyCores: number; load: number; lockWaiters: number }> {
+  const load0 = loadavg()[0]!;
+  const pids0 = await backendPids(monitor);
+  const pg0 = new Map(pids0.map((p) => [p, processCpuSeconds(p)]));
+  const r0 = replicas.map((r) => processCpuSeconds(r.child.pid!));
+  const me0 = process.cpuUsage();
+  const machine = machineInterval();
+  const t0 = Date.now();
   let samples = 0;
   let waiting = 0;
   let done = false;
-  const loop = (async () => {
+  const sampler = (async () => {
     while (!done) {
-      const r = await c.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND wait_event = 'advisory'");
-      waiting += r.rows[0].n as number;
+      const q = await monitor.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
+      waiting += q.rows[0].n as number;
       samples++;
       await new Promise((res) => setTimeout(res, 20));
     }
   })();
+  let result: T;
   try {
-    return { result: await during, mean: samples ? waiting / samples : 0 };
+    result = await during();
   } finally {
     done = true;
-    await loop;
-    await c.end();
+    await sampler;
   }
-}
-
-/** One load loop per replica, `CONNECTIONS` split evenly; throughput is the sum, latency the worst loop's. */
-async function drive(replicas: BenchServer[], w: Workload, dbUrl: string): Promise<Measured> {
-  const per = Math.max(1, Math.floor(CONNECTIONS / replicas.length));
-  const load0 = loadavg()[0]!;
-  const { result: { result: results, mean }, cpu } = await measureCpu(replicas, () => sampleAdvisoryWaits(dbUrl, Promise.all(
-    replicas.map((r) => runLoad({ url: `${r.url}${w.path}`, method: w.method, headers: w.headers, body: w.body, ca: r.ca, connections: per, durationMs: DURATION_MS, warmupMs: WARMUP_MS })),
-  )));
-  const firstError = results.find((r) => r.firstError)?.firstError;
+  const wallS = (Date.now() - t0) / 1000;
+  const m = machine.end();
+  const me = process.cpuUsage(me0);
+  // Backends that lived through the whole run (pools keep theirs open; one opened meanwhile is missed).
+  let pgS = 0;
+  for (const p of await backendPids(monitor)) {
+    const before = pg0.get(p);
+    const now = processCpuSeconds(p);
+    if (before !== undefined && Number.isFinite(before) && Number.isFinite(now)) pgS += now - before;
+  }
   return {
-    requests: results.reduce((s, r) => s + r.requests, 0),
-    answered: results.reduce((s, r) => s + r.answered, 0),
-    errors: results.reduce((s, r) => s + r.errors, 0),
-    perSecond: results.reduce((s, r) => s + r.perSecond, 0),
-    p50Ms: Math.max(...results.map((r) => r.p50Ms)),
-    p99Ms: Math.max(...results.map((r) => r.p99Ms)),
-    advisoryWaiters: mean,
-    cpu,
-    load: (load0 + loadavg()[0]!) / 2,
-    serverCpuUs: Number.NaN,
-    serverMainCpuUs: Number.NaN,
-    clientCpuUs: Number.NaN,
-    ...(firstError ? { firstError } : {}),
+    result,
+    wallS,
+    replicaS: replicas.map((r, i) => processCpuSeconds(r.child.pid!) - r0[i]!),
+    pgS,
+    clientS: (me.user + me.system) / 1e6,
+    busyCores: (m.busyPct / 100) * cpus().length,
+    load: (load0 + m.load1) / 2,
+    lockWaiters: samples ? waiting / samples : 0,
   };
 }
 
-function median(rs: Measured[]): Measured {
-  return [...rs].sort((x, y) => x.perSecond - y.perSecond)[Math.floor(rs.length / 2)]!;
+/** One load loop per replica, `CONNECTIONS` split evenly; throughput is the sum, latency the worst loop's. */
+async function drive(monitor: pg.Client, targets: readonly BenchServer[], all: readonly BenchServer[], w: Workload, warmupMs = WARMUP_MS, durationMs = DURATION_MS): Promise<Measured> {
+  const per = Math.max(1, Math.floor(CONNECTIONS / targets.length));
+  const o = await observe(monitor, all, () =>
+    Promise.all(targets.map((r) => runLoad({ url: `${r.url}${w.path}`, method: w.method, headers: w.headers, body: w.body, ca: r.ca, connections: per, durationMs, warmupMs }))),
+  );
+  const results = o.result;
+  const requests = results.reduce((s, r) => s + r.requests, 0);
+  // CPU was measured over warm-up and measured phase alike: per request, divide by the requests of both.
+  const perSecond = results.reduce((s, r) => s + r.perSecond, 0);
+  const answered = results.reduce((s, r) => s + r.answered, 0);
+  const firstError = results.find((r) => r.firstError)?.firstError;
+  return {
+    perSecond,
+    requests,
+    errors: results.reduce((s, r) => s + r.errors, 0),
+    ...(firstError ? { firstError } : {}),
+    p50Ms: Math.max(...results.map((r) => r.p50Ms)),
+    p99Ms: Math.max(...results.map((r) => r.p99Ms)),
+    replicaCores: o.replicaS.map((s) => s / o.wallS),
+    replicaCpuUs: (o.replicaS.reduce((a, b) => a + b, 0) * 1e6) / answered,
+    pgCpuUs: (o.pgS * 1e6) / answered,
+    clientCpuUs: (o.clientS * 1e6) / answered,
+    hostBusyCores: o.busyCores,
+    load: o.load,
+    lockWaiters: o.lockWaiters,
+  };
 }
 
+function median<T>(rs: readonly T[], by: (t: T) => number): T {
+  return [...rs].sort((x, y) => by(x) - by(y))[Math.floor(rs.length / 2)]!;
+}
+
+const f1 = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : '?');
+const f0 = (n: number) => (Number.isFinite(n) ? n.toFixed(0) : '?');
+
 function line(label: string, r: Measured): string {
-  const inc = r.inclusion ? `\n  ${''.padEnd(38)} inclusion latency p50 ${r.inclusion.p50Ms} ms, p99 ${r.inclusion.p99Ms} ms, max ${r.inclusion.maxMs} ms (${r.inclusion.entries} entries)` : '';
-  return `  ${label.padEnd(38)} ${r.perSecond.toFixed(1).padStart(8)} req/s  p50 ${r.p50Ms.toFixed(1).padStart(6)} ms  p99 ${r.p99Ms.toFixed(1).padStart(6)} ms  lock waiters ${r.advisoryWaiters.toFixed(1)}  ${r.requests} ok, ${r.errors} errors${r.firstError ? ` (first: ${r.firstError})` : ''}\n  ${''.padEnd(38)} ${r.cpu}, load average ${r.load.toFixed(1)}${inc}`;
+  const inc = r.inclusion ? `\n  ${''.padEnd(44)} inclusion p50 ${r.inclusion.p50Ms} ms, p99 ${r.inclusion.p99Ms} ms, max ${r.inclusion.maxMs} ms (${r.inclusion.entries} entries in ${r.inclusion.heads} signed heads)` : '';
+  return (
+    `  ${label.padEnd(44)} ${f1(r.perSecond).padStart(8)} req/s  p50 ${f1(r.p50Ms).padStart(6)} ms  p99 ${f1(r.p99Ms).padStart(6)} ms  ${r.requests} ok, ${r.errors} errors${r.firstError ? ` (first: ${r.firstError})` : ''}\n` +
+    `  ${''.padEnd(44)} replica cores ${r.replicaCores.map((c) => c.toFixed(2)).join('+')}, CPU/request: replicas ${f0(r.replicaCpuUs)} µs, PostgreSQL backends ${f0(r.pgCpuUs)} µs, load generator ${f0(r.clientCpuUs)} µs; host busy ${r.hostBusyCores.toFixed(2)} of ${cpus().length}, load average ${r.load.toFixed(1)}, lock waiters ${r.lockWaiters.toFixed(2)}${inc}`
+  );
 }
 
 async function main(): Promise<void> {
@@ -211,64 +241,93 @@ async function main(): Promise<void> {
 
     replicas.push(await startBenchServer(args, dataDir));
     balancer.targets.push(replicas[1]!.url);
-    console.log(`scale-out: ${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), PostgreSQL ${new URL(PG_ADMIN_URL).host}, ${CONNECTIONS} connections in all, ${WARMUP_MS} ms warm-up, ${DURATION_MS} ms measured, ${ROUNDS} rounds`);
+    console.log(hostLine());
+    console.log(`scale-out: PostgreSQL ${new URL(PG_ADMIN_URL).host}, ${CONNECTIONS} connections in all, ${WARMUP_MS} ms warm-up, ${DURATION_MS} ms measured, ${ROUNDS} rounds`);
     const db = await openDatabase(store.url, { poolSize: 2 });
+    const monitor = new pg.Client({ connectionString: store.url });
+    await monitor.connect();
     const selected = workloads.filter((w) => WORKLOADS.some((n) => w.name.startsWith(n)));
-    const runs = new Map<string, { one: Measured[]; two: Measured[]; off: Measured[] }>(selected.map((w) => [w.name, { one: [], two: [], off: [] }]));
-    const withLog = async (targets: BenchServer[], w: Workload): Promise<Measured> => {
-      const since = Date.now();
-      const m = await drive(targets, w, store.url);
-      if (w.name.startsWith('release')) {
-        await new Promise((res) => setTimeout(res, 500));
-        m.inclusion = await inclusionLatency(db, since);
+    type Config = 'one' | 'off' | 'two';
+    const configs = (w: Workload): Config[] => (w.name.startsWith('release') ? ['one', 'off', 'two'] : ['one', 'two']);
+    const label: Record<Config, string> = { one: '1 replica', off: '1 replica, logging disabled', two: '2 replicas' };
+    const runs = new Map<string, Record<Config, Measured[]>>(selected.map((w) => [w.name, { one: [], off: [], two: [] }]));
+    const measure = async (w: Workload, c: Config, warmupMs?: number, durationMs?: number): Promise<Measured> => {
+      const targets = c === 'two' ? replicas : [a];
+      if (c === 'off') await setLogging(db, false);
+      try {
+        const since = Date.now();
+        const m = await drive(monitor, targets, replicas, w, warmupMs, durationMs);
+        if (c !== 'off' && w.name.startsWith('release')) {
+          // The last batches of the run: a few batch intervals after the last release.
+          await new Promise((res) => setTimeout(res, 500));
+          const heads = await db.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM log_heads WHERE timestamp_ms >= ?', [since]);
+          m.inclusion = { ...(await inclusionLatency(db, since)), heads: Number(heads?.n ?? 0) };
+        }
+        return m;
+      } finally {
+        if (c === 'off') await setLogging(db, true);
       }
-      return m;
     };
     try {
+      // Not measured: JIT, pools and caches of both replicas warmed by every workload.
+      for (const w of selected) await measure(w, 'two', 500, Math.min(3000, DURATION_MS));
+      const order = selected.flatMap((w) => configs(w).map((c) => ({ w, c })));
       for (let round = 1; round <= ROUNDS; round++) {
         console.log(`round ${round}:`);
-        for (const w of selected) {
-          const one = await withLog([a], w);
-          console.log(line(`${w.name}, 1 replica`, one));
-          runs.get(w.name)!.one.push(one);
-          if (w.name.startsWith('release')) {
-            await setLogging(db, false);
-            try {
-              const off = await drive([a], w, store.url);
-              console.log(line(`${w.name}, 1 replica, logging disabled`, off));
-              runs.get(w.name)!.off.push(off);
-            } finally {
-              await setLogging(db, true);
-            }
-          }
-          const two = await withLog(replicas, w);
-          console.log(line(`${w.name}, 2 replicas`, two));
-          runs.get(w.name)!.two.push(two);
+        for (const { w, c } of round % 2 === 1 ? order : [...order].reverse()) {
+          const m = await measure(w, c);
+          console.log(line(`${w.name}, ${label[c]}`, m));
+          runs.get(w.name)![c].push(m);
         }
       }
     } finally {
+      await monitor.end();
       await db.close();
     }
-    console.log('median of the rounds (req/s, 1 replica → 2 replicas, ratio):');
-    for (const w of selected) {
-      const { one, two, off } = runs.get(w.name)!;
-      const m1 = median(one);
-      const m2 = median(two);
-      console.log(`  ${w.name.padEnd(26)} ${m1.perSecond.toFixed(1).padStart(8)} → ${m2.perSecond.toFixed(1).padStart(8)}  ×${(m2.perSecond / m1.perSecond).toFixed(2)}  (p99 ${m1.p99Ms.toFixed(0)} → ${m2.p99Ms.toFixed(0)} ms, advisory-lock waiters ${m1.advisoryWaiters.toFixed(1)} → ${m2.advisoryWaiters.toFixed(1)})`);
-      if (off.length > 0) {
-        const mo = median(off);
-        const ratios = one.map((r, i) => r.perSecond / off[i]!.perSecond).sort((x, y) => x - y);
-        console.log(`  ${''.padEnd(26)} 1 replica with the log / logging disabled: medians ${m1.perSecond.toFixed(1)} / ${mo.perSecond.toFixed(1)} = ×${(m1.perSecond / mo.perSecond).toFixed(3)}; median of the rounds' ratios ×${ratios[Math.floor(ratios.length / 2)]!.toFixed(3)} (target ≥ 0.85)`);
-        const inc = [...one, ...two].map((r) => r.inclusion).filter((x) => x !== undefined).sort((x, y) => x.p50Ms - y.p50Ms);
-        const mid = inc[Math.floor(inc.length / 2)];
-        if (mid) console.log(`  ${''.padEnd(26)} inclusion latency (median run): p50 ${mid.p50Ms} ms, p99 ${mid.p99Ms} ms`);
-      }
-    }
+    report(selected, runs);
   } finally {
     await Promise.allSettled(replicas.map((r) => r.stop()));
     await balancer.close();
     await store.drop();
     rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+function report(selected: readonly Workload[], runs: Map<string, Record<'one' | 'off' | 'two', Measured[]>>): void {
+  console.log('\nmedian of the rounds:');
+  for (const w of selected) {
+    const { one, two, off } = runs.get(w.name)!;
+    const m1 = median(one, (r) => r.perSecond);
+    const m2 = median(two, (r) => r.perSecond);
+    const ratios = one.map((r, i) => two[i]!.perSecond / r.perSecond);
+    console.log(`  ${w.name}: 1 replica ${f1(m1.perSecond)} req/s → 2 replicas ${f1(m2.perSecond)} req/s, ×${(m2.perSecond / m1.perSecond).toFixed(2)} (median of the rounds' ratios ×${median(ratios, (x) => x).toFixed(2)}); p99 ${f0(m1.p99Ms)} → ${f0(m2.p99Ms)} ms; lock waiters ${m1.lockWaiters.toFixed(2)} → ${m2.lockWaiters.toFixed(2)}`);
+    if (off.length === 0) continue;
+    const mo = median(off, (r) => r.perSecond);
+    const logRatios = one.map((r, i) => r.perSecond / off[i]!.perSecond);
+    console.log(`    1 replica with the log / logging disabled: ${f1(m1.perSecond)} / ${f1(mo.perSecond)} req/s = ×${(m1.perSecond / mo.perSecond).toFixed(3)}; median of the rounds' ratios ×${median(logRatios, (x) => x).toFixed(3)} (target ≥ 0.85)`);
+    const inc = [...one, ...two].map((r) => r.inclusion).filter((x) => x !== undefined);
+    const p50 = median(inc.map((i) => i.p50Ms), (x) => x);
+    const p99 = median(inc.map((i) => i.p99Ms), (x) => x);
+    console.log(`    inclusion latency (median over the runs with the log): p50 ${p50} ms, p99 ${p99} ms`);
+    // CPU per release, medians over all rounds (a figure a busy host hardly moves).
+    const cpu = (rs: readonly Measured[], f: (m: Measured) => number) => median(rs.map(f), (x) => x);
+    const r1 = cpu(one, (m) => m.replicaCpuUs);
+    const r0 = cpu(off, (m) => m.replicaCpuUs);
+    const r2 = cpu(two, (m) => m.replicaCpuUs);
+    const pg1 = cpu(one, (m) => m.pgCpuUs);
+    const pg0 = cpu(off, (m) => m.pgCpuUs);
+    const pg2 = cpu(two, (m) => m.pgCpuUs);
+    const client = cpu([...one, ...two], (m) => m.clientCpuUs);
+    console.log(`    CPU per release (µs, median): replicas ${f0(r1)} with the log, ${f0(r0)} without, ${f0(r2)} over two replicas; PostgreSQL backends ${f0(pg1)} / ${f0(pg0)} / ${f0(pg2)}; load generator ${f0(client)}`);
+    console.log(`    the log costs ${f0(r1 - r0)} µs of replica CPU and ${f0(pg1 - pg0)} µs of PostgreSQL CPU per release`);
+    // The model (bench/scaleout.md): no lock serialises releases, so throughput follows the cores given
+    // to replicas (each release costs r2 µs of them) as long as PostgreSQL has pg2 µs per release.
+    console.log('    model (replicas on C cores of their own, PostgreSQL and clients elsewhere): releases/s ≈ C × 10^6 / replica CPU per release; PostgreSQL cores needed ≈ releases/s × its CPU per release / 10^6');
+    for (const c of [1, 2, 4, 8, 16]) {
+      const x = (c * 1e6) / r2;
+      console.log(`      C = ${String(c).padStart(2)}: ≈ ${f0(x).padStart(6)} releases/s, PostgreSQL ≈ ${((x * pg2) / 1e6).toFixed(2)} cores`);
+    }
+    console.log(`    on this host (${cpus().length} cores shared by everything): ≤ ${f0((cpus().length * 1e6) / (r2 + pg2 + client))} releases/s if nothing else ran`);
   }
 }
 
