@@ -3,10 +3,27 @@ import { readFileSync } from 'node:fs';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { parseTreeHeadWire, type SignedTreeHead } from '../log/tree-head.js';
 import { verifyLog } from '../log/verify.js';
 import { createLogStore, storedLogKeys } from '../storage/log-store.js';
 import { openDatabase } from '../storage/open.js';
 import { CliError, defaultFormat, type OutputFormat, printResult } from './output.js';
+
+/** A head kept from before: a signed tree head as JSON, or an object holding one as `sth` (monitor state, release inclusion). */
+function readHead(path: string): SignedTreeHead {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new CliError(`cannot read the head ${path}: ${(e as Error).message}`, 'pass a JSON file holding a signed tree head (GET /log/sth) or a monitor state', 2);
+  }
+  const o = v as { sth?: unknown } | null;
+  try {
+    return parseTreeHeadWire(o && typeof o === 'object' && 'sth' in o ? o.sth : v);
+  } catch (e) {
+    throw new CliError(`${path}: ${(e as Error).message}`, 'pass a JSON file holding a signed tree head (GET /log/sth) or a monitor state', 2);
+  }
+}
 
 export function registerAudit(program: Command): void {
   const audit = program.command('audit').description('the vault audit log (the transparency log)');
@@ -16,9 +33,10 @@ export function registerAudit(program: Command): void {
     .option('--data-dir <dir>', 'data directory (default ./data, env CONCLAVE_DATA_DIR)')
     .option('--db <url>', 'store: sqlite:PATH or postgres://… (default sqlite:<data-dir>/conclave.db)')
     .option('--log-key <pem-file...>', 'trusted log public key(s) (GET /log/key, recorded when the log started); default: the log keys the store pins')
+    .option('--head <json-file...>', 'signed tree head(s) kept from before (GET /log/sth, a `log monitor --state` file, a release inclusion): each must have the recomputed root at its size, which catches a log cut back to an earlier head')
     .option('-o, --output <format>', 'json or table')
-    .addHelpText('after', '\nExample:\n  conclave audit verify --data-dir ./data --log-key log-key.pem\n')
-    .action(async (f: { dataDir?: string; db?: string; logKey?: string[]; output?: OutputFormat }) => {
+    .addHelpText('after', '\nExamples:\n  conclave audit verify --data-dir ./data --log-key log-key.pem\n  conclave audit verify --db postgres://… --log-key log-key.pem --head monitor.json\n')
+    .action(async (f: { dataDir?: string; db?: string; logKey?: string[]; head?: string[]; output?: OutputFormat }) => {
       const dataDir = resolve(f.dataDir ?? process.env.CONCLAVE_DATA_DIR ?? './data');
       const url = f.db ?? process.env.CONCLAVE_DB ?? `sqlite:${resolve(dataDir, 'conclave.db')}`;
       let keys: KeyObject[] | undefined;
@@ -27,9 +45,10 @@ export function registerAudit(program: Command): void {
       } catch (e) {
         throw new CliError(`cannot read the log key: ${(e as Error).message}`, 'pass the PEM public key that GET /log/key returned', 2);
       }
+      const knownHeads = (f.head ?? []).map(readHead);
       const db = await openDatabase(url, { poolSize: 1 });
       try {
-        const result = await verifyLog(createLogStore(db), keys ?? (await storedLogKeys(db)));
+        const result = await verifyLog(createLogStore(db), keys ?? (await storedLogKeys(db)), { knownHeads });
         if (!result.ok) throw new CliError(`log verification failed (${result.code}): ${result.message} (${result.entries} entries verified before it)`, 'restore the log tables from a backup and investigate', 1);
         printResult(result, f.output ?? defaultFormat());
       } finally {

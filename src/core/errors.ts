@@ -189,6 +189,7 @@ export const ERROR_CATALOGUE = {
   'log.entry_missing': { status: 500, meaning: 'A log index below the tree size has no entry, or a signed head is larger than the log (an entry was deleted).' },
   'log.entry_mismatch': { status: 500, meaning: 'A stored log entry does not hash to its leaf hash, or a migrated entry differs from the audit chain record it came from (an entry was changed).' },
   'log.root_mismatch': { status: 500, meaning: 'A stored signed tree head or tree node does not match the tree recomputed from the entries (entries reordered or replaced, or a forked head).' },
+  'log.head_missing': { status: 500, meaning: 'Sequenced log entries lie beyond the latest signed tree head and are not audit-chain records awaiting migration (a signed head was deleted); the sequencer refuses to sign over them.' },
   // ── SDK / agent (TEE side) ────────────────────────────────────────────────
   'sdk.http_error': { status: 502, meaning: 'A service the SDK called (attestation, vault, token endpoint) answered with an error or could not be reached.' },
   'sdk.release_jws_invalid': { status: 502, meaning: 'The key release JWS is malformed, its signature does not verify with x5c[0], or its certificate chain is not trusted.' },

@@ -42,14 +42,38 @@ export interface LogVerificationFailure {
 const PAGE = 2000;
 const GENESIS = '0'.repeat(64);
 
+export interface VerifyOptions {
+  /**
+   * Heads the verifier kept from before (a monitor's state, a release's inclusion proof, an earlier
+   * GET /log/sth): each must be signed by a trusted key and have the recomputed root at its size. The
+   * store alone cannot show that the log was cut back to an earlier head; a head kept from before can.
+   */
+  readonly knownHeads?: readonly SignedTreeHead[];
+}
+
 /**
  * Checks the log `reader` holds; every head must be signed by one of the trusted log keys `keys` (the one
  * its key id names). Never throws a verification failure: it returns it.
  */
-export async function verifyLog(reader: LogReader, keys: readonly KeyObject[]): Promise<LogVerification | LogVerificationFailure> {
+export async function verifyLog(reader: LogReader, keys: readonly KeyObject[], options: VerifyOptions = {}): Promise<LogVerification | LogVerificationFailure> {
   const byId = new Map(keys.map((k) => [logKeyId(k), k]));
   let entries = 0;
   try {
+    const known = [...(options.knownHeads ?? [])].sort((a, b) => a.treeSize - b.treeSize);
+    for (const h of known) {
+      const key = byId.get(h.keyId);
+      if (!key) throw fail('log.signature_invalid', `the kept head of size ${h.treeSize} names log key ${h.keyId}, which is not a trusted log key`, { treeSize: h.treeSize, keyId: h.keyId });
+      checkTreeHead(h, key);
+    }
+    /** A kept head of the size the tree has now must have its root. */
+    const checkKnown = () => {
+      while (known.length > 0 && known[0]!.treeSize === range.size) {
+        const h = known.shift()!;
+        if (!range.root().equals(h.rootHash)) {
+          throw fail('log.inconsistent', `the kept head of size ${h.treeSize} has another root than the tree recomputed from the entries: the log forked or was rewritten since`, { treeSize: h.treeSize, kept: h.rootHash.toString('hex'), recomputed: range.root().toString('hex') });
+        }
+      }
+    };
     const range = new CompactRange();
     const chain = { records: 0, head: GENESIS };
     let chainPage: { seq: number; record: string; prevHash: string; hash: string }[] = [];
@@ -81,6 +105,7 @@ export async function verifyLog(reader: LogReader, keys: readonly KeyObject[]): 
 
     // A head of the empty tree comes before any entry.
     for (let h = await nextHead(); h && h.treeSize === 0; h = await nextHead()) checkHead(h);
+    checkKnown();
 
     // Entries beyond the latest head are not signed yet (the next batch signs them): they are counted, not checked.
     const signedSize = (await reader.latestHead())?.treeSize ?? 0;
@@ -103,15 +128,33 @@ export async function verifyLog(reader: LogReader, keys: readonly KeyObject[]): 
         });
         entries++;
         for (let h = await nextHead(); h && h.treeSize === range.size; h = await nextHead()) checkHead(h);
+        checkKnown();
       }
       await checkNodes(reader, completed);
     }
-    // Chain records not yet taken into the log (a sequencer has not run since the migration) must still link.
-    while (!chainDone) {
-      if (chainPage.length === 0) chainPage = await reader.chain(chain.records + 1, PAGE);
-      if (chainPage.length === 0) break;
+    if (known.length > 0) {
+      const h = known.at(-1)!;
+      throw fail('log.inconsistent', `the kept head of size ${h.treeSize} is larger than the log's latest signed head (${signedSize}): entries and heads were deleted since`, { treeSize: h.treeSize, latest: signedSize });
+    }
+    // Chain records not yet taken into the log (a sequencer has not run since the migration) must still
+    // link; the only entries with an index beyond the latest head are those records, awaiting their batch.
+    let beyond = await reader.leaves(signedSize, PAGE);
+    for (let index = signedSize; ; index++) {
+      if (beyond.length === 0) beyond = await reader.leaves(index, PAGE);
+      const leaf = beyond.shift();
+      if (!chainDone && chainPage.length === 0) {
+        chainPage = await reader.chain(chain.records + 1, PAGE);
+        if (chainPage.length === 0) chainDone = true;
+      }
+      if (chainDone) {
+        if (leaf) {
+          throw fail('log.head_missing', `log entry ${leaf.index} has an index but no signed head covers it (the latest is of size ${signedSize}), and it is not an audit-chain record awaiting migration: a signed head was deleted`, { index: leaf.index, treeSize: signedSize });
+        }
+        break;
+      }
       const rec = chainPage.shift()!;
-      checkChained({ index: chain.records, leafHash: Buffer.alloc(0), entry: rec.record }, rec, chain);
+      if (leaf?.index !== index) throw fail('log.entry_missing', `log entry ${index}, migrated from audit chain record ${rec.seq}, is missing`, { index, seq: rec.seq });
+      checkChained(leaf, rec, chain);
     }
     const pending = await reader.pendingCount(signedSize);
     return {

@@ -10,7 +10,7 @@ import { createTestDatabase, postgresUnavailable } from '../../test/helpers/post
 import { hashLeaf, verifyConsistency, verifyInclusion } from '../log/merkle.js';
 import { createSequencer, type Sequencer } from '../log/sequencer.js';
 import { createLogService } from '../log/service.js';
-import { checkTreeHead, encodeTreeHead, type LogSigner, logKeyId, parseTreeHeadWire } from '../log/tree-head.js';
+import { checkTreeHead, encodeTreeHead, type LogSigner, logKeyId, parseTreeHeadWire, type SignedTreeHead } from '../log/tree-head.js';
 import { verifyLog } from '../log/verify.js';
 import type { Database } from './database.js';
 import { createLogStore, insertLogEntry } from './log-store.js';
@@ -114,6 +114,15 @@ for (const backend of backends) {
     after(async () => env?.dispose());
 
     test('the migrated audit chain becomes entries 0…6 verbatim, and the chain stays verifiable as the prefix', async () => {
+      // Before any sequencer ran: the migrated records verify against the chain, awaiting their batch.
+      const waiting = await verifyLog(createLogStore(db), [logKey.publicKey]);
+      assert.ok(waiting.ok && waiting.pending === 7 && waiting.entries === 0, JSON.stringify(waiting));
+      assert.deepEqual(waiting.chain, { records: 7, head: chainHead });
+      const e4 = (await db.get<{ entry: string }>('SELECT entry FROM log_entries WHERE idx = 4'))!.entry;
+      await db.run('UPDATE log_entries SET entry = ? WHERE idx = 4', [e4.replace('"create"', '"delete"')]);
+      const changed = await verifyLog(createLogStore(db), [logKey.publicKey]);
+      assert.equal(changed.ok ? 'ok' : changed.code, 'log.entry_mismatch');
+      await db.run('UPDATE log_entries SET entry = ? WHERE idx = 4', [e4]);
       const seq = sequencer(db, 'a', clock);
       assert.equal(await drain(seq, db), 7);
       const result = await verifyLog(createLogStore(db), [logKey.publicKey]);
@@ -242,6 +251,26 @@ for (const backend of backends) {
       await check('ok');
     });
 
+    test('a deleted signed head: the verifier names it (log.head_missing), and no sequencer signs over the entries beyond it', async () => {
+      const warm = sequencer(db, 'a', clock);
+      await drain(warm, db);
+      await warm.release();
+      const store = createLogStore(db);
+      const latest = (await store.latestHead())!;
+      const row = await db.get<{ root_hash: string; timestamp_ms: number; key_id: string; signature: string }>('SELECT root_hash, timestamp_ms, key_id, signature FROM log_heads WHERE tree_size = ?', [latest.treeSize]);
+      await db.run('DELETE FROM log_heads WHERE tree_size = ?', [latest.treeSize]);
+      const r = await verifyLog(store, [logKey.publicKey]);
+      assert.equal(r.ok ? 'ok' : r.code, 'log.head_missing', JSON.stringify(r));
+      // A replica started now (it has never sequenced) must not take those entries for migrated chain records and sign them.
+      const fresh = sequencer(db, 'fresh', clock);
+      await assert.rejects(fresh.tick(), (e: { code?: string }) => e.code === 'log.head_missing');
+      assert.ok((await store.latestHead())!.treeSize < latest.treeSize, 'no head was signed over the unsigned entries');
+      await fresh.release();
+      await db.run('INSERT INTO log_heads (tree_size, root_hash, timestamp_ms, key_id, signature) VALUES (?, ?, ?, ?, ?)', [latest.treeSize, row!.root_hash, row!.timestamp_ms, row!.key_id, row!.signature]);
+      const ok = await verifyLog(store, [logKey.publicKey]);
+      assert.ok(ok.ok, JSON.stringify(ok));
+    });
+
     test('the lease: one holder at a time, hand-over on stop, take-over after a dead holder, a stale holder fenced out', async () => {
       const d1 = await env.open();
       const d2 = await env.open();
@@ -275,6 +304,33 @@ for (const backend of backends) {
       const r = await verifyLog(createLogStore(db), [logKey.publicKey]);
       assert.ok(r.ok && r.pending === 0, JSON.stringify(r));
       await c.release();
+    });
+
+    test('a truncated log verifies from the store alone, but not against a head kept from before (log.inconsistent); a kept head must be signed', async () => {
+      const store = createLogStore(db);
+      const heads = await store.heads(0, 10_000);
+      const kept = heads.at(-1)!;
+      const cut = heads.at(-3)!;
+      // Whoever can write the store cuts the log back to an earlier head: entries, nodes and heads beyond it.
+      await db.run('DELETE FROM log_heads WHERE tree_size > ?', [cut.treeSize]);
+      await db.run('DELETE FROM log_entries WHERE idx >= ?', [cut.treeSize]);
+      const nodes = await db.all<{ level: number; idx: number }>('SELECT level, idx FROM log_nodes');
+      for (const n of nodes.filter((x) => (Number(x.idx) + 1) * 2 ** Number(x.level) > cut.treeSize)) await db.run('DELETE FROM log_nodes WHERE level = ? AND idx = ?', [n.level, n.idx]);
+      const alone = await verifyLog(store, [logKey.publicKey]);
+      assert.ok(alone.ok && alone.treeSize === cut.treeSize, JSON.stringify(alone));
+      const against = async (known: SignedTreeHead) => {
+        const r = await verifyLog(store, [logKey.publicKey], { knownHeads: [known] });
+        return r.ok ? 'ok' : r.code;
+      };
+      assert.equal(await against(kept), 'log.inconsistent');
+      assert.equal(await against(cut), 'ok');
+      // A head of a size the log has, with another root: a fork.
+      const forkRoot = createHash('sha256').update('fork').digest();
+      const fork = { ...heads.at(-4)!, rootHash: forkRoot };
+      const forkSig = sign('sha256', encodeTreeHead(fork), { key: logKey.privateKey, dsaEncoding: 'ieee-p1363' });
+      assert.equal(await against({ ...fork, signature: forkSig }), 'log.inconsistent');
+      // A kept head that the log key did not sign proves nothing.
+      assert.equal(await against({ ...kept, signature: Buffer.from(await otherKey.sign(encodeTreeHead(kept))) }), 'log.signature_invalid');
     });
   });
 }

@@ -114,11 +114,16 @@ export function createLogStore(db: Database): LogStore & LogReader {
         if (held.changes !== 1) return 'lost' as const;
         const head = await latestHead(tx);
         const size = head?.treeSize ?? 0;
-        // Migrated audit-chain records carry their index already and come first, in order.
-        const migrated = migrationDone ? [] : await tx.all<{ id: number; idx: number; entry: string }>('SELECT id, idx, entry FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?', [size, limit]);
+        // Migrated audit-chain records carry their index already and come first, in order. An entry with an
+        // index beyond the latest head that is not the chain record of that index is a sequenced entry whose
+        // head was deleted: it is never signed again as if it were a migrated record.
+        const migrated = migrationDone
+          ? []
+          : await tx.all<{ id: number; idx: number; entry: string; record: string | null }>('SELECT e.id, e.idx, e.entry, a.record FROM log_entries e LEFT JOIN vault_audit a ON a.seq = e.idx + 1 WHERE e.idx >= ? ORDER BY e.idx LIMIT ?', [size, limit]);
         let pending: PendingLeaf[];
         if (migrated.length > 0) {
           migrated.forEach((r, i) => {
+            if (r.record !== r.entry) throw fail('log.head_missing', `log entry ${r.idx} has an index beyond the latest signed head (size ${size}) but is not the audit-chain record migrated there: a signed head was deleted; the log is not extended until it is restored`, { index: Number(r.idx), treeSize: size });
             if (Number(r.idx) !== size + i) throw fail('log.entry_missing', `migrated log entry ${size + i} is missing (the next stored is ${r.idx})`, { index: size + i });
           });
           pending = migrated.map((r) => ({ id: Number(r.id), leafHash: hashLeaf(Buffer.from(r.entry, 'utf8')), createdMs: nowMs }));

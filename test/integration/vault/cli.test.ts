@@ -1,5 +1,8 @@
 /** `conclave key|role|audit` against a running server and its data directory. */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { conclave } from '../../helpers/cli.js';
 import { waitSequenced } from '../../helpers/log.js';
@@ -43,6 +46,29 @@ describe('conclave key, role, audit', () => {
     assert.equal(JSON.parse(l.out).length, 1);
     assert.equal((await run('role', 'assign', '--principal', 'p', '--role', 'Owner', '--data-dir', server.dataDir)).code, 1);
     assert.equal((await run('role', 'remove', id, '--data-dir', server.dataDir, '-o', 'json')).code, 0);
+  });
+
+  test('audit verify --head: a head kept from before (GET /log/sth or a monitor state) must match; one not signed by the log key is refused', async () => {
+    await waitSequenced(server.ctx.db);
+    const sth = (await server.send('GET', '/log/sth')).json() as { treeSize: number; rootHash: string };
+    const dir = mkdtempSync(join(tmpdir(), 'conclave-audit-head-'));
+    try {
+      const file = (name: string, v: unknown) => {
+        const p = join(dir, name);
+        writeFileSync(p, JSON.stringify(v));
+        return p;
+      };
+      const verify = (...extra: string[]) => run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db, ...extra);
+      const ok = await verify('--head', file('sth.json', sth), '--head', file('monitor.json', { sth }), '-o', 'json');
+      assert.equal(ok.code, 0, ok.err);
+      const forged = await verify('--head', file('forged.json', { ...sth, rootHash: 'ab'.repeat(32) }));
+      assert.equal(forged.code, 1);
+      assert.match(forged.err, /log\.signature_invalid/);
+      const garbage = await verify('--head', file('garbage.json', { sth: { treeSize: 'x' } }));
+      assert.equal(garbage.code, 2);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test('audit verify passes, then names a reordered, a changed and a deleted entry (typed codes)', async () => {
