@@ -12,6 +12,7 @@ import { hashLeaf, type NodeId } from '../log/merkle.js';
 import type { ChainRecord, LogReader, LogStore, PendingLeaf, SealedBatch, SequencerLease, StoredLeaf, TreeState } from '../log/ports.js';
 import type { SignedTreeHead } from '../log/tree-head.js';
 import type { Database, SqlExecutor } from './database.js';
+import { type GroupCommitStats, groupCommit } from './group-commit.js';
 
 /** What an operation learns of its entry: enough to ask for its inclusion proof and to check it. */
 export interface LogReceipt {
@@ -22,14 +23,45 @@ export interface LogReceipt {
 }
 
 /**
- * Stores one log entry: the durable write an operation waits for. There is no ordering lock: the
- * sequencer gives the index later. (A group-commit writer would batch these INSERTs from concurrent
- * callers into one transaction and resolve each on its commit; this is the one place it plugs in.)
+ * Stores one log entry in the caller's transaction (a mutation and its record commit together). There is
+ * no ordering lock: the sequencer gives the index later. An entry of its own goes through a
+ * {@link LogAppender} instead.
  */
 export async function insertLogEntry(ex: SqlExecutor, entry: string, createdMs: number): Promise<LogReceipt> {
   const leafHash = hashLeaf(Buffer.from(entry, 'utf8')).toString('hex');
   await ex.run('INSERT INTO log_queue (leaf_hash, entry, created_ms) VALUES (?, ?, ?)', [leafHash, entry, createdMs]);
   return { leafHash, entry };
+}
+
+/** Appends entries that stand alone (a release, a read, a refusal), many writers to one commit. */
+export interface LogAppender {
+  /** Resolves once the entry is durably stored (SQLite: its WAL flushed; PostgreSQL: committed with synchronous_commit on). */
+  append(entry: string, createdMs: number): Promise<LogReceipt>;
+  readonly stats: Readonly<GroupCommitStats>;
+}
+
+/**
+ * The group-commit writer of `log_queue`: concurrent appends share one transaction (one multi-row
+ * INSERT) and so one flush of the store's log, and each is answered when that commit returned
+ * (src/storage/group-commit.ts). The leaf hash is computed by the caller's turn, before it queues.
+ */
+export function createLogAppender(db: Database, opts: { maxBatch?: number } = {}): LogAppender {
+  const writer = groupCommit<{ leafHash: string; entry: string; createdMs: number }, LogReceipt>(async (items) => {
+    await db.transaction(async (tx) => {
+      // The audit is acknowledged as durable: never by an asynchronous commit, whatever the role's default.
+      if (db.dialect === 'postgres') await tx.run('SET LOCAL synchronous_commit = on');
+      for (const part of chunks(items)) {
+        await tx.run(`INSERT INTO log_queue (leaf_hash, entry, created_ms) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`, part.flatMap((i) => [i.leafHash, i.entry, i.createdMs]));
+      }
+    });
+    return items.map((i) => ({ leafHash: i.leafHash, entry: i.entry }));
+  }, opts);
+  return {
+    append(entry, createdMs) {
+      return writer.add({ leafHash: hashLeaf(Buffer.from(entry, 'utf8')).toString('hex'), entry, createdMs });
+    },
+    stats: writer.stats,
+  };
 }
 
 interface HeadRow {

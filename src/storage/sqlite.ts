@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { chmodSync, closeSync, constants, mkdirSync, openSync, statSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fdatasync, fstatSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { fail } from '../core/errors.js';
@@ -32,6 +32,16 @@ function storeError(e: unknown, path: string): unknown {
   return e;
 }
 
+export interface SqliteOptions {
+  /**
+   * Flushes a file to the disk (default: fdatasync(2) on the libuv threadpool). Tests replace it to hold
+   * or fail the flush.
+   */
+  readonly fsync?: (fd: number) => Promise<void>;
+}
+
+const threadpoolFdatasync = (fd: number) => new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
+
 /**
  * The database file and its companions are 0600 whatever existed (a file made by `touch` or a restore):
  * SQLite creates the WAL and shared-memory files with the database file's mode, so they follow.
@@ -57,19 +67,80 @@ function privateFiles(path: string): void {
  * Another process on the same file (a restarted server whose predecessor is still exiting, the
  * `db migrate` CLI) shows up as SQLITE_BUSY; statements that did not start a change are retried with
  * back-off for up to {@link BUSY_GIVE_UP_MS}, then fail with `store.unavailable`.
+ *
+ * Durability: a transaction resolves only once its commit is on the disk. SQLite runs with
+ * `synchronous = NORMAL` (a commit writes its WAL frames but does not flush them, so the event loop never
+ * waits for the disk), and {@link durable} then flushes the WAL file with fdatasync on the threadpool;
+ * commits that end while a flush is in flight share the next one (group commit at the file level). A
+ * checkpoint flushes the WAL and the database itself, as SQLite always does. A failed flush leaves the
+ * page cache in doubt, so it fails every later commit too (`store.unavailable`) until the process restarts.
  */
-export function openSqlite(path: string): Database {
+export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   let db: BetterSqlite3.Database;
   try {
     if (path !== ':memory:') privateFiles(path);
     db = new BetterSqlite3(path);
     db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
     retrySync(() => db.pragma('journal_mode = WAL'));
-    db.pragma('synchronous = NORMAL');
     db.pragma('foreign_keys = ON');
   } catch (e) {
     throw fail('store.unavailable', `cannot open SQLite database ${path}`, { path }, e);
   }
+  // Without WAL (an in-memory database, a file system without shared memory) SQLite flushes at each commit itself.
+  const wal = path !== ':memory:' && String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal';
+  db.pragma(`synchronous = ${wal ? 'NORMAL' : 'FULL'}`);
+  const flush = opts.fsync ?? threadpoolFdatasync;
+  let walFd: number | undefined;
+  let dirSynced = false;
+  let flushFailed: unknown;
+  /** The WAL file (open while the connection is: SQLite removes it only when the last connection closes). */
+  const walFile = (): number => {
+    if (walFd !== undefined && fstatSync(walFd).nlink > 0) return walFd;
+    if (walFd !== undefined) closeSync(walFd);
+    walFd = openSync(`${path}-wal`, 'r');
+    dirSynced = false;
+    return walFd;
+  };
+  const flushOnce = async (): Promise<void> => {
+    if (flushFailed) throw flushFailed;
+    try {
+      const fd = walFile();
+      if (!dirSynced) {
+        // The WAL file's directory entry, once per file.
+        const dir = openSync(dirname(path), 'r');
+        try {
+          await flush(dir);
+        } finally {
+          closeSync(dir);
+        }
+        dirSynced = true;
+      }
+      await flush(fd);
+    } catch (e) {
+      flushFailed = fail('store.unavailable', 'the SQLite store could not flush its write-ahead log to the disk; restart the server', { path }, e);
+      throw flushFailed;
+    }
+  };
+  let flushing: Promise<void> | undefined;
+  let nextFlush: Promise<void> | undefined;
+  /** Resolves once everything committed before the call is on the disk. */
+  const durable = (): Promise<void> => {
+    if (!wal) return Promise.resolve();
+    if (!flushing) {
+      flushing = flushOnce().finally(() => {
+        flushing = undefined;
+      });
+      return flushing;
+    }
+    // The flush in flight may have started before this commit: wait for the one after it (shared by all who wait now).
+    nextFlush ??= flushing
+      .catch(() => undefined)
+      .then(() => {
+        nextFlush = undefined;
+        return durable();
+      });
+    return nextFlush;
+  };
   const stmts = new Map<string, BetterSqlite3.Statement>();
   const prep = (sql: string) => {
     let s = stmts.get(sql);
@@ -161,7 +232,11 @@ export function openSqlite(path: string): Database {
           }
         });
       chain = next;
-      return next;
+      // The next transaction may start now; this one answers once its commit is on the disk.
+      return next.then(async (r) => {
+        await durable();
+        return r;
+      });
     },
     async migrate(migrations: readonly Migration[]) {
       await outside();
@@ -190,6 +265,9 @@ export function openSqlite(path: string): Database {
     async close() {
       closed = true;
       await chain.catch(() => undefined);
+      await flushing?.catch(() => undefined);
+      if (walFd !== undefined) closeSync(walFd);
+      walFd = undefined;
       if (db.open) db.close();
     },
   };

@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Database, SqlExecutor } from './database.js';
 
 type Tx = SqlExecutor & { lock(name: string): Promise<void> };
-import { insertLogEntry, type LogReceipt } from './log-store.js';
+import { createLogAppender, insertLogEntry, type LogReceipt } from './log-store.js';
 import { type AuditRecord, canonicalJson } from '../vault/audit.js';
 import type { DeletionInfo, KeyOperation, KeyType, KeyVersion } from '../vault/key.js';
 import type { CurveName } from '../vault/ports.js';
@@ -102,6 +102,7 @@ const INSERT_VERSION =
 const keyLock = (name: string) => `vault-key:${name.toLowerCase()}`;
 
 export function createVaultStore(db: Database): VaultStore {
+  const appender = createLogAppender(db);
   /** The key named `name` in any case; the exact spelling wins where a pre-201 store holds several. */
   async function keyState(ex: SqlExecutor, name: string): Promise<KeyState> {
     const row = await ex.get<{ name: string; deleted_at: number | string | null; scheduled_purge_at: number | string | null }>(
@@ -489,8 +490,8 @@ export function createVaultStore(db: Database): VaultStore {
     },
 
     // ── audit ──
-    /** A record of its own (a read, a release, a refusal): one autocommitted insert. */
-    audit: (record: Omit<AuditRecord, 'seq'>) => appendAudit(db, record),
+    /** A record of its own (a read, a release, a refusal): group-committed with the records of concurrent operations. */
+    audit: (record: Omit<AuditRecord, 'seq'>) => appender.append(auditEntry(record), Date.now()),
   };
 }
 
@@ -512,5 +513,9 @@ function assignmentOf(r: AssignmentRow): RoleAssignment {
  * entry, and so every leaf hash, unique, so a leaf hash names one entry.
  */
 export async function appendAudit(ex: SqlExecutor, record: Omit<AuditRecord, 'seq'>): Promise<LogReceipt> {
-  return insertLogEntry(ex, canonicalJson({ ...record, entryId: randomBytes(16).toString('hex') }), Date.now());
+  return insertLogEntry(ex, auditEntry(record), Date.now());
+}
+
+function auditEntry(record: Omit<AuditRecord, 'seq'>): string {
+  return canonicalJson({ ...record, entryId: randomBytes(16).toString('hex') });
 }

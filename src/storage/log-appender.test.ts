@@ -1,0 +1,211 @@
+/**
+ * The group-commit appender of the transparency log on both stores: concurrent appends share commits,
+ * every acknowledged entry is stored (read back through another connection), a failed commit fails
+ * every writer of its batch and stores none of it; on SQLite an append is answered only after the WAL
+ * flush that covers its commit, and a failed flush fails the store.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createTestDatabase, postgresUnavailable } from '../../test/helpers/postgres.js';
+import { hashLeaf } from '../log/merkle.js';
+import type { Database } from './database.js';
+import { createLogAppender } from './log-store.js';
+import { MIGRATIONS } from './migrations/index.js';
+import { openDatabase } from './open.js';
+import { openSqlite } from './sqlite.js';
+
+const entry = (i: number) => JSON.stringify({ operation: 'release', n: i, entryId: `${process.pid}-${i}-${Math.random()}` });
+
+async function queued(db: Database): Promise<Set<string>> {
+  return new Set((await db.all<{ leaf_hash: string }>('SELECT leaf_hash FROM log_queue')).map((r) => r.leaf_hash));
+}
+
+/** Makes the INSERT of an entry that contains "poison" fail inside the store. */
+async function poisonTrigger(db: Database): Promise<void> {
+  if (db.dialect === 'sqlite') {
+    await db.run(`CREATE TRIGGER poison BEFORE INSERT ON log_queue WHEN NEW.entry LIKE '%poison%' BEGIN SELECT RAISE(ABORT, 'poisoned entry'); END`);
+  } else {
+    await db.run(`CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.entry LIKE '%poison%' THEN RAISE EXCEPTION 'poisoned entry'; END IF; RETURN NEW; END $$`);
+    await db.run('CREATE TRIGGER poison BEFORE INSERT ON log_queue FOR EACH ROW EXECUTE FUNCTION poison()');
+  }
+}
+
+const pgSkip = await postgresUnavailable();
+const backends = [
+  {
+    name: 'sqlite (WAL file)',
+    skip: undefined as string | undefined,
+    async open() {
+      const dir = mkdtempSync(join(tmpdir(), 'conclave-appender-'));
+      const url = `sqlite:${join(dir, 'store.db')}`;
+      const db = await openDatabase(url);
+      // A second connection to the same file: it sees only what was committed.
+      const other = () => openDatabase(url);
+      return { db, other, dispose: async () => {
+          await db.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    skip: pgSkip,
+    async open() {
+      const t = await createTestDatabase();
+      const db = await openDatabase(t.url, { poolSize: 4 });
+      return { db, other: () => openDatabase(t.url, { poolSize: 1 }), dispose: async () => {
+          await db.close();
+          await t.drop();
+        },
+      };
+    },
+  },
+];
+
+for (const backend of backends) {
+  describe(`log appender (group commit): ${backend.name}`, { skip: backend.skip }, () => {
+    let env: Awaited<ReturnType<(typeof backends)[number]['open']>>;
+    before(async () => {
+      env = await backend.open();
+      await env.db.migrate(MIGRATIONS);
+    });
+    after(() => env?.dispose());
+
+    test('64 concurrent appends share fewer than 64 commits; every acknowledged entry is stored with its leaf hash', async () => {
+      const appender = createLogAppender(env.db);
+      const entries = Array.from({ length: 64 }, (_, i) => entry(i));
+      const receipts = await Promise.all(entries.map((e) => appender.append(e, Date.now())));
+      assert.ok(appender.stats.commits < 64, `${appender.stats.commits} commits for 64 appends`);
+      assert.equal(appender.stats.items, 64);
+      receipts.forEach((r, i) => {
+        assert.equal(r.entry, entries[i]);
+        assert.equal(r.leafHash, hashLeaf(Buffer.from(entries[i]!, 'utf8')).toString('hex'));
+      });
+      const reader = await env.other();
+      try {
+        const stored = await queued(reader);
+        for (const r of receipts) assert.ok(stored.has(r.leafHash), `entry ${r.leafHash} acknowledged but not stored`);
+      } finally {
+        await reader.close();
+      }
+    });
+
+    test('appends arriving while a commit is in flight share the next one', async () => {
+      const appender = createLogAppender(env.db);
+      const waves = [];
+      for (let w = 0; w < 4; w++) {
+        waves.push(...Array.from({ length: 16 }, (_, i) => appender.append(entry(100 + w * 16 + i), Date.now())));
+        await new Promise((r) => setImmediate(r));
+      }
+      await Promise.all(waves);
+      assert.ok(appender.stats.commits < 64 && appender.stats.largestBatch > 1, JSON.stringify(appender.stats));
+    });
+
+    test('a failed commit fails every append of its batch and stores none of them; the next batch commits', async () => {
+      await poisonTrigger(env.db);
+      const appender = createLogAppender(env.db);
+      const batch = [entry(200), 'poison', entry(201)];
+      const results = await Promise.allSettled(batch.map((e) => appender.append(e, Date.now())));
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['rejected', 'rejected', 'rejected'],
+      );
+      assert.equal(appender.stats.commits, 1);
+      const stored = await queued(env.db);
+      for (const e of batch) assert.ok(!stored.has(hashLeaf(Buffer.from(e, 'utf8')).toString('hex')), 'a failed batch stored an entry');
+      const ok = await appender.append(entry(202), Date.now());
+      assert.ok((await queued(env.db)).has(ok.leafHash));
+    });
+  });
+}
+
+describe('SQLite durability: an append is answered only after the WAL flush that covers it', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'conclave-durable-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  /** A flush the test opens (or fails) by hand; `flushes` counts the flushes of the WAL (fd) asked for. */
+  function heldFlush() {
+    const waiting: Array<{ resolve(): void; reject(e: Error): void }> = [];
+    let flushes = 0;
+    return {
+      waiting,
+      get flushes() {
+        return flushes;
+      },
+      fsync: (_fd: number) =>
+        new Promise<void>((resolve, reject) => {
+          flushes++;
+          waiting.push({ resolve, reject });
+        }),
+      async openAll() {
+        while (waiting.length > 0) {
+          waiting.shift()!.resolve();
+          await new Promise((r) => setImmediate(r));
+        }
+      },
+    };
+  }
+
+  const tick = () => new Promise((r) => setTimeout(r, 20));
+
+  test('committed but not flushed: not acknowledged; one flush acknowledges a whole batch', async () => {
+    const path = join(dir, 'held.db');
+    const plain = openSqlite(path);
+    await plain.migrate(MIGRATIONS);
+    await plain.close();
+    const flush = heldFlush();
+    const db = openSqlite(path, { fsync: flush.fsync });
+    const appender = createLogAppender(db);
+    let answered = 0;
+    const appends = Array.from({ length: 32 }, (_, i) => appender.append(entry(300 + i), Date.now()).then((r) => {
+        answered++;
+        return r;
+      }),
+    );
+    await tick();
+    // The batch is committed (another connection reads it) but its flush has not returned: nobody is answered.
+    const reader = openSqlite(path);
+    assert.equal((await queued(reader)).size, 32);
+    assert.equal(answered, 0);
+    assert.ok(flush.waiting.length >= 1);
+    await flush.openAll();
+    const receipts = await Promise.all(appends);
+    assert.equal(answered, 32);
+    assert.equal(receipts.length, 32);
+    // The directory entry once, then the WAL once for the batch of 32.
+    assert.ok(flush.flushes <= 3, `${flush.flushes} flushes for one batch`);
+    await reader.close();
+    await db.close();
+  });
+
+  test('a failed flush fails every append waiting on it, and every later commit (the page cache is in doubt)', async () => {
+    const path = join(dir, 'failing.db');
+    const plain = openSqlite(path);
+    await plain.migrate(MIGRATIONS);
+    await plain.close();
+    const flush = heldFlush();
+    const db = openSqlite(path, { fsync: flush.fsync });
+    const appender = createLogAppender(db);
+    const appends = Array.from({ length: 8 }, (_, i) => appender.append(entry(400 + i), Date.now()));
+    await tick();
+    while (flush.waiting.length > 0) flush.waiting.shift()!.reject(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' }));
+    const results = await Promise.allSettled(appends);
+    for (const r of results) {
+      assert.equal(r.status, 'rejected');
+      assert.equal((r as PromiseRejectedResult).reason.code, 'store.unavailable');
+    }
+    await assert.rejects(appender.append(entry(499), Date.now()), (e: { code?: string }) => e.code === 'store.unavailable');
+    await assert.rejects(
+      db.transaction(async (tx) => tx.run('DELETE FROM log_queue')),
+      (e: { code?: string }) => e.code === 'store.unavailable',
+    );
+    await db.close();
+  });
+});
