@@ -6,7 +6,8 @@
  * or unproven head, a bad signature): evidence that the log showed two histories.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync } from 'node:fs';
+import { replacePrivateFile } from './files.js';
 import type { Command } from 'commander';
 import { checkLog, type MonitoredLog, type MonitorEvent } from '../log/monitor.js';
 import type { TreeHeadWire } from '../log/tree-head.js';
@@ -33,7 +34,8 @@ function readState(path: string | undefined): MonitorState {
 
 function writeState(path: string | undefined, state: MonitorState): void {
   if (!path) return;
-  writeFileSync(`${path}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  // Staged in a file created anew, 0600, never through a link planted at the staging name.
+  replacePrivateFile(`${path}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
   renameSync(`${path}.tmp`, path);
 }
 

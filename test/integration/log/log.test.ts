@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { hashLeaf, verifyConsistency, verifyInclusion } from '../../../src/log/merkle.js';
@@ -136,10 +136,16 @@ describe('transparency log: HTTP API and SDK inclusion proofs', () => {
     const first = await monitor();
     assert.equal(first.code, 0, first.stderr);
     assert.equal(JSON.parse(first.stdout.trim().split('\n').at(-1)!).kind, 'head');
+    // A link planted where the state is staged is never written through (issue #23 item 7).
+    const victim = join(server.dataDir, 'victim.txt');
+    writeFileSync(victim, 'keep');
+    symlinkSync(victim, `${state}.tmp`);
     await release();
     await waitSequenced(server.ctx.db);
     const grown = await monitor();
     assert.equal(grown.code, 0, grown.stderr);
+    assert.equal(readFileSync(victim, 'utf8'), 'keep', 'the symlink target is untouched');
+    assert.equal(statSync(state).mode & 0o777, 0o600);
     const line = JSON.parse(grown.stdout.trim().split('\n').at(-1)!);
     assert.equal(line.kind, 'head');
     assert.ok(line.grewFrom > 0 && line.sth.treeSize > line.grewFrom, grown.stdout);
