@@ -23,7 +23,9 @@ export interface Forgetful {
  * Intel collateral per TEE, FMSPC and PCK CA, reused for {@link QUOTE_COLLATERAL_TTL_MS}; `collateral.not_found`
  * reads as `collateral.missing`. The copy only moves forward: a fetched set with an older CRL, TCB info or
  * QE identity than the one in use is not taken (the newer good set stays in use), so a source that rolls
- * back cannot undo revocations for the attestation service either.
+ * back cannot undo revocations for the attestation service either. `clear()` (the collateral cache in this
+ * process changed) forgets that floor too: the cache is guarded itself, and may serve an older evaluation
+ * number because the operator pinned the TCB baseline to it.
  */
 export function cachedQuoteCollateralSource(
   load: (req: QuoteCollateralRequest) => Promise<QuoteCollateral>,
@@ -33,7 +35,12 @@ export function cachedQuoteCollateralSource(
   const cache = new Map<string, { at: number; value: Promise<QuoteCollateral> }>();
   const newest = new Map<string, QuoteCollateral>();
   return {
-    clear: () => cache.clear(),
+    // The cache behind changed: follow it. That cache only moves forward on its own (src/collateral/cache/
+    // guard.ts), and an older evaluation number it now serves is an operator's pinned TCB baseline.
+    clear: () => {
+      cache.clear();
+      newest.clear();
+    },
     getQuoteCollateral(req) {
       const { tee, fmspc, caType } = req;
       const key = `${tee}:${fmspc.toLowerCase()}:${caType}`;
