@@ -170,7 +170,7 @@ describe('tpm2-tools vTPM device against a tpm2-tools replay', () => {
       req.on('end', () => {
         const { tool, args } = JSON.parse(Buffer.concat(parts).toString('utf8')) as { tool: string; args: string[] };
         runTool(fake, state, tool, args)
-          .catch((e: Error) => ({ code: 2, stderr: `replay: ${e.message}` }))
+          .catch((e: Error): { code: number; stdout?: Uint8Array; stderr?: string } => ({ code: 2, stderr: `replay: ${e.message}` }))
           .then((r) => res.end(JSON.stringify({ code: r.code, stderr: r.stderr, stdout: r.stdout ? Buffer.from(r.stdout).toString('base64') : undefined })));
       });
     });
