@@ -18,7 +18,7 @@ function set(evalNumber: number, issueDate: string): QuoteCollateral {
   return { pckCrl: crl, rootCaCrl: crl, tcbInfo: member, qeIdentity: member, pckCrlIssuerChain: [], tcbInfoIssuerChain: [], qeIdentityIssuerChain: [], tcbInfoSignature: new Uint8Array(), qeIdentitySignature: new Uint8Array() };
 }
 
-const req = { tee: 'tdx', fmspc: '90C06F000000', caType: 'platform' } as const;
+const req = { tee: 'tdx', fmspc: '90C06F000000', pceId: '0000', caType: 'platform' } as const;
 const evalOf = (c: QuoteCollateral) => (JSON.parse(Buffer.from(c.tcbInfo).toString('utf8')) as { tcbEvaluationDataNumber: number }).tcbEvaluationDataNumber;
 
 describe('cachedQuoteCollateralSource', { skip }, () => {
