@@ -3,7 +3,7 @@
  * python.test.ts): the job protocol, the directory confinement, and the error paths.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -81,5 +81,43 @@ describe('full backup and restore', () => {
     assert.equal(r.status, 202, JSON.stringify(r.json));
     assert.equal(r.json.status, 'Succeeded');
     assert.equal((await call('GET', '/keys/b1')).status, 200);
+  });
+
+  test('a vault with another master key refuses the backups of this one clearly, and writes nothing', async () => {
+    const other = await startVault({ flags: { maintenanceInterval: 0, backupDir } });
+    try {
+      const name = folder.slice(container.length + 1);
+      const otherCall = (method: string, path: string, body?: unknown) => akvCall(other, method, path, body, API);
+      const foreign = (r: { status: number; json: any }) => {
+        assert.equal(r.status, 400, JSON.stringify(r.json));
+        assert.equal(r.json.error.code, 'BadParameter');
+        assert.equal(r.json.error.innererror.code, 'backup.foreign');
+        assert.match(r.json.error.message, /another master key/);
+      };
+      foreign(await otherCall('PUT', '/restore', { sasTokenParameters: { storageResourceUri: container, token: '' }, folderToRestore: name }));
+      foreign(await otherCall('PUT', '/keys/b1/restore', { sasTokenParameters: { storageResourceUri: container, token: '' }, folder: name }));
+      const blob = await call('POST', '/keys/b1/backup');
+      assert.equal(blob.status, 200);
+      foreign(await otherCall('POST', '/keys/restore', { value: blob.json.value }));
+      assert.equal((await otherCall('GET', '/keys/b1')).status, 404, 'nothing restored');
+      assert.deepEqual((await otherCall('GET', '/keys')).json.value, []);
+
+      // A backup file changed by one byte is refused the same way by the vault that made it.
+      const file = join(fileURLToPath(folder), 'conclave-vault-backup.json');
+      const doc = JSON.parse(readFileSync(file, 'utf8'));
+      const sealed = Buffer.from(doc.sealed, 'base64url');
+      sealed[sealed.length - 1]! ^= 1;
+      writeFileSync(file, JSON.stringify({ ...doc, sealed: sealed.toString('base64url') }));
+      await call('DELETE', '/keys/b1');
+      await call('DELETE', '/deletedkeys/b1');
+      foreign(await call('PUT', '/keys/b1/restore', { sasTokenParameters: { storageResourceUri: container, token: '' }, folder: name }));
+      assert.equal((await call('GET', '/keys/b1')).status, 404);
+      writeFileSync(file, 'not json');
+      const garbage = await call('PUT', '/restore', { sasTokenParameters: { storageResourceUri: container, token: '' }, folderToRestore: name });
+      assert.equal(garbage.status, 400);
+      assert.match(garbage.json.error.message, /holds no Conclave backup/);
+    } finally {
+      await other.stop();
+    }
   });
 });
