@@ -273,12 +273,14 @@ export function createVaultStore(db: Database): VaultStore {
       });
     },
 
-    async rotationCandidates(offset: number, limit: number): Promise<RotationCandidate[]> {
-      const rows = await db.all<VersionRow & { policy: string }>(
-        `SELECT ${VERSION_COLUMNS}, p.policy FROM vault_rotation_policies p JOIN vault_keys k ON k.name = p.name JOIN vault_key_versions v ON v.name = k.name AND v.version = k.latest_version WHERE k.deleted_at IS NULL ORDER BY p.name LIMIT ? OFFSET ?`,
-        [limit, offset],
+    async rotationCandidates(after: string | undefined, limit: number): Promise<RotationCandidate[]> {
+      const rows = await db.all<VersionRow & { policy: string | null; noticed: number | string | null }>(
+        `SELECT ${VERSION_COLUMNS}, p.policy, n.notified_at AS noticed FROM vault_keys k JOIN vault_key_versions v ON v.name = k.name AND v.version = k.latest_version
+         LEFT JOIN vault_rotation_policies p ON p.name = k.name LEFT JOIN vault_rotation_notices n ON n.name = k.name AND n.version = k.latest_version
+         WHERE k.deleted_at IS NULL AND (p.policy IS NOT NULL OR v.exp IS NOT NULL) AND k.name > ? ORDER BY k.name LIMIT ?`,
+        [after ?? '', limit],
       );
-      return rows.map((r) => ({ name: r.name, policy: deserializeRotationPolicy(r.policy), latest: fromRow(r) }));
+      return rows.map((r) => ({ name: r.name, policy: r.policy === null ? undefined : deserializeRotationPolicy(r.policy), latest: fromRow(r), noticed: r.noticed !== null }));
     },
 
     async rotateIfDue(name: string, plan: RotationPlan): Promise<KeyVersion | undefined> {

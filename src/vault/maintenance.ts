@@ -7,10 +7,10 @@
  */
 import { type VaultCore, MAINTENANCE_PRINCIPAL } from './core.js';
 import { rotatedVersion } from './lifecycle.js';
-import { dueAt } from './rotation.js';
+import { DEFAULT_ROTATION_POLICY, dueAt } from './rotation.js';
 import type { AuditEntry, RotationCandidate } from './store.js';
 
-/** Per run: bounded work, the rest waits for the next run. */
+/** Per run: bounded work (actions taken), the rest waits for the next run; candidates are read in pages. */
 const BATCH = 100;
 const MAX_PER_RUN = 1000;
 
@@ -36,21 +36,27 @@ export function createMaintenance(core: VaultCore) {
   }
 
   async function rotateDue(now: number, rotated: string[], notified: string[]): Promise<void> {
-    for (let offset = 0; offset < MAX_PER_RUN; offset += BATCH) {
-      const page = await store.rotationCandidates(offset, BATCH);
+    // Every candidate is looked at, in name order (keyset pages, so keys past the first pages are never
+    // starved); what one run does is capped, and what is left stays due for the next run.
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.rotationCandidates(after, BATCH);
       for (const c of page) {
+        if (rotated.length + notified.length >= MAX_PER_RUN) return;
         try {
           await actOn(c, now, rotated, notified);
         } catch (e) {
           core.deps.logger.error({ err: e, key: c.name }, 'scheduled rotation failed');
         }
       }
-      if (page.length < BATCH) break;
+      if (page.length < BATCH) return;
+      after = page.at(-1)!.name;
     }
   }
 
   async function actOn(c: RotationCandidate, now: number, rotated: string[], notified: string[]): Promise<void> {
-    const rotateAt = dueAt(c.policy, 'Rotate', c.latest.attributes);
+    const policy = c.policy ?? DEFAULT_ROTATION_POLICY;
+    const rotateAt = dueAt(policy, 'Rotate', c.latest.attributes);
     if (rotateAt !== undefined && rotateAt <= now) {
       const made = await store.rotateIfDue(c.name, async (latest, policy) => {
         // Decided again on what the lock shows: another replica may have rotated meanwhile.
@@ -63,7 +69,8 @@ export function createMaintenance(core: VaultCore) {
       if (made) rotated.push(made.name);
       return;
     }
-    const notifyAt = dueAt(c.policy, 'Notify', c.latest.attributes);
+    if (c.noticed) return;
+    const notifyAt = dueAt(policy, 'Notify', c.latest.attributes);
     if (notifyAt === undefined || notifyAt > now) return;
     // Conclave has no Event Grid: the notice is an audit record (and a log line), once per version.
     const detail = { dueAt: notifyAt, exp: c.latest.attributes.exp };

@@ -18,11 +18,14 @@ export type KeyState =
   | { readonly state: 'live'; readonly name: string }
   | { readonly state: 'deleted'; readonly name: string; readonly deletion: DeletionInfo };
 
-/** What the rotator needs of a key with a rotation policy. */
+/** What the rotator needs of a key with a rotation policy, or with an expiry that AKV's default policy counts back from. */
 export interface RotationCandidate {
   readonly name: string;
-  readonly policy: RotationPolicy;
+  /** The stored policy; undefined: none stored, AKV's default (Notify 30 days before expiry) applies. */
+  readonly policy: RotationPolicy | undefined;
   readonly latest: KeyVersion;
+  /** Whether the latest version's Notify has been recorded already. */
+  readonly noticed: boolean;
 }
 
 /** One key as a full backup holds it: every version (material still sealed to its binding), its state and policy. */
@@ -105,8 +108,8 @@ export interface VaultStore {
   rotationPolicy(name: string): Promise<RotationPolicy | undefined>;
   /** Stores a key's rotation policy; false when the key is not live. */
   setRotationPolicy(name: string, policy: RotationPolicy, audit: AuditEntry): Promise<boolean>;
-  /** Live keys with a stored rotation policy, by name, `offset`-paged. */
-  rotationCandidates(offset: number, limit: number): Promise<RotationCandidate[]>;
+  /** Live keys with a stored rotation policy or a latest version that expires, by name, after `after` (keyset-paged). */
+  rotationCandidates(after: string | undefined, limit: number): Promise<RotationCandidate[]>;
   /**
    * Under the key's lock (so that replicas agree), reads the live key's latest version and policy and,
    * when `plan` returns a version, adds it with its audit record in the same transaction. Undefined when

@@ -1,8 +1,8 @@
 /**
- * Scheduled rotation and purge exactly once across replicas on PostgreSQL: several vault services,
+ * Scheduled rotation, rotation notices and purge exactly once across replicas on PostgreSQL: several vault services,
  * each with its own connection pool to one database (as replicas have), run their due work at the same
- * time; every due rotation yields one new version and every due purge one deletion, each with one
- * audit record, and the audit chain verifies.
+ * time; every due rotation yields one new version, every due Notify one notice and every due purge one
+ * deletion, each with one audit record, and the audit chain verifies.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -60,18 +60,22 @@ describe('vault maintenance across replicas (PostgreSQL)', { skip }, () => {
     await pg?.drop();
   });
 
-  test('due rotations and purges happen once, whichever replica gets there', async () => {
+  test('due rotations, notices and purges happen once, whichever replica gets there', async () => {
     const s = services[0]!;
     for (let k = 0; k < KEYS; k++) {
       await s.create(admin, LATEST, `rot${k}`, { kty: 'EC', crv: 'P-256' });
       await s.setRotationPolicy(admin, LATEST, `rot${k}`, { lifetimeActions: [{ trigger: { timeAfterCreate: 'P7D' }, action: { type: 'Rotate' } }] });
       await s.create(admin, LATEST, `del${k}`, { kty: 'EC', crv: 'P-256' });
       await s.delete(admin, LATEST, `del${k}`);
+      // The default policy: Notify 30 days before expiry; this key expires 20 days after the clock moves.
+      await s.create(admin, LATEST, `note${k}`, { kty: 'EC', crv: 'P-256', attributes: { exp: Math.floor(t / 1000) + 28 * DAY } });
     }
     t += 8 * DAY * 1000;
     const reports = await Promise.all(services.flatMap((svc) => [svc.runMaintenance(), svc.runMaintenance()]));
     const rotated = reports.flatMap((r) => r.rotated).sort();
     const purged = reports.flatMap((r) => r.purged).sort();
+    const notified = reports.flatMap((r) => r.notified).sort();
+    assert.deepEqual(notified, Array.from({ length: KEYS }, (_, k) => `note${k}`));
     assert.deepEqual(rotated, Array.from({ length: KEYS }, (_, k) => `rot${k}`));
     assert.deepEqual(purged, Array.from({ length: KEYS }, (_, k) => `del${k}`));
     for (let k = 0; k < KEYS; k++) {
@@ -83,5 +87,6 @@ describe('vault maintenance across replicas (PostgreSQL)', { skip }, () => {
     const records = rows.map((r) => JSON.parse(r.entry) as { operation: string; principal: string });
     assert.equal(records.filter((r) => r.operation === 'rotate' && r.principal === 'conclave:maintenance').length, KEYS);
     assert.equal(records.filter((r) => r.operation === 'purge' && r.principal === 'conclave:maintenance').length, KEYS);
+    assert.equal(records.filter((r) => r.operation === 'rotationNotify' && r.principal === 'conclave:maintenance').length, KEYS);
   });
 });
