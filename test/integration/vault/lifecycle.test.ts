@@ -208,6 +208,13 @@ describe('api-versions: each one the SDKs send, with its own semantics', () => {
     });
   }
 
+  test('Managed HSM settings (KeyVaultSettingsClient) are not offered: 404 (docs/vault.md)', async () => {
+    for (const [method, path] of [['GET', '/settings'], ['GET', '/settings/AllowKeyManagementOperationsThroughARM'], ['PATCH', '/settings/AllowKeyManagementOperationsThroughARM']] as const) {
+      const r = await akvCall(server, method, path, method === 'PATCH' ? { value: 'true' } : undefined, '7.4-preview.1');
+      assert.equal(r.status, 404, `${method} ${path}`);
+    }
+  });
+
   test('an unknown api-version is BadParameter', async () => {
     const r = await akvCall(server, 'GET', '/keys', undefined, '7.9');
     assert.equal(r.status, 400);
