@@ -48,9 +48,11 @@ export interface LogStore {
    */
   hasPending(treeSize: number): Promise<boolean>;
   /**
-   * One batch in one transaction, under the lease (renewed first, which also fences out a holder whose
-   * lease was taken): reads the state and up to `limit` pending entries, lets `seal` compute the batch,
-   * and stores it. `'lost'` when the lease is no longer ours; undefined when `seal` had nothing to add.
+   * One batch: reads the state and up to `limit` pending entries and lets `seal` compute the batch (its
+   * hashes and signature) outside any transaction, then stores it in one transaction under the lease
+   * (renewed first, which also fences out a holder whose lease was taken) if the tree is still the size it
+   * was sealed from. `'lost'` when the lease is no longer ours (or the tree moved under another holder);
+   * undefined when `seal` had nothing to add.
    */
   sequence(lease: SequencerLease, nowMs: number, leaseMs: number, limit: number, seal: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<SealedBatch | undefined>): Promise<SealedBatch | 'lost' | undefined>;
   /** Hashes of perfect subtrees (level 0: leaf hashes), one per id, in order; throws when one is missing. */

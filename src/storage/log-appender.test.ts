@@ -5,14 +5,17 @@
  * flush that covers its commit, and a failed flush fails the store.
  */
 import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, postgresUnavailable } from '../../test/helpers/postgres.js';
 import { hashLeaf } from '../log/merkle.js';
+import { createSequencer } from '../log/sequencer.js';
+import { type LogSigner, logKeyId } from '../log/tree-head.js';
 import type { Database } from './database.js';
-import { createLogAppender } from './log-store.js';
+import { createLogAppender, createLogStore } from './log-store.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { openDatabase } from './open.js';
 import { openSqlite } from './sqlite.js';
@@ -207,5 +210,48 @@ describe('SQLite durability: an append is answered only after the WAL flush that
       (e: { code?: string }) => e.code === 'store.unavailable',
     );
     await db.close();
+  });
+});
+
+describe('no store lock during the sequencer’s cryptography (SQLite: one writer)', () => {
+  test('appends commit while the sequencer signs its tree head', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'conclave-seq-lock-'));
+    const db = openSqlite(join(dir, 'store.db'));
+    try {
+      await db.migrate(MIGRATIONS);
+      const appender = createLogAppender(db);
+      await appender.append(entry(500), Date.now());
+      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      let signing: () => void = () => undefined;
+      const signed = new Promise<void>((r) => {
+        signing = r;
+      });
+      let release: () => void = () => undefined;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      const signer: LogSigner = {
+        keyId: logKeyId(publicKey),
+        publicKey,
+        async sign(data) {
+          signing();
+          await held;
+          return sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' });
+        },
+      };
+      const seq = createSequencer({ store: createLogStore(db), signer: async () => signer, nowMs: () => Date.now(), holder: 'a', batchMs: 5, leaseMs: 60_000, maxBatch: 50 });
+      const tick = seq.tick();
+      await signed;
+      // The head is being signed: a writer must not wait for it.
+      const during = await Promise.race([appender.append(entry(501), Date.now()).then(() => 'stored'), new Promise((r) => setTimeout(() => r('waited for the signature'), 2000))]);
+      release();
+      await tick;
+      assert.equal(during, 'stored');
+      const head = await db.get<{ tree_size: number }>('SELECT MAX(tree_size) AS tree_size FROM log_heads');
+      assert.equal(Number(head?.tree_size), 1);
+    } finally {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -139,32 +139,38 @@ export function createLogStore(db: Database): LogStore & LogReader {
     },
 
     async sequence(lease, nowMs, leaseMs, limit, seal: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<SealedBatch | undefined>) {
+      // The batch is read and sealed (Merkle hashes, the head's signature) outside any transaction, so no
+      // store lock is held during cryptography (on SQLite a transaction is the one writer: appends would
+      // wait for the signature). Only the lease holder changes the tree, so what was read still holds
+      // when the transaction below finds the lease ours and the tree the size it sealed from.
+      const head = await latestHead(db);
+      const size = head?.treeSize ?? 0;
+      // Migrated audit-chain records carry their index already and come first, in order. An entry with an
+      // index beyond the latest head that is not the chain record of that index is a sequenced entry whose
+      // head was deleted: it is never signed again as if it were a migrated record.
+      const migrated = migrationDone
+        ? []
+        : await db.all<{ id: number; idx: number; entry: string; record: string | null }>('SELECT e.id, e.idx, e.entry, a.record FROM log_entries e LEFT JOIN vault_audit a ON a.seq = e.idx + 1 WHERE e.idx >= ? ORDER BY e.idx LIMIT ?', [size, limit]);
+      let pending: PendingLeaf[];
+      if (migrated.length > 0) {
+        migrated.forEach((r, i) => {
+          if (r.record !== r.entry) throw fail('log.head_missing', `log entry ${r.idx} has an index beyond the latest signed head (size ${size}) but is not the audit-chain record migrated there: a signed head was deleted; the log is not extended until it is restored`, { index: Number(r.idx), treeSize: size });
+          if (Number(r.idx) !== size + i) throw fail('log.entry_missing', `migrated log entry ${size + i} is missing (the next stored is ${r.idx})`, { index: size + i });
+        });
+        pending = migrated.map((r) => ({ id: Number(r.id), leafHash: hashLeaf(Buffer.from(r.entry, 'utf8')), createdMs: nowMs }));
+      } else {
+        const rows = await db.all<{ id: number; leaf_hash: string; created_ms: number }>('SELECT id, leaf_hash, created_ms FROM log_queue ORDER BY id LIMIT ?', [limit]);
+        pending = rows.map((r) => ({ id: Number(r.id), leafHash: Buffer.from(r.leaf_hash, 'hex'), createdMs: Number(r.created_ms) }));
+      }
+      const batch = await seal({ size, head }, pending);
       return db.transaction(async (tx) => {
         // Renewing first locks the lease row until commit: a replica taking the lease over waits for this
         // batch, and a holder whose lease was taken finds no row to renew and stores nothing.
         const held = await tx.run('UPDATE log_sequencer SET lease_until_ms = ? WHERE id = 1 AND holder = ? AND epoch = ?', [nowMs + leaseMs, lease.holder, lease.epoch]);
         if (held.changes !== 1) return 'lost' as const;
-        const head = await latestHead(tx);
-        const size = head?.treeSize ?? 0;
-        // Migrated audit-chain records carry their index already and come first, in order. An entry with an
-        // index beyond the latest head that is not the chain record of that index is a sequenced entry whose
-        // head was deleted: it is never signed again as if it were a migrated record.
-        const migrated = migrationDone
-          ? []
-          : await tx.all<{ id: number; idx: number; entry: string; record: string | null }>('SELECT e.id, e.idx, e.entry, a.record FROM log_entries e LEFT JOIN vault_audit a ON a.seq = e.idx + 1 WHERE e.idx >= ? ORDER BY e.idx LIMIT ?', [size, limit]);
-        let pending: PendingLeaf[];
-        if (migrated.length > 0) {
-          migrated.forEach((r, i) => {
-            if (r.record !== r.entry) throw fail('log.head_missing', `log entry ${r.idx} has an index beyond the latest signed head (size ${size}) but is not the audit-chain record migrated there: a signed head was deleted; the log is not extended until it is restored`, { index: Number(r.idx), treeSize: size });
-            if (Number(r.idx) !== size + i) throw fail('log.entry_missing', `migrated log entry ${size + i} is missing (the next stored is ${r.idx})`, { index: size + i });
-          });
-          pending = migrated.map((r) => ({ id: Number(r.id), leafHash: hashLeaf(Buffer.from(r.entry, 'utf8')), createdMs: nowMs }));
-        } else {
-          const rows = await tx.all<{ id: number; leaf_hash: string; created_ms: number }>('SELECT id, leaf_hash, created_ms FROM log_queue ORDER BY id LIMIT ?', [limit]);
-          pending = rows.map((r) => ({ id: Number(r.id), leafHash: Buffer.from(r.leaf_hash, 'hex'), createdMs: Number(r.created_ms) }));
-        }
-        const batch = await seal({ size, head }, pending);
         if (!batch) return undefined;
+        // Another holder extended the tree since it was read (this one was fenced out meanwhile): store nothing.
+        if (((await latestHead(tx))?.treeSize ?? 0) !== size) return 'lost' as const;
         await storeBatch(tx, batch, migrated.length > 0);
         if (migrated.length === 0) migrationDone = true;
         return batch;
