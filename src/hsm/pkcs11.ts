@@ -678,6 +678,7 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
       if (!padded && (value.length < 16 || value.length % 8 !== 0)) throw fail('key.invalid', `${alg} takes a multiple of 8 bytes, at least 16`, { field: 'value', alg });
       // SoftHSM2 2.6 pads a key to whole blocks before an RFC 5649 wrap (the MLI then says the padded
       // length), and unwraps to the padded length: only whole blocks come out right, so only those go in.
+      if (padded && decrypt && (value.length < 16 || value.length % 8 !== 0)) throw fail('key.invalid', `${alg} unwraps a multiple of 8 bytes, at least 16`, { field: 'value', alg });
       if (padded && !decrypt && (value.length < 16 || value.length % 8 !== 0)) {
         throw fail('key.invalid', `${alg} with a key in the PKCS#11 token takes a multiple of 8 bytes, at least 16 (docs/hsm.md)`, { field: 'value', alg });
       }

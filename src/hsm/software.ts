@@ -184,6 +184,11 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
         return { value: Buffer.concat([c.update(req.value), c.final()]) };
       }
       if (alg === 'CKM_AES_KEY_WRAP_PAD') {
+        // RFC 5649: at least one byte goes in; whole 64-bit blocks, at least two, come out. OpenSSL
+        // "unwraps" an empty input to nothing, so the lengths are checked here.
+        if (decrypt ? req.value.length < 16 || req.value.length % 8 !== 0 : req.value.length === 0) {
+          throw fail('key.invalid', decrypt ? `${alg} unwraps a multiple of 8 bytes, at least 16` : `${alg} wraps at least 1 byte`, { field: 'value', alg });
+        }
         const c = decrypt ? createDecipheriv(`id-aes${bits}-wrap-pad`, key, KWP_AIV) : createCipheriv(`id-aes${bits}-wrap-pad`, key, KWP_AIV);
         return { value: Buffer.concat([c.update(req.value), c.final()]) };
       }

@@ -99,6 +99,26 @@ describe('HMAC, RSNULL and CKM AES key wrap', () => {
     const enc = await akvCall(server, 'POST', '/keys/oct-nosign/encrypt', { alg: 'CKM_AES_KEY_WRAP', value: randomBytes(16).toString('base64url') });
     assert.equal(enc.status, 400, 'a key-wrap algorithm is for wrapKey only');
   });
+
+  test('a changed, truncated or empty wrapped key is a 400 (never a 500, never an empty key)', async () => {
+    const ok = await akvCall(server, 'POST', '/keys/aeskw-32/wrapKey', { alg: 'CKM_AES_KEY_WRAP', value: randomBytes(32).toString('base64url') });
+    assert.equal(ok.status, 200);
+    const wrapped = Buffer.from(ok.json.value, 'base64url');
+    const changed = Buffer.from(wrapped);
+    changed[3]! ^= 1;
+    for (const alg of ['CKM_AES_KEY_WRAP', 'CKM_AES_KEY_WRAP_PAD', 'A256KW']) {
+      for (const [what, value] of [['changed', changed], ['truncated', wrapped.subarray(0, 20)], ['empty', Buffer.alloc(0)]] as const) {
+        const r = await akvCall(server, 'POST', '/keys/aeskw-32/unwrapKey', { alg, value: value.toString('base64url') });
+        assert.equal(r.status, 400, `${alg} ${what}: ${JSON.stringify(r.json)}`);
+        assert.equal(r.json.error.code, 'BadParameter');
+        assert.equal(r.json.value, undefined);
+      }
+    }
+    const emptyWrap = await akvCall(server, 'POST', '/keys/aeskw-32/wrapKey', { alg: 'CKM_AES_KEY_WRAP_PAD', value: '' });
+    assert.equal(emptyWrap.status, 400, 'RFC 5649 wraps at least one byte');
+    const wrongSize = await akvCall(server, 'POST', '/keys/aeskw-16/unwrapKey', { alg: 'A256KW', value: wrapped.toString('base64url') });
+    assert.equal(wrongSize.status, 400, 'A256KW with a 128-bit key');
+  });
 });
 
 /** What a vendor BYOK tool does with the KEK's public key (BYOK specification, key transfer blob). */
