@@ -252,15 +252,20 @@ for (const backend of backends) {
     });
 
     test('a deleted signed head: the verifier names it (log.head_missing), and no sequencer signs over the entries beyond it', async () => {
-      const warm = sequencer(db, 'a', clock);
-      await drain(warm, db);
-      await warm.release();
+      // A sequencer that has stored batches, and keeps running.
+      const running = sequencer(db, 'a', clock);
+      await write(db, 3);
+      await drain(running, db);
       const store = createLogStore(db);
       const latest = (await store.latestHead())!;
       const row = await db.get<{ root_hash: string; timestamp_ms: number; key_id: string; signature: string }>('SELECT root_hash, timestamp_ms, key_id, signature FROM log_heads WHERE tree_size = ?', [latest.treeSize]);
       await db.run('DELETE FROM log_heads WHERE tree_size = ?', [latest.treeSize]);
       const r = await verifyLog(store, [logKey.publicKey]);
       assert.equal(r.ok ? 'ok' : r.code, 'log.head_missing', JSON.stringify(r));
+      // The running sequencer does not extend the tree over the gap either.
+      await write(db, 1);
+      await assert.rejects(running.tick(), (e: { code?: string }) => e.code === 'log.head_missing');
+      await running.release();
       // A replica started now (it has never sequenced) must not take those entries for migrated chain records and sign them.
       const fresh = sequencer(db, 'fresh', clock);
       await assert.rejects(fresh.tick(), (e: { code?: string }) => e.code === 'log.head_missing');

@@ -151,6 +151,11 @@ export function createLogStore(db: Database): LogStore & LogReader {
       const migrated = migrationDone
         ? []
         : await db.all<{ id: number; idx: number; entry: string; record: string | null }>('SELECT e.id, e.idx, e.entry, a.record FROM log_entries e LEFT JOIN vault_audit a ON a.seq = e.idx + 1 WHERE e.idx >= ? ORDER BY e.idx LIMIT ?', [size, limit]);
+      if (migrationDone) {
+        // One index probe per batch: after a deleted head, fail typed here rather than on the index's uniqueness.
+        const stray = await db.get<{ idx: number }>('SELECT idx FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT 1', [size]);
+        if (stray) throw fail('log.head_missing', `log entry ${stray.idx} has an index beyond the latest signed head (size ${size}): a signed head was deleted; the log is not extended until it is restored`, { index: Number(stray.idx), treeSize: size });
+      }
       let pending: PendingLeaf[];
       if (migrated.length > 0) {
         migrated.forEach((r, i) => {
