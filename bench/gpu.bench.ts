@@ -8,11 +8,11 @@
  *   node --import tsx bench/gpu.bench.ts [--seconds-per-round 1] [--rounds 5]
  */
 import { verify as cryptoVerify } from 'node:crypto';
-import { loadavg } from 'node:os';
 import { parseCertificate, pemToDer, publicKeyOf } from '../src/core/x509.js';
 import { GpuVerifierCache, type GpuVerifyOptions, parseGpuReport, verifyGpuEvidence } from '../src/evidence/nvidia/index.js';
 import { createFakeNvidiaHierarchy, makeFakeGpuReport, makeFakeRims } from '../src/evidence/nvidia/testing.js';
 import { fixturesAvailable, readFixture, readFixtureText } from '../test/fixtures.js';
+import { microRatio, printMicro, runMicro } from './lib/micro.js';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(name);
@@ -62,38 +62,8 @@ const cases: Record<string, () => void> = {
   },
 };
 
-function measure(f: () => void, ms: number): { ops: number; seconds: number } {
-  const start = process.hrtime.bigint();
-  const end = start + BigInt(Math.round(ms * 1e6));
-  let ops = 0;
-  let now = start;
-  while (now < end) {
-    for (let i = 0; i < 4; i++) f();
-    ops += 4;
-    now = process.hrtime.bigint();
-  }
-  return { ops, seconds: Number(now - start) / 1e9 };
-}
-
-for (const f of Object.values(cases)) measure(f, 200);
-const totals: Record<string, { ops: number; seconds: number }> = {};
-const perRound: Record<string, number[]> = {};
-for (let r = 0; r < rounds; r++) {
-  for (const [name, f] of Object.entries(cases)) {
-    const m = measure(f, secondsPerRound * 1000);
-    const t = (totals[name] ??= { ops: 0, seconds: 0 });
-    t.ops += m.ops;
-    t.seconds += m.seconds;
-    (perRound[name] ??= []).push(m.ops / m.seconds);
-  }
-}
-const rate = (n: string): number => totals[n]!.ops / totals[n]!.seconds;
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-
-console.log(`GPU report verify, one core, node ${process.version}, ${rounds} interleaved rounds × ${secondsPerRound}s, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
-console.log(`input: ${source}`);
-console.log('case   verified/s   median/s   vs floor');
-for (const n of ['floor', 'cold', 'warm']) {
-  console.log(`${n.padEnd(6)} ${rate(n).toFixed(0).padStart(10)} ${median(perRound[n]!).toFixed(0).padStart(10)}   ${(rate(n) / rate('floor')).toFixed(3)}x`);
-}
-console.log(`warm/floor = ${(rate('warm') / rate('floor')).toFixed(3)} (target ≥ 0.8); warm/cold = ${(rate('warm') / rate('cold')).toFixed(1)}x`);
+const o = { rounds, msPerRound: secondsPerRound * 1000, batch: 4 };
+const results = await runMicro(cases, o);
+printMicro(`GPU report verify (${source})`, results, o);
+const warmCold = results.find((r) => r.name === 'warm')!.figure('perCpuSecond').median / results.find((r) => r.name === 'cold')!.figure('perCpuSecond').median;
+console.log(`\nwarm/floor = ${microRatio(results, 'warm').toFixed(3)} by CPU time (target ≥ 0.8); warm/cold = ${warmCold.toFixed(1)}x`);
