@@ -80,6 +80,9 @@ describe('authority endpoints', () => {
     assert.equal(conf.token_endpoint, `${vaultUrl}/00000000-0000-0000-0000-000000000000/oauth2/v2.0/token`);
     const adfs = (await server.send('GET', '/adfs/.well-known/openid-configuration')).json();
     assert.equal(adfs.token_endpoint, `${vaultUrl}/adfs/oauth2/v2.0/token`);
+    const instance = (await server.send('GET', '/common/discovery/instance?api-version=1.1&authorization_endpoint=x')).json();
+    assert.equal(instance.tenant_discovery_endpoint, `${vaultUrl}/common/v2.0/.well-known/openid-configuration`);
+    assert.deepEqual(instance.metadata[0].aliases, [new URL(vaultUrl).host]);
     const jwks = (await server.send('GET', '/adfs/discovery/v2.0/keys')).json();
     assert.equal(jwks.keys[0].crv, 'P-256');
     const bad = await server.send('POST', '/adfs/oauth2/v2.0/token', {
