@@ -8,7 +8,8 @@ import { createPublicKey } from 'node:crypto';
 import { b64url, fromB64 } from '../core/bytes.js';
 import { ConclaveError, fail } from '../core/errors.js';
 import { createTurnQueue } from '../core/turns.js';
-import { parseCertificate, pemToDer } from '../core/x509.js';
+import { parseCertificate, pemToDer, verifyChain } from '../core/x509.js';
+import { INTEL_SGX_ROOT_CA } from '../evidence/dcap/roots.js';
 import { VerifierCache, parseQuote, verifyQuote } from '../evidence/dcap/index.js';
 import type { Quote } from '../evidence/dcap/quote.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
@@ -150,7 +151,8 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
   /**
    * What the quote's PCK chain says before verification: which root it claims (the simulated one is
    * trusted only under --simulate) and which collateral it needs. Memoised by the chain's bytes, as a
-   * platform sends the same chain with every quote; verifyQuote still checks the chain in full.
+   * platform sends the same chain with every quote; verifyQuote still checks the chain in full (validity at
+   * the verification time, the CRLs).
    */
   const pckFacts = new Map<string, { simulated: boolean; fmspc: string; pceId: string; caType: 'processor' | 'platform' }>();
   function pckFactsOf(quote: Quote) {
@@ -161,9 +163,14 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       const pck = chain[0];
       if (!pck) throw fail('quote.pck_chain_invalid', 'the quote carries no PCK certificate');
       const root = chain[chain.length - 1]!;
+      const simulated = root.subjectCN === SIMULATED_ROOT_CN || root.issuerCN === SIMULATED_ROOT_CN;
+      // A real chain is checked to the pinned Intel SGX Root CA (signatures and CA rules; validity and
+      // revocation come with the collateral) before its FMSPC chooses which collateral to fetch: an
+      // anonymous caller cannot make the server ask its upstream for invented FMSPCs.
+      if (!simulated) verifyChain(chain, INTEL_SGX_ROOT_CA, { at: new Date(0), enforceValidity: false, code: 'quote.pck_chain_invalid' });
       const ext = parsePckSgxExtension(pck);
       facts = {
-        simulated: root.subjectCN === SIMULATED_ROOT_CN || root.issuerCN === SIMULATED_ROOT_CN,
+        simulated,
         fmspc: ext.fmspc,
         pceId: ext.pceId,
         caType: /platform/i.test(pck.issuerCN ?? '') ? 'platform' : 'processor',

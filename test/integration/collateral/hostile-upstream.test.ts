@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { b64url } from '../../../src/core/bytes.js';
+import { parseQuote } from '../../../src/evidence/dcap/index.js';
 import { parseCrl, pemToDer } from '../../../src/core/x509.js';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
 import { crlAnswer, jsonAnswer, type PcsStandin, startPcsStandin } from '../../helpers/pcs-standin.js';
@@ -235,6 +236,30 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
     } finally {
       up.setDelay(0);
     }
+  });
+
+  test('anonymous attestations with forged PCK certificates (any FMSPC) reach no upstream', async () => {
+    // The real quote with its PCK certificate's FMSPC rewritten: the chain no longer verifies, but before
+    // it is checked the FMSPC would pick which collateral to fetch, one upstream call per invented FMSPC.
+    const real = readFixture('intel', V5, 'quote-gotdxguest-uptodate.bin');
+    const pem = Buffer.from(parseQuote(real).signatureData.certificationData.data).toString('latin1');
+    const body = /-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/.exec(pem)![1]!;
+    const der = Buffer.from(body.replace(/\s/g, ''), 'base64');
+    const at = der.indexOf(Buffer.from('90c06f000000', 'hex'));
+    assert.ok(at > 0);
+    const before = up.count('/tdx/certification/v4/tcb');
+    for (let n = 1; n <= 3; n++) {
+      der.set(Buffer.from(`ee00000000${n.toString(16).padStart(2, '0')}`, 'hex'), at);
+      const b64 = der.toString('base64');
+      let i = 0;
+      const forgedPem = pem.replace(body, body.replace(/\S/g, () => b64[i++]!));
+      const forged = Buffer.from(real);
+      forged.write(forgedPem, real.indexOf(Buffer.from(pem, 'latin1')), 'latin1');
+      const r = await server.send('POST', '/attest/TdxVm?api-version=2022-08-01', { body: { quote: b64url(forged) } });
+      assert.equal(r.status, 400, r.text);
+      assert.equal(r.json().error.code, 'quote.pck_chain_invalid');
+    }
+    assert.equal(up.count('/tdx/certification/v4/tcb') - before, 0, 'no TCB info was fetched for an invented FMSPC');
   });
 
   test('strict freshness: collateral past its nextUpdate is refused, naming the item', async () => {
