@@ -1,5 +1,6 @@
 import { fromB64, sha256, toHex } from '../core/bytes.js';
 import { fail } from '../core/errors.js';
+import { MAX_JSON_DEPTH, jsonTextTooDeep } from '../core/json.js';
 
 /** MAA's `runtimeData` / `initTimeData`: `{data: base64url, dataType: "Binary" | "JSON"}`. */
 export interface DataInput {
@@ -20,8 +21,10 @@ export function parseDataInput(raw: unknown, field: string): DataInput | undefin
   if (type !== 'Binary' && type !== 'JSON') throw fail('request.invalid', `${field}.dataType must be Binary or JSON`);
   const bytes = fromB64(data, `${field}.data`);
   if (type === 'Binary') return { bytes, dataType: 'Binary' };
+  const text = Buffer.from(bytes).toString('utf8');
+  if (jsonTextTooDeep(text)) throw fail('request.invalid', `${field}.data nests deeper than ${MAX_JSON_DEPTH} levels`, { field: `${field}.data`, maxDepth: MAX_JSON_DEPTH });
   try {
-    return { bytes, dataType: 'JSON', json: JSON.parse(Buffer.from(bytes).toString('utf8')) };
+    return { bytes, dataType: 'JSON', json: JSON.parse(text) };
   } catch {
     throw fail('request.invalid', `${field}.data is declared JSON but does not parse as JSON`);
   }

@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { fail } from '../core/errors.js';
+import { parseJsonText } from '../core/json.js';
 import type { AppContext } from './context.js';
 import { instrument } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
 import { SERVICE_PLUGINS } from './services.js';
 import { TOKEN_PATH } from './auth.js';
-import { registerIdentityRoutes } from './identity.js';
+import { registerIdentityRoutes, tokenResponse } from './identity.js';
 import { registerConsole } from './console/plugin.js';
 import { type ErrorFamily, sendError } from './wire-errors.js';
 import type { WireRoute } from '../wire/schema.js';
@@ -58,17 +59,26 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
   // Azure SDKs send an empty body with content-type application/json on the unauthenticated first
   // request of the challenge flow; that must reach the 401, not fail JSON parsing.
   app.removeContentTypeParser('application/json');
+  // Bodies nested deeper than MAX_JSON_DEPTH are refused here, at the edge, before any handler (or
+  // JSON.stringify of the body in a log line) can recurse into them.
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
     const text = body as string;
     if (text.trim() === '') return done(null, undefined);
     try {
-      done(null, JSON.parse(text));
-    } catch {
-      done(fail('request.invalid', 'request body is not valid JSON'), undefined);
+      done(null, parseJsonText(text, 'request body'));
+    } catch (e) {
+      done(e as Error, undefined);
     }
   });
+  // A parameter given twice becomes an array, so a route can refuse it (RFC 6749 §3.2) instead of
+  // silently taking one of the values.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    const form: Record<string, string | string[]> = Object.create(null);
+    for (const [name, value] of new URLSearchParams(body as string)) {
+      const seen = form[name];
+      form[name] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
+    }
+    done(null, form);
   });
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
 
@@ -105,19 +115,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     return { status: failed.length ? 'unavailable' : 'ready', failed };
   });
 
-  app.post(TOKEN_PATH, { config: { family: 'conclave', wire: IDENTITY.token }, schema: { summary: 'OAuth2 client-credentials token endpoint' } }, async (request, reply) => {
-    const form = (request.body ?? {}) as Record<string, string | undefined>;
-    try {
-      return await ctx.auth.issueToken(form, Math.floor(ctx.now().getTime() / 1000));
-    } catch (e) {
-      // RFC 6749 §5.2 error shape for the token endpoint.
-      const err = e as { status?: number; detail?: { error?: string }; message?: string };
-      reply.status(err.status ?? 400);
-      if (err.status === 401) reply.header('WWW-Authenticate', 'Basic realm="conclave"');
-      const error = err.detail?.error ?? ((err.status ?? 400) >= 500 ? 'temporarily_unavailable' : 'invalid_request');
-      return { error, error_description: (err.status ?? 400) >= 500 ? 'the service is temporarily unavailable' : (err.message ?? 'invalid request') };
-    }
-  });
+  app.post(TOKEN_PATH, { config: { family: 'oauth', wire: IDENTITY.token }, schema: { summary: 'OAuth2 client-credentials token endpoint' } }, async (request, reply) => tokenResponse(ctx, request, reply));
 
   registerIdentityRoutes(app, ctx);
   await registerConsole(app, ctx, { sessions: ctx.consoleSessions });

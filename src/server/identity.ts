@@ -7,7 +7,7 @@
  * instance-discovery answer for clients pointed at it. Tokens are the ones `POST /oauth2/token` issues.
  * docs/vault.md "Stock Azure credentials" explains which settings each SDK needs.
  */
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { fail } from '../core/errors.js';
 import type { AppContext } from './context.js';
 import type { WireRoute } from '../wire/schema.js';
@@ -68,22 +68,41 @@ export function registerIdentityRoutes(app: FastifyInstance, ctx: AppContext): v
       metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
     };
   });
-  app.post<{ Params: { tenant: string } }>('/:tenant/oauth2/v2.0/token', route('OAuth2 client-credentials token endpoint (MSAL)', IDENTITY.tenantToken), async (req, reply) => {
+  app.post<{ Params: { tenant: string } }>('/:tenant/oauth2/v2.0/token', { config: { family: 'oauth' as const, wire: IDENTITY.tenantToken }, schema: { summary: 'OAuth2 client-credentials token endpoint (MSAL)', tags: ['identity'] } }, async (req, reply) => {
     tenantOf(req.params.tenant);
-    return tokenResponse(ctx, (req.body ?? {}) as Record<string, string | undefined>, reply);
+    return tokenResponse(ctx, req, reply, { msal: true });
   });
 }
 
-/** RFC 6749 §5.1 / §5.2: the token, or the error shape MSAL turns into its exception. */
-export async function tokenResponse(ctx: AppContext, form: Record<string, string | undefined>, reply: FastifyReply): Promise<unknown> {
-  try {
-    const t = await ctx.auth.issueToken(form, Math.floor(ctx.now().getTime() / 1000));
-    return { ...t, ext_expires_in: t.expires_in };
-  } catch (e) {
-    const err = e as { status?: number; detail?: { error?: string }; message?: string };
-    reply.status(err.status ?? 400);
-    if (err.status === 401) reply.header('WWW-Authenticate', 'Basic realm="conclave"');
-    const error = err.detail?.error ?? ((err.status ?? 400) >= 500 ? 'temporarily_unavailable' : 'invalid_request');
-    return { error, error_description: (err.status ?? 400) >= 500 ? 'the service is temporarily unavailable' : (err.message ?? 'invalid request') };
+/** The client-credentials parameters (RFC 6749 §4.4.2, §2.3.1), each a single string or absent. */
+const TOKEN_PARAMETERS = ['grant_type', 'client_id', 'client_secret', 'scope', 'client_info', 'client_assertion', 'client_assertion_type'] as const;
+
+/**
+ * The token request's form: the body must be `application/x-www-form-urlencoded` (RFC 6749 §4.4.2,
+ * Appendix B) and no parameter may appear twice (§3.2); anything else is `invalid_request`. The form
+ * parser (server/app.ts) gives a repeated parameter as an array.
+ */
+function tokenForm(request: FastifyRequest): Record<string, string | undefined> {
+  const type = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') {
+    throw fail('request.invalid', 'the token endpoint takes an application/x-www-form-urlencoded body (RFC 6749 §4.4.2)', { error: 'invalid_request' });
   }
+  const body = (request.body ?? {}) as Record<string, unknown>;
+  const form: Record<string, string | undefined> = {};
+  for (const [name, value] of Object.entries(body)) {
+    if (typeof value !== 'string') throw fail('request.invalid', `parameter ${JSON.stringify(name.slice(0, 64))} appears more than once (RFC 6749 §3.2)`, { error: 'invalid_request' });
+    if ((TOKEN_PARAMETERS as readonly string[]).includes(name)) form[name] = value;
+  }
+  if (form.grant_type === undefined) throw fail('request.invalid', 'grant_type is required', { error: 'invalid_request' });
+  return form;
+}
+
+/**
+ * RFC 6749 §5.1: the token, not cached. Errors (§5.2) are thrown as typed errors and answered by the
+ * `oauth` error family (server/wire-errors.ts), whose descriptions are ours, never an internal error's.
+ */
+export async function tokenResponse(ctx: AppContext, request: FastifyRequest, reply: FastifyReply, extra: { msal?: boolean } = {}): Promise<unknown> {
+  const t = await ctx.auth.issueToken(tokenForm(request), Math.floor(ctx.now().getTime() / 1000));
+  reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
+  return extra.msal ? { ...t, ext_expires_in: t.expires_in } : t;
 }

@@ -2,8 +2,20 @@ import { randomUUID } from 'node:crypto';
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { ConclaveError, type ErrorCode } from '../core/errors.js';
 
-/** The three wire shapes of errors, one per API family. */
-export type ErrorFamily = 'akv' | 'maa' | 'pcs' | 'conclave';
+/** The wire shapes of errors, one per API family; `oauth` is the token endpoints' (RFC 6749 §5.2). */
+export type ErrorFamily = 'akv' | 'maa' | 'pcs' | 'oauth' | 'conclave';
+
+/**
+ * RFC 6749 §5.2: `error` from the RFC's list (a code may name one in `detail.error`), a description in
+ * our own words; an unknown client is 401 with a challenge. Outages are `temporarily_unavailable` (the
+ * authorization endpoint's code, which MSAL and the Azure SDKs retry on).
+ */
+function oauthError(e: ConclaveError): { error: string; error_description: string } {
+  const named = (e.detail as { error?: unknown } | undefined)?.error;
+  if (e.status >= 500) return { error: e.status === 503 ? 'temporarily_unavailable' : 'server_error', error_description: e.status === 503 ? 'the service is temporarily unavailable' : 'internal error' };
+  if (typeof named === 'string') return { error: named, error_description: e.message };
+  return { error: e.status === 401 ? 'invalid_client' : 'invalid_request', error_description: e.message };
+}
 
 /** AKV's error codes (KeyNotFound, BadParameter, …) for our catalogue codes. */
 function akvCode(code: ErrorCode, status: number): string {
@@ -126,6 +138,10 @@ export function sendError(family: ErrorFamily, err: unknown, request: FastifyReq
         .header('X-Conclave-Error-Code', e.code)
         .type('text/plain; charset=utf-8')
         .send(message);
+    case 'oauth':
+      reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache');
+      if (e.status === 401) reply.header('WWW-Authenticate', 'Basic realm="conclave"');
+      return reply.send(oauthError(e));
     default:
       return reply.send({ error: { code: e.code, message, ...(e.detail && e.status < 500 ? { detail: e.detail } : {}) } });
   }

@@ -2,6 +2,7 @@ import { constants, type KeyObject, verify as cryptoVerify } from 'node:crypto';
 import { b64url, sha256 } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import { parseCertificate, publicKeyOf } from '../../core/x509.js';
+import { MAX_JSON_DEPTH, jsonTextTooDeep } from '../../core/json.js';
 
 /** The protected header of a policy JWS as far as MAA reads it. */
 export interface PolicyJwsHeader {
@@ -46,8 +47,10 @@ function invalid(message: string, detail?: Record<string, unknown>): never {
 
 function decodeJsonPart(part: string, what: string): unknown {
   if (!B64URL.test(part)) invalid(`the JWS ${what} is not base64url`);
+  const text = Buffer.from(part, 'base64url').toString('utf8');
+  if (jsonTextTooDeep(text)) invalid(`the JWS ${what} nests deeper than ${MAX_JSON_DEPTH} levels`);
   try {
-    return JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    return JSON.parse(text);
   } catch {
     return invalid(`the JWS ${what} is not JSON`);
   }
@@ -86,6 +89,9 @@ export function verifyManagementJws(jws: string): ManagementJws {
   const header = decodeJsonPart(h, 'header');
   if (!isObject(header) || typeof header.alg !== 'string') invalid('the JWS header has no alg');
   if (!B64URL.test(p)) invalid('the JWS payload is not base64url');
+  // A payload, where there is one (a reset sends none), is JSON within the depth limit even where its
+  // content is not used: a malformed JWS is refused whole.
+  if (p !== '') decodeJsonPart(p, 'payload');
   const typedHeader = header as PolicyJwsHeader;
   if (header.alg === 'none') {
     if (s !== '') invalid('an alg "none" JWS must have an empty signature');

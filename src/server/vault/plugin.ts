@@ -47,8 +47,11 @@ function paging(q: URLSearchParams): { offset: number; limit: number } {
   const limit = max === null ? DEFAULT_PAGE : Number(max);
   if (!Number.isInteger(limit) || limit < 1 || limit > 25) throw fail('request.invalid', 'maxresults must be an integer from 1 to 25', { field: 'maxresults' });
   const token = q.get('$skiptoken');
-  const offset = token === null ? 0 : Number(Buffer.from(token, 'base64url').toString('utf8'));
-  if (!Number.isInteger(offset) || offset < 0) throw fail('request.invalid', 'invalid $skiptoken', { field: '$skiptoken' });
+  // Our own nextLink's token: base64url of a decimal offset. Anything else (a huge number, a fraction, an
+  // exponent) is refused before it reaches the store as an OFFSET it cannot bind.
+  const decoded = token === null ? '0' : Buffer.from(token, 'base64url').toString('utf8');
+  const offset = /^\d{1,15}$/.test(decoded) ? Number(decoded) : Number.NaN;
+  if (!Number.isSafeInteger(offset)) throw fail('request.invalid', 'invalid $skiptoken', { field: '$skiptoken' });
   return { offset, limit };
 }
 
