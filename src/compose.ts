@@ -251,7 +251,7 @@ async function composeVault(f: Foundation, closers: (() => void | Promise<void>)
     };
   }
   const service = createVaultService({
-    store: createVaultStore(f.db),
+    store: createVaultStore(f.db, (purpose, text) => f.sealer.mac(purpose, text)),
     protector,
     releaseKey: releaseIdentity(f, releaseKey),
     getJwks: createJwksFetcher({ caPath: f.caPath, now: f.now }),

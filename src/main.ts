@@ -19,6 +19,7 @@ import { openDatabase } from './storage/open.js';
 import { checkTrustMode, describeStore, readStoreMeta, recordStoreMeta } from './storage/store-meta.js';
 import type { Database } from './storage/database.js';
 import { MIGRATIONS } from './storage/migrations/index.js';
+import { adoptVaultRows } from './storage/vault-store.js';
 
 export interface RunningServer {
   readonly app: FastifyInstance;
@@ -191,6 +192,9 @@ async function openMasterKey(db: Database, path: string, where: string): Promise
       { path, store: where },
     );
   if (check === undefined && serviceKey && !opens(serviceKey.sealed_private, `service-key:${serviceKey.name}`)) throw mismatch();
+  // A store from before row MACs gets them now, once: after the check value is recorded, a vault row
+  // without its MAC is refused like a changed one (docs/security.md, Guarantees).
+  if (check === undefined) await adoptVaultRows(db, (purpose, text) => sealer.mac(purpose, text));
   const inForce = check ?? (await recordStoreMeta(db, MASTER_KEY_CHECK, Buffer.from(sealer.seal(new TextEncoder().encode(MASTER_KEY_CHECK_VALUE), MASTER_KEY_CHECK_AAD)).toString('base64')));
   if (!opens(inForce, MASTER_KEY_CHECK_AAD)) throw mismatch();
   return sealer;

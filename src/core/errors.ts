@@ -34,6 +34,7 @@ export const ERROR_CATALOGUE = {
   'store.mode_mismatch': { status: 500, meaning: 'The store was initialised in the other trust mode (--simulate or not); a server refuses to use it, so simulated and real trust never mix.' },
   'store.master_key_missing': { status: 500, meaning: 'The master key file is missing but the store holds data sealed under it; restore the file (a new key would make that data unreadable, so none is created).' },
   'store.master_key_mismatch': { status: 500, meaning: 'The master key file does not open the data sealed in the store: it is another store\'s key; restore the right one.' },
+  'store.integrity': { status: 500, meaning: 'A stored object failed its integrity check (a row changed outside Conclave, a corrupt or foreign sealed blob): it is refused, never served or used; the message names it. Restore it from a backup.' },
   'store.conflict': { status: 409, meaning: 'A concurrent change made this write conflict; retry.' },
   'hsm.unavailable': { status: 503, meaning: 'The key-protection provider (HSM) cannot be reached.' },
   'hsm.key_untrusted': { status: 503, meaning: 'A service key in the HSM token is not the one its stored certificate pins, or is extractable or not sensitive: the service refuses to use it (and to start).' },

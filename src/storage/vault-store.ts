@@ -3,7 +3,8 @@
  * writes into the transparency log. Portable to SQLite and PostgreSQL; every multi-row change runs in
  * one transaction, with its log entry.
  */
-import { randomBytes } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { fail } from '../core/errors.js';
 import type { Database, SqlExecutor } from './database.js';
 
 type Tx = SqlExecutor & { lock(name: string): Promise<void> };
@@ -38,14 +39,15 @@ interface VersionRow {
   tags: string | null;
   release_policy: string | null;
   policy_immutable: number;
+  integrity: string | null;
 }
 
 const VERSION_COLUMNS =
-  'v.name, v.version, v.seq, v.kty, v.key_size, v.crv, v.key_ops, v.public_jwk, v.protected_key, v.provider, v.enabled, v.nbf, v.exp, v.exportable, v.created, v.updated, v.tags, v.release_policy, v.policy_immutable';
+  'v.name, v.version, v.seq, v.kty, v.key_size, v.crv, v.key_ops, v.public_jwk, v.protected_key, v.provider, v.enabled, v.nbf, v.exp, v.exportable, v.created, v.updated, v.tags, v.release_policy, v.policy_immutable, v.integrity';
 
 const num = (v: number | string | null): number | undefined => (v === null || v === undefined ? undefined : Number(v));
 
-function fromRow(r: VersionRow): KeyVersion {
+function keyVersionOf(r: VersionRow): KeyVersion {
   const nbf = num(r.nbf);
   const exp = num(r.exp);
   return {
@@ -71,38 +73,133 @@ function fromRow(r: VersionRow): KeyVersion {
   };
 }
 
-function versionParams(k: KeyVersion, seq: number): unknown[] {
-  return [
-    k.name,
-    k.version,
-    seq,
-    k.kty,
-    k.keySize ?? null,
-    k.crv ?? null,
-    JSON.stringify(k.keyOps),
-    JSON.stringify(k.publicJwk),
-    Buffer.from(k.handle),
-    k.provider,
-    k.attributes.enabled ? 1 : 0,
-    k.attributes.nbf ?? null,
-    k.attributes.exp ?? null,
-    k.attributes.exportable ? 1 : 0,
-    k.attributes.created,
-    k.attributes.updated,
-    k.tags ? JSON.stringify(k.tags) : null,
-    k.releasePolicy?.json ?? null,
-    k.releasePolicy?.immutable ? 1 : 0,
-  ];
+function versionParams(k: KeyVersion, seq: number, integrity: string | null): unknown[] {
+  const r = rowOf(k);
+  return [r.name, r.version, seq, r.kty, r.key_size, r.crv, r.key_ops, r.public_jwk, r.protected_key, r.provider, r.enabled, r.nbf, r.exp, r.exportable, r.created, r.updated, r.tags, r.release_policy, r.policy_immutable, integrity];
 }
 
 const INSERT_VERSION =
-  'INSERT INTO vault_key_versions (name, version, seq, kty, key_size, crv, key_ops, public_jwk, protected_key, provider, enabled, nbf, exp, exportable, created, updated, tags, release_policy, policy_immutable) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+  'INSERT INTO vault_key_versions (name, version, seq, kty, key_size, crv, key_ops, public_jwk, protected_key, provider, enabled, nbf, exp, exportable, created, updated, tags, release_policy, policy_immutable, integrity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
+
+/**
+ * Keyed MAC of a row (HMAC under a key derived from the master key, src/hsm/master-key.ts): every
+ * security-relevant row (key versions with their attributes, release policy and public key; role
+ * assignments and definitions; trusted authorities) carries one in `integrity`, written with the row
+ * and checked on every read, so a row changed with store access alone is refused (`store.integrity`,
+ * naming the object) instead of used or served (#14 items 4, 11).
+ */
+export type RowMac = (purpose: string, text: string) => string;
+
+/** One text per row: its columns as stored, numbers as numbers, blobs as base64. */
+function rowText(fields: readonly unknown[]): string {
+  return JSON.stringify(
+    fields.map((v) => (v === null || v === undefined ? null : typeof v === 'bigint' ? Number(v) : v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v)),
+  );
+}
+
+/** A version row's sealed columns: all but `seq` (which the store assigns) and the MAC itself. */
+function versionFields(r: Omit<VersionRow, 'seq' | 'integrity'>): unknown[] {
+  const n = (v: number | string | null) => (v === null ? null : Number(v));
+  return [r.name, r.version, r.kty, n(r.key_size), r.crv, r.key_ops, r.public_jwk, r.protected_key, r.provider, Number(r.enabled), n(r.nbf), n(r.exp), Number(r.exportable), Number(r.created), Number(r.updated), r.tags, r.release_policy, Number(r.policy_immutable)];
+}
+
+function rowOf(k: KeyVersion): Omit<VersionRow, 'seq' | 'integrity'> {
+  return {
+    name: k.name,
+    version: k.version,
+    kty: k.kty,
+    key_size: k.keySize ?? null,
+    crv: k.crv ?? null,
+    key_ops: JSON.stringify(k.keyOps),
+    public_jwk: JSON.stringify(k.publicJwk),
+    protected_key: Buffer.from(k.handle),
+    provider: k.provider,
+    enabled: k.attributes.enabled ? 1 : 0,
+    nbf: k.attributes.nbf ?? null,
+    exp: k.attributes.exp ?? null,
+    exportable: k.attributes.exportable ? 1 : 0,
+    created: k.attributes.created,
+    updated: k.attributes.updated,
+    tags: k.tags ? JSON.stringify(k.tags) : null,
+    release_policy: k.releasePolicy?.json ?? null,
+    policy_immutable: k.releasePolicy?.immutable ? 1 : 0,
+  };
+}
+
+/** The columns `updateVersion` writes (the material, type, public key, exportability and creation time never change). */
+function updatedColumns(k: KeyVersion): Pick<VersionRow, 'key_ops' | 'enabled' | 'nbf' | 'exp' | 'updated' | 'tags' | 'release_policy' | 'policy_immutable'> {
+  const r = rowOf(k);
+  return { key_ops: r.key_ops, enabled: r.enabled, nbf: r.nbf, exp: r.exp, updated: r.updated, tags: r.tags, release_policy: r.release_policy, policy_immutable: r.policy_immutable };
+}
+
+const PURPOSE = { version: 'vault-key-version', assignment: 'vault-role-assignment', definition: 'vault-role-definition', authority: 'vault-authority' } as const;
+
+/** Computes and checks row MACs; without a MAC function (unit tests of the SQL alone) rows carry none and none is checked. */
+function integrityOf(mac: RowMac | undefined) {
+  const compute = (purpose: string, fields: readonly unknown[]) => (mac ? mac(purpose, rowText(fields)) : null);
+  return {
+    compute,
+    check(purpose: string, fields: readonly unknown[], stored: string | null, object: string): void {
+      if (!mac) return;
+      const expected = compute(purpose, fields)!;
+      if (stored === null || stored.length !== expected.length || !timingSafeEqual(Buffer.from(stored), Buffer.from(expected))) {
+        throw fail('store.integrity', `${object} failed its integrity check: the stored row was changed outside Conclave or is corrupt, so it is refused; restore it from a backup`, { object });
+      }
+    },
+  };
+}
+
+/**
+ * Gives every vault row without a MAC one: run once, when a store made before row MACs first meets its
+ * master key's check value (src/main.ts); afterwards a row without a MAC is refused like a changed one.
+ */
+export async function adoptVaultRows(db: Database, mac: RowMac): Promise<number> {
+  const integrity = integrityOf(mac);
+  let n = 0;
+  for (const r of await db.all<VersionRow>(`SELECT ${VERSION_COLUMNS} FROM vault_key_versions v WHERE v.integrity IS NULL`)) {
+    n += (await db.run('UPDATE vault_key_versions SET integrity = ? WHERE name = ? AND version = ? AND integrity IS NULL', [integrity.compute(PURPOSE.version, versionFields(r)), r.name, r.version])).changes;
+  }
+  for (const r of await db.all<AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM vault_role_assignments WHERE integrity IS NULL`)) {
+    n += (await db.run('UPDATE vault_role_assignments SET integrity = ? WHERE id = ? AND integrity IS NULL', [integrity.compute(PURPOSE.assignment, assignmentFields(r)), r.id])).changes;
+  }
+  for (const r of await db.all<DefinitionRow>(`SELECT ${DEFINITION_COLUMNS} FROM vault_role_definitions WHERE integrity IS NULL`)) {
+    n += (await db.run('UPDATE vault_role_definitions SET integrity = ? WHERE name = ? AND integrity IS NULL', [integrity.compute(PURPOSE.definition, definitionFields(r)), r.name])).changes;
+  }
+  for (const r of await db.all<{ authority: string }>('SELECT authority FROM vault_authorities WHERE integrity IS NULL')) {
+    n += (await db.run('UPDATE vault_authorities SET integrity = ? WHERE authority = ? AND integrity IS NULL', [integrity.compute(PURPOSE.authority, [r.authority]), r.authority])).changes;
+  }
+  return n;
+}
 
 /** The per-key lock: one name in any case is one key. */
 const keyLock = (name: string) => `vault-key:${name.toLowerCase()}`;
 
-export function createVaultStore(db: Database): VaultStore {
+export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
   const appender = createLogAppender(db);
+  const integrity = integrityOf(mac);
+  /** A version row as the domain sees it, after its MAC is checked. */
+  const fromRow = (r: VersionRow): KeyVersion => {
+    integrity.check(PURPOSE.version, versionFields(r), r.integrity, `vault key ${r.name} version ${r.version}`);
+    return keyVersionOf(r);
+  };
+  const paramsOf = (k: KeyVersion, seq: number) => versionParams(k, seq, integrity.compute(PURPOSE.version, versionFields(rowOf(k))));
+  const assignment = (r: AssignmentRow): RoleAssignment => {
+    integrity.check(PURPOSE.assignment, assignmentFields(r), r.integrity, `role assignment ${r.id}`);
+    return assignmentOf(r);
+  };
+  const definition = (r: DefinitionRow): RoleDefinition => {
+    integrity.check(PURPOSE.definition, definitionFields(r), r.integrity, `role definition ${r.name}`);
+    return { name: r.name, roleName: r.role_name, description: r.description, type: 'CustomRole' as const, permissions: JSON.parse(r.permissions), assignableScopes: JSON.parse(r.assignable_scopes) };
+  };
+  const authority = (r: { authority: string; integrity: string | null }): string => {
+    integrity.check(PURPOSE.authority, [r.authority], r.integrity, `trusted authority ${r.authority}`);
+    return r.authority;
+  };
+  const assignmentMac = (a: RoleAssignment) => integrity.compute(PURPOSE.assignment, assignmentFields({ id: a.id, principal_id: a.principalId, role: a.roleDefinitionId, scope: a.scope, created_at: a.createdAt, integrity: null }));
+  const definitionRow = (d: RoleDefinition, created: number, updated: number): unknown[] => {
+    const r = { name: d.name, role_name: d.roleName, description: d.description, permissions: JSON.stringify(d.permissions), assignable_scopes: JSON.stringify(d.assignableScopes), integrity: null };
+    return [r.name, r.role_name, r.description, r.permissions, r.assignable_scopes, created, updated, integrity.compute(PURPOSE.definition, definitionFields(r))];
+  };
   /** The key named `name` in any case; the exact spelling wins where a pre-201 store holds several. */
   async function keyState(ex: SqlExecutor, name: string): Promise<KeyState> {
     const row = await ex.get<{ name: string; deleted_at: number | string | null; scheduled_purge_at: number | string | null }>(
@@ -116,7 +213,7 @@ export function createVaultStore(db: Database): VaultStore {
 
   async function insertVersion(tx: Tx, key: KeyVersion): Promise<void> {
     const max = await tx.get<{ m: number | string | null }>('SELECT MAX(seq) AS m FROM vault_key_versions WHERE name = ?', [key.name]);
-    await tx.run(INSERT_VERSION, versionParams(key, Number(max?.m ?? 0) + 1));
+    await tx.run(INSERT_VERSION, paramsOf(key, Number(max?.m ?? 0) + 1));
     await tx.run('UPDATE vault_keys SET latest_version = ? WHERE name = ?', [key.version, key.name]);
   }
 
@@ -174,7 +271,7 @@ export function createVaultStore(db: Database): VaultStore {
         if (!row) return undefined;
         const key = apply(fromRow(row));
         await tx.run(
-          'UPDATE vault_key_versions SET key_ops = ?, enabled = ?, nbf = ?, exp = ?, updated = ?, tags = ?, release_policy = ?, policy_immutable = ? WHERE name = ? AND version = ?',
+          'UPDATE vault_key_versions SET key_ops = ?, enabled = ?, nbf = ?, exp = ?, updated = ?, tags = ?, release_policy = ?, policy_immutable = ?, integrity = ? WHERE name = ? AND version = ?',
           [
             JSON.stringify(key.keyOps),
             key.attributes.enabled ? 1 : 0,
@@ -184,6 +281,8 @@ export function createVaultStore(db: Database): VaultStore {
             key.tags ? JSON.stringify(key.tags) : null,
             key.releasePolicy?.json ?? null,
             key.releasePolicy?.immutable ? 1 : 0,
+            // The row as it will be: the material and the columns the update leaves alone, as read.
+            integrity.compute(PURPOSE.version, versionFields({ ...row, ...updatedColumns(key) })),
             key.name,
             key.version,
           ],
@@ -253,7 +352,7 @@ export function createVaultStore(db: Database): VaultStore {
         if ((await keyState(tx, name)).state !== 'absent') return false;
         await tx.run('INSERT INTO vault_keys (name, name_lower, latest_version, deleted_at, scheduled_purge_at, created_at) VALUES (?, ?, ?, NULL, NULL, ?)', [name, name.toLowerCase(), latest, nowSeconds]);
         let seq = 0;
-        for (const v of versions) await tx.run(INSERT_VERSION, versionParams(v, ++seq));
+        for (const v of versions) await tx.run(INSERT_VERSION, paramsOf(v, ++seq));
         if (rotationPolicy) await writePolicy(tx, name, rotationPolicy);
         await appendAudit(tx, audit);
         return true;
@@ -309,28 +408,28 @@ export function createVaultStore(db: Database): VaultStore {
 
     // ── roles ──
     async assignmentsOf(principalId: string): Promise<Pick<RoleAssignment, 'roleDefinitionId' | 'scope'>[]> {
-      const rows = await db.all<{ role: string; scope: string }>('SELECT role, scope FROM vault_role_assignments WHERE principal_id = ?', [principalId]);
-      return rows.map((r) => ({ roleDefinitionId: r.role, scope: r.scope }));
+      const rows = await db.all<AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM vault_role_assignments WHERE principal_id = ?`, [principalId]);
+      return rows.map(assignment).map((a) => ({ roleDefinitionId: a.roleDefinitionId, scope: a.scope }));
     },
     async listAssignments(): Promise<RoleAssignment[]> {
-      return (await db.all<AssignmentRow>('SELECT id, principal_id, role, scope, created_at FROM vault_role_assignments ORDER BY created_at, id')).map(assignmentOf);
+      return (await db.all<AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM vault_role_assignments ORDER BY created_at, id`)).map(assignment);
     },
     async getAssignment(id: string): Promise<RoleAssignment | undefined> {
-      const row = await db.get<AssignmentRow>('SELECT id, principal_id, role, scope, created_at FROM vault_role_assignments WHERE id = ?', [id]);
-      return row ? assignmentOf(row) : undefined;
+      const row = await db.get<AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM vault_role_assignments WHERE id = ?`, [id]);
+      return row ? assignment(row) : undefined;
     },
     async addAssignment(a: RoleAssignment, audit: Omit<AuditRecord, 'seq'>): Promise<{ assignment: RoleAssignment; created: boolean }> {
       return db.transaction(async (tx) => {
         await tx.lock('vault-roles');
-        const existing = await tx.get<AssignmentRow>('SELECT id, principal_id, role, scope, created_at FROM vault_role_assignments WHERE id = ? OR (principal_id = ? AND role = ? AND scope = ?) ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END LIMIT 1', [
+        const existing = await tx.get<AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM vault_role_assignments WHERE id = ? OR (principal_id = ? AND role = ? AND scope = ?) ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END LIMIT 1`, [
           a.id,
           a.principalId,
           a.roleDefinitionId,
           a.scope,
           a.id,
         ]);
-        if (existing) return { assignment: assignmentOf(existing), created: false };
-        await tx.run('INSERT INTO vault_role_assignments (id, principal_id, role, scope, created_at) VALUES (?, ?, ?, ?, ?)', [a.id, a.principalId, a.roleDefinitionId, a.scope, a.createdAt]);
+        if (existing) return { assignment: assignment(existing), created: false };
+        await tx.run('INSERT INTO vault_role_assignments (id, principal_id, role, scope, created_at, integrity) VALUES (?, ?, ?, ?, ?, ?)', [a.id, a.principalId, a.roleDefinitionId, a.scope, a.createdAt, assignmentMac(a)]);
         await appendAudit(tx, audit);
         return { assignment: a, created: true };
       });
@@ -344,17 +443,14 @@ export function createVaultStore(db: Database): VaultStore {
       });
     },
     async customRoles(): Promise<RoleDefinition[]> {
-      const rows = await db.all<{ name: string; role_name: string; description: string; permissions: string; assignable_scopes: string }>(
-        'SELECT name, role_name, description, permissions, assignable_scopes FROM vault_role_definitions ORDER BY role_name, name',
-      );
-      return rows.map((r) => ({ name: r.name, roleName: r.role_name, description: r.description, type: 'CustomRole' as const, permissions: JSON.parse(r.permissions), assignableScopes: JSON.parse(r.assignable_scopes) }));
+      return (await db.all<DefinitionRow>(`SELECT ${DEFINITION_COLUMNS} FROM vault_role_definitions ORDER BY role_name, name`)).map(definition);
     },
     async putCustomRole(d: RoleDefinition, nowSeconds: number, audit: Omit<AuditRecord, 'seq'>): Promise<void> {
       await db.transaction(async (tx) => {
         await tx.lock('vault-roles');
         await tx.run(
-          'INSERT INTO vault_role_definitions (name, role_name, description, permissions, assignable_scopes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role_name = excluded.role_name, description = excluded.description, permissions = excluded.permissions, assignable_scopes = excluded.assignable_scopes, updated_at = excluded.updated_at',
-          [d.name, d.roleName, d.description, JSON.stringify(d.permissions), JSON.stringify(d.assignableScopes), nowSeconds, nowSeconds],
+          'INSERT INTO vault_role_definitions (name, role_name, description, permissions, assignable_scopes, created_at, updated_at, integrity) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO UPDATE SET role_name = excluded.role_name, description = excluded.description, permissions = excluded.permissions, assignable_scopes = excluded.assignable_scopes, updated_at = excluded.updated_at, integrity = excluded.integrity',
+          definitionRow(d, nowSeconds, nowSeconds),
         );
         await appendAudit(tx, audit);
       });
@@ -372,12 +468,12 @@ export function createVaultStore(db: Database): VaultStore {
 
     // ── authorities ──
     async authorities(): Promise<string[]> {
-      return (await db.all<{ authority: string }>('SELECT authority FROM vault_authorities ORDER BY authority')).map((r) => r.authority);
+      return (await db.all<{ authority: string; integrity: string | null }>('SELECT authority, integrity FROM vault_authorities ORDER BY authority')).map(authority);
     },
     async setAuthorities(list: readonly string[], nowSeconds: number, audit: Omit<AuditRecord, 'seq'>): Promise<void> {
       await db.transaction(async (tx) => {
         await tx.run('DELETE FROM vault_authorities');
-        for (const a of new Set(list)) await tx.run('INSERT INTO vault_authorities (authority, added_at) VALUES (?, ?)', [a, nowSeconds]);
+        for (const a of new Set(list)) await tx.run('INSERT INTO vault_authorities (authority, added_at, integrity) VALUES (?, ?, ?)', [a, nowSeconds, integrity.compute(PURPOSE.authority, [a])]);
         await appendAudit(tx, audit);
       });
     },
@@ -400,12 +496,11 @@ export function createVaultStore(db: Database): VaultStore {
           versions: versions.filter((v) => v.name === k.name),
           ...(policies.has(k.name) ? { rotationPolicy: policies.get(k.name)! } : {}),
         }));
-        const roleRows = await tx.all<{ name: string; role_name: string; description: string; permissions: string; assignable_scopes: string }>('SELECT name, role_name, description, permissions, assignable_scopes FROM vault_role_definitions ORDER BY name');
         return {
           keys,
-          customRoles: roleRows.map((r) => ({ name: r.name, roleName: r.role_name, description: r.description, type: 'CustomRole' as const, permissions: JSON.parse(r.permissions), assignableScopes: JSON.parse(r.assignable_scopes) })),
-          assignments: (await tx.all<AssignmentRow>('SELECT id, principal_id, role, scope, created_at FROM vault_role_assignments ORDER BY id')).map(assignmentOf),
-          authorities: (await tx.all<{ authority: string }>('SELECT authority FROM vault_authorities ORDER BY authority')).map((r) => r.authority),
+          customRoles: (await tx.all<DefinitionRow>(`SELECT ${DEFINITION_COLUMNS} FROM vault_role_definitions ORDER BY name`)).map(definition),
+          assignments: (await tx.all<AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM vault_role_assignments ORDER BY id`)).map(assignment),
+          authorities: (await tx.all<{ authority: string; integrity: string | null }>('SELECT authority, integrity FROM vault_authorities ORDER BY authority')).map(authority),
         };
       });
     },
@@ -440,25 +535,17 @@ export function createVaultStore(db: Database): VaultStore {
             k.createdAt,
           ]);
           let seq = 0;
-          for (const v of k.versions) await tx.run(INSERT_VERSION, versionParams(v, ++seq));
+          for (const v of k.versions) await tx.run(INSERT_VERSION, paramsOf(v, ++seq));
           if (k.rotationPolicy) await writePolicy(tx, k.name, k.rotationPolicy);
         }
         if (onlyKey === undefined) {
           for (const r of snapshot.customRoles) {
-            await tx.run('INSERT INTO vault_role_definitions (name, role_name, description, permissions, assignable_scopes, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING', [
-              r.name,
-              r.roleName,
-              r.description,
-              JSON.stringify(r.permissions),
-              JSON.stringify(r.assignableScopes),
-              nowSeconds,
-              nowSeconds,
-            ]);
+            await tx.run('INSERT INTO vault_role_definitions (name, role_name, description, permissions, assignable_scopes, created_at, updated_at, integrity) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING', definitionRow(r, nowSeconds, nowSeconds));
           }
           for (const a of snapshot.assignments) {
-            await tx.run('INSERT INTO vault_role_assignments (id, principal_id, role, scope, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [a.id, a.principalId, a.roleDefinitionId, a.scope, a.createdAt]);
+            await tx.run('INSERT INTO vault_role_assignments (id, principal_id, role, scope, created_at, integrity) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING', [a.id, a.principalId, a.roleDefinitionId, a.scope, a.createdAt, assignmentMac(a)]);
           }
-          for (const authority of snapshot.authorities) await tx.run('INSERT INTO vault_authorities (authority, added_at) VALUES (?, ?) ON CONFLICT (authority) DO NOTHING', [authority, nowSeconds]);
+          for (const a of snapshot.authorities) await tx.run('INSERT INTO vault_authorities (authority, added_at, integrity) VALUES (?, ?, ?) ON CONFLICT (authority) DO NOTHING', [a, nowSeconds, integrity.compute(PURPOSE.authority, [a])]);
         }
         await appendAudit(tx, audit);
         return { conflicts: [], keys: keys.length };
@@ -503,6 +590,28 @@ interface AssignmentRow {
   role: string;
   scope: string;
   created_at: number | string;
+  integrity: string | null;
+}
+
+const ASSIGNMENT_COLUMNS = 'id, principal_id, role, scope, created_at, integrity';
+
+function assignmentFields(r: AssignmentRow): unknown[] {
+  return [r.id, r.principal_id, r.role, r.scope, Number(r.created_at)];
+}
+
+interface DefinitionRow {
+  name: string;
+  role_name: string;
+  description: string;
+  permissions: string;
+  assignable_scopes: string;
+  integrity: string | null;
+}
+
+const DEFINITION_COLUMNS = 'name, role_name, description, permissions, assignable_scopes, integrity';
+
+function definitionFields(r: DefinitionRow): unknown[] {
+  return [r.name, r.role_name, r.description, r.permissions, r.assignable_scopes];
 }
 
 function assignmentOf(r: AssignmentRow): RoleAssignment {

@@ -120,4 +120,15 @@ CREATE TABLE IF NOT EXISTS vault_backup_jobs (
   principal TEXT NOT NULL
 );`,
   },
+  {
+    id: 230,
+    name: 'vault: row MACs under the master key on key versions, role assignments and definitions, trusted authorities (#14 item 4)',
+    // Filled in by the server (it holds the master key): new rows are written with theirs, rows of an
+    // older store get theirs once, when the store first meets its master key's check value (src/main.ts).
+    sql: `
+ALTER TABLE vault_key_versions ADD COLUMN integrity TEXT;
+ALTER TABLE vault_role_assignments ADD COLUMN integrity TEXT;
+ALTER TABLE vault_role_definitions ADD COLUMN integrity TEXT;
+ALTER TABLE vault_authorities ADD COLUMN integrity TEXT;`,
+  },
 ];

@@ -1,0 +1,99 @@
+/**
+ * #14 items 4 and 11: write access to the store alone must not release a non-exportable key, grant a
+ * role, add a trusted authority or change what is served. Every security-relevant row carries a MAC under
+ * the master key; a changed row is refused with `store.integrity`, naming the object, never used or
+ * served. A corrupt sealed blob is the same typed error, naming its object, not a 500 "internal".
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { createSealer } from '../../../src/hsm/master-key.js';
+import type { TestServer } from '../../helpers/server.js';
+import { type AuthorityStandIn, adminJson, assignRole, credentialFor, newClient, policyFor, startAuthority, startVault } from '../vault/harness.js';
+
+const CRYPTO_OFFICER = '14b46e9e-c2b7-41b4-b07b-48a6ebf60603';
+
+describe('store tampering is detected and refused', () => {
+  let vault: TestServer;
+  let authority: AuthorityStandIn;
+  const auth = async () => ({ authorization: `Bearer ${await vault.adminToken()}` });
+  const create = async (name: string, exportable: boolean) => {
+    const r = await vault.send('POST', `/keys/${name}/create?api-version=7.4`, {
+      headers: await auth(),
+      body: { kty: 'RSA-HSM', key_size: 2048, attributes: { exportable }, ...(exportable ? { release_policy: { data: Buffer.from(policyFor(authority.url)).toString('base64url') } } : {}) },
+    });
+    assert.equal(r.status, 200, r.text.slice(0, 300));
+  };
+  const release = async (name: string) => vault.send('POST', `/keys/${name}/release?api-version=7.4`, { headers: await auth(), body: { target: authority.token() } });
+  const assertIntegrity = (r: { status: number; text: string }, object: RegExp) => {
+    assert.notEqual(r.status, 200, r.text.slice(0, 300));
+    const e = JSON.parse(r.text).error;
+    assert.equal(e.innererror?.code ?? e.code, 'store.integrity', r.text.slice(0, 300));
+    assert.match(e.message, object);
+  };
+
+  before(async () => {
+    vault = await startVault();
+    authority = await startAuthority(vault);
+    assert.equal((await adminJson(vault, 'PUT', '/admin/vault/authorities', { authorities: [authority.url] })).status, 200);
+    await assignRole(vault, vault.admin.clientId, 'Key Vault Crypto Service Release User');
+    await create('open', true);
+    await create('locked', false);
+    await create('shown', false);
+    assert.equal((await release('open')).status, 200, 'the exportable key releases: the baseline');
+    assert.equal((await release('locked')).status, 403);
+  });
+  after(async () => {
+    await authority?.close();
+    await vault?.stop();
+  });
+
+  test('a non-exportable key made exportable with a release policy in its row does not release', async () => {
+    await vault.ctx.db.run("UPDATE vault_key_versions SET exportable = 1, release_policy = (SELECT release_policy FROM vault_key_versions WHERE name = 'open') WHERE name = 'locked'");
+    assertIntegrity(await release('locked'), /vault key locked version/);
+  });
+
+  test('a flipped bit in a public key row is not served', async () => {
+    const row = await vault.ctx.db.get<{ public_jwk: string }>("SELECT public_jwk FROM vault_key_versions WHERE name = 'shown'");
+    const jwk = JSON.parse(row!.public_jwk);
+    jwk.n = (jwk.n[0] === 'A' ? 'B' : 'A') + jwk.n.slice(1);
+    await vault.ctx.db.run("UPDATE vault_key_versions SET public_jwk = ? WHERE name = 'shown'", [JSON.stringify(jwk)]);
+    assertIntegrity(await vault.send('GET', '/keys/shown?api-version=7.4', { headers: await auth() }), /vault key shown version/);
+  });
+
+  test('a role assignment inserted into the store grants nothing', async () => {
+    const mallory = await newClient(vault, 'mallory');
+    const token = await credentialFor(vault, mallory.clientId, mallory.clientSecret).getToken('https://vault.azure.net/.default');
+    const asMallory = { authorization: `Bearer ${token!.token}` };
+    assert.equal((await vault.send('GET', '/keys/open?api-version=7.4', { headers: asMallory })).status, 403);
+    const id = randomUUID();
+    await vault.ctx.db.run('INSERT INTO vault_role_assignments (id, principal_id, role, scope, created_at) VALUES (?, ?, ?, ?, ?)', [id, mallory.clientId, CRYPTO_OFFICER, '/', 1]);
+    const r = await vault.send('GET', '/keys/open?api-version=7.4', { headers: asMallory });
+    assertIntegrity(r, new RegExp(`role assignment ${id}`));
+    await vault.ctx.db.run('DELETE FROM vault_role_assignments WHERE id = ?', [id]);
+  });
+
+  test('a trusted authority inserted into the store is refused, and with it nothing is released', async () => {
+    await vault.ctx.db.run('INSERT INTO vault_authorities (authority, added_at) VALUES (?, ?)', ['https://127.0.0.1:9/evil', 1]);
+    assertIntegrity(await vault.send('GET', '/admin/vault/authorities', { headers: await auth() }), /trusted authority https:\/\/127\.0\.0\.1:9\/evil/);
+    assertIntegrity(await release('open'), /trusted authority/);
+    await vault.ctx.db.run('DELETE FROM vault_authorities WHERE authority = ?', ['https://127.0.0.1:9/evil']);
+    assert.equal((await release('open')).status, 200, 'removing the forged row restores service');
+  });
+
+  test('a corrupt or foreign sealed blob is store.integrity naming its object, not internal', () => {
+    const sealer = createSealer(new Uint8Array(32).fill(1));
+    const sealed = sealer.seal(new TextEncoder().encode('secret'), 'vault-key:k/v1');
+    sealed[sealed.length - 1]! ^= 1;
+    for (const [blob, aad] of [
+      [sealed, 'vault-key:k/v1'],
+      [createSealer(new Uint8Array(32).fill(2)).seal(new Uint8Array(4), 'service-key:access-token'), 'service-key:access-token'],
+      [new Uint8Array(3), 'vault-key:k/v1'],
+    ] as const) {
+      assert.throws(
+        () => sealer.open(blob, aad),
+        (e: { code?: string; message?: string; detail?: { object?: string } }) => e.code === 'store.integrity' && typeof e.detail?.object === 'string' && e.message!.includes(e.detail.object),
+      );
+    }
+  });
+});
