@@ -7,6 +7,7 @@ import type { AppContext } from '../context.js';
 import { product } from './kds.js';
 import { ADMIN, type CollateralRoutes, type Query } from './routes.js';
 import { COLLATERAL } from '../../wire/collateral.js';
+import { check } from '../../wire/schema.js';
 
 export function registerCollateralAdminRoutes(app: FastifyInstance, ctx: AppContext, k: CollateralRoutes): void {
   const { ops, now } = k;
@@ -49,8 +50,8 @@ export function registerCollateralAdminRoutes(app: FastifyInstance, ctx: AppCont
 
   app.put('/admin/collateral/amd/host', { config: { ...ADMIN, wire: COLLATERAL.setAmdHost }, schema: { summary: 'Set the AMD host identity THIM answers for', tags: ['Collateral admin'] } }, async (request) => {
     await admin(request);
-    const b = (request.body ?? {}) as Record<string, string | undefined>;
-    const id = { product: product(b.product ?? '').toString(), chipId: hex(b.chipId, 128, 'chipId'), tcbm: hex(b.tcbm, 16, 'tcbm') };
+    const b = check(COLLATERAL.setAmdHost.body!, request.body ?? {}, 'body');
+    const id = { product: product(b.product).toString(), chipId: hex(b.chipId, 128, 'chipId'), tcbm: hex(b.tcbm, 16, 'tcbm') };
     await ops.setAmdHost(id);
     memo.clear();
     return id;

@@ -113,7 +113,8 @@ function fuzzValue(g: Gen, depth = 0): unknown {
       return Array.from({ length: g.int(4) }, () => fuzzValue(g, depth + 1));
     case 7: {
       const o: Record<string, unknown> = {};
-      for (let i = g.int(4); i > 0; i--) o[g.pick(['a', 'data', 'value', 'kty', 'key', 'policy', 'type', '__proto__', 'constructor', 'x'.repeat(300)])] = fuzzValue(g, depth + 1);
+      // Own properties, `__proto__` included (as JSON.parse makes them), not prototype changes.
+      for (let i = g.int(4); i > 0; i--) Object.defineProperty(o, g.pick(['a', 'data', 'value', 'kty', 'key', 'policy', 'type', '__proto__', 'constructor', 'x'.repeat(300)]), { value: fuzzValue(g, depth + 1), enumerable: true, configurable: true, writable: true });
       return o;
     }
     default:
@@ -175,7 +176,11 @@ function fuzzRequest(g: Gen, op: Operation, adminToken: string): FuzzRequest {
   const q = new URLSearchParams();
   const apiVersion = g.pick(['7.4', '7.5', '2022-08-01', '2020-10-01', '2023-04-01-preview', 'x', undefined]);
   if (apiVersion) q.set('api-version', apiVersion);
-  for (const name of op.query) if (g.next() < 0.7) q.set(name, String(fuzzValue(g)).slice(0, 5000));
+  for (const name of op.query) {
+    if (g.next() >= 0.7) continue;
+    const v = fuzzValue(g);
+    q.set(name, (typeof v === 'string' ? v : (JSON.stringify(v) ?? 'null')).slice(0, 5000));
+  }
   for (const name of ['$skiptoken', 'maxresults', '$top', 'from', 'to', 'limit', 'start', 'end', 'update', 'fmspc', 'tcbEvaluationDataNumber']) {
     if (g.next() < 0.15) q.set(name, g.pick(STRINGS).slice(0, 2000));
   }
