@@ -23,3 +23,12 @@ export function createTurnQueue(maxWaiting: number): <T>(job: () => T) => Promis
     return run;
   };
 }
+
+/**
+ * Resolves in a later turn of the event loop, after pending I/O has been polled: long jobs that go page
+ * by page await it between pages. Awaiting a store call is not enough: an embedded store answers
+ * synchronously, so its promises resolve as microtasks and the loop never gets to the sockets.
+ */
+export function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -1,14 +1,15 @@
 /**
  * Verification of a whole log from its store (`conclave audit verify`, GET /admin/vault/audit/verify):
  * recompute the tree from the entries, check each stored tree node and every stored signed head against
- * it, and the migrated prefix against the audit hash chain it came from. The work goes page by page
- * (awaiting the store between pages), so a large log never holds the event loop for long.
+ * it, and the migrated prefix against the audit hash chain it came from. The work goes page by page,
+ * with a turn of the event loop between pages, so a large log never holds the loop for long (#14 item 10).
  *
  * All heads are checked against the one tree recomputed from the one sequence of entries, so any two
  * of them are consistent (each is a prefix of the next); a head that is not is reported at its size.
  */
 import { createHash, type KeyObject } from 'node:crypto';
 import { type ConclaveError, type ErrorCode, fail, isConclaveError } from '../core/errors.js';
+import { nextTurn } from '../core/turns.js';
 import { CompactRange, hashLeaf, type NodeId } from './merkle.js';
 import type { LogReader, StoredLeaf } from './ports.js';
 import { checkTreeHead, logKeyId, type SignedTreeHead } from './tree-head.js';
@@ -131,6 +132,7 @@ export async function verifyLog(reader: LogReader, keys: readonly KeyObject[], o
         checkKnown();
       }
       await checkNodes(reader, completed);
+      await nextTurn();
     }
     if (known.length > 0) {
       const h = known.at(-1)!;
@@ -143,6 +145,7 @@ export async function verifyLog(reader: LogReader, keys: readonly KeyObject[], o
       if (beyond.length === 0) beyond = await reader.leaves(index, PAGE);
       const leaf = beyond.shift();
       if (!chainDone && chainPage.length === 0) {
+        await nextTurn();
         chainPage = await reader.chain(chain.records + 1, PAGE);
         if (chainPage.length === 0) chainDone = true;
       }
