@@ -8,14 +8,32 @@
  * refused for now: uploading to an S3/Blob-compatible server is a later step (docs/vault.md).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { fail } from '../core/errors.js';
 import type { BackupTarget } from '../vault/ports.js';
 
 const MAX_FILE_BYTES = 512 * 1024 * 1024;
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
+/** Whether anything (a symlink too, dangling or not) is at `path`. */
+function lexists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function realOrNothing(path: string): string | undefined {
+  try {
+    return realpathSync(path);
+  } catch {
+    return undefined;
+  }
+}
 
 function inside(root: string, path: string): boolean {
   const rel = relative(root, path);
@@ -61,6 +79,11 @@ export function createDirectoryBackupTarget(rootDir: string): BackupTarget {
     async writeFolder(containerUri, _token, folderName, files) {
       const base = realRoot();
       const dir = container(containerUri, true);
+      // The deepest part of the path that exists is resolved first: a symlink in it that leads out is
+      // refused before any directory is made (a recursive mkdir would follow it and create them outside).
+      let existing = dir;
+      while (!lexists(existing)) existing = dirname(existing);
+      if (!inside(base, realOrNothing(existing) ?? '/')) throw fail('request.invalid', `storageResourceUri ${containerUri} leads outside the backup directory`, { field: 'storageResourceUri' });
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       if (!inside(base, realpathSync(dir))) throw fail('request.invalid', `storageResourceUri ${containerUri} leads outside the backup directory`, { field: 'storageResourceUri' });
       const final = checkedFolder(dir, folderName);

@@ -3,7 +3,7 @@
  * python.test.ts): the job protocol, the directory confinement, and the error paths.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -71,6 +71,19 @@ describe('full backup and restore', () => {
     assert.equal(missing.status, 404);
     assert.equal((await call('GET', '/backup/0123456789abcdef0123456789abcdef/pending')).status, 404);
     assert.equal((await call('POST', '/backup', { storageResourceUri: container }, '7.1')).status, 400, 'not in api-version 7.1');
+  });
+
+  test('a symlink in the backup directory that leads out: refused before anything is created outside', async () => {
+    const outside = tempDir('conclave-outside-');
+    symlinkSync(outside, join(backupDir, 'escape'));
+    const r = await call('POST', '/backup', { storageResourceUri: pathToFileURL(join(backupDir, 'escape', 'made', 'deeper')).href, token: '' });
+    assert.equal(r.status, 400, JSON.stringify(r.json));
+    assert.match(r.json.error.message, /outside the backup directory/);
+    assert.deepEqual(readdirSync(outside), [], 'no directory was made outside');
+    symlinkSync(join(outside, 'not-yet'), join(backupDir, 'dangling'));
+    const dangling = await call('POST', '/backup', { storageResourceUri: pathToFileURL(join(backupDir, 'dangling', 'x')).href, token: '' });
+    assert.equal(dangling.status, 400, JSON.stringify(dangling.json));
+    assert.deepEqual(readdirSync(outside), [], 'nothing made through a dangling link either');
   });
 
   test('a key restored selectively from the backup after purge', async () => {
