@@ -177,12 +177,12 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
     },
     'POST /attest/combined': async (body) => {
       const runtimeData = stdBase64(required(body, 'runtime_data'));
-      const { report, vcekCertChainPem } = await snpEvidence(runtimeData);
+      const { report, vcekCertChainPem, uvmReferenceInfo } = await snpEvidence(runtimeData);
       const combined = {
         endorsed_tcb: reportedTcbHex(report),
         endorsements: Buffer.from(vcekCertChainPem ?? '', 'utf8').toString('base64'),
         evidence: Buffer.from(report).toString('base64'),
-        uvm_endorsements: '',
+        uvm_endorsements: uvmReferenceInfo ? Buffer.from(uvmReferenceInfo).toString('base64') : '',
       };
       return [200, { combined_report: JSON.stringify(combined) }];
     },

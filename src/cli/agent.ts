@@ -28,6 +28,7 @@ interface AgentFlags {
   releaseTrust?: string;
   allowSelfSignedReleaseCert?: boolean;
   tsmRoot?: string;
+  securityContextDir?: string;
   collateralUrl?: string;
   collateralKind?: 'kds' | 'thim';
   output?: string;
@@ -101,6 +102,7 @@ export function registerAgent(program: Command): void {
     .option('--allow-self-signed-release-cert', 'accept a self-signed release signer (a Conclave data dir from before its local CA issued release certificates); requires a pinned --ca')
     .option('--auth-token-file <file>', 'write a fresh random token here (0600) at start; every request must send Authorization: Bearer <token>')
     .option('--tsm-root <dir>', 'configfs-tsm report directory', '/sys/kernel/config/tsm/report')
+    .option('--security-context-dir <dir>', 'Azure confidential containers: the UVM security context (UVM endorsement, THIM certificates) sent with SEV-SNP evidence (default: $UVM_SECURITY_CONTEXT_DIR)')
     .option('--collateral-url <url>', 'KDS/THIM-compatible URL for SNP certificates when the platform gives none')
     .addOption(new Option('--collateral-kind <kind>', 'collateral URL protocol').choices(['kds', 'thim']).default('kds'))
     .option('--output <format>', 'json|table (the startup summary)')
@@ -139,7 +141,7 @@ export function registerAgent(program: Command): void {
       }
       const detected = await detectEvidenceSource({
         preference: flags.source,
-        ...(flags.tsmRoot ? { tsm: { root: flags.tsmRoot } } : {}),
+        ...(flags.tsmRoot ? { tsm: { root: flags.tsmRoot, ...(flags.securityContextDir ? { securityContextDir: flags.securityContextDir } : {}) } } : {}),
         sim: { dataDir, tee: flags.tee },
         ...(flags.collateralUrl ? { collateral: { url: flags.collateralUrl, kind: flags.collateralKind ?? 'kds', ...(ca ? { ca } : {}) } } : {}),
       });

@@ -56,7 +56,10 @@ export async function detectEvidenceSource(opts: DetectOptions = {}): Promise<De
   if (pref === 'auto' || pref === 'tsm') {
     if (await exists(tsmRoot)) {
       findings.push(`tsm: configfs-tsm found at ${tsmRoot}`);
-      return { source: wrap(tsmSource(opts.tsm)), findings };
+      // Azure confidential containers name their UVM security context (UVM endorsement, THIM certificates) so.
+      const securityContextDir = opts.tsm?.securityContextDir ?? process.env.UVM_SECURITY_CONTEXT_DIR;
+      if (securityContextDir) findings.push(`tsm: UVM security context at ${securityContextDir} (UVM endorsement and VCEK chain sent with SEV-SNP evidence)`);
+      return { source: wrap(tsmSource({ ...opts.tsm, ...(securityContextDir ? { securityContextDir } : {}) })), findings };
     }
     findings.push(`tsm: configfs-tsm not found at ${tsmRoot}: ${TSM_HINT}`);
     if (pref === 'tsm') throw fail('sdk.evidence_source_unavailable', `configfs-tsm not found at ${tsmRoot}: ${TSM_HINT} (mount -t configfs none /sys/kernel/config)`, { source: 'tsm', findings });

@@ -46,14 +46,19 @@ export function tdxVmBody(quote: Uint8Array, runtimeData: Uint8Array, runtimeDat
   return { path: '/attest/TdxVm', body: { quote: b64urlPadded(quote), runtimeData: runtimeDataField(runtimeData, runtimeDataType) } };
 }
 
-/** The raw SNP report and PEM chain inside a `/attest/SevSnpVm` body (the agent's `/attest/raw`). */
-export function snpPartsOfBody(body: Record<string, unknown>): { report: Uint8Array; vcekCertChainPem?: string } {
+/** The raw SNP report, PEM chain and UVM endorsement inside a `/attest/SevSnpVm` body (the agent's `/attest/raw` and `/attest/combined`). */
+export function snpPartsOfBody(body: Record<string, unknown>): { report: Uint8Array; vcekCertChainPem?: string; uvmReferenceInfo?: Uint8Array } {
   try {
     const inner = JSON.parse(Buffer.from(String(body.report), 'base64').toString('utf8')) as Record<string, unknown>;
     const report = new Uint8Array(Buffer.from(String(inner.SnpReport), 'base64'));
     if (report.byteLength === 0) throw new Error('empty');
     const chain = typeof inner.VcekCertChain === 'string' ? Buffer.from(inner.VcekCertChain, 'base64').toString('utf8') : undefined;
-    return chain ? { report, vcekCertChainPem: chain } : { report };
+    let uvm: Uint8Array | undefined;
+    if (typeof inner.Endorsements === 'string') {
+      const e = JSON.parse(Buffer.from(inner.Endorsements, 'base64').toString('utf8')) as { Uvm?: unknown };
+      if (Array.isArray(e.Uvm) && typeof e.Uvm[0] === 'string') uvm = new Uint8Array(Buffer.from(e.Uvm[0], 'base64'));
+    }
+    return { report, ...(chain ? { vcekCertChainPem: chain } : {}), ...(uvm ? { uvmReferenceInfo: uvm } : {}) };
   } catch {
     throw fail('sdk.evidence_failed', 'the evidence is not a SevSnpVm body with an SnpReport');
   }

@@ -98,6 +98,28 @@ describe('configfs-tsm source', () => {
     assert.deepEqual(await fsp.readdir(root), [], 'report entry removed');
   });
 
+  test('Azure confidential containers: the UVM security context adds the UVM endorsement and the THIM VCEK chain', { skip: skipWithoutFixtures() }, async () => {
+    const root = await newRoot();
+    const ctx = join(base, `ctx${n++}`);
+    await fsp.mkdir(ctx);
+    const uvm = readFixture('amd', 'azure-aci-sidecar', 'body.uvm_reference_info.bin');
+    await fsp.writeFile(join(ctx, 'reference-info-base64'), `${uvm.toString('base64')}\n`);
+    await fsp.writeFile(join(ctx, 'host-amd-cert-base64'), readFixture('amd', 'azure-aci-sidecar', 'uvm_host_amd_certificate.json').toString('base64'));
+    const fake = fakeConfigfs({ provider: 'sev_guest' });
+    const ev = await tsmSource({ root, fs: fake.fs, securityContextDir: ctx }).getEvidence(new Uint8Array(Buffer.from('{}')));
+    const parts = snpPartsOfBody(ev.body);
+    assert.deepEqual(parts.uvmReferenceInfo, new Uint8Array(uvm), 'Endorsements.Uvm[0] is the reference info');
+    const inner = JSON.parse(Buffer.from(ev.body.report as string, 'base64url').toString('utf8'));
+    assert.deepEqual(Object.keys(JSON.parse(Buffer.from(inner.Endorsements, 'base64url').toString('utf8'))), ['Uvm']);
+    const thim = readFixtureText('amd', 'azure-aci-sidecar', 'uvm_host_amd_certificate.pem');
+    assert.deepEqual(pemToDer(parts.vcekCertChainPem!).map((c) => Buffer.from(c).toString('hex')), pemToDer(thim).map((c) => Buffer.from(c).toString('hex')), 'VCEK, ASK, ARK from THIM');
+    // No security context: neither is sent; a garbled file is a typed failure.
+    const plain = snpPartsOfBody((await tsmSource({ root, fs: fake.fs }).getEvidence(new Uint8Array(1))).body);
+    assert.equal(plain.uvmReferenceInfo, undefined);
+    await fsp.writeFile(join(ctx, 'reference-info-base64'), 'not base64 !');
+    await assert.rejects(tsmSource({ root, fs: fake.fs, securityContextDir: ctx }).getEvidence(new Uint8Array(1)), { code: 'sdk.evidence_failed' });
+  });
+
   test('TDX: outblob becomes the TdxVm quote', async () => {
     const root = await newRoot();
     const fake = fakeConfigfs({ provider: 'tdx_guest' });

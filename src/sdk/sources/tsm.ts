@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import * as nodeFs from 'node:fs/promises';
 import { join } from 'node:path';
 import { fail, isConclaveError } from '../../core/errors.js';
-import { maaReportData, sevSnpVmBody, tdxVmBody } from './maa-body.js';
+import { b64urlPadded, maaReportData, sevSnpVmBody, tdxVmBody } from './maa-body.js';
 import { certChainPemOf, parseSnpCertTable } from './snp-certs.js';
 import type { EvidenceOptions, EvidenceSource, MaaEvidence, SnpReportWithCerts } from './types.js';
 
@@ -26,6 +26,41 @@ export interface TsmSourceOptions {
   /** SNP VMPL / privilege level to request (written to `privlevel`); the kernel default when absent. */
   readonly privlevel?: number;
   readonly fs?: TsmFs;
+  /**
+   * Azure confidential containers (ACI, AKS confidential pods): the UVM security context directory
+   * (`$UVM_SECURITY_CONTEXT_DIR`). Its `reference-info-base64` (the UVM endorsement, COSE_Sign1) goes into
+   * the SevSnpVm evidence as `Endorsements.Uvm`, as Microsoft's SKR sidecar sends it, and its
+   * `host-amd-cert-base64` (the THIM certification JSON) gives the VCEK chain when the kernel hands out none.
+   */
+  readonly securityContextDir?: string;
+}
+
+/** What an ACI UVM security context directory holds for attestation (files absent: fields absent). */
+export async function readSecurityContext(dir: string, fs: Pick<TsmFs, 'readFile'> = nodeFs as unknown as TsmFs): Promise<{ uvmReferenceInfo?: Uint8Array; vcekCertChainPem?: string }> {
+  const read = async (name: string): Promise<Uint8Array | undefined> => {
+    let text: string;
+    try {
+      text = Buffer.from(await fs.readFile(join(dir, name))).toString('utf8').trim();
+    } catch {
+      return undefined;
+    }
+    if (text === '') return undefined;
+    if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) throw fail('sdk.evidence_failed', `${join(dir, name)} is not base64`, { source: 'tsm', file: name });
+    return new Uint8Array(Buffer.from(text.replace(/-/g, '+').replace(/_/g, '/'), 'base64'));
+  };
+  const uvmReferenceInfo = await read('reference-info-base64');
+  const thim = await read('host-amd-cert-base64');
+  let vcekCertChainPem: string | undefined;
+  if (thim) {
+    let doc: { vcekCert?: unknown; certificateChain?: unknown };
+    try {
+      doc = JSON.parse(Buffer.from(thim).toString('utf8'));
+    } catch {
+      throw fail('sdk.evidence_failed', `${join(dir, 'host-amd-cert-base64')} is not the THIM certification JSON`, { source: 'tsm' });
+    }
+    if (typeof doc.vcekCert === 'string' && typeof doc.certificateChain === 'string') vcekCertChainPem = `${doc.vcekCert.trim()}\n${doc.certificateChain.trim()}\n`;
+  }
+  return { ...(uvmReferenceInfo ? { uvmReferenceInfo } : {}), ...(vcekCertChainPem ? { vcekCertChainPem } : {}) };
 }
 
 export type TsmProvider = 'sev_guest' | 'tdx_guest';
@@ -120,8 +155,14 @@ export function tsmSource(opts: TsmSourceOptions = {}): EvidenceSource {
     async getEvidence(runtimeData: Uint8Array, eo: EvidenceOptions = {}): Promise<MaaEvidence> {
       const r = await requestTsmReport(maaReportData(runtimeData), opts);
       if (r.provider === 'tdx_guest') return tdxVmBody(r.outblob, runtimeData, eo.runtimeDataType);
-      const chain = r.auxblob ? certChainPemOf(parseSnpCertTable(r.auxblob)) : undefined;
-      return sevSnpVmBody({ report: r.outblob, vcekCertChainPem: chain, runtimeData, ...(eo.runtimeDataType ? { runtimeDataType: eo.runtimeDataType } : {}) });
+      let chain = r.auxblob ? certChainPemOf(parseSnpCertTable(r.auxblob)) : undefined;
+      let endorsements: { Uvm: string[] } | undefined;
+      if (opts.securityContextDir) {
+        const ctx = await readSecurityContext(opts.securityContextDir, opts.fs);
+        chain ??= ctx.vcekCertChainPem;
+        if (ctx.uvmReferenceInfo) endorsements = { Uvm: [b64urlPadded(ctx.uvmReferenceInfo)] };
+      }
+      return sevSnpVmBody({ report: r.outblob, vcekCertChainPem: chain, runtimeData, ...(endorsements ? { endorsements } : {}), ...(eo.runtimeDataType ? { runtimeDataType: eo.runtimeDataType } : {}) });
     },
     async getSnpReport(reportData: Uint8Array): Promise<SnpReportWithCerts> {
       const r = await snp(reportData);
