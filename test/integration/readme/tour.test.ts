@@ -57,6 +57,7 @@ test('the README quick tour works when pasted into a fresh directory', { timeout
     assert.match(run.out, /the released key IS the vault key/);
     assert.match(run.out, /"kty": "RSA"/, 'the released key was unwrapped with the TEE key');
     assert.match(run.out, /"released": true/, 'the policy dry run holds');
+    assert.match(run.out, /"kind":"head"/, 'the log monitor verified a signed tree head');
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
