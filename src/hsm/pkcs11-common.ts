@@ -14,6 +14,8 @@ import type { CurveName, KeyFamily, SignatureAlgorithm } from '../vault/ports.js
 import type { KeyTransferEnc } from '../vault/release/index.js';
 import type { Pkcs11Spec } from './pkcs11-spec.js';
 
+export { DIGEST_INFO } from './rsa-padding.js';
+
 export type Lib = pkcs11js.PKCS11;
 export type Handle = Buffer;
 
@@ -36,12 +38,6 @@ export const CURVE_PARAMS: Record<CurveName, string> = {
 export const CURVE_BYTES: Record<CurveName, number> = { 'P-256': 32, 'P-384': 48, 'P-521': 66, 'P-256K': 32 };
 export const EC_ALG: Record<CurveName, SignatureAlgorithm> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512', 'P-256K': 'ES256K' };
 export const DIGEST_LEN: Record<string, number> = { '256': 32, '384': 48, '512': 64, '256K': 32 };
-/** RFC 8017 §9.2 note 1: DER DigestInfo prefixes for CKM_RSA_PKCS over a precomputed digest. */
-export const DIGEST_INFO: Record<string, Buffer> = {
-  '256': Buffer.from('3031300d060960864801650304020105000420', 'hex'),
-  '384': Buffer.from('3041300d060960864801650304020205000430', 'hex'),
-  '512': Buffer.from('3051300d060960864801650304020305000440', 'hex'),
-};
 export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 export const HASH_MECH: Record<HashName, { hashAlg: number; mgf: number; len: number }> = {
   sha1: { hashAlg: P.CKM_SHA_1, mgf: P.CKG_MGF1_SHA1, len: 20 },

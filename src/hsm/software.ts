@@ -27,18 +27,13 @@ import { signDigestEcdsa, verifyDigestEcdsa } from '../vault/ecdsa.js';
 import type { CipherRequest, CipherResult, CurveName, KeyProtector, KeyRef, PrivateJwk, ProtectedKey, PublicJwk, SignatureAlgorithm } from '../vault/ports.js';
 import { assembleTransferBlob, transferMaterialOf, unwrapTransferCiphertext, wrapWithNodeCrypto } from '../vault/release/index.js';
 import type { Sealer } from './master-key.js';
+import { DIGEST_INFO, pkcs1v15Unpad, pssEncode, pssVerify } from './rsa-padding.js';
 
 const NODE_CURVE: Record<CurveName, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1', 'P-256K': 'secp256k1' };
 const JWK_CURVE: Record<string, CurveName> = { 'P-256': 'P-256', 'P-384': 'P-384', 'P-521': 'P-521', 'P-256K': 'P-256K', secp256k1: 'P-256K' };
 const EC_ALG: Record<CurveName, SignatureAlgorithm> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512', 'P-256K': 'ES256K' };
 const DIGEST_LEN: Record<string, number> = { '256': 32, '384': 48, '512': 64, '256K': 32 };
 
-/** RFC 8017 §9.2 note 1: DER DigestInfo prefixes. */
-const DIGEST_INFO: Record<string, Buffer> = {
-  '256': Buffer.from('3031300d060960864801650304020105000420', 'hex'),
-  '384': Buffer.from('3041300d060960864801650304020205000430', 'hex'),
-  '512': Buffer.from('3051300d060960864801650304020305000440', 'hex'),
-};
 const KW_IV = Buffer.from('A6A6A6A6A6A6A6A6', 'hex');
 /** RFC 5649 §3 alternative initial value. */
 const KWP_AIV = Buffer.from('A65959A6', 'hex');
@@ -47,64 +42,6 @@ const CACHE_LIMIT = 1024;
 
 function hashName(bits: string): 'sha256' | 'sha384' | 'sha512' {
   return `sha${bits.replace('K', '')}` as 'sha256' | 'sha384' | 'sha512';
-}
-
-function mgf1(seed: Uint8Array, length: number, hash: string): Buffer {
-  const out: Buffer[] = [];
-  let len = 0;
-  for (let i = 0; len < length; i++) {
-    const c = Buffer.alloc(4);
-    c.writeUInt32BE(i);
-    const d = createHash(hash).update(seed).update(c).digest();
-    out.push(d);
-    len += d.length;
-  }
-  return Buffer.concat(out).subarray(0, length);
-}
-
-/** RFC 8017 §9.1.1 EMSA-PSS-ENCODE of a message hash, salt length = hash length (JWA §3.5). */
-function pssEncode(mHash: Uint8Array, modBits: number, hash: string): Buffer {
-  const hLen = mHash.length;
-  const emBits = modBits - 1;
-  const emLen = Math.ceil(emBits / 8);
-  const salt = randomBytes(hLen);
-  const hh = createHash(hash).update(Buffer.alloc(8)).update(mHash).update(salt).digest();
-  const db = Buffer.concat([Buffer.alloc(emLen - 2 * hLen - 2), Uint8Array.of(1), salt]);
-  const mask = mgf1(hh, emLen - hLen - 1, hash);
-  for (let i = 0; i < db.length; i++) db[i]! ^= mask[i]!;
-  db[0]! &= 0xff >> (8 * emLen - emBits);
-  const em = Buffer.concat([db, hh, Uint8Array.of(0xbc)]);
-  const k = Math.ceil(modBits / 8);
-  return em.length < k ? Buffer.concat([Buffer.alloc(k - em.length), em]) : em;
-}
-
-/** RFC 8017 §9.1.2 EMSA-PSS-VERIFY (salt length = hash length). */
-function pssVerify(mHash: Uint8Array, encoded: Buffer, modBits: number, hash: string): boolean {
-  const hLen = mHash.length;
-  const emBits = modBits - 1;
-  const emLen = Math.ceil(emBits / 8);
-  const em = encoded.subarray(encoded.length - emLen);
-  if (encoded.length > emLen && encoded[0] !== 0) return false;
-  if (emLen < 2 * hLen + 2 || em[emLen - 1] !== 0xbc) return false;
-  const masked = Buffer.from(em.subarray(0, emLen - hLen - 1));
-  const hh = em.subarray(emLen - hLen - 1, emLen - 1);
-  if ((masked[0]! & ~(0xff >> (8 * emLen - emBits)) & 0xff) !== 0) return false;
-  const mask = mgf1(hh, masked.length, hash);
-  for (let i = 0; i < masked.length; i++) masked[i]! ^= mask[i]!;
-  masked[0]! &= 0xff >> (8 * emLen - emBits);
-  const psLen = emLen - 2 * hLen - 2;
-  for (let i = 0; i < psLen; i++) if (masked[i] !== 0) return false;
-  if (masked[psLen] !== 1) return false;
-  const salt = masked.subarray(masked.length - hLen);
-  return createHash(hash).update(Buffer.alloc(8)).update(mHash).update(salt).digest().equals(hh);
-}
-
-/** RFC 8017 §7.2.2 EME-PKCS1-v1_5 decoding, done by hand because Node 20 refuses RSA_PKCS1_PADDING decryption. */
-function pkcs1v15Unpad(em: Buffer): Buffer {
-  if (em[0] !== 0 || em[1] !== 2) throw fail('key.crypto_failed', 'decryption failed');
-  const sep = em.indexOf(0, 2);
-  if (sep < 10) throw fail('key.crypto_failed', 'decryption failed');
-  return em.subarray(sep + 1);
 }
 
 function publicJwkOf(key: KeyObject): PublicJwk {

@@ -1,0 +1,64 @@
+/**
+ * RSA padding as both key protectors use it (RFC 8017): the DER DigestInfo prefixes of RSASSA-PKCS1-v1_5
+ * over a precomputed digest (the software protector and PKCS#11's CKM_RSA_PKCS), EMSA-PSS encoding and
+ * verification with salt length = hash length (JWA §3.5; node:crypto signs PSS only over a message, not
+ * a digest), and EME-PKCS1-v1_5 decoding (Node 20 refuses RSA_PKCS1_PADDING decryption). OAEP decoding
+ * and MGF1 are in oaep.ts.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { fail } from '../core/errors.js';
+import { mgf1 } from './oaep.js';
+
+export type PssHash = 'sha256' | 'sha384' | 'sha512';
+
+/** RFC 8017 §9.2 note 1: DER DigestInfo prefixes. */
+export const DIGEST_INFO: Record<string, Buffer> = {
+  '256': Buffer.from('3031300d060960864801650304020105000420', 'hex'),
+  '384': Buffer.from('3041300d060960864801650304020205000430', 'hex'),
+  '512': Buffer.from('3051300d060960864801650304020305000440', 'hex'),
+};
+
+/** RFC 8017 §9.1.1 EMSA-PSS-ENCODE of a message hash, salt length = hash length (JWA §3.5). */
+export function pssEncode(mHash: Uint8Array, modBits: number, hash: PssHash): Buffer {
+  const hLen = mHash.length;
+  const emBits = modBits - 1;
+  const emLen = Math.ceil(emBits / 8);
+  const salt = randomBytes(hLen);
+  const hh = createHash(hash).update(Buffer.alloc(8)).update(mHash).update(salt).digest();
+  const db = Buffer.concat([Buffer.alloc(emLen - 2 * hLen - 2), Uint8Array.of(1), salt]);
+  const mask = mgf1(hh, emLen - hLen - 1, hash);
+  for (let i = 0; i < db.length; i++) db[i]! ^= mask[i]!;
+  db[0]! &= 0xff >> (8 * emLen - emBits);
+  const em = Buffer.concat([db, hh, Uint8Array.of(0xbc)]);
+  const k = Math.ceil(modBits / 8);
+  return em.length < k ? Buffer.concat([Buffer.alloc(k - em.length), em]) : em;
+}
+
+/** RFC 8017 §9.1.2 EMSA-PSS-VERIFY (salt length = hash length). */
+export function pssVerify(mHash: Uint8Array, encoded: Buffer, modBits: number, hash: PssHash): boolean {
+  const hLen = mHash.length;
+  const emBits = modBits - 1;
+  const emLen = Math.ceil(emBits / 8);
+  const em = encoded.subarray(encoded.length - emLen);
+  if (encoded.length > emLen && encoded[0] !== 0) return false;
+  if (emLen < 2 * hLen + 2 || em[emLen - 1] !== 0xbc) return false;
+  const masked = Buffer.from(em.subarray(0, emLen - hLen - 1));
+  const hh = em.subarray(emLen - hLen - 1, emLen - 1);
+  if ((masked[0]! & ~(0xff >> (8 * emLen - emBits)) & 0xff) !== 0) return false;
+  const mask = mgf1(hh, masked.length, hash);
+  for (let i = 0; i < masked.length; i++) masked[i]! ^= mask[i]!;
+  masked[0]! &= 0xff >> (8 * emLen - emBits);
+  const psLen = emLen - 2 * hLen - 2;
+  for (let i = 0; i < psLen; i++) if (masked[i] !== 0) return false;
+  if (masked[psLen] !== 1) return false;
+  const salt = masked.subarray(masked.length - hLen);
+  return createHash(hash).update(Buffer.alloc(8)).update(mHash).update(salt).digest().equals(hh);
+}
+
+/** RFC 8017 §7.2.2 EME-PKCS1-v1_5 decoding, done by hand because Node 20 refuses RSA_PKCS1_PADDING decryption. */
+export function pkcs1v15Unpad(em: Buffer): Buffer {
+  if (em[0] !== 0 || em[1] !== 2) throw fail('key.crypto_failed', 'decryption failed');
+  const sep = em.indexOf(0, 2);
+  if (sep < 10) throw fail('key.crypto_failed', 'decryption failed');
+  return em.subarray(sep + 1);
+}
