@@ -1,9 +1,12 @@
 /**
  * #14 item 3: one unauthenticated request cannot stall the server. A draft (or stored) policy whose
  * rules bind every claim is stopped by the evaluation budget with a typed 400, drafts are size- and
- * rate-limited, and /healthz keeps answering while such requests arrive together.
+ * rate-limited, and /healthz is answered while such requests are being evaluated (an ordering the test
+ * asserts; the latency is reported, not asserted: tests never assert timings).
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { Agent, request as httpsRequest } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
 import { encodePolicyJws } from '../../../src/attestation/policy/index.js';
@@ -83,35 +86,53 @@ describe('/healthz during a burst of combinatorial drafts', () => {
   });
   after(() => server?.stop());
 
-  test('every attack gets its 400 and /healthz keeps answering', async () => {
-    // Warm the connection and the evidence path so the probes measure the event loop, not set-up.
-    assert.equal((await server.sendHttps('GET', '/healthz')).status, 200);
+  test('every attack gets its 400 and /healthz is answered while they are evaluated', async (t) => {
+    // The probes keep one connection of their own, opened before the burst: a probe is then one request
+    // and one answer, not a TCP and TLS handshake competing with the attacks for turns of the loop.
+    const agent = new Agent({ keepAlive: true, maxSockets: 1, ca: readFileSync(server.caPath) });
+    t.after(() => agent.destroy());
+    const probe = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpsRequest(new URL('/healthz', server.url), { agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    assert.equal(await probe(), 200);
+    // Warm the evidence path too, so the burst measures evaluation, not set-up.
+    const warm = attestBody(server);
+    assert.equal((await server.sendHttps('POST', warm.path, { body: warm.body })).status, 200);
     const attacks = Array.from({ length: 16 }, () => {
       const a = attestBody(server, STALL);
       return server.sendHttps('POST', a.path, { body: a.body });
     });
-    let settled = false;
-    const all = Promise.all(attacks).finally(() => {
-      settled = true;
-    });
+    let pending = attacks.length;
+    for (const a of attacks) void a.finally(() => pending--).catch(() => undefined);
+    // Probes one after another until every attack is answered; a probe counts when it was answered
+    // while evaluations were still waiting or running. Unbudgeted, one of these evaluations holds the
+    // loop for about a second (N⁴ claim tests) and all of them run back to back, so no probe sent after
+    // the burst started is answered before the burst is over. With the budget each evaluation is bounded
+    // (20 000 claim tests) and takes its own turn of the event loop, so probes are answered in between.
+    // This asserts that ordering, not a time: timings on a shared CI machine are not the code's.
     const latencies: number[] = [];
-    while (!settled || latencies.length < 5) {
-      const t = performance.now();
-      const h = await server.sendHttps('GET', '/healthz');
-      latencies.push(performance.now() - t);
-      assert.equal(h.status, 200);
+    let answeredDuring = 0;
+    while (pending > 0) {
+      const started = performance.now();
+      const status = await probe();
+      latencies.push(performance.now() - started);
+      assert.equal(status, 200);
+      if (pending > 0) answeredDuring++;
     }
-    for (const r of await all) {
+    for (const r of await Promise.all(attacks)) {
       assert.equal(r.status, 400, r.text);
       assert.equal(r.json().error.code, 'attestation.policy_budget');
     }
-    // Unbudgeted, each of these evaluations holds the loop for about a second (N⁴ claim tests), so the
-    // probes would wait many seconds. The budget bounds one evaluation to 20 000 claim tests and the
-    // evaluations take turns with I/O, so a probe waits for at most one of them. The bound here is
-    // generous for a loaded CI machine; the design target (100 ms) is what a quiet machine shows.
-    const worst = Math.max(...latencies);
-    console.log(`healthz during the burst: [${latencies.map((l) => l.toFixed(0)).join(", ")}] ms; ${latencies.length} probes, median ${latencies.sort((x, y) => x - y)[latencies.length >> 1]!.toFixed(1)} ms, worst ${worst.toFixed(1)} ms`);
-    assert.ok(worst < 1000, `healthz waited ${worst.toFixed(0)} ms`);
+    const sorted = [...latencies].sort((x, y) => x - y);
+    // The design target is a probe within 100 ms while the burst runs; reported here, not asserted.
+    t.diagnostic(`healthz during the burst: ${latencies.length} probes, ${answeredDuring} answered while evaluations were pending; median ${sorted[sorted.length >> 1]!.toFixed(1)} ms, worst ${sorted.at(-1)!.toFixed(1)} ms`);
+    assert.ok(answeredDuring >= 3, `only ${answeredDuring} health checks were answered while the burst was evaluated`);
   });
 
   test('drafts are rate-limited per client (429 with Retry-After)', async () => {
