@@ -39,7 +39,7 @@ export interface SequencerOptions {
 export interface Sequencer {
   /** One round: take or renew the lease, cut a batch. A failed round changed nothing; the next re-reads the state. */
   tick(): Promise<void>;
-  /** How long to wait before the next round: 0 while a backlog remains, the batch interval while holding the lease, a third of the lease otherwise. */
+  /** How long to wait before the next round: 0 while a backlog remains, the batch interval while holding the lease, a third of the lease otherwise; after failed rounds, doubling from the batch interval up to a third of the lease. */
   nextDelayMs(): number;
   /** Gives the lease up (a clean shutdown), so another replica takes over at once. Call after the last round. */
   release(): Promise<void>;
@@ -51,6 +51,8 @@ export function createSequencer(o: SequencerOptions): Sequencer {
   let range: CompactRange | undefined;
   let renewedAt = 0;
   let backlog = false;
+  /** Rounds failed in a row: the next waits longer (a store outage, a deleted head), not every batch interval. */
+  let failures = 0;
 
   function lose(): void {
     lease = undefined;
@@ -120,13 +122,19 @@ export function createSequencer(o: SequencerOptions): Sequencer {
     async tick() {
       try {
         await round();
+        failures = 0;
       } catch (e) {
         range = undefined;
+        backlog = false;
+        failures++;
         throw e;
       }
     },
     nextDelayMs() {
-      return lease ? (backlog ? 0 : o.batchMs) : Math.max(o.batchMs, Math.floor(o.leaseMs / 3));
+      const idle = Math.max(o.batchMs, Math.floor(o.leaseMs / 3));
+      // Doubling from the batch interval, never beyond a third of the lease: a holder that recovers renews it in time.
+      if (failures > 0) return Math.min(idle, o.batchMs * 2 ** Math.min(failures, 20));
+      return lease ? (backlog ? 0 : o.batchMs) : idle;
     },
     async release() {
       if (!lease) return;

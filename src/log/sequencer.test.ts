@@ -1,0 +1,57 @@
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { test } from 'node:test';
+import { fail } from '../core/errors.js';
+import type { LogStore } from './ports.js';
+import { createSequencer } from './sequencer.js';
+import { logKeyId, type SignedTreeHead } from './tree-head.js';
+
+const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const signer = async () => ({ keyId: logKeyId(key.publicKey), publicKey: key.publicKey, sign: async (d: Uint8Array) => sign('sha256', d, { key: key.privateKey, dsaEncoding: 'ieee-p1363' }) });
+
+/** A store that grants the lease and keeps what it is given, whose batches fail while `failing` is set (an outage, a deleted head). */
+function store(state: { failing: boolean; batches: number }): LogStore {
+  let head: SignedTreeHead | undefined;
+  const nodes = new Map<string, Buffer>();
+  return {
+    acquire: async (holder) => ({ holder, epoch: 1 }),
+    renew: async () => true,
+    release: async () => undefined,
+    hasPending: async () => true,
+    async sequence(_lease, _now, _leaseMs, limit, seal) {
+      if (state.failing) throw fail('log.head_missing', 'a signed head was deleted');
+      state.batches++;
+      // A full batch: the sequencer would go on at once.
+      const size = head?.treeSize ?? 0;
+      const pending = Array.from({ length: limit }, (_, i) => ({ id: size + i, leafHash: Buffer.alloc(32, size + i), createdMs: 0 }));
+      const batch = await seal({ size, head }, pending);
+      if (!batch) return undefined;
+      for (const l of batch.leaves) nodes.set(`0/${l.index}`, l.leafHash);
+      for (const n of batch.nodes) nodes.set(`${n.node.level}/${n.node.index}`, n.hash);
+      head = batch.head;
+      return batch;
+    },
+    readNodes: async (ids) => ids.map((n) => nodes.get(`${n.level}/${n.index}`)!),
+    latestHead: async () => head,
+  };
+}
+
+test('a failing round backs off (doubling, at most a third of the lease, so the lease survives) and a success resets it; a full batch before a failure does not spin', async () => {
+  const state = { failing: false, batches: 0 };
+  const seq = createSequencer({ store: store(state), signer, nowMs: () => Date.UTC(2026, 11, 6), holder: 'a', batchMs: 25, leaseMs: 3000, maxBatch: 4 });
+  await seq.tick();
+  assert.equal(seq.leader, true);
+  assert.equal(seq.nextDelayMs(), 0, 'a full batch: the backlog is worked off at once');
+  state.failing = true;
+  const delays: number[] = [];
+  for (let i = 0; i < 8; i++) {
+    await assert.rejects(seq.tick(), (e: { code?: string }) => e.code === 'log.head_missing');
+    delays.push(seq.nextDelayMs());
+  }
+  assert.deepEqual(delays, [50, 100, 200, 400, 800, 1000, 1000, 1000]);
+  state.failing = false;
+  await seq.tick();
+  assert.equal(seq.nextDelayMs(), 0);
+  await seq.tick();
+  assert.equal(state.batches, 3);
+});
