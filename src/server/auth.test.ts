@@ -58,3 +58,51 @@ describe('bearer tokens (one verifier with the SDK)', () => {
   // Issue #14 item 9: access tokens' aud was not checked; any token our key signed was a bearer token.
   test('regression: a token signed by the access-token key without our aud is not a bearer token', () => refused(own({ aud: undefined }), 'wrong_audience'));
 });
+
+describe('verified access tokens are remembered (#20), never beyond what a full verification accepts', () => {
+  /** A key whose kid is read once per signature verification: the count of full verifications. */
+  function countingAuth(iss = () => ISSUER) {
+    let verifications = 0;
+    const counted = {
+      ...key,
+      get kid() {
+        verifications++;
+        return 'k1';
+      },
+    } as ServiceKey;
+    return { auth: createAuthenticator(db, counted, iss, () => undefined), count: () => verifications };
+  }
+
+  test('the same token is verified once and then recognised by its exact text', async () => {
+    const { auth: a, count } = countingAuth();
+    const token = own();
+    for (let i = 0; i < 5; i++) assert.equal((await a.authenticate(`Bearer ${token}`, NOW + i)).id, 'client-1');
+    assert.equal(count(), 1);
+  });
+
+  test('a remembered token still expires', async () => {
+    const { auth: a } = countingAuth();
+    const token = own({ exp: NOW + 60 });
+    assert.equal((await a.authenticate(`Bearer ${token}`, NOW)).id, 'client-1');
+    await assert.rejects(a.authenticate(`Bearer ${token}`, NOW + 61 + 600), (e) => isConclaveError(e, 'auth.unauthenticated') && (e.detail as { reason: string }).reason === 'expired');
+  });
+
+  test('after the real token was remembered, the same claims with another signature are refused', async () => {
+    const { auth: a } = countingAuth();
+    const token = own();
+    await a.authenticate(`Bearer ${token}`, NOW);
+    const [h, p, sig] = token.split('.');
+    const other = Buffer.from(sig!, 'base64url');
+    other[5]! ^= 1;
+    await assert.rejects(a.authenticate(`Bearer ${h}.${p}.${other.toString('base64url')}`, NOW), (e) => isConclaveError(e, 'auth.unauthenticated') && (e.detail as { reason: string }).reason === 'bad_signature');
+  });
+
+  test('a remembered token is not accepted once the server answers under another issuer name', async () => {
+    let name = ISSUER;
+    const { auth: a } = countingAuth(() => name);
+    const token = own();
+    await a.authenticate(`Bearer ${token}`, NOW);
+    name = 'https://renamed.test';
+    await assert.rejects(a.authenticate(`Bearer ${token}`, NOW), (e) => isConclaveError(e, 'auth.unauthenticated'));
+  });
+});

@@ -19,6 +19,8 @@ export interface AdminCredential {
 }
 
 const ACCESS_TOKEN_SECONDS = 3600;
+/** Verified access tokens remembered at most (a few MB of token text); the map starts over when full. */
+const VERIFIED_TOKENS_MAX = 4096;
 export const TOKEN_PATH = '/oauth2/token';
 
 function secretHash(secret: string): string {
@@ -165,6 +167,24 @@ export function createAuthenticator(
   sessions?: SessionLookup,
 ): Authenticator {
   const names = new Map<string, string>();
+  /**
+   * Access tokens this server issued and already verified, by their exact text: a client presents the
+   * same token on every request for its hour, so its ES256 signature and claims are checked once. A hit
+   * still has to be unexpired (`exp`, without the clock skew a full verification allows) and to come from
+   * the issuer name the server has now; only verified tokens enter, and the map is bounded.
+   */
+  const verified = new Map<string, { sub: string; iss: string; exp: number }>();
+
+  async function clientPrincipal(sub: string): Promise<Principal> {
+    let name = names.get(sub);
+    if (name === undefined) {
+      const row = await clients.get(sub);
+      if (!row) throw fail('auth.unauthenticated', 'the bearer token names an unknown client');
+      name = row.displayName;
+      names.set(sub, name);
+    }
+    return { id: sub, displayName: name, isAdmin: sub === adminClientId() };
+  }
 
   /** A console session acts as its principal with the privileges that principal has now. */
   async function sessionPrincipal(sessionId: string): Promise<Principal> {
@@ -201,6 +221,11 @@ export function createAuthenticator(
       const m = /^Bearer\s+(\S+)$/i.exec(authorization ?? '');
       if (!m) throw fail('auth.unauthenticated', 'Request is missing a Bearer or PoP token.');
       const token = m[1]!;
+      const known = verified.get(token);
+      if (known !== undefined) {
+        if (now < known.exp && known.iss === issuer()) return clientPrincipal(known.sub);
+        verified.delete(token);
+      }
       let iss: unknown;
       try {
         iss = decodeJws(token).payload.iss;
@@ -211,16 +236,15 @@ export function createAuthenticator(
       if (iss !== issuer() && external && typeof iss === 'string' && sameIssuer(iss, external.issuer)) {
         return externalPrincipal((await verifyJwt(token, externalUse(external), at)).claims, external);
       }
-      const p = (await verifyJwt(token, ownUse(key, issuer()), at)).claims;
+      const ownIssuer = issuer();
+      const p = (await verifyJwt(token, ownUse(key, ownIssuer), at)).claims;
       const sub = String(p.sub);
-      let name = names.get(sub);
-      if (name === undefined) {
-        const row = await clients.get(sub);
-        if (!row) throw fail('auth.unauthenticated', 'the bearer token names an unknown client');
-        name = row.displayName;
-        names.set(sub, name);
+      const principal = await clientPrincipal(sub);
+      if (typeof p.exp === 'number') {
+        if (verified.size >= VERIFIED_TOKENS_MAX) verified.clear();
+        verified.set(token, { sub, iss: ownIssuer, exp: p.exp });
       }
-      return { id: sub, displayName: name, isAdmin: sub === adminClientId() };
+      return principal;
     },
     registerClient: (displayName, now) => createClient(clients, displayName, now),
     sessionPrincipalOf(p) {

@@ -216,13 +216,13 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
           // Marked open before BEGIN so that no statement from outside slips in between.
           open = token;
           try {
-            await busyRetry(() => db.prepare('BEGIN IMMEDIATE').run());
+            await busyRetry(() => prep('BEGIN IMMEDIATE').run());
             const r = await scope.run(token, () => fn(txExec));
-            await busyRetry(() => db.prepare('COMMIT').run());
+            await busyRetry(() => prep('COMMIT').run());
             return r;
           } catch (e) {
             try {
-              if (db.open && db.inTransaction) db.prepare('ROLLBACK').run();
+              if (db.open && db.inTransaction) prep('ROLLBACK').run();
             } catch {
               // A failed ROLLBACK leaves nothing committed; the body's error is the one to report.
             }

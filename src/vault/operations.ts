@@ -12,14 +12,13 @@ import { attributesWire, checkOperationPermitted, checkUsable, familyOf, type Ke
 import type { CipherRequest, EncryptionAlgorithm, SignatureAlgorithm } from './ports.js';
 import {
   buildReleaseResponse,
+  compileReleasePolicy,
   DEFAULT_KEY_TRANSFER_ENC,
   decideRelease,
   explainDecision,
   isKeyTransferEnc,
   type KeyTransferEnc,
-  parseReleasePolicy,
   type ReleaseSigner,
-  releasePolicyHash,
   verifyTargetToken,
   wrappingKeyOf,
 } from './release/index.js';
@@ -149,8 +148,8 @@ export function createKeyOperations(core: VaultCore) {
         if (typeof token.claims.jti === 'string') draft.detail.jti = token.claims.jti;
         const claimsJson = canonicalJson(token.claims);
         draft.detail.claimsSha256 = createHash('sha256').update(claimsJson).digest('hex');
-        const policy = parseReleasePolicy(key.releasePolicy.json);
-        draft.detail.policyHash = releasePolicyHash(policy);
+        const { policy, hash } = compileReleasePolicy(key.releasePolicy.json);
+        draft.detail.policyHash = hash;
         const decision = decideRelease(policy, token);
         draft.detail.trace = decision.trace;
         if (!decision.released) {

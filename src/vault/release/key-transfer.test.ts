@@ -160,3 +160,19 @@ describe('selectWrappingKey on real MAA claims', { skip: skipWithoutFixtures() }
     assert.equal(ciphertext.byteLength, 296);
   });
 });
+
+describe('runtime keys are imported once per key (#20)', () => {
+  test('the same modulus and exponent give the same KeyObject; another key its own; a small key is still refused', () => {
+    const mark = { key_ops: ['encrypt'] };
+    const a = rsa2048.publicKey;
+    const first = findWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(a, { kid: 'one', ...mark })] } });
+    const again = findWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(a, { kid: 'renamed', ...mark })] } });
+    assert.equal(again.key, first.key);
+    assert.equal(again.kid, 'renamed');
+    const other = findWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(rsa3072.publicKey, { kid: 'two', ...mark })] } });
+    assert.notEqual(other.key, first.key);
+    assert.equal(other.key.asymmetricKeyDetails?.modulusLength, 3072);
+    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
+    for (let i = 0; i < 2; i++) expectNoWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(small, { kid: 'small', ...mark })] } });
+  });
+});

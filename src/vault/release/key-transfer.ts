@@ -75,6 +75,26 @@ function runtimeKeys(claims: Readonly<Record<string, unknown>>): unknown[] | und
 }
 
 /**
+ * Imported runtime keys by modulus and exponent. A TEE keeps its runtime key for its life and presents
+ * it in every token, so the import (a parse of the modulus) is done once per key; the entry is the
+ * public key those two numbers define, whoever presents them. Bounded: the map starts over when full.
+ */
+const runtimeKeys_ = new Map<string, KeyObject | null>();
+const RUNTIME_KEY_CACHE_LIMIT = 1024;
+
+function runtimeKeyOf(jwk: Jwk): KeyObject | null {
+  if (typeof jwk.n !== 'string' || typeof jwk.e !== 'string') return importJwk({ ...jwk, kty: 'RSA' });
+  const id = `${jwk.e}.${jwk.n}`;
+  let key = runtimeKeys_.get(id);
+  if (key === undefined) {
+    key = importJwk({ kty: 'RSA', n: jwk.n, e: jwk.e });
+    if (runtimeKeys_.size >= RUNTIME_KEY_CACHE_LIMIT) runtimeKeys_.clear();
+    runtimeKeys_.set(id, key);
+  }
+  return key;
+}
+
+/**
  * The first key of the token's runtime JWKS that can wrap the released key: RSA, marked for encryption,
  * modulus ≥ 2048 bits ("The first suitable key is chosen" [GRAM]). Throws `release.no_wrapping_key`.
  */
@@ -93,8 +113,7 @@ export function findWrappingKey(claims: Readonly<Record<string, unknown>>): Wrap
       rejected.push({ kid: jwk.kid, reason: 'not_for_encryption' });
       continue;
     }
-    // Runtime keys are ephemeral (one per release): imported, not cached.
-    const key = importJwk({ ...jwk, kty: 'RSA' });
+    const key = runtimeKeyOf(jwk);
     const bits = key?.asymmetricKeyDetails?.modulusLength;
     if (key === null || key.asymmetricKeyType !== 'rsa' || bits === undefined) {
       rejected.push({ kid: jwk.kid, reason: 'unreadable' });

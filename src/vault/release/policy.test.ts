@@ -8,6 +8,7 @@ import {
   canonicalReleasePolicy,
   canonicalReleasePolicyJson,
   type ClauseFailure,
+  compileReleasePolicy,
   claimEquals,
   evaluateReleasePolicy,
   explainDecision,
@@ -420,5 +421,19 @@ describe('parseReleasePolicy: properties', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('compiled release policies (#20)', () => {
+  const text = JSON.stringify({ version: '1.0.0', anyOf: [{ authority: 'https://a.test', allOf: [{ claim: 'x-ms-attestation-type', equals: 'sevsnpvm' }] }] });
+  test('a stored text is parsed and hashed once: the same result, equal to parse + hash', () => {
+    const c = compileReleasePolicy(text);
+    assert.equal(compileReleasePolicy(text), c);
+    assert.deepEqual(c.policy, parseReleasePolicy(text));
+    assert.equal(c.hash, releasePolicyHash(parseReleasePolicy(text)));
+    assert.ok(Object.isFrozen(c));
+  });
+  test('an invalid text throws every time (nothing remembered)', () => {
+    for (let i = 0; i < 2; i++) assert.throws(() => compileReleasePolicy('{"anyOf": []}'), (e) => isConclaveError(e));
   });
 });

@@ -245,6 +245,30 @@ export function releasePolicyHash(p: ReleasePolicy): string {
   return createHash('sha256').update(canonicalReleasePolicyJson(p)).digest('base64url');
 }
 
+/** A stored policy parsed, with its hash: derived from its text alone, so kept by that text. */
+export interface CompiledReleasePolicy {
+  readonly policy: ReleasePolicy;
+  readonly hash: string;
+}
+
+const compiledPolicies = new Map<string, CompiledReleasePolicy>();
+const COMPILED_POLICY_LIMIT = 1024;
+
+/**
+ * {@link parseReleasePolicy} and {@link releasePolicyHash} of a stored policy text, done once per text
+ * (a release decides on every request; the key's policy changes rarely). Invalid text throws each time.
+ */
+export function compileReleasePolicy(json: string): CompiledReleasePolicy {
+  let c = compiledPolicies.get(json);
+  if (c === undefined) {
+    const policy = parseReleasePolicy(json);
+    c = Object.freeze({ policy, hash: releasePolicyHash(policy) });
+    if (compiledPolicies.size >= COMPILED_POLICY_LIMIT) compiledPolicies.clear();
+    compiledPolicies.set(json, c);
+  }
+  return c;
+}
+
 // ── authority matching ────────────────────────────────────────────────────────────────────────────
 
 /**
@@ -254,6 +278,19 @@ export function releasePolicyHash(p: ReleasePolicy): string {
  * release in production (skr-maa-protocol.md §1.4).
  */
 export function normalizeAuthority(authority: string): string {
+  let n = normalizedAuthorities.get(authority);
+  if (n === undefined) {
+    n = normalizeAuthorityOnce(authority);
+    if (normalizedAuthorities.size >= 1024) normalizedAuthorities.clear();
+    normalizedAuthorities.set(authority, n);
+  }
+  return n;
+}
+
+/** Authorities seen, normalised (a release compares the token's issuer with the trusted ones and the policy's). */
+const normalizedAuthorities = new Map<string, string>();
+
+function normalizeAuthorityOnce(authority: string): string {
   const trimmed = authority.trim();
   const withScheme = /^[a-zA-Z][a-zA-Z0-9+.-]*:\/\//.test(trimmed) ? trimmed : `https://${trimmed}`;
   let out: string;
