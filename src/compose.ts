@@ -143,13 +143,14 @@ async function composeAttestation(f: Foundation, sightings: CollateralStore, loc
   const publishedSigners = async () => (simulatedSigner ? [await signer(), await simulatedSigner()] : [await signer()]);
   const policies = createPolicyStore(f.db, f.now);
   const nowMs = () => Date.now();
+  const serverMs = () => f.now().getTime();
   let collateral: QuoteCollateralSource;
   let snpCertificates: SnpCertificateSource;
   let gpuReferences: GpuReferenceSource;
   const warn = (msg: string, fields: Record<string, unknown>) => f.logger.warn(fields, msg);
   if (local) {
-    const quotes = cachedQuoteCollateralSource((req) => quoteCollateralFromCache(local, req, f.now), nowMs, warn);
-    const vceks = cachedVcekSource((req) => vcekFromCache(local, req, f.now));
+    const quotes = cachedQuoteCollateralSource((req) => quoteCollateralFromCache(local, req, f.now), nowMs, warn, serverMs);
+    const vceks = cachedVcekSource((req) => vcekFromCache(local, req, f.now), serverMs);
     // The in-memory copies follow the cache at once: a refresh here, or items another replica stored.
     local.service.onChange(() => {
       quotes.clear();
@@ -161,8 +162,8 @@ async function composeAttestation(f: Foundation, sightings: CollateralStore, loc
   } else {
     const http = createHttpClient({ ca: readFileSync(f.caPath), retries: 1 });
     closers.push(() => http.close());
-    collateral = cachedQuoteCollateralSource(pcsQuoteCollateralFetcher(() => f.config.upstreamIntel, http), nowMs, warn);
-    snpCertificates = cachedVcekSource(kdsVcekFetcher(() => f.config.upstreamAmd, f.caPath));
+    collateral = cachedQuoteCollateralSource(pcsQuoteCollateralFetcher(() => f.config.upstreamIntel, http), nowMs, warn, serverMs);
+    snpCertificates = cachedVcekSource(kdsVcekFetcher(() => f.config.upstreamAmd, f.caPath), serverMs);
     gpuReferences = createNvidiaRimSource(() => f.config.upstreamNvidiaRim, http);
   }
   const service = createAttestationService({

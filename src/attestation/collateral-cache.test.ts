@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { readFixture, skipWithoutFixtures } from '../../test/fixtures.js';
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
-import { QUOTE_COLLATERAL_TTL_MS, cachedQuoteCollateralSource } from './collateral-cache.js';
+import { fail } from '../core/errors.js';
+import { FAILED_LOAD_TTL_MS, MAX_LOADS_IN_FLIGHT, QUOTE_COLLATERAL_TTL_MS, cachedQuoteCollateralSource, cachedVcekSource } from './collateral-cache.js';
 
 const skip = skipWithoutFixtures();
 
@@ -39,5 +40,55 @@ describe('cachedQuoteCollateralSource', { skip }, () => {
     next = set(17, '2026-01-01T00:00:00Z');
     src.clear();
     assert.equal(evalOf(await src.getQuoteCollateral(req)), 17, 'the pinned baseline is what attestation uses');
+  });
+});
+
+describe('loads an anonymous attestation asks for (issue #23 item 6)', () => {
+  const chip = (n: number) => new Uint8Array(64).fill(n);
+  const tcb = { bootloader: 1, tee: 0, snp: 8, microcode: 115 };
+
+  test('a failed load is remembered briefly: repeating the request does not reach the source', async () => {
+    let t = 0;
+    let calls = 0;
+    const src = cachedVcekSource(async () => {
+      calls++;
+      throw fail('upstream.unavailable', 'KDS down');
+    }, () => t);
+    for (let i = 0; i < 5; i++) await assert.rejects(src.getVcek({ product: 'Milan', chipId: chip(1), tcb }), (e: { code?: string }) => e.code === 'upstream.unavailable');
+    assert.equal(calls, 1);
+    t += FAILED_LOAD_TTL_MS;
+    await assert.rejects(src.getVcek({ product: 'Milan', chipId: chip(1), tcb }));
+    assert.equal(calls, 2, 'asked again once the failure has aged');
+    src.clear();
+    await assert.rejects(src.getVcek({ product: 'Milan', chipId: chip(1), tcb }));
+    assert.equal(calls, 3, 'a change of the cache behind forgets failures');
+  });
+
+  test('at most a bounded number of loads run at once; more are upstream.busy, not queued, and not remembered', async () => {
+    const pending: (() => void)[] = [];
+    let calls = 0;
+    const src = cachedVcekSource(() => {
+      calls++;
+      return new Promise((resolve) => pending.push(() => resolve({ vcek: new Uint8Array(), chain: [] })));
+    }, () => 0);
+    const held = Array.from({ length: MAX_LOADS_IN_FLIGHT }, (_, i) => src.getVcek({ product: 'Milan', chipId: chip(i + 1), tcb }));
+    await assert.rejects(src.getVcek({ product: 'Milan', chipId: chip(100), tcb }), (e: { code?: string }) => e.code === 'upstream.busy');
+    assert.equal(calls, MAX_LOADS_IN_FLIGHT);
+    for (const p of pending) p();
+    await Promise.all(held);
+    const again = src.getVcek({ product: 'Milan', chipId: chip(100), tcb });
+    assert.equal(calls, MAX_LOADS_IN_FLIGHT + 1, 'busy was not remembered as a failure');
+    pending.at(-1)!();
+    await again;
+  });
+
+  test('Intel collateral: the same rules per FMSPC', async () => {
+    let calls = 0;
+    const src = cachedQuoteCollateralSource(async () => {
+      calls++;
+      throw fail('collateral.not_found', 'no such FMSPC');
+    }, () => 0);
+    for (let i = 0; i < 3; i++) await assert.rejects(src.getQuoteCollateral({ ...req, fmspc: 'EE0000000001' }), (e: { code?: string }) => e.code === 'collateral.missing');
+    assert.equal(calls, 1);
   });
 });

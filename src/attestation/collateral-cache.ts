@@ -1,7 +1,8 @@
 /**
  * The attestation service's short memory of collateral, in front of whichever source provides it (the
  * collateral cache in this process, or a PCS/PCCS/THIM and KDS over HTTPS): the hot path then never
- * leaves the process. Concurrent misses for one key share one fetch; a failed fetch is not remembered.
+ * leaves the process. Concurrent misses for one key share one fetch; a failed fetch is remembered briefly
+ * and fetches in flight are bounded (an anonymous caller names the chip or FMSPC).
  */
 import { fail, isConclaveError } from '../core/errors.js';
 import { quoteCollateralRollback } from '../collateral/cache/guard.js';
@@ -13,6 +14,52 @@ export const QUOTE_COLLATERAL_TTL_MS = 5 * 60_000;
 
 type QuoteCollateralRequest = Parameters<QuoteCollateralSource['getQuoteCollateral']>[0];
 type VcekRequest = Parameters<SnpCertificateSource['getVcek']>[0];
+
+/** How long a failed load is answered from memory instead of asking the source again. */
+export const FAILED_LOAD_TTL_MS = 30_000;
+/** Loads in flight at once, all keys together; more are refused (`upstream.busy`) rather than queued. */
+export const MAX_LOADS_IN_FLIGHT = 8;
+
+/**
+ * Loads of collateral an anonymous attestation asks for (a VCEK for any chip id a report names, Intel
+ * collateral for an FMSPC): a failed load is remembered for {@link FAILED_LOAD_TTL_MS} (negative caching),
+ * and at most {@link MAX_LOADS_IN_FLIGHT} run at once, so such requests cannot multiply upstream calls or
+ * hold every upstream connection. `upstream.busy` is never remembered.
+ */
+function guardedLoads(nowMs: () => number) {
+  const failed = new Map<string, { at: number; error: unknown }>();
+  let inFlight = 0;
+  return {
+    clear: () => failed.clear(),
+    run<T>(key: string, load: () => Promise<T>): Promise<T> {
+      const f = failed.get(key);
+      if (f && nowMs() - f.at < FAILED_LOAD_TTL_MS) return Promise.reject(f.error);
+      if (inFlight >= MAX_LOADS_IN_FLIGHT) return Promise.reject(fail('upstream.busy', 'too many collateral fetches in flight; retry shortly', { inFlight }));
+      let p: Promise<T>;
+      try {
+        p = load();
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      inFlight++;
+      return p.then(
+        (v) => {
+          inFlight--;
+          failed.delete(key);
+          return v;
+        },
+        (e: unknown) => {
+          inFlight--;
+          if (!isConclaveError(e, 'upstream.busy')) {
+            if (failed.size >= 10_000) failed.clear();
+            failed.set(key, { at: nowMs(), error: e });
+          }
+          throw e;
+        },
+      );
+    },
+  };
+}
 
 /** An in-memory copy that can be told to forget (when the collateral cache behind it changed). */
 export interface Forgetful {
@@ -31,27 +78,26 @@ export function cachedQuoteCollateralSource(
   load: (req: QuoteCollateralRequest) => Promise<QuoteCollateral>,
   nowMs: () => number,
   warn?: (msg: string, fields: Record<string, unknown>) => void,
+  /** The clock that ages remembered failures (the server's clock); `nowMs` by default. */
+  failuresNowMs: () => number = nowMs,
 ): QuoteCollateralSource & Forgetful {
   const cache = new Map<string, { at: number; value: Promise<QuoteCollateral> }>();
   const newest = new Map<string, QuoteCollateral>();
+  const loads = guardedLoads(failuresNowMs);
   return {
     // The cache behind changed: follow it. That cache only moves forward on its own (src/collateral/cache/
     // guard.ts), and an older evaluation number it now serves is an operator's pinned TCB baseline.
     clear: () => {
       cache.clear();
       newest.clear();
+      loads.clear();
     },
     getQuoteCollateral(req) {
       const { tee, fmspc, caType } = req;
       const key = `${tee}:${fmspc.toLowerCase()}:${caType}`;
       const hit = cache.get(key);
       if (hit && nowMs() - hit.at < QUOTE_COLLATERAL_TTL_MS) return hit.value;
-      let value: Promise<QuoteCollateral>;
-      try {
-        value = load(req);
-      } catch (e) {
-        return Promise.reject(e);
-      }
+      let value = loads.run(key, () => load(req));
       value = value.then(
         (c) => {
           const prev = newest.get(key);
@@ -78,20 +124,20 @@ export function cachedQuoteCollateralSource(
  * VCEKs per chip and TCB: a VCEK never changes for those, but `clear()` follows the cache behind (a copy
  * an upstream got wrong is not kept until a restart). Sources check the chip and TCB before answering.
  */
-export function cachedVcekSource(load: (req: VcekRequest) => Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>): SnpCertificateSource & Forgetful {
+export function cachedVcekSource(load: (req: VcekRequest) => Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>, nowMs: () => number = Date.now): SnpCertificateSource & Forgetful {
   const cache = new Map<string, Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>>();
+  const loads = guardedLoads(nowMs);
   return {
-    clear: () => cache.clear(),
+    clear: () => {
+      cache.clear();
+      loads.clear();
+    },
     getVcek(req) {
       const { product, chipId, tcb } = req;
       const key = `${product}:${Buffer.from(chipId).toString('hex')}:${tcb.bootloader}.${tcb.tee}.${tcb.snp}.${tcb.microcode}.${tcb.fmc ?? ''}`;
       let hit = cache.get(key);
       if (!hit) {
-        try {
-          hit = load(req);
-        } catch (e) {
-          return Promise.reject(e);
-        }
+        hit = loads.run(key, () => load(req));
         cache.set(key, hit);
         hit.catch(() => cache.delete(key));
       }
