@@ -4,7 +4,7 @@
  * (one closed load loop per replica, half the connections each); release also through one replica with
  * its transparency-log entries switched off (bench/lib/log.ts), for what the log costs.
  *
- *   node --import tsx bench/scaleout.bench.ts [--connections 16] [--duration 8000] [--warmup 2000] [--rounds 3] [--workloads release,attest]
+ *   node --import tsx bench/scaleout.bench.ts [--connections 16] [--duration 8000] [--warmup 2000] [--rounds 3] [--workloads release,attest] [--log-batch-ms N]
  *
  * Each run reports throughput, latency, the cores each replica used and its CPU per request (from
  * /proc, all threads), the CPU of the database's PostgreSQL backends per request, how busy the host was
@@ -46,6 +46,8 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '2000' },
     rounds: { type: 'string', default: '3' },
     workloads: { type: 'string', default: 'release,attest' },
+    /** The replicas' --log-batch-ms (their default, 25, when not given). */
+    'log-batch-ms': { type: 'string' },
   },
 });
 const WORKLOADS = values.workloads!.split(',');
@@ -207,7 +209,7 @@ async function main(): Promise<void> {
   const balancer = await startBalancer();
   const dataDir = mkdtempSync(join(tmpdir(), 'conclave-bench-scaleout-'));
   loadOrCreateSimulatedTee(dataDir);
-  const args = ['--db', store.url, '--simulate', '--public-url', balancer.url];
+  const args = ['--db', store.url, '--simulate', '--public-url', balancer.url, ...(values['log-batch-ms'] ? ['--log-batch-ms', values['log-batch-ms']] : [])];
   const replicas: BenchServer[] = [];
   try {
     // The first start prepares the shared data dir; the second replica joins it later.
@@ -242,7 +244,7 @@ async function main(): Promise<void> {
     replicas.push(await startBenchServer(args, dataDir));
     balancer.targets.push(replicas[1]!.url);
     console.log(hostLine());
-    console.log(`scale-out: PostgreSQL ${new URL(PG_ADMIN_URL).host}, ${CONNECTIONS} connections in all, ${WARMUP_MS} ms warm-up, ${DURATION_MS} ms measured, ${ROUNDS} rounds`);
+    console.log(`scale-out: PostgreSQL ${new URL(PG_ADMIN_URL).host}, log batch ${values['log-batch-ms'] ?? 'default (25)'} ms, ${CONNECTIONS} connections in all, ${WARMUP_MS} ms warm-up, ${DURATION_MS} ms measured, ${ROUNDS} rounds`);
     const db = await openDatabase(store.url, { poolSize: 2 });
     const monitor = new pg.Client({ connectionString: store.url });
     await monitor.connect();
