@@ -229,13 +229,20 @@ export function createPlatformService(d: PlatformDeps): PlatformService {
       await store.registerPlatform(reg, at, 'registered');
       return;
     }
-    // Request mode: fetch now; runtime requests are answered from the cache only.
+    // Request mode: fetch now; runtime requests are answered from the cache only. A registration the
+    // cache already answers (the same manifest as the platform's last one) is not fetched again, and
+    // concurrent ones share one fetch: a repeated registration costs no upstream request (#14 item 5).
+    const previous = await store.registration(reg.qeId, reg.pceId);
     await store.registerPlatform(reg, at, 'registered');
     const platform: PlatformRef = { pceId: reg.pceId, qeId: reg.qeId };
     try {
       let cert: CollateralItem | undefined;
       if (reg.platformManifest) {
-        const set = await svc.ingest('pckcerts', pckCertsScope(platform), false, null, await upstream.intelPost('sgx', version, 'pckcerts', { platformManifest: reg.platformManifest, pceid: reg.pceId }));
+        const manifest = reg.platformManifest;
+        const scope = pckCertsScope(platform);
+        const same = previous !== undefined && previous.state !== 'failed' && previous.platformManifest?.toUpperCase() === manifest.toUpperCase();
+        const held = () => (same ? svc.get(scope) : undefined);
+        const set = held() ?? (await svc.fetchOnce(scope, held, async () => svc.ingest('pckcerts', scope, false, null, await upstream.intelPost('sgx', version, 'pckcerts', { platformManifest: manifest, pceid: reg.pceId }))));
         const entries = parsePckCerts(JSON.parse(Buffer.from(set.body).toString('utf8')));
         if (entries.some((e) => e.cert === undefined)) await store.registerPlatform(reg, at, 'not_available');
         cert = set;

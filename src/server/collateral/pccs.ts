@@ -17,6 +17,7 @@ import { fail, isConclaveError } from '../../core/errors.js';
 import { derToPem } from '../../core/x509.js';
 import type { AppContext } from '../context.js';
 import { createPccsAuth } from './pccs-auth.js';
+import { createRateLimiter } from '../rate-limit.js';
 import { type Prepared, encodeChain, prepare } from './responses.js';
 import { COLLATERAL } from '../../wire/collateral.js';
 
@@ -56,6 +57,9 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
   const { svc, platforms } = d;
   const now = () => ctx.now().getTime();
   const authorize = createPccsAuth(ctx);
+  // Registrations store a row and, in request mode, go upstream: a fleet's PCKIDRetrievalTool runs
+  // register at a steady pace, a client flooding it gets 429 with Retry-After (#14 item 5).
+  const registrations = createRateLimiter({ perSecond: 5, burst: 100 });
   const text = (reply: FastifyReply, body: string) => reply.code(200).type('text/plain; charset=utf-8').send(body);
   const failing = (item: CollateralItem) => svc.lastError(item.key) !== undefined;
 
@@ -140,6 +144,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     // PCKIDRetrievalTool registration: 200 as PCCS answers (the tool treats anything else as failure).
     app.post(`${prefix}/platforms`, { config: { ...PCS, wire: COLLATERAL.registerPlatform }, bodyLimit: 1 << 20, schema: { summary: 'PCCS platform registration (PCKIDRetrievalTool; user-token)', tags } }, async (request, reply) => {
       await authorize(request, 'user');
+      registrations.take(request.ip, 'platform registrations');
       const update = ((request.query as Query).update ?? 'standard').toLowerCase();
       if (update !== 'standard' && update !== 'early' && update !== 'all') throw fail('request.invalid', 'update must be standard, early or all', { parameter: 'update' });
       const b = request.body as Record<string, unknown> | undefined;
