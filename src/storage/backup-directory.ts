@@ -75,15 +75,29 @@ export function createDirectoryBackupTarget(rootDir: string): BackupTarget {
     return join(dir, ...parts);
   }
 
+  /**
+   * The container directory of a backup, checked before anything is made: the deepest part of its path
+   * that exists is resolved first, so a symlink in it that leads out (or dangles) is refused (a recursive
+   * mkdir would follow it and create the directories outside), and it must be a directory.
+   */
+  function checkedContainer(containerUri: string): { base: string; dir: string } {
+    const base = realRoot();
+    const dir = container(containerUri, true);
+    let existing = dir;
+    while (!lexists(existing)) existing = dirname(existing);
+    const real = realOrNothing(existing);
+    if (real === undefined || !inside(base, real)) throw fail('request.invalid', `storageResourceUri ${containerUri} leads outside the backup directory`, { field: 'storageResourceUri' });
+    if (!statSync(real).isDirectory()) throw fail('request.invalid', `storageResourceUri ${containerUri} is not a directory`, { field: 'storageResourceUri' });
+    return { base, dir };
+  }
+
   return {
+    async checkContainer(containerUri) {
+      checkedContainer(containerUri);
+    },
+
     async writeFolder(containerUri, _token, folderName, files) {
-      const base = realRoot();
-      const dir = container(containerUri, true);
-      // The deepest part of the path that exists is resolved first: a symlink in it that leads out is
-      // refused before any directory is made (a recursive mkdir would follow it and create them outside).
-      let existing = dir;
-      while (!lexists(existing)) existing = dirname(existing);
-      if (!inside(base, realOrNothing(existing) ?? '/')) throw fail('request.invalid', `storageResourceUri ${containerUri} leads outside the backup directory`, { field: 'storageResourceUri' });
+      const { base, dir } = checkedContainer(containerUri);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       if (!inside(base, realpathSync(dir))) throw fail('request.invalid', `storageResourceUri ${containerUri} leads outside the backup directory`, { field: 'storageResourceUri' });
       const final = checkedFolder(dir, folderName);

@@ -21,6 +21,8 @@ export type ApiFeature =
   | 'rotation'
   /** `hsmPlatform` in key attributes (7.5). */
   | 'hsmPlatform'
+  /** Managed HSM: `POST /prebackup`, `PUT /prerestore` checks (7.5). */
+  | 'preBackup'
   /** `GET /keys/{name}/{version}/attestation` and `attributes.attestation` (7.6-preview.2). */
   | 'attestation';
 
@@ -34,7 +36,7 @@ const VERSIONS: readonly (readonly [string, readonly ApiFeature[]])[] = [
   ['7.3', []],
   ['7.4-preview.1', []],
   ['7.4', []],
-  ['7.5-preview.1', ['hsmPlatform']],
+  ['7.5-preview.1', ['hsmPlatform', 'preBackup']],
   ['7.5', []],
   ['7.6-preview.1', []],
   ['7.6-preview.2', ['attestation']],

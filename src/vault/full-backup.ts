@@ -182,6 +182,44 @@ export function createFullBackup(core: VaultCore, target: BackupTarget | undefin
       });
     },
 
+    /** Managed HSM's pre-backup check: the location would take a backup; nothing is written or made. */
+    async startPreBackup(p: Principal, api: ApiVersion, body: unknown) {
+      requireFeature(api, 'preBackup', 'preFullBackup');
+      return perform(p, 'preFullBackup', 'startBackup', {}, async (draft) => {
+        const sas = sasParameter(body, 'body');
+        const job: BackupJob = { jobId: randomBytes(16).toString('hex'), kind: 'backup', status: 'InProgress', startTime: nowSeconds(), principal: p.id };
+        draft.detail.jobId = job.jobId;
+        await location().checkContainer(sas.uri, sas.token);
+        return record({ ...job, status: 'Succeeded', statusDetails: 'A backup can be written to this location.', endTime: nowSeconds() });
+      });
+    },
+
+    /**
+     * Managed HSM's pre-restore check: the folder holds a backup this vault can open (same master key) and
+     * none of its keys is in the vault; refused as the restore would be, and nothing is written.
+     */
+    async startPreRestore(p: Principal, api: ApiVersion, body: unknown) {
+      requireFeature(api, 'preBackup', 'preFullRestore');
+      return perform(p, 'preFullRestore', 'startRestore', {}, async (draft) => {
+        const b = isObject(body) ? body : {};
+        const sas = sasParameter(b.sasTokenParameters, 'sasTokenParameters');
+        if (typeof b.folderToRestore !== 'string' || b.folderToRestore.length === 0) throw fail('request.invalid', 'folderToRestore is required', { field: 'folderToRestore' });
+        const job: BackupJob = { jobId: randomBytes(16).toString('hex'), kind: 'restore', status: 'InProgress', startTime: nowSeconds(), principal: p.id };
+        Object.assign(draft.detail, { jobId: job.jobId, folder: b.folderToRestore });
+        const snapshot = await readSnapshot(sas, b.folderToRestore);
+        const conflicts: string[] = [];
+        for (const k of snapshot.keys) {
+          const st = await store.keyState(k.name);
+          if (st.state !== 'absent') conflicts.push(st.name);
+          if (conflicts.length >= 100) break;
+        }
+        if (conflicts.length > 0) {
+          throw fail('key.conflict', `Restore would overwrite what the vault holds: ${conflicts.slice(0, 10).join(', ')}${conflicts.length > 10 ? ', …' : ''}. Restore into an empty vault, or delete and purge these first.`, { conflicts });
+        }
+        return record({ ...job, status: 'Succeeded', statusDetails: `${snapshot.keys.length} key(s) can be restored.`, endTime: nowSeconds() });
+      });
+    },
+
     async startFullRestore(p: Principal, api: ApiVersion, body: unknown) {
       requireFeature(api, 'mhsm', 'fullRestore');
       return perform(p, 'fullRestore', 'startRestore', {}, async (draft) => {

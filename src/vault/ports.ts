@@ -150,6 +150,8 @@ export type KeySpecFamily = { readonly family: 'RSA' } | { readonly family: 'EC'
 export interface BackupTarget {
   /** Writes the files into a new folder `folderName` of the container; returns the folder's URI. */
   writeFolder(containerUri: string, token: string, folderName: string, files: Readonly<Record<string, Uint8Array>>): Promise<string>;
+  /** Checks that a backup could be written into the container (confinement, a directory where one exists), writing nothing. */
+  checkContainer(containerUri: string, token: string): Promise<void>;
   /** Reads one file of a backup folder (the folder given relative to the container, as the SDKs send it). */
   readFile(containerUri: string, token: string, folder: string, file: string): Promise<Uint8Array>;
 }

@@ -1,6 +1,6 @@
 /**
  * HTTP of Managed HSM's full backup and restore: `POST /backup`, `PUT /restore`, `PUT /keys/{name}/restore`
- * answer 202 with the job and `Azure-AsyncOperation: {vault}/{backup|restore}/{jobId}/pending`, which the
+ * and the checks `POST /prebackup`, `PUT /prerestore` (7.5 and later) answer 202 with the job and `Azure-AsyncOperation: {vault}/{backup|restore}/{jobId}/pending`, which the
  * official KeyVaultBackupClient polls (`GET …/pending`, 200).
  */
 import type { FastifyInstance } from 'fastify';
@@ -18,6 +18,16 @@ export function registerBackupRoutes(app: FastifyInstance, service: VaultService
     const { p, v } = await akv(req, reply);
     const job = await service.startFullBackup(p, v, req.body);
     return reply.status(202).header('Azure-AsyncOperation', accepted('backup', job)).send(jobWire(job));
+  });
+  app.post('/prebackup', route('Check that a full backup could be made (writes nothing)', VAULT.preBackup), async (req, reply) => {
+    const { p, v } = await akv(req, reply);
+    const job = await service.startPreBackup(p, v, req.body);
+    return reply.status(202).header('Azure-AsyncOperation', accepted('backup', job)).send(jobWire(job));
+  });
+  app.put('/prerestore', route('Check that a full backup could be restored (restores nothing)', VAULT.preRestore), async (req, reply) => {
+    const { p, v } = await akv(req, reply);
+    const job = await service.startPreRestore(p, v, req.body);
+    return reply.status(202).header('Azure-AsyncOperation', accepted('restore', job)).send(jobWire(job));
   });
   app.put('/restore', route('Restore the vault from a full backup', VAULT.fullRestore), async (req, reply) => {
     const { p, v } = await akv(req, reply);

@@ -3,7 +3,7 @@
  * python.test.ts): the job protocol, the directory confinement, and the error paths.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
@@ -14,6 +14,12 @@ const API = '7.4-preview.1';
 let server: TestServer;
 const backupDir = tempDir('conclave-backup-test-');
 const container = pathToFileURL(join(backupDir, 'c1')).href;
+/** A fresh data dir holding only the master key of `dataDir`. */
+function copyOfMasterKey(dataDir: string): string {
+  const dir = tempDir();
+  copyFileSync(join(dataDir, 'master.key'), join(dir, 'master.key'));
+  return dir;
+}
 const call = (method: string, path: string, body?: unknown, v = API) => akvCall(server, method, path, body, v);
 
 before(async () => {
@@ -84,6 +90,53 @@ describe('full backup and restore', () => {
     const dangling = await call('POST', '/backup', { storageResourceUri: pathToFileURL(join(backupDir, 'dangling', 'x')).href, token: '' });
     assert.equal(dangling.status, 400, JSON.stringify(dangling.json));
     assert.deepEqual(readdirSync(outside), [], 'nothing made through a dangling link either');
+  });
+
+  test('pre-backup and pre-restore checks (7.5 and later): 202 with the job, nothing written, the same refusals as the real thing', async () => {
+    const V = '7.6';
+    const before = readdirSync(fileURLToPath(container)).sort();
+    const pre = await server.send('POST', `/prebackup?api-version=${V}`, { headers: { authorization: `Bearer ${await server.adminToken()}` }, body: { storageResourceUri: container, token: '' } });
+    assert.equal(pre.status, 202, pre.text);
+    assert.equal(pre.json().status, 'Succeeded');
+    assert.equal(pre.headers['azure-asyncoperation'], `${server.url}/backup/${pre.json().jobId}/pending`);
+    assert.equal((await call('GET', `/backup/${pre.json().jobId}/pending`, undefined, V)).json.status, 'Succeeded');
+    assert.deepEqual(readdirSync(fileURLToPath(container)).sort(), before, 'a pre-backup writes no folder');
+    const fresh = pathToFileURL(join(backupDir, 'not-made-yet')).href;
+    assert.equal((await call('POST', '/prebackup', { storageResourceUri: fresh, token: '' }, V)).status, 202);
+    assert.equal(existsSync(fileURLToPath(fresh)), false, 'a pre-backup makes no directory');
+    const outside = await call('POST', '/prebackup', { storageResourceUri: 'file:///etc', token: '' }, V);
+    assert.equal(outside.status, 400);
+    assert.match(outside.json.error.message, /outside the backup directory/);
+    assert.equal((await call('POST', '/prebackup', { storageResourceUri: container }, '7.4')).status, 400, 'not in api-version 7.4');
+
+    const name = folder.slice(container.length + 1);
+    const preRestore = await server.send('PUT', `/prerestore?api-version=${V}`, {
+      headers: { authorization: `Bearer ${await server.adminToken()}` },
+      body: { sasTokenParameters: { storageResourceUri: container, token: '' }, folderToRestore: name },
+    });
+    // This vault still holds b1: the check names the clash as the restore would, and writes nothing.
+    assert.equal(preRestore.status, 409, preRestore.text);
+    assert.match(preRestore.json().error.message, /b1/);
+    const missing = await call('PUT', '/prerestore', { sasTokenParameters: { storageResourceUri: container }, folderToRestore: 'mhsm-none' }, V);
+    assert.equal(missing.status, 404);
+    const other = await startVault({ flags: { maintenanceInterval: 0, backupDir } });
+    try {
+      const foreign = await akvCall(other, 'PUT', '/prerestore', { sasTokenParameters: { storageResourceUri: container, token: '' }, folderToRestore: name }, V);
+      assert.equal(foreign.status, 400);
+      assert.equal(foreign.json.error.innererror.code, 'backup.foreign');
+      const sameKey = await startVault({ flags: { maintenanceInterval: 0, backupDir }, dataDir: copyOfMasterKey(server.dataDir) });
+      try {
+        const ok = await akvCall(sameKey, 'PUT', '/prerestore', { sasTokenParameters: { storageResourceUri: container, token: '' }, folderToRestore: name }, V);
+        assert.equal(ok.status, 202, JSON.stringify(ok.json));
+        assert.equal(ok.json.status, 'Succeeded');
+        assert.equal((await akvCall(sameKey, 'GET', `/restore/${ok.json.jobId}/pending`, undefined, V)).json.status, 'Succeeded');
+        assert.equal((await akvCall(sameKey, 'GET', '/keys/b1', undefined, V)).status, 404, 'a pre-restore restores nothing');
+      } finally {
+        await sameKey.stop();
+      }
+    } finally {
+      await other.stop();
+    }
   });
 
   test('a key restored selectively from the backup after purge', async () => {
