@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { encode } from 'cborg';
+import fc from 'fast-check';
 import { readFixture, readFixtureJson, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { decodeCoseSign1 } from '../../core/cose.js';
 import { parseDidX509 } from '../../core/did-x509.js';
@@ -90,6 +91,27 @@ describe('UVM endorsement (COSE_Sign1) of the real ACI utility VM', { skip }, ()
     const noIss = withProtected(real(), (h) => h.delete('iss'));
     assert.throws(() => verifyUvmEndorsement(noIss, measurement(), at), code('uvm.malformed'));
     assert.throws(() => decodeCoseSign1(new Uint8Array(300 * 1024)), code('cose.malformed'));
+    // Nesting deep enough to exhaust the decoder's stack is a typed refusal, not a crash.
+    const deep = new Uint8Array(200 * 1024).fill(0x81);
+    assert.throws(() => decodeCoseSign1(deep), code('cose.malformed'));
+  });
+
+  test('property: a mutated endorsement verifies to the same facts (unprotected bytes) or fails with a cose.* / uvm.* code', () => {
+    const bytes = real();
+    const good = verifyUvmEndorsement(bytes, measurement(), at);
+    fc.assert(
+      fc.property(fc.nat(bytes.byteLength - 1), fc.integer({ min: 1, max: 255 }), fc.boolean(), (i, x, truncate) => {
+        const m = truncate ? bytes.subarray(0, i) : Uint8Array.from(bytes);
+        if (!truncate) m[i]! ^= x;
+        try {
+          const r = verifyUvmEndorsement(m, measurement(), at);
+          assert.deepEqual({ ...r }, { ...good });
+        } catch (e) {
+          assert.ok(isConclaveError(e) && /^(cose|uvm|der)\./.test(e.code), `byte ${i}: ${String(e)}`);
+        }
+      }),
+      { numRuns: 300 },
+    );
   });
 
   test('Endorsements JSON: one base64url UVM endorsement, or none', () => {
