@@ -267,19 +267,20 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
           seen.add(key);
           const item = { ...given, ...dates };
           checkCollateralTarget(item, platformPpid(item.kind, item.scope));
-          // Standard and early answers are compared with the newest cached number under that selector.
-          const selectors = versioned ? (item.selector ?? '').split(',').filter(Boolean) : [];
-          for (const sel of selectors) {
-            const newest = (byScope.get(item.scope) ?? []).filter((i) => i.evalNumber !== null && i.selector?.split(',').includes(sel)).reduce<CollateralItem | undefined>((a, b) => (!a || b.evalNumber! > a.evalNumber! ? b : a), undefined);
-            checkCollateralForward(item, index.get(key), newest);
-          }
-          checkCollateralForward(item, index.get(key));
           const cached = index.get(key);
           const selector = mergeSelectors(cached?.selector ?? null, item.selector);
           // The bytes already cached: kept as they are, with their source (an upstream copy stays refreshable).
           if (cached && Buffer.from(cached.body).equals(item.body)) {
             if (selector !== cached.selector) out.push({ ...withoutVersion(cached), selector });
             continue;
+          }
+          // As for upstream answers: never older than the cached copy of the same key, and an item tagged
+          // standard or early never older than the newest number cached under that tag. An untagged older
+          // number is a version (as a tcbEvaluationDataNumber=N answer is), kept for the baseline.
+          checkCollateralForward(item, cached);
+          for (const sel of versioned ? (item.selector ?? '').split(',').filter(Boolean) : []) {
+            const newest = (byScope.get(item.scope) ?? []).filter((i) => i.evalNumber !== null && i.selector?.split(',').includes(sel)).reduce<CollateralItem | undefined>((a, b) => (!a || b.evalNumber! > a.evalNumber! ? b : a), undefined);
+            checkCollateralForward(item, undefined, newest);
           }
           out.push({ ...item, selector });
         } catch (e) {

@@ -107,6 +107,23 @@ describe('TCB baseline: pinned default, early / customParameter overrides, dry r
     const view = await server.send('GET', '/admin/collateral/baseline', { headers: auth });
     assert.deepEqual(view.json().scopes.find((s: { scope: string }) => s.scope === 'sgx/v4/tcb/00906ED50000'), { scope: 'sgx/v4/tcb/00906ED50000', available: [17, 19], served: 17 });
   });
+
+  test('a bundle holding several evaluation numbers imports into an empty cache and re-imports into a full one', async () => {
+    const exported = (await server.send('GET', '/admin/collateral/bundle', { headers: auth })).json() as { items: { key: string }[] };
+    assert.ok(exported.items.some((i) => i.key === 'sgx/v4/tcb/00906ED50000#17') && exported.items.some((i) => i.key === 'sgx/v4/tcb/00906ED50000#19'));
+    const again = await server.send('POST', '/admin/collateral/bundle', { headers: auth, body: exported });
+    assert.equal(again.status, 200, again.text);
+    const offline = await startTestServer({ services: 'collateral', collateralMode: 'offline' }, { now: () => clock });
+    try {
+      const oauth = { authorization: `Bearer ${await offline.adminToken()}` };
+      for (let i = 0; i < 2; i++) {
+        const r = await offline.send('POST', '/admin/collateral/bundle', { headers: oauth, body: exported });
+        assert.equal(r.status, 200, r.text);
+      }
+    } finally {
+      await offline.stop();
+    }
+  });
 });
 
 describe('offline bundles and DCAP verification through the service', { skip }, () => {

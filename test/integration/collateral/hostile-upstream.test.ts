@@ -127,7 +127,7 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
   });
 
   test('an offline bundle cannot roll back or mis-target the cache either: nothing of a refused bundle is stored', async () => {
-    type BundleItem = { key: string; kind: string; scope: string; body: string; meta: Record<string, string>; issueDate: number | null; nextUpdate: number | null; evalNumber: number | null };
+    type BundleItem = { key: string; kind: string; scope: string; selector: string | null; body: string; meta: Record<string, string>; issueDate: number | null; nextUpdate: number | null; evalNumber: number | null };
     const exported = await server.send('GET', '/admin/collateral/bundle', { headers: admin });
     assert.equal(exported.status, 200);
     const bundle = exported.json() as { items: BundleItem[] };
@@ -139,6 +139,13 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
     assert.equal((await importing(bundle.items)).status, 200);
     // Dates are read from the signed body: a bundle that claims a later nextUpdate does not extend it.
     assert.equal((await importing([{ ...crlItem, nextUpdate: Date.parse('2031-01-01T00:00:00Z') }])).status, 200);
+    // An older evaluation number tagged standard is a rollback of "standard" (as an upstream answer would be).
+    const qeItem = bundle.items.find((i) => i.key === 'tdx/v4/qe/identity#18')!;
+    assert.match(qeItem.selector ?? '', /standard/);
+    const qe17 = { ...qeItem, key: 'tdx/v4/qe/identity#17', body: Buffer.from(readFixtureText('intel', 'tdx-v4-azure-trustee', 'identity.json')).toString('base64') };
+    const olderStandard = await importing([qe17]);
+    assert.equal(olderStandard.status, 409, olderStandard.text);
+    assert.equal(evalOf((await server.send('GET', '/tdx/certification/v4/qe/identity?update=standard')).text, 'enclaveIdentity'), 18);
 
     // Rolled back: the older Platform CRL (44 revocations), its bundle dates forged to look newest.
     const older = readFixture('intel', 'tdx-v4-azure-trustee', 'pck_crl.der').toString('base64');
