@@ -151,11 +151,6 @@ export function createLogStore(db: Database): LogStore & LogReader {
       const migrated = migrationDone
         ? []
         : await db.all<{ id: number; idx: number; entry: string; record: string | null }>('SELECT e.id, e.idx, e.entry, a.record FROM log_entries e LEFT JOIN vault_audit a ON a.seq = e.idx + 1 WHERE e.idx >= ? ORDER BY e.idx LIMIT ?', [size, limit]);
-      if (migrationDone) {
-        // One index probe per batch: after a deleted head, fail typed here rather than on the index's uniqueness.
-        const stray = await db.get<{ idx: number }>('SELECT idx FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT 1', [size]);
-        if (stray) throw fail('log.head_missing', `log entry ${stray.idx} has an index beyond the latest signed head (size ${size}): a signed head was deleted; the log is not extended until it is restored`, { index: Number(stray.idx), treeSize: size });
-      }
       let pending: PendingLeaf[];
       if (migrated.length > 0) {
         migrated.forEach((r, i) => {
@@ -168,7 +163,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
         pending = rows.map((r) => ({ id: Number(r.id), leafHash: Buffer.from(r.leaf_hash, 'hex'), createdMs: Number(r.created_ms) }));
       }
       const batch = await seal({ size, head }, pending);
-      return db.transaction(async (tx) => {
+      const stored = db.transaction(async (tx) => {
         // Renewing first locks the lease row until commit: a replica taking the lease over waits for this
         // batch, and a holder whose lease was taken finds no row to renew and stores nothing.
         const held = await tx.run('UPDATE log_sequencer SET lease_until_ms = ? WHERE id = 1 AND holder = ? AND epoch = ?', [nowMs + leaseMs, lease.holder, lease.epoch]);
@@ -179,6 +174,18 @@ export function createLogStore(db: Database): LogStore & LogReader {
         await storeBatch(tx, batch, migrated.length > 0);
         if (migrated.length === 0) migrationDone = true;
         return batch;
+      });
+      return stored.catch(async (e: unknown) => {
+        // After a deleted head the batch collides with the entries already at its indices: say so, typed.
+        // Probed only on this failure path, so a normal batch pays nothing for it; migrated chain records
+        // (before the migration is done) are expected there, and an entry another holder sequenced
+        // meanwhile is under its head, which is read afresh.
+        if (!migrationDone) throw e;
+        const now = await latestHead(db).catch(() => undefined);
+        const signed = now?.treeSize ?? 0;
+        const stray = await db.get<{ idx: number }>('SELECT idx FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT 1', [signed]).catch(() => undefined);
+        if (stray) throw fail('log.head_missing', `log entry ${stray.idx} has an index beyond the latest signed head (size ${signed}): a signed head was deleted; the log is not extended until it is restored`, { index: Number(stray.idx), treeSize: signed }, e);
+        throw e;
       });
     },
 
