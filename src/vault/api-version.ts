@@ -19,6 +19,8 @@ export type ApiFeature =
   /** Secure Key Release: `exportable`, `release_policy`, `/release`; rotation and rotation policies (7.3). */
   | 'release'
   | 'rotation'
+  /** Managed HSM account settings, `GET /settings`, `GET`/`PATCH /settings/{name}` (7.4-preview.1). */
+  | 'settings'
   /** `hsmPlatform` in key attributes (7.5). */
   | 'hsmPlatform'
   /** Managed HSM: `POST /prebackup`, `PUT /prerestore` checks (7.5). */
@@ -34,7 +36,7 @@ const VERSIONS: readonly (readonly [string, readonly ApiFeature[]])[] = [
   ['7.2', ['mhsm']],
   ['7.3-preview', ['release', 'rotation']],
   ['7.3', []],
-  ['7.4-preview.1', []],
+  ['7.4-preview.1', ['settings']],
   ['7.4', []],
   ['7.5-preview.1', ['hsmPlatform', 'preBackup']],
   ['7.5', []],

@@ -11,6 +11,7 @@ import { createMaintenance } from './maintenance.js';
 import { createKeyOperations } from './operations.js';
 import { createAccessControl } from './access-control.js';
 import { createFullBackup } from './full-backup.js';
+import { createSettings } from './settings.js';
 import type { Principal } from './roles.js';
 
 export { MAINTENANCE_PRINCIPAL, type BackupSealer, type ReleaseKeySource, type SoftDeleteSettings, type VaultServiceDeps } from './core.js';
@@ -26,6 +27,7 @@ export function createVaultService(deps: VaultServiceDeps) {
     ...createMaintenance(core),
     ...createAccessControl(core),
     ...createFullBackup(core, deps.backupTarget),
+    ...createSettings(core),
 
     // ── administration (bootstrap administrator only) ──
     async authorities() {

@@ -134,6 +134,9 @@ export const VAULT = {
   selectiveRestore: route({ params: KEY_PARAMS, query: AKV_QUERY, body: S.object({ folder: S.optional(S.string()), sasTokenParameters: S.optional(OBJECT) }), responses: { 202: { description: 'started', schema: JOB }, ...akvErrors } }),
   preBackup: route({ query: AKV_QUERY, body: S.object({ storageResourceUri: S.optional(S.string()), token: S.optional(S.string()), useManagedIdentity: S.optional(S.boolean()) }), responses: { 202: { description: 'checked (writes nothing)', schema: JOB }, ...akvErrors } }),
   preRestore: route({ query: AKV_QUERY, body: S.object({ folderToRestore: S.optional(S.string()), sasTokenParameters: S.optional(OBJECT) }), responses: { 202: { description: 'checked (restores nothing)', schema: JOB }, ...akvErrors } }),
+  listSettings: route({ query: AKV_QUERY, body: null, responses: ok(S.object({ settings: S.array(OBJECT) })) }),
+  getSetting: route({ params: S.object({ name: S.string({ maxLength: 128 }) }), query: AKV_QUERY, body: null, responses: ok(OBJECT) }),
+  updateSetting: route({ params: S.object({ name: S.string({ maxLength: 128 }) }), query: AKV_QUERY, body: S.object({ value: S.optional(S.string()) }), responses: ok(OBJECT) }),
   backupJob: route({ params: S.object({ jobId: S.string({ maxLength: 64 }) }), query: AKV_QUERY, body: null, responses: ok(JOB) }),
 
   maintenance: route({ body: null, responses: { 200: { description: 'what ran', schema: OBJECT }, ...conclaveErrors } }),

@@ -11,6 +11,7 @@ import type { AppContext } from '../context.js';
 import { registerAccessControlRoutes } from './access-control.js';
 import { logPlugin } from '../log/plugin.js';
 import { registerBackupRoutes } from './backup.js';
+import { registerSettingsRoutes } from './settings.js';
 import { b64url } from '../../core/bytes.js';
 import type { WireRoute } from '../../wire/schema.js';
 import { VAULT } from '../../wire/vault.js';
@@ -214,6 +215,7 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
   });
   registerAccessControlRoutes(app, service, akv);
   registerBackupRoutes(app, service, akv, ctx.baseUrl);
+  registerSettingsRoutes(app, service, akv);
   app.post('/admin/vault/maintenance', adminRoute('Run due rotations, rotation notices and purges now', VAULT.maintenance), async (req) => {
     await admin(req);
     return service.runMaintenance();

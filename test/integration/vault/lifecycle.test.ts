@@ -208,11 +208,19 @@ describe('api-versions: each one the SDKs send, with its own semantics', () => {
     });
   }
 
-  test('Managed HSM settings (KeyVaultSettingsClient) are not offered: 404 (docs/vault.md)', async () => {
-    for (const [method, path] of [['GET', '/settings'], ['GET', '/settings/AllowKeyManagementOperationsThroughARM'], ['PATCH', '/settings/AllowKeyManagementOperationsThroughARM']] as const) {
-      const r = await akvCall(server, method, path, method === 'PATCH' ? { value: 'true' } : undefined, '7.4-preview.1');
-      assert.equal(r.status, 404, `${method} ${path}`);
-    }
+  test('Managed HSM settings (7.4-preview.1 and later): the one setting reads false and stays false (no ARM here)', async () => {
+    const V = '7.4-preview.1';
+    const setting = { name: 'AllowKeyManagementOperationsThroughARM', value: 'false', type: 'boolean' };
+    assert.deepEqual((await akvCall(server, 'GET', '/settings', undefined, V)).json, { settings: [setting] });
+    assert.deepEqual((await akvCall(server, 'GET', '/settings/AllowKeyManagementOperationsThroughARM', undefined, V)).json, setting);
+    assert.deepEqual((await akvCall(server, 'PATCH', '/settings/AllowKeyManagementOperationsThroughARM', { value: 'False' }, V)).json, setting);
+    const on = await akvCall(server, 'PATCH', '/settings/AllowKeyManagementOperationsThroughARM', { value: 'true' }, V);
+    assert.equal(on.status, 400);
+    assert.match(on.json.error.message, /no Azure Resource Manager/);
+    assert.equal((await akvCall(server, 'PATCH', '/settings/AllowKeyManagementOperationsThroughARM', { value: 'maybe' }, V)).status, 400);
+    assert.equal((await akvCall(server, 'PATCH', '/settings/AllowKeyManagementOperationsThroughARM', {}, V)).status, 400);
+    assert.equal((await akvCall(server, 'GET', '/settings/NoSuchSetting', undefined, V)).status, 404);
+    assert.equal((await akvCall(server, 'GET', '/settings', undefined, '7.3')).status, 400, 'not in api-version 7.3');
   });
 
   test('an unknown api-version is BadParameter', async () => {

@@ -60,7 +60,7 @@ describe('official Python SDKs in each of their api-versions', { skip }, () => {
       '7.4-preview.1': [...base, 'oct', 'rng/rotation/release'],
     });
     const admin = ['access control', 'backup/selective restore'];
-    assert.deepEqual(facts.administration, { '7.2': admin, '7.3': admin, '7.4-preview.1': admin });
+    assert.deepEqual(facts.administration, { '7.2': admin, '7.3': admin, '7.4-preview.1': [...admin, 'settings'] });
     assert.equal(facts.guid_tenant, true);
   });
 });

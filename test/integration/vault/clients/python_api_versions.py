@@ -7,7 +7,8 @@ the official clients unchanged (challenge check on, credential from the environm
 Per keys version: create (RSA, EC), get, list, versions, update, sign/verify, encrypt/decrypt,
 wrap/unwrap, backup, delete, get/list deleted, recover, purge, restore; from 7.2 oct keys; from 7.3
 random bytes, rotation policies, rotate and release. Per administration version: role definitions
-(built-in and custom), role assignments, a full backup and a selective restore. The members a version
+(built-in and custom), role assignments, a full backup and a selective restore; in 7.4-preview.1 the
+settings (KeyVaultSettingsClient). The members a version
 defines are checked (recoverableDays from 7.1, exportable and release policy from 7.3). Prints one JSON
 line of facts at the end; any failed expectation raises. Last, ClientSecretCredential with a GUID tenant
 and instance discovery off (the documented alternative to AZURE_TENANT_ID=adfs).
@@ -38,6 +39,7 @@ from azure.keyvault.administration import (  # noqa: E402
     KeyVaultDataAction,
     KeyVaultPermission,
     KeyVaultRoleScope,
+    KeyVaultSettingsClient,
 )
 from azure.keyvault.keys import (  # noqa: E402
     ApiVersion,
@@ -201,6 +203,18 @@ for v in admin_versions:
     backup_client.begin_restore(folder, "sas-token-unused", key_name=name).wait()
     expect(keys.get_key(name).name == name, f"{v}: selective restore")
     done.append("backup/selective restore")
+    if v == "7.4-preview.1":
+        settings = KeyVaultSettingsClient(VAULT, credential, api_version=v)
+        listed = {x.name: x.value for x in settings.list_settings()}
+        expect(listed == {"AllowKeyManagementOperationsThroughARM": "false"}, f"{v}: settings {listed}")
+        expect(settings.get_setting("AllowKeyManagementOperationsThroughARM").value == "false", f"{v}: get setting")
+        expect(settings.update_setting("AllowKeyManagementOperationsThroughARM", "false").value == "false", f"{v}: unchanged setting")
+        try:
+            settings.update_setting("AllowKeyManagementOperationsThroughARM", "true")
+            raise AssertionError(f"{v}: key management through ARM was switched on")
+        except HttpResponseError as e:
+            expect(e.status_code == 400, f"{v}: {e.status_code}")
+        done.append("settings")
     facts["administration"][v] = done
 
 # ── a GUID tenant (the challenge's) instead of adfs: instance discovery must be skipped (docs/vault.md) ──
