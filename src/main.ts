@@ -12,7 +12,7 @@ import type { AppContext } from './server/context.js';
 import { createMetrics } from './server/metrics.js';
 import { type ServiceKey, loadOrCreateServiceKey } from './hsm/service-keys.js';
 import { loadOrCreateTls } from './server/tls.js';
-import { createClientStore } from './storage/client-store.js';
+import { adoptClientRows, createClientStore } from './storage/client-store.js';
 import { createConsoleStore } from './storage/console-store.js';
 import { createConsoleSessions } from './server/console/sessions.js';
 import { openDatabase } from './storage/open.js';
@@ -75,7 +75,8 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     await db.close().catch(() => undefined);
     throw e;
   }
-  const clients = createClientStore(db);
+  const rowMac = (purpose: string, text: string) => sealer.mac(purpose, text);
+  const clients = createClientStore(db, rowMac);
   let baseUrl = config.publicUrl ?? `https://${config.host}:${config.port}`;
   let adminId: string | undefined;
   const keys = new Map<string, Promise<ServiceKey>>();
@@ -98,7 +99,7 @@ export async function startServer(config: Config, opts: { logger?: Logger; now?:
     await db.close().catch(() => undefined);
     throw e;
   }
-  const consoleSessions = createConsoleSessions({ store: createConsoleStore(db), now });
+  const consoleSessions = createConsoleSessions({ store: createConsoleStore(db, rowMac), now });
   const consoleOidc = consoleOidcOf(config, tls.caPath);
   const ctx: AppContext & ServerInternals = {
     config,
@@ -194,7 +195,10 @@ async function openMasterKey(db: Database, path: string, where: string): Promise
   if (check === undefined && serviceKey && !opens(serviceKey.sealed_private, `service-key:${serviceKey.name}`)) throw mismatch();
   // A store from before row MACs gets them now, once: after the check value is recorded, a vault row
   // without its MAC is refused like a changed one (docs/security.md, Guarantees).
-  if (check === undefined) await adoptVaultRows(db, (purpose, text) => sealer.mac(purpose, text));
+  if (check === undefined) {
+    await adoptVaultRows(db, (purpose, text) => sealer.mac(purpose, text));
+    await adoptClientRows(db, (purpose, text) => sealer.mac(purpose, text));
+  }
   const inForce = check ?? (await recordStoreMeta(db, MASTER_KEY_CHECK, Buffer.from(sealer.seal(new TextEncoder().encode(MASTER_KEY_CHECK_VALUE), MASTER_KEY_CHECK_AAD)).toString('base64')));
   if (!opens(inForce, MASTER_KEY_CHECK_AAD)) throw mismatch();
   return sealer;

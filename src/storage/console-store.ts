@@ -1,4 +1,5 @@
 import type { Database } from './database.js';
+import { type RowMac, integrityOf } from './row-mac.js';
 
 /**
  * Who a console session acts as: an OAuth client of this server, or a subject of the configured
@@ -48,41 +49,64 @@ function parsePrincipal(text: string): SessionPrincipal | undefined {
 
 const METHODS: readonly SignInMethod[] = ['code', 'client', 'oidc'];
 
-export function createConsoleStore(db: Database): ConsoleStore {
+const CODE = 'console-sign-in-code';
+const SESSION = 'console-session';
+
+/**
+ * With `mac` (the server's), codes and sessions carry a MAC under the master key over their key, the
+ * principal and the expiry: a session or code written with store access alone (an administrator's, say)
+ * authenticates nobody.
+ */
+export function createConsoleStore(db: Database, mac?: RowMac): ConsoleStore {
+  const integrity = integrityOf(mac);
+  /** A row that fails its check is, like an unreadable one, no session and no code. */
+  const intact = (purpose: string, fields: readonly unknown[], stored: string | null, object: string) => {
+    try {
+      integrity.check(purpose, fields, stored, object);
+      return true;
+    } catch {
+      return false;
+    }
+  };
   return {
     async addCode(codeSha256, principal, createdMs, expiresMs) {
-      await db.run('INSERT INTO console_sign_in_codes (code_sha256, principal, created_ms, expires_ms) VALUES (?, ?, ?, ?)', [codeSha256, JSON.stringify(principal), createdMs, expiresMs]);
+      const p = JSON.stringify(principal);
+      await db.run('INSERT INTO console_sign_in_codes (code_sha256, principal, created_ms, expires_ms, integrity) VALUES (?, ?, ?, ?, ?)', [codeSha256, p, createdMs, expiresMs, integrity.compute(CODE, [codeSha256, p, expiresMs])]);
     },
     async redeemCode(codeSha256, nowMs) {
-      const row = await db.get<{ principal: string; expires_ms: number | string }>(
-        'UPDATE console_sign_in_codes SET used_ms = ? WHERE code_sha256 = ? AND used_ms IS NULL RETURNING principal, expires_ms',
+      const row = await db.get<{ principal: string; expires_ms: number | string; integrity: string | null }>(
+        'UPDATE console_sign_in_codes SET used_ms = ? WHERE code_sha256 = ? AND used_ms IS NULL RETURNING principal, expires_ms, integrity',
         [nowMs, codeSha256],
       );
       if (!row) {
         const known = await db.get('SELECT 1 AS one FROM console_sign_in_codes WHERE code_sha256 = ?', [codeSha256]);
         return { status: known ? 'used' : 'unknown' };
       }
+      if (!intact(CODE, [codeSha256, row.principal, Number(row.expires_ms)], row.integrity, 'console sign-in code')) return { status: 'unknown' };
       // Checked after the update, so an expired code is spent too and never tried twice.
       if (Number(row.expires_ms) <= nowMs) return { status: 'expired' };
       const principal = parsePrincipal(row.principal);
       return principal ? { status: 'ok', principal } : { status: 'unknown' };
     },
     async addSession(idSha256, s) {
-      await db.run('INSERT INTO console_sessions (id_sha256, principal, method, created_ms, expires_ms, seen_ms) VALUES (?, ?, ?, ?, ?, ?)', [
+      const p = JSON.stringify(s.principal);
+      await db.run('INSERT INTO console_sessions (id_sha256, principal, method, created_ms, expires_ms, seen_ms, integrity) VALUES (?, ?, ?, ?, ?, ?, ?)', [
         idSha256,
-        JSON.stringify(s.principal),
+        p,
         s.method,
         s.createdMs,
         s.expiresMs,
         s.seenMs,
+        integrity.compute(SESSION, [idSha256, p, s.method, s.createdMs, s.expiresMs]),
       ]);
     },
     async getSession(idSha256) {
-      const row = await db.get<{ principal: string; method: string; created_ms: number | string; expires_ms: number | string; seen_ms: number | string }>(
-        'SELECT principal, method, created_ms, expires_ms, seen_ms FROM console_sessions WHERE id_sha256 = ?',
+      const row = await db.get<{ principal: string; method: string; created_ms: number | string; expires_ms: number | string; seen_ms: number | string; integrity: string | null }>(
+        'SELECT principal, method, created_ms, expires_ms, seen_ms, integrity FROM console_sessions WHERE id_sha256 = ?',
         [idSha256],
       );
       if (!row) return undefined;
+      if (!intact(SESSION, [idSha256, row.principal, row.method, Number(row.created_ms), Number(row.expires_ms)], row.integrity, 'console session')) return undefined;
       const principal = parsePrincipal(row.principal);
       const method = METHODS.find((m) => m === row.method);
       if (!principal || !method) return undefined;

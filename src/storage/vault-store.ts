@@ -3,8 +3,10 @@
  * writes into the transparency log. Portable to SQLite and PostgreSQL; every multi-row change runs in
  * one transaction, with its log entry.
  */
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { fail } from '../core/errors.js';
+import { randomBytes } from 'node:crypto';
+import { type RowMac, integrityOf } from './row-mac.js';
+
+export type { RowMac } from './row-mac.js';
 import type { Database, SqlExecutor } from './database.js';
 
 type Tx = SqlExecutor & { lock(name: string): Promise<void> };
@@ -81,22 +83,6 @@ function versionParams(k: KeyVersion, seq: number, integrity: string | null): un
 const INSERT_VERSION =
   'INSERT INTO vault_key_versions (name, version, seq, kty, key_size, crv, key_ops, public_jwk, protected_key, provider, enabled, nbf, exp, exportable, created, updated, tags, release_policy, policy_immutable, integrity) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)';
 
-/**
- * Keyed MAC of a row (HMAC under a key derived from the master key, src/hsm/master-key.ts): every
- * security-relevant row (key versions with their attributes, release policy and public key; role
- * assignments and definitions; trusted authorities) carries one in `integrity`, written with the row
- * and checked on every read, so a row changed with store access alone is refused (`store.integrity`,
- * naming the object) instead of used or served (#14 items 4, 11).
- */
-export type RowMac = (purpose: string, text: string) => string;
-
-/** One text per row: its columns as stored, numbers as numbers, blobs as base64. */
-function rowText(fields: readonly unknown[]): string {
-  return JSON.stringify(
-    fields.map((v) => (v === null || v === undefined ? null : typeof v === 'bigint' ? Number(v) : v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v)),
-  );
-}
-
 /** A version row's sealed columns: all but `seq` (which the store assigns) and the MAC itself. */
 function versionFields(r: Omit<VersionRow, 'seq' | 'integrity'>): unknown[] {
   const n = (v: number | string | null) => (v === null ? null : Number(v));
@@ -133,21 +119,6 @@ function updatedColumns(k: KeyVersion): Pick<VersionRow, 'key_ops' | 'enabled' |
 }
 
 const PURPOSE = { version: 'vault-key-version', assignment: 'vault-role-assignment', definition: 'vault-role-definition', authority: 'vault-authority' } as const;
-
-/** Computes and checks row MACs; without a MAC function (unit tests of the SQL alone) rows carry none and none is checked. */
-function integrityOf(mac: RowMac | undefined) {
-  const compute = (purpose: string, fields: readonly unknown[]) => (mac ? mac(purpose, rowText(fields)) : null);
-  return {
-    compute,
-    check(purpose: string, fields: readonly unknown[], stored: string | null, object: string): void {
-      if (!mac) return;
-      const expected = compute(purpose, fields)!;
-      if (stored === null || stored.length !== expected.length || !timingSafeEqual(Buffer.from(stored), Buffer.from(expected))) {
-        throw fail('store.integrity', `${object} failed its integrity check: the stored row was changed outside Conclave or is corrupt, so it is refused; restore it from a backup`, { object });
-      }
-    },
-  };
-}
 
 /**
  * Gives every vault row without a MAC one: run once, when a store made before row MACs first meets its

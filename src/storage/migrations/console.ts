@@ -25,4 +25,12 @@ CREATE TABLE IF NOT EXISTS console_sessions (
   seen_ms {{bigint}} NOT NULL
 );`,
   },
+  {
+    id: 405,
+    name: 'console sign-in codes and sessions carry a MAC under the master key (#14 item 4)',
+    // Codes and sessions made before are short-lived: without a MAC they no longer authenticate.
+    sql: `
+ALTER TABLE console_sign_in_codes ADD COLUMN integrity TEXT;
+ALTER TABLE console_sessions ADD COLUMN integrity TEXT;`,
+  },
 ];

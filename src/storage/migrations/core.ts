@@ -20,4 +20,9 @@ CREATE TABLE IF NOT EXISTS service_keys (
   created_at {{bigint}} NOT NULL
 );`,
   },
+  {
+    id: 20,
+    name: 'OAuth clients carry a MAC under the master key (#14 item 4)',
+    sql: 'ALTER TABLE clients ADD COLUMN integrity TEXT;',
+  },
 ];

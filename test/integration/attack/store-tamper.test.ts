@@ -1,11 +1,11 @@
 /**
  * #14 items 4 and 11: write access to the store alone must not release a non-exportable key, grant a
- * role, add a trusted authority or change what is served. Every security-relevant row carries a MAC under
+ * role, add a trusted authority, take over a client or a console session, or change what is served. Every security-relevant row carries a MAC under
  * the master key; a changed row is refused with `store.integrity`, naming the object, never used or
  * served. A corrupt sealed blob is the same typed error, naming its object, not a 500 "internal".
  */
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createSealer } from '../../../src/hsm/master-key.js';
 import type { TestServer } from '../../helpers/server.js';
@@ -79,6 +79,35 @@ describe('store tampering is detected and refused', () => {
     assertIntegrity(await release('open'), /trusted authority/);
     await vault.ctx.db.run('DELETE FROM vault_authorities WHERE authority = ?', ['https://127.0.0.1:9/evil']);
     assert.equal((await release('open')).status, 200, 'removing the forged row restores service');
+  });
+
+  test("the administrator's secret hash replaced in the store gets no token", async () => {
+    const form = (secret: string) => ({ headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ grant_type: 'client_credentials', client_id: vault.admin.clientId, client_secret: secret }).toString() });
+    const original = await vault.ctx.db.get<{ secret_sha256: string }>('SELECT secret_sha256 FROM clients WHERE client_id = ?', [vault.admin.clientId]);
+    await vault.ctx.db.run('UPDATE clients SET secret_sha256 = ? WHERE client_id = ?', [createHash('sha256').update('mallory').digest('hex'), vault.admin.clientId]);
+    const r = await vault.send('POST', '/oauth2/token', form('mallory'));
+    assert.notEqual(r.status, 200, r.text);
+    assert.equal(r.json().access_token, undefined);
+    // A client inserted with a known secret hash gets no token either.
+    await vault.ctx.db.run('INSERT INTO clients (client_id, secret_sha256, display_name, created_at) VALUES (?, ?, ?, ?)', ['mallory-client', createHash('sha256').update('mallory').digest('hex'), 'm', 1]);
+    const inserted = await vault.send('POST', '/oauth2/token', { ...form('mallory'), body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'mallory-client', client_secret: 'mallory' }).toString() });
+    assert.notEqual(inserted.status, 200, inserted.text);
+    await vault.ctx.db.run('UPDATE clients SET secret_sha256 = ? WHERE client_id = ?', [original!.secret_sha256, vault.admin.clientId]);
+    assert.equal((await vault.send('POST', '/oauth2/token', form(vault.admin.clientSecret))).status, 200, 'the original row works again');
+  });
+
+  test("a console session inserted into the store for the administrator authenticates nobody", async () => {
+    const id = randomBytes(32).toString('base64url');
+    const now = Date.now();
+    await vault.ctx.db.run('INSERT INTO console_sessions (id_sha256, principal, method, created_ms, expires_ms, seen_ms) VALUES (?, ?, ?, ?, ?, ?)', [
+      createHash('sha256').update(id).digest('hex'),
+      JSON.stringify({ kind: 'client', id: vault.admin.clientId }),
+      'client',
+      now,
+      now + 3600_000,
+      now,
+    ]);
+    assert.equal(await vault.ctx.consoleSessions.resolve(id), undefined);
   });
 
   test('a corrupt or foreign sealed blob is store.integrity naming its object, not internal', () => {

@@ -1,0 +1,33 @@
+import { timingSafeEqual } from 'node:crypto';
+import { fail } from '../core/errors.js';
+
+/**
+ * Keyed MAC of a store row (HMAC under a key derived from the master key, src/hsm/master-key.ts): the
+ * rows that decide who may do what (key versions, role assignments and definitions, trusted
+ * authorities, OAuth clients, console sessions and sign-in codes) carry one in `integrity`, written with
+ * the row and checked on every read, so a row written with store access alone is refused
+ * (`store.integrity`, naming the object) instead of used (#14 items 4, 11).
+ */
+export type RowMac = (purpose: string, text: string) => string;
+
+/** One text per row: its columns as stored, numbers as numbers, blobs as base64. */
+export function rowText(fields: readonly unknown[]): string {
+  return JSON.stringify(
+    fields.map((v) => (v === null || v === undefined ? null : typeof v === 'bigint' ? Number(v) : v instanceof Uint8Array ? Buffer.from(v).toString('base64') : v)),
+  );
+}
+
+/** Computes and checks row MACs; without a MAC function (unit tests of the SQL alone) rows carry none and none is checked. */
+export function integrityOf(mac: RowMac | undefined) {
+  const compute = (purpose: string, fields: readonly unknown[]) => (mac ? mac(purpose, rowText(fields)) : null);
+  return {
+    compute,
+    check(purpose: string, fields: readonly unknown[], stored: string | null, object: string): void {
+      if (!mac) return;
+      const expected = compute(purpose, fields)!;
+      if (stored === null || stored.length !== expected.length || !timingSafeEqual(Buffer.from(stored), Buffer.from(expected))) {
+        throw fail('store.integrity', `${object} failed its integrity check: the stored row was changed outside Conclave or is corrupt, so it is refused; restore it from a backup`, { object });
+      }
+    },
+  };
+}
