@@ -3,7 +3,9 @@
  * the simulated TEE (full verification every request; collateral and certificate chains warm), against
  * the floor of the same work's crypto in one thread (quote/report verification plus one RS256 signature).
  *
- *   npm run bench:attest -- [--connections 4,16] [--seconds 5] [--rounds 5] [--baseline DIR]
+ *   npm run bench:attest -- [--connections 4,16] [--seconds 5] [--rounds 5] [--tee sgx,snp] [--baseline DIR]
+ *
+ * `--tee snp` measures one evidence kind only (e.g. for a CPU profile of that path, BENCH_PROFILE=DIR).
  *
  * Interleaved rounds (bench/lib/rounds.ts): each round measures both floors, then every evidence kind at
  * every connection count; figures are medians of the rounds with min and max, ratios are taken round by
@@ -27,6 +29,7 @@ const connectionCounts = arg('connections', '4,16').split(',').map(Number);
 const seconds = Number(arg('seconds', '5'));
 const rounds = Number(arg('rounds', '5'));
 const baseline = arg('baseline', '');
+const tees = arg('tee', 'sgx,snp').split(',').filter((t): t is 'sgx' | 'snp' => t === 'sgx' || t === 'snp');
 const runtime = new TextEncoder().encode(JSON.stringify({ keys: [{ kty: 'RSA', kid: 'k', key_ops: ['encrypt'], n: randomBytes(256).toString('base64url'), e: 'AQAB' }] }));
 
 const server = await startBenchServer(['--simulate']);
@@ -62,7 +65,7 @@ try {
   };
   const evidence = { sgx: { path: '/attest/SgxEnclave', body: JSON.stringify(sgx.body) }, snp: { path: '/attest/SevSnpVm', body: JSON.stringify(snp.body) } };
   const cases: Case[] = [];
-  for (const tee of ['sgx', 'snp'] as const) {
+  for (const tee of tees) {
     cases.push({
       name: `${tee} floor`,
       async run() {
@@ -72,7 +75,7 @@ try {
     });
   }
   for (const connections of connectionCounts) {
-    for (const tee of ['sgx', 'snp'] as const) for (const { label, server } of servers) {
+    for (const tee of tees) for (const { label, server } of servers) {
       cases.push({
         name: `${label}${tee} c${connections}`,
         async run(round) {

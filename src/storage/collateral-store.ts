@@ -59,7 +59,15 @@ async function bump(tx: SqlExecutor): Promise<number> {
   return Number(row?.version ?? 0);
 }
 
+/**
+ * A platform seen again within this long is not written again: an attestation service sees the same
+ * few platforms on every request, and `last_seen` serves fleet views and the baseline dry run, for which
+ * a minute is exact enough. Without it every verified quote would cost a store write.
+ */
+const SIGHTING_RESOLUTION_MS = 60_000;
+
 export function createCollateralStore(db: Database): CollateralStore {
+  const written = new Map<string, { at: number; source: string }>();
   return {
     async currentVersion() {
       const r = await db.get<{ version: number | string }>('SELECT version FROM collateral_state WHERE id = 1');
@@ -106,11 +114,21 @@ export function createCollateralStore(db: Database): CollateralStore {
       const cpusvn = p.cpusvn.toLowerCase();
       const tee = p.teeTcbSvn?.toLowerCase() ?? null;
       const key = `${p.tee}:${fmspc}:${cpusvn}:${p.pcesvn}:${tee ?? ''}`;
-      await db.run(
-        `INSERT INTO collateral_platforms (platform_key, tee, fmspc, cpusvn, pcesvn, tee_tcb_svn, source, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (platform_key) DO UPDATE SET last_seen = excluded.last_seen, source = excluded.source`,
-        [key, p.tee, fmspc, cpusvn, p.pcesvn, tee, source, at.getTime(), at.getTime()],
-      );
+      const last = written.get(key);
+      const ms = at.getTime();
+      if (last && last.source === source && ms >= last.at && ms - last.at < SIGHTING_RESOLUTION_MS) return;
+      if (written.size >= 4096) written.clear();
+      written.set(key, { at: ms, source });
+      try {
+        await db.run(
+          `INSERT INTO collateral_platforms (platform_key, tee, fmspc, cpusvn, pcesvn, tee_tcb_svn, source, first_seen, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (platform_key) DO UPDATE SET last_seen = excluded.last_seen, source = excluded.source`,
+          [key, p.tee, fmspc, cpusvn, p.pcesvn, tee, source, at.getTime(), at.getTime()],
+        );
+      } catch (e) {
+        written.delete(key);
+        throw e;
+      }
     },
     async platforms(seenSince) {
       const rows = await db.all<{ tee: string; fmspc: string; cpusvn: string; pcesvn: number; tee_tcb_svn: string | null; last_seen: number | string }>(

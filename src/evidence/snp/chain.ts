@@ -46,6 +46,13 @@ export interface VerifiedVekChain {
 export class SnpVerifierCache {
   readonly maxEntries: number;
   private readonly chains = new Map<string, VerifiedVekChain>();
+  /**
+   * Chains that do not lead to the anchors they were checked against (`snp.chain_invalid`), by the same
+   * key: a fact about the bytes too. The attestation service tries the pinned AMD roots before the
+   * simulated ones, so without this every simulated report would pay a failed cold verification first.
+   * A refusal only ever refuses again; it never makes anything verify.
+   */
+  private readonly refusals = new Map<string, ConclaveError>();
   private readonly anchorIds = new WeakMap<object, string>();
 
   constructor(maxEntries = 4096) {
@@ -66,6 +73,23 @@ export class SnpVerifierCache {
       if (oldest !== undefined) this.chains.delete(oldest);
     }
     this.chains.set(key, value);
+  }
+
+  /** Chains remembered as refused. */
+  get refused(): number {
+    return this.refusals.size;
+  }
+
+  refusal(key: string): ConclaveError | undefined {
+    return this.refusals.get(key);
+  }
+
+  refuse(key: string, e: ConclaveError): void {
+    if (this.refusals.size >= this.maxEntries) {
+      const oldest = this.refusals.keys().next().value;
+      if (oldest !== undefined) this.refusals.delete(oldest);
+    }
+    this.refusals.set(key, e);
   }
 
   /** A content id for a trust-anchor object, computed once per object. */
@@ -158,13 +182,18 @@ export function verifyVekChain(certs: SnpCertificates, opts: VekChainOptions): V
       checkWindow(hit, opts.at);
       return hit;
     }
+    const refused = opts.cache!.refusal(key);
+    if (refused) throw fail('snp.chain_invalid', refused.message, refused.detail);
   }
   let result: VerifiedVekChain;
   try {
     result = verifyVekChainCold(certs, opts);
   } catch (e) {
+    if (e instanceof ConclaveError) {
+      if (key !== undefined && e.code === 'snp.chain_invalid') opts.cache!.refuse(key, e);
+      throw e;
+    }
     // node:crypto rejects unusable keys (e.g. a malformed SPKI) with its own errors; keep one family.
-    if (e instanceof ConclaveError) throw e;
     throw fail('snp.chain_invalid', 'a certificate of the VCEK/VLEK chain holds an unusable key', undefined, e);
   }
   checkWindow(result, opts.at);

@@ -399,3 +399,29 @@ describe('property: verification throws nothing but ConclaveError', () => {
     );
   });
 });
+
+describe('refused chains are remembered per anchors (#20)', () => {
+  const milan = createFakeSnpHierarchy({ product: 'Milan' });
+  const report = makeFakeSnpReport(milan);
+  const certs = { vcek: milan.vek.der, chain: milan.chain };
+  const at = new Date();
+
+  test('a chain that does not lead to the pinned AMD roots is refused again from the cache, and still verifies against its own anchors', () => {
+    const cache = new SnpVerifierCache();
+    rejects('snp.chain_invalid', () => verifySnpReport(report, certs, { at, cache }));
+    assert.equal(cache.refused, 1);
+    rejects('snp.chain_invalid', () => verifySnpReport(report, certs, { at, cache }));
+    assert.equal(cache.refused, 1);
+    assert.equal(cache.size, 0);
+    // The refusal is a fact about these bytes and the pinned roots only.
+    assert.equal(verifySnpReport(report, certs, { at, cache, trustAnchors: milan.trustAnchors }).verified, true);
+    assert.equal(cache.size, 1);
+  });
+
+  test('only chain_invalid is remembered: an expired chain is not, and verifies once in its validity', () => {
+    const cache = new SnpVerifierCache();
+    rejects('cert.expired', () => verifySnpReport(report, certs, { at: new Date('2000-01-01T00:00:00Z'), cache, trustAnchors: milan.trustAnchors }));
+    assert.equal(cache.refused, 0);
+    assert.equal(verifySnpReport(report, certs, { at, cache, trustAnchors: milan.trustAnchors }).verified, true);
+  });
+});
