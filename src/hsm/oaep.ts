@@ -28,7 +28,7 @@ export function mgf1(seed: Uint8Array, length: number, hash: OaepHash): Buffer {
 }
 
 /** 1 when the byte `b` (0..255) is zero, else 0, without a branch. */
-const isZero = (b: number): number => ((b - 1) >>> 31) & 1;
+export const isZero = (b: number): number => ((b - 1) >>> 31) & 1;
 
 function decryptionFailed(): never {
   throw fail('key.crypto_failed', 'decryption failed');

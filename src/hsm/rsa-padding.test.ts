@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { constants, createHash, generateKeyPairSync, privateDecrypt, privateEncrypt, publicDecrypt, publicEncrypt, randomBytes, sign, verify } from 'node:crypto';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { isConclaveError } from '../core/errors.js';
 import { DIGEST_INFO, pkcs1v15Unpad, pssEncode, pssVerify } from './rsa-padding.js';
 
@@ -71,6 +72,35 @@ describe('RSA padding (RFC 8017)', () => {
         () => pkcs1v15Unpad(em),
         (e) => isConclaveError(e, 'key.crypto_failed') && e.message === 'decryption failed',
       );
+    }
+  });
+});
+
+describe('EME-PKCS1-v1_5 decoding without branches on the decrypted bytes (issue #13)', () => {
+  test('random blocks: decoded exactly when well-formed, else the one error (fast-check)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 256, maxLength: 256 }), fc.boolean(), (bytes, framed) => {
+        const em = Buffer.from(bytes);
+        if (framed) {
+          em[0] = 0;
+          em[1] = 2;
+        }
+        const sep = em.indexOf(0, 2);
+        if (em[0] === 0 && em[1] === 2 && sep >= 10) assert.deepEqual(pkcs1v15Unpad(em), em.subarray(sep + 1));
+        else assert.throws(() => pkcs1v15Unpad(em), (e) => isConclaveError(e, 'key.crypto_failed') && e.message === 'decryption failed' && e.detail === undefined);
+      }),
+      { numRuns: 1000 },
+    );
+  });
+
+  test('a separator in each position of PS: refused before index 10, accepted from it', () => {
+    for (let at = 2; at < 40; at++) {
+      const em = Buffer.alloc(256, 0x5a);
+      em[0] = 0;
+      em[1] = 2;
+      em[at] = 0;
+      if (at < 10) assert.throws(() => pkcs1v15Unpad(em), (e) => isConclaveError(e, 'key.crypto_failed'));
+      else assert.equal(pkcs1v15Unpad(em).length, 256 - at - 1);
     }
   });
 });

@@ -7,7 +7,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { fail } from '../core/errors.js';
-import { mgf1 } from './oaep.js';
+import { isZero, mgf1 } from './oaep.js';
 
 export type PssHash = 'sha256' | 'sha384' | 'sha512';
 
@@ -55,10 +55,29 @@ export function pssVerify(mHash: Uint8Array, encoded: Buffer, modBits: number, h
   return createHash(hash).update(Buffer.alloc(8)).update(mHash).update(salt).digest().equals(hh);
 }
 
-/** RFC 8017 §7.2.2 EME-PKCS1-v1_5 decoding, done by hand because Node 20 refuses RSA_PKCS1_PADDING decryption. */
+/**
+ * RFC 8017 §7.2.2 EME-PKCS1-v1_5 decoding, done by hand because Node 20 refuses RSA_PKCS1_PADDING
+ * decryption (CVE-2023-46809; its OpenSSL 3.0 has no implicit rejection). Written as `oaepDecode` is: every
+ * octet visited with the same arithmetic, no early exit on the decrypted bytes, one branch on the
+ * aggregated verdict and one error for every failure. Whether decryption succeeded is still what the
+ * caller learns: RSA1_5 decryption is a padding oracle to whoever may call it (docs/security.md).
+ */
 export function pkcs1v15Unpad(em: Buffer): Buffer {
-  if (em[0] !== 0 || em[1] !== 2) throw fail('key.crypto_failed', 'decryption failed');
-  const sep = em.indexOf(0, 2);
-  if (sep < 10) throw fail('key.crypto_failed', 'decryption failed');
-  return em.subarray(sep + 1);
+  const k = em.length;
+  // The length is public (the modulus size), so this check may exit early.
+  if (k < 11) throw fail('key.crypto_failed', 'decryption failed');
+  // EM = 0x00 ‖ 0x02 ‖ PS (at least 8 non-zero octets) ‖ 0x00 ‖ M: the first zero after the block type.
+  let bad = em[0]! | (em[1]! ^ 2);
+  let found = 0;
+  let separator = 0;
+  for (let i = 2; i < k; i++) {
+    const first = isZero(em[i]!) & (found ^ 1);
+    separator |= i & -first;
+    found |= first;
+  }
+  bad |= found ^ 1;
+  // PS shorter than 8 octets: the separator before index 10.
+  bad |= ((separator - 10) >>> 31) & 1;
+  if (bad !== 0) throw fail('key.crypto_failed', 'decryption failed');
+  return em.subarray(separator + 1);
 }
