@@ -1,5 +1,5 @@
 /**
- * The real NVIDIA vectors of ../shared/fixtures/nvidia, each verified at its `reference_time` against its
+ * The real NVIDIA vectors of test/vectors/nvidia, each verified at its `reference_time` against its
  * expected.json, plus mutation sweeps over one of them that assert one error code per region.
  */
 import assert from 'node:assert/strict';
