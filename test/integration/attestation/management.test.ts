@@ -73,6 +73,7 @@ describe('MAA management plane', () => {
       const policy = decode(r.json().token)['x-ms-policy'] as string;
       const text = Buffer.from(JSON.parse(Buffer.from(policy.split('.')[1]!, 'base64url').toString('utf8')).AttestationPolicy, 'base64url').toString('utf8');
       assert.match(text, /azure-compliant-cvm/, 'the default SevSnpVm policy shows when Conclave vouches');
+      assert.match(text, /x-conclave-uvm-svn", value>=100\][\s\S]*azure-compliant-uvm/, 'and for confidential containers, with the minimum UVM SVN');
       // Reading is all the role grants.
       const put = await server.send('PUT', '/policies/SevSnpVm?api-version=2022-08-01', { headers: { authorization: `Bearer ${await tokenOf(reader)}`, 'content-type': 'text/plain' }, body: 'eyJhbGciOiJub25lIn0.e30.' });
       assert.equal(put.status, 403);
