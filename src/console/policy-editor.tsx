@@ -25,7 +25,12 @@ export function PolicyEditor({ id, label, value, onInput, onValidity }: { id: st
           setCheck(r);
           onValidity?.(r.valid);
         },
-        () => live && setCheck(undefined),
+        (e: Error) => {
+          // The check itself refused (too large, signed out, …): say so, and the policy is not valid.
+          if (!live) return;
+          setCheck({ valid: false, error: { code: (e as { code?: string }).code ?? 'error', message: e.message, path: '' } });
+          onValidity?.(false);
+        },
       );
     }, 250);
     return () => {

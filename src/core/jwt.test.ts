@@ -3,7 +3,8 @@ import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { b64url } from './bytes.js';
 import { isConclaveError } from './errors.js';
-import { type JwtFailure, type JwtUse, signJws, verifyJwt } from './jwt.js';
+import { MAX_JSON_DEPTH } from './json.js';
+import { decodeJws, type JwtFailure, type JwtUse, signJws, verifyJwt } from './jwt.js';
 
 const ISS = 'https://issuer.example';
 const AT = new Date('2025-01-01T00:00:00Z');
@@ -120,5 +121,24 @@ describe('verifyJwt (the one token verifier)', () => {
     await refused(`${t.slice(0, -1)}${twin}`, 'malformed');
     await refused(`${t}.x`, 'malformed');
     await refused('a.b', 'malformed');
+  });
+});
+
+describe('decodeJws', () => {
+  const part = (text: string) => Buffer.from(text).toString('base64url');
+  test('a header or payload nested deeper than MAX_JSON_DEPTH is refused naming the part, however deep (no stack overflow)', () => {
+    const deep = (n: number) => `${'{"a":'.repeat(n)}1${'}'.repeat(n)}`;
+    assert.doesNotThrow(() => decodeJws(`${part('{"alg":"none"}')}.${part(deep(MAX_JSON_DEPTH))}.c2ln`));
+    for (const n of [MAX_JSON_DEPTH + 1, 200_000]) {
+      for (const [token, what] of [
+        [`${part('{"alg":"none"}')}.${part(deep(n))}.c2ln`, 'JWS payload'],
+        [`${part(deep(n))}.${part('{}')}.c2ln`, 'JWS header'],
+      ] as const) {
+        assert.throws(
+          () => decodeJws(token),
+          (e: unknown) => isConclaveError(e, 'request.invalid') && (e.detail as { part?: unknown }).part === what,
+        );
+      }
+    }
   });
 });

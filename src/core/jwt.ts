@@ -2,6 +2,7 @@ import { signAsync } from './async-crypto.js';
 import { type JsonWebKey, type KeyObject, X509Certificate, constants, createHash, createPublicKey, sign as cryptoSign, verify as cryptoVerify } from 'node:crypto';
 import { b64url } from './bytes.js';
 import { type ErrorCode, fail } from './errors.js';
+import { jsonTextTooDeep, MAX_JSON_DEPTH } from './json.js';
 import { markVerified, type Verified } from './verified.js';
 
 /**
@@ -61,9 +62,17 @@ function base64urlPart(part: string, what: string): Buffer {
 
 function jsonPart(part: string, what: string): Record<string, unknown> {
   const bytes = base64urlPart(part, what);
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    throw fail('request.invalid', `the ${what} is not JSON in UTF-8`, { part: what });
+  }
+  // Claims are walked, copied and serialised recursively after this: a deep part would overflow the stack there.
+  if (jsonTextTooDeep(text)) throw fail('request.invalid', `the ${what} nests deeper than ${MAX_JSON_DEPTH} levels`, { part: what });
   let v: unknown;
   try {
-    v = JSON.parse(UTF8.decode(bytes));
+    v = JSON.parse(text);
   } catch {
     throw fail('request.invalid', `the ${what} is not JSON in UTF-8`, { part: what });
   }

@@ -54,6 +54,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, caseSensitive: false },
+    // A path the router refuses (a bad %-escape, a parameter over its length limit) gets the route family's
+    // typed error like any other bad input, not the framework's own body.
+    frameworkErrors: (err, request, reply) => sendError(familyOfPath(request.url), err, request, reply),
   }) as unknown as FastifyInstance;
 
   // Azure SDKs send an empty body with content-type application/json on the unauthenticated first

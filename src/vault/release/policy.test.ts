@@ -12,6 +12,7 @@ import {
   claimEquals,
   evaluateReleasePolicy,
   explainDecision,
+  MAX_POLICY_NESTING,
   normalizeAuthority,
   parseReleasePolicy,
   parseReleasePolicyData,
@@ -148,6 +149,17 @@ describe('parseReleasePolicy: malformed policies point at the offending part', (
     ['legacy form without value', simple([{ claim: 'a', condition: 'equals' }]), '/anyOf/0/allOf/0/value', 'value_missing'],
   ];
   for (const [name, policy, path, reason] of cases) test(name, () => expectInvalid(policy, path, reason));
+
+  test('groups nested deeper than MAX_POLICY_NESTING are refused at the first level too deep, as text or as a value, however deep', () => {
+    const nested = (levels: number) => `{"anyOf":[{"authority":"x","allOf":[${'{"allOf":['.repeat(levels)}{"claim":"a","equals":"b"}${']}'.repeat(levels)}]}]}`;
+    const tooDeep = `/anyOf/0/allOf${'/0/allOf'.repeat(MAX_POLICY_NESTING - 1)}/0`;
+    assert.doesNotThrow(() => parseReleasePolicy(nested(MAX_POLICY_NESTING - 1)));
+    for (const levels of [MAX_POLICY_NESTING, 100_000]) {
+      expectInvalid(nested(levels), tooDeep, 'too_deep');
+      expectInvalid(JSON.parse(nested(Math.min(levels, 2000))), tooDeep, 'too_deep');
+    }
+    expectInvalid(nested(100_000).replaceAll('allOf', 'anyOf'), tooDeep.replaceAll('allOf', 'anyOf'), 'too_deep');
+  });
 
   test('parseReleasePolicyData rejects bytes that are not base64url UTF-8', () => {
     assert.throws(() => parseReleasePolicyData('!!!'), (e: unknown) => isConclaveError(e, 'release.policy_invalid'));

@@ -53,6 +53,14 @@ export interface ReleasePolicy {
   readonly rules: readonly AuthorityRule[];
 }
 
+/**
+ * How deep condition lists may nest, the authority entry's list being the first. Published policies nest
+ * two or three; the bound keeps parsing, evaluation and the canonical form (all recursive) off the end of
+ * the stack for a policy that arrives as text or base64 (`release_policy.data`), which the request's own
+ * JSON depth limit does not see.
+ */
+export const MAX_POLICY_NESTING = 16;
+
 // ── parsing ───────────────────────────────────────────────────────────────────────────────────────
 
 function invalid(path: string, reason: string, message: string): never {
@@ -127,11 +135,12 @@ function parseClaimCondition(o: Record<string, unknown>, path: string): ClaimCon
   return { kind: 'claim', claim, operator, value: parseValue(operator, o[operator], `${path}/${operator}`) };
 }
 
-function parseConditionList(v: unknown, path: string): Condition[] {
+/** `nesting`: how many condition lists hold this one's conditions, itself included (the authority entry's is 1). */
+function parseConditionList(v: unknown, path: string, nesting: number): Condition[] {
   if (!Array.isArray(v)) invalid(path, 'not_array', 'expected an array of conditions');
   // "one is required" [GRAM]
   if (v.length === 0) invalid(path, 'empty', 'a condition list needs at least one condition');
-  return v.map((c, i) => parseCondition(c, `${path}/${i}`));
+  return v.map((c, i) => parseCondition(c, `${path}/${i}`, nesting));
 }
 
 /** Exactly one of `anyOf`/`allOf` [GRAM: "both aren't allowed together"]. */
@@ -142,15 +151,16 @@ function groupKind(o: Record<string, unknown>, path: string): Combinator | undef
   return hasAny ? 'anyOf' : hasAll ? 'allOf' : undefined;
 }
 
-function parseCondition(c: unknown, path: string): Condition {
+function parseCondition(c: unknown, path: string, nesting: number): Condition {
   if (!isObject(c)) invalid(path, 'not_object', 'a condition must be a JSON object');
   const kind = groupKind(c, path);
   if (kind === undefined) return parseClaimCondition(c, path);
+  if (nesting >= MAX_POLICY_NESTING) invalid(path, 'too_deep', `condition groups nest deeper than ${MAX_POLICY_NESTING} levels`);
   for (const k of Object.keys(c)) {
     if (k === 'authority') invalid(`${path}/authority`, 'nested_authority', 'authority is only allowed on the top-level entries');
     if (k !== kind) invalid(`${path}/${k}`, 'unknown_property', `unexpected property '${k}' next to ${kind}`);
   }
-  return { kind, conditions: parseConditionList(c[kind], `${path}/${kind}`) };
+  return { kind, conditions: parseConditionList(c[kind], `${path}/${kind}`, nesting + 1) };
 }
 
 function parseAuthorityRule(r: unknown, path: string): AuthorityRule {
@@ -162,7 +172,7 @@ function parseAuthorityRule(r: unknown, path: string): AuthorityRule {
   for (const k of Object.keys(r)) {
     if (k !== 'authority' && k !== kind) invalid(`${path}/${k}`, 'unknown_property', `unexpected property '${k}'`);
   }
-  return { authority, kind, conditions: parseConditionList(r[kind], `${path}/${kind}`) };
+  return { authority, kind, conditions: parseConditionList(r[kind], `${path}/${kind}`, 1) };
 }
 
 /**

@@ -146,6 +146,33 @@ describe('web console in a browser', { skip }, () => {
     }
   });
 
+  test('sign in with a client id and secret on the sign-in page (accessible); a wrong secret is refused there', async () => {
+    const reg = await server.send('POST', '/admin/clients', { headers: await bearer(), body: { displayName: 'console-operator' } });
+    assert.ok(reg.status < 300, reg.text);
+    const { clientId, clientSecret } = reg.json() as { clientId: string; clientSecret: string };
+    const other = await b.browser.newContext();
+    try {
+      const page = await other.newPage();
+      await page.goto(`${server.url}/console/`);
+      await page.getByRole('heading', { level: 1, name: 'Sign in to the Conclave console' }).waitFor();
+      const v = await axeViolations(page);
+      assert.deepEqual(v, [], `sign-in: ${JSON.stringify(v, null, 2)}`);
+      await page.screenshot({ path: join(ARTIFACTS, 'signin.png'), fullPage: true });
+      await page.getByLabel('Client ID').fill(clientId);
+      await page.getByLabel('Client secret').fill(`${clientSecret}x`);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByRole('alert').filter({ hasText: 'Sign-in failed' }).waitFor();
+      assert.deepEqual(await other.cookies(), [], 'a wrong secret opens no session');
+      await page.getByLabel('Client secret').fill(clientSecret);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByRole('heading', { level: 1, name: 'Overview' }).waitFor();
+      await page.getByText('console-operator', { exact: true }).waitFor();
+      assert.ok((await other.cookies()).some((c) => c.name === '__Host-conclave-session'), 'the session cookie is set');
+    } finally {
+      await other.close();
+    }
+  });
+
   test('create a key with a release policy: the editor validates as you type and points at the clause', async () => {
     await goto('#/keys', 'Keys');
     await assertAccessible('keys');
@@ -180,6 +207,39 @@ describe('web console in a browser', { skip }, () => {
     const key = await server.send('GET', `/keys/app-key?${API}`, { headers: await bearer() });
     assert.equal(key.status, 200);
     assert.equal(key.json().attributes.exportable, true);
+  });
+
+  test("edit a key's release policy: the editor points at the failing clause; the saved policy is the key's", async () => {
+    const policy = (allOf: unknown[]) => ({ version: '1.0.0', anyOf: [{ authority: server.url, allOf }] });
+    const data = Buffer.from(JSON.stringify(policy([{ claim: 'x-ms-sevsnpvm-is-debuggable', equals: 'false' }]))).toString('base64url');
+    const created = await server.send('POST', `/keys/edit-key/create?${API}`, {
+      headers: await bearer(),
+      body: { kty: 'EC-HSM', crv: 'P-256', attributes: { exportable: true }, release_policy: { contentType: 'application/json; charset=utf-8', data } },
+    });
+    assert.equal(created.status, 200, created.text);
+    await goto('#/keys/edit-key', 'Key edit-key');
+    await b.page.getByRole('button', { name: 'Edit the release policy' }).click();
+    const editor = b.page.getByLabel('Release policy (JSON)');
+    await editor.fill(JSON.stringify(policy([{ claim: 'x-ms-sevsnpvm-guestsvn', greater: 'not-a-number' }]), null, 2));
+    await b.page.getByText('Invalid at /anyOf/0/allOf/0/greater').waitFor();
+    assert.equal(await b.page.locator('li.invalid[data-path="/anyOf/0/allOf/0"]').count(), 1, 'the tree marks the clause');
+    assert.equal(await b.page.getByRole('button', { name: 'Save policy' }).isDisabled(), true);
+    await editor.fill(JSON.stringify(policy([{ claim: 'x-ms-compliance-status', equals: 'azure-compliant-cvm' }]), null, 2));
+    await b.page.getByText('Valid release policy.').waitFor();
+    // A policy the server will not even take (over the body limit) is not "Checking…" forever, nor still valid.
+    await editor.fill(JSON.stringify(policy([{ claim: 'x-ms-compliance-status', equals: 'x'.repeat(1_100_000) }])));
+    await b.page.getByText(/^Invalid at the top level: request body is larger than the configured limit/).waitFor();
+    assert.equal(await b.page.getByRole('button', { name: 'Save policy' }).isDisabled(), true);
+    await editor.fill(JSON.stringify(policy([{ claim: 'x-ms-compliance-status', equals: 'azure-compliant-cvm' }]), null, 2));
+    await b.page.getByText('Valid release policy.').waitFor();
+    await b.page.getByRole('button', { name: 'Save policy' }).click();
+    await b.page.getByRole('status').filter({ hasText: 'Release policy updated.' }).waitFor();
+    await b.page.locator('.policy-tree').getByText('x-ms-compliance-status').waitFor();
+    await assertAccessible('key with an edited policy');
+    const key = await server.send('GET', `/keys/edit-key?${API}`, { headers: await bearer() });
+    assert.equal(key.status, 200, key.text);
+    const saved = JSON.parse(Buffer.from(key.json().release_policy.data, 'base64url').toString());
+    assert.equal(saved.anyOf[0].allOf[0].claim, 'x-ms-compliance-status');
   });
 
   test('delete a key and recover it', async () => {
