@@ -29,7 +29,8 @@ export function collectOpenApi(app: FastifyInstance, info: { title: string; vers
   const paths: Record<string, Record<string, Operation>> = {};
   app.addHook('onRoute', (route: RouteOptions) => {
     if (route.url.includes('*') || route.method === 'HEAD' || (route.config as { hidden?: boolean } | undefined)?.hidden) return;
-    const path = route.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
+    // `::` is a literal colon in a fastify path (`/certificates::add`), not a parameter.
+    const path = route.url.replace(/::/g, '\u0000').replace(/:([A-Za-z0-9_]+)/g, '{$1}').replace(/\u0000/g, ':');
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const schema = (route.schema ?? {}) as { summary?: string; tags?: string[] };
     const wire = (route.config as { wire?: WireRoute } | undefined)?.wire;

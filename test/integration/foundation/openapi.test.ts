@@ -50,6 +50,7 @@ describe('/openapi.json from the wire schemas', () => {
     assert.deepEqual(missing, []);
     assert.ok(paths['/keys/{name}/create']!.post!.requestBody, 'a body is described');
     assert.equal(paths['/keys/{name}/rotate']!.post!.requestBody, undefined, 'no body where the route takes none');
+    assert.ok(paths['/certificates:add']?.post && !paths['/certificates:{add}'], 'a literal colon is not a parameter');
     assert.ok(paths['/sgx/certification/v4/pckcert']!.get!.parameters!.some((p) => p.name === 'cpusvn' && p.in === 'query'), 'query parameters are described');
   });
 
