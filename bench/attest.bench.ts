@@ -33,14 +33,13 @@ const tees = arg('tee', 'sgx,snp').split(',').filter((t): t is 'sgx' | 'snp' => 
 const runtime = new TextEncoder().encode(JSON.stringify({ keys: [{ kty: 'RSA', kid: 'k', key_ops: ['encrypt'], n: randomBytes(256).toString('base64url'), e: 'AQAB' }] }));
 
 const server = await startBenchServer(['--simulate']);
-const servers: { label: string; server: BenchServer }[] = [{ label: '', server }];
-let answered = 0;
+const servers: { label: string; server: BenchServer; answered: number }[] = [{ label: '', server, answered: 0 }];
 try {
   if (baseline) {
     // The baseline server gets the same simulated vendor roots, so the same evidence verifies at both.
     const dir = mkdtempSync(join(tmpdir(), 'conclave-bench-'));
     cpSync(join(server.dataDir, 'simulated'), join(dir, 'simulated'), { recursive: true });
-    servers.push({ label: 'baseline ', server: await startBenchServer(['--simulate'], dir, { root: baseline }) });
+    servers.push({ label: 'baseline ', server: await startBenchServer(['--simulate'], dir, { root: baseline }), answered: 0 });
   }
   const sim = loadOrCreateSimulatedTee(server.dataDir);
   const sgx = sim.evidence({ tee: 'sgx', runtimeData: runtime });
@@ -75,7 +74,8 @@ try {
     });
   }
   for (const connections of connectionCounts) {
-    for (const tee of tees) for (const { label, server } of servers) {
+    for (const tee of tees) for (const target of servers) {
+      const { label, server } = target;
       cases.push({
         name: `${label}${tee} c${connections}`,
         async run(round) {
@@ -90,7 +90,7 @@ try {
             warmupMs: round === 1 ? 1500 : 500,
             cpuPid: server.child.pid!,
           });
-          answered += r.answered;
+          target.answered += r.answered;
           if (r.errors) throw new Error(`${r.errors} failed attestations; first: ${r.firstError}`);
           return { perSecond: r.perSecond, p50: r.p50Ms, p99: r.p99Ms, cpuUs: r.serverCpuUs, mainCpuUs: r.serverMainCpuUs, clientCpuUs: r.clientCpuUs };
         },
@@ -116,7 +116,7 @@ try {
       `| ${r.name} | ${fmt(r.figure('perSecond'))} | ${fmt(ratio(r, 'perSecond', floor, 'perSecond'), 2)} | ${fmt(r.figure('p50'), 2)} | ${fmt(r.figure('p99'), 1)} | ${fmt(r.figure('cpuUs'))} | ${fmt(r.figure('mainCpuUs'))} | ${fmt(ratio(floor, 'cpuUs', r, 'cpuUs'), 2)} | ${r.machineLine()} |`,
     );
   }
-  console.log(`server answered ${answered} attestations${process.env.BENCH_PROFILE ? ` (CPU profile in ${process.env.BENCH_PROFILE})` : ''}`);
+  for (const t of servers) console.log(`server ${t.label || 'this checkout '}(pid ${t.server.child.pid}) answered ${t.answered} attestations${process.env.BENCH_PROFILE ? ` (CPU profile in ${process.env.BENCH_PROFILE})` : ''}`);
 } finally {
   for (const s of servers) await s.server.stop();
 }

@@ -106,7 +106,7 @@ function main(): void {
   const { values, positionals } = parseArgs({ allowPositionals: true, options: { per: { type: 'string' }, top: { type: 'string', default: '25' }, folded: { type: 'string' } } });
   for (const path of positionals) {
     const text = readFileSync(path, 'utf8');
-    const samples = text.startsWith('{') ? v8Samples(JSON.parse(text) as Profile) : perfSamples(text);
+    const samples = text.startsWith('{') ? v8Samples(JSON.parse(text) as Profile) : perfSamples(text, /perf-(\d+)\.[^/]*$/.exec(path)?.[1]);
     summarise(path, samples, values.per ? Number(values.per) : undefined, Number(values.top), values.folded);
   }
 }
@@ -142,14 +142,15 @@ function v8Samples(p: Profile): Sample[] {
  * `perf script` text: a header line per sample (`comm pid/tid time: period event:` or `comm tid …`),
  * then one frame per line, `addr symbol+off (dso)`, JIT frames as `JS:*name url:line:col`.
  */
-function perfSamples(text: string): Sample[] {
+function perfSamples(text: string, filePid?: string): Sample[] {
   const out: Sample[] = [];
-  let pid: string | undefined;
+  // The server's pid: from the header (perf script -F pid,tid,…), or the file name (perf-PID.data → perf-PID.txt).
+  let pid: string | undefined = filePid;
   for (const block of text.split(/\n\s*\n/)) {
     const lines = block.split('\n').filter((l) => l.trim() !== '');
     const head = /^\S.*?\s+(\d+)(?:\/(\d+))?\s+[\d.]+:\s+(\d+)\s/.exec(lines[0] ?? '');
     if (!head) continue;
-    // Without pid/tid in the header, the first thread seen is taken as the main one (perf -p lists it first).
+    // Without pid/tid in the header or a pid in the file name, the first thread seen is taken as the main one.
     const tid = head[2] ?? head[1]!;
     const procId = head[2] ? head[1]! : (pid ??= tid);
     const stack = lines.slice(1).map((l): Frame => {

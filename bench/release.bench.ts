@@ -196,7 +196,7 @@ async function main(): Promise<void> {
       console.log(`  round ${round} ${name.padEnd(14)} ${f.perSecond!.toFixed(0).padStart(6)}/s  cpu ${f.cpuUs!.toFixed(0)} µs/op${f.mainCpuUs !== undefined ? ` (main ${f.mainCpuUs.toFixed(0)})` : ''}${f.p50 !== undefined ? `  p50 ${f.p50.toFixed(2)} ms` : ''}  (load ${m.load1.toFixed(1)})`),
     );
     report(results);
-    for (const t of targets) console.log(`server ${t.label} answered ${t.answered} releases${process.env.BENCH_PROFILE ? ` (CPU profile in ${process.env.BENCH_PROFILE})` : ''}`);
+    for (const t of targets) console.log(`server ${t.label} (pid ${t.server.child.pid}) answered ${t.answered} releases${process.env.BENCH_PROFILE ? ` (CPU profile in ${process.env.BENCH_PROFILE})` : ''}`);
   } finally {
     for (const t of targets) await t.close();
     for (const drop of drops) await drop();
