@@ -141,7 +141,7 @@ async function composeAttestation(f: Foundation, sightings: CollateralStore, loc
   // a server without the flag never creates, publishes or trusts it (docs/security.md).
   const simulatedSigner = f.config.simulate ? signerOf('attestation-signing-simulated', () => `${f.baseUrl()} simulated TEE tokens, development only`) : undefined;
   const publishedSigners = async () => (simulatedSigner ? [await signer(), await simulatedSigner()] : [await signer()]);
-  const policies = createPolicyStore(f.db, f.now);
+  const policies = createPolicyStore(f.db, f.now, (purpose, text) => f.sealer.mac(purpose, text));
   const nowMs = () => Date.now();
   const serverMs = () => f.now().getTime();
   let collateral: QuoteCollateralSource;

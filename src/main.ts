@@ -13,6 +13,7 @@ import { createMetrics } from './server/metrics.js';
 import { type ServiceKey, loadOrCreateServiceKey } from './hsm/service-keys.js';
 import { loadOrCreateTls } from './server/tls.js';
 import { adoptClientRows, createClientStore } from './storage/client-store.js';
+import { adoptPolicyRows } from './storage/attestation-store.js';
 import { createConsoleStore } from './storage/console-store.js';
 import { createConsoleSessions } from './server/console/sessions.js';
 import { openDatabase } from './storage/open.js';
@@ -198,6 +199,7 @@ async function openMasterKey(db: Database, path: string, where: string): Promise
   if (check === undefined) {
     await adoptVaultRows(db, (purpose, text) => sealer.mac(purpose, text));
     await adoptClientRows(db, (purpose, text) => sealer.mac(purpose, text));
+    await adoptPolicyRows(db, (purpose, text) => sealer.mac(purpose, text));
   }
   const inForce = check ?? (await recordStoreMeta(db, MASTER_KEY_CHECK, Buffer.from(sealer.seal(new TextEncoder().encode(MASTER_KEY_CHECK_VALUE), MASTER_KEY_CHECK_AAD)).toString('base64')));
   if (!opens(inForce, MASTER_KEY_CHECK_AAD)) throw mismatch();

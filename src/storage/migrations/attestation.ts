@@ -24,4 +24,11 @@ CREATE TABLE IF NOT EXISTS attestation_policy_version (
 );
 INSERT INTO attestation_policy_version (id, version) VALUES (1, 0);`,
   },
+  {
+    id: 305,
+    name: 'attestation policies and policy-management certificates carry a MAC under the master key (#14 item 4)',
+    sql: `
+ALTER TABLE attestation_policies ADD COLUMN integrity TEXT;
+ALTER TABLE attestation_policy_certificates ADD COLUMN integrity TEXT;`,
+  },
 ];

@@ -8,7 +8,10 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createSealer } from '../../../src/hsm/master-key.js';
-import type { TestServer } from '../../helpers/server.js';
+import { encodePolicyJws } from '../../../src/attestation/policy/index.js';
+import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
+import { newPolicySigner } from '../../helpers/policy-signer.js';
+import { type TestServer, startTestServer } from '../../helpers/server.js';
 import { type AuthorityStandIn, adminJson, assignRole, credentialFor, newClient, policyFor, startAuthority, startVault } from '../vault/harness.js';
 
 const CRYPTO_OFFICER = '14b46e9e-c2b7-41b4-b07b-48a6ebf60603';
@@ -124,5 +127,44 @@ describe('store tampering is detected and refused', () => {
         (e: { code?: string; message?: string; detail?: { object?: string } }) => e.code === 'store.integrity' && typeof e.detail?.object === 'string' && e.message!.includes(e.detail.object),
       );
     }
+  });
+});
+
+describe('attestation policies and policy-management certificates changed in the store are refused', () => {
+  let server: TestServer;
+  const headers = async () => ({ authorization: `Bearer ${await server.adminToken()}`, 'content-type': 'text/plain' });
+  const attest = () => {
+    const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'sgx', runtimeData: new TextEncoder().encode('{"a":1}') });
+    return server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: ev.body });
+  };
+  before(async () => {
+    server = await startTestServer({ simulate: true });
+  });
+  after(() => server?.stop());
+
+  test('a stored policy rewritten in the store issues no token', async () => {
+    const deny = 'version=1.0; authorizationrules { => deny(); };';
+    assert.equal((await server.send('PUT', '/policies/SgxEnclave?api-version=2022-08-01', { headers: await headers(), body: encodePolicyJws(deny) })).status, 200);
+    assert.equal((await attest()).status, 400, 'the operator’s policy denies');
+    await server.ctx.db.run("UPDATE attestation_policies SET policy_text = ? WHERE attestation_type = 'SgxEnclave'", ['version=1.0; authorizationrules { => permit(); };']);
+    // …and bumps the version row, so every replica reloads it.
+    await server.ctx.db.run('UPDATE attestation_policy_version SET version = version + 1 WHERE id = 1');
+    // Replicas look at the version row every so often (POLICY_RECHECK_MS), not on every request.
+    let r = await attest();
+    for (let i = 0; i < 50 && r.status === 400 && r.json().error.code === 'attestation.policy_denied'; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      r = await attest();
+    }
+    assert.notEqual(r.status, 200, r.text.slice(0, 200));
+    assert.equal(r.json().error.code, 'store.integrity');
+    assert.match(r.json().error.message, /attestation policy SgxEnclave/);
+  });
+
+  test('a policy-management certificate inserted into the store is refused', async () => {
+    const { certDer } = await newPolicySigner('mallory');
+    await server.ctx.db.run('INSERT INTO attestation_policy_certificates (thumbprint, cert_der, added_at) VALUES (?, ?, ?)', [createHash('sha1').update(certDer).digest('hex'), Buffer.from(certDer), 1]);
+    const r = await server.send('GET', '/certificates?api-version=2022-08-01', { headers: { authorization: `Bearer ${await server.adminToken()}` } });
+    assert.notEqual(r.status, 200, r.text.slice(0, 200));
+    assert.equal(r.json().error.code, 'store.integrity');
   });
 });
