@@ -1,7 +1,7 @@
 /**
  * What the log needs from a store (src/storage/log-store.ts implements it on SQLite and PostgreSQL).
  *
- * Writers never appear here: an operation stores its entry with one plain INSERT (no index, no lock),
+ * Writers never appear here: an operation stores its entry with one plain INSERT (no log index, no lock),
  * in the transaction of the change it records. Only the sequencer, one per cluster by a lease, gives
  * entries their indices, in batches.
  */

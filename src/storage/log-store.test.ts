@@ -47,7 +47,7 @@ async function drain(seq: Sequencer, db: Database): Promise<number> {
 
 const entry = (i: number) => JSON.stringify({ operation: 'test', n: i, entryId: createHash('sha256').update(String(Math.random())).digest('hex') });
 
-/** Writes `n` entries concurrently, each in its own autocommitted insert into the queue (no lock, no index). */
+/** Writes `n` entries concurrently, each in its own autocommitted insert into the queue (no lock, no log index). */
 async function write(db: Database, n: number): Promise<string[]> {
   return (await Promise.all(Array.from({ length: n }, (_, i) => insertLogEntry(db, entry(i), Date.now())))).map((r) => r.leafHash);
 }
@@ -62,6 +62,45 @@ async function writeLegacyChain(db: Database, n: number): Promise<string> {
     prev = hash;
   }
   return prev;
+}
+
+/** Every statement `fn` issues through `db` (get, all, run), with its parameters. */
+async function statementsOf(db: Database, fn: (spy: Database) => Promise<unknown>): Promise<{ sql: string; params: readonly unknown[] }[]> {
+  const seen: { sql: string; params: readonly unknown[] }[] = [];
+  const spy = new Proxy(db, {
+    get(target, prop) {
+      const v: unknown = Reflect.get(target, prop);
+      if (typeof v !== 'function') return v;
+      if (prop === 'get' || prop === 'all' || prop === 'run')
+        return (sql: string, params: readonly unknown[] = []) => {
+          seen.push({ sql, params });
+          return (v as (s: string, p: readonly unknown[]) => unknown).call(target, sql, params);
+        };
+      return (v as (...a: unknown[]) => unknown).bind(target);
+    },
+  });
+  await fn(spy);
+  return seen;
+}
+
+/**
+ * The plan of a statement, one line per step. PostgreSQL plans with sequential scans off, so that a
+ * table as small as a test's still shows an index where one serves the query (and a Seq Scan where none does).
+ */
+async function planOf(db: Database, sql: string, params: readonly unknown[]): Promise<string> {
+  if (db.dialect === 'sqlite') return (await db.all<{ detail: string }>(`EXPLAIN QUERY PLAN ${sql}`, params)).map((r) => r.detail).join('\n');
+  return db.transaction(async (tx) => {
+    await tx.run('SET LOCAL enable_seqscan = off');
+    return (await tx.all<{ 'QUERY PLAN': string }>(`EXPLAIN ${sql}`, params)).map((r) => r['QUERY PLAN']).join('\n');
+  });
+}
+
+/** Whether a plan finds rows of `table` through an index on leaf_hash (a bounded search), never by scanning the table. */
+function searchesByLeafHash(plan: string, table: string): boolean {
+  const sqlite = new RegExp(`^SEARCH ${table} USING (COVERING )?INDEX \\w+ \\(leaf_hash=\\?\\)`, 'm');
+  // PostgreSQL: an index scan of the table, or a bitmap heap scan of it fed by an index scan; either way the index condition is the leaf hash.
+  const postgres = new RegExp(`(Index Scan|Index Only Scan|Bitmap Heap Scan) (using \\w+ )?on ${table}`);
+  return !/Seq Scan|^SCAN /m.test(plan) && (sqlite.test(plan) || (postgres.test(plan) && /Index Cond: \(leaf_hash = /.test(plan)));
 }
 
 const pgSkip = await postgresUnavailable();
@@ -109,7 +148,7 @@ for (const backend of backends) {
       // The store as it was before the log: the audit chain with 7 records, then the log's migration.
       await db.migrate(MIGRATIONS.filter((m) => m.id < 210 || m.id >= 220));
       chainHead = await writeLegacyChain(db, 7);
-      assert.equal(await db.migrate(MIGRATIONS), 3);
+      assert.equal(await db.migrate(MIGRATIONS), 4);
     });
     after(async () => env?.dispose());
 
@@ -135,7 +174,7 @@ for (const backend of backends) {
       await seq.release();
     });
 
-    test('writers insert with no index; the sequencer batches them and every proof verifies against a signed head', async () => {
+    test('writers insert with no lock; the sequencer batches them and every proof verifies against a signed head', async () => {
       const seq = sequencer(db, 'a', clock);
       const first = await createLogStore(db).latestHead();
       const leaves = await write(db, 120);
@@ -183,6 +222,20 @@ for (const backend of backends) {
       await drain(seq, db);
       await seq.release();
       await code(service.inclusion(pending!, 5), 'log.leaf_not_found');
+    });
+
+    test('an inclusion lookup is an index search by leaf hash, in the sequenced entries and in the queue alike (bounded work per unauthenticated request)', async () => {
+      const [queued] = await write(db, 3);
+      const statements = await statementsOf(db, async (spy) => assert.deepEqual(await createLogStore(spy).findLeaf(hex(queued!)), { index: null }));
+      assert.deepEqual(statements.map((s) => /FROM (log_\w+)/.exec(s.sql)?.[1]), ['log_entries', 'log_queue']);
+      for (const s of statements) {
+        const table = /FROM (log_\w+)/.exec(s.sql)![1]!;
+        const plan = await planOf(db, s.sql, s.params);
+        assert.ok(searchesByLeafHash(plan, table), `${s.sql}\n→ ${plan}`);
+      }
+      const seq = sequencer(db, 'a', clock);
+      await drain(seq, db);
+      await seq.release();
     });
 
     test('a changed, deleted or reordered entry, a forked head, a head signed by another key and a bad tree node are each typed', async () => {

@@ -1,8 +1,8 @@
 /**
- * The transparency log's SQL (SQLite and PostgreSQL; tables of migrations 210–212, docs/audit.md).
+ * The transparency log's SQL (SQLite and PostgreSQL; tables of migrations 210–213, docs/audit.md).
  *
- * Writers: {@link insertLogEntry}, one INSERT into `log_queue` (a table with nothing but its key: the
- * cheapest durable write), no lock, in the caller's transaction or on its own (autocommit). Sequencer:
+ * Writers: {@link insertLogEntry}, one INSERT into `log_queue` (a table with its key and a leaf-hash index,
+ * which inclusion lookups of queued entries search), no lock, in the caller's transaction or on its own (autocommit). Sequencer:
  * the lease row and one transaction per batch, which moves queued entries into `log_entries` with their
  * index. Readers: heads, nodes, entries.
  */
@@ -223,7 +223,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
       const hex = leafHash.toString('hex');
       const r = await db.get<{ idx: number }>('SELECT idx FROM log_entries WHERE leaf_hash = ? ORDER BY idx LIMIT 1', [hex]);
       if (r) return { index: Number(r.idx) };
-      // Still queued? (The queue holds what the next batch takes: small, scanned.)
+      // Still queued? Searched by its leaf-hash index (migration 213): the backlog does not set the cost.
       return (await db.get('SELECT 1 AS x FROM log_queue WHERE leaf_hash = ? LIMIT 1', [hex])) ? { index: null } : undefined;
     },
 
