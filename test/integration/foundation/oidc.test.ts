@@ -16,6 +16,7 @@ import { b64url } from '../../../src/core/bytes.js';
 import { signJws } from '../../../src/core/jwt.js';
 import { loadOrCreateTls } from '../../../src/server/tls.js';
 import { startTestServer, type TestServer, tempDir } from '../../helpers/server.js';
+import { adminJson, akvCall, assignRole, policyFor } from '../vault/harness.js';
 
 const AUDIENCE = 'api://conclave-test';
 
@@ -282,6 +283,30 @@ describe('external OIDC issuer behind a private CA (--oidc-ca)', async () => {
     servers.push(trusting);
     const r = await call(trusting);
     assert.equal(r.status, 200, r.text);
+  });
+
+  test('release authorities never trust --oidc-ca: the same issuer named as a release authority is not reached', async () => {
+    const server = await startTestServer({ services: 'vault', oidcIssuer: idp.url, oidcAudience: AUDIENCE, oidcAdminSubject: ['ops-admin'], oidcCa: idp.caPath });
+    servers.push(server);
+    assert.equal((await call(server)).status, 200, 'the issuer is trusted for bearer tokens');
+    assert.equal((await adminJson(server, 'PUT', '/admin/vault/authorities', { authorities: [idp.url] })).status, 200);
+    await assignRole(server, server.admin.clientId, 'Key Vault Crypto Service Release User');
+    const created = await akvCall(server, 'POST', '/keys/oidc-ca-release/create', { kty: 'EC-HSM', crv: 'P-256', attributes: { exportable: true }, release_policy: { data: Buffer.from(policyFor(idp.url)).toString('base64url') } });
+    assert.equal(created.status, 200, JSON.stringify(created.json));
+    const workload = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+    const t = Math.floor(Date.now() / 1000);
+    const target = signJws(
+      { alg: 'RS256', kid: 'key-a', typ: 'JWT' },
+      { iss: idp.url, iat: t, nbf: t, exp: t + 600, 'x-ms-attestation-type': 'sevsnpvm', 'x-ms-compliance-status': 'azure-compliant-uvm', 'x-ms-sevsnpvm-is-debuggable': false, 'x-ms-sevsnpvm-guestsvn': 3, 'x-ms-runtime': { keys: [{ ...workload, kid: 'workload-key', key_ops: ['encrypt'] }] } },
+      idp.keys.get('key-a')!.privateKey,
+    );
+    const before = idp.hits.get('/certs') ?? 0;
+    const released = await akvCall(server, 'POST', '/keys/oidc-ca-release/release', { target });
+    // The authority's JWKS cannot be fetched: its TLS chain is one only the OIDC client trusts.
+    assert.equal(released.status, 503, JSON.stringify(released.json));
+    assert.equal(released.json?.error?.innererror?.code, 'upstream.unavailable');
+    assert.equal(released.json?.value, undefined, 'no key left the vault');
+    assert.equal(idp.hits.get('/certs') ?? 0, before, 'the release path never fetched the JWKS over a chain only --oidc-ca trusts');
   });
 
   test('--oidc-ca is refused without --oidc-issuer', async () => {
