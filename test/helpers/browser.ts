@@ -29,10 +29,18 @@ export interface TestBrowser {
   readonly page: Page;
   /** Console messages and page errors seen so far (CSP and Trusted Types violations land here). */
   readonly problems: string[];
+  /** Another context (its own cookies: another user), with the same viewport, locale and waits. */
+  newContext(): Promise<BrowserContext>;
   /** Saves a full-page screenshot under test-artifacts/console/. */
   screenshot(name: string): Promise<string>;
   close(): Promise<void>;
 }
+
+/**
+ * How long an action or a wait for a condition may take. The tests assert conditions, never timings: on a
+ * loaded two-core machine a page can take a while, and a generous wait only costs time when a test fails.
+ */
+export const WAIT_MS = 180_000;
 
 export const ARTIFACTS = join(packageRoot(), 'test-artifacts', 'console');
 
@@ -53,7 +61,13 @@ export async function launchBrowser(serverDataDir: string): Promise<TestBrowser>
       `--ignore-certificate-errors-spki-list=${spki}`,
     ],
   });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-GB', timezoneId: 'UTC' });
+  const newContext = async () => {
+    const c = await browser.newContext({ viewport: { width: 1280, height: 860 }, locale: 'en-GB', timezoneId: 'UTC' });
+    c.setDefaultTimeout(WAIT_MS);
+    c.setDefaultNavigationTimeout(WAIT_MS);
+    return c;
+  };
+  const context = await newContext();
   const page = await context.newPage();
   const problems: string[] = [];
   page.on('console', (m) => {
@@ -66,6 +80,7 @@ export async function launchBrowser(serverDataDir: string): Promise<TestBrowser>
     context,
     page,
     problems,
+    newContext,
     async screenshot(name) {
       const path = join(ARTIFACTS, `${name}.png`);
       await page.screenshot({ path, fullPage: true });

@@ -113,7 +113,7 @@ describe('web console in a browser', { skip }, () => {
   });
 
   test('a reused link and an expired link are refused, saying why', async () => {
-    const other = await b.browser.newContext();
+    const other = await b.newContext();
     try {
       const page = await other.newPage();
       await page.goto(link);
@@ -132,7 +132,7 @@ describe('web console in a browser', { skip }, () => {
   });
 
   test('"Sign in with" the OIDC issuer: to the provider and back, signed in as <issuer>#<sub>', async () => {
-    const other = await b.browser.newContext();
+    const other = await b.newContext();
     try {
       const page = await other.newPage();
       await page.goto(`${server.url}/console/`);
@@ -150,7 +150,7 @@ describe('web console in a browser', { skip }, () => {
     const reg = await server.send('POST', '/admin/clients', { headers: await bearer(), body: { displayName: 'console-operator' } });
     assert.ok(reg.status < 300, reg.text);
     const { clientId, clientSecret } = reg.json() as { clientId: string; clientSecret: string };
-    const other = await b.browser.newContext();
+    const other = await b.newContext();
     try {
       const page = await other.newPage();
       await page.goto(`${server.url}/console/`);
