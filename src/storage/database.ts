@@ -37,6 +37,12 @@ export interface Database extends SqlExecutor {
   transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
   /** Applies pending migrations under a lock so replicas starting together do not race. */
   migrate(migrations: readonly Migration[]): Promise<number>;
+  /**
+   * Resolves once every commit made before the call is on the disk. SQLite: its WAL file flushed (shared
+   * with the commits of the same moment); absent on PostgreSQL, where a commit returns durable
+   * (synchronous_commit on). Autocommitted writes (`run` outside a transaction) call it when they must be.
+   */
+  durable?(): Promise<void>;
   /** Cheap liveness probe of the store; throws `store.unavailable`. */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -86,3 +86,24 @@ test('a writer arriving just as the queue drains still gets a commit', async () 
     assert.equal(await b, i + 1000);
   }
 });
+
+test('with inFlight 2 the next batch commits while the last one waits; each is answered by its own commit', async () => {
+  const s = gatedStore();
+  const gc = groupCommit(s.commit, { inFlight: 2 });
+  const first = Promise.all([1, 2].map((i) => gc.add(i)));
+  await settled();
+  const second = Promise.all([3, 4].map((i) => gc.add(i)));
+  await settled();
+  const third = gc.add(5);
+  await settled();
+  // Two in flight; the third waits for a slot.
+  assert.deepEqual(s.batches, [[1, 2], [3, 4]]);
+  s.gates[1]!();
+  assert.deepEqual(await second, [30, 40]);
+  await settled();
+  assert.deepEqual(s.batches, [[1, 2], [3, 4], [5]]);
+  s.gates[0]!(new Error('lost'));
+  await assert.rejects(first, /lost/);
+  s.gates[2]!();
+  assert.equal(await third, 50);
+});

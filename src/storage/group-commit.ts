@@ -30,33 +30,40 @@ interface Waiter<T, R> {
 }
 
 /**
- * `commit` stores a batch in one durable transaction and returns one result per item, in order; it runs
- * once at a time.
+ * `commit` stores a batch in one durable transaction and returns one result per item, in order. At most
+ * `inFlight` commits run at once (default 1): a store whose commits are serialised anyway and whose
+ * flushes are shared (SQLite here) can take the next batch while the last one waits for the disk.
  */
-export function groupCommit<T, R>(commit: (items: readonly T[]) => Promise<readonly R[]>, opts: { maxBatch?: number } = {}): GroupCommitter<T, R> {
+export function groupCommit<T, R>(commit: (items: readonly T[]) => Promise<readonly R[]>, opts: { maxBatch?: number; inFlight?: number } = {}): GroupCommitter<T, R> {
   const maxBatch = Math.max(1, opts.maxBatch ?? 256);
+  const inFlight = Math.max(1, opts.inFlight ?? 1);
   const queue: Waiter<T, R>[] = [];
   const stats: GroupCommitStats = { commits: 0, items: 0, largestBatch: 0 };
-  let running = false;
+  let running = 0;
+  let scheduled = false;
 
-  async function drain(): Promise<void> {
-    for (;;) {
-      // Checked and cleared in one step: a writer arriving after this starts the next drain itself.
-      if (queue.length === 0) {
-        running = false;
-        return;
-      }
+  async function run(batch: Waiter<T, R>[]): Promise<void> {
+    try {
+      const results = await commit(batch.map((w) => w.item));
+      if (results.length !== batch.length) throw new Error(`group commit returned ${results.length} results for ${batch.length} items`);
+      for (const [i, w] of batch.entries()) w.resolve(results[i] as R);
+    } catch (e) {
+      for (const w of batch) w.reject(e);
+    } finally {
+      running--;
+      start();
+    }
+  }
+
+  /** Starts batches while writers wait and fewer than `inFlight` commits run. */
+  function start(): void {
+    while (queue.length > 0 && running < inFlight) {
       const batch = queue.splice(0, maxBatch);
       stats.commits++;
       stats.items += batch.length;
       stats.largestBatch = Math.max(stats.largestBatch, batch.length);
-      try {
-        const results = await commit(batch.map((w) => w.item));
-        if (results.length !== batch.length) throw new Error(`group commit returned ${results.length} results for ${batch.length} items`);
-        for (const [i, w] of batch.entries()) w.resolve(results[i] as R);
-      } catch (e) {
-        for (const w of batch) w.reject(e);
-      }
+      running++;
+      void run(batch);
     }
   }
 
@@ -64,10 +71,13 @@ export function groupCommit<T, R>(commit: (items: readonly T[]) => Promise<reado
     add(item: T): Promise<R> {
       return new Promise<R>((resolve, reject) => {
         queue.push({ item, resolve, reject });
-        if (running) return;
-        running = true;
-        // Started after the current synchronous burst, so writers of the same tick share the first commit.
-        queueMicrotask(() => void drain());
+        if (scheduled) return;
+        scheduled = true;
+        // Started after the current synchronous burst, so writers of the same tick share one commit.
+        queueMicrotask(() => {
+          scheduled = false;
+          start();
+        });
       });
     },
     stats,

@@ -46,16 +46,26 @@ export interface LogAppender {
  * (src/storage/group-commit.ts). The leaf hash is computed by the caller's turn, before it queues.
  */
 export function createLogAppender(db: Database, opts: { maxBatch?: number } = {}): LogAppender {
-  const writer = groupCommit<{ leafHash: string; entry: string; createdMs: number }, LogReceipt>(async (items) => {
-    await db.transaction(async (tx) => {
-      // The audit is acknowledged as durable: never by an asynchronous commit, whatever the role's default.
-      if (db.dialect === 'postgres') await tx.run('SET LOCAL synchronous_commit = on');
-      for (const part of chunks(items)) {
-        await tx.run(`INSERT INTO log_queue (leaf_hash, entry, created_ms) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`, part.flatMap((i) => [i.leafHash, i.entry, i.createdMs]));
+  const insert = (n: number) => `INSERT INTO log_queue (leaf_hash, entry, created_ms) VALUES ${Array.from({ length: n }, () => '(?, ?, ?)').join(', ')}`;
+  const flush = db.durable?.bind(db);
+  const writer = groupCommit<{ leafHash: string; entry: string; createdMs: number }, LogReceipt>(
+    async (items) => {
+      if (flush && items.length <= CHUNK) {
+        // SQLite: one multi-row INSERT is one (autocommitted) transaction; then the shared WAL flush.
+        await db.run(insert(items.length), items.flatMap((i) => [i.leafHash, i.entry, i.createdMs]));
+        await flush();
+      } else {
+        await db.transaction(async (tx) => {
+          // The audit is acknowledged as durable: never by an asynchronous commit, whatever the role's default.
+          if (db.dialect === 'postgres') await tx.run('SET LOCAL synchronous_commit = on');
+          for (const part of chunks(items)) await tx.run(insert(part.length), part.flatMap((i) => [i.leafHash, i.entry, i.createdMs]));
+        });
       }
-    });
-    return items.map((i) => ({ leafHash: i.leafHash, entry: i.entry }));
-  }, opts);
+      return items.map((i) => ({ leafHash: i.leafHash, entry: i.entry }));
+    },
+    // SQLite serialises commits and shares flushes: the next batch commits while the last waits for the disk.
+    { ...opts, inFlight: flush ? 4 : 2 },
+  );
   return {
     append(entry, createdMs) {
       return writer.add({ leafHash: hashLeaf(Buffer.from(entry, 'utf8')).toString('hex'), entry, createdMs });

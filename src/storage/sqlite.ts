@@ -238,6 +238,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
         return r;
       });
     },
+    durable,
     async migrate(migrations: readonly Migration[]) {
       await outside();
       await busyRetry(() => db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)'));
