@@ -63,8 +63,10 @@ export function createLogAppender(db: Database, opts: { maxBatch?: number } = {}
       }
       return items.map((i) => ({ leafHash: i.leafHash, entry: i.entry }));
     },
-    // SQLite serialises commits and shares flushes: the next batch commits while the last waits for the disk.
-    { ...opts, inFlight: flush ? 4 : 2 },
+    // SQLite: one batch at a time, so that the batch taken when a flush ends holds everything that came
+    // during it (one INSERT per flush; a second batch in flight would only wait for the same next flush).
+    // PostgreSQL: two, so that its own group commit can merge their WAL flushes.
+    { ...opts, inFlight: flush ? 1 : 2 },
   );
   return {
     append(entry, createdMs) {
