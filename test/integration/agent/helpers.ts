@@ -40,7 +40,11 @@ export function spawnAgent(args: string[]): Promise<AgentProcess> {
   let out = '';
   let err = '';
   return new Promise((resolvePromise, reject) => {
-    const timer = setTimeout(() => reject(new Error(`agent did not start: ${err}`)), 20_000);
+    // An agent that never listens is killed: left running, it would keep the test process alive for ever.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`agent did not start: ${err}`));
+    }, 20_000);
     child.stderr!.on('data', (c: Buffer) => {
       err += c.toString();
     });

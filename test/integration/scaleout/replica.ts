@@ -43,7 +43,11 @@ export async function startReplica(opts: { db?: string; dataDir: string; simulat
     err = (err + d.toString()).slice(-4000);
   });
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`replica did not start in 30 s\n${err}`)), 30_000);
+    // A replica that never listens is killed: left running, it would keep the test process alive for ever.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`replica did not start in 30 s\n${err}`));
+    }, 30_000);
     child.stdout?.on('data', (d: Buffer) => {
       out += d.toString();
       const m = /conclave listening on (https:\/\/\S+)/.exec(out);
