@@ -44,8 +44,9 @@ export function registerCollateralAdminRoutes(app: FastifyInstance, ctx: AppCont
 
   app.post('/admin/collateral/baseline/dry-run', { config: { ...ADMIN, wire: COLLATERAL.dryRunBaseline }, schema: { summary: 'Which recently seen platforms change status under a candidate baseline', tags: ['Collateral admin'] } }, async (request) => {
     await admin(request);
+    const { days } = check(COLLATERAL.dryRunBaseline.query!, request.query ?? {}, 'query');
     const candidate = parseBaselinePolicy(request.body);
-    return ops.dryRun(candidate, Number((request.query as Query).days ?? 90));
+    return ops.dryRun(candidate, Number(days ?? 90));
   });
 
   app.put('/admin/collateral/amd/host', { config: { ...ADMIN, wire: COLLATERAL.setAmdHost }, schema: { summary: 'Set the AMD host identity THIM answers for', tags: ['Collateral admin'] } }, async (request) => {

@@ -108,6 +108,16 @@ describe('TCB baseline: pinned default, early / customParameter overrides, dry r
     assert.deepEqual(view.json().scopes.find((s: { scope: string }) => s.scope === 'sgx/v4/tcb/00906ED50000'), { scope: 'sgx/v4/tcb/00906ED50000', available: [17, 19], served: 17 });
   });
 
+  test('regression (route fuzz, seed 1372194): a dry run whose days is not a number is a typed 400, not a 500', async () => {
+    for (const days of ['{"value":"0"}', 'NaN', '-1', '99999']) {
+      const r = await server.send('POST', `/admin/collateral/baseline/dry-run?days=${encodeURIComponent(days)}`, { headers: auth, body: { minAgeDays: 0 } });
+      assert.equal(r.status, 400, `days=${days}: ${r.text}`);
+      assert.equal(r.json().error.code, 'request.invalid');
+    }
+    const ok = await server.send('POST', '/admin/collateral/baseline/dry-run?days=30', { headers: auth, body: { minAgeDays: 0 } });
+    assert.equal(ok.status, 200, ok.text);
+  });
+
   test('a bundle holding several evaluation numbers imports into an empty cache and re-imports into a full one', async () => {
     const exported = (await server.send('GET', '/admin/collateral/bundle', { headers: auth })).json() as { items: { key: string }[] };
     assert.ok(exported.items.some((i) => i.key === 'sgx/v4/tcb/00906ED50000#17') && exported.items.some((i) => i.key === 'sgx/v4/tcb/00906ED50000#19'));
