@@ -89,6 +89,11 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     reply.header('x-ms-request-id', request.id);
     const clientRequestId = request.headers['x-ms-client-request-id'];
     if (typeof clientRequestId === 'string') reply.header('x-ms-client-request-id', clientRequestId);
+    // A query parameter given twice reaches a handler as an array, which no route takes: refused here,
+    // once for every route, rather than by each handler that reads the query as strings.
+    for (const [name, value] of Object.entries((request.query ?? {}) as Record<string, unknown>)) {
+      if (Array.isArray(value)) throw fail('request.invalid', `the query parameter ${name.slice(0, 64)} is given more than once`, { parameter: name.slice(0, 64) });
+    }
   });
 
   if (opts.logger.isLevelEnabled('debug')) {

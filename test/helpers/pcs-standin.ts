@@ -169,7 +169,7 @@ function route(set: StandinSet, path: string, q: URLSearchParams, body?: string)
     return json(t.tcb_info_json!, 'TCB-Info-Issuer-Chain', t.issuer_chain!);
   };
   // Intel PCS answers an evaluation number it does not have with 410 (Gone); the fixtures hold 17 and 19.
-  if (/\/q(v)?e\/identity$/.test(path) && evalN !== null && evalN !== '17' && evalN !== '19') return { status: 410 };
+  if (/\/q[va]?e\/identity$/.test(path) && evalN !== null && evalN !== '17' && evalN !== '19') return { status: 410 };
   const folder = (dir: string, header = 'TCB-Info-Issuer-Chain') => json(readFixtureText('intel', dir, 'tcb_info_response.json'), header, readFixtureText('intel', dir, 'tcb_info_issuer_chain.pem'));
   switch (path) {
     case '/sgx/certification/v4/tcb':

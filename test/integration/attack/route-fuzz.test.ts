@@ -180,6 +180,8 @@ function fuzzRequest(g: Gen, op: Operation, adminToken: string): FuzzRequest {
     if (g.next() >= 0.7) continue;
     const v = fuzzValue(g);
     q.set(name, (typeof v === 'string' ? v : (JSON.stringify(v) ?? 'null')).slice(0, 5000));
+    // A repeated parameter reaches a handler as an array, not a string.
+    if (g.next() < 0.2) q.append(name, g.pick(STRINGS).slice(0, 200));
   }
   for (const name of ['$skiptoken', 'maxresults', '$top', 'from', 'to', 'limit', 'start', 'end', 'update', 'fmspc', 'tcbEvaluationDataNumber']) {
     if (g.next() < 0.15) q.set(name, g.pick(STRINGS).slice(0, 2000));
