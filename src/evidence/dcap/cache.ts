@@ -1,4 +1,5 @@
 import { sha256Hex } from '../../core/bytes.js';
+import { BoundedMap } from '../../core/bounded-map.js';
 import type { Certificate } from '../../core/x509.js';
 
 /**
@@ -33,7 +34,7 @@ export class VerifierCache {
   memo<T>(kind: 'collateral' | 'pckChain' | 'attestationKey', key: string, compute: () => T): T {
     let map = this.#maps.get(kind);
     if (!map) {
-      map = new Map();
+      map = new BoundedMap(this.maxEntries);
       this.#maps.set(kind, map);
     }
     if (map.has(key)) {
@@ -42,7 +43,6 @@ export class VerifierCache {
     }
     this.misses++;
     const value = compute();
-    if (map.size >= this.maxEntries) map.delete(map.keys().next().value as string);
     map.set(key, value);
     return value;
   }

@@ -1,4 +1,5 @@
 import { type KeyObject, createPublicKey } from 'node:crypto';
+import { BoundedMap } from '../../core/bounded-map.js';
 import { fail } from '../../core/errors.js';
 import { b64url } from '../../core/bytes.js';
 
@@ -9,7 +10,7 @@ import { b64url } from '../../core/bytes.js';
  * public key material derived from its key, so a hit can never change a verdict; it is bounded.
  */
 const MAX_KEYS = 4096;
-const keys = new Map<string, KeyObject>();
+const keys = new BoundedMap<string, KeyObject>(MAX_KEYS);
 
 // DER prefix of a SubjectPublicKeyInfo for id-ecPublicKey / prime256v1 with an uncompressed point.
 const P256_SPKI_PREFIX = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
@@ -18,7 +19,6 @@ function remember(id: string, make: () => KeyObject): KeyObject {
   let k = keys.get(id);
   if (!k) {
     k = make();
-    if (keys.size >= MAX_KEYS) keys.delete(keys.keys().next().value as string);
     keys.set(id, k);
   }
   return k;

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { BoundedMap } from '../../core/bounded-map.js';
 import { TAG, children, content, oid, parseDer } from '../../core/der.js';
 import { type ConclaveError, fail, isConclaveError } from '../../core/errors.js';
 import { type Certificate, parseCertificate, pemToDer, verifyChain } from '../../core/x509.js';
@@ -93,16 +94,14 @@ function architectureOf(leaf: Certificate): GpuArchitecture {
 
 /** Verified device chains by content hash; each hit still re-checks validity at the caller's time. */
 export class DeviceChainCache {
-  private readonly map = new Map<string, VerifiedDeviceChain>();
-  private readonly max: number;
+  private readonly map: BoundedMap<string, VerifiedDeviceChain>;
   constructor(max = 1024) {
-    this.max = max;
+    this.map = new BoundedMap(max);
   }
   get(key: string): VerifiedDeviceChain | undefined {
     return this.map.get(key);
   }
   set(key: string, v: VerifiedDeviceChain): void {
-    if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
     this.map.set(key, v);
   }
 }

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { BoundedMap } from '../../core/bounded-map.js';
 import { fail, isConclaveError } from '../../core/errors.js';
 import { type Verified, markVerified } from '../../core/verified.js';
 import { type Certificate, parseCertificate, publicKeyOf, verifyChain } from '../../core/x509.js';
@@ -102,16 +103,14 @@ const hashOfBuffer = new WeakMap<Uint8Array, string>();
 
 /** Verified RIMs by content hash. */
 export class RimCache {
-  private readonly map = new Map<string, Verified<Rim>>();
-  private readonly max: number;
+  private readonly map: BoundedMap<string, Verified<Rim>>;
   constructor(max = 512) {
-    this.max = max;
+    this.map = new BoundedMap(max);
   }
   get(key: string): Verified<Rim> | undefined {
     return this.map.get(key);
   }
   set(key: string, v: Verified<Rim>): void {
-    if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
     this.map.set(key, v);
   }
 }

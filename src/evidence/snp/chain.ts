@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import { createHash } from 'node:crypto';
+import { BoundedMap } from '../../core/bounded-map.js';
 import { ConclaveError, fail } from '../../core/errors.js';
 import { type Certificate, type Crl, crlBytes, parseCertificate, parseCrl, publicKeyOf, verifyChain, verifyCrlSignature } from '../../core/x509.js';
 import { type VekExtensions, parseVekExtensions, productFamilyOf } from './vek.js';
@@ -45,18 +46,20 @@ export interface VerifiedVekChain {
  */
 export class SnpVerifierCache {
   readonly maxEntries: number;
-  private readonly chains = new Map<string, VerifiedVekChain>();
+  private readonly chains: BoundedMap<string, VerifiedVekChain>;
   /**
    * Chains that do not lead to the anchors they were checked against (`snp.chain_invalid`), by the same
    * key: a fact about the bytes too. The attestation service tries the pinned AMD roots before the
    * simulated ones, so without this every simulated report would pay a failed cold verification first.
    * A refusal only ever refuses again; it never makes anything verify.
    */
-  private readonly refusals = new Map<string, ConclaveError>();
+  private readonly refusals: BoundedMap<string, ConclaveError>;
   private readonly anchorIds = new WeakMap<object, string>();
 
   constructor(maxEntries = 4096) {
     this.maxEntries = maxEntries;
+    this.chains = new BoundedMap(maxEntries);
+    this.refusals = new BoundedMap(maxEntries);
   }
 
   get size(): number {
@@ -68,10 +71,6 @@ export class SnpVerifierCache {
   }
 
   set(key: string, value: VerifiedVekChain): void {
-    if (this.chains.size >= this.maxEntries) {
-      const oldest = this.chains.keys().next().value;
-      if (oldest !== undefined) this.chains.delete(oldest);
-    }
     this.chains.set(key, value);
   }
 
@@ -85,10 +84,6 @@ export class SnpVerifierCache {
   }
 
   refuse(key: string, e: ConclaveError): void {
-    if (this.refusals.size >= this.maxEntries) {
-      const oldest = this.refusals.keys().next().value;
-      if (oldest !== undefined) this.refusals.delete(oldest);
-    }
     this.refusals.set(key, e);
   }
 
