@@ -6,7 +6,7 @@
  * entries their indices, in batches.
  */
 import type { NodeId } from './merkle.js';
-import type { SignedTreeHead } from './tree-head.js';
+import type { SignedTreeHead, TreeHead } from './tree-head.js';
 
 /** The sequencer's hold on the log: `epoch` grows with every change of holder and fences a stale one out. */
 export interface SequencerLease {
@@ -22,10 +22,15 @@ export interface PendingLeaf {
   readonly createdMs: number;
 }
 
-/** What one batch adds: indices for its entries, the perfect nodes it completes, and the new signed head. */
-export interface SealedBatch {
+/** What one batch adds: indices for its entries, the perfect nodes it completes, and the new tree head (not signed yet). */
+export interface PreparedBatch {
   readonly leaves: readonly { readonly id: number; readonly index: number; readonly leafHash: Buffer }[];
   readonly nodes: readonly { readonly node: NodeId; readonly hash: Buffer }[];
+  readonly head: TreeHead;
+}
+
+/** A stored batch: its head signed under the lease. */
+export interface SealedBatch extends PreparedBatch {
   readonly head: SignedTreeHead;
 }
 
@@ -48,13 +53,22 @@ export interface LogStore {
    */
   hasPending(treeSize: number): Promise<boolean>;
   /**
-   * One batch: reads the state and up to `limit` pending entries and lets `seal` compute the batch (its
-   * hashes and signature) outside any transaction, then stores it in one transaction under the lease
-   * (renewed first, which also fences out a holder whose lease was taken) if the tree is still the size it
-   * was sealed from. `'lost'` when the lease is no longer ours (or the tree moved under another holder);
-   * undefined when `seal` had nothing to add.
+   * One batch: reads the state and up to `limit` pending entries and lets `prepare` compute the batch (its
+   * Merkle hashes) outside any transaction. Then, in one transaction under the lease: renews it (which
+   * locks the lease row until commit, so no replica can take the lease over meanwhile, and finds a holder
+   * whose lease was taken), checks the tree is still the size it was prepared from, and only then lets
+   * `sign` sign the head and stores the batch, the head fenced by the lease's epoch. A stale holder thus
+   * neither signs nor stores a head. `'lost'` when the lease is no longer ours (or the tree moved under
+   * another holder); undefined when `prepare` had nothing to add.
    */
-  sequence(lease: SequencerLease, nowMs: number, leaseMs: number, limit: number, seal: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<SealedBatch | undefined>): Promise<SealedBatch | 'lost' | undefined>;
+  sequence(
+    lease: SequencerLease,
+    nowMs: number,
+    leaseMs: number,
+    limit: number,
+    prepare: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<PreparedBatch | undefined>,
+    sign: (head: TreeHead) => Promise<SignedTreeHead>,
+  ): Promise<SealedBatch | 'lost' | undefined>;
   /** Hashes of perfect subtrees (level 0: leaf hashes), one per id, in order; throws when one is missing. */
   readNodes(nodes: readonly NodeId[]): Promise<Buffer[]>;
   latestHead(): Promise<SignedTreeHead | undefined>;

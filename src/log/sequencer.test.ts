@@ -18,14 +18,15 @@ function store(state: { failing: boolean; batches: number }): LogStore {
     renew: async () => true,
     release: async () => undefined,
     hasPending: async () => true,
-    async sequence(_lease, _now, _leaseMs, limit, seal) {
+    async sequence(_lease, _now, _leaseMs, limit, prepare, signHead) {
       if (state.failing) throw fail('log.head_missing', 'a signed head was deleted');
       state.batches++;
       // A full batch: the sequencer would go on at once.
       const size = head?.treeSize ?? 0;
       const pending = Array.from({ length: limit }, (_, i) => ({ id: size + i, leafHash: Buffer.alloc(32, size + i), createdMs: 0 }));
-      const batch = await seal({ size, head }, pending);
-      if (!batch) return undefined;
+      const prepared = await prepare({ size, head }, pending);
+      if (!prepared) return undefined;
+      const batch = { ...prepared, head: await signHead(prepared.head) };
       for (const l of batch.leaves) nodes.set(`0/${l.index}`, l.leafHash);
       for (const n of batch.nodes) nodes.set(`${n.node.level}/${n.node.index}`, n.hash);
       head = batch.head;

@@ -4,14 +4,17 @@
  * them the next indices in one transaction, stores the perfect subtree nodes they complete, and signs a
  * new tree head. Replicas that do not hold the lease check it every `leaseMs / 3` and take it over when
  * its holder stopped renewing it (it died or lost the store); the lease's epoch fences a holder that
- * paused past its lease out of the next batch, so two sequencers never extend the tree.
+ * paused past its lease out of the next batch, so two sequencers never extend the tree. The head is
+ * signed only inside the batch's transaction, after the lease was renewed there (its row stays locked
+ * until commit, so the lease cannot change hands while the holder signs): a stale holder signs nothing,
+ * and every head the log key signs is one stored for `audit verify` to check.
  *
  * The tree's right edge (a compact range) stays in memory between batches; a new holder reads it from the
  * stored nodes and checks it against the latest signed head before it appends anything.
  */
 import { fail } from '../core/errors.js';
 import { CompactRange, EMPTY_ROOT, perfectSubtrees } from './merkle.js';
-import type { LogStore, PendingLeaf, SealedBatch, SequencerLease, TreeState } from './ports.js';
+import type { LogStore, PendingLeaf, PreparedBatch, SequencerLease, TreeState } from './ports.js';
 import { type LogSigner, signTreeHead } from './tree-head.js';
 
 export interface SequencerOptions {
@@ -68,13 +71,13 @@ export function createSequencer(o: SequencerOptions): Sequencer {
     return r;
   }
 
-  /** Computes a batch over the state read inside the transaction; `sealed` is its edge, ours once stored. */
+  /** Computes a batch over the state read before the transaction (hashes only: it is signed under the lease); `sealed` is its edge, ours once stored. */
   let sealed: CompactRange | undefined;
-  async function seal(state: TreeState, pending: readonly PendingLeaf[]): Promise<SealedBatch | undefined> {
+  async function prepare(state: TreeState, pending: readonly PendingLeaf[]): Promise<PreparedBatch | undefined> {
     if (!range || range.size !== state.size || !range.root().equals(state.head?.rootHash ?? EMPTY_ROOT)) range = await load(state);
     if (pending.length === 0 && state.head) return undefined;
     const next = range.clone();
-    const nodes: SealedBatch['nodes'][number][] = [];
+    const nodes: PreparedBatch['nodes'][number][] = [];
     const leaves = pending.map((p) => {
       const index = next.size;
       next.append(p.leafHash, (node, hash) => nodes.push({ node, hash }));
@@ -82,9 +85,8 @@ export function createSequencer(o: SequencerOptions): Sequencer {
     });
     // Timestamps never go back, whatever the clock of the replica that holds the lease now.
     const timestamp = Math.max(o.nowMs(), state.head?.timestamp ?? 0);
-    const head = await signTreeHead({ treeSize: next.size, timestamp, rootHash: next.root() }, await o.signer());
     sealed = next;
-    return { leaves, nodes, head };
+    return { leaves, nodes, head: { treeSize: next.size, timestamp, rootHash: next.root() } };
   }
 
   async function round(): Promise<void> {
@@ -105,10 +107,19 @@ export function createSequencer(o: SequencerOptions): Sequencer {
     }
     const createdMs = new Map<number, number>();
     sealed = undefined;
-    const result = await o.store.sequence(lease, now, o.leaseMs, o.maxBatch, async (state, pending) => {
-      for (const p of pending) createdMs.set(p.id, p.createdMs);
-      return seal(state, pending);
-    });
+    // The key is loaded before the batch, so that its transaction waits for no key store, only for the signature.
+    const signer = await o.signer();
+    const result = await o.store.sequence(
+      lease,
+      now,
+      o.leaseMs,
+      o.maxBatch,
+      async (state, pending) => {
+        for (const p of pending) createdMs.set(p.id, p.createdMs);
+        return prepare(state, pending);
+      },
+      (head) => signTreeHead(head, signer),
+    );
     renewedAt = now;
     if (result === 'lost') return lose();
     backlog = result !== undefined && result.leaves.length >= o.maxBatch;

@@ -1,5 +1,5 @@
 /**
- * The transparency log's SQL (SQLite and PostgreSQL; tables of migrations 210–213, docs/audit.md).
+ * The transparency log's SQL (SQLite and PostgreSQL; tables of migrations 210–214, docs/audit.md).
  *
  * Writers: {@link insertLogEntry}, one INSERT into `log_queue` (a table with its key and a leaf-hash index,
  * which inclusion lookups of queued entries search), no lock, in the caller's transaction or on its own (autocommit). Sequencer:
@@ -9,8 +9,8 @@
 import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import { hashLeaf, type NodeId } from '../log/merkle.js';
-import type { ChainRecord, LogReader, LogStore, PendingLeaf, SealedBatch, SequencerLease, StoredLeaf, TreeState } from '../log/ports.js';
-import type { SignedTreeHead } from '../log/tree-head.js';
+import type { ChainRecord, LogReader, LogStore, PendingLeaf, PreparedBatch, SealedBatch, SequencerLease, StoredLeaf, TreeState } from '../log/ports.js';
+import type { SignedTreeHead, TreeHead } from '../log/tree-head.js';
 import type { Database, SqlExecutor } from './database.js';
 import { type GroupCommitStats, groupCommit } from './group-commit.js';
 
@@ -107,10 +107,28 @@ async function latestHead(ex: SqlExecutor): Promise<SignedTreeHead | undefined> 
 }
 
 /**
- * Stores a batch: queued entries move into `log_entries` with their index (`migrated` false), or
- * migrated chain records, already there with their index, get the leaf hash just computed.
+ * Stores a signed head, fenced by the lease: only while `lease` (holder and epoch) is the lease row's, and
+ * with the epoch it was signed under. False (nothing stored) when the lease changed hands.
  */
-async function storeBatch(tx: SqlExecutor, batch: SealedBatch, migrated: boolean): Promise<void> {
+async function storeHead(tx: SqlExecutor, h: SignedTreeHead, lease: SequencerLease): Promise<boolean> {
+  const r = await tx.run(`INSERT INTO log_heads (${HEAD_COLUMNS}, epoch) SELECT ?, ?, ?, ?, ?, epoch FROM log_sequencer WHERE id = 1 AND holder = ? AND epoch = ?`, [
+    h.treeSize,
+    h.rootHash.toString('hex'),
+    h.timestamp,
+    h.keyId,
+    h.signature.toString('base64'),
+    lease.holder,
+    lease.epoch,
+  ]);
+  return r.changes === 1;
+}
+
+/**
+ * Stores a batch's entries and nodes: queued entries move into `log_entries` with their index
+ * (`migrated` false), or migrated chain records, already there with their index, get the leaf hash just
+ * computed. Its head is stored first, by {@link storeHead}.
+ */
+async function storeBatch(tx: SqlExecutor, batch: PreparedBatch, migrated: boolean): Promise<void> {
   for (const part of chunks(batch.leaves)) {
     if (migrated) {
       const values = part.map(() => '(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT))').join(', ');
@@ -125,8 +143,6 @@ async function storeBatch(tx: SqlExecutor, batch: SealedBatch, migrated: boolean
   for (const part of chunks(batch.nodes)) {
     await tx.run(`INSERT INTO log_nodes (level, idx, hash) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`, part.flatMap((n) => [n.node.level, n.node.index, n.hash.toString('hex')]));
   }
-  const h = batch.head;
-  await tx.run(`INSERT INTO log_heads (${HEAD_COLUMNS}) VALUES (?, ?, ?, ?, ?)`, [h.treeSize, h.rootHash.toString('hex'), h.timestamp, h.keyId, h.signature.toString('base64')]);
 }
 
 export function createLogStore(db: Database): LogStore & LogReader {
@@ -150,11 +166,12 @@ export function createLogStore(db: Database): LogStore & LogReader {
       return !migrationDone && (await db.get('SELECT 1 AS x FROM log_entries WHERE idx >= ? LIMIT 1', [treeSize])) !== undefined;
     },
 
-    async sequence(lease, nowMs, leaseMs, limit, seal: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<SealedBatch | undefined>) {
-      // The batch is read and sealed (Merkle hashes, the head's signature) outside any transaction, so no
-      // store lock is held during cryptography (on SQLite a transaction is the one writer: appends would
-      // wait for the signature). Only the lease holder changes the tree, so what was read still holds
-      // when the transaction below finds the lease ours and the tree the size it sealed from.
+    async sequence(lease, nowMs, leaseMs, limit, prepare: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<PreparedBatch | undefined>, sign: (head: TreeHead) => Promise<SignedTreeHead>) {
+      // The batch is read and its Merkle hashes computed outside any transaction, so that no store lock is
+      // held for that work (on SQLite a transaction is the one writer: appends would wait for it). Only the
+      // lease holder changes the tree, so what was read still holds when the transaction below finds the
+      // lease ours and the tree the size it was prepared from. The head is signed inside that transaction,
+      // after the lease was renewed there: a holder that paused past its lease signs nothing.
       const head = await latestHead(db);
       const size = head?.treeSize ?? 0;
       // Migrated audit-chain records carry their index already and come first, in order. An entry with an
@@ -174,18 +191,22 @@ export function createLogStore(db: Database): LogStore & LogReader {
         const rows = await db.all<{ id: number; leaf_hash: string; created_ms: number }>('SELECT id, leaf_hash, created_ms FROM log_queue ORDER BY id LIMIT ?', [limit]);
         pending = rows.map((r) => ({ id: Number(r.id), leafHash: Buffer.from(r.leaf_hash, 'hex'), createdMs: Number(r.created_ms) }));
       }
-      const batch = await seal({ size, head }, pending);
-      const stored = db.transaction(async (tx) => {
-        // Renewing first locks the lease row until commit: a replica taking the lease over waits for this
-        // batch, and a holder whose lease was taken finds no row to renew and stores nothing.
+      const batch = await prepare({ size, head }, pending);
+      const stored = db.transaction(async (tx): Promise<SealedBatch | 'lost' | undefined> => {
+        // Renewing first locks the lease row until commit (on SQLite the transaction is the one writer): a
+        // replica taking the lease over waits for this batch, and a holder whose lease was taken finds no
+        // row to renew, and signs and stores nothing.
         const held = await tx.run('UPDATE log_sequencer SET lease_until_ms = ? WHERE id = 1 AND holder = ? AND epoch = ?', [nowMs + leaseMs, lease.holder, lease.epoch]);
-        if (held.changes !== 1) return 'lost' as const;
+        if (held.changes !== 1) return 'lost';
         if (!batch) return undefined;
-        // Another holder extended the tree since it was read (this one was fenced out meanwhile): store nothing.
-        if (((await latestHead(tx))?.treeSize ?? 0) !== size) return 'lost' as const;
-        await storeBatch(tx, batch, migrated.length > 0);
+        // Another holder extended the tree since it was read (this one was fenced out meanwhile): sign nothing.
+        if (((await latestHead(tx))?.treeSize ?? 0) !== size) return 'lost';
+        // Signed only now, with the lease ours until commit; stored only under the same epoch.
+        const sealed = { ...batch, head: await sign(batch.head) };
+        if (!(await storeHead(tx, sealed.head, lease))) return 'lost';
+        await storeBatch(tx, sealed, migrated.length > 0);
         if (migrated.length === 0) migrationDone = true;
-        return batch;
+        return sealed;
       });
       return stored.catch(async (e: unknown) => {
         // After a deleted head the batch collides with the entries already at its indices: say so, typed.

@@ -79,4 +79,12 @@ DELETE FROM log_entries WHERE idx IS NULL;`,
     // writers pay one more b-tree insert per entry (and the sequencer one delete) for bounded reads.
     sql: 'CREATE INDEX IF NOT EXISTS log_queue_leaf_hash ON log_queue (leaf_hash);',
   },
+  {
+    id: 214,
+    name: 'transparency log: each signed head records the sequencer lease epoch it was signed and stored under',
+    // A head is stored only while its sequencer's lease epoch is the lease row's (in the transaction that
+    // renewed it), and keeps that epoch: which holder signed which heads stays visible to an operator.
+    // Heads from before have none.
+    sql: 'ALTER TABLE log_heads ADD COLUMN epoch {{bigint}};',
+  },
 ];
