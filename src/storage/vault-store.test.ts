@@ -39,6 +39,18 @@ async function checkCaseInsensitive(db: Database): Promise<void> {
   assert.deepEqual(await store.keyState('FOO'), { state: 'live', name: 'Foo' }, 'otherwise the first created');
   assert.deepEqual(await store.keyState('baz'), { state: 'absent' });
   assert.equal((await store.getVersion('Bar', undefined))?.name, 'Bar');
+  // liveVersion: keyState's choice and getVersion in one read
+  assert.equal((await store.liveVersion('bar', undefined))?.name, 'Bar');
+  assert.equal((await store.liveVersion('FOO', undefined))?.name, 'Foo');
+  assert.equal((await store.liveVersion('foo', 'a'.repeat(32)))?.name, 'foo');
+  assert.equal(await store.liveVersion('foo', 'b'.repeat(32)), undefined);
+  assert.equal(await store.liveVersion('baz', undefined), undefined);
+  // the chosen key deleted: not live, even though another spelling is
+  await db.run("UPDATE vault_keys SET deleted_at = 1, scheduled_purge_at = 2 WHERE name = 'Foo'");
+  assert.equal(await store.liveVersion('Foo', undefined), undefined);
+  assert.equal(await store.liveVersion('FOO', 'a'.repeat(32)), undefined);
+  assert.equal((await store.liveVersion('foo', undefined))?.name, 'foo');
+  await db.run("UPDATE vault_keys SET deleted_at = NULL, scheduled_purge_at = NULL WHERE name = 'Foo'");
   // migration 202: an assignment made by role name now names the role definition by its id
   assert.deepEqual(await store.assignmentsOf('p1'), [{ roleDefinitionId: '08bbd89e-9f13-488c-ac41-acfcb10c90ab', scope: '/keys/Bar' }]);
 }

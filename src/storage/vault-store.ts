@@ -197,8 +197,20 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
     await tx.run('INSERT INTO vault_rotation_policies (name, policy, updated) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET policy = excluded.policy, updated = excluded.updated', [name, serializeRotationPolicy(policy), policy.updated]);
   }
 
+  /** The key row keyState chooses (the exact spelling first, then the first created), if live, joined to its version. */
+  const chosenKey = 'SELECT name, latest_version, deleted_at FROM vault_keys WHERE name_lower = ? ORDER BY CASE WHEN name = ? THEN 0 ELSE 1 END, created_at, name LIMIT 1';
+  const LIVE_LATEST = `SELECT ${VERSION_COLUMNS} FROM (${chosenKey}) k JOIN vault_key_versions v ON v.name = k.name AND v.version = k.latest_version WHERE k.deleted_at IS NULL`;
+  const LIVE_VERSION = `SELECT ${VERSION_COLUMNS} FROM (${chosenKey}) k JOIN vault_key_versions v ON v.name = k.name AND v.version = ? WHERE k.deleted_at IS NULL`;
+
   return {
     keyState: (name: string) => keyState(db, name),
+
+    async liveVersion(name: string, version: string | undefined): Promise<KeyVersion | undefined> {
+      const row = version
+        ? await db.get<VersionRow>(LIVE_VERSION, [name.toLowerCase(), name, version])
+        : await db.get<VersionRow>(LIVE_LATEST, [name.toLowerCase(), name]);
+      return row ? fromRow(row) : undefined;
+    },
 
     /** Latest (or the given) version of a live or deleted key. */
     async getVersion(name: string, version: string | undefined, ex: SqlExecutor = db): Promise<KeyVersion | undefined> {

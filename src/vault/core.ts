@@ -148,8 +148,7 @@ export function createVaultCore(deps: VaultServiceDeps) {
 
   /** The live key `name` (any case) at its latest or the given version; the draft learns its stored name. */
   async function live(name: string, version?: string, draft?: AuditDraft): Promise<KeyVersion> {
-    const st = await store.keyState(name);
-    const k = st.state === 'live' ? await store.getVersion(st.name, version) : undefined;
+    const k = await store.liveVersion(name, version);
     if (!k) throw keyNotFound(name, version);
     if (draft) draft.key = k.name;
     return k;

@@ -79,6 +79,11 @@ export interface AuditReceipt {
 
 export interface VaultStore {
   keyState(name: string): Promise<KeyState>;
+  /**
+   * The latest (or the given) version of the key `name` names (any case, as {@link keyState} chooses it)
+   * when that key is live: keyState and getVersion in one read.
+   */
+  liveVersion(name: string, version: string | undefined): Promise<KeyVersion | undefined>;
   /** Latest (or the given) version of a live or deleted key, by its stored name. */
   getVersion(name: string, version: string | undefined): Promise<KeyVersion | undefined>;
   /**
