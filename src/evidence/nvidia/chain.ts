@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
+import { type KeyObject, createHash } from 'node:crypto';
 import { BoundedMap } from '../../core/bounded-map.js';
 import { TAG, children, content, oid, parseDer } from '../../core/der.js';
 import { type ConclaveError, fail, isConclaveError } from '../../core/errors.js';
-import { type Certificate, parseCertificate, pemToDer, verifyChain } from '../../core/x509.js';
+import { type Certificate, parseCertificate, pemToDer, publicKeyOf, verifyChain } from '../../core/x509.js';
 import { NVIDIA_DEVICE_IDENTITY_CA } from './roots.js';
 
 /** TCG DICE FWID extensions of the GPU attestation (FMC) certificate (gpu-attestation §4). */
@@ -29,6 +29,16 @@ export interface VerifiedDeviceChain {
   readonly hwmodel: string;
   /** Earliest notAfter of the chain (`x-nvidia-cert-expiration-date`). */
   readonly notAfter: Date;
+  /** {@link notAfter} as ISO text, the form results carry. */
+  readonly notAfterIso: string;
+  /**
+   * The times (ms) at which every certificate of the path, the trusted root included, is valid: the latest
+   * notBefore and the earliest notAfter. A cached chain is used only inside it.
+   */
+  readonly validFrom: number;
+  readonly validUntil: number;
+  /** The attestation certificate's public key, decoded once. */
+  readonly leafKey: KeyObject;
 }
 
 /** Parses the PEM text of `attestationCertChain` (or DER blobs), leaf first. */
@@ -92,6 +102,17 @@ function architectureOf(leaf: Certificate): GpuArchitecture {
   throw fail('gpu.unsupported', `GPU attestation certificate "${cn}" names no supported architecture`, { subject: cn });
 }
 
+/** SHA-256 of a root's DER, hex, once per root object (roots are pinned constants or configuration). */
+const rootIds = new WeakMap<Certificate, string>();
+export function rootIdOf(root: Certificate): string {
+  let id = rootIds.get(root);
+  if (id === undefined) {
+    id = createHash('sha256').update(root.der).digest('hex');
+    rootIds.set(root, id);
+  }
+  return id;
+}
+
 /** Verified device chains by content hash; each hit still re-checks validity at the caller's time. */
 export class DeviceChainCache {
   private readonly map: BoundedMap<string, VerifiedDeviceChain>;
@@ -121,15 +142,20 @@ export interface DeviceChainOptions {
  */
 export function verifyDeviceChain(input: string | readonly Uint8Array[], opts: DeviceChainOptions): VerifiedDeviceChain {
   const root = opts.root ?? NVIDIA_DEVICE_IDENTITY_CA;
-  // Keyed by the received bytes, so a warm verification neither decodes nor parses the chain again.
-  const h = createHash('sha256').update(root.der);
+  // Keyed by the received bytes (with the root), so a warm verification neither decodes nor parses the chain again.
+  // The root's id is a fixed-length prefix of what is hashed, so one hash names both.
+  const h = createHash('sha256').update(rootIdOf(root));
   if (typeof input === 'string') h.update(input);
   else for (const d of input) h.update(`${d.byteLength}:`).update(d);
   const key = h.digest('hex');
   const cached = opts.cache?.get(key);
   if (cached) {
-    for (const c of cached.certificates) {
-      if (opts.at < c.notBefore || opts.at > c.notAfter) verifyChain(cached.certificates, root, { at: opts.at, code: 'gpu.chain_invalid' });
+    // Signatures, names and the FWID were checked when it was cached; validity depends on `at`, so it is
+    // checked at every use: inside the window every certificate is valid, outside it the full check
+    // names the certificate.
+    const at = opts.at.getTime();
+    if (!(at >= cached.validFrom && at <= cached.validUntil)) {
+      verifyChain(cached.certificates, root, { at: opts.at, code: 'gpu.chain_invalid' });
     }
     return cached;
   }
@@ -144,15 +170,27 @@ export function verifyDeviceChain(input: string | readonly Uint8Array[], opts: D
   const leaf = certs[0]!;
   const { fwid, oid: fwidOid } = fwidOf(leaf);
   const brom = certs[1]!;
+  const architecture = architectureOf(leaf);
+  let leafKey: KeyObject;
+  try {
+    leafKey = publicKeyOf(leaf);
+  } catch (e) {
+    throw fail('gpu.chain_invalid', 'the attestation certificate has a malformed key', { subject: leaf.subjectCN }, e);
+  }
+  const notAfter = new Date(Math.min(...certs.map((c) => c.notAfter.getTime())));
   const result: VerifiedDeviceChain = {
     certificates: certs,
     leaf,
-    architecture: architectureOf(leaf),
+    architecture,
     fwid,
     fwidOid,
     ueid: BigInt(`0x${leaf.serial}`).toString(10),
     hwmodel: brom.subjectCN ?? '',
-    notAfter: new Date(Math.min(...certs.map((c) => c.notAfter.getTime()))),
+    notAfter,
+    notAfterIso: notAfter.toISOString(),
+    validFrom: Math.max(root.notBefore.getTime(), ...certs.map((c) => c.notBefore.getTime())),
+    validUntil: Math.min(root.notAfter.getTime(), ...certs.map((c) => c.notAfter.getTime())),
+    leafKey,
   };
   opts.cache?.set(key, result);
   return result;

@@ -77,93 +77,128 @@ export interface OpaqueData {
   readonly msrscnt: readonly number[] | undefined;
 }
 
-function ascii(v: Uint8Array, type: number, offset: number): string {
-  let end = v.byteLength;
-  while (end > 0 && v[end - 1] === 0) end--;
-  const s = Buffer.from(v.subarray(0, end)).toString('latin1');
-  if (!/^[\x20-\x7e]*$/.test(s)) throw fail('gpu.malformed', `opaque ${TYPE_NAME.get(type)} is not printable text`, { field: TYPE_NAME.get(type), offset });
+const HEX_UPPER = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0').toUpperCase());
+
+/** Printable ASCII of `data[from..to)` less its trailing NULs (the driver's NUL-terminated strings). */
+function ascii(data: Uint8Array, from: number, to: number, type: number, offset: number): string {
+  let end = to;
+  while (end > from && data[end - 1] === 0) end--;
+  for (let i = from; i < end; i++) {
+    const c = data[i]!;
+    if (c < 0x20 || c > 0x7e) throw fail('gpu.malformed', `opaque ${TYPE_NAME.get(type)} is not printable text`, { field: TYPE_NAME.get(type), offset });
+  }
+  if (end - from > 64) return Buffer.from(data.buffer, data.byteOffset + from, end - from).toString('latin1');
+  let s = '';
+  for (let i = from; i < end; i++) s += String.fromCharCode(data[i]!);
   return s;
 }
 
-function littleEndianInt(v: Uint8Array, type: number, offset: number): number {
-  if (v.byteLength === 0 || v.byteLength > 4) throw fail('gpu.malformed', `opaque ${TYPE_NAME.get(type)} has length ${v.byteLength}`, { field: TYPE_NAME.get(type), offset });
+function littleEndianInt(data: Uint8Array, from: number, length: number, type: number, offset: number): number {
+  if (length === 0 || length > 4) throw fail('gpu.malformed', `opaque ${TYPE_NAME.get(type)} has length ${length}`, { field: TYPE_NAME.get(type), offset });
   let n = 0;
-  for (let i = v.byteLength - 1; i >= 0; i--) n = n * 256 + v[i]!;
+  for (let i = from + length - 1; i >= from; i--) n = n * 256 + data[i]!;
   return n;
 }
 
 /** VBIOS_VERSION: 8 bytes b0..b7 → `b3.b2.b1.b0.b4` (NVIDIA's text form, upper-case). */
 export function vbiosVersionText(v: Uint8Array): string {
-  const h = (i: number): string => v[i]!.toString(16).padStart(2, '0').toUpperCase();
-  return `${h(3)}.${h(2)}.${h(1)}.${h(0)}.${h(4)}`;
+  return `${HEX_UPPER[v[3]!]}.${HEX_UPPER[v[2]!]}.${HEX_UPPER[v[1]!]}.${HEX_UPPER[v[0]!]}.${HEX_UPPER[v[4]!]}`;
+}
+
+/** The largest type number NVIDIA defines (FEATURE_FLAG). */
+const MAX_TYPE = 36;
+
+/**
+ * Where each entry's value lies in the data, by type: `at[t]` is 1 + its offset (0 when absent) and
+ * `len[t]` its length; `base` turns an entry's offset into the report's, for error details.
+ */
+interface Positions {
+  readonly data: Uint8Array;
+  readonly base: number;
+  readonly at: number[];
+  readonly len: number[];
+}
+const has = (p: Positions, t: number): boolean => p.at[t] !== 0;
+const from = (p: Positions, t: number): number => p.at[t]! - 1;
+/** The report offset of the entry (its type field), for error details. */
+const entryOffset = (p: Positions, t: number): number => p.base + from(p, t) - 4;
+function text(p: Positions, t: number): string | undefined {
+  return has(p, t) ? ascii(p.data, from(p, t), from(p, t) + p.len[t]!, t, entryOffset(p, t)) : undefined;
+}
+function int(p: Positions, t: number): number | undefined {
+  return has(p, t) ? littleEndianInt(p.data, from(p, t), p.len[t]!, t, entryOffset(p, t)) : undefined;
+}
+function view(p: Positions, t: number): Uint8Array | undefined {
+  return has(p, t) ? p.data.subarray(from(p, t), from(p, t) + p.len[t]!) : undefined;
+}
+function sizeFail(p: Positions, t: number, message: string): never {
+  throw fail('gpu.malformed', message, { field: TYPE_NAME.get(t), offset: entryOffset(p, t) });
 }
 
 /**
  * Parses the opaque data. Unknown types (outside NVIDIA's 1..36) and repeated types are rejected, as
  * NVIDIA's C++ verifier and trustee do; `base` is the absolute offset of the data, for error details.
+ * One pass records where each entry's value lies; the fields are read from those positions, and the
+ * list of entries (views of each value) is built only when read.
  */
 export function parseOpaqueData(data: Uint8Array, base = 0): OpaqueData {
-  const r = new ByteReader(data, 'GPU opaque data', 'gpu.truncated');
-  const entries: OpaqueEntry[] = [];
-  const byType = new Map<number, { value: Uint8Array; offset: number }>();
-  while (r.remaining > 0) {
-    const offset = base + r.offset;
-    const type = r.u16('opaque.type');
-    const length = r.u16('opaque.length');
-    const value = r.view_('opaque.value', length);
+  const n = data.byteLength;
+  const p: Positions = { data, base, at: new Array<number>(MAX_TYPE + 1).fill(0), len: new Array<number>(MAX_TYPE + 1).fill(0) };
+  const order: number[] = [];
+  let o = 0;
+  while (o < n) {
+    const offset = base + o;
+    if (o + 4 > n) new ByteReader(data, 'GPU opaque data', 'gpu.truncated', o + 2 > n ? o : o + 2).need(o + 2 > n ? 'opaque.type' : 'opaque.length', 2);
+    const type = data[o]! | (data[o + 1]! << 8);
+    const length = data[o + 2]! | (data[o + 3]! << 8);
+    if (o + 4 + length > n) new ByteReader(data, 'GPU opaque data', 'gpu.truncated', o + 4).need('opaque.value', length);
     if (!KNOWN_TYPES.has(type)) throw fail('gpu.malformed', `unknown opaque data type ${type}`, { field: 'opaque.type', type, offset });
-    if (byType.has(type)) throw fail('gpu.malformed', `opaque data type ${TYPE_NAME.get(type)} is repeated`, { field: TYPE_NAME.get(type), offset });
-    byType.set(type, { value, offset });
-    entries.push({ type, name: TYPE_NAME.get(type)!, value });
+    if (p.at[type] !== 0) throw fail('gpu.malformed', `opaque data type ${TYPE_NAME.get(type)} is repeated`, { field: TYPE_NAME.get(type), offset });
+    p.at[type] = o + 5;
+    p.len[type] = length;
+    order.push(type);
+    o += 4 + length;
   }
-  const get = (t: number): { value: Uint8Array; offset: number } | undefined => byType.get(t);
-  const text = (t: number): string | undefined => {
-    const e = get(t);
-    return e ? ascii(e.value, t, e.offset) : undefined;
-  };
-  const int = (t: number): number | undefined => {
-    const e = get(t);
-    return e ? littleEndianInt(e.value, t, e.offset) : undefined;
-  };
 
-  const vb = get(OPAQUE_TYPE.VBIOS_VERSION);
-  if (vb && vb.value.byteLength < 5) throw fail('gpu.malformed', 'opaque VBIOS_VERSION is too short', { field: 'VBIOS_VERSION', offset: vb.offset });
-  const nvdec = get(OPAQUE_TYPE.NVDEC0_STATUS);
-  if (nvdec && nvdec.value.byteLength !== 1) throw fail('gpu.malformed', 'opaque NVDEC0_STATUS must be one byte', { field: 'NVDEC0_STATUS', offset: nvdec.offset });
-  const fwid = get(OPAQUE_TYPE.FWID);
-  if (fwid && fwid.value.byteLength !== 48) throw fail('gpu.malformed', 'opaque FWID must be 48 bytes', { field: 'FWID', offset: fwid.offset });
-  const pdi = get(OPAQUE_TYPE.SWITCH_PDI);
-  if (pdi && pdi.value.byteLength % 8 !== 0) throw fail('gpu.malformed', 'opaque SWITCH_PDI is not a list of 8-byte PDIs', { field: 'SWITCH_PDI', offset: pdi.offset });
-  const cnt = get(OPAQUE_TYPE.MSRSCNT);
-  if (cnt && cnt.value.byteLength % 4 !== 0) throw fail('gpu.malformed', 'opaque MSRSCNT is not a list of u32', { field: 'MSRSCNT', offset: cnt.offset });
-  const pcie = get(OPAQUE_TYPE.PROTECTED_PCIE_STATUS);
-  const ff = int(OPAQUE_TYPE.FEATURE_FLAG);
-  if (ff !== undefined && FEATURE_FLAGS[ff] === undefined) {
-    throw fail('gpu.malformed', `opaque FEATURE_FLAG ${ff} is not SPT, MPT or PPCIE`, { field: 'FEATURE_FLAG', offset: get(OPAQUE_TYPE.FEATURE_FLAG)!.offset });
-  }
+  const T = OPAQUE_TYPE;
+  if (has(p, T.VBIOS_VERSION) && p.len[T.VBIOS_VERSION]! < 5) sizeFail(p, T.VBIOS_VERSION, 'opaque VBIOS_VERSION is too short');
+  if (has(p, T.NVDEC0_STATUS) && p.len[T.NVDEC0_STATUS] !== 1) sizeFail(p, T.NVDEC0_STATUS, 'opaque NVDEC0_STATUS must be one byte');
+  if (has(p, T.FWID) && p.len[T.FWID] !== 48) sizeFail(p, T.FWID, 'opaque FWID must be 48 bytes');
+  if (has(p, T.SWITCH_PDI) && p.len[T.SWITCH_PDI]! % 8 !== 0) sizeFail(p, T.SWITCH_PDI, 'opaque SWITCH_PDI is not a list of 8-byte PDIs');
+  if (has(p, T.MSRSCNT) && p.len[T.MSRSCNT]! % 4 !== 0) sizeFail(p, T.MSRSCNT, 'opaque MSRSCNT is not a list of u32');
+  const ff = int(p, T.FEATURE_FLAG);
+  if (ff !== undefined && FEATURE_FLAGS[ff] === undefined) sizeFail(p, T.FEATURE_FLAG, `opaque FEATURE_FLAG ${ff} is not SPT, MPT or PPCIE`);
   const pdis: string[] = [];
-  if (pdi) for (let i = 0; i < pdi.value.byteLength; i += 8) pdis.push(toHex(pdi.value.subarray(i, i + 8)));
-  let msrscnt: number[] | undefined;
-  if (cnt) {
-    const v = new DataView(cnt.value.buffer, cnt.value.byteOffset, cnt.value.byteLength);
-    msrscnt = [];
-    for (let i = 0; i < cnt.value.byteLength; i += 4) msrscnt.push(v.getUint32(i, true));
+  if (has(p, T.SWITCH_PDI)) {
+    const end = from(p, T.SWITCH_PDI) + p.len[T.SWITCH_PDI]!;
+    for (let i = from(p, T.SWITCH_PDI); i < end; i += 8) pdis.push(toHex(data.subarray(i, i + 8)));
   }
+  let msrscnt: number[] | undefined;
+  if (has(p, T.MSRSCNT)) {
+    msrscnt = [];
+    const end = from(p, T.MSRSCNT) + p.len[T.MSRSCNT]!;
+    for (let i = from(p, T.MSRSCNT); i < end; i += 4) msrscnt.push((data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24)) >>> 0);
+  }
+  const vb = view(p, T.VBIOS_VERSION);
+  let entries: OpaqueEntry[] | undefined;
   return {
-    entries,
-    driverVersion: text(OPAQUE_TYPE.DRIVER_VERSION),
-    vbiosVersion: vb ? vbiosVersionText(vb.value) : undefined,
-    project: text(OPAQUE_TYPE.PROJECT),
-    projectSku: text(OPAQUE_TYPE.PROJECT_SKU),
-    projectSkuMod: text(OPAQUE_TYPE.PROJECT_SKU_MOD),
-    chipSku: text(OPAQUE_TYPE.CHIP_SKU),
-    chipSkuMod: text(OPAQUE_TYPE.CHIP_SKU_MOD),
-    chipInfo: text(OPAQUE_TYPE.CHIP_INFO),
-    nvdec0Status: nvdec?.value[0],
-    fwid: fwid?.value,
-    opaqueDataVersion: int(OPAQUE_TYPE.OPAQUE_DATA_VERSION),
+    get entries(): readonly OpaqueEntry[] {
+      entries ??= order.map((type) => ({ type, name: TYPE_NAME.get(type)!, value: view(p, type)! }));
+      return entries;
+    },
+    driverVersion: text(p, T.DRIVER_VERSION),
+    vbiosVersion: vb ? vbiosVersionText(vb) : undefined,
+    project: text(p, T.PROJECT),
+    projectSku: text(p, T.PROJECT_SKU),
+    projectSkuMod: text(p, T.PROJECT_SKU_MOD),
+    chipSku: text(p, T.CHIP_SKU),
+    chipSkuMod: text(p, T.CHIP_SKU_MOD),
+    chipInfo: text(p, T.CHIP_INFO),
+    nvdec0Status: has(p, T.NVDEC0_STATUS) ? data[from(p, T.NVDEC0_STATUS)] : undefined,
+    fwid: view(p, T.FWID),
+    opaqueDataVersion: int(p, T.OPAQUE_DATA_VERSION),
     featureFlag: ff === undefined ? undefined : FEATURE_FLAGS[ff],
-    protectedPcieStatus: pcie?.value[0],
+    protectedPcieStatus: has(p, T.PROTECTED_PCIE_STATUS) && p.len[T.PROTECTED_PCIE_STATUS]! > 0 ? data[from(p, T.PROTECTED_PCIE_STATUS)] : undefined,
     switchPdis: pdis,
     msrscnt,
   };

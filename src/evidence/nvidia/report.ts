@@ -1,6 +1,6 @@
 import { ByteReader, isAllZero, toHex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
-import { type Decoded, type Layout, decodeLayout, encodeLayout, layoutSize } from '../../core/layout.js';
+import { type Decoded, type Layout, decodeLayout, encodeLayout, indexLayout, layoutSize } from '../../core/layout.js';
 import { type OpaqueData, encodeOpaqueData, parseOpaqueData } from './opaque.js';
 
 /**
@@ -57,6 +57,8 @@ export const MEASUREMENT_BLOCK_LAYOUT = [
 ] as const satisfies Layout;
 const DMTF_HEADER_SIZE = 3;
 const MEASUREMENT_BLOCK_SIZE = layoutSize(MEASUREMENT_BLOCK_LAYOUT);
+/** Field offsets of a block header, read straight from the table (the parser's per-block hot loop). */
+const BLOCK = indexLayout(MEASUREMENT_BLOCK_LAYOUT);
 
 export type SpdmRequest = Decoded<typeof SPDM_REQUEST_LAYOUT>;
 
@@ -80,7 +82,10 @@ export interface GpuReport {
     readonly nonce: Uint8Array;
     readonly opaqueLength: number;
   };
+  /** The blocks in record order (built on first read from {@link measurementTable}). */
   readonly measurements: readonly MeasurementBlock[];
+  /** Where each block's value lies in {@link bytes}, by SPDM index: what the comparison reads. */
+  readonly measurementTable: MeasurementTable;
   readonly opaque: OpaqueData;
   /** Raw r‖s. */
   readonly signature: Uint8Array;
@@ -88,6 +93,58 @@ export interface GpuReport {
   readonly signedBytes: Uint8Array;
   /** Zero bytes after the signature (seen in a trustee capture); anything else is rejected. */
   readonly trailingBytes: number;
+  /** The parser's private copy of the whole report; every byte field is a view into it. */
+  readonly bytes: Uint8Array;
+}
+
+/**
+ * The measurement blocks of one report as positions in its bytes: for each SPDM index, the offset and size
+ * of its value. Filled by the parser (which has checked every position against the record), so the
+ * comparison looks a value up by index without building an object or a view per block.
+ */
+export class MeasurementTable {
+  /**
+   * One array: [0, 256) SPDM index → 1 + the block's row (0 when the report has no block with that index);
+   * then per block in record order, 4 cells: index, DMTF value type, value offset, value size.
+   */
+  private readonly cells: Int32Array;
+  private built: MeasurementBlock[] | undefined;
+  /** The report's bytes (the parser's private copy). */
+  readonly bytes: Uint8Array;
+  /** Number of blocks. */
+  readonly count: number;
+
+  constructor(bytes: Uint8Array, cells: Int32Array, count: number) {
+    this.bytes = bytes;
+    this.cells = cells;
+    this.count = count;
+  }
+
+  /** Offset in {@link bytes} of the value at a 1-based SPDM index, or -1 when there is no such block. */
+  offsetOf(spdmIndex: number): number {
+    const s = spdmIndex >= 0 && spdmIndex < 256 ? this.cells[spdmIndex]! : 0;
+    return s === 0 ? -1 : this.cells[256 + (s - 1) * 4 + 2]!;
+  }
+
+  /** Size of the value at a 1-based SPDM index (0 when there is no such block). */
+  sizeOf(spdmIndex: number): number {
+    const s = spdmIndex >= 0 && spdmIndex < 256 ? this.cells[spdmIndex]! : 0;
+    return s === 0 ? 0 : this.cells[256 + (s - 1) * 4 + 3]!;
+  }
+
+  /** The blocks in record order, as objects with views of their values (built once). */
+  blocks(): readonly MeasurementBlock[] {
+    if (!this.built) {
+      const out: MeasurementBlock[] = [];
+      for (let i = 0; i < this.count; i++) {
+        const row = 256 + i * 4;
+        const o = this.cells[row + 2]!;
+        out.push({ index: this.cells[row]!, valueType: this.cells[row + 1]!, value: this.bytes.subarray(o, o + this.cells[row + 3]!) });
+      }
+      this.built = out;
+    }
+    return this.built;
+  }
 }
 
 function u24(b: Uint8Array): number {
@@ -134,37 +191,56 @@ export function parseGpuReport(bytes: Uint8Array): GpuReport {
   r.need('response.measurementRecord', recordLength);
   const recordEnd = r.offset + recordLength;
 
-  const measurements: MeasurementBlock[] = [];
-  const seen = new Set<number>();
-  while (r.offset < recordEnd) {
-    const at = r.offset;
+  // The record is inside the input (checked above), and each header is checked to fit the record before
+  // it is read, so the loop reads the header fields at their table offsets without a cursor per field.
+  // Rows for the declared blocks; a record that holds more is refused after the loop (which still checks
+  // every block, so each fault gets the same error whatever the count), and its extra blocks need no row.
+  const declared = header.numberOfBlocks;
+  const cells = new Int32Array(256 + declared * 4);
+  let count = 0;
+  let at = r.offset;
+  while (at < recordEnd) {
     if (at + MEASUREMENT_BLOCK_SIZE > recordEnd) {
       throw fail('gpu.truncated', 'a measurement block runs past the measurement record', { field: 'measurementRecord', offset: at });
     }
-    const h = decodeLayout(r, MEASUREMENT_BLOCK_LAYOUT, 'measurement', false);
-    if (h.measurementSpecification !== SPDM_MEASUREMENT_SPEC_DMTF) {
-      throw fail('gpu.malformed', `measurement block ${h.index} is not in the DMTF format`, { field: 'measurementSpecification', index: h.index, offset: at + 1 });
+    const index = input[at + BLOCK.index.offset]!;
+    const spec = input[at + BLOCK.measurementSpecification.offset]!;
+    const size = input[at + BLOCK.measurementSize.offset]! | (input[at + BLOCK.measurementSize.offset + 1]! << 8);
+    const valueType = input[at + BLOCK.dmtfSpecMeasurementValueType.offset]!;
+    const valueSize = input[at + BLOCK.dmtfSpecMeasurementValueSize.offset]! | (input[at + BLOCK.dmtfSpecMeasurementValueSize.offset + 1]! << 8);
+    if (spec !== SPDM_MEASUREMENT_SPEC_DMTF) {
+      throw fail('gpu.malformed', `measurement block ${index} is not in the DMTF format`, { field: 'measurementSpecification', index, offset: at + 1 });
     }
-    if (h.measurementSize !== DMTF_HEADER_SIZE + h.dmtfSpecMeasurementValueSize) {
-      throw fail('gpu.malformed', `measurement block ${h.index} sizes disagree`, { field: 'measurementSize', index: h.index, offset: at + 2 });
+    if (size !== DMTF_HEADER_SIZE + valueSize) {
+      throw fail('gpu.malformed', `measurement block ${index} sizes disagree`, { field: 'measurementSize', index, offset: at + 2 });
     }
-    if (h.index === 0 || h.index === 0xff || seen.has(h.index)) {
-      throw fail('gpu.malformed', `measurement block index ${h.index} is reserved or repeated`, { field: 'index', index: h.index, offset: at });
+    if (index === 0 || index === 0xff || cells[index] !== 0) {
+      throw fail('gpu.malformed', `measurement block index ${index} is reserved or repeated`, { field: 'index', index, offset: at });
     }
-    seen.add(h.index);
-    if (r.offset + h.dmtfSpecMeasurementValueSize > recordEnd) {
-      throw fail('gpu.truncated', `measurement block ${h.index} runs past the measurement record`, { field: 'measurementRecord', index: h.index, offset: at });
+    const valueAt = at + MEASUREMENT_BLOCK_SIZE;
+    if (valueAt + valueSize > recordEnd) {
+      throw fail('gpu.truncated', `measurement block ${index} runs past the measurement record`, { field: 'measurementRecord', index, offset: at });
     }
-    const value = r.view_('measurement.value', h.dmtfSpecMeasurementValueSize);
-    measurements.push({ index: h.index, valueType: h.dmtfSpecMeasurementValueType, value });
+    if (count < declared) {
+      const row = 256 + count * 4;
+      cells[row] = index;
+      cells[row + 1] = valueType;
+      cells[row + 2] = valueAt;
+      cells[row + 3] = valueSize;
+    }
+    count++;
+    cells[index] = count;
+    at = valueAt + valueSize;
   }
-  if (measurements.length !== header.numberOfBlocks) {
-    throw fail('gpu.malformed', `the response declares ${header.numberOfBlocks} measurement blocks but holds ${measurements.length}`, {
+  r.offset = at;
+  if (count !== header.numberOfBlocks) {
+    throw fail('gpu.malformed', `the response declares ${header.numberOfBlocks} measurement blocks but holds ${count}`, {
       field: 'response.numberOfBlocks',
       expected: header.numberOfBlocks,
-      actual: measurements.length,
+      actual: count,
     });
   }
+  const table = new MeasurementTable(input, cells, count);
 
   const nonce = r.view_('response.nonce', GPU_NONCE_SIZE);
   const opaqueLength = r.u16('response.opaqueLength');
@@ -187,17 +263,21 @@ export function parseGpuReport(bytes: Uint8Array): GpuReport {
       nonce,
       opaqueLength,
     },
-    measurements,
+    get measurements() {
+      return table.blocks();
+    },
+    measurementTable: table,
     opaque,
     signature,
     signedBytes: input.subarray(0, signedEnd),
     trailingBytes: trailing.byteLength,
+    bytes: input,
   };
 }
 
 /** The measurement at a 1-based SPDM index, as lowercase hex, or undefined. */
 export function measurementAt(report: GpuReport, spdmIndex: number): MeasurementBlock | undefined {
-  return report.measurements.find((m) => m.index === spdmIndex);
+  return report.measurementTable.offsetOf(spdmIndex) < 0 ? undefined : report.measurements.find((m) => m.index === spdmIndex);
 }
 
 /** Fields for {@link encodeGpuReport}; the result is unsigned (the signature area is zero). */

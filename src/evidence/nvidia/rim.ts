@@ -3,6 +3,7 @@ import { BoundedMap } from '../../core/bounded-map.js';
 import { fail, isConclaveError } from '../../core/errors.js';
 import { type Verified, markVerified } from '../../core/verified.js';
 import { type Certificate, parseCertificate, publicKeyOf, verifyChain } from '../../core/x509.js';
+import { rootIdOf } from './chain.js';
 import { NVIDIA_RIM_ROOT_CA } from './roots.js';
 import { checkSignatureProfile, parseStrictXml, verifyEnvelopedSignature } from './xmldsig.js';
 
@@ -41,6 +42,11 @@ export interface Rim {
   readonly signer: readonly Certificate[];
   /** Earliest notAfter of the signer chain. */
   readonly notAfter: Date;
+  /** {@link notAfter} as ISO text, the form results carry. */
+  readonly notAfterIso: string;
+  /** The times (ms) at which every certificate of the signing path, the root included, is valid. */
+  readonly validFrom: number;
+  readonly validUntil: number;
 }
 
 function elementChildren(e: Element): Element[] {
@@ -62,7 +68,7 @@ function intAttr(e: Element, name: string, min: number, max: number): number {
 }
 
 /** Reads the values of a RIM from the canonical text its signature covers. */
-function readSignedContent(signedXml: string): Omit<Rim, 'sha256' | 'signer' | 'notAfter'> {
+function readSignedContent(signedXml: string): Omit<Rim, 'sha256' | 'signer' | 'notAfter' | 'notAfterIso' | 'validFrom' | 'validUntil'> {
   const doc = parseStrictXml(signedXml, 'rim.malformed', 'signed RIM content');
   const root = doc.documentElement;
   if (root.namespaceURI !== SWID_NS || root.localName !== 'SoftwareIdentity') throw fail('rim.malformed', 'the RIM is not a SWID SoftwareIdentity tag');
@@ -148,13 +154,13 @@ export function verifyRim(input: string | Uint8Array, opts: RimVerifyOptions): V
     sha256 = createHash('sha256').update(bytes).digest('hex');
     if (typeof input !== 'string') hashOfBuffer.set(input, sha256);
   }
-  const key = `${sha256}:${createHash('sha256').update(root.der).digest('hex')}`;
+  const key = `${sha256}:${rootIdOf(root)}`;
   const cached = opts.cache?.get(key);
   if (cached) {
-    // Signatures were verified when it was cached; only the validity windows depend on `at`.
-    for (const c of cached.signer) {
-      if (opts.at < c.notBefore || opts.at > c.notAfter) checkSignerValidity(cached.signer, root, opts.at);
-    }
+    // Signatures were verified when it was cached; only the validity windows depend on `at`, so they are
+    // checked at every use: inside the window every certificate is valid, outside it the full check names one.
+    const at = opts.at.getTime();
+    if (!(at >= cached.validFrom && at <= cached.validUntil)) checkSignerValidity(cached.signer, root, opts.at);
     return cached;
   }
   const text = bytes.toString('utf8');
@@ -177,11 +183,15 @@ export function verifyRim(input: string | Uint8Array, opts: RimVerifyOptions): V
   }
   const signedContent = verifyEnvelopedSignature(text, parts, signerKey);
   checkSignerValidity(signer, root, opts.at);
+  const notAfter = new Date(Math.min(...signer.map((c) => c.notAfter.getTime())));
   const rim = markVerified<Rim>({
     sha256,
     ...readSignedContent(signedContent),
     signer,
-    notAfter: new Date(Math.min(...signer.map((c) => c.notAfter.getTime()))),
+    notAfter,
+    notAfterIso: notAfter.toISOString(),
+    validFrom: Math.max(root.notBefore.getTime(), ...signer.map((c) => c.notBefore.getTime())),
+    validUntil: Math.min(root.notAfter.getTime(), ...signer.map((c) => c.notAfter.getTime())),
   });
   opts.cache?.set(key, rim);
   return rim;

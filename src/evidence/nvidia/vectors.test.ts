@@ -9,6 +9,7 @@ import { describe, test } from 'node:test';
 import { fixturePath, readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { isConclaveError } from '../../core/errors.js';
 import { derToPem, pemToDer } from '../../core/x509.js';
+import { verifyDeviceChain } from './chain.js';
 import { compareMeasurements } from './measurements.js';
 import { parseGpuReport } from './report.js';
 import { verifyRim } from './rim.js';
@@ -31,11 +32,17 @@ interface RimExpect {
   reference_time?: string;
 }
 interface Expected {
+  arch: 'HOPPER' | 'BLACKWELL';
   reference_time: string;
   files: { rims?: Record<string, string> };
   expect: {
     signature_valid: boolean;
     nonce: string;
+    number_of_blocks: number;
+    cert_chain_length: number;
+    cert_chain_valid_at_reference_time: boolean;
+    cert_chain_valid_now: boolean;
+    fwid_oid: string;
     driver_version: string;
     vbios_version: string;
     project_sku_chip: [string, string, string];
@@ -103,6 +110,15 @@ describe('real GPU vectors verify to their expected.json at their reference time
       if ('opaque_fwid' in x) assert.equal(parsed.opaque.fwid ? Buffer.from(parsed.opaque.fwid).toString('hex') : null, x.opaque_fwid);
       if ('opaque_data_version' in x) assert.equal(parsed.opaque.opaqueDataVersion ?? null, x.opaque_data_version);
       if ('feature_flag' in x) assert.equal(parsed.opaque.featureFlag ?? null, x.feature_flag);
+      assert.equal(parsed.measurements.length, x.number_of_blocks);
+      // The chain on its own: length, the FWID extension of its architecture (Blackwell: TcbInfo), validity.
+      assert.equal(x.cert_chain_valid_at_reference_time, true);
+      const chain = verifyDeviceChain(certificateChain, { at });
+      assert.equal(chain.certificates.length, x.cert_chain_length);
+      assert.equal(chain.architecture, e.arch);
+      assert.equal(chain.fwidOid, x.fwid_oid);
+      // "Now" expectations are ones that can no longer change (every certificate is valid until 9999).
+      assert.equal(code(() => verifyDeviceChain(certificateChain, { at: new Date() })), x.cert_chain_valid_now ? 'ok' : 'cert.expired');
 
       const opts: GpuVerifyOptions = { at, nonce };
       if (!x.signature_valid) {
@@ -110,6 +126,11 @@ describe('real GPU vectors verify to their expected.json at their reference time
         return;
       }
       const r = verifyGpuEvidence({ report, certificateChain }, opts);
+      assert.equal(r.architecture, e.arch);
+      // Warm (chain from the cache) gives the same result as cold.
+      const cache = new GpuVerifierCache();
+      verifyGpuEvidence({ report, certificateChain }, { ...opts, cache });
+      assert.deepEqual(JSON.parse(JSON.stringify(verifyGpuEvidence({ report, certificateChain }, { ...opts, cache }))), JSON.parse(JSON.stringify(r)));
       assert.equal(r.ueid, x.ueid);
       assert.equal(r.hwmodel, x.hwmodel);
       assert.equal(r.fwidMatch, x.fwid_match);
@@ -160,8 +181,12 @@ describe('real GPU vectors verify to their expected.json at their reference time
           assert.equal(result.compared[kind], cmp.compared[k], k);
         }
         if (cmp.rims.length === 2) {
-          const full = verifyGpuEvidence({ report, certificateChain }, { at, nonce, rims: { driver: readFixture('nvidia', v, rimFiles[cmp.rims.find((k) => /driver/i.test(k))!]!), vbios: readFixture('nvidia', v, rimFiles[cmp.rims.find((k) => !/driver/i.test(k))!]!) } });
+          const pair = { driver: readFixture('nvidia', v, rimFiles[cmp.rims.find((k) => /driver/i.test(k))!]!), vbios: readFixture('nvidia', v, rimFiles[cmp.rims.find((k) => !/driver/i.test(k))!]!) };
+          const full = verifyGpuEvidence({ report, certificateChain }, { at, nonce, rims: pair });
           assert.equal(full.measres, cmp.all_match ? 'success' : 'fail');
+          // Warm (chain, both RIMs and their reference table from the cache) gives the same result.
+          verifyGpuEvidence({ report, certificateChain }, { at, nonce, rims: pair, cache });
+          assert.deepEqual(JSON.parse(JSON.stringify(verifyGpuEvidence({ report, certificateChain }, { at, nonce, rims: pair, cache }))), JSON.parse(JSON.stringify(full)));
           assert.equal(full.oemid, '5703');
           if (cmp.all_match) validateGpuMeasurements(full);
         }
@@ -170,7 +195,10 @@ describe('real GPU vectors verify to their expected.json at their reference time
   }
 
   test('multi-GPU evidence in NVIDIA serialised JSON (1, 4 and 8 GPUs)', () => {
-    const e = readFixtureJson<{ reference_time: string; evidence_files: Record<string, Array<{ ueid: string; driver_version: string; feature_flag: string }>> }>(
+    const e = readFixtureJson<{
+      reference_time: string;
+      evidence_files: Record<string, Array<{ sha256: string; ueid: string; driver_version: string; vbios_version: string; feature_flag: string }>>;
+    }>(
       'nvidia',
       'hopper-multi-gpu-evidence-json',
       'expected.json',
@@ -181,12 +209,29 @@ describe('real GPU vectors verify to their expected.json at their reference time
       assert.equal(list.length, entries.length, file);
       list.forEach((ev, i) => {
         const r = verifyGpuEvidence(ev, { at: new Date(e.reference_time), nonce: ev.nonce, cache });
+        assert.equal(createHash('sha256').update(ev.report).digest('hex'), entries[i]!.sha256);
+        assert.equal(r.vbiosVersion, entries[i]!.vbios_version);
         assert.equal(r.ueid, entries[i]!.ueid);
         assert.equal(r.driverVersion, entries[i]!.driver_version);
         assert.equal(r.featureFlag, entries[i]!.feature_flag);
         assert.equal(r.fwidMatch, true);
       });
     }
+  });
+
+  test('the PPCIe vector in its original serialised JSON is the same evidence and verifies to its expected.json', () => {
+    const v = 'hopper-590.12-ppcie-nvat';
+    const x = readFixtureJson<Expected>('nvidia', v, 'expected.json').expect;
+    const [ev, ...rest] = parseSerializedGpuEvidence(readFixtureText('nvidia', v, 'nvat_evidence_hopper_590_12.json'));
+    assert.equal(rest.length, 0);
+    assert.deepEqual(Buffer.from(ev!.report), readFixture('nvidia', v, 'attestation_report.bin'));
+    const r = verifyGpuEvidence(ev!, { at: new Date('2025-01-01T00:00:00Z'), nonce: ev!.nonce });
+    assert.equal(r.nonce, x.nonce);
+    assert.equal(r.featureFlag, 'PPCIE');
+    assert.equal(r.ueid, x.ueid);
+    assert.equal(r.fwidMatch, true);
+    // PPCIe mode: the GPU names the NVSwitches it is linked to (their own evidence is not among the fixtures).
+    assert.equal(parseGpuReport(ev!.report).opaque.switchPdis.length, 18);
   });
 
   test('the genuine and negative standalone RIMs verify (or fail) as rims/expected.json says', () => {

@@ -7,11 +7,12 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
+import { BoundedMap } from '../../core/bounded-map.js';
 import { isConclaveError } from '../../core/errors.js';
 import { parseOcspResponse } from '../../core/ocsp.js';
 import type { Certificate } from '../../core/x509.js';
 import { parseGpuReport } from './report.js';
-import { verifyRim } from './rim.js';
+import { RimCache, verifyRim } from './rim.js';
 import { NVIDIA_DEVICE_IDENTITY_CA } from './roots.js';
 import {
   FAKE_DRIVER_VERSION,
@@ -126,6 +127,86 @@ describe('GPU evidence on a fake hierarchy', () => {
     const old = makeFakeRim(h, { version: FAKE_DRIVER_VERSION, golden: new Map([[20, [fakeMeasurements()[20]!]]]), signer: shortLived, chain: [shortLived, h.rimRoot] });
     assert.equal(code(() => verifyRim(old, { at, root: h.rimRoot.cert })), 'rim.expired');
     assert.equal(code(() => verifyGpuEvidence({ report, certificateChain: h.chainPem }, { ...base, at: new Date('2022-06-01T00:00:00Z') })), 'cert.expired');
+  });
+});
+
+describe('a warm GpuVerifierCache keeps every check that depends on the report or on the time', () => {
+  const chain = h.chainPem;
+
+  test('nonce, report signature, FWID and measurements are checked on every call with warm chain and RIMs', () => {
+    const cache = new GpuVerifierCache();
+    const opts = { ...base, rims, cache };
+    assert.equal(verifyGpuEvidence({ report, certificateChain: chain }, opts).measres, 'success');
+    // From here the chain and both RIMs are cache hits; each report is new.
+    assert.equal(code(() => verifyGpuEvidence({ report, certificateChain: chain }, { ...opts, nonce: randomBytes(32) })), 'gpu.nonce_mismatch');
+    const flipped = new Uint8Array(report);
+    flipped[37 + 8 + 7 + 5]! ^= 0x01; // inside the value of measurement block 1
+    assert.equal(code(() => verifyGpuEvidence({ report: flipped, certificateChain: chain }, opts)), 'gpu.signature_invalid');
+    const otherKey = createFakeNvidiaHierarchy({}, h);
+    assert.equal(code(() => verifyGpuEvidence({ report: signFakeGpuReport(report, otherKey.fmc.privateKey), certificateChain: chain }, opts)), 'gpu.signature_invalid');
+    const otherFwid = makeFakeGpuReport(h, { nonce, opaque: { fwid: new Uint8Array(48).fill(7) } });
+    assert.equal(code(() => verifyGpuEvidence({ report: otherFwid, certificateChain: chain }, opts)), 'gpu.fwid_mismatch');
+    // The prepared reference table is shared by both reports; each gets its own mismatches.
+    for (const index of [5, 30]) {
+      const m = fakeMeasurements();
+      m[index] = new Uint8Array(48).fill(0xee);
+      const r = verifyGpuEvidence({ report: makeFakeGpuReport(h, { nonce, measurements: m }), certificateChain: chain }, opts);
+      assert.equal(r.measres, 'fail');
+      assert.deepEqual(r.measurementComparison?.mismatches.map((x) => [x.index, x.runtimeValue]), [[index, 'ee'.repeat(48)]]);
+    }
+    const conflicting = makeFakeRim(h, { version: FAKE_DRIVER_VERSION, golden: new Map([[3, [fakeMeasurements()[3]!]]]) });
+    for (let i = 0; i < 2; i++) {
+      assert.equal(code(() => verifyGpuEvidence({ report, certificateChain: chain }, { ...opts, rims: { driver: conflicting, vbios: rims.vbios } })), 'rim.index_conflict');
+    }
+    assert.equal(verifyGpuEvidence({ report, certificateChain: chain }, opts).measres, 'success');
+  });
+
+  test('a warm result equals the cold one', () => {
+    const cold = verifyGpuEvidence({ report, certificateChain: chain }, { ...base, rims });
+    const cache = new GpuVerifierCache();
+    verifyGpuEvidence({ report, certificateChain: chain }, { ...base, rims, cache });
+    const warm = verifyGpuEvidence({ report, certificateChain: chain }, { ...base, rims, cache });
+    assert.deepEqual(JSON.parse(JSON.stringify(warm)), JSON.parse(JSON.stringify(cold)));
+  });
+
+  test('cached chains and RIMs are checked against the time of each report', () => {
+    // A GPU whose arch CA expires mid-2025, and RIMs whose signer does.
+    const shortArch = issueP384({ serial: 2n, subject: 'Fake NVIDIA GH100 Identity', issuer: h.deviceRoot, ca: true, notBefore: new Date('2023-01-01T00:00:00Z'), notAfter: new Date('2025-06-01T00:00:00Z') });
+    const g = createFakeNvidiaHierarchy({}, { ...h, archCa: shortArch });
+    const gReport = makeFakeGpuReport(g, { nonce });
+    const cache = new GpuVerifierCache();
+    const opts = { ...base, cache };
+    assert.equal(verifyGpuEvidence({ report: gReport, certificateChain: g.chainPem }, opts).verified, true);
+    assert.equal(code(() => verifyGpuEvidence({ report: gReport, certificateChain: g.chainPem }, { ...opts, at: new Date('2025-07-01T00:00:00Z') })), 'cert.expired');
+    assert.equal(code(() => verifyGpuEvidence({ report: gReport, certificateChain: g.chainPem }, { ...opts, at: new Date('2022-06-01T00:00:00Z') })), 'cert.expired');
+    assert.equal(verifyGpuEvidence({ report: gReport, certificateChain: g.chainPem }, opts).verified, true);
+
+    const r = createFakeNvidiaHierarchy({ rimSignerNotAfter: new Date('2025-06-01T00:00:00Z') });
+    const rRims = makeFakeRims(r);
+    const rimCache = new RimCache();
+    assert.equal(verifyRim(rRims.vbios, { at, root: r.rimRoot.cert, cache: rimCache }).colloquialVersion.length > 0, true);
+    assert.equal(code(() => verifyRim(rRims.vbios, { at: new Date('2025-07-01T00:00:00Z'), root: r.rimRoot.cert, cache: rimCache })), 'rim.expired');
+    const rOpts = { at, nonce, trust: r.trust, rims: rRims, cache: new GpuVerifierCache() };
+    const rReport = makeFakeGpuReport(r, { nonce });
+    assert.equal(verifyGpuEvidence({ report: rReport, certificateChain: r.chainPem }, rOpts).measres, 'success');
+    assert.equal(code(() => verifyGpuEvidence({ report: rReport, certificateChain: r.chainPem }, { ...rOpts, at: new Date('2025-07-01T00:00:00Z') })), 'rim.expired');
+  });
+
+  test('a chain or RIM cached under one root is not trusted under another', () => {
+    const cache = new GpuVerifierCache();
+    verifyGpuEvidence({ report, certificateChain: chain }, { ...base, rims, cache });
+    const stranger = createFakeNvidiaHierarchy({ rootCn: 'Another PKI' });
+    assert.equal(code(() => verifyGpuEvidence({ report, certificateChain: chain }, { ...base, cache, trust: { deviceRoot: stranger.deviceRoot.cert } })), 'gpu.chain_invalid');
+    assert.equal(code(() => verifyGpuEvidence({ report, certificateChain: chain }, { ...base, rims, cache, trust: { deviceRoot: h.deviceRoot.cert, rimRoot: stranger.rimRoot.cert } })), 'rim.chain_invalid');
+  });
+
+  test('a cached good OCSP answer does not hide a revoked one; the OCSP memo is bounded', () => {
+    const cache = new GpuVerifierCache();
+    assert.ok(cache.ocsp instanceof BoundedMap);
+    const good = (cert: Certificate, issuer: Certificate) => makeFakeOcspResponse(h, { cert, issuer });
+    const revoked = (cert: Certificate, issuer: Certificate) => makeFakeOcspResponse(h, { cert, issuer, ...(cert.subjectCN === 'GH100 A01 GSP BROM' ? { status: 'revoked' as const } : {}) });
+    assert.equal(verifyGpuEvidence({ report, certificateChain: chain }, { ...base, cache, ocsp: ocspAll(good) }).deviceChain.ocspStatus, 'good');
+    assert.equal(code(() => verifyGpuEvidence({ report, certificateChain: chain }, { ...base, cache, ocsp: ocspAll(revoked) })), 'ocsp.revoked');
   });
 });
 

@@ -1,9 +1,10 @@
 import { createHash, verify as cryptoVerify } from 'node:crypto';
+import { BoundedMap } from '../../core/bounded-map.js';
 import { equalBytes, toHex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import { type OcspResult, verifyOcspResponse } from '../../core/ocsp.js';
 import { type Verified, markVerified } from '../../core/verified.js';
-import { type Certificate, publicKeyOf } from '../../core/x509.js';
+import type { Certificate } from '../../core/x509.js';
 import { DeviceChainCache, type GpuArchitecture, type VerifiedDeviceChain, parseDeviceChain, verifyDeviceChain } from './chain.js';
 import { type MeasurementComparison, type RimSource, compareMeasurements } from './measurements.js';
 import type { GpuFeatureFlag } from './opaque.js';
@@ -42,11 +43,22 @@ export interface GpuVerifyOptions {
   readonly cache?: GpuVerifierCache | undefined;
 }
 
-/** Verified chains, RIMs and OCSP responses by content hash; one per verifier instance. */
+/** Verified chains, RIMs and OCSP responses by content hash; one per verifier instance; every one bounded. */
 export class GpuVerifierCache {
   readonly chains = new DeviceChainCache();
   readonly rims = new RimCache();
-  readonly ocsp = new Map<string, OcspResult>();
+  readonly ocsp = new BoundedMap<string, OcspResult>(4096);
+}
+
+/** SHA-256 of a certificate's DER, hex, once per parsed certificate object (cached chains reuse theirs). */
+const certIds = new WeakMap<Certificate, string>();
+function certIdOf(cert: Certificate): string {
+  let id = certIds.get(cert);
+  if (id === undefined) {
+    id = createHash('sha256').update(cert.der).digest('hex');
+    certIds.set(cert, id);
+  }
+  return id;
 }
 
 export type OcspStatusClaim = 'good' | 'revoked' | 'unknown' | 'not-checked';
@@ -136,7 +148,8 @@ function ocspFor(
       if (ocsp.mode === 'require') throw fail('ocsp.not_covered', `no OCSP response for "${cert.subjectCN ?? '?'}" of the ${what} chain`, { chain: what, subject: cert.subjectCN });
       continue;
     }
-    const key = `${createHash('sha256').update(der).digest('hex')}:${createHash('sha256').update(cert.der).digest('hex')}`;
+    // The response is hashed every time (it changes as it is refreshed); the certificate once per object.
+    const key = `${createHash('sha256').update(der).digest('hex')}:${certIdOf(cert)}`;
     let r = opts.cache?.ocsp.get(key);
     const at = opts.at.getTime();
     // A cached result is reused only inside its own validity window; otherwise verify (and fail) afresh.
@@ -180,7 +193,7 @@ function verifyRimFor(
     });
   }
   const ocsp = ocspFor(rim.signer, rimRoot, 0, opts, `${source} RIM`, warnings);
-  return { rim, result: { id, sha256: rim.sha256, version: rim.colloquialVersion, status: 'valid', expirationDate: rim.notAfter.toISOString(), ...ocsp } };
+  return { rim, result: { id, sha256: rim.sha256, version: rim.colloquialVersion, status: 'valid', expirationDate: rim.notAfterIso, ...ocsp } };
 }
 
 /**
@@ -203,13 +216,8 @@ export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions)
   if (evidence.arch && evidence.arch !== chain.architecture) {
     throw fail('gpu.unsupported', `the evidence says ${evidence.arch} but the chain is of a ${chain.architecture} GPU`, { expected: evidence.arch, actual: chain.architecture });
   }
-  let leafKey: ReturnType<typeof publicKeyOf>;
-  try {
-    leafKey = publicKeyOf(chain.leaf);
-  } catch (e) {
-    throw fail('gpu.chain_invalid', 'the attestation certificate has a malformed key', { subject: chain.leaf.subjectCN }, e);
-  }
-  if (!cryptoVerify('sha384', report.signedBytes, { key: leafKey, dsaEncoding: 'ieee-p1363' }, report.signature)) {
+  // The one public-key operation of a warm verification: the key was decoded when the chain was verified.
+  if (!cryptoVerify('sha384', report.signedBytes, { key: chain.leafKey, dsaEncoding: 'ieee-p1363' }, report.signature)) {
     throw fail('gpu.signature_invalid', 'the GPU report signature does not verify with the attestation certificate', { subject: chain.leaf.subjectCN });
   }
   let fwidMatch: boolean | null = null;
@@ -245,7 +253,9 @@ export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions)
   let measres: GpuVerificationResult['measres'] = 'not-compared';
   if (comparison) measres = comparison.result === 'fail' ? 'fail' : rims.driver && rims.vbios ? 'success' : 'not-compared';
   if (comparison && measres === 'not-compared') warnings.push(`only the ${rims.driver ? 'driver' : 'VBIOS'} RIM was compared`);
-  const result = markVerified<GpuVerificationResult>({
+  // Hex of all 64 values is for output (CLI, claims of a caller that wants them); built on first read.
+  let hex: Record<number, string> | undefined;
+  return markVerified<GpuVerificationResult>({
     verified: true,
     architecture: chain.architecture,
     ueid: chain.ueid,
@@ -261,8 +271,14 @@ export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions)
     featureFlag: report.opaque.featureFlag,
     opaqueDataVersion: report.opaque.opaqueDataVersion,
     nvdec0Status: report.opaque.nvdec0Status,
-    measurements: {},
-    deviceChain: { status: 'valid', expirationDate: chain.notAfter.toISOString(), ...device },
+    get measurements(): Readonly<Record<number, string>> {
+      if (!hex) {
+        hex = {};
+        for (const m of report.measurements) hex[m.index] = toHex(m.value);
+      }
+      return hex;
+    },
+    deviceChain: { status: 'valid', expirationDate: chain.notAfterIso, ...device },
     driverRim,
     vbiosRim,
     measurementComparison: comparison,
@@ -270,19 +286,6 @@ export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions)
     trailingBytes: report.trailingBytes,
     warnings,
   });
-  // Hex of all 64 values is for output (CLI, claims of a caller that wants them); built on first read.
-  let hex: Record<number, string> | undefined;
-  Object.defineProperty(result, 'measurements', {
-    enumerable: true,
-    get: () => {
-      if (!hex) {
-        hex = {};
-        for (const m of report.measurements) hex[m.index] = toHex(m.value);
-      }
-      return hex;
-    },
-  });
-  return result;
 }
 
 /**
