@@ -4,7 +4,8 @@
  * emits; policy issuance rules may add more.
  */
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
-import { b64url, sha256Hex } from '../core/bytes.js';
+import { createHash } from 'node:crypto';
+import { b64url } from '../core/bytes.js';
 import type { SgxQuoteVerificationResult, TdxQuoteVerificationResult } from '../evidence/dcap/result.js';
 import type { SnpVerificationResult } from '../evidence/snp/verify.js';
 import type { Claim } from './policy/index.js';
@@ -43,23 +44,28 @@ export function snpClaims(r: Verified<SnpVerificationResult>, form: 'container' 
   return claimsOf(r, snpClaimsOf(r, form, runtime, initTime));
 }
 
+/** SHA-256 (hex) of the concatenation of `parts`, hashed in place (no copy of the parts). */
 function concatHash(parts: readonly Uint8Array[]): string {
-  return sha256Hex(Buffer.concat(parts.map((p) => Buffer.from(p))));
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p);
+  return h.digest('hex');
 }
 
 /**
  * `x-ms-sgx-collateral`: SHA-256 (hex) of each collateral item used, so a relying party can tell
  * which TCB info, QE identity and CRLs vouched for the quote. Certificate chains hash the
- * concatenated DER; CRL hashes cover the PCK CRL followed by the root CA CRL.
+ * concatenated DER; CRL hashes cover the PCK CRL followed by the root CA CRL (the QE identity's and
+ * the TCB info's CRL hashes are the same two CRLs, hashed once).
  */
 export function collateralProvenance(quote: Uint8Array, c: QuoteCollateral): Record<string, string> {
+  const crls = concatHash([c.pckCrl, c.rootCaCrl]);
   return {
     qeidcertshash: concatHash(c.qeIdentityIssuerChain),
-    qeidcrlhash: concatHash([c.pckCrl, c.rootCaCrl]),
+    qeidcrlhash: crls,
     qeidhash: concatHash([c.qeIdentity]),
     quotehash: concatHash([quote]),
     tcbinfocertshash: concatHash(c.tcbInfoIssuerChain),
-    tcbinfocrlhash: concatHash([c.pckCrl, c.rootCaCrl]),
+    tcbinfocrlhash: crls,
     tcbinfohash: concatHash([c.tcbInfo]),
   };
 }

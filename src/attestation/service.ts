@@ -10,7 +10,7 @@ import { ConclaveError, fail } from '../core/errors.js';
 import { createTurnQueue } from '../core/turns.js';
 import { parseCertificate, pemToDer, verifyChain } from '../core/x509.js';
 import { INTEL_SGX_ROOT_CA } from '../evidence/dcap/roots.js';
-import { VerifierCache, parseQuote, verifyQuote } from '../evidence/dcap/index.js';
+import { VerifierCache, parseQuote, verifyQuoteAsync } from '../evidence/dcap/index.js';
 import type { Quote } from '../evidence/dcap/quote.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { SIMULATED_ROOT_CN } from '../evidence/simulated/index.js';
@@ -207,7 +207,9 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     const pck = pckFactsOf(quote);
     const simulated = pck.simulated ? deps.simulated : undefined;
     const collateral = simulated ? simulated.collateral(tee) : await deps.collateral.getQuoteCollateral({ tee, fmspc: pck.fmspc, pceId: pck.pceId, caType: pck.caType });
-    const result = verifyQuote(quote, collateral, {
+    // The quote's two ECDSA signatures are checked on the threadpool (verifyQuoteAsync): the event loop
+    // keeps the rest of the checks, in the same order, and serves other requests meanwhile.
+    const result = await verifyQuoteAsync(quote, collateral, {
       at,
       freshness: deps.freshness ?? 'azure',
       cache: dcapCache,

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto';
+import { randomFillSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { b64url } from '../core/bytes.js';
-import { signJwsAsync } from '../core/jwt.js';
+import { EncodedJwsHeader, signJwsAsync } from '../core/jwt.js';
 import type { EvidenceClaims } from './claims.js';
 
 /** The service's token-signing identity: what `/certs` publishes and tokens name in `kid`. */
@@ -31,11 +31,42 @@ export function issueResultToken(result: Record<string, unknown>, issuer: string
   return issue(result, issuer, signer, times);
 }
 
+/** The protected header of the service's tokens per issuer and key: encoded once, not per token. */
+const headers = new Map<string, EncodedJwsHeader>();
+
+function headerFor(issuer: string, kid: string): EncodedJwsHeader {
+  const key = `${kid}\u0000${issuer}`;
+  let h = headers.get(key);
+  if (!h) {
+    if (headers.size >= 64) headers.clear();
+    h = new EncodedJwsHeader({ alg: 'RS256', jku: `${issuer}/certs`, kid, typ: 'JWT' });
+    headers.set(key, h);
+  }
+  return h;
+}
+
+/**
+ * `jti` values: 32 random bytes each, hex, drawn from a buffer refilled from the CSPRNG every
+ * {@link JTI_BATCH} tokens (one call into OpenSSL per batch instead of per token); each byte is used once.
+ */
+const JTI_BATCH = 64;
+const jtiPool = Buffer.alloc(32 * JTI_BATCH);
+let jtiNext = JTI_BATCH;
+
+function newJti(): string {
+  if (jtiNext === JTI_BATCH) {
+    randomFillSync(jtiPool);
+    jtiNext = 0;
+  }
+  const at = 32 * jtiNext++;
+  return jtiPool.toString('hex', at, at + 32);
+}
+
 async function issue(claims: Record<string, unknown>, issuer: string, signer: TokenSigner | 'unsigned', times: TokenTimes): Promise<string> {
   const iat = Math.floor(times.now.getTime() / 1000);
-  const payload = { ...claims, iss: issuer, iat, nbf: iat, exp: iat + times.lifetimeSeconds, jti: randomBytes(32).toString('hex'), 'x-ms-ver': '1.0' };
+  const payload = { ...claims, iss: issuer, iat, nbf: iat, exp: iat + times.lifetimeSeconds, jti: newJti(), 'x-ms-ver': '1.0' };
   if (signer === 'unsigned') return `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify(payload))}.`;
-  return signJwsAsync({ alg: 'RS256', jku: `${issuer}/certs`, kid: signer.kid, typ: 'JWT' }, payload, signer.privateKey);
+  return signJwsAsync(headerFor(issuer, signer.kid), payload, signer.privateKey);
 }
 
 /** `GET /certs`: the JWKS with `x5c`, as MAA publishes its signing certificates. */

@@ -27,19 +27,37 @@ export function signJws(header: Record<string, unknown>, payload: unknown, key: 
   if (!ASYMMETRIC_ALGS.includes(alg)) throw fail('internal', `cannot sign with alg ${String(alg)}`);
   const input = `${b64url(JSON.stringify(header))}.${typeof payload === 'string' ? b64url(payload) : b64url(JSON.stringify(payload))}`;
   const { hash, opts } = params(alg, key);
-  return `${input}.${b64url(cryptoSign(hash, Buffer.from(input), opts))}`;
+  return `${input}.${b64url(cryptoSign(hash, Buffer.from(input, 'latin1'), opts))}`;
+}
+
+/** A JWS protected header encoded once (base64url of its JSON), for a signer that reuses the same header. */
+export class EncodedJwsHeader {
+  readonly alg: JwsAlg;
+  readonly encoded: string;
+  constructor(header: Record<string, unknown>) {
+    const alg = header.alg as JwsAlg;
+    if (!ASYMMETRIC_ALGS.includes(alg)) throw fail('internal', `cannot sign with alg ${String(alg)}`);
+    this.alg = alg;
+    this.encoded = b64url(JSON.stringify(header));
+  }
 }
 
 /**
  * Like {@link signJws}, but the private-key operation runs on the libuv threadpool (node:crypto's
  * callback form), so RSA signing of a busy server uses the other cores while the event loop serves TLS.
+ * The header may come encoded already ({@link EncodedJwsHeader}); the payload is JSON-serialised once.
  */
-export function signJwsAsync(header: Record<string, unknown>, payload: unknown, key: KeyObject): Promise<string> {
-  const alg = header.alg as JwsAlg;
-  if (!ASYMMETRIC_ALGS.includes(alg)) return Promise.reject(fail('internal', `cannot sign with alg ${String(alg)}`));
-  const input = `${b64url(JSON.stringify(header))}.${typeof payload === 'string' ? b64url(payload) : b64url(JSON.stringify(payload))}`;
-  const { hash, opts } = params(alg, key);
-  return signAsync(hash, Buffer.from(input), opts).then((sig) => `${input}.${b64url(sig)}`);
+export function signJwsAsync(header: Record<string, unknown> | EncodedJwsHeader, payload: unknown, key: KeyObject): Promise<string> {
+  let h: EncodedJwsHeader;
+  try {
+    h = header instanceof EncodedJwsHeader ? header : new EncodedJwsHeader(header);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+  // The signing input is base64url and dots: ASCII, so latin1 encodes it byte for byte.
+  const input = `${h.encoded}.${typeof payload === 'string' ? b64url(payload) : b64url(JSON.stringify(payload))}`;
+  const { hash, opts } = params(h.alg, key);
+  return signAsync(hash, Buffer.from(input, 'latin1'), opts).then((sig) => `${input}.${sig.toString('base64url')}`);
 }
 
 export interface DecodedJws {

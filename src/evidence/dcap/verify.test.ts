@@ -5,7 +5,7 @@ import { type QuoteCollateral, collateralFromPcsResponses, parseQuoteCollateral 
 import { isConclaveError } from '../../core/errors.js';
 import { VerifierCache } from './cache.js';
 import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultTcbInfo } from './testing.js';
-import { type QuoteVerificationResult, parseQuote, verifyQuote } from './index.js';
+import { type QuoteVerificationResult, parseQuote, verifyQuote, verifyQuoteAsync } from './index.js';
 
 const skip = skipWithoutFixtures();
 
@@ -396,5 +396,71 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     expectCode(() => verifyQuote(q, c, { at, trustAnchors: { intelRoot: h.root.certificate } }), 'collateral.expired', 'strict');
     const r = verifyQuote(q, c, { at, freshness: 'azure', trustAnchors: { intelRoot: h.root.certificate } });
     assert.deepEqual(r.collateral.expired.map((x) => x.item).sort(), ['qeIdentity', 'tcbInfo']);
+  });
+});
+
+/** What a verification decided: the error code, or the result (for comparing two verifiers). */
+async function outcome(fn: () => unknown): Promise<{ code: string; message: string } | { result: unknown }> {
+  try {
+    return { result: await fn() };
+  } catch (e) {
+    assert.ok(isConclaveError(e), `threw a non-ConclaveError ${String(e)}`);
+    return { code: e.code, message: e.message };
+  }
+}
+
+describe('verifyQuoteAsync decides as verifyQuote (signatures on the threadpool)', () => {
+  const at = new Date('2025-01-01T00:00:00Z');
+
+  for (const tee of ['sgx', 'tdx'] as const) {
+    test(`${tee.toUpperCase()}: every single-byte flip of the quote gets the same verdict and error`, async () => {
+      const h = createDcapHierarchy();
+      const original = buildSignedQuote(h, { tee, reportData: new Uint8Array(64).fill(7) });
+      const collateral = buildCollateral(h, { tee });
+      const opts = { at, cache: new VerifierCache(), trustAnchors: { intelRoot: h.root.certificate } };
+      const ok = await outcome(() => verifyQuoteAsync(original, collateral, opts));
+      assert.ok('result' in ok, 'the untouched quote verifies');
+      assert.deepEqual(ok, await outcome(() => verifyQuote(original, collateral, opts)));
+      const codes = new Set<string>();
+      for (let i = 0; i < original.byteLength; i += original.byteLength > 2000 ? 3 : 1) {
+        const m = original.slice();
+        m[i]! ^= 0x01;
+        const sync = await outcome(() => verifyQuote(m, collateral, opts));
+        const async = await outcome(() => verifyQuoteAsync(m, collateral, opts));
+        assert.deepEqual(async, sync, `byte ${i}`);
+        if ('code' in sync) codes.add(sync.code);
+      }
+      // The flips reach both signatures (and the checks between them), so the order of verdicts was exercised.
+      for (const c of ['quote.signature_invalid', 'quote.qe_report_signature_invalid', 'quote.attestation_key_mismatch']) assert.ok(codes.has(c), `a flip failed with ${c}`);
+    });
+  }
+
+  test('a bad signature before a failing later check is the error named; a bad one after it is not', async () => {
+    const h = createDcapHierarchy();
+    const other = createDcapHierarchy({ platform: { fmspc: '00a0cafe0000' } });
+    const original = buildSignedQuote(h, { tee: 'sgx' });
+    const q = parseQuote(original);
+    const sigStart = q.signedRegion.byteLength + 4;
+    const qeSig = sigStart + 128 + 384;
+    const opts = { at, trustAnchors: { intelRoot: h.root.certificate } };
+    // TCB info of another platform (its FMSPC differs): quote.fmspc_mismatch comes after both signatures.
+    const foreign = buildCollateral(h, { tee: 'sgx', tcbInfo: defaultTcbInfo(other, { tee: 'sgx' }) });
+    const expectBoth = async (bytes: Uint8Array, c: QuoteCollateral, code: string) => {
+      for (const v of [verifyQuote, verifyQuoteAsync]) {
+        const o = await outcome(() => v(bytes, c, opts));
+        assert.ok('code' in o && o.code === code, `${v.name}: ${JSON.stringify(o).slice(0, 200)}`);
+      }
+    };
+    await expectBoth(original, foreign, 'quote.fmspc_mismatch');
+    const badQe = original.slice();
+    badQe[qeSig + 5]! ^= 0x01;
+    await expectBoth(badQe, foreign, 'quote.qe_report_signature_invalid');
+    const badQuote = original.slice();
+    badQuote[sigStart + 3]! ^= 0x01;
+    await expectBoth(badQuote, foreign, 'quote.signature_invalid');
+    // A failing check before both signatures (here the collateral's chain) wins over either.
+    const early = await outcome(() => verifyQuote(badQe, buildCollateral(other, { tee: 'sgx' }), opts));
+    assert.ok('code' in early && !early.code.startsWith('quote.'), JSON.stringify(early));
+    assert.deepEqual(await outcome(() => verifyQuoteAsync(badQe, buildCollateral(other, { tee: 'sgx' }), opts)), early);
   });
 });
