@@ -79,3 +79,59 @@ describe('vault store: migrations 201 (case-insensitive key names) and 202 (role
     }
   });
 });
+
+describe('vault store: liveVersion gives a verified row out again only while the row is the same', () => {
+  test('SQLite, with row MACs', async () => {
+    const { createHmac, randomBytes } = await import('node:crypto');
+    const dir = mkdtempSync(join(tmpdir(), 'conclave-vs-'));
+    const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);
+    const macKey = randomBytes(32);
+    const store = createVaultStore(db, (purpose, text) => createHmac('sha256', macKey).update(purpose).update('\0').update(text).digest('hex'));
+    try {
+      await db.migrate(MIGRATIONS);
+      const version = 'c'.repeat(32);
+      const key = {
+        name: 'k',
+        version,
+        kty: 'EC' as const,
+        crv: 'P-256' as const,
+        keyOps: ['sign' as const, 'verify' as const],
+        publicJwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' },
+        handle: new Uint8Array([1, 2, 3]),
+        provider: 'software',
+        attributes: { enabled: true, exportable: false, created: 1, updated: 1 },
+      };
+      assert.equal(await store.addVersion(key, 1), 'ok');
+      const first = await store.liveVersion('k', undefined);
+      const again = await store.liveVersion('K', undefined);
+      assert.equal(again, first, 'the same row: the same (frozen) version');
+      assert.ok(Object.isFrozen(first) && Object.isFrozen(first!.attributes) && Object.isFrozen(first!.keyOps));
+      assert.throws(() => {
+        (first!.attributes as { exportable: boolean }).exportable = true;
+      }, TypeError);
+      // Changed through the store: the new row is read and parsed.
+      const updated = await store.updateVersion('k', version, (cur) => ({ ...cur, attributes: { ...cur.attributes, enabled: false, updated: 2 } }), {
+        time: new Date(0).toISOString(),
+        principal: 'p',
+        operation: 'update',
+        result: 'success',
+        status: 200,
+      });
+      assert.equal(updated?.attributes.enabled, false);
+      assert.equal((await store.liveVersion('k', version))?.attributes.enabled, false);
+      // Changed outside Conclave, its MAC kept: refused, though the row under that MAC was read before.
+      await store.liveVersion('k', undefined);
+      await db.run("UPDATE vault_key_versions SET exportable = 1 WHERE name = 'k'");
+      await assert.rejects(store.liveVersion('k', undefined), (e: { code?: string }) => e.code === 'store.integrity');
+      await assert.rejects(store.liveVersion('k', version), (e: { code?: string }) => e.code === 'store.integrity');
+      // Deleted: no longer live, whatever was read before.
+      await db.run("UPDATE vault_key_versions SET exportable = 0 WHERE name = 'k'");
+      assert.equal((await store.liveVersion('k', undefined))?.attributes.exportable, false);
+      await db.run("UPDATE vault_keys SET deleted_at = 5, scheduled_purge_at = 6 WHERE name = 'k'");
+      assert.equal(await store.liveVersion('k', undefined), undefined);
+    } finally {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -4,7 +4,8 @@
  * one transaction, with its log entry.
  */
 import { randomBytes } from 'node:crypto';
-import { type RowMac, integrityOf } from './row-mac.js';
+import { BoundedMap } from '../core/bounded-map.js';
+import { type RowMac, integrityOf, rowText } from './row-mac.js';
 
 export type { RowMac } from './row-mac.js';
 import type { Database, SqlExecutor } from './database.js';
@@ -142,6 +143,16 @@ export async function adoptVaultRows(db: Database, mac: RowMac): Promise<number>
   return n;
 }
 
+/** Key versions read by the hot lookup (liveVersion), remembered per store by their row MAC. */
+const READ_VERSIONS_LIMIT = 256;
+
+/** Freezes a key version's plain parts (not the handle: a typed array cannot be frozen), so a shared one cannot be changed. */
+function frozen<T>(v: T): T {
+  if (typeof v !== 'object' || v === null || ArrayBuffer.isView(v) || Object.isFrozen(v)) return v;
+  for (const x of Object.values(v)) frozen(x);
+  return Object.freeze(v);
+}
+
 /** The per-key lock: one name in any case is one key. */
 const keyLock = (name: string) => `vault-key:${name.toLowerCase()}`;
 
@@ -152,6 +163,22 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
   const fromRow = (r: VersionRow): KeyVersion => {
     integrity.check(PURPOSE.version, versionFields(r), r.integrity, `vault key ${r.name} version ${r.version}`);
     return keyVersionOf(r);
+  };
+  /**
+   * liveVersion's rows: a version row passed its MAC check and was parsed once is given out again, frozen,
+   * while the row read is that same text under that same MAC (a key released or used again and again);
+   * any change to the row (an update, a new latest version, a row changed outside Conclave) is another
+   * text and goes through fromRow, its check and its parse, again.
+   */
+  const readVersions = new BoundedMap<string, { text: string; key: KeyVersion }>(READ_VERSIONS_LIMIT);
+  const liveRow = (r: VersionRow): KeyVersion => {
+    if (!mac || r.integrity === null) return fromRow(r);
+    const text = rowText(versionFields(r));
+    const seen = readVersions.get(r.integrity);
+    if (seen !== undefined && seen.text === text) return seen.key;
+    const key = frozen(fromRow(r));
+    readVersions.set(r.integrity, { text, key });
+    return key;
   };
   const paramsOf = (k: KeyVersion, seq: number) => versionParams(k, seq, integrity.compute(PURPOSE.version, versionFields(rowOf(k))));
   const assignment = (r: AssignmentRow): RoleAssignment => {
@@ -209,7 +236,7 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
       const row = version
         ? await db.get<VersionRow>(LIVE_VERSION, [name.toLowerCase(), name, version])
         : await db.get<VersionRow>(LIVE_LATEST, [name.toLowerCase(), name]);
-      return row ? fromRow(row) : undefined;
+      return row ? liveRow(row) : undefined;
     },
 
     /** Latest (or the given) version of a live or deleted key. */

@@ -18,6 +18,7 @@ import {
   explainDecision,
   isKeyTransferEnc,
   type KeyTransferEnc,
+  type ReleaseAnswer,
   type ReleaseSigner,
   verifyTargetToken,
   wrappingKeyOf,
@@ -181,7 +182,8 @@ export function createKeyOperations(core: VaultCore) {
         // The success record is stored before the key leaves; its leaf hash goes back with the key so the
         // TEE can fetch (and check) its inclusion proof (docs/audit.md).
         const log = await store.audit(finish(draft));
-        return { value, 'x-conclave-log': { leafHash: log.leafHash, entry: log.entry } };
+        const answer: ReleaseAnswer = { value, 'x-conclave-log': { leafHash: log.leafHash, entry: log.entry } };
+        return answer;
       }, true);
     },
   };

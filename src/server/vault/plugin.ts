@@ -6,6 +6,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { fail, isConclaveError } from '../../core/errors.js';
 import { type ApiVersion, checkApiVersion, requireFeature } from '../../vault/api-version.js';
 import { checkKeyVersion } from '../../vault/key.js';
+import { releaseAnswerJson } from '../../vault/release/release-jws.js';
 import type { Principal } from '../auth.js';
 import type { AppContext } from '../context.js';
 import { registerAccessControlRoutes } from './access-control.js';
@@ -205,7 +206,10 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
   }
   const release = async (req: FastifyRequest<{ Params: P }>, reply: FastifyReply) => {
     const { p, v } = await akv(req, reply);
-    return service.release(p, v, req.params.name, version(req), req.body);
+    const answer = await service.release(p, v, req.params.name, version(req), req.body);
+    // The JSON text written once around the JWS (fastify would stringify the whole answer, JWS included, again).
+    reply.type('application/json; charset=utf-8');
+    return releaseAnswerJson(answer);
   };
   app.post<{ Params: P }>('/keys/:name/release', akvRoute('Secure Key Release of the latest version', VAULT.release), release);
   app.post<{ Params: P }>('/keys/:name/:version/release', akvRoute('Secure Key Release of a key version', VAULT.releaseVersion), release);

@@ -3,7 +3,7 @@ import { createHash, generateKeyPairSync, sign, verify, X509Certificate } from '
 import { describe, test } from 'node:test';
 import { readFixtureJson, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { unwrapKeyTransfer, wrapKeyForTransfer } from './key-transfer.js';
-import { buildReleaseResponse, decodeReleaseResponse, type ReleaseResponseInput } from './release-jws.js';
+import { buildReleaseResponse, decodeReleaseResponse, type ReleaseResponseInput, releaseAnswerJson } from './release-jws.js';
 import { createFakeAuthority } from './testing.js';
 
 interface FixtureValue {
@@ -76,4 +76,12 @@ describe('buildReleaseResponse', () => {
     assert.deepEqual(shape(released), shape(fixture));
     assert.deepEqual(Object.keys(released), Object.keys(fixture));
   });
+});
+
+test('releaseAnswerJson is the JSON.stringify text of the answer, the audit entry escaped', () => {
+  const entry = JSON.stringify({ detail: { note: 'quote " backslash \\ newline \n tab \t nul \u0000 é 😀 \u2028' }, operation: 'release' });
+  const answer = { value: 'eyJhbGciOiJSUzI1NiJ9.eyJhIjoxfQ.c2ln-_' as never, 'x-conclave-log': { leafHash: 'ab'.repeat(32), entry } };
+  const text = releaseAnswerJson(answer);
+  assert.equal(text, JSON.stringify(answer));
+  assert.deepEqual(JSON.parse(text), answer);
 });

@@ -77,11 +77,32 @@ function encodedHeader(signer: ReleaseSigner): string {
   return h;
 }
 
+/**
+ * A compact JWS as {@link buildReleaseResponse} makes it: three base64url segments and two dots, so
+ * nothing in it needs escaping in JSON (the type is only ever given to what that function returns).
+ */
+export type CompactJws = string & { readonly __compactJws: true };
+
 /** Builds the compact JWS AKV returns as `value` of a release (the signer's alg, RS256 by default, over header.payload). */
-export async function buildReleaseResponse(input: ReleaseResponseInput, signer: ReleaseSigner): Promise<string> {
+export async function buildReleaseResponse(input: ReleaseResponseInput, signer: ReleaseSigner): Promise<CompactJws> {
   const signingInput = `${encodedHeader(signer)}.${b64u(JSON.stringify(releaseResponsePayload(input)))}`;
   const signature = await signer.sign(Buffer.from(signingInput, 'ascii'));
-  return `${signingInput}.${b64u(signature)}`;
+  return `${signingInput}.${b64u(signature)}` as CompactJws;
+}
+
+/** A release's answer: the JWS, and the receipt of its audit entry in the transparency log (docs/audit.md). */
+export interface ReleaseAnswer {
+  readonly value: CompactJws;
+  readonly 'x-conclave-log': { readonly leafHash: string; readonly entry: string };
+}
+
+/**
+ * The answer's JSON text, the same bytes JSON.stringify gives, written around the JWS (≈ 6 KiB of
+ * base64url that needs no escaping) instead of scanning it again; only the audit entry is escaped.
+ */
+export function releaseAnswerJson(a: ReleaseAnswer): string {
+  const log = a['x-conclave-log'];
+  return `{"value":"${a.value}","x-conclave-log":{"leafHash":${JSON.stringify(log.leafHash)},"entry":${JSON.stringify(log.entry)}}}`;
 }
 
 /**
