@@ -7,7 +7,7 @@
  * {@link check} validates untrusted values against a schema without recursion limits of its own: a
  * value nested deeper than {@link MAX_JSON_DEPTH} is refused before it is walked.
  */
-import { fail } from '../core/errors.js';
+import { type ErrorCode, fail } from '../core/errors.js';
 import { MAX_JSON_DEPTH } from '../core/json.js';
 
 /** A JSON Schema whose accepted values have type `T` (a phantom: never present at run time). */
@@ -21,7 +21,8 @@ interface Doc {
 type Optional<S extends Schema> = S & { readonly __optional: true };
 type Props = Record<string, Schema>;
 type Required<P extends Props> = { [K in keyof P]: P[K] extends { __optional: true } ? never : K }[keyof P];
-type ObjectOf<P extends Props> = { -readonly [K in Required<P>]: Static<P[K]> } & { -readonly [K in Exclude<keyof P, Required<P>>]?: Static<P[K]> };
+/** Optional members may be absent or null (AKV and MAA clients send `null` for what they leave unset). */
+type ObjectOf<P extends Props> = { -readonly [K in Required<P>]: Static<P[K]> } & { -readonly [K in Exclude<keyof P, Required<P>>]?: Static<P[K]> | null };
 
 const OPTIONAL = Symbol('optional');
 
@@ -59,63 +60,145 @@ function typeOf(v: unknown): string {
   return typeof v;
 }
 
-/** The first way `v` breaks `s`, as `path: reason`; undefined when it conforms. Depth-bounded. */
-export function violation(s: Schema, v: unknown, path: string, depth = 0): string | undefined {
+/** A compiled check: the first way `v` breaks the schema, as `path: reason`; undefined when it conforms. */
+export type Checker = (v: unknown, path: string, depth?: number) => string | undefined;
+
+const compiled = new WeakMap<Schema, Checker>();
+
+/** Any value nested no deeper than the limit (what `S.unknown()` and a member no schema names accept). */
+const anything: Checker = (v, path, depth = 0) => {
   if (depth > MAX_JSON_DEPTH) return `${path}: nests deeper than ${MAX_JSON_DEPTH} levels`;
-  const anyOf = s.anyOf as Schema[] | undefined;
-  if (anyOf) return anyOf.some((a) => violation(a, v, path, depth) === undefined) ? undefined : `${path}: matches none of the allowed forms`;
-  const values = s.enum as unknown[] | undefined;
-  if (values && !values.includes(v)) return `${path}: must be one of ${values.map((x) => JSON.stringify(x)).join(', ')}`;
-  const type = s.type as string | undefined;
-  if (type) {
-    const t = typeOf(v);
-    if (!(t === type || (type === 'number' && t === 'integer'))) return `${path}: must be ${type === 'integer' || type === 'array' || type === 'object' ? 'an' : 'a'} ${type}`;
-  }
-  if (typeof v === 'string') {
-    if (typeof s.maxLength === 'number' && v.length > s.maxLength) return `${path}: longer than ${s.maxLength} characters`;
-    if (typeof s.minLength === 'number' && v.length < s.minLength) return `${path}: shorter than ${s.minLength} characters`;
-    if (typeof s.pattern === 'string' && !new RegExp(s.pattern, 'u').test(v)) return `${path}: has not the form ${s.pattern}`;
-  }
-  if (typeof v === 'number') {
-    if (typeof s.minimum === 'number' && v < s.minimum) return `${path}: below ${s.minimum}`;
-    if (typeof s.maximum === 'number' && v > s.maximum) return `${path}: above ${s.maximum}`;
-  }
+  if (v === null || typeof v !== 'object') return undefined;
   if (Array.isArray(v)) {
-    if (typeof s.maxItems === 'number' && v.length > s.maxItems) return `${path}: more than ${s.maxItems} items`;
-    if (typeof s.minItems === 'number' && v.length < s.minItems) return `${path}: fewer than ${s.minItems} items`;
-    if (s.items) {
-      for (let i = 0; i < v.length; i++) {
-        const bad = violation(s.items as Schema, v[i], `${path}[${i}]`, depth + 1);
-        if (bad) return bad;
-      }
-    } else {
-      for (let i = 0; i < v.length; i++) {
-        const bad = violation({}, v[i], `${path}[${i}]`, depth + 1);
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (x !== null && typeof x === 'object') {
+        const bad = anything(x, `${path}[${i}]`, depth + 1);
         if (bad) return bad;
       }
     }
-  } else if (v !== null && typeof v === 'object') {
-    const o = v as Record<string, unknown>;
-    const props = (s.properties ?? {}) as Record<string, Schema>;
-    for (const k of (s.required ?? []) as string[]) if (o[k] === undefined) return `${path}.${k}: is required`;
-    const keys = Object.keys(o);
-    if (typeof s.maxProperties === 'number' && keys.length > s.maxProperties) return `${path}: more than ${s.maxProperties} members`;
-    const extra = s.additionalProperties as Schema | boolean | undefined;
-    for (const k of keys) {
-      const sub = Object.hasOwn(props, k) ? props[k]! : extra === false ? undefined : typeof extra === 'object' ? extra : {};
-      if (sub === undefined) return `${path}.${k}: is not a member this route accepts`;
-      if (o[k] === undefined) continue;
-      const bad = violation(sub, o[k], `${path}.${k}`, depth + 1);
+    return undefined;
+  }
+  for (const k in v) {
+    if (!Object.hasOwn(v, k)) continue;
+    const x = (v as Record<string, unknown>)[k];
+    if (x !== null && typeof x === 'object') {
+      const bad = anything(x, `${path}.${k}`, depth + 1);
       if (bad) return bad;
     }
   }
   return undefined;
+};
+
+/**
+ * The schema compiled once into a closure (regular expressions built, members looked up in a Map): what
+ * the edge runs per request, with no walk of the schema itself. Cached per schema object.
+ */
+export function compile(s: Schema): Checker {
+  let c = compiled.get(s);
+  if (!c) {
+    c = build(s);
+    compiled.set(s, c);
+  }
+  return c;
 }
 
-/** `v` as the schema's type, or a typed 400 (`request.invalid`) naming the member and the reason. */
-export function check<S extends Schema>(s: S, v: unknown, part: Part): Static<S> {
-  const bad = violation(s, v, part);
-  if (bad) throw fail('request.invalid', `invalid ${part}: ${bad}`, { field: bad.slice(0, bad.indexOf(':')) });
+function build(s: Schema): Checker {
+  const anyOf = s.anyOf as Schema[] | undefined;
+  if (anyOf) {
+    const alts = anyOf.map(compile);
+    return (v, path, depth = 0) => {
+      if (depth > MAX_JSON_DEPTH) return `${path}: nests deeper than ${MAX_JSON_DEPTH} levels`;
+      for (const a of alts) if (a(v, path, depth) === undefined) return undefined;
+      return `${path}: matches none of the allowed forms`;
+    };
+  }
+  const steps: Checker[] = [];
+  const values = s.enum as unknown[] | undefined;
+  if (values) {
+    const reason = `must be one of ${values.map((x) => JSON.stringify(x)).join(', ')}`;
+    steps.push((v, path) => (values.includes(v) ? undefined : `${path}: ${reason}`));
+  }
+  const type = s.type as string | undefined;
+  if (type) {
+    const reason = `must be ${type === 'integer' || type === 'array' || type === 'object' ? 'an' : 'a'} ${type}`;
+    steps.push((v, path) => {
+      const t = typeOf(v);
+      return t === type || (type === 'number' && t === 'integer') ? undefined : `${path}: ${reason}`;
+    });
+  }
+  const { maxLength, minLength, pattern } = s as { maxLength?: unknown; minLength?: unknown; pattern?: unknown };
+  if (typeof maxLength === 'number' || typeof minLength === 'number' || typeof pattern === 'string') {
+    const re = typeof pattern === 'string' ? new RegExp(pattern, 'u') : undefined;
+    steps.push((v, path) => {
+      if (typeof v !== 'string') return undefined;
+      if (typeof maxLength === 'number' && v.length > maxLength) return `${path}: longer than ${maxLength} characters`;
+      if (typeof minLength === 'number' && v.length < minLength) return `${path}: shorter than ${minLength} characters`;
+      if (re && !re.test(v)) return `${path}: has not the form ${pattern as string}`;
+      return undefined;
+    });
+  }
+  const { minimum, maximum } = s as { minimum?: unknown; maximum?: unknown };
+  if (typeof minimum === 'number' || typeof maximum === 'number') {
+    steps.push((v, path) => {
+      if (typeof v !== 'number') return undefined;
+      if (typeof minimum === 'number' && v < minimum) return `${path}: below ${minimum}`;
+      if (typeof maximum === 'number' && v > maximum) return `${path}: above ${maximum}`;
+      return undefined;
+    });
+  }
+  const { maxItems, minItems } = s as { maxItems?: unknown; minItems?: unknown };
+  const items = s.items ? compile(s.items as Schema) : anything;
+  const props = new Map(Object.entries((s.properties ?? {}) as Record<string, Schema>).map(([k, p]) => [k, compile(p)]));
+  const required = (s.required ?? []) as string[];
+  const optional = new Set(Object.entries((s.properties ?? {}) as Record<string, Schema>).filter(([, p]) => OPTIONAL in p).map(([k]) => k));
+  const maxProperties = s.maxProperties as number | undefined;
+  const extra = s.additionalProperties as Schema | boolean | undefined;
+  const rest: Checker | undefined = extra === false ? undefined : typeof extra === 'object' ? compile(extra) : anything;
+  const structure: Checker = (v, path, depth = 0) => {
+    if (v === null || typeof v !== 'object') return undefined;
+    if (Array.isArray(v)) {
+      if (typeof maxItems === 'number' && v.length > maxItems) return `${path}: more than ${maxItems} items`;
+      if (typeof minItems === 'number' && v.length < minItems) return `${path}: fewer than ${minItems} items`;
+      for (let i = 0; i < v.length; i++) {
+        const bad = items(v[i], `${path}[${i}]`, depth + 1);
+        if (bad) return bad;
+      }
+      return undefined;
+    }
+    const o = v as Record<string, unknown>;
+    for (const k of required) if (o[k] === undefined) return `${path}.${k}: is required`;
+    const keys = Object.keys(o);
+    if (typeof maxProperties === 'number' && keys.length > maxProperties) return `${path}: more than ${maxProperties} members`;
+    for (const k of keys) {
+      const sub = props.get(k) ?? rest;
+      if (sub === undefined) return `${path}.${k}: is not a member this route accepts`;
+      const x = o[k];
+      if (x === undefined || (x === null && optional.has(k))) continue;
+      const bad = sub(x, `${path}.${k}`, depth + 1);
+      if (bad) return bad;
+    }
+    return undefined;
+  };
+  return (v, path, depth = 0) => {
+    if (depth > MAX_JSON_DEPTH) return `${path}: nests deeper than ${MAX_JSON_DEPTH} levels`;
+    for (const step of steps) {
+      const bad = step(v, path, depth);
+      if (bad) return bad;
+    }
+    return structure(v, path, depth);
+  };
+}
+
+/** The first way `v` breaks `s`, as `path: reason`; undefined when it conforms. Depth-bounded. */
+export function violation(s: Schema, v: unknown, path: string, depth = 0): string | undefined {
+  return compile(s)(v, path, depth);
+}
+
+/** `v` as the schema's type, or a typed 400 (`code`, default `request.invalid`) naming the member and the reason. */
+export function check<S extends Schema>(s: S, v: unknown, part: Part, code: ErrorCode = 'request.invalid'): Static<S> {
+  const bad = compile(s)(v, part);
+  if (bad) throw fail(code, `invalid ${part}: ${bad}`, { field: bad.slice(0, bad.indexOf(':')) });
   return v as Static<S>;
 }
 
@@ -125,8 +208,15 @@ export interface WireRoute<P extends Schema = Schema, Q extends Schema = Schema,
   readonly query?: Q;
   /** The request body; `null` for a route that takes none. */
   readonly body: B | null;
+  /** The body may be absent (MAA's policy reset: no body is the unsigned reset). */
+  readonly bodyOptional?: boolean;
   /** Media type of the body when it is not JSON (`application/jose`, `application/octet-stream`). */
   readonly bodyType?: string;
+  /**
+   * The code a failed input check answers with, for the route or per part, where the route's domain names
+   * its own (`key.invalid`, `role.invalid`, …); `request.invalid` otherwise.
+   */
+  readonly invalid?: ErrorCode | Readonly<Partial<Record<Part, ErrorCode>>>;
   /** Answers by status; a media type other than JSON is named in `type`. */
   readonly responses: Readonly<Record<number, { readonly description: string; readonly schema?: Schema; readonly type?: string }>>;
 }
