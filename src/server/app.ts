@@ -8,11 +8,12 @@ import { instrument } from './metrics.js';
 import { collectOpenApi } from './openapi.js';
 import { SERVICE_PLUGINS } from './services.js';
 import { TOKEN_PATH } from './auth.js';
-import { registerIdentityRoutes, tokenResponse } from './identity.js';
+import { formEncoded, registerIdentityRoutes, tokenResponse } from './identity.js';
 import { registerConsole } from './console/plugin.js';
 import { type ErrorFamily, sendError } from './wire-errors.js';
 import type { WireRoute } from '../wire/schema.js';
 import { IDENTITY } from '../wire/identity.js';
+import { type RouteAuth, installWireValidation } from './wire-input.js';
 
 declare module 'fastify' {
   interface FastifySchema {
@@ -23,8 +24,10 @@ declare module 'fastify' {
     /** Which wire shape errors of this route take. */
     family?: ErrorFamily;
     hidden?: boolean;
-    /** The route's request and response schemas (src/wire/), published in /openapi.json. */
+    /** The route's request and response schemas (src/wire/), checked at the edge and published in /openapi.json. */
     wire?: WireRoute;
+    /** The route's authentication, run before its input is checked (server/wire-input.ts). */
+    auth?: RouteAuth;
   }
 }
 
@@ -107,6 +110,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
   );
 
   collectOpenApi(app, { title: 'Conclave', version: '0.1.0' });
+  installWireValidation(app);
   instrument(app, ctx.metrics);
 
   app.get('/healthz', { config: { hidden: true } }, async () => ({ status: 'ok' }));
@@ -123,7 +127,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     return { status: failed.length ? 'unavailable' : 'ready', failed };
   });
 
-  app.post(TOKEN_PATH, { config: { family: 'oauth', wire: IDENTITY.token }, schema: { summary: 'OAuth2 client-credentials token endpoint' } }, async (request, reply) => tokenResponse(ctx, request, reply));
+  app.post(TOKEN_PATH, { config: { family: 'oauth', wire: IDENTITY.token, auth: formEncoded }, schema: { summary: 'OAuth2 client-credentials token endpoint' } }, async (request, reply) => tokenResponse(ctx, request, reply));
 
   registerIdentityRoutes(app, ctx);
   await registerConsole(app, ctx, { sessions: ctx.consoleSessions });

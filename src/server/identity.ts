@@ -68,7 +68,7 @@ export function registerIdentityRoutes(app: FastifyInstance, ctx: AppContext): v
       metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
     };
   });
-  app.post<{ Params: { tenant: string } }>('/:tenant/oauth2/v2.0/token', { config: { family: 'oauth' as const, wire: IDENTITY.tenantToken }, schema: { summary: 'OAuth2 client-credentials token endpoint (MSAL)', tags: ['identity'] } }, async (req, reply) => {
+  app.post<{ Params: { tenant: string } }>('/:tenant/oauth2/v2.0/token', { config: { family: 'oauth' as const, wire: IDENTITY.tenantToken, auth: formEncoded }, schema: { summary: 'OAuth2 client-credentials token endpoint (MSAL)', tags: ['identity'] } }, async (req, reply) => {
     tenantOf(req.params.tenant);
     return tokenResponse(ctx, req, reply, { msal: true });
   });
@@ -83,10 +83,7 @@ const TOKEN_PARAMETERS = ['grant_type', 'client_id', 'client_secret', 'scope', '
  * parser (server/app.ts) gives a repeated parameter as an array.
  */
 function tokenForm(request: FastifyRequest): Record<string, string | undefined> {
-  const type = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/x-www-form-urlencoded') {
-    throw fail('request.invalid', 'the token endpoint takes an application/x-www-form-urlencoded body (RFC 6749 §4.4.2)', { error: 'invalid_request' });
-  }
+  checkFormEncoded(request);
   const body = (request.body ?? {}) as Record<string, unknown>;
   const form: Record<string, string | undefined> = {};
   for (const [name, value] of Object.entries(body)) {
@@ -95,6 +92,19 @@ function tokenForm(request: FastifyRequest): Record<string, string | undefined> 
   }
   if (form.grant_type === undefined) throw fail('request.invalid', 'grant_type is required', { error: 'invalid_request' });
   return form;
+}
+
+/** The token endpoint takes the form encoding only: checked before the form's members (server/wire-input.ts). */
+export function formEncoded(request: FastifyRequest): Promise<void> {
+  checkFormEncoded(request);
+  return Promise.resolve();
+}
+
+function checkFormEncoded(request: FastifyRequest): void {
+  const type = String(request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') {
+    throw fail('request.invalid', 'the token endpoint takes an application/x-www-form-urlencoded body (RFC 6749 §4.4.2)', { error: 'invalid_request' });
+  }
 }
 
 /**

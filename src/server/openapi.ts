@@ -53,7 +53,7 @@ export function collectOpenApi(app: FastifyInstance, info: { title: string; vers
       if (schema.summary) op.summary = schema.summary;
       if (schema.tags) op.tags = schema.tags;
       if (params.length) op.parameters = params;
-      if (wire?.body) op.requestBody = { required: true, content: { [wire.bodyType ?? 'application/json']: { schema: openApiSchema(wire.body) } } };
+      if (wire?.body) op.requestBody = { required: !wire.bodyOptional, content: { [wire.bodyType ?? 'application/json']: { schema: openApiSchema(wire.body) } } };
       (paths[path] ??= {})[m.toLowerCase()] = op;
     }
   });

@@ -13,7 +13,11 @@ const QE_ID = hex('1,260', 'QE ID, hex');
 const ENC_PPID = hex('0,768', 'encrypted PPID, hex (all zeros: none)');
 const CPUSVN = hex(32, 'CPU SVN, 32 hex digits');
 const PCESVN = hex('1,4', 'PCE SVN, hex');
-const UPDATE = S.optional(S.enum(['standard', 'early'], { description: 'TCB update channel' }));
+/** One of `words` in any letter case (PCS and PCCS compare these parameters case-insensitively). */
+const anyCase = (words: readonly string[], description: string) =>
+  S.string({ pattern: `^(${words.map((w) => [...w].map((c) => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c)).join('')).join('|')})$`, description: `${words.join(', ')} (any case): ${description}` });
+const UPDATE = S.optional(anyCase(['standard', 'early'], 'TCB update channel'));
+const ENCODING = S.optional(anyCase(['der', 'pem'], 'CRL encoding (hex of the DER when absent)'));
 const pcs = (description: string, type = 'application/json', schema?: Schema) => ({ 200: { description, type, ...(schema ? { schema } : {}) }, ...pcsErrors });
 const admin = (schema: Schema = OBJECT, description = 'OK') => ({ 200: { description, schema }, ...conclaveErrors });
 
@@ -27,14 +31,14 @@ export const COLLATERAL = {
   tcbInfo: route({ query: S.object({ fmspc: FMSPC, update: UPDATE, tcbEvaluationDataNumber: S.optional(S.string({ pattern: '^[0-9]{1,10}$' })) }), body: null, responses: pcs('signed TCB info (TCB-Info-Issuer-Chain header)', 'application/json', SIGNED('tcbInfo')) }),
   enclaveIdentity: route({ query: S.object({ update: UPDATE, tcbEvaluationDataNumber: S.optional(S.string({ pattern: '^[0-9]{1,10}$' })) }), body: null, responses: pcs('signed enclave identity (Enclave-Identity-Issuer-Chain header)', 'application/json', SIGNED('enclaveIdentity')) }),
   tcbEvaluationDataNumbers: route({ body: null, responses: pcs('signed TCB evaluation data numbers', 'application/json', SIGNED('tcbEvaluationDataNumbers')) }),
-  pckCrl: route({ query: S.object({ ca: S.enum(['processor', 'platform', 'Processor', 'Platform']), encoding: S.optional(S.enum(['der', 'pem'])) }), body: null, responses: pcs('the PCK CRL (PEM, or DER with encoding=der; SGX-PCK-CRL-Issuer-Chain header)', 'application/x-pem-file') }),
-  rootCaCrl: route({ query: S.object({ encoding: S.optional(S.enum(['der', 'pem'])) }), body: null, responses: pcs('the Intel SGX Root CA CRL, hex of DER (as PCCS)', 'text/plain') }),
+  pckCrl: route({ query: S.object({ ca: anyCase(['processor', 'platform'], 'PCK CA'), encoding: ENCODING }), body: null, responses: pcs('the PCK CRL (PEM, or DER with encoding=der; SGX-PCK-CRL-Issuer-Chain header)', 'application/x-pem-file') }),
+  rootCaCrl: route({ query: S.object({ encoding: ENCODING }), body: null, responses: pcs('the Intel SGX Root CA CRL, hex of DER (as PCCS)', 'text/plain') }),
   pckCert: route({ query: S.object({ pceid: PCE_ID, qeid: S.optional(QE_ID), encrypted_ppid: S.optional(ENC_PPID), cpusvn: CPUSVN, pcesvn: PCESVN }), body: null, responses: pcs('the PCK certificate, PEM (SGX-PCK-Certificate-Issuer-Chain, SGX-TCBm, SGX-FMSPC headers)', 'application/x-pem-file') }),
   pckCerts: route({ query: PLATFORM_QUERY, body: null, responses: pcs('every PCK certificate of the platform with its TCB', 'application/json', S.array(S.object({ tcb: OBJECT, tcbm: S.string(), cert: S.string() }))) }),
   pckCertByManifest: route({ body: MANIFEST_BODY, responses: pcs('the PCK certificate selected for the platform', 'application/x-pem-file') }),
   pckCertsByManifest: route({ body: MANIFEST_BODY, responses: pcs('every PCK certificate of the platform', 'application/json', S.array(OBJECT)) }),
-  crlByUri: route({ query: S.object({ uri: S.string({ maxLength: 2048, description: 'the CRL distribution point' }), ca: S.optional(S.string()), encoding: S.optional(S.enum(['der', 'pem'])) }), body: null, responses: pcs('the CRL', 'application/pkix-crl') }),
-  fmspcs: route({ query: S.object({ platform: S.optional(S.enum(['all', 'client', 'E3', 'E5'])) }), body: null, responses: pcs('FMSPCs', 'application/json', S.array(S.object({ fmspc: S.string(), platform: S.string() }))) }),
+  crlByUri: route({ query: S.object({ uri: S.string({ maxLength: 2048, description: 'the CRL distribution point' }), ca: S.optional(S.string()), encoding: S.optional(S.string({ maxLength: 64 })) }), body: null, responses: pcs('the CRL', 'application/pkix-crl') }),
+  fmspcs: route({ query: S.object({ platform: S.optional(anyCase(['all', 'client', 'E3', 'E5'], 'platform type')) }), body: null, responses: pcs('FMSPCs', 'application/json', S.array(S.object({ fmspc: S.string(), platform: S.string() }))) }),
   registerPlatform: route({
     query: S.object({ update: S.optional(S.string()) }),
     body: S.object({ qe_id: S.string(), pce_id: S.string(), cpu_svn: S.optional(S.string()), pce_svn: S.optional(S.string()), enc_ppid: S.optional(S.string()), platform_manifest: S.optional(S.string()) }),

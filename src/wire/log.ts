@@ -10,21 +10,25 @@ export const LOG = {
   sth: route({ body: null, responses: { 200: { description: 'the latest signed tree head', schema: TREE_HEAD }, ...conclaveErrors } }),
   key: route({ body: null, responses: { 200: { description: 'the key that signs tree heads', schema: S.object({ keyId: S.string(), alg: S.enum(['ES256', 'RS256']), publicKey: S.string({ description: 'SubjectPublicKeyInfo, PEM' }) }) } } }),
   inclusion: route({
+    invalid: { query: 'log.range_invalid' },
     query: S.object({ leaf: S.optional(HASH), size: S.optional(INDEX) }),
     body: null,
     responses: { 200: { description: 'the audit path', schema: S.object({ leafIndex: S.integer(), treeSize: S.integer(), leafHash: HASH, inclusionPath: S.array(HASH), sth: S.optional(TREE_HEAD) }) }, ...conclaveErrors },
   }),
   consistency: route({
+    invalid: { query: 'log.range_invalid' },
     query: S.object({ from: INDEX, to: S.optional(INDEX) }),
     body: null,
     responses: { 200: { description: 'the consistency path', schema: S.object({ from: S.integer(), to: S.integer(), consistencyPath: S.array(HASH) }) }, ...conclaveErrors },
   }),
   entries: route({
+    invalid: { query: 'log.range_invalid' },
     query: S.object({ start: INDEX, end: S.optional(INDEX) }),
     body: null,
     responses: { 200: { description: 'the entries (JSON text each)', schema: S.object({ entries: S.array(S.object({ index: S.integer(), leafHash: HASH, entry: S.string() })) }) }, ...conclaveErrors },
   }),
   audit: route({
+    invalid: { query: 'log.range_invalid' },
     query: S.object({ from: S.optional(INDEX), limit: S.optional(INDEX) }),
     body: null,
     responses: { 200: { description: 'audit records', schema: S.object({ value: S.array(S.object({ index: S.anyOf([S.integer(), S.null()]), leafHash: S.anyOf([HASH, S.null()]), record: OBJECT })) }) }, ...conclaveErrors },

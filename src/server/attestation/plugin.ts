@@ -10,6 +10,7 @@ import type { AppContext } from '../context.js';
 import { createRateLimiter } from '../rate-limit.js';
 import type { WireRoute } from '../../wire/schema.js';
 import { ATTESTATION } from '../../wire/attestation.js';
+import { type RouteAuth, authOnce } from '../wire-input.js';
 
 /** api-versions of MAA's data plane that we accept (skr-maa-protocol.md §4.1); a missing one is refused as MAA does. */
 export const MAA_API_VERSIONS = ['2018-09-01-preview', '2020-10-01', '2022-08-01', '2022-09-01-preview', '2023-04-01-preview', '2025-06-01', '2026-03-11-preview'];
@@ -20,7 +21,7 @@ function checkApiVersion(request: FastifyRequest): void {
   if (!MAA_API_VERSIONS.includes(v)) throw fail('request.invalid', `api-version ${v} is not supported; supported: ${MAA_API_VERSIONS.join(', ')}`, { apiVersion: v });
 }
 
-const maa = (wire: WireRoute) => ({ config: { family: 'maa' as const, wire } });
+const maa = (wire: WireRoute, auth?: RouteAuth) => ({ config: { family: 'maa' as const, wire, ...(auth ? { auth } : {}) } });
 
 /**
  * The `attestation` service: MAA's data plane (`/attest/*`, `/certs`, OpenID metadata) and its policy
@@ -35,10 +36,36 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   const resultToken = async (claims: Record<string, unknown>) => ({
     token: await issueResultToken(claims, issuer(), await signer(), { now: ctx.now(), lifetimeSeconds: ctx.config.tokenLifetimeSeconds }),
   });
-  const requireAdmin = async (request: FastifyRequest) => {
+  const requireAdmin = authOnce(async (request: FastifyRequest) => {
     const principal = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
     if (!principal.isAdmin) throw fail('auth.forbidden', 'managing attestation policy needs the administrator');
     return principal;
+  });
+  /** What management routes check before their input, in MAA's order: the api-version, then the administrator. */
+  const management = async (request: FastifyRequest) => {
+    checkApiVersion(request);
+    return requireAdmin(request);
+  };
+  /** TPM attestation is for authenticated callers only (the SDKs' attestTpm needs credentials); the rest is public. */
+  const tpmCaller = authOnce(async (request: FastifyRequest) => ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000)));
+  const attestCaller = async (request: FastifyRequest) => {
+    checkApiVersion(request);
+    if ((request.params as { type: string }).type.toLowerCase() === 'tpm') await tpmCaller(request);
+  };
+  /** Reading policy: the administrator or the Attestation Reader role. */
+  const policyReader = authOnce(async (request: FastifyRequest) => {
+    const principal = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
+    if (!principal.isAdmin) {
+      const assignments = (await ctx.services.vault?.service.listAssignments()) ?? [];
+      if (!assignments.some((a) => a.principalId === principal.id && a.roleDefinitionId === ATTESTATION_READER_ROLE_ID && a.scope === '/')) {
+        throw fail('auth.forbidden', 'reading attestation policy needs the administrator or the Attestation Reader role');
+      }
+    }
+    return principal;
+  });
+  const reader = async (request: FastifyRequest) => {
+    checkApiVersion(request);
+    return policyReader(request);
   };
   const bodyText = (request: FastifyRequest): string => {
     const b = request.body;
@@ -50,12 +77,12 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
 
   // Draft policies are evaluated for anyone who can attest, as MAA does; they are rate-limited per client.
   const drafts = createRateLimiter({ perSecond: 5, burst: 20 });
-  app.post('/attest/:type', { ...maa(ATTESTATION.attest), schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest, Tpm)', tags: ['attestation'] } }, async (request) => {
+  app.post('/attest/:type', { ...maa(ATTESTATION.attest, attestCaller), schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest, Tpm)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     const raw = (request.params as { type: string }).type;
     if (raw.toLowerCase() === 'tpm') {
       // MAA runs TPM attestation for authenticated callers only (the SDKs' attestTpm needs credentials).
-      await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
+      await tpmCaller(request);
       return service.attestTpm(request.body ?? {});
     }
     if (raw.toLowerCase() === 'azureguest') {
@@ -72,15 +99,8 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   app.get('/certs', { ...maa(ATTESTATION.certs), schema: { summary: 'Token signing keys (JWKS with x5c)', tags: ['attestation'] } }, async () => signingKeySet(await publishedSigners()));
   app.get('/.well-known/openid-configuration', { ...maa(ATTESTATION.openIdConfiguration), schema: { summary: 'OpenID metadata', tags: ['attestation'] } }, async () => openIdMetadata(issuer()));
 
-  app.get('/policies/:type', { ...maa(ATTESTATION.getPolicy), schema: { summary: 'Get the attestation policy of a type (administrator or Attestation Reader)', tags: ['attestation'] } }, async (request) => {
-    checkApiVersion(request);
-    const principal = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
-    if (!principal.isAdmin) {
-      const assignments = (await ctx.services.vault?.service.listAssignments()) ?? [];
-      if (!assignments.some((a) => a.principalId === principal.id && a.roleDefinitionId === ATTESTATION_READER_ROLE_ID && a.scope === '/')) {
-        throw fail('auth.forbidden', 'reading attestation policy needs the administrator or the Attestation Reader role');
-      }
-    }
+  app.get('/policies/:type', { ...maa(ATTESTATION.getPolicy, reader), schema: { summary: 'Get the attestation policy of a type (administrator or Attestation Reader)', tags: ['attestation'] } }, async (request) => {
+    await reader(request);
     const type = canonicalType((request.params as { type: string }).type, POLICY_TYPES);
     const p = await service.policy(type);
     const claims: Record<string, unknown> = { 'x-ms-policy': p.jws || encodePolicyJws(p.text) };
@@ -88,7 +108,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     return resultToken(claims);
   });
 
-  app.put('/policies/:type', { ...maa(ATTESTATION.setPolicy), schema: { summary: 'Set the attestation policy of a type (JWS body)', tags: ['attestation'] } }, async (request) => {
+  app.put('/policies/:type', { ...maa(ATTESTATION.setPolicy, management), schema: { summary: 'Set the attestation policy of a type (JWS body)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     await requireAdmin(request);
     const type = canonicalType((request.params as { type: string }).type, POLICY_TYPES) as PolicyAttestationType;
@@ -100,7 +120,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   });
 
   // `POST /policies/{type}:reset` — the colon is part of the last path segment.
-  app.post('/policies/:typeAction', { ...maa(ATTESTATION.resetPolicy), schema: { summary: 'Reset a policy to the default (POST /policies/{type}:reset)', tags: ['attestation'] } }, async (request) => {
+  app.post('/policies/:typeAction', { ...maa(ATTESTATION.resetPolicy, management), schema: { summary: 'Reset a policy to the default (POST /policies/{type}:reset)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     await requireAdmin(request);
     const raw = (request.params as { typeAction: string }).typeAction;
@@ -111,7 +131,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     return resultToken({ 'x-ms-policy-result': 'Removed' });
   });
 
-  app.get('/certificates', { ...maa(ATTESTATION.listCertificates), schema: { summary: 'Policy-management certificates', tags: ['attestation'] } }, async (request) => {
+  app.get('/certificates', { ...maa(ATTESTATION.listCertificates, management), schema: { summary: 'Policy-management certificates', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     await requireAdmin(request);
     const certs = await policies.listCertificates();
@@ -119,7 +139,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   });
 
   for (const action of ['add', 'remove'] as const) {
-    app.post(`/certificates::${action}`, { ...maa(ATTESTATION.modifyCertificates), schema: { summary: `${action} a policy-management certificate (JWS signed by an existing one)`, tags: ['attestation'] } }, async (request) => {
+    app.post(`/certificates::${action}`, { ...maa(ATTESTATION.modifyCertificates, management), schema: { summary: `${action} a policy-management certificate (JWS signed by an existing one)`, tags: ['attestation'] } }, async (request) => {
       checkApiVersion(request);
       await requireAdmin(request);
       const jws = verifyManagementJws(bodyText(request));

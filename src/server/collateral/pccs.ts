@@ -57,6 +57,9 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
   const { svc, platforms } = d;
   const now = () => ctx.now().getTime();
   const authorize = createPccsAuth(ctx);
+  // What the PCCS routes with a token check before their input (server/wire-input.ts).
+  const asUser = { auth: (request: FastifyRequest) => authorize(request, 'user') };
+  const asAdmin = { auth: (request: FastifyRequest) => authorize(request, 'admin') };
   // Registrations store a row and, in request mode, go upstream: a fleet's PCKIDRetrievalTool runs
   // register at a steady pace, a client flooding it gets 429 with Retry-After (#14 item 5).
   const registrations = createRateLimiter({ perSecond: 5, burst: 100 });
@@ -142,7 +145,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     }
 
     // PCKIDRetrievalTool registration: 200 as PCCS answers (the tool treats anything else as failure).
-    app.post(`${prefix}/platforms`, { config: { ...PCS, wire: COLLATERAL.registerPlatform }, bodyLimit: 1 << 20, schema: { summary: 'PCCS platform registration (PCKIDRetrievalTool; user-token)', tags } }, async (request, reply) => {
+    app.post(`${prefix}/platforms`, { config: { ...PCS, ...asUser, wire: COLLATERAL.registerPlatform }, bodyLimit: 1 << 20, schema: { summary: 'PCCS platform registration (PCKIDRetrievalTool; user-token)', tags } }, async (request, reply) => {
       await authorize(request, 'user');
       registrations.take(request.ip, 'platform registrations');
       const update = ((request.query as Query).update ?? 'standard').toLowerCase();
@@ -167,7 +170,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     });
 
     // PCCSAdminTool `get`: the registration queue (drained), or cached platforms by FMSPC.
-    app.get(`${prefix}/platforms`, { config: { ...PCS, wire: COLLATERAL.listPlatforms }, schema: { summary: 'PCCS registered or cached platforms (?source=reg|reg_na|[FMSPC,…]; admin-token)', tags } }, async (request, reply) => {
+    app.get(`${prefix}/platforms`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.listPlatforms }, schema: { summary: 'PCCS registered or cached platforms (?source=reg|reg_na|[FMSPC,…]; admin-token)', tags } }, async (request, reply) => {
       await authorize(request, 'admin');
       const source = (request.query as Query).source ?? 'reg';
       let list: unknown[];
@@ -178,7 +181,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     });
 
     // PCCSAdminTool `put`: the collateral of an air-gapped cache, verified item by item, stored at once.
-    app.put(`${prefix}/platformcollateral`, { config: { ...PCS, wire: COLLATERAL.platformCollateral }, bodyLimit: 64 << 20, schema: { summary: 'PCCS collateral upload (PCCSAdminTool put; admin-token)', tags } }, async (request, reply) => {
+    app.put(`${prefix}/platformcollateral`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.platformCollateral }, bodyLimit: 64 << 20, schema: { summary: 'PCCS collateral upload (PCCSAdminTool put; admin-token)', tags } }, async (request, reply) => {
       await authorize(request, 'admin');
       const { items, platforms: regs } = readPlatformCollateral(request.body, version, ctx.now(), (f) => platforms.selectionLevels(f));
       // The same guard as upstream answers and bundles: each item is what it is filed as, none older than the cache.
@@ -202,8 +205,8 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
       if (failed.length > 0) throw fail('upstream.unavailable', `refresh failed for ${failed.length} item(s): ${failed.map((f) => f.key).join(', ')}`, { failed: failed.map((f) => f.key) });
       return text(reply, OK);
     };
-    app.get(`${prefix}/refresh`, { config: { ...PCS, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
-    app.post(`${prefix}/refresh`, { config: { ...PCS, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
+    app.get(`${prefix}/refresh`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
+    app.post(`${prefix}/refresh`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
 
     // Appraisal policies (the appraisal flow of DCAP 1.21+): GET is QCNL's, PUT PCCSAdminTool's.
     app.get(`${prefix}/appraisalpolicy`, { config: { ...PCS, wire: COLLATERAL.getAppraisalPolicy }, schema: { summary: 'Default appraisal policy of an FMSPC', tags } }, async (request, reply) => {
@@ -213,7 +216,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
       if (defaults.length === 0) throw fail('collateral.not_found', `no default appraisal policy for FMSPC ${fmspc}`, { fmspc });
       return reply.code(200).type('text/plain; charset=utf-8').send(defaults.map((p) => p.policy).join(','));
     });
-    app.put(`${prefix}/appraisalpolicy`, { config: { ...PCS, wire: COLLATERAL.putAppraisalPolicy }, schema: { summary: 'Store an appraisal policy for an FMSPC (admin-token)', tags } }, async (request, reply) => {
+    app.put(`${prefix}/appraisalpolicy`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.putAppraisalPolicy }, schema: { summary: 'Store an appraisal policy for an FMSPC (admin-token)', tags } }, async (request, reply) => {
       await authorize(request, 'admin');
       const p = parseAppraisalPolicy(request.body);
       const id = appraisalPolicyId(p.policy);

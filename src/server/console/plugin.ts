@@ -22,6 +22,7 @@ import { cookieValue, fromThisOrigin, registerSessionCookie, SIGN_IN_PATH, sessi
 import type { ConsoleSessions, OpenedSession } from './sessions.js';
 import type { WireRoute } from '../../wire/schema.js';
 import { CONSOLE } from '../../wire/console.js';
+import { type RouteAuth, authOnce } from '../wire-input.js';
 
 /**
  * The console's Content-Security-Policy: scripts and styles only from its own hashed files, requests only
@@ -76,7 +77,15 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     if (m && request.method === 'POST' && m[1]!.toLowerCase() !== 'tpm') activity.record(m[1]!, reply.statusCode, ctx.now());
   });
 
-  const route = (summary: string, wire: WireRoute) => ({ config: { family: 'conclave' as const, wire }, schema: { summary, tags: ['console'] } });
+  const route = (summary: string, wire: WireRoute, auth?: RouteAuth) => ({ config: { family: 'conclave' as const, wire, ...(auth ? { auth } : {}) }, schema: { summary, tags: ['console'] } });
+  const caller = authOnce(async (request: FastifyRequest) => ctx.auth.authenticate(request.headers.authorization, nowS()));
+  /** What a sign-in checks before its body: from the console's own origin, as JSON. */
+  const signInGate = async (request: FastifyRequest) => {
+    if (!fromThisOrigin(request, ctx.baseUrl(), { requireOrigin: false })) {
+      throw fail('auth.csrf', 'cross-site sign-in refused: sign in from the console itself', { reason: 'origin' });
+    }
+    if (!/^application\/json\b/i.test(request.headers['content-type'] ?? '')) throw fail('request.unsupported_media_type', 'sign in with a JSON body');
+  };
   const page = { config: { family: 'conclave' as const, hidden: true } };
 
   // ── pages and assets ──
@@ -112,18 +121,15 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     return { id, s };
   };
 
-  app.post('/console/api/sign-in-codes', route('A one-time console sign-in link for the caller (conclave console)', CONSOLE.signInCode), async (request, reply) => {
-    const p = await ctx.auth.authenticate(request.headers.authorization, nowS());
+  app.post('/console/api/sign-in-codes', route('A one-time console sign-in link for the caller (conclave console)', CONSOLE.signInCode, caller), async (request, reply) => {
+    const p = await caller(request);
     const { code, expiresAt } = await sessions.issueCode(ctx.auth.sessionPrincipalOf(p));
     reply.status(201);
     return { url: `${ctx.baseUrl()}/console/#code=${code}`, expiresAt: expiresAt.toISOString() };
   });
 
-  app.post(SIGN_IN_PATH, route('Sign in to the console: {code} | {clientId, clientSecret} | {accessToken}', CONSOLE.signIn), async (request, reply) => {
-    if (!fromThisOrigin(request, ctx.baseUrl(), { requireOrigin: false })) {
-      throw fail('auth.csrf', 'cross-site sign-in refused: sign in from the console itself', { reason: 'origin' });
-    }
-    if (!/^application\/json\b/i.test(request.headers['content-type'] ?? '')) throw fail('request.unsupported_media_type', 'sign in with a JSON body');
+  app.post(SIGN_IN_PATH, route('Sign in to the console: {code} | {clientId, clientSecret} | {accessToken}', CONSOLE.signIn, signInGate), async (request, reply) => {
+    await signInGate(request);
     const body = request.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body)) throw fail('request.invalid', 'the body must be a JSON object', { field: '' });
     const b = body as Record<string, unknown>;
@@ -216,8 +222,8 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
   });
 
   // ── what the console shows that no other API has ──
-  app.get('/console/api/overview', route('Services, readiness, trust mode and attestation activity of this server', CONSOLE.overview), async (request) => {
-    await ctx.auth.authenticate(request.headers.authorization, nowS());
+  app.get('/console/api/overview', route('Services, readiness, trust mode and attestation activity of this server', CONSOLE.overview, caller), async (request) => {
+    await caller(request);
     const readiness = await Promise.all(
       [...ctx.readiness].map(async ([name, check]) => {
         try {
@@ -246,8 +252,8 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     };
   });
 
-  app.post('/console/api/release-policy/check', route('Validate a release policy and dry-run it against a token (conclave policy check)', CONSOLE.releasePolicyCheck), async (request) => {
-    await ctx.auth.authenticate(request.headers.authorization, nowS());
+  app.post('/console/api/release-policy/check', route('Validate a release policy and dry-run it against a token (conclave policy check)', CONSOLE.releasePolicyCheck, caller), async (request) => {
+    await caller(request);
     const b = (request.body ?? {}) as { policy?: unknown; token?: unknown };
     if (typeof b !== 'object' || Array.isArray(b)) throw fail('request.invalid', 'the body must be a JSON object', { field: '' });
     let doc = b.policy;

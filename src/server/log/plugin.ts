@@ -10,6 +10,7 @@ import { parseIndex } from '../../log/service.js';
 import type { AppContext, LogServices } from '../context.js';
 import type { WireRoute } from '../../wire/schema.js';
 import { LOG } from '../../wire/log.js';
+import { authOnce } from '../wire-input.js';
 
 function query(request: FastifyRequest): URLSearchParams {
   const i = request.url.indexOf('?');
@@ -35,7 +36,11 @@ export async function logPlugin(app: FastifyInstance, ctx: AppContext, log: LogS
   });
   log.onLeadership((held) => leader.set(held ? 1 : 0));
 
-  const route = (summary: string, wire: WireRoute) => ({ config: { family: 'conclave' as const, wire }, schema: { summary, tags: ['log'] } });
+  const admin = authOnce(async (request: FastifyRequest): Promise<void> => {
+    const p = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
+    if (!p.isAdmin) throw fail('auth.forbidden', 'only the administrator may read log entries');
+  });
+  const route = (summary: string, wire: WireRoute, auth?: typeof admin) => ({ config: { family: 'conclave' as const, wire, ...(auth ? { auth } : {}) }, schema: { summary, tags: ['log'] } });
 
   app.get('/log/sth', route('The latest signed tree head', LOG.sth), async () => service.sth());
   app.get('/log/key', route('The log key that signs tree heads (SubjectPublicKeyInfo, PEM)', LOG.key), async () => {
@@ -50,25 +55,20 @@ export async function logPlugin(app: FastifyInstance, ctx: AppContext, log: LogS
     const q = query(req);
     return service.consistency(parseIndex(q.get('from'), 'from'), parseIndex(q.get('to'), 'to'));
   });
-  app.get('/log/entries', route('Log entries start…end (inclusive; administrator)', LOG.entries), async (req) => {
+  app.get('/log/entries', route('Log entries start…end (inclusive; administrator)', LOG.entries, admin), async (req) => {
     await admin(req);
     const q = query(req);
     return service.entries(parseIndex(q.get('start'), 'start'), parseIndex(q.get('end'), 'end'));
   });
-  app.get('/admin/vault/audit', route('Audit records: the log entries from index `from`, then those not yet sequenced (at most `limit`, 1000)', LOG.audit), async (req) => {
+  app.get('/admin/vault/audit', route('Audit records: the log entries from index `from`, then those not yet sequenced (at most `limit`, 1000)', LOG.audit, admin), async (req) => {
     await admin(req);
     const q = query(req);
     const from = parseIndex(q.get('from'), 'from') ?? 0;
     const limit = Math.min(parseIndex(q.get('limit'), 'limit') ?? 1000, 1000);
     return { value: (await log.records(from, limit)).map((r) => ({ index: r.index, leafHash: r.leafHash, record: JSON.parse(r.entry) as unknown })) };
   });
-  app.get('/admin/vault/audit/verify', route('Recompute the log from its entries and check every signed head', LOG.verify), async (req) => {
+  app.get('/admin/vault/audit/verify', route('Recompute the log from its entries and check every signed head', LOG.verify, admin), async (req) => {
     await admin(req);
     return log.verify();
   });
-
-  async function admin(request: FastifyRequest): Promise<void> {
-    const p = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
-    if (!p.isAdmin) throw fail('auth.forbidden', 'only the administrator may read log entries');
-  }
 }

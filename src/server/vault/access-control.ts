@@ -16,7 +16,7 @@ export type AkvAuth = (request: FastifyRequest, reply: FastifyReply) => Promise<
 const PROVIDER = 'providers/Microsoft.Authorization';
 
 export function registerAccessControlRoutes(app: FastifyInstance, service: VaultService, akv: AkvAuth): void {
-  const route = (summary: string, wire: WireRoute) => ({ config: { family: 'akv' as const, wire }, schema: { summary, tags: ['vault access control'] } });
+  const route = (summary: string, wire: WireRoute) => ({ config: { family: 'akv' as const, wire, auth: akv }, schema: { summary, tags: ['vault access control'] } });
   type P = { key?: string; name: string };
   const prefixes: { path: string; scope: (params: P) => string }[] = [
     { path: '', scope: () => '/' },

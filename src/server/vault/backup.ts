@@ -11,7 +11,7 @@ import type { WireRoute } from '../../wire/schema.js';
 import { VAULT } from '../../wire/vault.js';
 
 export function registerBackupRoutes(app: FastifyInstance, service: VaultService, akv: AkvAuth, baseUrl: () => string): void {
-  const route = (summary: string, wire: WireRoute) => ({ config: { family: 'akv' as const, wire }, schema: { summary, tags: ['vault backup'] } });
+  const route = (summary: string, wire: WireRoute) => ({ config: { family: 'akv' as const, wire, auth: akv }, schema: { summary, tags: ['vault backup'] } });
   const accepted = (kind: 'backup' | 'restore', job: { jobId: string }) => `${baseUrl()}/${kind}/${job.jobId}/pending`;
 
   app.post('/backup', route('Start a full backup of the vault', VAULT.fullBackup), async (req, reply) => {

@@ -16,6 +16,7 @@ import { registerSettingsRoutes } from './settings.js';
 import { b64url } from '../../core/bytes.js';
 import type { WireRoute } from '../../wire/schema.js';
 import { VAULT } from '../../wire/vault.js';
+import { authOnce } from '../wire-input.js';
 
 /** The tenant the challenge names: any GUID works for the SDK, which passes it to the credential as `tenantId`. */
 export const CHALLENGE_TENANT = '00000000-0000-0000-0000-000000000000';
@@ -69,7 +70,7 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
   await logPlugin(app, ctx, ctx.services.vault!.log);
 
   /** AKV: bearer or a challenge (401 + WWW-Authenticate), then the api-version check. */
-  async function akv(request: FastifyRequest, reply: FastifyReply): Promise<{ p: Principal; v: ApiVersion; q: URLSearchParams }> {
+  const akv = authOnce(async (request: FastifyRequest, reply: FastifyReply): Promise<{ p: Principal; v: ApiVersion; q: URLSearchParams }> => {
     let p: Principal;
     try {
       p = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
@@ -81,13 +82,13 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
     }
     const q = query(request);
     return { p, v: checkApiVersion(q.get('api-version')), q };
-  }
+  });
 
-  async function admin(request: FastifyRequest): Promise<Principal> {
+  const admin = authOnce(async (request: FastifyRequest): Promise<Principal> => {
     const p = await ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000));
     if (!p.isAdmin) throw fail('auth.forbidden', 'only the administrator may use the administration API');
     return p;
-  }
+  });
 
   type P = { name: string; version?: string };
   /**
@@ -100,8 +101,8 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
     if (!/^[0-9a-f]{32}$/i.test(v)) throw fail('request.not_found', `no operation ${JSON.stringify(v)} on keys: ${req.method} ${req.url.split('?')[0]}`, { segment: v });
     return checkKeyVersion(v);
   };
-  const akvRoute = (summary: string, wire: WireRoute) => ({ config: { family: 'akv' as const, wire }, schema: { summary, tags: ['vault'] } });
-  const adminRoute = (summary: string, wire: WireRoute) => ({ config: { family: 'conclave' as const, wire }, schema: { summary, tags: ['vault admin'] } });
+  const akvRoute = (summary: string, wire: WireRoute) => ({ config: { family: 'akv' as const, wire, auth: akv }, schema: { summary, tags: ['vault'] } });
+  const adminRoute = (summary: string, wire: WireRoute) => ({ config: { family: 'conclave' as const, wire, auth: admin }, schema: { summary, tags: ['vault admin'] } });
 
   app.post<{ Params: P }>('/keys/:name/create', akvRoute('Create a key (or a new version of it)', VAULT.createKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);

@@ -6,7 +6,7 @@ import { VAULT } from '../../wire/vault.js';
 import type { AkvAuth } from './access-control.js';
 
 export function registerSettingsRoutes(app: FastifyInstance, service: VaultService, akv: AkvAuth): void {
-  const route = (summary: string, wire: WireRoute) => ({ config: { family: 'akv' as const, wire }, schema: { summary, tags: ['vault settings'] } });
+  const route = (summary: string, wire: WireRoute) => ({ config: { family: 'akv' as const, wire, auth: akv }, schema: { summary, tags: ['vault settings'] } });
   app.get('/settings', route('List the account settings', VAULT.listSettings), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.listSettings(p, v);
