@@ -4,10 +4,10 @@
  * (one closed load loop per replica, half the connections each); release also through one replica with
  * its transparency-log entries switched off (bench/lib/log.ts), for what the log costs.
  *
- *   node --import tsx bench/scaleout.bench.ts [--connections 16] [--duration 8000] [--warmup 2000] [--rounds 3] [--workloads release,attest] [--log-batch-ms N]
+ *   node --import tsx bench/scaleout.bench.ts [--connections 16] [--duration 8000] [--warmup 2000] [--rounds 5] [--workloads release,attest] [--log-batch-ms N]
  *
- * Each run reports throughput, latency, the cores each replica used and its CPU per request (from
- * /proc, all threads), the CPU of the database's PostgreSQL backends per request, how busy the host was
+ * Each run reports throughput, latency, the cores each replica used and each replica's CPU per request
+ * it answered (from /proc, all threads; a replica given no load shows its idle cost in cores), the CPU of the database's PostgreSQL backends per request, how busy the host was
  * and its load average, the mean number of sessions waiting on a heavyweight lock, and for release
  * with the log the inclusion latency (entry stored → the signed tree head that includes it) and the
  * batches the sequencer cut. From the median round it prints the model of how release throughput grows
@@ -15,7 +15,8 @@
  *
  * Both replicas run throughout (an idle replica costs nothing). Every round measures every
  * configuration, in the reverse order of the round before (ABBA), so a neighbour's load and a drift of
- * the host hit each alike; the median round is reported. A warm-up pass (not measured) first gets both
+ * the host hit each alike; every figure is reported as the median of the rounds with their min and max,
+ * and every ratio as the median (min–max) of the rounds' ratios. A warm-up pass (not measured) first gets both
  * replicas' JIT and pools going.
  *
  * Needs PostgreSQL (CONCLAVE_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres); a
@@ -44,7 +45,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '16' },
     duration: { type: 'string', default: '8000' },
     warmup: { type: 'string', default: '2000' },
-    rounds: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '5' },
     workloads: { type: 'string', default: 'release,attest' },
     /** The replicas' --log-batch-ms (their default, 25, when not given). */
     'log-batch-ms': { type: 'string' },
@@ -90,6 +91,8 @@ interface Measured {
   readonly replicaCores: readonly number[];
   /** CPU µs of all the replicas together per answered request. */
   readonly replicaCpuUs: number;
+  /** Each replica's CPU µs per request it answered itself (undefined for a replica given no load). */
+  readonly replicaCpuUsEach: readonly (number | undefined)[];
   /** CPU µs of the bench database's PostgreSQL backends per answered request. */
   readonly pgCpuUs: number;
   /** CPU µs of this load generator per answered request. */
@@ -108,8 +111,11 @@ async function backendPids(c: pg.Client): Promise<number[]> {
   return r.rows.map((x: { pid: number }) => x.pid);
 }
 
+/** How often the bench samples the database's lock waiters: rarely enough that its own queries hardly load the host. */
+const LOCK_SAMPLE_MS = 100;
+
 /**
- * Runs `during` while sampling, every 20 ms, how many sessions of the bench database wait on a lock;
+ * Runs `during` while sampling, every {@link LOCK_SAMPLE_MS}, how many sessions of the bench database wait on a lock;
  * and measures the CPU the replicas, the database's backends and this process spent meanwhile.
  */
 async function observe<T>(monitor: pg.Client, replicas: readonly BenchServer[], during: () => Promise<T>): Promise<{ result: T; wallS: number; replicaS: number[]; pgS: number; clientS: number; busyCores: number; load: number; lockWaiters: number }> {
@@ -128,7 +134,7 @@ async function observe<T>(monitor: pg.Client, replicas: readonly BenchServer[], 
       const q = await monitor.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'");
       waiting += q.rows[0].n as number;
       samples++;
-      await new Promise((res) => setTimeout(res, 20));
+      await new Promise((res) => setTimeout(res, LOCK_SAMPLE_MS));
     }
   })();
   let result: T;
@@ -181,6 +187,10 @@ async function drive(monitor: pg.Client, targets: readonly BenchServer[], all: r
     p99Ms: Math.max(...results.map((r) => r.p99Ms)),
     replicaCores: o.replicaS.map((s) => s / o.wallS),
     replicaCpuUs: (o.replicaS.reduce((a, b) => a + b, 0) * 1e6) / answered,
+    replicaCpuUsEach: all.map((r, i) => {
+      const t = targets.indexOf(r);
+      return t < 0 || results[t]!.answered === 0 ? undefined : (o.replicaS[i]! * 1e6) / results[t]!.answered;
+    }),
     pgCpuUs: (o.pgS * 1e6) / answered,
     clientCpuUs: (o.clientS * 1e6) / answered,
     hostBusyCores: o.busyCores,
@@ -200,7 +210,7 @@ function line(label: string, r: Measured): string {
   const inc = r.inclusion ? `\n  ${''.padEnd(44)} inclusion p50 ${r.inclusion.p50Ms} ms, p99 ${r.inclusion.p99Ms} ms, max ${r.inclusion.maxMs} ms (${r.inclusion.entries} entries in ${r.inclusion.heads} signed heads)` : '';
   return (
     `  ${label.padEnd(44)} ${f1(r.perSecond).padStart(8)} req/s  p50 ${f1(r.p50Ms).padStart(6)} ms  p99 ${f1(r.p99Ms).padStart(6)} ms  ${r.requests} ok, ${r.errors} errors${r.firstError ? ` (first: ${r.firstError})` : ''}\n` +
-    `  ${''.padEnd(44)} replica cores ${r.replicaCores.map((c) => c.toFixed(2)).join('+')}, CPU/request: replicas ${f0(r.replicaCpuUs)} µs, PostgreSQL backends ${f0(r.pgCpuUs)} µs, load generator ${f0(r.clientCpuUs)} µs; host busy ${r.hostBusyCores.toFixed(2)} of ${cpus().length}, load average ${r.load.toFixed(1)}, lock waiters ${r.lockWaiters.toFixed(2)}${inc}`
+    `  ${''.padEnd(44)} replica cores ${r.replicaCores.map((c) => c.toFixed(2)).join('+')}, CPU/request: ${r.replicaCpuUsEach.map((u, i) => `${'AB'[i] ?? i} ${u === undefined ? 'idle' : `${f0(u)} µs`}`).join(', ')}, replicas together ${f0(r.replicaCpuUs)} µs, PostgreSQL backends ${f0(r.pgCpuUs)} µs, load generator ${f0(r.clientCpuUs)} µs; host busy ${r.hostBusyCores.toFixed(2)} of ${cpus().length}, load average ${r.load.toFixed(1)}, lock waiters ${r.lockWaiters.toFixed(2)}${inc}`
   );
 }
 
@@ -295,22 +305,31 @@ async function main(): Promise<void> {
   }
 }
 
+/** `median (min–max)` of a figure over the rounds. */
+function spread(xs: readonly number[], f: (n: number) => string = f1): string {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return `${f(median(sorted, (x) => x))} (${f(sorted[0]!)}–${f(sorted.at(-1)!)})`;
+}
+const f2 = (n: number) => (Number.isFinite(n) ? n.toFixed(2) : '?');
+
 function report(selected: readonly Workload[], runs: Map<string, Record<'one' | 'off' | 'two', Measured[]>>): void {
-  console.log('\nmedian of the rounds:');
+  console.log(`\nmedians of ${ROUNDS} rounds (min–max):`);
   for (const w of selected) {
     const { one, two, off } = runs.get(w.name)!;
     const m1 = median(one, (r) => r.perSecond);
     const m2 = median(two, (r) => r.perSecond);
     const ratios = one.map((r, i) => two[i]!.perSecond / r.perSecond);
-    console.log(`  ${w.name}: 1 replica ${f1(m1.perSecond)} req/s → 2 replicas ${f1(m2.perSecond)} req/s, ×${(m2.perSecond / m1.perSecond).toFixed(2)} (median of the rounds' ratios ×${median(ratios, (x) => x).toFixed(2)}); p99 ${f0(m1.p99Ms)} → ${f0(m2.p99Ms)} ms; lock waiters ${m1.lockWaiters.toFixed(2)} → ${m2.lockWaiters.toFixed(2)}`);
+    console.log(`  ${w.name}:`);
+    console.log(`    req/s: 1 replica ${spread(one.map((r) => r.perSecond))}, 2 replicas ${spread(two.map((r) => r.perSecond))}${off.length ? `, 1 replica logging disabled ${spread(off.map((r) => r.perSecond))}` : ''}`);
+    console.log(`    2 replicas / 1: ×${spread(ratios, f2)} (rounds' ratios; on the medians ×${f2(m2.perSecond / m1.perSecond)}) (target ≥ 1.00); p99 ${f0(m1.p99Ms)} → ${f0(m2.p99Ms)} ms; lock waiters ${m1.lockWaiters.toFixed(2)} → ${m2.lockWaiters.toFixed(2)}`);
+    const each = (rs: readonly Measured[], i: number) => rs.map((m) => m.replicaCpuUsEach[i]).filter((x): x is number => x !== undefined);
+    const cores = (rs: readonly Measured[], i: number) => rs.map((m) => m.replicaCores[i] ?? Number.NaN);
+    console.log(`    per-replica CPU per request it answered (µs): 1 replica: A ${spread(each(one, 0), f0)} (B idle, ${spread(cores(one, 1), f2)} cores); 2 replicas: A ${spread(each(two, 0), f0)}, B ${spread(each(two, 1), f0)}; cores used by A+B with 2 replicas: ${spread(cores(two, 0), f2)} + ${spread(cores(two, 1), f2)}`);
     if (off.length === 0) continue;
-    const mo = median(off, (r) => r.perSecond);
     const logRatios = one.map((r, i) => r.perSecond / off[i]!.perSecond);
-    console.log(`    1 replica with the log / logging disabled: ${f1(m1.perSecond)} / ${f1(mo.perSecond)} req/s = ×${(m1.perSecond / mo.perSecond).toFixed(3)}; median of the rounds' ratios ×${median(logRatios, (x) => x).toFixed(3)} (target ≥ 0.85)`);
+    console.log(`    1 replica with the log / logging disabled: ×${spread(logRatios, (x) => x.toFixed(3))} (rounds' ratios) (target ≥ 0.85)`);
     const inc = [...one, ...two].map((r) => r.inclusion).filter((x) => x !== undefined);
-    const p50 = median(inc.map((i) => i.p50Ms), (x) => x);
-    const p99 = median(inc.map((i) => i.p99Ms), (x) => x);
-    console.log(`    inclusion latency (median over the runs with the log): p50 ${p50} ms, p99 ${p99} ms`);
+    console.log(`    inclusion latency over the runs with the log: p50 ${spread(inc.map((i) => i.p50Ms), f0)} ms, p99 ${spread(inc.map((i) => i.p99Ms), f0)} ms`);
     // CPU per release, medians over all rounds (a figure a busy host hardly moves).
     const cpu = (rs: readonly Measured[], f: (m: Measured) => number) => median(rs.map(f), (x) => x);
     const r1 = cpu(one, (m) => m.replicaCpuUs);

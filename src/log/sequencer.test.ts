@@ -56,3 +56,45 @@ test('a failing round backs off (doubling, at most a third of the lease, so the 
   await seq.tick();
   assert.equal(state.batches, 3);
 });
+
+test('under load the holder goes from batch to batch without polling the queue first; once a round finds nothing, it polls again', async () => {
+  let head: SignedTreeHead | undefined;
+  const queue: number[] = [];
+  let next = 0;
+  const calls = { hasPending: 0, sequence: 0 };
+  const s: LogStore = {
+    acquire: async (holder) => ({ holder, epoch: 1 }),
+    renew: async () => true,
+    release: async () => undefined,
+    hasPending: async () => {
+      calls.hasPending++;
+      return queue.length > 0;
+    },
+    async sequence(_lease, _now, _leaseMs, limit, prepare, signHead) {
+      calls.sequence++;
+      const size = head?.treeSize ?? 0;
+      const pending = queue.splice(0, limit).map((id) => ({ id, leafHash: Buffer.alloc(32, id), createdMs: 0 }));
+      const prepared = await prepare({ size, head }, pending);
+      if (!prepared) return undefined;
+      head = await signHead(prepared.head);
+      return { ...prepared, head };
+    },
+    readNodes: async () => [],
+    latestHead: async () => head,
+  };
+  const seq = createSequencer({ store: s, signer, nowMs: () => Date.UTC(2026, 11, 6), holder: 'a', batchMs: 25, leaseMs: 3000, maxBatch: 100 });
+  await seq.tick(); // the first head (empty tree)
+  const arrive = () => queue.push(++next, ++next);
+  arrive();
+  await seq.tick(); // idle before: polls, finds entries, sequences them
+  assert.deepEqual(calls, { hasPending: 1, sequence: 2 });
+  for (let i = 0; i < 3; i++) {
+    arrive();
+    await seq.tick();
+  }
+  assert.deepEqual(calls, { hasPending: 1, sequence: 5 }, 'busy: straight to the next batch');
+  await seq.tick(); // nothing arrived: this batch finds nothing
+  await seq.tick(); // idle again: polls
+  assert.deepEqual(calls, { hasPending: 2, sequence: 6 });
+  assert.equal(head?.treeSize, 8);
+});

@@ -54,12 +54,15 @@ export function createSequencer(o: SequencerOptions): Sequencer {
   let range: CompactRange | undefined;
   let renewedAt = 0;
   let backlog = false;
+  /** The last round stored entries: under load the next one goes straight to its batch, without asking first whether any wait. */
+  let busy = false;
   /** Rounds failed in a row: the next waits longer (a store outage, a deleted head), not every batch interval. */
   let failures = 0;
 
   function lose(): void {
     lease = undefined;
     range = undefined;
+    busy = false;
     o.onLeadership?.(false);
   }
 
@@ -98,7 +101,7 @@ export function createSequencer(o: SequencerOptions): Sequencer {
       range = undefined;
       o.onLeadership?.(true);
     }
-    if (range && !(await o.store.hasPending(range.size))) {
+    if (range && !busy && !(await o.store.hasPending(range.size))) {
       if (now - renewedAt >= o.leaseMs / 3) {
         if (await o.store.renew(lease, now, o.leaseMs)) renewedAt = now;
         else lose();
@@ -121,6 +124,7 @@ export function createSequencer(o: SequencerOptions): Sequencer {
       (head) => signTreeHead(head, signer),
     );
     renewedAt = now;
+    busy = result !== undefined && result !== 'lost' && result.leaves.length > 0;
     if (result === 'lost') return lose();
     backlog = result !== undefined && result.leaves.length >= o.maxBatch;
     if (!result) return;
@@ -137,6 +141,7 @@ export function createSequencer(o: SequencerOptions): Sequencer {
       } catch (e) {
         range = undefined;
         backlog = false;
+        busy = false;
         failures++;
         throw e;
       }
