@@ -1,9 +1,12 @@
 /**
  * NVIDIA GPU report verification throughput on one core, against its floor (one raw ECDSA P-384 verify
- * of the report with node:crypto and a ready KeyObject). Cold: nothing cached (device chain, two RIMs with
- * XML-DSig and their chains, every time). Warm: verified chains and RIMs found by content hash in a
- * GpuVerifierCache; parse, nonce, the report signature, FWID and the measurement comparison run every time.
- * Interleaved rounds in one process, so the cases share machine conditions.
+ * of the report with node:crypto and a ready KeyObject: the same call, message and public key the verifier uses).
+ * Cold: nothing cached (device chain, two RIMs with XML-DSig and their chains, every time). Warm: a
+ * GpuVerifierCache holds the verified device chain with its leaf KeyObject, the verified RIMs and the
+ * reference table of the RIM pair, found by content hash; every call still parses the report, checks
+ * the nonce, verifies the report signature (the one P-384 verify), checks the FWID, re-checks the chain
+ * and RIM validity windows against `at`, and compares every active golden value.
+ * Interleaved rounds in one process, so the cases share machine conditions; the ratio is taken on CPU time.
  *
  *   node --import tsx bench/gpu.bench.ts [--seconds-per-round 1] [--rounds 5]
  */
