@@ -8,14 +8,9 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 import { fail } from '../../core/errors.js';
 import { parseIndex } from '../../log/service.js';
 import type { AppContext, LogServices } from '../context.js';
-import type { WireRoute } from '../../wire/schema.js';
+import type { RouteTypes, WireRoute } from '../../wire/schema.js';
 import { LOG } from '../../wire/log.js';
 import { authOnce } from '../wire-input.js';
-
-function query(request: FastifyRequest): URLSearchParams {
-  const i = request.url.indexOf('?');
-  return new URLSearchParams(i < 0 ? '' : request.url.slice(i + 1));
-}
 
 /** Registers the log routes (served with the vault) and this replica's sequencer metrics. */
 export async function logPlugin(app: FastifyInstance, ctx: AppContext, log: LogServices): Promise<void> {
@@ -47,24 +42,21 @@ export async function logPlugin(app: FastifyInstance, ctx: AppContext, log: LogS
     const k = await log.signer();
     return { keyId: k.keyId, alg: k.publicKey.asymmetricKeyType === 'ec' ? 'ES256' : 'RS256', publicKey: k.publicKey.export({ type: 'spki', format: 'pem' }) };
   });
-  app.get('/log/proof/inclusion', route('Inclusion proof of an entry by its leaf hash (RFC 9162 §2.1.3)', LOG.inclusion), async (req) => {
-    const q = query(req);
-    return service.inclusion(q.get('leaf') ?? undefined, parseIndex(q.get('size'), 'size'));
-  });
-  app.get('/log/proof/consistency', route('Consistency proof between two tree sizes (RFC 9162 §2.1.4)', LOG.consistency), async (req) => {
-    const q = query(req);
-    return service.consistency(parseIndex(q.get('from'), 'from'), parseIndex(q.get('to'), 'to'));
-  });
-  app.get('/log/entries', route('Log entries start…end (inclusive; administrator)', LOG.entries, admin), async (req) => {
+  // Queries come checked against LOG's schemas (server/wire-input.ts) and typed by them; parseIndex makes numbers.
+  app.get<RouteTypes<typeof LOG.inclusion>>('/log/proof/inclusion', route('Inclusion proof of an entry by its leaf hash (RFC 9162 §2.1.3)', LOG.inclusion), async (req) =>
+    service.inclusion(req.query.leaf ?? undefined, parseIndex(req.query.size, 'size')),
+  );
+  app.get<RouteTypes<typeof LOG.consistency>>('/log/proof/consistency', route('Consistency proof between two tree sizes (RFC 9162 §2.1.4)', LOG.consistency), async (req) =>
+    service.consistency(parseIndex(req.query.from, 'from'), parseIndex(req.query.to, 'to')),
+  );
+  app.get<RouteTypes<typeof LOG.entries>>('/log/entries', route('Log entries start…end (inclusive; administrator)', LOG.entries, admin), async (req) => {
     await admin(req);
-    const q = query(req);
-    return service.entries(parseIndex(q.get('start'), 'start'), parseIndex(q.get('end'), 'end'));
+    return service.entries(parseIndex(req.query.start, 'start'), parseIndex(req.query.end, 'end'));
   });
-  app.get('/admin/vault/audit', route('Audit records: the log entries from index `from`, then those not yet sequenced (at most `limit`, 1000)', LOG.audit, admin), async (req) => {
+  app.get<RouteTypes<typeof LOG.audit>>('/admin/vault/audit', route('Audit records: the log entries from index `from`, then those not yet sequenced (at most `limit`, 1000)', LOG.audit, admin), async (req) => {
     await admin(req);
-    const q = query(req);
-    const from = parseIndex(q.get('from'), 'from') ?? 0;
-    const limit = Math.min(parseIndex(q.get('limit'), 'limit') ?? 1000, 1000);
+    const from = parseIndex(req.query.from, 'from') ?? 0;
+    const limit = Math.min(parseIndex(req.query.limit, 'limit') ?? 1000, 1000);
     return { value: (await log.records(from, limit)).map((r) => ({ index: r.index, leafHash: r.leafHash, record: JSON.parse(r.entry) as unknown })) };
   });
   app.get('/admin/vault/audit/verify', route('Recompute the log from its entries and check every signed head', LOG.verify, admin), async (req) => {
