@@ -5,9 +5,9 @@ import { hexParameter as hex } from '../../collateral/lookup.js';
 import { fail } from '../../core/errors.js';
 import type { AppContext } from '../context.js';
 import { product } from './kds.js';
-import { ADMIN, type CollateralRoutes, type Query } from './routes.js';
+import { ADMIN, type CollateralRoutes } from './routes.js';
 import { COLLATERAL } from '../../wire/collateral.js';
-import { check } from '../../wire/schema.js';
+import type { RouteTypes } from '../../wire/schema.js';
 import { authOnce } from '../wire-input.js';
 
 export function registerCollateralAdminRoutes(app: FastifyInstance, ctx: AppContext, k: CollateralRoutes): void {
@@ -24,9 +24,9 @@ export function registerCollateralAdminRoutes(app: FastifyInstance, ctx: AppCont
     return { mode: ctx.config.collateralMode, upstreams: { intel: ctx.config.upstreamIntel ?? null, amd: ctx.config.upstreamAmd ?? null, nvidiaRim: ctx.config.upstreamNvidiaRim ?? null, nvidiaOcsp: ctx.config.upstreamNvidiaOcsp ?? null }, items: await ops.status() };
   });
 
-  app.post('/admin/collateral/refresh', { config: { ...ADMIN, auth: admin, wire: COLLATERAL.refreshNow }, schema: { summary: 'Refresh cached collateral now', tags: ['Collateral admin'] } }, async (request) => {
+  app.post<RouteTypes<typeof COLLATERAL.refreshNow>>('/admin/collateral/refresh', { config: { ...ADMIN, auth: admin, wire: COLLATERAL.refreshNow }, schema: { summary: 'Refresh cached collateral now', tags: ['Collateral admin'] } }, async (request) => {
     await admin(request);
-    const refreshed = await ops.refresh((request.query as Query).key);
+    const refreshed = await ops.refresh(request.query.key ?? undefined);
     memo.clear();
     return { refreshed };
   });
@@ -43,16 +43,16 @@ export function registerCollateralAdminRoutes(app: FastifyInstance, ctx: AppCont
     return result;
   });
 
-  app.post('/admin/collateral/baseline/dry-run', { config: { ...ADMIN, auth: admin, wire: COLLATERAL.dryRunBaseline }, schema: { summary: 'Which recently seen platforms change status under a candidate baseline', tags: ['Collateral admin'] } }, async (request) => {
+  app.post<RouteTypes<typeof COLLATERAL.dryRunBaseline>>('/admin/collateral/baseline/dry-run', { config: { ...ADMIN, auth: admin, wire: COLLATERAL.dryRunBaseline }, schema: { summary: 'Which recently seen platforms change status under a candidate baseline', tags: ['Collateral admin'] } }, async (request) => {
     await admin(request);
-    const { days } = check(COLLATERAL.dryRunBaseline.query!, request.query ?? {}, 'query');
+    const { days } = request.query;
     const candidate = parseBaselinePolicy(request.body);
     return ops.dryRun(candidate, Number(days ?? 90));
   });
 
-  app.put('/admin/collateral/amd/host', { config: { ...ADMIN, auth: admin, wire: COLLATERAL.setAmdHost }, schema: { summary: 'Set the AMD host identity THIM answers for', tags: ['Collateral admin'] } }, async (request) => {
+  app.put<RouteTypes<typeof COLLATERAL.setAmdHost>>('/admin/collateral/amd/host', { config: { ...ADMIN, auth: admin, wire: COLLATERAL.setAmdHost }, schema: { summary: 'Set the AMD host identity THIM answers for', tags: ['Collateral admin'] } }, async (request) => {
     await admin(request);
-    const b = check(COLLATERAL.setAmdHost.body!, request.body ?? {}, 'body');
+    const b = request.body;
     const id = { product: product(b.product).toString(), chipId: hex(b.chipId, 128, 'chipId'), tcbm: hex(b.tcbm, 16, 'tcbm') };
     await ops.setAmdHost(id);
     memo.clear();
