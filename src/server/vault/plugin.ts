@@ -14,7 +14,7 @@ import { logPlugin } from '../log/plugin.js';
 import { registerBackupRoutes } from './backup.js';
 import { registerSettingsRoutes } from './settings.js';
 import { b64url } from '../../core/bytes.js';
-import type { WireRoute } from '../../wire/schema.js';
+import type { RouteTypes, WireRoute } from '../../wire/schema.js';
 import { VAULT } from '../../wire/vault.js';
 import { authOnce } from '../wire-input.js';
 
@@ -104,88 +104,88 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
   const akvRoute = (summary: string, wire: WireRoute) => ({ config: { family: 'akv' as const, wire, auth: akv }, schema: { summary, tags: ['vault'] } });
   const adminRoute = (summary: string, wire: WireRoute) => ({ config: { family: 'conclave' as const, wire, auth: admin }, schema: { summary, tags: ['vault admin'] } });
 
-  app.post<{ Params: P }>('/keys/:name/create', akvRoute('Create a key (or a new version of it)', VAULT.createKey), async (req, reply) => {
+  app.post<RouteTypes<typeof VAULT.createKey>>('/keys/:name/create', akvRoute('Create a key (or a new version of it)', VAULT.createKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.create(p, v, req.params.name, req.body);
   });
-  app.put<{ Params: P }>('/keys/:name', akvRoute('Import a key (a JWK, or a BYOK key transfer blob in key.key_hsm)', VAULT.importKey), async (req, reply) => {
+  app.put<RouteTypes<typeof VAULT.importKey>>('/keys/:name', akvRoute('Import a key (a JWK, or a BYOK key transfer blob in key.key_hsm)', VAULT.importKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.import(p, v, req.params.name, req.body);
   });
-  app.get('/keys', akvRoute('List keys', VAULT.listKeys), async (req, reply) => {
+  app.get<RouteTypes<typeof VAULT.listKeys>>('/keys', akvRoute('List keys', VAULT.listKeys), async (req, reply) => {
     const { p, v, q } = await akv(req, reply);
     const { offset, limit } = paging(q);
     const page = await service.list(p, v, offset, limit);
     return { value: page.items, nextLink: nextLink(ctx.baseUrl(), '/keys', v.value, limit, page.next) };
   });
-  app.get<{ Params: P }>('/keys/:name/versions', akvRoute('List the versions of a key', VAULT.listVersions), async (req, reply) => {
+  app.get<RouteTypes<typeof VAULT.listVersions>>('/keys/:name/versions', akvRoute('List the versions of a key', VAULT.listVersions), async (req, reply) => {
     const { p, v, q } = await akv(req, reply);
     const { offset, limit } = paging(q);
     const page = await service.listVersions(p, v, req.params.name, offset, limit);
     return { value: page.items, nextLink: nextLink(ctx.baseUrl(), `/keys/${req.params.name}/versions`, v.value, limit, page.next) };
   });
-  app.get<{ Params: P }>('/keys/:name/rotationpolicy', akvRoute('Get the rotation policy of a key', VAULT.getRotationPolicy), async (req, reply) => {
+  app.get<RouteTypes<typeof VAULT.getRotationPolicy>>('/keys/:name/rotationpolicy', akvRoute('Get the rotation policy of a key', VAULT.getRotationPolicy), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.getRotationPolicy(p, v, req.params.name);
   });
-  app.put<{ Params: P }>('/keys/:name/rotationpolicy', akvRoute('Set the rotation policy of a key', VAULT.setRotationPolicy), async (req, reply) => {
+  app.put<RouteTypes<typeof VAULT.setRotationPolicy>>('/keys/:name/rotationpolicy', akvRoute('Set the rotation policy of a key', VAULT.setRotationPolicy), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.setRotationPolicy(p, v, req.params.name, req.body);
   });
-  app.get<{ Params: P }>('/keys/:name', akvRoute('Get the latest version of a key', VAULT.getKey), async (req, reply) => {
+  app.get<RouteTypes<typeof VAULT.getKey>>('/keys/:name', akvRoute('Get the latest version of a key', VAULT.getKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.get(p, v, req.params.name, undefined);
   });
-  app.get<{ Params: P }>('/keys/:name/:version', akvRoute('Get a key version', VAULT.getKeyVersion), async (req, reply) => {
+  app.get<RouteTypes<typeof VAULT.getKeyVersion>>('/keys/:name/:version', akvRoute('Get a key version', VAULT.getKeyVersion), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.get(p, v, req.params.name, version(req));
   });
-  app.get<{ Params: P }>('/keys/:name/:version/attestation', akvRoute('Key attestation (not offered: see docs/vault.md)', VAULT.keyAttestation), async (req, reply) => {
+  app.get<RouteTypes<typeof VAULT.keyAttestation>>('/keys/:name/:version/attestation', akvRoute('Key attestation (not offered: see docs/vault.md)', VAULT.keyAttestation), async (req, reply) => {
     const { v } = await akv(req, reply);
     requireFeature(v, 'attestation', 'getKeyAttestation');
     version(req);
     throw fail('key.attestation_unavailable', 'Key attestation is not offered: the key protectors of this vault (software, PKCS#11) have no vendor attestation of where a key was generated.');
   });
-  app.patch<{ Params: P }>('/keys/:name/:version', akvRoute('Update a key version', VAULT.updateKeyVersion), async (req, reply) => {
+  app.patch<RouteTypes<typeof VAULT.updateKeyVersion>>('/keys/:name/:version', akvRoute('Update a key version', VAULT.updateKeyVersion), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.update(p, v, req.params.name, version(req), req.body);
   });
-  app.patch<{ Params: P }>('/keys/:name', akvRoute('Update the latest version of a key', VAULT.updateKey), async (req, reply) => {
+  app.patch<RouteTypes<typeof VAULT.updateKey>>('/keys/:name', akvRoute('Update the latest version of a key', VAULT.updateKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.update(p, v, req.params.name, undefined, req.body);
   });
-  app.post<{ Params: P }>('/keys/:name/rotate', akvRoute('Rotate a key', VAULT.rotateKey), async (req, reply) => {
+  app.post<RouteTypes<typeof VAULT.rotateKey>>('/keys/:name/rotate', akvRoute('Rotate a key', VAULT.rotateKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.rotate(p, v, req.params.name);
   });
-  app.delete<{ Params: P }>('/keys/:name', akvRoute('Delete a key (soft delete)', VAULT.deleteKey), async (req, reply) => {
+  app.delete<RouteTypes<typeof VAULT.deleteKey>>('/keys/:name', akvRoute('Delete a key (soft delete)', VAULT.deleteKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.delete(p, v, req.params.name);
   });
-  app.get('/deletedkeys', akvRoute('List deleted keys', VAULT.listDeleted), async (req, reply) => {
+  app.get<RouteTypes<typeof VAULT.listDeleted>>('/deletedkeys', akvRoute('List deleted keys', VAULT.listDeleted), async (req, reply) => {
     const { p, v, q } = await akv(req, reply);
     const { offset, limit } = paging(q);
     const page = await service.listDeleted(p, v, offset, limit);
     return { value: page.items, nextLink: nextLink(ctx.baseUrl(), '/deletedkeys', v.value, limit, page.next) };
   });
-  app.get<{ Params: P }>('/deletedkeys/:name', akvRoute('Get a deleted key', VAULT.getDeleted), async (req, reply) => {
+  app.get<RouteTypes<typeof VAULT.getDeleted>>('/deletedkeys/:name', akvRoute('Get a deleted key', VAULT.getDeleted), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.getDeleted(p, v, req.params.name);
   });
-  app.post<{ Params: P }>('/deletedkeys/:name/recover', akvRoute('Recover a deleted key', VAULT.recoverDeleted), async (req, reply) => {
+  app.post<RouteTypes<typeof VAULT.recoverDeleted>>('/deletedkeys/:name/recover', akvRoute('Recover a deleted key', VAULT.recoverDeleted), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.recover(p, v, req.params.name);
   });
-  app.delete<{ Params: P }>('/deletedkeys/:name', akvRoute('Purge a deleted key', VAULT.purgeDeleted), async (req, reply) => {
+  app.delete<RouteTypes<typeof VAULT.purgeDeleted>>('/deletedkeys/:name', akvRoute('Purge a deleted key', VAULT.purgeDeleted), async (req, reply) => {
     const { p } = await akv(req, reply);
     await service.purge(p, req.params.name);
     return reply.status(204).send();
   });
-  app.post<{ Params: P }>('/keys/:name/backup', akvRoute('Back up a key', VAULT.backupKey), async (req, reply) => {
+  app.post<RouteTypes<typeof VAULT.backupKey>>('/keys/:name/backup', akvRoute('Back up a key', VAULT.backupKey), async (req, reply) => {
     const { p } = await akv(req, reply);
     return service.backup(p, req.params.name);
   });
-  app.post('/keys/restore', akvRoute('Restore a key backup', VAULT.restoreKey), async (req, reply) => {
+  app.post<RouteTypes<typeof VAULT.restoreKey>>('/keys/restore', akvRoute('Restore a key backup', VAULT.restoreKey), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.restore(p, v, req.body);
   });
@@ -212,40 +212,38 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
     reply.type('application/json; charset=utf-8');
     return releaseAnswerJson(answer);
   };
-  app.post<{ Params: P }>('/keys/:name/release', akvRoute('Secure Key Release of the latest version', VAULT.release), release);
-  app.post<{ Params: P }>('/keys/:name/:version/release', akvRoute('Secure Key Release of a key version', VAULT.releaseVersion), release);
-  app.post('/rng', akvRoute('Random bytes', VAULT.random), async (req, reply) => {
+  app.post<RouteTypes<typeof VAULT.release>>('/keys/:name/release', akvRoute('Secure Key Release of the latest version', VAULT.release), release);
+  app.post<RouteTypes<typeof VAULT.releaseVersion>>('/keys/:name/:version/release', akvRoute('Secure Key Release of a key version', VAULT.releaseVersion), release);
+  app.post<RouteTypes<typeof VAULT.random>>('/rng', akvRoute('Random bytes', VAULT.random), async (req, reply) => {
     const { p, v } = await akv(req, reply);
     return service.random(p, v, req.body);
   });
   registerAccessControlRoutes(app, service, akv);
   registerBackupRoutes(app, service, akv, ctx.baseUrl);
   registerSettingsRoutes(app, service, akv);
-  app.post('/admin/vault/maintenance', adminRoute('Run due rotations, rotation notices and purges now', VAULT.maintenance), async (req) => {
+  app.post<RouteTypes<typeof VAULT.maintenance>>('/admin/vault/maintenance', adminRoute('Run due rotations, rotation notices and purges now', VAULT.maintenance), async (req) => {
     await admin(req);
     return service.runMaintenance();
   });
 
   // ── administration ──
-  app.get('/admin/vault/roleAssignments', adminRoute('List role assignments', VAULT.adminListAssignments), async (req) => {
+  app.get<RouteTypes<typeof VAULT.adminListAssignments>>('/admin/vault/roleAssignments', adminRoute('List role assignments', VAULT.adminListAssignments), async (req) => {
     await admin(req);
     return { value: await service.listAssignments() };
   });
-  app.put('/admin/vault/roleAssignments', adminRoute('Assign a role at vault or key scope', VAULT.adminAssign), async (req) => service.assign(await admin(req), req.body));
-  app.delete<{ Params: { id: string } }>('/admin/vault/roleAssignments/:id', adminRoute('Remove a role assignment', VAULT.adminUnassign), async (req, reply) => {
+  app.put<RouteTypes<typeof VAULT.adminAssign>>('/admin/vault/roleAssignments', adminRoute('Assign a role at vault or key scope', VAULT.adminAssign), async (req) => service.assign(await admin(req), req.body));
+  app.delete<RouteTypes<typeof VAULT.adminUnassign>>('/admin/vault/roleAssignments/:id', adminRoute('Remove a role assignment', VAULT.adminUnassign), async (req, reply) => {
     await service.unassign(await admin(req), req.params.id);
     return reply.status(204).send();
   });
-  app.get('/admin/vault/authorities', adminRoute('Trusted attestation authorities for key release', VAULT.authorities), async (req) => {
+  app.get<RouteTypes<typeof VAULT.authorities>>('/admin/vault/authorities', adminRoute('Trusted attestation authorities for key release', VAULT.authorities), async (req) => {
     await admin(req);
     return service.authorities();
   });
-  app.put('/admin/vault/authorities', adminRoute('Replace the operator-managed trusted authorities', VAULT.setAuthorities), async (req) => service.setAuthorities(await admin(req), req.body));
-  app.post('/admin/clients', adminRoute('Register an OAuth client (client credentials)', VAULT.registerClient), async (req, reply) => {
+  app.put<RouteTypes<typeof VAULT.setAuthorities>>('/admin/vault/authorities', adminRoute('Replace the operator-managed trusted authorities', VAULT.setAuthorities), async (req) => service.setAuthorities(await admin(req), req.body));
+  app.post<RouteTypes<typeof VAULT.registerClient>>('/admin/clients', adminRoute('Register an OAuth client (client credentials)', VAULT.registerClient), async (req, reply) => {
     await admin(req);
-    const name = (req.body as { displayName?: unknown } | undefined)?.displayName;
-    if (typeof name !== 'string' || name.length === 0 || name.length > 200) throw fail('request.invalid', 'displayName (1–200 characters) is required', { field: 'displayName' });
     reply.status(201);
-    return ctx.auth.registerClient(name, Math.floor(ctx.now().getTime() / 1000));
+    return ctx.auth.registerClient(req.body.displayName, Math.floor(ctx.now().getTime() / 1000));
   });
 }
