@@ -8,7 +8,7 @@ import { parseCertificate } from '../../core/x509.js';
 import { ATTESTATION_READER_ROLE_ID } from '../../vault/roles.js';
 import type { AppContext } from '../context.js';
 import { createRateLimiter } from '../rate-limit.js';
-import type { WireRoute } from '../../wire/schema.js';
+import type { RouteTypes, WireRoute } from '../../wire/schema.js';
 import { ATTESTATION } from '../../wire/attestation.js';
 import { type RouteAuth, authOnce } from '../wire-input.js';
 
@@ -77,41 +77,41 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
 
   // Draft policies are evaluated for anyone who can attest, as MAA does; they are rate-limited per client.
   const drafts = createRateLimiter({ perSecond: 5, burst: 20 });
-  app.post('/attest/:type', { ...maa(ATTESTATION.attest, attestCaller), schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest, Tpm)', tags: ['attestation'] } }, async (request) => {
+  app.post<RouteTypes<typeof ATTESTATION.attest>>('/attest/:type', { ...maa(ATTESTATION.attest, attestCaller), schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest, Tpm)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
-    const raw = (request.params as { type: string }).type;
+    const raw = request.params.type;
     if (raw.toLowerCase() === 'tpm') {
       // MAA runs TPM attestation for authenticated callers only (the SDKs' attestTpm needs credentials).
       await tpmCaller(request);
-      return service.attestTpm(request.body ?? {});
+      return service.attestTpm(request.body);
     }
     if (raw.toLowerCase() === 'azureguest') {
-      const r = await service.attestGuest(request.body ?? {});
+      const r = await service.attestGuest(request.body);
       return { token: r.sealed ?? r.token };
     }
     const type = canonicalType(raw, ATTEST_TYPES);
-    const draft = (request.body as { draftPolicyForAttestation?: unknown } | undefined)?.draftPolicyForAttestation;
+    const draft = request.body.draftPolicyForAttestation;
     if (draft !== undefined && draft !== null && draft !== '') drafts.take(request.ip, 'draft policy evaluations');
-    const { token } = await service.attest(type, (request.body ?? {}) as AttestRequest);
+    const { token } = await service.attest(type, request.body as AttestRequest);
     return { token };
   });
 
-  app.get('/certs', { ...maa(ATTESTATION.certs), schema: { summary: 'Token signing keys (JWKS with x5c)', tags: ['attestation'] } }, async () => signingKeySet(await publishedSigners()));
-  app.get('/.well-known/openid-configuration', { ...maa(ATTESTATION.openIdConfiguration), schema: { summary: 'OpenID metadata', tags: ['attestation'] } }, async () => openIdMetadata(issuer()));
+  app.get<RouteTypes<typeof ATTESTATION.certs>>('/certs', { ...maa(ATTESTATION.certs), schema: { summary: 'Token signing keys (JWKS with x5c)', tags: ['attestation'] } }, async () => signingKeySet(await publishedSigners()));
+  app.get<RouteTypes<typeof ATTESTATION.openIdConfiguration>>('/.well-known/openid-configuration', { ...maa(ATTESTATION.openIdConfiguration), schema: { summary: 'OpenID metadata', tags: ['attestation'] } }, async () => openIdMetadata(issuer()));
 
-  app.get('/policies/:type', { ...maa(ATTESTATION.getPolicy, reader), schema: { summary: 'Get the attestation policy of a type (administrator or Attestation Reader)', tags: ['attestation'] } }, async (request) => {
+  app.get<RouteTypes<typeof ATTESTATION.getPolicy>>('/policies/:type', { ...maa(ATTESTATION.getPolicy, reader), schema: { summary: 'Get the attestation policy of a type (administrator or Attestation Reader)', tags: ['attestation'] } }, async (request) => {
     await reader(request);
-    const type = canonicalType((request.params as { type: string }).type, POLICY_TYPES);
+    const type = canonicalType(request.params.type, POLICY_TYPES);
     const p = await service.policy(type);
     const claims: Record<string, unknown> = { 'x-ms-policy': p.jws || encodePolicyJws(p.text) };
     if (p.signerCertDer) claims['x-ms-policy-signer'] = signerJwk(p.signerCertDer);
     return resultToken(claims);
   });
 
-  app.put('/policies/:type', { ...maa(ATTESTATION.setPolicy, management), schema: { summary: 'Set the attestation policy of a type (JWS body)', tags: ['attestation'] } }, async (request) => {
+  app.put<RouteTypes<typeof ATTESTATION.setPolicy>>('/policies/:type', { ...maa(ATTESTATION.setPolicy, management), schema: { summary: 'Set the attestation policy of a type (JWS body)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     await requireAdmin(request);
-    const type = canonicalType((request.params as { type: string }).type, POLICY_TYPES) as PolicyAttestationType;
+    const type = canonicalType(request.params.type, POLICY_TYPES) as PolicyAttestationType;
     const jws = bodyText(request).trim();
     const stored = await service.setPolicy(type, jws, ctx.config.isolated);
     const claims: Record<string, unknown> = { 'x-ms-policy-result': 'Updated', 'x-ms-policy-token-hash': policyTokenHash(jws), 'x-ms-policy': stored.jws };
@@ -120,10 +120,10 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   });
 
   // `POST /policies/{type}:reset` — the colon is part of the last path segment.
-  app.post('/policies/:typeAction', { ...maa(ATTESTATION.resetPolicy, management), schema: { summary: 'Reset a policy to the default (POST /policies/{type}:reset)', tags: ['attestation'] } }, async (request) => {
+  app.post<RouteTypes<typeof ATTESTATION.resetPolicy>>('/policies/:typeAction', { ...maa(ATTESTATION.resetPolicy, management), schema: { summary: 'Reset a policy to the default (POST /policies/{type}:reset)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     await requireAdmin(request);
-    const raw = (request.params as { typeAction: string }).typeAction;
+    const raw = request.params.typeAction;
     const m = /^(.+):reset$/i.exec(raw);
     if (!m) throw fail('request.not_found', `no route for POST /policies/${raw}`);
     const type = canonicalType(m[1]!, POLICY_TYPES);
@@ -131,7 +131,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     return resultToken({ 'x-ms-policy-result': 'Removed' });
   });
 
-  app.get('/certificates', { ...maa(ATTESTATION.listCertificates, management), schema: { summary: 'Policy-management certificates', tags: ['attestation'] } }, async (request) => {
+  app.get<RouteTypes<typeof ATTESTATION.listCertificates>>('/certificates', { ...maa(ATTESTATION.listCertificates, management), schema: { summary: 'Policy-management certificates', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     await requireAdmin(request);
     const certs = await policies.listCertificates();
@@ -139,7 +139,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   });
 
   for (const action of ['add', 'remove'] as const) {
-    app.post(`/certificates::${action}`, { ...maa(ATTESTATION.modifyCertificates, management), schema: { summary: `${action} a policy-management certificate (JWS signed by an existing one)`, tags: ['attestation'] } }, async (request) => {
+    app.post<RouteTypes<typeof ATTESTATION.modifyCertificates>>(`/certificates::${action}`, { ...maa(ATTESTATION.modifyCertificates, management), schema: { summary: `${action} a policy-management certificate (JWS signed by an existing one)`, tags: ['attestation'] } }, async (request) => {
       checkApiVersion(request);
       await requireAdmin(request);
       const jws = verifyManagementJws(bodyText(request));
