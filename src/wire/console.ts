@@ -17,7 +17,7 @@ export const CONSOLE = {
   oidcCallback: route({ query: S.object({ code: S.optional(S.string({ maxLength: 4096 })), state: S.optional(S.string({ maxLength: 256 })), error: S.optional(S.string()) }), body: null, responses: redirect }),
   overview: route({ body: null, responses: { 200: { description: 'services, readiness, trust mode and activity', schema: S.object({ server: OBJECT, readiness: S.array(S.object({ name: S.string(), ok: S.boolean() })), attestations: OBJECT }) }, ...conclaveErrors } }),
   releasePolicyCheck: route({
-    body: S.object({ policy: S.unknown({ description: 'a release policy (JSON or its text)' }), token: S.optional(S.string({ description: 'an attestation token to dry-run against' })) }),
+    body: S.object({ policy: S.optional(S.unknown({ description: 'a release policy (JSON or its text); absent: answered as invalid' })), token: S.optional(S.string({ description: 'an attestation token to dry-run against' })) }),
     responses: { 200: { description: 'whether the policy is valid and, with a token, its decision', schema: S.object({ valid: S.boolean() }) }, ...conclaveErrors },
   }),
 };

@@ -20,7 +20,7 @@ import { createAttestationActivity } from './activity.js';
 import { type ConsoleAsset, loadConsoleAssets, packageRoot, pickEncoding } from './assets.js';
 import { cookieValue, fromThisOrigin, registerSessionCookie, SIGN_IN_PATH, sessionCookie, sessionCookieOf } from './csrf.js';
 import type { ConsoleSessions, OpenedSession } from './sessions.js';
-import type { WireRoute } from '../../wire/schema.js';
+import type { RouteTypes, WireRoute } from '../../wire/schema.js';
 import { CONSOLE } from '../../wire/console.js';
 import { type RouteAuth, authOnce } from '../wire-input.js';
 
@@ -252,10 +252,9 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     };
   });
 
-  app.post('/console/api/release-policy/check', route('Validate a release policy and dry-run it against a token (conclave policy check)', CONSOLE.releasePolicyCheck, caller), async (request) => {
+  app.post<RouteTypes<typeof CONSOLE.releasePolicyCheck>>('/console/api/release-policy/check', route('Validate a release policy and dry-run it against a token (conclave policy check)', CONSOLE.releasePolicyCheck, caller), async (request) => {
     await caller(request);
-    const b = (request.body ?? {}) as { policy?: unknown; token?: unknown };
-    if (typeof b !== 'object' || Array.isArray(b)) throw fail('request.invalid', 'the body must be a JSON object', { field: '' });
+    const b = request.body;
     let doc = b.policy;
     if (typeof doc === 'string') {
       try {
@@ -273,7 +272,6 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     }
     const canonical = canonicalReleasePolicy(policy);
     if (b.token === undefined || b.token === null || b.token === '') return { valid: true, canonical };
-    if (typeof b.token !== 'string') throw fail('request.invalid', 'token must be a JWT (compact JWS)', { field: 'token' });
     let claims: Record<string, unknown>;
     try {
       claims = decodeJws(b.token.trim()).payload;
