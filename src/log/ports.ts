@@ -59,7 +59,9 @@ export interface LogStore {
    * whose lease was taken), checks the tree is still the size it was prepared from, and only then lets
    * `sign` sign the head and stores the batch, the head fenced by the lease's epoch. A stale holder thus
    * neither signs nor stores a head. `'lost'` when the lease is no longer ours (or the tree moved under
-   * another holder); undefined when `prepare` had nothing to add.
+   * another holder); undefined when `prepare` had nothing to add. `known`: the tree as this holder last
+   * stored it, which spares reading the head again before each batch; `'stale'` (nothing stored, the
+   * lease still ours) when the store's tree is not that size any more (a head deleted or restored meanwhile).
    */
   sequence(
     lease: SequencerLease,
@@ -68,7 +70,8 @@ export interface LogStore {
     limit: number,
     prepare: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<PreparedBatch | undefined>,
     sign: (head: TreeHead) => Promise<SignedTreeHead>,
-  ): Promise<SealedBatch | 'lost' | undefined>;
+    known?: TreeState,
+  ): Promise<SealedBatch | 'lost' | 'stale' | undefined>;
   /** Hashes of perfect subtrees (level 0: leaf hashes), one per id, in order; throws when one is missing. */
   readNodes(nodes: readonly NodeId[]): Promise<Buffer[]>;
   latestHead(): Promise<SignedTreeHead | undefined>;

@@ -15,7 +15,7 @@
 import { fail } from '../core/errors.js';
 import { CompactRange, EMPTY_ROOT, perfectSubtrees } from './merkle.js';
 import type { LogStore, PendingLeaf, PreparedBatch, SequencerLease, TreeState } from './ports.js';
-import { type LogSigner, signTreeHead } from './tree-head.js';
+import { type LogSigner, type SignedTreeHead, signTreeHead } from './tree-head.js';
 
 export interface SequencerOptions {
   readonly store: LogStore;
@@ -56,12 +56,15 @@ export function createSequencer(o: SequencerOptions): Sequencer {
   let backlog = false;
   /** The last round stored entries: under load the next one goes straight to its batch, without asking first whether any wait. */
   let busy = false;
+  /** The head this holder stored last (with `range`, the tree as it knows it): the next batch need not read it back. */
+  let stored: SignedTreeHead | undefined;
   /** Rounds failed in a row: the next waits longer (a store outage, a deleted head), not every batch interval. */
   let failures = 0;
 
   function lose(): void {
     lease = undefined;
     range = undefined;
+    stored = undefined;
     busy = false;
     o.onLeadership?.(false);
   }
@@ -112,23 +115,35 @@ export function createSequencer(o: SequencerOptions): Sequencer {
     sealed = undefined;
     // The key is loaded before the batch, so that its transaction waits for no key store, only for the signature.
     const signer = await o.signer();
-    const result = await o.store.sequence(
-      lease,
-      now,
-      o.leaseMs,
-      o.maxBatch,
-      async (state, pending) => {
-        for (const p of pending) createdMs.set(p.id, p.createdMs);
-        return prepare(state, pending);
-      },
-      (head) => signTreeHead(head, signer),
-    );
+    const batch = (known: TreeState | undefined) =>
+      o.store.sequence(
+        lease!,
+        now,
+        o.leaseMs,
+        o.maxBatch,
+        async (state, pending) => {
+          createdMs.clear();
+          for (const p of pending) createdMs.set(p.id, p.createdMs);
+          return prepare(state, pending);
+        },
+        (head) => signTreeHead(head, signer),
+        known,
+      );
+    let result = await batch(range && stored?.treeSize === range.size ? { size: range.size, head: stored } : undefined);
+    if (result === 'stale') {
+      // The stored tree is not the one this holder left (a head deleted or restored): read it afresh, now.
+      range = undefined;
+      stored = undefined;
+      sealed = undefined;
+      result = await batch(undefined);
+    }
     renewedAt = now;
-    busy = result !== undefined && result !== 'lost' && result.leaves.length > 0;
-    if (result === 'lost') return lose();
+    busy = typeof result === 'object' && result.leaves.length > 0;
+    if (result === 'lost' || result === 'stale') return lose();
     backlog = result !== undefined && result.leaves.length >= o.maxBatch;
     if (!result) return;
     range = sealed;
+    stored = result.head;
     const done = o.nowMs();
     o.onBatch?.({ treeSize: result.head.treeSize, leaves: result.leaves.length, latenciesMs: result.leaves.map((l) => done - (createdMs.get(l.id) ?? done)) });
   }
@@ -140,6 +155,7 @@ export function createSequencer(o: SequencerOptions): Sequencer {
         failures = 0;
       } catch (e) {
         range = undefined;
+        stored = undefined;
         backlog = false;
         busy = false;
         failures++;

@@ -217,6 +217,42 @@ for (const backend of backends) {
       await seq.release();
     });
 
+    test('under load a batch reads only the queue outside its transaction (the holder knows its head); a head deleted under it is still met (log.head_missing)', async () => {
+      const outside: string[] = [];
+      const spy = new Proxy(db, {
+        get(target, prop) {
+          const v: unknown = Reflect.get(target, prop);
+          if (typeof v !== 'function') return v;
+          if (prop === 'get' || prop === 'all' || prop === 'run')
+            return (sql: string, params: readonly unknown[] = []) => {
+              outside.push(sql);
+              return (v as (s: string, p: readonly unknown[]) => unknown).call(target, sql, params);
+            };
+          return (v as (...a: unknown[]) => unknown).bind(target);
+        },
+      });
+      const seq = sequencer(spy, 'a', clock);
+      await write(db, 3);
+      await drain(seq, db);
+      await write(db, 3);
+      outside.length = 0;
+      await seq.tick();
+      assert.deepEqual(outside.map((q) => q.replace(/ .*/, '') + (q.match(/FROM (\w+)/)?.[1] ?? '')), ['SELECTlog_queue'], outside.join('\n'));
+      // A head deleted under the holder: the batch finds its tree changed, reads it afresh and meets the gap.
+      await write(db, 3);
+      const latest = (await createLogStore(db).latestHead())!;
+      const row = await db.get<{ root_hash: string; timestamp_ms: number; key_id: string; signature: string; epoch: number }>('SELECT root_hash, timestamp_ms, key_id, signature, epoch FROM log_heads WHERE tree_size = ?', [latest.treeSize]);
+      await db.run('DELETE FROM log_heads WHERE tree_size = ?', [latest.treeSize]);
+      await assert.rejects(seq.tick(), (e: { code?: string }) => e.code === 'log.head_missing');
+      assert.equal((await createLogStore(db).latestHead())!.treeSize < latest.treeSize, true, 'nothing stored over the deleted head');
+      assert.equal(seq.leader, true, 'the lease is kept');
+      await db.run('INSERT INTO log_heads (tree_size, root_hash, timestamp_ms, key_id, signature, epoch) VALUES (?, ?, ?, ?, ?, ?)', [latest.treeSize, row!.root_hash, row!.timestamp_ms, row!.key_id, row!.signature, row!.epoch]);
+      await drain(seq, db);
+      const verified = await verifyLog(createLogStore(db), [logKey.publicKey]);
+      assert.ok(verified.ok && verified.pending === 0, JSON.stringify(verified));
+      await seq.release();
+    });
+
     test('bad ranges are typed 400s; an unknown or unsequenced leaf is log.leaf_not_found', async () => {
       const service = createLogService(createLogStore(db));
       const code = async (p: Promise<unknown>, c: string) => assert.rejects(p, (e: { code?: string }) => e.code === c);

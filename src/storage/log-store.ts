@@ -166,14 +166,15 @@ export function createLogStore(db: Database): LogStore & LogReader {
       return !migrationDone && (await db.get('SELECT 1 AS x FROM log_entries WHERE idx >= ? LIMIT 1', [treeSize])) !== undefined;
     },
 
-    async sequence(lease, nowMs, leaseMs, limit, prepare: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<PreparedBatch | undefined>, sign: (head: TreeHead) => Promise<SignedTreeHead>) {
+    async sequence(lease, nowMs, leaseMs, limit, prepare: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<PreparedBatch | undefined>, sign: (head: TreeHead) => Promise<SignedTreeHead>, known?: TreeState) {
       // The batch is read and its Merkle hashes computed outside any transaction, so that no store lock is
       // held for that work (on SQLite a transaction is the one writer: appends would wait for it). Only the
       // lease holder changes the tree, so what was read still holds when the transaction below finds the
       // lease ours and the tree the size it was prepared from. The head is signed inside that transaction,
       // after the lease was renewed there: a holder that paused past its lease signs nothing.
-      const head = await latestHead(db);
-      const size = head?.treeSize ?? 0;
+      // The holder's own last head when it names one (checked inside the transaction like one read here).
+      const head = known ? known.head : await latestHead(db);
+      const size = known ? known.size : (head?.treeSize ?? 0);
       // Migrated audit-chain records carry their index already and come first, in order. An entry with an
       // index beyond the latest head that is not the chain record of that index is a sequenced entry whose
       // head was deleted: it is never signed again as if it were a migrated record.
@@ -192,15 +193,16 @@ export function createLogStore(db: Database): LogStore & LogReader {
         pending = rows.map((r) => ({ id: Number(r.id), leafHash: Buffer.from(r.leaf_hash, 'hex'), createdMs: Number(r.created_ms) }));
       }
       const batch = await prepare({ size, head }, pending);
-      const stored = db.transaction(async (tx): Promise<SealedBatch | 'lost' | undefined> => {
+      const stored = db.transaction(async (tx): Promise<SealedBatch | 'lost' | 'stale' | undefined> => {
         // Renewing first locks the lease row until commit (on SQLite the transaction is the one writer): a
         // replica taking the lease over waits for this batch, and a holder whose lease was taken finds no
         // row to renew, and signs and stores nothing.
         const held = await tx.run('UPDATE log_sequencer SET lease_until_ms = ? WHERE id = 1 AND holder = ? AND epoch = ?', [nowMs + leaseMs, lease.holder, lease.epoch]);
         if (held.changes !== 1) return 'lost';
         if (!batch) return undefined;
-        // Another holder extended the tree since it was read (this one was fenced out meanwhile): sign nothing.
-        if (((await latestHead(tx))?.treeSize ?? 0) !== size) return 'lost';
+        // Another holder extended the tree since it was read (this one was fenced out meanwhile), or the
+        // tree is not the one this holder last stored (a head deleted meanwhile): sign nothing.
+        if (((await latestHead(tx))?.treeSize ?? 0) !== size) return known ? 'stale' : 'lost';
         // Signed only now, with the lease ours until commit; stored only under the same epoch.
         const sealed = { ...batch, head: await sign(batch.head) };
         if (!(await storeHead(tx, sealed.head, lease))) return 'lost';
