@@ -106,3 +106,14 @@ test('a route without a wire schema is refused when it is registered; hidden rou
   assert.throws(() => a.get('/undescribed', async () => 'ok'), /GET \/undescribed has no wire schema/);
   await a.close();
 });
+
+test('a text body sent as bytes is checked, and handed on, as its text', async () => {
+  const a = await app();
+  a.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_r, body, done) => done(null, body));
+  a.put('/jws', { config: { wire: route({ body: S.string({ maxLength: 8 }), bodyType: 'text/plain', responses: { 200: { description: 'ok' } } }) } }, async (r) => ({ body: r.body }));
+  await a.ready();
+  const put = (payload: string) => a.inject({ method: 'PUT', url: '/jws', payload: Buffer.from(payload), headers: { 'content-type': 'application/octet-stream' } });
+  assert.deepEqual((await put('a.b.c')).json(), { body: 'a.b.c' });
+  assert.equal((await put('a.b.c.d.e.f')).statusCode, 400);
+  await a.close();
+});

@@ -55,6 +55,8 @@ function refuse(route: WireRoute, part: Part, bad: string): never {
 /** Checks the request's parts against the route's schemas; throws the route's typed 400 on the first violation. */
 export function checkWire(route: WireRoute, request: FastifyRequest): void {
   const c = compiledRoute(route);
+  // A text body (a JWS) sent as application/octet-stream arrives as bytes: checked, and handed on, as its text.
+  if (route.bodyType === 'text/plain' && Buffer.isBuffer(request.body)) request.body = request.body.toString('utf8');
   let bad: string | undefined;
   if (c.params && (bad = c.params(request.params ?? {}, 'params'))) refuse(route, 'params', bad);
   if (c.query && (bad = c.query(request.query ?? {}, 'query'))) refuse(route, 'query', bad);
