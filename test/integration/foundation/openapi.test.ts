@@ -54,6 +54,27 @@ describe('/openapi.json from the wire schemas', () => {
     assert.ok(paths['/sgx/certification/v4/pckcert']!.get!.parameters!.some((p) => p.name === 'cpusvn' && p.in === 'query'), 'query parameters are described');
   });
 
+  test('every JSON answer is published with its schema, errors included', () => {
+    const missing: string[] = [];
+    let answers = 0;
+    for (const [path, ops] of Object.entries(paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        for (const [status, r] of Object.entries(op.responses)) {
+          for (const [type, media] of Object.entries(r.content ?? {})) {
+            if (!/json/.test(type)) continue;
+            answers++;
+            if (!media.schema || Object.keys(media.schema).length === 0) missing.push(`${method} ${path} ${status} ${type}`);
+          }
+        }
+      }
+    }
+    assert.ok(answers > 300, `${answers} JSON answers`);
+    assert.deepEqual(missing, []);
+    const release = paths['/keys/{name}/release']!.post!.responses;
+    assert.ok(release['200']?.content?.['application/json']?.schema, 'the release answer is described');
+    assert.ok(release['401']?.content?.['application/json']?.schema, 'so is its AKV error');
+  });
+
   test('vault answers conform to their schemas', async () => {
     const auth = { authorization: `Bearer ${await server.adminToken()}` };
     const q = '?api-version=7.4';
