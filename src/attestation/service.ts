@@ -6,7 +6,7 @@
 import { parsePckSgxExtension } from '../evidence/dcap/pck-extension.js';
 import { createPublicKey } from 'node:crypto';
 import { b64url, fromB64 } from '../core/bytes.js';
-import { ConclaveError, fail } from '../core/errors.js';
+import { ConclaveError, fail, isConclaveError } from '../core/errors.js';
 import { createTurnQueue } from '../core/turns.js';
 import { parseCertificate, pemToDer, verifyChain } from '../core/x509.js';
 import { INTEL_SGX_ROOT_CA } from '../evidence/dcap/roots.js';
@@ -14,7 +14,7 @@ import { VerifierCache, parseQuote, verifyQuoteAsync } from '../evidence/dcap/in
 import type { Quote } from '../evidence/dcap/quote.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { SIMULATED_ROOT_CN } from '../evidence/simulated/index.js';
-import { SnpVerifierCache, verifyAzureHclReport, verifyMaaSevSnpEvidence } from '../evidence/snp/index.js';
+import { SnpVerifierCache, verifyAzureHclReport, verifyMaaSevSnpEvidenceAsync } from '../evidence/snp/index.js';
 import { isHclReport, parseHclReport } from '../evidence/azure-vtpm/hcl.js';
 import { parseAzureVtpmEvidence } from '../evidence/azure-vtpm/evidence.js';
 import { parseGuestAttestationInfo } from '../evidence/azure-vtpm/guest.js';
@@ -22,7 +22,23 @@ import { createAzureVmAttester, sealTokenToTpmKey } from './azure-vm.js';
 import { createTpmProtocol } from './tpm-protocol.js';
 import { decodeTcb, parseSnpReport, productFromCpuid, tcbLayoutOf } from '../evidence/snp/report.js';
 import { type Claims, type EvidenceClaims, claimsOf, incomingClaims, sgxClaims, snpClaims, tdxClaims } from './claims.js';
-import { type CompiledPolicy, DEFAULT_POLICIES, type PolicyAttestationType, type PolicyConfiguration, compilePolicy, decodePolicyJws, evaluatePolicy, looksLikeJws, parsePolicy, policyHash, verifyManagementJws } from './policy/index.js';
+import {
+  type Claim,
+  type CompiledPolicy,
+  DEFAULT_EVALUATION_BUDGET,
+  DEFAULT_POLICIES,
+  type EvaluationBudget,
+  type PolicyAttestationType,
+  type PolicyConfiguration,
+  type PolicyEvaluation,
+  compilePolicy,
+  decodePolicyJws,
+  evaluatePolicy,
+  looksLikeJws,
+  parsePolicy,
+  policyHash,
+  verifyManagementJws,
+} from './policy/index.js';
 import type { PlatformSeen } from '../collateral/baseline.js';
 import type { PolicyStore, QuoteCollateralSource, SnpCertificateSource, StoredPolicy } from './ports.js';
 import { type DataInput, checkInitTimeBinding, checkReportDataBinding, parseDataInput } from './runtime-data.js';
@@ -110,6 +126,12 @@ export const MAX_DRAFT_POLICY_CHARS = 64 * 1024;
 /** Evaluations waiting for their turn of the event loop before new ones are refused (429). */
 const MAX_WAITING_EVALUATIONS = 256;
 
+/**
+ * What a policy evaluation may spend inline, before it is handed to the evaluation queue: a small slice
+ * of the full budget (the published policies take under a hundred steps on their claim sets).
+ */
+const INLINE_EVALUATION_BUDGET: EvaluationBudget = { ...DEFAULT_EVALUATION_BUDGET, maxSteps: 2_000, maxMillis: 2 };
+
 /** Policy caches re-check the store's version at most this often, bounding cross-replica staleness. */
 const POLICY_RECHECK_MS = 1000;
 
@@ -122,6 +144,21 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
   const evaluationTurn = createTurnQueue(MAX_WAITING_EVALUATIONS);
   let policyVersion = -1;
   let versionCheckedAt = 0;
+
+  /**
+   * Evaluates at once when the evaluation fits {@link INLINE_EVALUATION_BUDGET} (every published policy
+   * does, in well under a millisecond); one that does not is abandoned and evaluated again with the full
+   * budget in its own turn of the event loop (evaluationTurn). Evaluation is deterministic, so both give
+   * the same answer; the event loop never spends more than the small budget inline.
+   */
+  async function evaluate(compiled: CompiledPolicy, incoming: readonly Claim[]): Promise<PolicyEvaluation> {
+    try {
+      return evaluatePolicy(compiled, incoming, { budget: INLINE_EVALUATION_BUDGET });
+    } catch (e) {
+      if (!isConclaveError(e, 'attestation.policy_budget')) throw e;
+    }
+    return evaluationTurn(() => evaluatePolicy(compiled, incoming));
+  }
 
   async function currentPolicy(type: PolicyAttestationType): Promise<CachedPolicy> {
     const nowMs = deps.cacheClockMs();
@@ -263,12 +300,13 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     }
     // Container form: base64url(JSON {SnpReport, VcekCertChain, Endorsements}). Try the pinned AMD roots
     // first; the simulated roots only when the operator opted in.
+    // The report's P-384 signature is checked on the threadpool (the event loop keeps the other checks).
     try {
-      const r = verifyMaaSevSnpEvidence(decoded, runtime?.bytes, initTime?.bytes, opts);
+      const r = await verifyMaaSevSnpEvidenceAsync(decoded, runtime?.bytes, initTime?.bytes, opts);
       return { claims: snpClaims(r, 'container', runtime, initTime), simulated: false };
     } catch (e) {
       if (!(e instanceof ConclaveError) || e.code !== 'snp.chain_invalid' || !deps.simulated) throw e;
-      const r = verifyMaaSevSnpEvidence(decoded, runtime?.bytes, initTime?.bytes, { ...opts, trustAnchors: deps.simulated.amdAnchors });
+      const r = await verifyMaaSevSnpEvidenceAsync(decoded, runtime?.bytes, initTime?.bytes, { ...opts, trustAnchors: deps.simulated.amdAnchors });
       return { claims: snpClaims(r, 'container', runtime, initTime), simulated: true };
     }
   }
@@ -298,7 +336,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       signerCertDer = p.stored.signerCertDer;
     }
     const incoming = [...incomingClaims(verified.claims), ...gpuPolicyClaims(verified.claims)];
-    const evaluation = await evaluationTurn(() => evaluatePolicy(compiled, incoming));
+    const evaluation = await evaluate(compiled, incoming);
     if (!evaluation.permitted) {
       throw fail('attestation.policy_denied', `the attestation policy denied the evidence: ${evaluation.trace.join('; ') || 'no authorization rule permitted it'}`, {
         trace: evaluation.trace,

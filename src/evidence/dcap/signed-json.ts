@@ -102,14 +102,3 @@ export function verifyP256(key: KeyObject, data: Uint8Array, signature: Uint8Arr
     return false;
   }
 }
-
-/** {@link verifyP256} on the libuv threadpool (node:crypto's callback form); false on any error, never rejects. */
-export function verifyP256Async(key: KeyObject, data: Uint8Array, signature: Uint8Array): Promise<boolean> {
-  return new Promise((resolve) => {
-    try {
-      cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature, (err, ok) => resolve(!err && ok === true));
-    } catch {
-      resolve(false);
-    }
-  });
-}

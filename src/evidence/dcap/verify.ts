@@ -1,7 +1,8 @@
 import type { KeyObject } from 'node:crypto';
 import type { QuoteCollateral } from './collateral.js';
 import { type PckSgxExtension, parsePckSgxExtension } from './pck-extension.js';
-import { verifyP256, verifyP256Async } from './signed-json.js';
+import { verifyP256 } from './signed-json.js';
+import { type SignatureCheck, type SignatureJob, checkSignatureNow, checkSignaturesOffLoop } from '../../core/deferred-signatures.js';
 import { type EnclaveIdentity, type TcbInfo, type TcbStatus, parseEnclaveIdentity, parseTcbInfo } from './tcb-info.js';
 import { INTEL_SGX_ROOT_CA } from './roots.js';
 import { equalBytes, sha256, toHex } from '../../core/bytes.js';
@@ -264,35 +265,18 @@ export function verifyQuote(quote: Quote | Uint8Array, collateral: QuoteCollater
 export async function verifyQuoteAsync(input: Quote | Uint8Array, collateral: QuoteCollateral, opts: VerifyQuoteOptions): Promise<Verified<QuoteVerificationResult>> {
   // A copy: the byte fields are read again after control returns to the event loop.
   const quote = input instanceof Uint8Array ? parseQuote(input) : input;
-  const pending: { ok: Promise<boolean>; failure: () => ConclaveError }[] = [];
-  let result: Verified<QuoteVerificationResult> | undefined;
-  let failure: unknown;
   try {
-    result = verifyQuoteUnchecked(quote, collateral, opts, (key, data, signature, fails) => {
-      pending.push({ ok: verifyP256Async(key, data, signature), failure: fails });
-    });
+    return await checkSignaturesOffLoop((check) => verifyQuoteUnchecked(quote, collateral, opts, check));
   } catch (e) {
-    failure = e;
+    if (e instanceof ConclaveError) throw e;
+    throw fail('internal', 'quote verification failed unexpectedly', undefined, e);
   }
-  const oks = await Promise.all(pending.map((p) => p.ok));
-  const bad = oks.indexOf(false);
-  if (bad >= 0) throw pending[bad]!.failure();
-  if (failure !== undefined || result === undefined) {
-    if (failure instanceof ConclaveError) throw failure;
-    throw fail('internal', 'quote verification failed unexpectedly', undefined, failure);
-  }
-  return result;
 }
 
-/**
- * How a signature of the quote is checked: at once (throwing `fails()` when it does not verify), or
- * handed over to be awaited after the synchronous checks ({@link verifyQuoteAsync}).
- */
-type SignatureCheck = (key: KeyObject, data: Uint8Array, signature: Uint8Array, fails: () => ConclaveError) => void;
-
-const checkSignatureNow: SignatureCheck = (key, data, signature, fails) => {
-  if (!verifyP256(key, data, signature)) throw fails();
-};
+/** An ECDSA P-256 / SHA-256 signature of the quote, raw r‖s (IEEE P1363), as Intel signs. */
+function p256(key: KeyObject, data: Uint8Array, signature: Uint8Array, fails: () => ConclaveError): SignatureJob {
+  return { algorithm: 'sha256', data, key: { key, dsaEncoding: 'ieee-p1363' }, signature, fails };
+}
 
 function verifyQuoteUnchecked(input: Quote | Uint8Array, collateral: QuoteCollateral, opts: VerifyQuoteOptions, checkSignature: SignatureCheck): Verified<QuoteVerificationResult> {
   const at = opts.at;
@@ -341,8 +325,10 @@ function verifyQuoteUnchecked(input: Quote | Uint8Array, collateral: QuoteCollat
   if (col.pckCrl.revoked.has(pck.leaf.serial)) throw fail('quote.pck_revoked', 'the PCK certificate is revoked', { serial: pck.leaf.serial, crlIssuer: col.pckCrl.issuerCN });
 
   // ── QE report: signed by the PCK key, binds the attestation key (§2.4 steps 7–8)
-  checkSignature(pck.key, quote.qeReportBytes, sig.qeReportSignature, () =>
-    fail('quote.qe_report_signature_invalid', 'QE report signature does not verify with the PCK key', { field: 'signatureData.qeReportSignature' }),
+  checkSignature(
+    p256(pck.key, quote.qeReportBytes, sig.qeReportSignature, () =>
+      fail('quote.qe_report_signature_invalid', 'QE report signature does not verify with the PCK key', { field: 'signatureData.qeReportSignature' }),
+    ),
   );
   const binding = sha256(sig.attestationKey, sig.qeAuthData);
   if (!equalBytes(binding, sig.qeReport.reportdata.subarray(0, 32))) {
@@ -373,7 +359,7 @@ function verifyQuoteUnchecked(input: Quote | Uint8Array, collateral: QuoteCollat
   // ── quote signature with the attestation key (§2.4 step 10)
   const akHex = hex(sig.attestationKey);
   const ak = cache ? cache.memo('attestationKey', akHex, () => attestationKeyOf(sig.attestationKey)) : attestationKeyOf(sig.attestationKey);
-  checkSignature(ak, quote.signedRegion, sig.signature, () => fail('quote.signature_invalid', 'quote signature does not verify with the attestation key', { field: 'signatureData.signature' }));
+  checkSignature(p256(ak, quote.signedRegion, sig.signature, () => fail('quote.signature_invalid', 'quote signature does not verify with the attestation key', { field: 'signatureData.signature' })));
   if (hex(quote.header.qeVendorId) !== INTEL_QE_VENDOR_ID) {
     throw fail('quote.unsupported', 'quote was not produced by the Intel QE (vendor id)', { field: 'header.qeVendorId', offset: 12, qeVendorId: hex(quote.header.qeVendorId) });
   }

@@ -18,7 +18,7 @@ export {
   SnpVerifierCache,
   verifyVekChain,
 } from './chain.js';
-export { type MaaSevSnpEvidence, type MaaSevSnpVerifyOptions, parseMaaSevSnpEvidence, verifyMaaSevSnpEvidence } from './maa.js';
+export { type MaaSevSnpEvidence, type MaaSevSnpVerifyOptions, parseMaaSevSnpEvidence, verifyMaaSevSnpEvidence, verifyMaaSevSnpEvidenceAsync } from './maa.js';
 export {
   SNP_REPORT_LAYOUT,
   SNP_REPORT_SIZE,

@@ -1,4 +1,5 @@
 import { b64url, fromB64, sha256, toHex } from '../../core/bytes.js';
+import { type SignatureCheck, checkSignatureNow, checkSignaturesOffLoop } from '../../core/deferred-signatures.js';
 import { fail, isConclaveError } from '../../core/errors.js';
 import { type Verified, markVerified } from '../../core/verified.js';
 import { pemToDer } from '../../core/x509.js';
@@ -103,10 +104,11 @@ export function verifyMaaSevSnpEvidence(
   runtimeData: Uint8Array | undefined,
   initTimeData: Uint8Array | undefined,
   opts: MaaSevSnpVerifyOptions,
+  checkSignature: SignatureCheck = checkSignatureNow,
 ): Verified<SnpVerificationResult> {
   const ev = parseMaaSevSnpEvidence(evidenceJson);
   const certs: SnpCertificates = opts.certs ?? { chain: ev.vcekCertChain };
-  const result = verifySnpReport(ev.snpReport, certs, opts);
+  const result = verifySnpReport(ev.snpReport, certs, opts, checkSignature);
   const warnings = [...result.warnings];
   const rt = runtimeData ?? ev.runtimeData;
   let runtime: SnpRuntimeData | undefined;
@@ -138,4 +140,18 @@ export function verifyMaaSevSnpEvidence(
     if (uvmEndorsement.outOfValidity.length > 0) warnings.push(`UVM endorsement signed by certificates now outside their validity: ${uvmEndorsement.outOfValidity.join(', ')}`);
   }
   return markVerified({ ...result, ...(runtime ? { runtimeData: runtime } : {}), ...(init ? { initTimeData: init } : {}), ...(uvmEndorsement ? { uvmEndorsement } : {}), warnings });
+}
+
+/**
+ * {@link verifyMaaSevSnpEvidence} with the report's ECDSA P-384 signature checked on the libuv threadpool:
+ * the same checks in the same order decide (core/deferred-signatures.ts), and a server's event loop does
+ * not spend the signature.
+ */
+export function verifyMaaSevSnpEvidenceAsync(
+  evidenceJson: Uint8Array | string | Record<string, unknown>,
+  runtimeData: Uint8Array | undefined,
+  initTimeData: Uint8Array | undefined,
+  opts: MaaSevSnpVerifyOptions,
+): Promise<Verified<SnpVerificationResult>> {
+  return checkSignaturesOffLoop((check) => verifyMaaSevSnpEvidence(evidenceJson, runtimeData, initTimeData, opts, check));
 }

@@ -10,6 +10,7 @@ import {
   type SnpCertificates,
   verifyAzureHclReport,
   verifyMaaSevSnpEvidence,
+  verifyMaaSevSnpEvidenceAsync,
   verifySnpReport,
   verifyVekChain,
 } from './index.js';
@@ -423,5 +424,54 @@ describe('refused chains are remembered per anchors (#20)', () => {
     rejects('cert.expired', () => verifySnpReport(report, certs, { at: new Date('2000-01-01T00:00:00Z'), cache, trustAnchors: milan.trustAnchors }));
     assert.equal(cache.refused, 0);
     assert.equal(verifySnpReport(report, certs, { at, cache, trustAnchors: milan.trustAnchors }).verified, true);
+  });
+});
+
+/** What a verification decided: the error code and message, or the result. */
+async function outcome(fn: () => unknown): Promise<{ code: string; message: string } | { result: unknown }> {
+  try {
+    return { result: await fn() };
+  } catch (e) {
+    assert.ok(isConclaveError(e), `threw a non-ConclaveError ${String(e)}`);
+    return { code: e.code, message: e.message };
+  }
+}
+
+describe('verifyMaaSevSnpEvidenceAsync decides as verifyMaaSevSnpEvidence (signature on the threadpool)', () => {
+  const milan = createFakeSnpHierarchy({ product: 'Milan' });
+  const pem = (der: Uint8Array) => `-----BEGIN CERTIFICATE-----\n${Buffer.from(der).toString('base64')}\n-----END CERTIFICATE-----\n`;
+  const chain = Buffer.from([milan.vek.der, ...milan.chain].map(pem).join('')).toString('base64url');
+  const runtime = new TextEncoder().encode('{"keys":[]}');
+  const evidence = (report: Uint8Array) => JSON.stringify({ SnpReport: Buffer.from(report).toString('base64url'), VcekCertChain: chain });
+  const opts = { at, trustAnchors: milan.trustAnchors, cache: new SnpVerifierCache() };
+
+  test('every sampled single-byte flip of the report gets the same verdict and error', async () => {
+    const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', runtime));
+    const original = makeFakeSnpReport(milan, { reportData: Uint8Array.from([...digest, ...new Uint8Array(32)]) });
+    const ok = await outcome(() => verifyMaaSevSnpEvidenceAsync(evidence(original), runtime, undefined, opts));
+    assert.ok('result' in ok, JSON.stringify(ok).slice(0, 300));
+    assert.deepEqual(ok, await outcome(() => verifyMaaSevSnpEvidence(evidence(original), runtime, undefined, opts)));
+    const codes = new Set<string>();
+    for (let i = 0; i < original.byteLength; i += 5) {
+      const m = original.slice();
+      m[i]! ^= 0x01;
+      const sync = await outcome(() => verifyMaaSevSnpEvidence(evidence(m), runtime, undefined, opts));
+      assert.deepEqual(await outcome(() => verifyMaaSevSnpEvidenceAsync(evidence(m), runtime, undefined, opts)), sync, `byte ${i}`);
+      if ('code' in sync) codes.add(sync.code);
+    }
+    assert.ok(codes.has('snp.signature_invalid'), [...codes].join(', '));
+  });
+
+  test('a bad signature is named before a failing check after it (the runtime-data binding)', async () => {
+    const bad = makeFakeSnpReport(milan, {}, issueFakeVek(milan));
+    for (const v of [verifyMaaSevSnpEvidence, verifyMaaSevSnpEvidenceAsync]) {
+      const o = await outcome(() => v(evidence(bad), runtime, undefined, opts));
+      assert.ok('code' in o && o.code === 'snp.signature_invalid', `${v.name}: ${JSON.stringify(o).slice(0, 200)}`);
+    }
+    // With a good signature, that binding is what fails, in both.
+    const good = makeFakeSnpReport(milan);
+    const sync = await outcome(() => verifyMaaSevSnpEvidence(evidence(good), runtime, undefined, opts));
+    assert.ok('code' in sync && sync.code !== 'snp.signature_invalid', JSON.stringify(sync));
+    assert.deepEqual(await outcome(() => verifyMaaSevSnpEvidenceAsync(evidence(good), runtime, undefined, opts)), sync);
   });
 });

@@ -1,6 +1,6 @@
 import type { UvmEndorsement } from './uvm.js';
-import { verify as cryptoVerify } from 'node:crypto';
 import { equalBytes, isAllZero, toHex } from '../../core/bytes.js';
+import { type SignatureCheck, checkSignatureNow } from '../../core/deferred-signatures.js';
 import { fail } from '../../core/errors.js';
 import { type Verified, markVerified } from '../../core/verified.js';
 import type { AmdProduct } from './roots.js';
@@ -124,7 +124,7 @@ function tcbMatches(ext: VerifiedVekChain['extensions'], tcb: SnpTcb, product: A
  * signature over bytes 0x000–0x29F. Check order puts the cheap identity checks before the signature so
  * that a wrong certificate fails with its own code.
  */
-export function verifySnpReport(input: SnpReport | Uint8Array, certs: SnpCertificates, opts: SnpVerifyOptions): Verified<SnpVerificationResult> {
+export function verifySnpReport(input: SnpReport | Uint8Array, certs: SnpCertificates, opts: SnpVerifyOptions, checkSignature: SignatureCheck = checkSignatureNow): Verified<SnpVerificationResult> {
   const report = input instanceof Uint8Array ? parseSnpReport(input) : input;
   const warnings: string[] = [];
   const signingKey = report.signerInfo.signingKey;
@@ -174,10 +174,14 @@ export function verifySnpReport(input: SnpReport | Uint8Array, certs: SnpCertifi
     });
   }
 
-  const sig = Buffer.concat([report.signature.r, report.signature.s]);
-  if (!cryptoVerify('sha384', report.signedBytes, { key: chain.vekKey, dsaEncoding: 'ieee-p1363' }, sig)) {
-    throw fail('snp.signature_invalid', `the report signature does not verify with the ${chain.signingKey.toUpperCase()}`);
-  }
+  const vek = chain.signingKey.toUpperCase();
+  checkSignature({
+    algorithm: 'sha384',
+    data: report.signedBytes,
+    key: { key: chain.vekKey, dsaEncoding: 'ieee-p1363' },
+    signature: Buffer.concat([report.signature.r, report.signature.s]),
+    fails: () => fail('snp.signature_invalid', `the report signature does not verify with the ${vek}`),
+  });
 
   const policy = decodePolicy(report.policy);
   if (policy.debug) warnings.push('guest policy allows debugging');

@@ -45,6 +45,17 @@ describe('policy evaluation budget', () => {
     }
   });
 
+  test('a policy that needs more than the slice evaluated inline is evaluated in full, with the same answer', async () => {
+    // Four issuance rules that each issue one claim per claim in the set, which the next rule sees again:
+    // some thousands of steps, more than the inline slice (2,000) and well within the budget (20,000).
+    const rule = 'c:[type != "never"] => issue(type="seen", value=c.type);';
+    const a = attestBody(server, `version=1.0; authorizationrules { => permit(); }; issuancerules { ${rule.repeat(4)} };`);
+    const r = await server.send('POST', a.path, { body: a.body });
+    assert.equal(r.status, 200, r.text);
+    const payload = JSON.parse(Buffer.from(r.json().token.split('.')[1], 'base64url').toString());
+    assert.ok(Array.isArray(payload.seen) && payload.seen.length > 200, `issued ${payload.seen?.length}`);
+  });
+
   test('the same budget holds for a stored policy', async () => {
     const headers = { authorization: `Bearer ${await server.adminToken()}`, 'content-type': 'text/plain' };
     const set = await server.send('PUT', '/policies/SgxEnclave?api-version=2022-08-01', { headers, body: encodePolicyJws(STALL) });
