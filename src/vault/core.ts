@@ -80,6 +80,9 @@ export function keyNotFound(name: string, version?: string): ConclaveError {
   );
 }
 
+/** The built-in role definitions by id (built once: every authorised request looks its roles up here). */
+const BUILT_IN_BY_ID: ReadonlyMap<string, RoleDefinition> = new Map(BUILT_IN_ROLES.map((r) => [r.name, r] as const));
+
 export function createVaultCore(deps: VaultServiceDeps) {
   const { store } = deps;
   const nowSeconds = () => Math.floor(deps.now().getTime() / 1000);
@@ -90,7 +93,7 @@ export function createVaultCore(deps: VaultServiceDeps) {
 
   /** Built-in and custom role definitions by id; the custom ones read only when an assignment names one. */
   async function definitionsFor(ids: readonly string[]): Promise<(id: string) => RoleDefinition | undefined> {
-    const builtIn = new Map(BUILT_IN_ROLES.map((r) => [r.name, r] as const));
+    const builtIn = BUILT_IN_BY_ID;
     const custom = ids.some((id) => !builtIn.has(id)) ? new Map((await store.customRoles()).map((r) => [r.name, r] as const)) : new Map<string, RoleDefinition>();
     return (id) => builtIn.get(id) ?? custom.get(id);
   }
