@@ -151,8 +151,19 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     }
     return s;
   };
-  /** Retries a statement that failed with SQLITE_BUSY: it changed nothing, so it is safe to repeat. */
-  const busyRetry = async <T>(op: () => T): Promise<T> => {
+  /**
+   * Runs a statement; one that failed with SQLITE_BUSY changed nothing, so it is retried with back-off.
+   * The first try runs at once (no async frame of its own: a key release issues several statements).
+   */
+  const busyRetry = <T>(op: () => T): Promise<T> => {
+    try {
+      return Promise.resolve(op());
+    } catch (e) {
+      if (!isBusy(e)) return Promise.reject(storeError(e, path));
+      return retryBusy(op);
+    }
+  };
+  const retryBusy = async <T>(op: () => T): Promise<T> => {
     const started = Date.now();
     for (let i = 0; ; i++) {
       try {
@@ -189,21 +200,22 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   const outside = async () => {
     while (open && scope.getStore() !== open) await chain.catch(() => undefined);
   };
+  /** Whether a statement from here must wait for a transaction (one is open, and this is not inside it). */
+  const mustWait = () => open !== undefined && scope.getStore() !== open;
   const txExec: Transaction = { ...exec, lock: async () => undefined };
   let closed = false;
   const database: Database = {
     dialect: 'sqlite',
-    async all(sql, params) {
-      await outside();
-      return exec.all(sql, params);
+    // With no transaction open a statement runs at once (better-sqlite3 is synchronous: nothing can
+    // interleave with it); otherwise it waits for the transaction, unless it is part of it.
+    all(sql, params) {
+      return mustWait() ? outside().then(() => exec.all(sql, params)) : exec.all(sql, params);
     },
-    async get(sql, params) {
-      await outside();
-      return exec.get(sql, params);
+    get(sql, params) {
+      return mustWait() ? outside().then(() => exec.get(sql, params)) : exec.get(sql, params);
     },
-    async run(sql, params) {
-      await outside();
-      return exec.run(sql, params);
+    run(sql, params) {
+      return mustWait() ? outside().then(() => exec.run(sql, params)) : exec.run(sql, params);
     },
     transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
       // A transaction opened from inside another one joins it: SQLite has one connection and one writer.
