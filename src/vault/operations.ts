@@ -166,22 +166,39 @@ export function createKeyOperations(core: VaultCore) {
         const keyHsm = await protector.releaseWrapped(refOf(key), wrapping.key, enc, wrapping.kid !== undefined ? { kid: wrapping.kid } : {});
         const requested = keyId(base(), name, version);
         const jwk = { ...publicKeyWire(base(), key), key_hsm: keyHsm } as { kid: string; kty: string; key_hsm: string };
-        const value = await buildReleaseResponse(
-          {
-            apiVersion: api.value,
-            enc,
-            kid: requested,
-            ...(typeof b.nonce === 'string' ? { nonce: b.nonce } : {}),
-            keyJwk: jwk,
-            attributes: { ...attributesWire(core.view(api), key.attributes, key.provider), ...(familyOf(key.kty) === 'RSA' && key.keySize ? { key_size: key.keySize } : {}) },
-            releasePolicy: releasePolicyWire(key.releasePolicy),
-          },
-          await releaseSigner(),
-        );
         draft.detail.enc = enc;
         // The success record is stored before the key leaves; its leaf hash goes back with the key so the
-        // TEE can fetch (and check) its inclusion proof (docs/audit.md).
-        const log = await store.audit(finish(draft));
+        // TEE can fetch (and check) its inclusion proof (docs/audit.md). Its group commit and flush run
+        // while the response is signed on the threadpool: both end before the answer, so the record is
+        // durable before the key leaves, and the two waits overlap instead of adding up.
+        const logged = store.audit(finish(draft));
+        // Handled now (awaited below): a failed append must not count as unhandled while the signature runs.
+        logged.catch(() => undefined);
+        let value: Awaited<ReturnType<typeof buildReleaseResponse>>;
+        try {
+          value = await buildReleaseResponse(
+            {
+              apiVersion: api.value,
+              enc,
+              kid: requested,
+              ...(typeof b.nonce === 'string' ? { nonce: b.nonce } : {}),
+              keyJwk: jwk,
+              attributes: { ...attributesWire(core.view(api), key.attributes, key.provider), ...(familyOf(key.kty) === 'RSA' && key.keySize ? { key_size: key.keySize } : {}) },
+              releasePolicy: releasePolicyWire(key.releasePolicy),
+            },
+            await releaseSigner(),
+          );
+        } catch (e) {
+          // The key did not leave, but its success record may be stored already: the failure record that
+          // perform() appends names it, so the log tells both.
+          const stored = await logged.then(
+            (l) => l.leafHash,
+            () => undefined,
+          );
+          if (stored !== undefined) draft.detail.notSent = { leafHash: stored, reason: 'the response signature failed after the release record was stored; the key was not sent' };
+          throw e;
+        }
+        const log = await logged;
         const answer: ReleaseAnswer = { value, 'x-conclave-log': { leafHash: log.leafHash, entry: log.entry } };
         return answer;
       }, true);
