@@ -197,12 +197,17 @@ export function createLogStore(db: Database): LogStore & LogReader {
         // Renewing first locks the lease row until commit (on SQLite the transaction is the one writer): a
         // replica taking the lease over waits for this batch, and a holder whose lease was taken finds no
         // row to renew, and signs and stores nothing.
-        const held = await tx.run('UPDATE log_sequencer SET lease_until_ms = ? WHERE id = 1 AND holder = ? AND epoch = ?', [nowMs + leaseMs, lease.holder, lease.epoch]);
-        if (held.changes !== 1) return 'lost';
+        // The same statement reads the tree's size under the lock (one round trip).
+        const held = await tx.get<{ size: number | string }>('UPDATE log_sequencer SET lease_until_ms = ? WHERE id = 1 AND holder = ? AND epoch = ? RETURNING (SELECT COALESCE(MAX(tree_size), 0) FROM log_heads) AS size', [
+          nowMs + leaseMs,
+          lease.holder,
+          lease.epoch,
+        ]);
+        if (!held) return 'lost';
         if (!batch) return undefined;
         // Another holder extended the tree since it was read (this one was fenced out meanwhile), or the
         // tree is not the one this holder last stored (a head deleted meanwhile): sign nothing.
-        if (((await latestHead(tx))?.treeSize ?? 0) !== size) return known ? 'stale' : 'lost';
+        if (Number(held.size) !== size) return known ? 'stale' : 'lost';
         // Signed only now, with the lease ours until commit; stored only under the same epoch.
         const sealed = { ...batch, head: await sign(batch.head) };
         if (!(await storeHead(tx, sealed.head, lease))) return 'lost';
