@@ -6,7 +6,9 @@ import { AKV_PAGED_QUERY, AKV_QUERY, JWK, OBJECT, akvErrors, conclaveErrors } fr
 import { S, route } from './schema.js';
 
 const NAME = S.string({ pattern: '^[0-9A-Za-z-]{1,127}$', description: 'key name' });
-const VERSION = S.string({ maxLength: 64, description: 'key version: 32 hex digits' });
+// Bounded as the router bounds every path parameter (100); anything but 32 hex digits is an operation the
+// vault does not have (404, request.not_found), which the handler answers, not a malformed request.
+const VERSION = S.string({ maxLength: 100, description: 'key version: 32 hex digits' });
 export const KEY_PARAMS = S.object({ name: NAME });
 export const KEY_VERSION_PARAMS = S.object({ name: NAME, version: VERSION });
 

@@ -71,6 +71,10 @@ describe('every route has a wire schema, checked at the edge', () => {
     assert.equal(release.status, 400);
     assert.equal(release.json().error.innererror.code, 'request.invalid');
     assert.match(release.json().error.message, /body\.target: must be a string/);
+    // A version segment that is not 32 hex digits names no operation: the handler's 404, as before the check.
+    const segment = await server.send('GET', `/keys/wire-edge/${'z'.repeat(70)}?api-version=7.4`, { headers: auth });
+    assert.equal(segment.status, 404);
+    assert.equal(segment.json().error.innererror.code, 'request.not_found');
     const log = await server.send('GET', '/log/proof/consistency?from=x', { headers: auth });
     assert.equal(log.status, 400);
     assert.equal(log.json().error.code, 'log.range_invalid');
