@@ -124,9 +124,14 @@ describe('vault store: liveVersion gives a verified row out again only while the
       await db.run("UPDATE vault_key_versions SET exportable = 1 WHERE name = 'k'");
       await assert.rejects(store.liveVersion('k', undefined), (e: { code?: string }) => e.code === 'store.integrity');
       await assert.rejects(store.liveVersion('k', version), (e: { code?: string }) => e.code === 'store.integrity');
-      // Deleted: no longer live, whatever was read before.
       await db.run("UPDATE vault_key_versions SET exportable = 0 WHERE name = 'k'");
       assert.equal((await store.liveVersion('k', undefined))?.attributes.exportable, false);
+      // The sealed material swapped, one byte: refused too (bytes are compared as bytes).
+      await db.run("UPDATE vault_key_versions SET protected_key = ? WHERE name = 'k'", [Buffer.from([1, 2, 4])]);
+      await assert.rejects(store.liveVersion('k', undefined), (e: { code?: string }) => e.code === 'store.integrity');
+      await db.run("UPDATE vault_key_versions SET protected_key = ? WHERE name = 'k'", [Buffer.from([1, 2, 3])]);
+      assert.deepEqual([...(await store.liveVersion('k', undefined))!.handle], [1, 2, 3]);
+      // Deleted: no longer live, whatever was read before.
       await db.run("UPDATE vault_keys SET deleted_at = 5, scheduled_purge_at = 6 WHERE name = 'k'");
       assert.equal(await store.liveVersion('k', undefined), undefined);
     } finally {

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { BoundedMap } from '../core/bounded-map.js';
-import { type RowMac, integrityOf, rowText } from './row-mac.js';
+import { type RowMac, integrityOf } from './row-mac.js';
 
 export type { RowMac } from './row-mac.js';
 import type { Database, SqlExecutor } from './database.js';
@@ -153,6 +153,19 @@ function frozen<T>(v: T): T {
   return Object.freeze(v);
 }
 
+/** Whether two rows' sealed columns are the same values of the same types (bytes compared as bytes). */
+function sameFields(a: readonly unknown[], b: readonly unknown[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    const y = b[i];
+    if (x instanceof Uint8Array || y instanceof Uint8Array) {
+      if (!(x instanceof Uint8Array && y instanceof Uint8Array && Buffer.compare(x, y) === 0)) return false;
+    } else if (x !== y) return false;
+  }
+  return true;
+}
+
 /** The per-key lock: one name in any case is one key. */
 const keyLock = (name: string) => `vault-key:${name.toLowerCase()}`;
 
@@ -170,14 +183,16 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
    * any change to the row (an update, a new latest version, a row changed outside Conclave) is another
    * text and goes through fromRow, its check and its parse, again.
    */
-  const readVersions = new BoundedMap<string, { text: string; key: KeyVersion }>(READ_VERSIONS_LIMIT);
+  const readVersions = new BoundedMap<string, { fields: readonly unknown[]; key: KeyVersion }>(READ_VERSIONS_LIMIT);
   const liveRow = (r: VersionRow): KeyVersion => {
     if (!mac || r.integrity === null) return fromRow(r);
-    const text = rowText(versionFields(r));
+    // Compared column by column (the same values of the same types: the same row text), without
+    // writing the text (the material's base64 and all) again.
+    const fields = versionFields(r);
     const seen = readVersions.get(r.integrity);
-    if (seen !== undefined && seen.text === text) return seen.key;
+    if (seen !== undefined && sameFields(seen.fields, fields)) return seen.key;
     const key = frozen(fromRow(r));
-    readVersions.set(r.integrity, { text, key });
+    readVersions.set(r.integrity, { fields, key });
     return key;
   };
   const paramsOf = (k: KeyVersion, seq: number) => versionParams(k, seq, integrity.compute(PURPOSE.version, versionFields(rowOf(k))));

@@ -1,0 +1,48 @@
+/**
+ * Key release in one process through fastify's inject() (no TLS, no sockets, no client process): the
+ * CPU per release of everything above TLS (routing, auth, store, policy, wrap, sign, audit, and
+ * inject's own request and response objects), all threads, at a fixed concurrency, so a change can be
+ * judged by CPU time even on a busy machine where the HTTPS benchmark's throughput (and with it its
+ * batching) swings. Profile it with `node --cpu-prof` or
+ * `perf record -g` (with --perf-basic-prof-only-functions) and bench/profile.ts. Not a throughput
+ * figure and not the issue's ratio: that is `npm run bench:release`.
+ *
+ *   node --import tsx bench/release-inproc.ts [--n 3000] [--c 16] [--rounds 3]
+ */
+import { parseArgs } from 'node:util';
+import { startTestServer } from '../test/helpers/server.js';
+import { policyFor, startAuthority } from '../test/integration/vault/harness.js';
+
+const { values } = parseArgs({ options: { n: { type: 'string', default: '3000' }, c: { type: 'string', default: '16' }, rounds: { type: 'string', default: '3' } } });
+const server = await startTestServer({ services: 'vault' });
+const authority = await startAuthority({ dataDir: server.dataDir });
+const admin = await server.adminToken();
+const call = async (method: string, path: string, body: object) => {
+  const r = await server.send(method, path, { headers: { authorization: `Bearer ${admin}` }, body });
+  if (r.status >= 300) throw new Error(`${path} ${r.status} ${r.text}`);
+};
+await call('PUT', '/admin/vault/authorities', { authorities: [authority.url] });
+await call('PUT', '/admin/vault/roleAssignments', { principalId: server.admin.clientId, role: 'Key Vault Crypto Service Release User', scope: '/' });
+await call('POST', '/keys/bench/create?api-version=7.4', { kty: 'RSA-HSM', key_size: 2048, attributes: { exportable: true }, release_policy: { data: Buffer.from(policyFor(authority.url)).toString('base64url') } });
+const payload = JSON.stringify({ target: authority.token(), enc: 'RSA_AES_KEY_WRAP_256' });
+const N = Number(values.n);
+const C = Number(values.c);
+async function round(n: number): Promise<number> {
+  let left = n;
+  const t0 = process.cpuUsage();
+  await Promise.all(
+    Array.from({ length: C }, async () => {
+      while (left-- > 0) {
+        const r = await server.app.inject({ method: 'POST', url: '/keys/bench/release?api-version=7.4', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, payload });
+        if (r.statusCode !== 200) throw new Error(`${r.statusCode} ${r.body}`);
+      }
+    }),
+  );
+  const u = process.cpuUsage(t0);
+  return (u.user + u.system) / n;
+}
+// Warm-up (JIT, the release signing key made on first use, the authority's JWKS fetched once).
+await round(500);
+for (let i = 0; i < Number(values.rounds); i++) console.log(`round ${i + 1}: ${(await round(N)).toFixed(0)} µs CPU per release (c${C}, inject)`);
+await authority.close();
+await server.stop();
