@@ -105,7 +105,20 @@ function readSignedContent(signedXml: string): Omit<Rim, 'sha256' | 'signer' | '
   };
 }
 
-const hashOfBuffer = new WeakMap<Uint8Array, string>();
+/**
+ * The content hash of a RIM buffer, memoised per buffer object together with a copy of the bytes it was
+ * computed from: a hit needs the same bytes (one memcmp, cheaper than SHA-256), so a buffer rewritten in
+ * place is hashed, and verified, afresh instead of passing under the hash of what it held before.
+ */
+const hashOfBuffer = new WeakMap<Uint8Array, { readonly bytes: Buffer; readonly sha256: string }>();
+
+function contentHash(input: Uint8Array, bytes: Buffer): string {
+  const memo = hashOfBuffer.get(input);
+  if (memo !== undefined && memo.bytes.equals(bytes)) return memo.sha256;
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  hashOfBuffer.set(input, { bytes: Buffer.from(bytes), sha256 });
+  return sha256;
+}
 
 /** Verified RIMs by content hash. */
 export class RimCache {
@@ -147,13 +160,9 @@ function checkSignerValidity(signer: readonly Certificate[], root: Certificate, 
 export function verifyRim(input: string | Uint8Array, opts: RimVerifyOptions): Verified<Rim> {
   const bytes = typeof input === 'string' ? Buffer.from(input, 'utf8') : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
   const root = opts.root ?? NVIDIA_RIM_ROOT_CA;
-  // The same buffer object (a RIM held by a collateral source) is hashed once. A caller that changed it in
-  // place would still get the RIM verified from the original bytes: values are never read from it again.
-  let sha256 = typeof input === 'string' ? undefined : hashOfBuffer.get(input);
-  if (sha256 === undefined) {
-    sha256 = createHash('sha256').update(bytes).digest('hex');
-    if (typeof input !== 'string') hashOfBuffer.set(input, sha256);
-  }
+  // The cache is keyed by content: the same buffer object (a RIM held by a collateral source) is hashed
+  // once while it holds the same bytes; rewritten in place, it is hashed and verified afresh.
+  const sha256 = typeof input === 'string' ? createHash('sha256').update(bytes).digest('hex') : contentHash(input, bytes);
   const key = `${sha256}:${rootIdOf(root)}`;
   const cached = opts.cache?.get(key);
   if (cached) {
