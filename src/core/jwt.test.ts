@@ -53,6 +53,13 @@ describe('verifyJwt (the one token verifier)', () => {
     await refused(es256({ exp: NOW - 3600 }), 'expired', use(undefined, { clockSkewSeconds: 86400 }));
   });
 
+  test('an invalid verification time (new Date(NaN)) fails closed: an expired token does not pass', async () => {
+    // NaN compares false both ways: `now > exp + skew` never refused, so any signed token, however old, passed.
+    for (const token of [es256(), es256({ exp: NOW - 3600 * 24 * 365 }), es256({ nbf: NOW + 3600 })]) {
+      await assert.rejects(verifyJwt(token, use(), new Date(Number.NaN)), (e) => isConclaveError(e, 'request.invalid'));
+    }
+  });
+
   test('crit is refused unless the use understands every listed parameter (RFC 7515 §4.1.11)', async () => {
     await refused(es256({}, { crit: ['exp'] }), 'crit_not_understood');
     await refused(es256({}, { crit: [] }), 'crit_not_understood');

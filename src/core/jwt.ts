@@ -3,6 +3,7 @@ import { type JsonWebKey, type KeyObject, X509Certificate, constants, createHash
 import { b64url } from './bytes.js';
 import { type ErrorCode, fail } from './errors.js';
 import { jsonTextTooDeep, MAX_JSON_DEPTH } from './json.js';
+import { verificationTime } from './time.js';
 import { markVerified, type Verified } from './verified.js';
 
 /**
@@ -301,6 +302,8 @@ export async function verifyJwt(token: string, use: JwtUse, at: Date): Promise<V
   const refuse = (reason: JwtFailure, message: string, extra?: Record<string, unknown>): never => {
     throw fail(use.errorCode, `${use.what} rejected: ${message}`, { reason, ...extra });
   };
+  // An invalid `at` would pass every lifetime check below (NaN compares false); it is the caller's fault, not the token's.
+  const now = verificationTime(at) / 1000;
   let d: DecodedJws;
   try {
     d = decodeJws(token);
@@ -337,7 +340,6 @@ export async function verifyJwt(token: string, use: JwtUse, at: Date): Promise<V
   if (!fitting.some((k) => verifyJwsSignature(d, k))) return refuse('bad_signature', `the signature does not verify with the key ${JSON.stringify(kid ?? null)} of ${iss}`, { issuer: iss, kid });
 
   const skew = Math.min(Math.max(use.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS, 0), MAX_CLOCK_SKEW_SECONDS);
-  const now = at.getTime() / 1000;
   const exp = numericDate(payload.exp);
   const nbf = numericDate(payload.nbf);
   const iat = numericDate(payload.iat);

@@ -99,6 +99,17 @@ describe('X.509 path rules (RFC 5280 §6.1)', () => {
     refused(() => verifyChain([short.cert, ca.cert], root.cert, { at: AT }), 'cert.expired');
   });
 
+  test('an invalid verification time (new Date(NaN)) fails closed, typed, whatever the validity', () => {
+    // Every comparison with NaN is false: `at < notBefore || at > notAfter` never refused it, so an expired
+    // chain passed, and a check without enforcement reported no certificate out of validity.
+    const expired = issue('Expired', ca, [bc(false), ku(KU.leaf)], { notAfter: new Date('2024-06-01T00:00:00Z') });
+    for (const at of [new Date(Number.NaN), new Date('not a date')]) {
+      refused(() => verifyChain([leafOf(ca).cert, ca.cert], root.cert, { at }), 'request.invalid');
+      refused(() => verifyChain([expired.cert, ca.cert], root.cert, { at }), 'request.invalid');
+      refused(() => verifyChain([expired.cert, ca.cert], root.cert, { at, enforceValidity: false }), 'request.invalid');
+    }
+    refused(() => verifyChain([expired.cert, ca.cert], root.cert, { at: AT }), 'cert.expired');
+  });
   test('an inner signature AlgorithmIdentifier that differs from the outer one is refused at parse', () => {
     assert.throws(() => issue('Leaf', ca, [bc(false)], { innerAlg: ECDSA_SHA384 }), (e) => isConclaveError(e, 'der.malformed'));
   });

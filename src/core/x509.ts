@@ -17,6 +17,7 @@ import {
   time,
 } from './der.js';
 import { type ErrorCode, fail } from './errors.js';
+import { verificationTime } from './time.js';
 
 /** RFC 5280 certificate, parsed just far enough for chain, CRL and extension checks. */
 export interface Certificate {
@@ -361,6 +362,7 @@ export function checkCrlSigner(issuer: Certificate): void {
  */
 export function verifyChain(chain: readonly Certificate[], root: Certificate, opts: ChainOptions): ChainResult {
   const code = opts.code ?? 'cert.chain_invalid';
+  const at = verificationTime(opts.at);
   if (chain.length === 0) throw fail(code, 'empty certificate chain');
   const path = [...chain];
   const last = path[path.length - 1]!;
@@ -380,7 +382,7 @@ export function verifyChain(chain: readonly Certificate[], root: Certificate, op
       });
     }
     checkPathCertificate(c, i, code);
-    if (opts.at < c.notBefore || opts.at > c.notAfter) {
+    if (!(at >= c.notBefore.getTime() && at <= c.notAfter.getTime())) {
       if (opts.enforceValidity === false) outOfValidity.push(c.subjectCN ?? c.serial);
       else
         throw fail(opts.expiredCode ?? 'cert.expired', `certificate "${c.subjectCN ?? '?'}" is not valid at ${opts.at.toISOString()}`, {
