@@ -19,6 +19,7 @@ import {
   tlv,
 } from './der.js';
 import { fail } from './errors.js';
+import { verificationTime } from './time.js';
 import { type Certificate, type SignatureAlgorithm, isIssuedBy, parseCertificate, parseSignatureAlgorithm, publicKeyOf, verifyChain, verifySignature } from './x509.js';
 
 /**
@@ -311,6 +312,7 @@ export interface OcspResult {
  * `ocsp.stale`; a verified `revoked` or `unknown` status is returned, for the caller's policy.
  */
 export function verifyOcspResponse(input: Uint8Array | OcspResponse, opts: OcspVerifyOptions): OcspResult {
+  const at = verificationTime(opts.at);
   const resp = input instanceof Uint8Array ? parseOcspResponse(input) : input;
   const issuer = 'issuer' in opts.target ? opts.target.issuer : undefined;
   const subject = 'cert' in opts.target ? opts.target.cert.subjectCN : `serial ${opts.target.certId.serial}`;
@@ -328,7 +330,7 @@ export function verifyOcspResponse(input: Uint8Array | OcspResponse, opts: OcspV
       } catch (e) {
         throw fail('ocsp.unauthorized', `OCSP responder "${candidate.subjectCN ?? '?'}" does not chain to the pinned root`, { subject, responder: candidate.subjectCN }, e);
       }
-    } else if (opts.at < candidate.notBefore || opts.at > candidate.notAfter) {
+    } else if (!(at >= candidate.notBefore.getTime() && at <= candidate.notAfter.getTime())) {
       throw fail('ocsp.unauthorized', `OCSP responder "${candidate.subjectCN ?? '?'}" is not valid at ${opts.at.toISOString()}`, { subject, responder: candidate.subjectCN });
     }
     signer = candidate;
@@ -347,9 +349,8 @@ export function verifyOcspResponse(input: Uint8Array | OcspResponse, opts: OcspV
     if (!resp.nonce || !equalBytes(resp.nonce, opts.nonce)) throw fail('ocsp.nonce_mismatch', 'the OCSP response does not echo the request nonce', { subject });
     nonceMatched = true;
   }
-  const at = opts.at.getTime();
   const until = single.nextUpdate ? single.nextUpdate.getTime() : single.thisUpdate.getTime() + (opts.maxAgeMs ?? DEFAULT_MAX_AGE_MS);
-  if (single.thisUpdate.getTime() - SKEW_MS > at || at > until + SKEW_MS) {
+  if (!(at >= single.thisUpdate.getTime() - SKEW_MS && at <= until + SKEW_MS)) {
     throw fail('ocsp.stale', `the OCSP response for "${subject ?? '?'}" is not current at ${opts.at.toISOString()}`, {
       subject,
       thisUpdate: single.thisUpdate.toISOString(),

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { BoundedMap } from '../../core/bounded-map.js';
 import { ConclaveError, fail } from '../../core/errors.js';
 import { type Certificate, type Crl, crlBytes, parseCertificate, parseCrl, publicKeyOf, verifyChain, verifyCrlSignature } from '../../core/x509.js';
+import { verificationTime } from '../../core/time.js';
 import { type VekExtensions, parseVekExtensions, productFamilyOf } from './vek.js';
 import { AMD_PRODUCTS, AMD_ROOTS, type AmdProduct } from './roots.js';
 
@@ -152,13 +153,14 @@ function cacheKey(certs: SnpCertificates, opts: VekChainOptions): string {
 }
 
 function checkWindow(c: VerifiedVekChain, at: Date): void {
-  if (at < c.validFrom || at > c.validTo) {
+  const t = verificationTime(at);
+  if (!(t >= c.validFrom.getTime() && t <= c.validTo.getTime())) {
     throw fail('cert.expired', `the VCEK/VLEK chain is not valid at ${at.toISOString()}`, {
       validFrom: c.validFrom.toISOString(),
       validTo: c.validTo.toISOString(),
     });
   }
-  if (c.crlNextUpdate && at > c.crlNextUpdate) {
+  if (c.crlNextUpdate && !(t <= c.crlNextUpdate.getTime())) {
     throw fail('crl.expired', `the AMD CRL is past its nextUpdate at ${at.toISOString()}`, { nextUpdate: c.crlNextUpdate.toISOString() });
   }
 }
@@ -170,6 +172,7 @@ function checkWindow(c: VerifiedVekChain, at: Date): void {
  * validity window is still checked against `at`).
  */
 export function verifyVekChain(certs: SnpCertificates, opts: VekChainOptions): VerifiedVekChain {
+  verificationTime(opts.at);
   const key = opts.cache ? cacheKey(certs, opts) : undefined;
   if (key !== undefined) {
     const hit = opts.cache!.get(key);
@@ -272,8 +275,9 @@ function verifyVekChainCold(certs: SnpCertificates, opts: VekChainOptions): Veri
 
 function checkCrl(crl: Crl, ark: Certificate, certs: Certificate[], at: Date): Date | undefined {
   verifyCrlSignature(crl, ark);
-  if (at < crl.thisUpdate) throw fail('crl.invalid', 'the AMD CRL is not yet valid', { thisUpdate: crl.thisUpdate.toISOString() });
-  if (crl.nextUpdate && at > crl.nextUpdate) throw fail('crl.expired', 'the AMD CRL is past its nextUpdate', { nextUpdate: crl.nextUpdate.toISOString() });
+  const t = verificationTime(at);
+  if (!(t >= crl.thisUpdate.getTime())) throw fail('crl.invalid', 'the AMD CRL is not yet valid', { thisUpdate: crl.thisUpdate.toISOString() });
+  if (crl.nextUpdate && !(t <= crl.nextUpdate.getTime())) throw fail('crl.expired', 'the AMD CRL is past its nextUpdate', { nextUpdate: crl.nextUpdate.toISOString() });
   for (const c of certs) {
     // The ARK's CRL lists the ASK/ASVK (and VEKs in principle) it revoked, by serial number.
     if (c.issuerCN === ark.subjectCN && crl.revoked.has(c.serial)) {

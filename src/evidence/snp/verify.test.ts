@@ -305,6 +305,12 @@ describe('negative cases on a real report', { skip }, () => {
     m[0x90] = (m[0x90] ?? 0) ^ 1;
     rejects('snp.signature_invalid', () => verifySnpReport(m, { vcek }, { at, cache }));
   });
+
+  test('an invalid verification time fails closed, cold and warm (a cached chain is not valid at NaN)', () => {
+    const cache = new SnpVerifierCache();
+    verifySnpReport(report, { vcek }, { at, cache });
+    for (const c of [undefined, cache]) rejects('request.invalid', () => verifySnpReport(report, { vcek }, { at: new Date(Number.NaN), cache: c }));
+  });
 });
 
 describe('fake hierarchies (testing.ts)', () => {
