@@ -356,3 +356,31 @@ describe('parsers fail closed on arbitrary input', () => {
     );
   });
 });
+
+describe('GPU verification hardening (time, memo bounds)', () => {
+  const good = (cert: Certificate, issuer: Certificate) => makeFakeOcspResponse(h, { cert, issuer });
+
+  test('an invalid verification time fails closed, cold and warm (cached chain, RIMs and OCSP answers)', () => {
+    const cache = new GpuVerifierCache();
+    const opts: GpuVerifyOptions = { ...base, rims, cache, ocsp: ocspAll(good) };
+    assert.equal(verifyGpuEvidence({ report, certificateChain: h.chainPem }, opts).measres, 'success');
+    for (const c of [cache, undefined]) {
+      assert.equal(code(() => verifyGpuEvidence({ report, certificateChain: h.chainPem }, { ...opts, cache: c, at: new Date(Number.NaN) })), 'request.invalid');
+    }
+  });
+
+  test('the OCSP memo stays within its bound however many distinct responses it verifies', () => {
+    const cache = new GpuVerifierCache({ maxEntries: 4 });
+    let seen = 0;
+    for (let i = 0; i < 12; i++) {
+      // A distinct response (thisUpdate one second apart) for every certificate on every round: a new memo key each.
+      const fresh = (cert: Certificate, issuer: Certificate) => makeFakeOcspResponse(h, { cert, issuer, thisUpdate: new Date(Date.parse('2025-01-01T00:00:00Z') + i * 1000) });
+      assert.equal(verifyGpuEvidence({ report, certificateChain: h.chainPem }, { ...base, cache, ocsp: ocspAll(fresh) }).deviceChain.ocspStatus, 'good');
+      seen += 2;
+      assert.ok(cache.ocsp.size <= 4, `the OCSP memo holds ${cache.ocsp.size} entries after ${seen} distinct responses`);
+    }
+    assert.equal(cache.ocsp.size, 4);
+    // The default bound is finite too.
+    assert.ok(Number.isFinite(new GpuVerifierCache().ocsp.max));
+  });
+});

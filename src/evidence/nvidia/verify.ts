@@ -3,6 +3,7 @@ import { BoundedMap } from '../../core/bounded-map.js';
 import { equalBytes, toHex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import { type OcspResult, verifyOcspResponse } from '../../core/ocsp.js';
+import { verificationTime } from '../../core/time.js';
 import { type Verified, markVerified } from '../../core/verified.js';
 import type { Certificate } from '../../core/x509.js';
 import { DeviceChainCache, type GpuArchitecture, type VerifiedDeviceChain, parseDeviceChain, verifyDeviceChain } from './chain.js';
@@ -45,9 +46,17 @@ export interface GpuVerifyOptions {
 
 /** Verified chains, RIMs and OCSP responses by content hash; one per verifier instance; every one bounded. */
 export class GpuVerifierCache {
-  readonly chains = new DeviceChainCache();
-  readonly rims = new RimCache();
-  readonly ocsp = new BoundedMap<string, OcspResult>(4096);
+  readonly chains: DeviceChainCache;
+  readonly rims: RimCache;
+  /** Verified OCSP answers by response hash and certificate: each refresh (or each caller's response) is a new key. */
+  readonly ocsp: BoundedMap<string, OcspResult>;
+
+  /** `maxEntries` bounds each memo (default: 1024 chains, 512 RIMs, 4096 OCSP answers). */
+  constructor(opts: { readonly maxEntries?: number } = {}) {
+    this.chains = new DeviceChainCache(opts.maxEntries ?? 1024);
+    this.rims = new RimCache(opts.maxEntries ?? 512);
+    this.ocsp = new BoundedMap(opts.maxEntries ?? 4096);
+  }
 }
 
 /** SHA-256 of a certificate's DER, hex, once per parsed certificate object (cached chains reuse theirs). */
@@ -152,8 +161,8 @@ function ocspFor(
     const key = `${createHash('sha256').update(der).digest('hex')}:${certIdOf(cert)}`;
     let r = opts.cache?.ocsp.get(key);
     const at = opts.at.getTime();
-    // A cached result is reused only inside its own validity window; otherwise verify (and fail) afresh.
-    if (!r?.nextUpdate || Date.parse(r.thisUpdate) - 300_000 > at || at > Date.parse(r.nextUpdate) + 300_000) {
+    // A cached result is reused only inside its own validity window; otherwise (NaN included) verify (and fail) afresh.
+    if (!(r?.nextUpdate && at >= Date.parse(r.thisUpdate) - 300_000 && at <= Date.parse(r.nextUpdate) + 300_000)) {
       r = verifyOcspResponse(der, { target: { cert, issuer }, root, at: opts.at });
       if (opts.cache && r.nextUpdate !== undefined) opts.cache.ocsp.set(key, r);
     }
@@ -205,6 +214,7 @@ function verifyRimFor(
  * (`measres: fail` with every mismatching index) for {@link validateGpuMeasurements} or a policy to judge.
  */
 export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions): Verified<GpuVerificationResult> {
+  verificationTime(opts.at);
   const warnings: string[] = [];
   const report = parseGpuReport(evidence.report);
   if (!equalBytes(report.request.nonce, opts.nonce)) {
