@@ -168,6 +168,10 @@ describe('verifyQuote on the real Intel vectors (strict freshness)', { skip }, (
     assert.throws(() => verifyQuote(bad, collateral, { at, cache }), (e) => isConclaveError(e, 'quote.signature_invalid'));
     // expiry is evaluated per call even when the collateral is cached
     assert.throws(() => verifyQuote(quote, collateral, { at: new Date('2025-08-01T00:00:00Z'), cache }), (e) => isConclaveError(e, 'collateral.expired'));
+    // an invalid time compares false with every window: refused, cold, warm and in either freshness policy
+    for (const freshness of ['strict', 'azure'] as const) {
+      for (const c of [undefined, cache]) assert.throws(() => verifyQuote(quote, collateral, { at: new Date(Number.NaN), cache: c, freshness }), (e) => isConclaveError(e, 'request.invalid'));
+    }
   });
 });
 

@@ -7,6 +7,7 @@ import { type EnclaveIdentity, type TcbInfo, type TcbStatus, parseEnclaveIdentit
 import { INTEL_SGX_ROOT_CA } from './roots.js';
 import { equalBytes, sha256, toHex } from '../../core/bytes.js';
 import { ConclaveError, type ErrorCode, fail, isConclaveError } from '../../core/errors.js';
+import { verificationTime } from '../../core/time.js';
 import { type Verified, markVerified } from '../../core/verified.js';
 import { type Certificate, type Crl, checkCrlSigner, checkPathCertificate, parseCertificate, parseCrl, pemToDer, verifySignature } from '../../core/x509.js';
 import { isSgxDebug } from '../sgx/report-body.js';
@@ -212,7 +213,7 @@ type ExpiredItem = QuoteVerificationCommon['collateral']['expired'][number];
 
 function checkCertificateDates(certs: readonly Certificate[], at: Date): void {
   for (const c of certs) {
-    if (at < c.notBefore || at > c.notAfter) {
+    if (!(at >= c.notBefore && at <= c.notAfter)) {
       throw fail('cert.expired', `certificate "${c.subjectCN ?? '?'}" is not valid at ${at.toISOString()}`, {
         subject: c.subjectCN,
         notBefore: c.notBefore.toISOString(),
@@ -232,7 +233,7 @@ function collateralWindows(col: VerifiedCollateral, at: Date): ExpiredItem[] {
   ];
   const out: ExpiredItem[] = [];
   for (const [item, issued, next] of items) {
-    if (at < issued || (next !== undefined && at > next)) out.push({ item, issued: issued.toISOString(), nextUpdate: next?.toISOString() ?? '' });
+    if (!(at >= issued && (next === undefined || at <= next))) out.push({ item, issued: issued.toISOString(), nextUpdate: next?.toISOString() ?? '' });
   }
   return out;
 }
@@ -280,7 +281,7 @@ function p256(key: KeyObject, data: Uint8Array, signature: Uint8Array, fails: ()
 
 function verifyQuoteUnchecked(input: Quote | Uint8Array, collateral: QuoteCollateral, opts: VerifyQuoteOptions, checkSignature: SignatureCheck): Verified<QuoteVerificationResult> {
   const at = opts.at;
-  if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw fail('request.invalid', 'verification time `at` is not a valid date');
+  verificationTime(at);
   const freshness = opts.freshness ?? 'strict';
   if (freshness !== 'strict' && freshness !== 'azure') throw fail('request.invalid', `unknown freshness policy "${String(freshness)}"`);
   const root = opts.trustAnchors?.intelRoot ?? INTEL_SGX_ROOT_CA;
