@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
 import type { AmdProduct } from '../evidence/snp/roots.js';
 import type { KdsTcb } from '../collateral/amd/kds.js';
+import { BoundedMap } from '../core/bounded-map.js';
 import { fail } from '../core/errors.js';
 import type { HttpClient } from './http.js';
 import { fetchCertChain, fetchVcek } from './kds.js';
@@ -44,6 +45,12 @@ export function kdsVcekFetcher(baseUrl: () => string | undefined, caFile: string
 const TTL_MS = 5 * 60_000;
 
 /**
+ * At most this many RIM ids and OCSP requests are remembered (the oldest goes first): both are asked for
+ * GPU evidence before it is verified, so any caller can name any number of distinct ones.
+ */
+export const NVIDIA_SOURCE_MEMO_MAX = 4096;
+
+/**
  * NVIDIA RIMs for GPU evidence, fetched by RIM id with the NVIDIA RIM service API (`GET /v1/rim/{id}`)
  * from the collateral base URL (our collateral cache, or NVIDIA's service) and kept in memory for a few
  * minutes. An unknown id is `undefined` (the GPU's measurements are then not compared), not an error.
@@ -57,7 +64,7 @@ export function createNvidiaRimSource(
     return b ? `${b.replace(/\/+$/, '')}/ocsp` : undefined;
   },
 ): GpuReferenceSource {
-  const cache = new Map<string, { at: number; value: Promise<Uint8Array | undefined> }>();
+  const cache = new BoundedMap<string, { at: number; value: Promise<Uint8Array | undefined> }>(NVIDIA_SOURCE_MEMO_MAX);
   return {
     getOcsp(cert, issuer) {
       const url = ocspUrl();
