@@ -9,7 +9,7 @@ import { describe, test } from 'node:test';
 import { readFixture, skipWithoutFixtures } from '../../test/fixtures.js';
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
 import { fail } from '../core/errors.js';
-import { FAILED_LOAD_TTL_MS, MAX_LOADS_IN_FLIGHT, QUOTE_COLLATERAL_TTL_MS, cachedQuoteCollateralSource, cachedVcekSource } from './collateral-cache.js';
+import { COLLATERAL_MEMO_MAX, FAILED_LOAD_TTL_MS, MAX_LOADS_IN_FLIGHT, QUOTE_COLLATERAL_TTL_MS, cachedQuoteCollateralSource, cachedVcekSource } from './collateral-cache.js';
 
 const skip = skipWithoutFixtures();
 
@@ -80,6 +80,40 @@ describe('loads an anonymous attestation asks for (issue #23 item 6)', () => {
     assert.equal(calls, MAX_LOADS_IN_FLIGHT + 1, 'busy was not remembered as a failure');
     pending.at(-1)!();
     await again;
+  });
+
+  test('VCEKs are remembered per chip and TCB, but not past a bound: the oldest is loaded again', async () => {
+    // A report names any chip id and TCB; the KDS answers a VCEK for every TCB of a real chip.
+    let calls = 0;
+    const src = cachedVcekSource(async () => {
+      calls++;
+      return { vcek: new Uint8Array(1), chain: [] };
+    }, () => 0);
+    const ask = (snp: number) => src.getVcek({ product: 'Milan', chipId: chip(1), tcb: { ...tcb, snp: snp % 256, microcode: Math.floor(snp / 256) } });
+    await ask(0);
+    await ask(0);
+    assert.equal(calls, 1);
+    for (let i = 1; i <= COLLATERAL_MEMO_MAX; i++) await ask(i);
+    assert.equal(calls, COLLATERAL_MEMO_MAX + 1);
+    await ask(COLLATERAL_MEMO_MAX);
+    assert.equal(calls, COLLATERAL_MEMO_MAX + 1, 'the newest is still remembered');
+    await ask(0);
+    assert.equal(calls, COLLATERAL_MEMO_MAX + 2, 'the oldest was dropped');
+  });
+
+  test('Intel collateral sets are remembered per FMSPC within the same bound', async () => {
+    let calls = 0;
+    const src = cachedQuoteCollateralSource(async () => {
+      calls++;
+      return {} as QuoteCollateral;
+    }, () => 0);
+    const ask = (n: number) => src.getQuoteCollateral({ ...req, fmspc: n.toString(16).padStart(12, '0') });
+    for (let i = 0; i <= COLLATERAL_MEMO_MAX; i++) await ask(i);
+    assert.equal(calls, COLLATERAL_MEMO_MAX + 1);
+    await ask(COLLATERAL_MEMO_MAX);
+    assert.equal(calls, COLLATERAL_MEMO_MAX + 1, 'the newest is still remembered');
+    await ask(0);
+    assert.equal(calls, COLLATERAL_MEMO_MAX + 2, 'the oldest was dropped');
   });
 
   test('Intel collateral: the same rules per FMSPC', async () => {

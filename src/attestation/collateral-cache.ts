@@ -4,6 +4,7 @@
  * leaves the process. Concurrent misses for one key share one fetch; a failed fetch is remembered briefly
  * and fetches in flight are bounded (an anonymous caller names the chip or FMSPC).
  */
+import { BoundedMap } from '../core/bounded-map.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import { quoteCollateralRollback } from '../collateral/cache/guard.js';
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
@@ -17,6 +18,12 @@ type VcekRequest = Parameters<SnpCertificateSource['getVcek']>[0];
 
 /** How long a failed load is answered from memory instead of asking the source again. */
 export const FAILED_LOAD_TTL_MS = 30_000;
+/**
+ * At most this many collateral sets (per FMSPC) and VCEKs (per chip and TCB) are kept in memory, the
+ * oldest dropped first: a report names any chip id and TCB, and the KDS answers for every TCB of a chip.
+ */
+export const COLLATERAL_MEMO_MAX = 4096;
+
 /** Loads in flight at once, all keys together; more are refused (`upstream.busy`) rather than queued. */
 export const MAX_LOADS_IN_FLIGHT = 8;
 
@@ -81,8 +88,8 @@ export function cachedQuoteCollateralSource(
   /** The clock that ages remembered failures (the server's clock); `nowMs` by default. */
   failuresNowMs: () => number = nowMs,
 ): QuoteCollateralSource & Forgetful {
-  const cache = new Map<string, { at: number; value: Promise<QuoteCollateral> }>();
-  const newest = new Map<string, QuoteCollateral>();
+  const cache = new BoundedMap<string, { at: number; value: Promise<QuoteCollateral> }>(COLLATERAL_MEMO_MAX);
+  const newest = new BoundedMap<string, QuoteCollateral>(COLLATERAL_MEMO_MAX);
   const loads = guardedLoads(failuresNowMs);
   return {
     // The cache behind changed: follow it. That cache only moves forward on its own (src/collateral/cache/
@@ -125,7 +132,7 @@ export function cachedQuoteCollateralSource(
  * an upstream got wrong is not kept until a restart). Sources check the chip and TCB before answering.
  */
 export function cachedVcekSource(load: (req: VcekRequest) => Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>, nowMs: () => number = Date.now): SnpCertificateSource & Forgetful {
-  const cache = new Map<string, Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>>();
+  const cache = new BoundedMap<string, Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>>(COLLATERAL_MEMO_MAX);
   const loads = guardedLoads(nowMs);
   return {
     clear: () => {
