@@ -114,7 +114,7 @@ const hashOfBuffer = new WeakMap<Uint8Array, { readonly bytes: Buffer; readonly 
 
 function contentHash(input: Uint8Array, bytes: Buffer): string {
   const memo = hashOfBuffer.get(input);
-  if (memo !== undefined && memo.bytes.equals(bytes)) return memo.sha256;
+  if (memo?.bytes.equals(bytes)) return memo.sha256;
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   hashOfBuffer.set(input, { bytes: Buffer.from(bytes), sha256 });
   return sha256;
