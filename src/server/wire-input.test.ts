@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Fastify, { type FastifyRequest } from 'fastify';
 import { fail, isConclaveError } from '../core/errors.js';
+import { COLLATERAL } from '../wire/collateral.js';
 import { LOG } from '../wire/log.js';
 import { S, route } from '../wire/schema.js';
 import { VAULT } from '../wire/vault.js';
@@ -116,4 +117,13 @@ test('a text body sent as bytes is checked, and handed on, as its text', async (
   assert.deepEqual((await put('a.b.c')).json(), { body: 'a.b.c' });
   assert.equal((await put('a.b.c.d.e.f')).statusCode, 400);
   await a.close();
+});
+
+test('a PCS body keeps what its handlers took: a numeric PCE SVN; a bad member is named as the parameter PCS errors name', () => {
+  const body = { platformManifest: 'ab', pceid: '0000', cpusvn: '0'.repeat(32), pcesvn: 1400 };
+  assert.equal(wireInput(COLLATERAL.pckCertByManifest, req({ body })).Body.pcesvn, 1400);
+  assert.throws(
+    () => wireInput(COLLATERAL.pckCertByManifest, req({ body: { ...body, platformManifest: 5 } })),
+    (e) => isConclaveError(e, 'request.invalid') && e.detail?.parameter === 'platformManifest' && e.detail?.field === 'body.platformManifest',
+  );
 });

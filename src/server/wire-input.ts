@@ -49,7 +49,10 @@ function codeFor(route: WireRoute, part: Part): ErrorCode {
 }
 
 function refuse(route: WireRoute, part: Part, bad: string): never {
-  throw fail(codeFor(route, part), `invalid ${part}: ${bad}`, { field: bad.slice(0, bad.indexOf(':')) });
+  const field = bad.slice(0, bad.indexOf(':'));
+  // `parameter`: a top-level member's own name, as the handlers name it (PCS answers InvalidPlatformManifest by it).
+  const parameter = /^[a-z]+\.([^.[\]]+)$/.exec(field)?.[1];
+  throw fail(codeFor(route, part), `invalid ${part}: ${bad}`, { field, ...(parameter ? { parameter } : {}) });
 }
 
 /** Checks the request's parts against the route's schemas; throws the route's typed 400 on the first violation. */

@@ -24,7 +24,9 @@ const admin = (schema: Schema = OBJECT, description = 'OK') => ({ 200: { descrip
 /** The signed TCB info or enclave identity as PCS answers it: the signed body and its signature. */
 const SIGNED = (member: string) => S.object({ [member]: OBJECT, signature: S.string({ description: 'hex' }) });
 const PLATFORM_QUERY = S.object({ pceid: PCE_ID, qeid: S.optional(QE_ID), encrypted_ppid: S.optional(ENC_PPID) });
-const MANIFEST_BODY = S.object({ platformManifest: S.string({ description: 'platform manifest, hex' }), pceid: PCE_ID, cpusvn: S.optional(CPUSVN), pcesvn: S.optional(PCESVN) });
+/** A PCE SVN in a JSON body: 4 hex digits, or a number whose decimal digits read as them (as the handlers take it). */
+const BODY_PCESVN = S.anyOf([S.string({ maxLength: 4, description: 'PCE SVN, 4 hex digits' }), S.integer({ minimum: 0, maximum: 9999 })]);
+const MANIFEST_BODY = S.object({ platformManifest: S.string({ description: 'platform manifest, hex' }), pceid: PCE_ID, cpusvn: S.optional(CPUSVN), pcesvn: S.optional(BODY_PCESVN) });
 const SPL = S.optional(S.string({ pattern: '^[0-9]{1,3}$' }));
 
 export const COLLATERAL = {
@@ -41,7 +43,7 @@ export const COLLATERAL = {
   fmspcs: route({ query: S.object({ platform: S.optional(anyCase(['all', 'client', 'E3', 'E5'], 'platform type')) }), body: null, responses: pcs('FMSPCs', 'application/json', S.array(S.object({ fmspc: S.string(), platform: S.string() }))) }),
   registerPlatform: route({
     query: S.object({ update: S.optional(S.string()) }),
-    body: S.object({ qe_id: S.string(), pce_id: S.string(), cpu_svn: S.optional(S.string()), pce_svn: S.optional(S.string()), enc_ppid: S.optional(S.string()), platform_manifest: S.optional(S.string()) }),
+    body: S.object({ qe_id: S.string(), pce_id: S.string(), cpu_svn: S.optional(S.string()), pce_svn: S.optional(BODY_PCESVN), enc_ppid: S.optional(S.string()), platform_manifest: S.optional(S.string()) }),
     responses: pcs('registered', 'text/plain'),
   }),
   listPlatforms: route({ query: S.object({ source: S.optional(S.string({ maxLength: 4096, description: 'reg, reg_na or a JSON list of FMSPCs' })) }), body: null, responses: pcs('platforms (platform-count header)', 'application/json', S.array(OBJECT)) }),
