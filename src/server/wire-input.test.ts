@@ -30,6 +30,7 @@ test("each part is checked against its schema, as the route's typed 400 naming t
   refused({ query: { from: '-1' } }, LOG.consistency, 'log.range_invalid', /query\.from/);
   refused({ query: { start: ['1', '2'] } }, LOG.entries, 'log.range_invalid', /query\.start: must be a string/);
   refused({ params: { name: 'x'.repeat(129) }, query: {}, body: null }, VAULT.getRoleAssignment, 'role.invalid', /params\.name: longer than 128/);
+  refused({ body: { principalId: 5 } }, VAULT.adminAssign, 'role.invalid', /body\.principalId: must be a string/);
 });
 
 test('an optional member may be null (as AKV clients send what they leave unset); a required one may not', () => {

@@ -27,6 +27,8 @@ const PLATFORM_QUERY = S.object({ pceid: PCE_ID, qeid: S.optional(QE_ID), encryp
 /** A PCE SVN in a JSON body: 4 hex digits, or a number whose decimal digits read as them (as the handlers take it). */
 const BODY_PCESVN = S.anyOf([S.string({ maxLength: 4, description: 'PCE SVN, 4 hex digits' }), S.integer({ minimum: 0, maximum: 9999 })]);
 const MANIFEST_BODY = S.object({ platformManifest: S.string({ description: 'platform manifest, hex' }), pceid: PCE_ID, cpusvn: S.optional(CPUSVN), pcesvn: S.optional(BODY_PCESVN) });
+// A product the KDS does not know is a 404 (request.not_found) from the handler; bounded as the router bounds path parameters.
+const PRODUCT = S.string({ maxLength: 100, description: 'Milan, Genoa, Turin' });
 const SPL = S.optional(S.string({ pattern: '^[0-9]{1,3}$' }));
 
 export const COLLATERAL = {
@@ -52,9 +54,9 @@ export const COLLATERAL = {
   getAppraisalPolicy: route({ query: S.object({ fmspc: FMSPC }), body: null, responses: pcs('the default appraisal policies, comma-separated', 'text/plain') }),
   putAppraisalPolicy: route({ body: S.object({ policy: S.string({ description: 'the appraisal policy JWT' }), is_default: S.optional(S.boolean()) }), responses: pcs('the policy id', 'text/plain') }),
 
-  amdCertChain: route({ params: S.object({ product: S.string({ maxLength: 32, description: 'Milan, Genoa, Turin' }) }), body: null, responses: pcs('the ASK (or ASVK) then the ARK, PEM', 'application/x-pem-file') }),
-  amdCrl: route({ params: S.object({ product: S.string({ maxLength: 32 }) }), body: null, responses: pcs('the CRL of the product, DER', 'application/pkix-crl') }),
-  vcek: route({ params: S.object({ product: S.string({ maxLength: 32 }) }), query: S.object({ blSPL: SPL, teeSPL: SPL, snpSPL: SPL, ucodeSPL: SPL, fmcSPL: SPL }), body: null, responses: pcs('the VCEK of the chip (the path after the product is its hardware id) at that TCB, DER', 'application/pkix-cert') }),
+  amdCertChain: route({ params: S.object({ product: PRODUCT }), body: null, responses: pcs('the ASK (or ASVK) then the ARK, PEM', 'application/x-pem-file') }),
+  amdCrl: route({ params: S.object({ product: PRODUCT }), body: null, responses: pcs('the CRL of the product, DER', 'application/pkix-crl') }),
+  vcek: route({ params: S.object({ product: PRODUCT }), query: S.object({ blSPL: SPL, teeSPL: SPL, snpSPL: SPL, ucodeSPL: SPL, fmcSPL: SPL }), body: null, responses: pcs('the VCEK of the chip (the path after the product is its hardware id) at that TCB, DER', 'application/pkix-cert') }),
   thimAmd: route({ query: S.object({ product: S.optional(S.string({ maxLength: 32 })), chipId: S.optional(hex(128, 'chip id')), tcbm: S.optional(hex(16, 'reported TCB')) }), body: null, responses: pcs('VCEK, chain and TCB of the host', 'application/json', S.object({ vcekCert: S.string(), tcbm: S.string(), certificateChain: S.string() })) }),
   rim: route({ params: S.object({ id: S.string({ maxLength: 256 }) }), body: null, responses: pcs('the RIM (NVIDIA RIM service answer)', 'application/json', S.object({ id: S.string(), rim: S.string({ description: 'base64 of the signed SWID XML' }) })) }),
   ocsp: route({ body: S.unknown({ description: 'a DER OCSP request (application/ocsp-request)' }), bodyType: 'application/ocsp-request', responses: pcs('the cached OCSP response', 'application/ocsp-response') }),

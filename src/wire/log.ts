@@ -2,7 +2,7 @@
 import { OBJECT, conclaveErrors } from './common.js';
 import { S, route } from './schema.js';
 
-const INDEX = S.string({ pattern: '^[0-9]{1,15}$', description: 'a non-negative integer' });
+const INDEX = S.string({ pattern: '^[0-9]{1,16}$', description: 'a non-negative integer (a safe integer: the handler refuses larger ones)' });
 const HASH = S.string({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256, hex' });
 export const TREE_HEAD = S.object({ treeSize: S.integer(), timestamp: S.integer(), rootHash: HASH, keyId: S.string(), signature: S.string({ description: 'base64' }) });
 

@@ -143,7 +143,7 @@ export const VAULT = {
 
   maintenance: route({ body: null, responses: { 200: { description: 'what ran', schema: OBJECT }, ...conclaveErrors } }),
   adminListAssignments: route({ body: null, responses: { 200: { description: 'role assignments', schema: S.object({ value: S.array(OBJECT) }) }, ...conclaveErrors } }),
-  adminAssign: route({ body: S.object({ principalId: S.string(), roleDefinitionId: S.optional(S.string()), role: S.optional(S.string()), scope: S.optional(S.string()) }), responses: { 200: { description: 'the assignment', schema: OBJECT }, ...conclaveErrors } }),
+  adminAssign: route({ invalid: { body: 'role.invalid' }, body: S.object({ principalId: S.string(), roleDefinitionId: S.optional(S.string()), role: S.optional(S.string()), scope: S.optional(S.string()) }), responses: { 200: { description: 'the assignment', schema: OBJECT }, ...conclaveErrors } }),
   adminUnassign: route({ params: S.object({ id: S.string({ maxLength: 128 }) }), body: null, responses: { 204: { description: 'removed' }, ...conclaveErrors } }),
   authorities: route({ body: null, responses: { 200: { description: 'trusted authorities', schema: S.object({ authorities: S.array(S.string()), builtin: S.array(S.string()) }) }, ...conclaveErrors } }),
   setAuthorities: route({ body: S.object({ authorities: S.array(S.string({ description: 'https URL of an attestation service' })) }), responses: { 200: { description: 'trusted authorities', schema: S.object({ authorities: S.array(S.string()), builtin: S.array(S.string()) }) }, ...conclaveErrors } }),
