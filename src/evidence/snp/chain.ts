@@ -55,7 +55,8 @@ export class SnpVerifierCache {
    * A refusal only ever refuses again; it never makes anything verify.
    */
   private readonly refusals: BoundedMap<string, ConclaveError>;
-  private readonly anchorIds = new WeakMap<object, string>();
+  /** Per anchors object, the id and copies of the certificates it was computed from (see {@link anchorId}). */
+  private readonly anchorIds = new WeakMap<object, { readonly parts: readonly Uint8Array[]; readonly id: string }>();
 
   constructor(maxEntries = 4096) {
     this.maxEntries = maxEntries;
@@ -88,20 +89,26 @@ export class SnpVerifierCache {
     this.refusals.set(key, e);
   }
 
-  /** A content id for a trust-anchor object, computed once per object. */
+  /**
+   * A content id for a trust-anchor object. It is memoised per object with copies of the certificates it
+   * was computed from, and reused only while the object still holds those bytes: anchors changed in place
+   * (another root for a product, bytes rewritten) get a new id, so nothing verified under the old ones
+   * is answered for them.
+   */
   anchorId(anchors: SnpTrustAnchors): string {
-    let id = this.anchorIds.get(anchors);
-    if (id === undefined) {
-      const h = createHash('sha256');
-      for (const p of AMD_PRODUCTS) {
-        const a = anchors[p];
-        h.update(p);
-        if (!a) continue;
-        for (const c of [a.ark, a.ask, a.asvk]) h.update(c === undefined ? new Uint8Array(1) : derOf(c));
-      }
-      id = h.digest('hex');
-      this.anchorIds.set(anchors, id);
+    const parts: Uint8Array[] = [];
+    for (const p of AMD_PRODUCTS) {
+      const a = anchors[p];
+      parts.push(Buffer.from(p));
+      if (!a) continue;
+      for (const c of [a.ark, a.ask, a.asvk]) parts.push(c === undefined ? new Uint8Array(1) : derOf(c));
     }
+    const memo = this.anchorIds.get(anchors);
+    if (memo && memo.parts.length === parts.length && memo.parts.every((m, i) => Buffer.from(m.buffer, m.byteOffset, m.byteLength).equals(parts[i]!))) return memo.id;
+    const h = createHash('sha256');
+    for (const x of parts) h.update(x);
+    const id = h.digest('hex');
+    this.anchorIds.set(anchors, { parts: parts.map((x) => Uint8Array.from(x)), id });
     return id;
   }
 }

@@ -431,6 +431,17 @@ describe('refused chains are remembered per anchors (#20)', () => {
     assert.equal(cache.refused, 0);
     assert.equal(verifySnpReport(report, certs, { at, cache, trustAnchors: milan.trustAnchors }).verified, true);
   });
+
+  test('anchors changed in place are not answered from the cache under the ones they replaced', () => {
+    const cache = new SnpVerifierCache();
+    const anchors = { ...milan.trustAnchors };
+    assert.equal(verifySnpReport(report, certs, { at, cache, trustAnchors: anchors }).verified, true);
+    // The same object, another PKI's root for the product: the chain no longer leads to it.
+    anchors.Milan = createFakeSnpHierarchy({ product: 'Milan' }).trustAnchors.Milan;
+    rejects('snp.chain_invalid', () => verifySnpReport(report, certs, { at, cache, trustAnchors: anchors }));
+    anchors.Milan = milan.trustAnchors.Milan;
+    assert.equal(verifySnpReport(report, certs, { at, cache, trustAnchors: anchors }).verified, true);
+  });
 });
 
 /** What a verification decided: the error code and message, or the result. */
