@@ -139,6 +139,18 @@ describe('release JWS and key_hsm', async () => {
     assert.throws(() => verifyReleaseJws(issued, { allowSelfSignedReleaseCert: true }), { code: 'sdk.release_jws_invalid' });
   });
 
+  test('an invalid verification time fails closed: an expired signer is not valid at NaN', async () => {
+    const keys = (await webcrypto.subtle.generateKey(RSA, true, ['sign', 'verify'])) as CryptoKeyPair;
+    const cert = await x509.X509CertificateGenerator.createSelfSigned({ serialNumber: '04', name: 'CN=conclave', notBefore: new Date(Date.now() - 7200_000), notAfter: new Date(Date.now() - 3600_000), signingAlgorithm: RSA, keys });
+    const pk = createPrivateKey({ key: Buffer.from(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey)), format: 'der', type: 'pkcs8' });
+    const selfSigned = releaseJws(pk, [cert], wrap(randomBytes(32), workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), 'CKM_RSA_AES_KEY_WRAP', 'oct');
+    assert.throws(() => verifyReleaseJws(selfSigned, { allowSelfSignedReleaseCert: true }), { code: 'sdk.release_jws_invalid' });
+    assert.throws(() => verifyReleaseJws(selfSigned, { allowSelfSignedReleaseCert: true, at: new Date(Number.NaN) }), { code: 'request.invalid' });
+    const old = await makeLeaf(ca, new Date(Date.now() - 3600_000));
+    const chained = releaseJws(old.privateKey, [old.cert, ca.cert], wrap(randomBytes(32), workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), 'CKM_RSA_AES_KEY_WRAP', 'oct');
+    assert.throws(() => verifyReleaseJws(chained, { trustStore, at: new Date(Number.NaN) }), { code: 'request.invalid' });
+  });
+
   test('unwrap with the wrong workload key or the wrong enc fails', () => {
     const keyHsm = wrap(randomBytes(32), workload.publicKey, 'RSA_AES_KEY_WRAP_256');
     const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;

@@ -2,6 +2,7 @@ import { type KeyObject, X509Certificate, constants, createDecipheriv, createPri
 import { isIP } from 'node:net';
 import { b64url } from '../core/bytes.js';
 import { fail, isConclaveError } from '../core/errors.js';
+import { verificationTime } from '../core/time.js';
 import { ASYMMETRIC_ALGS, type JwsAlg, decodeJws, verifyJwsSignature } from '../core/jwt.js';
 import { type Certificate, isIssuedBy, parseCertificate, pemToDer, publicKeyOf, verifyChain } from '../core/x509.js';
 import { type Credential, getAccessToken } from './credential.js';
@@ -91,6 +92,7 @@ export function verifyReleaseJws(jws: string, opts: ReleaseTrustOptions = {}): R
   const leaf = chain[0]!;
   if (!verifyJwsSignature(decoded, publicKeyOf(leaf))) throw invalid('release JWS signature does not verify with x5c[0]', { subject: leaf.subjectCN });
   const at = opts.at ?? new Date();
+  const atMs = verificationTime(at);
   if (opts.trustStore !== undefined) {
     const anchors = anchorsOf(opts.trustStore);
     if (anchors.length === 0) throw invalid('the release trust store holds no certificates');
@@ -111,7 +113,7 @@ export function verifyReleaseJws(jws: string, opts: ReleaseTrustOptions = {}): R
   } else {
     if (!opts.allowSelfSignedReleaseCert) throw invalid('no trust store for the release JWS chain (give trustStore, or allowSelfSignedReleaseCert for a self-signed Conclave signer)');
     if (chain.length !== 1 || !isIssuedBy(leaf, leaf)) throw invalid('allowSelfSignedReleaseCert accepts only a single self-signed x5c certificate', { length: chain.length });
-    if (at < leaf.notBefore || at > leaf.notAfter) {
+    if (!(atMs >= leaf.notBefore.getTime() && atMs <= leaf.notAfter.getTime())) {
       throw invalid(`release signing certificate is not valid at ${at.toISOString()}`, { notBefore: leaf.notBefore.toISOString(), notAfter: leaf.notAfter.toISOString() });
     }
   }
