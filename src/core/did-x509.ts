@@ -78,6 +78,6 @@ export function resolveDidX509(did: string, chainDer: readonly Uint8Array[], at:
   for (const want of d.eku) {
     if (!ekus.includes(want)) throw fail(code, `the signing certificate "${leaf.subjectCN ?? '?'}" lacks the extended key usage ${want} the issuer requires`, { eku: want, actual: ekus });
   }
-  const outOfValidity = chain.filter((c) => at < c.notBefore || at > c.notAfter).map((c) => c.subjectCN ?? c.serial);
+  const outOfValidity = chain.filter((c) => !(at >= c.notBefore && at <= c.notAfter)).map((c) => c.subjectCN ?? c.serial);
   return { leaf, key: publicKeyOf(leaf), outOfValidity };
 }
