@@ -128,3 +128,9 @@ test('a PCS body keeps what its handlers took: a numeric PCE SVN; a bad member i
     (e) => isConclaveError(e, 'request.invalid') && e.detail?.parameter === 'platformManifest' && e.detail?.field === 'body.platformManifest',
   );
 });
+
+test('a bundle sent as bytes is checked as its text; as JSON it is an object', () => {
+  assert.equal(wireInput(COLLATERAL.importBundle, req({ body: Buffer.from('{"items":[]}') })).Body, '{"items":[]}');
+  assert.deepEqual(wireInput(COLLATERAL.importBundle, req({ body: { items: [] } })).Body, { items: [] });
+  assert.throws(() => wireInput(COLLATERAL.importBundle, req({ body: [] })), /matches none of the allowed forms/);
+});

@@ -17,14 +17,18 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions, preHandlerHookHandler } from 'fastify';
 import { type ErrorCode, fail } from '../core/errors.js';
-import { type Checker, type Part, type RouteTypes, type WireRoute, compile } from '../wire/schema.js';
+import { type Checker, type Part, type RouteTypes, type Schema, type WireRoute, compile } from '../wire/schema.js';
 
 /** The compiled checks of a route's parts, made once per wire route. */
 interface CompiledRoute {
   readonly params?: Checker;
   readonly query?: Checker;
   readonly body?: Checker;
+  /** The body schema takes text: a body that arrives as bytes (application/octet-stream) is checked as its UTF-8 text. */
+  readonly text: boolean;
 }
+
+const takesText = (s: Schema): boolean => s.type === 'string' || ((s.anyOf as Schema[] | undefined)?.some(takesText) ?? false);
 
 const compiledRoutes = new WeakMap<WireRoute, CompiledRoute>();
 
@@ -35,6 +39,7 @@ function compiledRoute(route: WireRoute): CompiledRoute {
       ...(route.params ? { params: compile(route.params) } : {}),
       ...(route.query ? { query: compile(route.query) } : {}),
       ...(route.body ? { body: compile(route.body) } : {}),
+      text: route.body ? takesText(route.body) : false,
     };
     compiledRoutes.set(route, c);
   }
@@ -58,8 +63,8 @@ function refuse(route: WireRoute, part: Part, bad: string): never {
 /** Checks the request's parts against the route's schemas; throws the route's typed 400 on the first violation. */
 export function checkWire(route: WireRoute, request: FastifyRequest): void {
   const c = compiledRoute(route);
-  // A text body (a JWS) sent as application/octet-stream arrives as bytes: checked, and handed on, as its text.
-  if (route.bodyType === 'text/plain' && Buffer.isBuffer(request.body)) request.body = request.body.toString('utf8');
+  // A text body (a JWS, a bundle) sent as application/octet-stream arrives as bytes: checked, and handed on, as its text.
+  if (c.text && Buffer.isBuffer(request.body)) request.body = request.body.toString('utf8');
   let bad: string | undefined;
   if (c.params && (bad = c.params(request.params ?? {}, 'params'))) refuse(route, 'params', bad);
   if (c.query && (bad = c.query(request.query ?? {}, 'query'))) refuse(route, 'query', bad);

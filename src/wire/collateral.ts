@@ -68,5 +68,5 @@ export const COLLATERAL = {
   dryRunBaseline: route({ query: S.object({ days: S.optional(S.string({ pattern: '^[0-9]{1,4}$' })) }), body: OBJECT, responses: admin() }),
   setAmdHost: route({ body: S.object({ product: S.string({ maxLength: 32 }), chipId: hex(128, 'chip id'), tcbm: hex(16, 'reported TCB') }), responses: admin(S.object({ product: S.string(), chipId: S.string(), tcbm: S.string() })) }),
   exportBundle: route({ body: null, responses: admin(OBJECT, 'the offline bundle') }),
-  importBundle: route({ body: OBJECT, responses: admin(S.object({ imported: S.integer() })) }),
+  importBundle: route({ body: S.anyOf([OBJECT, S.string({ description: 'the bundle as JSON text' })], { description: 'the offline bundle (GET /admin/collateral/bundle), as JSON or its text' }), responses: admin(S.object({ imported: S.integer() })) }),
 };
