@@ -10,7 +10,8 @@ import { ConclaveError, fail, isConclaveError } from '../core/errors.js';
 import { createTurnQueue } from '../core/turns.js';
 import { parseCertificate, pemToDer, verifyChain } from '../core/x509.js';
 import { INTEL_SGX_ROOT_CA } from '../evidence/dcap/roots.js';
-import { VerifierCache, parseQuote, verifyQuoteAsync } from '../evidence/dcap/index.js';
+import { VerifierCache, verifyQuoteAsync } from '../evidence/dcap/index.js';
+import { parseQuoteView } from '../evidence/dcap/quote.js';
 import type { Quote } from '../evidence/dcap/quote.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { SIMULATED_ROOT_CN } from '../evidence/simulated/index.js';
@@ -193,7 +194,8 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
    */
   const pckFacts = new Map<string, { simulated: boolean; fmspc: string; pceId: string; caType: 'processor' | 'platform' }>();
   function pckFactsOf(quote: Quote) {
-    const pem = Buffer.from(quote.signatureData.certificationData.data).toString('latin1');
+    const certData = quote.signatureData.certificationData.data;
+    const pem = Buffer.from(certData.buffer, certData.byteOffset, certData.byteLength).toString('latin1');
     let facts = pckFacts.get(pem);
     if (!facts) {
       const chain = pemToDer(pem).map(parseCertificate);
@@ -237,7 +239,8 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
 
   /** DCAP verification with the service's collateral (or the simulated TEE's, under --simulate). */
   async function verifyDcap(tee: 'sgx' | 'tdx', quoteBytes: Uint8Array, at: Date) {
-    const quote = parseQuote(quoteBytes);
+    // Views, not copies: the quote bytes are this request's own (decoded from its body) and nothing writes them.
+    const quote = parseQuoteView(quoteBytes);
     if ((quote.header.teeType === 0 ? 'sgx' : 'tdx') !== tee) {
       throw fail('quote.unsupported', `a ${tee === 'sgx' ? 'TDX' : 'SGX'} quote was sent to the ${tee === 'sgx' ? 'SGX' : 'TDX'} route`);
     }

@@ -174,13 +174,12 @@ export function verifySnpReport(input: SnpReport | Uint8Array, certs: SnpCertifi
     });
   }
 
-  const vek = chain.signingKey.toUpperCase();
   checkSignature({
     algorithm: 'sha384',
     data: report.signedBytes,
     key: { key: chain.vekKey, dsaEncoding: 'ieee-p1363' },
     signature: Buffer.concat([report.signature.r, report.signature.s]),
-    fails: () => fail('snp.signature_invalid', `the report signature does not verify with the ${vek}`),
+    fails: () => fail('snp.signature_invalid', `the report signature does not verify with the ${chain.signingKey.toUpperCase()}`),
   });
 
   const policy = decodePolicy(report.policy);
