@@ -30,3 +30,25 @@ test('x-ms-sgx-collateral: SHA-256 of each item, chains and CRL pair concatenate
     tcbinfohash: sha(c.tcbInfo),
   });
 });
+
+test('x-ms-sgx-collateral follows a collateral set changed in place (nothing stale is reused)', () => {
+  const c: QuoteCollateral = {
+    pckCrlIssuerChain: [new Uint8Array(3)],
+    rootCaCrl: new Uint8Array([1]),
+    pckCrl: new Uint8Array([2]),
+    tcbInfoIssuerChain: [new Uint8Array([3])],
+    tcbInfo: new Uint8Array([4, 4]),
+    tcbInfoSignature: new Uint8Array(64),
+    qeIdentityIssuerChain: [new Uint8Array([5])],
+    qeIdentity: new Uint8Array([6]),
+    qeIdentitySignature: new Uint8Array(64),
+  };
+  const quote = new Uint8Array(10);
+  assert.equal(collateralProvenance(quote, c).tcbinfohash, sha(c.tcbInfo));
+  (c.tcbInfo as Uint8Array)[1] = 9;
+  (c.pckCrl as Uint8Array)[0] = 7;
+  const after = collateralProvenance(quote, c);
+  assert.equal(after.tcbinfohash, sha(Uint8Array.from([4, 9])));
+  assert.equal(after.qeidcrlhash, sha(Uint8Array.from([7]), c.rootCaCrl));
+  assert.equal(after.quotehash, sha(quote));
+});

@@ -4,6 +4,7 @@
  * emits; policy issuance rules may add more.
  */
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
+import { CollateralMemo } from '../evidence/dcap/collateral-memo.js';
 import { createHash } from 'node:crypto';
 import { b64url } from '../core/bytes.js';
 import type { SgxQuoteVerificationResult, TdxQuoteVerificationResult } from '../evidence/dcap/result.js';
@@ -58,14 +59,27 @@ function concatHash(parts: readonly Uint8Array[]): string {
  * the TCB info's CRL hashes are the same two CRLs, hashed once).
  */
 export function collateralProvenance(quote: Uint8Array, c: QuoteCollateral): Record<string, string> {
-  const crls = concatHash([c.pckCrl, c.rootCaCrl]);
+  const h = provenance.get(c, collateralHashes);
+  return {
+    qeidcertshash: h.qeidcertshash,
+    qeidcrlhash: h.crls,
+    qeidhash: h.qeidhash,
+    quotehash: concatHash([quote]),
+    tcbinfocertshash: h.tcbinfocertshash,
+    tcbinfocrlhash: h.crls,
+    tcbinfohash: h.tcbinfohash,
+  };
+}
+
+/** The hashes of the collateral items alone: once per collateral set while its bytes stay the same. */
+const provenance = new CollateralMemo<{ qeidcertshash: string; crls: string; qeidhash: string; tcbinfocertshash: string; tcbinfohash: string }>();
+
+function collateralHashes(c: QuoteCollateral) {
   return {
     qeidcertshash: concatHash(c.qeIdentityIssuerChain),
-    qeidcrlhash: crls,
+    crls: concatHash([c.pckCrl, c.rootCaCrl]),
     qeidhash: concatHash([c.qeIdentity]),
-    quotehash: concatHash([quote]),
     tcbinfocertshash: concatHash(c.tcbInfoIssuerChain),
-    tcbinfocrlhash: crls,
     tcbinfohash: concatHash([c.tcbInfo]),
   };
 }

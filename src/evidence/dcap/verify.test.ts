@@ -439,6 +439,21 @@ describe('verifyQuoteAsync decides as verifyQuote (signatures on the threadpool)
     });
   }
 
+  test('warm: collateral changed in place after it verified is verified again, not taken from the cache', async () => {
+    const h = createDcapHierarchy();
+    const quote = buildSignedQuote(h, { tee: 'sgx' });
+    const c = buildCollateral(h, { tee: 'sgx' });
+    const opts = { at, cache: new VerifierCache(), trustAnchors: { intelRoot: h.root.certificate } };
+    assert.equal(verifyQuote(quote, c, opts).verified, true);
+    assert.equal((await verifyQuoteAsync(quote, c, opts)).verified, true);
+    const tcbInfo = c.tcbInfo as Uint8Array;
+    const i = Buffer.from(tcbInfo).indexOf('"tcbEvaluationDataNumber":') + 26;
+    tcbInfo[i] = tcbInfo[i] === 0x31 ? 0x32 : 0x31;
+    expectCode(() => verifyQuote(quote, c, opts), 'collateral.signature_invalid', 'same object, tcbInfo changed');
+    const o = await outcome(() => verifyQuoteAsync(quote, c, opts));
+    assert.ok('code' in o && o.code === 'collateral.signature_invalid', JSON.stringify(o).slice(0, 200));
+  });
+
   test('a bad signature before a failing later check is the error named; a bad one after it is not', async () => {
     const h = createDcapHierarchy();
     const other = createDcapHierarchy({ platform: { fmspc: '00a0cafe0000' } });

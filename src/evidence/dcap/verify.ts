@@ -13,6 +13,7 @@ import { type Certificate, type Crl, checkCrlSigner, checkPathCertificate, parse
 import { isSgxDebug } from '../sgx/report-body.js';
 import { isTdDebug } from '../tdx/td-report.js';
 import type { VerifierCache } from './cache.js';
+import { CollateralMemo } from './collateral-memo.js';
 import { p256PublicKey, spkiPublicKey } from './keys.js';
 import { INTEL_QE_VENDOR_ID, type Quote, parseQuote, parseQuoteView, teeOf } from './quote.js';
 import type { QuoteVerificationCommon, QuoteVerificationResult } from './result.js';
@@ -144,7 +145,11 @@ function verifyCrlSignature(crl: Crl, issuer: Certificate): void {
   }
 }
 
-function collateralDigest(c: QuoteCollateral, rootId: string): string {
+/** Content digests of collateral sets, computed once per set while its bytes stay the same. */
+const digests = new CollateralMemo<string>();
+
+/** SHA-256 over every item of a collateral set, each length-prefixed (the set's content id). */
+function collateralDigest(c: QuoteCollateral): string {
   const parts: Uint8Array[] = [];
   const len = (n: number): Uint8Array => Uint8Array.of(n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff);
   const add = (b: Uint8Array): void => {
@@ -155,7 +160,7 @@ function collateralDigest(c: QuoteCollateral, rootId: string): string {
     for (const d of list) add(d);
   }
   for (const b of [c.rootCaCrl, c.pckCrl, c.tcbInfo, c.tcbInfoSignature, c.qeIdentity, c.qeIdentitySignature]) add(b);
-  return `${rootId}:${toHex(sha256(...parts))}`;
+  return toHex(sha256(...parts));
 }
 
 function crlOf(der: Uint8Array, what: string): Crl {
@@ -295,7 +300,7 @@ function verifyQuoteUnchecked(input: Quote | Uint8Array, collateral: QuoteCollat
   const pool = new CertPool();
   const rootId = cache?.rootId(root) ?? '';
   const col = cache
-    ? cache.memo('collateral', collateralDigest(collateral, rootId), () => verifyCollateralSignatures(collateral, root, pool))
+    ? cache.memo('collateral', `${rootId}:${digests.get(collateral, collateralDigest)}`, () => verifyCollateralSignatures(collateral, root, pool))
     : verifyCollateralSignatures(collateral, root, pool);
   const certData = sig.certificationData.data;
   const pck = cache
