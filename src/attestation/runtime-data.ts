@@ -21,7 +21,7 @@ export function parseDataInput(raw: unknown, field: string): DataInput | undefin
   if (type !== 'Binary' && type !== 'JSON') throw fail('request.invalid', `${field}.dataType must be Binary or JSON`);
   const bytes = fromB64(data, `${field}.data`);
   if (type === 'Binary') return { bytes, dataType: 'Binary' };
-  const text = Buffer.from(bytes).toString('utf8');
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
   if (jsonTextTooDeep(text)) throw fail('request.invalid', `${field}.data nests deeper than ${MAX_JSON_DEPTH} levels`, { field: `${field}.data`, maxDepth: MAX_JSON_DEPTH });
   try {
     return { bytes, dataType: 'JSON', json: JSON.parse(text) };

@@ -422,7 +422,8 @@ describe('evaluation budget (#14 item 3)', () => {
   });
 
   test('rules that feed each other claims stop at the binding, claim or issued-claim limit', () => {
-    assert.throws(() => evaluatePolicy(GROW, many(40)), (e) => ['bindings', 'steps', 'claims'].includes(String(limitOf(e))));
+    // With the default budget, 'time' is the backstop a heavily loaded machine may reach first.
+    assert.throws(() => evaluatePolicy(GROW, many(40)), (e) => ['bindings', 'steps', 'claims', 'time'].includes(String(limitOf(e))));
     assert.throws(() => evaluatePolicy(GROW, many(10), { budget: budget({ maxSteps: 1e9, maxBindings: 1e9, maxClaims: 2_000 }) }), (e) => limitOf(e) === 'claims');
     assert.throws(() => evaluatePolicy(GROW, many(5), { budget: budget({ maxSteps: 1e9, maxBindings: 1e9, maxClaims: 1e9, maxIssuedClaims: 50 }) }), (e) => limitOf(e) === 'issuedClaims');
     assert.throws(() => evaluatePolicy(GROW, many(40), { budget: budget({ maxSteps: 1e9, maxBindings: 100 }) }), (e) => limitOf(e) === 'bindings');
