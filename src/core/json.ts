@@ -48,9 +48,28 @@ export function parseJsonText(text: string, what: string, code: ErrorCode = 'req
  */
 export function canonicalJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map((x) => (x === undefined ? 'null' : canonicalJson(x))).join(',')}]`;
-  const entries = Object.entries(v as Record<string, unknown>)
-    .filter(([, x]) => x !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, x]) => `${JSON.stringify(k)}:${canonicalJson(x)}`).join(',')}}`;
+  // Written into one string as it goes (no entry arrays, closures or joins: it runs on every release
+  // for the token's claims and for the audit record).
+  if (Array.isArray(v)) {
+    let out = '[';
+    for (let i = 0; i < v.length; i++) {
+      const x = v[i];
+      if (i > 0) out += ',';
+      out += x === undefined ? 'null' : canonicalJson(x);
+    }
+    return `${out}]`;
+  }
+  const o = v as Record<string, unknown>;
+  // Default sort order: UTF-16 code units, as `a < b` compares strings (own keys are distinct).
+  const keys = Object.keys(o).sort();
+  let out = '{';
+  let first = true;
+  for (const k of keys) {
+    const x = o[k];
+    if (x === undefined) continue;
+    if (!first) out += ',';
+    first = false;
+    out += `${JSON.stringify(k)}:${canonicalJson(x)}`;
+  }
+  return `${out}}`;
 }
