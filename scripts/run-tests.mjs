@@ -1,30 +1,181 @@
 #!/usr/bin/env node
-// Runs every *.test.ts under src/ and test/ with node:test + tsx. Node 20 neither expands globs nor
-// discovers .ts test files, so the list is built here; an empty list is an error, never a silent pass.
-import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+// Runs the *.test.ts files under src/ and test/ with node:test, in one or more passes:
+//   sqlite    every test file, each test server on SQLite with software keys (the default pass);
+//   postgres  test/integration/**, each test server on a fresh PostgreSQL database (CONCLAVE_TEST_DB=postgres,
+//             see test/helpers/server.ts; the server is CONCLAVE_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
+//   hsm       the vault suites (test/integration/{vault,hsm,e2e}) with every test server keeping its keys in a
+//             SoftHSM2 token (CONCLAVE_TEST_HSM=softhsm, see test/helpers/softhsm.ts); without SoftHSM the
+//             pass is skipped with a message, except under CI=true, where it fails.
+//
+//   node scripts/run-tests.mjs [--pass=sqlite,postgres,hsm] [--concurrency=N] [<path-substring> ...]
+//
+// The substrings filter the files of every pass (a pass keeps its own default set when none is given). Node 20
+// neither expands globs nor discovers .ts test files, so the list is built here; an empty list is an error,
+// never a silent pass.
+//
+// Speed (README, Development): the TypeScript is transpiled once per run with esbuild (what tsx does in every
+// test process, and in its loader thread for every module) into .tmp/tests-<random>/ (same tree, removed
+// afterwards), and the test processes run that JavaScript with source maps, so stack traces name the .ts
+// lines. The passes run at the same time, each its own node --test (test processes per pass: PASSES below,
+// or --concurrency / TEST_CONCURRENCY for each; a pass alone: the core count, at least 2), each starting its
+// longest files first (durations of the last run in .tmp/test-times-<pass>.json). Every test process of the
+// run shares CONCLAVE_TEST_SHARED_DIR (see test/helpers/server.ts).
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { build } from 'esbuild';
 
-function walk(dir, out) {
+const root = resolve(import.meta.dirname, '..');
+process.chdir(root);
+
+// concurrency: test processes of the pass at once when it runs beside the others (a pass run alone uses
+// --concurrency). The PostgreSQL pass mostly waits on the server (CREATE DATABASE, fsync), the sqlite pass
+// is the most CPU; both take two, the short HSM pass one.
+const PASSES = {
+  sqlite: { env: {}, files: ['src/', 'test/'], concurrency: 2 },
+  postgres: { env: { CONCLAVE_TEST_DB: 'postgres' }, files: ['test/integration/'], concurrency: 2 },
+  hsm: { env: { CONCLAVE_TEST_HSM: 'softhsm' }, files: ['test/integration/vault/', 'test/integration/hsm/', 'test/integration/e2e/'], concurrency: 1 },
+};
+
+let passes = ['sqlite'];
+let concurrency = process.env.TEST_CONCURRENCY;
+const filters = [];
+for (const a of process.argv.slice(2)) {
+  if (a.startsWith('--pass=')) passes = a.slice('--pass='.length).split(',');
+  else if (a.startsWith('--concurrency=')) concurrency = a.slice('--concurrency='.length);
+  else if (a.startsWith('--')) {
+    console.error(`run-tests: unknown option ${a}`);
+    process.exit(2);
+  } else filters.push(a);
+}
+for (const p of passes) {
+  if (!(p in PASSES)) {
+    console.error(`run-tests: unknown pass ${p} (sqlite, postgres, hsm)`);
+    process.exit(2);
+  }
+}
+
+
+function walk(dir, out, pred) {
   for (const name of readdirSync(dir)) {
     if (name === 'node_modules' || name.startsWith('.')) continue;
     const p = join(dir, name);
-    if (statSync(p).isDirectory()) walk(p, out);
-    else if (name.endsWith('.test.ts')) out.push(p);
+    if (statSync(p).isDirectory()) walk(p, out, pred);
+    else if (pred(name)) out.push(p);
   }
   return out;
 }
 
-const filter = process.argv.slice(2);
-let files = ['src', 'test'].flatMap((d) => walk(d, [])).sort();
-if (filter.length > 0) files = files.filter((f) => filter.some((x) => f.includes(x)));
-if (files.length === 0) {
+function softHsmMissing() {
+  const module = process.env.CONCLAVE_TEST_PKCS11_MODULE ?? '/usr/lib/softhsm/libsofthsm2.so';
+  if (!existsSync(module)) return `PKCS#11 module ${module} is not installed`;
+  const util = spawnSync('softhsm2-util', ['--version'], { encoding: 'utf8' });
+  return util.error || util.status !== 0 ? 'softhsm2-util is not on PATH' : undefined;
+}
+
+const testFiles = ['src', 'test'].flatMap((d) => walk(d, [], (n) => n.endsWith('.test.ts'))).sort();
+/** [pass, source file] */
+const jobs = [];
+for (const pass of passes) {
+  if (pass === 'hsm') {
+    const missing = softHsmMissing();
+    if (missing) {
+      if (process.env.CI === 'true') {
+        console.error(`run-tests: hsm pass: ${missing} (CI=true: failing; install softhsm2)`);
+        process.exit(1);
+      }
+      console.warn(`run-tests: hsm pass skipped, ${missing} (apt-get install softhsm2)`);
+      continue;
+    }
+  }
+  const mine = testFiles.filter((f) => PASSES[pass].files.some((x) => f.startsWith(x)));
+  const chosen = filters.length > 0 ? mine.filter((f) => filters.some((x) => f.includes(x))) : mine;
+  for (const f of chosen) jobs.push([pass, f]);
+}
+if (jobs.length === 0) {
+  if (passes.length === 1 && passes[0] === 'hsm' && process.env.CI !== 'true' && softHsmMissing()) process.exit(0);
   console.error('run-tests: no test files found');
   process.exit(1);
 }
-const concurrency = process.env.TEST_CONCURRENCY ?? '2';
-const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
-  stdio: 'inherit',
-  env: { ...process.env, CONCLAVE_LOG_LEVEL: process.env.CONCLAVE_LOG_LEVEL ?? 'silent' },
+
+// Transpile every .ts/.tsx of src/, test/ and scripts/ (a test may import any of them) once.
+mkdirSync('.tmp', { recursive: true });
+const out = mkdtempSync('.tmp/tests-');
+const cleanup = () => rmSync(out, { recursive: true, force: true });
+const sources = ['src', 'test', 'scripts'].flatMap((d) => walk(d, [], (n) => /\.tsx?$/.test(n) && !n.endsWith('.d.ts')));
+try {
+  await build({ entryPoints: sources, outdir: out, outbase: '.', format: 'esm', platform: 'node', target: 'node20', sourcemap: 'inline', logLevel: 'warning' });
+} catch (e) {
+  cleanup();
+  console.error(`run-tests: transpiling failed: ${e.message}`);
+  process.exit(1);
+}
+
+// Longest first: the last run's durations (a file never seen runs first, as if it were the slowest).
+let times = {};
+const timesOf = (pass) => join('.tmp', `test-times-${pass}.json`);
+for (const pass of passes) {
+  try {
+    for (const [f, ms] of Object.entries(JSON.parse(readFileSync(timesOf(pass), 'utf8')))) times[`${pass} ${f}`] = ms;
+  } catch {}
+}
+const compiled = (f) => join(out, f.replace(/\.tsx?$/, '.js'));
+// Scratch space the test processes of this run share (test/helpers/server.ts keeps the simulated TEE's vendor
+// keys there, made once per run instead of once per test process).
+const shared = join(out, 'shared');
+mkdirSync(shared);
+
+// One node --test per pass, all at once (a pass that waits on sockets, child processes or PostgreSQL leaves
+// CPU to the others); the first pass reports live, the others into files printed when they are done.
+const started = Date.now();
+const chosenPasses = [...new Set(jobs.map(([p]) => p))];
+const share = (pass) => Number(concurrency ?? (chosenPasses.length === 1 ? Math.max(2, availableParallelism()) : PASSES[pass].concurrency));
+const children = [];
+const results = chosenPasses.map((pass, i) => {
+  const files = jobs.filter(([p]) => p === pass).map(([, f]) => f);
+  const took = (f) => times[`${pass} ${f}`] ?? Number.MAX_SAFE_INTEGER;
+  files.sort((a, b) => took(b) - took(a) || (a < b ? -1 : 1));
+  const log = i === 0 ? undefined : join(out, `${pass}.log`);
+  const args = [
+    '--enable-source-maps',
+    '--test',
+    `--test-concurrency=${share(pass)}`,
+    '--test-reporter=spec',
+    `--test-reporter-destination=${log ?? 'stdout'}`,
+    `--test-reporter=${join(import.meta.dirname, 'test-reporter.mjs')}`,
+    `--test-reporter-destination=${log ? `${log}.summary` : 'stderr'}`,
+    ...files.map(compiled),
+  ];
+  const env = {
+    ...process.env,
+    ...PASSES[pass].env,
+    CONCLAVE_LOG_LEVEL: process.env.CONCLAVE_LOG_LEVEL ?? 'silent',
+    CONCLAVE_TEST_PASS: pass,
+    CONCLAVE_TEST_TIMES: timesOf(pass),
+    CONCLAVE_TEST_SHARED_DIR: shared,
+  };
+  const child = spawn(process.execPath, args, { stdio: 'inherit', env });
+  children.push(child);
+  return new Promise((done) =>
+    child.on('exit', (code, signal) => {
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      done({ pass, files: files.length, code: code ?? 1, signal, log, seconds, concurrency: share(pass) });
+    }),
+  );
 });
-process.exit(r.status ?? 1);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => children.forEach((c) => c.kill(sig)));
+const done = await Promise.all(results);
+for (const r of done) {
+  if (r.log) {
+    console.log(`\n── ${r.pass} pass ──`);
+    for (const f of [r.log, `${r.log}.summary`]) {
+      try {
+        process.stdout.write(readFileSync(f, 'utf8'));
+      } catch {}
+    }
+  }
+}
+cleanup();
+for (const r of done) console.error(`run-tests: ${r.pass} pass: ${r.files} files, concurrency ${r.concurrency}, ${r.code === 0 ? 'passed' : `FAILED (${r.signal ?? `exit ${r.code}`})`}, done after ${r.seconds} s`);
+process.exit(done.every((r) => r.code === 0) ? 0 : 1);

@@ -6,12 +6,11 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { join, } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { ROOT as root } from './helpers/root.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const read = (p: string) => readFileSync(join(root, p), 'utf8');
 const config = read('src/config/config.ts');
 const knownVariable = (name: string) => config.includes(`'${name}'`);

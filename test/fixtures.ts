@@ -5,10 +5,8 @@
  * skips them with a message outside CI and fails them under CI=true.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const projectRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+import { join, resolve } from 'node:path';
+import { ROOT as projectRoot } from './helpers/root.js';
 
 export const FIXTURES_DIR = process.env.CONCLAVE_FIXTURES ?? resolve(projectRoot, 'test', 'vectors');
 

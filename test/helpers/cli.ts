@@ -1,8 +1,6 @@
 import { type ChildProcess, fork, spawn } from 'node:child_process';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+import { resolve } from 'node:path';
+import { ROOT as root } from './root.js';
 
 export interface CliRun {
   readonly code: number | null;

@@ -4,10 +4,10 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { ROOT } from './root.js';
 
-export const GOLDEN = join(dirname(fileURLToPath(import.meta.url)), '..', 'golden', 'azure-vtpm');
+export const GOLDEN = join(ROOT, 'test', 'golden', 'azure-vtpm');
 
 export function payload(token: string): Record<string, any> {
   return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));

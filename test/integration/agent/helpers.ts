@@ -1,10 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { ROOT as root, cliFromSourceArgs } from '../../helpers/root.js';
 import type { TestServer } from '../../helpers/server.js';
-
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 /** Creates an exportable key whose release policy trusts this server as attestation authority. */
 export async function createReleasableKey(server: TestServer, name: string, kty: 'RSA' | 'EC' | 'oct-HSM' = 'RSA'): Promise<Record<string, unknown>> {
@@ -35,8 +32,7 @@ export interface AgentProcess {
 
 /** Runs `conclave agent … --port 0 --output json` as a child process and waits for its startup line. */
 export function spawnAgent(args: string[]): Promise<AgentProcess> {
-  const script = `const { main } = await import(${JSON.stringify(`${root}/src/cli/main.ts`)}); process.exitCode = await main(process.argv.slice(1));`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', script, 'agent', '--port', '0', '--output', 'json', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...cliFromSourceArgs(), 'agent', '--port', '0', '--output', 'json', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   return new Promise((resolvePromise, reject) => {
@@ -88,8 +84,7 @@ export function agentCall(url: string, method: 'GET' | 'POST', path: string, bod
 
 /** Runs a one-shot `conclave …` command; resolves its exit code and output. */
 export function runCli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const script = `const { main } = await import(${JSON.stringify(`${root}/src/cli/main.ts`)}); process.exitCode = await main(process.argv.slice(1));`;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '--eval', script, ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...cliFromSourceArgs(), ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (c: Buffer) => {

@@ -13,6 +13,7 @@ import { startTestServer } from '../../helpers/server.js';
 import { sharedSoftHsm, skipWithoutSoftHsm } from '../../helpers/softhsm.js';
 import { adminJson, adminKeyClient, assignRole, type AuthorityStandIn, policyFor, startAuthority } from '../vault/harness.js';
 import { waitSequenced } from '../../helpers/log.js';
+import { cliFromSourceArgs } from '../../helpers/root.js';
 import { checkTreeHead, parseTreeHeadWire } from '../../../src/log/tree-head.js';
 
 const skip = skipWithoutSoftHsm();
@@ -106,7 +107,7 @@ describe('vault keys in a PKCS#11 token', { skip }, () => {
     const token = sharedSoftHsm();
     const r = spawnSync(
       process.execPath,
-      ['--import', 'tsx', '--input-type=module', '-e', "import { main } from './src/cli/main.ts'; process.exitCode = await main(process.argv.slice(1));", 'hsm', 'info', '--hsm', token.spec, '--output', 'json'],
+      [...cliFromSourceArgs(), 'hsm', 'info', '--hsm', token.spec, '--output', 'json'],
       { encoding: 'utf8', env: process.env, timeout: 60_000 },
     );
     assert.equal(r.status, 0, r.stderr);

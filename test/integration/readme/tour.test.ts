@@ -9,11 +9,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { ROOT as root } from '../../helpers/root.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 function tourLines(): string[] {
   const readme = readFileSync(join(root, 'README.md'), 'utf8');

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type HttpResponse, httpsClient } from '../../helpers/https.js';
+import { ROOT } from '../../helpers/root.js';
 
 /**
  * A `conclave serve` replica as a real child process (bin/conclave.js runs dist/, so the project must
@@ -19,8 +20,8 @@ export interface Replica {
   kill(): Promise<void>;
 }
 
-export const BIN = join(import.meta.dirname, '../../../bin/conclave.js');
-const DIST_MAIN = join(import.meta.dirname, '../../../dist/src/cli/main.js');
+export const BIN = join(ROOT, 'bin', 'conclave.js');
+const DIST_MAIN = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 
 /** `undefined` when the built CLI is present; under CI its absence is an error, not a skip. */
 export function builtCliMissing(): string | undefined {

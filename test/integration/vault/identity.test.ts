@@ -14,10 +14,11 @@ import { promisify } from 'node:util';
 import type { TestServer } from '../../helpers/server.js';
 import { assignRole, newClient } from './harness.js';
 import { startNamedVault } from './python-harness.js';
+import { ROOT } from '../../helpers/root.js';
 
 const run = promisify(execFile);
-const CLIENT = join(import.meta.dirname, 'clients', 'identity-client.mjs');
-const RESOLVER = join(import.meta.dirname, 'clients', 'localtest-resolver.mjs');
+const CLIENT = join(ROOT, 'test', 'integration', 'vault', 'clients', 'identity-client.mjs');
+const RESOLVER = join(ROOT, 'test', 'integration', 'vault', 'clients', 'localtest-resolver.mjs');
 
 let server: TestServer;
 let vaultUrl: string;

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { tempDir, type TestServer } from '../../helpers/server.js';
 import { startVault } from './harness.js';
+import { ROOT } from '../../helpers/root.js';
 
 export const PYTHON = '/usr/bin/python3';
 
@@ -74,7 +75,7 @@ export async function startControl(handlers: Record<string, (q: URLSearchParams)
 export async function runPython(script: string, env: Record<string, string>): Promise<any> {
   let out: { stdout: string; stderr: string };
   try {
-    out = await promisify(execFile)(PYTHON, [join(import.meta.dirname, 'clients', script)], {
+    out = await promisify(execFile)(PYTHON, [join(ROOT, 'test', 'integration', 'vault', 'clients', script)], {
       env: { PATH: '/usr/bin:/bin', HOME: tempDir('conclave-pyhome-'), ...env },
       timeout: 300_000,
       maxBuffer: 16 * 1024 * 1024,
