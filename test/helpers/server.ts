@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -25,12 +25,24 @@ export function tempDir(prefix = 'conclave-test-'): string {
 
 /**
  * The simulated TEE's vendor hierarchy (`<data-dir>/simulated`: fake Intel, AMD and NVIDIA roots) of the
- * first --simulate server of this test process, copied into the fresh data dirs of the next ones: making
- * it costs RSA and P-384 key generation, and no test depends on two data dirs having different fake roots.
+ * first --simulate server, copied into the fresh data dirs of the next ones: making it costs RSA and P-384
+ * key generation (about a fifth of the CPU time of the integration suites when every test process made its
+ * own), and no test depends on two data dirs having different fake roots. The first is kept for this test
+ * process and, when scripts/run-tests.mjs names a scratch folder for the run (CONCLAVE_TEST_SHARED_DIR),
+ * published there for every later test process of the run. Tests of the generation itself call
+ * loadOrCreateSimulatedTee on an empty folder, which this never touches.
  */
 let simulatedTemplate: string | undefined;
 
-function seedSimulatedTee(dataDir: string): void {
+function sharedTemplate(): string | undefined {
+  const shared = process.env.CONCLAVE_TEST_SHARED_DIR;
+  const published = shared ? join(shared, 'simulated') : undefined;
+  return published && existsSync(join(published, 'vendor.json')) && existsSync(join(published, 'gpus.json')) ? published : undefined;
+}
+
+/** Copies the simulated hierarchy into a data dir that has none (a no-op before the first one exists). */
+export function seedSimulatedTee(dataDir: string): void {
+  simulatedTemplate ??= sharedTemplate();
   const target = join(dataDir, 'simulated');
   if (simulatedTemplate && !existsSync(target)) cpSync(simulatedTemplate, target, { recursive: true });
 }
@@ -41,6 +53,17 @@ function keepSimulatedTee(dataDir: string): void {
   const copy = join(tempDir('conclave-test-sim-'), 'simulated');
   cpSync(source, copy, { recursive: true });
   simulatedTemplate = copy;
+  const shared = process.env.CONCLAVE_TEST_SHARED_DIR;
+  if (shared && !existsSync(join(shared, 'simulated'))) {
+    // Complete or absent: copied beside it, then renamed (a concurrent publisher's rename wins, this one is dropped).
+    const staging = join(shared, `simulated.${process.pid}.tmp`);
+    try {
+      cpSync(source, staging, { recursive: true });
+      renameSync(staging, join(shared, 'simulated'));
+    } catch {
+      rmSync(staging, { recursive: true, force: true });
+    }
+  }
 }
 
 /**
