@@ -23,6 +23,12 @@ interface Acknowledged {
   policies: number[];
 }
 
+/** Resolves once a write was acknowledged (polled every 10 ms; gives up after 60 s and lets the caller's assertion fail). */
+async function firstAck(acknowledged: () => boolean, stopped: () => boolean): Promise<void> {
+  const until = Date.now() + 60_000;
+  while (!acknowledged() && !stopped() && Date.now() < until) await new Promise((res) => setTimeout(res, 10));
+}
+
 /** Four writers hammer clients and policies until the replica dies; returns what was acknowledged. */
 async function burstUntilKilled(r: Replica, killAfterMs: number): Promise<Acknowledged> {
   const token = await r.adminToken();
@@ -47,6 +53,9 @@ async function burstUntilKilled(r: Replica, killAfterMs: number): Promise<Acknow
     }
   };
   const writers = [writer('client'), writer('policy'), writer('client'), writer('policy')];
+  // The kill comes killAfterMs into the burst, counted from its first acknowledged write (on a loaded
+  // machine the first write can take longer than the whole window; a kill before it proves nothing).
+  await firstAck(() => acked.clients.length + acked.policies.length > 0, () => dead);
   await new Promise((res) => setTimeout(res, killAfterMs));
   await r.kill();
   dead = true;
@@ -174,6 +183,7 @@ async function vaultBurstUntilKilled(r: Replica, killAfterMs: number): Promise<A
     }
   };
   const writers = [writer('create'), writer('rotate'), writer('recreate'), writer('rotate'), writer('read')];
+  await firstAck(() => acked.size > 0, () => dead);
   await new Promise((res) => setTimeout(res, killAfterMs));
   await r.kill();
   dead = true;
