@@ -5,12 +5,16 @@
 import { AKV_PAGED_QUERY, AKV_QUERY, JWK, OBJECT, akvErrors, conclaveErrors } from './common.js';
 import { S, route } from './schema.js';
 
+/** A key name as created or imported: 1–127 letters, digits and dashes. */
 const NAME = S.string({ pattern: '^[0-9A-Za-z-]{1,127}$', description: 'key name' });
+/** A key name looked up: any name (one that cannot exist is a 404, key.not_found, from the vault), bounded as the router bounds path parameters. */
+const LOOKUP_NAME = S.string({ maxLength: 127, description: 'key name' });
 // Bounded as the router bounds every path parameter (100); anything but 32 hex digits is an operation the
 // vault does not have (404, request.not_found), which the handler answers, not a malformed request.
-const VERSION = S.string({ maxLength: 100, description: 'key version: 32 hex digits' });
-export const KEY_PARAMS = S.object({ name: NAME });
-export const KEY_VERSION_PARAMS = S.object({ name: NAME, version: VERSION });
+const VERSION = S.string({ pattern: '^([0-9A-Fa-f]{32})?$', description: 'key version: 32 hex digits' });
+export const NEW_KEY_PARAMS = S.object({ name: NAME });
+export const KEY_PARAMS = S.object({ name: LOOKUP_NAME });
+export const KEY_VERSION_PARAMS = S.object({ name: LOOKUP_NAME, version: VERSION });
 
 const TAGS = S.record(S.string(), { description: 'tags (name → value)' });
 const ATTRIBUTES = S.object({
@@ -95,17 +99,17 @@ const ROLE_PARAMS = S.object({ key: S.optional(NAME), name: S.string({ maxLength
 const ROLE_SCOPE_PARAMS = S.object({ key: S.optional(NAME) });
 
 export const VAULT = {
-  createKey: route({ invalid: { body: 'key.invalid' }, params: KEY_PARAMS, query: AKV_QUERY, body: CREATE_KEY_BODY, responses: ok(KEY_BUNDLE) }),
-  importKey: route({ invalid: { body: 'key.invalid' }, params: KEY_PARAMS, query: AKV_QUERY, body: IMPORT_KEY_BODY, responses: ok(KEY_BUNDLE) }),
+  createKey: route({ invalid: { body: 'key.invalid' }, params: NEW_KEY_PARAMS, query: AKV_QUERY, body: CREATE_KEY_BODY, responses: ok(KEY_BUNDLE) }),
+  importKey: route({ invalid: { body: 'key.invalid' }, params: NEW_KEY_PARAMS, query: AKV_QUERY, body: IMPORT_KEY_BODY, responses: ok(KEY_BUNDLE) }),
   listKeys: route({ query: AKV_PAGED_QUERY, body: null, responses: ok(page(KEY_ITEM)) }),
   listVersions: route({ params: KEY_PARAMS, query: AKV_PAGED_QUERY, body: null, responses: ok(page(KEY_ITEM)) }),
   getRotationPolicy: route({ params: KEY_PARAMS, query: AKV_QUERY, body: null, responses: ok(ROTATION_POLICY) }),
   setRotationPolicy: route({ invalid: { body: 'key.invalid' }, params: KEY_PARAMS, query: AKV_QUERY, body: ROTATION_POLICY, responses: ok(ROTATION_POLICY) }),
   getKey: route({ params: KEY_PARAMS, query: AKV_QUERY, body: null, responses: ok(KEY_BUNDLE) }),
-  getKeyVersion: route({ params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: null, responses: ok(KEY_BUNDLE) }),
-  keyAttestation: route({ params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: null, responses: { ...akvErrors, 400: { description: 'always: key attestation is not offered (key.attestation_unavailable, docs/vault.md)', schema: akvErrors[400]!.schema! } } }),
+  getKeyVersion: route({ invalid: { params: 'request.not_found' }, params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: null, responses: ok(KEY_BUNDLE) }),
+  keyAttestation: route({ invalid: { params: 'request.not_found' }, params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: null, responses: { ...akvErrors, 400: { description: 'always: key attestation is not offered (key.attestation_unavailable, docs/vault.md)', schema: akvErrors[400]!.schema! } } }),
   updateKey: route({ invalid: { body: 'key.invalid' }, params: KEY_PARAMS, query: AKV_QUERY, body: UPDATE_KEY_BODY, responses: ok(KEY_BUNDLE) }),
-  updateKeyVersion: route({ invalid: { body: 'key.invalid' }, params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: UPDATE_KEY_BODY, responses: ok(KEY_BUNDLE) }),
+  updateKeyVersion: route({ invalid: { body: 'key.invalid', params: 'request.not_found' }, params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: UPDATE_KEY_BODY, responses: ok(KEY_BUNDLE) }),
   rotateKey: route({ params: KEY_PARAMS, query: AKV_QUERY, body: null, responses: ok(KEY_BUNDLE) }),
   deleteKey: route({ params: KEY_PARAMS, query: AKV_QUERY, body: null, responses: ok(DELETED_KEY_BUNDLE) }),
   listDeleted: route({ query: AKV_PAGED_QUERY, body: null, responses: ok(page(KEY_ITEM)) }),
@@ -114,12 +118,12 @@ export const VAULT = {
   purgeDeleted: route({ params: KEY_PARAMS, query: AKV_QUERY, body: null, responses: { 204: { description: 'purged' }, ...akvErrors } }),
   backupKey: route({ params: KEY_PARAMS, query: AKV_QUERY, body: null, responses: ok(BACKUP) }),
   restoreKey: route({ query: AKV_QUERY, body: BACKUP, responses: ok(KEY_BUNDLE) }),
-  keyOperation: route({ params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: KEY_OPERATION_BODY, responses: ok(KEY_OPERATION_RESULT) }),
+  keyOperation: route({ invalid: { params: 'request.not_found' }, params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: KEY_OPERATION_BODY, responses: ok(KEY_OPERATION_RESULT) }),
   keyOperationLatest: route({ params: KEY_PARAMS, query: AKV_QUERY, body: KEY_OPERATION_BODY, responses: ok(KEY_OPERATION_RESULT) }),
-  verify: route({ params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: VERIFY_BODY, responses: ok(S.object({ value: S.boolean() })) }),
+  verify: route({ invalid: { params: 'request.not_found' }, params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: VERIFY_BODY, responses: ok(S.object({ value: S.boolean() })) }),
   verifyLatest: route({ params: KEY_PARAMS, query: AKV_QUERY, body: VERIFY_BODY, responses: ok(S.object({ value: S.boolean() })) }),
   release: route({ params: KEY_PARAMS, query: AKV_QUERY, body: RELEASE_BODY, responses: ok(RELEASE_RESULT, 'the released key, wrapped to the key in the token') }),
-  releaseVersion: route({ params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: RELEASE_BODY, responses: ok(RELEASE_RESULT, 'the released key, wrapped to the key in the token') }),
+  releaseVersion: route({ invalid: { params: 'request.not_found' }, params: KEY_VERSION_PARAMS, query: AKV_QUERY, body: RELEASE_BODY, responses: ok(RELEASE_RESULT, 'the released key, wrapped to the key in the token') }),
   random: route({ query: AKV_QUERY, body: S.object({ count: S.integer({ minimum: 1, maximum: 128 }) }), responses: ok(S.object({ value: S.string({ description: 'random bytes, base64url' }) })) }),
 
   listRoleAssignments: route({ invalid: 'role.invalid', params: ROLE_SCOPE_PARAMS, query: S.object({ 'api-version': S.optional(S.string()), $filter: S.optional(S.string({ maxLength: 512 })) }), body: null, responses: ok(page(ROLE_ASSIGNMENT)) }),

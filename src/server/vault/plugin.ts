@@ -140,7 +140,14 @@ export async function vaultPlugin(app: FastifyInstance, ctx: AppContext): Promis
     const { p, v } = await akv(req, reply);
     return service.get(p, v, req.params.name, version(req));
   });
-  app.get<RouteTypes<typeof VAULT.keyAttestation>>('/keys/:name/:version/attestation', akvRoute('Key attestation (not offered: see docs/vault.md)', VAULT.keyAttestation), async (req, reply) => {
+  // The api-version's feature is checked before the path's version segment, as the handler always did.
+  const keyAttestationRoute = akvRoute('Key attestation (not offered: see docs/vault.md)', VAULT.keyAttestation);
+  const attestationFeature = async (req: FastifyRequest, reply: FastifyReply) => {
+    const r = await akv(req, reply);
+    requireFeature(r.v, 'attestation', 'getKeyAttestation');
+    return r;
+  };
+  app.get<RouteTypes<typeof VAULT.keyAttestation>>('/keys/:name/:version/attestation', { ...keyAttestationRoute, config: { ...keyAttestationRoute.config, auth: attestationFeature } }, async (req, reply) => {
     const { v } = await akv(req, reply);
     requireFeature(v, 'attestation', 'getKeyAttestation');
     version(req);
