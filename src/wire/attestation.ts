@@ -23,7 +23,8 @@ export const ATTEST_BODY = S.object({
 export const TPM_BODY = S.object({ data: S.string({ description: 'base64url of the protocol message' }) });
 
 const JWS_BODY = S.string({ description: 'a JWS (compact serialisation; text/plain or application/json string)' });
-const TYPE = S.string({ maxLength: 64, description: 'SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest, Tpm' });
+// Path parameters are bounded by the router (100); an unknown type is the handler's 404, attestation.type_unknown.
+const TYPE = S.string({ maxLength: 100, description: 'SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest, Tpm' });
 
 export const ATTESTATION = {
   attest: route({
@@ -41,7 +42,7 @@ export const ATTESTATION = {
   }),
   getPolicy: route({ params: S.object({ type: TYPE }), query: MAA_QUERY, body: null, responses: { 200: { description: 'a token whose x-ms-policy claim is the policy JWS', schema: TOKEN_ANSWER }, ...maaErrors } }),
   setPolicy: route({ params: S.object({ type: TYPE }), query: MAA_QUERY, body: JWS_BODY, bodyType: 'text/plain', responses: { 200: { description: 'a token with x-ms-policy-result Updated', schema: TOKEN_ANSWER }, ...maaErrors } }),
-  resetPolicy: route({ bodyOptional: true, params: S.object({ typeAction: S.string({ maxLength: 80, description: '{type}:reset' }) }), query: MAA_QUERY, body: JWS_BODY, bodyType: 'text/plain', responses: { 200: { description: 'a token with x-ms-policy-result Removed', schema: TOKEN_ANSWER }, ...maaErrors } }),
+  resetPolicy: route({ bodyOptional: true, params: S.object({ typeAction: S.string({ maxLength: 100, description: '{type}:reset' }) }), query: MAA_QUERY, body: JWS_BODY, bodyType: 'text/plain', responses: { 200: { description: 'a token with x-ms-policy-result Removed', schema: TOKEN_ANSWER }, ...maaErrors } }),
   listCertificates: route({ query: MAA_QUERY, body: null, responses: { 200: { description: 'a token whose x-ms-policy-certificates claim lists them', schema: TOKEN_ANSWER }, ...maaErrors } }),
   modifyCertificates: route({ query: MAA_QUERY, body: JWS_BODY, bodyType: 'text/plain', responses: { 200: { description: 'a token with x-ms-certificate-thumbprint and x-ms-policycertificates-result', schema: TOKEN_ANSWER }, ...maaErrors } }),
 };

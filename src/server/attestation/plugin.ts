@@ -46,11 +46,32 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     checkApiVersion(request);
     return requireAdmin(request);
   };
+  /** A policy route's type (404 attestation.type_unknown), checked in the handler's order: before the body. */
+  const policyType = (request: FastifyRequest) => canonicalType((request.params as { type: string }).type, POLICY_TYPES);
+  /** `{type}:reset`: no such operation otherwise (404), then the type. */
+  const resetType = (request: FastifyRequest) => {
+    const raw = (request.params as { typeAction: string }).typeAction;
+    const m = /^(.+):reset$/i.exec(raw);
+    if (!m) throw fail('request.not_found', `no route for POST /policies/${raw}`);
+    return canonicalType(m[1]!, POLICY_TYPES);
+  };
+  const policyWriter = async (request: FastifyRequest) => {
+    await management(request);
+    policyType(request);
+  };
+  const policyResetter = async (request: FastifyRequest) => {
+    await management(request);
+    resetType(request);
+  };
   /** TPM attestation is for authenticated callers only (the SDKs' attestTpm needs credentials); the rest is public. */
   const tpmCaller = authOnce(async (request: FastifyRequest) => ctx.auth.authenticate(request.headers.authorization, Math.floor(ctx.now().getTime() / 1000)));
   const attestCaller = async (request: FastifyRequest) => {
     checkApiVersion(request);
-    if ((request.params as { type: string }).type.toLowerCase() === 'tpm') await tpmCaller(request);
+    const raw = (request.params as { type: string }).type;
+    const lower = raw.toLowerCase();
+    if (lower === 'tpm') await tpmCaller(request);
+    // An unknown type is a 404 (attestation.type_unknown) whatever the body, as the handler answers it.
+    else if (lower !== 'azureguest') canonicalType(raw, ATTEST_TYPES);
   };
   /** Reading policy: the administrator or the Attestation Reader role. */
   const policyReader = authOnce(async (request: FastifyRequest) => {
@@ -65,7 +86,9 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   });
   const reader = async (request: FastifyRequest) => {
     checkApiVersion(request);
-    return policyReader(request);
+    const principal = await policyReader(request);
+    policyType(request);
+    return principal;
   };
   const bodyText = (request: FastifyRequest): string => {
     const b = request.body;
@@ -108,7 +131,7 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
     return resultToken(claims);
   });
 
-  app.put<RouteTypes<typeof ATTESTATION.setPolicy>>('/policies/:type', { ...maa(ATTESTATION.setPolicy, management), schema: { summary: 'Set the attestation policy of a type (JWS body)', tags: ['attestation'] } }, async (request) => {
+  app.put<RouteTypes<typeof ATTESTATION.setPolicy>>('/policies/:type', { ...maa(ATTESTATION.setPolicy, policyWriter), schema: { summary: 'Set the attestation policy of a type (JWS body)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     await requireAdmin(request);
     const type = canonicalType(request.params.type, POLICY_TYPES) as PolicyAttestationType;
@@ -120,13 +143,10 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
   });
 
   // `POST /policies/{type}:reset` — the colon is part of the last path segment.
-  app.post<RouteTypes<typeof ATTESTATION.resetPolicy>>('/policies/:typeAction', { ...maa(ATTESTATION.resetPolicy, management), schema: { summary: 'Reset a policy to the default (POST /policies/{type}:reset)', tags: ['attestation'] } }, async (request) => {
+  app.post<RouteTypes<typeof ATTESTATION.resetPolicy>>('/policies/:typeAction', { ...maa(ATTESTATION.resetPolicy, policyResetter), schema: { summary: 'Reset a policy to the default (POST /policies/{type}:reset)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     await requireAdmin(request);
-    const raw = request.params.typeAction;
-    const m = /^(.+):reset$/i.exec(raw);
-    if (!m) throw fail('request.not_found', `no route for POST /policies/${raw}`);
-    const type = canonicalType(m[1]!, POLICY_TYPES);
+    const type = resetType(request);
     await service.resetPolicy(type, bodyText(request) || 'eyJhbGciOiJub25lIn0..', ctx.config.isolated);
     return resultToken({ 'x-ms-policy-result': 'Removed' });
   });
