@@ -21,6 +21,12 @@ function tenantOf(raw: string): string {
   return raw;
 }
 
+/** The tenant token endpoint checks, before the form's members: a tenant it serves (404), then the form encoding. */
+function tenantForm(request: FastifyRequest): Promise<void> {
+  tenantOf((request.params as { tenant: string }).tenant);
+  return formEncoded(request);
+}
+
 export function registerIdentityRoutes(app: FastifyInstance, ctx: AppContext): void {
   const route = (summary: string, wire: WireRoute) => ({ config: { family: 'conclave' as const, wire }, schema: { summary, tags: ['identity'] } });
 
@@ -68,7 +74,7 @@ export function registerIdentityRoutes(app: FastifyInstance, ctx: AppContext): v
       metadata: [{ preferred_network: host, preferred_cache: host, aliases: [host] }],
     };
   });
-  app.post<{ Params: { tenant: string } }>('/:tenant/oauth2/v2.0/token', { config: { family: 'oauth' as const, wire: IDENTITY.tenantToken, auth: formEncoded }, schema: { summary: 'OAuth2 client-credentials token endpoint (MSAL)', tags: ['identity'] } }, async (req, reply) => {
+  app.post<{ Params: { tenant: string } }>('/:tenant/oauth2/v2.0/token', { config: { family: 'oauth' as const, wire: IDENTITY.tenantToken, auth: tenantForm }, schema: { summary: 'OAuth2 client-credentials token endpoint (MSAL)', tags: ['identity'] } }, async (req, reply) => {
     tenantOf(req.params.tenant);
     return tokenResponse(ctx, req, reply, { msal: true });
   });

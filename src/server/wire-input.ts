@@ -68,7 +68,8 @@ export function checkWire(route: WireRoute, request: FastifyRequest): void {
   let bad: string | undefined;
   if (c.params && (bad = c.params(request.params ?? {}, 'params'))) refuse(route, 'params', bad);
   if (c.query && (bad = c.query(request.query ?? {}, 'query'))) refuse(route, 'query', bad);
-  if (c.body && !(route.bodyOptional && request.body === undefined) && (bad = c.body(request.body, 'body'))) refuse(route, 'body', bad);
+  // An optional body may be absent, or JSON `null`.
+  if (c.body && !(route.bodyOptional && (request.body === undefined || request.body === null)) && (bad = c.body(request.body, 'body'))) refuse(route, 'body', bad);
 }
 
 /** A route's input as its wire schema types it, checked (what the edge hook does, for callers outside a route). */

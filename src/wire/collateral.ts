@@ -17,7 +17,7 @@ const PCESVN = hex('1,4', 'PCE SVN, hex');
 const anyCase = (words: readonly string[], description: string) =>
   S.string({ pattern: `^(${words.map((w) => [...w].map((c) => (/[a-z]/i.test(c) ? `[${c.toLowerCase()}${c.toUpperCase()}]` : c)).join('')).join('|')})$`, description: `${words.join(', ')} (any case): ${description}` });
 const UPDATE = S.optional(anyCase(['standard', 'early'], 'TCB update channel'));
-const ENCODING = S.optional(anyCase(['der', 'pem'], 'CRL encoding (hex of the DER when absent)'));
+const ENCODING = S.optional(S.string({ description: 'der or pem (any case); anything else or absent: hex of the DER, as PCCS' }));
 const pcs = (description: string, type = 'application/json', schema?: Schema) => ({ 200: { description, type, ...(schema ? { schema } : {}) }, ...pcsErrors });
 const admin = (schema: Schema = OBJECT, description = 'OK') => ({ 200: { description, schema }, ...conclaveErrors });
 
@@ -48,25 +48,25 @@ export const COLLATERAL = {
     body: S.object({ qe_id: S.string(), pce_id: S.string(), cpu_svn: S.optional(S.string()), pce_svn: S.optional(BODY_PCESVN), enc_ppid: S.optional(S.string()), platform_manifest: S.optional(S.string()) }),
     responses: pcs('registered', 'text/plain'),
   }),
-  listPlatforms: route({ query: S.object({ source: S.optional(S.string({ maxLength: 4096, description: 'reg, reg_na or a JSON list of FMSPCs' })) }), body: null, responses: pcs('platforms (platform-count header)', 'application/json', S.array(OBJECT)) }),
+  listPlatforms: route({ query: S.object({ source: S.optional(S.string({ description: 'reg, reg_na or a JSON list of FMSPCs' })) }), body: null, responses: pcs('platforms (platform-count header)', 'application/json', S.array(OBJECT)) }),
   platformCollateral: route({ body: S.object({ platforms: S.array(OBJECT), collaterals: OBJECT }), responses: pcs('stored', 'text/plain') }),
-  refresh: route({ query: S.object({ type: S.optional(S.enum(['certs'])), fmspc: S.optional(S.string({ maxLength: 4096 })) }), body: null, responses: pcs('refreshed', 'text/plain') }),
+  refresh: route({ query: S.object({ type: S.optional(S.enum(['certs'])), fmspc: S.optional(S.string({ description: 'a JSON list of FMSPCs (type=certs)' })) }), body: null, responses: pcs('refreshed', 'text/plain') }),
   getAppraisalPolicy: route({ query: S.object({ fmspc: FMSPC }), body: null, responses: pcs('the default appraisal policies, comma-separated', 'text/plain') }),
   putAppraisalPolicy: route({ body: S.object({ policy: S.string({ description: 'the appraisal policy JWT' }), is_default: S.optional(S.boolean()) }), responses: pcs('the policy id', 'text/plain') }),
 
   amdCertChain: route({ params: S.object({ product: PRODUCT }), body: null, responses: pcs('the ASK (or ASVK) then the ARK, PEM', 'application/x-pem-file') }),
   amdCrl: route({ params: S.object({ product: PRODUCT }), body: null, responses: pcs('the CRL of the product, DER', 'application/pkix-crl') }),
   vcek: route({ params: S.object({ product: PRODUCT }), query: S.object({ blSPL: SPL, teeSPL: SPL, snpSPL: SPL, ucodeSPL: SPL, fmcSPL: SPL }), body: null, responses: pcs('the VCEK of the chip (the path after the product is its hardware id) at that TCB, DER', 'application/pkix-cert') }),
-  thimAmd: route({ query: S.object({ product: S.optional(S.string({ maxLength: 32 })), chipId: S.optional(hex(128, 'chip id')), tcbm: S.optional(hex(16, 'reported TCB')) }), body: null, responses: pcs('VCEK, chain and TCB of the host', 'application/json', S.object({ vcekCert: S.string(), tcbm: S.string(), certificateChain: S.string() })) }),
+  thimAmd: route({ query: S.object({ product: S.optional(S.string({ description: 'Milan, Genoa, Turin' })), chipId: S.optional(hex(128, 'chip id')), tcbm: S.optional(hex(16, 'reported TCB')) }), body: null, responses: pcs('VCEK, chain and TCB of the host', 'application/json', S.object({ vcekCert: S.string(), tcbm: S.string(), certificateChain: S.string() })) }),
   rim: route({ params: S.object({ id: S.string({ maxLength: 256 }) }), body: null, responses: pcs('the RIM (NVIDIA RIM service answer)', 'application/json', S.object({ id: S.string(), rim: S.string({ description: 'base64 of the signed SWID XML' }) })) }),
   ocsp: route({ body: S.unknown({ description: 'a DER OCSP request (application/ocsp-request)' }), bodyType: 'application/ocsp-request', responses: pcs('the cached OCSP response', 'application/ocsp-response') }),
 
   status: route({ body: null, responses: admin(S.object({ items: S.array(OBJECT) }), 'cached items') }),
-  refreshNow: route({ query: S.object({ key: S.optional(S.string({ maxLength: 512 })) }), body: null, responses: admin() }),
+  refreshNow: route({ query: S.object({ key: S.optional(S.string({ description: 'one cached item (all when absent)' })) }), body: null, responses: admin() }),
   getBaseline: route({ body: null, responses: admin() }),
   setBaseline: route({ body: OBJECT, responses: admin() }),
   dryRunBaseline: route({ query: S.object({ days: S.optional(S.string({ pattern: '^[0-9]{1,4}$' })) }), body: OBJECT, responses: admin() }),
-  setAmdHost: route({ body: S.object({ product: S.string({ maxLength: 32 }), chipId: hex(128, 'chip id'), tcbm: hex(16, 'reported TCB') }), responses: admin(S.object({ product: S.string(), chipId: S.string(), tcbm: S.string() })) }),
+  setAmdHost: route({ body: S.object({ product: S.string({ description: 'Milan, Genoa, Turin (another is a 404)' }), chipId: hex(128, 'chip id'), tcbm: hex(16, 'reported TCB') }), responses: admin(S.object({ product: S.string(), chipId: S.string(), tcbm: S.string() })) }),
   exportBundle: route({ body: null, responses: admin(OBJECT, 'the offline bundle') }),
-  importBundle: route({ body: S.anyOf([OBJECT, S.string({ description: 'the bundle as JSON text' })], { description: 'the offline bundle (GET /admin/collateral/bundle), as JSON or its text' }), responses: admin(S.object({ imported: S.integer() })) }),
+  importBundle: route({ invalid: { body: 'collateral.bundle_invalid' }, body: S.anyOf([OBJECT, S.string({ description: 'the bundle as JSON text' })], { description: 'the offline bundle (GET /admin/collateral/bundle), as JSON or its text' }), responses: admin(S.object({ imported: S.integer() })) }),
 };

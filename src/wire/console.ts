@@ -14,10 +14,11 @@ export const CONSOLE = {
   session: route({ body: null, responses: { 200: { description: 'the session', schema: SESSION }, ...conclaveErrors } }),
   signOut: route({ body: null, responses: { 204: { description: 'signed out' } } }),
   oidcStart: route({ body: null, responses: { ...redirect, 404: { description: 'not configured', schema: conclaveErrors[400]!.schema } } }),
-  oidcCallback: route({ query: S.object({ code: S.optional(S.string({ maxLength: 4096 })), state: S.optional(S.string({ maxLength: 256 })), error: S.optional(S.string()) }), body: null, responses: redirect }),
+  oidcCallback: route({ query: S.object({ code: S.optional(S.string()), state: S.optional(S.string()), error: S.optional(S.string()) }), body: null, responses: redirect }),
   overview: route({ body: null, responses: { 200: { description: 'services, readiness, trust mode and activity', schema: S.object({ server: OBJECT, readiness: S.array(S.object({ name: S.string(), ok: S.boolean() })), attestations: OBJECT }) }, ...conclaveErrors } }),
   releasePolicyCheck: route({
-    body: S.object({ policy: S.optional(S.unknown({ description: 'a release policy (JSON or its text); absent: answered as invalid' })), token: S.optional(S.string({ description: 'an attestation token to dry-run against' })) }),
+    bodyOptional: true,
+    body: S.object({ policy: S.optional(S.unknown({ description: 'a release policy (JSON or its text); absent: answered as invalid' })), token: S.optional(S.unknown({ description: 'an attestation token (a JWT) to dry-run against; looked at only when the policy is valid' })) }),
     responses: { 200: { description: 'whether the policy is valid and, with a token, its decision', schema: S.object({ valid: S.boolean() }) }, ...conclaveErrors },
   }),
 };

@@ -22,6 +22,6 @@ export const IDENTITY = {
   tenantToken: route({ params: TENANT, body: TOKEN_FORM, bodyType: 'application/x-www-form-urlencoded', responses: tokens }),
   openIdConfiguration: route({ params: TENANT, body: null, responses: { 200: { description: 'OpenID provider metadata', schema: S.object({ issuer: S.string(), token_endpoint: S.string(), jwks_uri: S.string() }) } } }),
   keys: route({ params: TENANT, body: null, responses: { 200: { description: 'the access tokens signing keys', schema: JWKS } } }),
-  instanceDiscovery: route({ query: S.object({ 'api-version': S.optional(S.string()), authorization_endpoint: S.optional(S.string({ maxLength: 2048 })) }), body: null, responses: { 200: { description: 'MSAL instance metadata', schema: OBJECT } } }),
+  instanceDiscovery: route({ query: S.object({ 'api-version': S.optional(S.string()), authorization_endpoint: S.optional(S.string({ description: 'ignored (MSAL sends it)' })) }), body: null, responses: { 200: { description: 'MSAL instance metadata', schema: OBJECT } } }),
   metrics: route({ body: null, responses: { 200: { description: 'Prometheus text exposition', type: 'text/plain' }, ...conclaveErrors } }),
 };

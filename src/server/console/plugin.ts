@@ -254,7 +254,8 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
 
   app.post<RouteTypes<typeof CONSOLE.releasePolicyCheck>>('/console/api/release-policy/check', route('Validate a release policy and dry-run it against a token (conclave policy check)', CONSOLE.releasePolicyCheck, caller), async (request) => {
     await caller(request);
-    const b = request.body;
+    // No body is a check of no policy (answered as invalid), as before the edge check.
+    const b: Partial<typeof request.body> = request.body ?? {};
     let doc = b.policy;
     if (typeof doc === 'string') {
       try {
@@ -272,6 +273,7 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     }
     const canonical = canonicalReleasePolicy(policy);
     if (b.token === undefined || b.token === null || b.token === '') return { valid: true, canonical };
+    if (typeof b.token !== 'string') throw fail('request.invalid', 'token must be a JWT (compact JWS)', { field: 'token' });
     let claims: Record<string, unknown>;
     try {
       claims = decodeJws(b.token.trim()).payload;

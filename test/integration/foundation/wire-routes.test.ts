@@ -75,6 +75,21 @@ describe('every route has a wire schema, checked at the edge', () => {
     const segment = await server.send('GET', `/keys/wire-edge/${'z'.repeat(70)}?api-version=7.4`, { headers: auth });
     assert.equal(segment.status, 404);
     assert.equal(segment.json().error.innererror.code, 'request.not_found');
+    // Name lookups: a name no key can have is not found (404), as before; creating one is a 400.
+    assert.equal((await server.send('GET', '/keys/not_a_name?api-version=7.4', { headers: auth })).status, 404);
+    assert.equal((await server.send('POST', '/keys/not_a_name/create?api-version=7.4', { headers: auth, body: { kty: 'RSA' } })).json().error.innererror.code, 'request.invalid');
+    // What a handler checked before the input still comes first: the api-version's features, the attestation type.
+    const attestation = await server.send('GET', `/keys/wire-edge/${'z'.repeat(8)}/attestation?api-version=7.4`, { headers: auth });
+    assert.equal(attestation.status, 400, 'api-version 7.4 has no key attestation, whatever the version segment');
+    const unknownType = await server.send('POST', '/attest/Nope?api-version=2022-08-01', { body: { quote: 5 } });
+    assert.equal(unknownType.status, 404);
+    assert.equal(unknownType.json().error.code, 'attestation.type_unknown');
+    const unknownPolicy = await server.send('PUT', '/policies/Nope?api-version=2022-08-01', { headers: auth });
+    assert.equal(unknownPolicy.json().error.code, 'attestation.type_unknown');
+    // An optional body may be JSON null.
+    const nullBody = await server.send('POST', '/console/api/release-policy/check', { headers: { ...auth, 'content-type': 'application/json' }, body: 'null' });
+    assert.equal(nullBody.status, 200);
+    assert.equal(nullBody.json().valid, false);
     const log = await server.send('GET', '/log/proof/consistency?from=x', { headers: auth });
     assert.equal(log.status, 400);
     assert.equal(log.json().error.code, 'log.range_invalid');
