@@ -224,5 +224,7 @@ export interface WireRoute<P extends Schema = Schema, Q extends Schema = Schema,
 /** Declares a route, keeping its schemas' types for {@link RouteTypes}. */
 export const route = <P extends Schema = Schema<Record<string, string>>, Q extends Schema = Schema<Record<string, string>>, B extends Schema = Schema>(r: WireRoute<P, Q, B>): WireRoute<P, Q, B> => r;
 
+/** Path parameters and query values are strings or absent, never null (only a JSON body can say null). */
+type Present<T> = { [K in keyof T]: Exclude<T[K], null> };
 /** The handler types of a route (fastify's RouteGenericInterface shape). */
-export type RouteTypes<R> = R extends WireRoute<infer P, infer Q, infer B> ? { Params: Static<P>; Querystring: Static<Q>; Body: Static<B> } : never;
+export type RouteTypes<R> = R extends WireRoute<infer P, infer Q, infer B> ? { Params: Present<Static<P>>; Querystring: Present<Static<Q>>; Body: Static<B> } : never;

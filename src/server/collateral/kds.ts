@@ -11,6 +11,7 @@ import { AMD_PRODUCTS, type AmdProduct } from '../../evidence/snp/roots.js';
 import { prepare } from './responses.js';
 import { type CollateralRoutes, PCS, type Query, requireMetadata } from './routes.js';
 import { COLLATERAL } from '../../wire/collateral.js';
+import type { RouteTypes } from '../../wire/schema.js';
 
 /** The AMD product a route names, spelled as KDS spells it (any case in the URL). */
 export function product(p: string): AmdProduct {
@@ -29,7 +30,7 @@ export function registerKdsRoutes(app: FastifyInstance, k: CollateralRoutes): vo
   };
 
   for (const key of ['vcek', 'vlek'] as const) {
-    app.get(`/${key}/v1/:product/cert_chain`, { config: { ...PCS, wire: COLLATERAL.amdCertChain }, schema: { summary: `AMD ${key.toUpperCase()} chain (ASK/ASVK then ARK)`, tags: ['AMD KDS'] } }, (request, reply) =>
+    app.get<RouteTypes<typeof COLLATERAL.amdCertChain>>(`/${key}/v1/:product/cert_chain`, { config: { ...PCS, wire: COLLATERAL.amdCertChain }, schema: { summary: `AMD ${key.toUpperCase()} chain (ASK/ASVK then ARK)`, tags: ['AMD KDS'] } }, (request, reply) =>
       serve(request, reply, async () => {
         const item = await lookup.certChain(product((request.params as { product: string }).product), key);
         return prepare(item, {}, Buffer.from(item.body), 'application/x-pem-file', now(), false);
@@ -38,7 +39,7 @@ export function registerKdsRoutes(app: FastifyInstance, k: CollateralRoutes): vo
   }
   // KDS publishes one CRL per key kind: the ARK revokes ASKs (VCEK) and ASVKs (VLEK).
   for (const key of ['vcek', 'vlek'] as const) {
-    app.get(`/${key}/v1/:product/crl`, { config: { ...PCS, wire: COLLATERAL.amdCrl }, schema: { summary: `AMD ${key.toUpperCase()} CRL of the product (DER)`, tags: ['AMD KDS'] } }, (request, reply) =>
+    app.get<RouteTypes<typeof COLLATERAL.amdCrl>>(`/${key}/v1/:product/crl`, { config: { ...PCS, wire: COLLATERAL.amdCrl }, schema: { summary: `AMD ${key.toUpperCase()} CRL of the product (DER)`, tags: ['AMD KDS'] } }, (request, reply) =>
       serve(request, reply, async () => {
         const item = await lookup.amdCrl(product((request.params as { product: string }).product), key);
         return prepare(item, {}, Buffer.from(item.body), 'application/pkix-crl', now(), failing(item));
@@ -46,21 +47,21 @@ export function registerKdsRoutes(app: FastifyInstance, k: CollateralRoutes): vo
     );
   }
   // A wildcard, not `:hwid`: a Milan/Genoa hwid is 128 characters, above the router's parameter limit.
-  app.get('/vcek/v1/:product/*', { config: { ...PCS, wire: COLLATERAL.vcek }, schema: { summary: 'AMD VCEK for a chip and TCB (DER)', tags: ['AMD KDS'] } }, (request, reply) =>
+  app.get<RouteTypes<typeof COLLATERAL.vcek>>('/vcek/v1/:product/*', { config: { ...PCS, wire: COLLATERAL.vcek }, schema: { summary: 'AMD VCEK for a chip and TCB (DER)', tags: ['AMD KDS'] } }, (request, reply) =>
     serve(request, reply, async () => {
       const { product: p, '*': hwid } = request.params as { product: string; '*': string };
       const prod = product(p);
-      const q = request.query as Query;
+      const q = request.query;
       const tcb: KdsTcb = { bootloader: spl(q, 'blSPL'), tee: spl(q, 'teeSPL'), snp: spl(q, 'snpSPL'), microcode: spl(q, 'ucodeSPL'), ...(prod === 'Turin' ? { fmc: spl(q, 'fmcSPL') } : {}) };
       const item = await lookup.vcek(prod, hwid, tcb);
       return prepare(item, {}, Buffer.from(item.body), 'application/pkix-cert', now(), false);
     }),
   );
 
-  app.get('/metadata/THIM/amd/certification', { config: { ...PCS, wire: COLLATERAL.thimAmd }, schema: { summary: 'THIM AMD certification (host identity or ?product&chipId&tcbm)', tags: ['THIM'] } }, (request, reply) => {
+  app.get<RouteTypes<typeof COLLATERAL.thimAmd>>('/metadata/THIM/amd/certification', { config: { ...PCS, wire: COLLATERAL.thimAmd }, schema: { summary: 'THIM AMD certification (host identity or ?product&chipId&tcbm)', tags: ['THIM'] } }, (request, reply) => {
     requireMetadata(request);
     return serve(request, reply, async () => {
-      const q = request.query as Query;
+      const q = request.query;
       const host = (await ops.amdHost()) ?? undefined;
       const id = q.chipId !== undefined ? { product: q.product ?? 'Milan', chipId: q.chipId, tcbm: q.tcbm ?? '' } : host;
       if (!id) throw fail('collateral.not_found', 'no AMD host identity is configured; pass product, chipId and tcbm');

@@ -20,8 +20,8 @@ import { createPccsAuth } from './pccs-auth.js';
 import { createRateLimiter } from '../rate-limit.js';
 import { type Prepared, encodeChain, prepare } from './responses.js';
 import { COLLATERAL } from '../../wire/collateral.js';
+import type { RouteTypes } from '../../wire/schema.js';
 
-type Query = Record<string, string | undefined>;
 const PCS = { family: 'pcs' as const };
 const OK = 'Operation successful.';
 
@@ -74,10 +74,10 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     };
 
     // QCNL `pccs_api_version` 3.1: the root CA CRL (and PCK CRLs) by distribution point, raw DER.
-    app.get(`${prefix}/crl`, { config: { ...PCS, wire: COLLATERAL.crlByUri }, schema: { summary: 'CRL named by its distribution point (?uri=)', tags } }, (request, reply) => {
+    app.get<RouteTypes<typeof COLLATERAL.crlByUri>>(`${prefix}/crl`, { config: { ...PCS, wire: COLLATERAL.crlByUri }, schema: { summary: 'CRL named by its distribution point (?uri=)', tags } }, (request, reply) => {
       guard(request);
       return d.serve(request, reply, async () => {
-        const uri = (request.query as Query).uri;
+        const uri = request.query.uri;
         if (uri === undefined || uri.length > 2048) throw fail('request.invalid', 'uri is missing or too long', { parameter: 'uri' });
         if (ROOT_CRL_URI.test(uri)) {
           const item = await d.cached('rootcacrl', 'sgx/rootcacrl', async () => svc.ingest('rootcacrl', 'sgx/rootcacrl', false, null, await svc.upstream.intelRootCaCrl()));
@@ -97,10 +97,10 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
 
     if (version === 'v4') {
       // PCS `fmspcs` (PCCSAdminTool fetch); answered from the upstream, else from the cached TCB infos.
-      app.get(`${prefix}/fmspcs`, { config: { ...PCS, wire: COLLATERAL.fmspcs }, schema: { summary: 'FMSPCs known to PCS (?platform=all|client|E3|E5)', tags } }, (request, reply) => {
+      app.get<RouteTypes<typeof COLLATERAL.fmspcs>>(`${prefix}/fmspcs`, { config: { ...PCS, wire: COLLATERAL.fmspcs }, schema: { summary: 'FMSPCs known to PCS (?platform=all|client|E3|E5)', tags } }, (request, reply) => {
         guard(request);
         return d.serve(request, reply, async () => {
-          const platform = (request.query as Query).platform;
+          const platform = request.query.platform;
           if (platform !== undefined && !/^(all|client|E3|E5)$/i.test(platform)) throw fail('request.invalid', 'platform must be all, client, E3 or E5', { parameter: 'platform' });
           const scope = `sgx/v4/fmspcs/${platform?.toLowerCase() ?? 'none'}`;
           let item = svc.get(scope);
@@ -145,10 +145,10 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     }
 
     // PCKIDRetrievalTool registration: 200 as PCCS answers (the tool treats anything else as failure).
-    app.post(`${prefix}/platforms`, { config: { ...PCS, ...asUser, wire: COLLATERAL.registerPlatform }, bodyLimit: 1 << 20, schema: { summary: 'PCCS platform registration (PCKIDRetrievalTool; user-token)', tags } }, async (request, reply) => {
+    app.post<RouteTypes<typeof COLLATERAL.registerPlatform>>(`${prefix}/platforms`, { config: { ...PCS, ...asUser, wire: COLLATERAL.registerPlatform }, bodyLimit: 1 << 20, schema: { summary: 'PCCS platform registration (PCKIDRetrievalTool; user-token)', tags } }, async (request, reply) => {
       await authorize(request, 'user');
       registrations.take(request.ip, 'platform registrations');
-      const update = ((request.query as Query).update ?? 'standard').toLowerCase();
+      const update = (request.query.update ?? 'standard').toLowerCase();
       if (update !== 'standard' && update !== 'early' && update !== 'all') throw fail('request.invalid', 'update must be standard, early or all', { parameter: 'update' });
       const b = request.body as Record<string, unknown> | undefined;
       if (typeof b !== 'object' || b === null) throw fail('request.invalid', 'the body must be the PCCS registration JSON');
@@ -170,9 +170,9 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     });
 
     // PCCSAdminTool `get`: the registration queue (drained), or cached platforms by FMSPC.
-    app.get(`${prefix}/platforms`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.listPlatforms }, schema: { summary: 'PCCS registered or cached platforms (?source=reg|reg_na|[FMSPC,…]; admin-token)', tags } }, async (request, reply) => {
+    app.get<RouteTypes<typeof COLLATERAL.listPlatforms>>(`${prefix}/platforms`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.listPlatforms }, schema: { summary: 'PCCS registered or cached platforms (?source=reg|reg_na|[FMSPC,…]; admin-token)', tags } }, async (request, reply) => {
       await authorize(request, 'admin');
-      const source = (request.query as Query).source ?? 'reg';
+      const source = request.query.source ?? 'reg';
       let list: unknown[];
       if (source === 'reg' || source === 'reg_na') list = await platforms.takeQueued(source);
       else if (/^\[.*\]$/.test(source.trim())) list = await platforms.cachedPlatforms(fmspcList(source));
@@ -181,7 +181,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     });
 
     // PCCSAdminTool `put`: the collateral of an air-gapped cache, verified item by item, stored at once.
-    app.put(`${prefix}/platformcollateral`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.platformCollateral }, bodyLimit: 64 << 20, schema: { summary: 'PCCS collateral upload (PCCSAdminTool put; admin-token)', tags } }, async (request, reply) => {
+    app.put<RouteTypes<typeof COLLATERAL.platformCollateral>>(`${prefix}/platformcollateral`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.platformCollateral }, bodyLimit: 64 << 20, schema: { summary: 'PCCS collateral upload (PCCSAdminTool put; admin-token)', tags } }, async (request, reply) => {
       await authorize(request, 'admin');
       const { items, platforms: regs } = readPlatformCollateral(request.body, version, ctx.now(), (f) => platforms.selectionLevels(f));
       // The same guard as upstream answers and bundles: each item is what it is filed as, none older than the cache.
@@ -194,9 +194,9 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
     });
 
     // PCCSAdminTool `refresh`: verification collateral, or (type=certs) the PCK certificates of platforms.
-    const refresh = async (request: FastifyRequest, reply: FastifyReply) => {
+    const refresh = async (request: FastifyRequest<RouteTypes<typeof COLLATERAL.refresh>>, reply: FastifyReply) => {
       await authorize(request, 'admin');
-      const q = request.query as Query;
+      const q = request.query;
       if (q.type !== undefined && q.type !== 'certs') throw fail('request.invalid', 'type must be certs or absent', { parameter: 'type' });
       if (svc.mode === 'offline') throw fail('upstream.unavailable', 'an offline cache is refreshed by uploads (PUT platformcollateral), not from an upstream');
       const results = q.type === 'certs' ? await platforms.refreshCerts(fmspcList(q.fmspc)) : await svc.refreshDue(true);
@@ -205,18 +205,18 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
       if (failed.length > 0) throw fail('upstream.unavailable', `refresh failed for ${failed.length} item(s): ${failed.map((f) => f.key).join(', ')}`, { failed: failed.map((f) => f.key) });
       return text(reply, OK);
     };
-    app.get(`${prefix}/refresh`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
-    app.post(`${prefix}/refresh`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
+    app.get<RouteTypes<typeof COLLATERAL.refresh>>(`${prefix}/refresh`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
+    app.post<RouteTypes<typeof COLLATERAL.refresh>>(`${prefix}/refresh`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
 
     // Appraisal policies (the appraisal flow of DCAP 1.21+): GET is QCNL's, PUT PCCSAdminTool's.
-    app.get(`${prefix}/appraisalpolicy`, { config: { ...PCS, wire: COLLATERAL.getAppraisalPolicy }, schema: { summary: 'Default appraisal policy of an FMSPC', tags } }, async (request, reply) => {
-      const fmspc = hexParam((request.query as Query).fmspc, /^[0-9a-fA-F]{12}$/, 'fmspc');
+    app.get<RouteTypes<typeof COLLATERAL.getAppraisalPolicy>>(`${prefix}/appraisalpolicy`, { config: { ...PCS, wire: COLLATERAL.getAppraisalPolicy }, schema: { summary: 'Default appraisal policy of an FMSPC', tags } }, async (request, reply) => {
+      const fmspc = hexParam(request.query.fmspc, /^[0-9a-fA-F]{12}$/, 'fmspc');
       const policies = (await svc.store.getSetting<{ id: string; policy: string; isDefault: boolean }[]>(`appraisalpolicy:${fmspc}`)) ?? [];
       const defaults = policies.filter((p) => p.isDefault);
       if (defaults.length === 0) throw fail('collateral.not_found', `no default appraisal policy for FMSPC ${fmspc}`, { fmspc });
       return reply.code(200).type('text/plain; charset=utf-8').send(defaults.map((p) => p.policy).join(','));
     });
-    app.put(`${prefix}/appraisalpolicy`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.putAppraisalPolicy }, schema: { summary: 'Store an appraisal policy for an FMSPC (admin-token)', tags } }, async (request, reply) => {
+    app.put<RouteTypes<typeof COLLATERAL.putAppraisalPolicy>>(`${prefix}/appraisalpolicy`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.putAppraisalPolicy }, schema: { summary: 'Store an appraisal policy for an FMSPC (admin-token)', tags } }, async (request, reply) => {
       await authorize(request, 'admin');
       const p = parseAppraisalPolicy(request.body);
       const id = appraisalPolicyId(p.policy);

@@ -12,6 +12,7 @@ import { fail } from '../../core/errors.js';
 import { crlBody, encodeChain, identityHeaders, prepare, tcbHeaders } from './responses.js';
 import { type CollateralRoutes, PCS, type Query, requireMetadata } from './routes.js';
 import { COLLATERAL } from '../../wire/collateral.js';
+import type { RouteTypes } from '../../wire/schema.js';
 
 export interface PcsMount {
   readonly prefix: string;
@@ -47,10 +48,10 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
       if (thim) requireMetadata(request);
     };
 
-    app.get(`${prefix}/tcb`, { config: { ...PCS, wire: COLLATERAL.tcbInfo }, schema: { summary: `${tee.toUpperCase()} TCB info (${version})`, tags } }, (request, reply) => {
+    app.get<RouteTypes<typeof COLLATERAL.tcbInfo>>(`${prefix}/tcb`, { config: { ...PCS, wire: COLLATERAL.tcbInfo }, schema: { summary: `${tee.toUpperCase()} TCB info (${version})`, tags } }, (request, reply) => {
       guard(request);
       return serve(request, reply, async () => {
-        const q = request.query as Query;
+        const q = request.query;
         const fmspc = hex(q.fmspc, 12, 'fmspc');
         const sel = selectorOf(q);
         const item = await lookup.tcbInfo(tee, version, fmspc, sel);
@@ -60,10 +61,10 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
 
     const enclaves = tee === 'tdx' ? (['qe'] as const) : version === 'v4' ? (['qe', 'qve', 'qae'] as const) : (['qe', 'qve'] as const);
     for (const enclave of enclaves) {
-      app.get(`${prefix}/${enclave}/identity`, { config: { ...PCS, wire: COLLATERAL.enclaveIdentity }, schema: { summary: `${enclave.toUpperCase()} identity (${tee}, ${version})`, tags } }, (request, reply) => {
+      app.get<RouteTypes<typeof COLLATERAL.enclaveIdentity>>(`${prefix}/${enclave}/identity`, { config: { ...PCS, wire: COLLATERAL.enclaveIdentity }, schema: { summary: `${enclave.toUpperCase()} identity (${tee}, ${version})`, tags } }, (request, reply) => {
         guard(request);
         return serve(request, reply, async () => {
-          const sel = selectorOf(request.query as Query);
+          const sel = selectorOf(request.query);
           const item = await lookup.enclaveIdentity(tee, version, enclave, sel);
           return prepare(item, identityHeaders(item), Buffer.from(item.body), 'application/json', now(), failing(item));
         });
@@ -71,7 +72,7 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
     }
 
     if (version === 'v4') {
-      app.get(`${prefix}/tcbevaluationdatanumbers`, { config: { ...PCS, wire: COLLATERAL.tcbEvaluationDataNumbers }, schema: { summary: 'TCB evaluation data numbers', tags } }, (request, reply) => {
+      app.get<RouteTypes<typeof COLLATERAL.tcbEvaluationDataNumbers>>(`${prefix}/tcbevaluationdatanumbers`, { config: { ...PCS, wire: COLLATERAL.tcbEvaluationDataNumbers }, schema: { summary: 'TCB evaluation data numbers', tags } }, (request, reply) => {
         guard(request);
         return serve(request, reply, async () => {
           const item = await lookup.tcbEvaluationNumbers(tee);
@@ -82,10 +83,10 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
 
     if (tee !== 'sgx') continue;
 
-    app.get(`${prefix}/pckcrl`, { config: { ...PCS, wire: COLLATERAL.pckCrl }, schema: { summary: 'PCK CRL (processor|platform)', tags } }, (request, reply) => {
+    app.get<RouteTypes<typeof COLLATERAL.pckCrl>>(`${prefix}/pckcrl`, { config: { ...PCS, wire: COLLATERAL.pckCrl }, schema: { summary: 'PCK CRL (processor|platform)', tags } }, (request, reply) => {
       guard(request);
       return serve(request, reply, async () => {
-        const q = request.query as Query;
+        const q = request.query;
         const ca = q.ca?.toLowerCase();
         if (ca !== 'processor' && ca !== 'platform') throw fail('request.invalid', 'ca must be processor or platform', { parameter: 'ca' });
         const item = await lookup.pckCrl(ca);
@@ -94,20 +95,20 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
       });
     });
 
-    app.get(`${prefix}/rootcacrl`, { config: { ...PCS, wire: COLLATERAL.rootCaCrl }, schema: { summary: 'Intel SGX Root CA CRL (hex of DER, as PCCS)', tags } }, (request, reply) => {
+    app.get<RouteTypes<typeof COLLATERAL.rootCaCrl>>(`${prefix}/rootcacrl`, { config: { ...PCS, wire: COLLATERAL.rootCaCrl }, schema: { summary: 'Intel SGX Root CA CRL (hex of DER, as PCCS)', tags } }, (request, reply) => {
       guard(request);
       return serve(request, reply, async () => {
-        const q = request.query as Query;
+        const q = request.query;
         const item = await lookup.rootCaCrl();
         const { body } = crlBody(item.body, q.encoding);
         return prepare(item, {}, body, 'application/pkix-crl', now(), failing(item));
       });
     });
 
-    app.get(`${prefix}/pckcert`, { config: { ...PCS, wire: COLLATERAL.pckCert }, schema: { summary: 'PCK certificate for a platform TCB', tags } }, (request, reply) => {
+    app.get<RouteTypes<typeof COLLATERAL.pckCert>>(`${prefix}/pckcert`, { config: { ...PCS, wire: COLLATERAL.pckCert }, schema: { summary: 'PCK certificate for a platform TCB', tags } }, (request, reply) => {
       guard(request);
       return serve(request, reply, async () => {
-        const q = request.query as Query;
+        const q = request.query;
         const item = await platforms.pckCert({ version, platform: platformOf(q), cpusvn: hex(q.cpusvn, 32, 'cpusvn'), pcesvn: canonicalPcesvn(q.pcesvn ?? '') });
         const chain = encodeChain(item.meta.issuerChain ?? '');
         const fields = { 'SGX-TCBm': item.meta.tcbm ?? '', 'SGX-FMSPC': item.meta.fmspc ?? '', 'SGX-PCK-Certificate-CA-Type': item.meta.caType ?? '' };
@@ -120,10 +121,10 @@ export function registerPcsRoutes(app: FastifyInstance, k: CollateralRoutes): Pc
       });
     });
 
-    app.get(`${prefix}/pckcerts`, { config: { ...PCS, wire: COLLATERAL.pckCerts }, schema: { summary: 'All PCK certificates of a platform', tags } }, (request, reply) => {
+    app.get<RouteTypes<typeof COLLATERAL.pckCerts>>(`${prefix}/pckcerts`, { config: { ...PCS, wire: COLLATERAL.pckCerts }, schema: { summary: 'All PCK certificates of a platform', tags } }, (request, reply) => {
       guard(request);
       return serve(request, reply, async () => {
-        const item = await platforms.pckCerts(version, platformOf(request.query as Query));
+        const item = await platforms.pckCerts(version, platformOf(request.query));
         return prepare(item, { 'SGX-PCK-Certificate-Issuer-Chain': encodeChain(item.meta.issuerChain ?? ''), 'SGX-FMSPC': item.meta.fmspc ?? '', 'SGX-PCK-Certificate-CA-Type': item.meta.caType ?? '' }, Buffer.from(item.body), 'application/json', now(), false);
       });
     });
