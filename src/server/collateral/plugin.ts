@@ -14,7 +14,10 @@ import { registerCollateralMetrics } from './metrics.js';
 import { registerNvidiaCollateralRoutes } from './nvidia.js';
 import { registerPcsRoutes } from './pcs.js';
 import { pccsRoutes } from './pccs.js';
-import { createCollateralRoutes } from './routes.js';
+import { createCollateralRoutes, isMetadata } from './routes.js';
+
+const PCS_PATH = /^\/(sgx|tdx|vcek|vlek|metadata\/THIM)\//i;
+const THIM_PATH = /^\/metadata\/THIM\//i;
 
 export { canonicalPcesvn, tcbFromTcbm };
 
@@ -24,9 +27,16 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext): P
   const now = () => ctx.now().getTime();
   const k = createCollateralRoutes({ svc, lookup, ops, platforms, now });
 
-  // PCS and PCCS put a Request-ID on every answer, errors included (PCCS middleware/addRequestId.js).
-  app.addHook('onRequest', async (request, reply) => {
-    if (/^\/(sgx|tdx|vcek|vlek|metadata\/THIM)\//i.test(request.url)) reply.header('Request-ID', pcsRequestId(request));
+  // Not async: the hot path costs no promise (a callback hook that answers does not call done).
+  app.addHook('onRequest', (request, reply, done) => {
+    const url = request.url;
+    // PCS and PCCS put a Request-ID on every answer, errors included (PCCS middleware/addRequestId.js).
+    if (PCS_PATH.test(url)) reply.header('Request-ID', pcsRequestId(request));
+    // A warm GET (the memo holds this URL's answer, made after the same URL passed its edge check and
+    // handler) is answered here, without the edge check and the handler again. THIM still needs its
+    // header; a route that authenticates is never memoized, and is not answered here either.
+    if (request.method === 'GET' && request.routeOptions.config?.auth === undefined && (!THIM_PATH.test(url) || isMetadata(request)) && k.replay(request, reply)) return;
+    done();
   });
 
   registerCollateralMetrics(ctx.metrics, svc, now);

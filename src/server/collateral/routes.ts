@@ -21,8 +21,18 @@ export interface CollateralRoutes {
   readonly ops: CollateralAdmin;
   readonly platforms: PlatformService;
   readonly now: () => number;
-  /** Answers a cacheable GET from the memo of prepared answers, building it on a miss. */
+  /**
+   * Answers a cacheable GET from the memo of prepared answers, building it on a miss. A URL's answer is
+   * memoized only once its request passed the route's edge check and handler, and later GETs of the same
+   * URL are replayed before routing goes further ({@link replay}, in the onRequest hook): a route that
+   * serves must check nothing but its wire schema and THIM's `Metadata: true` (no authentication).
+   */
   serve(request: FastifyRequest, reply: FastifyReply, build: () => Promise<Prepared>): Promise<FastifyReply>;
+  /**
+   * Sends the memo's answer for this request's URL if it holds a current one (what serve() would send
+   * without building), and says whether it did.
+   */
+  replay(request: FastifyRequest, reply: FastifyReply): boolean;
   cached: CollateralLookup['cached'];
   failing(item: CollateralItem): boolean;
   /** Forgets every prepared answer (after an operator changed what the cache serves). */
@@ -33,23 +43,39 @@ export interface CollateralRoutes {
  * The hot path: one map lookup per cached GET; the store and JSON are touched only on a miss. The memo
  * empties when the cache changes (another replica's write, a refresh, a new baseline).
  */
-export function createCollateralRoutes(d: Omit<CollateralRoutes, 'serve' | 'cached' | 'failing' | 'clearMemo'>): CollateralRoutes {
+export function createCollateralRoutes(d: Omit<CollateralRoutes, 'serve' | 'replay' | 'cached' | 'failing' | 'clearMemo'>): CollateralRoutes {
   const { svc, lookup, now } = d;
   const memo = new Map<string, Prepared & { builtAt: number }>();
   svc.onChange(() => memo.clear());
+  /** The memo's answer for this URL at time `t`, if it holds one that need not be rebuilt. */
+  const current = (url: string, t: number): (Prepared & { builtAt: number }) | undefined => {
+    const p = memo.get(url);
+    return !p || (p.staleAt !== null && !p.stale && t > p.staleAt) || t - p.builtAt > MEMO_MAX_AGE_MS ? undefined : p;
+  };
+  const send = (p: Prepared, reply: FastifyReply, t: number): FastifyReply => {
+    if (p.item && p.staleAt !== null && t > p.staleAt) svc.refreshSoon(p.item);
+    reply.code(p.status).headers(p.headers);
+    return reply.send(p.body);
+  };
   return {
     ...d,
     async serve(request, reply, build) {
-      let p = memo.get(request.url);
       const t = now();
-      if (!p || (p.staleAt !== null && !p.stale && t > p.staleAt) || t - p.builtAt > MEMO_MAX_AGE_MS) {
+      let p = current(request.url, t);
+      if (!p) {
         p = { ...(await lookup.asClient(request.ip, build)), builtAt: t };
         if (memo.size >= MEMO_LIMIT) memo.clear();
         memo.set(request.url, p);
       }
-      if (p.item && p.staleAt !== null && t > p.staleAt) svc.refreshSoon(p.item);
-      reply.code(p.status).headers(p.headers);
-      return reply.send(p.body);
+      return send(p, reply, t);
+    },
+    replay(request, reply) {
+      if (memo.size === 0) return false;
+      const t = now();
+      const p = current(request.url, t);
+      if (!p) return false;
+      send(p, reply, t);
+      return true;
     },
     cached: lookup.cached,
     failing: (item) => lookup.failing(item),
@@ -59,5 +85,9 @@ export function createCollateralRoutes(d: Omit<CollateralRoutes, 'serve' | 'cach
 
 /** THIM's host-local routes answer only requests that carry `Metadata: true`. */
 export function requireMetadata(request: FastifyRequest): void {
-  if (String(request.headers.metadata ?? '').toLowerCase() !== 'true') throw fail('request.invalid', 'THIM requires the header Metadata: true');
+  if (!isMetadata(request)) throw fail('request.invalid', 'THIM requires the header Metadata: true');
+}
+
+export function isMetadata(request: FastifyRequest): boolean {
+  return String(request.headers.metadata ?? '').toLowerCase() === 'true';
 }
