@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
+import { outcome } from '../../../test/helpers/verdict.js';
 import { type QuoteCollateral, collateralFromPcsResponses, parseQuoteCollateral } from './collateral.js';
 import { isConclaveError } from '../../core/errors.js';
 import { VerifierCache } from './cache.js';
@@ -403,15 +404,6 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
   });
 });
 
-/** What a verification decided: the error code, or the result (for comparing two verifiers). */
-async function outcome(fn: () => unknown): Promise<{ code: string; message: string } | { result: unknown }> {
-  try {
-    return { result: await fn() };
-  } catch (e) {
-    assert.ok(isConclaveError(e), `threw a non-ConclaveError ${String(e)}`);
-    return { code: e.code, message: e.message };
-  }
-}
 
 describe('verifyQuoteAsync decides as verifyQuote (signatures on the threadpool)', () => {
   const at = new Date('2025-01-01T00:00:00Z');

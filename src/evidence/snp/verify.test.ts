@@ -4,6 +4,7 @@ import fc from 'fast-check';
 import { isConclaveError } from '../../core/errors.js';
 import { pemToDer } from '../../core/x509.js';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
+import { outcome } from '../../../test/helpers/verdict.js';
 import {
   SnpVerifierCache,
   type SnpVerificationResult,
@@ -444,15 +445,6 @@ describe('refused chains are remembered per anchors (#20)', () => {
   });
 });
 
-/** What a verification decided: the error code and message, or the result. */
-async function outcome(fn: () => unknown): Promise<{ code: string; message: string } | { result: unknown }> {
-  try {
-    return { result: await fn() };
-  } catch (e) {
-    assert.ok(isConclaveError(e), `threw a non-ConclaveError ${String(e)}`);
-    return { code: e.code, message: e.message };
-  }
-}
 
 describe('verifyMaaSevSnpEvidenceAsync decides as verifyMaaSevSnpEvidence (signature on the threadpool)', () => {
   const milan = createFakeSnpHierarchy({ product: 'Milan' });
