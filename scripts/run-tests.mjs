@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Runs the *.test.ts files under src/ and test/ with node:test, in one or more passes:
 //   sqlite    every test file, each test server on SQLite with software keys (the default pass);
-//   postgres  test/integration/**, each test server on a fresh PostgreSQL database (CONCLAVE_TEST_DB=postgres,
-//             see test/helpers/server.ts; the server is CONCLAVE_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
+//   postgres  test/integration/** but the suites PASSES.postgres.except names (each with why), each test server on
+//             a fresh PostgreSQL database (CONCLAVE_TEST_DB=postgres, see test/helpers/server.ts; the server is
+//             CONCLAVE_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
 //   hsm       the vault suites (test/integration/{vault,hsm,e2e}) with every test server keeping its keys in a
 //             SoftHSM2 token (CONCLAVE_TEST_HSM=softhsm, see test/helpers/softhsm.ts); without SoftHSM the
 //             pass is skipped with a message, except under CI=true, where it fails.
@@ -34,7 +35,32 @@ process.chdir(root);
 // is the most CPU; both take two, the short HSM pass one.
 const PASSES = {
   sqlite: { env: {}, files: ['src/', 'test/'], concurrency: 2 },
-  postgres: { env: { CONCLAVE_TEST_DB: 'postgres' }, files: ['test/integration/'], concurrency: 2 },
+  postgres: {
+    env: { CONCLAVE_TEST_DB: 'postgres' },
+    files: ['test/integration/'],
+    // Integration suites the PostgreSQL pass leaves to the sqlite pass, each with what PostgreSQL would add.
+    except: {
+      // Never on PostgreSQL even in this pass: their servers are `conclave serve` processes or SQLite stores of
+      // their own (CONCLAVE_TEST_DB reaches only test/helpers/server.ts), or they start no server at all; a
+      // second run would repeat the first exactly.
+      'test/integration/readme/tour.test.ts': 'the built binary, `serve --simulate` on SQLite',
+      'test/integration/package/pack.test.ts': 'the installed binary, `serve` on SQLite',
+      'test/integration/foundation/bin.test.ts': 'the binary, no store',
+      'test/integration/foundation/logging.test.ts': 'the logger, no store',
+      'test/integration/agent/hostile-callers.test.ts': 'the agent against a spy, no server',
+      'test/integration/attack/integrity-log.test.ts': 'its own SQLite store (a flipped bit in a SQLite row)',
+      'test/integration/collateral/nvidia-ocsp.test.ts': 'its own SQLite collateral store',
+      // The TEE side: what they test is the client (agent, SDK sources, vTPM device, the console's pages in
+      // Chromium); the server answers them as it answers the suites that stay here, which cover the same
+      // routes and their storage on PostgreSQL (vault/*, e2e/*, attestation/azure-vtpm*, console/session,
+      // console/bodies, console/oidc, log/*, cli/*).
+      'test/integration/console/browser.test.ts': 'pages in Chromium; sign-in codes, sessions, keys, audit on PostgreSQL: console/*, vault/*, log/*',
+      'test/integration/agent/agent.test.ts': 'the sidecar API; clients, roles and release on PostgreSQL: vault/access-control, vault/release, e2e/skr, cli/*',
+      'test/integration/agent/azure-guest.test.ts': 'the guest-side document builder; Azure guest attestation on PostgreSQL: attestation/azure-vtpm*',
+      'test/integration/agent/tpm2-tools-replay.test.ts': 'the tpm2-tools device; Azure guest attestation on PostgreSQL: attestation/azure-vtpm*',
+    },
+    concurrency: 2,
+  },
   hsm: { env: { CONCLAVE_TEST_HSM: 'softhsm' }, files: ['test/integration/vault/', 'test/integration/hsm/', 'test/integration/e2e/'], concurrency: 1 },
 };
 
@@ -75,6 +101,14 @@ function softHsmMissing() {
 }
 
 const testFiles = ['src', 'test'].flatMap((d) => walk(d, [], (n) => n.endsWith('.test.ts'))).sort();
+for (const [pass, { except = {} }] of Object.entries(PASSES)) {
+  for (const f of Object.keys(except)) {
+    if (!testFiles.includes(f)) {
+      console.error(`run-tests: PASSES.${pass}.except names ${f}, which is no test file`);
+      process.exit(2);
+    }
+  }
+}
 /** [pass, source file] */
 const jobs = [];
 for (const pass of passes) {
@@ -89,7 +123,7 @@ for (const pass of passes) {
       continue;
     }
   }
-  const mine = testFiles.filter((f) => PASSES[pass].files.some((x) => f.startsWith(x)));
+  const mine = testFiles.filter((f) => PASSES[pass].files.some((x) => f.startsWith(x)) && !(f in (PASSES[pass].except ?? {})));
   const chosen = filters.length > 0 ? mine.filter((f) => filters.some((x) => f.includes(x))) : mine;
   for (const f of chosen) jobs.push([pass, f]);
 }
