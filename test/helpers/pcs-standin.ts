@@ -144,6 +144,12 @@ function pckCertsAnswer(quote: readonly string[]): StandinResponse {
   return { status: 200, headers: { 'content-type': 'application/json', 'SGX-PCK-Certificate-Issuer-Chain': h['SGX-PCK-Certificate-Issuer-Chain']!, 'SGX-FMSPC': h['SGX-FMSPC']!, 'SGX-PCK-Certificate-CA-Type': h['SGX-PCK-Certificate-CA-Type']! }, body };
 }
 
+/** The PCE-ID (4 upper-case hex digits) of the PCK certificate in a quote. */
+function pceIdOf(quote: readonly string[]): string {
+  const [leaf] = pckChainOfQuote(readFixture(...quote));
+  return parsePckSgxExtension(parseCertificate(pemToDer(leaf!)[0]!)).pceId.toUpperCase();
+}
+
 /** Which platform a PCK request names: an all-zero or unknown PPID names none (PCS answers 404). */
 function platformOf(q: URLSearchParams, manifest?: string): (typeof STANDIN_PLATFORMS)[number] | 'default' | undefined {
   if (manifest !== undefined) return STANDIN_PLATFORMS.find((p) => p.manifest === manifest.toUpperCase());
@@ -259,6 +265,8 @@ function route(set: StandinSet, path: string, q: URLSearchParams, body?: string)
       const p = platformOf(q, manifest);
       if (p === undefined) return { status: 404 };
       const quote = p === 'default' ? ['intel', 'sgx-v3-phala', 'quote.bin'] : p.quote;
+      // PCS has certificates for the PCE ID it is asked about or none (404): never another PCE ID's.
+      if (q.get('pceid')!.toUpperCase() !== pceIdOf(quote)) return { status: 404, headers: { 'Error-Code': 'NotFound' } };
       return many ? pckCertsAnswer(quote) : pckCertAnswer([...quote]);
     }
     case '/sgx/certification/v4/fmspcs': {
