@@ -4,9 +4,9 @@
 //   postgres  test/integration/** but the suites PASSES.postgres.except names (each with why), each test server on
 //             a fresh PostgreSQL database (CONCLAVE_TEST_DB=postgres, see test/helpers/server.ts; the server is
 //             CONCLAVE_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
-//   hsm       the vault suites (test/integration/{vault,hsm,e2e}) with every test server keeping its keys in a
-//             SoftHSM2 token (CONCLAVE_TEST_HSM=softhsm, see test/helpers/softhsm.ts); without SoftHSM the
-//             pass is skipped with a message, except under CI=true, where it fails.
+//   hsm       the vault suites (test/integration/{vault,hsm,e2e} but PASSES.hsm.except) with every test server
+//             keeping its keys in a SoftHSM2 token (CONCLAVE_TEST_HSM=softhsm, see test/helpers/softhsm.ts);
+//             without SoftHSM the pass is skipped with a message, except under CI=true, where it fails.
 //
 //   node scripts/run-tests.mjs [--pass=sqlite,postgres,hsm] [--concurrency=N] [<path-substring> ...]
 //
@@ -50,6 +50,16 @@ const PASSES = {
       'test/integration/agent/hostile-callers.test.ts': 'the agent against a spy, no server',
       'test/integration/attack/integrity-log.test.ts': 'its own SQLite store (a flipped bit in a SQLite row)',
       'test/integration/collateral/nvidia-ocsp.test.ts': 'its own SQLite collateral store',
+      // Never on the pass's PostgreSQL either: they make their own PostgreSQL databases or clusters (and the
+      // SQLite cases beside them) with explicit --db, whatever the pass, so the sqlite pass runs them on
+      // PostgreSQL already (without a reachable server they skip there, and fail under CI=true).
+      'test/integration/scaleout/crash.test.ts': 'its own SQLite file and PostgreSQL database',
+      'test/integration/scaleout/log-failover.test.ts': 'its own PostgreSQL database',
+      'test/integration/scaleout/outage.test.ts': 'its own PostgreSQL cluster',
+      'test/integration/scaleout/replicas.test.ts': 'its own PostgreSQL database',
+      'test/integration/scaleout/stale-sequencer.test.ts': 'its own PostgreSQL database',
+      'test/integration/vault/maintenance-replicas.test.ts': 'its own PostgreSQL database',
+      'test/integration/attack/store-outage.test.ts': 'its own PostgreSQL cluster',
       // The TEE side: what they test is the client (agent, SDK sources, vTPM device, the console's pages in
       // Chromium); the server answers them as it answers the suites that stay here, which cover the same
       // routes and their storage on PostgreSQL (vault/*, e2e/*, attestation/azure-vtpm*, console/session,
@@ -61,7 +71,18 @@ const PASSES = {
     },
     concurrency: 2,
   },
-  hsm: { env: { CONCLAVE_TEST_HSM: 'softhsm' }, files: ['test/integration/vault/', 'test/integration/hsm/', 'test/integration/e2e/'], concurrency: 1 },
+  hsm: {
+    env: { CONCLAVE_TEST_HSM: 'softhsm' },
+    files: ['test/integration/vault/', 'test/integration/hsm/', 'test/integration/e2e/'],
+    // Never on the pass's SoftHSM token: their keys are where they say in every pass (CONCLAVE_TEST_HSM
+    // reaches only test servers started without an hsm flag), so the sqlite pass runs them identically.
+    except: {
+      'test/integration/hsm/hsm.test.ts': 'a SoftHSM token of its own and a software twin, both explicit',
+      'test/integration/hsm/release-signing.test.ts': 'a SoftHSM token of its own, explicit',
+      'test/integration/vault/maintenance-replicas.test.ts': 'the software key protector, explicit',
+    },
+    concurrency: 1,
+  },
 };
 
 let passes = ['sqlite'];
