@@ -3,6 +3,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { attestAndRelease, decodeToken, simSource } from '../../../src/sdk/index.js';
+import { conclave } from '../../helpers/cli.js';
 import { type TestServer, startTestServer, tempDir } from '../../helpers/server.js';
 import { type AgentProcess, agentCall, createReleasableKey, runCli, spawnAgent } from './helpers.js';
 
@@ -20,10 +21,10 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
     // The documented least-privilege set-up: a client of its own holding only the release role on the key.
     credentialFile = join(tempDir(), 'agent-client.json');
     const admin = ['--url', server.url, '--data-dir', server.dataDir, '--ca', server.caPath];
-    const created = await runCli(['client', 'create', 'skr-agent', '--out', credentialFile, ...admin, '--output', 'json']);
+    const created = await conclave(['client', 'create', 'skr-agent', '--out', credentialFile, ...admin, '--output', 'json']);
     assert.equal(created.code, 0, created.stderr);
     const { clientId } = JSON.parse(created.stdout) as { clientId: string };
-    const role = await runCli(['role', 'assign', '--principal', clientId, '--role', 'Key Vault Crypto Service Release User', '--scope', '/keys/skr-test', ...admin, '--output', 'json']);
+    const role = await conclave(['role', 'assign', '--principal', clientId, '--role', 'Key Vault Crypto Service Release User', '--scope', '/keys/skr-test', ...admin, '--output', 'json']);
     assert.equal(role.code, 0, role.stderr);
     agent = await spawnAgent([
       '--source',
@@ -54,17 +55,6 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
     assert.notEqual(c.clientId, server.admin.clientId);
   });
 
-  test('without a credential flag the agent does not take the data dir\'s admin.json', async () => {
-    const bare = await spawnAgent(['--source', 'sim', '--data-dir', server.dataDir, '--ca', server.caPath, '--release-trust', server.caPath, '--attestation-url', server.url, '--vault-url', server.url]);
-    try {
-      const r = await agentCall(bare.url, 'POST', '/key/release', { kid: 'skr-test' });
-      assert.equal(r.status, 403);
-      assert.match(r.json.error as string, /no access token/);
-    } finally {
-      await bare.stop();
-    }
-  });
-
   test('start-up refusals: a self-signed release signer without --ca, plain-http endpoints', async () => {
     const base = ['agent', '--port', '0', '--source', 'sim', '--data-dir', server.dataDir];
     const noCa = await runCli([...base, '--allow-self-signed-release-cert', '--attestation-url', server.url]);
@@ -75,14 +65,21 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
     assert.match(http.stderr, /https/);
   });
 
-  test('--auth-token-file: a fresh 0600 token per start, required on every request', async () => {
+  // One agent process for both (each agent start costs seconds of CPU): guarded by a token file, and given
+  // everything a release needs but a credential.
+  test("--auth-token-file: a fresh 0600 token per start, required on every request; without a credential flag the agent does not take the data dir's admin.json", async () => {
     const file = join(tempDir(), 'agent.token');
-    const guarded = await spawnAgent(['--source', 'sim', '--data-dir', server.dataDir, '--auth-token-file', file]);
+    const guarded = await spawnAgent(['--source', 'sim', '--data-dir', server.dataDir, '--ca', server.caPath, '--release-trust', server.caPath, '--attestation-url', server.url, '--vault-url', server.url, '--auth-token-file', file]);
     try {
       assert.equal(statSync(file).mode & 0o777, 0o600);
       const token = readFileSync(file, 'utf8').trim();
+      const authorization = `Bearer ${token}`;
       assert.equal((await agentCall(guarded.url, 'GET', '/status')).status, 401);
-      assert.equal((await agentCall(guarded.url, 'GET', '/status', undefined, { authorization: `Bearer ${token}` })).status, 200);
+      assert.equal((await agentCall(guarded.url, 'GET', '/status', undefined, { authorization })).status, 200);
+      assert.equal((await agentCall(guarded.url, 'POST', '/key/release', { kid: 'skr-test' })).status, 401);
+      const r = await agentCall(guarded.url, 'POST', '/key/release', { kid: 'skr-test' }, { authorization });
+      assert.equal(r.status, 403);
+      assert.match(r.json.error as string, /no access token/);
     } finally {
       await guarded.stop();
     }
@@ -158,17 +155,17 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
   });
 
   test('conclave attest --source sim, then token verify: 0 for the token, 1 when tampered', async () => {
-    const a = await runCli(['attest', '--url', server.url, '--source', 'sim', '--tee', 'snp', '--data-dir', server.dataDir, '--ca', server.caPath, '--output', 'json']);
+    const a = await conclave(['attest', '--url', server.url, '--source', 'sim', '--tee', 'snp', '--data-dir', server.dataDir, '--ca', server.caPath, '--output', 'json']);
     assert.equal(a.code, 0, a.stderr);
     const token = JSON.parse(a.stdout).token as string;
-    const ok = await runCli(['token', 'verify', token, '--issuer', server.url, '--ca', server.caPath, '--output', 'json']);
+    const ok = await conclave(['token', 'verify', token, '--issuer', server.url, '--ca', server.caPath, '--output', 'json']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(JSON.parse(ok.stdout).valid, true);
     const [h, p, sig] = token.split('.');
     const claims = JSON.parse(Buffer.from(p!, 'base64url').toString('utf8'));
     claims['x-ms-attestation-type'] = 'sgx';
     const forged = `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${sig}`;
-    const bad = await runCli(['token', 'verify', forged, '--issuer', server.url, '--ca', server.caPath, '--output', 'json']);
+    const bad = await conclave(['token', 'verify', forged, '--issuer', server.url, '--ca', server.caPath, '--output', 'json']);
     assert.equal(bad.code, 1);
     assert.equal(JSON.parse(bad.stdout).code, 'sdk.token_invalid');
   });
