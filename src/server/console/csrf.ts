@@ -65,7 +65,17 @@ export function fromThisOrigin(request: FastifyRequest, baseUrl: string, opts: {
 
 /** Registers the cookie-to-session hook on the root instance, ahead of every route. */
 export function registerSessionCookie(app: FastifyInstance, baseUrl: () => string): void {
-  app.addHook('onRequest', async (request) => {
+  // A callback hook (no promise per request): it runs before every route.
+  app.addHook('onRequest', (request, _reply, done) => {
+    try {
+      sessionToAuthorization(request);
+    } catch (e) {
+      done(e as Error);
+      return;
+    }
+    done();
+  });
+  function sessionToAuthorization(request: FastifyRequest): void {
     const authorization = request.headers.authorization;
     if (typeof authorization === 'string' && authorization.slice(0, SESSION_SCHEME.length).toLowerCase() === SESSION_SCHEME.toLowerCase()) {
       throw fail('auth.unauthenticated', `the ${SESSION_SCHEME} scheme is not accepted from clients: send a Bearer token`, { reason: 'scheme' });
@@ -83,5 +93,5 @@ export function registerSessionCookie(app: FastifyInstance, baseUrl: () => strin
       }
     }
     request.headers.authorization = `${SESSION_SCHEME} ${sessionId}`;
-  });
+  }
 }

@@ -72,9 +72,10 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
   const signIns = createRateLimiter({ perSecond: 5, burst: 50 });
 
   registerSessionCookie(app, ctx.baseUrl);
-  app.addHook('onResponse', async (request, reply) => {
-    const m = /^\/attest\/([A-Za-z]+)(\?|$)/.exec(request.url);
-    if (m && request.method === 'POST' && m[1]!.toLowerCase() !== 'tpm') activity.record(m[1]!, reply.statusCode, ctx.now());
+  app.addHook('onResponse', (request, reply, done) => {
+    const m = request.method === 'POST' && request.url.startsWith('/attest/') ? /^\/attest\/([A-Za-z]+)(\?|$)/.exec(request.url) : null;
+    if (m && m[1]!.toLowerCase() !== 'tpm') activity.record(m[1]!, reply.statusCode, ctx.now());
+    done();
   });
 
   const route = (summary: string, wire: WireRoute, auth?: RouteAuth) => ({ config: { family: 'conclave' as const, wire, ...(auth ? { auth } : {}) }, schema: { summary, tags: ['console'] } });
