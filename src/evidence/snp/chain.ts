@@ -57,6 +57,8 @@ export class SnpVerifierCache {
   private readonly refusals: BoundedMap<string, ConclaveError>;
   /** Per anchors object, the id and copies of the certificates it was computed from (see {@link anchorId}). */
   private readonly anchorIds = new WeakMap<object, { readonly parts: readonly Uint8Array[]; readonly id: string }>();
+  /** Per certificates object, the content id and copies of the bytes it was computed from (see {@link certsId}). */
+  private readonly certIds = new WeakMap<SnpCertificates, { readonly items: readonly Buffer[]; readonly id: string }>();
 
   constructor(maxEntries = 4096) {
     this.maxEntries = maxEntries;
@@ -95,6 +97,22 @@ export class SnpVerifierCache {
    * (another root for a product, bytes rewritten) get a new id, so nothing verified under the old ones
    * is answered for them.
    */
+  /**
+   * The content id of a certificates object (SHA-256 over its VEK, chain and CRL bytes), memoised per
+   * object with private copies of the bytes it was computed from and reused only while the object still
+   * holds exactly those bytes (a memcmp per item instead of the hash): a caller that hands the same
+   * certificates for every report (a collateral source, a benchmark) pays the hash once, and bytes
+   * changed in place get a new id.
+   */
+  certsId(certs: SnpCertificates): string {
+    const items = certItems(certs);
+    const memo = this.certIds.get(certs);
+    if (memo && memo.items.length === items.length && memo.items.every((m, i) => m.equals(items[i]!))) return memo.id;
+    const id = certsDigest(items);
+    this.certIds.set(certs, { items: items.map((x) => Buffer.from(x)), id });
+    return id;
+  }
+
   anchorId(anchors: SnpTrustAnchors): string {
     const parts: Uint8Array[] = [];
     for (const p of AMD_PRODUCTS) {
@@ -143,20 +161,28 @@ export interface VekChainOptions {
   readonly signingKey?: 'vcek' | 'vlek' | undefined;
 }
 
-function cacheKey(certs: SnpCertificates, opts: VekChainOptions): string {
+/** The certificates' bytes in a fixed order: VEK, chain, CRL (absent ones as empty). */
+function certItems(certs: SnpCertificates): Uint8Array[] {
+  return [certs.vcek ?? EMPTY, ...(certs.chain ?? []), certs.crl ?? EMPTY];
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** SHA-256 (hex) of the certificates: their count and lengths first, so that no two lists collide, then the bytes. */
+function certsDigest(items: readonly Uint8Array[]): string {
   const h = createHash('sha256');
-  const part = (b: Uint8Array | undefined): void => {
-    const len = Buffer.alloc(4);
-    len.writeUInt32BE(b?.byteLength ?? 0);
-    h.update(len);
-    if (b) h.update(b);
-  };
-  part(certs.vcek);
-  for (const c of certs.chain ?? []) part(c);
-  part(certs.crl);
-  h.update(`|${opts.product ?? ''}|${opts.signingKey ?? ''}|`);
-  if (opts.trustAnchors && opts.cache) h.update(opts.cache.anchorId(opts.trustAnchors));
+  const lengths = Buffer.allocUnsafe(4 * (items.length + 1));
+  lengths.writeUInt32BE(items.length, 0);
+  for (let i = 0; i < items.length; i++) lengths.writeUInt32BE(items[i]!.byteLength, 4 * (i + 1));
+  h.update(lengths);
+  for (const b of items) h.update(b);
   return h.digest('hex');
+}
+
+function cacheKey(certs: SnpCertificates, opts: VekChainOptions): string {
+  const cache = opts.cache!;
+  const anchors = opts.trustAnchors ? cache.anchorId(opts.trustAnchors) : '';
+  return `${cache.certsId(certs)}|${opts.product ?? ''}|${opts.signingKey ?? ''}|${anchors}`;
 }
 
 function checkWindow(c: VerifiedVekChain, at: Date): void {

@@ -1,4 +1,4 @@
-import { ByteReader, isAllZero } from '../../core/bytes.js';
+import { ByteReader } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import { type Layout, indexLayout, reservedRanges as reservedRangesOf } from '../../core/layout.js';
 import type { AmdProduct } from './roots.js';
@@ -98,8 +98,14 @@ export function tcbLayoutOf(product: AmdProduct | undefined): SnpTcbLayout {
 }
 
 export function decodeTcb(raw: Uint8Array, layout: SnpTcbLayout): SnpTcb {
-  const hex = Buffer.from(raw).toString('hex');
-  const tcbm = Buffer.from(raw).reverse().toString('hex');
+  return decodeTcbHex(raw, Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('hex'), layout);
+}
+
+/** {@link decodeTcb} with the hex of `raw` already at hand (a verifier slices it out of the report's hex). */
+export function decodeTcbHex(raw: Uint8Array, hex: string, layout: SnpTcbLayout): SnpTcb {
+  // The little-endian u64 as 16 hex digits: the byte pairs of `hex` in reverse order.
+  let tcbm = '';
+  for (let i = hex.length - 2; i >= 0; i -= 2) tcbm += hex.slice(i, i + 2);
   const u64 = BigInt(`0x${tcbm}`).toString();
   if (layout === 'turin') {
     return { fmc: raw[0]!, bootloader: raw[1]!, tee: raw[2]!, snp: raw[3]!, microcode: raw[7]!, raw: hex, tcbm, u64 };
@@ -158,10 +164,12 @@ export interface SnpGuestPolicy {
 }
 
 export function decodePolicy(p: bigint): SnpGuestPolicy {
-  const bit = (n: number): boolean => ((p >> BigInt(n)) & 1n) === 1n;
+  // Every field lies in the low 32 bits.
+  const lo = Number(BigInt.asUintN(32, p));
+  const bit = (n: number): boolean => ((lo >>> n) & 1) === 1;
   return {
-    abiMinor: Number(p & 0xffn),
-    abiMajor: Number((p >> 8n) & 0xffn),
+    abiMinor: lo & 0xff,
+    abiMajor: (lo >>> 8) & 0xff,
     smt: bit(16),
     migrateMa: bit(18),
     debug: bit(19),
@@ -188,7 +196,8 @@ export interface SnpPlatformInfo {
 }
 
 export function decodePlatformInfo(p: bigint): SnpPlatformInfo {
-  const bit = (n: number): boolean => ((p >> BigInt(n)) & 1n) === 1n;
+  const lo = Number(BigInt.asUintN(32, p));
+  const bit = (n: number): boolean => ((lo >>> n) & 1) === 1;
   return {
     smtEnabled: bit(0),
     tsmeEnabled: bit(1),
@@ -211,7 +220,10 @@ export interface SnpSignerInfo {
   readonly raw: number;
 }
 
-/** A parsed attestation report. Byte fields are copies; `signedBytes` is the original 0x000–0x29F. */
+/**
+ * A parsed attestation report. Byte fields are views of the report's own copy of the input (`bytes`),
+ * never of the caller's buffer; `signedBytes` is 0x000–0x29F of that copy, as received.
+ */
 export interface SnpReport {
   readonly version: number;
   readonly guestSvn: number;
@@ -244,9 +256,9 @@ export interface SnpReport {
   readonly signature: { readonly r: Uint8Array; readonly s: Uint8Array };
   /** The product the CPUID fields name (v3+), when they name a known one. */
   readonly cpuidProduct: AmdProduct | undefined;
-  /** The bytes the signature covers: the input 0x000–0x29F, copied. */
+  /** The bytes the signature covers: 0x000–0x29F of the input as received (a view of `bytes`). */
   readonly signedBytes: Uint8Array;
-  /** The whole 1184-byte report, copied. */
+  /** The whole 1184-byte report: the parse's one copy of the input. */
   readonly bytes: Uint8Array;
 }
 
@@ -268,18 +280,29 @@ export function productFromCpuid(family: number, model: number): AmdProduct | un
 
 function littleToBig48(le72: Uint8Array, which: string): Uint8Array {
   // P-384 scalars fit 48 bytes; the ABI zero-extends them to 72 (ABI spec "ECDSA P-384 signature").
-  if (!isAllZero(le72.subarray(48))) throw fail('snp.malformed', `signature ${which} exceeds 384 bits`, { field: `signature${which}` });
+  if (!zeroRange(le72, 48, le72.byteLength)) throw fail('snp.malformed', `signature ${which} exceeds 384 bits`, { field: `signature${which}` });
   return le72.slice(0, 48).reverse();
 }
+
+/** Whether `b[start, end)` is all zero. */
+function zeroRange(b: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+const F = SNP_REPORT_LAYOUT;
 
 /**
  * Parses an attestation report. Input longer than 1184 bytes is accepted only when the tail is zero
  * padding (some transports pad to a page). Throws only `snp.truncated`, `snp.malformed` or
  * `snp.unsupported`.
+ *
+ * One pass over one copy: the report's 1184 bytes are copied once (`bytes`), and every byte field,
+ * `signedBytes` included, is a view of that copy; the caller's buffer is never aliased, and a parsed
+ * report shares nothing with another. Only r and s are copies of their own (reversed to big-endian).
  */
 export function parseSnpReport(bytes: Uint8Array): SnpReport {
   if (!(bytes instanceof Uint8Array)) throw fail('snp.malformed', 'SNP report must be bytes');
-  // A plain Uint8Array view, so that `.slice()` copies even when the caller passes a Node Buffer.
   const input = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const r = new ByteReader(input, 'SNP attestation report', 'snp.truncated');
   r.need('version', 4);
@@ -287,41 +310,30 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
   if (!SNP_SUPPORTED_VERSIONS.includes(version)) throw fail('snp.unsupported', `SNP report version ${version} is not supported`, { version });
   r.offset = 0;
   r.need('report', SNP_REPORT_SIZE);
-  if (input.byteLength > SNP_REPORT_SIZE && !isAllZero(input.subarray(SNP_REPORT_SIZE))) {
+  if (input.byteLength > SNP_REPORT_SIZE && !zeroRange(input, SNP_REPORT_SIZE, input.byteLength)) {
     throw fail('snp.malformed', 'SNP report has non-zero bytes after offset 0x4A0', { length: input.byteLength });
   }
-  const at = (name: SnpReportField): Uint8Array => {
-    const f = SNP_REPORT_LAYOUT[name];
-    r.offset = f.offset;
-    return r.bytesCopy(name, f.size);
-  };
-  const u8 = (name: SnpReportField): number => {
-    r.offset = SNP_REPORT_LAYOUT[name].offset;
-    return r.u8(name);
-  };
-  const u32 = (name: SnpReportField): number => {
-    r.offset = SNP_REPORT_LAYOUT[name].offset;
-    return r.u32(name);
-  };
-  const u64 = (name: SnpReportField): bigint => {
-    r.offset = SNP_REPORT_LAYOUT[name].offset;
-    return r.u64(name);
-  };
+  // `input` is a plain Uint8Array view, so `.slice()` copies even when the caller passed a Node Buffer.
+  const own = input.slice(0, SNP_REPORT_SIZE);
+  const view = new DataView(own.buffer, own.byteOffset, SNP_REPORT_SIZE);
+  const at = (f: { readonly offset: number; readonly size: number }): Uint8Array => own.subarray(f.offset, f.offset + f.size);
+  const u8 = (f: { readonly offset: number }): number => own[f.offset]!;
+  const u32 = (f: { readonly offset: number }): number => view.getUint32(f.offset, true);
 
   for (const [start, end, name] of reservedRanges(version)) {
-    if (!isAllZero(input.subarray(start, end))) {
-      throw fail('snp.malformed', `SNP report ${name} must be zero`, { field: name, offset: start });
-    }
+    if (!zeroRange(own, start, end)) throw fail('snp.malformed', `SNP report ${name} must be zero`, { field: name, offset: start });
   }
-  const signatureAlgo = u32('signatureAlgo');
+  const signatureAlgo = u32(F.signatureAlgo);
   if (signatureAlgo !== 1) throw fail('snp.unsupported', `SNP signature algorithm ${signatureAlgo} is not ECDSA P-384 with SHA-384`, { signatureAlgo });
 
-  const policy = u64('policy');
   // GUEST_POLICY bit 17 is reserved and must be one; bits 63:26 must be zero (ABI spec Table "GUEST_POLICY").
-  if (((policy >> 17n) & 1n) !== 1n) throw fail('snp.malformed', 'SNP guest policy bit 17 must be one', { policy: `0x${policy.toString(16)}` });
-  if (policy >> 26n !== 0n) throw fail('snp.malformed', 'SNP guest policy bits 63:26 must be zero', { policy: `0x${policy.toString(16)}` });
+  const policyLo = u32(F.policy);
+  const policyHi = view.getUint32(F.policy.offset + 4, true);
+  const policy = view.getBigUint64(F.policy.offset, true);
+  if (((policyLo >>> 17) & 1) !== 1) throw fail('snp.malformed', 'SNP guest policy bit 17 must be one', { policy: `0x${policy.toString(16)}` });
+  if (policyLo >>> 26 !== 0 || policyHi !== 0) throw fail('snp.malformed', 'SNP guest policy bits 63:26 must be zero', { policy: `0x${policy.toString(16)}` });
 
-  const si = u32('signerInfo');
+  const si = u32(F.signerInfo);
   if (si >>> 5 !== 0) throw fail('snp.malformed', 'SNP SIGNER_INFO bits 31:5 must be zero', { signerInfo: si });
   const keySel = (si >>> 2) & 7;
   let signingKey: SnpSigningKeyKind;
@@ -330,46 +342,46 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
   else if (keySel === 7) signingKey = 'none';
   else throw fail('snp.malformed', `SNP SIGNER_INFO.SIGNING_KEY ${keySel} is reserved`, { signerInfo: si });
 
-  const vmpl = u32('vmpl');
+  const vmpl = u32(F.vmpl);
   if (vmpl > 3) throw fail('snp.malformed', `SNP VMPL ${vmpl} is out of range`, { vmpl });
 
   let cpuid: SnpReport['cpuid'];
   let cpuidProduct: AmdProduct | undefined;
   if (version >= 3) {
-    cpuid = { family: u8('cpuidFamId'), model: u8('cpuidModId'), stepping: u8('cpuidStep') };
+    cpuid = { family: u8(F.cpuidFamId), model: u8(F.cpuidModId), stepping: u8(F.cpuidStep) };
     cpuidProduct = productFromCpuid(cpuid.family, cpuid.model);
   }
   return {
     version,
-    guestSvn: u32('guestSvn'),
+    guestSvn: u32(F.guestSvn),
     policy,
-    familyId: at('familyId'),
-    imageId: at('imageId'),
+    familyId: at(F.familyId),
+    imageId: at(F.imageId),
     vmpl,
     signatureAlgo,
-    currentTcb: at('currentTcb'),
-    platformInfo: u64('platformInfo'),
+    currentTcb: at(F.currentTcb),
+    platformInfo: view.getBigUint64(F.platformInfo.offset, true),
     signerInfo: { authorKeyEn: (si & 1) === 1, maskChipKey: (si & 2) === 2, signingKey, raw: si },
-    reportData: at('reportData'),
-    measurement: at('measurement'),
-    hostData: at('hostData'),
-    idKeyDigest: at('idKeyDigest'),
-    authorKeyDigest: at('authorKeyDigest'),
-    reportId: at('reportId'),
-    reportIdMa: at('reportIdMa'),
-    reportedTcb: at('reportedTcb'),
+    reportData: at(F.reportData),
+    measurement: at(F.measurement),
+    hostData: at(F.hostData),
+    idKeyDigest: at(F.idKeyDigest),
+    authorKeyDigest: at(F.authorKeyDigest),
+    reportId: at(F.reportId),
+    reportIdMa: at(F.reportIdMa),
+    reportedTcb: at(F.reportedTcb),
     cpuid,
-    chipId: at('chipId'),
-    committedTcb: at('committedTcb'),
-    currentFirmware: { major: u8('currentMajor'), minor: u8('currentMinor'), build: u8('currentBuild') },
-    committedFirmware: { major: u8('committedMajor'), minor: u8('committedMinor'), build: u8('committedBuild') },
-    launchTcb: at('launchTcb'),
-    launchMitVector: version >= 5 ? u64('launchMitVector') : undefined,
-    currentMitVector: version >= 5 ? u64('currentMitVector') : undefined,
-    signature: { r: littleToBig48(at('signatureR'), 'R'), s: littleToBig48(at('signatureS'), 'S') },
+    chipId: at(F.chipId),
+    committedTcb: at(F.committedTcb),
+    currentFirmware: { major: u8(F.currentMajor), minor: u8(F.currentMinor), build: u8(F.currentBuild) },
+    committedFirmware: { major: u8(F.committedMajor), minor: u8(F.committedMinor), build: u8(F.committedBuild) },
+    launchTcb: at(F.launchTcb),
+    launchMitVector: version >= 5 ? view.getBigUint64(F.launchMitVector.offset, true) : undefined,
+    currentMitVector: version >= 5 ? view.getBigUint64(F.currentMitVector.offset, true) : undefined,
+    signature: { r: littleToBig48(at(F.signatureR), 'R'), s: littleToBig48(at(F.signatureS), 'S') },
     cpuidProduct,
-    signedBytes: input.slice(0, SNP_SIGNED_SIZE),
-    bytes: input.slice(0, SNP_REPORT_SIZE),
+    signedBytes: own.subarray(0, SNP_SIGNED_SIZE),
+    bytes: own,
   };
 }
 

@@ -15,6 +15,7 @@ import {
   verifySnpReport,
   verifyVekChain,
 } from './index.js';
+import { SNP_REPORT_LAYOUT, decodeTcb } from './report.js';
 import { createFakeSnpHierarchy, issueFakeVek, makeFakeAmdCrl, makeFakeSnpReport } from './testing.js';
 
 const skip = skipWithoutFixtures();
@@ -307,6 +308,26 @@ describe('negative cases on a real report', { skip }, () => {
     rejects('snp.signature_invalid', () => verifySnpReport(m, { vcek }, { at, cache }));
   });
 
+  test('a warm chain is reused only while the certificates object holds the bytes it was verified from', () => {
+    const cache = new SnpVerifierCache();
+    const certs = { vcek: new Uint8Array(vcek), chain: chainPem('amd/snp-milan-virtee/cert_chain.pem') };
+    assert.equal(verifySnpReport(report, certs, { at, cache }).verified, true);
+    assert.equal(verifySnpReport(report, certs, { at, cache }).verified, true);
+    // The same object, the ASK's signature over the VCEK changed in place (its last byte): the chain is
+    // verified again and refused, not answered from what the unchanged bytes earned.
+    certs.vcek[certs.vcek.byteLength - 1]! ^= 1;
+    rejects('snp.chain_invalid', () => verifySnpReport(report, certs, { at, cache }));
+    certs.vcek[certs.vcek.byteLength - 1]! ^= 1;
+    assert.equal(verifySnpReport(report, certs, { at, cache }).verified, true);
+    // Another chip's VCEK put in place of this one, in the same object: its own verdict.
+    (certs as { vcek: Uint8Array }).vcek = readFixture('amd/snp-milan-gosevguest/vcek.der');
+    rejects('snp.chip_id_mismatch', () => verifySnpReport(report, certs, { at, cache }));
+    // The chain list changed in place (the ASK dropped): still the pinned ASK, so it verifies again.
+    (certs.chain as Uint8Array[]).splice(0, 1);
+    (certs as { vcek: Uint8Array }).vcek = new Uint8Array(vcek);
+    assert.equal(verifySnpReport(report, certs, { at, cache }).verified, true);
+  });
+
   test('an invalid verification time fails closed, cold and warm (a cached chain is not valid at NaN)', () => {
     const cache = new SnpVerifierCache();
     verifySnpReport(report, { vcek }, { at, cache });
@@ -324,6 +345,36 @@ describe('fake hierarchies (testing.ts)', () => {
     assert.equal(r.product, 'Milan');
     assert.equal(r.reportData, '07'.repeat(64));
     rejects('snp.chain_invalid', () => verifySnpReport(report, { vcek: milan.vek.der }, { at }));
+  });
+
+  test('every byte field and TCB of the result is the signed report at its spec offset', () => {
+    const fill = (n: number, seed: number) => Uint8Array.from({ length: n }, (_, i) => (seed * 31 + i * 7) & 0xff);
+    const report = makeFakeSnpReport(milan, {
+      familyId: fill(16, 1),
+      imageId: fill(16, 2),
+      reportData: fill(64, 3),
+      measurement: fill(48, 4),
+      hostData: fill(32, 5),
+      idKeyDigest: fill(48, 6),
+      authorKeyDigest: fill(48, 7),
+      reportId: fill(32, 8),
+      reportIdMa: fill(32, 9),
+      currentTcb: Uint8Array.of(1, 2, 0, 0, 0, 0, 3, 0x80),
+      committedTcb: Uint8Array.of(4, 5, 0, 0, 0, 0, 6, 0xfe),
+      launchTcb: Uint8Array.of(7, 8, 0, 0, 0, 0, 9, 0x11),
+    });
+    const r = verifySnpReport(report, { vcek: milan.vek.der }, opts);
+    const bytesAt = (name: keyof typeof SNP_REPORT_LAYOUT) => {
+      const f = SNP_REPORT_LAYOUT[name];
+      return report.subarray(f.offset, f.offset + f.size);
+    };
+    const hexAt = (name: keyof typeof SNP_REPORT_LAYOUT) => Buffer.from(bytesAt(name)).toString('hex');
+    for (const name of ['familyId', 'imageId', 'reportData', 'measurement', 'hostData', 'idKeyDigest', 'authorKeyDigest', 'reportId', 'reportIdMa', 'chipId'] as const) {
+      assert.equal(r[name], hexAt(name), name);
+    }
+    for (const name of ['reportedTcb', 'currentTcb', 'committedTcb', 'launchTcb'] as const) assert.deepEqual(r[name], decodeTcb(bytesAt(name), 'legacy'), name);
+    assert.equal(r.currentTcb.tcbm, '8003000000000201');
+    assert.equal(r.committedTcb.u64, BigInt('0xfe06000000000504').toString());
   });
 
   test('a VCEK whose TCB extensions differ from the reported TCB', () => {

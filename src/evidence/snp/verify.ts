@@ -6,6 +6,7 @@ import { type Verified, markVerified } from '../../core/verified.js';
 import type { AmdProduct } from './roots.js';
 import { type SnpCertificates, type SnpTrustAnchors, type SnpVerifierCache, type VerifiedVekChain, verifyVekChain } from './chain.js';
 import {
+  SNP_REPORT_LAYOUT,
   type SnpFirmwareVersion,
   type SnpGuestPolicy,
   type SnpPlatformInfo,
@@ -13,7 +14,7 @@ import {
   type SnpTcb,
   decodePlatformInfo,
   decodePolicy,
-  decodeTcb,
+  decodeTcbHex,
   parseSnpReport,
   tcbLayoutOf,
 } from './report.js';
@@ -108,6 +109,23 @@ export interface SnpVerificationResult {
   readonly warnings: readonly string[];
 }
 
+/**
+ * Hex of the report's byte fields: sliced out of one hex encoding of the signed bytes when the field is
+ * those bytes (a view at its offset, as parseSnpReport makes them), else encoded on its own.
+ */
+function fieldHex(report: SnpReport): (field: Uint8Array, name: keyof typeof SNP_REPORT_LAYOUT) => string {
+  const signed = report.signedBytes;
+  let all: string | undefined;
+  return (field, name) => {
+    const f = SNP_REPORT_LAYOUT[name];
+    if (field.buffer === signed.buffer && field.byteOffset === signed.byteOffset + f.offset && field.byteLength === f.size && f.offset + f.size <= signed.byteLength) {
+      all ??= toHex(signed);
+      return all.slice(2 * f.offset, 2 * (f.offset + f.size));
+    }
+    return toHex(field);
+  };
+}
+
 function tcbMatches(ext: VerifiedVekChain['extensions'], tcb: SnpTcb, product: AmdProduct): boolean {
   return (
     ext.blSpl === tcb.bootloader &&
@@ -149,7 +167,8 @@ export function verifySnpReport(input: SnpReport | Uint8Array, certs: SnpCertifi
   });
   const product = chain.product;
   const layout = tcbLayoutOf(product);
-  const reportedTcb = decodeTcb(report.reportedTcb, layout);
+  const hex = fieldHex(report);
+  const reportedTcb = decodeTcbHex(report.reportedTcb, hex(report.reportedTcb, 'reportedTcb'), layout);
 
   if (chain.signingKey === 'vcek') {
     const hwId = chain.extensions.hwId;
@@ -184,7 +203,7 @@ export function verifySnpReport(input: SnpReport | Uint8Array, certs: SnpCertifi
 
   const policy = decodePolicy(report.policy);
   if (policy.debug) warnings.push('guest policy allows debugging');
-  const current = decodeTcb(report.currentTcb, layout);
+  const current = decodeTcbHex(report.currentTcb, hex(report.currentTcb, 'currentTcb'), layout);
   if (current.raw !== reportedTcb.raw) warnings.push('CURRENT_TCB differs from REPORTED_TCB');
   return markVerified({
     verified: true,
@@ -194,20 +213,20 @@ export function verifySnpReport(input: SnpReport | Uint8Array, certs: SnpCertifi
     guestSvn: report.guestSvn,
     policy,
     vmpl: report.vmpl,
-    measurement: toHex(report.measurement),
-    hostData: toHex(report.hostData),
-    reportData: toHex(report.reportData),
-    chipId: toHex(report.chipId),
-    familyId: toHex(report.familyId),
-    imageId: toHex(report.imageId),
-    idKeyDigest: toHex(report.idKeyDigest),
-    authorKeyDigest: toHex(report.authorKeyDigest),
-    reportId: toHex(report.reportId),
-    reportIdMa: toHex(report.reportIdMa),
+    measurement: hex(report.measurement, 'measurement'),
+    hostData: hex(report.hostData, 'hostData'),
+    reportData: hex(report.reportData, 'reportData'),
+    chipId: hex(report.chipId, 'chipId'),
+    familyId: hex(report.familyId, 'familyId'),
+    imageId: hex(report.imageId, 'imageId'),
+    idKeyDigest: hex(report.idKeyDigest, 'idKeyDigest'),
+    authorKeyDigest: hex(report.authorKeyDigest, 'authorKeyDigest'),
+    reportId: hex(report.reportId, 'reportId'),
+    reportIdMa: hex(report.reportIdMa, 'reportIdMa'),
     signerInfo: { authorKeyEn: report.signerInfo.authorKeyEn, maskChipKey: report.signerInfo.maskChipKey, raw: report.signerInfo.raw },
     reportedTcb,
-    committedTcb: decodeTcb(report.committedTcb, layout),
-    launchTcb: decodeTcb(report.launchTcb, layout),
+    committedTcb: decodeTcbHex(report.committedTcb, hex(report.committedTcb, 'committedTcb'), layout),
+    launchTcb: decodeTcbHex(report.launchTcb, hex(report.launchTcb, 'launchTcb'), layout),
     currentTcb: current,
     platformInfo: decodePlatformInfo(report.platformInfo),
     currentFirmware: report.currentFirmware,
