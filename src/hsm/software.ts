@@ -25,7 +25,8 @@ import {
 import { fail } from '../core/errors.js';
 import { signDigestEcdsa, verifyDigestEcdsa } from '../vault/ecdsa.js';
 import type { CipherRequest, CipherResult, CurveName, KeyProtector, KeyRef, PrivateJwk, ProtectedKey, PublicJwk, SignatureAlgorithm } from '../vault/ports.js';
-import { assembleTransferBlob, transferMaterialOf, unwrapTransferCiphertext, wrapWithNodeCrypto } from '../vault/release/index.js';
+import { assembleTransferBlob, transferMaterialOf, unwrapTransferCiphertext } from '../vault/release/index.js';
+import { wrapOffThread } from '../vault/release/wrap-worker.js';
 import type { Sealer } from './master-key.js';
 import { DIGEST_INFO, pkcs1v15Unpad, pssEncode, pssVerify } from './rsa-padding.js';
 
@@ -288,7 +289,8 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
       // so a release opens them directly instead of exporting the cached KeyObject again (~90 µs for RSA).
       const material = sealer.open(ref.handle, ref.binding);
       try {
-        const parts = await wrapWithNodeCrypto(material, wrappingPublicKey, enc);
+        // OAEP and AES-KWP on the wrap worker, off the event loop (wrap-worker.ts); the same OpenSSL calls.
+        const parts = await wrapOffThread(material, wrappingPublicKey, enc);
         return assembleTransferBlob(parts, { enc, ...(opts.kid !== undefined ? { kid: opts.kid } : {}) });
       } finally {
         material.fill(0);

@@ -26,7 +26,7 @@ export const KEY_TRANSFER_ENCS = ['CKM_RSA_AES_KEY_WRAP', 'RSA_AES_KEY_WRAP_256'
 export const DEFAULT_KEY_TRANSFER_ENC: KeyTransferEnc = 'CKM_RSA_AES_KEY_WRAP';
 
 /** One hash for OAEP and MGF1 per enc [SIDECAR: Go rsa.DecryptOAEP uses one hash for both]. */
-const OAEP_HASH: Record<KeyTransferEnc, 'sha1' | 'sha256' | 'sha384'> = {
+export const OAEP_HASH: Record<KeyTransferEnc, 'sha1' | 'sha256' | 'sha384'> = {
   CKM_RSA_AES_KEY_WRAP: 'sha1',
   RSA_AES_KEY_WRAP_256: 'sha256',
   RSA_AES_KEY_WRAP_384: 'sha384',
