@@ -92,11 +92,17 @@ export async function launchBrowser(serverDataDir: string): Promise<TestBrowser>
   };
 }
 
+let axeSource: string | undefined;
+
 /** The serious and critical violations axe-core finds on the page (WCAG 2.1 A and AA, and best practices). */
 export async function axeViolations(page: Page): Promise<{ id: string; impact: string; help: string; nodes: string[] }[]> {
-  const source = readFileSync(join(packageRoot(), 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
-  // Evaluated through the DevTools protocol, which the page's CSP does not govern.
-  await page.evaluate(source);
+  // Evaluated through the DevTools protocol, which the page's CSP does not govern, once per document: the
+  // console moves between its pages by the address's hash, so the document, and axe in it, stay, and the
+  // half-megabyte script need not be sent and compiled again for every check.
+  if (!(await page.evaluate(() => 'axe' in globalThis))) {
+    axeSource ??= readFileSync(join(packageRoot(), 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+    await page.evaluate(axeSource);
+  }
   const result = (await page.evaluate(`axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice'] } })`)) as {
     violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[];
   };

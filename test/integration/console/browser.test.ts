@@ -74,10 +74,11 @@ describe('web console in a browser', { skip }, () => {
     assert.deepEqual(v, [], `${what}: ${JSON.stringify(v, null, 2)}`);
   };
 
-  /** Runtime data binding a TEE transfer key, as `conclave sim transfer-key` prints it. */
+  /** Runtime data binding a TEE transfer key, as `conclave sim transfer-key` prints it (one key for the file: no test opens a release with it). */
+  let transferKey: string | undefined;
   const runtimeData = () => {
-    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    return Buffer.from(JSON.stringify({ keys: [{ ...publicKey.export({ format: 'jwk' }), kid: 'TpmEphemeralEncryptionKey', key_ops: ['encrypt'] }] }));
+    transferKey ??= JSON.stringify({ keys: [{ ...generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' }), kid: 'TpmEphemeralEncryptionKey', key_ops: ['encrypt'] }] });
+    return Buffer.from(transferKey);
   };
   const snpEvidence = (measurement: string) => loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'snp', runtimeData: runtimeData(), measurement });
   const attest = async (measurement: string) => {
