@@ -76,7 +76,7 @@ export async function startTestServer(flags: Record<string, unknown> = {}, opts:
   const onPostgres = process.env.CONCLAVE_TEST_DB === 'postgres' && flags.db === undefined;
   // A caller-managed data dir may be restarted on: it keeps its database across stop() (see testDatabaseFor).
   const keptDb: TestDatabase | undefined = onPostgres && opts.dataDir ? await testDatabaseFor(opts.dataDir) : undefined;
-  const pgDb: TestDatabase | undefined = onPostgres && !opts.dataDir ? await createTestDatabase() : undefined;
+  const pgDb: TestDatabase | undefined = onPostgres && !opts.dataDir ? await createTestDatabase(undefined, { migrated: true }) : undefined;
   let server: RunningServer;
   try {
     // CONCLAVE_TEST_HSM=softhsm: keys go into one SoftHSM token per process (scripts/test-hsm.mjs, docs/hsm.md).
