@@ -227,35 +227,60 @@ export function evaluatePolicy(policy: Policy | CompiledPolicy | string, incomin
  * adds are visible to later rules only.
  */
 function fire(rule: CompiledRule, set: ClaimSet): Scope[] {
-  const conditions = rule.conditions;
-  const decisive = rule.kind === 'permit' || rule.kind === 'deny';
-  const groups = new Map<string, { bound: Bindings; sets: Map<number, WorkingClaim>[] }>();
-  const meter = set.meter;
+  const f = new Firing(rule, set);
+  f.step(0);
   const label = rule.label;
-  const b: Bindings = new Array(rule.slots).fill(undefined);
-  let fired = false;
+  const meter = set.meter;
+  if (f.decisive) return f.fired ? [{ bound: [], sets: [], meter, rule: label }] : [];
+  return [...f.groups.values()].map((g) => ({ bound: g.bound, sets: g.sets.map((m) => [...m.values()]), meter, rule: label }));
+}
 
-  const complete = (): void => {
-    fired = true;
-    if (decisive) return;
+/**
+ * The search of one {@link fire}: the conditions matched depth first, one claim bound per slot. A class
+ * rather than closures made per call, as it runs for every rule of every evaluation.
+ */
+class Firing {
+  readonly rule: CompiledRule;
+  readonly set: ClaimSet;
+  readonly decisive: boolean;
+  readonly groups = new Map<string, { bound: Bindings; sets: Map<number, WorkingClaim>[] }>();
+  readonly b: Bindings;
+  fired = false;
+
+  constructor(rule: CompiledRule, set: ClaimSet) {
+    this.rule = rule;
+    this.set = set;
+    this.decisive = rule.kind === 'permit' || rule.kind === 'deny';
+    this.b = new Array(rule.slots).fill(undefined);
+  }
+
+  complete(): void {
+    this.fired = true;
+    if (this.decisive) return;
+    const { rule, b, groups } = this;
+    const meter = this.set.meter;
     const key = rule.directSlots.map((s) => b[s]!.id).join(',');
     let g = groups.get(key);
     if (!g) {
-      if (groups.size >= meter.budget.maxBindings) exceeded('bindings', meter.budget.maxBindings, label);
+      if (groups.size >= meter.budget.maxBindings) exceeded('bindings', meter.budget.maxBindings, rule.label);
       // A new binding allocates its claim sets: it weighs as much as several claim tests.
-      meter.step(label, BINDING_STEPS);
+      meter.step(rule.label, BINDING_STEPS);
       g = { bound: b.slice(), sets: Array.from({ length: rule.slots }, () => new Map<number, WorkingClaim>()) };
       groups.set(key, g);
     }
     for (let s = 0; s < rule.slots; s++) g.sets[s]!.set(b[s]!.id, b[s]!);
-  };
+  }
 
-  const step = (i: number): void => {
-    if (decisive && fired) return;
+  step(i: number): void {
+    if (this.decisive && this.fired) return;
+    const conditions = this.rule.conditions;
     if (i === conditions.length) {
-      complete();
+      this.complete();
       return;
     }
+    const { set, b } = this;
+    const meter = set.meter;
+    const label = this.rule.label;
     const cond = conditions[i]!;
     const candidates = cond.type === undefined ? set.all : (set.byType.get(cond.type) ?? []);
     if (cond.slot < 0) {
@@ -267,7 +292,7 @@ function fire(rule: CompiledRule, set: ClaimSet): Scope[] {
           break;
         }
       }
-      if (found !== cond.negated) step(i + 1);
+      if (found !== cond.negated) this.step(i + 1);
       return;
     }
     const n = candidates.length;
@@ -276,15 +301,11 @@ function fire(rule: CompiledRule, set: ClaimSet): Scope[] {
       meter.step(label);
       if (!satisfies(cond, c, b, meter, label)) continue;
       b[cond.slot] = c;
-      step(i + 1);
-      if (decisive && fired) return;
+      this.step(i + 1);
+      if (this.decisive && this.fired) return;
     }
     b[cond.slot] = undefined;
-  };
-  step(0);
-
-  if (decisive) return fired ? [{ bound: [], sets: [], meter, rule: label }] : [];
-  return [...groups.values()].map((g) => ({ bound: g.bound, sets: g.sets.map((m) => [...m.values()]), meter, rule: label }));
+  }
 }
 
 function satisfies(cond: CompiledCondition, c: WorkingClaim, b: Bindings, m: Meter, rule: string): boolean {

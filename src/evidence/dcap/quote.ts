@@ -119,6 +119,48 @@ export function parseQuoteView(bytes: Uint8Array): Quote {
   return decodeQuote(bytes, false);
 }
 
+/** A byte field of the signature data: a copy, or a view when the parse does not copy. */
+function take(reader: ByteReader, field: string, n: number, copy: boolean): Uint8Array {
+  return copy ? reader.bytesCopy(field, n) : reader.view_(field, n);
+}
+
+/** The QE report, its signature and the QE authentication data, and where the report starts. */
+interface QeBlock {
+  readonly start: number;
+  readonly report: SgxReportBody;
+  readonly signature: Uint8Array;
+  readonly authData: Uint8Array;
+}
+
+function readQeBlock(s: ByteReader, copy: boolean): QeBlock {
+  const start = s.offset;
+  const report = decodeLayout(s, SGX_REPORT_BODY, 'qeReport', copy);
+  const signature = take(s, 'signatureData.qeReportSignature', 64, copy);
+  const authLen = s.u16('signatureData.qeAuthDataSize');
+  const authData = take(s, 'signatureData.qeAuthData', authLen, copy);
+  return { start, report, signature, authData };
+}
+
+function readCertData(s: ByteReader, field: string, allowed: number, end: number, copy: boolean): { type: number; data: Uint8Array; end: number } {
+  const at = s.offset;
+  const type = s.u16(`${field}.type`);
+  if (type !== allowed) {
+    throw unsupported(`${field}.type`, at, `certification data type ${type} is not supported here (expected ${allowed})`, { certificationDataType: type });
+  }
+  const sizeAt = s.offset;
+  const size = s.u32(`${field}.size`);
+  if (s.offset + size > end) {
+    throw fail('quote.truncated', `quote ${field}.data at offset ${s.offset} needs ${size} bytes, ${end - s.offset} left in its container`, {
+      field: `${field}.data`,
+      offset: s.offset,
+      sizeOffset: sizeAt,
+      needBytes: size,
+      gotBytes: end - s.offset,
+    });
+  }
+  return { type, data: take(s, `${field}.data`, size, copy), end: s.offset };
+}
+
 function decodeQuote(bytes: Uint8Array, copy: boolean): Quote {
   if (!(bytes instanceof Uint8Array)) throw fail('quote.malformed', 'quote must be a byte array', { field: 'quote', offset: 0 });
   const r = new ByteReader(bytes, 'quote', 'quote.truncated');
@@ -152,44 +194,14 @@ function decodeQuote(bytes: Uint8Array, copy: boolean): Quote {
   const sigEnd = r.offset + sigLen;
   // Bound the signature data by its declared length so no field can read into padding after it.
   const s = new ByteReader(bytes.subarray(0, sigEnd), 'quote', 'quote.truncated', r.offset);
-  const take = (reader: ByteReader, field: string, n: number): Uint8Array => (copy ? reader.bytesCopy(field, n) : reader.view_(field, n));
-  const signature = take(s, 'signatureData.signature', 64);
-  const attestationKey = take(s, 'signatureData.attestationKey', 64);
-  let qeReportStart: number;
-  let qeReport: SgxReportBody;
-  let qeReportSignature: Uint8Array;
-  let qeAuthData: Uint8Array;
+  const signature = take(s, 'signatureData.signature', 64, copy);
+  const attestationKey = take(s, 'signatureData.attestationKey', 64, copy);
+  let qe: QeBlock;
   let certificationData: QuoteSignatureData['certificationData'];
-  const readQeBlock = (): void => {
-    qeReportStart = s.offset;
-    qeReport = decodeLayout(s, SGX_REPORT_BODY, 'qeReport', copy);
-    qeReportSignature = take(s, 'signatureData.qeReportSignature', 64);
-    const authLen = s.u16('signatureData.qeAuthDataSize');
-    qeAuthData = take(s, 'signatureData.qeAuthData', authLen);
-  };
-  const readCertData = (field: string, allowed: number, end: number): { type: number; data: Uint8Array; end: number } => {
-    const at = s.offset;
-    const type = s.u16(`${field}.type`);
-    if (type !== allowed) {
-      throw unsupported(`${field}.type`, at, `certification data type ${type} is not supported here (expected ${allowed})`, { certificationDataType: type });
-    }
-    const sizeAt = s.offset;
-    const size = s.u32(`${field}.size`);
-    if (s.offset + size > end) {
-      throw fail('quote.truncated', `quote ${field}.data at offset ${s.offset} needs ${size} bytes, ${end - s.offset} left in its container`, {
-        field: `${field}.data`,
-        offset: s.offset,
-        sizeOffset: sizeAt,
-        needBytes: size,
-        gotBytes: end - s.offset,
-      });
-    }
-    return { type, data: take(s, `${field}.data`, size), end: s.offset };
-  };
 
   if (version === 3) {
-    readQeBlock();
-    const cd = readCertData('certificationData', CERT_DATA_PCK_CHAIN, sigEnd);
+    qe = readQeBlock(s, copy);
+    const cd = readCertData(s, 'certificationData', CERT_DATA_PCK_CHAIN, sigEnd, copy);
     certificationData = { type: cd.type, data: cd.data };
   } else {
     const outer = s.offset;
@@ -209,8 +221,8 @@ function decodeQuote(bytes: Uint8Array, copy: boolean): Quote {
         gotBytes: sigEnd - s.offset,
       });
     }
-    readQeBlock();
-    const cd = readCertData('certificationData', CERT_DATA_PCK_CHAIN, outerEnd);
+    qe = readQeBlock(s, copy);
+    const cd = readCertData(s, 'certificationData', CERT_DATA_PCK_CHAIN, outerEnd, copy);
     if (cd.end !== outerEnd) throw malformed('qeReportCertificationData.size', outerSizeAt, `declares ${outerSize} bytes but its content uses ${cd.end - (outerSizeAt + 4)}`);
     certificationData = { type: cd.type, data: cd.data };
   }
@@ -222,13 +234,13 @@ function decodeQuote(bytes: Uint8Array, copy: boolean): Quote {
     signatureData: {
       signature,
       attestationKey,
-      qeReport: qeReport!,
-      qeReportSignature: qeReportSignature!,
-      qeAuthData: qeAuthData!,
+      qeReport: qe.report,
+      qeReportSignature: qe.signature,
+      qeAuthData: qe.authData,
       certificationData,
     },
     signedRegion: copy ? bytes.slice(0, signedEnd) : bytes.subarray(0, signedEnd),
-    qeReportBytes: (copy ? bytes.slice : bytes.subarray).call(bytes, qeReportStart!, qeReportStart! + SGX_REPORT_BODY_SIZE),
+    qeReportBytes: (copy ? bytes.slice : bytes.subarray).call(bytes, qe.start, qe.start + SGX_REPORT_BODY_SIZE),
     size: sigEnd,
   };
 }

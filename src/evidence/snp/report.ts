@@ -166,19 +166,18 @@ export interface SnpGuestPolicy {
 export function decodePolicy(p: bigint): SnpGuestPolicy {
   // Every field lies in the low 32 bits.
   const lo = Number(BigInt.asUintN(32, p));
-  const bit = (n: number): boolean => ((lo >>> n) & 1) === 1;
   return {
     abiMinor: lo & 0xff,
     abiMajor: (lo >>> 8) & 0xff,
-    smt: bit(16),
-    migrateMa: bit(18),
-    debug: bit(19),
-    singleSocket: bit(20),
-    cxlAllow: bit(21),
-    memAes256Xts: bit(22),
-    raplDis: bit(23),
-    ciphertextHiding: bit(24),
-    pageSwapDisable: bit(25),
+    smt: bitOf(lo, 16),
+    migrateMa: bitOf(lo, 18),
+    debug: bitOf(lo, 19),
+    singleSocket: bitOf(lo, 20),
+    cxlAllow: bitOf(lo, 21),
+    memAes256Xts: bitOf(lo, 22),
+    raplDis: bitOf(lo, 23),
+    ciphertextHiding: bitOf(lo, 24),
+    pageSwapDisable: bitOf(lo, 25),
     raw: `0x${p.toString(16)}`,
   };
 }
@@ -197,15 +196,14 @@ export interface SnpPlatformInfo {
 
 export function decodePlatformInfo(p: bigint): SnpPlatformInfo {
   const lo = Number(BigInt.asUintN(32, p));
-  const bit = (n: number): boolean => ((lo >>> n) & 1) === 1;
   return {
-    smtEnabled: bit(0),
-    tsmeEnabled: bit(1),
-    eccEnabled: bit(2),
-    raplDisabled: bit(3),
-    ciphertextHidingEnabled: bit(4),
-    aliasCheckComplete: bit(5),
-    tioEnabled: bit(7),
+    smtEnabled: bitOf(lo, 0),
+    tsmeEnabled: bitOf(lo, 1),
+    eccEnabled: bitOf(lo, 2),
+    raplDisabled: bitOf(lo, 3),
+    ciphertextHidingEnabled: bitOf(lo, 4),
+    aliasCheckComplete: bitOf(lo, 5),
+    tioEnabled: bitOf(lo, 7),
     raw: `0x${p.toString(16)}`,
   };
 }
@@ -292,6 +290,16 @@ function zeroRange(b: Uint8Array, start: number, end: number): boolean {
 
 const F = SNP_REPORT_LAYOUT;
 
+/** A byte field of the report: a view of the parse's own copy. */
+function fieldOf(own: Uint8Array, f: { readonly offset: number; readonly size: number }): Uint8Array {
+  return own.subarray(f.offset, f.offset + f.size);
+}
+
+/** Bit `n` of a 32-bit value (the policy and platform bits all lie in the low word). */
+function bitOf(lo: number, n: number): boolean {
+  return ((lo >>> n) & 1) === 1;
+}
+
 /**
  * Parses an attestation report. Input longer than 1184 bytes is accepted only when the tail is zero
  * padding (some transports pad to a page). Throws only `snp.truncated`, `snp.malformed` or
@@ -316,24 +324,21 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
   // `input` is a plain Uint8Array view, so `.slice()` copies even when the caller passed a Node Buffer.
   const own = input.slice(0, SNP_REPORT_SIZE);
   const view = new DataView(own.buffer, own.byteOffset, SNP_REPORT_SIZE);
-  const at = (f: { readonly offset: number; readonly size: number }): Uint8Array => own.subarray(f.offset, f.offset + f.size);
-  const u8 = (f: { readonly offset: number }): number => own[f.offset]!;
-  const u32 = (f: { readonly offset: number }): number => view.getUint32(f.offset, true);
 
   for (const [start, end, name] of reservedRanges(version)) {
     if (!zeroRange(own, start, end)) throw fail('snp.malformed', `SNP report ${name} must be zero`, { field: name, offset: start });
   }
-  const signatureAlgo = u32(F.signatureAlgo);
+  const signatureAlgo = view.getUint32(F.signatureAlgo.offset, true);
   if (signatureAlgo !== 1) throw fail('snp.unsupported', `SNP signature algorithm ${signatureAlgo} is not ECDSA P-384 with SHA-384`, { signatureAlgo });
 
   // GUEST_POLICY bit 17 is reserved and must be one; bits 63:26 must be zero (ABI spec Table "GUEST_POLICY").
-  const policyLo = u32(F.policy);
+  const policyLo = view.getUint32(F.policy.offset, true);
   const policyHi = view.getUint32(F.policy.offset + 4, true);
   const policy = view.getBigUint64(F.policy.offset, true);
   if (((policyLo >>> 17) & 1) !== 1) throw fail('snp.malformed', 'SNP guest policy bit 17 must be one', { policy: `0x${policy.toString(16)}` });
   if (policyLo >>> 26 !== 0 || policyHi !== 0) throw fail('snp.malformed', 'SNP guest policy bits 63:26 must be zero', { policy: `0x${policy.toString(16)}` });
 
-  const si = u32(F.signerInfo);
+  const si = view.getUint32(F.signerInfo.offset, true);
   if (si >>> 5 !== 0) throw fail('snp.malformed', 'SNP SIGNER_INFO bits 31:5 must be zero', { signerInfo: si });
   const keySel = (si >>> 2) & 7;
   let signingKey: SnpSigningKeyKind;
@@ -342,43 +347,43 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
   else if (keySel === 7) signingKey = 'none';
   else throw fail('snp.malformed', `SNP SIGNER_INFO.SIGNING_KEY ${keySel} is reserved`, { signerInfo: si });
 
-  const vmpl = u32(F.vmpl);
+  const vmpl = view.getUint32(F.vmpl.offset, true);
   if (vmpl > 3) throw fail('snp.malformed', `SNP VMPL ${vmpl} is out of range`, { vmpl });
 
   let cpuid: SnpReport['cpuid'];
   let cpuidProduct: AmdProduct | undefined;
   if (version >= 3) {
-    cpuid = { family: u8(F.cpuidFamId), model: u8(F.cpuidModId), stepping: u8(F.cpuidStep) };
+    cpuid = { family: own[F.cpuidFamId.offset]!, model: own[F.cpuidModId.offset]!, stepping: own[F.cpuidStep.offset]! };
     cpuidProduct = productFromCpuid(cpuid.family, cpuid.model);
   }
   return {
     version,
-    guestSvn: u32(F.guestSvn),
+    guestSvn: view.getUint32(F.guestSvn.offset, true),
     policy,
-    familyId: at(F.familyId),
-    imageId: at(F.imageId),
+    familyId: fieldOf(own, F.familyId),
+    imageId: fieldOf(own, F.imageId),
     vmpl,
     signatureAlgo,
-    currentTcb: at(F.currentTcb),
+    currentTcb: fieldOf(own, F.currentTcb),
     platformInfo: view.getBigUint64(F.platformInfo.offset, true),
     signerInfo: { authorKeyEn: (si & 1) === 1, maskChipKey: (si & 2) === 2, signingKey, raw: si },
-    reportData: at(F.reportData),
-    measurement: at(F.measurement),
-    hostData: at(F.hostData),
-    idKeyDigest: at(F.idKeyDigest),
-    authorKeyDigest: at(F.authorKeyDigest),
-    reportId: at(F.reportId),
-    reportIdMa: at(F.reportIdMa),
-    reportedTcb: at(F.reportedTcb),
+    reportData: fieldOf(own, F.reportData),
+    measurement: fieldOf(own, F.measurement),
+    hostData: fieldOf(own, F.hostData),
+    idKeyDigest: fieldOf(own, F.idKeyDigest),
+    authorKeyDigest: fieldOf(own, F.authorKeyDigest),
+    reportId: fieldOf(own, F.reportId),
+    reportIdMa: fieldOf(own, F.reportIdMa),
+    reportedTcb: fieldOf(own, F.reportedTcb),
     cpuid,
-    chipId: at(F.chipId),
-    committedTcb: at(F.committedTcb),
-    currentFirmware: { major: u8(F.currentMajor), minor: u8(F.currentMinor), build: u8(F.currentBuild) },
-    committedFirmware: { major: u8(F.committedMajor), minor: u8(F.committedMinor), build: u8(F.committedBuild) },
-    launchTcb: at(F.launchTcb),
+    chipId: fieldOf(own, F.chipId),
+    committedTcb: fieldOf(own, F.committedTcb),
+    currentFirmware: { major: own[F.currentMajor.offset]!, minor: own[F.currentMinor.offset]!, build: own[F.currentBuild.offset]! },
+    committedFirmware: { major: own[F.committedMajor.offset]!, minor: own[F.committedMinor.offset]!, build: own[F.committedBuild.offset]! },
+    launchTcb: fieldOf(own, F.launchTcb),
     launchMitVector: version >= 5 ? view.getBigUint64(F.launchMitVector.offset, true) : undefined,
     currentMitVector: version >= 5 ? view.getBigUint64(F.currentMitVector.offset, true) : undefined,
-    signature: { r: littleToBig48(at(F.signatureR), 'R'), s: littleToBig48(at(F.signatureS), 'S') },
+    signature: { r: littleToBig48(fieldOf(own, F.signatureR), 'R'), s: littleToBig48(fieldOf(own, F.signatureS), 'S') },
     cpuidProduct,
     signedBytes: own.subarray(0, SNP_SIGNED_SIZE),
     bytes: own,

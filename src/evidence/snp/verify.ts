@@ -1,7 +1,7 @@
 import type { UvmEndorsement } from './uvm.js';
 import { equalBytes, isAllZero, toHex } from '../../core/bytes.js';
 import { type SignatureCheck, checkSignatureNow } from '../../core/deferred-signatures.js';
-import { fail } from '../../core/errors.js';
+import { type ConclaveError, fail } from '../../core/errors.js';
 import { type Verified, markVerified } from '../../core/verified.js';
 import type { AmdProduct } from './roots.js';
 import { type SnpCertificates, type SnpTrustAnchors, type SnpVerifierCache, type VerifiedVekChain, verifyVekChain } from './chain.js';
@@ -126,6 +126,10 @@ function fieldHex(report: SnpReport): (field: Uint8Array, name: keyof typeof SNP
   };
 }
 
+function signatureFails(key: 'vcek' | 'vlek'): () => ConclaveError {
+  return () => fail('snp.signature_invalid', `the report signature does not verify with the ${key.toUpperCase()}`);
+}
+
 function tcbMatches(ext: VerifiedVekChain['extensions'], tcb: SnpTcb, product: AmdProduct): boolean {
   return (
     ext.blSpl === tcb.bootloader &&
@@ -198,7 +202,7 @@ export function verifySnpReport(input: SnpReport | Uint8Array, certs: SnpCertifi
     data: report.signedBytes,
     key: { key: chain.vekKey, dsaEncoding: 'ieee-p1363' },
     signature: Buffer.concat([report.signature.r, report.signature.s]),
-    fails: () => fail('snp.signature_invalid', `the report signature does not verify with the ${chain.signingKey.toUpperCase()}`),
+    fails: signatureFails(chain.signingKey),
   });
 
   const policy = decodePolicy(report.policy);
