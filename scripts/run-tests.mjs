@@ -20,7 +20,8 @@
 // lines. The passes run at the same time, each its own node --test (test processes per pass: PASSES below,
 // or --concurrency / TEST_CONCURRENCY for each; a pass alone: the core count, at least 2), each starting its
 // longest files first (durations of the last run in .tmp/test-times-<pass>.json). Every test process of the
-// run shares CONCLAVE_TEST_SHARED_DIR (see test/helpers/server.ts).
+// run shares CONCLAVE_TEST_SHARED_DIR (see test/helpers/server.ts). Neighbouring test files share one test
+// process (a batch, see ALONE below for the files that keep their own), so start-up is paid per batch.
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -154,13 +155,15 @@ if (jobs.length === 0) {
   process.exit(1);
 }
 
-// Transpile every .ts/.tsx of src/, test/ and scripts/ (a test may import any of them) once.
+// Transpile every .ts/.tsx of src/, test/ and scripts/ (a test may import any of them) once. The maps leave out
+// the sources (sourcesContent): --enable-source-maps decodes and parses every loaded module's map at load, and a
+// stack trace or a failed test's location only needs the mappings (Node reads the .ts line from disk).
 mkdirSync('.tmp', { recursive: true });
 const out = mkdtempSync('.tmp/tests-');
 const cleanup = () => rmSync(out, { recursive: true, force: true });
 const sources = ['src', 'test', 'scripts'].flatMap((d) => walk(d, [], (n) => /\.tsx?$/.test(n) && !n.endsWith('.d.ts')));
 try {
-  await build({ entryPoints: sources, outdir: out, outbase: '.', format: 'esm', platform: 'node', target: 'node20', sourcemap: 'inline', logLevel: 'warning' });
+  await build({ entryPoints: sources, outdir: out, outbase: '.', format: 'esm', platform: 'node', target: 'node20', sourcemap: 'inline', sourcesContent: false, logLevel: 'warning' });
 } catch (e) {
   cleanup();
   console.error(`run-tests: transpiling failed: ${e.message}`);
@@ -176,6 +179,81 @@ for (const pass of passes) {
   } catch {}
 }
 const compiled = (f) => join(out, f.replace(/\.tsx?$/, '.js'));
+
+// Several test files per test process: each process pays Node's start-up and the loading of the module graph
+// (fastify, @peculiar/x509, pino, the server: about 1 s of CPU with source maps, measured in the README), which
+// was about half the CPU of a run when every file had its own. A batch is an entry module importing its files
+// one after another in one node:test process: their top-level tests run one at a time in file order, each
+// reported under its own .ts file (node:test names the file that called test()), so durations and failures stay
+// per file (scripts/test-reporter.mjs; a batch that crashes is named with its files). Files in one process share
+// process-wide state, so a file runs alone when its source shows any of ALONE: top-level hooks (they would
+// apply to the other files' tests), writes to process.env or process-wide listeners and settings, node:test
+// mocks outside a test context, or the SoftHSM helper (one PKCS#11 token directory and PIN variable per process).
+// A batch holds neighbouring files (path order, so the same files meet in every run) up to BATCH_MS of their
+// last recorded durations and BATCH_FILES files; CONCLAVE_TEST_BATCH_S=0 gives every file its own process.
+const ALONE = [
+  [/^(before|after|beforeEach|afterEach)\(/m, 'top-level hook'],
+  [/process\.env(\.\w+|\[[^\]]+\])\s*(=(?!=)|\+\+|--|\+=)|delete\s+process\.env|Object\.assign\(\s*process\.env/, 'writes process.env'],
+  [/process\.(on|once|addListener|prependListener|prependOnceListener|chdir|exit|exitCode|umask|setUncaughtExceptionCaptureCallback|setSourceMapsEnabled)\b/, 'process-wide state'],
+  [/setGlobalDispatcher|globalThis\.\w+\s*=(?!=)|^\s*mock\.|\bmock\.timers/m, 'global state'],
+  [/helpers\/softhsm/, 'SoftHSM token per process'],
+];
+const BATCH_MS = Number(process.env.CONCLAVE_TEST_BATCH_S ?? 40) * 1000;
+const BATCH_FILES = 16;
+const UNKNOWN_MS = 5000;
+const aloneWhy = new Map();
+for (const [, f] of jobs) {
+  if (aloneWhy.has(f)) continue;
+  const src = readFileSync(f, 'utf8');
+  aloneWhy.set(f, ALONE.find(([re]) => re.test(src))?.[1]);
+}
+/** pass -> [{ entry: the file node --test runs, files: its .ts files }] */
+function units(pass, files) {
+  const took = (f) => times[`${pass} ${f}`] ?? UNKNOWN_MS;
+  const list = [];
+  let batch = [];
+  let ms = 0;
+  const close = () => {
+    if (batch.length > 0) list.push(batch);
+    batch = [];
+    ms = 0;
+  };
+  for (const f of [...files].sort()) {
+    if (BATCH_MS <= 0 || aloneWhy.get(f) !== undefined) {
+      list.push([f]);
+      continue;
+    }
+    if (batch.length > 0 && (ms + took(f) > BATCH_MS || batch.length >= BATCH_FILES)) close();
+    batch.push(f);
+    ms += took(f);
+  }
+  close();
+  mkdirSync(join(out, 'batches'), { recursive: true });
+  return list.map((members, i) => {
+    if (members.length === 1) return { entry: compiled(members[0]), files: members };
+    const entry = join(out, 'batches', `${pass}-${String(i + 1).padStart(3, '0')}.mjs`);
+    const body = [
+      `// scripts/run-tests.mjs: ${members.length} test files in one process (${pass} pass)`,
+      "import { writeFileSync } from 'node:fs';",
+      "import { test } from 'node:test';",
+      '// Reached only by a process that ends normally: without it, the reporter says the batch was killed.',
+      `process.once('exit', (code) => writeFileSync(${JSON.stringify(`${entry}.exit`)}, String(code)));`,
+      `for (const [js, ts] of ${JSON.stringify(members.map((m) => [`./${relative(dirname(entry), compiled(m))}`, m]))}) {`,
+      '  try {',
+      '    await import(js);',
+      '  } catch (e) {',
+      '    test(`${ts}: failed to load`, () => {',
+      '      throw e;',
+      '    });',
+      '  }',
+      '}',
+      '',
+    ];
+    writeFileSync(entry, body.join('\n'));
+    return { entry, files: members };
+  });
+}
+
 // Scratch space the test processes of this run share (test/helpers/server.ts keeps the simulated TEE's vendor
 // keys there, made once per run instead of once per test process).
 const shared = join(out, 'shared');
@@ -187,10 +265,15 @@ const started = Date.now();
 const chosenPasses = [...new Set(jobs.map(([p]) => p))];
 const share = (pass) => Number(concurrency ?? (chosenPasses.length === 1 ? Math.max(2, availableParallelism()) : PASSES[pass].concurrency));
 const children = [];
+/** batch entry (relative) -> its .ts files, for scripts/test-reporter.mjs */
+const batches = {};
+const batchesFile = join(out, 'batches.json');
 const results = chosenPasses.map((pass, i) => {
   const files = jobs.filter(([p]) => p === pass).map(([, f]) => f);
   const took = (f) => times[`${pass} ${f}`] ?? Number.MAX_SAFE_INTEGER;
-  files.sort((a, b) => took(b) - took(a) || (a < b ? -1 : 1));
+  const took_ = (u) => u.files.reduce((sum, f) => Math.min(Number.MAX_SAFE_INTEGER, sum + took(f)), 0);
+  const list = units(pass, files).sort((a, b) => took_(b) - took_(a) || (a.entry < b.entry ? -1 : 1));
+  for (const u of list) if (u.files.length > 1) batches[relative(root, u.entry)] = u.files;
   const log = i === 0 ? undefined : join(out, `${pass}.log`);
   const args = [
     '--enable-source-maps',
@@ -200,7 +283,7 @@ const results = chosenPasses.map((pass, i) => {
     `--test-reporter-destination=${log ?? 'stdout'}`,
     `--test-reporter=${join(import.meta.dirname, 'test-reporter.mjs')}`,
     `--test-reporter-destination=${log ? `${log}.summary` : 'stderr'}`,
-    ...files.map(compiled),
+    ...list.map((u) => u.entry),
   ];
   const env = {
     ...process.env,
@@ -209,13 +292,15 @@ const results = chosenPasses.map((pass, i) => {
     CONCLAVE_TEST_PASS: pass,
     CONCLAVE_TEST_TIMES: timesOf(pass),
     CONCLAVE_TEST_SHARED_DIR: shared,
+    CONCLAVE_TEST_BATCHES: batchesFile,
   };
+  writeFileSync(batchesFile, JSON.stringify(batches));
   const child = spawn(process.execPath, args, { stdio: 'inherit', env });
   children.push(child);
   return new Promise((done) =>
     child.on('exit', (code, signal) => {
       const seconds = ((Date.now() - started) / 1000).toFixed(1);
-      done({ pass, files: files.length, code: code ?? 1, signal, log, seconds, concurrency: share(pass) });
+      done({ pass, files: files.length, processes: list.length, code: code ?? 1, signal, log, seconds, concurrency: share(pass) });
     }),
   );
 });
@@ -232,5 +317,5 @@ for (const r of done) {
   }
 }
 cleanup();
-for (const r of done) console.error(`run-tests: ${r.pass} pass: ${r.files} files, concurrency ${r.concurrency}, ${r.code === 0 ? 'passed' : `FAILED (${r.signal ?? `exit ${r.code}`})`}, done after ${r.seconds} s`);
+for (const r of done) console.error(`run-tests: ${r.pass} pass: ${r.files} files in ${r.processes} processes, concurrency ${r.concurrency}, ${r.code === 0 ? 'passed' : `FAILED (${r.signal ?? `exit ${r.code}`})`}, done after ${r.seconds} s`);
 process.exit(done.every((r) => r.code === 0) ? 0 : 1);
