@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import { decodePolicyJws, encodePolicyJws } from '../../../src/attestation/policy/index.js';
 import { openDatabase } from '../../../src/storage/open.js';
 import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
-import { tempDir } from '../../helpers/server.js';
+import { startTestServer, tempDir } from '../../helpers/server.js';
 import { type Replica, builtCliMissing, startReplica } from './replica.js';
 import { akv, assertVaultStoreWhole, cliAuditVerify } from './vault.js';
 
@@ -91,12 +91,23 @@ async function assertNoHalfWrites(dbUrl: string, acked: Acknowledged): Promise<v
   }
 }
 
+/**
+ * The store after the kill, served again: a server started in this process on the killed replica's data
+ * dir and store (what a restarted replica runs, without a second Node start-up and module load), asked
+ * over HTTPS as the replica was.
+ */
+async function restarted(dbUrl: string | undefined, dataDir: string): Promise<Pick<Replica, 'send' | 'adminToken' | 'stop'>> {
+  // Software keys, as the replica had them (hsm: undefined keeps CONCLAVE_TEST_HSM out).
+  const server = await startTestServer({ db: dbUrl ?? `sqlite:${join(dataDir, 'conclave.db')}`, hsm: undefined }, { dataDir });
+  return { send: server.sendHttps, adminToken: () => server.adminToken(), stop: () => server.stop() };
+}
+
 async function crashAndRecover(dbUrl: string | undefined, dataDir: string): Promise<Acknowledged> {
   const first = await startReplica({ dataDir, ...(dbUrl ? { db: dbUrl } : {}) });
   const acked = await burstUntilKilled(first, 700);
   assert.ok(acked.clients.length + acked.policies.length > 0, 'the burst wrote nothing before the kill; the test proves nothing');
   await assertNoHalfWrites(dbUrl ?? `sqlite:${join(dataDir, 'conclave.db')}`, acked);
-  const second = await startReplica({ dataDir, ...(dbUrl ? { db: dbUrl } : {}) });
+  const second = await restarted(dbUrl, dataDir);
   try {
     assert.equal((await second.send('GET', '/readyz')).status, 200);
     const r = await second.send('POST', '/admin/clients', { headers: { authorization: `Bearer ${await second.adminToken()}` }, body: { displayName: 'burst-0' } });
@@ -218,7 +229,7 @@ async function vaultCrashAndRecover(dbUrl: string | undefined, dataDir: string):
   const before = cliAuditVerify(url, dataDir);
   assert.ok(before >= made, `${before} audit records for ${made} acknowledged versions`);
 
-  const second = await startReplica(opts);
+  const second = await restarted(dbUrl, dataDir);
   try {
     const name = [...acked.keys()][0]!;
     const rotated = await akv(second, 'POST', `/keys/${name}/rotate`);

@@ -10,7 +10,7 @@ import { BIN, type Replica } from './replica.js';
 export const API = 'api-version=7.4';
 export const RELEASE_ROLE = 'Key Vault Crypto Service Release User';
 
-export async function akv(r: Replica, method: string, path: string, body?: object): Promise<HttpResponse> {
+export async function akv(r: Pick<Replica, 'send' | 'adminToken'>, method: string, path: string, body?: object): Promise<HttpResponse> {
   const token = await r.adminToken();
   return r.send(method, `${path}${path.includes('?') ? '&' : '?'}${API}`, { headers: { authorization: `Bearer ${token}` }, ...(body ? { body } : {}) });
 }
