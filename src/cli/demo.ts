@@ -4,7 +4,7 @@
  * TDX VM with two NVIDIA GPUs (confidential AI). Every step
  * prints what went over the wire.
  */
-import { createDecipheriv, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createDecipheriv, createPublicKey, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +16,7 @@ import { attest, releaseKey } from '../sdk/index.js';
 import { exchangeJson } from '../sdk/http.js';
 import { CliError } from './output.js';
 import { b64url } from '../core/bytes.js';
+import { generateRsaKeyPair } from '../core/keygen.js';
 
 const MEASUREMENT = '5e'.repeat(48);
 const MRENCLAVE = 'c1'.repeat(32);
@@ -80,7 +81,7 @@ export async function runDemo(ctx: Ctx): Promise<void> {
   wire('← 200 Key Vault Crypto Service Release User at /');
 
   step(3, 'Inside the confidential VM: make an ephemeral RSA key and bind its public half into the SNP report');
-  const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const workload = generateRsaKeyPair(2048);
   const jwk = { ...workload.publicKey.export({ format: 'jwk' }), kid: 'demo-transfer-key', key_ops: ['encrypt'] };
   const runtimeData = new TextEncoder().encode(JSON.stringify({ keys: [jwk] }));
   const sim = loadOrCreateSimulatedTee(ctx.dataDir);
@@ -174,7 +175,7 @@ async function confidentialAi(ctx: Ctx, accessToken: string, credential: Ctx['ad
     attributes: { exportable: true },
     release_policy: { data: b64url(JSON.stringify(aiPolicy)) },
   });
-  const vm = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const vm = generateRsaKeyPair(2048);
   const runtimeData = new TextEncoder().encode(JSON.stringify({ keys: [{ ...vm.publicKey.export({ format: 'jwk' }), kid: 'ai-vm-key', key_ops: ['encrypt'] }] }));
   const composite = sim.evidence({ tee: 'tdx', runtimeData, gpus: 2 });
   wire('GPU nonce = SHA-256("conclave-gpu-nonce-v1" ‖ runtime data): each GPU signs an SPDM report over it, so it cannot be replayed into another VM');

@@ -1,9 +1,9 @@
-import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { loadOrCreateSimulatedTee } from '../evidence/simulated/index.js';
 import { CliError } from './output.js';
 import { writePrivateFile } from './files.js';
+import { generateRsaKeyPair } from '../core/keygen.js';
 
 /** `conclave sim evidence`: a request body for `/attest/…`, signed by the simulated TEE of a data dir. */
 export function registerSim(program: Command): void {
@@ -71,7 +71,7 @@ export function registerSim(program: Command): void {
     .action((o: { privateKey: string; bits: string }) => {
       const bits = Number(o.bits);
       if (![2048, 3072, 4096].includes(bits)) throw new CliError('--bits must be 2048, 3072 or 4096', undefined, 2);
-      const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+      const { publicKey, privateKey } = generateRsaKeyPair(bits);
       try {
         writePrivateFile(o.privateKey, privateKey.export({ type: 'pkcs8', format: 'pem' }) as string);
       } catch (e) {

@@ -23,7 +23,7 @@
  *   `hsm.unavailable`); the next request reconnects, later ones back off (1 s doubling to 60 s), a
  *   refused PIN is never tried again, and a token re-initialised meanwhile is found again.
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { KeyProtector, KeyRef } from '../vault/ports.js';
 import { assembleTransferBlob } from '../vault/release/index.js';
 import { createCipher } from './pkcs11-cipher.js';
@@ -35,6 +35,7 @@ import { createServiceKeys, type Pkcs11ServiceSigner } from './pkcs11-service.js
 import { createSessionPool } from './pkcs11-sessions.js';
 import { createSigning } from './pkcs11-sign.js';
 import { describePkcs11Spec, type Pkcs11Spec } from './pkcs11-spec.js';
+import { generateRsaKeyPair } from '../core/keygen.js';
 
 export { isPkcs11Handle, objectIdOf, type Pkcs11Options, pkcs11ReturnValue } from './pkcs11-common.js';
 export type { Pkcs11ServiceSigner } from './pkcs11-service.js';
@@ -134,7 +135,7 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
     async info() {
       return withSession(async (s, c) => {
         // Learn the OAEP hashes the token accepts by wrapping a throwaway KEK under a throwaway key.
-        const probe = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
+        const probe = generateRsaKeyPair(2048).publicKey;
         for (const hash of ['sha256', 'sha384'] as const) {
           if (c.oaep.has(hash)) continue;
           await releaseProbe(s, c, probe, hash);

@@ -1,4 +1,4 @@
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { GpuEvidenceCollector } from './sources/nvidia-gpu.js';
 import { attest } from './attest.js';
 import type { Credential } from './credential.js';
@@ -8,6 +8,7 @@ import type { CaInput } from './http.js';
 import { checkReleaseEntry, type LogInclusion, verifyLogInclusion } from './log.js';
 import { type ReleaseEnc, type ReleaseTrustOptions, type ReleasedKey, releaseKey } from './release.js';
 import type { EvidenceSource, Tee } from './sources/types.js';
+import { generateRsaKeyPair } from '../core/keygen.js';
 
 /**
  * The runtime data of a release: `{"keys":[{"e","key_ops":["encrypt"],"kid","kty":"RSA","n"}]}` with
@@ -56,7 +57,7 @@ export interface AttestAndReleaseResult extends ReleasedKey {
  * this function), its JWKS as runtime data, attestation, release, unwrap.
  */
 export async function attestAndRelease(opts: AttestAndReleaseOptions): Promise<AttestAndReleaseResult> {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const { privateKey, publicKey } = generateRsaKeyPair(2048);
   const pub = publicKey.export({ format: 'jwk' }) as { n: string; e: string };
   const runtimeData = new Uint8Array(Buffer.from(wrappingJwks(pub).json, 'utf8'));
   // The workload key travels in runtime data (x-ms-runtime): the hardware evidence flow, not guest attestation.
