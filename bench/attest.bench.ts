@@ -12,7 +12,7 @@
  * round against the floor of the same round, and the server's CPU time per attestation is read from /proc.
  * `--baseline DIR` adds a server run from another checkout (e.g. a worktree of main) to the same rounds.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { cpSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import { arg, measureOps, runLoad } from './lib/load.js';
 import { hostLine } from './lib/machine.js';
 import { type Case, fmt, interleave, ratio } from './lib/rounds.js';
 import { type BenchServer, startBenchServer } from './lib/server.js';
+import { generateRsaKeyPair } from '../src/core/keygen.js';
 
 const connectionCounts = arg('connections', '4,16').split(',').map(Number);
 const seconds = Number(arg('seconds', '5'));
@@ -46,7 +47,7 @@ try {
   const snp = sim.evidence({ tee: 'snp', runtimeData: runtime });
 
   // The floor: the same verification and one RS256 signature, in this one thread.
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const { privateKey } = generateRsaKeyPair(2048);
   const dcapCache = new VerifierCache();
   const snpCache = new SnpVerifierCache();
   const quote = new Uint8Array(Buffer.from(sgx.body.quote as string, 'base64url'));

@@ -17,7 +17,7 @@
  * server run from another checkout (e.g. a worktree of main), measured in the same rounds: a before and
  * after that met the same machine.
  */
-import { constants, createCipheriv, generateKeyPairSync, publicEncrypt, randomBytes, sign } from 'node:crypto';
+import { constants, createCipheriv, publicEncrypt, randomBytes, sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -32,6 +32,7 @@ import { inclusionLatency, setLogging } from './lib/log.js';
 import { hostLine } from './lib/machine.js';
 import { type Case, type CaseResult, fmt, interleave, ratio } from './lib/rounds.js';
 import { type BenchServer, startBenchServer } from './lib/server.js';
+import { generateRsaKeyPair } from '../src/core/keygen.js';
 
 const { values } = parseArgs({
   options: {
@@ -57,9 +58,9 @@ async function floorOperation(): Promise<() => unknown> {
   const getJwks = fakeJwksPort({ [issuer]: { keys: [authority.jwk] } });
   const now = Math.floor(Date.now() / 1000);
   const token = authority.token({ exp: now + 3600, nbf: now });
-  const wrapping = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey;
-  const signer = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
-  const material = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'der', type: 'pkcs8' });
+  const wrapping = generateRsaKeyPair(2048).publicKey;
+  const signer = generateRsaKeyPair(2048).privateKey;
+  const material = generateRsaKeyPair(2048).privateKey.export({ format: 'der', type: 'pkcs8' });
   const payload = Buffer.alloc(2600, 1);
   return async () => {
     await verifyTargetToken(token, { trustedAuthorities: [issuer], getJwks, at: new Date() });

@@ -24,7 +24,6 @@
  * (bench-local) as their public URL, so attestation tokens from either replica are release targets
  * at both. The load generator is this process, on the same cores as the replicas and PostgreSQL.
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +38,7 @@ import { runLoad } from './lib/load.js';
 import { type InclusionLatency, inclusionLatency, setLogging } from './lib/log.js';
 import { hostLine, machineInterval, processCpuSeconds } from './lib/machine.js';
 import { type BenchServer, startBenchServer } from './lib/server.js';
+import { generateRsaKeyPair } from '../src/core/keygen.js';
 
 const { values } = parseArgs({
   options: {
@@ -235,7 +235,7 @@ async function main(): Promise<void> {
       attributes: { exportable: true },
       release_policy: { contentType: 'application/json; charset=utf-8', data: Buffer.from(JSON.stringify(policy)).toString('base64url') },
     }, token);
-    const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const workload = generateRsaKeyPair(2048);
     const runtimeData = new TextEncoder().encode(JSON.stringify({ keys: [{ ...workload.publicKey.export({ format: 'jwk' }), kid: 'workload', key_ops: ['encrypt'] }] }));
     const ev = loadOrCreateSimulatedTee(dataDir).evidence({ tee: 'sgx', runtimeData, mrenclave: MRENCLAVE });
     const target = (await call(a, 'POST', `${ev.path}?api-version=2022-08-01`, ev.body)).token as string;

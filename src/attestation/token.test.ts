@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { test } from 'node:test';
 import { decodeJws, verifyJwsSignature } from '../core/jwt.js';
 import { markVerified } from '../core/verified.js';
 import { issueToken } from './token.js';
+import { generateRsaKeyPair } from '../core/keygen.js';
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const { privateKey } = generateRsaKeyPair(2048);
 const signer = { kid: 'kid-1', privateKey, certDer: new Uint8Array() };
 const times = { now: new Date('2026-01-01T00:00:00Z'), lifetimeSeconds: 600 };
 

@@ -1,17 +1,18 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { b64url } from './bytes.js';
 import { isConclaveError } from './errors.js';
 import { MAX_JSON_DEPTH } from './json.js';
 import { decodeJws, type JwtFailure, type JwtUse, signJws, verifyJwt } from './jwt.js';
+import { generateEcKeyPair, generateRsaKeyPair } from './keygen.js';
 
 const ISS = 'https://issuer.example';
 const AT = new Date('2025-01-01T00:00:00Z');
 const NOW = AT.getTime() / 1000;
-const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const ec384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
-const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const ec = generateEcKeyPair('P-256');
+const ec384 = generateEcKeyPair('P-384');
+const rsa = generateRsaKeyPair(2048);
 
 function use(keys: KeyObject[] = [ec.publicKey], over: Partial<JwtUse> = {}): JwtUse {
   return {
@@ -94,7 +95,7 @@ describe('verifyJwt (the one token verifier)', () => {
   });
 
   test('keys come only from the use: a jwk/x5c/jku header naming the signer is ignored', async () => {
-    const evil = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const evil = generateEcKeyPair('P-256');
     const t = signJws({ alg: 'ES256', typ: 'JWT', jwk: evil.publicKey.export({ format: 'jwk' }), jku: 'https://evil.example/keys' }, claims, evil.privateKey);
     await refused(t, 'bad_signature');
     await refused(es256(), 'unknown_kid', use([]));

@@ -3,7 +3,7 @@
  * each row changing one field of one certificate.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { type KeyObject, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { readFixture, skipWithoutFixtures } from '../../test/fixtures.js';
@@ -11,6 +11,7 @@ import { AMD_ROOTS } from '../evidence/snp/roots.js';
 import { TAG, encodeInt, encodeOid, tlv } from './der.js';
 import { type ErrorCode, isConclaveError } from './errors.js';
 import { type Certificate, isIssuedBy, parseCertificate, parseCrl, verifyChain, verifyCrlSignature } from './x509.js';
+import { generateEcKeyPair } from './keygen.js';
 
 const ECDSA_SHA256 = tlv(TAG.SEQUENCE, encodeOid('1.2.840.10045.4.3.2'));
 const ECDSA_SHA384 = tlv(TAG.SEQUENCE, encodeOid('1.2.840.10045.4.3.3'));
@@ -33,7 +34,7 @@ interface Node {
 }
 
 function issue(cn: string, issuer: Node | undefined, extensions: Uint8Array[], o: { innerAlg?: Uint8Array; notAfter?: Date } = {}): Node {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { privateKey, publicKey } = generateEcKeyPair('P-256');
   const tbs = tlv(
     TAG.SEQUENCE,
     tlv(0xa0, encodeInt(2)),

@@ -5,13 +5,14 @@
  * then the raw RSA inverse), so the decoder is checked against an independent implementation.
  */
 import assert from 'node:assert/strict';
-import { constants, generateKeyPairSync, privateDecrypt, publicEncrypt, randomBytes } from 'node:crypto';
+import { constants, privateDecrypt, publicEncrypt, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { isConclaveError } from '../core/errors.js';
 import { oaepDecode } from './oaep.js';
+import { generateRsaKeyPair } from '../core/keygen.js';
 
-const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const { privateKey, publicKey } = generateRsaKeyPair(2048);
 const emOf = (msg: Uint8Array, hash: 'sha1' | 'sha256') =>
   privateDecrypt({ key: privateKey, padding: constants.RSA_NO_PADDING }, publicEncrypt({ key: publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: hash }, msg));
 

@@ -2,7 +2,7 @@
  * The PKCS#11 provider against a SoftHSM2 token in a temporary directory (test/helpers/softhsm.ts).
  */
 import assert from 'node:assert/strict';
-import { constants, createDecipheriv, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject, publicEncrypt, verify } from 'node:crypto';
+import { constants, createDecipheriv, createHash, createPrivateKey, createPublicKey, type KeyObject, publicEncrypt, verify } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pkcs11js from 'pkcs11js';
 import { initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
@@ -10,6 +10,7 @@ import type { KeyRef, PrivateJwk, ProtectedKey } from '../vault/ports.js';
 import { unwrapKeyTransfer } from '../vault/release/index.js';
 import { createPkcs11KeyProtector, objectIdOf, type Pkcs11KeyProtector, routeKeyProtector } from './pkcs11.js';
 import { parsePkcs11Spec } from './pkcs11-spec.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 
 const skip = skipWithoutSoftHsm();
 let token: SoftHsmToken;
@@ -28,7 +29,7 @@ async function make(family: 'RSA' | 'EC' | 'oct', exportable: boolean, extra: { 
   return { pk, ref: refOf(family, pk, binding), binding };
 }
 
-const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const workload = generateRsaKeyPair(2048);
 
 describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
   before(async () => {
@@ -208,8 +209,8 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
   });
 
   test('import: private JWKs go into the token and sign there', async () => {
-    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const ec = generateKeyPairSync('ec', { namedCurve: 'secp256k1' });
+    const rsa = generateRsaKeyPair(2048);
+    const ec = generateEcKeyPair('secp256k1');
     for (const [key, alg, hash, family] of [[rsa.privateKey, 'RS256', 'sha256', 'RSA'], [ec.privateKey, 'ES256K', 'sha256', 'EC']] as const) {
       const jwk = key.export({ format: 'jwk' }) as PrivateJwk;
       const binding = `vault-key:imp${n++}/0123456789abcdef0123456789abcdef`;

@@ -3,13 +3,14 @@
  * what we encode, OpenSSL verifies; what OpenSSL signs or encrypts, we decode; and tampering fails.
  */
 import assert from 'node:assert/strict';
-import { constants, createHash, generateKeyPairSync, privateDecrypt, privateEncrypt, publicDecrypt, publicEncrypt, randomBytes, sign, verify } from 'node:crypto';
+import { constants, createHash, privateDecrypt, privateEncrypt, publicDecrypt, publicEncrypt, randomBytes, sign, verify } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { isConclaveError } from '../core/errors.js';
 import { DIGEST_INFO, pkcs1v15Unpad, pssEncode, pssVerify } from './rsa-padding.js';
+import { generateRsaKeyPair } from '../core/keygen.js';
 
-const keys = [2048, 3072].map((bits) => ({ bits, ...generateKeyPairSync('rsa', { modulusLength: bits }) }));
+const keys = [2048, 3072].map((bits) => ({ bits, ...generateRsaKeyPair(bits) }));
 const HASHES = ['sha256', 'sha384', 'sha512'] as const;
 
 describe('RSA padding (RFC 8017)', () => {

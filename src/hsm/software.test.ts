@@ -6,11 +6,12 @@
  * more (2049: emLen is one octet shorter than the modulus) and one bit less (2047: the top octet's mask).
  */
 import assert from 'node:assert/strict';
-import { type JsonWebKey, constants, createHash, generateKeyPairSync, randomBytes, sign, verify } from 'node:crypto';
+import { type JsonWebKey, constants, createHash, randomBytes, sign, verify } from 'node:crypto';
 import { describe, test } from 'node:test';
 import type { PrivateJwk, SignatureAlgorithm } from '../vault/ports.js';
 import { createSealer } from './master-key.js';
 import { createSoftwareKeyProtector } from './software.js';
+import { generateRsaKeyPair } from '../core/keygen.js';
 
 const PSS = [
   ['PS256', 'sha256'],
@@ -22,7 +23,7 @@ describe('software key protector: RSASSA-PSS over a digest interoperates with Op
   const hsm = createSoftwareKeyProtector(createSealer(randomBytes(32)));
   for (const bits of [2047, 2048, 2049, 3072]) {
     test(`${bits}-bit modulus`, async () => {
-      const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+      const { privateKey, publicKey } = generateRsaKeyPair(bits);
       const binding = `vault-key:pss-${bits}/0123456789abcdef0123456789abcdef`;
       const p = await hsm.import({ kty: 'RSA', ...(privateKey.export({ format: 'jwk' }) as JsonWebKey) } as PrivateJwk, binding);
       const ref = { family: 'RSA' as const, handle: p.handle, binding };

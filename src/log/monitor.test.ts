@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { test } from 'node:test';
 import { consistencyRanges, hashLeaf, hashRanges, type NodeId, rootOf } from './merkle.js';
 import { checkLog, type MonitoredLog } from './monitor.js';
 import { logKeyId, signTreeHead, treeHeadToWire, type TreeHeadWire } from './tree-head.js';
+import { generateEcKeyPair } from '../core/keygen.js';
 
-const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const key = generateEcKeyPair('P-256');
+const other = generateEcKeyPair('P-256');
 const signerOf = (k: typeof key) => ({ keyId: logKeyId(k.publicKey), publicKey: k.publicKey, sign: async (d: Uint8Array) => sign('sha256', d, { key: k.privateKey, dsaEncoding: 'ieee-p1363' }) });
 
 /** An honest log over `leaves`, serving the head of `size` (or a head it is told to serve). */

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { test } from 'node:test';
 import { fail } from '../core/errors.js';
 import type { LogStore } from './ports.js';
 import { createSequencer } from './sequencer.js';
 import { logKeyId, type SignedTreeHead } from './tree-head.js';
+import { generateEcKeyPair } from '../core/keygen.js';
 
-const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const key = generateEcKeyPair('P-256');
 const signer = async () => ({ keyId: logKeyId(key.publicKey), publicKey: key.publicKey, sign: async (d: Uint8Array) => sign('sha256', d, { key: key.privateKey, dsaEncoding: 'ieee-p1363' }) });
 
 /** A store that grants the lease and keeps what it is given, whose batches fail while `failing` is set (an outage, a deleted head). */

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { test } from 'node:test';
 import { EMPTY_ROOT, hashLeaf } from './merkle.js';
 import { checkTreeHead, encodeTreeHead, logKeyId, parseTreeHeadWire, signTreeHead, treeHeadSignedBy, treeHeadToWire } from './tree-head.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 
-const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+const ec = generateEcKeyPair('P-256');
+const rsa = generateRsaKeyPair(2048);
+const p384 = generateEcKeyPair('P-384');
 const signer = (k: typeof ec, p1363: boolean) => ({ keyId: logKeyId(k.publicKey), publicKey: k.publicKey, sign: async (d: Uint8Array) => sign('sha256', d, p1363 ? { key: k.privateKey, dsaEncoding: 'ieee-p1363' } : k.privateKey) });
 const head = { treeSize: 2 ** 40 + 1, timestamp: Date.UTC(2026, 11, 6), rootHash: hashLeaf(Buffer.from('x')) };
 
@@ -29,7 +30,7 @@ test('a head verifies with the key that signed it (P-256 or RSA), and not with a
     assert.ok(!treeHeadSignedBy({ ...sth, rootHash: EMPTY_ROOT }, k.publicKey));
   }
   const sth = await signTreeHead(head, signer(ec, true));
-  const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const other = generateEcKeyPair('P-256');
   assert.throws(() => checkTreeHead(sth, other.publicKey), (e: { code?: string }) => e.code === 'log.signature_invalid');
   // Signed by another key but naming the log key: the signature check catches it.
   const forged = { ...(await signTreeHead(head, signer(other, true))), keyId: logKeyId(ec.publicKey) };

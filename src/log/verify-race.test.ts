@@ -4,7 +4,7 @@
  * test/integration/scaleout/crash.test.ts, where the second replica's sequencer runs during the verify).
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { test } from 'node:test';
 import { createLogAppender, createLogStore } from '../storage/log-store.js';
 import { MIGRATIONS } from '../storage/migrations/index.js';
@@ -12,12 +12,13 @@ import { openDatabase } from '../storage/open.js';
 import { createSequencer } from './sequencer.js';
 import { type LogSigner, logKeyId } from './tree-head.js';
 import { verifyLog } from './verify.js';
+import { generateEcKeyPair } from '../core/keygen.js';
 
 test('a head signed while verify reads is not a deleted head; a head really deleted still is', async () => {
   const db = await openDatabase('sqlite::memory:');
   try {
     await db.migrate(MIGRATIONS);
-    const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { privateKey, publicKey } = generateEcKeyPair('P-256');
     const signer: LogSigner = { keyId: logKeyId(publicKey), publicKey, sign: async (d) => sign('sha256', d, { key: privateKey, dsaEncoding: 'ieee-p1363' }) };
     const store = createLogStore(db);
     const seq = createSequencer({ store, signer: async () => signer, nowMs: () => Date.now(), holder: 'a', batchMs: 5, leaseMs: 60_000, maxBatch: 100 });

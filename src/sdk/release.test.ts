@@ -1,10 +1,11 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
-import { type KeyObject, constants, createCipheriv, createPrivateKey, generateKeyPairSync, publicEncrypt, randomBytes, webcrypto } from 'node:crypto';
+import { type KeyObject, constants, createCipheriv, createPrivateKey, publicEncrypt, randomBytes, webcrypto } from 'node:crypto';
 import { describe, test } from 'node:test';
 import * as x509 from '@peculiar/x509';
 import { signJws } from '../core/jwt.js';
 import { RELEASE_ENC_HASH, type ReleaseEnc, checkReleaseAnswersRequest, releasedKeyOf, unwrapKeyHsm, verifyReleaseJws } from './release.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -63,15 +64,15 @@ describe('release JWS and key_hsm', async () => {
   const otherCa = await makeCa('Other CA');
   const leaf = await makeLeaf(ca);
   const trustStore = ca.cert.toString('pem');
-  const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const workload = generateRsaKeyPair(2048);
 
   const materials = {
     RSA: () => {
-      const k = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+      const k = generateRsaKeyPair(2048).privateKey;
       return { material: new Uint8Array(k.export({ format: 'der', type: 'pkcs8' })), check: (o: KeyObject) => assert.equal(o.asymmetricKeyType, 'rsa') };
     },
     EC: () => {
-      const k = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+      const k = generateEcKeyPair('P-256').privateKey;
       const d = (k.export({ format: 'jwk' }) as { d: string }).d;
       return { material: new Uint8Array(k.export({ format: 'der', type: 'pkcs8' })), check: (_o: KeyObject, jwk: JsonWebKey) => assert.equal(jwk.d, d) };
     },
@@ -153,7 +154,7 @@ describe('release JWS and key_hsm', async () => {
 
   test('unwrap with the wrong workload key or the wrong enc fails', () => {
     const keyHsm = wrap(randomBytes(32), workload.publicKey, 'RSA_AES_KEY_WRAP_256');
-    const other = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+    const other = generateRsaKeyPair(2048).privateKey;
     assert.throws(() => unwrapKeyHsm(keyHsm, 'RSA_AES_KEY_WRAP_256', other), { code: 'sdk.unwrap_failed' });
     assert.throws(() => unwrapKeyHsm(keyHsm, 'CKM_RSA_AES_KEY_WRAP', workload.privateKey), { code: 'sdk.unwrap_failed' });
     assert.throws(() => unwrapKeyHsm(keyHsm, 'A256KW', workload.privateKey), { code: 'sdk.unwrap_failed' });

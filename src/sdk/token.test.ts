@@ -3,17 +3,17 @@
  * as src/server/auth.test.ts (no exp, crit, an RSA key under ES256, wrong aud) are refused here too.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { isConclaveError } from '../core/errors.js';
 import { signJws } from '../core/jwt.js';
 import { verifyAttestationToken } from './token.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 
 const ISSUER = 'https://maa.test';
 const AT = new Date('2025-06-01T00:00:00Z');
 const NOW = AT.getTime() / 1000;
-const es = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const es = generateEcKeyPair('P-256');
+const rsa = generateRsaKeyPair(2048);
 const jwks = { keys: [{ ...(es.publicKey.export({ format: 'jwk' }) as { kty: string }), kid: 'ek' }, { ...(rsa.publicKey.export({ format: 'jwk' }) as { kty: string }), kid: 'rk' }] };
 const token = (c: Record<string, unknown> = {}, h: Record<string, unknown> = {}) =>
   signJws({ alg: 'ES256', typ: 'JWT', kid: 'ek', ...h }, { iss: ISSUER, aud: 'relying-party', iat: NOW, nbf: NOW, exp: NOW + 3600, 'x-ms-ver': '1.0', ...c }, es.privateKey);

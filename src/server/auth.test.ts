@@ -4,19 +4,19 @@
  * against our own access tokens and an external OIDC issuer's.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { isConclaveError } from '../core/errors.js';
 import { signJws } from '../core/jwt.js';
 import type { ClientStore } from '../storage/client-store.js';
 import { ACCESS_TOKEN_AUDIENCE, createAuthenticator, type ExternalIssuer } from './auth.js';
 import type { ServiceKey } from '../hsm/service-keys.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 
 const ISSUER = 'https://conclave.test';
 const EXT = 'https://idp.test';
 const NOW = 1_750_000_000;
-const es = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const es = generateEcKeyPair('P-256');
+const rsa = generateRsaKeyPair(2048);
 const key = { name: 'access-token', alg: 'ES256', privateKey: es.privateKey, publicKey: es.publicKey, certDer: new Uint8Array(), kid: 'k1' } as ServiceKey;
 const db = { get: async (id: string) => (id === 'client-1' ? { displayName: 'one', secretSha256: 'x' } : undefined), add: async () => {}, remove: async () => {} } satisfies ClientStore;
 const extKeys = { keys: [{ ...(es.publicKey.export({ format: 'jwk' }) as { kty: string }), kid: 'ek' }, { ...(rsa.publicKey.export({ format: 'jwk' }) as { kty: string }), kid: 'rk' }] };

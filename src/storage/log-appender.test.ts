@@ -5,7 +5,7 @@
  * flush that covers its commit, and a failed flush fails the store.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { createLogAppender, createLogStore } from './log-store.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { openDatabase } from './open.js';
 import { openSqlite } from './sqlite.js';
+import { generateEcKeyPair } from '../core/keygen.js';
 
 const entry = (i: number) => JSON.stringify({ operation: 'release', n: i, entryId: `${process.pid}-${i}-${Math.random()}` });
 
@@ -223,7 +224,7 @@ describe('no store lock while the sequencer reads and hashes its batch (SQLite: 
     try {
       await db.migrate(MIGRATIONS);
       const appender = createLogAppender(db);
-      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const { privateKey, publicKey } = generateEcKeyPair('P-256');
       const signer: LogSigner = { keyId: logKeyId(publicKey), publicKey, sign: async (data) => sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) };
       const options = { signer: async () => signer, nowMs: () => Date.now(), batchMs: 5, leaseMs: 60_000, maxBatch: 50 };
       // A first sequencer signs a head over three entries and gives the lease up.

@@ -4,7 +4,7 @@
  * the lease between two sequencers (hand-over, a dead holder, a stale holder fenced out).
  */
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { createHash, type KeyObject, sign } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, postgresUnavailable } from '../../test/helpers/postgres.js';
 import { hashLeaf, verifyConsistency, verifyInclusion } from '../log/merkle.js';
@@ -16,9 +16,10 @@ import type { Database } from './database.js';
 import { createLogStore, insertLogEntry } from './log-store.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { openDatabase } from './open.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 
 function signerOf(kind: 'ec' | 'rsa'): LogSigner & { privateKey: KeyObject } {
-  const { publicKey, privateKey } = kind === 'ec' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const { publicKey, privateKey } = kind === 'ec' ? generateEcKeyPair('P-256') : generateRsaKeyPair(2048);
   return {
     keyId: logKeyId(publicKey),
     publicKey,

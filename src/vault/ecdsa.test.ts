@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, sign, verify } from 'node:crypto';
+import { createHash, sign, verify } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { signDigestEcdsa, verifyDigestEcdsa } from './ecdsa.js';
 import type { CurveName } from './ports.js';
+import { generateEcKeyPair } from '../core/keygen.js';
 
 const CASES: Array<[CurveName, string, 'sha256' | 'sha384' | 'sha512']> = [
   ['P-256', 'prime256v1', 'sha256'],
@@ -14,7 +15,7 @@ const CASES: Array<[CurveName, string, 'sha256' | 'sha384' | 'sha512']> = [
 describe('ECDSA over a digest', () => {
   for (const [crv, named, hash] of CASES) {
     test(`${crv}: our signature verifies with OpenSSL and OpenSSL's with ours`, () => {
-      const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: named });
+      const { privateKey, publicKey } = generateEcKeyPair(named);
       const jwk = privateKey.export({ format: 'jwk' });
       const data = Buffer.from(`message for ${crv}`);
       const digest = createHash(hash).update(data).digest();

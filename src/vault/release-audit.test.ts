@@ -5,7 +5,7 @@
  * that this one was not sent.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { randomBytes, sign } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,7 @@ import { createVaultStore } from '../storage/vault-store.js';
 import { LATEST } from './api-version.js';
 import { createFakeAuthority, fakeJwksPort } from './release/testing.js';
 import { createVaultService } from './service.js';
+import { generateRsaKeyPair } from '../core/keygen.js';
 
 test('the release record is stored with the answer; a signature failing after it is stored is a second record naming the first', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'conclave-release-audit-'));
@@ -27,7 +28,7 @@ test('the release record is stored with the answer; a signature failing after it
     await db.migrate(MIGRATIONS);
     const issuer = 'https://authority.test';
     const authority = await createFakeAuthority(issuer, { alg: 'RS256' });
-    const signing = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const signing = generateRsaKeyPair(2048);
     let failSigning = false;
     const sealer = createSealer(new Uint8Array(randomBytes(32)));
     const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
@@ -53,7 +54,7 @@ test('the release record is stored with the answer; a signature failing after it
     await service.assign(admin, { principalId: 'admin', role: 'Key Vault Crypto Service Release User', scope: '/' });
     const policy = { version: '1.0.0', anyOf: [{ authority: issuer, allOf: [{ claim: 'x-ms-attestation-type', equals: 'sevsnpvm' }] }] };
     await service.create(admin, LATEST, 'k', { kty: 'RSA-HSM', key_size: 2048, attributes: { exportable: true }, release_policy: { data: Buffer.from(JSON.stringify(policy)).toString('base64url') } });
-    const tee = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+    const tee = generateRsaKeyPair(2048).publicKey.export({ format: 'jwk' });
     const now = Math.floor(Date.now() / 1000);
     const target = authority.token({ iat: now, nbf: now, exp: now + 600, 'x-ms-attestation-type': 'sevsnpvm', 'x-ms-runtime': { keys: [{ ...tee, kid: 'tee', key_ops: ['encrypt'] }] } });
     const releases = async () =>

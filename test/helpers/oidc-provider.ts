@@ -5,11 +5,12 @@
  * HTTPS on 127.0.0.1 with the TLS material of a server data dir, so that server (and a browser trusting
  * its key) trust it.
  */
-import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { signJws } from '../../src/core/jwt.js';
 import { loadOrCreateTls } from '../../src/server/tls.js';
+import { generateRsaKeyPair } from '../../src/core/keygen.js';
 
 export interface OidcProvider {
   readonly url: string;
@@ -24,7 +25,7 @@ export interface OidcProvider {
 
 export async function startOidcProvider(dataDir: string, opts: { audience: string; clientId: string; now?: () => Date }): Promise<OidcProvider> {
   const tls = await loadOrCreateTls(dataDir, '127.0.0.1');
-  const key = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const key = generateRsaKeyPair(2048);
   const now = opts.now ?? (() => new Date());
   const codes = new Map<string, { challenge: string; redirectUri: string; sub: string }>();
   const requests: string[] = [];

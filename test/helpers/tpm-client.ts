@@ -3,9 +3,10 @@
  * would run it: the init message, then an attReqV2 request JWS signed by a request key whose binding to
  * the TPM is the quote's qualifying data (H(jwk ‖ 0x00 ‖ challenge)).
  */
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { signJws } from '../../src/core/jwt.js';
 import type { FakeTpm } from '../../src/evidence/tpm/testing.js';
+import { generateRsaKeyPair } from '../../src/core/keygen.js';
 
 export const TPM_INIT = JSON.stringify({ type: 'aikcert' });
 
@@ -21,7 +22,7 @@ export interface TpmRequestOptions {
 /** The request message `{"request": JWS}` answering a challenge message. */
 export function tpmRequest(tpm: FakeTpm, challengeReply: string, opts: TpmRequestOptions = {}): string {
   const { challenge, service_context } = JSON.parse(challengeReply) as { challenge: string; service_context: string };
-  const requestKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const requestKey = generateRsaKeyPair(2048);
   const j = requestKey.publicKey.export({ format: 'jwk' });
   const jwk = { kty: 'RSA', n: j.n, e: j.e };
   const nonce = opts.nonceOverride ?? createHash('sha256').update(JSON.stringify(jwk)).update(Buffer.of(0)).update(Buffer.from(challenge, 'base64url')).digest();

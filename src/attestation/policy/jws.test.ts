@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { createHash, type KeyObject, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import 'reflect-metadata';
@@ -8,12 +8,13 @@ import { ConclaveError } from '../../core/errors.js';
 import { SGX_DEFAULT, SGX_SIGNED_JWS, SGX_SIGNED_JWS_2020, SGX_UNSIGNED_JWS } from './examples.test-data.js';
 import { decodePolicyJws, encodePolicyJws, policyHash, policyTokenHash } from './jws.js';
 import { parsePolicy } from './parser.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../../core/keygen.js';
 
 const b64u = (s: string | Buffer): string => Buffer.from(s).toString('base64url');
 
 async function selfSigned(alg: 'RS256' | 'ES256'): Promise<{ der: Uint8Array; privateKey: KeyObject }> {
   const { privateKey, publicKey } =
-    alg === 'RS256' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    alg === 'RS256' ? generateRsaKeyPair(2048) : generateEcKeyPair('P-256');
   const algorithm = alg === 'RS256' ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' } : { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const keys = {
     privateKey: await crypto.subtle.importKey('pkcs8', privateKey.export({ format: 'der', type: 'pkcs8' }), algorithm, false, ['sign']),

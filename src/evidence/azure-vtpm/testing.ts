@@ -4,13 +4,14 @@
  * encryption key (HCLEkPub) whose private half the test holds. Trusted only by a server started with
  * --simulate, and only when its SNP hierarchy is the server's simulated one.
  */
-import { type KeyObject, generateKeyPairSync } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { sha256 } from '../../core/bytes.js';
 import { derToPem } from '../../core/x509.js';
 import { type FakeSnpHierarchy, makeFakeSnpReport } from '../snp/testing.js';
 import { FakeTpm } from '../tpm/testing.js';
 import { type GuestAttestationInfo, encodeGuestAttestationInfo } from './guest.js';
 import { encodeHclReport } from './hcl.js';
+import { generateRsaKeyPair } from '../../core/keygen.js';
 
 export interface SimulatedAzureCvmOptions {
   readonly secureBoot?: boolean;
@@ -39,7 +40,7 @@ export interface SimulatedAzureCvm {
 
 export function simulateAzureCvm(snp: FakeSnpHierarchy, opts: SimulatedAzureCvmOptions = {}): SimulatedAzureCvm {
   const tpm = opts.tpm ?? new FakeTpm().bootLinux(opts.secureBoot ?? true);
-  const ek = opts.ek ?? generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ek = opts.ek ?? generateRsaKeyPair(2048);
   const ekJwk = ek.publicKey.export({ format: 'jwk' });
   const runtime = {
     keys: [tpm.akJwk(), { kid: 'HCLEkPub', key_ops: ['encrypt'], kty: 'RSA', e: ekJwk.e, n: ekJwk.n }],
@@ -95,7 +96,7 @@ export function simulateAzureCvm(snp: FakeSnpHierarchy, opts: SimulatedAzureCvmO
  */
 export function fakeVtpmDevice(snp: FakeSnpHierarchy, opts: SimulatedAzureCvmOptions = {}) {
   const tpm = opts.tpm ?? new FakeTpm().bootLinux(opts.secureBoot ?? true);
-  const ek = opts.ek ?? generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ek = opts.ek ?? generateRsaKeyPair(2048);
   const keys = new Map<string, ReturnType<FakeTpm['ephemeralKey']>>();
   let current = simulateAzureCvm(snp, { ...opts, tpm, ek });
   return {

@@ -4,7 +4,7 @@
  * by the simulated TEE: verifyQuote accepts it when its root is passed as `trustAnchors.intelRoot`.
  * Everything is synchronous node:crypto plus the DER encoders of src/core/der.ts.
  */
-import { type KeyObject, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { type KeyObject, randomBytes, sign } from 'node:crypto';
 import type { QuoteCollateral } from './collateral.js';
 import { SGX_EXTENSION_OID } from './pck-extension.js';
 import { sha256 } from '../../core/bytes.js';
@@ -26,6 +26,7 @@ import {
   encodeSgxReportBody,
   encodeSignedRegion,
 } from './quote.js';
+import { generateEcKeyPair } from '../../core/keygen.js';
 
 const OID_ECDSA_SHA256 = '1.2.840.10045.4.3.2';
 const OID_CN = '2.5.4.3';
@@ -116,7 +117,7 @@ export function issueCertificate(opts: {
   /** Certify this public key instead of a fresh P-256 one (the returned privateKey is then unrelated to it). */
   readonly subjectKey?: KeyObject;
 }): Issued {
-  const generated = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const generated = generateEcKeyPair('P-256');
   const privateKey = generated.privateKey;
   const publicKey = opts.subjectKey ?? generated.publicKey;
   const serial = opts.serial ?? BigInt(`0x${randomBytes(16).toString('hex')}`) >> 1n;
@@ -348,7 +349,7 @@ export function buildSignedQuote(h: DcapHierarchy, opts: QuoteOptions): Uint8Arr
       ? { kind: 'td15', report: { ...zeroLayout(TD_REPORT_15), ...base, teeTcbSvn2: teeTcbSvn, ...opts.tdReport } }
       : { kind: 'td10', report: { ...base, ...(opts.tdReport as Partial<TdReport10>) } };
   }
-  const ak = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const ak = generateEcKeyPair('P-256');
   const jwk = ak.publicKey.export({ format: 'jwk' });
   const attestationKey = new Uint8Array(Buffer.concat([Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url')]));
   const qeAuthData = opts.qeAuthData ?? new Uint8Array(32).fill(0x5a);

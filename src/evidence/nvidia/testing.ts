@@ -4,7 +4,7 @@
  * signer, an OCSP responder, and reports, RIMs and OCSP responses signed by them. For tests and the
  * simulated TEE; trusted only when passed explicitly as trust anchors.
  */
-import { type KeyObject, createHash, generateKeyPairSync, randomBytes, sign as cryptoSign } from 'node:crypto';
+import { type KeyObject, createHash, randomBytes, sign as cryptoSign } from 'node:crypto';
 import { TAG, encodeInt, encodeOid, tlv } from '../../core/der.js';
 import { OID_KP_OCSP_SIGNING, OID_OCSP_BASIC, OID_OCSP_NONCE, certIdFor } from '../../core/ocsp.js';
 import { type Certificate, derToPem, parseCertificate } from '../../core/x509.js';
@@ -13,6 +13,7 @@ import type { OpaqueFields } from './opaque.js';
 import { GPU_SIGNATURE_SIZE, encodeGpuReport } from './report.js';
 import { SWID_NS, TCG_RIM_NS, RIM_HASH_NS } from './rim.js';
 import { signEnveloped } from './xmldsig.js';
+import { generateEcKeyPair } from '../../core/keygen.js';
 
 const ECDSA_SHA384 = '1.2.840.10045.4.3.3';
 const OID_SHA384 = '2.16.840.1.101.3.4.2.2';
@@ -60,7 +61,7 @@ interface CertSpec {
 
 /** Issues a P-384 certificate signed with ECDSA-SHA384 by `issuer` (self-signed without one). */
 export function issueP384(spec: CertSpec): FakeCert {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const { privateKey, publicKey } = generateEcKeyPair('P-384');
   const exts = [...(spec.extensions ?? [])];
   if (spec.ca) exts.unshift(extension('2.5.29.19', tlv(TAG.SEQUENCE, tlv(TAG.BOOLEAN, Uint8Array.of(0xff))), true));
   const tbs = tlv(
@@ -116,7 +117,7 @@ export function createFakeNvidiaHierarchy(opts: FakeHierarchyOptions = {}, roots
   const serial = opts.gpuSerial ?? BigInt(`0x${randomBytes(19).toString('hex')}`);
   const brom = issueP384({ serial, subject: 'GH100 A01 GSP BROM', issuer: archCa, ca: true, notBefore: NOT_BEFORE, notAfter: FOREVER });
   const fwid = new Uint8Array(createHash('sha384').update(`fwid ${serial}`).digest());
-  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const { publicKey } = generateEcKeyPair('P-384');
   const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
   const fmc = issueP384({ serial: serial + 1n, subject: 'GH100 A01 GSP FMC LF', issuer: brom, ca: false, notBefore: NOT_BEFORE, notAfter: FOREVER, extensions: [fwidExtension(fwid, spki)] });
   const rimRoot = roots?.rimRoot ?? issueP384({ serial: 10n, subject: 'Fake NVIDIA CoRIM signing Root CA', ca: true, notBefore: NOT_BEFORE, notAfter: FOREVER });

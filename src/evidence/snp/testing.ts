@@ -3,13 +3,14 @@
  * signed by it, shaped like the real ones (evidence-and-collateral §4.2). For tests and the simulated
  * TEE; never trusted unless passed explicitly as `trustAnchors`.
  */
-import { type KeyObject, constants, createHash, generateKeyPairSync, sign as cryptoSign } from 'node:crypto';
+import { type KeyObject, constants, createHash, sign as cryptoSign } from 'node:crypto';
 import { TAG, encodeInt, encodeOid, tlv } from '../../core/der.js';
 import { VEK_OID } from './vek.js';
 import type { AmdProduct } from './roots.js';
 import type { SnpTrustAnchors } from './chain.js';
 import { type SnpReportFields, type SnpTcbParts, encodeSnpReport, encodeTcb, tcbLayoutOf } from './report.js';
 import { signSnpReport } from './sign.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../../core/keygen.js';
 
 const OID_SHA384 = '2.16.840.1.101.3.4.2.2';
 
@@ -119,7 +120,7 @@ export function fakeCpuid(product: AmdProduct): { family: number; model: number;
 }
 
 function rsa(bits: number): { privateKey: KeyObject; publicKey: KeyObject } {
-  return generateKeyPairSync('rsa', { modulusLength: bits });
+  return generateRsaKeyPair(bits);
 }
 
 /** Creates ARK, ASK, ASVK and a VCEK (or VLEK) for one product. */
@@ -157,7 +158,7 @@ export function issueFakeVek(
   const signingKey = opts.signingKey ?? 'vcek';
   const tcb = opts.tcb ?? h.tcb;
   const chipId = opts.chipId ?? h.chipId;
-  const keys = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
+  const keys = generateEcKeyPair('secp384r1');
   const turin = h.product === 'Turin';
   const productName = opts.productName ?? (signingKey === 'vlek' ? h.product : h.product === 'Milan' ? 'Milan-B0' : h.product);
   const exts = [

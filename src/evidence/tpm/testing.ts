@@ -4,10 +4,11 @@
  * node:crypto and encodes with the same structure tables the verifier parses. Never trusted by a server:
  * its AK is bound to nothing unless a test binds it (a simulated HCL report, a test AIK certificate).
  */
-import { constants, createHash, createPublicKey, generateKeyPairSync, type KeyObject, privateDecrypt, sign } from 'node:crypto';
+import { constants, createHash, createPublicKey, type KeyObject, privateDecrypt, sign } from 'node:crypto';
 import { equalBytes } from '../../core/bytes.js';
 import { EV } from './eventlog.js';
 import { encodeTpm2bPublic, encodeTpmsAttest, encodeTpmtPublic, encodeTpmtSignature, objectName, type PcrSelection, policyPcrDigest, TPM_ALG, TPMA_OBJECT, type TpmtPublic } from './structures.js';
+import { generateRsaKeyPair } from '../../core/keygen.js';
 
 function rsaArea(key: KeyObject, attributes: number, scheme: { scheme: number; hashAlg: number }, authPolicy: Uint8Array = new Uint8Array(0)): TpmtPublic {
   const jwk = key.export({ format: 'jwk' });
@@ -39,7 +40,7 @@ export class FakeTpm {
   private clock = 1000n;
 
   constructor(opts: { readonly ak?: { privateKey: KeyObject; publicKey: KeyObject } } = {}) {
-    const ak = opts.ak ?? generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const ak = opts.ak ?? generateRsaKeyPair(2048);
     this.akPrivate = ak.privateKey;
     this.akPublic = ak.publicKey;
     this.akArea = rsaArea(this.akPublic, AK_ATTRIBUTES, { scheme: TPM_ALG.RSASSA, hashAlg: TPM_ALG.SHA256 });
@@ -165,7 +166,7 @@ export class FakeTpm {
    */
   ephemeralKey(pcrs: readonly number[], nonce: Uint8Array = new Uint8Array(0)) {
     const sorted = [...pcrs].sort((a, b) => a - b);
-    const key = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const key = generateRsaKeyPair(2048);
     const policy = policyPcrDigest(TPM_ALG.SHA256, [{ hashAlg: TPM_ALG.SHA256, pcrs: sorted }], sorted.map((i) => this.pcr(i)));
     const attributes = TPMA_OBJECT.decrypt | TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.noDA;
     const area = rsaArea(key.publicKey, attributes, { scheme: TPM_ALG.NULL, hashAlg: TPM_ALG.NULL }, policy);

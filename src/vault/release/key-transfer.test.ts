@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createPrivateKey, createSecretKey, generateKeyPairSync, type KeyObject, randomBytes } from 'node:crypto';
+import { createPrivateKey, createSecretKey, type KeyObject, randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { isConclaveError } from '../../core/errors.js';
 import { readFixtureJson, skipWithoutFixtures } from '../../../test/fixtures.js';
@@ -15,19 +15,20 @@ import {
   wrapWithNodeCrypto,
 } from './key-transfer.js';
 import type { WrappedKeyParts } from './ports.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../../core/keygen.js';
 
-const rsa2048 = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const rsa3072 = generateKeyPairSync('rsa', { modulusLength: 3072 });
+const rsa2048 = generateRsaKeyPair(2048);
+const rsa3072 = generateRsaKeyPair(3072);
 
 const materials: Array<[string, Uint8Array, (m: Uint8Array) => void]> = [
   [
     'RSA-2048 PKCS#8',
-    transferMaterialOf(generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey),
+    transferMaterialOf(generateRsaKeyPair(2048).privateKey),
     (m) => assert.equal(createPrivateKey({ key: Buffer.from(m), format: 'der', type: 'pkcs8' }).asymmetricKeyDetails?.modulusLength, 2048),
   ],
   [
     'EC P-384 PKCS#8',
-    transferMaterialOf(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey),
+    transferMaterialOf(generateEcKeyPair('P-384').privateKey),
     (m) => assert.equal(createPrivateKey({ key: Buffer.from(m), format: 'der', type: 'pkcs8' }).asymmetricKeyDetails?.namedCurve, 'secp384r1'),
   ],
   ['32-byte oct', transferMaterialOf(createSecretKey(randomBytes(32))), (m) => assert.equal(m.byteLength, 32)],
@@ -76,7 +77,7 @@ describe('wrapKeyForTransfer / unwrapKeyTransfer', () => {
 
   test('the wrong private key, a wrong enc or a tampered wrap fail with key.crypto_failed', () => {
     const keyHsm = wrapKeyForTransfer(new Uint8Array(32).fill(1), rsa2048.publicKey, 'RSA_AES_KEY_WRAP_384');
-    const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const other = generateRsaKeyPair(2048);
     assert.throws(() => unwrapKeyTransfer(keyHsm, other.privateKey), (e: unknown) => isConclaveError(e, 'key.crypto_failed'));
     const parts = wrapWithNodeCrypto(new Uint8Array(32).fill(1), rsa2048.publicKey, 'RSA_AES_KEY_WRAP_384') as WrappedKeyParts;
     const mislabelled = assembleTransferBlob(parts, { enc: 'RSA_AES_KEY_WRAP_256' });
@@ -114,9 +115,9 @@ describe('selectWrappingKey', () => {
   test('refuses sign-only, unmarked, EC and sub-2048-bit keys', () => {
     expectNoWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(enc, { kid: 'HCLAkPub', key_ops: ['sign'] })] } });
     expectNoWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(enc, { kid: 'plain' })] } });
-    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey;
+    const ec = generateEcKeyPair('P-256').publicKey;
     expectNoWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(ec, { kid: 'ec', key_ops: ['encrypt'] })] } });
-    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
+    const small = generateRsaKeyPair(1024).publicKey;
     expectNoWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(small, { kid: 'small', key_ops: ['encrypt'] })] } });
     expectNoWrappingKey({});
     expectNoWrappingKey({ 'x-ms-runtime': { 'client-payload': { keys: [runtimeJwk(enc, { key_ops: ['encrypt'] })] } } });
@@ -172,7 +173,7 @@ describe('runtime keys are imported once per key (#20)', () => {
     const other = findWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(rsa3072.publicKey, { kid: 'two', ...mark })] } });
     assert.notEqual(other.key, first.key);
     assert.equal(other.key.asymmetricKeyDetails?.modulusLength, 3072);
-    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
+    const small = generateRsaKeyPair(1024).publicKey;
     for (let i = 0; i < 2; i++) expectNoWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(small, { kid: 'small', ...mark })] } });
   });
 });

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, sign, verify, X509Certificate } from 'node:crypto';
+import { createHash, sign, verify, X509Certificate } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { readFixtureJson, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { unwrapKeyTransfer, wrapKeyForTransfer } from './key-transfer.js';
 import { buildReleaseResponse, decodeReleaseResponse, type ReleaseResponseInput, releaseAnswerJson } from './release-jws.js';
 import { createFakeAuthority } from './testing.js';
+import { generateRsaKeyPair } from '../../core/keygen.js';
 
 interface FixtureValue {
   attributes: Record<string, unknown>;
@@ -12,7 +13,7 @@ interface FixtureValue {
   release_policy: Record<string, unknown>;
 }
 
-const target = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const target = generateRsaKeyPair(2048);
 const kid = 'https://myvault.vault.azure.net/keys/exportable-aes-key/4eb68492b5f6421e835d961ad2be3155';
 
 function input(keyHsm: string): ReleaseResponseInput {

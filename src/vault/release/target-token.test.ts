@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { before, describe, test } from 'node:test';
 import { isConclaveError } from '../../core/errors.js';
 import { readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
 import type { JsonWebKeySet } from './ports.js';
 import { DEFAULT_CLOCK_SKEW_SECONDS, publicKeyOfJwk, type TargetTokenFailure, verifyTargetToken } from './target-token.js';
 import { createFakeAuthority, type FakeAuthority, fakeJwksPort, signJws } from './testing.js';
+import { generateEcKeyPair } from '../../core/keygen.js';
 
 const ISSUER = 'https://maa.example.test';
 const IAT = 1_734_719_094;
@@ -132,7 +132,7 @@ describe('verifyTargetToken', () => {
   });
 
   test('a key of the wrong type for the alg does not verify', async () => {
-    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { publicKey } = generateEcKeyPair('P-256');
     const ecJwk = { ...(publicKey.export({ format: 'jwk' }) as { kty: string }), kid: maa.kid };
     await expectRejected(verifyTargetToken(maa.token(claims), opts({ [ISSUER]: { keys: [ecJwk] } })), 'key_alg_mismatch');
   });

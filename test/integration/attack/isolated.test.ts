@@ -4,11 +4,12 @@
  * registered policy-management certificate.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { b64url } from '../../../src/core/bytes.js';
 import { type PolicySigner, newPolicySigner } from '../../helpers/policy-signer.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 type Signer = PolicySigner;
 const newSigner = newPolicySigner;
@@ -20,7 +21,7 @@ function jws(s: Signer, payload: unknown, opts: { forge?: boolean; signer?: Sign
   const header = b64url(JSON.stringify({ alg: 'RS256', x5c: x5cOf(s) }));
   const body = payload === '' ? '' : b64url(JSON.stringify(payload));
   const input = `${header}.${body}`;
-  const sig = opts.forge ? sign('sha256', Buffer.from(input), generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey) : sign('sha256', Buffer.from(input), (opts.signer ?? s).privateKey);
+  const sig = opts.forge ? sign('sha256', Buffer.from(input), generateRsaKeyPair(2048).privateKey) : sign('sha256', Buffer.from(input), (opts.signer ?? s).privateKey);
   return `${input}.${b64url(sig)}`;
 }
 

@@ -5,12 +5,12 @@
  * evidence.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
 import { type TestServer, startTestServer, tempDir } from '../../helpers/server.js';
 import { adminJson, assignRole, type AuthorityStandIn, policyFor, startAuthority, startVault } from '../vault/harness.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -20,7 +20,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const workload = generateRsaKeyPair(2048);
 const runtime = new TextEncoder().encode(JSON.stringify({ keys: [{ ...workload.publicKey.export({ format: 'jwk' }), kid: 'w', key_ops: ['encrypt'] }] }));
 const MRENCLAVE = 'c3'.repeat(32);
 

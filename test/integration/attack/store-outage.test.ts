@@ -6,7 +6,6 @@
  * paths a workload takes (token, attestation, key creation and release).
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pg from 'pg';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
@@ -14,11 +13,12 @@ import { type PcsStandin, startPcsStandin } from '../../helpers/pcs-standin.js';
 import { type PrivateCluster, privateClusterUnavailable, startPrivateCluster } from '../../helpers/postgres.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
 import { assignRole } from '../vault/harness.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 const unavailable = privateClusterUnavailable();
 if (unavailable && process.env.CI === 'true') throw new Error(`CI=true: ${unavailable}`);
 
-const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const workload = generateRsaKeyPair(2048);
 const runtime = new TextEncoder().encode(JSON.stringify({ keys: [{ ...workload.publicKey.export({ format: 'jwk' }), kid: 'w', key_ops: ['encrypt'] }] }));
 
 async function eventually(check: () => Promise<boolean>, ms = 15_000): Promise<void> {

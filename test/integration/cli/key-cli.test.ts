@@ -1,6 +1,6 @@
 /** `conclave key …` subcommands through the compiled CLI (test/helpers/cli.ts) against a running server: success and failure. */
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
 import { conclave } from '../../helpers/cli.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 const work = mkdtempSync(join(tmpdir(), 'conclave-key-cli-'));
 const file = (name: string, text: string) => {
@@ -64,7 +65,7 @@ describe('conclave key (binary)', () => {
   });
 
   test('import a JWK, backup and restore after purge', async () => {
-    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const { privateKey } = generateEcKeyPair('P-256');
     const jwk = file('ec.jwk', JSON.stringify(privateKey.export({ format: 'jwk' })));
     const imported = await k('import', 'cli-ec', '--jwk', jwk);
     assert.equal(imported.code, 0, imported.stderr);
@@ -93,7 +94,7 @@ describe('conclave key (binary)', () => {
   test('release with a token from the attestation service, unwrapped with --private-key; denied without the role', async () => {
     const policy = file('rel.json', JSON.stringify({ version: '1.0.0', anyOf: [{ authority: server.url, allOf: [{ claim: 'x-ms-sgx-is-debuggable', equals: 'false' }] }] }));
     assert.equal((await k('create', 'cli-rel', '--kty', 'oct-HSM', '--size', '256', '--exportable', '--policy', policy)).code, 0);
-    const tee = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const tee = generateRsaKeyPair(2048);
     const runtime = new TextEncoder().encode(JSON.stringify({ keys: [{ ...tee.publicKey.export({ format: 'jwk' }), kid: 't', key_ops: ['encrypt'] }] }));
     const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'sgx', runtimeData: runtime });
     const att = await server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: ev.body });

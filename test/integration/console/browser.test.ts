@@ -10,7 +10,6 @@
  * and so does the page's.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
@@ -25,6 +24,7 @@ import { requireConsoleBuild } from '../../helpers/console.js';
 import { type PcsStandin, startPcsStandin } from '../../helpers/pcs-standin.js';
 import { type OidcProvider, startOidcProvider } from '../../helpers/oidc-provider.js';
 import { startTestServer, type TestServer, tempDir } from '../../helpers/server.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 const API = 'api-version=2025-07-01';
 const MEASUREMENT = 'a1'.repeat(48);
@@ -77,7 +77,7 @@ describe('web console in a browser', { skip }, () => {
   /** Runtime data binding a TEE transfer key, as `conclave sim transfer-key` prints it (one key for the file: no test opens a release with it). */
   let transferKey: string | undefined;
   const runtimeData = () => {
-    transferKey ??= JSON.stringify({ keys: [{ ...generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' }), kid: 'TpmEphemeralEncryptionKey', key_ops: ['encrypt'] }] });
+    transferKey ??= JSON.stringify({ keys: [{ ...generateRsaKeyPair(2048).publicKey.export({ format: 'jwk' }), kid: 'TpmEphemeralEncryptionKey', key_ops: ['encrypt'] }] });
     return Buffer.from(transferKey);
   };
   const snpEvidence = (measurement: string) => loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'snp', runtimeData: runtimeData(), measurement });

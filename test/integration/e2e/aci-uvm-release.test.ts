@@ -5,7 +5,7 @@
  * signer and feed, minimum SVN, VMPL 0, not debuggable). Azure's ACI release policy then releases a key.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { DEFAULT_POLICIES } from '../../../src/attestation/policy/defaults.js';
 import { encodePolicyJws } from '../../../src/attestation/policy/index.js';
@@ -16,6 +16,7 @@ import { decodeReleaseResponse, unwrapKeyTransfer } from '../../../src/vault/rel
 import { readFixture, readFixtureJson, skipWithoutFixtures } from '../../fixtures.js';
 import { assertGolden, payload, stable } from '../../helpers/golden.js';
 import { startTestServer } from '../../helpers/server.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 const skip = skipWithoutFixtures();
 const MS_UVM_ISSUER = 'did:x509:0:sha256:I__iuL25oXEVFdTP_aBLx_eT1RPHbCQ_ECBQfYZpt9s::eku:1.3.6.1.4.1.311.76.59.1.2';
@@ -124,7 +125,7 @@ describe('Azure confidential containers: UVM endorsement and azure-compliant-uvm
       assert.equal(put.status, 200, put.text);
 
       const securityPolicy = new TextEncoder().encode('package policy\nallow := true\n');
-      const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      const workload = generateRsaKeyPair(2048);
       const runtime = new TextEncoder().encode(JSON.stringify({ keys: [{ ...workload.publicKey.export({ format: 'jwk' }), kid: 'workload', key_ops: ['encrypt'] }] }));
       const measurement = randomBytes(48).toString('hex');
       const tee = loadOrCreateSimulatedTee(server.dataDir);

@@ -5,18 +5,19 @@
  * GPUs; one GPU with a different measurement → 403 naming that GPU and claim.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
 import { attestAndRelease, simSource, simulatedGpuCollector } from '../../../src/sdk/index.js';
 import { decodeReleaseResponse, unwrapKeyTransfer } from '../../../src/vault/release/index.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulated GPUs)', () => {
   let server: TestServer;
   let bearer: string;
-  const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const workload = generateRsaKeyPair(2048);
   const jwk = { ...workload.publicKey.export({ format: 'jwk' }), kid: 'workload', key_ops: ['encrypt'] };
   const runtime = new TextEncoder().encode(JSON.stringify({ keys: [jwk] }));
 

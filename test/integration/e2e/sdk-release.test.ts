@@ -1,11 +1,11 @@
 /** The SDK checks that the release response was signed for the vault host it asked. */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
 import { attest, releaseKey } from '../../../src/sdk/index.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 let server: TestServer;
 before(async () => {
@@ -23,7 +23,7 @@ test('the release certificate names the vault host; a release read through anoth
     body: { kty: 'oct-HSM', key_size: 256, attributes: { exportable: true }, release_policy: { data: Buffer.from(JSON.stringify(policy)).toString('base64url') } },
   });
   assert.equal(created.status, 200, created.text);
-  const tee = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const tee = generateRsaKeyPair(2048);
   const runtime = new TextEncoder().encode(JSON.stringify({ keys: [{ ...tee.publicKey.export({ format: 'jwk' }), kid: 't', key_ops: ['encrypt'] }] }));
   const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'sgx', runtimeData: runtime });
   const token = await attest({ attestationUrl: server.url, evidence: { path: ev.path, body: ev.body }, ca });

@@ -4,13 +4,14 @@
  * unchanged @azure/keyvault-keys SDK → the workload unwraps key_hsm and holds the vault's key.
  */
 import assert from 'node:assert/strict';
-import { createDecipheriv, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createDecipheriv, createPublicKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { KeyClient } from '@azure/keyvault-keys';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
 import { decodeReleaseResponse, unwrapKeyTransfer } from '../../../src/vault/release/index.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 const MEASUREMENT = 'a1'.repeat(48);
 const MRENCLAVE = 'b2'.repeat(32);
@@ -22,7 +23,7 @@ function credential(server: TestServer) {
 describe('Secure Key Release end to end (simulated TEE → our attestation → our vault)', () => {
   let server: TestServer;
   let keys: KeyClient;
-  const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const workload = generateRsaKeyPair(2048);
   const jwk = { ...workload.publicKey.export({ format: 'jwk' }), kid: 'workload', key_ops: ['encrypt'] };
   const runtime = new TextEncoder().encode(JSON.stringify({ keys: [jwk] }));
 

@@ -4,7 +4,7 @@
  * (created first with loadOrCreateTls, so the server trusts it through its local CA).
  */
 import assert from 'node:assert/strict';
-import { createHmac, generateKeyPairSync, type KeyObject, webcrypto } from 'node:crypto';
+import { createHmac, type KeyObject, webcrypto } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import 'reflect-metadata';
@@ -17,6 +17,7 @@ import { signJws } from '../../../src/core/jwt.js';
 import { loadOrCreateTls } from '../../../src/server/tls.js';
 import { startTestServer, type TestServer, tempDir } from '../../helpers/server.js';
 import { adminJson, akvCall, assignRole, policyFor } from '../vault/harness.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 const AUDIENCE = 'api://conclave-test';
 
@@ -34,7 +35,7 @@ interface Idp {
 }
 
 function rsaKey() {
-  return { ...generateKeyPairSync('rsa', { modulusLength: 2048 }), alg: 'RS256' };
+  return { ...generateRsaKeyPair(2048), alg: 'RS256' };
 }
 
 /** TLS for 127.0.0.1 under a private CA of its own name (not the server's local CA), as PEM files in `dir`. */
@@ -212,7 +213,7 @@ describe('external OIDC bearer tokens (discovered JWKS)', async () => {
   });
 
   test('a rotated key (unknown kid) is found by one forced JWKS refresh', async () => {
-    idp.keys.set('key-b', { ...generateKeyPairSync('ec', { namedCurve: 'P-256' }), alg: 'ES256' });
+    idp.keys.set('key-b', { ...generateEcKeyPair('P-256'), alg: 'ES256' });
     clock = new Date(clock.getTime() + 30_000);
     const fetched = idp.hits.get('/certs') ?? 0;
     const r = await listKeys(token({}, {}, 'key-b'));
@@ -293,7 +294,7 @@ describe('external OIDC issuer behind a private CA (--oidc-ca)', async () => {
     await assignRole(server, server.admin.clientId, 'Key Vault Crypto Service Release User');
     const created = await akvCall(server, 'POST', '/keys/oidc-ca-release/create', { kty: 'EC-HSM', crv: 'P-256', attributes: { exportable: true }, release_policy: { data: Buffer.from(policyFor(idp.url)).toString('base64url') } });
     assert.equal(created.status, 200, JSON.stringify(created.json));
-    const workload = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });
+    const workload = generateRsaKeyPair(2048).publicKey.export({ format: 'jwk' });
     const t = Math.floor(Date.now() / 1000);
     const target = signJws(
       { alg: 'RS256', kid: 'key-a', typ: 'JWT' },

@@ -4,7 +4,7 @@
  * release's inclusion against a head signed by the log key (attestAndRelease({ requireInclusion })).
  */
 import assert from 'node:assert/strict';
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { createPublicKey } from 'node:crypto';
 import { readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -15,6 +15,7 @@ import { conclave } from '../../helpers/cli.js';
 import { waitSequenced } from '../../helpers/log.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
 import { createReleasableKey } from '../agent/helpers.js';
+import { generateEcKeyPair } from '../../../src/core/keygen.js';
 
 describe('transparency log: HTTP API and SDK inclusion proofs', () => {
   let server: TestServer;
@@ -61,7 +62,7 @@ describe('transparency log: HTTP API and SDK inclusion proofs', () => {
   });
 
   test('a head signed by another key is refused (log.signature_invalid); without a pinned key the published one is used', async () => {
-    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }) as string;
+    const other = generateEcKeyPair('P-256').publicKey.export({ type: 'spki', format: 'pem' }) as string;
     await assert.rejects(release({ requireInclusion: true, logKey: other }), (e: { code?: string }) => e.code === 'log.signature_invalid');
     const unpinned = await release({ requireInclusion: true });
     assert.ok(unpinned.inclusion);

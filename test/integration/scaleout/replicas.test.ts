@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -14,6 +14,7 @@ import { tempDir } from '../../helpers/server.js';
 import { type Balancer, startBalancer } from './balancer.js';
 import { type Replica, builtCliMissing, startReplica } from './replica.js';
 import { akv, assertVaultStoreWhole, assignReleaseRole, cliAuditVerify, exportableKeyBody, listVersionIds, sgxReleasePolicy } from './vault.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 /**
  * Two stateless replicas of `conclave serve` on one PostgreSQL database and one shared data dir
@@ -145,7 +146,7 @@ describe('scale-out: two replicas on one PostgreSQL', { skip }, () => {
   });
 
   describe('vault', () => {
-    const workload = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const workload = generateRsaKeyPair(2048);
     const runtimeData = new TextEncoder().encode(JSON.stringify({ keys: [{ ...workload.publicKey.export({ format: 'jwk' }), kid: 'workload', key_ops: ['encrypt'] }] }));
     const attest = async (r: Replica, mrenclave: string): Promise<string> => {
       const ev = loadOrCreateSimulatedTee(dataDir).evidence({ tee: 'sgx', runtimeData, mrenclave });

@@ -12,7 +12,7 @@
  * trees differ at the same size.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync, sign } from 'node:crypto';
+import { sign } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { rootOf } from '../../../src/log/merkle.js';
@@ -25,9 +25,10 @@ import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
 import { openDatabase } from '../../../src/storage/open.js';
 import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
 import { tempDir } from '../../helpers/server.js';
+import { generateEcKeyPair } from '../../../src/core/keygen.js';
 
 const LEASE_MS = 1000;
-const key = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const key = generateEcKeyPair('P-256');
 
 interface Signed {
   readonly by: string;

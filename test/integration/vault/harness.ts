@@ -3,7 +3,7 @@
  * HTTPS OpenID stand-in for an attestation authority (serves /.well-known/openid-configuration and
  * /certs, signs MAA-shaped tokens).
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -12,6 +12,7 @@ import type { AccessToken, TokenCredential } from '@azure/core-auth';
 import { KeyClient, type KeyClientOptions } from '@azure/keyvault-keys';
 import { createFakeAuthority, type FakeAuthority } from '../../../src/vault/release/testing.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 export async function startVault(opts: { now?: () => Date; flags?: Record<string, unknown>; dataDir?: string } = {}): Promise<TestServer> {
   return startTestServer({ services: 'vault', ...opts.flags }, { ...(opts.now ? { now: opts.now } : {}), ...(opts.dataDir ? { dataDir: opts.dataDir } : {}) });
@@ -124,7 +125,7 @@ export async function startAuthority(server: Pick<TestServer, 'dataDir'>, now: (
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
   url = `https://127.0.0.1:${(srv.address() as AddressInfo).port}`;
   authority = await createFakeAuthority(url, { alg: 'RS256' });
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const { privateKey, publicKey } = generateRsaKeyPair(2048);
   const jwk = { ...(publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid: 'workload-key', key_ops: ['encrypt'] };
   const a = authority;
   return {

@@ -11,7 +11,6 @@ import {
   createHash,
   createHmac,
   createPublicKey,
-  generateKeyPairSync,
   publicEncrypt,
   randomBytes,
   verify as nodeVerify,
@@ -20,6 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import { CryptographyClient, type KeyClient } from '@azure/keyvault-keys';
 import type { TestServer } from '../../helpers/server.js';
 import { adminKeyClient, akvCall, credentialFor, sdkOptions, startVault } from './harness.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 let server: TestServer;
 let client: KeyClient;
@@ -142,7 +142,7 @@ describe('BYOK', () => {
   });
 
   test('an RSA key wrapped to the KEK imports through the SDK (key_hsm) and signs as the original', async () => {
-    const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const { privateKey, publicKey } = generateRsaKeyPair(2048);
     const blob = transferBlob(kekKid, kekPublic, privateKey.export({ format: 'der', type: 'pkcs8' }));
     if (onToken) {
       const r = await akvCall(server, 'PUT', '/keys/byok-rsa', { key: { kty: 'RSA-HSM', key_hsm: blob.toString('base64url') } });
@@ -159,7 +159,7 @@ describe('BYOK', () => {
   });
 
   test('EC and oct targets, and the SHA-256 variant', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
-    const ec = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+    const ec = generateEcKeyPair('P-384');
     const r = await client.importKey('byok-ec', { kty: 'EC-HSM', t: transferBlob(kekKid, kekPublic, ec.privateKey.export({ format: 'der', type: 'pkcs8' }), 'RSA_AES_KEY_WRAP_256') });
     assert.equal(r.key!.crv, 'P-384');
     const digest = createHash('sha384').update('x').digest();
@@ -174,7 +174,7 @@ describe('BYOK', () => {
   });
 
   test('error paths: not a KEK, unknown KEK, broken ciphertext, wrong type, non-HSM type, bad enc', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
-    const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const { privateKey } = generateRsaKeyPair(2048);
     const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
     const put = (name: string, key: Record<string, unknown>) => akvCall(server, 'PUT', `/keys/${name}`, { key });
     const expect400 = async (name: string, key: Record<string, unknown>, code: string, message: RegExp) => {

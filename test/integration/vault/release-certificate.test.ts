@@ -7,7 +7,7 @@
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, webcrypto, X509Certificate } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -16,6 +16,7 @@ import { verifyReleaseJws } from '../../../src/sdk/release.js';
 import { decodeReleaseResponse } from '../../../src/vault/release/index.js';
 import { tempDir, type TestServer } from '../../helpers/server.js';
 import { adminJson, akvCall, assignRole, type AuthorityStandIn, policyFor, startAuthority, startVault } from './harness.js';
+import { generateEcKeyPair } from '../../../src/core/keygen.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -100,7 +101,7 @@ async function operatorIdentity(dir: string, host: string | undefined): Promise<
     keys: caKeys,
     extensions: [new x509.BasicConstraintsExtension(true, 0, true), new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign, true)],
   });
-  const leafKeys = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  const leafKeys = generateEcKeyPair('prime256v1');
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: '02',
     subject: 'CN=operator release signing',

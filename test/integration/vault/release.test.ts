@@ -3,12 +3,12 @@
  * and catalogue code, explains itself, releases nothing, and is in the audit chain.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { createFakeAuthority, signJws } from '../../../src/vault/release/testing.js';
 import { waitSequenced } from '../../helpers/log.js';
 import type { TestServer } from '../../helpers/server.js';
 import { adminJson, assignRole, type AuthorityStandIn, newClient, policyFor, startAuthority, startVault } from './harness.js';
+import { generateEcKeyPair } from '../../../src/core/keygen.js';
 
 let server: TestServer;
 let authority: AuthorityStandIn;
@@ -117,7 +117,7 @@ describe('release: the target token', () => {
   });
 
   test('no suitable runtime key', async () => {
-    const ec = generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ format: 'jwk' });
+    const ec = generateEcKeyPair('prime256v1').publicKey.export({ format: 'jwk' });
     await expectDenied('skr', authority.token({ 'x-ms-runtime': { keys: [{ ...ec, kid: 'ec', key_ops: ['encrypt'] }] } }), 400, 'release.no_wrapping_key');
     await expectDenied('skr', authority.token({ 'x-ms-runtime': {} }), 400, 'release.no_wrapping_key');
   });
