@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { isConclaveError } from '../../core/errors.js';
 import { KEY_TRANSFER_ENCS, transferMaterialOf, unwrapTransferCiphertext, wrapWithNodeCrypto } from './key-transfer.js';
 import { stopWrapWorker, wrapOffThread, wrapsOnWorker } from './wrap-worker.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../../core/keygen.js';
 
-const wrapping = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const material = transferMaterialOf(generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey);
+const wrapping = generateRsaKeyPair(2048);
+const material = transferMaterialOf(generateEcKeyPair('P-256').privateKey);
 const joined = (p: { wrappedKek: Uint8Array; wrappedKey: Uint8Array }) => Buffer.concat([p.wrappedKek, p.wrappedKey]);
 
 describe('wrapOffThread (the key transfer wrap on the wrap worker)', () => {
@@ -42,7 +42,7 @@ describe('wrapOffThread (the key transfer wrap on the wrap worker)', () => {
   test('fails as the synchronous wrap does: empty material, and a wrapping key OAEP cannot use', async () => {
     await assert.rejects(wrapOffThread(new Uint8Array(0), wrapping.publicKey, 'RSA_AES_KEY_WRAP_256'), (e) => isConclaveError(e, 'key.invalid'));
     // RSA-1024 with SHA-384 OAEP holds at most 30 bytes: the 32-byte KEK does not fit.
-    const small = generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey;
+    const small = generateRsaKeyPair(1024).publicKey;
     let expected: unknown;
     try {
       wrapWithNodeCrypto(material, small, 'RSA_AES_KEY_WRAP_384');
