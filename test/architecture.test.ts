@@ -391,3 +391,31 @@ test('the SDK imports no server-side dependency', () => {
   }
   assert.deepEqual(violations, []);
 });
+
+/** node:crypto's key-pair generators, by name (a call, an import, `crypto.…`): src/core/keygen.ts says why only it may use them. */
+const KEYGEN_CALL = /\bgenerateKeyPair(Sync)?\b/;
+/** The helper, its tests, and this check, which names them. */
+const KEYGEN_OWNERS = ['src/core/keygen.ts', 'src/core/keygen.test.ts', 'test/architecture.test.ts'];
+
+test('key pairs come from src/core/keygen.ts only: no other code calls generateKeyPairSync or generateKeyPair (Node 20 deadlock)', () => {
+  const code = (dir: string): string[] =>
+    readdirSync(dir).flatMap((n) => {
+      const p = join(dir, n);
+      return statSync(p).isDirectory() ? code(p) : /\.(ts|tsx|js|mjs|cjs)$/.test(n) && !n.endsWith('.d.ts') ? [p] : [];
+    });
+  const scanned = ['src', 'test', 'bench', 'scripts'].flatMap((d) => code(join(root, d))).map((f) => relative(root, f));
+  assert.ok(scanned.length > 100 && scanned.includes('src/hsm/software.ts') && scanned.includes('scripts/run-tests.mjs'));
+  assert.deepEqual(
+    scanned.filter((f) => !KEYGEN_OWNERS.includes(f) && KEYGEN_CALL.test(readFileSync(join(root, f), 'utf8'))),
+    [],
+  );
+});
+
+test('the key-pair check finds the generators however they are reached, and not the helper', () => {
+  for (const text of ["import { generateKeyPairSync } from 'node:crypto';", "crypto.generateKeyPair('ec', opts, cb)", 'const { generateKeyPairSync: g } = crypto;', "promisify(generateKeyPair)('rsa', o)"]) {
+    assert.ok(KEYGEN_CALL.test(text), text);
+  }
+  for (const text of ['generateRsaKeyPair(2048)', "generateEcKeyPair('P-256')", "subtle.generateKey(alg, true, ['sign'])", 'generateKeySync(\'hmac\', { length: 256 })']) {
+    assert.ok(!KEYGEN_CALL.test(text), text);
+  }
+});
