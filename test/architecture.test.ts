@@ -157,6 +157,8 @@ const DRIVERS: Record<string, readonly string[]> = {
   // isIP only, for names in certificates and endpoints.
   'node:net': ['hsm', 'sdk'],
   'node:child_process': ['sdk', 'cli'],
+  // The software protector's key-transfer wrap off the event loop (hsm/wrap-worker.ts).
+  'node:worker_threads': ['hsm'],
   commander: ['cli'],
   preact: ['console'],
 };

@@ -25,7 +25,7 @@ import { fail } from '../core/errors.js';
 import { signDigestEcdsa, verifyDigestEcdsa } from '../vault/ecdsa.js';
 import type { CipherRequest, CipherResult, CurveName, KeyProtector, KeyRef, PrivateJwk, ProtectedKey, PublicJwk, SignatureAlgorithm } from '../vault/ports.js';
 import { assembleTransferBlob, transferMaterialOf, unwrapTransferCiphertext } from '../vault/release/index.js';
-import { wrapOffThread } from '../vault/release/wrap-worker.js';
+import { wrapOffThread } from './wrap-worker.js';
 import type { Sealer } from './master-key.js';
 import { DIGEST_INFO, pkcs1v15Unpad, pssEncode, pssVerify } from './rsa-padding.js';
 import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';

@@ -15,9 +15,9 @@
  */
 import type { KeyObject } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { fail } from '../../core/errors.js';
-import { OAEP_HASH, wrapWithNodeCrypto } from './key-transfer.js';
-import type { KeyTransferEnc, WrappedKeyParts } from './ports.js';
+import { fail } from '../core/errors.js';
+import { OAEP_HASH, wrapWithNodeCrypto } from '../vault/release/key-transfer.js';
+import type { KeyTransferEnc, WrappedKeyParts } from '../vault/release/ports.js';
 
 /** Plain JavaScript, node built-ins only, so it runs without the TypeScript loader. */
 const WORKER_SOURCE = `

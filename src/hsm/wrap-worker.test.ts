@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { isConclaveError } from '../../core/errors.js';
-import { KEY_TRANSFER_ENCS, transferMaterialOf, unwrapTransferCiphertext, wrapWithNodeCrypto } from './key-transfer.js';
+import { isConclaveError } from '../core/errors.js';
+import { KEY_TRANSFER_ENCS, transferMaterialOf, unwrapTransferCiphertext, wrapWithNodeCrypto } from '../vault/release/key-transfer.js';
 import { stopWrapWorker, wrapOffThread, wrapsOnWorker } from './wrap-worker.js';
-import { generateEcKeyPair, generateRsaKeyPair } from '../../core/keygen.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 
 const wrapping = generateRsaKeyPair(2048);
 const material = transferMaterialOf(generateEcKeyPair('P-256').privateKey);
