@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { constants, createPublicKey, privateDecrypt, publicEncrypt, sign, verify } from 'node:crypto';
 import { describe, test } from 'node:test';
-import { generateEcKeyPair, generateRsaKeyPair } from './keygen.js';
+import { generateEcKeyPair, generateKeyPairOffThread, generateRsaKeyPair } from './keygen.js';
 
 const FROM_SOURCE = import.meta.url.endsWith('.ts');
 const HELPER = new URL(FROM_SOURCE ? './keygen.ts' : './keygen.js', import.meta.url).href;
@@ -99,5 +99,26 @@ describe('the keys', () => {
     const a = generateEcKeyPair('P-256').publicKey.export({ format: 'jwk' });
     const b = generateEcKeyPair('P-256').publicKey.export({ format: 'jwk' });
     assert.notDeepEqual(a, b);
+  });
+});
+
+describe('generateKeyPairOffThread', () => {
+  test('RSA and EC pairs as the synchronous ones give them, made while the event loop goes on', async () => {
+    const order: string[] = [];
+    const made = generateKeyPairOffThread({ rsa: 2048 }).then((pair) => {
+      order.push('made');
+      return pair;
+    });
+    // Made on the calling thread, the key would be done (its promise settled) before this callback runs.
+    setImmediate(() => order.push('event loop'));
+    const { privateKey, publicKey } = await made;
+    assert.deepEqual(order, ['event loop', 'made']);
+    assert.equal(privateKey.asymmetricKeyDetails!.modulusLength, 2048);
+    assert.deepEqual(createPublicKey(privateKey).export({ format: 'jwk' }), publicKey.export({ format: 'jwk' }));
+    const e3 = await generateKeyPairOffThread({ rsa: 1024, publicExponent: 3 });
+    assert.equal(e3.publicKey.asymmetricKeyDetails!.publicExponent, 3n);
+    const ec = await generateKeyPairOffThread({ ec: 'secp384r1' });
+    assert.equal(ec.publicKey.export({ format: 'jwk' }).crv, 'P-384');
+    await assert.rejects(generateKeyPairOffThread({ ec: 'P-255' }));
   });
 });

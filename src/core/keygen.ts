@@ -22,7 +22,7 @@
  * callback returns rather than by the garbage collector. The round trip costs a DER encode and parse,
  * microseconds beside the key generation.
  */
-import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createPrivateKey, createPublicKey, generateKeyPair, generateKeyPairSync, type KeyObject } from 'node:crypto';
 
 export interface KeyPair {
   readonly privateKey: KeyObject;
@@ -51,4 +51,22 @@ export function generateRsaKeyPair(modulusLength: number, publicExponent?: numbe
 /** A fresh EC key pair on `namedCurve` (any name node:crypto knows: `P-256`, `prime256v1`, `secp384r1`, `secp256k1`…). */
 export function generateEcKeyPair(namedCurve: string): KeyPair {
   return fromDer(generateKeyPairSync('ec', { namedCurve, publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } }));
+}
+
+const DER = { publicKeyEncoding: { type: 'spki', format: 'der' }, privateKeyEncoding: { type: 'pkcs8', format: 'der' } } as const;
+
+/**
+ * The same key pairs made on the libuv threadpool: a server makes its keys this way, so a large RSA key
+ * (hundreds of milliseconds for 4096 bits) does not hold the event loop, and every other request, while
+ * it is made.
+ */
+export function generateKeyPairOffThread(spec: { rsa: number; publicExponent?: number } | { ec: string }): Promise<KeyPair> {
+  return new Promise((resolve, reject) => {
+    const done = (err: Error | null, publicKey: Buffer, privateKey: Buffer) => {
+      if (err) reject(err);
+      else resolve(fromDer({ privateKey, publicKey }));
+    };
+    if ('rsa' in spec) generateKeyPair('rsa', { modulusLength: spec.rsa, ...(spec.publicExponent !== undefined ? { publicExponent: spec.publicExponent } : {}), ...DER }, done);
+    else generateKeyPair('ec', { namedCurve: spec.ec, ...DER }, done);
+  });
 }

@@ -28,7 +28,7 @@ import { assembleTransferBlob, transferMaterialOf, unwrapTransferCiphertext } fr
 import { wrapOffThread } from './wrap-worker.js';
 import type { Sealer } from './master-key.js';
 import { DIGEST_INFO, pkcs1v15Unpad, pssEncode, pssVerify } from './rsa-padding.js';
-import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
+import { generateKeyPairOffThread } from '../core/keygen.js';
 
 const NODE_CURVE: Record<CurveName, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1', 'P-256K': 'secp256k1' };
 const JWK_CURVE: Record<string, CurveName> = { 'P-256': 'P-256', 'P-384': 'P-384', 'P-521': 'P-521', 'P-256K': 'P-256K', secp256k1: 'P-256K' };
@@ -183,8 +183,9 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
 
     async generate(spec, binding) {
       if (spec.family === 'oct') return protect(createSecretKey(randomBytes(spec.keySize / 8)), binding);
-      if (spec.family === 'RSA') return protect(generateRsaKeyPair(spec.keySize, spec.publicExponent).privateKey, binding);
-      return protect(generateEcKeyPair(NODE_CURVE[spec.crv]).privateKey, binding);
+      // Off the event loop: an RSA-4096 key takes hundreds of milliseconds to make.
+      const pair = await generateKeyPairOffThread(spec.family === 'RSA' ? { rsa: spec.keySize, publicExponent: spec.publicExponent } : { ec: NODE_CURVE[spec.crv] });
+      return protect(pair.privateKey, binding);
     },
 
     async import(jwk: PrivateJwk, binding) {
