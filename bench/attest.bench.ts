@@ -23,7 +23,7 @@ import { SnpVerifierCache, verifyMaaSevSnpEvidence } from '../src/evidence/snp/i
 import { arg, measureOps, runLoad } from './lib/load.js';
 import { hostLine } from './lib/machine.js';
 import { type Case, fmt, interleave, ratio } from './lib/rounds.js';
-import { type BenchServer, startBenchServer } from './lib/server.js';
+import { type BenchServer, serverLine, startBenchServer } from './lib/server.js';
 import { generateRsaKeyPair } from '../src/core/keygen.js';
 
 const connectionCounts = arg('connections', '4,16').split(',').map(Number);
@@ -99,6 +99,7 @@ try {
     }
   }
   console.log(hostLine());
+  console.log(serverLine());
   console.log(`attestation over HTTPS: ${rounds} interleaved rounds of ${seconds} s per case; load generator in this process, server (--simulate, SQLite) in its own`);
   const results = await interleave(cases, rounds, (round, name, f, m) =>
     console.log(`  round ${round} ${name.padEnd(18)} ${f.perSecond!.toFixed(0).padStart(6)}/s  cpu ${f.cpuUs!.toFixed(0)} µs/op${f.mainCpuUs !== undefined ? ` (main ${f.mainCpuUs.toFixed(0)})` : ''}${f.p50 !== undefined ? `  p50 ${f.p50.toFixed(2)} ms` : ''}  (load ${m.load1.toFixed(1)})`),

@@ -31,7 +31,7 @@ import { measureOps, runLoad } from './lib/load.js';
 import { inclusionLatency, setLogging } from './lib/log.js';
 import { hostLine } from './lib/machine.js';
 import { type Case, type CaseResult, fmt, interleave, ratio } from './lib/rounds.js';
-import { type BenchServer, startBenchServer } from './lib/server.js';
+import { type BenchServer, serverLine, startBenchServer } from './lib/server.js';
 import { generateRsaKeyPair } from '../src/core/keygen.js';
 
 const { values } = parseArgs({
@@ -194,6 +194,7 @@ async function main(): Promise<void> {
       }
     }
     console.log(hostLine());
+    console.log(serverLine());
     console.log(`release over HTTPS: enc ${values.enc}, store ${values.db}, ${ROUNDS} interleaved rounds of ${SECONDS} s per case; client (load generator on node:tls, and the OpenID stand-in) in this process, server in its own`);
     const results = await interleave(cases, ROUNDS, (round, name, f, m) =>
       console.log(`  round ${round} ${name.padEnd(14)} ${f.perSecond!.toFixed(0).padStart(6)}/s  cpu ${f.cpuUs!.toFixed(0)} µs/op${f.mainCpuUs !== undefined ? ` (main ${f.mainCpuUs.toFixed(0)}, client ${f.clientCpuUs!.toFixed(0)})` : ''}${f.p50 !== undefined ? `  p50 ${f.p50.toFixed(2)} ms` : ''}  (load ${m.load1.toFixed(1)})`),

@@ -37,7 +37,7 @@ import { startBalancer } from '../test/integration/scaleout/balancer.js';
 import { runLoad } from './lib/load.js';
 import { type InclusionLatency, inclusionLatency, setLogging } from './lib/log.js';
 import { hostLine, machineInterval, processCpuSeconds } from './lib/machine.js';
-import { type BenchServer, startBenchServer } from './lib/server.js';
+import { type BenchServer, serverLine, startBenchServer } from './lib/server.js';
 import { generateRsaKeyPair } from '../src/core/keygen.js';
 
 const { values } = parseArgs({
@@ -254,6 +254,7 @@ async function main(): Promise<void> {
     replicas.push(await startBenchServer(args, dataDir));
     balancer.targets.push(replicas[1]!.url);
     console.log(hostLine());
+    console.log(serverLine());
     console.log(`scale-out: PostgreSQL ${new URL(PG_ADMIN_URL).host}, log batch ${values['log-batch-ms'] ?? 'default (25)'} ms, ${CONNECTIONS} connections in all, ${WARMUP_MS} ms warm-up, ${DURATION_MS} ms measured, ${ROUNDS} rounds`);
     const db = await openDatabase(store.url, { poolSize: 2 });
     const monitor = new pg.Client({ connectionString: store.url });
