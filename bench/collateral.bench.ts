@@ -50,8 +50,10 @@ interface Captured {
 
 /** Conclave (from checkout `root`), collateral service only, its cache filled through the stand-in, which then stops. */
 async function serveConclave(root: string): Promise<Listening> {
-  const { startPcsStandin } = await import(join(root, 'test/helpers/pcs-standin.ts'));
-  const { startTestServer } = await import(join(root, 'test/helpers/server.ts'));
+  // The checkout's compiled helpers when this benchmark runs compiled (scripts/bench.mjs), its sources under tsx otherwise.
+  const helper = (name: string) => join(root, ...(import.meta.url.endsWith('.ts') ? ['test', 'helpers', `${name}.ts`] : ['dist', 'test', 'helpers', `${name}.js`]));
+  const { startPcsStandin } = await import(helper('pcs-standin'));
+  const { startTestServer } = await import(helper('server'));
   const up = await startPcsStandin('sgx-phala');
   // The fixture collateral's signed nextUpdate is in 2025: the clock is set where it is fresh.
   const server = await startTestServer({ services: 'collateral', upstreamIntel: up.url, logLevel: 'silent' }, { now: () => new Date('2025-06-20T00:00:00Z') });
@@ -85,7 +87,7 @@ type ServerProcess = Listening & { child: ChildProcess; pid: number; label: stri
 function startServerProcess(args: string[], label: string): Promise<ServerProcess> {
   const profile = process.env.BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
   if (process.env.BENCH_PERF) profile.push('--perf-basic-prof-only-functions');
-  const child = spawn(process.execPath, [...profile, '--import', 'tsx', 'bench/collateral.bench.ts', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...profile, ...process.execArgv, process.argv[1]!, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
   return new Promise((resolveP, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {

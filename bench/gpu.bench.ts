@@ -8,7 +8,7 @@
  * and RIM validity windows against `at`, and compares every active golden value.
  * Interleaved rounds in one process, so the cases share machine conditions; the ratio is taken on CPU time.
  *
- *   node --import tsx bench/gpu.bench.ts [--seconds-per-round 1] [--rounds 5]
+ *   node scripts/bench.mjs gpu [--seconds-per-round 1] [--rounds 5]
  */
 import { verify as cryptoVerify } from 'node:crypto';
 import { parseCertificate, pemToDer, publicKeyOf } from '../src/core/x509.js';

@@ -4,15 +4,15 @@
  * VerifierCache; QE report signature, quote signature, attestation-key binding and TCB match still run
  * per quote), side by side with @phala/dcap-qvl (pure JS) and @phala/dcap-qvl-web (WASM) given the same
  * quote, collateral and time, in interleaved rounds timed by CPU time (bench/lib/micro.ts).
- * Run: node --import tsx bench/quote.bench.ts [--ms=1000] [--rounds=5]
+ * Run: node scripts/bench.mjs quote [--ms=1000] [--rounds=5]
  * Method and figures: bench/quote.md.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { VerifierCache, parseQuoteCollateral, verifyQuote } from '../src/evidence/dcap/index.js';
 import { FIXTURES_DIR } from '../test/fixtures.js';
+import { ROOT as root } from '../test/helpers/root.js';
 import { hostLine } from './lib/machine.js';
 import { runMicro } from './lib/micro.js';
 import { type CaseResult, fmt, ratio } from './lib/rounds.js';
@@ -25,7 +25,6 @@ interface DcapQvlWeb {
   js_verify(quote: Uint8Array, collateral: unknown, now: bigint): { status: string };
 }
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(resolve(root, 'package.json'));
 const msArg = process.argv.find((a) => a.startsWith('--ms='));
 const RUN_MS = msArg ? Number(msArg.slice(5)) : 1000;

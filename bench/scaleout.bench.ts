@@ -4,7 +4,7 @@
  * (one closed load loop per replica, half the connections each); release also through one replica with
  * its transparency-log entries switched off (bench/lib/log.ts), for what the log costs.
  *
- *   node --import tsx bench/scaleout.bench.ts [--connections 16] [--duration 8000] [--warmup 2000] [--rounds 5] [--workloads release,attest] [--log-batch-ms N]
+ *   node scripts/bench.mjs scaleout [--connections 16] [--duration 8000] [--warmup 2000] [--rounds 5] [--workloads release,attest] [--log-batch-ms N]
  *
  * Each run reports throughput, latency, the cores each replica used and each replica's CPU per request
  * it answered (from /proc, all threads; a replica given no load shows its idle cost in cores), the CPU of the database's PostgreSQL backends per request, how busy the host was

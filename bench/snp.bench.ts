@@ -6,7 +6,7 @@
  * and by the wall clock (bench/lib/micro.ts): the ratio to the floor is taken on CPU time, which a busy
  * machine hardly moves.
  *
- *   node --import tsx bench/snp.bench.ts [--seconds-per-round 1] [--rounds 5]
+ *   node scripts/bench.mjs snp [--seconds-per-round 1] [--rounds 5]
  */
 import { verify as cryptoVerify } from 'node:crypto';
 import { pemToDer, parseCertificate, publicKeyOf } from '../src/core/x509.js';

@@ -20,7 +20,7 @@ run() {
     node --import tsx bench/profile.ts "$out/$name/perf-$pid.txt" --per "$n" --top 12
   done
 }
-run release-c16 node --import tsx bench/release.bench.ts --concurrency 16 --rounds 1 --seconds 10 --log-off none $base
-run attest-sgx-c4 node --import tsx bench/attest.bench.ts --tee sgx --connections 4 --rounds 1 --seconds 10 $base
-run attest-snp-c4 node --import tsx bench/attest.bench.ts --tee snp --connections 4 --rounds 1 --seconds 10 $base
+run release-c16 node scripts/bench.mjs release --concurrency 16 --rounds 1 --seconds 10 --log-off none $base
+run attest-sgx-c4 node scripts/bench.mjs attest --tee sgx --connections 4 --rounds 1 --seconds 10 $base
+run attest-snp-c4 node scripts/bench.mjs attest --tee snp --connections 4 --rounds 1 --seconds 10 $base
 echo "profiles and benchmark output in $out"
