@@ -74,7 +74,7 @@ const dropping = new Set<Promise<void>>();
  * The name of a database on the shared server holding exactly the project's migrations (its name is a
  * hash of them: ids, names, SQL), made by the first test process that needs it and kept for later runs.
  * Made under a name of its own and renamed once complete, under an advisory lock, so a process finds it
- * whole or makes it; no session stays connected to it (CREATE DATABASE … TEMPLATE requires that).
+ * whole or makes it (and then drops the templates of other migrations); no session stays connected to it (CREATE DATABASE … TEMPLATE requires that).
  */
 let migratedTemplate: Promise<string> | undefined;
 
@@ -98,6 +98,12 @@ function migrationsTemplate(adminUrl: string): Promise<string> {
             await db.close();
           }
           await admin.query(`ALTER DATABASE ${staging} RENAME TO ${name}`);
+          // Templates of other migrations (an older checkout's) are dropped here, so the server keeps one; one
+          // that a test process is copying right now stays (DROP without FORCE fails while it is in use).
+          const stale = await admin.query("SELECT datname FROM pg_database WHERE datname LIKE 'conclave\\_template\\_%' AND datname <> $1", [name]);
+          for (const { datname } of stale.rows as Array<{ datname: string }>) {
+            if (/^conclave_template_[0-9a-f]{16}(_[0-9a-f]{8})?$/.test(datname)) await admin.query(`DROP DATABASE IF EXISTS ${datname}`).catch(() => undefined);
+          }
         } catch (e) {
           await admin.query(`DROP DATABASE IF EXISTS ${staging} WITH (FORCE)`).catch(() => undefined);
           throw e;
