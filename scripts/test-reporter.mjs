@@ -5,7 +5,7 @@
 // each test under the .ts file that declared it, so the figures stay per file; a batch that fails as a whole
 // (a crash, an exit code) is named with its files and the file whose test started last.
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { relative } from 'node:path';
+import { basename, relative } from 'node:path';
 
 const pass = process.env.CONCLAVE_TEST_PASS ?? 'sqlite';
 const timesFile = process.env.CONCLAVE_TEST_TIMES;
@@ -38,7 +38,8 @@ export default async function* reporter(source) {
   const rows = [...ms].filter(([k]) => !(k in batches)).sort((a, b) => b[1] - a[1]);
   // A batch whose process was killed or crashed hard may report nothing more than the tests it finished (node:test
   // names a file's failed exit only when none of its tests failed); its entry's .exit marker is then missing.
-  for (const entry of Object.keys(batches)) if (!existsSync(`${entry}.exit`)) failed.add(entry);
+  // Only this pass's batches (<pass>-NNN.mjs): the other passes' may still be running.
+  for (const entry of Object.keys(batches)) if (basename(entry).startsWith(`${pass}-`) && !existsSync(`${entry}.exit`)) failed.add(entry);
   yield `\n${pass} pass, slowest files: ${rows.slice(0, 6).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ')}\n`;
   if (failed.size > 0) {
     const lines = [...failed].map((f) => {
