@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
 import { fail } from '../core/errors.js';
 import { parseJsonText } from '../core/json.js';
@@ -53,7 +53,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     genReqId: () => randomUUID(),
     // Request and response lines are debug events (below): at the default level, info, the hot paths write
     // no log line per request.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, caseSensitive: false },
