@@ -56,9 +56,9 @@ export class SnpVerifierCache {
    */
   private readonly refusals: BoundedMap<string, ConclaveError>;
   /** Per anchors object, the id and copies of the certificates it was computed from (see {@link anchorId}). */
-  private readonly anchorIds = new WeakMap<object, { readonly parts: readonly Uint8Array[]; readonly id: string }>();
+  private readonly anchorIds: ContentIds = new WeakMap();
   /** Per certificates object, the content id and copies of the bytes it was computed from (see {@link certsId}). */
-  private readonly certIds = new WeakMap<SnpCertificates, { readonly items: readonly Buffer[]; readonly id: string }>();
+  private readonly certIds: ContentIds = new WeakMap();
 
   constructor(maxEntries = 4096) {
     this.maxEntries = maxEntries;
@@ -92,27 +92,19 @@ export class SnpVerifierCache {
   }
 
   /**
-   * A content id for a trust-anchor object. It is memoised per object with copies of the certificates it
-   * was computed from, and reused only while the object still holds those bytes: anchors changed in place
-   * (another root for a product, bytes rewritten) get a new id, so nothing verified under the old ones
-   * is answered for them.
-   */
-  /**
    * The content id of a certificates object (SHA-256 over its VEK, chain and CRL bytes), memoised per
-   * object with private copies of the bytes it was computed from and reused only while the object still
-   * holds exactly those bytes (a memcmp per item instead of the hash): a caller that hands the same
-   * certificates for every report (a collateral source, a benchmark) pays the hash once, and bytes
-   * changed in place get a new id.
+   * object (see {@link idWhileSame}): a caller that hands the same certificates for every report (a
+   * collateral source, a benchmark) pays the hash once, and bytes changed in place get a new id.
    */
   certsId(certs: SnpCertificates): string {
-    const items = certItems(certs);
-    const memo = this.certIds.get(certs);
-    if (memo && memo.items.length === items.length && memo.items.every((m, i) => m.equals(items[i]!))) return memo.id;
-    const id = certsDigest(items);
-    this.certIds.set(certs, { items: items.map((x) => Buffer.from(x)), id });
-    return id;
+    return idWhileSame(this.certIds, certs, certItems(certs), certsDigest);
   }
 
+  /**
+   * A content id for a trust-anchor object, memoised per object (see {@link idWhileSame}): anchors changed
+   * in place (another root for a product, bytes rewritten) get a new id, so nothing verified under the old
+   * ones is answered for them.
+   */
   anchorId(anchors: SnpTrustAnchors): string {
     const parts: Uint8Array[] = [];
     for (const p of AMD_PRODUCTS) {
@@ -121,14 +113,27 @@ export class SnpVerifierCache {
       if (!a) continue;
       for (const c of [a.ark, a.ask, a.asvk]) parts.push(c === undefined ? new Uint8Array(1) : derOf(c));
     }
-    const memo = this.anchorIds.get(anchors);
-    if (memo && memo.parts.length === parts.length && memo.parts.every((m, i) => Buffer.from(m.buffer, m.byteOffset, m.byteLength).equals(parts[i]!))) return memo.id;
-    const h = createHash('sha256');
-    for (const x of parts) h.update(x);
-    const id = h.digest('hex');
-    this.anchorIds.set(anchors, { parts: parts.map((x) => Uint8Array.from(x)), id });
-    return id;
+    return idWhileSame(this.anchorIds, anchors, parts, (xs) => {
+      const h = createHash('sha256');
+      for (const x of xs) h.update(x);
+      return h.digest('hex');
+    });
   }
+}
+
+/** Content ids memoised per object, with private copies of the bytes each was computed from. */
+type ContentIds = WeakMap<object, { readonly parts: readonly Buffer[]; readonly id: string }>;
+
+/**
+ * The id `memos` holds for `owner` while `owner` still yields exactly `parts` (compared byte for byte with
+ * the private copies: a memcmp instead of the hash), else `compute(parts)`, remembered with copies of them.
+ */
+function idWhileSame(memos: ContentIds, owner: object, parts: readonly Uint8Array[], compute: (parts: readonly Uint8Array[]) => string): string {
+  const memo = memos.get(owner);
+  if (memo && memo.parts.length === parts.length && memo.parts.every((m, i) => m.equals(parts[i]!))) return memo.id;
+  const id = compute(parts);
+  memos.set(owner, { parts: parts.map((x) => Buffer.from(x)), id });
+  return id;
 }
 
 function derOf(c: Uint8Array | Certificate): Uint8Array {
