@@ -54,8 +54,9 @@ export function constantTimeEqual(a: Uint8Array | string, b: Uint8Array | string
   return timingSafeEqual(x, y);
 }
 
-export function isAllZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.byteLength; i++) if (b[i] !== 0) return false;
+/** Whether `b[start, end)` is all zero (the whole array by default). */
+export function isAllZero(b: Uint8Array, start = 0, end = b.byteLength): boolean {
+  for (let i = start; i < end; i++) if (b[i] !== 0) return false;
   return true;
 }
 

@@ -1,4 +1,4 @@
-import { ByteReader } from '../../core/bytes.js';
+import { ByteReader, isAllZero } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
 import { type Layout, indexLayout, reservedRanges as reservedRangesOf } from '../../core/layout.js';
 import type { AmdProduct } from './roots.js';
@@ -278,14 +278,8 @@ export function productFromCpuid(family: number, model: number): AmdProduct | un
 
 function littleToBig48(le72: Uint8Array, which: string): Uint8Array {
   // P-384 scalars fit 48 bytes; the ABI zero-extends them to 72 (ABI spec "ECDSA P-384 signature").
-  if (!zeroRange(le72, 48, le72.byteLength)) throw fail('snp.malformed', `signature ${which} exceeds 384 bits`, { field: `signature${which}` });
+  if (!isAllZero(le72, 48, le72.byteLength)) throw fail('snp.malformed', `signature ${which} exceeds 384 bits`, { field: `signature${which}` });
   return le72.slice(0, 48).reverse();
-}
-
-/** Whether `b[start, end)` is all zero. */
-function zeroRange(b: Uint8Array, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (b[i] !== 0) return false;
-  return true;
 }
 
 const F = SNP_REPORT_LAYOUT;
@@ -318,7 +312,7 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
   if (!SNP_SUPPORTED_VERSIONS.includes(version)) throw fail('snp.unsupported', `SNP report version ${version} is not supported`, { version });
   r.offset = 0;
   r.need('report', SNP_REPORT_SIZE);
-  if (input.byteLength > SNP_REPORT_SIZE && !zeroRange(input, SNP_REPORT_SIZE, input.byteLength)) {
+  if (input.byteLength > SNP_REPORT_SIZE && !isAllZero(input, SNP_REPORT_SIZE, input.byteLength)) {
     throw fail('snp.malformed', 'SNP report has non-zero bytes after offset 0x4A0', { length: input.byteLength });
   }
   // `input` is a plain Uint8Array view, so `.slice()` copies even when the caller passed a Node Buffer.
@@ -326,7 +320,7 @@ export function parseSnpReport(bytes: Uint8Array): SnpReport {
   const view = new DataView(own.buffer, own.byteOffset, SNP_REPORT_SIZE);
 
   for (const [start, end, name] of reservedRanges(version)) {
-    if (!zeroRange(own, start, end)) throw fail('snp.malformed', `SNP report ${name} must be zero`, { field: name, offset: start });
+    if (!isAllZero(own, start, end)) throw fail('snp.malformed', `SNP report ${name} must be zero`, { field: name, offset: start });
   }
   const signatureAlgo = view.getUint32(F.signatureAlgo.offset, true);
   if (signatureAlgo !== 1) throw fail('snp.unsupported', `SNP signature algorithm ${signatureAlgo} is not ECDSA P-384 with SHA-384`, { signatureAlgo });
