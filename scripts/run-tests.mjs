@@ -31,6 +31,19 @@ import { build } from 'esbuild';
 const root = resolve(import.meta.dirname, '..');
 process.chdir(root);
 
+// Client wire shapes: the same key operations through the unchanged Azure SDKs once per api-version they send.
+// What they test is what each version's requests and answers look like (fields present or refused per version),
+// which no store or token changes; every store and key-protector operation they reach is reached in the postgres
+// and hsm passes by suites that stay there: vault/sdk and vault/sdk-lifecycle (the JS SDK: RSA, EC and oct keys,
+// get, list, update, sign/verify, encrypt/decrypt, wrap/unwrap, backup, delete, recover, purge,
+// restore, random bytes, rotation policy, rotate, release), vault/python (the Python SDKs: keys, role definitions
+// and assignments, full backup and selective restore, release), vault/lifecycle (names in any case, deleted keys, settings),
+// vault/backup and vault/access-control.
+const CLIENT_SHAPES = {
+  'test/integration/vault/sdk-api-versions.test.ts': 'JS SDK shapes per api-version; its key operations: vault/sdk, vault/sdk-lifecycle, vault/lifecycle',
+  'test/integration/vault/python-api-versions.test.ts': 'Python SDK shapes per api-version; its operations: vault/python, vault/sdk, vault/lifecycle, vault/backup, vault/access-control',
+};
+
 // concurrency: test processes of the pass at once when it runs beside the others (a pass run alone uses
 // --concurrency). The PostgreSQL pass mostly waits on the server (CREATE DATABASE, fsync), the sqlite pass
 // is the most CPU; both take two, the short HSM pass one.
@@ -69,6 +82,12 @@ const PASSES = {
       'test/integration/agent/agent.test.ts': 'the sidecar API; clients, roles and release on PostgreSQL: vault/access-control, vault/release, e2e/skr, cli/*',
       'test/integration/agent/azure-guest.test.ts': 'the guest-side document builder; Azure guest attestation on PostgreSQL: attestation/azure-vtpm*',
       'test/integration/agent/tpm2-tools-replay.test.ts': 'the tpm2-tools device; Azure guest attestation on PostgreSQL: attestation/azure-vtpm*',
+      ...CLIENT_SHAPES,
+      // The binary's own processes: --help, verify, sim, policy check, token decode, db migrate (its own SQLite
+      // data dir), hsm info and `conclave demo` (a temporary server of its own, on SQLite) never see the pass's
+      // database; its one test server answers `attest --source sim` (SGX), which attestation/maa, attestation/api-version
+      // and e2e/skr send on PostgreSQL here.
+      'test/integration/cli/cli.test.ts': 'the binary and its own servers; its one SGX attest on PostgreSQL: attestation/maa, attestation/api-version, e2e/skr',
     },
     concurrency: 2,
   },
@@ -81,6 +100,7 @@ const PASSES = {
       'test/integration/hsm/hsm.test.ts': 'a SoftHSM token of its own and a software twin, both explicit',
       'test/integration/hsm/release-signing.test.ts': 'a SoftHSM token of its own, explicit',
       'test/integration/vault/maintenance-replicas.test.ts': 'the software key protector, explicit',
+      ...CLIENT_SHAPES,
     },
     concurrency: 1,
   },
