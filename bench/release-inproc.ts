@@ -5,7 +5,9 @@
  * judged by CPU time even on a busy machine where the HTTPS benchmark's throughput (and with it its
  * batching) swings. Profile it with `node --cpu-prof` or
  * `perf record -g` (with --perf-basic-prof-only-functions) and bench/profile.ts. Not a throughput
- * figure and not the issue's ratio: that is `npm run bench:release`.
+ * figure and not the issue's ratio: that is `npm run bench:release`; the releases/s and p50 it prints beside the
+ * CPU are the in-process latency of the path (the audit's flush included), for an A/B of a change in the
+ * order of its waits, read only against a baseline run alternately on the same machine.
  *
  *   node --import tsx bench/release-inproc.ts [--n 3000] [--c 16] [--rounds 3]
  */
@@ -28,26 +30,36 @@ await call('POST', '/keys/bench/create?api-version=7.4', { kty: 'RSA-HSM', key_s
 const payload = JSON.stringify({ target: authority.token(), enc: 'RSA_AES_KEY_WRAP_256' });
 const N = Number(values.n);
 const C = Number(values.c);
-async function round(n: number): Promise<{ all: number; main: number }> {
+async function round(n: number): Promise<{ all: number; main: number; perSecond: number; p50: number }> {
   let left = n;
+  const latencies: number[] = [];
+  const w0 = performance.now();
   const t0 = process.cpuUsage();
   const main0 = processCpuSeconds(process.pid, process.pid);
   await Promise.all(
     Array.from({ length: C }, async () => {
       while (left-- > 0) {
+        const s0 = performance.now();
         const r = await server.app.inject({ method: 'POST', url: '/keys/bench/release?api-version=7.4', headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' }, payload });
         if (r.statusCode !== 200) throw new Error(`${r.statusCode} ${r.body}`);
+        latencies.push(performance.now() - s0);
       }
     }),
   );
   const u = process.cpuUsage(t0);
-  return { all: (u.user + u.system) / n, main: ((processCpuSeconds(process.pid, process.pid) - main0) * 1e6) / n };
+  const wall = performance.now() - w0;
+  latencies.sort((a, b) => a - b);
+  return { all: (u.user + u.system) / n, main: ((processCpuSeconds(process.pid, process.pid) - main0) * 1e6) / n, perSecond: (n * 1000) / wall, p50: latencies[Math.floor(latencies.length / 2)] ?? Number.NaN };
 }
 // Warm-up (JIT, the release signing key made on first use, the authority's JWKS fetched once).
 await round(500);
+// The measured window on CLOCK_MONOTONIC, for `perf record -k mono` then `perf script --time START,END`.
+const windowStart = process.hrtime.bigint();
 for (let i = 0; i < Number(values.rounds); i++) {
   const r = await round(N);
-  console.log(`round ${i + 1}: ${r.all.toFixed(0)} µs CPU per release (c${C}, inject), of which the main thread (event loop) ${r.main.toFixed(0)}`);
+  console.log(`round ${i + 1}: ${r.all.toFixed(0)} µs CPU per release (c${C}, inject), of which the main thread (event loop) ${r.main.toFixed(0)}; ${r.perSecond.toFixed(0)} releases/s, p50 ${r.p50.toFixed(2)} ms (wall clock: swings with the machine's load)`);
 }
+const sec = (t: bigint) => (Number(t) / 1e9).toFixed(6);
+console.log(`measured window (CLOCK_MONOTONIC, s): ${sec(windowStart)},${sec(process.hrtime.bigint())}`);
 await authority.close();
 await server.stop();

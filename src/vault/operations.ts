@@ -163,19 +163,29 @@ export function createKeyOperations(core: VaultCore) {
           throw fail('release.policy_unsatisfied', `Target environment attestation statement does not satisfy the key release policy: ${explanation}`, { failures: decision.failures });
         }
         const wrapping = wrappingKeyOf(token);
-        const keyHsm = await protector.releaseWrapped(refOf(key), wrapping.key, enc, wrapping.kid !== undefined ? { kid: wrapping.kid } : {});
-        const requested = keyId(base(), name, version);
-        const jwk = { ...publicKeyWire(base(), key), key_hsm: keyHsm } as { kid: string; kty: string; key_hsm: string };
+        const wrap = () => protector.releaseWrapped(refOf(key), wrapping.key, enc, wrapping.kid !== undefined ? { kid: wrapping.kid } : {});
+        // A PKCS#11 token may refuse the requested enc (hsm.mechanism_unsupported, a 400 the caller can act
+        // on): such a key is wrapped before its record is written, so a refused release leaves no success
+        // record. The software provider's wrap fails only on a fault of this server (sealed bytes that do
+        // not open), so a software key is wrapped while its record is committed (below).
+        let keyHsm = key.provider === 'software' ? undefined : await wrap();
         draft.detail.enc = enc;
         // The success record is stored before the key leaves; its leaf hash goes back with the key so the
-        // TEE can fetch (and check) its inclusion proof (docs/audit.md). Its group commit and flush run
-        // while the response is signed on the threadpool: both end before the answer, so the record is
-        // durable before the key leaves, and the two waits overlap instead of adding up.
+        // TEE can fetch (and check) its inclusion proof (docs/audit.md). Everything it records is known once
+        // the policy released and the wrapping key was chosen, so its group commit and flush start now and
+        // run while the key is wrapped (wrap worker) and the response signed (threadpool): the answer waits
+        // for all of them, so the record is durable before the key leaves, and the waits overlap instead of
+        // adding up (the flush, ≈ 3–4 ms on the reference VM, is the longest).
         const logged = store.audit(finish(draft));
-        // Handled now (awaited below): a failed append must not count as unhandled while the signature runs.
+        // Handled now (awaited below): a failed append must not count as unhandled while the key is wrapped and signed.
         logged.catch(() => undefined);
         let value: Awaited<ReturnType<typeof buildReleaseResponse>>;
+        let wrapped = keyHsm !== undefined;
         try {
+          keyHsm ??= await wrap();
+          wrapped = true;
+          const requested = keyId(base(), name, version);
+          const jwk = { ...publicKeyWire(base(), key), key_hsm: keyHsm } as { kid: string; kty: string; key_hsm: string };
           value = await buildReleaseResponse(
             {
               apiVersion: api.value,
@@ -195,7 +205,7 @@ export function createKeyOperations(core: VaultCore) {
             (l) => l.leafHash,
             () => undefined,
           );
-          if (stored !== undefined) draft.detail.notSent = { leafHash: stored, reason: 'the response signature failed after the release record was stored; the key was not sent' };
+          if (stored !== undefined) draft.detail.notSent = { leafHash: stored, reason: `${wrapped ? 'the response signature' : 'the key wrap'} failed after the release record was stored; the key was not sent` };
           throw e;
         }
         const log = await logged;

@@ -1,8 +1,10 @@
 /**
- * A release's success record is appended while its response is signed (#20: the commit's flush and the
- * signature overlap), and is durable before the answer. A signature that fails after the record was
- * stored leaves that record and a failure record that names it: the log never hides a release, and says
- * that this one was not sent.
+ * A release's success record is appended while its key is wrapped and its response signed (#20: the
+ * commit's flush, the wrap and the signature overlap), and is durable before the answer. A wrap or a
+ * signature that fails after the record was stored leaves that record and a failure record that names it:
+ * the log never hides a release, and says that this one was not sent. A PKCS#11 key, whose token may
+ * refuse the requested enc (a 400), is wrapped before its record is written: a refused wrap leaves the
+ * failure record alone.
  */
 import assert from 'node:assert/strict';
 import { randomBytes, sign } from 'node:crypto';
@@ -13,6 +15,7 @@ import { test } from 'node:test';
 import { createSealer } from '../hsm/master-key.js';
 import { hashLeaf } from '../log/merkle.js';
 import { createSoftwareKeyProtector } from '../hsm/software.js';
+import { fail } from '../core/errors.js';
 import { MIGRATIONS } from '../storage/migrations/index.js';
 import { openDatabase } from '../storage/open.js';
 import { createVaultStore } from '../storage/vault-store.js';
@@ -21,7 +24,7 @@ import { createFakeAuthority, fakeJwksPort } from './release/testing.js';
 import { createVaultService } from './service.js';
 import { generateRsaKeyPair } from '../core/keygen.js';
 
-test('the release record is stored with the answer; a signature failing after it is stored is a second record naming the first', async () => {
+for (const provider of ['software', 'pkcs11'] as const) test(`the release record is stored with the answer; a signature (or a ${provider} wrap) failing after it is stored is a second record naming the first`, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'conclave-release-audit-'));
   const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);
   try {
@@ -30,11 +33,22 @@ test('the release record is stored with the answer; a signature failing after it
     const authority = await createFakeAuthority(issuer, { alg: 'RS256' });
     const signing = generateRsaKeyPair(2048);
     let failSigning = false;
+    let failWrap = false;
     const sealer = createSealer(new Uint8Array(randomBytes(32)));
+    const software = createSoftwareKeyProtector(sealer);
+    // The software protector under the provider name the case stands for: keys record it, and the release orders its wrap by it.
+    const protector = {
+      ...software,
+      provider,
+      releaseWrapped: async (...args: Parameters<typeof software.releaseWrapped>) => {
+        if (failWrap) throw fail('hsm.mechanism_unsupported', 'the token cannot do this wrap');
+        return software.releaseWrapped(...args);
+      },
+    };
     const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
     const service = createVaultService({
       store: createVaultStore(db),
-      protector: createSoftwareKeyProtector(sealer),
+      protector,
       getJwks: fakeJwksPort({ [issuer]: { keys: [authority.jwk] } }),
       releaseKey: async () => ({
         certDer: new Uint8Array(randomBytes(64)),
@@ -78,6 +92,29 @@ test('the release record is stored with the answer; a signature failing after it
     );
     const stored = (await db.all<{ entry: string }>('SELECT entry FROM log_queue UNION ALL SELECT entry FROM log_entries')).map((r) => r.entry).filter((e) => JSON.parse(e).operation === 'release')[1]!;
     assert.equal((after[1]!.detail!.notSent as { leafHash: string }).leafHash, hashLeaf(Buffer.from(stored, 'utf8')).toString('hex'), 'the failure names the record of the release that was not sent');
+    assert.match((after[1]!.detail!.notSent as { reason: string }).reason, /^the response signature failed/);
+
+    failSigning = false;
+    failWrap = true;
+    await assert.rejects(service.release(admin, LATEST, 'k', undefined, { target, enc: 'RSA_AES_KEY_WRAP_256' }), { code: 'hsm.mechanism_unsupported' });
+    const wrapFailed = (await releases()).slice(3);
+    if (provider === 'software') {
+      // Wrapped while the record commits: the record stored, then the failure naming it.
+      assert.deepEqual(
+        wrapFailed.map((r) => r.result),
+        ['success', 'failed'],
+      );
+      const record = (await db.all<{ entry: string }>('SELECT entry FROM log_queue UNION ALL SELECT entry FROM log_entries')).map((r) => r.entry).filter((e) => JSON.parse(e).operation === 'release')[3]!;
+      const notSent = wrapFailed[1]!.detail!.notSent as { leafHash: string; reason: string };
+      assert.equal(notSent.leafHash, hashLeaf(Buffer.from(record, 'utf8')).toString('hex'));
+      assert.match(notSent.reason, /^the key wrap failed/);
+    } else {
+      // Wrapped before the record: a refused wrap is one failure record, no success.
+      assert.deepEqual(
+        wrapFailed.map((r) => [r.result, r.detail?.notSent]),
+        [['failed', undefined]],
+      );
+    }
   } finally {
     await db.close();
     rmSync(dir, { recursive: true, force: true });
