@@ -31,6 +31,9 @@ export function issueResultToken(result: Record<string, unknown>, issuer: string
   return issue(result, issuer, signer, times);
 }
 
+/** The header of an unsigned (draft policy) token. */
+const UNSIGNED_HEADER = b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }));
+
 /** The protected header of the service's tokens per issuer and key: encoded once, not per token. */
 const headers = new Map<string, EncodedJwsHeader>();
 
@@ -62,11 +65,37 @@ function newJti(): string {
   return jtiPool.toString('hex', at, at + 32);
 }
 
-async function issue(claims: Record<string, unknown>, issuer: string, signer: TokenSigner | 'unsigned', times: TokenTimes): Promise<string> {
-  const iat = Math.floor(times.now.getTime() / 1000);
-  const payload = { ...claims, iss: issuer, iat, nbf: iat, exp: iat + times.lifetimeSeconds, jti: newJti(), 'x-ms-ver': '1.0' };
-  if (signer === 'unsigned') return `${b64url(JSON.stringify({ alg: 'none', typ: 'JWT' }))}.${b64url(JSON.stringify(payload))}.`;
-  return signJwsAsync(headerFor(issuer, signer.kid), payload, signer.privateKey);
+/** The registered claims the service sets on every token, after (and over) the claims it is given. */
+const REGISTERED = ['iss', 'iat', 'nbf', 'exp', 'jti', 'x-ms-ver'];
+
+/**
+ * The payload's JSON text: what `JSON.stringify({ ...claims, iss, iat, nbf, exp, jti, 'x-ms-ver' })` gives,
+ * written as the claims' JSON with the registered claims appended, so the claims (a few dozen, some
+ * kilobytes of runtime data) are neither copied into a second object nor walked twice. Claims that
+ * already carry a registered name take the spread (its value is replaced where the name stands), as do
+ * times that are not whole seconds.
+ */
+function payloadJson(claims: Record<string, unknown>, issuer: string, iat: number, lifetimeSeconds: number): string {
+  const jti = newJti();
+  let plain = Number.isSafeInteger(iat) && Number.isSafeInteger(lifetimeSeconds);
+  for (const name of REGISTERED) if (Object.hasOwn(claims, name)) plain = false;
+  if (!plain) return JSON.stringify({ ...claims, iss: issuer, iat, nbf: iat, exp: iat + lifetimeSeconds, jti, 'x-ms-ver': '1.0' });
+  const registered = `"iss":${JSON.stringify(issuer)},"iat":${iat},"nbf":${iat},"exp":${iat + lifetimeSeconds},"jti":"${jti}","x-ms-ver":"1.0"}`;
+  const text = JSON.stringify(claims);
+  return text === '{}' ? `{${registered}` : `${text.slice(0, -1)},${registered}`;
+}
+
+/** The token, or the error of building it, as a promise (no async wrapper around signJwsAsync's own promise). */
+function issue(claims: Record<string, unknown>, issuer: string, signer: TokenSigner | 'unsigned', times: TokenTimes): Promise<string> {
+  try {
+    const iat = Math.floor(times.now.getTime() / 1000);
+    const payload = payloadJson(claims, issuer, iat, times.lifetimeSeconds);
+    if (signer === 'unsigned') return Promise.resolve(`${UNSIGNED_HEADER}.${b64url(payload)}.`);
+    // A string payload is the JSON text itself (signJwsAsync encodes it as it is).
+    return signJwsAsync(headerFor(issuer, signer.kid), payload, signer.privateKey);
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /** `GET /certs`: the JWKS with `x5c`, as MAA publishes its signing certificates. */
