@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
-import { collateralProvenance } from './claims.js';
+import { collateralProvenance, incomingClaims } from './claims.js';
 
 const sha = (...parts: Uint8Array[]) => createHash('sha256').update(Buffer.concat(parts)).digest('hex');
 
@@ -51,4 +51,34 @@ test('x-ms-sgx-collateral follows a collateral set changed in place (nothing sta
   assert.equal(after.tcbinfohash, sha(Uint8Array.from([4, 9])));
   assert.equal(after.qeidcrlhash, sha(Uint8Array.from([7]), c.rootCaCrl));
   assert.equal(after.quotehash, sha(quote));
+});
+
+test('the incoming claims a policy sees: scalars, arrays of scalars item by item, objects as JSON text, the isolation TEE by dot path', () => {
+  const claims = {
+    s: 'x',
+    n: 0,
+    b: false,
+    gone: undefined,
+    none: null,
+    list: ['a', 2, true],
+    mixed: ['a', { b: 1 }],
+    obj: { k: [1, 2], v: 'w' },
+    'x-ms-isolation-tee': { 'x-ms-attestation-type': 'sevsnpvm', svn: 3, o: { a: null }, absent: null },
+  };
+  assert.deepEqual(incomingClaims(claims), [
+    { type: 's', value: 'x' },
+    { type: 'n', value: 0 },
+    { type: 'b', value: false },
+    { type: 'list', value: 'a' },
+    { type: 'list', value: 2 },
+    { type: 'list', value: true },
+    { type: 'mixed', value: '["a",{"b":1}]' },
+    { type: 'obj', value: '{"k":[1,2],"v":"w"}' },
+    { type: 'x-ms-isolation-tee', value: JSON.stringify(claims['x-ms-isolation-tee']) },
+    { type: 'x-ms-isolation-tee.x-ms-attestation-type', value: 'sevsnpvm' },
+    { type: 'x-ms-isolation-tee.svn', value: 3 },
+    { type: 'x-ms-isolation-tee.o', value: '{"a":null}' },
+  ]);
+  // An array in the isolation TEE's place is not a set of nested claims.
+  assert.deepEqual(incomingClaims({ 'x-ms-isolation-tee': ['a'] }), [{ type: 'x-ms-isolation-tee', value: 'a' }]);
 });

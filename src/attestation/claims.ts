@@ -213,16 +213,21 @@ function snpClaimsOf(r: SnpVerificationResult, form: 'container' | 'azure-hcl', 
  * scalar members of `x-ms-isolation-tee` as `x-ms-isolation-tee.<name>` (the dot path SKR policies use).
  */
 export function incomingClaims(claims: Claims): Claim[] {
-  const tee = claims['x-ms-isolation-tee'];
-  const nested: [string, unknown][] =
-    typeof tee === 'object' && tee !== null && !Array.isArray(tee) ? Object.entries(tee).map(([k, v]) => [`x-ms-isolation-tee.${k}`, v]) : [];
   const out: Claim[] = [];
-  for (const [type, value] of [...Object.entries(claims), ...nested]) {
-    if (value === undefined || value === null) continue;
-    if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') out.push({ type, value });
-    else if (Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) {
-      for (const v of value) out.push({ type, value: v as string | number | boolean });
-    } else out.push({ type, value: JSON.stringify(value) });
+  for (const type of Object.keys(claims)) addIncoming(out, type, claims[type]);
+  const tee = claims['x-ms-isolation-tee'];
+  if (typeof tee === 'object' && tee !== null && !Array.isArray(tee)) {
+    const nested = tee as Record<string, unknown>;
+    for (const k of Object.keys(nested)) addIncoming(out, `x-ms-isolation-tee.${k}`, nested[k]);
   }
   return out;
+}
+
+/** One claim as the policy sees it: scalars as they are, arrays of scalars one claim per item, anything else as JSON text. */
+function addIncoming(out: Claim[], type: string, value: unknown): void {
+  if (value === undefined || value === null) return;
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') out.push({ type, value });
+  else if (Array.isArray(value) && value.every((v) => typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean')) {
+    for (const v of value) out.push({ type, value: v as string | number | boolean });
+  } else out.push({ type, value: JSON.stringify(value) });
 }

@@ -152,13 +152,18 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
    * budget in its own turn of the event loop (evaluationTurn). Evaluation is deterministic, so both give
    * the same answer; the event loop never spends more than the small budget inline.
    */
-  async function evaluate(compiled: CompiledPolicy, incoming: readonly Claim[]): Promise<PolicyEvaluation> {
+  function evaluate(compiled: CompiledPolicy, incoming: readonly Claim[]): PolicyEvaluation | Promise<PolicyEvaluation> {
     try {
       return evaluatePolicy(compiled, incoming, { budget: INLINE_EVALUATION_BUDGET });
     } catch (e) {
       if (!isConclaveError(e, 'attestation.policy_budget')) throw e;
     }
     return evaluationTurn(() => evaluatePolicy(compiled, incoming));
+  }
+
+  /** The cached policy of a type while no version check is due (no promise, no turn of the event loop); else undefined. */
+  function cachedPolicy(type: PolicyAttestationType): CachedPolicy | undefined {
+    return deps.cacheClockMs() - versionCheckedAt > POLICY_RECHECK_MS ? undefined : policyCache.get(type);
   }
 
   async function currentPolicy(type: PolicyAttestationType): Promise<CachedPolicy> {
@@ -336,13 +341,16 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       compiled = compilePolicy(parsePolicy(text));
       hash = policyHash(text);
     } else {
-      const p = await currentPolicy(type);
+      const p = cachedPolicy(type) ?? (await currentPolicy(type));
       compiled = p.compiled;
       hash = p.hash;
       signerCertDer = p.stored.signerCertDer;
     }
-    const incoming = [...incomingClaims(verified.claims), ...gpuPolicyClaims(verified.claims)];
-    const evaluation = await evaluate(compiled, incoming);
+    const incoming = incomingClaims(verified.claims);
+    for (const c of gpuPolicyClaims(verified.claims)) incoming.push(c);
+    // Inline evaluations (every published policy) answer at once; only one over the inline budget is awaited.
+    let evaluation = evaluate(compiled, incoming);
+    if (evaluation instanceof Promise) evaluation = await evaluation;
     if (!evaluation.permitted) {
       throw fail('attestation.policy_denied', `the attestation policy denied the evidence: ${evaluation.trace.join('; ') || 'no authorization rule permitted it'}`, {
         trace: evaluation.trace,
@@ -481,7 +489,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
   };
 
   /** Simulated and real trust never share a key: simulated evidence is signed by the simulate-only key or not at all. */
-  async function signerFor(simulated: boolean): Promise<TokenSigner> {
+  function signerFor(simulated: boolean): Promise<TokenSigner> {
     if (!simulated) return deps.signer();
     if (!deps.simulated || !deps.simulatedSigner) throw fail('evidence.untrusted_root', 'simulated evidence is trusted only by a server started with --simulate');
     return deps.simulatedSigner();
