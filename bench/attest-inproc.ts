@@ -12,6 +12,7 @@
  * measured in alternating processes; `--tee sgx,snp`, `--n` attestations per round, `--c` in flight.
  *
  *   node --import tsx bench/attest-inproc.ts [--tee sgx,snp] [--n 3000] [--c 4] [--rounds 3] [--root DIR]
+ *   node dist/bench/attest-inproc.js …        (compiled, after `npm run build`: the code as `conclave serve` runs it)
  */
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -24,11 +25,14 @@ const { values } = parseArgs({
     n: { type: 'string', default: '3000' },
     c: { type: 'string', default: '4' },
     rounds: { type: 'string', default: '3' },
-    root: { type: 'string', default: resolve(import.meta.dirname, '..') },
+    root: { type: 'string', default: resolve(import.meta.dirname, import.meta.url.endsWith('.js') ? '../..' : '..') },
   },
 });
 const root = resolve(values.root);
-const load = (p: string) => import(pathToFileURL(resolve(root, p)).href);
+// Compiled (dist/bench/attest-inproc.js, as `npm run build` leaves it), `--root` names a checkout and its
+// compiled code under dist/ is run; under tsx its TypeScript sources.
+const compiled = import.meta.url.endsWith('.js');
+const load = (p: string) => import(pathToFileURL(compiled ? resolve(root, 'dist', p.replace(/\.ts$/, '.js')) : resolve(root, p)).href);
 const { startTestServer } = await load('test/helpers/server.ts');
 const { loadOrCreateSimulatedTee } = await load('src/evidence/simulated/index.ts');
 
