@@ -31,24 +31,23 @@ async function as(who: { clientId: string; clientSecret: string }, method: strin
 
 const admin = (method: string, path: string, body?: unknown) => akvCall(server, method, path, body, API);
 
-before(async () => {
-  server = await startVault({ flags: { maintenanceInterval: 0 } });
-  authority = await startAuthority(server);
-  assert.equal((await akvCall(server, 'POST', '/keys/skr/create', {
-    kty: 'EC-HSM',
-    crv: 'P-256',
-    attributes: { exportable: true },
-    release_policy: { data: Buffer.from(policyFor(authority.url)).toString('base64url') },
-  })).status, 200);
-  await server.send('PUT', '/admin/vault/authorities', { headers: { authorization: `Bearer ${await server.adminToken()}` }, body: { authorities: [authority.url] } });
-  user = await newClient(server, 'workload');
-});
-after(async () => {
-  await authority?.close();
-  await server?.stop();
-});
-
 describe('Managed HSM access control API', () => {
+  before(async () => {
+    server = await startVault({ flags: { maintenanceInterval: 0 } });
+    authority = await startAuthority(server);
+    assert.equal((await akvCall(server, 'POST', '/keys/skr/create', {
+      kty: 'EC-HSM',
+      crv: 'P-256',
+      attributes: { exportable: true },
+      release_policy: { data: Buffer.from(policyFor(authority.url)).toString('base64url') },
+    })).status, 200);
+    await server.send('PUT', '/admin/vault/authorities', { headers: { authorization: `Bearer ${await server.adminToken()}` }, body: { authorities: [authority.url] } });
+    user = await newClient(server, 'workload');
+  });
+  after(async () => {
+    await authority?.close();
+    await server?.stop();
+  });
   test('built-in definitions carry Azure ids and names, in the list and by name', async () => {
     const r = await admin('GET', `${AT}/roleDefinitions`);
     assert.equal(r.status, 200);

@@ -22,13 +22,12 @@ function copyOfMasterKey(dataDir: string): string {
 }
 const call = (method: string, path: string, body?: unknown, v = API) => akvCall(server, method, path, body, v);
 
-before(async () => {
-  server = await startVault({ flags: { maintenanceInterval: 0, backupDir } });
-  await call('POST', '/keys/b1/create', { kty: 'EC', crv: 'P-256' });
-});
-after(() => server?.stop());
-
 describe('full backup and restore', () => {
+  before(async () => {
+    server = await startVault({ flags: { maintenanceInterval: 0, backupDir } });
+    await call('POST', '/keys/b1/create', { kty: 'EC', crv: 'P-256' });
+  });
+  after(() => server?.stop());
   let folder: string;
 
   test('POST /backup: 202, Azure-AsyncOperation, a whole folder with one 0600 file; the status URL answers', async () => {

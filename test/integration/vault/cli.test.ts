@@ -17,12 +17,11 @@ async function run(...argv: string[]): Promise<{ code: number; out: string; err:
   return { code: r.code ?? 1, out: r.stdout, err: r.stderr };
 }
 
-before(async () => {
-  server = await startVault();
-});
-after(async () => server?.stop());
-
 describe('conclave key, role, audit', () => {
+  before(async () => {
+    server = await startVault();
+  });
+  after(async () => server?.stop());
   test('key create/get/list/rotate/delete with admin.json from --data-dir', async () => {
     const c = await run('key', 'create', 'cli-k', '--kty', 'EC', '--curve', 'P-256', '--data-dir', server.dataDir, '-o', 'json');
     assert.equal(c.code, 0, c.err);

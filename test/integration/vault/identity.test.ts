@@ -24,13 +24,6 @@ let server: TestServer;
 let vaultUrl: string;
 let workload: { clientId: string; clientSecret: string };
 
-before(async () => {
-  ({ server, url: vaultUrl } = await startNamedVault('stock', { flags: { maintenanceInterval: 0 } }));
-  workload = await newClient(server, 'stock credential workload');
-  await assignRole(server, workload.clientId, 'Managed HSM Crypto User');
-});
-after(() => server?.stop());
-
 async function workloadRun(kind: string, tenant: string, keyName: string, url = vaultUrl): Promise<{ ok: boolean; error?: string; same?: boolean }> {
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/bin:/bin',
@@ -44,54 +37,63 @@ async function workloadRun(kind: string, tenant: string, keyName: string, url = 
   return JSON.parse(stdout.trim().split('\n').at(-1)!);
 }
 
-describe('stock Azure credentials (@azure/identity), environment variables only', () => {
-  test('DefaultAzureCredential with AZURE_TENANT_ID=adfs: token from Conclave, key created', async () => {
-    const r = await workloadRun('default', 'adfs', 'stock-default');
-    assert.equal(r.ok, true, r.error);
-    assert.equal(r.same, true);
+describe('stock Azure credentials and the authority endpoints', () => {
+  before(async () => {
+    ({ server, url: vaultUrl } = await startNamedVault('stock', { flags: { maintenanceInterval: 0 } }));
+    workload = await newClient(server, 'stock credential workload');
+    await assignRole(server, workload.clientId, 'Managed HSM Crypto User');
   });
+  after(() => server?.stop());
 
-  test('ClientSecretCredential with AZURE_TENANT_ID=adfs', async () => {
-    const r = await workloadRun('secret', 'adfs', 'stock-secret');
-    assert.equal(r.ok, true, r.error);
-  });
-
-  test('a GUID tenant needs instance discovery skipped (disableInstanceDiscovery), and the challenge tenant', async () => {
-    const r = await workloadRun('secret-no-discovery', '00000000-0000-0000-0000-000000000000', 'stock-guid');
-    assert.equal(r.ok, true, r.error);
-  });
-
-  test('the challenge check is on: the same server under 127.0.0.1 (not under the resource) is refused by the SDK', async () => {
-    const r = await workloadRun('secret', 'adfs', 'stock-unchecked', `https://127.0.0.1:${new URL(vaultUrl).port}`);
-    assert.equal(r.ok, false, JSON.stringify(r));
-    assert.match(r.error ?? '', /challenge resource|does not match/i);
-  });
-
-  test('a wrong secret fails in the credential, nothing is created', async () => {
-    workload = { ...workload, clientSecret: 'wrong' };
-    const r = await workloadRun('default', 'adfs', 'stock-wrong');
-    assert.equal(r.ok, false);
-    assert.match(r.error ?? '', /invalid_client|invalid client credentials/);
-  });
-});
-
-describe('authority endpoints', () => {
-  test('tenant discovery, token endpoint, JWKS', async () => {
-    const conf = (await server.send('GET', '/00000000-0000-0000-0000-000000000000/v2.0/.well-known/openid-configuration')).json();
-    assert.equal(conf.token_endpoint, `${vaultUrl}/00000000-0000-0000-0000-000000000000/oauth2/v2.0/token`);
-    const adfs = (await server.send('GET', '/adfs/.well-known/openid-configuration')).json();
-    assert.equal(adfs.token_endpoint, `${vaultUrl}/adfs/oauth2/v2.0/token`);
-    const instance = (await server.send('GET', '/common/discovery/instance?api-version=1.1&authorization_endpoint=x')).json();
-    assert.equal(instance.tenant_discovery_endpoint, `${vaultUrl}/common/v2.0/.well-known/openid-configuration`);
-    assert.deepEqual(instance.metadata[0].aliases, [new URL(vaultUrl).host]);
-    const jwks = (await server.send('GET', '/adfs/discovery/v2.0/keys')).json();
-    assert.equal(jwks.keys[0].crv, 'P-256');
-    const bad = await server.send('POST', '/adfs/oauth2/v2.0/token', {
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'nobody', client_secret: 'x', scope: 'https://vault.localtest/.default' }).toString(),
+  describe('stock Azure credentials (@azure/identity), environment variables only', () => {
+    test('DefaultAzureCredential with AZURE_TENANT_ID=adfs: token from Conclave, key created', async () => {
+      const r = await workloadRun('default', 'adfs', 'stock-default');
+      assert.equal(r.ok, true, r.error);
+      assert.equal(r.same, true);
     });
-    assert.equal(bad.status, 401);
-    assert.equal(bad.json().error, 'invalid_client');
-    assert.equal((await server.send('GET', '/..%2F/v2.0/.well-known/openid-configuration')).status, 404);
+
+    test('ClientSecretCredential with AZURE_TENANT_ID=adfs', async () => {
+      const r = await workloadRun('secret', 'adfs', 'stock-secret');
+      assert.equal(r.ok, true, r.error);
+    });
+
+    test('a GUID tenant needs instance discovery skipped (disableInstanceDiscovery), and the challenge tenant', async () => {
+      const r = await workloadRun('secret-no-discovery', '00000000-0000-0000-0000-000000000000', 'stock-guid');
+      assert.equal(r.ok, true, r.error);
+    });
+
+    test('the challenge check is on: the same server under 127.0.0.1 (not under the resource) is refused by the SDK', async () => {
+      const r = await workloadRun('secret', 'adfs', 'stock-unchecked', `https://127.0.0.1:${new URL(vaultUrl).port}`);
+      assert.equal(r.ok, false, JSON.stringify(r));
+      assert.match(r.error ?? '', /challenge resource|does not match/i);
+    });
+
+    test('a wrong secret fails in the credential, nothing is created', async () => {
+      workload = { ...workload, clientSecret: 'wrong' };
+      const r = await workloadRun('default', 'adfs', 'stock-wrong');
+      assert.equal(r.ok, false);
+      assert.match(r.error ?? '', /invalid_client|invalid client credentials/);
+    });
+  });
+
+  describe('authority endpoints', () => {
+    test('tenant discovery, token endpoint, JWKS', async () => {
+      const conf = (await server.send('GET', '/00000000-0000-0000-0000-000000000000/v2.0/.well-known/openid-configuration')).json();
+      assert.equal(conf.token_endpoint, `${vaultUrl}/00000000-0000-0000-0000-000000000000/oauth2/v2.0/token`);
+      const adfs = (await server.send('GET', '/adfs/.well-known/openid-configuration')).json();
+      assert.equal(adfs.token_endpoint, `${vaultUrl}/adfs/oauth2/v2.0/token`);
+      const instance = (await server.send('GET', '/common/discovery/instance?api-version=1.1&authorization_endpoint=x')).json();
+      assert.equal(instance.tenant_discovery_endpoint, `${vaultUrl}/common/v2.0/.well-known/openid-configuration`);
+      assert.deepEqual(instance.metadata[0].aliases, [new URL(vaultUrl).host]);
+      const jwks = (await server.send('GET', '/adfs/discovery/v2.0/keys')).json();
+      assert.equal(jwks.keys[0].crv, 'P-256');
+      const bad = await server.send('POST', '/adfs/oauth2/v2.0/token', {
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'nobody', client_secret: 'x', scope: 'https://vault.localtest/.default' }).toString(),
+      });
+      assert.equal(bad.status, 401);
+      assert.equal(bad.json().error, 'invalid_client');
+      assert.equal((await server.send('GET', '/..%2F/v2.0/.well-known/openid-configuration')).status, 404);
+    });
   });
 });

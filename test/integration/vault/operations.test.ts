@@ -27,176 +27,178 @@ let client: KeyClient;
 const onToken = process.env.CONCLAVE_TEST_HSM === 'softhsm';
 const crypto = (id: string) => new CryptographyClient(id, credentialFor(server, server.admin.clientId, server.admin.clientSecret), sdkOptions(server));
 
-before(async () => {
-  server = await startVault({ flags: { maintenanceInterval: 0 } });
-  client = adminKeyClient(server);
-});
-after(() => server?.stop());
-
-describe('HMAC, RSNULL and CKM AES key wrap', () => {
-  test('HS256/384/512 with an oct key: sign matches HMAC over the value, verify accepts it and refuses a changed one', async () => {
-    const raw = randomBytes(32);
-    const key = await client.importKey('hmac-key', { kty: 'oct-HSM', k: raw, keyOps: ['sign', 'verify'] }, { hardwareProtected: true });
-    const cc = crypto(key.id!);
-    const data = Buffer.from('the message');
-    if (onToken) {
-      const r = await akvCall(server, 'POST', '/keys/hmac-key/sign', { alg: 'HS256', value: data.toString('base64url') });
-      assert.equal(r.status, 400);
-      assert.match(r.json.error.message, /not available for keys in the PKCS#11 token/);
-      return;
-    }
-    for (const [alg, hash] of [['HS256', 'sha256'], ['HS384', 'sha384'], ['HS512', 'sha512']] as const) {
-      const sig = await cc.sign(alg, data);
-      assert.deepEqual(Buffer.from(sig.result), createHmac(hash, raw).update(data).digest(), alg);
-      assert.equal((await cc.verify(alg, data, sig.result)).result, true);
-      const changed = Buffer.from(sig.result);
-      changed[0]! ^= 1;
-      assert.equal((await cc.verify(alg, data, changed)).result, false);
-    }
-  });
-
-  test('HS256 needs sign in key_ops and an oct key', async () => {
-    // raw calls: the SDK checks key_ops itself before it sends
-    await client.createOctKey('oct-nosign', { hsm: true, keySize: 256 });
-    const noSign = await akvCall(server, 'POST', '/keys/oct-nosign/sign', { alg: 'HS256', value: Buffer.alloc(32).toString('base64url') });
-    assert.equal(noSign.status, 403);
-    assert.equal(noSign.json.error.innererror.code, 'key.operation_not_allowed');
-    await client.createRsaKey('rsa-for-hs', { keySize: 2048 });
-    const onRsa = await akvCall(server, 'POST', '/keys/rsa-for-hs/sign', { alg: 'HS256', value: Buffer.alloc(32).toString('base64url') });
-    assert.equal(onRsa.status, 400);
-    assert.equal(onRsa.json.error.innererror.code, 'key.invalid');
-  });
-
-  test('RSNULL signs the given DigestInfo as is; verifies with node:crypto RS256', async () => {
-    const rsa = await client.createRsaKey('rsnull', { keySize: 2048 });
-    const msg = Buffer.from('rsnull message');
-    const digestInfo = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), createHash('sha256').update(msg).digest()]);
-    const sig = await crypto(rsa.id!).sign('RSNULL', digestInfo);
-    const pub = createPublicKey({ key: { kty: 'RSA', n: Buffer.from(rsa.key!.n!).toString('base64url'), e: Buffer.from(rsa.key!.e!).toString('base64url') }, format: 'jwk' });
-    assert.equal(nodeVerify('sha256', msg, pub, Buffer.from(sig.result)), true);
-    assert.equal((await crypto(rsa.id!).verify('RSNULL', digestInfo, sig.result)).result, true);
-    await assert.rejects(crypto(rsa.id!).sign('RSNULL', Buffer.alloc(300)), (e: any) => e.statusCode === 400);
-  });
-
-  test('CKM_AES_KEY_WRAP (RFC 3394) and CKM_AES_KEY_WRAP_PAD (RFC 5649) with 128/192/256-bit keys', async () => {
-    for (const size of [16, 24, 32]) {
-      const raw = randomBytes(size);
-      const key = await client.importKey(`aeskw-${size}`, { kty: 'oct-HSM', k: raw, keyOps: ['wrapKey', 'unwrapKey'] }, { hardwareProtected: true });
-      const cc = crypto(key.id!);
-      const cek = randomBytes(32);
-      const w = await cc.wrapKey('CKM_AES_KEY_WRAP', cek);
-      const expected = createCipheriv(`id-aes${size * 8}-wrap`, raw, Buffer.from('A6A6A6A6A6A6A6A6', 'hex'));
-      assert.deepEqual(Buffer.from(w.result), Buffer.concat([expected.update(cek), expected.final()]));
-      assert.deepEqual(Buffer.from((await cc.unwrapKey('CKM_AES_KEY_WRAP', w.result)).result), cek);
-      // an odd length where the key is in software; whole blocks in SoftHSM2, which pads before an RFC 5649 wrap
-      const odd = randomBytes(onToken ? 24 : 21);
-      const wp = await cc.wrapKey('CKM_AES_KEY_WRAP_PAD', odd);
-      const d = createDecipheriv(`id-aes${size * 8}-wrap-pad`, raw, Buffer.from('A65959A6', 'hex'));
-      assert.deepEqual(Buffer.concat([d.update(wp.result), d.final()]), odd);
-      assert.deepEqual(Buffer.from((await cc.unwrapKey('CKM_AES_KEY_WRAP_PAD', wp.result)).result), odd);
-      await assert.rejects(cc.wrapKey('CKM_AES_KEY_WRAP', randomBytes(21)), (e: any) => e.statusCode === 400);
-    }
-    const enc = await akvCall(server, 'POST', '/keys/oct-nosign/encrypt', { alg: 'CKM_AES_KEY_WRAP', value: randomBytes(16).toString('base64url') });
-    assert.equal(enc.status, 400, 'a key-wrap algorithm is for wrapKey only');
-  });
-
-  test('a changed, truncated or empty wrapped key is a 400 (never a 500, never an empty key)', async () => {
-    const ok = await akvCall(server, 'POST', '/keys/aeskw-32/wrapKey', { alg: 'CKM_AES_KEY_WRAP', value: randomBytes(32).toString('base64url') });
-    assert.equal(ok.status, 200);
-    const wrapped = Buffer.from(ok.json.value, 'base64url');
-    const changed = Buffer.from(wrapped);
-    changed[3]! ^= 1;
-    for (const alg of ['CKM_AES_KEY_WRAP', 'CKM_AES_KEY_WRAP_PAD', 'A256KW']) {
-      for (const [what, value] of [['changed', changed], ['truncated', wrapped.subarray(0, 20)], ['empty', Buffer.alloc(0)]] as const) {
-        const r = await akvCall(server, 'POST', '/keys/aeskw-32/unwrapKey', { alg, value: value.toString('base64url') });
-        assert.equal(r.status, 400, `${alg} ${what}: ${JSON.stringify(r.json)}`);
-        assert.equal(r.json.error.code, 'BadParameter');
-        assert.equal(r.json.value, undefined);
-      }
-    }
-    const emptyWrap = await akvCall(server, 'POST', '/keys/aeskw-32/wrapKey', { alg: 'CKM_AES_KEY_WRAP_PAD', value: '' });
-    assert.equal(emptyWrap.status, 400, 'RFC 5649 wraps at least one byte');
-    const wrongSize = await akvCall(server, 'POST', '/keys/aeskw-16/unwrapKey', { alg: 'A256KW', value: wrapped.toString('base64url') });
-    assert.equal(wrongSize.status, 400, 'A256KW with a 128-bit key');
-  });
-});
-
-/** What a vendor BYOK tool does with the KEK's public key (BYOK specification, key transfer blob). */
-function transferBlob(kekKid: string, kekPublic: ReturnType<typeof createPublicKey>, material: Buffer, enc = 'CKM_RSA_AES_KEY_WRAP'): Buffer {
-  const aes = randomBytes(32);
-  const oaepHash = enc === 'CKM_RSA_AES_KEY_WRAP' ? 'sha1' : enc === 'RSA_AES_KEY_WRAP_256' ? 'sha256' : 'sha384';
-  const wrappedAes = publicEncrypt({ key: kekPublic, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, aes);
-  const kwp = createCipheriv('id-aes256-wrap-pad', aes, Buffer.from('A65959A6', 'hex'));
-  const ciphertext = Buffer.concat([wrappedAes, kwp.update(material), kwp.final()]);
-  const blob = { schema_version: '1.0.0', header: { kid: kekKid, alg: 'dir', enc }, ciphertext: ciphertext.toString('base64url'), generator: 'test BYOK tool' };
-  return Buffer.from(JSON.stringify(blob));
-}
-
-describe('BYOK', () => {
-  let kekKid: string;
-  let kekPublic: ReturnType<typeof createPublicKey>;
+describe('Managed HSM key operations beyond the everyday SDK calls', () => {
   before(async () => {
-    const kek = await client.createRsaKey('byok-kek', { hsm: true, keySize: 2048, keyOps: ['import'] });
-    kekKid = kek.id!;
-    kekPublic = createPublicKey({ key: { kty: 'RSA', n: Buffer.from(kek.key!.n!).toString('base64url'), e: Buffer.from(kek.key!.e!).toString('base64url') }, format: 'jwk' });
+    server = await startVault({ flags: { maintenanceInterval: 0 } });
+    client = adminKeyClient(server);
+  });
+  after(() => server?.stop());
+
+  describe('HMAC, RSNULL and CKM AES key wrap', () => {
+    test('HS256/384/512 with an oct key: sign matches HMAC over the value, verify accepts it and refuses a changed one', async () => {
+      const raw = randomBytes(32);
+      const key = await client.importKey('hmac-key', { kty: 'oct-HSM', k: raw, keyOps: ['sign', 'verify'] }, { hardwareProtected: true });
+      const cc = crypto(key.id!);
+      const data = Buffer.from('the message');
+      if (onToken) {
+        const r = await akvCall(server, 'POST', '/keys/hmac-key/sign', { alg: 'HS256', value: data.toString('base64url') });
+        assert.equal(r.status, 400);
+        assert.match(r.json.error.message, /not available for keys in the PKCS#11 token/);
+        return;
+      }
+      for (const [alg, hash] of [['HS256', 'sha256'], ['HS384', 'sha384'], ['HS512', 'sha512']] as const) {
+        const sig = await cc.sign(alg, data);
+        assert.deepEqual(Buffer.from(sig.result), createHmac(hash, raw).update(data).digest(), alg);
+        assert.equal((await cc.verify(alg, data, sig.result)).result, true);
+        const changed = Buffer.from(sig.result);
+        changed[0]! ^= 1;
+        assert.equal((await cc.verify(alg, data, changed)).result, false);
+      }
+    });
+
+    test('HS256 needs sign in key_ops and an oct key', async () => {
+      // raw calls: the SDK checks key_ops itself before it sends
+      await client.createOctKey('oct-nosign', { hsm: true, keySize: 256 });
+      const noSign = await akvCall(server, 'POST', '/keys/oct-nosign/sign', { alg: 'HS256', value: Buffer.alloc(32).toString('base64url') });
+      assert.equal(noSign.status, 403);
+      assert.equal(noSign.json.error.innererror.code, 'key.operation_not_allowed');
+      await client.createRsaKey('rsa-for-hs', { keySize: 2048 });
+      const onRsa = await akvCall(server, 'POST', '/keys/rsa-for-hs/sign', { alg: 'HS256', value: Buffer.alloc(32).toString('base64url') });
+      assert.equal(onRsa.status, 400);
+      assert.equal(onRsa.json.error.innererror.code, 'key.invalid');
+    });
+
+    test('RSNULL signs the given DigestInfo as is; verifies with node:crypto RS256', async () => {
+      const rsa = await client.createRsaKey('rsnull', { keySize: 2048 });
+      const msg = Buffer.from('rsnull message');
+      const digestInfo = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), createHash('sha256').update(msg).digest()]);
+      const sig = await crypto(rsa.id!).sign('RSNULL', digestInfo);
+      const pub = createPublicKey({ key: { kty: 'RSA', n: Buffer.from(rsa.key!.n!).toString('base64url'), e: Buffer.from(rsa.key!.e!).toString('base64url') }, format: 'jwk' });
+      assert.equal(nodeVerify('sha256', msg, pub, Buffer.from(sig.result)), true);
+      assert.equal((await crypto(rsa.id!).verify('RSNULL', digestInfo, sig.result)).result, true);
+      await assert.rejects(crypto(rsa.id!).sign('RSNULL', Buffer.alloc(300)), (e: any) => e.statusCode === 400);
+    });
+
+    test('CKM_AES_KEY_WRAP (RFC 3394) and CKM_AES_KEY_WRAP_PAD (RFC 5649) with 128/192/256-bit keys', async () => {
+      for (const size of [16, 24, 32]) {
+        const raw = randomBytes(size);
+        const key = await client.importKey(`aeskw-${size}`, { kty: 'oct-HSM', k: raw, keyOps: ['wrapKey', 'unwrapKey'] }, { hardwareProtected: true });
+        const cc = crypto(key.id!);
+        const cek = randomBytes(32);
+        const w = await cc.wrapKey('CKM_AES_KEY_WRAP', cek);
+        const expected = createCipheriv(`id-aes${size * 8}-wrap`, raw, Buffer.from('A6A6A6A6A6A6A6A6', 'hex'));
+        assert.deepEqual(Buffer.from(w.result), Buffer.concat([expected.update(cek), expected.final()]));
+        assert.deepEqual(Buffer.from((await cc.unwrapKey('CKM_AES_KEY_WRAP', w.result)).result), cek);
+        // an odd length where the key is in software; whole blocks in SoftHSM2, which pads before an RFC 5649 wrap
+        const odd = randomBytes(onToken ? 24 : 21);
+        const wp = await cc.wrapKey('CKM_AES_KEY_WRAP_PAD', odd);
+        const d = createDecipheriv(`id-aes${size * 8}-wrap-pad`, raw, Buffer.from('A65959A6', 'hex'));
+        assert.deepEqual(Buffer.concat([d.update(wp.result), d.final()]), odd);
+        assert.deepEqual(Buffer.from((await cc.unwrapKey('CKM_AES_KEY_WRAP_PAD', wp.result)).result), odd);
+        await assert.rejects(cc.wrapKey('CKM_AES_KEY_WRAP', randomBytes(21)), (e: any) => e.statusCode === 400);
+      }
+      const enc = await akvCall(server, 'POST', '/keys/oct-nosign/encrypt', { alg: 'CKM_AES_KEY_WRAP', value: randomBytes(16).toString('base64url') });
+      assert.equal(enc.status, 400, 'a key-wrap algorithm is for wrapKey only');
+    });
+
+    test('a changed, truncated or empty wrapped key is a 400 (never a 500, never an empty key)', async () => {
+      const ok = await akvCall(server, 'POST', '/keys/aeskw-32/wrapKey', { alg: 'CKM_AES_KEY_WRAP', value: randomBytes(32).toString('base64url') });
+      assert.equal(ok.status, 200);
+      const wrapped = Buffer.from(ok.json.value, 'base64url');
+      const changed = Buffer.from(wrapped);
+      changed[3]! ^= 1;
+      for (const alg of ['CKM_AES_KEY_WRAP', 'CKM_AES_KEY_WRAP_PAD', 'A256KW']) {
+        for (const [what, value] of [['changed', changed], ['truncated', wrapped.subarray(0, 20)], ['empty', Buffer.alloc(0)]] as const) {
+          const r = await akvCall(server, 'POST', '/keys/aeskw-32/unwrapKey', { alg, value: value.toString('base64url') });
+          assert.equal(r.status, 400, `${alg} ${what}: ${JSON.stringify(r.json)}`);
+          assert.equal(r.json.error.code, 'BadParameter');
+          assert.equal(r.json.value, undefined);
+        }
+      }
+      const emptyWrap = await akvCall(server, 'POST', '/keys/aeskw-32/wrapKey', { alg: 'CKM_AES_KEY_WRAP_PAD', value: '' });
+      assert.equal(emptyWrap.status, 400, 'RFC 5649 wraps at least one byte');
+      const wrongSize = await akvCall(server, 'POST', '/keys/aeskw-16/unwrapKey', { alg: 'A256KW', value: wrapped.toString('base64url') });
+      assert.equal(wrongSize.status, 400, 'A256KW with a 128-bit key');
+    });
   });
 
-  test('an RSA key wrapped to the KEK imports through the SDK (key_hsm) and signs as the original', async () => {
-    const { privateKey, publicKey } = generateRsaKeyPair(2048);
-    const blob = transferBlob(kekKid, kekPublic, privateKey.export({ format: 'der', type: 'pkcs8' }));
-    if (onToken) {
-      const r = await akvCall(server, 'PUT', '/keys/byok-rsa', { key: { kty: 'RSA-HSM', key_hsm: blob.toString('base64url') } });
-      assert.equal(r.status, 400);
-      assert.match(r.json.error.message, /BYOK import is not available with the pkcs11 key protector/);
-      return;
-    }
-    const imported = await client.importKey('byok-rsa', { kty: 'RSA-HSM', t: blob, keyOps: ['sign', 'verify'] });
-    assert.equal(imported.keyType, 'RSA-HSM');
-    assert.deepEqual(Buffer.from(imported.key!.n!), Buffer.from((publicKey.export({ format: 'jwk' }) as { n: string }).n, 'base64url'));
-    const digest = createHash('sha256').update('byok').digest();
-    const sig = await crypto(imported.id!).sign('RS256', digest);
-    assert.equal(nodeVerify('sha256', Buffer.from('byok'), publicKey, Buffer.from(sig.result)), true);
-  });
+  /** What a vendor BYOK tool does with the KEK's public key (BYOK specification, key transfer blob). */
+  function transferBlob(kekKid: string, kekPublic: ReturnType<typeof createPublicKey>, material: Buffer, enc = 'CKM_RSA_AES_KEY_WRAP'): Buffer {
+    const aes = randomBytes(32);
+    const oaepHash = enc === 'CKM_RSA_AES_KEY_WRAP' ? 'sha1' : enc === 'RSA_AES_KEY_WRAP_256' ? 'sha256' : 'sha384';
+    const wrappedAes = publicEncrypt({ key: kekPublic, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash }, aes);
+    const kwp = createCipheriv('id-aes256-wrap-pad', aes, Buffer.from('A65959A6', 'hex'));
+    const ciphertext = Buffer.concat([wrappedAes, kwp.update(material), kwp.final()]);
+    const blob = { schema_version: '1.0.0', header: { kid: kekKid, alg: 'dir', enc }, ciphertext: ciphertext.toString('base64url'), generator: 'test BYOK tool' };
+    return Buffer.from(JSON.stringify(blob));
+  }
 
-  test('EC and oct targets, and the SHA-256 variant', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
-    const ec = generateEcKeyPair('P-384');
-    const r = await client.importKey('byok-ec', { kty: 'EC-HSM', t: transferBlob(kekKid, kekPublic, ec.privateKey.export({ format: 'der', type: 'pkcs8' }), 'RSA_AES_KEY_WRAP_256') });
-    assert.equal(r.key!.crv, 'P-384');
-    const digest = createHash('sha384').update('x').digest();
-    const sig = await crypto(r.id!).sign('ES384', digest);
-    assert.equal(nodeVerify('sha384', Buffer.from('x'), { key: ec.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(sig.result)), true);
-    const raw = randomBytes(32);
-    const oct = await client.importKey('byok-oct', { kty: 'oct-HSM', t: transferBlob(kekKid, kekPublic, raw), keyOps: ['encrypt', 'decrypt'] });
-    const iv = randomBytes(16);
-    const c = await crypto(oct.id!).encrypt({ algorithm: 'A256CBCPAD', plaintext: Buffer.from('hello'), iv });
-    const d = createDecipheriv('aes-256-cbc', raw, iv);
-    assert.equal(Buffer.concat([d.update(c.result), d.final()]).toString(), 'hello');
-  });
+  describe('BYOK', () => {
+    let kekKid: string;
+    let kekPublic: ReturnType<typeof createPublicKey>;
+    before(async () => {
+      const kek = await client.createRsaKey('byok-kek', { hsm: true, keySize: 2048, keyOps: ['import'] });
+      kekKid = kek.id!;
+      kekPublic = createPublicKey({ key: { kty: 'RSA', n: Buffer.from(kek.key!.n!).toString('base64url'), e: Buffer.from(kek.key!.e!).toString('base64url') }, format: 'jwk' });
+    });
 
-  test('error paths: not a KEK, unknown KEK, broken ciphertext, wrong type, non-HSM type, bad enc', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
-    const { privateKey } = generateRsaKeyPair(2048);
-    const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
-    const put = (name: string, key: Record<string, unknown>) => akvCall(server, 'PUT', `/keys/${name}`, { key });
-    const expect400 = async (name: string, key: Record<string, unknown>, code: string, message: RegExp) => {
-      const r = await put(name, key);
-      assert.equal(r.status, 400, JSON.stringify(r.json));
-      assert.equal(r.json.error.innererror.code, code);
-      assert.match(r.json.error.message, message);
-      assert.equal((await akvCall(server, 'GET', `/keys/${name}`)).status, 404, 'nothing imported');
-    };
-    const notKek = await client.createRsaKey('not-a-kek', { hsm: true, keySize: 2048 });
-    const notKekPublic = createPublicKey({ key: { kty: 'RSA', n: Buffer.from(notKek.key!.n!).toString('base64url'), e: Buffer.from(notKek.key!.e!).toString('base64url') }, format: 'jwk' });
-    await expect400('b1', { kty: 'RSA-HSM', key_hsm: transferBlob(notKek.id!, notKekPublic, pkcs8).toString('base64') }, 'key.invalid', /not a key exchange key/);
-    await expect400('b2', { kty: 'RSA-HSM', key_hsm: transferBlob(`${server.url}/keys/nokek/${'0'.repeat(32)}`, kekPublic, pkcs8).toString('base64url') }, 'key.invalid', /not a key of this vault/);
-    const blob = JSON.parse(transferBlob(kekKid, kekPublic, pkcs8).toString());
-    const ct = Buffer.from(blob.ciphertext, 'base64url');
-    ct[ct.length - 1]! ^= 1;
-    await expect400('b3', { kty: 'RSA-HSM', key_hsm: Buffer.from(JSON.stringify({ ...blob, ciphertext: ct.toString('base64url') })).toString('base64url') }, 'key.crypto_failed', /unwrap/);
-    await expect400('b4', { kty: 'EC-HSM', key_hsm: transferBlob(kekKid, kekPublic, pkcs8).toString('base64url') }, 'key.invalid', /is RSA, but key.kty names EC/);
-    await expect400('b5', { kty: 'RSA', key_hsm: transferBlob(kekKid, kekPublic, pkcs8).toString('base64url') }, 'key.invalid', /HSM key type/);
-    await expect400('b6', { kty: 'RSA-HSM', key_hsm: transferBlob(kekKid, kekPublic, pkcs8, 'A256GCM').toString('base64url') }, 'key.invalid', /enc must be/);
-    // the KEK itself is good for nothing else
-    const kekSign = await akvCall(server, 'POST', '/keys/byok-kek/sign', { alg: 'RS256', value: Buffer.alloc(32).toString('base64url') });
-    assert.equal(kekSign.status, 403);
+    test('an RSA key wrapped to the KEK imports through the SDK (key_hsm) and signs as the original', async () => {
+      const { privateKey, publicKey } = generateRsaKeyPair(2048);
+      const blob = transferBlob(kekKid, kekPublic, privateKey.export({ format: 'der', type: 'pkcs8' }));
+      if (onToken) {
+        const r = await akvCall(server, 'PUT', '/keys/byok-rsa', { key: { kty: 'RSA-HSM', key_hsm: blob.toString('base64url') } });
+        assert.equal(r.status, 400);
+        assert.match(r.json.error.message, /BYOK import is not available with the pkcs11 key protector/);
+        return;
+      }
+      const imported = await client.importKey('byok-rsa', { kty: 'RSA-HSM', t: blob, keyOps: ['sign', 'verify'] });
+      assert.equal(imported.keyType, 'RSA-HSM');
+      assert.deepEqual(Buffer.from(imported.key!.n!), Buffer.from((publicKey.export({ format: 'jwk' }) as { n: string }).n, 'base64url'));
+      const digest = createHash('sha256').update('byok').digest();
+      const sig = await crypto(imported.id!).sign('RS256', digest);
+      assert.equal(nodeVerify('sha256', Buffer.from('byok'), publicKey, Buffer.from(sig.result)), true);
+    });
+
+    test('EC and oct targets, and the SHA-256 variant', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
+      const ec = generateEcKeyPair('P-384');
+      const r = await client.importKey('byok-ec', { kty: 'EC-HSM', t: transferBlob(kekKid, kekPublic, ec.privateKey.export({ format: 'der', type: 'pkcs8' }), 'RSA_AES_KEY_WRAP_256') });
+      assert.equal(r.key!.crv, 'P-384');
+      const digest = createHash('sha384').update('x').digest();
+      const sig = await crypto(r.id!).sign('ES384', digest);
+      assert.equal(nodeVerify('sha384', Buffer.from('x'), { key: ec.publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(sig.result)), true);
+      const raw = randomBytes(32);
+      const oct = await client.importKey('byok-oct', { kty: 'oct-HSM', t: transferBlob(kekKid, kekPublic, raw), keyOps: ['encrypt', 'decrypt'] });
+      const iv = randomBytes(16);
+      const c = await crypto(oct.id!).encrypt({ algorithm: 'A256CBCPAD', plaintext: Buffer.from('hello'), iv });
+      const d = createDecipheriv('aes-256-cbc', raw, iv);
+      assert.equal(Buffer.concat([d.update(c.result), d.final()]).toString(), 'hello');
+    });
+
+    test('error paths: not a KEK, unknown KEK, broken ciphertext, wrong type, non-HSM type, bad enc', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
+      const { privateKey } = generateRsaKeyPair(2048);
+      const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
+      const put = (name: string, key: Record<string, unknown>) => akvCall(server, 'PUT', `/keys/${name}`, { key });
+      const expect400 = async (name: string, key: Record<string, unknown>, code: string, message: RegExp) => {
+        const r = await put(name, key);
+        assert.equal(r.status, 400, JSON.stringify(r.json));
+        assert.equal(r.json.error.innererror.code, code);
+        assert.match(r.json.error.message, message);
+        assert.equal((await akvCall(server, 'GET', `/keys/${name}`)).status, 404, 'nothing imported');
+      };
+      const notKek = await client.createRsaKey('not-a-kek', { hsm: true, keySize: 2048 });
+      const notKekPublic = createPublicKey({ key: { kty: 'RSA', n: Buffer.from(notKek.key!.n!).toString('base64url'), e: Buffer.from(notKek.key!.e!).toString('base64url') }, format: 'jwk' });
+      await expect400('b1', { kty: 'RSA-HSM', key_hsm: transferBlob(notKek.id!, notKekPublic, pkcs8).toString('base64') }, 'key.invalid', /not a key exchange key/);
+      await expect400('b2', { kty: 'RSA-HSM', key_hsm: transferBlob(`${server.url}/keys/nokek/${'0'.repeat(32)}`, kekPublic, pkcs8).toString('base64url') }, 'key.invalid', /not a key of this vault/);
+      const blob = JSON.parse(transferBlob(kekKid, kekPublic, pkcs8).toString());
+      const ct = Buffer.from(blob.ciphertext, 'base64url');
+      ct[ct.length - 1]! ^= 1;
+      await expect400('b3', { kty: 'RSA-HSM', key_hsm: Buffer.from(JSON.stringify({ ...blob, ciphertext: ct.toString('base64url') })).toString('base64url') }, 'key.crypto_failed', /unwrap/);
+      await expect400('b4', { kty: 'EC-HSM', key_hsm: transferBlob(kekKid, kekPublic, pkcs8).toString('base64url') }, 'key.invalid', /is RSA, but key.kty names EC/);
+      await expect400('b5', { kty: 'RSA', key_hsm: transferBlob(kekKid, kekPublic, pkcs8).toString('base64url') }, 'key.invalid', /HSM key type/);
+      await expect400('b6', { kty: 'RSA-HSM', key_hsm: transferBlob(kekKid, kekPublic, pkcs8, 'A256GCM').toString('base64url') }, 'key.invalid', /enc must be/);
+      // the KEK itself is good for nothing else
+      const kekSign = await akvCall(server, 'POST', '/keys/byok-kek/sign', { alg: 'RS256', value: Buffer.alloc(32).toString('base64url') });
+      assert.equal(kekSign.status, 403);
+    });
   });
 });

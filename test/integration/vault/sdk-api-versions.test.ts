@@ -42,23 +42,22 @@ function options(serviceVersion: string): KeyClientOptions {
   };
 }
 
-before(async () => {
-  ({ server, url: vaultUrl } = await startNamedVault('jsv', { flags: { maintenanceInterval: 0 } }));
-  agent = new Agent({
-    ca: readFileSync(server.caPath, 'utf8'),
-    lookup: (host, opts, cb) => lookup(host.endsWith('.localtest') ? '127.0.0.1' : host, opts, cb),
-  });
-  authority = await startAuthority(server);
-  assert.equal((await adminJson(server, 'PUT', '/admin/vault/authorities', { authorities: [authority.url] })).status, 200);
-  await assignRole(server, server.admin.clientId, 'Managed HSM Crypto Service Release User');
-});
-after(async () => {
-  agent?.destroy();
-  await authority?.close();
-  await server?.stop();
-});
-
 describe('@azure/keyvault-keys in each api-version its releases send', () => {
+  before(async () => {
+    ({ server, url: vaultUrl } = await startNamedVault('jsv', { flags: { maintenanceInterval: 0 } }));
+    agent = new Agent({
+      ca: readFileSync(server.caPath, 'utf8'),
+      lookup: (host, opts, cb) => lookup(host.endsWith('.localtest') ? '127.0.0.1' : host, opts, cb),
+    });
+    authority = await startAuthority(server);
+    assert.equal((await adminJson(server, 'PUT', '/admin/vault/authorities', { authorities: [authority.url] })).status, 200);
+    await assignRole(server, server.admin.clientId, 'Managed HSM Crypto Service Release User');
+  });
+  after(async () => {
+    agent?.destroy();
+    await authority?.close();
+    await server?.stop();
+  });
   for (const v of VERSIONS) {
     test(`serviceVersion ${v}`, async () => {
       const credential = credentialFor(server, server.admin.clientId, server.admin.clientSecret);

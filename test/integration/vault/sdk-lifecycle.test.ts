@@ -15,12 +15,11 @@ let server: TestServer;
 /** A new client after the clock moves: access tokens expire on the server's clock, not the SDK's. */
 const client = () => new KeyClient(server.url, credentialFor(server, server.admin.clientId, server.admin.clientSecret), sdkOptions(server));
 
-before(async () => {
-  server = await startVault({ now: clock.now, flags: { maintenanceInterval: 0, recoverableDays: 7 } });
-});
-after(() => server?.stop());
-
 describe('@azure/keyvault-keys: rotation policies, scheduled rotation, automatic purge, case-insensitive names', () => {
+  before(async () => {
+    server = await startVault({ now: clock.now, flags: { maintenanceInterval: 0, recoverableDays: 7 } });
+  });
+  after(() => server?.stop());
   test('getKeyRotationPolicy / updateKeyRotationPolicy, then the rotator makes a version with exp from expiresIn', async () => {
     const kc = client();
     const key = await kc.createEcKey('js-rotating', { curve: 'P-256' });

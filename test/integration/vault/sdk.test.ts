@@ -14,19 +14,18 @@ let server: TestServer;
 let client: KeyClient;
 let authority: AuthorityStandIn;
 
-before(async () => {
-  server = await startVault();
-  client = adminKeyClient(server);
-  authority = await startAuthority(server);
-  assert.equal((await adminJson(server, 'PUT', '/admin/vault/authorities', { authorities: [authority.url] })).status, 200);
-  await assignRole(server, server.admin.clientId, 'Key Vault Crypto Service Release User');
-});
-after(async () => {
-  await authority?.close();
-  await server?.stop();
-});
-
 describe('@azure/keyvault-keys against conclave', () => {
+  before(async () => {
+    server = await startVault();
+    client = adminKeyClient(server);
+    authority = await startAuthority(server);
+    assert.equal((await adminJson(server, 'PUT', '/admin/vault/authorities', { authorities: [authority.url] })).status, 200);
+    await assignRole(server, server.admin.clientId, 'Key Vault Crypto Service Release User');
+  });
+  after(async () => {
+    await authority?.close();
+    await server?.stop();
+  });
   test('unauthenticated requests get the AKV challenge', async () => {
     const r = await server.send('GET', '/keys/k1/?api%2Dversion=2025-07-01');
     assert.equal(r.status, 401);
