@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../../test/helpers/postgres.js';
 import { isConclaveError } from '../core/errors.js';
-import { type Database, type Migration, bumpVersion, readVersion, versionedCache, withRetry } from './database.js';
+import { type Database, type Migration, type Transaction, bumpVersion, readVersion, versionedCache, withRetry } from './database.js';
 import { openDatabase } from './open.js';
 import { MIGRATIONS } from './migrations/index.js';
 
@@ -189,6 +189,96 @@ for (const backend of [sqlite, postgres]) {
       const read = db.get('SELECT name FROM counters WHERE name = ?', ['dirty']);
       release();
       await assert.rejects(tx, /abort/);
+      assert.equal(await read, undefined);
+    });
+
+    test('a call on the database from inside the body joins its transaction, twice in a row', async () => {
+      for (const round of [1, 2]) {
+        await assert.rejects(
+          db.transaction(async (tx) => {
+            await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', [`join${round}`, 1]);
+            await new Promise((resolve) => setTimeout(resolve, 2));
+            // Code without tx: it sees the uncommitted write, and a nested transaction is this one.
+            assert.equal((await db.get<{ value: number }>('SELECT value FROM counters WHERE name = ?', [`join${round}`]))?.value, 1);
+            await db.transaction(async (inner) => {
+              await inner.run('INSERT INTO counters (name, value) VALUES (?, ?)', [`nested${round}`, 1]);
+            });
+            await db.run('INSERT INTO counters (name, value) VALUES (?, ?)', [`bare${round}`, 1]);
+            throw new Error('roll back');
+          }),
+          /roll back/,
+        );
+        // All of it rolled back with the transaction it joined.
+        for (const n of [`join${round}`, `nested${round}`, `bare${round}`]) assert.equal(await db.get('SELECT name FROM counters WHERE name = ?', [n]), undefined);
+      }
+    });
+
+    test('a transaction handle used after its transaction ended runs nothing, even inside another transaction', async () => {
+      let leaked!: Transaction;
+      await db.transaction(async (tx) => {
+        leaked = tx;
+        await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['leak0', 1]);
+      });
+      await assert.rejects(leaked.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['leak1', 1]), (e) => isConclaveError(e, 'internal'));
+      await assert.rejects(leaked.get('SELECT 1 AS x'), (e) => isConclaveError(e, 'internal'));
+      await assert.rejects(leaked.lock('leak'), (e) => isConclaveError(e, 'internal'));
+      // Used while another transaction is open, it must not land in that one either.
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['leak2', 1]);
+          await assert.rejects(leaked.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['leak3', 1]), (e) => isConclaveError(e, 'internal'));
+          throw new Error('roll back');
+        }),
+        /roll back/,
+      );
+      assert.equal((await db.get<{ value: number }>('SELECT value FROM counters WHERE name = ?', ['leak0']))?.value, 1);
+      for (const n of ['leak1', 'leak2', 'leak3']) assert.equal(await db.get('SELECT name FROM counters WHERE name = ?', [n]), undefined);
+    });
+
+    test('a continuation left from an ended transaction does not join the next one', async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      let leftover!: Promise<unknown>;
+      await db.transaction(async (tx) => {
+        await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['left0', 1]);
+        // Started in this transaction's context, not awaited: it runs after the transaction ended.
+        leftover = (async () => {
+          await gate;
+          return db.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['left1', 1]);
+        })();
+      });
+      await assert.rejects(
+        db.transaction(async (tx) => {
+          await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['left2', 1]);
+          release();
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          throw new Error('roll back');
+        }),
+        /roll back/,
+      );
+      await leftover;
+      // The leftover write stood on its own: not rolled back with the transaction open when it ran.
+      assert.equal((await db.get<{ value: number }>('SELECT value FROM counters WHERE name = ?', ['left1']))?.value, 1);
+      assert.equal(await db.get('SELECT name FROM counters WHERE name = ?', ['left2']), undefined);
+    });
+
+    test('joinable: false: a call on the database from inside the body is not part of the transaction', async () => {
+      let read!: Promise<unknown>;
+      await assert.rejects(
+        db.transaction(
+          async (tx) => {
+            await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['unjoined', 1]);
+            // Not awaited here: on SQLite it waits for this transaction to end.
+            read = db.get('SELECT name FROM counters WHERE name = ?', ['unjoined']);
+            await new Promise((resolve) => setTimeout(resolve, 10));
+            throw new Error('roll back');
+          },
+          { joinable: false },
+        ),
+        /roll back/,
+      );
       assert.equal(await read, undefined);
     });
 

@@ -27,14 +27,31 @@ export type Transaction = SqlExecutor & {
   lock(name: string): Promise<void>;
 };
 
+export interface TransactionOptions {
+  /**
+   * Whether calls on the database object itself from inside the body (code that does not hold `tx`, a
+   * nested `transaction()`) join this transaction (default true). The store recognises them by the body's
+   * asynchronous context (AsyncLocalStorage), which, while such a transaction is open, costs a hook on
+   * every promise the process makes. `false`, for a body that calls nothing but `tx` (no domain code):
+   * the context is not followed, and a call on the database from inside it is not its own (SQLite: it
+   * waits for the transaction to end; PostgreSQL: it runs on another connection).
+   */
+  readonly joinable?: boolean;
+}
+
 export interface Database extends SqlExecutor {
   readonly dialect: 'sqlite' | 'postgres';
   /**
    * Runs `fn` in one transaction (SQLite: BEGIN IMMEDIATE, serialised; PostgreSQL: READ COMMITTED
    * plus explicit row/advisory locks where a domain needs them). Commits when `fn` resolves, rolls
    * back when it throws, so a failed body leaves no partial write.
+   *
+   * The join guard: a call on the database from inside the body (by its asynchronous context) joins the
+   * transaction, a call from anywhere else never does (SQLite: it waits for the transaction to end), and
+   * `tx` used after the transaction ended throws (`internal`) instead of running outside it or inside
+   * another one. Between transactions the store follows no asynchronous context (no promise hooks).
    */
-  transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T>;
+  transaction<T>(fn: (tx: Transaction) => Promise<T>, opts?: TransactionOptions): Promise<T>;
   /** Applies pending migrations under a lock so replicas starting together do not race. */
   migrate(migrations: readonly Migration[]): Promise<number>;
   /**

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import pg from 'pg';
 import { fail, isConclaveError } from '../core/errors.js';
-import { type Database, type Migration, type SqlExecutor, type Transaction, renderSql } from './database.js';
+import { type Database, type Migration, type SqlExecutor, type Transaction, type TransactionOptions, renderSql } from './database.js';
 
 /** `?` placeholders → `$1…$n` (our SQL never has a literal `?` inside strings). */
 function toPg(sql: string): string {
@@ -95,16 +95,26 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
   const pool = new pg.Pool({ connectionString: url, max: poolSize, connectionTimeoutMillis: 5000, keepAlive: true, types: TYPES });
   pool.on('error', () => undefined); // an idle client died (server restart): the pool drops it; the next query reconnects
   const base = executor((t, v) => pool.query(t, v));
-  const scope = new AsyncLocalStorage<Transaction>();
-  const current = (): SqlExecutor => scope.getStore() ?? base;
+  /**
+   * The join guard: the open joinable transactions' asynchronous contexts. An enabled AsyncLocalStorage
+   * hooks every promise the process makes (Node 20), so it is followed only while at least one joinable
+   * transaction is open (disabled when the last one ends, enabled again by the next one's run()); a
+   * context whose transaction ended is no longer joined.
+   */
+  const scope = new AsyncLocalStorage<{ readonly tx: Transaction; live: boolean }>();
+  let following = 0;
+  const current = (): SqlExecutor => {
+    const joined = scope.getStore();
+    return joined?.live ? joined.tx : base;
+  };
   const db: Database = {
     dialect: 'postgres',
     all: (sql, params) => current().all(sql, params),
     get: (sql, params) => current().get(sql, params),
     run: (sql, params) => current().run(sql, params),
-    async transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    async transaction<T>(fn: (tx: Transaction) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
       const joined = scope.getStore();
-      if (joined) return fn(joined);
+      if (joined?.live) return fn(joined.tx);
       const client = await pool.connect().catch(rethrow);
       let broken: unknown;
       const q = (t: string, v?: unknown[]) =>
@@ -113,16 +123,25 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
           if (isConclaveError(c, 'store.unavailable')) broken = c;
           throw c;
         });
+      const ctx = { tx: undefined as unknown as Transaction, live: true };
+      // The body's executor: once the transaction ended (its connection back in the pool, perhaps another
+      // caller's by now) it refuses to run anything.
+      const guarded = (t: string, v?: unknown[]) => (ctx.live ? q(t, v) : Promise.reject(fail('internal', 'a PostgreSQL transaction handle was used after its transaction ended')));
+      const tx: Transaction = { ...executor(guarded), lock: async (name: string) => void (await guarded('SELECT pg_advisory_xact_lock($1)', [lockKey(name)])) };
+      ctx.tx = tx;
+      const joinable = opts.joinable !== false;
+      if (joinable) following++;
       try {
         await q('BEGIN');
-        const tx: Transaction = { ...executor(q), lock: async (name: string) => void (await q('SELECT pg_advisory_xact_lock($1)', [lockKey(name)])) };
-        const r = await scope.run(tx, () => fn(tx));
+        const r = await (joinable ? scope.run(ctx, () => fn(tx)) : fn(tx));
         await q('COMMIT');
         return r;
       } catch (e) {
         if (!broken) await client.query('ROLLBACK').catch((r: unknown) => void (broken = r));
         throw classifyPgError(e);
       } finally {
+        ctx.live = false;
+        if (joinable && --following === 0) scope.disable();
         // A connection that failed is destroyed rather than handed to the next caller.
         client.release(broken instanceof Error ? broken : undefined);
       }
@@ -164,6 +183,7 @@ export async function openPostgres(url: string, poolSize: number): Promise<Datab
       await base.get('SELECT 1 AS ok');
     },
     async close() {
+      scope.disable();
       await pool.end().catch(() => undefined);
     },
   };

@@ -3,7 +3,7 @@ import { chmodSync, closeSync, constants, fdatasync, fstatSync, mkdirSync, openS
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { fail } from '../core/errors.js';
-import { type Database, type Migration, type SqlExecutor, type Transaction, renderSql, sleep } from './database.js';
+import { type Database, type Migration, type SqlExecutor, type Transaction, type TransactionOptions, renderSql, sleep } from './database.js';
 
 /** How long a statement keeps retrying SQLITE_BUSY from another connection before it gives up. */
 const BUSY_GIVE_UP_MS = 15_000;
@@ -194,7 +194,15 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     },
   };
   let chain: Promise<unknown> = Promise.resolve();
+  /** The open transaction's token and executor. */
   let open: symbol | undefined;
+  let openTx: Transaction | undefined;
+  /**
+   * The open transaction's asynchronous context (the join guard). An enabled AsyncLocalStorage hooks every
+   * promise the process makes (Node 20), so it is followed only while a joinable transaction is open:
+   * disabled when the transaction ends, enabled again by the next one's run(). A continuation left from an
+   * ended transaction carries that transaction's token, never the open one's, so it cannot join it.
+   */
   const scope = new AsyncLocalStorage<symbol>();
   /** Outside the open transaction, wait until no transaction is open; inside it, go straight on. */
   const outside = async () => {
@@ -202,7 +210,14 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   };
   /** Whether a statement from here must wait for a transaction (one is open, and this is not inside it). */
   const mustWait = () => open !== undefined && scope.getStore() !== open;
-  const txExec: Transaction = { ...exec, lock: async () => undefined };
+  const ended = () => Promise.reject(fail('internal', 'a SQLite transaction handle was used after its transaction ended', { path }));
+  /** One transaction's executor: its statements run only while that transaction is the open one. */
+  const txHandle = (token: symbol): Transaction => ({
+    all: (sql, params) => (open === token ? exec.all(sql, params) : ended()),
+    get: (sql, params) => (open === token ? exec.get(sql, params) : ended()),
+    run: (sql, params) => (open === token ? exec.run(sql, params) : ended()),
+    lock: async () => (open === token ? undefined : ended()),
+  });
   let closed = false;
   const database: Database = {
     dialect: 'sqlite',
@@ -217,19 +232,22 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     run(sql, params) {
       return mustWait() ? outside().then(() => exec.run(sql, params)) : exec.run(sql, params);
     },
-    transaction<T>(fn: (tx: Transaction) => Promise<T>): Promise<T> {
+    transaction<T>(fn: (tx: Transaction) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
       // A transaction opened from inside another one joins it: SQLite has one connection and one writer.
-      if (open && scope.getStore() === open) return fn(txExec);
+      if (open && openTx && scope.getStore() === open) return fn(openTx);
+      const joinable = opts.joinable !== false;
       const next = chain
         .catch(() => undefined)
         .then(async () => {
           if (closed) throw fail('store.unavailable', 'the SQLite store is closed', { path });
           const token = Symbol('tx');
+          const tx = txHandle(token);
           // Marked open before BEGIN so that no statement from outside slips in between.
           open = token;
+          openTx = tx;
           try {
             await busyRetry(() => prep('BEGIN IMMEDIATE').run());
-            const r = await scope.run(token, () => fn(txExec));
+            const r = await (joinable ? scope.run(token, () => fn(tx)) : fn(tx));
             await busyRetry(() => prep('COMMIT').run());
             return r;
           } catch (e) {
@@ -241,6 +259,8 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
             throw storeError(e, path);
           } finally {
             open = undefined;
+            openTx = undefined;
+            scope.disable();
           }
         });
       chain = next;
@@ -278,6 +298,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     async close() {
       closed = true;
       await chain.catch(() => undefined);
+      scope.disable();
       await flushing?.catch(() => undefined);
       if (walFd !== undefined) closeSync(walFd);
       walFd = undefined;
