@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { b64url } from './bytes.js';
 import { isConclaveError } from './errors.js';
 import { MAX_JSON_DEPTH } from './json.js';
-import { decodeJws, type JwtFailure, type JwtUse, signJws, verifyJwt } from './jwt.js';
+import { decodeJws, type JwtFailure, type JwtUse, publicKeyOfJwk, signJws, verifyJwt } from './jwt.js';
 import { generateEcKeyPair, generateRsaKeyPair } from './keygen.js';
 
 const ISS = 'https://issuer.example';
@@ -148,5 +148,23 @@ describe('decodeJws', () => {
         );
       }
     }
+  });
+});
+
+describe('publicKeyOfJwk', () => {
+  test('the same JWK object gives its key again; a member changed in place since gives the key it now names', () => {
+    const other = generateRsaKeyPair(2048);
+    const jwk: Record<string, unknown> & { kty: string } = { ...(rsa.publicKey.export({ format: 'jwk' }) as { kty: string }), kid: 'k1' };
+    const first = publicKeyOfJwk(jwk, ISS);
+    assert.ok(first?.equals(rsa.publicKey));
+    assert.equal(publicKeyOfJwk(jwk, ISS), first, 'the remembered key');
+    // The issuer's JWKS object rewritten in place (another modulus under the same object): never the old key.
+    jwk.n = (other.publicKey.export({ format: 'jwk' }) as { n: string }).n;
+    assert.ok(publicKeyOfJwk(jwk, ISS)?.equals(other.publicKey));
+    // Unreadable stays unreadable, and a JWK made readable in place is read.
+    const broken: Record<string, unknown> & { kty: string } = { kty: 'RSA', n: jwk.n };
+    assert.equal(publicKeyOfJwk(broken, ISS), null);
+    broken.e = 'AQAB';
+    assert.ok(publicKeyOfJwk(broken, ISS)?.equals(other.publicKey));
   });
 });

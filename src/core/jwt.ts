@@ -188,14 +188,52 @@ export function importJwk(jwk: PublicJwk): KeyObject | null {
 const keyCache = new Map<string, KeyObject | null>();
 const KEY_CACHE_LIMIT = 4096;
 
+/**
+ * The key a JWK object gave, with the members {@link importJwk} reads as they were then: a JWKS held by
+ * its fetcher's cache is the same objects on every token, so its keys are found without serialising and
+ * hashing each JWK again; an object whose members changed since is looked up by content again.
+ */
+interface JwkMemo {
+  readonly issuer: string;
+  readonly kty: unknown;
+  readonly n: unknown;
+  readonly e: unknown;
+  readonly crv: unknown;
+  readonly x: unknown;
+  readonly y: unknown;
+  readonly x5c: unknown;
+  readonly x5c0: unknown;
+  readonly key: KeyObject | null;
+}
+const jwkMemo = new WeakMap<PublicJwk, JwkMemo>();
+
+function sameMaterial(m: JwkMemo, jwk: PublicJwk, issuer: string): boolean {
+  return (
+    m.issuer === issuer &&
+    m.kty === jwk.kty &&
+    m.n === jwk.n &&
+    m.e === jwk.e &&
+    m.crv === jwk.crv &&
+    m.x === jwk.x &&
+    m.y === jwk.y &&
+    m.x5c === jwk.x5c &&
+    m.x5c0 === (Array.isArray(jwk.x5c) ? jwk.x5c[0] : undefined)
+  );
+}
+
 /** {@link importJwk}, cached per (issuer, kid, JWK content) for an issuer's long-lived signing keys. */
 export function publicKeyOfJwk(jwk: PublicJwk, issuer = ''): KeyObject | null {
+  const memo = jwkMemo.get(jwk);
+  if (memo !== undefined && sameMaterial(memo, jwk, issuer)) return memo.key;
   const id = createHash('sha256').update(`${issuer}\n${jwk.kid ?? ''}\n${JSON.stringify(jwk)}`).digest('base64url');
-  const hit = keyCache.get(id);
-  if (hit !== undefined) return hit;
-  const key = importJwk(jwk);
-  if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.clear();
-  keyCache.set(id, key);
+  let key = keyCache.get(id);
+  if (key === undefined) {
+    key = importJwk(jwk);
+    if (keyCache.size >= KEY_CACHE_LIMIT) keyCache.clear();
+    keyCache.set(id, key);
+  }
+  const x5c0 = Array.isArray(jwk.x5c) ? jwk.x5c[0] : undefined;
+  jwkMemo.set(jwk, { issuer, kty: jwk.kty, n: jwk.n, e: jwk.e, crv: jwk.crv, x: jwk.x, y: jwk.y, x5c: jwk.x5c, x5c0, key });
   return key;
 }
 

@@ -177,3 +177,16 @@ describe('runtime keys are imported once per key (#20)', () => {
     for (let i = 0; i < 2; i++) expectNoWrappingKey({ 'x-ms-runtime': { keys: [runtimeJwk(small, { kid: 'small', ...mark })] } });
   });
 });
+
+test('assembleTransferBlob is base64url of the JSON.stringify text of the blob', () => {
+  const parts: WrappedKeyParts = { wrappedKek: new Uint8Array(randomBytes(256)), wrappedKey: new Uint8Array(randomBytes(1232)) };
+  for (const opts of [{ enc: 'RSA_AES_KEY_WRAP_256' as const }, { enc: 'CKM_RSA_AES_KEY_WRAP' as const, kid: 'tee "key" \\ é 😀 \u2028', generator: 'gen "x"' }]) {
+    const blob = {
+      schema_version: '1.0.0',
+      header: opts.kid === undefined ? { alg: 'dir', enc: opts.enc } : { kid: opts.kid, alg: 'dir', enc: opts.enc },
+      ciphertext: Buffer.concat([parts.wrappedKek, parts.wrappedKey]).toString('base64url'),
+      generator: opts.generator ?? 'conclave',
+    };
+    assert.equal(assembleTransferBlob(parts, opts), Buffer.from(JSON.stringify(blob), 'utf8').toString('base64url'));
+  }
+});

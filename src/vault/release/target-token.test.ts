@@ -138,6 +138,19 @@ describe('verifyTargetToken', () => {
   });
 });
 
+describe('publicKeyOfJwk (the authority keys)', () => {
+  test('a certificate-only JWK whose x5c array is changed in place gives the key of its new first certificate', async () => {
+    const a = await createFakeAuthority(ISSUER, { x5cOnly: true });
+    const b = await createFakeAuthority(ISSUER, { x5cOnly: true });
+    const x5c = [...(a.jwk.x5c as string[])];
+    const jwk = { kty: 'RSA', kid: a.kid, x5c };
+    assert.ok(publicKeyOfJwk(jwk, ISSUER)?.equals(a.publicKey));
+    assert.ok(publicKeyOfJwk(jwk, ISSUER)?.equals(a.publicKey));
+    x5c[0] = (b.jwk.x5c as string[])[0]!;
+    assert.ok(publicKeyOfJwk(jwk, ISSUER)?.equals(b.publicKey));
+  });
+});
+
 describe('verifyTargetToken with real MAA artefacts', { skip: skipWithoutFixtures() }, () => {
   test('the /certs example key (x5c only) loads as an RSA-2048 public key', () => {
     const certs = readFixtureJson<JsonWebKeySet>('maa-claims', 'maa-certs.spec-example-2025-06-01.json');
