@@ -446,6 +446,25 @@ describe('verifyQuoteAsync decides as verifyQuote (signatures on the threadpool)
     assert.ok('code' in o && o.code === 'collateral.signature_invalid', JSON.stringify(o).slice(0, 200));
   });
 
+  test('warm: a PCK chain changed in place after it verified is verified again, not taken from the cache', async () => {
+    const h = createDcapHierarchy();
+    const quote = buildSignedQuote(h, { tee: 'sgx' });
+    const c = buildCollateral(h, { tee: 'sgx' });
+    const cache = new VerifierCache();
+    const opts = { at, cache, trustAnchors: { intelRoot: h.root.certificate } };
+    assert.equal(verifyQuote(quote, c, opts).verified, true);
+    // A base64 character of the leaf's signature (the certification data is outside the signed region).
+    let i = Buffer.from(quote).indexOf('-----END CERTIFICATE-----') - 8;
+    while (!/[A-Za-z0-9]/.test(String.fromCharCode(quote[i]!))) i--;
+    const original = quote[i]!;
+    quote[i] = original === 0x41 ? 0x42 : 0x41;
+    const cold = await outcome(() => verifyQuote(quote, c, { ...opts, cache: new VerifierCache() }));
+    assert.ok('code' in cold && cold.code === 'quote.pck_chain_invalid', JSON.stringify(cold).slice(0, 200));
+    assert.deepEqual(await outcome(() => verifyQuote(quote, c, opts)), cold, 'same buffer, chain changed: the warm cache answers as a cold one');
+    quote[i] = original;
+    assert.equal(verifyQuote(quote, c, opts).verified, true, 'restored');
+  });
+
   test('a bad signature before a failing later check is the error named; a bad one after it is not', async () => {
     const h = createDcapHierarchy();
     const other = createDcapHierarchy({ platform: { fmspc: '00a0cafe0000' } });

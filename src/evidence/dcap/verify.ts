@@ -243,6 +243,25 @@ function collateralWindows(col: VerifiedCollateral, at: Date): ExpiredItem[] {
   return out;
 }
 
+/** The result's dates of a verified collateral set, written once per set (the cache hands out the same object for the same bytes). */
+const collateralDates = new WeakMap<VerifiedCollateral, { readonly tcbInfoIssueDate: string; readonly nextUpdate: string; readonly earliestNextUpdate: string }>();
+
+function collateralDatesOf(col: VerifiedCollateral): { readonly tcbInfoIssueDate: string; readonly nextUpdate: string; readonly earliestNextUpdate: string } {
+  let dates = collateralDates.get(col);
+  if (!dates) {
+    const info = col.tcbInfo;
+    dates = {
+      tcbInfoIssueDate: info.issueDate.toISOString(),
+      nextUpdate: info.nextUpdate.toISOString(),
+      earliestNextUpdate: new Date(
+        Math.min(info.nextUpdate.getTime(), col.qeIdentity.nextUpdate.getTime(), ...[col.pckCrl.nextUpdate, col.rootCrl.nextUpdate].filter((d) => d !== undefined).map((d) => d.getTime())),
+      ).toISOString(),
+    };
+    collateralDates.set(col, dates);
+  }
+  return dates;
+}
+
 function hex(b: Uint8Array): string {
   return toHex(b);
 }
@@ -304,7 +323,7 @@ function verifyQuoteUnchecked(input: Quote | Uint8Array, collateral: QuoteCollat
     : verifyCollateralSignatures(collateral, root, pool);
   const certData = sig.certificationData.data;
   const pck = cache
-    ? cache.memo('pckChain', `${rootId}:${toHex(sha256(certData))}`, () => verifyPckChain(certData, root, pool))
+    ? cache.memo('pckChain', `${rootId}:${cache.contentId(certData)}`, () => verifyPckChain(certData, root, pool))
     : verifyPckChain(certData, root, pool);
 
   checkCertificateDates([pck.leaf, pck.ca, root, ...col.certificates], at);
@@ -387,6 +406,7 @@ function verifyQuoteUnchecked(input: Quote | Uint8Array, collateral: QuoteCollat
   // ── TCB levels and status (§2.4 steps 6, 11–13)
   const sgxLevel = matchSgxTcbLevel(info, ext.sgxTcbComponents, ext.pcesvn);
   if (!sgxLevel) throw fail('quote.tcb_level_not_found', 'no TCB level of the TCB info matches the PCK SGX TCB', { fmspc: ext.fmspc, sgxtcbcomponents: ext.sgxTcbComponents, pcesvn: ext.pcesvn });
+  const dates = collateralDatesOf(col);
   const common = {
     verified: true as const,
     quoteVersion: quote.header.version,
@@ -395,11 +415,9 @@ function verifyQuoteUnchecked(input: Quote | Uint8Array, collateral: QuoteCollat
     qe: { id: qeIdentity.id, status: qeLevel.tcbStatus, isvsvn: qe.isvsvn, tcbDate: qeLevel.tcbDate, advisoryIds: qeLevel.advisoryIDs },
     collateral: {
       tcbEvaluationDataNumber: info.tcbEvaluationDataNumber,
-      tcbInfoIssueDate: info.issueDate.toISOString(),
-      nextUpdate: info.nextUpdate.toISOString(),
-      earliestNextUpdate: new Date(
-        Math.min(info.nextUpdate.getTime(), qeIdentity.nextUpdate.getTime(), ...[col.pckCrl.nextUpdate, col.rootCrl.nextUpdate].filter((d) => d !== undefined).map((d) => d.getTime())),
-      ).toISOString(),
+      tcbInfoIssueDate: dates.tcbInfoIssueDate,
+      nextUpdate: dates.nextUpdate,
+      earliestNextUpdate: dates.earliestNextUpdate,
       qeIdentityTcbEvaluationDataNumber: qeIdentity.tcbEvaluationDataNumber,
       expired,
     },
