@@ -12,6 +12,7 @@ import { parseCertificate, pemToDer, verifyChain } from '../core/x509.js';
 import { INTEL_SGX_ROOT_CA } from '../evidence/dcap/roots.js';
 import { VerifierCache, verifyQuote } from '../evidence/dcap/index.js';
 import { parseQuoteView } from '../evidence/dcap/quote.js';
+import { RecentBytes } from '../evidence/dcap/recent-bytes.js';
 import type { Quote } from '../evidence/dcap/quote.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { SIMULATED_ROOT_CN } from '../evidence/simulated/index.js';
@@ -197,9 +198,22 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
    * platform sends the same chain with every quote; verifyQuote still checks the chain in full (validity at
    * the verification time, the CRLs).
    */
-  const pckFacts = new Map<string, { simulated: boolean; fmspc: string; pceId: string; caType: 'processor' | 'platform' }>();
+  type PckFacts = { simulated: boolean; fmspc: string; pceId: string; caType: 'processor' | 'platform' };
+  const pckFacts = new Map<string, PckFacts>();
+  // The chains of the last few platforms, compared byte for byte before the text is made and looked up.
+  const recentPckFacts = new RecentBytes<PckFacts>();
   function pckFactsOf(quote: Quote) {
     const certData = quote.signatureData.certificationData.data;
+    let facts = recentPckFacts.get(certData);
+    if (!facts) facts = pckFactsOfText(certData);
+    if (facts.simulated && !deps.simulated) {
+      throw fail('evidence.untrusted_root', 'the quote chains to the simulated TEE root, which this server trusts only when started with --simulate', {
+        root: SIMULATED_ROOT_CN,
+      });
+    }
+    return facts;
+  }
+  function pckFactsOfText(certData: Uint8Array): PckFacts {
     const pem = Buffer.from(certData.buffer, certData.byteOffset, certData.byteLength).toString('latin1');
     let facts = pckFacts.get(pem);
     if (!facts) {
@@ -222,11 +236,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       if (pckFacts.size >= 1024) pckFacts.clear();
       pckFacts.set(pem, facts);
     }
-    if (facts.simulated && !deps.simulated) {
-      throw fail('evidence.untrusted_root', 'the quote chains to the simulated TEE root, which this server trusts only when started with --simulate', {
-        root: SIMULATED_ROOT_CN,
-      });
-    }
+    recentPckFacts.set(certData, facts);
     return facts;
   }
 
