@@ -178,7 +178,8 @@ describe('offline bundles and DCAP verification through the service', { skip }, 
   });
 
   test("@phala/dcap-qvl's getCollateral, pointed at the service, gets collateral that verifies", async () => {
-    const script = `const q=require('@phala/dcap-qvl');const fs=require('fs');q.getCollateral(process.argv[1], fs.readFileSync(process.argv[2])).then(c=>process.stdout.write(JSON.stringify(c)),e=>{console.error(e.message);process.exit(1)})`;
+    // A rejection is an unhandled one: the child exits with status 1 and the error on stderr, and execFile rejects.
+    const script = `const q=require('@phala/dcap-qvl');const fs=require('fs');q.getCollateral(process.argv[1], fs.readFileSync(process.argv[2])).then(c=>process.stdout.write(JSON.stringify(c)))`;
     const { stdout } = await promisify(execFile)(process.execPath, ['-e', script, `${server.url}/sgx/certification/v4`, fixturePath('intel', 'sgx-v3-phala', 'quote.bin')], {
       env: { ...process.env, NODE_EXTRA_CA_CERTS: server.caPath },
     });
