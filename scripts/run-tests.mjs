@@ -17,14 +17,17 @@
 // Speed (README, Development): the TypeScript is transpiled once per run with esbuild (what tsx does in every
 // test process, and in its loader thread for every module) into .tmp/tests-<random>/ (same tree, removed
 // afterwards), and the test processes run that JavaScript with source maps, so stack traces name the .ts
-// lines. The passes run at the same time, each its own node --test (test processes per pass: PASSES below,
-// or --concurrency / TEST_CONCURRENCY for each; a pass alone: the core count, at least 2), each starting its
-// longest files first (durations of the last run in .tmp/test-times-<pass>.json). Every test process of the
-// run shares CONCLAVE_TEST_SHARED_DIR (see test/helpers/server.ts). Neighbouring test files share one test
-// process (a batch, see ALONE below for the files that keep their own), so start-up is paid per batch.
+// lines. The passes run at the same time, each its own node --test, but their test processes share one pool
+// of slots (POOL below, or --concurrency / TEST_CONCURRENCY): a test process waits for a slot before it loads
+// its files, and a free slot goes to the longest waiting one of any pass (durations of the last run in
+// .tmp/test-times-<pass>.json), so the longest files of all passes start first and no pass idles while another
+// has work. Every test process of the run shares CONCLAVE_TEST_SHARED_DIR (see test/helpers/server.ts).
+// Neighbouring test files share one test process (a batch, see ALONE below for the files that keep their own),
+// so start-up is paid per batch.
 import { spawn, spawnSync } from 'node:child_process';
+import { createServer } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { build } from 'esbuild';
 
@@ -44,11 +47,8 @@ const CLIENT_SHAPES = {
   'test/integration/vault/python-api-versions.test.ts': 'Python SDK shapes per api-version; its operations: vault/python, vault/sdk, vault/lifecycle, vault/backup, vault/access-control',
 };
 
-// concurrency: test processes of the pass at once when it runs beside the others (a pass run alone uses
-// --concurrency). The PostgreSQL pass mostly waits on the server (CREATE DATABASE, fsync), the sqlite pass
-// is the most CPU; both take two, the short HSM pass one.
 const PASSES = {
-  sqlite: { env: {}, files: ['src/', 'test/'], concurrency: 2 },
+  sqlite: { env: {}, files: ['src/', 'test/'] },
   postgres: {
     env: { CONCLAVE_TEST_DB: 'postgres' },
     files: ['test/integration/'],
@@ -89,7 +89,6 @@ const PASSES = {
       // and e2e/skr send on PostgreSQL here.
       'test/integration/cli/cli.test.ts': 'the binary and its own servers; its one SGX attest on PostgreSQL: attestation/maa, attestation/api-version, e2e/skr',
     },
-    concurrency: 2,
   },
   hsm: {
     env: { CONCLAVE_TEST_HSM: 'softhsm' },
@@ -102,7 +101,6 @@ const PASSES = {
       'test/integration/vault/maintenance-replicas.test.ts': 'the software key protector, explicit',
       ...CLIENT_SHAPES,
     },
-    concurrency: 1,
   },
 };
 
@@ -227,9 +225,15 @@ for (const [, f] of jobs) {
   const src = readFileSync(f, 'utf8');
   aloneWhy.set(f, ALONE.find(([re]) => re.test(src))?.[1]);
 }
-/** pass -> [{ entry: the file node --test runs, files: its .ts files }] */
+/**
+ * The test processes of a pass, longest first: [{ entry: the file node --test runs, files: its .ts files, ms: their
+ * recorded test time (a file never seen counts as the longest) }]. node --test starts its files in the order of
+ * their paths, whatever the order of its arguments, so an entry's name carries its rank (<pass>-001.mjs is the
+ * longest).
+ */
 function units(pass, files) {
   const took = (f) => times[`${pass} ${f}`] ?? UNKNOWN_MS;
+  const recorded = (members) => members.reduce((sum, f) => Math.min(Number.MAX_SAFE_INTEGER, sum + (times[`${pass} ${f}`] ?? Number.MAX_SAFE_INTEGER)), 0);
   const list = [];
   let batch = [];
   let ms = 0;
@@ -249,15 +253,25 @@ function units(pass, files) {
   }
   close();
   mkdirSync(join(out, 'batches'), { recursive: true });
-  return list.map((members, i) => {
-    if (members.length === 1) return { entry: compiled(members[0]), files: members };
+  // Every test process runs an entry module (one file or a batch): it takes a slot of the pool first (see the
+  // scheduler below), then imports its files.
+  const ranked = list.map((members) => ({ members, ms: recorded(members) })).sort((a, b) => b.ms - a.ms || (a.members[0] < b.members[0] ? -1 : 1));
+  return ranked.map(({ members, ms }, i) => {
     const entry = join(out, 'batches', `${pass}-${String(i + 1).padStart(3, '0')}.mjs`);
     const body = [
-      `// scripts/run-tests.mjs: ${members.length} test files in one process (${pass} pass)`,
+      `// scripts/run-tests.mjs: ${members.length} test file${members.length === 1 ? '' : 's'} in one process (${pass} pass)`,
       "import { writeFileSync } from 'node:fs';",
+      "import { connect } from 'node:net';",
       "import { test } from 'node:test';",
       '// Reached only by a process that ends normally: without it, the reporter says the batch was killed.',
       `process.once('exit', (code) => writeFileSync(${JSON.stringify(`${entry}.exit`)}, String(code)));`,
+      '// A slot of the run\'s pool: granted when the runner answers, given back when this process ends (its socket',
+      '// closes with it; unref, so the socket never keeps the process alive).',
+      'await new Promise((granted, refused) => {',
+      `  const slot = connect(process.env.CONCLAVE_TEST_SLOTS, () => slot.write(${JSON.stringify(`${relative(root, entry)}\n`)}));`,
+      "  slot.once('data', () => granted(slot.unref()));",
+      "  slot.once('error', (e) => refused(new Error(`run-tests: no slot from the runner: ${e.message}`)));",
+      '});',
       `for (const [js, ts] of ${JSON.stringify(members.map((m) => [`./${relative(dirname(entry), compiled(m))}`, m]))}) {`,
       '  try {',
       '    await import(js);',
@@ -270,7 +284,7 @@ function units(pass, files) {
       '',
     ];
     writeFileSync(entry, body.join('\n'));
-    return { entry, files: members };
+    return { entry, files: members, ms };
   });
 }
 
@@ -279,26 +293,93 @@ function units(pass, files) {
 const shared = join(out, 'shared');
 mkdirSync(shared);
 
-// One node --test per pass, all at once (a pass that waits on sockets, child processes or PostgreSQL leaves
-// CPU to the others); the first pass reports live, the others into files printed when they are done.
+// The pool: POOL test processes of any pass load and run their files at once; the others wait (a process that
+// waits has started Node and nothing more). Each pass is its own node --test with POOL + 1 processes at a time,
+// in its longest-first order, so its longest remaining unit is always among the waiting ones, and a free slot
+// goes to the longest waiting unit of all passes. Longest: the recorded test time of its files; the passes'
+// processes spend part of it waiting on PostgreSQL, child processes and sockets, hence twice the cores.
+const POOL = Number(concurrency ?? Math.max(2, availableParallelism()) * 2 + 1);
+if (!(POOL >= 1)) {
+  cleanup();
+  console.error(`run-tests: --concurrency must be a positive number, not ${concurrency}`);
+  process.exit(2);
+}
 const started = Date.now();
 const chosenPasses = [...new Set(jobs.map(([p]) => p))];
-const share = (pass) => Number(concurrency ?? (chosenPasses.length === 1 ? Math.max(2, availableParallelism()) : PASSES[pass].concurrency));
+/** entry (relative to the root) -> { pass, files, ms: its recorded test time, for the order } */
+const unitOf = new Map();
+const plan = chosenPasses.map((pass) => {
+  const files = jobs.filter(([p]) => p === pass).map(([, f]) => f);
+  const list = units(pass, files);
+  for (const u of list) unitOf.set(relative(root, u.entry), { pass, files: u.files, ms: u.ms });
+  return { pass, files, list };
+});
+
+// The slot server: a test process connects, names its entry and waits for one byte. A slot comes back when its
+// socket closes (the process ended, however it ended); a process that closes while waiting leaves the queue.
+// .tmp/test-schedule.json records when each unit got its slot and gave it back (seconds since the start).
+// (A socket's path has at most 107 bytes: a deep checkout gets one under the system's temporary folder.)
+const slotsPath = resolve(out, 'slots.sock').length < 100 ? resolve(out, 'slots.sock') : join(mkdtempSync(join(tmpdir(), 'conclave-slots-')), 's');
+if (!slotsPath.startsWith(resolve(out))) process.once('exit', () => rmSync(dirname(slotsPath), { recursive: true, force: true }));
+let free = POOL;
+const waiting = [];
+const schedule = [];
+const since = () => Math.round((Date.now() - started) / 100) / 10;
+function grant() {
+  while (free > 0 && waiting.length > 0) {
+    let best = 0;
+    for (let i = 1; i < waiting.length; i++) if (waiting[i].ms > waiting[best].ms || (waiting[i].ms === waiting[best].ms && waiting[i].entry < waiting[best].entry)) best = i;
+    const [w] = waiting.splice(best, 1);
+    free--;
+    w.row.slot = since();
+    w.holding = true;
+    w.socket.write('1');
+  }
+}
+const slots = createServer((socket) => {
+  let line = '';
+  const w = { socket, ms: 0, entry: '', holding: false, row: undefined };
+  socket.setEncoding('utf8');
+  socket.on('data', (d) => {
+    if (w.row) return;
+    line += d;
+    if (!line.includes('\n')) return;
+    w.entry = line.slice(0, line.indexOf('\n'));
+    const u = unitOf.get(w.entry);
+    w.ms = u?.ms ?? Number.MAX_SAFE_INTEGER;
+    w.row = { entry: w.entry, pass: u?.pass, files: u?.files, recorded_s: u && u.ms < Number.MAX_SAFE_INTEGER ? u.ms / 1000 : null, asked: since() };
+    schedule.push(w.row);
+    waiting.push(w);
+    grant();
+  });
+  socket.on('error', () => {});
+  socket.on('close', () => {
+    if (w.holding) {
+      w.holding = false;
+      w.row.done = since();
+      free++;
+    } else if (waiting.includes(w)) waiting.splice(waiting.indexOf(w), 1);
+    grant();
+  });
+});
+await new Promise((listening, failed) => {
+  slots.once('error', failed);
+  slots.listen(slotsPath, listening);
+});
+
+// One node --test per pass, all at once; the first pass reports live, the others into files printed when they
+// are done.
 const children = [];
 /** batch entry (relative) -> its .ts files, for scripts/test-reporter.mjs */
-const batches = {};
+const batches = Object.fromEntries([...unitOf].map(([entry, u]) => [entry, u.files]));
 const batchesFile = join(out, 'batches.json');
-const results = chosenPasses.map((pass, i) => {
-  const files = jobs.filter(([p]) => p === pass).map(([, f]) => f);
-  const took = (f) => times[`${pass} ${f}`] ?? Number.MAX_SAFE_INTEGER;
-  const took_ = (u) => u.files.reduce((sum, f) => Math.min(Number.MAX_SAFE_INTEGER, sum + took(f)), 0);
-  const list = units(pass, files).sort((a, b) => took_(b) - took_(a) || (a.entry < b.entry ? -1 : 1));
-  for (const u of list) if (u.files.length > 1) batches[relative(root, u.entry)] = u.files;
+writeFileSync(batchesFile, JSON.stringify(batches));
+const results = plan.map(({ pass, files, list }, i) => {
   const log = i === 0 ? undefined : join(out, `${pass}.log`);
   const args = [
     '--enable-source-maps',
     '--test',
-    `--test-concurrency=${share(pass)}`,
+    `--test-concurrency=${POOL + 1}`,
     '--test-reporter=spec',
     `--test-reporter-destination=${log ?? 'stdout'}`,
     `--test-reporter=${join(import.meta.dirname, 'test-reporter.mjs')}`,
@@ -313,19 +394,23 @@ const results = chosenPasses.map((pass, i) => {
     CONCLAVE_TEST_TIMES: timesOf(pass),
     CONCLAVE_TEST_SHARED_DIR: shared,
     CONCLAVE_TEST_BATCHES: batchesFile,
+    CONCLAVE_TEST_SLOTS: slotsPath,
   };
-  writeFileSync(batchesFile, JSON.stringify(batches));
   const child = spawn(process.execPath, args, { stdio: 'inherit', env });
   children.push(child);
   return new Promise((done) =>
     child.on('exit', (code, signal) => {
       const seconds = ((Date.now() - started) / 1000).toFixed(1);
-      done({ pass, files: files.length, processes: list.length, code: code ?? 1, signal, log, seconds, concurrency: share(pass) });
+      done({ pass, files: files.length, processes: list.length, code: code ?? 1, signal, log, seconds });
     }),
   );
 });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => children.forEach((c) => c.kill(sig)));
 const done = await Promise.all(results);
+slots.close();
+try {
+  writeFileSync(join('.tmp', 'test-schedule.json'), `{"pool": ${POOL}, "rows": [\n${schedule.map((r) => JSON.stringify(r)).join(',\n')}\n]}\n`);
+} catch {}
 for (const r of done) {
   if (r.log) {
     console.log(`\n── ${r.pass} pass ──`);
@@ -337,5 +422,6 @@ for (const r of done) {
   }
 }
 cleanup();
-for (const r of done) console.error(`run-tests: ${r.pass} pass: ${r.files} files in ${r.processes} processes, concurrency ${r.concurrency}, ${r.code === 0 ? 'passed' : `FAILED (${r.signal ?? `exit ${r.code}`})`}, done after ${r.seconds} s`);
+for (const r of done) console.error(`run-tests: ${r.pass} pass: ${r.files} files in ${r.processes} processes, ${r.code === 0 ? 'passed' : `FAILED (${r.signal ?? `exit ${r.code}`})`}, done after ${r.seconds} s`);
+console.error(`run-tests: ${POOL} test processes at a time across the passes (.tmp/test-schedule.json: when each got its slot)`);
 process.exit(done.every((r) => r.code === 0) ? 0 : 1);
