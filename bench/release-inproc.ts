@@ -1,22 +1,47 @@
 /**
  * Key release in one process through fastify's inject() (no TLS, no sockets, no client process): the
- * CPU per release (all threads, and the main thread's share) of everything above TLS (routing, auth, store, policy, wrap, sign, audit, and
- * inject's own request and response objects), all threads, at a fixed concurrency, so a change can be
- * judged by CPU time even on a busy machine where the HTTPS benchmark's throughput (and with it its
- * batching) swings. Profile it with `node --cpu-prof` or
- * `perf record -g` (with --perf-basic-prof-only-functions) and bench/profile.ts. Not a throughput
- * figure and not the issue's ratio: that is `npm run bench:release`; the releases/s and p50 it prints beside the
- * CPU are the in-process latency of the path (the audit's flush included), for an A/B of a change in the
- * order of its waits, read only against a baseline run alternately on the same machine.
+ * CPU per release (all threads, and the main thread's share) of everything above TLS (routing, auth,
+ * store, policy, wrap, sign, audit, and inject's own request and response objects), at a fixed
+ * concurrency, so a change can be judged by CPU time even on a busy machine where the HTTPS benchmark's
+ * throughput (and with it its batching) swings. Profile it with `node --cpu-prof` or `perf record -k mono
+ * -g` (with --perf-basic-prof-only-functions) and `perf script --time` of the window it prints, summarised
+ * by bench/profile.ts. Not the issue's ratio: that is `npm run bench:release`; the releases/s and p50 it
+ * prints beside the CPU are the in-process latency of the path (the audit's flush included), for an A/B of
+ * a change in the order of its waits, read only against a baseline run alternately on the same machine.
  *
- *   node --import tsx bench/release-inproc.ts [--n 3000] [--c 16] [--rounds 3]
+ * `--root DIR` runs another checkout's server code (e.g. a worktree of main), so before and after can be
+ * measured in alternating processes; `--n` releases per round, `--c` in flight, `--rounds` after a warm-up.
+ *
+ *   node --import tsx bench/release-inproc.ts [--n 3000] [--c 16] [--rounds 3] [--root DIR]
+ *   node dist/bench/release-inproc.js …        (compiled, after `npm run build`: the code as `conclave serve` runs it)
  */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { processCpuSeconds } from './lib/machine.js';
-import { startTestServer } from '../test/helpers/server.js';
-import { policyFor, startAuthority } from '../test/integration/vault/harness.js';
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '3000' }, c: { type: 'string', default: '16' }, rounds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string', default: '3000' },
+    c: { type: 'string', default: '16' },
+    rounds: { type: 'string', default: '3' },
+    root: { type: 'string', default: resolve(import.meta.dirname, import.meta.url.endsWith('.js') ? '../..' : '..') },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  console.log('node dist/bench/release-inproc.js [--n 3000] [--c 16] [--rounds 3] [--root DIR]  (or node --import tsx bench/release-inproc.ts …)');
+  console.log('CPU per release (all threads / event loop), releases/s and p50 through fastify inject(); --root: another checkout (its dist/ when run compiled)');
+  process.exit(0);
+}
+const root = resolve(values.root);
+// Compiled (dist/bench/release-inproc.js), `--root` names a checkout and its compiled code under dist/ is
+// run; under tsx its TypeScript sources.
+const compiled = import.meta.url.endsWith('.js');
+const load = (p: string) => import(pathToFileURL(compiled ? resolve(root, 'dist', p.replace(/\.ts$/, '.js')) : resolve(root, p)).href);
+const { startTestServer } = (await load('test/helpers/server.ts')) as typeof import('../test/helpers/server.js');
+const { policyFor, startAuthority } = (await load('test/integration/vault/harness.ts')) as typeof import('../test/integration/vault/harness.js');
+
 const server = await startTestServer({ services: 'vault' });
 const authority = await startAuthority({ dataDir: server.dataDir });
 const admin = await server.adminToken();
@@ -57,7 +82,7 @@ await round(500);
 const windowStart = process.hrtime.bigint();
 for (let i = 0; i < Number(values.rounds); i++) {
   const r = await round(N);
-  console.log(`round ${i + 1}: ${r.all.toFixed(0)} µs CPU per release (c${C}, inject), of which the main thread (event loop) ${r.main.toFixed(0)}; ${r.perSecond.toFixed(0)} releases/s, p50 ${r.p50.toFixed(2)} ms (wall clock: swings with the machine's load)`);
+  console.log(`round ${i + 1}: ${r.all.toFixed(0)} µs CPU per release (c${C}, inject), of which the main thread (event loop) ${r.main.toFixed(0)}; ${r.perSecond.toFixed(0)} releases/s, p50 ${r.p50.toFixed(2)} ms (wall clock: swings with the machine's load) (${root})`);
 }
 const sec = (t: bigint) => (Number(t) / 1e9).toFixed(6);
 console.log(`measured window (CLOCK_MONOTONIC, s): ${sec(windowStart)},${sec(process.hrtime.bigint())}`);
