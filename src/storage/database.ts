@@ -60,6 +60,16 @@ export interface Database extends SqlExecutor {
    * (synchronous_commit on). Autocommitted writes (`run` outside a transaction) call it when they must be.
    */
   durable?(): Promise<void>;
+  /**
+   * SQLite only (absent on PostgreSQL, whose replicas and other connections this process cannot watch this
+   * cheaply): returns a counter that moves whenever the data may have changed, for caches of reads that
+   * must never outlive a change (a revoked role, a disabled key): on every commit by another connection,
+   * another process included (`PRAGMA data_version`, read at each call), and on every write statement of
+   * this connection, before it runs, except a plain INSERT / UPDATE / DELETE of one of `ignoredTables`
+   * (any other write, a migration, a statement it cannot read the table of, counts). A value read, then
+   * a read made, is still current while the counter shows the same number.
+   */
+  changeCounter?(ignoredTables: readonly string[]): () => number;
   /** Cheap liveness probe of the store; throws `store.unavailable`. */
   ping(): Promise<void>;
   close(): Promise<void>;

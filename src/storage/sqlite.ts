@@ -142,14 +142,28 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     return nextFlush;
   };
   const stmts = new Map<string, BetterSqlite3.Statement>();
+  /**
+   * What each write statement changes (by its text, once): the table of a plain INSERT / UPDATE / DELETE,
+   * or null (anything: a statement with a WITH clause, any other form). Read-only statements are absent.
+   */
+  const writes = new Map<string, string | null>();
   const prep = (sql: string) => {
     let s = stmts.get(sql);
     if (!s) {
       s = db.prepare(sql);
       stmts.set(sql, s);
       if (s.reader) s.safeIntegers(true);
+      if (!s.readonly) writes.set(sql, WRITE_TARGET.exec(sql)?.[1]?.toLowerCase() ?? null);
     }
     return s;
+  };
+  /** The watchers of {@link Database.changeCounter}: each counts this connection's writes but to the tables it ignores. */
+  const watchers: { readonly ignored: ReadonlySet<string>; count: number }[] = [];
+  /** Counts a statement about to run (before it runs: one that then fails counts too). */
+  const wrote = (sql: string) => {
+    if (watchers.length === 0 || !writes.has(sql)) return;
+    const table = writes.get(sql);
+    for (const w of watchers) if (table === null || table === undefined || !w.ignored.has(table)) w.count++;
   };
   /**
    * Runs a statement; one that failed with SQLITE_BUSY changed nothing, so it is retried with back-off.
@@ -177,17 +191,24 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   };
   const exec: SqlExecutor = {
     all<T>(sql: string, params?: readonly unknown[]) {
-      return busyRetry(() => prep(sql).all(...toSqlite(params)).map(fromSqlite) as T[]);
+      return busyRetry(() => {
+        const s = prep(sql);
+        wrote(sql);
+        return s.all(...toSqlite(params)).map(fromSqlite) as T[];
+      });
     },
     get<T>(sql: string, params?: readonly unknown[]) {
       return busyRetry(() => {
-        const row = prep(sql).get(...toSqlite(params));
+        const s = prep(sql);
+        wrote(sql);
+        const row = s.get(...toSqlite(params));
         return (row === undefined ? undefined : fromSqlite(row)) as T | undefined;
       });
     },
     run(sql: string, params?: readonly unknown[]) {
       return busyRetry(() => {
         const s = prep(sql);
+        wrote(sql);
         // A RETURNING statement is a "reader" to better-sqlite3; run() still executes it.
         return { changes: s.run(...toSqlite(params)).changes };
       });
@@ -271,6 +292,26 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
       });
     },
     durable,
+    changeCounter(ignoredTables: readonly string[]) {
+      const w = { ignored: new Set(ignoredTables.map((t) => t.toLowerCase())), count: 0 };
+      watchers.push(w);
+      const dataVersion = db.prepare('PRAGMA data_version').pluck();
+      let seen: unknown;
+      return () => {
+        try {
+          const v = dataVersion.get();
+          if (v !== seen) {
+            seen = v;
+            w.count++;
+          }
+        } catch {
+          // Unknown (a closed or failing store): a new count, so that the caller reads, and meets the error.
+          seen = undefined;
+          w.count++;
+        }
+        return w.count;
+      };
+    },
     async migrate(migrations: readonly Migration[]) {
       await outside();
       await busyRetry(() => db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)'));
@@ -279,6 +320,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
         // Checked inside the write lock: another process may have applied it since we looked.
         const did = await database.transaction(async () => {
           if (db.prepare('SELECT 1 FROM schema_migrations WHERE id = ?').get(m.id)) return false;
+          for (const w of watchers) w.count++;
           db.exec(renderSql(m.sql, 'sqlite'));
           db.prepare('INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, new Date().toISOString());
           return true;
@@ -307,6 +349,9 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   };
   return database;
 }
+
+/** The table of a plain INSERT, REPLACE, UPDATE or DELETE statement. */
+const WRITE_TARGET = /^\s*(?:INSERT(?:\s+OR\s+[a-z]+)?\s+INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+[a-z]+)?|DELETE\s+FROM)\s+([a-z_][a-z0-9_]*)[\s(]/i;
 
 function retrySync<T>(op: () => T): T {
   const until = Date.now() + BUSY_GIVE_UP_MS;

@@ -140,3 +140,133 @@ describe('vault store: liveVersion gives a verified row out again only while the
     }
   });
 });
+
+describe('vault store: remembered reads never outlive a change', () => {
+  const audit = { time: new Date(0).toISOString(), principal: 'admin', operation: 'test', result: 'success' as const, status: 200 };
+  const RELEASE_USER = '08bbd89e-9f13-488c-ac41-acfcb10c90ab';
+  const keyOf = (name: string, version: string) => ({
+    name,
+    version,
+    kty: 'EC' as const,
+    crv: 'P-256' as const,
+    keyOps: ['sign' as const, 'verify' as const],
+    publicJwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' },
+    handle: new Uint8Array([1, 2, 3]),
+    provider: 'software',
+    attributes: { enabled: true, exportable: false, created: 1, updated: 1 },
+  });
+  /** Runs one statement on the file from another process (the CLI, a sqlite3 shell, a second server). */
+  const fromAnotherProcess = async (path: string, sql: string) => {
+    const { spawnSync } = await import('node:child_process');
+    const { createRequire } = await import('node:module');
+    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+    const script = `const D = require(${JSON.stringify(driver)}); const d = new D(${JSON.stringify(path)}); d.pragma('busy_timeout = 10000'); d.prepare(${JSON.stringify(sql)}).run(); d.close();`;
+    const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+  };
+
+  async function withStores(fn: (s: { db: Database; other: Database; path: string; store: ReturnType<typeof createVaultStore> }) => Promise<void>): Promise<void> {
+    const { createHmac, randomBytes } = await import('node:crypto');
+    const dir = mkdtempSync(join(tmpdir(), 'conclave-vs-'));
+    const path = join(dir, 'v.db');
+    const db = await openDatabase(`sqlite:${path}`);
+    const other = await openDatabase(`sqlite:${path}`);
+    const macKey = randomBytes(32);
+    const store = createVaultStore(db, (purpose, text) => createHmac('sha256', macKey).update(purpose).update('\0').update(text).digest('hex'));
+    try {
+      await db.migrate(MIGRATIONS);
+      await fn({ db, other, path, store });
+    } finally {
+      await other.close();
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  test('SQLite: read again from memory while nothing changed; the log appends do not count, any other write does', async () => {
+    await withStores(async ({ db, store }) => {
+      await store.addAssignment({ id: 'a1', principalId: 'p1', roleDefinitionId: RELEASE_USER, scope: '/', createdAt: 1 }, audit);
+      await store.setAuthorities(['https://a.example'], 1, audit);
+      assert.equal(await store.addVersion(keyOf('k', 'c'.repeat(32)), 1), 'ok');
+      const roles = await store.assignmentsOf('p1');
+      const auths = await store.authorities();
+      const key = await store.liveVersion('k', undefined);
+      assert.ok(Object.isFrozen(roles) && Object.isFrozen(roles[0]) && Object.isFrozen(auths));
+      // Remembered: the very same objects, also after audit records (log_queue) were appended.
+      await store.audit(audit);
+      await store.audit(audit);
+      assert.equal(await store.assignmentsOf('p1'), roles);
+      assert.equal(await store.authorities(), auths);
+      assert.equal(await store.liveVersion('k', undefined), key);
+      // Any other write of this connection (here a backup job row) is a change: read again, the same content.
+      await store.putBackupJob({ jobId: 'j1', kind: 'backup', status: 'InProgress', startTime: 1, principal: 'admin' });
+      const rolesAgain = await store.assignmentsOf('p1');
+      assert.notEqual(rolesAgain, roles);
+      assert.deepEqual(rolesAgain, roles);
+      assert.notEqual(await store.authorities(), auths);
+      // A write the counter cannot read the table of counts too.
+      const before = await store.assignmentsOf('p1');
+      await db.run("WITH v (x) AS (VALUES (1)) UPDATE vault_keys SET created_at = created_at WHERE name = 'nothing'");
+      assert.notEqual(await store.assignmentsOf('p1'), before);
+    });
+  });
+
+  test('SQLite: a revoked role, a disabled or deleted key, a removed authority take effect at the next read, whoever changed them', async () => {
+    await withStores(async ({ db, other, path, store }) => {
+      const version = 'c'.repeat(32);
+      assert.equal(await store.addVersion(keyOf('k', version), 1), 'ok');
+      const revocations: ReadonlyArray<readonly [string, (id: string) => Promise<void>]> = [
+        ['through the store', async (id) => void (await store.removeAssignment(id, audit))],
+        ['by SQL on the same connection', async (id) => void (await db.run('DELETE FROM vault_role_assignments WHERE id = ?', [id]))],
+        ['by another connection', async (id) => void (await other.run('DELETE FROM vault_role_assignments WHERE id = ?', [id]))],
+        ['by another process', (id) => fromAnotherProcess(path, `DELETE FROM vault_role_assignments WHERE id = '${id}'`)],
+      ];
+      for (const [how, revoke] of revocations) {
+        const id = `a-${how.replaceAll(' ', '-')}`;
+        await store.addAssignment({ id, principalId: 'p1', roleDefinitionId: RELEASE_USER, scope: '/', createdAt: 1 }, audit);
+        assert.equal((await store.assignmentsOf('p1')).length, 1, how);
+        assert.equal((await store.assignmentsOf('p1')).length, 1, how);
+        await store.audit(audit); // an append in between changes nothing of this
+        await revoke(id);
+        assert.deepEqual(await store.assignmentsOf('p1'), [], `revoked ${how}, yet still authorised`);
+      }
+      // A key disabled through the store, then by another process; deleted by another connection.
+      assert.equal((await store.liveVersion('k', undefined))?.attributes.enabled, true);
+      await store.updateVersion('k', version, (cur) => ({ ...cur, attributes: { ...cur.attributes, enabled: false, updated: 2 } }), audit);
+      assert.equal((await store.liveVersion('k', undefined))?.attributes.enabled, false);
+      await store.updateVersion('k', version, (cur) => ({ ...cur, attributes: { ...cur.attributes, enabled: true, updated: 3 } }), audit);
+      assert.equal((await store.liveVersion('k', version))?.attributes.enabled, true);
+      // Another process changes the row (its MAC no longer matches): refused, not served from memory.
+      await fromAnotherProcess(path, "UPDATE vault_key_versions SET enabled = 0 WHERE name = 'k'");
+      await assert.rejects(store.liveVersion('k', version), (e: { code?: string }) => e.code === 'store.integrity');
+      await fromAnotherProcess(path, "UPDATE vault_key_versions SET enabled = 1 WHERE name = 'k'");
+      assert.equal((await store.liveVersion('k', version))?.attributes.enabled, true);
+      await other.run("UPDATE vault_keys SET deleted_at = 5, scheduled_purge_at = 6 WHERE name = 'k'");
+      assert.equal(await store.liveVersion('k', version), undefined, 'deleted by another connection, yet still live');
+      // Authorities: removed by another process.
+      await store.setAuthorities(['https://a.example'], 1, audit);
+      assert.deepEqual(await store.authorities(), ['https://a.example']);
+      await fromAnotherProcess(path, 'DELETE FROM vault_authorities');
+      assert.deepEqual(await store.authorities(), []);
+    });
+  });
+
+  let pg: TestDatabase | undefined;
+  after(() => pg?.drop());
+  test('PostgreSQL: nothing remembered, another connection\'s revocation is seen at once', { skip: pgSkip }, async () => {
+    pg = await createTestDatabase();
+    const db = await openDatabase(pg.url, { poolSize: 2 });
+    const other = await openDatabase(pg.url, { poolSize: 1 });
+    try {
+      await db.migrate(MIGRATIONS);
+      const store = createVaultStore(db);
+      await store.addAssignment({ id: 'a1', principalId: 'p1', roleDefinitionId: RELEASE_USER, scope: '/', createdAt: 1 }, audit);
+      assert.equal((await store.assignmentsOf('p1')).length, 1);
+      await other.run('DELETE FROM vault_role_assignments WHERE id = ?', ['a1']);
+      assert.deepEqual(await store.assignmentsOf('p1'), []);
+    } finally {
+      await other.close();
+      await db.close();
+    }
+  });
+});

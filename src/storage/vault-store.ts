@@ -169,9 +169,42 @@ function sameFields(a: readonly unknown[], b: readonly unknown[]): boolean {
 /** The per-key lock: one name in any case is one key. */
 const keyLock = (name: string) => `vault-key:${name.toLowerCase()}`;
 
+/**
+ * The transparency log's tables: the audit append of every operation and the sequencer write them, and
+ * nothing the vault's cached reads depend on.
+ */
+const LOG_TABLES = ['log_queue', 'log_entries', 'log_nodes', 'log_heads', 'log_sequencer'];
+
+/** Bounds of the read caches (entries; the oldest goes first). */
+const CACHED_PRINCIPALS = 1024;
+const CACHED_KEYS = 256;
+
 export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
   const appender = createLogAppender(db);
   const integrity = integrityOf(mac);
+  /**
+   * The reads every authorised request and every release makes (the caller's role assignments, the key,
+   * the trusted authorities, custom roles) are remembered on SQLite while its change counter stands still:
+   * it moves on any commit by another connection or process and on any write of this one but the log's
+   * (src/storage/sqlite.ts), so a revoked role, a disabled or deleted key or a removed authority is read
+   * afresh by the next request. Not on PostgreSQL: another replica's change would not be seen.
+   */
+  const changes = db.changeCounter?.(LOG_TABLES);
+  const remembered = <V>(cache: BoundedMap<string, { at: number; value: V }>, key: string, read: () => Promise<V>, keep: (v: V) => boolean = () => true): Promise<V> => {
+    if (!changes) return read();
+    // The counter first, then the read: a change between them moves the counter past `at`.
+    const at = changes();
+    const hit = cache.get(key);
+    if (hit !== undefined && hit.at === at) return Promise.resolve(hit.value);
+    return read().then((value) => {
+      if (keep(value)) cache.set(key, { at, value });
+      return value;
+    });
+  };
+  const assignmentsRead = new BoundedMap<string, { at: number; value: Pick<RoleAssignment, 'roleDefinitionId' | 'scope'>[] }>(CACHED_PRINCIPALS);
+  const liveRead = new BoundedMap<string, { at: number; value: KeyVersion | undefined }>(CACHED_KEYS);
+  const authoritiesRead = new BoundedMap<string, { at: number; value: string[] }>(1);
+  const customRolesRead = new BoundedMap<string, { at: number; value: RoleDefinition[] }>(1);
   /** A version row as the domain sees it, after its MAC is checked. */
   const fromRow = (r: VersionRow): KeyVersion => {
     integrity.check(PURPOSE.version, versionFields(r), r.integrity, `vault key ${r.name} version ${r.version}`);
@@ -247,11 +280,19 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
   return {
     keyState: (name: string) => keyState(db, name),
 
-    async liveVersion(name: string, version: string | undefined): Promise<KeyVersion | undefined> {
-      const row = version
-        ? await db.get<VersionRow>(LIVE_VERSION, [name.toLowerCase(), name, version])
-        : await db.get<VersionRow>(LIVE_LATEST, [name.toLowerCase(), name]);
-      return row ? liveRow(row) : undefined;
+    liveVersion(name: string, version: string | undefined): Promise<KeyVersion | undefined> {
+      // Keyed by the name as asked (the exact spelling decides among names that differ in case); absent keys are not remembered.
+      return remembered(
+        liveRead,
+        `${name}\0${version ?? ''}`,
+        async () => {
+          const row = version
+            ? await db.get<VersionRow>(LIVE_VERSION, [name.toLowerCase(), name, version])
+            : await db.get<VersionRow>(LIVE_LATEST, [name.toLowerCase(), name]);
+          return row ? frozen(liveRow(row)) : undefined;
+        },
+        (k) => k !== undefined,
+      );
     },
 
     /** Latest (or the given) version of a live or deleted key. */
@@ -432,9 +473,11 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
     },
 
     // ── roles ──
-    async assignmentsOf(principalId: string): Promise<Pick<RoleAssignment, 'roleDefinitionId' | 'scope'>[]> {
-      const rows = await db.all<AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM vault_role_assignments WHERE principal_id = ?`, [principalId]);
-      return rows.map(assignment).map((a) => ({ roleDefinitionId: a.roleDefinitionId, scope: a.scope }));
+    assignmentsOf(principalId: string): Promise<Pick<RoleAssignment, 'roleDefinitionId' | 'scope'>[]> {
+      return remembered(assignmentsRead, principalId, async () => {
+        const rows = await db.all<AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM vault_role_assignments WHERE principal_id = ?`, [principalId]);
+        return frozen(rows.map(assignment).map((a) => ({ roleDefinitionId: a.roleDefinitionId, scope: a.scope })));
+      });
     },
     async listAssignments(): Promise<RoleAssignment[]> {
       return (await db.all<AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM vault_role_assignments ORDER BY created_at, id`)).map(assignment);
@@ -467,8 +510,8 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
         return r.changes === 1;
       });
     },
-    async customRoles(): Promise<RoleDefinition[]> {
-      return (await db.all<DefinitionRow>(`SELECT ${DEFINITION_COLUMNS} FROM vault_role_definitions ORDER BY role_name, name`)).map(definition);
+    customRoles(): Promise<RoleDefinition[]> {
+      return remembered(customRolesRead, '', async () => frozen((await db.all<DefinitionRow>(`SELECT ${DEFINITION_COLUMNS} FROM vault_role_definitions ORDER BY role_name, name`)).map(definition)));
     },
     async putCustomRole(d: RoleDefinition, nowSeconds: number, audit: Omit<AuditRecord, 'seq'>): Promise<void> {
       await db.transaction(async (tx) => {
@@ -492,8 +535,8 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
     },
 
     // ── authorities ──
-    async authorities(): Promise<string[]> {
-      return (await db.all<{ authority: string; integrity: string | null }>('SELECT authority, integrity FROM vault_authorities ORDER BY authority')).map(authority);
+    authorities(): Promise<string[]> {
+      return remembered(authoritiesRead, '', async () => frozen((await db.all<{ authority: string; integrity: string | null }>('SELECT authority, integrity FROM vault_authorities ORDER BY authority')).map(authority)));
     },
     async setAuthorities(list: readonly string[], nowSeconds: number, audit: Omit<AuditRecord, 'seq'>): Promise<void> {
       await db.transaction(async (tx) => {
