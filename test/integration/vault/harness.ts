@@ -108,6 +108,19 @@ export interface AuthorityStandIn {
   close(): Promise<void>;
 }
 
+let workload: AuthorityStandIn['workload'] | undefined;
+/**
+ * The workload key of the stand-ins: one RSA-2048 pair per test process (a key generation is about 0.15 s of
+ * CPU, and no test tells two stand-ins' workloads apart: each releases to the one its own stand-in names).
+ */
+function workloadKey(): AuthorityStandIn['workload'] {
+  if (!workload) {
+    const { privateKey, publicKey } = generateRsaKeyPair(2048);
+    workload = { privateKey, publicKey, jwk: { ...(publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid: 'workload-key', key_ops: ['encrypt'] } };
+  }
+  return workload;
+}
+
 /** An HTTPS OpenID stand-in on 127.0.0.1 using the vault's own TLS identity (its local CA is trusted). */
 export async function startAuthority(server: Pick<TestServer, 'dataDir'>, now: () => Date = () => new Date()): Promise<AuthorityStandIn> {
   const tls = { key: readFileSync(join(server.dataDir, 'tls', 'server.key')), cert: readFileSync(join(server.dataDir, 'tls', 'server.pem')) };
@@ -125,8 +138,7 @@ export async function startAuthority(server: Pick<TestServer, 'dataDir'>, now: (
   await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
   url = `https://127.0.0.1:${(srv.address() as AddressInfo).port}`;
   authority = await createFakeAuthority(url, { alg: 'RS256' });
-  const { privateKey, publicKey } = generateRsaKeyPair(2048);
-  const jwk = { ...(publicKey.export({ format: 'jwk' }) as Record<string, unknown>), kid: 'workload-key', key_ops: ['encrypt'] };
+  const { privateKey, publicKey, jwk } = workloadKey();
   const a = authority;
   return {
     url,
