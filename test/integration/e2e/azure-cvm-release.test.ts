@@ -8,10 +8,12 @@
 import assert from 'node:assert/strict';
 import { createDecipheriv, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { KeyClient } from '@azure/keyvault-keys';
 import { b64url } from '../../../src/core/bytes.js';
 import { simulateAzureCvm } from '../../../src/evidence/azure-vtpm/testing.js';
+import { FakeTpm } from '../../../src/evidence/tpm/testing.js';
+import { generateRsaKeyPair, type KeyPair } from '../../../src/core/keygen.js';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
 import { decodeReleaseResponse, unwrapKeyTransfer } from '../../../src/vault/release/index.js';
 import { readFixture, readFixtureJson, skipWithoutFixtures } from '../../fixtures.js';
@@ -78,15 +80,27 @@ describe('Azure CVM Secure Key Release against Conclave', { skip }, () => {
     }
   });
 
-  test('a simulated CVM: secure boot on is released (unwrapped with HCLEkPub), secure boot off is denied naming the clause', async () => {
-    const server = await startTestServer({ simulate: true });
-    try {
-      const keys = await vault(server);
-      const snp = loadOrCreateSimulatedTee(server.dataDir).snp;
+  describe('simulated CVMs (one --simulate server)', () => {
+    let server: TestServer;
+    let keys: KeyClient;
+    before(async () => {
+      server = await startTestServer({ simulate: true });
+      keys = await vault(server);
+    });
+    after(() => server?.stop());
+    // The simulated CVMs' AK and HCLEkPub (RSA-2048, about 0.15 s of CPU each to make); each CVM has its own
+    // TPM state (boot, PCRs), and each release is wrapped to the EK or to a fresh ephemeral TPM key.
+    let vtpmKeys: { ak: KeyPair; ek: KeyPair } | undefined;
+    const cvm = (secureBoot: boolean) => {
+      vtpmKeys ??= { ak: generateRsaKeyPair(2048), ek: generateRsaKeyPair(2048) };
+      return simulateAzureCvm(loadOrCreateSimulatedTee(server.dataDir).snp, { secureBoot, tpm: new FakeTpm({ ak: vtpmKeys.ak }).bootLinux(secureBoot), ek: vtpmKeys.ek });
+    };
+
+    test('a simulated CVM: secure boot on is released (unwrapped with HCLEkPub), secure boot off is denied naming the clause', async () => {
       const name = `cvm-${randomBytes(4).toString('hex')}`;
       const created = await keys.createRsaKey(name, { hsm: true, keySize: 2048, exportable: true, releasePolicy: { encodedPolicy: azurePolicy('cvm-default-skr-policy.json', server) } });
 
-      const on = simulateAzureCvm(snp, { secureBoot: true });
+      const on = cvm(true);
       const good = await server.sendHttps('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(on.trusteeV1()) } });
       assert.equal(good.status, 200, good.text);
       assert.equal(payload(good.json().token)['x-conclave-simulated'], true);
@@ -95,7 +109,7 @@ describe('Azure CVM Secure Key Release against Conclave', { skip }, () => {
       const pub = createPublicKey(createPrivateKey({ key: Buffer.from(material), format: 'der', type: 'pkcs8' })).export({ format: 'jwk' });
       assert.equal(pub.n, Buffer.from(created.key!.n!).toString('base64url'));
 
-      const off = simulateAzureCvm(snp, { secureBoot: false });
+      const off = cvm(false);
       const bad = await server.sendHttps('POST', '/attest/SevSnpVm?api-version=2022-08-01', { body: { report: b64url(off.trusteeV1()) } });
       assert.equal(bad.status, 200, bad.text);
       const claims = payload(bad.json().token);
@@ -107,17 +121,11 @@ describe('Azure CVM Secure Key Release against Conclave', { skip }, () => {
         assert.match(e.message, /azure-compliant-cvm/);
         return true;
       });
-    } finally {
-      await server.stop();
-    }
-  });
+    });
 
-  test('AzureGuest: the sealed token opens only in the vTPM, satisfies Azure\'s data-disk policy and releases to TpmEphemeralEncryptionKey', async () => {
-    const server = await startTestServer({ simulate: true });
-    try {
-      const keys = await vault(server);
-      const cvm = simulateAzureCvm(loadOrCreateSimulatedTee(server.dataDir).snp, { secureBoot: true });
-      const guest = cvm.guestInfo({ clientPayload: { nonce: 'abc' } });
+    test('AzureGuest: the sealed token opens only in the vTPM, satisfies Azure\'s data-disk policy and releases to TpmEphemeralEncryptionKey', async () => {
+      const vm = cvm(true);
+      const guest = vm.guestInfo({ clientPayload: { nonce: 'abc' } });
       const r = await server.sendHttps('POST', '/attest/AzureGuest?api-version=2020-10-01', { body: { AttestationInfo: guest.attestationInfo } });
       assert.equal(r.status, 200, r.text);
       const sealed = r.json().token as string;
@@ -131,7 +139,7 @@ describe('Azure CVM Secure Key Release against Conclave', { skip }, () => {
       assert.equal(claims['x-ms-runtime'].keys[0].kid, 'TpmEphemeralEncryptionKey');
       assert.deepEqual(claims['x-ms-runtime']['client-payload'], { nonce: 'abc' });
       // Another TPM (or this one after a PCR changed) cannot open it.
-      cvm.tpm.measure(7, 4, Buffer.from('after'));
+      vm.tpm.measure(7, 4, Buffer.from('after'));
       assert.throws(() => openSealedToken(sealed, guest.decrypt), /PCRs changed/);
 
       const name = `disk-${randomBytes(4).toString('hex')}`;
@@ -140,8 +148,6 @@ describe('Azure CVM Secure Key Release against Conclave', { skip }, () => {
       const material = unwrapKeyTransfer((decodeReleaseResponse(value) as any).payload.response.key.key.key_hsm, guest.ephemeralPrivate);
       const pub = createPublicKey(createPrivateKey({ key: Buffer.from(material), format: 'der', type: 'pkcs8' })).export({ format: 'jwk' });
       assert.equal(pub.n, Buffer.from(created.key!.n!).toString('base64url'));
-    } finally {
-      await server.stop();
-    }
+    });
   });
 });
