@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { readFixture, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { isConclaveError } from '../../core/errors.js';
 import { FakeTpm } from '../tpm/testing.js';
+import { generateRsaKeyPair, type KeyPair } from '../../core/keygen.js';
 import { type AzureVtpmEvidence, parseAzureVtpmEvidence } from './evidence.js';
 import { parseHclReport, parseHclRuntimeClaims } from './hcl.js';
 import { verifyVtpmEvidence } from './vtpm.js';
@@ -100,8 +101,13 @@ describe('Azure vTPM evidence (trustee forms) on real Azure CVMs', { skip }, () 
 });
 
 describe('vTPM evidence with a boot event log (fake TPM)', () => {
+  // One AK (RSA-2048, about 0.15 s of CPU to make) for the TPMs of this describe; each has its own PCRs and
+  // log. The test that needs another TPM's AK makes one.
+  let ak: KeyPair | undefined;
+  const fakeTpm = () => new FakeTpm({ ak: (ak ??= generateRsaKeyPair(2048)) });
+
   test('the log replays to the quote; secure boot read from PCR 7', () => {
-    const tpm = new FakeTpm().bootLinux(true);
+    const tpm = fakeTpm().bootLinux(true);
     const q = tpm.quote([0, 1, 2, 3, 4, 5, 6, 7], Buffer.from('nonce'));
     const r = verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), akPublicArea: tpm.akPublicArea(), quote: q, eventLog: tpm.eventLog(), expectedNonce: Buffer.from('nonce') });
     assert.deepEqual(r.replay?.replayedPcrs, [0, 1, 2, 3, 4, 5, 6, 7]);
@@ -109,13 +115,13 @@ describe('vTPM evidence with a boot event log (fake TPM)', () => {
     assert.equal(r.boot?.complete, true);
     assert.equal(r.boot?.kernelDebugging, false);
 
-    const off = new FakeTpm().bootLinux(false);
+    const off = fakeTpm().bootLinux(false);
     const q2 = off.quote([0, 1, 2, 3, 4, 5, 6, 7]);
     assert.equal(verifyVtpmEvidence({ hclAkPub: off.akJwk(), quote: q2, eventLog: off.eventLog() }).boot?.secureBoot, false);
   });
 
   test('a byte flip in the event log, a hidden extend or another VM\'s log fails with tpm.eventlog_mismatch', () => {
-    const tpm = new FakeTpm().bootLinux(true);
+    const tpm = fakeTpm().bootLinux(true);
     const q = tpm.quote([0, 1, 2, 3, 4, 5, 6, 7]);
     const log = tpm.eventLog();
     // Flip a digest byte of the last event (PCR 4): replay differs from the quote.
@@ -139,7 +145,7 @@ describe('vTPM evidence with a boot event log (fake TPM)', () => {
   });
 
   test('Windows boot configuration events set the debug flags; unreplayed ones make the set incomplete', () => {
-    const tpm = new FakeTpm().bootLinux(true);
+    const tpm = fakeTpm().bootLinux(true);
     tpm.measureSipa([
       { type: 0x00050001, value: Uint8Array.of(1) }, // OSKERNELDEBUG on
       { type: 0x00050002, value: Uint8Array.of(1) }, // CODEINTEGRITY on
@@ -155,7 +161,7 @@ describe('vTPM evidence with a boot event log (fake TPM)', () => {
   });
 
   test('the AK sent must be HCLAkPub; the certified encryption key must be PolicyPCR-bound', () => {
-    const tpm = new FakeTpm().bootLinux(true);
+    const tpm = fakeTpm().bootLinux(true);
     const other = new FakeTpm();
     const pcrs = [0, 1, 2, 3, 4, 5, 6, 7];
     const q = tpm.quote(pcrs);
