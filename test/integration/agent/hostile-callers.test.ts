@@ -53,6 +53,9 @@ function raw(agent: RunningAgent, path: string, headers: Record<string, string>,
   });
 }
 
+/** One simulated TEE for both agents (the first evidence makes its vendor hierarchy there, RSA and EC keys; the second agent loads it). */
+const simDir = tempDir();
+
 describe('agent against hostile callers: nothing is sent anywhere', () => {
   let configured: Spy;
   let foreign: Spy;
@@ -64,7 +67,7 @@ describe('agent against hostile callers: nothing is sent anywhere', () => {
     configured = await startSpy();
     foreign = await startSpy();
     agent = await startAgent({
-      source: simSource({ dataDir: tempDir(), tee: 'snp' }),
+      source: simSource({ dataDir: simDir, tee: 'snp' }),
       port: 0,
       attestationUrl: configured.url,
       vaultUrl: configured.url,
@@ -128,7 +131,7 @@ describe('agent against hostile callers: nothing is sent anywhere', () => {
 
 describe('agent with a per-start token', () => {
   test('requests without the token are refused; with it they are served', async () => {
-    const agent = await startAgent({ source: simSource({ dataDir: tempDir(), tee: 'snp' }), port: 0, authToken: 'per-start-secret' });
+    const agent = await startAgent({ source: simSource({ dataDir: simDir, tee: 'snp' }), port: 0, authToken: 'per-start-secret' });
     try {
       const host = `127.0.0.1:${agent.port}`;
       const body = JSON.stringify({ runtime_data: Buffer.from('hi').toString('base64') });
