@@ -60,6 +60,12 @@ export interface CollateralLookupOptions {
 export function createCollateralLookup(svc: CollateralService, opts: CollateralLookupOptions = {}): CollateralLookup {
   const { upstream } = svc;
   const client = new AsyncLocalStorage<string>();
+  /**
+   * asClient calls in flight. An enabled AsyncLocalStorage hooks every promise the process makes (Node 20),
+   * releases and attestations included, so the client is followed only while such a call runs: disabled when
+   * the last one ends, enabled again by the next one's run().
+   */
+  let asClients = 0;
   const limits = opts.missBudget ?? { perClient: 4, total: 8 };
   const perClient = createFetchBudget(limits);
   const inProcess = createFetchBudget({ perClient: limits.total, total: limits.total });
@@ -114,7 +120,14 @@ export function createCollateralLookup(svc: CollateralService, opts: CollateralL
 
   return {
     service: svc,
-    asClient: (who, fn) => client.run(who, fn),
+    async asClient(who, fn) {
+      asClients++;
+      try {
+        return await client.run(who, fn);
+      } finally {
+        if (--asClients === 0) client.disable();
+      }
+    },
     cached,
     tcbInfo: (tee, version, fmspc, sel) => versioned('tcb', tee, version, tcbScope(tee, version, fmspc), fmspc, sel, 'tcb', { fmspc }),
     enclaveIdentity: (tee, version, enclave, sel) => versioned(`${enclave}_identity` as CollateralKind, tee, version, identityScope(tee, version, enclave), undefined, sel, `${enclave}/identity`, {}),
