@@ -120,3 +120,60 @@ for (const provider of ['software', 'pkcs11'] as const) test(`the release record
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+/** A modulus of `bytes` bytes (top bit set, odd): enough for RSA-OAEP to try it; nobody holds its private key. */
+const modulusOf = (bytes: number) => {
+  const n = randomBytes(bytes);
+  n[0]! |= 0x80;
+  n[bytes - 1]! |= 1;
+  return n.toString('base64url');
+};
+
+test('a TEE key the wrap cannot use (a modulus over 16384 bits, a 65-bit exponent on 4096 bits) is refused before any record: a 400, one failure record, no success', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-release-audit-'));
+  const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);
+  try {
+    await db.migrate(MIGRATIONS);
+    const issuer = 'https://authority.test';
+    const authority = await createFakeAuthority(issuer, { alg: 'RS256' });
+    const signing = generateRsaKeyPair(2048);
+    const sealer = createSealer(new Uint8Array(randomBytes(32)));
+    const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
+    const service = createVaultService({
+      store: createVaultStore(db),
+      protector: createSoftwareKeyProtector(sealer),
+      getJwks: fakeJwksPort({ [issuer]: { keys: [authority.jwk] } }),
+      releaseKey: async () => ({ certDer: new Uint8Array(randomBytes(64)), sign: async (data: Uint8Array) => new Uint8Array(sign('sha256', data, signing.privateKey)) }),
+      sealer,
+      now: () => new Date(),
+      baseUrl: () => 'https://vault.test',
+      trustedAuthorities: [issuer],
+      simulate: false,
+      softDelete: { recoverableDays: 7, purgeProtection: false },
+      logger: { error: () => undefined },
+    });
+    await service.assign(admin, { principalId: 'admin', role: 'Key Vault Crypto Service Release User', scope: '/' });
+    const policy = { version: '1.0.0', anyOf: [{ authority: issuer, allOf: [{ claim: 'x-ms-attestation-type', equals: 'sevsnpvm' }] }] };
+    await service.create(admin, LATEST, 'k', { kty: 'RSA-HSM', key_size: 2048, attributes: { exportable: true }, release_policy: { data: Buffer.from(JSON.stringify(policy)).toString('base64url') } });
+    const now = Math.floor(Date.now() / 1000);
+    const releases = async () =>
+      (await db.all<{ entry: string }>('SELECT entry FROM log_queue UNION ALL SELECT entry FROM log_entries'))
+        .map((r) => JSON.parse(r.entry) as { operation: string; result: string; code?: string })
+        .filter((r) => r.operation === 'release');
+    const unusable = [
+      { kty: 'RSA', n: modulusOf(2100), e: 'AQAB' },
+      { kty: 'RSA', n: modulusOf(512), e: Buffer.from('010000000000000001', 'hex').toString('base64url') },
+    ];
+    for (const [i, jwk] of unusable.entries()) {
+      const target = authority.token({ iat: now, nbf: now, exp: now + 600, 'x-ms-attestation-type': 'sevsnpvm', 'x-ms-runtime': { keys: [{ ...jwk, kid: 'tee', key_ops: ['encrypt'] }] } });
+      await assert.rejects(service.release(admin, LATEST, 'k', undefined, { target, enc: 'RSA_AES_KEY_WRAP_256' }), (e: { code?: string; status?: number }) => e.code === 'release.no_wrapping_key' && e.status === 400);
+      assert.deepEqual(
+        (await releases()).slice(i).map((r) => [r.result, r.code]),
+        [['failed', 'release.no_wrapping_key']],
+      );
+    }
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

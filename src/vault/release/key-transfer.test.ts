@@ -123,6 +123,29 @@ describe('selectWrappingKey', () => {
     expectNoWrappingKey({ 'x-ms-runtime': { 'client-payload': { keys: [runtimeJwk(enc, { key_ops: ['encrypt'] })] } } });
   });
 
+  test('refuses keys RSA-OAEP cannot encrypt with (modulus over 16384 bits, exponent over 64 bits on a modulus over 3072) and exponents RFC 8017 rules out (below 3, even); the next suitable key is chosen', () => {
+    const modulus = (bytes: number) => {
+      const n = randomBytes(bytes);
+      n[0]! |= 0x80;
+      n[bytes - 1]! |= 1;
+      return n.toString('base64url');
+    };
+    const exponent = (hex: string) => Buffer.from(hex, 'hex').toString('base64url');
+    const mark = { key_ops: ['encrypt'] };
+    const unusable = [
+      { kty: 'RSA', n: modulus(2100), e: 'AQAB', kid: 'huge', ...mark },
+      { kty: 'RSA', n: modulus(512), e: exponent('010000000000000001'), kid: 'wide-e', ...mark },
+      { ...runtimeJwk(enc, { kid: 'e1', ...mark }), e: exponent('01') },
+      { ...runtimeJwk(enc, { kid: 'e-even', ...mark }), e: exponent('010000') },
+    ];
+    for (const k of unusable) expectNoWrappingKey({ 'x-ms-runtime': { keys: [k] } });
+    const w = findWrappingKey({ 'x-ms-runtime': { keys: [...unusable, runtimeJwk(enc, { kid: 'good', ...mark })] } });
+    assert.equal(w.kid, 'good');
+    // Still accepted: a wide exponent on a modulus OpenSSL takes it with (≤ 3072 bits), e = 3.
+    assert.equal(findWrappingKey({ 'x-ms-runtime': { keys: [{ ...runtimeJwk(enc, { kid: 'e-wide-2048', ...mark }), e: exponent('010000000000000001') }] } }).kid, 'e-wide-2048');
+    assert.equal(findWrappingKey({ 'x-ms-runtime': { keys: [{ ...runtimeJwk(enc, { kid: 'e3', ...mark }), e: exponent('03') }] } }).kid, 'e3');
+  });
+
   test('keys under x-ms-isolation-tee are not used', () => {
     expectNoWrappingKey({ 'x-ms-isolation-tee': { 'x-ms-runtime': { keys: [runtimeJwk(enc, { kid: 'HCLEkPub', key_ops: ['encrypt'] })] } } });
   });

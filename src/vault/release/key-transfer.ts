@@ -35,6 +35,13 @@ export const OAEP_HASH: Record<KeyTransferEnc, 'sha1' | 'sha256' | 'sha384'> = {
 /** RFC 5649 §3 alternative initial value (the 32-bit MLI follows inside the cipher). */
 const KWP_AIV = Buffer.from('A65959A6', 'hex');
 const MIN_WRAPPING_KEY_BITS = 2048;
+/**
+ * What OpenSSL's RSA-OAEP encryption takes (OPENSSL_RSA_MAX_MODULUS_BITS; RSA_MAX_PUBEXP_BITS above
+ * RSA_SMALL_MODULUS_BITS): a runtime key past these imports, then fails the wrap with an untyped error.
+ */
+const MAX_WRAPPING_KEY_BITS = 16384;
+const WIDE_EXPONENT_MODULUS_BITS = 3072;
+const MAX_WIDE_MODULUS_EXPONENT = (1n << 64n) - 1n;
 export const TRANSFER_BLOB_SCHEMA_VERSION = '1.0.0';
 export const TRANSFER_BLOB_GENERATOR = 'conclave';
 
@@ -96,7 +103,8 @@ function runtimeKeyOf(jwk: Jwk): KeyObject | null {
 
 /**
  * The first key of the token's runtime JWKS that can wrap the released key: RSA, marked for encryption,
- * modulus ≥ 2048 bits ("The first suitable key is chosen" [GRAM]). Throws `release.no_wrapping_key`.
+ * modulus of 2048 to 16384 bits, an exponent RSA-OAEP takes ("The first suitable key is chosen" [GRAM]).
+ * Throws `release.no_wrapping_key`.
  */
 export function findWrappingKey(claims: Readonly<Record<string, unknown>>): WrappingKey {
   const keys = runtimeKeys(claims);
@@ -123,9 +131,21 @@ export function findWrappingKey(claims: Readonly<Record<string, unknown>>): Wrap
       rejected.push({ kid: jwk.kid, reason: 'too_small' });
       continue;
     }
+    // Refused here, with the others, rather than by the wrap after the release was decided (a 500, and a
+    // software key's success record already stored): a modulus or exponent RSA-OAEP cannot encrypt with,
+    // and an exponent RFC 8017 §3.1 rules out (an RSA exponent is odd and at least 3; e = 1 encrypts nothing).
+    const e = key.asymmetricKeyDetails?.publicExponent;
+    if (bits > MAX_WRAPPING_KEY_BITS) {
+      rejected.push({ kid: jwk.kid, reason: 'too_large' });
+      continue;
+    }
+    if (e === undefined || e < 3n || e % 2n === 0n || (bits > WIDE_EXPONENT_MODULUS_BITS && e > MAX_WIDE_MODULUS_EXPONENT)) {
+      rejected.push({ kid: jwk.kid, reason: 'bad_exponent' });
+      continue;
+    }
     return { key, kid: typeof jwk.kid === 'string' ? jwk.kid : undefined, jwk };
   }
-  throw fail('release.no_wrapping_key', 'the attestation token holds no RSA (≥ 2048-bit) encryption key in x-ms-runtime.keys', {
+  throw fail('release.no_wrapping_key', 'the attestation token holds no RSA (2048- to 16384-bit) encryption key in x-ms-runtime.keys', {
     reason: 'no_suitable_key',
     rejected,
   });
