@@ -78,8 +78,14 @@ describe('scale-out: log sequencer fail-over', { skip: built || pgSkip }, () => 
 
       const onHolder = load(holder, 'h');
       const onSurvivor = load(survivor, 's');
-      await new Promise((res) => setTimeout(res, 1500));
-      const before = parseTreeHeadWire((await survivor.send('GET', '/log/sth')).json());
+      // The kill comes once both replicas acknowledged writes and the survivor's signed head covers a run of
+      // them (was: a fixed 1.5 s of load, which on an idle machine is hundreds of writes more than needed).
+      let before = parseTreeHeadWire((await survivor.send('GET', '/log/sth')).json());
+      for (const until = Date.now() + 30_000; Date.now() < until; ) {
+        if (onHolder.acked.length >= 20 && onSurvivor.acked.length >= 20 && before.treeSize >= 20) break;
+        await new Promise((res) => setTimeout(res, 20));
+        before = parseTreeHeadWire((await survivor.send('GET', '/log/sth')).json());
+      }
       await holder.kill();
       await onHolder.stop();
       const killedAt = Date.now();
