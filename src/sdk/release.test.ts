@@ -66,9 +66,11 @@ describe('release JWS and key_hsm', async () => {
   const trustStore = ca.cert.toString('pem');
   const workload = generateRsaKeyPair(2048);
 
+  // One RSA key as the released material for the three encs (each test wraps it with its own enc).
+  let rsaMaterial: KeyObject | undefined;
   const materials = {
     RSA: () => {
-      const k = generateRsaKeyPair(2048).privateKey;
+      const k = (rsaMaterial ??= generateRsaKeyPair(2048).privateKey);
       return { material: new Uint8Array(k.export({ format: 'der', type: 'pkcs8' })), check: (o: KeyObject) => assert.equal(o.asymmetricKeyType, 'rsa') };
     },
     EC: () => {
