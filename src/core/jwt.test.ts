@@ -4,7 +4,7 @@ import { describe, test } from 'node:test';
 import { b64url } from './bytes.js';
 import { isConclaveError } from './errors.js';
 import { MAX_JSON_DEPTH } from './json.js';
-import { decodeJws, type JwtFailure, type JwtUse, publicKeyOfJwk, signJws, verifyJwt } from './jwt.js';
+import { decodeJws, jwksCandidates, type JwtFailure, type JwtUse, type PublicJwk, publicKeyOfJwk, signJws, verifyJwt } from './jwt.js';
 import { generateEcKeyPair, generateRsaKeyPair } from './keygen.js';
 
 const ISS = 'https://issuer.example';
@@ -166,5 +166,16 @@ describe('publicKeyOfJwk', () => {
     assert.equal(publicKeyOfJwk(broken, ISS), null);
     broken.e = 'AQAB';
     assert.ok(publicKeyOfJwk(broken, ISS)?.equals(other.publicKey));
+  });
+});
+
+describe('jwksCandidates', () => {
+  test('entries of a JWKS that are not objects are passed over, not a crash (a string, a number, null)', () => {
+    const good = { ...(rsa.publicKey.export({ format: 'jwk' }) as { kty: string }), kid: 'good' };
+    for (const kid of [undefined, 'good']) {
+      const keys = jwksCandidates(['not a key', 7, null, good] as unknown as PublicJwk[], kid, 'RS256', ISS);
+      assert.equal(keys.length, 1, `kid ${kid}`);
+      assert.ok(keys[0]!.equals(rsa.publicKey));
+    }
   });
 });

@@ -223,6 +223,7 @@ function sameMaterial(m: JwkMemo, jwk: PublicJwk, issuer: string): boolean {
 
 /** {@link importJwk}, cached per (issuer, kid, JWK content) for an issuer's long-lived signing keys. */
 export function publicKeyOfJwk(jwk: PublicJwk, issuer = ''): KeyObject | null {
+  if (typeof jwk !== 'object' || jwk === null) return null;
   const memo = jwkMemo.get(jwk);
   if (memo !== undefined && sameMaterial(memo, jwk, issuer)) return memo.key;
   const id = createHash('sha256').update(`${issuer}\n${jwk.kid ?? ''}\n${JSON.stringify(jwk)}`).digest('base64url');
@@ -245,6 +246,8 @@ export function publicKeyOfJwk(jwk: PublicJwk, issuer = ''): KeyObject | null {
 export function jwksCandidates(keys: readonly PublicJwk[], kid: string | undefined, alg: JwsAlg, issuer: string): KeyObject[] {
   const out: KeyObject[] = [];
   for (const k of keys) {
+    // An issuer's JWKS is read as published: an entry that is no object is no key (and no WeakMap key).
+    if (typeof k !== 'object' || k === null) continue;
     if (kid !== undefined && k.kid !== kid) continue;
     if ((k.use !== undefined && k.use !== 'sig') || (k.alg !== undefined && k.alg !== alg)) continue;
     const key = publicKeyOfJwk(k, issuer);
