@@ -70,9 +70,15 @@ async function privateCaTls(dir: string): Promise<{ key: string; cert: string; c
   return { key: x509.PemConverter.encode(await webcrypto.subtle.exportKey('pkcs8', keys.privateKey), 'PRIVATE KEY'), cert: cert.toString('pem'), caPath };
 }
 
+/**
+ * The first signing key of every issuer stand-in (each describe has its own stand-in, server and key map;
+ * a key pair is about 0.15 s of CPU). The rogue keys of the forgery tests are fresh ones.
+ */
+let keyA: ReturnType<typeof rsaKey> | undefined;
+
 async function startIdp(dataDir: string, jwksPath = '/certs', privateCa = false): Promise<Idp> {
   const tls = privateCa ? await privateCaTls(dataDir) : await loadOrCreateTls(dataDir, '127.0.0.1');
-  const keys = new Map([['key-a', rsaKey()]]);
+  const keys = new Map([['key-a', (keyA ??= rsaKey())]]);
   const hits = new Map<string, number>();
   let url = '';
   let down = false;
