@@ -264,6 +264,84 @@ for (const backend of [sqlite, postgres]) {
       assert.equal(await db.get('SELECT name FROM counters WHERE name = ?', ['left2']), undefined);
     });
 
+    test('a statement that waited behind one transaction does not land in the next one', async () => {
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      let opened!: () => void;
+      const isOpen = new Promise<void>((r) => {
+        opened = r;
+      });
+      const first = db.transaction(async (tx) => {
+        await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['wait0', 1]);
+        opened();
+        await gate;
+      });
+      await isOpen;
+      // From outside, while the first is open (SQLite: it waits), and a second transaction queued behind it.
+      const outside = db.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['wait1', 1]);
+      const second = db.transaction(async (tx) => {
+        await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['wait2', 1]);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        throw new Error('roll back');
+      });
+      release();
+      await first;
+      assert.equal((await outside).changes, 1);
+      await assert.rejects(second, /roll back/);
+      // Acknowledged on its own: the rollback of a transaction it was no part of does not undo it.
+      assert.equal((await db.get<{ value: number }>('SELECT value FROM counters WHERE name = ?', ['wait1']))?.value, 1);
+      assert.equal(await db.get('SELECT name FROM counters WHERE name = ?', ['wait2']), undefined);
+    });
+
+    test('of two transactions open at once, the first ending leaves the second joined, and its leftovers join neither', async () => {
+      let endFirst!: () => void;
+      const firstGate = new Promise<void>((r) => {
+        endFirst = r;
+      });
+      let firstEnded!: () => void;
+      const firstDone = new Promise<void>((r) => {
+        firstEnded = r;
+      });
+      let go!: () => void;
+      const leftGo = new Promise<void>((r) => {
+        go = r;
+      });
+      let leftover!: Promise<unknown>;
+      const first = db.transaction(async (tx) => {
+        await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['both1', 1]);
+        // Started in the first's context, not awaited: it runs while only the second is open.
+        leftover = (async () => {
+          await leftGo;
+          return db.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['bothleft', 1]);
+        })();
+        await firstGate;
+      });
+      const second = db.transaction(async (tx) => {
+        await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['both2', 1]);
+        endFirst();
+        await firstDone;
+        go();
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        // Bare calls from inside the second, after the first ended (PostgreSQL: the join guard still follows the second).
+        assert.equal((await db.get<{ value: number }>('SELECT value FROM counters WHERE name = ?', ['both2']))?.value, 1);
+        await db.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['both3', 1]);
+        await db.transaction(async (inner) => {
+          await inner.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['both4', 1]);
+        });
+        throw new Error('roll back');
+      });
+      // SQLite serialises them: the second opens once the first ended.
+      if (backend.name === 'sqlite') endFirst();
+      await first;
+      firstEnded();
+      await assert.rejects(second, /roll back/);
+      await leftover;
+      for (const n of ['both2', 'both3', 'both4']) assert.equal(await db.get('SELECT name FROM counters WHERE name = ?', [n]), undefined, n);
+      for (const n of ['both1', 'bothleft']) assert.equal((await db.get<{ value: number }>('SELECT value FROM counters WHERE name = ?', [n]))?.value, 1, n);
+    });
+
     test('joinable: false: a call on the database from inside the body is not part of the transaction', async () => {
       let read!: Promise<unknown>;
       await assert.rejects(

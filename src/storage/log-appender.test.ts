@@ -124,6 +124,44 @@ for (const backend of backends) {
       const ok = await appender.append(entry(202), Date.now());
       assert.ok((await queued(env.db)).has(ok.leafHash));
     });
+
+    test('an append that waited behind one transaction is not made part of the next: its rollback leaves the acknowledged entry stored', async () => {
+      const appender = createLogAppender(env.db);
+      let release!: () => void;
+      const gate = new Promise<void>((r) => {
+        release = r;
+      });
+      let opened!: () => void;
+      const isOpen = new Promise<void>((r) => {
+        opened = r;
+      });
+      // A transaction open when the append comes (the sequencer's, a key operation's), a second one queued behind it.
+      const first = env.db.transaction(async (tx) => {
+        await tx.get('SELECT 1 AS x');
+        opened();
+        await gate;
+      });
+      await isOpen;
+      const appended = appender.append(entry(300), Date.now());
+      await new Promise((r) => setImmediate(r));
+      const second = assert.rejects(
+        env.db.transaction(async () => {
+          await new Promise((r) => setTimeout(r, 20));
+          throw new Error('roll back');
+        }),
+        /roll back/,
+      );
+      release();
+      await first;
+      const receipt = await appended;
+      await second;
+      const reader = await env.other();
+      try {
+        assert.ok((await queued(reader)).has(receipt.leafHash), 'acknowledged as durable, then rolled back with a transaction it was no part of');
+      } finally {
+        await reader.close();
+      }
+    });
   });
 }
 

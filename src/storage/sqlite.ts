@@ -244,14 +244,17 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     dialect: 'sqlite',
     // With no transaction open a statement runs at once (better-sqlite3 is synchronous: nothing can
     // interleave with it); otherwise it waits for the transaction, unless it is part of it.
+    // A statement that waited is asked again when its turn comes (database.*, not exec.*): the next
+    // transaction may have opened between the wait's end and that turn, and a statement run then would be
+    // part of it (acknowledged, then rolled back with it, or committed only with it).
     all(sql, params) {
-      return mustWait() ? outside().then(() => exec.all(sql, params)) : exec.all(sql, params);
+      return mustWait() ? outside().then(() => database.all(sql, params)) : exec.all(sql, params);
     },
     get(sql, params) {
-      return mustWait() ? outside().then(() => exec.get(sql, params)) : exec.get(sql, params);
+      return mustWait() ? outside().then(() => database.get(sql, params)) : exec.get(sql, params);
     },
     run(sql, params) {
-      return mustWait() ? outside().then(() => exec.run(sql, params)) : exec.run(sql, params);
+      return mustWait() ? outside().then(() => database.run(sql, params)) : exec.run(sql, params);
     },
     transaction<T>(fn: (tx: Transaction) => Promise<T>, opts: TransactionOptions = {}): Promise<T> {
       // A transaction opened from inside another one joins it: SQLite has one connection and one writer.
@@ -313,7 +316,8 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
       };
     },
     async migrate(migrations: readonly Migration[]) {
-      await outside();
+      // Checked again after each wait, right before the statement: a transaction may open in between.
+      while (mustWait()) await outside();
       await busyRetry(() => db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)'));
       let applied = 0;
       for (const m of [...migrations].sort((a, b) => a.id - b.id)) {
@@ -330,7 +334,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
       return applied;
     },
     async ping() {
-      await outside();
+      while (mustWait()) await outside();
       try {
         db.prepare('SELECT 1').get();
       } catch (e) {
