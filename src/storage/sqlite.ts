@@ -275,6 +275,9 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
             await busyRetry(() => prep('COMMIT').run());
             return r;
           } catch (e) {
+            // A read made inside it (a call that joined it) saw its writes, which the rollback undoes: for the
+            // change counter's watchers that is a change (a remembered grant or key must not outlive it).
+            for (const w of watchers) w.count++;
             try {
               if (db.open && db.inTransaction) prep('ROLLBACK').run();
             } catch {

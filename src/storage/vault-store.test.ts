@@ -251,6 +251,27 @@ describe('vault store: remembered reads never outlive a change', () => {
     });
   });
 
+  test('SQLite: a read made inside a transaction that then rolls back is not remembered past the rollback', async () => {
+    await withStores(async ({ db, store }) => {
+      const version = 'd'.repeat(32);
+      assert.deepEqual(await store.assignmentsOf('p1'), []);
+      assert.equal(await store.liveVersion('k', undefined), undefined);
+      await assert.rejects(
+        db.transaction(async () => {
+          // Store calls from inside the body join it; their reads see its uncommitted writes.
+          await store.addAssignment({ id: 'a1', principalId: 'p1', roleDefinitionId: RELEASE_USER, scope: '/', createdAt: 1 }, audit);
+          assert.equal(await store.addVersion(keyOf('k', version), 1), 'ok');
+          assert.equal((await store.assignmentsOf('p1')).length, 1);
+          assert.equal((await store.liveVersion('k', undefined))?.version, version);
+          throw new Error('roll back');
+        }),
+        /roll back/,
+      );
+      assert.deepEqual(await store.assignmentsOf('p1'), [], 'a grant rolled back, yet still authorised');
+      assert.equal(await store.liveVersion('k', undefined), undefined, 'a key rolled back, yet still live');
+    });
+  });
+
   let pg: TestDatabase | undefined;
   after(() => pg?.drop());
   test('PostgreSQL: nothing remembered, another connection\'s revocation is seen at once', { skip: pgSkip }, async () => {
