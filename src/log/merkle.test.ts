@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { readFixtureJson } from '../../test/fixtures.js';
 import {
@@ -8,6 +9,7 @@ import {
   EMPTY_ROOT,
   hashChildren,
   hashLeaf,
+  hashLeafText,
   hashRanges,
   inclusionRanges,
   type NodeId,
@@ -177,4 +179,26 @@ describe('RFC 9162 Merkle tree: properties over random trees and sizes', () => {
     assert.deepEqual(ranges.at(-1), { start: 0, end: 2 ** 40 });
     assert.deepEqual(consistencyRanges(2 ** 33, n), [{ start: 2 ** 33, end: 2 ** 34 }, ...Array.from({ length: 6 }, (_, i) => ({ start: 2 ** (34 + i), end: 2 ** (35 + i) })), { start: 2 ** 40, end: n }]);
   });
+});
+
+test('leaf and node hashes are SHA-256 of the RFC 9162 prefixed input, the text form over its UTF-8 bytes', () => {
+  const sha = (...parts: Uint8Array[]) => {
+    const h = createHash('sha256');
+    for (const p of parts) h.update(p);
+    return h.digest();
+  };
+  const texts = ['', 'a', '{"a":1}', 'é😀\u2028', '\ud800 lone \udfff', 'x'.repeat(5000), '\u0000'];
+  for (const t of texts) {
+    const bytes = Buffer.from(t, 'utf8');
+    assert.deepEqual(hashLeafText(t), sha(Buffer.of(0), bytes), JSON.stringify(t.slice(0, 20)));
+    assert.deepEqual(hashLeaf(bytes), sha(Buffer.of(0), bytes));
+  }
+  const a = sha(Buffer.from('a'));
+  const b = sha(Buffer.from('b'));
+  assert.deepEqual(hashChildren(a, b), sha(Buffer.of(1), a, b));
+  assert.notDeepEqual(hashChildren(a, b), hashChildren(b, a));
+  // A view into a larger buffer hashes only its own bytes.
+  const big = Buffer.concat([Buffer.alloc(7, 9), a, b]);
+  assert.deepEqual(hashChildren(big.subarray(7, 39), big.subarray(39)), sha(Buffer.of(1), a, b));
+  assert.deepEqual(hashLeaf(big.subarray(7, 39)), sha(Buffer.of(0), a));
 });

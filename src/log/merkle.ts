@@ -8,19 +8,37 @@
  * Sizes and indices are JavaScript safe integers: the arithmetic here never uses the 32-bit bitwise
  * operators.
  */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 export const HASH_SIZE = 32;
 
 /** MTH({}) = SHA-256() (§2.1.1). */
 export const EMPTY_ROOT: Buffer = createHash('sha256').digest();
 
+// The prefixed input is written into one buffer and hashed by the one-shot `crypto.hash` (no Hash
+// object per call: a node hash 1.6 → 1.0 µs, one per leaf on average plus a batch's root).
+
 export function hashLeaf(entry: Uint8Array): Buffer {
-  return createHash('sha256').update(Buffer.of(0)).update(entry).digest();
+  const input = Buffer.allocUnsafe(1 + entry.length);
+  input[0] = 0;
+  input.set(entry, 1);
+  return hash('sha256', input, 'buffer');
+}
+
+/** {@link hashLeaf} of a text's UTF-8 bytes, encoded straight into the hashed buffer. */
+export function hashLeafText(entry: string): Buffer {
+  const input = Buffer.allocUnsafe(1 + Buffer.byteLength(entry, 'utf8'));
+  input[0] = 0;
+  input.write(entry, 1, 'utf8');
+  return hash('sha256', input, 'buffer');
 }
 
 export function hashChildren(left: Uint8Array, right: Uint8Array): Buffer {
-  return createHash('sha256').update(Buffer.of(1)).update(left).update(right).digest();
+  const input = Buffer.allocUnsafe(1 + left.length + right.length);
+  input[0] = 1;
+  input.set(left, 1);
+  input.set(right, 1 + left.length);
+  return hash('sha256', input, 'buffer');
 }
 
 /** The largest power of two strictly below `n` (n ≥ 2): the split point k of §2.1.1. */

@@ -10,7 +10,7 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { type ConclaveError, type ErrorCode, fail, isConclaveError } from '../core/errors.js';
 import { nextTurn } from '../core/turns.js';
-import { CompactRange, hashLeaf, type NodeId } from './merkle.js';
+import { CompactRange, hashLeafText, type NodeId } from './merkle.js';
 import type { LogReader, StoredLeaf } from './ports.js';
 import { checkTreeHead, logKeyId, type SignedTreeHead } from './tree-head.js';
 
@@ -116,7 +116,7 @@ export async function verifyLog(reader: LogReader, keys: readonly KeyObject[], o
       const completed = new Map<number, { from: number; hashes: Buffer[] }>();
       for (const leaf of page) {
         if (leaf.index !== range.size) throw fail('log.entry_missing', `log entry ${range.size} is missing (the next stored is ${leaf.index})`, { index: range.size });
-        if (!hashLeaf(Buffer.from(leaf.entry, 'utf8')).equals(leaf.leafHash)) throw fail('log.entry_mismatch', `log entry ${leaf.index} does not hash to its leaf hash (changed)`, { index: leaf.index });
+        if (!hashLeafText(leaf.entry).equals(leaf.leafHash)) throw fail('log.entry_mismatch', `log entry ${leaf.index} does not hash to its leaf hash (changed)`, { index: leaf.index });
         if (!chainDone) {
           if (chainPage.length === 0) chainPage = await reader.chain(chain.records + 1, PAGE);
           if (chainPage.length === 0) chainDone = true;

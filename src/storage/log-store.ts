@@ -8,7 +8,7 @@
  */
 import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { fail } from '../core/errors.js';
-import { hashLeaf, type NodeId } from '../log/merkle.js';
+import { hashLeafText, type NodeId } from '../log/merkle.js';
 import type { ChainRecord, LogReader, LogStore, PendingLeaf, PreparedBatch, SealedBatch, SequencerLease, StoredLeaf, TreeState } from '../log/ports.js';
 import type { SignedTreeHead, TreeHead } from '../log/tree-head.js';
 import type { Database, SqlExecutor } from './database.js';
@@ -28,7 +28,7 @@ export interface LogReceipt {
  * {@link LogAppender} instead.
  */
 export async function insertLogEntry(ex: SqlExecutor, entry: string, createdMs: number): Promise<LogReceipt> {
-  const leafHash = hashLeaf(Buffer.from(entry, 'utf8')).toString('hex');
+  const leafHash = hashLeafText(entry).toString('hex');
   await ex.run('INSERT INTO log_queue (leaf_hash, entry, created_ms) VALUES (?, ?, ?)', [leafHash, entry, createdMs]);
   return { leafHash, entry };
 }
@@ -71,7 +71,7 @@ export function createLogAppender(db: Database, opts: { maxBatch?: number } = {}
   );
   return {
     append(entry, createdMs) {
-      return writer.add({ leafHash: hashLeaf(Buffer.from(entry, 'utf8')).toString('hex'), entry, createdMs });
+      return writer.add({ leafHash: hashLeafText(entry).toString('hex'), entry, createdMs });
     },
     stats: writer.stats,
   };
@@ -188,7 +188,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
           if (r.record !== r.entry) throw fail('log.head_missing', `log entry ${r.idx} has an index beyond the latest signed head (size ${size}) but is not the audit-chain record migrated there: a signed head was deleted; the log is not extended until it is restored`, { index: Number(r.idx), treeSize: size });
           if (Number(r.idx) !== size + i) throw fail('log.entry_missing', `migrated log entry ${size + i} is missing (the next stored is ${r.idx})`, { index: size + i });
         });
-        pending = migrated.map((r) => ({ id: Number(r.id), leafHash: hashLeaf(Buffer.from(r.entry, 'utf8')), createdMs: nowMs }));
+        pending = migrated.map((r) => ({ id: Number(r.id), leafHash: hashLeafText(r.entry), createdMs: nowMs }));
       } else {
         const rows = await db.all<{ id: number; leaf_hash: string; created_ms: number }>('SELECT id, leaf_hash, created_ms FROM log_queue ORDER BY id LIMIT ?', [limit]);
         pending = rows.map((r) => ({ id: Number(r.id), leafHash: Buffer.from(r.leaf_hash, 'hex'), createdMs: Number(r.created_ms) }));
