@@ -169,6 +169,13 @@ export function createKeyOperations(core: VaultCore) {
         // record. The software provider's wrap fails only on a fault of this server (sealed bytes that do
         // not open), so a software key is wrapped while its record is committed (below).
         let keyHsm = key.provider === 'software' ? undefined : await wrap();
+        // A software key's wrap is handed to the wrap worker first, so OAEP and AES-KWP run there while this
+        // thread writes the record below (its canonical JSON, leaf hash and INSERT), not after it. Its
+        // outcome is awaited only after the record was queued, so a failed wrap still leaves the record
+        // and the failure record naming it, as before.
+        const wrapJob = keyHsm === undefined ? wrap() : undefined;
+        // Handled now (awaited below): a failed wrap must not count as unhandled while the record is written.
+        wrapJob?.catch(() => undefined);
         draft.detail.enc = enc;
         // The success record is stored before the key leaves; its leaf hash goes back with the key so the
         // TEE can fetch (and check) its inclusion proof (docs/audit.md). Everything it records is known once
@@ -182,7 +189,7 @@ export function createKeyOperations(core: VaultCore) {
         let value: Awaited<ReturnType<typeof buildReleaseResponse>>;
         let wrapped = keyHsm !== undefined;
         try {
-          keyHsm ??= await wrap();
+          keyHsm ??= await (wrapJob ?? wrap());
           wrapped = true;
           const requested = keyId(base(), name, version);
           const jwk = { ...publicKeyWire(base(), key), key_hsm: keyHsm } as { kid: string; kty: string; key_hsm: string };
