@@ -49,15 +49,19 @@ export function createKeyOperations(core: VaultCore) {
   let signer: Promise<ReleaseSigner> | undefined;
 
   function releaseSigner(): Promise<ReleaseSigner> {
+    // Remembered once made: every release asks for it, and nothing below depends on the request.
+    if (signer !== undefined) return signer;
     // The certificate names the vault host (SAN), so a client can check that the release was signed
     // for the vault it asked; one key per host, as a vault answering under two names has two identities.
     const host = new URL(deps.baseUrl()).hostname.replace(/^\[|\]$/g, '');
     const subject = `${deps.baseUrl()} key release`;
-    signer ??= deps.releaseKey(subject, host).then((k) => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: k.chainDer ?? [k.certDer], ...(k.alg ? { alg: k.alg } : {}) }));
-    signer.catch(() => {
-      signer = undefined;
+    const made = deps.releaseKey(subject, host).then((k) => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: k.chainDer ?? [k.certDer], ...(k.alg ? { alg: k.alg } : {}) }));
+    signer = made;
+    // A signer that could not be made is asked for again by the next release.
+    made.catch(() => {
+      if (signer === made) signer = undefined;
     });
-    return signer;
+    return made;
   }
 
   return {

@@ -177,3 +177,50 @@ test('a TEE key the wrap cannot use (a modulus over 16384 bits, a 65-bit exponen
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the release-signing key is made once for every release, and made again after it could not be made', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'conclave-release-audit-'));
+  const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);
+  try {
+    await db.migrate(MIGRATIONS);
+    const issuer = 'https://authority.test';
+    const authority = await createFakeAuthority(issuer, { alg: 'RS256' });
+    const signing = generateRsaKeyPair(2048);
+    const sealer = createSealer(new Uint8Array(randomBytes(32)));
+    const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
+    const asked: [string, string][] = [];
+    const service = createVaultService({
+      store: createVaultStore(db),
+      protector: createSoftwareKeyProtector(sealer),
+      getJwks: fakeJwksPort({ [issuer]: { keys: [authority.jwk] } }),
+      releaseKey: async (subject, host) => {
+        asked.push([subject, host]);
+        if (asked.length === 1) throw new Error('the signing key is not there yet');
+        return { certDer: new Uint8Array(randomBytes(64)), sign: async (data: Uint8Array) => new Uint8Array(sign('sha256', data, signing.privateKey)) };
+      },
+      sealer,
+      now: () => new Date(),
+      baseUrl: () => 'https://[::1]:8443',
+      trustedAuthorities: [issuer],
+      simulate: false,
+      softDelete: { recoverableDays: 7, purgeProtection: false },
+      logger: { error: () => undefined },
+    });
+    await service.assign(admin, { principalId: 'admin', role: 'Key Vault Crypto Service Release User', scope: '/' });
+    const policy = { version: '1.0.0', anyOf: [{ authority: issuer, allOf: [{ claim: 'x-ms-attestation-type', equals: 'sevsnpvm' }] }] };
+    await service.create(admin, LATEST, 'k', { kty: 'RSA-HSM', key_size: 2048, attributes: { exportable: true }, release_policy: { data: Buffer.from(JSON.stringify(policy)).toString('base64url') } });
+    const tee = generateRsaKeyPair(2048).publicKey.export({ format: 'jwk' });
+    const now = Math.floor(Date.now() / 1000);
+    const target = authority.token({ iat: now, nbf: now, exp: now + 600, 'x-ms-attestation-type': 'sevsnpvm', 'x-ms-runtime': { keys: [{ ...tee, kid: 'tee', key_ops: ['encrypt'] }] } });
+    const release = () => service.release(admin, LATEST, 'k', undefined, { target, enc: 'RSA_AES_KEY_WRAP_256' });
+    await assert.rejects(release(), /the signing key is not there yet/);
+    for (let i = 0; i < 3; i++) assert.match((await release()).value, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+    assert.deepEqual(asked, [
+      ['https://[::1]:8443 key release', '::1'],
+      ['https://[::1]:8443 key release', '::1'],
+    ], 'asked again after the failure, then once for every later release; the host without its brackets');
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
