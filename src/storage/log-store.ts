@@ -137,7 +137,10 @@ async function storeBatch(tx: SqlExecutor, batch: PreparedBatch, migrated: boole
     } else {
       const values = part.map(() => '(CAST(? AS BIGINT), CAST(? AS BIGINT))').join(', ');
       const params = part.flatMap((l) => [l.id, l.index]);
-      await tx.run(`WITH v (id, idx) AS (VALUES ${values}) INSERT INTO log_entries (leaf_hash, entry, created_ms, idx) SELECT q.leaf_hash, q.entry, q.created_ms, v.idx FROM log_queue q JOIN v ON v.id = q.id ORDER BY v.idx`, params);
+      // A plain INSERT (no WITH clause; VALUES names its columns column1, column2 on both stores): SQLite's
+      // change counter knows its table, a log table, so a batch does not expire what the vault store
+      // remembered of roles and keys (src/storage/vault-store.ts) and the next release need not read it again.
+      await tx.run(`INSERT INTO log_entries (leaf_hash, entry, created_ms, idx) SELECT q.leaf_hash, q.entry, q.created_ms, v.column2 FROM log_queue q JOIN (VALUES ${values}) AS v ON v.column1 = q.id ORDER BY v.column2`, params);
       await tx.run(`DELETE FROM log_queue WHERE id IN (${placeholders(part.length)})`, part.map((l) => l.id));
     }
   }
