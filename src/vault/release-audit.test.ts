@@ -24,7 +24,25 @@ import { createFakeAuthority, fakeJwksPort } from './release/testing.js';
 import { createVaultService } from './service.js';
 import { generateRsaKeyPair } from '../core/keygen.js';
 
-for (const provider of ['software', 'pkcs11'] as const) test(`the release record is stored with the answer; a signature (or a ${provider} wrap) failing after it is stored is a second record naming the first`, async () => {
+type Service = ReturnType<typeof createVaultService>;
+type Deps = Parameters<typeof createVaultService>[0];
+const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
+
+/**
+ * A vault service on a fresh SQLite file, its release authority trusted, 'admin' a release user, and key 'k'
+ * (exportable RSA-HSM, released to SEV-SNP tokens); `protector`, `releaseKey` and `baseUrl` as the case needs
+ * (the software protector, a release signer over `signing`, https://vault.test otherwise).
+ */
+async function withReleaseVault(
+  options: { protector?: (sealer: ReturnType<typeof createSealer>) => Deps['protector']; releaseKey?: (signing: ReturnType<typeof generateRsaKeyPair>) => Deps['releaseKey']; baseUrl?: string },
+  body: (v: {
+    service: Service;
+    /** The release records stored so far (queued or sequenced): their text, oldest first. */
+    releaseTexts: () => Promise<string[]>;
+    /** A target token whose runtime keys are `jwk` (as the TEE's encryption key). */
+    targetFor: (jwk: object) => string;
+  }) => Promise<void>,
+): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'conclave-release-audit-'));
   const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);
   try {
@@ -32,34 +50,15 @@ for (const provider of ['software', 'pkcs11'] as const) test(`the release record
     const issuer = 'https://authority.test';
     const authority = await createFakeAuthority(issuer, { alg: 'RS256' });
     const signing = generateRsaKeyPair(2048);
-    let failSigning = false;
-    let failWrap = false;
     const sealer = createSealer(new Uint8Array(randomBytes(32)));
-    const software = createSoftwareKeyProtector(sealer);
-    // The software protector under the provider name the case stands for: keys record it, and the release orders its wrap by it.
-    const protector = {
-      ...software,
-      provider,
-      releaseWrapped: async (...args: Parameters<typeof software.releaseWrapped>) => {
-        if (failWrap) throw fail('hsm.mechanism_unsupported', 'the token cannot do this wrap');
-        return software.releaseWrapped(...args);
-      },
-    };
-    const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
     const service = createVaultService({
       store: createVaultStore(db),
-      protector,
+      protector: options.protector?.(sealer) ?? createSoftwareKeyProtector(sealer),
       getJwks: fakeJwksPort({ [issuer]: { keys: [authority.jwk] } }),
-      releaseKey: async () => ({
-        certDer: new Uint8Array(randomBytes(64)),
-        sign: async (data: Uint8Array) => {
-          if (failSigning) throw new Error('the signing key is unavailable');
-          return new Uint8Array(sign('sha256', data, signing.privateKey));
-        },
-      }),
+      releaseKey: options.releaseKey?.(signing) ?? (async () => ({ certDer: new Uint8Array(randomBytes(64)), sign: async (data: Uint8Array) => new Uint8Array(sign('sha256', data, signing.privateKey)) })),
       sealer,
       now: () => new Date(),
-      baseUrl: () => 'https://vault.test',
+      baseUrl: () => options.baseUrl ?? 'https://vault.test',
       trustedAuthorities: [issuer],
       simulate: false,
       softDelete: { recoverableDays: 7, purgeProtection: false },
@@ -68,13 +67,46 @@ for (const provider of ['software', 'pkcs11'] as const) test(`the release record
     await service.assign(admin, { principalId: 'admin', role: 'Key Vault Crypto Service Release User', scope: '/' });
     const policy = { version: '1.0.0', anyOf: [{ authority: issuer, allOf: [{ claim: 'x-ms-attestation-type', equals: 'sevsnpvm' }] }] };
     await service.create(admin, LATEST, 'k', { kty: 'RSA-HSM', key_size: 2048, attributes: { exportable: true }, release_policy: { data: Buffer.from(JSON.stringify(policy)).toString('base64url') } });
-    const tee = generateRsaKeyPair(2048).publicKey.export({ format: 'jwk' });
     const now = Math.floor(Date.now() / 1000);
-    const target = authority.token({ iat: now, nbf: now, exp: now + 600, 'x-ms-attestation-type': 'sevsnpvm', 'x-ms-runtime': { keys: [{ ...tee, kid: 'tee', key_ops: ['encrypt'] }] } });
-    const releases = async () =>
-      (await db.all<{ entry: string }>('SELECT entry FROM log_queue UNION ALL SELECT entry FROM log_entries'))
-        .map((r) => JSON.parse(r.entry) as { operation: string; result: string; detail?: Record<string, unknown> })
-        .filter((r) => r.operation === 'release');
+    await body({
+      service,
+      releaseTexts: async () =>
+        (await db.all<{ entry: string }>('SELECT entry FROM log_queue UNION ALL SELECT entry FROM log_entries')).map((r) => r.entry).filter((e) => JSON.parse(e).operation === 'release'),
+      targetFor: (jwk) => authority.token({ iat: now, nbf: now, exp: now + 600, 'x-ms-attestation-type': 'sevsnpvm', 'x-ms-runtime': { keys: [{ ...jwk, kid: 'tee', key_ops: ['encrypt'] }] } }),
+    });
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+for (const provider of ['software', 'pkcs11'] as const) test(`the release record is stored with the answer; a signature (or a ${provider} wrap) failing after it is stored is a second record naming the first`, async () => {
+  let failSigning = false;
+  let failWrap = false;
+  const options = {
+    // The software protector under the provider name the case stands for: keys record it, and the release orders its wrap by it.
+    protector: (sealer: ReturnType<typeof createSealer>) => {
+      const software = createSoftwareKeyProtector(sealer);
+      return {
+        ...software,
+        provider,
+        releaseWrapped: async (...args: Parameters<typeof software.releaseWrapped>) => {
+          if (failWrap) throw fail('hsm.mechanism_unsupported', 'the token cannot do this wrap');
+          return software.releaseWrapped(...args);
+        },
+      };
+    },
+    releaseKey: (signing: ReturnType<typeof generateRsaKeyPair>) => async () => ({
+      certDer: new Uint8Array(randomBytes(64)),
+      sign: async (data: Uint8Array) => {
+        if (failSigning) throw new Error('the signing key is unavailable');
+        return new Uint8Array(sign('sha256', data, signing.privateKey));
+      },
+    }),
+  };
+  await withReleaseVault(options, async ({ service, releaseTexts, targetFor }) => {
+    const target = targetFor(generateRsaKeyPair(2048).publicKey.export({ format: 'jwk' }));
+    const releases = async () => (await releaseTexts()).map((e) => JSON.parse(e) as { operation: string; result: string; detail?: Record<string, unknown> });
 
     const answer = await service.release(admin, LATEST, 'k', undefined, { target, enc: 'RSA_AES_KEY_WRAP_256' });
     const [ok] = await releases();
@@ -90,7 +122,7 @@ for (const provider of ['software', 'pkcs11'] as const) test(`the release record
       ['success', 'failed'],
       'the record stored while signing, then the failure',
     );
-    const stored = (await db.all<{ entry: string }>('SELECT entry FROM log_queue UNION ALL SELECT entry FROM log_entries')).map((r) => r.entry).filter((e) => JSON.parse(e).operation === 'release')[1]!;
+    const stored = (await releaseTexts())[1]!;
     assert.equal((after[1]!.detail!.notSent as { leafHash: string }).leafHash, hashLeaf(Buffer.from(stored, 'utf8')).toString('hex'), 'the failure names the record of the release that was not sent');
     assert.match((after[1]!.detail!.notSent as { reason: string }).reason, /^the response signature failed/);
 
@@ -104,7 +136,7 @@ for (const provider of ['software', 'pkcs11'] as const) test(`the release record
         wrapFailed.map((r) => r.result),
         ['success', 'failed'],
       );
-      const record = (await db.all<{ entry: string }>('SELECT entry FROM log_queue UNION ALL SELECT entry FROM log_entries')).map((r) => r.entry).filter((e) => JSON.parse(e).operation === 'release')[3]!;
+      const record = (await releaseTexts())[3]!;
       const notSent = wrapFailed[1]!.detail!.notSent as { leafHash: string; reason: string };
       assert.equal(notSent.leafHash, hashLeaf(Buffer.from(record, 'utf8')).toString('hex'));
       assert.match(notSent.reason, /^the key wrap failed/);
@@ -115,10 +147,7 @@ for (const provider of ['software', 'pkcs11'] as const) test(`the release record
         [['failed', undefined]],
       );
     }
-  } finally {
-    await db.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 /** A modulus of `bytes` bytes (top bit set, odd): enough for RSA-OAEP to try it; nobody holds its private key. */
@@ -130,88 +159,34 @@ const modulusOf = (bytes: number) => {
 };
 
 test('a TEE key the wrap cannot use (a modulus over 16384 bits, a 65-bit exponent on 4096 bits) is refused before any record: a 400, one failure record, no success', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'conclave-release-audit-'));
-  const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);
-  try {
-    await db.migrate(MIGRATIONS);
-    const issuer = 'https://authority.test';
-    const authority = await createFakeAuthority(issuer, { alg: 'RS256' });
-    const signing = generateRsaKeyPair(2048);
-    const sealer = createSealer(new Uint8Array(randomBytes(32)));
-    const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
-    const service = createVaultService({
-      store: createVaultStore(db),
-      protector: createSoftwareKeyProtector(sealer),
-      getJwks: fakeJwksPort({ [issuer]: { keys: [authority.jwk] } }),
-      releaseKey: async () => ({ certDer: new Uint8Array(randomBytes(64)), sign: async (data: Uint8Array) => new Uint8Array(sign('sha256', data, signing.privateKey)) }),
-      sealer,
-      now: () => new Date(),
-      baseUrl: () => 'https://vault.test',
-      trustedAuthorities: [issuer],
-      simulate: false,
-      softDelete: { recoverableDays: 7, purgeProtection: false },
-      logger: { error: () => undefined },
-    });
-    await service.assign(admin, { principalId: 'admin', role: 'Key Vault Crypto Service Release User', scope: '/' });
-    const policy = { version: '1.0.0', anyOf: [{ authority: issuer, allOf: [{ claim: 'x-ms-attestation-type', equals: 'sevsnpvm' }] }] };
-    await service.create(admin, LATEST, 'k', { kty: 'RSA-HSM', key_size: 2048, attributes: { exportable: true }, release_policy: { data: Buffer.from(JSON.stringify(policy)).toString('base64url') } });
-    const now = Math.floor(Date.now() / 1000);
-    const releases = async () =>
-      (await db.all<{ entry: string }>('SELECT entry FROM log_queue UNION ALL SELECT entry FROM log_entries'))
-        .map((r) => JSON.parse(r.entry) as { operation: string; result: string; code?: string })
-        .filter((r) => r.operation === 'release');
+  await withReleaseVault({}, async ({ service, releaseTexts, targetFor }) => {
     const unusable = [
       { kty: 'RSA', n: modulusOf(2100), e: 'AQAB' },
       { kty: 'RSA', n: modulusOf(512), e: Buffer.from('010000000000000001', 'hex').toString('base64url') },
     ];
     for (const [i, jwk] of unusable.entries()) {
-      const target = authority.token({ iat: now, nbf: now, exp: now + 600, 'x-ms-attestation-type': 'sevsnpvm', 'x-ms-runtime': { keys: [{ ...jwk, kid: 'tee', key_ops: ['encrypt'] }] } });
+      const target = targetFor(jwk);
       await assert.rejects(service.release(admin, LATEST, 'k', undefined, { target, enc: 'RSA_AES_KEY_WRAP_256' }), (e: { code?: string; status?: number }) => e.code === 'release.no_wrapping_key' && e.status === 400);
       assert.deepEqual(
-        (await releases()).slice(i).map((r) => [r.result, r.code]),
+        (await releaseTexts())
+          .slice(i)
+          .map((e) => JSON.parse(e) as { result: string; code?: string })
+          .map((r) => [r.result, r.code]),
         [['failed', 'release.no_wrapping_key']],
       );
     }
-  } finally {
-    await db.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('the release-signing key is made once for every release, and made again after it could not be made', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'conclave-release-audit-'));
-  const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);
-  try {
-    await db.migrate(MIGRATIONS);
-    const issuer = 'https://authority.test';
-    const authority = await createFakeAuthority(issuer, { alg: 'RS256' });
-    const signing = generateRsaKeyPair(2048);
-    const sealer = createSealer(new Uint8Array(randomBytes(32)));
-    const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
-    const asked: [string, string][] = [];
-    const service = createVaultService({
-      store: createVaultStore(db),
-      protector: createSoftwareKeyProtector(sealer),
-      getJwks: fakeJwksPort({ [issuer]: { keys: [authority.jwk] } }),
-      releaseKey: async (subject, host) => {
-        asked.push([subject, host]);
-        if (asked.length === 1) throw new Error('the signing key is not there yet');
-        return { certDer: new Uint8Array(randomBytes(64)), sign: async (data: Uint8Array) => new Uint8Array(sign('sha256', data, signing.privateKey)) };
-      },
-      sealer,
-      now: () => new Date(),
-      baseUrl: () => 'https://[::1]:8443',
-      trustedAuthorities: [issuer],
-      simulate: false,
-      softDelete: { recoverableDays: 7, purgeProtection: false },
-      logger: { error: () => undefined },
-    });
-    await service.assign(admin, { principalId: 'admin', role: 'Key Vault Crypto Service Release User', scope: '/' });
-    const policy = { version: '1.0.0', anyOf: [{ authority: issuer, allOf: [{ claim: 'x-ms-attestation-type', equals: 'sevsnpvm' }] }] };
-    await service.create(admin, LATEST, 'k', { kty: 'RSA-HSM', key_size: 2048, attributes: { exportable: true }, release_policy: { data: Buffer.from(JSON.stringify(policy)).toString('base64url') } });
-    const tee = generateRsaKeyPair(2048).publicKey.export({ format: 'jwk' });
-    const now = Math.floor(Date.now() / 1000);
-    const target = authority.token({ iat: now, nbf: now, exp: now + 600, 'x-ms-attestation-type': 'sevsnpvm', 'x-ms-runtime': { keys: [{ ...tee, kid: 'tee', key_ops: ['encrypt'] }] } });
+  const asked: [string, string][] = [];
+  const releaseKey: (signing: ReturnType<typeof generateRsaKeyPair>) => Deps['releaseKey'] = (signing) => async (subject, host) => {
+    asked.push([subject, host]);
+    if (asked.length === 1) throw new Error('the signing key is not there yet');
+    return { certDer: new Uint8Array(randomBytes(64)), sign: async (data: Uint8Array) => new Uint8Array(sign('sha256', data, signing.privateKey)) };
+  };
+  await withReleaseVault({ releaseKey, baseUrl: 'https://[::1]:8443' }, async ({ service, targetFor }) => {
+    const target = targetFor(generateRsaKeyPair(2048).publicKey.export({ format: 'jwk' }));
     const release = () => service.release(admin, LATEST, 'k', undefined, { target, enc: 'RSA_AES_KEY_WRAP_256' });
     await assert.rejects(release(), /the signing key is not there yet/);
     for (let i = 0; i < 3; i++) assert.match((await release()).value, /^[\w-]+\.[\w-]+\.[\w-]+$/);
@@ -219,8 +194,5 @@ test('the release-signing key is made once for every release, and made again aft
       ['https://[::1]:8443 key release', '::1'],
       ['https://[::1]:8443 key release', '::1'],
     ], 'asked again after the failure, then once for every later release; the host without its brackets');
-  } finally {
-    await db.close();
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
