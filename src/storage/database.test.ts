@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../../test/helpers/postgres.js';
+import { signal } from '../../test/helpers/signal.js';
 import { isConclaveError } from '../core/errors.js';
 import { type Database, type Migration, type Transaction, bumpVersion, readVersion, versionedCache, withRetry } from './database.js';
 import { openDatabase } from './open.js';
@@ -171,14 +172,8 @@ for (const backend of [sqlite, postgres]) {
     });
 
     test('reads outside a transaction never see its uncommitted writes', async () => {
-      let release!: () => void;
-      const gate = new Promise<void>((r) => {
-        release = r;
-      });
-      let inserted!: () => void;
-      const didInsert = new Promise<void>((r) => {
-        inserted = r;
-      });
+      const [gate, release] = signal();
+      const [didInsert, inserted] = signal();
       const tx = db.transaction(async (t) => {
         await t.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['dirty', 1]);
         inserted();
@@ -236,10 +231,7 @@ for (const backend of [sqlite, postgres]) {
     });
 
     test('a continuation left from an ended transaction does not join the next one', async () => {
-      let release!: () => void;
-      const gate = new Promise<void>((r) => {
-        release = r;
-      });
+      const [gate, release] = signal();
       let leftover!: Promise<unknown>;
       await db.transaction(async (tx) => {
         await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['left0', 1]);
@@ -265,14 +257,8 @@ for (const backend of [sqlite, postgres]) {
     });
 
     test('a statement that waited behind one transaction does not land in the next one', async () => {
-      let release!: () => void;
-      const gate = new Promise<void>((r) => {
-        release = r;
-      });
-      let opened!: () => void;
-      const isOpen = new Promise<void>((r) => {
-        opened = r;
-      });
+      const [gate, release] = signal();
+      const [isOpen, opened] = signal();
       const first = db.transaction(async (tx) => {
         await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['wait0', 1]);
         opened();
@@ -296,18 +282,9 @@ for (const backend of [sqlite, postgres]) {
     });
 
     test('of two transactions open at once, the first ending leaves the second joined, and its leftovers join neither', async () => {
-      let endFirst!: () => void;
-      const firstGate = new Promise<void>((r) => {
-        endFirst = r;
-      });
-      let firstEnded!: () => void;
-      const firstDone = new Promise<void>((r) => {
-        firstEnded = r;
-      });
-      let go!: () => void;
-      const leftGo = new Promise<void>((r) => {
-        go = r;
-      });
+      const [firstGate, endFirst] = signal();
+      const [firstDone, firstEnded] = signal();
+      const [leftGo, go] = signal();
       let leftover!: Promise<unknown>;
       const first = db.transaction(async (tx) => {
         await tx.run('INSERT INTO counters (name, value) VALUES (?, ?)', ['both1', 1]);

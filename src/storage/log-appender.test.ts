@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, postgresUnavailable } from '../../test/helpers/postgres.js';
+import { signal } from '../../test/helpers/signal.js';
 import { hashLeaf } from '../log/merkle.js';
 import { createSequencer } from '../log/sequencer.js';
 import { type LogSigner, logKeyId } from '../log/tree-head.js';
@@ -127,14 +128,8 @@ for (const backend of backends) {
 
     test('an append that waited behind one transaction is not made part of the next: its rollback leaves the acknowledged entry stored', async () => {
       const appender = createLogAppender(env.db);
-      let release!: () => void;
-      const gate = new Promise<void>((r) => {
-        release = r;
-      });
-      let opened!: () => void;
-      const isOpen = new Promise<void>((r) => {
-        opened = r;
-      });
+      const [gate, release] = signal();
+      const [isOpen, opened] = signal();
       // A transaction open when the append comes (the sequencer's, a key operation's), a second one queued behind it.
       const first = env.db.transaction(async (tx) => {
         await tx.get('SELECT 1 AS x');
@@ -272,14 +267,8 @@ describe('no store lock while the sequencer reads and hashes its batch (SQLite: 
       await first.release();
       // The next one reads the stored edge of that tree before it appends; the read is held there.
       await appender.append(entry(503), Date.now());
-      let reading: () => void = () => undefined;
-      const read = new Promise<void>((r) => {
-        reading = r;
-      });
-      let release: () => void = () => undefined;
-      const held = new Promise<void>((r) => {
-        release = r;
-      });
+      const [read, reading] = signal();
+      const [held, release] = signal();
       const inner = createLogStore(db);
       const store = {
         ...inner,
