@@ -55,6 +55,19 @@ async function checkCaseInsensitive(db: Database): Promise<void> {
   assert.deepEqual(await store.assignmentsOf('p1'), [{ roleDefinitionId: '08bbd89e-9f13-488c-ac41-acfcb10c90ab', scope: '/keys/Bar' }]);
 }
 
+/** A stored EC key version of `name` (its bytes are never used: the store only keeps and MACs them). */
+const keyOf = (name: string, version: string) => ({
+  name,
+  version,
+  kty: 'EC' as const,
+  crv: 'P-256' as const,
+  keyOps: ['sign' as const, 'verify' as const],
+  publicJwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' },
+  handle: new Uint8Array([1, 2, 3]),
+  provider: 'software',
+  attributes: { enabled: true, exportable: false, created: 1, updated: 1 },
+});
+
 describe('vault store: migrations 201 (case-insensitive key names) and 202 (role definition ids)', () => {
   test('SQLite', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'conclave-vs-'));
@@ -90,17 +103,7 @@ describe('vault store: liveVersion gives a verified row out again only while the
     try {
       await db.migrate(MIGRATIONS);
       const version = 'c'.repeat(32);
-      const key = {
-        name: 'k',
-        version,
-        kty: 'EC' as const,
-        crv: 'P-256' as const,
-        keyOps: ['sign' as const, 'verify' as const],
-        publicJwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' },
-        handle: new Uint8Array([1, 2, 3]),
-        provider: 'software',
-        attributes: { enabled: true, exportable: false, created: 1, updated: 1 },
-      };
+      const key = keyOf('k', version);
       assert.equal(await store.addVersion(key, 1), 'ok');
       const first = await store.liveVersion('k', undefined);
       const again = await store.liveVersion('K', undefined);
@@ -144,17 +147,6 @@ describe('vault store: liveVersion gives a verified row out again only while the
 describe('vault store: remembered reads never outlive a change', () => {
   const audit = { time: new Date(0).toISOString(), principal: 'admin', operation: 'test', result: 'success' as const, status: 200 };
   const RELEASE_USER = '08bbd89e-9f13-488c-ac41-acfcb10c90ab';
-  const keyOf = (name: string, version: string) => ({
-    name,
-    version,
-    kty: 'EC' as const,
-    crv: 'P-256' as const,
-    keyOps: ['sign' as const, 'verify' as const],
-    publicJwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' },
-    handle: new Uint8Array([1, 2, 3]),
-    provider: 'software',
-    attributes: { enabled: true, exportable: false, created: 1, updated: 1 },
-  });
   /** Runs one statement on the file from another process (the CLI, a sqlite3 shell, a second server). */
   const fromAnotherProcess = async (path: string, sql: string) => {
     const { spawnSync } = await import('node:child_process');
