@@ -168,19 +168,25 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   /**
    * Runs a statement; one that failed with SQLITE_BUSY changed nothing, so it is retried with back-off.
    * The first try runs at once (no async frame of its own: a key release issues several statements).
+   * `turn` is asked before each try after a back-off, right before it runs (undefined: run now; a promise:
+   * wait for it and ask again): a transaction of this process may have opened (or, for a transaction's own
+   * statement, ended) while the statement slept, and a retry run then would land inside another
+   * transaction on the shared connection (acknowledged before anything is committed, and undone by that
+   * transaction's rollback).
    */
-  const busyRetry = <T>(op: () => T): Promise<T> => {
+  const busyRetry = <T>(op: () => T, turn?: () => Promise<unknown> | undefined): Promise<T> => {
     try {
       return Promise.resolve(op());
     } catch (e) {
       if (!isBusy(e)) return Promise.reject(storeError(e, path));
-      return retryBusy(op);
+      return retryBusy(op, turn);
     }
   };
-  const retryBusy = async <T>(op: () => T): Promise<T> => {
+  const retryBusy = async <T>(op: () => T, turn?: () => Promise<unknown> | undefined): Promise<T> => {
     const started = Date.now();
     for (let i = 0; ; i++) {
       try {
+        if (i > 0 && turn) for (let wait = turn(); wait; wait = turn()) await wait;
         return op();
       } catch (e) {
         if (!isBusy(e)) throw storeError(e, path);
@@ -189,13 +195,14 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
       }
     }
   };
-  const exec: SqlExecutor = {
+  /** The statements of one caller: `turn` as for {@link busyRetry}. */
+  const executor = (turn: () => Promise<unknown> | undefined): SqlExecutor => ({
     all<T>(sql: string, params?: readonly unknown[]) {
       return busyRetry(() => {
         const s = prep(sql);
         wrote(sql);
         return s.all(...toSqlite(params)).map(fromSqlite) as T[];
-      });
+      }, turn);
     },
     get<T>(sql: string, params?: readonly unknown[]) {
       return busyRetry(() => {
@@ -203,7 +210,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
         wrote(sql);
         const row = s.get(...toSqlite(params));
         return (row === undefined ? undefined : fromSqlite(row)) as T | undefined;
-      });
+      }, turn);
     },
     run(sql: string, params?: readonly unknown[]) {
       return busyRetry(() => {
@@ -211,9 +218,9 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
         wrote(sql);
         // A RETURNING statement is a "reader" to better-sqlite3; run() still executes it.
         return { changes: s.run(...toSqlite(params)).changes };
-      });
+      }, turn);
     },
-  };
+  });
   let chain: Promise<unknown> = Promise.resolve();
   /** The open transaction's token and executor. */
   let open: symbol | undefined;
@@ -231,14 +238,19 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   };
   /** Whether a statement from here must wait for a transaction (one is open, and this is not inside it). */
   const mustWait = () => open !== undefined && scope.getStore() !== open;
+  /** The database's own statements (outside a transaction, or joining the open one from inside its body). */
+  const exec = executor(() => (mustWait() ? outside() : undefined));
   const ended = () => Promise.reject(fail('internal', 'a SQLite transaction handle was used after its transaction ended', { path }));
   /** One transaction's executor: its statements run only while that transaction is the open one. */
-  const txHandle = (token: symbol): Transaction => ({
-    all: (sql, params) => (open === token ? exec.all(sql, params) : ended()),
-    get: (sql, params) => (open === token ? exec.get(sql, params) : ended()),
-    run: (sql, params) => (open === token ? exec.run(sql, params) : ended()),
-    lock: async () => (open === token ? undefined : ended()),
-  });
+  const txHandle = (token: symbol): Transaction => {
+    const own = executor(() => (open === token ? undefined : ended()));
+    return {
+      all: (sql, params) => (open === token ? own.all(sql, params) : ended()),
+      get: (sql, params) => (open === token ? own.get(sql, params) : ended()),
+      run: (sql, params) => (open === token ? own.run(sql, params) : ended()),
+      lock: async () => (open === token ? undefined : ended()),
+    };
+  };
   let closed = false;
   const database: Database = {
     dialect: 'sqlite',
@@ -321,7 +333,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     async migrate(migrations: readonly Migration[]) {
       // Checked again after each wait, right before the statement: a transaction may open in between.
       while (mustWait()) await outside();
-      await busyRetry(() => db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)'));
+      await busyRetry(() => db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)'), () => (mustWait() ? outside() : undefined));
       let applied = 0;
       for (const m of [...migrations].sort((a, b) => a.id - b.id)) {
         // Checked inside the write lock: another process may have applied it since we looked.
