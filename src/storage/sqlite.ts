@@ -157,13 +157,22 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     }
     return s;
   };
-  /** The watchers of {@link Database.changeCounter}: each counts this connection's writes but to the tables it ignores. */
-  const watchers: { readonly ignored: ReadonlySet<string>; count: number }[] = [];
+  /**
+   * The watchers of {@link Database.changeCounter}: each counts this connection's writes but to the tables it
+   * ignores. `dirty`: the open transaction wrote what it watches, uncommitted; until it ends every call of
+   * the counter gives a new count, so that nothing read meanwhile (inside it: its uncommitted writes) is
+   * served from memory, to it or to a caller outside it, and its end moves the counter once more.
+   */
+  const watchers: { readonly ignored: ReadonlySet<string>; count: number; dirty: boolean }[] = [];
   /** Counts a statement about to run (before it runs: one that then fails counts too). */
   const wrote = (sql: string) => {
     if (watchers.length === 0 || !writes.has(sql)) return;
     const table = writes.get(sql);
-    for (const w of watchers) if (table === null || table === undefined || !w.ignored.has(table)) w.count++;
+    for (const w of watchers) {
+      if (table !== null && table !== undefined && w.ignored.has(table)) continue;
+      w.count++;
+      if (open !== undefined) w.dirty = true;
+    }
   };
   /**
    * Runs a statement; one that failed with SQLITE_BUSY changed nothing, so it is retried with back-off.
@@ -300,6 +309,11 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
             open = undefined;
             openTx = undefined;
             scope.disable();
+            for (const w of watchers) {
+              if (!w.dirty) continue;
+              w.dirty = false;
+              w.count++;
+            }
           }
         });
       chain = next;
@@ -311,7 +325,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     },
     durable,
     changeCounter(ignoredTables: readonly string[]) {
-      const w = { ignored: new Set(ignoredTables.map((t) => t.toLowerCase())), count: 0 };
+      const w = { ignored: new Set(ignoredTables.map((t) => t.toLowerCase())), count: 0, dirty: false };
       watchers.push(w);
       const dataVersion = db.prepare('PRAGMA data_version').pluck();
       let seen: unknown;
@@ -327,6 +341,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
           seen = undefined;
           w.count++;
         }
+        if (w.dirty) w.count++;
         return w.count;
       };
     },
@@ -339,7 +354,10 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
         // Checked inside the write lock: another process may have applied it since we looked.
         const did = await database.transaction(async () => {
           if (db.prepare('SELECT 1 FROM schema_migrations WHERE id = ?').get(m.id)) return false;
-          for (const w of watchers) w.count++;
+          for (const w of watchers) {
+            w.count++;
+            w.dirty = true;
+          }
           db.exec(renderSql(m.sql, 'sqlite'));
           db.prepare('INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, new Date().toISOString());
           return true;
