@@ -59,11 +59,16 @@ export function createPolicyStore(db: Database, now: () => Date, mac?: RowMac): 
         seconds(),
         integrity.compute(CERTIFICATE, [thumb, der]),
       ]);
+      // An autocommitted write: answered once it is on the disk (SQLite), as a transaction is.
+      await db.durable?.();
       return r.changes > 0;
     },
     async removeCertificate(der) {
       const thumb = createHash('sha1').update(der).digest('hex');
-      return (await db.run('DELETE FROM attestation_policy_certificates WHERE thumbprint = ?', [thumb])).changes > 0;
+      const r = await db.run('DELETE FROM attestation_policy_certificates WHERE thumbprint = ?', [thumb]);
+      // A signer's removal is not answered while a power loss could bring it back.
+      await db.durable?.();
+      return r.changes > 0;
     },
     async version() {
       const row = await db.get<{ version: number }>('SELECT version FROM attestation_policy_version WHERE id = 1');

@@ -82,6 +82,8 @@ export function createConsoleStore(db: Database, mac?: RowMac): ConsoleStore {
         const known = await db.get('SELECT 1 AS one FROM console_sign_in_codes WHERE code_sha256 = ?', [codeSha256]);
         return { status: known ? 'used' : 'unknown' };
       }
+      // Spent on the disk before it opens a session: a power loss must not make the code good again.
+      await db.durable?.();
       if (!intact(CODE, [codeSha256, row.principal, Number(row.expires_ms)], row.integrity, 'console sign-in code')) return { status: 'unknown' };
       // Checked after the update, so an expired code is spent too and never tried twice.
       if (Number(row.expires_ms) <= nowMs) return { status: 'expired' };
@@ -117,6 +119,8 @@ export function createConsoleStore(db: Database, mac?: RowMac): ConsoleStore {
     },
     async removeSession(idSha256) {
       await db.run('DELETE FROM console_sessions WHERE id_sha256 = ?', [idSha256]);
+      // A sign-out is answered once it is on the disk: a power loss must not bring the session back.
+      await db.durable?.();
     },
     async purge(nowMs) {
       await db.run('DELETE FROM console_sign_in_codes WHERE expires_ms <= ?', [nowMs]);
