@@ -146,6 +146,12 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
   const evaluationTurn = createTurnQueue(MAX_WAITING_EVALUATIONS);
   let policyVersion = -1;
   let versionCheckedAt = 0;
+  /**
+   * Moves whenever cached policies are dropped (a new version seen, a local set or reset): a policy read
+   * that was in flight across such a drop read what the store held before the change, and must not be
+   * cached over what was loaded since.
+   */
+  let policyGeneration = 0;
 
   /**
    * Evaluates at once when the evaluation fits {@link INLINE_EVALUATION_BUDGET} (every published policy
@@ -174,11 +180,13 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       const v = await deps.policies.version();
       if (v !== policyVersion) {
         policyCache.clear();
+        policyGeneration++;
         policyVersion = v;
       }
     }
     let cached = policyCache.get(type);
     if (!cached) {
+      const generation = policyGeneration;
       const stored = await deps.policies.getPolicy(type);
       const text = stored?.text ?? DEFAULT_POLICIES[type];
       const compiled = compilePolicy(parsePolicy(text));
@@ -187,7 +195,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
         stored: stored ? { ...stored, isDefault: false } : { text, jws: '', isDefault: true },
         hash: policyHash(text),
       };
-      policyCache.set(type, cached);
+      if (generation === policyGeneration) policyCache.set(type, cached);
     }
     return cached;
   }
@@ -483,6 +491,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       const stored: StoredPolicy = { text: decoded.policyText, jws: jws.trim(), signerCertDer: decoded.signingCertificateDer };
       await deps.policies.setPolicy(type, stored);
       policyCache.delete(type);
+      policyGeneration++;
       versionCheckedAt = 0;
       return stored;
     },
@@ -494,6 +503,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       await checkSigner(reset.signed, reset.signingCertificateDer, isolated);
       await deps.policies.resetPolicy(type);
       policyCache.delete(type);
+      policyGeneration++;
       versionCheckedAt = 0;
     },
   };
