@@ -101,9 +101,28 @@ function runtimeKeyOf(jwk: Jwk): KeyObject | null {
   return key;
 }
 
+/** {@link modulusRefusal}'s verdicts, once per key object (the runtime keys are imported once per modulus). */
+const modulusVerdicts = new WeakMap<KeyObject, 'bad_modulus' | 'bad_exponent' | null>();
+
+/**
+ * What RSA-OAEP encryption needs of a modulus beyond its size: an odd one (OpenSSL's Montgomery arithmetic
+ * refuses an even modulus, "no inverse") and an exponent below it ("bad e value"). Read once per key.
+ */
+function modulusRefusal(key: KeyObject, e: bigint, bits: number): 'bad_modulus' | 'bad_exponent' | undefined {
+  let verdict = modulusVerdicts.get(key);
+  if (verdict === undefined) {
+    const n = Buffer.from(String(key.export({ format: 'jwk' }).n), 'base64url');
+    // An exponent shorter than the modulus is below it; only a wider one is compared in full.
+    const below = e.toString(2).length < bits || e < BigInt(`0x${n.toString('hex')}`);
+    verdict = n.length === 0 || (n[n.length - 1]! & 1) === 0 ? 'bad_modulus' : below ? null : 'bad_exponent';
+    modulusVerdicts.set(key, verdict);
+  }
+  return verdict ?? undefined;
+}
+
 /**
  * The first key of the token's runtime JWKS that can wrap the released key: RSA, marked for encryption,
- * modulus of 2048 to 16384 bits, an exponent RSA-OAEP takes ("The first suitable key is chosen" [GRAM]).
+ * modulus of 2048 to 16384 bits and odd, an exponent RSA-OAEP takes ("The first suitable key is chosen" [GRAM]).
  * Throws `release.no_wrapping_key`.
  */
 export function findWrappingKey(claims: Readonly<Record<string, unknown>>): WrappingKey {
@@ -141,6 +160,11 @@ export function findWrappingKey(claims: Readonly<Record<string, unknown>>): Wrap
     }
     if (e === undefined || e < 3n || e % 2n === 0n || (bits > WIDE_EXPONENT_MODULUS_BITS && e > MAX_WIDE_MODULUS_EXPONENT)) {
       rejected.push({ kid: jwk.kid, reason: 'bad_exponent' });
+      continue;
+    }
+    const unusable = modulusRefusal(key, e, bits);
+    if (unusable !== undefined) {
+      rejected.push({ kid: jwk.kid, reason: unusable });
       continue;
     }
     return { key, kid: typeof jwk.kid === 'string' ? jwk.kid : undefined, jwk };
