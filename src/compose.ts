@@ -228,6 +228,8 @@ async function composeVault(f: Foundation, closers: (() => void | Promise<void>)
   let releaseKey: VaultReleaseKey = (subject, host) =>
     f.serviceKey(`release-signing:${host}`, 'RS256', subject, [host]).then((sk) => ({
       sign: (data: Uint8Array) => signAsync('sha256', data, sk.privateKey),
+      // RS256 (what sign does), so the wrap worker can sign a software key's release in the job of its wrap.
+      privateKey: sk.privateKey,
       certDer: sk.certDer,
       publicKey: sk.publicKey,
     }));
@@ -360,7 +362,7 @@ function composeLog(f: Foundation, loadSigner: () => Promise<LogSigner>, closers
  * verifies releases as the SKR sidecar does. A data dir from before the CA's key was kept signs with the
  * key's self-signed certificate, and says so in the log.
  */
-type VaultReleaseKey = (subject: string, host: string) => Promise<{ certDer: Uint8Array; publicKey: KeyObject; sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }>;
+type VaultReleaseKey = (subject: string, host: string) => Promise<{ certDer: Uint8Array; publicKey: KeyObject; sign(data: Uint8Array): Uint8Array | Promise<Uint8Array>; privateKey?: KeyObject }>;
 
 function releaseIdentity(f: Foundation, vaultKey: VaultReleaseKey): ReleaseKeySource {
   if (f.config.releaseCert !== undefined && f.config.releaseKey !== undefined) {
@@ -370,16 +372,17 @@ function releaseIdentity(f: Foundation, vaultKey: VaultReleaseKey): ReleaseKeySo
       if (!certificateNamesHost(op.chainDer[0]!, host)) {
         throw fail('config.invalid', `the release certificate ${f.config.releaseCert} does not name the vault host ${host} in its subjectAltName`, { option: 'releaseCert', host });
       }
-      return { certDer: op.chainDer[0]!, chainDer: op.chainDer, alg: op.alg, sign };
+      return { certDer: op.chainDer[0]!, chainDer: op.chainDer, alg: op.alg, sign, privateKey: op.privateKey };
     };
   }
   const ca = loadLocalCa(f.config.dataDir);
   if (!ca) f.logger.warn('tls/ca.key is missing (a data dir from an older release): release responses are signed with a self-signed certificate; see docs/vault.md to have the local CA issue it');
   return async (subject, host) => {
     const k = await vaultKey(subject, host);
-    if (!ca) return { certDer: k.certDer, sign: (data) => k.sign(data) };
+    const offThread = k.privateKey !== undefined ? { privateKey: k.privateKey } : {};
+    if (!ca) return { certDer: k.certDer, sign: (data) => k.sign(data), ...offThread };
     const issued = await issueReleaseCertificate(ca, k.publicKey, subject, host, f.now().getTime());
-    return { certDer: issued.certDer, chainDer: issued.chainDer, sign: (data) => k.sign(data) };
+    return { certDer: issued.certDer, chainDer: issued.chainDer, sign: (data) => k.sign(data), ...offThread };
   };
 }
 

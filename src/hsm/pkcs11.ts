@@ -181,6 +181,8 @@ export function routeKeyProtector(hsm: KeyProtector, software: KeyProtector): Ke
     encrypt: (ref, req) => pick(ref).encrypt(ref, req),
     decrypt: (ref, req) => pick(ref).decrypt(ref, req),
     releaseWrapped: (ref, key, enc, opts) => pick(ref).releaseWrapped(ref, key, enc, opts),
+    // Where the key's provider has no one-job form (the token): undefined, so the caller wraps and signs apart.
+    releaseWrappedSigned: async (ref, key, enc, opts, document) => pick(ref).releaseWrappedSigned?.(ref, key, enc, opts, document),
     // BYOK lands new keys in the token: only when the token can unwrap there (not yet, docs/vault.md).
     ...(hsm.importTransfer ? { importTransfer: hsm.importTransfer.bind(hsm) } : {}),
   };

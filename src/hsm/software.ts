@@ -24,8 +24,8 @@ import {
 import { fail } from '../core/errors.js';
 import { signDigestEcdsa, verifyDigestEcdsa } from '../vault/ecdsa.js';
 import type { CipherRequest, CipherResult, CurveName, KeyProtector, KeyRef, PrivateJwk, ProtectedKey, PublicJwk, SignatureAlgorithm } from '../vault/ports.js';
-import { assembleTransferBlob, transferMaterialOf, unwrapTransferCiphertext } from '../vault/release/index.js';
-import { wrapOffThread } from './wrap-worker.js';
+import { assembleTransferBlob, transferBlobAround, transferMaterialOf, unwrapTransferCiphertext } from '../vault/release/index.js';
+import { wrapAndSignOffThread, wrapOffThread } from './wrap-worker.js';
 import type { Sealer } from './master-key.js';
 import { DIGEST_INFO, pkcs1v15Unpad, pssEncode, pssVerify } from './rsa-padding.js';
 import { generateKeyPairOffThread } from '../core/keygen.js';
@@ -293,6 +293,22 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
         // OAEP and AES-KWP on the wrap worker, off the event loop (wrap-worker.ts); the same OpenSSL calls.
         const parts = await wrapOffThread(material, wrappingPublicKey, enc);
         return assembleTransferBlob(parts, { enc, ...(opts.kid !== undefined ? { kid: opts.kid } : {}) });
+      } finally {
+        material.fill(0);
+      }
+    },
+
+    async releaseWrappedSigned(ref, wrappingPublicKey, enc, opts, document) {
+      const material = sealer.open(ref.handle, ref.binding);
+      try {
+        // The wrap, key_hsm and the signature of the document around it, in one job on the wrap worker.
+        return await wrapAndSignOffThread(material, wrappingPublicKey, enc, {
+          blob: transferBlobAround({ enc, ...(opts.kid !== undefined ? { kid: opts.kid } : {}) }),
+          document: document.around,
+          header: document.header,
+          key: document.key,
+          alg: document.alg,
+        });
       } finally {
         material.fill(0);
       }

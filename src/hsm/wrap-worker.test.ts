@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { isConclaveError } from '../core/errors.js';
-import { KEY_TRANSFER_ENCS, transferMaterialOf, unwrapTransferCiphertext, wrapWithNodeCrypto } from '../vault/release/key-transfer.js';
-import { stopWrapWorker, wrapOffThread, wrapsOnWorker } from './wrap-worker.js';
+import { sign, verify } from 'node:crypto';
+import { availableParallelism } from 'node:os';
+import { KEY_TRANSFER_ENCS, transferBlobAround, transferMaterialOf, unwrapKeyTransfer, unwrapTransferCiphertext, wrapWithNodeCrypto } from '../vault/release/key-transfer.js';
+import { signedOnWorkerCount, stopWrapWorker, wrapAndSignOffThread, wrapOffThread, wrapsOnWorker, wrapWorkers } from './wrap-worker.js';
+import { signerFor } from './release-certificate.js';
 import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 
 const wrapping = generateRsaKeyPair(2048);
@@ -64,4 +67,101 @@ describe('wrapOffThread (the key transfer wrap on the wrap worker)', () => {
     assert.equal(wrapsOnWorker(), done + 1);
     assert.deepEqual(Buffer.from(unwrapTransferCiphertext(joined(p), wrapping.privateKey, 'RSA_AES_KEY_WRAP_256')), Buffer.from(material));
   });
+});
+
+describe('wrapAndSignOffThread (the wrap and the signature of the document around key_hsm, one job on the wrap worker)', () => {
+  after(() => stopWrapWorker());
+  const b64u = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
+  const header = b64u(JSON.stringify({ alg: 'RS256', kid: 'k' }));
+  const document = ['{"nonce":"é \\" \\u2028","key":{"kty":"RSA","key_hsm":"', '"},"after":1}'] as const;
+  const signers = { RS256: generateRsaKeyPair(2048), ES256: generateEcKeyPair('P-256'), ES384: generateEcKeyPair('P-384') } as const;
+
+  for (const alg of ['RS256', 'ES256', 'ES384'] as const) {
+    for (const enc of KEY_TRANSFER_ENCS) {
+      test(`${alg}, ${enc}: the JWS of the document with key_hsm, signed as the main thread's signer signs, key_hsm unwrapping to the material`, async () => {
+        const done = signedOnWorkerCount();
+        const blob = transferBlobAround({ enc, kid: 'tee "1"' });
+        const jws = await wrapAndSignOffThread(material, wrapping.publicKey, enc, { blob, document, header, key: signers[alg].privateKey, alg });
+        assert.equal(signedOnWorkerCount(), done + 1, 'made on the worker');
+        assert.ok(jws !== undefined);
+        const [h, p, s] = jws.split('.') as [string, string, string];
+        assert.equal(h, header);
+        const text = Buffer.from(p, 'base64url').toString('utf8');
+        assert.ok(text.startsWith(document[0]) && text.endsWith(document[1]));
+        const keyHsm = text.slice(document[0].length, text.length - document[1].length);
+        assert.match(keyHsm, /^[A-Za-z0-9_-]+$/);
+        assert.equal(b64u(text), p, 'the payload segment is the base64url of the UTF-8 document');
+        // key_hsm: the blob's JSON around the ciphertext, which unwraps to the material.
+        const blobText = Buffer.from(keyHsm, 'base64url').toString('utf8');
+        assert.ok(blobText.startsWith(blob[0]) && blobText.endsWith(blob[1]));
+        assert.deepEqual(Buffer.from(unwrapKeyTransfer(keyHsm, wrapping.privateKey)), Buffer.from(material));
+        // The signature: RS256 is deterministic, so byte for byte what signerFor makes here; ECDSA verifies (P1363).
+        const input = Buffer.from(`${h}.${p}`, 'ascii');
+        if (alg === 'RS256') assert.equal(Buffer.from(signerFor(signers[alg].privateKey, alg)(input)).toString('base64url'), s);
+        const hash = alg === 'ES384' ? 'sha384' : 'sha256';
+        assert.ok(verify(hash, input, alg === 'RS256' ? signers[alg].publicKey : { key: signers[alg].publicKey, dsaEncoding: 'ieee-p1363' }, Buffer.from(s, 'base64url')));
+        assert.equal(Buffer.from(s, 'base64url').byteLength, alg === 'RS256' ? 256 : alg === 'ES256' ? 64 : 96);
+      });
+    }
+  }
+
+  test('what the worker cannot do is left to the caller (undefined): a wrapping key OAEP cannot use, a key that cannot sign, empty material; the caller keeps its material', async () => {
+    const blob = transferBlobAround({ enc: 'RSA_AES_KEY_WRAP_384' });
+    const keep = Buffer.from(material);
+    const small = generateRsaKeyPair(1024).publicKey;
+    const done = signedOnWorkerCount();
+    assert.equal(await wrapAndSignOffThread(material, small, 'RSA_AES_KEY_WRAP_384', { blob, document, header, key: signers.RS256.privateKey, alg: 'RS256' }), undefined);
+    // A public key signs nothing (node:crypto refuses it on any thread).
+    assert.throws(() => sign('sha256', Buffer.from('x'), signers.RS256.publicKey as never));
+    assert.equal(await wrapAndSignOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_384', { blob, document, header, key: signers.RS256.publicKey, alg: 'RS256' }), undefined);
+    assert.equal(await wrapAndSignOffThread(new Uint8Array(0), wrapping.publicKey, 'RSA_AES_KEY_WRAP_384', { blob, document, header, key: signers.RS256.privateKey, alg: 'RS256' }), undefined);
+    assert.equal(signedOnWorkerCount(), done);
+    assert.deepEqual(Buffer.from(material), keep);
+    // Still serving both kinds of job.
+    assert.ok((await wrapAndSignOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_384', { blob, document, header, key: signers.ES256.privateKey, alg: 'ES256' })) !== undefined);
+    const ok = await wrapOffThread(material, wrapping.publicKey, 'CKM_RSA_AES_KEY_WRAP');
+    assert.deepEqual(Buffer.from(unwrapTransferCiphertext(joined(ok), wrapping.privateKey, 'CKM_RSA_AES_KEY_WRAP')), Buffer.from(material));
+  });
+
+  test('concurrent wraps and signed documents each get their own answer', async () => {
+    const blob = transferBlobAround({ enc: 'RSA_AES_KEY_WRAP_256' });
+    const materials = Array.from({ length: 12 }, (_, i) => new Uint8Array(40 + i).fill(i + 1));
+    const answers = await Promise.all(
+      materials.map((m, i) =>
+        i % 2 === 0
+          ? wrapAndSignOffThread(m, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256', { blob, document, header, key: signers.RS256.privateKey, alg: 'RS256' })
+          : wrapOffThread(m, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256'),
+      ),
+    );
+    for (const [i, a] of answers.entries()) {
+      if (typeof a === 'string') {
+        const text = Buffer.from(a.split('.')[1]!, 'base64url').toString('utf8');
+        assert.deepEqual(Buffer.from(unwrapKeyTransfer(text.slice(document[0].length, text.length - document[1].length), wrapping.privateKey)), Buffer.from(materials[i]!));
+      } else {
+        assert.ok(a !== undefined);
+        assert.deepEqual(Buffer.from(unwrapTransferCiphertext(joined(a), wrapping.privateKey, 'RSA_AES_KEY_WRAP_256')), Buffer.from(materials[i]!));
+      }
+    }
+  });
+});
+
+test('wrap workers: one per core besides the event loop (1 to 4), another started only while every running one has a job waiting', async () => {
+  const size = wrapWorkers().max;
+  try {
+    assert.equal(size, Math.max(1, Math.min(4, availableParallelism() - 1)));
+    await stopWrapWorker();
+    wrapWorkers(3);
+    // One job at a time: one worker does them all.
+    for (let i = 0; i < 3; i++) await wrapOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256');
+    assert.equal(wrapWorkers().running, 1);
+    const materials = Array.from({ length: 12 }, (_, i) => new Uint8Array(40 + i).fill(i + 1));
+    const parts = await Promise.all(materials.map((m) => wrapOffThread(m, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256')));
+    assert.equal(wrapWorkers().running, 3, 'jobs waiting on every worker: up to the most that may run');
+    for (const [i, p] of parts.entries()) assert.deepEqual(Buffer.from(unwrapTransferCiphertext(joined(p), wrapping.privateKey, 'RSA_AES_KEY_WRAP_256')), Buffer.from(materials[i]!));
+    await stopWrapWorker();
+    assert.equal(wrapWorkers().running, 0);
+  } finally {
+    wrapWorkers(size);
+    await stopWrapWorker();
+  }
 });

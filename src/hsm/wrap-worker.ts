@@ -1,7 +1,7 @@
 /**
  * The software key transfer wrap off the event loop: the same OpenSSL calls as {@link wrapWithNodeCrypto}
  * (a fresh AES-256 KEK from the CSPRNG, RSA-OAEP of it under the wrapping key, RFC 5649 AES-KWP of the
- * key material under it, through node:crypto), run on one worker thread of the process.
+ * key material under it, through node:crypto), run on a worker thread of the process.
  *
  * Why: OpenSSL 3.0 runs AES-KWP with its table-based AES (no AES-NI for the wrap mode), about 140 µs
  * for an RSA-2048 private key, and node:crypto has no asynchronous form of a cipher or of publicEncrypt,
@@ -9,11 +9,17 @@
  * loop pays the message there and back (copying the material into a buffer that is transferred, not
  * copied again, and zeroed by the worker after use; the KEK never leaves the worker, which zeroes it).
  *
+ * A release whose response is signed with a node:crypto key is one job ({@link wrapAndSignOffThread}):
+ * the wrap, `key_hsm` and the response's signature on the same worker, so the release hands work to
+ * another thread and is woken once instead of twice (the signature otherwise goes to libuv's threadpool).
+ * Since signatures run here too, up to one worker per core besides the event loop's (1 to 4) is started.
+ *
  * Outcomes are the synchronous function's: a failure in the worker (a wrapping key OAEP cannot use, say)
  * is answered by running {@link wrapWithNodeCrypto} on the calling thread, which throws what it always
  * threw; a worker that cannot start, or dies, leaves the wrap to the calling thread as before.
  */
 import type { KeyObject } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { fail } from '../core/errors.js';
 import { OAEP_HASH, wrapWithNodeCrypto } from '../vault/release/key-transfer.js';
@@ -23,16 +29,33 @@ import type { KeyTransferEnc, WrappedKeyParts } from '../vault/release/ports.js'
 const WORKER_SOURCE = `
 'use strict';
 const { parentPort } = require('node:worker_threads');
-const { constants, createCipheriv, publicEncrypt, randomBytes } = require('node:crypto');
+const { constants, createCipheriv, publicEncrypt, randomBytes, sign } = require('node:crypto');
 const KWP_AIV = Buffer.from('A65959A6', 'hex');
+// The RSA-OAEP KEK and the AES-KWP of the material: [wrappedKek, head, tail].
+function wrap(m, material, kek) {
+  const wrappedKek = publicEncrypt({ key: m.key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: m.hash }, kek);
+  const cipher = createCipheriv('id-aes256-wrap-pad', kek, KWP_AIV);
+  return [wrappedKek, cipher.update(material), cipher.final()];
+}
+// A signed document that embeds key_hsm (m.signed): the transfer blob's JSON is written around the
+// ciphertext's base64url, the document's around key_hsm; the JWS signs header.base64url(document).
+function signed(m, parts) {
+  const s = m.signed;
+  const keyHsm = Buffer.from(s.blob[0] + Buffer.concat(parts).toString('base64url') + s.blob[1], 'utf8').toString('base64url');
+  const input = s.header + '.' + Buffer.from(s.document[0] + keyHsm + s.document[1], 'utf8').toString('base64url');
+  const signature = sign(s.hash, Buffer.from(input, 'ascii'), s.dsaEncoding === undefined ? s.key : { key: s.key, dsaEncoding: s.dsaEncoding });
+  return input + '.' + signature.toString('base64url');
+}
 parentPort.on('message', (m) => {
   const material = new Uint8Array(m.material);
   const kek = randomBytes(32);
   try {
-    const wrappedKek = publicEncrypt({ key: m.key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: m.hash }, kek);
-    const cipher = createCipheriv('id-aes256-wrap-pad', kek, KWP_AIV);
-    const head = cipher.update(material);
-    const tail = cipher.final();
+    const parts = wrap(m, material, kek);
+    if (m.signed !== undefined) {
+      parentPort.postMessage({ id: m.id, jws: signed(m, parts) });
+      return;
+    }
+    const [wrappedKek, head, tail] = parts;
     const out = new Uint8Array(wrappedKek.length + head.length + tail.length);
     out.set(wrappedKek, 0);
     out.set(head, wrappedKek.length);
@@ -47,55 +70,94 @@ parentPort.on('message', (m) => {
 });
 `;
 
-/** A running worker and the wraps waiting for it (id → resolve: parts, or undefined for "run it here"). */
-interface WrapWorker {
-  readonly thread: Worker;
-  readonly pending: Map<number, (parts: WrappedKeyParts | undefined) => void>;
+/** What the worker answers: the wrapped parts, or the signed document's JWS. */
+interface Answer {
+  readonly id: number;
+  readonly out?: ArrayBuffer;
+  readonly kekLength?: number;
+  readonly jws?: string;
+  readonly failed?: true;
 }
 
-let current: WrapWorker | undefined;
+/** A running worker and the jobs waiting for it (id → resolve: its answer, or undefined for "run it here"). */
+interface WrapWorker {
+  readonly thread: Worker;
+  readonly pending: Map<number, (answer: Answer | undefined) => void>;
+}
+
+/**
+ * The running workers, at most {@link WORKERS}: one per core besides the event loop's (at least one, at
+ * most four), since the release's signature runs here too and a single thread would cap a larger machine.
+ */
+const workers: WrapWorker[] = [];
+let WORKERS = Math.max(1, Math.min(4, availableParallelism() - 1));
 /** Set when a worker could not be started: every wrap then runs on the calling thread. */
 let unavailable = false;
 let nextId = 0;
 /** Wraps the worker answered (tests: that the wrap did leave the calling thread). */
 let wrappedOnWorker = 0;
+/** Wrapped and signed documents the worker answered (tests). */
+let signedOnWorker = 0;
 
-/** Answers every wrap waiting for `w` with "run it here": the worker is gone. */
+/** Answers every job waiting for `w` with "run it here": the worker is gone. */
 function abandon(w: WrapWorker): void {
-  if (current === w) current = undefined;
+  const at = workers.indexOf(w);
+  if (at >= 0) workers.splice(at, 1);
   const waiting = [...w.pending.values()];
   w.pending.clear();
   for (const resolve of waiting) resolve(undefined);
 }
 
+/** The worker with the fewest jobs waiting, another one started while all have some and fewer than WORKERS run. */
 function start(): WrapWorker | undefined {
-  if (current) return current;
-  if (unavailable) return undefined;
+  let least: WrapWorker | undefined;
+  for (const w of workers) if (least === undefined || w.pending.size < least.pending.size) least = w;
+  if (least !== undefined && (least.pending.size === 0 || workers.length >= WORKERS)) return least;
+  if (unavailable) return least;
   let thread: Worker;
   try {
     // No loader flags (the source is plain JavaScript); its stdout and stderr are its own, unused.
     thread = new Worker(WORKER_SOURCE, { eval: true, execArgv: [], stdout: true, stderr: true });
   } catch {
     unavailable = true;
-    return undefined;
+    return least;
   }
   const w: WrapWorker = { thread, pending: new Map() };
-  thread.on('message', (m: { id: number; out?: ArrayBuffer; kekLength?: number; failed?: true }) => {
+  thread.on('message', (m: Answer) => {
     const resolve = w.pending.get(m.id);
     if (!resolve) return;
     w.pending.delete(m.id);
     if (w.pending.size === 0) thread.unref();
-    if (m.failed || !m.out || m.kekLength === undefined) return resolve(undefined);
-    const out = new Uint8Array(m.out);
-    wrappedOnWorker++;
-    resolve({ wrappedKek: out.subarray(0, m.kekLength), wrappedKey: out.subarray(m.kekLength) });
+    resolve(m.failed ? undefined : m);
   });
   thread.on('error', () => abandon(w));
   thread.on('exit', () => abandon(w));
-  // The worker keeps the process alive only while a wrap waits for it.
+  // The worker keeps the process alive only while a job waits for it.
   thread.unref();
-  current = w;
+  workers.push(w);
   return w;
+}
+
+/**
+ * Posts one job (the material copied into a buffer that is transferred, and zeroed by the worker) and
+ * waits for its answer; undefined where the worker could not do it (none, a failure in it, or gone).
+ */
+function post(material: Uint8Array, wrappingKey: KeyObject, enc: KeyTransferEnc, signed?: SignedDocumentJob): Promise<Answer | undefined> | undefined {
+  const w = start();
+  if (!w) return undefined;
+  const copy = new Uint8Array(material);
+  const id = nextId++;
+  return new Promise<Answer | undefined>((resolve) => {
+    w.pending.set(id, resolve);
+    if (w.pending.size === 1) w.thread.ref();
+    try {
+      w.thread.postMessage({ id, material: copy.buffer, key: wrappingKey, hash: OAEP_HASH[enc], signed }, [copy.buffer]);
+    } catch {
+      w.pending.delete(id);
+      copy.fill(0);
+      resolve(undefined);
+    }
+  });
 }
 
 /**
@@ -104,25 +166,55 @@ function start(): WrapWorker | undefined {
  */
 export async function wrapOffThread(material: Uint8Array, wrappingKey: KeyObject, enc: KeyTransferEnc): Promise<WrappedKeyParts> {
   if (material.byteLength === 0) throw fail('key.invalid', 'empty key material cannot be transferred');
-  const w = start();
-  let parts: WrappedKeyParts | undefined;
-  if (w) {
-    const copy = new Uint8Array(material);
-    const id = nextId++;
-    parts = await new Promise<WrappedKeyParts | undefined>((resolve) => {
-      w.pending.set(id, resolve);
-      if (w.pending.size === 1) w.thread.ref();
-      try {
-        w.thread.postMessage({ id, material: copy.buffer, key: wrappingKey, hash: OAEP_HASH[enc] }, [copy.buffer]);
-      } catch {
-        w.pending.delete(id);
-        copy.fill(0);
-        resolve(undefined);
-      }
-    });
+  const m = await post(material, wrappingKey, enc);
+  if (m?.out !== undefined && m.kekLength !== undefined) {
+    const out = new Uint8Array(m.out);
+    wrappedOnWorker++;
+    return { wrappedKek: out.subarray(0, m.kekLength), wrappedKey: out.subarray(m.kekLength) };
   }
   // Not wrapped there (no worker, or the wrap failed in it): here, with this thread's outcome.
-  return parts ?? (wrapWithNodeCrypto(material, wrappingKey, enc) as WrappedKeyParts);
+  return wrapWithNodeCrypto(material, wrappingKey, enc) as WrappedKeyParts;
+}
+
+/** The signed document of {@link wrapAndSignOffThread}, as the worker takes it. */
+interface SignedDocumentJob {
+  readonly blob: readonly [string, string];
+  readonly document: readonly [string, string];
+  readonly header: string;
+  readonly key: KeyObject;
+  readonly hash: 'sha256' | 'sha384';
+  readonly dsaEncoding?: 'ieee-p1363';
+}
+
+/**
+ * The release's two jobs off the event loop as one (one hand-over to another thread and one wake-up of
+ * this one instead of two of each): the wrap of {@link wrapOffThread}, `key_hsm` written as
+ * `blob[0] + base64url(wrappedKek ‖ wrappedKey) + blob[1]` in base64url, then a compact JWS of
+ * `document[0] + key_hsm + document[1]` under the encoded protected header `header`, signed with `key`
+ * (`alg` as in JWA: RS256 is RSASSA-PKCS1-v1_5 SHA-256, ES256/ES384 ECDSA in the IEEE P1363 encoding),
+ * node:crypto's one-shot sign, as the caller's own signer would. Resolves undefined where the worker did
+ * not produce it (no worker, or the wrap or the signature failed in it): the caller then wraps and signs
+ * as it would without this, with those outcomes. `material` is copied, never retained.
+ */
+export async function wrapAndSignOffThread(
+  material: Uint8Array,
+  wrappingKey: KeyObject,
+  enc: KeyTransferEnc,
+  signed: { readonly blob: readonly [string, string]; readonly document: readonly [string, string]; readonly header: string; readonly key: KeyObject; readonly alg: 'RS256' | 'ES256' | 'ES384' },
+): Promise<string | undefined> {
+  if (material.byteLength === 0) return undefined;
+  const job: SignedDocumentJob = {
+    blob: signed.blob,
+    document: signed.document,
+    header: signed.header,
+    key: signed.key,
+    hash: signed.alg === 'ES384' ? 'sha384' : 'sha256',
+    ...(signed.alg === 'RS256' ? {} : { dsaEncoding: 'ieee-p1363' as const }),
+  };
+  const m = await post(material, wrappingKey, enc, job);
+  if (m?.jws === undefined) return undefined;
+  signedOnWorker++;
+  return m.jws;
 }
 
 /** How many wraps the worker has answered in this process (tests). */
@@ -130,10 +222,23 @@ export function wrapsOnWorker(): number {
   return wrappedOnWorker;
 }
 
-/** Stops the wrap worker (tests); the next wrap starts another. */
+/** How many wrapped and signed documents the worker has answered in this process (tests). */
+export function signedOnWorkerCount(): number {
+  return signedOnWorker;
+}
+
+/** How many wrap workers run now, and (tests) the most that may run: `max` sets it (1 to 16). */
+export function wrapWorkers(max?: number): { running: number; max: number } {
+  if (max !== undefined) {
+    if (!Number.isInteger(max) || max < 1 || max > 16) throw new RangeError('the wrap workers number 1 to 16');
+    WORKERS = max;
+  }
+  return { running: workers.length, max: WORKERS };
+}
+
+/** Stops the wrap workers (tests); the next wrap starts another. */
 export async function stopWrapWorker(): Promise<void> {
-  const w = current;
-  if (!w) return;
-  abandon(w);
-  await w.thread.terminate();
+  const running = [...workers];
+  for (const w of running) abandon(w);
+  await Promise.all(running.map((w) => w.thread.terminate()));
 }

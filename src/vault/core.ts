@@ -3,6 +3,7 @@
  * `perform` wrapper, and the lookup of a key by name in any case. The parts (key lifecycle, crypto and
  * release, rotation and purge, access control, full backup) are built on one core.
  */
+import type { KeyObject } from 'node:crypto';
 import { ConclaveError, fail, isConclaveError } from '../core/errors.js';
 import type { ApiVersion } from './api-version.js';
 import type { AuditRecord } from './audit.js';
@@ -24,7 +25,14 @@ export interface BackupSealer {
 export type ReleaseKeySource = (
   subject: string,
   host: string,
-) => Promise<{ readonly certDer: Uint8Array; readonly chainDer?: readonly Uint8Array[]; readonly alg?: 'RS256' | 'ES256' | 'ES384'; sign(data: Uint8Array): Uint8Array | Promise<Uint8Array> }>;
+) => Promise<{
+  readonly certDer: Uint8Array;
+  readonly chainDer?: readonly Uint8Array[];
+  readonly alg?: 'RS256' | 'ES256' | 'ES384';
+  sign(data: Uint8Array): Uint8Array | Promise<Uint8Array>;
+  /** The node:crypto key `sign` signs with, where another thread may sign with it too (ReleaseSigner.privateKey). */
+  readonly privateKey?: KeyObject;
+}>;
 
 /** Soft delete: how long a deleted key stays recoverable, and whether it may be purged before that. */
 export interface SoftDeleteSettings {

@@ -3,23 +3,27 @@
  * sign/verify, random bytes, and Secure Key Release (skr-maa-protocol.md §1.5, §2.3). The material stays
  * behind the KeyProtector port.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, type KeyObject, randomBytes } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import { type ApiVersion, requireFeature } from './api-version.js';
 import { canonicalJson } from './audit.js';
 import { finish, refOf, type VaultCore } from './core.js';
 import { attributesWire, checkOperationPermitted, checkUsable, familyOf, type KeyOperation, keyId, publicKeyWire, releasePolicyWire } from './key.js';
-import type { CipherRequest, EncryptionAlgorithm, SignatureAlgorithm } from './ports.js';
+import type { CipherRequest, EmbeddingDocument, EncryptionAlgorithm, SignatureAlgorithm } from './ports.js';
 import {
   buildReleaseResponse,
+  type CompactJws,
   compileReleasePolicy,
   DEFAULT_KEY_TRANSFER_ENC,
   decideRelease,
+  encodedHeader,
   explainDecision,
   isKeyTransferEnc,
   type KeyTransferEnc,
   type ReleaseAnswer,
+  type ReleaseResponseInput,
   type ReleaseSigner,
+  releasePayloadAround,
   verifyTargetToken,
   wrappingKeyOf,
 } from './release/index.js';
@@ -47,6 +51,8 @@ export function createKeyOperations(core: VaultCore) {
   const { deps } = core;
   const base = () => deps.baseUrl();
   let signer: Promise<ReleaseSigner> | undefined;
+  /** The signer once made (the release that finds it signs in the wrap's job, below). */
+  let signerMade: ReleaseSigner | undefined;
 
   function releaseSigner(): Promise<ReleaseSigner> {
     // Remembered once made: every release asks for it, and nothing below depends on the request.
@@ -55,13 +61,45 @@ export function createKeyOperations(core: VaultCore) {
     // for the vault it asked; one key per host, as a vault answering under two names has two identities.
     const host = new URL(deps.baseUrl()).hostname.replace(/^\[|\]$/g, '');
     const subject = `${deps.baseUrl()} key release`;
-    const made = deps.releaseKey(subject, host).then((k) => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: k.chainDer ?? [k.certDer], ...(k.alg ? { alg: k.alg } : {}) }));
+    const made = deps.releaseKey(subject, host).then(
+      (k): ReleaseSigner => ({ sign: (data: Uint8Array) => k.sign(data), certificateChainDer: k.chainDer ?? [k.certDer], ...(k.alg ? { alg: k.alg } : {}), ...(k.privateKey ? { privateKey: k.privateKey } : {}) }),
+    );
     signer = made;
-    // A signer that could not be made is asked for again by the next release.
-    made.catch(() => {
-      if (signer === made) signer = undefined;
-    });
+    made.then(
+      (s) => {
+        if (signer === made) signerMade = s;
+      },
+      // A signer that could not be made is asked for again by the next release.
+      () => {
+        if (signer === made) signer = undefined;
+      },
+    );
     return made;
+  }
+
+  /**
+   * A software key's wrap and the response signature in one job (KeyProtector.releaseWrappedSigned), once
+   * the signer is made and its key is a node:crypto key; undefined where not, and the caller wraps and
+   * signs apart (as it does for the first release, whose record must come before the signer is made).
+   */
+  function wrapAndSign(
+    ref: ReturnType<typeof refOf>,
+    wrappingKey: KeyObject,
+    enc: KeyTransferEnc,
+    wrapOpts: { kid?: string },
+    response: Omit<ReleaseResponseInput, 'keyJwk'>,
+    publicJwk: { kid: string; kty: string },
+  ): Promise<string | undefined> | undefined {
+    const s = signerMade;
+    if (s?.privateKey === undefined || protector.releaseWrappedSigned === undefined) return undefined;
+    let document: EmbeddingDocument;
+    try {
+      document = { header: encodedHeader(s), around: releasePayloadAround({ ...response, keyJwk: publicJwk }), key: s.privateKey, alg: s.alg ?? 'RS256' };
+    } catch {
+      // (An empty certificate chain, say): the steps apart fail as they always did.
+      return undefined;
+    }
+    return protector.releaseWrappedSigned(ref, wrappingKey, enc, wrapOpts, document);
   }
 
   return {
@@ -167,7 +205,8 @@ export function createKeyOperations(core: VaultCore) {
           throw fail('release.policy_unsatisfied', `Target environment attestation statement does not satisfy the key release policy: ${explanation}`, { failures: decision.failures });
         }
         const wrapping = wrappingKeyOf(token);
-        const wrap = () => protector.releaseWrapped(refOf(key), wrapping.key, enc, wrapping.kid !== undefined ? { kid: wrapping.kid } : {});
+        const wrapOpts = wrapping.kid !== undefined ? { kid: wrapping.kid } : {};
+        const wrap = () => protector.releaseWrapped(refOf(key), wrapping.key, enc, wrapOpts);
         // A PKCS#11 token may refuse the requested enc (hsm.mechanism_unsupported, a 400 the caller can act
         // on): such a key is wrapped before its record is written, so a refused release leaves no success
         // record. The software provider's wrap fails only on a fault of this server (sealed bytes that do
@@ -177,9 +216,24 @@ export function createKeyOperations(core: VaultCore) {
         // thread writes the record below (its canonical JSON, leaf hash and INSERT), not after it. Its
         // outcome is awaited only after the record was queued, so a failed wrap still leaves the record
         // and the failure record naming it, as before.
-        const wrapJob = keyHsm === undefined ? wrap() : undefined;
+        const requested = keyId(base(), name, version);
+        const response = {
+          apiVersion: api.value,
+          enc,
+          kid: requested,
+          ...(typeof b.nonce === 'string' ? { nonce: b.nonce } : {}),
+          attributes: { ...attributesWire(core.view(api), key.attributes, key.provider), ...(familyOf(key.kty) === 'RSA' && key.keySize ? { key_size: key.keySize } : {}) },
+          releasePolicy: releasePolicyWire(key.releasePolicy),
+        };
+        const publicJwk = publicKeyWire(base(), key) as { kid: string; kty: string };
+        // Where the signer's key is a node:crypto key (not a token's), the wrap worker signs the response in
+        // the wrap's job (one hand-over and one wake-up of this thread instead of two of each); the same
+        // JWS bytes the steps below make (release-jws.ts). Where it cannot, the steps below run as they are.
+        const signedJob = keyHsm === undefined ? wrapAndSign(refOf(key), wrapping.key, enc, wrapOpts, response, publicJwk) : undefined;
+        const wrapJob = keyHsm === undefined && signedJob === undefined ? wrap() : undefined;
         // Handled now (awaited below): a failed wrap must not count as unhandled while the record is written.
         wrapJob?.catch(() => undefined);
+        signedJob?.catch(() => undefined);
         draft.detail.enc = enc;
         // The success record is stored before the key leaves; its leaf hash goes back with the key so the
         // TEE can fetch (and check) its inclusion proof (docs/audit.md). Everything it records is known once
@@ -190,25 +244,16 @@ export function createKeyOperations(core: VaultCore) {
         const logged = store.audit(finish(draft));
         // Handled now (awaited below): a failed append must not count as unhandled while the key is wrapped and signed.
         logged.catch(() => undefined);
-        let value: Awaited<ReturnType<typeof buildReleaseResponse>>;
+        let value: CompactJws | undefined;
         let wrapped = keyHsm !== undefined;
         try {
-          keyHsm ??= await (wrapJob ?? wrap());
-          wrapped = true;
-          const requested = keyId(base(), name, version);
-          const jwk = { ...publicKeyWire(base(), key), key_hsm: keyHsm } as { kid: string; kty: string; key_hsm: string };
-          value = await buildReleaseResponse(
-            {
-              apiVersion: api.value,
-              enc,
-              kid: requested,
-              ...(typeof b.nonce === 'string' ? { nonce: b.nonce } : {}),
-              keyJwk: jwk,
-              attributes: { ...attributesWire(core.view(api), key.attributes, key.provider), ...(familyOf(key.kty) === 'RSA' && key.keySize ? { key_size: key.keySize } : {}) },
-              releasePolicy: releasePolicyWire(key.releasePolicy),
-            },
-            await releaseSigner(),
-          );
+          // The wrap worker's JWS, or (no worker, or it failed there) the wrap and the signature apart.
+          value = signedJob === undefined ? undefined : ((await signedJob) as CompactJws | undefined);
+          if (value === undefined) {
+            keyHsm ??= await (wrapJob ?? wrap());
+            wrapped = true;
+            value = await buildReleaseResponse({ ...response, keyJwk: { ...publicJwk, key_hsm: keyHsm } }, await releaseSigner());
+          }
         } catch (e) {
           // The key did not leave, but its success record may be stored already: the failure record that
           // perform() appends names it, so the log tells both.

@@ -133,11 +133,30 @@ export interface KeyProtector {
    */
   releaseWrapped(ref: KeyRef, wrappingPublicKey: KeyObject, enc: KeyTransferEnc, opts?: { kid?: string }): Promise<string>;
   /**
+   * {@link releaseWrapped} and the signature of the document that carries its `key_hsm` in one job off the
+   * event loop (the software provider's wrap worker): resolves the compact JWS under `document.header` of
+   * `document.around[0] + key_hsm + document.around[1]`, signed with `document.key` as `document.alg` says,
+   * or undefined where it could not (the caller then wraps and signs as it would without this, with those
+   * outcomes). Absent where the provider wraps elsewhere (a PKCS#11 token).
+   */
+  releaseWrappedSigned?(ref: KeyRef, wrappingPublicKey: KeyObject, enc: KeyTransferEnc, opts: { kid?: string }, document: EmbeddingDocument): Promise<string | undefined>;
+  /**
    * BYOK: unwraps a key transfer blob (`ciphertext` = RSA-OAEP(KEK) ‖ AES-KWP) with the KEK `kek` and
    * protects the target key under `binding`, never holding it outside the provider. Absent where the
    * provider cannot (the vault then refuses BYOK imports).
    */
   importTransfer?(kek: KeyRef, transfer: { ciphertext: Uint8Array; enc: KeyTransferEnc }, target: KeySpecFamily, binding: string, opts?: KeyCreationOptions): Promise<ProtectedKey>;
+}
+
+/** A JWS whose payload embeds a released key's `key_hsm` ({@link KeyProtector.releaseWrappedSigned}). */
+export interface EmbeddingDocument {
+  /** The encoded (base64url) protected header. */
+  readonly header: string;
+  /** The payload's text before and after `key_hsm` (a base64url string, so nothing in between is escaped). */
+  readonly around: readonly [string, string];
+  /** The signing key (node:crypto), RS256 (RSASSA-PKCS1-v1_5 SHA-256) or ES256/ES384 (ECDSA, IEEE P1363). */
+  readonly key: KeyObject;
+  readonly alg: 'RS256' | 'ES256' | 'ES384';
 }
 
 /** What a BYOK target key must turn out to be. */

@@ -23,6 +23,8 @@ import { LATEST } from './api-version.js';
 import { createFakeAuthority, fakeJwksPort } from './release/testing.js';
 import { createVaultService } from './service.js';
 import { generateRsaKeyPair } from '../core/keygen.js';
+import { signedOnWorkerCount } from '../hsm/wrap-worker.js';
+import { buildReleaseResponse, unwrapKeyTransfer } from './release/index.js';
 
 type Service = ReturnType<typeof createVaultService>;
 type Deps = Parameters<typeof createVaultService>[0];
@@ -194,5 +196,69 @@ test('the release-signing key is made once for every release, and made again aft
       ['https://[::1]:8443 key release', '::1'],
       ['https://[::1]:8443 key release', '::1'],
     ], 'asked again after the failure, then once for every later release; the host without its brackets');
+  });
+});
+
+test('with a node:crypto release key, a software key is wrapped and its answer signed in one job on the wrap worker: the same JWS the steps apart make; a job that fails is a failed wrap, one the worker could not do is done apart', async () => {
+  let failJob = false;
+  let skipJob = false;
+  let signingKey: ReturnType<typeof generateRsaKeyPair>['privateKey'] | undefined;
+  const options = {
+    protector: (sealer: ReturnType<typeof createSealer>) => {
+      const software = createSoftwareKeyProtector(sealer);
+      return {
+        ...software,
+        releaseWrappedSigned: async (...args: Parameters<NonNullable<typeof software.releaseWrappedSigned>>) => {
+          if (failJob) throw fail('key.crypto_failed', 'the sealed key does not open');
+          return skipJob ? undefined : software.releaseWrappedSigned!(...args);
+        },
+      };
+    },
+    releaseKey: (signing: ReturnType<typeof generateRsaKeyPair>) => {
+      signingKey = signing.privateKey;
+      return async () => ({
+        certDer: new Uint8Array(randomBytes(64)),
+        sign: async (data: Uint8Array) => new Uint8Array(sign('sha256', data, signing.privateKey)),
+        privateKey: signing.privateKey,
+      });
+    },
+  };
+  const tee = generateRsaKeyPair(2048);
+  await withReleaseVault(options, async ({ service, releaseTexts, targetFor }) => {
+    const target = targetFor(tee.publicKey.export({ format: 'jwk' }));
+    const release = () => service.release(admin, LATEST, 'k', undefined, { target, enc: 'RSA_AES_KEY_WRAP_256', nonce: 'n "1" é' });
+    // The first release makes the signer, so it signs apart; the later ones find it made.
+    const first = await release();
+    const done = signedOnWorkerCount();
+    const second = await release();
+    assert.equal(signedOnWorkerCount(), done + 1, 'wrapped and signed on the worker');
+    for (const answer of [first, second]) {
+      const [h, p, s] = answer.value.split('.') as [string, string, string];
+      const payload = JSON.parse(Buffer.from(p, 'base64url').toString('utf8'));
+      // The JWS the steps apart make for this key_hsm (RS256 is deterministic): the same bytes.
+      const apart = await buildReleaseResponse(
+        { apiVersion: payload.request['api-version'], enc: payload.request.enc, kid: payload.request.kid, nonce: payload.request.nonce, keyJwk: payload.response.key.key, attributes: payload.response.key.attributes, releasePolicy: payload.response.key.release_policy },
+        { sign: (data) => sign('sha256', data, signingKey!), certificateChainDer: [Buffer.from(JSON.parse(Buffer.from(h, 'base64url').toString()).x5c[0], 'base64')] },
+      );
+      assert.equal(answer.value, apart);
+      assert.equal(s.length > 0, true);
+      assert.equal(payload.request.nonce, 'n "1" é');
+      assert.equal(unwrapKeyTransfer(payload.response.key.key.key_hsm, tee.privateKey).byteLength > 1000, true, 'key_hsm unwraps to the RSA key');
+    }
+    assert.deepEqual(Object.keys(JSON.parse(Buffer.from(second.value.split('.')[1]!, 'base64url').toString())), ['request', 'response']);
+
+    skipJob = true;
+    const apartAgain = done + 1;
+    await release();
+    assert.equal(signedOnWorkerCount(), apartAgain, 'done apart when the job could not be done');
+
+    skipJob = false;
+    failJob = true;
+    const before = (await releaseTexts()).length;
+    await assert.rejects(release(), { code: 'key.crypto_failed' });
+    const records = (await releaseTexts()).slice(before).map((e) => JSON.parse(e) as { result: string; detail?: { notSent?: { leafHash: string; reason: string } } });
+    assert.deepEqual(records.map((r) => r.result), ['success', 'failed']);
+    assert.equal(records[1]!.detail!.notSent!.leafHash, hashLeaf(Buffer.from((await releaseTexts())[before]!, 'utf8')).toString('hex'));
+    assert.match(records[1]!.detail!.notSent!.reason, /^the key wrap failed/);
   });
 });

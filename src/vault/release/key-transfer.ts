@@ -219,16 +219,26 @@ export interface TransferBlob {
 }
 
 /**
+ * The transfer blob's JSON text (`JSON.stringify` of the TransferBlob {schema_version, header, ciphertext,
+ * generator}) before and after its ciphertext's base64url, which needs no escaping: `key_hsm` is the
+ * base64url of `before + base64url(wrappedKek ‖ wrappedKey) + after` (also written so by the wrap worker).
+ */
+export function transferBlobAround(opts: { enc: KeyTransferEnc; kid?: string; generator?: string }): readonly [string, string] {
+  const header: TransferBlobHeader = opts.kid === undefined ? { alg: 'dir', enc: opts.enc } : { kid: opts.kid, alg: 'dir', enc: opts.enc };
+  return [
+    `{"schema_version":${JSON.stringify(TRANSFER_BLOB_SCHEMA_VERSION)},"header":${JSON.stringify(header)},"ciphertext":"`,
+    `","generator":${JSON.stringify(opts.generator ?? TRANSFER_BLOB_GENERATOR)}}`,
+  ];
+}
+
+/**
  * Pure assembly of `key_hsm` from the wrapped parts, shared by the software and PKCS#11 providers.
  * `kid` names the wrapping key (the runtime key's `kid`).
  */
 export function assembleTransferBlob(parts: WrappedKeyParts, opts: { enc: KeyTransferEnc; kid?: string; generator?: string }): string {
-  const header: TransferBlobHeader = opts.kid === undefined ? { alg: 'dir', enc: opts.enc } : { kid: opts.kid, alg: 'dir', enc: opts.enc };
-  const ciphertext = Buffer.concat([parts.wrappedKek, parts.wrappedKey]).toString('base64url');
-  // JSON.stringify of the TransferBlob {schema_version, header, ciphertext, generator}, written around the
-  // ciphertext (base64url, ≈ 2 KB for an RSA key: nothing to escape) instead of scanning it again.
-  const json = `{"schema_version":${JSON.stringify(TRANSFER_BLOB_SCHEMA_VERSION)},"header":${JSON.stringify(header)},"ciphertext":"${ciphertext}","generator":${JSON.stringify(opts.generator ?? TRANSFER_BLOB_GENERATOR)}}`;
-  return b64url(json);
+  const [before, after] = transferBlobAround(opts);
+  // Written around the ciphertext (base64url, ≈ 2 KB for an RSA key: nothing to escape) instead of scanning it again.
+  return b64url(`${before}${Buffer.concat([parts.wrappedKek, parts.wrappedKey]).toString('base64url')}${after}`);
 }
 
 /** `key_hsm` for key material, wrapped with node:crypto. */

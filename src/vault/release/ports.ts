@@ -60,4 +60,11 @@ export interface ReleaseSigner {
   readonly certificateChainDer: readonly Uint8Array[];
   /** JWS header `kid`; defaults to the `x5t#S256` thumbprint of the leaf. */
   readonly kid?: string;
+  /**
+   * The node:crypto private key `sign` signs with (node:crypto's one-shot sign with `alg`'s hash, ECDSA in
+   * the IEEE P1363 encoding), where it is one another thread of the process may sign with too (the wrap
+   * worker signs a software key's release in the same job as its wrap); absent for a key `sign` alone
+   * reaches (a PKCS#11 token's).
+   */
+  readonly privateKey?: KeyObject;
 }

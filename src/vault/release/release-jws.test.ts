@@ -3,7 +3,7 @@ import { createHash, sign, verify, X509Certificate } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { readFixtureJson, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { unwrapKeyTransfer, wrapKeyForTransfer } from './key-transfer.js';
-import { buildReleaseResponse, decodeReleaseResponse, type ReleaseResponseInput, releaseAnswerJson } from './release-jws.js';
+import { buildReleaseResponse, decodeReleaseResponse, type ReleaseResponseInput, releaseAnswerJson, releasePayloadAround, releaseResponsePayload } from './release-jws.js';
 import { createFakeAuthority } from './testing.js';
 import { generateRsaKeyPair } from '../../core/keygen.js';
 
@@ -85,4 +85,28 @@ test('releaseAnswerJson is the JSON.stringify text of the answer, the audit entr
   const text = releaseAnswerJson(answer);
   assert.equal(text, JSON.stringify(answer));
   assert.deepEqual(JSON.parse(text), answer);
+});
+
+test('releasePayloadAround: before + key_hsm + after is the JSON.stringify text of the payload with that key_hsm', () => {
+  const hsm = ['AA', 'eyJzY2hlbWFfdmVyc2lvbiI6IjEuMC4wIn0', 'a_b-c'.repeat(400)];
+  const nonces = [undefined, '', 'ADE0101', 'quote " backslash \\ nl \n nul \u0000 é 😀 \u2028 lone \ud800', '","key_hsm":"x'];
+  const jwks: Array<Record<string, unknown>> = [
+    { key_ops: ['decrypt', 'encrypt'], kid, kty: 'oct' },
+    { kid, kty: 'RSA', n: 'AQAB'.repeat(64), e: 'AQAB', key_ops: ['wrapKey'], dropped: undefined },
+    { kid: 'k "quoted"', kty: 'EC-HSM', crv: 'P-256', x: 'xx', y: 'yy', '1': 'integer-like member first' },
+    {},
+  ];
+  for (const nonce of nonces) {
+    for (const jwk of jwks) {
+      const { keyJwk: _k, nonce: _n, ...rest } = input('AA');
+      const base = { ...rest, ...(nonce === undefined ? {} : { nonce }), releasePolicy: { contentType: 'application/json; charset=utf-8', data: 'e30', immutable: true } };
+      const [before, after] = releasePayloadAround({ ...base, keyJwk: jwk });
+      for (const keyHsm of hsm) {
+        assert.equal(`${before}${keyHsm}${after}`, JSON.stringify(releaseResponsePayload({ ...base, keyJwk: { ...jwk, key_hsm: keyHsm } as never })));
+      }
+    }
+  }
+  // A JWK that already names key_hsm would put the member elsewhere: refused.
+  const { keyJwk: _k, ...rest } = input('AA');
+  assert.throws(() => releasePayloadAround({ ...rest, keyJwk: { kid, kty: 'oct', key_hsm: 'x' } }), { code: 'internal' });
 });

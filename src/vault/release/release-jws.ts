@@ -56,10 +56,28 @@ export function releaseResponsePayload(input: ReleaseResponseInput): ReleaseResp
   return { request, response: { key: { attributes: input.attributes, key: input.keyJwk, release_policy: input.releasePolicy } } };
 }
 
+/**
+ * The release payload's JSON text (`JSON.stringify(releaseResponsePayload(input))`) before and after the
+ * JSON string of `key_hsm`, for a key JWK given without it: `before + key_hsm + after` is that text for
+ * the key JWK `{...keyJwk, key_hsm}` and any base64url `key_hsm` (nothing to escape), so the payload can
+ * be written where the key is wrapped (the wrap worker) without its members being walked again there.
+ */
+export function releasePayloadAround(input: Omit<ReleaseResponseInput, 'keyJwk'> & { readonly keyJwk: Omit<ReleasedKeyJwk, 'key_hsm'> }): readonly [string, string] {
+  if (Object.hasOwn(input.keyJwk, 'key_hsm')) throw fail('internal', 'the released key JWK already holds key_hsm');
+  const { request, response } = releaseResponsePayload({ ...input, keyJwk: input.keyJwk as ReleasedKeyJwk });
+  const jwk = JSON.stringify(response.key.key);
+  // `{...keyJwk, key_hsm}` puts key_hsm last: the JWK's text without its closing brace, then the member.
+  const open = jwk === '{}' ? '{"key_hsm":"' : `${jwk.slice(0, -1)},"key_hsm":"`;
+  return [
+    `{"request":${JSON.stringify(request)},"response":{"key":{"attributes":${JSON.stringify(response.key.attributes)},"key":${open}`,
+    `"},"release_policy":${JSON.stringify(response.key.release_policy)}}}}`,
+  ];
+}
+
 /** The encoded JWS header of each signer: it depends on the signer alone (its certificates hold ~2 KiB). */
 const encodedHeaders = new WeakMap<ReleaseSigner, string>();
 
-function encodedHeader(signer: ReleaseSigner): string {
+export function encodedHeader(signer: ReleaseSigner): string {
   let h = encodedHeaders.get(signer);
   if (h === undefined) {
     const leaf = signer.certificateChainDer[0];
