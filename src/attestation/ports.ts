@@ -20,14 +20,22 @@ export interface StoredPolicy {
   readonly signerCertDer?: Uint8Array | undefined;
 }
 
+/**
+ * Who may make a policy-management change: called with the registered policy-management certificates inside
+ * the change's own store transaction, which is serialised against every other policy and certificate change
+ * (of any replica), so the certificates it sees stay registered until the change is written. It throws to
+ * refuse (the transaction then writes nothing). Synchronous: it decides from the list alone.
+ */
+export type PolicyAuthorization = (certificates: readonly Uint8Array[]) => void;
+
 /** Persistence of attestation policies and policy-management certificates (per attestation type). */
 export interface PolicyStore {
   getPolicy(type: string): Promise<StoredPolicy | undefined>;
-  setPolicy(type: string, policy: StoredPolicy): Promise<void>;
-  resetPolicy(type: string): Promise<void>;
+  setPolicy(type: string, policy: StoredPolicy, authorize?: PolicyAuthorization): Promise<void>;
+  resetPolicy(type: string, authorize?: PolicyAuthorization): Promise<void>;
   listCertificates(): Promise<Uint8Array[]>;
-  addCertificate(der: Uint8Array): Promise<boolean>;
-  removeCertificate(der: Uint8Array): Promise<boolean>;
+  addCertificate(der: Uint8Array, authorize?: PolicyAuthorization): Promise<boolean>;
+  removeCertificate(der: Uint8Array, authorize?: PolicyAuthorization): Promise<boolean>;
   /** A number that changes whenever a policy changes on any replica (cache invalidation). */
   version(): Promise<number>;
 }

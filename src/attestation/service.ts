@@ -42,7 +42,7 @@ import {
   verifyManagementJws,
 } from './policy/index.js';
 import type { PlatformSeen } from '../collateral/baseline.js';
-import type { PolicyStore, QuoteCollateralSource, SnpCertificateSource, StoredPolicy } from './ports.js';
+import type { PolicyAuthorization, PolicyStore, QuoteCollateralSource, SnpCertificateSource, StoredPolicy } from './ports.js';
 import { type DataInput, checkInitTimeBinding, checkReportDataBinding, parseDataInput } from './runtime-data.js';
 import { type TokenSigner, issueToken } from './token.js';
 import { GpuVerifierCache } from '../evidence/nvidia/index.js';
@@ -486,10 +486,13 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
 
     async setPolicy(type, jws, isolated) {
       const decoded = decodePolicyJws(jws);
-      await checkSigner(decoded.signed, decoded.signingCertificateDer, isolated);
+      const authorize = signerCheck(decoded.signed, decoded.signingCertificateDer, isolated);
+      // An unknown signer is refused before the policy is parsed (as ever); the check that counts is the one
+      // inside the write's transaction, against the certificates registered when the policy is written.
+      if (authorize) authorize(await deps.policies.listCertificates());
       parsePolicy(decoded.policyText); // syntax errors reject the upload, with line and column
       const stored: StoredPolicy = { text: decoded.policyText, jws: jws.trim(), signerCertDer: decoded.signingCertificateDer };
-      await deps.policies.setPolicy(type, stored);
+      await deps.policies.setPolicy(type, stored, authorize);
       policyCache.delete(type);
       policyGeneration++;
       versionCheckedAt = 0;
@@ -500,8 +503,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       // The signature is checked before the signer is looked up: naming a registered certificate in
       // x5c proves nothing, only a signature that verifies with it does.
       const reset = verifyManagementJws(jws);
-      await checkSigner(reset.signed, reset.signingCertificateDer, isolated);
-      await deps.policies.resetPolicy(type);
+      await deps.policies.resetPolicy(type, signerCheck(reset.signed, reset.signingCertificateDer, isolated));
       policyCache.delete(type);
       policyGeneration++;
       versionCheckedAt = 0;
@@ -515,13 +517,20 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     return deps.simulatedSigner();
   }
 
-  async function checkSigner(signed: boolean, der: Uint8Array | undefined, isolated: boolean): Promise<void> {
-    if (!isolated) return;
+  /**
+   * Isolated mode: an unsigned policy operation is refused here; a signed one gets the check of its signer,
+   * which the store runs inside the write's transaction (a certificate removed before the write is unknown).
+   * Outside isolated mode: no check.
+   */
+  function signerCheck(signed: boolean, der: Uint8Array | undefined, isolated: boolean): PolicyAuthorization | undefined {
+    if (!isolated) return undefined;
     if (!signed || !der) throw fail('attestation.policy_invalid', 'isolated mode: the policy must be signed by a policy-management certificate (unsigned policies are refused)');
-    const allowed = await deps.policies.listCertificates();
-    if (!allowed.some((c) => Buffer.from(c).equals(Buffer.from(der)))) {
-      throw fail('attestation.policy_invalid', 'isolated mode: the policy signer is not a registered policy-management certificate');
-    }
+    const signer = Buffer.from(der);
+    return (registered) => {
+      if (!registered.some((c) => signer.equals(c))) {
+        throw fail('attestation.policy_invalid', 'isolated mode: the policy signer is not a registered policy-management certificate');
+      }
+    };
   }
 }
 

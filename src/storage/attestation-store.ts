@@ -1,10 +1,15 @@
 import { createHash } from 'node:crypto';
-import type { PolicyStore, StoredPolicy } from '../attestation/ports.js';
-import type { Database } from './database.js';
+import type { PolicyAuthorization, PolicyStore, StoredPolicy } from '../attestation/ports.js';
+import type { Database, SqlExecutor, Transaction } from './database.js';
 import { type RowMac, integrityOf } from './row-mac.js';
 
 const POLICY = 'attestation-policy';
 const CERTIFICATE = 'attestation-policy-certificate';
+/**
+ * The lock every policy and certificate change takes first (PostgreSQL: a transaction-scoped advisory lock
+ * of this database, so of this instance on every replica; SQLite: its writers are serialised already).
+ */
+const MANAGEMENT_LOCK = 'attestation-policy-management';
 
 /**
  * Attestation policies in the store. Every change bumps one version row in the same transaction, so
@@ -17,6 +22,28 @@ export function createPolicyStore(db: Database, now: () => Date, mac?: RowMac): 
   const integrity = integrityOf(mac);
   const bump = 'UPDATE attestation_policy_version SET version = version + 1 WHERE id = 1';
   const seconds = () => Math.floor(now().getTime() / 1000);
+  const certificates = async (q: SqlExecutor): Promise<Uint8Array[]> => {
+    const rows = await q.all<{ thumbprint: string; cert_der: Uint8Array; integrity: string | null }>('SELECT thumbprint, cert_der, integrity FROM attestation_policy_certificates ORDER BY added_at, thumbprint');
+    return rows.map((r) => {
+      integrity.check(CERTIFICATE, [r.thumbprint, r.cert_der], r.integrity, `policy management certificate ${r.thumbprint}`);
+      return new Uint8Array(r.cert_der);
+    });
+  };
+  /**
+   * A policy or certificate change: the management lock, then `authorize` over the certificates registered
+   * now (read after the lock, so after every earlier change committed), then the write, in one transaction.
+   * A change signed by a certificate whose removal committed first is refused; one that was authorised
+   * commits before any later removal reads the certificates (the removal is answered after it).
+   */
+  const change = <T>(authorize: PolicyAuthorization | undefined, write: (tx: Transaction) => Promise<T>): Promise<T> =>
+    db.transaction(
+      async (tx) => {
+        await tx.lock(MANAGEMENT_LOCK);
+        if (authorize) authorize(await certificates(tx));
+        return write(tx);
+      },
+      { joinable: false },
+    );
   return {
     async getPolicy(type) {
       const row = await db.get<{ policy_text: string; policy_jws: string; signer_cert: Uint8Array | null; integrity: string | null }>(
@@ -28,8 +55,8 @@ export function createPolicyStore(db: Database, now: () => Date, mac?: RowMac): 
       const p: StoredPolicy = { text: row.policy_text, jws: row.policy_jws, signerCertDer: row.signer_cert ? new Uint8Array(row.signer_cert) : undefined };
       return p;
     },
-    async setPolicy(type, p) {
-      await db.transaction(async (tx) => {
+    async setPolicy(type, p, authorize) {
+      await change(authorize, async (tx) => {
         await tx.run(
           `INSERT INTO attestation_policies (attestation_type, policy_text, policy_jws, signer_cert, updated_at, integrity) VALUES (?, ?, ?, ?, ?, ?)
            ON CONFLICT (attestation_type) DO UPDATE SET policy_text = excluded.policy_text, policy_jws = excluded.policy_jws, signer_cert = excluded.signer_cert, updated_at = excluded.updated_at, integrity = excluded.integrity`,
@@ -38,36 +65,32 @@ export function createPolicyStore(db: Database, now: () => Date, mac?: RowMac): 
         await tx.run(bump);
       });
     },
-    async resetPolicy(type) {
-      await db.transaction(async (tx) => {
+    async resetPolicy(type, authorize) {
+      await change(authorize, async (tx) => {
         await tx.run('DELETE FROM attestation_policies WHERE attestation_type = ?', [type]);
         await tx.run(bump);
       });
     },
     async listCertificates() {
-      const rows = await db.all<{ thumbprint: string; cert_der: Uint8Array; integrity: string | null }>('SELECT thumbprint, cert_der, integrity FROM attestation_policy_certificates ORDER BY added_at, thumbprint');
-      return rows.map((r) => {
-        integrity.check(CERTIFICATE, [r.thumbprint, r.cert_der], r.integrity, `policy management certificate ${r.thumbprint}`);
-        return new Uint8Array(r.cert_der);
-      });
+      return certificates(db);
     },
-    async addCertificate(der) {
+    // A transaction, so answered once it is on the disk (SQLite): a signer's removal is not answered while a
+    // power loss could bring it back.
+    async addCertificate(der, authorize) {
       const thumb = createHash('sha1').update(der).digest('hex');
-      const r = await db.run('INSERT INTO attestation_policy_certificates (thumbprint, cert_der, added_at, integrity) VALUES (?, ?, ?, ?) ON CONFLICT (thumbprint) DO NOTHING', [
-        thumb,
-        Buffer.from(der),
-        seconds(),
-        integrity.compute(CERTIFICATE, [thumb, der]),
-      ]);
-      // An autocommitted write: answered once it is on the disk (SQLite), as a transaction is.
-      await db.durable?.();
+      const r = await change(authorize, (tx) =>
+        tx.run('INSERT INTO attestation_policy_certificates (thumbprint, cert_der, added_at, integrity) VALUES (?, ?, ?, ?) ON CONFLICT (thumbprint) DO NOTHING', [
+          thumb,
+          Buffer.from(der),
+          seconds(),
+          integrity.compute(CERTIFICATE, [thumb, der]),
+        ]),
+      );
       return r.changes > 0;
     },
-    async removeCertificate(der) {
+    async removeCertificate(der, authorize) {
       const thumb = createHash('sha1').update(der).digest('hex');
-      const r = await db.run('DELETE FROM attestation_policy_certificates WHERE thumbprint = ?', [thumb]);
-      // A signer's removal is not answered while a power loss could bring it back.
-      await db.durable?.();
+      const r = await change(authorize, (tx) => tx.run('DELETE FROM attestation_policy_certificates WHERE thumbprint = ?', [thumb]));
       return r.changes > 0;
     },
     async version() {

@@ -168,29 +168,28 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
       if (!jws.signed || typeof cert !== 'string' || !/^[A-Za-z0-9+/]+={0,2}$/.test(cert)) {
         throw fail('attestation.policy_invalid', 'the body must be a JWS signed with x5c, whose payload is {"policyCertificate": {"kty", "x5c": [...]}}');
       }
-      const signerDer = jws.signingCertificateDer!;
-      const existing = await policies.listCertificates();
+      const signer = Buffer.from(jws.signingCertificateDer!);
       const target = new Uint8Array(Buffer.from(cert, 'base64'));
       try {
         parseCertificate(target);
       } catch (e) {
         throw fail('attestation.policy_invalid', 'policyCertificate.x5c[0] is not a certificate', undefined, e);
       }
-      // An existing management certificate must sign. Outside isolated mode the very first one may sign
-      // its own addition; in isolated mode the first ones come from the operator (--policy-certificate).
-      const allowed =
-        existing.some((c) => Buffer.from(c).equals(Buffer.from(signerDer))) ||
-        (!ctx.config.isolated && existing.length === 0 && action === 'add' && Buffer.from(target).equals(Buffer.from(signerDer)));
-      if (!allowed) throw fail('attestation.policy_invalid', 'the certificate-management JWS must be signed by a registered policy-management certificate');
-      if (action === 'add') await policies.addCertificate(target);
-      else {
+      // Decided inside the change's transaction, against the certificates registered then (serialised with
+      // every other policy and certificate change): a signer removed first is unknown, and of two removals
+      // the second sees the first's.
+      const authorize = (existing: readonly Uint8Array[]) => {
+        // An existing management certificate must sign. Outside isolated mode the very first one may sign
+        // its own addition; in isolated mode the first ones come from the operator (--policy-certificate).
+        const allowed = existing.some((c) => signer.equals(c)) || (!ctx.config.isolated && existing.length === 0 && action === 'add' && signer.equals(target));
+        if (!allowed) throw fail('attestation.policy_invalid', 'the certificate-management JWS must be signed by a registered policy-management certificate');
         // An isolated provider without a policy-management certificate could never be managed again.
-        const remaining = existing.filter((c) => !Buffer.from(c).equals(Buffer.from(target)));
-        if (ctx.config.isolated && existing.length > 0 && remaining.length === 0) {
+        if (action === 'remove' && ctx.config.isolated && existing.length > 0 && existing.every((c) => Buffer.from(c).equals(target))) {
           throw fail('attestation.policy_invalid', 'the last policy-management certificate of an isolated provider cannot be removed; add its successor first');
         }
-        await policies.removeCertificate(target);
-      }
+      };
+      if (action === 'add') await policies.addCertificate(target, authorize);
+      else await policies.removeCertificate(target, authorize);
       // The field names the Azure SDKs read (PolicyCertificatesModificationResult).
       return resultToken({
         'x-ms-certificate-thumbprint': createHash('sha1').update(target).digest('hex').toUpperCase(),
