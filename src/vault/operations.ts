@@ -8,7 +8,7 @@ import { fail } from '../core/errors.js';
 import { type ApiVersion, requireFeature } from './api-version.js';
 import { canonicalJson } from './audit.js';
 import { finish, refOf, type VaultCore } from './core.js';
-import { attributesWire, checkOperationPermitted, checkUsable, familyOf, type KeyOperation, keyId, publicKeyWire, releasePolicyWire } from './key.js';
+import { attributesWire, checkOperationPermitted, checkUsable, familyOf, type KeyOperation, type KeyVersion, keyId, publicKeyWire, releasePolicyWire } from './key.js';
 import type { CipherRequest, EmbeddingDocument, EncryptionAlgorithm, SignatureAlgorithm } from './ports.js';
 import {
   buildReleaseResponse,
@@ -21,9 +21,10 @@ import {
   isKeyTransferEnc,
   type KeyTransferEnc,
   type ReleaseAnswer,
-  type ReleaseResponseInput,
+  type ReleaseRequestInput,
   type ReleaseSigner,
-  releasePayloadAround,
+  releaseKeyAround,
+  releaseRequestJson,
   verifyTargetToken,
   wrappingKeyOf,
 } from './release/index.js';
@@ -77,29 +78,58 @@ export function createKeyOperations(core: VaultCore) {
     return made;
   }
 
+  /** The key bundle of a release (attributes with key_size for RSA, public JWK, policy) as {@link buildReleaseResponse} takes it. */
+  function releasedKeyOf(key: KeyVersion, api: ApiVersion) {
+    const view = core.view(api);
+    return {
+      attributes: { ...attributesWire(view, key.attributes, key.provider), ...(familyOf(key.kty) === 'RSA' && key.keySize ? { key_size: key.keySize } : {}) },
+      keyJwk: publicKeyWire(view.baseUrl, key) as { kid: string; kty: string },
+      releasePolicy: releasePolicyWire(key.releasePolicy!),
+    };
+  }
+
+  /**
+   * The payload text of a release after its request, around key_hsm, per key version as the store hands
+   * it out (deep-frozen, and the same object while its row stands still; a changed row is another object)
+   * and per view (base URL, API version, soft-delete settings): the same text releasedKeyOf gives, made
+   * once instead of on every release.
+   */
+  const keyTexts = new WeakMap<KeyVersion, { readonly view: string; readonly around: readonly [string, string] }>();
+
+  function keyTextOf(key: KeyVersion, api: ApiVersion): readonly [string, string] {
+    const v = core.view(api);
+    const view = `${v.baseUrl}\n${api.value}\n${v.recoverableDays}\n${v.purgeProtection}`;
+    const known = keyTexts.get(key);
+    if (known !== undefined && known.view === view) return known.around;
+    const around = releaseKeyAround(releasedKeyOf(key, api));
+    if (Object.isFrozen(key)) keyTexts.set(key, { view, around });
+    return around;
+  }
+
   /**
    * A software key's wrap and the response signature in one job (KeyProtector.releaseWrappedSigned), once
    * the signer is made and its key is a node:crypto key; undefined where not, and the caller wraps and
    * signs apart (as it does for the first release, whose record must come before the signer is made).
    */
   function wrapAndSign(
-    ref: ReturnType<typeof refOf>,
+    key: KeyVersion,
+    api: ApiVersion,
     wrappingKey: KeyObject,
     enc: KeyTransferEnc,
     wrapOpts: { kid?: string },
-    response: Omit<ReleaseResponseInput, 'keyJwk'>,
-    publicJwk: { kid: string; kty: string },
+    request: ReleaseRequestInput,
   ): Promise<string | undefined> | undefined {
     const s = signerMade;
     if (s?.privateKey === undefined || protector.releaseWrappedSigned === undefined) return undefined;
     let document: EmbeddingDocument;
     try {
-      document = { header: encodedHeader(s), around: releasePayloadAround({ ...response, keyJwk: publicJwk }), key: s.privateKey, alg: s.alg ?? 'RS256' };
+      const [before, after] = keyTextOf(key, api);
+      document = { header: encodedHeader(s), around: [`{"request":${releaseRequestJson(request)},${before}`, after], key: s.privateKey, alg: s.alg ?? 'RS256' };
     } catch {
       // (An empty certificate chain, say): the steps apart fail as they always did.
       return undefined;
     }
-    return protector.releaseWrappedSigned(ref, wrappingKey, enc, wrapOpts, document);
+    return protector.releaseWrappedSigned(refOf(key), wrappingKey, enc, wrapOpts, document);
   }
 
   return {
@@ -216,20 +246,11 @@ export function createKeyOperations(core: VaultCore) {
         // thread writes the record below (its canonical JSON, leaf hash and INSERT), not after it. Its
         // outcome is awaited only after the record was queued, so a failed wrap still leaves the record
         // and the failure record naming it, as before.
-        const requested = keyId(base(), name, version);
-        const response = {
-          apiVersion: api.value,
-          enc,
-          kid: requested,
-          ...(typeof b.nonce === 'string' ? { nonce: b.nonce } : {}),
-          attributes: { ...attributesWire(core.view(api), key.attributes, key.provider), ...(familyOf(key.kty) === 'RSA' && key.keySize ? { key_size: key.keySize } : {}) },
-          releasePolicy: releasePolicyWire(key.releasePolicy),
-        };
-        const publicJwk = publicKeyWire(base(), key) as { kid: string; kty: string };
+        const request: ReleaseRequestInput = { apiVersion: api.value, enc, kid: keyId(base(), name, version), ...(typeof b.nonce === 'string' ? { nonce: b.nonce } : {}) };
         // Where the signer's key is a node:crypto key (not a token's), the wrap worker signs the response in
         // the wrap's job (one hand-over and one wake-up of this thread instead of two of each); the same
         // JWS bytes the steps below make (release-jws.ts). Where it cannot, the steps below run as they are.
-        const signedJob = keyHsm === undefined ? wrapAndSign(refOf(key), wrapping.key, enc, wrapOpts, response, publicJwk) : undefined;
+        const signedJob = keyHsm === undefined ? wrapAndSign(key, api, wrapping.key, enc, wrapOpts, request) : undefined;
         const wrapJob = keyHsm === undefined && signedJob === undefined ? wrap() : undefined;
         // Handled now (awaited below): a failed wrap must not count as unhandled while the record is written.
         wrapJob?.catch(() => undefined);
@@ -252,7 +273,8 @@ export function createKeyOperations(core: VaultCore) {
           if (value === undefined) {
             keyHsm ??= await (wrapJob ?? wrap());
             wrapped = true;
-            value = await buildReleaseResponse({ ...response, keyJwk: { ...publicJwk, key_hsm: keyHsm } }, await releaseSigner());
+            const released = releasedKeyOf(key, api);
+            value = await buildReleaseResponse({ ...request, ...released, keyJwk: { ...released.keyJwk, key_hsm: keyHsm } }, await releaseSigner());
           }
         } catch (e) {
           // The key did not leave, but its success record may be stored already: the failure record that

@@ -19,7 +19,7 @@ import { fail } from '../core/errors.js';
 import { MIGRATIONS } from '../storage/migrations/index.js';
 import { openDatabase } from '../storage/open.js';
 import { createVaultStore } from '../storage/vault-store.js';
-import { LATEST } from './api-version.js';
+import { checkApiVersion, LATEST } from './api-version.js';
 import { createFakeAuthority, fakeJwksPort } from './release/testing.js';
 import { createVaultService } from './service.js';
 import { generateRsaKeyPair } from '../core/keygen.js';
@@ -260,5 +260,44 @@ test('with a node:crypto release key, a software key is wrapped and its answer s
     assert.deepEqual(records.map((r) => r.result), ['success', 'failed']);
     assert.equal(records[1]!.detail!.notSent!.leafHash, hashLeaf(Buffer.from((await releaseTexts())[before]!, 'utf8')).toString('hex'));
     assert.match(records[1]!.detail!.notSent!.reason, /^the key wrap failed/);
+  });
+});
+
+test('the payload text kept per key version follows the key and the API version: attributes as the key bundle of that version shows them, after an update too', async () => {
+  const options = {
+    releaseKey: (signing: ReturnType<typeof generateRsaKeyPair>) => async () => ({
+      certDer: new Uint8Array(randomBytes(64)),
+      sign: async (data: Uint8Array) => new Uint8Array(sign('sha256', data, signing.privateKey)),
+      privateKey: signing.privateKey,
+    }),
+  };
+  await withReleaseVault(options, async ({ service, targetFor }) => {
+    const target = targetFor(generateRsaKeyPair(2048).publicKey.export({ format: 'jwk' }));
+    const v74 = checkApiVersion('7.4');
+    const released = async (api: typeof LATEST) => {
+      const answer = await service.release(admin, api, 'k', undefined, { target, enc: 'RSA_AES_KEY_WRAP_256' });
+      return JSON.parse(Buffer.from(answer.value.split('.')[1]!, 'base64url').toString('utf8')) as { response: { key: { attributes: Record<string, unknown>; key: Record<string, unknown> } } };
+    };
+    const expected = async (api: typeof LATEST) => {
+      const bundle = (await service.get(admin, api, 'k', undefined)) as { attributes: Record<string, unknown>; key: Record<string, unknown> };
+      return { attributes: { ...bundle.attributes, key_size: 2048 }, key: bundle.key };
+    };
+    await released(LATEST); // makes the signer: the later releases sign on the wrap worker
+    const done = signedOnWorkerCount();
+    for (const api of [LATEST, v74, LATEST, v74]) {
+      const p = await released(api);
+      const want = await expected(api);
+      assert.deepEqual(p.response.key.attributes, want.attributes, `attributes at ${api.value}`);
+      const { key_hsm: _h, ...jwk } = p.response.key.key;
+      assert.deepEqual(jwk, want.key);
+    }
+    assert.equal('hsmPlatform' in (await released(LATEST)).response.key.attributes, true);
+    assert.equal('hsmPlatform' in (await released(v74)).response.key.attributes, false);
+    const exp = Math.floor(Date.now() / 1000) + 86400;
+    await service.update(admin, LATEST, 'k', undefined, { attributes: { exp } });
+    const after = await released(LATEST);
+    assert.equal(after.response.key.attributes.exp, exp, 'the updated key is another version object: its text is made anew');
+    assert.deepEqual(after.response.key.attributes, (await expected(LATEST)).attributes);
+    assert.equal(signedOnWorkerCount(), done + 7);
   });
 });

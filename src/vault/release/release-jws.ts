@@ -47,13 +47,23 @@ export interface ReleaseResponsePayload {
   };
 }
 
+/** What the payload's `request` echoes. */
+export type ReleaseRequestInput = Pick<ReleaseResponseInput, 'apiVersion' | 'enc' | 'kid' | 'nonce'>;
+
+function releaseRequest(input: ReleaseRequestInput): ReleaseResponsePayload['request'] {
+  return input.nonce === undefined
+    ? { 'api-version': input.apiVersion, enc: input.enc, kid: input.kid }
+    : { 'api-version': input.apiVersion, enc: input.enc, kid: input.kid, nonce: input.nonce };
+}
+
+/** The JSON text of the payload's `request` member's value. */
+export function releaseRequestJson(input: ReleaseRequestInput): string {
+  return JSON.stringify(releaseRequest(input));
+}
+
 /** The release payload, key order as in the swagger example and the sidecar structs. */
 export function releaseResponsePayload(input: ReleaseResponseInput): ReleaseResponsePayload {
-  const request =
-    input.nonce === undefined
-      ? { 'api-version': input.apiVersion, enc: input.enc, kid: input.kid }
-      : { 'api-version': input.apiVersion, enc: input.enc, kid: input.kid, nonce: input.nonce };
-  return { request, response: { key: { attributes: input.attributes, key: input.keyJwk, release_policy: input.releasePolicy } } };
+  return { request: releaseRequest(input), response: { key: { attributes: input.attributes, key: input.keyJwk, release_policy: input.releasePolicy } } };
 }
 
 /**
@@ -63,15 +73,21 @@ export function releaseResponsePayload(input: ReleaseResponseInput): ReleaseResp
  * be written where the key is wrapped (the wrap worker) without its members being walked again there.
  */
 export function releasePayloadAround(input: Omit<ReleaseResponseInput, 'keyJwk'> & { readonly keyJwk: Omit<ReleasedKeyJwk, 'key_hsm'> }): readonly [string, string] {
+  const [before, after] = releaseKeyAround(input);
+  return [`{"request":${releaseRequestJson(input)},${before}`, after];
+}
+
+/**
+ * The part of {@link releasePayloadAround} after the request member (`"response":{…`), around key_hsm:
+ * it depends on the key and how it is shown (attributes, public JWK, policy), not on the request, so a
+ * caller may keep it for a key version that does not change.
+ */
+export function releaseKeyAround(input: Pick<ReleaseResponseInput, 'attributes' | 'releasePolicy'> & { readonly keyJwk: Omit<ReleasedKeyJwk, 'key_hsm'> }): readonly [string, string] {
   if (Object.hasOwn(input.keyJwk, 'key_hsm')) throw fail('internal', 'the released key JWK already holds key_hsm');
-  const { request, response } = releaseResponsePayload({ ...input, keyJwk: input.keyJwk as ReleasedKeyJwk });
-  const jwk = JSON.stringify(response.key.key);
+  const jwk = JSON.stringify(input.keyJwk);
   // `{...keyJwk, key_hsm}` puts key_hsm last: the JWK's text without its closing brace, then the member.
   const open = jwk === '{}' ? '{"key_hsm":"' : `${jwk.slice(0, -1)},"key_hsm":"`;
-  return [
-    `{"request":${JSON.stringify(request)},"response":{"key":{"attributes":${JSON.stringify(response.key.attributes)},"key":${open}`,
-    `"},"release_policy":${JSON.stringify(response.key.release_policy)}}}}`,
-  ];
+  return [`"response":{"key":{"attributes":${JSON.stringify(input.attributes)},"key":${open}`, `"},"release_policy":${JSON.stringify(input.releasePolicy)}}}}`];
 }
 
 /** The encoded JWS header of each signer: it depends on the signer alone (its certificates hold ~2 KiB). */
