@@ -9,18 +9,31 @@
  */
 import type { SqlExecutor } from '../../src/storage/database.js';
 
+/**
+ * The table writers append entries to: `log_leaves` (migration 215 on), `log_queue` before (so that a
+ * baseline checkout run by `--root` is switched the same way).
+ */
+async function entryTable(db: SqlExecutor & { readonly dialect: 'sqlite' | 'postgres' }): Promise<string> {
+  const found =
+    db.dialect === 'sqlite'
+      ? await db.get("SELECT 1 AS x FROM sqlite_master WHERE type = 'table' AND name = 'log_leaves'")
+      : await db.get("SELECT 1 AS x FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'log_leaves'");
+  return found ? 'log_leaves' : 'log_queue';
+}
+
 export async function setLogging(db: SqlExecutor & { readonly dialect: 'sqlite' | 'postgres' }, on: boolean): Promise<void> {
+  const table = await entryTable(db);
   if (db.dialect === 'sqlite') {
-    await db.run(on ? 'DROP TRIGGER IF EXISTS bench_log_off' : 'CREATE TRIGGER IF NOT EXISTS bench_log_off BEFORE INSERT ON log_queue BEGIN SELECT RAISE(IGNORE); END');
+    await db.run(on ? 'DROP TRIGGER IF EXISTS bench_log_off' : `CREATE TRIGGER IF NOT EXISTS bench_log_off BEFORE INSERT ON ${table} BEGIN SELECT RAISE(IGNORE); END`);
     return;
   }
   if (on) {
-    await db.run('DROP TRIGGER IF EXISTS bench_log_off ON log_queue');
+    await db.run(`DROP TRIGGER IF EXISTS bench_log_off ON ${table}`);
     return;
   }
   await db.run('CREATE OR REPLACE FUNCTION bench_log_off() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$');
-  await db.run('DROP TRIGGER IF EXISTS bench_log_off ON log_queue');
-  await db.run('CREATE TRIGGER bench_log_off BEFORE INSERT ON log_queue FOR EACH ROW EXECUTE FUNCTION bench_log_off()');
+  await db.run(`DROP TRIGGER IF EXISTS bench_log_off ON ${table}`);
+  await db.run(`CREATE TRIGGER bench_log_off BEFORE INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION bench_log_off()`);
 }
 
 export interface InclusionLatency {
@@ -37,7 +50,7 @@ export interface InclusionLatency {
  */
 export async function inclusionLatency(db: SqlExecutor, sinceMs: number): Promise<InclusionLatency> {
   const rows = await db.all<{ created_ms: number; signed_ms: number | null }>(
-    'SELECT e.created_ms, (SELECT MIN(h.timestamp_ms) FROM log_heads h WHERE h.tree_size > e.idx) AS signed_ms FROM log_entries e WHERE e.idx IS NOT NULL AND e.created_ms >= ?',
+    'SELECT l.created_ms, (SELECT MIN(h.timestamp_ms) FROM log_heads h WHERE h.tree_size > i.idx) AS signed_ms FROM log_index i JOIN log_leaves l ON l.id = i.leaf_id WHERE l.created_ms >= ?',
     [sinceMs],
   );
   const ms = rows.filter((r) => r.signed_ms !== null).map((r) => Number(r.signed_ms) - Number(r.created_ms)).sort((a, b) => a - b);

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../../test/helpers/postgres.js';
 import { signal } from '../../test/helpers/signal.js';
 import { isConclaveError } from '../core/errors.js';
-import { type Database, type Migration, type Transaction, bumpVersion, readVersion, versionedCache, withRetry } from './database.js';
+import { type Database, type Migration, type Transaction, bumpVersion, readVersion, renderSql, versionedCache, withRetry } from './database.js';
 import { openDatabase } from './open.js';
 import { MIGRATIONS } from './migrations/index.js';
 
@@ -543,4 +543,12 @@ describe('withRetry', () => {
     );
     assert.equal(calls, 1);
   });
+});
+
+test('renderSql: a {{sqlite}} or {{postgres}} section is kept on its own store only, with the type templates inside it', () => {
+  const sql = 'CREATE TABLE t (id {{serial}});\n{{sqlite}}CREATE VIEW v AS SELECT id FROM t;{{/sqlite}}\n{{postgres}}CREATE TABLE p (id {{bigint}});\nSELECT 1;{{/postgres}}\nDROP TABLE x;';
+  assert.equal(renderSql(sql, 'sqlite'), 'CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT);\nCREATE VIEW v AS SELECT id FROM t;\n\nDROP TABLE x;');
+  assert.equal(renderSql(sql, 'postgres'), 'CREATE TABLE t (id BIGSERIAL PRIMARY KEY);\n\nCREATE TABLE p (id BIGINT);\nSELECT 1;\nDROP TABLE x;');
+  // A section never spans into the other dialect's (non-greedy, matched by name).
+  assert.equal(renderSql('{{postgres}}a{{/postgres}}b{{postgres}}c{{/postgres}}', 'sqlite'), 'b');
 });

@@ -77,7 +77,8 @@ export interface Database extends SqlExecutor {
 
 /**
  * A versioned schema change. `sql` may use `{{blob}}` (BLOB/BYTEA), `{{bigint}}` (INTEGER/BIGINT) and
- * `{{serial}}` (INTEGER PRIMARY KEY AUTOINCREMENT / BIGSERIAL PRIMARY KEY).
+ * `{{serial}}` (INTEGER PRIMARY KEY AUTOINCREMENT / BIGSERIAL PRIMARY KEY); statements between
+ * `{{postgres}}` and `{{/postgres}}` run on PostgreSQL only, those between `{{sqlite}}` and `{{/sqlite}}` on SQLite only.
  */
 export interface Migration {
   readonly id: number;
@@ -86,6 +87,7 @@ export interface Migration {
 }
 
 export function renderSql(sql: string, dialect: 'sqlite' | 'postgres'): string {
+  sql = sql.replace(/\{\{(sqlite|postgres)\}\}([\s\S]*?)\{\{\/\1\}\}/g, (_, on: string, only: string) => (on === dialect ? only : ''));
   return dialect === 'sqlite'
     ? sql.replaceAll('{{blob}}', 'BLOB').replaceAll('{{bigint}}', 'INTEGER').replaceAll('{{serial}}', 'INTEGER PRIMARY KEY AUTOINCREMENT')
     : sql.replaceAll('{{blob}}', 'BYTEA').replaceAll('{{bigint}}', 'BIGINT').replaceAll('{{serial}}', 'BIGSERIAL PRIMARY KEY');

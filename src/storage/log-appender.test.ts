@@ -31,10 +31,10 @@ async function queued(db: Database): Promise<Set<string>> {
 /** Makes the INSERT of an entry that contains "poison" fail inside the store. */
 async function poisonTrigger(db: Database): Promise<void> {
   if (db.dialect === 'sqlite') {
-    await db.run(`CREATE TRIGGER poison BEFORE INSERT ON log_queue WHEN NEW.entry LIKE '%poison%' BEGIN SELECT RAISE(ABORT, 'poisoned entry'); END`);
+    await db.run(`CREATE TRIGGER poison BEFORE INSERT ON log_leaves WHEN NEW.entry LIKE '%poison%' BEGIN SELECT RAISE(ABORT, 'poisoned entry'); END`);
   } else {
     await db.run(`CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.entry LIKE '%poison%' THEN RAISE EXCEPTION 'poisoned entry'; END IF; RETURN NEW; END $$`);
-    await db.run('CREATE TRIGGER poison BEFORE INSERT ON log_queue FOR EACH ROW EXECUTE FUNCTION poison()');
+    await db.run('CREATE TRIGGER poison BEFORE INSERT ON log_leaves FOR EACH ROW EXECUTE FUNCTION poison()');
   }
 }
 
@@ -240,7 +240,7 @@ describe('SQLite durability: an append is answered only after the WAL flush that
     }
     await assert.rejects(appender.append(entry(499), Date.now()), (e: { code?: string }) => e.code === 'store.unavailable');
     await assert.rejects(
-      db.transaction(async (tx) => tx.run('DELETE FROM log_queue')),
+      db.transaction(async (tx) => tx.run('DELETE FROM log_leaves')),
       (e: { code?: string }) => e.code === 'store.unavailable',
     );
     await db.close();

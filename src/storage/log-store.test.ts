@@ -40,7 +40,7 @@ function sequencer(db: Database, holder: string, clock: { ms: number }, signer: 
 async function drain(seq: Sequencer, db: Database): Promise<number> {
   for (let i = 0; i < 200; i++) {
     await seq.tick();
-    const r = await db.get<{ n: number; q: number; s: number | null }>('SELECT (SELECT COUNT(*) FROM log_entries) AS n, (SELECT COUNT(*) FROM log_queue) AS q, (SELECT MAX(tree_size) FROM log_heads) AS s');
+    const r = await db.get<{ n: number; q: number; s: number | null }>('SELECT (SELECT COUNT(*) FROM log_leaves) AS n, (SELECT COUNT(*) FROM log_leaves l WHERE NOT EXISTS (SELECT 1 FROM log_index i WHERE i.leaf_id = l.id)) AS q, (SELECT MAX(tree_size) FROM log_heads) AS s');
     if (r && Number(r.q) === 0 && r.s !== null && Number(r.s) === Number(r.n)) return Number(r.n);
   }
   throw new Error('the sequencer did not drain the log');
@@ -160,7 +160,7 @@ for (const backend of backends) {
       // The store as it was before the log: the audit chain with 7 records, then the log's migration.
       await db.migrate(MIGRATIONS.filter((m) => m.id < 210 || m.id >= 220));
       chainHead = await writeLegacyChain(db, 7);
-      assert.equal(await db.migrate(MIGRATIONS), 5);
+      assert.equal(await db.migrate(MIGRATIONS), 6);
     });
     after(async () => env?.dispose());
 
@@ -169,11 +169,11 @@ for (const backend of backends) {
       const waiting = await verifyLog(createLogStore(db), [logKey.publicKey]);
       assert.ok(waiting.ok && waiting.pending === 7 && waiting.entries === 0, JSON.stringify(waiting));
       assert.deepEqual(waiting.chain, { records: 7, head: chainHead });
-      const e4 = (await db.get<{ entry: string }>('SELECT entry FROM log_entries WHERE idx = 4'))!.entry;
-      await db.run('UPDATE log_entries SET entry = ? WHERE idx = 4', [e4.replace('"create"', '"delete"')]);
+      const e4 = (await db.get<{ entry: string }>('SELECT entry FROM log_leaves WHERE id = (SELECT leaf_id FROM log_index WHERE idx = 4)'))!.entry;
+      await db.run('UPDATE log_leaves SET entry = ? WHERE id = (SELECT leaf_id FROM log_index WHERE idx = 4)', [e4.replace('"create"', '"delete"')]);
       const changed = await verifyLog(createLogStore(db), [logKey.publicKey]);
       assert.equal(changed.ok ? 'ok' : changed.code, 'log.entry_mismatch');
-      await db.run('UPDATE log_entries SET entry = ? WHERE idx = 4', [e4]);
+      await db.run('UPDATE log_leaves SET entry = ? WHERE id = (SELECT leaf_id FROM log_index WHERE idx = 4)', [e4]);
       const seq = sequencer(db, 'a', clock);
       assert.equal(await drain(seq, db), 7);
       const result = await verifyLog(createLogStore(db), [logKey.publicKey]);
@@ -190,11 +190,10 @@ for (const backend of backends) {
       const seq = sequencer(db, 'a', clock);
       const first = await createLogStore(db).latestHead();
       const leaves = await write(db, 120);
-      const pending = await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM log_queue');
-      assert.equal(Number(pending?.n), 120);
+      assert.equal(await createLogStore(db).pendingCount(7), 120);
       clock.ms += 10;
       // What the vault store remembers (roles, keys) stays valid while the sequencer writes only the log's tables.
-      const changes = db.changeCounter?.(['log_queue', 'log_entries', 'log_nodes', 'log_heads', 'log_sequencer']);
+      const changes = db.changeCounter?.(['log_leaves', 'log_index', 'log_pending', 'log_nodes', 'log_heads', 'log_sequencer']);
       const changedBefore = changes?.();
       const size = await drain(seq, db);
       assert.equal(size, 127);
@@ -222,7 +221,7 @@ for (const backend of backends) {
       await seq.release();
     });
 
-    test('under load a batch reads only the queue outside its transaction (the holder knows its head); a head deleted under it is still met (log.head_missing)', async () => {
+    test('under load a batch reads only the waiting leaves outside its transaction (the holder knows its head); a head deleted under it is still met (log.head_missing)', async () => {
       const outside: string[] = [];
       const spy = new Proxy(db, {
         get(target, prop) {
@@ -242,7 +241,8 @@ for (const backend of backends) {
       await write(db, 3);
       outside.length = 0;
       await seq.tick();
-      assert.deepEqual(outside.map((q) => q.replace(/ .*/, '') + (q.match(/FROM (\w+)/)?.[1] ?? '')), ['SELECTlog_queue'], outside.join('\n'));
+      // The waiting leaves: SQLite's above the highest indexed id, PostgreSQL's in log_pending.
+      assert.deepEqual(outside.map((q) => q.replace(/ .*/, '') + (q.match(/FROM (\w+)/)?.[1] ?? '')), [`SELECT${db.dialect === 'sqlite' ? 'log_leaves' : 'log_pending'}`], outside.join('\n'));
       // A head deleted under the holder: the batch finds its tree changed, reads it afresh and meets the gap.
       await write(db, 3);
       const latest = (await createLogStore(db).latestHead())!;
@@ -276,10 +276,10 @@ for (const backend of backends) {
       await code(service.inclusion(pending!, 5), 'log.leaf_not_found');
     });
 
-    test('an inclusion lookup is an index search by leaf hash, in the sequenced entries and in the queue alike (bounded work per unauthenticated request)', async () => {
+    test('an inclusion lookup is an index search by leaf hash, of sequenced and waiting entries alike (bounded work per unauthenticated request)', async () => {
       const [queued] = await write(db, 3);
       const statements = await statementsOf(db, async (spy) => assert.deepEqual(await createLogStore(spy).findLeaf(hex(queued!)), { index: null }));
-      assert.deepEqual(statements.map((s) => /FROM (log_\w+)/.exec(s.sql)?.[1]), ['log_entries', 'log_queue']);
+      assert.deepEqual(statements.map((s) => /FROM (log_\w+)/.exec(s.sql)?.[1]), ['log_leaves']);
       for (const s of statements) {
         const table = /FROM (log_\w+)/.exec(s.sql)![1]!;
         const plan = await planOf(db, s.sql, s.params);
@@ -308,7 +308,7 @@ for (const backend of backends) {
         assert.ok(boundedPlan(plan, s.sql), `${s.sql}\n→ ${plan}`);
       }
       // The check can fail: a lookup by a column no index serves is a scan.
-      const scan = 'SELECT 1 AS x FROM log_queue WHERE created_ms = ? LIMIT 1';
+      const scan = 'SELECT 1 AS x FROM log_leaves WHERE created_ms = ? LIMIT 1';
       assert.equal(boundedPlan(await planOf(db, scan, [0]), scan), false);
       const seq = sequencer(db, 'a', clock);
       await drain(seq, db);
@@ -325,8 +325,8 @@ for (const backend of backends) {
         assert.equal(r.ok ? 'ok' : r.code, code, JSON.stringify(r));
       };
       await check('ok');
-      const row = async (idx: number) => (await db.get<{ leaf_hash: string; entry: string }>('SELECT leaf_hash, entry FROM log_entries WHERE idx = ?', [idx]))!;
-      const put = (idx: number, r: { leaf_hash: string; entry: string }) => db.run('UPDATE log_entries SET leaf_hash = ?, entry = ? WHERE idx = ?', [r.leaf_hash, r.entry, idx]);
+      const row = async (idx: number) => (await db.get<{ leaf_hash: string; entry: string }>('SELECT leaf_hash, entry FROM log_leaves WHERE id = (SELECT leaf_id FROM log_index WHERE idx = ?)', [idx]))!;
+      const put = (idx: number, r: { leaf_hash: string; entry: string }) => db.run('UPDATE log_leaves SET leaf_hash = ?, entry = ? WHERE id = (SELECT leaf_id FROM log_index WHERE idx = ?)', [r.leaf_hash, r.entry, idx]);
       const [e20, e21] = [await row(20), await row(21)];
 
       await put(20, { ...e20, entry: e20.entry.replace('"test"', '"tset"') });
@@ -372,12 +372,15 @@ for (const backend of backends) {
       await db.run('UPDATE log_nodes SET hash = ? WHERE level = ? AND idx = ?', [node!.hash, node!.level, node!.idx]);
 
       const last = await row(latest.treeSize - 1);
-      await db.run('DELETE FROM log_entries WHERE idx = ?', [latest.treeSize - 1]);
+      const lastId = (await db.get<{ leaf_id: number }>('SELECT leaf_id FROM log_index WHERE idx = ?', [latest.treeSize - 1]))!.leaf_id;
+      await db.run('DELETE FROM log_index WHERE idx = ?', [latest.treeSize - 1]);
       await check('log.entry_missing');
-      await db.run('INSERT INTO log_entries (leaf_hash, entry, created_ms, idx) VALUES (?, ?, 0, ?)', [e20.leaf_hash, e20.entry, latest.treeSize - 1]);
+      await db.run('INSERT INTO log_index (idx, leaf_id) VALUES (?, ?)', [latest.treeSize - 1, lastId]);
+      await check('ok');
+      // Another entry (with its own leaf hash) in its place.
+      await put(latest.treeSize - 1, e20);
       await check('log.root_mismatch');
-      await db.run('DELETE FROM log_entries WHERE idx = ?', [latest.treeSize - 1]);
-      await db.run('INSERT INTO log_entries (leaf_hash, entry, created_ms, idx) VALUES (?, ?, 0, ?)', [last.leaf_hash, last.entry, latest.treeSize - 1]);
+      await put(latest.treeSize - 1, last);
       await check('ok');
     });
 
@@ -448,7 +451,8 @@ for (const backend of backends) {
       const cut = heads.at(-3)!;
       // Whoever can write the store cuts the log back to an earlier head: entries, nodes and heads beyond it.
       await db.run('DELETE FROM log_heads WHERE tree_size > ?', [cut.treeSize]);
-      await db.run('DELETE FROM log_entries WHERE idx >= ?', [cut.treeSize]);
+      await db.run('DELETE FROM log_leaves WHERE id IN (SELECT leaf_id FROM log_index WHERE idx >= ?)', [cut.treeSize]);
+      await db.run('DELETE FROM log_index WHERE idx >= ?', [cut.treeSize]);
       const nodes = await db.all<{ level: number; idx: number }>('SELECT level, idx FROM log_nodes');
       for (const n of nodes.filter((x) => (Number(x.idx) + 1) * 2 ** Number(x.level) > cut.treeSize)) await db.run('DELETE FROM log_nodes WHERE level = ? AND idx = ?', [n.level, n.idx]);
       const alone = await verifyLog(store, [logKey.publicKey]);

@@ -1,10 +1,11 @@
 /**
- * The transparency log's SQL (SQLite and PostgreSQL; tables of migrations 210–214, docs/audit.md).
+ * The transparency log's SQL (SQLite and PostgreSQL; tables of migrations 210–215, docs/audit.md).
  *
- * Writers: {@link insertLogEntry}, one INSERT into `log_queue` (a table with its key and a leaf-hash index,
- * which inclusion lookups of queued entries search), no lock, in the caller's transaction or on its own (autocommit). Sequencer:
- * the lease row and one transaction per batch, which moves queued entries into `log_entries` with their
- * index. Readers: heads, nodes, entries.
+ * Writers: {@link insertLogEntry}, one INSERT into `log_leaves` (a table with its key and a leaf-hash index,
+ * which inclusion lookups search), no lock, in the caller's transaction or on its own (autocommit); the
+ * entry stays there. Sequencer: the lease row and one transaction per batch, which gives waiting leaves
+ * their index, one `log_index` row each (and on PostgreSQL takes them off `log_pending`). Readers: heads,
+ * nodes, entries.
  */
 import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto';
 import { fail } from '../core/errors.js';
@@ -29,7 +30,7 @@ export interface LogReceipt {
  */
 export async function insertLogEntry(ex: SqlExecutor, entry: string, createdMs: number): Promise<LogReceipt> {
   const leafHash = hashLeafText(entry).toString('hex');
-  await ex.run('INSERT INTO log_queue (leaf_hash, entry, created_ms) VALUES (?, ?, ?)', [leafHash, entry, createdMs]);
+  await ex.run('INSERT INTO log_leaves (leaf_hash, entry, created_ms) VALUES (?, ?, ?)', [leafHash, entry, createdMs]);
   return { leafHash, entry };
 }
 
@@ -41,12 +42,12 @@ export interface LogAppender {
 }
 
 /**
- * The group-commit writer of `log_queue`: concurrent appends share one transaction (one multi-row
+ * The group-commit writer of `log_leaves`: concurrent appends share one transaction (one multi-row
  * INSERT) and so one flush of the store's log, and each is answered when that commit returned
  * (src/storage/group-commit.ts). The leaf hash is computed by the caller's turn, before it queues.
  */
 export function createLogAppender(db: Database, opts: { maxBatch?: number } = {}): LogAppender {
-  const insert = (n: number) => `INSERT INTO log_queue (leaf_hash, entry, created_ms) VALUES ${Array.from({ length: n }, () => '(?, ?, ?)').join(', ')}`;
+  const insert = (n: number) => `INSERT INTO log_leaves (leaf_hash, entry, created_ms) VALUES ${Array.from({ length: n }, () => '(?, ?, ?)').join(', ')}`;
   const flush = db.durable?.bind(db);
   const writer = groupCommit<{ leafHash: string; entry: string; createdMs: number }, LogReceipt>(
     async (items) => {
@@ -125,23 +126,25 @@ async function storeHead(tx: SqlExecutor, h: SignedTreeHead, lease: SequencerLea
 }
 
 /**
- * Stores a batch's entries and nodes: queued entries move into `log_entries` with their index
- * (`migrated` false), or migrated chain records, already there with their index, get the leaf hash just
- * computed. Its head is stored first, by {@link storeHead}.
+ * Stores a batch's entries and nodes: waiting leaves get their index, one `log_index` row each (and leave
+ * `log_pending` on PostgreSQL), the bodies staying where their writers put them (`migrated` false); or
+ * migrated chain records, indexed already, get the leaf hash just computed. Its head is stored first, by
+ * {@link storeHead}.
  */
-async function storeBatch(tx: SqlExecutor, batch: PreparedBatch, migrated: boolean): Promise<void> {
+async function storeBatch(tx: SqlExecutor, dialect: Dialect, batch: PreparedBatch, migrated: boolean): Promise<void> {
   for (const part of chunks(batch.leaves)) {
     if (migrated) {
-      const values = part.map(() => '(CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT))').join(', ');
-      await tx.run(`WITH v (id, idx, leaf_hash) AS (VALUES ${values}) UPDATE log_entries SET idx = v.idx, leaf_hash = v.leaf_hash FROM v WHERE log_entries.id = v.id`, part.flatMap((l) => [l.id, l.index, l.leafHash.toString('hex')]));
+      const values = part.map(() => '(CAST(? AS BIGINT), CAST(? AS TEXT))').join(', ');
+      await tx.run(`WITH v (id, leaf_hash) AS (VALUES ${values}) UPDATE log_leaves SET leaf_hash = v.leaf_hash FROM v WHERE log_leaves.id = v.id`, part.flatMap((l) => [l.id, l.leafHash.toString('hex')]));
     } else {
-      const values = part.map(() => '(CAST(? AS BIGINT), CAST(? AS BIGINT))').join(', ');
-      const params = part.flatMap((l) => [l.id, l.index]);
-      // A plain INSERT (no WITH clause; VALUES names its columns column1, column2 on both stores): SQLite's
-      // change counter knows its table, a log table, so a batch does not expire what the vault store
-      // remembered of roles and keys (src/storage/vault-store.ts) and the next release need not read it again.
-      await tx.run(`INSERT INTO log_entries (leaf_hash, entry, created_ms, idx) SELECT q.leaf_hash, q.entry, q.created_ms, v.column2 FROM log_queue q JOIN (VALUES ${values}) AS v ON v.column1 = q.id ORDER BY v.column2`, params);
-      await tx.run(`DELETE FROM log_queue WHERE id IN (${placeholders(part.length)})`, part.map((l) => l.id));
+      // A plain INSERT: SQLite's change counter knows its table, a log table, so a batch does not expire
+      // what the vault store remembered of roles and keys (src/storage/vault-store.ts). A leaf indexed
+      // already (which the lease rules out) fails the batch on log_index's unique leaf id.
+      await tx.run(`INSERT INTO log_index (idx, leaf_id) VALUES ${part.map(() => '(?, ?)').join(', ')}`, part.flatMap((l) => [l.index, l.id]));
+      if (dialect === 'postgres') {
+        const r = await tx.run(`DELETE FROM log_pending WHERE id IN (${placeholders(part.length)})`, part.map((l) => l.id));
+        if (r.changes !== part.length) throw fail('internal', 'a log batch named leaves that no longer wait for an index', { expected: part.length, found: r.changes });
+      }
     }
   }
   for (const part of chunks(batch.nodes)) {
@@ -149,7 +152,22 @@ async function storeBatch(tx: SqlExecutor, batch: PreparedBatch, migrated: boole
   }
 }
 
+type Dialect = 'sqlite' | 'postgres';
+
+/**
+ * The leaves waiting for an index (as `l`), oldest first when ordered by `l.id`. SQLite: those above the
+ * highest indexed leaf id, since its ids grow in commit order (one writer at a time; AUTOINCREMENT never
+ * gives an id twice) and a read outside a transaction sees only committed rows. PostgreSQL draws ids
+ * before commit (a lower one may commit after higher ones were indexed): `log_pending`, which a trigger
+ * fills in the writer's transaction (migration 215).
+ */
+const WAITING: Record<Dialect, string> = {
+  sqlite: 'log_leaves l WHERE l.id > (SELECT COALESCE(MAX(leaf_id), 0) FROM log_index)',
+  postgres: 'log_pending p JOIN log_leaves l ON l.id = p.id',
+};
+
 export function createLogStore(db: Database): LogStore & LogReader {
+  const waiting = WAITING[db.dialect];
   // Migrated chain records are the only entries stored with an index; once a batch finds none at or
   // beyond the tree size, none can appear again, and that query is skipped from then on.
   let migrationDone = false;
@@ -166,8 +184,8 @@ export function createLogStore(db: Database): LogStore & LogReader {
       await db.run('UPDATE log_sequencer SET holder = NULL, lease_until_ms = 0 WHERE id = 1 AND holder = ? AND epoch = ?', [lease.holder, lease.epoch]);
     },
     async hasPending(treeSize: number) {
-      if (await db.get('SELECT 1 AS x FROM log_queue LIMIT 1')) return true;
-      return !migrationDone && (await db.get('SELECT 1 AS x FROM log_entries WHERE idx >= ? LIMIT 1', [treeSize])) !== undefined;
+      if (await db.get(`SELECT 1 AS x FROM ${waiting} LIMIT 1`)) return true;
+      return !migrationDone && (await db.get('SELECT 1 AS x FROM log_index WHERE idx >= ? LIMIT 1', [treeSize])) !== undefined;
     },
 
     async sequence(lease, nowMs, leaseMs, limit, prepare: (state: TreeState, pending: readonly PendingLeaf[]) => Promise<PreparedBatch | undefined>, sign: (head: TreeHead) => Promise<SignedTreeHead>, known?: TreeState) {
@@ -184,16 +202,16 @@ export function createLogStore(db: Database): LogStore & LogReader {
       // head was deleted: it is never signed again as if it were a migrated record.
       const migrated = migrationDone
         ? []
-        : await db.all<{ id: number; idx: number; entry: string; record: string | null }>('SELECT e.id, e.idx, e.entry, a.record FROM log_entries e LEFT JOIN vault_audit a ON a.seq = e.idx + 1 WHERE e.idx >= ? ORDER BY e.idx LIMIT ?', [size, limit]);
+        : await db.all<{ id: number; idx: number; entry: string | null; record: string | null }>('SELECT i.leaf_id AS id, i.idx, l.entry, a.record FROM log_index i LEFT JOIN log_leaves l ON l.id = i.leaf_id LEFT JOIN vault_audit a ON a.seq = i.idx + 1 WHERE i.idx >= ? ORDER BY i.idx LIMIT ?', [size, limit]);
       let pending: PendingLeaf[];
       if (migrated.length > 0) {
         migrated.forEach((r, i) => {
-          if (r.record !== r.entry) throw fail('log.head_missing', `log entry ${r.idx} has an index beyond the latest signed head (size ${size}) but is not the audit-chain record migrated there: a signed head was deleted; the log is not extended until it is restored`, { index: Number(r.idx), treeSize: size });
+          if (r.entry === null || r.record !== r.entry) throw fail('log.head_missing', `log entry ${r.idx} has an index beyond the latest signed head (size ${size}) but is not the audit-chain record migrated there: a signed head was deleted; the log is not extended until it is restored`, { index: Number(r.idx), treeSize: size });
           if (Number(r.idx) !== size + i) throw fail('log.entry_missing', `migrated log entry ${size + i} is missing (the next stored is ${r.idx})`, { index: size + i });
         });
-        pending = migrated.map((r) => ({ id: Number(r.id), leafHash: hashLeafText(r.entry), createdMs: nowMs }));
+        pending = migrated.map((r) => ({ id: Number(r.id), leafHash: hashLeafText(r.entry!), createdMs: nowMs }));
       } else {
-        const rows = await db.all<{ id: number; leaf_hash: string; created_ms: number }>('SELECT id, leaf_hash, created_ms FROM log_queue ORDER BY id LIMIT ?', [limit]);
+        const rows = await db.all<{ id: number; leaf_hash: string; created_ms: number }>(`SELECT l.id, l.leaf_hash, l.created_ms FROM ${waiting} ORDER BY l.id LIMIT ?`, [limit]);
         pending = rows.map((r) => ({ id: Number(r.id), leafHash: Buffer.from(r.leaf_hash, 'hex'), createdMs: Number(r.created_ms) }));
       }
       const batch = await prepare({ size, head }, pending);
@@ -215,7 +233,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
         // Signed only now, with the lease ours until commit; stored only under the same epoch.
         const sealed = { ...batch, head: await sign(batch.head) };
         if (!(await storeHead(tx, sealed.head, lease))) return 'lost';
-        await storeBatch(tx, sealed, migrated.length > 0);
+        await storeBatch(tx, db.dialect, sealed, migrated.length > 0);
         if (migrated.length === 0) migrationDone = true;
         return sealed;
       });
@@ -227,7 +245,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
         if (!migrationDone) throw e;
         const now = await latestHead(db).catch(() => undefined);
         const signed = now?.treeSize ?? 0;
-        const stray = await db.get<{ idx: number }>('SELECT idx FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT 1', [signed]).catch(() => undefined);
+        const stray = await db.get<{ idx: number }>('SELECT idx FROM log_index WHERE idx >= ? ORDER BY idx LIMIT 1', [signed]).catch(() => undefined);
         if (stray) throw fail('log.head_missing', `log entry ${stray.idx} has an index beyond the latest signed head (size ${signed}): a signed head was deleted; the log is not extended until it is restored`, { index: Number(stray.idx), treeSize: signed }, e);
         throw e;
       });
@@ -242,7 +260,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
       for (const [level, indices] of byLevel) {
         const rows =
           level === 0
-            ? await db.all<{ idx: number; hash: string }>(`SELECT idx, leaf_hash AS hash FROM log_entries WHERE idx IN (${placeholders(indices.length)})`, indices)
+            ? await db.all<{ idx: number; hash: string }>(`SELECT i.idx, l.leaf_hash AS hash FROM log_index i JOIN log_leaves l ON l.id = i.leaf_id WHERE i.idx IN (${placeholders(indices.length)})`, indices)
             : await db.all<{ idx: number; hash: string }>(`SELECT idx, hash FROM log_nodes WHERE level = ? AND idx IN (${placeholders(indices.length)})`, [level, ...indices]);
         for (const r of rows) found.set(`${level}/${Number(r.idx)}`, Buffer.from(r.hash, 'hex'));
       }
@@ -254,21 +272,22 @@ export function createLogStore(db: Database): LogStore & LogReader {
     },
 
     async leaves(start: number, limit: number): Promise<StoredLeaf[]> {
-      const rows = await db.all<{ idx: number; leaf_hash: string; entry: string }>('SELECT idx, leaf_hash, entry FROM log_entries WHERE idx >= ? ORDER BY idx LIMIT ?', [start, limit]);
+      const rows = await db.all<{ idx: number; leaf_hash: string; entry: string }>('SELECT i.idx, l.leaf_hash, l.entry FROM log_index i JOIN log_leaves l ON l.id = i.leaf_id WHERE i.idx >= ? ORDER BY i.idx LIMIT ?', [start, limit]);
       return rows.map((r) => ({ index: Number(r.idx), leafHash: Buffer.from(r.leaf_hash, 'hex'), entry: r.entry }));
     },
 
     async pendingLeaves(limit: number) {
-      const rows = await db.all<{ leaf_hash: string; entry: string }>('SELECT leaf_hash, entry FROM log_queue ORDER BY id LIMIT ?', [limit]);
+      const rows = await db.all<{ leaf_hash: string; entry: string }>(`SELECT l.leaf_hash, l.entry FROM ${waiting} ORDER BY l.id LIMIT ?`, [limit]);
       return rows.map((r) => ({ leafHash: Buffer.from(r.leaf_hash, 'hex'), entry: r.entry }));
     },
 
     async findLeaf(leafHash: Buffer) {
       const hex = leafHash.toString('hex');
-      const r = await db.get<{ idx: number }>('SELECT idx FROM log_entries WHERE leaf_hash = ? ORDER BY idx LIMIT 1', [hex]);
-      if (r) return { index: Number(r.idx) };
-      // Still queued? Searched by its leaf-hash index (migration 213): the backlog does not set the cost.
-      return (await db.get('SELECT 1 AS x FROM log_queue WHERE leaf_hash = ? LIMIT 1', [hex])) ? { index: null } : undefined;
+      // By the leaf-hash index, sequenced or waiting alike: the backlog does not set the cost. The first
+      // index when the same entry was stored twice; null while none has one.
+      const r = await db.get<{ idx: number | null; n: number }>('SELECT MIN(log_index.idx) AS idx, COUNT(*) AS n FROM log_leaves LEFT JOIN log_index ON log_index.leaf_id = log_leaves.id WHERE log_leaves.leaf_hash = ?', [hex]);
+      if (!r || Number(r.n) === 0) return undefined;
+      return { index: r.idx === null ? null : Number(r.idx) };
     },
 
     async heads(fromSize: number, limit: number): Promise<SignedTreeHead[]> {
@@ -286,7 +305,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
     },
 
     async pendingCount(treeSize: number) {
-      const r = await db.get<{ n: number | string }>('SELECT (SELECT COUNT(*) FROM log_queue) + (SELECT COUNT(*) FROM log_entries WHERE idx >= ?) AS n', [treeSize]);
+      const r = await db.get<{ n: number | string }>(`SELECT (SELECT COUNT(*) FROM ${waiting}) + (SELECT COUNT(*) FROM log_index WHERE idx >= ?) AS n`, [treeSize]);
       return Number(r?.n ?? 0);
     },
   };

@@ -173,7 +173,7 @@ const keyLock = (name: string) => `vault-key:${name.toLowerCase()}`;
  * The transparency log's tables: the audit append of every operation and the sequencer write them, and
  * nothing the vault's cached reads depend on.
  */
-const LOG_TABLES = ['log_queue', 'log_entries', 'log_nodes', 'log_heads', 'log_sequencer'];
+const LOG_TABLES = ['log_leaves', 'log_index', 'log_pending', 'log_nodes', 'log_heads', 'log_sequencer'];
 
 /** Bounds of the read caches (entries; the oldest goes first). */
 const CACHED_PRINCIPALS = 1024;

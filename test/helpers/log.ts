@@ -7,7 +7,7 @@ import type { SqlExecutor } from '../../src/storage/database.js';
 export async function waitSequenced(db: SqlExecutor, timeoutMs = 20_000): Promise<number> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const row = await db.get<{ n: number; queued: number; signed: number | null }>('SELECT (SELECT COUNT(*) FROM log_entries) AS n, (SELECT COUNT(*) FROM log_queue) AS queued, (SELECT MAX(tree_size) FROM log_heads) AS signed');
+    const row = await db.get<{ n: number; queued: number; signed: number | null }>('SELECT (SELECT COUNT(*) FROM log_index) AS n, (SELECT COUNT(*) FROM log_leaves l WHERE NOT EXISTS (SELECT 1 FROM log_index i WHERE i.leaf_id = l.id)) AS queued, (SELECT MAX(tree_size) FROM log_heads) AS signed');
     const n = Number(row?.n ?? 0);
     if (Number(row?.queued) === 0 && row?.signed !== null && row?.signed !== undefined && Number(row.signed) === n) return n;
     if (Date.now() > until) throw new Error(`log not sequenced within ${timeoutMs} ms: ${n} entries, signed head ${row?.signed}`);

@@ -1,9 +1,10 @@
 import type { Migration } from '../database.js';
 
 /**
- * The transparency log (ids 210–219; docs/audit.md). Writers append entries to `log_queue` (since 212, indexed by leaf hash since 213;
- * before, to `log_entries` with `idx` NULL); the sequencer moves them in batches into `log_entries` with
- * their index. `log_nodes` keeps the perfect subtree hashes
+ * The transparency log (ids 210–219; docs/audit.md). Since 215 writers append entries to `log_leaves`
+ * (indexed by leaf hash), where they stay; the sequencer gives them their index in batches, one small
+ * row each in `log_index` (index → leaf). Before, writers appended to `log_queue` (212–214; before that to
+ * `log_entries` with `idx` NULL) and the sequencer moved them into `log_entries` with their index. `log_nodes` keeps the perfect subtree hashes
  * of level ≥ 1 (leaf hashes stay in `log_entries`), from which proofs are served; `log_heads` every signed
  * tree head; `log_sequencer` the one lease row.
  *
@@ -86,5 +87,47 @@ DELETE FROM log_entries WHERE idx IS NULL;`,
     // renewed it), and keeps that epoch: which holder signed which heads stays visible to an operator.
     // Heads from before have none.
     sql: 'ALTER TABLE log_heads ADD COLUMN epoch {{bigint}};',
+  },
+  {
+    id: 215,
+    name: 'transparency log: an entry is written once, where its writer put it; the sequencer stores only its index',
+    // With log_queue every entry body went to the store's log three times (queued, copied into
+    // log_entries, deleted from the queue) and through seven b-trees. Now writers insert into log_leaves
+    // (the table, its leaf-hash index) and the sequencer adds one row of two integers per entry to
+    // log_index (idx → leaf id; a leaf is indexed at most once). Which leaves wait for an index: on SQLite,
+    // those with an id above the highest indexed one (ids grow in commit order: one writer at a time, and
+    // AUTOINCREMENT never hands an id out twice); on PostgreSQL, where ids are drawn before commit and a
+    // lower one may commit after higher ones were sequenced, those in log_pending, which a trigger fills in
+    // the writer's own transaction and the sequencer empties in its batch's.
+    // Existing data: sequenced entries keep their index (leaf id = index + 1), queued ones follow in order.
+    // The old tables' names stay as read-only views (sequenced entries with their index; waiting ones), for
+    // whoever reads them with SQL of their own.
+    sql: `
+CREATE TABLE IF NOT EXISTS log_leaves (
+  id {{serial}},
+  leaf_hash TEXT NOT NULL,
+  entry TEXT NOT NULL,
+  created_ms {{bigint}} NOT NULL
+);
+CREATE INDEX IF NOT EXISTS log_leaves_leaf_hash ON log_leaves (leaf_hash);
+CREATE TABLE IF NOT EXISTS log_index (
+  idx {{bigint}} PRIMARY KEY,
+  leaf_id {{bigint}} NOT NULL UNIQUE
+);
+INSERT INTO log_leaves (id, leaf_hash, entry, created_ms) SELECT idx + 1, leaf_hash, entry, created_ms FROM log_entries WHERE idx IS NOT NULL ORDER BY idx;
+INSERT INTO log_index (idx, leaf_id) SELECT idx, idx + 1 FROM log_entries WHERE idx IS NOT NULL ORDER BY idx;
+INSERT INTO log_leaves (id, leaf_hash, entry, created_ms) SELECT (SELECT COALESCE(MAX(idx), -1) + 1 FROM log_entries) + q.id, q.leaf_hash, q.entry, q.created_ms FROM log_queue q ORDER BY q.id;
+{{postgres}}
+CREATE TABLE IF NOT EXISTS log_pending (id BIGINT PRIMARY KEY);
+INSERT INTO log_pending (id) SELECT l.id FROM log_leaves l WHERE NOT EXISTS (SELECT 1 FROM log_index i WHERE i.leaf_id = l.id);
+SELECT setval(pg_get_serial_sequence('log_leaves', 'id'), (SELECT COALESCE(MAX(id), 0) + 1 FROM log_leaves), false);
+CREATE OR REPLACE FUNCTION log_leaves_pending() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO log_pending (id) SELECT id FROM added; RETURN NULL; END $$;
+CREATE TRIGGER log_leaves_pending AFTER INSERT ON log_leaves REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION log_leaves_pending();
+{{/postgres}}
+DROP TABLE log_queue;
+DROP TABLE log_entries;
+CREATE VIEW log_entries AS SELECT l.id, l.leaf_hash, l.entry, l.created_ms, i.idx FROM log_index i JOIN log_leaves l ON l.id = i.leaf_id;
+{{sqlite}}CREATE VIEW log_queue AS SELECT l.id, l.leaf_hash, l.entry, l.created_ms FROM log_leaves l WHERE l.id > (SELECT COALESCE(MAX(leaf_id), 0) FROM log_index);{{/sqlite}}
+{{postgres}}CREATE VIEW log_queue AS SELECT l.id, l.leaf_hash, l.entry, l.created_ms FROM log_pending p JOIN log_leaves l ON l.id = p.id;{{/postgres}}`,
   },
 ];

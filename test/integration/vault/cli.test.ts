@@ -76,9 +76,9 @@ describe('conclave key, role, audit', () => {
     const ok = await verify('-o', 'json');
     assert.equal(ok.code, 0, ok.err);
     assert.ok(JSON.parse(ok.out).records >= 6);
-    const rows = await server.ctx.db.all<{ idx: number; leaf_hash: string; entry: string }>('SELECT idx, leaf_hash, entry FROM log_entries WHERE idx IN (2, 3) ORDER BY idx');
+    const rows = await server.ctx.db.all<{ idx: number; leaf_hash: string; entry: string }>('SELECT i.idx, l.leaf_hash, l.entry FROM log_index i JOIN log_leaves l ON l.id = i.leaf_id WHERE i.idx IN (2, 3) ORDER BY i.idx');
     const [r2, r3] = [rows[0]!, rows[1]!];
-    const put = (idx: number, r: { leaf_hash: string; entry: string }) => server.ctx.db.run('UPDATE log_entries SET leaf_hash = ?, entry = ? WHERE idx = ?', [r.leaf_hash, r.entry, idx]);
+    const put = (idx: number, r: { leaf_hash: string; entry: string }) => server.ctx.db.run('UPDATE log_leaves SET leaf_hash = ?, entry = ? WHERE id = (SELECT leaf_id FROM log_index WHERE idx = ?)', [r.leaf_hash, r.entry, idx]);
     // Reordered (each entry still hashes to its leaf hash): the signed heads no longer match.
     await put(2, r3);
     await put(3, r2);
@@ -95,7 +95,7 @@ describe('conclave key, role, audit', () => {
     assert.match(changed.err, /log\.entry_mismatch.*entry 3/);
     await put(3, r3);
     // Deleted.
-    await server.ctx.db.run('DELETE FROM log_entries WHERE idx = 2');
+    await server.ctx.db.run('DELETE FROM log_index WHERE idx = 2');
     const deleted = await verify();
     assert.equal(deleted.code, 1);
     assert.match(deleted.err, /log\.entry_missing.*entry 2 is missing/);

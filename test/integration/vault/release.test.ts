@@ -250,13 +250,13 @@ describe('release over raw HTTPS: denials, access control, audit', () => {
       const ok = await adminJson(server, 'GET', '/admin/vault/audit/verify');
       assert.equal(ok.json.ok, true, JSON.stringify(ok.json));
       assert.ok(ok.json.entries > 20);
-      const row = await server.ctx.db.get<{ entry: string }>('SELECT entry FROM log_entries WHERE idx = 5');
-      await server.ctx.db.run('UPDATE log_entries SET entry = ? WHERE idx = 5', [row!.entry.replace(/"time":"[^"]+"/, '"time":"2000-01-01T00:00:00.000Z"')]);
+      const row = await server.ctx.db.get<{ entry: string }>('SELECT entry FROM log_leaves WHERE id = (SELECT leaf_id FROM log_index WHERE idx = 5)');
+      await server.ctx.db.run('UPDATE log_leaves SET entry = ? WHERE id = (SELECT leaf_id FROM log_index WHERE idx = 5)', [row!.entry.replace(/"time":"[^"]+"/, '"time":"2000-01-01T00:00:00.000Z"')]);
       const bad = await adminJson(server, 'GET', '/admin/vault/audit/verify');
       assert.equal(bad.json.ok, false);
       assert.equal(bad.json.code, 'log.entry_mismatch');
       assert.equal(bad.json.detail.index, 5);
-      await server.ctx.db.run('UPDATE log_entries SET entry = ? WHERE idx = 5', [row!.entry]);
+      await server.ctx.db.run('UPDATE log_leaves SET entry = ? WHERE id = (SELECT leaf_id FROM log_index WHERE idx = 5)', [row!.entry]);
     });
   });
 });
