@@ -48,9 +48,12 @@ export interface InclusionLatency {
  * tree head that includes them (its timestamp), the inclusion latency a client waiting for its proof sees
  * (plus the commit of that batch). Entries not yet in a head are not counted.
  */
-export async function inclusionLatency(db: SqlExecutor, sinceMs: number): Promise<InclusionLatency> {
+export async function inclusionLatency(db: SqlExecutor & { readonly dialect: 'sqlite' | 'postgres' }, sinceMs: number): Promise<InclusionLatency> {
+  const signed = (idx: string) => `(SELECT MIN(h.timestamp_ms) FROM log_heads h WHERE h.tree_size > ${idx}) AS signed_ms`;
   const rows = await db.all<{ created_ms: number; signed_ms: number | null }>(
-    'SELECT l.created_ms, (SELECT MIN(h.timestamp_ms) FROM log_heads h WHERE h.tree_size > i.idx) AS signed_ms FROM log_index i JOIN log_leaves l ON l.id = i.leaf_id WHERE l.created_ms >= ?',
+    (await entryTable(db)) === 'log_leaves'
+      ? `SELECT l.created_ms, ${signed('i.idx')} FROM log_index i JOIN log_leaves l ON l.id = i.leaf_id WHERE l.created_ms >= ?`
+      : `SELECT e.created_ms, ${signed('e.idx')} FROM log_entries e WHERE e.idx IS NOT NULL AND e.created_ms >= ?`,
     [sinceMs],
   );
   const ms = rows.filter((r) => r.signed_ms !== null).map((r) => Number(r.signed_ms) - Number(r.created_ms)).sort((a, b) => a - b);
