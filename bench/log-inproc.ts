@@ -5,8 +5,10 @@
  * synchronous, so the appends' INSERTs and the batches are event-loop time) and the bytes and write calls
  * the process issued per entry (/proc/self/io: the WAL and checkpoints into the database file). `--root`
  * runs another checkout's compiled store code, so before and after can be compared in alternating runs.
+ * `--db postgres://…/postgres`: on a fresh database of that server instead (made and dropped here; the
+ * bytes are then the client's, the work in PostgreSQL's own processes is not counted).
  *
- *   node dist/bench/log-inproc.js [--n 20000] [--c 16] [--rounds 3] [--batch-ms 25] [--root DIR]
+ *   node dist/bench/log-inproc.js [--n 20000] [--c 16] [--rounds 3] [--batch-ms 25] [--root DIR] [--db URL]
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     rounds: { type: 'string', default: '3' },
     'batch-ms': { type: 'string', default: '25' },
     root: { type: 'string', default: resolve(import.meta.dirname, '../..') },
+    db: { type: 'string' },
   },
 });
 const root = resolve(values.root);
@@ -35,7 +38,10 @@ const { logKeyId } = (await load('src/log/tree-head.js')) as typeof import('../s
 const { sign } = await import('node:crypto');
 
 const dir = mkdtempSync(join(tmpdir(), 'conclave-log-bench-'));
-const db = await openDatabase(`sqlite:${join(dir, 'store.db')}`);
+const pgName = `conclave_log_bench_${process.pid}`;
+const admin = values.db ? await openDatabase(values.db) : undefined;
+if (admin) await admin.run(`CREATE DATABASE ${pgName}`);
+const db = await openDatabase(values.db ? values.db.replace(/\/[^/]*$/, `/${pgName}`) : `sqlite:${join(dir, 'store.db')}`);
 await db.migrate(MIGRATIONS);
 const { publicKey, privateKey } = generateEcKeyPair('P-256');
 const signer = { keyId: logKeyId(publicKey), publicKey, sign: async (d: Uint8Array) => sign('sha256', d, { key: privateKey, dsaEncoding: 'ieee-p1363' }) };
@@ -82,4 +88,8 @@ running = false;
 await sequencing;
 await seq.release();
 await db.close();
+if (admin) {
+  await admin.run(`DROP DATABASE ${pgName}`);
+  await admin.close();
+}
 rmSync(dir, { recursive: true, force: true });
