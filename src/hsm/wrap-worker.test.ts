@@ -145,10 +145,10 @@ describe('wrapAndSignOffThread (the wrap and the signature of the document aroun
   });
 });
 
-test('wrap workers: one per core besides the event loop (1 to 4), another started only while every running one has a job waiting', async () => {
+test('wrap workers: one per core besides the event loop (2 to 4), another started only while every running one has a job waiting', async () => {
   const size = wrapWorkers().max;
   try {
-    assert.equal(size, Math.max(1, Math.min(4, availableParallelism() - 1)));
+    assert.equal(size, Math.max(2, Math.min(4, availableParallelism() - 1)));
     await stopWrapWorker();
     wrapWorkers(3);
     // One job at a time: one worker does them all.
