@@ -157,8 +157,9 @@ const DRIVERS: Record<string, readonly string[]> = {
   // isIP only, for names in certificates and endpoints.
   'node:net': ['hsm', 'sdk'],
   'node:child_process': ['sdk', 'cli'],
-  // The software protector's key-transfer wrap off the event loop (hsm/wrap-worker.ts).
-  'node:worker_threads': ['hsm'],
+  // The software protector's key-transfer wrap off the event loop (hsm/wrap-worker.ts); SQLite's WAL
+  // checkpoints on a second connection off the event loop (storage/sqlite-checkpointer.ts).
+  'node:worker_threads': ['hsm', 'storage'],
   commander: ['cli'],
   preact: ['console'],
 };

@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { fail } from '../core/errors.js';
 import { type Database, type Migration, type SqlExecutor, type Transaction, type TransactionOptions, renderSql, sleep } from './database.js';
+import { type Checkpointer, type CheckpointResult, CheckpointerGone, startCheckpointer } from './sqlite-checkpointer.js';
 
 /** How long a statement keeps retrying SQLITE_BUSY from another connection before it gives up. */
 const BUSY_GIVE_UP_MS = 15_000;
@@ -38,6 +39,39 @@ export interface SqliteOptions {
    * or fail the flush.
    */
   readonly fsync?: (fd: number) => Promise<void>;
+  /** The WAL's checkpoints (tests: a shorter cadence and bound; `gate` holds each checkpoint until it resolves). */
+  readonly checkpoint?: { readonly intervalMs?: number; readonly walLimitBytes?: number; readonly gate?: () => Promise<void> };
+}
+
+/**
+ * How long after a write the WAL is checkpointed (at most one checkpoint cycle in flight). At ~1,500
+ * releases/s the WAL grows by about 10 MiB in this time (SQLite's own threshold is 1,000 pages, ~4 MiB);
+ * each cycle ends with a short pause of this connection's statements (below), so not much more often.
+ */
+const CHECKPOINT_INTERVAL_MS = 500;
+/**
+ * The WAL file's bound: past it the next checkpoint runs while this connection's statements wait (they
+ * cannot add to the WAL meanwhile), and the file is cut back to it when SQLite next starts it over.
+ */
+const WAL_LIMIT_BYTES = 64 * 1024 * 1024;
+
+/** What the WAL's checkpoints have done so far (tests). */
+export interface SqliteCheckpointStats {
+  /** Checkpoints the worker thread ran. */
+  readonly offThread: number;
+  /** Checkpoints that ran while this connection's statements waited (the end of each cycle). */
+  readonly paused: number;
+  /** Times the worker started the WAL over (so that this connection did not fsync its new header). */
+  readonly startedOver: number;
+  /** Whether checkpoints fell back to this connection (the worker could not be used). */
+  readonly onConnection: boolean;
+}
+
+const checkpointStats = new WeakMap<Database, () => SqliteCheckpointStats>();
+
+/** The checkpoint figures of a database opened by {@link openSqlite} (undefined for another). */
+export function sqliteCheckpointStats(db: Database): SqliteCheckpointStats | undefined {
+  return checkpointStats.get(db)?.();
 }
 
 const threadpoolFdatasync = (fd: number) => new Promise<void>((resolve, reject) => fdatasync(fd, (e) => (e ? reject(e) : resolve())));
@@ -74,6 +108,20 @@ function privateFiles(path: string): void {
  * commits that end while a flush is in flight share the next one (group commit at the file level). A
  * checkpoint flushes the WAL and the database itself, as SQLite always does. A failed flush leaves the
  * page cache in doubt, so it fails every later commit too (`store.unavailable`) until the process restarts.
+ *
+ * Checkpoints: SQLite's automatic checkpoint would run inside whichever commit crosses its threshold, on
+ * the event loop (copying the WAL's pages into the database file and fsyncing both: milliseconds). It is
+ * off on this connection (`wal_autocheckpoint = 0`); a second connection on a worker thread
+ * (./sqlite-checkpointer.ts) checkpoints {@link CHECKPOINT_INTERVAL_MS} after a write, PASSIVE (this
+ * connection goes on writing). SQLite starts the WAL over only once every frame in it was copied, which
+ * under a steady write load a passive checkpoint never quite reaches, so each cycle ends with a second one
+ * while this connection's statements wait (asynchronously: the event loop goes on), copying only what was
+ * added meanwhile, after which the worker also starts the WAL over (START_OVER: the new header's fsync is
+ * its, not the event loop's). Past {@link WAL_LIMIT_BYTES} the whole checkpoint runs paused, and
+ * `journal_size_limit` cuts the file back when it starts over. A checkpoint that fails (not busy) fails
+ * every later commit (`store.unavailable`), as a failed flush does; a worker that cannot be used hands the
+ * checkpoints back to this connection (SQLite's own, 1,000 pages). `close()` runs a last checkpoint on the
+ * worker and closes its connection before this one, which then removes the WAL.
  */
 export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   let db: BetterSqlite3.Database;
@@ -89,22 +137,35 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   // Without WAL (an in-memory database, a file system without shared memory) SQLite flushes at each commit itself.
   const wal = path !== ':memory:' && String(db.pragma('journal_mode', { simple: true })).toLowerCase() === 'wal';
   db.pragma(`synchronous = ${wal ? 'NORMAL' : 'FULL'}`);
+  const walLimit = opts.checkpoint?.walLimitBytes ?? WAL_LIMIT_BYTES;
+  if (wal) {
+    db.pragma('wal_autocheckpoint = 0');
+    db.pragma(`journal_size_limit = ${walLimit}`);
+  }
   const flush = opts.fsync ?? threadpoolFdatasync;
   let walFd: number | undefined;
+  let walBytes = 0;
   let dirSynced = false;
   let flushFailed: unknown;
   /** The WAL file (open while the connection is: SQLite removes it only when the last connection closes). */
   const walFile = (): number => {
-    if (walFd !== undefined && fstatSync(walFd).nlink > 0) return walFd;
-    if (walFd !== undefined) closeSync(walFd);
+    if (walFd !== undefined) {
+      const st = fstatSync(walFd);
+      walBytes = st.size;
+      if (st.nlink > 0) return walFd;
+      closeSync(walFd);
+    }
     walFd = openSync(`${path}-wal`, 'r');
+    walBytes = fstatSync(walFd).size;
     dirSynced = false;
     return walFd;
   };
   const flushOnce = async (): Promise<void> => {
     if (flushFailed) throw flushFailed;
+    if (checkpointFailed) throw checkpointFailed;
     try {
       const fd = walFile();
+      if (walBytes > walLimit) overLimit();
       if (!dirSynced) {
         // The WAL file's directory entry, once per file.
         const dir = openSync(dirname(path), 'r');
@@ -141,6 +202,95 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
       });
     return nextFlush;
   };
+
+  // Checkpoints (see the function's comment). `ckpt` is started at the first checkpoint.
+  const interval = opts.checkpoint?.intervalMs ?? CHECKPOINT_INTERVAL_MS;
+  const gate = opts.checkpoint?.gate;
+  let ckpt: Checkpointer | undefined;
+  /** Checkpoints run by this connection again (the worker could not be used). */
+  let onConnection = !wal;
+  let checkpointFailed: unknown;
+  let pausedCount = 0;
+  let startedOver = 0;
+  let dirty = false;
+  let urgent = false;
+  let cycleTimer: NodeJS.Timeout | undefined;
+  let cycle: Promise<void> | undefined;
+  /** A checkpoint on the worker; a worker that cannot be used hands checkpoints back to this connection. */
+  const offThread = async (mode: 'PASSIVE' | 'START_OVER' = 'PASSIVE'): Promise<CheckpointResult | undefined> => {
+    if (onConnection || closed) return undefined;
+    ckpt ??= startCheckpointer(path, { busyTimeoutMs: 100, walLimitBytes: walLimit });
+    try {
+      await gate?.();
+      const r = await ckpt.checkpoint(mode);
+      if (r.startedOver) startedOver++;
+      return r;
+    } catch (e) {
+      if (e instanceof CheckpointerGone) {
+        onConnection = true;
+        if (db.open) db.pragma('wal_autocheckpoint = 1000');
+        return undefined;
+      }
+      if (isBusy(e)) return undefined;
+      checkpointFailed ??= fail('store.unavailable', 'the SQLite store could not checkpoint its write-ahead log into the database file; restart the server', { path }, e);
+      throw checkpointFailed;
+    }
+  };
+  /** Runs `fn` while this connection's statements and transactions wait (the chain, as a transaction would). */
+  const paused = <T>(fn: () => Promise<T>): Promise<T | undefined> => {
+    const next = chain
+      .catch(() => undefined)
+      .then(async () => {
+        if (closed) return undefined;
+        open = Symbol('checkpoint');
+        try {
+          pausedCount++;
+          return await fn();
+        } finally {
+          open = undefined;
+        }
+      });
+    chain = next;
+    return next;
+  };
+  const runCycle = (): void => {
+    cycleTimer = undefined;
+    if (cycle || closed || onConnection) return;
+    dirty = false;
+    const pauseFirst = urgent;
+    urgent = false;
+    cycle = (async () => {
+      // The bulk passive while this connection goes on (unless past the bound), then, paused, what it wrote
+      // meanwhile (the checkpoint's own figures cannot tell: they count the frames of the WAL as it found
+      // it), and the WAL started over by the worker.
+      if (!pauseFirst) await offThread();
+      await paused(() => offThread('START_OVER'));
+    })()
+      .catch(() => undefined) // kept in checkpointFailed: the next commit fails with it
+      .finally(() => {
+        cycle = undefined;
+        if ((dirty || urgent) && !closed) schedule(urgent ? 0 : interval);
+      });
+  };
+  const schedule = (ms: number): void => {
+    if (cycle || closed || onConnection) return;
+    if (cycleTimer && ms > 0) return;
+    if (cycleTimer) clearTimeout(cycleTimer);
+    cycleTimer = setTimeout(runCycle, ms);
+    cycleTimer.unref();
+  };
+  /** A write statement is about to run. */
+  const noteWrite = (): void => {
+    dirty = true;
+    if (!cycleTimer && !cycle && !onConnection) schedule(interval);
+  };
+  /** The WAL file is past its bound: the next checkpoint runs paused, now. */
+  const overLimit = (): void => {
+    if (onConnection) return;
+    urgent = true;
+    schedule(0);
+  };
+
   const stmts = new Map<string, BetterSqlite3.Statement>();
   /**
    * What each write statement changes (by its text, once): the table of a plain INSERT / UPDATE / DELETE,
@@ -166,7 +316,9 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   const watchers: { readonly ignored: ReadonlySet<string>; count: number; dirty: boolean }[] = [];
   /** Counts a statement about to run (before it runs: one that then fails counts too). */
   const wrote = (sql: string) => {
-    if (watchers.length === 0 || !writes.has(sql)) return;
+    if (!writes.has(sql)) return;
+    if (!onConnection) noteWrite();
+    if (watchers.length === 0) return;
     const table = writes.get(sql);
     for (const w of watchers) {
       if (table !== null && table !== undefined && w.ignored.has(table)) continue;
@@ -294,6 +446,8 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
             await busyRetry(() => prep('BEGIN IMMEDIATE').run());
             const r = await (joinable ? scope.run(token, () => fn(tx)) : fn(tx));
             await busyRetry(() => prep('COMMIT').run());
+            // Its frames reach the WAL at the commit: a checkpoint begun since its statements missed them.
+            if (!onConnection) noteWrite();
             return r;
           } catch (e) {
             // A read made inside it (a call that joined it) saw its writes, which the rollback undoes: for the
@@ -360,6 +514,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
           }
           db.exec(renderSql(m.sql, 'sqlite'));
           db.prepare('INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, new Date().toISOString());
+          if (!onConnection) noteWrite();
           return true;
         });
         if (did) applied++;
@@ -376,14 +531,21 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     },
     async close() {
       closed = true;
+      if (cycleTimer) clearTimeout(cycleTimer);
+      cycleTimer = undefined;
       await chain.catch(() => undefined);
       scope.disable();
       await flushing?.catch(() => undefined);
+      await cycle;
+      // The worker's last checkpoint empties the WAL, and its connection closes first: this one, the last,
+      // then removes the WAL (a failed last checkpoint is run again by SQLite as this connection closes).
+      await ckpt?.close().catch(() => undefined);
       if (walFd !== undefined) closeSync(walFd);
       walFd = undefined;
       if (db.open) db.close();
     },
   };
+  checkpointStats.set(database, () => ({ offThread: ckpt?.done ?? 0, paused: pausedCount, startedOver, onConnection }));
   return database;
 }
 
