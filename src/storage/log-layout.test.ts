@@ -187,5 +187,41 @@ for (const backend of backends) {
       assert.ok(verified.ok && verified.pending === 0, JSON.stringify(verified));
       await seq.release();
     });
+
+    test('the newest index row deleted: its leaf is not sequenced again (SQLite would see it waiting) and the log is not extended over the hole', async () => {
+      const db = env.dbs[0]!;
+      const clock = { ms: Date.UTC(2026, 11, 8) };
+      await db.migrate(MIGRATIONS);
+      const seq = sequencer(db, clock);
+      await drain(seq, db, clock);
+      // An even tree size: the next head's right edge needs no leaf hash of the last entry, only stored nodes.
+      for (let n = (await sequenced(db)).length; n % 2 !== 0 || n < 8; n++) await insertLogEntry(db, entry(`x${n}`), clock.ms);
+      await drain(seq, db, clock);
+      const store = createLogStore(db);
+      const size = (await store.latestHead())!.treeSize;
+      const last = await db.get<{ leaf_id: number }>('SELECT leaf_id FROM log_index WHERE idx = ?', [size - 1]);
+      await db.run('DELETE FROM log_index WHERE idx = ?', [size - 1]);
+      await insertLogEntry(db, entry('after'), clock.ms);
+      // Refused, typed, by the holder that stored the tree and by a new one that reads it afresh.
+      const refused = async (s: Sequencer) => {
+        for (let i = 0; i < 3; i++) {
+          await assert.rejects(s.tick(), (e: { code?: string }) => e.code === 'log.entry_missing');
+          clock.ms += 10;
+        }
+        await s.release();
+      };
+      await refused(seq);
+      const fresh = sequencer(db, clock);
+      await refused(fresh);
+      const leaves = await sequenced(db);
+      assert.equal(new Set(leaves.map((l) => l.entry)).size, leaves.length, 'an entry sequenced twice');
+      assert.equal((await store.latestHead())!.treeSize, size, 'the log was extended over a missing entry');
+      // Put back, the log goes on from where it was.
+      await db.run('INSERT INTO log_index (idx, leaf_id) VALUES (?, ?)', [size - 1, last!.leaf_id]);
+      await drain(fresh, db, clock);
+      const verified = await verifyLog(store, [logKey.publicKey]);
+      assert.ok(verified.ok && verified.treeSize === size + 1 && verified.pending === 0, JSON.stringify(verified));
+      await fresh.release();
+    });
   });
 }
