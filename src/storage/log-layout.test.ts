@@ -225,3 +225,47 @@ for (const backend of backends) {
     });
   });
 }
+
+describe('transparency log layout (migration 215): postgres, migrated out of band while replicas of the version before still write', { skip: pgSkip }, () => {
+  test('an entry a writer of the version before commits while 215 runs is carried over, not dropped with log_queue', async () => {
+    const t = await createTestDatabase();
+    const [old, migrating] = [await openDatabase(t.url, { poolSize: 2 }), await openDatabase(t.url, { poolSize: 2 })];
+    try {
+      await old.migrate(MIGRATIONS.filter((m) => m.id < 215 || m.id >= 220));
+      const early = entry('before');
+      const racing = entry('racing');
+      await old.run('INSERT INTO log_queue (leaf_hash, entry, created_ms) VALUES (?, ?, ?)', [hashLeafText(early).toString('hex'), early, 1]);
+      // A writer of the version before: its INSERT into log_queue is made, its commit not yet.
+      let commit!: () => void;
+      let inserted!: () => void;
+      const holding = new Promise<void>((r) => {
+        inserted = r;
+      });
+      const writer = old.transaction(async (tx) => {
+        await tx.run('INSERT INTO log_queue (leaf_hash, entry, created_ms) VALUES (?, ?, ?)', [hashLeafText(racing).toString('hex'), racing, 2]);
+        inserted();
+        await new Promise<void>((r) => {
+          commit = r;
+        });
+      });
+      await holding;
+      const migrated = migrating.migrate(MIGRATIONS);
+      // The migration waits for the writer's table lock (wherever in 215 it asks for it).
+      for (let i = 0; ; i++) {
+        const w = await old.get<{ n: number | string }>("SELECT COUNT(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE NOT l.granted AND c.relname IN ('log_queue', 'log_entries')");
+        if (Number(w?.n ?? 0) > 0) break;
+        if (i > 500) assert.fail('the migration never waited for the writer');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      commit();
+      await writer;
+      assert.equal(await migrated, 1);
+      const store = createLogStore(migrating);
+      assert.deepEqual((await store.pendingLeaves(10)).map((l) => l.entry), [early, racing], 'an acknowledged entry was lost by the migration');
+    } finally {
+      await old.close();
+      await migrating.close();
+      await t.drop();
+    }
+  });
+});

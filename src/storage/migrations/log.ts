@@ -102,7 +102,12 @@ DELETE FROM log_entries WHERE idx IS NULL;`,
     // Existing data: sequenced entries keep their index (leaf id = index + 1), queued ones follow in order.
     // The old tables' names stay as read-only views (sequenced entries with their index; waiting ones), for
     // whoever reads them with SQL of their own.
+    // PostgreSQL: replicas of the version before may still write and sequence while this runs (`conclave db
+    // migrate` before a rolling upgrade, docs/scale-out.md); the old tables are locked first, so that what
+    // they commit meanwhile is either in them when they are copied or refused after (they are views then),
+    // never dropped with them. In the order the old sequencer takes them (log_entries, then log_queue).
     sql: `
+{{postgres}}LOCK TABLE log_entries, log_queue IN ACCESS EXCLUSIVE MODE;{{/postgres}}
 CREATE TABLE IF NOT EXISTS log_leaves (
   id {{serial}},
   leaf_hash TEXT NOT NULL,
