@@ -218,6 +218,15 @@ for (const backend of backends) {
       assert.equal((await store.latestHead())!.treeSize, size, 'the log was extended over a missing entry');
       // Put back, the log goes on from where it was.
       await db.run('INSERT INTO log_index (idx, leaf_id) VALUES (?, ?)', [size - 1, last!.leaf_id]);
+      // The newest entry's text deleted, its index row kept: refused too.
+      const body = (await db.get<{ id: number; leaf_hash: string; entry: string; created_ms: number }>('SELECT id, leaf_hash, entry, created_ms FROM log_leaves WHERE id = ?', [last!.leaf_id]))!;
+      await db.run('DELETE FROM log_leaves WHERE id = ?', [body.id]);
+      await refused(fresh);
+      await db.transaction(async (tx) => {
+        await tx.run('INSERT INTO log_leaves (id, leaf_hash, entry, created_ms) VALUES (?, ?, ?, ?)', [body.id, body.leaf_hash, body.entry, body.created_ms]);
+        // PostgreSQL's trigger marks an inserted leaf as waiting; this one has its index.
+        if (db.dialect === 'postgres') await tx.run('DELETE FROM log_pending WHERE id = ?', [body.id]);
+      });
       await drain(fresh, db, clock);
       const verified = await verifyLog(store, [logKey.publicKey]);
       assert.ok(verified.ok && verified.treeSize === size + 1 && verified.pending === 0, JSON.stringify(verified));

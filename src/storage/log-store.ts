@@ -220,11 +220,11 @@ export function createLogStore(db: Database): LogStore & LogReader {
         // replica taking the lease over waits for this batch, and a holder whose lease was taken finds no
         // row to renew, and signs and stores nothing.
         // The same statement reads the tree's size under the lock (one round trip), and whether the tree's
-        // last entry still has its index row: on SQLite a leaf whose index row was deleted as the newest
+        // last entry is still there, with its index row: on SQLite a leaf whose index row was deleted as the newest
         // waits again (above the highest indexed id) and would be signed a second time, at a new index;
         // on either store the log would be extended over the hole.
         const held = await tx.get<{ size: number | string; last: number | string | null }>(
-          'UPDATE log_sequencer SET lease_until_ms = ? WHERE id = 1 AND holder = ? AND epoch = ? RETURNING (SELECT COALESCE(MAX(tree_size), 0) FROM log_heads) AS size, (SELECT leaf_id FROM log_index WHERE idx = ?) AS last',
+          'UPDATE log_sequencer SET lease_until_ms = ? WHERE id = 1 AND holder = ? AND epoch = ? RETURNING (SELECT COALESCE(MAX(tree_size), 0) FROM log_heads) AS size, (SELECT i.leaf_id FROM log_index i JOIN log_leaves l ON l.id = i.leaf_id WHERE i.idx = ?) AS last',
           [nowMs + leaseMs, lease.holder, lease.epoch, size - 1],
         );
         if (!held) return 'lost';
@@ -232,7 +232,7 @@ export function createLogStore(db: Database): LogStore & LogReader {
         // Another holder extended the tree since it was read (this one was fenced out meanwhile), or the
         // tree is not the one this holder last stored (a head deleted meanwhile): sign nothing.
         if (Number(held.size) !== size) return known ? 'stale' : 'lost';
-        if (size > 0 && held.last === null) throw fail('log.entry_missing', `log entry ${size - 1}, the last of the latest signed head (size ${size}), has no index row: the log is not extended until it is restored`, { index: size - 1, treeSize: size });
+        if (size > 0 && held.last === null) throw fail('log.entry_missing', `log entry ${size - 1}, the last of the latest signed head (size ${size}), is missing (its index row or its leaf): the log is not extended until it is restored`, { index: size - 1, treeSize: size });
         // Signed only now, with the lease ours until commit; stored only under the same epoch.
         const sealed = { ...batch, head: await sign(batch.head) };
         if (!(await storeHead(tx, sealed.head, lease))) return 'lost';
