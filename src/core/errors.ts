@@ -187,7 +187,7 @@ export const ERROR_CATALOGUE = {
   'log.signature_invalid': { status: 502, meaning: 'A signed tree head does not verify with the trusted log key (altered, or signed by another key).' },
   'log.proof_invalid': { status: 502, meaning: 'An inclusion proof does not prove the entry in the signed tree head, or the entry does not describe the operation it was returned for.' },
   'log.inconsistent': { status: 502, meaning: 'Two signed tree heads are not consistent: a fork (two roots for one size), a rollback, or a consistency proof that is missing or fails.' },
-  'log.entry_missing': { status: 500, meaning: 'A log index below the tree size has no entry, or a signed head is larger than the log (an entry was deleted).' },
+  'log.entry_missing': { status: 500, meaning: 'A log index below the tree size has no entry, or a signed head is larger than the log (an entry was deleted). The sequencer refuses to extend a tree whose last entry (its index row or its leaf) is missing, logged every round, until it is restored.' },
   'log.entry_mismatch': { status: 500, meaning: 'A stored log entry does not hash to its leaf hash, or a migrated entry differs from the audit chain record it came from (an entry was changed).' },
   'log.root_mismatch': { status: 500, meaning: 'A stored signed tree head or tree node does not match the tree recomputed from the entries (entries reordered or replaced, or a forked head).' },
   'log.head_missing': { status: 500, meaning: 'Sequenced log entries lie beyond the latest signed tree head and are not audit-chain records awaiting migration (a signed head was deleted); the sequencer refuses to sign over them.' },
