@@ -3,8 +3,8 @@
  * writes into the transparency log. Portable to SQLite and PostgreSQL; every multi-row change runs in
  * one transaction, with its log entry.
  */
-import { randomBytes } from 'node:crypto';
 import { BoundedMap } from '../core/bounded-map.js';
+import { createHexIdPool } from '../core/random-id.js';
 import { type RowMac, integrityOf } from './row-mac.js';
 
 export type { RowMac } from './row-mac.js';
@@ -695,6 +695,9 @@ export async function appendAudit(ex: SqlExecutor, record: Omit<AuditRecord, 'se
   return insertLogEntry(ex, auditEntry(record), Date.now());
 }
 
+/** entryId is no secret (it is published with the entry), only unique: drawn from a pool of CSPRNG bytes. */
+const nextEntryId = createHexIdPool(16);
+
 function auditEntry(record: Omit<AuditRecord, 'seq'>): string {
-  return canonicalJson({ ...record, entryId: randomBytes(16).toString('hex') });
+  return canonicalJson({ ...record, entryId: nextEntryId() });
 }
