@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { isConclaveError } from '../core/errors.js';
 import { sign, verify } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { KEY_TRANSFER_ENCS, transferBlobAround, transferMaterialOf, unwrapKeyTransfer, unwrapTransferCiphertext, wrapWithNodeCrypto } from '../vault/release/key-transfer.js';
 import { signedOnWorkerCount, stopWrapWorker, wrapAndSignOffThread, wrapOffThread, wrapsOnWorker, wrapWorkers } from './wrap-worker.js';
@@ -162,6 +163,31 @@ test('wrap workers: one per core besides the event loop (2 to 4), another starte
     assert.equal(wrapWorkers().running, 0);
   } finally {
     wrapWorkers(size);
+    await stopWrapWorker();
+  }
+});
+
+/** A thread's nice value (Linux: /proc/self/task/TID/stat, the 19th field). */
+function niceOf(tid: number | string): number {
+  const st = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+  return Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[16]);
+}
+
+test('wrap workers run below the event loop\'s priority (Linux: a nice value 5 above the process\'s)', { skip: process.platform !== 'linux' || niceOf(process.pid) > 14 }, async () => {
+  try {
+    await stopWrapWorker();
+    const before = new Set(readdirSync('/proc/self/task'));
+    // Two jobs at once: two workers.
+    await Promise.all([wrapOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256'), wrapOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256')]);
+    assert.equal(wrapWorkers().running, 2);
+    const main = niceOf(process.pid);
+    const started = readdirSync('/proc/self/task').filter((t) => !before.has(t));
+    const lowered = started.filter((t) => niceOf(t) === main + 5);
+    // Each worker's own thread (a worker also starts helper threads, which keep the process's value).
+    assert.equal(lowered.length, 2, `threads started: ${started.map((t) => `${t}:${niceOf(t)}`).join(' ')}; the event loop's nice ${main}`);
+    // Nothing else changed: this thread and the rest of the process keep theirs.
+    for (const t of readdirSync('/proc/self/task')) if (!lowered.includes(t)) assert.equal(niceOf(t), main);
+  } finally {
     await stopWrapWorker();
   }
 });

@@ -25,11 +25,30 @@ import { fail } from '../core/errors.js';
 import { OAEP_HASH, wrapWithNodeCrypto } from '../vault/release/key-transfer.js';
 import type { KeyTransferEnc, WrappedKeyParts } from '../vault/release/ports.js';
 
+/**
+ * How far below the event loop's priority a wrap worker runs (its nice value above the process's, Linux).
+ * The event loop is the one thread every release passes through twice (before and after its crypto), and
+ * on two cores it shared them evenly with two busy workers: preempted about once per release, it waited
+ * 0.25–0.8 ms per release for a core (HTTPS c4, /proc schedstat) while releases queued for it. A lower
+ * priority lets the event loop take a core whenever it has work and leaves the workers every cycle it does
+ * not use (the scheduler still runs them whenever a core is free), so the crypto fills the gaps instead of
+ * delaying everything else. 5 (a third of the event loop's weight), not more: on a host shared with other
+ * work the workers still get a fair part of the machine (bench/README.md, helper c4wait).
+ */
+const WORKER_NICE_STEP = 5;
+
 /** Plain JavaScript, node built-ins only, so it runs without the TypeScript loader. */
 const WORKER_SOURCE = `
 'use strict';
 const { parentPort } = require('node:worker_threads');
 const { constants, createCipheriv, publicEncrypt, randomBytes, sign } = require('node:crypto');
+// Below the event loop's priority (WORKER_NICE_STEP, see there); Linux, where a thread has its own nice
+// value and /proc/thread-self names it. Elsewhere, or where it is refused, the worker runs as it is.
+try {
+  const { getPriority, setPriority } = require('node:os');
+  const tid = Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
+  if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + ${WORKER_NICE_STEP}));
+} catch {}
 const KWP_AIV = Buffer.from('A65959A6', 'hex');
 // The RSA-OAEP KEK and the AES-KWP of the material: [wrappedKek, head, tail].
 function wrap(m, material, kek) {
