@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -240,6 +242,47 @@ describe('vault store: remembered reads never outlive a change', () => {
       assert.deepEqual(await store.authorities(), ['https://a.example']);
       await fromAnotherProcess(path, 'DELETE FROM vault_authorities');
       assert.deepEqual(await store.authorities(), []);
+    });
+  });
+
+  test('SQLite: each read checks afresh, even with no await since the last one (a change committed in between, in the same turn, is seen)', async () => {
+    // Pins the contract against sharing one freshness check among the reads of a request or a turn
+    // (bench/README.md, "storecut"): a commit this thread made happen between two reads, with no await between
+    // them (another process run synchronously, another connection of this thread), precedes the second read,
+    // which must see it.
+    await withStores(async ({ other, path, store }) => {
+      const version = 'c'.repeat(32);
+      const driver = createRequire(import.meta.url).resolve('better-sqlite3');
+      const anotherProcessNow = (sql: string) => {
+        const script = `const D = require(${JSON.stringify(driver)}); const d = new D(${JSON.stringify(path)}); d.pragma('busy_timeout = 10000'); d.prepare(${JSON.stringify(sql)}).run(); d.close();`;
+        const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+        assert.equal(r.status, 0, r.stderr);
+      };
+      assert.equal(await store.addVersion(keyOf('k', version), 1), 'ok');
+      await store.setAuthorities(['https://a.example'], 1, audit);
+      await store.addAssignment({ id: 'a1', principalId: 'p1', roleDefinitionId: RELEASE_USER, scope: '/', createdAt: 1 }, audit);
+      await store.addAssignment({ id: 'a2', principalId: 'p2', roleDefinitionId: RELEASE_USER, scope: '/', createdAt: 1 }, audit);
+      // Remembered first, so that a shared check would serve them from memory.
+      assert.equal((await store.assignmentsOf('p1')).length, 1);
+      assert.equal((await store.assignmentsOf('p2')).length, 1);
+      assert.equal((await store.liveVersion('k', undefined))?.version, version);
+      assert.deepEqual(await store.authorities(), ['https://a.example']);
+      // The reads of one release, one after another without an await, a revocation by another process between.
+      const roles = store.assignmentsOf('p1');
+      anotherProcessNow("DELETE FROM vault_authorities");
+      const auths = store.authorities();
+      anotherProcessNow("UPDATE vault_keys SET deleted_at = 5, scheduled_purge_at = 6 WHERE name = 'k'");
+      const key = store.liveVersion('k', undefined);
+      const rolesAfter = store.assignmentsOf('p1');
+      assert.equal((await roles).length, 1);
+      assert.deepEqual(await auths, [], 'an authority removed before the read, yet still trusted');
+      assert.equal(await key, undefined, 'a key deleted before the read, yet still live');
+      // Another connection of this thread, its statement run at the call (nothing awaited before the next read).
+      const revoking = other.run("DELETE FROM vault_role_assignments WHERE id = 'a2'");
+      const rolesP2 = store.assignmentsOf('p2');
+      await revoking;
+      assert.deepEqual(await rolesP2, [], 'revoked by another connection before the read, yet still authorised');
+      assert.equal((await rolesAfter).length, 1);
     });
   });
 
