@@ -16,21 +16,10 @@ import { signal } from '../../test/helpers/signal.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { openDatabase } from './open.js';
 import { createVaultStore } from './vault-store.js';
+import { keyOf } from '../../test/helpers/vault-key.js';
 
 const audit = { time: new Date(0).toISOString(), principal: 'admin', operation: 'test', result: 'success' as const, status: 200 };
 const RELEASE_USER = '08bbd89e-9f13-488c-ac41-acfcb10c90ab';
-const keyOf = (name: string, version: string) => ({
-  name,
-  version,
-  kty: 'EC' as const,
-  crv: 'P-256' as const,
-  keyOps: ['sign' as const, 'verify' as const],
-  publicJwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' },
-  handle: new Uint8Array([1, 2, 3]),
-  provider: 'software',
-  attributes: { enabled: true, exportable: false, created: 1, updated: 1 },
-});
-
 describe('vault store (SQLite): a read remembered inside an open transaction', () => {
   test('is not served to a caller outside it before it ends (an uncommitted, then rolled-back, grant or key)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'conclave-vsu-'));

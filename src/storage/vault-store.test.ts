@@ -10,6 +10,7 @@ import type { Database } from './database.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { openDatabase } from './open.js';
 import { createVaultStore } from './vault-store.js';
+import { keyOf } from '../../test/helpers/vault-key.js';
 
 const pgSkip = await postgresUnavailable();
 
@@ -56,19 +57,6 @@ async function checkCaseInsensitive(db: Database): Promise<void> {
   // migration 202: an assignment made by role name now names the role definition by its id
   assert.deepEqual(await store.assignmentsOf('p1'), [{ roleDefinitionId: '08bbd89e-9f13-488c-ac41-acfcb10c90ab', scope: '/keys/Bar' }]);
 }
-
-/** A stored EC key version of `name` (its bytes are never used: the store only keeps and MACs them). */
-const keyOf = (name: string, version: string) => ({
-  name,
-  version,
-  kty: 'EC' as const,
-  crv: 'P-256' as const,
-  keyOps: ['sign' as const, 'verify' as const],
-  publicJwk: { kty: 'EC', crv: 'P-256', x: 'x', y: 'y' },
-  handle: new Uint8Array([1, 2, 3]),
-  provider: 'software',
-  attributes: { enabled: true, exportable: false, created: 1, updated: 1 },
-});
 
 describe('vault store: migrations 201 (case-insensitive key names) and 202 (role definition ids)', () => {
   test('SQLite', async () => {

@@ -301,3 +301,36 @@ test('the payload text kept per key version follows the key and the API version:
     assert.equal(signedOnWorkerCount(), done + 7);
   });
 });
+
+/**
+ * Attack on the choice of the TEE's wrapping key (src/vault/release/key-transfer.ts findWrappingKey): a
+ * hostile TEE (any holder of a token the policy releases to) puts in x-ms-runtime.keys an RSA key of a size
+ * the choice accepts that RSA-OAEP still cannot encrypt with: an even modulus (OpenSSL's Montgomery
+ * arithmetic: "no inverse") or a public exponent not below the modulus ("bad e value"). The release was
+ * decided, a software key's success record stored while it was wrapped, and the wrap then failed: a 500
+ * internal, and the log held a success record for a key that never left (fcb38f8 closed this for the
+ * modulus and exponent sizes, not for these).
+ */
+test('a TEE key RSA-OAEP cannot encrypt with (an even modulus, an exponent not below the modulus) is refused before any record: a 400, one failure record, no success', async () => {
+  await withReleaseVault({}, async ({ service, releaseTexts, targetFor }) => {
+    // A real 2048-bit public key, then changed: its modulus made even; its exponent set to the modulus itself.
+    const good = generateRsaKeyPair(2048).publicKey.export({ format: 'jwk' }) as { n: string; e: string };
+    const even = Buffer.from(good.n, 'base64url');
+    even[even.length - 1]! &= 0xfe;
+    const unusable = [
+      { kty: 'RSA', n: even.toString('base64url'), e: good.e },
+      { kty: 'RSA', n: good.n, e: good.n },
+    ];
+    for (const [i, jwk] of unusable.entries()) {
+      await assert.rejects(service.release(admin, LATEST, 'k', undefined, { target: targetFor(jwk), enc: 'RSA_AES_KEY_WRAP_256' }), (e: { code?: string; status?: number }) => e.code === 'release.no_wrapping_key' && e.status === 400, `key ${i}`);
+      assert.deepEqual(
+        (await releaseTexts()).slice(i).map((t) => {
+          const r = JSON.parse(t) as { result: string; code?: string };
+          return [r.result, r.code];
+        }),
+        [['failed', 'release.no_wrapping_key']],
+        `key ${i}: a success record for a key that was not sent`,
+      );
+    }
+  });
+});
