@@ -317,7 +317,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   /** Counts a statement about to run (before it runs: one that then fails counts too). */
   const wrote = (sql: string) => {
     if (!writes.has(sql)) return;
-    if (!onConnection) noteWrite();
+    noteWrite();
     if (watchers.length === 0) return;
     const table = writes.get(sql);
     for (const w of watchers) {
@@ -447,7 +447,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
             const r = await (joinable ? scope.run(token, () => fn(tx)) : fn(tx));
             await busyRetry(() => prep('COMMIT').run());
             // Its frames reach the WAL at the commit: a checkpoint begun since its statements missed them.
-            if (!onConnection) noteWrite();
+            noteWrite();
             return r;
           } catch (e) {
             // A read made inside it (a call that joined it) saw its writes, which the rollback undoes: for the
@@ -514,7 +514,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
           }
           db.exec(renderSql(m.sql, 'sqlite'));
           db.prepare('INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)').run(m.id, m.name, new Date().toISOString());
-          if (!onConnection) noteWrite();
+          noteWrite();
           return true;
         });
         if (did) applied++;
