@@ -399,8 +399,10 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   };
   /** Whether a statement from here must wait for a transaction (one is open, and this is not inside it). */
   const mustWait = () => open !== undefined && scope.getStore() !== open;
+  /** A statement's turn outside the open transaction (for {@link busyRetry}): undefined, or wait and ask again. */
+  const outsideTurn = () => (mustWait() ? outside() : undefined);
   /** The database's own statements (outside a transaction, or joining the open one from inside its body). */
-  const exec = executor(() => (mustWait() ? outside() : undefined));
+  const exec = executor(outsideTurn);
   const ended = () => Promise.reject(fail('internal', 'a SQLite transaction handle was used after its transaction ended', { path }));
   /** One transaction's executor: its statements run only while that transaction is the open one. */
   const txHandle = (token: symbol): Transaction => {
@@ -502,7 +504,7 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     async migrate(migrations: readonly Migration[]) {
       // Checked again after each wait, right before the statement: a transaction may open in between.
       while (mustWait()) await outside();
-      await busyRetry(() => db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)'), () => (mustWait() ? outside() : undefined));
+      await busyRetry(() => db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)'), outsideTurn);
       let applied = 0;
       for (const m of [...migrations].sort((a, b) => a.id - b.id)) {
         // Checked inside the write lock: another process may have applied it since we looked.
