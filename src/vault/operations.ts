@@ -24,7 +24,7 @@ import {
   type ReleaseRequestInput,
   type ReleaseSigner,
   releaseKeyAround,
-  releaseRequestJson,
+  releasePayloadAroundKey,
   verifyTargetToken,
   wrappingKeyOf,
 } from './release/index.js';
@@ -123,8 +123,7 @@ export function createKeyOperations(core: VaultCore) {
     if (s?.privateKey === undefined || protector.releaseWrappedSigned === undefined) return undefined;
     let document: EmbeddingDocument;
     try {
-      const [before, after] = keyTextOf(key, api);
-      document = { header: encodedHeader(s), around: [`{"request":${releaseRequestJson(request)},${before}`, after], key: s.privateKey, alg: s.alg ?? 'RS256' };
+      document = { header: encodedHeader(s), around: releasePayloadAroundKey(request, keyTextOf(key, api)), key: s.privateKey, alg: s.alg ?? 'RS256' };
     } catch {
       // (An empty certificate chain, say): the steps apart fail as they always did.
       return undefined;

@@ -56,11 +56,6 @@ function releaseRequest(input: ReleaseRequestInput): ReleaseResponsePayload['req
     : { 'api-version': input.apiVersion, enc: input.enc, kid: input.kid, nonce: input.nonce };
 }
 
-/** The JSON text of the payload's `request` member's value. */
-export function releaseRequestJson(input: ReleaseRequestInput): string {
-  return JSON.stringify(releaseRequest(input));
-}
-
 /** The release payload, key order as in the swagger example and the sidecar structs. */
 export function releaseResponsePayload(input: ReleaseResponseInput): ReleaseResponsePayload {
   return { request: releaseRequest(input), response: { key: { attributes: input.attributes, key: input.keyJwk, release_policy: input.releasePolicy } } };
@@ -73,8 +68,12 @@ export function releaseResponsePayload(input: ReleaseResponseInput): ReleaseResp
  * be written where the key is wrapped (the wrap worker) without its members being walked again there.
  */
 export function releasePayloadAround(input: Omit<ReleaseResponseInput, 'keyJwk'> & { readonly keyJwk: Omit<ReleasedKeyJwk, 'key_hsm'> }): readonly [string, string] {
-  const [before, after] = releaseKeyAround(input);
-  return [`{"request":${releaseRequestJson(input)},${before}`, after];
+  return releasePayloadAroundKey(input, releaseKeyAround(input));
+}
+
+/** {@link releasePayloadAround} from the request and the key's part, {@link releaseKeyAround} (which a caller may keep). */
+export function releasePayloadAroundKey(request: ReleaseRequestInput, [before, after]: readonly [string, string]): readonly [string, string] {
+  return [`{"request":${JSON.stringify(releaseRequest(request))},${before}`, after];
 }
 
 /**
