@@ -7,27 +7,16 @@
  * rolled back) authorised it, although every statement from outside waits for the transaction to end.
  */
 import assert from 'node:assert/strict';
-import { createHmac, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { signal } from '../../test/helpers/signal.js';
-import { MIGRATIONS } from './migrations/index.js';
-import { openDatabase } from './open.js';
-import { createVaultStore } from './vault-store.js';
 import { keyOf } from '../../test/helpers/vault-key.js';
+import { withMacVaultStore } from '../../test/helpers/vault-store.js';
 
 const audit = { time: new Date(0).toISOString(), principal: 'admin', operation: 'test', result: 'success' as const, status: 200 };
 const RELEASE_USER = '08bbd89e-9f13-488c-ac41-acfcb10c90ab';
 describe('vault store (SQLite): a read remembered inside an open transaction', () => {
   test('is not served to a caller outside it before it ends (an uncommitted, then rolled-back, grant or key)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'conclave-vsu-'));
-    const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);
-    const macKey = randomBytes(32);
-    const store = createVaultStore(db, (purpose, text) => createHmac('sha256', macKey).update(purpose).update('\0').update(text).digest('hex'));
-    try {
-      await db.migrate(MIGRATIONS);
+    await withMacVaultStore(async ({ db, store }) => {
       const version = 'e'.repeat(32);
       assert.deepEqual(await store.assignmentsOf('p1'), []);
       assert.equal(await store.liveVersion('k', undefined), undefined);
@@ -51,21 +40,13 @@ describe('vault store (SQLite): a read remembered inside an open transaction', (
       await assert.rejects(tx, /roll back/);
       assert.deepEqual(await roles, [], 'authorised by a grant that was never committed');
       assert.equal(await key, undefined, 'served a key that was never committed');
-    } finally {
-      await db.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
 describe('vault store (SQLite): every change a release or an authorisation depends on is read afresh', () => {
   test('a purged key and another restored under its name, a rotation, a release policy changed, a custom role narrowed, a vault import', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'conclave-vsr-'));
-    const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);
-    const macKey = randomBytes(32);
-    const store = createVaultStore(db, (purpose, text) => createHmac('sha256', macKey).update(purpose).update('\0').update(text).digest('hex'));
-    try {
-      await db.migrate(MIGRATIONS);
+    await withMacVaultStore(async ({ store }) => {
       const v1 = '1'.repeat(32);
       assert.equal(await store.addVersion({ ...keyOf('k', v1), attributes: { enabled: true, exportable: true, created: 1, updated: 1 }, releasePolicy: { json: '{"a":1}', immutable: false } }, 1), 'ok');
       assert.equal((await store.liveVersion('k', undefined))?.releasePolicy?.json, '{"a":1}');
@@ -98,9 +79,6 @@ describe('vault store (SQLite): every change a release or an authorisation depen
       assert.deepEqual(r, { conflicts: [], keys: 0 });
       assert.equal((await store.assignmentsOf('p2')).length, 1);
       assert.deepEqual(await store.authorities(), ['https://b.example']);
-    } finally {
-      await db.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });

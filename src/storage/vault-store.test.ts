@@ -11,6 +11,7 @@ import { MIGRATIONS } from './migrations/index.js';
 import { openDatabase } from './open.js';
 import { createVaultStore } from './vault-store.js';
 import { keyOf } from '../../test/helpers/vault-key.js';
+import { withMacVaultStore } from '../../test/helpers/vault-store.js';
 
 const pgSkip = await postgresUnavailable();
 
@@ -85,13 +86,7 @@ describe('vault store: migrations 201 (case-insensitive key names) and 202 (role
 
 describe('vault store: liveVersion gives a verified row out again only while the row is the same', () => {
   test('SQLite, with row MACs', async () => {
-    const { createHmac, randomBytes } = await import('node:crypto');
-    const dir = mkdtempSync(join(tmpdir(), 'conclave-vs-'));
-    const db = await openDatabase(`sqlite:${join(dir, 'v.db')}`);
-    const macKey = randomBytes(32);
-    const store = createVaultStore(db, (purpose, text) => createHmac('sha256', macKey).update(purpose).update('\0').update(text).digest('hex'));
-    try {
-      await db.migrate(MIGRATIONS);
+    await withMacVaultStore(async ({ db, store }) => {
       const version = 'c'.repeat(32);
       const key = keyOf('k', version);
       assert.equal(await store.addVersion(key, 1), 'ok');
@@ -127,10 +122,7 @@ describe('vault store: liveVersion gives a verified row out again only while the
       // Deleted: no longer live, whatever was read before.
       await db.run("UPDATE vault_keys SET deleted_at = 5, scheduled_purge_at = 6 WHERE name = 'k'");
       assert.equal(await store.liveVersion('k', undefined), undefined);
-    } finally {
-      await db.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    });
   });
 });
 
@@ -147,22 +139,16 @@ describe('vault store: remembered reads never outlive a change', () => {
     assert.equal(r.status, 0, r.stderr);
   };
 
+  /** {@link withMacVaultStore} and a second connection to the same file (`other`). */
   async function withStores(fn: (s: { db: Database; other: Database; path: string; store: ReturnType<typeof createVaultStore> }) => Promise<void>): Promise<void> {
-    const { createHmac, randomBytes } = await import('node:crypto');
-    const dir = mkdtempSync(join(tmpdir(), 'conclave-vs-'));
-    const path = join(dir, 'v.db');
-    const db = await openDatabase(`sqlite:${path}`);
-    const other = await openDatabase(`sqlite:${path}`);
-    const macKey = randomBytes(32);
-    const store = createVaultStore(db, (purpose, text) => createHmac('sha256', macKey).update(purpose).update('\0').update(text).digest('hex'));
-    try {
-      await db.migrate(MIGRATIONS);
-      await fn({ db, other, path, store });
-    } finally {
-      await other.close();
-      await db.close();
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await withMacVaultStore(async ({ db, path, store }) => {
+      const other = await openDatabase(`sqlite:${path}`);
+      try {
+        await fn({ db, other, path, store });
+      } finally {
+        await other.close();
+      }
+    });
   }
 
   test('SQLite: read again from memory while nothing changed; the log appends do not count, any other write does', async () => {
