@@ -4,10 +4,10 @@
  * registered policy-management certificate.
  */
 import assert from 'node:assert/strict';
-import { type KeyObject, sign } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { b64url } from '../../../src/core/bytes.js';
-import { type PolicySigner, newPolicySigner } from '../../helpers/policy-signer.js';
+import { type PolicySigner, newPolicySigner, policyManagementJws } from '../../helpers/policy-signer.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
 import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
@@ -21,11 +21,7 @@ let forger: KeyObject | undefined;
 
 /** A compact JWS (payload as given: '' for a reset, as the Azure SDK sends it) signed by `s`, or with a forged signature. */
 function jws(s: Signer, payload: unknown, opts: { forge?: boolean; signer?: Signer } = {}): string {
-  const header = b64url(JSON.stringify({ alg: 'RS256', x5c: x5cOf(s) }));
-  const body = payload === '' ? '' : b64url(JSON.stringify(payload));
-  const input = `${header}.${body}`;
-  const sig = opts.forge ? sign('sha256', Buffer.from(input), (forger ??= generateRsaKeyPair(2048).privateKey)) : sign('sha256', Buffer.from(input), (opts.signer ?? s).privateKey);
-  return `${input}.${b64url(sig)}`;
+  return policyManagementJws(s, payload, opts.forge ? (forger ??= generateRsaKeyPair(2048).privateKey) : (opts.signer ?? s).privateKey);
 }
 
 const TEXT = 'version=1.0; authorizationrules { => permit(); }; issuancerules { => issue(type="isolated", value=true); };';

@@ -25,25 +25,19 @@
  */
 import assert from 'node:assert/strict';
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { sign } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { b64url } from '../../../src/core/bytes.js';
 import type { Database, Transaction } from '../../../src/storage/database.js';
 import type { HttpResponse } from '../../helpers/https.js';
 import { injectClient } from '../../helpers/https.js';
-import { type PolicySigner, newPolicySigner } from '../../helpers/policy-signer.js';
+import { type PolicySigner, newPolicySigner, policyManagementJws } from '../../helpers/policy-signer.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
 
 const API = '?api-version=2022-08-01';
 const CERT_READ = /^\s*SELECT\b[\s\S]*\bFROM\s+attestation_policy_certificates\b/i;
 
-function jws(signer: PolicySigner, payload: unknown): string {
-  const header = b64url(JSON.stringify({ alg: 'RS256', x5c: [Buffer.from(signer.certDer).toString('base64')] }));
-  const input = `${header}.${payload === '' ? '' : b64url(JSON.stringify(payload))}`;
-  return `${input}.${b64url(sign('sha256', Buffer.from(input), signer.privateKey))}`;
-}
-const certJws = (signer: PolicySigner, target: PolicySigner) => jws(signer, { policyCertificate: { kty: 'RSA', x5c: [Buffer.from(target.certDer).toString('base64')] } });
-const policyJws = (signer: PolicySigner, text: string) => jws(signer, { AttestationPolicy: b64url(text) });
+const certJws = (signer: PolicySigner, target: PolicySigner) => policyManagementJws(signer, { policyCertificate: { kty: 'RSA', x5c: [Buffer.from(target.certDer).toString('base64')] } });
+const policyJws = (signer: PolicySigner, text: string) => policyManagementJws(signer, { AttestationPolicy: b64url(text) });
 const claimsOf = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
 
 function deferred<T = void>() {
@@ -274,7 +268,7 @@ describe('isolated mode: policy management serialises against certificate remova
       setUp: async () => {
         assert.equal((await call('PUT', '/policies/SgxEnclave', policyJws(m, (before = text('m'))))).status, 200);
       },
-      a: (x) => jws(x, ''),
+      a: (x) => policyManagementJws(x, ''),
       method: 'POST',
       path: '/policies/SgxEnclave:reset',
       changed: async () => (await policyText()) !== before,

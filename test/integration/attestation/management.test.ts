@@ -5,12 +5,10 @@
  * that names only endpoints Conclave serves.
  */
 import assert from 'node:assert/strict';
-import { sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { AttestationAdministrationClient } from '@azure/attestation';
-import { b64url } from '../../../src/core/bytes.js';
-import { type PolicySigner, newPolicySigner } from '../../helpers/policy-signer.js';
+import { type PolicySigner, newPolicySigner, policyManagementJws } from '../../helpers/policy-signer.js';
 import { startTestServer } from '../../helpers/server.js';
 import { assignRole, newClient } from '../vault/harness.js';
 
@@ -20,8 +18,7 @@ function decode(token: string): Record<string, any> {
 
 /** A certificate-management JWS: payload {"policyCertificate": {kty, x5c}}, signed by `signer` with x5c. */
 function managementJws(signer: PolicySigner, target: PolicySigner): string {
-  const input = `${b64url(JSON.stringify({ alg: 'RS256', x5c: [Buffer.from(signer.certDer).toString('base64')] }))}.${b64url(JSON.stringify({ policyCertificate: { kty: 'RSA', x5c: [Buffer.from(target.certDer).toString('base64')] } }))}`;
-  return `${input}.${b64url(sign('sha256', Buffer.from(input), signer.privateKey))}`;
+  return policyManagementJws(signer, { policyCertificate: { kty: 'RSA', x5c: [Buffer.from(target.certDer).toString('base64')] } });
 }
 
 describe('MAA management plane', () => {
