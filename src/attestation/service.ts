@@ -173,6 +173,13 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     return deps.cacheClockMs() - versionCheckedAt > POLICY_RECHECK_MS ? undefined : policyCache.get(type);
   }
 
+  /** A local set or reset of `type`: its cached policy, and any read of it in flight, is dropped; the version is checked again. */
+  function policyChanged(type: PolicyAttestationType): void {
+    policyCache.delete(type);
+    policyGeneration++;
+    versionCheckedAt = 0;
+  }
+
   async function currentPolicy(type: PolicyAttestationType): Promise<CachedPolicy> {
     const nowMs = deps.cacheClockMs();
     if (nowMs - versionCheckedAt > POLICY_RECHECK_MS) {
@@ -493,9 +500,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       parsePolicy(decoded.policyText); // syntax errors reject the upload, with line and column
       const stored: StoredPolicy = { text: decoded.policyText, jws: jws.trim(), signerCertDer: decoded.signingCertificateDer };
       await deps.policies.setPolicy(type, stored, authorize);
-      policyCache.delete(type);
-      policyGeneration++;
-      versionCheckedAt = 0;
+      policyChanged(type);
       return stored;
     },
 
@@ -504,9 +509,7 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       // x5c proves nothing, only a signature that verifies with it does.
       const reset = verifyManagementJws(jws);
       await deps.policies.resetPolicy(type, signerCheck(reset.signed, reset.signingCertificateDer, isolated));
-      policyCache.delete(type);
-      policyGeneration++;
-      versionCheckedAt = 0;
+      policyChanged(type);
     },
   };
 
