@@ -1,11 +1,13 @@
 import assert from 'node:assert/strict';
-import { after, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import { isConclaveError } from '../core/errors.js';
-import { sign, verify } from 'node:crypto';
+import { type KeyObject, sign, verify } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { KEY_TRANSFER_ENCS, transferBlobAround, transferMaterialOf, unwrapKeyTransfer, unwrapTransferCiphertext, wrapWithNodeCrypto } from '../vault/release/key-transfer.js';
-import { signedOnWorkerCount, stopWrapWorker, wrapAndSignOffThread, wrapOffThread, wrapsOnWorker, wrapWorkers } from './wrap-worker.js';
+import { signedOnWorkerCount, stopWrapWorker, wrapAndSignOffThread, wrapOffThread, wrapsOnWorker, wrapWorkerKeys, wrapWorkers } from './wrap-worker.js';
 import { signerFor } from './release-certificate.js';
 import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 
@@ -143,6 +145,114 @@ describe('wrapAndSignOffThread (the wrap and the signature of the document aroun
         assert.deepEqual(Buffer.from(unwrapTransferCiphertext(joined(a), wrapping.privateKey, 'RSA_AES_KEY_WRAP_256')), Buffer.from(materials[i]!));
       }
     }
+  });
+});
+
+describe('the keys a wrap worker holds (sent once per worker, named by id after that)', () => {
+  const b64u = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
+  const header = b64u(JSON.stringify({ alg: 'RS256' }));
+  const document = ['{"key_hsm":"', '"}'] as const;
+  const blob = transferBlobAround({ enc: 'RSA_AES_KEY_WRAP_256' });
+  let size = 0;
+  before(async () => {
+    size = wrapWorkers().max;
+    await stopWrapWorker();
+    // One worker: every job below goes to the same one, so each key after the first use is named by id only.
+    wrapWorkers(1);
+  });
+  after(async () => {
+    wrapWorkers(size);
+    await stopWrapWorker();
+  });
+
+  /** The JWS's signature checked against `right` (it must verify) and `wrong` (it must not); key_hsm against `unwrapWith`. */
+  function check(jws: string | undefined, right: KeyObject, wrong: KeyObject, unwrapWith: KeyObject, hash = 'sha256', dsa = false): void {
+    assert.ok(jws !== undefined, 'made on the worker');
+    const [h, p, s] = jws.split('.') as [string, string, string];
+    const input = Buffer.from(`${h}.${p}`, 'ascii');
+    const sig = Buffer.from(s, 'base64url');
+    const as = (key: KeyObject) => (dsa ? { key, dsaEncoding: 'ieee-p1363' as const } : key);
+    assert.ok(verify(hash, input, as(right), sig), 'signed with the key the job named');
+    assert.ok(!verify(hash, input, as(wrong), sig), 'not with the key an earlier job named');
+    const text = Buffer.from(p, 'base64url').toString('utf8');
+    assert.deepEqual(Buffer.from(unwrapKeyTransfer(text.slice(document[0].length, text.length - document[1].length), unwrapWith)), Buffer.from(material));
+  }
+
+  test('a job signs and wraps with the keys it names, never with the ones an earlier job on the same worker named (rotated signing key, another TEE)', async () => {
+    const a = generateRsaKeyPair(2048);
+    const b = generateRsaKeyPair(2048);
+    const tee = generateRsaKeyPair(2048);
+    const job = (signer: KeyObject, to: KeyObject) => wrapAndSignOffThread(material, to, 'RSA_AES_KEY_WRAP_256', { blob, document, header, key: signer, alg: 'RS256' });
+    const done = signedOnWorkerCount();
+    check(await job(a.privateKey, wrapping.publicKey), a.publicKey, b.publicKey, wrapping.privateKey);
+    // The signing key rotates (another KeyObject): the next job signs with the new one, the wrap's key still held.
+    check(await job(b.privateKey, wrapping.publicKey), b.publicKey, a.publicKey, wrapping.privateKey);
+    // Another TEE's key: its wrap unwraps with that TEE's private key only.
+    check(await job(b.privateKey, tee.publicKey), b.publicKey, a.publicKey, tee.privateKey);
+    const toTee = Buffer.from((await job(b.privateKey, tee.publicKey))!.split('.')[1]!, 'base64url').toString('utf8');
+    assert.throws(() => unwrapKeyTransfer(toTee.slice(document[0].length, -document[1].length), wrapping.privateKey), 'not to the first TEE\'s key');
+    // Back to the first keys, both held by the worker by now and named by id only.
+    check(await job(a.privateKey, wrapping.publicKey), a.publicKey, b.publicKey, wrapping.privateKey);
+    // Interleaved in flight: each answer is its own job's.
+    const keys = [a, b, a, b, b, a];
+    const answers = await Promise.all(keys.map((k, i) => job(k.privateKey, i % 2 === 0 ? wrapping.publicKey : tee.publicKey)));
+    for (const [i, jws] of answers.entries()) check(jws, keys[i]!.publicKey, (keys[i] === a ? b : a).publicKey, i % 2 === 0 ? wrapping.privateKey : tee.privateKey);
+    assert.equal(signedOnWorkerCount(), done + 11);
+    assert.equal(wrapWorkers().running, 1);
+    assert.deepEqual(wrapWorkerKeys(), [4]);
+  });
+
+  test('a job that fails in the worker still leaves it the keys it carried: the next job naming them by id is done there', async () => {
+    const signer = generateRsaKeyPair(2048);
+    // RSA-1024 with SHA-384 OAEP cannot carry the KEK: the wrap fails before anything is signed.
+    const small = generateRsaKeyPair(1024).publicKey;
+    const done = signedOnWorkerCount();
+    assert.equal(await wrapAndSignOffThread(material, small, 'RSA_AES_KEY_WRAP_384', { blob, document, header, key: signer.privateKey, alg: 'RS256' }), undefined);
+    check(await wrapAndSignOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256', { blob, document, header, key: signer.privateKey, alg: 'RS256' }), signer.publicKey, wrapping.publicKey, wrapping.privateKey);
+    assert.equal(signedOnWorkerCount(), done + 1);
+  });
+
+  test('a worker holds at most 32 keys, forgetting the least recently used: more keys than that in turn, each job still signs with its own', async () => {
+    const signers = Array.from({ length: 40 }, () => generateEcKeyPair('P-256'));
+    const es = { ...JSON.parse(Buffer.from(header, 'base64url').toString()), alg: 'ES256' };
+    const esHeader = b64u(JSON.stringify(es));
+    const done = signedOnWorkerCount();
+    for (let round = 0; round < 2; round++) {
+      for (const [i, k] of signers.entries()) {
+        const jws = await wrapAndSignOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256', { blob, document, header: esHeader, key: k.privateKey, alg: 'ES256' });
+        check(jws, k.publicKey, signers[(i + 1) % signers.length]!.publicKey, wrapping.privateKey, 'sha256', true);
+        assert.ok(wrapWorkerKeys()[0]! <= 32);
+      }
+    }
+    assert.equal(signedOnWorkerCount(), done + 80);
+    assert.deepEqual(wrapWorkerKeys(), [32]);
+  });
+
+  test('a replaced worker is sent the keys again', async () => {
+    const signer = generateRsaKeyPair(2048);
+    check(await wrapAndSignOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256', { blob, document, header, key: signer.privateKey, alg: 'RS256' }), signer.publicKey, wrapping.publicKey, wrapping.privateKey);
+    await stopWrapWorker();
+    const done = signedOnWorkerCount();
+    check(await wrapAndSignOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256', { blob, document, header, key: signer.privateKey, alg: 'RS256' }), signer.publicKey, wrapping.publicKey, wrapping.privateKey);
+    assert.equal(signedOnWorkerCount(), done + 1);
+    assert.deepEqual(wrapWorkerKeys(), [2]);
+  });
+
+  test('a key the process lets go of (a rotated signing key collected) is forgotten by the worker too', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    await stopWrapWorker();
+    await (async () => {
+      const signer = generateEcKeyPair('P-256');
+      const es = b64u(JSON.stringify({ alg: 'ES256' }));
+      assert.ok((await wrapAndSignOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256', { blob, document, header: es, key: signer.privateKey, alg: 'ES256' })) !== undefined);
+    })();
+    assert.deepEqual(wrapWorkerKeys(), [2]);
+    for (let i = 0; i < 100 && wrapWorkerKeys()[0] !== 1; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    assert.deepEqual(wrapWorkerKeys(), [1], 'only the wrapping key (still referenced here) is held');
   });
 });
 

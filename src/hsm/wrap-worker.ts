@@ -14,6 +14,12 @@
  * another thread and is woken once instead of twice (the signature otherwise goes to libuv's threadpool).
  * Since signatures run here too, up to one worker per core besides the event loop's (2 to 4) is started.
  *
+ * The keys (the TEE's wrapping key, the vault's signing key) go to each worker once: a job names a key by
+ * an id that stands for one KeyObject (a rotated or re-imported key is another object, so another id), and
+ * carries it only where that worker does not hold it yet (a KeyObject cloned into a worker with every job
+ * cost the worker a deserialisation and a native key handle made and freed per key per release). A worker
+ * holds at most {@link KEYS_PER_WORKER}, and forgets a key the process let go of.
+ *
  * Outcomes are the synchronous function's: a failure in the worker (a wrapping key OAEP cannot use, say)
  * is answered by running {@link wrapWithNodeCrypto} on the calling thread, which throws what it always
  * threw; a worker that cannot start, or dies, leaves the wrap to the calling thread as before.
@@ -50,28 +56,42 @@ try {
   if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.min(19, getPriority(tid) + ${WORKER_NICE_STEP}));
 } catch {}
 const KWP_AIV = Buffer.from('A65959A6', 'hex');
+// The keys this worker was sent, by the id the event loop gave them (one id per KeyObject, never reused):
+// a job names its keys by id and carries a key only the first time this worker gets it (see keyFor there).
+const keys = new Map();
 // The RSA-OAEP KEK and the AES-KWP of the material: [wrappedKek, head, tail].
 function wrap(m, material, kek) {
-  const wrappedKek = publicEncrypt({ key: m.key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: m.hash }, kek);
+  const key = keys.get(m[3]);
+  if (key === undefined) throw new Error('unknown wrapping key');
+  const wrappedKek = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: m[2] }, kek);
   const cipher = createCipheriv('id-aes256-wrap-pad', kek, KWP_AIV);
   return [wrappedKek, cipher.update(material), cipher.final()];
 }
-// A signed document that embeds key_hsm (m.signed): the transfer blob's JSON is written around the
-// ciphertext's base64url, the document's around key_hsm; the JWS signs header.base64url(document).
+// A signed document that embeds key_hsm: the transfer blob's JSON (m[6], m[7]) is written around the
+// ciphertext's base64url, the document's (m[8], m[9]) around key_hsm; the JWS signs header.base64url(document).
 function signed(m, parts) {
-  const s = m.signed;
-  const keyHsm = Buffer.from(s.blob[0] + Buffer.concat(parts).toString('base64url') + s.blob[1], 'utf8').toString('base64url');
-  const input = s.header + '.' + Buffer.from(s.document[0] + keyHsm + s.document[1], 'utf8').toString('base64url');
-  const signature = sign(s.hash, Buffer.from(input, 'ascii'), s.dsaEncoding === undefined ? s.key : { key: s.key, dsaEncoding: s.dsaEncoding });
+  const key = keys.get(m[11]);
+  if (key === undefined) throw new Error('unknown signing key');
+  const keyHsm = Buffer.from(m[6] + Buffer.concat(parts).toString('base64url') + m[7], 'utf8').toString('base64url');
+  const input = m[10] + '.' + Buffer.from(m[8] + keyHsm + m[9], 'utf8').toString('base64url');
+  const signature = sign(m[13], Buffer.from(input, 'ascii'), m[14] === 0 ? key : { key, dsaEncoding: 'ieee-p1363' });
   return input + '.' + signature.toString('base64url');
 }
+// A job: [id, material, oaepHash, wrapping key id, the key or null, ids to forget or null] and, for a
+// signed document, [blob0, blob1, document0, document1, header, signing key id, the key or null, hash,
+// 1 for ECDSA's P1363 encoding else 0]; id -1 only forgets keys.
 parentPort.on('message', (m) => {
-  const material = new Uint8Array(m.material);
+  if (m[5] !== null) for (const id of m[5]) keys.delete(id);
+  if (m[0] < 0) return;
+  // Held before anything can fail: the event loop counts them held once the job is posted.
+  if (m[4] !== null) keys.set(m[3], m[4]);
+  if (m.length > 6 && m[12] !== null) keys.set(m[11], m[12]);
+  const material = new Uint8Array(m[1]);
   const kek = randomBytes(32);
   try {
     const parts = wrap(m, material, kek);
-    if (m.signed !== undefined) {
-      parentPort.postMessage({ id: m.id, jws: signed(m, parts) });
+    if (m.length > 6) {
+      parentPort.postMessage({ id: m[0], jws: signed(m, parts) });
       return;
     }
     const [wrappedKek, head, tail] = parts;
@@ -79,9 +99,9 @@ parentPort.on('message', (m) => {
     out.set(wrappedKek, 0);
     out.set(head, wrappedKek.length);
     out.set(tail, wrappedKek.length + head.length);
-    parentPort.postMessage({ id: m.id, out: out.buffer, kekLength: wrappedKek.length }, [out.buffer]);
+    parentPort.postMessage({ id: m[0], out: out.buffer, kekLength: wrappedKek.length }, [out.buffer]);
   } catch {
-    parentPort.postMessage({ id: m.id, failed: true });
+    parentPort.postMessage({ id: m[0], failed: true });
   } finally {
     kek.fill(0);
     material.fill(0);
@@ -98,10 +118,51 @@ interface Answer {
   readonly failed?: true;
 }
 
-/** A running worker and the jobs waiting for it (id → resolve: its answer, or undefined for "run it here"). */
+/**
+ * A running worker, the jobs waiting for it (id → resolve: its answer, or undefined for "run it here") and
+ * the ids of the keys it holds (oldest first), which a job names without sending the key again.
+ */
 interface WrapWorker {
   readonly thread: Worker;
   readonly pending: Map<number, (answer: Answer | undefined) => void>;
+  readonly held: Set<number>;
+}
+
+/**
+ * The keys a worker holds at most; the oldest is forgotten (by the job that sends the next) past this. A
+ * release names two (the TEE's wrapping key, cached per modulus in key-transfer.ts, and the vault's signing
+ * key), so this holds many TEEs' keys at once without keeping every key a long-running process has seen.
+ */
+const KEYS_PER_WORKER = 32;
+
+/**
+ * The id of each KeyObject sent to a worker: one per object, from a counter, never reused, so an id names
+ * one key for as long as the process runs (a KeyObject's key cannot change; a rotated or re-imported key
+ * is another object, so another id), and a worker never signs or wraps with a key other than the one the
+ * job was given. Weak: a key the process lets go of is forgotten here and then by the workers (below).
+ */
+const keyIds = new WeakMap<KeyObject, number>();
+let nextKeyId = 0;
+/** A key the process let go of (a signing key rotated away, a TEE's key dropped from its cache) is forgotten by the workers too. */
+const released = new FinalizationRegistry<number>((keyId) => {
+  for (const w of workers) {
+    if (!w.held.delete(keyId)) continue;
+    try {
+      w.thread.postMessage([-1, null, null, 0, null, [keyId]]);
+    } catch {
+      // A worker that cannot be posted to is going away, and its keys with it.
+    }
+  }
+});
+
+function keyIdOf(key: KeyObject): number {
+  let id = keyIds.get(key);
+  if (id === undefined) {
+    id = nextKeyId++;
+    keyIds.set(key, id);
+    released.register(key, id);
+  }
+  return id;
 }
 
 /**
@@ -145,7 +206,7 @@ function start(): WrapWorker | undefined {
     unavailable = true;
     return least;
   }
-  const w: WrapWorker = { thread, pending: new Map() };
+  const w: WrapWorker = { thread, pending: new Map(), held: new Set() };
   thread.on('message', (m: Answer) => {
     const resolve = w.pending.get(m.id);
     if (!resolve) return;
@@ -162,23 +223,58 @@ function start(): WrapWorker | undefined {
 }
 
 /**
+ * A key as a job names it to `w`: its id, and the key itself unless `w` holds it already; `used` collects
+ * the job's key ids (marked held, as the most recently used, once the job was posted).
+ */
+function keyFor(w: WrapWorker, key: KeyObject, used: number[]): [number, KeyObject | null] {
+  const id = keyIdOf(key);
+  used.push(id);
+  return [id, w.held.has(id) ? null : key];
+}
+
+/**
  * Posts one job (the material copied into a buffer that is transferred, and zeroed by the worker) and
  * waits for its answer; undefined where the worker could not do it (none, a failure in it, or gone).
  */
 function post(material: Uint8Array, wrappingKey: KeyObject, enc: KeyTransferEnc, signed?: SignedDocumentJob): Promise<Answer | undefined> | undefined {
   const w = start();
   if (!w) return undefined;
-  const copy = new Uint8Array(material);
+  const used: number[] = [];
+  const [wrapId, wrapKey] = keyFor(w, wrappingKey, used);
   const id = nextId++;
+  const job: unknown[] = [id, null, OAEP_HASH[enc], wrapId, wrapKey, null];
+  if (signed !== undefined) {
+    const [signId, signKey] = keyFor(w, signed.key, used);
+    job.push(signed.blob[0], signed.blob[1], signed.document[0], signed.document[1], signed.header, signId, signKey, signed.hash, signed.dsaEncoding === undefined ? 0 : 1);
+  }
+  // Room for the keys this job gives the worker: it forgets the least recently used (never one this job
+  // names) first, in the same message, so after every job posted before it, which may still name them.
+  const forget: number[] = [];
+  let over = w.held.size + used.filter((k) => !w.held.has(k)).length - KEYS_PER_WORKER;
+  for (const old of w.held) {
+    if (over <= 0) break;
+    if (used.includes(old)) continue;
+    forget.push(old);
+    over--;
+  }
+  if (forget.length > 0) job[5] = forget;
+  const copy = new Uint8Array(material);
+  job[1] = copy.buffer;
   return new Promise<Answer | undefined>((resolve) => {
     w.pending.set(id, resolve);
     if (w.pending.size === 1) w.thread.ref();
     try {
-      w.thread.postMessage({ id, material: copy.buffer, key: wrappingKey, hash: OAEP_HASH[enc], signed }, [copy.buffer]);
+      w.thread.postMessage(job, [copy.buffer]);
     } catch {
       w.pending.delete(id);
       copy.fill(0);
       resolve(undefined);
+      return;
+    }
+    for (const old of forget) w.held.delete(old);
+    for (const k of used) {
+      w.held.delete(k);
+      w.held.add(k);
     }
   });
 }
@@ -248,6 +344,11 @@ export function wrapsOnWorker(): number {
 /** How many wrapped and signed documents the worker has answered in this process (tests). */
 export function signedOnWorkerCount(): number {
   return signedOnWorker;
+}
+
+/** The keys each running worker holds, by count (tests). */
+export function wrapWorkerKeys(): number[] {
+  return workers.map((w) => w.held.size);
 }
 
 /** How many wrap workers run now, and (tests) the most that may run: `max` sets it (1 to 16). */
