@@ -245,6 +245,21 @@ describe('SQLite durability: an append is answered only after the WAL flush that
     );
     await db.close();
   });
+
+  test('a WAL file removed from outside fails the store at a later flush: nothing after it is acknowledged', async () => {
+    const path = join(dir, 'removed.db');
+    const db = openSqlite(path);
+    await db.migrate(MIGRATIONS);
+    const appender = createLogAppender(db);
+    await appender.append(entry(500), Date.now());
+    // SQLite goes on writing the removed file; flushing it would make nothing durable under the WAL's name.
+    rmSync(`${path}-wal`);
+    // Past the interval at which a flush looks at the WAL file (src/storage/sqlite.ts, WAL_CHECK_MS).
+    await new Promise((r) => setTimeout(r, 60));
+    await assert.rejects(appender.append(entry(501), Date.now()), (e: { code?: string }) => e.code === 'store.unavailable');
+    await assert.rejects(appender.append(entry(502), Date.now()), (e: { code?: string }) => e.code === 'store.unavailable');
+    await db.close();
+  });
 });
 
 describe('no store lock while the sequencer reads and hashes its batch (SQLite: one writer)', () => {

@@ -54,6 +54,12 @@ const CHECKPOINT_INTERVAL_MS = 500;
  * cannot add to the WAL meanwhile), and the file is cut back to it when SQLite next starts it over.
  */
 const WAL_LIMIT_BYTES = 64 * 1024 * 1024;
+/**
+ * How often a flush looks at the WAL file itself (fstat): not at every flush, where that syscall cost about
+ * 20 µs of CPU per flush on the reference VM (bench/README.md, "Release at c4: batching and wake-ups"); the
+ * bound above is soft by this much of writing, and a WAL removed from outside is noticed this much later.
+ */
+const WAL_CHECK_MS = 20;
 
 /** What the WAL's checkpoints have done so far (tests). */
 export interface SqliteCheckpointStats {
@@ -145,20 +151,34 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   const flush = opts.fsync ?? threadpoolFdatasync;
   let walFd: number | undefined;
   let walBytes = 0;
+  /** When the WAL file was last looked at (Date.now()), see {@link WAL_CHECK_MS}. */
+  let walChecked = 0;
   let dirSynced = false;
   let flushFailed: unknown;
-  /** The WAL file (open while the connection is: SQLite removes it only when the last connection closes). */
+  /**
+   * The WAL file (open while the connection is: SQLite removes it only when the last connection closes, and
+   * this one holds the database file's shared lock until it closes). Looked at (its size against the bound,
+   * and that it still has a name) at most once per {@link WAL_CHECK_MS}: a WAL removed from outside, which
+   * loses what it held whatever this does, fails the store at the first flush after that (reopened by name:
+   * gone, or another file), as before, at most that much later.
+   */
   const walFile = (): number => {
+    const now = Date.now();
     if (walFd !== undefined) {
+      if (now - walChecked < WAL_CHECK_MS && now >= walChecked) return walFd;
       const st = fstatSync(walFd);
+      walChecked = now;
       walBytes = st.size;
       if (st.nlink > 0) return walFd;
       closeSync(walFd);
+      walFd = undefined;
     }
-    walFd = openSync(`${path}-wal`, 'r');
-    walBytes = fstatSync(walFd).size;
+    const fd = openSync(`${path}-wal`, 'r');
+    walFd = fd;
+    walChecked = now;
+    walBytes = fstatSync(fd).size;
     dirSynced = false;
-    return walFd;
+    return fd;
   };
   const flushOnce = async (): Promise<void> => {
     if (flushFailed) throw flushFailed;
