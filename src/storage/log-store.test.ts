@@ -160,7 +160,7 @@ for (const backend of backends) {
       // The store as it was before the log: the audit chain with 7 records, then the log's migration.
       await db.migrate(MIGRATIONS.filter((m) => m.id < 210 || m.id >= 220));
       chainHead = await writeLegacyChain(db, 7);
-      assert.equal(await db.migrate(MIGRATIONS), 6);
+      assert.equal(await db.migrate(MIGRATIONS), 7);
     });
     after(async () => env?.dispose());
 
@@ -451,8 +451,10 @@ for (const backend of backends) {
       const cut = heads.at(-3)!;
       // Whoever can write the store cuts the log back to an earlier head: entries, nodes and heads beyond it.
       await db.run('DELETE FROM log_heads WHERE tree_size > ?', [cut.treeSize]);
-      await db.run('DELETE FROM log_leaves WHERE id IN (SELECT leaf_id FROM log_index WHERE idx >= ?)', [cut.treeSize]);
+      // Index rows first: on SQLite the newest leaf cannot be deleted while indexed (migration 216).
+      const cutLeaves = await db.all<{ leaf_id: number }>('SELECT leaf_id FROM log_index WHERE idx >= ?', [cut.treeSize]);
       await db.run('DELETE FROM log_index WHERE idx >= ?', [cut.treeSize]);
+      for (const l of cutLeaves) await db.run('DELETE FROM log_leaves WHERE id = ?', [l.leaf_id]);
       const nodes = await db.all<{ level: number; idx: number }>('SELECT level, idx FROM log_nodes');
       for (const n of nodes.filter((x) => (Number(x.idx) + 1) * 2 ** Number(x.level) > cut.treeSize)) await db.run('DELETE FROM log_nodes WHERE level = ? AND idx = ?', [n.level, n.idx]);
       const alone = await verifyLog(store, [logKey.publicKey]);

@@ -135,4 +135,42 @@ CREATE VIEW log_entries AS SELECT l.id, l.leaf_hash, l.entry, l.created_ms, i.id
 {{sqlite}}CREATE VIEW log_queue AS SELECT l.id, l.leaf_hash, l.entry, l.created_ms FROM log_leaves l WHERE l.id > (SELECT COALESCE(MAX(leaf_id), 0) FROM log_index);{{/sqlite}}
 {{postgres}}CREATE VIEW log_queue AS SELECT l.id, l.leaf_hash, l.entry, l.created_ms FROM log_pending p JOIN log_leaves l ON l.id = p.id;{{/postgres}}`,
   },
+  {
+    id: 216,
+    name: 'transparency log (SQLite): log_leaves ids without AUTOINCREMENT; its newest indexed leaf cannot be deleted nor an id changed',
+    // AUTOINCREMENT wrote sqlite_sequence's page in every writer's commit: one 4 KiB WAL frame of the ~4.5
+    // that a commit of one release's entry writes (and flushes). Without it SQLite gives max(id) + 1, which
+    // grows in commit order too (one writer at a time); it hands an id out again only after the row with the
+    // highest id was deleted (or its id changed). Harmless while that leaf waits for its index (it is gone
+    // either way, and the next one still waits above the highest indexed id), but not once it is indexed: a
+    // new entry would take its id, stand in for it at its index and never be sequenced itself. So that
+    // delete is refused, as is any change of an id (ids are never changed); a leaf whose index row is
+    // deleted first is no longer indexed, and the sequencer refuses to extend the tree without it
+    // (log.entry_missing). Rebuilt by copy (SQLite cannot drop AUTOINCREMENT in place), ids kept; the views
+    // over the table are made again as 215 made them. A store whose newest leaves were deleted before has
+    // max(id) below ids handed out then: any of them still indexed is missing, which the sequencer refuses
+    // as before. PostgreSQL: unchanged (a sequence, no extra page; 215's log_pending).
+    sql: `
+{{sqlite}}
+DROP VIEW log_entries;
+DROP VIEW log_queue;
+CREATE TABLE log_leaves_216 (
+  id INTEGER PRIMARY KEY,
+  leaf_hash TEXT NOT NULL,
+  entry TEXT NOT NULL,
+  created_ms INTEGER NOT NULL
+);
+INSERT INTO log_leaves_216 (id, leaf_hash, entry, created_ms) SELECT id, leaf_hash, entry, created_ms FROM log_leaves ORDER BY id;
+DROP TABLE log_leaves;
+ALTER TABLE log_leaves_216 RENAME TO log_leaves;
+CREATE INDEX log_leaves_leaf_hash ON log_leaves (leaf_hash);
+CREATE TRIGGER log_leaves_newest_indexed_kept BEFORE DELETE ON log_leaves
+  WHEN OLD.id = (SELECT MAX(id) FROM log_leaves) AND EXISTS (SELECT 1 FROM log_index WHERE leaf_id = OLD.id)
+  BEGIN SELECT RAISE(ABORT, 'the newest log leaf is indexed: deleting it would hand its id out again'); END;
+CREATE TRIGGER log_leaves_id_kept BEFORE UPDATE OF id ON log_leaves
+  BEGIN SELECT RAISE(ABORT, 'a log leaf id is never changed'); END;
+CREATE VIEW log_entries AS SELECT l.id, l.leaf_hash, l.entry, l.created_ms, i.idx FROM log_index i JOIN log_leaves l ON l.id = i.leaf_id;
+CREATE VIEW log_queue AS SELECT l.id, l.leaf_hash, l.entry, l.created_ms FROM log_leaves l WHERE l.id > (SELECT COALESCE(MAX(leaf_id), 0) FROM log_index);
+{{/sqlite}}`,
+  },
 ];

@@ -1,0 +1,143 @@
+/**
+ * The sequencer's premise on SQLite (src/storage/log-store.ts, WAITING): leaf ids grow in commit order and
+ * are never handed out twice, so the leaves waiting for an index are those above the highest indexed id.
+ * Since migration 216 `log_leaves` has no AUTOINCREMENT (its sqlite_sequence row cost every writer's
+ * commit a page): SQLite gives max(id) + 1, which would hand an id out again only after the newest row was
+ * deleted or an id changed. Deleting the newest leaf while it is indexed, the one case where a new entry
+ * would stand in for a sequenced one at its index and never be sequenced itself, and changing an id are
+ * refused; a newest leaf that still waits may go (it is gone either way) and the next entry is sequenced
+ * in its place. PostgreSQL draws ids from a sequence (and waits in log_pending): the same attacks leave the
+ * log verifiable there too.
+ */
+import assert from 'node:assert/strict';
+import { createHash, sign } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { createTestDatabase, postgresUnavailable } from '../../test/helpers/postgres.js';
+import { generateEcKeyPair } from '../core/keygen.js';
+import { createSequencer, type Sequencer } from '../log/sequencer.js';
+import { type LogSigner, logKeyId } from '../log/tree-head.js';
+import { verifyLog } from '../log/verify.js';
+import type { Database } from './database.js';
+import { createLogAppender, createLogStore, insertLogEntry } from './log-store.js';
+import { MIGRATIONS } from './migrations/index.js';
+import { openDatabase } from './open.js';
+
+const { publicKey, privateKey } = generateEcKeyPair('P-256');
+const logKey: LogSigner = { keyId: logKeyId(publicKey), publicKey, sign: async (data) => sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) };
+const entry = (tag: string) => JSON.stringify({ operation: 'test', tag, entryId: createHash('sha256').update(String(Math.random())).digest('hex') });
+
+async function drain(seq: Sequencer, db: Database, clock: { ms: number }): Promise<void> {
+  const store = createLogStore(db);
+  for (let i = 0; i < 100; i++) {
+    await seq.tick();
+    clock.ms += 10;
+    const head = await store.latestHead();
+    if (head && (await store.pendingCount(head.treeSize)) === 0) return;
+  }
+  throw new Error('the sequencer did not drain the log');
+}
+
+const ids = async (db: Database) => (await db.all<{ id: number }>('SELECT id FROM log_leaves ORDER BY id')).map((r) => Number(r.id));
+
+const pgSkip = await postgresUnavailable();
+const backends: { name: string; skip: string | undefined; open(): Promise<{ db: Database; dispose(): Promise<void> }> }[] = [
+  {
+    name: 'sqlite',
+    skip: undefined,
+    async open() {
+      const db = await openDatabase('sqlite::memory:');
+      return { db, dispose: () => db.close() };
+    },
+  },
+  {
+    name: 'postgres',
+    skip: pgSkip,
+    async open() {
+      const t = await createTestDatabase();
+      const db = await openDatabase(t.url, { poolSize: 4 });
+      return {
+        db,
+        async dispose() {
+          await db.close();
+          await t.drop();
+        },
+      };
+    },
+  },
+];
+
+for (const backend of backends) {
+  describe(`transparency log leaf ids (migration 216): ${backend.name}`, { skip: backend.skip }, () => {
+    let env: Awaited<ReturnType<(typeof backends)[number]['open']>>;
+    let db: Database;
+    const clock = { ms: Date.UTC(2026, 11, 6) };
+    before(async () => {
+      env = await backend.open();
+      db = env.db;
+      await db.migrate(MIGRATIONS);
+    });
+    after(async () => env?.dispose());
+
+    test('ids grow in commit order, from writers in a transaction and through the appender alike; no sqlite_sequence row is kept for them', async () => {
+      const appender = createLogAppender(db);
+      for (let i = 0; i < 3; i++) await insertLogEntry(db, entry(`w${i}`), clock.ms);
+      await Promise.all(Array.from({ length: 5 }, (_, i) => appender.append(entry(`a${i}`), clock.ms)));
+      await insertLogEntry(db, entry('w3'), clock.ms);
+      const got = await ids(db);
+      assert.equal(got.length, 9);
+      assert.deepEqual(got, [...got].sort((a, b) => a - b));
+      assert.equal(new Set(got).size, got.length);
+      if (db.dialect === 'sqlite') assert.equal(await db.get("SELECT seq FROM sqlite_sequence WHERE name = 'log_leaves'"), undefined);
+      const seq = createSequencer({ store: createLogStore(db), signer: async () => logKey, nowMs: () => clock.ms, holder: 'a', batchMs: 5, leaseMs: 1000, maxBatch: 50 });
+      await drain(seq, db, clock);
+      await seq.release();
+    });
+
+    test('attack: the newest sequenced leaf deleted, or an id changed, so that the next entry takes a sequenced id: refused (SQLite), and every entry is sequenced once', async () => {
+      const store = createLogStore(db);
+      const seq = createSequencer({ store, signer: async () => logKey, nowMs: () => clock.ms, holder: 'a', batchMs: 5, leaseMs: 1000, maxBatch: 50 });
+      await insertLogEntry(db, entry('newest'), clock.ms);
+      await drain(seq, db, clock);
+      const size = (await store.latestHead())!.treeSize;
+      const newest = Math.max(...(await ids(db)));
+      if (db.dialect === 'sqlite') {
+        await assert.rejects(db.run('DELETE FROM log_leaves WHERE id = ?', [newest]), /newest log leaf is indexed/);
+        await assert.rejects(db.run('DELETE FROM log_leaves'), /newest log leaf is indexed/);
+        await assert.rejects(db.run('UPDATE log_leaves SET id = id + 1000 WHERE id = ?', [newest]), /never changed/);
+        await assert.rejects(db.run('UPDATE log_leaves SET id = ? WHERE id = ?', [newest + 1, newest - 1]), /never changed/);
+        assert.equal(Math.max(...(await ids(db))), newest);
+      }
+      const after = await insertLogEntry(db, entry('after'), clock.ms);
+      await drain(seq, db, clock);
+      const leaves = await store.leaves(0, 10_000);
+      assert.equal(leaves.length, size + 1);
+      assert.equal(leaves.at(-1)!.leafHash.toString('hex'), after.leafHash, 'the next entry was not sequenced after the newest');
+      assert.equal(new Set(leaves.map((l) => l.entry)).size, leaves.length, 'an entry sequenced twice');
+      const verified = await verifyLog(store, [logKey.publicKey]);
+      assert.ok(verified.ok && verified.treeSize === size + 1 && verified.pending === 0, JSON.stringify(verified));
+      await seq.release();
+    });
+
+    test('a newest leaf that still waits may be deleted: the next entry is sequenced in its place, once', async () => {
+      const store = createLogStore(db);
+      const seq = createSequencer({ store, signer: async () => logKey, nowMs: () => clock.ms, holder: 'a', batchMs: 5, leaseMs: 1000, maxBatch: 50 });
+      await drain(seq, db, clock);
+      const size = (await store.latestHead())!.treeSize;
+      const gone = await insertLogEntry(db, entry('gone'), clock.ms);
+      await db.transaction(async (tx) => {
+        await tx.run('DELETE FROM log_leaves WHERE leaf_hash = ?', [gone.leafHash]);
+        if (db.dialect === 'postgres') await tx.run('DELETE FROM log_pending WHERE id NOT IN (SELECT id FROM log_leaves)');
+      });
+      const next = await insertLogEntry(db, entry('next'), clock.ms);
+      await drain(seq, db, clock);
+      const leaves = await store.leaves(size, 10);
+      assert.deepEqual(
+        leaves.map((l) => l.leafHash.toString('hex')),
+        [next.leafHash],
+      );
+      const verified = await verifyLog(store, [logKey.publicKey]);
+      assert.ok(verified.ok && verified.treeSize === size + 1 && verified.pending === 0, JSON.stringify(verified));
+      await seq.release();
+    });
+  });
+}
