@@ -8,6 +8,9 @@
  * refused; a newest leaf that still waits may go (it is gone either way) and the next entry is sequenced
  * in its place. PostgreSQL draws ids from a sequence (and waits in log_pending): the same attacks leave the
  * log verifiable there too.
+ *
+ * Tree nodes (migration 217, SQLite): keyed by the position at which the tree completes them, which grows
+ * with every node the sequencer adds (a batch appends), and bound to their level and index.
  */
 import assert from 'node:assert/strict';
 import { createHash, sign } from 'node:crypto';
@@ -18,7 +21,7 @@ import { createSequencer, type Sequencer } from '../log/sequencer.js';
 import { type LogSigner, logKeyId } from '../log/tree-head.js';
 import { verifyLog } from '../log/verify.js';
 import type { Database } from './database.js';
-import { createLogAppender, createLogStore, insertLogEntry } from './log-store.js';
+import { createLogAppender, createLogStore, insertLogEntry, nodePos } from './log-store.js';
 import { MIGRATIONS } from './migrations/index.js';
 import { openDatabase } from './open.js';
 
@@ -116,6 +119,42 @@ for (const backend of backends) {
       const verified = await verifyLog(store, [logKey.publicKey]);
       assert.ok(verified.ok && verified.treeSize === size + 1 && verified.pending === 0, JSON.stringify(verified));
       await seq.release();
+    });
+
+    test('tree nodes: each batch appends them in position order (SQLite); a node under another position, or stored twice, is refused; proofs and the audit still verify', async () => {
+      const store = createLogStore(db);
+      const seq = createSequencer({ store, signer: async () => logKey, nowMs: () => clock.ms, holder: 'a', batchMs: 5, leaseMs: 1000, maxBatch: 7 });
+      for (let i = 0; i < 40; i++) await insertLogEntry(db, entry(`n${i}`), clock.ms);
+      await drain(seq, db, clock);
+      await seq.release();
+      const size = (await store.latestHead())!.treeSize;
+      if (db.dialect === 'sqlite') {
+        const rows = await db.all<{ pos: number; level: number; idx: number }>('SELECT pos, level, idx FROM log_nodes ORDER BY rowid');
+        assert.ok(rows.length >= size - 1 - 8, String(rows.length));
+        // Stored in the order the tree completed them: ascending positions, each its node's.
+        for (let i = 0; i < rows.length; i++) {
+          assert.equal(Number(rows[i]!.pos), nodePos({ level: Number(rows[i]!.level), index: Number(rows[i]!.idx) }));
+          if (i > 0) assert.ok(Number(rows[i]!.pos) > Number(rows[i - 1]!.pos));
+        }
+        const n = rows[3]!;
+        await assert.rejects(db.run('INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)', [n.level, Number(n.idx) + 1000, '00'.repeat(32)]), /CHECK/);
+        await assert.rejects(db.run('INSERT INTO log_nodes (pos, level, idx, hash) VALUES (?, ?, ?, ?)', [Number(n.pos) + 64, n.level, n.idx, '00'.repeat(32)]), /CHECK/);
+        await assert.rejects(db.run('UPDATE log_nodes SET idx = idx + 1 WHERE pos = ?', [n.pos]), /CHECK/);
+      }
+      const n = (await db.get<{ level: number; idx: number; hash: string }>('SELECT level, idx, hash FROM log_nodes WHERE level = 2 ORDER BY idx LIMIT 1'))!;
+      await assert.rejects(
+        db.dialect === 'sqlite'
+          ? db.run('INSERT INTO log_nodes (pos, level, idx, hash) VALUES (?, ?, ?, ?)', [nodePos({ level: 2, index: Number(n.idx) }), 2, n.idx, '00'.repeat(32)])
+          : db.run('INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)', [2, n.idx, '00'.repeat(32)]),
+        /UNIQUE|unique|duplicate/,
+      );
+      assert.deepEqual(
+        (await store.levelNodes(2, 1, 3)).map((x) => x.index),
+        [1, 2, 3],
+      );
+      assert.deepEqual(await store.levelNodes(2, 3, 1), []);
+      const verified = await verifyLog(store, [logKey.publicKey]);
+      assert.ok(verified.ok && verified.treeSize === size && verified.pending === 0, JSON.stringify(verified));
     });
 
     test('a newest leaf that still waits may be deleted: the next entry is sequenced in its place, once', async () => {

@@ -148,8 +148,19 @@ async function storeBatch(tx: SqlExecutor, dialect: Dialect, batch: PreparedBatc
     }
   }
   for (const part of chunks(batch.nodes)) {
-    await tx.run(`INSERT INTO log_nodes (level, idx, hash) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`, part.flatMap((n) => [n.node.level, n.node.index, n.hash.toString('hex')]));
+    if (dialect === 'sqlite') await tx.run(`INSERT INTO log_nodes (pos, level, idx, hash) VALUES ${part.map(() => '(?, ?, ?, ?)').join(', ')}`, part.flatMap((n) => [nodePos(n.node), n.node.level, n.node.index, n.hash.toString('hex')]));
+    else await tx.run(`INSERT INTO log_nodes (level, idx, hash) VALUES ${part.map(() => '(?, ?, ?)').join(', ')}`, part.flatMap((n) => [n.node.level, n.node.index, n.hash.toString('hex')]));
   }
+}
+
+/**
+ * SQLite's key of a tree node (migration 217): the index of the leaf that completes it, times 64, plus its
+ * level. It grows with every node the sequencer adds, so a batch appends its nodes to one b-tree.
+ */
+export function nodePos(node: NodeId): number {
+  const pos = ((node.index + 1) * 2 ** node.level - 1) * 64 + node.level;
+  if (!Number.isSafeInteger(pos) || node.level >= 48) throw new RangeError(`tree node (level ${node.level}, index ${node.index}) is beyond the log's range`);
+  return pos;
 }
 
 type Dialect = 'sqlite' | 'postgres';
@@ -265,7 +276,9 @@ export function createLogStore(db: Database): LogStore & LogReader {
         const rows =
           level === 0
             ? await db.all<{ idx: number; hash: string }>(`SELECT i.idx, l.leaf_hash AS hash FROM log_index i JOIN log_leaves l ON l.id = i.leaf_id WHERE i.idx IN (${placeholders(indices.length)})`, indices)
-            : await db.all<{ idx: number; hash: string }>(`SELECT idx, hash FROM log_nodes WHERE level = ? AND idx IN (${placeholders(indices.length)})`, [level, ...indices]);
+            : db.dialect === 'sqlite'
+              ? await db.all<{ idx: number; hash: string }>(`SELECT idx, hash FROM log_nodes WHERE pos IN (${placeholders(indices.length)}) AND level = ?`, [...indices.map((index) => nodePos({ level, index })), level])
+              : await db.all<{ idx: number; hash: string }>(`SELECT idx, hash FROM log_nodes WHERE level = ? AND idx IN (${placeholders(indices.length)})`, [level, ...indices]);
         for (const r of rows) found.set(`${level}/${Number(r.idx)}`, Buffer.from(r.hash, 'hex'));
       }
       return nodes.map((n) => {
@@ -299,7 +312,14 @@ export function createLogStore(db: Database): LogStore & LogReader {
     },
 
     async levelNodes(level: number, from: number, to: number) {
-      const rows = await db.all<{ idx: number; hash: string }>('SELECT idx, hash FROM log_nodes WHERE level = ? AND idx >= ? AND idx <= ? ORDER BY idx', [level, from, to]);
+      // SQLite: the positions between the first node's and the last's (those of lower levels completed
+      // meanwhile are read and passed over); ordered by position is ordered by index within a level.
+      const rows =
+        db.dialect === 'sqlite'
+          ? from > to
+            ? []
+            : await db.all<{ idx: number; hash: string }>('SELECT idx, hash FROM log_nodes WHERE pos >= ? AND pos <= ? AND level = ? ORDER BY pos', [nodePos({ level, index: from }), nodePos({ level, index: to }), level])
+          : await db.all<{ idx: number; hash: string }>('SELECT idx, hash FROM log_nodes WHERE level = ? AND idx >= ? AND idx <= ? ORDER BY idx', [level, from, to]);
       return rows.map((r) => ({ index: Number(r.idx), hash: Buffer.from(r.hash, 'hex') }));
     },
 

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { hashLeaf, verifyConsistency, verifyInclusion } from '../../../src/log/merkle.js';
 import { checkTreeHead, parseTreeHeadWire } from '../../../src/log/tree-head.js';
+import { nodePos } from '../../../src/storage/log-store.js';
 import { attestAndRelease, checkReleaseEntry, type Credential, simSource, verifyLogInclusion } from '../../../src/sdk/index.js';
 import { conclave } from '../../helpers/cli.js';
 import { waitSequenced } from '../../helpers/log.js';
@@ -164,7 +165,11 @@ describe('transparency log: HTTP API and SDK inclusion proofs', () => {
     });
     const missing = await monitor();
     await server.ctx.db.transaction(async (tx) => {
-      for (const n of nodes) await tx.run('INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)', [n.level, n.idx, n.hash]);
+      // SQLite keys each node by the position at which the tree completed it (migration 217).
+      for (const n of nodes) {
+        if (server.ctx.db.dialect === 'sqlite') await tx.run('INSERT INTO log_nodes (pos, level, idx, hash) VALUES (?, ?, ?, ?)', [nodePos({ level: Number(n.level), index: Number(n.idx) }), n.level, n.idx, n.hash]);
+        else await tx.run('INSERT INTO log_nodes (level, idx, hash) VALUES (?, ?, ?)', [n.level, n.idx, n.hash]);
+      }
       for (const e of added) {
         await tx.run('INSERT INTO log_leaves (id, leaf_hash, entry, created_ms) VALUES (?, ?, ?, ?)', [e.id, e.leaf_hash, e.entry, e.created_ms]);
         await tx.run('INSERT INTO log_index (idx, leaf_id) VALUES (?, ?)', [e.idx, e.id]);
