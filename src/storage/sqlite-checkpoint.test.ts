@@ -88,6 +88,32 @@ describe('SQLite WAL checkpoints', () => {
     }
   });
 
+  test('the bound is judged on a fresh look at the WAL file: once the worker cut it back, flushes ask for no more paused checkpoints', async () => {
+    const path = freshPath();
+    const limit = 512 * 1024;
+    // A WAL past the bound, left by another connection that stays open until this store has opened (so that it is not removed).
+    const other = new BetterSqlite3(path);
+    other.pragma('journal_mode = WAL');
+    other.pragma('wal_autocheckpoint = 0');
+    other.exec('CREATE TABLE t (id INTEGER PRIMARY KEY, body BLOB NOT NULL)');
+    const insert = other.prepare('INSERT INTO t (body) VALUES (?)');
+    for (let i = 0; i < 300; i++) insert.run(BODY);
+    assert.ok(size(`${path}-wal`) > 2 * limit);
+    // The WAL file is looked at once (its first flush) and not again during the test; no timed checkpoint cycle.
+    const db = openSqlite(path, { checkpoint: { intervalMs: 60_000, walLimitBytes: limit, walCheckMs: 60_000 } });
+    other.close();
+    await db.transaction(async (tx) => tx.run('INSERT INTO t (body) VALUES (?)', [BODY]));
+    // That look found it past the bound: a paused checkpoint started it over, cut back to the bound.
+    await waitFor('the WAL started over', () => (sqliteCheckpointStats(db)?.startedOver ?? 0) >= 1);
+    const paused = sqliteCheckpointStats(db)?.paused;
+    assert.ok(size(`${path}-wal`) <= limit, `WAL ${size(`${path}-wal`)} bytes`);
+    for (let i = 0; i < 5; i++) await db.transaction(async (tx) => tx.run('INSERT INTO t (body) VALUES (?)', [BODY]));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(sqliteCheckpointStats(db)?.paused, paused, 'a flush after the cut-back asked for another paused checkpoint');
+    assert.equal((await db.get<{ n: number }>('SELECT count(*) AS n FROM t'))?.n, 306);
+    await db.close();
+  });
+
   test('statements issued while the paused end of a checkpoint cycle runs wait for it, then run', async () => {
     const path = freshPath();
     const [held, hold] = signal();

@@ -39,8 +39,11 @@ export interface SqliteOptions {
    * or fail the flush.
    */
   readonly fsync?: (fd: number) => Promise<void>;
-  /** The WAL's checkpoints (tests: a shorter cadence and bound; `gate` holds each checkpoint until it resolves). */
-  readonly checkpoint?: { readonly intervalMs?: number; readonly walLimitBytes?: number; readonly gate?: () => Promise<void> };
+  /**
+   * The WAL's checkpoints (tests: a shorter cadence and bound; `gate` holds each checkpoint until it resolves;
+   * `walCheckMs` how often a flush looks at the WAL file, {@link WAL_CHECK_MS}).
+   */
+  readonly checkpoint?: { readonly intervalMs?: number; readonly walLimitBytes?: number; readonly gate?: () => Promise<void>; readonly walCheckMs?: number };
 }
 
 /**
@@ -150,9 +153,9 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   }
   const flush = opts.fsync ?? threadpoolFdatasync;
   let walFd: number | undefined;
-  let walBytes = 0;
   /** When the WAL file was last looked at (Date.now()), see {@link WAL_CHECK_MS}. */
   let walChecked = 0;
+  const walCheckMs = opts.checkpoint?.walCheckMs ?? WAL_CHECK_MS;
   let dirSynced = false;
   let flushFailed: unknown;
   /**
@@ -160,24 +163,28 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
    * this one holds the database file's shared lock until it closes). Looked at (its size against the bound,
    * and that it still has a name) at most once per {@link WAL_CHECK_MS}: a WAL removed from outside, which
    * loses what it held whatever this does, fails the store at the first flush after that (reopened by name:
-   * gone, or another file), as before, at most that much later.
+   * gone, or another file), as before, at most that much later. The bound is judged on that look only, never
+   * on a size read earlier (the worker may have cut the file back since: a stale size would make every flush
+   * ask for another paused checkpoint).
    */
   const walFile = (): number => {
     const now = Date.now();
     if (walFd !== undefined) {
-      if (now - walChecked < WAL_CHECK_MS && now >= walChecked) return walFd;
+      if (now - walChecked < walCheckMs && now >= walChecked) return walFd;
       const st = fstatSync(walFd);
       walChecked = now;
-      walBytes = st.size;
-      if (st.nlink > 0) return walFd;
+      if (st.nlink > 0) {
+        if (st.size > walLimit) overLimit();
+        return walFd;
+      }
       closeSync(walFd);
       walFd = undefined;
     }
     const fd = openSync(`${path}-wal`, 'r');
     walFd = fd;
     walChecked = now;
-    walBytes = fstatSync(fd).size;
     dirSynced = false;
+    if (fstatSync(fd).size > walLimit) overLimit();
     return fd;
   };
   const flushOnce = async (): Promise<void> => {
@@ -185,7 +192,6 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
     if (checkpointFailed) throw checkpointFailed;
     try {
       const fd = walFile();
-      if (walBytes > walLimit) overLimit();
       if (!dirSynced) {
         // The WAL file's directory entry, once per file.
         const dir = openSync(dirname(path), 'r');
