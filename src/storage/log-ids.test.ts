@@ -180,3 +180,69 @@ for (const backend of backends) {
     });
   });
 }
+
+/**
+ * Attacks on migration 216's premise that a leaf id is never handed out twice: the trigger that keeps the
+ * newest leaf while it is indexed looks only at the newest row, so a leaf stored above it (then deleted)
+ * lets the indexed one go; and a store whose newest indexed leaf was deleted before 216 (AUTOINCREMENT then
+ * gave the next entry a new id, and the sequencer refused to go on: log.entry_missing) gives that id out
+ * again after it. Either way the next entry took a sequenced leaf's id: it stood in for that leaf at its
+ * index (the sequencer then found "the last entry" present and went on) and was never sequenced itself,
+ * though its writer was told it was stored. Such an entry is refused (SQLite; PostgreSQL draws from a
+ * sequence). A leaf put back under its own id below a newer one (an operator's restore) is not.
+ */
+describe('transparency log leaf ids: an id of an indexed leaf is never given to a new entry (SQLite)', () => {
+  const clock = { ms: Date.UTC(2026, 11, 6) };
+
+  test('attack: a leaf stored above the newest indexed one lets it be deleted, then goes itself: the next entry is refused (it would stand in for the deleted one, never sequenced), the tree is not extended, the audit fails', async () => {
+    const db = await openDatabase('sqlite::memory:');
+    try {
+      await db.migrate(MIGRATIONS);
+      const store = createLogStore(db);
+      const seq = createSequencer({ store, signer: async () => logKey, nowMs: () => clock.ms, holder: 'a', batchMs: 5, leaseMs: 1000, maxBatch: 50 });
+      for (let i = 0; i < 3; i++) await insertLogEntry(db, entry(`s${i}`), clock.ms);
+      await drain(seq, db, clock);
+      const size = (await store.latestHead())!.treeSize;
+      const newest = Math.max(...(await ids(db)));
+      await db.transaction(async (tx) => {
+        const above = await insertLogEntry(tx, entry('above'), clock.ms);
+        await tx.run('DELETE FROM log_leaves WHERE id = ?', [newest]);
+        await tx.run('DELETE FROM log_leaves WHERE leaf_hash = ?', [above.leafHash]);
+      });
+      assert.ok(Math.max(...(await ids(db))) < newest);
+      await assert.rejects(insertLogEntry(db, entry('victim'), clock.ms), /handed out again/);
+      await assert.rejects(createLogAppender(db).append(entry('victim2'), clock.ms), /handed out again/);
+      assert.deepEqual(
+        (await db.all<{ entry: string }>('SELECT entry FROM log_entries WHERE idx = ?', [size - 1])).length,
+        0,
+        'a new entry stands in for the deleted sequenced one',
+      );
+      // Nothing waits, so the sequencer has nothing to extend the tree with (before: it went on past the hole).
+      await seq.tick().catch((e: { code?: string }) => assert.equal(e.code, 'log.entry_missing'));
+      assert.equal((await store.latestHead())!.treeSize, size);
+      assert.equal((await verifyLog(store, [logKey.publicKey]).catch(() => ({ ok: false }))).ok, false);
+      await seq.release();
+    } finally {
+      await db.close();
+    }
+  });
+
+  test('attack: a store whose newest indexed leaf was deleted under AUTOINCREMENT, migrated: the id it had is not given to the next entry', async () => {
+    const db = await openDatabase('sqlite::memory:');
+    try {
+      await db.migrate(MIGRATIONS.filter((m) => m.id < 216 || m.id >= 220));
+      for (let i = 0; i < 3; i++) {
+        const e = entry(`old${i}`);
+        await insertLogEntry(db, e, clock.ms);
+        await db.run('INSERT INTO log_index (idx, leaf_id) VALUES (?, ?)', [i, i + 1]);
+      }
+      // Deleted before 216: nothing refused it, and AUTOINCREMENT kept id 3 from the next entry.
+      await db.run('DELETE FROM log_leaves WHERE id = 3');
+      await db.migrate(MIGRATIONS);
+      await assert.rejects(insertLogEntry(db, entry('victim'), clock.ms), /handed out again/);
+      assert.equal((await db.all('SELECT 1 FROM log_entries WHERE idx = 2')).length, 0, 'a new entry stands in for sequenced entry 2');
+    } finally {
+      await db.close();
+    }
+  });
+});

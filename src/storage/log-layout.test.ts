@@ -112,8 +112,8 @@ for (const backend of backends) {
       const waiting = await queue(4, 'q');
       assert.equal((await verifyLog(createLogStore(db), [logKey.publicKey], { knownHeads: oldHeads }).catch((e: unknown) => ({ ok: false, code: String(e) }))).ok, false, 'the new store cannot read the old layout');
 
-      // 215, then 216 and 217 (SQLite: log_leaves without AUTOINCREMENT, ids kept; log_nodes keyed by position).
-      assert.equal(await db.migrate(MIGRATIONS), 3);
+      // 215, then 216 to 218 (SQLite: log_leaves without AUTOINCREMENT, ids kept; log_nodes keyed by position; no new entry under an indexed id).
+      assert.equal(await db.migrate(MIGRATIONS), 4);
       const store = createLogStore(db);
       assert.deepEqual(await sequenced(db), [...first, ...second].map((e, index) => ({ index, entry: e })));
       assert.deepEqual((await store.pendingLeaves(100)).map((l) => l.entry), waiting);
@@ -269,7 +269,7 @@ describe('transparency log layout (migration 215): postgres, migrated out of ban
       }
       commit();
       await writer;
-      assert.equal(await migrated, 3);
+      assert.equal(await migrated, 4);
       const store = createLogStore(migrating);
       assert.deepEqual((await store.pendingLeaves(10)).map((l) => l.entry), [early, racing], 'an acknowledged entry was lost by the migration');
     } finally {

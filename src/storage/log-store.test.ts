@@ -160,7 +160,7 @@ for (const backend of backends) {
       // The store as it was before the log: the audit chain with 7 records, then the log's migration.
       await db.migrate(MIGRATIONS.filter((m) => m.id < 210 || m.id >= 220));
       chainHead = await writeLegacyChain(db, 7);
-      assert.equal(await db.migrate(MIGRATIONS), 8);
+      assert.equal(await db.migrate(MIGRATIONS), 9);
     });
     after(async () => env?.dispose());
 

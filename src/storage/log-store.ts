@@ -169,7 +169,8 @@ type Dialect = 'sqlite' | 'postgres';
  * The leaves waiting for an index (as `l`), oldest first when ordered by `l.id`. SQLite: those above the
  * highest indexed leaf id, since its ids grow in commit order (one writer at a time, max(id) + 1) and are
  * never given twice (migration 216 refuses to delete the newest leaf while it is indexed, or to change an
- * id; src/storage/log-ids.test.ts), and a read outside a transaction sees only committed rows. PostgreSQL draws ids
+ * id, and 218 a new entry whose id is not above every indexed one; src/storage/log-ids.test.ts), and a
+ * read outside a transaction sees only committed rows. PostgreSQL draws ids
  * before commit (a lower one may commit after higher ones were indexed): `log_pending`, which a trigger
  * fills in the writer's transaction (migration 215).
  */

@@ -196,4 +196,25 @@ DROP TABLE log_nodes;
 ALTER TABLE log_nodes_217 RENAME TO log_nodes;
 {{/sqlite}}`,
   },
+  {
+    id: 218,
+    name: 'transparency log (SQLite): a new entry never takes the id of an indexed leaf',
+    // 216's trigger keeps the newest leaf while it is indexed, but an indexed leaf can still become the
+    // newest-but-gone: a leaf stored above it lets it be deleted (it is not the newest then), and that leaf
+    // may go next (it waits); a store whose newest indexed leaf was deleted before 216 (AUTOINCREMENT kept
+    // its id from the next entry then) is in that state already. SQLite then gives the next entry that id:
+    // it stands in for the sequenced leaf at its index (the sequencer finds the last entry present and goes
+    // on) and, never above the highest indexed id, is never sequenced itself, though its writer was told it
+    // was stored. Refused here, in the writer's statement (nothing is acknowledged): a new leaf that is the
+    // newest (as every writer's is: max(id) + 1) at or below the highest indexed id. A leaf put back under
+    // its own id below a newer one (an operator restoring a deleted one) is not refused; the sequencer
+    // refuses the hole as it did under AUTOINCREMENT (log.entry_missing). Two seeks (the table's last row,
+    // log_index's leaf_id index) per new entry. PostgreSQL draws ids from a sequence: unchanged.
+    sql: `
+{{sqlite}}
+CREATE TRIGGER log_leaves_id_fresh AFTER INSERT ON log_leaves
+  WHEN NEW.id = (SELECT MAX(id) FROM log_leaves) AND NEW.id <= (SELECT MAX(leaf_id) FROM log_index)
+  BEGIN SELECT RAISE(ABORT, 'a log leaf id of an indexed entry would be handed out again (an indexed leaf was deleted): restore the log'); END;
+{{/sqlite}}`,
+  },
 ];
