@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { sign } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -258,6 +258,19 @@ describe('SQLite durability: an append is answered only after the WAL flush that
     await new Promise((r) => setTimeout(r, 60));
     await assert.rejects(appender.append(entry(501), Date.now()), (e: { code?: string }) => e.code === 'store.unavailable');
     await assert.rejects(appender.append(entry(502), Date.now()), (e: { code?: string }) => e.code === 'store.unavailable');
+    await db.close();
+  });
+  test('attack: a WAL file removed and another put under its name (a second process opening the store creates one): nothing after it is acknowledged', async () => {
+    const path = join(dir, 'replaced.db');
+    const db = openSqlite(path, { checkpoint: { walCheckMs: 0 } });
+    await db.migrate(MIGRATIONS);
+    const appender = createLogAppender(db);
+    await appender.append(entry(600), Date.now());
+    // SQLite goes on writing the removed file (its descriptor); flushing the new one makes none of it durable.
+    rmSync(`${path}-wal`);
+    writeFileSync(`${path}-wal`, '', { mode: 0o600 });
+    await assert.rejects(appender.append(entry(601), Date.now()), (e: { code?: string }) => e.code === 'store.unavailable');
+    await assert.rejects(appender.append(entry(602), Date.now()), (e: { code?: string }) => e.code === 'store.unavailable');
     await db.close();
   });
 });

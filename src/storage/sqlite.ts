@@ -161,31 +161,30 @@ export function openSqlite(path: string, opts: SqliteOptions = {}): Database {
   /**
    * The WAL file (open while the connection is: SQLite removes it only when the last connection closes, and
    * this one holds the database file's shared lock until it closes). Looked at (its size against the bound,
-   * and that it still has a name) at most once per {@link WAL_CHECK_MS}: a WAL removed from outside, which
-   * loses what it held whatever this does, fails the store at the first flush after that (reopened by name:
-   * gone, or another file), as before, at most that much later. The bound is judged on that look only, never
-   * on a size read earlier (the worker may have cut the file back since: a stale size would make every flush
-   * ask for another paused checkpoint).
+   * and that it is still the file under the WAL's name) at most once per {@link WAL_CHECK_MS}. A WAL removed
+   * from outside, which loses what it held whatever this does, fails the store at the first flush after
+   * that look, at most that much later, and so does another file put under its name (a second process
+   * opening the store creates one): SQLite goes on writing the file it opened, so flushing the one under
+   * the name, or the removed one, makes nothing durable where a restart finds it. Never reopened by name.
+   * The bound is judged on that look only, never on a size read earlier (the worker may have cut the file
+   * back since: a stale size would make every flush ask for another paused checkpoint).
    */
   const walFile = (): number => {
     const now = Date.now();
-    if (walFd !== undefined) {
-      if (now - walChecked < walCheckMs && now >= walChecked) return walFd;
-      const st = fstatSync(walFd);
+    if (walFd === undefined) {
+      const fd = openSync(`${path}-wal`, 'r');
+      walFd = fd;
       walChecked = now;
-      if (st.nlink > 0) {
-        if (st.size > walLimit) overLimit();
-        return walFd;
-      }
-      closeSync(walFd);
-      walFd = undefined;
+      if (fstatSync(fd).size > walLimit) overLimit();
+      return fd;
     }
-    const fd = openSync(`${path}-wal`, 'r');
-    walFd = fd;
+    if (now - walChecked < walCheckMs && now >= walChecked) return walFd;
+    const st = fstatSync(walFd);
+    const named = statSync(`${path}-wal`);
     walChecked = now;
-    dirSynced = false;
-    if (fstatSync(fd).size > walLimit) overLimit();
-    return fd;
+    if (st.nlink === 0 || named.ino !== st.ino || named.dev !== st.dev) throw new Error('the WAL file was removed or replaced while the store was open');
+    if (st.size > walLimit) overLimit();
+    return walFd;
   };
   const flushOnce = async (): Promise<void> => {
     if (flushFailed) throw flushFailed;
