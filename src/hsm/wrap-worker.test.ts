@@ -228,6 +228,27 @@ describe('the keys a wrap worker holds (sent once per worker, named by id after 
     assert.deepEqual(wrapWorkerKeys(), [32]);
   });
 
+  test('attack: keys forgotten (least recently used) and collected while jobs naming them are in flight: every job still signs and wraps with its own keys', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const es = b64u(JSON.stringify({ alg: 'ES256' }));
+    const tees = [wrapping, generateRsaKeyPair(2048)];
+    const done = signedOnWorkerCount();
+    // 45 signers, all posted at once to one worker: the first ones are forgotten (and the first sent again at
+    // the end) while their jobs still wait; keys dropped by the caller are collected while theirs are in flight.
+    const signers = Array.from({ length: 45 }, () => generateEcKeyPair('P-256'));
+    const order = [...signers.keys(), 0, 1, 44];
+    const jobs = order.map((i) => wrapAndSignOffThread(material, tees[i % 2]!.publicKey, 'RSA_AES_KEY_WRAP_256', { blob, document, header: es, key: signers[i]!.privateKey, alg: 'ES256' }));
+    // Throwaway keys whose only reference is their job: collected (and forgotten) while the others wait.
+    const dropped = Array.from({ length: 5 }, () => wrapAndSignOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256', { blob, document, header: es, key: generateEcKeyPair('P-256').privateKey, alg: 'ES256' }));
+    gc();
+    const answers = await Promise.all(jobs);
+    for (const [n, i] of order.entries()) check(answers[n], signers[i]!.publicKey, signers[(i + 1) % signers.length]!.publicKey, tees[i % 2]!.privateKey, 'sha256', true);
+    for (const jws of await Promise.all(dropped)) assert.ok(jws !== undefined);
+    assert.equal(signedOnWorkerCount(), done + order.length + dropped.length);
+    assert.ok(wrapWorkerKeys()[0]! <= 32);
+  });
+
   test('a replaced worker is sent the keys again', async () => {
     const signer = generateRsaKeyPair(2048);
     check(await wrapAndSignOffThread(material, wrapping.publicKey, 'RSA_AES_KEY_WRAP_256', { blob, document, header, key: signer.privateKey, alg: 'RS256' }), signer.publicKey, wrapping.publicKey, wrapping.privateKey);
