@@ -224,7 +224,10 @@ export function createLogStore(db: Database): LogStore & LogReader {
         });
         pending = migrated.map((r) => ({ id: Number(r.id), leafHash: hashLeafText(r.entry!), createdMs: nowMs }));
       } else {
-        const rows = await db.all<{ id: number; leaf_hash: string; created_ms: number }>(`SELECT l.id, l.leaf_hash, l.created_ms FROM ${waiting} ORDER BY l.id LIMIT ?`, [limit]);
+        // The batch size in the text, not bound: SQLite re-prepares a statement every time a bound LIMIT is
+        // bound (the planner may use its value), ≈ 40 µs a batch. One text per sequencer (its maxBatch).
+        if (!Number.isSafeInteger(limit) || limit < 1) throw new RangeError(`a log batch holds at least one entry (got ${limit})`);
+        const rows = await db.all<{ id: number; leaf_hash: string; created_ms: number }>(`SELECT l.id, l.leaf_hash, l.created_ms FROM ${waiting} ORDER BY l.id LIMIT ${limit}`);
         pending = rows.map((r) => ({ id: Number(r.id), leafHash: Buffer.from(r.leaf_hash, 'hex'), createdMs: Number(r.created_ms) }));
       }
       const batch = await prepare({ size, head }, pending);
