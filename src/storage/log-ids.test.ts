@@ -15,9 +15,10 @@
 import assert from 'node:assert/strict';
 import { createHash, sign } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { drainSequencer } from '../../test/helpers/log.js';
 import { createTestDatabase, postgresUnavailable } from '../../test/helpers/postgres.js';
 import { generateEcKeyPair } from '../core/keygen.js';
-import { createSequencer, type Sequencer } from '../log/sequencer.js';
+import { createSequencer } from '../log/sequencer.js';
 import { type LogSigner, logKeyId } from '../log/tree-head.js';
 import { verifyLog } from '../log/verify.js';
 import type { Database } from './database.js';
@@ -28,17 +29,6 @@ import { openDatabase } from './open.js';
 const { publicKey, privateKey } = generateEcKeyPair('P-256');
 const logKey: LogSigner = { keyId: logKeyId(publicKey), publicKey, sign: async (data) => sign('sha256', data, { key: privateKey, dsaEncoding: 'ieee-p1363' }) };
 const entry = (tag: string) => JSON.stringify({ operation: 'test', tag, entryId: createHash('sha256').update(String(Math.random())).digest('hex') });
-
-async function drain(seq: Sequencer, db: Database, clock: { ms: number }): Promise<void> {
-  const store = createLogStore(db);
-  for (let i = 0; i < 100; i++) {
-    await seq.tick();
-    clock.ms += 10;
-    const head = await store.latestHead();
-    if (head && (await store.pendingCount(head.treeSize)) === 0) return;
-  }
-  throw new Error('the sequencer did not drain the log');
-}
 
 const ids = async (db: Database) => (await db.all<{ id: number }>('SELECT id FROM log_leaves ORDER BY id')).map((r) => Number(r.id));
 
@@ -92,7 +82,7 @@ for (const backend of backends) {
       assert.equal(new Set(got).size, got.length);
       if (db.dialect === 'sqlite') assert.equal(await db.get("SELECT seq FROM sqlite_sequence WHERE name = 'log_leaves'"), undefined);
       const seq = createSequencer({ store: createLogStore(db), signer: async () => logKey, nowMs: () => clock.ms, holder: 'a', batchMs: 5, leaseMs: 1000, maxBatch: 50 });
-      await drain(seq, db, clock);
+      await drainSequencer(seq, db, clock);
       await seq.release();
     });
 
@@ -100,7 +90,7 @@ for (const backend of backends) {
       const store = createLogStore(db);
       const seq = createSequencer({ store, signer: async () => logKey, nowMs: () => clock.ms, holder: 'a', batchMs: 5, leaseMs: 1000, maxBatch: 50 });
       await insertLogEntry(db, entry('newest'), clock.ms);
-      await drain(seq, db, clock);
+      await drainSequencer(seq, db, clock);
       const size = (await store.latestHead())!.treeSize;
       const newest = Math.max(...(await ids(db)));
       if (db.dialect === 'sqlite') {
@@ -111,7 +101,7 @@ for (const backend of backends) {
         assert.equal(Math.max(...(await ids(db))), newest);
       }
       const after = await insertLogEntry(db, entry('after'), clock.ms);
-      await drain(seq, db, clock);
+      await drainSequencer(seq, db, clock);
       const leaves = await store.leaves(0, 10_000);
       assert.equal(leaves.length, size + 1);
       assert.equal(leaves.at(-1)!.leafHash.toString('hex'), after.leafHash, 'the next entry was not sequenced after the newest');
@@ -125,7 +115,7 @@ for (const backend of backends) {
       const store = createLogStore(db);
       const seq = createSequencer({ store, signer: async () => logKey, nowMs: () => clock.ms, holder: 'a', batchMs: 5, leaseMs: 1000, maxBatch: 7 });
       for (let i = 0; i < 40; i++) await insertLogEntry(db, entry(`n${i}`), clock.ms);
-      await drain(seq, db, clock);
+      await drainSequencer(seq, db, clock);
       await seq.release();
       const size = (await store.latestHead())!.treeSize;
       if (db.dialect === 'sqlite') {
@@ -160,7 +150,7 @@ for (const backend of backends) {
     test('a newest leaf that still waits may be deleted: the next entry is sequenced in its place, once', async () => {
       const store = createLogStore(db);
       const seq = createSequencer({ store, signer: async () => logKey, nowMs: () => clock.ms, holder: 'a', batchMs: 5, leaseMs: 1000, maxBatch: 50 });
-      await drain(seq, db, clock);
+      await drainSequencer(seq, db, clock);
       const size = (await store.latestHead())!.treeSize;
       const gone = await insertLogEntry(db, entry('gone'), clock.ms);
       await db.transaction(async (tx) => {
@@ -168,7 +158,7 @@ for (const backend of backends) {
         if (db.dialect === 'postgres') await tx.run('DELETE FROM log_pending WHERE id NOT IN (SELECT id FROM log_leaves)');
       });
       const next = await insertLogEntry(db, entry('next'), clock.ms);
-      await drain(seq, db, clock);
+      await drainSequencer(seq, db, clock);
       const leaves = await store.leaves(size, 10);
       assert.deepEqual(
         leaves.map((l) => l.leafHash.toString('hex')),
@@ -201,7 +191,7 @@ describe('transparency log leaf ids: an id of an indexed leaf is never given to 
       const store = createLogStore(db);
       const seq = createSequencer({ store, signer: async () => logKey, nowMs: () => clock.ms, holder: 'a', batchMs: 5, leaseMs: 1000, maxBatch: 50 });
       for (let i = 0; i < 3; i++) await insertLogEntry(db, entry(`s${i}`), clock.ms);
-      await drain(seq, db, clock);
+      await drainSequencer(seq, db, clock);
       const size = (await store.latestHead())!.treeSize;
       const newest = Math.max(...(await ids(db)));
       await db.transaction(async (tx) => {

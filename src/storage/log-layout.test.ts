@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { createHash, type KeyObject, sign } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
+import { drainSequencer } from '../../test/helpers/log.js';
 import { createTestDatabase, postgresUnavailable } from '../../test/helpers/postgres.js';
 import { generateEcKeyPair } from '../core/keygen.js';
 import { CompactRange, hashLeafText } from '../log/merkle.js';
@@ -25,18 +26,6 @@ const entry = (tag: string) => JSON.stringify({ operation: 'test', tag, entryId:
 
 function sequencer(db: Database, clock: { ms: number }): Sequencer {
   return createSequencer({ store: createLogStore(db), signer: async () => logKey, nowMs: () => clock.ms, holder: 'a', batchMs: 5, leaseMs: 1000, maxBatch: 50 });
-}
-
-/** Ticks until no entry waits and the latest head covers every stored one. */
-async function drain(seq: Sequencer, db: Database, clock: { ms: number }): Promise<void> {
-  const store = createLogStore(db);
-  for (let i = 0; i < 100; i++) {
-    await seq.tick();
-    clock.ms += 10;
-    const head = await store.latestHead();
-    if (head && (await store.pendingCount(head.treeSize)) === 0) return;
-  }
-  throw new Error('the sequencer did not drain the log');
 }
 
 /** The stored leaves as (index, entry), in index order; every entry text must appear once. */
@@ -128,7 +117,7 @@ for (const backend of backends) {
       // Written after the migration: new ids above the carried ones; then all is sequenced, in order, once.
       const later = [entry('n0'), entry('n1')];
       for (const t of later) await insertLogEntry(db, t, clock.ms);
-      await drain(sequencer(db, clock), db, clock);
+      await drainSequencer(sequencer(db, clock), db, clock);
       assert.deepEqual(await sequenced(db), [...first, ...second, ...waiting, ...later].map((e, index) => ({ index, entry: e })));
       const done = await verifyLog(store, [logKey.publicKey], { knownHeads: oldHeads });
       assert.ok(done.ok && done.treeSize === 17 && done.pending === 0, JSON.stringify(done));
@@ -140,7 +129,7 @@ for (const backend of backends) {
       const clock = { ms: Date.UTC(2026, 11, 7) };
       await db.migrate(MIGRATIONS);
       const seq = sequencer(db, clock);
-      await drain(seq, db, clock);
+      await drainSequencer(seq, db, clock);
       const before = (await sequenced(db)).length;
       const [early, late, undone] = [entry('early'), entry('late'), entry('undone')];
       let commit!: () => void;
@@ -161,7 +150,7 @@ for (const backend of backends) {
       if (db.dialect === 'postgres') {
         // A later writer commits first, and a batch sequences it past the open transaction's id.
         await insertLogEntry(db, late, clock.ms);
-        await drain(seq, db, clock);
+        await drainSequencer(seq, db, clock);
         assert.deepEqual((await sequenced(db)).slice(before).map((l) => l.entry), [late]);
       } else {
         // SQLite has one writer: the batch waits for the open transaction.
@@ -179,7 +168,7 @@ for (const backend of backends) {
         }),
         /rolled back/,
       );
-      await drain(seq, db, clock);
+      await drainSequencer(seq, db, clock);
       const added = (await sequenced(db)).slice(before).map((l) => l.entry);
       assert.deepEqual(added, db.dialect === 'postgres' ? [late, early] : [early, late]);
       const ids = await db.all<{ id: number; entry: string }>('SELECT id, entry FROM log_leaves WHERE entry IN (?, ?) ORDER BY id', [early, late]);
@@ -194,10 +183,10 @@ for (const backend of backends) {
       const clock = { ms: Date.UTC(2026, 11, 8) };
       await db.migrate(MIGRATIONS);
       const seq = sequencer(db, clock);
-      await drain(seq, db, clock);
+      await drainSequencer(seq, db, clock);
       // An even tree size: the next head's right edge needs no leaf hash of the last entry, only stored nodes.
       for (let n = (await sequenced(db)).length; n % 2 !== 0 || n < 8; n++) await insertLogEntry(db, entry(`x${n}`), clock.ms);
-      await drain(seq, db, clock);
+      await drainSequencer(seq, db, clock);
       const store = createLogStore(db);
       const size = (await store.latestHead())!.treeSize;
       const last = await db.get<{ leaf_id: number }>('SELECT leaf_id FROM log_index WHERE idx = ?', [size - 1]);
@@ -228,7 +217,7 @@ for (const backend of backends) {
         // PostgreSQL's trigger marks an inserted leaf as waiting; this one has its index.
         if (db.dialect === 'postgres') await tx.run('DELETE FROM log_pending WHERE id = ?', [body.id]);
       });
-      await drain(fresh, db, clock);
+      await drainSequencer(fresh, db, clock);
       const verified = await verifyLog(store, [logKey.publicKey]);
       assert.ok(verified.ok && verified.treeSize === size + 1 && verified.pending === 0, JSON.stringify(verified));
       await fresh.release();

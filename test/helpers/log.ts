@@ -1,4 +1,6 @@
-import type { SqlExecutor } from '../../src/storage/database.js';
+import type { Sequencer } from '../../src/log/sequencer.js';
+import type { Database, SqlExecutor } from '../../src/storage/database.js';
+import { createLogStore } from '../../src/storage/log-store.js';
 
 /**
  * Waits until every stored log entry is in a signed tree head (the sequencer runs every --log-batch-ms);
@@ -13,4 +15,19 @@ export async function waitSequenced(db: SqlExecutor, timeoutMs = 20_000): Promis
     if (Date.now() > until) throw new Error(`log not sequenced within ${timeoutMs} ms: ${n} entries, signed head ${row?.signed}`);
     await new Promise((r) => setTimeout(r, 20));
   }
+}
+
+/**
+ * Ticks a sequencer driven by a test clock (10 ms a tick) until no entry waits and the latest head covers
+ * every stored one; throws after 100 ticks.
+ */
+export async function drainSequencer(seq: Sequencer, db: Database, clock: { ms: number }): Promise<void> {
+  const store = createLogStore(db);
+  for (let i = 0; i < 100; i++) {
+    await seq.tick();
+    clock.ms += 10;
+    const head = await store.latestHead();
+    if (head && (await store.pendingCount(head.treeSize)) === 0) return;
+  }
+  throw new Error('the sequencer did not drain the log');
 }
