@@ -61,37 +61,36 @@ const KWP_AIV = Buffer.from('A65959A6', 'hex');
 const keys = new Map();
 // The RSA-OAEP KEK and the AES-KWP of the material: [wrappedKek, head, tail].
 function wrap(m, material, kek) {
-  const key = keys.get(m[3]);
+  const key = keys.get(m.wrapKeyId);
   if (key === undefined) throw new Error('unknown wrapping key');
-  const wrappedKek = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: m[2] }, kek);
+  const wrappedKek = publicEncrypt({ key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: m.hash }, kek);
   const cipher = createCipheriv('id-aes256-wrap-pad', kek, KWP_AIV);
   return [wrappedKek, cipher.update(material), cipher.final()];
 }
-// A signed document that embeds key_hsm: the transfer blob's JSON (m[6], m[7]) is written around the
-// ciphertext's base64url, the document's (m[8], m[9]) around key_hsm; the JWS signs header.base64url(document).
-function signed(m, parts) {
-  const key = keys.get(m[11]);
+// A signed document that embeds key_hsm (m.signed): the transfer blob's JSON is written around the
+// ciphertext's base64url, the document's around key_hsm; the JWS signs header.base64url(document).
+function signed(s, parts) {
+  const key = keys.get(s.keyId);
   if (key === undefined) throw new Error('unknown signing key');
-  const keyHsm = Buffer.from(m[6] + Buffer.concat(parts).toString('base64url') + m[7], 'utf8').toString('base64url');
-  const input = m[10] + '.' + Buffer.from(m[8] + keyHsm + m[9], 'utf8').toString('base64url');
-  const signature = sign(m[13], Buffer.from(input, 'ascii'), m[14] === 0 ? key : { key, dsaEncoding: 'ieee-p1363' });
+  const keyHsm = Buffer.from(s.blob[0] + Buffer.concat(parts).toString('base64url') + s.blob[1], 'utf8').toString('base64url');
+  const input = s.header + '.' + Buffer.from(s.document[0] + keyHsm + s.document[1], 'utf8').toString('base64url');
+  const signature = sign(s.hash, Buffer.from(input, 'ascii'), s.dsaEncoding === undefined ? key : { key, dsaEncoding: s.dsaEncoding });
   return input + '.' + signature.toString('base64url');
 }
-// A job: [id, material, oaepHash, wrapping key id, the key or null, ids to forget or null] and, for a
-// signed document, [blob0, blob1, document0, document1, header, signing key id, the key or null, hash,
-// 1 for ECDSA's P1363 encoding else 0]; id -1 only forgets keys.
+// A job (Job there): its keys by id, each with the key itself or null where this worker holds it already,
+// and the ids to forget first; id -1 only forgets keys.
 parentPort.on('message', (m) => {
-  if (m[5] !== null) for (const id of m[5]) keys.delete(id);
-  if (m[0] < 0) return;
+  if (m.forget !== null) for (const id of m.forget) keys.delete(id);
+  if (m.id < 0) return;
   // Held before anything can fail: the event loop counts them held once the job is posted.
-  if (m[4] !== null) keys.set(m[3], m[4]);
-  if (m.length > 6 && m[12] !== null) keys.set(m[11], m[12]);
-  const material = new Uint8Array(m[1]);
+  if (m.wrapKey !== null) keys.set(m.wrapKeyId, m.wrapKey);
+  if (m.signed !== undefined && m.signed.key !== null) keys.set(m.signed.keyId, m.signed.key);
+  const material = new Uint8Array(m.material);
   const kek = randomBytes(32);
   try {
     const parts = wrap(m, material, kek);
-    if (m.length > 6) {
-      parentPort.postMessage({ id: m[0], jws: signed(m, parts) });
+    if (m.signed !== undefined) {
+      parentPort.postMessage({ id: m.id, jws: signed(m.signed, parts) });
       return;
     }
     const [wrappedKek, head, tail] = parts;
@@ -99,15 +98,35 @@ parentPort.on('message', (m) => {
     out.set(wrappedKek, 0);
     out.set(head, wrappedKek.length);
     out.set(tail, wrappedKek.length + head.length);
-    parentPort.postMessage({ id: m[0], out: out.buffer, kekLength: wrappedKek.length }, [out.buffer]);
+    parentPort.postMessage({ id: m.id, out: out.buffer, kekLength: wrappedKek.length }, [out.buffer]);
   } catch {
-    parentPort.postMessage({ id: m[0], failed: true });
+    parentPort.postMessage({ id: m.id, failed: true });
   } finally {
     kek.fill(0);
     material.fill(0);
   }
 });
 `;
+
+/**
+ * A job as the worker gets it: each key by its id ({@link keyIdOf}), with the KeyObject itself or null where
+ * that worker holds it already; `forget`, the ids it drops first (or null).
+ */
+interface Job {
+  readonly id: number;
+  readonly material: ArrayBuffer;
+  readonly hash: string;
+  readonly wrapKeyId: number;
+  readonly wrapKey: KeyObject | null;
+  readonly forget: readonly number[] | null;
+  readonly signed?: Omit<SignedDocumentJob, 'key'> & { readonly keyId: number; readonly key: KeyObject | null };
+}
+
+/** A message that only makes a worker forget keys (a key the process let go of). */
+interface Forget {
+  readonly id: -1;
+  readonly forget: readonly number[];
+}
 
 /** What the worker answers: the wrapped parts, or the signed document's JWS. */
 interface Answer {
@@ -148,7 +167,7 @@ const released = new FinalizationRegistry<number>((keyId) => {
   for (const w of workers) {
     if (!w.held.delete(keyId)) continue;
     try {
-      w.thread.postMessage([-1, null, null, 0, null, [keyId]]);
+      w.thread.postMessage({ id: -1, forget: [keyId] } satisfies Forget);
     } catch {
       // A worker that cannot be posted to is going away, and its keys with it.
     }
@@ -241,11 +260,10 @@ function post(material: Uint8Array, wrappingKey: KeyObject, enc: KeyTransferEnc,
   if (!w) return undefined;
   const used: number[] = [];
   const [wrapId, wrapKey] = keyFor(w, wrappingKey, used);
-  const id = nextId++;
-  const job: unknown[] = [id, null, OAEP_HASH[enc], wrapId, wrapKey, null];
+  let signedJob: Job['signed'];
   if (signed !== undefined) {
-    const [signId, signKey] = keyFor(w, signed.key, used);
-    job.push(signed.blob[0], signed.blob[1], signed.document[0], signed.document[1], signed.header, signId, signKey, signed.hash, signed.dsaEncoding === undefined ? 0 : 1);
+    const [keyId, key] = keyFor(w, signed.key, used);
+    signedJob = { ...signed, keyId, key };
   }
   // Room for the keys this job gives the worker: it forgets the least recently used (never one this job
   // names) first, in the same message, so after every job posted before it, which may still name them.
@@ -257,9 +275,9 @@ function post(material: Uint8Array, wrappingKey: KeyObject, enc: KeyTransferEnc,
     forget.push(old);
     over--;
   }
-  if (forget.length > 0) job[5] = forget;
   const copy = new Uint8Array(material);
-  job[1] = copy.buffer;
+  const id = nextId++;
+  const job: Job = { id, material: copy.buffer, hash: OAEP_HASH[enc], wrapKeyId: wrapId, wrapKey, forget: forget.length > 0 ? forget : null, ...(signedJob === undefined ? {} : { signed: signedJob }) };
   return new Promise<Answer | undefined>((resolve) => {
     w.pending.set(id, resolve);
     if (w.pending.size === 1) w.thread.ref();
