@@ -91,6 +91,26 @@ describe('malformed input: typed 400s', () => {
     }
   });
 
+  test('sign and verify with an alg that names a member of Object.prototype are 400s on an HMAC-capable oct key', async () => {
+    // Attack: the software protector took `alg in HMAC_HASH` for an HMAC algorithm, and `in` reads the
+    // prototype chain, so `toString`, `constructor`, `__proto__`, … went to createHmac with a function or an
+    // object as the hash name: a TypeError, answered 500. Only an oct key whose key_ops hold sign/verify
+    // gets that far (any other key is refused as not oct first).
+    const created = await server.send('POST', '/keys/hmac-proto/create?api-version=7.4', { headers: auth, body: { kty: 'oct-HSM', key_size: 256, key_ops: ['sign', 'verify'] } });
+    assert.equal(created.status, 200, created.text);
+    const value = b64('x'.repeat(32));
+    for (const alg of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf', 'isPrototypeOf']) {
+      const signed = await server.send('POST', '/keys/hmac-proto/sign?api-version=7.4', { headers: auth, body: { alg, value } });
+      assert400(signed, `sign alg ${alg}`);
+      assert.equal(signed.json().error.innererror.code, 'key.invalid', `sign alg ${alg}`);
+      const verified = await server.send('POST', '/keys/hmac-proto/verify?api-version=7.4', { headers: auth, body: { alg, digest: value, value } });
+      assert400(verified, `verify alg ${alg}`);
+      assert.equal(verified.json().error.innererror.code, 'key.invalid', `verify alg ${alg}`);
+    }
+    // The HMAC algorithms themselves still sign with that key (a PKCS#11 token has no HMAC on its AES keys: 400).
+    assert.equal((await server.send('POST', '/keys/hmac-proto/sign?api-version=7.4', { headers: auth, body: { alg: 'HS256', value } })).status, process.env.CONCLAVE_TEST_HSM === 'softhsm' ? 400 : 200);
+  });
+
   test('non-string fields in admin bodies are 400s', async () => {
     for (const v of [{}, [], 1, true, null, ['x']]) {
       assert400(await server.send('POST', '/admin/clients', { headers: auth, body: { displayName: v } }), `displayName ${JSON.stringify(v)}`);
