@@ -203,7 +203,7 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
     },
 
     async sign(ref, alg, digest) {
-      if (alg in HMAC_HASH) return hmac(ref, alg, digest);
+      if (Object.hasOwn(HMAC_HASH, alg)) return hmac(ref, alg, digest);
       if (alg === 'RSNULL') {
         checkFamily(ref, ['RSA'], alg);
         const key = open(ref);
@@ -228,7 +228,7 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
     },
 
     async verify(ref, alg, digest, signature) {
-      if (alg in HMAC_HASH) {
+      if (Object.hasOwn(HMAC_HASH, alg)) {
         const mac = hmac(ref, alg, digest);
         return mac.length === signature.length && timingSafeEqual(mac, signature);
       }
