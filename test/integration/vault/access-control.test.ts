@@ -124,6 +124,31 @@ describe('Managed HSM access control API', () => {
     assert.equal((await as(c, 'POST', '/keys/other2/sign', { alg: 'ES256', value: Buffer.alloc(32).toString('base64url') })).status, 403);
   });
 
+  test('a wildcard in notDataActions subtracts release too, in either spelling; one that does not cover release leaves it', async () => {
+    // Attack: wildcards never grant release or export, and the same matcher decided what notDataActions
+    // subtract, so a role granting release with notDataActions ".../keys/*" (or ".../keys/release/*", or
+    // Key Vault's "Microsoft.KeyVault/vaults/keys/*") still released: a deny narrower than it reads.
+    const cases: [string, number][] = [
+      ['Microsoft.KeyVault/managedHsm/keys/*', 403],
+      ['Microsoft.KeyVault/managedHsm/keys/release/*', 403],
+      ['Microsoft.KeyVault/managedHsm/*', 403],
+      ['Microsoft.KeyVault/vaults/keys/*', 403],
+      ['Microsoft.KeyVault/vaults/keys/release/*', 403],
+      ['Microsoft.KeyVault/managedHsm/keys/read/*', 200],
+      ['Microsoft.KeyVault/vaults/keys/read', 200],
+    ];
+    for (const [deny, status] of cases) {
+      const def = randomUUID();
+      const put = await admin('PUT', `${AT}/roleDefinitions/${def}`, { properties: { roleName: `Release but not ${deny}`, permissions: [{ dataActions: [RELEASE], notDataActions: [deny] }] } });
+      assert.equal(put.status, 201, JSON.stringify(put.json));
+      const c = await newClient(server, `deny ${deny}`);
+      assert.equal((await admin('PUT', `${AT}/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: def, principalId: c.clientId } })).status, 201);
+      const r = await as(c, 'POST', '/keys/skr/release', { target: authority.token() });
+      assert.equal(r.status, status, `notDataActions [${deny}]: ${r.json?.value ? 'the key was released' : JSON.stringify(r.json?.error)}`);
+      if (status === 403) assert.equal(r.json.error.innererror.code, 'auth.forbidden');
+    }
+  });
+
   test('a Policy Administrator (not the bootstrap admin) manages assignments', async () => {
     const pa = await newClient(server, 'policy admin');
     await admin('PUT', `${AT}/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: '4bd23610-cdcf-4971-bdee-bdc562cc28e4', principalId: pa.clientId } });
