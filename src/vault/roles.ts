@@ -233,16 +233,34 @@ function normalised(action: string): string {
   return VAULT_ACTIONS[action] ?? action;
 }
 
-function matches(pattern: string, action: string): boolean {
+/** Each Managed HSM action's Key Vault spellings (what a Key Vault wildcard in notDataActions may prefix). */
+const VAULT_SPELLINGS = new Map<string, string[]>();
+for (const [vault, mhsm] of Object.entries(VAULT_ACTIONS)) VAULT_SPELLINGS.set(mhsm, [...(VAULT_SPELLINGS.get(mhsm) ?? []), vault]);
+
+/** Whether a dataActions entry grants `action`: by name, or a wildcard that prefixes it, never release or export. */
+function grantsAction(pattern: string, action: string): boolean {
   const p = normalised(pattern);
   if (p === action) return true;
   if (!p.endsWith('*') || EXPLICIT_ONLY.has(action)) return false;
   return action.startsWith(p.slice(0, -1));
 }
 
+/**
+ * Whether a notDataActions entry takes `action` away: by name, or a wildcard that prefixes it in either
+ * spelling. Release and export are among what a wildcard takes away (only their grant must be by name): a
+ * deny never covers less than it reads.
+ */
+function deniesAction(pattern: string, action: string): boolean {
+  const p = normalised(pattern);
+  if (p === action) return true;
+  if (!p.endsWith('*')) return false;
+  const prefix = p.slice(0, -1);
+  return action.startsWith(prefix) || (VAULT_SPELLINGS.get(action) ?? []).some((v) => v.startsWith(prefix));
+}
+
 /** Whether a definition grants `action`: some permission's dataActions match it and its notDataActions do not. */
 export function grants(def: RoleDefinition, action: string): boolean {
-  return def.permissions.some((p) => p.dataActions.some((d) => matches(d, action)) && !p.notDataActions.some((d) => matches(d, action)));
+  return def.permissions.some((p) => p.dataActions.some((d) => grantsAction(d, action)) && !p.notDataActions.some((d) => deniesAction(d, action)));
 }
 
 /**
