@@ -18,7 +18,7 @@ import {
 import { after, before, describe, test } from 'node:test';
 import { CryptographyClient, type KeyClient } from '@azure/keyvault-keys';
 import type { TestServer } from '../../helpers/server.js';
-import { adminKeyClient, akvCall, credentialFor, sdkOptions, startVault } from './harness.js';
+import { adminKeyClient, akvCall, assignRole, credentialFor, newClient, sdkOptions, startVault } from './harness.js';
 import { generateEcKeyPair, generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 let server: TestServer;
@@ -172,6 +172,28 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       const c = await crypto(oct.id!).encrypt({ algorithm: 'A256CBCPAD', plaintext: Buffer.from('hello'), iv });
       const d = createDecipheriv('aes-256-cbc', raw, iv);
       assert.equal(Buffer.concat([d.update(c.result), d.final()]).toString(), 'hello');
+    });
+
+    test('a principal whose roles do not reach the KEK cannot import a blob wrapped to it', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
+      // Attack: the KEK was looked up by the blob's kid and its private key used for whoever held import on
+      // the *target* name: a principal scoped to /keys/byok-mine alone unwrapped with byok-kek, on which it
+      // holds nothing, and brought the key in under attributes and a release policy of its own choosing.
+      const scoped = await newClient(server, 'byok scoped importer');
+      await assignRole(server, scoped.clientId, 'Managed HSM Crypto User', '/keys/byok-mine');
+      const bearer = (await credentialFor(server, scoped.clientId, scoped.clientSecret).getToken(''))!.token;
+      const importAs = async () => {
+        const r = await server.send('PUT', '/keys/byok-mine?api-version=7.4', { headers: { authorization: `Bearer ${bearer}` }, body: { key: { kty: 'EC-HSM', key_hsm: transferBlob(kekKid, kekPublic, generateEcKeyPair('P-256').privateKey.export({ format: 'der', type: 'pkcs8' })).toString('base64url') } } });
+        return { status: r.status, json: r.json() };
+      };
+      const refused = await importAs();
+      assert.equal(refused.status, 403, JSON.stringify(refused.json));
+      assert.equal(refused.json.error.innererror.code, 'auth.forbidden');
+      assert.match(refused.json.error.message, /'import' on key byok-kek/);
+      assert.equal((await akvCall(server, 'GET', '/keys/byok-mine')).status, 404, 'nothing imported');
+      // The same principal with import on the KEK as well: the blob imports.
+      await assignRole(server, scoped.clientId, 'Managed HSM Crypto User', '/keys/byok-kek');
+      const imported = await importAs();
+      assert.equal(imported.status, 200, JSON.stringify(imported.json));
     });
 
     test('error paths: not a KEK, unknown KEK, broken ciphertext, wrong type, non-HSM type, bad enc', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
