@@ -10,6 +10,7 @@ import { fail } from '../core/errors.js';
 import { type AuditDraft, bindingOf, refOf, type VaultCore } from './core.js';
 import { checkUsable, familyOf, type ImportParameters, keyId } from './key.js';
 import type { ProtectedKey } from './ports.js';
+import type { Principal } from './roles.js';
 import { isKeyTransferEnc, parseTransferBlob } from './release/index.js';
 
 const RSA_SIZES = [2048, 3072, 4096];
@@ -32,7 +33,11 @@ function kekOf(kid: unknown): { name: string; version: string } {
   return { name: m[1]!, version: m[2]!.toLowerCase() };
 }
 
-export async function importByok(core: VaultCore, name: string, version: string, params: ImportParameters & { keyHsm: string }, draft: AuditDraft): Promise<ProtectedKey> {
+/**
+ * `p` needs import on the KEK as well as on the target name (checked by the caller): unwrapping is a use of
+ * the KEK's private key, which a principal whose roles do not reach the KEK must not make.
+ */
+export async function importByok(core: VaultCore, p: Principal, name: string, version: string, params: ImportParameters & { keyHsm: string }, draft: AuditDraft): Promise<ProtectedKey> {
   const { header, ciphertext } = parseTransferBlob(params.keyHsm);
   if (header.alg !== undefined && header.alg !== 'dir') bad(`The key transfer blob header alg must be "dir", got ${JSON.stringify(header.alg)}`);
   const enc = header.enc;
@@ -42,6 +47,7 @@ export async function importByok(core: VaultCore, name: string, version: string,
   const kek = st.state === 'live' ? await core.store.getVersion(st.name, ref.version) : undefined;
   if (!kek) bad(`The KEK ${header.kid} is not a key of this vault`, { kek: header.kid });
   draft.detail.kek = keyId(core.deps.baseUrl(), kek.name, kek.version);
+  await core.authorize(p, 'import', kek.name);
   // The BYOK specification's KEK: RSA-HSM, and `import` its only operation, so no other use can leak it.
   if (kek.kty !== 'RSA-HSM' || kek.keyOps.length !== 1 || kek.keyOps[0] !== 'import') {
     bad(`The key ${kek.name} is not a key exchange key: a KEK is an RSA-HSM key whose key_ops are exactly ["import"]`, { kek: draft.detail.kek });

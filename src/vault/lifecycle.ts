@@ -118,7 +118,7 @@ export function createKeyLifecycle(core: VaultCore) {
         let pk: ProtectedKey;
         if (params.keyHsm !== undefined) {
           draft.detail.byok = true;
-          pk = await importByok(core, name, version, { ...params, keyHsm: params.keyHsm }, draft);
+          pk = await importByok(core, p, name, version, { ...params, keyHsm: params.keyHsm }, draft);
         } else {
           pk = await protector.import(params.jwk, bindingOf(name, version), { exportable: params.attributes.exportable === true });
         }
