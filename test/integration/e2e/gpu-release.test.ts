@@ -158,6 +158,29 @@ describe('composite CPU + GPU attestation and release (simulated TDX + 2 simulat
     assert.match(r.text, /nonce/i);
   });
 
+  test('attack: the passing GPU’s evidence sent twice in place of the failing one is refused (one GPU never counts as two)', async () => {
+    // A VM whose GPU-1 fails its measurements sends GPU-0's report again as GPU-1: each copy answers the
+    // nonce and verifies on its own, so without a check the token said two GPUs, both "success", and the
+    // model key whose policy requires two passing GPUs was released.
+    const name = await createModelKey();
+    const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'tdx', runtimeData: runtime, gpus: 2, gpuMismatch: [1] });
+    const [good] = (ev.body as { gpuEvidence: unknown[] }).gpuEvidence;
+    const r = await server.sendHttps('POST', `${ev.path}?api-version=2022-08-01`, { body: { ...ev.body, gpuEvidence: [good, good] } });
+    if (r.status === 200) {
+      const released = await server.sendHttps('POST', `/keys/${name}/release?api-version=7.4`, { headers: { authorization: bearer }, body: { target: r.json().token } });
+      assert.fail(`one GPU attested as two (token issued), and the release answered ${released.status}`);
+    }
+    assert.equal(r.status, 400, r.text);
+    assert.equal(r.json().error.code, 'gpu.evidence_mismatch');
+    assert.match(r.text, /GPU-1/);
+    assert.match(r.text, /GPU-0/);
+    // The honest evidence of the same VM still attests, and its failing GPU still stops the release.
+    const honest = await server.sendHttps('POST', `${ev.path}?api-version=2022-08-01`, { body: ev.body });
+    assert.equal(honest.status, 200, honest.text);
+    const released = await server.sendHttps('POST', `/keys/${name}/release?api-version=7.4`, { headers: { authorization: bearer }, body: { target: honest.json().token } });
+    assert.equal(released.status, 403, released.text);
+  });
+
   test('single-TEE requests are unchanged, and gpuEvidence without runtime data is refused', async () => {
     const { claims } = await attest({ gpus: 0 });
     assert.equal(claims['x-conclave-gpus'], undefined);
