@@ -10,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { AttestationClient } from '@azure/attestation';
+import { signJws } from '../../../src/core/jwt.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 import { derToPem } from '../../../src/core/x509.js';
 import { issueCertificate } from '../../../src/evidence/dcap/testing.js';
 import { FakeTpm } from '../../../src/evidence/tpm/testing.js';
@@ -83,6 +85,28 @@ describe('/attest/Tpm: MAA TPM attestation protocol', () => {
     await code(attest({}, (r) => swapPayload(r, (p) => { p.att_data.rp_data = 'eA'; })), 'tpm.quote_signature_invalid');
     await code(attest({ pcrs: [0, 1, 2, 3, 4, 5, 6, 7] }), 'attestation.policy_denied');
     await code(attest({ aikCert: new Uint8Array(0) }), 'attestation.policy_denied');
+  });
+
+  test('attack: request_key.jwk named twice: the quote binds the first, the request is signed by and the token names the second: refused', async () => {
+    // Someone who sees a client's request (within the challenge's 10 minutes) re-sends it with a second
+    // "jwk" member holding its own key, signed with that key: the qualifying data was computed over the
+    // first member's text, JSON.parse keeps the last, and the token named the attacker's key as the one
+    // the TPM vouched for (cnf).
+    const init = await round(JSON.stringify({ payload: JSON.parse(TPM_INIT) }));
+    assert.equal(init.status, 200, init.text);
+    const victim = JSON.parse(tpmRequest(tpm, JSON.stringify(init.json.payload), { aikCert })).request as string;
+    const text = Buffer.from(victim.split('.')[1]!, 'base64url').toString('utf8');
+    const victimJwk = JSON.stringify(JSON.parse(text).att_data.request_key.jwk);
+    const attacker = generateRsaKeyPair(2048);
+    const a = attacker.publicKey.export({ format: 'jwk' });
+    const attackerJwk = { kty: 'RSA', n: a.n, e: a.e };
+    const forged = text.replace(`"request_key":{"jwk":${victimJwk}`, `"request_key":{"jwk":${victimJwk},"jwk":${JSON.stringify(attackerJwk)}`);
+    assert.notEqual(forged, text);
+    const request = signJws({ alg: 'PS256', typ: 'attReqV2' }, forged, attacker.privateKey);
+    const r = await round(JSON.stringify({ payload: { request } }));
+    assert.equal(r.status, 400, r.status === 200 ? `token issued for cnf ${JSON.stringify(claimsOf(r.json.payload.report).cnf)}` : r.text);
+    assert.equal(r.json.error.code, 'tpm.malformed');
+    assert.match(r.json.error.message, /request_key\.jwk/);
   });
 
   test('@azure/attestation attestTpm drives both rounds against Conclave', async () => {
