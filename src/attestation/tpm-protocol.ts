@@ -136,6 +136,15 @@ function pcrValuesOf(v: unknown): PcrValue[] {
   return out;
 }
 
+/** Whether JSON text `raw` means `value` (compared as JSON.parse reads it). */
+function sameJson(raw: string, value: unknown): boolean {
+  try {
+    return JSON.stringify(JSON.parse(raw)) === JSON.stringify(value);
+  } catch {
+    return false;
+  }
+}
+
 function spkiHash(key: KeyObject): string {
   return createHash('sha256').update(key.export({ format: 'der', type: 'spki' })).digest('base64');
 }
@@ -230,6 +239,9 @@ export function createTpmProtocol(deps: TpmProtocolDeps, aikRoots: readonly Uint
         const hashAlg = obj(info.tpm_quote, 'request_key.info.tpm_quote').hash_alg;
         const hash = hashAlg === 'sha-256' ? 'sha256' : hashAlg === 'sha-384' ? 'sha384' : hashAlg === 'sha-512' ? 'sha512' : bad('tpm_quote.hash_alg must be sha-256, sha-384 or sha-512');
         const raw = rawJsonMember(Buffer.from(jws.signingInput.split('.')[1]!, 'base64url').toString('utf8'), ['att_data', 'request_key', 'jwk']) ?? JSON.stringify(requestKey.jwk);
+        // The quote binds these bytes: they must be the key the request is signed with and the token names
+        // (of two members of one name, rawJsonMember reads the first and JSON.parse keeps the last).
+        if (!sameJson(raw, requestKey.jwk)) bad('request_key.jwk as the quote binds it is not the key the request is signed with (a member named twice?)');
         nonce = new Uint8Array(createHash(hash).update(raw, 'utf8').update(Buffer.of(0)).update(challenge).digest());
       } else if (info.tpm_certify !== undefined) {
         const c = obj(info.tpm_certify, 'request_key.info.tpm_certify');
