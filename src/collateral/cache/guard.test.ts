@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { pckCertAnswer } from '../../../test/helpers/pcs-standin.js';
 import { crlBytes, parseCertificate, pemToDer } from '../../core/x509.js';
+import { createFakeSnpHierarchy, makeFakeAmdCrl } from '../../evidence/snp/testing.js';
 import { parseVekExtensions } from '../../evidence/snp/vek.js';
 import { checkCollateralForward, checkCollateralTarget } from './guard.js';
 import { type CollateralItem, type CollateralKind, signedDatesOf } from './item.js';
@@ -114,5 +115,19 @@ describe('checkCollateralForward: cached collateral only moves forward', { skip 
     const id17 = item('qe_identity', 'tdx/v4/qe/identity', readFixtureText('intel', 'tdx-v4-azure-trustee', 'identity.json'));
     assert.throws(() => checkCollateralForward(id17, undefined, id18), code('upstream.collateral_rollback'), 'standard answer below the newest standard number');
     assert.doesNotThrow(() => checkCollateralForward(id18, undefined, id17));
+  });
+});
+
+describe('checkCollateralForward: AMD CRLs of both key kinds only move forward (fake ARK: no AMD CRL is in the fixtures)', () => {
+  test('attack: an older, validly signed VLEK CRL (before a revocation) does not replace the cached one, as for the VCEK CRL', () => {
+    const h = createFakeSnpHierarchy();
+    const older = makeFakeAmdCrl(h, [], new Date('2025-01-01T00:00:00Z'), new Date('2025-02-01T00:00:00Z'));
+    const newer = makeFakeAmdCrl(h, ['10001'], new Date('2025-01-15T00:00:00Z'), new Date('2025-02-15T00:00:00Z'));
+    for (const kind of ['vcek_crl', 'vlek_crl'] as const) {
+      const scope = `amd/${kind}/Milan`;
+      assert.throws(() => checkCollateralForward(item(kind, scope, older), item(kind, scope, newer)), code('upstream.collateral_rollback'), kind);
+      assert.doesNotThrow(() => checkCollateralForward(item(kind, scope, newer), item(kind, scope, older)), kind);
+      assert.doesNotThrow(() => checkCollateralForward(item(kind, scope, newer), item(kind, scope, newer)), `${kind}: the same CRL again`);
+    }
   });
 });

@@ -29,6 +29,7 @@ describe('NVIDIA OCSP and RIMs in the collateral service (fake NVIDIA roots)', (
   let svc: CollateralService;
   const calls: string[] = [];
   let ocspStatus: 'good' | 'revoked' = 'good';
+  let ocspThisUpdate = new Date('2025-01-02T00:00:00Z');
   let forge = false;
 
   before(async () => {
@@ -54,7 +55,7 @@ describe('NVIDIA OCSP and RIMs in the collateral service (fake NVIDIA roots)', (
         calls.push(`ocsp ${certId.serial}`);
         await new Promise((r) => setTimeout(r, 50));
         const signer = forge ? createFakeNvidiaHierarchy({ rootCn: 'Elsewhere' }).ocspResponder : undefined;
-        const body = makeFakeOcspResponse(h, { cert: h.brom.cert, issuer: h.archCa.cert, status: ocspStatus, thisUpdate: new Date('2025-01-02T00:00:00Z'), ...(signer ? { signer } : {}) });
+        const body = makeFakeOcspResponse(h, { cert: h.brom.cert, issuer: h.archCa.cert, status: ocspStatus, thisUpdate: ocspThisUpdate, ...(signer ? { signer } : {}) });
         return { url: 'https://ocsp.example/', status: 200, headers: { 'content-type': 'application/ocsp-response' }, body };
       },
       owns: (url) => url.startsWith('https://ocsp.example/') || url.startsWith('https://rim.example/'),
@@ -87,6 +88,31 @@ describe('NVIDIA OCSP and RIMs in the collateral service (fake NVIDIA roots)', (
     assert.equal(calls.filter((c) => c.startsWith('ocsp')).length, 2);
     assert.equal(verifyOcspResponse(item.body, { target: { certId: certId() }, root: h.deviceRoot.cert, at: now }).status, 'revoked');
     ocspStatus = 'good';
+  });
+
+  test('attack: an older "good" answer replayed after a revocation is refused; the revocation stays cached', async () => {
+    // OCSP answers carry no nonce here (so they can be cached): an upstream, or anyone on its path, could
+    // answer a refresh with an earlier "good" answer that is still inside its validity window, undoing a
+    // revocation for every verifier served from the cache. CRLs and TCB infos only move forward; so does this.
+    const scope = ocspScope(certId());
+    ocspStatus = 'revoked';
+    ocspThisUpdate = new Date('2025-01-02T12:00:00Z');
+    try {
+      const revoked = await svc.refresh(svc.get(scope)!, { force: true });
+      assert.equal(verifyOcspResponse(revoked.body, { target: { certId: certId() }, root: h.deviceRoot.cert, at: now }).status, 'revoked');
+      ocspStatus = 'good';
+      ocspThisUpdate = new Date('2025-01-02T00:00:00Z');
+      await assert.rejects(svc.refresh(svc.get(scope)!, { force: true }), (e) => isConclaveError(e, 'upstream.collateral_rollback'));
+      const kept = svc.get(scope)!;
+      assert.equal(verifyOcspResponse(kept.body, { target: { certId: certId() }, root: h.deviceRoot.cert, at: now }).status, 'revoked');
+      // A newer answer still replaces it (a lifted hold, a later response).
+      ocspThisUpdate = new Date('2025-01-02T18:00:00Z');
+      const newer = await svc.refresh(svc.get(scope)!, { force: true });
+      assert.equal(verifyOcspResponse(newer.body, { target: { certId: certId() }, root: h.deviceRoot.cert, at: now }).status, 'good');
+    } finally {
+      ocspStatus = 'good';
+      ocspThisUpdate = new Date('2025-01-02T00:00:00Z');
+    }
   });
 
   test('an answer signed by a responder outside the NVIDIA PKI is refused and not stored', async () => {
