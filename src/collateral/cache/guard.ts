@@ -4,7 +4,7 @@ import type { QuoteCollateral } from '../../evidence/dcap/collateral.js';
 import { parsePckSgxExtension } from '../../evidence/dcap/pck-extension.js';
 import { topLevelMembers } from '../../evidence/dcap/signed-json.js';
 import { parseVekExtensions } from '../../evidence/snp/vek.js';
-import { type CollateralItem, type CollateralKind, SIGNED_JSON_MEMBER } from './item.js';
+import { type CollateralItem, type CollateralKind, SIGNED_JSON_MEMBER, signedDatesOf } from './item.js';
 
 /**
  * Two checks an upstream answer passes before it may replace what the cache holds (issue #23):
@@ -15,8 +15,8 @@ import { type CollateralItem, type CollateralKind, SIGNED_JSON_MEMBER } from './
  *   `upstream.collateral_mismatch`.
  * - {@link checkCollateralForward}: the answer is not older than the cached copy of the same item. CRLs
  *   move forward by cRLNumber and thisUpdate; TCB info, identities and evaluation-number lists by
- *   tcbEvaluationDataNumber and issueDate (an equal number with an older issueDate is refused too).
- *   Otherwise `upstream.collateral_rollback`: revocations and TCB recoveries cannot be undone by
+ *   tcbEvaluationDataNumber and issueDate (an equal number with an older issueDate is refused too);
+ *   NVIDIA OCSP answers by thisUpdate. Otherwise `upstream.collateral_rollback`: revocations and TCB recoveries cannot be undone by
  *   replaying an old, validly signed answer.
  *
  * Both run after the signature checks (verifyCollateralItem) and before anything is stored, so a
@@ -220,11 +220,19 @@ export function checkCollateralForward(next: Item, cached: Item | undefined, new
     rollback(next, 'tcbEvaluationDataNumber', newest.evalNumber, next.evalNumber);
   }
   if (!cached) return;
-  if (next.kind === 'pckcrl' || next.kind === 'rootcacrl' || next.kind === 'vcek_crl') {
+  if (next.kind === 'pckcrl' || next.kind === 'rootcacrl' || next.kind === 'vcek_crl' || next.kind === 'vlek_crl') {
     const a = parseCrl(cached.body);
     const b = parseCrl(next.body);
     if (a.crlNumber !== undefined && b.crlNumber !== undefined && b.crlNumber < a.crlNumber) rollback(next, 'cRLNumber', a.crlNumber, b.crlNumber);
     if (b.thisUpdate.getTime() < a.thisUpdate.getTime()) rollback(next, 'thisUpdate', a.thisUpdate.toISOString(), b.thisUpdate.toISOString());
+    return;
+  }
+  if (next.kind === 'nvidia_ocsp') {
+    // Fetched without a nonce (so it can be cached): an earlier answer still inside its window would
+    // otherwise replace a newer one, e.g. "good" over "revoked".
+    const a = signedDatesOf('nvidia_ocsp', cached.body).issueDate!;
+    const b = signedDatesOf('nvidia_ocsp', next.body).issueDate!;
+    if (b < a) rollback(next, 'thisUpdate', iso(a), iso(b));
     return;
   }
   if (SIGNED_JSON_MEMBER[next.kind]) {
