@@ -196,6 +196,26 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       assert.equal(imported.status, 200, JSON.stringify(imported.json));
     });
 
+    test('the key_ops of a KEK cannot be changed: its private key opens transfer blobs by import only', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
+      // Attack: keys/write and decrypt on the KEK (Managed HSM Crypto User) were enough to PATCH its key_ops to
+      // ["decrypt"], decrypt a blob's RSA-OAEP part (the AES key) with it and unwrap the rest outside the
+      // vault: the material of a BYOK import in the clear, without import, release or export permission.
+      const kek = await client.createRsaKey('byok-kek-fixed', { hsm: true, keySize: 2048, keyOps: ['import'] });
+      const pub = createPublicKey({ key: { kty: 'RSA', n: Buffer.from(kek.key!.n!).toString('base64url'), e: Buffer.from(kek.key!.e!).toString('base64url') }, format: 'jwk' });
+      const blob = JSON.parse(transferBlob(kek.id!, pub, randomBytes(32)).toString());
+      for (const keyOps of [['decrypt'], ['import', 'decrypt'], ['unwrapKey', 'import'], ['sign'], []]) {
+        const r = await akvCall(server, 'PATCH', '/keys/byok-kek-fixed', { key_ops: keyOps });
+        assert.equal(r.status, 400, `key_ops ${JSON.stringify(keyOps)}: ${JSON.stringify(r.json)}`);
+        assert.equal(r.json.error.innererror.code, 'key.invalid');
+      }
+      const wrappedAes = Buffer.from(blob.ciphertext, 'base64url').subarray(0, 256).toString('base64url');
+      const decrypt = await akvCall(server, 'POST', '/keys/byok-kek-fixed/decrypt', { alg: 'RSA-OAEP', value: wrappedAes });
+      assert.equal(decrypt.status, 403, 'the KEK still decrypts nothing');
+      // An update that leaves key_ops as they are, or changes only attributes, is taken.
+      assert.equal((await akvCall(server, 'PATCH', '/keys/byok-kek-fixed', { key_ops: ['import'], tags: { team: 'a' } })).status, 200);
+      assert.equal((await akvCall(server, 'PATCH', '/keys/byok-kek-fixed', { attributes: { enabled: true } })).status, 200);
+    });
+
     test('error paths: not a KEK, unknown KEK, broken ciphertext, wrong type, non-HSM type, bad enc', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
       const { privateKey } = generateRsaKeyPair(2048);
       const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
