@@ -8,7 +8,7 @@
  */
 import { fail } from '../core/errors.js';
 import { type AuditDraft, bindingOf, refOf, type VaultCore } from './core.js';
-import { checkUsable, familyOf, type ImportParameters, keyId } from './key.js';
+import { checkUsable, familyOf, type ImportParameters, isKeyExchangeKey, keyId } from './key.js';
 import type { ProtectedKey } from './ports.js';
 import type { Principal } from './roles.js';
 import { isKeyTransferEnc, parseTransferBlob } from './release/index.js';
@@ -49,7 +49,7 @@ export async function importByok(core: VaultCore, p: Principal, name: string, ve
   draft.detail.kek = keyId(core.deps.baseUrl(), kek.name, kek.version);
   await core.authorize(p, 'import', kek.name);
   // The BYOK specification's KEK: RSA-HSM, and `import` its only operation, so no other use can leak it.
-  if (kek.kty !== 'RSA-HSM' || kek.keyOps.length !== 1 || kek.keyOps[0] !== 'import') {
+  if (!isKeyExchangeKey(kek)) {
     bad(`The key ${kek.name} is not a key exchange key: a KEK is an RSA-HSM key whose key_ops are exactly ["import"]`, { kek: draft.detail.kek });
   }
   checkUsable(kek, 'import', core.nowSeconds());

@@ -309,6 +309,11 @@ export function applyUpdate(current: KeyVersion, update: UpdateParameters, nowSe
   if (a.exportable !== undefined && a.exportable !== current.attributes.exportable) {
     throw fail('key.invalid', 'The exportable attribute of a key cannot be changed', { field: 'attributes.exportable' });
   }
+  // A BYOK key exchange key (byok.ts: key_ops exactly ["import"]) keeps them: with any other operation its
+  // private key would open transfer blobs outside an import (decrypt the RSA-OAEP part, unwrap the rest).
+  if (update.keyOps !== undefined && isKeyExchangeKey(current) && !(update.keyOps.length === 1 && update.keyOps[0] === 'import')) {
+    throw fail('key.invalid', 'The key_ops of a key exchange key (key_ops ["import"]) cannot be changed: its private key opens key transfer blobs by import only.', { field: 'key_ops' });
+  }
   let releasePolicy = current.releasePolicy;
   if (update.releasePolicy !== undefined) {
     if (!current.attributes.exportable) throw fail('release.policy_invalid', 'AKV.SKR.1005: Non-exportable keys must not have release policy.', { field: 'release_policy' });
@@ -333,6 +338,11 @@ export function applyUpdate(current: KeyVersion, update: UpdateParameters, nowSe
     ...(tags ? { tags } : {}),
     ...(releasePolicy ? { releasePolicy } : {}),
   };
+}
+
+/** A BYOK key exchange key: an RSA-HSM key whose only operation is import (byok.ts). */
+export function isKeyExchangeKey(key: Pick<KeyVersion, 'kty' | 'keyOps'>): boolean {
+  return key.kty === 'RSA-HSM' && key.keyOps.length === 1 && key.keyOps[0] === 'import';
 }
 
 export function newAttributes(input: AttributeInput, nowSeconds: number): KeyAttributes {
