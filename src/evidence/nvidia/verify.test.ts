@@ -236,6 +236,16 @@ describe('OCSP of the device and RIM chains', () => {
     assert.match(held.warnings.join(' '), /on hold/);
   });
 
+  test('attack: a revoked certificate without an answer at hand is not reported "good" because the others have one', () => {
+    // if-present is how the attestation service looks answers up: a certificate whose answer could not be
+    // had (its fetch failed: an upstream outage, a full fetch budget, a failure remembered for 30 s) is left
+    // unchecked. The chain's status said "good" as soon as one other certificate had an answer.
+    const unanswered = (cert: Certificate, issuer: Certificate) => (cert.subjectCN === 'GH100 A01 GSP BROM' ? undefined : good(cert, issuer));
+    const r = verifyGpuEvidence({ report, certificateChain: h.chainPem }, { ...base, rims, ocsp: ocspAll(unanswered, 'if-present') });
+    assert.equal(r.deviceChain.ocspStatus, 'not-checked');
+    assert.equal(r.driverRim?.ocspStatus, 'good', 'a chain whose every certificate was answered is still good');
+  });
+
   test('a revoked RIM signer → ocsp.revoked on the RIM chain; unknown → ocsp.unknown', () => {
     const revokeSigner = (cert: Certificate, issuer: Certificate) => makeFakeOcspResponse(h, { cert, issuer, ...(cert.subjectCN === 'Fake RIM L4 Signer' ? { status: 'revoked' as const } : {}) });
     assert.equal(code(() => verifyGpuEvidence({ report, certificateChain: h.chainPem }, { ...base, rims, ocsp: ocspAll(revokeSigner) })), 'ocsp.revoked');
