@@ -149,12 +149,14 @@ function ocspFor(
   // Issuer of chain[i] is chain[i+1]; the chain may or may not end in the root itself.
   const path = equalBytes(chain[chain.length - 1]!.der, root.der) ? chain : [...chain, root];
   let checked = 0;
+  let unanswered = 0;
   for (let i = path.length - 2; i >= from; i--) {
     const cert = path[i]!;
     const issuer = path[i + 1]!;
     const der = ocsp.lookup(cert, issuer);
     if (!der) {
       if (ocsp.mode === 'require') throw fail('ocsp.not_covered', `no OCSP response for "${cert.subjectCN ?? '?'}" of the ${what} chain`, { chain: what, subject: cert.subjectCN });
+      unanswered++;
       continue;
     }
     // The response is hashed every time (it changes as it is refreshed); the certificate once per object.
@@ -181,7 +183,8 @@ function ocspFor(
     }
     if (r.status === 'unknown') throw fail('ocsp.unknown', `OCSP does not know certificate "${cert.subjectCN ?? '?'}" of the ${what} chain`, { chain: what, subject: cert.subjectCN });
   }
-  return { ocspStatus: checked > 0 ? 'good' : 'not-checked' };
+  // "good" only when every certificate was answered: one left unchecked may be the revoked one.
+  return { ocspStatus: checked > 0 && unanswered === 0 ? 'good' : 'not-checked' };
 }
 
 function verifyRimFor(
