@@ -19,6 +19,8 @@ const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN',
 const UNAVAILABLE_STATES = /^(08...|57P0[1-3]|53300|3D000)$/;
 /** 40001 serialization_failure, 40P01 deadlock_detected: the server aborted us; retrying may succeed. */
 const CONFLICT_STATES = new Set(['40001', '40P01']);
+/** 22021 character_not_in_repertoire (a NUL byte in text), 22P05 untranslatable_character. */
+const TEXT_REFUSED_STATES = new Set(['22021', '22P05']);
 /** pg's own messages for a pool or client whose connection is gone (they carry no code). */
 const CONNECTION_GONE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|Client was closed/i;
 
@@ -29,6 +31,8 @@ export function classifyPgError(e: unknown): unknown {
     return fail('store.unavailable', 'the PostgreSQL store cannot be reached', code ? { reason: code } : undefined, e);
   }
   if (CONFLICT_STATES.has(code)) return fail('store.conflict', 'concurrent update conflict; retry', { reason: code }, e);
+  // Text a request brought that PostgreSQL cannot hold (its text types refuse U+0000): the request's fault.
+  if (TEXT_REFUSED_STATES.has(code)) return fail('request.invalid', 'the request holds a character the store cannot keep (U+0000)', { reason: code }, e);
   return e;
 }
 
