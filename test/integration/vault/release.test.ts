@@ -117,6 +117,24 @@ describe('release over raw HTTPS: denials, access control, audit', () => {
       await expectDenied('skr', authority.token({ nbf: now + 3600, exp: now + 7200 }), 401, 'release.token_invalid', /not valid before/);
     });
 
+    test('one trusted authority cannot speak for another: a token naming A, signed by trusted B (B\'s kid, A\'s kid or none), is refused', async () => {
+      // Attempt (defended): an operator may trust several authorities (a development one beside MAA), and a
+      // key's policy names the one it trusts. Keys are fetched (over HTTPS) and cached per authority, so B's
+      // key never verifies a token whose iss is A, even with B's key set loaded and cached first.
+      const b = await startAuthority(server);
+      try {
+        assert.equal((await adminJson(server, 'PUT', '/admin/vault/authorities', { authorities: [authority.url, b.url] })).status, 200);
+        // B's own token verifies with B's keys (now cached) and is refused by the policy, which names A only.
+        await expectDenied('skr', b.token(), 403, 'release.policy_unsatisfied', /matches no authority/);
+        for (const header of [{}, { kid: authority.authority.kid }, { kid: undefined }]) {
+          await expectDenied('skr', b.token({ iss: authority.url }, header), 401, 'release.token_invalid');
+        }
+      } finally {
+        await adminJson(server, 'PUT', '/admin/vault/authorities', { authorities: [authority.url] });
+        await b.close();
+      }
+    });
+
     test('no suitable runtime key', async () => {
       const ec = generateEcKeyPair('prime256v1').publicKey.export({ format: 'jwk' });
       await expectDenied('skr', authority.token({ 'x-ms-runtime': { keys: [{ ...ec, kid: 'ec', key_ops: ['encrypt'] }] } }), 400, 'release.no_wrapping_key');
