@@ -6,7 +6,7 @@ import { collateralFromPcsResponses, parseQuoteCollateral } from '../../../src/e
 import { verifyQuote } from '../../../src/evidence/dcap/index.js';
 import { createCollateralStore } from '../../../src/storage/collateral-store.js';
 import { fixturePath, readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
-import { type PcsStandin, startPcsStandin } from '../../helpers/pcs-standin.js';
+import { type PcsStandin, jsonAnswer, startPcsStandin } from '../../helpers/pcs-standin.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
 
 const skip = skipWithoutFixtures();
@@ -132,6 +132,42 @@ describe('TCB baseline: pinned default, early / customParameter overrides, dry r
       }
     } finally {
       await offline.stop();
+    }
+  });
+});
+
+describe('TCB baseline: an evaluation number anyone asked for by number does not become the default answer', { skip }, () => {
+  let up: PcsStandin;
+  let server: TestServer;
+  // Intel's list: 19 published 2025-05-13 (under 30 days old), 18 on 2024-11-12, 17 on 2024-03-12: the baseline is 18.
+  const clock = new Date('2025-06-01T00:00:00Z');
+  before(async () => {
+    up = await startPcsStandin('teepot');
+    server = await startTestServer({ services: 'collateral', upstreamIntel: up.url }, { now: () => clock });
+  });
+  after(async () => {
+    await server?.stop();
+    await up?.close();
+  });
+
+  test('attack: an anonymous ?tcbEvaluationDataNumber=17 request made 17 the standard and the baseline answer (the attestation service’s too) in place of 19', async () => {
+    // Intel's standard answer is 19 here; 18, the baseline, is not cached (nobody asked for it by number).
+    const early = teepot('sgx_tcb_info_early.json');
+    up.override('update=standard', jsonAnswer(early.tcb_info_json!, 'TCB-Info-Issuer-Chain', early.issuer_chain!));
+    try {
+      // Anyone may ask for an older evaluation number: the answer is Intel-signed and cached as a version.
+      const old = await server.send('GET', '/sgx/certification/v4/tcb?fmspc=00906ED50000&tcbEvaluationDataNumber=17');
+      assert.equal(evalOf(old.text), 17);
+      // It must not answer for Intel's standard (QCNL's update=standard), which was then never fetched...
+      assert.equal(evalOf((await server.send('GET', '/sgx/certification/v4/tcb?fmspc=00906ED50000&update=standard')).text), 19, 'update=standard');
+      // ...nor for the baseline (the default answer, which the attestation service reads): a platform
+      // missing evaluation 19's fixes would pass as current under 17.
+      assert.equal((await server.send('GET', '/sgx/certification/v4/tcbevaluationdatanumbers')).status, 200);
+      assert.equal(evalOf((await server.send('GET', '/sgx/certification/v4/tcb?fmspc=00906ED50000')).text), 19, 'baseline 18, not cached: not 17');
+      // Asked for by number, it is still answered.
+      assert.equal(evalOf((await server.send('GET', '/sgx/certification/v4/tcb?fmspc=00906ED50000&tcbEvaluationDataNumber=17')).text), 17);
+    } finally {
+      up.override('update=standard', undefined);
     }
   });
 });
