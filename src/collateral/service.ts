@@ -231,7 +231,11 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
       const list = (byScope.get(scope) ?? []).filter((i) => i.evalNumber !== null);
       if (list.length === 0) return undefined;
       const newest = (xs: CollateralItem[]) => xs.reduce<CollateralItem | undefined>((a, b) => (!a || b.evalNumber! > a.evalNumber! ? b : a), undefined);
-      const standard = () => newest(list.filter((i) => i.selector?.split(',').includes('standard'))) ?? newest(list);
+      // Versions Intel answered as its standard or early collateral. One without a selector was asked for by
+      // number, which anyone may do in lazy mode: it answers for its own number (and as the baseline's
+      // exact number), never for Intel's standard answer or in place of a baseline it is below.
+      const tagged = list.filter((i) => i.selector !== null);
+      const standard = () => newest(tagged.filter((i) => i.selector?.split(',').includes('standard'))) ?? newest(tagged);
       switch (selector.type) {
         case 'early':
           return newest(list.filter((i) => i.selector?.split(',').includes('early')));
@@ -242,11 +246,12 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
         default: {
           const target = baselineEvaluationNumber(p, tee, fmspc, published(tee), d.now());
           if (target === undefined) return standard();
+          const eligible = list.filter((i) => i.selector !== null || i.evalNumber === target);
           const n = chooseEvaluationNumber(
-            list.map((i) => i.evalNumber!),
+            eligible.map((i) => i.evalNumber!),
             target,
           );
-          return n === undefined ? undefined : list.find((i) => i.evalNumber === n);
+          return n === undefined ? undefined : eligible.find((i) => i.evalNumber === n);
         }
       }
     },
@@ -276,7 +281,7 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
           }
           // As for upstream answers: never older than the cached copy of the same key, and an item tagged
           // standard or early never older than the newest number cached under that tag. An untagged older
-          // number is a version (as a tcbEvaluationDataNumber=N answer is), kept for the baseline.
+          // number is a version (as a tcbEvaluationDataNumber=N answer is), kept for requests of that number.
           checkCollateralForward(item, cached);
           for (const sel of versioned ? (item.selector ?? '').split(',').filter(Boolean) : []) {
             const newest = (byScope.get(item.scope) ?? []).filter((i) => i.evalNumber !== null && i.selector?.split(',').includes(sel)).reduce<CollateralItem | undefined>((a, b) => (!a || b.evalNumber! > a.evalNumber! ? b : a), undefined);
