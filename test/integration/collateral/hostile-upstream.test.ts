@@ -240,6 +240,15 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
       assert.ok(busy >= 1, `some misses were refused as busy: ${rs.map((r) => r.headers['error-code']).join(',')}`);
       assert.ok(up.count('/tdx/certification/v4/tcb') - before <= 4 * 4, 'at most the budget reached the upstream (with retries)');
       assert.equal((await attest()).status, 200, 'attestation with cached collateral is unaffected');
+      // Attack: a miss refused as busy was remembered as a failed fetch of its key for 30 s, so one burst of
+      // junk misses blocked any key asked for during it (another platform's TCB info, an attestation's
+      // in-process fetch of the same key) for everyone. Refused is not failed: asked again, it is fetched.
+      up.setDelay(0);
+      const refused = fmspcs[rs.findIndex((r) => r.headers['error-code'] === 'upstream.busy')]!;
+      const fetched = up.count(`fmspc=${refused}`);
+      const again = await server.send('GET', `/tdx/certification/v4/tcb?fmspc=${refused}`);
+      assert.notEqual(again.headers['error-code'], 'upstream.busy', again.text);
+      assert.equal(up.count(`fmspc=${refused}`), fetched + 1, 'the key was fetched once its turn came');
     } finally {
       up.setDelay(0);
     }
