@@ -336,7 +336,8 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
               return item;
             },
             (e: unknown) => {
-              if (opts.negative) {
+              // A fetch refused over the miss budget did not fail: remembered, one burst would block its key for everyone.
+              if (opts.negative && !isConclaveError(e, 'upstream.busy')) {
                 if (failedMisses.size >= 10_000) failedMisses.clear();
                 failedMisses.set(key, { at: d.now().getTime(), error: e });
               }
