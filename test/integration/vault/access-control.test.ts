@@ -149,6 +149,22 @@ describe('Managed HSM access control API', () => {
     }
   });
 
+  test('a caller without create or import learns nothing of the keys: the refusal names the key as asked', async () => {
+    // Attack: create and import looked the name up (its stored spelling, in any case) before the permission
+    // check, and the 403 named the stored spelling: asking for SKR and reading "on key skr" told a caller
+    // with no role at all that a key of that name exists (an absent name came back as asked).
+    const nobody = await newClient(server, 'no roles');
+    for (const [method, path, body] of [
+      ['POST', '/keys/SKR/create', { kty: 'EC', crv: 'P-256' }],
+      ['PUT', '/keys/SKR', { key: { kty: 'oct', k: Buffer.alloc(32).toString('base64url') } }],
+    ] as const) {
+      const r = await as(nobody, method, path, body);
+      assert.equal(r.status, 403, JSON.stringify(r.json));
+      assert.match(r.json.error.message, /on key SKR\./, `${method} ${path}: ${r.json.error.message}`);
+      assert.equal(r.json.error.innererror.code, 'auth.forbidden');
+    }
+  });
+
   test('a Policy Administrator (not the bootstrap admin) manages assignments', async () => {
     const pa = await newClient(server, 'policy admin');
     await admin('PUT', `${AT}/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: '4bd23610-cdcf-4971-bdee-bdc562cc28e4', principalId: pa.clientId } });
