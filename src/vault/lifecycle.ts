@@ -98,9 +98,11 @@ export function createKeyLifecycle(core: VaultCore) {
   }
 
   return {
+    // The stored spelling is looked up once the caller may create (or import): a refusal names the key as asked.
     async create(p: Principal, api: ApiVersion, requested: string, body: unknown) {
-      const name = await nameFor(requested);
-      return perform(p, 'create', 'create', { name }, async (draft) => {
+      return perform(p, 'create', 'create', { name: requested }, async (draft) => {
+        const name = await nameFor(requested);
+        draft.key = name;
         const params = parseCreateParameters(body);
         checkReleaseFields(api, params);
         const version = newVersionId();
@@ -110,8 +112,9 @@ export function createKeyLifecycle(core: VaultCore) {
     },
 
     async import(p: Principal, api: ApiVersion, requested: string, body: unknown) {
-      const name = await nameFor(requested);
-      return perform(p, 'import', 'import', { name }, async (draft) => {
+      return perform(p, 'import', 'import', { name: requested }, async (draft) => {
+        const name = await nameFor(requested);
+        draft.key = name;
         const params = parseImportParameters(body);
         checkReleaseFields(api, params);
         const version = newVersionId();
