@@ -57,6 +57,17 @@ describe('collateral service: warm GETs answered from the memo keep every check 
     assert.equal(again.text, yes.text);
   });
 
+  test('attack: THIM spelled with escaped letters (the router decodes them) still needs Metadata: true when warm', async () => {
+    // The replay hook told THIM from PCS by the raw URL, the router routes the decoded path: a warm
+    // /metadata/%54HIM/… was replayed without the header the THIM route requires.
+    for (const escaped of [THIM_TCB.replace('/THIM/', '/%54HIM/'), THIM_TCB.replace('/metadata/', '/%6detadata/')]) {
+      const yes = await server.send('GET', escaped, { headers: { Metadata: 'true' } });
+      assert.equal(yes.status, 200, `${escaped} reaches the THIM route`);
+      const no = await server.send('GET', escaped);
+      assert.equal(no.status, 400, `${escaped} without Metadata: true`);
+    }
+  });
+
   test('the edge checks still refuse what they refused: a repeated query parameter, a malformed one', async () => {
     assert.equal((await server.send('GET', TCB)).status, 200);
     const twice = await server.send('GET', `${TCB}&fmspc=00906ED50000`);
