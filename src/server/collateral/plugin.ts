@@ -30,12 +30,16 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext): P
   // Not async: the hot path costs no promise (a callback hook that answers does not call done).
   app.addHook('onRequest', (request, reply, done) => {
     const url = request.url;
+    // The route the router matched, by its registered path: the router matches the percent-decoded path,
+    // so the raw URL alone (/metadata/%54HIM/…) does not tell a THIM route.
+    const route = request.routeOptions.url ?? '';
     // PCS and PCCS put a Request-ID on every answer, errors included (PCCS middleware/addRequestId.js).
-    if (PCS_PATH.test(url)) reply.header('Request-ID', pcsRequestId(request));
+    if (PCS_PATH.test(url) || PCS_PATH.test(route)) reply.header('Request-ID', pcsRequestId(request));
     // A warm GET (the memo holds this URL's answer, made after the same URL passed its edge check and
     // handler) is answered here, without the edge check and the handler again. THIM still needs its
     // header; a route that authenticates is never memoized, and is not answered here either.
-    if (request.method === 'GET' && request.routeOptions.config?.auth === undefined && (!THIM_PATH.test(url) || isMetadata(request)) && k.replay(request, reply)) return;
+    const thim = THIM_PATH.test(url) || THIM_PATH.test(route);
+    if (request.method === 'GET' && request.routeOptions.config?.auth === undefined && (!thim || isMetadata(request)) && k.replay(request, reply)) return;
     done();
   });
 
