@@ -111,6 +111,21 @@ describe('Managed HSM access control API', () => {
     assert.equal((await as(other, 'GET', `${AT}/roleAssignments`)).status, 403);
   });
 
+  test("a wildcard in Key Vault's spelling grants what it prefixes, as Managed HSM's does, never release", async () => {
+    // docs/vault.md: Key Vault's vaults/keys/… spellings are accepted and a trailing * matches every known
+    // action it prefixes. A custom role with dataActions ["Microsoft.KeyVault/vaults/keys/*"] was taken (201)
+    // and then granted nothing: the wildcard was matched against Managed HSM's spelling only.
+    for (const grant of ['Microsoft.KeyVault/vaults/keys/*', 'Microsoft.KeyVault/vaults/*']) {
+      const def = randomUUID();
+      assert.equal((await admin('PUT', `${AT}/roleDefinitions/${def}`, { properties: { roleName: `KV ${grant}`, permissions: [{ dataActions: [grant] }] } })).status, 201);
+      const c = await newClient(server, `kv wildcard ${grant}`);
+      assert.equal((await admin('PUT', `/keys${AT}/roleAssignments/${randomUUID()}`, { properties: { roleDefinitionId: def, principalId: c.clientId } })).status, 201);
+      assert.equal((await as(c, 'GET', '/keys/skr')).status, 200, `${grant} grants read`);
+      assert.equal((await as(c, 'POST', '/keys/skr/release', { target: authority.token() })).status, 403, `${grant} never grants release`);
+      assert.equal((await as(c, 'GET', `${AT}/roleAssignments`)).status, 403, 'nor role management');
+    }
+  });
+
   test('notDataActions subtract; a per-key scope covers that key only (in any case)', async () => {
     const def = randomUUID();
     await admin('PUT', `${AT}/roleDefinitions/${def}`, {
