@@ -233,16 +233,24 @@ function normalised(action: string): string {
   return VAULT_ACTIONS[action] ?? action;
 }
 
-/** Each Managed HSM action's Key Vault spellings (what a Key Vault wildcard in notDataActions may prefix). */
+/** Each Managed HSM action's Key Vault spellings (what a Key Vault wildcard may prefix). */
 const VAULT_SPELLINGS = new Map<string, string[]>();
 for (const [vault, mhsm] of Object.entries(VAULT_ACTIONS)) VAULT_SPELLINGS.set(mhsm, [...(VAULT_SPELLINGS.get(mhsm) ?? []), vault]);
 
-/** Whether a dataActions entry grants `action`: by name, or a wildcard that prefixes it, never release or export. */
+/**
+ * Whether a dataActions entry grants `action`: by name, or a wildcard that prefixes it in either spelling,
+ * never release or export.
+ */
 function grantsAction(pattern: string, action: string): boolean {
   const p = normalised(pattern);
   if (p === action) return true;
   if (!p.endsWith('*') || EXPLICIT_ONLY.has(action)) return false;
-  return action.startsWith(p.slice(0, -1));
+  return prefixes(p.slice(0, -1), action);
+}
+
+/** Whether `prefix` begins `action` in Managed HSM's spelling or one of its Key Vault spellings. */
+function prefixes(prefix: string, action: string): boolean {
+  return action.startsWith(prefix) || (VAULT_SPELLINGS.get(action) ?? []).some((v) => v.startsWith(prefix));
 }
 
 /**
@@ -254,8 +262,7 @@ function deniesAction(pattern: string, action: string): boolean {
   const p = normalised(pattern);
   if (p === action) return true;
   if (!p.endsWith('*')) return false;
-  const prefix = p.slice(0, -1);
-  return action.startsWith(prefix) || (VAULT_SPELLINGS.get(action) ?? []).some((v) => v.startsWith(prefix));
+  return prefixes(p.slice(0, -1), action);
 }
 
 /** Whether a definition grants `action`: some permission's dataActions match it and its notDataActions do not. */
