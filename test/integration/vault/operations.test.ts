@@ -196,6 +196,29 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       assert.equal(imported.status, 200, JSON.stringify(imported.json));
     });
 
+    test('a principal whose roles do not reach the KEK learns nothing of the key the blob names: the refusal names it as asked', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
+      // Attack: the KEK was looked up before the permission check on it, so a principal with import on its
+      // own target name alone read 400 "not a key of this vault" for a name (or version) that does not
+      // exist and 403 naming the stored spelling for one that does: an oracle for which key names and
+      // versions exist, the one create and import on the target name no longer give.
+      const scoped = await newClient(server, 'byok oracle prober');
+      await assignRole(server, scoped.clientId, 'Managed HSM Crypto User', '/keys/byok-probe');
+      const bearer = (await credentialFor(server, scoped.clientId, scoped.clientSecret).getToken(''))!.token;
+      const kekVersion = kekKid.split('/').pop()!;
+      const pkcs8 = generateEcKeyPair('P-256').privateKey.export({ format: 'der', type: 'pkcs8' });
+      for (const [kid, asked] of [
+        [`${server.url}/keys/BYOK-KEK/${kekVersion}`, 'BYOK-KEK'],
+        [`${server.url}/keys/byok-kek/${'0'.repeat(32)}`, 'byok-kek'],
+        [`${server.url}/keys/no-such-kek/${kekVersion}`, 'no-such-kek'],
+      ] as const) {
+        const r = await server.send('PUT', '/keys/byok-probe?api-version=7.4', { headers: { authorization: `Bearer ${bearer}` }, body: { key: { kty: 'EC-HSM', key_hsm: transferBlob(kid, kekPublic, pkcs8).toString('base64url') } } });
+        assert.equal(r.status, 403, `${kid}: ${r.text}`);
+        assert.equal(r.json().error.innererror.code, 'auth.forbidden', kid);
+        assert.match(r.json().error.message, new RegExp(`'import' on key ${asked}\\.`), kid);
+      }
+      assert.equal((await akvCall(server, 'GET', '/keys/byok-probe')).status, 404, 'nothing imported');
+    });
+
     test('the key_ops of a KEK cannot be changed: its private key opens transfer blobs by import only', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
       // Attack: keys/write and decrypt on the KEK (Managed HSM Crypto User) were enough to PATCH its key_ops to
       // ["decrypt"], decrypt a blob's RSA-OAEP part (the AES key) with it and unwrap the rest outside the
