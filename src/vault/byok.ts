@@ -35,7 +35,8 @@ function kekOf(kid: unknown): { name: string; version: string } {
 
 /**
  * `p` needs import on the KEK as well as on the target name (checked by the caller): unwrapping is a use of
- * the KEK's private key, which a principal whose roles do not reach the KEK must not make.
+ * the KEK's private key, which a principal whose roles do not reach the KEK must not make. That check comes
+ * before the KEK is looked up, so its refusal names the key as the blob's kid does.
  */
 export async function importByok(core: VaultCore, p: Principal, name: string, version: string, params: ImportParameters & { keyHsm: string }, draft: AuditDraft): Promise<ProtectedKey> {
   const { header, ciphertext } = parseTransferBlob(params.keyHsm);
@@ -43,11 +44,14 @@ export async function importByok(core: VaultCore, p: Principal, name: string, ve
   const enc = header.enc;
   if (!isKeyTransferEnc(enc)) bad(`The key transfer blob header enc must be CKM_RSA_AES_KEY_WRAP, RSA_AES_KEY_WRAP_256 or RSA_AES_KEY_WRAP_384, got ${JSON.stringify(enc)}`);
   const ref = kekOf(header.kid);
+  draft.detail.kek = keyId(core.deps.baseUrl(), ref.name, ref.version);
+  // Checked on the name as the kid spells it, before any lookup (a scope matches in any case): a principal
+  // whose roles do not reach it learns nothing of which names and versions exist, nor their stored spelling.
+  await core.authorize(p, 'import', ref.name);
   const st = await core.store.keyState(ref.name);
   const kek = st.state === 'live' ? await core.store.getVersion(st.name, ref.version) : undefined;
   if (!kek) bad(`The KEK ${header.kid} is not a key of this vault`, { kek: header.kid });
   draft.detail.kek = keyId(core.deps.baseUrl(), kek.name, kek.version);
-  await core.authorize(p, 'import', kek.name);
   // The BYOK specification's KEK: RSA-HSM, and `import` its only operation, so no other use can leak it.
   if (!isKeyExchangeKey(kek)) {
     bad(`The key ${kek.name} is not a key exchange key: a KEK is an RSA-HSM key whose key_ops are exactly ["import"]`, { kek: draft.detail.kek });
