@@ -7,6 +7,7 @@ import { isConclaveError } from '../core/errors.js';
 import { GpuVerifierCache } from '../evidence/nvidia/index.js';
 import { gpuNonceFor } from '../evidence/nvidia/nonce.js';
 import { serializeGpuEvidence } from '../evidence/nvidia/serialized.js';
+import { createFakeNvidiaHierarchy, makeFakeGpuReport, makeFakeRims, reflashFakeGpu } from '../evidence/nvidia/testing.js';
 import { loadOrCreateSimulatedGpus } from '../evidence/simulated/gpu.js';
 import { attestGpus, driverVersionNumber, gpuPolicyClaims } from './gpu.js';
 
@@ -40,6 +41,36 @@ describe('composite attestation: the GPU half', () => {
     assert.ok(claims.some((c) => c.type === 'x-conclave-gpus.GPU-1.measres' && c.value === 'fail'));
     assert.ok(!claims.some((c) => c.type === 'x-conclave-gpus.GPU-1.x-nvidia-mismatch-measurement-records'));
     assert.equal(r.claims['x-nvidia-overall-att-result'], false);
+  });
+
+  test('attack: one GPU attested twice under two attestation keys (a firmware change between two reports) counts once, by its device identity', async () => {
+    // The ueid is the serial number of the attestation (FMC) certificate, which the GPU makes from its
+    // firmware (DICE alias key; in the real vectors the serial is SHA-1 of that key): the same GPU reports
+    // under another FMC certificate, and another ueid, after its firmware changes. Its device identity
+    // (BROM) certificate stays the same. A VM controlling its runtime data (hence the nonce) makes a report,
+    // has the GPU's firmware changed, and makes another: two passing GPUs out of one.
+    const h = createFakeNvidiaHierarchy({ rootCn: 'Fake NVIDIA Device Identity CA (one GPU, two keys)' });
+    const later = reflashFakeGpu(h);
+    const other = createFakeNvidiaHierarchy({}, h);
+    const nonce = gpuNonceFor(runtime);
+    const evidenceOf = (g: typeof h) => ({ arch: 'HOPPER' as const, nonce, report: makeFakeGpuReport(g, { nonce }), certificateChain: g.chainPem });
+    const simulated = { trust: h.trust, rims: makeFakeRims(h), evidence: () => [] };
+    const opts = { at, cache: new GpuVerifierCache(), simulated };
+    const alone = await attestGpus(serializeGpuEvidence([evidenceOf(later)]), runtime, opts);
+    const gpus = alone.claims['x-conclave-gpus'] as Record<string, Record<string, unknown>>;
+    assert.equal(gpus['GPU-0']!.measres, 'success', 'the report after the firmware change verifies on its own');
+    const first = await attestGpus(serializeGpuEvidence([evidenceOf(h)]), runtime, opts);
+    assert.notEqual((first.claims['x-conclave-gpus'] as Record<string, Record<string, unknown>>)['GPU-0']!.ueid, gpus['GPU-0']!.ueid, 'two ueids');
+    await assert.rejects(attestGpus(serializeGpuEvidence([evidenceOf(h), evidenceOf(later)]), runtime, opts), (e) => {
+      assert.ok(isConclaveError(e, 'gpu.evidence_mismatch'), String(e));
+      assert.equal(e.detail?.gpu, 'GPU-1');
+      assert.match(e.message, /GPU-0/);
+      return true;
+    });
+    // Two GPUs (two device identities) still count as two.
+    const two = await attestGpus(serializeGpuEvidence([evidenceOf(h), evidenceOf(other)]), runtime, opts);
+    assert.equal(two.claims['x-conclave-gpu-count'], 2);
+    assert.equal(two.claims['x-nvidia-overall-att-result'], true);
   });
 
   test('driver versions order as numbers for release policies', () => {

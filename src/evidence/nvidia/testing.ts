@@ -150,6 +150,21 @@ export function createFakeNvidiaHierarchy(opts: FakeHierarchyOptions = {}, roots
   return { deviceRoot, archCa, brom, fmc, fwid, rimRoot, rimSigner, ocspResponder, rimOcspResponder, chainPem, trust: { deviceRoot: deviceRoot.cert, rimRoot: rimRoot.cert } };
 }
 
+/**
+ * The same GPU after its firmware changed (or it was reset, where the attestation key is made per boot): its
+ * device identity (BROM) certificate is the same, its attestation (FMC) certificate is new, with another key,
+ * serial number (NVIDIA's `ueid`) and FWID, as the DICE alias key is derived from the firmware measured.
+ */
+export function reflashFakeGpu(h: FakeNvidiaHierarchy, label = 'other firmware'): FakeNvidiaHierarchy {
+  const fwid = new Uint8Array(createHash('sha384').update(`fwid ${h.brom.cert.serial} ${label}`).digest());
+  const { publicKey } = generateEcKeyPair('P-384');
+  const spki = new Uint8Array(publicKey.export({ type: 'spki', format: 'der' }));
+  const serial = BigInt(`0x${randomBytes(19).toString('hex')}`);
+  const fmc = issueP384({ serial, subject: 'GH100 A01 GSP FMC LF', issuer: h.brom, ca: false, notBefore: NOT_BEFORE, notAfter: FOREVER, extensions: [fwidExtension(fwid, spki)] });
+  const chainPem = [fmc, h.brom, h.archCa, h.deviceRoot].map((c) => derToPem(c.der)).join('');
+  return { ...h, fmc, fwid, chainPem };
+}
+
 export const FAKE_DRIVER_VERSION = '550.90.07';
 export const FAKE_VBIOS_VERSION = '96.00.9F.00.01';
 
