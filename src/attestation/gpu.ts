@@ -113,6 +113,7 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
   let minDriver: number | undefined;
   // Each GPU counts once: the same GPU's evidence sent again (it answers the same nonce and verifies on its
   // own) would stand in for another GPU, e.g. one whose measurements fail, in a policy that counts GPUs.
+  // Known by its device identity (BROM) key, which no firmware change alters, and by its ueid.
   const seen = new Map<string, string>();
   for (const [i, ev] of list.entries()) {
     const name = `GPU-${i}`;
@@ -132,9 +133,10 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
         ocsp = await prefetchOcsp(opts.references, ev.certificateChain, [driver, vbios]);
       }
       const r = verifyGpuEvidence(ev, { at: opts.at, nonce, rims, cache: opts.cache, ocsp, ...(trust ? { trust } : {}) });
-      const twin = seen.get(r.ueid);
-      if (twin !== undefined) throw fail('gpu.evidence_mismatch', `the evidence is of the same GPU as ${twin} (ueid ${r.ueid}); each GPU is attested once`, { sameAs: twin, ueid: r.ueid });
-      seen.set(r.ueid, name);
+      const twin = seen.get(`device:${r.deviceId}`) ?? seen.get(`ueid:${r.ueid}`);
+      if (twin !== undefined) throw fail('gpu.evidence_mismatch', `the evidence is of the same GPU as ${twin} (device identity ${r.deviceId.slice(0, 16)}…, ueid ${r.ueid}); each GPU is attested once`, { sameAs: twin, ueid: r.ueid, deviceId: r.deviceId });
+      seen.set(`device:${r.deviceId}`, name);
+      seen.set(`ueid:${r.ueid}`, name);
       kinds.add(simulated);
       perGpu[name] = gpuClaims(r);
       verifiedGpus.push(r);

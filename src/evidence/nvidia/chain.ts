@@ -27,6 +27,12 @@ export interface VerifiedDeviceChain {
   readonly ueid: string;
   /** CN of the device identity (BROM) certificate: NVIDIA's `hwmodel` claim. */
   readonly hwmodel: string;
+  /**
+   * SHA-256 (hex) of the device identity (BROM) certificate's public key: the GPU itself. Unlike the ueid
+   * (the attestation certificate's serial, made for the firmware the GPU runs), it stays the same when the
+   * GPU's firmware changes.
+   */
+  readonly deviceId: string;
   /** Earliest notAfter of the chain (`x-nvidia-cert-expiration-date`). */
   readonly notAfter: Date;
   /** {@link notAfter} as ISO text, the form results carry. */
@@ -186,6 +192,7 @@ export function verifyDeviceChain(input: string | readonly Uint8Array[], opts: D
     fwidOid,
     ueid: BigInt(`0x${leaf.serial}`).toString(10),
     hwmodel: brom.subjectCN ?? '',
+    deviceId: createHash('sha256').update(brom.spki).digest('hex'),
     notAfter,
     notAfterIso: notAfter.toISOString(),
     validFrom: Math.max(root.notBefore.getTime(), ...certs.map((c) => c.notBefore.getTime())),

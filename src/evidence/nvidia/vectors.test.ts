@@ -207,8 +207,10 @@ describe('real GPU vectors verify to their expected.json at their reference time
     for (const [file, entries] of Object.entries(e.evidence_files)) {
       const list = parseSerializedGpuEvidence(readFixtureText('nvidia', 'hopper-multi-gpu-evidence-json', file));
       assert.equal(list.length, entries.length, file);
+      const devices = new Set<string>();
       list.forEach((ev, i) => {
         const r = verifyGpuEvidence(ev, { at: new Date(e.reference_time), nonce: ev.nonce, cache });
+        devices.add(r.deviceId);
         assert.equal(createHash('sha256').update(ev.report).digest('hex'), entries[i]!.sha256);
         assert.equal(r.vbiosVersion, entries[i]!.vbios_version);
         assert.equal(r.ueid, entries[i]!.ueid);
@@ -216,6 +218,8 @@ describe('real GPU vectors verify to their expected.json at their reference time
         assert.equal(r.featureFlag, entries[i]!.feature_flag);
         assert.equal(r.fwidMatch, true);
       });
+      // Each GPU of a real multi-GPU system has its own device identity (composite attestation counts GPUs by it).
+      assert.equal(devices.size, list.length, `${file}: one device identity per GPU`);
     }
   });
 

@@ -91,6 +91,8 @@ export interface GpuVerificationResult {
   readonly architecture: GpuArchitecture;
   readonly ueid: string;
   readonly hwmodel: string;
+  /** SHA-256 (hex) of the device identity (BROM) certificate's key: the same GPU under any firmware. */
+  readonly deviceId: string;
   readonly oemid: string | undefined;
   readonly nonce: string;
   readonly driverVersion: string;
@@ -273,6 +275,7 @@ export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions)
     architecture: chain.architecture,
     ueid: chain.ueid,
     hwmodel: chain.hwmodel,
+    deviceId: chain.deviceId,
     oemid: rims.driver?.firmwareManufacturerId ?? rims.vbios?.firmwareManufacturerId,
     nonce: toHex(report.request.nonce),
     driverVersion,
