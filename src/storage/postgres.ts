@@ -19,8 +19,12 @@ const NETWORK = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN',
 const UNAVAILABLE_STATES = /^(08...|57P0[1-3]|53300|3D000)$/;
 /** 40001 serialization_failure, 40P01 deadlock_detected: the server aborted us; retrying may succeed. */
 const CONFLICT_STATES = new Set(['40001', '40P01']);
-/** 22021 character_not_in_repertoire (a NUL byte in text), 22P05 untranslatable_character. */
-const TEXT_REFUSED_STATES = new Set(['22021', '22P05']);
+/**
+ * 22021 character_not_in_repertoire: a NUL byte in text (the driver sends JavaScript strings as valid UTF-8,
+ * so nothing else raises it). Not 22P05 untranslatable_character: a UTF8 database never raises it for our
+ * parameters, and one of another encoding (LATIN1) refusing a character is the deployment's fault.
+ */
+const TEXT_REFUSED_STATES = new Set(['22021']);
 /** pg's own messages for a pool or client whose connection is gone (they carry no code). */
 const CONNECTION_GONE = /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end|Client was closed/i;
 
