@@ -68,6 +68,23 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       assert.equal(onRsa.json.error.innererror.code, 'key.invalid');
     });
 
+    test('an alg whose digest part names a member of Object.prototype is an unsupported algorithm, on either key protector', async () => {
+      // The PKCS#11 protector took the digest size from DIGEST_LEN[alg.slice(2)], a plain object: RStoString,
+      // ES__proto__ and the like found a function or an object on its prototype chain and were refused as
+      // "RStoString signs a function toString() { [native code] }-byte digest" (400, but a wrong answer
+      // naming no digest size there is). The software protector checks the name first.
+      await client.createRsaKey('rsa-proto-alg', { keySize: 2048 });
+      const value = Buffer.alloc(32).toString('base64url');
+      for (const alg of ['RStoString', 'PSconstructor', 'ES__proto__', 'RShasOwnProperty', 'ESvalueOf', 'RS256K', 'PS256K', 'ES256KK']) {
+        for (const [op, body] of [['sign', { alg, value }], ['verify', { alg, digest: value, value }]] as const) {
+          const r = await akvCall(server, 'POST', `/keys/rsa-proto-alg/${op}`, body);
+          assert.equal(r.status, 400, `${op} ${alg}: ${JSON.stringify(r.json)}`);
+          assert.equal(r.json.error.innererror.code, 'key.invalid', `${op} ${alg}`);
+          assert.equal(r.json.error.message, `Unsupported signature algorithm ${alg}`, `${op} ${alg}`);
+        }
+      }
+    });
+
     test('RSNULL signs the given DigestInfo as is; verifies with node:crypto RS256', async () => {
       const rsa = await client.createRsaKey('rsnull', { keySize: 2048 });
       const msg = Buffer.from('rsnull message');
