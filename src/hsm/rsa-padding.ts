@@ -11,6 +11,12 @@ import { isZero, mgf1 } from './oaep.js';
 
 export type PssHash = 'sha256' | 'sha384' | 'sha512';
 
+/**
+ * The signature algorithms over a digest both key protectors take (JWA §3.1 and ES256K, RFC 8812): RS, PS
+ * and ES with 256/384/512, and ES256K only (no RS256K or PS256K: they name no DigestInfo or PSS hash).
+ */
+export const DIGEST_SIGNATURE_ALG = /^(?:(?:RS|PS|ES)(?:256|384|512)|ES256K)$/;
+
 /** RFC 8017 §9.2 note 1: DER DigestInfo prefixes. */
 export const DIGEST_INFO: Record<string, Buffer> = {
   '256': Buffer.from('3031300d060960864801650304020105000420', 'hex'),

@@ -27,7 +27,7 @@ import type { CipherRequest, CipherResult, CurveName, KeyProtector, KeyRef, Priv
 import { assembleTransferBlob, transferBlobAround, transferMaterialOf, unwrapTransferCiphertext } from '../vault/release/index.js';
 import { wrapAndSignOffThread, wrapOffThread } from './wrap-worker.js';
 import type { Sealer } from './master-key.js';
-import { DIGEST_INFO, pkcs1v15Unpad, pssEncode, pssVerify } from './rsa-padding.js';
+import { DIGEST_INFO, DIGEST_SIGNATURE_ALG, pkcs1v15Unpad, pssEncode, pssVerify } from './rsa-padding.js';
 import { generateKeyPairOffThread } from '../core/keygen.js';
 
 const NODE_CURVE: Record<CurveName, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1', 'P-256K': 'secp256k1' };
@@ -172,7 +172,7 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
   }
 
   function checkDigest(alg: SignatureAlgorithm, digest: Uint8Array): string {
-    if (!/^(RS|PS|ES)(256|384|512|256K)$/.test(alg)) throw fail('key.invalid', `Unsupported signature algorithm ${alg}`, { field: 'alg' });
+    if (!DIGEST_SIGNATURE_ALG.test(alg)) throw fail('key.invalid', `Unsupported signature algorithm ${alg}`, { field: 'alg' });
     const bits = alg.slice(2);
     if (digest.length !== DIGEST_LEN[bits]) throw fail('key.invalid', `${alg} signs a ${DIGEST_LEN[bits]}-byte digest, got ${digest.length} bytes`, { field: 'value' });
     return bits;
