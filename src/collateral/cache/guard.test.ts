@@ -7,9 +7,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { pckCertAnswer } from '../../../test/helpers/pcs-standin.js';
+import { certIdFor, verifyOcspResponse } from '../../core/ocsp.js';
 import { crlBytes, parseCertificate, pemToDer } from '../../core/x509.js';
+import { createFakeNvidiaHierarchy, makeFakeOcspResponse } from '../../evidence/nvidia/testing.js';
 import { createFakeSnpHierarchy, makeFakeAmdCrl } from '../../evidence/snp/testing.js';
 import { parseVekExtensions } from '../../evidence/snp/vek.js';
+import { ocspScope } from '../nvidia.js';
 import { checkCollateralForward, checkCollateralTarget } from './guard.js';
 import { type CollateralItem, type CollateralKind, signedDatesOf } from './item.js';
 
@@ -129,5 +132,27 @@ describe('checkCollateralForward: AMD CRLs of both key kinds only move forward (
       assert.doesNotThrow(() => checkCollateralForward(item(kind, scope, newer), item(kind, scope, older)), kind);
       assert.doesNotThrow(() => checkCollateralForward(item(kind, scope, newer), item(kind, scope, newer)), `${kind}: the same CRL again`);
     }
+  });
+});
+
+describe('checkCollateralForward: an NVIDIA OCSP answer moves forward by its response for the CertID it is stored under (fake NVIDIA PKI)', () => {
+  test('attack: an answer whose first response is a later one for another certificate, and whose response for this one is an older "good", does not replace a cached "revoked"', () => {
+    // A response may hold several single responses (one per CertID of the request). The guard compared the
+    // first one's thisUpdate, verification reads the one for the item's CertID: a validly signed answer
+    // listing another certificate first, with a later thisUpdate, undid a revocation.
+    const h = createFakeNvidiaHierarchy();
+    const id = certIdFor(h.brom.cert, h.archCa.cert, 'sha384');
+    const scope = ocspScope(id);
+    const target = { cert: h.brom.cert, issuer: h.archCa.cert };
+    const revoked = makeFakeOcspResponse(h, { ...target, status: 'revoked', thisUpdate: new Date('2025-01-02T12:00:00Z') });
+    const replay = makeFakeOcspResponse(h, { ...target, status: 'good', thisUpdate: new Date('2025-01-02T00:00:00Z'), others: [{ cert: h.archCa.cert, issuer: h.deviceRoot.cert, thisUpdate: new Date('2025-01-03T00:00:00Z') }] });
+    // Verification of that answer for this CertID reads its older "good".
+    const at = new Date('2025-01-03T06:00:00Z');
+    assert.equal(verifyOcspResponse(replay, { target: { certId: id }, root: h.deviceRoot.cert, at }).status, 'good');
+    assert.throws(() => checkCollateralForward(item('nvidia_ocsp', scope, replay), item('nvidia_ocsp', scope, revoked)), code('upstream.collateral_rollback'));
+    // An answer whose response for this CertID is later still replaces it, wherever that response is listed.
+    const later = makeFakeOcspResponse(h, { ...target, status: 'good', thisUpdate: new Date('2025-01-02T18:00:00Z'), others: [{ cert: h.archCa.cert, issuer: h.deviceRoot.cert, thisUpdate: new Date('2025-01-01T00:00:00Z') }] });
+    assert.doesNotThrow(() => checkCollateralForward(item('nvidia_ocsp', scope, later), item('nvidia_ocsp', scope, revoked)));
+    assert.doesNotThrow(() => checkCollateralForward(item('nvidia_ocsp', scope, revoked), item('nvidia_ocsp', scope, revoked)), 'the same answer again');
   });
 });

@@ -248,32 +248,40 @@ export interface FakeOcspOptions {
   /** Signs as this certificate (default: the hierarchy's OCSP responder of the certificate's PKI, included in the response). */
   readonly signer?: FakeCert;
   readonly includeSigner?: boolean;
+  /** Single responses for other certificates, listed before this one's (an answer to a request naming several). */
+  readonly others?: ReadonlyArray<Pick<FakeOcspOptions, 'cert' | 'issuer' | 'status' | 'reason' | 'thisUpdate' | 'nextUpdate'>>;
 }
 
 /** A basic OCSP response (RFC 6960 §4.2.1), signed with ECDSA-SHA384. */
 export function makeFakeOcspResponse(h: FakeNvidiaHierarchy, opts: FakeOcspOptions): Uint8Array {
   const rimPki = opts.issuer.subjectCN === h.rimRoot.cert.subjectCN;
   const signer = opts.signer ?? (rimPki ? h.rimOcspResponder : h.ocspResponder);
-  const id = certIdFor(opts.cert, opts.issuer, 'sha384');
-  const certId = tlv(
-    TAG.SEQUENCE,
-    tlv(TAG.SEQUENCE, encodeOid(OID_SHA384), tlv(TAG.NULL)),
-    tlv(TAG.OCTET_STRING, id.issuerNameHash),
-    tlv(TAG.OCTET_STRING, id.issuerKeyHash),
-    encodeInt(BigInt(`0x${id.serial}`)),
-  );
-  const thisUpdate = opts.thisUpdate ?? new Date('2025-01-01T00:00:00Z');
-  const nextUpdate = opts.nextUpdate ?? new Date(thisUpdate.getTime() + 7 * 24 * 3600_000);
-  const status = opts.status ?? 'good';
-  const certStatus =
-    status === 'good'
-      ? tlv(0x80)
-      : status === 'unknown'
-        ? tlv(0x82)
-        : tlv(0xa1, genTime(thisUpdate), ...(opts.reason !== undefined ? [tlv(0xa0, tlv(TAG.ENUMERATED, Uint8Array.of(opts.reason)))] : []));
-  const single = tlv(TAG.SEQUENCE, certId, certStatus, genTime(thisUpdate), tlv(0xa0, genTime(nextUpdate)));
+  const singleOf = (o: Pick<FakeOcspOptions, 'cert' | 'issuer' | 'status' | 'reason' | 'thisUpdate' | 'nextUpdate'>) => {
+    const id = certIdFor(o.cert, o.issuer, 'sha384');
+    const certId = tlv(
+      TAG.SEQUENCE,
+      tlv(TAG.SEQUENCE, encodeOid(OID_SHA384), tlv(TAG.NULL)),
+      tlv(TAG.OCTET_STRING, id.issuerNameHash),
+      tlv(TAG.OCTET_STRING, id.issuerKeyHash),
+      encodeInt(BigInt(`0x${id.serial}`)),
+    );
+    const thisUpdate = o.thisUpdate ?? new Date('2025-01-01T00:00:00Z');
+    const nextUpdate = o.nextUpdate ?? new Date(thisUpdate.getTime() + 7 * 24 * 3600_000);
+    const status = o.status ?? 'good';
+    const certStatus =
+      status === 'good'
+        ? tlv(0x80)
+        : status === 'unknown'
+          ? tlv(0x82)
+          : tlv(0xa1, genTime(thisUpdate), ...(o.reason !== undefined ? [tlv(0xa0, tlv(TAG.ENUMERATED, Uint8Array.of(o.reason)))] : []));
+    return { single: tlv(TAG.SEQUENCE, certId, certStatus, genTime(thisUpdate), tlv(0xa0, genTime(nextUpdate))), thisUpdate };
+  };
+  const own = singleOf(opts);
+  const others = (opts.others ?? []).map(singleOf);
+  // producedAt: the latest thisUpdate of the answer.
+  const producedAt = new Date(Math.max(own.thisUpdate.getTime(), ...others.map((o) => o.thisUpdate.getTime())));
   const exts = opts.nonce ? [tlv(0xa1, tlv(TAG.SEQUENCE, tlv(TAG.SEQUENCE, encodeOid(OID_OCSP_NONCE), tlv(TAG.OCTET_STRING, tlv(TAG.OCTET_STRING, opts.nonce)))))] : [];
-  const tbs = tlv(TAG.SEQUENCE, tlv(0xa1, signer.cert.subject), genTime(thisUpdate), tlv(TAG.SEQUENCE, single), ...exts);
+  const tbs = tlv(TAG.SEQUENCE, tlv(0xa1, signer.cert.subject), genTime(producedAt), tlv(TAG.SEQUENCE, ...others.map((o) => o.single), own.single), ...exts);
   const basic = tlv(TAG.SEQUENCE, tbs, sigAlg(), signDer(tbs, signer.privateKey), ...(opts.includeSigner === false ? [] : [tlv(0xa0, tlv(TAG.SEQUENCE, signer.der))]));
   return tlv(TAG.SEQUENCE, tlv(TAG.ENUMERATED, Uint8Array.of(0)), tlv(0xa0, tlv(TAG.SEQUENCE, encodeOid(OID_OCSP_BASIC), tlv(TAG.OCTET_STRING, basic))));
 }
