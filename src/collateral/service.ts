@@ -165,7 +165,7 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
    */
   function checkedAnswer(kind: CollateralKind, scope: string, versioned: boolean, selector: string | null, r: UpstreamAnswer): Omit<CollateralItem, 'version'> {
     const body = CRL_KINDS.has(kind) ? crlBytes(new Uint8Array(r.body)) : new Uint8Array(r.body);
-    const dates = signedDatesOf(kind, body);
+    const dates = signedDatesOf(kind, body, scope);
     const key = versioned ? `${scope}#${dates.evalNumber ?? 'unknown'}` : scope;
     const meta = INTEL_KINDS.has(kind) ? intelMeta(kind, r.headers) : { contentType: r.headers['content-type'] ?? 'application/octet-stream' };
     const item: Omit<CollateralItem, 'version'> = {
@@ -264,7 +264,7 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
             throw fail('collateral.malformed', `${given.key}: source, fetchedAt or selector is malformed`, { key: given.key });
           }
           checkScopeShape(given.kind, given.scope);
-          const dates = signedDatesOf(given.kind, given.body);
+          const dates = signedDatesOf(given.kind, given.body, given.scope);
           const versioned = VERSIONED_KINDS.has(given.kind);
           const key = versioned ? `${given.scope}#${dates.evalNumber ?? 'unknown'}` : given.scope;
           if (key !== given.key) throw fail('collateral.mismatch', `${given.key} is filed under the wrong key: its signed content makes it ${key}`, { key: given.key, expected: key });

@@ -229,9 +229,10 @@ export function checkCollateralForward(next: Item, cached: Item | undefined, new
   }
   if (next.kind === 'nvidia_ocsp') {
     // Fetched without a nonce (so it can be cached): an earlier answer still inside its window would
-    // otherwise replace a newer one, e.g. "good" over "revoked".
-    const a = signedDatesOf('nvidia_ocsp', cached.body).issueDate!;
-    const b = signedDatesOf('nvidia_ocsp', next.body).issueDate!;
+    // otherwise replace a newer one, e.g. "good" over "revoked". Compared by the response for the item's
+    // CertID, the one verification reads (an answer may list responses for other certificates first).
+    const a = signedDatesOf('nvidia_ocsp', cached.body, cached.scope).issueDate!;
+    const b = signedDatesOf('nvidia_ocsp', next.body, next.scope).issueDate!;
     if (b < a) rollback(next, 'thisUpdate', iso(a), iso(b));
     return;
   }

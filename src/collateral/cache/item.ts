@@ -86,8 +86,26 @@ function time(v: unknown): number | null {
   return Number.isNaN(t) ? null : t;
 }
 
-/** The dates and evaluation number signed inside an answer (TCB info, identity, CRL, certificate). */
-export function signedDatesOf(kind: CollateralKind, body: Uint8Array): SignedDates {
+const OCSP_SCOPE = /^nvidia\/ocsp\/(sha1|sha256|sha384|sha512)\/([0-9a-f]+)\/([0-9a-f]+)\/([0-9a-f]+)$/;
+
+/**
+ * The single response of an OCSP answer that answers for the CertID `scope` names (the one verification
+ * reads, wherever it is listed); without a scope, the first.
+ */
+function ocspSingleOf(body: Uint8Array, scope: string | undefined) {
+  const responses = parseOcspResponse(body).responses;
+  if (scope === undefined) return responses[0];
+  const m = OCSP_SCOPE.exec(scope);
+  if (!m) throw fail('collateral.malformed', `"${scope}" is not an OCSP scope`, { scope });
+  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+  return responses.find((r) => r.certId.hash === m[1] && r.certId.serial === m[4] && hex(r.certId.issuerNameHash) === m[2] && hex(r.certId.issuerKeyHash) === m[3]);
+}
+
+/**
+ * The dates and evaluation number signed inside an answer (TCB info, identity, CRL, certificate). For an
+ * OCSP answer, those of its response for the CertID of `scope` (given wherever the scope is known).
+ */
+export function signedDatesOf(kind: CollateralKind, body: Uint8Array, scope?: string): SignedDates {
   const member = SIGNED_JSON_MEMBER[kind];
   if (member) {
     const raw = topLevelMembers(body).get(member);
@@ -101,8 +119,8 @@ export function signedDatesOf(kind: CollateralKind, body: Uint8Array): SignedDat
     return { issueDate: crl.thisUpdate.getTime(), nextUpdate: crl.nextUpdate?.getTime() ?? null, evalNumber: null };
   }
   if (kind === 'nvidia_ocsp') {
-    const single = parseOcspResponse(body).responses[0];
-    if (!single) throw fail('collateral.malformed', 'the OCSP response holds no single response', { kind });
+    const single = ocspSingleOf(body, scope);
+    if (!single) throw fail('collateral.malformed', scope === undefined ? 'the OCSP response holds no single response' : `the OCSP response does not answer for the CertID of ${scope}`, { kind });
     return { issueDate: single.thisUpdate.getTime(), nextUpdate: single.nextUpdate?.getTime() ?? null, evalNumber: null };
   }
   if (kind === 'vcek') {
