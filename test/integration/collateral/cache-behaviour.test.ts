@@ -172,6 +172,30 @@ describe('TCB baseline: an evaluation number anyone asked for by number does not
   });
 });
 
+describe('update=standard is Intel\'s standard answer, whoever asked for early before (PCCS keeps the two apart)', { skip }, () => {
+  let up: PcsStandin;
+  let server: TestServer;
+  const clock = new Date('2025-06-01T00:00:00Z');
+  before(async () => {
+    up = await startPcsStandin('teepot');
+    server = await startTestServer({ services: 'collateral', upstreamIntel: up.url }, { now: () => clock });
+  });
+  after(async () => {
+    await server?.stop();
+    await up?.close();
+  });
+
+  test('attack: an anonymous update=early request made the early TCB info (19) the answer to update=standard (Intel\'s 17) for every QCNL', async () => {
+    // QCNL sends update=standard unless told otherwise; PCCS caches standard and early answers apart and
+    // fetches the one asked for. With only an early answer cached, update=standard was answered with it and
+    // never fetched: anyone could move every standard client to the early evaluation number, under which
+    // platforms that are up to date for the standard one are out of date.
+    assert.equal(evalOf((await server.send('GET', '/sgx/certification/v4/tcb?fmspc=00906ED50000&update=early')).text), 19);
+    assert.equal(evalOf((await server.send('GET', '/sgx/certification/v4/tcb?fmspc=00906ED50000&update=standard')).text), 17, 'update=standard');
+    assert.equal(evalOf((await server.send('GET', '/sgx/certification/v4/tcb?fmspc=00906ED50000&update=early')).text), 19, 'update=early still');
+  });
+});
+
 describe('offline bundles and DCAP verification through the service', { skip }, () => {
   let up: PcsStandin;
   let server: TestServer;
