@@ -110,9 +110,12 @@ export function createCollateralLookup(svc: CollateralService, opts: CollateralL
         error = e;
       }
     }
-    // Without an upstream answer, the newest cached version stands in for `early`, and Intel's standard
-    // one for a baseline number the upstream no longer has; an explicit number has no stand-in.
-    item = svc.pick(scope, tee, fmspc, sel) ?? (sel.type === 'number' ? undefined : (svc.pick(scope, tee, fmspc, { type: 'standard' }) ?? undefined));
+    // Without an upstream answer, the newest cached version stands in for `early`, Intel's standard one for a
+    // baseline number the upstream no longer has, and Intel's early one for a standard one it cannot give;
+    // an explicit number has no stand-in.
+    item =
+      svc.pick(scope, tee, fmspc, sel) ??
+      (sel.type === 'number' ? undefined : (svc.pick(scope, tee, fmspc, { type: 'standard' }) ?? svc.pick(scope, tee, fmspc, { type: 'early' }) ?? undefined));
     if (sel.type === 'early') item = svc.pick(scope, tee, fmspc, sel) ?? newestOf(scope);
     if (!item) throw error ?? fail('collateral.not_found', `no ${kind} cached for ${scope}${sel.type === 'number' ? ` at evaluation number ${sel.number}` : ''}`, { scope });
     return item;
