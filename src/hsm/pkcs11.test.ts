@@ -282,6 +282,43 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
     }
   });
 
+  test('an error that names no PKCS#11 return value, with the session alive, fails that call only: the token is not reset', async () => {
+    // A TypeError of ours inside a token session (sign RS256K read DIGEST_INFO['256K'], undefined, into
+    // Buffer.concat) was taken for a lost device: the connection dropped and every caller of the token got
+    // 503 through the reconnection backoff, a reset any caller with sign on one key could repeat at will.
+    let bug = false;
+    const t = 0;
+    const p = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=2`), {
+      now: () => t,
+      wrapLibrary: (lib) =>
+        new Proxy(lib, {
+          get(target, prop, receiver) {
+            const v = Reflect.get(target, prop, receiver);
+            if (typeof v !== 'function') return v;
+            return (...args: unknown[]) => {
+              if (bug && prop === 'C_SignInit') throw new TypeError('The "list[0]" argument must be an instance of Buffer or Uint8Array');
+              return v.apply(target, args);
+            };
+          },
+        }),
+    });
+    try {
+      const binding = 'vault-key:bug/0123456789abcdef0123456789abcdef';
+      const pk = await p.generate({ family: 'EC', crv: 'P-256' }, binding);
+      const ref = refOf('EC', pk, binding);
+      bug = true;
+      for (let i = 0; i < 3; i++) {
+        await assert.rejects(p.sign(ref, 'ES256', Buffer.alloc(32)), (e: { code?: string }) => e.code !== 'hsm.unavailable', `call ${i}: not a token failure`);
+      }
+      bug = false;
+      // No time has passed: a reset token would still be in its backoff.
+      await p.check();
+      assert.equal((await p.sign(ref, 'ES256', Buffer.alloc(32))).length, 64);
+    } finally {
+      await p.close();
+    }
+  });
+
   test('service signer: generated once per label, RS256 verifies, also via CKM_RSA_PKCS over a DigestInfo', async () => {
     const signer = await hsm.serviceSigner('unit-signing');
     assert.equal(signer.publicKey.asymmetricKeyDetails?.modulusLength, 2048);
