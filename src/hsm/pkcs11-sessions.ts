@@ -2,7 +2,8 @@
  * The session pool of a PKCS#11 token: one login, a fixed set of R/W sessions handed out in turn, and the
  * failure policy: device-level failures drop the connection (503 `hsm.unavailable`), the next request
  * reconnects, later ones back off (1 s doubling to 60 s), a refused PIN is never tried again, and a token
- * re-initialised meanwhile is found again. Other return values become typed errors.
+ * re-initialised meanwhile is found again. Other return values become typed errors; an error that names
+ * none, while the session still answers, is the server's own and fails its call alone.
  */
 import { fail, isConclaveError } from '../core/errors.js';
 import { type Connection, DATA_FAILURES, DEVICE_FAILURES, type Handle, type Lib, MECHANISM_FAILURES, P, PIN_FAILURES, type Pkcs11Options, pkcs11ReturnValue } from './pkcs11-common.js';
@@ -144,6 +145,9 @@ export function createSessionPool(spec: Pkcs11Spec, lib: Lib, pin: string, opts:
     } catch (e) {
       if (isConclaveError(e)) throw e;
       const rv = pkcs11ReturnValue(e);
+      // An error naming no return value while the session still answers is ours (a TypeError), not the
+      // device's: it fails this call alone, as an internal error, and the connection stays.
+      if (rv === undefined && sessionAlive(s, c)) throw e;
       // SoftHSM answers CKR_GENERAL_ERROR to a bad GCM tag too: the token is gone only if the session is.
       if (rv === 'CKR_GENERAL_ERROR' && sessionAlive(s, c)) throw fail('key.crypto_failed', `the HSM operation failed (${rv})`, { reason: rv }, e);
       if (rv === undefined || DEVICE_FAILURES.has(rv)) {
