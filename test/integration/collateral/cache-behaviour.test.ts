@@ -170,6 +170,16 @@ describe('TCB baseline: an evaluation number anyone asked for by number does not
       up.override('update=standard', undefined);
     }
   });
+
+  test('the admin baseline view names the version the default answer serves (19 here), not none', async () => {
+    // The view (and the dry run) pick the baseline from the cache without the stand-ins the routes use: with
+    // the baseline number (18) not cached and 17 no longer eligible, they said nothing is served.
+    const served = evalOf((await server.send('GET', '/sgx/certification/v4/tcb?fmspc=00906ED50000')).text);
+    const view = await server.send('GET', '/admin/collateral/baseline', { headers: { authorization: `Bearer ${await server.adminToken()}` } });
+    assert.equal(view.status, 200, view.text);
+    const scope = view.json().scopes.find((x: { scope: string }) => x.scope === 'sgx/v4/tcb/00906ED50000');
+    assert.deepEqual(scope, { scope: 'sgx/v4/tcb/00906ED50000', available: [17, 19], served });
+  });
 });
 
 describe('update=standard is Intel\'s standard answer, whoever asked for early before (PCCS keeps the two apart)', { skip }, () => {
