@@ -43,10 +43,18 @@ export function createCollateralAdmin(svc: CollateralService, now: () => Date) {
     };
   }
 
+  /**
+   * The version the default answer serves under a policy, from cached items only (as lookup.ts answers when
+   * it cannot fetch): the baseline, else Intel's standard answer, else its early one.
+   */
+  function servedUnder(scope: string, tee: string, fmspc: string | undefined, policy: BaselinePolicy): CollateralItem | undefined {
+    return svc.pick(scope, tee, fmspc, { type: 'baseline' }, policy) ?? svc.pick(scope, tee, fmspc, { type: 'standard' }, policy) ?? svc.pick(scope, tee, fmspc, { type: 'early' }, policy);
+  }
+
   /** The TCB info each platform sees under a policy (cached items only; a dry run never fetches). */
   function tcbInfoUnder(policy: BaselinePolicy) {
     return (p: { tee: 'sgx' | 'tdx'; fmspc: string }): TcbInfo | undefined => {
-      const item = svc.pick(tcbScope(p.tee, 'v4', p.fmspc), p.tee, p.fmspc, { type: 'baseline' }, policy);
+      const item = servedUnder(tcbScope(p.tee, 'v4', p.fmspc), p.tee, p.fmspc, policy);
       return item ? parseTcbInfo(splitSignedResponse(item.body, 'tcbInfo').signed) : undefined;
     };
   }
@@ -56,7 +64,7 @@ export function createCollateralAdmin(svc: CollateralService, now: () => Date) {
     for (const i of svc.items()) if (i.evalNumber !== null) scopes.set(i.scope, [...(scopes.get(i.scope) ?? []), i]);
     return [...scopes.entries()].map(([scope, list]) => {
       const [tee, , what, fmspc] = scope.split('/');
-      const served = svc.pick(scope, tee!, what === 'tcb' ? fmspc : undefined, { type: 'baseline' }, policy);
+      const served = servedUnder(scope, tee!, what === 'tcb' ? fmspc : undefined, policy);
       return { scope, available: list.map((i) => i.evalNumber).sort((a, b) => a! - b!), served: served?.evalNumber ?? null };
     });
   }
