@@ -256,6 +256,42 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       assert.equal((await akvCall(server, 'PATCH', '/keys/byok-kek-fixed', { attributes: { enabled: true } })).status, 200);
     });
 
+    test('a KEK is a key the vault generated, non-exportable, with import its only operation from its creation', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
+      // Attack: ef7e883 keeps a KEK's key_ops from changing, but a KEK-shaped key could still have a private
+      // key that exists outside the vault. A principal with import on a name (Managed HSM Crypto User, as in
+      // the key_ops attack) imported its own RSA key as RSA-HSM with key_ops ["import"], for instance as a new
+      // version of a KEK's name that a BYOK tool then downloads; or imported it with ["decrypt"] and PATCHed
+      // that to ["import"]; or brought one in by BYOK; or created the KEK exportable, with a release policy
+      // that hands its private key to a TEE. Each was then taken as a KEK, and a blob wrapped to it opened
+      // outside the vault with that private key.
+      const { privateKey } = generateRsaKeyPair(2048);
+      const jwk = privateKey.export({ format: 'jwk' }) as Record<string, string>;
+      const refused = async (r: { status: number; json: any }, what: string) => {
+        assert.equal(r.status, 400, `${what}: ${JSON.stringify(r.json)}`);
+        assert.equal(r.json.error.innererror.code, 'key.invalid', what);
+      };
+      await refused(await akvCall(server, 'PUT', '/keys/kek-imported', { key: { ...jwk, kty: 'RSA-HSM', key_ops: ['import'] } }), 'JWK import as a KEK');
+      await refused(await akvCall(server, 'PUT', '/keys/kek-imported', { key: { ...jwk, kty: 'RSA', key_ops: ['import'] }, Hsm: true }), 'JWK import as a KEK (Hsm: true)');
+      await refused(await akvCall(server, 'PUT', '/keys/byok-kek', { key: { ...jwk, kty: 'RSA-HSM', key_ops: ['import'] } }), 'JWK import as a new version of a KEK');
+      assert.equal((await akvCall(server, 'GET', '/keys/kek-imported')).status, 404, 'nothing imported');
+      assert.equal((await akvCall(server, 'GET', '/keys/byok-kek')).json.key.kid, kekKid, 'no new version of the KEK');
+      // Imported for decrypt, then turned into a KEK by update.
+      assert.equal((await akvCall(server, 'PUT', '/keys/kek-converted', { key: { ...jwk, kty: 'RSA-HSM', key_ops: ['decrypt'] } })).status, 200);
+      await refused(await akvCall(server, 'PATCH', '/keys/kek-converted', { key_ops: ['import'] }), 'update into a KEK');
+      // A KEK brought in by BYOK (its material came from outside as well).
+      const rsaPkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
+      await refused(await akvCall(server, 'PUT', '/keys/kek-byok', { key: { kty: 'RSA-HSM', key_ops: ['import'], key_hsm: transferBlob(kekKid, kekPublic, rsaPkcs8).toString('base64url') } }), 'BYOK import as a KEK');
+      // Exportable: release would hand the KEK's private key to a TEE; a blob wrapped to it is refused.
+      const releasePolicy = { encodedPolicy: Buffer.from(JSON.stringify({ version: '1.0.0', anyOf: [{ authority: 'https://attest.example', allOf: [{ claim: 'x-ms-attestation-type', equals: 'sevsnpvm' }] }] })) };
+      const exportable = await client.createRsaKey('kek-exportable', { hsm: true, keySize: 2048, keyOps: ['import'], exportable: true, releasePolicy });
+      const exportablePublic = createPublicKey({ key: { kty: 'RSA', n: Buffer.from(exportable.key!.n!).toString('base64url'), e: Buffer.from(exportable.key!.e!).toString('base64url') }, format: 'jwk' });
+      const toExportable = await akvCall(server, 'PUT', '/keys/byok-via-exportable', { key: { kty: 'EC-HSM', key_hsm: transferBlob(exportable.id!, exportablePublic, generateEcKeyPair('P-256').privateKey.export({ format: 'der', type: 'pkcs8' })).toString('base64url') } });
+      await refused(toExportable, 'a blob wrapped to an exportable KEK');
+      assert.match(toExportable.json.error.message, /not a key exchange key/);
+      // The KEK as the BYOK specification makes it still opens blobs.
+      assert.equal((await akvCall(server, 'PUT', '/keys/byok-after', { key: { kty: 'EC-HSM', key_hsm: transferBlob(kekKid, kekPublic, generateEcKeyPair('P-256').privateKey.export({ format: 'der', type: 'pkcs8' })).toString('base64url') } })).status, 200);
+    });
+
     test('error paths: not a KEK, unknown KEK, broken ciphertext, wrong type, non-HSM type, bad enc', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
       const { privateKey } = generateRsaKeyPair(2048);
       const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
