@@ -54,7 +54,7 @@ export async function importByok(core: VaultCore, p: Principal, name: string, ve
   draft.detail.kek = keyId(core.deps.baseUrl(), kek.name, kek.version);
   // The BYOK specification's KEK: RSA-HSM, and `import` its only operation, so no other use can leak it.
   if (!isKeyExchangeKey(kek)) {
-    bad(`The key ${kek.name} is not a key exchange key: a KEK is an RSA-HSM key whose key_ops are exactly ["import"]`, { kek: draft.detail.kek });
+    bad(`The key ${kek.name} is not a key exchange key: a KEK is a non-exportable RSA-HSM key whose key_ops are exactly ["import"]`, { kek: draft.detail.kek });
   }
   checkUsable(kek, 'import', core.nowSeconds());
   const protector = core.protector;

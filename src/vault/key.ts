@@ -309,10 +309,17 @@ export function applyUpdate(current: KeyVersion, update: UpdateParameters, nowSe
   if (a.exportable !== undefined && a.exportable !== current.attributes.exportable) {
     throw fail('key.invalid', 'The exportable attribute of a key cannot be changed', { field: 'attributes.exportable' });
   }
-  // A BYOK key exchange key (byok.ts: key_ops exactly ["import"]) keeps them: with any other operation its
-  // private key would open transfer blobs outside an import (decrypt the RSA-OAEP part, unwrap the rest).
-  if (update.keyOps !== undefined && isKeyExchangeKey(current) && !(update.keyOps.length === 1 && update.keyOps[0] === 'import')) {
-    throw fail('key.invalid', 'The key_ops of a key exchange key (key_ops ["import"]) cannot be changed: its private key opens key transfer blobs by import only.', { field: 'key_ops' });
+  if (update.keyOps !== undefined) {
+    const kek = isKeyExchangeKey(current);
+    // A BYOK key exchange key (byok.ts: key_ops exactly ["import"]) keeps them: with any other operation its
+    // private key would open transfer blobs outside an import (decrypt the RSA-OAEP part, unwrap the rest).
+    if (kek && !isKeyExchangeKey({ ...current, keyOps: update.keyOps })) {
+      throw fail('key.invalid', 'The key_ops of a key exchange key (key_ops ["import"]) cannot be changed: its private key opens key transfer blobs by import only.', { field: 'key_ops' });
+    }
+    // Nor does another key become one: its private key may have been imported, or used for other operations.
+    if (!kek && isKeyExchangeKey({ ...current, keyOps: update.keyOps })) {
+      throw fail('key.invalid', 'A key becomes a key exchange key (RSA-HSM, key_ops ["import"]) only when the vault generates it so; this key cannot be turned into one.', { field: 'key_ops' });
+    }
   }
   let releasePolicy = current.releasePolicy;
   if (update.releasePolicy !== undefined) {
@@ -340,9 +347,13 @@ export function applyUpdate(current: KeyVersion, update: UpdateParameters, nowSe
   };
 }
 
-/** A BYOK key exchange key: an RSA-HSM key whose only operation is import (byok.ts). */
-export function isKeyExchangeKey(key: Pick<KeyVersion, 'kty' | 'keyOps'>): boolean {
-  return key.kty === 'RSA-HSM' && key.keyOps.length === 1 && key.keyOps[0] === 'import';
+/**
+ * A BYOK key exchange key (byok.ts): an RSA-HSM key whose only operation is import, not exportable (a
+ * release would hand its private key to a TEE). Only the vault generates one (create, rotate): an import
+ * of one, or an update into one, is refused, so its private key never existed anywhere else.
+ */
+export function isKeyExchangeKey(key: { readonly kty: KeyType; readonly keyOps: readonly KeyOperation[]; readonly attributes: { readonly exportable?: boolean } }): boolean {
+  return key.kty === 'RSA-HSM' && key.keyOps.length === 1 && key.keyOps[0] === 'import' && key.attributes.exportable !== true;
 }
 
 export function newAttributes(input: AttributeInput, nowSeconds: number): KeyAttributes {
