@@ -118,6 +118,19 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       assert.equal(enc.status, 400, 'a key-wrap algorithm is for wrapKey only');
     });
 
+    test('an algorithm name outside the list is a 400, never taken for another mode', async () => {
+      // An AES name was read by its size digits and its ending alone: A256FOO, B256CBC or A256XCBC encrypted
+      // with AES-256-CBC (200) instead of being refused as the unknown algorithm it is.
+      for (const alg of ['A256FOO', 'B256CBC', 'A256XCBC', 'A256cbc', 'A256GCMX', 'toString', 'RSA-OAEP-512']) {
+        for (const [path, op] of [['/keys/oct-nosign/encrypt', 'encrypt'], ['/keys/aeskw-32/wrapKey', 'wrapKey']] as const) {
+          const r = await akvCall(server, 'POST', path, { alg, value: randomBytes(32).toString('base64url'), iv: randomBytes(16).toString('base64url') });
+          assert.equal(r.status, 400, `${op} with ${alg}: ${JSON.stringify(r.json)}`);
+          assert.equal(r.json.error.code, 'BadParameter');
+          assert.equal(r.json.value, undefined);
+        }
+      }
+    });
+
     test('a changed, truncated or empty wrapped key is a 400 (never a 500, never an empty key)', async () => {
       const ok = await akvCall(server, 'POST', '/keys/aeskw-32/wrapKey', { alg: 'CKM_AES_KEY_WRAP', value: randomBytes(32).toString('base64url') });
       assert.equal(ok.status, 200);
