@@ -9,7 +9,7 @@ import { type ApiVersion, requireFeature } from './api-version.js';
 import { canonicalJson } from './audit.js';
 import { finish, refOf, type VaultCore } from './core.js';
 import { attributesWire, checkOperationPermitted, checkUsable, familyOf, type KeyOperation, type KeyVersion, keyId, publicKeyWire, releasePolicyWire } from './key.js';
-import type { CipherRequest, EmbeddingDocument, EncryptionAlgorithm, SignatureAlgorithm } from './ports.js';
+import { type CipherRequest, type EmbeddingDocument, ENCRYPTION_ALGORITHMS, type EncryptionAlgorithm, type SignatureAlgorithm } from './ports.js';
 import {
   buildReleaseResponse,
   type CompactJws,
@@ -44,6 +44,7 @@ const u = b64url;
 /** A denied release records the token's claims up to this size (canonical JSON characters). */
 const MAX_AUDITED_CLAIMS_CHARS = 32 * 1024;
 
+const ENCRYPTION_NAMES = new Set<string>(ENCRYPTION_ALGORITHMS);
 /** Key-wrap algorithms: for wrapKey/unwrapKey only (AES KW of JWA, and the PKCS#11 names Managed HSM accepts). */
 const isWrapAlgorithm = (alg: string) => /KW$/.test(alg) || alg.startsWith('CKM_AES_KEY_WRAP');
 
@@ -138,6 +139,7 @@ export function createKeyOperations(core: VaultCore) {
         if (typeof b.alg !== 'string') throw fail('request.invalid', 'alg is required', { field: 'alg' });
         const key = await live(name, version, draft);
         draft.version = key.version;
+        if (!ENCRYPTION_NAMES.has(b.alg)) throw fail('key.invalid', `Unknown encryption algorithm ${JSON.stringify(b.alg.slice(0, 64))}`, { field: 'alg' });
         checkUsable(key, op, nowSeconds());
         checkOperationPermitted(key, op as KeyOperation);
         const iv = b64(b.iv, 'iv', false);

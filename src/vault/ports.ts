@@ -70,25 +70,30 @@ export type SignatureAlgorithm =
   | 'HS512'
   /** RSASSA-PKCS1-v1_5 over `value` as given: the caller supplies the DigestInfo (or any encoded message). */
   | 'RSNULL';
-export type EncryptionAlgorithm =
-  | 'RSA1_5'
-  | 'RSA-OAEP'
-  | 'RSA-OAEP-256'
-  | 'A128GCM'
-  | 'A192GCM'
-  | 'A256GCM'
-  | 'A128CBC'
-  | 'A192CBC'
-  | 'A256CBC'
-  | 'A128CBCPAD'
-  | 'A192CBCPAD'
-  | 'A256CBCPAD'
-  | 'A128KW'
-  | 'A192KW'
-  | 'A256KW'
-  /** RFC 3394 / RFC 5649 AES key wrap with any AES key size (PKCS#11 names; Managed HSM). */
-  | 'CKM_AES_KEY_WRAP'
-  | 'CKM_AES_KEY_WRAP_PAD';
+/**
+ * The encryption algorithms of encrypt/decrypt/wrapKey/unwrapKey: JWA's, and RFC 3394 / RFC 5649 AES key
+ * wrap with any AES key size under their PKCS#11 names (Managed HSM). Any other name is refused.
+ */
+export const ENCRYPTION_ALGORITHMS = [
+  'RSA1_5',
+  'RSA-OAEP',
+  'RSA-OAEP-256',
+  'A128GCM',
+  'A192GCM',
+  'A256GCM',
+  'A128CBC',
+  'A192CBC',
+  'A256CBC',
+  'A128CBCPAD',
+  'A192CBCPAD',
+  'A256CBCPAD',
+  'A128KW',
+  'A192KW',
+  'A256KW',
+  'CKM_AES_KEY_WRAP',
+  'CKM_AES_KEY_WRAP_PAD',
+] as const;
+export type EncryptionAlgorithm = (typeof ENCRYPTION_ALGORITHMS)[number];
 
 /** Input of encrypt/decrypt/wrapKey/unwrapKey (AKV KeyOperationsParameters, decoded). */
 export interface CipherRequest {
