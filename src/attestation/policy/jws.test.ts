@@ -109,6 +109,27 @@ describe('policy JWS', () => {
     }
   });
 
+  test('an alg that names a member of Object.prototype is refused as an unsupported alg, naming it', async () => {
+    // Attack: ALGORITHMS[header.alg] read a plain object, so alg toString, constructor, __proto__, … found a
+    // prototype member and was taken for a supported algorithm: its hash (undefined) went to crypto.verify,
+    // which then uses the RSA key's default digest, SHA-256, so an RS256 signature under any such alg was
+    // accepted as a signed policy (and an EC one refused as "does not verify"), a JWS no JOSE verifier takes.
+    const { der, privateKey } = await selfSigned('RS256');
+    const p = b64u(JSON.stringify({ AttestationPolicy: b64u('version=1.0; authorizationrules { => permit(); };') }));
+    for (const alg of ['toString', 'constructor', '__proto__', 'hasOwnProperty', 'valueOf', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString']) {
+      const h = b64u(JSON.stringify({ alg, x5c: [Buffer.from(der).toString('base64')] }));
+      const jws = `${h}.${p}.${b64u(sign('sha256', Buffer.from(`${h}.${p}`), privateKey))}`;
+      assert.throws(() => decodePolicyJws(jws), (e: unknown) => {
+        assert.ok(e instanceof ConclaveError, `alg ${alg}: not a ConclaveError: ${String(e)}`);
+        assert.equal(e.code, 'attestation.policy_invalid', alg);
+        assert.equal(e.status, 400, alg);
+        assert.equal(e.message, `unsupported JWS alg ${alg}`);
+        assert.deepEqual(e.detail, { alg });
+        return true;
+      });
+    }
+  });
+
   test('random strings throw nothing but ConclaveErrors', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string(), fc.tuple(fc.base64String(), fc.base64String(), fc.string()).map((t) => t.join('.'))), (s) => {
