@@ -97,7 +97,8 @@ export function verifyManagementJws(jws: string): ManagementJws {
     if (s !== '') invalid('an alg "none" JWS must have an empty signature');
     return { header: typedHeader, payloadPart: p, signed: false };
   }
-  const alg = ALGORITHMS[header.alg];
+  // Own members only: a name such as toString or __proto__ must not find Object.prototype's.
+  const alg = Object.hasOwn(ALGORITHMS, header.alg) ? ALGORITHMS[header.alg] : undefined;
   if (!alg) invalid(`unsupported JWS alg ${header.alg}`, { alg: header.alg });
   const x5c = header.x5c;
   if (!Array.isArray(x5c) || x5c.length === 0 || !x5c.every((c) => typeof c === 'string')) invalid('a signed JWS needs an x5c certificate');
