@@ -125,6 +125,16 @@ describe('parsePolicy: rejections carry line and column', () => {
   test('missing ; after the version', () => rejects('version=1.0\nauthorizationrules { => permit(); };', 2, 1));
   test("missing ; after a section's }", () => rejects('version=1.0;\nauthorizationrules { => permit(); }\nissuancerules { };', 3, 1));
   test('missing ; between a rule and garbage', () => rejects('version=1.0;\nauthorizationrules {\n  => permit() deny();\n};', 3, 15));
+  test('a claim property or argument that names a member of Object.prototype is unknown', () => {
+    // Attack: PROPERTIES[name.toLowerCase()] read a plain object, so `constructor` and `__proto__` (already
+    // lower case) found Object and Object.prototype there: `c.constructor`, `[__proto__=="x"]` parsed, and
+    // a policy issuing `value=c.constructor` issued claims with no value.
+    for (const name of ['constructor', '__proto__', 'CONSTRUCTOR', 'toString', 'hasOwnProperty']) {
+      rejects(wrapRules(`c:[type=="x"] => issue(type="y", value=c.${name});`), 4, 42);
+      rejects(wrapRules(`c:[${name}=="x"] => issue(type="y", value=1);`), 4, 4);
+      rejects(wrapRules(`c:[type=="x"] => issue(type="y", ${name}="z");`), 4, 34);
+    }
+  });
   test('unknown operator =>', () => rejects('version=1.0;\nauthorizationrules { [type=>"x"] => permit(); };', 2, 27));
   test('unknown operator ~=', () => rejects('version=1.0;\nauthorizationrules { [type~="x"] => permit(); };', 2, 27));
   test('|| is not an operator between conditions', () => rejects('version=1.0;\nauthorizationrules { [type=="a"] || [type=="b"] => permit(); };', 2, 34));
