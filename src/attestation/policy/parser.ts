@@ -21,7 +21,13 @@ const SECTIONS: ReadonlySet<string> = new Set<Section>(['configurationrules', 'a
 
 const VERSIONS: ReadonlySet<string> = new Set<PolicyVersion>(['1.0', '1.1', '1.2']);
 
-const PROPERTIES: Record<string, ClaimProperty> = { type: 'type', value: 'value', valuetype: 'valueType', issuer: 'issuer' };
+/** By lower-case name; a Map, so that a name such as `constructor` or `__proto__` finds nothing. */
+const PROPERTIES: ReadonlyMap<string, ClaimProperty> = new Map([
+  ['type', 'type'],
+  ['value', 'value'],
+  ['valuetype', 'valueType'],
+  ['issuer', 'issuer'],
+]);
 
 const OPERATORS: ReadonlySet<string> = new Set(['==', '!=', '<', '<=', '>', '>=', '=']);
 
@@ -203,7 +209,7 @@ class Parser {
 
   private propertyCondition(bound: Set<string>): PropertyCondition {
     const name = this.peek();
-    const property = name.kind === 'ident' ? PROPERTIES[name.text.toLowerCase()] : undefined;
+    const property = name.kind === 'ident' ? PROPERTIES.get(name.text.toLowerCase()) : undefined;
     if (!property) this.fail('expected a claim property: type, value, valueType or issuer', name);
     this.next();
     const op = this.peek();
@@ -239,7 +245,7 @@ class Parser {
         this.next();
         this.next();
         const p = this.peek();
-        const property = p.kind === 'ident' ? PROPERTIES[p.text.toLowerCase()] : undefined;
+        const property = p.kind === 'ident' ? PROPERTIES.get(p.text.toLowerCase()) : undefined;
         if (!property) this.fail('expected type, value, valueType or issuer after the claim identifier', p);
         if (!bound.has(t.text)) this.fail(`identifier '${t.text}' is not bound by an earlier condition of this rule`, t);
         this.next();
@@ -308,7 +314,7 @@ class Parser {
           this.next();
           args.claim = id.text;
         } else {
-          const property = PROPERTIES[arg];
+          const property = PROPERTIES.get(arg);
           if (!property) this.fail(`unknown argument '${t.text}' (type, value, valueType, issuer or claim)`, t);
           if (args[property] !== undefined) this.fail(`argument '${t.text}' given twice`, t);
           args[property] = this.expression(bound);
