@@ -108,6 +108,14 @@ describe('PCCS API (lazy mode, tokens configured)', { skip }, () => {
       const r = await server.send('PUT', '/sgx/certification/v4/appraisalpolicy', { headers: { 'admin-token': ADMIN }, body: b });
       assert.equal(r.status, 400, JSON.stringify(b).slice(0, 80));
     }
+    // Attack: a class_id naming a member of Object.prototype (lower-cased, as class ids are compared) was
+    // found by `id in CLASS_TYPES` on the prototype chain and taken for a platform policy of that "type".
+    for (const classId of ['constructor', '__proto__', 'CONSTRUCTOR', 'hasownproperty']) {
+      const r = await server.send('PUT', '/sgx/certification/v4/appraisalpolicy', { headers: { 'admin-token': ADMIN }, body: { ...body, policy: policyJwt(classId, 9) } });
+      assert.equal(r.status, 400, `class_id ${classId}: ${r.status} ${r.text.slice(0, 200)}`);
+      assert.match(r.text, new RegExp(`unknown policy class_id ${classId.toLowerCase()}`), classId);
+    }
+    assert.equal((await server.send('GET', '/sgx/certification/v4/appraisalpolicy?fmspc=90C06F000000')).text, p2, 'the default is unchanged');
     assert.equal((await server.send('GET', '/sgx/certification/v4/appraisalpolicy?fmspc=XYZ')).status, 400);
   });
 
