@@ -57,7 +57,8 @@ export function parseAppraisalPolicy(body: unknown): AppraisalPolicyUpload {
   for (const p of inner.policy_array) {
     const id = typeof p?.environment?.class_id === 'string' ? p.environment.class_id.toLowerCase() : undefined;
     if (id === undefined) invalid('a policy has no environment.class_id', 'policy');
-    if (id in CLASS_TYPES) {
+    // Own members only: a class_id such as constructor or __proto__ must not find Object.prototype's.
+    if (Object.hasOwn(CLASS_TYPES, id)) {
       type = CLASS_TYPES[id];
       break;
     }
