@@ -4,7 +4,7 @@
  * plugins (src/server/) get the finished services and only translate the wire.
  */
 import { readFileSync } from 'node:fs';
-import { type KeyObject, sign as cryptoSign, randomUUID } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject, sign as cryptoSign, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { cachedQuoteCollateralSource, cachedVcekSource } from './attestation/collateral-cache.js';
@@ -32,7 +32,7 @@ import { createPolicyStore } from './storage/attestation-store.js';
 import { createCollateralStore } from './storage/collateral-store.js';
 import type { Database } from './storage/database.js';
 import { createVaultStore } from './storage/vault-store.js';
-import { createLogStore, LOG_KEY_NAME, storedLogKeys } from './storage/log-store.js';
+import { createLogStore, LOG_KEY_NAME } from './storage/log-store.js';
 import { createSequencer } from './log/sequencer.js';
 import { createLogService } from './log/service.js';
 import { type LogSigner, logKeyId } from './log/tree-head.js';
@@ -296,6 +296,22 @@ function composeLog(f: Foundation, loadSigner: () => Promise<LogSigner>, closers
     });
     return signer;
   };
+  /**
+   * The log keys this server vouches for when it verifies its own log: its signer's and, with --hsm, the
+   * software log key that signed the heads from before the token, opened from its sealed row. Never a
+   * certificate row alone (storedLogKeys, the CLI's default, which says so): whoever can write the store
+   * can replace or add those, then re-sign a rewritten log with a key of its own.
+   */
+  const vouchedLogKeys = async (): Promise<KeyObject[]> => {
+    const keys = [(await logSigner()).publicKey];
+    if (f.config.hsm === undefined) return keys;
+    const row = await f.db.get<{ sealed_private: Uint8Array }>('SELECT sealed_private FROM service_keys WHERE name = ?', [LOG_KEY_NAME]);
+    if (row && row.sealed_private.length > 0) {
+      const pkcs8 = Buffer.from(f.sealer.open(new Uint8Array(row.sealed_private), `service-key:${LOG_KEY_NAME}`));
+      keys.push(createPublicKey(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })));
+    }
+    return keys;
+  };
   const batchListeners: ((b: LogBatchEvent) => void)[] = [];
   const leaderListeners: ((leader: boolean) => void)[] = [];
   const logger = f.logger.child({ service: 'log' });
@@ -341,7 +357,7 @@ function composeLog(f: Foundation, loadSigner: () => Promise<LogSigner>, closers
   return {
     service: createLogService(store),
     signer: logSigner,
-    verify: async () => verifyLog(store, await storedLogKeys(f.db)),
+    verify: async () => verifyLog(store, await vouchedLogKeys()),
     async records(from, limit) {
       // Pending first: an entry sequenced between the two reads then shows up once, with its index.
       const pending = await store.pendingLeaves(limit);
