@@ -187,6 +187,28 @@ issuancerules { c:[type=="x-ms-sgx-mrenclave"] => issue(type="custom-enclave", v
     assert.equal(JSON.parse(Buffer.from(permit.json().token.split('.')[0], 'base64url').toString()).alg, 'none');
   });
 
+  test('a policy issues claims named like members of Object.prototype, at the top level and inside x-ms-isolation-tee', async () => {
+    // Attack (a draft policy needs no credential): the service skipped an issued claim whose type was `in`
+    // its own claims, and `in` reads the prototype chain, so a claim named constructor, toString, __proto__,
+    // … was dropped from the token without a word, and so was x-ms-isolation-tee.<such a name>.
+    const names = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'];
+    const rules = names.map((n) => `=> issue(type="${n}", value="top-${n}"); => issue(type="x-ms-isolation-tee.${n}", value="tee-${n}");`).join(' ');
+    const draft = `version=1.0; authorizationrules { => permit(); }; issuancerules { ${rules} };`;
+    const snp = sim().evidence({ tee: 'snp', runtimeData: runtimeJson });
+    const r = await server.send('POST', '/attest/SevSnpVM?api-version=2020-10-01', { body: { ...snp.body, draftPolicyForAttestation: draft } });
+    assert.equal(r.status, 200, r.text);
+    const claims = decode(r.json().token);
+    const tee = claims['x-ms-isolation-tee'];
+    assert.equal(tee['x-ms-attestation-type'], 'sevsnpvm', 'the nested TEE claims are still there');
+    for (const n of names) {
+      assert.ok(Object.hasOwn(claims, n), `claim ${n} is missing`);
+      assert.equal(claims[n], `top-${n}`, n);
+      assert.ok(Object.hasOwn(tee, n), `x-ms-isolation-tee.${n} is missing`);
+      assert.equal(tee[n], `tee-${n}`, `x-ms-isolation-tee.${n}`);
+    }
+    assert.equal(claims['x-ms-attestation-type'], 'sevsnpvm', 'the service claims are not overridable');
+  });
+
   test('policy management needs the administrator', async () => {
     assert.equal((await server.send('GET', '/policies/SgxEnclave?api-version=2020-10-01')).status, 401);
   });
