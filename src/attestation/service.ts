@@ -383,17 +383,19 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     }
     checkConfiguration?.(evaluation.config);
     const claims: Claims = { ...verified.claims };
+    // Claim names are the policy's: own members only, never Object.prototype's (toString, __proto__, …).
     for (const c of evaluation.issued) {
-      if (c.type in verified.claims) continue; // the service's own claims are not overridable by policy
+      if (Object.hasOwn(verified.claims, c.type)) continue; // the service's own claims are not overridable by policy
       if (c.type.startsWith(`${ISOLATION_TEE}.`)) {
         // `x-ms-isolation-tee.<name>`: a claim the policy places inside the nested TEE claims (AzureGuest shape).
         const tee = claims[ISOLATION_TEE];
         const name = c.type.slice(ISOLATION_TEE.length + 1);
-        if (typeof tee === 'object' && tee !== null && !(name in tee)) claims[ISOLATION_TEE] = { ...tee, [name]: c.value };
+        if (typeof tee === 'object' && tee !== null && !Object.hasOwn(tee, name)) claims[ISOLATION_TEE] = { ...tee, [name]: c.value };
         continue;
       }
-      const prev = claims[c.type];
-      claims[c.type] = prev === undefined ? c.value : Array.isArray(prev) ? [...prev, c.value] : [prev, c.value];
+      const prev = Object.hasOwn(claims, c.type) ? claims[c.type] : undefined;
+      // Defined, not assigned: assigning `__proto__` would set the object's prototype instead of a claim.
+      Object.defineProperty(claims, c.type, { value: prev === undefined ? c.value : Array.isArray(prev) ? [...prev, c.value] : [prev, c.value], writable: true, enumerable: true, configurable: true });
     }
     // The SevSnpVm token's nested copy of the TEE claims mirrors a policy-issued compliance status.
     const tee = claims[ISOLATION_TEE];
