@@ -4,7 +4,8 @@
 //   postgres  test/integration/** but the suites PASSES.postgres.except names (each with why), each test server on
 //             a fresh PostgreSQL database (CONCLAVE_TEST_DB=postgres, see test/helpers/server.ts; the server is
 //             CONCLAVE_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
-//   hsm       the vault suites (test/integration/{vault,hsm,e2e} but PASSES.hsm.except) with every test server
+//   hsm       the vault suites (test/integration/{vault,hsm,e2e} but PASSES.hsm.except, and the attack suites that name
+//             the key protector, PASSES.hsm.files) with every test server
 //             keeping its keys in a SoftHSM2 token (CONCLAVE_TEST_HSM=softhsm, see test/helpers/softhsm.ts);
 //             without SoftHSM the pass is skipped with a message, except under CI=true, where it fails.
 //
@@ -92,7 +93,13 @@ const PASSES = {
   },
   hsm: {
     env: { CONCLAVE_TEST_HSM: 'softhsm' },
-    files: ['test/integration/vault/', 'test/integration/hsm/', 'test/integration/e2e/'],
+    files: [
+      'test/integration/vault/',
+      'test/integration/hsm/',
+      'test/integration/e2e/',
+      // Attack suites with cases of their own for the PKCS#11 key protector (CONCLAVE_TEST_HSM branches).
+      'test/integration/attack/malformed-input.test.ts',
+    ],
     // Never on the pass's SoftHSM token: their keys are where they say in every pass (CONCLAVE_TEST_HSM
     // reaches only test servers started without an hsm flag), so the sqlite pass runs them identically.
     except: {

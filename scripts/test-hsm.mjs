@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// The SoftHSM2 pass alone: the vault suites (test/integration/vault, test/integration/hsm, test/integration/e2e)
+// The SoftHSM2 pass alone: the vault suites (test/integration/vault, test/integration/hsm, test/integration/e2e,
+// and the attack suites PASSES.hsm.files in scripts/run-tests.mjs names)
 // with every test server keeping its keys in a SoftHSM2 token (CONCLAVE_TEST_HSM=softhsm, see
 // test/helpers/server.ts and test/helpers/softhsm.ts). Extra arguments filter the files as for
 // scripts/run-tests.mjs. Without SoftHSM the pass is skipped with a message, except under CI=true, where it fails.
