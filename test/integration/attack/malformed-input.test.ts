@@ -111,6 +111,36 @@ describe('malformed input: typed 400s', () => {
     assert.equal((await server.send('POST', '/keys/hmac-proto/sign?api-version=7.4', { headers: auth, body: { alg: 'HS256', value } })).status, process.env.CONCLAVE_TEST_HSM === 'softhsm' ? 400 : 200);
   });
 
+  test('sign and verify with an alg outside the signature algorithms are 400s on RSA and EC keys, and the key protector keeps answering', async () => {
+    // On the PKCS#11 protector (the hsm pass), RS256K and PS256K threw a TypeError inside the token session
+    // (before 18f97b0), which was taken for a lost device (before eff7914): 503, the token connection dropped,
+    // and every caller after it sent through the reconnection backoff. Each refusal here is followed by a
+    // valid signature, which must be answered at once.
+    const rsa = await server.send('POST', '/keys/alg-rsa/create?api-version=7.4', { headers: auth, body: { kty: 'RSA-HSM', key_size: 2048 } });
+    assert.equal(rsa.status, 200, rsa.text);
+    const ec = await server.send('POST', '/keys/alg-ec/create?api-version=7.4', { headers: auth, body: { kty: 'EC-HSM', crv: 'P-256' } });
+    assert.equal(ec.status, 200, ec.text);
+    const value = b64('x'.repeat(32));
+    const cases: [string, string, string][] = [
+      ['alg-rsa', 'toString', 'RS256'],
+      ['alg-rsa', 'RS256K', 'RS256'],
+      ['alg-rsa', 'PS256K', 'PS256'],
+      ['alg-rsa', 'RStoString', 'RS256'],
+      ['alg-ec', 'ES__proto__', 'ES256'],
+      ['alg-ec', 'toString', 'ES256'],
+      ['alg-ec', 'ES256KK', 'ES256'],
+    ];
+    for (const [key, alg, good] of cases) {
+      for (const [op, body] of [['sign', { alg, value }], ['verify', { alg, digest: value, value }]] as const) {
+        const r = await server.send('POST', `/keys/${key}/${op}?api-version=7.4`, { headers: auth, body });
+        assert400(r, `${op} ${alg} on ${key}`);
+        assert.equal(r.json().error.innererror.code, 'key.invalid', `${op} ${alg} on ${key}`);
+        const after = await server.send('POST', `/keys/${key}/sign?api-version=7.4`, { headers: auth, body: { alg: good, value } });
+        assert.equal(after.status, 200, `sign ${good} on ${key} after ${op} ${alg}: ${after.status} ${after.text.slice(0, 200)}`);
+      }
+    }
+  });
+
   test('a NUL character in a key name, a principal id or a client_id is a 4xx on every store', async () => {
     // Attack: PostgreSQL text cannot hold U+0000, so on that store any string reaching a query with one (a key
     // name in the path, a principalId, a display name, and a client_id at the token endpoint, which needs no
