@@ -163,6 +163,50 @@ describe('malformed input: typed 400s', () => {
     assert.ok(token.status >= 400 && token.status < 500, `token endpoint: ${token.status} ${token.text}`);
   });
 
+  test('a vault request carrying a NUL leaves its audit record on every store, the NUL kept', async () => {
+    // docs/audit.md: every call leaves a record. On PostgreSQL such a request fails its query (22021) and is
+    // refused; its record must still be written, and keep the caller's text as sent (an entry is canonical
+    // JSON, which writes U+0000 as \u0000, so the entry text PostgreSQL stores holds no NUL), so that a
+    // request for `a<NUL>b` never reads as one for `ab`.
+    const audit = async (from: number) => {
+      const r = await server.send('GET', `/admin/vault/audit?from=${from}&limit=1000`, { headers: auth });
+      assert.equal(r.status, 200, r.text);
+      return (r.json().value as { index: number; record: Record<string, any> }[]).map((x) => x.record);
+    };
+    const from = (await audit(0)).length;
+    const created = await server.send('POST', '/keys/nul-audit/create?api-version=7.4', { headers: auth, body: { kty: 'EC-HSM', crv: 'P-256' } });
+    assert.equal(created.status, 200, created.text);
+    const calls: [string, string, object | undefined][] = [
+      ['GET', '/keys/a%00b?api-version=7.4', undefined],
+      ['GET', '/keys/ab?api-version=7.4', undefined],
+      ['POST', '/keys/a%00b/sign?api-version=7.4', { alg: 'ES256', value: b64('x'.repeat(32)) }],
+      ['POST', '/keys/nul-audit/sign?api-version=7.4', { alg: 'ES256\u0000', value: b64('x'.repeat(32)) }],
+      ['PUT', '/keys/k/providers/Microsoft.Authorization/roleAssignments/21111111-2222-3333-4444-555555555555?api-version=7.4', { properties: { roleDefinitionId: 'Key Vault Reader', principalId: 'nul\u0000principal' } }],
+    ];
+    const statuses: number[] = [];
+    for (const [method, url, body] of calls) statuses.push((await server.send(method, url, { headers: auth, ...(body ? { body } : {}) })).status);
+    const records = await audit(from);
+    const one = (what: string, pred: (r: Record<string, any>) => boolean) => {
+      const found = records.filter(pred);
+      assert.equal(found.length, 1, `${what}: ${found.length} records among ${JSON.stringify(records).slice(0, 2000)}`);
+      return found[0]!;
+    };
+    const getNul = one('get a<NUL>b', (r) => r.operation === 'get' && r.key === 'a\u0000b');
+    assert.equal(getNul.status, statuses[0]);
+    assert.equal(getNul.result, 'failed');
+    const getAb = one('get ab', (r) => r.operation === 'get' && r.key === 'ab');
+    assert.equal(getAb.status, statuses[1]);
+    assert.notEqual(getNul.entryId, getAb.entryId);
+    assert.equal(one('sign a<NUL>b', (r) => r.operation === 'sign' && r.key === 'a\u0000b').status, statuses[2]);
+    const badAlg = one('sign alg ES256<NUL>', (r) => r.operation === 'sign' && r.key === 'nul-audit' && r.result === 'failed');
+    assert.equal(badAlg.status, 400);
+    assert.equal(badAlg.message, 'Unsupported signature algorithm ES256\u0000');
+    const assignment = one('role assignment for nul<NUL>principal', (r) => r.detail?.principalId === 'nul\u0000principal');
+    // SQLite keeps it (201; a success record says 200), PostgreSQL refuses it (400).
+    if (statuses[4]! < 300) assert.equal(assignment.result, 'success');
+    else assert.equal(assignment.status, statuses[4]);
+  });
+
   test('non-string fields in admin bodies are 400s', async () => {
     for (const v of [{}, [], 1, true, null, ['x']]) {
       assert400(await server.send('POST', '/admin/clients', { headers: auth, body: { displayName: v } }), `displayName ${JSON.stringify(v)}`);
