@@ -272,6 +272,17 @@ describe('evaluatePolicy: rule semantics', () => {
     assert.deepEqual(differ.issued, []);
   });
 
+  test('issueproperty keeps a property named like a member of Object.prototype, by type= or by claim=', () => {
+    // Attack (a draft policy needs no credential): properties[type] = value on a plain object, so a property
+    // named __proto__ went to Object.prototype's __proto__ setter instead of the bag, and was lost.
+    const byType = evaluatePolicy(withRules('=> issueproperty(type="__proto__", value="p");\n=> issueproperty(type="toString", value="t");\n=> issueproperty(type="constructor", value="c");'), []);
+    assert.equal(Object.getPrototypeOf(byType.properties), Object.prototype);
+    assert.equal(JSON.stringify(byType.properties), '{"__proto__":"p","toString":"t","constructor":"c"}');
+    const byClaim = evaluatePolicy(withRules('c:[type=="__proto__"] => issueproperty(claim=c);'), [{ type: '__proto__', value: 'v' }]);
+    assert.equal(Object.getPrototypeOf(byClaim.properties), Object.prototype);
+    assert.equal(JSON.stringify(byClaim.properties), '{"__proto__":"v"}');
+  });
+
   test('a rule fires once per combination of directly used bindings (cartesian product)', () => {
     const claims: Claim[] = [
       { type: 'a', value: 'a1' },
