@@ -137,6 +137,11 @@ export interface CompiledPolicy {
   readonly issuance: readonly CompiledRule[];
 }
 
+/** A property the policy issues, defined (not assigned: a type named `__proto__` would reach Object.prototype's setter). */
+function setProperty(set: ClaimSet, type: string, value: unknown): void {
+  Object.defineProperty(set.properties, type, { value, writable: true, enumerable: true, configurable: true });
+}
+
 /** The incoming claim set, indexed by type, plus what the policy produced. */
 class ClaimSet {
   readonly all: WorkingClaim[] = [];
@@ -450,7 +455,7 @@ function compileAction(a: Action, slotOf: ReadonlyMap<string, number>, section: 
     s.meter.step(s.rule);
     if (claimSlot !== undefined) {
       const c = s.bound[claimSlot]!;
-      if (kind === 'issueproperty') set.properties[c.type] = c.value;
+      if (kind === 'issueproperty') setProperty(set, c.type, c.value);
       emit(s, set, c.type, c.value, c.issuer);
       return;
     }
@@ -459,7 +464,7 @@ function compileAction(a: Action, slotOf: ReadonlyMap<string, number>, section: 
     // The empty claim value (JSON null) makes add/issue a no-op (claim-rule-functions §JsonToClaimValue).
     if (t === undefined || v === null) return;
     const issuer = (issuerExpr ? scalarString(issuerExpr(s)) : undefined) ?? POLICY_ISSUER;
-    if (kind === 'issueproperty') set.properties[t] = v;
+    if (kind === 'issueproperty') setProperty(set, t, v);
     // A set value becomes one claim per member, all with the same type (claim-rule-functions §JsonToClaimValue).
     if (Array.isArray(v)) for (const m of v as readonly ClaimValue[]) emit(s, set, t, m, issuer);
     else emit(s, set, t, v as ClaimValue, issuer);
