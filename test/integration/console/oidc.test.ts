@@ -148,6 +148,29 @@ describe('web console: sign-in with the external OIDC issuer', () => {
     }
   });
 
+  test('a sign-in code minted by a session or token that ends soon opens no session that outlives it (no chaining past the token)', async () => {
+    const maxAgeOf = (setCookie: string) => Number(/Max-Age=(\d+)/.exec(setCookie)?.[1]);
+    const redeem = async (r: { status: number; text: string; json(): any }) => {
+      assert.equal(r.status, 201, r.text);
+      return consoleSignIn(server, { code: new URL(r.json().url).hash.slice('#code='.length) });
+    };
+    // The issuer's token ends in 30 minutes, and so does the session it opens; a code it mints, through
+    // the session or as a bearer, would open an eight-hour session that could mint the next one.
+    const s = await consoleSignIn(server, { accessToken: token('ops-admin') });
+    assert.ok(maxAgeOf(s.setCookie) <= 1800);
+    const viaSession = await redeem(await server.send('POST', '/console/api/sign-in-codes', { headers: sessionHeaders(server, s, true) }));
+    assert.ok(maxAgeOf(viaSession.setCookie) <= 1800, `a code minted by a 30-minute session opened a session of Max-Age ${maxAgeOf(viaSession.setCookie)}`);
+    const viaBearer = await redeem(await server.send('POST', '/console/api/sign-in-codes', { headers: { authorization: `Bearer ${token('user-2')}` } }));
+    assert.equal(viaBearer.body.principal.id, `${issuer}#user-2`);
+    assert.ok(maxAgeOf(viaBearer.setCookie) <= 1800, `a code minted with a 30-minute token opened a session of Max-Age ${maxAgeOf(viaBearer.setCookie)}`);
+    clock = new Date(clock.getTime() + 1801_000);
+    try {
+      for (const c of [s, viaSession, viaBearer]) assert.equal((await server.send('GET', '/console/api/session', { headers: sessionHeaders(server, c) })).status, 401);
+    } finally {
+      clock = new Date();
+    }
+  });
+
   test('a token for another audience, or from another issuer, opens nothing', async () => {
     for (const bad of [token('ops-admin', { aud: 'api://someone-else' }), token('ops-admin', { iss: 'https://127.0.0.1:1' })]) {
       const r = await server.send('POST', '/console/api/session', { headers: { origin: server.url }, body: { accessToken: bad } });
