@@ -21,11 +21,12 @@ export interface StoredSession {
 }
 
 /** The outcome of redeeming a sign-in code. */
-export type Redemption = { readonly status: 'ok'; readonly principal: SessionPrincipal } | { readonly status: 'unknown' | 'used' | 'expired' };
+export type Redemption = { readonly status: 'ok'; readonly principal: SessionPrincipal; readonly notAfterMs?: number } | { readonly status: 'unknown' | 'used' | 'expired' };
 
 /** Tables `console_sign_in_codes` and `console_sessions`, keyed by the SHA-256 (hex) of their secret. */
 export interface ConsoleStore {
-  addCode(codeSha256: string, principal: SessionPrincipal, createdMs: number, expiresMs: number): Promise<void>;
+  /** `notAfterMs`: the session the code opens ends by then (the end of the credential that asked for the code). */
+  addCode(codeSha256: string, principal: SessionPrincipal, createdMs: number, expiresMs: number, notAfterMs?: number): Promise<void>;
   /** Marks the code used, once: of two concurrent redemptions exactly one gets `ok`. */
   redeemCode(codeSha256: string, nowMs: number): Promise<Redemption>;
   addSession(idSha256: string, s: StoredSession): Promise<void>;
@@ -69,8 +70,9 @@ export function createConsoleStore(db: Database, mac?: RowMac): ConsoleStore {
     }
   };
   return {
-    async addCode(codeSha256, principal, createdMs, expiresMs) {
-      const p = JSON.stringify(principal);
+    async addCode(codeSha256, principal, createdMs, expiresMs, notAfterMs) {
+      // The cap rides in the principal's JSON, under the row's MAC with it.
+      const p = JSON.stringify(notAfterMs === undefined ? principal : { ...principal, notAfterMs });
       await db.run('INSERT INTO console_sign_in_codes (code_sha256, principal, created_ms, expires_ms, integrity) VALUES (?, ?, ?, ?, ?)', [codeSha256, p, createdMs, expiresMs, integrity.compute(CODE, [codeSha256, p, expiresMs])]);
     },
     async redeemCode(codeSha256, nowMs) {
@@ -88,7 +90,9 @@ export function createConsoleStore(db: Database, mac?: RowMac): ConsoleStore {
       // Checked after the update, so an expired code is spent too and never tried twice.
       if (Number(row.expires_ms) <= nowMs) return { status: 'expired' };
       const principal = parsePrincipal(row.principal);
-      return principal ? { status: 'ok', principal } : { status: 'unknown' };
+      const notAfterMs = (JSON.parse(row.principal) as { notAfterMs?: unknown }).notAfterMs;
+      if (!principal || (notAfterMs !== undefined && typeof notAfterMs !== 'number')) return { status: 'unknown' };
+      return { status: 'ok', principal, ...(typeof notAfterMs === 'number' ? { notAfterMs } : {}) };
     },
     async addSession(idSha256, s) {
       const p = JSON.stringify(s.principal);

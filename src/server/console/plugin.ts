@@ -122,9 +122,28 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     return { id, s };
   };
 
+  /**
+   * When the credential of a request for a sign-in code ends, so that the session the code opens ends no
+   * later: a console session's expiry (a session cannot renew itself past eight hours, its token or a
+   * sign-out), an identity provider token's `exp`. A client's bearer token sets none: its secret signs in
+   * for eight hours anyway.
+   */
+  const credentialEnds = async (request: FastifyRequest, p: Principal): Promise<Date | undefined> => {
+    const authorization = request.headers.authorization ?? '';
+    if (authorization.startsWith(`${SESSION_SCHEME} `)) {
+      const s = await sessions.resolve(authorization.slice(SESSION_SCHEME.length + 1));
+      if (!s) throw fail('auth.unauthenticated', 'the console session has ended; sign in again', { reason: 'session_ended' });
+      return new Date(s.expiresMs);
+    }
+    if (ctx.auth.sessionPrincipalOf(p).kind !== 'external') return undefined;
+    const exp = decodeJws(/^Bearer\s+(\S+)$/i.exec(authorization)?.[1] ?? '').payload.exp;
+    if (typeof exp !== 'number') throw fail('auth.unauthenticated', 'the bearer token has no expiry', { reason: 'malformed' });
+    return new Date(exp * 1000);
+  };
+
   app.post('/console/api/sign-in-codes', route('A one-time console sign-in link for the caller (conclave console)', CONSOLE.signInCode, caller), async (request, reply) => {
     const p = await caller(request);
-    const { code, expiresAt } = await sessions.issueCode(ctx.auth.sessionPrincipalOf(p));
+    const { code, expiresAt } = await sessions.issueCode(ctx.auth.sessionPrincipalOf(p), await credentialEnds(request, p));
     reply.status(201);
     return { url: `${ctx.baseUrl()}/console/#code=${code}`, expiresAt: expiresAt.toISOString() };
   });

@@ -31,8 +31,11 @@ export interface OpenedSession {
 }
 
 export interface ConsoleSessions {
-  /** A one-time sign-in code for `principal` (returned once; stored hashed). */
-  issueCode(principal: SessionPrincipal): Promise<{ code: string; expiresAt: Date }>;
+  /**
+   * A one-time sign-in code for `principal` (returned once; stored hashed). `notAfter`: when the credential
+   * that asks for it ends; the session the code opens ends no later (a session cannot renew itself).
+   */
+  issueCode(principal: SessionPrincipal, notAfter?: Date): Promise<{ code: string; expiresAt: Date }>;
   /** Spends a code and opens a session for its principal; a reused, expired or unknown code is refused (401). */
   redeemCode(code: string): Promise<OpenedSession>;
   /** Opens a session for a principal the caller has just authenticated; `notAfter` caps its lifetime. */
@@ -66,11 +69,11 @@ export function createConsoleSessions(deps: { store: ConsoleStore; now: () => Da
   }
 
   return {
-    async issueCode(principal) {
+    async issueCode(principal, notAfter) {
       const t = nowMs();
       const code = randomBytes(32).toString('base64url');
       await store.purge(t);
-      await store.addCode(sha256(code), principal, t, t + SIGN_IN_CODE_SECONDS * 1000);
+      await store.addCode(sha256(code), principal, t, t + SIGN_IN_CODE_SECONDS * 1000, notAfter?.getTime());
       return { code, expiresAt: new Date(t + SIGN_IN_CODE_SECONDS * 1000) };
     },
 
@@ -79,7 +82,7 @@ export function createConsoleSessions(deps: { store: ConsoleStore; now: () => Da
       const r = await store.redeemCode(sha256(code), nowMs());
       switch (r.status) {
         case 'ok':
-          return open(r.principal, 'code');
+          return open(r.principal, 'code', r.notAfterMs !== undefined ? new Date(r.notAfterMs) : undefined);
         case 'used':
           throw fail('auth.unauthenticated', 'this sign-in link was already used; run `conclave console` for a new one', { reason: 'code_used' });
         case 'expired':
