@@ -361,6 +361,39 @@ describe('web console in a browser', { skip }, () => {
     await b.page.setViewportSize({ width: 1280, height: 860 });
   });
 
+  test('markup from the store and from a workload is shown as text: a release policy value, runtime data claims, the failed clause', async () => {
+    // Whoever may set a key's policy writes its values; a workload writes its runtime data, which the
+    // token carries as x-ms-runtime claims and the release decisions page shows to the administrator.
+    const markup = '<img id=pwned src=x onerror=window.__pwned=1><b id=bold>bold</b>';
+    const policy = { version: '1.0.0', anyOf: [{ authority: server.url, allOf: [{ claim: 'x-ms-sevsnpvm-launchmeasurement', equals: markup }] }] };
+    const created = await server.send('POST', `/keys/hostile-key/create?${API}`, {
+      headers: await bearer(),
+      body: { kty: 'EC-HSM', crv: 'P-256', attributes: { exportable: true }, release_policy: { contentType: 'application/json; charset=utf-8', data: Buffer.from(JSON.stringify(policy)).toString('base64url') } },
+    });
+    assert.equal(created.status, 200, created.text);
+    const role = { principalId: server.admin.clientId, role: 'Key Vault Crypto Service Release User', scope: '/keys/hostile-key' };
+    assert.equal((await server.send('PUT', '/admin/vault/roleAssignments', { headers: await bearer(), body: role })).status, 200);
+    runtimeData();
+    const hostileRuntime = Buffer.from(JSON.stringify({ ...JSON.parse(transferKey!), note: markup }));
+    const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'snp', runtimeData: hostileRuntime, measurement: WRONG });
+    const token = (await server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: ev.body })).json().token as string;
+    assert.equal((await server.send('POST', `/keys/hostile-key/release?${API}`, { headers: await bearer(), body: { target: token } })).status, 403);
+
+    await goto('#/keys/hostile-key', 'Key hostile-key');
+    await b.page.locator('.policy-tree').getByText(markup).first().waitFor();
+    await goto('#/releases', 'Release decisions');
+    await b.page.getByLabel('Show').selectOption('denied');
+    await b.page.getByRole('button', { name: 'Show why (hostile-key)' }).click();
+    await b.page.getByRole('table', { name: 'Failed clauses' }).getByText(markup).first().waitFor();
+    await b.page.getByText('Token claims').click();
+    await b.page.locator('pre.json').filter({ hasText: markup }).first().waitFor();
+    await goto('#/audit', 'Audit');
+    await b.page.getByRole('searchbox', { name: 'Search' }).fill('hostile-key');
+    await b.page.getByRole('table', { name: 'Audit records' }).getByText('hostile-key').first().waitFor();
+    assert.equal(await b.page.evaluate(() => (window as unknown as { __pwned?: unknown }).__pwned), undefined, 'no script of the markup ran');
+    assert.equal(await b.page.locator('#pwned, #bold').count(), 0, 'no element of the markup was made');
+  });
+
   test('a cross-site POST is refused: same-site pages fail the Origin check (403), cross-site ones carry no cookie (401)', async () => {
     const tls = { key: readFileSync(join(server.dataDir, 'tls', 'server.key')), cert: readFileSync(join(server.dataDir, 'tls', 'server.pem')) };
     const target = `${server.url}/keys/evil-key/create?${API}`;
