@@ -4,7 +4,7 @@
  * plugins (src/server/) get the finished services and only translate the wire.
  */
 import { readFileSync } from 'node:fs';
-import { createPrivateKey, createPublicKey, type KeyObject, sign as cryptoSign, randomUUID } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type KeyObject, sign as cryptoSign, randomUUID, X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { cachedQuoteCollateralSource, cachedVcekSource } from './attestation/collateral-cache.js';
@@ -36,7 +36,7 @@ import { createLogStore, LOG_KEY_NAME } from './storage/log-store.js';
 import { createSequencer } from './log/sequencer.js';
 import { createLogService } from './log/service.js';
 import { type LogSigner, logKeyId } from './log/tree-head.js';
-import { verifyLog } from './log/verify.js';
+import { type LogVerification, type LogVerificationFailure, verifyLog } from './log/verify.js';
 import { createDirectoryBackupTarget } from './storage/backup-directory.js';
 import { certificateNamesHost, issueReleaseCertificate, loadOperatorReleaseIdentity, signerFor } from './hsm/release-certificate.js';
 import { loadLocalCa } from './server/tls.js';
@@ -312,6 +312,27 @@ function composeLog(f: Foundation, loadSigner: () => Promise<LogSigner>, closers
     }
     return keys;
   };
+  /**
+   * Without --hsm, heads signed by the token's log key (the store ran with --hsm before, or a replica with
+   * it shares the store) cannot be vouched for: say so. The certificate row only names the key here; the
+   * verdict stays a failure whatever it holds.
+   */
+  const explained = async (result: LogVerification | LogVerificationFailure): Promise<LogVerification | LogVerificationFailure> => {
+    if (result.ok || f.config.hsm !== undefined || result.code !== 'log.signature_invalid' || typeof result.detail?.['keyId'] !== 'string') return result;
+    const row = await f.db.get<{ cert_der: Uint8Array }>('SELECT cert_der FROM service_keys WHERE name = ?', [`pkcs11:${LOG_KEY_NAME}`]);
+    let tokenKeyId: string | undefined;
+    try {
+      tokenKeyId = row ? logKeyId(new X509Certificate(Buffer.from(row.cert_der)).publicKey) : undefined;
+    } catch {
+      tokenKeyId = undefined;
+    }
+    if (tokenKeyId !== result.detail['keyId']) return result;
+    return {
+      ...result,
+      message: `${result.message}: it is the HSM token's log key (pkcs11:${LOG_KEY_NAME}), which this server, started without --hsm, does not hold and cannot vouch for. Verify on a server started with --hsm on that token, or with \`conclave audit verify --log-key\` and each log key recorded when the log used it`,
+      detail: { ...result.detail, reason: 'hsm_log_key' },
+    };
+  };
   const batchListeners: ((b: LogBatchEvent) => void)[] = [];
   const leaderListeners: ((leader: boolean) => void)[] = [];
   const logger = f.logger.child({ service: 'log' });
@@ -357,7 +378,7 @@ function composeLog(f: Foundation, loadSigner: () => Promise<LogSigner>, closers
   return {
     service: createLogService(store),
     signer: logSigner,
-    verify: async () => verifyLog(store, await vouchedLogKeys()),
+    verify: async () => explained(await verifyLog(store, await vouchedLogKeys())),
     async records(from, limit) {
       // Pending first: an entry sequenced between the two reads then shows up once, with its index.
       const pending = await store.pendingLeaves(limit);
