@@ -5,6 +5,7 @@
  * as they are at each request. The issuer is a local stand-in (test/helpers/oidc-provider.ts).
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { request } from 'node:https';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
@@ -170,6 +171,30 @@ describe('web console: sign-in with the external OIDC issuer', () => {
       clock = new Date();
     }
   });
+  test('the end a code carries is under its MAC: a store writer who lifts or removes it spends the code for nothing', async () => {
+    const sha = (v: string) => createHash('sha256').update(v).digest('hex');
+    const tampers: [string, (p: Record<string, unknown>) => Record<string, unknown>][] = [
+      ['lifted by a day', (p) => ({ ...p, notAfterMs: (p.notAfterMs as number) + 86_400_000 })],
+      ['removed', ({ notAfterMs: _, ...rest }) => rest],
+      ['in seconds', (p) => ({ ...p, notAfterMs: Math.floor((p.notAfterMs as number) / 1000) })],
+    ];
+    for (const [what, tamper] of tampers) {
+      const s = await consoleSignIn(server, { accessToken: token('ops-admin') });
+      const minted = await server.send('POST', '/console/api/sign-in-codes', { headers: sessionHeaders(server, s, true) });
+      assert.equal(minted.status, 201, minted.text);
+      const code = new URL(minted.json().url).hash.slice('#code='.length);
+      const row = await server.ctx.db.get<{ principal: string }>('SELECT principal FROM console_sign_in_codes WHERE code_sha256 = ?', [sha(code)]);
+      const stored = JSON.parse(row!.principal) as Record<string, unknown>;
+      // The session's end, in ms: the issuer's token ends in 30 minutes, and so does its session.
+      assert.equal(typeof stored.notAfterMs, 'number', row!.principal);
+      assert.ok(Math.abs((stored.notAfterMs as number) - (clock.getTime() + 1800_000)) < 120_000, `the code carries the session's end in ms: ${row!.principal}`);
+      await server.ctx.db.run('UPDATE console_sign_in_codes SET principal = ? WHERE code_sha256 = ?', [JSON.stringify(tamper(stored)), sha(code)]);
+      const r = await server.send('POST', '/console/api/session', { headers: { origin: server.url }, body: { code } });
+      assert.equal(r.status, 401, `a code whose end was ${what} in the store opened a session: ${r.text.slice(0, 200)} ${String(r.headers['set-cookie'])}`);
+      assert.equal(r.json().error.detail.reason, 'code_unknown');
+    }
+  });
+
 
   test('a token for another audience, or from another issuer, opens nothing', async () => {
     for (const bad of [token('ops-admin', { aud: 'api://someone-else' }), token('ops-admin', { iss: 'https://127.0.0.1:1' })]) {
