@@ -329,7 +329,7 @@ function composeLog(f: Foundation, loadSigner: () => Promise<LogSigner>, closers
     if (tokenKeyId !== result.detail['keyId']) return result;
     return {
       ...result,
-      message: `${result.message}: it is the HSM token's log key (pkcs11:${LOG_KEY_NAME}), which this server, started without --hsm, does not hold and cannot vouch for. Verify on a server started with --hsm on that token, or with \`conclave audit verify --log-key\` and each log key recorded when the log used it`,
+      message: `${result.message}: it is the HSM token's log key as the store's pkcs11:${LOG_KEY_NAME} row names it, which this server, started without --hsm, does not hold and cannot vouch for. Verify on a server started with --hsm on that token, or with \`conclave audit verify --log-key\` and each log key recorded when the log used it`,
       detail: { ...result.detail, reason: 'hsm_log_key' },
     };
   };
