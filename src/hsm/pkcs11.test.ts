@@ -29,6 +29,28 @@ async function make(family: 'RSA' | 'EC' | 'oct', exportable: boolean, extra: { 
   return { pk, ref: refOf(family, pk, binding), binding };
 }
 
+/**
+ * A protector on the shared token (two sessions) whose library calls throw what `fault` returns for the
+ * call's name (nothing: the call goes through), with its own clock.
+ */
+function faultingProtector(fault: (prop: string) => Error | undefined, now: () => number): Promise<Pkcs11KeyProtector> {
+  return createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=2`), {
+    now,
+    wrapLibrary: (lib) =>
+      new Proxy(lib, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if (typeof v !== 'function') return v;
+          return (...args: unknown[]) => {
+            const e = fault(String(prop));
+            if (e) throw e;
+            return v.apply(target, args);
+          };
+        },
+      }),
+  });
+}
+
 const workload = generateRsaKeyPair(2048);
 
 describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
@@ -250,20 +272,10 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
   test('a token that fails gives hsm.unavailable and readiness false, then recovers', async () => {
     let broken = false;
     let t = 0;
-    const flaky = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=2`), {
-      now: () => t,
-      wrapLibrary: (lib) =>
-        new Proxy(lib, {
-          get(target, prop, receiver) {
-            const v = Reflect.get(target, prop, receiver);
-            if (typeof v !== 'function') return v;
-            return (...args: unknown[]) => {
-              if (broken && String(prop).startsWith('C_') && prop !== 'C_CloseSession') throw new Error('C_X:CKR_DEVICE_REMOVED:50');
-              return v.apply(target, args);
-            };
-          },
-        }),
-    });
+    const flaky = await faultingProtector(
+      (prop) => (broken && prop.startsWith('C_') && prop !== 'C_CloseSession' ? new Error('C_X:CKR_DEVICE_REMOVED:50') : undefined),
+      () => t,
+    );
     try {
       const binding = 'vault-key:flaky/0123456789abcdef0123456789abcdef';
       const pk = await flaky.generate({ family: 'EC', crv: 'P-256' }, binding);
@@ -288,20 +300,10 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
     // 503 through the reconnection backoff, a reset any caller with sign on one key could repeat at will.
     let bug = false;
     const t = 0;
-    const p = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=2`), {
-      now: () => t,
-      wrapLibrary: (lib) =>
-        new Proxy(lib, {
-          get(target, prop, receiver) {
-            const v = Reflect.get(target, prop, receiver);
-            if (typeof v !== 'function') return v;
-            return (...args: unknown[]) => {
-              if (bug && prop === 'C_SignInit') throw new TypeError('The "list[0]" argument must be an instance of Buffer or Uint8Array');
-              return v.apply(target, args);
-            };
-          },
-        }),
-    });
+    const p = await faultingProtector(
+      (prop) => (bug && prop === 'C_SignInit' ? new TypeError('The "list[0]" argument must be an instance of Buffer or Uint8Array') : undefined),
+      () => t,
+    );
     try {
       const binding = 'vault-key:bug/0123456789abcdef0123456789abcdef';
       const pk = await p.generate({ family: 'EC', crv: 'P-256' }, binding);
