@@ -6,6 +6,7 @@ import { collateralFromPcsResponses, parseQuoteCollateral } from '../../../src/e
 import { verifyQuote } from '../../../src/evidence/dcap/index.js';
 import { createCollateralStore } from '../../../src/storage/collateral-store.js';
 import { fixturePath, readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
+import { collateralOnStandin } from '../../helpers/collateral-suite.js';
 import { type PcsStandin, jsonAnswer, startPcsStandin } from '../../helpers/pcs-standin.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
 
@@ -17,13 +18,9 @@ describe('collateral cache: coalescing, stale serving, Retry-After', { skip }, (
   let up: PcsStandin;
   let server: TestServer;
   let clock = new Date('2025-06-01T00:00:00Z');
-  before(async () => {
-    up = await startPcsStandin('teepot');
-    server = await startTestServer({ services: 'collateral', upstreamIntel: up.url }, { now: () => clock });
-  });
-  after(async () => {
-    await server?.stop();
-    await up?.close();
+  collateralOnStandin('teepot', () => clock, (u, s) => {
+    up = u;
+    server = s;
   });
 
   test('a burst of 100 concurrent misses for one FMSPC makes exactly one upstream request', async () => {
@@ -141,13 +138,9 @@ describe('TCB baseline: an evaluation number anyone asked for by number does not
   let server: TestServer;
   // Intel's list: 19 published 2025-05-13 (under 30 days old), 18 on 2024-11-12, 17 on 2024-03-12: the baseline is 18.
   const clock = new Date('2025-06-01T00:00:00Z');
-  before(async () => {
-    up = await startPcsStandin('teepot');
-    server = await startTestServer({ services: 'collateral', upstreamIntel: up.url }, { now: () => clock });
-  });
-  after(async () => {
-    await server?.stop();
-    await up?.close();
+  collateralOnStandin('teepot', () => clock, (u, s) => {
+    up = u;
+    server = s;
   });
 
   test('attack: an anonymous ?tcbEvaluationDataNumber=17 request made 17 the standard and the baseline answer (the attestation service’s too) in place of 19', async () => {
@@ -183,16 +176,10 @@ describe('TCB baseline: an evaluation number anyone asked for by number does not
 });
 
 describe('update=standard is Intel\'s standard answer, whoever asked for early before (PCCS keeps the two apart)', { skip }, () => {
-  let up: PcsStandin;
   let server: TestServer;
   const clock = new Date('2025-06-01T00:00:00Z');
-  before(async () => {
-    up = await startPcsStandin('teepot');
-    server = await startTestServer({ services: 'collateral', upstreamIntel: up.url }, { now: () => clock });
-  });
-  after(async () => {
-    await server?.stop();
-    await up?.close();
+  collateralOnStandin('teepot', () => clock, (_up, s) => {
+    server = s;
   });
 
   test('attack: an anonymous update=early request made the early TCB info (19) the answer to update=standard (Intel\'s 17) for every QCNL', async () => {

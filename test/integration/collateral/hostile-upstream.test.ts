@@ -16,6 +16,7 @@ import { b64url } from '../../../src/core/bytes.js';
 import { parseQuote } from '../../../src/evidence/dcap/index.js';
 import { parseCrl, pemToDer } from '../../../src/core/x509.js';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
+import { collateralOnStandin } from '../../helpers/collateral-suite.js';
 import { crlAnswer, jsonAnswer, type PcsStandin, startPcsStandin } from '../../helpers/pcs-standin.js';
 import { startTestServer, type TestServer } from '../../helpers/server.js';
 
@@ -311,13 +312,9 @@ describe('refreshed collateral is served at once', { skip }, () => {
   let up: PcsStandin;
   let server: TestServer;
   let clock = new Date('2025-06-01T00:00:00Z');
-  before(async () => {
-    up = await startPcsStandin('teepot');
-    server = await startTestServer({ services: 'collateral', upstreamIntel: up.url }, { now: () => clock });
-  });
-  after(async () => {
-    await server?.stop();
-    await up?.close();
+  collateralOnStandin('teepot', () => clock, (u, s) => {
+    up = u;
+    server = s;
   });
 
   test('a background refresh of a stale item is served on the next request, not after a sweep', async () => {

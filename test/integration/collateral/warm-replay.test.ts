@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { readFixtureJson, skipWithoutFixtures } from '../../fixtures.js';
-import { type PcsStandin, startPcsStandin } from '../../helpers/pcs-standin.js';
-import { type TestServer, startTestServer } from '../../helpers/server.js';
+import { collateralOnStandin } from '../../helpers/collateral-suite.js';
+import type { PcsStandin } from '../../helpers/pcs-standin.js';
+import type { TestServer } from '../../helpers/server.js';
 
 const skip = skipWithoutFixtures();
 const teepot = (f: string) => readFixtureJson<Record<string, string>>('intel', 'pcs-responses-teepot', f);
@@ -18,13 +19,9 @@ describe('collateral service: warm GETs answered from the memo keep every check 
   let clock = new Date('2025-06-01T00:00:00Z');
   const TCB = '/sgx/certification/v4/tcb?fmspc=00906ED50000';
   const THIM_TCB = `/metadata/THIM${TCB}`;
-  before(async () => {
-    up = await startPcsStandin('teepot');
-    server = await startTestServer({ services: 'collateral', upstreamIntel: up.url }, { now: () => clock });
-  });
-  after(async () => {
-    await server?.stop();
-    await up?.close();
+  collateralOnStandin('teepot', () => clock, (u, s) => {
+    up = u;
+    server = s;
   });
 
   test('a warm answer is the cold one: same status, headers and bytes, a fresh Request-ID (or the one sent)', async () => {
