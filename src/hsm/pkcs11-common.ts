@@ -37,7 +37,6 @@ export const CURVE_PARAMS: Record<CurveName, string> = {
 };
 export const CURVE_BYTES: Record<CurveName, number> = { 'P-256': 32, 'P-384': 48, 'P-521': 66, 'P-256K': 32 };
 export const EC_ALG: Record<CurveName, SignatureAlgorithm> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512', 'P-256K': 'ES256K' };
-export const DIGEST_LEN: Record<string, number> = { '256': 32, '384': 48, '512': 64, '256K': 32 };
 export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 export const HASH_MECH: Record<HashName, { hashAlg: number; mgf: number; len: number }> = {
   sha1: { hashAlg: P.CKM_SHA_1, mgf: P.CKG_MGF1_SHA1, len: 20 },

@@ -5,8 +5,8 @@
 import type pkcs11js from 'pkcs11js';
 import { fail } from '../core/errors.js';
 import type { KeyProtector, SignatureAlgorithm } from '../vault/ports.js';
-import { DIGEST_INFO, DIGEST_LEN, EC_ALG, HASH_MECH, type HashName, type KeyObjects, type Lib, P, pkcs11ReturnValue } from './pkcs11-common.js';
-import { DIGEST_SIGNATURE_ALG } from './rsa-padding.js';
+import { DIGEST_INFO, EC_ALG, HASH_MECH, type HashName, type KeyObjects, type Lib, P, pkcs11ReturnValue } from './pkcs11-common.js';
+import { digestBits } from './rsa-padding.js';
 import type { TokenObjects } from './pkcs11-objects.js';
 import type { SessionPool } from './pkcs11-sessions.js';
 
@@ -15,12 +15,7 @@ export function checkDigest(alg: SignatureAlgorithm, digest: Uint8Array): string
   if (alg === 'RSNULL') return '';
   // HS256/384/512 need HMAC-capable secret objects; the token's oct keys are AES keys (docs/hsm.md).
   if (alg.startsWith('HS')) throw fail('key.invalid', `${alg} is not available for keys in the PKCS#11 token`, { field: 'alg', alg });
-  // Checked by name before any table is read: DIGEST_LEN is a plain object, whose prototype answers toString.
-  if (!DIGEST_SIGNATURE_ALG.test(alg)) throw fail('key.invalid', `Unsupported signature algorithm ${alg}`, { field: 'alg' });
-  const bits = alg.slice(2);
-  const want = DIGEST_LEN[bits]!;
-  if (digest.length !== want) throw fail('key.invalid', `${alg} signs a ${want}-byte digest, got ${digest.length} bytes`, { field: 'value' });
-  return bits;
+  return digestBits(alg, digest);
 }
 
 export function signMechanism(o: KeyObjects, alg: SignatureAlgorithm, bits: string, digest: Uint8Array): { mech: pkcs11js.Mechanism; data: Buffer } {

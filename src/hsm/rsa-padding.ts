@@ -17,6 +17,21 @@ export type PssHash = 'sha256' | 'sha384' | 'sha512';
  */
 export const DIGEST_SIGNATURE_ALG = /^(?:(?:RS|PS|ES)(?:256|384|512)|ES256K)$/;
 
+/** The digest each size suffix of those algorithms signs, in bytes. */
+const DIGEST_LEN: Readonly<Record<string, number>> = { '256': 32, '384': 48, '512': 64, '256K': 32 };
+
+/**
+ * The size suffix ('256', '384', '512', '256K') of `alg`, once it is one of {@link DIGEST_SIGNATURE_ALG} (checked
+ * by name before the table is read) and `digest` has its size; key.invalid otherwise.
+ */
+export function digestBits(alg: string, digest: Uint8Array): string {
+  if (!DIGEST_SIGNATURE_ALG.test(alg)) throw fail('key.invalid', `Unsupported signature algorithm ${alg}`, { field: 'alg' });
+  const bits = alg.slice(2);
+  const want = DIGEST_LEN[bits]!;
+  if (digest.length !== want) throw fail('key.invalid', `${alg} signs a ${want}-byte digest, got ${digest.length} bytes`, { field: 'value' });
+  return bits;
+}
+
 /** RFC 8017 §9.2 note 1: DER DigestInfo prefixes. */
 export const DIGEST_INFO: Record<string, Buffer> = {
   '256': Buffer.from('3031300d060960864801650304020105000420', 'hex'),

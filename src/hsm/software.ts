@@ -27,13 +27,12 @@ import type { CipherRequest, CipherResult, CurveName, KeyProtector, KeyRef, Priv
 import { assembleTransferBlob, transferBlobAround, transferMaterialOf, unwrapTransferCiphertext } from '../vault/release/index.js';
 import { wrapAndSignOffThread, wrapOffThread } from './wrap-worker.js';
 import type { Sealer } from './master-key.js';
-import { DIGEST_INFO, DIGEST_SIGNATURE_ALG, pkcs1v15Unpad, pssEncode, pssVerify } from './rsa-padding.js';
+import { DIGEST_INFO, digestBits, pkcs1v15Unpad, pssEncode, pssVerify } from './rsa-padding.js';
 import { generateKeyPairOffThread } from '../core/keygen.js';
 
 const NODE_CURVE: Record<CurveName, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1', 'P-256K': 'secp256k1' };
 const JWK_CURVE: Record<string, CurveName> = { 'P-256': 'P-256', 'P-384': 'P-384', 'P-521': 'P-521', 'P-256K': 'P-256K', secp256k1: 'P-256K' };
 const EC_ALG: Record<CurveName, SignatureAlgorithm> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512', 'P-256K': 'ES256K' };
-const DIGEST_LEN: Record<string, number> = { '256': 32, '384': 48, '512': 64, '256K': 32 };
 
 const KW_IV = Buffer.from('A6A6A6A6A6A6A6A6', 'hex');
 /** RFC 5649 §3 alternative initial value. */
@@ -171,13 +170,6 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
     return createHmac(HMAC_HASH[alg]!, open(ref)).update(value).digest();
   }
 
-  function checkDigest(alg: SignatureAlgorithm, digest: Uint8Array): string {
-    if (!DIGEST_SIGNATURE_ALG.test(alg)) throw fail('key.invalid', `Unsupported signature algorithm ${alg}`, { field: 'alg' });
-    const bits = alg.slice(2);
-    if (digest.length !== DIGEST_LEN[bits]) throw fail('key.invalid', `${alg} signs a ${DIGEST_LEN[bits]}-byte digest, got ${digest.length} bytes`, { field: 'value' });
-    return bits;
-  }
-
   return {
     provider: 'software',
 
@@ -211,7 +203,7 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
         if (digest.length > k - 11) throw fail('key.invalid', `RSNULL signs at most ${k - 11} bytes with this key, got ${digest.length}`, { field: 'value' });
         return privateEncrypt({ key, padding: constants.RSA_PKCS1_PADDING }, digest);
       }
-      const bits = checkDigest(alg, digest);
+      const bits = digestBits(alg, digest);
       if (alg.startsWith('ES')) {
         checkFamily(ref, ['EC'], alg);
         const key = open(ref);
@@ -240,7 +232,7 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
           return false;
         }
       }
-      const bits = checkDigest(alg, digest);
+      const bits = digestBits(alg, digest);
       const pub = createPublicKey(open(ref));
       if (alg.startsWith('ES')) {
         checkFamily(ref, ['EC'], alg);
