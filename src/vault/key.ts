@@ -311,13 +311,14 @@ export function applyUpdate(current: KeyVersion, update: UpdateParameters, nowSe
   }
   if (update.keyOps !== undefined) {
     const kek = isKeyExchangeKey(current);
+    const kekAfter = isKeyExchangeKey({ ...current, keyOps: update.keyOps });
     // A BYOK key exchange key (byok.ts: key_ops exactly ["import"]) keeps them: with any other operation its
     // private key would open transfer blobs outside an import (decrypt the RSA-OAEP part, unwrap the rest).
-    if (kek && !isKeyExchangeKey({ ...current, keyOps: update.keyOps })) {
+    if (kek && !kekAfter) {
       throw fail('key.invalid', 'The key_ops of a key exchange key (key_ops ["import"]) cannot be changed: its private key opens key transfer blobs by import only.', { field: 'key_ops' });
     }
     // Nor does another key become one: its private key may have been imported, or used for other operations.
-    if (!kek && isKeyExchangeKey({ ...current, keyOps: update.keyOps })) {
+    if (!kek && kekAfter) {
       throw fail('key.invalid', 'A key becomes a key exchange key (RSA-HSM, key_ops ["import"]) only when the vault generates it so; this key cannot be turned into one.', { field: 'key_ops' });
     }
   }

@@ -238,36 +238,26 @@ const VAULT_SPELLINGS = new Map<string, string[]>();
 for (const [vault, mhsm] of Object.entries(VAULT_ACTIONS)) VAULT_SPELLINGS.set(mhsm, [...(VAULT_SPELLINGS.get(mhsm) ?? []), vault]);
 
 /**
- * Whether a dataActions entry grants `action`: by name, or a wildcard that prefixes it in either spelling,
- * never release or export.
+ * Whether an action pattern names `action`: by name, or a wildcard that prefixes it in Managed HSM's spelling
+ * or one of its Key Vault spellings. This is what a notDataActions entry takes away: release and export too (a
+ * deny never covers less than it reads).
  */
-function grantsAction(pattern: string, action: string): boolean {
-  const p = normalised(pattern);
-  if (p === action) return true;
-  if (!p.endsWith('*') || EXPLICIT_ONLY.has(action)) return false;
-  return prefixes(p.slice(0, -1), action);
-}
-
-/** Whether `prefix` begins `action` in Managed HSM's spelling or one of its Key Vault spellings. */
-function prefixes(prefix: string, action: string): boolean {
-  return action.startsWith(prefix) || (VAULT_SPELLINGS.get(action) ?? []).some((v) => v.startsWith(prefix));
-}
-
-/**
- * Whether a notDataActions entry takes `action` away: by name, or a wildcard that prefixes it in either
- * spelling. Release and export are among what a wildcard takes away (only their grant must be by name): a
- * deny never covers less than it reads.
- */
-function deniesAction(pattern: string, action: string): boolean {
+function namesAction(pattern: string, action: string): boolean {
   const p = normalised(pattern);
   if (p === action) return true;
   if (!p.endsWith('*')) return false;
-  return prefixes(p.slice(0, -1), action);
+  const prefix = p.slice(0, -1);
+  return action.startsWith(prefix) || (VAULT_SPELLINGS.get(action) ?? []).some((v) => v.startsWith(prefix));
+}
+
+/** Whether a dataActions entry grants `action`: as {@link namesAction}, but release and export only by name. */
+function grantsAction(pattern: string, action: string): boolean {
+  return EXPLICIT_ONLY.has(action) ? normalised(pattern) === action : namesAction(pattern, action);
 }
 
 /** Whether a definition grants `action`: some permission's dataActions match it and its notDataActions do not. */
 export function grants(def: RoleDefinition, action: string): boolean {
-  return def.permissions.some((p) => p.dataActions.some((d) => grantsAction(d, action)) && !p.notDataActions.some((d) => deniesAction(d, action)));
+  return def.permissions.some((p) => p.dataActions.some((d) => grantsAction(d, action)) && !p.notDataActions.some((d) => namesAction(d, action)));
 }
 
 /**
