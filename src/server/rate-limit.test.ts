@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isConclaveError } from '../core/errors.js';
-import { createRateLimiter } from './rate-limit.js';
+import { clientKey, createRateLimiter } from './rate-limit.js';
 
 test('a token bucket per key: burst, refusal with Retry-After, refill, and other keys unaffected', () => {
   let t = 0;
@@ -15,7 +15,7 @@ test('a token bucket per key: burst, refusal with Retry-After, refill, and other
 });
 
 test('an attacker rotating through maxKeys fresh addresses does not reset the bucket of the address it is limited at', () => {
-  let t = 0;
+  const t = 0;
   const l = createRateLimiter({ perSecond: 1, burst: 2, maxKeys: 100, now: () => t });
   l.take('198.51.100.7', 'sign-in attempts');
   l.take('198.51.100.7', 'sign-in attempts');
@@ -49,7 +49,7 @@ test('newcomers beyond maxKeys share one bucket while every tracked bucket still
 });
 
 test('IPv6 clients are limited by their /64 (one host can rotate through the rest); IPv4-mapped addresses by the IPv4 address', () => {
-  let t = 0;
+  const t = 0;
   const l = createRateLimiter({ perSecond: 1, burst: 2, now: () => t });
   l.take('2001:db8:1:2::1', 'sign-in attempts');
   l.take('2001:0db8:0001:0002:ffff:eeee:dddd:cccc', 'sign-in attempts');
@@ -59,4 +59,17 @@ test('IPv6 clients are limited by their /64 (one host can rotate through the res
   l.take('192.0.2.1', 'sign-in attempts');
   assert.throws(() => l.take('::ffff:192.0.2.1', 'sign-in attempts'), (e) => isConclaveError(e, 'request.rate_limited'));
   l.take('::ffff:192.0.2.2', 'sign-in attempts');
+});
+
+test('clientKey: the /64 of every IPv6 spelling', () => {
+  assert.equal(clientKey('2001:db8::1'), '2001:db8:0:0::/64');
+  assert.equal(clientKey('2001::1:2:3:4:5:6'), '2001:0:1:2::/64');
+  assert.equal(clientKey('2001:0DB8:0000:0001:1:2:3:4'), '2001:db8:0:1::/64');
+  assert.equal(clientKey('::1'), '0:0:0:0::/64');
+  assert.equal(clientKey('::'), '0:0:0:0::/64');
+  assert.equal(clientKey('fe80::1%eth0'), 'fe80:0:0:0::/64');
+  assert.equal(clientKey('1:2:3:4::'), '1:2:3:4::/64');
+  assert.equal(clientKey('64:ff9b::192.0.2.1'), '64:ff9b:0:0::/64');
+  assert.equal(clientKey('::ffff:192.0.2.1'), '192.0.2.1');
+  assert.equal(clientKey('192.0.2.1'), '192.0.2.1');
 });
