@@ -203,4 +203,13 @@ describe('web console: sign-in with the external OIDC issuer', () => {
       assert.equal(r.headers['set-cookie'], undefined);
     }
   });
+
+  // Last: it spends this client's sign-in budget.
+  test('the callback is rate-limited per client like the other sign-ins, and from the same budget', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 120 && !statuses.includes(429); i++) statuses.push((await get(`${server.url}/console/api/oidc/callback?code=guess-${i}&state=x`, ca)).status);
+    assert.ok(statuses.includes(429), `120 callbacks from one client in a row, none refused: ${[...new Set(statuses)].join(', ')}`);
+    const signIns = await Promise.all([1, 2, 3].map(() => server.send('POST', '/console/api/session', { headers: { origin: server.url }, body: { accessToken: token('ops-admin') } })));
+    assert.ok(signIns.some((r) => r.status === 429 && r.json().error.code === 'request.rate_limited'), `the sign-in has a budget of its own: ${signIns.map((r) => r.status).join(', ')}`);
+  });
 });
