@@ -68,7 +68,7 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
   const built = loadConsoleAssets();
   const version = (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
   const activity = createAttestationActivity(ctx.now());
-  // Sign-in attempts per client address: codes and secrets are 256-bit, so this bounds the sessions written, not guessing.
+  // Sign-in attempts per client address (POST sign-in and the OIDC callback): codes and secrets are 256-bit, so this bounds the sessions written, not guessing.
   const signIns = createRateLimiter({ perSecond: 5, burst: 50 });
 
   registerSessionCookie(app, ctx.baseUrl);
@@ -213,6 +213,8 @@ export async function registerConsole(app: FastifyInstance, ctx: AppContext, dep
     const back = (reason: string, cookies: string[] = []) => reply.header('set-cookie', [clearOidcCookie, ...cookies]).redirect(`/console/#signin-error=${reason}`, 303);
     const oidc = ctx.consoleOidc;
     if (!oidc) throw fail('request.not_found', 'sign-in with the identity provider is not configured (--oidc-console-client-id)');
+    // Every answer brought back is a sign-in attempt (and a code redeemed at the issuer): the same budget as POST sign-in.
+    signIns.take(request.ip, 'console sign-in attempts');
     const q = request.query as Record<string, unknown>;
     if (typeof q.error === 'string') return back('oidc_refused');
     let pending: string | undefined;
