@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { isConclaveError } from '../core/errors.js';
 import { signJws } from '../core/jwt.js';
-import { verifyAttestationToken } from './token.js';
+import { type VerifyTokenOptions, verifyAttestationToken } from './token.js';
 import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 
 const ISSUER = 'https://maa.test';
@@ -36,5 +36,13 @@ describe('SDK verifyAttestationToken', () => {
   test('another issuer → refused', () => refused(token({ iss: 'https://evil.test' }), 'untrusted_issuer'));
   test('without an audience option, aud is not required (MAA tokens carry none)', async () => {
     await verifyAttestationToken(token({ aud: undefined }), { issuer: ISSUER, jwks, at: AT });
+  });
+  // A token minted from the simulated TEE (a `--simulate` attestation service) is refused unless the
+  // caller opts in, as a vault without --simulate refuses it (release.token_invalid, reason simulated).
+  test('a token from simulated evidence (x-conclave-simulated) → refused unless allowSimulated', async () => {
+    await refused(token({ 'x-conclave-simulated': true }), 'simulated');
+    await refused(token({ 'x-conclave-simulated': false }), 'simulated');
+    const v = await verifyAttestationToken(token({ 'x-conclave-simulated': true }), { issuer: ISSUER, audience: 'relying-party', jwks, at: AT, allowSimulated: true } as VerifyTokenOptions);
+    assert.equal(v.claims['x-conclave-simulated'], true);
   });
 });

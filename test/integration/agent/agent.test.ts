@@ -158,14 +158,19 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
     const a = await conclave(['attest', '--url', server.url, '--source', 'sim', '--tee', 'snp', '--data-dir', server.dataDir, '--ca', server.caPath, '--output', 'json']);
     assert.equal(a.code, 0, a.stderr);
     const token = JSON.parse(a.stdout).token as string;
-    const ok = await conclave(['token', 'verify', token, '--issuer', server.url, '--ca', server.caPath, '--output', 'json']);
+    // The simulated TEE's token is refused unless the caller opts in (as a vault without --simulate refuses it).
+    const sim = await conclave(['token', 'verify', token, '--issuer', server.url, '--ca', server.caPath, '--output', 'json']);
+    assert.equal(sim.code, 1, sim.stdout + sim.stderr);
+    assert.equal(JSON.parse(sim.stdout).code, 'sdk.token_invalid');
+    assert.match(JSON.parse(sim.stdout).reason, /simulated/);
+    const ok = await conclave(['token', 'verify', token, '--issuer', server.url, '--ca', server.caPath, '--allow-simulated', '--output', 'json']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(JSON.parse(ok.stdout).valid, true);
     const [h, p, sig] = token.split('.');
     const claims = JSON.parse(Buffer.from(p!, 'base64url').toString('utf8'));
     claims['x-ms-attestation-type'] = 'sgx';
     const forged = `${h}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.${sig}`;
-    const bad = await conclave(['token', 'verify', forged, '--issuer', server.url, '--ca', server.caPath, '--output', 'json']);
+    const bad = await conclave(['token', 'verify', forged, '--issuer', server.url, '--ca', server.caPath, '--allow-simulated', '--output', 'json']);
     assert.equal(bad.code, 1);
     assert.equal(JSON.parse(bad.stdout).code, 'sdk.token_invalid');
   });
