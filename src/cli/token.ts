@@ -62,14 +62,15 @@ export function registerToken(program: Command): void {
     .argument('<token>', 'the token, or a file holding it')
     .requiredOption('--issuer <url>', 'the expected issuer (attestation service base URL)')
     .option('--ca <file>', 'PEM CA certificate to trust for the issuer (a Conclave: <data-dir>/tls/ca.pem)')
+    .option('--allow-simulated', 'accept a token from simulated evidence (x-conclave-simulated; development only)')
     .option('--output <format>', 'json|table')
     .addHelpText('after', '\nExample:\n  conclave token verify token.jwt --issuer https://127.0.0.1:8443 --ca data/tls/ca.pem\n')
-    .action(async (arg: string, flags: { issuer: string; ca?: string; output?: string }) => {
+    .action(async (arg: string, flags: { issuer: string; ca?: string; allowSimulated?: boolean; output?: string }) => {
       const fmt = format(flags.output);
       const t = readTokenArg(arg);
       const ca = readCaOption(flags.ca);
       try {
-        const v = await verifyAttestationToken(t, { issuer: flags.issuer, ...(ca ? { ca } : {}) });
+        const v = await verifyAttestationToken(t, { issuer: flags.issuer, ...(ca ? { ca } : {}), ...(flags.allowSimulated ? { allowSimulated: true } : {}) });
         printResult({ valid: true, issuer: v.claims.iss, kid: v.header.kid, exp: v.claims.exp, claims: v.claims }, fmt);
       } catch (e) {
         if (isConclaveError(e, 'sdk.token_invalid') || isConclaveError(e, 'request.invalid')) {

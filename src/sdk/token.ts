@@ -1,3 +1,4 @@
+import { fail } from '../core/errors.js';
 import { ASYMMETRIC_ALGS, decodeJws, jwksCandidates, type PublicJwk, verifyJwt } from '../core/jwt.js';
 import { type CaInput, exchangeJson } from './http.js';
 
@@ -23,6 +24,11 @@ export interface VerifyTokenOptions {
   readonly at?: Date;
   /** Allowed clock skew for exp/nbf/iat, seconds (default 60, at most 300). */
   readonly skewSeconds?: number;
+  /**
+   * Accept a token minted from the simulated TEE (it carries `x-conclave-simulated`, whatever its value):
+   * development only. Refused by default, as a vault without `--simulate` refuses it.
+   */
+  readonly allowSimulated?: boolean;
 }
 
 async function fetchJwks(issuer: string, ca: CaInput | undefined): Promise<readonly PublicJwk[]> {
@@ -36,7 +42,8 @@ async function fetchJwks(issuer: string, ca: CaInput | undefined): Promise<reado
  * Verifies an attestation token with the one token verifier (core/jwt.ts): an asymmetric algorithm, the
  * key named by `kid` in the issuer's JWKS of the type and curve the algorithm binds (never a key from the
  * token's own headers), `crit` refused, `typ` JWT or absent, `iss` the issuer, `exp` required, `nbf`/`iat`
- * within the skew, `aud` when asked for. Throws `sdk.token_invalid` with `detail.reason`.
+ * within the skew, `aud` when asked for, and no `x-conclave-simulated` unless `allowSimulated`. Throws
+ * `sdk.token_invalid` with `detail.reason`.
  */
 export async function verifyAttestationToken(token: string, opts: VerifyTokenOptions): Promise<DecodedToken> {
   const issuer = opts.issuer.replace(/\/+$/, '');
@@ -58,5 +65,12 @@ export async function verifyAttestationToken(token: string, opts: VerifyTokenOpt
     },
     opts.at ?? new Date(),
   );
+  // A `--simulate` attestation service signs tokens for evidence no vendor root vouches for; they say so.
+  if (v.claims['x-conclave-simulated'] !== undefined && opts.allowSimulated !== true) {
+    throw fail('sdk.token_invalid', 'attestation token rejected: it comes from simulated evidence (x-conclave-simulated); pass allowSimulated for development', {
+      reason: 'simulated',
+      issuer: v.iss,
+    });
+  }
   return { header: v.header, claims: v.claims };
 }
