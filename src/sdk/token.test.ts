@@ -39,6 +39,14 @@ describe('SDK verifyAttestationToken', () => {
   });
   // A token minted from the simulated TEE (a `--simulate` attestation service) is refused unless the
   // caller opts in, as a vault without --simulate refuses it (release.token_invalid, reason simulated).
+  // An invalid skew must not switch the lifetime checks off (NaN compares false with everything).
+  test('an expired token with a skewSeconds that is not a number → refused, never accepted', async () => {
+    const expired = token({ iat: NOW - 7200, nbf: NOW - 7200, exp: NOW - 3600 });
+    for (const skewSeconds of [Number.NaN, 'sixty' as unknown as number]) {
+      await assert.rejects(verifyAttestationToken(expired, { issuer: ISSUER, jwks, at: AT, skewSeconds }), (e) => isConclaveError(e, 'request.invalid'), String(skewSeconds));
+    }
+    await refused(expired, 'expired');
+  });
   test('a token from simulated evidence (x-conclave-simulated) → refused unless allowSimulated', async () => {
     await refused(token({ 'x-conclave-simulated': true }), 'simulated');
     await refused(token({ 'x-conclave-simulated': false }), 'simulated');
