@@ -380,7 +380,10 @@ export async function verifyJwt(token: string, use: JwtUse, at: Date): Promise<V
   if (fitting.length === 0) return refuse('key_alg_mismatch', `the key ${JSON.stringify(kid ?? null)} of ${iss} is not a key for ${alg}`, { issuer: iss, kid, alg });
   if (!fitting.some((k) => verifyJwsSignature(d, k))) return refuse('bad_signature', `the signature does not verify with the key ${JSON.stringify(kid ?? null)} of ${iss}`, { issuer: iss, kid });
 
-  const skew = Math.min(Math.max(use.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS, 0), MAX_CLOCK_SKEW_SECONDS);
+  // A NaN skew would make every lifetime comparison below false (never expired), like an invalid `at`.
+  const asked = use.clockSkewSeconds ?? DEFAULT_CLOCK_SKEW_SECONDS;
+  if (typeof asked !== 'number' || Number.isNaN(asked)) throw fail('request.invalid', 'the allowed clock skew is not a number of seconds', { clockSkewSeconds: String(asked) });
+  const skew = Math.min(Math.max(asked, 0), MAX_CLOCK_SKEW_SECONDS);
   const exp = numericDate(payload.exp);
   const nbf = numericDate(payload.nbf);
   const iat = numericDate(payload.iat);
