@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { TestServer } from '../../helpers/server.js';
-import { akvCall, type AuthorityStandIn, newClient, policyFor, startAuthority, startVault } from './harness.js';
+import { adminJson, akvCall, type AuthorityStandIn, newClient, policyFor, startAuthority, startVault } from './harness.js';
 
 const API = '7.4-preview.1';
 const AT = '/providers/Microsoft.Authorization';
@@ -214,5 +214,32 @@ describe('Managed HSM access control API', () => {
     await bad('PUT', `${AT}/roleAssignments/${name}`, { properties: { roleDefinitionId: '2c18b078-7c48-4d3a-af88-5a3a1b3f82b3', principalId: 'other' } }, 409, 'role.conflict');
     const v71 = await akvCall(server, 'GET', `${AT}/roleDefinitions`, undefined, '7.1');
     assert.equal(v71.status, 400, 'not in api-version 7.1');
+  });
+
+  test('each audit record holds the status the client got: 201 for a created role definition or assignment (also one made before), 200 or 204 for a removed one', async () => {
+    const got: [string, number, (r: any) => boolean][] = [];
+    const defName = randomUUID();
+    const def = await admin('PUT', `${AT}/roleDefinitions/${defName}`, { properties: { roleName: `Audited ${defName}`, permissions: [{ dataActions: [RELEASE] }], assignableScopes: ['/'] } });
+    got.push(['setRoleDefinition', def.status, (r) => r.detail?.name === defName]);
+    const name = randomUUID();
+    const body = { properties: { roleDefinitionId: def.json.id, principalId: `audited-${name}` } };
+    const made = await admin('PUT', `${AT}/roleAssignments/${name}`, body);
+    const again = await admin('PUT', `${AT}/roleAssignments/${name}`, body);
+    const mine = (r: any) => r.detail?.id === name;
+    got.push(['roleAssign', made.status, mine], ['roleAssign', again.status, mine]);
+    got.push(['roleRemove', (await admin('DELETE', `${AT}/roleAssignments/${name}`)).status, mine]);
+    const viaAdmin = await adminJson(server, 'PUT', '/admin/vault/roleAssignments', { principalId: `audited-admin-${name}`, role: 'Key Vault Reader', scope: '/' });
+    const adminId = viaAdmin.json.id;
+    got.push(['roleAssign', viaAdmin.status, (r) => r.detail?.id === adminId]);
+    got.push(['roleRemove', (await adminJson(server, 'DELETE', `/admin/vault/roleAssignments/${adminId}`)).status, (r) => r.detail?.id === adminId]);
+    assert.deepEqual(got.map(([, status]) => status), [201, 201, 201, 200, 200, 204]);
+    const records = (await adminJson(server, 'GET', '/admin/vault/audit?from=1&limit=100000')).json.value.map((x: { record: any }) => x.record);
+    const used = new Set<unknown>();
+    for (const [operation, status, which] of got) {
+      const r = records.find((x: any) => x.operation === operation && x.result === 'success' && which(x) && !used.has(x));
+      assert.ok(r, `an audit record of ${operation}`);
+      used.add(r);
+      assert.equal(r.status, status, `${operation}: the client got ${status}, the audit says ${r.status}`);
+    }
   });
 });
