@@ -73,9 +73,13 @@ export function createAccessControl(core: VaultCore) {
     return def;
   }
 
-  /** Shared by the Managed HSM API and `conclave role assign`: `reuse` returns an equal assignment made before. */
-  async function assign(p: Principal, a: { id: string; principalId: string; role: unknown; scope: string }, reuse: boolean): Promise<{ assignment: RoleAssignment; created: boolean }> {
+  /**
+   * Shared by the Managed HSM API and `conclave role assign`: `reuse` returns an equal assignment made
+   * before. `status` is what the route answers on success (Managed HSM's PUT 201, ours 200), for the audit.
+   */
+  async function assign(p: Principal, a: { id: string; principalId: string; role: unknown; scope: string }, reuse: boolean, status: 200 | 201): Promise<{ assignment: RoleAssignment; created: boolean }> {
     return perform(p, 'roleAssign', 'writeAssignments', {}, async (draft) => {
+      draft.status = status;
       if (typeof a.principalId !== 'string' || a.principalId.length === 0 || a.principalId.length > 1024) throw fail('role.invalid', 'principalId (1–1024 characters) is required', { field: 'principalId' });
       const def = await resolveRole(a.role);
       if (!within(a.scope, def.assignableScopes)) throw fail('role.invalid', `Role ${def.roleName} is not assignable at ${a.scope}`, { field: 'scope', assignableScopes: def.assignableScopes });
@@ -90,8 +94,10 @@ export function createAccessControl(core: VaultCore) {
     }, true);
   }
 
-  async function remove(p: Principal, id: string, scope: string | undefined): Promise<RoleAssignment> {
+  /** `status`: what the route answers on success (Managed HSM's DELETE 200 with the assignment, ours 204), for the audit. */
+  async function remove(p: Principal, id: string, scope: string | undefined, status: 200 | 204): Promise<RoleAssignment> {
     return perform(p, 'roleRemove', 'deleteAssignments', {}, async (draft) => {
+      draft.status = status;
       const existing = await store.getAssignment(id);
       if (!existing || (scope !== undefined && existing.scope.toLowerCase() !== scope.toLowerCase())) throw fail('role.assignment_not_found', `Requested role assignment ${id} not found.`, { id });
       draft.detail.id = id;
@@ -129,6 +135,7 @@ export function createAccessControl(core: VaultCore) {
       requireFeature(api, 'mhsm', 'setRoleDefinition');
       if (parseScope(rawScope) !== '/') throw fail('role.invalid', 'role definitions are made at scope "/" (as in Managed HSM)', { field: 'scope' });
       return perform(p, 'setRoleDefinition', 'writeDefinitions', {}, async (draft) => {
+        draft.status = 201; // as Managed HSM's PUT answers (server/vault/access-control.ts)
         const d = parseRoleDefinition(name, body);
         if (builtInRole(d.name) || builtInRole(d.roleName)) throw fail('role.conflict', `${d.roleName} is (the name of) a built-in role, which cannot be changed.`, { name: d.name });
         const clash = (await store.customRoles()).find((c) => c.name !== d.name && c.roleName.toLowerCase() === d.roleName.toLowerCase());
@@ -183,13 +190,13 @@ export function createAccessControl(core: VaultCore) {
       if (!isGuid(name)) throw fail('role.invalid', `a role assignment name must be a GUID, got ${JSON.stringify(name)}`, { field: 'roleAssignmentName' });
       const props = isObject(body) && isObject(body.properties) ? body.properties : undefined;
       if (!props) throw fail('role.invalid', 'the body must be {properties: {roleDefinitionId, principalId}}', { field: 'properties' });
-      const r = await assign(p, { id: name.toLowerCase(), principalId: props.principalId as string, role: props.roleDefinitionId, scope }, false);
+      const r = await assign(p, { id: name.toLowerCase(), principalId: props.principalId as string, role: props.roleDefinitionId, scope }, false, 201);
       return roleAssignmentWire(r.assignment);
     },
 
     async deleteRoleAssignment(p: Principal, api: ApiVersion, rawScope: string, name: string) {
       requireFeature(api, 'mhsm', 'deleteRoleAssignment');
-      return roleAssignmentWire(await remove(p, name.toLowerCase(), parseScope(rawScope)));
+      return roleAssignmentWire(await remove(p, name.toLowerCase(), parseScope(rawScope), 200));
     },
 
     // ── Conclave's administration API (bootstrap administrator; `conclave role …`) ──
@@ -199,12 +206,12 @@ export function createAccessControl(core: VaultCore) {
     },
     async assign(p: Principal, body: unknown) {
       const b = (body ?? {}) as Record<string, unknown>;
-      const r = await assign(p, { id: randomUUID(), principalId: b.principalId as string, role: b.role, scope: parseScope(b.scope) }, true);
+      const r = await assign(p, { id: randomUUID(), principalId: b.principalId as string, role: b.role, scope: parseScope(b.scope) }, true, 200);
       const def = await definition(r.assignment.roleDefinitionId);
       return { id: r.assignment.id, principalId: r.assignment.principalId, role: def?.roleName ?? r.assignment.roleDefinitionId, roleDefinitionId: r.assignment.roleDefinitionId, scope: r.assignment.scope, createdAt: r.assignment.createdAt };
     },
     async unassign(p: Principal, id: string): Promise<void> {
-      await remove(p, id, undefined);
+      await remove(p, id, undefined, 204);
     },
   };
 }
