@@ -31,16 +31,33 @@ export interface VerifyTokenOptions {
   readonly allowSimulated?: boolean;
 }
 
+/** `jwks_uri` when it lies on the issuer's own origin (MAA and Conclave publish `{issuer}/certs`). */
+function jwksUriOf(meta: Record<string, unknown>, issuer: string): string {
+  const uri = typeof meta.jwks_uri === 'string' ? meta.jwks_uri : `${issuer}/certs`;
+  let origin: string | undefined;
+  try {
+    origin = new URL(uri).origin;
+  } catch {
+    origin = undefined;
+  }
+  // Trust in the keys comes from the issuer's origin (its TLS name and the caller's CA); another origin,
+  // or plain http to a loopback listener, would be a key source the caller never configured.
+  if (origin !== new URL(issuer).origin) {
+    throw fail('sdk.token_invalid', `attestation token rejected: the issuer metadata names a JWKS outside ${new URL(issuer).origin}`, { reason: 'untrusted_jwks_uri', issuer, jwksUri: uri.slice(0, 200) });
+  }
+  return uri;
+}
+
 async function fetchJwks(issuer: string, ca: CaInput | undefined): Promise<readonly PublicJwk[]> {
   const meta = await exchangeJson(`${issuer}/.well-known/openid-configuration`, { ca, what: 'reading the issuer metadata' });
-  const jwksUri = typeof meta.jwks_uri === 'string' ? meta.jwks_uri : `${issuer}/certs`;
+  const jwksUri = jwksUriOf(meta, issuer);
   const jwks = await exchangeJson(jwksUri, { ca, what: 'reading the issuer JWKS', headers: { accept: 'application/jwk+json, application/json' } });
   return Array.isArray(jwks.keys) ? (jwks.keys as PublicJwk[]) : [];
 }
 
 /**
  * Verifies an attestation token with the one token verifier (core/jwt.ts): an asymmetric algorithm, the
- * key named by `kid` in the issuer's JWKS of the type and curve the algorithm binds (never a key from the
+ * key named by `kid` in the issuer's JWKS (on the issuer's own origin) of the type and curve the algorithm binds (never a key from the
  * token's own headers), `crit` refused, `typ` JWT or absent, `iss` the issuer, `exp` required, `nbf`/`iat`
  * within the skew, `aud` when asked for, and no `x-conclave-simulated` unless `allowSimulated`. Throws
  * `sdk.token_invalid` with `detail.reason`.
