@@ -3,7 +3,8 @@
  * the signed tree head of every URL given (the replicas, or the public endpoint) every interval, checks
  * the signature with the log key, and asks for a consistency proof from the largest head it has seen to
  * each new one. It prints one JSON line per head and exits 1 at the first alert (a fork, an inconsistent
- * or unproven head, a bad signature): evidence that the log showed two histories.
+ * or unproven head, a bad signature, a head dated out of order or in the future): evidence that the log
+ * showed two histories.
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync, renameSync } from 'node:fs';
@@ -52,7 +53,7 @@ export function registerLog(program: Command): void {
   const log = program.command('log').description('the transparency log, seen from outside');
   log
     .command('monitor')
-    .description('fetch signed tree heads over time and alert (exit 1) on a bad signature, a fork or a missing or failing consistency proof')
+    .description('fetch signed tree heads over time and alert (exit 1) on a bad signature, a fork, a missing or failing consistency proof, or a head dated out of order or in the future')
     .requiredOption('--url <url...>', 'vault base URL(s); give every replica to catch a replica serving another history')
     .option('--log-key <pem-file>', 'the log public key to trust (GET /log/key when the log started); default: the key in --state, else the one the log serves now')
     .option('--state <file>', 'where the largest verified head (and a first-trusted key) is kept between runs')
@@ -86,7 +87,7 @@ export function registerLog(program: Command): void {
         for (const l of logs) {
           let r: Awaited<ReturnType<typeof checkLog>>;
           try {
-            r = await checkLog(l, key, state.sth);
+            r = await checkLog(l, key, state.sth, Date.now());
           } catch (e) {
             unreachable = true;
             print({ kind: 'unreachable', log: l.name, message: (e as Error).message });

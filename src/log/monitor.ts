@@ -3,7 +3,10 @@
  * it is served is signed by the log key, and grows consistently from the largest head it has seen,
  * proven by a consistency proof (RFC 9162 §2.1.4) the log must provide. Two roots for one size, a head
  * that cannot be proven to extend the last one, or a missing proof is an alert: the log (or one of its
- * replicas) has shown someone a history it cannot reconcile with the one it showed the monitor.
+ * replicas) has shown someone a history it cannot reconcile with the one it showed the monitor. So is
+ * a head out of time: the sequencer never dates a head before the last one (src/log/sequencer.ts), so a
+ * larger head dated earlier than a smaller one, or one dated beyond the monitor's clock (plus skew),
+ * is a head signed out of the one sequence.
  */
 import type { KeyObject } from 'node:crypto';
 import { type ErrorCode, isConclaveError } from '../core/errors.js';
@@ -19,7 +22,10 @@ export interface MonitoredLog {
   consistency(from: number, to: number): Promise<unknown>;
 }
 
-export type MonitorAlert = 'signature_invalid' | 'head_malformed' | 'fork' | 'inconsistent' | 'consistency_missing';
+export type MonitorAlert = 'signature_invalid' | 'head_malformed' | 'fork' | 'inconsistent' | 'consistency_missing' | 'timestamp_backwards' | 'timestamp_future';
+
+/** How far ahead of the monitor's clock a head may be dated (clocks differ a little). */
+export const MAX_HEAD_CLOCK_SKEW_MS = 5 * 60_000;
 
 export type MonitorEvent =
   | { readonly kind: 'head'; readonly log: string; readonly sth: TreeHeadWire; readonly grewFrom?: number }
@@ -40,12 +46,23 @@ async function proven(log: MonitoredLog, older: SignedTreeHead, newer: SignedTre
   return undefined;
 }
 
+/** A head whose time contradicts its size against the last head seen, or the monitor's clock `nowMs`. */
+function outOfTime(log: MonitoredLog, sth: SignedTreeHead, prev: SignedTreeHead | undefined, nowMs: number): MonitorEvent | undefined {
+  const at = (h: SignedTreeHead) => `${new Date(h.timestamp).toISOString()} (size ${h.treeSize})`;
+  const alert = (alert: MonitorAlert, message: string): MonitorEvent => ({ kind: 'alert', log: log.name, alert, code: 'log.inconsistent', message, sth: treeHeadToWire(sth), ...(prev ? { previous: treeHeadToWire(prev) } : {}) });
+  if (sth.timestamp > nowMs + MAX_HEAD_CLOCK_SKEW_MS) return alert('timestamp_future', `the head is dated ${at(sth)}, ahead of the monitor's clock ${new Date(nowMs).toISOString()}`);
+  if (prev && ((sth.treeSize > prev.treeSize && sth.timestamp < prev.timestamp) || (sth.treeSize < prev.treeSize && sth.timestamp > prev.timestamp))) {
+    return alert('timestamp_backwards', `the head dated ${at(sth)} and the head dated ${at(prev)} put the tree's growth back in time`);
+  }
+  return undefined;
+}
+
 /**
- * Fetches one head from `log` and checks it against `latest` (the largest verified head so far, if any).
- * Returns the event and the new largest head. Fetch failures of the head itself are thrown (the caller
- * retries: a log that cannot be reached is not yet a misbehaving one).
+ * Fetches one head from `log` and checks it against `latest` (the largest verified head so far, if any)
+ * and the monitor's clock `nowMs`. Returns the event and the new largest head. Fetch failures of the head
+ * itself are thrown (the caller retries: a log that cannot be reached is not yet a misbehaving one).
  */
-export async function checkLog(log: MonitoredLog, key: KeyObject, latest: TreeHeadWire | undefined): Promise<{ event: MonitorEvent; latest: TreeHeadWire | undefined }> {
+export async function checkLog(log: MonitoredLog, key: KeyObject, latest: TreeHeadWire | undefined, nowMs: number): Promise<{ event: MonitorEvent; latest: TreeHeadWire | undefined }> {
   const raw = await log.sth();
   let sth: SignedTreeHead;
   try {
@@ -57,8 +74,10 @@ export async function checkLog(log: MonitoredLog, key: KeyObject, latest: TreeHe
     return { event: { kind: 'alert', log: log.name, alert, code: e.code, message: e.message }, latest };
   }
   const wire = treeHeadToWire(sth);
-  if (!latest) return { event: { kind: 'head', log: log.name, sth: wire }, latest: wire };
-  const prev = parseTreeHeadWire(latest);
+  const prev = latest ? parseTreeHeadWire(latest) : undefined;
+  const late = outOfTime(log, sth, prev, nowMs);
+  if (late) return { event: late, latest };
+  if (!latest || !prev) return { event: { kind: 'head', log: log.name, sth: wire }, latest: wire };
   if (sth.treeSize === prev.treeSize) {
     if (!sth.rootHash.equals(prev.rootHash)) {
       return { event: { kind: 'alert', log: log.name, alert: 'fork', code: 'log.inconsistent', message: `two roots for tree size ${sth.treeSize}: ${prev.rootHash.toString('hex')} and ${sth.rootHash.toString('hex')}`, sth: wire, previous: latest }, latest };
