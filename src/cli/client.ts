@@ -95,10 +95,13 @@ export function createServerClient(flags: ClientFlags, environment: Record<strin
     url,
     caFile,
     async call(method, path, body) {
+      // A path from a server's answer (a nextLink) must not carry the bearer token elsewhere: `//host/…` resolves to another origin.
+      const target = new URL(path, url);
+      if (target.origin !== new URL(url).origin) throw new CliError(`refusing to send the credential for ${new URL(url).origin} to ${target.origin}`, 'the server answered with a link outside itself', 1);
       const headers: Record<string, string> = { authorization: `Bearer ${await bearer()}`, accept: 'application/json' };
       const text = body === undefined ? undefined : JSON.stringify(body);
       if (text !== undefined) headers['content-type'] = 'application/json';
-      const a = await send(new URL(path, url), method, headers, text, ca);
+      const a = await send(target, method, headers, text, ca);
       if (a.status < 200 || a.status >= 300) throw new CliError(errorText(a), undefined, 1);
       return (a.text ? JSON.parse(a.text) : undefined) as any;
     },
