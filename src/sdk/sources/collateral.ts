@@ -51,8 +51,14 @@ async function get(url: string, ca: CaInput | undefined, headers: Record<string,
 export async function fetchVcekChain(report: Uint8Array, opts: CollateralSourceOptions): Promise<string> {
   const base = opts.url.replace(/\/+$/, '');
   if ((opts.kind ?? 'kds') === 'thim') {
-    const body = JSON.parse(Buffer.from(await get(`${base}/metadata/THIM/amd/certification`, opts.ca, { Metadata: 'true' })).toString('utf8')) as { vcekCert?: string; certificateChain?: string };
-    if (typeof body.vcekCert !== 'string' || typeof body.certificateChain !== 'string') throw fail('sdk.http_error', 'THIM answer lacks vcekCert/certificateChain');
+    const text = Buffer.from(await get(`${base}/metadata/THIM/amd/certification`, opts.ca, { Metadata: 'true' })).toString('utf8');
+    let body: { vcekCert?: unknown; certificateChain?: unknown } | null;
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      throw fail('sdk.http_error', 'the THIM answer is not JSON', { url: '/metadata/THIM/amd/certification' });
+    }
+    if (typeof body?.vcekCert !== 'string' || typeof body.certificateChain !== 'string') throw fail('sdk.http_error', 'THIM answer lacks vcekCert/certificateChain');
     return body.vcekCert + body.certificateChain;
   }
   const product = opts.product ?? productOfReport(report);
