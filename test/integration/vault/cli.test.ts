@@ -70,6 +70,26 @@ describe('conclave key, role, audit', () => {
     }
   });
 
+  test('audit verify without --log-key says loudly that it trusts the log keys the store holds (which a store writer can plant); with --log-key it trusts the key given', async () => {
+    await waitSequenced(server.ctx.db);
+    const dir = mkdtempSync(join(tmpdir(), 'conclave-audit-key-'));
+    try {
+      const keyFile = join(dir, 'log-key.pem');
+      writeFileSync(keyFile, String((await server.send('GET', '/log/key')).json().publicKey));
+      const verify = (...extra: string[]) => run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db, '-o', 'json', ...extra);
+      const byStore = await verify();
+      assert.equal(byStore.code, 0, byStore.err);
+      assert.equal(JSON.parse(byStore.out).trustedBy, 'store');
+      assert.match(byStore.err, /warning: .*log keys the store holds.*--log-key/s);
+      const pinned = await verify('--log-key', keyFile);
+      assert.equal(pinned.code, 0, pinned.err);
+      assert.equal(JSON.parse(pinned.out).trustedBy, 'log-key');
+      assert.doesNotMatch(pinned.err, /warning/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('audit verify passes, then names a reordered, a changed and a deleted entry (typed codes)', async () => {
     await waitSequenced(server.ctx.db);
     const verify = (...extra: string[]) => run('audit', 'verify', '--data-dir', server.dataDir, '--db', server.ctx.config.db, ...extra);
