@@ -53,7 +53,6 @@ const EXAMPLES: Record<string, string> = {
   'conclave role assign': 'conclave role assign --principal <client-id> --role "Key Vault Crypto Service Release User" --scope /keys/app-key',
   'conclave role list': 'conclave role list --output table',
   'conclave role remove': 'conclave role remove <assignment-id>',
-  'conclave audit verify': 'conclave audit verify --data-dir ./data',
   'conclave policy check': 'conclave policy check --policy policy.json --token token.json',
 };
 
