@@ -150,6 +150,16 @@ describe('soft delete: automatic purge, retention, purge protection', () => {
     assert.equal((await akvCall(server, 'GET', '/keys/back')).status, 200);
   });
 
+  test('a purge asked for by a client is audited with the 204 it answers', async () => {
+    await akvCall(server, 'POST', '/keys/purged-now/create', { kty: 'EC', crv: 'P-256' });
+    await akvCall(server, 'DELETE', '/keys/purged-now');
+    const purge = await akvCall(server, 'DELETE', '/deletedkeys/purged-now');
+    assert.equal(purge.status, 204);
+    const record = (await auditOf(server, 'purge')).find((r) => r.key === 'purged-now' && r.result === 'success');
+    assert.ok(record, 'the purge is audited');
+    assert.equal(record.status, 204, `the client got 204, the audit says ${record.status}`);
+  });
+
   test('config: recoverable days out of 7..90 is refused', async () => {
     await assert.rejects(startVault({ flags: { recoverableDays: 6 } }), (e: { code?: string }) => e.code === 'config.invalid');
     await assert.rejects(startVault({ flags: { recoverableDays: 91 } }), (e: { code?: string }) => e.code === 'config.invalid');
