@@ -229,6 +229,7 @@ export function createKeyLifecycle(core: VaultCore) {
 
     async purge(p: Principal, name: string) {
       return perform(p, 'purge', 'purge', { name }, async (draft) => {
+        draft.status = 204; // as the route answers (server/vault/plugin.ts)
         const d = await deleted(name, draft);
         if (core.deps.softDelete.purgeProtection) {
           throw fail('key.operation_not_allowed', `Operation purge is not allowed on key ${d.key.name}: purge protection is enabled for this vault; the key is purged automatically at its scheduled purge date (${new Date(d.deletion.scheduledPurgeDate * 1000).toISOString()}).`, {
