@@ -216,7 +216,7 @@ describe('Managed HSM access control API', () => {
     assert.equal(v71.status, 400, 'not in api-version 7.1');
   });
 
-  test('each audit record holds the status the client got: 201 for a created role definition or assignment, 200 or 204 for a removed one', async () => {
+  test('each audit record holds the status the client got: 201 for a created role definition or assignment (a repeated PUT too: every call leaves its record), 200 or 204 for a removed one', async () => {
     const got: [string, number, (r: any) => boolean][] = [];
     const defName = randomUUID();
     const def = await admin('PUT', `${AT}/roleDefinitions/${defName}`, { properties: { roleName: `Audited ${defName}`, permissions: [{ dataActions: [RELEASE] }], assignableScopes: ['/'] } });
@@ -226,14 +226,15 @@ describe('Managed HSM access control API', () => {
     const made = await admin('PUT', `${AT}/roleAssignments/${name}`, body);
     const again = await admin('PUT', `${AT}/roleAssignments/${name}`, body);
     const mine = (r: any) => r.detail?.id === name;
-    assert.equal(again.status, 201, 'a repeated PUT answers 201 too (it changes nothing, and leaves no record)');
-    got.push(['roleAssign', made.status, mine]);
+    got.push(['roleAssign', made.status, mine], ['roleAssign', again.status, mine]);
     got.push(['roleRemove', (await admin('DELETE', `${AT}/roleAssignments/${name}`)).status, mine]);
     const viaAdmin = await adminJson(server, 'PUT', '/admin/vault/roleAssignments', { principalId: `audited-admin-${name}`, role: 'Key Vault Reader', scope: '/' });
     const adminId = viaAdmin.json.id;
-    got.push(['roleAssign', viaAdmin.status, (r) => r.detail?.id === adminId]);
+    const viaAdminAgain = await adminJson(server, 'PUT', '/admin/vault/roleAssignments', { principalId: `audited-admin-${name}`, role: 'Key Vault Reader', scope: '/' });
+    assert.equal(viaAdminAgain.json.id, adminId, 'conclave role assign returns the equal assignment made before');
+    got.push(['roleAssign', viaAdmin.status, (r) => r.detail?.id === adminId], ['roleAssign', viaAdminAgain.status, (r) => r.detail?.id === adminId]);
     got.push(['roleRemove', (await adminJson(server, 'DELETE', `/admin/vault/roleAssignments/${adminId}`)).status, (r) => r.detail?.id === adminId]);
-    assert.deepEqual(got.map(([, status]) => status), [201, 201, 200, 200, 204]);
+    assert.deepEqual(got.map(([, status]) => status), [201, 201, 201, 200, 200, 200, 204]);
     const records = (await adminJson(server, 'GET', '/admin/vault/audit?from=1&limit=100000')).json.value.map((x: { record: any }) => x.record);
     const used = new Set<unknown>();
     for (const [operation, status, which] of got) {
