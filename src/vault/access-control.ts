@@ -90,6 +90,11 @@ export function createAccessControl(core: VaultCore) {
       if (!r.created && !(same && (reuse || r.assignment.id === wanted.id))) {
         throw fail('role.conflict', r.assignment.id === wanted.id ? `Role assignment ${wanted.id} exists with other properties.` : `The role assignment already exists as ${r.assignment.id}.`, { existing: r.assignment.id });
       }
+      if (!r.created) {
+        // The equal assignment made before: nothing was written, but this call still leaves its record.
+        Object.assign(draft.detail, { id: r.assignment.id, existing: true });
+        await store.audit(finish(draft));
+      }
       return r;
     }, true);
   }
