@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createPrivateKey, createPublicKey, type KeyObject, sign as cryptoSign, randomUUID, X509Certificate } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
-import { cachedQuoteCollateralSource, cachedVcekSource } from './attestation/collateral-cache.js';
+import { cachedAmdCrlSource, cachedQuoteCollateralSource, cachedVcekSource } from './attestation/collateral-cache.js';
 import type { GpuReferenceSource } from './attestation/gpu.js';
 import type { PolicyStore, QuoteCollateralSource, SnpCertificateSource } from './attestation/ports.js';
 import { createAttestationService } from './attestation/service.js';
@@ -17,7 +17,7 @@ import { type CollateralLookup, createCollateralLookup } from './collateral/look
 import type { CollateralStore } from './collateral/ports.js';
 import { createPlatformService } from './collateral/platforms.js';
 import { createCollateralService } from './collateral/service.js';
-import { gpuReferencesFromCache, quoteCollateralFromCache, vcekFromCache } from './collateral/sources.js';
+import { amdCrlFromCache, gpuReferencesFromCache, quoteCollateralFromCache, vcekFromCache } from './collateral/sources.js';
 import type { Config } from './config/config.js';
 import { loadOrCreateSimulatedTee } from './evidence/simulated/index.js';
 import { fail } from './core/errors.js';
@@ -41,7 +41,7 @@ import { createDirectoryBackupTarget } from './storage/backup-directory.js';
 import { certificateNamesHost, issueReleaseCertificate, loadOperatorReleaseIdentity, signerFor } from './hsm/release-certificate.js';
 import { loadLocalCa } from './server/tls.js';
 import { createCollateralUpstream } from './upstream/collateral-upstream.js';
-import { createNvidiaRimSource, kdsVcekFetcher, pcsQuoteCollateralFetcher } from './upstream/collateral-source.js';
+import { createNvidiaRimSource, kdsCrlFetcher, kdsVcekFetcher, pcsQuoteCollateralFetcher } from './upstream/collateral-source.js';
 import { createHttpClient } from './upstream/http.js';
 import { createJwksFetcher } from './upstream/jwks.js';
 import { createOidcSignIn, type OidcSignIn } from './upstream/oidc-sign-in.js';
@@ -151,19 +151,23 @@ async function composeAttestation(f: Foundation, sightings: CollateralStore, loc
   if (local) {
     const quotes = cachedQuoteCollateralSource((req) => quoteCollateralFromCache(local, req, f.now), nowMs, warn, serverMs);
     const vceks = cachedVcekSource((req) => vcekFromCache(local, req, f.now), serverMs);
+    const crls = cachedAmdCrlSource((req) => amdCrlFromCache(local, req, f.now), serverMs, warn);
     // The in-memory copies follow the cache at once: a refresh here, or items another replica stored.
     local.service.onChange(() => {
       quotes.clear();
       vceks.clear();
+      crls.clear();
     });
     collateral = quotes;
-    snpCertificates = vceks;
+    snpCertificates = { getVcek: (req) => vceks.getVcek(req), getCrl: (req) => crls.getCrl(req) };
     gpuReferences = gpuReferencesFromCache(local, f.now);
   } else {
     const http = createHttpClient({ ca: readFileSync(f.caPath), retries: 1 });
     closers.push(() => http.close());
     collateral = cachedQuoteCollateralSource(pcsQuoteCollateralFetcher(() => f.config.upstreamIntel, http), nowMs, warn, serverMs);
-    snpCertificates = cachedVcekSource(kdsVcekFetcher(() => f.config.upstreamAmd, f.caPath), serverMs);
+    const vceks = cachedVcekSource(kdsVcekFetcher(() => f.config.upstreamAmd, f.caPath), serverMs);
+    const crls = cachedAmdCrlSource(kdsCrlFetcher(() => f.config.upstreamAmd, f.caPath), serverMs, warn);
+    snpCertificates = { getVcek: (req) => vceks.getVcek(req), getCrl: (req) => crls.getCrl(req) };
     gpuReferences = createNvidiaRimSource(() => f.config.upstreamNvidiaRim, http);
   }
   const service = createAttestationService({
@@ -178,6 +182,7 @@ async function composeAttestation(f: Foundation, sightings: CollateralStore, loc
     freshness: f.config.collateralFreshness,
     gpuReferences,
     snpCertificates,
+    snpCrl: f.config.snpCrl,
     policies,
     signer,
     ...(simulatedSigner ? { simulatedSigner } : {}),

@@ -17,17 +17,23 @@ import { type VtpmVerificationResult, encryptToTpmKey, pcrMap, verifyVtpmEvidenc
 import type { QuoteCollateral, TdxQuoteVerificationResult } from '../evidence/dcap/index.js';
 import { type SnpCertificates, type SnpTrustAnchors, SnpVerifierCache, checkReportDataBinding, verifyAzureHclReport } from '../evidence/snp/index.js';
 import { decodeTcb, parseSnpReport, productFromCpuid, tcbLayoutOf } from '../evidence/snp/report.js';
+import type { AmdProduct } from '../evidence/snp/roots.js';
 import { type SnpVerificationResult, verifySnpReport } from '../evidence/snp/verify.js';
 import { type Claims, type EvidenceClaims, claimsOf, snpClaims, tdxClaims } from './claims.js';
 import type { SnpCertificateSource } from './ports.js';
+import type { AmdCrlAnswer, SnpCrls } from './snp-crl.js';
 import type { Verified } from '../core/verified.js';
 
 export interface AzureVmDeps {
   readonly snpCertificates: SnpCertificateSource;
+  /** The AMD CRL for each report (from the same source as the VCEK), and whether one is required. */
+  readonly crls: SnpCrls;
   /** DCAP verification of a TD quote with the service's collateral (and its platform bookkeeping). */
   readonly verifyTdQuote: (quote: Uint8Array, at: Date) => Promise<{ result: Verified<TdxQuoteVerificationResult>; collateral: QuoteCollateral }>;
   /** The simulated TEE's AMD roots, present only under --simulate: tried after the real roots refuse a chain. */
   readonly simulatedAmdAnchors?: SnpTrustAnchors | undefined;
+  /** The simulated TEE's own AMD CRL (signed by its ARK), which applies under its roots instead of AMD's. */
+  readonly simulatedAmdCrl?: Uint8Array | undefined;
 }
 
 interface Hardware {
@@ -91,27 +97,41 @@ export function vtpmClaims(v: VtpmVerificationResult, runtime: HclRuntimeClaims)
 export function createAzureVmAttester(deps: AzureVmDeps) {
   const snpCache = new SnpVerifierCache();
 
-  async function certificatesFor(report: Uint8Array, pem: string | undefined, der: Uint8Array | undefined): Promise<SnpCertificates> {
-    if (der) return { vcek: der };
-    if (pem) {
-      const [vcek, ...chain] = pemToDer(pem);
-      if (vcek) return { vcek, chain };
-    }
-    // No certificate in the evidence: the VCEK comes from the collateral service (KDS/THIM), by chip and TCB.
+  /** The report's certificates (from the evidence, else the collateral source) and the AMD CRL for it. */
+  async function certificatesFor(report: Uint8Array, pem: string | undefined, der: Uint8Array | undefined): Promise<{ certs: SnpCertificates; amd: AmdCrlAnswer }> {
     const parsed = parseSnpReport(report);
-    const product = parsed.cpuid ? productFromCpuid(parsed.cpuid.family, parsed.cpuid.model) : undefined;
-    if (!product) throw fail('snp.certificate_missing', 'the SNP report names no product (report version 2 has no CPUID); send the VCEK with the evidence');
-    return deps.snpCertificates.getVcek({ product, chipId: parsed.chipId, tcb: decodeTcb(parsed.reportedTcb, tcbLayoutOf(product)) });
+    let certs: SnpCertificates | undefined;
+    if (der) certs = { vcek: der };
+    else if (pem) {
+      const [vcek, ...chain] = pemToDer(pem);
+      if (vcek) certs = { vcek, chain };
+    }
+    if (!certs) {
+      // No certificate in the evidence: the VCEK comes from the collateral service (KDS/THIM), by chip and TCB.
+      const product = parsed.cpuid ? productFromCpuid(parsed.cpuid.family, parsed.cpuid.model) : undefined;
+      if (!product) throw fail('snp.certificate_missing', 'the SNP report names no product (report version 2 has no CPUID); send the VCEK with the evidence');
+      certs = await deps.snpCertificates.getVcek({ product, chipId: parsed.chipId, tcb: decodeTcb(parsed.reportedTcb, tcbLayoutOf(product)) });
+    }
+    return { certs, amd: await deps.crls.crlFor(parsed, certs) };
   }
 
-  /** Real AMD roots first; the simulated roots only when the operator opted in (the token then says so). */
-  function withAmdRoots<T>(verify: (anchors: SnpTrustAnchors | undefined) => T): { value: T; simulated: boolean } {
+  /**
+   * Real AMD roots (with the AMD CRL) first; the simulated roots (with the simulated TEE's own CRL) only when
+   * the operator opted in (the token then says so). Under `--snp-crl required` a result without a CRL is refused.
+   */
+  function withAmdRoots<T extends { readonly crlChecked: boolean; readonly product: AmdProduct; readonly signingKey: 'vcek' | 'vlek' }>(
+    amd: AmdCrlAnswer,
+    verify: (anchors: SnpTrustAnchors | undefined, crl: Uint8Array | undefined) => T,
+  ): { value: T; simulated: boolean } {
+    let checked: { value: T; simulated: boolean; crl: AmdCrlAnswer };
     try {
-      return { value: verify(undefined), simulated: false };
+      checked = { value: verify(undefined, amd.crl), simulated: false, crl: amd };
     } catch (e) {
       if (!isConclaveError(e, 'snp.chain_invalid') || !deps.simulatedAmdAnchors) throw e;
-      return { value: verify(deps.simulatedAmdAnchors), simulated: true };
+      checked = { value: verify(deps.simulatedAmdAnchors, deps.simulatedAmdCrl), simulated: true, crl: { crl: deps.simulatedAmdCrl } };
     }
+    deps.crls.require(checked.value, checked.crl);
+    return { value: checked.value, simulated: checked.simulated };
   }
 
   /** Trustee's az-snp-vtpm / az-tdx-vtpm evidence: hardware, binding, then the vTPM quote. */
@@ -119,8 +139,8 @@ export function createAzureVmAttester(deps: AzureVmDeps) {
     const hcl = parseHclReport(ev.hclReport);
     if (ev.form === 'trustee-az-snp-vtpm') {
       if (hcl.reportType !== 'snp') throw fail('evidence.malformed', 'az-snp-vtpm evidence holds an HCL report of a TDX VM');
-      const certs = await certificatesFor(hcl.hwReport, ev.vcek?.pem, ev.vcek?.der);
-      const { value: r, simulated } = withAmdRoots((trustAnchors) => verifyAzureHclReport(ev.hclReport, certs, { at, cache: snpCache, trustAnchors }));
+      const { certs, amd } = await certificatesFor(hcl.hwReport, ev.vcek?.pem, ev.vcek?.der);
+      const { value: r, simulated } = withAmdRoots(amd, (trustAnchors, crl) => verifyAzureHclReport(ev.hclReport, { ...certs, crl }, { at, cache: snpCache, trustAnchors }));
       return { tee: 'sevsnpvm', teeClaims: snpTeeClaims(r), runtime: runtimeOf(hcl.runtimeData), snp: r, simulated };
     }
     if (hcl.reportType !== 'tdx') throw fail('evidence.malformed', 'az-tdx-vtpm evidence holds an HCL report of an SNP VM');
@@ -158,8 +178,8 @@ export function createAzureVmAttester(deps: AzureVmDeps) {
       let hw: Hardware;
       let simulated = false;
       if (iso.type === 'SevSnp') {
-        const certs = await certificatesFor(iso.snpReport, iso.vcekCertChainPem, undefined);
-        const checked = withAmdRoots((trustAnchors) => verifySnpReport(iso.snpReport, certs, { at, cache: snpCache, trustAnchors }));
+        const { certs, amd } = await certificatesFor(iso.snpReport, iso.vcekCertChainPem, undefined);
+        const checked = withAmdRoots(amd, (trustAnchors, crl) => verifySnpReport(iso.snpReport, { ...certs, crl }, { at, cache: snpCache, trustAnchors }));
         const r = checked.value;
         simulated = checked.simulated;
         checkReportDataBinding(Buffer.from(r.reportData, 'hex'), iso.runtimeData, 'sha256', true);

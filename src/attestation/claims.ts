@@ -189,6 +189,9 @@ function snpClaimsOf(r: SnpVerificationResult, form: 'container' | 'azure-hcl', 
     'x-conclave-sevsnpvm-product': r.product,
     'x-conclave-sevsnpvm-signing-key': r.signingKey,
     'x-conclave-sevsnpvm-chipid': r.chipId,
+    // Whether the AMD CRL of the product vouched that no certificate of the chain is revoked: `unavailable`
+    // when none could be had (docs/snp.md, "Revocation"); a policy can require `checked`.
+    'x-conclave-sevsnpvm-crl': r.crlChecked ? 'checked' : 'unavailable',
   };
   const runtimeJson = runtime?.json ?? r.runtimeData?.json;
   const claims: Claims = { ...tee, ...runtimeClaims(runtime, initTime) };

@@ -9,7 +9,8 @@ import { describe, test } from 'node:test';
 import { readFixture, skipWithoutFixtures } from '../../test/fixtures.js';
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
 import { fail } from '../core/errors.js';
-import { COLLATERAL_MEMO_MAX, FAILED_LOAD_TTL_MS, MAX_LOADS_IN_FLIGHT, QUOTE_COLLATERAL_TTL_MS, cachedQuoteCollateralSource, cachedVcekSource } from './collateral-cache.js';
+import { createFakeSnpHierarchy, makeFakeAmdCrl } from '../evidence/snp/testing.js';
+import { AMD_CRL_TTL_MS, COLLATERAL_MEMO_MAX, FAILED_LOAD_TTL_MS, MAX_LOADS_IN_FLIGHT, QUOTE_COLLATERAL_TTL_MS, cachedAmdCrlSource, cachedQuoteCollateralSource, cachedVcekSource } from './collateral-cache.js';
 
 const skip = skipWithoutFixtures();
 
@@ -124,5 +125,69 @@ describe('loads an anonymous attestation asks for (issue #23 item 6)', () => {
     }, () => 0);
     for (let i = 0; i < 3; i++) await assert.rejects(src.getQuoteCollateral({ ...req, fmspc: 'EE0000000001' }), (e: { code?: string }) => e.code === 'collateral.missing');
     assert.equal(calls, 1);
+  });
+});
+
+describe('AMD CRLs in the attestation service (cachedAmdCrlSource)', () => {
+  const h = createFakeSnpHierarchy();
+  const crl = (thisUpdate: string, nextUpdate: string) => makeFakeAmdCrl(h, [], new Date(thisUpdate), new Date(nextUpdate));
+  const req = { product: 'Milan', signingKey: 'vcek' } as const;
+
+  test('an older CRL from its source is not taken while a newer one is in use', async () => {
+    let t = 0;
+    const newer = crl('2025-05-02T00:00:00Z', '2025-06-02T00:00:00Z');
+    let next = newer;
+    const src = cachedAmdCrlSource(async () => next, () => t);
+    assert.equal(await src.getCrl(req), newer);
+    next = crl('2025-05-01T00:00:00Z', '2025-06-01T00:00:00Z');
+    t += AMD_CRL_TTL_MS + 1;
+    assert.equal(await src.getCrl(req), newer, 'the rolled-back answer is not used');
+  });
+
+  test('once a CRL was had, a failed fetch answers it again (past its nextUpdate the verifier refuses it), never "no CRL"', async () => {
+    let t = 0;
+    const had = crl('2025-05-01T00:00:00Z', '2025-06-01T00:00:00Z');
+    let fails = false;
+    let calls = 0;
+    const src = cachedAmdCrlSource(async () => {
+      calls++;
+      if (fails) throw fail('upstream.unavailable', 'KDS down');
+      return had;
+    }, () => t);
+    assert.equal(await src.getCrl(req), had);
+    fails = true;
+    t += AMD_CRL_TTL_MS + 1;
+    assert.equal(await src.getCrl(req), had);
+    assert.equal(calls, 2, 'the source was asked again');
+  });
+
+  test('none had and none to be had: the failure is the answer, remembered briefly; clear() forgets', async () => {
+    let t = 0;
+    let calls = 0;
+    const src = cachedAmdCrlSource(async () => {
+      calls++;
+      throw fail('collateral.not_found', 'no upstream');
+    }, () => t);
+    for (let i = 0; i < 3; i++) await assert.rejects(src.getCrl(req), (e: { code?: string }) => e.code === 'collateral.not_found');
+    assert.equal(calls, 1);
+    t += FAILED_LOAD_TTL_MS;
+    await assert.rejects(src.getCrl(req));
+    assert.equal(calls, 2);
+    src.clear();
+    await assert.rejects(src.getCrl(req));
+    assert.equal(calls, 3);
+  });
+
+  test('one CRL per product and key kind', async () => {
+    const asked: string[] = [];
+    const src = cachedAmdCrlSource(async (r) => {
+      asked.push(`${r.product}/${r.signingKey}`);
+      return crl('2025-05-01T00:00:00Z', '2025-06-01T00:00:00Z');
+    }, () => 0);
+    await src.getCrl(req);
+    await src.getCrl(req);
+    await src.getCrl({ product: 'Milan', signingKey: 'vlek' });
+    await src.getCrl({ product: 'Genoa', signingKey: 'vcek' });
+    assert.deepEqual(asked, ['Milan/vcek', 'Milan/vlek', 'Genoa/vcek']);
   });
 });

@@ -7,6 +7,7 @@
 import { BoundedMap } from '../core/bounded-map.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import { quoteCollateralRollback } from '../collateral/cache/guard.js';
+import { parseCrl } from '../core/x509.js';
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
 import type { QuoteCollateralSource, SnpCertificateSource } from './ports.js';
 
@@ -15,6 +16,7 @@ export const QUOTE_COLLATERAL_TTL_MS = 5 * 60_000;
 
 type QuoteCollateralRequest = Parameters<QuoteCollateralSource['getQuoteCollateral']>[0];
 type VcekRequest = Parameters<SnpCertificateSource['getVcek']>[0];
+type AmdCrlRequest = Parameters<SnpCertificateSource['getCrl']>[0];
 
 /** How long a failed load is answered from memory instead of asking the source again. */
 export const FAILED_LOAD_TTL_MS = 30_000;
@@ -131,7 +133,7 @@ export function cachedQuoteCollateralSource(
  * VCEKs per chip and TCB: a VCEK never changes for those, but `clear()` follows the cache behind (a copy
  * an upstream got wrong is not kept until a restart). Sources check the chip and TCB before answering.
  */
-export function cachedVcekSource(load: (req: VcekRequest) => Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>, nowMs: () => number = Date.now): SnpCertificateSource & Forgetful {
+export function cachedVcekSource(load: (req: VcekRequest) => Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>, nowMs: () => number = Date.now): Pick<SnpCertificateSource, 'getVcek'> & Forgetful {
   const cache = new BoundedMap<string, Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>>(COLLATERAL_MEMO_MAX);
   const loads = guardedLoads(nowMs);
   return {
@@ -149,6 +151,71 @@ export function cachedVcekSource(load: (req: VcekRequest) => Promise<{ vcek: Uin
         hit.catch(() => cache.delete(key));
       }
       return hit;
+    },
+  };
+}
+
+/** How long a fetched AMD CRL is reused before asking its source again (KDS reissues them about daily). */
+export const AMD_CRL_TTL_MS = 5 * 60_000;
+
+/** Whether CRL `next` is older than `prev` (thisUpdate, or cRLNumber where both carry one), as the cache guard judges. */
+function crlOlder(next: Uint8Array, prev: Uint8Array): boolean {
+  const a = parseCrl(prev);
+  const b = parseCrl(next);
+  return b.thisUpdate.getTime() < a.thisUpdate.getTime() || (a.crlNumber !== undefined && b.crlNumber !== undefined && b.crlNumber < a.crlNumber);
+}
+
+/**
+ * AMD CRLs per product and key kind (six at most), reused for {@link AMD_CRL_TTL_MS}. The copy only moves
+ * forward: an answer older than the CRL in use is not taken (a source that rolls back cannot undo a
+ * revocation). Once a CRL has been had, a failed fetch answers it again instead of failing: a CRL past its
+ * nextUpdate is then refused by the verifier (`crl.expired`), never treated as "no CRL". Without one, the
+ * failure is the answer (the attestation service decides what "no CRL" means, docs/snp.md "Revocation").
+ * `clear()` follows the cache behind (which is guarded on its own), forgetting that floor too.
+ */
+export function cachedAmdCrlSource(
+  load: (req: AmdCrlRequest) => Promise<Uint8Array>,
+  nowMs: () => number,
+  warn?: (msg: string, fields: Record<string, unknown>) => void,
+): Pick<SnpCertificateSource, 'getCrl'> & Forgetful {
+  const memo = new Map<string, { at: number; value: Promise<Uint8Array> }>();
+  const newest = new Map<string, Uint8Array>();
+  const loads = guardedLoads(nowMs);
+  return {
+    clear: () => {
+      memo.clear();
+      newest.clear();
+      loads.clear();
+    },
+    getCrl(req) {
+      const key = `${req.product}:${req.signingKey}`;
+      const hit = memo.get(key);
+      if (hit && nowMs() - hit.at < AMD_CRL_TTL_MS) return hit.value;
+      const value = loads.run(key, () => load(req)).then(
+        (crl) => {
+          const prev = newest.get(key);
+          let older = false;
+          try {
+            older = prev !== undefined && crlOlder(crl, prev);
+          } catch {
+            older = true; // not a CRL: the one in use stays (sources check their answers; this is a backstop)
+          }
+          if (prev && older) {
+            warn?.('AMD CRL answer older than the one in use (or unreadable); keeping the one in use', { key });
+            return prev;
+          }
+          newest.set(key, crl);
+          return crl;
+        },
+        (e: unknown) => {
+          const prev = newest.get(key);
+          if (prev) return prev;
+          throw e;
+        },
+      );
+      memo.set(key, { at: nowMs(), value });
+      value.catch(() => memo.delete(key));
+      return value;
     },
   };
 }

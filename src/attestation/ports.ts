@@ -7,9 +7,18 @@ export interface QuoteCollateralSource {
   getQuoteCollateral(req: { tee: 'sgx' | 'tdx'; fmspc: string; pceId: string; caType: 'processor' | 'platform' }): Promise<QuoteCollateral>;
 }
 
-/** Where the attestation service gets a VCEK and its chain when evidence carries none (KDS/THIM). */
+/**
+ * Where the attestation service gets AMD collateral (the collateral cache, or a KDS/THIM): a VCEK and its
+ * chain when evidence carries none, and the product's AMD CRL for every SNP report.
+ */
 export interface SnpCertificateSource {
   getVcek(req: { product: AmdProduct; chipId: Uint8Array; tcb: SnpTcbParts }): Promise<{ vcek: Uint8Array; chain: Uint8Array[] }>;
+  /**
+   * The CRL (DER) the product's ARK signs over its ASKs (`vcek`) or ASVKs (`vlek`), KDS
+   * `/{vcek|vlek}/v1/{product}/crl`. Rejects when none can be had (`collateral.not_found`: none cached and
+   * no upstream to ask, or the upstream has none; `upstream.*`: the upstream failed).
+   */
+  getCrl(req: { product: AmdProduct; signingKey: 'vcek' | 'vlek' }): Promise<Uint8Array>;
 }
 
 /** A policy as stored: the policy text, the JWS it arrived in, and its signer (if signed). */

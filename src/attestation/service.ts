@@ -16,12 +16,13 @@ import { RecentBytes } from '../evidence/dcap/recent-bytes.js';
 import type { Quote } from '../evidence/dcap/quote.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { SIMULATED_ROOT_CN } from '../evidence/simulated/index.js';
-import { SnpVerifierCache, verifyAzureHclReport, verifyMaaSevSnpEvidenceAsync } from '../evidence/snp/index.js';
+import { SnpVerifierCache, parseMaaSevSnpEvidence, verifyAzureHclReport, verifyParsedMaaSevSnpEvidenceAsync } from '../evidence/snp/index.js';
 import { isHclReport, parseHclReport } from '../evidence/azure-vtpm/hcl.js';
 import { parseAzureVtpmEvidence } from '../evidence/azure-vtpm/evidence.js';
 import { parseGuestAttestationInfo } from '../evidence/azure-vtpm/guest.js';
 import { createAzureVmAttester, sealTokenToTpmKey } from './azure-vm.js';
 import { createTpmProtocol } from './tpm-protocol.js';
+import { type SnpCrlRequirement, createSnpCrls } from './snp-crl.js';
 import { decodeTcb, parseSnpReport, productFromCpuid, tcbLayoutOf } from '../evidence/snp/report.js';
 import { type Claims, type EvidenceClaims, claimsOf, incomingClaims, sgxClaims, snpClaims, tdxClaims } from './claims.js';
 import {
@@ -72,6 +73,8 @@ export interface AttestationServiceDeps {
   /** `azure` (default, as MAA): collateral past its nextUpdate is reported; `strict`: refused, naming the item. */
   readonly freshness?: 'azure' | 'strict';
   readonly snpCertificates: SnpCertificateSource;
+  /** Whether SNP evidence needs the AMD CRL (`required`) or is attested without one that cannot be had (default). */
+  readonly snpCrl?: SnpCrlRequirement | undefined;
   readonly policies: PolicyStore;
   readonly signer: () => Promise<TokenSigner>;
   /** Signs tokens from simulated evidence (present only with `simulated`); never the production key. */
@@ -301,9 +304,12 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     return { result, collateral, simulated: simulated !== undefined };
   }
 
+  const crls = createSnpCrls(deps.snpCertificates, deps.snpCrl);
   const azure = createAzureVmAttester({
     snpCertificates: deps.snpCertificates,
+    crls,
     simulatedAmdAnchors: deps.simulated?.amdAnchors,
+    simulatedAmdCrl: deps.simulated?.amdCrl,
     async verifyTdQuote(quote, at) {
       const { result, collateral, simulated } = await verifyDcap('tdx', quote, at);
       if (simulated || result.tee !== 'tdx') throw fail('evidence.untrusted_root', 'Azure vTPM evidence needs a TD quote from real Intel hardware');
@@ -328,21 +334,32 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       const product = report.cpuid ? productFromCpuid(report.cpuid.family, report.cpuid.model) : undefined;
       if (!product) throw fail('snp.certificate_missing', 'the SNP report names no product (report version 2 has no CPUID); send the VCEK with the evidence');
       const certs = await deps.snpCertificates.getVcek({ product, chipId: report.chipId, tcb: decodeTcb(report.reportedTcb, tcbLayoutOf(product)) });
-      const r = verifyAzureHclReport(decoded, certs, { ...opts, ...(runtime ? { runtimeData: runtime.bytes } : {}) });
+      const amd = await crls.crlFor(report, certs);
+      const r = verifyAzureHclReport(decoded, { ...certs, crl: amd.crl }, { ...opts, ...(runtime ? { runtimeData: runtime.bytes } : {}) });
+      crls.require(r, amd);
       // The HCL form binds its own runtime data; init-time data binds through the SNP report's HOST_DATA as in the container form.
       if (initTime) checkInitTimeBinding(r.hostData, initTime, 'SNP HOST_DATA');
       // The bytes the report binds (the HCL variable data): a composite attestation derives the GPU nonce from them.
       return { claims: snpClaims(r, 'azure-hcl', runtime, initTime), simulated: false, boundRuntimeData: r.runtimeData ? fromB64(r.runtimeData.data, 'runtimeData') : undefined };
     }
-    // Container form: base64url(JSON {SnpReport, VcekCertChain, Endorsements}). Try the pinned AMD roots
-    // first; the simulated roots only when the operator opted in.
+    // Container form: base64url(JSON {SnpReport, VcekCertChain, Endorsements}). The chain is in the evidence;
+    // the AMD CRL is not: it comes from the collateral source, by the report's product and signing key. Try
+    // the pinned AMD roots (with that CRL) first; the simulated roots (with the simulated TEE's own CRL) only
+    // when the operator opted in.
     // The report's P-384 signature is checked on the threadpool (the event loop keeps the other checks).
+    const ev = parseMaaSevSnpEvidence(decoded);
+    const report = parseSnpReport(ev.snpReport);
+    const chain = { chain: ev.vcekCertChain };
+    const amd = await crls.crlFor(report, chain);
     try {
-      const r = await verifyMaaSevSnpEvidenceAsync(decoded, runtime?.bytes, initTime?.bytes, opts);
+      const r = await verifyParsedMaaSevSnpEvidenceAsync(ev, report, runtime?.bytes, initTime?.bytes, { ...opts, certs: { ...chain, crl: amd.crl } });
+      crls.require(r, amd);
       return { claims: snpClaims(r, 'container', runtime, initTime), simulated: false };
     } catch (e) {
       if (!(e instanceof ConclaveError) || e.code !== 'snp.chain_invalid' || !deps.simulated) throw e;
-      const r = await verifyMaaSevSnpEvidenceAsync(decoded, runtime?.bytes, initTime?.bytes, { ...opts, trustAnchors: deps.simulated.amdAnchors });
+      const own = { crl: deps.simulated.amdCrl };
+      const r = await verifyParsedMaaSevSnpEvidenceAsync(ev, report, runtime?.bytes, initTime?.bytes, { ...opts, certs: { ...chain, crl: own.crl }, trustAnchors: deps.simulated.amdAnchors });
+      crls.require(r, own);
       return { claims: snpClaims(r, 'container', runtime, initTime), simulated: true };
     }
   }

@@ -8,9 +8,12 @@
  * trust anchors; its ARK signs the CRLs.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
+import { fixturePath, readFixture, readFixtureJson, skipWithoutFixtures } from '../../test/fixtures.js';
 import { b64url } from '../core/bytes.js';
-import { derToPem } from '../core/x509.js';
+import { ConclaveError, fail } from '../core/errors.js';
+import { derToPem, pemToDer } from '../core/x509.js';
 import { simulateAzureCvm } from '../evidence/azure-vtpm/testing.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { createFakeSnpHierarchy, makeFakeAmdCrl, makeFakeSnpReport } from '../evidence/snp/testing.js';
@@ -33,26 +36,38 @@ const policies = {
   },
 } as unknown as PolicyStore;
 
-/** The collateral cache as the service sees it: this chip's VCEK, the product's chain, and the AMD CRL. */
-function collateralStandIn(crl: Uint8Array | undefined): SnpCertificateSource & { asked: string[] } {
+/** The collateral cache as the service sees it: a VCEK and chain, and the AMD CRL (or the error it answers). */
+function collateralStandIn(crl: Uint8Array | ConclaveError | undefined, vcek = { vcek: h.vek.der, chain: h.chain }): SnpCertificateSource & { asked: string[] } {
   const asked: string[] = [];
   return {
     asked,
     async getVcek(req) {
       asked.push(`vcek ${req.product}`);
-      return { vcek: h.vek.der, chain: h.chain };
+      return vcek;
     },
     async getCrl(req: { product: string; signingKey: string }) {
       asked.push(`crl ${req.product} ${req.signingKey}`);
-      if (!crl) throw Object.assign(new Error('no CRL'), { code: 'collateral.not_found' });
+      if (crl === undefined) throw fail('collateral.not_found', 'no AMD CRL cached and no upstream configured');
+      if (crl instanceof ConclaveError) throw crl;
       return crl;
     },
   } as SnpCertificateSource & { asked: string[] };
 }
 
-function service(crl: Uint8Array | undefined, extra: Partial<AttestationServiceDeps> = {}) {
-  const snpCertificates = collateralStandIn(crl);
-  const simulated = { amdAnchors: h.trustAnchors, amdCrl: crl } as unknown as SimulatedTee;
+interface ServiceOptions {
+  /** What the collateral source answers for the CRL (default: `crl`); an error is what it rejects with. */
+  readonly sourceCrl?: Uint8Array | ConclaveError | undefined;
+  /** The simulated TEE's own CRL (default: `crl`). */
+  readonly simulatedCrl?: Uint8Array | undefined;
+  /** What the collateral source answers for the VCEK (default: the fake hierarchy's). */
+  readonly vcek?: { vcek: Uint8Array; chain: Uint8Array[] };
+  readonly snpCrl?: AttestationServiceDeps['snpCrl'];
+}
+
+/** The service with the fake hierarchy's roots as its simulated ones, `crl` from its collateral source and as the simulated TEE's own. */
+function service(crl: Uint8Array | undefined, o: ServiceOptions = {}) {
+  const snpCertificates = collateralStandIn('sourceCrl' in o ? o.sourceCrl : crl, o.vcek);
+  const simulated = { amdAnchors: h.trustAnchors, amdCrl: 'simulatedCrl' in o ? o.simulatedCrl : crl } as unknown as SimulatedTee;
   const svc = createAttestationService({
     collateral: {} as never,
     snpCertificates,
@@ -63,7 +78,7 @@ function service(crl: Uint8Array | undefined, extra: Partial<AttestationServiceD
     cacheClockMs: () => 0,
     tokenLifetimeSeconds: 60,
     simulated,
-    ...extra,
+    snpCrl: o.snpCrl,
   });
   return { svc, snpCertificates };
 }
@@ -75,19 +90,23 @@ function containerEvidence(): string {
 }
 
 /** Azure CVM form: trustee's az-snp-vtpm evidence (HCL report, vTPM quote, the VCEK; the ASK is the pinned one). */
+let cvm: ReturnType<typeof simulateAzureCvm> | undefined;
 function azureCvmEvidence(): string {
-  return b64url(simulateAzureCvm(h).trusteeV1());
+  cvm ??= simulateAzureCvm(h);
+  return b64url(cvm.trusteeV1());
 }
 
 const draftPolicyForAttestation = DEFAULT_POLICIES.SevSnpVm;
 
-async function refusedWith(p: Promise<unknown>, code: string): Promise<void> {
+async function refusedWith(p: Promise<unknown>, code: string, status = 400): Promise<void> {
   await assert.rejects(p, (e: { code?: string; status?: number }) => {
     assert.equal(e.code, code);
-    assert.equal(e.status, 400);
+    assert.equal(e.status, status);
     return true;
   });
 }
+
+const CLAIM = 'x-conclave-sevsnpvm-crl';
 
 describe('SEV-SNP attestation checks the AMD CRL', () => {
   test('container form: evidence whose ASK the AMD CRL revokes is refused (snp.revoked)', async () => {
@@ -98,5 +117,99 @@ describe('SEV-SNP attestation checks the AMD CRL', () => {
   test('Azure CVM form (HCL report and vTPM quote): a revoked ASK is refused (snp.revoked)', async () => {
     const { svc } = service(revoked);
     await refusedWith(svc.attest('SevSnpVm', { report: azureCvmEvidence(), draftPolicyForAttestation }), 'snp.revoked');
+  });
+});
+
+describe('SEV-SNP attestation and the AMD CRL: what a CRL must be, and what no CRL means', () => {
+  const forms = [
+    ['container', containerEvidence],
+    ['Azure CVM', azureCvmEvidence],
+  ] as const;
+
+  test('a clean CRL: both forms attest, and the token says the CRL was checked', async () => {
+    const { svc } = service(crlOf([]));
+    for (const [form, evidence] of forms) {
+      const { claims } = await svc.attest('SevSnpVm', { report: evidence(), draftPolicyForAttestation });
+      assert.equal(claims[CLAIM], 'checked', form);
+      assert.equal((claims['x-ms-isolation-tee'] as Record<string, unknown>)[CLAIM], 'checked', `${form}: nested TEE claims too`);
+    }
+  });
+
+  test('a CRL signed by another key than the ARK is refused (crl.invalid), as are bytes that are no CRL', async () => {
+    const other = createFakeSnpHierarchy();
+    const forged = makeFakeAmdCrl(other, [], new Date('2025-05-01T00:00:00Z'), new Date('2025-07-01T00:00:00Z'));
+    for (const [, evidence] of forms) {
+      await refusedWith(service(forged).svc.attest('SevSnpVm', { report: evidence(), draftPolicyForAttestation }), 'crl.invalid');
+      await refusedWith(service(new Uint8Array([0x30, 0x03, 0x02, 0x01, 0x01])).svc.attest('SevSnpVm', { report: evidence(), draftPolicyForAttestation }), 'crl.invalid');
+    }
+  });
+
+  test('a CRL past its nextUpdate fails closed (crl.expired), and one whose thisUpdate is ahead is crl.invalid', async () => {
+    const stale = makeFakeAmdCrl(h, [], new Date('2025-04-01T00:00:00Z'), new Date('2025-05-01T00:00:00Z'));
+    const early = makeFakeAmdCrl(h, [], new Date('2025-06-02T00:00:00Z'), new Date('2025-07-01T00:00:00Z'));
+    for (const [, evidence] of forms) {
+      await refusedWith(service(stale).svc.attest('SevSnpVm', { report: evidence(), draftPolicyForAttestation }), 'crl.expired');
+      await refusedWith(service(early).svc.attest('SevSnpVm', { report: evidence(), draftPolicyForAttestation }), 'crl.invalid');
+    }
+  });
+
+  test('no CRL: attested, the token says unavailable; with snpCrl required, refused (collateral.missing)', async () => {
+    for (const [form, evidence] of forms) {
+      const { claims } = await service(undefined).svc.attest('SevSnpVm', { report: evidence(), draftPolicyForAttestation });
+      assert.equal(claims[CLAIM], 'unavailable', form);
+      await refusedWith(service(undefined, { snpCrl: 'required' }).svc.attest('SevSnpVm', { report: evidence(), draftPolicyForAttestation }), 'collateral.missing');
+      const { claims: checked } = await service(crlOf([]), { snpCrl: 'required' }).svc.attest('SevSnpVm', { report: evidence(), draftPolicyForAttestation });
+      assert.equal(checked[CLAIM], 'checked', `${form}: required and had`);
+    }
+  });
+
+  test("simulated evidence is checked with the simulated TEE's own CRL, never with the one AMD's collateral source answers", async () => {
+    const { svc } = service(undefined, { sourceCrl: revoked, simulatedCrl: crlOf([]) });
+    for (const [form, evidence] of forms) {
+      const { claims } = await svc.attest('SevSnpVm', { report: evidence(), draftPolicyForAttestation });
+      assert.equal(claims[CLAIM], 'checked', form);
+      assert.equal(claims['x-conclave-simulated'], true);
+    }
+  });
+});
+
+describe('SEV-SNP attestation of real AMD evidence: the CRL comes from the collateral source', { skip: skipWithoutFixtures() }, () => {
+  const aci = () => ({ ...readFixtureJson<Record<string, unknown>>('amd', 'azure-aci-sidecar', 'DERIVED_maa_attest_sevsnpvm_request.json'), draftPolicyForAttestation });
+  const milanDir = ['amd', 'azure-cvm-hcl-milan-trustee'] as const;
+  const milanVcek = () => ({
+    vcek: pemToDer(readFileSync(fixturePath(...milanDir, 'vcek.pem'), 'utf8'))[0]!,
+    chain: pemToDer(readFileSync(fixturePath('amd', 'roots', 'kds_cert_chain', 'ask_ark_milan.pem'), 'utf8')),
+  });
+  const hcl = () => ({ report: b64url(readFixture(...milanDir, 'hcl_report.bin')), draftPolicyForAttestation });
+  // No real ARK-signed CRL is among the vectors: a CRL the fake ARK signed stands for one that does not verify.
+  const forged = crlOf([]);
+
+  test('container form (ACI, a version 2 report): the product named by its chain picks the CRL; none to be had is "unavailable"', async () => {
+    const { svc, snpCertificates } = service(undefined);
+    const { claims } = await svc.attest('SevSnpVm', aci());
+    assert.equal(claims[CLAIM], 'unavailable');
+    assert.equal(claims['x-conclave-simulated'], undefined);
+    assert.deepEqual(snpCertificates.asked, ['crl Milan vcek']);
+  });
+
+  test('container form: the CRL the source answers is checked with the ARK (crl.invalid)', async () => {
+    await refusedWith(service(undefined, { sourceCrl: forged }).svc.attest('SevSnpVm', aci()), 'crl.invalid');
+  });
+
+  test('Azure CVM HCL report, VCEK and chain from the source: so is its CRL', async () => {
+    const none = service(undefined, { vcek: milanVcek() });
+    const { claims } = await none.svc.attest('SevSnpVm', hcl());
+    assert.equal(claims[CLAIM], 'unavailable');
+    assert.deepEqual(none.snpCertificates.asked, ['vcek Milan', 'crl Milan vcek']);
+    await refusedWith(service(undefined, { vcek: milanVcek(), sourceCrl: forged }).svc.attest('SevSnpVm', hcl()), 'crl.invalid');
+  });
+
+  test('snpCrl required: no CRL is collateral.missing (400); an upstream that failed stays its 503', async () => {
+    await refusedWith(service(undefined, { snpCrl: 'required' }).svc.attest('SevSnpVm', aci()), 'collateral.missing');
+    const down = fail('upstream.unavailable', 'KDS answered 502');
+    await refusedWith(service(undefined, { snpCrl: 'required', sourceCrl: down }).svc.attest('SevSnpVm', aci()), 'upstream.unavailable', 503);
+    await refusedWith(service(undefined, { snpCrl: 'required', vcek: milanVcek() }).svc.attest('SevSnpVm', hcl()), 'collateral.missing');
+    const { claims } = await service(undefined, { sourceCrl: down }).svc.attest('SevSnpVm', aci());
+    assert.equal(claims[CLAIM], 'unavailable', 'if-available: an upstream that failed is no CRL');
   });
 });

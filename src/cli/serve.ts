@@ -31,6 +31,7 @@ export function registerServe(program: Command): void {
     .option('--upstream-nvidia-ocsp <url>', 'NVIDIA OCSP responder URL')
     .option('--upstream-timeout <ms>', 'total deadline of one upstream collateral request, connect to last byte (default 15000)')
     .option('--collateral-freshness <policy>', 'azure (past-nextUpdate collateral reported, MAA default) or strict (refused, naming the item)')
+    .option('--snp-crl <policy>', 'if-available (SEV-SNP attested without an AMD CRL that cannot be had, token says so; default) or required (refused)')
     .option('--db-pool-size <n>', 'PostgreSQL connection pool size (default 10)')
     .option('--log-batch-ms <ms>', 'transparency log: sequence a batch every <ms> (default 25; inclusion latency bound)')
     .option('--log-lease-ms <ms>', 'transparency log: sequencer lease; a dead holder is replaced after it (default 3000)')

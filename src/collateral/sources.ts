@@ -65,6 +65,15 @@ export async function vcekFromCache(lookup: CollateralLookup, req: { product: Am
 }
 
 /**
+ * The AMD CRL of a product for VCEKs or VLEKs (DER), as KDS `/{vcek|vlek}/v1/{product}/crl` would answer
+ * it: the cache verified it against the product's pinned ARK and keeps it moving forward (cache/guard.ts).
+ */
+export async function amdCrlFromCache(lookup: CollateralLookup, req: { product: AmdProduct; signingKey: 'vcek' | 'vlek' }, at: () => Date): Promise<Uint8Array> {
+  const crl = await item(lookup, `${req.signingKey}/crl`, () => lookup.amdCrl(req.product, req.signingKey), at);
+  return crl.body;
+}
+
+/**
  * NVIDIA RIMs by id and OCSP answers for GPU certificates, as the `/v1/rim/{id}` and `/ocsp` routes
  * would answer them: an id the cache cannot find is `undefined` (the GPU's measurements are then not
  * compared); an OCSP answer that cannot be had, for whatever reason, is `undefined` too.

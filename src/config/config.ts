@@ -53,6 +53,12 @@ export interface Config {
    * attestation refuses it (`collateral.expired` / `crl.expired`, naming the item).
    */
   readonly collateralFreshness: 'azure' | 'strict';
+  /**
+   * SEV-SNP and the AMD CRL: `if-available` (default) attests without a CRL that cannot be had and says so in
+   * the token (`x-conclave-sevsnpvm-crl: unavailable`); `required` refuses such evidence. A CRL that is had is
+   * always checked (revoked, expired or badly signed: refused).
+   */
+  readonly snpCrl: 'if-available' | 'required';
   /** Store connection pool size (PostgreSQL). */
   readonly dbPoolSize: number;
   /** Extra trusted attestation authorities for key release (issuer URLs). */
@@ -199,6 +205,7 @@ const OPTIONS = [
   { key: 'upstreamNvidiaOcsp', flag: 'upstreamNvidiaOcsp', env: 'CONCLAVE_UPSTREAM_NVIDIA_OCSP', parse: url('upstream-nvidia-ocsp', ['https:', 'http:']) },
   { key: 'upstreamTimeoutMs', flag: 'upstreamTimeout', env: 'CONCLAVE_UPSTREAM_TIMEOUT', parse: int('upstream-timeout', 100, 300_000) },
   { key: 'collateralFreshness', flag: 'collateralFreshness', env: 'CONCLAVE_COLLATERAL_FRESHNESS', parse: oneOf('collateral-freshness', ['azure', 'strict'] as const) },
+  { key: 'snpCrl', flag: 'snpCrl', env: 'CONCLAVE_SNP_CRL', parse: oneOf('snp-crl', ['if-available', 'required'] as const) },
   { key: 'dbPoolSize', flag: 'dbPoolSize', env: 'CONCLAVE_DB_POOL_SIZE', parse: int('db-pool-size', 1, 1000) },
   { key: 'logBatchMs', flag: 'logBatchMs', env: 'CONCLAVE_LOG_BATCH_MS', parse: int('log-batch-ms', 1, 1000) },
   { key: 'logLeaseMs', flag: 'logLeaseMs', env: 'CONCLAVE_LOG_LEASE_MS', parse: int('log-lease-ms', 200, 60_000) },
@@ -278,6 +285,7 @@ export function loadConfig(sources: ConfigSources): Config {
     pccsUserTokenHash: out.pccsUserTokenHash as string | undefined,
     upstreamTimeoutMs: (out.upstreamTimeoutMs as number | undefined) ?? 15_000,
     collateralFreshness: (out.collateralFreshness as 'azure' | 'strict' | undefined) ?? 'azure',
+    snpCrl: (out.snpCrl as 'if-available' | 'required' | undefined) ?? 'if-available',
     dbPoolSize: (out.dbPoolSize as number | undefined) ?? 10,
     trustedAuthorities: (out.trustedAuthorities as string[] | undefined) ?? [],
     logBatchMs: (out.logBatchMs as number | undefined) ?? 25,

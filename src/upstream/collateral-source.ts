@@ -5,12 +5,14 @@ import type { KdsTcb } from '../collateral/amd/kds.js';
 import { BoundedMap } from '../core/bounded-map.js';
 import { fail } from '../core/errors.js';
 import type { HttpClient } from './http.js';
-import { fetchCertChain, fetchVcek } from './kds.js';
+import { fetchCertChain, fetchCrl, fetchVcek } from './kds.js';
 import { fetchQuoteCollateral } from './pcs-collateral.js';
 import type { GpuReferenceSource } from '../attestation/gpu.js';
 import { rimFromServiceAnswer } from '../collateral/nvidia.js';
 import { buildOcspRequest, parseOcspResponse } from '../core/ocsp.js';
 import { checkVcekTarget } from '../collateral/cache/guard.js';
+import { AMD_ROOTS } from '../evidence/snp/roots.js';
+import { crlBytes, parseCrl, verifyCrlSignature } from '../core/x509.js';
 
 /**
  * Intel collateral for the attestation service from a PCS-compatible base URL (a collateral service in
@@ -37,6 +39,24 @@ export function kdsVcekFetcher(baseUrl: () => string | undefined, caFile: string
     return Promise.all([fetchVcek(opts, product, chipId, tcb), fetchCertChain(opts, product)]).then(([vcek, chain]) => {
       checkVcekTarget(vcek, product, chipId, tcb);
       return { vcek, chain };
+    });
+  };
+}
+
+/**
+ * AMD CRLs for the attestation service from an AMD KDS-compatible base URL. The answer must be a CRL signed
+ * by the product's pinned ARK (`crl.invalid` otherwise), checked here before anything keeps it, as the
+ * collateral cache checks it on ingest: a bad answer is a failed fetch, never the CRL in use. Throws
+ * `collateral.not_found` synchronously when no upstream is configured.
+ */
+export function kdsCrlFetcher(baseUrl: () => string | undefined, caFile: string) {
+  return ({ product, signingKey }: { product: AmdProduct; signingKey: 'vcek' | 'vlek' }): Promise<Uint8Array> => {
+    const base = baseUrl();
+    if (!base) throw fail('collateral.not_found', 'no collateral service is configured to fetch the AMD CRL from');
+    return fetchCrl({ baseUrl: base, ca: readFileSync(caFile) }, product, signingKey).then((body) => {
+      const der = crlBytes(body);
+      verifyCrlSignature(parseCrl(der), AMD_ROOTS[product].ark);
+      return der;
     });
   };
 }

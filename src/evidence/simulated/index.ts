@@ -15,7 +15,7 @@ import { b64url, sha256 } from '../../core/bytes.js';
 import { type Certificate, derToPem, parseCertificate } from '../../core/x509.js';
 import { type DcapHierarchy, type Issued, buildCollateral, buildSignedQuote, createDcapHierarchy } from '../dcap/testing.js';
 import type { SnpTrustAnchors } from '../snp/chain.js';
-import { type FakeKeyPair, type FakeSnpHierarchy, createFakeSnpHierarchy, makeFakeSnpReport } from '../snp/testing.js';
+import { type FakeKeyPair, type FakeSnpHierarchy, createFakeSnpHierarchy, makeFakeAmdCrl, makeFakeSnpReport } from '../snp/testing.js';
 import { gpuNonceFor } from '../nvidia/nonce.js';
 import { serializeGpuEvidence } from '../nvidia/serialized.js';
 import { type SimulatedGpus, loadOrCreateSimulatedGpus } from './gpu.js';
@@ -61,6 +61,11 @@ export interface SimulatedTee {
   /** Trust anchors that make simulated evidence verify. */
   readonly intelRoot: Certificate;
   readonly amdAnchors: SnpTrustAnchors;
+  /**
+   * The simulated ARK's CRL (it revokes nothing; valid as long as the hierarchy): what applies to simulated
+   * SNP evidence in place of AMD's CRL, which the simulated ARK did not sign.
+   */
+  readonly amdCrl: Uint8Array;
   /** Simulated NVIDIA GPUs (trust anchors, RIMs, evidence). */
   readonly gpus: SimulatedGpus;
   /** Complete, signed collateral for the simulated platform. */
@@ -112,6 +117,7 @@ function build(dcap: DcapHierarchy, snp: FakeSnpHierarchy, gpus: SimulatedGpus):
     snp,
     intelRoot: dcap.root.certificate,
     amdAnchors: snp.trustAnchors,
+    amdCrl: makeFakeAmdCrl(snp, [], snp.notBefore, snp.notAfter),
     gpus,
     collateral: (tee) => collateral[tee],
     evidence(opts) {

@@ -36,6 +36,8 @@ export interface VerifiedVekChain {
   /** The window in which every certificate of the path is valid. */
   readonly validFrom: Date;
   readonly validTo: Date;
+  /** Whether the AMD CRL was given and checked (its signature, dates and revocations). */
+  readonly crlChecked: boolean;
   /** The CRL's nextUpdate when a CRL was checked. */
   readonly crlNextUpdate: Date | undefined;
 }
@@ -59,11 +61,27 @@ export class SnpVerifierCache {
   private readonly anchorIds: ContentIds = new WeakMap();
   /** Per certificates object, the content id and copies of the bytes it was computed from (see {@link certsId}). */
   private readonly certIds: ContentIds = new WeakMap();
+  /**
+   * AMD CRLs whose ARK signature verified, by the SHA-256 of the CRL and of the ARK: a CRL is parsed and its
+   * signature checked once, not again for every chain verified with it (one CRL serves every chip of a product).
+   */
+  private readonly crls = new BoundedMap<string, Crl>(64);
 
   constructor(maxEntries = 4096) {
     this.maxEntries = maxEntries;
     this.chains = new BoundedMap(maxEntries);
     this.refusals = new BoundedMap(maxEntries);
+  }
+
+  /** The CRL parsed, its signature by `ark` verified once per CRL and ARK (see {@link readAmdCrl}). */
+  verifiedCrl(bytes: Uint8Array, ark: Certificate): Crl {
+    const key = createHash('sha256').update(bytes).update(ark.der).digest('hex');
+    let crl = this.crls.get(key);
+    if (!crl) {
+      crl = readAmdCrl(bytes, ark);
+      this.crls.set(key, crl);
+    }
+    return crl;
   }
 
   get size(): number {
@@ -154,6 +172,25 @@ function productOfName(name: string | undefined): AmdProduct | undefined {
 function productOfCn(cn: string | undefined): AmdProduct | undefined {
   const m = /^(?:ARK|SEV|SEV-VLEK)-(\w+)$/.exec(cn ?? '');
   return m ? productOfName(m[1]) : undefined;
+}
+
+/**
+ * The AMD product one certificate of a VEK chain names (a VEK by its product-name extension, an ASK/ASVK or
+ * ARK by its subject), without verifying anything: which product's CRL to fetch for a report that does not
+ * name its product (version 2). Verification still decides the product from every source
+ * (`snp.product_mismatch`); undefined when the certificate names none or cannot be read.
+ */
+export function productNamedBy(der: Uint8Array): AmdProduct | undefined {
+  try {
+    const c = parseCertificate(der);
+    if (c.subjectCN === 'SEV-VCEK' || c.subjectCN === 'SEV-VLEK') {
+      const name = parseVekExtensions(c).productName;
+      return name === undefined ? undefined : productOfName(name);
+    }
+    return productOfCn(c.subjectCN);
+  } catch {
+    return undefined;
+  }
 }
 
 export interface VekChainOptions {
@@ -299,7 +336,10 @@ function verifyVekChainCold(certs: SnpCertificates, opts: VekChainOptions): Veri
   verifyChain(path, root, { at: opts.at, code: 'snp.chain_invalid' });
 
   let crlNextUpdate: Date | undefined;
-  if (certs.crl) crlNextUpdate = checkCrl(parseCrl(crlBytes(certs.crl)), root, [intermediate, vek], opts.at);
+  if (certs.crl) {
+    const crl = opts.cache ? opts.cache.verifiedCrl(certs.crl, root) : readAmdCrl(certs.crl, root);
+    crlNextUpdate = checkCrl(crl, root, [intermediate, vek], opts.at);
+  }
 
   const vekKey = publicKeyOf(vek);
   const details = vekKey.asymmetricKeyDetails;
@@ -308,11 +348,27 @@ function verifyVekChainCold(certs: SnpCertificates, opts: VekChainOptions): Veri
   }
   const validFrom = new Date(Math.max(vek.notBefore.getTime(), intermediate.notBefore.getTime(), root.notBefore.getTime()));
   const validTo = new Date(Math.min(vek.notAfter.getTime(), intermediate.notAfter.getTime(), root.notAfter.getTime()));
-  return { product, signingKey, vek, vekKey, extensions, validFrom, validTo, crlNextUpdate };
+  return { product, signingKey, vek, vekKey, extensions, validFrom, validTo, crlChecked: certs.crl !== undefined, crlNextUpdate };
 }
 
-function checkCrl(crl: Crl, ark: Certificate, certs: Certificate[], at: Date): Date | undefined {
+/**
+ * The AMD CRL (DER or PEM) parsed and its signature checked with the ARK: bytes that are no CRL are
+ * `crl.invalid` as a CRL signed by another key is, since a CRL that is given must verify.
+ */
+function readAmdCrl(bytes: Uint8Array, ark: Certificate): Crl {
+  let crl: Crl;
+  try {
+    crl = parseCrl(crlBytes(bytes));
+  } catch (e) {
+    if (e instanceof ConclaveError) throw fail('crl.invalid', `the AMD CRL cannot be read: ${e.message}`, { reason: e.code }, e);
+    throw e;
+  }
   verifyCrlSignature(crl, ark);
+  return crl;
+}
+
+/** Dates and revocations of a CRL whose signature {@link readAmdCrl} checked. */
+function checkCrl(crl: Crl, ark: Certificate, certs: Certificate[], at: Date): Date | undefined {
   const t = verificationTime(at);
   if (!(t >= crl.thisUpdate.getTime())) throw fail('crl.invalid', 'the AMD CRL is not yet valid', { thisUpdate: crl.thisUpdate.toISOString() });
   if (crl.nextUpdate && !(t <= crl.nextUpdate.getTime())) throw fail('crl.expired', 'the AMD CRL is past its nextUpdate', { nextUpdate: crl.nextUpdate.toISOString() });

@@ -16,9 +16,18 @@ export {
   type VekChainOptions,
   type VerifiedVekChain,
   SnpVerifierCache,
+  productNamedBy,
   verifyVekChain,
 } from './chain.js';
-export { type MaaSevSnpEvidence, type MaaSevSnpVerifyOptions, parseMaaSevSnpEvidence, verifyMaaSevSnpEvidence, verifyMaaSevSnpEvidenceAsync } from './maa.js';
+export {
+  type MaaSevSnpEvidence,
+  type MaaSevSnpVerifyOptions,
+  parseMaaSevSnpEvidence,
+  verifyMaaSevSnpEvidence,
+  verifyMaaSevSnpEvidenceAsync,
+  verifyParsedMaaSevSnpEvidence,
+  verifyParsedMaaSevSnpEvidenceAsync,
+} from './maa.js';
 export {
   SNP_REPORT_LAYOUT,
   SNP_REPORT_SIZE,

@@ -6,6 +6,7 @@ import { pemToDer } from '../../core/x509.js';
 import { checkReportDataBinding } from './azure.js';
 import type { SnpCertificates } from './chain.js';
 import { type UvmEndorsement, uvmEndorsementOf, verifyUvmEndorsement } from './uvm.js';
+import { type SnpReport, parseSnpReport } from './report.js';
 import { type SnpRuntimeData, type SnpVerificationResult, type SnpVerifyOptions, verifySnpReport } from './verify.js';
 
 /**
@@ -107,8 +108,24 @@ export function verifyMaaSevSnpEvidence(
   checkSignature: SignatureCheck = checkSignatureNow,
 ): Verified<SnpVerificationResult> {
   const ev = parseMaaSevSnpEvidence(evidenceJson);
+  return verifyParsedMaaSevSnpEvidence(ev, parseSnpReport(ev.snpReport), runtimeData, initTimeData, opts, checkSignature);
+}
+
+/**
+ * {@link verifyMaaSevSnpEvidence} of evidence already parsed ({@link parseMaaSevSnpEvidence}), with its
+ * report parsed (`report`, from `ev.snpReport`): for a caller that read the report first (the attestation
+ * service, to choose the AMD CRL by the report's product and signing key) and should not parse it twice.
+ */
+export function verifyParsedMaaSevSnpEvidence(
+  ev: MaaSevSnpEvidence,
+  report: SnpReport,
+  runtimeData: Uint8Array | undefined,
+  initTimeData: Uint8Array | undefined,
+  opts: MaaSevSnpVerifyOptions,
+  checkSignature: SignatureCheck = checkSignatureNow,
+): Verified<SnpVerificationResult> {
   const certs: SnpCertificates = opts.certs ?? { chain: ev.vcekCertChain };
-  const result = verifySnpReport(ev.snpReport, certs, opts, checkSignature);
+  const result = verifySnpReport(report, certs, opts, checkSignature);
   const warnings = [...result.warnings];
   const rt = runtimeData ?? ev.runtimeData;
   let runtime: SnpRuntimeData | undefined;
@@ -154,4 +171,15 @@ export function verifyMaaSevSnpEvidenceAsync(
   opts: MaaSevSnpVerifyOptions,
 ): Promise<Verified<SnpVerificationResult>> {
   return checkSignaturesOffLoop((check) => verifyMaaSevSnpEvidence(evidenceJson, runtimeData, initTimeData, opts, check));
+}
+
+/** {@link verifyParsedMaaSevSnpEvidence} with the report's signature checked on the libuv threadpool. */
+export function verifyParsedMaaSevSnpEvidenceAsync(
+  ev: MaaSevSnpEvidence,
+  report: SnpReport,
+  runtimeData: Uint8Array | undefined,
+  initTimeData: Uint8Array | undefined,
+  opts: MaaSevSnpVerifyOptions,
+): Promise<Verified<SnpVerificationResult>> {
+  return checkSignaturesOffLoop((check) => verifyParsedMaaSevSnpEvidence(ev, report, runtimeData, initTimeData, opts, check));
 }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { isConclaveError } from '../../core/errors.js';
-import { pemToDer } from '../../core/x509.js';
+import { parseCertificate, pemToDer } from '../../core/x509.js';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { outcome } from '../../../test/helpers/verdict.js';
 import {
@@ -410,6 +410,24 @@ describe('fake hierarchies (testing.ts)', () => {
     const revoked = makeFakeAmdCrl(milan, ['10001'], new Date('2025-01-01T00:00:00Z'), new Date('2025-12-01T00:00:00Z'));
     rejects('snp.revoked', () => verifySnpReport(report, { vcek: milan.vek.der, crl: revoked }, opts));
     rejects('crl.expired', () => verifySnpReport(report, { vcek: milan.vek.der, crl: clean }, { ...opts, at: new Date('2026-01-01T00:00:00Z') }));
+  });
+
+  test('the AMD CRL with a cache: read and its signature checked once for every chip, revocations still apply to each, bytes that are no CRL are crl.invalid', () => {
+    const cache = new SnpVerifierCache();
+    const clean = makeFakeAmdCrl(milan, [], new Date('2025-01-01T00:00:00Z'), new Date('2025-12-01T00:00:00Z'));
+    const ark = parseCertificate(milan.ark.der);
+    const verified = cache.verifiedCrl(clean, ark);
+    assert.equal(cache.verifiedCrl(clean, ark), verified, 'the same CRL and ARK: verified once');
+    const chip2 = issueFakeVek(milan, { chipId: new Uint8Array(64).fill(2) });
+    const report2 = makeFakeSnpReport({ ...milan, chipId: new Uint8Array(64).fill(2) }, {}, chip2);
+    for (const [r, vcek] of [[makeFakeSnpReport(milan), milan.vek.der], [report2, chip2.der]] as const) {
+      const result = verifySnpReport(r, { vcek, crl: clean }, { ...opts, cache });
+      assert.equal(result.crlChecked, true);
+    }
+    assert.equal(verifySnpReport(makeFakeSnpReport(milan), { vcek: milan.vek.der }, { ...opts, cache }).crlChecked, false);
+    const revoked = makeFakeAmdCrl(milan, ['10001'], new Date('2025-01-01T00:00:00Z'), new Date('2025-12-01T00:00:00Z'));
+    rejects('snp.revoked', () => verifySnpReport(report2, { vcek: chip2.der, crl: revoked }, { ...opts, cache }));
+    rejects('crl.invalid', () => verifySnpReport(report2, { vcek: chip2.der, crl: new Uint8Array([0x30, 0x00]) }, { ...opts, cache }));
   });
 
   test('Turin: FMC in the TCB, 8-byte hwID, CPUID family 0x1A', () => {

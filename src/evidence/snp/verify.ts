@@ -94,6 +94,8 @@ export interface SnpVerificationResult {
   readonly isDebuggable: boolean;
   readonly migrationAllowed: boolean;
   readonly smtAllowed: boolean;
+  /** Whether the AMD CRL of the product was given and checked (signature, dates, revoked ASK/ASVK). */
+  readonly crlChecked: boolean;
   /** The endorsement key certificate that signed the report. */
   readonly vek: {
     readonly subject: string | undefined;
@@ -241,6 +243,7 @@ export function verifySnpReport(input: SnpReport | Uint8Array, certs: SnpCertifi
     isDebuggable: policy.debug,
     migrationAllowed: policy.migrateMa,
     smtAllowed: policy.smt,
+    crlChecked: chain.crlChecked,
     vek: {
       subject: chain.vek.subjectCN,
       productName: chain.extensions.productName,

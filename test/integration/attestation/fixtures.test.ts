@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { b64url } from '../../../src/core/bytes.js';
 import { pemToDer } from '../../../src/core/x509.js';
+import { createFakeSnpHierarchy, makeFakeAmdCrl } from '../../../src/evidence/snp/testing.js';
 import { fixturePath, readFixture, readFixtureJson, skipWithoutFixtures } from '../../fixtures.js';
 import { startPcsStandin } from '../../helpers/pcs-standin.js';
 import { startTestServer } from '../../helpers/server.js';
@@ -121,6 +122,41 @@ describe('attestation of real vendor evidence with collateral from our collatera
       const kids = (c['x-ms-runtime'].keys as { kid: string }[]).map((k) => k.kid);
       assert.ok(kids.includes('HCLAkPub') && kids.includes('HCLEkPub'), `runtime keys: ${kids}`);
       assert.ok(seen.some((u) => u.includes('blSPL=')), 'the VCEK was fetched by chip id and reported TCB');
+    } finally {
+      kds.close();
+    }
+  });
+
+  test('Azure CVM (Milan) HCL report: the AMD CRL is asked of the same source as the VCEK, in process or over HTTP; one that does not verify is never applied', async () => {
+    const dir = ['amd', 'azure-cvm-hcl-milan-trustee'];
+    const vcek = pemToDer(readFileSync(fixturePath(...dir, 'vcek.pem'), 'utf8'))[0]!;
+    const chain = readFixture('amd', 'roots', 'kds_cert_chain', 'ask_ark_milan.pem');
+    // No real ARK-signed CRL is among the vectors: the stand-in serves one the fake ARK signed, which neither
+    // the collateral cache (on ingest) nor the attestation service's KDS client (before keeping it) accepts.
+    const forged = makeFakeAmdCrl(createFakeSnpHierarchy(), [], new Date('2025-05-01T00:00:00Z'), new Date('2025-07-01T00:00:00Z'));
+    const seen: string[] = [];
+    const kds: Server = createServer((req, res) => {
+      seen.push(req.url ?? '');
+      if (/^\/vcek\/v1\/Milan\/cert_chain/.test(req.url ?? '')) res.writeHead(200, { 'content-type': 'application/x-pem-file' }).end(chain);
+      else if (/^\/vcek\/v1\/Milan\/crl$/.test(req.url ?? '')) res.writeHead(200, { 'content-type': 'application/pkix-crl' }).end(Buffer.from(forged));
+      else if (/^\/vcek\/v1\/Milan\/[0-9a-f]{128}\?/.test(req.url ?? '')) res.writeHead(200, { 'content-type': 'application/pkix-cert' }).end(Buffer.from(vcek));
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => kds.listen(0, '127.0.0.1', () => r()));
+    try {
+      const url = `http://127.0.0.1:${(kds.address() as AddressInfo).port}`;
+      const body = { report: b64url(readFixture(...dir, 'hcl_report.bin')) };
+      for (const services of [undefined, ['attestation']]) {
+        const where = services ? 'KDS over HTTP' : 'collateral cache in process';
+        seen.length = 0;
+        const r = await attestAt('2025-06-01T00:00:00Z', { upstreamAmd: url, ...(services ? { services } : {}) }, '/attest/SevSnpVm', body);
+        assert.equal(r.status, 200, `${where}: ${r.text}`);
+        assert.equal(r.claims!['x-conclave-sevsnpvm-crl'], 'unavailable', where);
+        assert.ok(seen.includes('/vcek/v1/Milan/crl'), `${where}: the CRL was asked for (${seen.join(', ')})`);
+        const required = await attestAt('2025-06-01T00:00:00Z', { upstreamAmd: url, snpCrl: 'required', ...(services ? { services } : {}) }, '/attest/SevSnpVm', body);
+        assert.ok(required.status === 400 || required.status === 503, `${where}: ${required.status} ${required.text}`);
+        assert.match(required.text, services ? /collateral\.missing/ : /upstream\.unavailable/, where);
+      }
     } finally {
       kds.close();
     }
