@@ -1,4 +1,3 @@
-import { isIPv6 } from 'node:net';
 import { fail } from '../core/errors.js';
 
 /**
@@ -25,7 +24,8 @@ interface Bucket {
 
 /** The key a client is limited by: its IPv4 address (also when IPv4-mapped), or the /64 of an IPv6 address. */
 export function clientKey(ip: string): string {
-  if (!isIPv6(ip)) return ip;
+  // The address comes from the socket: only an IPv6 address holds a colon.
+  if (!ip.includes(':')) return ip;
   const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
   if (mapped) return mapped[1]!;
   // The eight groups in full (`::` stands for the zeros missing, a trailing dotted IPv4 for two groups); the first four are the /64.
