@@ -1,6 +1,7 @@
 /**
  * The CLI's HTTPS client for the Conclave server: where to connect and with which credential, from
- * flags, then CONCLAVE_URL / CONCLAVE_CLIENT_ID / CONCLAVE_CLIENT_SECRET, then `<data-dir>/admin.json`.
+ * flags, then CONCLAVE_URL / CONCLAVE_CLIENT_ID / CONCLAVE_CLIENT_SECRET, then `<data-dir>/admin.json`
+ * (only for the server that wrote it: see {@link adminCredentialFor}).
  * The server's local CA (`<data-dir>/tls/ca.pem`, or `--ca`/CONCLAVE_CA) is trusted besides system CAs.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -32,7 +33,7 @@ export function withClientOptions(cmd: Command): Command {
     .option('--url <url>', 'server base URL (env CONCLAVE_URL; default from <data-dir>/admin.json)')
     .option('--client-id <id>', 'OAuth client id (env CONCLAVE_CLIENT_ID)')
     .option('--client-secret <secret>', 'OAuth client secret (env CONCLAVE_CLIENT_SECRET)')
-    .option('--data-dir <dir>', 'data directory holding admin.json and tls/ca.pem (default ./data)')
+    .option('--data-dir <dir>', 'data directory holding admin.json (used only for its own server) and tls/ca.pem (default ./data)')
     .option('--ca <file>', 'CA certificate (PEM) to trust (env CONCLAVE_CA)');
 }
 
@@ -67,16 +68,60 @@ function errorText(a: HttpAnswer): string {
   }
 }
 
+/** The names the CLI treats as this machine (the SDK's HTTP client allows plain http to the same). */
+function isLoopback(url: URL): boolean {
+  return url.hostname === '127.0.0.1' || url.hostname === 'localhost' || url.hostname === '[::1]';
+}
+
+/** What `conclave serve` writes to `<data-dir>/admin.json` (src/server/auth.ts ensureAdminCredential). */
+interface AdminFile {
+  readonly clientId?: string;
+  readonly clientSecret?: string;
+  readonly tokenEndpoint?: string;
+}
+
+/**
+ * The administrator credential of `<data-dir>/admin.json`, for `url` only when it is the server that
+ * file belongs to: the origin of its `tokenEndpoint`, or a loopback address (replicas of one data dir
+ * on one machine each rewrite the file with their own address). Any other server would receive the
+ * local administrator's secret at its token endpoint: refused (exit 2) before anything is sent.
+ */
+export function adminCredentialFor(adminPath: string, admin: AdminFile, url: string): AdminFile {
+  let target: URL;
+  try {
+    target = new URL(url);
+  } catch {
+    throw new CliError(`${url} is not a URL`, 'e.g. --url https://127.0.0.1:8443', 2);
+  }
+  let origin: string | undefined;
+  try {
+    origin = admin.tokenEndpoint ? new URL(admin.tokenEndpoint).origin : undefined;
+  } catch {
+    origin = undefined;
+  }
+  if (target.origin === origin || isLoopback(target)) return admin;
+  throw new CliError(
+    `${adminPath} holds the administrator credential of ${origin ?? 'another server'}, not of ${target.origin}: refusing to send its secret there`,
+    `pass --client-id/--client-secret (or set CONCLAVE_CLIENT_ID/CONCLAVE_CLIENT_SECRET) with a credential of ${target.origin}, or point --data-dir at that server's data directory`,
+    2,
+  );
+}
+
 export function createServerClient(flags: ClientFlags, environment: Record<string, string | undefined> = process.env): ServerClient {
   // An empty variable counts as unset.
   const env = Object.fromEntries(Object.entries(environment).filter(([, v]) => v !== undefined && v !== ''));
   const dataDir = resolve(flags.dataDir ?? env.CONCLAVE_DATA_DIR ?? './data');
   const adminPath = join(dataDir, 'admin.json');
-  const admin = existsSync(adminPath) ? (JSON.parse(readFileSync(adminPath, 'utf8')) as { clientId?: string; clientSecret?: string; tokenEndpoint?: string }) : {};
+  const admin = existsSync(adminPath) ? (JSON.parse(readFileSync(adminPath, 'utf8')) as AdminFile) : {};
   const url = (flags.url ?? env.CONCLAVE_URL ?? (admin.tokenEndpoint ? new URL(admin.tokenEndpoint).origin : undefined))?.replace(/\/+$/, '');
-  const clientId = flags.clientId ?? env.CONCLAVE_CLIENT_ID ?? admin.clientId;
-  const clientSecret = flags.clientSecret ?? env.CONCLAVE_CLIENT_SECRET ?? admin.clientSecret;
   if (!url) throw new CliError('no server URL', 'pass --url, set CONCLAVE_URL, or point --data-dir at the server data directory', 2);
+  let clientId = flags.clientId ?? env.CONCLAVE_CLIENT_ID;
+  let clientSecret = flags.clientSecret ?? env.CONCLAVE_CLIENT_SECRET;
+  if ((!clientId || !clientSecret) && (admin.clientId !== undefined || admin.clientSecret !== undefined)) {
+    const own = adminCredentialFor(adminPath, admin, url);
+    clientId ??= own.clientId;
+    clientSecret ??= own.clientSecret;
+  }
   if (!clientId || !clientSecret) throw new CliError('no client credential', 'pass --client-id/--client-secret, set CONCLAVE_CLIENT_ID/CONCLAVE_CLIENT_SECRET, or use --data-dir with admin.json', 2);
   const caFile = flags.ca ?? env.CONCLAVE_CA ?? (existsSync(join(dataDir, 'tls', 'ca.pem')) ? join(dataDir, 'tls', 'ca.pem') : undefined);
   const ca = [...rootCertificates, ...(caFile ? [readFileSync(caFile, 'utf8')] : [])];

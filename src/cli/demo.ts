@@ -15,6 +15,7 @@ import { createLogger, startServer } from '../main.js';
 import { attest, releaseKey } from '../sdk/index.js';
 import { exchangeJson } from '../sdk/http.js';
 import { CliError } from './output.js';
+import { adminCredentialFor } from './client.js';
 import { b64url } from '../core/bytes.js';
 import { generateRsaKeyPair } from '../core/keygen.js';
 
@@ -213,7 +214,9 @@ export function registerDemo(program: Command): void {
       if (o.url) {
         const admin = join(o.dataDir, 'admin.json');
         if (!existsSync(admin)) throw new CliError(`no admin credential at ${admin}`, 'pass --data-dir of the running server', 2);
-        await runDemo({ url: o.url.replace(/\/+$/, ''), ca: readFileSync(join(o.dataDir, 'tls', 'ca.pem'), 'utf8'), admin: JSON.parse(readFileSync(admin, 'utf8')), dataDir: o.dataDir });
+        // admin.json's secret goes only to the server that wrote it (or a loopback replica of it).
+        const credential = adminCredentialFor(admin, JSON.parse(readFileSync(admin, 'utf8')), o.url) as Ctx['admin'];
+        await runDemo({ url: o.url.replace(/\/+$/, ''), ca: readFileSync(join(o.dataDir, 'tls', 'ca.pem'), 'utf8'), admin: credential, dataDir: o.dataDir });
         return;
       }
       const dataDir = mkdtempSync(join(tmpdir(), 'conclave-demo-'));

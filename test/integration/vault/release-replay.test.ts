@@ -72,7 +72,10 @@ describe('release responses are proven before anything is unwrapped', () => {
     writeFileSync(tokenFile, authority.token());
     const pem = join(work, 'tee.pem');
     writeFileSync(pem, authority.workload.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string);
-    const cli = (...args: string[]) => conclave(['key', 'release', ...args, '--token', tokenFile, '--private-key', pem, '--url', fakeUrl, '--data-dir', server.dataDir, '-o', 'json']);
+    // The fake vault gets a credential of its own, given explicitly: admin.json's goes only to the server
+    // that wrote it (a loopback address, as this fake's, is still allowed it; this test does not rely on that).
+    const cli = (...args: string[]) =>
+      conclave(['key', 'release', ...args, '--token', tokenFile, '--private-key', pem, '--url', fakeUrl, '--client-id', 'fake-client', '--client-secret', 'fake-secret', '--data-dir', server.dataDir, '-o', 'json']);
     const replayed = await cli('key-b', '--release-trust', server.caPath);
     assert.equal(replayed.code, 1, replayed.stderr);
     assert.match(replayed.stderr, /not trusted/);
