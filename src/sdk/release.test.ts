@@ -188,4 +188,19 @@ describe('checkReleaseAnswersRequest: the signed response answers this request',
     assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n0' }, kid), ok), refused);
     assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1', enc: 'RSA_AES_KEY_WRAP_256' }, kid), ok), refused);
   });
+  test('a response that leaves out enc is refused when another than the default was asked, before anything is unwrapped', () => {
+    // Otherwise the key would be unwrapped with the default (RSA-OAEP SHA-1) the caller did not ask for.
+    for (const enc of ['RSA_AES_KEY_WRAP_256', 'RSA_AES_KEY_WRAP_384']) {
+      assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1' }, kid), { ...ok, enc }), refused, enc);
+    }
+    // Nothing asked means the default was asked: a response naming another enc does not answer it.
+    assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1', enc: 'RSA_AES_KEY_WRAP_256' }, kid), { keyName: 'app-key', nonce: 'n1' }), refused);
+  });
+  test('the default enc asked (or nothing asked): a response that leaves enc out or echoes the default passes (what AKV may send)', () => {
+    for (const asked of [{ ...ok }, { keyName: 'app-key', nonce: 'n1' }]) {
+      assert.doesNotThrow(() => checkReleaseAnswersRequest(payload({ nonce: 'n1' }, kid), asked));
+      assert.doesNotThrow(() => checkReleaseAnswersRequest(payload({ nonce: 'n1', enc: 'CKM_RSA_AES_KEY_WRAP' }, kid), asked));
+    }
+    assert.doesNotThrow(() => checkReleaseAnswersRequest(payload({ nonce: 'n1', enc: 'RSA_AES_KEY_WRAP_384' }, kid), { ...ok, enc: 'RSA_AES_KEY_WRAP_384' }));
+  });
 });
