@@ -207,15 +207,19 @@ export interface ReleaseRequestFacts {
 
 /**
  * Checks that a verified release payload answers this request: the nonce echoed, the key named by
- * name (and version, when one was asked), the `enc` asked for. A response replayed from another
- * release, or for another key, is `sdk.release_jws_invalid`, before anything is unwrapped.
+ * name (and version, when one was asked), the `enc` asked for (left out only when the default,
+ * CKM_RSA_AES_KEY_WRAP, was asked). A response replayed from another release, or for another key or
+ * enc, is `sdk.release_jws_invalid`, before anything is unwrapped.
  */
 export function checkReleaseAnswersRequest(payload: ReleasePayload, asked: ReleaseRequestFacts): void {
   if (asked.nonce !== undefined && payload.request.nonce !== asked.nonce) {
     throw invalid('the release response does not echo the request nonce (a replayed or foreign response)', { expected: asked.nonce, actual: payload.request.nonce ?? null });
   }
-  if (asked.enc !== undefined && payload.request.enc !== undefined && payload.request.enc !== asked.enc) {
-    throw invalid(`the release response is for enc ${payload.request.enc}, not ${asked.enc}`, { expected: asked.enc, actual: payload.request.enc });
+  // Nothing asked is the default asked. A response may leave `enc` out only when the default was asked
+  // (AKV's default, §2.3): otherwise `key_hsm` would be unwrapped with an enc the caller did not ask for.
+  const expectedEnc = asked.enc ?? DEFAULT_ENC;
+  if ((payload.request.enc ?? DEFAULT_ENC) !== expectedEnc) {
+    throw invalid(`the release response is for enc ${payload.request.enc ?? `(none: the default ${DEFAULT_ENC})`}, not ${expectedEnc}`, { expected: expectedEnc, actual: payload.request.enc ?? null });
   }
   if (payload.response.key.key.kid === undefined) throw invalid('the release response names no key (kid)');
   for (const kid of [payload.response.key.key.kid, payload.request.kid]) {
