@@ -16,6 +16,7 @@ import { ConclaveError, fail } from '../core/errors.js';
 import { derToPem, pemToDer } from '../core/x509.js';
 import { simulateAzureCvm } from '../evidence/azure-vtpm/testing.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
+import { issueCertificate } from '../evidence/dcap/testing.js';
 import { createFakeSnpHierarchy, makeFakeAmdCrl, makeFakeSnpReport } from '../evidence/snp/testing.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
 import type { PolicyStore, SnpCertificateSource } from './ports.js';
@@ -202,6 +203,45 @@ describe('SEV-SNP attestation of real AMD evidence: the CRL comes from the colla
     assert.equal(claims[CLAIM], 'unavailable');
     assert.deepEqual(none.snpCertificates.asked, ['vcek Milan', 'crl Milan vcek']);
     await refusedWith(service(undefined, { vcek: milanVcek(), sourceCrl: forged }).svc.attest('SevSnpVm', hcl()), 'crl.invalid');
+  });
+
+  test('container form, version 2 report: a certificate naming another product slipped first into the chain does not steer the CRL lookup away from the chain that verifies', async () => {
+    // The source holds a CRL for Milan only; here one the real ARK did not sign, so that applying it refuses
+    // the evidence (crl.invalid), as a CRL revoking the ASK would. The attacker puts a self-made certificate
+    // (no CA, subject "SEV-Genoa", which the verifier ignores) first in VcekCertChain: the CRL must still be
+    // Milan's, or the evidence refused — never attested without a CRL as "unavailable".
+    const asked: string[] = [];
+    const source = {
+      async getVcek() {
+        throw new Error('unused: the chain is in the evidence');
+      },
+      async getCrl(req: { product: string; signingKey: string }) {
+        asked.push(`crl ${req.product} ${req.signingKey}`);
+        if (req.product === 'Milan' && req.signingKey === 'vcek') return forged;
+        throw fail('collateral.not_found', `no AMD CRL cached for ${req.product}`);
+      },
+    } as unknown as SnpCertificateSource;
+    const svc = createAttestationService({
+      collateral: {} as never,
+      snpCertificates: source,
+      policies,
+      signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
+      issuer: () => 'https://attest.example',
+      now: () => at,
+      cacheClockMs: () => 0,
+      tokenLifetimeSeconds: 60,
+    });
+    const honest = aci();
+    await refusedWith(svc.attest('SevSnpVm', honest), 'crl.invalid');
+    const ev = JSON.parse(Buffer.from((honest as Record<string, unknown>).report as string, 'base64url').toString('utf8')) as Record<string, string>;
+    const junk = issueCertificate({ subjectCN: 'SEV-Genoa', ca: false, notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2040-01-01T00:00:00Z') }).der;
+    const chainPem = derToPem(junk) + Buffer.from(ev.VcekCertChain!, 'base64url').toString('utf8');
+    const steered = { ...honest, report: b64url(JSON.stringify({ ...ev, VcekCertChain: b64url(chainPem) })) };
+    await assert.rejects(svc.attest('SevSnpVm', steered), (e: { code?: string; status?: number }) => {
+      assert.equal(e.status, 400, `refused with a 4xx, not ${e.status} (${e.code})`);
+      assert.ok(e.code === 'crl.invalid' || e.code === 'snp.product_mismatch', `refused as crl.invalid or snp.product_mismatch, not ${e.code}`);
+      return true;
+    }, 'a chain that names another product first must not make the evidence attest without its CRL');
   });
 
   test('snpCrl required: no CRL is collateral.missing (400); an upstream that failed stays its 503', async () => {
