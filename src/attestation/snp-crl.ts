@@ -20,6 +20,12 @@ export interface AmdCrlAnswer {
   readonly crl: Uint8Array | undefined;
   /** Why no CRL could be had (the source's error), when `crl` is undefined. */
   readonly missing?: unknown;
+  /**
+   * The product and signing key the CRL was looked up for (absent for the simulated TEE's own CRL): the
+   * chain that verifies must be that product's and kind's ({@link SnpCrls.require}), or a certificate the
+   * verifier ignores could choose which CRL (or none) applies.
+   */
+  readonly for?: { readonly product: AmdProduct | undefined; readonly signingKey: 'vcek' | 'vlek' | 'none' };
 }
 
 export interface SnpCrls {
@@ -29,8 +35,10 @@ export interface SnpCrls {
    */
   crlFor(report: SnpReport, certs: SnpCertificates | undefined): Promise<AmdCrlAnswer>;
   /**
-   * After verification: under `required`, evidence that verified without a CRL is refused, with why none
-   * could be had (`collateral.missing`, or the upstream's 5xx error as it is).
+   * After verification: the CRL must have been looked up for the product and signing key the chain verified
+   * for (`snp.product_mismatch` otherwise: a certificate in the evidence named another product first); under
+   * `required`, evidence that verified without a CRL is refused, with why none could be had
+   * (`collateral.missing`, or the upstream's 5xx error as it is).
    */
   require(result: { readonly crlChecked: boolean; readonly product: AmdProduct; readonly signingKey: 'vcek' | 'vlek' }, answer: AmdCrlAnswer): void;
 }
@@ -55,17 +63,26 @@ export function createSnpCrls(source: Pick<SnpCertificateSource, 'getCrl'>, requ
   return {
     async crlFor(report, certs) {
       const signingKey = report.signerInfo.signingKey;
-      if (signingKey === 'none') return { crl: undefined, missing: fail('snp.unsupported', 'the report is unsigned') };
       const product = report.cpuidProduct ?? productOf(certs);
-      if (!product) return { crl: undefined, missing: fail('collateral.missing', 'neither the report nor its certificates name the AMD product, so its CRL is unknown') };
+      const asked = { product, signingKey };
+      if (signingKey === 'none') return { crl: undefined, missing: fail('snp.unsupported', 'the report is unsigned'), for: asked };
+      if (!product) return { crl: undefined, missing: fail('collateral.missing', 'neither the report nor its certificates name the AMD product, so its CRL is unknown'), for: asked };
       try {
-        return { crl: await source.getCrl({ product, signingKey }) };
+        return { crl: await source.getCrl({ product, signingKey }), for: asked };
       } catch (e) {
-        return { crl: undefined, missing: e };
+        return { crl: undefined, missing: e, for: asked };
       }
     },
 
     require(result, answer) {
+      const asked = answer.for;
+      if (asked && (asked.product !== result.product || asked.signingKey !== result.signingKey)) {
+        throw fail(
+          'snp.product_mismatch',
+          `the AMD CRL was looked up for ${asked.product ?? 'no product'} ${asked.signingKey.toUpperCase()}s, but the chain verified is of ${result.product} ${result.signingKey.toUpperCase()}s: a certificate of the evidence names another product`,
+          { expected: result.product, actual: asked.product ?? null, signingKey: result.signingKey, where: 'AMD CRL lookup' },
+        );
+      }
       if (requirement !== 'required' || result.crlChecked) return;
       const why = answer.missing;
       if (why instanceof ConclaveError && why.status >= 500) throw why;
