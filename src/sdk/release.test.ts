@@ -196,6 +196,12 @@ describe('checkReleaseAnswersRequest: the signed response answers this request',
     // Nothing asked means the default was asked: a response naming another enc does not answer it.
     assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1', enc: 'RSA_AES_KEY_WRAP_256' }, kid), { keyName: 'app-key', nonce: 'n1' }), refused);
   });
+  test('a kid with a malformed % escape (in the response key or the echoed request) is sdk.release_jws_invalid, not a URIError', () => {
+    for (const bad of ['https://vault.example/keys/app-key%E0%A4%A/0123abcd', 'https://vault.example/keys/app-key/%zz', 'https://vault.example/keys/%/1']) {
+      assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1', enc: 'CKM_RSA_AES_KEY_WRAP' }, bad), ok), refused, bad);
+      assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1', enc: 'CKM_RSA_AES_KEY_WRAP', kid: bad }, kid), ok), refused, `request.kid ${bad}`);
+    }
+  });
   test('the default enc asked (or nothing asked): a response that leaves enc out or echoes the default passes (what AKV may send)', () => {
     for (const asked of [{ ...ok }, { keyName: 'app-key', nonce: 'n1' }]) {
       assert.doesNotThrow(() => checkReleaseAnswersRequest(payload({ nonce: 'n1' }, kid), asked));

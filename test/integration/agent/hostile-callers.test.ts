@@ -9,7 +9,7 @@ import { request } from 'node:http';
 import { type Server, type Socket, createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { type RunningAgent, startAgent } from '../../../src/agent/server.js';
+import { type RunningAgent, parseKid, startAgent } from '../../../src/agent/server.js';
 import { simSource } from '../../../src/sdk/index.js';
 import { tempDir } from '../../helpers/server.js';
 
@@ -118,6 +118,15 @@ describe('agent against hostile callers: nothing is sent anywhere', () => {
     const maa = await raw(agent, '/attest/maa', { host, 'content-type': 'application/json' }, JSON.stringify({ maa_endpoint: hostPort, runtime_data: 'aGk=' }));
     assert.equal(maa.status, 403);
     assert.equal(foreign.connections(), 0, 'nothing reached the foreign endpoint');
+    assert.equal(configured.connections(), 0);
+  });
+
+  test('a kid with a malformed % escape or an invalid URL is 400 request.invalid, nothing sent (was an untyped URIError/TypeError)', async () => {
+    for (const kid of [`${configured.url}/keys/app%E0%A4%A`, `${configured.url}/keys/app-key/%zz`, `${configured.url}/keys/%`, 'https://exa mple/keys/app-key']) {
+      assert.throws(() => parseKid(kid, undefined), (e: { code?: string }) => e.code === 'request.invalid', kid);
+      const r = await raw(agent, '/key/release', { host, 'content-type': 'application/json' }, JSON.stringify({ kid }));
+      assert.equal(r.status, 400, `${kid}: ${JSON.stringify(r.json)}`);
+    }
     assert.equal(configured.connections(), 0);
   });
 
