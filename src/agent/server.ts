@@ -1,6 +1,6 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { constantTimeEqual, toHex } from '../core/bytes.js';
-import { isConclaveError } from '../core/errors.js';
+import { fail, isConclaveError } from '../core/errors.js';
 import { attestAndRelease } from '../sdk/attest-and-release.js';
 import { attest } from '../sdk/attest.js';
 import type { Credential } from '../sdk/credential.js';
@@ -105,10 +105,23 @@ function stdBase64(v: string): Uint8Array {
  */
 export function parseKid(kid: string, akvEndpoint: string | undefined): { vaultUrl: string; keyName: string; version?: string } {
   if (/^https?:\/\//i.test(kid)) {
-    const u = new URL(kid);
+    let u: URL;
+    try {
+      u = new URL(kid);
+    } catch {
+      throw fail('request.invalid', `kid ${kid} is not a URL`, { field: 'kid' });
+    }
     const m = /^\/keys\/([^/]+)(?:\/([^/]+))?\/?$/.exec(u.pathname);
     if (!m) throw new RequestError(400, `invalid request format: kid ${kid} is not a key URL (…/keys/{name}[/{version}])`);
-    return { vaultUrl: akvEndpoint ? endpointUrl(akvEndpoint) : u.origin, keyName: decodeURIComponent(m[1]!), ...(m[2] ? { version: decodeURIComponent(m[2]) } : {}) };
+    let keyName: string;
+    let version: string | undefined;
+    try {
+      keyName = decodeURIComponent(m[1]!);
+      version = m[2] ? decodeURIComponent(m[2]) : undefined;
+    } catch {
+      throw fail('request.invalid', `kid ${kid} holds a malformed % escape`, { field: 'kid' });
+    }
+    return { vaultUrl: akvEndpoint ? endpointUrl(akvEndpoint) : u.origin, keyName, ...(version ? { version } : {}) };
   }
   if (!akvEndpoint) throw new RequestError(400, "invalid request format: Key: 'akv_endpoint' Error:Field validation for 'akv_endpoint' failed on the 'required' tag");
   const [name, version, ...rest] = kid.replace(/^\/+|\/+$/g, '').split('/');

@@ -231,8 +231,14 @@ export function checkReleaseAnswersRequest(payload: ReleasePayload, asked: Relea
       throw invalid(`the release response names key ${kid}, which is not a key URL`, { kid });
     }
     const m = /^\/keys\/([^/]+)(?:\/([^/]+))?\/?$/.exec(path);
-    const name = m ? decodeURIComponent(m[1]!) : undefined;
-    const version = m?.[2] ? decodeURIComponent(m[2]) : undefined;
+    let name: string | undefined;
+    let version: string | undefined;
+    try {
+      name = m ? decodeURIComponent(m[1]!) : undefined;
+      version = m?.[2] ? decodeURIComponent(m[2]) : undefined;
+    } catch {
+      throw invalid(`the release response names key ${kid}, whose path holds a malformed % escape`, { kid });
+    }
     // Key names are case-insensitive in Key Vault; versions are opaque identifiers.
     if (name === undefined || name.toLowerCase() !== asked.keyName.toLowerCase() || (asked.version !== undefined && version !== undefined && version !== asked.version)) {
       throw invalid(`the release response is for key ${kid}, not ${asked.keyName}${asked.version ? `/${asked.version}` : ''}`, { kid, expected: asked.keyName });
