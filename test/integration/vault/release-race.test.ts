@@ -1,0 +1,139 @@
+/**
+ * Attack on a release's check-then-use across replicas: replica A reads the key, its release policy, the
+ * caller's roles and the trusted authorities, then waits (here: for the authority's JWKS, which can take
+ * as long as the authority takes to answer) before it decides, stores its record and sends the key. While
+ * it waits, replica B commits a change that revokes the release: the policy tightened, the key disabled,
+ * the caller's role removed, the authority that signed the token no longer trusted; B's caller is told it
+ * is done. A release whose record commits after that change must not send the key: it is judged by the
+ * terms in force when it commits, not by those it read before. Each replica has its own store and
+ * connection pool on one database, as replicas have (PostgreSQL; SQLite with two connections to one file).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes, sign } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { isConclaveError } from '../../../src/core/errors.js';
+import { generateRsaKeyPair } from '../../../src/core/keygen.js';
+import { createSealer } from '../../../src/hsm/master-key.js';
+import { createSoftwareKeyProtector } from '../../../src/hsm/software.js';
+import type { Database } from '../../../src/storage/database.js';
+import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
+import { openDatabase } from '../../../src/storage/open.js';
+import { createVaultStore } from '../../../src/storage/vault-store.js';
+import { LATEST } from '../../../src/vault/api-version.js';
+import { createFakeAuthority } from '../../../src/vault/release/testing.js';
+import { createVaultService, type VaultService } from '../../../src/vault/service.js';
+import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
+import { signal } from '../../helpers/signal.js';
+
+const pgSkip = await postgresUnavailable();
+const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
+const app = { id: 'tee-app', displayName: 'tee-app', isAdmin: false };
+const ISSUER = 'https://authority.test';
+const policyOf = (type: string) => Buffer.from(JSON.stringify({ version: '1.0.0', anyOf: [{ authority: ISSUER, allOf: [{ claim: 'x-ms-attestation-type', equals: type }] }] })).toString('base64url');
+
+type Revocation = (b: VaultService, assignmentId: string) => Promise<unknown>;
+const REVOCATIONS: [string, string, Revocation][] = [
+  ['the release policy tightened', 'release.policy_unsatisfied|store.conflict', (b) => b.update(admin, LATEST, 'k', undefined, { release_policy: { data: policyOf('tdxvm') } })],
+  ['the key disabled', 'key.operation_not_allowed', (b) => b.update(admin, LATEST, 'k', undefined, { attributes: { enabled: false } })],
+  ['the key deleted', 'key.not_found', (b) => b.delete(admin, LATEST, 'k')],
+  ['the caller’s release role removed', 'auth.forbidden', (b, id) => b.unassign(admin, id)],
+  ['the token’s authority no longer trusted', 'release.token_invalid', (b) => b.setAuthorities(admin, { authorities: [] })],
+];
+
+const backends: { name: string; skip: string | undefined; open: () => Promise<{ open: () => Promise<Database>; done: () => Promise<void> }> }[] = [
+  {
+    name: 'SQLite',
+    skip: undefined,
+    open: async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'conclave-release-race-'));
+      return { open: () => openDatabase(`sqlite:${join(dir, 'v.db')}`), done: async () => rmSync(dir, { recursive: true, force: true }) };
+    },
+  },
+  {
+    name: 'PostgreSQL',
+    skip: pgSkip,
+    open: async () => {
+      const pg = await createTestDatabase(undefined, { migrated: true });
+      return { open: () => openDatabase(pg.url, { poolSize: 4 }), done: () => pg.drop() };
+    },
+  },
+];
+
+for (const backend of backends) {
+  describe(`release across replicas (${backend.name}): a revocation committed on B while A's release is being decided`, { skip: backend.skip }, () => {
+    for (const [what, codes, revoke] of REVOCATIONS) {
+      test(`${what}: A does not send the key`, async () => {
+        const store = await backend.open();
+        const dbs: Database[] = [];
+        try {
+          const authority = await createFakeAuthority(ISSUER, { alg: 'RS256' });
+          const sealer = createSealer(new Uint8Array(randomBytes(32)));
+          const signing = generateRsaKeyPair(2048);
+          // A's JWKS lookup waits while `stall` is set: the moment between A's reads and its decision.
+          let stall: { reached: () => void; gate: Promise<void> } | undefined;
+          const replica = async (stalls: boolean) => {
+            const db = await store.open();
+            dbs.push(db);
+            await db.migrate(MIGRATIONS);
+            return createVaultService({
+              store: createVaultStore(db),
+              protector: createSoftwareKeyProtector(sealer),
+              getJwks: async () => {
+                const s = stalls ? stall : undefined;
+                if (s) {
+                  s.reached();
+                  await s.gate;
+                }
+                return { keys: [authority.jwk] };
+              },
+              releaseKey: async () => ({ certDer: new Uint8Array(randomBytes(64)), sign: async (data: Uint8Array) => new Uint8Array(sign('sha256', data, signing.privateKey)) }),
+              sealer,
+              now: () => new Date(),
+              baseUrl: () => 'https://vault.test',
+              // The authority is trusted by the store (conclave authorities), not by configuration.
+              trustedAuthorities: [],
+              simulate: false,
+              softDelete: { recoverableDays: 7, purgeProtection: false },
+              logger: { error: () => undefined },
+            });
+          };
+          const a = await replica(true);
+          const b = await replica(false);
+          await b.setAuthorities(admin, { authorities: [ISSUER] });
+          const { id } = await b.assign(admin, { principalId: app.id, role: 'Key Vault Crypto Service Release User', scope: '/' });
+          await b.create(admin, LATEST, 'k', { kty: 'RSA-HSM', key_size: 2048, attributes: { exportable: true }, release_policy: { data: policyOf('sevsnpvm') } });
+          const now = Math.floor(Date.now() / 1000);
+          const tee = generateRsaKeyPair(2048).publicKey.export({ format: 'jwk' });
+          const target = authority.token({ iat: now, nbf: now, exp: now + 600, 'x-ms-attestation-type': 'sevsnpvm', 'x-ms-runtime': { keys: [{ ...tee, kid: 'tee', key_ops: ['encrypt'] }] } });
+
+          // Before the change, A releases.
+          assert.ok((await a.release(app, LATEST, 'k', undefined, { target })).value);
+
+          const [reached, fireReached] = signal();
+          const [gate, open] = signal();
+          stall = { reached: fireReached, gate };
+          const release = a.release(app, LATEST, 'k', undefined, { target });
+          release.catch(() => undefined);
+          await reached;
+          stall = undefined;
+          // B's change commits, and B's caller is answered, while A's release waits.
+          await revoke(b, id);
+          open();
+          const outcome = await release.then(
+            () => 'released',
+            (e: unknown) => (isConclaveError(e) ? e.code : String(e)),
+          );
+          assert.match(outcome, new RegExp(`^(${codes})$`), `the key was sent (${outcome}) under terms revoked before the release committed`);
+          // And the next release through A is refused as well.
+          await assert.rejects(a.release(app, LATEST, 'k', undefined, { target }));
+        } finally {
+          for (const db of dbs) await db.close();
+          await store.done();
+        }
+      });
+    }
+  });
+}
