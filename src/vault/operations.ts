@@ -7,10 +7,11 @@ import { createHash, type KeyObject, randomBytes } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import { type ApiVersion, requireFeature } from './api-version.js';
 import { canonicalJson } from './audit.js';
-import { finish, refOf, type VaultCore } from './core.js';
+import { finish, keyNotFound, refOf, type VaultCore } from './core.js';
 import { attributesWire, checkOperationPermitted, checkUsable, familyOf, type KeyOperation, type KeyVersion, keyId, publicKeyWire, releasePolicyWire } from './key.js';
 import { type CipherRequest, type EmbeddingDocument, ENCRYPTION_ALGORITHMS, type EncryptionAlgorithm, type SignatureAlgorithm } from './ports.js';
 import {
+  authoritiesMatch,
   buildReleaseResponse,
   type CompactJws,
   compileReleasePolicy,
@@ -29,7 +30,9 @@ import {
   wrappingKeyOf,
 } from './release/index.js';
 import type { Principal } from './roles.js';
+import type { TargetToken } from './release/index.js';
 import { b64url } from '../core/bytes.js';
+import type { Verified } from '../core/verified.js';
 
 function b64(v: unknown, field: string, required: boolean): Uint8Array | undefined {
   if (v === undefined || v === null) {
@@ -130,6 +133,28 @@ export function createKeyOperations(core: VaultCore) {
       return undefined;
     }
     return protector.releaseWrappedSigned(refOf(key), wrappingKey, enc, wrapOpts, document);
+  }
+
+  /**
+   * The terms a release was decided by, read again once its record committed (the release's commit
+   * point): the caller's role, the key version live, usable and exportable under the same release
+   * policy, the token's authority still trusted. Its first reads and its decision take a while (the
+   * authority's JWKS may be fetched), and another request or replica may revoke any of these in that
+   * time and be told it is done; a read that starts after the record committed sees every change
+   * committed before it, so a release whose terms were revoked before it committed sends nothing.
+   */
+  async function confirmRelease(p: Principal, asked: string, key: KeyVersion, token: Verified<TargetToken>): Promise<void> {
+    const builtIn = [deps.baseUrl(), ...deps.trustedAuthorities].some((a) => authoritiesMatch(a, token.authority));
+    const [, fresh, stored] = await Promise.all([core.authorize(p, 'release', asked), store.liveVersion(key.name, key.version), builtIn ? undefined : store.authorities()]);
+    if (!fresh) throw keyNotFound(asked, key.version);
+    checkUsable(fresh, 'release', nowSeconds());
+    if (!fresh.attributes.exportable || !fresh.releasePolicy) throw fail('release.not_exportable', `Key ${fresh.name} is not exportable and cannot be released.`, { name: fresh.name });
+    if (fresh.releasePolicy.json !== key.releasePolicy?.json) {
+      throw fail('store.conflict', `The release policy of key ${fresh.name} changed while this release was decided; the key was not sent. Ask again to be decided by the policy now in force.`, { name: fresh.name });
+    }
+    if (stored !== undefined && !stored.some((a) => authoritiesMatch(a, token.authority))) {
+      throw fail('release.token_invalid', `target attestation token rejected: its authority ${token.authority} is no longer trusted`, { reason: 'untrusted_issuer', issuer: token.issuer });
+    }
   }
 
   return {
@@ -266,6 +291,9 @@ export function createKeyOperations(core: VaultCore) {
         const logged = store.audit(finish(draft));
         // Handled now (awaited below): a failed append must not count as unhandled while the key is wrapped and signed.
         logged.catch(() => undefined);
+        // Once the record committed, its terms are read again (while the key is wrapped and the answer signed).
+        const confirmed = logged.then(() => confirmRelease(p, name, key, token));
+        confirmed.catch(() => undefined);
         let value: CompactJws | undefined;
         let wrapped = keyHsm !== undefined;
         try {
@@ -288,6 +316,12 @@ export function createKeyOperations(core: VaultCore) {
           throw e;
         }
         const log = await logged;
+        try {
+          await confirmed;
+        } catch (e) {
+          draft.detail.notSent = { leafHash: log.leafHash, reason: 'the release was revoked (its role, key, release policy or authority) before its record committed; the key was not sent' };
+          throw e;
+        }
         const answer: ReleaseAnswer = { value, 'x-conclave-log': { leafHash: log.leafHash, entry: log.entry } };
         return answer;
       }, true);
