@@ -4,6 +4,7 @@
  * one transaction, with its log entry.
  */
 import { BoundedMap } from '../core/bounded-map.js';
+import { fail } from '../core/errors.js';
 import { createHexIdPool } from '../core/random-id.js';
 import { type RowMac, integrityOf } from './row-mac.js';
 
@@ -486,9 +487,18 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
       const row = await db.get<AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM vault_role_assignments WHERE id = ?`, [id]);
       return row ? assignment(row) : undefined;
     },
-    async addAssignment(a: RoleAssignment, audit: Omit<AuditRecord, 'seq'>): Promise<{ assignment: RoleAssignment; created: boolean }> {
+    async addAssignment(a: RoleAssignment, audit: Omit<AuditRecord, 'seq'>, custom?: RoleDefinition): Promise<{ assignment: RoleAssignment; created: boolean }> {
       return db.transaction(async (tx) => {
         await tx.lock('vault-roles');
+        if (custom !== undefined) {
+          // Under the lock every change of role definitions takes: the role as the caller checked it, or
+          // nothing (it was deleted, which an assignment would have prevented, or narrowed, since).
+          const row = await tx.get<DefinitionRow>(`SELECT ${DEFINITION_COLUMNS} FROM vault_role_definitions WHERE name = ?`, [custom.name]);
+          const now = row ? definition(row) : undefined;
+          if (now === undefined || JSON.stringify([now.permissions, now.assignableScopes]) !== JSON.stringify([custom.permissions, custom.assignableScopes])) {
+            throw fail('role.conflict', `Role definition ${custom.roleName} was deleted or changed while it was being assigned; nothing was assigned. Ask again.`, { roleDefinitionId: custom.name });
+          }
+        }
         const existing = await tx.get<AssignmentRow>(`SELECT ${ASSIGNMENT_COLUMNS} FROM vault_role_assignments WHERE id = ? OR (principal_id = ? AND role = ? AND scope = ?) ORDER BY CASE WHEN id = ? THEN 0 ELSE 1 END LIMIT 1`, [
           a.id,
           a.principalId,

@@ -85,7 +85,8 @@ export function createAccessControl(core: VaultCore) {
       if (!within(a.scope, def.assignableScopes)) throw fail('role.invalid', `Role ${def.roleName} is not assignable at ${a.scope}`, { field: 'scope', assignableScopes: def.assignableScopes });
       const wanted: RoleAssignment = { id: a.id, principalId: a.principalId, roleDefinitionId: def.name, scope: a.scope, createdAt: nowSeconds() };
       Object.assign(draft.detail, { id: a.id, principalId: a.principalId, roleDefinitionId: def.name, roleName: def.roleName, scope: a.scope });
-      const r = await store.addAssignment(wanted, finish(draft));
+      // A custom role is confirmed where the assignment is written: another request may delete or narrow it meanwhile.
+      const r = await store.addAssignment(wanted, finish(draft), def.type === 'CustomRole' ? def : undefined);
       const same = r.assignment.principalId === wanted.principalId && r.assignment.roleDefinitionId === wanted.roleDefinitionId && r.assignment.scope === wanted.scope;
       if (!r.created && !(same && (reuse || r.assignment.id === wanted.id))) {
         throw fail('role.conflict', r.assignment.id === wanted.id ? `Role assignment ${wanted.id} exists with other properties.` : `The role assignment already exists as ${r.assignment.id}.`, { existing: r.assignment.id });

@@ -129,9 +129,12 @@ export interface VaultStore {
   getAssignment(id: string): Promise<RoleAssignment | undefined>;
   /**
    * Adds an assignment unless its name, or its (principal, definition, scope), is taken: then the
-   * existing assignment comes back with `created: false` and nothing is written.
+   * existing assignment comes back with `created: false` and nothing is written. `custom`: the custom
+   * role definition the caller checked the assignment against; it must still be stored as it was (not
+   * deleted, its permissions and assignable scopes unchanged) when the assignment is written, or nothing
+   * is written (`role.conflict`).
    */
-  addAssignment(a: RoleAssignment, audit: AuditEntry): Promise<{ assignment: RoleAssignment; created: boolean }>;
+  addAssignment(a: RoleAssignment, audit: AuditEntry, custom?: RoleDefinition): Promise<{ assignment: RoleAssignment; created: boolean }>;
   removeAssignment(id: string, audit: AuditEntry): Promise<boolean>;
 
   customRoles(): Promise<RoleDefinition[]>;
