@@ -382,9 +382,14 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
       return (await ex.all<VersionRow>(`SELECT ${VERSION_COLUMNS} FROM vault_key_versions v WHERE v.name = ? ORDER BY v.seq`, [name])).map(fromRow);
     },
 
-    /** Soft delete / recover / purge: one statement each, with their audit record in the same transaction. */
+    /**
+     * Soft delete / recover: one statement each, with their audit record in the same transaction, under
+     * the per-key lock: a purge (two statements, each reading what has committed when it starts) must not
+     * see a recover commit between them, nor a new version be added to a key being deleted.
+     */
     async setDeleted(name: string, deletion: DeletionInfo | undefined, audit: Omit<AuditRecord, 'seq'>): Promise<boolean> {
       return db.transaction(async (tx) => {
+        await tx.lock(keyLock(name));
         const r = deletion
           ? await tx.run('UPDATE vault_keys SET deleted_at = ?, scheduled_purge_at = ? WHERE name = ? AND deleted_at IS NULL', [deletion.deletedDate, deletion.scheduledPurgeDate, name])
           : await tx.run('UPDATE vault_keys SET deleted_at = NULL, scheduled_purge_at = NULL WHERE name = ? AND deleted_at IS NOT NULL', [name]);
@@ -399,8 +404,11 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
         // One statement decides: of replicas purging the same key, exactly one deletes the row and audits.
         const due = dueBy === undefined ? '' : ' AND scheduled_purge_at <= ?';
         const args = dueBy === undefined ? [name] : [name, dueBy];
-        await tx.run(`DELETE FROM vault_key_versions WHERE name = ? AND EXISTS (SELECT 1 FROM vault_keys WHERE name = ? AND deleted_at IS NOT NULL${due})`, [name, ...args]);
+        const versions = await tx.run(`DELETE FROM vault_key_versions WHERE name = ? AND EXISTS (SELECT 1 FROM vault_keys WHERE name = ? AND deleted_at IS NOT NULL${due})`, [name, ...args]);
         const r = await tx.run(`DELETE FROM vault_keys WHERE name = ? AND deleted_at IS NOT NULL${due}`, args);
+        // Versions gone but the key row kept (it was recovered between the statements, by a writer that
+        // took no key lock): undo both rather than leave a live key without its material.
+        if (r.changes !== 1 && versions.changes > 0) throw fail('store.conflict', `Key ${name} changed while it was purged; nothing was purged`, { name });
         if (r.changes === 1) await appendAudit(tx, audit);
         return r.changes === 1;
       });
