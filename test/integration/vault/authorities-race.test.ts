@@ -1,0 +1,66 @@
+/**
+ * Two replacements of the trusted-authority list racing on two replicas (PostgreSQL, each replica its own
+ * pool). A replacement deletes every row and inserts its list; under READ COMMITTED the second DELETE
+ * does not see the rows the first inserted (they committed after it began), so both lists were kept: an
+ * authority trusted that neither administrator's list named last, and a record of each saying otherwise.
+ * The result must be one of the two lists. (SQLite has one writer: the two cannot interleave there.)
+ */
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, test } from 'node:test';
+import pg from 'pg';
+import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
+import { openDatabase } from '../../../src/storage/open.js';
+import { createVaultStore } from '../../../src/storage/vault-store.js';
+import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
+
+const skip = await postgresUnavailable();
+const audit = { time: new Date(0).toISOString(), principal: 'admin', operation: 'setAuthorities', result: 'success' as const, status: 200 };
+
+describe('trusted authorities replaced on two replicas at once (PostgreSQL)', { skip }, () => {
+  test('the list is one of the two replacements, never their union', async () => {
+    const testDb = await createTestDatabase(undefined, { migrated: true });
+    const a = await openDatabase(testDb.url, { poolSize: 2 });
+    const b = await openDatabase(testDb.url, { poolSize: 2 });
+    const raw = new pg.Client({ connectionString: testDb.url });
+    try {
+      await a.migrate(MIGRATIONS);
+      await b.migrate(MIGRATIONS);
+      const storeA = createVaultStore(a);
+      const storeB = createVaultStore(b);
+      await storeA.setAuthorities(['https://old.example'], 1, audit);
+
+      // Holds the old row, so that both replacements begin their DELETE before either commits.
+      await raw.connect();
+      await raw.query('BEGIN');
+      await raw.query('SELECT authority FROM vault_authorities FOR UPDATE');
+      const waiting = async (n: number) => {
+        for (let i = 0; ; i++) {
+          const r = await raw.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type IN ('Lock', 'Advisory') AND pid <> pg_backend_pid()");
+          if (r.rows[0].n >= n) return;
+          assert.ok(i < 200, `${n} writers never waited`);
+          await sleep(10);
+        }
+      };
+      const first = storeA.setAuthorities(['https://a.example'], 2, audit);
+      first.catch(() => undefined);
+      await waiting(1);
+      const second = storeB.setAuthorities(['https://b.example'], 2, audit);
+      second.catch(() => undefined);
+      await waiting(2);
+      await raw.query('COMMIT');
+      await Promise.all([first, second]);
+
+      const list = await storeB.authorities();
+      assert.ok(
+        JSON.stringify(list) === JSON.stringify(['https://a.example']) || JSON.stringify(list) === JSON.stringify(['https://b.example']),
+        `the trusted authorities are ${JSON.stringify(list)}, which no replacement set`,
+      );
+    } finally {
+      await raw.end().catch(() => undefined);
+      await a.close();
+      await b.close();
+      await testDb.drop();
+    }
+  });
+});
