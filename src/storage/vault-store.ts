@@ -558,6 +558,9 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
     },
     async setAuthorities(list: readonly string[], nowSeconds: number, audit: Omit<AuditRecord, 'seq'>): Promise<void> {
       await db.transaction(async (tx) => {
+        // One replacement at a time: under READ COMMITTED a second DELETE would not see the rows a first
+        // inserted after it began, and both lists would be kept.
+        await tx.lock('vault-authorities');
         await tx.run('DELETE FROM vault_authorities');
         for (const a of new Set(list)) await tx.run('INSERT INTO vault_authorities (authority, added_at, integrity) VALUES (?, ?, ?)', [a, nowSeconds, integrity.compute(PURPOSE.authority, [a])]);
         await appendAudit(tx, audit);
