@@ -74,6 +74,10 @@ const PASSES = {
       'test/integration/scaleout/replicas.test.ts': 'its own PostgreSQL database',
       'test/integration/scaleout/stale-sequencer.test.ts': 'its own PostgreSQL database',
       'test/integration/vault/maintenance-replicas.test.ts': 'its own PostgreSQL database',
+      'test/integration/vault/release-race.test.ts': 'its own SQLite file and PostgreSQL database',
+      'test/integration/vault/role-race.test.ts': 'its own SQLite file and PostgreSQL database',
+      'test/integration/vault/purge-race.test.ts': 'its own PostgreSQL database',
+      'test/integration/vault/authorities-race.test.ts': 'its own PostgreSQL database',
       'test/integration/attack/store-outage.test.ts': 'its own PostgreSQL cluster',
       // The TEE side: what they test is the client (agent, SDK sources, vTPM device, the console's pages in
       // Chromium); the server answers them as it answers the suites that stay here, which cover the same
@@ -106,6 +110,10 @@ const PASSES = {
       'test/integration/hsm/hsm.test.ts': 'a SoftHSM token of its own and a software twin, both explicit',
       'test/integration/hsm/release-signing.test.ts': 'a SoftHSM token of its own, explicit',
       'test/integration/vault/maintenance-replicas.test.ts': 'the software key protector, explicit',
+      'test/integration/vault/release-race.test.ts': 'the software key protector, explicit',
+      'test/integration/vault/role-race.test.ts': 'the software key protector, explicit (no key is used)',
+      'test/integration/vault/purge-race.test.ts': 'the store alone, no key protector',
+      'test/integration/vault/authorities-race.test.ts': 'the store alone, no key protector',
       ...CLIENT_SHAPES,
     },
   },
