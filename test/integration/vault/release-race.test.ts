@@ -130,6 +130,15 @@ for (const backend of backends) {
             (e: unknown) => (isConclaveError(e) ? e.code : String(e)),
           );
           assert.match(outcome, new RegExp(`^(${codes})$`), `the key was sent (${outcome}) under terms revoked before the release committed`);
+          if (codes !== 'released') {
+            // The success record was stored before the terms were read again: the refusal's record names it.
+            const releases = (await dbs[0]!.all<{ leaf_hash: string; entry: string }>('SELECT leaf_hash, entry FROM log_leaves ORDER BY id'))
+              .map((r) => ({ leafHash: r.leaf_hash, ...(JSON.parse(r.entry) as { operation: string; result: string; detail?: { notSent?: { leafHash: string } } }) }))
+              .filter((r) => r.operation === 'release');
+            const refusal = releases.at(-1);
+            assert.equal(refusal?.result === 'success', false);
+            assert.equal(releases.find((r) => r.leafHash === refusal?.detail?.notSent?.leafHash)?.result, 'success', 'the refusal names the stored success record (notSent)');
+          }
           // And the next release through A is refused as well (or, after a change that revokes nothing, released).
           const next = a.release(app, LATEST, 'k', undefined, { target });
           if (codes === 'released') assert.ok((await next).value);
