@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fixturePath, readFixture, readFixtureJson, skipWithoutFixtures } from '../../test/fixtures.js';
+import { guestInfoFrom } from '../../test/helpers/azure-guest.js';
 import { b64url } from '../core/bytes.js';
 import { ConclaveError, fail } from '../core/errors.js';
 import { derToPem, pemToDer } from '../core/x509.js';
@@ -242,6 +243,21 @@ describe('SEV-SNP attestation of real AMD evidence: the CRL comes from the colla
       assert.ok(e.code === 'crl.invalid' || e.code === 'snp.product_mismatch', `refused as crl.invalid or snp.product_mismatch, not ${e.code}`);
       return true;
     }, 'a chain that names another product first must not make the evidence attest without its CRL');
+  });
+
+  test("trustee's az-snp-vtpm evidence and /attest/AzureGuest (real Milan CVM, VCEK in the evidence): the source's CRL is applied under the real roots (kills: azure-vm's real path verifying without the CRL)", async () => {
+    const trustee = () => ({ report: b64url(readFixture(...milanDir, 'evidence-v0.json')), draftPolicyForAttestation });
+    // AzureGuest takes no draft policy (its token is signed): only its refusals, which come before signing, are asserted.
+    const guest = () => ({ AttestationInfo: guestInfoFrom(readFixture(...milanDir, 'evidence-v0.json')) });
+    const none = service(undefined);
+    const { claims } = await none.svc.attest('SevSnpVm', trustee());
+    assert.equal(claims[CLAIM], 'unavailable', 'trustee: none to be had');
+    assert.equal(claims['x-conclave-simulated'], undefined);
+    assert.deepEqual(none.snpCertificates.asked, ['crl Milan vcek']);
+    const bad = service(undefined, { sourceCrl: forged });
+    await refusedWith(bad.svc.attest('SevSnpVm', trustee()), 'crl.invalid');
+    await refusedWith(bad.svc.attestGuest(guest()), 'crl.invalid');
+    await refusedWith(service(undefined, { snpCrl: 'required' }).svc.attestGuest(guest()), 'collateral.missing');
   });
 
   test('snpCrl required: no CRL is collateral.missing (400); an upstream that failed stays its 503', async () => {
