@@ -430,6 +430,15 @@ describe('fake hierarchies (testing.ts)', () => {
     rejects('crl.invalid', () => verifySnpReport(report2, { vcek: chip2.der, crl: new Uint8Array([0x30, 0x00]) }, { ...opts, cache }));
   });
 
+  test('the AMD CRL with a cache: a CRL verified under one ARK is not taken for another ARK of the same name (kills: verifiedCrl keyed by the CRL alone)', () => {
+    const cache = new SnpVerifierCache();
+    const other = createFakeSnpHierarchy();
+    const clean = makeFakeAmdCrl(milan, [], new Date('2025-01-01T00:00:00Z'), new Date('2025-12-01T00:00:00Z'));
+    assert.equal(verifySnpReport(makeFakeSnpReport(milan), { vcek: milan.vek.der, crl: clean }, { ...opts, cache }).crlChecked, true);
+    rejects('crl.invalid', () => verifySnpReport(makeFakeSnpReport(other), { vcek: other.vek.der, crl: clean }, { ...opts, trustAnchors: other.trustAnchors, cache }));
+    assert.throws(() => cache.verifiedCrl(clean, parseCertificate(other.ark.der)), (e: { code?: string }) => e.code === 'crl.invalid');
+  });
+
   test('Turin: FMC in the TCB, 8-byte hwID, CPUID family 0x1A', () => {
     const turin = createFakeSnpHierarchy({ product: 'Turin', tcb: { fmc: 2, bootloader: 3, tee: 4, snp: 5, microcode: 6 } });
     const r = verifySnpReport(makeFakeSnpReport(turin), { vcek: turin.vek.der, chain: turin.chain }, { at, trustAnchors: turin.trustAnchors });
