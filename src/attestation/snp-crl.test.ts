@@ -155,6 +155,17 @@ describe('SEV-SNP attestation and the AMD CRL: what a CRL must be, and what no C
     }
   });
 
+  test('a CRL without nextUpdate (which RFC 5280 requires of every CRL) is refused (crl.invalid): it could never expire, so a replayed one would stand for good', async () => {
+    const endless = makeFakeAmdCrl(h, [], new Date('2025-05-01T00:00:00Z'), undefined);
+    for (const [form, evidence] of forms) {
+      await assert.rejects(
+        service(endless).svc.attest('SevSnpVm', { report: evidence(), draftPolicyForAttestation }),
+        (e: { code?: string; status?: number }) => e.code === 'crl.invalid' && e.status === 400,
+        `${form}: a CRL without nextUpdate is crl.invalid`,
+      );
+    }
+  });
+
   test('no CRL: attested, the token says unavailable; with snpCrl required, refused (collateral.missing)', async () => {
     for (const [form, evidence] of forms) {
       const { claims } = await service(undefined).svc.attest('SevSnpVm', { report: evidence(), draftPolicyForAttestation });

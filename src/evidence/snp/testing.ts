@@ -207,8 +207,8 @@ export function makeFakeSnpReport(h: FakeSnpHierarchy, fields: SnpReportFields =
   return signSnpReport(report, vek.privateKey);
 }
 
-/** A CRL signed by the hierarchy's ARK revoking the given serial numbers (hex). */
-export function makeFakeAmdCrl(h: FakeSnpHierarchy, revokedSerials: readonly string[], thisUpdate: Date, nextUpdate: Date): Uint8Array {
+/** A CRL signed by the hierarchy's ARK revoking the given serial numbers (hex); `nextUpdate` undefined leaves the field out. */
+export function makeFakeAmdCrl(h: FakeSnpHierarchy, revokedSerials: readonly string[], thisUpdate: Date, nextUpdate: Date | undefined): Uint8Array {
   const algId = rsaPssSha384AlgId();
   const entries = revokedSerials.map((s) => tlv(TAG.SEQUENCE, encodeInt(BigInt(`0x${s}`)), derTime(thisUpdate)));
   const tbs = tlv(
@@ -217,7 +217,7 @@ export function makeFakeAmdCrl(h: FakeSnpHierarchy, revokedSerials: readonly str
     algId,
     name(`ARK-${h.product}`),
     derTime(thisUpdate),
-    derTime(nextUpdate),
+    ...(nextUpdate ? [derTime(nextUpdate)] : []),
     ...(entries.length > 0 ? [tlv(TAG.SEQUENCE, ...entries)] : []),
   );
   const sig = cryptoSign('sha384', tbs, { key: h.ark.privateKey, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 });
