@@ -371,7 +371,10 @@ function readAmdCrl(bytes: Uint8Array, ark: Certificate): Crl {
 function checkCrl(crl: Crl, ark: Certificate, certs: Certificate[], at: Date): Date | undefined {
   const t = verificationTime(at);
   if (!(t >= crl.thisUpdate.getTime())) throw fail('crl.invalid', 'the AMD CRL is not yet valid', { thisUpdate: crl.thisUpdate.toISOString() });
-  if (crl.nextUpdate && !(t <= crl.nextUpdate.getTime())) throw fail('crl.expired', 'the AMD CRL is past its nextUpdate', { nextUpdate: crl.nextUpdate.toISOString() });
+  // RFC 5280 §5.1.2.5: every CRL carries nextUpdate (AMD's do). One without it would never expire, so an old
+  // one replayed would stand for good: refused, as a CRL that does not verify is.
+  if (!crl.nextUpdate) throw fail('crl.invalid', 'the AMD CRL has no nextUpdate', { thisUpdate: crl.thisUpdate.toISOString() });
+  if (!(t <= crl.nextUpdate.getTime())) throw fail('crl.expired', 'the AMD CRL is past its nextUpdate', { nextUpdate: crl.nextUpdate.toISOString() });
   for (const c of certs) {
     // The ARK's CRL lists the ASK/ASVK (and VEKs in principle) it revoked, by serial number.
     if (c.issuerCN === ark.subjectCN && crl.revoked.has(c.serial)) {
