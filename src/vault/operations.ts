@@ -150,7 +150,12 @@ export function createKeyOperations(core: VaultCore) {
     checkUsable(fresh, 'release', nowSeconds());
     if (!fresh.attributes.exportable || !fresh.releasePolicy) throw fail('release.not_exportable', `Key ${fresh.name} is not exportable and cannot be released.`, { name: fresh.name });
     if (fresh.releasePolicy.json !== key.releasePolicy?.json) {
-      throw fail('store.conflict', `The release policy of key ${fresh.name} changed while this release was decided; the key was not sent. Ask again to be decided by the policy now in force.`, { name: fresh.name });
+      // The policy changed meanwhile: the one in force now decides too (a change that still admits this
+      // token, as most edits do, leaves the release alone).
+      const decision = decideRelease(compileReleasePolicy(fresh.releasePolicy.json).policy, token);
+      if (!decision.released) {
+        throw fail('release.policy_unsatisfied', `Target environment attestation statement does not satisfy the key release policy, which changed while this release was decided: ${explainDecision(decision)}`, { failures: decision.failures });
+      }
     }
     if (stored !== undefined && !stored.some((a) => authoritiesMatch(a, token.authority))) {
       throw fail('release.token_invalid', `target attestation token rejected: its authority ${token.authority} is no longer trusted`, { reason: 'untrusted_issuer', issuer: token.issuer });

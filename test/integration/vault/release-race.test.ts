@@ -32,11 +32,12 @@ const pgSkip = await postgresUnavailable();
 const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
 const app = { id: 'tee-app', displayName: 'tee-app', isAdmin: false };
 const ISSUER = 'https://authority.test';
-const policyOf = (type: string) => Buffer.from(JSON.stringify({ version: '1.0.0', anyOf: [{ authority: ISSUER, allOf: [{ claim: 'x-ms-attestation-type', equals: type }] }] })).toString('base64url');
+const policyOf = (...types: string[]) =>
+  Buffer.from(JSON.stringify({ version: '1.0.0', anyOf: types.map((type) => ({ authority: ISSUER, allOf: [{ claim: 'x-ms-attestation-type', equals: type }] })) })).toString('base64url');
 
 type Revocation = (b: VaultService, assignmentId: string) => Promise<unknown>;
 const REVOCATIONS: [string, string, Revocation][] = [
-  ['the release policy tightened', 'release.policy_unsatisfied|store.conflict', (b) => b.update(admin, LATEST, 'k', undefined, { release_policy: { data: policyOf('tdxvm') } })],
+  ['the release policy tightened', 'release.policy_unsatisfied', (b) => b.update(admin, LATEST, 'k', undefined, { release_policy: { data: policyOf('tdxvm') } })],
   ['the key disabled', 'key.operation_not_allowed', (b) => b.update(admin, LATEST, 'k', undefined, { attributes: { enabled: false } })],
   ['the key deleted', 'key.not_found', (b) => b.delete(admin, LATEST, 'k')],
   ['the caller’s release role removed', 'auth.forbidden', (b, id) => b.unassign(admin, id)],
@@ -44,6 +45,7 @@ const REVOCATIONS: [string, string, Revocation][] = [
   // Changes that revoke nothing: the release goes ahead (no refusal for a change it does not depend on).
   ['(control) the key’s tags changed', 'released', (b) => b.update(admin, LATEST, 'k', undefined, { tags: { a: 'b' } })],
   ['(control) the key rotated', 'released', (b) => b.rotate(admin, LATEST, 'k')],
+  ['(control) the release policy changed to one that still admits the token', 'released', (b) => b.update(admin, LATEST, 'k', undefined, { release_policy: { data: policyOf('sevsnpvm', 'tdxvm') } })],
 ];
 
 const backends: { name: string; skip: string | undefined; open: () => Promise<{ open: () => Promise<Database>; done: () => Promise<void> }> }[] = [
