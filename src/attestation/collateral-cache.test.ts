@@ -178,6 +178,18 @@ describe('AMD CRLs in the attestation service (cachedAmdCrlSource)', () => {
     assert.equal(calls, 3);
   });
 
+  test('clear() follows the cache behind: the floor is forgotten with the copy, so what the cache now answers is taken (kills: clear() keeping the newest CRL)', async () => {
+    const newer = crl('2025-05-02T00:00:00Z', '2025-06-02T00:00:00Z');
+    const older = crl('2025-05-01T00:00:00Z', '2025-06-01T00:00:00Z');
+    let next = newer;
+    const src = cachedAmdCrlSource(async () => next, () => 0);
+    assert.equal(await src.getCrl(req), newer);
+    // The cache behind changed (an operator replaced the item; its own guard judged that): the copy follows at once.
+    next = older;
+    src.clear();
+    assert.equal(await src.getCrl(req), older);
+  });
+
   test('one CRL per product and key kind', async () => {
     const asked: string[] = [];
     const src = cachedAmdCrlSource(async (r) => {
