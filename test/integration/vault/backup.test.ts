@@ -91,6 +91,26 @@ describe('full backup and restore', () => {
     assert.deepEqual(readdirSync(outside), [], 'nothing made through a dangling link either');
   });
 
+  test('odd locations are refused with 400, never an internal error: NUL, an encoded slash, an over-long or over-deep path, a backup file that is a directory', async () => {
+    const base = pathToFileURL(backupDir).href;
+    const refused = async (method: string, path: string, body: unknown, v = API) => {
+      const r = await call(method, path, body, v);
+      assert.equal(r.status, 400, `${method} ${path} ${JSON.stringify(body).slice(0, 120)}: ${JSON.stringify(r.json)}`);
+      assert.equal(r.json.error.innererror.code, 'request.invalid');
+    };
+    for (const uri of [`${base}/a%00b`, `${base}/a%2Fb`, `${base}/${'a'.repeat(300)}`, `${base}/${'a/'.repeat(3000)}`]) {
+      await refused('POST', '/backup', { storageResourceUri: uri, token: '' });
+      await refused('POST', '/prebackup', { storageResourceUri: uri, token: '' }, '7.6');
+      await refused('PUT', '/restore', { sasTokenParameters: { storageResourceUri: uri, token: '' }, folderToRestore: 'x' });
+    }
+    // A backup made into a container named like the backup file leaves a directory where a restore
+    // looks for the file: the restore of that folder is refused, not a 500.
+    const trap = await call('POST', '/backup', { storageResourceUri: `${base}/trap/conclave-vault-backup.json`, token: '' });
+    assert.equal(trap.status, 202, JSON.stringify(trap.json));
+    await refused('PUT', '/restore', { sasTokenParameters: { storageResourceUri: base, token: '' }, folderToRestore: 'trap' });
+    await refused('PUT', '/keys/b1/restore', { sasTokenParameters: { storageResourceUri: base, token: '' }, folder: 'trap' });
+  });
+
   test('pre-backup and pre-restore checks (7.5 and later): 202 with the job, nothing written, the same refusals as the real thing', async () => {
     const V = '7.6';
     const before = readdirSync(fileURLToPath(container)).sort();
