@@ -9,12 +9,15 @@
  */
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { fail } from '../core/errors.js';
 import type { BackupTarget } from '../vault/ports.js';
 
 const MAX_FILE_BYTES = 512 * 1024 * 1024;
+/** Below Linux's PATH_MAX (4096) and NAME_MAX (255), so a longer path is the caller's 400, not ENAMETOOLONG. */
+const MAX_PATH_BYTES = 1024;
+const MAX_NAME_BYTES = 255;
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
 /** Whether anything (a symlink too, dangling or not) is at `path`. */
@@ -64,7 +67,17 @@ export function createDirectoryBackupTarget(rootDir: string): BackupTarget {
       throw fail('request.invalid', `Backups to blob storage (${url.host}) are not offered yet: give file:///… inside the backup directory ${root} (docs/vault.md)`, { field: 'storageResourceUri' });
     }
     if (url.protocol !== 'file:' || (url.host !== '' && url.host !== 'localhost')) throw fail('request.invalid', 'storageResourceUri must be a file:/// URL inside the backup directory', { field: 'storageResourceUri' });
-    const path = resolve(fileURLToPath(url));
+    let path: string;
+    try {
+      path = resolve(fileURLToPath(url));
+    } catch {
+      // An encoded `/` (%2F) or another path the platform cannot name.
+      throw fail('request.invalid', `storageResourceUri ${uri} does not name a directory path`, { field: 'storageResourceUri' });
+    }
+    // Refused here rather than left to the file system, whose errors for these are not a caller's 4xx.
+    if (path.includes('\0') || Buffer.byteLength(path) > MAX_PATH_BYTES || path.split(sep).some((s) => Buffer.byteLength(s) > MAX_NAME_BYTES)) {
+      throw fail('request.invalid', `storageResourceUri must be a path of at most ${MAX_PATH_BYTES} bytes, names of at most ${MAX_NAME_BYTES}, without NUL`, { field: 'storageResourceUri' });
+    }
     if (mustBeInside && !inside(root, path)) throw fail('request.invalid', `storageResourceUri ${uri} is outside the backup directory ${root}`, { field: 'storageResourceUri' });
     return path;
   }
@@ -128,7 +141,9 @@ export function createDirectoryBackupTarget(rootDir: string): BackupTarget {
         throw fail('request.not_found', `No backup file ${file} in ${folder}`, { folder });
       }
       if (!inside(base, real)) throw fail('request.invalid', `${folder} leads outside the backup directory`, { field: 'folder' });
-      if (statSync(real).size > MAX_FILE_BYTES) throw fail('request.invalid', `the backup file in ${folder} is larger than ${MAX_FILE_BYTES} bytes`, { field: 'folder' });
+      const st = statSync(real);
+      if (!st.isFile()) throw fail('request.invalid', `${file} in ${folder} is not a file`, { field: 'folder' });
+      if (st.size > MAX_FILE_BYTES) throw fail('request.invalid', `the backup file in ${folder} is larger than ${MAX_FILE_BYTES} bytes`, { field: 'folder' });
       return new Uint8Array(readFileSync(real));
     },
   };
