@@ -73,3 +73,19 @@ test('clientKey: the /64 of every IPv6 spelling', () => {
   assert.equal(clientKey('::ffff:192.0.2.1'), '192.0.2.1');
   assert.equal(clientKey('192.0.2.1'), '192.0.2.1');
 });
+
+test('buckets are kept in least-recently-used order: a bucket taken from again does not keep a refilled one from being forgotten', () => {
+  let t = 0;
+  const l = createRateLimiter({ perSecond: 1, burst: 2, maxKeys: 2, now: () => t });
+  l.take('a', 'drafts');
+  l.take('b', 'drafts');
+  t += 2_000; // both have refilled
+  l.take('a', 'drafts'); // a is the most recently used now; b, refilled, is the least
+  // c is a newcomer at maxKeys: b is forgotten and c gets a bucket of its own (not the overflow bucket).
+  l.take('c', 'drafts');
+  l.take('c', 'drafts');
+  assert.throws(() => l.take('c', 'drafts'), (e) => isConclaveError(e, 'request.rate_limited'));
+  assert.equal(l.size, 2);
+  // d finds a and c still refilling: it takes from the overflow bucket, untouched so far.
+  l.take('d', 'drafts');
+});
