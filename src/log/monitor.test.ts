@@ -74,6 +74,11 @@ test('time: a larger head dated before the last one seen, a smaller one dated af
   assert.equal(await check({ size: 9, timestamp: seen.timestamp + 1 }), 'timestamp_backwards');
   assert.equal(await check({ size: 30, timestamp: NOW + 86_400_000 }), 'timestamp_future');
   assert.equal(await check({ size: 5, timestamp: NOW + 86_400_000 }, undefined), 'timestamp_future', 'also the first head');
+  // One head per size: the sequencer signs a head only when the tree grows (src/log/sequencer.ts), so a
+  // head of the size seen dated before it (backdating what it holds) or after it is a second signature for one size.
+  assert.equal(await check({ size: 16, timestamp: seen.timestamp - 60_000 }), 'fork');
+  assert.equal(await check({ size: 16, timestamp: seen.timestamp + 1 }), 'fork');
+  assert.equal(await check({ size: 16, timestamp: seen.timestamp }), 'head');
   // Equal times, and a clock a little behind the log's, are fine.
   assert.equal(await check({ size: 30, timestamp: seen.timestamp }), 'head');
   assert.equal(await check({ size: 9, timestamp: seen.timestamp }), 'stale');
