@@ -82,6 +82,12 @@ export async function checkLog(log: MonitoredLog, key: KeyObject, latest: TreeHe
     if (!sth.rootHash.equals(prev.rootHash)) {
       return { event: { kind: 'alert', log: log.name, alert: 'fork', code: 'log.inconsistent', message: `two roots for tree size ${sth.treeSize}: ${prev.rootHash.toString('hex')} and ${sth.rootHash.toString('hex')}`, sth: wire, previous: latest }, latest };
     }
+    // The sequencer signs a head only when the tree grows: one head per size. Another time for the same
+    // size is a second signature (one dated back would date everything the tree holds earlier).
+    if (sth.timestamp !== prev.timestamp) {
+      const at = (h: SignedTreeHead) => new Date(h.timestamp).toISOString();
+      return { event: { kind: 'alert', log: log.name, alert: 'fork', code: 'log.inconsistent', message: `two heads for tree size ${sth.treeSize}: dated ${at(prev)} and ${at(sth)}`, sth: wire, previous: latest }, latest };
+    }
     return { event: { kind: 'head', log: log.name, sth: wire }, latest };
   }
   if (sth.treeSize < prev.treeSize) {
