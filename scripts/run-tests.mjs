@@ -109,6 +109,7 @@ const PASSES = {
     except: {
       'test/integration/hsm/hsm.test.ts': 'a SoftHSM token of its own and a software twin, both explicit',
       'test/integration/hsm/release-signing.test.ts': 'a SoftHSM token of its own, explicit',
+      'test/integration/hsm/backup-token.test.ts': 'two SoftHSM tokens of its own and no token, explicit',
       'test/integration/vault/maintenance-replicas.test.ts': 'the software key protector, explicit',
       'test/integration/vault/release-race.test.ts': 'the software key protector, explicit',
       'test/integration/vault/role-race.test.ts': 'the software key protector, explicit (no key is used)',
