@@ -178,7 +178,7 @@ export const ERROR_CATALOGUE = {
   'role.assignment_not_found': { status: 404, meaning: 'No role assignment with this name exists at this scope.' },
   'role.definition_not_found': { status: 404, meaning: 'No role definition with this name exists.' },
   'role.conflict': { status: 409, meaning: 'The role assignment or definition conflicts with an existing one (same name, other content; a built-in role; a definition still assigned).' },
-  'backup.foreign': { status: 400, meaning: 'The backup is corrupt or was sealed under another master key: it restores only into a vault with the master key that made it.' },
+  'backup.foreign': { status: 400, meaning: 'The backup is corrupt or was sealed under another master key, or holds keys in a PKCS#11 token this vault does not use: it restores only into a vault with the master key that made it (and, for keys in a token, on that token).' },
   // ── transparency log ──────────────────────────────────────────────────────
   'log.range_invalid': { status: 400, meaning: 'A log index, size or range is malformed or outside the latest signed tree head (start > end, size 0, from > to).' },
   'log.leaf_not_found': { status: 404, meaning: 'No log entry with this leaf hash is in the tree of the requested size (it may not be sequenced yet: retry within the batch interval).' },

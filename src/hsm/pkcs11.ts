@@ -24,6 +24,7 @@
  *   refused PIN is never tried again, and a token re-initialised meanwhile is found again.
  */
 import type { KeyObject } from 'node:crypto';
+import { isConclaveError } from '../core/errors.js';
 import type { KeyProtector, KeyRef } from '../vault/ports.js';
 import { assembleTransferBlob } from '../vault/release/index.js';
 import { createCipher } from './pkcs11-cipher.js';
@@ -107,6 +108,20 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
       return withSession((s) => importIn(s, jwk, binding, importOpts.exportable === true));
     },
 
+    async holds(ref) {
+      if (!isPkcs11Handle(ref.handle)) return false;
+      return withSession((s, c) => {
+        try {
+          objectsOf(s, c, ref);
+          return true;
+        } catch (e) {
+          // The object is absent (another token) or the handle is not this version's; device failures go on.
+          if (isConclaveError(e, 'key.crypto_failed') || isConclaveError(e, 'key.invalid')) return false;
+          throw e;
+        }
+      });
+    },
+
     ...createSigning(lib, pool, objects),
 
     async encrypt(ref, req) {
@@ -181,6 +196,7 @@ export function routeKeyProtector(hsm: KeyProtector, software: KeyProtector): Ke
     encrypt: (ref, req) => pick(ref).encrypt(ref, req),
     decrypt: (ref, req) => pick(ref).decrypt(ref, req),
     releaseWrapped: (ref, key, enc, opts) => pick(ref).releaseWrapped(ref, key, enc, opts),
+    holds: (ref) => pick(ref).holds(ref),
     // Where the key's provider has no one-job form (the token): undefined, so the caller wraps and signs apart.
     releaseWrappedSigned: async (ref, key, enc, opts, document) => pick(ref).releaseWrappedSigned?.(ref, key, enc, opts, document),
     // BYOK lands new keys in the token: only when the token can unwrap there (not yet, docs/vault.md).

@@ -173,6 +173,15 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
   return {
     provider: 'software',
 
+    async holds(ref) {
+      try {
+        sealer.open(ref.handle, ref.binding).fill(0);
+        return true;
+      } catch {
+        return false;
+      }
+    },
+
     async generate(spec, binding) {
       if (spec.family === 'oct') return protect(createSecretKey(randomBytes(spec.keySize / 8)), binding);
       // Off the event loop: an RSA-4096 key takes hundreds of milliseconds to make.

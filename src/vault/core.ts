@@ -75,6 +75,22 @@ export function refOf(k: KeyVersion): KeyRef {
   return { family: familyOf(k.kty), handle: k.handle, binding: bindingOf(k.name, k.version) };
 }
 
+/**
+ * Refuses a restore with `backup.foreign` before anything is written when a version's material is not
+ * where this vault's key protector can use it: a backup carries a PKCS#11 token's handle, not the key, so
+ * it restores only into a vault on that token (with the same master key).
+ */
+export async function requireMaterialHeld(protector: KeyProtector, versions: readonly KeyVersion[]): Promise<void> {
+  for (const v of versions) {
+    if (await protector.holds(refOf(v))) continue;
+    throw fail(
+      'backup.foreign',
+      `Key ${v.name} version ${v.version} (${v.provider}) is held in a PKCS#11 token this vault does not use (another token, or none): a backup of a key in a token restores only into a vault with the same master key on the same token.`,
+      { name: v.name, version: v.version, provider: v.provider },
+    );
+  }
+}
+
 export function finish(draft: AuditDraft): AuditEntry {
   const { detail, ...rest } = draft;
   return Object.keys(detail).length ? { ...rest, detail } : rest;

@@ -13,7 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { fail, isConclaveError } from '../core/errors.js';
 import { type ApiVersion, requireFeature } from './api-version.js';
-import { type AuditDraft, finish, type VaultCore } from './core.js';
+import { type AuditDraft, finish, requireMaterialHeld, type VaultCore } from './core.js';
 import type { KeyVersion } from './key.js';
 import type { BackupTarget } from './ports.js';
 import { checkKeyName } from './key.js';
@@ -150,6 +150,7 @@ export function createFullBackup(core: VaultCore, target: BackupTarget | undefin
       if (onlyKey !== undefined && !snapshot.keys.some((k) => k.name.toLowerCase() === onlyKey.toLowerCase())) {
         throw fail('key.not_found', `The backup in ${folder} holds no key ${onlyKey}.`, { name: onlyKey });
       }
+      for (const k of snapshot.keys) if (onlyKey === undefined || k.name.toLowerCase() === onlyKey.toLowerCase()) await requireMaterialHeld(core.protector, k.versions);
       const r = await store.importVault(snapshot, nowSeconds(), finish({ ...draft, detail: { ...draft.detail, keys: onlyKey ? 1 : snapshot.keys.length } }), onlyKey);
       if (r.conflicts.length > 0) {
         throw fail('key.conflict', `Restore would overwrite what the vault holds: ${r.conflicts.slice(0, 10).join(', ')}${r.conflicts.length > 10 ? ', …' : ''}. Restore into an empty vault, or delete and purge these first.`, {
@@ -207,6 +208,7 @@ export function createFullBackup(core: VaultCore, target: BackupTarget | undefin
         const job: BackupJob = { jobId: randomBytes(16).toString('hex'), kind: 'restore', status: 'InProgress', startTime: nowSeconds(), principal: p.id };
         Object.assign(draft.detail, { jobId: job.jobId, folder: b.folderToRestore });
         const snapshot = await readSnapshot(sas, b.folderToRestore);
+        for (const k of snapshot.keys) await requireMaterialHeld(core.protector, k.versions);
         const conflicts: string[] = [];
         for (const k of snapshot.keys) {
           const st = await store.keyState(k.name);

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import { type ApiVersion, requireFeature } from './api-version.js';
 import { importByok } from './byok.js';
-import { type AuditDraft, bindingOf, finish, keyNotFound, type VaultCore } from './core.js';
+import { type AuditDraft, bindingOf, finish, keyNotFound, requireMaterialHeld, type VaultCore } from './core.js';
 import {
   applyUpdate,
   checkKeyName,
@@ -275,6 +275,7 @@ export function createKeyLifecycle(core: VaultCore) {
         draft.key = doc.name;
         draft.version = doc.latest;
         const policy = doc.rotationPolicy ? deserializeRotationPolicy(doc.rotationPolicy) : undefined;
+        await requireMaterialHeld(core.protector, versions);
         if (!(await store.restore(versions, doc.latest, nowSeconds(), finish(draft), policy))) {
           throw fail('key.conflict', `Key ${doc.name} already exists (or is deleted); restore needs a free name.`, { name: doc.name });
         }

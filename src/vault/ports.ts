@@ -138,6 +138,13 @@ export interface KeyProtector {
    */
   releaseWrapped(ref: KeyRef, wrappingPublicKey: KeyObject, enc: KeyTransferEnc, opts?: { kid?: string }): Promise<string>;
   /**
+   * Whether this provider holds `ref`'s material, so the version works here: the software provider when
+   * the handle opens under its master key, a PKCS#11 one when its token has the object. A restore asks
+   * before it writes a version (a backup carries a token's handle, not its material). Throws where the
+   * provider cannot tell now (`hsm.unavailable`).
+   */
+  holds(ref: KeyRef): Promise<boolean>;
+  /**
    * {@link releaseWrapped} and the signature of the document that carries its `key_hsm` in one job off the
    * event loop (the software provider's wrap worker): resolves the compact JWS under `document.header` of
    * `document.around[0] + key_hsm + document.around[1]`, signed with `document.key` as `document.alg` says,
