@@ -85,7 +85,7 @@ export async function requireMaterialHeld(protector: KeyProtector, versions: rea
     if (await protector.holds(refOf(v))) continue;
     throw fail(
       'backup.foreign',
-      `Key ${v.name} version ${v.version} (${v.provider}) is held in a PKCS#11 token this vault does not use (another token, or none): a backup of a key in a token restores only into a vault with the same master key on the same token.`,
+      `Key ${v.name} version ${v.version} (${v.provider}) is held in a PKCS#11 token this vault does not use (another token, or none), or its object is no longer in the token: a backup of a key in a token restores only into a vault with the same master key on the same token.`,
       { name: v.name, version: v.version, provider: v.provider },
     );
   }
