@@ -63,4 +63,59 @@ describe('trusted authorities replaced on two replicas at once (PostgreSQL)', { 
       await testDb.drop();
     }
   });
+
+  test('a restore that adds authorities while a replacement runs: a replacement recorded after the restore leaves its own list alone', async () => {
+    // A restore merges the backup's authorities into the list (INSERT … ON CONFLICT DO NOTHING). Committed
+    // while a replacement's DELETE was under way, its rows were not seen by that DELETE and were kept, so
+    // the replacement, recorded after the restore, left an authority trusted that its list did not name.
+    const testDb = await createTestDatabase(undefined, { migrated: true });
+    const a = await openDatabase(testDb.url, { poolSize: 2 });
+    const b = await openDatabase(testDb.url, { poolSize: 2 });
+    const raw = new pg.Client({ connectionString: testDb.url });
+    try {
+      await a.migrate(MIGRATIONS);
+      await b.migrate(MIGRATIONS);
+      const storeA = createVaultStore(a);
+      const storeB = createVaultStore(b);
+      await storeA.setAuthorities(['https://old.example'], 1, audit);
+
+      // Holds the old row, so that the replacement's DELETE has begun when the restore runs.
+      await raw.connect();
+      await raw.query('BEGIN');
+      await raw.query('SELECT authority FROM vault_authorities FOR UPDATE');
+      const waiters = async () => (await raw.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type IN ('Lock', 'Advisory') AND pid <> pg_backend_pid()")).rows[0].n as number;
+      const replaced = storeA.setAuthorities(['https://a.example'], 2, audit);
+      replaced.catch(() => undefined);
+      for (let i = 0; (await waiters()) < 1; i++) {
+        assert.ok(i < 200, 'the replacement never waited');
+        await sleep(10);
+      }
+      let restoreDone = false;
+      const restored = storeB.importVault({ keys: [], customRoles: [], assignments: [], authorities: ['https://restored.example'] }, 2, { ...audit, operation: 'restore' });
+      restored.then(
+        () => (restoreDone = true),
+        () => (restoreDone = true),
+      );
+      // The restore either commits at once or waits for the replacement (then it runs after it).
+      for (let i = 0; !restoreDone && (await waiters()) < 2; i++) {
+        assert.ok(i < 200, 'the restore neither finished nor waited');
+        await sleep(10);
+      }
+      await raw.query('COMMIT');
+      await Promise.all([replaced, restored]);
+
+      const order = (await b.all<{ entry: string }>('SELECT entry FROM log_leaves ORDER BY id')).map((e) => (JSON.parse(e.entry) as { operation: string }).operation);
+      const list = await storeB.authorities();
+      if (order.lastIndexOf('setAuthorities') > order.indexOf('restore')) {
+        assert.deepEqual(list, ['https://a.example'], `the replacement was recorded after the restore, but the trusted authorities are ${JSON.stringify(list)}`);
+      } else {
+        assert.deepEqual(list, ['https://a.example', 'https://restored.example']);
+      }
+    } finally {
+      await raw.end().catch(() => undefined);
+      await a.close();
+      await b.close();
+      await testDb.drop();
+    }
+  });
 });
