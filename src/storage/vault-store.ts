@@ -604,6 +604,8 @@ export function createVaultStore(db: Database, mac?: RowMac): VaultStore {
         }
         if (onlyKey === undefined) {
           await tx.lock('vault-roles');
+          // The authorities it merges in: after a replacement of the list or before it, never inside it (setAuthorities).
+          await tx.lock('vault-authorities');
           for (const r of snapshot.customRoles) {
             const have = await tx.get<{ role_name: string; permissions: string }>('SELECT role_name, permissions FROM vault_role_definitions WHERE name = ?', [r.name]);
             if (have && (have.role_name !== r.roleName || have.permissions !== JSON.stringify(r.permissions))) conflicts.push(`role definition ${r.name}`);
