@@ -1,11 +1,15 @@
+import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import type { Database } from '../../src/storage/database.js';
 import { MIGRATIONS } from '../../src/storage/migrations/index.js';
 import { openDatabase } from '../../src/storage/open.js';
-import { type VaultStore, createVaultStore } from '../../src/storage/vault-store.js';
+import { createVaultStore, type VaultStore } from '../../src/storage/vault-store.js';
+import { createTestDatabase } from './postgres.js';
 
 /**
  * Runs `fn` on a vault store with row MACs (under a random key) over a fresh, migrated SQLite file (`path`),
@@ -23,5 +27,45 @@ export async function withMacVaultStore(fn: (s: { db: Database; path: string; st
   } finally {
     await db.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Two replicas' vault stores on one fresh PostgreSQL database, each with its own pool, and a raw client for the test. */
+export interface PgReplicas {
+  readonly a: Database;
+  readonly b: Database;
+  readonly storeA: VaultStore;
+  readonly storeB: VaultStore;
+  /** A connection of the test's own, connected: it holds rows (`SELECT … FOR UPDATE`) so that writers wait. */
+  readonly raw: pg.Client;
+  /** How many other sessions wait on a lock (row or advisory) now. */
+  waiting(): Promise<number>;
+  /** Waits until `waiting()` is at least `n`; `what` names the waiters in the failure. */
+  waitFor(n: number, what: string): Promise<void>;
+}
+
+/** Runs `fn` on two replicas of one fresh, migrated PostgreSQL database, then closes everything and drops it. */
+export async function withPgReplicas(fn: (r: PgReplicas) => Promise<void>): Promise<void> {
+  const testDb = await createTestDatabase(undefined, { migrated: true });
+  const a = await openDatabase(testDb.url, { poolSize: 2 });
+  const b = await openDatabase(testDb.url, { poolSize: 2 });
+  const raw = new pg.Client({ connectionString: testDb.url });
+  try {
+    await a.migrate(MIGRATIONS);
+    await b.migrate(MIGRATIONS);
+    await raw.connect();
+    const waiting = async () => (await raw.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type IN ('Lock', 'Advisory') AND pid <> pg_backend_pid()")).rows[0].n as number;
+    const waitFor = async (n: number, what: string) => {
+      for (let i = 0; (await waiting()) < n; i++) {
+        assert.ok(i < 200, `${what} never waited`);
+        await sleep(10);
+      }
+    };
+    await fn({ a, b, storeA: createVaultStore(a), storeB: createVaultStore(b), raw, waiting, waitFor });
+  } finally {
+    await raw.end().catch(() => undefined);
+    await a.close();
+    await b.close();
+    await testDb.drop();
   }
 }

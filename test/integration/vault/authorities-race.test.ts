@@ -6,48 +6,28 @@
  * The result must be one of the two lists. (SQLite has one writer: the two cannot interleave there.)
  */
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
-import pg from 'pg';
-import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
-import { openDatabase } from '../../../src/storage/open.js';
-import { createVaultStore } from '../../../src/storage/vault-store.js';
-import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { postgresUnavailable } from '../../helpers/postgres.js';
+import { withPgReplicas } from '../../helpers/vault-store.js';
 
 const skip = await postgresUnavailable();
 const audit = { time: new Date(0).toISOString(), principal: 'admin', operation: 'setAuthorities', result: 'success' as const, status: 200 };
 
 describe('trusted authorities replaced on two replicas at once (PostgreSQL)', { skip }, () => {
-  test('the list is one of the two replacements, never their union', async () => {
-    const testDb = await createTestDatabase(undefined, { migrated: true });
-    const a = await openDatabase(testDb.url, { poolSize: 2 });
-    const b = await openDatabase(testDb.url, { poolSize: 2 });
-    const raw = new pg.Client({ connectionString: testDb.url });
-    try {
-      await a.migrate(MIGRATIONS);
-      await b.migrate(MIGRATIONS);
-      const storeA = createVaultStore(a);
-      const storeB = createVaultStore(b);
+  test('the list is one of the two replacements, never their union', () =>
+    withPgReplicas(async ({ storeA, storeB, raw, waitFor }) => {
       await storeA.setAuthorities(['https://old.example'], 1, audit);
 
       // Holds the old row, so that both replacements begin their DELETE before either commits.
-      await raw.connect();
       await raw.query('BEGIN');
       await raw.query('SELECT authority FROM vault_authorities FOR UPDATE');
-      const waiting = async (n: number) => {
-        for (let i = 0; ; i++) {
-          const r = await raw.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type IN ('Lock', 'Advisory') AND pid <> pg_backend_pid()");
-          if (r.rows[0].n >= n) return;
-          assert.ok(i < 200, `${n} writers never waited`);
-          await sleep(10);
-        }
-      };
       const first = storeA.setAuthorities(['https://a.example'], 2, audit);
       first.catch(() => undefined);
-      await waiting(1);
+      await waitFor(1, 'the first replacement');
       const second = storeB.setAuthorities(['https://b.example'], 2, audit);
       second.catch(() => undefined);
-      await waiting(2);
+      await waitFor(2, 'the second replacement');
       await raw.query('COMMIT');
       await Promise.all([first, second]);
 
@@ -56,40 +36,21 @@ describe('trusted authorities replaced on two replicas at once (PostgreSQL)', { 
         JSON.stringify(list) === JSON.stringify(['https://a.example']) || JSON.stringify(list) === JSON.stringify(['https://b.example']),
         `the trusted authorities are ${JSON.stringify(list)}, which no replacement set`,
       );
-    } finally {
-      await raw.end().catch(() => undefined);
-      await a.close();
-      await b.close();
-      await testDb.drop();
-    }
-  });
+    }));
 
-  test('a restore that adds authorities while a replacement runs: a replacement recorded after the restore leaves its own list alone', async () => {
+  test('a restore that adds authorities while a replacement runs: a replacement recorded after the restore leaves its own list alone', () =>
     // A restore merges the backup's authorities into the list (INSERT … ON CONFLICT DO NOTHING). Committed
     // while a replacement's DELETE was under way, its rows were not seen by that DELETE and were kept, so
     // the replacement, recorded after the restore, left an authority trusted that its list did not name.
-    const testDb = await createTestDatabase(undefined, { migrated: true });
-    const a = await openDatabase(testDb.url, { poolSize: 2 });
-    const b = await openDatabase(testDb.url, { poolSize: 2 });
-    const raw = new pg.Client({ connectionString: testDb.url });
-    try {
-      await a.migrate(MIGRATIONS);
-      await b.migrate(MIGRATIONS);
-      const storeA = createVaultStore(a);
-      const storeB = createVaultStore(b);
+    withPgReplicas(async ({ b, storeA, storeB, raw, waiting, waitFor }) => {
       await storeA.setAuthorities(['https://old.example'], 1, audit);
 
       // Holds the old row, so that the replacement's DELETE has begun when the restore runs.
-      await raw.connect();
       await raw.query('BEGIN');
       await raw.query('SELECT authority FROM vault_authorities FOR UPDATE');
-      const waiters = async () => (await raw.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type IN ('Lock', 'Advisory') AND pid <> pg_backend_pid()")).rows[0].n as number;
       const replaced = storeA.setAuthorities(['https://a.example'], 2, audit);
       replaced.catch(() => undefined);
-      for (let i = 0; (await waiters()) < 1; i++) {
-        assert.ok(i < 200, 'the replacement never waited');
-        await sleep(10);
-      }
+      await waitFor(1, 'the replacement');
       let restoreDone = false;
       const restored = storeB.importVault({ keys: [], customRoles: [], assignments: [], authorities: ['https://restored.example'] }, 2, { ...audit, operation: 'restore' });
       restored.then(
@@ -97,7 +58,7 @@ describe('trusted authorities replaced on two replicas at once (PostgreSQL)', { 
         () => (restoreDone = true),
       );
       // The restore either commits at once or waits for the replacement (then it runs after it).
-      for (let i = 0; !restoreDone && (await waiters()) < 2; i++) {
+      for (let i = 0; !restoreDone && (await waiting()) < 2; i++) {
         assert.ok(i < 200, 'the restore neither finished nor waited');
         await sleep(10);
       }
@@ -111,11 +72,5 @@ describe('trusted authorities replaced on two replicas at once (PostgreSQL)', { 
       } else {
         assert.deepEqual(list, ['https://a.example', 'https://restored.example']);
       }
-    } finally {
-      await raw.end().catch(() => undefined);
-      await a.close();
-      await b.close();
-      await testDb.drop();
-    }
-  });
+    }));
 });

@@ -8,46 +8,29 @@
  * (SQLite has one writer: the two cannot interleave there.)
  */
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, test } from 'node:test';
-import pg from 'pg';
-import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
-import { openDatabase } from '../../../src/storage/open.js';
-import { createVaultStore } from '../../../src/storage/vault-store.js';
-import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { postgresUnavailable } from '../../helpers/postgres.js';
 import { keyOf } from '../../helpers/vault-key.js';
+import { withPgReplicas } from '../../helpers/vault-store.js';
 
 const skip = await postgresUnavailable();
 const audit = (operation: string) => ({ time: new Date(0).toISOString(), principal: 'admin', operation, result: 'success' as const, status: 200 });
 
 describe('purge and recover of one key on two replicas (PostgreSQL)', { skip }, () => {
-  test('a recover that commits while the purge runs: one of them wins whole, no key is left without its versions', async () => {
-    const testDb = await createTestDatabase(undefined, { migrated: true });
-    const a = await openDatabase(testDb.url, { poolSize: 2 });
-    const b = await openDatabase(testDb.url, { poolSize: 2 });
-    const raw = new pg.Client({ connectionString: testDb.url });
-    try {
-      await a.migrate(MIGRATIONS);
-      await b.migrate(MIGRATIONS);
-      const storeA = createVaultStore(a);
-      const storeB = createVaultStore(b);
+  test('a recover that commits while the purge runs: one of them wins whole, no key is left without its versions', () =>
+    withPgReplicas(async ({ b, storeA, storeB, raw, waitFor }) => {
       assert.equal(await storeA.addVersion(keyOf('k', '1'.repeat(32)), 1), 'ok');
       assert.equal(await storeA.addVersion(keyOf('k', '2'.repeat(32)), 2), 'ok');
       assert.equal(await storeA.setDeleted('k', { deletedDate: 3, scheduledPurgeDate: 4 }, audit('delete')), true);
 
       // Holds the version rows, so that A's purge stops inside its transaction, after its first statement
       // began (and saw the key deleted), until the test lets it go on.
-      await raw.connect();
       await raw.query('BEGIN');
       await raw.query("SELECT version FROM vault_key_versions WHERE name = 'k' FOR UPDATE");
       const purged = storeA.purge('k', audit('purge'));
       purged.catch(() => undefined);
-      for (let i = 0; ; i++) {
-        const r = await raw.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()");
-        if (r.rows[0].n > 0) break;
-        assert.ok(i < 200, 'the purge never waited for the version rows');
-        await sleep(10);
-      }
+      await waitFor(1, 'the purge (for the version rows)');
       // B recovers the key meanwhile (it may have to wait for the purge: then it finds the key purged).
       const recovered = storeB.setDeleted('k', undefined, audit('recover'));
       recovered.catch(() => undefined);
@@ -64,11 +47,5 @@ describe('purge and recover of one key on two replicas (PostgreSQL)', { skip }, 
       }
       const ops = (await b.all<{ entry: string }>('SELECT entry FROM log_leaves')).map((e) => (JSON.parse(e.entry) as { operation: string }).operation).sort();
       assert.deepEqual(ops, ['delete', p ? 'purge' : 'recover'].sort(), 'the audit log records the change that was made');
-    } finally {
-      await raw.end().catch(() => undefined);
-      await a.close();
-      await b.close();
-      await testDb.drop();
-    }
-  });
+    }));
 });
