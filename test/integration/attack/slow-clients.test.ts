@@ -1,0 +1,87 @@
+/**
+ * Slow clients over real sockets: a client that opens a connection and then trickles its headers, trickles
+ * its body, sends nothing after the TLS handshake, or never finishes the handshake, is disconnected once the
+ * configured request timeout (`requestTimeoutMs`, small here) has passed, so it cannot hold a socket (and
+ * the server's memory for it) for as long as it likes. The bounds below are generous: they assert only
+ * that the socket is closed eventually, never how soon.
+ */
+import assert from 'node:assert/strict';
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { type TestServer, startTestServer } from '../../helpers/server.js';
+
+/** How long a test waits for the server to drop the connection (the configured timeout is 1 s). */
+const CLOSED_WITHIN_MS = 20_000;
+
+describe('slow clients are disconnected', () => {
+  let server: TestServer;
+  let port: number;
+  let ca: Buffer;
+  before(async () => {
+    server = await startTestServer({ simulate: true, requestTimeout: 1000 });
+    port = Number(new URL(server.url).port);
+    ca = readFileSync(server.caPath);
+  });
+  after(() => server?.stop());
+
+  const openTls = () =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = tlsConnect({ host: '127.0.0.1', port, ca, servername: 'localhost' }, () => resolve(s));
+      s.once('error', reject);
+    });
+
+  /** Resolves with what the server sent when it closes the socket; rejects if it is still open after CLOSED_WITHIN_MS. */
+  const closedBy = (s: Socket, trickle?: () => string) =>
+    new Promise<string>((resolve, reject) => {
+      const got: Buffer[] = [];
+      const drip = trickle ? setInterval(() => s.writable && s.write(trickle()), 100) : undefined;
+      const give = setTimeout(() => {
+        clearInterval(drip);
+        s.destroy();
+        reject(new Error(`the server still held the connection after ${CLOSED_WITHIN_MS} ms`));
+      }, CLOSED_WITHIN_MS);
+      s.on('data', (d: Buffer) => got.push(d));
+      s.on('error', () => undefined);
+      s.once('close', () => {
+        clearInterval(drip);
+        clearTimeout(give);
+        resolve(Buffer.concat(got).toString('latin1'));
+      });
+    });
+
+  test('headers trickled forever (slowloris)', async () => {
+    const s = await openTls();
+    s.write('GET /healthz HTTP/1.1\r\nHost: localhost\r\n');
+    let n = 0;
+    await closedBy(s, () => `X-Slow-${n++}: a\r\n`);
+  });
+
+  test('a body trickled forever', async () => {
+    const s = await openTls();
+    s.write('POST /attest/SgxEnclave?api-version=2022-08-01 HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n{');
+    const answer = await closedBy(s, () => ' ');
+    // Whatever was answered before the close, it was not the request's own answer (it never arrived whole).
+    assert.doesNotMatch(answer, /^HTTP\/1\.1 (2|5)\d\d/);
+  });
+
+  test('nothing sent after the TLS handshake', async () => {
+    await closedBy(await openTls());
+  });
+
+  test('a TLS handshake never finished', async () => {
+    const s = await new Promise<Socket>((resolve, reject) => {
+      const c = netConnect({ host: '127.0.0.1', port }, () => resolve(c));
+      c.once('error', reject);
+    });
+    // The first bytes of a ClientHello record header, then silence.
+    s.write(Buffer.from([0x16, 0x03, 0x01]));
+    await closedBy(s);
+  });
+
+  test('a well-behaved client on the same server is still answered', async () => {
+    const r = await server.sendHttps('GET', '/healthz');
+    assert.equal(r.status, 200);
+  });
+});
