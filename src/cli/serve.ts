@@ -19,6 +19,7 @@ export function registerServe(program: Command): void {
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
     .option('--public-url <url>', 'public base URL when behind a proxy (token issuer, kid URLs)')
     .option('--body-limit <bytes>', 'request body limit in bytes (default 1048576)')
+    .option('--request-timeout <ms>', 'longest a client may take to send a whole request; headers and the TLS handshake get at most 60000 of it (default 300000)')
     .option('--token-lifetime <seconds>', 'attestation token lifetime (default 28800)')
     .option('--hsm <spec>', 'PKCS#11 key protection: pkcs11:module=PATH;token=LABEL;pin-source=file:PATH|env:VAR')
     .option('--collateral-mode <mode>', 'lazy|request|offline (default lazy)')

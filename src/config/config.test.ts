@@ -24,6 +24,7 @@ describe('loadConfig', () => {
     assert.deepEqual(c.services, ['vault', 'attestation', 'collateral']);
     assert.equal(c.simulate, false);
     assert.equal(c.bodyLimit, 1024 * 1024);
+    assert.equal(c.requestTimeoutMs, 300_000);
     assert.ok(Object.isFrozen(c));
   });
 

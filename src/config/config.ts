@@ -28,6 +28,12 @@ export interface Config {
   readonly logLevel: LogLevel;
   /** Request body size limit in bytes. */
   readonly bodyLimit: number;
+  /**
+   * The longest a client may take to send a whole request, headers and body (ms); headers, and the TLS
+   * handshake, get at most 60 s of it. A client slower than that is disconnected (408), so a trickled
+   * request cannot hold a socket indefinitely.
+   */
+  readonly requestTimeoutMs: number;
   /** Public base URL (token issuer, kid URLs); defaults to https://HOST:PORT as listened. */
   readonly publicUrl: string | undefined;
   /** Attestation token lifetime in seconds (MAA: 8 hours). */
@@ -192,6 +198,7 @@ const OPTIONS = [
   { key: 'simulate', flag: 'simulate', env: 'CONCLAVE_SIMULATE', parse: bool('simulate') },
   { key: 'logLevel', flag: 'logLevel', env: 'CONCLAVE_LOG_LEVEL', parse: oneOf('log-level', LOG_LEVELS) },
   { key: 'bodyLimit', flag: 'bodyLimit', env: 'CONCLAVE_BODY_LIMIT', parse: int('body-limit', 1024, 64 * 1024 * 1024) },
+  { key: 'requestTimeoutMs', flag: 'requestTimeout', env: 'CONCLAVE_REQUEST_TIMEOUT', parse: int('request-timeout', 100, 3_600_000) },
   { key: 'publicUrl', flag: 'publicUrl', env: 'CONCLAVE_PUBLIC_URL', parse: url('public-url', ['https:', 'http:']) },
   { key: 'tokenLifetimeSeconds', flag: 'tokenLifetime', env: 'CONCLAVE_TOKEN_LIFETIME', parse: int('token-lifetime', 60, 30 * 86400) },
   { key: 'hsm', flag: 'hsm', env: 'CONCLAVE_HSM', parse: optStr('hsm') },
@@ -272,6 +279,7 @@ export function loadConfig(sources: ConfigSources): Config {
     simulate: (out.simulate as boolean | undefined) ?? false,
     logLevel: (out.logLevel as LogLevel | undefined) ?? 'info',
     bodyLimit: (out.bodyLimit as number | undefined) ?? 1024 * 1024,
+    requestTimeoutMs: (out.requestTimeoutMs as number | undefined) ?? 300_000,
     publicUrl: out.publicUrl as string | undefined,
     tokenLifetimeSeconds: (out.tokenLifetimeSeconds as number | undefined) ?? 8 * 3600,
     hsm: out.hsm as string | undefined,

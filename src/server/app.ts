@@ -45,9 +45,22 @@ export interface BuildOptions {
   readonly logger: Logger;
 }
 
+/**
+ * Socket timeouts of the HTTPS server: the whole request (headers and body) within `requestTimeoutMs`, the
+ * headers and the TLS handshake within at most 60 s of it, checked every quarter of the headers' time, so a
+ * client that trickles bytes, or sends none, is disconnected instead of holding a socket indefinitely
+ * (fastify's own defaults turn node's request timeout off).
+ */
+export function socketTimeouts(requestTimeoutMs: number): { requestTimeout: number; headersTimeout: number; handshakeTimeout: number; connectionsCheckingInterval: number } {
+  const headersTimeout = Math.min(requestTimeoutMs, 60_000);
+  return { requestTimeout: requestTimeoutMs, headersTimeout, handshakeTimeout: headersTimeout, connectionsCheckingInterval: Math.max(50, Math.floor(headersTimeout / 4)) };
+}
+
 export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<FastifyInstance> {
+  const timeouts = socketTimeouts(ctx.config.requestTimeoutMs);
   const app = Fastify({
-    https: opts.https,
+    https: { ...opts.https, ...timeouts },
+    requestTimeout: timeouts.requestTimeout,
     loggerInstance: opts.logger,
     bodyLimit: ctx.config.bodyLimit,
     genReqId: () => randomUUID(),
