@@ -1,0 +1,75 @@
+/**
+ * A request that fails in the middle of a PKCS#11 operation leaves nothing behind on its pooled session:
+ * the next request on that session works (one bad request is no denial of service).
+ */
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync, verify } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
+import type { PrivateJwk } from '../vault/ports.js';
+import { createPkcs11KeyProtector, type Pkcs11KeyProtector } from './pkcs11.js';
+import { parsePkcs11Spec } from './pkcs11-spec.js';
+
+const skip = skipWithoutSoftHsm();
+let token: SoftHsmToken;
+let hsm: Pkcs11KeyProtector;
+
+describe('PKCS#11 sessions after a failed operation (SoftHSM2)', { skip }, () => {
+  before(async () => {
+    token = initSoftHsm();
+    // One session: whatever a request leaves on it, the next request meets.
+    hsm = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=1`));
+  });
+  after(async () => {
+    await hsm?.close();
+    token?.remove();
+  });
+
+  test('signing with an imported RSA key over 4096 bits does not leave the session with an active operation', async () => {
+    const pair = generateKeyPairSync('rsa', { modulusLength: 4104 });
+    const big = pair.privateKey.export({ format: 'jwk' }) as PrivateJwk;
+    const bigBinding = 'vault-key:big/0123456789abcdef0123456789abcdef';
+    const bigKey = await hsm.import({ ...big, kty: 'RSA-HSM' }, bigBinding);
+    const ecBinding = 'vault-key:ec/0123456789abcdef0123456789abcdef';
+    const ec = await hsm.generate({ family: 'EC', crv: 'P-256' }, ecBinding);
+    const digest = createHash('sha256').update('m').digest();
+    // A 513-byte signature: the key signs (PUT /keys accepts any RSA size to import).
+    const sig = await hsm.sign({ family: 'RSA', handle: bigKey.handle, binding: bigBinding }, 'RS256', digest);
+    assert.ok(verify('sha256', Buffer.from('m'), pair.publicKey, sig), 'the RS256 signature of the 4104-bit key verifies');
+    // Whatever happened, the one session serves the next request (on main: CKR_OPERATION_ACTIVE, every call after it).
+    for (let i = 0; i < 3; i++) assert.equal((await hsm.sign({ family: 'EC', handle: ec.handle, binding: ecBinding }, 'ES256', digest)).length, 64);
+  });
+
+  test('a token that fails in the middle of an operation leaves no operation active on the pooled session', async () => {
+    let failNext = false;
+    const faulty = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=1`), {
+      wrapLibrary: (lib) =>
+        new Proxy(lib, {
+          get(target, prop, receiver) {
+            const v = Reflect.get(target, prop, receiver);
+            if (typeof v !== 'function') return v;
+            return (...args: unknown[]) => {
+              // After C_EncryptInit succeeded: the token answers an error without finishing (or ending) the operation.
+              if (prop === 'C_EncryptAsync' && failNext) {
+                failNext = false;
+                return Promise.reject(new Error('CKR_FUNCTION_FAILED'));
+              }
+              return v.apply(target, args);
+            };
+          },
+        }),
+    });
+    try {
+      const binding = 'vault-key:aes/0123456789abcdef0123456789abcdef';
+      const pk = await faulty.generate({ family: 'oct', keySize: 256 }, binding);
+      const ref = { family: 'oct' as const, handle: pk.handle, binding };
+      failNext = true;
+      await assert.rejects(faulty.encrypt(ref, { alg: 'A256CBCPAD', value: Buffer.from('x') }), (e: { code?: string }) => e.code === 'key.crypto_failed');
+      // On main: CKR_OPERATION_ACTIVE (400 key.crypto_failed) for every later call on that session.
+      const out = await faulty.encrypt(ref, { alg: 'A256CBCPAD', value: Buffer.from('x') });
+      assert.equal(Buffer.from((await faulty.decrypt(ref, { alg: 'A256CBCPAD', value: out.value, iv: out.iv! })).value).toString(), 'x');
+    } finally {
+      await faulty.close();
+    }
+  });
+});
