@@ -134,15 +134,38 @@ export function createSessionPool(spec: Pkcs11Spec, lib: Lib, pin: string, opts:
     }
   }
 
+  /**
+   * A fresh session in place of one whose call failed. Some failures do not end the operation they hit
+   * (CKR_BUFFER_TOO_SMALL, PKCS#11 v2.40 §5.2; a token that errors part-way), and a session with an active
+   * operation refuses every later one (CKR_OPERATION_ACTIVE): one bad request would disable its pooled
+   * session for good. The new session opens before the old one closes, so the login state (per
+   * application, §5.6) stays; if it cannot open, the old session stays in the pool.
+   */
+  function renewed(s: Handle, c: Connection): Handle {
+    let fresh: Handle;
+    try {
+      fresh = lib.C_OpenSession(c.slot, P.CKF_RW_SESSION | P.CKF_SERIAL_SESSION);
+    } catch {
+      return s;
+    }
+    const i = c.sessions.indexOf(s);
+    if (i >= 0) c.sessions[i] = fresh;
+    closeQuietly(s);
+    return fresh;
+  }
+
   /** Runs fn on a pooled session; device failures drop the connection and become `hsm.unavailable`. */
   async function withSession<T>(fn: (s: Handle, c: Connection) => Promise<T> | T): Promise<T> {
     const c = await connection();
-    const s = c.free.pop() ?? (await new Promise<Handle>((resolve) => c.waiters.push(resolve)));
+    let s = c.free.pop() ?? (await new Promise<Handle>((resolve) => c.waiters.push(resolve)));
+    // Set when the call failed with the connection kept: an operation it began may still be active on the session.
+    let replace = false;
     try {
       const out = await fn(s, c);
       failures = 0;
       return out;
     } catch (e) {
+      replace = true;
       if (isConclaveError(e)) throw e;
       const rv = pkcs11ReturnValue(e);
       // An error naming no return value while the session still answers is ours (a TypeError), not the
@@ -151,6 +174,7 @@ export function createSessionPool(spec: Pkcs11Spec, lib: Lib, pin: string, opts:
       // SoftHSM answers CKR_GENERAL_ERROR to a bad GCM tag too: the token is gone only if the session is.
       if (rv === 'CKR_GENERAL_ERROR' && sessionAlive(s, c)) throw fail('key.crypto_failed', `the HSM operation failed (${rv})`, { reason: rv }, e);
       if (rv === undefined || DEVICE_FAILURES.has(rv)) {
+        replace = false;
         drop(c);
         return unavailable(e, rv ?? 'error');
       }
@@ -159,6 +183,7 @@ export function createSessionPool(spec: Pkcs11Spec, lib: Lib, pin: string, opts:
       if (DATA_FAILURES.has(rv)) throw fail('key.crypto_failed', `the HSM operation failed (${rv})`, { reason: rv }, e);
       throw fail('key.crypto_failed', `the HSM operation failed (${rv})`, { reason: rv }, e);
     } finally {
+      if (replace) s = renewed(s, c);
       const next = c.waiters.shift();
       if (next) next(s);
       else c.free.push(s);

@@ -45,7 +45,9 @@ export function createSigning(lib: Lib, pool: SessionPool, objects: TokenObjects
       if (alg === 'RSNULL' && digest.length > max) throw fail('key.invalid', `RSNULL signs at most ${max} bytes with this key, got ${digest.length}`, { field: 'value' });
       const { mech, data } = signMechanism(o, alg, bits, digest);
       lib.C_SignInit(s, mech, o.key);
-      return new Uint8Array(await lib.C_SignAsync(s, data, Buffer.alloc(512)));
+      // Room for the key's whole signature (an imported RSA key may exceed 4096 bits): too small a buffer is
+      // CKR_BUFFER_TOO_SMALL, which leaves the operation active (PKCS#11 v2.40 §5.2).
+      return new Uint8Array(await lib.C_SignAsync(s, data, Buffer.alloc(Math.max(512, Math.ceil((o.bits ?? 0) / 8)))));
     });
   },
 
