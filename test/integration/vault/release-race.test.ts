@@ -29,6 +29,7 @@ import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
 import { openDatabase } from '../../../src/storage/open.js';
 import { createVaultStore } from '../../../src/storage/vault-store.js';
 import { LATEST } from '../../../src/vault/api-version.js';
+import { compileReleasePolicy } from '../../../src/vault/release/index.js';
 import { createFakeAuthority } from '../../../src/vault/release/testing.js';
 import { createVaultService, type VaultService } from '../../../src/vault/service.js';
 import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
@@ -167,6 +168,20 @@ for (const backend of backends) {
             const refusal = releases.at(-1);
             assert.equal(refusal?.result === 'success', false);
             assert.equal(releases.find((r) => r.leafHash === refusal?.detail?.notSent?.leafHash)?.result, 'success', 'the refusal names the stored success record (notSent)');
+          }
+          if (what.includes('still admits')) {
+            // The release was decided again under the policy now in force: its audit trail names that policy
+            // (the success record itself, or a record that names it), not only the one it was first decided by.
+            const hashOf = (data: string) => compileReleasePolicy(Buffer.from(data, 'base64url').toString('utf8')).hash;
+            const admitted = hashOf(policyOf('sevsnpvm', 'tdxvm'));
+            const entries = (await dbs[0]!.all<{ leaf_hash: string; entry: string }>('SELECT leaf_hash, entry FROM log_leaves ORDER BY id')).map((r) => ({
+              leafHash: r.leaf_hash,
+              ...(JSON.parse(r.entry) as { operation: string; result: string; detail?: Record<string, unknown> }),
+            }));
+            const success = entries.filter((r) => r.operation === 'release' && r.result === 'success').at(-1)!;
+            assert.equal(success.detail?.policyHash, hashOf(policyOf('sevsnpvm')), 'the success record names the policy the release was first decided by');
+            const naming = entries.filter((r) => r.detail?.policyHash === admitted && (r.leafHash === success.leafHash || JSON.stringify(r.detail).includes(success.leafHash)));
+            assert.equal(naming.length, 1, `no audit record names the policy in force that admitted the release (${admitted}): ${JSON.stringify(entries.slice(-2))}`);
           }
           // And the next release through A is refused as well (or, after a change that revokes nothing, released).
           const next = a.release(app, LATEST, 'k', undefined, { target });
