@@ -44,6 +44,11 @@ function b64(v: unknown, field: string, required: boolean): Uint8Array | undefin
 }
 
 const u = b64url;
+/** A release decided again, under the release policy in force when its record committed (confirmRelease). */
+interface Redecision {
+  readonly policyHash: string;
+  readonly trace: unknown;
+}
 /** A denied release records the token's claims up to this size (canonical JSON characters). */
 const MAX_AUDITED_CLAIMS_CHARS = 32 * 1024;
 
@@ -143,23 +148,27 @@ export function createKeyOperations(core: VaultCore) {
    * time and be told it is done; a read that starts after the record committed sees every change
    * committed before it, so a release whose terms were revoked before it committed sends nothing.
    */
-  async function confirmRelease(p: Principal, asked: string, key: KeyVersion, token: Verified<TargetToken>): Promise<void> {
+  async function confirmRelease(p: Principal, asked: string, key: KeyVersion, token: Verified<TargetToken>): Promise<Redecision | undefined> {
     const builtIn = [deps.baseUrl(), ...deps.trustedAuthorities].some((a) => authoritiesMatch(a, token.authority));
     const [, fresh, stored] = await Promise.all([core.authorize(p, 'release', asked), store.liveVersion(key.name, key.version), builtIn ? undefined : store.authorities()]);
     if (!fresh) throw keyNotFound(asked, key.version);
     checkUsable(fresh, 'release', nowSeconds());
     if (!fresh.attributes.exportable || !fresh.releasePolicy) throw fail('release.not_exportable', `Key ${fresh.name} is not exportable and cannot be released.`, { name: fresh.name });
+    let redecision: Redecision | undefined;
     if (fresh.releasePolicy.json !== key.releasePolicy?.json) {
       // The policy changed meanwhile: the one in force now decides too (a change that still admits this
-      // token, as most edits do, leaves the release alone).
-      const decision = decideRelease(compileReleasePolicy(fresh.releasePolicy.json).policy, token);
+      // token, as most edits do, leaves the release alone, and its own record names that policy).
+      const compiled = compileReleasePolicy(fresh.releasePolicy.json);
+      const decision = decideRelease(compiled.policy, token);
       if (!decision.released) {
         throw fail('release.policy_unsatisfied', `Target environment attestation statement does not satisfy the key release policy, which changed while this release was decided: ${explainDecision(decision)}`, { failures: decision.failures });
       }
+      redecision = { policyHash: compiled.hash, trace: decision.trace };
     }
     if (stored !== undefined && !stored.some((a) => authoritiesMatch(a, token.authority))) {
       throw fail('release.token_invalid', `target attestation token rejected: its authority ${token.authority} is no longer trusted`, { reason: 'untrusted_issuer', issuer: token.issuer });
     }
+    return redecision;
   }
 
   return {
@@ -321,11 +330,36 @@ export function createKeyOperations(core: VaultCore) {
           throw e;
         }
         const log = await logged;
+        let redecision: Redecision | undefined;
         try {
-          await confirmed;
+          redecision = await confirmed;
         } catch (e) {
           draft.detail.notSent = { leafHash: log.leafHash, reason: 'the release was revoked (its role, key, release policy or authority) before its record committed; the key was not sent' };
           throw e;
+        }
+        if (redecision !== undefined) {
+          // Its success record names the policy it was first decided by, which was no longer in force when
+          // it committed: a record of its own, naming that one, names the policy in force that admitted it,
+          // stored before the key leaves (a release policy is no secret; its hash and trace are recorded).
+          try {
+            await store.audit({
+              time: deps.now().toISOString(),
+              principal: p.id,
+              operation: 'releaseRedecided',
+              key: key.name,
+              version: key.version,
+              result: 'success',
+              status: 200,
+              detail: {
+                redecided: { leafHash: log.leafHash, reason: 'the release policy changed while this release was decided; the policy in force when its record committed decided again and admitted it' },
+                policyHash: redecision.policyHash,
+                trace: redecision.trace,
+              },
+            });
+          } catch (e) {
+            draft.detail.notSent = { leafHash: log.leafHash, reason: 'the record of its decision under the changed release policy could not be stored; the key was not sent' };
+            throw e;
+          }
         }
         const answer: ReleaseAnswer = { value, 'x-conclave-log': { leafHash: log.leafHash, entry: log.entry } };
         return answer;
