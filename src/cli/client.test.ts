@@ -3,13 +3,15 @@
  * and nowhere else: a server (or whoever can shape its answers) cannot steer either to another origin.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { createServerClient } from './client.js';
 import { main } from './main.js';
+import { CliError } from './output.js';
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 
@@ -80,5 +82,42 @@ describe('CLI server client: credentials stay with their origin', () => {
     const r = await cli(['key', 'list', '--url', vault, '--client-id', 'c', '--client-secret', 's', '--data-dir', dataDir, '-o', 'json']);
     assert.deepEqual(seenElsewhere, [], 'the bearer token went to another origin');
     assert.notEqual(r.code, 0, r.out);
+  });
+
+  test('key list: a nextLink that is not an absolute URL (relative, malformed, not a string) is a server-answer error (exit 1) naming it, not a bare TypeError', async () => {
+    for (const nextLink of ['/keys?api-version=7.6&$skiptoken=x', 'http://[bad', 42]) {
+      page = (req, res) => json(res, 200, { value: [{ kid: `${vault}/keys/a`, attributes: { enabled: true, updated: 1 } }], nextLink: req.url?.startsWith('/keys?') ? nextLink : null });
+      const r = await cli(['key', 'list', '--url', vault, '--client-id', 'c', '--client-secret', 's', '--data-dir', dataDir, '-o', 'json']);
+      // What the CLI wrote last (the captured stream also carries the test runner's own reports).
+      const said = /error: [^\n]*\n(hint: [^\n]*\n)?$/.exec(r.out)?.[0] ?? '';
+      assert.equal(r.code, 1, `${JSON.stringify(nextLink)}: ${said}`);
+      assert.match(said, /^error: .*nextLink/, `${JSON.stringify(nextLink)}: the error names the server's nextLink: ${said}`);
+      assert.doesNotMatch(said, /ERR_INVALID_URL|run with --debug/, `${JSON.stringify(nextLink)}: a bare TypeError: ${said}`);
+    }
+  });
+});
+
+describe('CLI server client: a malformed <data-dir>/admin.json', () => {
+  const write = (text: string) => {
+    const dir = mkdtempSync(join(tmpdir(), 'conclave-cli-admin-json-'));
+    writeFileSync(join(dir, 'admin.json'), text, { mode: 0o600 });
+    return dir;
+  };
+  const id = { clientId: 'admin-id', clientSecret: 'admin-secret' };
+
+  test('unparsable JSON, a value that is not an object, a malformed or non-string tokenEndpoint: a CliError naming the file (exit 2)', () => {
+    for (const text of ['{"clientId": "admin-id",', 'null', '[]', JSON.stringify({ ...id, tokenEndpoint: 'not a url' }), JSON.stringify({ ...id, tokenEndpoint: 42 }), JSON.stringify({ ...id, clientSecret: 7, tokenEndpoint: 'https://127.0.0.1:8443/oauth2/token' })]) {
+      const dir = write(text);
+      assert.throws(
+        () => createServerClient({ dataDir: dir }, {}),
+        (e: unknown) => e instanceof CliError && e.exitCode === 2 && e.message.includes(join(dir, 'admin.json')),
+        text,
+      );
+    }
+  });
+
+  test('a well-formed admin.json still gives the URL and the credential', () => {
+    const dir = write(JSON.stringify({ ...id, tokenEndpoint: 'https://127.0.0.1:8443/oauth2/token' }));
+    assert.equal(createServerClient({ dataDir: dir }, {}).url, 'https://127.0.0.1:8443');
   });
 });
