@@ -69,6 +69,25 @@ function bytesArg(v: string | undefined, what: string): string | undefined {
 
 const versioned = (name: string, version?: string) => `/keys/${encodeURIComponent(name)}${version ? `/${encodeURIComponent(version)}` : ''}`;
 
+/**
+ * The path and query of a list page's nextLink, to ask this CLI's server for (the server's own base URL
+ * may name it otherwise); null at the last page. The server sends an absolute URL: anything else (relative,
+ * malformed, not a string) is an answer this CLI cannot follow (exit 1, as the server's other errors).
+ */
+function nextPathOf(nextLink: unknown): string | null {
+  if (nextLink === undefined || nextLink === null || nextLink === '') return null;
+  let link: URL | undefined;
+  try {
+    link = typeof nextLink === 'string' ? new URL(nextLink) : undefined;
+  } catch {
+    link = undefined;
+  }
+  if (link === undefined || (link.protocol !== 'https:' && link.protocol !== 'http:')) {
+    throw new CliError(`the server answered with a nextLink that is not an absolute http(s) URL: ${JSON.stringify(nextLink).slice(0, 200)}`, 'the server answered with a link this CLI cannot follow', 1);
+  }
+  return link.pathname + link.search;
+}
+
 function command(parent: Command, spec: string, description: string): Command {
   return withClientOptions(parent.command(spec).description(description)).option('-o, --output <format>', 'json or table');
 }
@@ -112,7 +131,7 @@ export function registerKey(program: Command): void {
     while (next) {
       const page: { value: Array<{ kid: string; attributes: Record<string, unknown> }>; nextLink?: string | null } = await client.call('GET', next);
       for (const k of page.value) rows.push({ name: k.kid.split('/').pop(), enabled: k.attributes.enabled, exportable: k.attributes.exportable, updated: new Date(Number(k.attributes.updated) * 1000).toISOString() });
-      next = page.nextLink ? new URL(page.nextLink).pathname + new URL(page.nextLink).search : null;
+      next = nextPathOf(page.nextLink);
     }
     printResult(rows, f.output ?? defaultFormat());
   });
