@@ -107,12 +107,45 @@ export function adminCredentialFor(adminPath: string, admin: AdminFile, url: str
   );
 }
 
+/**
+ * `<data-dir>/admin.json`, strictly: a JSON object whose clientId, clientSecret and tokenEndpoint are
+ * strings where present, the tokenEndpoint an absolute http(s) URL. Anything else is a CliError naming
+ * the file (exit 2), not a bare SyntaxError or TypeError.
+ */
+function readAdminFile(adminPath: string): AdminFile {
+  const bad = (why: string): never => {
+    throw new CliError(`${adminPath} is not a valid admin credential file: ${why}`, 'restore it from `conclave serve` (it rewrites the file on start), or pass --url and --client-id/--client-secret', 2);
+  };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(adminPath, 'utf8'));
+  } catch {
+    // Not the parser's message: it may quote the text around the fault, the client secret among it.
+    return bad('it is not JSON');
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) return bad('it is not a JSON object');
+  const o = parsed as Record<string, unknown>;
+  for (const field of ['clientId', 'clientSecret', 'tokenEndpoint'] as const) {
+    if (o[field] !== undefined && typeof o[field] !== 'string') bad(`${field} is not a string`);
+  }
+  if (typeof o.tokenEndpoint === 'string') {
+    let endpoint: URL | undefined;
+    try {
+      endpoint = new URL(o.tokenEndpoint);
+    } catch {
+      endpoint = undefined;
+    }
+    if (endpoint === undefined || (endpoint.protocol !== 'https:' && endpoint.protocol !== 'http:')) bad(`tokenEndpoint ${JSON.stringify(o.tokenEndpoint.slice(0, 200))} is not an absolute http(s) URL`);
+  }
+  return o as AdminFile;
+}
+
 export function createServerClient(flags: ClientFlags, environment: Record<string, string | undefined> = process.env): ServerClient {
   // An empty variable counts as unset.
   const env = Object.fromEntries(Object.entries(environment).filter(([, v]) => v !== undefined && v !== ''));
   const dataDir = resolve(flags.dataDir ?? env.CONCLAVE_DATA_DIR ?? './data');
   const adminPath = join(dataDir, 'admin.json');
-  const admin = existsSync(adminPath) ? (JSON.parse(readFileSync(adminPath, 'utf8')) as AdminFile) : {};
+  const admin = existsSync(adminPath) ? readAdminFile(adminPath) : {};
   const url = (flags.url ?? env.CONCLAVE_URL ?? (admin.tokenEndpoint ? new URL(admin.tokenEndpoint).origin : undefined))?.replace(/\/+$/, '');
   if (!url) throw new CliError('no server URL', 'pass --url, set CONCLAVE_URL, or point --data-dir at the server data directory', 2);
   let clientId = flags.clientId ?? env.CONCLAVE_CLIENT_ID;
