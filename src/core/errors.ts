@@ -26,6 +26,8 @@ export const ERROR_CATALOGUE = {
   'request.method_not_allowed': { status: 405, meaning: 'The route exists but not for this method.' },
   'request.rate_limited': { status: 429, meaning: 'Too many requests of this kind from this client (or waiting in all); retry after the Retry-After seconds.' },
   'request.unsupported_media_type': { status: 415, meaning: 'The request body has a content type this route does not accept.' },
+  'request.headers_too_large': { status: 431, meaning: "The request line and headers together exceed the server's limit (16 KiB)." },
+  'request.timeout': { status: 408, meaning: 'The whole request was not received within the request timeout (requestTimeoutMs); the connection is closed.' },
   'auth.unauthenticated': { status: 401, meaning: 'No valid credential or bearer token was presented.' },
   'auth.forbidden': { status: 403, meaning: 'The caller is authenticated but lacks the permission for this operation.' },
   'auth.csrf': { status: 403, meaning: 'A state-changing request carrying the console session cookie came from another origin or without the CSRF token of its session.' },

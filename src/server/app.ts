@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
-import { fail } from '../core/errors.js';
+import { ERROR_CATALOGUE, type ErrorCode, fail } from '../core/errors.js';
 import { parseJsonText } from '../core/json.js';
 import type { AppContext } from './context.js';
 import { instrument } from './metrics.js';
@@ -56,6 +57,23 @@ export function socketTimeouts(requestTimeoutMs: number): { requestTimeout: numb
   return { requestTimeout: requestTimeoutMs, headersTimeout, handshakeTimeout: headersTimeout, connectionsCheckingInterval: Math.max(50, Math.floor(headersTimeout / 4)) };
 }
 
+const CLIENT_ERROR_REASONS: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
+
+/**
+ * A request node's HTTP parser refuses before it is a request (headers over maxHeaderSize, a line that does
+ * not parse, a request not received in time): answered on the socket in the error shape every family
+ * shares, `{"error":{"code","message"}}` (no URL is known to pick a family by), then the socket is closed.
+ */
+function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const code: ErrorCode = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request.timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? 'request.headers_too_large' : 'request.invalid';
+  const status = ERROR_CATALOGUE[code].status;
+  const message = code === 'request.timeout' ? 'the request was not received within the request timeout' : code === 'request.headers_too_large' ? 'the request line and headers exceed the size limit' : 'the request could not be parsed as HTTP/1.1';
+  const body = JSON.stringify({ error: { code, message } });
+  if (socket.writable) socket.write(`HTTP/1.1 ${status} ${CLIENT_ERROR_REASONS[status]}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy();
+}
+
 export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<FastifyInstance> {
   const timeouts = socketTimeouts(ctx.config.requestTimeoutMs);
   const app = Fastify({
@@ -68,6 +86,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     // no log line per request.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: true,
+    clientErrorHandler,
     forceCloseConnections: 'idle',
     routerOptions: { ignoreTrailingSlash: true, caseSensitive: false },
     // A path the router refuses (a bad %-escape, a parameter over its length limit) gets the route family's
