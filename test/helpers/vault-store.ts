@@ -69,3 +69,34 @@ export async function withPgReplicas(fn: (r: PgReplicas) => Promise<void>): Prom
     await testDb.drop();
   }
 }
+
+/** One database that replicas open, each with its own connection(s); `done` removes it. */
+export interface SharedDatabase {
+  open(): Promise<Database>;
+  done(): Promise<void>;
+}
+
+/**
+ * The two backends replica races run on: SQLite (one file, a connection per replica) and PostgreSQL (a
+ * fresh database, a pool of 4 per replica; skipped as `pgSkip` says).
+ */
+export function replicaBackends(pgSkip: string | undefined): { name: string; skip: string | undefined; open: () => Promise<SharedDatabase> }[] {
+  return [
+    {
+      name: 'SQLite',
+      skip: undefined,
+      open: async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'conclave-replicas-'));
+        return { open: () => openDatabase(`sqlite:${join(dir, 'v.db')}`), done: async () => rmSync(dir, { recursive: true, force: true }) };
+      },
+    },
+    {
+      name: 'PostgreSQL',
+      skip: pgSkip,
+      open: async () => {
+        const db = await createTestDatabase(undefined, { migrated: true });
+        return { open: () => openDatabase(db.url, { poolSize: 4 }), done: () => db.drop() };
+      },
+    },
+  ];
+}

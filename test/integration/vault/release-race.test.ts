@@ -16,9 +16,6 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes, sign } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { isConclaveError } from '../../../src/core/errors.js';
 import { generateRsaKeyPair } from '../../../src/core/keygen.js';
@@ -26,14 +23,14 @@ import { createSealer } from '../../../src/hsm/master-key.js';
 import { createSoftwareKeyProtector } from '../../../src/hsm/software.js';
 import type { Database } from '../../../src/storage/database.js';
 import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
-import { openDatabase } from '../../../src/storage/open.js';
 import { createVaultStore } from '../../../src/storage/vault-store.js';
 import { LATEST } from '../../../src/vault/api-version.js';
 import { compileReleasePolicy } from '../../../src/vault/release/index.js';
 import { createFakeAuthority } from '../../../src/vault/release/testing.js';
 import { createVaultService, type VaultService } from '../../../src/vault/service.js';
-import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
+import { postgresUnavailable } from '../../helpers/postgres.js';
 import { signal } from '../../helpers/signal.js';
+import { replicaBackends } from '../../helpers/vault-store.js';
 
 const pgSkip = await postgresUnavailable();
 const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
@@ -55,24 +52,7 @@ const REVOCATIONS: [string, string, Revocation][] = [
   ['(control) the release policy changed to one that still admits the token', 'released', (b) => b.update(admin, LATEST, 'k', undefined, { release_policy: { data: policyOf('sevsnpvm', 'tdxvm') } })],
 ];
 
-const backends: { name: string; skip: string | undefined; open: () => Promise<{ open: () => Promise<Database>; done: () => Promise<void> }> }[] = [
-  {
-    name: 'SQLite',
-    skip: undefined,
-    open: async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'conclave-release-race-'));
-      return { open: () => openDatabase(`sqlite:${join(dir, 'v.db')}`), done: async () => rmSync(dir, { recursive: true, force: true }) };
-    },
-  },
-  {
-    name: 'PostgreSQL',
-    skip: pgSkip,
-    open: async () => {
-      const pg = await createTestDatabase(undefined, { migrated: true });
-      return { open: () => openDatabase(pg.url, { poolSize: 4 }), done: () => pg.drop() };
-    },
-  },
-];
+const backends = replicaBackends(pgSkip);
 
 /** Where A waits while B revokes: before its decision (the JWKS lookup), or before its record is written. */
 type StallPoint = 'jwks' | 'record';

@@ -10,22 +10,19 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { isConclaveError } from '../../../src/core/errors.js';
 import { createSealer } from '../../../src/hsm/master-key.js';
 import { createSoftwareKeyProtector } from '../../../src/hsm/software.js';
 import type { Database } from '../../../src/storage/database.js';
 import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
-import { openDatabase } from '../../../src/storage/open.js';
 import { createVaultStore } from '../../../src/storage/vault-store.js';
 import { LATEST } from '../../../src/vault/api-version.js';
 import { createVaultService, type VaultService } from '../../../src/vault/service.js';
 import type { VaultStore } from '../../../src/vault/store.js';
-import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
+import { postgresUnavailable } from '../../helpers/postgres.js';
 import { signal } from '../../helpers/signal.js';
+import { replicaBackends } from '../../helpers/vault-store.js';
 
 const pgSkip = await postgresUnavailable();
 const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
@@ -39,24 +36,7 @@ const CHANGES: [string, (a: VaultService) => Promise<unknown>][] = [
   ['narrows where the role may be assigned', (a) => a.putRoleDefinition(admin, LATEST, '/', ROLE, roleBody(['/keys/other']))],
 ];
 
-const backends: { name: string; skip: string | undefined; open: () => Promise<{ open: () => Promise<Database>; done: () => Promise<void> }> }[] = [
-  {
-    name: 'SQLite',
-    skip: undefined,
-    open: async () => {
-      const dir = mkdtempSync(join(tmpdir(), 'conclave-role-race-'));
-      return { open: () => openDatabase(`sqlite:${join(dir, 'v.db')}`), done: async () => rmSync(dir, { recursive: true, force: true }) };
-    },
-  },
-  {
-    name: 'PostgreSQL',
-    skip: pgSkip,
-    open: async () => {
-      const pg = await createTestDatabase(undefined, { migrated: true });
-      return { open: () => openDatabase(pg.url, { poolSize: 4 }), done: () => pg.drop() };
-    },
-  },
-];
+const backends = replicaBackends(pgSkip);
 
 for (const backend of backends) {
   describe(`role assignment across replicas (${backend.name}): the role changes on A between B's check and B's write`, { skip: backend.skip }, () => {
