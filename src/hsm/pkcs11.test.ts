@@ -230,6 +230,47 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
     }
   });
 
+  test('a key pair planted under a key version\'s label and CKA_ID (another holder of the user PIN) is refused, not used', async () => {
+    const lib = new pkcs11js.PKCS11();
+    lib.load(token.module);
+    try {
+      lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    } catch (e) {
+      assert.match(String(e), /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
+    }
+    const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === token.label)!;
+    const s = lib.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION);
+    try {
+      for (const family of ['RSA', 'EC'] as const) {
+        const victim = await make(family, false);
+        // The vault passes the public key it recorded for the version (KeyRef.publicJwk).
+        const ref: KeyRef = Object.assign({ ...victim.ref }, { publicJwk: victim.pk.publicJwk });
+        const ids = [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].map((cls) => {
+          lib.C_FindObjectsInit(s, [
+            { type: pkcs11js.CKA_CLASS, value: cls },
+            { type: pkcs11js.CKA_LABEL, value: victim.binding },
+          ]);
+          const h = lib.C_FindObjects(s, 1)[0]!;
+          lib.C_FindObjectsFinal(s);
+          return h;
+        });
+        for (const h of ids) lib.C_DestroyObject(s, h);
+        // A pair the planter knows, under the same label and CKA_ID, imported through the provider's own path.
+        const known = family === 'RSA' ? generateRsaKeyPair(2048) : generateEcKeyPair('prime256v1');
+        const jwk = known.privateKey.export({ format: 'jwk' }) as PrivateJwk;
+        await hsm.import({ ...jwk, kty: `${jwk.kty}-HSM` }, victim.binding, { exportable: true });
+        const digest = createHash('sha256').update('planted').digest();
+        const untrusted = (e: { code?: string }) => e.code === 'hsm.key_untrusted';
+        // On main: the vault signs with (and encrypts to) the planter's key.
+        await assert.rejects(hsm.sign(ref, family === 'RSA' ? 'RS256' : 'ES256', digest), untrusted, `${family} sign`);
+        if (family === 'RSA') await assert.rejects(hsm.encrypt(ref, { alg: 'RSA-OAEP', value: Buffer.from('secret') }), untrusted, 'RSA encrypt');
+        await assert.rejects(hsm.releaseWrapped(ref, workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), untrusted, `${family} release`);
+      }
+    } finally {
+      lib.C_CloseSession(s);
+    }
+  });
+
   test('import: private JWKs go into the token and sign there', async () => {
     const rsa = generateRsaKeyPair(2048);
     const ec = generateEcKeyPair('secp256k1');
