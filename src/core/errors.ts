@@ -39,7 +39,7 @@ export const ERROR_CATALOGUE = {
   'store.integrity': { status: 500, meaning: 'A stored object failed its integrity check (a row changed outside Conclave, a corrupt or foreign sealed blob): it is refused, never served or used; the message names it. Restore it from a backup.' },
   'store.conflict': { status: 409, meaning: 'A concurrent change made this write conflict; retry.' },
   'hsm.unavailable': { status: 503, meaning: 'The key-protection provider (HSM) cannot be reached.' },
-  'hsm.key_untrusted': { status: 503, meaning: 'A service key in the HSM token is not the one its stored certificate pins, or is extractable or not sensitive: the service refuses to use it (and to start).' },
+  'hsm.key_untrusted': { status: 503, meaning: 'A key in the HSM token is not the one the service recorded (a service key: the public key its stored certificate pins; a key version: its stored public key, or two objects under its label), or a service key is extractable or not sensitive: the service refuses to use it (and, for a service key, to start).' },
   'hsm.mechanism_unsupported': { status: 400, meaning: 'The HSM token lacks the PKCS#11 mechanism (or parameters) this operation needs; the vault fails closed rather than substitute another.' },
   'upstream.collateral_mismatch': { status: 503, meaning: 'The upstream answered validly signed collateral for another target than asked (CA, FMSPC, TEE, identity, chip, TCB or platform); it was not cached and the cached copy stays.' },
   'upstream.collateral_rollback': { status: 503, meaning: 'The upstream answered collateral older than the cached copy (cRLNumber, thisUpdate, tcbEvaluationDataNumber or issueDate); it was not cached and the cached copy stays.' },

@@ -30,6 +30,43 @@ export function createTokenObjects(lib: Lib) {
     }
   }
 
+  /** The one object of a key version (of a class); two under one label and CKA_ID mean one was planted. */
+  function findUnique(s: Handle, template: pkcs11js.Template, binding: string): Handle | undefined {
+    lib.C_FindObjectsInit(s, template);
+    let found: Handle[];
+    try {
+      found = lib.C_FindObjects(s, 2);
+    } finally {
+      lib.C_FindObjectsFinal(s);
+    }
+    if (found.length > 1) throw untrusted(binding, 'duplicate_object');
+    return found[0];
+  }
+
+  function untrusted(binding: string, reason: string): Error {
+    return fail('hsm.key_untrusted', `the HSM token's objects for ${binding} are not the key the vault recorded (${reason}); another holder of the token's PIN may have replaced them`, { binding, reason });
+  }
+
+  /**
+   * The token's objects must be the key the vault recorded when it made the version: the public object's
+   * key, and an RSA private key's modulus, equal the stored public JWK. A holder of the user PIN who
+   * destroys a version's objects and plants a pair they know under its label and CKA_ID gets
+   * `hsm.key_untrusted`, not signatures, ciphertexts and releases under their key.
+   */
+  function checkRecorded(s: Handle, ref: KeyRef, key: Handle, publicKey: KeyObject | undefined, crv: CurveName | undefined): void {
+    const want = ref.publicJwk;
+    if (!want || ref.family === 'oct') return;
+    const bytes = (v: string | undefined) => unsigned(Buffer.from(v ?? '', 'base64url'));
+    if (!publicKey) throw untrusted(ref.binding, 'public_object_missing');
+    const got = publicKey.export({ format: 'jwk' }) as JsonWebKey;
+    if (ref.family === 'RSA') {
+      const modulus = unsigned(lib.C_GetAttributeValue(s, key, [{ type: P.CKA_MODULUS }])[0]!.value as Buffer);
+      if (!bytes(got.n).equals(bytes(want.n)) || !bytes(got.e).equals(bytes(want.e)) || !modulus.equals(bytes(want.n))) throw untrusted(ref.binding, 'public_key_mismatch');
+      return;
+    }
+    if (crv === undefined || crv !== want.crv || !bytes(got.x).equals(bytes(want.x)) || !bytes(got.y).equals(bytes(want.y))) throw untrusted(ref.binding, 'public_key_mismatch');
+  }
+
   function publicKeyOf(s: Handle, family: KeyFamily, pub: Handle | undefined, crv: CurveName | undefined): KeyObject | undefined {
     if (!pub) return undefined;
     if (family === 'RSA') {
@@ -54,11 +91,11 @@ export function createTokenObjects(lib: Lib) {
     const hit = c.objects.get(cacheKey);
     if (hit) return hit;
     const cls = ref.family === 'oct' ? P.CKO_SECRET_KEY : P.CKO_PRIVATE_KEY;
-    const key = findOne(s, [
+    const key = findUnique(s, [
       { type: P.CKA_CLASS, value: cls },
       { type: P.CKA_ID, value: id },
       { type: P.CKA_LABEL, value: ref.binding },
-    ]);
+    ], ref.binding);
     if (!key) throw fail('key.crypto_failed', 'the key material is missing from the HSM token', { reason: 'object_not_found' });
     let crv: CurveName | undefined;
     let bits: number | undefined;
@@ -66,11 +103,11 @@ export function createTokenObjects(lib: Lib) {
     if (ref.family === 'oct') {
       bits = (lib.C_GetAttributeValue(s, key, [{ type: P.CKA_VALUE_LEN }])[0]!.value as Buffer).readUIntLE(0, 4) * 8;
     } else {
-      pub = findOne(s, [
+      pub = findUnique(s, [
         { type: P.CKA_CLASS, value: P.CKO_PUBLIC_KEY },
         { type: P.CKA_ID, value: id },
         { type: P.CKA_LABEL, value: ref.binding },
-      ]);
+      ], ref.binding);
       if (ref.family === 'EC') {
         const params = (lib.C_GetAttributeValue(s, key, [{ type: P.CKA_EC_PARAMS }])[0]!.value as Buffer).toString('hex');
         crv = (Object.entries(CURVE_PARAMS).find(([, v]) => v === params)?.[0] as CurveName | undefined) ?? undefined;
@@ -78,7 +115,10 @@ export function createTokenObjects(lib: Lib) {
         bits = unsigned(lib.C_GetAttributeValue(s, key, [{ type: P.CKA_MODULUS }])[0]!.value as Buffer).length * 8;
       }
     }
+    // A curve none of ours: not an object the vault made.
+    if (ref.family === 'EC' && crv === undefined) throw untrusted(ref.binding, 'curve_unknown');
     const publicKey = publicKeyOf(s, ref.family, pub, crv);
+    checkRecorded(s, ref, key, publicKey, crv);
     const objects: KeyObjects = { family: ref.family, key, ...(pub ? { pub } : {}), ...(crv ? { crv } : {}), ...(bits ? { bits } : {}), ...(publicKey ? { publicKey } : {}) };
     c.objects.set(cacheKey, objects);
     return objects;

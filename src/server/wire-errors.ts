@@ -46,6 +46,7 @@ function akvCode(code: ErrorCode, status: number): string {
       return 'Conflict';
     case 'store.unavailable':
     case 'hsm.unavailable':
+    case 'hsm.key_untrusted':
       return 'ServiceUnavailable';
     default:
       return status >= 500 ? 'InternalServerError' : 'BadParameter';

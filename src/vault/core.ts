@@ -72,7 +72,7 @@ export function bindingOf(name: string, version: string): string {
 }
 
 export function refOf(k: KeyVersion): KeyRef {
-  return { family: familyOf(k.kty), handle: k.handle, binding: bindingOf(k.name, k.version) };
+  return { family: familyOf(k.kty), handle: k.handle, binding: bindingOf(k.name, k.version), publicJwk: k.publicJwk };
 }
 
 /**

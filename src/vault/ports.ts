@@ -43,6 +43,11 @@ export interface KeyRef {
   readonly handle: Uint8Array;
   /** `vault-key:{name}/{version}`: a handle moved to another key version does not open. */
   readonly binding: string;
+  /**
+   * The public key the vault recorded for the version (RSA, EC): a provider whose material lives outside
+   * the process (a PKCS#11 token) refuses material that does not match it, `hsm.key_untrusted`.
+   */
+  readonly publicJwk?: PublicJwk;
 }
 
 export interface ProtectedKey {
