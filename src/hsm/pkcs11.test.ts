@@ -271,6 +271,42 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
     }
   });
 
+  test('a public key object the token answers with an unreadable key gives hsm.key_untrusted, not an internal error', async () => {
+    const lib = new pkcs11js.PKCS11();
+    lib.load(token.module);
+    try {
+      lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    } catch (e) {
+      assert.match(String(e), /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
+    }
+    const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === token.label)!;
+    const s = lib.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION);
+    try {
+      const victim = await make('EC', false);
+      lib.C_FindObjectsInit(s, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+        { type: pkcs11js.CKA_LABEL, value: victim.binding },
+      ]);
+      const pub = lib.C_FindObjects(s, 1)[0]!;
+      lib.C_FindObjectsFinal(s);
+      lib.C_DestroyObject(s, pub);
+      // A public object whose CKA_EC_POINT is no point of the curve (a planted object, or a token answering oddly).
+      lib.C_CreateObject(s, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_LABEL, value: victim.binding },
+        { type: pkcs11js.CKA_ID, value: objectIdOf(victim.binding) },
+        { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from('06082a8648ce3d030107', 'hex') },
+        { type: pkcs11js.CKA_EC_POINT, value: Buffer.from('04050401020304', 'hex') },
+      ]);
+      // On main: a plain Error from node:crypto's key parser, which the server answers 500.
+      await assert.rejects(hsm.sign(victim.ref, 'ES256', Buffer.alloc(32)), (e: { code?: string }) => e.code === 'hsm.key_untrusted');
+    } finally {
+      lib.C_CloseSession(s);
+    }
+  });
+
   test('import: private JWKs go into the token and sign there', async () => {
     const rsa = generateRsaKeyPair(2048);
     const ec = generateEcKeyPair('secp256k1');
