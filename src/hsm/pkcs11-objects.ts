@@ -9,7 +9,7 @@ import type pkcs11js from 'pkcs11js';
 import { fail } from '../core/errors.js';
 import { TAG, tlv } from '../core/der.js';
 import type { CurveName, KeyFamily, KeyRef, KeySpec, PrivateJwk, ProtectedKey, PublicJwk } from '../vault/ports.js';
-import { bigEndian, type Connection, CURVE_BYTES, CURVE_PARAMS, ecPointOf, HANDLE_MAGIC, type Handle, isPkcs11Handle, type KeyObjects, type Lib, leftPad, objectIdOf, P, unsigned } from './pkcs11-common.js';
+import { bigEndian, type Connection, CURVE_BYTES, CURVE_PARAMS, ecPointOf, HANDLE_MAGIC, type Handle, isPkcs11Handle, type KeyObjects, type Lib, leftPad, objectIdOf, P, pkcs11ReturnValue, unsigned } from './pkcs11-common.js';
 
 export type TokenObjects = ReturnType<typeof createTokenObjects>;
 
@@ -117,7 +117,14 @@ export function createTokenObjects(lib: Lib) {
     }
     // A curve none of ours: not an object the vault made.
     if (ref.family === 'EC' && crv === undefined) throw untrusted(ref.binding, 'curve_unknown');
-    const publicKey = publicKeyOf(s, ref.family, pub, crv);
+    let publicKey: KeyObject | undefined;
+    try {
+      publicKey = publicKeyOf(s, ref.family, pub, crv);
+    } catch (e) {
+      // The token's answer is no key node:crypto can read (a planted object, or an odd token); its own errors go on.
+      if (pkcs11ReturnValue(e) !== undefined) throw e;
+      throw untrusted(ref.binding, 'public_key_invalid');
+    }
     checkRecorded(s, ref, key, publicKey, crv);
     const objects: KeyObjects = { family: ref.family, key, ...(pub ? { pub } : {}), ...(crv ? { crv } : {}), ...(bits ? { bits } : {}), ...(publicKey ? { publicKey } : {}) };
     c.objects.set(cacheKey, objects);

@@ -18,7 +18,8 @@ let hsm: Pkcs11KeyProtector;
 let n = 0;
 
 function refOf(family: KeyRef['family'], pk: ProtectedKey, binding: string): KeyRef {
-  return { family, handle: pk.handle, binding };
+  // As the vault's refOf: with the public key it recorded, which the token's objects must match.
+  return { family, handle: pk.handle, binding, publicJwk: pk.publicJwk };
 }
 
 async function make(family: 'RSA' | 'EC' | 'oct', exportable: boolean, extra: { keySize?: number; crv?: 'P-256' | 'P-384' | 'P-521' | 'P-256K' } = {}) {
