@@ -439,6 +439,16 @@ describe('fake hierarchies (testing.ts)', () => {
     assert.throws(() => cache.verifiedCrl(clean, parseCertificate(other.ark.der)), (e: { code?: string }) => e.code === 'crl.invalid');
   });
 
+  test('the AMD CRL with a cache: a chain verified while its CRL was fresh is crl.expired from the cache once the CRL is past its nextUpdate (kills: checkWindow not checking the CRL)', () => {
+    const cache = new SnpVerifierCache();
+    const crl = makeFakeAmdCrl(milan, [], new Date('2025-01-01T00:00:00Z'), new Date('2025-12-01T00:00:00Z'));
+    const report = makeFakeSnpReport(milan);
+    const certs = { vcek: milan.vek.der, crl };
+    assert.equal(verifySnpReport(report, certs, { ...opts, cache }).crlChecked, true);
+    assert.equal(cache.size, 1, 'the chain is cached with its CRL');
+    rejects('crl.expired', () => verifySnpReport(report, certs, { ...opts, cache, at: new Date('2026-01-01T00:00:00Z') }));
+  });
+
   test('Turin: FMC in the TCB, 8-byte hwID, CPUID family 0x1A', () => {
     const turin = createFakeSnpHierarchy({ product: 'Turin', tcb: { fmc: 2, bootloader: 3, tee: 4, snp: 5, microcode: 6 } });
     const r = verifySnpReport(makeFakeSnpReport(turin), { vcek: turin.vek.der, chain: turin.chain }, { at, trustAnchors: turin.trustAnchors });
