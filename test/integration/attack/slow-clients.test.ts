@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { connect as netConnect, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
@@ -83,5 +84,47 @@ describe('slow clients are disconnected', () => {
   test('a well-behaved client on the same server is still answered', async () => {
     const r = await server.sendHttps('GET', '/healthz');
     assert.equal(r.status, 200);
+  });
+});
+
+describe('a client that stops reading its answers is disconnected', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ simulate: true, requestTimeout: 1000 });
+  });
+  after(() => server?.stop());
+
+  test('pipelined requests whose answers are never read', async () => {
+    const port = Number(new URL(server.url).port);
+    const tcp = await new Promise<Socket>((resolve, reject) => {
+      const c = netConnect({ host: '127.0.0.1', port }, () => resolve(c));
+      c.once('error', reject);
+    });
+    // TLS over a stream of our own, so that stopping reads stops them at the TCP socket: the server's
+    // writes back up and stall, as they do for a client that stops reading.
+    let reading = true;
+    const wire = new Duplex({
+      read() {},
+      write(chunk, _enc, cb) {
+        tcp.write(chunk, cb);
+      },
+    });
+    tcp.on('data', (d: Buffer) => reading && wire.push(d));
+    const s = await new Promise<Socket>((resolve, reject) => {
+      const c = tlsConnect({ socket: wire, ca: readFileSync(server.caPath), servername: 'localhost' }, () => resolve(c));
+      c.once('error', reject);
+    });
+    s.on('error', () => undefined);
+    s.write('GET /openapi.json HTTP/1.1\r\nHost: localhost\r\n\r\n'.repeat(100));
+    reading = false;
+    tcp.pause();
+    // Watched from the server's side: a paused client would not notice the close.
+    const open = () => new Promise<number>((resolve, reject) => server.app.server.getConnections((e, n) => (e ? reject(e) : resolve(n))));
+    assert.equal(await open(), 1);
+    const until = Date.now() + CLOSED_WITHIN_MS;
+    while ((await open()) > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+    const left = await open();
+    tcp.destroy();
+    assert.equal(left, 0, `the server still held the connection after ${CLOSED_WITHIN_MS} ms`);
   });
 });
