@@ -31,7 +31,8 @@ export interface Config {
   /**
    * The longest a client may take to send a whole request, headers and body (ms); headers, and the TLS
    * handshake, get at most 60 s of it. A client slower than that is disconnected (408), so a trickled
-   * request cannot hold a socket indefinitely.
+   * request cannot hold a socket indefinitely. A connection on which nothing moves for twice this (a
+   * client that stopped reading its answers) is closed too.
    */
   readonly requestTimeoutMs: number;
   /** Public base URL (token issuer, kid URLs); defaults to https://HOST:PORT as listened. */

@@ -79,6 +79,9 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
   const app = Fastify({
     https: { ...opts.https, ...timeouts },
     requestTimeout: timeouts.requestTimeout,
+    // A socket on which nothing moves either way (a client that stopped reading its answers) is closed
+    // after twice the request timeout: after the 408 of a request still arriving, long after any handler.
+    connectionTimeout: 2 * timeouts.requestTimeout,
     loggerInstance: opts.logger,
     bodyLimit: ctx.config.bodyLimit,
     genReqId: () => randomUUID(),
