@@ -5,10 +5,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import type { Sealer } from '../../src/hsm/master-key.js';
+import { createSoftwareKeyProtector } from '../../src/hsm/software.js';
 import type { Database } from '../../src/storage/database.js';
 import { MIGRATIONS } from '../../src/storage/migrations/index.js';
 import { openDatabase } from '../../src/storage/open.js';
 import { createVaultStore, type VaultStore } from '../../src/storage/vault-store.js';
+import { createVaultService, type VaultService, type VaultServiceDeps } from '../../src/vault/service.js';
 import { createTestDatabase } from './postgres.js';
 
 /**
@@ -99,4 +102,28 @@ export function replicaBackends(pgSkip: string | undefined): { name: string; ski
       },
     },
   ];
+}
+
+/**
+ * A vault service over `store` with software keys under `sealer` and a test's defaults: no authority keys,
+ * no release signing, the real clock, https://vault.test, no configured authorities, soft delete for 7 days,
+ * errors not logged. `deps` replaces any of them.
+ */
+export function testVaultService(store: VaultStore, sealer: Sealer, deps: Partial<VaultServiceDeps> = {}): VaultService {
+  return createVaultService({
+    store,
+    protector: createSoftwareKeyProtector(sealer),
+    getJwks: async () => ({ keys: [] }),
+    releaseKey: async () => {
+      throw new Error('no release here');
+    },
+    sealer,
+    now: () => new Date(),
+    baseUrl: () => 'https://vault.test',
+    trustedAuthorities: [],
+    simulate: false,
+    softDelete: { recoverableDays: 7, purgeProtection: false },
+    logger: { error: () => undefined },
+    ...deps,
+  });
 }

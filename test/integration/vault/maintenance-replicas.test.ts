@@ -7,15 +7,15 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { createSoftwareKeyProtector } from '../../../src/hsm/software.js';
 import { createSealer } from '../../../src/hsm/master-key.js';
 import type { Database } from '../../../src/storage/database.js';
 import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
 import { openDatabase } from '../../../src/storage/open.js';
 import { createVaultStore } from '../../../src/storage/vault-store.js';
 import { LATEST } from '../../../src/vault/api-version.js';
-import { createVaultService, type VaultService } from '../../../src/vault/service.js';
+import type { VaultService } from '../../../src/vault/service.js';
 import { createTestDatabase, postgresUnavailable, type TestDatabase } from '../../helpers/postgres.js';
+import { testVaultService } from '../../helpers/vault-store.js';
 
 const skip = await postgresUnavailable();
 const DAY = 86400;
@@ -37,21 +37,7 @@ describe('vault maintenance across replicas (PostgreSQL)', { skip }, () => {
       await db.migrate(MIGRATIONS);
       dbs.push(db);
       services.push(
-        createVaultService({
-          store: createVaultStore(db),
-          protector: createSoftwareKeyProtector(sealer),
-          getJwks: async () => ({ keys: [] }),
-          releaseKey: async () => {
-            throw new Error('no release here');
-          },
-          sealer,
-          now: () => new Date(t),
-          baseUrl: () => 'https://vault.test',
-          trustedAuthorities: [],
-          simulate: false,
-          softDelete: { recoverableDays: 7, purgeProtection: false },
-          logger: { error: (o, m) => console.error(m, o) },
-        }),
+        testVaultService(createVaultStore(db), sealer, { now: () => new Date(t), logger: { error: (o, m) => console.error(m, o) } }),
       );
     }
   });

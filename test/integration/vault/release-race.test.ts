@@ -20,17 +20,16 @@ import { describe, test } from 'node:test';
 import { isConclaveError } from '../../../src/core/errors.js';
 import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 import { createSealer } from '../../../src/hsm/master-key.js';
-import { createSoftwareKeyProtector } from '../../../src/hsm/software.js';
 import type { Database } from '../../../src/storage/database.js';
 import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
 import { createVaultStore } from '../../../src/storage/vault-store.js';
 import { LATEST } from '../../../src/vault/api-version.js';
 import { compileReleasePolicy } from '../../../src/vault/release/index.js';
 import { createFakeAuthority } from '../../../src/vault/release/testing.js';
-import { createVaultService, type VaultService } from '../../../src/vault/service.js';
+import type { VaultService } from '../../../src/vault/service.js';
 import { postgresUnavailable } from '../../helpers/postgres.js';
 import { signal } from '../../helpers/signal.js';
-import { replicaBackends } from '../../helpers/vault-store.js';
+import { replicaBackends, testVaultService } from '../../helpers/vault-store.js';
 
 const pgSkip = await postgresUnavailable();
 const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
@@ -80,8 +79,9 @@ for (const backend of backends) {
             dbs.push(db);
             await db.migrate(MIGRATIONS);
             const vaultStore = createVaultStore(db);
-            return createVaultService({
-              store: {
+            // The authority is trusted by the store (conclave authorities), not by configuration.
+            return testVaultService(
+              {
                 ...vaultStore,
                 audit: async (record) => {
                   const s = stalls && at === 'record' ? stall : undefined;
@@ -93,25 +93,19 @@ for (const backend of backends) {
                   return vaultStore.audit(record);
                 },
               },
-              protector: createSoftwareKeyProtector(sealer),
-              getJwks: async () => {
-                const s = stalls && at === 'jwks' ? stall : undefined;
-                if (s) {
-                  s.reached();
-                  await s.gate;
-                }
-                return { keys: [authority.jwk] };
-              },
-              releaseKey: async () => ({ certDer: new Uint8Array(randomBytes(64)), sign: async (data: Uint8Array) => new Uint8Array(sign('sha256', data, signing.privateKey)) }),
               sealer,
-              now: () => new Date(),
-              baseUrl: () => 'https://vault.test',
-              // The authority is trusted by the store (conclave authorities), not by configuration.
-              trustedAuthorities: [],
-              simulate: false,
-              softDelete: { recoverableDays: 7, purgeProtection: false },
-              logger: { error: () => undefined },
-            });
+              {
+                getJwks: async () => {
+                  const s = stalls && at === 'jwks' ? stall : undefined;
+                  if (s) {
+                    s.reached();
+                    await s.gate;
+                  }
+                  return { keys: [authority.jwk] };
+                },
+                releaseKey: async () => ({ certDer: new Uint8Array(randomBytes(64)), sign: async (data: Uint8Array) => new Uint8Array(sign('sha256', data, signing.privateKey)) }),
+              },
+            );
           };
           const a = await replica(true);
           const b = await replica(false);

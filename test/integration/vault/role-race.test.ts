@@ -13,16 +13,15 @@ import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { isConclaveError } from '../../../src/core/errors.js';
 import { createSealer } from '../../../src/hsm/master-key.js';
-import { createSoftwareKeyProtector } from '../../../src/hsm/software.js';
 import type { Database } from '../../../src/storage/database.js';
 import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
 import { createVaultStore } from '../../../src/storage/vault-store.js';
 import { LATEST } from '../../../src/vault/api-version.js';
-import { createVaultService, type VaultService } from '../../../src/vault/service.js';
+import type { VaultService } from '../../../src/vault/service.js';
 import type { VaultStore } from '../../../src/vault/store.js';
 import { postgresUnavailable } from '../../helpers/postgres.js';
 import { signal } from '../../helpers/signal.js';
-import { replicaBackends } from '../../helpers/vault-store.js';
+import { replicaBackends, testVaultService } from '../../helpers/vault-store.js';
 
 const pgSkip = await postgresUnavailable();
 const admin = { id: 'admin', displayName: 'admin', isAdmin: true };
@@ -68,21 +67,7 @@ for (const backend of backends) {
               : s;
             return {
               store: s,
-              service: createVaultService({
-                store: vaultStore,
-                protector: createSoftwareKeyProtector(sealer),
-                getJwks: async () => ({ keys: [] }),
-                releaseKey: async () => {
-                  throw new Error('no release here');
-                },
-                sealer,
-                now: () => new Date(),
-                baseUrl: () => 'https://vault.test',
-                trustedAuthorities: [],
-                simulate: false,
-                softDelete: { recoverableDays: 7, purgeProtection: false },
-                logger: { error: () => undefined },
-              }),
+              service: testVaultService(vaultStore, sealer),
             };
           };
           const a = await replica(false);
