@@ -3,7 +3,8 @@
  * the next request on that session works (one bad request is no denial of service).
  */
 import assert from 'node:assert/strict';
-import { createHash, generateKeyPairSync, verify } from 'node:crypto';
+import { constants, createHash, createPublicKey, generateKeyPairSync, publicEncrypt, verify } from 'node:crypto';
+import { generateRsaKeyPair } from '../core/keygen.js';
 import { after, before, describe, test } from 'node:test';
 import { initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
 import type { PrivateJwk } from '../vault/ports.js';
@@ -70,6 +71,26 @@ describe('PKCS#11 sessions after a failed operation (SoftHSM2)', { skip }, () =>
       assert.equal(Buffer.from((await faulty.decrypt(ref, { alg: 'A256CBCPAD', value: out.value, iv: out.iv! })).value).toString(), 'x');
     } finally {
       await faulty.close();
+    }
+  });
+
+  test('a decrypt request the token refuses for its data (an empty RSA-OAEP ciphertext) does not make the provider believe the token lacks OAEP', async () => {
+    const own = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=1`));
+    try {
+      const binding = 'vault-key:oaep/0123456789abcdef0123456789abcdef';
+      const pk = await own.generate({ family: 'RSA', keySize: 2048, publicExponent: 65537 }, binding, { exportable: true });
+      const ref = { family: 'RSA' as const, handle: pk.handle, binding, publicJwk: pk.publicJwk };
+      const tee = generateRsaKeyPair(2048);
+      assert.ok((await own.releaseWrapped(ref, tee.publicKey, 'CKM_RSA_AES_KEY_WRAP')).length > 0);
+      // POST /keys/{name}/decrypt {"alg":"RSA-OAEP","value":""}: the token answers CKR_ARGUMENTS_BAD to the empty input.
+      await assert.rejects(own.decrypt(ref, { alg: 'RSA-OAEP', value: new Uint8Array(0) }));
+      // On main: OAEP-SHA-1 is then remembered as refused, and every release answers 400 hsm.mechanism_unsupported.
+      assert.ok((await own.releaseWrapped(ref, tee.publicKey, 'CKM_RSA_AES_KEY_WRAP')).length > 0);
+      assert.equal((await own.info()).oaepHashes.sha1, true);
+      const c = publicEncrypt({ key: createPublicKey({ key: { kty: 'RSA', n: pk.publicJwk.n!, e: pk.publicJwk.e! }, format: 'jwk' }), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, Buffer.from('m'));
+      assert.equal(Buffer.from((await own.decrypt(ref, { alg: 'RSA-OAEP', value: c })).value).toString(), 'm');
+    } finally {
+      await own.close();
     }
   });
 });
