@@ -9,7 +9,7 @@ import type pkcs11js from 'pkcs11js';
 import { fail } from '../core/errors.js';
 import type { CipherRequest, CipherResult, KeyRef } from '../vault/ports.js';
 import { oaepDecode } from './oaep.js';
-import { aesBits, CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_PAD, CKZ_DATA_SPECIFIED, type Connection, DEVICE_FAILURES, type Handle, HASH_MECH, type HashName, type KeyObjects, type Lib, leftPad, MECHANISM_FAILURES, P, pkcs11ReturnValue } from './pkcs11-common.js';
+import { aesBits, CKM_AES_KEY_WRAP, CKM_AES_KEY_WRAP_PAD, CKZ_DATA_SPECIFIED, type Connection, DEVICE_FAILURES, type Handle, HASH_MECH, type HashName, type KeyObjects, type Lib, leftPad, P, pkcs11ReturnValue } from './pkcs11-common.js';
 import type { TokenObjects } from './pkcs11-objects.js';
 import type { SessionPool } from './pkcs11-sessions.js';
 
@@ -18,21 +18,44 @@ export function oaepParams(hash: HashName): pkcs11js.Mechanism {
   return { mechanism: P.CKM_RSA_PKCS_OAEP, parameter: { type: P.CK_PARAMS_RSA_OAEP, hashAlg: h.hashAlg, mgf: h.mgf, source: CKZ_DATA_SPECIFIED } as pkcs11js.RsaOAEP };
 }
 
-/** Runs fn with OAEP under `hash` in the token; false when the token refuses that hash (remembered). */
-export async function tryOaep<T>(c: Connection, hash: HashName, fn: () => Promise<T>): Promise<{ ok: true; value: T } | { ok: false }> {
+const refusedParameters = (e: unknown): boolean => {
+  const rv = pkcs11ReturnValue(e);
+  return rv === 'CKR_ARGUMENTS_BAD' || rv === 'CKR_MECHANISM_PARAM_INVALID' || rv === 'CKR_MECHANISM_INVALID';
+};
+
+/**
+ * Runs fn with OAEP under `hash` in the token; `{ ok: false }` when the token refuses that hash
+ * (remembered for the connection). A refusal is learnt only where it can be the hash's: never for a hash
+ * that worked on this connection (SHA-1 is taken as working from the start), and, where fn also takes the
+ * request's data (C_WrapKey under the caller's key), only when `probe`, the same mechanism on data the
+ * request has no part in, is refused too. Otherwise the error is the request's and goes on: a bad request
+ * (an empty ciphertext answers CKR_ARGUMENTS_BAD) never moves the provider to another path.
+ */
+export async function tryOaep<T>(c: Connection, hash: HashName, fn: () => Promise<T> | T, probe?: () => Promise<unknown>): Promise<{ ok: true; value: T } | { ok: false }> {
   if (c.oaep.get(hash) === false) return { ok: false };
+  let value: T;
   try {
-    const value = await fn();
-    c.oaep.set(hash, true);
-    return { ok: true, value };
+    value = await fn();
   } catch (e) {
-    const rv = pkcs11ReturnValue(e);
-    if (rv === 'CKR_ARGUMENTS_BAD' || rv === 'CKR_MECHANISM_PARAM_INVALID' || rv === 'CKR_MECHANISM_INVALID') {
-      c.oaep.set(hash, false);
-      return { ok: false };
+    if (!refusedParameters(e) || c.oaep.get(hash) === true) throw e;
+    if (probe) {
+      let works = true;
+      try {
+        await probe();
+      } catch (pe) {
+        if (!refusedParameters(pe)) throw pe;
+        works = false;
+      }
+      if (works) {
+        c.oaep.set(hash, true);
+        throw e;
+      }
     }
-    throw e;
+    c.oaep.set(hash, false);
+    return { ok: false };
   }
+  c.oaep.set(hash, true);
+  return { ok: true, value };
 }
 
 export function createCipher(lib: Lib, pool: SessionPool, objects: TokenObjects) {
@@ -50,7 +73,8 @@ export function createCipher(lib: Lib, pool: SessionPool, objects: TokenObjects)
     } catch (e) {
       const rv = pkcs11ReturnValue(e);
       const deviceLost = rv === undefined || (DEVICE_FAILURES.has(rv) && !(rv === 'CKR_GENERAL_ERROR' && sessionAlive(s, c)));
-      if (deviceLost || MECHANISM_FAILURES.has(rv)) throw e;
+      // After C_DecryptInit took the mechanism, a refusal is about the data (an empty input: CKR_ARGUMENTS_BAD).
+      if (deviceLost) throw e;
       throw fail('key.crypto_failed', 'decryption failed');
     }
   }
@@ -73,11 +97,9 @@ export function createCipher(lib: Lib, pool: SessionPool, objects: TokenObjects)
       return uniformDecryptFailure(s, c, () => lib.C_DecryptAsync(s, input, Buffer.alloc(k)));
     }
     const hash: HashName = alg === 'RSA-OAEP' ? 'sha1' : 'sha256';
-    const inToken = await tryOaep(c, hash, async () => {
-      lib.C_DecryptInit(s, oaepParams(hash), o.key);
-      return uniformDecryptFailure(s, c, () => lib.C_DecryptAsync(s, input, Buffer.alloc(k)));
-    });
-    if (inToken.ok) return inToken.value;
+    // The token checks the OAEP parameters in C_DecryptInit: only a refusal there says the token lacks the hash.
+    const inToken = await tryOaep(c, hash, () => lib.C_DecryptInit(s, oaepParams(hash), o.key));
+    if (inToken.ok) return uniformDecryptFailure(s, c, () => lib.C_DecryptAsync(s, input, Buffer.alloc(k)));
     // The private-key operation stays in the token (CKM_RSA_X_509); only the padding is removed here.
     lib.C_DecryptInit(s, { mechanism: P.CKM_RSA_X_509 }, o.key);
     const em = leftPad(await uniformDecryptFailure(s, c, () => lib.C_DecryptAsync(s, input, Buffer.alloc(k))), k);

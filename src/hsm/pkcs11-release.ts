@@ -8,6 +8,7 @@
 import { constants, type JsonWebKey, type KeyObject, publicEncrypt, randomBytes } from 'node:crypto';
 import type pkcs11js from 'pkcs11js';
 import { fail } from '../core/errors.js';
+import { generateRsaKeyPair } from '../core/keygen.js';
 import type { KeyTransferEnc } from '../vault/release/index.js';
 import { oaepParams, tryOaep } from './pkcs11-cipher.js';
 import { CKM_AES_KEY_WRAP_PAD, type Connection, type Handle, type HashName, type KeyObjects, type Lib, P, RELEASE_HASH } from './pkcs11-common.js';
@@ -45,7 +46,8 @@ export function createReleaseWrap(lib: Lib, spec: Pkcs11Spec) {
         { type: P.CKA_WRAP, value: true },
       ]);
       try {
-        const inToken = await tryOaep(c, hash, () => lib.C_WrapKeyAsync(s, oaepParams(hash), pub, kek, Buffer.alloc(k)));
+        // C_WrapKey takes the caller's key with the mechanism: a refusal says the token lacks the hash only if a probe under a key of ours is refused too.
+        const inToken = await tryOaep(c, hash, () => lib.C_WrapKeyAsync(s, oaepParams(hash), pub, kek, Buffer.alloc(k)), () => wrapProbe(s, hash));
         if (inToken.ok) {
           const wrappedKey = await lib.C_WrapKeyAsync(s, { mechanism: CKM_AES_KEY_WRAP_PAD }, kek, o.key, Buffer.alloc(16384));
           return { wrappedKek: inToken.value, wrappedKey };
@@ -85,8 +87,12 @@ export function createReleaseWrap(lib: Lib, spec: Pkcs11Spec) {
     }
   }
 
-  async function releaseProbe(s: Handle, c: Connection, probe: KeyObject, hash: HashName): Promise<void> {
-    const pub = importWrappingKey(s, probe);
+  let probeKey: KeyObject | undefined;
+
+  /** C_WrapKey with OAEP under `hash` of a throwaway KEK under a throwaway RSA-2048 key; throws what the token answers. */
+  async function wrapProbe(s: Handle, hash: HashName): Promise<void> {
+    probeKey ??= generateRsaKeyPair(2048).publicKey;
+    const pub = importWrappingKey(s, probeKey);
     try {
       const kek = lib.C_GenerateKey(s, { mechanism: P.CKM_AES_KEY_GEN }, [
         { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY },
@@ -96,13 +102,17 @@ export function createReleaseWrap(lib: Lib, spec: Pkcs11Spec) {
         { type: P.CKA_EXTRACTABLE, value: true },
       ]);
       try {
-        await tryOaep(c, hash, async () => lib.C_WrapKey(s, oaepParams(hash), pub, kek, Buffer.alloc(512)));
+        await lib.C_WrapKeyAsync(s, oaepParams(hash), pub, kek, Buffer.alloc(512));
       } finally {
         lib.C_DestroyObject(s, kek);
       }
     } finally {
       lib.C_DestroyObject(s, pub);
     }
+  }
+
+  async function releaseProbe(s: Handle, c: Connection, hash: HashName): Promise<void> {
+    await tryOaep(c, hash, () => wrapProbe(s, hash));
   }
 
   return { releaseParts, releaseProbe };

@@ -36,7 +36,6 @@ import { createServiceKeys, type Pkcs11ServiceSigner } from './pkcs11-service.js
 import { createSessionPool } from './pkcs11-sessions.js';
 import { createSigning } from './pkcs11-sign.js';
 import { describePkcs11Spec, type Pkcs11Spec } from './pkcs11-spec.js';
-import { generateRsaKeyPair } from '../core/keygen.js';
 
 export { isPkcs11Handle, objectIdOf, type Pkcs11Options, pkcs11ReturnValue } from './pkcs11-common.js';
 export type { Pkcs11ServiceSigner } from './pkcs11-service.js';
@@ -150,10 +149,9 @@ export async function createPkcs11KeyProtector(spec: Pkcs11Spec, opts: Pkcs11Opt
     async info() {
       return withSession(async (s, c) => {
         // Learn the OAEP hashes the token accepts by wrapping a throwaway KEK under a throwaway key.
-        const probe = generateRsaKeyPair(2048).publicKey;
         for (const hash of ['sha256', 'sha384'] as const) {
           if (c.oaep.has(hash)) continue;
-          await releaseProbe(s, c, probe, hash);
+          await releaseProbe(s, c, hash);
         }
         const li = lib.C_GetInfo();
         const ti = lib.C_GetTokenInfo(c.slot);
