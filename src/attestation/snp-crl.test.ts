@@ -16,8 +16,8 @@ import { b64url } from '../core/bytes.js';
 import { ConclaveError, fail } from '../core/errors.js';
 import { derToPem, pemToDer } from '../core/x509.js';
 import { simulateAzureCvm } from '../evidence/azure-vtpm/testing.js';
-import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { issueCertificate } from '../evidence/dcap/testing.js';
+import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { createFakeSnpHierarchy, makeFakeAmdCrl, makeFakeSnpReport } from '../evidence/snp/testing.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
 import type { PolicyStore, SnpCertificateSource } from './ports.js';
@@ -70,7 +70,12 @@ interface ServiceOptions {
 function service(crl: Uint8Array | undefined, o: ServiceOptions = {}) {
   const snpCertificates = collateralStandIn('sourceCrl' in o ? o.sourceCrl : crl, o.vcek);
   const simulated = { amdAnchors: h.trustAnchors, amdCrl: 'simulatedCrl' in o ? o.simulatedCrl : crl } as unknown as SimulatedTee;
-  const svc = createAttestationService({
+  return { svc: serviceOver(snpCertificates, { simulated, snpCrl: o.snpCrl }), snpCertificates };
+}
+
+/** The attestation service over `snpCertificates` at `at`, draft policies only (unsigned tokens). */
+function serviceOver(snpCertificates: SnpCertificateSource, deps: Partial<AttestationServiceDeps> = {}) {
+  return createAttestationService({
     collateral: {} as never,
     snpCertificates,
     policies,
@@ -79,10 +84,8 @@ function service(crl: Uint8Array | undefined, o: ServiceOptions = {}) {
     now: () => at,
     cacheClockMs: () => 0,
     tokenLifetimeSeconds: 60,
-    simulated,
-    snpCrl: o.snpCrl,
+    ...deps,
   });
-  return { svc, snpCertificates };
 }
 
 /** Evidence of the container form: the MAA SevSnpVm JSON with the VCEK, ASK and ARK in VcekCertChain. */
@@ -233,16 +236,7 @@ describe('SEV-SNP attestation of real AMD evidence: the CRL comes from the colla
         throw fail('collateral.not_found', `no AMD CRL cached for ${req.product}`);
       },
     } as unknown as SnpCertificateSource;
-    const svc = createAttestationService({
-      collateral: {} as never,
-      snpCertificates: source,
-      policies,
-      signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
-      issuer: () => 'https://attest.example',
-      now: () => at,
-      cacheClockMs: () => 0,
-      tokenLifetimeSeconds: 60,
-    });
+    const svc = serviceOver(source);
     const honest = aci();
     await refusedWith(svc.attest('SevSnpVm', honest), 'crl.invalid');
     const ev = JSON.parse(Buffer.from((honest as Record<string, unknown>).report as string, 'base64url').toString('utf8')) as Record<string, string>;
