@@ -57,6 +57,9 @@ export function socketTimeouts(requestTimeoutMs: number): { requestTimeout: numb
   return { requestTimeout: requestTimeoutMs, headersTimeout, handshakeTimeout: headersTimeout, connectionsCheckingInterval: Math.max(50, Math.floor(headersTimeout / 4)) };
 }
 
+/** The most parameters a form-encoded body may carry (the token endpoint's forms carry a handful). */
+const MAX_FORM_PARAMETERS = 1000;
+
 const CLIENT_ERROR_REASONS: Readonly<Record<number, string>> = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' };
 
 /**
@@ -112,12 +115,20 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     }
   });
   // A parameter given twice becomes an array, so a route can refuse it (RFC 6749 §3.2) instead of
-  // silently taking one of the values.
+  // silently taking one of the values. Constant work per parameter, and at most MAX_FORM_PARAMETERS of
+  // them: a body that repeats one parameter without end is refused, not gathered.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     const form: Record<string, string | string[]> = Object.create(null);
+    let count = 0;
     for (const [name, value] of new URLSearchParams(body as string)) {
+      if (++count > MAX_FORM_PARAMETERS) {
+        done(fail('request.invalid', `the form body has more than ${MAX_FORM_PARAMETERS} parameters`, { maxParameters: MAX_FORM_PARAMETERS }), undefined);
+        return;
+      }
       const seen = form[name];
-      form[name] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
+      if (seen === undefined) form[name] = value;
+      else if (Array.isArray(seen)) seen.push(value);
+      else form[name] = [seen, value];
     }
     done(null, form);
   });
