@@ -118,6 +118,24 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       assert.equal(enc.status, 400, 'a key-wrap algorithm is for wrapKey only');
     });
 
+    test('A*GCM encryption takes no caller iv: one reused nonce would hand an encrypt-only caller every plaintext under the key', async () => {
+      const created = await akvCall(server, 'POST', '/keys/gcm-nonce/create', { kty: 'oct-HSM', key_size: 256 });
+      assert.equal(created.status, 200, JSON.stringify(created.json));
+      const secret = Buffer.from('the victim wrote this with A256GCM');
+      const victim = await akvCall(server, 'POST', '/keys/gcm-nonce/encrypt', { alg: 'A256GCM', value: secret.toString('base64url') });
+      assert.equal(victim.status, 200);
+      // Encrypting zeros under the victim's iv returns the CTR keystream: XORed with the victim's ciphertext, the plaintext.
+      const replay = await akvCall(server, 'POST', '/keys/gcm-nonce/encrypt', { alg: 'A256GCM', value: Buffer.alloc(secret.length).toString('base64url'), iv: victim.json.iv });
+      const keystream = replay.json?.value ? Buffer.from(replay.json.value, 'base64url') : Buffer.alloc(0);
+      const recovered = Buffer.from(Buffer.from(victim.json.value, 'base64url').map((b, i) => b ^ (keystream[i] ?? 0)));
+      assert.notDeepEqual(recovered, secret, 'an encrypt call with the victim iv recovered the plaintext');
+      assert.equal(replay.status, 400, JSON.stringify(replay.json));
+      assert.equal(replay.json.error.code, 'BadParameter');
+      // Decryption takes the iv, as before.
+      const dec = await akvCall(server, 'POST', '/keys/gcm-nonce/decrypt', { alg: 'A256GCM', value: victim.json.value, iv: victim.json.iv, tag: victim.json.tag });
+      assert.equal(Buffer.from(dec.json.value, 'base64url').toString(), secret.toString());
+    });
+
     test('an algorithm name outside the list is a 400, never taken for another mode', async () => {
       // An AES name was read by its size digits and its ending alone: A256FOO, B256CBC or A256XCBC encrypted
       // with AES-256-CBC (200) instead of being refused as the unknown algorithm it is.
