@@ -188,6 +188,9 @@ export function createKeyOperations(core: VaultCore) {
         draft.detail.alg = b.alg;
         if ((op === 'wrapKey' || op === 'unwrapKey') && /GCM|CBC/.test(b.alg)) throw fail('key.invalid', `Algorithm ${b.alg} is not a key-wrap algorithm`, { field: 'alg' });
         if ((op === 'encrypt' || op === 'decrypt') && isWrapAlgorithm(b.alg)) throw fail('key.invalid', `Algorithm ${b.alg} is for wrapKey/unwrapKey only`, { field: 'alg' });
+        // GCM's nonce is the service's (NIST SP 800-38D §8): an encrypt under a caller's iv, reused, returns the
+        // keystream of another ciphertext under that iv, so anyone allowed encrypt could read every A*GCM plaintext.
+        if (op === 'encrypt' && b.alg.endsWith('GCM') && iv) throw fail('key.invalid', `${b.alg} encryption takes no iv: the service chooses a fresh one and returns it`, { field: 'iv' });
         const r = op === 'encrypt' || op === 'wrapKey' ? await protector.encrypt(refOf(key), req) : await protector.decrypt(refOf(key), req);
         return {
           kid: keyId(base(), key.name, key.version),
