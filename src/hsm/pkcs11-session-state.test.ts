@@ -3,7 +3,7 @@
  * the next request on that session works (one bad request is no denial of service).
  */
 import assert from 'node:assert/strict';
-import { constants, createHash, createPublicKey, generateKeyPairSync, publicEncrypt, verify } from 'node:crypto';
+import { constants, createHash, createPublicKey, publicEncrypt, verify } from 'node:crypto';
 import { generateRsaKeyPair } from '../core/keygen.js';
 import { after, before, describe, test } from 'node:test';
 import { initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
@@ -27,7 +27,7 @@ describe('PKCS#11 sessions after a failed operation (SoftHSM2)', { skip }, () =>
   });
 
   test('signing with an imported RSA key over 4096 bits does not leave the session with an active operation', async () => {
-    const pair = generateKeyPairSync('rsa', { modulusLength: 4104 });
+    const pair = generateRsaKeyPair(4104);
     const big = pair.privateKey.export({ format: 'jwk' }) as PrivateJwk;
     const bigBinding = 'vault-key:big/0123456789abcdef0123456789abcdef';
     const bigKey = await hsm.import({ ...big, kty: 'RSA-HSM' }, bigBinding);
