@@ -136,6 +136,20 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       assert.equal(Buffer.from(dec.json.value, 'base64url').toString(), secret.toString());
     });
 
+    test('A*GCM decryption takes only a whole 128-bit tag: a truncated one is no 32-bit forgery budget', async () => {
+      const created = await akvCall(server, 'POST', '/keys/gcm-tag/create', { kty: 'oct-HSM', key_size: 256 });
+      assert.equal(created.status, 200, JSON.stringify(created.json));
+      const enc = await akvCall(server, 'POST', '/keys/gcm-tag/encrypt', { alg: 'A256GCM', value: Buffer.from('pay 10 to bob').toString('base64url') });
+      const tag = Buffer.from(enc.json.tag, 'base64url');
+      assert.equal(tag.length, 16);
+      for (const len of [4, 8, 12, 15]) {
+        // On main (software keys): node:crypto checks only the first `len` bytes of the tag and decrypts.
+        const r = await akvCall(server, 'POST', '/keys/gcm-tag/decrypt', { alg: 'A256GCM', value: enc.json.value, iv: enc.json.iv, tag: tag.subarray(0, len).toString('base64url') });
+        assert.equal(r.status, 400, `a ${len}-byte tag: ${JSON.stringify(r.json)}`);
+        assert.equal(r.json.value, undefined);
+      }
+    });
+
     test('an algorithm name outside the list is a 400, never taken for another mode', async () => {
       // An AES name was read by its size digits and its ending alone: A256FOO, B256CBC or A256XCBC encrypted
       // with AES-256-CBC (200) instead of being refused as the unknown algorithm it is.
