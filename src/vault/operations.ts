@@ -190,6 +190,8 @@ export function createKeyOperations(core: VaultCore) {
         if ((op === 'encrypt' || op === 'decrypt') && isWrapAlgorithm(b.alg)) throw fail('key.invalid', `Algorithm ${b.alg} is for wrapKey/unwrapKey only`, { field: 'alg' });
         // GCM's nonce is the service's (NIST SP 800-38D §8): an encrypt under a caller's iv, reused, returns the
         // keystream of another ciphertext under that iv, so anyone allowed encrypt could read every A*GCM plaintext.
+        // Only the whole 128-bit tag the service returns authenticates (a truncated one would be checked as far as it goes).
+        if (op === 'decrypt' && b.alg.endsWith('GCM') && tag && tag.length !== 16) throw fail('key.invalid', `${b.alg} decryption needs the 16-byte authentication tag`, { field: 'tag' });
         if (op === 'encrypt' && b.alg.endsWith('GCM') && iv) throw fail('key.invalid', `${b.alg} encryption takes no iv: the service chooses a fresh one and returns it`, { field: 'iv' });
         const r = op === 'encrypt' || op === 'wrapKey' ? await protector.encrypt(refOf(key), req) : await protector.decrypt(refOf(key), req);
         return {
