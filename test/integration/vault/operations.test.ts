@@ -150,6 +150,18 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       }
     });
 
+    test('an imported RSA key is 2048, 3072 or 4096 bits, as a created one: no key that ties up the token for seconds a signature', async () => {
+      for (const bits of [1024, 4104]) {
+        const jwk = generateRsaKeyPair(bits).privateKey.export({ format: 'jwk' });
+        // On main: 200, and every sign with it holds a session of the token (or the software signer) for as long as the key's size asks.
+        const r = await akvCall(server, 'PUT', `/keys/rsa-import-${bits}`, { key: { ...jwk, kty: 'RSA' } });
+        assert.equal(r.status, 400, `a ${bits}-bit RSA import: ${JSON.stringify(r.json).slice(0, 200)}`);
+        assert.equal(r.json.error.code, 'BadParameter');
+      }
+      const ok = await akvCall(server, 'PUT', '/keys/rsa-import-3072', { key: { ...generateRsaKeyPair(3072).privateKey.export({ format: 'jwk' }), kty: 'RSA' } });
+      assert.equal(ok.status, 200, JSON.stringify(ok.json));
+    });
+
     test('an algorithm name outside the list is a 400, never taken for another mode', async () => {
       // An AES name was read by its size digits and its ending alone: A256FOO, B256CBC or A256XCBC encrypted
       // with AES-256-CBC (200) instead of being refused as the unknown algorithm it is.
