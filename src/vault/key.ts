@@ -224,6 +224,14 @@ export interface ImportParameters {
   readonly releasePolicy?: StoredReleasePolicy;
 }
 
+/** Bits of a base64url big-endian modulus, leading zero octets and bits aside. */
+function modulusBits(n: string): number {
+  const b = Buffer.from(n, 'base64url');
+  let i = 0;
+  while (i < b.length && b[i] === 0) i++;
+  return i === b.length ? 0 : (b.length - i - 1) * 8 + (32 - Math.clz32(b[i]!));
+}
+
 /** `PUT /keys/{name}` body (KeyImportParameters: `Hsm`, `key`, `attributes`, `tags`, `release_policy`). */
 export function parseImportParameters(body: unknown): ImportParameters {
   if (!isObject(body)) bad('body', 'The request body must be a JSON object (KeyImportParameters)');
@@ -237,6 +245,8 @@ export function parseImportParameters(body: unknown): ImportParameters {
   const kty = (hsm === true && !key.kty.endsWith('-HSM') ? `${key.kty}-HSM` : key.kty) as KeyType;
   if (key.key_hsm !== undefined && key.key_hsm !== null) return parseByokImport(body, key, family, kty);
   if (family === 'RSA' && (!key.n || !key.e || !key.d)) bad('key', 'An RSA key to import needs n, e and d (and should carry p, q, dp, dq, qi)');
+  // The sizes create takes (AKV's): a larger key holds the signer (a token session) for as long as its size asks.
+  if (family === 'RSA' && !RSA_SIZES.includes(modulusBits(key.n as string))) bad('key.n', `Invalid RSA key size ${modulusBits(key.n as string)}; allowed: ${RSA_SIZES.join(', ')}`);
   if (family === 'EC' && (!key.crv || !key.d)) bad('key', 'An EC key to import needs crv, x, y and d');
   if (family === 'EC' && !(CURVES as readonly string[]).includes(key.crv as string)) bad('key.crv', `Invalid curve ${JSON.stringify(key.crv)}`);
   if (family === 'oct') {
