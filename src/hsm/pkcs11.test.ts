@@ -272,6 +272,50 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
     }
   });
 
+  test('a private key planted beside a key version\'s own public object (another holder of the user PIN) is refused, not used', async () => {
+    const lib = new pkcs11js.PKCS11();
+    lib.load(token.module);
+    try {
+      lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+    } catch (e) {
+      assert.match(String(e), /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
+    }
+    const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === token.label)!;
+    const s = lib.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION);
+    try {
+      const victim = await make('EC', true);
+      const ref: KeyRef = Object.assign({ ...victim.ref }, { publicJwk: victim.pk.publicJwk });
+      lib.C_FindObjectsInit(s, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_LABEL, value: victim.binding },
+      ]);
+      const priv = lib.C_FindObjects(s, 1)[0]!;
+      lib.C_FindObjectsFinal(s);
+      lib.C_DestroyObject(s, priv);
+      // Only the private object is replaced: the public object (all a lookup compares) stays the recorded key.
+      const known = generateEcKeyPair('prime256v1').privateKey.export({ format: 'jwk' }) as { d: string };
+      lib.C_CreateObject(s, [
+        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
+        { type: pkcs11js.CKA_KEY_TYPE, value: pkcs11js.CKK_EC },
+        { type: pkcs11js.CKA_TOKEN, value: true },
+        { type: pkcs11js.CKA_PRIVATE, value: true },
+        { type: pkcs11js.CKA_SENSITIVE, value: true },
+        { type: pkcs11js.CKA_EXTRACTABLE, value: true },
+        { type: pkcs11js.CKA_SIGN, value: true },
+        { type: pkcs11js.CKA_LABEL, value: victim.binding },
+        { type: pkcs11js.CKA_ID, value: objectIdOf(victim.binding) },
+        { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from('06082a8648ce3d030107', 'hex') },
+        { type: pkcs11js.CKA_VALUE, value: Buffer.from(known.d, 'base64url') },
+      ]);
+      const untrusted = (e: { code?: string }) => e.code === 'hsm.key_untrusted';
+      // On main: the vault signs with the planter's key and releases it to the workload as the version's key.
+      await assert.rejects(hsm.sign(ref, 'ES256', createHash('sha256').update('planted').digest()), untrusted, 'EC sign');
+      await assert.rejects(hsm.releaseWrapped(ref, workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), untrusted, 'EC release');
+    } finally {
+      lib.C_CloseSession(s);
+    }
+  });
+
   test('a public key object the token answers with an unreadable key gives hsm.key_untrusted, not an internal error', async () => {
     const lib = new pkcs11js.PKCS11();
     lib.load(token.module);
