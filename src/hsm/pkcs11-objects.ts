@@ -4,12 +4,12 @@
  * a handle moved to another key version does not open. Generation and import set the protection
  * attributes (sensitive; extractable only when exportable).
  */
-import { createPrivateKey, createPublicKey, createSecretKey, type JsonWebKey, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, createSecretKey, type JsonWebKey, type KeyObject, verify } from 'node:crypto';
 import type pkcs11js from 'pkcs11js';
 import { fail } from '../core/errors.js';
 import { TAG, tlv } from '../core/der.js';
 import type { CurveName, KeyFamily, KeyRef, KeySpec, PrivateJwk, ProtectedKey, PublicJwk } from '../vault/ports.js';
-import { bigEndian, type Connection, CURVE_BYTES, CURVE_PARAMS, ecPointOf, HANDLE_MAGIC, type Handle, isPkcs11Handle, type KeyObjects, type Lib, leftPad, objectIdOf, P, pkcs11ReturnValue, unsigned } from './pkcs11-common.js';
+import { bigEndian, type Connection, CURVE_BYTES, CURVE_PARAMS, DIGEST_INFO, ecPointOf, HANDLE_MAGIC, type Handle, isPkcs11Handle, type KeyObjects, type Lib, leftPad, objectIdOf, P, pkcs11ReturnValue, unsigned } from './pkcs11-common.js';
 
 export type TokenObjects = ReturnType<typeof createTokenObjects>;
 
@@ -65,6 +65,30 @@ export function createTokenObjects(lib: Lib) {
       return;
     }
     if (crv === undefined || crv !== want.crv || !bytes(got.x).equals(bytes(want.x)) || !bytes(got.y).equals(bytes(want.y))) throw untrusted(ref.binding, 'public_key_mismatch');
+  }
+
+  /**
+   * The private object must be the recorded public key's pair: an EC private object carries no public
+   * part (and an RSA one's CRT parts need not match its CKA_MODULUS), so a private key planted beside the
+   * version's own public object would pass checkRecorded. It signs a fixed digest, which node:crypto
+   * verifies under the recorded key; once per cached lookup, not per operation.
+   */
+  function checkPair(s: Handle, ref: KeyRef, key: Handle, publicKey: KeyObject | undefined): void {
+    if (!ref.publicJwk || ref.family === 'oct' || !publicKey) return;
+    const message = Buffer.from(`conclave pairwise check ${ref.binding}`);
+    const digest = createHash('sha256').update(message).digest();
+    const rsa = ref.family === 'RSA';
+    let signature: Buffer;
+    try {
+      lib.C_SignInit(s, { mechanism: rsa ? P.CKM_RSA_PKCS : P.CKM_ECDSA }, key);
+      signature = lib.C_Sign(s, rsa ? Buffer.concat([DIGEST_INFO['256']!, digest]) : digest, Buffer.alloc(Math.max(512, (publicKey.asymmetricKeyDetails?.modulusLength ?? 0) / 8)));
+    } catch (e) {
+      // A private object that may not sign, or is no key of the recorded type, is not the vault's; the token's other errors go on.
+      const rv = pkcs11ReturnValue(e);
+      if (rv === 'CKR_KEY_FUNCTION_NOT_PERMITTED' || rv === 'CKR_KEY_TYPE_INCONSISTENT') throw untrusted(ref.binding, 'private_key_mismatch');
+      throw e;
+    }
+    if (!verify('sha256', message, rsa ? publicKey : { key: publicKey, dsaEncoding: 'ieee-p1363' }, signature)) throw untrusted(ref.binding, 'private_key_mismatch');
   }
 
   function publicKeyOf(s: Handle, family: KeyFamily, pub: Handle | undefined, crv: CurveName | undefined): KeyObject | undefined {
@@ -126,6 +150,7 @@ export function createTokenObjects(lib: Lib) {
       throw untrusted(ref.binding, 'public_key_invalid');
     }
     checkRecorded(s, ref, key, publicKey, crv);
+    checkPair(s, ref, key, publicKey);
     const objects: KeyObjects = { family: ref.family, key, ...(pub ? { pub } : {}), ...(crv ? { crv } : {}), ...(bits ? { bits } : {}), ...(publicKey ? { publicKey } : {}) };
     c.objects.set(cacheKey, objects);
     return objects;
