@@ -6,12 +6,14 @@
  * that the socket is closed eventually, never how soon.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { connect as netConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
-import { connect as tlsConnect } from 'node:tls';
-import { readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import { type TestServer, startTestServer } from '../../helpers/server.js';
+import { connect as tlsConnect } from 'node:tls';
+import { startTestServer, type TestServer } from '../../helpers/server.js';
 
 /** How long a test waits for the server to drop the connection (the configured timeout is 1 s). */
 const CLOSED_WITHIN_MS = 20_000;
@@ -126,5 +128,32 @@ describe('a client that stops reading its answers is disconnected', () => {
     const left = await open();
     tcp.destroy();
     assert.equal(left, 0, `the server still held the connection after ${CLOSED_WITHIN_MS} ms`);
+  });
+});
+
+describe('a handler that runs long (a slow upstream) is still answered', () => {
+  let server: TestServer;
+  let hang: HttpServer;
+  let upstream = '';
+  before(async () => {
+    // An Intel PCS that accepts the request and never answers: every collateral miss waits out the
+    // upstream timeout (1 s per attempt, 2 s in all), far longer than twice the request timeout (200 ms).
+    hang = createHttpServer(() => undefined);
+    await new Promise<void>((resolve) => hang.listen(0, '127.0.0.1', resolve));
+    upstream = `http://127.0.0.1:${(hang.address() as AddressInfo).port}`;
+    server = await startTestServer({ upstreamIntel: upstream, upstreamTimeout: 1000, requestTimeout: 200 });
+  });
+  after(async () => {
+    await server?.stop();
+    hang?.closeAllConnections();
+    await new Promise((resolve) => hang?.close(resolve));
+  });
+
+  test('a collateral miss waiting on the upstream gets its typed answer, not a closed connection', async () => {
+    const started = Date.now();
+    const r = await server.sendHttps('GET', '/sgx/certification/v4/pckcrl?ca=platform&encoding=der');
+    assert.ok(Date.now() - started > 400, `answered in ${Date.now() - started} ms: the upstream was not waited on`);
+    assert.equal(r.status >= 400 && r.status < 600, true, r.text);
+    assert.notEqual(r.text, '');
   });
 });
