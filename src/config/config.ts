@@ -32,7 +32,8 @@ export interface Config {
    * The longest a client may take to send a whole request, headers and body (ms); headers, and the TLS
    * handshake, get at most 60 s of it. A client slower than that is disconnected (408), so a trickled
    * request cannot hold a socket indefinitely. A connection on which nothing moves for twice this (a
-   * client that stopped reading its answers) is closed too.
+   * client that stopped reading its answers) is closed too, unless a handler is still at work on it (a
+   * long handler, waiting on a slow upstream, is answered however long it takes).
    */
   readonly requestTimeoutMs: number;
   /** Public base URL (token issuer, kid URLs); defaults to https://HOST:PORT as listened. */

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import Fastify, { type FastifyInstance, LogController } from 'fastify';
 import type { Logger } from 'pino';
@@ -77,13 +78,25 @@ function clientErrorHandler(err: NodeJS.ErrnoException, socket: Socket): void {
   socket.destroy();
 }
 
+/**
+ * The connection timeout's verdict on a socket on which nothing moved either way for twice the request
+ * timeout: closed, unless its request's answer is still being made with nothing of ours waiting unsent
+ * (a handler waiting on a slow upstream is the server's wait, not the client's; once the answer is written
+ * the timer runs again, so a client that does not read it is still closed).
+ */
+function onIdleSocket(socket: Socket): void {
+  const res = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (res != null && !res.writableEnded && socket.writableLength === 0) return;
+  socket.destroy();
+}
+
 export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<FastifyInstance> {
   const timeouts = socketTimeouts(ctx.config.requestTimeoutMs);
   const app = Fastify({
     https: { ...opts.https, ...timeouts },
     requestTimeout: timeouts.requestTimeout,
     // A socket on which nothing moves either way (a client that stopped reading its answers) is closed
-    // after twice the request timeout: after the 408 of a request still arriving, long after any handler.
+    // after twice the request timeout, unless a handler is still at work on it (onIdleSocket, below).
     connectionTimeout: 2 * timeouts.requestTimeout,
     loggerInstance: opts.logger,
     bodyLimit: ctx.config.bodyLimit,
@@ -99,6 +112,7 @@ export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<Fas
     // typed error like any other bad input, not the framework's own body.
     frameworkErrors: (err, request, reply) => sendError(familyOfPath(request.url), err, request, reply),
   }) as unknown as FastifyInstance;
+  app.server.on('timeout', onIdleSocket);
 
   // Azure SDKs send an empty body with content-type application/json on the unauthenticated first
   // request of the challenge flow; that must reach the 401, not fail JSON parsing.
