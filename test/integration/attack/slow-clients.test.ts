@@ -89,6 +89,19 @@ describe('slow clients are disconnected', () => {
   });
 });
 
+describe('the default timeouts reach the listening server', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startTestServer({ simulate: true });
+  });
+  after(() => server?.stop());
+
+  test('the whole request within 300 s, its headers within 60 s, an idle connection closed after 600 s', () => {
+    const http = server.app.server as unknown as { requestTimeout: number; headersTimeout: number; timeout: number };
+    assert.deepEqual({ requestTimeout: http.requestTimeout, headersTimeout: http.headersTimeout, timeout: http.timeout }, { requestTimeout: 300_000, headersTimeout: 60_000, timeout: 600_000 });
+  });
+});
+
 describe('a client that stops reading its answers is disconnected', () => {
   let server: TestServer;
   before(async () => {
