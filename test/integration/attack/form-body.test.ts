@@ -23,4 +23,14 @@ describe('form-encoded bodies: bounded work per parameter', () => {
     assert.equal(r.json().error, 'invalid_request', r.text.slice(0, 300));
     assert.match(r.json().error_description, /more than 1000 parameters/);
   });
+
+  test('the limit is 1000: a form of exactly 1000 parameters reaches the route, one more is refused', async () => {
+    const form = (n: number) => ['grant_type=client_credentials', 'client_id=x', 'client_secret=y', ...Array.from({ length: n - 3 }, (_, i) => `p${i}=1`)].join('&');
+    const post = (n: number) => server.send('POST', '/oauth2/token', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form(n) });
+    const atLimit = await post(1000);
+    assert.doesNotMatch(atLimit.text, /more than 1000 parameters/, atLimit.text.slice(0, 300));
+    const over = await post(1001);
+    assert.equal(over.status, 400, over.text.slice(0, 300));
+    assert.match(over.json().error_description, /more than 1000 parameters/);
+  });
 });
