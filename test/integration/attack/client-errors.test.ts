@@ -56,4 +56,18 @@ describe('client errors from the HTTP parser: typed 4xx in the common error shap
   test('a request not received within the request timeout is a 408 request.timeout', async () => {
     assertTyped(await raw('GET /healthz HTTP/1.1\r\nHost: localhost\r\n'), 408, 'request.timeout');
   });
+
+  test('the answer never echoes the refused request (its headers, a credential, the raw bytes)', async () => {
+    const secret = 'S3CRET-b9c1e7';
+    const answers = [
+      await raw(`GET /keys?api-version=7.4 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${secret}${'a'.repeat(20_000)}\r\n\r\n`),
+      await raw(`POST /keys/k/create?api-version=7.4 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${secret}\r\nContent-Length: ${secret}\r\n\r\n`),
+      await raw(`${secret} /\r\n\r\n`),
+      await raw(`GET /healthz HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${secret}\r\n`),
+    ];
+    for (const r of answers) {
+      assert.ok(r.status >= 400 && r.status < 500, r.headers);
+      assert.doesNotMatch(r.headers + r.body, new RegExp(secret), r.headers + r.body);
+    }
+  });
 });
