@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
+import { Agent as HttpsAgent, get as httpsGet } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { connect as netConnect, type Socket } from 'node:net';
 import { Duplex } from 'node:stream';
@@ -160,6 +161,29 @@ describe('a handler that runs long (a slow upstream) is still answered', () => {
     await server?.stop();
     hang?.closeAllConnections();
     await new Promise((resolve) => hang?.close(resolve));
+  });
+
+  test('a healthy keep-alive connection idle between requests for longer than twice the request timeout is kept (keepAliveTimeout governs idle connections)', async () => {
+    const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca: readFileSync(server.caPath) });
+    const port = Number(new URL(server.url).port);
+    const sockets = new Set<unknown>();
+    const get = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpsGet({ host: '127.0.0.1', port, servername: 'localhost', path: '/healthz', agent }, (res) => {
+          sockets.add(res.socket);
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+      });
+    try {
+      assert.equal(await get(), 200);
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.equal(await get(), 200);
+      assert.equal(sockets.size, 1, 'the second request needed a new connection: the idle one was closed');
+    } finally {
+      agent.destroy();
+    }
   });
 
   test('a collateral miss waiting on the upstream gets its typed answer, not a closed connection', async () => {
