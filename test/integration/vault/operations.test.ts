@@ -142,9 +142,10 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       const enc = await akvCall(server, 'POST', '/keys/gcm-tag/encrypt', { alg: 'A256GCM', value: Buffer.from('pay 10 to bob').toString('base64url') });
       const tag = Buffer.from(enc.json.tag, 'base64url');
       assert.equal(tag.length, 16);
-      for (const len of [4, 8, 12, 15]) {
+      for (const len of [0, 4, 8, 12, 15, 17]) {
         // On main (software keys): node:crypto checks only the first `len` bytes of the tag and decrypts.
-        const r = await akvCall(server, 'POST', '/keys/gcm-tag/decrypt', { alg: 'A256GCM', value: enc.json.value, iv: enc.json.iv, tag: tag.subarray(0, len).toString('base64url') });
+        const cut = len > 16 ? Buffer.concat([tag, Buffer.of(0)]) : tag.subarray(0, len);
+        const r = await akvCall(server, 'POST', '/keys/gcm-tag/decrypt', { alg: 'A256GCM', value: enc.json.value, iv: enc.json.iv, tag: cut.toString('base64url') });
         assert.equal(r.status, 400, `a ${len}-byte tag: ${JSON.stringify(r.json)}`);
         assert.equal(r.json.value, undefined);
       }
@@ -160,6 +161,14 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       }
       const ok = await akvCall(server, 'PUT', '/keys/rsa-import-3072', { key: { ...generateRsaKeyPair(3072).privateKey.export({ format: 'jwk' }), kty: 'RSA' } });
       assert.equal(ok.status, 200, JSON.stringify(ok.json));
+      // The size is the modulus's bit length: a 2047-bit modulus (256 octets) is not 2048 bits, and a leading
+      // zero octet in n (some encoders add one) does not make a 2048-bit key 2056.
+      const short = await akvCall(server, 'PUT', '/keys/rsa-import-2047', { key: { ...generateRsaKeyPair(2047).privateKey.export({ format: 'jwk' }), kty: 'RSA' } });
+      assert.equal(short.status, 400, `a 2047-bit RSA import: ${JSON.stringify(short.json).slice(0, 200)}`);
+      const padded = generateRsaKeyPair(2048).privateKey.export({ format: 'jwk' });
+      const n = Buffer.concat([Buffer.of(0), Buffer.from(padded.n!, 'base64url')]).toString('base64url');
+      const zero = await akvCall(server, 'PUT', '/keys/rsa-import-padded', { key: { ...padded, n, kty: 'RSA' } });
+      assert.equal(zero.status, 200, JSON.stringify(zero.json).slice(0, 300));
     });
 
     test('an algorithm name outside the list is a 400, never taken for another mode', async () => {
