@@ -316,6 +316,18 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
     }
   });
 
+  test('a second pair planted beside a key version\'s own objects (same label and CKA_ID) is refused as a duplicate, whichever a lookup finds first', async () => {
+    for (const family of ['RSA', 'EC'] as const) {
+      const victim = await make(family, false);
+      const ref: KeyRef = Object.assign({ ...victim.ref }, { publicJwk: victim.pk.publicJwk });
+      const known = family === 'RSA' ? generateRsaKeyPair(2048) : generateEcKeyPair('prime256v1');
+      const jwk = known.privateKey.export({ format: 'jwk' }) as PrivateJwk;
+      await hsm.import({ ...jwk, kty: `${jwk.kty}-HSM` }, victim.binding, { exportable: true });
+      const duplicate = (e: { code?: string; detail?: { reason?: unknown } }) => e.code === 'hsm.key_untrusted' && e.detail?.reason === 'duplicate_object';
+      await assert.rejects(hsm.sign(ref, family === 'RSA' ? 'RS256' : 'ES256', createHash('sha256').update('planted').digest()), duplicate, `${family} sign`);
+    }
+  });
+
   test('a public key object the token answers with an unreadable key gives hsm.key_untrusted, not an internal error', async () => {
     const lib = new pkcs11js.PKCS11();
     lib.load(token.module);
