@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { constants, createHash, createPublicKey, publicEncrypt, verify } from 'node:crypto';
-import { generateRsaKeyPair } from '../core/keygen.js';
 import { after, before, describe, test } from 'node:test';
-import { initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
+import { faultingLibrary, initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
+import { generateRsaKeyPair } from '../core/keygen.js';
 import type { PrivateJwk } from '../vault/ports.js';
 import { createPkcs11KeyProtector, type Pkcs11KeyProtector } from './pkcs11.js';
 import { parsePkcs11Spec } from './pkcs11-spec.js';
@@ -44,21 +44,12 @@ describe('PKCS#11 sessions after a failed operation (SoftHSM2)', { skip }, () =>
   test('a token that fails in the middle of an operation leaves no operation active on the pooled session', async () => {
     let failNext = false;
     const faulty = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=1`), {
-      wrapLibrary: (lib) =>
-        new Proxy(lib, {
-          get(target, prop, receiver) {
-            const v = Reflect.get(target, prop, receiver);
-            if (typeof v !== 'function') return v;
-            return (...args: unknown[]) => {
-              // After C_EncryptInit succeeded: the token answers an error without finishing (or ending) the operation.
-              if (prop === 'C_EncryptAsync' && failNext) {
-                failNext = false;
-                return Promise.reject(new Error('CKR_FUNCTION_FAILED'));
-              }
-              return v.apply(target, args);
-            };
-          },
-        }),
+      // After C_EncryptInit succeeded: the token answers an error without finishing (or ending) the operation.
+      wrapLibrary: faultingLibrary((prop) => {
+        if (prop !== 'C_EncryptAsync' || !failNext) return undefined;
+        failNext = false;
+        return new Error('CKR_FUNCTION_FAILED');
+      }),
     });
     try {
       const binding = 'vault-key:aes/0123456789abcdef0123456789abcdef';

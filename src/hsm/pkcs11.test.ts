@@ -5,12 +5,12 @@ import assert from 'node:assert/strict';
 import { constants, createDecipheriv, createHash, createPrivateKey, createPublicKey, type KeyObject, publicEncrypt, verify } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import pkcs11js from 'pkcs11js';
-import { initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
+import { faultingLibrary, initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
+import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 import type { KeyRef, PrivateJwk, ProtectedKey } from '../vault/ports.js';
 import { unwrapKeyTransfer } from '../vault/release/index.js';
 import { createPkcs11KeyProtector, objectIdOf, type Pkcs11KeyProtector, routeKeyProtector } from './pkcs11.js';
 import { parsePkcs11Spec } from './pkcs11-spec.js';
-import { generateEcKeyPair, generateRsaKeyPair } from '../core/keygen.js';
 
 const skip = skipWithoutSoftHsm();
 let token: SoftHsmToken;
@@ -31,24 +31,45 @@ async function make(family: 'RSA' | 'EC' | 'oct', exportable: boolean, extra: { 
 }
 
 /**
+ * Runs `fn` straight at the shared token with the same module and PIN, bypassing the provider (what another
+ * holder of the user PIN can do): a read-write session `s`, and `find`, the first object of a class under a label.
+ */
+async function atToken(fn: (lib: pkcs11js.PKCS11, s: pkcs11js.Handle, find: (cls: number, label: string) => pkcs11js.Handle | undefined) => Promise<void>): Promise<void> {
+  const lib = new pkcs11js.PKCS11();
+  lib.load(token.module);
+  try {
+    lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
+  } catch (e) {
+    assert.match(String(e), /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
+  }
+  const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === token.label)!;
+  const s = lib.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION);
+  const find = (cls: number, label: string) => {
+    lib.C_FindObjectsInit(s, [
+      { type: pkcs11js.CKA_CLASS, value: cls },
+      { type: pkcs11js.CKA_LABEL, value: label },
+    ]);
+    try {
+      return lib.C_FindObjects(s, 1)[0];
+    } finally {
+      lib.C_FindObjectsFinal(s);
+    }
+  };
+  try {
+    await fn(lib, s, find);
+  } finally {
+    lib.C_CloseSession(s);
+  }
+}
+
+/**
  * A protector on the shared token (two sessions) whose library calls throw what `fault` returns for the
  * call's name (nothing: the call goes through), with its own clock.
  */
 function faultingProtector(fault: (prop: string) => Error | undefined, now: () => number): Promise<Pkcs11KeyProtector> {
   return createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=2`), {
     now,
-    wrapLibrary: (lib) =>
-      new Proxy(lib, {
-        get(target, prop, receiver) {
-          const v = Reflect.get(target, prop, receiver);
-          if (typeof v !== 'function') return v;
-          return (...args: unknown[]) => {
-            const e = fault(String(prop));
-            if (e) throw e;
-            return v.apply(target, args);
-          };
-        },
-      }),
+    wrapLibrary: faultingLibrary(fault),
   });
 }
 
@@ -192,31 +213,13 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
     const oct = await make('oct', false);
     await assert.rejects(hsm.releaseWrapped(rsa.ref, workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), (e: { code?: string }) => e.code === 'key.operation_not_allowed');
     // Straight at the token, with the same module and PIN, bypassing the provider.
-    const lib = new pkcs11js.PKCS11();
-    lib.load(token.module);
-    try {
-      lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-    } catch (e) {
-      assert.match(String(e), /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
-    }
-    const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === token.label)!;
-    const s = lib.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION);
-    try {
-      const find = (binding: string, cls: number) => {
-        lib.C_FindObjectsInit(s, [
-          { type: pkcs11js.CKA_CLASS, value: cls },
-          { type: pkcs11js.CKA_ID, value: objectIdOf(binding) },
-        ]);
-        const h = lib.C_FindObjects(s, 1)[0];
-        lib.C_FindObjectsFinal(s);
-        return h;
-      };
-      const priv = find(rsa.binding, pkcs11js.CKO_PRIVATE_KEY);
+    await atToken(async (lib, s, find) => {
+      const priv = find(pkcs11js.CKO_PRIVATE_KEY, rsa.binding);
       assert.ok(priv, 'the private key object exists');
       const [sens, extr] = lib.C_GetAttributeValue(s, priv, [{ type: pkcs11js.CKA_SENSITIVE }, { type: pkcs11js.CKA_EXTRACTABLE }]);
       assert.deepEqual([(sens!.value as Buffer)[0], (extr!.value as Buffer)[0]], [1, 0]);
       assert.throws(() => lib.C_GetAttributeValue(s, priv, [{ type: pkcs11js.CKA_PRIVATE_EXPONENT }]), /CKR_ATTRIBUTE_SENSITIVE/);
-      const secret = find(oct.binding, pkcs11js.CKO_SECRET_KEY);
+      const secret = find(pkcs11js.CKO_SECRET_KEY, oct.binding)!;
       assert.throws(() => lib.C_GetAttributeValue(s, secret, [{ type: pkcs11js.CKA_VALUE }]), /CKR_ATTRIBUTE_SENSITIVE/);
       const kek = lib.C_GenerateKey(s, { mechanism: pkcs11js.CKM_AES_KEY_GEN }, [
         { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_SECRET_KEY },
@@ -226,35 +229,16 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
       ]);
       assert.throws(() => lib.C_WrapKey(s, { mechanism: 0x210a }, kek, priv, Buffer.alloc(4096)), /CKR_KEY_UNEXTRACTABLE/);
       assert.throws(() => lib.C_WrapKey(s, { mechanism: 0x2109 }, kek, secret, Buffer.alloc(64)), /CKR_KEY_UNEXTRACTABLE/);
-    } finally {
-      lib.C_CloseSession(s);
-    }
+    });
   });
 
   test('a key pair planted under a key version\'s label and CKA_ID (another holder of the user PIN) is refused, not used', async () => {
-    const lib = new pkcs11js.PKCS11();
-    lib.load(token.module);
-    try {
-      lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-    } catch (e) {
-      assert.match(String(e), /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
-    }
-    const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === token.label)!;
-    const s = lib.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION);
-    try {
+    await atToken(async (lib, s, find) => {
       for (const family of ['RSA', 'EC'] as const) {
         const victim = await make(family, false);
         // The vault passes the public key it recorded for the version (KeyRef.publicJwk).
         const ref: KeyRef = Object.assign({ ...victim.ref }, { publicJwk: victim.pk.publicJwk });
-        const ids = [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].map((cls) => {
-          lib.C_FindObjectsInit(s, [
-            { type: pkcs11js.CKA_CLASS, value: cls },
-            { type: pkcs11js.CKA_LABEL, value: victim.binding },
-          ]);
-          const h = lib.C_FindObjects(s, 1)[0]!;
-          lib.C_FindObjectsFinal(s);
-          return h;
-        });
+        const ids = [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY].map((cls) => find(cls, victim.binding)!);
         for (const h of ids) lib.C_DestroyObject(s, h);
         // A pair the planter knows, under the same label and CKA_ID, imported through the provider's own path.
         const known = family === 'RSA' ? generateRsaKeyPair(2048) : generateEcKeyPair('prime256v1');
@@ -267,30 +251,14 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
         if (family === 'RSA') await assert.rejects(hsm.encrypt(ref, { alg: 'RSA-OAEP', value: Buffer.from('secret') }), untrusted, 'RSA encrypt');
         await assert.rejects(hsm.releaseWrapped(ref, workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), untrusted, `${family} release`);
       }
-    } finally {
-      lib.C_CloseSession(s);
-    }
+    });
   });
 
   test('a private key planted beside a key version\'s own public object (another holder of the user PIN) is refused, not used', async () => {
-    const lib = new pkcs11js.PKCS11();
-    lib.load(token.module);
-    try {
-      lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-    } catch (e) {
-      assert.match(String(e), /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
-    }
-    const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === token.label)!;
-    const s = lib.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION);
-    try {
+    await atToken(async (lib, s, find) => {
       const victim = await make('EC', true);
       const ref: KeyRef = Object.assign({ ...victim.ref }, { publicJwk: victim.pk.publicJwk });
-      lib.C_FindObjectsInit(s, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
-        { type: pkcs11js.CKA_LABEL, value: victim.binding },
-      ]);
-      const priv = lib.C_FindObjects(s, 1)[0]!;
-      lib.C_FindObjectsFinal(s);
+      const priv = find(pkcs11js.CKO_PRIVATE_KEY, victim.binding)!;
       lib.C_DestroyObject(s, priv);
       // Only the private object is replaced: the public object (all a lookup compares) stays the recorded key.
       const known = generateEcKeyPair('prime256v1').privateKey.export({ format: 'jwk' }) as { d: string };
@@ -311,9 +279,7 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
       // On main: the vault signs with the planter's key and releases it to the workload as the version's key.
       await assert.rejects(hsm.sign(ref, 'ES256', createHash('sha256').update('planted').digest()), untrusted, 'EC sign');
       await assert.rejects(hsm.releaseWrapped(ref, workload.publicKey, 'CKM_RSA_AES_KEY_WRAP'), untrusted, 'EC release');
-    } finally {
-      lib.C_CloseSession(s);
-    }
+    });
   });
 
   test('a second pair planted beside a key version\'s own objects (same label and CKA_ID) is refused as a duplicate, whichever a lookup finds first', async () => {
@@ -329,23 +295,9 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
   });
 
   test('a public key object the token answers with an unreadable key gives hsm.key_untrusted, not an internal error', async () => {
-    const lib = new pkcs11js.PKCS11();
-    lib.load(token.module);
-    try {
-      lib.C_Initialize({ flags: pkcs11js.CKF_OS_LOCKING_OK });
-    } catch (e) {
-      assert.match(String(e), /CKR_CRYPTOKI_ALREADY_INITIALIZED/);
-    }
-    const slot = lib.C_GetSlotList(true).find((s) => lib.C_GetTokenInfo(s).label.trim() === token.label)!;
-    const s = lib.C_OpenSession(slot, pkcs11js.CKF_RW_SESSION | pkcs11js.CKF_SERIAL_SESSION);
-    try {
+    await atToken(async (lib, s, find) => {
       const victim = await make('EC', false);
-      lib.C_FindObjectsInit(s, [
-        { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
-        { type: pkcs11js.CKA_LABEL, value: victim.binding },
-      ]);
-      const pub = lib.C_FindObjects(s, 1)[0]!;
-      lib.C_FindObjectsFinal(s);
+      const pub = find(pkcs11js.CKO_PUBLIC_KEY, victim.binding)!;
       lib.C_DestroyObject(s, pub);
       // A public object whose CKA_EC_POINT is no point of the curve (a planted object, or a token answering oddly).
       lib.C_CreateObject(s, [
@@ -359,9 +311,7 @@ describe('PKCS#11 key protector (SoftHSM2)', { skip }, () => {
       ]);
       // On main: a plain Error from node:crypto's key parser, which the server answers 500.
       await assert.rejects(hsm.sign(victim.ref, 'ES256', Buffer.alloc(32)), (e: { code?: string }) => e.code === 'hsm.key_untrusted');
-    } finally {
-      lib.C_CloseSession(s);
-    }
+    });
   });
 
   test('import: private JWKs go into the token and sign there', async () => {

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Lib } from '../../src/hsm/pkcs11-common.js';
 
 export const SOFTHSM_MODULE = process.env.CONCLAVE_TEST_PKCS11_MODULE ?? '/usr/lib/softhsm/libsofthsm2.so';
 export const SOFTHSM_PIN_ENV = 'CONCLAVE_TEST_HSM_PIN';
@@ -92,4 +93,27 @@ export function sharedSoftHsm(): SoftHsmToken {
   shared = token;
   process.once('exit', () => token.remove());
   return token;
+}
+
+/**
+ * A `wrapLibrary` for createPkcs11KeyProtector that injects faults: a call of the PKCS#11 library fails with
+ * the error `fault` returns for its name (an `…Async` call by rejecting, as a token answers one), and goes
+ * through when it returns nothing.
+ */
+export function faultingLibrary(fault: (prop: string) => Error | undefined): (lib: Lib) => Lib {
+  return (lib) =>
+    new Proxy(lib, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          const e = fault(String(prop));
+          if (e) {
+            if (String(prop).endsWith('Async')) return Promise.reject(e);
+            throw e;
+          }
+          return v.apply(target, args);
+        };
+      },
+    });
 }
