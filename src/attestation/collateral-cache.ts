@@ -7,7 +7,7 @@
 import { BoundedMap } from '../core/bounded-map.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import { quoteCollateralRollback } from '../collateral/cache/guard.js';
-import { parseCrl } from '../core/x509.js';
+import { crlGoesBack, parseCrl } from '../core/x509.js';
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
 import type { QuoteCollateralSource, SnpCertificateSource } from './ports.js';
 
@@ -158,11 +158,9 @@ export function cachedVcekSource(load: (req: VcekRequest) => Promise<{ vcek: Uin
 /** How long a fetched AMD CRL is reused before asking its source again (KDS reissues them about daily). */
 export const AMD_CRL_TTL_MS = 5 * 60_000;
 
-/** Whether CRL `next` is older than `prev` (thisUpdate, or cRLNumber where both carry one), as the cache guard judges. */
+/** Whether CRL `next` is older than `prev`, as the collateral cache's guard judges (crlGoesBack). */
 function crlOlder(next: Uint8Array, prev: Uint8Array): boolean {
-  const a = parseCrl(prev);
-  const b = parseCrl(next);
-  return b.thisUpdate.getTime() < a.thisUpdate.getTime() || (a.crlNumber !== undefined && b.crlNumber !== undefined && b.crlNumber < a.crlNumber);
+  return crlGoesBack(parseCrl(prev), parseCrl(next)) !== undefined;
 }
 
 /**

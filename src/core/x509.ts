@@ -456,6 +456,17 @@ export function parseCrl(der: Uint8Array): Crl {
   };
 }
 
+/**
+ * Where CRL `next` is older than `prev`, the one in use (a smaller cRLNumber where both carry one, else an
+ * earlier thisUpdate): the field and both values; undefined when `next` is not older. A cache that only
+ * moves forward refuses such an answer, so a source that rolls back cannot undo a revocation.
+ */
+export function crlGoesBack(prev: Crl, next: Crl): { field: 'cRLNumber' | 'thisUpdate'; prev: string; next: string } | undefined {
+  if (prev.crlNumber !== undefined && next.crlNumber !== undefined && next.crlNumber < prev.crlNumber) return { field: 'cRLNumber', prev: String(prev.crlNumber), next: String(next.crlNumber) };
+  if (next.thisUpdate.getTime() < prev.thisUpdate.getTime()) return { field: 'thisUpdate', prev: prev.thisUpdate.toISOString(), next: next.thisUpdate.toISOString() };
+  return undefined;
+}
+
 /** Verifies that `crl` is signed by `issuer` and names it. */
 export function verifyCrlSignature(crl: Crl, issuer: Certificate): void {
   checkCrlSigner(issuer);

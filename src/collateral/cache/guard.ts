@@ -1,5 +1,5 @@
 import { fail } from '../../core/errors.js';
-import { parseCertificate, parseCrl, pemToDer } from '../../core/x509.js';
+import { crlGoesBack, parseCertificate, parseCrl, pemToDer } from '../../core/x509.js';
 import type { QuoteCollateral } from '../../evidence/dcap/collateral.js';
 import { parsePckSgxExtension } from '../../evidence/dcap/pck-extension.js';
 import { topLevelMembers } from '../../evidence/dcap/signed-json.js';
@@ -221,10 +221,8 @@ export function checkCollateralForward(next: Item, cached: Item | undefined, new
   }
   if (!cached) return;
   if (next.kind === 'pckcrl' || next.kind === 'rootcacrl' || next.kind === 'vcek_crl' || next.kind === 'vlek_crl') {
-    const a = parseCrl(cached.body);
-    const b = parseCrl(next.body);
-    if (a.crlNumber !== undefined && b.crlNumber !== undefined && b.crlNumber < a.crlNumber) rollback(next, 'cRLNumber', a.crlNumber, b.crlNumber);
-    if (b.thisUpdate.getTime() < a.thisUpdate.getTime()) rollback(next, 'thisUpdate', a.thisUpdate.toISOString(), b.thisUpdate.toISOString());
+    const back = crlGoesBack(parseCrl(cached.body), parseCrl(next.body));
+    if (back) rollback(next, back.field, back.prev, back.next);
     return;
   }
   if (next.kind === 'nvidia_ocsp') {
