@@ -196,6 +196,19 @@ describe('checkReleaseAnswersRequest: the signed response answers this request',
     // Nothing asked means the default was asked: a response naming another enc does not answer it.
     assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1', enc: 'RSA_AES_KEY_WRAP_256' }, kid), { keyName: 'app-key', nonce: 'n1' }), refused);
   });
+  test("key_hsm's transfer-blob header naming another enc than the one asked and echoed is refused, before anything is unwrapped", () => {
+    // The CLI unwraps with the blob header's enc: a header that disagrees would unwrap with an enc nobody asked for.
+    const blob = (header: Record<string, unknown>) => Buffer.from(JSON.stringify({ schema_version: '1.0.0', header, ciphertext: 'AAAA' })).toString('base64url');
+    const withBlob = (request: Record<string, string>, keyHsm: string) => ({ request, response: { key: { key: { kty: 'RSA', key_hsm: keyHsm, kid } } } });
+    const asked256 = { ...ok, enc: 'RSA_AES_KEY_WRAP_256' };
+    assert.throws(() => checkReleaseAnswersRequest(withBlob({ nonce: 'n1', enc: 'RSA_AES_KEY_WRAP_256' }, blob({ alg: 'dir', enc: 'CKM_RSA_AES_KEY_WRAP' })), asked256), refused);
+    assert.throws(() => checkReleaseAnswersRequest(withBlob({ nonce: 'n1' }, blob({ alg: 'dir', enc: 'RSA_AES_KEY_WRAP_384' })), ok), refused);
+    assert.throws(() => checkReleaseAnswersRequest(withBlob({ nonce: 'n1', enc: 'RSA_AES_KEY_WRAP_256' }, blob({ alg: 'dir', enc: 7 })), asked256), refused);
+    // The same enc in the header, or none (then the echoed one is used), passes.
+    assert.doesNotThrow(() => checkReleaseAnswersRequest(withBlob({ nonce: 'n1', enc: 'RSA_AES_KEY_WRAP_256' }, blob({ alg: 'dir', enc: 'RSA_AES_KEY_WRAP_256' })), asked256));
+    assert.doesNotThrow(() => checkReleaseAnswersRequest(withBlob({ nonce: 'n1', enc: 'RSA_AES_KEY_WRAP_256' }, blob({ alg: 'dir' })), asked256));
+    assert.doesNotThrow(() => checkReleaseAnswersRequest(withBlob({ nonce: 'n1' }, blob({ alg: 'dir', enc: 'CKM_RSA_AES_KEY_WRAP' })), ok));
+  });
   test('a kid with a malformed % escape (in the response key or the echoed request) is sdk.release_jws_invalid, not a URIError', () => {
     for (const bad of ['https://vault.example/keys/app-key%E0%A4%A/0123abcd', 'https://vault.example/keys/app-key/%zz', 'https://vault.example/keys/%/1']) {
       assert.throws(() => checkReleaseAnswersRequest(payload({ nonce: 'n1', enc: 'CKM_RSA_AES_KEY_WRAP' }, bad), ok), refused, bad);
