@@ -1,7 +1,7 @@
 /** `conclave key …`: the vault's keys over the AKV REST API. */
 import { createPrivateKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { decodeReleaseResponse, unwrapKeyTransfer } from '../vault/release/index.js';
+import { DEFAULT_KEY_TRANSFER_ENC, type KeyTransferEnc, decodeReleaseResponse, unwrapKeyTransfer } from '../vault/release/index.js';
 import type { Command } from 'commander';
 import { LATEST_API_VERSION } from '../vault/key.js';
 import { type ClientFlags, createServerClient, withClientOptions } from './client.js';
@@ -260,7 +260,8 @@ export function registerKey(program: Command): void {
         throw e;
       }
       const privateKey = createPrivateKey(readText(f.privateKey));
-      const material = unwrapKeyTransfer(String(released.key_hsm), privateKey);
+      // The enc checked above (asked, echoed and, when the blob names one, in its header), not a default.
+      const material = unwrapKeyTransfer(String(released.key_hsm), privateKey, (f.enc as KeyTransferEnc | undefined) ?? DEFAULT_KEY_TRANSFER_ENC);
       const jwk = released.kty === 'oct' || released.kty === 'oct-HSM' ? { kty: 'oct', k: b64url(material) } : createPrivateKey({ key: Buffer.from(material), format: 'der', type: 'pkcs8' }).export({ format: 'jwk' });
       printResult({ kid: released.kid, key: jwk }, 'json');
       },

@@ -197,6 +197,20 @@ export function releasedKeyOf(material: Uint8Array, released: ReleasePayload['re
   return { keyObject, jwk: { ...(keyObject.export({ format: 'jwk' }) as JsonWebKey), ...extra } };
 }
 
+/** The `header.enc` of a JSON transfer blob (§2.4), or undefined for a bare ciphertext, a blob that is not JSON, or no header enc. */
+function transferBlobHeaderEnc(keyHsm: string): unknown {
+  const outer = Buffer.from(keyHsm, 'base64url');
+  if (outer[0] !== 0x7b) return undefined;
+  let blob: unknown;
+  try {
+    blob = JSON.parse(outer.toString('utf8'));
+  } catch {
+    return undefined; // unwrapKeyHsm refuses it (sdk.unwrap_failed)
+  }
+  const header = typeof blob === 'object' && blob !== null ? (blob as { header?: unknown }).header : undefined;
+  return typeof header === 'object' && header !== null ? (header as { enc?: unknown }).enc : undefined;
+}
+
 /** What a release was asked for; the signed response must say the same. */
 export interface ReleaseRequestFacts {
   readonly keyName: string;
@@ -220,6 +234,12 @@ export function checkReleaseAnswersRequest(payload: ReleasePayload, asked: Relea
   const expectedEnc = asked.enc ?? DEFAULT_ENC;
   if ((payload.request.enc ?? DEFAULT_ENC) !== expectedEnc) {
     throw invalid(`the release response is for enc ${payload.request.enc ?? `(none: the default ${DEFAULT_ENC})`}, not ${expectedEnc}`, { expected: expectedEnc, actual: payload.request.enc ?? null });
+  }
+  // key_hsm's transfer blob names its enc in its own header too (a reader that unwraps with the header's
+  // enc, as the CLI does, would otherwise use an enc nobody asked for): it must be the one asked, or absent.
+  const headerEnc = transferBlobHeaderEnc(payload.response.key.key.key_hsm);
+  if (headerEnc !== undefined && headerEnc !== expectedEnc) {
+    throw invalid(`the release response's key_hsm is wrapped for enc ${String(headerEnc)}, not ${expectedEnc}`, { expected: expectedEnc, actual: typeof headerEnc === 'string' ? headerEnc : null });
   }
   if (payload.response.key.key.kid === undefined) throw invalid('the release response names no key (kid)');
   for (const kid of [payload.response.key.key.kid, payload.request.kid]) {
