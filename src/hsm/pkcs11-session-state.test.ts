@@ -6,9 +6,11 @@ import assert from 'node:assert/strict';
 import { constants, createHash, createPublicKey, publicEncrypt, verify } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { faultingLibrary, initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
+import { fail } from '../core/errors.js';
 import { generateRsaKeyPair } from '../core/keygen.js';
 import type { PrivateJwk } from '../vault/ports.js';
 import { createPkcs11KeyProtector, type Pkcs11KeyProtector } from './pkcs11.js';
+import type { Lib } from './pkcs11-common.js';
 import { parsePkcs11Spec } from './pkcs11-spec.js';
 
 const skip = skipWithoutSoftHsm();
@@ -83,5 +85,57 @@ describe('PKCS#11 sessions after a failed operation (SoftHSM2)', { skip }, () =>
     } finally {
       await own.close();
     }
+  });
+
+  test('a call that fails on our own check after another request dropped the connection opens no session on the dropped connection', async () => {
+    // Every session opened and not yet closed, by handle.
+    const open = new Set<string>();
+    let encrypts = 0;
+    let failing = false;
+    let reached!: () => void;
+    const atGate = new Promise<void>((r) => (reached = r));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const wrap = (lib: Lib): Lib =>
+      new Proxy(lib, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver);
+          if (typeof v !== 'function') return v;
+          return (...args: unknown[]) => {
+            if (prop === 'C_EncryptAsync' && failing) {
+              encrypts++;
+              // The first (request A) waits mid-call, then fails on a check of ours; the second (request B) meets a device failure.
+              if (encrypts === 1) {
+                reached();
+                return gate.then(() => Promise.reject(fail('key.invalid', 'refused by our own check')));
+              }
+              return Promise.reject(new Error('CKR_DEVICE_ERROR'));
+            }
+            const out = v.apply(target, args);
+            if (prop === 'C_OpenSession') open.add(Buffer.from(out as Buffer).toString('hex'));
+            if (prop === 'C_CloseSession') open.delete(Buffer.from(args[0] as Buffer).toString('hex'));
+            return out;
+          };
+        },
+      }) as Lib;
+    const faulty = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=2`), { wrapLibrary: wrap });
+    try {
+      const binding = 'vault-key:drop/0123456789abcdef0123456789abcdef';
+      const pk = await faulty.generate({ family: 'oct', keySize: 256 }, binding);
+      const ref = { family: 'oct' as const, handle: pk.handle, binding };
+      failing = true;
+      const a = faulty.encrypt(ref, { alg: 'A256CBCPAD', value: Buffer.from('a') });
+      const aRefused = assert.rejects(a, (e: { code?: string }) => e.code === 'key.invalid');
+      await atGate;
+      // Request B's device failure drops the connection (its sessions, A's among them, are closed).
+      await assert.rejects(faulty.encrypt(ref, { alg: 'A256CBCPAD', value: Buffer.from('b') }), (e: { code?: string }) => e.code === 'hsm.unavailable');
+      await new Promise((r) => setImmediate(r));
+      release();
+      await aRefused;
+    } finally {
+      await faulty.close();
+    }
+    // On main: A's session is replaced by one opened on the dropped connection, which nothing ever closes.
+    assert.equal(open.size, 0, `sessions left open: ${open.size}`);
   });
 });
