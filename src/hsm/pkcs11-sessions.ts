@@ -32,6 +32,8 @@ export function createSessionPool(spec: Pkcs11Spec, lib: Lib, pin: string, opts:
   /** A PIN the token refused after start: never tried again (a PIN lockout is worse than an outage). */
   let loginRefused: Error | undefined;
   let opened = false;
+  /** Connections dropped (or closed): their sessions are closed, and no session is opened on them again. */
+  const retired = new WeakSet<Connection>();
 
   function failed(): void {
     failures++;
@@ -115,6 +117,8 @@ export function createSessionPool(spec: Pkcs11Spec, lib: Lib, pin: string, opts:
   }
 
   function drop(c: Connection): void {
+    // At once, not when conn settles: a call failing meanwhile must not renew its session on c (see renewed).
+    retired.add(c);
     void conn?.then((cur) => {
       if (cur !== c) return;
       conn = undefined;
@@ -139,9 +143,12 @@ export function createSessionPool(spec: Pkcs11Spec, lib: Lib, pin: string, opts:
    * (CKR_BUFFER_TOO_SMALL, PKCS#11 v2.40 §5.2; a token that errors part-way), and a session with an active
    * operation refuses every later one (CKR_OPERATION_ACTIVE): one bad request would disable its pooled
    * session for good. The new session opens before the old one closes, so the login state (per
-   * application, §5.6) stays; if it cannot open, the old session stays in the pool.
+   * application, §5.6) stays; if it cannot open, the old session stays in the pool. On a connection
+   * dropped meanwhile (another request's device failure) or closed, nothing is opened: its sessions are
+   * closed already, and one opened now would never be.
    */
   function renewed(s: Handle, c: Connection): Handle {
+    if (closed || retired.has(c)) return s;
     let fresh: Handle;
     try {
       fresh = lib.C_OpenSession(c.slot, P.CKF_RW_SESSION | P.CKF_SERIAL_SESSION);
@@ -199,6 +206,7 @@ export function createSessionPool(spec: Pkcs11Spec, lib: Lib, pin: string, opts:
       closed = true;
       const c = await conn?.catch(() => undefined);
       conn = undefined;
+      if (c) retired.add(c);
       if (c) for (const s of c.sessions) closeQuietly(s);
       releaseModule(spec.module);
     },
