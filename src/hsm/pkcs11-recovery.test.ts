@@ -7,30 +7,21 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
+import { initSoftHsm, interceptedLibrary, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
 import { createPkcs11KeyProtector } from './pkcs11.js';
 import { parsePkcs11Spec } from './pkcs11-spec.js';
 
 const skip = skipWithoutSoftHsm();
-type Lib = Parameters<NonNullable<Parameters<typeof createPkcs11KeyProtector>[1]>['wrapLibrary'] & object>[0];
 
 /** A module wrapper that counts logins and fails chosen calls. */
 function faulty(failing: (name: string) => string | undefined) {
   const calls = { login: 0 };
-  const wrap = (lib: Lib): Lib =>
-    new Proxy(lib, {
-      get(target, prop, receiver) {
-        const v = Reflect.get(target, prop, receiver);
-        if (typeof v !== 'function') return v;
-        return (...args: unknown[]) => {
-          const name = String(prop);
-          if (name === 'C_Login') calls.login++;
-          const rv = failing(name);
-          if (rv) throw new Error(`${name}:${rv}:1`);
-          return v.apply(target, args);
-        };
-      },
-    });
+  const wrap = interceptedLibrary((name, _args, call) => {
+    if (name === 'C_Login') calls.login++;
+    const rv = failing(name);
+    if (rv) throw new Error(`${name}:${rv}:1`);
+    return call();
+  });
   return { calls, wrap };
 }
 

@@ -5,12 +5,11 @@
 import assert from 'node:assert/strict';
 import { constants, createHash, createPublicKey, publicEncrypt, verify } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { faultingLibrary, initSoftHsm, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
+import { faultingLibrary, initSoftHsm, interceptedLibrary, type SoftHsmToken, skipWithoutSoftHsm } from '../../test/helpers/softhsm.js';
 import { fail } from '../core/errors.js';
 import { generateRsaKeyPair } from '../core/keygen.js';
 import type { PrivateJwk } from '../vault/ports.js';
 import { createPkcs11KeyProtector, type Pkcs11KeyProtector } from './pkcs11.js';
-import type { Lib } from './pkcs11-common.js';
 import { parsePkcs11Spec } from './pkcs11-spec.js';
 
 const skip = skipWithoutSoftHsm();
@@ -96,28 +95,21 @@ describe('PKCS#11 sessions after a failed operation (SoftHSM2)', { skip }, () =>
     const atGate = new Promise<void>((r) => (reached = r));
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const wrap = (lib: Lib): Lib =>
-      new Proxy(lib, {
-        get(target, prop, receiver) {
-          const v = Reflect.get(target, prop, receiver);
-          if (typeof v !== 'function') return v;
-          return (...args: unknown[]) => {
-            if (prop === 'C_EncryptAsync' && failing) {
-              encrypts++;
-              // The first (request A) waits mid-call, then fails on a check of ours; the second (request B) meets a device failure.
-              if (encrypts === 1) {
-                reached();
-                return gate.then(() => Promise.reject(fail('key.invalid', 'refused by our own check')));
-              }
-              return Promise.reject(new Error('CKR_DEVICE_ERROR'));
-            }
-            const out = v.apply(target, args);
-            if (prop === 'C_OpenSession') open.add(Buffer.from(out as Buffer).toString('hex'));
-            if (prop === 'C_CloseSession') open.delete(Buffer.from(args[0] as Buffer).toString('hex'));
-            return out;
-          };
-        },
-      }) as Lib;
+    const wrap = interceptedLibrary((name, args, call) => {
+      if (name === 'C_EncryptAsync' && failing) {
+        encrypts++;
+        // The first (request A) waits mid-call, then fails on a check of ours; the second (request B) meets a device failure.
+        if (encrypts === 1) {
+          reached();
+          return gate.then(() => Promise.reject(fail('key.invalid', 'refused by our own check')));
+        }
+        return Promise.reject(new Error('CKR_DEVICE_ERROR'));
+      }
+      const out = call();
+      if (name === 'C_OpenSession') open.add(Buffer.from(out as Buffer).toString('hex'));
+      if (name === 'C_CloseSession') open.delete(Buffer.from(args[0] as Buffer).toString('hex'));
+      return out;
+    });
     const faulty = await createPkcs11KeyProtector(parsePkcs11Spec(`${token.spec};sessions=2`), { wrapLibrary: wrap });
     try {
       const binding = 'vault-key:drop/0123456789abcdef0123456789abcdef';

@@ -96,24 +96,30 @@ export function sharedSoftHsm(): SoftHsmToken {
 }
 
 /**
- * A `wrapLibrary` for createPkcs11KeyProtector that injects faults: a call of the PKCS#11 library fails with
- * the error `fault` returns for its name (an `…Async` call by rejecting, as a token answers one), and goes
- * through when it returns nothing.
+ * A `wrapLibrary` for createPkcs11KeyProtector that sees every call of the PKCS#11 library: `intercept` gets
+ * the call's name and arguments and `call`, which makes the real call; what it returns (or throws) is the
+ * call's answer.
  */
-export function faultingLibrary(fault: (prop: string) => Error | undefined): (lib: Lib) => Lib {
+export function interceptedLibrary(intercept: (name: string, args: unknown[], call: () => unknown) => unknown): (lib: Lib) => Lib {
   return (lib) =>
     new Proxy(lib, {
       get(target, prop, receiver) {
         const v = Reflect.get(target, prop, receiver);
         if (typeof v !== 'function') return v;
-        return (...args: unknown[]) => {
-          const e = fault(String(prop));
-          if (e) {
-            if (String(prop).endsWith('Async')) return Promise.reject(e);
-            throw e;
-          }
-          return v.apply(target, args);
-        };
+        return (...args: unknown[]) => intercept(String(prop), args, () => v.apply(target, args));
       },
     });
+}
+
+/**
+ * A `wrapLibrary` that injects faults: a call fails with the error `fault` returns for its name (an `…Async`
+ * call by rejecting, as a token answers one), and goes through when it returns nothing.
+ */
+export function faultingLibrary(fault: (prop: string) => Error | undefined): (lib: Lib) => Lib {
+  return interceptedLibrary((name, _args, call) => {
+    const e = fault(name);
+    if (!e) return call();
+    if (name.endsWith('Async')) return Promise.reject(e);
+    throw e;
+  });
 }
