@@ -169,6 +169,13 @@ describe('release JWS and key_hsm', async () => {
     blob.ciphertext = ct.toString('base64url');
     assert.throws(() => unwrapKeyHsm(Buffer.from(JSON.stringify(blob)).toString('base64url'), 'RSA_AES_KEY_WRAP_384', workload.privateKey), { code: 'sdk.unwrap_failed' });
   });
+
+  test('a transfer blob that is not JSON, or JSON without a string ciphertext, is sdk.unwrap_failed', () => {
+    for (const text of ['{not json', '{}', 'null', '{"ciphertext":7}', '{"header":{"enc":"CKM_RSA_AES_KEY_WRAP"}}']) {
+      const keyHsm = Buffer.from(text).toString('base64url');
+      assert.throws(() => unwrapKeyHsm(keyHsm, undefined, workload.privateKey), { code: 'sdk.unwrap_failed' }, text);
+    }
+  });
 });
 
 describe('checkReleaseAnswersRequest: the signed response answers this request', () => {
