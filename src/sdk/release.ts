@@ -129,6 +129,20 @@ export function verifyReleaseJws(jws: string, opts: ReleaseTrustOptions = {}): R
 }
 
 /**
+ * `key_hsm` as sent (§2.4): a JSON transfer blob `{schema_version, header, ciphertext}`, parsed (`blob`
+ * undefined, with the parser's `error`, when it does not parse), or the bare ciphertext.
+ */
+function readKeyHsm(keyHsm: string): { json: true; blob: unknown; error?: unknown } | { json: false; ciphertext: Buffer } {
+  const outer = Buffer.from(keyHsm, 'base64url');
+  if (outer[0] !== 0x7b) return { json: false, ciphertext: outer };
+  try {
+    return { json: true, blob: JSON.parse(outer.toString('utf8')) };
+  } catch (error) {
+    return { json: true, blob: undefined, error };
+  }
+}
+
+/**
  * Unwraps `key_hsm` (§2.4): base64url JSON `{schema_version, header, ciphertext}` (or the bare ciphertext),
  * ciphertext = RSA-OAEP(KEK) ‖ AES-KWP(KEK, material). Returns the key material.
  */
@@ -137,17 +151,13 @@ export function unwrapKeyHsm(keyHsm: string, enc: string | undefined, privateKey
   const hash = RELEASE_ENC_HASH[e];
   if (!hash) throw fail('sdk.unwrap_failed', `unknown release enc ${String(enc)}`, { enc });
   let ciphertext: Buffer;
-  const outer = Buffer.from(keyHsm, 'base64url');
-  if (outer[0] === 0x7b) {
-    try {
-      const blob = JSON.parse(outer.toString('utf8')) as { ciphertext?: unknown };
-      if (typeof blob.ciphertext !== 'string') throw new Error('no ciphertext');
-      ciphertext = Buffer.from(blob.ciphertext, 'base64url');
-    } catch (err) {
-      throw fail('sdk.unwrap_failed', 'key_hsm is not a transfer blob with a ciphertext', undefined, err);
-    }
+  const k = readKeyHsm(keyHsm);
+  if (k.json) {
+    const c = typeof k.blob === 'object' && k.blob !== null ? (k.blob as { ciphertext?: unknown }).ciphertext : undefined;
+    if (typeof c !== 'string') throw fail('sdk.unwrap_failed', 'key_hsm is not a transfer blob with a ciphertext', undefined, k.error);
+    ciphertext = Buffer.from(c, 'base64url');
   } else {
-    ciphertext = outer;
+    ciphertext = k.ciphertext;
   }
   const bits = privateKey.asymmetricKeyDetails?.modulusLength;
   if (privateKey.asymmetricKeyType !== 'rsa' || privateKey.type !== 'private' || !bits) throw fail('sdk.unwrap_failed', 'the workload key is not an RSA private key');
@@ -199,15 +209,10 @@ export function releasedKeyOf(material: Uint8Array, released: ReleasePayload['re
 
 /** The `header.enc` of a JSON transfer blob (§2.4), or undefined for a bare ciphertext, a blob that is not JSON, or no header enc. */
 function transferBlobHeaderEnc(keyHsm: string): unknown {
-  const outer = Buffer.from(keyHsm, 'base64url');
-  if (outer[0] !== 0x7b) return undefined;
-  let blob: unknown;
-  try {
-    blob = JSON.parse(outer.toString('utf8'));
-  } catch {
-    return undefined; // unwrapKeyHsm refuses it (sdk.unwrap_failed)
-  }
-  const header = typeof blob === 'object' && blob !== null ? (blob as { header?: unknown }).header : undefined;
+  const k = readKeyHsm(keyHsm);
+  // A blob that is not JSON has no header: unwrapKeyHsm refuses it (sdk.unwrap_failed).
+  if (!k.json) return undefined;
+  const header = typeof k.blob === 'object' && k.blob !== null ? (k.blob as { header?: unknown }).header : undefined;
   return typeof header === 'object' && header !== null ? (header as { enc?: unknown }).enc : undefined;
 }
 
