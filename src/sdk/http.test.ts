@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { getAccessToken } from './credential.js';
 import { httpExchange } from './http.js';
 
 describe('SDK httpExchange', () => {
@@ -37,5 +38,15 @@ describe('SDK httpExchange', () => {
 
   test('an answer declaring more than 8 MiB is refused', { timeout: 15_000 }, async () => {
     await assert.rejects(httpExchange(`${base}/big`), (e: { code?: string }) => e.code === 'sdk.http_error');
+  });
+
+  test('a URL that does not parse is request.invalid (a rejected promise), not a bare TypeError', async () => {
+    for (const url of ['not a url', 'https://', 'http://[::1']) {
+      await assert.rejects(httpExchange(url), (e: { code?: string }) => e.code === 'request.invalid', url);
+    }
+    await assert.rejects(
+      getAccessToken({ tokenEndpoint: 'no scheme here', clientId: 'c', clientSecret: 's' }),
+      (e: { code?: string }) => e.code === 'request.invalid',
+    );
   });
 });
