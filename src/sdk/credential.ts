@@ -1,5 +1,5 @@
 import { fail, isConclaveError } from '../core/errors.js';
-import { type CaInput, exchangeJson } from './http.js';
+import { type CaInput, exchangeJson, urlOf } from './http.js';
 
 /** OAuth2 client credentials for a token endpoint (`<data-dir>/admin.json` has this shape). */
 export interface ClientCredential {
@@ -37,7 +37,7 @@ export async function getAccessToken(credential: Credential, ca?: CaInput): Prom
     if (typeof body.access_token !== 'string' || body.access_token === '') throw fail('sdk.credential_failed', 'the token endpoint answered without access_token');
     return body.access_token;
   } catch (e) {
-    if (isConclaveError(e, 'sdk.http_error')) throw fail('sdk.credential_failed', `no access token from ${new URL(credential.tokenEndpoint).origin}: ${e.message}`, e.detail, e);
+    if (isConclaveError(e, 'sdk.http_error')) throw fail('sdk.credential_failed', `no access token from ${urlOf(credential.tokenEndpoint).origin}: ${e.message}`, e.detail, e);
     throw e;
   }
 }

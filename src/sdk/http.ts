@@ -71,7 +71,12 @@ function sdkFault(reason: ExchangeFault, u: URL, d: { limitMs?: number; maxBytes
  * so a mistyped URL cannot send a token or evidence in clear over a network.
  */
 export function exchange(url: string | URL, opts: ExchangeOptions = {}): Promise<Exchanged> {
-  const u = typeof url === 'string' ? new URL(url) : url;
+  let u: URL;
+  try {
+    u = urlOf(url);
+  } catch (e) {
+    return Promise.reject(e);
+  }
   const fault = opts.fault ?? sdkFault;
   const local = u.hostname === '127.0.0.1' || u.hostname === 'localhost' || u.hostname === '[::1]' || u.hostname === '169.254.169.254';
   if (u.protocol !== 'https:' && !(u.protocol === 'http:' && (local || opts.plainHttp === 'any'))) {
@@ -142,7 +147,7 @@ export function errorMessageOf(text: string): { code?: string; message?: string 
 /** POSTs/GETs JSON and returns the parsed JSON body; a non-2xx answer is `sdk.http_error` with the remote code. */
 export async function exchangeJson(url: string | URL, opts: HttpOptions & { what: string }): Promise<Record<string, unknown>> {
   const res = await httpExchange(url, opts);
-  const u = typeof url === 'string' ? new URL(url) : url;
+  const u = urlOf(url);
   if (res.status < 200 || res.status > 299) {
     const remote = errorMessageOf(res.text);
     throw fail('sdk.http_error', `${opts.what} failed: HTTP ${res.status}${remote.code ? ` ${remote.code}` : ''}${remote.message ? `: ${remote.message}` : ''}`, {
@@ -157,6 +162,16 @@ export async function exchangeJson(url: string | URL, opts: HttpOptions & { what
     return j as Record<string, unknown>;
   } catch {
     throw fail('sdk.http_error', `${opts.what}: the response is not a JSON object`, { status: res.status, url: `${u.origin}${u.pathname}` });
+  }
+}
+
+/** A caller's URL, parsed; one that does not parse is `request.invalid` (not a bare TypeError). */
+export function urlOf(url: string | URL): URL {
+  if (typeof url !== 'string') return url;
+  try {
+    return new URL(url);
+  } catch {
+    throw fail('request.invalid', `"${url.slice(0, 200)}" is not a URL`, { url: url.slice(0, 200) });
   }
 }
 
