@@ -64,7 +64,7 @@ export function registerToken(program: Command): void {
     .option('--ca <file>', 'PEM CA certificate to trust for the issuer (a Conclave: <data-dir>/tls/ca.pem)')
     .option('--allow-simulated', 'accept a token from simulated evidence (x-conclave-simulated; development only)')
     .option('--output <format>', 'json|table')
-    .addHelpText('after', '\nExample:\n  conclave token verify token.jwt --issuer https://127.0.0.1:8443 --ca data/tls/ca.pem\n')
+    .addHelpText('after', '\nExamples:\n  conclave token verify token.jwt --issuer https://127.0.0.1:8443 --ca data/tls/ca.pem\n  conclave token verify token.jwt --issuer https://127.0.0.1:8443 --ca data/tls/ca.pem --allow-simulated   (a token from `npm start`, which runs --simulate)\n')
     .action(async (arg: string, flags: { issuer: string; ca?: string; allowSimulated?: boolean; output?: string }) => {
       const fmt = format(flags.output);
       const t = readTokenArg(arg);
