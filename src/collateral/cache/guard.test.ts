@@ -97,6 +97,29 @@ describe('checkCollateralTarget: an answer for another target is refused', { ski
     const lower = `${'00'.repeat(16)}`;
     assert.throws(() => checkCollateralTarget(item('pckcert', `sgx/pckcert/0000/qe:00/${lower}/${pcesvn}`, String(a.body), { meta })), code('upstream.collateral_mismatch'), 'TCB above the raw TCB');
   });
+
+  test('attack: a PCK certificate set whose unsigned tcb / tcbm labels claim another TCB than the certificate it labels', () => {
+    // The labels of a pckcerts entry are unsigned JSON beside the certificate; the cache selects a
+    // certificate for a raw TCB by them (platforms.ts fromSet) and serves its label as SGX-TCBm. A set
+    // labelling a certificate with a lower TCB than its own would be selected for raw TCBs below the
+    // certificate's (what the single pckcert answer refuses as "above the raw TCB asked for").
+    const a = pckCertAnswer(['intel', 'sgx-v3-phala', 'quote.bin']);
+    const h = a.headers!;
+    const meta = { fmspc: h['SGX-FMSPC'], caType: h['SGX-PCK-Certificate-CA-Type'], issuerChain: decodeURIComponent(h['SGX-PCK-Certificate-Issuer-Chain']!) };
+    const entry = (tcbm: Buffer) => {
+      const tcb: Record<string, number> = {};
+      for (let i = 0; i < 16; i++) tcb[`sgxtcbcomp${String(i + 1).padStart(2, '0')}svn`] = tcbm[i]!;
+      tcb.pcesvn = tcbm.readUInt16LE(16);
+      return { tcb, tcbm: tcbm.toString('hex').toUpperCase(), cert: encodeURIComponent(String(a.body)) };
+    };
+    const real = Buffer.from(h['SGX-TCBm']!, 'hex');
+    const scope = 'sgx/pckcerts/0000/qe:00';
+    assert.doesNotThrow(() => checkCollateralTarget(item('pckcerts', scope, JSON.stringify([entry(real)]), { meta })), 'labels that are the certificate\'s own TCB');
+    const lowered = Buffer.alloc(18);
+    assert.throws(() => checkCollateralTarget(item('pckcerts', scope, JSON.stringify([entry(lowered)]), { meta })), code('upstream.collateral_mismatch'), 'tcb and tcbm labels below the certificate');
+    const tcbmOnly = { ...entry(real), tcbm: lowered.toString('hex').toUpperCase() };
+    assert.throws(() => checkCollateralTarget(item('pckcerts', scope, JSON.stringify([tcbmOnly]), { meta })), code('upstream.collateral_mismatch'), 'a tcbm label (SGX-TCBm) that is not the certificate\'s');
+  });
 });
 
 describe('checkCollateralForward: cached collateral only moves forward', { skip }, () => {
