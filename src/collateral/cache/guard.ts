@@ -89,7 +89,35 @@ function tcbAtMost(components: readonly number[], pcesvn: number, cpusvnHex: str
   return pcesvn <= Buffer.from(pcesvnLeHex, 'hex').readUInt16LE(0);
 }
 
-function checkPckCertificate(item: Item, pem: string, pceid: string, raw: { cpusvn: string; pcesvn: string } | undefined): string {
+/** The certificate's TCB as `tcbm` spells it: components (or its raw CPUSVN) ‖ PCESVN little-endian, lower-case hex. */
+function tcbmOf(ext: { sgxTcbComponents: readonly number[]; pcesvn: number; cpusvn: string }): { components: string; cpusvn: string } {
+  const pcesvn = Buffer.alloc(2);
+  pcesvn.writeUInt16LE(ext.pcesvn);
+  return { components: `${Buffer.from(ext.sgxTcbComponents).toString('hex')}${pcesvn.toString('hex')}`, cpusvn: `${ext.cpusvn.toLowerCase()}${pcesvn.toString('hex')}` };
+}
+
+/** One entry of a PCS `pckcerts` answer, as the JSON carries it (intel/pck.ts parsePckCerts reads it for selection). */
+interface PckCertsJsonEntry {
+  readonly tcb?: Record<string, unknown>;
+  readonly tcbm?: unknown;
+  readonly cert?: unknown;
+}
+
+/**
+ * A pckcerts entry's unsigned labels are its certificate's own TCB: PCK certificate selection reads `tcb`
+ * (components and PCESVN), and `tcbm` is served as SGX-TCBm.
+ */
+function checkPckCertsLabels(item: Item, e: PckCertsJsonEntry, ext: { sgxTcbComponents: readonly number[]; pcesvn: number; cpusvn: string }, n: number): void {
+  const tcb = e.tcb ?? {};
+  const label = [...Array.from({ length: 16 }, (_, i) => tcb[`sgxtcbcomp${String(i + 1).padStart(2, '0')}svn`]), tcb.pcesvn].map((v) => (typeof v === 'number' ? v : Number.NaN)).join('.');
+  const own = [...ext.sgxTcbComponents, ext.pcesvn].join('.');
+  if (label !== own) mismatch(item, `pckcerts[${n}].tcb (label vs certificate TCB)`, own, label);
+  const t = tcbmOf(ext);
+  const tcbm = typeof e.tcbm === 'string' ? e.tcbm.toLowerCase() : String(e.tcbm);
+  if (tcbm !== t.components && tcbm !== t.cpusvn) mismatch(item, `pckcerts[${n}].tcbm (label vs certificate TCB)`, t.components, tcbm);
+}
+
+function checkPckCertificate(item: Item, pem: string, pceid: string, raw: { cpusvn: string; pcesvn: string } | undefined): ReturnType<typeof parsePckSgxExtension> {
   const [der] = pemToDer(pem);
   if (!der) throw fail('collateral.malformed', 'PCK certificate answer holds no certificate', { key: item.key });
   const cert = parseCertificate(der);
@@ -101,13 +129,11 @@ function checkPckCertificate(item: Item, pem: string, pceid: string, raw: { cpus
   if (raw) {
     if (!tcbAtMost(ext.sgxTcbComponents, ext.pcesvn, raw.cpusvn, raw.pcesvn)) mismatch(item, 'PCK certificate TCB (above the raw TCB asked for)', `${raw.cpusvn}/${raw.pcesvn}`, `${Buffer.from(ext.sgxTcbComponents).toString('hex')}/${ext.pcesvn}`);
     if (item.meta.tcbm) {
-      const pcesvn = Buffer.alloc(2);
-      pcesvn.writeUInt16LE(ext.pcesvn);
-      const tcbm = `${Buffer.from(ext.sgxTcbComponents).toString('hex')}${pcesvn.toString('hex')}`;
+      const { components: tcbm } = tcbmOf(ext);
       if (tcbm !== item.meta.tcbm.toLowerCase()) mismatch(item, 'SGX-TCBm header vs certificate TCB', item.meta.tcbm.toLowerCase(), tcbm);
     }
   }
-  return ext.ppid;
+  return ext;
 }
 
 /**
@@ -160,18 +186,20 @@ export function checkCollateralTarget(item: Item, platformPpid?: string): { ppid
       // sgx/pckcert/{pceid}/{platform key: qe:…[/ppid:…] | ppid:… | manifest:…}/{cpusvn}/{pcesvn} (collateral/intel/pck.ts)
       const pceid = parts[2]!;
       const [cpusvn, pcesvn] = parts.slice(-2);
-      const ppid = checkPckCertificate(item, Buffer.from(item.body).toString('latin1'), pceid, { cpusvn: cpusvn!, pcesvn: pcesvn! });
+      const { ppid } = checkPckCertificate(item, Buffer.from(item.body).toString('latin1'), pceid, { cpusvn: cpusvn!, pcesvn: pcesvn! });
       if (platformPpid !== undefined && ppid !== platformPpid) mismatch(item, 'PPID (another platform)', platformPpid, ppid);
       return { ppid };
     }
     case 'pckcerts': {
       // sgx/pckcerts/{pceid}/{platform key}
       const pceid = parts[2];
-      const list = JSON.parse(Buffer.from(item.body).toString('utf8')) as { cert?: string }[];
+      const list = JSON.parse(Buffer.from(item.body).toString('utf8')) as PckCertsJsonEntry[];
       let ppid: string | undefined = platformPpid;
-      for (const e of list) {
-        if (!e.cert || e.cert === 'Not available') continue;
-        const p = checkPckCertificate(item, decodeURIComponent(e.cert), pceid!, undefined);
+      for (const [n, e] of list.entries()) {
+        if (typeof e.cert !== 'string' || e.cert === '' || e.cert === 'Not available') continue;
+        const ext = checkPckCertificate(item, decodeURIComponent(e.cert), pceid!, undefined);
+        checkPckCertsLabels(item, e, ext, n);
+        const p = ext.ppid;
         if (ppid !== undefined && p !== ppid) mismatch(item, 'PPID (certificates of several platforms)', ppid, p);
         ppid = p;
       }
