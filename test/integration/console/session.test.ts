@@ -110,6 +110,25 @@ describe('web console: sign-in and sessions', () => {
     assert.equal(ok.status, 200, ok.text);
   });
 
+  test('a GET from another site with the session cookie is refused (403 auth.csrf): the PCCS refresh, a GET that changes state, is not driven by an <img> on a sibling host', async () => {
+    const s = await consoleSignIn(server);
+    const refresh = (site?: string) => server.send('GET', '/sgx/certification/v4/refresh', { headers: { cookie: s.cookie, ...(site ? { 'sec-fetch-site': site } : {}) } });
+    for (const site of ['same-site', 'cross-site']) {
+      const r = await refresh(site);
+      assert.equal(r.status, 403, `Sec-Fetch-Site ${site}: ${r.status} ${r.text}`);
+      assert.equal(r.headers['x-conclave-error-code'], 'auth.csrf', site);
+      assert.match(r.text, /Sec-Fetch-Site/, `${site}: the error names what was wrong`);
+    }
+    // The console's own requests (same-origin), a typed address (none) and clients without Sec-Fetch-Site still act as the session.
+    for (const site of ['same-origin', 'none', undefined]) {
+      const r = await refresh(site);
+      assert.ok(r.status !== 401 && r.status !== 403, `Sec-Fetch-Site ${site}: ${r.status} ${r.text}`);
+    }
+    // The console's pages and its sign-in with the identity provider need no session: a link from a sibling host still opens them.
+    const page = await server.send('GET', '/console/', { headers: { cookie: s.cookie, 'sec-fetch-site': 'same-site' } });
+    assert.equal(page.status, 200, page.text);
+  });
+
   test('a cross-site sign-in is refused; the session scheme is not accepted from clients', async () => {
     const code = await newCode();
     const r = await redeem(code, { origin: 'https://evil.example' });
