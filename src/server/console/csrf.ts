@@ -8,6 +8,11 @@
  *   standard headers"), and `Sec-Fetch-Site`, when the browser sends it, `same-origin`;
  * - `X-CSRF-Token` equal to the session's token (synchronizer token derived from the session id).
  *
+ * A read (GET, HEAD, OPTIONS) needs neither, but one the browser marks as made by another site
+ * (`Sec-Fetch-Site: same-site` or `cross-site`) is refused too: not every GET only reads (the PCCS refresh).
+ * The console's pages and the identity provider's redirect back need no session, so there the cookie is
+ * ignored instead.
+ *
  * The cookie itself is `__Host-` prefixed, HttpOnly, Secure and SameSite=Strict, so browsers do not send
  * it on cross-site requests at all; these checks hold even where that fails (an older browser, a
  * same-site sibling host).
@@ -63,6 +68,11 @@ export function fromThisOrigin(request: FastifyRequest, baseUrl: string, opts: {
   return origin === new URL(baseUrl).origin || (typeof host === 'string' && origin === `https://${host}`);
 }
 
+/** Console routes that need no session: its pages and assets, and "sign in with" the identity provider. */
+function needsNoSession(path: string): boolean {
+  return path === '/console' || (path.startsWith('/console/') && !path.startsWith('/console/api/')) || path.startsWith('/console/api/oidc/');
+}
+
 /** Registers the cookie-to-session hook on the root instance, ahead of every route. */
 export function registerSessionCookie(app: FastifyInstance, baseUrl: () => string): void {
   // A callback hook (no promise per request): it runs before every route.
@@ -82,15 +92,26 @@ export function registerSessionCookie(app: FastifyInstance, baseUrl: () => strin
     }
     const sessionId = sessionCookieOf(request.headers.cookie);
     if (sessionId === undefined || authorization !== undefined) return;
-    if (request.method === 'POST' && request.url.split('?')[0]!.replace(/\/+$/, '').toLowerCase() === SIGN_IN_PATH) return;
-    if (!SAFE_METHODS.has(request.method)) {
-      if (!fromThisOrigin(request, baseUrl(), { requireOrigin: true })) {
-        throw fail('auth.csrf', 'cross-site request refused: a request with the console session must come from the console (Origin)', { reason: 'origin' });
+    const path = request.url.split('?')[0]!.replace(/\/+$/, '').toLowerCase();
+    if (request.method === 'POST' && path === SIGN_IN_PATH) return;
+    if (SAFE_METHODS.has(request.method)) {
+      // A read needs no Origin or token, but not every GET only reads (the PCCS refresh), and SameSite=Strict
+      // lets the cookie through from a sibling host: a request the browser says another site made is not the
+      // console's. Its pages, and the identity provider's redirect back, need no session: the cookie is ignored there.
+      const site = request.headers['sec-fetch-site'];
+      if (site === undefined || site === 'same-origin' || site === 'none') {
+        request.headers.authorization = `${SESSION_SCHEME} ${sessionId}`;
+        return;
       }
-      const token = request.headers[CSRF_HEADER];
-      if (typeof token !== 'string' || !constantTimeEqual(token, csrfTokenOf(sessionId))) {
-        throw fail('auth.csrf', `cross-site request refused: the ${CSRF_HEADER} header does not hold the session's CSRF token`, { reason: 'token' });
-      }
+      if (needsNoSession(path)) return;
+      throw fail('auth.csrf', `cross-site request refused: the console session acts only on requests of the console itself (Sec-Fetch-Site ${site.slice(0, 20)})`, { reason: 'site' });
+    }
+    if (!fromThisOrigin(request, baseUrl(), { requireOrigin: true })) {
+      throw fail('auth.csrf', 'cross-site request refused: a request with the console session must come from the console (Origin)', { reason: 'origin' });
+    }
+    const token = request.headers[CSRF_HEADER];
+    if (typeof token !== 'string' || !constantTimeEqual(token, csrfTokenOf(sessionId))) {
+      throw fail('auth.csrf', `cross-site request refused: the ${CSRF_HEADER} header does not hold the session's CSRF token`, { reason: 'token' });
     }
     request.headers.authorization = `${SESSION_SCHEME} ${sessionId}`;
   }
