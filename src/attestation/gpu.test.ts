@@ -9,7 +9,9 @@ import { gpuNonceFor } from '../evidence/nvidia/nonce.js';
 import { serializeGpuEvidence } from '../evidence/nvidia/serialized.js';
 import { createFakeNvidiaHierarchy, makeFakeGpuReport, makeFakeRims, reflashFakeGpu } from '../evidence/nvidia/testing.js';
 import { loadOrCreateSimulatedGpus } from '../evidence/simulated/gpu.js';
-import { attestGpus, driverVersionNumber, gpuPolicyClaims } from './gpu.js';
+import { readFixture, readFixtureText, skipWithoutFixtures } from '../../test/fixtures.js';
+import type { Certificate } from '../core/x509.js';
+import { type GpuReferenceSource, attestGpus, driverVersionNumber, gpuPolicyClaims } from './gpu.js';
 
 const sim = loadOrCreateSimulatedGpus(mkdtempSync(join(tmpdir(), 'conclave-gpu-')));
 const runtime = new TextEncoder().encode('{"keys":[]}');
@@ -83,6 +85,36 @@ describe('composite attestation: the GPU half', () => {
   test('malformed GPU evidence lists are refused before any verification', async () => {
     for (const bad of [[], {}, 'x', [{ evidence: '', certificate: 'x' }], Array.from({ length: 17 }, () => ({ evidence: 'AA', certificate: 'x' }))]) {
       await assert.rejects(attestGpus(bad, runtime, { at, cache: new GpuVerifierCache() }), (e) => isConclaveError(e) && e.status === 400);
+    }
+  });
+
+  test('attack: unauthenticated GPU evidence makes the server fetch no RIM and no OCSP answer (ids and certificates of the attacker\'s choosing)', async () => {
+    // /attest is anonymous. The RIM ids come from the report's opaque data and the OCSP requests from the
+    // chain's certificates: before the report is known to be a genuine GPU's answer to our nonce, both are
+    // the caller's inventions, and each one fetched is an upstream request (and a cache entry) made for them.
+    const calls: string[] = [];
+    const references: GpuReferenceSource = {
+      async getRim(id: string) {
+        calls.push(`rim ${id}`);
+        return undefined;
+      },
+      async getOcsp(cert: Certificate) {
+        calls.push(`ocsp ${cert.subjectCN}`);
+        return undefined;
+      },
+    };
+    const nonce = gpuNonceFor(runtime);
+    // A chain of the attacker's own making (not NVIDIA's), with versions of their choosing.
+    const forged = createFakeNvidiaHierarchy({ rootCn: 'NVIDIA Device Identity CA' });
+    const invented = { arch: 'HOPPER' as const, nonce, report: makeFakeGpuReport(forged, { nonce, opaque: { driverVersion: 'invented-1', vbiosVersion: '01.02.03.04.05' } }), certificateChain: forged.chainPem };
+    await assert.rejects(attestGpus(serializeGpuEvidence([invented]), runtime, { at, cache: new GpuVerifierCache(), references }), (e) => isConclaveError(e, 'gpu.chain_invalid'));
+    assert.deepEqual(calls, [], 'nothing is fetched for a chain that does not verify to the NVIDIA root');
+    if (!skipWithoutFixtures()) {
+      // A genuine GPU's report, made for another nonce (a replay): refused on the nonce, before any fetch.
+      const v = 'hopper-550.90.07-nvtrust-trustee-sample';
+      const replayed = { arch: 'HOPPER' as const, nonce, report: new Uint8Array(readFixture('nvidia', v, 'attestation_report.bin')), certificateChain: readFixtureText('nvidia', v, 'cert_chain.pem') };
+      await assert.rejects(attestGpus(serializeGpuEvidence([replayed]), runtime, { at, cache: new GpuVerifierCache(), references }), (e) => isConclaveError(e, 'gpu.nonce_mismatch'));
+      assert.deepEqual(calls, [], 'nothing is fetched for a report that answers another nonce');
     }
   });
 });
