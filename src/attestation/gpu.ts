@@ -7,7 +7,17 @@ import { toHex } from '../core/bytes.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import type { Verified } from '../core/verified.js';
 import type { Certificate } from '../core/x509.js';
-import { type GpuOcspInput, type GpuVerificationResult, type GpuVerifierCache, NVIDIA_DEVICE_IDENTITY_CA, NVIDIA_RIM_ROOT_CA, gpuRimIds, parseDeviceChain, verifyGpuEvidence } from '../evidence/nvidia/index.js';
+import {
+  type GpuOcspInput,
+  type GpuVerificationResult,
+  type GpuVerifierCache,
+  NVIDIA_DEVICE_IDENTITY_CA,
+  NVIDIA_RIM_ROOT_CA,
+  authenticateGpuEvidence,
+  completeGpuVerification,
+  parseDeviceChain,
+  rimIdsOf,
+} from '../evidence/nvidia/index.js';
 import { parseCertificate } from '../core/x509.js';
 import { gpuNonceFor } from '../evidence/nvidia/nonce.js';
 import { parseSerializedGpuEvidence } from '../evidence/nvidia/serialized.js';
@@ -126,13 +136,17 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
         simulated = true;
         rims = opts.simulated.rims;
         trust = opts.simulated.trust;
-      } else if (opts.references) {
-        const ids = gpuRimIds(ev);
+      }
+      // Nonce, chain and signature first: until the report is a genuine GPU's answer to this nonce, its
+      // versions (hence the RIM ids) and its certificates are the caller's inventions, and nothing is fetched for them.
+      const authentic = authenticateGpuEvidence(ev, { at: opts.at, nonce, cache: opts.cache, ...(trust ? { trust } : {}) });
+      if (!simulated && opts.references) {
+        const ids = rimIdsOf(authentic.report, authentic.chain.architecture);
         const [driver, vbios] = await Promise.all([opts.references.getRim(ids.driver), opts.references.getRim(ids.vbios)]);
         rims = { driver, vbios };
-        ocsp = await prefetchOcsp(opts.references, ev.certificateChain, [driver, vbios]);
+        ocsp = await prefetchOcsp(opts.references, authentic.chain.certificates, [driver, vbios]);
       }
-      const r = verifyGpuEvidence(ev, { at: opts.at, nonce, rims, cache: opts.cache, ocsp, ...(trust ? { trust } : {}) });
+      const r = completeGpuVerification(authentic, { at: opts.at, rims, cache: opts.cache, ocsp, ...(trust ? { trust } : {}) });
       const twin = seen.get(`device:${r.deviceId}`) ?? seen.get(`ueid:${r.ueid}`);
       if (twin !== undefined) throw fail('gpu.evidence_mismatch', `the evidence is of the same GPU as ${twin} (device identity ${r.deviceId.slice(0, 16)}…, ueid ${r.ueid}); each GPU is attested once`, { sameAs: twin, ueid: r.ueid, deviceId: r.deviceId });
       seen.set(`device:${r.deviceId}`, name);
@@ -183,18 +197,14 @@ function rimSignerCertificates(doc: Uint8Array | string | undefined): Certificat
  * down to the identity certificate; the RIM chains down to the signer), so that verification, which is
  * synchronous, can look them up. Certificates without an answer stay unchecked (`not-checked`).
  */
-async function prefetchOcsp(refs: GpuReferenceSource, chainPem: string, rims: readonly (Uint8Array | string | undefined)[]): Promise<GpuOcspInput | undefined> {
+async function prefetchOcsp(refs: GpuReferenceSource, deviceChain: readonly Certificate[], rims: readonly (Uint8Array | string | undefined)[]): Promise<GpuOcspInput | undefined> {
   if (!refs.getOcsp) return undefined;
   const pairs: Array<[Certificate, Certificate]> = [];
-  const add = (chain: Certificate[], root: Certificate, from: number) => {
+  const add = (chain: readonly Certificate[], root: Certificate, from: number) => {
     const path = chain.length > 0 && Buffer.from(chain[chain.length - 1]!.der).equals(Buffer.from(root.der)) ? chain : [...chain, root];
     for (let i = from; i < path.length - 1; i++) pairs.push([path[i]!, path[i + 1]!]);
   };
-  try {
-    add(parseDeviceChain(chainPem), NVIDIA_DEVICE_IDENTITY_CA, 1);
-  } catch {
-    return undefined;
-  }
+  add(deviceChain, NVIDIA_DEVICE_IDENTITY_CA, 1);
   for (const doc of rims) {
     const certs = rimSignerCertificates(doc);
     if (certs.length > 0) add(certs, NVIDIA_RIM_ROOT_CA, 0);

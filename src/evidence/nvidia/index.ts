@@ -11,12 +11,14 @@ export { type GpuReport, type GpuReportFields, type MeasurementBlock, SPDM_REQUE
 export { type Rim, type RimMeasurement, RimCache, verifyRim } from './rim.js';
 export { NVIDIA_DEVICE_IDENTITY_CA, NVIDIA_DEVICE_IDENTITY_CA_SHA256, NVIDIA_RIM_ROOT_CA, NVIDIA_RIM_ROOT_CA_SHA256 } from './roots.js';
 export {
+  type AuthenticGpuEvidence,
   type GpuEvidence,
   type GpuOcspInput,
   type GpuVerificationResult,
   type GpuVerifyOptions,
   GpuVerifierCache,
-  gpuRimIds,
+  authenticateGpuEvidence,
+  completeGpuVerification,
   rimIdsOf,
   validateGpuMeasurements,
   verifyGpuEvidence,

@@ -6,7 +6,7 @@ import { type OcspResult, verifyOcspResponse } from '../../core/ocsp.js';
 import { verificationTime } from '../../core/time.js';
 import { type Verified, markVerified } from '../../core/verified.js';
 import type { Certificate } from '../../core/x509.js';
-import { DeviceChainCache, type GpuArchitecture, type VerifiedDeviceChain, parseDeviceChain, verifyDeviceChain } from './chain.js';
+import { DeviceChainCache, type GpuArchitecture, type VerifiedDeviceChain, verifyDeviceChain } from './chain.js';
 import { type MeasurementComparison, type RimSource, compareMeasurements } from './measurements.js';
 import type { GpuFeatureFlag } from './opaque.js';
 import { type GpuReport, parseGpuReport } from './report.js';
@@ -127,22 +127,11 @@ export function rimIdsOf(report: GpuReport, arch: GpuArchitecture): { driver: st
   return { driver, vbios };
 }
 
-/**
- * The RIM ids an evidence needs, read without verifying anything (for fetching RIMs before verification;
- * the ids are recomputed from verified facts during verification).
- */
-export function gpuRimIds(evidence: GpuEvidence): { driver: string; vbios: string; arch: GpuArchitecture } {
-  const report = parseGpuReport(evidence.report);
-  const leaf = parseDeviceChain(evidence.certificateChain)[0]!;
-  const arch: GpuArchitecture = evidence.arch ?? ((leaf.subjectCN ?? '').startsWith('GB') ? 'BLACKWELL' : 'HOPPER');
-  return { ...rimIdsOf(report, arch), arch };
-}
-
 function ocspFor(
   chain: readonly Certificate[],
   root: Certificate,
   from: number,
-  opts: GpuVerifyOptions,
+  opts: Omit<GpuVerifyOptions, 'nonce'>,
   what: string,
   warnings: string[],
 ): { ocspStatus: OcspStatusClaim; revocationReason?: string } {
@@ -194,7 +183,7 @@ function verifyRimFor(
   doc: string | Uint8Array,
   id: string,
   expectedVersion: string,
-  opts: GpuVerifyOptions,
+  opts: Omit<GpuVerifyOptions, 'nonce'>,
   rimRoot: Certificate,
   warnings: string[],
 ): { rim: Verified<Rim>; result: GpuRimResult } {
@@ -211,14 +200,25 @@ function verifyRimFor(
 }
 
 /**
- * Verifies one GPU's evidence (gpu-attestation §3–§7): parse; the request nonce; the device chain to the
- * pinned NVIDIA Device Identity CA; the report signature (ECDSA P-384 over request ‖ response without the
- * signature) with the attestation certificate; the FWID binding; OCSP of the chain when responses are
- * given; then the driver and VBIOS RIMs (XML-DSig to the pinned RIM root, version match, OCSP) and the
- * measurement comparison. Authenticity failures throw; a measurement mismatch is a verified fact
- * (`measres: fail` with every mismatching index) for {@link validateGpuMeasurements} or a policy to judge.
+ * One GPU's report, authenticated: it answers the expected nonce and is signed by the attestation key of a
+ * chain to the trusted device root (FWID bound where the report has one). Only such a report's versions may
+ * choose RIMs to fetch, and only its chain's certificates OCSP answers (before that, both are the caller's
+ * inventions). Finish with {@link completeGpuVerification}.
  */
-export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions): Verified<GpuVerificationResult> {
+export interface AuthenticGpuEvidence {
+  readonly report: GpuReport;
+  readonly chain: VerifiedDeviceChain;
+  readonly deviceRoot: Certificate;
+  readonly fwidMatch: boolean | null;
+  readonly warnings: readonly string[];
+}
+
+/**
+ * The first half of {@link verifyGpuEvidence} (gpu-attestation §3–§5): parse; the request nonce; the device
+ * chain to the pinned NVIDIA Device Identity CA; the report signature (ECDSA P-384 over request ‖ response
+ * without the signature) with the attestation certificate; the FWID binding. Throws on any failure.
+ */
+export function authenticateGpuEvidence(evidence: GpuEvidence, opts: Pick<GpuVerifyOptions, 'at' | 'nonce' | 'trust' | 'cache'>): Verified<AuthenticGpuEvidence> {
   verificationTime(opts.at);
   const warnings: string[] = [];
   const report = parseGpuReport(evidence.report);
@@ -226,7 +226,6 @@ export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions)
     throw fail('gpu.nonce_mismatch', 'the GPU report answers another nonce', { expected: toHex(opts.nonce), actual: toHex(report.request.nonce) });
   }
   const deviceRoot = opts.trust?.deviceRoot ?? NVIDIA_DEVICE_IDENTITY_CA;
-  const rimRoot = opts.trust?.rimRoot ?? NVIDIA_RIM_ROOT_CA;
   const chain: VerifiedDeviceChain = verifyDeviceChain(evidence.certificateChain, { at: opts.at, root: deviceRoot, cache: opts.cache?.chains });
   if (evidence.arch && evidence.arch !== chain.architecture) {
     throw fail('gpu.unsupported', `the evidence says ${evidence.arch} but the chain is of a ${chain.architecture} GPU`, { expected: evidence.arch, actual: chain.architecture });
@@ -246,6 +245,26 @@ export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions)
     fwidMatch = true;
   } else warnings.push('the report carries no FWID (driver before 550), so it is not bound to the firmware of its certificate');
   if (report.trailingBytes > 0) warnings.push(`${report.trailingBytes} zero bytes follow the report signature`);
+  return markVerified({ report, chain, deviceRoot, fwidMatch, warnings });
+}
+
+/**
+ * Verifies one GPU's evidence (gpu-attestation §3–§7): {@link authenticateGpuEvidence}, then
+ * {@link completeGpuVerification}: OCSP of the chain when responses are given, the driver and VBIOS RIMs
+ * (XML-DSig to the pinned RIM root, version match, OCSP) and the measurement comparison. Authenticity
+ * failures throw; a measurement mismatch is a verified fact (`measres: fail` with every mismatching index)
+ * for {@link validateGpuMeasurements} or a policy to judge.
+ */
+export function verifyGpuEvidence(evidence: GpuEvidence, opts: GpuVerifyOptions): Verified<GpuVerificationResult> {
+  return completeGpuVerification(authenticateGpuEvidence(evidence, opts), opts);
+}
+
+/** The second half of {@link verifyGpuEvidence}, on an authenticated report: OCSP, RIMs, measurements. */
+export function completeGpuVerification(authentic: Verified<AuthenticGpuEvidence>, opts: Omit<GpuVerifyOptions, 'nonce'>): Verified<GpuVerificationResult> {
+  verificationTime(opts.at);
+  const { report, chain, deviceRoot, fwidMatch } = authentic;
+  const warnings = [...authentic.warnings];
+  const rimRoot = opts.trust?.rimRoot ?? NVIDIA_RIM_ROOT_CA;
   const device = ocspFor(chain.certificates, deviceRoot, 1, opts, 'device', warnings);
 
   const ids = rimIdsOf(report, chain.architecture);
