@@ -255,6 +255,31 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
     }
   });
 
+  test('anonymous PCK certificate misses (a new encrypted_ppid each) are under the per-client budget and negative caching too', async () => {
+    // Attack: GET pckcert with an invented encrypted_ppid is a miss that goes upstream in lazy mode. It
+    // went through neither the per-client miss budget nor negative caching that TCB info misses have, so
+    // one anonymous client could hold every upstream connection, and repeat one failing miss at will.
+    const pck = (ppid: string) => server.send('GET', `/sgx/certification/v4/pckcert?encrypted_ppid=${ppid}&cpusvn=${'00'.repeat(16)}&pcesvn=0000&pceid=FFFF`);
+    up.setDelay(400);
+    try {
+      const before = up.count('/pckcert?');
+      const ppids = Array.from({ length: 12 }, (_, i) => (0xa0 + i).toString(16).toUpperCase().repeat(384));
+      const rs = await Promise.all(ppids.map(pck));
+      const busy = rs.filter((r) => r.headers['error-code'] === 'upstream.busy').length;
+      assert.ok(busy >= 1, `some misses were refused as busy: ${rs.map((r) => r.headers['error-code']).join(',')}`);
+      assert.ok(up.count('/pckcert?') - before <= 4 * 4, `at most the budget reached the upstream (with retries): ${up.count('/pckcert?') - before}`);
+      up.setDelay(0);
+      // A miss that failed (PCS has no certificate for this PCE ID) is answered from memory for a while.
+      const failed = ppids[rs.findIndex((r) => r.headers['error-code'] !== 'upstream.busy')]!;
+      const n = up.count('/pckcert?');
+      const again = await pck(failed);
+      assert.equal(again.status, rs[ppids.indexOf(failed)]!.status, again.text);
+      assert.equal(up.count('/pckcert?'), n, 'the failed miss was not sent upstream again');
+    } finally {
+      up.setDelay(0);
+    }
+  });
+
   test('anonymous attestations with forged PCK certificates (any FMSPC) reach no upstream', async () => {
     // The real quote with its PCK certificate's FMSPC rewritten: the chain no longer verifies, but before
     // it is checked the FMSPC would pick which collateral to fetch, one upstream call per invented FMSPC.
