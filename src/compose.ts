@@ -128,7 +128,8 @@ async function composeCollateral(f: Foundation, store: CollateralStore, closers:
   f.readiness.set('collateral', async () => {
     await store.currentVersion();
   });
-  return { service, lookup: createCollateralLookup(service), admin: createCollateralAdmin(service, f.now), platforms: createPlatformService({ svc: service, now: f.now }) };
+  const lookup = createCollateralLookup(service);
+  return { service, lookup, admin: createCollateralAdmin(service, f.now), platforms: createPlatformService({ svc: service, now: f.now, miss: lookup.miss }) };
 }
 
 async function composeAttestation(f: Foundation, sightings: CollateralStore, local: CollateralLookup | undefined, closers: (() => void | Promise<void>)[]): Promise<AttestationServices> {

@@ -43,6 +43,12 @@ export interface CollateralLookup {
   certChain(product: AmdProduct, key: 'vcek' | 'vlek'): Promise<CollateralItem>;
   /** The CRL the ARK signs over ASKs (`vcek`) or ASVKs (`vlek`). */
   amdCrl(product: AmdProduct, key: 'vcek' | 'vlek'): Promise<CollateralItem>;
+  /**
+   * One upstream fetch on a miss of `key` (shared by concurrent callers and replicas), under the miss
+   * budget of the client {@link asClient} runs for and negative caching: for fetches on a miss that are
+   * not {@link cached} items (PCK certificates, collateral/platforms.ts).
+   */
+  miss(key: string, fresh: () => CollateralItem | undefined, fetch: () => Promise<CollateralItem>): Promise<CollateralItem>;
   /** Whether the last refresh of the item failed (its answers carry a staleness warning). */
   failing(item: CollateralItem): boolean;
   /**
@@ -132,6 +138,7 @@ export function createCollateralLookup(svc: CollateralService, opts: CollateralL
       }
     },
     cached,
+    miss: onMiss,
     tcbInfo: (tee, version, fmspc, sel) => versioned('tcb', tee, version, tcbScope(tee, version, fmspc), fmspc, sel, 'tcb', { fmspc }),
     enclaveIdentity: (tee, version, enclave, sel) => versioned(`${enclave}_identity` as CollateralKind, tee, version, identityScope(tee, version, enclave), undefined, sel, `${enclave}/identity`, {}),
     tcbEvaluationNumbers(tee) {

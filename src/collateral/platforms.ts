@@ -65,6 +65,11 @@ export interface PlatformService {
 export interface PlatformDeps {
   readonly svc: CollateralService;
   readonly now: () => Date;
+  /**
+   * Fetches on a miss of an unauthenticated request (GET pckcert(s), POST pckcert(s) by manifest): the
+   * lookup's per-client miss budget and negative caching (lookup.ts `miss`). Without it, only coalesced.
+   */
+  readonly miss?: (key: string, fresh: () => CollateralItem | undefined, fetch: () => Promise<CollateralItem>) => Promise<CollateralItem>;
 }
 
 const PCK_ITEM = /^sgx\/pckcert\/([0-9A-F]{4})\/qe:([0-9A-F]+)(?:\/ppid:[0-9A-F]+)?\/([0-9A-F]{32})\/([0-9A-F]{4})$/;
@@ -73,6 +78,7 @@ export function createPlatformService(d: PlatformDeps): PlatformService {
   const { svc } = d;
   const upstream = svc.upstream;
   const store = svc.store;
+  const miss = d.miss ?? ((key: string, fresh: () => CollateralItem | undefined, fetch: () => Promise<CollateralItem>) => svc.fetchOnce(key, fresh, fetch));
 
   function selectionLevels(fmspc: string): SelectionLevel[] {
     for (const version of ['v4', 'v3'] as const) {
@@ -112,19 +118,33 @@ export function createPlatformService(d: PlatformDeps): PlatformService {
    * PPID the platform registered with; else, where the upstream knows platforms by QE ID (not Intel PCS),
    * the QE ID. A zero PPID is never sent.
    */
-  async function fetchPckCert(q: PckCertRequest, reg: Registration | undefined, scope: string): Promise<CollateralItem> {
+  /**
+   * How to ask the upstream for one certificate, or undefined when nothing identifies the platform to it.
+   * Decided before a fetch, so that a platform not yet registered is not remembered as a failed fetch.
+   */
+  function pckCertRequest(q: PckCertRequest, reg: Registration | undefined): (() => Promise<UpstreamAnswer>) | undefined {
     const { platform, cpusvn, pcesvn } = q;
     const base: Record<string, string> = { cpusvn, pcesvn, pceid: platform.pceId };
     if (!upstream.intelIsPcs && platform.qeId) base.qeid = platform.qeId;
-    let answer: UpstreamAnswer;
-    if (platform.encPpid) answer = await upstream.intel('sgx', q.version, 'pckcert', { ...base, encrypted_ppid: platform.encPpid });
-    else if (reg?.platformManifest) answer = await upstream.intelPost('sgx', q.version, 'pckcert', { platformManifest: reg.platformManifest, cpusvn, pcesvn, pceid: platform.pceId });
-    else if (isRealPpid(reg?.encPpid)) answer = await upstream.intel('sgx', q.version, 'pckcert', { ...base, encrypted_ppid: reg.encPpid });
-    else if (!upstream.intelIsPcs && platform.qeId) answer = await upstream.intel('sgx', q.version, 'pckcert', base);
-    else throw fail('collateral.not_found', 'no PPID or platform manifest is known for this platform; register it first (POST /platforms)', { pceid: platform.pceId });
-    const item = await svc.ingest('pckcert', scope, false, null, answer);
+    if (platform.encPpid) return () => upstream.intel('sgx', q.version, 'pckcert', { ...base, encrypted_ppid: platform.encPpid! });
+    const manifest = reg?.platformManifest;
+    if (manifest) return () => upstream.intelPost('sgx', q.version, 'pckcert', { platformManifest: manifest, cpusvn, pcesvn, pceid: platform.pceId });
+    const ppid = reg?.encPpid;
+    if (isRealPpid(ppid)) return () => upstream.intel('sgx', q.version, 'pckcert', { ...base, encrypted_ppid: ppid });
+    if (!upstream.intelIsPcs && platform.qeId) return () => upstream.intel('sgx', q.version, 'pckcert', base);
+    return undefined;
+  }
+
+  async function fetchPckCert(q: PckCertRequest, reg: Registration | undefined, scope: string): Promise<CollateralItem> {
+    const ask = pckCertRequest(q, reg);
+    if (!ask) throw unidentified(q.platform);
+    const item = await svc.ingest('pckcert', scope, false, null, await ask());
     await seen(item);
     return item;
+  }
+
+  function unidentified(platform: PlatformRef) {
+    return fail('collateral.not_found', 'no PPID or platform manifest is known for this platform; register it first (POST /platforms)', { pceid: platform.pceId });
   }
 
   async function registrationOf(p: PlatformRef): Promise<StoredRegistration | undefined> {
@@ -149,7 +169,10 @@ export function createPlatformService(d: PlatformDeps): PlatformService {
       if (picked) return picked;
     }
     const reg = await registrationOf(platform);
-    if (svc.mayFetch('pckcert')) return svc.fetchOnce(exact, () => svc.get(exact), () => fetchPckCert(q, reg, exact));
+    if (svc.mayFetch('pckcert')) {
+      if (!pckCertRequest(q, reg)) throw unidentified(platform);
+      return miss(exact, () => svc.get(exact), () => fetchPckCert(q, reg, exact));
+    }
     const known = reg !== undefined || refs.some((p) => svc.get(pckCertsScope(p)) !== undefined);
     if (!known && svc.mode !== 'lazy') throw fail('collateral.platform_unknown', `the platform is not registered (mode ${svc.mode})`, { pceid: platform.pceId });
     throw fail('collateral.not_found', `no PCK certificate is cached for this platform at this TCB${svc.mode !== 'lazy' ? ` (mode ${svc.mode})` : ''}`, { pceid: platform.pceId });
@@ -164,17 +187,17 @@ export function createPlatformService(d: PlatformDeps): PlatformService {
     const scope = pckCertsScope(platform);
     if (!svc.mayFetch('pckcerts')) throw fail('collateral.not_found', `no PCK certificate set is cached for this platform${svc.mode !== 'lazy' ? ` (mode ${svc.mode})` : ''}`, { pceid: platform.pceId });
     const reg = await registrationOf(platform);
-    return svc.fetchOnce(scope, () => svc.get(scope), async () => {
-      const base: Record<string, string> = { pceid: platform.pceId };
-      if (!upstream.intelIsPcs && platform.qeId) base.qeid = platform.qeId;
-      let answer: UpstreamAnswer;
-      if (platform.encPpid) answer = await upstream.intel('sgx', version, 'pckcerts', { ...base, encrypted_ppid: platform.encPpid });
-      else if (reg?.platformManifest) answer = await upstream.intelPost('sgx', version, 'pckcerts', { platformManifest: reg.platformManifest, pceid: platform.pceId });
-      else if (isRealPpid(reg?.encPpid)) answer = await upstream.intel('sgx', version, 'pckcerts', { ...base, encrypted_ppid: reg.encPpid });
-      else if (!upstream.intelIsPcs && platform.qeId) answer = await upstream.intel('sgx', version, 'pckcerts', base);
-      else throw fail('collateral.not_found', 'no PPID or platform manifest is known for this platform', { pceid: platform.pceId });
-      return svc.ingest('pckcerts', scope, false, null, answer);
-    });
+    const base: Record<string, string> = { pceid: platform.pceId };
+    if (!upstream.intelIsPcs && platform.qeId) base.qeid = platform.qeId;
+    const manifest = reg?.platformManifest;
+    const ppid = reg?.encPpid;
+    let ask: () => Promise<UpstreamAnswer>;
+    if (platform.encPpid) ask = () => upstream.intel('sgx', version, 'pckcerts', { ...base, encrypted_ppid: platform.encPpid! });
+    else if (manifest) ask = () => upstream.intelPost('sgx', version, 'pckcerts', { platformManifest: manifest, pceid: platform.pceId });
+    else if (isRealPpid(ppid)) ask = () => upstream.intel('sgx', version, 'pckcerts', { ...base, encrypted_ppid: ppid });
+    else if (!upstream.intelIsPcs && platform.qeId) ask = () => upstream.intel('sgx', version, 'pckcerts', base);
+    else throw fail('collateral.not_found', 'no PPID or platform manifest is known for this platform', { pceid: platform.pceId });
+    return miss(scope, () => svc.get(scope), async () => svc.ingest('pckcerts', scope, false, null, await ask()));
   }
 
   async function byManifest(version: PcsVersion, many: boolean, body: { platformManifest: string; pceid: string; cpusvn?: string; pcesvn?: string }): Promise<CollateralItem> {
@@ -184,7 +207,7 @@ export function createPlatformService(d: PlatformDeps): PlatformService {
     const hit = svc.get(scope);
     if (hit) return hit;
     if (!svc.mayFetch(many ? 'pckcerts' : 'pckcert')) throw fail('collateral.not_found', `nothing is cached for this platform manifest${svc.mode !== 'lazy' ? ` (mode ${svc.mode})` : ''}`, { pceid: body.pceid });
-    return svc.fetchOnce(scope, () => svc.get(scope), async () => svc.ingest(many ? 'pckcerts' : 'pckcert', scope, false, null, await upstream.intelPost('sgx', version, many ? 'pckcerts' : 'pckcert', body)));
+    return miss(scope, () => svc.get(scope), async () => svc.ingest(many ? 'pckcerts' : 'pckcert', scope, false, null, await upstream.intelPost('sgx', version, many ? 'pckcerts' : 'pckcert', body)));
   }
 
   /** What PCCS REQ mode caches on registration besides the certificate (qvCollateralLogic). */

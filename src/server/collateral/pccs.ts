@@ -31,6 +31,8 @@ export interface PccsRouteDeps {
   serve(request: FastifyRequest, reply: FastifyReply, build: () => Promise<Prepared>): Promise<FastifyReply>;
   cached(kind: CollateralKind, key: string, fetch: () => Promise<CollateralItem>): Promise<CollateralItem>;
   clearMemo(): void;
+  /** Runs `fn` on behalf of the caller: its fetches on a miss count against that client's budget (lookup.ts). */
+  asClient<T>(client: string, fn: () => Promise<T>): Promise<T>;
   readonly mounts: readonly { prefix: string; tee: Tee; version: PcsVersion; thim: boolean }[];
 }
 
@@ -133,7 +135,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
           pceid: hexParam(b.pceid, /^[0-9a-fA-F]{4}$/, 'pceid'),
           ...(many ? {} : { cpusvn: hexParam(b.cpusvn, /^[0-9a-fA-F]{32}$/, 'cpusvn'), pcesvn: canonicalPcesvn(String(b.pcesvn ?? '')) }),
         };
-        const item = await platforms.byManifest(version, many, body);
+        const item = await d.asClient(request.ip, () => platforms.byManifest(version, many, body));
         const h: Record<string, string> = { 'SGX-PCK-Certificate-Issuer-Chain': encodeChain(item.meta.issuerChain ?? ''), 'SGX-FMSPC': item.meta.fmspc ?? '', 'SGX-PCK-Certificate-CA-Type': item.meta.caType ?? '' };
         if (!many) h['SGX-TCBm'] = item.meta.tcbm ?? '';
         return reply

@@ -45,7 +45,7 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext): P
 
   registerCollateralMetrics(ctx.metrics, svc, now);
   const mounts = registerPcsRoutes(app, k);
-  pccsRoutes(app, ctx, { svc, platforms, serve: k.serve, cached: k.cached, clearMemo: k.clearMemo, mounts });
+  pccsRoutes(app, ctx, { svc, platforms, serve: k.serve, cached: k.cached, clearMemo: k.clearMemo, asClient: lookup.asClient, mounts });
   registerKdsRoutes(app, k);
   registerNvidiaCollateralRoutes(app, { svc, serve: k.serve, cached: k.cached, failing: k.failing, now });
   registerCollateralAdminRoutes(app, ctx, k);

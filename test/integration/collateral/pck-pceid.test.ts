@@ -23,9 +23,14 @@ const ROUTES = ['/sgx/certification/v3', '/sgx/certification/v4'];
 describe('PCK certificates for a PCE ID the upstream has none for', { skip }, () => {
   let up: PcsStandin;
   let server: TestServer;
+  let clock = new Date('2025-06-20T00:00:00Z');
+  /** Past the 30 s a failed fetch on a miss is answered from memory (negative caching). */
+  const pastNegativeTtl = () => {
+    clock = new Date(clock.getTime() + 31_000);
+  };
   before(async () => {
     up = await startPcsStandin('sgx-phala');
-    server = await startTestServer({ services: 'collateral', upstreamIntel: up.url, upstreamTimeout: 2000 }, { now: () => new Date('2025-06-20T00:00:00Z') });
+    server = await startTestServer({ services: 'collateral', upstreamIntel: up.url, upstreamTimeout: 2000 }, { now: () => clock });
   });
   after(async () => {
     await server?.stop();
@@ -45,11 +50,16 @@ describe('PCK certificates for a PCE ID the upstream has none for', { skip }, ()
 
   test('the fuzz seed 99 request: a well-formed PCE ID and QE ID the upstream does not know is a typed 404, asked upstream once', async () => {
     for (const prefix of ROUTES) {
+      pastNegativeTtl();
       const before = up.count('pceid=AAAA');
       const r = await server.send('GET', `${prefix}/pckcerts?pceid=AAAA&qeid=EC`);
       assert.equal(r.status, 404, `${prefix}: ${r.text}`);
       assert.equal(r.headers['x-conclave-error-code'], 'collateral.not_found');
       assert.equal(up.count('pceid=AAAA') - before, 1, up.requests.slice(-4).join('\n'));
+      // Asked again at once: the failed miss is answered from memory, not upstream.
+      const repeat = await server.send('GET', `${prefix}/pckcerts?pceid=AAAA&qeid=EC`);
+      assert.equal(repeat.headers['x-conclave-error-code'], 'collateral.not_found');
+      assert.equal(up.count('pceid=AAAA') - before, 1, 'a repeated failed miss is not asked upstream');
       const one = await server.send('GET', `${prefix}/pckcert?pceid=AAAA&qeid=EC&cpusvn=${CPUSVN}&pcesvn=0D00`);
       assert.equal(one.status, 404, `${prefix}: ${one.text}`);
       assert.equal(one.headers['x-conclave-error-code'], 'collateral.not_found');
@@ -75,7 +85,9 @@ describe('PCK certificates for a PCE ID the upstream has none for', { skip }, ()
       } finally {
         up.override('pceid=BBBB', undefined);
       }
-      // Nothing was cached: the next request goes upstream again, and the (now honest) upstream's 404 is the answer.
+      // Nothing was cached: once the refused answer is no longer remembered (negative caching, 30 s), the
+      // next request goes upstream again, and the (now honest) upstream's 404 is the answer.
+      pastNegativeTtl();
       const asked = up.count('pceid=BBBB');
       const again = await server.send('GET', url);
       assert.equal(again.status, 404, `${path}: ${again.text}`);
