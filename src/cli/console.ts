@@ -6,6 +6,15 @@
 import { spawn } from 'node:child_process';
 import type { Command } from 'commander';
 import { type ClientFlags, createServerClient, withClientOptions } from './client.js';
+import { CliError } from './output.js';
+
+/**
+ * A console sign-in link as the server builds it (`<public URL>/console/#code=<43 base64url>`): http(s),
+ * a plain host name or address, nothing else. The link comes from the server's answer and goes to the
+ * terminal and, with --open, to the desktop's opener: another scheme would open a local file or
+ * application, and `&`, `|` or `^` are commands to `cmd /c start`.
+ */
+const SIGN_IN_LINK = /^https?:\/\/(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?(?:\/[A-Za-z0-9._~-]+)*\/console\/#code=[A-Za-z0-9_-]{43}$/;
 
 /** The platform's "open this URL" command. */
 function opener(): { cmd: string; args: string[] } {
@@ -19,7 +28,10 @@ export function registerConsole(program: Command): void {
     .option('--open', 'also open the link in the default browser')
     .addHelpText('after', '\nExample:\n  conclave console --data-dir ./data\n')
     .action(async (f: ClientFlags & { open?: boolean }) => {
-      const r = (await createServerClient(f).call('POST', '/console/api/sign-in-codes')) as { url: string; expiresAt: string };
+      const r = (await createServerClient(f).call('POST', '/console/api/sign-in-codes')) as { url: unknown; expiresAt: string };
+      if (typeof r.url !== 'string' || !SIGN_IN_LINK.test(r.url)) {
+        throw new CliError(`the server answered ${JSON.stringify(r.url)?.slice(0, 200)}, which is not a console sign-in link (http(s)://host/console/#code=…): not printed, not opened`, 'is --url the Conclave server you meant?', 2);
+      }
       process.stdout.write(`${r.url}\n`);
       process.stderr.write(`Open the link above in a browser: it signs you in once, until ${r.expiresAt}.\n`);
       if (f.open) {
