@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { readFixture, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { isConclaveError } from '../../core/errors.js';
@@ -158,6 +159,21 @@ describe('vTPM evidence with a boot event log (fake TPM)', () => {
     const q2 = tpm.quote([0, 1, 2, 3, 4, 5, 6, 7]);
     const r2 = verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q2, eventLog: tpm.eventLog() });
     assert.equal(r2.boot?.complete, false, 'PCR 12 was not quoted: the debug flags cannot vouch');
+  });
+
+  test('attack: a quoted PCR whose boot configuration events were left out of the log does not yield "no debugger"', () => {
+    // A Windows VM boots with the kernel debugger on (a SIPA OSKERNELDEBUG event in PCR 12) and sends a log
+    // without PCR 12's events: PCR 12 is quoted but does not replay, and the log shows no debugger.
+    const tpm = fakeTpm().bootLinux(true);
+    const sipa = Buffer.alloc(9);
+    sipa.writeUInt32LE(0x00050001, 0); // OSKERNELDEBUG
+    sipa.writeUInt32LE(1, 4);
+    sipa[8] = 1; // on
+    tpm.extend(12, new Uint8Array(createHash('sha256').update(sipa).digest()));
+    const q = tpm.quote([0, 1, 2, 3, 4, 5, 6, 7, 12]);
+    const r = verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q, eventLog: tpm.eventLog() });
+    assert.deepEqual(r.replay?.replayedPcrs, [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(r.boot?.complete, false, 'PCR 12 is quoted but its events are not in the log: the debug flags cannot vouch');
   });
 
   test('the AK sent must be HCLAkPub; the certified encryption key must be PolicyPCR-bound', () => {
