@@ -50,8 +50,8 @@ issuancerules
  * - the vTPM quote verified with the HCLAkPub that runtime data names (`x-conclave-vtpm-verified`);
  * - the HCL ran at VMPL 0 (SNP) and the TEE is not debuggable;
  * - secure boot is on in the signed vm-configuration, and not off in the replayed boot log;
- * - no boot, kernel or hypervisor debugger in the replayed boot log, and no boot configuration event the
- *   log carries outside the quoted PCRs.
+ * - no boot, kernel or hypervisor debugger in the replayed boot log, no boot configuration event the log
+ *   carries outside the quoted PCRs, and no quoted PCR the log does not reproduce.
  */
 const AZURE_CVM_CONDITIONS = (tee: string, prefix: string) => {
   const debug =

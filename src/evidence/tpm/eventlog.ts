@@ -135,6 +135,8 @@ export interface EventLogReplay {
   readonly bank: number;
   /** Quoted PCRs whose value the log reproduces: their events can be trusted. */
   readonly replayedPcrs: readonly number[];
+  /** Quoted PCRs (of the bank) whose value the log does not reproduce: some of their events are not in the log. */
+  readonly unreplayedPcrs: readonly number[];
 }
 
 /**
@@ -148,6 +150,7 @@ export function checkEventLog(log: TcgEventLog, quote: TpmQuote): EventLogReplay
   const replay = replayTcgEventLog(log, bank);
   const size = hashAlg(bank).size;
   const replayed: number[] = [];
+  const unreplayed: number[] = [];
   for (const q of quote.pcrs) {
     if (q.hashAlg !== bank) continue;
     let expected = replay.get(q.index);
@@ -158,9 +161,9 @@ export function checkEventLog(log: TcgEventLog, quote: TpmQuote): EventLogReplay
     if (equalBytes(expected, q.value)) replayed.push(q.index);
     else if (BOOT_PCRS.includes(q.index)) {
       throw fail('tpm.eventlog_mismatch', `replaying the event log gives another PCR ${q.index} than the quote`, { pcr: q.index, quoted: toHex(q.value), replayed: toHex(expected) });
-    }
+    } else unreplayed.push(q.index);
   }
-  return { log, bank, replayedPcrs: replayed };
+  return { log, bank, replayedPcrs: replayed, unreplayedPcrs: unreplayed };
 }
 
 /** EFI_GLOBAL_VARIABLE {8BE4DF61-93CA-11D2-AA0D-00E098032B8C} as stored (UEFI GUID byte order). */
@@ -215,7 +218,9 @@ export interface BootConfiguration {
   readonly windowsEvents: boolean;
   /**
    * False when the log holds boot configuration events (EV_EVENT_TAG) in PCRs that were not quoted or do
-   * not replay: the flags below then cannot vouch that nothing is enabled.
+   * not replay, or when a quoted PCR does not replay at all (events of it are missing from the log, and a
+   * missing one may be the event that enables a debugger): the flags below then cannot vouch that nothing
+   * is enabled.
    */
   readonly complete: boolean;
   readonly bootDebugging: boolean;
@@ -242,7 +247,8 @@ export function readBootConfiguration(replay: EventLogReplay): BootConfiguration
   const trusted = new Set(replay.replayedPcrs);
   let secureBoot: boolean | undefined;
   const flags = { windowsEvents: false, bootDebugging: false, kernelDebugging: false, hypervisorDebugging: false, testSigning: false, flightSigning: false, codeIntegrity: false, elam: false, hvciPolicy: 0 };
-  let complete = true;
+  // A quoted PCR the log does not reproduce had events the log leaves out: whatever they said is unknown.
+  let complete = replay.unreplayedPcrs.length === 0;
   for (const e of replay.log.events) {
     if (!trusted.has(e.pcr)) {
       if (e.type === EV.EVENT_TAG || e.type === EV.EFI_VARIABLE_DRIVER_CONFIG) complete = false;
