@@ -13,20 +13,25 @@ import { verifyNvidiaOcspItem, verifyNvidiaRimItem } from '../nvidia.js';
  * periods are not judged here (a bundle may be imported for an air-gapped site days later); verifiers
  * judge freshness at attestation time.
  */
-export function verifyCollateralItem(item: CollateralItem): void {
+export function verifyCollateralItem(item: CollateralItem, anchors: CollateralAnchors = {}): void {
   try {
-    check(item);
+    check(item, anchors.intelRoot ?? INTEL_SGX_ROOT_CA);
   } catch (e) {
     const err = e as { code?: string; message?: string };
     throw fail('collateral.bundle_invalid', `item ${item.key} does not verify: ${err.message ?? String(e)}`, { key: item.key, kind: item.kind, cause: err.code });
   }
 }
 
-function intelChain(item: CollateralItem): Certificate[] {
+/** Trust anchors other than the pinned vendor roots, for tests on a hierarchy of their own (evidence/dcap/testing.ts). */
+export interface CollateralAnchors {
+  readonly intelRoot?: Certificate;
+}
+
+function intelChain(item: CollateralItem, root: Certificate): Certificate[] {
   const pem = item.meta.issuerChain;
   if (!pem) throw fail('collateral.chain_invalid', 'issuer chain is missing');
   const certs = pemToDer(pem).map((d) => parseCertificate(d));
-  verifyChain(certs, INTEL_SGX_ROOT_CA, { at: new Date(item.fetchedAt), enforceValidity: false, code: 'collateral.chain_invalid' });
+  verifyChain(certs, root, { at: new Date(item.fetchedAt), enforceValidity: false, code: 'collateral.chain_invalid' });
   return certs;
 }
 
@@ -36,11 +41,11 @@ function productOf(item: CollateralItem): AmdProduct {
   return p;
 }
 
-function check(item: CollateralItem): void {
+function check(item: CollateralItem, intelRoot: Certificate): void {
   const at = { at: new Date(item.fetchedAt), enforceValidity: false, code: 'collateral.chain_invalid' } as const;
   const member = SIGNED_JSON_MEMBER[item.kind];
   if (member) {
-    const leaf = intelChain(item)[0]!;
+    const leaf = intelChain(item, intelRoot)[0]!;
     let signed: Uint8Array;
     let signature: Uint8Array;
     if (member === 'tcbEvaluationDataNumbers') {
@@ -53,22 +58,22 @@ function check(item: CollateralItem): void {
   }
   switch (item.kind) {
     case 'pckcrl':
-      verifyCrlSignature(parseCrl(item.body), intelChain(item)[0]!);
+      verifyCrlSignature(parseCrl(item.body), intelChain(item, intelRoot)[0]!);
       return;
     case 'rootcacrl':
-      verifyCrlSignature(parseCrl(item.body), INTEL_SGX_ROOT_CA);
+      verifyCrlSignature(parseCrl(item.body), intelRoot);
       return;
     case 'pckcert': {
-      const chain = intelChain(item);
-      verifyChain([...pemToDer(Buffer.from(item.body).toString('latin1')).map((d) => parseCertificate(d)), ...chain], INTEL_SGX_ROOT_CA, at);
+      const chain = intelChain(item, intelRoot);
+      verifyChain([...pemToDer(Buffer.from(item.body).toString('latin1')).map((d) => parseCertificate(d)), ...chain], intelRoot, at);
       return;
     }
     case 'pckcerts': {
-      const chain = intelChain(item);
+      const chain = intelChain(item, intelRoot);
       const list = JSON.parse(Buffer.from(item.body).toString('utf8')) as { cert: string }[];
       for (const e of list) {
         if (!e.cert || e.cert === 'Not available') continue;
-        verifyChain([...pemToDer(decodeURIComponent(e.cert)).map((d) => parseCertificate(d)), ...chain], INTEL_SGX_ROOT_CA, at);
+        verifyChain([...pemToDer(decodeURIComponent(e.cert)).map((d) => parseCertificate(d)), ...chain], intelRoot, at);
       }
       return;
     }
