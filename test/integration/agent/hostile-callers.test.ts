@@ -130,6 +130,15 @@ describe('agent against hostile callers: nothing is sent anywhere', () => {
     assert.equal(configured.connections(), 0);
   });
 
+  test('an access_token that is no bearer token (control characters, a space, over 16 KiB) is 400 request.invalid, nothing sent (was: an attestation first, then an untyped 403 from the HTTP client)', async () => {
+    for (const token of ['eyJ.a.b\r\nX-Injected: 1', 'eyJ.a.b extra', 'é', 'a'.repeat(16 * 1024 + 1)]) {
+      const r = await raw(agent, '/key/release', { host, 'content-type': 'application/json' }, JSON.stringify({ kid: 'app-key', access_token: token }));
+      assert.equal(r.status, 400, `${JSON.stringify(token.slice(0, 20))}: ${JSON.stringify(r.json).slice(0, 300)}`);
+      assert.match(String(r.json.error), /^invalid request format: .*access_token/);
+    }
+    assert.equal(configured.connections(), 0, 'nothing was sent: no attestation for a release that cannot be asked');
+  });
+
   test('control: an accepted request reaches the configured endpoints (the spy works)', async () => {
     const r = await raw(agent, '/key/release', { host: `localhost:${agent.port}`, 'content-type': 'application/json; charset=utf-8' }, release);
     assert.equal(r.status, 403, 'the spy answers nothing usable');
