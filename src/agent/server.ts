@@ -91,6 +91,19 @@ function required(body: Record<string, unknown>, field: string, fallback?: strin
   throw new RequestError(400, `invalid request format: Key: '${field}' Error:Field validation for '${field}' failed on the 'required' tag`);
 }
 
+/** The most an access_token may hold: far above any JWT a token endpoint issues, far below a header limit. */
+const MAX_ACCESS_TOKEN = 16 * 1024;
+
+/**
+ * A caller's access_token goes into `Authorization: Bearer …`: it must be an RFC 6750 b64token, checked
+ * before the agent attests, so a release that cannot be asked spends no attestation and fails typed.
+ */
+function bearerToken(v: string): void {
+  if (v.length > MAX_ACCESS_TOKEN || !/^[A-Za-z0-9\-._~+/]+=*$/.test(v)) {
+    throw new RequestError(400, `invalid request format: access_token is not a bearer token (RFC 6750 b64token characters, at most ${MAX_ACCESS_TOKEN} of them)`);
+  }
+}
+
 /** The sidecar decodes runtime_data with Go's StdEncoding: strict standard base64. */
 function stdBase64(v: string): Uint8Array {
   if (!/^[A-Za-z0-9+/]*={0,2}$/.test(v) || v.length % 4 !== 0) {
@@ -219,6 +232,7 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
       const target = parseKid(kid, named(body, 'akv_endpoint') ?? (/^https?:\/\//i.test(kid) ? undefined : opts.vaultUrl));
       const vaultUrl = allowed(target.vaultUrl, undefined, allowedVault, 'akv_endpoint');
       const accessToken = named(body, 'access_token');
+      if (accessToken !== undefined) bearerToken(accessToken);
       const credential: Credential | undefined = accessToken ? () => accessToken : opts.credential;
       if (!credential) throw new RequestError(403, 'no access token: pass access_token, or start the agent with --credential-file (a client holding only the release role)');
       const released = await attestAndRelease({
