@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { b64url } from '../../../src/core/bytes.js';
 import { simulateAzureCvm } from '../../../src/evidence/azure-vtpm/testing.js';
+import { TPM_ALG, encodeTpm2bPublic } from '../../../src/evidence/tpm/structures.js';
 import { loadOrCreateSimulatedTee } from '../../../src/evidence/simulated/index.js';
 import { readFixture, skipWithoutFixtures } from '../../fixtures.js';
 import { startTestServer } from '../../helpers/server.js';
@@ -89,6 +90,31 @@ describe('byte flips in Azure CVM vTPM evidence through the routes', { skip }, (
       const p = await send(pcr);
       assert.equal(p.status, 400, p.text);
       assert.equal(p.json().error.code, 'tpm.pcr_digest_mismatch');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('attack: AzureGuest with an AikPub that is no usable key (an ECC point off its curve, an empty RSA modulus) is a 400, not a 500', async () => {
+    // The hardware evidence and runtime data are a real Azure CVM's (public data: anyone can replay them);
+    // only the AikPub, a TPM2B_PUBLIC the caller writes, is replaced.
+    const server = await startTestServer({}, { now: () => new Date('2025-06-01T00:00:00Z') });
+    try {
+      const info = guestInfoFrom(readFixture('amd', 'azure-cvm-hcl-milan-trustee', 'evidence-v0.json'));
+      const send = async (AttestationInfo: string) => server.send('POST', '/attest/AzureGuest?api-version=2020-10-01', { body: { AttestationInfo } });
+      const common = { nameAlg: TPM_ALG.SHA256, objectAttributes: 0, authPolicy: new Uint8Array(0), symmetric: { algorithm: TPM_ALG.NULL }, scheme: { scheme: TPM_ALG.NULL, hashAlg: TPM_ALG.NULL } };
+      const offCurve = encodeTpm2bPublic({ ...common, type: 'ecc', curveId: 3, kdf: { scheme: TPM_ALG.NULL, hashAlg: TPM_ALG.NULL }, x: new Uint8Array(32).fill(1), y: new Uint8Array(32).fill(2) });
+      const noModulus = encodeTpm2bPublic({ ...common, type: 'rsa', keyBits: 0, exponent: 0, modulus: new Uint8Array(0) });
+      for (const [what, area] of [
+        ['ECC point off P-256', offCurve],
+        ['RSA key without a modulus', noModulus],
+      ] as const) {
+        const r = await send(editGuest(info, (d) => {
+          d.TpmInfo.AikPub = Buffer.from(area).toString('base64');
+        }));
+        assert.equal(r.status, 400, `${what}: ${r.text}`);
+        assert.match(r.json().error.code, /^tpm\./, what);
+      }
     } finally {
       await server.stop();
     }
