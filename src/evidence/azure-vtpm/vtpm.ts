@@ -51,7 +51,7 @@ export function verifyVtpmEvidence(input: VtpmEvidenceInput): Verified<VtpmVerif
   if (input.hclAkPub === undefined) throw fail('tpm.ak_mismatch', 'the HCL runtime data names no vTPM attestation key (HCLAkPub)');
   const ak = publicKeyFromJwk(input.hclAkPub, 'HCLAkPub');
   if (input.akPublicArea) {
-    const sent = publicKeyOfArea(parsePublicArea(input.akPublicArea).publicArea).export({ format: 'jwk' });
+    const sent = publicKeyOfArea(parsePublicArea(input.akPublicArea).publicArea, 'AikPub').export({ format: 'jwk' });
     if (!sameRsaKey(sent, input.hclAkPub as { n?: unknown; e?: unknown })) {
       throw fail('tpm.ak_mismatch', 'the attestation key sent is not the HCLAkPub that the hardware report binds');
     }

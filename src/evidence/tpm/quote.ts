@@ -70,9 +70,17 @@ export function publicKeyFromJwk(jwk: unknown, what: string): KeyObject {
   }
 }
 
-/** The public key of a TPMT_PUBLIC. */
-export function publicKeyOfArea(p: TpmtPublic): KeyObject {
-  return createPublicKey({ key: publicAreaJwk(p) as import('node:crypto').JsonWebKey, format: 'jwk' });
+/**
+ * The public key of a TPMT_PUBLIC; `tpm.malformed` naming `what` when it holds none that node:crypto can
+ * use (an ECC point off its curve, say): the area is the caller's bytes, and its fault is theirs (400).
+ */
+export function publicKeyOfArea(p: TpmtPublic, what = 'the TPM public area'): KeyObject {
+  const jwk = publicAreaJwk(p);
+  try {
+    return createPublicKey({ key: jwk as import('node:crypto').JsonWebKey, format: 'jwk' });
+  } catch {
+    throw fail('tpm.malformed', `${what} holds no usable ${jwk.kty} public key`, { field: what });
+  }
 }
 
 function signatureOf(input: TpmSignatureInput): TpmtSignature {
