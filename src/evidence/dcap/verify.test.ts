@@ -5,7 +5,7 @@ import { outcome } from '../../../test/helpers/verdict.js';
 import { type QuoteCollateral, collateralFromPcsResponses, parseQuoteCollateral } from './collateral.js';
 import { isConclaveError } from '../../core/errors.js';
 import { VerifierCache } from './cache.js';
-import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultTcbInfo } from './testing.js';
+import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultTcbInfo, signJson } from './testing.js';
 import { type QuoteVerificationResult, parseQuote, verifyQuote, verifyQuoteAsync } from './index.js';
 
 const skip = skipWithoutFixtures();
@@ -337,6 +337,23 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
       () => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), buildCollateral(h, { tee: 'sgx' }), { at }),
       (e) => isConclaveError(e) && ['crl.invalid', 'collateral.chain_invalid', 'quote.pck_chain_invalid'].includes(e.code),
     );
+  });
+
+  test('attack: TCB info or QE identity signed by a PCK certificate’s key (chained to the same root) fails with collateral.chain_invalid', () => {
+    // A PCK key lives in a platform; one extracted from a compromised platform signed a TCB info and QE
+    // identity of its choosing, which verified because any certificate under the root was taken as the signer.
+    const h = createDcapHierarchy();
+    const good = buildCollateral(h, { tee: 'sgx' });
+    const forged = (value: Uint8Array) => signJson(JSON.parse(Buffer.from(value).toString('utf8')), h.pck.privateKey);
+    const tcb = forged(good.tcbInfo);
+    const qe = forged(good.qeIdentity);
+    const pckChain = [h.pck.der, h.pckCa.der, h.root.der];
+    for (const [what, c] of [
+      ['tcbInfo', { ...good, tcbInfo: tcb.body, tcbInfoSignature: tcb.signature, tcbInfoIssuerChain: pckChain }],
+      ['qeIdentity', { ...good, qeIdentity: qe.body, qeIdentitySignature: qe.signature, qeIdentityIssuerChain: pckChain }],
+    ] as const) {
+      expectCode(() => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), c, { at, trustAnchors: { intelRoot: h.root.certificate } }), 'collateral.chain_invalid', what);
+    }
   });
 
   test('a revoked PCK serial fails with quote.pck_revoked', () => {
