@@ -171,6 +171,21 @@ function crlOf(der: Uint8Array, what: string): Crl {
   }
 }
 
+/** The subject CN of Intel's TCB signing certificate, the signer of TCB info and identities. */
+const TCB_SIGNING_CN = 'Intel SGX TCB Signing';
+
+/**
+ * TCB info and identities are signed by Intel's TCB signing certificate, which the root issues itself: not
+ * by any certificate under the root (a PCK certificate's key lives in a platform). Intel QVL checks the
+ * TCB signing chain's leaf subject likewise. `chain` is verified to `root` (leaf first, root removed).
+ */
+function requireTcbSigner(chain: readonly Certificate[], root: Certificate, what: string): void {
+  const leaf = chain[0]!;
+  if (chain.length !== 1 || leaf.subjectCN !== TCB_SIGNING_CN || leaf.isCA || !equalBytes(leaf.issuer, root.subject)) {
+    throw fail('collateral.chain_invalid', `${what} is signed by "${leaf.subjectCN ?? '?'}", not by the ${TCB_SIGNING_CN} certificate the root issues`, { what, signer: leaf.subjectCN });
+  }
+}
+
 /** Signatures and chains of a collateral set (evidence-and-collateral §2.4 steps 2–3). */
 function verifyCollateralSignatures(c: QuoteCollateral, root: Certificate, pool: CertPool): VerifiedCollateral {
   const rootCrl = crlOf(c.rootCaCrl, 'root CA CRL');
@@ -181,10 +196,12 @@ function verifyCollateralSignatures(c: QuoteCollateral, root: Certificate, pool:
   verifyCrlSignature(pckCrl, pckCrlIssuer);
 
   const tcbChain = pool.chain(c.tcbInfoIssuerChain, root, 'collateral.chain_invalid', 'TCB info issuer chain');
+  requireTcbSigner(tcbChain, root, 'TCB info');
   if (!verifyP256(keyOf(tcbChain[0]!, 'collateral.chain_invalid'), c.tcbInfo, c.tcbInfoSignature)) {
     throw fail('collateral.signature_invalid', 'TCB info signature does not verify with its issuer', { item: 'tcbInfo', signer: tcbChain[0]!.subjectCN });
   }
   const qeChain = pool.chain(c.qeIdentityIssuerChain, root, 'collateral.chain_invalid', 'QE identity issuer chain');
+  requireTcbSigner(qeChain, root, 'QE identity');
   if (!verifyP256(keyOf(qeChain[0]!, 'collateral.chain_invalid'), c.qeIdentity, c.qeIdentitySignature)) {
     throw fail('collateral.signature_invalid', 'QE identity signature does not verify with its issuer', { item: 'qeIdentity', signer: qeChain[0]!.subjectCN });
   }
