@@ -23,6 +23,9 @@ test('logs are structured JSON with a request id on every request line, and neve
     const token = (await send('POST', '/oauth2/token', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form })).json().access_token as string;
     await send('GET', '/keys?api-version=7.4', { headers: { authorization: `Bearer ${token}` } });
     await send('POST', '/oauth2/token', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=client_credentials&client_id=x&client_secret=wrong-secret-value' });
+    // PCCS's shared secrets travel in headers of their own (PCKIDRetrievalTool, PCCSAdminTool).
+    await send('GET', '/sgx/certification/v4/platforms', { headers: { 'admin-token': 'pccs-admin-token-value' } });
+    await send('POST', '/sgx/certification/v4/platforms', { headers: { 'user-token': 'pccs-user-token-value', 'content-type': 'application/json' }, body: '{}' });
     const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     const requestLines = parsed.filter((l) => l.req !== undefined || l.res !== undefined);
     assert.ok(requestLines.length >= 6, 'request and response lines are logged');
@@ -31,6 +34,8 @@ test('logs are structured JSON with a request id on every request line, and neve
     assert.ok(!all.includes(server.admin.clientSecret), 'the client secret is not logged');
     assert.ok(!all.includes(token.split('.')[2]!), 'the bearer token is not logged');
     assert.ok(!all.includes('wrong-secret-value'), 'a wrong secret is not logged either');
+    assert.ok(!all.includes('pccs-admin-token-value'), 'the PCCS admin-token is not logged');
+    assert.ok(!all.includes('pccs-user-token-value'), 'the PCCS user-token is not logged');
   } finally {
     await server.close();
   }
