@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { type Server, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { buildOcspRequest, parseOcspResponse } from '../../../src/core/ocsp.js';
+import { buildOcspRequest, buildOcspRequestFor, parseOcspResponse } from '../../../src/core/ocsp.js';
 import { createFakeNvidiaHierarchy, makeFakeOcspResponse } from '../../../src/evidence/nvidia/testing.js';
 import { readFixture, skipWithoutFixtures } from '../../fixtures.js';
 import { type TestServer, startTestServer } from '../../helpers/server.js';
@@ -146,5 +146,25 @@ describe('NVIDIA RIMs and OCSP in the collateral cache', { skip }, () => {
     assert.equal(status(forged.raw), 3, 'tryLater: the upstream answer did not verify, so it is neither cached nor passed on');
     assert.equal(nv.hits.get('/ocsp'), 1);
     assert.throws(() => parseOcspResponse(new Uint8Array(forged.raw)));
+  });
+
+  test('attack: anonymous OCSP misses for invented CertIDs run under the caller’s miss budget, not the in-process one attestations share', async () => {
+    // POST /ocsp fetched a miss outside asClient, so an anonymous caller's misses counted against the
+    // in-process budget (8 in all), the one the attestation service's own collateral fetches run under: a
+    // flood of invented CertIDs took all of it, and attestations needing a fetch were refused as busy.
+    const post = (body: Uint8Array) => server.send('POST', '/ocsp', { headers: { 'content-type': 'application/ocsp-request' }, body: Buffer.from(body) });
+    const certId = (i: number) => ({ hash: 'sha384' as const, issuerNameHash: Buffer.alloc(48, 0xa0 + i), issuerKeyHash: Buffer.alloc(48, 0xb0 + i), serial: (0x1000 + i).toString(16) });
+    nv.delayMs = 400;
+    nv.ocsp = () => Buffer.from([0x30, 0x03, 0x0a, 0x01, 0x06]);
+    try {
+      const before = nv.hits.get('/ocsp') ?? 0;
+      const rs = await Promise.all(Array.from({ length: 12 }, (_, i) => post(buildOcspRequestFor(certId(i)))));
+      assert.ok(rs.every((r) => r.headers['content-type'] === 'application/ocsp-response'));
+      const upstream = (nv.hits.get('/ocsp') ?? 0) - before;
+      assert.ok(upstream <= 4, `at most the per-client budget (4) reached the upstream: ${upstream}`);
+      assert.ok(rs.filter((r) => r.raw[4] === 3).length >= 8, 'the rest were answered tryLater');
+    } finally {
+      nv.delayMs = 0;
+    }
   });
 });
