@@ -21,6 +21,8 @@ export interface NvidiaRouteDeps {
   readonly cached: (kind: CollateralKind, key: string, fetch: () => Promise<CollateralItem>) => Promise<CollateralItem>;
   readonly failing: (item: CollateralItem) => boolean;
   readonly now: () => number;
+  /** Runs `fn` on behalf of the caller: its fetches on a miss count against that client's budget (lookup.ts). */
+  readonly asClient: <T>(client: string, fn: () => Promise<T>) => Promise<T>;
 }
 
 const PCS = { family: 'pcs' as const };
@@ -57,7 +59,7 @@ export function registerNvidiaCollateralRoutes(app: FastifyInstance, d: NvidiaRo
       }
       let item: CollateralItem;
       try {
-        item = await d.cached('nvidia_ocsp', scope, () => fetchOcsp(d.svc, certId));
+        item = await d.asClient(request.ip, () => d.cached('nvidia_ocsp', scope, () => fetchOcsp(d.svc, certId)));
       } catch (e) {
         // Not cached and nothing upstream: not authoritative for it. An upstream failure: try later.
         return reply.code(200).send(ocspError(isConclaveError(e, 'collateral.not_found') ? OCSP_UNAUTHORIZED : OCSP_TRY_LATER));

@@ -47,6 +47,6 @@ export async function collateralPlugin(app: FastifyInstance, ctx: AppContext): P
   const mounts = registerPcsRoutes(app, k);
   pccsRoutes(app, ctx, { svc, platforms, serve: k.serve, cached: k.cached, clearMemo: k.clearMemo, asClient: lookup.asClient, mounts });
   registerKdsRoutes(app, k);
-  registerNvidiaCollateralRoutes(app, { svc, serve: k.serve, cached: k.cached, failing: k.failing, now });
+  registerNvidiaCollateralRoutes(app, { svc, serve: k.serve, cached: k.cached, failing: k.failing, now, asClient: lookup.asClient });
   registerCollateralAdminRoutes(app, ctx, k);
 }
