@@ -280,6 +280,23 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
     }
   });
 
+  test('anonymous fmspcs misses: an upstream without the list is asked once, not once per spelling of the request', async () => {
+    // Attack: GET fmspcs fetched a miss with neither the miss budget nor negative caching, and the answer
+    // memo is per URL: against an upstream that has no fmspcs list (a PCCS, THIM), every spelling of
+    // ?platform= (all, ALL, aLl, …) was one more anonymous request sent upstream.
+    up.override('/fmspcs', { status: 404 });
+    try {
+      const before = up.count('/fmspcs');
+      for (const p of ['all', 'ALL', 'All', 'aLL', 'alL']) {
+        const r = await server.send('GET', `/sgx/certification/v4/fmspcs?platform=${p}`);
+        assert.equal(r.status, 200, r.text);
+      }
+      assert.equal(up.count('/fmspcs') - before, 1, 'one upstream request for the failed miss');
+    } finally {
+      up.override('/fmspcs', undefined);
+    }
+  });
+
   test('anonymous attestations with forged PCK certificates (any FMSPC) reach no upstream', async () => {
     // The real quote with its PCK certificate's FMSPC rewritten: the chain no longer verifies, but before
     // it is checked the FMSPC would pick which collateral to fetch, one upstream call per invented FMSPC.
