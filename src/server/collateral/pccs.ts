@@ -105,13 +105,12 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
           const platform = request.query.platform;
           if (platform !== undefined && !/^(all|client|E3|E5)$/i.test(platform)) throw fail('request.invalid', 'platform must be all, client, E3 or E5', { parameter: 'platform' });
           const scope = `sgx/v4/fmspcs/${platform?.toLowerCase() ?? 'none'}`;
-          let item = svc.get(scope);
-          if (!item && svc.mayFetch('fmspcs')) {
-            try {
-              item = await svc.fetchOnce(scope, () => svc.get(scope), async () => svc.ingest('fmspcs', scope, false, null, await svc.upstream.intel('sgx', 'v4', 'fmspcs', platform ? { platform } : {})));
-            } catch (e) {
-              if (!isConclaveError(e, 'collateral.not_found')) throw e;
-            }
+          let item: CollateralItem | undefined;
+          try {
+            // A miss goes through the lookup (per-client budget, negative caching); not cached and not fetchable is not_found.
+            item = await d.cached('fmspcs', scope, async () => svc.ingest('fmspcs', scope, false, null, await svc.upstream.intel('sgx', 'v4', 'fmspcs', platform ? { platform } : {})));
+          } catch (e) {
+            if (!isConclaveError(e, 'collateral.not_found')) throw e;
           }
           if (item) return prepare(item, {}, Buffer.from(item.body), 'application/json', now(), false);
           const known = new Map<string, string | undefined>();
