@@ -117,4 +117,22 @@ describe('composite attestation: the GPU half', () => {
       assert.deepEqual(calls, [], 'nothing is fetched for a report that answers another nonce');
     }
   });
+
+  test('attack: GPUs in Protected-PCIe mode are not an overall success (their NVSwitches and topology are not attested)', async () => {
+    // In PPCIe mode GPU-to-GPU traffic crosses the NVSwitches unencrypted, and NVIDIA's verifiers require the
+    // switches' own evidence and a topology check before the system counts as attested; Conclave verifies
+    // neither, so the GPUs' reports, however good, must not make x-nvidia-overall-att-result true.
+    const h = createFakeNvidiaHierarchy({ rootCn: 'Fake NVIDIA Device Identity CA (PPCIe)' });
+    const nonce = gpuNonceFor(runtime);
+    const simulated = { trust: h.trust, rims: makeFakeRims(h), evidence: () => [] };
+    const evidence = (featureFlag: 'SPT' | 'PPCIE') => serializeGpuEvidence([{ arch: 'HOPPER', nonce, report: makeFakeGpuReport(h, { nonce, opaque: { featureFlag } }), certificateChain: h.chainPem }]);
+    const spt = await attestGpus(evidence('SPT'), runtime, { at, cache: new GpuVerifierCache(), simulated });
+    assert.equal(spt.claims['x-nvidia-overall-att-result'], true, 'single-GPU passthrough with matching measurements is a success');
+    const ppcie = await attestGpus(evidence('PPCIE'), runtime, { at, cache: new GpuVerifierCache(), simulated });
+    const gpu = (ppcie.claims['x-conclave-gpus'] as Record<string, Record<string, unknown>>)['GPU-0']!;
+    assert.equal(gpu['x-nvidia-gpu-mode'], 'PPCIE');
+    assert.equal(gpu.measres, 'success', 'the GPU itself verified and matched its RIMs');
+    assert.equal(ppcie.claims['x-nvidia-overall-att-result'], false, 'PPCIe without switch attestation is not an overall success');
+  });
 });
+
