@@ -95,7 +95,8 @@ export function gpuClaims(r: Verified<GpuVerificationResult>): GpuClaimSet {
   }
   if (r.measurementComparison) claims['x-nvidia-gpu-vbios-index-no-conflict'] = true;
   if (r.measres === 'fail') claims['x-nvidia-mismatch-measurement-records'] = r.measurementComparison?.mismatches ?? [];
-  if (r.warnings.length > 0) claims['x-nvidia-attestation-warning'] = r.warnings.join('; ');
+  const warnings = r.featureFlag === 'PPCIE' ? [...r.warnings, 'Protected-PCIe mode: NVSwitch evidence and topology are not verified, so x-nvidia-overall-att-result is false'] : r.warnings;
+  if (warnings.length > 0) claims['x-nvidia-attestation-warning'] = warnings.join('; ');
   return claims;
 }
 
@@ -157,6 +158,9 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
       const dv = driverVersionNumber(r.driverVersion) ?? -1;
       minDriver = minDriver === undefined ? dv : Math.min(minDriver, dv);
       if (r.measres !== 'success') overall = false;
+      // PPCIe: GPU-to-GPU traffic crosses the NVSwitches unencrypted; NVIDIA's verifiers require the switches'
+      // evidence and a topology check, which are not verified here, so such a system is never an overall success.
+      if (r.featureFlag === 'PPCIE') overall = false;
     } catch (e) {
       if (isConclaveError(e)) throw fail(e.code, `${name}: ${e.message}`, { gpu: name, ...(e.detail ?? {}) }, e);
       throw e;
