@@ -23,6 +23,9 @@ describe('PCCSAdminTool collateral file: shape checks before any verification', 
     ['a TCB info without fmspc', minimal({ tcbinfos: [{ sgx_tcbinfo: {} }] })],
     ['an identity that is not text', minimal({ qeidentity: { enclaveIdentity: {} } })],
     ['a CRL that is not hex', minimal({ pckcacrl: { processorCrl: 42 } })],
+    // Read for PCK selection before anything is verified: these were TypeErrors (500), not a typed 400.
+    ['a TCB info with a null TCB level', minimal({ tcbinfos: [{ fmspc: '00906ED50000', sgx_tcbinfo: { tcbInfo: { tcbLevels: [null] } } }] })],
+    ['a TCB info with a null SGX TCB component', minimal({ tcbinfos: [{ fmspc: '00906ED50000', sgx_tcbinfo: { tcbInfo: { tcbLevels: [{ tcb: { sgxtcbcomponents: [null] } }] } } }] })],
   ];
   for (const [name, doc] of bad) {
     test(`refuses ${name} with request.invalid or collateral.malformed`, () => {
