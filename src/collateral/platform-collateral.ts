@@ -119,9 +119,13 @@ export function readPlatformCollateral(doc: unknown, version: PcsVersion, at: Da
       if (tee === 'sgx' && Array.isArray(info?.tcbLevels) && (!levels.has(fmspc) || slot.endsWith('_early'))) {
         levels.set(
           fmspc,
-          info.tcbLevels.map((l) => {
-            const tcb = l.tcb ?? {};
-            const comps = Array.isArray(tcb.sgxtcbcomponents) ? (tcb.sgxtcbcomponents as { svn?: number }[]).map((x) => Number(x.svn ?? 0)) : Array.from({ length: 16 }, (_, i) => Number(tcb[`sgxtcbcomp${String(i + 1).padStart(2, '0')}svn`] ?? 0));
+          info.tcbLevels.map((l, i) => {
+            const field = `tcbinfos[${n}].${slot}.tcbInfo.tcbLevels[${i}]`;
+            if (!isObject(l) || (l.tcb !== undefined && !isObject(l.tcb))) bad(`${field} must be a TCB level object`, field);
+            const tcb = (l.tcb ?? {}) as Json;
+            const list = tcb.sgxtcbcomponents;
+            if (Array.isArray(list) && !list.every(isObject)) bad(`${field}.tcb.sgxtcbcomponents must be objects`, field);
+            const comps = Array.isArray(list) ? (list as { svn?: number }[]).map((x) => Number(x.svn ?? 0)) : Array.from({ length: 16 }, (_, k) => Number(tcb[`sgxtcbcomp${String(k + 1).padStart(2, '0')}svn`] ?? 0));
             return { components: comps, pcesvn: Number(tcb.pcesvn ?? 0) };
           }),
         );
