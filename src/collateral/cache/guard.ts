@@ -196,7 +196,9 @@ export function checkCollateralTarget(item: Item, platformPpid?: string): { ppid
       const list = JSON.parse(Buffer.from(item.body).toString('utf8')) as PckCertsJsonEntry[];
       let ppid: string | undefined = platformPpid;
       for (const [n, e] of list.entries()) {
-        if (typeof e.cert !== 'string' || e.cert === '' || e.cert === 'Not available') continue;
+        if (e.cert === 'Not available') continue;
+        // Anything else is a certificate to selection (intel/pck.ts parsePckCerts), so it must be one.
+        if (typeof e.cert !== 'string' || e.cert === '') throw fail('collateral.malformed', `pckcerts[${n}].cert must be a certificate or "Not available"`, { key: item.key });
         const ext = checkPckCertificate(item, decodeURIComponent(e.cert), pceid!, undefined);
         checkPckCertsLabels(item, e, ext, n);
         const p = ext.ppid;
