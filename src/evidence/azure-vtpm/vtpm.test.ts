@@ -4,6 +4,7 @@ import { describe, test } from 'node:test';
 import { readFixture, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { isConclaveError } from '../../core/errors.js';
 import { FakeTpm } from '../tpm/testing.js';
+import { TPMA_OBJECT } from '../tpm/structures.js';
 import { generateRsaKeyPair, type KeyPair } from '../../core/keygen.js';
 import { type AzureVtpmEvidence, parseAzureVtpmEvidence } from './evidence.js';
 import { parseHclReport, parseHclRuntimeClaims } from './hcl.js';
@@ -193,6 +194,10 @@ describe('vTPM evidence with a boot event log (fake TPM)', () => {
     tpm.measure(5, 4, Buffer.from('late'));
     const q2 = tpm.quote(pcrs);
     assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q2, encryptionKey: stale }), code('tpm.key_certification_invalid'));
+    // attack: a key whose authPolicy is the PolicyPCR digest but with userWithAuth set, which lets the TPM use
+    // it with its (empty) password instead of the policy (Part 1 §19.7.1): usable in any PCR state.
+    const password = tpm.ephemeralKey(pcrs, undefined, TPMA_OBJECT.decrypt | TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.userWithAuth);
+    assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q2, encryptionKey: password }), code('tpm.key_certification_invalid'), 'userWithAuth: the PolicyPCR binding can be bypassed');
     // The public area swapped for another key under the same certification.
     assert.throws(() => verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q2, encryptionKey: { ...tpm.ephemeralKey(pcrs), publicArea: foreign.publicArea } }), code('tpm.key_certification_invalid'));
   });

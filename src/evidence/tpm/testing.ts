@@ -164,11 +164,14 @@ export class FakeTpm {
    * The guest attestation library's ephemeral key: an RSA-2048 decryption key in the TPM whose
    * authPolicy is PolicyPCR over the PCRs, certified by the AK (TPM2_Certify).
    */
-  ephemeralKey(pcrs: readonly number[], nonce: Uint8Array = new Uint8Array(0)) {
+  ephemeralKey(
+    pcrs: readonly number[],
+    nonce: Uint8Array = new Uint8Array(0),
+    attributes: number = TPMA_OBJECT.decrypt | TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.noDA,
+  ) {
     const sorted = [...pcrs].sort((a, b) => a - b);
     const key = generateRsaKeyPair(2048);
     const policy = policyPcrDigest(TPM_ALG.SHA256, [{ hashAlg: TPM_ALG.SHA256, pcrs: sorted }], sorted.map((i) => this.pcr(i)));
-    const attributes = TPMA_OBJECT.decrypt | TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin | TPMA_OBJECT.noDA;
     const area = rsaArea(key.publicKey, attributes, { scheme: TPM_ALG.NULL, hashAlg: TPM_ALG.NULL }, policy);
     const tpmt = encodeTpmtPublic(area);
     const certifyInfo = encodeTpmsAttest({ ...this.attestHeader(nonce), type: 'certify', name: objectName(tpmt, TPM_ALG.SHA256), qualifiedName: objectName(tpmt, TPM_ALG.SHA256) });
