@@ -189,8 +189,10 @@ export function verifyCertifiedKey(input: CertifiedKeyInput): Verified<Certified
 /**
  * The checks on the guest attestation library's ephemeral encryption key (cvm-guest-attestation
  * `Tss2Util::PopulateEphemeralKeyPublicTemplate`): an RSA decryption key that cannot leave the TPM
- * (fixedTPM, fixedParent, sensitiveDataOrigin), cannot sign, and whose authPolicy is PolicyPCR over the
- * quoted PCRs, so that only this TPM in this boot state can decrypt what is sealed to it.
+ * (fixedTPM, fixedParent, sensitiveDataOrigin), cannot sign, is usable only through its policy
+ * (userWithAuth clear: with it set the TPM also accepts the key's password, Part 1 §19.7.1), and whose
+ * authPolicy is PolicyPCR over the quoted PCRs, so that only this TPM in this boot state can decrypt what
+ * is sealed to it.
  */
 export function checkEphemeralEncryptionKey(key: TpmtPublic, quote: TpmQuote): void {
   const a = key.objectAttributes;
@@ -198,6 +200,11 @@ export function checkEphemeralEncryptionKey(key: TpmtPublic, quote: TpmQuote): v
   if (key.type !== 'rsa') throw fail('tpm.key_certification_invalid', 'the encryption key is not an RSA key');
   if ((a & need) !== need || (a & TPMA_OBJECT.sign) !== 0 || (a & TPMA_OBJECT.restricted) !== 0) {
     throw fail('tpm.key_certification_invalid', 'the encryption key attributes are not fixedTPM|fixedParent|sensitiveDataOrigin|decrypt without sign/restricted', {
+      objectAttributes: `0x${a.toString(16)}`,
+    });
+  }
+  if ((a & TPMA_OBJECT.userWithAuth) !== 0) {
+    throw fail('tpm.key_certification_invalid', 'the encryption key has userWithAuth set: the TPM would use it with its password in any PCR state, not only through its PolicyPCR', {
       objectAttributes: `0x${a.toString(16)}`,
     });
   }
