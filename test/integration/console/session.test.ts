@@ -119,14 +119,40 @@ describe('web console: sign-in and sessions', () => {
       assert.equal(r.headers['x-conclave-error-code'], 'auth.csrf', site);
       assert.match(r.text, /Sec-Fetch-Site/, `${site}: the error names what was wrong`);
     }
-    // The console's own requests (same-origin), a typed address (none) and clients without Sec-Fetch-Site still act as the session.
+    // The console's own reads (same-origin), a typed address (none) and clients without Sec-Fetch-Site still act as the session.
     for (const site of ['same-origin', 'none', undefined]) {
-      const r = await refresh(site);
-      assert.ok(r.status !== 401 && r.status !== 403, `Sec-Fetch-Site ${site}: ${r.status} ${r.text}`);
+      const r = await server.send('GET', '/admin/collateral/status', { headers: { cookie: s.cookie, ...(site ? { 'sec-fetch-site': site } : {}) } });
+      assert.equal(r.status, 200, `Sec-Fetch-Site ${site}: ${r.status} ${r.text}`);
     }
     // The console's pages and its sign-in with the identity provider need no session: a link from a sibling host still opens them.
     const page = await server.send('GET', '/console/', { headers: { cookie: s.cookie, 'sec-fetch-site': 'same-site' } });
     assert.equal(page.status, 200, page.text);
+  });
+
+  test('a GET that changes state (PCCS refresh, the PCCS registration queue) is not driven by the session cookie alone: without Sec-Fetch-Site (a browser older than it, on a sibling host) or with none (a link opened from another application) it is 403 auth.csrf; with the CSRF token, or as POST, it acts', async () => {
+    const s = await consoleSignIn(server);
+    const cookieOnly = (site?: string) => ({ cookie: s.cookie, ...(site ? { 'sec-fetch-site': site } : {}) });
+    for (const [method, path] of [
+      ['GET', '/sgx/certification/v4/refresh'],
+      ['HEAD', '/sgx/certification/v4/refresh'],
+      ['GET', '/sgx/certification/v4/refresh?type=certs'],
+      ['GET', '/sgx/certification/v4/platforms?source=reg'],
+      ['GET', '/sgx/certification/v3/refresh'],
+    ] as const) {
+      for (const site of [undefined, 'none']) {
+        const r = await server.send(method, path, { headers: cookieOnly(site) });
+        assert.equal(r.status, 403, `${method} ${path} Sec-Fetch-Site ${site}: ${r.status} ${r.text}`);
+        assert.equal(r.headers['x-conclave-error-code'], 'auth.csrf', `${method} ${path} ${site}`);
+      }
+    }
+    // The console's own request: the CSRF token, as on a write (a cross-site page can set no header without a preflight).
+    const withToken = await server.send('GET', '/sgx/certification/v4/refresh', { headers: { cookie: s.cookie, 'sec-fetch-site': 'same-origin', 'x-csrf-token': s.csrf } });
+    assert.ok(withToken.status !== 401 && withToken.status !== 403, `GET refresh with the CSRF token: ${withToken.status} ${withToken.text}`);
+    const post = await server.send('POST', '/sgx/certification/v4/refresh', { headers: sessionHeaders(server, s, true) });
+    assert.ok(post.status !== 401 && post.status !== 403, `POST refresh from the console: ${post.status} ${post.text}`);
+    // Other clients are unchanged: the administrator's bearer token on the GET.
+    const bearerGet = await server.send('GET', '/sgx/certification/v4/refresh', { headers: await bearer() });
+    assert.ok(bearerGet.status !== 401 && bearerGet.status !== 403, `GET refresh with a bearer token: ${bearerGet.status} ${bearerGet.text}`);
   });
 
   test('a cross-site sign-in is refused; the session scheme is not accepted from clients', async () => {
