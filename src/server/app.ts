@@ -30,6 +30,11 @@ declare module 'fastify' {
     wire?: WireRoute;
     /** The route's authentication, run before its input is checked (server/wire-input.ts). */
     auth?: RouteAuth;
+    /**
+     * A GET that changes state (the PCCS refresh, the PCCS registration queue): the console session acts
+     * on it only with the CSRF token, as on a write (server/console/csrf.ts).
+     */
+    changesState?: boolean;
   }
 }
 

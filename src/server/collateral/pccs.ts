@@ -170,8 +170,8 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
       return text(reply, OK);
     });
 
-    // PCCSAdminTool `get`: the registration queue (drained), or cached platforms by FMSPC.
-    app.get<RouteTypes<typeof COLLATERAL.listPlatforms>>(`${prefix}/platforms`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.listPlatforms }, schema: { summary: 'PCCS registered or cached platforms (?source=reg|reg_na|[FMSPC,…]; admin-token)', tags } }, async (request, reply) => {
+    // PCCSAdminTool `get`: the registration queue (drained, so a GET that changes state), or cached platforms by FMSPC.
+    app.get<RouteTypes<typeof COLLATERAL.listPlatforms>>(`${prefix}/platforms`, { config: { ...PCS, ...asAdmin, changesState: true, wire: COLLATERAL.listPlatforms }, schema: { summary: 'PCCS registered or cached platforms (?source=reg|reg_na|[FMSPC,…]; admin-token)', tags } }, async (request, reply) => {
       await authorize(request, 'admin');
       const source = request.query.source ?? 'reg';
       let list: unknown[];
@@ -206,7 +206,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
       if (failed.length > 0) throw fail('upstream.unavailable', `refresh failed for ${failed.length} item(s): ${failed.map((f) => f.key).join(', ')}`, { failed: failed.map((f) => f.key) });
       return text(reply, OK);
     };
-    app.get<RouteTypes<typeof COLLATERAL.refresh>>(`${prefix}/refresh`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
+    app.get<RouteTypes<typeof COLLATERAL.refresh>>(`${prefix}/refresh`, { config: { ...PCS, ...asAdmin, changesState: true, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
     app.post<RouteTypes<typeof COLLATERAL.refresh>>(`${prefix}/refresh`, { config: { ...PCS, ...asAdmin, wire: COLLATERAL.refresh }, schema: { summary: 'PCCS cache refresh (?type=certs&fmspc=…; admin-token)', tags } }, refresh);
 
     // Appraisal policies (the appraisal flow of DCAP 1.21+): GET is QCNL's, PUT PCCSAdminTool's.

@@ -11,7 +11,9 @@
  * A read (GET, HEAD, OPTIONS) needs neither, but one the browser marks as made by another site
  * (`Sec-Fetch-Site: same-site` or `cross-site`) is refused too: not every GET only reads (the PCCS refresh).
  * The console's pages and the identity provider's redirect back need no session, so there the cookie is
- * ignored instead.
+ * ignored instead. A GET that changes state (route config `changesState`) needs the token as a write does
+ * (Origin only when sent): a browser without Sec-Fetch-Site, or a link opened from another application
+ * (`none`), must not drive it with the cookie alone.
  *
  * The cookie itself is `__Host-` prefixed, HttpOnly, Secure and SameSite=Strict, so browsers do not send
  * it on cross-site requests at all; these checks hold even where that fails (an older browser, a
@@ -94,7 +96,9 @@ export function registerSessionCookie(app: FastifyInstance, baseUrl: () => strin
     if (sessionId === undefined || authorization !== undefined) return;
     const path = request.url.split('?')[0]!.replace(/\/+$/, '').toLowerCase();
     if (request.method === 'POST' && path === SIGN_IN_PATH) return;
-    if (SAFE_METHODS.has(request.method)) {
+    // A GET that changes state (route config changesState) takes the console session only as a write does.
+    const safe = SAFE_METHODS.has(request.method);
+    if (safe && request.routeOptions.config?.changesState !== true) {
       // A read needs no Origin or token, but not every GET only reads (the PCCS refresh), and SameSite=Strict
       // lets the cookie through from a sibling host: a request the browser says another site made is not the
       // console's. Its pages, and the identity provider's redirect back, need no session: the cookie is ignored there.
@@ -106,12 +110,17 @@ export function registerSessionCookie(app: FastifyInstance, baseUrl: () => strin
       if (needsNoSession(path)) return;
       throw fail('auth.csrf', `cross-site request refused: the console session acts only on requests of the console itself (Sec-Fetch-Site ${site.slice(0, 20)})`, { reason: 'site' });
     }
-    if (!fromThisOrigin(request, baseUrl(), { requireOrigin: true })) {
+    // A browser sends no Origin on a same-origin GET, so there the token alone (which no other site can set
+    // without a preflight) and Sec-Fetch-Site, when sent, prove the console made it.
+    if (!fromThisOrigin(request, baseUrl(), { requireOrigin: !safe })) {
+      const site = request.headers['sec-fetch-site'];
+      if (safe && site !== undefined) throw fail('auth.csrf', `cross-site request refused: the console session acts only on requests of the console itself (Sec-Fetch-Site ${site.slice(0, 20)})`, { reason: 'site' });
       throw fail('auth.csrf', 'cross-site request refused: a request with the console session must come from the console (Origin)', { reason: 'origin' });
     }
     const token = request.headers[CSRF_HEADER];
     if (typeof token !== 'string' || !constantTimeEqual(token, csrfTokenOf(sessionId))) {
-      throw fail('auth.csrf', `cross-site request refused: the ${CSRF_HEADER} header does not hold the session's CSRF token`, { reason: 'token' });
+      const what = safe ? `this ${request.method} changes state: ` : '';
+      throw fail('auth.csrf', `cross-site request refused: ${what}the ${CSRF_HEADER} header does not hold the session's CSRF token`, { reason: 'token' });
     }
     request.headers.authorization = `${SESSION_SCHEME} ${sessionId}`;
   }
