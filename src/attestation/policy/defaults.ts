@@ -51,7 +51,7 @@ issuancerules
  * - the HCL ran at VMPL 0 (SNP) and the TEE is not debuggable;
  * - secure boot is on in the signed vm-configuration, and not off in the replayed boot log;
  * - no boot, kernel or hypervisor debugger in the replayed boot log, no boot configuration event the log
- *   carries outside the quoted PCRs, and no quoted PCR the log does not reproduce.
+ *   carries outside the quoted PCRs, and no quoted boot configuration PCR (11–14) the log does not reproduce.
  */
 const AZURE_CVM_CONDITIONS = (tee: string, prefix: string) => {
   const debug =

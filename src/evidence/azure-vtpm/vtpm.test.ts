@@ -175,6 +175,13 @@ describe('vTPM evidence with a boot event log (fake TPM)', () => {
     const r = verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q, eventLog: tpm.eventLog() });
     assert.deepEqual(r.replay?.replayedPcrs, [0, 1, 2, 3, 4, 5, 6, 7]);
     assert.equal(r.boot?.complete, false, 'PCR 12 is quoted but its events are not in the log: the debug flags cannot vouch');
+    // PCRs the OS extends after the firmware log ends (PCR 10 of IMA, 16–23) carry no boot configuration.
+    const ima = fakeTpm().bootLinux(true);
+    ima.extend(10, new Uint8Array(32).fill(10));
+    const q2 = ima.quote([0, 1, 2, 3, 4, 5, 6, 7, 10]);
+    const r2 = verifyVtpmEvidence({ hclAkPub: ima.akJwk(), quote: q2, eventLog: ima.eventLog() });
+    assert.deepEqual(r2.replay?.unreplayedPcrs, [10]);
+    assert.equal(r2.boot?.complete, true);
   });
 
   test('the AK sent must be HCLAkPub; the certified encryption key must be PolicyPCR-bound', () => {

@@ -127,6 +127,12 @@ export function replayTcgEventLog(log: TcgEventLog, bank: number): Map<number, U
   return pcrs;
 }
 
+/**
+ * PCRs Windows measures its boot configuration (SIPA events: debuggers, signing, code integrity) into: 11
+ * (BitLocker access control), 12 (data and volatile events), 13 (boot modules), 14 (boot authorities).
+ */
+export const BOOT_CONFIGURATION_PCRS: readonly number[] = [11, 12, 13, 14];
+
 /** PCRs whose replay must equal the quote: the firmware and boot-loader PCRs (PFP §3.3.4) that MAA attests. */
 export const BOOT_PCRS: readonly number[] = [0, 1, 2, 3, 4, 5, 6, 7];
 
@@ -218,9 +224,9 @@ export interface BootConfiguration {
   readonly windowsEvents: boolean;
   /**
    * False when the log holds boot configuration events (EV_EVENT_TAG) in PCRs that were not quoted or do
-   * not replay, or when a quoted PCR does not replay at all (events of it are missing from the log, and a
-   * missing one may be the event that enables a debugger): the flags below then cannot vouch that nothing
-   * is enabled.
+   * not replay, or when a quoted boot configuration PCR (11–14) does not replay at all (events of it are
+   * missing from the log, and a missing one may be the event that enables a debugger): the flags below then
+   * cannot vouch that nothing is enabled.
    */
   readonly complete: boolean;
   readonly bootDebugging: boolean;
@@ -247,8 +253,9 @@ export function readBootConfiguration(replay: EventLogReplay): BootConfiguration
   const trusted = new Set(replay.replayedPcrs);
   let secureBoot: boolean | undefined;
   const flags = { windowsEvents: false, bootDebugging: false, kernelDebugging: false, hypervisorDebugging: false, testSigning: false, flightSigning: false, codeIntegrity: false, elam: false, hvciPolicy: 0 };
-  // A quoted PCR the log does not reproduce had events the log leaves out: whatever they said is unknown.
-  let complete = replay.unreplayedPcrs.length === 0;
+  // A quoted PCR Windows measures its boot configuration into that the log does not reproduce had events the
+  // log leaves out: whatever they said (a debugger on) is unknown. Others (PCR 10 of IMA, 16–23) are not read here.
+  let complete = !replay.unreplayedPcrs.some((p) => BOOT_CONFIGURATION_PCRS.includes(p));
   for (const e of replay.log.events) {
     if (!trusted.has(e.pcr)) {
       if (e.type === EV.EVENT_TAG || e.type === EV.EFI_VARIABLE_DRIVER_CONFIG) complete = false;
