@@ -130,6 +130,20 @@ describe('agent against hostile callers: nothing is sent anywhere', () => {
     assert.equal(configured.connections(), 0);
   });
 
+  test('a kid whose name or version is no Key Vault key name (dot segments, a space, a non-ASCII character, 128 characters, a version not 32 hex digits) is 400 naming kid, nothing sent: no attestation spent, and .. cannot climb out of a vault endpoint\'s path', async () => {
+    const bad = ['..', '../..', 'app-key/..', '.', 'app key', 'é', 'a'.repeat(128), 'app-key/not-a-version', `${configured.url}/keys/%2e%2e/%2e%2e`, `${configured.url}/keys/app-key/..`];
+    for (const kid of bad) {
+      const r = await raw(agent, '/key/release', { host, 'content-type': 'application/json' }, JSON.stringify({ kid }));
+      assert.equal(r.status, 400, `${kid}: ${JSON.stringify(r.json).slice(0, 300)}`);
+      assert.match(String(r.json.error), /^invalid request format: .*kid/, kid);
+      assert.throws(() => parseKid(kid, kid.startsWith('https:') ? undefined : `${configured.url}/vault`), (e: { code?: string }) => e.code === 'request.invalid', kid);
+    }
+    assert.equal(configured.connections(), 0, 'nothing was sent: no attestation for a release that cannot be asked');
+    // Key Vault's own names and versions still parse.
+    assert.deepEqual(parseKid('App-Key-1/0123456789abcdef0123456789ABCDEF', configured.url), { vaultUrl: configured.url, keyName: 'App-Key-1', version: '0123456789abcdef0123456789ABCDEF' });
+    assert.deepEqual(parseKid(`${configured.url}/keys/app-key`, undefined), { vaultUrl: configured.url, keyName: 'app-key' });
+  });
+
   test('an access_token that is no bearer token (control characters, a space, over 16 KiB) is 400 request.invalid, nothing sent (was: an attestation first, then an untyped 403 from the HTTP client)', async () => {
     for (const token of ['eyJ.a.b\r\nX-Injected: 1', 'eyJ.a.b extra', 'é', 'a'.repeat(16 * 1024 + 1)]) {
       const r = await raw(agent, '/key/release', { host, 'content-type': 'application/json' }, JSON.stringify({ kid: 'app-key', access_token: token }));
