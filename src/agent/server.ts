@@ -112,6 +112,21 @@ function stdBase64(v: string): Uint8Array {
   return new Uint8Array(Buffer.from(v, 'base64'));
 }
 
+/** Key Vault's key names and versions (as the vault checks them, vault/key.ts). */
+const KEY_NAME = /^[0-9A-Za-z-]{1,127}$/;
+const KEY_VERSION = /^[0-9A-Fa-f]{32}$/;
+
+/**
+ * The name and version a kid names must be Key Vault's, checked before the agent attests: they go into
+ * the release URL's path, where `..` would climb out of a vault endpoint's path.
+ */
+function keyOf(kid: string, keyName: string, version: string | undefined): { keyName: string; version?: string } {
+  if (!KEY_NAME.test(keyName) || (version !== undefined && !KEY_VERSION.test(version))) {
+    throw fail('request.invalid', `kid ${JSON.stringify(kid.slice(0, 200))} does not name a key (name: 1 to 127 letters, digits and -; version: 32 hex digits)`, { field: 'kid' });
+  }
+  return { keyName, ...(version !== undefined ? { version } : {}) };
+}
+
 /**
  * `kid` as the sidecar takes it (`https://{akv}/keys/{kid}/release`): a name, `name/version`, or a full
  * key URL, whose origin then names the vault.
@@ -125,7 +140,7 @@ export function parseKid(kid: string, akvEndpoint: string | undefined): { vaultU
       throw fail('request.invalid', `kid ${kid} is not a URL`, { field: 'kid' });
     }
     const m = /^\/keys\/([^/]+)(?:\/([^/]+))?\/?$/.exec(u.pathname);
-    if (!m) throw new RequestError(400, `invalid request format: kid ${kid} is not a key URL (…/keys/{name}[/{version}])`);
+    if (!m) throw fail('request.invalid', `kid ${kid} is not a key URL (…/keys/{name}[/{version}])`, { field: 'kid' });
     let keyName: string;
     let version: string | undefined;
     try {
@@ -134,12 +149,12 @@ export function parseKid(kid: string, akvEndpoint: string | undefined): { vaultU
     } catch {
       throw fail('request.invalid', `kid ${kid} holds a malformed % escape`, { field: 'kid' });
     }
-    return { vaultUrl: akvEndpoint ? endpointUrl(akvEndpoint) : u.origin, keyName, ...(version ? { version } : {}) };
+    return { vaultUrl: akvEndpoint ? endpointUrl(akvEndpoint) : u.origin, ...keyOf(kid, keyName, version) };
   }
   if (!akvEndpoint) throw new RequestError(400, "invalid request format: Key: 'akv_endpoint' Error:Field validation for 'akv_endpoint' failed on the 'required' tag");
   const [name, version, ...rest] = kid.replace(/^\/+|\/+$/g, '').split('/');
-  if (!name || rest.length > 0) throw new RequestError(400, `invalid request format: kid ${kid} is not a key name`);
-  return { vaultUrl: endpointUrl(akvEndpoint), keyName: name, ...(version ? { version } : {}) };
+  if (!name || rest.length > 0) throw fail('request.invalid', `kid ${kid} is not a key name`, { field: 'kid' });
+  return { vaultUrl: endpointUrl(akvEndpoint), ...keyOf(kid, name, version || undefined) };
 }
 
 /**
