@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { constants, createHash, sign } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { readFixture, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { isConclaveError } from '../../core/errors.js';
+import { checkEventLog, parseTcgEventLog, readBootConfiguration } from '../tpm/eventlog.js';
+import { verifyTpmQuote } from '../tpm/quote.js';
+import { encodeTpmsAttest, encodeTpmtPublic, objectName, TPM_ALG } from '../tpm/structures.js';
 import { FakeTpm } from '../tpm/testing.js';
 import { TPMA_OBJECT } from '../tpm/structures.js';
 import { generateRsaKeyPair, type KeyPair } from '../../core/keygen.js';
@@ -182,6 +185,43 @@ describe('vTPM evidence with a boot event log (fake TPM)', () => {
     const r2 = verifyVtpmEvidence({ hclAkPub: ima.akJwk(), quote: q2, eventLog: ima.eventLog() });
     assert.deepEqual(r2.replay?.unreplayedPcrs, [10]);
     assert.equal(r2.boot?.complete, true);
+  });
+
+  test('attack: a PCR quoted only in another bank than the one the log is replayed in does not yield "no debugger" either', () => {
+    // /attest/Tpm takes PCR banks of the client's choosing and its required_pcr_mask counts PCR indexes: a
+    // Windows machine booted with the kernel debugger on quotes PCRs 0-7 in SHA-256 and PCR 12 in SHA-1 only,
+    // and sends a log without PCR 12's events. The log is replayed in SHA-256, where PCR 12 is not quoted.
+    const tpm = fakeTpm().bootLinux(true);
+    const sipa = Buffer.alloc(9);
+    sipa.writeUInt32LE(0x00050001, 0); // OSKERNELDEBUG
+    sipa.writeUInt32LE(1, 4);
+    sipa[8] = 1; // on
+    tpm.extend(12, new Uint8Array(createHash('sha256').update(sipa).digest()));
+    const sha1Pcr12 = new Uint8Array(createHash('sha1').update(Buffer.alloc(20)).update(createHash('sha1').update(sipa).digest()).digest());
+    const boot = [0, 1, 2, 3, 4, 5, 6, 7];
+    const pcrs = [...boot.map((index) => ({ hashAlg: TPM_ALG.SHA256, index, value: tpm.pcr(index) })), { hashAlg: TPM_ALG.SHA1, index: 12, value: sha1Pcr12 }];
+    const attest = encodeTpmsAttest({
+      type: 'quote',
+      qualifiedSigner: objectName(encodeTpmtPublic(tpm.akArea), TPM_ALG.SHA256),
+      extraData: new Uint8Array(0),
+      clockInfo: { clock: 1n, resetCount: 1, restartCount: 0, safe: true },
+      firmwareVersion: 1n,
+      pcrSelect: [
+        { hashAlg: TPM_ALG.SHA256, pcrs: boot },
+        { hashAlg: TPM_ALG.SHA1, pcrs: [12] },
+      ],
+      pcrDigest: new Uint8Array(createHash('sha256').update(Buffer.concat(pcrs.map((p) => p.value))).digest()),
+    });
+    const signature = new Uint8Array(sign('sha256', attest, { key: tpm.akPrivate, padding: constants.RSA_PKCS1_PADDING }));
+    // What /attest/Tpm does with a request's quote and TCG log (src/attestation/tpm-protocol.ts).
+    const quote = verifyTpmQuote({ attest, signature: { format: 'rsassa-sha256', bytes: signature }, ak: tpm.akPublic, pcrs });
+    assert.deepEqual(
+      quote.pcrs.map((p) => p.index),
+      [...boot, 12],
+      'PCR 12 is quoted (required_pcr_mask counts it as covered)',
+    );
+    const config = readBootConfiguration(checkEventLog(parseTcgEventLog(tpm.eventLog()), quote));
+    assert.equal(config.complete, false, 'PCR 12 is quoted (SHA-1) but the log does not reproduce it: the debug flags cannot vouch');
   });
 
   test('the AK sent must be HCLAkPub; the certified encryption key must be PolicyPCR-bound', () => {
