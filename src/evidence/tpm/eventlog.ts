@@ -141,7 +141,11 @@ export interface EventLogReplay {
   readonly bank: number;
   /** Quoted PCRs whose value the log reproduces: their events can be trusted. */
   readonly replayedPcrs: readonly number[];
-  /** Quoted PCRs (of the bank) whose value the log does not reproduce: some of their events are not in the log. */
+  /**
+   * Quoted PCRs the log does not reproduce: some of their events are not in the log. A PCR quoted only in
+   * another bank than `bank` counts here too (the log is replayed in `bank` alone, so nothing shows its
+   * events are all there).
+   */
   readonly unreplayedPcrs: readonly number[];
 }
 
@@ -157,8 +161,12 @@ export function checkEventLog(log: TcgEventLog, quote: TpmQuote): EventLogReplay
   const size = hashAlg(bank).size;
   const replayed: number[] = [];
   const unreplayed: number[] = [];
+  const otherBanks: number[] = [];
   for (const q of quote.pcrs) {
-    if (q.hashAlg !== bank) continue;
+    if (q.hashAlg !== bank) {
+      otherBanks.push(q.index);
+      continue;
+    }
     let expected = replay.get(q.index);
     if (!expected) {
       expected = new Uint8Array(size);
@@ -169,6 +177,7 @@ export function checkEventLog(log: TcgEventLog, quote: TpmQuote): EventLogReplay
       throw fail('tpm.eventlog_mismatch', `replaying the event log gives another PCR ${q.index} than the quote`, { pcr: q.index, quoted: toHex(q.value), replayed: toHex(expected) });
     } else unreplayed.push(q.index);
   }
+  for (const i of otherBanks) if (!replayed.includes(i) && !unreplayed.includes(i)) unreplayed.push(i);
   return { log, bank, replayedPcrs: replayed, unreplayedPcrs: unreplayed };
 }
 
