@@ -119,6 +119,9 @@ describe('checkCollateralTarget: an answer for another target is refused', { ski
     assert.throws(() => checkCollateralTarget(item('pckcerts', scope, JSON.stringify([entry(lowered)]), { meta })), code('upstream.collateral_mismatch'), 'tcb and tcbm labels below the certificate');
     const tcbmOnly = { ...entry(real), tcbm: lowered.toString('hex').toUpperCase() };
     assert.throws(() => checkCollateralTarget(item('pckcerts', scope, JSON.stringify([tcbmOnly]), { meta })), code('upstream.collateral_mismatch'), 'a tcbm label (SGX-TCBm) that is not the certificate\'s');
+    // The tcb label alone, which is what PCK selection reads (intel/pck.ts selectPckCert), with tcbm the certificate's own.
+    const tcbOnly = { ...entry(lowered), tcbm: real.toString('hex').toUpperCase() };
+    assert.throws(() => checkCollateralTarget(item('pckcerts', scope, JSON.stringify([tcbOnly]), { meta })), code('upstream.collateral_mismatch'), 'a tcb label (what selection reads) that is not the certificate\'s');
     // An entry with an empty cert is no "Not available": selection takes it (intel/pck.ts), so its labels
     // would be served unchecked, with an empty certificate.
     const empty = { ...entry(Buffer.alloc(18, 0xff)), cert: '' };
