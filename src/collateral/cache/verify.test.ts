@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { derToPem } from '../../core/x509.js';
-import { type DcapHierarchy, type Issued, createDcapHierarchy, defaultQeIdentity, defaultTcbInfo, signJson } from '../../evidence/dcap/testing.js';
+import { type DcapHierarchy, type Issued, createDcapHierarchy, defaultQeIdentity, defaultTcbInfo, issueCertificate, signJson } from '../../evidence/dcap/testing.js';
 import type { CollateralItem, CollateralKind } from './item.js';
 import { verifyCollateralItem } from './verify.js';
 
@@ -52,6 +52,23 @@ describe('verifyCollateralItem: Intel signed JSON', () => {
     // compromised platform would sign a TCB info marking that platform UpToDate, an identity admitting any QE.
     for (const [kind, scope, member, value] of cases) {
       assert.throws(() => verifyCollateralItem(signedItem(kind, scope, member, value, h.pck, [h.pck, h.pckCa, h.root]), anchors), { code: 'collateral.bundle_invalid' }, kind);
+    }
+  });
+
+  test('each part of the signer rule on its own: the TCB signing name, not a CA, issued by the root itself', () => {
+    // Certificates only the root's holder could issue, each failing one part of the rule: none signs Intel's JSON.
+    const validity = { notBefore: h.notBefore, notAfter: h.notAfter };
+    const namedCa = issueCertificate({ subjectCN: 'Intel SGX TCB Signing', issuer: h.root, ca: true, ...validity });
+    const otherName = issueCertificate({ subjectCN: 'Intel SGX Other Signing', issuer: h.root, ca: false, ...validity });
+    const belowPckCa = issueCertificate({ subjectCN: 'Intel SGX TCB Signing', issuer: h.pckCa, ca: false, ...validity });
+    for (const [what, signer, chain] of [
+      ['a CA named like the TCB signing certificate', namedCa, [namedCa, h.root]],
+      ['a root-issued leaf of another name', otherName, [otherName, h.root]],
+      ['a TCB signing name issued by the PCK CA', belowPckCa, [belowPckCa, h.pckCa, h.root]],
+    ] as const) {
+      for (const [kind, scope, member, value] of cases) {
+        assert.throws(() => verifyCollateralItem(signedItem(kind, scope, member, value, signer, chain), anchors), (e: { code?: string; detail?: { cause?: string } }) => e.code === 'collateral.bundle_invalid' && e.detail?.cause === 'collateral.chain_invalid', `${what}: ${kind}`);
+      }
     }
   });
 });
