@@ -5,7 +5,7 @@ import { outcome } from '../../../test/helpers/verdict.js';
 import { type QuoteCollateral, collateralFromPcsResponses, parseQuoteCollateral } from './collateral.js';
 import { isConclaveError } from '../../core/errors.js';
 import { VerifierCache } from './cache.js';
-import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultTcbInfo, signJson } from './testing.js';
+import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultTcbInfo, issueCertificate, signJson } from './testing.js';
 import { type QuoteVerificationResult, parseQuote, verifyQuote, verifyQuoteAsync } from './index.js';
 
 const skip = skipWithoutFixtures();
@@ -353,6 +353,30 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
       ['qeIdentity', { ...good, qeIdentity: qe.body, qeIdentitySignature: qe.signature, qeIdentityIssuerChain: pckChain }],
     ] as const) {
       expectCode(() => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), c, { at, trustAnchors: { intelRoot: h.root.certificate } }), 'collateral.chain_invalid', what);
+    }
+  });
+
+  test('each part of the TCB signer rule on its own: the TCB signing name, not a CA, one certificate below the root', () => {
+    // Certificates only the root's holder could issue, each failing one part of the rule: none signs TCB info or QE identity.
+    const h = createDcapHierarchy();
+    const good = buildCollateral(h, { tee: 'sgx' });
+    const validity = { notBefore: h.notBefore, notAfter: h.notAfter };
+    const namedCa = issueCertificate({ subjectCN: 'Intel SGX TCB Signing', issuer: h.root, ca: true, ...validity });
+    const otherName = issueCertificate({ subjectCN: 'Intel SGX Other Signing', issuer: h.root, ca: false, ...validity });
+    const belowPckCa = issueCertificate({ subjectCN: 'Intel SGX TCB Signing', issuer: h.pckCa, ca: false, ...validity });
+    for (const [name, signer, chain] of [
+      ['a CA named like the TCB signing certificate', namedCa, [namedCa.der, h.root.der]],
+      ['a root-issued leaf of another name', otherName, [otherName.der, h.root.der]],
+      ['a TCB signing name issued by the PCK CA', belowPckCa, [belowPckCa.der, h.pckCa.der, h.root.der]],
+    ] as const) {
+      const tcb = signJson(JSON.parse(Buffer.from(good.tcbInfo).toString('utf8')), signer.privateKey);
+      const qe = signJson(JSON.parse(Buffer.from(good.qeIdentity).toString('utf8')), signer.privateKey);
+      for (const [what, c] of [
+        ['tcbInfo', { ...good, tcbInfo: tcb.body, tcbInfoSignature: tcb.signature, tcbInfoIssuerChain: [...chain] }],
+        ['qeIdentity', { ...good, qeIdentity: qe.body, qeIdentitySignature: qe.signature, qeIdentityIssuerChain: [...chain] }],
+      ] as const) {
+        expectCode(() => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), c, { at, trustAnchors: { intelRoot: h.root.certificate } }), 'collateral.chain_invalid', `${name}: ${what}`);
+      }
     }
   });
 
