@@ -76,6 +76,40 @@ describe('conclave console --open: only a console sign-in link leaves the CLI', 
     }
   });
 
+  test('metacharacters, userinfo, whitespace or another host form in the host or the prefix are refused too (cmd /c start reads & | ^ < > % in any part of the link)', async () => {
+    const hostile: [string, string][] = [
+      ['host-amp', `https://127.0.0.1&calc.exe/console/#code=${code}`],
+      ['host-pipe', `https://127.0.0.1|calc/console/#code=${code}`],
+      ['host-caret', `https://127.0.0.1^&calc/console/#code=${code}`],
+      ['userinfo', `https://evil.example@127.0.0.1/console/#code=${code}`],
+      ['backslash', `https://127.0.0.1\\evil.example/console/#code=${code}`],
+      ['idna', `https://ex\u0430mple.com/console/#code=${code}`],
+      ['prefix-amp', `${url}/a&calc.exe/console/#code=${code}`],
+      ['prefix-percent', `${url}/%COMSPEC%/console/#code=${code}`],
+      ['prefix-escape', `${url}/%26calc/console/#code=${code}`],
+      ['prefix-redirect', `${url}/a>out.txt/console/#code=${code}`],
+      ['prefix-quote', `${url}/a"b/console/#code=${code}`],
+      ['prefix-space', `${url}/a b/console/#code=${code}`],
+      ['newline', `${url}/console/#code=${code}\n`],
+      ['javascript', `javascript:alert(1)//${url}/console/#code=${code}`],
+      ['long-code', `${url}/console/#code=${code}A`],
+    ];
+    for (const [name, link] of hostile) {
+      const { r, opened } = await run(name, link);
+      assert.equal(opened, undefined, `${name}: the CLI opened ${opened}`);
+      assert.equal(r.code, 2, `${name}: exit ${r.code}, stdout ${r.stdout}, stderr ${r.stderr}`);
+      assert.equal(r.stdout, '', `${name}: printed`);
+    }
+  });
+
+  test('control: a console behind a path prefix (a reverse proxy) is printed and opened', async () => {
+    const link = `${url}/tenant-1/conclave.v2/console/#code=${code}`;
+    const { r, opened } = await run('prefix-ok', link);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout.trim(), link);
+    assert.equal(opened, link);
+  });
+
   test('control: a console sign-in link is printed and opened', async () => {
     const link = `${url}/console/#code=${code}`;
     const { r, opened } = await run('ok', link);
