@@ -23,6 +23,7 @@ describe('conclave console --open: only a console sign-in link leaves the CLI', 
   let url = '';
   let caPath = '';
   let answer = '';
+  let expires: unknown;
 
   before(async () => {
     requireConsoleBuild();
@@ -34,7 +35,7 @@ describe('conclave console --open: only a console sign-in link leaves the CLI', 
       if (req.url === '/oauth2/token') res.end(JSON.stringify({ access_token: 'hostile', token_type: 'Bearer', expires_in: 3600 }));
       else if (req.url === '/console/api/sign-in-codes') {
         res.statusCode = 201;
-        res.end(JSON.stringify({ url: answer, expiresAt: new Date(Date.now() + 300_000).toISOString() }));
+        res.end(JSON.stringify({ url: answer, expiresAt: expires ?? new Date(Date.now() + 300_000).toISOString() }));
       } else {
         res.statusCode = 404;
         res.end('{}');
@@ -100,6 +101,26 @@ describe('conclave console --open: only a console sign-in link leaves the CLI', 
       assert.equal(r.code, 2, `${name}: exit ${r.code}, stdout ${r.stdout}, stderr ${r.stderr}`);
       assert.equal(r.stdout, '', `${name}: printed`);
     }
+  });
+
+  test('an expiry that is not a time (terminal escapes: OSC 52 sets the clipboard, CSI rewrites the printed link) is refused (exit 2): nothing printed raw, nothing opened', async () => {
+    const escapes = ['\u001b]52;c;Y2FsYy5leGU=\u0007', '\u001b[1A\u001b[2Khttps://evil.example/console/', '2030-01-01T00:00:00.000Z\r\u001b[2K', { toString: 1 }];
+    try {
+      for (const [i, e] of escapes.entries()) {
+        expires = e;
+        const { r, opened } = await run(`expiry-${i}`, `${url}/console/#code=${code}`);
+        assert.ok(!/[\u0000-\u001f\u007f-\u009f]/.test(r.stderr.replace(/\n/g, '')), `expiry ${i}: a control character reached the terminal: ${JSON.stringify(r.stderr)}`);
+        assert.equal(r.code, 2, `expiry ${i}: exit ${r.code}, stderr ${JSON.stringify(r.stderr)}`);
+        assert.equal(opened, undefined, `expiry ${i}: opened`);
+        assert.equal(r.stdout, '', `expiry ${i}: printed`);
+      }
+    } finally {
+      expires = undefined;
+    }
+    // A refused link is quoted in the error in printable ASCII: no C1 control (U+009B is CSI) either.
+    const { r } = await run('c1', `${url}/console/#code=${code}\u009b2J`);
+    assert.equal(r.code, 2);
+    assert.ok(!/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(r.stderr), `a control character reached the terminal: ${JSON.stringify(r.stderr)}`);
   });
 
   test('control: a console behind a path prefix (a reverse proxy) is printed and opened', async () => {
