@@ -8,6 +8,14 @@ import type { Command } from 'commander';
 import { type ClientFlags, createServerClient, withClientOptions } from './client.js';
 import { CliError } from './output.js';
 
+/** The code's expiry as the server writes it (Date#toISOString): printed to the terminal, so nothing else is. */
+const EXPIRY = /^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,3})?Z$/;
+
+/** A server's answer quoted in an error: JSON, and nothing but printable ASCII (no C1 control reaches the terminal). */
+function quoted(v: unknown): string {
+  return (JSON.stringify(v) ?? String(v)).slice(0, 200).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 /**
  * A console sign-in link as the server builds it (`<public URL>/console/#code=<43 base64url>`): http(s),
  * a plain host name or address, nothing else. The link comes from the server's answer and goes to the
@@ -28,9 +36,12 @@ export function registerConsole(program: Command): void {
     .option('--open', 'also open the link in the default browser')
     .addHelpText('after', '\nExample:\n  conclave console --data-dir ./data\n')
     .action(async (f: ClientFlags & { open?: boolean }) => {
-      const r = (await createServerClient(f).call('POST', '/console/api/sign-in-codes')) as { url: unknown; expiresAt: string };
+      const r = (await createServerClient(f).call('POST', '/console/api/sign-in-codes')) as { url: unknown; expiresAt: unknown };
       if (typeof r.url !== 'string' || !SIGN_IN_LINK.test(r.url)) {
-        throw new CliError(`the server answered ${JSON.stringify(r.url)?.slice(0, 200)}, which is not a console sign-in link (http(s)://host/console/#code=…): not printed, not opened`, 'is --url the Conclave server you meant?', 2);
+        throw new CliError(`the server answered ${quoted(r.url)}, which is not a console sign-in link (http(s)://host/console/#code=…): not printed, not opened`, 'is --url the Conclave server you meant?', 2);
+      }
+      if (typeof r.expiresAt !== 'string' || !EXPIRY.test(r.expiresAt)) {
+        throw new CliError('the server answered an expiry that is not a time (an ISO 8601 UTC timestamp): the link is not printed, not opened', 'is --url the Conclave server you meant?', 2);
       }
       process.stdout.write(`${r.url}\n`);
       process.stderr.write(`Open the link above in a browser: it signs you in once, until ${r.expiresAt}.\n`);
