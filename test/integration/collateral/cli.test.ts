@@ -40,3 +40,36 @@ test('conclave collateral export / import / status work on the data dir and the 
     rmSync(dir2, { recursive: true, force: true });
   }
 });
+
+test('attack: conclave collateral import stores a bundle item filed under another target (the checks POST /admin/collateral/bundle makes)', { skip: skipWithoutFixtures() }, async () => {
+  // docs/collateral.md: an offline bundle, through the admin API or `conclave collateral import`, goes through the
+  // checks upstream answers pass. A bundle's keys, scopes and dates are unsigned: Intel's genuine TCB info of one
+  // FMSPC filed under another one's scope would be served (and selected) as that platform's.
+  const up = await startPcsStandin('teepot');
+  const dir = tempDir();
+  const dir2 = tempDir();
+  const server = await startTestServer({ services: 'collateral', upstreamIntel: up.url }, { dataDir: dir });
+  try {
+    assert.equal((await server.send('GET', '/sgx/certification/v4/tcb?fmspc=00906ED50000')).status, 200);
+    const file = join(dir2, 'bundle.json');
+    assert.equal(await main(['collateral', 'export', file, '--data-dir', dir, '--db', server.ctx.config.db]), 0);
+    const bundle = JSON.parse(readFileSync(file, 'utf8')) as { items: { key: string; kind: string; scope: string }[] };
+    const tcb = bundle.items.find((i) => i.kind === 'tcb')!;
+    const refile = (s: string) => s.replace(/00906ED50000/i, '00606A000000');
+    assert.notEqual(refile(tcb.scope), tcb.scope);
+    Object.assign(tcb, { key: refile(tcb.key), scope: refile(tcb.scope) });
+    writeFileSync(file, JSON.stringify(bundle));
+    const admin = await server.send('POST', '/admin/collateral/bundle', { headers: { authorization: `Bearer ${await server.adminToken()}` }, body: JSON.parse(readFileSync(file, 'utf8')) });
+    assert.equal(admin.status, 400, `the admin API refuses it: ${admin.text}`);
+    assert.equal(admin.json().error.code, 'collateral.mismatch');
+    assert.notEqual(await main(['collateral', 'import', file, '--data-dir', dir2]), 0, 'the CLI refuses it too');
+    assert.equal(await main(['collateral', 'export', join(dir2, 'after.json'), '--data-dir', dir2]), 0);
+    const stored = JSON.parse(readFileSync(join(dir2, 'after.json'), 'utf8')) as { items: { key: string }[] };
+    assert.deepEqual(stored.items.map((i) => i.key), [], 'nothing was imported');
+  } finally {
+    await server.stop();
+    await up.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir2, { recursive: true, force: true });
+  }
+});
