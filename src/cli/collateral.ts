@@ -3,11 +3,14 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { decodeBundle, encodeBundle } from '../collateral/cache/bundle.js';
 import { verifyCollateralItem } from '../collateral/cache/verify.js';
+import { createCollateralService } from '../collateral/service.js';
 import { loadConfig } from '../config/config.js';
-import { isConclaveError } from '../core/errors.js';
+import { fail, isConclaveError } from '../core/errors.js';
 import { openDatabase } from '../storage/open.js';
 import { createCollateralStore } from '../storage/collateral-store.js';
 import { MIGRATIONS } from '../storage/migrations/index.js';
+import { createCollateralUpstream } from '../upstream/collateral-upstream.js';
+import type { HttpClient } from '../upstream/http.js';
 import { createServerClient } from './client.js';
 import { CliError, defaultFormat, printResult } from './output.js';
 import { qcnlConfig, trustInstructions } from './qcnl-config.js';
@@ -24,6 +27,14 @@ async function openStore(flags: StoreFlags) {
   await db.migrate(MIGRATIONS);
   return { db, store: createCollateralStore(db) };
 }
+
+/** The HTTP client of a command that works on the store alone: any request is refused. */
+const OFFLINE_HTTP: HttpClient = {
+  request: () => Promise.reject(fail('collateral.not_found', 'offline: no upstream is asked')),
+  get: () => Promise.reject(fail('collateral.not_found', 'offline: no upstream is asked')),
+  inFlight: () => 0,
+  close: () => {},
+};
 
 /** A progress bar on a TTY, a plain count line otherwise (logs stay readable). */
 function progress(label: string, total: number) {
@@ -93,7 +104,18 @@ export function registerCollateral(program: Command): void {
     });
     const { db, store } = await openStore(flags);
     try {
-      await store.put(items);
+      // The guard POST /admin/collateral/bundle applies (collateral/admin.ts importBundle): each item is what its
+      // signed content makes it (key, scope, dates, pckcerts labels), none older than the cached copy. Offline:
+      // nothing here asks an upstream.
+      const svc = createCollateralService({ mode: 'offline', store, upstream: createCollateralUpstream({ http: OFFLINE_HTTP }), now: () => new Date(), logger: { warn: () => {} } });
+      await svc.sync();
+      let admitted: ReturnType<typeof svc.admit>;
+      try {
+        admitted = svc.admit(items);
+      } catch (e) {
+        throw new CliError(isConclaveError(e) ? e.message : String(e), 'nothing was imported', 1);
+      }
+      await store.put(admitted);
       process.stderr.write(`imported ${items.length} items\n`);
     } finally {
       await db.close();
