@@ -129,6 +129,16 @@ describe('web console: sign-in and sessions', () => {
     assert.equal(page.status, 200, page.text);
   });
 
+  test('the identity provider\'s redirect back and "sign in with" ignore the session cookie from another site instead of refusing it (a same-site identity provider signs a browser in again)', async () => {
+    const s = await consoleSignIn(server);
+    for (const path of ['/console/api/oidc/start', '/console/api/oidc/callback?state=x&code=y', '/console/assets/none.js'])
+      for (const site of ['same-site', 'cross-site']) {
+        const r = await server.send('GET', path, { headers: { cookie: s.cookie, 'sec-fetch-site': site } });
+        assert.notEqual(r.headers['x-conclave-error-code'], 'auth.csrf', `${path} ${site}: ${r.status} ${r.text}`);
+        assert.ok(r.status !== 403 && r.status !== 401, `${path} ${site}: ${r.status} ${r.text}`);
+      }
+  });
+
   test('a GET that changes state (PCCS refresh, the PCCS registration queue) is not driven by the session cookie alone: without Sec-Fetch-Site (a browser older than it, on a sibling host) or with none (a link opened from another application) it is 403 auth.csrf; with the CSRF token, or as POST, it acts', async () => {
     const s = await consoleSignIn(server);
     const cookieOnly = (site?: string) => ({ cookie: s.cookie, ...(site ? { 'sec-fetch-site': site } : {}) });
