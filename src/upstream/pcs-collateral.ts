@@ -59,7 +59,13 @@ async function getOk(url: string, opts: Fetching): Promise<Response> {
 function chainHeader(res: Response, names: readonly string[], url: string): string {
   for (const n of names) {
     const s = res.headers[n.toLowerCase()];
-    if (s) return s.includes('%') ? decodeURIComponent(s) : s;
+    if (!s) continue;
+    if (!s.includes('%')) return s;
+    try {
+      return decodeURIComponent(s);
+    } catch {
+      throw fail('collateral.malformed', `the ${n} header is not URL-encoded PEM`, { url, header: n });
+    }
   }
   throw fail('collateral.malformed', `response lacks the ${names[0]} header`, { url, header: names[0] });
 }
