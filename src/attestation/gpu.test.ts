@@ -134,5 +134,36 @@ describe('composite attestation: the GPU half', () => {
     assert.equal(gpu.measres, 'success', 'the GPU itself verified and matched its RIMs');
     assert.equal(ppcie.claims['x-nvidia-overall-att-result'], false, 'PPCIe without switch attestation is not an overall success');
   });
+
+  test('attack: a GPU in Protected-PCIe mode whose report has no FEATURE_FLAG (drivers before opaque-data version 1) is not an overall success either', async () => {
+    // A driver 560 report in PPCIe mode (test/vectors/nvidia/hopper-negative-invalid-signature-nvat's report:
+    // PROTECTED_PCIE_STATUS 0xAA, 18 NVSwitch PDIs, no OPAQUE_DATA_VERSION or FEATURE_FLAG) says so only in
+    // PROTECTED_PCIE_STATUS and SWITCH_PDI; the GPU signs them, and the switches are as unattested as with the flag.
+    const h = createFakeNvidiaHierarchy({ rootCn: 'Fake NVIDIA Device Identity CA (PPCIe 560)' });
+    const h2 = createFakeNvidiaHierarchy({ gpuSerial: 2n }, h);
+    const nonce = gpuNonceFor(runtime);
+    const simulated = { trust: h.trust, rims: makeFakeRims(h), evidence: () => [] };
+    const spt = { nonce, opaque: { featureFlag: 'SPT' as const, protectedPcieStatus: 0x55 } };
+    const cases = {
+      'PROTECTED_PCIE_STATUS 0xAA with switch PDIs': { nonce, opaque: { featureFlag: undefined, protectedPcieStatus: 0xaa, switchPdis: ['0aae42a1b8d8837d', 'c3f50b43ec63cffa'] } },
+      'PROTECTED_PCIE_STATUS 0xAA alone': { nonce, opaque: { featureFlag: undefined, protectedPcieStatus: 0xaa } },
+      'switch PDIs alone': { nonce, opaque: { featureFlag: undefined, switchPdis: ['0aae42a1b8d8837d'] } },
+    };
+    const ok = await attestGpus(serializeGpuEvidence([{ arch: 'HOPPER', nonce, report: makeFakeGpuReport(h, spt), certificateChain: h.chainPem }]), runtime, { at, cache: new GpuVerifierCache(), simulated });
+    assert.equal(ok.claims['x-nvidia-overall-att-result'], true, 'control: SPT with PROTECTED_PCIE_STATUS 0x55 is a success');
+    for (const [name, opts] of Object.entries(cases)) {
+      // A mixed set: GPU-0 in SPT, GPU-1 in PPCIe.
+      const evidence = serializeGpuEvidence([
+        { arch: 'HOPPER', nonce, report: makeFakeGpuReport(h, spt), certificateChain: h.chainPem },
+        { arch: 'HOPPER', nonce, report: makeFakeGpuReport(h2, opts), certificateChain: h2.chainPem },
+      ]);
+      const r = await attestGpus(evidence, runtime, { at, cache: new GpuVerifierCache(), simulated });
+      const gpus = r.claims['x-conclave-gpus'] as Record<string, Record<string, unknown>>;
+      assert.equal(gpus['GPU-1']!.measres, 'success', `${name}: the GPU itself verified`);
+      assert.equal(r.claims['x-nvidia-overall-att-result'], false, `${name}: PPCIe without switch attestation is not an overall success`);
+      assert.match(String(gpus['GPU-1']!['x-nvidia-attestation-warning']), /Protected-PCIe/, `${name}: the warning says why`);
+      assert.equal(gpus['GPU-0']!['x-nvidia-attestation-warning'], undefined, `${name}: the SPT GPU has no PPCIe warning`);
+    }
+  });
 });
 

@@ -216,6 +216,10 @@ export interface OpaqueFields {
   readonly fwid?: Uint8Array;
   readonly featureFlag?: GpuFeatureFlag;
   readonly chipInfo?: string;
+  /** PROTECTED_PCIE_STATUS byte (0x55 SPT, 0xAA PPCIe); left out when undefined. */
+  readonly protectedPcieStatus?: number;
+  /** NVSwitch PDIs (16 hex digits each), PPCIe. */
+  readonly switchPdis?: readonly string[];
 }
 
 /** Encodes opaque data (simulated GPUs and tests). */
@@ -241,6 +245,8 @@ export function encodeOpaqueData(f: OpaqueFields): Uint8Array {
   put(OPAQUE_TYPE.DRIVER_VERSION, str(f.driverVersion));
   put(OPAQUE_TYPE.NVDEC0_STATUS, Uint8Array.of(f.nvdec0Status ?? NVDEC0_DISABLED));
   if (f.fwid) put(OPAQUE_TYPE.FWID, f.fwid);
+  if (f.protectedPcieStatus !== undefined) put(OPAQUE_TYPE.PROTECTED_PCIE_STATUS, Uint8Array.of(f.protectedPcieStatus));
+  if (f.switchPdis?.length) put(OPAQUE_TYPE.SWITCH_PDI, Buffer.from(f.switchPdis.join(''), 'hex'));
   if (f.featureFlag) {
     put(OPAQUE_TYPE.OPAQUE_DATA_VERSION, Uint8Array.of(1, 0, 0, 0));
     put(OPAQUE_TYPE.FEATURE_FLAG, Uint8Array.of(FEATURE_FLAGS.indexOf(f.featureFlag), 0, 0, 0));
