@@ -59,6 +59,15 @@ export function driverVersionNumber(v: string): number | undefined {
   return m ? Number(m[1]) * 1_000_000 + Number(m[2]) * 1_000 + Number(m[3] ?? 0) : undefined;
 }
 
+/**
+ * Whether the GPU reports Protected-PCIe mode: FEATURE_FLAG PPCIE, or (reports without FEATURE_FLAG, drivers
+ * before opaque-data version 1, e.g. 560) a PROTECTED_PCIE_STATUS other than 0x55 (SPT) or any NVSwitch PDI.
+ * Fail closed: an unknown status counts as PPCIe.
+ */
+function protectedPcie(r: GpuVerificationResult): boolean {
+  return r.featureFlag === 'PPCIE' || (r.protectedPcieStatus !== undefined && r.protectedPcieStatus !== 0x55) || r.switchPdis.length > 0;
+}
+
 /** One GPU's claims, named as NVIDIA's NRAS (claims version 3) names them where a name exists. */
 export function gpuClaims(r: Verified<GpuVerificationResult>): GpuClaimSet {
   const success = r.measres === 'success';
@@ -95,7 +104,7 @@ export function gpuClaims(r: Verified<GpuVerificationResult>): GpuClaimSet {
   }
   if (r.measurementComparison) claims['x-nvidia-gpu-vbios-index-no-conflict'] = true;
   if (r.measres === 'fail') claims['x-nvidia-mismatch-measurement-records'] = r.measurementComparison?.mismatches ?? [];
-  const warnings = r.featureFlag === 'PPCIE' ? [...r.warnings, 'Protected-PCIe mode: NVSwitch evidence and topology are not verified, so x-nvidia-overall-att-result is false'] : r.warnings;
+  const warnings = protectedPcie(r) ? [...r.warnings, 'Protected-PCIe mode: NVSwitch evidence and topology are not verified, so x-nvidia-overall-att-result is false'] : r.warnings;
   if (warnings.length > 0) claims['x-nvidia-attestation-warning'] = warnings.join('; ');
   return claims;
 }
@@ -160,7 +169,7 @@ export async function attestGpus(input: unknown, runtimeData: Uint8Array, opts: 
       if (r.measres !== 'success') overall = false;
       // PPCIe: GPU-to-GPU traffic crosses the NVSwitches unencrypted; NVIDIA's verifiers require the switches'
       // evidence and a topology check, which are not verified here, so such a system is never an overall success.
-      if (r.featureFlag === 'PPCIE') overall = false;
+      if (protectedPcie(r)) overall = false;
     } catch (e) {
       if (isConclaveError(e)) throw fail(e.code, `${name}: ${e.message}`, { gpu: name, ...(e.detail ?? {}) }, e);
       throw e;

@@ -103,6 +103,10 @@ export interface GpuVerificationResult {
   /** null when the report carries no FWID (drivers before 550). */
   readonly fwidMatch: boolean | null;
   readonly featureFlag: GpuFeatureFlag | undefined;
+  /** PROTECTED_PCIE_STATUS (0x55 SPT, 0xAA PPCIe), when the report has it. */
+  readonly protectedPcieStatus: number | undefined;
+  /** NVSwitch PDIs (PPCIe), hex. */
+  readonly switchPdis: readonly string[];
   readonly opaqueDataVersion: number | undefined;
   readonly nvdec0Status: number | undefined;
   /** SPDM measurement values, by 1-based index. */
@@ -304,6 +308,8 @@ export function completeGpuVerification(authentic: Verified<AuthenticGpuEvidence
     fwid: report.opaque.fwid ? toHex(report.opaque.fwid) : undefined,
     fwidMatch,
     featureFlag: report.opaque.featureFlag,
+    protectedPcieStatus: report.opaque.protectedPcieStatus,
+    switchPdis: report.opaque.switchPdis,
     opaqueDataVersion: report.opaque.opaqueDataVersion,
     nvdec0Status: report.opaque.nvdec0Status,
     get measurements(): Readonly<Record<number, string>> {
