@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { attestAndRelease, decodeToken, simSource } from '../../../src/sdk/index.js';
+import { attestAndRelease, decodeToken, getAccessToken, simSource } from '../../../src/sdk/index.js';
 import { conclave } from '../../helpers/cli.js';
 import { type TestServer, startTestServer, tempDir } from '../../helpers/server.js';
 import { type AgentProcess, agentCall, createReleasableKey, runCli, spawnAgent } from './helpers.js';
@@ -97,6 +97,13 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
     assert.equal(jwk.kty, 'RSA');
     assert.equal(jwk.n, publicKey.n, 'the released key is the vault key');
     assert.equal(typeof jwk.d, 'string');
+  });
+
+  test("POST /key/release with the caller's own access_token (a client's JWT: RFC 6750 characters) releases the key", async () => {
+    const token = await getAccessToken(JSON.parse(readFileSync(credentialFile, 'utf8')), readFileSync(server.caPath, 'utf8'));
+    const r = await agentCall(agent.url, 'POST', '/key/release', { maa_endpoint: hostPort, akv_endpoint: hostPort, kid: 'skr-test', access_token: token });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    assert.equal((JSON.parse(r.json.key as string) as Record<string, unknown>).n, publicKey.n);
   });
 
   test('POST /attest/maa returns a token binding the runtime data', async () => {
