@@ -185,6 +185,16 @@ describe('vTPM evidence with a boot event log (fake TPM)', () => {
     const r2 = verifyVtpmEvidence({ hclAkPub: ima.akJwk(), quote: q2, eventLog: ima.eventLog() });
     assert.deepEqual(r2.replay?.unreplayedPcrs, [10]);
     assert.equal(r2.boot?.complete, true);
+    // Each boot configuration PCR on its own (11 BitLocker, 13 boot modules, 14 boot authorities, as 12 above):
+    // quoted, extended outside the log, the set is incomplete.
+    for (const pcr of [11, 13, 14]) {
+      const w = fakeTpm().bootLinux(true);
+      w.extend(pcr, new Uint8Array(createHash('sha256').update(sipa).digest()));
+      const qp = w.quote([0, 1, 2, 3, 4, 5, 6, 7, pcr]);
+      const rp = verifyVtpmEvidence({ hclAkPub: w.akJwk(), quote: qp, eventLog: w.eventLog() });
+      assert.deepEqual(rp.replay?.unreplayedPcrs, [pcr]);
+      assert.equal(rp.boot?.complete, false, `PCR ${pcr} is quoted but its events are not in the log: the debug flags cannot vouch`);
+    }
   });
 
   test('attack: a PCR quoted only in another bank than the one the log is replayed in does not yield "no debugger" either', () => {
