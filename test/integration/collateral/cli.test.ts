@@ -73,3 +73,34 @@ test('attack: conclave collateral import stores a bundle item filed under anothe
     rmSync(dir2, { recursive: true, force: true });
   }
 });
+
+test('conclave collateral import stores the dates and evaluation number an item signs, not the ones the bundle gives it', { skip: skipWithoutFixtures() }, async () => {
+  // A bundle's evalNumber, issueDate and nextUpdate are unsigned: a TCB info labelled with a later evaluation
+  // number than it signs is picked as the newest one for its FMSPC, and one labelled with a later nextUpdate is
+  // served as fresh after it expired. The import keeps the item (its key is right) with its signed values.
+  const up = await startPcsStandin('teepot');
+  const dir = tempDir();
+  const dir2 = tempDir();
+  const server = await startTestServer({ services: 'collateral', upstreamIntel: up.url }, { dataDir: dir });
+  try {
+    assert.equal((await server.send('GET', '/sgx/certification/v4/tcb?fmspc=00906ED50000')).status, 200);
+    const file = join(dir2, 'bundle.json');
+    assert.equal(await main(['collateral', 'export', file, '--data-dir', dir, '--db', server.ctx.config.db]), 0);
+    type Item = { key: string; kind: string; evalNumber: number | null; issueDate: number | null; nextUpdate: number | null };
+    const bundle = JSON.parse(readFileSync(file, 'utf8')) as { items: Item[] };
+    const tcb = bundle.items.find((i) => i.kind === 'tcb')!;
+    const signed = { evalNumber: tcb.evalNumber, issueDate: tcb.issueDate, nextUpdate: tcb.nextUpdate };
+    assert.equal(typeof signed.evalNumber, 'number');
+    Object.assign(tcb, { evalNumber: signed.evalNumber! + 100, issueDate: Date.parse('2099-01-01T00:00:00Z'), nextUpdate: Date.parse('2099-02-01T00:00:00Z') });
+    writeFileSync(file, JSON.stringify(bundle));
+    assert.equal(await main(['collateral', 'import', file, '--data-dir', dir2]), 0);
+    assert.equal(await main(['collateral', 'export', join(dir2, 'after.json'), '--data-dir', dir2]), 0);
+    const stored = (JSON.parse(readFileSync(join(dir2, 'after.json'), 'utf8')) as { items: Item[] }).items.find((i) => i.key === tcb.key)!;
+    assert.deepEqual({ evalNumber: stored.evalNumber, issueDate: stored.issueDate, nextUpdate: stored.nextUpdate }, signed, 'the stored item carries its signed dates and evaluation number');
+  } finally {
+    await server.stop();
+    await up.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir2, { recursive: true, force: true });
+  }
+});
