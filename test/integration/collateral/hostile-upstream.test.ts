@@ -280,6 +280,23 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
     }
   });
 
+  test('anonymous POST pckcert misses (a new platform manifest each) run under the caller’s miss budget, not the in-process one attestations share', async () => {
+    // POST pckcert(s) by platform manifest is anonymous and every new manifest is a miss sent upstream. Outside
+    // asClient it would count against the in-process budget (8 in all) the attestation service's own fetches
+    // run under, so a flood of invented manifests would have attestations needing a fetch refused as busy.
+    const post = (i: number) => server.send('POST', '/sgx/certification/v4/pckcert', { body: { platformManifest: (0xc0 + i).toString(16).toUpperCase().repeat(64), pceid: 'FFFF', cpusvn: '00'.repeat(16), pcesvn: '0000' } });
+    up.setDelay(400);
+    try {
+      const before = up.count('/pckcert');
+      const rs = await Promise.all(Array.from({ length: 12 }, (_, i) => post(i)));
+      const upstream = up.count('/pckcert') - before;
+      assert.ok(upstream <= 4, `at most the per-client budget (4) reached the upstream: ${upstream}`);
+      assert.ok(rs.filter((r) => r.headers['error-code'] === 'upstream.busy').length >= 8, `the rest were refused as busy: ${rs.map((r) => r.headers['error-code']).join(',')}`);
+    } finally {
+      up.setDelay(0);
+    }
+  });
+
   test('anonymous fmspcs misses: an upstream without the list is asked once, not once per spelling of the request', async () => {
     // Attack: GET fmspcs fetched a miss with neither the miss budget nor negative caching, and the answer
     // memo is per URL: against an upstream that has no fmspcs list (a PCCS, THIM), every spelling of
