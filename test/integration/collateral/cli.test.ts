@@ -3,7 +3,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { main } from '../../../src/cli/main.js';
-import { skipWithoutFixtures } from '../../fixtures.js';
+import { readFixture, skipWithoutFixtures } from '../../fixtures.js';
 import { startPcsStandin } from '../../helpers/pcs-standin.js';
 import { startTestServer, tempDir } from '../../helpers/server.js';
 
@@ -97,6 +97,38 @@ test('conclave collateral import stores the dates and evaluation number an item 
     assert.equal(await main(['collateral', 'export', join(dir2, 'after.json'), '--data-dir', dir2]), 0);
     const stored = (JSON.parse(readFileSync(join(dir2, 'after.json'), 'utf8')) as { items: Item[] }).items.find((i) => i.key === tcb.key)!;
     assert.deepEqual({ evalNumber: stored.evalNumber, issueDate: stored.issueDate, nextUpdate: stored.nextUpdate }, signed, 'the stored item carries its signed dates and evaluation number');
+  } finally {
+    await server.stop();
+    await up.close();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(dir2, { recursive: true, force: true });
+  }
+});
+
+test('conclave collateral import refuses an item older than the cached copy (a rollback), nothing of the bundle stored', { skip: skipWithoutFixtures() }, async () => {
+  // The store the CLI imports into holds a Platform CRL of 2026-02-18 (57 revocations); a bundle carrying Intel's
+  // genuine older one (44 revocations), its unsigned dates made to look newest, would un-revoke 13 PCK
+  // certificates. POST /admin/collateral/bundle answers 409 collateral.rollback; the CLI must refuse it too.
+  const up = await startPcsStandin('tdx-v5');
+  const dir = tempDir();
+  const dir2 = tempDir();
+  const server = await startTestServer({ services: 'collateral', upstreamIntel: up.url }, { dataDir: dir });
+  try {
+    assert.equal((await server.send('GET', '/sgx/certification/v4/pckcrl?ca=platform&encoding=der')).status, 200);
+    const file = join(dir2, 'bundle.json');
+    assert.equal(await main(['collateral', 'export', file, '--data-dir', dir, '--db', server.ctx.config.db]), 0);
+    assert.equal(await main(['collateral', 'import', file, '--data-dir', dir2]), 0, 'the current bundle imports');
+    assert.equal(await main(['collateral', 'import', file, '--data-dir', dir2]), 0, 'and imports again (equal is not older)');
+    type Item = { key: string; body: string; issueDate: number | null; nextUpdate: number | null };
+    const bundle = JSON.parse(readFileSync(file, 'utf8')) as { items: Item[] };
+    const crl = bundle.items.find((i) => i.key === 'sgx/pckcrl/platform')!;
+    const current = crl.body;
+    Object.assign(crl, { body: readFixture('intel', 'tdx-v4-azure-trustee', 'pck_crl.der').toString('base64'), issueDate: Date.parse('2030-01-01T00:00:00Z'), nextUpdate: Date.parse('2031-01-01T00:00:00Z') });
+    writeFileSync(file, JSON.stringify(bundle));
+    assert.equal(await main(['collateral', 'import', file, '--data-dir', dir2]), 1, 'the CLI refuses the rollback');
+    assert.equal(await main(['collateral', 'export', join(dir2, 'after.json'), '--data-dir', dir2]), 0);
+    const stored = (JSON.parse(readFileSync(join(dir2, 'after.json'), 'utf8')) as { items: Item[] }).items.find((i) => i.key === 'sgx/pckcrl/platform')!;
+    assert.equal(stored.body, current, 'the newer CRL is still the one stored');
   } finally {
     await server.stop();
     await up.close();
