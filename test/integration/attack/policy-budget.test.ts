@@ -88,6 +88,29 @@ describe('policy evaluation budget', () => {
       assert.match(r.json().error.code, /^attestation\.policy_(syntax|evaluation)$/);
     }
   });
+
+  test('a draft that issues a large claim many times is refused with attestation.policy_budget, not answered with a token of hundreds of MB', async () => {
+    // Attack (anonymous: a draft needs no credential, and attest evidence can be replayed): issuing costs one
+    // step whatever the value's size, so a policy that copies a large claim (the TEE's own runtime JSON, here
+    // ~600 KB) into hundreds of issued claims, well within the step and count budgets, has the service
+    // serialise and base64url-encode a token of hundreds of megabytes on the event loop: on main this one
+    // request answers 200 after seconds (every other request waits), and a few more rules outgrow the
+    // longest string V8 holds (a 500). The issued claims' size is now budgeted.
+    const runtime = new TextEncoder().encode(JSON.stringify({ pad: 'x'.repeat(600_000) }));
+    const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'sgx', runtimeData: runtime });
+    // d:[issuer=="AttestationService"] matches every incoming claim and is named in the action (issuer=d.type): the rule fires once per claim.
+    const copy = 'c:[type=="x-ms-runtime"] && d:[issuer=="AttestationService"] => issue(type="copy", value=c.value, issuer=d.type);';
+    const draft = `version=1.0; authorizationrules { => permit(); }; issuancerules { ${copy.repeat(20)} };`;
+    const r = await server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: { ...ev.body, draftPolicyForAttestation: draft } });
+    assert.equal(r.status, 400, `answered ${r.status} with ${(r.text.length / 1e6).toFixed(0)} MB: ${r.text.slice(0, 120)}`);
+    assert.equal(r.json().error.code, 'attestation.policy_budget');
+    assert.match(r.json().error.message, /issued claims' characters/);
+    // Issued once, the same large claim is still within the budget.
+    const once = `version=1.0; authorizationrules { => permit(); }; issuancerules { c:[type=="x-ms-runtime"] => issue(type="copy", value=c.value); };`;
+    const ok = await server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: { ...ev.body, draftPolicyForAttestation: once } });
+    assert.equal(ok.status, 200, ok.text.slice(0, 300));
+    assert.equal(JSON.parse(Buffer.from(ok.json().token.split('.')[1], 'base64url').toString()).copy.length, new TextDecoder().decode(runtime).length);
+  });
 });
 
 describe('/healthz during a burst of combinatorial drafts', () => {
