@@ -441,6 +441,17 @@ describe('evaluation budget (#14 item 3)', () => {
     assert.throws(() => evaluatePolicy(GROW, many(40), { budget: budget({ maxSteps: 1e9, maxBindings: 100 }) }), (e) => limitOf(e) === 'bindings');
   });
 
+  test("the issued claims' characters are budgeted: one large claim issued many times, or as the type, stops at the limit", () => {
+    const big = [{ type: 'big', value: 'x'.repeat(10_000) }, ...many(30)];
+    const copies = 'version=1.0; authorizationrules { => permit(); }; issuancerules { c:[type=="big"] && d:[issuer=="AttestationService"] => issue(type="copy", value=c.value, issuer=d.type); };';
+    assert.throws(() => evaluatePolicy(copies, big, { budget: budget({ maxIssuedChars: 100_000 }) }), (e) => limitOf(e) === 'issuedChars' && /issued claims' characters/.test((e as Error).message));
+    const asType = 'version=1.0; authorizationrules { => permit(); }; issuancerules { c:[type=="big"] && d:[issuer=="AttestationService"] => issue(type=c.value, value=d.type); };';
+    assert.throws(() => evaluatePolicy(asType, big, { budget: budget({ maxIssuedChars: 100_000 }) }), (e) => limitOf(e) === 'issuedChars');
+    // Within the limit (and with the default one) the same rule issues every copy.
+    assert.equal(evaluatePolicy(copies, big, { budget: budget({ maxIssuedChars: 1_000_000 }) }).issued.length, 31);
+    assert.equal(evaluatePolicy(copies, big).issued.length, 31);
+  });
+
   test('the time limit is a backstop', () => {
     assert.throws(() => evaluatePolicy(STALL, many(40), { budget: budget({ maxSteps: 1e12, maxMillis: 5 }) }), (e) => limitOf(e) === 'time');
   });

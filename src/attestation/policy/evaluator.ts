@@ -30,6 +30,12 @@ export interface EvaluationBudget {
   readonly maxClaims: number;
   /** Claims issued to the token. */
   readonly maxIssuedClaims: number;
+  /**
+   * Characters of the issued claims, types and string values together (a number or Boolean counts 8): what
+   * the policy adds to the token's size. Issuing costs one step whatever the value, so without this a few
+   * rules that copy a large claim (the TEE's runtime JSON) hundreds of times make a token of hundreds of MB.
+   */
+  readonly maxIssuedChars: number;
   /** Wall-clock backstop in milliseconds. */
   readonly maxMillis: number;
 }
@@ -38,7 +44,7 @@ export interface EvaluationBudget {
  * Generous for real policies (every policy MAA's documentation publishes takes under a hundred steps on
  * their claim sets) and small enough that one evaluation cannot hold the event loop for long.
  */
-export const DEFAULT_EVALUATION_BUDGET: EvaluationBudget = { maxSteps: 20_000, maxBindings: 2_048, maxClaims: 10_000, maxIssuedClaims: 1_000, maxMillis: 250 };
+export const DEFAULT_EVALUATION_BUDGET: EvaluationBudget = { maxSteps: 20_000, maxBindings: 2_048, maxClaims: 10_000, maxIssuedClaims: 1_000, maxIssuedChars: 4 * 1024 * 1024, maxMillis: 250 };
 
 /** Steps one new binding costs (it allocates a map per slot). */
 const BINDING_STEPS = 8;
@@ -68,8 +74,8 @@ class Meter {
   }
 }
 
-function exceeded(limit: 'steps' | 'bindings' | 'claims' | 'issuedClaims' | 'time', max: number, rule: string): never {
-  const unit = limit === 'time' ? `${max} ms` : `${max} ${limit === 'issuedClaims' ? 'issued claims' : limit}`;
+function exceeded(limit: 'steps' | 'bindings' | 'claims' | 'issuedClaims' | 'issuedChars' | 'time', max: number, rule: string): never {
+  const unit = limit === 'time' ? `${max} ms` : `${max} ${limit === 'issuedClaims' ? 'issued claims' : limit === 'issuedChars' ? "issued claims' characters" : limit}`;
   throw fail('attestation.policy_budget', `the attestation policy exceeded its evaluation budget (${unit}) at ${rule}; simplify the rule's conditions (bind claims by type)`, { limit, max, rule });
 }
 
@@ -147,6 +153,8 @@ class ClaimSet {
   readonly all: WorkingClaim[] = [];
   readonly byType = new Map<string, WorkingClaim[]>();
   readonly issued: Claim[] = [];
+  /** Characters of {@link issued} (see {@link EvaluationBudget.maxIssuedChars}). */
+  issuedChars = 0;
   readonly properties: Record<string, unknown> = {};
   readonly meter: Meter;
   constructor(meter: Meter) {
@@ -448,6 +456,8 @@ function compileAction(a: Action, slotOf: ReadonlyMap<string, number>, section: 
     set.add(t, v, issuer, s.rule);
     if (kind === 'issue' && section === 'issuance') {
       if (set.issued.length >= s.meter.budget.maxIssuedClaims) exceeded('issuedClaims', s.meter.budget.maxIssuedClaims, s.rule);
+      set.issuedChars += t.length + (typeof v === 'string' ? v.length : 8);
+      if (set.issuedChars > s.meter.budget.maxIssuedChars) exceeded('issuedChars', s.meter.budget.maxIssuedChars, s.rule);
       set.issued.push({ type: t, value: v, issuer });
     }
   };
