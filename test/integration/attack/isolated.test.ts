@@ -65,6 +65,23 @@ describe('isolated mode: every policy operation needs a registered management ke
     assert.equal(await policyText(), TEXT);
   });
 
+  test('a signed policy (as GET /policies serves it) or a signed certificate change replayed as a reset is refused, and the policy stays', async () => {
+    // Attack: a reset's JWS signs no payload, and the reset took any signed JWS. GET /policies hands every
+    // administrator (and Attestation Reader) the stored policy's JWS, signed by the management key, so an
+    // administrator without that key reset an isolated provider's policy to the default by posting it back
+    // to :reset (likewise a certificate add or remove JWS seen once). A reset is the JWS with no payload.
+    const r = await server.send('GET', '/policies/SgxEnclave?api-version=2022-08-01', { headers });
+    const served = JSON.parse(Buffer.from(r.json().token.split('.')[1], 'base64url').toString())['x-ms-policy'] as string;
+    const certChange = jws(management, { policyCertificate: { kty: 'RSA', x5c: x5cOf(management) } });
+    for (const body of [served, certChange]) {
+      const reset = await send('POST', '/policies/SgxEnclave:reset', body);
+      assert.equal(reset.status, 400, `${body.slice(0, 40)}: ${reset.text}`);
+      assert.equal(reset.json().error.code, 'attestation.policy_invalid');
+      assert.match(reset.json().error.message, /payload/);
+    }
+    assert.equal(await policyText(), TEXT);
+  });
+
   test('a set with a forged signature over a registered x5c is refused', async () => {
     const r = await send('PUT', '/policies/SgxEnclave', jws(management, { AttestationPolicy: b64url('version=1.0; authorizationrules { => permit(); };') }, { forge: true }));
     assert.equal(r.status, 400, r.text);
