@@ -527,6 +527,12 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       // The signature is checked before the signer is looked up: naming a registered certificate in
       // x5c proves nothing, only a signature that verifies with it does.
       const reset = verifyManagementJws(jws);
+      // A signed reset signs no payload (the Azure SDKs send `header..signature`). One that carries a payload is
+      // another operation's JWS (a policy as GET /policies serves it, a certificate change) replayed: its
+      // signature vouches for that operation, not for a reset.
+      if (reset.signed && reset.payloadPart !== '') {
+        throw fail('attestation.policy_invalid', 'a signed reset JWS must have an empty payload; this one carries a payload (another policy operation\'s JWS cannot reset a policy)', { field: 'payload' });
+      }
       await deps.policies.resetPolicy(type, signerCheck(reset.signed, reset.signingCertificateDer, isolated));
       policyChanged(type);
     },
