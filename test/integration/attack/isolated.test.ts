@@ -8,7 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { b64url } from '../../../src/core/bytes.js';
 import { type PolicySigner, newPolicySigner, policyManagementJws } from '../../helpers/policy-signer.js';
-import { type TestServer, startTestServer } from '../../helpers/server.js';
+import { type TestServer, startTestServer, tempDir } from '../../helpers/server.js';
 import { generateRsaKeyPair } from '../../../src/core/keygen.js';
 
 type Signer = PolicySigner;
@@ -108,5 +108,38 @@ describe('isolated mode: every policy operation needs a registered management ke
 describe('isolated mode with no management certificate', () => {
   test('refuses to start: the certificate must come from the operator, not from a bearer token', async () => {
     await assert.rejects(startTestServer({ isolated: true }), (e: { code?: string; message?: string }) => e.code === 'config.invalid' && /policy-certificate/.test(e.message ?? ''));
+  });
+});
+
+describe('a data dir that ran outside isolated mode first', () => {
+  test('a bearer token alone cannot register the first management certificate, so none carries over into isolated mode', async () => {
+    // Attack: outside isolated mode the first certificate could sign its own addition, so an administrator
+    // (a bearer token, nothing more) registered a key of their own; when the operator later restarted the
+    // same store with --isolated --policy-certificate <theirs>, that key was still registered and signed
+    // policies, and isolated mode was only as strong as the administrator credential after all.
+    const dataDir = tempDir();
+    const own = await newSigner('administrator-own');
+    const operator = await newSigner('operator');
+    const aad = await startTestServer({}, { dataDir, keepDataDir: true });
+    try {
+      const headers = { authorization: `Bearer ${await aad.adminToken()}`, 'content-type': 'text/plain' };
+      const add = await aad.send('POST', '/certificates:add?api-version=2022-08-01', { headers, body: jws(own, { policyCertificate: { kty: 'RSA', x5c: x5cOf(own) } }) });
+      assert.equal(add.status, 400, add.text);
+      assert.equal(add.json().error.code, 'attestation.policy_invalid');
+    } finally {
+      await aad.stop();
+    }
+    const isolated = await startTestServer({ isolated: true, policyCertificate: [operator.pemPath] }, { dataDir, keepDataDir: true });
+    try {
+      const headers = { authorization: `Bearer ${await isolated.adminToken()}`, 'content-type': 'text/plain' };
+      const text = 'version=1.0; authorizationrules { => permit(); };';
+      const set = await isolated.send('PUT', '/policies/SgxEnclave?api-version=2022-08-01', { headers, body: jws(own, { AttestationPolicy: b64url(text) }) });
+      assert.equal(set.status, 400, set.text);
+      assert.equal(set.json().error.code, 'attestation.policy_invalid');
+      // The operator's certificate signs, as ever.
+      assert.equal((await isolated.send('PUT', '/policies/SgxEnclave?api-version=2022-08-01', { headers, body: jws(operator, { AttestationPolicy: b64url(text) }) })).status, 200);
+    } finally {
+      await isolated.stop();
+    }
   });
 });
