@@ -179,10 +179,13 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
       // every other policy and certificate change): a signer removed first is unknown, and of two removals
       // the second sees the first's.
       const authorize = (existing: readonly Uint8Array[]) => {
-        // An existing management certificate must sign. Outside isolated mode the very first one may sign
-        // its own addition; in isolated mode the first ones come from the operator (--policy-certificate).
-        const allowed = existing.some((c) => signer.equals(c)) || (!ctx.config.isolated && existing.length === 0 && action === 'add' && signer.equals(target));
-        if (!allowed) throw fail('attestation.policy_invalid', 'the certificate-management JWS must be signed by a registered policy-management certificate');
+        // An existing management certificate must sign, in every mode: the first ones come from the operator
+        // (--policy-certificate), never from a bearer token. (A certificate that signed its own addition outside
+        // isolated mode stayed registered when the store was restarted with --isolated, and signed policies there.)
+        const allowed = existing.some((c) => signer.equals(c));
+        if (!allowed) {
+          throw fail('attestation.policy_invalid', 'the certificate-management JWS must be signed by a registered policy-management certificate (the first ones are the operator\'s: --policy-certificate)');
+        }
         // An isolated provider without a policy-management certificate could never be managed again.
         if (action === 'remove' && ctx.config.isolated && existing.length > 0 && existing.every((c) => Buffer.from(c).equals(target))) {
           throw fail('attestation.policy_invalid', 'the last policy-management certificate of an isolated provider cannot be removed; add its successor first');
