@@ -25,6 +25,9 @@ describe('upstream HTTP client deadlines, retries and limits', () => {
         res.once('close', () => clearInterval(t));
       } else if (path === '/busy') {
         res.writeHead(503).end();
+      } else if (path === '/busy-then-silent') {
+        // 503 at once the first time; later attempts get no answer at all (an upstream stalling under load).
+        if (hits.get(path) === 1) res.writeHead(503).end();
       } else if (path === '/huge') {
         res.writeHead(200, { 'content-length': String(64 << 20) });
         res.write(Buffer.alloc(1024));
@@ -79,6 +82,21 @@ describe('upstream HTTP client deadlines, retries and limits', () => {
       hits.set('/huge-chunked', 0);
       await assert.rejects(http.get(`${base}/huge-chunked`), (e: { code?: string }) => e.code === 'upstream.unavailable');
       assert.equal(hits.get('/huge-chunked'), 1);
+    } finally {
+      http.close();
+    }
+  });
+
+  test('an attempt cut by the overall deadline leaves the last answer standing', { timeout: 20_000 }, async () => {
+    // The first attempt answers 503; the retry gets no answer before the overall deadline ends it. The
+    // upstream's own answer (503) is what the caller gets, not the client's own deadline as 'unreachable'
+    // (under load the last retry of 'retries stop at the overall deadline' started with 1 ms left and did so).
+    const http = createHttpClient({ timeoutMs: 5000, overallTimeoutMs: 600, retries: 5, baseDelayMs: 20, maxDelayMs: 20 });
+    try {
+      hits.set('/busy-then-silent', 0);
+      const r = await http.get(`${base}/busy-then-silent`);
+      assert.equal(r.status, 503);
+      assert.equal(hits.get('/busy-then-silent'), 2);
     } finally {
       http.close();
     }
