@@ -113,7 +113,10 @@ export function createHttpClient(options: HttpClientOptions = {}): HttpClient {
         lastAnswer = { ...r, attempts: attempt };
       } catch (e) {
         lastError = e;
-        lastAnswer = undefined;
+        // An attempt cut by the overall deadline (its timer may fire a few ms early) says nothing new of the
+        // upstream: the last answer stands.
+        // One that failed with time left (refused, reset, its own timeout) is the upstream's latest state.
+        if (Date.now() < end - 10) lastAnswer = undefined;
         // An oversized answer will be oversized again: not retried.
         if (attempt > maxRetries || (e as { detail?: { reason?: string } }).detail?.reason === 'too_large') break;
       }
