@@ -261,6 +261,23 @@ describe('evaluateReleasePolicy: operators', () => {
     assert.equal(evaluateReleasePolicy(q, claims, 'https://maa.example').released, false);
   });
 
+  test('a top-level claim named like a dotted path does not shadow the nested claim it names', () => {
+    // An attestation policy may issue a claim of any name, 'x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable' too,
+    // while the service sets the nested x-ms-isolation-tee object from the evidence, where a policy cannot
+    // override it: the evidence's value decides; the whole-name key only where the path names nothing nested.
+    const shadowed = {
+      'x-ms-isolation-tee': { 'x-ms-sevsnpvm-is-debuggable': true },
+      'x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable': false,
+      'flat.only': 'yes',
+    };
+    const p = parseReleasePolicy(simple([{ claim: 'x-ms-isolation-tee.x-ms-sevsnpvm-is-debuggable', equals: 'false' }]));
+    const d = evaluateReleasePolicy(p, shadowed, 'https://maa.example');
+    assert.equal(d.released, false);
+    assert.equal(failuresOf(d)[0]?.actual, true);
+    const q = parseReleasePolicy(simple([{ claim: 'flat.only', equals: 'yes' }]));
+    assert.equal(evaluateReleasePolicy(q, shadowed, 'https://maa.example').released, true);
+  });
+
   test('nested anyOf/allOf: every failed clause is reported', () => {
     const p = parseReleasePolicy(
       simple([
