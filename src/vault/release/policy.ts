@@ -353,12 +353,16 @@ export type ReleaseDecision =
   | { readonly released: true; readonly authority: string; readonly trace: TraceNode }
   | { readonly released: false; readonly failures: readonly ClauseFailure[]; readonly trace: TraceNode };
 
-/** Looks up a dotted claim path: objects only, no array traversal (GRAM). Null counts as absent. */
+/**
+ * Looks up a dotted claim path: objects only, no array traversal (GRAM). Null counts as absent. The nested
+ * claim the path names decides where there is one (the attestation service sets x-ms-isolation-tee,
+ * x-ms-runtime and the like from the evidence, and a policy cannot override them); a top-level key of the
+ * whole name, which any attestation policy can issue, only where the path names nothing nested.
+ */
 export function lookupClaim(claims: Readonly<Record<string, unknown>>, path: string): unknown {
-  if (Object.hasOwn(claims, path)) return claims[path] ?? undefined;
   let cur: unknown = claims;
   for (const seg of path.split('.')) {
-    if (!isObject(cur) || !Object.hasOwn(cur, seg)) return undefined;
+    if (!isObject(cur) || !Object.hasOwn(cur, seg)) return Object.hasOwn(claims, path) ? (claims[path] ?? undefined) : undefined;
     cur = cur[seg];
   }
   return cur ?? undefined;
