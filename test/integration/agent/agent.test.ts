@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { attestAndRelease, decodeToken, getAccessToken, simSource } from '../../../src/sdk/index.js';
 import { conclave } from '../../helpers/cli.js';
+import { httpsClient } from '../../helpers/https.js';
 import { type TestServer, startTestServer, tempDir } from '../../helpers/server.js';
 import { type AgentProcess, agentCall, createReleasableKey, runCli, spawnAgent } from './helpers.js';
 
@@ -97,6 +99,31 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
     assert.equal(jwk.kty, 'RSA');
     assert.equal(jwk.n, publicKey.n, 'the released key is the vault key');
     assert.equal(typeof jwk.d, 'string');
+  });
+
+  test('--require-inclusion: the key leaves the agent only with its release proven in the log under the pinned --log-key', async () => {
+    const logKey = join(tempDir(), 'log-key.pem');
+    writeFileSync(logKey, (await httpsClient(server.url, server.caPath)('GET', '/log/key')).json().publicKey as string);
+    const otherKey = join(tempDir(), 'other-log-key.pem');
+    writeFileSync(otherKey, generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'pem', type: 'spki' }) as string);
+    const common = ['--source', 'sim', '--data-dir', server.dataDir, '--ca', server.caPath, '--release-trust', server.caPath, '--attestation-url', server.url, '--vault-url', server.url, '--credential-file', credentialFile];
+    const pinned = await spawnAgent([...common, '--require-inclusion', '--log-key', logKey]);
+    const wrong = await spawnAgent([...common, '--require-inclusion', '--log-key', otherKey]);
+    try {
+      const ok = await agentCall(pinned.url, 'POST', '/key/release', { kid: 'skr-test' });
+      assert.equal(ok.status, 200, JSON.stringify(ok.json));
+      assert.equal((JSON.parse(ok.json.key as string) as { n?: string }).n, publicKey.n);
+      // Heads signed by another key than the pinned one: no key leaves, and the answer says why.
+      const refused = await agentCall(wrong.url, 'POST', '/key/release', { kid: 'skr-test' });
+      assert.equal(refused.status, 403);
+      assert.match(String(refused.json.error), /\(log\.[a-z_]+\)/);
+      assert.equal(refused.json.key, undefined);
+    } finally {
+      await pinned.stop();
+      await wrong.stop();
+    }
+    const noKeyFile = await runCli(['agent', '--port', '0', ...common, '--require-inclusion', '--log-key', join(tempDir(), 'missing.pem')]);
+    assert.equal(noKeyFile.code, 2, noKeyFile.stderr);
   });
 
   test("POST /key/release with the caller's own access_token (a client's JWT: RFC 6750 characters) releases the key", async () => {
