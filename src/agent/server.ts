@@ -38,6 +38,13 @@ export interface AgentOptions {
   readonly ca?: CaInput;
   readonly trustStore?: string | readonly string[];
   readonly allowSelfSignedReleaseCert?: boolean;
+  /**
+   * Hand a released key out only once its release is proven in the vault's transparency log (the SDK's
+   * attestAndRelease requireInclusion): its entry names the key and token, its inclusion proof verifies
+   * against a head signed by `logKey` (PEM; fetched from the vault's GET /log/key when unset).
+   */
+  readonly requireInclusion?: boolean;
+  readonly logKey?: string;
   /** TEE asked of multi-TEE sources (sim); the sidecar speaks SEV-SNP. */
   readonly tee?: Tee;
   /** The host's GPUs, attested with the CPU (composite attestation) on /attest/maa and /key/release. */
@@ -262,8 +269,9 @@ export async function startAgent(opts: AgentOptions): Promise<RunningAgent> {
         ...(opts.ca !== undefined ? { ca: opts.ca } : {}),
         ...(opts.trustStore !== undefined ? { trustStore: opts.trustStore } : {}),
         ...(opts.allowSelfSignedReleaseCert !== undefined ? { allowSelfSignedReleaseCert: opts.allowSelfSignedReleaseCert } : {}),
+        ...(opts.requireInclusion ? { requireInclusion: true, ...(opts.logKey !== undefined ? { logKey: opts.logKey } : {}) } : {}),
       });
-      log('key released', { kid, kty: released.jwk.kty });
+      log('key released', { kid, kty: released.jwk.kty, ...(released.inclusion ? { leafIndex: released.inclusion.leafIndex } : {}) });
       return [200, { key: JSON.stringify(released.jwk) }];
     },
   };

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
@@ -27,6 +27,8 @@ interface AgentFlags {
   authTokenFile?: string;
   releaseTrust?: string;
   allowSelfSignedReleaseCert?: boolean;
+  requireInclusion?: boolean;
+  logKey?: string;
   tsmRoot?: string;
   securityContextDir?: string;
   collateralUrl?: string;
@@ -100,6 +102,8 @@ export function registerAgent(program: Command): void {
     .option('--token-endpoint <url>', 'OAuth2 token endpoint for the client credential')
     .option('--release-trust <file>', 'PEM CA certificate(s) the release JWS x5c chain must end in')
     .option('--allow-self-signed-release-cert', 'accept a self-signed release signer (a Conclave data dir from before its local CA issued release certificates); requires a pinned --ca')
+    .option('--require-inclusion', "hand a released key out only once its release is proven in the vault's transparency log (docs/audit.md)")
+    .option('--log-key <file>', 'with --require-inclusion: PEM public key the log heads must be signed by (else fetched from the vault on each release)')
     .option('--auth-token-file <file>', 'write a fresh random token here (0600) at start; every request must send Authorization: Bearer <token>')
     .option('--tsm-root <dir>', 'configfs-tsm report directory', '/sys/kernel/config/tsm/report')
     .option('--security-context-dir <dir>', 'Azure confidential containers: the UVM security context (UVM endorsement, THIM certificates) sent with SEV-SNP evidence (default: $UVM_SECURITY_CONTEXT_DIR)')
@@ -123,6 +127,16 @@ export function registerAgent(program: Command): void {
           trustStore = readFileSync(flags.releaseTrust, 'utf8');
         } catch {
           throw new CliError(`cannot read ${flags.releaseTrust}`, undefined, 2);
+        }
+      }
+      let logKey: string | undefined;
+      if (flags.logKey) {
+        if (!flags.requireInclusion) throw new CliError('--log-key goes with --require-inclusion', undefined, 2);
+        try {
+          logKey = readFileSync(flags.logKey, 'utf8');
+          createPublicKey(logKey);
+        } catch {
+          throw new CliError(`cannot read a PEM public key from ${flags.logKey}`, undefined, 2);
         }
       }
       if (flags.allowSelfSignedReleaseCert && !flags.ca) throw new CliError('--allow-self-signed-release-cert requires --ca', 'pin the CA of the vault you trust; a self-signed release signer is only as good as the TLS pin', 2);
@@ -159,6 +173,7 @@ export function registerAgent(program: Command): void {
         ...(ca ? { ca } : {}),
         ...(trustStore ? { trustStore } : {}),
         ...(flags.allowSelfSignedReleaseCert ? { allowSelfSignedReleaseCert: true } : {}),
+        ...(flags.requireInclusion ? { requireInclusion: true, ...(logKey !== undefined ? { logKey } : {}) } : {}),
         log: (line, fields) => process.stderr.write(`${new Date().toISOString()} ${line}${fields ? ` ${JSON.stringify(fields)}` : ''}\n`),
       });
       printResult(

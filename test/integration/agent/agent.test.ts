@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { attestAndRelease, decodeToken, getAccessToken, simSource } from '../../../src/sdk/index.js';
+import { generateEcKeyPair } from '../../../src/core/keygen.js';
 import { conclave } from '../../helpers/cli.js';
 import { httpsClient } from '../../helpers/https.js';
 import { type TestServer, startTestServer, tempDir } from '../../helpers/server.js';
@@ -105,7 +105,7 @@ describe('conclave agent (SKR sidecar API) and SDK against a simulated server', 
     const logKey = join(tempDir(), 'log-key.pem');
     writeFileSync(logKey, (await httpsClient(server.url, server.caPath)('GET', '/log/key')).json().publicKey as string);
     const otherKey = join(tempDir(), 'other-log-key.pem');
-    writeFileSync(otherKey, generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'pem', type: 'spki' }) as string);
+    writeFileSync(otherKey, generateEcKeyPair('P-256').publicKey.export({ format: 'pem', type: 'spki' }) as string);
     const common = ['--source', 'sim', '--data-dir', server.dataDir, '--ca', server.caPath, '--release-trust', server.caPath, '--attestation-url', server.url, '--vault-url', server.url, '--credential-file', credentialFile];
     const pinned = await spawnAgent([...common, '--require-inclusion', '--log-key', logKey]);
     const wrong = await spawnAgent([...common, '--require-inclusion', '--log-key', otherKey]);
