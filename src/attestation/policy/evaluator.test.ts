@@ -452,6 +452,24 @@ describe('evaluation budget (#14 item 3)', () => {
     assert.equal(evaluatePolicy(copies, big).issued.length, 31);
   });
 
+  test('a JmesPath query that doubles its document at every pipe is budgeted (compare, serialise, to_string, flatten), not run to the end', () => {
+    // Attack (anonymous, in a draft): the JMESPath interpreter did no metered work, and a call cost steps by its
+    // arguments' size only. "[@,@] | [@,@] | …" is a value of 2^n paths to one document: comparing two of them
+    // visits every path (n = 40 held the event loop for hours), serialising one as JmesPath's result (or
+    // to_string) writes every path, and flattening one allocates every path.
+    const doubling = (n: number) => Array.from({ length: n }, () => '[@,@]').join(' | ');
+    const call = (query: string) => `version=1.2; authorizationrules { => permit(); }; issuancerules { => issue(type="n", value=JmesPath("{}", "${query}")); };`;
+    const compare = call(`[${doubling(26)}, ${doubling(26)}] | [0] == [1]`);
+    const serialise = call(doubling(22));
+    const stringified = call(`length(to_string(${doubling(22)}))`);
+    const flatten = call(`${doubling(21)}${'[]'.repeat(21)} | length(@)`);
+    for (const policy of [compare, serialise, stringified, flatten]) {
+      assert.throws(() => evaluatePolicy(policy, []), (e) => ['steps', 'time'].includes(String(limitOf(e))), policy.slice(90, 160));
+    }
+    // A query of ordinary size still answers.
+    assert.deepEqual(evaluatePolicy(call(`${doubling(3)} | length(@)`), []).issued.map((c) => c.value), ['2']);
+  });
+
   test('the time limit is a backstop', () => {
     assert.throws(() => evaluatePolicy(STALL, many(40), { budget: budget({ maxSteps: 1e12, maxMillis: 5 }) }), (e) => limitOf(e) === 'time');
   });

@@ -89,6 +89,16 @@ describe('policy evaluation budget', () => {
     }
   });
 
+  test('a draft whose JmesPath query doubles its document at every pipe is refused with attestation.policy_budget', async () => {
+    // Attack (anonymous): the JMESPath interpreter did unmetered work. Comparing two "[@,@] | [@,@] | …" chains
+    // visits 2^n paths: n = 26 takes about a second on main, n = 40 holds the event loop for hours.
+    const doubling = Array.from({ length: 26 }, () => '[@,@]').join(' | ');
+    const a = attestBody(server, `version=1.2; authorizationrules { => permit(); }; issuancerules { => issue(type="n", value=JmesPath("{}", "[${doubling}, ${doubling}] | [0] == [1]")); };`);
+    const r = await server.send('POST', a.path, { body: a.body });
+    assert.equal(r.status, 400, r.text.slice(0, 300));
+    assert.equal(r.json().error.code, 'attestation.policy_budget');
+  });
+
   test('a draft that issues a large claim many times is refused with attestation.policy_budget, not answered with a token of hundreds of MB', async () => {
     // Attack (anonymous: a draft needs no credential, and attest evidence can be replayed): issuing costs one
     // step whatever the value's size, so a policy that copies a large claim (the TEE's own runtime JSON, here
