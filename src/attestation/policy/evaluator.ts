@@ -66,6 +66,12 @@ class Meter {
     if (performance.now() - this.started > this.budget.maxMillis) exceeded('time', this.budget.maxMillis, rule);
   }
 
+  /** Work a function did beyond its arguments (a JmesPath query's operations, in units of WORK_UNIT): the clock is read every time. */
+  work(rule: string, n: number): void {
+    this.step(rule, n);
+    if (performance.now() - this.started > this.budget.maxMillis) exceeded('time', this.budget.maxMillis, rule);
+  }
+
   step(rule: string, n = 1): void {
     this.steps += n;
     if (this.steps > this.budget.maxSteps) exceeded('steps', this.budget.maxSteps, rule);
@@ -434,7 +440,7 @@ function compileExpression(e: Expression, slotOf: ReadonlyMap<string, number>, i
       return (s) => {
         const values = args.map((a) => a(s));
         s.meter.call(s.rule, values);
-        return callFunction(name, values);
+        return callFunction(name, values, (n) => s.meter.work(s.rule, n));
       };
     }
   }

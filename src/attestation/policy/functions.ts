@@ -1,7 +1,7 @@
 import { fail } from '../../core/errors.js';
 import { MAX_JSON_DEPTH, jsonTextTooDeep } from '../../core/json.js';
 import type { ClaimValue } from './ast.js';
-import { searchJmesPath } from './jmespath.js';
+import { type Charge, searchJmesPath, serialiseJmesValue } from './jmespath.js';
 
 /**
  * A value during evaluation: a single claim value, a set (from `JsonToClaimValue` of a JSON array or a
@@ -52,16 +52,19 @@ function primitive(fn: string, v: unknown): ClaimValue {
   return evaluationError(fn, 'objects and nested arrays are not claim values');
 }
 
-/** Runs a 1.2 function on already evaluated arguments. */
-export function callFunction(name: string, args: readonly EvalValue[]): EvalValue {
+/**
+ * Runs a 1.2 function on already evaluated arguments. `charge` meters the work of a JmesPath query beyond its
+ * arguments' size (see {@link Charge}); the evaluator charges it to its step budget.
+ */
+export function callFunction(name: string, args: readonly EvalValue[], charge?: Charge): EvalValue {
   switch (name) {
     case 'JmesPath': {
       const json = single(name, args[0]!, 'the JSON argument');
       const query = single(name, args[1]!, 'the query argument');
       if (typeof json !== 'string' || json === '') evaluationError(name, 'the first argument must be a non-empty JSON string');
       if (typeof query !== 'string' || query === '') evaluationError(name, 'the second argument must be a non-empty query string');
-      const result = searchJmesPath(parseJson(name, json), query);
-      return JSON.stringify(result === undefined ? null : result);
+      const result = searchJmesPath(parseJson(name, json), query, charge);
+      return serialiseJmesValue(result === undefined ? null : result, charge);
     }
     case 'JsonToClaimValue': {
       const json = single(name, args[0]!, 'the argument');

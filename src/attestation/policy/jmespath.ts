@@ -7,20 +7,85 @@ import { fail } from '../../core/errors.js';
  * functions that take no expression references. `equals_ignore_case(a, b)` is an MAA addition used in
  * Microsoft's TPM sample policies (tpm-attestation-sample-policies, ELAM rule).
  */
-export function searchJmesPath(data: unknown, query: string): unknown {
+export function searchJmesPath(data: unknown, query: string, charge: Charge = standaloneCharge()): unknown {
   let ast = astCache.get(query);
   if (ast === undefined) {
     ast = new JmesParser(lex(query)).parse();
     if (astCache.size > 1024) astCache.clear();
     astCache.set(query, ast);
   }
+  const w = new Work(charge);
   try {
-    return interpret(ast, data);
+    return interpret(ast, data, w);
   } catch (e) {
     // A long chain (a.a.a…) nests without recursion in the parser but recurses here.
     if (e instanceof RangeError) queryError('the expression or the document nests too deeply');
     throw e;
   }
+}
+
+/**
+ * Charges a query's work, in units of {@link WORK_UNIT} operations (a node visited, compared or serialised, an
+ * element copied, {@link CHARS_PER_OP} characters): the policy evaluator charges them to its step budget. Without
+ * it a value that is small to build is huge to walk: "[@,@] | [@,@] | …" holds 2^n paths to one document, and
+ * comparing, serialising or flattening it visits every path.
+ */
+export type Charge = (units: number) => void;
+
+/** Operations per unit charged. */
+export const WORK_UNIT = 256;
+/** Characters of a string counted as one operation where a string is copied or serialised. */
+const CHARS_PER_OP = 8;
+/** The limit of a query run outside a policy evaluation (whose budget is the evaluator's). */
+const STANDALONE_UNITS = 20_000;
+
+function standaloneCharge(): Charge {
+  let units = 0;
+  return (n) => {
+    units += n;
+    if (units > STANDALONE_UNITS) throw fail('attestation.policy_budget', `JmesPath: the query exceeded its work limit (${STANDALONE_UNITS * WORK_UNIT} operations)`, { limit: 'steps', function: 'JmesPath' });
+  };
+}
+
+class Work {
+  private ops = 0;
+  private readonly charge: Charge;
+  constructor(charge: Charge) {
+    this.charge = charge;
+  }
+  add(n: number): void {
+    this.ops += n;
+    if (this.ops >= WORK_UNIT) {
+      const units = Math.floor(this.ops / WORK_UNIT);
+      this.ops -= units * WORK_UNIT;
+      this.charge(units);
+    }
+  }
+  chars(s: string): void {
+    this.add(1 + Math.floor(s.length / CHARS_PER_OP));
+  }
+}
+
+/** JSON.stringify of a query's value, its every node charged first (a value shares nodes, its text does not). */
+export function serialiseJmesValue(v: unknown, charge: Charge = standaloneCharge()): string {
+  return serialise(v, new Work(charge));
+}
+
+function serialise(v: unknown, w: Work): string {
+  const walk = (x: unknown): void => {
+    if (typeof x === 'string') {
+      w.chars(x);
+      return;
+    }
+    w.add(1);
+    if (Array.isArray(x)) for (const e of x) walk(e);
+    else if (isObject(x)) for (const [k, e] of Object.entries(x)) {
+      w.chars(k);
+      walk(e);
+    }
+  };
+  walk(v);
+  return JSON.stringify(v);
 }
 
 /** How deeply a JMESPath expression may nest. */
@@ -374,12 +439,13 @@ function truthy(v: unknown): boolean {
   return true;
 }
 
-function deepEqual(a: unknown, b: unknown): boolean {
+function deepEqual(a: unknown, b: unknown, w: Work): boolean {
+  w.add(1);
   if (a === b) return true;
-  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => deepEqual(x, b[i]));
+  if (Array.isArray(a) && Array.isArray(b)) return a.length === b.length && a.every((x, i) => deepEqual(x, b[i], w));
   if (isObject(a) && isObject(b)) {
     const ka = Object.keys(a);
-    return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k]));
+    return ka.length === Object.keys(b).length && ka.every((k) => Object.hasOwn(b, k) && deepEqual(a[k], b[k], w));
   }
   return false;
 }
@@ -401,7 +467,8 @@ function sliceOf(arr: unknown[], start: number | null, stop: number | null, step
   return out;
 }
 
-function interpret(n: Node, v: unknown): unknown {
+function interpret(n: Node, v: unknown, w: Work): unknown {
+  w.add(1);
   switch (n.k) {
     case 'field':
       return isObject(v) ? (Object.hasOwn(v, n.name) ? v[n.name] : null) : null;
@@ -410,8 +477,8 @@ function interpret(n: Node, v: unknown): unknown {
     case 'literal':
       return n.v;
     case 'sub': {
-      const l = interpret(n.l, v);
-      return l === null ? null : interpret(n.r, l);
+      const l = interpret(n.l, v, w);
+      return l === null ? null : interpret(n.r, l, w);
     }
     case 'index': {
       if (!Array.isArray(v)) return null;
@@ -419,61 +486,67 @@ function interpret(n: Node, v: unknown): unknown {
       return i >= 0 && i < v.length ? v[i] : null;
     }
     case 'slice':
-      return Array.isArray(v) ? sliceOf(v, n.start, n.stop, n.step) : null;
+      if (!Array.isArray(v)) return null;
+      w.add(v.length);
+      return sliceOf(v, n.start, n.stop, n.step);
     case 'project': {
-      const base = interpret(n.l, v);
+      const base = interpret(n.l, v, w);
       if (!Array.isArray(base)) return null;
-      return collect(base, n.r);
+      return collect(base, n.r, w);
     }
     case 'valueProject': {
-      const base = interpret(n.l, v);
+      const base = interpret(n.l, v, w);
       if (!isObject(base)) return null;
-      return collect(Object.values(base), n.r);
+      w.add(Object.keys(base).length);
+      return collect(Object.values(base), n.r, w);
     }
     case 'flatten': {
-      const base = interpret(n.l, v);
+      const base = interpret(n.l, v, w);
       if (!Array.isArray(base)) return null;
       const out: unknown[] = [];
       for (const e of base) {
-        if (Array.isArray(e)) out.push(...e);
-        else out.push(e);
+        if (Array.isArray(e)) {
+          w.add(e.length);
+          for (const x of e) out.push(x);
+        } else out.push(e);
       }
       return out;
     }
     case 'filter': {
-      const base = interpret(n.l, v);
+      const base = interpret(n.l, v, w);
       if (!Array.isArray(base)) return null;
       return collect(
-        base.filter((e) => truthy(interpret(n.cond, e))),
+        base.filter((e) => truthy(interpret(n.cond, e, w))),
         n.r,
+        w,
       );
     }
     case 'pipe':
-      return interpret(n.r, interpret(n.l, v));
+      return interpret(n.r, interpret(n.l, v, w), w);
     case 'or': {
-      const l = interpret(n.l, v);
-      return truthy(l) ? l : interpret(n.r, v);
+      const l = interpret(n.l, v, w);
+      return truthy(l) ? l : interpret(n.r, v, w);
     }
     case 'and': {
-      const l = interpret(n.l, v);
-      return truthy(l) ? interpret(n.r, v) : l;
+      const l = interpret(n.l, v, w);
+      return truthy(l) ? interpret(n.r, v, w) : l;
     }
     case 'not':
-      return !truthy(interpret(n.e, v));
+      return !truthy(interpret(n.e, v, w));
     case 'cmp': {
-      const l = interpret(n.l, v);
-      const r = interpret(n.r, v);
-      if (n.op === '==') return deepEqual(l, r);
-      if (n.op === '!=') return !deepEqual(l, r);
+      const l = interpret(n.l, v, w);
+      const r = interpret(n.r, v, w);
+      if (n.op === '==') return deepEqual(l, r, w);
+      if (n.op === '!=') return !deepEqual(l, r, w);
       if (typeof l !== 'number' || typeof r !== 'number') return null;
       return n.op === '<' ? l < r : n.op === '<=' ? l <= r : n.op === '>' ? l > r : l >= r;
     }
     case 'list':
-      return v === null ? null : n.items.map((e) => interpret(e, v));
+      return v === null ? null : n.items.map((e) => interpret(e, v, w));
     case 'hash': {
       if (v === null) return null;
       const out: Record<string, unknown> = {};
-      for (const [k, e] of n.pairs) out[k] = interpret(e, v);
+      for (const [k, e] of n.pairs) out[k] = interpret(e, v, w);
       return out;
     }
     case 'expref':
@@ -481,15 +554,16 @@ function interpret(n: Node, v: unknown): unknown {
     case 'call':
       return callBuiltin(
         n.name,
-        n.args.map((a) => interpret(a, v)),
+        n.args.map((a) => interpret(a, v, w)),
+        w,
       );
   }
 }
 
-function collect(items: unknown[], rhs: Node): unknown[] {
+function collect(items: unknown[], rhs: Node, w: Work): unknown[] {
   const out: unknown[] = [];
   for (const e of items) {
-    const r = interpret(rhs, e);
+    const r = interpret(rhs, e, w);
     if (r !== null && r !== undefined) out.push(r);
   }
   return out;
@@ -505,8 +579,14 @@ function arity(name: string, args: unknown[], n: number): void {
   if (args.length !== n) queryError(`${name}() takes ${n} argument(s)`);
 }
 
-function callBuiltin(name: string, args: unknown[]): unknown {
+function callBuiltin(name: string, args: unknown[], w: Work): unknown {
   const [a, b] = args;
+  // Each builtin's work grows with its arguments: strings by their length, arrays and objects by their members.
+  for (const x of args) {
+    if (typeof x === 'string') w.chars(x);
+    else if (Array.isArray(x)) w.add(x.length);
+    else if (isObject(x)) w.add(Object.keys(x).length);
+  }
   switch (name) {
     case 'length':
       arity(name, args, 1);
@@ -520,7 +600,7 @@ function callBuiltin(name: string, args: unknown[]): unknown {
     case 'contains':
       arity(name, args, 2);
       if (typeof a === 'string') return typeof b === 'string' && a.includes(b);
-      if (Array.isArray(a)) return a.some((x) => deepEqual(x, b));
+      if (Array.isArray(a)) return a.some((x) => deepEqual(x, b, w));
       return queryError('contains() needs a string or array');
     case 'starts_with':
     case 'ends_with':
@@ -537,7 +617,7 @@ function callBuiltin(name: string, args: unknown[]): unknown {
       return typeOf(a);
     case 'to_string':
       arity(name, args, 1);
-      return typeof a === 'string' ? a : JSON.stringify(a);
+      return typeof a === 'string' ? a : serialise(a, w);
     case 'to_number': {
       arity(name, args, 1);
       if (typeof a === 'number') return a;
@@ -557,6 +637,9 @@ function callBuiltin(name: string, args: unknown[]): unknown {
     case 'join':
       arity(name, args, 2);
       if (typeof a !== 'string' || !Array.isArray(b) || !b.every((x) => typeof x === 'string')) return queryError('join() needs a string and an array of strings');
+      // The result repeats the separator between every pair: charged by the text it writes.
+      for (const x of b as string[]) w.chars(x);
+      w.add(Math.floor((a.length * b.length) / CHARS_PER_OP));
       return b.join(a);
     case 'sum':
     case 'max':
@@ -568,6 +651,7 @@ function callBuiltin(name: string, args: unknown[]): unknown {
       const strs = a.every((x) => typeof x === 'string');
       if (!nums && !strs) return queryError(`${name}() needs an array of numbers or of strings`);
       if (name === 'sum') return nums ? (a as number[]).reduce((s, x) => s + x, 0) : queryError('sum() needs numbers');
+      w.add(a.length * Math.ceil(Math.log2(a.length + 1)));
       const sorted = [...(a as (number | string)[])].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
       if (name === 'sort') return sorted;
       if (sorted.length === 0) return null;
