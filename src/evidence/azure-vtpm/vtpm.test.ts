@@ -165,14 +165,13 @@ describe('vTPM evidence with a boot event log (fake TPM)', () => {
     assert.equal(r2.boot?.complete, false, 'PCR 12 was not quoted: the debug flags cannot vouch');
   });
 
+  /** A SIPA event turning the kernel debugger on (OSKERNELDEBUG, 4-byte size 1, value 1), as Windows measures it into PCR 12. */
+  const sipa = Buffer.concat([Buffer.from([0x01, 0x00, 0x05, 0x00]), Buffer.from([1, 0, 0, 0]), Buffer.from([1])]);
+
   test('attack: a quoted PCR whose boot configuration events were left out of the log does not yield "no debugger"', () => {
     // A Windows VM boots with the kernel debugger on (a SIPA OSKERNELDEBUG event in PCR 12) and sends a log
     // without PCR 12's events: PCR 12 is quoted but does not replay, and the log shows no debugger.
     const tpm = fakeTpm().bootLinux(true);
-    const sipa = Buffer.alloc(9);
-    sipa.writeUInt32LE(0x00050001, 0); // OSKERNELDEBUG
-    sipa.writeUInt32LE(1, 4);
-    sipa[8] = 1; // on
     tpm.extend(12, new Uint8Array(createHash('sha256').update(sipa).digest()));
     const q = tpm.quote([0, 1, 2, 3, 4, 5, 6, 7, 12]);
     const r = verifyVtpmEvidence({ hclAkPub: tpm.akJwk(), quote: q, eventLog: tpm.eventLog() });
@@ -202,10 +201,6 @@ describe('vTPM evidence with a boot event log (fake TPM)', () => {
     // Windows machine booted with the kernel debugger on quotes PCRs 0-7 in SHA-256 and PCR 12 in SHA-1 only,
     // and sends a log without PCR 12's events. The log is replayed in SHA-256, where PCR 12 is not quoted.
     const tpm = fakeTpm().bootLinux(true);
-    const sipa = Buffer.alloc(9);
-    sipa.writeUInt32LE(0x00050001, 0); // OSKERNELDEBUG
-    sipa.writeUInt32LE(1, 4);
-    sipa[8] = 1; // on
     tpm.extend(12, new Uint8Array(createHash('sha256').update(sipa).digest()));
     const sha1Pcr12 = new Uint8Array(createHash('sha1').update(Buffer.alloc(20)).update(createHash('sha1').update(sipa).digest()).digest());
     const boot = [0, 1, 2, 3, 4, 5, 6, 7];
