@@ -1,6 +1,6 @@
 import { fail } from '../../core/errors.js';
-import { type Certificate, isIssuedBy, parseCertificate, parseCrl, pemToDer, publicKeyOf, verifyChain, verifyCrlSignature } from '../../core/x509.js';
-import { splitSignedResponse, topLevelMembers, verifyP256 } from '../../evidence/dcap/signed-json.js';
+import { type Certificate, parseCertificate, parseCrl, pemToDer, publicKeyOf, verifyChain, verifyCrlSignature } from '../../core/x509.js';
+import { requireTcbSigner, splitSignedResponse, topLevelMembers, verifyP256 } from '../../evidence/dcap/signed-json.js';
 import { AMD_PRODUCTS, AMD_ROOTS, type AmdProduct } from '../../evidence/snp/roots.js';
 import { INTEL_SGX_ROOT_CA } from '../../evidence/dcap/roots.js';
 import { type CollateralItem, SIGNED_JSON_MEMBER } from './item.js';
@@ -27,9 +27,6 @@ export interface CollateralAnchors {
   readonly intelRoot?: Certificate;
 }
 
-/** The subject CN of Intel's TCB signing certificate (PCS issuer chains of TCB info and identities). */
-const TCB_SIGNING_CN = 'Intel SGX TCB Signing';
-
 function intelChain(item: CollateralItem, root: Certificate): Certificate[] {
   const pem = item.meta.issuerChain;
   if (!pem) throw fail('collateral.chain_invalid', 'issuer chain is missing');
@@ -48,13 +45,9 @@ function check(item: CollateralItem, intelRoot: Certificate): void {
   const at = { at: new Date(item.fetchedAt), enforceValidity: false, code: 'collateral.chain_invalid' } as const;
   const member = SIGNED_JSON_MEMBER[item.kind];
   if (member) {
-    const leaf = intelChain(item, intelRoot)[0]!;
-    // Intel signs TCB info, identities and evaluation numbers with its TCB signing key, issued by the root
-    // itself: any other certificate under the root (a platform's PCK certificate, whose key lives in the
-    // platform) is no signer of them (Intel QVL: the TCB signing chain's leaf subject is TCB_SUBJECT).
-    if (leaf.subjectCN !== TCB_SIGNING_CN || leaf.isCA || !isIssuedBy(leaf, intelRoot)) {
-      throw fail('collateral.chain_invalid', `${member} is signed by "${leaf.subjectCN ?? '?'}", not by the ${TCB_SIGNING_CN} certificate the root issues`, { signer: leaf.subjectCN });
-    }
+    const chain = intelChain(item, intelRoot);
+    requireTcbSigner(chain, intelRoot, member);
+    const leaf = chain[0]!;
     let signed: Uint8Array;
     let signature: Uint8Array;
     if (member === 'tcbEvaluationDataNumbers') {

@@ -1,5 +1,7 @@
 import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
+import { equalBytes } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
+import type { Certificate } from '../../core/x509.js';
 
 /**
  * Intel signs the exact bytes of the `tcbInfo` / `enclaveIdentity` member value of a PCS response
@@ -100,5 +102,22 @@ export function verifyP256(key: KeyObject, data: Uint8Array, signature: Uint8Arr
     return cryptoVerify('sha256', data, { key, dsaEncoding: 'ieee-p1363' }, signature);
   } catch {
     return false;
+  }
+}
+
+/** The subject CN of Intel's TCB signing certificate, the one signer of TCB info, identities and TCB evaluation data numbers. */
+export const TCB_SIGNING_CN = 'Intel SGX TCB Signing';
+
+/**
+ * Intel signs TCB info, identities and TCB evaluation data numbers with its TCB signing certificate, which
+ * the root issues itself: not with any certificate under the root (a platform's PCK certificate, whose key
+ * lives in the platform). Intel QVL checks the TCB signing chain's leaf subject likewise. `chain`: the
+ * issuer chain, already verified to `root`, leaf first, with or without the root at its end.
+ */
+export function requireTcbSigner(chain: readonly Certificate[], root: Certificate, what: string): void {
+  const below = chain.filter((c) => !equalBytes(c.der, root.der));
+  const leaf = below[0] ?? chain[0]!;
+  if (below.length !== 1 || leaf.subjectCN !== TCB_SIGNING_CN || leaf.isCA || !equalBytes(leaf.issuer, root.subject)) {
+    throw fail('collateral.chain_invalid', `${what} is signed by "${leaf.subjectCN ?? '?'}", not by the ${TCB_SIGNING_CN} certificate the root issues`, { what, signer: leaf.subjectCN });
   }
 }

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { QuoteCollateral } from './collateral.js';
 import { type PckSgxExtension, parsePckSgxExtension } from './pck-extension.js';
-import { verifyP256 } from './signed-json.js';
+import { requireTcbSigner, verifyP256 } from './signed-json.js';
 import { type SignatureCheck, type SignatureJob, checkSignatureNow, checkSignaturesOffLoop } from '../../core/deferred-signatures.js';
 import { type EnclaveIdentity, type TcbInfo, type TcbStatus, parseEnclaveIdentity, parseTcbInfo } from './tcb-info.js';
 import { INTEL_SGX_ROOT_CA } from './roots.js';
@@ -168,21 +168,6 @@ function crlOf(der: Uint8Array, what: string): Crl {
     return parseCrl(der);
   } catch (e) {
     throw fail('collateral.malformed', `${what} cannot be parsed`, { what, cause: isConclaveError(e) ? e.code : 'decode' }, e);
-  }
-}
-
-/** The subject CN of Intel's TCB signing certificate, the signer of TCB info and identities. */
-const TCB_SIGNING_CN = 'Intel SGX TCB Signing';
-
-/**
- * TCB info and identities are signed by Intel's TCB signing certificate, which the root issues itself: not
- * by any certificate under the root (a PCK certificate's key lives in a platform). Intel QVL checks the
- * TCB signing chain's leaf subject likewise. `chain` is verified to `root` (leaf first, root removed).
- */
-function requireTcbSigner(chain: readonly Certificate[], root: Certificate, what: string): void {
-  const leaf = chain[0]!;
-  if (chain.length !== 1 || leaf.subjectCN !== TCB_SIGNING_CN || leaf.isCA || !equalBytes(leaf.issuer, root.subject)) {
-    throw fail('collateral.chain_invalid', `${what} is signed by "${leaf.subjectCN ?? '?'}", not by the ${TCB_SIGNING_CN} certificate the root issues`, { what, signer: leaf.subjectCN });
   }
 }
 
