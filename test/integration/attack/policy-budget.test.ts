@@ -89,6 +89,24 @@ describe('policy evaluation budget', () => {
     }
   });
 
+  test("the issued claims' budget counts what the token serialises: control characters (6 bytes each in JSON) do not multiply it", async () => {
+    // Attack (anonymous): the budget counted a string's characters, but the token carries its JSON, UTF-8 and
+    // base64url-encoded: a control character (from the runtime JSON, decoded by JsonToClaimValue) is 6 bytes
+    // there, so 4 MiB of counted characters made a token of ~32 MB (a non-ASCII one is 3 bytes).
+    const runtime = new TextEncoder().encode(JSON.stringify({ a: '\u0001'.repeat(80_000) }));
+    const ev = loadOrCreateSimulatedTee(server.dataDir).evidence({ tee: 'sgx', runtimeData: runtime });
+    const decode = 'c:[type=="x-ms-runtime"] => add(type="ctl", value=JsonToClaimValue(JmesPath(c.value, "a")));';
+    const draft = (copies: number) => `version=1.2; authorizationrules { => permit(); }; issuancerules { ${decode} ${'c:[type=="ctl"] => issue(type="copy", value=c.value); '.repeat(copies)} };`;
+    // 50 copies: 4,000,000 characters counted, under 4 MiB; 24 MB of JSON in the token.
+    const r = await server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: { ...ev.body, draftPolicyForAttestation: draft(50) } });
+    assert.equal(r.status, 400, `answered ${r.status} with ${(r.text.length / 1e6).toFixed(1)} MB: ${r.text.slice(0, 120)}`);
+    assert.equal(r.json().error.code, 'attestation.policy_budget');
+    // A few copies (about 1.5 MB of JSON) still fit.
+    const ok = await server.send('POST', `${ev.path}?api-version=2022-08-01`, { body: { ...ev.body, draftPolicyForAttestation: draft(3) } });
+    assert.equal(ok.status, 200, ok.text.slice(0, 300));
+    assert.equal(JSON.parse(Buffer.from(ok.json().token.split('.')[1], 'base64url').toString()).copy.length, 3);
+  });
+
   test('a draft whose JmesPath query doubles its document at every pipe is refused with attestation.policy_budget', async () => {
     // Attack (anonymous): the JMESPath interpreter did unmetered work. Comparing two "[@,@] | [@,@] | …" chains
     // visits 2^n paths: n = 26 takes about a second on main, n = 40 holds the event loop for hours.
