@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { ConclaveError } from '../../core/errors.js';
 import type { Claim } from './ast.js';
 import { DEFAULT_POLICIES } from './defaults.js';
-import { DEFAULT_EVALUATION_BUDGET, type EvaluationBudget, compilePolicy, evaluatePolicy } from './evaluator.js';
+import { DEFAULT_EVALUATION_BUDGET, type EvaluationBudget, compilePolicy, evaluatePolicy, jsonBytes } from './evaluator.js';
 import {
   AUTHOR_SIGN_DRAFT_DENY,
   AUTHOR_SIGN_SAMPLE,
@@ -468,6 +468,17 @@ describe('evaluation budget (#14 item 3)', () => {
     }
     // A query of ordinary size still answers.
     assert.deepEqual(evaluatePolicy(call(`${doubling(3)} | length(@)`), []).issued.map((c) => c.value), ['2']);
+  });
+
+  test("the issued claims' size is what the token serialises: UTF-8 bytes of their JSON", () => {
+    for (const s of ['', 'plain', 'quote " and \\', '\u0001\u001f\n', 'é€😀', '\ud800 lone', 'lone \udc00', '\udbff\udfff', 'x'.repeat(1000)]) {
+      assert.equal(jsonBytes(s), Buffer.byteLength(JSON.stringify(s)), JSON.stringify(s));
+    }
+    // 100 control characters count 600 bytes, not 100 characters.
+    const ctl = [{ type: 'ctl', value: '\u0001'.repeat(100) }];
+    const issue = 'version=1.0; authorizationrules { => permit(); }; issuancerules { c:[type=="ctl"] => issue(type="copy", value=c.value); };';
+    assert.throws(() => evaluatePolicy(issue, ctl, { budget: budget({ maxIssuedChars: 500 }) }), (e) => limitOf(e) === 'issuedChars');
+    assert.equal(evaluatePolicy(issue, ctl, { budget: budget({ maxIssuedChars: 700 }) }).issued.length, 1);
   });
 
   test('the time limit is a backstop', () => {

@@ -31,7 +31,8 @@ export interface EvaluationBudget {
   /** Claims issued to the token. */
   readonly maxIssuedClaims: number;
   /**
-   * Characters of the issued claims, types and string values together (a number or Boolean counts 8): what
+   * Size of the issued claims, types and string values together, as the token carries them: the UTF-8 bytes
+   * of their JSON (a control character counts 6, a non-ASCII one 2 to 4; a number or Boolean counts 8): what
    * the policy adds to the token's size. Issuing costs one step whatever the value, so without this a few
    * rules that copy a large claim (the TEE's runtime JSON) hundreds of times make a token of hundreds of MB.
    */
@@ -81,7 +82,7 @@ class Meter {
 }
 
 function exceeded(limit: 'steps' | 'bindings' | 'claims' | 'issuedClaims' | 'issuedChars' | 'time', max: number, rule: string): never {
-  const unit = limit === 'time' ? `${max} ms` : `${max} ${limit === 'issuedClaims' ? 'issued claims' : limit === 'issuedChars' ? "issued claims' characters" : limit}`;
+  const unit = limit === 'time' ? `${max} ms` : `${max} ${limit === 'issuedClaims' ? 'issued claims' : limit === 'issuedChars' ? "issued claims' characters, as UTF-8 bytes of their JSON" : limit}`;
   throw fail('attestation.policy_budget', `the attestation policy exceeded its evaluation budget (${unit}) at ${rule}; simplify the rule's conditions (bind claims by type)`, { limit, max, rule });
 }
 
@@ -446,6 +447,27 @@ function compileExpression(e: Expression, slotOf: ReadonlyMap<string, number>, i
   }
 }
 
+/**
+ * UTF-8 bytes of a string's JSON text (JSON.stringify's escapes: 6 for a control character or a lone
+ * surrogate, 2 for \b \t \n \f \r, '"' and '\\'), counted up to `stop` and no further (the caller is over its budget then).
+ */
+export function jsonBytes(s: string, stop = Number.POSITIVE_INFINITY): number {
+  let n = 2;
+  for (let i = 0; i < s.length && n <= stop; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20) n += c === 0x08 || c === 0x09 || c === 0x0a || c === 0x0c || c === 0x0d ? 2 : 6;
+    else if (c === 0x22 || c === 0x5c) n += 2;
+    else if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else if (c >= 0xd800 && c < 0xe000) n += 6;
+    else n += 3;
+  }
+  return n;
+}
+
 function scalarString(v: EvalValue): string | undefined {
   if (v === null || Array.isArray(v)) return undefined;
   return String(v);
@@ -462,7 +484,8 @@ function compileAction(a: Action, slotOf: ReadonlyMap<string, number>, section: 
     set.add(t, v, issuer, s.rule);
     if (kind === 'issue' && section === 'issuance') {
       if (set.issued.length >= s.meter.budget.maxIssuedClaims) exceeded('issuedClaims', s.meter.budget.maxIssuedClaims, s.rule);
-      set.issuedChars += t.length + (typeof v === 'string' ? v.length : 8);
+      const room = s.meter.budget.maxIssuedChars - set.issuedChars;
+      set.issuedChars += jsonBytes(t, room) + (typeof v === 'string' ? jsonBytes(v, room) : 8);
       if (set.issuedChars > s.meter.budget.maxIssuedChars) exceeded('issuedChars', s.meter.budget.maxIssuedChars, s.rule);
       set.issued.push({ type: t, value: v, issuer });
     }
