@@ -114,25 +114,34 @@ export function createPlatformService(d: PlatformDeps): PlatformService {
   }
 
   /**
-   * Asks the upstream for one certificate. The PPID of the request wins; else the platform manifest or
-   * PPID the platform registered with; else, where the upstream knows platforms by QE ID (not Intel PCS),
-   * the QE ID. A zero PPID is never sent.
+   * How to ask the upstream for a platform's certificate (`pckcert`, at `tcb`) or certificate set
+   * (`pckcerts`), or undefined when nothing identifies the platform to it. The PPID of the request wins;
+   * else the platform manifest or PPID the platform registered with; else, where the upstream knows
+   * platforms by QE ID (not Intel PCS), the QE ID. A zero PPID is never sent. Decided before a fetch, so
+   * that a platform not yet registered is not remembered as a failed fetch.
    */
-  /**
-   * How to ask the upstream for one certificate, or undefined when nothing identifies the platform to it.
-   * Decided before a fetch, so that a platform not yet registered is not remembered as a failed fetch.
-   */
-  function pckCertRequest(q: PckCertRequest, reg: Registration | undefined): (() => Promise<UpstreamAnswer>) | undefined {
-    const { platform, cpusvn, pcesvn } = q;
-    const base: Record<string, string> = { cpusvn, pcesvn, pceid: platform.pceId };
+  function platformRequest(
+    what: 'pckcert' | 'pckcerts',
+    version: PcsVersion,
+    platform: PlatformRef,
+    reg: Registration | undefined,
+    tcb: { readonly cpusvn: string; readonly pcesvn: string } | undefined,
+  ): (() => Promise<UpstreamAnswer>) | undefined {
+    const at: Record<string, string> = tcb ? { cpusvn: tcb.cpusvn, pcesvn: tcb.pcesvn } : {};
+    const base: Record<string, string> = { ...at, pceid: platform.pceId };
     if (!upstream.intelIsPcs && platform.qeId) base.qeid = platform.qeId;
-    if (platform.encPpid) return () => upstream.intel('sgx', q.version, 'pckcert', { ...base, encrypted_ppid: platform.encPpid! });
+    const asked = platform.encPpid;
+    if (asked) return () => upstream.intel('sgx', version, what, { ...base, encrypted_ppid: asked });
     const manifest = reg?.platformManifest;
-    if (manifest) return () => upstream.intelPost('sgx', q.version, 'pckcert', { platformManifest: manifest, cpusvn, pcesvn, pceid: platform.pceId });
+    if (manifest) return () => upstream.intelPost('sgx', version, what, { platformManifest: manifest, ...at, pceid: platform.pceId });
     const ppid = reg?.encPpid;
-    if (isRealPpid(ppid)) return () => upstream.intel('sgx', q.version, 'pckcert', { ...base, encrypted_ppid: ppid });
-    if (!upstream.intelIsPcs && platform.qeId) return () => upstream.intel('sgx', q.version, 'pckcert', base);
+    if (isRealPpid(ppid)) return () => upstream.intel('sgx', version, what, { ...base, encrypted_ppid: ppid });
+    if (!upstream.intelIsPcs && platform.qeId) return () => upstream.intel('sgx', version, what, base);
     return undefined;
+  }
+
+  function pckCertRequest(q: PckCertRequest, reg: Registration | undefined): (() => Promise<UpstreamAnswer>) | undefined {
+    return platformRequest('pckcert', q.version, q.platform, reg, q);
   }
 
   async function fetchPckCert(q: PckCertRequest, reg: Registration | undefined, scope: string): Promise<CollateralItem> {
@@ -187,16 +196,8 @@ export function createPlatformService(d: PlatformDeps): PlatformService {
     const scope = pckCertsScope(platform);
     if (!svc.mayFetch('pckcerts')) throw fail('collateral.not_found', `no PCK certificate set is cached for this platform${svc.mode !== 'lazy' ? ` (mode ${svc.mode})` : ''}`, { pceid: platform.pceId });
     const reg = await registrationOf(platform);
-    const base: Record<string, string> = { pceid: platform.pceId };
-    if (!upstream.intelIsPcs && platform.qeId) base.qeid = platform.qeId;
-    const manifest = reg?.platformManifest;
-    const ppid = reg?.encPpid;
-    let ask: () => Promise<UpstreamAnswer>;
-    if (platform.encPpid) ask = () => upstream.intel('sgx', version, 'pckcerts', { ...base, encrypted_ppid: platform.encPpid! });
-    else if (manifest) ask = () => upstream.intelPost('sgx', version, 'pckcerts', { platformManifest: manifest, pceid: platform.pceId });
-    else if (isRealPpid(ppid)) ask = () => upstream.intel('sgx', version, 'pckcerts', { ...base, encrypted_ppid: ppid });
-    else if (!upstream.intelIsPcs && platform.qeId) ask = () => upstream.intel('sgx', version, 'pckcerts', base);
-    else throw fail('collateral.not_found', 'no PPID or platform manifest is known for this platform', { pceid: platform.pceId });
+    const ask = platformRequest('pckcerts', version, platform, reg, undefined);
+    if (!ask) throw unidentified(platform);
     return miss(scope, () => svc.get(scope), async () => svc.ingest('pckcerts', scope, false, null, await ask()));
   }
 
