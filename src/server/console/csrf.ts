@@ -70,6 +70,11 @@ export function fromThisOrigin(request: FastifyRequest, baseUrl: string, opts: {
   return origin === new URL(baseUrl).origin || (typeof host === 'string' && origin === `https://${host}`);
 }
 
+/** A request the browser says another site (or no page of the console) made. */
+function siteRefused(site: string) {
+  return fail('auth.csrf', `cross-site request refused: the console session acts only on requests of the console itself (Sec-Fetch-Site ${site.slice(0, 20)})`, { reason: 'site' });
+}
+
 /** Console routes that need no session: its pages and assets, and "sign in with" the identity provider. */
 function needsNoSession(path: string): boolean {
   return path === '/console' || (path.startsWith('/console/') && !path.startsWith('/console/api/')) || path.startsWith('/console/api/oidc/');
@@ -108,13 +113,13 @@ export function registerSessionCookie(app: FastifyInstance, baseUrl: () => strin
         return;
       }
       if (needsNoSession(path)) return;
-      throw fail('auth.csrf', `cross-site request refused: the console session acts only on requests of the console itself (Sec-Fetch-Site ${site.slice(0, 20)})`, { reason: 'site' });
+      throw siteRefused(site);
     }
     // A browser sends no Origin on a same-origin GET, so there the token alone (which no other site can set
     // without a preflight) and Sec-Fetch-Site, when sent, prove the console made it.
     if (!fromThisOrigin(request, baseUrl(), { requireOrigin: !safe })) {
       const site = request.headers['sec-fetch-site'];
-      if (safe && site !== undefined) throw fail('auth.csrf', `cross-site request refused: the console session acts only on requests of the console itself (Sec-Fetch-Site ${site.slice(0, 20)})`, { reason: 'site' });
+      if (safe && site !== undefined) throw siteRefused(site);
       throw fail('auth.csrf', 'cross-site request refused: a request with the console session must come from the console (Origin)', { reason: 'origin' });
     }
     const token = request.headers[CSRF_HEADER];
