@@ -142,4 +142,32 @@ describe('a data dir that ran outside isolated mode first', () => {
       await isolated.stop();
     }
   });
+
+  test('with an operator certificate registered, an add or remove signed by an unregistered key is refused outside isolated mode too', async () => {
+    // A check only of an empty store (the case above) passes an administrator's own key once the operator's is
+    // registered (--policy-certificate outside isolated mode), and that key carries over into isolated mode the same way.
+    const own = await newSigner('administrator-own');
+    const operator = await newSigner('operator');
+    const aad = await startTestServer({ policyCertificate: [operator.pemPath] });
+    try {
+      const headers = { authorization: `Bearer ${await aad.adminToken()}`, 'content-type': 'text/plain' };
+      const post = (action: string, signer: Signer, target: Signer) =>
+        aad.send('POST', `/certificates:${action}?api-version=2022-08-01`, { headers, body: jws(signer, { policyCertificate: { kty: 'RSA', x5c: x5cOf(target) } }) });
+      for (const r of [await post('add', own, own), await post('remove', own, operator)]) {
+        assert.equal(r.status, 400, r.text);
+        assert.equal(r.json().error.code, 'attestation.policy_invalid');
+      }
+      const listed = async () => (await aad.send('GET', '/certificates?api-version=2022-08-01', { headers })).json().token.split('.')[1];
+      assert.deepEqual(JSON.parse(Buffer.from(await listed(), 'base64url').toString())['x-ms-policy-certificates'].keys.map((k: { x5c: string[] }) => k.x5c[0]), x5cOf(operator));
+      // The operator's certificate signs an add and a remove, as MAA's certificate management flow does.
+      const add = await post('add', operator, own);
+      assert.equal(add.status, 200, add.text);
+      assert.equal(JSON.parse(Buffer.from(add.json().token.split('.')[1], 'base64url').toString())['x-ms-policycertificates-result'], 'IsPresent');
+      const remove = await post('remove', operator, own);
+      assert.equal(remove.status, 200, remove.text);
+      assert.equal(JSON.parse(Buffer.from(remove.json().token.split('.')[1], 'base64url').toString())['x-ms-policycertificates-result'], 'IsAbsent');
+    } finally {
+      await aad.stop();
+    }
+  });
 });
