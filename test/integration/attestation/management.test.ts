@@ -5,12 +5,15 @@
  * that names only endpoints Conclave serves.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { AttestationAdministrationClient } from '@azure/attestation';
 import { type PolicySigner, newPolicySigner, policyManagementJws } from '../../helpers/policy-signer.js';
 import { startTestServer } from '../../helpers/server.js';
 import { assignRole, newClient } from '../vault/harness.js';
+
+const PYTHON = '/usr/bin/python3';
 
 function decode(token: string): Record<string, any> {
   return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
@@ -46,6 +49,47 @@ describe('MAA management plane', () => {
       assert.match(last.json().error.message, /last policy-management certificate/);
       const list = await server.send('GET', '/certificates?api-version=2022-08-01', { headers });
       assert.equal(decode(list.json().token)['x-ms-policy-certificates'].keys.length, 1);
+    } finally {
+      await server.stop();
+    }
+  });
+
+  test('Python azure-security-attestation signs policy operations as Conclave accepts them (RSA and EC signers, isolated mode)', { skip: existsSync(PYTHON) || process.env.CI === 'true' ? false : 'no /usr/bin/python3 (python3-azure)' }, async () => {
+    // The Python SDK 1.0 signs with header {"alg": "RSA256" | "ECDH256", "jwk": {"x5c": [...]}} (x5c inside
+    // jwk, not at the top) and an EC signature as cryptography makes it, DER: the form MAA takes from it.
+    const rsa = await newPolicySigner('py-rsa');
+    const ec = await newPolicySigner('py-ec', 'ec');
+    const server = await startTestServer({ isolated: true, policyCertificate: [rsa.pemPath, ec.pemPath] });
+    try {
+      const script = `
+import os, sys, time
+from azure.core.credentials import AccessToken
+from azure.security.attestation import AttestationAdministrationClient, AttestationType
+class Cred:
+    def get_token(self, *scopes, **kw):
+        return AccessToken(os.environ["TOKEN"], int(time.time()) + 3600)
+admin = AttestationAdministrationClient(os.environ["URL"], Cred(), connection_verify=os.environ["CA"], validate_token=False)
+key, cert = os.environ["KEY"], os.environ["CERT"]
+policy = 'version=1.0; authorizationrules { => permit(); }; issuancerules { c:[type=="x-ms-sgx-mrsigner"] => issue(type="signer", value=c.value); };'
+result, _ = admin.set_policy(AttestationType.SGX_ENCLAVE, policy, signing_key=key, signing_certificate=cert)
+print(result.policy_resolution)
+result, _ = admin.reset_policy(AttestationType.SGX_ENCLAVE, signing_key=key, signing_certificate=cert)
+print(result.policy_resolution)
+`;
+      for (const signer of [rsa, ec]) {
+        const env = {
+          ...process.env,
+          URL: server.url,
+          CA: server.caPath,
+          TOKEN: await server.adminToken(),
+          KEY: signer.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+          CERT: readFileSync(signer.pemPath, 'utf8'),
+        };
+        const out = await new Promise<string>((resolve, reject) =>
+          execFile(PYTHON, ['-c', script], { env, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim()))),
+        );
+        assert.deepEqual(out.split('\n'), ['PolicyModification.UPDATED', 'PolicyModification.REMOVED'], signer === rsa ? 'RSA signer' : 'EC signer');
+      }
     } finally {
       await server.stop();
     }
