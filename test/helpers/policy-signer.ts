@@ -6,7 +6,7 @@ import * as x509 from '@peculiar/x509';
 import { b64url } from '../../src/core/bytes.js';
 import { tempDir } from './server.js';
 
-/** A policy-management identity for tests: a self-signed RSA (or P-256) certificate and its private key. */
+/** A policy-management identity for tests: a self-signed RSA certificate and its private key. */
 export interface PolicySigner {
   readonly certDer: Uint8Array;
   readonly privateKey: KeyObject;
@@ -14,11 +14,8 @@ export interface PolicySigner {
   readonly pemPath: string;
 }
 
-export async function newPolicySigner(name: string, kind: 'rsa' | 'ec' = 'rsa'): Promise<PolicySigner> {
-  const alg =
-    kind === 'rsa'
-      ? { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 }
-      : { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+export async function newPolicySigner(name: string): Promise<PolicySigner> {
+  const alg = { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256', publicExponent: new Uint8Array([1, 0, 1]), modulusLength: 2048 };
   const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
   const cert = await x509.X509CertificateGenerator.createSelfSigned(
     { serialNumber: '01', name: `CN=${name}`, notBefore: new Date(Date.now() - 3600_000), notAfter: new Date(Date.now() + 86400_000), signingAlgorithm: alg, keys },

@@ -130,6 +130,31 @@ describe('policy JWS', () => {
     }
   });
 
+  test("the Python SDK's form verifies: alg RSA256 or ECDH256 (an EC signature in DER), x5c inside jwk; two different chains are refused", async () => {
+    // azure-security-attestation 1.0 (_models.py _create_secured_jwt) signs this way; its EC path needs a
+    // cryptography that takes sign(data, algorithm=...), so the DER form is checked here, not with the SDK.
+    const text = 'version=1.0; authorizationrules { => permit(); };';
+    const p = b64u(JSON.stringify({ AttestationPolicy: b64u(text) }));
+    for (const [alg, kind] of [['RSA256', 'RS256'], ['ECDH256', 'ES256']] as const) {
+      const { der, privateKey } = await selfSigned(kind);
+      const h = b64u(JSON.stringify({ alg, jwk: { x5c: [Buffer.from(der).toString('base64')] } }));
+      const sig = kind === 'RS256' ? sign('sha256', Buffer.from(`${h}.${p}`), privateKey) : sign('sha256', Buffer.from(`${h}.${p}`), { key: privateKey, dsaEncoding: 'der' });
+      const decoded = decodePolicyJws(`${h}.${p}.${b64u(sig)}`);
+      assert.equal(decoded.signed, true, alg);
+      assert.equal(decoded.policyText, text, alg);
+      assert.deepEqual(decoded.signingCertificateDer, der, alg);
+      // ES256 stays JOSE's r ‖ s: the DER form is taken only under the Python SDK's own alg name.
+      if (kind === 'ES256') {
+        const es = b64u(JSON.stringify({ alg: 'ES256', jwk: { x5c: [Buffer.from(der).toString('base64')] } }));
+        assert.throws(() => decodePolicyJws(`${es}.${p}.${b64u(sign('sha256', Buffer.from(`${es}.${p}`), { key: privateKey, dsaEncoding: 'der' }))}`), /does not verify/);
+      }
+    }
+    const a = await selfSigned('RS256');
+    const b = await selfSigned('RS256');
+    const both = b64u(JSON.stringify({ alg: 'RS256', x5c: [Buffer.from(a.der).toString('base64')], jwk: { x5c: [Buffer.from(b.der).toString('base64')] } }));
+    assert.throws(() => decodePolicyJws(`${both}.${p}.${b64u(sign('sha256', Buffer.from(`${both}.${p}`), a.privateKey))}`), /two certificate chains/);
+  });
+
   test('random strings throw nothing but ConclaveErrors', () => {
     fc.assert(
       fc.property(fc.oneof(fc.string(), fc.tuple(fc.base64String(), fc.base64String(), fc.string()).map((t) => t.join('.'))), (s) => {

@@ -25,20 +25,23 @@ export interface DecodedPolicyJws {
 const B64URL = /^[A-Za-z0-9_-]*$/;
 
 /**
- * JWS algorithms accepted for signed policies. `RSA256` is not a JOSE name, but Microsoft's own
- * published signed-policy sample (policy-examples, "Signed Policy for an SGX enclave") uses it for RS256.
+ * JWS algorithms accepted for signed policies. `RSA256` and `ECDH256` are not JOSE names, but Microsoft's
+ * own published signed-policy sample (policy-examples, "Signed Policy for an SGX enclave") uses `RSA256` for
+ * RS256, and the Python SDK (azure-security-attestation 1.0) signs with `RSA256`, or `ECDH256` for ECDSA
+ * P-256 with SHA-256 and its signature in DER (as Python's cryptography makes it), not JOSE's r ‖ s.
  */
-const ALGORITHMS: Record<string, { hash: string; padding?: number; saltLength?: number; ec?: true }> = {
+const ALGORITHMS: Record<string, { hash: string; padding?: number; saltLength?: number; ec?: 'ieee-p1363' | 'der' }> = {
   RS256: { hash: 'sha256', padding: constants.RSA_PKCS1_PADDING },
   RSA256: { hash: 'sha256', padding: constants.RSA_PKCS1_PADDING },
+  ECDH256: { hash: 'sha256', ec: 'der' },
   RS384: { hash: 'sha384', padding: constants.RSA_PKCS1_PADDING },
   RS512: { hash: 'sha512', padding: constants.RSA_PKCS1_PADDING },
   PS256: { hash: 'sha256', padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 32 },
   PS384: { hash: 'sha384', padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 },
   PS512: { hash: 'sha512', padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 64 },
-  ES256: { hash: 'sha256', ec: true },
-  ES384: { hash: 'sha384', ec: true },
-  ES512: { hash: 'sha512', ec: true },
+  ES256: { hash: 'sha256', ec: 'ieee-p1363' },
+  ES384: { hash: 'sha384', ec: 'ieee-p1363' },
+  ES512: { hash: 'sha512', ec: 'ieee-p1363' },
 };
 
 function invalid(message: string, detail?: Record<string, unknown>): never {
@@ -63,6 +66,21 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** Whether a string has the shape of a compact JWS (three base64url parts) rather than policy text. */
 export function looksLikeJws(s: string): boolean {
   return /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*$/.test(s.trim());
+}
+
+/**
+ * The signer's certificate chain of a signed JWS: the header's `x5c` (RFC 7515 §4.1.6), or, as the Python SDK
+ * sends it, the `x5c` of the header's `jwk`; where both are there they must name the same chain.
+ */
+function x5cOf(header: Record<string, unknown>): string[] {
+  const chainOf = (v: unknown): string[] | undefined => (Array.isArray(v) && v.length > 0 && v.every((c) => typeof c === 'string') ? (v as string[]) : undefined);
+  const top = Object.hasOwn(header, 'x5c') ? header.x5c : undefined;
+  const jwk = Object.hasOwn(header, 'jwk') ? header.jwk : undefined;
+  const inJwk = isObject(jwk) && Object.hasOwn(jwk, 'x5c') ? jwk.x5c : undefined;
+  if (top !== undefined && inJwk !== undefined && JSON.stringify(top) !== JSON.stringify(inJwk)) invalid('the JWS header names two certificate chains (x5c and jwk.x5c)');
+  const chain = chainOf(top ?? inJwk);
+  if (!chain) invalid('a signed JWS needs an x5c certificate (in its header, or in its jwk)');
+  return chain;
 }
 
 /** A policy-management JWS (policy set or reset, certificate add or remove) after its signature check. */
@@ -100,9 +118,8 @@ export function verifyManagementJws(jws: string): ManagementJws {
   // Own members only: a name such as toString or __proto__ must not find Object.prototype's.
   const alg = Object.hasOwn(ALGORITHMS, header.alg) ? ALGORITHMS[header.alg] : undefined;
   if (!alg) invalid(`unsupported JWS alg ${header.alg}`, { alg: header.alg });
-  const x5c = header.x5c;
-  if (!Array.isArray(x5c) || x5c.length === 0 || !x5c.every((c) => typeof c === 'string')) invalid('a signed JWS needs an x5c certificate');
-  const chain = (x5c as string[]).map((c) => {
+  const x5c = x5cOf(header);
+  const chain = x5c.map((c) => {
     // x5c is standard base64 (RFC 7515 §4.1.6).
     if (!/^[A-Za-z0-9+/]*={0,2}$/.test(c)) invalid('an x5c entry is not base64');
     return new Uint8Array(Buffer.from(c, 'base64'));
@@ -119,7 +136,7 @@ export function verifyManagementJws(jws: string): ManagementJws {
   let ok: boolean;
   try {
     ok = alg.ec
-      ? key.asymmetricKeyType === 'ec' && cryptoVerify(alg.hash, input, { key, dsaEncoding: 'ieee-p1363' }, signature)
+      ? key.asymmetricKeyType === 'ec' && cryptoVerify(alg.hash, input, { key, dsaEncoding: alg.ec }, signature)
       : key.asymmetricKeyType !== 'ec' && cryptoVerify(alg.hash, input, { key, padding: alg.padding, saltLength: alg.saltLength }, signature);
   } catch {
     ok = false;

@@ -54,12 +54,12 @@ describe('MAA management plane', () => {
     }
   });
 
-  test('Python azure-security-attestation signs policy operations as Conclave accepts them (RSA and EC signers, isolated mode)', { skip: existsSync(PYTHON) || process.env.CI === 'true' ? false : 'no /usr/bin/python3 (python3-azure)' }, async () => {
-    // The Python SDK 1.0 signs with header {"alg": "RSA256" | "ECDH256", "jwk": {"x5c": [...]}} (x5c inside
-    // jwk, not at the top) and an EC signature as cryptography makes it, DER: the form MAA takes from it.
+  test('Python azure-security-attestation sets and resets a signed policy (isolated mode)', { skip: existsSync(PYTHON) || process.env.CI === 'true' ? false : 'no /usr/bin/python3 (python3-azure)' }, async () => {
+    // The Python SDK 1.0 signs with header {"alg": "RSA256", "jwk": {"x5c": [...]}}: x5c inside jwk, not at the
+    // top. (Its EC form, alg ECDH256 with a DER signature, fails in the SDK itself with Debian's cryptography,
+    // before anything is sent: src/attestation/policy/jws.test.ts checks that form.)
     const rsa = await newPolicySigner('py-rsa');
-    const ec = await newPolicySigner('py-ec', 'ec');
-    const server = await startTestServer({ isolated: true, policyCertificate: [rsa.pemPath, ec.pemPath] });
+    const server = await startTestServer({ isolated: true, policyCertificate: [rsa.pemPath] });
     try {
       const script = `
 import os, sys, time
@@ -68,7 +68,7 @@ from azure.security.attestation import AttestationAdministrationClient, Attestat
 class Cred:
     def get_token(self, *scopes, **kw):
         return AccessToken(os.environ["TOKEN"], int(time.time()) + 3600)
-admin = AttestationAdministrationClient(os.environ["URL"], Cred(), connection_verify=os.environ["CA"], validate_token=False)
+admin = AttestationAdministrationClient(os.environ["URL"], Cred(), connection_verify=os.environ["CA"])
 key, cert = os.environ["KEY"], os.environ["CERT"]
 policy = 'version=1.0; authorizationrules { => permit(); }; issuancerules { c:[type=="x-ms-sgx-mrsigner"] => issue(type="signer", value=c.value); };'
 result, _ = admin.set_policy(AttestationType.SGX_ENCLAVE, policy, signing_key=key, signing_certificate=cert)
@@ -76,20 +76,18 @@ print(result.policy_resolution)
 result, _ = admin.reset_policy(AttestationType.SGX_ENCLAVE, signing_key=key, signing_certificate=cert)
 print(result.policy_resolution)
 `;
-      for (const signer of [rsa, ec]) {
-        const env = {
-          ...process.env,
-          URL: server.url,
-          CA: server.caPath,
-          TOKEN: await server.adminToken(),
-          KEY: signer.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
-          CERT: readFileSync(signer.pemPath, 'utf8'),
-        };
-        const out = await new Promise<string>((resolve, reject) =>
-          execFile(PYTHON, ['-c', script], { env, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim()))),
-        );
-        assert.deepEqual(out.split('\n'), ['PolicyModification.UPDATED', 'PolicyModification.REMOVED'], signer === rsa ? 'RSA signer' : 'EC signer');
-      }
+      const env = {
+        ...process.env,
+        URL: server.url,
+        CA: server.caPath,
+        TOKEN: await server.adminToken(),
+        KEY: rsa.privateKey.export({ format: 'pem', type: 'pkcs8' }) as string,
+        CERT: readFileSync(rsa.pemPath, 'utf8'),
+      };
+      const out = await new Promise<string>((resolve, reject) =>
+        execFile(PYTHON, ['-c', script], { env, encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim()))),
+      );
+      assert.deepEqual(out.split('\n'), ['Updated', 'Removed']);
     } finally {
       await server.stop();
     }
