@@ -5,6 +5,7 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, call, setCsrfToken } from './api.js';
+import { routeOf } from './model.js';
 import { AuditPage } from './pages/audit.js';
 import { CollateralPage } from './pages/collateral.js';
 import { KeyPage, KeysPage } from './pages/keys.js';
@@ -25,9 +26,7 @@ const PAGES = [
 ] as const;
 
 function currentRoute(): string[] {
-  const h = location.hash.replace(/^#\/?/, '');
-  if (h.startsWith('code=') || h.startsWith('signin-error=')) return ['overview'];
-  return h.split('/').filter(Boolean).map(decodeURIComponent);
+  return routeOf(location.hash);
 }
 
 function useRoute(): string[] {

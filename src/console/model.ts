@@ -3,6 +3,13 @@
  * collateral records. Unit-tested in model.test.ts.
  */
 
+/** The page a location hash names (#/keys/app-key → ['keys', 'app-key']); a sign-in answer shows the overview. */
+export function routeOf(hash: string): string[] {
+  const h = hash.replace(/^#\/?/, '');
+  if (h.startsWith('code=') || h.startsWith('signin-error=')) return ['overview'];
+  return h.split('/').filter(Boolean).map(decodeURIComponent);
+}
+
 /** A local date and time, minutes precision (the console's one time format). */
 export function formatTime(d: Date): string {
   const pad = (n: number) => String(n).padStart(2, '0');
