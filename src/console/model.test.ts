@@ -1,8 +1,18 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { bucketize, collateralGroupOf, failedClauses, groupCollateral, searchAudit, stepOfError, stepStates, tcbStatusCounts, type TraceNode } from './model.js';
+import { bucketize, collateralGroupOf, failedClauses, groupCollateral, routeOf, searchAudit, stepOfError, stepStates, tcbStatusCounts, type TraceNode } from './model.js';
 
 describe('console model', () => {
+  test('routeOf maps a location hash to its page, and a malformed %-escape to the page with the segment as written', () => {
+    assert.deepEqual(routeOf(''), []);
+    assert.deepEqual(routeOf('#/keys/app-key'), ['keys', 'app-key']);
+    assert.deepEqual(routeOf('#keys/a%20b'), ['keys', 'a b']);
+    assert.deepEqual(routeOf('#/code=abc'), ['overview']);
+    // decodeURIComponent throws URIError on these: the console's root component would fail to render.
+    assert.deepEqual(routeOf('#/keys/%'), ['keys', '%']);
+    assert.deepEqual(routeOf('#/keys/%E0%A4%A'), ['keys', '%E0%A4%A']);
+  });
+
   test('bucketize counts events per interval and series, dropping those outside the window', () => {
     const now = new Date('2026-01-01T10:30:00Z');
     const at = (iso: string, series: number) => ({ time: new Date(iso), series });
