@@ -7,7 +7,15 @@
 export function routeOf(hash: string): string[] {
   const h = hash.replace(/^#\/?/, '');
   if (h.startsWith('code=') || h.startsWith('signin-error=')) return ['overview'];
-  return h.split('/').filter(Boolean).map(decodeURIComponent);
+  return h.split('/').filter(Boolean).map(decodeSegment);
+}
+
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment; // a malformed %-escape: the page gets the text as written (no key has such a name)
+  }
 }
 
 /** A local date and time, minutes precision (the console's one time format). */
