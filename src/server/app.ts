@@ -63,6 +63,27 @@ export function socketTimeouts(requestTimeoutMs: number): { requestTimeout: numb
   return { requestTimeout: requestTimeoutMs, headersTimeout, handshakeTimeout: headersTimeout, connectionsCheckingInterval: Math.max(50, Math.floor(headersTimeout / 4)) };
 }
 
+/**
+ * The server's TLS: 1.3, or 1.2 with an ephemeral ECDHE key exchange and an AEAD cipher (node's default list
+ * also admits AES-CBC suites, with their padding-oracle history, and AES-CCM-8's short tag). The TLS 1.3
+ * suites are named too: a list without them would turn TLS 1.3 off.
+ */
+export const TLS_OPTIONS = {
+  minVersion: 'TLSv1.2',
+  ciphers: [
+    'TLS_AES_128_GCM_SHA256',
+    'TLS_AES_256_GCM_SHA384',
+    'TLS_CHACHA20_POLY1305_SHA256',
+    'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'ECDHE-RSA-AES128-GCM-SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305',
+    'ECDHE-RSA-CHACHA20-POLY1305',
+  ].join(':'),
+  honorCipherOrder: true,
+} as const;
+
 /** The most parameters a form-encoded body may carry (the token endpoint's forms carry a handful). */
 const MAX_FORM_PARAMETERS = 1000;
 
@@ -98,7 +119,7 @@ function onIdleSocket(socket: Socket): void {
 export async function buildApp(ctx: AppContext, opts: BuildOptions): Promise<FastifyInstance> {
   const timeouts = socketTimeouts(ctx.config.requestTimeoutMs);
   const app = Fastify({
-    https: { ...opts.https, ...timeouts },
+    https: { ...opts.https, ...TLS_OPTIONS, ...timeouts },
     requestTimeout: timeouts.requestTimeout,
     // A socket on which nothing moves either way (a client that stopped reading its answers) is closed
     // after twice the request timeout, unless a handler is still at work on it (onIdleSocket, below).
