@@ -428,6 +428,26 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     );
   });
 
+  test('attack: a TDX 1.5 module (TEE_TCB_SVN[1] > 0) against a TCB info without tdxModuleIdentities fails with quote.tdx_module_mismatch', () => {
+    // TEE_TCB_SVN[0..1] of such a module are judged by its module identity alone (the platform levels skip
+    // them), so without one nothing judged the module's SVN: any module ISVSVN verified UpToDate. QVL
+    // (QuoteVerifier 4.1.2.4.11) refuses a module version > 0 when the TCB info has no module identities.
+    const h = createDcapHierarchy();
+    const info = defaultTcbInfo(h, { tee: 'tdx' });
+    delete info.tdxModuleIdentities;
+    const teeTcbSvn = new Uint8Array(16);
+    teeTcbSvn.set([0, 1, 2]);
+    expectCode(
+      () => verifyQuote(buildSignedQuote(h, { tee: 'tdx', tdReport: { teeTcbSvn } }), buildCollateral(h, { tee: 'tdx', tcbInfo: info }), { at, trustAnchors: { intelRoot: h.root.certificate } }),
+      'quote.tdx_module_mismatch',
+      'no module identities',
+    );
+    // A module of major version 0 is still judged by tdxModule and the platform levels.
+    teeTcbSvn.set([2, 0, 2]);
+    const r = verifyQuote(buildSignedQuote(h, { tee: 'tdx', tdReport: { teeTcbSvn } }), buildCollateral(h, { tee: 'tdx', tcbInfo: info }), { at, trustAnchors: { intelRoot: h.root.certificate } });
+    assert.equal(r.status, 'UpToDate');
+  });
+
   test('a debug TD verifies and reports debug', () => {
     const h = createDcapHierarchy();
     const tdattributes = Uint8Array.from([1, 0, 0, 0x10, 0, 0, 0, 0]);
