@@ -45,14 +45,17 @@ export function matchQeTcbLevel(identity: EnclaveIdentity, isvsvn: number): Isvs
   return matchIsvsvnLevel(identity.tcbLevels, isvsvn);
 }
 
-/** The module expectations for a TD: `TDX_%02X` of TEE_TCB_SVN[1] when non-zero, else `tdxModule`. */
+/**
+ * The module expectations for a TD: `TDX_%02X` of TEE_TCB_SVN[1] when non-zero, else `tdxModule`. A
+ * module of major version > 0 needs its identity (QVL 4.1.2.4.11): the platform levels skip
+ * TEE_TCB_SVN[0..1], so without one nothing would judge the module's SVN.
+ */
 export function selectTdxModule(info: TcbInfo, teeTcbSvn: Uint8Array): { id: string; module: TdxModule; identity?: TdxModuleIdentity } | undefined {
   const major = teeTcbSvn[1]!;
   if (major > 0) {
     const id = `TDX_${major.toString(16).toUpperCase().padStart(2, '0')}`;
     const identity = info.tdxModuleIdentities?.find((m) => m.id.toUpperCase() === id);
-    if (identity) return { id, module: identity, identity };
-    if (info.tdxModuleIdentities && info.tdxModuleIdentities.length > 0) return undefined;
+    return identity ? { id, module: identity, identity } : undefined;
   }
   return info.tdxModule ? { id: 'TDX_00', module: info.tdxModule } : undefined;
 }
