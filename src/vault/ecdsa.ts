@@ -42,3 +42,19 @@ export function verifyDigestEcdsa(crv: CurveName, x: Uint8Array, y: Uint8Array, 
     return false;
   }
 }
+
+/**
+ * Whether `d` is the private scalar of the point (x, y): the public point computed from d (constant-time
+ * scalar multiplication) is that point. False for a scalar out of range or members longer than the curve size.
+ */
+export function isEcdsaKeyPair(crv: CurveName, d: Uint8Array, x: Uint8Array, y: Uint8Array): boolean {
+  const size = SIZE[crv];
+  if (d.length > size || x.length > size || y.length > size) return false;
+  let point: Uint8Array;
+  try {
+    point = CURVES[crv].getPublicKey(fixed(d, size), false);
+  } catch {
+    return false;
+  }
+  return Buffer.from(point).equals(Buffer.concat([Uint8Array.of(4), fixed(x, size), fixed(y, size)]));
+}

@@ -8,6 +8,7 @@ import type { CurveName, KeyFamily, KeySpec, PrivateJwk, PublicJwk } from './por
 import type { ApiVersion } from './api-version.js';
 import { canonicalReleasePolicyJson, parseReleasePolicyData } from './release/index.js';
 import { b64url } from '../core/bytes.js';
+import { isEcdsaKeyPair } from './ecdsa.js';
 
 export const KEY_TYPES = ['RSA', 'RSA-HSM', 'EC', 'EC-HSM', 'oct', 'oct-HSM'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
@@ -232,6 +233,33 @@ function modulusBits(n: string): number {
   return i === b.length ? 0 : (b.length - i - 1) * 8 + (32 - Math.clz32(b[i]!));
 }
 
+/** The unsigned integer of a base64url big-endian JWK member. */
+function intOf(v: string): bigint {
+  const hex = Buffer.from(v, 'base64url').toString('hex');
+  return hex === '' ? 0n : BigInt(`0x${hex}`);
+}
+
+/**
+ * A private JWK to import must be one key (RFC 7518 §6.3.2, §6.2.2): the vault publishes the public members
+ * it was given and operates with the private ones, so members of two keys would publish one key and sign,
+ * decrypt and release with another. RSA: n = p·q, dp and dq are d modulo p−1 and q−1 and invert e there, qi
+ * inverts q modulo p, and e is odd and at least 3. EC: d's public point is (x, y).
+ */
+function checkOneKey(key: Record<string, unknown>, family: KeyFamily): void {
+  if (family === 'RSA') {
+    for (const m of ['p', 'q', 'dp', 'dq', 'qi']) if (typeof key[m] !== 'string') bad(`key.${m}`, `An RSA key to import needs n, e, d, p, q, dp, dq and qi (key.${m} is missing)`);
+    const [n, e, d, p, q, dp, dq, qi] = ['n', 'e', 'd', 'p', 'q', 'dp', 'dq', 'qi'].map((m) => intOf(key[m] as string)) as [bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint];
+    if (e < 3n || e % 2n === 0n) bad('key.e', 'The public exponent e of an RSA key must be odd and at least 3');
+    const one =
+      p > 1n && q > 1n && p * q === n && d > 0n && d < n && dp === d % (p - 1n) && dq === d % (q - 1n) && (e * dp) % (p - 1n) === 1n && (e * dq) % (q - 1n) === 1n && qi < p && (qi * q) % p === 1n;
+    if (!one) bad('key', 'The members of the RSA key to import (n, e, d, p, q, dp, dq, qi) are not of one key');
+  } else if (family === 'EC') {
+    if (typeof key.x !== 'string' || typeof key.y !== 'string') bad('key', 'An EC key to import needs crv, x, y and d');
+    const m = (v: unknown) => new Uint8Array(Buffer.from(v as string, 'base64url'));
+    if (!isEcdsaKeyPair(key.crv as CurveName, m(key.d), m(key.x), m(key.y))) bad('key.d', 'The private key d of the EC key to import is not the private key of its point (x, y)');
+  }
+}
+
 /** `PUT /keys/{name}` body (KeyImportParameters: `Hsm`, `key`, `attributes`, `tags`, `release_policy`). */
 export function parseImportParameters(body: unknown): ImportParameters {
   if (!isObject(body)) bad('body', 'The request body must be a JSON object (KeyImportParameters)');
@@ -249,6 +277,7 @@ export function parseImportParameters(body: unknown): ImportParameters {
   if (family === 'RSA' && !RSA_SIZES.includes(modulusBits(key.n as string))) bad('key.n', `Invalid RSA key size ${modulusBits(key.n as string)}; allowed: ${RSA_SIZES.join(', ')}`);
   if (family === 'EC' && (!key.crv || !key.d)) bad('key', 'An EC key to import needs crv, x, y and d');
   if (family === 'EC' && !(CURVES as readonly string[]).includes(key.crv as string)) bad('key.crv', `Invalid curve ${JSON.stringify(key.crv)}`);
+  checkOneKey(key, family);
   if (family === 'oct') {
     if (typeof key.k !== 'string') bad('key.k', 'An oct key to import needs k');
     const len = Buffer.from(key.k, 'base64url').length;
