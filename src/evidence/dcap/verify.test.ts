@@ -448,6 +448,38 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     assert.equal(r.status, 'UpToDate');
   });
 
+  test('TD relaunch advice keeps ConfigurationNeeded when the SGX-only level needs configuration (QVL TDRelaunchCheck)', () => {
+    // Latest level: ConfigurationNeeded, which the platform's SGX components meet but its TEE_TCB_SVN[2]
+    // does not; the next level (OutOfDate) matches both. The running module is OutOfDate, the installed one
+    // (TEE_TCB_SVN2) meets the latest: relaunch is advised, and the platform still needs configuration.
+    const h = createDcapHierarchy();
+    const info = defaultTcbInfo(h, { tee: 'tdx' });
+    type Level = { tcb: { tdxtcbcomponents: { svn: number }[] }; tcbStatus: string };
+    const [base] = info.tcbLevels as Level[];
+    const latest = structuredClone(base!);
+    latest.tcb.tdxtcbcomponents[2]!.svn = 5;
+    latest.tcbStatus = 'ConfigurationNeeded';
+    const older = structuredClone(base!);
+    older.tcbStatus = 'OutOfDate';
+    info.tcbLevels = [latest, older];
+    const [identity] = info.tdxModuleIdentities as { tcbLevels: unknown[] }[];
+    identity!.tcbLevels = [
+      { tcb: { isvsvn: 5 }, tcbDate: '2024-03-13T00:00:00Z', tcbStatus: 'UpToDate' },
+      { tcb: { isvsvn: 1 }, tcbDate: '2023-03-13T00:00:00Z', tcbStatus: 'OutOfDate' },
+    ];
+    const teeTcbSvn2 = new Uint8Array(16);
+    teeTcbSvn2.set([5, 1, 5]);
+    const verify = (tcbInfo: Record<string, unknown>) =>
+      verifyQuote(buildSignedQuote(h, { tee: 'tdx', version: 5, tdReport: { teeTcbSvn2 } }), buildCollateral(h, { tee: 'tdx', tcbInfo }), { at, trustAnchors: { intelRoot: h.root.certificate } });
+    const r = verify(info);
+    assert.equal(r.tcb.sgxStatus, 'ConfigurationNeeded');
+    assert.equal(r.tcb.status, 'OutOfDate');
+    assert.equal(r.status, 'TDRelaunchAdvisedConfigurationNeeded');
+    // With the latest level UpToDate, relaunch alone is advised.
+    latest.tcbStatus = 'UpToDate';
+    assert.equal(verify(info).status, 'TDRelaunchAdvised');
+  });
+
   test('a debug TD verifies and reports debug', () => {
     const h = createDcapHierarchy();
     const tdattributes = Uint8Array.from([1, 0, 0, 0x10, 0, 0, 0, 0]);
