@@ -77,6 +77,7 @@ export function converge(platform: QuoteStatus, component: TcbStatus): QuoteStat
 }
 
 const RELAUNCH_SGX_OK: ReadonlySet<QuoteStatus> = new Set(['UpToDate', 'SWHardeningNeeded', 'ConfigurationNeeded', 'ConfigurationAndSWHardeningNeeded']);
+const CONFIGURATION_NEEDED: ReadonlySet<QuoteStatus> = new Set(['ConfigurationNeeded', 'ConfigurationAndSWHardeningNeeded', 'OutOfDateConfigurationNeeded', 'TDRelaunchAdvisedConfigurationNeeded']);
 
 /**
  * TD report 1.5 only (QVL TDRelaunchCheck): the platform is current and only the running TDX module is
@@ -107,7 +108,9 @@ export function tdRelaunchStatus(args: {
     moduleOk = teeTcbSvn2[0]! >= top;
   }
   if (!moduleOk || teeTcbSvn2[2]! < latest[2]!) return undefined;
-  return tdxStatus === 'OutOfDate' ? 'TDRelaunchAdvised' : 'TDRelaunchAdvisedConfigurationNeeded';
+  // Configuration still needed when either the SGX-only or the TDX status says so (QVL isConfigurationNeeded).
+  const configurationNeeded = CONFIGURATION_NEEDED.has(sgxStatus) || CONFIGURATION_NEEDED.has(tdxStatus);
+  return configurationNeeded ? 'TDRelaunchAdvisedConfigurationNeeded' : 'TDRelaunchAdvised';
 }
 
 /** Advisory IDs of several levels, first occurrence order, without duplicates. */
