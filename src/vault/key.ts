@@ -112,7 +112,8 @@ function parseAttributes(v: unknown): AttributeInput {
   for (const k of ['nbf', 'exp'] as const) {
     const t = v[k];
     if (t === undefined || t === null) continue;
-    if (typeof t !== 'number' || !Number.isInteger(t)) bad(`attributes.${k}`, `attributes.${k} must be an integer (seconds since the epoch)`);
+    // A safe integer: one the clock compares and the store (a bigint column) keeps exactly.
+    if (typeof t !== 'number' || !Number.isSafeInteger(t)) bad(`attributes.${k}`, `attributes.${k} must be an integer (seconds since the epoch) of at most 2^53 − 1 in size`);
     out[k] = t;
   }
   if (v.exportable !== undefined && v.exportable !== null) {
