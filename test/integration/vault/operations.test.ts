@@ -10,6 +10,7 @@ import {
   createDecipheriv,
   createHash,
   createHmac,
+  createPrivateKey,
   createPublicKey,
   publicEncrypt,
   randomBytes,
@@ -255,6 +256,21 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       const c = await crypto(oct.id!).encrypt({ algorithm: 'A256CBCPAD', plaintext: Buffer.from('hello'), iv });
       const d = createDecipheriv('aes-256-cbc', raw, iv);
       assert.equal(Buffer.concat([d.update(c.result), d.final()]).toString(), 'hello');
+    });
+
+    test('a transferred private key whose members are of two keys is refused, as a JWK import is', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
+      // Attack: PKCS#8 carries the public point (EC) and n, e beside the private members, and OpenSSL takes them as
+      // given: a blob whose EC d or RSA d is of another key imported (200), published the one key and signed with the other.
+      const mixed = (named: string | number, member: 'd') => {
+        const pair = () => (typeof named === 'number' ? generateRsaKeyPair(named) : generateEcKeyPair(named)).privateKey.export({ format: 'jwk' });
+        const [a, b] = [pair(), pair()];
+        return createPrivateKey({ key: { ...a, [member]: b[member] }, format: 'jwk' }).export({ format: 'der', type: 'pkcs8' });
+      };
+      for (const [kty, named] of [['EC-HSM', 'P-256'], ['EC-HSM', 'P-384'], ['RSA-HSM', 2048]] as const) {
+        const r = await akvCall(server, 'PUT', `/keys/byok-mixed-${String(named)}`, { key: { kty, key_hsm: transferBlob(kekKid, kekPublic, mixed(named, 'd')).toString('base64url') } });
+        assert.equal(r.status, 400, `${kty} ${String(named)}: ${JSON.stringify(r.json).slice(0, 300)}`);
+        assert.equal(r.json.error.innererror.code, 'key.invalid');
+      }
     });
 
     test('a principal whose roles do not reach the KEK cannot import a blob wrapped to it', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
