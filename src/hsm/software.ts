@@ -24,6 +24,7 @@ import {
 import { fail } from '../core/errors.js';
 import { signDigestEcdsa, verifyDigestEcdsa } from '../vault/ecdsa.js';
 import type { CipherRequest, CipherResult, CurveName, KeyProtector, KeyRef, PrivateJwk, ProtectedKey, PublicJwk, SignatureAlgorithm } from '../vault/ports.js';
+import { checkOneKey } from '../vault/key.js';
 import { assembleTransferBlob, transferBlobAround, transferMaterialOf, unwrapTransferCiphertext } from '../vault/release/index.js';
 import { wrapAndSignOffThread, wrapOffThread } from './wrap-worker.js';
 import type { Sealer } from './master-key.js';
@@ -279,6 +280,11 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
         }
         const family = key.type === 'secret' ? 'oct' : key.asymmetricKeyType === 'rsa' ? 'RSA' : key.asymmetricKeyType === 'ec' ? 'EC' : 'other';
         if (family !== target.family) throw fail('key.invalid', `The transferred key is ${family}, but key.kty names ${target.family}`, { field: 'key.kty' });
+        // PKCS#8 carries the public half beside the private members, and OpenSSL takes both as given (key.ts, checkOneKey).
+        if (family !== 'oct') {
+          const jwk = key.export({ format: 'jwk' }) as Record<string, unknown>;
+          checkOneKey({ ...jwk, ...(jwk.crv !== undefined ? { crv: JWK_CURVE[jwk.crv as string] } : {}) }, family);
+        }
         if (family === 'oct' && ![16, 24, 32].includes(material.length)) throw fail('key.invalid', `A transferred oct key must be 128, 192 or 256 bits, got ${material.length * 8}`, { field: 'key.key_hsm' });
         return protect(key, binding);
       } finally {

@@ -244,9 +244,9 @@ function intOf(v: string): bigint {
  * A private JWK to import must be one key (RFC 7518 §6.3.2, §6.2.2): the vault publishes the public members
  * it was given and operates with the private ones, so members of two keys would publish one key and sign,
  * decrypt and release with another. RSA: n = p·q, dp and dq are d modulo p−1 and q−1 and invert e there, qi
- * inverts q modulo p, and e is odd and at least 3. EC: d's public point is (x, y).
+ * inverts q modulo p, and e is odd and at least 3. EC: d's public point is (x, y). BYOK's PKCS#8 too (hsm/software.ts).
  */
-function checkOneKey(key: Record<string, unknown>, family: KeyFamily): void {
+export function checkOneKey(key: Record<string, unknown>, family: KeyFamily): void {
   if (family === 'RSA') {
     for (const m of ['p', 'q', 'dp', 'dq', 'qi']) if (typeof key[m] !== 'string') bad(`key.${m}`, `An RSA key to import needs n, e, d, p, q, dp, dq and qi (key.${m} is missing)`);
     const [n, e, d, p, q, dp, dq, qi] = ['n', 'e', 'd', 'p', 'q', 'dp', 'dq', 'qi'].map((m) => intOf(key[m] as string)) as [bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint];
