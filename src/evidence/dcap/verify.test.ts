@@ -5,7 +5,7 @@ import { outcome } from '../../../test/helpers/verdict.js';
 import { type QuoteCollateral, collateralFromPcsResponses, parseQuoteCollateral } from './collateral.js';
 import { isConclaveError } from '../../core/errors.js';
 import { VerifierCache } from './cache.js';
-import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultTcbInfo, issueCertificate, signJson } from './testing.js';
+import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultQeIdentity, defaultTcbInfo, issueCertificate, signJson } from './testing.js';
 import { type QuoteVerificationResult, parseQuote, verifyQuote, verifyQuoteAsync } from './index.js';
 
 const skip = skipWithoutFixtures();
@@ -478,6 +478,28 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     // With the latest level UpToDate, relaunch alone is advised.
     latest.tcbStatus = 'UpToDate';
     assert.equal(verify(info).status, 'TDRelaunchAdvised');
+  });
+
+  test('a QE identity or TDX module level with a platform-only status (not UpToDate/OutOfDate/Revoked) is collateral.malformed', () => {
+    // Such a status would be ignored when the statuses converge, so the QE or module would count as UpToDate;
+    // QVL refuses it (enclave identity and VALID_MODULE_TCB_STATUSES: UpToDate, OutOfDate, Revoked).
+    const h = createDcapHierarchy();
+    for (const status of ['SWHardeningNeeded', 'ConfigurationNeeded', 'OutOfDateConfigurationNeeded']) {
+      const qe = defaultQeIdentity(h, { tee: 'tdx' });
+      (qe.tcbLevels as { tcbStatus: string }[])[0]!.tcbStatus = status;
+      expectCode(
+        () => verifyQuote(buildSignedQuote(h, { tee: 'tdx' }), buildCollateral(h, { tee: 'tdx', qeIdentity: qe }), { at, trustAnchors: { intelRoot: h.root.certificate } }),
+        'collateral.malformed',
+        `QE level ${status}`,
+      );
+      const info = defaultTcbInfo(h, { tee: 'tdx' });
+      ((info.tdxModuleIdentities as { tcbLevels: { tcbStatus: string }[] }[])[0]!.tcbLevels[0]!).tcbStatus = status;
+      expectCode(
+        () => verifyQuote(buildSignedQuote(h, { tee: 'tdx' }), buildCollateral(h, { tee: 'tdx', tcbInfo: info }), { at, trustAnchors: { intelRoot: h.root.certificate } }),
+        'collateral.malformed',
+        `module level ${status}`,
+      );
+    }
   });
 
   test('a debug TD verifies and reports debug', () => {
