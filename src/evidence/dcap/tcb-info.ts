@@ -111,9 +111,12 @@ function date(o: Json, key: string, what: string): Date {
   return d;
 }
 
-function status(o: Json, what: string): TcbStatus {
+/** The statuses of an enclave identity or TDX module level (QVL: VALID_MODULE_TCB_STATUSES, EnclaveIdentityV2). */
+const ISVSVN_STATUSES: readonly TcbStatus[] = ['UpToDate', 'OutOfDate', 'Revoked'];
+
+function status(o: Json, what: string, allowed: readonly TcbStatus[] = TCB_STATUSES): TcbStatus {
   const s = o.tcbStatus;
-  if (typeof s !== 'string' || !(TCB_STATUSES as readonly string[]).includes(s)) bad(what, 'tcbStatus');
+  if (typeof s !== 'string' || !(allowed as readonly string[]).includes(s)) bad(what, 'tcbStatus');
   return s as TcbStatus;
 }
 
@@ -145,7 +148,7 @@ function isvsvnLevels(v: unknown, what: string): IsvsvnLevel[] {
     return {
       isvsvn: int(obj(level.tcb, what, 'tcb'), 'isvsvn', what),
       tcbDate: str(level, 'tcbDate', what),
-      tcbStatus: status(level, what),
+      tcbStatus: status(level, what, ISVSVN_STATUSES),
       advisoryIDs: advisories(level, what),
     };
   });
