@@ -40,12 +40,15 @@ function octets(t: Tlv, field: string, size?: number): string {
   return Buffer.from(c).toString('hex');
 }
 
+/** The {OID, value} entries of a SEQUENCE, each OID once (QVL takes each entry once). */
 function pairs(seq: Tlv): Map<string, Tlv> {
   const out = new Map<string, Tlv>();
   for (const pair of children(seq)) {
     const [k, v] = children(pair);
     if (!k || !v) throw fail('quote.pck_extension_invalid', 'SGX extension entry is not an {OID, value} pair');
-    out.set(oid(k), v);
+    const id = oid(k);
+    if (out.has(id)) throw fail('quote.pck_extension_invalid', `SGX extension entry ${id} appears twice`, { oid: id });
+    out.set(id, v);
   }
   return out;
 }
