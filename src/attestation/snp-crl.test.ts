@@ -250,6 +250,20 @@ describe('SEV-SNP attestation of real AMD evidence: the CRL comes from the colla
     }, 'a chain that names another product first must not make the evidence attest without its CRL');
   });
 
+  test('container form: a VcekCertChain of hundreds of certificates is refused (snp.malformed) without parsing them to pick a CRL, and the CRL source is not asked', async () => {
+    // Bounded work per request: a real chain is the VCEK, the ASK (or ASVK) and the ARK. Certificates that name no
+    // product ahead of the real chain made the CRL lookup parse every one of them (and the verifier parse them again),
+    // and the evidence still attested.
+    const { svc, snpCertificates } = service(undefined);
+    const honest = aci();
+    const ev = JSON.parse(Buffer.from((honest as Record<string, unknown>).report as string, 'base64url').toString('utf8')) as Record<string, string>;
+    const filler = derToPem(issueCertificate({ subjectCN: 'filler', ca: false, notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2040-01-01T00:00:00Z') }).der);
+    const chainPem = filler.repeat(300) + Buffer.from(ev.VcekCertChain!, 'base64url').toString('utf8');
+    const padded = { ...honest, report: b64url(JSON.stringify({ ...ev, VcekCertChain: b64url(chainPem) })) };
+    await refusedWith(svc.attest('SevSnpVm', padded), 'snp.malformed');
+    assert.deepEqual(snpCertificates.asked, []);
+  });
+
   test("trustee's az-snp-vtpm evidence and /attest/AzureGuest (real Milan CVM, VCEK in the evidence): the source's CRL is applied under the real roots (kills: azure-vm's real path verifying without the CRL)", async () => {
     const trustee = () => ({ report: b64url(readFixture(...milanDir, 'evidence-v0.json')), draftPolicyForAttestation });
     // AzureGuest takes no draft policy (its token is signed): only its refusals, which come before signing, are asserted.

@@ -472,6 +472,18 @@ describe('fake hierarchies (testing.ts)', () => {
     rejects('snp.chain_invalid', () => verifySnpReport(asVcek, { vcek: vlek.vek.der, chain: vlek.chain }, { at, trustAnchors: vlek.trustAnchors }));
   });
 
+  test('bounded work: evidence with more certificates than a VEK chain has (VEK, ASK or ASVK, ARK, with room to spare: 8) is refused before any is parsed (snp.malformed)', () => {
+    const report = makeFakeSnpReport(milan);
+    // Eight verify: the chain with the ASK given six times over.
+    const eight = [milan.ask.der, milan.ask.der, milan.ask.der, milan.ask.der, milan.ask.der, milan.ask.der, milan.ark.der];
+    assert.equal(verifySnpReport(report, { vcek: milan.vek.der, chain: eight }, opts).verified, true);
+    // Nine are refused, valid or not: parsing and hashing them is the caller's work to spend, not the verifier's.
+    rejects('snp.malformed', () => verifySnpReport(report, { vcek: milan.vek.der, chain: [milan.ask.der, ...eight] }, opts));
+    const junk = Array.from({ length: 500 }, () => Uint8Array.of(0x30, 0x00));
+    rejects('snp.malformed', () => verifySnpReport(report, { vcek: milan.vek.der, chain: [...junk, ...milan.chain] }, opts));
+    rejects('snp.malformed', () => verifySnpReport(report, { vcek: milan.vek.der, chain: [...junk, ...milan.chain] }, { ...opts, cache: new SnpVerifierCache() }));
+  });
+
   test('v5 reports carry the mitigation vectors', () => {
     const r = verifySnpReport(makeFakeSnpReport(milan, { version: 5, launchMitVector: 3n, currentMitVector: 0x10n }), { vcek: milan.vek.der }, opts);
     assert.equal(r.reportVersion, 5);
