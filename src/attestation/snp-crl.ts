@@ -7,7 +7,7 @@
  */
 import { ConclaveError, fail } from '../core/errors.js';
 import { RecentBytes } from '../evidence/dcap/recent-bytes.js';
-import { type SnpCertificates, productNamedBy } from '../evidence/snp/chain.js';
+import { SNP_MAX_CERTIFICATES, type SnpCertificates, certificateCount, productNamedBy } from '../evidence/snp/chain.js';
 import type { SnpReport } from '../evidence/snp/report.js';
 import type { AmdProduct } from '../evidence/snp/roots.js';
 import type { SnpCertificateSource } from './ports.js';
@@ -48,6 +48,8 @@ export function createSnpCrls(source: Pick<SnpCertificateSource, 'getCrl'>, requ
   // with every report): a byte comparison instead of parsing the certificate again.
   const named = new RecentBytes<AmdProduct | null>(16);
   function productOf(certs: SnpCertificates | undefined): AmdProduct | undefined {
+    // Evidence with more certificates than a chain has is left unread: the verifier refuses it (snp.malformed).
+    if (certificateCount(certs) > SNP_MAX_CERTIFICATES) return undefined;
     for (const der of [certs?.vcek, ...(certs?.chain ?? [])]) {
       if (!der) continue;
       let p = named.get(der);

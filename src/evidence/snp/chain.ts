@@ -17,6 +17,26 @@ export interface SnpCertificates {
   readonly crl?: Uint8Array | undefined;
 }
 
+/**
+ * The most certificates one report's evidence may carry (VEK and chain together). A VEK chain is the VEK, the
+ * ASK or ASVK and the ARK; the rest is room for a bundle that repeats one. More is refused before any is parsed
+ * or hashed: the count of certificates is the caller's to choose, the work per request is not.
+ */
+export const SNP_MAX_CERTIFICATES = 8;
+
+/** How many certificates `certs` carries (the VEK and the chain). */
+export function certificateCount(certs: SnpCertificates | undefined): number {
+  return (certs?.vcek ? 1 : 0) + (certs?.chain?.length ?? 0);
+}
+
+/** Throws `snp.malformed` when `certs` carries more than {@link SNP_MAX_CERTIFICATES} certificates. */
+export function checkCertificateCount(certs: SnpCertificates | undefined): void {
+  const count = certificateCount(certs);
+  if (count > SNP_MAX_CERTIFICATES) {
+    throw fail('snp.malformed', `the evidence carries ${count} certificates; a VCEK/VLEK chain has at most ${SNP_MAX_CERTIFICATES}`, { count, max: SNP_MAX_CERTIFICATES });
+  }
+}
+
 /** Trusted roots per product. The ARK is required; ASK/ASVK are used when the evidence lacks them. */
 export interface SnpTrustAnchor {
   readonly ark: Uint8Array | Certificate;
@@ -248,6 +268,7 @@ function checkWindow(c: VerifiedVekChain, at: Date): void {
  */
 export function verifyVekChain(certs: SnpCertificates, opts: VekChainOptions): VerifiedVekChain {
   verificationTime(opts.at);
+  checkCertificateCount(certs);
   const key = opts.cache ? cacheKey(certs, opts) : undefined;
   if (key !== undefined) {
     const hit = opts.cache!.get(key);
