@@ -97,6 +97,50 @@ describe('parseQuote on real quotes', { skip }, () => {
   });
 });
 
+describe('parseQuote: header, body and certification data must agree (pins)', () => {
+  const h = createDcapHierarchy();
+  const tdx5 = buildSignedQuote(h, { tee: 'tdx', version: 5 });
+  const tdx4 = buildSignedQuote(h, { tee: 'tdx', version: 4 });
+  const sgx3 = buildSignedQuote(h, { tee: 'sgx', version: 3 });
+  const patched = (q: Uint8Array, f: (v: DataView) => void): Uint8Array => {
+    const b = q.slice();
+    f(new DataView(b.buffer));
+    return b;
+  };
+  const rejects = (b: Uint8Array, code: string, field: string): void => {
+    assert.throws(() => parseQuote(b), (e) => isConclaveError(e, code) && e.detail?.field === field, `${code} ${field}`);
+  };
+
+  test('a v5 body type of the other TEE, or of the wrong size, is quote.malformed', () => {
+    rejects(patched(tdx5, (v) => v.setUint16(48, 1, true)), 'quote.malformed', 'bodyDescriptor.type');
+    rejects(patched(tdx5, (v) => v.setUint32(4, 0, true)), 'quote.malformed', 'bodyDescriptor.type');
+    rejects(patched(tdx5, (v) => v.setUint32(50, 584, true)), 'quote.malformed', 'bodyDescriptor.size');
+    rejects(patched(sgx3, (v) => v.setUint32(4, 0x81, true)), 'quote.malformed', 'header.teeType');
+  });
+
+  test('the certification data is type 6 holding type 5 in v4/v5, type 5 in v3; anything else is quote.unsupported', () => {
+    // v4: the outer type 6 at 48 + 584 + 4 + 128; the inner type after the QE report, its signature and auth data.
+    const outer = 48 + 584 + 4 + 128;
+    const inner = outer + 6 + 384 + 64 + 2 + 32;
+    rejects(patched(tdx4, (v) => v.setUint16(inner, 6, true)), 'quote.unsupported', 'certificationData.type');
+    rejects(patched(tdx4, (v) => v.setUint16(inner, 4, true)), 'quote.unsupported', 'certificationData.type');
+    const v3Inner = 48 + 384 + 4 + 128 + 384 + 64 + 2 + 32;
+    rejects(patched(sgx3, (v) => v.setUint16(v3Inner, 6, true)), 'quote.unsupported', 'certificationData.type');
+  });
+
+  test('bytes after the PCK chain inside the type-6 container are quote.malformed', () => {
+    const extra = 3;
+    const b = new Uint8Array(tdx4.byteLength + extra);
+    b.set(tdx4);
+    const v = new DataView(b.buffer);
+    const sigLenAt = 48 + 584;
+    const outerSizeAt = sigLenAt + 4 + 128 + 2;
+    v.setUint32(sigLenAt, v.getUint32(sigLenAt, true) + extra, true);
+    v.setUint32(outerSizeAt, v.getUint32(outerSizeAt, true) + extra, true);
+    rejects(b, 'quote.malformed', 'qeReportCertificationData.size');
+  });
+});
+
 describe('parseQuote properties', () => {
   const h = createDcapHierarchy();
   const samples = [buildSignedQuote(h, { tee: 'sgx' }), buildSignedQuote(h, { tee: 'tdx', version: 4 }), buildSignedQuote(h, { tee: 'tdx', version: 5 })];
