@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { readFixture, readFixtureJson, skipWithoutFixtures } from '../../../test/fixtures.js';
-import { ConclaveError, isConclaveError } from '../../core/errors.js';
+import { ConclaveError, type ErrorCode, isConclaveError } from '../../core/errors.js';
 import { encodeQuote, parseQuote } from './quote.js';
 import { buildSignedQuote, createDcapHierarchy } from './testing.js';
 
@@ -107,7 +107,7 @@ describe('parseQuote: header, body and certification data must agree (pins)', ()
     f(new DataView(b.buffer));
     return b;
   };
-  const rejects = (b: Uint8Array, code: string, field: string): void => {
+  const rejects = (b: Uint8Array, code: ErrorCode, field: string): void => {
     assert.throws(() => parseQuote(b), (e) => isConclaveError(e, code) && e.detail?.field === field, `${code} ${field}`);
   };
 
