@@ -16,6 +16,8 @@ import { generateRsaKeyPair } from '../../core/keygen.js';
 export interface SimulatedAzureCvmOptions {
   readonly secureBoot?: boolean;
   readonly debug?: boolean;
+  /** The VMPL the SNP report was requested from (default 0, the paravisor's). */
+  readonly vmpl?: number;
   readonly vmId?: string;
   /** 64 bytes of user data the guest wrote to NV 0x01400002 (hex), default zeros. */
   readonly userData?: string;
@@ -51,7 +53,7 @@ export function simulateAzureCvm(snp: FakeSnpHierarchy, opts: SimulatedAzureCvmO
   const reportData = new Uint8Array(64);
   reportData.set(sha256(runtimeData));
   const policy = 0x30000n | (1n << 16n) | (opts.debug ? 1n << 19n : 0n);
-  const snpReport = makeFakeSnpReport(snp, { reportData, policy, vmpl: 0 });
+  const snpReport = makeFakeSnpReport(snp, { reportData, policy, vmpl: opts.vmpl ?? 0 });
   const hclReport = encodeHclReport({ hwReport: snpReport, runtimeData });
   const chainPem = [snp.vek.der, ...snp.chain].map((d) => derToPem(d)).join('');
   const all = Array.from({ length: 24 }, (_, i) => i);
