@@ -317,6 +317,8 @@ export interface QuoteOptions {
   readonly tdReport?: Partial<TdReport15>;
   /** QE ISVSVN (default 8). */
   readonly qeIsvsvn?: number;
+  /** Field overrides of the QE report (its REPORTDATA binding is still computed). */
+  readonly qeReport?: Partial<Omit<SgxReportBody, 'reportdata'>>;
   readonly qeAuthData?: Uint8Array;
 }
 
@@ -360,6 +362,7 @@ export function buildSignedQuote(h: DcapHierarchy, opts: QuoteOptions): Uint8Arr
     mrsigner: hexBytes(opts.tee === 'sgx' ? INTEL_QE_MRSIGNER : INTEL_TD_QE_MRSIGNER),
     isvprodid: opts.tee === 'sgx' ? 1 : 2,
     isvsvn: opts.qeIsvsvn ?? 8,
+    ...opts.qeReport,
     reportdata: new Uint8Array(Buffer.concat([sha256(attestationKey, qeAuthData), new Uint8Array(32)])),
   };
   const qeReportSignature = new Uint8Array(sign('sha256', encodeSgxReportBody(qeReport), { key: h.pck.privateKey, dsaEncoding: 'ieee-p1363' }));

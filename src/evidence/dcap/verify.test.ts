@@ -502,6 +502,19 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     }
   });
 
+  test('QE MISCSELECT is compared byte for byte with the identity\'s hex, as QVL (identity bytes read as the report\'s little-endian u32)', () => {
+    // A QE report whose MISCSELECT bytes are 01 00 00 00 matches an identity miscselect "01000000" (the same
+    // bytes) and not "00000001"; reading the identity hex as a big-endian number swapped the two.
+    const h = createDcapHierarchy();
+    const quote = buildSignedQuote(h, { tee: 'sgx', qeReport: { miscselect: Uint8Array.of(1, 0, 0, 0) } });
+    const withMisc = (miscselect: string) => buildCollateral(h, { tee: 'sgx', qeIdentity: { ...defaultQeIdentity(h, { tee: 'sgx' }), miscselect, miscselectMask: 'FFFFFFFF' } });
+    assert.equal(verifyQuote(quote, withMisc('01000000'), { at, trustAnchors: { intelRoot: h.root.certificate } }).status, 'UpToDate');
+    expectCode(() => verifyQuote(quote, withMisc('00000001'), { at, trustAnchors: { intelRoot: h.root.certificate } }), 'quote.qe_identity_mismatch', 'byte-swapped miscselect');
+    // The mask applies to the same bytes: masking out byte 0 accepts any value there.
+    const masked = buildCollateral(h, { tee: 'sgx', qeIdentity: { ...defaultQeIdentity(h, { tee: 'sgx' }), miscselect: '00000000', miscselectMask: '00FFFFFF' } });
+    assert.equal(verifyQuote(quote, masked, { at, trustAnchors: { intelRoot: h.root.certificate } }).status, 'UpToDate');
+  });
+
   test('a debug TD verifies and reports debug', () => {
     const h = createDcapHierarchy();
     const tdattributes = Uint8Array.from([1, 0, 0, 0x10, 0, 0, 0, 0]);
