@@ -65,6 +65,7 @@ export interface EnclaveIdentity {
   readonly issueDate: Date;
   readonly nextUpdate: Date;
   readonly tcbEvaluationDataNumber: number;
+  /** The 4 bytes of hex as a little-endian u32, as the report's MISCSELECT is read. */
   readonly miscselect: number;
   readonly miscselectMask: number;
   /** 16 bytes. */
@@ -103,6 +104,11 @@ function hex(o: Json, key: string, what: string, bytes: number): string {
   const v = str(o, key, what);
   if (v.length !== bytes * 2 || !/^[0-9a-fA-F]*$/.test(v)) bad(what, key);
   return v.toLowerCase();
+}
+
+/** 4 bytes of hex as the little-endian u32 a report holds them in (QVL EnclaveReportVerifier::vectorToUint32). */
+function u32le(hexText: string): number {
+  return Buffer.from(hexText, 'hex').readUInt32LE(0);
 }
 
 function date(o: Json, key: string, what: string): Date {
@@ -224,8 +230,8 @@ export function parseEnclaveIdentity(signed: Uint8Array): EnclaveIdentity {
     issueDate: date(e, 'issueDate', what),
     nextUpdate: date(e, 'nextUpdate', what),
     tcbEvaluationDataNumber: int(e, 'tcbEvaluationDataNumber', what),
-    miscselect: Number.parseInt(hex(e, 'miscselect', what, 4), 16),
-    miscselectMask: Number.parseInt(hex(e, 'miscselectMask', what, 4), 16),
+    miscselect: u32le(hex(e, 'miscselect', what, 4)),
+    miscselectMask: u32le(hex(e, 'miscselectMask', what, 4)),
     attributes: new Uint8Array(Buffer.from(hex(e, 'attributes', what, 16), 'hex')),
     attributesMask: new Uint8Array(Buffer.from(hex(e, 'attributesMask', what, 16), 'hex')),
     mrsigner: hex(e, 'mrsigner', what, 32),
