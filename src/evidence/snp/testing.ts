@@ -82,6 +82,8 @@ export interface FakeVekOptions {
   readonly notAfter?: Date;
   /** Product-name extension; defaults to "Milan-B0", "Genoa", "Turin" (VLEK: bare product). */
   readonly productName?: string;
+  /** Leave Turin's fmcSPL extension out (a VEK no AMD KDS issues). */
+  readonly omitFmcSpl?: boolean;
 }
 
 export interface FakeSnpHierarchy {
@@ -164,7 +166,7 @@ export function issueFakeVek(
   const exts = [
     extension(VEK_OID.structVersion, encodeInt(turin ? 1 : 0)),
     extension(VEK_OID.productName, tlv(TAG.IA5_STRING, Buffer.from(productName))),
-    ...(turin ? [extension(VEK_OID.fmcSpl, encodeInt(tcb.fmc ?? 0))] : []),
+    ...(turin && !opts.omitFmcSpl ? [extension(VEK_OID.fmcSpl, encodeInt(tcb.fmc ?? 0))] : []),
     extension(VEK_OID.blSpl, encodeInt(tcb.bootloader)),
     extension(VEK_OID.teeSpl, encodeInt(tcb.tee)),
     extension(VEK_OID.snpSpl, encodeInt(tcb.snp)),

@@ -462,6 +462,15 @@ describe('fake hierarchies (testing.ts)', () => {
     rejects('snp.tcb_mismatch', () => verifySnpReport(makeFakeSnpReport(turin, {}, vek), { vcek: vek.der }, { at, trustAnchors: turin.trustAnchors }));
   });
 
+  test('Turin: a VCEK without the fmcSPL extension does not vouch for FMC SPL 0 (snp.tcb_mismatch), as the collateral cache refuses it on ingest', () => {
+    // Every Turin VCEK carries fmcSPL (VCEK spec; the real Turin vector has it). One without it left the FMC
+    // SPL unchecked: absent read as 0, so it stood for a report at FMC 0.
+    const turin = createFakeSnpHierarchy({ product: 'Turin', tcb: { fmc: 0, bootloader: 3, tee: 4, snp: 5, microcode: 6 } });
+    const vek = issueFakeVek(turin, { omitFmcSpl: true });
+    rejects('snp.tcb_mismatch', () => verifySnpReport(makeFakeSnpReport(turin, {}, vek), { vcek: vek.der }, { at, trustAnchors: turin.trustAnchors }));
+    assert.equal(verifySnpReport(makeFakeSnpReport(turin), { vcek: turin.vek.der }, { at, trustAnchors: turin.trustAnchors }).reportedTcb.fmc, 0);
+  });
+
   test('VLEK: SIGNING_KEY must match the certificate kind', () => {
     const vlek = createFakeSnpHierarchy({ product: 'Genoa', signingKey: 'vlek' });
     const report = makeFakeSnpReport(vlek);
