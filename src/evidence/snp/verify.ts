@@ -138,7 +138,8 @@ function tcbMatches(ext: VerifiedVekChain['extensions'], tcb: SnpTcb, product: A
     ext.teeSpl === tcb.tee &&
     ext.snpSpl === tcb.snp &&
     ext.ucodeSpl === tcb.microcode &&
-    (product !== 'Turin' || (ext.fmcSpl ?? 0) === (tcb.fmc ?? 0))
+    // Every Turin VEK carries fmcSPL: one without it vouches for no FMC SPL, not for 0.
+    (product !== 'Turin' || (ext.fmcSpl !== undefined && ext.fmcSpl === tcb.fmc))
   );
 }
 
