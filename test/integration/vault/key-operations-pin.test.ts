@@ -1,0 +1,102 @@
+/**
+ * Pins (defended on main, on either key protector) of what a key version refuses to do: outside its
+ * enabled/nbf/exp window, outside its key_ops, with an algorithm that is not its own (curve, family, AES
+ * size) or a digest of another length; and verify answers `false`, never `true` or an error, for a
+ * malformed signature.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { TestServer } from '../../helpers/server.js';
+import { akvCall, startVault } from './harness.js';
+
+let server: TestServer;
+const b64 = (n: number, fill = 0) => Buffer.alloc(n, fill).toString('base64url');
+
+async function expect(status: number, code: string | undefined, method: string, path: string, body: unknown): Promise<any> {
+  const r = await akvCall(server, method, path, body);
+  assert.equal(r.status, status, `${path} ${JSON.stringify(body).slice(0, 120)}: ${JSON.stringify(r.json).slice(0, 300)}`);
+  if (code !== undefined) assert.equal(r.json.error.innererror.code, code, path);
+  return r.json;
+}
+
+describe('key operations refuse what the key version does not allow', () => {
+  before(async () => {
+    server = await startVault({ flags: { maintenanceInterval: 0 } });
+  });
+  after(() => server?.stop());
+
+  test('a disabled, not yet valid or expired version refuses every operation (403)', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const ops = [
+      ['sign', { alg: 'RS256', value: b64(32) }],
+      ['verify', { alg: 'RS256', digest: b64(32), value: b64(256) }],
+      ['encrypt', { alg: 'RSA-OAEP-256', value: b64(16) }],
+      ['decrypt', { alg: 'RSA-OAEP-256', value: b64(256) }],
+      ['wrapKey', { alg: 'RSA-OAEP-256', value: b64(32) }],
+      ['unwrapKey', { alg: 'RSA-OAEP-256', value: b64(256) }],
+    ] as const;
+    for (const [name, attributes] of [['win-disabled', { enabled: false }], ['win-nbf', { nbf: now + 3600 }], ['win-exp', { exp: now - 1 }]] as const) {
+      await expect(200, undefined, 'POST', `/keys/${name}/create`, { kty: 'RSA', key_size: 2048, attributes });
+      for (const [op, body] of ops) await expect(403, 'key.operation_not_allowed', 'POST', `/keys/${name}/${op}`, body);
+    }
+  });
+
+  test('an operation outside key_ops is refused (403): decrypt, encrypt, verify on a sign-only key', async () => {
+    await expect(200, undefined, 'POST', '/keys/ops-sign-only/create', { kty: 'RSA', key_size: 2048, key_ops: ['sign'] });
+    await expect(200, undefined, 'POST', '/keys/ops-sign-only/sign', { alg: 'RS256', value: b64(32) });
+    for (const [op, body] of [
+      ['decrypt', { alg: 'RSA-OAEP', value: b64(256) }],
+      ['encrypt', { alg: 'RSA-OAEP', value: b64(16) }],
+      ['unwrapKey', { alg: 'RSA-OAEP', value: b64(256) }],
+      ['verify', { alg: 'RS256', digest: b64(32), value: b64(256) }],
+    ] as const) {
+      await expect(403, 'key.operation_not_allowed', 'POST', `/keys/ops-sign-only/${op}`, body);
+    }
+  });
+
+  test("an algorithm that is not the key's, or a digest of another length, is a 400", async () => {
+    await expect(200, undefined, 'POST', '/keys/alg-p256/create', { kty: 'EC', crv: 'P-256' });
+    await expect(200, undefined, 'POST', '/keys/alg-p384/create', { kty: 'EC', crv: 'P-384' });
+    await expect(200, undefined, 'POST', '/keys/alg-rsa/create', { kty: 'RSA', key_size: 2048 });
+    await expect(200, undefined, 'POST', '/keys/alg-oct128/create', { kty: 'oct-HSM', key_size: 128 });
+    const cases: [string, string, unknown][] = [
+      ['alg-p384', 'sign', { alg: 'ES256', value: b64(32) }],
+      ['alg-p256', 'sign', { alg: 'ES384', value: b64(48) }],
+      ['alg-p256', 'sign', { alg: 'ES256K', value: b64(32) }],
+      ['alg-p256', 'sign', { alg: 'RS256', value: b64(32) }],
+      ['alg-p256', 'verify', { alg: 'ES384', digest: b64(48), value: b64(96) }],
+      ['alg-rsa', 'sign', { alg: 'ES256', value: b64(32) }],
+      ['alg-oct128', 'encrypt', { alg: 'RSA-OAEP-256', value: b64(16) }],
+      ['alg-oct128', 'wrapKey', { alg: 'A256KW', value: b64(16) }],
+      ['alg-oct128', 'wrapKey', { alg: 'A192KW', value: b64(16) }],
+      ['alg-oct128', 'encrypt', { alg: 'A256GCM', value: b64(16) }],
+      ['alg-rsa', 'encrypt', { alg: 'A128GCM', value: b64(16) }],
+    ];
+    // Every digest algorithm takes exactly its hash's length: one byte short or long, or another hash's, is refused.
+    for (const [alg, len, key] of [['RS256', 32, 'alg-rsa'], ['RS384', 48, 'alg-rsa'], ['RS512', 64, 'alg-rsa'], ['PS256', 32, 'alg-rsa'], ['PS384', 48, 'alg-rsa'], ['PS512', 64, 'alg-rsa'], ['ES256', 32, 'alg-p256'], ['ES384', 48, 'alg-p384']] as const) {
+      for (const wrong of [len - 1, len + 1, len === 32 ? 48 : 32, 0]) {
+        cases.push([key, 'sign', { alg, value: b64(wrong) }], [key, 'verify', { alg, digest: b64(wrong), value: b64(key === 'alg-rsa' ? 256 : 2 * len) }]);
+      }
+    }
+    for (const [key, op, body] of cases) await expect(400, 'key.invalid', 'POST', `/keys/${key}/${op}`, body);
+    // A value that is not base64url is a 400 before any key is used.
+    await expect(400, 'request.invalid', 'POST', '/keys/alg-rsa/sign', { alg: 'RS256', value: 'not base64url!' });
+    await expect(400, 'request.invalid', 'POST', '/keys/alg-rsa/verify', { alg: 'RS256', digest: b64(32), value: 'a.b' });
+  });
+
+  test('verify answers false, never true or an error, for a malformed signature', async () => {
+    const digest = (n: number) => b64(n, 7);
+    for (const [key, alg, len, sigLen] of [['alg-rsa', 'RS256', 32, 256], ['alg-rsa', 'PS256', 32, 256], ['alg-p256', 'ES256', 32, 64], ['alg-p384', 'ES384', 48, 96]] as const) {
+      const good = (await expect(200, undefined, 'POST', `/keys/${key}/sign`, { alg, value: digest(len) })).value as string;
+      const raw = Buffer.from(good, 'base64url');
+      const flipped = Buffer.from(raw);
+      flipped[flipped.length - 1]! ^= 1;
+      const malformed = [b64(1, 1), b64(sigLen), b64(sigLen, 0xff), b64(sigLen + 1, 1), raw.subarray(1).toString('base64url'), Buffer.concat([raw, Buffer.of(0)]).toString('base64url'), flipped.toString('base64url')];
+      assert.equal((await expect(200, undefined, 'POST', `/keys/${key}/verify`, { alg, digest: digest(len), value: good })).value, true, `${alg}: its own signature`);
+      for (const value of malformed) {
+        const r = await expect(200, undefined, 'POST', `/keys/${key}/verify`, { alg, digest: digest(len), value });
+        assert.equal(r.value, false, `${alg} ${value.slice(0, 24)}`);
+      }
+    }
+  });
+});
