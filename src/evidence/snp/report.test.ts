@@ -106,6 +106,27 @@ describe('parseSnpReport', () => {
     v2[0x188] = 0x19;
     rejects('snp.malformed', () => parseSnpReport(v2));
   });
+
+  test('pin: the rest of the must-be-zero bytes and ranges per version (ABI spec ATTESTATION_REPORT), and VMPL 0–3', () => {
+    const at = (fields: Parameters<typeof encodeSnpReport>[0], off: number, v = 1): Uint8Array => {
+      const m = encodeSnpReport(fields);
+      m[off] = v;
+      return m;
+    };
+    rejects('snp.malformed', () => parseSnpReport(at({}, 0x2e8 + 48))); // s beyond 384 bits
+    rejects('snp.malformed', () => parseSnpReport(at({}, 0x2e8 + 71)));
+    rejects('snp.malformed', () => parseSnpReport(at({}, 0x1eb))); // after CURRENT_MAJOR
+    rejects('snp.malformed', () => parseSnpReport(at({}, 0x1ef))); // after COMMITTED_MAJOR
+    rejects('snp.malformed', () => parseSnpReport(at({}, 0x18b))); // v3: after CPUID_STEP
+    for (const version of [2, 3, 4]) rejects('snp.malformed', () => parseSnpReport(at({ version }, 0x1f8))); // LAUNCH_MIT_VECTOR is v5's
+    assert.equal(parseSnpReport(at({ version: 5 }, 0x1f8)).launchMitVector, 1n);
+    assert.equal(parseSnpReport(at({ version: 5 }, 0x200)).currentMitVector, 1n);
+    rejects('snp.malformed', () => parseSnpReport(at({ version: 5 }, 0x208))); // after CURRENT_MIT_VECTOR
+    rejects('snp.malformed', () => parseSnpReport(at({ version: 5 }, 0x29f)));
+    rejects('snp.malformed', () => parseSnpReport(at({}, 0x30, 4))); // VMPL 4
+    assert.equal(parseSnpReport(at({}, 0x30, 3)).vmpl, 3);
+    rejects('snp.unsupported', () => parseSnpReport(at({}, 0x34, 0))); // SIGNATURE_ALGO 0
+  });
 });
 
 describe('detectSnpEvidenceFormat', () => {

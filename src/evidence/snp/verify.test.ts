@@ -493,6 +493,17 @@ describe('fake hierarchies (testing.ts)', () => {
     rejects('snp.malformed', () => verifySnpReport(report, { vcek: milan.vek.der, chain: [...junk, ...milan.chain] }, { ...opts, cache: new SnpVerifierCache() }));
   });
 
+  test('pin: MASK_CHIP_KEY and SIGNING_KEY "none" are refused; a masked CHIP_ID verifies (with a warning) only under the VCEK of the chip that signed', () => {
+    rejects('snp.unsupported', () => verifySnpReport(makeFakeSnpReport(milan, { signerInfo: 0x2 }), { vcek: milan.vek.der }, opts));
+    rejects('snp.unsupported', () => verifySnpReport(makeFakeSnpReport(milan, { signerInfo: 0x1c }), { vcek: milan.vek.der }, opts));
+    const masked = makeFakeSnpReport(milan, { chipId: new Uint8Array(64) });
+    const r = verifySnpReport(masked, { vcek: milan.vek.der }, opts);
+    assert.ok(r.warnings.some((w) => w.includes('CHIP_ID is masked')));
+    // With no CHIP_ID to compare the hwID with, the signature carries the chip: another chip's VCEK does not verify.
+    const other = issueFakeVek(milan, { chipId: new Uint8Array(64).fill(9) });
+    rejects('snp.signature_invalid', () => verifySnpReport(masked, { vcek: other.der }, opts));
+  });
+
   test('v5 reports carry the mitigation vectors', () => {
     const r = verifySnpReport(makeFakeSnpReport(milan, { version: 5, launchMitVector: 3n, currentMitVector: 0x10n }), { vcek: milan.vek.der }, opts);
     assert.equal(r.reportVersion, 5);
