@@ -78,6 +78,7 @@ const PASSES = {
       'test/integration/vault/role-race.test.ts': 'its own SQLite file and PostgreSQL database',
       'test/integration/vault/purge-race.test.ts': 'its own PostgreSQL database',
       'test/integration/vault/authorities-race.test.ts': 'its own PostgreSQL database',
+      'test/integration/collateral/rollback-race.test.ts': 'its own SQLite file and PostgreSQL database',
       'test/integration/attack/store-outage.test.ts': 'its own PostgreSQL cluster',
       // The TEE side: what they test is the client (agent, SDK sources, vTPM device, the console's pages in
       // Chromium); the server answers them as it answers the suites that stay here, which cover the same

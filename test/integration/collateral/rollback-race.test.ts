@@ -1,0 +1,164 @@
+/**
+ * Attack on the collateral cache's rollback guard across writers (src/collateral/cache/guard.ts,
+ * src/collateral/service.ts, src/storage/collateral-store.ts): a cached CRL, TCB info, identity or OCSP
+ * answer may only be replaced by one that is not older, so that a revocation or a TCB recovery cannot be
+ * undone. Replica A checks an item against the copy it holds in memory and then writes it; between the
+ * two, replica B (or an admin upload, `conclave collateral import`, another process on the SQLite file)
+ * stores a newer copy. A's older item must not then replace it: whichever order the two commit in, the
+ * stored item never moves backwards, and A gets the outcome its guard gives (`upstream.collateral_rollback`
+ * for an upstream answer, `collateral.rollback` for an import), while a client's request that lost the
+ * race is answered with the newer stored copy.
+ *
+ * Real vectors: the PCK Platform CRL of tdx-v5-fmspc90C06F (2026-02-18, 57 revocations) and an older
+ * one of the same CA (tdx-v4-azure-trustee, 44 revocations). Each replica has its own store and
+ * connection(s) on one database (PostgreSQL; SQLite with two connections to one file); A's store write
+ * waits at its entry, the moment between A's check and its write, while B stores the newer CRL.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { createCollateralAdmin } from '../../../src/collateral/admin.js';
+import { encodeBundle } from '../../../src/collateral/cache/bundle.js';
+import type { CollateralItem } from '../../../src/collateral/cache/item.js';
+import { createCollateralLookup } from '../../../src/collateral/lookup.js';
+import type { CollateralStore, CollateralUpstream, UpstreamAnswer } from '../../../src/collateral/ports.js';
+import { type CollateralService, createCollateralService } from '../../../src/collateral/service.js';
+import { isConclaveError } from '../../../src/core/errors.js';
+import { parseCrl } from '../../../src/core/x509.js';
+import { createCollateralStore } from '../../../src/storage/collateral-store.js';
+import type { Database } from '../../../src/storage/database.js';
+import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
+import { readFixture, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
+import { postgresUnavailable } from '../../helpers/postgres.js';
+import { signal } from '../../helpers/signal.js';
+import { replicaBackends } from '../../helpers/vault-store.js';
+
+const skip = skipWithoutFixtures();
+const pgSkip = await postgresUnavailable();
+const SCOPE = 'sgx/pckcrl/platform';
+const URL_ = 'https://pcs.test/sgx/certification/v4/pckcrl?ca=platform&encoding=der';
+const NEWER = readFixture('intel', 'tdx-v5-fmspc90C06F', 'pck_crl.der');
+const OLDER = readFixture('intel', 'tdx-v4-azure-trustee', 'pck_crl.der');
+const CHAIN = readFixtureText('intel', 'tdx-v5-fmspc90C06F', 'pck_crl_issuer_chain.pem');
+const now = () => new Date('2026-02-19T00:00:00Z');
+
+const answer = (der: Buffer): UpstreamAnswer => ({
+  url: URL_,
+  status: 200,
+  headers: { 'content-type': 'application/pkix-crl', 'sgx-pck-crl-issuer-chain': encodeURIComponent(CHAIN) },
+  body: new Uint8Array(der),
+});
+
+/** An Intel upstream that answers every request with `crl()` (a lagging mirror, say). */
+function upstreamAnswering(crl: () => Buffer): CollateralUpstream {
+  const none = async (): Promise<UpstreamAnswer> => {
+    throw new Error('not asked in this test');
+  };
+  return {
+    hasIntel: true,
+    hasAmd: false,
+    intelIsPcs: false,
+    hasNvidiaRim: false,
+    hasNvidiaOcsp: false,
+    intel: async () => answer(crl()),
+    intelPost: none,
+    intelRootCaCrl: none,
+    amd: none,
+    nvidiaRim: none,
+    nvidiaOcsp: none,
+    owns: (url) => url.startsWith('https://pcs.test/'),
+  };
+}
+
+const thisUpdate = (body: Uint8Array) => parseCrl(body).thisUpdate.toISOString();
+const outcome = (p: Promise<unknown>) =>
+  p.then(
+    () => 'done',
+    (e: unknown) => (isConclaveError(e) ? e.code : String(e)),
+  );
+
+for (const backend of replicaBackends(pgSkip)) {
+  describe(`collateral rollback guard across replicas (${backend.name}): B stores a newer CRL between A's check and A's write`, { skip: skip || backend.skip }, () => {
+    /**
+     * Replicas A and B on one database. A's store write waits at its entry while `hold` is set; B stores the
+     * newer CRL meanwhile. `upstreamCrl` is what A's upstream answers.
+     */
+    async function race(run: (r: { a: CollateralService; b: CollateralService; hold: (fn: () => Promise<unknown>) => Promise<unknown> }) => Promise<void>, upstreamCrl: Buffer) {
+      const shared = await backend.open();
+      const dbs: Database[] = [];
+      try {
+        let held: { reached: () => void; gate: Promise<void> } | undefined;
+        const replica = async (gated: boolean) => {
+          const db = await shared.open();
+          dbs.push(db);
+          await db.migrate(MIGRATIONS);
+          const s = createCollateralStore(db);
+          const store: CollateralStore = gated
+            ? {
+                ...s,
+                put: async (...args) => {
+                  const h = held;
+                  if (h) {
+                    held = undefined;
+                    h.reached();
+                    await h.gate;
+                  }
+                  return s.put(...args);
+                },
+              }
+            : s;
+          const service = createCollateralService({ mode: 'lazy', store, upstream: upstreamAnswering(() => upstreamCrl), now, logger: { warn: () => undefined } });
+          await service.sync();
+          return { store: s, service };
+        };
+        const a = await replica(true);
+        const b = await replica(false);
+        /** Runs `fn` on A until it is about to write, lets B store the newer CRL, then lets A write. */
+        const hold = async (fn: () => Promise<unknown>) => {
+          const [reached, fireReached] = signal();
+          const [gate, open] = signal();
+          held = { reached: fireReached, gate };
+          const p = fn();
+          p.catch(() => undefined);
+          await Promise.race([reached, p]);
+          assert.equal(held, undefined, 'A never wrote to the store');
+          await b.service.ingest('pckcrl', SCOPE, false, null, answer(NEWER));
+          open();
+          const told = await outcome(p);
+          // Whatever A was told, the store holds the newer CRL.
+          const stored = (await b.store.itemsSince(0)).find((i) => i.key === SCOPE);
+          assert.equal(stored && thisUpdate(stored.body), thisUpdate(NEWER), `the stored Platform CRL moved back from ${thisUpdate(NEWER)} (57 revocations) to ${stored && thisUpdate(stored.body)} (44); A was told: ${told}`);
+          return told;
+        };
+        await run({ a: a.service, b: b.service, hold });
+        await a.service.sync();
+        assert.equal(thisUpdate(a.service.get(SCOPE)!.body), thisUpdate(NEWER), 'replica A serves the older CRL');
+      } finally {
+        for (const db of dbs) await db.close();
+        await shared.done();
+      }
+    }
+
+    test('a refresh on A answered with the CRL it holds: upstream.collateral_rollback, the newer CRL stays', () =>
+      race(async ({ a, b, hold }) => {
+        await b.ingest('pckcrl', SCOPE, false, null, answer(OLDER));
+        await a.sync();
+        assert.equal(await hold(() => a.refresh(a.get(SCOPE)!, { force: true })), 'upstream.collateral_rollback');
+      }, OLDER));
+
+    test('an import (bundle, PCCS upload) on A of the older CRL: collateral.rollback, the newer CRL stays', () =>
+      race(async ({ a, hold }) => {
+        const item: CollateralItem = { key: SCOPE, kind: 'pckcrl', scope: SCOPE, evalNumber: null, selector: null, meta: { contentType: 'application/pkix-crl', issuerChain: CHAIN }, body: new Uint8Array(OLDER), source: URL_, fetchedAt: now().getTime(), issueDate: null, nextUpdate: null, version: 0 };
+        assert.equal(await hold(() => createCollateralAdmin(a, now).importBundle(encodeBundle([item], now()))), 'collateral.rollback');
+      }, OLDER));
+
+    test("a client's miss on A answered with the older CRL: the client gets the newer one B stored", () =>
+      race(async ({ a, hold }) => {
+        let served: CollateralItem | undefined;
+        const r = await hold(async () => {
+          served = await createCollateralLookup(a).pckCrl('platform');
+        });
+        assert.equal(r, 'done', 'the client was refused');
+        assert.equal(thisUpdate(served!.body), thisUpdate(NEWER), 'the client was answered with the older CRL');
+      }, OLDER));
+  });
+}
