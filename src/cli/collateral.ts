@@ -105,17 +105,16 @@ export function registerCollateral(program: Command): void {
     const { db, store } = await openStore(flags);
     try {
       // The guard POST /admin/collateral/bundle applies (collateral/admin.ts importBundle): each item is what its
-      // signed content makes it (key, scope, dates, pckcerts labels), none older than the cached copy. Offline:
+      // signed content makes it (key, scope, dates, pckcerts labels), none older than the stored copy. Offline:
       // nothing here asks an upstream.
       const svc = createCollateralService({ mode: 'offline', store, upstream: createCollateralUpstream({ http: OFFLINE_HTTP }), now: () => new Date(), logger: { warn: () => {} } });
-      await svc.sync();
-      let admitted: ReturnType<typeof svc.admit>;
       try {
-        admitted = svc.admit(items);
+        await svc.importItems(items);
       } catch (e) {
-        throw new CliError(isConclaveError(e) ? e.message : String(e), 'nothing was imported', 1);
+        // One transaction: whatever refused it (an item older than the stored copy included), nothing was stored.
+        if (isConclaveError(e)) throw new CliError(e.message, 'nothing was imported', 1);
+        throw e;
       }
-      await store.put(admitted);
       process.stderr.write(`imported ${items.length} items\n`);
     } finally {
       await db.close();

@@ -113,16 +113,12 @@ export function createCollateralAdmin(svc: CollateralService, now: () => Date) {
     /**
      * Imports a bundle: every item verified first (signatures and chains, then the guard upstream answers
      * pass: the target its scope names, never older than the cached copy), then all stored in one
-     * transaction.
+     * transaction, never older than the stored copy either.
      */
     async importBundle(text: string): Promise<number> {
       const decoded = decodeBundle(text);
       for (const i of decoded) verifyCollateralItem({ ...i, version: 0 });
-      await svc.sync();
-      const items = svc.admit(decoded);
-      await store.put(items);
-      await svc.sync();
-      return items.length;
+      return svc.importItems(decoded);
     },
   };
 }

@@ -5,7 +5,7 @@
  * PCK certificates and platform registration are collateral/platforms.ts.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { fail } from '../core/errors.js';
+import { fail, isConclaveError } from '../core/errors.js';
 import { decodeTcb, kdsTcbQuery, tcbLayoutOf } from '../evidence/snp/report.js';
 import type { AmdProduct } from '../evidence/snp/roots.js';
 import type { KdsTcb } from './amd/kds.js';
@@ -91,7 +91,15 @@ export function createCollateralLookup(svc: CollateralService, opts: CollateralL
     const hit = svc.get(key);
     if (hit) return hit;
     if (!svc.mayFetch(kind)) throw fail('collateral.not_found', `${key} is not cached${svc.mode !== 'lazy' ? ` (mode ${svc.mode})` : ''}`, { key });
-    return onMiss(key, () => svc.get(key), fetch);
+    try {
+      return await onMiss(key, () => svc.get(key), fetch);
+    } catch (e) {
+      // Another replica (or an import) stored a newer copy while this fetch ran, and the store refused the
+      // older answer over it (service.ts ingest): the caller is answered with the stored copy.
+      const stored = isConclaveError(e, 'upstream.collateral_rollback') ? svc.get(key) : undefined;
+      if (stored) return stored;
+      throw e;
+    }
   }
 
   function newestOf(scope: string): CollateralItem | undefined {

@@ -11,6 +11,9 @@ export interface PlatformSightings {
   recordPlatformSeen(platform: PlatformSeen, source: 'attestation' | 'registration', at: Date): Promise<void>;
 }
 
+/** See {@link CollateralStore.put}. */
+export type CollateralWriteGuard = (item: Omit<CollateralItem, 'version'>, stored: readonly CollateralItem[]) => Omit<CollateralItem, 'version'>;
+
 /** How the cache fills: on a miss (`lazy`), on an operator's request only, or never (`offline`). */
 export const COLLATERAL_MODES = ['lazy', 'request', 'offline'] as const;
 export type CollateralMode = (typeof COLLATERAL_MODES)[number];
@@ -20,8 +23,14 @@ export interface CollateralStore extends PlatformSightings {
   /** The store-wide change counter; a replica reloads items when it moves. */
   currentVersion(): Promise<number>;
   itemsSince(version: number): Promise<CollateralItem[]>;
-  /** Writes items in one transaction (all or nothing); returns the new version. */
-  put(items: readonly Omit<CollateralItem, 'version'>[]): Promise<number>;
+  /**
+   * Writes items in one transaction (all or nothing); returns the new version. `guard` runs in that
+   * transaction, for every item before any is written, with the items stored under the item's scope (its
+   * own key among them) as they are then: writers of collateral are serialised there, so nothing another
+   * replica or process stores can land between the check and the write. It throws to refuse the whole
+   * write, or returns the item to write.
+   */
+  put(items: readonly Omit<CollateralItem, 'version'>[], guard: CollateralWriteGuard): Promise<number>;
   getSetting<T>(name: string): Promise<T | undefined>;
   putSetting(name: string, value: unknown, at: Date): Promise<void>;
   platforms(seenSince: Date): Promise<PlatformSeen[]>;

@@ -4,7 +4,7 @@ import { checkCollateralForward, checkCollateralTarget, checkScopeShape } from '
 import { verifyCollateralItem } from './cache/verify.js';
 import { fail, isConclaveError } from '../core/errors.js';
 import { crlBytes } from '../core/x509.js';
-import type { CollateralMode, CollateralStore, CollateralUpstream, UpstreamAnswer } from './ports.js';
+import type { CollateralMode, CollateralStore, CollateralUpstream, CollateralWriteGuard, UpstreamAnswer } from './ports.js';
 import { fetchNvidiaAgain } from './nvidia.js';
 
 /** Where background refresh failures go (a pino logger fits). */
@@ -36,6 +36,13 @@ export interface CollateralService {
    * naming the first refused item, so nothing of a refused import is stored.
    */
   admit(items: readonly Omit<CollateralItem, 'version'>[]): Omit<CollateralItem, 'version'>[];
+  /**
+   * Admits items an operator brings ({@link admit}) and stores them in one transaction, checked again there
+   * against the stored copies (another replica or process may have stored a newer one meanwhile): the same
+   * `collateral.rollback`, and nothing stored, when one would move the store backwards. Returns how many
+   * items were written.
+   */
+  importItems(items: readonly Omit<CollateralItem, 'version'>[]): Promise<number>;
   /** Stores an upstream answer after verifying it; returns the stored item. */
   ingest(kind: CollateralKind, scope: string, versioned: boolean, selector: string | null, r: UpstreamAnswer): Promise<CollateralItem>;
   /** Fetch-on-miss allowed for this kind in this mode. */
@@ -86,6 +93,43 @@ function mergeSelectors(a: string | null, b: string | null): string | null {
   const s = new Set([...(a ?? '').split(','), ...(b ?? '').split(',')].filter(Boolean));
   return s.size ? [...s].sort().join(',') : null;
 }
+
+/** The newest version of a scope among `items` that Intel answered as its `tag` (standard or early) collateral. */
+function newestTagged(items: readonly CollateralItem[], tag: string): CollateralItem | undefined {
+  return items.filter((i) => i.evalNumber !== null && i.selector?.split(',').includes(tag)).reduce<CollateralItem | undefined>((a, b) => (!a || b.evalNumber! > a.evalNumber! ? b : a), undefined);
+}
+
+/**
+ * Throws `upstream.collateral_rollback` when `item` would move `scopeItems` (the items of its scope, in
+ * this replica's index or in the store) backwards: older than the item of its key, or, for each of `tags`,
+ * below the newest evaluation number so tagged.
+ */
+function checkForward(item: Omit<CollateralItem, 'version'>, scopeItems: readonly CollateralItem[], tags: readonly string[]): void {
+  for (const tag of tags) checkCollateralForward(item, undefined, newestTagged(scopeItems, tag));
+  checkCollateralForward(item, scopeItems.find((i) => i.key === item.key));
+}
+
+/**
+ * The same guard in the store transaction that writes (CollateralStore.put), against the stored copies: the
+ * check against the index came first, and another replica, an upload or an import may have stored a newer
+ * copy since. The item keeps the selectors the stored copy was tagged with.
+ */
+function againstStored(tagsOf: (item: Omit<CollateralItem, 'version'>) => readonly string[]): CollateralWriteGuard {
+  return (item, stored) => {
+    checkForward(item, stored, tagsOf(item));
+    return { ...item, selector: mergeSelectors(stored.find((i) => i.key === item.key)?.selector ?? null, item.selector) };
+  };
+}
+
+/** An upstream answer's refusal, as the refusal of an item an operator imports. */
+function asImported(e: unknown): unknown {
+  if (isConclaveError(e, 'upstream.collateral_rollback')) return fail('collateral.rollback', e.message.replace(/^upstream answer for/, 'imported'), { ...e.detail }, e);
+  if (isConclaveError(e, 'upstream.collateral_mismatch')) return fail('collateral.mismatch', e.message.replace(/^upstream answer for/, 'imported'), { ...e.detail }, e);
+  return e;
+}
+
+/** The tags an item was answered or imported under, against which {@link checkForward} compares it. */
+const tagsOf = (versioned: boolean, selector: string | null): string[] => (versioned ? (selector ?? '').split(',').filter(Boolean) : []);
 
 export function selectorOfUrl(url: string): string | null {
   const q = new URL(url).searchParams;
@@ -184,11 +228,7 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
     (d.verifyItem ?? verifyCollateralItem)({ ...item, version: 0 });
     checkCollateralTarget(item, platformPpid(kind, scope));
     // An answer to update=standard|early is compared with the newest number cached under that selector.
-    const newest =
-      versioned && selector !== null
-        ? (byScope.get(scope) ?? []).filter((i) => i.evalNumber !== null && i.selector?.split(',').includes(selector)).reduce<CollateralItem | undefined>((a, b) => (!a || b.evalNumber! > a.evalNumber! ? b : a), undefined)
-        : undefined;
-    checkCollateralForward(item, index.get(key), newest);
+    checkForward(item, byScope.get(scope) ?? [], tagsOf(versioned, selector));
     return item;
   }
 
@@ -284,20 +324,26 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
           // As for upstream answers: never older than the cached copy of the same key, and an item tagged
           // standard or early never older than the newest number cached under that tag. An untagged older
           // number is a version (as a tcbEvaluationDataNumber=N answer is), kept for requests of that number.
-          checkCollateralForward(item, cached);
-          for (const sel of versioned ? (item.selector ?? '').split(',').filter(Boolean) : []) {
-            const newest = (byScope.get(item.scope) ?? []).filter((i) => i.evalNumber !== null && i.selector?.split(',').includes(sel)).reduce<CollateralItem | undefined>((a, b) => (!a || b.evalNumber! > a.evalNumber! ? b : a), undefined);
-            checkCollateralForward(item, undefined, newest);
-          }
+          checkForward(item, byScope.get(item.scope) ?? [], tagsOf(versioned, item.selector));
           out.push({ ...item, selector });
         } catch (e) {
-          if (isConclaveError(e, 'upstream.collateral_rollback')) throw fail('collateral.rollback', e.message.replace(/^upstream answer for/, 'imported'), { ...e.detail }, e);
-          if (isConclaveError(e, 'upstream.collateral_mismatch')) throw fail('collateral.mismatch', e.message.replace(/^upstream answer for/, 'imported'), { ...e.detail }, e);
-          if (isConclaveError(e)) throw e;
+          if (isConclaveError(e)) throw asImported(e);
           throw fail('collateral.malformed', `${given.key} cannot be read as ${given.kind}`, { key: given.key, kind: given.kind }, e);
         }
       }
       return out;
+    },
+    async importItems(items) {
+      await service.sync();
+      const admitted = service.admit(items);
+      const tags = new Map(items.map((i) => [i.key, tagsOf(VERSIONED_KINDS.has(i.kind), i.selector)]));
+      try {
+        await d.store.put(admitted, againstStored((i) => tags.get(i.key) ?? []));
+      } catch (e) {
+        throw asImported(e);
+      }
+      await service.sync();
+      return admitted.length;
     },
     async ingest(kind, scope, versioned, selector, r) {
       let item: Omit<CollateralItem, 'version'>;
@@ -308,7 +354,13 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
         if (isConclaveError(e) && e.code.startsWith('upstream.')) throw e;
         throw fail('upstream.unavailable', `upstream answer for ${scope} does not verify`, { key: scope, url: r.url, cause: isConclaveError(e) ? e.code : undefined }, e);
       }
-      await d.store.put([item]);
+      try {
+        await d.store.put([item], againstStored(() => tagsOf(versioned, selector)));
+      } catch (e) {
+        // Another writer stored a newer copy after the check above: it stays, and this replica serves it.
+        if (isConclaveError(e, 'upstream.collateral_rollback')) await service.sync();
+        throw e;
+      }
       errors.delete(item.key);
       await service.sync();
       return index.get(item.key)!;

@@ -77,11 +77,25 @@ export function createCollateralStore(db: Database): CollateralStore {
       const rows = await db.all<ItemRow>('SELECT * FROM collateral_items WHERE version > ? ORDER BY version', [version]);
       return rows.map(toItem);
     },
-    async put(items) {
+    async put(items, guard) {
       return db.transaction(async (tx) => {
+        // Every writer of collateral items takes this lock (SQLite: one writer at a time anyway), so what the
+        // guard reads below is what the writes replace: a copy another replica stored after the caller's
+        // own check is seen here, and an older item is refused instead of written over it.
         await tx.lock('collateral');
+        const scopes = new Map<string, CollateralItem[]>();
+        const checked: Omit<CollateralItem, 'version'>[] = [];
+        // All checked before any is written: each item against the store as it was, not its siblings.
+        for (const given of items) {
+          let stored = scopes.get(given.scope);
+          if (!stored) {
+            stored = (await tx.all<ItemRow>('SELECT * FROM collateral_items WHERE scope = ?', [given.scope])).map(toItem);
+            scopes.set(given.scope, stored);
+          }
+          checked.push(guard(given, stored));
+        }
         let v = 0;
-        for (const i of items) {
+        for (const i of checked) {
           v = await bump(tx);
           await tx.run(
             `INSERT INTO collateral_items (item_key, kind, scope, eval_number, selector, meta, body, source, fetched_at, issue_date, next_update, version)

@@ -20,7 +20,9 @@ import { type CollateralItem, type CollateralKind, SIGNED_JSON_MEMBER, signedDat
  *   replaying an old, validly signed answer.
  *
  * Both run after the signature checks (verifyCollateralItem) and before anything is stored, so a
- * refused answer leaves the good copy in place.
+ * refused answer leaves the good copy in place. The forward check runs again in the store transaction that
+ * writes, against the stored rows (service.ts againstStored, CollateralStore.put): another replica or
+ * process may have stored a newer copy since the one in memory was compared.
  */
 
 /** The scope each kind is filed under (collateral/lookup.ts, intel/pck.ts, nvidia.ts build them). */

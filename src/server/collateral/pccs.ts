@@ -186,8 +186,7 @@ export function pccsRoutes(app: FastifyInstance, ctx: AppContext, d: PccsRouteDe
       await authorize(request, 'admin');
       const { items, platforms: regs } = readPlatformCollateral(request.body, version, ctx.now(), (f) => platforms.selectionLevels(f));
       // The same guard as upstream answers and bundles: each item is what it is filed as, none older than the cache.
-      await svc.sync();
-      await svc.store.put(svc.admit(items));
+      await svc.importItems(items);
       for (const r of regs) await svc.store.registerPlatform(r, ctx.now(), 'cached');
       await svc.sync();
       d.clearMemo();

@@ -58,4 +58,9 @@ CREATE TABLE IF NOT EXISTS collateral_registrations (
   PRIMARY KEY (qe_id, pce_id)
 );`,
   },
+  {
+    id: 101,
+    name: 'collateral items by scope (the rollback guard reads them in the transaction that writes)',
+    sql: 'CREATE INDEX IF NOT EXISTS collateral_items_scope ON collateral_items (scope);',
+  },
 ];
