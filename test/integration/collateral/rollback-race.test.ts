@@ -16,6 +16,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createCollateralAdmin } from '../../../src/collateral/admin.js';
 import { encodeBundle } from '../../../src/collateral/cache/bundle.js';
 import type { CollateralItem } from '../../../src/collateral/cache/item.js';
@@ -79,29 +80,48 @@ const outcome = (p: Promise<unknown>) =>
 for (const backend of replicaBackends(pgSkip)) {
   describe(`collateral rollback guard across replicas (${backend.name}): B stores a newer CRL between A's check and A's write`, { skip: skip || backend.skip }, () => {
     /**
-     * Replicas A and B on one database. A's store write waits at its entry while `hold` is set; B stores the
-     * newer CRL meanwhile. `upstreamCrl` is what A's upstream answers.
+     * Replicas A and B on one database. A's store write waits while `hold` is set, at its entry or, `inside`,
+     * in its transaction right after it read the stored items; B stores the newer CRL meanwhile.
+     * `upstreamCrl` is what A's upstream answers.
      */
-    async function race(run: (r: { a: CollateralService; b: CollateralService; hold: (fn: () => Promise<unknown>) => Promise<unknown> }) => Promise<void>, upstreamCrl: Buffer) {
+    async function race(run: (r: { a: CollateralService; b: CollateralService; hold: (fn: () => Promise<unknown>, inside?: boolean) => Promise<unknown> }) => Promise<void>, upstreamCrl: Buffer) {
       const shared = await backend.open();
       const dbs: Database[] = [];
       try {
-        let held: { reached: () => void; gate: Promise<void> } | undefined;
+        let held: { inside: boolean; reached: () => void; gate: Promise<void> } | undefined;
+        const wait = async (inside: boolean) => {
+          const h = held;
+          if (h?.inside !== inside) return;
+          held = undefined;
+          h.reached();
+          await h.gate;
+        };
         const replica = async (gated: boolean) => {
           const db = await shared.open();
           dbs.push(db);
           await db.migrate(MIGRATIONS);
-          const s = createCollateralStore(db);
+          const holding: Database = {
+            ...db,
+            transaction: (fn, opts) =>
+              db.transaction(
+                (tx) =>
+                  fn({
+                    ...tx,
+                    all: async <T>(sql: string, params?: readonly unknown[]) => {
+                      const rows = await tx.all<T>(sql, params);
+                      if (/\bFROM\s+collateral_items\b/i.test(sql)) await wait(true);
+                      return rows;
+                    },
+                  }),
+                opts,
+              ),
+          };
+          const s = createCollateralStore(gated ? holding : db);
           const store: CollateralStore = gated
             ? {
                 ...s,
                 put: async (...args) => {
-                  const h = held;
-                  if (h) {
-                    held = undefined;
-                    h.reached();
-                    await h.gate;
-                  }
+                  await wait(false);
                   return s.put(...args);
                 },
               }
@@ -112,17 +132,34 @@ for (const backend of replicaBackends(pgSkip)) {
         };
         const a = await replica(true);
         const b = await replica(false);
-        /** Runs `fn` on A until it is about to write, lets B store the newer CRL, then lets A write. */
-        const hold = async (fn: () => Promise<unknown>) => {
+        /** PostgreSQL: a backend of this database waits for a lock (A's, held to the end of its transaction); SQLite: B cannot begin its write while A's is open, so a moment suffices. */
+        const bDoneOrWaiting = async (stores: Promise<unknown>) => {
+          let done = false;
+          stores.then(
+            () => (done = true),
+            () => (done = true),
+          );
+          if (dbs[0]!.dialect === 'sqlite') return sleep(300);
+          const sql = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type IN ('Lock', 'Advisory') AND pid <> pg_backend_pid()";
+          while (!done && Number((await dbs[0]!.get<{ n: number | string }>(sql))!.n) === 0) await sleep(10);
+        };
+        /**
+         * Runs `fn` on A until it is about to write (`inside`: until it read the stored items in its write
+         * transaction), lets B store the newer CRL (`inside`: until B is done or waits for A), then lets A go on.
+         */
+        const hold = async (fn: () => Promise<unknown>, inside = false) => {
           const [reached, fireReached] = signal();
           const [gate, open] = signal();
-          held = { reached: fireReached, gate };
+          held = { inside, reached: fireReached, gate };
           const p = fn();
           p.catch(() => undefined);
           await Promise.race([reached, p]);
-          assert.equal(held, undefined, 'A never wrote to the store');
-          await b.service.ingest('pckcrl', SCOPE, false, null, answer(NEWER));
+          assert.equal(held, undefined, inside ? 'A never read the stored items in its write transaction' : 'A never wrote to the store');
+          const stores = b.service.ingest('pckcrl', SCOPE, false, null, answer(NEWER));
+          if (inside) await bDoneOrWaiting(stores);
+          else await stores;
           open();
+          await stores;
           const told = await outcome(p);
           // Whatever A was told, the store holds the newer CRL.
           const stored = (await b.store.itemsSince(0)).find((i) => i.key === SCOPE);
@@ -143,6 +180,13 @@ for (const backend of replicaBackends(pgSkip)) {
         await b.ingest('pckcrl', SCOPE, false, null, answer(OLDER));
         await a.sync();
         assert.equal(await hold(() => a.refresh(a.get(SCOPE)!, { force: true })), 'upstream.collateral_rollback');
+      }, OLDER));
+
+    test("a refresh on A held in its write transaction, after it read the stored CRL: B's write waits for A's, then replaces it", () =>
+      race(async ({ a, b, hold }) => {
+        await b.ingest('pckcrl', SCOPE, false, null, answer(OLDER));
+        await a.sync();
+        assert.equal(await hold(() => a.refresh(a.get(SCOPE)!, { force: true }), true), 'done');
       }, OLDER));
 
     test('an import (bundle, PCCS upload) on A of the older CRL: collateral.rollback, the newer CRL stays', () =>
