@@ -1,6 +1,7 @@
 /**
  * Attacks on key attributes as create, import and update (PATCH) take them: nbf and exp are seconds since the
- * epoch (AKV's int64 wire form), and a value past what the store and the clock compare exactly is refused.
+ * epoch (AKV's int64 wire form), and a value past what the store and the clock compare exactly is refused;
+ * exportable and an immutable release policy stay as they were made, through update and rotation (pins).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -35,5 +36,38 @@ describe('key attributes', () => {
     const far = await akvCall(server, 'PATCH', '/keys/attr-update', { attributes: { exp: Number.MAX_SAFE_INTEGER } });
     assert.equal(far.status, 200, JSON.stringify(far.json).slice(0, 300));
     assert.equal((await akvCall(server, 'GET', '/keys/attr-update')).json.attributes.exp, Number.MAX_SAFE_INTEGER);
+  });
+
+  test('exportable and an immutable release policy stay as made: no update changes them, rotation keeps them (pin, defended on main)', async () => {
+    const policy = (v: string) => Buffer.from(JSON.stringify({ version: '1.0.0', anyOf: [{ authority: 'https://authority.example', allOf: [{ claim: 'x', equals: v }] }] })).toString('base64url');
+    const made = await akvCall(server, 'POST', '/keys/pin-immutable/create', { kty: 'RSA', attributes: { exportable: true }, release_policy: { data: policy('1'), immutable: true } });
+    assert.equal(made.status, 200, JSON.stringify(made.json).slice(0, 300));
+    const refusedWith = async (body: unknown, code: string) => {
+      const r = await akvCall(server, 'PATCH', '/keys/pin-immutable', body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${JSON.stringify(r.json).slice(0, 300)}`);
+      assert.equal(r.json.error.innererror.code, code, JSON.stringify(body));
+    };
+    // Another policy; the same one made mutable (explicitly, or by leaving immutable out); exportable turned off.
+    await refusedWith({ release_policy: { data: policy('2'), immutable: true } }, 'release.policy_immutable');
+    await refusedWith({ release_policy: { data: policy('1'), immutable: false } }, 'release.policy_immutable');
+    await refusedWith({ release_policy: { data: policy('1') } }, 'release.policy_immutable');
+    await refusedWith({ attributes: { exportable: false } }, 'key.invalid');
+    const same = await akvCall(server, 'PATCH', '/keys/pin-immutable', { release_policy: { data: policy('1'), immutable: true } });
+    assert.equal(same.status, 200, 'the same immutable policy again is no change');
+    const rotated = await akvCall(server, 'POST', '/keys/pin-immutable/rotate', undefined);
+    assert.equal(rotated.status, 200, JSON.stringify(rotated.json).slice(0, 300));
+    assert.notEqual(rotated.json.key.kid, made.json.key.kid);
+    assert.equal(rotated.json.attributes.exportable, true);
+    assert.deepEqual(rotated.json.release_policy, made.json.release_policy);
+    // A non-exportable key takes no policy and does not become exportable, by update or by rotation.
+    assert.equal((await akvCall(server, 'POST', '/keys/pin-plain/create', { kty: 'EC', crv: 'P-256' })).status, 200);
+    for (const body of [{ attributes: { exportable: true } }, { attributes: { exportable: true }, release_policy: { data: policy('1') } }, { release_policy: { data: policy('1') } }]) {
+      const r = await akvCall(server, 'PATCH', '/keys/pin-plain', body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${JSON.stringify(r.json).slice(0, 300)}`);
+    }
+    const plain = await akvCall(server, 'POST', '/keys/pin-plain/rotate', undefined);
+    assert.equal(plain.status, 200);
+    assert.equal(plain.json.attributes.exportable, false);
+    assert.equal(plain.json.release_policy, undefined);
   });
 });
