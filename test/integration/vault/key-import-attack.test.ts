@@ -54,4 +54,23 @@ describe('import: the members of a private JWK must be of one key', () => {
       assert.equal(ok.status, 200, `${crv}: ${JSON.stringify(ok.json).slice(0, 300)}`);
     }
   });
+
+  test('a JWK that is no key of its kty and crv, or of a size the vault does not take, is refused (pin, defended on main)', async () => {
+    const rsa = generateRsaKeyPair(2048).privateKey.export({ format: 'jwk' });
+    const ec = generateEcKeyPair('P-256').privateKey.export({ format: 'jwk' });
+    const cases: [string, Record<string, unknown>][] = [
+      ['a P-256 key named P-384', { ...ec, crv: 'P-384' }],
+      ['a P-256 key named P-521', { ...ec, crv: 'P-521' }],
+      ['an EC key without its point', { kty: 'EC', crv: 'P-256', d: ec.d }],
+      ['an EC key with an unknown curve', { ...ec, crv: 'secp224r1' }],
+      ['EC members under kty RSA', { ...ec, kty: 'RSA' }],
+      ['RSA members under kty EC', { ...rsa, kty: 'EC', crv: 'P-256' }],
+      ['an RSA key without p, q, dp, dq, qi', { kty: 'RSA', n: rsa.n, e: rsa.e, d: rsa.d }],
+      ['an unknown key_ops entry', { ...ec, key_ops: ['sign', 'derive'] }],
+      ['an operation the family has not', { ...ec, key_ops: ['decrypt'] }],
+    ];
+    for (const bytes of [0, 1, 15, 17, 31, 33, 48, 64, 65]) cases.push([`a ${bytes}-byte oct key`, { kty: 'oct', k: Buffer.alloc(bytes, 1).toString('base64url') }]);
+    for (const [what, key] of cases) refused(await akvCall(server, 'PUT', '/keys/import-pin', { key }), what);
+    assert.equal((await akvCall(server, 'GET', '/keys/import-pin')).status, 404, 'nothing imported');
+  });
 });
