@@ -1,0 +1,87 @@
+/**
+ * Attack on SEV-SNP runtime data (review of SNP claims): runtime data is attacker-chosen bytes that any SNP
+ * guest can bind (REPORT_DATA is the guest's to set; a confidential VM rented from a cloud gives a genuine
+ * report for any value). Runtime data sent as Binary, or read from an Azure HCL report, was parsed as JSON
+ * with no depth limit and issued as `x-ms-runtime`; JSON nested a few thousand levels deep then overflowed
+ * the stack where the claims are walked (policy evaluation, the token): a RangeError, a 500. Declared JSON
+ * is refused deeper than MAX_JSON_DEPTH (request.invalid) already.
+ *
+ * A fake AMD hierarchy (src/evidence/snp/testing.ts) stands in for AMD through the service's simulated trust
+ * anchors, as in snp-crl.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { b64url, sha256 } from '../core/bytes.js';
+import { fail } from '../core/errors.js';
+import { derToPem } from '../core/x509.js';
+import { encodeHclReport } from '../evidence/azure-vtpm/hcl.js';
+import type { SimulatedTee } from '../evidence/simulated/index.js';
+import { verifyAzureHclReport } from '../evidence/snp/index.js';
+import { createFakeSnpHierarchy, makeFakeSnpReport } from '../evidence/snp/testing.js';
+import { incomingClaims, snpClaims } from './claims.js';
+import { DEFAULT_POLICIES } from './policy/index.js';
+import type { PolicyStore, SnpCertificateSource } from './ports.js';
+import { createAttestationService } from './service.js';
+
+const at = new Date('2025-06-01T00:00:00Z');
+const h = createFakeSnpHierarchy();
+
+const svc = createAttestationService({
+  collateral: {} as never,
+  snpCertificates: {
+    async getVcek() {
+      throw new Error('unused: the VCEK is in the evidence');
+    },
+    async getCrl() {
+      throw fail('collateral.not_found', 'no AMD CRL');
+    },
+  } as unknown as SnpCertificateSource,
+  policies: {
+    async getPolicy() {
+      return undefined;
+    },
+    async version() {
+      return 0;
+    },
+  } as unknown as PolicyStore,
+  signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
+  issuer: () => 'https://attest.example',
+  now: () => at,
+  cacheClockMs: () => 0,
+  tokenLifetimeSeconds: 60,
+  simulated: { amdAnchors: h.trustAnchors } as unknown as SimulatedTee,
+});
+
+/** A JSON object nested `n` levels deep. */
+const nested = (n: number) => new TextEncoder().encode(`${'{"a":'.repeat(n)}1${'}'.repeat(n)}`);
+
+/** REPORT_DATA binding `data` as MAA and the Azure HCL do: SHA-256 ‖ zeros. */
+function boundTo(data: Uint8Array): Uint8Array {
+  const rd = new Uint8Array(64);
+  rd.set(sha256(data));
+  return rd;
+}
+
+describe('SNP runtime data nested too deep is never walked into a stack overflow', () => {
+  test('container form: Binary runtime data that is JSON 100 and 20,000 levels deep attests as bytes, without x-ms-runtime', async () => {
+    const chain = b64url([h.vek.der, ...h.chain].map((d) => derToPem(d)).join(''));
+    for (const depth of [100, 20_000]) {
+      const data = nested(depth);
+      const report = b64url(JSON.stringify({ SnpReport: b64url(makeFakeSnpReport(h, { reportData: boundTo(data) })), VcekCertChain: chain }));
+      const { claims } = await svc.attest('SevSnpVm', { report, runtimeData: { data: b64url(data), dataType: 'Binary' }, draftPolicyForAttestation: DEFAULT_POLICIES.SevSnpVm });
+      assert.equal(claims['x-ms-runtime'], undefined, `depth ${depth}`);
+      assert.equal(claims['x-ms-sevsnpvm-reportdata'], Buffer.from(boundTo(data)).toString('hex'));
+    }
+  });
+
+  test('Azure HCL form: runtime data nested deeper than 64 levels is not read as runtime claims, and the claims of the result can be walked', () => {
+    for (const depth of [100, 20_000]) {
+      const data = nested(depth);
+      const hcl = encodeHclReport({ hwReport: makeFakeSnpReport(h, { reportData: boundTo(data) }), runtimeData: data });
+      const r = verifyAzureHclReport(hcl, { vcek: h.vek.der }, { at, trustAnchors: h.trustAnchors });
+      assert.equal(r.runtimeData?.json, undefined, `depth ${depth}`);
+      assert.ok(r.warnings.some((w) => w.includes('HCL runtime data')));
+      assert.doesNotThrow(() => incomingClaims(snpClaims(r, 'azure-hcl')));
+    }
+  });
+});
