@@ -1,5 +1,6 @@
 import { ByteReader } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
+import { parseJsonText } from '../../core/json.js';
 
 /**
  * The Azure HCL ("HCLA") attestation report an Azure confidential VM's paravisor writes to vTPM NV
@@ -90,12 +91,8 @@ export interface HclRuntimeClaims {
 
 /** Parses the runtime claims JSON of an HCL report (evidence-and-collateral §4.3). */
 export function parseHclRuntimeClaims(runtimeData: Uint8Array): HclRuntimeClaims {
-  let json: unknown;
-  try {
-    json = JSON.parse(Buffer.from(runtimeData).toString('utf8'));
-  } catch {
-    throw fail('evidence.malformed', 'HCL runtime data is not JSON');
-  }
+  // Bytes any SNP/TDX guest can bind: depth-limited, as the runtime claims are walked afterwards (core/json.ts).
+  const json = parseJsonText(Buffer.from(runtimeData).toString('utf8'), 'HCL runtime data', 'evidence.malformed');
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw fail('evidence.malformed', 'HCL runtime data is not a JSON object');
   const o = json as Record<string, unknown>;
   const keys = Array.isArray(o.keys) ? (o.keys.filter((k) => typeof k === 'object' && k !== null) as Record<string, unknown>[]) : [];

@@ -1,6 +1,7 @@
 import { b64url, fromB64, sha256, toHex } from '../../core/bytes.js';
 import { type SignatureCheck, checkSignatureNow, checkSignaturesOffLoop } from '../../core/deferred-signatures.js';
 import { fail, isConclaveError } from '../../core/errors.js';
+import { MAX_JSON_DEPTH, jsonTextTooDeep } from '../../core/json.js';
 import { type Verified, markVerified } from '../../core/verified.js';
 import { pemToDer } from '../../core/x509.js';
 import { checkReportDataBinding } from './azure.js';
@@ -131,11 +132,17 @@ export function verifyParsedMaaSevSnpEvidence(
   let runtime: SnpRuntimeData | undefined;
   if (rt) {
     warnings.push(...checkReportDataBinding(Buffer.from(result.reportData, 'hex'), rt, 'sha256', false));
+    // The bytes as JSON when they are JSON no deeper than MAX_JSON_DEPTH: deeper, the claims built from them
+    // could not be walked (core/json.ts), so they stay bytes, as declared JSON that deep is refused.
     let json: unknown;
-    try {
-      json = JSON.parse(Buffer.from(rt).toString('utf8'));
-    } catch {
-      json = undefined;
+    const text = Buffer.from(rt).toString('utf8');
+    if (jsonTextTooDeep(text)) warnings.push(`runtime data nests deeper than ${MAX_JSON_DEPTH} levels; not read as JSON`);
+    else {
+      try {
+        json = JSON.parse(text);
+      } catch {
+        json = undefined;
+      }
     }
     const keys = json && typeof json === 'object' && Array.isArray((json as Record<string, unknown>).keys) ? ((json as { keys: unknown[] }).keys.filter((k) => typeof k === 'object' && k !== null) as Record<string, unknown>[]) : undefined;
     runtime = { format: 'maa', data: b64url(rt), ...(json !== undefined ? { json } : {}), ...(keys ? { keys } : {}) };
