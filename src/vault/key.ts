@@ -234,12 +234,6 @@ function modulusBits(n: string): number {
   return i === b.length ? 0 : (b.length - i - 1) * 8 + (32 - Math.clz32(b[i]!));
 }
 
-/** The unsigned integer of a base64url big-endian JWK member. */
-function intOf(v: string): bigint {
-  const hex = Buffer.from(v, 'base64url').toString('hex');
-  return hex === '' ? 0n : BigInt(`0x${hex}`);
-}
-
 /**
  * A private JWK to import must be one key (RFC 7518 §6.3.2, §6.2.2): the vault publishes the public members
  * it was given and operates with the private ones, so members of two keys would publish one key and sign,
@@ -249,8 +243,12 @@ function intOf(v: string): bigint {
 export function checkOneKey(key: Record<string, unknown>, family: KeyFamily): void {
   if (family === 'RSA') {
     for (const m of ['p', 'q', 'dp', 'dq', 'qi']) if (typeof key[m] !== 'string') bad(`key.${m}`, `An RSA key to import needs n, e, d, p, q, dp, dq and qi (key.${m} is missing)`);
-    const [n, e, d, p, q, dp, dq, qi] = ['n', 'e', 'd', 'p', 'q', 'dp', 'dq', 'qi'].map((m) => intOf(key[m] as string)) as [bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint];
-    if (e < 3n || e % 2n === 0n) bad('key.e', 'The public exponent e of an RSA key must be odd and at least 3');
+    // No member is longer than n (whose size is checked) before any is read as a number: the arithmetic below on
+    // members of hundreds of kilobytes would hold the event loop for tens of milliseconds.
+    const members = ['n', 'e', 'd', 'p', 'q', 'dp', 'dq', 'qi'].map((m) => Buffer.from(key[m] as string, 'base64url'));
+    if (members.some((b) => b.length > members[0]!.length)) bad('key', 'The members of the RSA key to import (n, e, d, p, q, dp, dq, qi) are not of one key');
+    const [n, e, d, p, q, dp, dq, qi] = members.map((b) => (b.length === 0 ? 0n : BigInt(`0x${b.toString('hex')}`))) as [bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint];
+    if (e < 3n || e % 2n === 0n || e >= n) bad('key.e', 'The public exponent e of an RSA key must be odd, at least 3 and less than n');
     const one =
       p > 1n && q > 1n && p * q === n && d > 0n && d < n && dp === d % (p - 1n) && dq === d % (q - 1n) && (e * dp) % (p - 1n) === 1n && (e * dq) % (q - 1n) === 1n && qi < p && (qi * q) % p === 1n;
     if (!one) bad('key', 'The members of the RSA key to import (n, e, d, p, q, dp, dq, qi) are not of one key');

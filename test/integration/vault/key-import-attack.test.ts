@@ -40,6 +40,10 @@ describe('import: the members of a private JWK must be of one key', () => {
     // e = 1 "encrypts" to the plaintext and "signs" with the identity (d = 1 makes the key consistent).
     refused(await akvCall(server, 'PUT', '/keys/rsa-e1', { key: { ...a, e: 'AQ', d: 'AQ', dp: 'AQ', dq: 'AQ' } }), 'e = 1');
     refused(await akvCall(server, 'PUT', '/keys/rsa-e2', { key: { ...a, e: 'Ag' } }), 'e = 2');
+    // e no smaller than n, and members longer than n (refused before any is read as a number).
+    refused(await akvCall(server, 'PUT', '/keys/rsa-e-n', { key: { ...a, e: a.n } }), 'e = n');
+    const long = Buffer.alloc(300_000, 0xff).toString('base64url');
+    for (const m of ['e', 'd', 'p', 'q', 'dp', 'dq', 'qi']) refused(await akvCall(server, 'PUT', '/keys/rsa-long', { key: { ...a, [m]: long } }), `a ${m} longer than n`);
   });
 
   test('an EC JWK whose d is not the private key of its point (x, y) is refused; one of a single key imports', async () => {
