@@ -48,7 +48,7 @@ issuancerules
  *
  * - the hardware report verified (AMD/Intel chain) and binds the HCL runtime data (else no token at all);
  * - the vTPM quote verified with the HCLAkPub that runtime data names (`x-conclave-vtpm-verified`);
- * - the HCL ran at VMPL 0 (SNP) and the TEE is not debuggable;
+ * - the HCL ran at VMPL 0 (SNP) and the TEE is not debuggable; TDX: the quote's TCB status is not Revoked;
  * - secure boot is on in the signed vm-configuration, and not off in the replayed boot log;
  * - no boot, kernel or hypervisor debugger in the replayed boot log, no boot configuration event the log
  *   carries outside the quoted PCRs, and no quoted boot configuration PCR (11–14) the log does not reproduce.
@@ -57,7 +57,8 @@ const AZURE_CVM_CONDITIONS = (tee: string, prefix: string) => {
   const debug =
     tee === 'sevsnpvm'
       ? `[type=="${prefix}x-ms-sevsnpvm-vmpl", value==0] &&\n\t[type=="${prefix}x-ms-sevsnpvm-is-debuggable", value==false]`
-      : `[type=="${prefix}tdx_td_attributes_debug", value==false]`;
+      : // A Revoked TCB (platform, TDX module or QE) verifies and is stated, but is never compliant: Intel's QvE calls it terminal.
+        `[type=="${prefix}tdx_td_attributes_debug", value==false] &&\n\t![type=="${prefix}attester_tcb_status", value=="Revoked"]`;
   return `[type=="${prefix}x-ms-attestation-type", value=="${tee}"] &&
 \t[type=="x-conclave-vtpm-verified", value==true] &&
 \t${debug} &&
@@ -77,7 +78,7 @@ issuancerules
 \t// Azure confidential VM (SEV-SNP): hardware report, vTPM binding, secure boot, no debugging.
 \t${AZURE_CVM_CONDITIONS('sevsnpvm', prefix)}
 \t\t=> issue(type="${target}", value="azure-compliant-cvm");
-\t// Azure confidential VM (TDX): the same, with the TD not debuggable.
+\t// Azure confidential VM (TDX): the same, with the TD not debuggable and its TCB not Revoked.
 \t${AZURE_CVM_CONDITIONS('tdxvm', prefix)}
 \t\t=> issue(type="${target}", value="azure-compliant-cvm");
 };
