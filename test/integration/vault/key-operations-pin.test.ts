@@ -100,4 +100,23 @@ describe('key operations refuse what the key version does not allow', () => {
       }
     }
   });
+
+  test('an RSA signature verifies only as the k octets it is (RFC 8017 §8.1.2, §8.2.2 step 1): not without its leading zero octet', async () => {
+    // Attack: the software protector read the signature as a number, so one that begins with 0x00 also verified
+    // with that octet removed (true for a second encoding of the same signature), where RSASSA-PSS-VERIFY and
+    // RSASSA-PKCS1-V1_5-VERIFY answer invalid for any length but k, as a PKCS#11 token does.
+    for (const alg of ['RS256', 'PS256', 'RSNULL'] as const) {
+      let found: { digest: string; sig: Buffer } | undefined;
+      for (let i = 0; i < 4000 && !found; i++) {
+        const digest = Buffer.alloc(32);
+        digest.writeUInt32BE(i);
+        const sig = Buffer.from((await expect(200, undefined, 'POST', '/keys/alg-rsa/sign', { alg, value: digest.toString('base64url') })).value, 'base64url');
+        if (sig.length === 256 && sig[0] === 0) found = { digest: digest.toString('base64url'), sig };
+      }
+      assert.ok(found, `${alg}: a signature beginning with 0x00 within 4000 signatures`);
+      const body = (value: Buffer) => ({ alg, digest: found!.digest, value: value.toString('base64url') });
+      assert.equal((await expect(200, undefined, 'POST', '/keys/alg-rsa/verify', body(found.sig))).value, true, `${alg}: the signature as made`);
+      assert.equal((await expect(200, undefined, 'POST', '/keys/alg-rsa/verify', body(found.sig.subarray(1)))).value, false, `${alg}: without its leading zero octet`);
+    }
+  });
 });
