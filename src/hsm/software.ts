@@ -51,6 +51,14 @@ function publicJwkOf(key: KeyObject): PublicJwk {
   return { crv: j.crv === 'secp256k1' ? 'P-256K' : j.crv!, x: j.x!, y: j.y! };
 }
 
+/**
+ * k, the length in octets of an RSA key's modulus: the only length of its signatures (RFC 8017 §8.1.2, §8.2.2
+ * step 1). publicDecrypt reads a shorter one as the number it encodes, which a signature beginning with 0x00 is too.
+ */
+function rsaBytes(key: KeyObject): number {
+  return Math.ceil(key.asymmetricKeyDetails!.modulusLength! / 8);
+}
+
 /** The AES key size an algorithm names; the CKM_* wraps take any (undefined). */
 function aesBits(alg: string): number | undefined {
   return alg.startsWith('CKM_') ? undefined : Number(alg.slice(1, 4));
@@ -236,8 +244,10 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
       }
       if (alg === 'RSNULL') {
         checkFamily(ref, ['RSA'], alg);
+        const pub = createPublicKey(open(ref));
+        if (signature.length !== rsaBytes(pub)) return false;
         try {
-          return publicDecrypt({ key: createPublicKey(open(ref)), padding: constants.RSA_PKCS1_PADDING }, signature).equals(Buffer.from(digest));
+          return publicDecrypt({ key: pub, padding: constants.RSA_PKCS1_PADDING }, signature).equals(Buffer.from(digest));
         } catch {
           return false;
         }
@@ -252,6 +262,7 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
         return verifyDigestEcdsa(crv, Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url'), digest, signature);
       }
       checkFamily(ref, ['RSA'], alg);
+      if (signature.length !== rsaBytes(pub)) return false;
       try {
         if (alg.startsWith('RS')) return publicDecrypt({ key: pub, padding: constants.RSA_PKCS1_PADDING }, signature).equals(Buffer.concat([DIGEST_INFO[bits]!, digest]));
         return pssVerify(digest, publicDecrypt({ key: pub, padding: constants.RSA_NO_PADDING }, signature), pub.asymmetricKeyDetails!.modulusLength!, hashName(bits));
