@@ -5,8 +5,9 @@ import { outcome } from '../../../test/helpers/verdict.js';
 import { type QuoteCollateral, collateralFromPcsResponses, parseQuoteCollateral } from './collateral.js';
 import { isConclaveError } from '../../core/errors.js';
 import { VerifierCache } from './cache.js';
-import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultQeIdentity, defaultTcbInfo, issueCertificate, signJson } from './testing.js';
-import { type QuoteVerificationResult, parseQuote, verifyQuote, verifyQuoteAsync } from './index.js';
+import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultQeIdentity, defaultTcbInfo, issueCertificate, issueCrl, signJson } from './testing.js';
+import { derToPem } from '../../core/x509.js';
+import { type QuoteVerificationResult, encodeQuote, parseQuote, verifyQuote, verifyQuoteAsync } from './index.js';
 
 const skip = skipWithoutFixtures();
 
@@ -513,6 +514,35 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     // The mask applies to the same bytes: masking out byte 0 accepts any value there.
     const masked = buildCollateral(h, { tee: 'sgx', qeIdentity: { ...defaultQeIdentity(h, { tee: 'sgx' }), miscselect: '00000000', miscselectMask: '00FFFFFF' } });
     assert.equal(verifyQuote(quote, masked, { at, trustAnchors: { intelRoot: h.root.certificate } }).status, 'UpToDate');
+  });
+
+  test('PCK chain shapes (pin): leaf and PCK CA, optionally the root, in that order; nothing else', () => {
+    // The certification data is not signed: anyone relaying a quote can rewrite it. Only the order leaf →
+    // PCK CA (→ the pinned root) verifies; the QE report signature then binds the leaf's key.
+    const h = createDcapHierarchy();
+    const quote = parseQuote(buildSignedQuote(h, { tee: 'sgx' }));
+    const withChain = (ders: readonly Uint8Array[]) => {
+      const data = new Uint8Array(Buffer.from(ders.map((d) => derToPem(d)).join(''), 'latin1'));
+      return encodeQuote({ ...quote, signatureData: { ...quote.signatureData, certificationData: { type: 5, data } } });
+    };
+    const verify = (ders: readonly Uint8Array[]) => verifyQuote(withChain(ders), buildCollateral(h, { tee: 'sgx' }), { at, trustAnchors: { intelRoot: h.root.certificate } });
+    assert.equal(verify([h.pck.der, h.pckCa.der]).status, 'UpToDate');
+    for (const [what, ders] of [
+      ['leaf only', [h.pck.der]],
+      ['CA first', [h.pckCa.der, h.pck.der, h.root.der]],
+      ['root in the middle', [h.pck.der, h.root.der, h.pckCa.der]],
+      ['an extra certificate after the root', [h.pck.der, h.pckCa.der, h.root.der, h.tcbSigning.der]],
+      ['the TCB signing certificate as the PCK CA', [h.pck.der, h.tcbSigning.der, h.root.der]],
+    ] as const) {
+      expectCode(() => verify(ders), 'quote.pck_chain_invalid', what);
+    }
+  });
+
+  test('the PCK CRL of another PCK CA under the same root is crl.invalid (pin: Processor vs Platform CA)', () => {
+    const h = createDcapHierarchy({ caType: 'platform' });
+    const processorCa = issueCertificate({ subjectCN: 'Intel SGX PCK Processor CA', issuer: h.root, ca: true, notBefore: h.notBefore, notAfter: h.notAfter });
+    const c = { ...buildCollateral(h, { tee: 'sgx' }), pckCrlIssuerChain: [processorCa.der, h.root.der], pckCrl: issueCrl(processorCa, h.notBefore, h.notAfter) };
+    expectCode(() => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), c, { at, trustAnchors: { intelRoot: h.root.certificate } }), 'crl.invalid', 'processor CRL');
   });
 
   test('a debug TD verifies and reports debug', () => {
