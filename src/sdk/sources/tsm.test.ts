@@ -15,7 +15,7 @@ import { type TsmFs, requestTsmReport, tsmSource } from './tsm.js';
  * A fake kernel over a temp dir with the configfs-tsm file protocol: mkdir populates the entry,
  * every write to inblob/privlevel bumps `generation`, reading outblob produces a report over inblob.
  */
-function fakeConfigfs(opts: { provider: string; auxblob?: Uint8Array; concurrentWriter?: boolean }) {
+function fakeConfigfs(opts: { provider: string; auxblob?: Uint8Array; concurrentWriter?: boolean; signerInfo?: number }) {
   const state = new Map<string, { generation: number; inblob: Uint8Array; privlevel?: number }>();
   const writes: string[] = [];
   const fs: TsmFs = {
@@ -49,6 +49,7 @@ function fakeConfigfs(opts: { provider: string; auxblob?: Uint8Array; concurrent
       if (name === 'outblob') {
         const report = new Uint8Array(1184);
         report[0] = 2;
+        report[0x48] = opts.signerInfo ?? 0;
         report.set(s.inblob, 0x50);
         if (opts.concurrentWriter) {
           s.generation++;
@@ -153,6 +154,34 @@ describe('configfs-tsm source', () => {
       code: 'sdk.evidence_source_unavailable',
       message: /configfs-tsm not found at .*Linux 6\.7\+/,
     });
+  });
+
+  test('certificate table from the host with both a VCEK and a VLEK: the chain sent is the VEK the report names (SIGNER_INFO.SIGNING_KEY); a GUID twice is refused', async () => {
+    // The table is the hypervisor's to fill. With the VCEK always taken first, a VLEK-signed report went out with
+    // the VCEK and failed verification (snp.chain_invalid) however good the VLEK beside it.
+    const vcek = Uint8Array.of(0x30, 1, 1);
+    const vlek = Uint8Array.of(0x30, 1, 2);
+    const asvk = Uint8Array.of(0x30, 1, 3);
+    const ark = Uint8Array.of(0x30, 1, 4);
+    const auxblob = encodeSnpCertTable([
+      { guid: SNP_CERT_GUIDS.vcek, data: vcek },
+      { guid: SNP_CERT_GUIDS.vlek, data: vlek },
+      { guid: SNP_CERT_GUIDS.ask, data: asvk },
+      { guid: SNP_CERT_GUIDS.ark, data: ark },
+    ]);
+    const hex = (pem: string | undefined) => pemToDer(pem!).map((c) => Buffer.from(c).toString('hex'));
+    for (const [signerInfo, vek] of [
+      [0x4, vlek],
+      [0x0, vcek],
+    ] as const) {
+      const r = await tsmSource({ root: await newRoot(), fs: fakeConfigfs({ provider: 'sev_guest', auxblob, signerInfo }).fs }).getSnpReport!(new Uint8Array(64));
+      assert.deepEqual(hex(r.vcekCertChainPem), [vek, asvk, ark].map((c) => Buffer.from(c).toString('hex')), `SIGNER_INFO ${signerInfo}`);
+    }
+    const twice = encodeSnpCertTable([
+      { guid: SNP_CERT_GUIDS.vcek, data: vcek },
+      { guid: SNP_CERT_GUIDS.vcek, data: vlek },
+    ]);
+    assert.throws(() => parseSnpCertTable(twice), { code: 'evidence.malformed' });
   });
 
   test('certificate table: round trip, unknown GUIDs kept aside, truncated table rejected', () => {
