@@ -37,6 +37,7 @@ export function parseSnpCertTable(table: Uint8Array): SnpCertTable {
   const r = new ByteReader(table, 'SNP certificate table', 'evidence.truncated');
   const out: Record<string, Uint8Array> = {};
   const other = new Map<string, Uint8Array>();
+  const seen = new Set<string>();
   for (;;) {
     const guid = r.view_('guid', 16);
     const offset = r.u32('offset');
@@ -45,6 +46,8 @@ export function parseSnpCertTable(table: Uint8Array): SnpCertTable {
     if (offset + length > table.byteLength) throw fail('evidence.truncated', 'SNP certificate table entry points past the table', { offset, length, size: table.byteLength });
     const data = new Uint8Array(table.subarray(offset, offset + length));
     const name = guidToString(guid);
+    if (seen.has(name)) throw fail('evidence.malformed', `SNP certificate table names ${name} twice`, { guid: name });
+    seen.add(name);
     const known = (Object.keys(SNP_CERT_GUIDS) as (keyof typeof SNP_CERT_GUIDS)[]).find((k) => SNP_CERT_GUIDS[k] === name);
     if (known) out[known] = data;
     else other.set(name, data);
@@ -68,9 +71,14 @@ export function encodeSnpCertTable(entries: ReadonlyArray<{ guid: string; data: 
   return new Uint8Array(out);
 }
 
-/** PEM VEK ‖ ASK ‖ ARK (the MAA `VcekCertChain` order) from a table, or undefined without a VEK. */
-export function certChainPemOf(table: SnpCertTable): string | undefined {
-  const vek = table.vcek ?? table.vlek;
+/**
+ * PEM VEK ‖ ASK ‖ ARK (the MAA `VcekCertChain` order) from a table, or undefined without a VEK. The VEK is the
+ * one `report` names in SIGNER_INFO.SIGNING_KEY (a table may hold both a VCEK and a VLEK); without a report,
+ * the VCEK, else the VLEK.
+ */
+export function certChainPemOf(table: SnpCertTable, report?: Uint8Array): string | undefined {
+  const keySel = report && report.byteLength >= 0x4c ? (report[0x48]! >>> 2) & 7 : undefined;
+  const vek = keySel === 1 ? table.vlek : keySel === 0 ? table.vcek : (table.vcek ?? table.vlek);
   if (!vek) return undefined;
   return [vek, table.ask, table.ark].filter((c): c is Uint8Array => c !== undefined && c.byteLength > 0).map((c) => derToPem(c)).join('');
 }

@@ -146,7 +146,7 @@ export function tsmSource(opts: TsmSourceOptions = {}): EvidenceSource {
   async function snp(reportData: Uint8Array): Promise<SnpReportWithCerts & { provider: TsmProvider }> {
     const r = await requestTsmReport(reportData, opts);
     if (r.provider !== 'sev_guest') return { provider: r.provider, report: r.outblob };
-    const chain = r.auxblob ? certChainPemOf(parseSnpCertTable(r.auxblob)) : undefined;
+    const chain = r.auxblob ? certChainPemOf(parseSnpCertTable(r.auxblob), r.outblob) : undefined;
     return chain ? { provider: r.provider, report: r.outblob, vcekCertChainPem: chain } : { provider: r.provider, report: r.outblob };
   }
   return {
@@ -155,7 +155,7 @@ export function tsmSource(opts: TsmSourceOptions = {}): EvidenceSource {
     async getEvidence(runtimeData: Uint8Array, eo: EvidenceOptions = {}): Promise<MaaEvidence> {
       const r = await requestTsmReport(maaReportData(runtimeData), opts);
       if (r.provider === 'tdx_guest') return tdxVmBody(r.outblob, runtimeData, eo.runtimeDataType);
-      let chain = r.auxblob ? certChainPemOf(parseSnpCertTable(r.auxblob)) : undefined;
+      let chain = r.auxblob ? certChainPemOf(parseSnpCertTable(r.auxblob), r.outblob) : undefined;
       let endorsements: { Uvm: string[] } | undefined;
       if (opts.securityContextDir) {
         const ctx = await readSecurityContext(opts.securityContextDir, opts.fs);
