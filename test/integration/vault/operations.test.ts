@@ -266,6 +266,10 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
         const [a, b] = [pair(), pair()];
         return createPrivateKey({ key: { ...a, [member]: b[member] }, format: 'jwk' }).export({ format: 'der', type: 'pkcs8' });
       };
+      // A key on a curve the vault does not take is refused as such (a JWK of it cannot be made to check it: 400, not 500).
+      const brainpool = await akvCall(server, 'PUT', '/keys/byok-brainpool', { key: { kty: 'EC-HSM', key_hsm: transferBlob(kekKid, kekPublic, generateEcKeyPair('brainpoolP256r1').privateKey.export({ format: 'der', type: 'pkcs8' })).toString('base64url') } });
+      assert.equal(brainpool.status, 400, `brainpoolP256r1: ${JSON.stringify(brainpool.json).slice(0, 300)}`);
+      assert.equal(brainpool.json.error.innererror.code, 'key.invalid');
       for (const [kty, named] of [['EC-HSM', 'P-256'], ['EC-HSM', 'P-384'], ['RSA-HSM', 2048]] as const) {
         const r = await akvCall(server, 'PUT', `/keys/byok-mixed-${String(named)}`, { key: { kty, key_hsm: transferBlob(kekKid, kekPublic, mixed(named, 'd')).toString('base64url') } });
         assert.equal(r.status, 400, `${kty} ${String(named)}: ${JSON.stringify(r.json).slice(0, 300)}`);
