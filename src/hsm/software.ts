@@ -293,6 +293,10 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
         if (family !== target.family) throw fail('key.invalid', `The transferred key is ${family}, but key.kty names ${target.family}`, { field: 'key.kty' });
         // PKCS#8 carries the public half beside the private members, and OpenSSL takes both as given (key.ts, checkOneKey).
         if (family !== 'oct') {
+          // Only a curve the vault takes has a JWK (node:crypto has none for brainpool and the like); protect() refuses the others.
+          if (family === 'EC' && !Object.values(NODE_CURVE).includes(key.asymmetricKeyDetails?.namedCurve ?? '')) {
+            throw fail('key.invalid', `The transferred EC key is on an unsupported curve (${String(key.asymmetricKeyDetails?.namedCurve)})`, { field: 'key.key_hsm' });
+          }
           const jwk = key.export({ format: 'jwk' }) as Record<string, unknown>;
           checkOneKey({ ...jwk, ...(jwk.crv !== undefined ? { crv: JWK_CURVE[jwk.crv as string] } : {}) }, family);
         }
