@@ -61,7 +61,11 @@ export async function fetchVcekChain(report: Uint8Array, opts: CollateralSourceO
     if (typeof body?.vcekCert !== 'string' || typeof body.certificateChain !== 'string') throw fail('sdk.http_error', 'THIM answer lacks vcekCert/certificateChain');
     return body.vcekCert + body.certificateChain;
   }
-  const product = opts.product ?? productOfReport(report);
+  const named = productOfReport(report);
+  if (opts.product && named && opts.product !== named) {
+    throw fail('request.invalid', `the SNP report's CPUID names ${named}, not the configured collateral product ${opts.product}`, { expected: opts.product, actual: named });
+  }
+  const product = named ?? opts.product;
   if (!product) throw fail('request.invalid', 'the SNP report (v2) does not name its product: set the collateral product (Milan, Genoa or Turin)');
   const vcek = await get(`${base}${kdsVcekPath(report, product)}`, opts.ca);
   const chain = Buffer.from(await get(`${base}/vcek/v1/${product}/cert_chain`, opts.ca)).toString('utf8');
