@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
-import { collateralProvenance, incomingClaims } from './claims.js';
+import { buildCollateral, buildSignedQuote, createDcapHierarchy } from '../evidence/dcap/testing.js';
+import { verifyQuote } from '../evidence/dcap/index.js';
+import { collateralProvenance, incomingClaims, sgxClaims, tdxClaims } from './claims.js';
 
 const sha = (...parts: Uint8Array[]) => createHash('sha256').update(Buffer.concat(parts)).digest('hex');
 
@@ -81,4 +83,24 @@ test('the incoming claims a policy sees: scalars, arrays of scalars item by item
   ]);
   // An array in the isolation TEE's place is not a set of nested claims.
   assert.deepEqual(incomingClaims({ 'x-ms-isolation-tee': ['a'] }), [{ type: 'x-ms-isolation-tee', value: 'a' }]);
+});
+
+test('a token verified with collateral past its nextUpdate (azure freshness) names the expired items; fresh collateral adds nothing', () => {
+  // docs/collateral.md: under the default freshness, collateral past nextUpdate "is reported in the token". A
+  // stale PCK CRL cannot vouch for revocations after it: the relying party must be able to tell.
+  const h = createDcapHierarchy();
+  const at = new Date('2025-01-01T00:00:00Z');
+  const opts = { at, freshness: 'azure' as const, trustAnchors: { intelRoot: h.root.certificate } };
+  const stale = { issueDate: new Date('2024-01-01T00:00:00Z'), nextUpdate: new Date('2024-02-01T00:00:00Z') };
+  for (const tee of ['sgx', 'tdx'] as const) {
+    const quote = buildSignedQuote(h, { tee });
+    const claimsFor = (collateral: QuoteCollateral) => {
+      const r = verifyQuote(quote, collateral, opts);
+      return r.tee === 'sgx' ? sgxClaims(r, quote, collateral) : tdxClaims(r, quote, collateral);
+    };
+    const old = buildCollateral(h, { tee, ...stale });
+    assert.deepEqual(claimsFor(old)['x-conclave-collateral-expired'], ['tcbInfo', 'qeIdentity'], tee);
+    const fresh = buildCollateral(h, { tee });
+    assert.equal('x-conclave-collateral-expired' in claimsFor(fresh), false, tee);
+  }
 });
