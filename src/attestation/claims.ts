@@ -113,13 +113,17 @@ function sgxClaimsOf(r: SgxQuoteVerificationResult, quote: Uint8Array, collatera
 }
 
 function tcbClaims(r: SgxQuoteVerificationResult | TdxQuoteVerificationResult): Claims {
-  return {
+  const claims: Claims = {
     'x-conclave-tcb-status': r.status,
     'x-conclave-advisory-ids': [...r.advisoryIds],
     'x-conclave-fmspc': r.fmspc,
     'x-conclave-tcb-evaluation-data-number': r.collateral.tcbEvaluationDataNumber,
     'x-conclave-qe-status': r.qe.status,
   };
+  // Collateral past its nextUpdate (accepted under azure freshness) vouches only up to then, e.g. a stale
+  // PCK CRL for no later revocation: the token names it (docs/collateral.md).
+  if (r.collateral.expired.length > 0) claims['x-conclave-collateral-expired'] = r.collateral.expired.map((x) => x.item);
+  return claims;
 }
 
 /** TD attributes are a little-endian u64 (Intel TDX module spec, TDINFO_STRUCT.ATTRIBUTES). */
