@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestServer } from '../../helpers/server.js';
-import { akvCall, startVault } from './harness.js';
+import { adminJson, akvCall, startVault } from './harness.js';
 
 let server: TestServer;
 const b64 = (n: number, fill = 0) => Buffer.alloc(n, fill).toString('base64url');
@@ -118,5 +118,22 @@ describe('key operations refuse what the key version does not allow', () => {
       assert.equal((await expect(200, undefined, 'POST', '/keys/alg-rsa/verify', body(found.sig))).value, true, `${alg}: the signature as made`);
       assert.equal((await expect(200, undefined, 'POST', '/keys/alg-rsa/verify', body(found.sig.subarray(1)))).value, false, `${alg}: without its leading zero octet`);
     }
+  });
+
+  test('an unknown signature algorithm name is refused without being written to the audit log or echoed whole', async () => {
+    // Attack: sign and verify recorded the caller's alg in the audit record (detail.alg and the message) before
+    // checking it, and echoed it: whoever may sign with one key wrote 1.2 MB to the append-only log per request
+    // (a 600 kB alg), where an unknown encryption algorithm's name is cut to 64 characters and not recorded.
+    const alg = `RS${'9'.repeat(100_000)}`;
+    for (const [op, body] of [['sign', { alg, value: b64(32) }], ['verify', { alg, digest: b64(32), value: b64(256) }]] as const) {
+      const r = await akvCall(server, 'POST', `/keys/alg-rsa/${op}`, body);
+      assert.equal(r.status, 400, op);
+      assert.equal(r.json.error.innererror.code, 'key.invalid', op);
+      assert.ok(JSON.stringify(r.json).length < 1024, `${op}: the answer holds ${JSON.stringify(r.json).length} characters`);
+    }
+    const audit = await adminJson(server, 'GET', '/admin/vault/audit?from=1&limit=100000');
+    const records = audit.json.value.map((x: { record: any }) => x.record).filter((x: any) => (x.operation === 'sign' || x.operation === 'verify') && x.result === 'failed');
+    assert.ok(records.length >= 2);
+    for (const rec of records) assert.ok(JSON.stringify(rec).length < 4096, `${rec.operation}: an audit record of ${JSON.stringify(rec).length} characters`);
   });
 });
