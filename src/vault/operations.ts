@@ -9,7 +9,7 @@ import { type ApiVersion, requireFeature } from './api-version.js';
 import { canonicalJson } from './audit.js';
 import { finish, keyNotFound, refOf, type VaultCore } from './core.js';
 import { attributesWire, checkOperationPermitted, checkUsable, familyOf, type KeyOperation, type KeyVersion, keyId, publicKeyWire, releasePolicyWire } from './key.js';
-import { type CipherRequest, type EmbeddingDocument, ENCRYPTION_ALGORITHMS, type EncryptionAlgorithm, type SignatureAlgorithm } from './ports.js';
+import { type CipherRequest, type EmbeddingDocument, ENCRYPTION_ALGORITHMS, type EncryptionAlgorithm, SIGNATURE_ALGORITHMS, type SignatureAlgorithm } from './ports.js';
 import {
   authoritiesMatch,
   buildReleaseResponse,
@@ -53,6 +53,16 @@ interface Redecision {
 const MAX_AUDITED_CLAIMS_CHARS = 32 * 1024;
 
 const ENCRYPTION_NAMES = new Set<string>(ENCRYPTION_ALGORITHMS);
+const SIGNATURE_NAMES = new Set<string>(SIGNATURE_ALGORITHMS);
+
+/**
+ * A sign/verify alg, checked by name before it is recorded: the caller's string goes into the audit record
+ * (append-only) and the answer, so an unknown one is cut to 64 characters there, as an encryption algorithm is.
+ */
+function signatureAlg(alg: string): SignatureAlgorithm {
+  if (!SIGNATURE_NAMES.has(alg)) throw fail('key.invalid', `Unsupported signature algorithm ${alg.slice(0, 64)}`, { field: 'alg' });
+  return alg as SignatureAlgorithm;
+}
 /** Key-wrap algorithms: for wrapKey/unwrapKey only (AES KW of JWA, and the PKCS#11 names Managed HSM accepts). */
 const isWrapAlgorithm = (alg: string) => /KW$/.test(alg) || alg.startsWith('CKM_AES_KEY_WRAP');
 
@@ -210,10 +220,11 @@ export function createKeyOperations(core: VaultCore) {
         if (typeof b.alg !== 'string') throw fail('request.invalid', 'alg is required', { field: 'alg' });
         const key = await live(name, version, draft);
         draft.version = key.version;
-        draft.detail.alg = b.alg;
+        const alg = signatureAlg(b.alg);
+        draft.detail.alg = alg;
         checkUsable(key, 'sign', nowSeconds());
         checkOperationPermitted(key, 'sign');
-        const sig = await protector.sign(refOf(key), b.alg as SignatureAlgorithm, b64(b.value, 'value', true)!);
+        const sig = await protector.sign(refOf(key), alg, b64(b.value, 'value', true)!);
         return { kid: keyId(base(), key.name, key.version), value: u(sig) };
       });
     },
@@ -224,10 +235,11 @@ export function createKeyOperations(core: VaultCore) {
         if (typeof b.alg !== 'string') throw fail('request.invalid', 'alg is required', { field: 'alg' });
         const key = await live(name, version, draft);
         draft.version = key.version;
-        draft.detail.alg = b.alg;
+        const alg = signatureAlg(b.alg);
+        draft.detail.alg = alg;
         checkUsable(key, 'verify', nowSeconds());
         checkOperationPermitted(key, 'verify');
-        const ok = await protector.verify(refOf(key), b.alg as SignatureAlgorithm, b64(b.digest, 'digest', true)!, b64(b.value, 'value', true)!);
+        const ok = await protector.verify(refOf(key), alg, b64(b.digest, 'digest', true)!, b64(b.value, 'value', true)!);
         return { value: ok };
       });
     },
