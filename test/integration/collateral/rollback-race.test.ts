@@ -28,7 +28,7 @@ import { parseCrl } from '../../../src/core/x509.js';
 import { createCollateralStore } from '../../../src/storage/collateral-store.js';
 import type { Database } from '../../../src/storage/database.js';
 import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
-import { readFixture, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
+import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
 import { postgresUnavailable } from '../../helpers/postgres.js';
 import { signal } from '../../helpers/signal.js';
 import { replicaBackends } from '../../helpers/vault-store.js';
@@ -69,6 +69,35 @@ function upstreamAnswering(crl: () => Buffer): CollateralUpstream {
     owns: (url) => url.startsWith('https://pcs.test/'),
   };
 }
+
+/** Intel's SGX TCB info for FMSPC 00906ED50000 (pcs-responses-teepot): evaluation numbers 17 and 19. */
+const FMSPC = '00906ED50000';
+const TCB_SCOPE = `sgx/v4/tcb/${FMSPC}`;
+const teepot = (f: string) => readFixtureJson<{ issuer_chain: string; tcb_info_json: string }>('intel', 'pcs-responses-teepot', f);
+const TCB17 = teepot('sgx_tcb_info_00906ED50000.json');
+const TCB19 = teepot('sgx_tcb_info_early.json');
+const tcbUrl = (update: 'standard' | 'early') => `https://pcs.test/sgx/certification/v4/tcb?fmspc=${FMSPC}&update=${update}`;
+const tcbAnswer = (t: typeof TCB17, update: 'standard' | 'early'): UpstreamAnswer => ({
+  url: tcbUrl(update),
+  status: 200,
+  headers: { 'content-type': 'application/json', 'tcb-info-issuer-chain': encodeURIComponent(t.issuer_chain) },
+  body: new Uint8Array(Buffer.from(t.tcb_info_json)),
+});
+/** A TCB info as an operator's bundle or PCCS upload carries it (admit re-reads the dates from the body). */
+const tcbItem = (t: typeof TCB17, n: number, selector: string | null): CollateralItem => ({
+  key: `${TCB_SCOPE}#${n}`,
+  kind: 'tcb',
+  scope: TCB_SCOPE,
+  evalNumber: n,
+  selector,
+  meta: { contentType: 'application/json', issuerChain: t.issuer_chain },
+  body: new Uint8Array(Buffer.from(t.tcb_info_json)),
+  source: tcbUrl('standard'),
+  fetchedAt: now().getTime(),
+  issueDate: null,
+  nextUpdate: null,
+  version: 0,
+});
 
 const thisUpdate = (body: Uint8Array) => parseCrl(body).thisUpdate.toISOString();
 const outcome = (p: Promise<unknown>) =>
@@ -204,5 +233,77 @@ for (const backend of replicaBackends(pgSkip)) {
         assert.equal(r, 'done', 'the client was refused');
         assert.equal(thisUpdate(served!.body), thisUpdate(NEWER), 'the client was answered with the older CRL');
       }, OLDER));
+  });
+}
+
+for (const backend of replicaBackends(pgSkip)) {
+  describe(`collateral rollback guard across replicas (${backend.name}): TCB info versions under the standard and early tags`, { skip: skip || backend.skip }, () => {
+    /**
+     * Replicas A and B on one database. `beforeA(fn)`: B's `fn` runs when A's next store write begins, after
+     * A checked its item against its memory; `stored()`: the TCB info versions stored, as number → tags.
+     */
+    async function replicas(run: (r: { a: CollateralService; b: CollateralService; beforeA: (fn: () => Promise<unknown>) => void; stored: () => Promise<Record<number, string | null>> }) => Promise<void>) {
+      const shared = await backend.open();
+      const dbs: Database[] = [];
+      try {
+        let before: (() => Promise<unknown>) | undefined;
+        const replica = async (gated: boolean) => {
+          const db = await shared.open();
+          dbs.push(db);
+          await db.migrate(MIGRATIONS);
+          const s = createCollateralStore(db);
+          const store: CollateralStore = gated
+            ? {
+                ...s,
+                put: async (...args) => {
+                  const fn = before;
+                  before = undefined;
+                  await fn?.();
+                  return s.put(...args);
+                },
+              }
+            : s;
+          const service = createCollateralService({ mode: 'lazy', store, upstream: upstreamAnswering(() => OLDER), now, logger: { warn: () => undefined } });
+          await service.sync();
+          return { store: s, service };
+        };
+        const a = await replica(true);
+        const b = await replica(false);
+        const stored = async () => Object.fromEntries((await b.store.itemsSince(0)).filter((i) => i.scope === TCB_SCOPE).map((i) => [i.evalNumber!, i.selector]));
+        await run({ a: a.service, b: b.service, beforeA: (fn) => void (before = fn), stored });
+      } finally {
+        for (const db of dbs) await db.close();
+        await shared.done();
+      }
+    }
+
+    test('an answer on A to update=standard below the number B stored as standard meanwhile: upstream.collateral_rollback, 17 is not stored as standard', () =>
+      replicas(async ({ a, b, beforeA, stored }) => {
+        beforeA(() => b.ingest('tcb', TCB_SCOPE, true, 'standard', tcbAnswer(TCB19, 'standard')));
+        assert.equal(await outcome(a.ingest('tcb', TCB_SCOPE, true, 'standard', tcbAnswer(TCB17, 'standard'))), 'upstream.collateral_rollback');
+        assert.deepEqual(await stored(), { 19: 'standard' });
+      }));
+
+    test('an import on A of 17 tagged standard while B stores 19 as standard: collateral.rollback, nothing stored', () =>
+      replicas(async ({ a, b, beforeA, stored }) => {
+        beforeA(() => b.ingest('tcb', TCB_SCOPE, true, 'standard', tcbAnswer(TCB19, 'standard')));
+        assert.equal(await outcome(a.importItems([tcbItem(TCB17, 17, 'standard')])), 'collateral.rollback');
+        assert.deepEqual(await stored(), { 19: 'standard' });
+      }));
+
+    test("A stores 19 as Intel's standard answer after B stored it as the early one: it keeps both tags, and 19 still answers early", () =>
+      replicas(async ({ a, b, beforeA, stored }) => {
+        beforeA(() => b.ingest('tcb', TCB_SCOPE, true, 'early', tcbAnswer(TCB19, 'early')));
+        assert.equal(await outcome(a.ingest('tcb', TCB_SCOPE, true, 'standard', tcbAnswer(TCB19, 'standard'))), 'done');
+        assert.deepEqual(await stored(), { 19: 'early,standard' });
+        await b.sync();
+        assert.equal(b.pick(TCB_SCOPE, 'sgx', FMSPC, { type: 'early' })?.evalNumber, 19, 'the early answer was lost');
+      }));
+
+    test('an import of two versions both tagged standard, the newer first (an export of a cache Intel moved from 17 to 19): each is checked against the store, not its sibling, and both are stored', () =>
+      replicas(async ({ a, stored }) => {
+        assert.equal(await a.importItems([tcbItem(TCB19, 19, 'standard'), tcbItem(TCB17, 17, 'standard')]), 2);
+        assert.deepEqual(await stored(), { 17: 'standard', 19: 'standard' });
+      }));
   });
 }
