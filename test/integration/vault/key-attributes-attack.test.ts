@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { TestServer } from '../../helpers/server.js';
-import { akvCall, startVault } from './harness.js';
+import { adminJson, akvCall, startVault } from './harness.js';
 
 let server: TestServer;
 
@@ -69,5 +69,30 @@ describe('key attributes', () => {
     assert.equal(plain.status, 200);
     assert.equal(plain.json.attributes.exportable, false);
     assert.equal(plain.json.release_policy, undefined);
+  });
+
+  test("a refused request's audit record holds at most a bounded part of what the caller sent", async () => {
+    // Attack: the failure record (append-only, kept for good) holds the error's message, and many messages
+    // quote the offending value whole: one request with a 300 kB key_ops entry, kty, crv, duration or policy
+    // property wrote 300–600 kB to the log, by anyone allowed to create or update one key.
+    const big = 'X'.repeat(300_000);
+    const policy = Buffer.from(JSON.stringify({ anyOf: [{ authority: 'https://a.example', allOf: [{ claim: 'y', equals: 'x' }] }], [big]: 1 })).toString('base64url');
+    assert.equal((await akvCall(server, 'POST', '/keys/audit-bound/create', { kty: 'EC' })).status, 200);
+    for (const [method, path, body] of [
+      ['POST', '/keys/audit-bound/create', { kty: 'EC', key_ops: [big] }],
+      ['POST', '/keys/audit-bound/create', { kty: big }],
+      ['POST', '/keys/audit-bound/create', { kty: 'EC', crv: big }],
+      ['POST', '/keys/audit-bound/create', { kty: 'EC', attributes: { exportable: true }, release_policy: { data: policy } }],
+      ['PUT', '/keys/audit-bound', { key: { kty: 'EC', crv: big, d: 'AA' } }],
+      ['PATCH', '/keys/audit-bound', { key_ops: [big] }],
+      ['PUT', '/keys/audit-bound/rotationpolicy', { attributes: { expiryTime: big } }],
+    ] as const) {
+      const r = await akvCall(server, method, path, body);
+      assert.equal(r.status, 400, `${method} ${path}: ${JSON.stringify(r.json).slice(0, 200)}`);
+    }
+    const audit = await adminJson(server, 'GET', '/admin/vault/audit?from=1&limit=100000');
+    const failed = audit.json.value.map((x: { record: any }) => x.record).filter((x: any) => x.key === 'audit-bound' && x.result === 'failed');
+    assert.equal(failed.length, 7);
+    for (const rec of failed) assert.ok(JSON.stringify(rec).length < 4096, `${rec.operation}: an audit record of ${JSON.stringify(rec).length} characters`);
   });
 });
