@@ -104,6 +104,17 @@ export function keyNotFound(name: string, version?: string): ConclaveError {
   );
 }
 
+/**
+ * The most of a failure's message its audit record keeps (characters). Messages quote the offending value
+ * (a key_ops entry, a curve, a policy property) as the caller sent it; the record is kept for good, so a
+ * longer one is cut here, its length noted (the caller's answer still carries it whole).
+ */
+export const MAX_AUDITED_MESSAGE_CHARS = 1024;
+
+function auditedMessage(message: string): string {
+  return message.length <= MAX_AUDITED_MESSAGE_CHARS ? message : `${message.slice(0, MAX_AUDITED_MESSAGE_CHARS)}… (${message.length} characters)`;
+}
+
 /** The built-in role definitions by id (built once: every authorised request looks its roles up here). */
 const BUILT_IN_BY_ID: ReadonlyMap<string, RoleDefinition> = new Map(BUILT_IN_ROLES.map((r) => [r.name, r] as const));
 
@@ -165,7 +176,7 @@ export function createVaultCore(deps: VaultServiceDeps) {
       const err = isConclaveError(e) ? e : new ConclaveError('internal', 'internal error', undefined, { cause: e });
       const denied = err.status === 401 || err.status === 403;
       await store
-        .audit({ ...draft, result: denied ? 'denied' : 'failed', status: err.status, code: err.code, message: err.message, ...(Object.keys(draft.detail).length ? { detail: draft.detail } : {}) })
+        .audit({ ...draft, result: denied ? 'denied' : 'failed', status: err.status, code: err.code, message: auditedMessage(err.message), ...(Object.keys(draft.detail).length ? { detail: draft.detail } : {}) })
         .catch((ae) => deps.logger.error({ err: ae }, 'audit append failed'));
       throw e;
     }
