@@ -1,8 +1,8 @@
 /**
- * Pins (defended on main, on either key protector) of what a key version refuses to do: outside its
- * enabled/nbf/exp window, outside its key_ops, with an algorithm that is not its own (curve, family, AES
- * size) or a digest of another length; and verify answers `false`, never `true` or an error, for a
- * malformed signature.
+ * Pins (on either key protector) of what a key version refuses to do: disabled, anything; outside its nbf/exp
+ * window, all but decrypt, unwrapKey and verify (as AKV); outside its key_ops; with an algorithm that is not
+ * its own (curve, family, AES size) or a digest of another length; and verify answers `false`, never `true`
+ * or an error, for a malformed signature.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -25,19 +25,35 @@ describe('key operations refuse what the key version does not allow', () => {
   });
   after(() => server?.stop());
 
-  test('a disabled, not yet valid or expired version refuses every operation (403)', async () => {
+  test('a disabled version refuses every operation (403); outside nbf/exp only decrypt, unwrapKey and verify still work (AKV)', async () => {
     const now = Math.floor(Date.now() / 1000);
+    // AKV: "Not-yet-valid and expired keys, outside the nbf / exp window, will work for decrypt, unwrap, and
+    // verify operations" (a key tested before it goes live, data made while it was valid recovered after).
     const ops = [
-      ['sign', { alg: 'RS256', value: b64(32) }],
-      ['verify', { alg: 'RS256', digest: b64(32), value: b64(256) }],
-      ['encrypt', { alg: 'RSA-OAEP-256', value: b64(16) }],
-      ['decrypt', { alg: 'RSA-OAEP-256', value: b64(256) }],
-      ['wrapKey', { alg: 'RSA-OAEP-256', value: b64(32) }],
-      ['unwrapKey', { alg: 'RSA-OAEP-256', value: b64(256) }],
+      ['sign', { alg: 'RS256', value: b64(32) }, false],
+      ['verify', { alg: 'RS256', digest: b64(32), value: b64(256) }, true],
+      ['encrypt', { alg: 'RSA-OAEP-256', value: b64(16) }, false],
+      ['decrypt', { alg: 'RSA-OAEP-256' }, true],
+      ['wrapKey', { alg: 'RSA-OAEP-256', value: b64(32) }, false],
+      ['unwrapKey', { alg: 'RSA-OAEP-256' }, true],
     ] as const;
-    for (const [name, attributes] of [['win-disabled', { enabled: false }], ['win-nbf', { nbf: now + 3600 }], ['win-exp', { exp: now - 1 }]] as const) {
+    for (const [name, attributes] of [['win-disabled', { enabled: false }], ['win-nbf', { nbf: now + 3600 }], ['win-exp', { exp: now + 3600 }]] as const) {
       await expect(200, undefined, 'POST', `/keys/${name}/create`, { kty: 'RSA', key_size: 2048, attributes });
-      for (const [op, body] of ops) await expect(403, 'key.operation_not_allowed', 'POST', `/keys/${name}/${op}`, body);
+    }
+    // A ciphertext made while win-exp was valid, then win-exp expired.
+    const made = await expect(200, undefined, 'POST', '/keys/win-exp/encrypt', { alg: 'RSA-OAEP-256', value: b64(16, 7) });
+    await expect(200, undefined, 'PATCH', '/keys/win-exp', { attributes: { exp: now - 1 } });
+    for (const [name, dateOnly] of [['win-disabled', false], ['win-nbf', true], ['win-exp', true]] as const) {
+      for (const [op, body, exempt] of ops) {
+        const full = op === 'decrypt' || op === 'unwrapKey' ? { ...body, value: made.value } : body;
+        if (dateOnly && exempt) {
+          const r = await akvCall(server, 'POST', `/keys/${name}/${op}`, full);
+          assert.notEqual(r.status, 403, `${name} ${op}: ${JSON.stringify(r.json)}`);
+          if (name === 'win-exp' && op !== 'verify') assert.equal(r.json.value, b64(16, 7), `${name} ${op} recovers the plaintext`);
+        } else {
+          await expect(403, 'key.operation_not_allowed', 'POST', `/keys/${name}/${op}`, full);
+        }
+      }
     }
   });
 
