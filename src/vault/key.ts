@@ -406,13 +406,18 @@ export function newAttributes(input: AttributeInput, nowSeconds: number): KeyAtt
   };
 }
 
+/** What a key version may still do outside its [nbf, exp] window (AKV: recovering what it made while valid). */
+const OUTSIDE_WINDOW: ReadonlySet<string> = new Set(['decrypt', 'unwrapKey', 'verify']);
+
 /**
  * A key may be used when enabled and inside [nbf, exp] (AKV: "Operation … is not allowed on a
- * disabled key" / "… expired key").
+ * disabled key" / "… expired key"); outside the window it still decrypts, unwraps and verifies, as AKV's
+ * do, but never signs, encrypts, wraps or is released.
  */
 export function checkUsable(key: KeyVersion, operation: string, nowSeconds: number): void {
   const a = key.attributes;
   if (!a.enabled) throw fail('key.operation_not_allowed', `Operation ${operation} is not allowed on a disabled key.`, { reason: 'disabled' });
+  if (OUTSIDE_WINDOW.has(operation)) return;
   if (a.nbf !== undefined && nowSeconds < a.nbf) throw fail('key.operation_not_allowed', `Operation ${operation} is not allowed on a key that is not yet valid (nbf ${a.nbf}).`, { reason: 'not_yet_valid', nbf: a.nbf });
   if (a.exp !== undefined && nowSeconds >= a.exp) throw fail('key.operation_not_allowed', `Operation ${operation} is not allowed on an expired key (exp ${a.exp}).`, { reason: 'expired', exp: a.exp });
 }
