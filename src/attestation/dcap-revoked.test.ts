@@ -1,0 +1,78 @@
+/**
+ * A quote whose TCB Intel has Revoked (its platform level, its QE identity level or its TDX module level) is
+ * not attested: Intel's PCS calls a revoked platform not trustworthy and its QvE reports REVOKED as a
+ * terminal result, and MAA attests only quotes that meet the Azure baseline. The verifier still returns
+ * the result (docs/dcap.md); the service refuses it with quote.tcb_revoked (400), whatever the policy
+ * (the SGX default permits everything). OutOfDate still attests, with its status stated.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { isConclaveError } from '../core/errors.js';
+import { buildCollateral, defaultQeIdentity, defaultTcbInfo } from '../evidence/dcap/testing.js';
+import { type SimulatedTee, loadOrCreateSimulatedTee } from '../evidence/simulated/index.js';
+import { DEFAULT_POLICIES } from './policy/index.js';
+import type { PolicyStore } from './ports.js';
+import { createAttestationService } from './service.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'conclave-dcap-revoked-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const simulated = loadOrCreateSimulatedTee(dir);
+
+const policies = {
+  async getPolicy() {
+    return undefined;
+  },
+  async version() {
+    return 0;
+  },
+} as unknown as PolicyStore;
+
+type Where = 'platform' | 'qe' | 'module';
+
+/** The service with the simulated TEE's collateral, one level of it set to `status`. */
+function serviceWith(where: Where, status: string) {
+  const collateral = (tee: 'sgx' | 'tdx') => {
+    const tcbInfo = defaultTcbInfo(simulated.dcap, { tee });
+    const qeIdentity = defaultQeIdentity(simulated.dcap, { tee });
+    if (where === 'platform') (tcbInfo.tcbLevels as { tcbStatus: string }[])[0]!.tcbStatus = status;
+    if (where === 'qe') (qeIdentity.tcbLevels as { tcbStatus: string }[])[0]!.tcbStatus = status;
+    if (where === 'module') (tcbInfo.tdxModuleIdentities as { tcbLevels: { tcbStatus: string }[] }[])[0]!.tcbLevels[0]!.tcbStatus = status;
+    return buildCollateral(simulated.dcap, { tee, tcbInfo, qeIdentity });
+  };
+  return createAttestationService({
+    collateral: {} as never,
+    snpCertificates: {} as never,
+    policies,
+    signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
+    issuer: () => 'https://attest.example',
+    now: () => new Date(),
+    cacheClockMs: () => 0,
+    tokenLifetimeSeconds: 60,
+    simulated: { ...simulated, collateral } as SimulatedTee,
+  });
+}
+
+const attest = (where: Where, status: string, tee: 'sgx' | 'tdx') => {
+  const type = tee === 'sgx' ? 'SgxEnclave' : 'TdxVm';
+  const quote = simulated.evidence({ tee, runtimeData: new Uint8Array(8) }).body.quote as string;
+  return serviceWith(where, status).attest(type, { quote, draftPolicyForAttestation: DEFAULT_POLICIES[type] });
+};
+
+describe('a quote on a Revoked TCB is not attested', () => {
+  for (const [where, tee] of [
+    ['platform', 'sgx'],
+    ['qe', 'sgx'],
+    ['platform', 'tdx'],
+    ['qe', 'tdx'],
+    ['module', 'tdx'],
+  ] as const) {
+    test(`${tee.toUpperCase()}, ${where} level Revoked: quote.tcb_revoked; OutOfDate attests and says so`, async () => {
+      await assert.rejects(attest(where, 'Revoked', tee), (e) => isConclaveError(e, 'quote.tcb_revoked'));
+      const { claims } = await attest(where, 'OutOfDate', tee);
+      assert.equal(claims['x-conclave-tcb-status'], 'OutOfDate');
+    });
+  }
+});
