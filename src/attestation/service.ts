@@ -291,6 +291,16 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
       cache: dcapCache,
       ...(simulated ? { trustAnchors: { intelRoot: simulated.intelRoot } } : {}),
     });
+    // Intel calls a platform on a Revoked TCB not trustworthy (its QvE: a terminal result): no token, whatever
+    // the policy. The verifier reports it (docs/dcap.md); OutOfDate and the others attest with their status.
+    if (result.status === 'Revoked') {
+      throw fail('quote.tcb_revoked', 'the quote verified at a TCB Intel has revoked (platform, QE or TDX module level); it is not attested', {
+        tcbStatus: result.tcb.status,
+        qeStatus: result.qe.status,
+        ...(result.tee === 'tdx' && result.tcb.tdxModule?.status ? { tdxModuleStatus: result.tcb.tdxModule.status } : {}),
+        fmspc: result.fmspc,
+      });
+    }
     deps.onPlatformSeen?.(
       {
         tee,

@@ -1,8 +1,8 @@
 /**
  * The default TdxVm and AzureGuest policies call an Azure TDX CVM `azure-compliant-cvm` only when Intel has
- * not revoked the TCB its quote verified at. A Revoked TCB (platform, TDX module or QE level) still verifies
- * and attests with `attester_tcb_status: Revoked` (docs/dcap.md: the policy decides), but Intel's QvE
- * reports it as a terminal result, so the compliance a key release policy relies on must not follow.
+ * not revoked the TCB its quote verified at. The service refuses such a quote before any policy runs
+ * (quote.tcb_revoked, dcap-revoked.test.ts); the condition keeps the policy text sound on its own, e.g. when
+ * copied, since Intel's QvE reports a Revoked TCB as a terminal result.
  * Real TD quotes chain to Intel's root, whose collateral cannot be re-signed as Revoked, so the default
  * policies are evaluated here on the claim set the service states for a TDX CVM.
  */

@@ -74,6 +74,7 @@ export const ERROR_CATALOGUE = {
   'quote.pck_extension_invalid': { status: 400, meaning: 'The SGX extensions of the PCK certificate are missing or malformed.' },
   'quote.qe_identity_mismatch': { status: 400, meaning: 'The QE report does not match the QE identity (MRSIGNER, ISVPRODID, MISCSELECT, ATTRIBUTES).' },
   'quote.tcb_level_not_found': { status: 400, meaning: 'No TCB level of the TCB info matches the platform.' },
+  'quote.tcb_revoked': { status: 400, meaning: 'Intel has revoked the TCB the quote verified at (platform, QE or TDX module level): not attested.' },
   'quote.qe_tcb_level_not_found': { status: 400, meaning: 'No TCB level of the QE identity matches the QE ISVSVN.' },
   'quote.fmspc_mismatch': { status: 400, meaning: 'The TCB info is for another FMSPC or PCE-ID than the PCK certificate.' },
   'quote.tdx_module_mismatch': { status: 400, meaning: 'The TDX module identity does not match the TD report.' },

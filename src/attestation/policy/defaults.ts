@@ -57,7 +57,7 @@ const AZURE_CVM_CONDITIONS = (tee: string, prefix: string) => {
   const debug =
     tee === 'sevsnpvm'
       ? `[type=="${prefix}x-ms-sevsnpvm-vmpl", value==0] &&\n\t[type=="${prefix}x-ms-sevsnpvm-is-debuggable", value==false]`
-      : // A Revoked TCB (platform, TDX module or QE) verifies and is stated, but is never compliant: Intel's QvE calls it terminal.
+      : // A Revoked TCB (platform, TDX module or QE) is never compliant: Intel's QvE calls it terminal (the service refuses it too).
         `[type=="${prefix}tdx_td_attributes_debug", value==false] &&\n\t![type=="${prefix}attester_tcb_status", value=="Revoked"]`;
   return `[type=="${prefix}x-ms-attestation-type", value=="${tee}"] &&
 \t[type=="x-conclave-vtpm-verified", value==true] &&
