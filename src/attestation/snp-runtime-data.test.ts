@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { b64url, sha256 } from '../core/bytes.js';
-import { fail } from '../core/errors.js';
+import { fail, isConclaveError } from '../core/errors.js';
 import { derToPem } from '../core/x509.js';
 import { encodeHclReport } from '../evidence/azure-vtpm/hcl.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
@@ -84,4 +84,38 @@ describe('SNP runtime data nested too deep is never walked into a stack overflow
       assert.doesNotThrow(() => incomingClaims(snpClaims(r, 'azure-hcl')));
     }
   });
+});
+
+describe('evidence JSON nested too deep is refused (4xx), never walked into a stack overflow', () => {
+  // The request body is depth-checked at the edge, but these documents travel inside it as base64: trustee's
+  // az-snp-vtpm / az-tdx-vtpm evidence (the `report` of SevSnpVm, the `quote` of TdxVm), the AzureGuest
+  // AttestationInfo and the TPM protocol message. A member echoed into an error message (String(version),
+  // JSON.stringify(IsolationInfo.Type), JSON.stringify(type)) overflowed the stack: a RangeError, a 500.
+  const deepArray = (n: number) => `${'['.repeat(n)}1${']'.repeat(n)}`;
+  const b64 = (s: string) => Buffer.from(s).toString('base64url');
+  /** What `run` answered, when it is not a typed 4xx refusal. */
+  const unlessRefused = async (what: string, run: () => Promise<unknown>): Promise<string[]> => {
+    try {
+      await run();
+      return [`${what}: accepted`];
+    } catch (e) {
+      return isConclaveError(e) && e.status < 500 ? [] : [`${what}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`];
+    }
+  };
+
+  for (const depth of [100, 20_000]) {
+    test(`${depth} levels deep: trustee vTPM evidence, AzureGuest AttestationInfo, a TPM protocol message`, async () => {
+      const d = deepArray(depth);
+      const trustee = b64(`{"version":${d},"tpm_quote":{},"hcl_report":""}`);
+      const info = `{"AttestationProtocolVersion":"2.0","TpmInfo":{"PCRs":[{"Index":0,"Digest":"AAAA"}],"AikPub":"AAAA","PcrQuote":"AAAA","PcrSignature":"AAAA"},"IsolationInfo":{"Type":${d}}}`;
+      const wrong = [
+        ...(await unlessRefused('SevSnpVm trustee version', () => svc.attest('SevSnpVm', { report: trustee }))),
+        ...(await unlessRefused('TdxVm trustee version', () => svc.attest('TdxVm', { quote: trustee }))),
+        ...(await unlessRefused('AzureGuest IsolationInfo.Type', () => svc.attestGuest({ AttestationInfo: b64(info) }))),
+        ...(await unlessRefused('Tpm type', () => svc.attestTpm({ data: b64(`{"type":${d}}`) }))),
+        ...(await unlessRefused('Tpm payload.type', () => svc.attestTpm({ data: b64(`{"payload":{"type":${d}}}`) }))),
+      ];
+      assert.deepEqual(wrong, []);
+    });
+  }
 });
