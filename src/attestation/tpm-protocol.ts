@@ -16,6 +16,7 @@
 import { type KeyObject, createHash, randomBytes } from 'node:crypto';
 import { b64url, constantTimeEqual, fromB64 } from '../core/bytes.js';
 import { fail, isConclaveError } from '../core/errors.js';
+import { MAX_JSON_DEPTH, jsonTextTooDeep } from '../core/json.js';
 import { decodeJws, signJwsAsync, verifyJwsSignature } from '../core/jwt.js';
 import { parseCertificate, publicKeyOf, verifyChain } from '../core/x509.js';
 import { type BootConfiguration, checkEventLog, parseTcgEventLog, readBootConfiguration } from '../evidence/tpm/eventlog.js';
@@ -200,9 +201,12 @@ export function createTpmProtocol(deps: TpmProtocolDeps, aikRoots: readonly Uint
       if (typeof data !== 'string' || data === '') throw fail('request.invalid', 'the request needs "data" (base64url of a TPM protocol message)', { field: 'data' });
       const bytes = fromB64(data, 'data');
       if (bytes.byteLength > MAX_MESSAGE_BYTES) throw fail('request.too_large', 'the TPM protocol message is too large');
+      const text = Buffer.from(bytes).toString('utf8');
+      // JSON inside the body's base64 (the edge's depth check never saw it); its type reaches an error message.
+      if (jsonTextTooDeep(text)) bad(`the message nests deeper than ${MAX_JSON_DEPTH} levels`, { maxDepth: MAX_JSON_DEPTH });
       let msg: Record<string, unknown>;
       try {
-        msg = obj(JSON.parse(Buffer.from(bytes).toString('utf8')), 'message');
+        msg = obj(JSON.parse(text), 'message');
       } catch (e) {
         if (isConclaveError(e)) throw e;
         bad('the message is not JSON');

@@ -15,6 +15,7 @@
  */
 import { fromB64 } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
+import { MAX_JSON_DEPTH, jsonTextTooDeep } from '../../core/json.js';
 import type { PcrValue } from '../tpm/quote.js';
 import { parseTpmsAttest, TPM_ALG } from '../tpm/structures.js';
 import { isHclReport } from './hcl.js';
@@ -93,9 +94,12 @@ function quoteOf(q: unknown, encoding: 'bytes' | 'hex', field: string): VtpmQuot
 export function parseAzureVtpmEvidence(input: Uint8Array): AzureVtpmEvidence | undefined {
   const first = input.findIndex((b) => b !== 0x20 && b !== 0x0a && b !== 0x0d && b !== 0x09);
   if (first < 0 || input[first] !== 0x7b) return undefined;
+  const text = Buffer.from(input).toString('utf8');
+  // JSON inside the body's base64, so the edge's depth check never saw it; its members reach error messages.
+  if (jsonTextTooDeep(text)) malformed(`the evidence JSON nests deeper than ${MAX_JSON_DEPTH} levels`, { maxDepth: MAX_JSON_DEPTH });
   let doc: unknown;
   try {
-    doc = JSON.parse(Buffer.from(input).toString('utf8'));
+    doc = JSON.parse(text);
   } catch {
     return undefined;
   }

@@ -15,7 +15,8 @@
  * TDX `Proof` = base64(TD quote).
  */
 import { b64url, fromB64 } from '../../core/bytes.js';
-import { fail } from '../../core/errors.js';
+import { fail, isConclaveError } from '../../core/errors.js';
+import { MAX_JSON_DEPTH, jsonTextTooDeep } from '../../core/json.js';
 import { TPM_ALG } from '../tpm/structures.js';
 import type { PcrValue } from '../tpm/quote.js';
 
@@ -57,6 +58,13 @@ function b64(v: unknown, field: string, optional = false): Uint8Array {
   }
 }
 
+/** JSON.parse of a document inside the body's base64 (the edge's depth check never saw it), within MAX_JSON_DEPTH. */
+function parseDocument(bytes: Uint8Array, field: string): unknown {
+  const t = Buffer.from(bytes).toString('utf8');
+  if (jsonTextTooDeep(t)) bad(`${field} nests deeper than ${MAX_JSON_DEPTH} levels`, field);
+  return JSON.parse(t);
+}
+
 function text(v: unknown, field: string): string {
   if (v === undefined || v === null || v === '') return '';
   return Buffer.from(b64(v, field)).toString('utf8');
@@ -84,8 +92,9 @@ export function parseGuestAttestationInfo(field: unknown): GuestAttestationInfo 
   if (typeof field !== 'string' || field === '') throw fail('request.invalid', 'the request needs "AttestationInfo" (base64url of the guest attestation document)', { field: 'AttestationInfo' });
   let doc: unknown;
   try {
-    doc = JSON.parse(Buffer.from(fromB64(field, 'AttestationInfo')).toString('utf8'));
-  } catch {
+    doc = parseDocument(fromB64(field, 'AttestationInfo'), 'AttestationInfo');
+  } catch (e) {
+    if (isConclaveError(e, 'tpm.malformed')) throw e;
     bad('not base64url of a JSON document');
   }
   const d = obj(doc, 'AttestationInfo');
@@ -113,8 +122,9 @@ export function parseGuestAttestationInfo(field: unknown): GuestAttestationInfo 
     else {
       let p: Record<string, unknown>;
       try {
-        p = obj(JSON.parse(Buffer.from(proof).toString('utf8')), 'Proof');
-      } catch {
+        p = obj(parseDocument(proof, 'Proof'), 'Proof');
+      } catch (e) {
+        if (isConclaveError(e, 'tpm.malformed')) throw e;
         bad('the SevSnp Proof is not base64 of a JSON document', 'IsolationInfo.Evidence.Proof');
       }
       const chain = p.VcekCertChain === undefined || p.VcekCertChain === '' ? undefined : Buffer.from(b64(p.VcekCertChain, 'Proof.VcekCertChain')).toString('latin1');
