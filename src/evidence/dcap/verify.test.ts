@@ -545,6 +545,18 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     expectCode(() => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), c, { at, trustAnchors: { intelRoot: h.root.certificate } }), 'crl.invalid', 'processor CRL');
   });
 
+  test('a TCB info of a tcbType other than 0 is collateral.malformed (its levels would be compared by rules we do not know)', () => {
+    // tcbType names how TCB components are compared; 0 (component-wise, as matchSgxTcbLevel) is the only one
+    // Intel defines (evidence-and-collateral §2.3 "tcbType (must be 0)").
+    const h = createDcapHierarchy();
+    const info = { ...defaultTcbInfo(h, { tee: 'sgx' }), tcbType: 1 };
+    expectCode(
+      () => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), buildCollateral(h, { tee: 'sgx', tcbInfo: info }), { at, trustAnchors: { intelRoot: h.root.certificate } }),
+      'collateral.malformed',
+      'tcbType 1',
+    );
+  });
+
   test('a debug TD verifies and reports debug', () => {
     const h = createDcapHierarchy();
     const tdattributes = Uint8Array.from([1, 0, 0, 0x10, 0, 0, 0, 0]);
