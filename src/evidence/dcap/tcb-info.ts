@@ -210,7 +210,8 @@ export function parseTcbInfo(signed: Uint8Array): TcbInfo {
     nextUpdate: date(t, 'nextUpdate', what),
     fmspc: hex(t, 'fmspc', what, 6),
     pceId: hex(t, 'pceId', what, 2),
-    tcbType: int(t, 'tcbType', what),
+    // The only component comparison Intel defines (component-wise ≥, as tcb.ts matches).
+    tcbType: int(t, 'tcbType', what) === 0 ? 0 : bad(what, 'tcbType'),
     tcbEvaluationDataNumber: int(t, 'tcbEvaluationDataNumber', what),
     tcbLevels,
     ...(tdxModule ? { tdxModule } : {}),
