@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { sha256 } from '../../core/bytes.js';
-import { pemToDer } from '../../core/x509.js';
+import { derToPem, pemToDer } from '../../core/x509.js';
 import { readFixture, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { snpPartsOfBody } from './maa-body.js';
 import { SNP_CERT_GUIDS, encodeSnpCertTable, parseSnpCertTable } from './snp-certs.js';
@@ -182,6 +182,37 @@ describe('configfs-tsm source', () => {
       { guid: SNP_CERT_GUIDS.vcek, data: vlek },
     ]);
     assert.throws(() => parseSnpCertTable(twice), { code: 'evidence.malformed' });
+  });
+
+  /** A UVM security context whose THIM certification names `vcek` (its chain: ASK, ARK of `0x30 1 7/8`). */
+  const thimContext = async (vcek: Uint8Array) => {
+    const ctx = join(base, `ctx${n++}`);
+    await fsp.mkdir(ctx);
+    const certificateChain = derToPem(Uint8Array.of(0x30, 1, 7)) + derToPem(Uint8Array.of(0x30, 1, 8));
+    await fsp.writeFile(join(ctx, 'host-amd-cert-base64'), Buffer.from(JSON.stringify({ vcekCert: derToPem(vcek), certificateChain })).toString('base64'));
+    return ctx;
+  };
+  const derHex = (pem: string | undefined) => (pem === undefined ? undefined : pemToDer(pem).map((c) => Buffer.from(c).toString('hex')));
+
+  test('certificate table: the VEK the report names is picked on getEvidence too, and a table without that VEK gives no chain (the security context THIM chain goes instead)', async () => {
+    // Pins the choice of 35d89b8 on the path its test did not take (getEvidence), and what happens when the named
+    // VEK is absent: not the other one (a VLEK for a VCEK-signed report fails verification however good).
+    const [vcek, vlek, ask, ark, thimVcek] = [1, 2, 3, 4, 9].map((b) => Uint8Array.of(0x30, 1, b)) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+    const hexOf = (...c: Uint8Array[]) => c.map((x) => Buffer.from(x).toString('hex'));
+    const table = (...vek: { guid: string; data: Uint8Array }[]) => encodeSnpCertTable([...vek, { guid: SNP_CERT_GUIDS.ask, data: ask }, { guid: SNP_CERT_GUIDS.ark, data: ark }]);
+    const both = table({ guid: SNP_CERT_GUIDS.vcek, data: vcek }, { guid: SNP_CERT_GUIDS.vlek, data: vlek });
+    const ev = await tsmSource({ root: await newRoot(), fs: fakeConfigfs({ provider: 'sev_guest', auxblob: both, signerInfo: 0x4 }).fs }).getEvidence(new Uint8Array(1));
+    assert.deepEqual(derHex(snpPartsOfBody(ev.body).vcekCertChainPem), hexOf(vlek, ask, ark), 'getEvidence, VLEK-signed');
+    const ctx = await thimContext(thimVcek);
+    for (const [signerInfo, auxblob, what] of [
+      [0x0, table({ guid: SNP_CERT_GUIDS.vlek, data: vlek }), 'VCEK-signed, the table holds a VLEK only'],
+      [0x4, table({ guid: SNP_CERT_GUIDS.vcek, data: vcek }), 'VLEK-signed, the table holds a VCEK only'],
+    ] as const) {
+      const fs = fakeConfigfs({ provider: 'sev_guest', auxblob, signerInfo }).fs;
+      assert.equal((await tsmSource({ root: await newRoot(), fs }).getSnpReport!(new Uint8Array(64))).vcekCertChainPem, undefined, what);
+      const sent = snpPartsOfBody((await tsmSource({ root: await newRoot(), fs, securityContextDir: ctx }).getEvidence(new Uint8Array(1))).body);
+      assert.deepEqual(derHex(sent.vcekCertChainPem), hexOf(thimVcek, Uint8Array.of(0x30, 1, 7), Uint8Array.of(0x30, 1, 8)), what);
+    }
   });
 
   test('certificate table: round trip, unknown GUIDs kept aside, truncated table rejected', () => {
