@@ -8,7 +8,7 @@ import { sha256 } from '../../core/bytes.js';
 import { derToPem, pemToDer } from '../../core/x509.js';
 import { readFixture, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { snpPartsOfBody } from './maa-body.js';
-import { SNP_CERT_GUIDS, encodeSnpCertTable, parseSnpCertTable } from './snp-certs.js';
+import { SNP_CERT_GUIDS, certChainPemOf, encodeSnpCertTable, parseSnpCertTable } from './snp-certs.js';
 import { type TsmFs, requestTsmReport, tsmSource } from './tsm.js';
 
 /**
@@ -213,6 +213,25 @@ describe('configfs-tsm source', () => {
       const sent = snpPartsOfBody((await tsmSource({ root: await newRoot(), fs, securityContextDir: ctx }).getEvidence(new Uint8Array(1))).body);
       assert.deepEqual(derHex(sent.vcekCertChainPem), hexOf(thimVcek, Uint8Array.of(0x30, 1, 7), Uint8Array.of(0x30, 1, 8)), what);
     }
+  });
+
+  test('certificate table: a zero-length VEK entry is no VEK, so no chain without its VEK is sent and the security context THIM chain goes instead', async () => {
+    // The table is the hypervisor's to fill. An entry of length 0 under the VCEK GUID was taken as a VEK: the chain
+    // sent was ASK ‖ ARK alone (verification then fails for want of a VEK), and it stood in for the THIM chain.
+    const [vlek, ask, ark, thimVcek] = [2, 3, 4, 9].map((b) => Uint8Array.of(0x30, 1, b)) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+    const auxblob = encodeSnpCertTable([
+      { guid: SNP_CERT_GUIDS.vcek, data: new Uint8Array(0) },
+      { guid: SNP_CERT_GUIDS.ask, data: ask },
+      { guid: SNP_CERT_GUIDS.ark, data: ark },
+    ]);
+    const fs = fakeConfigfs({ provider: 'sev_guest', auxblob, signerInfo: 0x0 }).fs;
+    assert.equal((await tsmSource({ root: await newRoot(), fs }).getSnpReport!(new Uint8Array(64))).vcekCertChainPem, undefined, 'getSnpReport');
+    const ctx = await thimContext(thimVcek);
+    const sent = snpPartsOfBody((await tsmSource({ root: await newRoot(), fs, securityContextDir: ctx }).getEvidence(new Uint8Array(1))).body);
+    assert.deepEqual(derHex(sent.vcekCertChainPem), [thimVcek, Uint8Array.of(0x30, 1, 7), Uint8Array.of(0x30, 1, 8)].map((c) => Buffer.from(c).toString('hex')), 'getEvidence with a security context');
+    // Without a report to name the VEK: an empty VCEK entry does not hide the VLEK beside it.
+    const withVlek = parseSnpCertTable(encodeSnpCertTable([{ guid: SNP_CERT_GUIDS.vcek, data: new Uint8Array(0) }, { guid: SNP_CERT_GUIDS.vlek, data: vlek }]));
+    assert.deepEqual(derHex(certChainPemOf(withVlek)), [Buffer.from(vlek).toString('hex')]);
   });
 
   test('certificate table: round trip, unknown GUIDs kept aside, truncated table rejected', () => {
