@@ -74,11 +74,13 @@ export function encodeSnpCertTable(entries: ReadonlyArray<{ guid: string; data: 
 /**
  * PEM VEK ‖ ASK ‖ ARK (the MAA `VcekCertChain` order) from a table, or undefined without a VEK. The VEK is the
  * one `report` names in SIGNER_INFO.SIGNING_KEY (a table may hold both a VCEK and a VLEK); without a report,
- * the VCEK, else the VLEK.
+ * the VCEK, else the VLEK. An entry of length 0 counts as absent.
  */
 export function certChainPemOf(table: SnpCertTable, report?: Uint8Array): string | undefined {
+  // An entry of length 0 is no certificate: an empty VEK entry is no VEK (nor does it hide the other one).
+  const present = (c: Uint8Array | undefined) => (c !== undefined && c.byteLength > 0 ? c : undefined);
   const keySel = report && report.byteLength >= 0x4c ? (report[0x48]! >>> 2) & 7 : undefined;
-  const vek = keySel === 1 ? table.vlek : keySel === 0 ? table.vcek : (table.vcek ?? table.vlek);
+  const vek = keySel === 1 ? present(table.vlek) : keySel === 0 ? present(table.vcek) : (present(table.vcek) ?? present(table.vlek));
   if (!vek) return undefined;
   return [vek, table.ask, table.ark].filter((c): c is Uint8Array => c !== undefined && c.byteLength > 0).map((c) => derToPem(c)).join('');
 }
