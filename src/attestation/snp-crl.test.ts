@@ -189,6 +189,20 @@ describe('SEV-SNP attestation and the AMD CRL: what a CRL must be, and what no C
   });
 });
 
+describe('SEV-SNP evidence: bounded work before the certificates are counted', () => {
+  test('container form: a VcekCertChain of 20,000 BEGIN lines with no END (a body under the 1 MB limit) is refused in well under a second', async () => {
+    // The chain is split into certificates (pemToDer) before SNP_MAX_CERTIFICATES counts them. With the lazy regex
+    // every BEGIN scanned to the end of the text for an END: quadratic, 5.6 s of event loop for one anonymous request.
+    const { svc } = service(undefined);
+    const report = b64url(JSON.stringify({ SnpReport: b64url(makeFakeSnpReport(h)), VcekCertChain: b64url('-----BEGIN CERTIFICATE-----'.repeat(20_000)) }));
+    assert.ok(report.length < 1024 * 1024);
+    const t = performance.now();
+    await assert.rejects(svc.attest('SevSnpVm', { report, draftPolicyForAttestation }), (e: { status?: number }) => (e.status ?? 500) < 500);
+    const ms = performance.now() - t;
+    assert.ok(ms < 1000, `${ms.toFixed(0)} ms`);
+  });
+});
+
 describe('SEV-SNP attestation of real AMD evidence: the CRL comes from the collateral source', { skip: skipWithoutFixtures() }, () => {
   const aci = () => ({ ...readFixtureJson<Record<string, unknown>>('amd', 'azure-aci-sidecar', 'DERIVED_maa_attest_sevsnpvm_request.json'), draftPolicyForAttestation });
   const milanDir = ['amd', 'azure-cvm-hcl-milan-trustee'] as const;
