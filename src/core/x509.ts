@@ -257,9 +257,17 @@ export function parseCertificate(der: Uint8Array): Certificate {
 
 /** Splits a PEM bundle into DER blobs of the given label (default CERTIFICATE), in order. */
 export function pemToDer(pem: string, label = 'CERTIFICATE'): Uint8Array[] {
+  // Each BEGIN to the nearest END after it, found with indexOf: linear in the text. (A lazy regex scanned to the
+  // end of the text from every BEGIN without an END: quadratic, in chains that anonymous requests carry.)
+  const begin = `-----BEGIN ${label}-----`;
+  const end = `-----END ${label}-----`;
   const out: Uint8Array[] = [];
-  const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g');
-  for (let m = re.exec(pem); m; m = re.exec(pem)) out.push(new Uint8Array(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64')));
+  for (let at = pem.indexOf(begin); at >= 0; at = pem.indexOf(begin, at)) {
+    const stop = pem.indexOf(end, at + begin.length);
+    if (stop < 0) break; // no END after this BEGIN, so none after any later one
+    out.push(new Uint8Array(Buffer.from(pem.slice(at + begin.length, stop).replace(/\s+/g, ''), 'base64')));
+    at = stop + end.length;
+  }
   return out;
 }
 
