@@ -15,8 +15,12 @@
  * waits at its entry, the moment between A's check and its write, while B stores the newer CRL.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { main } from '../../../src/cli/main.js';
 import { createCollateralAdmin } from '../../../src/collateral/admin.js';
 import { encodeBundle } from '../../../src/collateral/cache/bundle.js';
 import type { CollateralItem } from '../../../src/collateral/cache/item.js';
@@ -27,9 +31,11 @@ import { isConclaveError } from '../../../src/core/errors.js';
 import { parseCrl } from '../../../src/core/x509.js';
 import { createCollateralStore } from '../../../src/storage/collateral-store.js';
 import type { Database } from '../../../src/storage/database.js';
+import { openDatabase } from '../../../src/storage/open.js';
 import { MIGRATIONS } from '../../../src/storage/migrations/index.js';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
-import { postgresUnavailable } from '../../helpers/postgres.js';
+import { createTestDatabase, postgresUnavailable } from '../../helpers/postgres.js';
+import { startTestServer, tempDir } from '../../helpers/server.js';
 import { signal } from '../../helpers/signal.js';
 import { replicaBackends } from '../../helpers/vault-store.js';
 
@@ -307,3 +313,69 @@ for (const backend of replicaBackends(pgSkip)) {
       }));
   });
 }
+
+/** The older Platform CRL as a bundle or upload item. */
+const olderCrlItem = (): CollateralItem => ({ key: SCOPE, kind: 'pckcrl', scope: SCOPE, evalNumber: null, selector: null, meta: { contentType: 'application/pkix-crl', issuerChain: CHAIN }, body: new Uint8Array(OLDER), source: URL_, fetchedAt: now().getTime(), issueDate: null, nextUpdate: null, version: 0 });
+
+/** B: a replica of its own on `db`, storing the newer Platform CRL. */
+const storeNewer = (db: Database) => createCollateralService({ mode: 'lazy', store: createCollateralStore(db), upstream: upstreamAnswering(() => NEWER), now, logger: { warn: () => undefined } }).ingest('pckcrl', SCOPE, false, null, answer(NEWER));
+const storedCrl = async (db: Database) => (await createCollateralStore(db).itemsSince(0)).find((i) => i.key === SCOPE);
+
+describe('the import routes go through the guard in the write transaction: an older CRL uploaded while another replica stores the newer one', { skip }, () => {
+  test('PCCSAdminTool PUT /sgx/certification/v4/platformcollateral: 409 collateral.rollback, the newer CRL stays', async () => {
+    const ADMIN = 'rollback-race-admin';
+    const server = await startTestServer({ services: 'collateral', collateralMode: 'offline', pccsAdminTokenHash: createHash('sha512').update(ADMIN).digest('hex') }, { now });
+    const db = await openDatabase(server.ctx.config.db);
+    try {
+      // The server's write waits at its entry, past the check against its memory, while B stores the newer CRL.
+      const store = server.ctx.services.collateral!.service.store as { put: CollateralStore['put'] };
+      const put = store.put;
+      store.put = async (...args) => {
+        await storeNewer(db);
+        return put(...args);
+      };
+      const body = { platforms: [], collaterals: { version: 4, pck_certs: [], tcbinfos: [], certificates: {}, pckcacrl: { platformCrl: OLDER.toString('hex') } } };
+      const r = await server.send('PUT', '/sgx/certification/v4/platformcollateral', { headers: { 'content-type': 'application/json', 'admin-token': ADMIN }, body: JSON.stringify(body) });
+      const stored = await storedCrl(db);
+      assert.equal(stored && thisUpdate(stored.body), thisUpdate(NEWER), `the upload (${r.status}) moved the stored Platform CRL back to ${stored && thisUpdate(stored.body)}`);
+      assert.equal(r.status, 409, r.text);
+      assert.match(r.text, /older than the cached copy/);
+    } finally {
+      await db.close();
+      await server.stop();
+    }
+  });
+
+  test('conclave collateral import (PostgreSQL, the newer CRL committed while the import waits for the collateral lock): exit 1, nothing imported, the newer CRL stays', { skip: pgSkip }, async () => {
+    const pg = await createTestDatabase(undefined, { migrated: true });
+    const dir = tempDir();
+    const db = await openDatabase(pg.url, { poolSize: 2 });
+    const watcher = await openDatabase(pg.url, { poolSize: 1 });
+    try {
+      const file = join(dir, 'bundle.json');
+      writeFileSync(file, encodeBundle([olderCrlItem()], now()));
+      let cli: Promise<number> | undefined;
+      await db.transaction(async (tx) => {
+        // B holds the lock every writer of collateral takes and stores the newer CRL (not yet committed): the
+        // import reads the store without it, passes its check, and waits for the lock to write.
+        await tx.lock('collateral');
+        await storeNewer(db);
+        let settled = false;
+        cli = main(['collateral', 'import', file, '--data-dir', dir, '--db', pg.url]).finally(() => (settled = true));
+        cli.catch(() => undefined);
+        const waiting = "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type IN ('Lock', 'Advisory') AND pid <> pg_backend_pid()";
+        // Watched from another connection: inside a transaction pg_stat_activity answers its first snapshot again.
+        while (!settled && Number((await watcher.get<{ n: number | string }>(waiting))!.n) === 0) await sleep(10);
+      });
+      const rc = await cli!;
+      const stored = await storedCrl(db);
+      assert.equal(stored && thisUpdate(stored.body), thisUpdate(NEWER), `the import (exit ${rc}) moved the stored Platform CRL back to ${stored && thisUpdate(stored.body)}`);
+      assert.equal(rc, 1);
+    } finally {
+      await db.close();
+      await watcher.close();
+      await pg.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
