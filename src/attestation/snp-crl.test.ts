@@ -272,10 +272,13 @@ describe('SEV-SNP attestation of real AMD evidence: the CRL comes from the colla
     const honest = aci();
     const ev = JSON.parse(Buffer.from((honest as Record<string, unknown>).report as string, 'base64url').toString('utf8')) as Record<string, string>;
     const filler = derToPem(issueCertificate({ subjectCN: 'filler', ca: false, notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2040-01-01T00:00:00Z') }).der);
-    const chainPem = filler.repeat(300) + Buffer.from(ev.VcekCertChain!, 'base64url').toString('utf8');
-    const padded = { ...honest, report: b64url(JSON.stringify({ ...ev, VcekCertChain: b64url(chainPem) })) };
-    await refusedWith(svc.attest('SevSnpVm', padded), 'snp.malformed');
-    assert.deepEqual(snpCertificates.asked, []);
+    // 6 fillers and the real VCEK, ASK and ARK: one past SNP_MAX_CERTIFICATES, where the CRL lookup must stop as the verifier does.
+    for (const fillers of [300, 6]) {
+      const chainPem = filler.repeat(fillers) + Buffer.from(ev.VcekCertChain!, 'base64url').toString('utf8');
+      const padded = { ...honest, report: b64url(JSON.stringify({ ...ev, VcekCertChain: b64url(chainPem) })) };
+      await refusedWith(svc.attest('SevSnpVm', padded), 'snp.malformed');
+      assert.deepEqual(snpCertificates.asked, [], `${fillers} fillers`);
+    }
   });
 
   test("trustee's az-snp-vtpm evidence and /attest/AzureGuest (real Milan CVM, VCEK in the evidence): the source's CRL is applied under the real roots (kills: azure-vm's real path verifying without the CRL)", async () => {
