@@ -16,7 +16,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -378,4 +379,63 @@ describe('the import routes go through the guard in the write transaction: an ol
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('migration 101 indexes collateral_items by scope, the read the guard makes in every write transaction, on a database that predates it', { skip }, () => {
+  const existing: { name: string; skip: string | undefined; open: () => Promise<{ db: Database; done: () => Promise<void> }> }[] = [
+    {
+      name: 'SQLite',
+      skip: undefined,
+      open: async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'conclave-m101-'));
+        const db = await openDatabase(`sqlite:${join(dir, 'c.db')}`);
+        return {
+          db,
+          done: async () => {
+            await db.close();
+            rmSync(dir, { recursive: true, force: true });
+          },
+        };
+      },
+    },
+    {
+      name: 'PostgreSQL',
+      skip: pgSkip,
+      open: async () => {
+        const pg = await createTestDatabase();
+        const db = await openDatabase(pg.url, { poolSize: 2 });
+        return {
+          db,
+          done: async () => {
+            await db.close();
+            await pg.drop();
+          },
+        };
+      },
+    },
+  ];
+  for (const backend of existing) {
+    test(backend.name, { skip: backend.skip }, async () => {
+      const { db, done } = await backend.open();
+      try {
+        await db.migrate(MIGRATIONS.filter((m) => m.id !== 101));
+        const before = createCollateralService({ mode: 'lazy', store: createCollateralStore(db), upstream: upstreamAnswering(() => NEWER), now, logger: { warn: () => undefined } });
+        await before.ingest('pckcrl', SCOPE, false, null, answer(NEWER));
+        assert.equal(await db.migrate(MIGRATIONS), 1);
+        const indexes =
+          db.dialect === 'sqlite'
+            ? await db.all<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'collateral_items'")
+            : await db.all<{ name: string }>("SELECT indexname AS name FROM pg_indexes WHERE tablename = 'collateral_items'");
+        assert.ok(
+          indexes.some((i) => i.name === 'collateral_items_scope'),
+          `indexes of collateral_items: ${indexes.map((i) => i.name).join(', ')}`,
+        );
+        // The item stored before the migration is what the guard reads: an older CRL is still refused.
+        const after = createCollateralService({ mode: 'lazy', store: createCollateralStore(db), upstream: upstreamAnswering(() => OLDER), now, logger: { warn: () => undefined } });
+        assert.equal(await outcome(after.importItems([olderCrlItem()])), 'collateral.rollback');
+      } finally {
+        await done();
+      }
+    });
+  }
 });
