@@ -296,6 +296,20 @@ describe('SEV-SNP attestation of real AMD evidence: the CRL comes from the colla
     await refusedWith(service(undefined, { snpCrl: 'required' }).svc.attestGuest(guest()), 'collateral.missing');
   });
 
+  test("trustee's az-snp-vtpm evidence and /attest/AzureGuest: a VCEK PEM padded to 9 or 301 certificates is refused (snp.malformed), as the container form's VcekCertChain is", async () => {
+    // The other forms whose certificates the evidence carries (trustee's `vcek`, the AzureGuest Proof's VcekCertChain)
+    // reach the same bounded verifier. (Their report, version 3, names its product by CPUID: the CRL lookup reads no
+    // certificate to choose it.)
+    const filler = derToPem(issueCertificate({ subjectCN: 'filler', ca: false, notBefore: new Date('2020-01-01T00:00:00Z'), notAfter: new Date('2040-01-01T00:00:00Z') }).der);
+    const doc = JSON.parse(readFixture(...milanDir, 'evidence-v0.json').toString('utf8')) as { vcek: string };
+    for (const fillers of [300, 8]) {
+      const padded = Buffer.from(JSON.stringify({ ...doc, vcek: filler.repeat(fillers) + doc.vcek }));
+      const { svc } = service(undefined);
+      await refusedWith(svc.attest('SevSnpVm', { report: b64url(padded), draftPolicyForAttestation }), 'snp.malformed');
+      await refusedWith(svc.attestGuest({ AttestationInfo: guestInfoFrom(padded) }), 'snp.malformed');
+    }
+  });
+
   test('snpCrl required: no CRL is collateral.missing (400); an upstream that failed stays its 503', async () => {
     await refusedWith(service(undefined, { snpCrl: 'required' }).svc.attest('SevSnpVm', aci()), 'collateral.missing');
     const down = fail('upstream.unavailable', 'KDS answered 502');
