@@ -307,6 +307,21 @@ for (const backend of replicaBackends(pgSkip)) {
         assert.equal(b.pick(TCB_SCOPE, 'sgx', FMSPC, { type: 'early' })?.evalNumber, 19, 'the early answer was lost');
       }));
 
+    test("an answer to update=early below the number stored as Intel's standard one (a replayed early answer): upstream.collateral_rollback on the replica that holds 19 and on one that has not seen it, and early clients are not served 17", () =>
+      replicas(async ({ a, b, beforeA, stored }) => {
+        await b.ingest('tcb', TCB_SCOPE, true, 'standard', tcbAnswer(TCB19, 'standard'));
+        // B holds 19 in memory: its own check.
+        assert.equal(await outcome(b.ingest('tcb', TCB_SCOPE, true, 'early', tcbAnswer(TCB17, 'early'))), 'upstream.collateral_rollback');
+        // A has not seen 19: the check against the stored rows.
+        beforeA(async () => undefined);
+        assert.equal(await outcome(a.ingest('tcb', TCB_SCOPE, true, 'early', tcbAnswer(TCB17, 'early'))), 'upstream.collateral_rollback');
+        // An import tagged early the same.
+        assert.equal(await outcome(b.importItems([tcbItem(TCB17, 17, 'early')])), 'collateral.rollback');
+        assert.deepEqual(await stored(), { 19: 'standard' });
+        await a.sync();
+        assert.notEqual(a.pick(TCB_SCOPE, 'sgx', FMSPC, { type: 'early' })?.evalNumber, 17, 'update=early is answered with 17 while 19 is the standard');
+      }));
+
     test('an import of two versions both tagged standard, the newer first (an export of a cache Intel moved from 17 to 19): each is checked against the store, not its sibling, and both are stored', () =>
       replicas(async ({ a, stored }) => {
         assert.equal(await a.importItems([tcbItem(TCB19, 19, 'standard'), tcbItem(TCB17, 17, 'standard')]), 2);
