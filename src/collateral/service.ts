@@ -102,10 +102,12 @@ function newestTagged(items: readonly CollateralItem[], tag: string): Collateral
 /**
  * Throws `upstream.collateral_rollback` when `item` would move `scopeItems` (the items of its scope, in
  * this replica's index or in the store) backwards: older than the item of its key, or, for each of `tags`,
- * below the newest evaluation number so tagged.
+ * below the newest evaluation number so tagged; an early one also below the newest standard one (Intel's
+ * early collateral is never behind its standard collateral, so such an answer is a replayed one).
  */
 function checkForward(item: Omit<CollateralItem, 'version'>, scopeItems: readonly CollateralItem[], tags: readonly string[]): void {
   for (const tag of tags) checkCollateralForward(item, undefined, newestTagged(scopeItems, tag));
+  if (tags.includes('early')) checkCollateralForward(item, undefined, newestTagged(scopeItems, 'standard'));
   checkCollateralForward(item, scopeItems.find((i) => i.key === item.key));
 }
 
