@@ -59,6 +59,51 @@ describe('import: the members of a private JWK must be of one key', () => {
     }
   });
 
+  test('each relation of one RSA key is checked on its own: a JWK that breaks only one is refused (pin, defended on main)', async () => {
+    const int = (v: string) => BigInt(`0x${Buffer.from(v, 'base64url').toString('hex') || '0'}`);
+    const b64 = (x: bigint) => {
+      const hex = x.toString(16);
+      return Buffer.from(hex.length % 2 ? `0${hex}` : hex, 'hex').toString('base64url');
+    };
+    // A key whose n leaves room below 2^2048 for e or d raised by a multiple of λ = lcm(p−1, q−1) to at least n.
+    let a: Record<string, string>;
+    let n: bigint, e: bigint, d: bigint, p: bigint, q: bigint, dp: bigint, dq: bigint, qi: bigint, lambda: bigint;
+    const gcd = (x: bigint, y: bigint): bigint => (y === 0n ? x : gcd(y, x % y));
+    const above = (x: bigint) => x + lambda * ((n - x) / lambda + 1n);
+    do {
+      a = generateRsaKeyPair(2048).privateKey.export({ format: 'jwk' }) as Record<string, string>;
+      [n, e, d, p, q, dp, dq, qi] = ['n', 'e', 'd', 'p', 'q', 'dp', 'dq', 'qi'].map((m) => int(a[m]!)) as [bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint];
+      lambda = ((p - 1n) * (q - 1n)) / gcd(p - 1n, q - 1n);
+    } while (above(e) >= 1n << 2048n || above(d) >= 1n << 2048n);
+    const cases: [string, Record<string, string>][] = [
+      // The same key in every residue the CRT members fix, written out of range (mutation: without d < n).
+      ['d raised by a multiple of λ to at least n', { ...a, d: b64(above(d)) }],
+      // e ≡ e modulo λ, so e·d ≡ 1 still holds (mutation: without e < n).
+      ['e raised by a multiple of λ to at least n', { ...a, e: b64(above(e)) }],
+      // qi·q ≡ 1 (mod p) still holds (mutation: without qi < p).
+      ['qi + p', { ...a, qi: b64(qi + p) }],
+      // d no longer agrees with dp modulo p−1, only with dq (mutation: without dp = d mod p−1), and the other way round.
+      ['d + (q − 1): d mod p−1 is not dp', { ...a, d: b64(d + q - 1n) }],
+      ['d + (p − 1): d mod q−1 is not dq', { ...a, d: b64(d + p - 1n) }],
+      // d and dp agree, but dp no longer inverts e modulo p−1 (mutation: without e·dp ≡ 1), and the other way round.
+      ['d + (q − 1) with dp = d mod p−1', { ...a, d: b64(d + q - 1n), dp: b64((d + q - 1n) % (p - 1n)) }],
+      ['d + (p − 1) with dq = d mod q−1', { ...a, d: b64(d + p - 1n), dq: b64((d + p - 1n) % (q - 1n)) }],
+      // A factor of 1: p − 1 = 0 must be refused, not divided by (mutations: without p > 1, without q > 1: a 500).
+      ['p = 1, q = n', { ...a, p: 'AQ', q: a.n!, dq: b64(d % (n - 1n)), qi: 'AA' }],
+      ['q = 1, p = n', { ...a, q: 'AQ', p: a.n!, dp: b64(d % (n - 1n)), qi: 'AA' }],
+    ];
+    for (const [what, key] of cases) refused(await akvCall(server, 'PUT', '/keys/rsa-one-relation', { key }), what);
+    assert.equal((await akvCall(server, 'GET', '/keys/rsa-one-relation')).status, 404, 'nothing imported');
+    assert.deepEqual([dp, dq], [d % (p - 1n), d % (q - 1n)], 'the key the cases start from is one key');
+  });
+
+  test('an EC point member longer than the curve size is refused, not a 500 (pin, defended on main)', async () => {
+    // Mutation: without isEcdsaKeyPair's length check, fixed() throws a RangeError on x or y (500).
+    const ec = generateEcKeyPair('P-256').privateKey.export({ format: 'jwk' }) as Record<string, string>;
+    const longer = (v: string) => Buffer.concat([Buffer.alloc(1), Buffer.from(v, 'base64url')]).toString('base64url');
+    for (const m of ['x', 'y', 'd']) refused(await akvCall(server, 'PUT', '/keys/ec-long-member', { key: { ...ec, crv: 'P-256', [m]: longer(ec[m]!) } }), `${m} of 33 octets`);
+  });
+
   test('a JWK that is no key of its kty and crv, or of a size the vault does not take, is refused (pin, defended on main)', async () => {
     const rsa = generateRsaKeyPair(2048).privateKey.export({ format: 'jwk' });
     const ec = generateEcKeyPair('P-256').privateKey.export({ format: 'jwk' });
