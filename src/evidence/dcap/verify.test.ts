@@ -449,7 +449,7 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     assert.equal(r.status, 'UpToDate');
   });
 
-  test('TD relaunch advice keeps ConfigurationNeeded when the SGX-only level needs configuration (QVL TDRelaunchCheck)', () => {
+  test('TD relaunch advice keeps ConfigurationNeeded when the SGX-only or the TDX level needs configuration (QVL TDRelaunchCheck)', () => {
     // Latest level: ConfigurationNeeded, which the platform's SGX components meet but its TEE_TCB_SVN[2]
     // does not; the next level (OutOfDate) matches both. The running module is OutOfDate, the installed one
     // (TEE_TCB_SVN2) meets the latest: relaunch is advised, and the platform still needs configuration.
@@ -479,6 +479,13 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     // With the latest level UpToDate, relaunch alone is advised.
     latest.tcbStatus = 'UpToDate';
     assert.equal(verify(info).status, 'TDRelaunchAdvised');
+    // The SGX-only level current and the TDX level needing configuration (OutOfDateConfigurationNeeded once
+    // the module is folded in): relaunch is advised and configuration still needed.
+    older.tcbStatus = 'ConfigurationNeeded';
+    const c = verify(info);
+    assert.equal(c.tcb.sgxStatus, 'UpToDate');
+    assert.equal(c.tcb.status, 'ConfigurationNeeded');
+    assert.equal(c.status, 'TDRelaunchAdvisedConfigurationNeeded');
   });
 
   test('a QE identity or TDX module level with a platform-only status (not UpToDate/OutOfDate/Revoked) is collateral.malformed', () => {
