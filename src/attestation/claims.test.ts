@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import type { QuoteCollateral } from '../evidence/dcap/collateral.js';
-import { buildCollateral, buildSignedQuote, createDcapHierarchy } from '../evidence/dcap/testing.js';
-import { verifyQuote } from '../evidence/dcap/index.js';
+import { buildCollateral, buildSignedQuote, createDcapHierarchy, issueCrl } from '../evidence/dcap/testing.js';
+import { VerifierCache, verifyQuote } from '../evidence/dcap/index.js';
+import { isConclaveError } from '../core/errors.js';
 import { collateralProvenance, incomingClaims, sgxClaims, tdxClaims } from './claims.js';
 
 const sha = (...parts: Uint8Array[]) => createHash('sha256').update(Buffer.concat(parts)).digest('hex');
@@ -102,5 +103,33 @@ test('a token verified with collateral past its nextUpdate (azure freshness) nam
     assert.deepEqual(claimsFor(old)['x-conclave-collateral-expired'], ['tcbInfo', 'qeIdentity'], tee);
     const fresh = buildCollateral(h, { tee });
     assert.equal('x-conclave-collateral-expired' in claimsFor(fresh), false, tee);
+  }
+});
+
+test('a stale PCK CRL or root CA CRL alone is named in x-conclave-collateral-expired (azure) and is crl.expired (strict), cold and with a warm cache', () => {
+  // Each CRL is an item of its own: the PCK CRL vouches for the PCK, the root CA CRL for the PCK CA and the TCB
+  // signer. With the verified collateral cached (the service's warm mode), the windows are still read at each call.
+  const h = createDcapHierarchy();
+  const stale = [new Date('2024-01-01T00:00:00Z'), new Date('2024-02-01T00:00:00Z')] as const;
+  const at = new Date('2025-01-01T00:00:00Z');
+  for (const tee of ['sgx', 'tdx'] as const) {
+    const quote = buildSignedQuote(h, { tee });
+    for (const item of ['pckCrl', 'rootCaCrl'] as const) {
+      const collateral = { ...buildCollateral(h, { tee }), [item]: issueCrl(item === 'pckCrl' ? h.pckCa : h.root, ...stale) };
+      const cache = new VerifierCache();
+      const claimsAt = (when: Date, c?: VerifierCache) => {
+        const r = verifyQuote(quote, collateral, { at: when, freshness: 'azure', trustAnchors: { intelRoot: h.root.certificate }, ...(c ? { cache: c } : {}) });
+        return r.tee === 'sgx' ? sgxClaims(r, quote, collateral) : tdxClaims(r, quote, collateral);
+      };
+      assert.deepEqual(claimsAt(at)['x-conclave-collateral-expired'], [item], `${tee} ${item} cold`);
+      // Warm: verified first while the CRL was current (no claim), then after its nextUpdate (named).
+      assert.equal('x-conclave-collateral-expired' in claimsAt(new Date('2024-01-15T00:00:00Z'), cache), false, `${tee} ${item} warm, current`);
+      assert.deepEqual(claimsAt(at, cache)['x-conclave-collateral-expired'], [item], `${tee} ${item} warm, stale`);
+      assert.throws(
+        () => verifyQuote(quote, collateral, { at, trustAnchors: { intelRoot: h.root.certificate } }),
+        (e) => isConclaveError(e, 'crl.expired'),
+        `${tee} ${item} strict`,
+      );
+    }
   }
 });
