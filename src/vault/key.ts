@@ -243,10 +243,12 @@ function modulusBits(n: string): number {
 export function checkOneKey(key: Record<string, unknown>, family: KeyFamily): void {
   if (family === 'RSA') {
     for (const m of ['p', 'q', 'dp', 'dq', 'qi']) if (typeof key[m] !== 'string') bad(`key.${m}`, `An RSA key to import needs n, e, d, p, q, dp, dq and qi (key.${m} is missing)`);
-    // No member is longer than n (whose size is checked) before any is read as a number: the arithmetic below on
-    // members of hundreds of kilobytes would hold the event loop for tens of milliseconds.
+    // No member (n included) is longer than n's significant octets and one leading zero (whose size is checked)
+    // before any is read as a number: the arithmetic below on members of hundreds of kilobytes would hold the
+    // event loop for tens of milliseconds, and n padded with zero octets would let them through.
     const members = ['n', 'e', 'd', 'p', 'q', 'dp', 'dq', 'qi'].map((m) => Buffer.from(key[m] as string, 'base64url'));
-    if (members.some((b) => b.length > members[0]!.length)) bad('key', 'The members of the RSA key to import (n, e, d, p, q, dp, dq, qi) are not of one key');
+    const longest = members[0]!.length - members[0]!.findIndex((o) => o !== 0) + 1;
+    if (members.some((b) => b.length > longest)) bad('key', 'The members of the RSA key to import (n, e, d, p, q, dp, dq, qi) are not of one key');
     const [n, e, d, p, q, dp, dq, qi] = members.map((b) => (b.length === 0 ? 0n : BigInt(`0x${b.toString('hex')}`))) as [bigint, bigint, bigint, bigint, bigint, bigint, bigint, bigint];
     if (e < 3n || e % 2n === 0n || e >= n) bad('key.e', 'The public exponent e of an RSA key must be odd, at least 3 and less than n');
     const one =
