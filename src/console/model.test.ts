@@ -37,6 +37,8 @@ describe('console model', () => {
       ['snp.chain_invalid', 1],
       ['collateral.expired', 2],
       ['quote.tcb_level_not_found', 2],
+      // A quote verified at a TCB Intel revoked: its signatures and chain verified; the TCB level stops it (aec6d26).
+      ['quote.tcb_revoked', 2],
       ['snp.tcb_mismatch', 2],
       ['attestation.runtime_data_mismatch', 3],
       ['snp.host_data_mismatch', 3],
