@@ -143,7 +143,7 @@ export function stepOfError(code: string): number {
   }
   if (/(runtime_data|host_data|nonce)_mismatch$/.test(reason)) return 3;
   if (family === 'collateral' || family === 'rim' || family === 'upstream') return 2;
-  if (/^(tcb_level_not_found|qe_tcb_level_not_found|qe_identity_mismatch|fmspc_mismatch|tdx_module_mismatch|collateral_mismatch|tcb_mismatch|measurement_mismatch|fwid_mismatch)$/.test(reason)) return 2;
+  if (/^(tcb_level_not_found|tcb_revoked|qe_tcb_level_not_found|qe_identity_mismatch|fmspc_mismatch|tdx_module_mismatch|collateral_mismatch|tcb_mismatch|measurement_mismatch|fwid_mismatch)$/.test(reason)) return 2;
   if (/^(truncated|malformed|unsupported|invalid|too_large|not_found)$/.test(reason) && family !== 'cert' && family !== 'crl') return 0;
   return 1;
 }
