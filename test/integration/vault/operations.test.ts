@@ -378,6 +378,20 @@ describe('Managed HSM key operations beyond the everyday SDK calls', () => {
       assert.equal((await akvCall(server, 'PUT', '/keys/byok-after', { key: { kty: 'EC-HSM', key_hsm: transferBlob(kekKid, kekPublic, generateEcKeyPair('P-256').privateKey.export({ format: 'der', type: 'pkcs8' })).toString('base64url') } })).status, 200);
     });
 
+    test('a KEK outside its nbf/exp window opens no blob: import is not among the operations an expired key still does (pin, defended on main)', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
+      // AKV lets a key outside its window decrypt, unwrap and verify (5181edb); a BYOK import is the KEK's own
+      // operation, import, which stays refused there. Mutation caught: 'import' added to key.ts OUTSIDE_WINDOW.
+      const hour = 3600_000;
+      for (const [name, window] of [['byok-kek-expired', { expiresOn: new Date(Date.now() - hour) }], ['byok-kek-early', { notBefore: new Date(Date.now() + hour) }]] as const) {
+        const kek = await client.createRsaKey(name, { hsm: true, keySize: 2048, keyOps: ['import'], ...window });
+        const pub = createPublicKey({ key: { kty: 'RSA', n: Buffer.from(kek.key!.n!).toString('base64url'), e: Buffer.from(kek.key!.e!).toString('base64url') }, format: 'jwk' });
+        const r = await akvCall(server, 'PUT', `/keys/${name}-target`, { key: { kty: 'EC-HSM', key_hsm: transferBlob(kek.id!, pub, generateEcKeyPair('P-256').privateKey.export({ format: 'der', type: 'pkcs8' })).toString('base64url') } });
+        assert.equal(r.status, 403, `${name}: ${JSON.stringify(r.json).slice(0, 300)}`);
+        assert.equal(r.json.error.innererror.code, 'key.operation_not_allowed', name);
+        assert.equal((await akvCall(server, 'GET', `/keys/${name}-target`)).status, 404, `${name}: nothing imported`);
+      }
+    });
+
     test('error paths: not a KEK, unknown KEK, broken ciphertext, wrong type, non-HSM type, bad enc', { skip: onToken && 'BYOK into the token is not offered yet' }, async () => {
       const { privateKey } = generateRsaKeyPair(2048);
       const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
