@@ -545,11 +545,17 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     }
   });
 
-  test('the PCK CRL of another PCK CA under the same root is crl.invalid (pin: Processor vs Platform CA)', () => {
+  test('the PCK CRL of another PCK CA under the same root is crl.invalid (pin: Processor vs Platform CA; same name, other key)', () => {
     const h = createDcapHierarchy({ caType: 'platform' });
     const processorCa = issueCertificate({ subjectCN: 'Intel SGX PCK Processor CA', issuer: h.root, ca: true, notBefore: h.notBefore, notAfter: h.notAfter });
     const c = { ...buildCollateral(h, { tee: 'sgx' }), pckCrlIssuerChain: [processorCa.der, h.root.der], pckCrl: issueCrl(processorCa, h.notBefore, h.notAfter) };
     expectCode(() => verifyQuote(buildSignedQuote(h, { tee: 'sgx' }), c, { at, trustAnchors: { intelRoot: h.root.certificate } }), 'crl.invalid', 'processor CRL');
+    // A CA of the same name but another key (e.g. a re-keyed PCK CA) under the same root: its CRL does not
+    // speak for the PCK's CA, so the PCK (here revoked by its own CA) is not checked against it.
+    const r = createDcapHierarchy({ caType: 'platform', revokedPckSerials: ['pck'] });
+    const twin = issueCertificate({ subjectCN: 'Intel SGX PCK Platform CA', issuer: r.root, ca: true, notBefore: r.notBefore, notAfter: r.notAfter });
+    const t = { ...buildCollateral(r, { tee: 'sgx' }), pckCrlIssuerChain: [twin.der, r.root.der], pckCrl: issueCrl(twin, r.notBefore, r.notAfter) };
+    expectCode(() => verifyQuote(buildSignedQuote(r, { tee: 'sgx' }), t, { at, trustAnchors: { intelRoot: r.root.certificate } }), 'crl.invalid', 'same-named CA, other key');
   });
 
   test('a TCB info of a tcbType other than 0 is collateral.malformed (its levels would be compared by rules we do not know)', () => {
