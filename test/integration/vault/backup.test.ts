@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { tempDir, type TestServer } from '../../helpers/server.js';
-import { akvCall, startVault } from './harness.js';
+import { adminJson, akvCall, startVault } from './harness.js';
 
 const API = '7.4-preview.1';
 let server: TestServer;
@@ -109,6 +109,25 @@ describe('full backup and restore', () => {
     assert.equal(trap.status, 202, JSON.stringify(trap.json));
     await refused('PUT', '/restore', { sasTokenParameters: { storageResourceUri: base, token: '' }, folderToRestore: 'trap' });
     await refused('PUT', '/keys/b1/restore', { sasTokenParameters: { storageResourceUri: base, token: '' }, folder: 'trap' });
+  });
+
+  test("a refused restore's audit record does not hold the caller's folder whole", async () => {
+    // Attack: the folder to restore was written to the request's audit record (detail.folder, append-only) before
+    // the backup location refused it: one request with a 300 kB folder name wrote 300 kB to the log for good.
+    const big = 'f'.repeat(300_000);
+    const sas = { storageResourceUri: container, token: '' };
+    for (const [path, body, v] of [
+      ['/restore', { sasTokenParameters: sas, folderToRestore: big }, API],
+      ['/prerestore', { sasTokenParameters: sas, folderToRestore: big }, '7.6'],
+      ['/keys/b1/restore', { sasTokenParameters: sas, folder: big }, API],
+    ] as const) {
+      const r = await call('PUT', path, body, v);
+      assert.equal(r.status, 400, `${path}: ${JSON.stringify(r.json).slice(0, 200)}`);
+    }
+    const audit = await adminJson(server, 'GET', '/admin/vault/audit?from=1&limit=100000');
+    const failed = audit.json.value.map((x: { record: any }) => x.record).filter((x: any) => /restore/i.test(x.operation) && x.result === 'failed');
+    assert.ok(failed.length >= 3, `${failed.length} failed restore records`);
+    for (const rec of failed) assert.ok(JSON.stringify(rec).length < 4096, `${rec.operation}: an audit record of ${JSON.stringify(rec).length} characters`);
   });
 
   test('pre-backup and pre-restore checks (7.5 and later): 202 with the job, nothing written, the same refusals as the real thing', async () => {
