@@ -78,6 +78,19 @@ function isObject(v: unknown): v is Record<string, unknown> {
 }
 
 /** SASTokenParameter: `{storageResourceUri, token}` (the token may be empty for a directory). */
+/**
+ * The most characters of a backup folder name (a location's names are far shorter: eight segments of at most 128
+ * characters in a backup directory). The folder goes into the request's audit record, kept for good, before the
+ * location reads it, so a longer one is refused first.
+ */
+const MAX_FOLDER_CHARS = 2048;
+
+function folderParameter(v: unknown, field: string): string {
+  if (typeof v !== 'string' || v.length === 0) throw fail('request.invalid', `${field} is required`, { field });
+  if (v.length > MAX_FOLDER_CHARS) throw fail('request.invalid', `${field} must be a folder name of at most ${MAX_FOLDER_CHARS} characters, got ${v.length}`, { field });
+  return v;
+}
+
 function sasParameter(v: unknown, field: string): { uri: string; token: string } {
   if (!isObject(v) || typeof v.storageResourceUri !== 'string' || v.storageResourceUri.length === 0) {
     throw fail('request.invalid', `${field}.storageResourceUri (the backup location) is required`, { field: `${field}.storageResourceUri` });
@@ -204,10 +217,10 @@ export function createFullBackup(core: VaultCore, target: BackupTarget | undefin
       return perform(p, 'preFullRestore', 'startRestore', {}, async (draft) => {
         const b = isObject(body) ? body : {};
         const sas = sasParameter(b.sasTokenParameters, 'sasTokenParameters');
-        if (typeof b.folderToRestore !== 'string' || b.folderToRestore.length === 0) throw fail('request.invalid', 'folderToRestore is required', { field: 'folderToRestore' });
+        const folder = folderParameter(b.folderToRestore, 'folderToRestore');
         const job: BackupJob = { jobId: randomBytes(16).toString('hex'), kind: 'restore', status: 'InProgress', startTime: nowSeconds(), principal: p.id };
-        Object.assign(draft.detail, { jobId: job.jobId, folder: b.folderToRestore });
-        const snapshot = await readSnapshot(sas, b.folderToRestore);
+        Object.assign(draft.detail, { jobId: job.jobId, folder });
+        const snapshot = await readSnapshot(sas, folder);
         for (const k of snapshot.keys) await requireMaterialHeld(core.protector, k.versions);
         const conflicts: string[] = [];
         for (const k of snapshot.keys) {
@@ -227,8 +240,7 @@ export function createFullBackup(core: VaultCore, target: BackupTarget | undefin
       return perform(p, 'fullRestore', 'startRestore', {}, async (draft) => {
         const b = isObject(body) ? body : {};
         const sas = sasParameter(b.sasTokenParameters, 'sasTokenParameters');
-        if (typeof b.folderToRestore !== 'string' || b.folderToRestore.length === 0) throw fail('request.invalid', 'folderToRestore is required', { field: 'folderToRestore' });
-        return restore(p, 'restore', sas, b.folderToRestore, undefined, draft);
+        return restore(p, 'restore', sas, folderParameter(b.folderToRestore, 'folderToRestore'), undefined, draft);
       }, true);
     },
 
@@ -238,8 +250,7 @@ export function createFullBackup(core: VaultCore, target: BackupTarget | undefin
         checkKeyName(keyName);
         const b = isObject(body) ? body : {};
         const sas = sasParameter(b.sasTokenParameters, 'sasTokenParameters');
-        if (typeof b.folder !== 'string' || b.folder.length === 0) throw fail('request.invalid', 'folder is required', { field: 'folder' });
-        return restore(p, 'selectiveRestore', sas, b.folder, keyName, draft);
+        return restore(p, 'selectiveRestore', sas, folderParameter(b.folder, 'folder'), keyName, draft);
       }, true);
     },
 
