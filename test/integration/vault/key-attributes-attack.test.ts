@@ -95,4 +95,21 @@ describe('key attributes', () => {
     assert.equal(failed.length, 7);
     for (const rec of failed) assert.ok(JSON.stringify(rec).length < 4096, `${rec.operation}: an audit record of ${JSON.stringify(rec).length} characters`);
   });
+
+  test("the cut of a failure record's message never splits a character in two", async () => {
+    // The cut counts UTF-16 code units: a message quoting characters outside the BMP, cut between the two halves of
+    // one, left a lone surrogate in the record, text no UTF-8 reader of the log can decode as the caller sent it.
+    assert.equal((await akvCall(server, 'POST', '/keys/audit-cut/create', { kty: 'EC' })).status, 200);
+    for (const lead of ['', 'a']) {
+      const r = await akvCall(server, 'PATCH', '/keys/audit-cut', { key_ops: [`${lead}${'\u{1F511}'.repeat(2000)}`] });
+      assert.equal(r.status, 400, JSON.stringify(r.json).slice(0, 200));
+    }
+    const audit = await adminJson(server, 'GET', '/admin/vault/audit?from=1&limit=100000');
+    const failed = audit.json.value.map((x: { record: any }) => x.record).filter((x: any) => x.key === 'audit-cut' && x.result === 'failed');
+    assert.equal(failed.length, 2);
+    for (const rec of failed) {
+      assert.ok(rec.message.length < 1100, `a message of ${rec.message.length} characters`);
+      assert.doesNotMatch(rec.message, /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/, 'a lone surrogate in the record');
+    }
+  });
 });
