@@ -112,7 +112,11 @@ export function keyNotFound(name: string, version?: string): ConclaveError {
 export const MAX_AUDITED_MESSAGE_CHARS = 1024;
 
 function auditedMessage(message: string): string {
-  return message.length <= MAX_AUDITED_MESSAGE_CHARS ? message : `${message.slice(0, MAX_AUDITED_MESSAGE_CHARS)}… (${message.length} characters)`;
+  if (message.length <= MAX_AUDITED_MESSAGE_CHARS) return message;
+  // Never between the two halves of a surrogate pair (a character outside the BMP): the record keeps whole characters.
+  const last = message.charCodeAt(MAX_AUDITED_MESSAGE_CHARS - 1);
+  const end = last >= 0xd800 && last <= 0xdbff ? MAX_AUDITED_MESSAGE_CHARS - 1 : MAX_AUDITED_MESSAGE_CHARS;
+  return `${message.slice(0, end)}… (${message.length} characters)`;
 }
 
 /** The built-in role definitions by id (built once: every authorised request looks its roles up here). */
