@@ -199,6 +199,27 @@ describe('release over raw HTTPS: denials, access control, audit', () => {
     });
   });
 
+  describe('release: the audit record of what the TEE presented', () => {
+    test('a claim value of hundreds of kilobytes is not written whole to the audit record, released or denied', async () => {
+      // Attack: a TEE chooses its runtime claims (x-ms-runtime is the workload's own JSON, bound by report_data), and
+      // the decision's trace (detail.trace, each claim's actual value) and explanation (detail.explanation) were
+      // written whole to the append-only log, where the claims themselves are kept only up to 32 kB: one release
+      // request by a holder of the release role wrote 600 kB of its choosing, denied or released.
+      const big = 'n'.repeat(300_000);
+      await createKey('skr-nonce', {}, { version: '1.0.0', anyOf: [{ authority: authority.url, allOf: [{ claim: 'x-ms-runtime.client-payload.nonce', equals: 'the-nonce' }] }] });
+      await expectDenied('skr-nonce', authority.token({ 'x-ms-runtime': { keys: [authority.workload.jwk], 'client-payload': { nonce: big } } }), 403, 'release.policy_unsatisfied');
+      const denied = await lastAudit();
+      assert.ok(JSON.stringify(denied).length < 16_384, `a denied release's record of ${JSON.stringify(denied).length} characters`);
+      assert.equal(denied.detail.trace.result, false);
+      await createKey('skr-runtime', {}, { version: '1.0.0', anyOf: [{ authority: authority.url, allOf: [{ claim: 'x-ms-runtime', exists: true }] }] });
+      const r = await call('POST', '/keys/skr-runtime/release', { target: authority.token({ 'x-ms-runtime': { keys: [authority.workload.jwk], 'client-payload': { nonce: big } } }) });
+      assert.equal(r.status, 200, JSON.stringify(r.json).slice(0, 300));
+      const released = await lastAudit();
+      assert.equal(released.result, 'success');
+      assert.ok(JSON.stringify(released).length < 16_384, `a release's record of ${JSON.stringify(released).length} characters`);
+    });
+  });
+
   describe('release: the key and the caller', () => {
     test('a non-exportable key', async () => {
       assert.equal((await call('POST', '/keys/plain/create', { kty: 'RSA', key_size: 2048 })).status, 200);
