@@ -111,12 +111,13 @@ export function keyNotFound(name: string, version?: string): ConclaveError {
  */
 export const MAX_AUDITED_MESSAGE_CHARS = 1024;
 
-function auditedMessage(message: string): string {
-  if (message.length <= MAX_AUDITED_MESSAGE_CHARS) return message;
+/** `text` as an audit record keeps it: at most `max` characters, cut with its length noted. */
+export function auditedText(text: string, max = MAX_AUDITED_MESSAGE_CHARS): string {
+  if (text.length <= max) return text;
   // Never between the two halves of a surrogate pair (a character outside the BMP): the record keeps whole characters.
-  const last = message.charCodeAt(MAX_AUDITED_MESSAGE_CHARS - 1);
-  const end = last >= 0xd800 && last <= 0xdbff ? MAX_AUDITED_MESSAGE_CHARS - 1 : MAX_AUDITED_MESSAGE_CHARS;
-  return `${message.slice(0, end)}… (${message.length} characters)`;
+  const last = text.charCodeAt(max - 1);
+  const end = last >= 0xd800 && last <= 0xdbff ? max - 1 : max;
+  return `${text.slice(0, end)}… (${text.length} characters)`;
 }
 
 /** The built-in role definitions by id (built once: every authorised request looks its roles up here). */
@@ -180,7 +181,7 @@ export function createVaultCore(deps: VaultServiceDeps) {
       const err = isConclaveError(e) ? e : new ConclaveError('internal', 'internal error', undefined, { cause: e });
       const denied = err.status === 401 || err.status === 403;
       await store
-        .audit({ ...draft, result: denied ? 'denied' : 'failed', status: err.status, code: err.code, message: auditedMessage(err.message), ...(Object.keys(draft.detail).length ? { detail: draft.detail } : {}) })
+        .audit({ ...draft, result: denied ? 'denied' : 'failed', status: err.status, code: err.code, message: auditedText(err.message), ...(Object.keys(draft.detail).length ? { detail: draft.detail } : {}) })
         .catch((ae) => deps.logger.error({ err: ae }, 'audit append failed'));
       throw e;
     }

@@ -7,7 +7,7 @@ import { createHash, type KeyObject, randomBytes } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import { type ApiVersion, requireFeature } from './api-version.js';
 import { canonicalJson } from './audit.js';
-import { finish, keyNotFound, refOf, type VaultCore } from './core.js';
+import { auditedText, finish, keyNotFound, refOf, type VaultCore } from './core.js';
 import { attributesWire, checkOperationPermitted, checkUsable, familyOf, type KeyOperation, type KeyVersion, keyId, publicKeyWire, releasePolicyWire } from './key.js';
 import { type CipherRequest, type EmbeddingDocument, ENCRYPTION_ALGORITHMS, type EncryptionAlgorithm, SIGNATURE_ALGORITHMS, type SignatureAlgorithm } from './ports.js';
 import {
@@ -30,7 +30,7 @@ import {
   wrappingKeyOf,
 } from './release/index.js';
 import type { Principal } from './roles.js';
-import type { TargetToken } from './release/index.js';
+import type { TargetToken, TraceNode } from './release/index.js';
 import { b64url } from '../core/bytes.js';
 import type { Verified } from '../core/verified.js';
 
@@ -51,6 +51,22 @@ interface Redecision {
 }
 /** A denied release records the token's claims up to this size (canonical JSON characters). */
 const MAX_AUDITED_CLAIMS_CHARS = 32 * 1024;
+/** A release record's trace keeps each claim's value up to this size (JSON characters), and its explanation up to 4 times that. */
+const MAX_AUDITED_CLAIM_VALUE_CHARS = 1024;
+
+/**
+ * A decision's trace as a release record keeps it: a TEE chooses some of its claims (x-ms-runtime is the workload's
+ * own JSON), so an actual value whose JSON is longer than {@link MAX_AUDITED_CLAIM_VALUE_CHARS} is kept as that JSON
+ * cut, its length noted, as the claims themselves are kept only up to {@link MAX_AUDITED_CLAIMS_CHARS}.
+ */
+function auditedTrace(node: TraceNode): TraceNode {
+  const json = node.actual === undefined ? undefined : JSON.stringify(node.actual);
+  return {
+    ...node,
+    ...(json !== undefined && json.length > MAX_AUDITED_CLAIM_VALUE_CHARS ? { actual: auditedText(json, MAX_AUDITED_CLAIM_VALUE_CHARS) } : {}),
+    ...(node.children ? { children: node.children.map(auditedTrace) } : {}),
+  };
+}
 
 const ENCRYPTION_NAMES = new Set<string>(ENCRYPTION_ALGORITHMS);
 const SIGNATURE_NAMES = new Set<string>(SIGNATURE_ALGORITHMS);
@@ -173,7 +189,7 @@ export function createKeyOperations(core: VaultCore) {
       if (!decision.released) {
         throw fail('release.policy_unsatisfied', `Target environment attestation statement does not satisfy the key release policy, which changed while this release was decided: ${explainDecision(decision)}`, { failures: decision.failures });
       }
-      redecision = { policyHash: compiled.hash, trace: decision.trace };
+      redecision = { policyHash: compiled.hash, trace: auditedTrace(decision.trace) };
     }
     if (stored !== undefined && !stored.some((a) => authoritiesMatch(a, token.authority))) {
       throw fail('release.token_invalid', `target attestation token rejected: its authority ${token.authority} is no longer trusted`, { reason: 'untrusted_issuer', issuer: token.issuer });
@@ -281,10 +297,10 @@ export function createKeyOperations(core: VaultCore) {
         const { policy, hash } = compileReleasePolicy(key.releasePolicy.json);
         draft.detail.policyHash = hash;
         const decision = decideRelease(policy, token);
-        draft.detail.trace = decision.trace;
+        draft.detail.trace = auditedTrace(decision.trace);
         if (!decision.released) {
           const explanation = explainDecision(decision);
-          draft.detail.explanation = explanation;
+          draft.detail.explanation = auditedText(explanation, 4 * MAX_AUDITED_CLAIM_VALUE_CHARS);
           // The token's claims, so whoever reads the denial (conclave audit, the console) sees what the TEE presented;
           // they are the TEE's own statements (no secret), kept only up to a size a log entry should carry.
           if (claimsJson.length <= MAX_AUDITED_CLAIMS_CHARS) draft.detail.claims = token.claims;
