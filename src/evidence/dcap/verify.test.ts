@@ -545,6 +545,22 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     }
   });
 
+  test('bounded work: a PCK chain of more than leaf, PCK CA and root is refused before any certificate is parsed (quote.pck_chain_invalid naming the bound)', () => {
+    const h = createDcapHierarchy();
+    const quote = parseQuote(buildSignedQuote(h, { tee: 'sgx' }));
+    const withText = (text: string) => encodeQuote({ ...quote, signatureData: { ...quote.signatureData, certificationData: { type: 5, data: new Uint8Array(Buffer.from(text, 'latin1')) } } });
+    const chain = `${derToPem(h.pck.der)}${derToPem(h.pckCa.der)}${derToPem(h.root.der)}`;
+    const verify = (text: string) => verifyQuote(withText(text), buildCollateral(h, { tee: 'sgx' }), { at, trustAnchors: { intelRoot: h.root.certificate } });
+    assert.equal(verify(`${chain}\0`).status, 'UpToDate');
+    for (const [what, text] of [
+      ['1 000 undecodable blocks after the chain', `${chain}${'-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n'.repeat(1000)}`],
+      ['the leaf 300 times after the chain', `${chain}${derToPem(h.pck.der).repeat(300)}`],
+      ['the root twice', `${chain}${derToPem(h.root.der)}`],
+    ] as const) {
+      assert.throws(() => verify(text), (e) => isConclaveError(e, 'quote.pck_chain_invalid') && e.detail?.max === 3, what);
+    }
+  });
+
   test('the PCK CRL of another PCK CA under the same root is crl.invalid (pin: Processor vs Platform CA; same name, other key)', () => {
     const h = createDcapHierarchy({ caType: 'platform' });
     const processorCa = issueCertificate({ subjectCN: 'Intel SGX PCK Processor CA', issuer: h.root, ca: true, notBefore: h.notBefore, notAfter: h.notAfter });

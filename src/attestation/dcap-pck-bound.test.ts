@@ -1,0 +1,95 @@
+/**
+ * Bounded work (attack): the PCK chain of a DCAP quote (its type-5 certification data, alone or inside the
+ * type-6 QE report certification data) is the caller's to write: nothing signs it. A chain that verifies
+ * holds the PCK, the PCK CA and at most the root; a quote carrying more is refused (quote.pck_chain_invalid)
+ * before any certificate is decoded or parsed, on every DCAP route, whichever root the chain names (the
+ * simulated one here, whose chain the service reads before it knows which collateral to use). Before, every
+ * block was decoded and parsed first: 1 284 certificates (about 700 kB in one request) cost about 44 ms of
+ * the event loop before the root was checked.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { b64url } from '../core/bytes.js';
+import { isConclaveError } from '../core/errors.js';
+import { derToPem, pemToDer } from '../core/x509.js';
+import { encodeQuote, parseQuote } from '../evidence/dcap/index.js';
+import { loadOrCreateSimulatedTee } from '../evidence/simulated/index.js';
+import { DEFAULT_POLICIES } from './policy/index.js';
+import type { PolicyStore } from './ports.js';
+import { createAttestationService } from './service.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'conclave-dcap-pck-bound-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+const simulated = loadOrCreateSimulatedTee(dir);
+
+const policies = {
+  async getPolicy() {
+    return undefined;
+  },
+  async version() {
+    return 0;
+  },
+} as unknown as PolicyStore;
+
+const serviceWith = (sim: typeof simulated | undefined) =>
+  createAttestationService({
+    collateral: {
+      async getQuoteCollateral() {
+        throw new Error('the collateral is never asked for: the chain is refused first');
+      },
+    } as never,
+    snpCertificates: {} as never,
+    policies,
+    signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
+    issuer: () => 'https://attest.example',
+    now: () => new Date(),
+    cacheClockMs: () => 0,
+    tokenLifetimeSeconds: 60,
+    ...(sim ? { simulated: sim } : {}),
+  });
+
+/** The simulated TEE's quote with `extra` appended to its PCK chain's PEM text. */
+function quoteWithChain(tee: 'sgx' | 'tdx', extra: (chain: Uint8Array[]) => string): string {
+  const quote = parseQuote(Buffer.from(simulated.evidence({ tee, runtimeData: new Uint8Array(8) }).body.quote as string, 'base64url'));
+  const pem = Buffer.from(quote.signatureData.certificationData.data).toString('latin1').replace(/\0+$/, '');
+  const data = new Uint8Array(Buffer.from(`${pem}${extra(pemToDer(pem))}\0`, 'latin1'));
+  return b64url(encodeQuote({ ...quote, signatureData: { ...quote.signatureData, certificationData: { ...quote.signatureData.certificationData, data } } }));
+}
+
+const JUNK = '-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n';
+
+describe('a DCAP quote whose PCK chain holds more certificates than a chain that verifies is refused before any is parsed', () => {
+  for (const [type, tee] of [
+    ['SgxEnclave', 'sgx'],
+    ['OpenEnclave', 'sgx'],
+    ['TdxVm', 'tdx'],
+  ] as const) {
+    test(`${type}: 1 000 filler blocks, or the chain's own certificates repeated, after the chain: quote.pck_chain_invalid naming the bound`, async () => {
+      for (const [label, extra] of [
+        ['1 000 undecodable blocks', () => JUNK.repeat(1000)],
+        ['the leaf again 300 times', (chain: Uint8Array[]) => derToPem(chain[0]!).repeat(300)],
+        ['one certificate more than leaf, PCK CA and root', (chain: Uint8Array[]) => derToPem(chain[chain.length - 1]!)],
+      ] as const) {
+        const quote = quoteWithChain(tee, extra);
+        for (const [trust, svc] of [
+          ['simulated root trusted', serviceWith(simulated)],
+          ['no simulated root', serviceWith(undefined)],
+        ] as const) {
+          await assert.rejects(
+            svc.attest(type, { [type === 'OpenEnclave' ? 'report' : 'quote']: quote, draftPolicyForAttestation: DEFAULT_POLICIES[type] }),
+            (e) => isConclaveError(e, 'quote.pck_chain_invalid') && e.detail?.max === 3,
+            `${type}, ${label}, ${trust}`,
+          );
+        }
+      }
+    });
+  }
+
+  test('the control: the chain as the TEE wrote it attests', async () => {
+    const { claims } = await serviceWith(simulated).attest('SgxEnclave', { quote: quoteWithChain('sgx', () => ''), draftPolicyForAttestation: DEFAULT_POLICIES.SgxEnclave });
+    assert.equal(claims['x-ms-attestation-type'], 'sgx');
+  });
+});
