@@ -8,9 +8,9 @@ import { createPublicKey } from 'node:crypto';
 import { b64url, fromB64 } from '../core/bytes.js';
 import { ConclaveError, fail, isConclaveError } from '../core/errors.js';
 import { createTurnQueue } from '../core/turns.js';
-import { parseCertificate, pemToDer, verifyChain } from '../core/x509.js';
+import { parseCertificate, verifyChain } from '../core/x509.js';
 import { INTEL_SGX_ROOT_CA } from '../evidence/dcap/roots.js';
-import { VerifierCache, verifyQuote } from '../evidence/dcap/index.js';
+import { VerifierCache, pckChainDers, verifyQuote } from '../evidence/dcap/index.js';
 import { parseQuoteView } from '../evidence/dcap/quote.js';
 import { RecentBytes } from '../evidence/dcap/recent-bytes.js';
 import type { Quote } from '../evidence/dcap/quote.js';
@@ -235,7 +235,8 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     const pem = Buffer.from(certData.buffer, certData.byteOffset, certData.byteLength).toString('latin1');
     let facts = pckFacts.get(pem);
     if (!facts) {
-      const chain = pemToDer(pem).map(parseCertificate);
+      // At most leaf, PCK CA and root, counted before any is decoded (the verifier refuses more anyway).
+      const chain = pckChainDers(certData).map(parseCertificate);
       const pck = chain[0];
       if (!pck) throw fail('quote.pck_chain_invalid', 'the quote carries no PCK certificate');
       const root = chain[chain.length - 1]!;

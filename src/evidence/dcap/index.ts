@@ -25,7 +25,7 @@ export {
   teeOf,
 } from './quote.js';
 export { type Field, type FieldType, type Layout, type Decoded, decodeLayout, encodeLayout, layoutSize, zeroLayout } from '../../core/layout.js';
-export { type Freshness, type VerifyQuoteOptions, verifyQuote, verifyQuoteAsync } from './verify.js';
+export { type Freshness, PCK_CHAIN_MAX_CERTIFICATES, type VerifyQuoteOptions, pckChainDers, verifyQuote, verifyQuoteAsync } from './verify.js';
 export { VerifierCache } from './cache.js';
 export type { QuoteVerificationResult, SgxQuoteVerificationResult, TdxQuoteVerificationResult, QuoteVerificationCommon } from './result.js';
 export type { QuoteStatus } from './tcb.js';

@@ -194,9 +194,34 @@ function verifyCollateralSignatures(c: QuoteCollateral, root: Certificate, pool:
   return { rootCrl, pckCrl, pckCrlIssuer, tcbInfo: parseTcbInfo(c.tcbInfo), qeIdentity: parseEnclaveIdentity(c.qeIdentity), certificates };
 }
 
+/**
+ * The most certificates a PCK chain that verifies holds: the PCK, the PCK CA and the root (CertPool.chain
+ * refuses a fourth). The certification data is the caller's to write (nothing signs it), so more is refused
+ * before any is decoded or parsed: the count of certificates is the caller's to choose, the work per request is not.
+ */
+export const PCK_CHAIN_MAX_CERTIFICATES = 3;
+
+const PEM_BEGIN_CERTIFICATE = '-----BEGIN CERTIFICATE-----';
+
+/**
+ * The DER certificates of a quote's type-5 certification data (PEM, possibly NUL-terminated), refused with
+ * `quote.pck_chain_invalid` when it holds more than {@link PCK_CHAIN_MAX_CERTIFICATES} (counted by their BEGIN
+ * lines, stopping at the first one over, before any is decoded).
+ */
+export function pckChainDers(certData: Uint8Array): Uint8Array[] {
+  const pem = Buffer.from(certData.buffer, certData.byteOffset, certData.byteLength).toString('latin1');
+  let count = 0;
+  for (let at = pem.indexOf(PEM_BEGIN_CERTIFICATE); at >= 0; at = pem.indexOf(PEM_BEGIN_CERTIFICATE, at + PEM_BEGIN_CERTIFICATE.length)) {
+    if (++count > PCK_CHAIN_MAX_CERTIFICATES) {
+      throw fail('quote.pck_chain_invalid', `PCK certificate chain holds more than ${PCK_CHAIN_MAX_CERTIFICATES} certificates (leaf, PCK CA and root)`, { max: PCK_CHAIN_MAX_CERTIFICATES });
+    }
+  }
+  return pemToDer(pem);
+}
+
 /** The type-5 PEM chain of the quote verified to the root; SGX extension parsed (§2.4 step 4). */
 function verifyPckChain(certData: Uint8Array, root: Certificate, pool: CertPool): VerifiedPckChain {
-  const ders = pemToDer(Buffer.from(certData.buffer, certData.byteOffset, certData.byteLength).toString('latin1'));
+  const ders = pckChainDers(certData);
   if (ders.length < 2) throw fail('quote.pck_chain_invalid', `PCK certificate chain holds ${ders.length} certificate(s), expected leaf and PCK CA`, { count: ders.length });
   const [leaf, ca] = pool.chain(ders, root, 'quote.pck_chain_invalid', 'PCK certificate chain');
   if (!leaf || !ca) throw fail('quote.pck_chain_invalid', 'PCK certificate chain lacks the PCK CA');
