@@ -54,12 +54,13 @@ export function createSigning(lib: Lib, pool: SessionPool, objects: TokenObjects
   async verify(ref, alg, digest, signature) {
     const bits = checkDigest(alg, digest);
     checkFamily(ref, alg.startsWith('ES') ? ['EC'] : ['RSA'], alg);
-    // No signature verifies, as the software protector answers; pkcs11js refuses an empty buffer (CKR_ARGUMENTS_BAD).
-    if (signature.length === 0) return false;
     return withSession(async (s, c) => {
       const o = objectsOf(s, c, ref);
       if (!o.pub) throw fail('key.crypto_failed', 'the public key object is missing from the HSM token', { reason: 'object_not_found' });
       const { mech, data } = signMechanism(o, alg, bits, digest);
+      // No signature verifies, as the software protector answers (once the alg is the key's, which signMechanism
+      // checks); pkcs11js refuses an empty buffer (CKR_ARGUMENTS_BAD).
+      if (signature.length === 0) return false;
       lib.C_VerifyInit(s, mech, o.pub);
       try {
         return await lib.C_VerifyAsync(s, data, Buffer.from(signature));
