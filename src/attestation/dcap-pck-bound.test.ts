@@ -88,6 +88,23 @@ describe('a DCAP quote whose PCK chain holds more certificates than a chain that
     });
   }
 
+  test('a PCK chain padded past 32 KiB (text outside its PEM blocks) is refused before it is read or remembered: quote.pck_chain_invalid naming the bound', async () => {
+    // The service remembers what a chain that verified says, by its text (up to 1 024 chains): padding a
+    // public PCK chain with distinct text made each anonymous request leave its ~700 kB there.
+    for (const [type, tee] of [
+      ['SgxEnclave', 'sgx'],
+      ['TdxVm', 'tdx'],
+    ] as const) {
+      for (const padding of [' '.repeat(40_000), `${'x'.repeat(700_000)}\n`]) {
+        await assert.rejects(
+          serviceWith(simulated).attest(type, { quote: quoteWithChain(tee, () => padding), draftPolicyForAttestation: DEFAULT_POLICIES[type] }),
+          (e) => isConclaveError(e, 'quote.pck_chain_invalid') && e.detail?.maxBytes === 32 * 1024,
+          `${type}, ${padding.length} characters of padding`,
+        );
+      }
+    }
+  });
+
   test('the control: the chain as the TEE wrote it attests', async () => {
     const { claims } = await serviceWith(simulated).attest('SgxEnclave', { quote: quoteWithChain('sgx', () => ''), draftPolicyForAttestation: DEFAULT_POLICIES.SgxEnclave });
     assert.equal(claims['x-ms-attestation-type'], 'sgx');
