@@ -67,10 +67,10 @@ describe('a DCAP quote whose PCK chain holds more certificates than a chain that
     ['OpenEnclave', 'sgx'],
     ['TdxVm', 'tdx'],
   ] as const) {
-    test(`${type}: 1 000 filler blocks, or the chain's own certificates repeated, after the chain: quote.pck_chain_invalid naming the bound`, async () => {
+    test(`${type}: 400 filler blocks, or the chain's own certificates repeated, after the chain: quote.pck_chain_invalid naming the bound`, async () => {
       for (const [label, extra] of [
-        ['1 000 undecodable blocks', () => JUNK.repeat(1000)],
-        ['the leaf again 300 times', (chain: Uint8Array[]) => derToPem(chain[0]!).repeat(300)],
+        ['400 undecodable blocks', () => JUNK.repeat(400)],
+        ['the leaf again 10 times', (chain: Uint8Array[]) => derToPem(chain[0]!).repeat(10)],
         ['one certificate more than leaf, PCK CA and root', (chain: Uint8Array[]) => derToPem(chain[chain.length - 1]!)],
       ] as const) {
         const quote = quoteWithChain(tee, extra);

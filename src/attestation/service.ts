@@ -232,11 +232,12 @@ export function createAttestationService(deps: AttestationServiceDeps): Attestat
     return facts;
   }
   function pckFactsOfText(certData: Uint8Array): PckFacts {
+    // At most 32 KiB and leaf, PCK CA and root, before the text is made, remembered or decoded (the verifier refuses more anyway).
+    const ders = pckChainDers(certData);
     const pem = Buffer.from(certData.buffer, certData.byteOffset, certData.byteLength).toString('latin1');
     let facts = pckFacts.get(pem);
     if (!facts) {
-      // At most leaf, PCK CA and root, counted before any is decoded (the verifier refuses more anyway).
-      const chain = pckChainDers(certData).map(parseCertificate);
+      const chain = ders.map(parseCertificate);
       const pck = chain[0];
       if (!pck) throw fail('quote.pck_chain_invalid', 'the quote carries no PCK certificate');
       const root = chain[chain.length - 1]!;

@@ -201,14 +201,24 @@ function verifyCollateralSignatures(c: QuoteCollateral, root: Certificate, pool:
  */
 export const PCK_CHAIN_MAX_CERTIFICATES = 3;
 
+/**
+ * The most bytes of a PCK chain's certification data: three PEM certificates of Intel's (about 4 kB in all)
+ * with room to spare. Text outside the PEM blocks is ignored, so without a bound padding a public chain made
+ * each request's chain as large as the body, and the service remembers chains by their text.
+ */
+export const PCK_CHAIN_MAX_BYTES = 32 * 1024;
+
 const PEM_BEGIN_CERTIFICATE = '-----BEGIN CERTIFICATE-----';
 
 /**
  * The DER certificates of a quote's type-5 certification data (PEM, possibly NUL-terminated), refused with
- * `quote.pck_chain_invalid` when it holds more than {@link PCK_CHAIN_MAX_CERTIFICATES} (counted by their BEGIN
- * lines, stopping at the first one over, before any is decoded).
+ * `quote.pck_chain_invalid` when it is longer than {@link PCK_CHAIN_MAX_BYTES} or holds more than
+ * {@link PCK_CHAIN_MAX_CERTIFICATES} (counted by their BEGIN lines, stopping at the first one over, before any is decoded).
  */
 export function pckChainDers(certData: Uint8Array): Uint8Array[] {
+  if (certData.byteLength > PCK_CHAIN_MAX_BYTES) {
+    throw fail('quote.pck_chain_invalid', `PCK certificate chain is ${certData.byteLength} bytes, more than ${PCK_CHAIN_MAX_BYTES}`, { bytes: certData.byteLength, maxBytes: PCK_CHAIN_MAX_BYTES });
+  }
   const pem = Buffer.from(certData.buffer, certData.byteOffset, certData.byteLength).toString('latin1');
   let count = 0;
   for (let at = pem.indexOf(PEM_BEGIN_CERTIFICATE); at >= 0; at = pem.indexOf(PEM_BEGIN_CERTIFICATE, at + PEM_BEGIN_CERTIFICATE.length)) {
