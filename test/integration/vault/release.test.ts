@@ -199,7 +199,7 @@ describe('release over raw HTTPS: denials, access control, audit', () => {
     });
   });
 
-  describe('release: the audit record of what the TEE presented', () => {
+  describe('release: what its audit record keeps of the claims and the policy', () => {
     test('a claim value of hundreds of kilobytes is not written whole to the audit record, released or denied', async () => {
       // Attack: a TEE chooses its runtime claims (x-ms-runtime is the workload's own JSON, bound by report_data), and
       // the decision's trace (detail.trace, each claim's actual value) and explanation (detail.explanation) were
@@ -217,6 +217,16 @@ describe('release over raw HTTPS: denials, access control, audit', () => {
       const released = await lastAudit();
       assert.equal(released.result, 'success');
       assert.ok(JSON.stringify(released).length < 16_384, `a release's record of ${JSON.stringify(released).length} characters`);
+    });
+
+    test("a release policy's value of hundreds of kilobytes is not written whole to each release's audit record", async () => {
+      // Attack: a release policy has no size but the body's, and the trace records each condition's expected value:
+      // whoever may create one key gave it a 300 kB value, and every release of it (denied or not) wrote it again.
+      const big = 'e'.repeat(300_000);
+      await createKey('skr-big-policy', {}, { version: '1.0.0', anyOf: [{ authority: authority.url, allOf: [{ claim: 'x-ms-attestation-type', equals: big }] }] });
+      await expectDenied('skr-big-policy', authority.token(), 403, 'release.policy_unsatisfied');
+      const denied = await lastAudit();
+      assert.ok(JSON.stringify(denied).length < 16_384, `a denied release's record of ${JSON.stringify(denied).length} characters`);
     });
   });
 
