@@ -51,19 +51,28 @@ interface Redecision {
 }
 /** A denied release records the token's claims up to this size (canonical JSON characters). */
 const MAX_AUDITED_CLAIMS_CHARS = 32 * 1024;
-/** A release record's trace keeps each claim's value up to this size (JSON characters), and its explanation up to 4 times that. */
+/** A release record's trace keeps each claim's and condition's value up to this size (JSON characters), and its explanation up to 4 times that. */
 const MAX_AUDITED_CLAIM_VALUE_CHARS = 1024;
+
+/** A value of a trace node as its record keeps it: its JSON cut, its length noted, when longer than {@link MAX_AUDITED_CLAIM_VALUE_CHARS}. */
+function auditedValue(v: unknown): { cut: string } | undefined {
+  const json = v === undefined ? undefined : JSON.stringify(v);
+  return json !== undefined && json.length > MAX_AUDITED_CLAIM_VALUE_CHARS ? { cut: auditedText(json, MAX_AUDITED_CLAIM_VALUE_CHARS) } : undefined;
+}
 
 /**
  * A decision's trace as a release record keeps it: a TEE chooses some of its claims (x-ms-runtime is the workload's
- * own JSON), so an actual value whose JSON is longer than {@link MAX_AUDITED_CLAIM_VALUE_CHARS} is kept as that JSON
- * cut, its length noted, as the claims themselves are kept only up to {@link MAX_AUDITED_CLAIMS_CHARS}.
+ * own JSON), and a release policy has no size but the body's, so an actual or expected value whose JSON is longer
+ * than {@link MAX_AUDITED_CLAIM_VALUE_CHARS} is kept as that JSON cut, its length noted, as the claims themselves are
+ * kept only up to {@link MAX_AUDITED_CLAIMS_CHARS} (the policy is named whole by its hash).
  */
 function auditedTrace(node: TraceNode): TraceNode {
-  const json = node.actual === undefined ? undefined : JSON.stringify(node.actual);
+  const actual = auditedValue(node.actual);
+  const expected = auditedValue(node.expected);
   return {
     ...node,
-    ...(json !== undefined && json.length > MAX_AUDITED_CLAIM_VALUE_CHARS ? { actual: auditedText(json, MAX_AUDITED_CLAIM_VALUE_CHARS) } : {}),
+    ...(actual ? { actual: actual.cut } : {}),
+    ...(expected ? { expected: expected.cut } : {}),
     ...(node.children ? { children: node.children.map(auditedTrace) } : {}),
   };
 }
