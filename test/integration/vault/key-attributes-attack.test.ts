@@ -32,10 +32,30 @@ describe('key attributes', () => {
     const got = await akvCall(server, 'GET', '/keys/attr-update');
     assert.equal(got.json.attributes.exp, undefined);
     assert.equal(got.json.attributes.nbf, undefined);
-    // The largest safe integer is a time the store keeps exactly.
-    const far = await akvCall(server, 'PATCH', '/keys/attr-update', { attributes: { exp: Number.MAX_SAFE_INTEGER } });
-    assert.equal(far.status, 200, JSON.stringify(far.json).slice(0, 300));
-    assert.equal((await akvCall(server, 'GET', '/keys/attr-update')).json.attributes.exp, Number.MAX_SAFE_INTEGER);
+    // The last second of 9999 and the first of year 1 are times the store keeps exactly (and every SDK reads).
+    for (const [field, value] of [['exp', 253_402_300_799], ['nbf', -62_135_596_800]] as const) {
+      const far = await akvCall(server, 'PATCH', '/keys/attr-update', { attributes: { [field]: value } });
+      assert.equal(far.status, 200, JSON.stringify(far.json).slice(0, 300));
+      assert.equal((await akvCall(server, 'GET', '/keys/attr-update')).json.attributes[field], value);
+    }
+  });
+
+  test('nbf and exp outside the years 1–9999 are a 400: a key no SDK can read is never stored', async () => {
+    // Attack: a safe integer past 9999-12-31T23:59:59Z (253 402 300 799) was stored, and the Python SDK cannot read
+    // it (msrest deserialize_unix: DeserializationError, year 10000 is out of range), so one key with such an exp
+    // broke get_key for it and list_properties_of_keys for the page holding it, for every client of the vault; the
+    // rotator counted back from it through an Invalid Date (NaN) and sent its near-expiry notice at once.
+    assert.equal((await akvCall(server, 'POST', '/keys/attr-range/create', { kty: 'oct' })).status, 200);
+    for (const [field, value] of [['exp', 253_402_300_800], ['exp', Number.MAX_SAFE_INTEGER], ['nbf', -62_135_596_801], ['nbf', Number.MIN_SAFE_INTEGER]] as const) {
+      const created = await akvCall(server, 'POST', '/keys/attr-range-new/create', { kty: 'oct', attributes: { [field]: value } });
+      assert.equal(created.status, 400, `create with ${field} ${value}: ${JSON.stringify(created.json).slice(0, 300)}`);
+      assert.equal(created.json.error.innererror.code, 'key.invalid');
+      const patched = await akvCall(server, 'PATCH', '/keys/attr-range', { attributes: { [field]: value } });
+      assert.equal(patched.status, 400, `update with ${field} ${value}: ${JSON.stringify(patched.json).slice(0, 300)}`);
+    }
+    const got = await akvCall(server, 'GET', '/keys/attr-range');
+    assert.equal(got.json.attributes.exp, undefined);
+    assert.equal(got.json.attributes.nbf, undefined);
   });
 
   test('exportable and an immutable release policy stay as made: no update changes them, rotation keeps them (pin, defended on main)', async () => {
