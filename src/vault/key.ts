@@ -101,6 +101,10 @@ interface AttributeInput {
   exportable?: boolean;
 }
 
+/** The range of nbf and exp (seconds since the epoch): 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z. */
+const MIN_TIME = -62_135_596_800;
+const MAX_TIME = 253_402_300_799;
+
 function parseAttributes(v: unknown): AttributeInput {
   if (v === undefined || v === null) return {};
   if (!isObject(v)) bad('attributes', 'attributes must be an object');
@@ -112,8 +116,11 @@ function parseAttributes(v: unknown): AttributeInput {
   for (const k of ['nbf', 'exp'] as const) {
     const t = v[k];
     if (t === undefined || t === null) continue;
-    // A safe integer: one the clock compares and the store (a bigint column) keeps exactly.
-    if (typeof t !== 'number' || !Number.isSafeInteger(t)) bad(`attributes.${k}`, `attributes.${k} must be an integer (seconds since the epoch) of at most 2^53 − 1 in size`);
+    // An integer in the years 1–9999: one the clock compares, the store (a bigint column) keeps exactly, and every
+    // SDK reads (the Python SDK's datetime ends with 9999; a key past it could be neither read nor listed).
+    if (typeof t !== 'number' || !Number.isInteger(t) || t < MIN_TIME || t > MAX_TIME) {
+      bad(`attributes.${k}`, `attributes.${k} must be an integer (seconds since the epoch) from ${MIN_TIME} (0001-01-01) to ${MAX_TIME} (9999-12-31T23:59:59Z)`);
+    }
     out[k] = t;
   }
   if (v.exportable !== undefined && v.exportable !== null) {
