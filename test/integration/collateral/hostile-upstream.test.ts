@@ -365,6 +365,55 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
       up.override(`/vcek/v1/Milan/${chipA}`, undefined);
     }
   });
+
+  test('anonymous SEV-SNP attestations that make the service fetch a VCEK (an invented chip id each) run under the caller’s miss budget; a failed one is not fetched again', async () => {
+    // The Azure CVM form (HCL report) carries no certificate: the VCEK is fetched by the report's chip id and
+    // TCB before anything in the report can be verified, so each invented chip id is a miss an anonymous
+    // caller sends upstream. Those misses must count against the caller's budget (4 at a time), as the PCS
+    // routes' do, not only against the in-process one (8 in all) every attestation's fetches share: one
+    // client must not be able to have every other client's first attestation refused as busy.
+    const dir = ['amd', 'azure-cvm-hcl-milan-trustee'];
+    const hcl = readFixture(...dir, 'hcl_report.bin');
+    const chipAt = 32 + 0x1a0; // the HCL header, then the SNP report, whose CHIP_ID is at 0x1A0
+    assert.ok(hcl.subarray(chipAt, chipAt + 64).equals(readFixture(...dir, 'snp_report.bin').subarray(0x1a0, 0x1e0)));
+    const withChip = (i: number) => {
+      const b = Buffer.from(hcl);
+      b.fill(0x40 + i, chipAt, chipAt + 64);
+      return { report: b64url(b) };
+    };
+    const attestAs = async (remoteAddress: string, i: number) => {
+      const r = await server.app.inject({ method: 'POST', url: '/attest/SevSnpVm?api-version=2022-08-01', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(withChip(i)), remoteAddress });
+      return { status: r.statusCode, error: (JSON.parse(r.body) as { error?: { code: string; message: string } }).error };
+    };
+    const busy = (r: { error?: { code: string } | undefined }) => r.error?.code === 'upstream.busy';
+    const vcekFetches = () => up.requests.filter((q) => q.includes('/vcek/v1/Milan/') && !q.includes('cert_chain') && !q.includes('/crl')).length;
+    clock = new Date(clock.getTime() + 31_000);
+    up.setDelay(400);
+    try {
+      const before = vcekFetches();
+      const burst = Promise.all(Array.from({ length: 12 }, (_, i) => attestAs('127.0.0.1', i)));
+      await new Promise((r) => setTimeout(r, 150));
+      const other = await attestAs('10.20.30.40', 20);
+      const rs = await burst;
+      assert.ok(!busy(other), `another client's attestation is not refused as busy: ${JSON.stringify(other)}`);
+      assert.ok(rs.filter(busy).length >= 8, `the first client's misses beyond its budget are refused as busy: ${rs.map((r) => r.error?.code).join(',')}`);
+      assert.ok(vcekFetches() - before <= 4 + 1, `at most the first client's budget (4) and the other's one VCEK fetch reached the upstream: ${vcekFetches() - before}`);
+      // A miss that failed (the stand-in answers another chip's VCEK) is answered from memory for a while.
+      up.setDelay(0);
+      const failed = rs.findIndex((r) => !busy(r));
+      assert.ok(failed >= 0);
+      const n = vcekFetches();
+      const again = await attestAs('127.0.0.1', failed);
+      assert.equal(again.error?.code, rs[failed]!.error?.code);
+      assert.equal(vcekFetches(), n, 'the failed miss was not sent upstream again');
+      // A miss refused as busy did not fail: it is not remembered, and goes upstream when asked again.
+      const refused = rs.findIndex(busy);
+      await attestAs('127.0.0.1', refused);
+      assert.equal(vcekFetches(), n + 1, 'a miss refused as busy is fetched when asked again');
+    } finally {
+      up.setDelay(0);
+    }
+  });
 });
 
 describe('refreshed collateral is served at once', { skip }, () => {
