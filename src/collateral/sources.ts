@@ -22,7 +22,8 @@ async function item(lookup: CollateralLookup, what: string, get: () => Promise<C
   try {
     i = await get();
   } catch (e) {
-    if (isConclaveError(e, 'collateral.not_found')) throw e;
+    // A miss refused over the miss budget did not fail: it stays upstream.busy, which no one remembers.
+    if (isConclaveError(e, 'collateral.not_found') || isConclaveError(e, 'upstream.busy')) throw e;
     const err = e as Partial<ConclaveError>;
     // A route answers 404 for this (collateral.below_baseline, for one), which a client reads as not found.
     if (isConclaveError(e) && e.status === 404) throw fail('collateral.not_found', err.message ?? what, { what, code: e.code }, e);

@@ -100,22 +100,29 @@ export async function attestationPlugin(app: FastifyInstance, ctx: AppContext): 
 
   // Draft policies are evaluated for anyone who can attest, as MAA does; they are rate-limited per client.
   const drafts = createRateLimiter({ perSecond: 5, burst: 20 });
+  /**
+   * Evidence names the chip, TCB or FMSPC whose collateral it needs before anything in it can be verified, so
+   * the collateral an attestation fetches on a miss counts against its caller's miss budget (by address), as
+   * the PCS and KDS routes' does: one client cannot take every upstream fetch the others' attestations need.
+   */
+  const lookup = ctx.services.collateral?.lookup;
+  const asCaller = <T>(request: FastifyRequest, fn: () => Promise<T>): Promise<T> => (lookup ? lookup.asClient(request.ip, fn) : fn());
   app.post<RouteTypes<typeof ATTESTATION.attest>>('/attest/:type', { ...maa(ATTESTATION.attest, attestCaller), schema: { summary: 'Attest evidence (SgxEnclave, OpenEnclave, TdxVm, SevSnpVm, AzureGuest, Tpm)', tags: ['attestation'] } }, async (request) => {
     checkApiVersion(request);
     const raw = request.params.type;
     if (raw.toLowerCase() === 'tpm') {
       // MAA runs TPM attestation for authenticated callers only (the SDKs' attestTpm needs credentials).
       await tpmCaller(request);
-      return service.attestTpm(request.body);
+      return asCaller(request, () => service.attestTpm(request.body));
     }
     if (raw.toLowerCase() === 'azureguest') {
-      const r = await service.attestGuest(request.body);
+      const r = await asCaller(request, () => service.attestGuest(request.body));
       return { token: r.sealed ?? r.token };
     }
     const type = canonicalType(raw, ATTEST_TYPES);
     const draft = request.body.draftPolicyForAttestation;
     if (draft !== undefined && draft !== null && draft !== '') drafts.take(request.ip, 'draft policy evaluations');
-    const { token } = await service.attest(type, request.body as AttestRequest);
+    const { token } = await asCaller(request, () => service.attest(type, request.body as AttestRequest));
     return { token };
   });
 
