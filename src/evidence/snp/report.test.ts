@@ -173,3 +173,28 @@ describe('property: parsers throw nothing but ConclaveError', () => {
     );
   });
 });
+
+describe('MAA SevSnpVm evidence: JSON decoded from inside the request is bounded in depth (bounded work)', () => {
+  // The report's JSON and its Endorsements are base64 inside the body, so the edge's depth check never saw
+  // them: nested deeper than MAX_JSON_DEPTH (64) they are snp.malformed naming the bound, before JSON.parse.
+  const b64u = (s: string) => Buffer.from(s).toString('base64url');
+  const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+  const refusedForDepth = (f: () => unknown, what: string) =>
+    assert.throws(f, (e: unknown) => isConclaveError(e, 'snp.malformed') && e.detail?.maxDepth === 64, what);
+
+  test('the report JSON, as the whole evidence or inside the body, nested 65 deep or 200 000 deep', () => {
+    for (const n of [65, 200_000]) {
+      refusedForDepth(() => parseMaaSevSnpEvidence(deep(n)), `evidence ${n} deep`);
+      refusedForDepth(() => parseMaaSevSnpEvidence({ report: b64u(deep(n)) }), `report ${n} deep`);
+      refusedForDepth(() => parseMaaSevSnpEvidence({ report: b64u(`{"SnpReport":"AA","x":${deep(n - 1)}}`) }), `a member ${n} deep`);
+    }
+  });
+
+  test('Endorsements nested 65 deep or 200 000 deep; 64 deep is read', () => {
+    for (const n of [64, 200_000]) {
+      refusedForDepth(() => parseMaaSevSnpEvidence({ SnpReport: 'AA', Endorsements: b64u(`{"x":${deep(n)}}`) }), `Endorsements ${n + 1} deep`);
+    }
+    const ok = parseMaaSevSnpEvidence({ SnpReport: 'AA', Endorsements: b64u(`{"x":${deep(63)}}`) });
+    assert.ok(ok.endorsements && typeof ok.endorsements === 'object');
+  });
+});
