@@ -36,6 +36,8 @@ function asObject(input: unknown, what: string): Record<string, unknown> {
   let v = input;
   if (v instanceof Uint8Array) v = Buffer.from(v).toString('utf8');
   if (typeof v === 'string') {
+    // JSON from inside the body's base64: the edge's depth check never saw it.
+    if (jsonTextTooDeep(v)) throw fail('snp.malformed', `${what} nests deeper than ${MAX_JSON_DEPTH} levels`, { maxDepth: MAX_JSON_DEPTH });
     try {
       v = JSON.parse(v);
     } catch {
@@ -77,8 +79,10 @@ export function parseMaaSevSnpEvidence(input: Uint8Array | string | Record<strin
   const vcekCertChain = typeof o.VcekCertChain === 'string' ? pemToDer(Buffer.from(b64Field(o, 'VcekCertChain', 'evidence')).toString('utf8')) : [];
   let endorsements: unknown;
   if (typeof o.Endorsements === 'string' && o.Endorsements !== '') {
+    const text = Buffer.from(b64Field(o, 'Endorsements', 'evidence')).toString('utf8');
+    if (jsonTextTooDeep(text)) throw fail('snp.malformed', `MAA SevSnpVm Endorsements nests deeper than ${MAX_JSON_DEPTH} levels`, { maxDepth: MAX_JSON_DEPTH });
     try {
-      endorsements = JSON.parse(Buffer.from(b64Field(o, 'Endorsements', 'evidence')).toString('utf8'));
+      endorsements = JSON.parse(text);
     } catch {
       throw fail('snp.malformed', 'MAA SevSnpVm Endorsements is not base64url JSON');
     }
