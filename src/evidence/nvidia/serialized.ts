@@ -1,5 +1,6 @@
 import { fromB64, fromHex } from '../../core/bytes.js';
 import { fail } from '../../core/errors.js';
+import { MAX_JSON_DEPTH, jsonTextTooDeep } from '../../core/json.js';
 import type { GpuArchitecture } from './chain.js';
 import type { GpuEvidence } from './verify.js';
 
@@ -24,6 +25,8 @@ function str(v: unknown, what: string): string {
 export function parseSerializedGpuEvidence(input: unknown): SerializedGpuEvidence[] {
   let value = input;
   if (typeof value === 'string') {
+    // JSON from inside the request body (a string member): the edge's depth check never saw it.
+    if (jsonTextTooDeep(value)) throw fail('gpu.malformed', `the GPU evidence nests deeper than ${MAX_JSON_DEPTH} levels`, { maxDepth: MAX_JSON_DEPTH });
     try {
       value = JSON.parse(value);
     } catch (e) {
