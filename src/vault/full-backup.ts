@@ -77,7 +77,6 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-/** SASTokenParameter: `{storageResourceUri, token}` (the token may be empty for a directory). */
 /**
  * The most characters of a backup folder name (a location's names are far shorter: eight segments of at most 128
  * characters in a backup directory). The folder goes into the request's audit record, kept for good, before the
@@ -85,12 +84,14 @@ function isObject(v: unknown): v is Record<string, unknown> {
  */
 const MAX_FOLDER_CHARS = 2048;
 
+/** A backup folder name: a non-empty string of at most {@link MAX_FOLDER_CHARS} characters. */
 function folderParameter(v: unknown, field: string): string {
   if (typeof v !== 'string' || v.length === 0) throw fail('request.invalid', `${field} is required`, { field });
   if (v.length > MAX_FOLDER_CHARS) throw fail('request.invalid', `${field} must be a folder name of at most ${MAX_FOLDER_CHARS} characters, got ${v.length}`, { field });
   return v;
 }
 
+/** SASTokenParameter: `{storageResourceUri, token}` (the token may be empty for a directory). */
 function sasParameter(v: unknown, field: string): { uri: string; token: string } {
   if (!isObject(v) || typeof v.storageResourceUri !== 'string' || v.storageResourceUri.length === 0) {
     throw fail('request.invalid', `${field}.storageResourceUri (the backup location) is required`, { field: `${field}.storageResourceUri` });
