@@ -272,17 +272,15 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
     pick(scope, tee, fmspc, selector, p = policy) {
       const list = (byScope.get(scope) ?? []).filter((i) => i.evalNumber !== null);
       if (list.length === 0) return undefined;
-      const newest = (xs: CollateralItem[]) => xs.reduce<CollateralItem | undefined>((a, b) => (!a || b.evalNumber! > a.evalNumber! ? b : a), undefined);
       // Versions Intel answered as its standard or early collateral. One without a selector was asked for by
       // number, which anyone may do in lazy mode: it answers for its own number (and as the baseline's
       // exact number), never for Intel's standard answer or in place of a baseline it is below. Nor does an
       // early answer stand in for the standard one (PCCS keeps them apart): the standard one is fetched, and
       // the early one serves only where it cannot be had (lookup.ts).
-      const tagged = list.filter((i) => i.selector !== null);
-      const standard = () => newest(tagged.filter((i) => i.selector?.split(',').includes('standard')));
+      const standard = () => newestTagged(list, 'standard');
       switch (selector.type) {
         case 'early':
-          return newest(list.filter((i) => i.selector?.split(',').includes('early')));
+          return newestTagged(list, 'early');
         case 'standard':
           return standard();
         case 'number':
