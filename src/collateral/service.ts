@@ -116,9 +116,9 @@ function checkForward(item: Omit<CollateralItem, 'version'>, scopeItems: readonl
  * check against the index came first, and another replica, an upload or an import may have stored a newer
  * copy since. The item keeps the selectors the stored copy was tagged with.
  */
-function againstStored(tagsOf: (item: Omit<CollateralItem, 'version'>) => readonly string[]): CollateralWriteGuard {
+function againstStored(tagsFor: (item: Omit<CollateralItem, 'version'>) => readonly string[]): CollateralWriteGuard {
   return (item, stored) => {
-    checkForward(item, stored, tagsOf(item));
+    checkForward(item, stored, tagsFor(item));
     return { ...item, selector: mergeSelectors(stored.find((i) => i.key === item.key)?.selector ?? null, item.selector) };
   };
 }
@@ -229,7 +229,8 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
     };
     (d.verifyItem ?? verifyCollateralItem)({ ...item, version: 0 });
     checkCollateralTarget(item, platformPpid(kind, scope));
-    // An answer to update=standard|early is compared with the newest number cached under that selector.
+    // Never older than the cached copy of its key; an answer to update=standard|early also never below the newest
+    // number cached under that selector, and an early one never below the newest standard one (checkForward).
     checkForward(item, byScope.get(scope) ?? [], tagsOf(versioned, selector));
     return item;
   }
