@@ -54,10 +54,10 @@ const MAX_AUDITED_CLAIMS_CHARS = 32 * 1024;
 /** A release record's trace keeps each claim's and condition's value up to this size (JSON characters), and its explanation up to 4 times that. */
 const MAX_AUDITED_CLAIM_VALUE_CHARS = 1024;
 
-/** A value of a trace node as its record keeps it: its JSON cut, its length noted, when longer than {@link MAX_AUDITED_CLAIM_VALUE_CHARS}. */
-function auditedValue(v: unknown): { cut: string } | undefined {
+/** A trace node's value whose JSON is longer than {@link MAX_AUDITED_CLAIM_VALUE_CHARS}: that JSON cut, its length noted; otherwise undefined (kept as it is). */
+function cutValue(v: unknown): string | undefined {
   const json = v === undefined ? undefined : JSON.stringify(v);
-  return json !== undefined && json.length > MAX_AUDITED_CLAIM_VALUE_CHARS ? { cut: auditedText(json, MAX_AUDITED_CLAIM_VALUE_CHARS) } : undefined;
+  return json !== undefined && json.length > MAX_AUDITED_CLAIM_VALUE_CHARS ? auditedText(json, MAX_AUDITED_CLAIM_VALUE_CHARS) : undefined;
 }
 
 /**
@@ -67,12 +67,12 @@ function auditedValue(v: unknown): { cut: string } | undefined {
  * kept only up to {@link MAX_AUDITED_CLAIMS_CHARS} (the policy is named whole by its hash).
  */
 function auditedTrace(node: TraceNode): TraceNode {
-  const actual = auditedValue(node.actual);
-  const expected = auditedValue(node.expected);
+  const actual = cutValue(node.actual);
+  const expected = cutValue(node.expected);
   return {
     ...node,
-    ...(actual ? { actual: actual.cut } : {}),
-    ...(expected ? { expected: expected.cut } : {}),
+    ...(actual !== undefined ? { actual } : {}),
+    ...(expected !== undefined ? { expected } : {}),
     ...(node.children ? { children: node.children.map(auditedTrace) } : {}),
   };
 }
