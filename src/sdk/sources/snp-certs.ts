@@ -82,5 +82,5 @@ export function certChainPemOf(table: SnpCertTable, report?: Uint8Array): string
   const keySel = report && report.byteLength >= 0x4c ? (report[0x48]! >>> 2) & 7 : undefined;
   const vek = keySel === 1 ? present(table.vlek) : keySel === 0 ? present(table.vcek) : (present(table.vcek) ?? present(table.vlek));
   if (!vek) return undefined;
-  return [vek, table.ask, table.ark].filter((c): c is Uint8Array => c !== undefined && c.byteLength > 0).map((c) => derToPem(c)).join('');
+  return [vek, present(table.ask), present(table.ark)].filter((c) => c !== undefined).map((c) => derToPem(c)).join('');
 }
