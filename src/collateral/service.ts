@@ -30,17 +30,12 @@ export interface CollateralService {
   /** Picks among the versions of a TCB info / identity for a selector under a policy. */
   pick(scope: string, tee: string, fmspc: string | undefined, selector: EvaluationSelector, policy?: BaselinePolicy): CollateralItem | undefined;
   /**
-   * Checks items an operator brings (an offline bundle, a PCCS upload) as upstream answers are checked:
+   * Stores items an operator brings (an offline bundle, a PCCS upload), checked as upstream answers are:
    * dates and keys re-read from the signed bodies, each item the target its scope names, none older than
-   * the cached copy. Returns the items to store; throws `collateral.rollback` or `collateral.mismatch`
-   * naming the first refused item, so nothing of a refused import is stored.
-   */
-  admit(items: readonly Omit<CollateralItem, 'version'>[]): Omit<CollateralItem, 'version'>[];
-  /**
-   * Admits items an operator brings ({@link admit}) and stores them in one transaction, checked again there
-   * against the stored copies (another replica or process may have stored a newer one meanwhile): the same
-   * `collateral.rollback`, and nothing stored, when one would move the store backwards. Returns how many
-   * items were written.
+   * the cached copy, and all of them again in the one transaction that writes them, against the stored
+   * copies (another replica or process may have stored a newer one meanwhile). Throws `collateral.rollback`,
+   * `collateral.mismatch` or `collateral.malformed` naming the first refused item, and nothing of a refused
+   * import is stored. Returns how many items were written.
    */
   importItems(items: readonly Omit<CollateralItem, 'version'>[]): Promise<number>;
   /** Stores an upstream answer after verifying it; returns the stored item. */
@@ -253,6 +248,47 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
     }
   }
 
+  /**
+   * The items to store of an import ({@link CollateralService.importItems}), checked against this replica's
+   * index; throws as importItems does.
+   */
+  function admit(items: readonly Omit<CollateralItem, 'version'>[]): Omit<CollateralItem, 'version'>[] {
+    const out: Omit<CollateralItem, 'version'>[] = [];
+    const seen = new Set<string>();
+    for (const given of items) {
+      try {
+        if (typeof given.source !== 'string' || !Number.isFinite(given.fetchedAt) || (given.selector !== null && typeof given.selector !== 'string')) {
+          throw fail('collateral.malformed', `${given.key}: source, fetchedAt or selector is malformed`, { key: given.key });
+        }
+        checkScopeShape(given.kind, given.scope);
+        const dates = signedDatesOf(given.kind, given.body, given.scope);
+        const versioned = VERSIONED_KINDS.has(given.kind);
+        const key = versioned ? `${given.scope}#${dates.evalNumber ?? 'unknown'}` : given.scope;
+        if (key !== given.key) throw fail('collateral.mismatch', `${given.key} is filed under the wrong key: its signed content makes it ${key}`, { key: given.key, expected: key });
+        if (seen.has(key)) throw fail('collateral.mismatch', `${key} appears twice`, { key });
+        seen.add(key);
+        const item = { ...given, ...dates };
+        checkCollateralTarget(item, platformPpid(item.kind, item.scope));
+        const cached = index.get(key);
+        const selector = mergeSelectors(cached?.selector ?? null, item.selector);
+        // The bytes already cached: kept as they are, with their source (an upstream copy stays refreshable).
+        if (cached && Buffer.from(cached.body).equals(item.body)) {
+          if (selector !== cached.selector) out.push({ ...withoutVersion(cached), selector });
+          continue;
+        }
+        // As for upstream answers: never older than the cached copy of the same key, and an item tagged
+        // standard or early never older than the newest number cached under that tag. An untagged older
+        // number is a version (as a tcbEvaluationDataNumber=N answer is), kept for requests of that number.
+        checkForward(item, byScope.get(item.scope) ?? [], tagsOf(versioned, item.selector));
+        out.push({ ...item, selector });
+      } catch (e) {
+        if (isConclaveError(e)) throw asImported(e);
+        throw fail('collateral.malformed', `${given.key} cannot be read as ${given.kind}`, { key: given.key, kind: given.kind }, e);
+      }
+    }
+    return out;
+  }
+
   const service: CollateralService = {
     mode: d.mode,
     store: d.store,
@@ -298,45 +334,9 @@ export function createCollateralService(d: ServiceDeps): CollateralService {
         }
       }
     },
-    admit(items) {
-      const out: Omit<CollateralItem, 'version'>[] = [];
-      const seen = new Set<string>();
-      for (const given of items) {
-        try {
-          if (typeof given.source !== 'string' || !Number.isFinite(given.fetchedAt) || (given.selector !== null && typeof given.selector !== 'string')) {
-            throw fail('collateral.malformed', `${given.key}: source, fetchedAt or selector is malformed`, { key: given.key });
-          }
-          checkScopeShape(given.kind, given.scope);
-          const dates = signedDatesOf(given.kind, given.body, given.scope);
-          const versioned = VERSIONED_KINDS.has(given.kind);
-          const key = versioned ? `${given.scope}#${dates.evalNumber ?? 'unknown'}` : given.scope;
-          if (key !== given.key) throw fail('collateral.mismatch', `${given.key} is filed under the wrong key: its signed content makes it ${key}`, { key: given.key, expected: key });
-          if (seen.has(key)) throw fail('collateral.mismatch', `${key} appears twice`, { key });
-          seen.add(key);
-          const item = { ...given, ...dates };
-          checkCollateralTarget(item, platformPpid(item.kind, item.scope));
-          const cached = index.get(key);
-          const selector = mergeSelectors(cached?.selector ?? null, item.selector);
-          // The bytes already cached: kept as they are, with their source (an upstream copy stays refreshable).
-          if (cached && Buffer.from(cached.body).equals(item.body)) {
-            if (selector !== cached.selector) out.push({ ...withoutVersion(cached), selector });
-            continue;
-          }
-          // As for upstream answers: never older than the cached copy of the same key, and an item tagged
-          // standard or early never older than the newest number cached under that tag. An untagged older
-          // number is a version (as a tcbEvaluationDataNumber=N answer is), kept for requests of that number.
-          checkForward(item, byScope.get(item.scope) ?? [], tagsOf(versioned, item.selector));
-          out.push({ ...item, selector });
-        } catch (e) {
-          if (isConclaveError(e)) throw asImported(e);
-          throw fail('collateral.malformed', `${given.key} cannot be read as ${given.kind}`, { key: given.key, kind: given.kind }, e);
-        }
-      }
-      return out;
-    },
     async importItems(items) {
       await service.sync();
-      const admitted = service.admit(items);
+      const admitted = admit(items);
       const tags = new Map(items.map((i) => [i.key, tagsOf(VERSIONED_KINDS.has(i.kind), i.selector)]));
       try {
         await d.store.put(admitted, againstStored((i) => tags.get(i.key) ?? []));
