@@ -58,25 +58,26 @@ export interface ProtectedKey {
   readonly crv?: CurveName;
 }
 
-export type SignatureAlgorithm =
-  | 'RS256'
-  | 'RS384'
-  | 'RS512'
-  | 'PS256'
-  | 'PS384'
-  | 'PS512'
-  | 'ES256'
-  | 'ES384'
-  | 'ES512'
-  | 'ES256K'
-  /** HMAC over `value` as given (oct keys; Managed HSM). */
-  | 'HS256'
-  | 'HS384'
-  | 'HS512'
-  /** RSASSA-PKCS1-v1_5 over `value` as given: the caller supplies the DigestInfo (or any encoded message). */
-  | 'RSNULL';
-/** Every {@link SignatureAlgorithm}: any other name is refused before it is recorded or used. */
-export const SIGNATURE_ALGORITHMS: readonly SignatureAlgorithm[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'ES256K', 'HS256', 'HS384', 'HS512', 'RSNULL'];
+/** The sign/verify algorithms: any other name is refused before it is recorded or used. */
+export const SIGNATURE_ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'ES256K',
+  // HMAC over `value` as given (oct keys; Managed HSM).
+  'HS256',
+  'HS384',
+  'HS512',
+  // RSASSA-PKCS1-v1_5 over `value` as given: the caller supplies the DigestInfo (or any encoded message).
+  'RSNULL',
+] as const;
+export type SignatureAlgorithm = (typeof SIGNATURE_ALGORITHMS)[number];
 /**
  * The encryption algorithms of encrypt/decrypt/wrapKey/unwrapKey: JWA's, and RFC 3394 / RFC 5649 AES key
  * wrap with any AES key size under their PKCS#11 names (Managed HSM). Any other name is refused.
