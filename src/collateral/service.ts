@@ -42,8 +42,7 @@ export interface CollateralService {
   ingest(kind: CollateralKind, scope: string, versioned: boolean, selector: string | null, r: UpstreamAnswer): Promise<CollateralItem>;
   /** Fetch-on-miss allowed for this kind in this mode. */
   mayFetch(kind: CollateralKind): boolean;
-  /** Re-fetches one stored item from its source. */
-  /** Fetches an item again; `force` (an operator's "refresh now") skips only a refresh another replica made while we waited. */
+  /** Fetches one stored item again from its source; `force` (an operator's "refresh now") skips only a refresh another replica made while we waited. */
   refresh(item: CollateralItem, opts?: { force?: boolean }): Promise<CollateralItem>;
   /**
    * One upstream fetch per item across concurrent requests and replicas: callers with the same `key`
