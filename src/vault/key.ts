@@ -280,7 +280,7 @@ export function parseImportParameters(body: unknown): ImportParameters {
   const hsm = body.Hsm ?? body.hsm;
   const kty = (hsm === true && !key.kty.endsWith('-HSM') ? `${key.kty}-HSM` : key.kty) as KeyType;
   if (key.key_hsm !== undefined && key.key_hsm !== null) return parseByokImport(body, key, family, kty);
-  if (family === 'RSA' && (!key.n || !key.e || !key.d)) bad('key', 'An RSA key to import needs n, e and d (and should carry p, q, dp, dq, qi)');
+  if (family === 'RSA' && (!key.n || !key.e || !key.d)) bad('key', 'An RSA key to import needs n, e, d, p, q, dp, dq and qi');
   // The sizes create takes (AKV's): a larger key holds the signer (a token session) for as long as its size asks.
   if (family === 'RSA' && !RSA_SIZES.includes(modulusBits(key.n as string))) bad('key.n', `Invalid RSA key size ${modulusBits(key.n as string)}; allowed: ${RSA_SIZES.join(', ')}`);
   if (family === 'EC' && (!key.crv || !key.d)) bad('key', 'An EC key to import needs crv, x, y and d');
