@@ -18,21 +18,14 @@ import { derToPem, pemToDer } from '../core/x509.js';
 import { encodeQuote, parseQuote } from '../evidence/dcap/index.js';
 import { loadOrCreateSimulatedTee } from '../evidence/simulated/index.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
-import type { PolicyStore } from './ports.js';
 import { createAttestationService } from './service.js';
+import { NO_STORED_POLICIES } from './testing.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'conclave-dcap-pck-bound-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const simulated = loadOrCreateSimulatedTee(dir);
 
-const policies = {
-  async getPolicy() {
-    return undefined;
-  },
-  async version() {
-    return 0;
-  },
-} as unknown as PolicyStore;
+const policies = NO_STORED_POLICIES;
 
 const serviceWith = (sim: typeof simulated | undefined) =>
   createAttestationService({

@@ -10,28 +10,21 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { readFixtureJson, skipWithoutFixtures } from '../../test/fixtures.js';
 import { b64url, fromB64 } from '../core/bytes.js';
 import { isConclaveError } from '../core/errors.js';
 import { encodeGuestAttestationInfo } from '../evidence/azure-vtpm/guest.js';
-import { readFixtureJson, skipWithoutFixtures } from '../../test/fixtures.js';
 import { buildCollateral, defaultQeIdentity, defaultTcbInfo } from '../evidence/dcap/testing.js';
-import { type SimulatedTee, loadOrCreateSimulatedTee } from '../evidence/simulated/index.js';
+import { loadOrCreateSimulatedTee, type SimulatedTee } from '../evidence/simulated/index.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
-import type { PolicyStore } from './ports.js';
 import { createAttestationService } from './service.js';
+import { NO_STORED_POLICIES } from './testing.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'conclave-dcap-revoked-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const simulated = loadOrCreateSimulatedTee(dir);
 
-const policies = {
-  async getPolicy() {
-    return undefined;
-  },
-  async version() {
-    return 0;
-  },
-} as unknown as PolicyStore;
+const policies = NO_STORED_POLICIES;
 
 type Where = 'platform' | 'qe' | 'module';
 

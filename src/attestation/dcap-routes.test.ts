@@ -12,21 +12,14 @@ import { after, describe, test } from 'node:test';
 import { isConclaveError } from '../core/errors.js';
 import { loadOrCreateSimulatedTee } from '../evidence/simulated/index.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
-import type { PolicyStore } from './ports.js';
 import { createAttestationService } from './service.js';
+import { NO_STORED_POLICIES } from './testing.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'conclave-dcap-routes-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const simulated = loadOrCreateSimulatedTee(dir);
 
-const policies = {
-  async getPolicy() {
-    return undefined;
-  },
-  async version() {
-    return 0;
-  },
-} as unknown as PolicyStore;
+const policies = NO_STORED_POLICIES;
 
 const svc = createAttestationService({
   collateral: {} as never,

@@ -15,20 +15,14 @@ import { simulateAzureCvm } from '../evidence/azure-vtpm/testing.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { createFakeSnpHierarchy } from '../evidence/snp/testing.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
-import type { PolicyStore, SnpCertificateSource } from './ports.js';
+import type { SnpCertificateSource } from './ports.js';
 import { createAttestationService } from './service.js';
+import { NO_STORED_POLICIES } from './testing.js';
 
 const at = new Date('2025-06-01T00:00:00Z');
 const h = createFakeSnpHierarchy();
 
-const policies = {
-  async getPolicy() {
-    return undefined;
-  },
-  async version() {
-    return 0;
-  },
-} as unknown as PolicyStore;
+const policies = NO_STORED_POLICIES;
 
 const snpCertificates = {
   async getVcek() {

@@ -20,8 +20,9 @@ import { issueCertificate } from '../evidence/dcap/testing.js';
 import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { createFakeSnpHierarchy, makeFakeAmdCrl, makeFakeSnpReport } from '../evidence/snp/testing.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
-import type { PolicyStore, SnpCertificateSource } from './ports.js';
+import type { SnpCertificateSource } from './ports.js';
 import { type AttestationServiceDeps, createAttestationService } from './service.js';
+import { NO_STORED_POLICIES } from './testing.js';
 
 const at = new Date('2025-06-01T00:00:00Z');
 const h = createFakeSnpHierarchy();
@@ -29,14 +30,7 @@ const ASK_SERIAL = '10001';
 const crlOf = (revoked: string[]) => makeFakeAmdCrl(h, revoked, new Date('2025-05-01T00:00:00Z'), new Date('2025-07-01T00:00:00Z'));
 const revoked = crlOf([ASK_SERIAL]);
 
-const policies = {
-  async getPolicy() {
-    return undefined;
-  },
-  async version() {
-    return 0;
-  },
-} as unknown as PolicyStore;
+const policies = NO_STORED_POLICIES;
 
 /** The collateral cache as the service sees it: a VCEK and chain, and the AMD CRL (or the error it answers). */
 function collateralStandIn(crl: Uint8Array | ConclaveError | undefined, vcek = { vcek: h.vek.der, chain: h.chain }): SnpCertificateSource & { asked: string[] } {

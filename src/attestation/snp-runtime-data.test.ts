@@ -20,8 +20,9 @@ import { verifyAzureHclReport } from '../evidence/snp/index.js';
 import { createFakeSnpHierarchy, makeFakeSnpReport } from '../evidence/snp/testing.js';
 import { incomingClaims, snpClaims } from './claims.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
-import type { PolicyStore, SnpCertificateSource } from './ports.js';
+import type { SnpCertificateSource } from './ports.js';
 import { createAttestationService } from './service.js';
+import { NO_STORED_POLICIES } from './testing.js';
 
 const at = new Date('2025-06-01T00:00:00Z');
 const h = createFakeSnpHierarchy();
@@ -36,14 +37,7 @@ const svc = createAttestationService({
       throw fail('collateral.not_found', 'no AMD CRL');
     },
   } as unknown as SnpCertificateSource,
-  policies: {
-    async getPolicy() {
-      return undefined;
-    },
-    async version() {
-      return 0;
-    },
-  } as unknown as PolicyStore,
+  policies: NO_STORED_POLICIES,
   signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
   issuer: () => 'https://attest.example',
   now: () => at,
