@@ -18,29 +18,19 @@ import { derToPem, pemToDer } from '../core/x509.js';
 import { encodeQuote, parseQuote } from '../evidence/dcap/index.js';
 import { loadOrCreateSimulatedTee } from '../evidence/simulated/index.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
-import { createAttestationService } from './service.js';
-import { NO_STORED_POLICIES } from './testing.js';
+import { draftPolicyService } from './testing.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'conclave-dcap-pck-bound-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const simulated = loadOrCreateSimulatedTee(dir);
 
-const policies = NO_STORED_POLICIES;
-
 const serviceWith = (sim: typeof simulated | undefined) =>
-  createAttestationService({
+  draftPolicyService({
     collateral: {
       async getQuoteCollateral() {
         throw new Error('the collateral is never asked for: the chain is refused first');
       },
     } as never,
-    snpCertificates: {} as never,
-    policies,
-    signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
-    issuer: () => 'https://attest.example',
-    now: () => new Date(),
-    cacheClockMs: () => 0,
-    tokenLifetimeSeconds: 60,
     ...(sim ? { simulated: sim } : {}),
   });
 

@@ -17,14 +17,11 @@ import { encodeGuestAttestationInfo } from '../evidence/azure-vtpm/guest.js';
 import { buildCollateral, defaultQeIdentity, defaultTcbInfo } from '../evidence/dcap/testing.js';
 import { loadOrCreateSimulatedTee, type SimulatedTee } from '../evidence/simulated/index.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
-import { createAttestationService } from './service.js';
-import { NO_STORED_POLICIES } from './testing.js';
+import { draftPolicyService } from './testing.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'conclave-dcap-revoked-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const simulated = loadOrCreateSimulatedTee(dir);
-
-const policies = NO_STORED_POLICIES;
 
 type Where = 'platform' | 'qe' | 'module';
 
@@ -38,17 +35,7 @@ function serviceWith(where: Where, status: string) {
     if (where === 'module') (tcbInfo.tdxModuleIdentities as { tcbLevels: { tcbStatus: string }[] }[])[0]!.tcbLevels[0]!.tcbStatus = status;
     return buildCollateral(simulated.dcap, { tee, tcbInfo, qeIdentity });
   };
-  return createAttestationService({
-    collateral: {} as never,
-    snpCertificates: {} as never,
-    policies,
-    signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
-    issuer: () => 'https://attest.example',
-    now: () => new Date(),
-    cacheClockMs: () => 0,
-    tokenLifetimeSeconds: 60,
-    simulated: { ...simulated, collateral } as SimulatedTee,
-  });
+  return draftPolicyService({ simulated: { ...simulated, collateral } as SimulatedTee });
 }
 
 const attest = (where: Where, status: string, tee: 'sgx' | 'tdx') => {

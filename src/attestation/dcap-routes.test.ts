@@ -12,26 +12,13 @@ import { after, describe, test } from 'node:test';
 import { isConclaveError } from '../core/errors.js';
 import { loadOrCreateSimulatedTee } from '../evidence/simulated/index.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
-import { createAttestationService } from './service.js';
-import { NO_STORED_POLICIES } from './testing.js';
+import { draftPolicyService } from './testing.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'conclave-dcap-routes-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const simulated = loadOrCreateSimulatedTee(dir);
 
-const policies = NO_STORED_POLICIES;
-
-const svc = createAttestationService({
-  collateral: {} as never,
-  snpCertificates: {} as never,
-  policies,
-  signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
-  issuer: () => 'https://attest.example',
-  now: () => new Date(),
-  cacheClockMs: () => 0,
-  tokenLifetimeSeconds: 60,
-  simulated,
-});
+const svc = draftPolicyService({ simulated });
 
 const quoteOf = (tee: 'sgx' | 'tdx') => simulated.evidence({ tee, runtimeData: new Uint8Array(8) }).body.quote as string;
 /** OpenEnclave evidence is the `report` field; the SGX and TDX routes take `quote`. */

@@ -16,13 +16,10 @@ import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { createFakeSnpHierarchy } from '../evidence/snp/testing.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
 import type { SnpCertificateSource } from './ports.js';
-import { createAttestationService } from './service.js';
-import { NO_STORED_POLICIES } from './testing.js';
+import { draftPolicyService } from './testing.js';
 
 const at = new Date('2025-06-01T00:00:00Z');
 const h = createFakeSnpHierarchy();
-
-const policies = NO_STORED_POLICIES;
 
 const snpCertificates = {
   async getVcek() {
@@ -33,17 +30,7 @@ const snpCertificates = {
   },
 } as unknown as SnpCertificateSource;
 
-const svc = createAttestationService({
-  collateral: {} as never,
-  snpCertificates,
-  policies,
-  signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
-  issuer: () => 'https://attest.example',
-  now: () => at,
-  cacheClockMs: () => 0,
-  tokenLifetimeSeconds: 60,
-  simulated: { amdAnchors: h.trustAnchors } as unknown as SimulatedTee,
-});
+const svc = draftPolicyService({ snpCertificates, now: () => at, simulated: { amdAnchors: h.trustAnchors } as unknown as SimulatedTee });
 
 /** The claims of trustee az-snp-vtpm evidence of a simulated Azure CVM under the default SevSnpVm policy. */
 async function claimsOf(o: { debug?: boolean; vmpl?: number }) {

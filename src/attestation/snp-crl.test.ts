@@ -21,16 +21,14 @@ import type { SimulatedTee } from '../evidence/simulated/index.js';
 import { createFakeSnpHierarchy, makeFakeAmdCrl, makeFakeSnpReport } from '../evidence/snp/testing.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
 import type { SnpCertificateSource } from './ports.js';
-import { type AttestationServiceDeps, createAttestationService } from './service.js';
-import { NO_STORED_POLICIES } from './testing.js';
+import type { AttestationServiceDeps } from './service.js';
+import { draftPolicyService } from './testing.js';
 
 const at = new Date('2025-06-01T00:00:00Z');
 const h = createFakeSnpHierarchy();
 const ASK_SERIAL = '10001';
 const crlOf = (revoked: string[]) => makeFakeAmdCrl(h, revoked, new Date('2025-05-01T00:00:00Z'), new Date('2025-07-01T00:00:00Z'));
 const revoked = crlOf([ASK_SERIAL]);
-
-const policies = NO_STORED_POLICIES;
 
 /** The collateral cache as the service sees it: a VCEK and chain, and the AMD CRL (or the error it answers). */
 function collateralStandIn(crl: Uint8Array | ConclaveError | undefined, vcek = { vcek: h.vek.der, chain: h.chain }): SnpCertificateSource & { asked: string[] } {
@@ -69,17 +67,7 @@ function service(crl: Uint8Array | undefined, o: ServiceOptions = {}) {
 
 /** The attestation service over `snpCertificates` at `at`, draft policies only (unsigned tokens). */
 function serviceOver(snpCertificates: SnpCertificateSource, deps: Partial<AttestationServiceDeps> = {}) {
-  return createAttestationService({
-    collateral: {} as never,
-    snpCertificates,
-    policies,
-    signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
-    issuer: () => 'https://attest.example',
-    now: () => at,
-    cacheClockMs: () => 0,
-    tokenLifetimeSeconds: 60,
-    ...deps,
-  });
+  return draftPolicyService({ snpCertificates, now: () => at, ...deps });
 }
 
 /** Evidence of the container form: the MAA SevSnpVm JSON with the VCEK, ASK and ARK in VcekCertChain. */

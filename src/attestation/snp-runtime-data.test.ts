@@ -21,14 +21,12 @@ import { createFakeSnpHierarchy, makeFakeSnpReport } from '../evidence/snp/testi
 import { incomingClaims, snpClaims } from './claims.js';
 import { DEFAULT_POLICIES } from './policy/index.js';
 import type { SnpCertificateSource } from './ports.js';
-import { createAttestationService } from './service.js';
-import { NO_STORED_POLICIES } from './testing.js';
+import { draftPolicyService } from './testing.js';
 
 const at = new Date('2025-06-01T00:00:00Z');
 const h = createFakeSnpHierarchy();
 
-const svc = createAttestationService({
-  collateral: {} as never,
+const svc = draftPolicyService({
   snpCertificates: {
     async getVcek() {
       throw new Error('unused: the VCEK is in the evidence');
@@ -37,12 +35,7 @@ const svc = createAttestationService({
       throw fail('collateral.not_found', 'no AMD CRL');
     },
   } as unknown as SnpCertificateSource,
-  policies: NO_STORED_POLICIES,
-  signer: () => Promise.reject(new Error('unused: draft policies give unsigned tokens')),
-  issuer: () => 'https://attest.example',
   now: () => at,
-  cacheClockMs: () => 0,
-  tokenLifetimeSeconds: 60,
   simulated: { amdAnchors: h.trustAnchors } as unknown as SimulatedTee,
 });
 
