@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { createHash } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import { content, parseDer, TAG } from '../core/der.js';
-import type { CurveName, KeyFamily, SignatureAlgorithm } from '../vault/ports.js';
+import type { CurveName, KeyFamily } from '../vault/ports.js';
 import type { KeyTransferEnc } from '../vault/release/index.js';
 import type { Pkcs11Spec } from './pkcs11-spec.js';
 
@@ -36,7 +36,6 @@ export const CURVE_PARAMS: Record<CurveName, string> = {
   'P-256K': '06052b8104000a',
 };
 export const CURVE_BYTES: Record<CurveName, number> = { 'P-256': 32, 'P-384': 48, 'P-521': 66, 'P-256K': 32 };
-export const EC_ALG: Record<CurveName, SignatureAlgorithm> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512', 'P-256K': 'ES256K' };
 export type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 export const HASH_MECH: Record<HashName, { hashAlg: number; mgf: number; len: number }> = {
   sha1: { hashAlg: P.CKM_SHA_1, mgf: P.CKG_MGF1_SHA1, len: 20 },

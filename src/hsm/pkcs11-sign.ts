@@ -4,8 +4,8 @@
  */
 import type pkcs11js from 'pkcs11js';
 import { fail } from '../core/errors.js';
-import type { KeyProtector, SignatureAlgorithm } from '../vault/ports.js';
-import { DIGEST_INFO, EC_ALG, HASH_MECH, type HashName, type KeyObjects, type Lib, P, pkcs11ReturnValue } from './pkcs11-common.js';
+import { CURVE_SIGNATURE_ALGORITHM, type KeyProtector, type SignatureAlgorithm } from '../vault/ports.js';
+import { DIGEST_INFO, HASH_MECH, type HashName, type KeyObjects, type Lib, P, pkcs11ReturnValue } from './pkcs11-common.js';
 import { digestBits } from './rsa-padding.js';
 import type { TokenObjects } from './pkcs11-objects.js';
 import type { SessionPool } from './pkcs11-sessions.js';
@@ -20,7 +20,7 @@ export function checkDigest(alg: SignatureAlgorithm, digest: Uint8Array): string
 
 export function signMechanism(o: KeyObjects, alg: SignatureAlgorithm, bits: string, digest: Uint8Array): { mech: pkcs11js.Mechanism; data: Buffer } {
   if (alg.startsWith('ES')) {
-    if (o.family !== 'EC' || !o.crv || EC_ALG[o.crv] !== alg) throw fail('key.invalid', `Algorithm ${alg} does not match the key curve ${o.crv ?? 'unknown'}`, { field: 'alg' });
+    if (o.family !== 'EC' || !o.crv || CURVE_SIGNATURE_ALGORITHM[o.crv] !== alg) throw fail('key.invalid', `Algorithm ${alg} does not match the key curve ${o.crv ?? 'unknown'}`, { field: 'alg' });
     return { mech: { mechanism: P.CKM_ECDSA }, data: Buffer.from(digest) };
   }
   if (alg === 'RSNULL') return { mech: { mechanism: P.CKM_RSA_PKCS }, data: Buffer.from(digest) };

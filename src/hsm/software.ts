@@ -23,7 +23,7 @@ import {
 } from 'node:crypto';
 import { fail } from '../core/errors.js';
 import { signDigestEcdsa, verifyDigestEcdsa } from '../vault/ecdsa.js';
-import type { CipherRequest, CipherResult, CurveName, KeyProtector, KeyRef, PrivateJwk, ProtectedKey, PublicJwk, SignatureAlgorithm } from '../vault/ports.js';
+import { type CipherRequest, type CipherResult, CURVE_SIGNATURE_ALGORITHM, type CurveName, type KeyProtector, type KeyRef, type PrivateJwk, type ProtectedKey, type PublicJwk, type SignatureAlgorithm } from '../vault/ports.js';
 import { checkOneKey } from '../vault/key.js';
 import { assembleTransferBlob, transferBlobAround, transferMaterialOf, unwrapTransferCiphertext } from '../vault/release/index.js';
 import { wrapAndSignOffThread, wrapOffThread } from './wrap-worker.js';
@@ -33,7 +33,6 @@ import { generateKeyPairOffThread } from '../core/keygen.js';
 
 const NODE_CURVE: Record<CurveName, string> = { 'P-256': 'prime256v1', 'P-384': 'secp384r1', 'P-521': 'secp521r1', 'P-256K': 'secp256k1' };
 const JWK_CURVE: Record<string, CurveName> = { 'P-256': 'P-256', 'P-384': 'P-384', 'P-521': 'P-521', 'P-256K': 'P-256K', secp256k1: 'P-256K' };
-const EC_ALG: Record<CurveName, SignatureAlgorithm> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512', 'P-256K': 'ES256K' };
 
 const KW_IV = Buffer.from('A6A6A6A6A6A6A6A6', 'hex');
 /** RFC 5649 §3 alternative initial value. */
@@ -227,7 +226,7 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
         const key = open(ref);
         const jwk = key.export({ format: 'jwk' }) as JsonWebKey;
         const crv = JWK_CURVE[jwk.crv!]!;
-        if (EC_ALG[crv] !== alg) throw fail('key.invalid', `Algorithm ${alg} does not match the key curve ${crv}`, { field: 'alg' });
+        if (CURVE_SIGNATURE_ALGORITHM[crv] !== alg) throw fail('key.invalid', `Algorithm ${alg} does not match the key curve ${crv}`, { field: 'alg' });
         return signDigestEcdsa(crv, Buffer.from(jwk.d!, 'base64url'), digest);
       }
       checkFamily(ref, ['RSA'], alg);
@@ -258,7 +257,7 @@ export function createSoftwareKeyProtector(sealer: Sealer): KeyProtector {
         checkFamily(ref, ['EC'], alg);
         const jwk = pub.export({ format: 'jwk' }) as JsonWebKey;
         const crv = JWK_CURVE[jwk.crv!]!;
-        if (EC_ALG[crv] !== alg) throw fail('key.invalid', `Algorithm ${alg} does not match the key curve ${crv}`, { field: 'alg' });
+        if (CURVE_SIGNATURE_ALGORITHM[crv] !== alg) throw fail('key.invalid', `Algorithm ${alg} does not match the key curve ${crv}`, { field: 'alg' });
         return verifyDigestEcdsa(crv, Buffer.from(jwk.x!, 'base64url'), Buffer.from(jwk.y!, 'base64url'), digest, signature);
       }
       checkFamily(ref, ['RSA'], alg);

@@ -78,6 +78,9 @@ export const SIGNATURE_ALGORITHMS = [
   'RSNULL',
 ] as const;
 export type SignatureAlgorithm = (typeof SIGNATURE_ALGORITHMS)[number];
+
+/** The one ECDSA algorithm each curve signs with (AKV's: ES256K is secp256k1's). */
+export const CURVE_SIGNATURE_ALGORITHM: Readonly<Record<CurveName, SignatureAlgorithm>> = { 'P-256': 'ES256', 'P-384': 'ES384', 'P-521': 'ES512', 'P-256K': 'ES256K' };
 /**
  * The encryption algorithms of encrypt/decrypt/wrapKey/unwrapKey: JWA's, and RFC 3394 / RFC 5649 AES key
  * wrap with any AES key size under their PKCS#11 names (Managed HSM). Any other name is refused.
