@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { isConclaveError } from './errors.js';
 import { MAX_JSON_DEPTH, canonicalJson, jsonTextTooDeep, parseJsonText } from './json.js';
 
@@ -10,6 +11,32 @@ describe('bounded JSON', () => {
     assert.equal(jsonTextTooDeep('{"a":"[[[[[[\\"[[["}', 1), false);
     assert.equal(jsonTextTooDeep(`${'['.repeat(MAX_JSON_DEPTH)}${']'.repeat(MAX_JSON_DEPTH)}`), false);
     assert.equal(jsonTextTooDeep(`${'['.repeat(MAX_JSON_DEPTH + 1)}${']'.repeat(MAX_JSON_DEPTH + 1)}`), true);
+  });
+
+  test('depth read from the text is the depth of the parsed value, for every limit, on random values whose strings and keys are full of brackets, quotes and backslashes', () => {
+    // A string's brackets are no depth, and an escaped quote (or an escaped backslash before a quote) does
+    // not end the string: compared with the depth of the value itself, each limit from 0 to one above it.
+    const text = fc.array(fc.constantFrom('[', ']', '{', '}', '"', '\\', '\\"', 'a', ':', ',', '\n', '\u2028'), { maxLength: 12 }).map((a) => a.join(''));
+    const { value } = fc.letrec((tie) => ({
+      value: fc.oneof(
+        { depthSize: 'small', maxDepth: 10 },
+        text,
+        fc.integer(),
+        fc.constant(null),
+        fc.array(tie('value'), { maxLength: 4 }),
+        fc.dictionary(text, tie('value'), { maxKeys: 3 }),
+      ),
+    }));
+    const depthOf = (v: unknown): number =>
+      v === null || typeof v !== 'object' ? 0 : 1 + Math.max(0, ...(Array.isArray(v) ? v : Object.values(v as Record<string, unknown>)).map(depthOf));
+    fc.assert(
+      fc.property(value, fc.constantFrom(undefined, 1, '\t'), (v, indent) => {
+        const json = JSON.stringify(v, null, indent);
+        const depth = depthOf(JSON.parse(json));
+        for (let limit = 0; limit <= depth + 1; limit++) assert.equal(jsonTextTooDeep(json, limit), depth > limit, `${json} at limit ${limit}`);
+      }),
+      { numRuns: 2000 },
+    );
   });
 
   test('a document a million levels deep is refused with a typed error, fast and without recursion', () => {
