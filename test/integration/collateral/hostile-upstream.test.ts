@@ -13,6 +13,10 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
 import { b64url } from '../../../src/core/bytes.js';
+import { parseAzureVtpmEvidence } from '../../../src/evidence/azure-vtpm/evidence.js';
+import { encodeGuestAttestationInfo } from '../../../src/evidence/azure-vtpm/guest.js';
+import { parseHclReport, parseHclRuntimeClaims } from '../../../src/evidence/azure-vtpm/hcl.js';
+import { akPublicAreaFromJwk } from '../../../src/evidence/tpm/testing.js';
 import { parseQuote } from '../../../src/evidence/dcap/index.js';
 import { parseCrl, pemToDer } from '../../../src/core/x509.js';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../fixtures.js';
@@ -410,6 +414,49 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
       const refused = rs.findIndex(busy);
       await attestAs('127.0.0.1', refused);
       assert.equal(vcekFetches(), n + 1, 'a miss refused as busy is fetched when asked again');
+    } finally {
+      up.setDelay(0);
+    }
+  });
+
+  test('anonymous AzureGuest attestations whose SEV-SNP report has no VCEK run under the caller’s miss budget too', async () => {
+    // The guest attestation document may leave the VCEK out: it is then fetched by the report's chip id and TCB
+    // before the vTPM quote or anything else is checked, as for the HCL form of /attest/SevSnpVm above.
+    const dir = ['amd', 'azure-cvm-hcl-milan-trustee'];
+    const ev = parseAzureVtpmEvidence(readFixture(...dir, 'evidence-v0.json'))!;
+    const hcl = parseHclReport(ev.hclReport);
+    assert.ok(Buffer.from(hcl.hwReport).equals(readFixture(...dir, 'snp_report.bin')));
+    const guestWithChip = (i: number) => {
+      const report = Buffer.from(hcl.hwReport);
+      report.fill(0x60 + i, 0x1a0, 0x1e0); // CHIP_ID
+      return encodeGuestAttestationInfo({
+        protocolVersion: '2.0',
+        os: { type: 'Linux', distro: 'Ubuntu', build: 'NotApplication', versionMajor: 22, versionMinor: 4 },
+        tcgLog: new Uint8Array(0),
+        clientPayload: {},
+        tpm: { aikCert: new Uint8Array(0), aikPub: akPublicAreaFromJwk(parseHclRuntimeClaims(hcl.runtimeData).hclAkPub!), quote: ev.tpmQuote.message, signature: ev.tpmQuote.signature, pcrs: ev.tpmQuote.pcrs },
+        isolation: { type: 'SevSnp', snpReport: report, vcekCertChainPem: undefined, runtimeData: hcl.runtimeData },
+      });
+    };
+    const attestAs = async (remoteAddress: string, i: number) => {
+      const r = await server.app.inject({ method: 'POST', url: '/attest/AzureGuest?api-version=2020-10-01', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ AttestationInfo: guestWithChip(i) }), remoteAddress });
+      return { status: r.statusCode, retryAfter: r.headers['retry-after'], error: (JSON.parse(r.body) as { error?: { code: string; message: string } }).error };
+    };
+    const busy = (r: { error?: { code: string } | undefined }) => r.error?.code === 'upstream.busy';
+    const vcekFetches = () => up.requests.filter((q) => q.includes('/vcek/v1/Milan/') && !q.includes('cert_chain') && !q.includes('/crl')).length;
+    clock = new Date(clock.getTime() + 31_000);
+    up.setDelay(400);
+    try {
+      const before = vcekFetches();
+      const burst = Promise.all(Array.from({ length: 12 }, (_, i) => attestAs('127.0.0.1', i)));
+      await new Promise((r) => setTimeout(r, 150));
+      const other = await attestAs('10.20.30.41', 20);
+      const rs = await burst;
+      assert.ok(!busy(other), `another client's AzureGuest attestation is not refused as busy: ${JSON.stringify(other)}`);
+      const refused = rs.filter(busy);
+      assert.ok(refused.length >= 8, `the first client's misses beyond its budget are refused as busy: ${rs.map((r) => r.error?.code).join(',')}`);
+      for (const r of refused) assert.deepEqual([r.status, r.retryAfter], [503, '1'], 'busy is 503 with Retry-After');
+      assert.ok(vcekFetches() - before <= 4 + 1, `at most the first client's budget (4) and the other's one VCEK fetch reached the upstream: ${vcekFetches() - before}`);
     } finally {
       up.setDelay(0);
     }
