@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fixturePath, readFixture, readFixtureJson, skipWithoutFixtures } from '../../test/fixtures.js';
+import { derToPem, pemToDer } from '../core/x509.js';
+import { encodeQuote, parseQuote } from '../evidence/dcap/index.js';
 import { verifyQuoteCommand } from './verify-quote.js';
 
 const skip = skipWithoutFixtures();
@@ -130,6 +132,35 @@ describe('conclave verify quote', { skip }, () => {
     } finally {
       for (const t of timers) clearInterval(t);
       server.closeAllConnections();
+      server.close();
+    }
+  });
+  test('--pccs: a PCK chain over the bound (a fourth certificate, or more than 32 KiB) is quote.pck_chain_invalid before any collateral is fetched', async () => {
+    const quote = parseQuote(readFixture('intel/tdx-v4-phala', 'quote.bin'));
+    const pem = Buffer.from(quote.signatureData.certificationData.data).toString('latin1').replace(/\0+$/, '');
+    const chain = pemToDer(pem);
+    const work = mkdtempSync(join(tmpdir(), 'conclave-quote-chain-'));
+    let requests = 0;
+    const server = createServer((_req, res) => {
+      requests++;
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const port = (server.address() as AddressInfo).port;
+      for (const [what, text] of [
+        ['the root twice', `${pem}${derToPem(chain[chain.length - 1]!)}`],
+        ['33 KiB of padding after the chain', `${pem}${' '.repeat(33 * 1024)}`],
+      ] as const) {
+        const file = join(work, 'quote.bin');
+        const data = new Uint8Array(Buffer.from(`${text}\0`, 'latin1'));
+        writeFileSync(file, encodeQuote({ ...quote, signatureData: { ...quote.signatureData, certificationData: { ...quote.signatureData.certificationData, data } } }));
+        const r = await run(file, { pccs: `http://127.0.0.1:${port}/`, at: '2025-06-20T00:00:00Z' });
+        assert.equal(r.code, 1, `${what}: ${r.out}${r.err}`);
+        assert.equal(JSON.parse(r.out).error.code, 'quote.pck_chain_invalid', what);
+        assert.equal(requests, 0, `${what}: nothing was asked of the PCCS`);
+      }
+    } finally {
       server.close();
     }
   });
