@@ -5,8 +5,8 @@
 import { readFile } from 'node:fs/promises';
 import { parsePckSgxExtension } from '../evidence/dcap/pck-extension.js';
 import { isConclaveError } from '../core/errors.js';
-import { parseCertificate, pemToDer } from '../core/x509.js';
-import { type QuoteCollateral, parseQuote, parseQuoteCollateral, teeOf, verifyQuote } from '../evidence/dcap/index.js';
+import { parseCertificate } from '../core/x509.js';
+import { type QuoteCollateral, parseQuote, parseQuoteCollateral, pckChainDers, teeOf, verifyQuote } from '../evidence/dcap/index.js';
 import { fetchQuoteCollateral } from '../upstream/pcs-collateral.js';
 import { evidenceBytes } from './input.js';
 
@@ -75,7 +75,8 @@ export async function verifyQuoteCommand(quoteFile: string, opts: VerifyQuoteCom
     let fmspc: string;
     let pckCa: 'processor' | 'platform';
     try {
-      const chain = pemToDer(Buffer.from(quote.signatureData.certificationData.data).toString('latin1'));
+      // The chain's bounds (3 certificates, 32 KiB) before anything is asked of the PCCS, as the service applies them.
+      const chain = pckChainDers(quote.signatureData.certificationData.data);
       const leaf = parseCertificate(chain[0] ?? new Uint8Array());
       fmspc = parsePckSgxExtension(leaf).fmspc;
       pckCa = leaf.issuerCN?.includes('Processor') ? 'processor' : 'platform';
