@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { readFixture, readFixtureJson, readFixtureText, skipWithoutFixtures } from '../../../test/fixtures.js';
 import { outcome } from '../../../test/helpers/verdict.js';
 import { type QuoteCollateral, collateralFromPcsResponses, parseQuoteCollateral } from './collateral.js';
 import { isConclaveError } from '../../core/errors.js';
 import { VerifierCache } from './cache.js';
 import { buildCollateral, buildSignedQuote, createDcapHierarchy, defaultQeIdentity, defaultTcbInfo, issueCertificate, issueCrl, signJson } from './testing.js';
-import { derToPem } from '../../core/x509.js';
-import { type QuoteVerificationResult, encodeQuote, parseQuote, verifyQuote, verifyQuoteAsync } from './index.js';
+import { derToPem, pemToDer } from '../../core/x509.js';
+import { type QuoteVerificationResult, encodeQuote, parseQuote, pckChainDers, verifyQuote, verifyQuoteAsync } from './index.js';
 
 const skip = skipWithoutFixtures();
 
@@ -559,6 +560,45 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     ] as const) {
       assert.throws(() => verify(text), (e) => isConclaveError(e, 'quote.pck_chain_invalid') && e.detail?.max === 3, what);
     }
+  });
+
+  test('bounded work: the BEGIN-line count agrees with what pemToDer decodes: whatever the text, pckChainDers refuses it or returns pemToDer\'s certificates, at most 3 (random texts of PEM fragments, overlapping and split markers, odd case and spacing, other labels)', () => {
+    // Markers sharing their dashes ("-----END CERTIFICATE-----BEGIN CERTIFICATE-----"), split or in lower case,
+    // other PEM labels, NULs: more than 3 certificates never reach the parser, and what is returned is what
+    // pemToDer reads (the verifier and the service parse no other list).
+    const fragment = fc.constantFrom(
+      '-----BEGIN CERTIFICATE-----MAA=-----END CERTIFICATE-----',
+      '-----BEGIN CERTIFICATE-----\nMAA=\n-----END CERTIFICATE-----\n',
+      '-----BEGIN CERTIFICATE-----',
+      '-----END CERTIFICATE-----',
+      'BEGIN CERTIFICATE-----',
+      '-----BEGIN CERTIFICATE----',
+      '-----begin certificate-----',
+      '-----BEGIN  CERTIFICATE-----',
+      '-----BEGIN X509 CERTIFICATE-----',
+      '-----BEGIN TRUSTED CERTIFICATE-----',
+      '-----',
+      'MAA=',
+      '\n',
+      ' ',
+      '\0',
+    );
+    fc.assert(
+      fc.property(fc.array(fragment, { maxLength: 40 }), (parts) => {
+        const data = new Uint8Array(Buffer.from(parts.join(''), 'latin1'));
+        const decoded = pemToDer(parts.join(''));
+        let ders: Uint8Array[];
+        try {
+          ders = pckChainDers(data);
+        } catch (e) {
+          assert.ok(isConclaveError(e, 'quote.pck_chain_invalid') && e.detail?.max === 3);
+          return;
+        }
+        assert.ok(ders.length <= 3, `${ders.length} certificates returned`);
+        assert.deepEqual(ders, decoded);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   test('the PCK CRL of another PCK CA under the same root is crl.invalid (pin: Processor vs Platform CA; same name, other key)', () => {
