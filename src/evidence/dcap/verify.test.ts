@@ -544,6 +544,9 @@ describe('verifyQuote with a hierarchy of our own (testing.ts)', () => {
     ] as const) {
       expectCode(() => verify(ders), 'quote.pck_chain_invalid', what);
     }
+    // QVL 4.1.2.4.5: the leaf must be a PCK certificate by name, whatever the PCK CA issued besides.
+    const notPck = issueCertificate({ subjectCN: 'Intel SGX TCB Signing', issuer: h.pckCa, ca: false, notBefore: h.notBefore, notAfter: h.notAfter });
+    expectCode(() => verify([notPck.der, h.pckCa.der]), 'quote.pck_chain_invalid', 'a leaf the PCK CA issued that is not named a PCK certificate');
   });
 
   test('bounded work: a PCK chain of more than leaf, PCK CA and root is refused before any certificate is parsed (quote.pck_chain_invalid naming the bound)', () => {
