@@ -370,6 +370,25 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
     }
   });
 
+  type Attested = { status: number; error?: { code: string; message: string } | undefined };
+  const busy = (r: Attested) => r.error?.code === 'upstream.busy';
+  const vcekFetches = () => up.requests.filter((q) => q.includes('/vcek/v1/Milan/') && !q.includes('cert_chain') && !q.includes('/crl')).length;
+
+  /**
+   * Twelve attestations from 127.0.0.1 (the i-th names chip id i) with the upstream slowed to 400 ms, and while
+   * they wait one from `bystander` (chip id 20): their answers, and how many VCEK fetches reached the upstream.
+   */
+  async function burstAndBystander<R extends Attested>(attestAs: (remoteAddress: string, i: number) => Promise<R>, bystander: string) {
+    clock = new Date(clock.getTime() + 31_000);
+    up.setDelay(400);
+    const before = vcekFetches();
+    const burst = Promise.all(Array.from({ length: 12 }, (_, i) => attestAs('127.0.0.1', i)));
+    await new Promise((r) => setTimeout(r, 150));
+    const other = await attestAs(bystander, 20);
+    const rs = await burst;
+    return { rs, other, fetched: vcekFetches() - before };
+  }
+
   test('anonymous SEV-SNP attestations that make the service fetch a VCEK (an invented chip id each) run under the caller’s miss budget; a failed one is not fetched again', async () => {
     // The Azure CVM form (HCL report) carries no certificate: the VCEK is fetched by the report's chip id and
     // TCB before anything in the report can be verified, so each invented chip id is a miss an anonymous
@@ -389,19 +408,11 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
       const r = await server.app.inject({ method: 'POST', url: '/attest/SevSnpVm?api-version=2022-08-01', headers: { 'content-type': 'application/json' }, payload: JSON.stringify(withChip(i)), remoteAddress });
       return { status: r.statusCode, error: (JSON.parse(r.body) as { error?: { code: string; message: string } }).error };
     };
-    const busy = (r: { error?: { code: string } | undefined }) => r.error?.code === 'upstream.busy';
-    const vcekFetches = () => up.requests.filter((q) => q.includes('/vcek/v1/Milan/') && !q.includes('cert_chain') && !q.includes('/crl')).length;
-    clock = new Date(clock.getTime() + 31_000);
-    up.setDelay(400);
     try {
-      const before = vcekFetches();
-      const burst = Promise.all(Array.from({ length: 12 }, (_, i) => attestAs('127.0.0.1', i)));
-      await new Promise((r) => setTimeout(r, 150));
-      const other = await attestAs('10.20.30.40', 20);
-      const rs = await burst;
+      const { rs, other, fetched } = await burstAndBystander(attestAs, '10.20.30.40');
       assert.ok(!busy(other), `another client's attestation is not refused as busy: ${JSON.stringify(other)}`);
       assert.ok(rs.filter(busy).length >= 8, `the first client's misses beyond its budget are refused as busy: ${rs.map((r) => r.error?.code).join(',')}`);
-      assert.ok(vcekFetches() - before <= 4 + 1, `at most the first client's budget (4) and the other's one VCEK fetch reached the upstream: ${vcekFetches() - before}`);
+      assert.ok(fetched <= 4 + 1, `at most the first client's budget (4) and the other's one VCEK fetch reached the upstream: ${fetched}`);
       // A miss that failed (the stand-in answers another chip's VCEK) is answered from memory for a while.
       up.setDelay(0);
       const failed = rs.findIndex((r) => !busy(r));
@@ -442,21 +453,13 @@ describe('hostile collateral upstreams: rolled back, mis-targeted, slow, oversiz
       const r = await server.app.inject({ method: 'POST', url: '/attest/AzureGuest?api-version=2020-10-01', headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ AttestationInfo: guestWithChip(i) }), remoteAddress });
       return { status: r.statusCode, retryAfter: r.headers['retry-after'], error: (JSON.parse(r.body) as { error?: { code: string; message: string } }).error };
     };
-    const busy = (r: { error?: { code: string } | undefined }) => r.error?.code === 'upstream.busy';
-    const vcekFetches = () => up.requests.filter((q) => q.includes('/vcek/v1/Milan/') && !q.includes('cert_chain') && !q.includes('/crl')).length;
-    clock = new Date(clock.getTime() + 31_000);
-    up.setDelay(400);
     try {
-      const before = vcekFetches();
-      const burst = Promise.all(Array.from({ length: 12 }, (_, i) => attestAs('127.0.0.1', i)));
-      await new Promise((r) => setTimeout(r, 150));
-      const other = await attestAs('10.20.30.41', 20);
-      const rs = await burst;
+      const { rs, other, fetched } = await burstAndBystander(attestAs, '10.20.30.41');
       assert.ok(!busy(other), `another client's AzureGuest attestation is not refused as busy: ${JSON.stringify(other)}`);
       const refused = rs.filter(busy);
       assert.ok(refused.length >= 8, `the first client's misses beyond its budget are refused as busy: ${rs.map((r) => r.error?.code).join(',')}`);
       for (const r of refused) assert.deepEqual([r.status, r.retryAfter], [503, '1'], 'busy is 503 with Retry-After');
-      assert.ok(vcekFetches() - before <= 4 + 1, `at most the first client's budget (4) and the other's one VCEK fetch reached the upstream: ${vcekFetches() - before}`);
+      assert.ok(fetched <= 4 + 1, `at most the first client's budget (4) and the other's one VCEK fetch reached the upstream: ${fetched}`);
     } finally {
       up.setDelay(0);
     }
